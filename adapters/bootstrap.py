@@ -1,0 +1,141 @@
+"""The composition root: `open_ledger(url)` wires store, services, processors, queries."""
+
+from __future__ import annotations
+
+import inspect
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+
+from adapters.queries import Queries
+from adapters.store import LedgerApplication, StoreConfig, parse_url
+from domain.actions import ActionMonitor, ActionProcessor, ActionValidator
+from domain.errors import LedgerError, StoreUnavailable
+from domain.keypair import KeyPair, KeyPairService
+from domain.keypair_resource_policy import (
+    SYSTEM_POLICY,
+    KeyPairResourcePolicy,
+    KeyPairResourcePolicyCreator,
+    KeyPairResourcePolicyService,
+)
+from projections.engine import ProjectionRunner, ReadModels
+from projections.history import HistoryProjection
+from projections.keypairs import KeyPairsProjection
+from projections.policies import PoliciesProjection
+
+
+class Services:
+    def __init__(self, app: LedgerApplication) -> None:
+        store = app.store
+        self.keypair_resource_policy = KeyPairResourcePolicyService(store)
+        self.keypair = KeyPairService(store)
+
+
+class ServiceProcessors:
+    """One `ActionProcessor` per public async method of a service, under the same name."""
+
+    def __init__(
+        self, service: object, validators: list[ActionValidator], monitors: list[ActionMonitor]
+    ) -> None:
+        self._processors: dict[str, ActionProcessor[Any, Any]] = {
+            name: ActionProcessor(method, validators, monitors)
+            for name, method in inspect.getmembers(service, inspect.iscoroutinefunction)
+            if not name.startswith("_")
+        }
+
+    def __getattr__(self, name: str) -> ActionProcessor[Any, Any]:
+        try:
+            return self._processors[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Processors:
+    def __init__(
+        self,
+        services: Services,
+        validators: list[ActionValidator] | None = None,
+        monitors: list[ActionMonitor] | None = None,
+    ) -> None:
+        v, m = validators or [], monitors or []
+        self.keypair_resource_policy = ServiceProcessors(services.keypair_resource_policy, v, m)
+        self.keypair = ServiceProcessors(services.keypair, v, m)
+
+
+class Ledger:
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        _ensure_schema(config)
+        try:
+            self.app = LedgerApplication(config)
+        except LedgerError:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot open the event store: {exc}") from exc
+        self.read_models = ReadModels(config.read_model_url, config.connect_args)
+        metadata = sa.MetaData()
+        policies, keypairs = PoliciesProjection(metadata), KeyPairsProjection(metadata)
+        history = HistoryProjection(metadata, [KeyPairResourcePolicy, KeyPair])
+        self.runner = ProjectionRunner(
+            self.read_models, self.app.recorder, self.app.mapper, [policies, keypairs, history]
+        )
+        self.runner.setup()
+        self.services = Services(self.app)
+        self.processors = Processors(self.services)
+        self.queries = Queries(self.read_models, self.runner, policies, keypairs, history)
+        self._ensure_system_policy()
+
+    def _ensure_system_policy(self) -> None:
+        """Every ledger holds the undeletable system policy `default`."""
+
+        def create() -> None:
+            if (
+                self.app.get(KeyPairResourcePolicy.id_for(SYSTEM_POLICY), KeyPairResourcePolicy)
+                is None
+            ):
+                fields = KeyPairResourcePolicyCreator(name=SYSTEM_POLICY).fields_json()
+                self.app.save(KeyPairResourcePolicy.create(SYSTEM_POLICY, fields))
+
+        self.app.run(create, "keypair_resource_policy", "create")
+
+    def close(self) -> None:
+        self.app.close()
+        self.read_models.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_ledger(url: str | None = None) -> Ledger:
+    """Opens the ledger at `url` (default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db)."""
+    return Ledger(parse_url(url))
+
+
+def _ensure_schema(config: StoreConfig) -> None:
+    if config.kind != "postgresql" or not config.schema:
+        return
+    import psycopg
+
+    env = config.env
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=5,
+            autocommit=True,
+        ) as conn:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{config.schema}"')
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot prepare schema {config.schema!r}: {exc}") from exc

@@ -1,0 +1,100 @@
+"""Queries answered from the read models, after catching up with every stored event."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from domain.keypair.actions import KeyPairData
+from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
+from projections.engine import ProjectionRunner, ReadModels
+from projections.history import HistoryProjection
+from projections.keypairs import KeyPairsProjection
+from projections.policies import PoliciesProjection
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event in an entity's history. Readable as attributes or as a mapping."""
+
+    position: int
+    entity_type: str
+    entity_id: str
+    version: int
+    event: str
+    occurred_at: datetime
+    action_id: str | None
+    request_id: str | None
+    actor: dict[str, Any]
+    changes: dict[str, dict[str, Any]]
+    details: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "occurred_at": self.occurred_at.isoformat()}
+
+
+class Queries:
+    def __init__(
+        self,
+        read_models: ReadModels,
+        runner: ProjectionRunner,
+        policies: PoliciesProjection,
+        keypairs: KeyPairsProjection,
+        history: HistoryProjection,
+    ) -> None:
+        self._db = read_models
+        self._runner = runner
+        self._policies = policies
+        self._keypairs = keypairs
+        self._history = history
+
+    def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+        # Read-your-writes: every command that returned before this query is visible.
+        self._runner.catch_up()
+        with self._db.connect() as conn:
+            return list(conn.execute(statement))
+
+    def keypair_resource_policy(self, name: str) -> KeyPairResourcePolicyData | None:
+        rows = self._rows(self._policies.live().where(self._policies.rows.c.key == name))
+        return _policy(rows[0]) if rows else None
+
+    def keypair_resource_policies(self) -> list[KeyPairResourcePolicyData]:
+        return [
+            _policy(row)
+            for row in self._rows(self._policies.live().order_by(self._policies.rows.c.key))
+        ]
+
+    def keypair(self, access_key: str) -> KeyPairData | None:
+        rows = self._rows(self._keypairs.live().where(self._keypairs.rows.c.key == access_key))
+        return KeyPairData.from_fields(rows[0].key, rows[0].fields) if rows else None
+
+    def keypairs(self, resource_policy: str | None = None) -> list[KeyPairData]:
+        statement = self._keypairs.live().order_by(self._keypairs.rows.c.key)
+        found = [KeyPairData.from_fields(row.key, row.fields) for row in self._rows(statement)]
+        return [k for k in found if resource_policy in (None, k.resource_policy)]
+
+    def history(self, entity_type: str, entity_id: str) -> list[HistoryEntry]:
+        entries = self._history.entries
+        statement = (
+            sa.select(entries)
+            .where(entries.c.entity_type == entity_type, entries.c.entity_id == str(entity_id))
+            .order_by(entries.c.position)
+        )
+        return [HistoryEntry(**row._asdict()) for row in self._rows(statement)]
+
+
+def _policy(row: sa.Row[Any]) -> KeyPairResourcePolicyData:
+    return KeyPairResourcePolicyData.from_fields(row.key, _aware(row.created_at), row.fields)
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything the ledger stores is UTC.
+    from datetime import UTC
+
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -1,0 +1,190 @@
+"""The event store: the library's own recorders, configured from one URL.
+
+`sqlite:///path` (embedded default, one file, WAL), `sqlite:///:memory:` (tests),
+`postgresql://user[:password]@host[:port]/db[?schema=name]` (production).
+Append-only is enforced by database triggers installed here; every stored event is
+stamped with the current action context by `StampingMapper`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, StoredEvent
+
+from domain.actions.context import SYSTEM, action_context, current_context
+from domain.errors import ConcurrentModification, InvalidAPIParameters, StoreUnavailable
+from domain.keypair.aggregate import KeyPair
+from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+DEFAULT_URL = "sqlite:///ledger.db"
+EVENTS_TABLE = {"sqlite": "stored_events", "postgresql": "ledger_events"}
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    kind: str  # "sqlite" or "postgresql"
+    env: dict[str, str]
+    read_model_url: str
+    schema: str | None = None
+    connect_args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events_table(self) -> str:
+        return EVENTS_TABLE[self.kind]
+
+
+def parse_url(url: str | None) -> StoreConfig:
+    """Turns a ledger URL into the library's settings and a read-model URL."""
+    url = url or os.environ.get("LEDGER_DATABASE_URL") or DEFAULT_URL
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute/path.db
+        path = unquote(url.split("://", 1)[1][1:]) if url.count("/") >= 3 else ""
+        if not path:
+            raise InvalidAPIParameters("a sqlite URL needs a path or :memory:", field="url")
+        if path == ":memory:":
+            # A named shared-cache database: every pooled connection sees the same events.
+            db_name = f"file:ledger-{uuid.uuid4().hex}?mode=memory&cache=shared"
+            read_url = "sqlite://"
+        else:
+            db_name = str(Path(path))
+            read_url = f"sqlite:///{db_name}"
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": db_name,
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+        return StoreConfig("sqlite", env, read_url, connect_args={"timeout": 30})
+    if scheme in ("postgresql", "postgres"):
+        query = parse_qs(parts.query)
+        schema = query.get("schema", [""])[0] or None
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": "30",
+            "POSTGRES_SCHEMA": schema or "",
+        }
+        auth = parts.netloc
+        read_url = f"postgresql+psycopg://{auth}{parts.path or '/postgres'}"
+        connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+        return StoreConfig("postgresql", env, read_url, schema, connect_args)
+    raise InvalidAPIParameters(f"unsupported database URL scheme {parts.scheme!r}", field="url")
+
+
+class StampingMapper(Mapper[uuid.UUID]):
+    """Stamps the action context (action id, request id, actor) on every stored event."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[uuid.UUID]) -> StoredEvent:
+        if "meta" not in vars(domain_event):
+            ctx = current_context() or SYSTEM
+            # Events are frozen dataclasses; the stamp is added once, just before storing.
+            object.__setattr__(domain_event, "meta", ctx.stamp())
+        return super().to_stored_event(domain_event)
+
+
+class LedgerApplication(Application[uuid.UUID]):
+    """The event store and the aggregate store port the services use."""
+
+    name = "Ledger"
+    snapshotting_intervals = {KeyPairResourcePolicy: 100, KeyPair: 100}
+    max_attempts = 20
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        super().__init__(env={**config.env, "MAPPER_TOPIC": "adapters.store:StampingMapper"})
+        install_append_only_triggers(self)
+
+    def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        except PersistenceError as exc:
+            raise StoreUnavailable(f"event store read failed: {exc}") from exc
+        if not isinstance(aggregate, cls):
+            raise TypeError(
+                f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}"
+            )
+        return aggregate
+
+    def save_all(self, *aggregates: Aggregate | None) -> None:
+        self.save(*aggregates)
+
+    def run(self, command: Callable[[], R], entity_type: str, operation: str) -> R:
+        with action_context(None, entity_type, operation):
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    return command()
+                except IntegrityError:
+                    if attempt == self.max_attempts:
+                        raise ConcurrentModification(
+                            f"{entity_type} {operation}: gave up after {attempt} conflicting attempts"
+                        ) from None
+                    # Jittered backoff so that colliding writers spread out.
+                    time.sleep(random.uniform(0, 0.002 * attempt))
+                except PersistenceError as exc:
+                    raise StoreUnavailable(f"event store write failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    @property
+    def store(self) -> AggregateStoreAdapter:
+        return AggregateStoreAdapter(self)
+
+
+class AggregateStoreAdapter:
+    """`domain.base.AggregateStore` over the application."""
+
+    def __init__(self, app: LedgerApplication) -> None:
+        self.get = app.get
+        self.save = app.save_all
+        self.run = app.run
+
+
+def install_append_only_triggers(app: LedgerApplication) -> None:
+    """UPDATE and DELETE (and TRUNCATE on PostgreSQL) on the events table fail."""
+    table = app.config.events_table
+    datastore = app.recorder.datastore  # type: ignore[attr-defined]
+    if app.config.kind == "sqlite":
+        statements = [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} on {table} refused'); END"
+            for op in ("UPDATE", "DELETE")
+        ]
+    else:
+        schema = app.config.schema or "public"
+        qualified = f'"{schema}"."{table}"'
+        statements = [
+            f'CREATE OR REPLACE FUNCTION "{schema}".ledger_append_only() RETURNS trigger '
+            "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
+            "'the ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME; END $$",
+            f"CREATE OR REPLACE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {qualified} "
+            f'FOR EACH ROW EXECUTE FUNCTION "{schema}".ledger_append_only()',
+            f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {qualified} "
+            f'FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".ledger_append_only()',
+        ]
+    with datastore.transaction(commit=True) as cursor:
+        if app.config.kind == "postgresql":
+            # Two processes opening one ledger at once must not race on the DDL.
+            cursor.execute("SELECT pg_advisory_xact_lock(7412001)")
+        for statement in statements:
+            cursor.execute(statement)

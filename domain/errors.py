@@ -1,0 +1,145 @@
+"""The ledger's one exception hierarchy.
+
+Every error a caller can see is a `LedgerError` with a stable code
+(`domain_operation_detail`, as Backend.AI's error codes) and an HTTP-like status.
+Library exceptions are translated at the boundary that meets them, never passed on.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LedgerError(Exception):
+    """Base class of every error the ledger raises on purpose."""
+
+    status: ClassVar[int] = 500
+    error_domain: ClassVar[str] = "ledger"
+    error_operation: ClassVar[str] = "generic"
+    error_detail: ClassVar[str] = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def code(self) -> str:
+        return f"{self.error_domain}_{self.error_operation}_{self.error_detail}"
+
+
+class InvalidAPIParameters(LedgerError, ValueError):
+    """Bad input. A ValueError too, so validators inside pydantic models may raise it."""
+
+    status = 400
+    error_detail = "invalid_parameters"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+        self.reason = message
+
+
+class ObjectNotFound(LedgerError):
+    status = 404
+    error_detail = "not_found"
+
+    def __init__(self, message: str, *, entity_type: str = "", entity_id: str = "") -> None:
+        super().__init__(message)
+        self.entity_type = entity_type
+        self.entity_id = entity_id
+
+
+class InsufficientPermission(LedgerError):
+    status = 403
+    error_domain = "permission"
+    error_detail = "forbidden"
+
+
+class ConcurrentModification(LedgerError):
+    """Optimistic retries were exhausted: another writer kept changing the same stream."""
+
+    status = 409
+    error_detail = "conflict"
+
+
+class StoreUnavailable(LedgerError):
+    """The event store or read model database could not be reached or refused the work."""
+
+    status = 503
+    error_detail = "unavailable"
+
+
+# Keypair resource policies
+
+
+class KeyPairResourcePolicyError(LedgerError):
+    error_domain = "keypair_resource_policy"
+
+
+class DuplicatePolicyName(KeyPairResourcePolicyError):
+    status = 409
+    error_operation = "create"
+    error_detail = "duplicate_name"
+
+
+class PolicyInUse(KeyPairResourcePolicyError):
+    status = 409
+    error_operation = "delete"
+    error_detail = "in_use"
+
+
+class SystemPolicyNotDeletable(KeyPairResourcePolicyError):
+    status = 403
+    error_operation = "delete"
+    error_detail = "system_policy"
+
+
+class CircularPolicyReference(KeyPairResourcePolicyError):
+    status = 400
+    error_detail = "circular_reference"
+
+
+# Keypairs
+
+
+class DuplicateAccessKey(LedgerError):
+    status = 409
+    error_domain = "keypair"
+    error_operation = "create"
+    error_detail = "duplicate_access_key"
+
+
+# Groups
+
+
+class GroupError(LedgerError):
+    error_domain = "group"
+
+
+class GroupNotFound(GroupError, ObjectNotFound):
+    status = 404
+    error_detail = "not_found"
+
+
+class DuplicateGroupName(GroupError):
+    status = 409
+    error_operation = "create"
+    error_detail = "duplicate_name"
+
+
+class PurgeGroupActionActiveKernelsError(GroupError):
+    status = 409
+    error_operation = "purge"
+    error_detail = "active_kernels"
+
+
+class PurgeGroupActionActiveEndpointsError(GroupError):
+    status = 409
+    error_operation = "purge"
+    error_detail = "active_endpoints"
+
+
+class PurgeGroupActionVFoldersMountedToActiveKernelsError(GroupError):
+    status = 409
+    error_operation = "purge"
+    error_detail = "vfolders_mounted"

@@ -1,0 +1,107 @@
+"""Keypair actions: what policy assignment and "policy in use" need."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from domain.actions import BaseAction, BaseActionResult
+from domain.errors import InvalidAPIParameters
+from domain.keypair.aggregate import ENTITY_TYPE
+from domain.validation import EntityName, UUIDField, field_of, optional_state_of, parse_name
+from domain.values import OptionalState
+
+
+def parse_access_key(raw: Any, field: str) -> str:
+    key = parse_name(raw, field, max_length=128)
+    if any(ch.isspace() for ch in key):
+        raise InvalidAPIParameters("must not contain whitespace", field=field)
+    return key
+
+
+AccessKey = Annotated[str, field_of(parse_access_key)]
+
+
+class KeyPairAction(BaseAction):
+    access_key: AccessKey
+
+    @classmethod
+    def entity_type(cls) -> str:
+        return ENTITY_TYPE
+
+    def entity_id(self) -> str | None:
+        return self.access_key
+
+
+class CreateKeyPairAction(KeyPairAction):
+    user_id: UUIDField
+    domain_name: EntityName
+    resource_policy: EntityName
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "create"
+
+    def fields_json(self) -> dict[str, Any]:
+        return {
+            "user_id": str(self.user_id),
+            "domain_name": self.domain_name,
+            "resource_policy": self.resource_policy,
+        }
+
+
+class ModifyKeyPairAction(KeyPairAction):
+    resource_policy: Annotated[OptionalState[str], optional_state_of(parse_name)] = (
+        OptionalState.nop()
+    )
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "modify"
+
+
+class DeleteKeyPairAction(KeyPairAction):
+    @classmethod
+    def operation_type(cls) -> str:
+        return "delete"
+
+
+@dataclass(frozen=True)
+class KeyPairData:
+    access_key: str
+    user_id: uuid.UUID
+    domain_name: str
+    resource_policy: str
+
+    @classmethod
+    def from_fields(cls, access_key: str, fields: dict[str, Any]) -> KeyPairData:
+        return cls(
+            access_key,
+            uuid.UUID(fields["user_id"]),
+            fields["domain_name"],
+            fields["resource_policy"],
+        )
+
+
+@dataclass(frozen=True)
+class _KeyPairResult(BaseActionResult):
+    keypair: KeyPairData
+
+    def entity_id(self) -> str | None:
+        return self.keypair.access_key
+
+
+@dataclass(frozen=True)
+class CreateKeyPairActionResult(_KeyPairResult):
+    pass
+
+
+@dataclass(frozen=True)
+class ModifyKeyPairActionResult(_KeyPairResult):
+    pass
+
+
+@dataclass(frozen=True)
+class DeleteKeyPairActionResult(_KeyPairResult):
+    """Carries the keypair as it was just before the delete."""

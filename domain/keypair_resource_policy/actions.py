@@ -1,0 +1,90 @@
+"""Actions and results of the keypair resource policy service (seed 000 names)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import field_validator
+
+from domain.actions import BaseAction, BaseActionResult
+from domain.keypair_resource_policy.aggregate import ENTITY_TYPE
+from domain.keypair_resource_policy.types import (
+    KeyPairResourcePolicyCreator,
+    KeyPairResourcePolicyData,
+    KeyPairResourcePolicyModifier,
+)
+from domain.validation import EntityName
+
+
+class KeypairResourcePolicyAction(BaseAction):
+    @classmethod
+    def entity_type(cls) -> str:
+        return ENTITY_TYPE
+
+
+class CreateKeyPairResourcePolicyAction(KeypairResourcePolicyAction):
+    creator: KeyPairResourcePolicyCreator
+
+    @field_validator("creator", mode="before")
+    @classmethod
+    def _coerce(cls, raw: Any) -> Any:
+        return KeyPairResourcePolicyCreator(**raw) if isinstance(raw, dict) else raw
+
+    def entity_id(self) -> str | None:
+        return self.creator.name
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "create"
+
+
+class ModifyKeyPairResourcePolicyAction(KeypairResourcePolicyAction):
+    name: EntityName
+    modifier: KeyPairResourcePolicyModifier
+
+    @field_validator("modifier", mode="before")
+    @classmethod
+    def _coerce(cls, raw: Any) -> Any:
+        return KeyPairResourcePolicyModifier(**raw) if isinstance(raw, dict) else raw
+
+    def entity_id(self) -> str | None:
+        return self.name
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "modify"
+
+
+class DeleteKeyPairResourcePolicyAction(KeypairResourcePolicyAction):
+    name: EntityName
+
+    def entity_id(self) -> str | None:
+        return self.name
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "delete"
+
+
+@dataclass(frozen=True)
+class _PolicyResult(BaseActionResult):
+    keypair_resource_policy: KeyPairResourcePolicyData
+
+    def entity_id(self) -> str | None:
+        return self.keypair_resource_policy.name
+
+
+@dataclass(frozen=True)
+class CreateKeyPairResourcePolicyActionResult(_PolicyResult):
+    pass
+
+
+@dataclass(frozen=True)
+class ModifyKeyPairResourcePolicyActionResult(_PolicyResult):
+    pass
+
+
+@dataclass(frozen=True)
+class DeleteKeyPairResourcePolicyActionResult(_PolicyResult):
+    """Carries the policy as it was just before the delete."""

@@ -1,0 +1,75 @@
+"""The keypair resource policy aggregate.
+
+Events: Created, Recreated, Modified, Deleted (from `Entity`), KeyPairAssigned and
+KeyPairUnassigned. A policy's stream id is derived from its name, so the stream is its
+own name index: creating version 1 twice conflicts in the store, deleting releases the
+name, and a policy created again continues the same stream, so every incarnation stays
+in one history. Keypair assignments are recorded here so that deleting a policy and
+assigning it to a keypair conflict in the store: "policy in use" cannot race.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from domain.base import Entity
+from domain.errors import DuplicatePolicyName, LedgerError, PolicyInUse, SystemPolicyNotDeletable
+
+SYSTEM_POLICY = "default"
+ENTITY_TYPE = "keypair_resource_policy"
+
+
+class KeyPairResourcePolicy(Entity):
+    ENTITY_TYPE = ENTITY_TYPE
+
+    class KeyPairAssigned(Entity.Event):
+        """A keypair now uses this policy."""
+
+        access_key: str
+
+        def apply(self, aggregate: KeyPairResourcePolicy) -> None:
+            aggregate.keypairs[self.access_key] = True
+
+    class KeyPairUnassigned(Entity.Event):
+        """A keypair no longer uses this policy."""
+
+        access_key: str
+
+        def apply(self, aggregate: KeyPairResourcePolicy) -> None:
+            aggregate.keypairs.pop(self.access_key, None)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keypairs: dict[str, bool] = {}
+
+    @property
+    def name(self) -> str:
+        return self.key
+
+    def assign(self, access_key: str) -> None:
+        self.require_live()
+        if access_key not in self.keypairs:
+            self.trigger_event(self.KeyPairAssigned, access_key=access_key)
+
+    def unassign(self, access_key: str) -> None:
+        # No liveness check: a keypair must always be able to let go of its policy.
+        if access_key in self.keypairs:
+            self.trigger_event(self.KeyPairUnassigned, access_key=access_key)
+
+    def check_deletable(self) -> None:
+        if self.key == SYSTEM_POLICY:
+            raise SystemPolicyNotDeletable(f"the system policy {SYSTEM_POLICY!r} cannot be deleted")
+        if self.keypairs:
+            users = sorted(self.keypairs)
+            more = f" and {len(users) - 5} more" if len(users) > 5 else ""
+            raise PolicyInUse(
+                f"keypair resource policy {self.key!r} is used by {len(users)} keypair(s): "
+                f"{', '.join(users[:5])}{more}"
+            )
+
+    def duplicate(self) -> LedgerError:
+        return DuplicatePolicyName(f"keypair resource policy {self.key!r} already exists")
+
+
+def policy_id(name: str) -> uuid.UUID:
+    return KeyPairResourcePolicy.id_for(name)

@@ -1,0 +1,193 @@
+"""Creator, modifier and data of a keypair resource policy (fields as in REFERENCE.md)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import model_validator
+
+from domain.validation import (
+    EntityName,
+    LedgerModel,
+    NonNegativeInt,
+    NullableNonNegativeInt,
+    NullableSlots,
+    PositiveInt,
+    Slots,
+    VFolderHosts,
+    field_of,
+    optional_state_of,
+    parse_default_for_unspecified,
+    parse_hosts,
+    parse_int,
+    parse_positive_int,
+    parse_slots,
+    tri_state_of,
+)
+from domain.values import (
+    DefaultForUnspecified,
+    OptionalState,
+    ResourceSlot,
+    TriState,
+    VFolderHostPermissionMap,
+)
+
+DEPRECATED_FIELDS = ("max_vfolder_count", "max_vfolder_size", "max_quota_scope_size")
+
+
+def _warn_deprecated(names: list[str]) -> None:
+    if names:
+        warnings.warn(
+            f"{', '.join(names)}: deprecated keypair resource policy field(s); "
+            "stored for compatibility but not enforced",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+
+
+def to_json(value: Any) -> Any:
+    """The JSON form a field takes inside events and read models."""
+    if isinstance(value, ResourceSlot | VFolderHostPermissionMap):
+        return value.to_json()
+    if isinstance(value, DefaultForUnspecified):
+        return value.name
+    return value
+
+
+class KeyPairResourcePolicyCreator(LedgerModel):
+    name: EntityName
+    default_for_unspecified: Annotated[
+        DefaultForUnspecified, field_of(parse_default_for_unspecified)
+    ] = DefaultForUnspecified.LIMITED
+    total_resource_slots: Slots = ResourceSlot()
+    max_session_lifetime: NullableNonNegativeInt = 0
+    max_concurrent_sessions: NonNegativeInt = 30
+    max_pending_session_count: NullableNonNegativeInt = None
+    max_pending_session_resource_slots: NullableSlots = None
+    max_concurrent_sftp_sessions: NonNegativeInt = 1
+    max_containers_per_session: PositiveInt = 1
+    idle_timeout: NullableNonNegativeInt = 1800
+    allowed_vfolder_hosts: VFolderHosts = VFolderHostPermissionMap()
+    max_vfolder_count: NullableNonNegativeInt = None
+    max_vfolder_size: NullableNonNegativeInt = None
+    max_quota_scope_size: NullableNonNegativeInt = None
+
+    @model_validator(mode="after")
+    def _deprecations(self) -> KeyPairResourcePolicyCreator:
+        _warn_deprecated([f for f in DEPRECATED_FIELDS if getattr(self, f) is not None])
+        return self
+
+    def fields_json(self) -> dict[str, Any]:
+        return {f: to_json(getattr(self, f)) for f in POLICY_FIELDS}
+
+
+POLICY_FIELDS: tuple[str, ...] = tuple(
+    f for f in KeyPairResourcePolicyCreator.model_fields if f != "name"
+)
+
+
+def _opt(parse: Any) -> Any:
+    return optional_state_of(parse)
+
+
+class KeyPairResourcePolicyModifier(LedgerModel):
+    """Every field is left alone unless given; plain values mean update, None means null.
+
+    `max_session_lifetime`, `idle_timeout` and the two pending fields can be nullified
+    (unlimited); so can the deprecated fields.
+    """
+
+    default_for_unspecified: Annotated[
+        OptionalState[DefaultForUnspecified], _opt(parse_default_for_unspecified)
+    ] = OptionalState.nop()
+    total_resource_slots: Annotated[OptionalState[ResourceSlot], _opt(parse_slots)] = (
+        OptionalState.nop()
+    )
+    max_session_lifetime: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
+    max_concurrent_sessions: Annotated[OptionalState[int], _opt(parse_int)] = OptionalState.nop()
+    max_pending_session_count: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
+    max_pending_session_resource_slots: Annotated[
+        TriState[ResourceSlot], tri_state_of(parse_slots)
+    ] = TriState.nop()
+    max_concurrent_sftp_sessions: Annotated[OptionalState[int], _opt(parse_int)] = (
+        OptionalState.nop()
+    )
+    max_containers_per_session: Annotated[OptionalState[int], _opt(parse_positive_int)] = (
+        OptionalState.nop()
+    )
+    idle_timeout: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
+    allowed_vfolder_hosts: Annotated[OptionalState[VFolderHostPermissionMap], _opt(parse_hosts)] = (
+        OptionalState.nop()
+    )
+    max_vfolder_count: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
+    max_vfolder_size: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
+    max_quota_scope_size: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
+
+    @model_validator(mode="after")
+    def _deprecations(self) -> KeyPairResourcePolicyModifier:
+        _warn_deprecated([f for f in DEPRECATED_FIELDS if not getattr(self, f).is_nop()])
+        return self
+
+    def fields_json(self) -> dict[str, Any]:
+        """The fields this modifier sets, in their JSON form."""
+        wanted = {}
+        for name in POLICY_FIELDS:
+            state = getattr(self, name)
+            if not state.is_nop():
+                wanted[name] = to_json(state.value())
+        return wanted
+
+
+@dataclass(frozen=True)
+class KeyPairResourcePolicyData:
+    name: str
+    created_at: datetime
+    default_for_unspecified: DefaultForUnspecified
+    total_resource_slots: ResourceSlot
+    max_session_lifetime: int | None
+    max_concurrent_sessions: int
+    max_pending_session_count: int | None
+    max_pending_session_resource_slots: ResourceSlot | None
+    max_concurrent_sftp_sessions: int
+    max_containers_per_session: int
+    idle_timeout: int | None
+    allowed_vfolder_hosts: VFolderHostPermissionMap
+    max_vfolder_count: int | None
+    max_vfolder_size: int | None
+    max_quota_scope_size: int | None
+
+    @classmethod
+    def from_fields(
+        cls, name: str, created_at: datetime, fields: dict[str, Any]
+    ) -> KeyPairResourcePolicyData:
+        pending = fields.get("max_pending_session_resource_slots")
+        return cls(
+            name=name,
+            created_at=created_at,
+            default_for_unspecified=DefaultForUnspecified[fields["default_for_unspecified"]],
+            total_resource_slots=ResourceSlot.from_json(fields["total_resource_slots"]),
+            max_session_lifetime=fields.get("max_session_lifetime"),
+            max_concurrent_sessions=fields["max_concurrent_sessions"],
+            max_pending_session_count=fields.get("max_pending_session_count"),
+            max_pending_session_resource_slots=None
+            if pending is None
+            else ResourceSlot.from_json(pending),
+            max_concurrent_sftp_sessions=fields["max_concurrent_sftp_sessions"],
+            max_containers_per_session=fields["max_containers_per_session"],
+            idle_timeout=fields.get("idle_timeout"),
+            allowed_vfolder_hosts=VFolderHostPermissionMap.from_json(
+                fields["allowed_vfolder_hosts"]
+            ),
+            max_vfolder_count=fields.get("max_vfolder_count"),
+            max_vfolder_size=fields.get("max_vfolder_size"),
+            max_quota_scope_size=fields.get("max_quota_scope_size"),
+        )
+
+    def fields_json(self) -> dict[str, Any]:
+        return {f: to_json(getattr(self, f)) for f in POLICY_FIELDS}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "created_at": self.created_at.isoformat(), **self.fields_json()}

@@ -1,0 +1,166 @@
+"""Input validation shared by creators, modifiers and actions (pydantic 2 underneath).
+
+Every model here raises `InvalidAPIParameters` naming the field; pydantic's
+ValidationError never leaves this module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
+from pydantic_core import ErrorDetails
+
+from domain.errors import InvalidAPIParameters
+from domain.values import (
+    DefaultForUnspecified,
+    OptionalState,
+    ProjectType,
+    ResourceSlot,
+    TriState,
+    VFolderHostPermissionMap,
+)
+
+T = TypeVar("T")
+Parser = Callable[[Any, str], Any]
+
+
+def _as_ledger_error(exc: ValidationError, model: str) -> InvalidAPIParameters:
+    err: ErrorDetails = exc.errors()[0]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidAPIParameters):
+        return InvalidAPIParameters(cause.reason, field=cause.field)
+    field = ".".join(str(part) for part in err["loc"]) or model
+    if err["type"] == "extra_forbidden":
+        return InvalidAPIParameters(f"unknown field for {model}", field=field)
+    if err["type"] == "missing":
+        return InvalidAPIParameters("is required", field=field)
+    return InvalidAPIParameters(err["msg"], field=field)
+
+
+class LedgerModel(BaseModel):
+    """Frozen, strict about unknown fields, and raising only domain errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _as_ledger_error(exc, type(self).__name__) from None
+
+
+# Parsers: (raw, field) -> value, raising InvalidAPIParameters that names the field.
+
+
+def parse_int(raw: Any, field: str, *, minimum: int = 0) -> int:
+    if isinstance(raw, bool):
+        raise InvalidAPIParameters("expected an integer, got a boolean", field=field)
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if not isinstance(raw, int):
+        raise InvalidAPIParameters(f"expected an integer, got {raw!r}", field=field)
+    if raw < minimum:
+        raise InvalidAPIParameters(f"must be at least {minimum}, got {raw}", field=field)
+    return raw
+
+
+def parse_positive_int(raw: Any, field: str) -> int:
+    return parse_int(raw, field, minimum=1)
+
+
+def parse_name(raw: Any, field: str, *, max_length: int = 256) -> str:
+    if not isinstance(raw, str):
+        raise InvalidAPIParameters(f"expected a string, got {type(raw).__name__}", field=field)
+    if not 1 <= len(raw) <= max_length:
+        raise InvalidAPIParameters(
+            f"must be 1 to {max_length} characters, got {len(raw)}", field=field
+        )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
+        raise InvalidAPIParameters("must not contain control characters", field=field)
+    return raw
+
+
+def parse_uuid(raw: Any, field: str) -> uuid.UUID:
+    if isinstance(raw, uuid.UUID):
+        return raw
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise InvalidAPIParameters(f"{raw!r} is not a UUID", field=field) from None
+
+
+def parse_slots(raw: Any, field: str) -> ResourceSlot:
+    return ResourceSlot.from_user_input(raw, field)
+
+
+def parse_hosts(raw: Any, field: str) -> VFolderHostPermissionMap:
+    return VFolderHostPermissionMap.from_user_input(raw, field)
+
+
+def parse_default_for_unspecified(raw: Any, field: str) -> DefaultForUnspecified:
+    result: DefaultForUnspecified = DefaultForUnspecified.parse(raw, field=field)
+    return result
+
+
+def parse_project_type(raw: Any, field: str) -> ProjectType:
+    result: ProjectType = ProjectType.parse(raw, field=field)
+    return result
+
+
+def nullable(parse: Parser) -> Parser:
+    def parse_or_none(raw: Any, field: str) -> Any:
+        return None if raw is None else parse(raw, field)
+
+    return parse_or_none
+
+
+def field_of(parse: Parser) -> BeforeValidator:
+    """Runs a parser as a pydantic before-validator, passing the field's name."""
+
+    def run(raw: Any, info: ValidationInfo) -> Any:
+        return parse(raw, info.field_name or "value")
+
+    return BeforeValidator(run)
+
+
+def optional_state_of(parse: Parser) -> BeforeValidator:
+    """Modifier field that may be left alone or updated: plain values mean update."""
+
+    def run(raw: Any, info: ValidationInfo) -> OptionalState[Any]:
+        field = info.field_name or "value"
+        if isinstance(raw, OptionalState):
+            return raw if raw.is_nop() else OptionalState.update(parse(raw.value(), field))
+        if raw is None or isinstance(raw, TriState):
+            raise InvalidAPIParameters("cannot be set to null", field=field)
+        return OptionalState.update(parse(raw, field))
+
+    return BeforeValidator(run)
+
+
+def tri_state_of(parse: Parser) -> BeforeValidator:
+    """Modifier field that may also be nullified: None means set to null."""
+
+    def run(raw: Any, info: ValidationInfo) -> TriState[Any]:
+        field = info.field_name or "value"
+        if isinstance(raw, TriState | OptionalState):
+            if raw.is_nop():
+                return TriState.nop()
+            raw = raw.value()
+        return TriState.nullify() if raw is None else TriState.update(parse(raw, field))
+
+    return BeforeValidator(run)
+
+
+NonNegativeInt = Annotated[int, field_of(parse_int)]
+PositiveInt = Annotated[int, field_of(parse_positive_int)]
+NullableNonNegativeInt = Annotated[int | None, field_of(nullable(parse_int))]
+Slots = Annotated[ResourceSlot, field_of(parse_slots)]
+NullableSlots = Annotated[ResourceSlot | None, field_of(nullable(parse_slots))]
+VFolderHosts = Annotated[VFolderHostPermissionMap, field_of(parse_hosts)]
+EntityName = Annotated[str, field_of(parse_name)]
+UUIDField = Annotated[uuid.UUID, field_of(parse_uuid)]

@@ -1,0 +1,78 @@
+"""Read model of `Entity` aggregates: one row per key, live or deleted, fields as JSON."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.base import Entity
+from projections.engine import Projection
+
+
+class EntityProjection(Projection):
+    aggregate: ClassVar[type[Entity]]
+    key_length: ClassVar[int] = 256
+
+    def __init__(self, metadata: sa.MetaData) -> None:
+        super().__init__(metadata)
+        self.rows = self.table(
+            "rows",
+            sa.Column("key", sa.String(self.key_length), primary_key=True),
+            sa.Column("stream_id", sa.Uuid, nullable=False, unique=True),
+            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("modified_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("version", sa.Integer, nullable=False),
+            sa.Column("fields", sa.JSON, nullable=False),
+            sa.Column("is_deleted", sa.Boolean, nullable=False),
+            *self.extra_columns(),
+        )
+        entity = self.aggregate
+        self.handlers.update(
+            {
+                entity.Created: self.created,
+                entity.Recreated: self.recreated,
+                entity.Modified: self.modified,
+                entity.Deleted: self.deleted,
+            }
+        )
+
+    def extra_columns(self) -> list[sa.Column[Any]]:
+        return []
+
+    def created(self, conn: Connection, event: Any, _position: int) -> None:
+        conn.execute(
+            sa.insert(self.rows).values(
+                key=event.key,
+                stream_id=event.originator_id,
+                created_at=event.timestamp,
+                modified_at=event.timestamp,
+                version=event.originator_version,
+                fields=event.fields,
+                is_deleted=False,
+            )
+        )
+
+    def recreated(self, conn: Connection, event: Any, _position: int) -> None:
+        self.touch(conn, event, created_at=event.timestamp, fields=event.fields, is_deleted=False)
+
+    def modified(self, conn: Connection, event: Any, _position: int) -> None:
+        row = conn.execute(
+            sa.select(self.rows.c.fields).where(self.rows.c.stream_id == event.originator_id)
+        ).one()
+        fields = {**row.fields, **{name: change["new"] for name, change in event.changes.items()}}
+        self.touch(conn, event, fields=fields)
+
+    def deleted(self, conn: Connection, event: Any, _position: int) -> None:
+        self.touch(conn, event, is_deleted=True)
+
+    def touch(self, conn: Connection, event: Any, **values: Any) -> None:
+        conn.execute(
+            sa.update(self.rows)
+            .where(self.rows.c.stream_id == event.originator_id)
+            .values(modified_at=event.timestamp, version=event.originator_version, **values)
+        )
+
+    def live(self) -> sa.Select[Any]:
+        return sa.select(self.rows).where(self.rows.c.is_deleted.is_(False))
