@@ -116,7 +116,7 @@ class LedgerApplication(Application[uuid.UUID]):
 
     def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
         except PersistenceError as exc:

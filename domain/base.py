@@ -41,7 +41,7 @@ class AggregateStore(Protocol):
     def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
         """The aggregate's current state, or None if its stream is empty."""
 
-    def save(self, *aggregates: Aggregate) -> None:
+    def save(self, *aggregates: Aggregate | None) -> None:
         """Appends every pending event of the aggregates atomically, or raises a conflict."""
 
     def run(self, command: Callable[[], R], entity_type: str, operation: str) -> R:

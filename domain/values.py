@@ -65,7 +65,7 @@ class OptionalState(Generic[T]):
         return self._value
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._value == self._value  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._value == self._value
 
     def __hash__(self) -> int:
         return hash((type(self), repr(self._value)))
@@ -113,7 +113,7 @@ class TriState(Generic[T]):
         return self._value
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._value == self._value  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._value == self._value
 
     def __hash__(self) -> int:
         return hash((type(self), repr(self._value)))
