@@ -1,0 +1,60 @@
+"""The database itself refuses to rewrite history."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import psycopg
+import pytest
+
+from adapters.bootstrap import Ledger, open_ledger
+
+
+def _raw_sqlite(ledger: Ledger) -> sqlite3.Connection:
+    return sqlite3.connect(ledger.config.env["SQLITE_DBNAME"])
+
+
+def _raw_postgres(ledger: Ledger) -> psycopg.Connection:
+    env = ledger.config.env
+    return psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"],
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"],
+        options=f"-csearch_path={ledger.config.schema}",
+    )
+
+
+STATEMENTS = {
+    "update": "UPDATE {table} SET topic = 'forged'",
+    "delete": "DELETE FROM {table}",
+}
+
+
+@pytest.mark.parametrize("operation", sorted(STATEMENTS))
+def test_raw_update_and_delete_of_events_fail(ledger: Ledger, operation: str) -> None:
+    table = ledger.config.events_table
+    statement = STATEMENTS[operation].format(table=table)
+    count = f"SELECT COUNT(*), MIN(topic) FROM {table}"
+    if ledger.config.kind == "sqlite":
+        with _raw_sqlite(ledger) as conn:
+            before = conn.execute(count).fetchone()
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                conn.execute(statement)
+            assert conn.execute(count).fetchone() == before
+    else:
+        with _raw_postgres(ledger) as conn:
+            before = conn.execute(count).fetchone()
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(statement)
+            conn.rollback()
+            assert conn.execute(count).fetchone() == before
+    assert before[0] >= 1  # the system policy's creation is there to protect
+
+
+def test_truncate_fails_on_postgresql(postgres_url: str) -> None:
+    with open_ledger(postgres_url) as ledger, _raw_postgres(ledger) as conn:
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute(f"TRUNCATE {ledger.config.events_table}")
+        conn.rollback()
+        assert conn.execute(f"SELECT COUNT(*) FROM {ledger.config.events_table}").fetchone()[0] >= 1

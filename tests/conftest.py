@@ -1,0 +1,92 @@
+"""One backend fixture for every store-level test: each runs on SQLite and on PostgreSQL.
+
+PostgreSQL is the server on 127.0.0.1:5432 (override with LEDGER_TEST_POSTGRES_URL).
+Each test gets its own schema, dropped afterwards. When the server is unreachable the
+PostgreSQL half skips with the reason, except under CI (CI=true), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from functools import cache
+
+import psycopg
+import pytest
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.actions import ActionTriggerMeta
+
+PG_SERVER = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+PG_DATABASE = "ledger_test"
+
+
+@cache
+def _postgres_problem() -> str | None:
+    """None when the test database is ready, else why it is not."""
+    try:
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=3) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+    except psycopg.errors.DuplicateDatabase:
+        return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {PG_SERVER} is unreachable: {exc}".strip()
+    return None
+
+
+def require_postgres() -> None:
+    problem = _postgres_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI requires PostgreSQL: {problem}")
+    pytest.skip(problem)
+
+
+def _drop_schema(schema: str) -> None:
+    with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A fresh, empty ledger location on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    yield from _fresh_postgres_url()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh ledger location on PostgreSQL only, for what only PostgreSQL has."""
+    yield from _fresh_postgres_url()
+
+
+def _fresh_postgres_url() -> Iterator[str]:
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield f"{PG_SERVER}/{PG_DATABASE}?schema={schema}"
+    _drop_schema(schema)
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    with open_ledger(ledger_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def memory_ledger() -> Iterator[Ledger]:
+    """For pure domain behaviour that needs no real file or server."""
+    with open_ledger("sqlite:///:memory:") as opened:
+        yield opened
+
+
+SUPERADMIN = ActionTriggerMeta(
+    user_id=uuid.UUID(int=1), access_key="AKSUPERADMIN", role="superadmin", domain_name="default",
+    request_id="req-test",
+)
