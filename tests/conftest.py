@@ -8,8 +8,10 @@ PostgreSQL half skips with the reason, except under CI (CI=true), where it fails
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 import psycopg
@@ -51,26 +53,44 @@ def _drop_schema(schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    """A fresh, empty ledger location on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+@contextmanager
+def fresh_url(backend: str) -> Iterator[str]:
+    """A new, empty ledger location; removed afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="ledger-") as folder:
+            yield f"sqlite:///{folder}/ledger.db"
         return
-    yield from _fresh_postgres_url()
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    try:
+        yield f"{PG_SERVER}/{PG_DATABASE}?schema={schema}"
+    finally:
+        _drop_schema(schema)
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend name, for tests that need several fresh locations on it."""
+    if request.param == "postgresql":
+        require_postgres()
+    return str(request.param)
+
+
+@pytest.fixture
+def ledger_url(backend: str) -> Iterator[str]:
+    """A fresh, empty ledger location on each backend."""
+    with fresh_url(backend) as url:
+        yield url
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh ledger location on PostgreSQL only, for what only PostgreSQL has."""
-    yield from _fresh_postgres_url()
-
-
-def _fresh_postgres_url() -> Iterator[str]:
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    yield f"{PG_SERVER}/{PG_DATABASE}?schema={schema}"
-    _drop_schema(schema)
+    with fresh_url("postgresql") as url:
+        yield url
 
 
 @pytest.fixture
@@ -87,6 +107,9 @@ def memory_ledger() -> Iterator[Ledger]:
 
 
 SUPERADMIN = ActionTriggerMeta(
-    user_id=uuid.UUID(int=1), access_key="AKSUPERADMIN", role="superadmin", domain_name="default",
+    user_id=uuid.UUID(int=1),
+    access_key="AKSUPERADMIN",
+    role="superadmin",
+    domain_name="default",
     request_id="req-test",
 )

@@ -1,0 +1,185 @@
+"""Concurrent writers: no update is lost, and checks that guard a write cannot race it."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.errors import LedgerError, ObjectNotFound, PolicyInUse
+from domain.keypair import CreateKeyPairAction, ModifyKeyPairAction
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    DeleteKeyPairResourcePolicyAction,
+    KeyPairResourcePolicy,
+    KeyPairResourcePolicyCreator,
+    ModifyKeyPairResourcePolicyAction,
+    policy_id,
+)
+
+ROUNDS = 40
+FIELDS = {"max_concurrent_sessions": 1000, "idle_timeout": 5000}
+
+
+def _create_policy(ledger: Ledger, name: str) -> None:
+    creator = KeyPairResourcePolicyCreator(name=name, max_concurrent_sessions=0, idle_timeout=0)
+    asyncio.run(
+        ledger.services.keypair_resource_policy.create_keypair_resource_policy(
+            CreateKeyPairResourcePolicyAction(creator=creator)
+        )
+    )
+
+
+def _modify_many(ledger: Ledger, name: str, field: str, rounds: int) -> None:
+    service = ledger.services.keypair_resource_policy
+    for i in range(1, rounds + 1):
+        action = ModifyKeyPairResourcePolicyAction(name=name, modifier={field: FIELDS[field] + i})
+        asyncio.run(service.modify_keypair_resource_policy(action))
+
+
+def _modify_in_process(url: str, name: str, field: str, rounds: int) -> None:
+    with open_ledger(url) as ledger:
+        _modify_many(ledger, name, field, rounds)
+
+
+def _assert_every_change_landed(ledger: Ledger, name: str, rounds: int) -> None:
+    policy = ledger.queries.keypair_resource_policy(name)
+    assert policy is not None
+    for field, base in FIELDS.items():
+        assert getattr(policy, field) == base + rounds
+    history = ledger.queries.history("keypair_resource_policy", name)
+    assert [entry.event for entry in history] == ["Created"] + ["Modified"] * (2 * rounds)
+    for field, base in FIELDS.items():
+        # Each command is exactly one event, and each writer's changes appear in its own order.
+        news = [e.changes[field]["new"] for e in history if field in e.changes and e.event == "Modified"]
+        assert news == [base + i for i in range(1, rounds + 1)]
+    assert all(len(e.changes) == 1 for e in history[1:])
+    # The store agrees with the read model.
+    stored = ledger.app.get(policy_id(name), KeyPairResourcePolicy)
+    assert stored is not None
+    assert {f: stored.fields[f] for f in FIELDS} == {f: b + rounds for f, b in FIELDS.items()}
+
+
+def test_two_threads_modify_different_fields_and_nothing_is_lost(ledger: Ledger) -> None:
+    _create_policy(ledger, "shared")
+    workers = [threading.Thread(target=_modify_many, args=(ledger, "shared", field, ROUNDS)) for field in FIELDS]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    _assert_every_change_landed(ledger, "shared", ROUNDS)
+
+
+@pytest.mark.slow
+def test_two_processes_modify_different_fields_and_nothing_is_lost(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        _create_policy(ledger, "shared")
+    spawn = multiprocessing.get_context("spawn")
+    workers = [spawn.Process(target=_modify_in_process, args=(ledger_url, "shared", field, ROUNDS)) for field in FIELDS]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=240)
+        assert worker.exitcode == 0
+    with open_ledger(ledger_url) as ledger:
+        _assert_every_change_landed(ledger, "shared", ROUNDS)
+
+
+def _in_lockstep(ledger: Ledger, commands: list[Callable[[], Any]]) -> list[BaseException | None]:
+    """Runs the commands in threads; each one's first save waits until all have decided,
+    so every command decides on the same state and only the store can order them."""
+    barrier = threading.Barrier(len(commands), timeout=30)
+    real_save = ledger.app.save
+    waited: set[int] = set()
+
+    def save_after_everyone_decided(*args: Any, **kwargs: Any) -> Any:
+        me = threading.get_ident()
+        if me not in waited:
+            waited.add(me)
+            barrier.wait()
+        return real_save(*args, **kwargs)
+
+    outcomes: list[BaseException | None] = [None] * len(commands)
+
+    def run(index: int) -> None:
+        try:
+            commands[index]()
+        except BaseException as exc:  # recorded and asserted on by the caller
+            outcomes[index] = exc
+
+    ledger.app.save = save_after_everyone_decided  # type: ignore[method-assign]
+    try:
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(commands))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        del ledger.app.save
+    return outcomes
+
+
+def test_policy_delete_and_keypair_assignment_never_both_succeed(ledger: Ledger) -> None:
+    for round_ in range(6):
+        name = f"contested-{round_}"
+        _create_policy(ledger, name)
+        access_key = f"AKRACE{round_}"
+        delete = DeleteKeyPairResourcePolicyAction(name=name)
+        assign = CreateKeyPairAction(
+            access_key=access_key, user_id=str(uuid.uuid4()), domain_name="default", resource_policy=name
+        )
+        outcomes = _in_lockstep(
+            ledger,
+            [
+                lambda d=delete: asyncio.run(ledger.services.keypair_resource_policy.delete_keypair_resource_policy(d)),
+                lambda a=assign: asyncio.run(ledger.services.keypair.create_keypair(a)),
+            ],
+        )
+        deleted, assigned = (outcome is None for outcome in outcomes)
+        assert deleted != assigned, f"round {round_}: {outcomes}"
+        policy = ledger.queries.keypair_resource_policy(name)
+        keypair = ledger.queries.keypair(access_key)
+        if deleted:
+            assert isinstance(outcomes[1], ObjectNotFound)
+            assert policy is None and keypair is None
+        else:
+            assert isinstance(outcomes[0], PolicyInUse)
+            assert policy is not None and keypair is not None and keypair.resource_policy == name
+
+
+def test_reassigning_a_keypair_races_safely_with_deleting_its_target(ledger: Ledger) -> None:
+    _create_policy(ledger, "origin")
+    _create_policy(ledger, "target")
+    asyncio.run(
+        ledger.services.keypair.create_keypair(
+            CreateKeyPairAction(
+                access_key="AKMOVE", user_id=str(uuid.uuid4()), domain_name="default", resource_policy="origin"
+            )
+        )
+    )
+    outcomes = _in_lockstep(
+        ledger,
+        [
+            lambda: asyncio.run(
+                ledger.services.keypair_resource_policy.delete_keypair_resource_policy(
+                    DeleteKeyPairResourcePolicyAction(name="target")
+                )
+            ),
+            lambda: asyncio.run(
+                ledger.services.keypair.modify_keypair(
+                    ModifyKeyPairAction(access_key="AKMOVE", resource_policy="target")
+                )
+            ),
+        ],
+    )
+    assert sum(outcome is None for outcome in outcomes) == 1
+    assert all(o is None or isinstance(o, LedgerError) for o in outcomes)
+    keypair = ledger.queries.keypair("AKMOVE")
+    assert keypair is not None
+    assert ledger.queries.keypair_resource_policy(keypair.resource_policy) is not None
