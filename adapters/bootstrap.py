@@ -35,9 +35,7 @@ class Services:
 class ServiceProcessors:
     """One `ActionProcessor` per public async method of a service, under the same name."""
 
-    def __init__(
-        self, service: object, validators: list[ActionValidator], monitors: list[ActionMonitor]
-    ) -> None:
+    def __init__(self, service: object, validators: list[ActionValidator], monitors: list[ActionMonitor]) -> None:
         self._processors: dict[str, ActionProcessor[Any, Any]] = {
             name: ActionProcessor(method, validators, monitors)
             for name, method in inspect.getmembers(service, inspect.iscoroutinefunction)
@@ -90,10 +88,7 @@ class Ledger:
         """Every ledger holds the undeletable system policy `default`."""
 
         def create() -> None:
-            if (
-                self.app.get(KeyPairResourcePolicy.id_for(SYSTEM_POLICY), KeyPairResourcePolicy)
-                is None
-            ):
+            if self.app.get(KeyPairResourcePolicy.id_for(SYSTEM_POLICY), KeyPairResourcePolicy) is None:
                 fields = KeyPairResourcePolicyCreator(name=SYSTEM_POLICY).fields_json()
                 self.app.save(KeyPairResourcePolicy.create(SYSTEM_POLICY, fields))
 

@@ -65,10 +65,7 @@ class Queries:
         return _policy(rows[0]) if rows else None
 
     def keypair_resource_policies(self) -> list[KeyPairResourcePolicyData]:
-        return [
-            _policy(row)
-            for row in self._rows(self._policies.live().order_by(self._policies.rows.c.key))
-        ]
+        return [_policy(row) for row in self._rows(self._policies.live().order_by(self._policies.rows.c.key))]
 
     def keypair(self, access_key: str) -> KeyPairData | None:
         rows = self._rows(self._keypairs.live().where(self._keypairs.rows.c.key == access_key))

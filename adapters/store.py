@@ -23,6 +23,7 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, StoredEvent
 
 from domain.actions.context import SYSTEM, action_context, current_context
+from domain.base import VersionConflict
 from domain.errors import ConcurrentModification, InvalidAPIParameters, StoreUnavailable
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
@@ -128,14 +129,17 @@ class LedgerApplication(Application[uuid.UUID]):
         return aggregate
 
     def save_all(self, *aggregates: Aggregate | None) -> None:
-        self.save(*aggregates)
+        try:
+            self.save(*aggregates)
+        except IntegrityError as exc:
+            raise VersionConflict(str(exc)) from exc
 
     def run(self, command: Callable[[], R], entity_type: str, operation: str) -> R:
         with action_context(None, entity_type, operation):
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     return command()
-                except IntegrityError:
+                except (IntegrityError, VersionConflict):
                     if attempt == self.max_attempts:
                         raise ConcurrentModification(
                             f"{entity_type} {operation}: gave up after {attempt} conflicting attempts"

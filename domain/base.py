@@ -29,10 +29,12 @@ FieldChanges = dict[str, dict[str, Any]]
 def diff_fields(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> FieldChanges:
     """Only the fields whose value really changes, each as {"old": ..., "new": ...}."""
     return {
-        name: {"old": current.get(name), "new": value}
-        for name, value in wanted.items()
-        if current.get(name) != value
+        name: {"old": current.get(name), "new": value} for name, value in wanted.items() if current.get(name) != value
     }
+
+
+class VersionConflict(Exception):
+    """Another writer appended to one of the streams first; the command is retried."""
 
 
 class AggregateStore(Protocol):
@@ -42,7 +44,7 @@ class AggregateStore(Protocol):
         """The aggregate's current state, or None if its stream is empty."""
 
     def save(self, *aggregates: Aggregate | None) -> None:
-        """Appends every pending event of the aggregates atomically, or raises a conflict."""
+        """Appends every pending event of the aggregates atomically, or raises VersionConflict."""
 
     def run(self, command: Callable[[], R], entity_type: str, operation: str) -> R:
         """Runs load-decide-save, retrying a bounded number of times on version conflicts.
@@ -144,6 +146,4 @@ class Entity(Aggregate):
 
 
 def entity_not_found(entity_type: str, key: str) -> ObjectNotFound:
-    return ObjectNotFound(
-        f"{entity_type} {key!r} not found", entity_type=entity_type, entity_id=key
-    )
+    return ObjectNotFound(f"{entity_type} {key!r} not found", entity_type=entity_type, entity_id=key)

@@ -77,9 +77,7 @@ def parse_name(raw: Any, field: str, *, max_length: int = 256) -> str:
     if not isinstance(raw, str):
         raise InvalidAPIParameters(f"expected a string, got {type(raw).__name__}", field=field)
     if not 1 <= len(raw) <= max_length:
-        raise InvalidAPIParameters(
-            f"must be 1 to {max_length} characters, got {len(raw)}", field=field
-        )
+        raise InvalidAPIParameters(f"must be 1 to {max_length} characters, got {len(raw)}", field=field)
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
         raise InvalidAPIParameters("must not contain control characters", field=field)
     return raw

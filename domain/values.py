@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any, Generic, TypeVar
 
 from pydantic_core import core_schema
@@ -176,9 +177,7 @@ SLOT_ALIASES: dict[str, str] = {"memory": "mem", "gpu": "cuda.device"}
 def _slots_from_env() -> dict[str, SlotKind]:
     """LEDGER_EXTRA_SLOTS="name:count,name:bytes" adds deployment-specific slots."""
     extra: dict[str, SlotKind] = {}
-    for item in filter(
-        None, (s.strip() for s in os.environ.get("LEDGER_EXTRA_SLOTS", "").split(","))
-    ):
+    for item in filter(None, (s.strip() for s in os.environ.get("LEDGER_EXTRA_SLOTS", "").split(","))):
         name, _, kind = item.partition(":")
         extra[name.strip()] = SlotKind(kind.strip() or "count")
     return extra
@@ -201,16 +200,16 @@ INFINITY = Decimal("Infinity")
 def _is_infinite(raw: object) -> bool:
     if isinstance(raw, str):
         return raw.strip().lower() in ("inf", "infinity")
-    if isinstance(raw, float | Decimal):
+    if isinstance(raw, Decimal):
+        return raw.is_infinite() and raw > 0  # comparing a signalling NaN would raise
+    if isinstance(raw, float):
         return raw == math.inf
     return False
 
 
 def _parse_quantity(raw: object, kind: SlotKind, field: str) -> Decimal:
     if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
-        raise InvalidAPIParameters(
-            f"expected a number or a string, got {type(raw).__name__}", field=field
-        )
+        raise InvalidAPIParameters(f"expected a number or a string, got {type(raw).__name__}", field=field)
     if _is_infinite(raw):
         return INFINITY
     if kind is SlotKind.BYTES and isinstance(raw, str):
@@ -218,12 +217,11 @@ def _parse_quantity(raw: object, kind: SlotKind, field: str) -> Decimal:
         if match is None:
             if raw.strip().startswith("-"):
                 raise InvalidAPIParameters(f"negative quantity {raw!r}", field=field)
-            raise InvalidAPIParameters(
-                f"{raw!r} is not a byte size (e.g. 512m, 16g, 1.5GiB)", field=field
-            )
+            raise InvalidAPIParameters(f"{raw!r} is not a byte size (e.g. 512m, 16g, 1.5GiB)", field=field)
         number, suffix = match.groups()
         power = _BINARY_POWER[suffix.lower() if suffix else None]
-        return Decimal(int(Decimal(number) * (1024**power)))
+        # Exact arithmetic: Decimal's 28-digit context would round large sizes silently.
+        return Decimal(int(Fraction(number) * 1024**power))
     try:
         value = Decimal(str(raw).strip())
     except InvalidOperation:
@@ -232,9 +230,13 @@ def _parse_quantity(raw: object, kind: SlotKind, field: str) -> Decimal:
         raise InvalidAPIParameters(f"{raw!r} is not a finite number", field=field)
     if value < 0:
         raise InvalidAPIParameters(f"negative quantity {raw!r}", field=field)
+    value = value.copy_abs()  # "-0" is 0: one value, one JSON form
     if kind is SlotKind.BYTES:
         return Decimal(int(value))
-    return value.quantize(_COUNT_STEP, rounding=ROUND_HALF_UP)
+    try:
+        return value.quantize(_COUNT_STEP, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than the decimal context holds
+        raise InvalidAPIParameters(f"{raw!r} is too large", field=field) from None
 
 
 def _canonical(value: Decimal) -> str:
@@ -258,19 +260,13 @@ class ResourceSlot(Mapping[str, Decimal]):
         if isinstance(raw, ResourceSlot):
             return raw
         if not isinstance(raw, Mapping):
-            raise InvalidAPIParameters(
-                "expected a mapping of slot names to quantities", field=field
-            )
+            raise InvalidAPIParameters("expected a mapping of slot names to quantities", field=field)
         parsed: dict[str, Decimal] = {}
         for key, quantity in raw.items():
             name = SLOT_ALIASES.get(key, key) if isinstance(key, str) else key
             if not isinstance(name, str) or name not in KNOWN_SLOTS:
-                known = ", ".join(
-                    sorted(KNOWN_SLOTS) + [f"{a} (={c})" for a, c in SLOT_ALIASES.items()]
-                )
-                raise InvalidAPIParameters(
-                    f"unknown slot {key!r}; known slots: {known}", field=f"{field}.{key}"
-                )
+                known = ", ".join(sorted(KNOWN_SLOTS) + [f"{a} (={c})" for a, c in SLOT_ALIASES.items()])
+                raise InvalidAPIParameters(f"unknown slot {key!r}; known slots: {known}", field=f"{field}.{key}")
             if name in parsed:
                 raise InvalidAPIParameters(
                     f"slot {name!r} given twice (directly and as an alias)", field=f"{field}.{key}"
@@ -338,9 +334,7 @@ def _parse_permissions(raw: object, field: str) -> frozenset[VFolderHostPermissi
             result.add(VFolderHostPermission(str(item).strip().lower()))
         except ValueError:
             allowed = ", ".join(p.value for p in VFolderHostPermission)
-            raise InvalidAPIParameters(
-                f"unknown permission {item!r}; allowed: {allowed}", field=field
-            ) from None
+            raise InvalidAPIParameters(f"unknown permission {item!r}; allowed: {allowed}", field=field) from None
     return frozenset(result)
 
 
@@ -353,29 +347,21 @@ class VFolderHostPermissionMap(Mapping[str, frozenset[VFolderHostPermission]]):
         self._data = dict(data or {})
 
     @classmethod
-    def from_user_input(
-        cls, raw: object, field: str = "allowed_vfolder_hosts"
-    ) -> VFolderHostPermissionMap:
+    def from_user_input(cls, raw: object, field: str = "allowed_vfolder_hosts") -> VFolderHostPermissionMap:
         if isinstance(raw, VFolderHostPermissionMap):
             return raw
         if isinstance(raw, str):
-            raise InvalidAPIParameters(
-                "expected a list of hosts or a mapping of hosts", field=field
-            )
+            raise InvalidAPIParameters("expected a list of hosts or a mapping of hosts", field=field)
         if isinstance(raw, Mapping):
             pairs = list(raw.items())
         elif isinstance(raw, Iterable):
             pairs = [(host, None) for host in raw]
         else:
-            raise InvalidAPIParameters(
-                "expected a list of hosts or a mapping of hosts", field=field
-            )
+            raise InvalidAPIParameters("expected a list of hosts or a mapping of hosts", field=field)
         data: dict[str, frozenset[VFolderHostPermission]] = {}
         for host, perms in pairs:
             if not isinstance(host, str) or not host.strip():
-                raise InvalidAPIParameters(
-                    f"host name must be a non-empty string, got {host!r}", field=field
-                )
+                raise InvalidAPIParameters(f"host name must be a non-empty string, got {host!r}", field=field)
             data[host] = _parse_permissions(perms, f"{field}.{host}")
         return cls(data)
 
@@ -401,9 +387,7 @@ class VFolderHostPermissionMap(Mapping[str, frozenset[VFolderHostPermission]]):
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(
-            tuple(sorted((h, tuple(sorted(p.value for p in ps))) for h, ps in self._data.items()))
-        )
+        return hash(tuple(sorted((h, tuple(sorted(p.value for p in ps))) for h, ps in self._data.items())))
 
     def __repr__(self) -> str:
         return f"VFolderHostPermissionMap({self.to_json()!r})"

@@ -141,9 +141,7 @@ class ProjectionRunner:
             known = {row.projection for row in conn.execute(sa.select(self.tracking.c.projection))}
             for projection in self.projections:
                 if projection.key not in known:
-                    conn.execute(
-                        sa.insert(self.tracking).values(projection=projection.key, position=0)
-                    )
+                    conn.execute(sa.insert(self.tracking).values(projection=projection.key, position=0))
         self._read_positions()
 
     def _read_positions(self) -> None:
@@ -165,9 +163,7 @@ class ProjectionRunner:
                 if not notifications:
                     return low
                 try:
-                    self._apply_batch(
-                        [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
-                    )
+                    self._apply_batch([(n.id, self.mapper.to_domain_event(n)) for n in notifications])
                 except _StalePosition:
                     self._read_positions()
 

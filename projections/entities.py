@@ -58,9 +58,7 @@ class EntityProjection(Projection):
         self.touch(conn, event, created_at=event.timestamp, fields=event.fields, is_deleted=False)
 
     def modified(self, conn: Connection, event: Any, _position: int) -> None:
-        row = conn.execute(
-            sa.select(self.rows.c.fields).where(self.rows.c.stream_id == event.originator_id)
-        ).one()
+        row = conn.execute(sa.select(self.rows.c.fields).where(self.rows.c.stream_id == event.originator_id)).one()
         fields = {**row.fields, **{name: change["new"] for name, change in event.changes.items()}}
         self.touch(conn, event, fields=fields)
 

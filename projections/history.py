@@ -56,11 +56,7 @@ class HistoryProjection(Projection):
         for entity in entities:
             for attr in dir(entity):
                 member = getattr(entity, attr)
-                if (
-                    isinstance(member, type)
-                    and issubclass(member, entity.Event)
-                    and member is not entity.Event
-                ):
+                if isinstance(member, type) and issubclass(member, entity.Event) and member is not entity.Event:
                     self.handlers[member] = self.record
                     self._entity_types[member] = entity.ENTITY_TYPE
         self._keys: dict[Any, tuple[str, str]] = {}
@@ -90,14 +86,10 @@ class HistoryProjection(Projection):
         if isinstance(event, Entity.Created):
             entity_type = self._entity_types[type(event)]
             conn.execute(
-                sa.insert(self.streams).values(
-                    stream_id=stream_id, entity_type=entity_type, entity_id=event.key
-                )
+                sa.insert(self.streams).values(stream_id=stream_id, entity_type=entity_type, entity_id=event.key)
             )
             self._keys[stream_id] = (entity_type, event.key)
         if stream_id not in self._keys:
-            row = conn.execute(
-                sa.select(self.streams).where(self.streams.c.stream_id == stream_id)
-            ).one()
+            row = conn.execute(sa.select(self.streams).where(self.streams.c.stream_id == stream_id)).one()
             self._keys[stream_id] = (row.entity_type, row.entity_id)
         return self._keys[stream_id]

@@ -31,14 +31,10 @@ class ActionTriggerMeta:
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(
-                self, "role", Role(str(getattr(self.role, "value", self.role)).lower())
-            )
+            object.__setattr__(self, "role", Role(str(getattr(self.role, "value", self.role)).lower()))
         except ValueError:
             allowed = ", ".join(r.value for r in Role)
-            raise InvalidAPIParameters(
-                f"{self.role!r} is not one of {allowed}", field="role"
-            ) from None
+            raise InvalidAPIParameters(f"{self.role!r} is not one of {allowed}", field="role") from None
 
     @property
     def role_name(self) -> str:

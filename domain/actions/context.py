@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from domain.actions.base import ActionTriggerMeta
@@ -28,8 +28,12 @@ class ActionContext:
     operation: str | None
 
     def stamp(self) -> dict[str, Any]:
-        """The metadata stored with each event."""
-        return asdict(self)
+        """The metadata stored with each event (computed once: it is on the write path)."""
+        cached: dict[str, Any] | None = self.__dict__.get("_stamp")
+        if cached is None:
+            cached = {f.name: getattr(self, f.name) for f in fields(self)}
+            object.__setattr__(self, "_stamp", cached)
+        return cached
 
 
 SYSTEM = ActionContext(

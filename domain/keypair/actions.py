@@ -52,9 +52,7 @@ class CreateKeyPairAction(KeyPairAction):
 
 
 class ModifyKeyPairAction(KeyPairAction):
-    resource_policy: Annotated[OptionalState[str], optional_state_of(parse_name)] = (
-        OptionalState.nop()
-    )
+    resource_policy: Annotated[OptionalState[str], optional_state_of(parse_name)] = OptionalState.nop()
 
     @classmethod
     def operation_type(cls) -> str:

@@ -45,9 +45,7 @@ class KeyPairService:
             self._store.save(keypair, policy)
             return keypair
 
-        return CreateKeyPairActionResult(
-            keypair_data(self._store.run(create, ENTITY_TYPE, "create"))
-        )
+        return CreateKeyPairActionResult(keypair_data(self._store.run(create, ENTITY_TYPE, "create")))
 
     async def modify_keypair(self, action: ModifyKeyPairAction) -> ModifyKeyPairActionResult:
         def modify() -> KeyPair:
@@ -65,9 +63,7 @@ class KeyPairService:
             self._store.save(keypair, new_policy, old_policy)
             return keypair
 
-        return ModifyKeyPairActionResult(
-            keypair_data(self._store.run(modify, ENTITY_TYPE, "modify"))
-        )
+        return ModifyKeyPairActionResult(keypair_data(self._store.run(modify, ENTITY_TYPE, "modify")))
 
     async def delete_keypair(self, action: DeleteKeyPairAction) -> DeleteKeyPairActionResult:
         def delete() -> KeyPairData:

@@ -63,8 +63,7 @@ class KeyPairResourcePolicy(Entity):
             users = sorted(self.keypairs)
             more = f" and {len(users) - 5} more" if len(users) > 5 else ""
             raise PolicyInUse(
-                f"keypair resource policy {self.key!r} is used by {len(users)} keypair(s): "
-                f"{', '.join(users[:5])}{more}"
+                f"keypair resource policy {self.key!r} is used by {len(users)} keypair(s): {', '.join(users[:5])}{more}"
             )
 
     def duplicate(self) -> LedgerError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.base import AggregateStore, entity_not_found
+from domain.base import AggregateStore, VersionConflict, entity_not_found
 from domain.keypair_resource_policy.actions import (
     CreateKeyPairResourcePolicyAction,
     CreateKeyPairResourcePolicyActionResult,
@@ -20,10 +20,16 @@ def policy_data(policy: KeyPairResourcePolicy) -> KeyPairResourcePolicyData:
     return KeyPairResourcePolicyData.from_fields(policy.name, policy.created_at, policy.fields)
 
 
-def load_live_policy(store: AggregateStore, name: str) -> KeyPairResourcePolicy:
+def load_policy(store: AggregateStore, name: str) -> KeyPairResourcePolicy:
     policy = store.get(policy_id(name), KeyPairResourcePolicy)
-    if policy is None or policy.is_deleted:
+    if policy is None:
         raise entity_not_found(ENTITY_TYPE, name)
+    return policy
+
+
+def load_live_policy(store: AggregateStore, name: str) -> KeyPairResourcePolicy:
+    policy = load_policy(store, name)
+    policy.require_live()
     return policy
 
 
@@ -37,12 +43,15 @@ class KeyPairResourcePolicyService:
         name, fields = action.creator.name, action.creator.fields_json()
 
         def create() -> KeyPairResourcePolicy:
-            policy = self._store.get(policy_id(name), KeyPairResourcePolicy)
-            if policy is None:
+            try:
+                # A new name needs no read: its stream's first event claims the name.
                 policy = KeyPairResourcePolicy.create(name, fields)
-            else:
+                self._store.save(policy)
+            except VersionConflict:
+                # The stream exists: take the name again if it was deleted, else refuse.
+                policy = load_policy(self._store, name)
                 policy.recreate(fields)
-            self._store.save(policy)
+                self._store.save(policy)
             return policy
 
         policy = self._store.run(create, ENTITY_TYPE, "create")

@@ -59,9 +59,9 @@ def to_json(value: Any) -> Any:
 
 class KeyPairResourcePolicyCreator(LedgerModel):
     name: EntityName
-    default_for_unspecified: Annotated[
-        DefaultForUnspecified, field_of(parse_default_for_unspecified)
-    ] = DefaultForUnspecified.LIMITED
+    default_for_unspecified: Annotated[DefaultForUnspecified, field_of(parse_default_for_unspecified)] = (
+        DefaultForUnspecified.LIMITED
+    )
     total_resource_slots: Slots = ResourceSlot()
     max_session_lifetime: NullableNonNegativeInt = 0
     max_concurrent_sessions: NonNegativeInt = 30
@@ -84,9 +84,7 @@ class KeyPairResourcePolicyCreator(LedgerModel):
         return {f: to_json(getattr(self, f)) for f in POLICY_FIELDS}
 
 
-POLICY_FIELDS: tuple[str, ...] = tuple(
-    f for f in KeyPairResourcePolicyCreator.model_fields if f != "name"
-)
+POLICY_FIELDS: tuple[str, ...] = tuple(f for f in KeyPairResourcePolicyCreator.model_fields if f != "name")
 
 
 def _opt(parse: Any) -> Any:
@@ -100,28 +98,18 @@ class KeyPairResourcePolicyModifier(LedgerModel):
     (unlimited); so can the deprecated fields.
     """
 
-    default_for_unspecified: Annotated[
-        OptionalState[DefaultForUnspecified], _opt(parse_default_for_unspecified)
-    ] = OptionalState.nop()
-    total_resource_slots: Annotated[OptionalState[ResourceSlot], _opt(parse_slots)] = (
+    default_for_unspecified: Annotated[OptionalState[DefaultForUnspecified], _opt(parse_default_for_unspecified)] = (
         OptionalState.nop()
     )
+    total_resource_slots: Annotated[OptionalState[ResourceSlot], _opt(parse_slots)] = OptionalState.nop()
     max_session_lifetime: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
     max_concurrent_sessions: Annotated[OptionalState[int], _opt(parse_int)] = OptionalState.nop()
     max_pending_session_count: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
-    max_pending_session_resource_slots: Annotated[
-        TriState[ResourceSlot], tri_state_of(parse_slots)
-    ] = TriState.nop()
-    max_concurrent_sftp_sessions: Annotated[OptionalState[int], _opt(parse_int)] = (
-        OptionalState.nop()
-    )
-    max_containers_per_session: Annotated[OptionalState[int], _opt(parse_positive_int)] = (
-        OptionalState.nop()
-    )
+    max_pending_session_resource_slots: Annotated[TriState[ResourceSlot], tri_state_of(parse_slots)] = TriState.nop()
+    max_concurrent_sftp_sessions: Annotated[OptionalState[int], _opt(parse_int)] = OptionalState.nop()
+    max_containers_per_session: Annotated[OptionalState[int], _opt(parse_positive_int)] = OptionalState.nop()
     idle_timeout: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
-    allowed_vfolder_hosts: Annotated[OptionalState[VFolderHostPermissionMap], _opt(parse_hosts)] = (
-        OptionalState.nop()
-    )
+    allowed_vfolder_hosts: Annotated[OptionalState[VFolderHostPermissionMap], _opt(parse_hosts)] = OptionalState.nop()
     max_vfolder_count: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
     max_vfolder_size: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
     max_quota_scope_size: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
@@ -160,9 +148,7 @@ class KeyPairResourcePolicyData:
     max_quota_scope_size: int | None
 
     @classmethod
-    def from_fields(
-        cls, name: str, created_at: datetime, fields: dict[str, Any]
-    ) -> KeyPairResourcePolicyData:
+    def from_fields(cls, name: str, created_at: datetime, fields: dict[str, Any]) -> KeyPairResourcePolicyData:
         pending = fields.get("max_pending_session_resource_slots")
         return cls(
             name=name,
@@ -172,15 +158,11 @@ class KeyPairResourcePolicyData:
             max_session_lifetime=fields.get("max_session_lifetime"),
             max_concurrent_sessions=fields["max_concurrent_sessions"],
             max_pending_session_count=fields.get("max_pending_session_count"),
-            max_pending_session_resource_slots=None
-            if pending is None
-            else ResourceSlot.from_json(pending),
+            max_pending_session_resource_slots=None if pending is None else ResourceSlot.from_json(pending),
             max_concurrent_sftp_sessions=fields["max_concurrent_sftp_sessions"],
             max_containers_per_session=fields["max_containers_per_session"],
             idle_timeout=fields.get("idle_timeout"),
-            allowed_vfolder_hosts=VFolderHostPermissionMap.from_json(
-                fields["allowed_vfolder_hosts"]
-            ),
+            allowed_vfolder_hosts=VFolderHostPermissionMap.from_json(fields["allowed_vfolder_hosts"]),
             max_vfolder_count=fields.get("max_vfolder_count"),
             max_vfolder_size=fields.get("max_vfolder_size"),
             max_quota_scope_size=fields.get("max_quota_scope_size"),
