@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, StoredEvent
 
@@ -32,6 +32,7 @@ A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
 
 DEFAULT_URL = "sqlite:///ledger.db"
+SNAPSHOT_INTERVAL = 100
 EVENTS_TABLE = {"sqlite": "stored_events", "postgresql": "ledger_events"}
 
 
@@ -107,7 +108,7 @@ class LedgerApplication(Application[uuid.UUID]):
     """The event store and the aggregate store port the services use."""
 
     name = "Ledger"
-    snapshotting_intervals = {KeyPairResourcePolicy: 100, KeyPair: 100}
+    snapshotting_intervals = {KeyPairResourcePolicy: SNAPSHOT_INTERVAL, KeyPair: SNAPSHOT_INTERVAL}
     max_attempts = 20
 
     def __init__(self, config: StoreConfig) -> None:
@@ -117,15 +118,25 @@ class LedgerApplication(Application[uuid.UUID]):
 
     def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
         try:
-            aggregate: Aggregate = self.repository.get(aggregate_id)
+            aggregate = self._load(aggregate_id)
         except AggregateNotFoundError:
             return None
         except PersistenceError as exc:
             raise StoreUnavailable(f"event store read failed: {exc}") from exc
         if not isinstance(aggregate, cls):
-            raise TypeError(
-                f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}"
-            )
+            raise TypeError(f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}")
+        return aggregate
+
+    def _load(self, aggregate_id: uuid.UUID) -> Aggregate:
+        # Snapshots exist only from SNAPSHOT_INTERVAL events on, so a shorter stream is
+        # read whole in one query instead of a snapshot lookup plus a read.
+        events = list(self.events.get(aggregate_id, limit=SNAPSHOT_INTERVAL))
+        if len(events) == SNAPSHOT_INTERVAL:
+            long_stream: Aggregate = self.repository.get(aggregate_id)
+            return long_stream
+        aggregate: Aggregate | None = project_aggregate(None, events)
+        if aggregate is None:
+            raise AggregateNotFoundError(aggregate_id)
         return aggregate
 
     def save_all(self, *aggregates: Aggregate | None) -> None:

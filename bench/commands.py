@@ -2,13 +2,14 @@
 
 Run: .venv/bin/python bench/commands.py [--n 2000] [--rounds 3] [--db-dir DIR]
 
-Each round builds three fresh SQLite files in one folder and measures, side by side:
+Each round builds three fresh SQLite files in one folder and runs, in alternating
+chunks so that a shared machine's drift hits all three alike:
 - service: N create + N modify commands through KeyPairResourcePolicyService
   (action validation, load, decide, save with metadata stamping);
 - bare: the same aggregates and events saved by a plain eventsourcing Application
   on the same persistence module and settings (2N saves, no loads);
 - raw: 2N single-row INSERT + COMMIT with sqlite3 on a WAL database.
-The rounds are interleaved and medians are printed, because this machine is shared.
+Medians over the rounds are printed.
 """
 
 from __future__ import annotations
@@ -38,67 +39,93 @@ from domain.keypair_resource_policy import (
 SLOTS = {"cpu": "8", "mem": "16g"}
 
 
-def service_path(folder: str, n: int) -> float:
-    with open_ledger(f"sqlite:///{folder}/service.db") as ledger:
-        service = ledger.services.keypair_resource_policy
+class ServicePath:
+    """N create + N modify commands through the policy service."""
 
-        async def run() -> None:
-            for i in range(n):
+    def __init__(self, folder: str) -> None:
+        self.ledger = open_ledger(f"sqlite:///{folder}/service.db")
+        self.service = self.ledger.services.keypair_resource_policy
+
+    def run(self, first: int, count: int) -> None:
+        async def commands() -> None:
+            for i in range(first, first + count):
                 creator = KeyPairResourcePolicyCreator(name=f"p{i}", total_resource_slots=SLOTS)
-                await service.create_keypair_resource_policy(CreateKeyPairResourcePolicyAction(creator=creator))
+                await self.service.create_keypair_resource_policy(CreateKeyPairResourcePolicyAction(creator=creator))
                 modify = ModifyKeyPairResourcePolicyAction(name=f"p{i}", modifier={"max_concurrent_sessions": 10})
-                await service.modify_keypair_resource_policy(modify)
+                await self.service.modify_keypair_resource_policy(modify)
 
-        began = time.perf_counter()
-        asyncio.run(run())
-        return time.perf_counter() - began
+        asyncio.run(commands())
 
-
-def bare_application(folder: str, n: int) -> float:
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": f"{folder}/bare.db",
-        "SQLITE_LOCK_TIMEOUT": "30",
-    }
-    fields = KeyPairResourcePolicyCreator(name="x", total_resource_slots=SLOTS).fields_json()
-    app: Application = Application(env=env)
-    began = time.perf_counter()
-    for i in range(n):
-        policy = KeyPairResourcePolicy.create(f"p{i}", fields)
-        app.save(policy)
-        policy.modify({"max_concurrent_sessions": 10})
-        app.save(policy)
-    elapsed = time.perf_counter() - began
-    app.close()
-    return elapsed
+    def close(self) -> None:
+        self.ledger.close()
 
 
-def raw_sqlite(folder: str, n: int) -> float:
-    conn = sqlite3.connect(f"{folder}/raw.db", isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE events (id TEXT, version INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, version))")
-    state = os.urandom(600)
-    began = time.perf_counter()
-    for i in range(2 * n):
-        conn.execute("BEGIN")
-        conn.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (f"p{i // 2}", i % 2 + 1, "topic", state))
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - began
-    conn.close()
-    return elapsed
+class BareApplication:
+    """The same aggregates and events saved by a plain Application, same module and settings."""
+
+    def __init__(self, folder: str) -> None:
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": f"{folder}/bare.db"}
+        self.app: Application = Application(env={**env, "SQLITE_LOCK_TIMEOUT": "30"})
+        self.fields = KeyPairResourcePolicyCreator(name="x", total_resource_slots=SLOTS).fields_json()
+
+    def run(self, first: int, count: int) -> None:
+        for i in range(first, first + count):
+            policy = KeyPairResourcePolicy.create(f"p{i}", self.fields)
+            self.app.save(policy)
+            policy.modify({"max_concurrent_sessions": 10})
+            self.app.save(policy)
+
+    def close(self) -> None:
+        self.app.close()
+
+
+class RawSqlite:
+    """Single-row INSERT + COMMIT with sqlite3 on a WAL database, two rows per pair."""
+
+    def __init__(self, folder: str) -> None:
+        self.conn = sqlite3.connect(f"{folder}/raw.db", isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(
+            "CREATE TABLE events (id TEXT, version INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, version))"
+        )
+        self.state = os.urandom(600)
+
+    def run(self, first: int, count: int) -> None:
+        for i in range(2 * first, 2 * (first + count)):
+            self.conn.execute("BEGIN")
+            self.conn.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (f"p{i // 2}", i % 2 + 1, "topic", self.state))
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def measure_round(folder: str, n: int, chunk: int) -> dict[str, float]:
+    """Runs the three paths in alternating chunks, so drift on a shared machine hits all alike."""
+    paths = {"service": ServicePath(folder), "bare": BareApplication(folder), "raw": RawSqlite(folder)}
+    spent = dict.fromkeys(paths, 0.0)
+    for first in range(0, n, chunk):
+        for name, path in paths.items():
+            began = time.perf_counter()
+            path.run(first, min(chunk, n - first))
+            spent[name] += time.perf_counter() - began
+    for path in paths.values():
+        path.close()
+    return {name: 2 * n / seconds for name, seconds in spent.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="policies per round (each is create + modify)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=100, help="pairs per alternating chunk")
     parser.add_argument("--db-dir", default=None, help="where to put the databases (default: a temp dir)")
     args = parser.parse_args()
     rates: dict[str, list[float]] = {"service": [], "bare": [], "raw": []}
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(dir=args.db_dir) as folder:
-            for name, measure in (("service", service_path), ("bare", bare_application), ("raw", raw_sqlite)):
-                rates[name].append(2 * args.n / measure(folder, args.n))
+            for name, rate in measure_round(folder, args.n, args.chunk).items():
+                rates[name].append(rate)
     med = {name: statistics.median(values) for name, values in rates.items()}
     print(f"commands (create+modify pairs: {args.n}, rounds: {args.rounds}, medians)")
     print(f"  service path        {med['service']:10.0f} commands/s")

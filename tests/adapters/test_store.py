@@ -1,0 +1,121 @@
+"""The event store adapter: URLs, metadata stamps, snapshots, errors at the boundary."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from eventsourcing.application import project_aggregate
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.store import SNAPSHOT_INTERVAL, parse_url
+from domain.actions import ActionTriggerMeta
+from domain.actions.context import event_meta
+from domain.errors import InvalidAPIParameters, StoreUnavailable
+from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    KeyPairResourcePolicy,
+    KeyPairResourcePolicyCreator,
+    ModifyKeyPairResourcePolicyAction,
+    policy_id,
+)
+from tests.conftest import SUPERADMIN
+
+
+def test_url_forms() -> None:
+    assert parse_url("sqlite:///ledger.db").env["SQLITE_DBNAME"] == "ledger.db"
+    assert parse_url("sqlite:////tmp/a/b.db").env["SQLITE_DBNAME"] == "/tmp/a/b.db"
+    memory = parse_url("sqlite:///:memory:")
+    assert "mode=memory" in memory.env["SQLITE_DBNAME"] and memory.read_model_url == "sqlite://"
+    pg = parse_url("postgresql://alice:s3cret@db.internal:6543/ledger?schema=prod")
+    assert (pg.env["POSTGRES_HOST"], pg.env["POSTGRES_PORT"], pg.env["POSTGRES_DBNAME"]) == (
+        "db.internal",
+        "6543",
+        "ledger",
+    )
+    assert (pg.env["POSTGRES_USER"], pg.env["POSTGRES_PASSWORD"], pg.schema) == ("alice", "s3cret", "prod")
+
+
+def test_url_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path}/from-env.db")
+    assert parse_url(None).env["SQLITE_DBNAME"] == f"{tmp_path}/from-env.db"
+
+
+@pytest.mark.parametrize("url", ["mysql://root@localhost/x", "sqlite://", "nonsense"])
+def test_unsupported_urls_are_domain_errors(url: str) -> None:
+    with pytest.raises(InvalidAPIParameters) as raised:
+        open_ledger(url)
+    assert raised.value.field == "url"
+
+
+def test_unreachable_postgres_is_a_domain_error() -> None:
+    with pytest.raises(StoreUnavailable):
+        open_ledger("postgresql://postgres@127.0.0.1:9/nowhere")
+
+
+def test_every_event_carries_action_request_and_actor(ledger: Ledger) -> None:
+    meta = ActionTriggerMeta(
+        user_id=uuid.UUID(int=7), access_key="AKAUDITOR", role="superadmin", domain_name="acme", request_id="req-42"
+    )
+    processors = ledger.processors.keypair_resource_policy
+    creator = KeyPairResourcePolicyCreator(name="stamped")
+    asyncio.run(
+        processors.create_keypair_resource_policy.wait_for_complete(
+            CreateKeyPairResourcePolicyAction(creator=creator), meta
+        )
+    )
+    asyncio.run(
+        processors.modify_keypair_resource_policy.wait_for_complete(
+            ModifyKeyPairResourcePolicyAction(name="stamped", modifier={"idle_timeout": 60}), meta
+        )
+    )
+    events = list(ledger.app.events.get(policy_id("stamped")))
+    assert len(events) == 2
+    stamps = [event_meta(event) for event in events]
+    for stamp in stamps:
+        assert stamp["request_id"] == "req-42"
+        assert stamp["user_id"] == str(uuid.UUID(int=7))
+        assert (stamp["access_key"], stamp["role"], stamp["domain_name"]) == ("AKAUDITOR", "superadmin", "acme")
+        uuid.UUID(stamp["action_id"])
+    assert stamps[0]["operation"] == "create" and stamps[1]["operation"] == "modify"
+    assert stamps[0]["action_id"] != stamps[1]["action_id"]
+
+
+def test_direct_service_calls_are_stamped_as_system(memory_ledger: Ledger) -> None:
+    creator = KeyPairResourcePolicyCreator(name="direct")
+    asyncio.run(
+        memory_ledger.services.keypair_resource_policy.create_keypair_resource_policy(
+            CreateKeyPairResourcePolicyAction(creator=creator)
+        )
+    )
+    (event,) = memory_ledger.app.events.get(policy_id("direct"))
+    stamp = event_meta(event)
+    assert stamp["role"] == "system" and stamp["user_id"] is None
+    uuid.UUID(stamp["action_id"])
+
+
+def test_long_streams_use_snapshots_and_replay_to_the_same_state(ledger: Ledger) -> None:
+    asyncio.run(
+        ledger.services.keypair_resource_policy.create_keypair_resource_policy(
+            CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="busy"))
+        )
+    )
+    keys = [f"AKSNAP{i:04d}" for i in range(SNAPSHOT_INTERVAL + 30)]
+    for key in keys:
+        asyncio.run(
+            ledger.processors.keypair.create_keypair.wait_for_complete(
+                CreateKeyPairAction(access_key=key, user_id=str(uuid.uuid4()), domain_name="d", resource_policy="busy"),
+                SUPERADMIN,
+            )
+        )
+    for key in keys[:10]:
+        asyncio.run(ledger.services.keypair.delete_keypair(DeleteKeyPairAction(access_key=key)))
+    snapshots = list(ledger.app.snapshots.get(policy_id("busy")))
+    assert [s.originator_version for s in snapshots] == [SNAPSHOT_INTERVAL]
+    loaded = ledger.app.get(policy_id("busy"), KeyPairResourcePolicy)
+    replayed = project_aggregate(None, ledger.app.events.get(policy_id("busy")))  # every event, no snapshot
+    assert loaded is not None and sorted(loaded.keypairs) == keys[10:]
+    assert loaded.keypairs == replayed.keypairs and loaded.fields == replayed.fields
+    assert ledger.queries.keypair_resource_policy("busy") is not None
