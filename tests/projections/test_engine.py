@@ -1,0 +1,99 @@
+"""The projection runner applies each event exactly once, with its position, atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.errors import StoreUnavailable
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    KeyPairResourcePolicy,
+    KeyPairResourcePolicyCreator,
+    ModifyKeyPairResourcePolicyAction,
+)
+from projections.engine import ProjectionRunner
+
+
+def _create(ledger: Ledger, name: str) -> None:
+    asyncio.run(
+        ledger.services.keypair_resource_policy.create_keypair_resource_policy(
+            CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
+        )
+    )
+
+
+def _positions(ledger: Ledger) -> dict[str, int]:
+    with ledger.read_models.connect() as conn:
+        return {r.projection: r.position for r in conn.execute(sa.select(ProjectionRunner.tracking))}
+
+
+def _history_rows(ledger: Ledger) -> int:
+    entries = ledger.queries._history.entries
+    with ledger.read_models.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(entries)).scalar_one()
+
+
+def test_a_failing_handler_moves_neither_rows_nor_position(ledger: Ledger) -> None:
+    ledger.runner.catch_up()
+    before = _positions(ledger)
+    rows_before = _history_rows(ledger)
+    _create(ledger, "one")
+    _create(ledger, "two")
+    policies = ledger.queries._policies
+    real = policies.handlers[KeyPairResourcePolicy.Created]
+
+    def fail_on_second(conn, event, position):
+        if event.key == "two":
+            raise RuntimeError("projection crashed mid-batch")
+        real(conn, event, position)
+
+    policies.handlers[KeyPairResourcePolicy.Created] = fail_on_second
+    with pytest.raises(RuntimeError):
+        ledger.runner.catch_up()
+    ledger.runner._read_positions()
+    assert _positions(ledger) == before
+    assert _history_rows(ledger) == rows_before  # the history projection rolled back with it
+    policies.handlers[KeyPairResourcePolicy.Created] = real
+    assert [p.name for p in ledger.queries.keypair_resource_policies()] == ["default", "one", "two"]
+    head = ledger.app.recorder.max_notification_id()
+    assert set(_positions(ledger).values()) == {head}
+    assert _history_rows(ledger) == rows_before + 2
+
+
+def test_two_runners_on_one_read_model_apply_each_event_once(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as writer, open_ledger(ledger_url) as other:
+        for i in range(30):
+            _create(writer, f"p{i}")
+            asyncio.run(
+                writer.services.keypair_resource_policy.modify_keypair_resource_policy(
+                    ModifyKeyPairResourcePolicyAction(name=f"p{i}", modifier={"idle_timeout": i})
+                )
+            )
+        errors: list[BaseException] = []
+
+        def catch_up(ledger: Ledger) -> None:
+            try:
+                ledger.runner.catch_up()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=catch_up, args=(ledger,)) for ledger in (writer, other, writer, other)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        head = writer.app.recorder.max_notification_id()
+        assert _history_rows(writer) == head
+        assert set(_positions(other).values()) == {head}
+        assert len(other.queries.keypair_resource_policies()) == 31
+
+
+def test_read_model_errors_are_domain_errors(memory_ledger: Ledger) -> None:
+    with pytest.raises(StoreUnavailable), memory_ledger.read_models.connect() as conn:
+        conn.execute(sa.text("SELECT * FROM no_such_table"))
