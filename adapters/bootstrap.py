@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -64,25 +66,25 @@ class Processors:
 class Ledger:
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
-        _ensure_schema(config)
-        try:
-            self.app = LedgerApplication(config)
-        except LedgerError:
-            raise
-        except Exception as exc:
-            raise StoreUnavailable(f"cannot open the event store: {exc}") from exc
-        self.read_models = ReadModels(config.read_model_url, config.connect_args)
-        metadata = sa.MetaData()
-        policies, keypairs = PoliciesProjection(metadata), KeyPairsProjection(metadata)
-        history = HistoryProjection(metadata, [KeyPairResourcePolicy, KeyPair])
-        self.runner = ProjectionRunner(
-            self.read_models, self.app.recorder, self.app.mapper, [policies, keypairs, history]
-        )
-        self.runner.setup()
+        with _exclusive_setup(config):
+            try:
+                self.app = LedgerApplication(config)
+            except LedgerError:
+                raise
+            except Exception as exc:
+                raise StoreUnavailable(f"cannot open the event store: {exc}") from exc
+            self.read_models = ReadModels(config.read_model_url, config.connect_args)
+            metadata = sa.MetaData()
+            policies, keypairs = PoliciesProjection(metadata), KeyPairsProjection(metadata)
+            history = HistoryProjection(metadata, [KeyPairResourcePolicy, KeyPair])
+            self.runner = ProjectionRunner(
+                self.read_models, self.app.recorder, self.app.mapper, [policies, keypairs, history]
+            )
+            self.runner.setup()
+            self._ensure_system_policy()
         self.services = Services(self.app)
         self.processors = Processors(self.services)
         self.queries = Queries(self.read_models, self.runner, policies, keypairs, history)
-        self._ensure_system_policy()
 
     def _ensure_system_policy(self) -> None:
         """Every ledger holds the undeletable system policy `default`."""
@@ -115,14 +117,20 @@ def open_ledger(url: str | None = None) -> Ledger:
     return Ledger(parse_url(url))
 
 
-def _ensure_schema(config: StoreConfig) -> None:
-    if config.kind != "postgresql" or not config.schema:
+@contextmanager
+def _exclusive_setup(config: StoreConfig) -> Iterator[None]:
+    """On PostgreSQL, creates the schema and holds an advisory lock while tables, triggers
+    and the system policy are set up, so processes opening one ledger at once do not race
+    on DDL. SQLite's DDL here is all IF NOT EXISTS and needs no lock."""
+    if config.kind != "postgresql":
+        yield
         return
     import psycopg
 
     env = config.env
+    schema = config.schema or "public"
     try:
-        with psycopg.connect(
+        conn = psycopg.connect(
             dbname=env["POSTGRES_DBNAME"],
             host=env["POSTGRES_HOST"],
             port=env["POSTGRES_PORT"],
@@ -130,7 +138,10 @@ def _ensure_schema(config: StoreConfig) -> None:
             password=env["POSTGRES_PASSWORD"] or None,
             connect_timeout=5,
             autocommit=True,
-        ) as conn:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{config.schema}"')
+        )
     except psycopg.Error as exc:
-        raise StoreUnavailable(f"cannot prepare schema {config.schema!r}: {exc}") from exc
+        raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+    with conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"ledger-setup:{schema}",))
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        yield

@@ -83,7 +83,9 @@ class Queries:
             .where(entries.c.entity_type == entity_type, entries.c.entity_id == str(entity_id))
             .order_by(entries.c.position)
         )
-        return [HistoryEntry(**row._asdict()) for row in self._rows(statement)]
+        return [
+            HistoryEntry(**{**row._asdict(), "occurred_at": _aware(row.occurred_at)}) for row in self._rows(statement)
+        ]
 
 
 def _policy(row: sa.Row[Any]) -> KeyPairResourcePolicyData:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from domain.errors import StoreUnavailable
 
@@ -134,15 +135,25 @@ class ProjectionRunner:
         self.positions: dict[str, int] = {}
 
     def setup(self) -> None:
+        """Creates missing tables and tracking rows; safe when several processes start at once."""
+        tables = [*self.tracking_metadata.sorted_tables]
+        for metadata in {id(p.metadata): p.metadata for p in self.projections}.values():
+            tables += metadata.sorted_tables
         with self.read_models.begin() as conn:
-            self.tracking_metadata.create_all(conn)
-            for projection in self.projections:
-                projection.metadata.create_all(conn)
-            known = {row.projection for row in conn.execute(sa.select(self.tracking.c.projection))}
-            for projection in self.projections:
-                if projection.key not in known:
+            for table in tables:
+                conn.execute(CreateTable(table, if_not_exists=True))
+                for index in table.indexes:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+        for projection in self.projections:
+            try:
+                with self.read_models.begin() as conn:
                     conn.execute(sa.insert(self.tracking).values(projection=projection.key, position=0))
+            except StoreUnavailable:
+                pass  # already tracked (by an earlier run, or a process starting beside us)
         self._read_positions()
+        missing = [p.key for p in self.projections if p.key not in self.positions]
+        if missing:
+            raise StoreUnavailable(f"cannot create tracking rows for {', '.join(missing)}")
 
     def _read_positions(self) -> None:
         with self.read_models.connect() as conn:

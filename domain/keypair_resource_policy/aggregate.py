@@ -1,11 +1,14 @@
 """The keypair resource policy aggregate.
 
-Events: Created, Recreated, Modified, Deleted (from `Entity`), KeyPairAssigned and
-KeyPairUnassigned. A policy's stream id is derived from its name, so the stream is its
-own name index: creating version 1 twice conflicts in the store, deleting releases the
-name, and a policy created again continues the same stream, so every incarnation stays
-in one history. Keypair assignments are recorded here so that deleting a policy and
-assigning it to a keypair conflict in the store: "policy in use" cannot race.
+Events: Created, Recreated, Modified, Deleted (from `Entity`), KeyPairAssigned,
+KeyPairUnassigned, FallbackReferenced and FallbackReleased.
+
+A policy's stream id is derived from its name, so the stream is its own name index:
+creating version 1 twice conflicts in the store, deleting releases the name, and a
+policy created again continues the same stream, so every incarnation stays in one
+history. Keypair assignments and fallback links are recorded on the policy they point
+at, so deleting a policy conflicts in the store with a new use of it: "policy in use"
+cannot race, and neither can two policies linking to each other.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from __future__ import annotations
 import uuid
 
 from domain.base import Entity
-from domain.errors import DuplicatePolicyName, LedgerError, PolicyInUse, SystemPolicyNotDeletable
+from domain.errors import (
+    CircularPolicyReference,
+    DuplicatePolicyName,
+    InvalidAPIParameters,
+    LedgerError,
+    PolicyInUse,
+    SystemPolicyNotDeletable,
+)
 
 SYSTEM_POLICY = "default"
 ENTITY_TYPE = "keypair_resource_policy"
@@ -38,9 +48,31 @@ class KeyPairResourcePolicy(Entity):
         def apply(self, aggregate: KeyPairResourcePolicy) -> None:
             aggregate.keypairs.pop(self.access_key, None)
 
+    class FallbackReferenced(Entity.Event):
+        """Another policy now falls back to this one."""
+
+        by: str
+
+        def apply(self, aggregate: KeyPairResourcePolicy) -> None:
+            aggregate.fallback_of[self.by] = True
+
+    class FallbackReleased(Entity.Event):
+        """Another policy no longer falls back to this one."""
+
+        by: str
+
+        def apply(self, aggregate: KeyPairResourcePolicy) -> None:
+            aggregate.fallback_of.pop(self.by, None)
+
     def __init__(self) -> None:
         super().__init__()
         self.keypairs: dict[str, bool] = {}
+        self.fallback_of: dict[str, bool] = {}
+
+    @property
+    def fallback(self) -> str | None:
+        fallback: str | None = self.fields.get("fallback_policy")
+        return fallback
 
     @property
     def name(self) -> str:
@@ -55,6 +87,24 @@ class KeyPairResourcePolicy(Entity):
         # No liveness check: a keypair must always be able to let go of its policy.
         if access_key in self.keypairs:
             self.trigger_event(self.KeyPairUnassigned, access_key=access_key)
+
+    def become_fallback_of(self, name: str) -> None:
+        """Both policies are written in one save, so two opposite links race into a conflict."""
+        self.require_live()
+        if self.fallback == name:
+            raise CircularPolicyReference(
+                f"{name!r} -> {self.key!r} -> {name!r}: policies would fall back to each other"
+            )
+        if self.fallback is not None:
+            raise InvalidAPIParameters(
+                f"{self.key!r} itself falls back to {self.fallback!r}; fallbacks do not chain", field="fallback_policy"
+            )
+        if name not in self.fallback_of:
+            self.trigger_event(self.FallbackReferenced, by=name)
+
+    def stop_being_fallback_of(self, name: str) -> None:
+        if name in self.fallback_of:
+            self.trigger_event(self.FallbackReleased, by=name)
 
     def check_deletable(self) -> None:
         if self.key == SYSTEM_POLICY:

@@ -19,10 +19,12 @@ from domain.validation import (
     Slots,
     VFolderHosts,
     field_of,
+    nullable,
     optional_state_of,
     parse_default_for_unspecified,
     parse_hosts,
     parse_int,
+    parse_name,
     parse_positive_int,
     parse_slots,
     tri_state_of,
@@ -74,6 +76,9 @@ class KeyPairResourcePolicyCreator(LedgerModel):
     max_vfolder_count: NullableNonNegativeInt = None
     max_vfolder_size: NullableNonNegativeInt = None
     max_quota_scope_size: NullableNonNegativeInt = None
+    # The policy whose slot limits apply where this one lists none (see REFERENCE: seed 001's
+    # policy priority and its circular-reference case). Fallbacks do not chain.
+    fallback_policy: Annotated[str | None, field_of(nullable(parse_name))] = None
 
     @model_validator(mode="after")
     def _deprecations(self) -> KeyPairResourcePolicyCreator:
@@ -113,6 +118,7 @@ class KeyPairResourcePolicyModifier(LedgerModel):
     max_vfolder_count: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
     max_vfolder_size: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
     max_quota_scope_size: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
+    fallback_policy: Annotated[TriState[str], tri_state_of(parse_name)] = TriState.nop()
 
     @model_validator(mode="after")
     def _deprecations(self) -> KeyPairResourcePolicyModifier:
@@ -146,6 +152,7 @@ class KeyPairResourcePolicyData:
     max_vfolder_count: int | None
     max_vfolder_size: int | None
     max_quota_scope_size: int | None
+    fallback_policy: str | None = None
 
     @classmethod
     def from_fields(cls, name: str, created_at: datetime, fields: dict[str, Any]) -> KeyPairResourcePolicyData:
@@ -166,6 +173,7 @@ class KeyPairResourcePolicyData:
             max_vfolder_count=fields.get("max_vfolder_count"),
             max_vfolder_size=fields.get("max_vfolder_size"),
             max_quota_scope_size=fields.get("max_quota_scope_size"),
+            fallback_policy=fields.get("fallback_policy"),
         )
 
     def fields_json(self) -> dict[str, Any]:

@@ -1,0 +1,644 @@
+"""The `ledger` command line: policies, keypairs, their history, and a demo.
+
+Commands run through the action processors, so every event carries the actor given by
+the root options. Parsing is the CLI's job, validation the domain's: malformed option
+syntax (bad JSON, a `key=value` list without `=`, a non-integer, an unknown choice) is a
+usage error (exit 2); a value the domain refuses is a `LedgerError` (exit 1). Either way
+the user sees one line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.queries import HistoryEntry
+from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, Role
+from domain.base import entity_not_found
+from domain.errors import LedgerError, ObjectNotFound, PolicyInUse
+from domain.keypair import (
+    CreateKeyPairAction,
+    DeleteKeyPairAction,
+    KeyPairData,
+    ModifyKeyPairAction,
+)
+from domain.keypair.actions import KeyPairAction
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    DeleteKeyPairResourcePolicyAction,
+    KeypairResourcePolicyAction,
+    KeyPairResourcePolicyData,
+    ModifyKeyPairResourcePolicyAction,
+)
+from domain.values import ALL_VFOLDER_PERMISSIONS, KNOWN_SLOTS, DefaultForUnspecified, SlotKind
+
+T = TypeVar("T")
+
+POLICY_TYPE = KeypairResourcePolicyAction.entity_type()
+KEYPAIR_TYPE = KeyPairAction.entity_type()
+NULLABLE_FIELDS = (
+    "max_session_lifetime",
+    "idle_timeout",
+    "max_pending_session_count",
+    "max_pending_session_resource_slots",
+    "max_vfolder_count",
+    "max_vfolder_size",
+    "max_quota_scope_size",
+)
+
+
+class LedgerGroup(TyperGroup):
+    """Turns every `LedgerError` raised below the root into one stderr line and exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as exc:
+            message = " ".join(exc.message.split())
+            typer.echo(f"error: {exc.code}: {message}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=LedgerGroup,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(no_args_is_help=True, help="Keypair resource policies.")
+keypair_app = typer.Typer(no_args_is_help=True, help="Keypairs and the policy each one uses.")
+app.add_typer(policy_app, name="policy")
+app.add_typer(keypair_app, name="keypair")
+
+
+@dataclasses.dataclass(frozen=True)
+class State:
+    """What the root options decide for every command."""
+
+    db: str | None
+    as_json: bool
+    meta: ActionTriggerMeta
+
+    @contextmanager
+    def ledger(self) -> Iterator[Ledger]:
+        with open_ledger(self.db) as ledger:
+            yield ledger
+
+    def run(self, processor: ActionProcessor[Any, Any], action: BaseAction) -> Any:
+        """Runs one action through its processor, as the root options' actor."""
+        return asyncio.run(processor.wait_for_complete(action, self.meta))
+
+    def output(self, data: Any, human: Callable[[], None]) -> None:
+        """`data` as JSON with --json, else whatever `human` prints."""
+        if self.as_json:
+            typer.echo(json.dumps(data, indent=2, default=str))
+        else:
+            human()
+
+
+def _state(ctx: typer.Context) -> State:
+    state: State = ctx.find_root().obj
+    return state
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="URL",
+            help="Ledger URL (sqlite:///path.db or postgresql://...). "
+            "Default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    user_id: Annotated[uuid.UUID | None, typer.Option("--user-id", help="Actor: the acting user's UUID.")] = None,
+    access_key: Annotated[str | None, typer.Option("--access-key", help="Actor: the acting access key.")] = None,
+    role: Annotated[Role, typer.Option("--role", help="Actor: the acting role.")] = Role.SUPERADMIN,
+    domain: Annotated[str, typer.Option("--domain", help="Actor: the acting domain.")] = "default",
+    request_id: Annotated[str | None, typer.Option("--request-id", help="Request id stored on every event.")] = None,
+) -> None:
+    """An event-sourced ledger of keypair resource policies and keypairs.
+
+    The actor options (--user-id, --access-key, --role, --domain, --request-id) say who acts
+    and are stamped on every event a command stores. Like --db and --json they go before the
+    subcommand: `ledger --json --role admin policy list`. A keypair's owner is not the actor:
+    give it with `keypair create --owner UUID`."""
+    meta = ActionTriggerMeta(user_id, access_key, role, domain, request_id)
+    ctx.obj = State(db, as_json, meta)
+
+
+# Option parsers: syntax only; the domain validates the values.
+
+
+def _parse_json(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"invalid JSON: {exc}") from None
+
+
+def parse_slots_option(raw: str) -> dict[str, Any]:
+    """`{"cpu": "4", "mem": "8g"}` or `cpu=4,mem=8g`; an empty string means no slots."""
+    if raw.lstrip().startswith("{"):
+        parsed = _parse_json(raw)
+        if not isinstance(parsed, dict):
+            raise typer.BadParameter("expected a JSON object")
+        return parsed
+    slots: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected key=value, got {item!r}")
+        slots[key.strip()] = value.strip()
+    return slots
+
+
+def parse_hosts_option(raw: str) -> Any:
+    """A JSON list or object (`{"host": ["mount-in-session"]}`), or `host1,host2`."""
+    if raw.lstrip().startswith(("[", "{")):
+        parsed = _parse_json(raw)
+        if not isinstance(parsed, list | dict):
+            raise typer.BadParameter("expected a JSON list or object")
+        return parsed
+    return [host.strip() for host in raw.split(",") if host.strip()]
+
+
+SlotsOption = Annotated[
+    Any,
+    typer.Option(parser=parse_slots_option, metavar="JSON|k=v,...", help="Resource slots."),
+]
+HostsOption = Annotated[
+    Any,
+    typer.Option(parser=parse_hosts_option, metavar="JSON|host,...", help="Allowed vfolder hosts."),
+]
+IntOption = Annotated[int | None, typer.Option(metavar="N")]
+DefaultOption = Annotated[DefaultForUnspecified | None, typer.Option(case_sensitive=False)]
+PolicyName = Annotated[str, typer.Argument(metavar="NAME", help="Policy name.")]
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """The policy fields among a command's parameters that were given."""
+    skip = {"ctx", "name", "unset"}
+    return {k: v for k, v in values.items() if k not in skip and v is not None}
+
+
+def _with_warnings(build: Callable[[], T]) -> T:
+    """Builds an action, echoing domain warnings (deprecated fields) as one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        built = build()
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        typer.echo(f"warning: {message}", err=True)
+    return built
+
+
+# Rendering
+
+
+def _fmt(field: str, value: Any) -> str:
+    """A field value, compact: slots as k=v, hosts with all permissions as bare names."""
+    if value is None:
+        return "null"
+    if field == "allowed_vfolder_hosts" and isinstance(value, dict):
+        full = sorted(p.value for p in ALL_VFOLDER_PERMISSIONS)
+        hosts = [h if sorted(p) == full else f"{h}({', '.join(p)})" for h, p in value.items()]
+        return ", ".join(hosts) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_quantity(k, v)}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def _quantity(slot: str, value: Any) -> str:
+    """Byte slots in the largest binary unit that divides them exactly (274877906944 -> 256g)."""
+    text = str(value)
+    if KNOWN_SLOTS.get(slot) is not SlotKind.BYTES or not text.isdigit() or int(text) == 0:
+        return text
+    number, units = int(text), ["", "k", "m", "g", "t", "p", "e"]
+    while number % 1024 == 0 and len(units) > 1:
+        number, units = number // 1024, units[1:]
+    return f"{number}{units[0]}"
+
+
+def _print(table: Table) -> None:
+    Console().print(table)
+
+
+def _table(*headers: str, title: str | None = None) -> Table:
+    """A table that folds long cells instead of cutting them, so narrow output loses nothing."""
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def _policy_table(policy: KeyPairResourcePolicyData) -> Table:
+    table = _table("field", "value", title=f"keypair resource policy {policy.name!r}")
+    for field, value in policy.to_json().items():
+        table.add_row(field, _fmt(field, value))
+    return table
+
+
+def _policies_table(policies: list[KeyPairResourcePolicyData]) -> Table:
+    columns: tuple[str, ...] = ("name", "total_resource_slots", "max_concurrent_sessions", "idle_timeout")
+    columns += ("max_session_lifetime", "allowed_vfolder_hosts")
+    table = _table(*columns)
+    for policy in policies:
+        data = policy.to_json()
+        table.add_row(*(_fmt(k, data[k]) for k in columns))
+    return table
+
+
+def _show_policy(state: State, policy: KeyPairResourcePolicyData, done: str) -> None:
+    def human() -> None:
+        typer.echo(f"{done} keypair resource policy {policy.name!r}")
+        _print(_policy_table(policy))
+
+    state.output(policy.to_json(), human)
+
+
+def keypair_json(keypair: KeyPairData) -> dict[str, Any]:
+    return {**dataclasses.asdict(keypair), "user_id": str(keypair.user_id)}
+
+
+def _keypairs_table(keypairs: list[KeyPairData]) -> Table:
+    table = _table("access_key", "user_id", "domain_name", "resource_policy")
+    for keypair in keypairs:
+        table.add_row(*(str(v) for v in keypair_json(keypair).values()))
+    return table
+
+
+def _show_keypair(state: State, keypair: KeyPairData, done: str) -> None:
+    def human() -> None:
+        if done:
+            typer.echo(f"{done} keypair {keypair.access_key!r}")
+        _print(_keypairs_table([keypair]))
+
+    state.output(keypair_json(keypair), human)
+
+
+def _actor(entry: HistoryEntry) -> str:
+    """Role, user and access key, then the request id, one per line (narrow terminals)."""
+    actor = entry.actor
+    parts = (actor.get("role"), actor.get("user_id"), actor.get("access_key"))
+    request = [f"request {entry.request_id}"] if entry.request_id else []
+    return "\n".join([*(str(p) for p in parts if p), *request])
+
+
+def _changes(entry: HistoryEntry) -> str:
+    changed = {f: c for f, c in entry.changes.items() if c.get("old") != c.get("new")}  # creations list null -> null
+    lines = [f"{f}: {_fmt(f, c.get('old'))} -> {_fmt(f, c.get('new'))}" for f, c in changed.items()]
+    lines += [f"{k}: {_fmt(k, v)}" for k, v in entry.details.items()]
+    return "\n".join(lines)
+
+
+def history_table(title: str, entries: list[HistoryEntry]) -> Table:
+    """One row per event. Fits 80 columns: fixed columns stay whole, changes get most of the rest."""
+    table = Table(title=title, box=box.HORIZONTALS, show_lines=True, expand=True)
+    for header in ("ver", "event", "time (UTC)"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("actor / request id", overflow="fold", ratio=1, min_width=10)
+    table.add_column("changes", overflow="fold", ratio=2)
+    for e in entries:
+        table.add_row(str(e.version), e.event, _utc(e.occurred_at), _actor(e), _changes(e))
+    return table
+
+
+def _utc(at: datetime) -> str:
+    at = at.astimezone(UTC) if at.tzinfo else at  # naive times are UTC already (SQLite drops the zone)
+    return at.strftime("%Y-%m-%d\n%H:%M:%S")
+
+
+def _history(state: State, entity_type: str, entity_id: str) -> None:
+    with state.ledger() as ledger:
+        entries = ledger.queries.history(entity_type, entity_id)
+    if not entries:
+        raise ObjectNotFound(f"{entity_type} {entity_id!r} has no history")
+    title = f"history of {entity_type} {entity_id!r}"
+    state.output([e.to_json() for e in entries], lambda: _print(history_table(title, entries)))
+
+
+# Policy commands
+
+
+@policy_app.command("create")
+def policy_create(
+    ctx: typer.Context,
+    name: PolicyName,
+    total_resource_slots: SlotsOption = None,
+    max_concurrent_sessions: IntOption = None,
+    max_containers_per_session: IntOption = None,
+    idle_timeout: IntOption = None,
+    max_session_lifetime: IntOption = None,
+    max_concurrent_sftp_sessions: IntOption = None,
+    max_pending_session_count: IntOption = None,
+    max_pending_session_resource_slots: SlotsOption = None,
+    allowed_vfolder_hosts: HostsOption = None,
+    default_for_unspecified: DefaultOption = None,
+    max_vfolder_count: IntOption = None,
+    max_vfolder_size: IntOption = None,
+    max_quota_scope_size: IntOption = None,
+) -> None:
+    """Create a policy (or create again one that was deleted). Unset options take defaults."""
+    creator = {"name": name, **_given(locals())}
+    state = _state(ctx)
+    action = _with_warnings(lambda: CreateKeyPairResourcePolicyAction(creator=creator))
+    with state.ledger() as ledger:
+        processor = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+        result = state.run(processor, action)
+    _show_policy(state, result.keypair_resource_policy, "created")
+
+
+@policy_app.command("modify")
+def policy_modify(
+    ctx: typer.Context,
+    name: PolicyName,
+    total_resource_slots: SlotsOption = None,
+    max_concurrent_sessions: IntOption = None,
+    max_containers_per_session: IntOption = None,
+    idle_timeout: IntOption = None,
+    max_session_lifetime: IntOption = None,
+    max_concurrent_sftp_sessions: IntOption = None,
+    max_pending_session_count: IntOption = None,
+    max_pending_session_resource_slots: SlotsOption = None,
+    allowed_vfolder_hosts: HostsOption = None,
+    default_for_unspecified: DefaultOption = None,
+    max_vfolder_count: IntOption = None,
+    max_vfolder_size: IntOption = None,
+    max_quota_scope_size: IntOption = None,
+    unset: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="FIELD",
+            help=f"Set a nullable field to null (repeatable): {', '.join(NULLABLE_FIELDS)}.",
+        ),
+    ] = None,
+) -> None:
+    """Change the given fields of a policy; fields not given are left alone."""
+    given = _given(locals())
+    modifier = {**given, **_unset_fields(unset or [], given)}
+    if not modifier:
+        raise typer.BadParameter("nothing to change: give at least one field option or --unset")
+    state = _state(ctx)
+    action = _with_warnings(lambda: ModifyKeyPairResourcePolicyAction(name=name, modifier=modifier))
+    with state.ledger() as ledger:
+        processor = ledger.processors.keypair_resource_policy.modify_keypair_resource_policy
+        result = state.run(processor, action)
+    _show_policy(state, result.keypair_resource_policy, "modified")
+
+
+def _unset_fields(names: list[str], given: dict[str, Any]) -> dict[str, None]:
+    fields = {name.strip().replace("-", "_") for name in names}
+    for field in sorted(fields):
+        if field not in NULLABLE_FIELDS:
+            allowed = ", ".join(NULLABLE_FIELDS)
+            raise typer.BadParameter(f"{field!r} cannot be unset; one of: {allowed}", param_hint="--unset")
+        if field in given:
+            raise typer.BadParameter(f"{field!r} is both set and unset", param_hint="--unset")
+    return dict.fromkeys(fields)
+
+
+@policy_app.command("delete")
+def policy_delete(ctx: typer.Context, name: PolicyName) -> None:
+    """Delete a policy. Refused while a keypair uses it, and for the system policy."""
+    state = _state(ctx)
+    with state.ledger() as ledger:
+        processor = ledger.processors.keypair_resource_policy.delete_keypair_resource_policy
+        result = state.run(processor, DeleteKeyPairResourcePolicyAction(name=name))
+    before: KeyPairResourcePolicyData = result.keypair_resource_policy
+    state.output(before.to_json(), lambda: typer.echo(f"deleted keypair resource policy {name!r}"))
+
+
+@policy_app.command("show")
+def policy_show(ctx: typer.Context, name: PolicyName) -> None:
+    """Show one policy."""
+    state = _state(ctx)
+    with state.ledger() as ledger:
+        policy = ledger.queries.keypair_resource_policy(name)
+    if policy is None:
+        raise entity_not_found(POLICY_TYPE, name)
+    state.output(policy.to_json(), lambda: _print(_policy_table(policy)))
+
+
+@policy_app.command("list")
+def policy_list(ctx: typer.Context) -> None:
+    """List the live policies."""
+    state = _state(ctx)
+    with state.ledger() as ledger:
+        policies = ledger.queries.keypair_resource_policies()
+    state.output([p.to_json() for p in policies], lambda: _print(_policies_table(policies)))
+
+
+@policy_app.command("history")
+def policy_history(ctx: typer.Context, name: PolicyName) -> None:
+    """Every event of a policy, across all its incarnations: who changed what, when."""
+    _history(_state(ctx), POLICY_TYPE, name)
+
+
+# Keypair commands
+
+AccessKeyArg = Annotated[str, typer.Argument(metavar="ACCESS_KEY")]
+PolicyOption = Annotated[str, typer.Option("--resource-policy", metavar="NAME", help="Policy name.")]
+
+
+@keypair_app.command("create")
+def keypair_create(
+    ctx: typer.Context,
+    access_key: AccessKeyArg,
+    owner: Annotated[
+        str,
+        typer.Option(
+            "--owner",
+            metavar="UUID",
+            help="The user who owns the keypair (the root --user-id is the actor, not the owner).",
+        ),
+    ],
+    resource_policy: PolicyOption,
+    domain_name: Annotated[
+        str | None,
+        typer.Option("--domain-name", help="The keypair's domain. Default: the root --domain."),
+    ] = None,
+) -> None:
+    """Create a keypair (or create again one that was deleted) using an existing policy."""
+    state = _state(ctx)
+    domain = domain_name or state.meta.domain_name
+    action = CreateKeyPairAction(
+        access_key=access_key, user_id=owner, domain_name=domain, resource_policy=resource_policy
+    )
+    with state.ledger() as ledger:
+        result = state.run(ledger.processors.keypair.create_keypair, action)
+    _show_keypair(state, result.keypair, "created")
+
+
+@keypair_app.command("modify")
+def keypair_modify(ctx: typer.Context, access_key: AccessKeyArg, resource_policy: PolicyOption) -> None:
+    """Move a keypair to another policy."""
+    state = _state(ctx)
+    action = ModifyKeyPairAction(access_key=access_key, resource_policy=resource_policy)
+    with state.ledger() as ledger:
+        result = state.run(ledger.processors.keypair.modify_keypair, action)
+    _show_keypair(state, result.keypair, "modified")
+
+
+@keypair_app.command("delete")
+def keypair_delete(ctx: typer.Context, access_key: AccessKeyArg) -> None:
+    """Delete a keypair; its policy is no longer in use by it."""
+    state = _state(ctx)
+    with state.ledger() as ledger:
+        result = state.run(ledger.processors.keypair.delete_keypair, DeleteKeyPairAction(access_key=access_key))
+    state.output(keypair_json(result.keypair), lambda: typer.echo(f"deleted keypair {access_key!r}"))
+
+
+@keypair_app.command("show")
+def keypair_show(ctx: typer.Context, access_key: AccessKeyArg) -> None:
+    """Show one keypair."""
+    state = _state(ctx)
+    with state.ledger() as ledger:
+        keypair = ledger.queries.keypair(access_key)
+    if keypair is None:
+        raise entity_not_found(KEYPAIR_TYPE, access_key)
+    _show_keypair(state, keypair, "")
+
+
+@keypair_app.command("list")
+def keypair_list(
+    ctx: typer.Context,
+    resource_policy: Annotated[
+        str | None, typer.Option("--resource-policy", metavar="NAME", help="Only keypairs using this policy.")
+    ] = None,
+) -> None:
+    """List the live keypairs."""
+    state = _state(ctx)
+    with state.ledger() as ledger:
+        keypairs = ledger.queries.keypairs(resource_policy)
+    state.output([keypair_json(k) for k in keypairs], lambda: _print(_keypairs_table(keypairs)))
+
+
+@keypair_app.command("history")
+def keypair_history(ctx: typer.Context, access_key: AccessKeyArg) -> None:
+    """Every event of a keypair, across all its incarnations."""
+    _history(_state(ctx), KEYPAIR_TYPE, access_key)
+
+
+# The demo
+
+DEMO_POLICY = "dev-policy"
+DEMO_KEYPAIR = "AKDEMO"
+DEMO_OWNER = uuid.UUID("00000000-0000-4000-8000-00000000de40")
+DEMO_FIELDS: dict[str, Any] = {
+    "allowed_vfolder_hosts": ["storage1", "storage2"],
+    "default_for_unspecified": "LIMITED",
+    "idle_timeout": 3600,
+    "max_concurrent_sessions": 5,
+    "max_containers_per_session": 3,
+    "max_pending_session_count": 10,
+    "max_pending_session_resource_slots": {"cpu": "10", "memory": "64G"},
+    "max_session_lifetime": 86400,
+    "total_resource_slots": {"cpu": "50", "memory": "256G", "gpu": "4"},
+}
+
+
+class Demo:
+    """Seed 001's policy through its whole life: each step one line, then its history."""
+
+    def __init__(self, state: State, ledger: Ledger) -> None:
+        self.state, self.ledger = state, ledger
+        self.steps: list[str] = []
+        self.policies = ledger.processors.keypair_resource_policy
+        self.keypairs = ledger.processors.keypair
+
+    def say(self, line: str) -> None:
+        self.steps.append(line)
+        if not self.state.as_json:
+            typer.echo(line)
+
+    def clean_up(self) -> None:
+        """A run that was interrupted may have left the keypair or the policy behind."""
+        queries = self.ledger.queries
+        if queries.keypair(DEMO_KEYPAIR) is not None:
+            self.state.run(self.keypairs.delete_keypair, DeleteKeyPairAction(access_key=DEMO_KEYPAIR))
+            self.say(f"cleaned up keypair {DEMO_KEYPAIR!r} left by an earlier run")
+        if queries.keypair_resource_policy(DEMO_POLICY) is not None:
+            action = DeleteKeyPairResourcePolicyAction(name=DEMO_POLICY)
+            self.state.run(self.policies.delete_keypair_resource_policy, action)
+            self.say(f"cleaned up policy {DEMO_POLICY!r} left by an earlier run")
+
+    def create(self) -> None:
+        again = bool(self.ledger.queries.history(POLICY_TYPE, DEMO_POLICY))
+        creator = {"name": DEMO_POLICY, **DEMO_FIELDS}
+        action = CreateKeyPairResourcePolicyAction(creator=creator)
+        self.state.run(self.policies.create_keypair_resource_policy, action)
+        verb = "re-created" if again else "created"
+        self.say(f"{verb} policy {DEMO_POLICY!r} with seed 001's values (max_concurrent_sessions=5)")
+
+    def modify(self) -> None:
+        action = ModifyKeyPairResourcePolicyAction(name=DEMO_POLICY, modifier={"max_concurrent_sessions": 10})
+        self.state.run(self.policies.modify_keypair_resource_policy, action)
+        self.say(f"modified policy {DEMO_POLICY!r}: max_concurrent_sessions 5 -> 10")
+
+    def assign(self) -> None:
+        action = CreateKeyPairAction(
+            access_key=DEMO_KEYPAIR,
+            user_id=DEMO_OWNER,
+            domain_name=self.state.meta.domain_name or "default",
+            resource_policy=DEMO_POLICY,
+        )
+        self.state.run(self.keypairs.create_keypair, action)
+        self.say(f"created keypair {DEMO_KEYPAIR!r} using policy {DEMO_POLICY!r}")
+
+    def refused_delete(self) -> None:
+        action = DeleteKeyPairResourcePolicyAction(name=DEMO_POLICY)
+        try:
+            self.state.run(self.policies.delete_keypair_resource_policy, action)
+        except PolicyInUse as exc:
+            self.say(f"deleting policy {DEMO_POLICY!r} was refused: {exc.code}: {exc.message}")
+            return
+        raise LedgerError(f"deleting policy {DEMO_POLICY!r} in use was not refused")
+
+    def tear_down(self) -> None:
+        self.state.run(self.keypairs.delete_keypair, DeleteKeyPairAction(access_key=DEMO_KEYPAIR))
+        self.say(f"deleted keypair {DEMO_KEYPAIR!r}")
+        action = DeleteKeyPairResourcePolicyAction(name=DEMO_POLICY)
+        self.state.run(self.policies.delete_keypair_resource_policy, action)
+        self.say(f"deleted policy {DEMO_POLICY!r}")
+
+    def run(self) -> list[HistoryEntry]:
+        for step in (self.clean_up, self.create, self.modify, self.assign, self.refused_delete, self.tear_down):
+            step()
+        return self.ledger.queries.history(POLICY_TYPE, DEMO_POLICY)
+
+
+@app.command("demo")
+def demo(ctx: typer.Context) -> None:
+    """Walk policy 'dev-policy' through its life and print its history. Safe to re-run:
+    each run adds one more incarnation to the same history."""
+    state = _state(ctx)
+    with state.ledger() as ledger:
+        runner = Demo(state, ledger)
+        entries = runner.run()
+    title = f"history of {POLICY_TYPE} {DEMO_POLICY!r}"
+    data = {"steps": runner.steps, "history": [e.to_json() for e in entries]}
+    state.output(data, lambda: _print(history_table(title, entries)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,423 @@
+"""Value types: resource slots, tri-states, enums and vfolder host permissions."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.errors import InvalidAPIParameters
+from domain.values import (
+    ALL_VFOLDER_PERMISSIONS,
+    INFINITY,
+    KNOWN_SLOTS,
+    NOP,
+    SLOT_ALIASES,
+    DefaultForUnspecified,
+    OptionalState,
+    ResourceSlot,
+    SlotKind,
+    TriState,
+    VFolderHostPermission,
+    VFolderHostPermissionMap,
+)
+
+GiB = 1024**3
+SUFFIX_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
+TAILS = ["", "b", "ib", "bytes"]
+
+
+def mem(raw: object) -> Decimal:
+    return ResourceSlot.from_user_input({"mem": raw})["mem"]
+
+
+def cpu(raw: object) -> Decimal:
+    return ResourceSlot.from_user_input({"cpu": raw})["cpu"]
+
+
+# Byte quantities
+
+
+@pytest.mark.parametrize("letter", sorted(SUFFIX_POWERS))
+@pytest.mark.parametrize("tail", TAILS)
+def test_byte_suffixes_are_powers_of_1024_in_any_case(letter: str, tail: str) -> None:
+    expected = 3 * 1024 ** SUFFIX_POWERS[letter]
+    assert mem(f"3{letter}{tail}") == expected
+    assert mem(f"3{letter.upper()}{tail.upper()}") == expected
+    assert mem(f" 3 {letter.upper()}{tail} ") == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1.5GiB", 1610612736),
+        ("16g", 17179869184),
+        ("64G", 68719476736),
+        ("256G", 256 * GiB),
+        ("512m", 512 * 1024**2),
+        ("0.5k", 512),
+        (".5k", 512),
+        ("1.kb", 1024),
+        ("8", 8),
+        ("8b", 8),
+        ("8bytes", 8),
+        (8, 8),
+        (8.9, 8),
+        ("0", 0),
+        ("1.5", 1),  # a byte count has no fraction
+    ],
+)
+def test_byte_quantities(raw: object, expected: int) -> None:
+    value = mem(raw)
+    assert value == expected
+    assert value == int(value)
+
+
+def test_a_bare_number_for_mem_is_bytes_not_gigabytes() -> None:
+    slots = ResourceSlot.from_user_input({"mem": "8"})
+    assert slots["mem"] == 8
+    assert slots.to_json() == {"mem": "8"}
+
+
+def test_large_byte_sizes_are_exact() -> None:
+    # Beyond 28 significant digits a Decimal product would be rounded.
+    assert mem("12345678901e") == 12345678901 * 1024**6
+    assert mem("123456789012345678901234567890.5k") == 123456789012345678901234567890 * 1024 + 512
+
+
+@pytest.mark.parametrize("raw", ["1.2.3g", "g", "16x", "16 gigabytes", "nan", "", "0x10", "1e5", "16gg"])
+def test_malformed_byte_sizes_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidAPIParameters, match="not a byte size") as info:
+        mem(raw)
+    assert info.value.field == "resource_slots.mem"
+
+
+# Count quantities
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1.2345678, "1.235"),
+        ("1.2345678", "1.235"),
+        ("1.2345", "1.235"),  # half up
+        ("1.2344999", "1.234"),
+        ("0.0004", "0"),
+        ("0.0005", "0.001"),
+        ("4", "4"),
+        (4, "4"),
+        ("  2.5 ", "2.5"),
+        ("1e3", "1000"),
+        ("-0", "0"),
+    ],
+)
+def test_counts_are_rounded_to_three_decimals(raw: object, expected: str) -> None:
+    slots = ResourceSlot.from_user_input({"cpu": raw})
+    assert slots["cpu"] == Decimal(expected)
+    assert slots.to_json() == {"cpu": expected}
+
+
+@pytest.mark.parametrize("raw", ["16g", "four", "1/2", "", "nan", "infinite"])
+def test_non_numeric_counts_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidAPIParameters) as info:
+        cpu(raw)
+    assert info.value.field == "resource_slots.cpu"
+
+
+@pytest.mark.parametrize("raw", [10**40, "1e999999999", "9" * 30])
+def test_absurdly_large_counts_are_refused_as_bad_input(raw: object) -> None:
+    with pytest.raises(InvalidAPIParameters, match="too large") as info:
+        cpu(raw)
+    assert info.value.field == "resource_slots.cpu"
+
+
+@pytest.mark.parametrize("slot", ["cpu", "mem", "cuda.device", "cuda.shares"])
+@pytest.mark.parametrize("raw", ["inf", "INF", "Infinity", " inf ", float("inf")])
+def test_inf_is_infinity(slot: str, raw: object) -> None:
+    slots = ResourceSlot.from_user_input({slot: raw})
+    assert slots[slot] == INFINITY
+    assert slots[slot].is_infinite()
+    assert slots.to_json() == {slot: "Infinity"}
+    assert ResourceSlot.from_json(slots.to_json()) == slots
+
+
+# Names
+
+
+def test_aliases_are_stored_under_canonical_names() -> None:
+    slots = ResourceSlot.from_user_input({"cpu": "50", "memory": "256G", "gpu": "4"})
+    assert dict(slots) == {"cpu": Decimal(50), "mem": Decimal(256 * GiB), "cuda.device": Decimal(4)}
+    assert "memory" not in slots
+    assert "gpu" not in slots
+    assert SLOT_ALIASES == {"memory": "mem", "gpu": "cuda.device"}
+
+
+def test_a_slot_given_directly_and_as_an_alias_is_refused() -> None:
+    with pytest.raises(InvalidAPIParameters, match="twice") as info:
+        ResourceSlot.from_user_input({"mem": "1g", "memory": "2g"})
+    assert info.value.field == "resource_slots.memory"
+
+
+def test_unknown_slot_is_refused_listing_known_names() -> None:
+    with pytest.raises(InvalidAPIParameters) as info:
+        ResourceSlot.from_user_input({"cpu": "1", "invalid": "format"}, field="total_resource_slots")
+    error = info.value
+    assert error.field == "total_resource_slots.invalid"
+    assert "unknown slot 'invalid'" in str(error)
+    for name in KNOWN_SLOTS:
+        assert name in error.reason
+    for alias in SLOT_ALIASES:
+        assert alias in error.reason
+
+
+@pytest.mark.parametrize("key", ["CPU", "Mem", "cuda", "", " cpu", 1, None])
+def test_slot_names_must_match_exactly(key: object) -> None:
+    with pytest.raises(InvalidAPIParameters, match="unknown slot"):
+        ResourceSlot.from_user_input({key: "1"})
+
+
+def test_configured_slots_become_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidAPIParameters):
+        ResourceSlot.from_user_input({"fpga.mem": "1g"})
+    monkeypatch.setitem(KNOWN_SLOTS, "fpga.mem", SlotKind.BYTES)
+    assert ResourceSlot.from_user_input({"fpga.mem": "1g"})["fpga.mem"] == GiB
+
+
+# Refused quantities
+
+
+@pytest.mark.parametrize("slot", ["cpu", "mem", "cuda.shares"])
+@pytest.mark.parametrize("raw", [-1, "-1", -0.5, "-0.5", "-1g", "-inf", Decimal("-3"), " -2 "])
+def test_negative_quantities_are_refused(slot: str, raw: object) -> None:
+    with pytest.raises(InvalidAPIParameters) as info:
+        ResourceSlot.from_user_input({slot: raw}, field="total_resource_slots")
+    assert info.value.field == f"total_resource_slots.{slot}"
+
+
+@pytest.mark.parametrize("slot", ["cpu", "mem"])
+@pytest.mark.parametrize("raw", [True, False])
+def test_booleans_are_refused(slot: str, raw: bool) -> None:
+    with pytest.raises(InvalidAPIParameters, match="got bool") as info:
+        ResourceSlot.from_user_input({slot: raw})
+    assert info.value.field == f"resource_slots.{slot}"
+
+
+@pytest.mark.parametrize("raw", [None, [1], {"a": 1}, b"1"])
+def test_non_scalar_quantities_are_refused(raw: object) -> None:
+    with pytest.raises(InvalidAPIParameters, match="expected a number or a string"):
+        cpu(raw)
+
+
+@pytest.mark.parametrize("raw", [None, "cpu=1", ["cpu"], 3])
+def test_slots_must_be_a_mapping(raw: object) -> None:
+    with pytest.raises(InvalidAPIParameters, match="mapping") as info:
+        ResourceSlot.from_user_input(raw, field="total_resource_slots")
+    assert info.value.field == "total_resource_slots"
+
+
+# JSON form
+
+
+def test_resource_slot_json_is_canonical_and_round_trips() -> None:
+    slots = ResourceSlot.from_user_input({"mem": "1.5GiB", "cpu": "4.000", "cuda.shares": "0.5", "gpu": 2})
+    assert slots.to_json() == {"cpu": "4", "cuda.device": "2", "cuda.shares": "0.5", "mem": "1610612736"}
+    assert list(slots.to_json()) == sorted(slots.to_json())
+    again = ResourceSlot.from_json(json.loads(json.dumps(slots.to_json())))
+    assert again == slots
+    assert hash(again) == hash(slots)
+    assert again.to_json() == slots.to_json()
+
+
+def test_resource_slot_is_an_immutable_mapping_comparable_with_dicts() -> None:
+    slots = ResourceSlot.from_user_input({"cpu": "2"})
+    assert slots == {"cpu": Decimal("2.000")}
+    assert slots != {"cpu": Decimal(3)}
+    assert slots != ResourceSlot()
+    assert len(ResourceSlot()) == 0
+    assert ResourceSlot.from_user_input(slots) is slots
+    with pytest.raises(TypeError):
+        slots["cpu"] = Decimal(1)  # type: ignore[index]
+
+
+QUANTITY = st.one_of(
+    st.integers(min_value=0, max_value=10**15),
+    st.decimals(min_value=0, max_value=10**6, places=3, allow_nan=False, allow_infinity=False),
+    st.just("inf"),
+)
+
+
+@given(st.dictionaries(st.sampled_from(sorted(KNOWN_SLOTS)), QUANTITY, max_size=len(KNOWN_SLOTS)))
+def test_any_parsed_slots_round_trip_through_json(raw: dict[str, object]) -> None:
+    slots = ResourceSlot.from_user_input({k: str(v) for k, v in raw.items()})
+    encoded = json.loads(json.dumps(slots.to_json()))
+    assert ResourceSlot.from_json(encoded) == slots
+    assert ResourceSlot.from_json(encoded).to_json() == encoded
+
+
+SUFFIX = st.tuples(st.sampled_from([*sorted(SUFFIX_POWERS), ""]), st.sampled_from(TAILS), st.booleans())
+
+
+@given(st.integers(min_value=0), SUFFIX)
+def test_property_n_with_suffix_is_n_times_a_power_of_1024(n: int, suffix: tuple[str, str, bool]) -> None:
+    letter, tail, upper = suffix
+    text = f"{letter}{tail}"
+    raw = f"{n}{text.upper() if upper else text}"
+    power = SUFFIX_POWERS.get(letter, 0)
+    value = mem(raw)
+    assert value == n * 1024**power
+    assert ResourceSlot({"mem": value}).to_json() == {"mem": str(n * 1024**power)}
+
+
+# TriState and OptionalState
+
+
+def test_tristate_nop() -> None:
+    state: TriState[int] = TriState.nop()
+    assert state.is_nop()
+    assert not state.is_nullify()
+    assert state == TriState()
+    with pytest.raises(ValueError, match="no value"):
+        state.value()
+
+
+def test_tristate_update() -> None:
+    state = TriState.update(5)
+    assert not state.is_nop()
+    assert not state.is_nullify()
+    assert state.value() == 5
+    assert state == TriState.update(5)
+    assert state != TriState.update(6)
+    assert state != TriState.nop()
+
+
+def test_tristate_nullify() -> None:
+    state: TriState[int] = TriState.nullify()
+    assert state.is_nullify()
+    assert not state.is_nop()
+    assert state.value() is None
+    assert state == TriState.nullify()
+    assert state != TriState.nop()
+    assert state != TriState.update(0)
+
+
+def test_tristate_update_needs_a_value() -> None:
+    with pytest.raises(InvalidAPIParameters, match="nullify"):
+        TriState.update(None)
+
+
+def test_optional_state_update_and_nop() -> None:
+    assert OptionalState.update(0).value() == 0
+    assert not OptionalState.update(0).is_nop()
+    assert OptionalState.nop().is_nop()
+    assert OptionalState() == OptionalState.nop()
+    assert OptionalState(NOP).is_nop()
+    with pytest.raises(ValueError, match="no value"):
+        OptionalState.nop().value()
+
+
+def test_optional_state_cannot_hold_null() -> None:
+    with pytest.raises(InvalidAPIParameters, match="null"):
+        OptionalState(None)
+    with pytest.raises(InvalidAPIParameters, match="null"):
+        OptionalState.update(None)
+    assert not hasattr(OptionalState, "nullify")
+
+
+def test_states_of_different_kinds_are_not_equal() -> None:
+    assert OptionalState.update(1) != TriState.update(1)
+    assert OptionalState.nop() != TriState.nop()
+    assert hash(TriState.update(1)) == hash(TriState.update(1))
+    assert len({TriState.update(1), TriState.update(1), TriState.nullify()}) == 2
+
+
+# DefaultForUnspecified
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("LIMITED", DefaultForUnspecified.LIMITED),
+        ("limited", DefaultForUnspecified.LIMITED),
+        ("Limited", DefaultForUnspecified.LIMITED),
+        (" unlimited ", DefaultForUnspecified.UNLIMITED),
+        ("UnLimited", DefaultForUnspecified.UNLIMITED),
+        (DefaultForUnspecified.UNLIMITED, DefaultForUnspecified.UNLIMITED),
+    ],
+)
+def test_default_for_unspecified_by_name_in_any_case(raw: object, expected: DefaultForUnspecified) -> None:
+    assert DefaultForUnspecified.parse(raw, field="default_for_unspecified") is expected
+
+
+@pytest.mark.parametrize("raw", ["partial", "", None, 0, True, ["LIMITED"]])
+def test_default_for_unspecified_refuses_other_values(raw: object) -> None:
+    with pytest.raises(InvalidAPIParameters, match="LIMITED, UNLIMITED") as info:
+        DefaultForUnspecified.parse(raw, field="default_for_unspecified")
+    assert info.value.field == "default_for_unspecified"
+
+
+# VFolderHostPermissionMap
+
+
+def test_a_list_of_hosts_grants_all_permissions() -> None:
+    hosts = VFolderHostPermissionMap.from_user_input(["storage1", "storage2"])
+    assert dict(hosts) == {"storage1": ALL_VFOLDER_PERMISSIONS, "storage2": ALL_VFOLDER_PERMISSIONS}
+    assert len(ALL_VFOLDER_PERMISSIONS) == 8
+
+
+def test_a_host_mapped_to_null_grants_all_permissions() -> None:
+    hosts = VFolderHostPermissionMap.from_user_input({"local": None})
+    assert dict(hosts) == {"local": ALL_VFOLDER_PERMISSIONS}
+
+
+def test_a_host_mapped_to_permissions_grants_exactly_those() -> None:
+    hosts = VFolderHostPermissionMap.from_user_input(
+        {
+            "nfs": ["create-vfolder", "MOUNT-IN-SESSION", VFolderHostPermission.UPLOAD_FILE],
+            "ro": "download-file",
+            "none": [],
+        }
+    )
+    assert hosts["nfs"] == {
+        VFolderHostPermission.CREATE,
+        VFolderHostPermission.MOUNT_IN_SESSION,
+        VFolderHostPermission.UPLOAD_FILE,
+    }
+    assert hosts["ro"] == {VFolderHostPermission.DOWNLOAD_FILE}
+    assert hosts["none"] == frozenset()
+
+
+def test_unknown_permission_is_refused_listing_the_allowed_ones() -> None:
+    with pytest.raises(InvalidAPIParameters, match="unknown permission 'format-disk'") as info:
+        VFolderHostPermissionMap.from_user_input({"nfs": ["create-vfolder", "format-disk"]})
+    assert info.value.field == "allowed_vfolder_hosts.nfs"
+    for permission in VFolderHostPermission:
+        assert permission.value in info.value.reason
+
+
+@pytest.mark.parametrize("raw", ["storage1", 5, None, [""], ["  "], [None], [3], {"": None}])
+def test_malformed_host_maps_are_refused(raw: object) -> None:
+    with pytest.raises(InvalidAPIParameters) as info:
+        VFolderHostPermissionMap.from_user_input(raw)
+    assert info.value.field == "allowed_vfolder_hosts"
+
+
+def test_permissions_must_be_null_or_a_list() -> None:
+    with pytest.raises(InvalidAPIParameters, match="list of permissions") as info:
+        VFolderHostPermissionMap.from_user_input({"nfs": 7})
+    assert info.value.field == "allowed_vfolder_hosts.nfs"
+
+
+def test_host_map_json_is_sorted_and_round_trips() -> None:
+    hosts = VFolderHostPermissionMap.from_user_input({"b": ["upload-file", "create-vfolder"], "a": None})
+    encoded = hosts.to_json()
+    assert list(encoded) == ["a", "b"]
+    assert encoded["b"] == ["create-vfolder", "upload-file"]
+    assert encoded["a"] == sorted(p.value for p in VFolderHostPermission)
+    again = VFolderHostPermissionMap.from_json(json.loads(json.dumps(encoded)))
+    assert again == hosts
+    assert hash(again) == hash(hosts)
+    assert VFolderHostPermissionMap.from_user_input(hosts) is hosts
+    assert VFolderHostPermissionMap().to_json() == {}
