@@ -79,6 +79,7 @@ def test_the_field_lists_here_match_the_model() -> None:
     assert set(POLICY_FIELDS) == {*INT_FIELDS, *SLOT_FIELDS, "max_containers_per_session"} | {
         "default_for_unspecified",
         "allowed_vfolder_hosts",
+        "fallback_policy",
     }
     assert set(KeyPairResourcePolicyModifier.model_fields) == set(POLICY_FIELDS)
 
