@@ -58,7 +58,11 @@ NULLABLE_FIELDS = (
     "max_vfolder_count",
     "max_vfolder_size",
     "max_quota_scope_size",
+    "fallback_policy",
 )
+FallbackOption = Annotated[
+    str | None, typer.Option(help="Policy whose slot limits apply where this one lists none (no chains).")
+]
 
 
 class LedgerGroup(TyperGroup):
@@ -353,6 +357,7 @@ def policy_create(
     max_vfolder_count: IntOption = None,
     max_vfolder_size: IntOption = None,
     max_quota_scope_size: IntOption = None,
+    fallback_policy: FallbackOption = None,
 ) -> None:
     """Create a policy (or create again one that was deleted). Unset options take defaults."""
     creator = {"name": name, **_given(locals())}
@@ -381,6 +386,7 @@ def policy_modify(
     max_vfolder_count: IntOption = None,
     max_vfolder_size: IntOption = None,
     max_quota_scope_size: IntOption = None,
+    fallback_policy: FallbackOption = None,
     unset: Annotated[
         list[str] | None,
         typer.Option(

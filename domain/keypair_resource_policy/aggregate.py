@@ -115,6 +115,9 @@ class KeyPairResourcePolicy(Entity):
             raise PolicyInUse(
                 f"keypair resource policy {self.key!r} is used by {len(users)} keypair(s): {', '.join(users[:5])}{more}"
             )
+        if self.fallback_of:
+            referrers = ", ".join(sorted(self.fallback_of))
+            raise PolicyInUse(f"keypair resource policy {self.key!r} is the fallback of: {referrers}")
 
     def duplicate(self) -> LedgerError:
         return DuplicatePolicyName(f"keypair resource policy {self.key!r} already exists")

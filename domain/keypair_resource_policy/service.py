@@ -46,13 +46,13 @@ class KeyPairResourcePolicyService:
         if new is not None and new != old:
             if new == name:
                 raise CircularPolicyReference(f"{name!r} cannot fall back to itself")
+            target = load_live_policy(self._store, new)
+            target.become_fallback_of(name)  # refuses a link back to `name` first
             if policy is not None and policy.fallback_of:
                 used_by = ", ".join(sorted(policy.fallback_of))
                 raise InvalidAPIParameters(
                     f"{name!r} is the fallback of {used_by}; fallbacks do not chain", field="fallback_policy"
                 )
-            target = load_live_policy(self._store, new)
-            target.become_fallback_of(name)
             touched.append(target)
         if old is not None and old != new:
             previous = self._store.get(policy_id(old), KeyPairResourcePolicy)

@@ -380,3 +380,13 @@ def test_console_script_in_a_subprocess(tmp_path: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     assert "deleted policy 'dev-policy'" in demo.stdout and "KeyPairUnassigned" in demo.stdout
     assert (tmp_path / "ledger.db").exists()
+
+
+def test_fallback_policy_links_and_circular_reference_is_one_line(db: str) -> None:
+    ok(db, "policy", "create", "base")
+    created = as_json(db, "policy", "create", "team", "--fallback-policy", "base")
+    assert created["fallback_policy"] == "base"
+    result = ledger(db, "policy", "modify", "base", "--fallback-policy", "team")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: keypair_resource_policy_generic_circular_reference: ")
+    assert as_json(db, "policy", "modify", "team", "--unset", "fallback_policy")["fallback_policy"] is None
