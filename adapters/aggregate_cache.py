@@ -1,0 +1,71 @@
+"""Optimistic aggregate cache for the write path.
+
+A command may decide on a cached copy of an aggregate without reading the store,
+because what it decides is checked when it is saved: a stale copy has an old version,
+so its save conflicts, the copy is dropped, and the command runs again on fresh reads.
+A decision that writes nothing (a domain error, a no-op) is never trusted to a cached
+copy: the command runs again on fresh reads before its answer is given. So the cache
+changes how often the store is read, never what a command decides.
+
+Copies are kept pickled, so every `get` hands out a private copy that no other thread
+or failed attempt can have touched.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+
+class AttemptState(threading.local):
+    """What the current thread's command attempt has done so far."""
+
+    def __init__(self) -> None:
+        self.fresh = True  # outside a command, always read the store
+        self.cached: set[uuid.UUID] = set()
+        self.confirmed: set[uuid.UUID] = set()
+
+    def begin(self, *, fresh: bool) -> None:
+        self.fresh = fresh
+        self.cached, self.confirmed = set(), set()
+
+    @property
+    def needs_fresh_rerun(self) -> bool:
+        """Some cached copy the attempt used was not confirmed by a version-checked append."""
+        return bool(self.cached - self.confirmed)
+
+
+class AggregateCache:
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._maxsize = maxsize
+        self._blobs: OrderedDict[uuid.UUID, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.attempt = AttemptState()
+
+    def get(self, aggregate_id: uuid.UUID) -> Any | None:
+        if self.attempt.fresh:
+            return None
+        with self._lock:
+            blob = self._blobs.get(aggregate_id)
+            if blob is not None:
+                self._blobs.move_to_end(aggregate_id)
+        if blob is None:
+            return None
+        self.attempt.cached.add(aggregate_id)
+        return pickle.loads(blob)
+
+    def put(self, aggregate: Any) -> None:
+        blob = pickle.dumps(aggregate, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            self._blobs[aggregate.id] = blob
+            self._blobs.move_to_end(aggregate.id)
+            while len(self._blobs) > self._maxsize:
+                self._blobs.popitem(last=False)
+
+    def drop(self, *aggregate_ids: uuid.UUID) -> None:
+        with self._lock:
+            for aggregate_id in aggregate_ids:
+                self._blobs.pop(aggregate_id, None)

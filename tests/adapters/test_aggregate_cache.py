@@ -1,0 +1,86 @@
+"""A stale cached aggregate never changes what a command decides.
+
+Two ledgers opened on one store stand for two processes: each has its own cache, so
+one of them holds copies the other has made stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    DeleteKeyPairResourcePolicyAction,
+    KeyPairResourcePolicyCreator,
+    ModifyKeyPairResourcePolicyAction,
+)
+
+
+@pytest.fixture
+def pair(ledger_url: str) -> Iterator[tuple[Ledger, Ledger]]:
+    with open_ledger(ledger_url) as first, open_ledger(ledger_url) as second:
+        yield first, second
+
+
+def create(ledger: Ledger, name: str, **fields: Any) -> Any:
+    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name, **fields))
+    return asyncio.run(ledger.services.keypair_resource_policy.create_keypair_resource_policy(action))
+
+
+def modify(ledger: Ledger, name: str, **fields: Any) -> Any:
+    action = ModifyKeyPairResourcePolicyAction(name=name, modifier=fields)
+    return asyncio.run(ledger.services.keypair_resource_policy.modify_keypair_resource_policy(action))
+
+
+def test_a_stale_copy_conflicts_and_the_change_records_the_true_old_value(pair: tuple[Ledger, Ledger]) -> None:
+    a, b = pair
+    create(a, "p", idle_timeout=100)  # a caches version 1
+    modify(b, "p", idle_timeout=200)  # b moves the stream on
+    result = modify(a, "p", idle_timeout=300)
+    assert result.keypair_resource_policy.idle_timeout == 300
+    changes = [e.changes["idle_timeout"] for e in a.queries.history("keypair_resource_policy", "p")[1:]]
+    assert changes == [{"old": 100, "new": 200}, {"old": 200, "new": 300}]
+
+
+def test_a_no_op_on_a_stale_copy_is_checked_against_the_store(pair: tuple[Ledger, Ledger]) -> None:
+    a, b = pair
+    create(a, "p", idle_timeout=100)
+    modify(b, "p", idle_timeout=200)
+    # a's copy says 100 already; the store says 200, so this is a real change.
+    result = modify(a, "p", idle_timeout=100)
+    assert result.keypair_resource_policy.idle_timeout == 100
+    assert a.queries.keypair_resource_policy("p").idle_timeout == 100
+
+
+def test_a_refusal_on_a_stale_copy_is_checked_against_the_store(pair: tuple[Ledger, Ledger]) -> None:
+    a, b = pair
+    create(a, "p")
+    owner = str(uuid.uuid4())
+    asyncio.run(
+        a.services.keypair.create_keypair(
+            CreateKeyPairAction(access_key="AK1", user_id=owner, domain_name="d", resource_policy="p")
+        )
+    )  # a caches the policy with AK1 assigned
+    asyncio.run(b.services.keypair.delete_keypair(DeleteKeyPairAction(access_key="AK1")))
+    delete = DeleteKeyPairResourcePolicyAction(name="p")
+    asyncio.run(a.services.keypair_resource_policy.delete_keypair_resource_policy(delete))  # no PolicyInUse
+    assert a.queries.keypair_resource_policy("p") is None
+
+
+def test_a_read_only_dependency_is_never_trusted_from_the_cache(pair: tuple[Ledger, Ledger]) -> None:
+    a, b = pair
+    create(a, "old-base")
+    create(a, "new-base")
+    create(a, "team")  # a caches old-base without any link
+    modify(b, "team", fallback_policy="old-base")  # the link lands through b
+    modify(a, "team", fallback_policy="new-base")  # must release old-base's link
+    delete = DeleteKeyPairResourcePolicyAction(name="old-base")
+    asyncio.run(a.services.keypair_resource_policy.delete_keypair_resource_policy(delete))
+    assert a.queries.keypair_resource_policy("old-base") is None
