@@ -3,8 +3,10 @@
 A command may decide on a cached copy of an aggregate without reading the store,
 because what it decides is checked when it is saved: a stale copy has an old version,
 so its save conflicts, the copy is dropped, and the command runs again on fresh reads.
-A decision that writes nothing (a domain error, a no-op) is never trusted to a cached
-copy: the command runs again on fresh reads before its answer is given. So the cache
+A cached copy the command saves without appending to is checked against the store's
+version before the save. A decision that writes nothing (a domain error, a no-op) is
+never trusted to a cached copy: the command runs again on fresh reads before its
+answer is given. So the cache
 changes how often the store is read, never what a command decides.
 
 Copies are kept pickled, so every `get` hands out a private copy that no other thread
@@ -25,17 +27,17 @@ class AttemptState(threading.local):
 
     def __init__(self) -> None:
         self.fresh = True  # outside a command, always read the store
-        self.cached: set[uuid.UUID] = set()
+        self.cached: dict[uuid.UUID, int] = {}  # id -> version of the copy handed out
         self.confirmed: set[uuid.UUID] = set()
 
     def begin(self, *, fresh: bool) -> None:
         self.fresh = fresh
-        self.cached, self.confirmed = set(), set()
+        self.cached, self.confirmed = {}, set()
 
     @property
     def needs_fresh_rerun(self) -> bool:
-        """Some cached copy the attempt used was not confirmed by a version-checked append."""
-        return bool(self.cached - self.confirmed)
+        """Some cached copy the attempt used was not confirmed by the store."""
+        return not self.confirmed.issuperset(self.cached)
 
 
 class AggregateCache:
@@ -54,8 +56,9 @@ class AggregateCache:
                 self._blobs.move_to_end(aggregate_id)
         if blob is None:
             return None
-        self.attempt.cached.add(aggregate_id)
-        return pickle.loads(blob)
+        aggregate = pickle.loads(blob)
+        self.attempt.cached[aggregate_id] = aggregate.version
+        return aggregate
 
     def put(self, aggregate: Any) -> None:
         blob = pickle.dumps(aggregate, protocol=pickle.HIGHEST_PROTOCOL)

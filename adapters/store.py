@@ -151,8 +151,16 @@ class LedgerApplication(Application[uuid.UUID]):
 
     def save_all(self, *aggregates: Aggregate | None) -> None:
         saving = [a for a in aggregates if a is not None]
-        # Only an append checks the version a decision was made on.
+        attempt = self.cache.attempt
+        # An append checks the version its decision was made on; any other cached copy
+        # the decision used is checked here, before anything is written.
         appending = {a.id for a in saving if a.pending_events}
+        for aggregate_id, version in attempt.cached.items():
+            if aggregate_id not in appending and aggregate_id not in attempt.confirmed:
+                if self._stored_version(aggregate_id) != version:
+                    self.cache.drop(aggregate_id)
+                    raise VersionConflict(f"cached copy of {aggregate_id} is stale")
+                attempt.confirmed.add(aggregate_id)
         try:
             self.save(*saving)
         except IntegrityError as exc:
@@ -160,7 +168,11 @@ class LedgerApplication(Application[uuid.UUID]):
             raise VersionConflict(str(exc)) from exc
         for aggregate in saving:
             self.cache.put(aggregate)
-        self.cache.attempt.confirmed |= appending
+        attempt.confirmed |= appending
+
+    def _stored_version(self, aggregate_id: uuid.UUID) -> int | None:
+        last = list(self.events.recorder.select_events(aggregate_id, desc=True, limit=1))
+        return last[0].originator_version if last else None
 
     def run(self, command: Callable[[], R], entity_type: str, operation: str) -> R:
         """Runs a command; see `adapters.aggregate_cache` for why cached reads are safe."""

@@ -74,13 +74,17 @@ def test_a_refusal_on_a_stale_copy_is_checked_against_the_store(pair: tuple[Ledg
     assert a.queries.keypair_resource_policy("p") is None
 
 
-def test_a_read_only_dependency_is_never_trusted_from_the_cache(pair: tuple[Ledger, Ledger]) -> None:
+def test_a_cached_copy_saved_without_an_append_is_checked_first(pair: tuple[Ledger, Ledger]) -> None:
     a, b = pair
-    create(a, "old-base")
+    create(a, "old-base")  # a caches old-base with no link
     create(a, "new-base")
-    create(a, "team")  # a caches old-base without any link
-    modify(b, "team", fallback_policy="old-base")  # the link lands through b
-    modify(a, "team", fallback_policy="new-base")  # must release old-base's link
+    create(a, "team")
+    modify(b, "team", fallback_policy="old-base")  # the link lands through b: team v2, old-base v2
+    modify(a, "team", idle_timeout=5)  # a's stale team conflicts and is re-read; old-base stays stale
+    # Moving the fallback must release old-base's link, which a's stale copy does not show.
+    modify(a, "team", fallback_policy="new-base")
+    history = [e.event for e in a.queries.history("keypair_resource_policy", "old-base")]
+    assert history == ["Created", "FallbackReferenced", "FallbackReleased"]
     delete = DeleteKeyPairResourcePolicyAction(name="old-base")
     asyncio.run(a.services.keypair_resource_policy.delete_keypair_resource_policy(delete))
     assert a.queries.keypair_resource_policy("old-base") is None
