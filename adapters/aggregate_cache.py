@@ -9,17 +9,19 @@ never trusted to a cached copy: the command runs again on fresh reads before its
 answer is given. So the cache
 changes how often the store is read, never what a command decides.
 
-Copies are kept pickled, so every `get` hands out a private copy that no other thread
-or failed attempt can have touched.
+The cache keeps its own copy of each aggregate and hands out a fresh copy on every
+`get` (`Entity.clone`), so no other thread or failed attempt can touch what a command
+decides on.
 """
 
 from __future__ import annotations
 
-import pickle
 import threading
 import uuid
 from collections import OrderedDict
 from typing import Any
+
+from domain.base import Entity
 
 
 class AttemptState(threading.local):
@@ -43,32 +45,33 @@ class AttemptState(threading.local):
 class AggregateCache:
     def __init__(self, maxsize: int = 10_000) -> None:
         self._maxsize = maxsize
-        self._blobs: OrderedDict[uuid.UUID, bytes] = OrderedDict()
+        self._copies: OrderedDict[uuid.UUID, Entity] = OrderedDict()
         self._lock = threading.Lock()
         self.attempt = AttemptState()
 
-    def get(self, aggregate_id: uuid.UUID) -> Any | None:
+    def get(self, aggregate_id: uuid.UUID) -> Entity | None:
         if self.attempt.fresh:
             return None
         with self._lock:
-            blob = self._blobs.get(aggregate_id)
-            if blob is not None:
-                self._blobs.move_to_end(aggregate_id)
-        if blob is None:
+            kept = self._copies.get(aggregate_id)
+            if kept is not None:
+                self._copies.move_to_end(aggregate_id)
+        if kept is None:
             return None
-        aggregate = pickle.loads(blob)
-        self.attempt.cached[aggregate_id] = aggregate.version
-        return aggregate
+        self.attempt.cached[aggregate_id] = kept.version
+        return kept.clone()
 
     def put(self, aggregate: Any) -> None:
-        blob = pickle.dumps(aggregate, protocol=pickle.HIGHEST_PROTOCOL)
+        if not isinstance(aggregate, Entity):
+            return  # only entities know how to copy themselves cheaply
+        kept = aggregate.clone()
         with self._lock:
-            self._blobs[aggregate.id] = blob
-            self._blobs.move_to_end(aggregate.id)
-            while len(self._blobs) > self._maxsize:
-                self._blobs.popitem(last=False)
+            self._copies[aggregate.id] = kept
+            self._copies.move_to_end(aggregate.id)
+            while len(self._copies) > self._maxsize:
+                self._copies.popitem(last=False)
 
     def drop(self, *aggregate_ids: uuid.UUID) -> None:
         with self._lock:
             for aggregate_id in aggregate_ids:
-                self._blobs.pop(aggregate_id, None)
+                self._copies.pop(aggregate_id, None)

@@ -119,7 +119,7 @@ class LedgerApplication(Application[uuid.UUID]):
         install_append_only_triggers(self)
 
     def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
-        aggregate = self.cache.get(aggregate_id)
+        aggregate: Aggregate | None = self.cache.get(aggregate_id)
         if aggregate is None:
             try:
                 aggregate = self._load(aggregate_id)

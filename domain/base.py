@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -19,6 +21,7 @@ R = TypeVar("R")
 NAMESPACE = uuid.UUID("6f1c2a52-5d6e-4b8e-9a43-7f0b8e2d1c10")
 
 
+@functools.lru_cache(maxsize=65536)
 def stream_id(kind: str, key: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"{kind}:{key}")
 
@@ -100,6 +103,16 @@ class Entity(Aggregate):
         self.fields: dict[str, Any] = {}
         self.is_deleted = False
         self.created_at: datetime | None = None
+
+    def clone(self) -> Self:
+        """A private copy. Events replace field values and never change one in place, so
+        copying each top-level dict and list (fields, pending events, sets kept as dicts)
+        is enough; subclasses must keep to that rule."""
+        twin = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, dict | list):
+                setattr(twin, name, copy.copy(value))
+        return twin
 
     def incarnate(self, fields: dict[str, Any], at: datetime) -> None:
         self.fields = dict(fields)
