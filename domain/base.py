@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import uuid
 from collections.abc import Callable, Mapping
@@ -108,10 +107,10 @@ class Entity(Aggregate):
         """A private copy. Events replace field values and never change one in place, so
         copying each top-level dict and list (fields, pending events, sets kept as dicts)
         is enough; subclasses must keep to that rule."""
-        twin = copy.copy(self)
-        for name, value in vars(self).items():
-            if isinstance(value, dict | list):
-                setattr(twin, name, copy.copy(value))
+        twin = object.__new__(type(self))
+        twin.__dict__.update(
+            {name: value.copy() if type(value) in (dict, list) else value for name, value in vars(self).items()}
+        )
         return twin
 
     def incarnate(self, fields: dict[str, Any], at: datetime) -> None:

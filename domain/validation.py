@@ -50,6 +50,10 @@ class LedgerModel(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise _as_ledger_error(exc, type(self).__name__) from None
+        self.after_init()
+
+    def after_init(self) -> None:
+        """Runs once per construction (not when an instance is passed on to another model)."""
 
 
 # Parsers: (raw, field) -> value, raising InvalidAPIParameters that names the field.

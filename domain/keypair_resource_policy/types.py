@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import model_validator
-
 from domain.validation import (
     EntityName,
     LedgerModel,
@@ -46,12 +44,14 @@ def _warn_deprecated(names: list[str]) -> None:
             f"{', '.join(names)}: deprecated keypair resource policy field(s); "
             "stored for compatibility but not enforced",
             DeprecationWarning,
-            stacklevel=4,
+            stacklevel=4,  # _warn_deprecated < after_init < LedgerModel.__init__ < caller
         )
 
 
 def to_json(value: Any) -> Any:
     """The JSON form a field takes inside events and read models."""
+    if value is None or type(value) in (int, str):
+        return value
     if isinstance(value, ResourceSlot | VFolderHostPermissionMap):
         return value.to_json()
     if isinstance(value, DefaultForUnspecified):
@@ -80,10 +80,8 @@ class KeyPairResourcePolicyCreator(LedgerModel):
     # policy priority and its circular-reference case). Fallbacks do not chain.
     fallback_policy: Annotated[str | None, field_of(nullable(parse_name))] = None
 
-    @model_validator(mode="after")
-    def _deprecations(self) -> KeyPairResourcePolicyCreator:
+    def after_init(self) -> None:
         _warn_deprecated([f for f in DEPRECATED_FIELDS if getattr(self, f) is not None])
-        return self
 
     def fields_json(self) -> dict[str, Any]:
         return {f: to_json(getattr(self, f)) for f in POLICY_FIELDS}
@@ -120,10 +118,8 @@ class KeyPairResourcePolicyModifier(LedgerModel):
     max_quota_scope_size: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
     fallback_policy: Annotated[TriState[str], tri_state_of(parse_name)] = TriState.nop()
 
-    @model_validator(mode="after")
-    def _deprecations(self) -> KeyPairResourcePolicyModifier:
+    def after_init(self) -> None:
         _warn_deprecated([f for f in DEPRECATED_FIELDS if not getattr(self, f).is_nop()])
-        return self
 
     def fields_json(self) -> dict[str, Any]:
         """The fields this modifier sets, in their JSON form."""
