@@ -145,5 +145,6 @@ def main() -> None:
     print(f"  bare / raw          {ratio['bare', 'raw']:10.2f}x")
     print(f"  service / raw       {ratio['service', 'raw']:10.2f}x")
 
+
 if __name__ == "__main__":
     main()
