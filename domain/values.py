@@ -151,6 +151,42 @@ class ProjectType(_ByNameEnum):
     MODEL_STORE = "model-store"
 
 
+V = TypeVar("V")
+
+
+class FrozenMapping(Mapping[str, V]):
+    """An immutable str-keyed mapping that compares equal to any mapping with the same
+    items and shows itself by its JSON form."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, V] | None = None) -> None:
+        self._data: dict[str, V] = dict(data or {})
+
+    def to_json(self) -> Any:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self._data) == dict(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_json()!r})"
+
+
 # Resource slots
 
 
@@ -246,13 +282,10 @@ def _canonical(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-class ResourceSlot(Mapping[str, Decimal]):
+class ResourceSlot(FrozenMapping[Decimal]):
     """Immutable mapping of known slot names to quantities (bytes for memory slots)."""
 
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Decimal] | None = None) -> None:
-        self._data: dict[str, Decimal] = dict(data or {})
+    __slots__ = ()
 
     @classmethod
     def from_user_input(cls, raw: object, field: str = "resource_slots") -> ResourceSlot:
@@ -280,26 +313,6 @@ class ResourceSlot(Mapping[str, Decimal]):
 
     def to_json(self) -> dict[str, str]:
         return {k: _canonical(self._data[k]) for k in sorted(self._data)}
-
-    def __getitem__(self, key: str) -> Decimal:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return dict(self._data) == dict(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted(self._data.items())))
-
-    def __repr__(self) -> str:
-        return f"ResourceSlot({self.to_json()!r})"
 
 
 # VFolder host permissions
@@ -338,13 +351,10 @@ def _parse_permissions(raw: object, field: str) -> frozenset[VFolderHostPermissi
     return frozenset(result)
 
 
-class VFolderHostPermissionMap(Mapping[str, frozenset[VFolderHostPermission]]):
+class VFolderHostPermissionMap(FrozenMapping[frozenset[VFolderHostPermission]]):
     """Host name -> permissions. A list of hosts, or a host mapped to null, grants all."""
 
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, frozenset[VFolderHostPermission]] | None = None) -> None:
-        self._data = dict(data or {})
+    __slots__ = ()
 
     @classmethod
     def from_user_input(cls, raw: object, field: str = "allowed_vfolder_hosts") -> VFolderHostPermissionMap:
@@ -371,23 +381,3 @@ class VFolderHostPermissionMap(Mapping[str, frozenset[VFolderHostPermission]]):
 
     def to_json(self) -> dict[str, list[str]]:
         return {h: sorted(p.value for p in self._data[h]) for h in sorted(self._data)}
-
-    def __getitem__(self, key: str) -> frozenset[VFolderHostPermission]:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return dict(self._data) == dict(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted((h, tuple(sorted(p.value for p in ps))) for h, ps in self._data.items())))
-
-    def __repr__(self) -> str:
-        return f"VFolderHostPermissionMap({self.to_json()!r})"

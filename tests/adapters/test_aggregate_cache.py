@@ -9,34 +9,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
 from domain.keypair_resource_policy import (
-    CreateKeyPairResourcePolicyAction,
     DeleteKeyPairResourcePolicyAction,
-    KeyPairResourcePolicyCreator,
-    ModifyKeyPairResourcePolicyAction,
 )
+from tests.policies import create, modify
 
 
 @pytest.fixture
 def pair(ledger_url: str) -> Iterator[tuple[Ledger, Ledger]]:
     with open_ledger(ledger_url) as first, open_ledger(ledger_url) as second:
         yield first, second
-
-
-def create(ledger: Ledger, name: str, **fields: Any) -> Any:
-    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name, **fields))
-    return asyncio.run(ledger.services.keypair_resource_policy.create_keypair_resource_policy(action))
-
-
-def modify(ledger: Ledger, name: str, **fields: Any) -> Any:
-    action = ModifyKeyPairResourcePolicyAction(name=name, modifier=fields)
-    return asyncio.run(ledger.services.keypair_resource_policy.modify_keypair_resource_policy(action))
 
 
 def test_a_stale_copy_conflicts_and_the_change_records_the_true_old_value(pair: tuple[Ledger, Ledger]) -> None:

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 
 from adapters.bootstrap import Ledger
 from domain.errors import CircularPolicyReference, InvalidAPIParameters, ObjectNotFound, PolicyInUse
-from domain.keypair_resource_policy import (
-    CreateKeyPairResourcePolicyAction,
-    DeleteKeyPairResourcePolicyAction,
-    KeyPairResourcePolicyCreator,
-    ModifyKeyPairResourcePolicyAction,
-)
 from tests.adapters.test_concurrency import _in_lockstep
-
-
-def create(ledger: Ledger, name: str, **fields: Any) -> Any:
-    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name, **fields))
-    return asyncio.run(ledger.services.keypair_resource_policy.create_keypair_resource_policy(action))
-
-
-def modify(ledger: Ledger, name: str, **fields: Any) -> Any:
-    action = ModifyKeyPairResourcePolicyAction(name=name, modifier=fields)
-    return asyncio.run(ledger.services.keypair_resource_policy.modify_keypair_resource_policy(action))
-
-
-def delete(ledger: Ledger, name: str) -> Any:
-    action = DeleteKeyPairResourcePolicyAction(name=name)
-    return asyncio.run(ledger.services.keypair_resource_policy.delete_keypair_resource_policy(action))
+from tests.policies import create, delete, modify
 
 
 def test_a_policy_may_fall_back_to_another(ledger: Ledger) -> None:
