@@ -6,8 +6,11 @@ ValidationError never leaves this module.
 
 from __future__ import annotations
 
+import enum
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
@@ -16,6 +19,7 @@ from pydantic_core import ErrorDetails
 from domain.errors import InvalidAPIParameters
 from domain.values import (
     DefaultForUnspecified,
+    FrozenMapping,
     OptionalState,
     ProjectType,
     ResourceSlot,
@@ -166,3 +170,32 @@ NullableSlots = Annotated[ResourceSlot | None, field_of(nullable(parse_slots))]
 VFolderHosts = Annotated[VFolderHostPermissionMap, field_of(parse_hosts)]
 EntityName = Annotated[str, field_of(parse_name)]
 UUIDField = Annotated[uuid.UUID, field_of(parse_uuid)]
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready form of any input value (for action specs, logs and audit rows).
+    States left alone (nop) are left out of models; a nullified state is null."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, FrozenMapping):
+        return value.to_json()
+    if isinstance(value, BaseModel):
+        fields = {name: getattr(value, name) for name in type(value).model_fields}
+        return {
+            name: jsonable(field)
+            for name, field in fields.items()
+            if not (isinstance(field, OptionalState | TriState) and field.is_nop())
+        }
+    if isinstance(value, OptionalState | TriState):
+        return jsonable(value.value())
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, Iterable):
+        return [jsonable(v) for v in value]
+    return repr(value)

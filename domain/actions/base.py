@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import InvalidAPIParameters
-from domain.validation import LedgerModel
+from domain.validation import LedgerModel, jsonable
 
 
 class Role(enum.Enum):
@@ -57,7 +57,9 @@ class BaseAction(LedgerModel, ABC):
     def operation_type(cls) -> str: ...
 
     def spec(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The action's input in JSON form, for monitors and the audit trail."""
+        spec: dict[str, Any] = jsonable(self)
+        return spec
 
 
 class BaseActionResult(ABC):
