@@ -1,6 +1,6 @@
 """Commands through the service vs the same events saved by a bare Application vs raw sqlite3.
 
-Run: .venv/bin/python bench/commands.py [--n 2000] [--rounds 3] [--db-dir DIR]
+Run: .venv/bin/python bench/commands.py [--n 2000] [--rounds 5] [--chunk 20] [--db-dir DIR]
 
 Each round builds three fresh SQLite files in one folder and runs, in alternating
 chunks so that a shared machine's drift hits all three alike:
@@ -121,8 +121,8 @@ def measure_round(folder: str, n: int, chunk: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="policies per round (each is create + modify)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--chunk", type=int, default=100, help="pairs per alternating chunk")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--chunk", type=int, default=20, help="pairs per alternating chunk")
     parser.add_argument("--db-dir", default=None, help="where to put the databases (default: a temp dir)")
     args = parser.parse_args()
     rates: dict[str, list[float]] = {"service": [], "bare": [], "raw": []}
