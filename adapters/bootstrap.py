@@ -14,6 +14,7 @@ from adapters.queries import Queries
 from adapters.store import LedgerApplication, StoreConfig, parse_url
 from domain.actions import ActionMonitor, ActionProcessor, ActionValidator
 from domain.errors import LedgerError, StoreUnavailable
+from domain.group import Group, GroupService
 from domain.keypair import KeyPair, KeyPairService
 from domain.keypair_resource_policy import (
     SYSTEM_POLICY,
@@ -21,7 +22,9 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicyCreator,
     KeyPairResourcePolicyService,
 )
+from domain.workload import Endpoint, Kernel, VFolder, WorkloadService
 from projections.engine import ProjectionRunner, ReadModels
+from projections.groups import GroupsProjection
 from projections.history import HistoryProjection
 from projections.keypairs import KeyPairsProjection
 from projections.policies import PoliciesProjection
@@ -32,6 +35,8 @@ class Services:
         store = app.store
         self.keypair_resource_policy = KeyPairResourcePolicyService(store)
         self.keypair = KeyPairService(store)
+        self.group = GroupService(store)
+        self.workload = WorkloadService(store)
 
 
 class ServiceProcessors:
@@ -61,6 +66,8 @@ class Processors:
         v, m = validators or [], monitors or []
         self.keypair_resource_policy = ServiceProcessors(services.keypair_resource_policy, v, m)
         self.keypair = ServiceProcessors(services.keypair, v, m)
+        self.group = ServiceProcessors(services.group, v, m)
+        self.workload = ServiceProcessors(services.workload, v, m)
 
 
 class Ledger:
@@ -76,15 +83,16 @@ class Ledger:
             self.read_models = ReadModels(config.read_model_url, config.connect_args)
             metadata = sa.MetaData()
             policies, keypairs = PoliciesProjection(metadata), KeyPairsProjection(metadata)
-            history = HistoryProjection(metadata, [KeyPairResourcePolicy, KeyPair])
+            groups = GroupsProjection(metadata)
+            history = HistoryProjection(metadata, [KeyPairResourcePolicy, KeyPair, Group, Kernel, VFolder, Endpoint])
             self.runner = ProjectionRunner(
-                self.read_models, self.app.recorder, self.app.mapper, [policies, keypairs, history]
+                self.read_models, self.app.recorder, self.app.mapper, [policies, keypairs, groups, history]
             )
             self.runner.setup()
             self._ensure_system_policy()
         self.services = Services(self.app)
         self.processors = Processors(self.services)
-        self.queries = Queries(self.read_models, self.runner, policies, keypairs, history)
+        self.queries = Queries(self.read_models, self.runner, policies, keypairs, groups, history)
 
     def _ensure_system_policy(self) -> None:
         """Every ledger holds the undeletable system policy `default`."""

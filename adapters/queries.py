@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from domain.group.types import GroupData
 from domain.keypair.actions import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from projections.engine import ProjectionRunner, ReadModels
+from projections.groups import GroupsProjection
 from projections.history import HistoryProjection
 from projections.keypairs import KeyPairsProjection
 from projections.policies import PoliciesProjection
@@ -46,8 +49,10 @@ class Queries:
         runner: ProjectionRunner,
         policies: PoliciesProjection,
         keypairs: KeyPairsProjection,
+        groups: GroupsProjection,
         history: HistoryProjection,
     ) -> None:
+        self._groups = groups
         self._db = read_models
         self._runner = runner
         self._policies = policies
@@ -76,6 +81,23 @@ class Queries:
         found = [KeyPairData.from_fields(row.key, row.fields) for row in self._rows(statement)]
         return [k for k in found if resource_policy in (None, k.resource_policy)]
 
+    def group(self, group_id: uuid.UUID | str) -> GroupData | None:
+        """A group that exists, active or soft-deleted; None once purged or if unknown."""
+        rows = self._rows(self._groups.live().where(self._groups.rows.c.key == str(group_id)))
+        return _group(rows[0]) if rows else None
+
+    def groups(self, domain_name: str | None = None) -> list[GroupData]:
+        statement = self._groups.live()
+        if domain_name is not None:
+            statement = statement.where(self._groups.rows.c.fields["domain_name"].as_string() == domain_name)
+        found = [_group(row) for row in self._rows(statement)]
+        return sorted(found, key=lambda g: (g.domain_name, g.name))
+
+    def group_members(self, group_id: uuid.UUID | str) -> set[uuid.UUID]:
+        members = self._groups.members
+        statement = sa.select(members.c.user_id).where(members.c.group_id == str(group_id))
+        return {uuid.UUID(row.user_id) for row in self._rows(statement)}
+
     def history(self, entity_type: str, entity_id: str) -> list[HistoryEntry]:
         entries = self._history.entries
         statement = (
@@ -86,6 +108,10 @@ class Queries:
         return [
             HistoryEntry(**{**row._asdict(), "occurred_at": _aware(row.occurred_at)}) for row in self._rows(statement)
         ]
+
+
+def _group(row: sa.Row[Any]) -> GroupData:
+    return GroupData.from_fields(uuid.UUID(row.key), _aware(row.created_at), _aware(row.modified_at), row.fields)
 
 
 def _policy(row: sa.Row[Any]) -> KeyPairResourcePolicyData:

@@ -26,8 +26,10 @@ from adapters.aggregate_cache import AggregateCache
 from domain.actions.context import SYSTEM, action_context, current_context
 from domain.base import VersionConflict
 from domain.errors import ConcurrentModification, InvalidAPIParameters, LedgerError, StoreUnavailable
+from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
+from domain.workload.aggregate import Kernel
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -109,7 +111,7 @@ class LedgerApplication(Application[uuid.UUID]):
     """The event store and the aggregate store port the services use."""
 
     name = "Ledger"
-    snapshotting_intervals = {KeyPairResourcePolicy: SNAPSHOT_INTERVAL, KeyPair: SNAPSHOT_INTERVAL}
+    snapshotting_intervals = dict.fromkeys((KeyPairResourcePolicy, KeyPair, Group, Kernel), SNAPSHOT_INTERVAL)
     max_attempts = 20
 
     def __init__(self, config: StoreConfig) -> None:

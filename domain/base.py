@@ -90,6 +90,7 @@ class Entity(Aggregate):
         def apply(self, aggregate: Entity) -> None:
             for field, change in self.changes.items():
                 aggregate.fields[field] = change["new"]
+            aggregate.changed_at = self.timestamp
 
     class Deleted(Aggregate.Event):
         """The entity was deleted; its key is free again."""
@@ -102,6 +103,7 @@ class Entity(Aggregate):
         self.fields: dict[str, Any] = {}
         self.is_deleted = False
         self.created_at: datetime | None = None
+        self.changed_at: datetime | None = None  # last change of the fields themselves
 
     def clone(self) -> Self:
         """A private copy. Events replace field values and never change one in place, so
@@ -116,7 +118,7 @@ class Entity(Aggregate):
     def incarnate(self, fields: dict[str, Any], at: datetime) -> None:
         self.fields = dict(fields)
         self.is_deleted = False
-        self.created_at = at
+        self.created_at = self.changed_at = at
 
     @classmethod
     def id_for(cls, key: str) -> uuid.UUID:
@@ -159,3 +161,32 @@ class Entity(Aggregate):
 
 def entity_not_found(entity_type: str, key: str) -> ObjectNotFound:
     return ObjectNotFound(f"{entity_type} {key!r} not found", entity_type=entity_type, entity_id=key)
+
+
+class UnitOfWork:
+    """The aggregates one command (or one batch of commands) loads and changes, saved
+    together in one atomic append."""
+
+    def __init__(self, store: AggregateStore) -> None:
+        self._store = store
+        self._loaded: dict[uuid.UUID, Aggregate] = {}
+
+    def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
+        if aggregate_id not in self._loaded:
+            found = self._store.get(aggregate_id, cls)
+            if found is None:
+                return None
+            self._loaded[aggregate_id] = found
+        aggregate = self._loaded[aggregate_id]
+        if not isinstance(aggregate, cls):
+            raise TypeError(f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}")
+        return aggregate
+
+    def add(self, aggregate: A) -> A:
+        self._loaded[aggregate.id] = aggregate
+        return aggregate
+
+    def commit(self) -> None:
+        changed = [a for a in self._loaded.values() if a.pending_events]
+        if changed:
+            self._store.save(*changed)

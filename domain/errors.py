@@ -143,3 +143,28 @@ class PurgeGroupActionVFoldersMountedToActiveKernelsError(GroupError):
     status = 409
     error_operation = "purge"
     error_detail = "vfolders_mounted"
+
+
+class GroupNotActive(GroupError):
+    """The group was soft-deleted: it keeps its history but takes no new workload."""
+
+    status = 409
+    error_detail = "inactive"
+
+
+# Workload facts
+
+
+class WorkloadError(LedgerError):
+    error_domain = "workload"
+
+
+class KernelAlreadyTerminated(WorkloadError):
+    status = 409
+    error_operation = "terminate_kernel"
+    error_detail = "already_terminated"
+
+
+class DuplicateWorkloadId(WorkloadError):
+    status = 409
+    error_detail = "duplicate_id"

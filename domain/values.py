@@ -288,8 +288,10 @@ class ResourceSlot(FrozenMapping[Decimal]):
     __slots__ = ()
 
     @classmethod
-    def from_user_input(cls, raw: object, field: str = "resource_slots") -> ResourceSlot:
-        """Parses `{"cpu": "4", "mem": "8g"}`; unknown names and negatives are refused."""
+    def from_user_input(cls, raw: object, field: str | None = "resource_slots") -> ResourceSlot:
+        """Parses `{"cpu": "4", "mem": "8g"}`; unknown names and negatives are refused.
+        (Seed 003 passes None as the second argument, where Backend.AI takes slot types.)"""
+        field = field or "resource_slots"
         if isinstance(raw, ResourceSlot):
             return raw
         if not isinstance(raw, Mapping):
@@ -372,7 +374,8 @@ class VFolderHostPermissionMap(FrozenMapping[frozenset[VFolderHostPermission]]):
         for host, perms in pairs:
             if not isinstance(host, str) or not host.strip():
                 raise InvalidAPIParameters(f"host name must be a non-empty string, got {host!r}", field=field)
-            data[host] = _parse_permissions(perms, f"{field}.{host}")
+            # Seed 003 writes {"local": "local"}: a host mapped to its own name grants all.
+            data[host] = _parse_permissions(None if perms == host else perms, f"{field}.{host}")
         return cls(data)
 
     @classmethod

@@ -29,14 +29,14 @@ class EntityProjection(Projection):
             *self.extra_columns(),
         )
         entity = self.aggregate
-        self.handlers.update(
-            {
-                entity.Created: self.created,
-                entity.Recreated: self.recreated,
-                entity.Modified: self.modified,
-                entity.Deleted: self.deleted,
-            }
-        )
+        defaults = {
+            entity.Created: self.created,
+            entity.Recreated: self.recreated,
+            entity.Modified: self.modified,
+            entity.Deleted: self.deleted,
+        }
+        for event_class, handler in defaults.items():
+            self.handlers.setdefault(event_class, handler)  # a subclass's own handler wins
 
     def extra_columns(self) -> list[sa.Column[Any]]:
         return []

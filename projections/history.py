@@ -19,7 +19,7 @@ def describe(event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(changes, details): changed fields as old/new, and any other payload of the event."""
     if isinstance(event, Entity.Created | Entity.Recreated):
         return {name: {"old": None, "new": value} for name, value in event.fields.items()}, {}
-    if isinstance(event, Entity.Modified):
+    if isinstance(getattr(event, "changes", None), dict):
         return dict(event.changes), {}
     payload = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
     return {}, payload

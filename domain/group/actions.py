@@ -1,0 +1,109 @@
+"""Actions and results of the group service (seed 003 names)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import field_validator
+
+from domain.actions import BaseAction, BaseActionResult
+from domain.group.aggregate import ENTITY_TYPE
+from domain.group.types import (
+    GroupCreator,
+    GroupData,
+    GroupModifier,
+    UserUpdateMode,
+    parse_user_update_mode,
+    parse_user_uuids,
+)
+from domain.validation import UUIDField, optional_state_of
+from domain.values import OptionalState
+
+
+class GroupAction(BaseAction):
+    @classmethod
+    def entity_type(cls) -> str:
+        return ENTITY_TYPE
+
+
+class CreateGroupAction(GroupAction):
+    input: GroupCreator
+    group_id: UUIDField | None = None  # chosen by the ledger when not given
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _coerce(cls, raw: Any) -> Any:
+        return GroupCreator(**raw) if isinstance(raw, dict) else raw
+
+    def entity_id(self) -> str | None:
+        return None if self.group_id is None else str(self.group_id)
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "create"
+
+
+class _OnGroup(GroupAction):
+    group_id: UUIDField
+
+    def entity_id(self) -> str | None:
+        return str(self.group_id)
+
+
+class ModifyGroupAction(_OnGroup):
+    modifier: GroupModifier = GroupModifier()
+    user_update_mode: Annotated[OptionalState[UserUpdateMode], optional_state_of(parse_user_update_mode)] = (
+        OptionalState.nop()
+    )
+    user_uuids: Annotated[OptionalState[list[uuid.UUID]], optional_state_of(parse_user_uuids)] = OptionalState.nop()
+
+    @field_validator("modifier", mode="before")
+    @classmethod
+    def _coerce(cls, raw: Any) -> Any:
+        return GroupModifier(**raw) if isinstance(raw, dict) else raw
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "modify"
+
+
+class DeleteGroupAction(_OnGroup):
+    @classmethod
+    def operation_type(cls) -> str:
+        return "delete"
+
+
+class PurgeGroupAction(_OnGroup):
+    @classmethod
+    def operation_type(cls) -> str:
+        return "purge"
+
+
+@dataclass(frozen=True)
+class _GroupResult(BaseActionResult):
+    data: GroupData
+
+    def entity_id(self) -> str | None:
+        return str(self.data.id)
+
+
+@dataclass(frozen=True)
+class CreateGroupActionResult(_GroupResult):
+    pass
+
+
+@dataclass(frozen=True)
+class ModifyGroupActionResult(_GroupResult):
+    pass
+
+
+@dataclass(frozen=True)
+class DeleteGroupActionResult(_GroupResult):
+    """Carries the group as it was just before the delete."""
+
+
+@dataclass(frozen=True)
+class PurgeGroupActionResult(_GroupResult):
+    """Carries the group as it was just before the purge."""

@@ -1,0 +1,232 @@
+"""The group (project) aggregate and the index that keeps names unique per domain.
+
+Group events: Created, Modified (from `Entity`), MembersAdded, MembersRemoved, Deleted
+(soft: inactive, integration id cleared), Purged; and the workload facts its purge
+checks need, recorded on its stream so that a purge and a new kernel or endpoint in
+the group conflict in the store: VFolderAdded, KernelStarted, KernelEnded,
+EndpointCreated, EndpointDestroyed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from domain.base import Entity, FieldChanges, diff_fields, stream_id
+from domain.errors import (
+    DuplicateGroupName,
+    GroupNotActive,
+    GroupNotFound,
+    LedgerError,
+    PurgeGroupActionActiveEndpointsError,
+    PurgeGroupActionActiveKernelsError,
+    PurgeGroupActionVFoldersMountedToActiveKernelsError,
+)
+
+ENTITY_TYPE = "group"
+
+
+class Group(Entity):
+    ENTITY_TYPE = ENTITY_TYPE
+
+    class MembersAdded(Entity.Event):
+        user_ids: list[str]
+
+        def apply(self, aggregate: Group) -> None:
+            aggregate.members.update(dict.fromkeys(self.user_ids, True))
+
+    class MembersRemoved(Entity.Event):
+        user_ids: list[str]
+
+        def apply(self, aggregate: Group) -> None:
+            for user_id in self.user_ids:
+                aggregate.members.pop(user_id, None)
+
+    class Deleted(Entity.Deleted):
+        """Soft delete: the group stays, inactive, with its integration id cleared."""
+
+        changes: FieldChanges
+
+        def apply(self, aggregate: Entity) -> None:
+            for field, change in self.changes.items():
+                aggregate.fields[field] = change["new"]
+            aggregate.changed_at = self.timestamp
+
+    class Purged(Entity.Event):
+        """Hard delete: the group is gone from every lookup; its name is free."""
+
+        def apply(self, aggregate: Group) -> None:
+            aggregate.is_deleted = True
+
+    class VFolderAdded(Entity.Event):
+        vfolder_id: str
+
+        def apply(self, aggregate: Group) -> None:
+            aggregate.vfolders[self.vfolder_id] = True
+
+    class KernelStarted(Entity.Event):
+        kernel_id: str
+        mounts: list[str]
+
+        def apply(self, aggregate: Group) -> None:
+            aggregate.kernels[self.kernel_id] = list(self.mounts)
+
+    class KernelEnded(Entity.Event):
+        kernel_id: str
+
+        def apply(self, aggregate: Group) -> None:
+            aggregate.kernels.pop(self.kernel_id, None)
+
+    class EndpointCreated(Entity.Event):
+        endpoint_id: str
+
+        def apply(self, aggregate: Group) -> None:
+            aggregate.endpoints[self.endpoint_id] = True
+
+    class EndpointDestroyed(Entity.Event):
+        endpoint_id: str
+
+        def apply(self, aggregate: Group) -> None:
+            aggregate.endpoints.pop(self.endpoint_id, None)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members: dict[str, bool] = {}
+        self.vfolders: dict[str, bool] = {}
+        self.kernels: dict[str, list[str]] = {}  # active kernel -> mounted vfolder ids
+        self.endpoints: dict[str, bool] = {}
+
+    @classmethod
+    def id_for(cls, key: str) -> uuid.UUID:
+        return uuid.UUID(key)  # a group's id is its own
+
+    @property
+    def group_id(self) -> uuid.UUID:
+        return self.id
+
+    @property
+    def name_key(self) -> tuple[str, str]:
+        return self.fields["domain_name"], self.fields["name"]
+
+    def update_members(self, mode: str, user_ids: list[str]) -> None:
+        """add / remove / replace; only real changes become events."""
+        wanted = dict.fromkeys(user_ids, True)
+        if mode == "replace":
+            removed = [u for u in self.members if u not in wanted]
+            added = [u for u in wanted if u not in self.members]
+        elif mode == "add":
+            removed, added = [], [u for u in wanted if u not in self.members]
+        else:
+            removed, added = [u for u in wanted if u in self.members], []
+        if removed:
+            self.trigger_event(self.MembersRemoved, user_ids=removed)
+        if added:
+            self.trigger_event(self.MembersAdded, user_ids=added)
+
+    def delete(self) -> None:
+        self.require_live()
+        changes = diff_fields(self.fields, {"is_active": False, "integration_id": None})
+        if changes:
+            self.trigger_event(self.Deleted, changes=changes)
+
+    def purge(self) -> None:
+        """The checks of REFERENCE.md, in order, on state that conflicts with new workload."""
+        self.require_live()
+        mounted = sorted({m for mounts in self.kernels.values() for m in mounts if m in self.vfolders})
+        if mounted:
+            raise PurgeGroupActionVFoldersMountedToActiveKernelsError(
+                f"group {self.key} has vfolders mounted to active kernels: {', '.join(mounted)}"
+            )
+        if self.kernels:
+            raise PurgeGroupActionActiveKernelsError(f"group {self.key} has active kernel(s): {_some(self.kernels)}")
+        if self.endpoints:
+            raise PurgeGroupActionActiveEndpointsError(
+                f"group {self.key} has active endpoint(s): {_some(self.endpoints)}"
+            )
+        self.trigger_event(self.Purged)
+
+    def require_active(self) -> None:
+        self.require_live()
+        if not self.fields.get("is_active", True):
+            raise GroupNotActive(f"group {self.key} is inactive (soft-deleted)")
+
+    def add_vfolder(self, vfolder_id: str) -> None:
+        self.require_active()
+        self.trigger_event(self.VFolderAdded, vfolder_id=vfolder_id)
+
+    def start_kernel(self, kernel_id: str, mounts: list[str]) -> None:
+        self.require_active()
+        self.trigger_event(self.KernelStarted, kernel_id=kernel_id, mounts=mounts)
+
+    def end_kernel(self, kernel_id: str) -> None:
+        if kernel_id in self.kernels:
+            self.trigger_event(self.KernelEnded, kernel_id=kernel_id)
+
+    def create_endpoint(self, endpoint_id: str) -> None:
+        self.require_active()
+        self.trigger_event(self.EndpointCreated, endpoint_id=endpoint_id)
+
+    def destroy_endpoint(self, endpoint_id: str) -> None:
+        if endpoint_id in self.endpoints:
+            self.trigger_event(self.EndpointDestroyed, endpoint_id=endpoint_id)
+
+    def duplicate(self) -> LedgerError:
+        return DuplicateGroupName(f"group {self.key} already exists")
+
+    def not_found(self) -> LedgerError:
+        return group_not_found(self.key)
+
+
+def _some(ids: Mapping[str, object]) -> str:
+    shown = sorted(ids)[:5]
+    return ", ".join(shown) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+def group_not_found(group_id: object) -> GroupNotFound:
+    return GroupNotFound(f"group {group_id} not found", entity_type=ENTITY_TYPE, entity_id=str(group_id))
+
+
+class GroupNameIndex(Entity):
+    """Who holds a group name in a domain. Saved with the group, so names are unique."""
+
+    ENTITY_TYPE = "group_name"
+
+    class Claimed(Entity.Event):
+        group_id: str
+
+        def apply(self, aggregate: GroupNameIndex) -> None:
+            aggregate.holder = self.group_id
+
+    class Released(Entity.Event):
+        group_id: str
+
+        def apply(self, aggregate: GroupNameIndex) -> None:
+            aggregate.holder = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holder: str | None = None
+
+    @staticmethod
+    def key_for(domain_name: str, name: str) -> str:
+        return f"{domain_name}/{name}"
+
+    @classmethod
+    def open(cls, domain_name: str, name: str) -> GroupNameIndex:
+        key = cls.key_for(domain_name, name)
+        return cls.create(key, {"domain_name": domain_name, "name": name})
+
+    def claim(self, group_id: str) -> None:
+        if self.holder not in (None, group_id):
+            domain_name, name = self.fields["domain_name"], self.fields["name"]
+            raise DuplicateGroupName(f"group name {name!r} is taken in domain {domain_name!r} by {self.holder}")
+        if self.holder is None:
+            self.trigger_event(self.Claimed, group_id=group_id)
+
+    def release(self, group_id: str) -> None:
+        if self.holder == group_id:
+            self.trigger_event(self.Released, group_id=group_id)
+
+
+def name_index_id(domain_name: str, name: str) -> uuid.UUID:
+    return stream_id(GroupNameIndex.ENTITY_TYPE, GroupNameIndex.key_for(domain_name, name))

@@ -1,0 +1,169 @@
+"""Workload fact actions: what usage reports and purge checks need (DESIGN.md contract)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar
+
+from domain.actions import BaseAction, BaseActionResult
+from domain.errors import InvalidAPIParameters
+from domain.validation import (
+    EntityName,
+    NonNegativeInt,
+    Slots,
+    UUIDField,
+    field_of,
+    parse_uuid,
+)
+
+
+def parse_time(raw: Any, field: str) -> datetime:
+    """ISO 8601 text or a datetime; a time without a zone is taken as UTC."""
+    if isinstance(raw, str):
+        try:
+            raw = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidAPIParameters(f"{raw!r} is not an ISO 8601 time", field=field) from None
+    if not isinstance(raw, datetime):
+        raise InvalidAPIParameters(f"expected a time, got {type(raw).__name__}", field=field)
+    return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
+
+
+def parse_amount(raw: Any, field: str) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
+        raise InvalidAPIParameters(f"expected a number, got {raw!r}", field=field)
+    try:
+        value = Decimal(str(raw))
+    except ArithmeticError:
+        raise InvalidAPIParameters(f"{raw!r} is not a number", field=field) from None
+    if not value.is_finite() or value < 0:
+        raise InvalidAPIParameters(f"must be a finite number >= 0, got {raw!r}", field=field)
+    return value
+
+
+def parse_uuid_list(raw: Any, field: str) -> list[uuid.UUID]:
+    if isinstance(raw, str | bytes) or not isinstance(raw, list | tuple):
+        raise InvalidAPIParameters("expected a list of UUIDs", field=field)
+    return [parse_uuid(item, field) for item in raw]
+
+
+def parse_end_status(raw: Any, field: str) -> str:
+    status = str(raw).strip().upper()
+    if status not in ("TERMINATED", "CANCELLED"):
+        raise InvalidAPIParameters(f"{raw!r} is not TERMINATED or CANCELLED", field=field)
+    return status
+
+
+Time = Annotated[datetime, field_of(parse_time)]
+Amount = Annotated[Decimal, field_of(parse_amount)]
+
+
+class WorkloadAction(BaseAction):
+    ENTITY: ClassVar[str]
+    ID_FIELD: ClassVar[str]
+
+    @classmethod
+    def entity_type(cls) -> str:
+        return cls.ENTITY
+
+    def entity_id(self) -> str | None:
+        return str(getattr(self, self.ID_FIELD))
+
+
+class CreateVFolderAction(WorkloadAction):
+    ENTITY: ClassVar[str] = "vfolder"
+    ID_FIELD: ClassVar[str] = "vfolder_id"
+    vfolder_id: UUIDField
+    name: EntityName
+    host: EntityName
+    group_id: UUIDField
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "create"
+
+
+class StartKernelAction(WorkloadAction):
+    ENTITY: ClassVar[str] = "kernel"
+    ID_FIELD: ClassVar[str] = "kernel_id"
+    kernel_id: UUIDField
+    session_id: UUIDField
+    session_name: EntityName
+    group_id: UUIDField
+    domain_name: EntityName
+    user_id: UUIDField
+    access_key: EntityName
+    occupied_slots: Slots
+    started_at: Time
+    mounts: Annotated[list[uuid.UUID], field_of(parse_uuid_list)] = []
+    image: EntityName = "unknown"
+    agent: EntityName = "unknown"
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "start"
+
+
+class ReportKernelStatsAction(WorkloadAction):
+    ENTITY: ClassVar[str] = "kernel"
+    ID_FIELD: ClassVar[str] = "kernel_id"
+    kernel_id: UUIDField
+    reported_at: Time
+    cpu_used: Amount = Decimal(0)
+    mem_used: NonNegativeInt = 0
+    io_read: NonNegativeInt = 0
+    io_write: NonNegativeInt = 0
+    disk_used: NonNegativeInt = 0
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "report_stats"
+
+
+class TerminateKernelAction(WorkloadAction):
+    ENTITY: ClassVar[str] = "kernel"
+    ID_FIELD: ClassVar[str] = "kernel_id"
+    kernel_id: UUIDField
+    terminated_at: Time
+    status: Annotated[str, field_of(parse_end_status)] = "TERMINATED"
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "terminate"
+
+
+class CreateEndpointAction(WorkloadAction):
+    ENTITY: ClassVar[str] = "endpoint"
+    ID_FIELD: ClassVar[str] = "endpoint_id"
+    endpoint_id: UUIDField
+    group_id: UUIDField
+    name: EntityName
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "create"
+
+
+class DestroyEndpointAction(WorkloadAction):
+    ENTITY: ClassVar[str] = "endpoint"
+    ID_FIELD: ClassVar[str] = "endpoint_id"
+    endpoint_id: UUIDField
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "destroy"
+
+
+@dataclass(frozen=True)
+class WorkloadActionResult(BaseActionResult):
+    """Which workload entity the fact was recorded on, and its fields after it."""
+
+    entity: str
+    id: uuid.UUID
+    fields: dict[str, Any]
+
+    def entity_id(self) -> str | None:
+        return str(self.id)

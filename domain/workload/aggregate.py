@@ -1,0 +1,65 @@
+"""Workload facts reported by the platform: vfolders, kernels, endpoints.
+
+Each is an `Entity` keyed by its own UUID. Kernel events: Created (started, RUNNING,
+with occupied slots and mounts), StatsReported, Terminated. VFolder: Created.
+Endpoint: Created, Deleted (destroyed). Starting and ending workload is also recorded
+on the group's stream (see `domain.group.aggregate`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from domain.base import Entity
+from domain.errors import DuplicateWorkloadId, KernelAlreadyTerminated, LedgerError
+
+# Kernel statuses that no longer occupy resources (REFERENCE.md, purge checks).
+ENDED_STATUSES = ("TERMINATED", "CANCELLED")
+
+
+class _Workload(Entity):
+    @classmethod
+    def id_for(cls, key: str) -> uuid.UUID:
+        return uuid.UUID(key)
+
+    def duplicate(self) -> LedgerError:
+        return DuplicateWorkloadId(f"{self.ENTITY_TYPE} {self.key} already exists")
+
+
+class VFolder(_Workload):
+    ENTITY_TYPE = "vfolder"
+
+
+class Endpoint(_Workload):
+    ENTITY_TYPE = "endpoint"
+
+
+class Kernel(_Workload):
+    ENTITY_TYPE = "kernel"
+
+    class StatsReported(Entity.Event):
+        stats: dict[str, Any]  # reported_at, cpu_used, mem_used, io_read, io_write, disk_used
+
+        def apply(self, aggregate: Kernel) -> None:
+            aggregate.fields["last_stats"] = self.stats
+
+    class Terminated(Entity.Event):
+        terminated_at: str
+        status: str
+
+        def apply(self, aggregate: Kernel) -> None:
+            aggregate.fields["terminated_at"] = self.terminated_at
+            aggregate.fields["status"] = self.status
+
+    @property
+    def group_id(self) -> uuid.UUID:
+        return uuid.UUID(self.fields["group_id"])
+
+    def report_stats(self, stats: dict[str, Any]) -> None:
+        self.trigger_event(self.StatsReported, stats=stats)
+
+    def terminate(self, terminated_at: str, status: str) -> None:
+        if self.fields["status"] in ENDED_STATUSES:
+            raise KernelAlreadyTerminated(f"kernel {self.key} already ended ({self.fields['status']})")
+        self.trigger_event(self.Terminated, terminated_at=terminated_at, status=status)

@@ -1,0 +1,148 @@
+"""The workload service: records facts on their entity and on their group's stream.
+
+Every fact is applied through a `UnitOfWork`, so one fact and a batch of facts (bulk
+import) take the same path and a batch is one atomic append. New ids are not read
+first: creating an id that exists conflicts in the store, and the retry checks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from domain.base import AggregateStore, Entity, UnitOfWork, entity_not_found
+from domain.group.aggregate import Group, group_not_found
+from domain.validation import jsonable
+from domain.workload.actions import (
+    CreateEndpointAction,
+    CreateVFolderAction,
+    DestroyEndpointAction,
+    ReportKernelStatsAction,
+    StartKernelAction,
+    TerminateKernelAction,
+    WorkloadAction,
+    WorkloadActionResult,
+)
+from domain.workload.aggregate import Endpoint, Kernel, VFolder
+
+E = TypeVar("E", bound=Entity)
+
+
+class _Facts:
+    """Applies facts to the aggregates of one unit of work."""
+
+    def __init__(self, work: UnitOfWork, *, check_new_ids: bool) -> None:
+        self.work = work
+        self.check_new_ids = check_new_ids
+
+    def active_group(self, group_id: uuid.UUID) -> Group:
+        group = self.work.get(group_id, Group)
+        if group is None or group.is_deleted:
+            raise group_not_found(group_id)
+        group.require_active()
+        return group
+
+    def new(self, cls: type[E], key: uuid.UUID, fields: dict[str, Any]) -> E:
+        if self.check_new_ids:
+            existing = self.work.get(cls.id_for(str(key)), cls)
+            if existing is not None:
+                raise existing.duplicate()
+        return self.work.add(cls.create(str(key), fields))
+
+    def existing(self, cls: type[E], key: uuid.UUID) -> E:
+        found = self.work.get(cls.id_for(str(key)), cls)
+        if found is None or found.is_deleted:
+            raise entity_not_found(cls.ENTITY_TYPE, str(key))
+        return found
+
+    def apply(self, action: WorkloadAction) -> Entity:
+        handler: Callable[[Any], Entity] = getattr(self, f"_{type(action).__name__}")
+        return handler(action)
+
+    def _CreateVFolderAction(self, a: CreateVFolderAction) -> Entity:
+        group = self.active_group(a.group_id)
+        vfolder = self.new(VFolder, a.vfolder_id, jsonable({"name": a.name, "host": a.host, "group_id": a.group_id}))
+        group.add_vfolder(vfolder.key)
+        return vfolder
+
+    def _StartKernelAction(self, a: StartKernelAction) -> Entity:
+        group = self.active_group(a.group_id)
+        fields = jsonable(a)
+        fields.pop("kernel_id")
+        kernel = self.new(Kernel, a.kernel_id, {**fields, "status": "RUNNING", "terminated_at": None})
+        group.start_kernel(kernel.key, fields["mounts"])
+        return kernel
+
+    def _ReportKernelStatsAction(self, a: ReportKernelStatsAction) -> Entity:
+        kernel = self.existing(Kernel, a.kernel_id)
+        stats = jsonable(a)
+        stats.pop("kernel_id")
+        kernel.report_stats(stats)
+        return kernel
+
+    def _TerminateKernelAction(self, a: TerminateKernelAction) -> Entity:
+        kernel = self.existing(Kernel, a.kernel_id)
+        kernel.terminate(a.terminated_at.isoformat(), a.status)
+        group = self.work.get(kernel.group_id, Group)
+        if group is not None:
+            group.end_kernel(kernel.key)
+        return kernel
+
+    def _CreateEndpointAction(self, a: CreateEndpointAction) -> Entity:
+        group = self.active_group(a.group_id)
+        endpoint = self.new(Endpoint, a.endpoint_id, {"name": a.name, "group_id": str(a.group_id)})
+        group.create_endpoint(endpoint.key)
+        return endpoint
+
+    def _DestroyEndpointAction(self, a: DestroyEndpointAction) -> Entity:
+        endpoint = self.existing(Endpoint, a.endpoint_id)
+        endpoint.delete()
+        group = self.work.get(uuid.UUID(endpoint.fields["group_id"]), Group)
+        if group is not None:
+            group.destroy_endpoint(endpoint.key)
+        return endpoint
+
+
+class WorkloadService:
+    def __init__(self, store: AggregateStore) -> None:
+        self._store = store
+
+    def _record(self, actions: Sequence[WorkloadAction]) -> list[Entity]:
+        attempts = itertools.count(1)
+
+        def record() -> list[Entity]:
+            facts = _Facts(UnitOfWork(self._store), check_new_ids=next(attempts) > 1)
+            touched = [facts.apply(action) for action in actions]
+            facts.work.commit()
+            return touched
+
+        first = actions[0]
+        return self._store.run(record, first.entity_type(), first.operation_type())
+
+    def _one(self, action: WorkloadAction) -> WorkloadActionResult:
+        (entity,) = self._record([action])
+        return WorkloadActionResult(entity.ENTITY_TYPE, entity.id, dict(entity.fields))
+
+    async def record_batch(self, actions: Sequence[WorkloadAction]) -> int:
+        """Records many facts in one atomic append (bulk import); all or none land."""
+        return len(self._record(actions)) if actions else 0
+
+    async def create_vfolder(self, action: CreateVFolderAction) -> WorkloadActionResult:
+        return self._one(action)
+
+    async def start_kernel(self, action: StartKernelAction) -> WorkloadActionResult:
+        return self._one(action)
+
+    async def report_kernel_stats(self, action: ReportKernelStatsAction) -> WorkloadActionResult:
+        return self._one(action)
+
+    async def terminate_kernel(self, action: TerminateKernelAction) -> WorkloadActionResult:
+        return self._one(action)
+
+    async def create_endpoint(self, action: CreateEndpointAction) -> WorkloadActionResult:
+        return self._one(action)
+
+    async def destroy_endpoint(self, action: DestroyEndpointAction) -> WorkloadActionResult:
+        return self._one(action)

@@ -1,0 +1,50 @@
+"""Read models of groups (live and soft-deleted; purged ones are gone) and their members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.group import Group
+from projections.engine import on
+from projections.entities import EntityProjection
+
+
+class GroupsProjection(EntityProjection):
+    name = "groups"
+    version = 1
+    aggregate = Group
+    key_length = 36
+
+    def __init__(self, metadata: sa.MetaData) -> None:
+        super().__init__(metadata)
+        self.members = self.table(
+            "members",
+            sa.Column("group_id", sa.String(36), primary_key=True),
+            sa.Column("user_id", sa.String(36), primary_key=True),
+        )
+
+    @on(Group.Deleted)
+    def soft_deleted(self, conn: Connection, event: Any, position: int) -> None:
+        self.modified(conn, event, position)  # a soft delete is a change of two fields
+
+    @on(Group.Purged)
+    def purged(self, conn: Connection, event: Any, _position: int) -> None:
+        self.touch(conn, event, is_deleted=True)
+        conn.execute(sa.delete(self.members).where(self.members.c.group_id == str(event.originator_id)))
+
+    @on(Group.MembersAdded)
+    def members_added(self, conn: Connection, event: Any, _position: int) -> None:
+        group_id = str(event.originator_id)
+        conn.execute(sa.insert(self.members), [{"group_id": group_id, "user_id": u} for u in event.user_ids])
+
+    @on(Group.MembersRemoved)
+    def members_removed(self, conn: Connection, event: Any, _position: int) -> None:
+        members = self.members
+        conn.execute(
+            sa.delete(members).where(
+                members.c.group_id == str(event.originator_id), members.c.user_id.in_(event.user_ids)
+            )
+        )
