@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, Recording, StoredEvent
 
 from adapters.aggregate_cache import AggregateCache
 from domain.actions.context import SYSTEM, action_context, current_context
@@ -119,6 +119,37 @@ class LedgerApplication(Application[uuid.UUID]):
         super().__init__(env={**config.env, "MAPPER_TOPIC": "adapters.store:StampingMapper"})
         self.cache = AggregateCache()
         install_append_only_triggers(self)
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
+        """The library's save, minus its runtime Protocol checks per object (costly on
+        Python 3.11 when a bulk import saves hundreds of aggregates at once)."""
+        processing = ProcessingEvent[uuid.UUID]()
+        for aggregate in objs:
+            if aggregate is not None:
+                processing.events.extend(aggregate.collect_events())
+                processing.aggregates[aggregate.id] = aggregate
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return recordings
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[uuid.UUID]) -> None:
+        """At most one snapshot per aggregate and save, taken from the saved aggregate in
+        memory (the library re-reads the stream for every interval crossed)."""
+        if self.snapshots is None:
+            return
+        appended: dict[uuid.UUID, int] = {}
+        for event in processing_event.events:
+            appended[event.originator_id] = appended.get(event.originator_id, 0) + 1
+        snapshots = []
+        for aggregate_id, count in appended.items():
+            aggregate = processing_event.aggregates[aggregate_id]
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval and aggregate.version // interval > (aggregate.version - count) // interval:
+                snapshots.append(type(aggregate).Snapshot.take(aggregate))  # type: ignore[attr-defined]
+        if snapshots:
+            self.snapshots.put(snapshots)
 
     def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
         aggregate: Aggregate | None = self.cache.get(aggregate_id)

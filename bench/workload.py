@@ -1,0 +1,195 @@
+"""Workload facts: the service vs a bare Application, and bulk import vs raw batched inserts.
+
+Run: .venv/bin/python bench/workload.py [--kernels 2000] [--bulk-kernels 20000] [--batch 500] [--rounds 3]
+
+Part 1, one fact per command (interleaved in chunks, medians of per-round ratios):
+- service: StartKernelAction + TerminateKernelAction through WorkloadService (validation,
+  load of the group, kernel and group events saved together);
+- bare: the same Kernel and Group events saved by a plain eventsourcing Application on
+  the same persistence module and settings (one save per fact).
+Part 2, bulk import: start + terminate facts recorded with WorkloadService.record_batch in
+batches (validation included), against raw sqlite3 `executemany` of the same number of
+rows in transactions of the same size on a WAL database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eventsourcing.application import Application
+
+from adapters.bootstrap import open_ledger
+from domain.group import CreateGroupAction, Group
+from domain.workload import Kernel, StartKernelAction, TerminateKernelAction
+
+T0 = datetime(2024, 10, 1, tzinfo=UTC)
+SLOTS = {"cpu": "2", "mem": "4g", "cuda.shares": "0.5"}
+
+
+def start(group_id: uuid.UUID, kernel_id: uuid.UUID, i: int) -> StartKernelAction:
+    return StartKernelAction(
+        kernel_id=kernel_id,
+        session_id=kernel_id,
+        session_name=f"s{i}",
+        group_id=group_id,
+        domain_name="default",
+        user_id=group_id,
+        access_key="AKBENCH",
+        occupied_slots=SLOTS,
+        started_at=T0 + timedelta(minutes=i),
+        image="python:3.11",
+        agent="agent-1",
+    )
+
+
+def terminate(kernel_id: uuid.UUID, i: int) -> TerminateKernelAction:
+    return TerminateKernelAction(kernel_id=kernel_id, terminated_at=T0 + timedelta(minutes=i, seconds=30))
+
+
+class ServicePath:
+    def __init__(self, folder: str, name: str = "service") -> None:
+        self.ledger = open_ledger(f"sqlite:///{folder}/{name}.db")
+        self.loop = asyncio.new_event_loop()
+        created = self.loop.run_until_complete(
+            self.ledger.services.group.create_group(
+                CreateGroupAction(input={"name": "bench", "domain_name": "default"})
+            )
+        )
+        self.group_id = created.data.id
+        self.service = self.ledger.services.workload
+
+    def run(self, first: int, count: int) -> None:
+        async def facts() -> None:
+            for i in range(first, first + count):
+                kernel_id = uuid.UUID(int=i + 1)
+                await self.service.start_kernel(start(self.group_id, kernel_id, i))
+                await self.service.terminate_kernel(terminate(kernel_id, i))
+
+        self.loop.run_until_complete(facts())
+
+    def bulk(self, kernels: int, batch: int) -> None:
+        async def facts() -> None:
+            for first in range(0, kernels, batch):
+                ids = [uuid.UUID(int=i + 1) for i in range(first, min(first + batch, kernels))]
+                actions: list[Any] = [start(self.group_id, k, first + n) for n, k in enumerate(ids)]
+                actions += [terminate(k, first + n) for n, k in enumerate(ids)]
+                await self.service.record_batch(actions)
+
+        self.loop.run_until_complete(facts())
+
+    def close(self) -> None:
+        self.loop.close()
+        self.ledger.close()
+
+
+class BareApplication:
+    def __init__(self, folder: str) -> None:
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": f"{folder}/bare.db"}
+        self.app: Application[uuid.UUID] = Application(env={**env, "SQLITE_LOCK_TIMEOUT": "30"})
+        self.group_id = uuid.uuid4()
+        fields = CreateGroupAction(input={"name": "bench", "domain_name": "default"}).input.fields_json()
+        self.group = Group.create(str(self.group_id), fields)
+        self.app.save(self.group)
+
+    def run(self, first: int, count: int) -> None:
+        for i in range(first, first + count):
+            kernel_id = uuid.UUID(int=i + 1)
+            action = start(self.group_id, kernel_id, i)
+            fields = {**action.spec(), "status": "RUNNING", "terminated_at": None}
+            kernel = Kernel.create(str(kernel_id), fields)
+            self.group.start_kernel(kernel.key, [])
+            self.app.save(kernel, self.group)
+            kernel.terminate(terminate(kernel_id, i).terminated_at.isoformat(), "TERMINATED")
+            self.group.end_kernel(kernel.key)
+            self.app.save(kernel, self.group)
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def raw_batched(folder: str, rows: int, batch: int) -> float:
+    conn = sqlite3.connect(f"{folder}/raw.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE events (id TEXT, version INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, version))")
+    state = os.urandom(700)
+    began = time.perf_counter()
+    for first in range(0, rows, batch):
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?)",
+            ((f"k{i // 2}", i % 2 + 1, "topic", state) for i in range(first, min(first + batch, rows))),
+        )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - began
+    conn.close()
+    return elapsed
+
+
+def facts_round(folder: str, kernels: int, chunk: int) -> dict[str, float]:
+    paths: dict[str, Any] = {"service": ServicePath(folder), "bare": BareApplication(folder)}
+    spent = dict.fromkeys(paths, 0.0)
+    order = list(paths)
+    for first in range(0, kernels, chunk):
+        order = order[1:] + order[:1]
+        for name in order:
+            began = time.perf_counter()
+            paths[name].run(first, min(chunk, kernels - first))
+            spent[name] += time.perf_counter() - began
+    for path in paths.values():
+        path.close()
+    return {name: 2 * kernels / seconds for name, seconds in spent.items()}  # facts/s
+
+
+def bulk_round(folder: str, kernels: int, batch: int) -> dict[str, float]:
+    service = ServicePath(folder, "bulk")
+    began = time.perf_counter()
+    service.bulk(kernels, batch)
+    bulk_seconds = time.perf_counter() - began
+    service.close()
+    events = 4 * kernels  # start: kernel + group event; terminate: kernel + group event
+    return {"bulk": events / bulk_seconds, "raw": events / raw_batched(folder, events, 2 * batch)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernels", type=int, default=2000, help="kernels started and terminated one by one")
+    parser.add_argument("--bulk-kernels", type=int, default=20000, help="kernels in the bulk import")
+    parser.add_argument("--batch", type=int, default=500, help="facts of each kind per bulk batch")
+    parser.add_argument("--chunk", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    facts: dict[str, list[float]] = {"service": [], "bare": []}
+    bulk: dict[str, list[float]] = {"bulk": [], "raw": []}
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as folder:
+            for name, rate in facts_round(folder, args.kernels, args.chunk).items():
+                facts[name].append(rate)
+            for name, rate in bulk_round(folder, args.bulk_kernels, args.batch).items():
+                bulk[name].append(rate)
+    ratio = statistics.median(s / b for s, b in zip(facts["service"], facts["bare"], strict=True))
+    bulk_ratio = statistics.median(s / r for s, r in zip(bulk["bulk"], bulk["raw"], strict=True))
+    print(f"workload facts ({args.kernels} kernels started+terminated, rounds: {args.rounds}, medians)")
+    print(f"  service path             {statistics.median(facts['service']):10.0f} facts/s")
+    print(f"  bare Application         {statistics.median(facts['bare']):10.0f} facts/s")
+    print(f"  service / bare           {ratio:10.2f}x")
+    print(f"bulk import ({args.bulk_kernels} kernels = {4 * args.bulk_kernels} events, batches of {args.batch})")
+    print(f"  record_batch             {statistics.median(bulk['bulk']):10.0f} events/s")
+    print(f"  raw batched sqlite3      {statistics.median(bulk['raw']):10.0f} rows/s")
+    print(f"  bulk / raw               {bulk_ratio:10.2f}x   (goal >= 0.30)")
+
+
+if __name__ == "__main__":
+    main()
