@@ -7,6 +7,7 @@ ValidationError never leaves this module.
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -86,9 +87,12 @@ def parse_name(raw: Any, field: str, *, max_length: int = 256) -> str:
         raise InvalidAPIParameters(f"expected a string, got {type(raw).__name__}", field=field)
     if not 1 <= len(raw) <= max_length:
         raise InvalidAPIParameters(f"must be 1 to {max_length} characters, got {len(raw)}", field=field)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
+    if _CONTROL.search(raw):
         raise InvalidAPIParameters("must not contain control characters", field=field)
     return raw
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def parse_uuid(raw: Any, field: str) -> uuid.UUID:
@@ -172,10 +176,15 @@ EntityName = Annotated[str, field_of(parse_name)]
 UUIDField = Annotated[uuid.UUID, field_of(parse_uuid)]
 
 
+_PLAIN = frozenset({str, int, float, bool})
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-ready form of any input value (for action specs, logs and audit rows).
     States left alone (nop) are left out of models; a nullified state is null."""
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or type(value) in _PLAIN:
+        return value
+    if isinstance(value, str | int | float):  # subclasses, after the exact-type fast path
         return value
     if isinstance(value, FrozenMapping):
         return value.to_json()

@@ -256,6 +256,8 @@ def _parse_quantity(raw: object, kind: SlotKind, field: str) -> Decimal:
             raise InvalidAPIParameters(f"{raw!r} is not a byte size (e.g. 512m, 16g, 1.5GiB)", field=field)
         number, suffix = match.groups()
         power = _BINARY_POWER[suffix.lower() if suffix else None]
+        if number.isdigit():
+            return Decimal(int(number) * 1024**power)
         # Exact arithmetic: Decimal's 28-digit context would round large sizes silently.
         return Decimal(int(Fraction(number) * 1024**power))
     try:

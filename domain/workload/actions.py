@@ -106,6 +106,25 @@ class StartKernelAction(WorkloadAction):
     def operation_type(cls) -> str:
         return "start"
 
+    def kernel_fields(self) -> dict[str, Any]:
+        """The started kernel's fields, as its Created event stores them."""
+        return {
+            "session_id": str(self.session_id),
+            "session_name": self.session_name,
+            "group_id": str(self.group_id),
+            "domain_name": self.domain_name,
+            "user_id": str(self.user_id),
+            "access_key": self.access_key,
+            "occupied_slots": self.occupied_slots.to_json(),
+            "started_at": self.started_at.isoformat(),
+            "mounts": [str(m) for m in self.mounts],
+            "image": self.image,
+            "agent": self.agent,
+            "status": "RUNNING",
+            "terminated_at": None,
+            "last_stats": None,
+        }
+
 
 class ReportKernelStatsAction(WorkloadAction):
     ENTITY: ClassVar[str] = "kernel"

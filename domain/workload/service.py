@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from domain.base import AggregateStore, Entity, UnitOfWork, entity_not_found
 from domain.group.aggregate import Group, group_not_found
-from domain.validation import jsonable
 from domain.workload.actions import (
     CreateEndpointAction,
     CreateVFolderAction,
@@ -63,22 +62,27 @@ class _Facts:
 
     def _CreateVFolderAction(self, a: CreateVFolderAction) -> Entity:
         group = self.active_group(a.group_id)
-        vfolder = self.new(VFolder, a.vfolder_id, jsonable({"name": a.name, "host": a.host, "group_id": a.group_id}))
+        vfolder = self.new(VFolder, a.vfolder_id, {"name": a.name, "host": a.host, "group_id": str(a.group_id)})
         group.add_vfolder(vfolder.key)
         return vfolder
 
     def _StartKernelAction(self, a: StartKernelAction) -> Entity:
         group = self.active_group(a.group_id)
-        fields = jsonable(a)
-        fields.pop("kernel_id")
-        kernel = self.new(Kernel, a.kernel_id, {**fields, "status": "RUNNING", "terminated_at": None})
+        fields = a.kernel_fields()
+        kernel = self.new(Kernel, a.kernel_id, fields)
         group.start_kernel(kernel.key, fields["mounts"])
         return kernel
 
     def _ReportKernelStatsAction(self, a: ReportKernelStatsAction) -> Entity:
         kernel = self.existing(Kernel, a.kernel_id)
-        stats = jsonable(a)
-        stats.pop("kernel_id")
+        stats = {
+            "reported_at": a.reported_at.isoformat(),
+            "cpu_used": str(a.cpu_used),
+            "mem_used": a.mem_used,
+            "io_read": a.io_read,
+            "io_write": a.io_write,
+            "disk_used": a.disk_used,
+        }
         kernel.report_stats(stats)
         return kernel
 
