@@ -106,12 +106,14 @@ class BareApplication:
         self.app.save(self.group)
 
     def run(self, first: int, count: int) -> None:
+        template = start(self.group_id, uuid.UUID(int=1), 0).kernel_fields()  # no validation per fact
         for i in range(first, first + count):
             kernel_id = uuid.UUID(int=i + 1)
-            kernel = Kernel.create(str(kernel_id), start(self.group_id, kernel_id, i).kernel_fields())
+            fields = {**template, "session_name": f"s{i}", "started_at": (T0 + timedelta(minutes=i)).isoformat()}
+            kernel = Kernel.create(str(kernel_id), fields)
             self.group.start_kernel(kernel.key, [])
             self.app.save(kernel, self.group)
-            kernel.terminate(terminate(kernel_id, i).terminated_at.isoformat(), "TERMINATED")
+            kernel.terminate((T0 + timedelta(minutes=i, seconds=30)).isoformat(), "TERMINATED")
             self.group.end_kernel(kernel.key)
             self.app.save(kernel, self.group)
 
