@@ -40,13 +40,14 @@ class Services:
 
 
 class ServiceProcessors:
-    """One `ActionProcessor` per public async method of a service, under the same name."""
+    """One `ActionProcessor` per action method of a service (a public coroutine taking one
+    `action`), under the same name."""
 
     def __init__(self, service: object, validators: list[ActionValidator], monitors: list[ActionMonitor]) -> None:
         self._processors: dict[str, ActionProcessor[Any, Any]] = {
             name: ActionProcessor(method, validators, monitors)
             for name, method in inspect.getmembers(service, inspect.iscoroutinefunction)
-            if not name.startswith("_")
+            if not name.startswith("_") and list(inspect.signature(method).parameters) == ["action"]
         }
 
     def __getattr__(self, name: str) -> ActionProcessor[Any, Any]:

@@ -1,5 +1,8 @@
 """The `ledger` command line: policies, keypairs, their history, and a demo.
 
+Groups and workload facts (`ledger group ...`, `ledger workload ...`) live in
+`adapters.cli_groups`, which registers them on this module's root `app`.
+
 Commands run through the action processors, so every event carries the actor given by
 the root options. Parsing is the CLI's job, validation the domain's: malformed option
 syntax (bad JSON, a `key=value` list without `=`, a non-integer, an unknown choice) is a
@@ -17,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich import box
@@ -65,6 +68,12 @@ FallbackOption = Annotated[
 ]
 
 
+def fail(code: str, message: str) -> NoReturn:
+    """One line on stderr, `error: CODE: MESSAGE`, then exit 1."""
+    typer.echo(f"error: {code}: {' '.join(message.split())}", err=True)
+    raise typer.Exit(1)
+
+
 class LedgerGroup(TyperGroup):
     """Turns every `LedgerError` raised below the root into one stderr line and exit 1."""
 
@@ -72,9 +81,7 @@ class LedgerGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except LedgerError as exc:
-            message = " ".join(exc.message.split())
-            typer.echo(f"error: {exc.code}: {message}", err=True)
-            raise typer.Exit(1) from None
+            fail(exc.code, exc.message)
 
 
 app = typer.Typer(
@@ -137,7 +144,7 @@ def root(
     domain: Annotated[str, typer.Option("--domain", help="Actor: the acting domain.")] = "default",
     request_id: Annotated[str | None, typer.Option("--request-id", help="Request id stored on every event.")] = None,
 ) -> None:
-    """An event-sourced ledger of keypair resource policies and keypairs.
+    """An event-sourced ledger of keypair resource policies, keypairs, groups and workload facts.
 
     The actor options (--user-id, --access-key, --role, --domain, --request-id) say who acts
     and are stamped on every event a command stores. Like --db and --json they go before the
@@ -216,7 +223,8 @@ def _with_warnings(build: Callable[[], T]) -> T:
 
 
 def _fmt(field: str, value: Any) -> str:
-    """A field value, compact: slots as k=v, hosts with all permissions as bare names."""
+    """A field value, compact: slots as k=v, hosts with all permissions as bare names, lists
+    comma-separated, an empty string as ""."""
     if value is None:
         return "null"
     if field == "allowed_vfolder_hosts" and isinstance(value, dict):
@@ -225,7 +233,9 @@ def _fmt(field: str, value: Any) -> str:
         return ", ".join(hosts) or "-"
     if isinstance(value, dict):
         return ", ".join(f"{k}={_quantity(k, v)}" for k, v in value.items()) or "-"
-    return str(value)
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return str(value) if value != "" else '""'
 
 
 def _quantity(slot: str, value: Any) -> str:
@@ -642,9 +652,16 @@ def demo(ctx: typer.Context) -> None:
     state.output(data, lambda: _print(history_table(title, entries)))
 
 
+# `ledger group ...` and `ledger workload ...`: that module adds its sub-apps to `app`.
+import adapters.cli_groups  # noqa: E402, F401
+
+
 def main() -> None:
     app()
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable `adapters.cli`, the one `adapters.cli_groups` extends, not this `__main__` copy.
+    from adapters.cli import main as run_imported
+
+    run_imported()

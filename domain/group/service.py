@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from domain.base import AggregateStore, UnitOfWork
+from domain.base import AggregateStore, Entity, UnitOfWork
 from domain.errors import InvalidAPIParameters
 from domain.group.actions import (
     CreateGroupAction,
@@ -27,8 +27,8 @@ def group_data(group: Group) -> GroupData:
 
 def load_group(work: UnitOfWork, group_id: uuid.UUID) -> Group:
     """A group that exists (active or soft-deleted); purged and unknown ones are not found."""
-    group = work.get(group_id, Group)
-    if group is None or group.is_deleted:
+    group = work.get(group_id, Entity)  # the id may name another kind's stream
+    if not isinstance(group, Group) or group.is_deleted:
         raise group_not_found(group_id)
     return group
 
@@ -48,8 +48,8 @@ class GroupService:
 
         def create() -> Group:
             work = UnitOfWork(self._store)
-            if action.group_id is not None and work.get(group_id, Group) is not None:
-                raise InvalidAPIParameters(f"{group_id} is already used by a group", field="group_id")
+            if action.group_id is not None and work.get(group_id, Entity) is not None:
+                raise InvalidAPIParameters(f"{group_id} is already used", field="group_id")
             name_index(work, fields["domain_name"], fields["name"]).claim(str(group_id))
             group = work.add(Group.create(str(group_id), fields))
             work.commit()

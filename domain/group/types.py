@@ -73,7 +73,7 @@ def parse_dotfiles(raw: Any, field: str) -> bytes:
 
 
 def parse_container_registry(raw: Any, field: str) -> dict[str, str]:
-    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise InvalidAPIParameters("expected {} or {registry, project} with string values", field=field)
     unknown = set(raw) - {"registry", "project"}
     if unknown:

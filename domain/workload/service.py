@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from domain.base import AggregateStore, Entity, UnitOfWork, entity_not_found
+from domain.errors import DuplicateWorkloadId
 from domain.group.aggregate import Group, group_not_found
 from domain.workload.actions import (
     CreateEndpointAction,
@@ -35,24 +36,30 @@ class _Facts:
     def __init__(self, work: UnitOfWork, *, check_new_ids: bool) -> None:
         self.work = work
         self.check_new_ids = check_new_ids
+        self.created: set[uuid.UUID] = set()  # new in this unit of work: the store cannot see a repeat
+
+    # Groups, vfolders, kernels and endpoints are all streams named by the caller's UUID,
+    # so a stream is read as any entity and its kind checked here.
 
     def active_group(self, group_id: uuid.UUID) -> Group:
-        group = self.work.get(group_id, Group)
-        if group is None or group.is_deleted:
+        group = self.work.get(group_id, Entity)
+        if not isinstance(group, Group) or group.is_deleted:
             raise group_not_found(group_id)
         group.require_active()
         return group
 
     def new(self, cls: type[E], key: uuid.UUID, fields: dict[str, Any]) -> E:
-        if self.check_new_ids:
-            existing = self.work.get(cls.id_for(str(key)), cls)
+        aggregate_id = cls.id_for(str(key))
+        if self.check_new_ids or aggregate_id in self.created:
+            existing = self.work.get(aggregate_id, Entity)
             if existing is not None:
-                raise existing.duplicate()
+                raise DuplicateWorkloadId(f"{cls.ENTITY_TYPE} {key}: the id is taken by a {existing.ENTITY_TYPE}")
+        self.created.add(aggregate_id)
         return self.work.add(cls.create(str(key), fields))
 
     def existing(self, cls: type[E], key: uuid.UUID) -> E:
-        found = self.work.get(cls.id_for(str(key)), cls)
-        if found is None or found.is_deleted:
+        found = self.work.get(cls.id_for(str(key)), Entity)
+        if not isinstance(found, cls) or found.is_deleted:
             raise entity_not_found(cls.ENTITY_TYPE, str(key))
         return found
 
