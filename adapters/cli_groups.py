@@ -119,35 +119,24 @@ RegistryOption = Annotated[
 ]
 
 
-def _group_fields(
-    *,
-    name: str | None = None,
-    domain_name: str | None,
-    project_type: ProjectType | None,
-    description: str | None,
-    active: bool | None,
-    integration_id: str | None,
-    total_resource_slots: Any,
-    allowed_vfolder_hosts: Any,
-    dotfiles_file: Path | None,
-    resource_policy: str | None,
-    container_registry: Any,
-) -> dict[str, Any]:
-    """The creator / modifier fields among the options that were given."""
-    fields = {
-        "name": name,
-        "domain_name": domain_name,
-        "type": project_type,
-        "description": description,
-        "is_active": active,
-        "integration_id": integration_id,
-        "total_resource_slots": total_resource_slots,
-        "allowed_vfolder_hosts": allowed_vfolder_hosts,
-        "dotfiles": None if dotfiles_file is None else dotfiles_file.read_bytes(),
-        "resource_policy": resource_policy,
-        "container_registry": container_registry,
+_OPTION_FIELDS = {"project_type": "type", "active": "is_active"}  # option name -> field name
+_GROUP_OPTIONS = (
+    "name", "domain_name", "project_type", "description", "active", "integration_id", "total_resource_slots",
+    "allowed_vfolder_hosts", "dotfiles_file", "resource_policy", "container_registry",
+)  # fmt: skip
+
+
+def _group_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The creator / modifier fields among a command's options that were given."""
+    fields: dict[str, Any] = {
+        _OPTION_FIELDS.get(option, option): options[option]
+        for option in _GROUP_OPTIONS
+        if options.get(option) is not None
     }
-    return {k: v for k, v in fields.items() if v is not None}
+    dotfiles_file: Path | None = fields.pop("dotfiles_file", None)
+    if dotfiles_file is not None:
+        fields["dotfiles"] = dotfiles_file.read_bytes()
+    return fields
 
 
 def _membership(add: list[str] | None, remove: list[str] | None, replace: list[str] | None) -> dict[str, Any]:
@@ -232,19 +221,7 @@ def group_create(
     ] = None,
 ) -> None:
     """Create a group. Options not given take the defaults (general, active, policy 'default')."""
-    fields = _group_fields(
-        name=name,
-        domain_name=domain_name,
-        project_type=project_type,
-        description=description,
-        active=active,
-        integration_id=integration_id,
-        total_resource_slots=total_resource_slots,
-        allowed_vfolder_hosts=allowed_vfolder_hosts,
-        dotfiles_file=dotfiles_file,
-        resource_policy=resource_policy,
-        container_registry=container_registry,
-    )
+    fields = _group_fields(locals())
     state = _state(ctx)
     action = CreateGroupAction(input=fields, group_id=group_id)
     with state.ledger() as ledger:
@@ -286,19 +263,7 @@ def group_modify(
 ) -> None:
     """Change the given fields and/or the members of a group; everything else is left alone.
     One membership option per call."""
-    given = _group_fields(
-        name=name,
-        domain_name=domain_name,
-        project_type=project_type,
-        description=description,
-        active=active,
-        integration_id=integration_id,
-        total_resource_slots=total_resource_slots,
-        allowed_vfolder_hosts=allowed_vfolder_hosts,
-        dotfiles_file=dotfiles_file,
-        resource_policy=resource_policy,
-        container_registry=container_registry,
-    )
+    given = _group_fields(locals())
     modifier = {**given, **_unset_group_fields(unset or [], given)}
     membership = _membership(add_users, remove_users, replace_users)
     if not modifier and not membership:

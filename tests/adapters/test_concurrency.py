@@ -6,8 +6,6 @@ import asyncio
 import multiprocessing
 import threading
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -22,6 +20,7 @@ from domain.keypair_resource_policy import (
     ModifyKeyPairResourcePolicyAction,
     policy_id,
 )
+from tests.races import decide_together
 
 ROUNDS = 40
 FIELDS = {"max_concurrent_sessions": 1000, "idle_timeout": 5000}
@@ -91,40 +90,6 @@ def test_two_processes_modify_different_fields_and_nothing_is_lost(ledger_url: s
         _assert_every_change_landed(ledger, "shared", ROUNDS)
 
 
-def _in_lockstep(ledger: Ledger, commands: list[Callable[[], Any]]) -> list[BaseException | None]:
-    """Runs the commands in threads; each one's first save waits until all have decided,
-    so every command decides on the same state and only the store can order them."""
-    barrier = threading.Barrier(len(commands), timeout=30)
-    real_save = ledger.app.save
-    waited: set[int] = set()
-
-    def save_after_everyone_decided(*args: Any, **kwargs: Any) -> Any:
-        me = threading.get_ident()
-        if me not in waited:
-            waited.add(me)
-            barrier.wait()
-        return real_save(*args, **kwargs)
-
-    outcomes: list[BaseException | None] = [None] * len(commands)
-
-    def run(index: int) -> None:
-        try:
-            commands[index]()
-        except BaseException as exc:  # recorded and asserted on by the caller
-            outcomes[index] = exc
-
-    ledger.app.save = save_after_everyone_decided  # type: ignore[method-assign]
-    try:
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(commands))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        del ledger.app.save
-    return outcomes
-
-
 def test_policy_delete_and_keypair_assignment_never_both_succeed(ledger: Ledger) -> None:
     for round_ in range(6):
         name = f"contested-{round_}"
@@ -134,7 +99,7 @@ def test_policy_delete_and_keypair_assignment_never_both_succeed(ledger: Ledger)
         assign = CreateKeyPairAction(
             access_key=access_key, user_id=str(uuid.uuid4()), domain_name="default", resource_policy=name
         )
-        outcomes = _in_lockstep(
+        outcomes = decide_together(
             ledger,
             [
                 lambda d=delete: asyncio.run(ledger.services.keypair_resource_policy.delete_keypair_resource_policy(d)),
@@ -163,7 +128,7 @@ def test_reassigning_a_keypair_races_safely_with_deleting_its_target(ledger: Led
             )
         )
     )
-    outcomes = _in_lockstep(
+    outcomes = decide_together(
         ledger,
         [
             lambda: asyncio.run(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,54 +26,7 @@ from tests.adapters.test_group_service import (
     kernel_action,
     stores_nothing,
 )
-
-Command = Callable[[], Any]
-
-
-def _decide_together_then_save_in_order(
-    ledger: Ledger, commands: list[Command], order: list[int]
-) -> list[BaseException | None]:
-    """Runs the commands in threads. Each one's first save waits until every command has
-    decided, then the first saves go in `order` (commands[order[0]] first); retries run
-    freely. Every command decides on the same state; the store settles who wins."""
-    barrier = threading.Barrier(len(commands), timeout=30)
-    saved = [threading.Event() for _ in commands]  # by rank in `order`
-    rank_of = {index: rank for rank, index in enumerate(order)}
-    mine = threading.local()
-    real_save = ledger.app.save
-
-    def save_in_turn(*args: Any, **kwargs: Any) -> Any:
-        if getattr(mine, "waited", True):
-            return real_save(*args, **kwargs)
-        mine.waited = True
-        barrier.wait()
-        rank = rank_of[mine.index]
-        if rank > 0:
-            assert saved[rank - 1].wait(timeout=30), "the previous save never finished"
-        try:
-            return real_save(*args, **kwargs)
-        finally:
-            saved[rank].set()
-
-    outcomes: list[BaseException | None] = [None] * len(commands)
-
-    def run(index: int) -> None:
-        mine.index, mine.waited = index, False
-        try:
-            commands[index]()
-        except BaseException as exc:  # recorded and asserted on by the caller
-            outcomes[index] = exc
-
-    ledger.app.save = save_in_turn  # type: ignore[method-assign]
-    try:
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(commands))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        del ledger.app.save
-    return outcomes
+from tests.races import Command, decide_together
 
 
 def purge(ledger: Ledger, group_id: uuid.UUID) -> Command:
@@ -138,9 +90,7 @@ def test_purge_and_new_workload_never_both_succeed(ledger: Ledger, race: str, fi
     vfolder = create_vfolder(ledger, group.id)
     facts, created = make(group.id, vfolder)
     order = [0, 1] if first == "purge" else [1, 0]
-    purged, recorded = _decide_together_then_save_in_order(
-        ledger, [purge(ledger, group.id), batch(ledger, facts)], order
-    )
+    purged, recorded = decide_together(ledger, [purge(ledger, group.id), batch(ledger, facts)], order)
 
     if first == "purge":
         assert purged is None

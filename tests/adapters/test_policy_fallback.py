@@ -6,8 +6,8 @@ import pytest
 
 from adapters.bootstrap import Ledger
 from domain.errors import CircularPolicyReference, InvalidAPIParameters, ObjectNotFound, PolicyInUse
-from tests.adapters.test_concurrency import _in_lockstep
 from tests.policies import create, delete, modify
+from tests.races import decide_together
 
 
 def test_a_policy_may_fall_back_to_another(ledger: Ledger) -> None:
@@ -90,7 +90,7 @@ def test_moving_a_fallback_releases_the_old_one(ledger: Ledger) -> None:
 def test_concurrent_opposite_links_never_both_land(ledger: Ledger) -> None:
     create(ledger, "left")
     create(ledger, "right")
-    outcomes = _in_lockstep(
+    outcomes = decide_together(
         ledger,
         [
             lambda: modify(ledger, "left", fallback_policy="right"),
