@@ -14,20 +14,17 @@ from adapters.queries import Queries
 from adapters.store import LedgerApplication, StoreConfig, parse_url
 from domain.actions import ActionMonitor, ActionProcessor, ActionValidator
 from domain.errors import LedgerError, StoreUnavailable
-from domain.group import Group, GroupService
-from domain.keypair import KeyPair, KeyPairService
+from domain.group import GroupService
+from domain.keypair import KeyPairService
 from domain.keypair_resource_policy import (
     SYSTEM_POLICY,
     KeyPairResourcePolicy,
     KeyPairResourcePolicyCreator,
     KeyPairResourcePolicyService,
 )
-from domain.workload import Endpoint, Kernel, VFolder, WorkloadService
+from domain.workload import WorkloadService
 from projections.engine import ProjectionRunner, ReadModels
-from projections.groups import GroupsProjection
-from projections.history import HistoryProjection
-from projections.keypairs import KeyPairsProjection
-from projections.policies import PoliciesProjection
+from projections.registry import build_projections
 
 
 class Services:
@@ -82,18 +79,15 @@ class Ledger:
             except Exception as exc:
                 raise StoreUnavailable(f"cannot open the event store: {exc}") from exc
             self.read_models = ReadModels(config.read_model_url, config.connect_args)
-            metadata = sa.MetaData()
-            policies, keypairs = PoliciesProjection(metadata), KeyPairsProjection(metadata)
-            groups = GroupsProjection(metadata)
-            history = HistoryProjection(metadata, [KeyPairResourcePolicy, KeyPair, Group, Kernel, VFolder, Endpoint])
+            self.projections = build_projections(sa.MetaData())
             self.runner = ProjectionRunner(
-                self.read_models, self.app.recorder, self.app.mapper, [policies, keypairs, groups, history]
+                self.read_models, self.app.recorder, self.app.mapper, self.projections.all()
             )
             self.runner.setup()
             self._ensure_system_policy()
         self.services = Services(self.app)
         self.processors = Processors(self.services)
-        self.queries = Queries(self.read_models, self.runner, policies, keypairs, groups, history)
+        self.queries = Queries(self.read_models, self.runner, self.projections)
 
     def _ensure_system_policy(self) -> None:
         """Every ledger holds the undeletable system policy `default`."""

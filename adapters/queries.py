@@ -13,10 +13,7 @@ from domain.group.types import GroupData
 from domain.keypair.actions import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from projections.engine import ProjectionRunner, ReadModels
-from projections.groups import GroupsProjection
-from projections.history import HistoryProjection
-from projections.keypairs import KeyPairsProjection
-from projections.policies import PoliciesProjection
+from projections.registry import ReadModelSet
 
 
 @dataclass(frozen=True)
@@ -47,17 +44,14 @@ class Queries:
         self,
         read_models: ReadModels,
         runner: ProjectionRunner,
-        policies: PoliciesProjection,
-        keypairs: KeyPairsProjection,
-        groups: GroupsProjection,
-        history: HistoryProjection,
+        projections: ReadModelSet,
     ) -> None:
-        self._groups = groups
         self._db = read_models
         self._runner = runner
-        self._policies = policies
-        self._keypairs = keypairs
-        self._history = history
+        self._policies = projections.policies
+        self._keypairs = projections.keypairs
+        self._groups = projections.groups
+        self._history = projections.history
 
     def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
         # Read-your-writes: every command that returned before this query is visible.

@@ -1,0 +1,39 @@
+"""Every projection the ledger keeps. Adding one: its module, then a field here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import sqlalchemy as sa
+
+from domain.group import Group
+from domain.keypair import KeyPair
+from domain.keypair_resource_policy import KeyPairResourcePolicy
+from domain.workload import Endpoint, Kernel, VFolder
+from projections.engine import Projection
+from projections.groups import GroupsProjection
+from projections.history import HistoryProjection
+from projections.keypairs import KeyPairsProjection
+from projections.policies import PoliciesProjection
+
+HISTORY_ENTITIES = (KeyPairResourcePolicy, KeyPair, Group, Kernel, VFolder, Endpoint)
+
+
+@dataclass(frozen=True)
+class ReadModelSet:
+    policies: PoliciesProjection
+    keypairs: KeyPairsProjection
+    groups: GroupsProjection
+    history: HistoryProjection
+
+    def all(self) -> list[Projection]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+def build_projections(metadata: sa.MetaData) -> ReadModelSet:
+    return ReadModelSet(
+        policies=PoliciesProjection(metadata),
+        keypairs=KeyPairsProjection(metadata),
+        groups=GroupsProjection(metadata),
+        history=HistoryProjection(metadata, HISTORY_ENTITIES),
+    )
