@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
 from adapters.queries import Queries
+from adapters.reports import SqlUsageReader
 from adapters.store import LedgerApplication, StoreConfig, parse_url
 from domain.actions import ActionMonitor, ActionProcessor, ActionValidator
-from domain.errors import LedgerError, StoreUnavailable
+from domain.errors import InvalidAPIParameters, LedgerError, StoreUnavailable
 from domain.group import GroupService
+from domain.group.usage import UsageReader
 from domain.keypair import KeyPairService
 from domain.keypair_resource_policy import (
     SYSTEM_POLICY,
@@ -28,11 +32,11 @@ from projections.registry import build_projections
 
 
 class Services:
-    def __init__(self, app: LedgerApplication) -> None:
+    def __init__(self, app: LedgerApplication, usage: UsageReader, timezone: str) -> None:
         store = app.store
         self.keypair_resource_policy = KeyPairResourcePolicyService(store)
         self.keypair = KeyPairService(store)
-        self.group = GroupService(store)
+        self.group = GroupService(store, usage, timezone)
         self.workload = WorkloadService(store)
 
 
@@ -69,8 +73,9 @@ class Processors:
 
 
 class Ledger:
-    def __init__(self, config: StoreConfig) -> None:
+    def __init__(self, config: StoreConfig, timezone: str | None = None) -> None:
         self.config = config
+        self.timezone = _timezone(timezone)
         with _exclusive_setup(config):
             try:
                 self.app = LedgerApplication(config)
@@ -79,13 +84,13 @@ class Ledger:
             except Exception as exc:
                 raise StoreUnavailable(f"cannot open the event store: {exc}") from exc
             self.read_models = ReadModels(config.read_model_url, config.connect_args)
-            self.projections = build_projections(sa.MetaData())
-            self.runner = ProjectionRunner(
-                self.read_models, self.app.recorder, self.app.mapper, self.projections.all()
-            )
+            self.projections = build_projections(sa.MetaData(), self.timezone)
+            self.runner = ProjectionRunner(self.read_models, self.app.recorder, self.app.mapper, self.projections.all())
             self.runner.setup()
             self._ensure_system_policy()
-        self.services = Services(self.app)
+        self.services = Services(
+            self.app, SqlUsageReader(self.read_models, self.runner, self.projections), self.timezone
+        )
         self.processors = Processors(self.services)
         self.queries = Queries(self.read_models, self.runner, self.projections)
 
@@ -115,9 +120,19 @@ class Ledger:
         self.close()
 
 
-def open_ledger(url: str | None = None) -> Ledger:
-    """Opens the ledger at `url` (default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db)."""
-    return Ledger(parse_url(url))
+def open_ledger(url: str | None = None, timezone: str | None = None) -> Ledger:
+    """Opens the ledger at `url` (default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db).
+    Usage reports use `timezone` (default: $LEDGER_TIMEZONE, else UTC)."""
+    return Ledger(parse_url(url), timezone)
+
+
+def _timezone(name: str | None) -> str:
+    name = name or os.environ.get("LEDGER_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidAPIParameters(f"unknown time zone {name!r}", field="timezone") from None
+    return name
 
 
 @contextmanager

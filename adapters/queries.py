@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.reports import SqlUsageReader
 from domain.group.types import GroupData
 from domain.keypair.actions import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
@@ -52,6 +53,7 @@ class Queries:
         self._keypairs = projections.keypairs
         self._groups = projections.groups
         self._history = projections.history
+        self._usage = SqlUsageReader(read_models, runner, projections)
 
     def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
         # Read-your-writes: every command that returned before this query is visible.
@@ -91,6 +93,12 @@ class Queries:
         members = self._groups.members
         statement = sa.select(members.c.user_id).where(members.c.group_id == str(group_id))
         return {uuid.UUID(row.user_id) for row in self._rows(statement)}
+
+    def usage_totals(
+        self, first: date, last: date, group_id: uuid.UUID | str | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Slot-seconds per group and slot over the local days [first, last]."""
+        return self._usage.totals(first, last, None if group_id is None else str(group_id))
 
     def history(self, entity_type: str, entity_id: str) -> list[HistoryEntry]:
         entries = self._history.entries

@@ -15,6 +15,7 @@ from projections.groups import GroupsProjection
 from projections.history import HistoryProjection
 from projections.keypairs import KeyPairsProjection
 from projections.policies import PoliciesProjection
+from projections.usage import UsageProjection
 
 HISTORY_ENTITIES = (KeyPairResourcePolicy, KeyPair, Group, Kernel, VFolder, Endpoint)
 
@@ -25,15 +26,17 @@ class ReadModelSet:
     keypairs: KeyPairsProjection
     groups: GroupsProjection
     history: HistoryProjection
+    usage: UsageProjection
 
     def all(self) -> list[Projection]:
         return [getattr(self, f.name) for f in fields(self)]
 
 
-def build_projections(metadata: sa.MetaData) -> ReadModelSet:
+def build_projections(metadata: sa.MetaData, timezone: str = "UTC") -> ReadModelSet:
     return ReadModelSet(
         policies=PoliciesProjection(metadata),
         keypairs=KeyPairsProjection(metadata),
         groups=GroupsProjection(metadata),
         history=HistoryProjection(metadata, HISTORY_ENTITIES),
+        usage=UsageProjection(metadata, timezone),
     )

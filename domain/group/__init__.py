@@ -19,6 +19,12 @@ from domain.group.actions import (
 from domain.group.aggregate import Group, GroupNameIndex
 from domain.group.service import GroupService
 from domain.group.types import GroupCreator, GroupData, GroupModifier, UserUpdateMode
+from domain.group.usage import (
+    UsagePerMonthAction,
+    UsagePerMonthActionResult,
+    UsagePerPeriodAction,
+    UsagePerPeriodActionResult,
+)
 
 __all__ = [
     "CreateGroupAction",
@@ -39,5 +45,9 @@ __all__ = [
     "PurgeGroupActionActiveKernelsError",
     "PurgeGroupActionResult",
     "PurgeGroupActionVFoldersMountedToActiveKernelsError",
+    "UsagePerMonthAction",
+    "UsagePerMonthActionResult",
+    "UsagePerPeriodAction",
+    "UsagePerPeriodActionResult",
     "UserUpdateMode",
 ]

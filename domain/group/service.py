@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from zoneinfo import ZoneInfo
 
 from domain.base import AggregateStore, Entity, UnitOfWork
 from domain.errors import InvalidAPIParameters
@@ -18,6 +19,17 @@ from domain.group.actions import (
 )
 from domain.group.aggregate import ENTITY_TYPE, Group, GroupNameIndex, group_not_found, name_index_id
 from domain.group.types import GroupData
+from domain.group.usage import (
+    UsagePerMonthAction,
+    UsagePerMonthActionResult,
+    UsagePerPeriodAction,
+    UsagePerPeriodActionResult,
+    UsageReader,
+    month_report,
+    month_window,
+    period_report,
+    period_window,
+)
 
 
 def group_data(group: Group) -> GroupData:
@@ -39,8 +51,10 @@ def name_index(work: UnitOfWork, domain_name: str, name: str) -> GroupNameIndex:
 
 
 class GroupService:
-    def __init__(self, store: AggregateStore) -> None:
+    def __init__(self, store: AggregateStore, usage: UsageReader, timezone: str = "UTC") -> None:
         self._store = store
+        self._usage = usage
+        self._tz = ZoneInfo(timezone)  # the reports' local time (configuration, default UTC)
 
     async def create_group(self, action: CreateGroupAction) -> CreateGroupActionResult:
         group_id = action.group_id or uuid.uuid4()  # chosen once, so retries reuse it
@@ -101,3 +115,15 @@ class GroupService:
             return before
 
         return PurgeGroupActionResult(self._store.run(purge, ENTITY_TYPE, "purge"))
+
+    async def usage_per_month(self, action: UsagePerMonthAction) -> UsagePerMonthActionResult:
+        start, end = month_window(action.month, self._tz)
+        group_ids = [str(g) for g in action.group_ids] if action.group_ids else None
+        report = month_report(self._usage.kernels(start, end, group_ids), self._tz)
+        return UsagePerMonthActionResult(report, month=action.month)
+
+    async def usage_per_period(self, action: UsagePerPeriodAction) -> UsagePerPeriodActionResult:
+        start, end = period_window(action.start_date, action.end_date, self._tz)
+        group_ids = None if action.project_id is None else [str(action.project_id)]
+        report = period_report(self._usage.kernels(start, end, group_ids), self._tz)
+        return UsagePerPeriodActionResult(report, period=f"{action.start_date}-{action.end_date}")

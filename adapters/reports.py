@@ -1,0 +1,104 @@
+"""The usage reader: kernels of a report window, from the usage read model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from domain.group.usage import KernelUsage
+from projections.engine import ProjectionRunner, ReadModels
+from projections.registry import ReadModelSet
+
+
+class SqlUsageReader:
+    def __init__(self, read_models: ReadModels, runner: ProjectionRunner, projections: ReadModelSet) -> None:
+        self._db = read_models
+        self._runner = runner
+        self._usage = projections.usage
+        self._groups = projections.groups
+
+    def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
+        """REFERENCE.md's selection, answered by the (started_at) and (terminated_at) indexes."""
+        k = self._usage.kernels
+        statement = sa.select(k).where(
+            k.c.started_at < end,
+            sa.or_(k.c.status == "RUNNING", sa.and_(k.c.status == "TERMINATED", k.c.terminated_at >= start)),
+        )
+        if group_ids is not None:
+            statement = statement.where(k.c.group_id.in_([str(g) for g in group_ids]))
+        self._runner.catch_up()
+        with self._db.connect() as conn:
+            rows = conn.execute(statement).all()
+            names = self._group_names(conn, {row.group_id for row in rows})
+            nfs = self._vfolder_names(conn, {m for row in rows for m in row.mounts})
+        return [_kernel(row, names, nfs) for row in rows]
+
+    def totals(self, first: date, last: date, group_id: str | None = None) -> dict[str, dict[str, float]]:
+        """Slot-seconds per group over the local days [first, last]: ended kernels from the
+        daily rollups (O(days)), running kernels added for the part they have run."""
+        daily = self._usage.daily
+        statement = (
+            sa.select(daily.c.group_id, daily.c.slot, sa.func.sum(daily.c.amount_seconds).label("amount"))
+            .where(daily.c.day >= first, daily.c.day <= last)
+            .group_by(daily.c.group_id, daily.c.slot)
+        )
+        if group_id is not None:
+            statement = statement.where(daily.c.group_id == group_id)
+        tz = self._usage.tz
+        start = datetime(first.year, first.month, first.day, tzinfo=tz)
+        end = datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)
+        running = [
+            k for k in self.kernels(start, end, None if group_id is None else [group_id]) if k.status == "RUNNING"
+        ]
+        with self._db.connect() as conn:
+            rows = conn.execute(statement).all()
+        totals: dict[str, dict[str, float]] = {}
+        for row in rows:
+            totals.setdefault(row.group_id, {})[row.slot] = float(row.amount)
+        now = datetime.now(UTC)
+        for kernel in running:
+            seconds = max(0.0, (min(end, now) - max(start, kernel.started_at)).total_seconds())
+            slots = totals.setdefault(kernel.group_id, {})
+            for slot, amount in kernel.occupied_slots.items():
+                slots[slot] = slots.get(slot, 0.0) + float(amount) * seconds
+        return totals
+
+    def _group_names(self, conn: sa.Connection, group_ids: set[str]) -> dict[str, str]:
+        rows = self._groups.rows
+        found = conn.execute(sa.select(rows.c.key, rows.c.fields).where(rows.c.key.in_(group_ids))).all()
+        return {row.key: row.fields["name"] for row in found}
+
+    def _vfolder_names(self, conn: sa.Connection, vfolder_ids: set[str]) -> dict[str, str]:
+        v = self._usage.vfolders
+        found = conn.execute(sa.select(v).where(v.c.vfolder_id.in_(vfolder_ids))).all()
+        return {row.vfolder_id: f"{row.host}:{row.name}" for row in found}
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str]) -> KernelUsage:
+    started = _aware(row.started_at)
+    assert started is not None
+    return KernelUsage(
+        kernel_id=row.kernel_id,
+        session_id=row.session_id,
+        session_name=row.session_name,
+        group_id=row.group_id,
+        group_name=names.get(row.group_id, ""),
+        domain_name=row.domain_name,
+        user_id=row.user_id,
+        access_key=row.access_key,
+        agent=row.agent,
+        image=row.image,
+        occupied_slots=dict(row.occupied_slots),
+        nfs=[nfs.get(m, m) for m in row.mounts],
+        started_at=started,
+        terminated_at=_aware(row.terminated_at),
+        status=row.status,
+        last_stats=row.last_stats,
+    )

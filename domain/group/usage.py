@@ -1,0 +1,309 @@
+"""Usage reports of seed 003: inputs, windows, kernel selection and output shapes.
+
+The numbers come from a read model through the `UsageReader` port; everything here is
+pure: validation (with Backend.AI's messages), the report window in the configured time
+zone, and the shapes of REFERENCE.md ("Usage statistics").
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Protocol
+from zoneinfo import ZoneInfo
+
+from domain.actions import BaseAction, BaseActionResult
+from domain.errors import InvalidAPIParameters
+from domain.validation import field_of, nullable, parse_uuid
+
+MAX_PERIOD_DAYS = 100
+COUNTED_STATUSES = ("RUNNING", "TERMINATED")
+USAGE_FIELDS = (
+    "nfs", "cpu_allocated", "cpu_used", "mem_allocated", "mem_used", "shared_memory", "disk_allocated",
+    "disk_used", "io_read", "io_write", "device_type", "smp", "gpu_mem_allocated", "gpu_allocated",
+)  # fmt: skip
+
+
+def _parse_uuids(raw: Any, field: str) -> list[uuid.UUID] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str | bytes) or not isinstance(raw, list | tuple | set):
+        raise InvalidAPIParameters("expected a list of group ids", field=field)
+    return [parse_uuid(item, field) for item in raw]
+
+
+class UsagePerMonthAction(BaseAction):
+    month: str
+    group_ids: Annotated[list[uuid.UUID] | None, field_of(_parse_uuids)] = None
+
+    @classmethod
+    def entity_type(cls) -> str:
+        return "group"
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "usage_per_month"
+
+    def entity_id(self) -> str | None:
+        return ",".join(str(g) for g in self.group_ids) if self.group_ids else None
+
+
+class UsagePerPeriodAction(BaseAction):
+    start_date: str
+    end_date: str
+    project_id: Annotated[uuid.UUID | None, field_of(nullable(parse_uuid))] = None
+
+    @classmethod
+    def entity_type(cls) -> str:
+        return "group"
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "usage_per_period"
+
+    def entity_id(self) -> str | None:
+        return None if self.project_id is None else str(self.project_id)
+
+
+@dataclass(frozen=True)
+class UsagePerMonthActionResult(BaseActionResult):
+    result: list[dict[str, Any]]
+    month: str = ""
+
+    def entity_id(self) -> str | None:
+        return f"usage:{self.month}"
+
+
+@dataclass(frozen=True)
+class UsagePerPeriodActionResult(BaseActionResult):
+    result: list[dict[str, Any]]
+    period: str = ""
+
+    def entity_id(self) -> str | None:
+        return f"usage:{self.period}"
+
+
+def month_window(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """From the first of the month to the first of the next, local time."""
+    if not re.fullmatch(r"\d{6}", month or ""):
+        raise InvalidAPIParameters("Invalid date values")
+    try:
+        start = datetime(int(month[:4]), int(month[4:]), 1, tzinfo=tz)
+    except ValueError:
+        raise InvalidAPIParameters("Invalid date values") from None
+    nxt = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return start, nxt
+
+
+def period_window(start_date: str, end_date: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """From the start date to the day after the end date (inclusive), local time."""
+    try:
+        start = datetime.strptime(start_date, "%Y%m%d").replace(tzinfo=tz)
+        end = datetime.strptime(end_date, "%Y%m%d").replace(tzinfo=tz) + timedelta(days=1)
+    except (TypeError, ValueError):
+        raise InvalidAPIParameters("Invalid date values") from None
+    if end - start > timedelta(days=MAX_PERIOD_DAYS):
+        raise InvalidAPIParameters(f"Cannot query more than {MAX_PERIOD_DAYS} days")
+    if end <= start:  # as in Backend.AI: checked after the end date was made inclusive
+        raise InvalidAPIParameters("end_date must be later than start_date.")
+    return start, end
+
+
+@dataclass(frozen=True)
+class KernelUsage:
+    """One kernel as the usage read model keeps it."""
+
+    kernel_id: str
+    session_id: str
+    session_name: str
+    group_id: str
+    group_name: str
+    domain_name: str
+    user_id: str
+    access_key: str
+    agent: str
+    image: str
+    occupied_slots: dict[str, str]
+    nfs: list[str]
+    started_at: datetime
+    terminated_at: datetime | None
+    status: str
+    last_stats: dict[str, Any] | None
+
+
+class UsageReader(Protocol):
+    def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
+        """Kernels that overlap [start, end): REFERENCE.md's selection rule."""
+
+
+def overlaps(kernel: KernelUsage, start: datetime, end: datetime) -> bool:
+    """REFERENCE.md: (terminated_at >= start and created_at < end and status in
+    TERMINATED/RUNNING) or (created_at < end and RUNNING)."""
+    if kernel.started_at >= end or kernel.status not in COUNTED_STATUSES:
+        return False
+    return kernel.status == "RUNNING" or (kernel.terminated_at is not None and kernel.terminated_at >= start)
+
+
+def _number(value: Any) -> Decimal:
+    return Decimal(str(value)) if value is not None else Decimal(0)
+
+
+def kernel_usage(kernel: KernelUsage, tz: ZoneInfo) -> dict[str, Any]:
+    """The per-kernel fields of REFERENCE.md, from the kernel's slots and last stats."""
+    slots, stats = kernel.occupied_slots, kernel.last_stats or {}
+    gpu = slots.get("cuda.shares", slots.get("cuda.device", "0"))
+    used_time = used_days = None
+    if kernel.terminated_at is not None:
+        used_time = str(kernel.terminated_at - kernel.started_at)
+        local_end, local_start = kernel.terminated_at.astimezone(tz), kernel.started_at.astimezone(tz)
+        used_days = local_end.toordinal() - local_start.toordinal() + 1
+    return {
+        "cpu_allocated": float(_number(slots.get("cpu"))),
+        "cpu_used": float(_number(stats.get("cpu_used"))),
+        "mem_allocated": int(_number(slots.get("mem"))),
+        "mem_used": int(_number(stats.get("mem_used"))),
+        "shared_memory": 0,
+        "disk_allocated": 0,
+        "disk_used": int(_number(stats.get("disk_used"))),
+        "io_read": int(_number(stats.get("io_read"))),
+        "io_write": int(_number(stats.get("io_write"))),
+        "used_time": used_time,
+        "used_days": used_days,
+        "device_type": sorted({name.split(".")[0] for name in slots if name.startswith(("cuda.", "rocm.", "tpu."))}),
+        "smp": 0.0,
+        "gpu_mem_allocated": float(_number(slots.get("cuda.mem"))),
+        "gpu_allocated": float(_number(gpu)),
+        "nfs": sorted(kernel.nfs) or None,
+    }
+
+
+def container_info(kernel: KernelUsage, tz: ZoneInfo) -> dict[str, Any]:
+    """One `c_infos` entry of the per-month report."""
+    usage = kernel_usage(kernel, tz)
+    return {
+        "id": kernel.kernel_id,
+        "session_id": kernel.session_id,
+        "container_id": kernel.kernel_id,
+        "domain_name": kernel.domain_name,
+        "group_id": kernel.group_id,
+        "group_name": kernel.group_name,
+        "name": kernel.session_name,
+        "access_key": kernel.access_key,
+        "email": None,
+        "full_name": None,
+        "agent": kernel.agent,
+        **usage,
+        "image_id": kernel.image,
+        "image_name": kernel.image,
+        "created_at": str(kernel.started_at),
+        "terminated_at": str(kernel.terminated_at),
+        "status": kernel.status,
+        "status_info": None,
+        "status_changed": str(kernel.terminated_at or kernel.started_at),
+        "cluster_mode": "single-node",
+    }
+
+
+_SUMMED = (
+    "cpu_allocated", "cpu_used", "mem_allocated", "mem_used", "shared_memory", "disk_allocated", "disk_used",
+    "io_read", "io_write", "smp", "gpu_mem_allocated", "gpu_allocated",
+)  # fmt: skip
+
+
+def month_report(kernels: Iterable[KernelUsage], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """One entry per group with the g_* totals and its kernels in `c_infos`."""
+    groups: dict[str, dict[str, Any]] = {}
+    for kernel in sorted(kernels, key=lambda k: (k.group_id, k.started_at, k.kernel_id)):
+        info = container_info(kernel, tz)
+        entry = groups.setdefault(
+            kernel.group_id,
+            {
+                "domain_name": kernel.domain_name,
+                "g_id": kernel.group_id,
+                "g_name": kernel.group_name,
+                **{f"g_{name}": 0 for name in _SUMMED},
+                "g_device_type": [],
+                "c_infos": [],
+            },
+        )
+        for name in _SUMMED:
+            entry[f"g_{name}"] += info[name]
+        entry["g_device_type"] = sorted(set(entry["g_device_type"]) | set(info["device_type"]))
+        entry["c_infos"].append(info)
+    return list(groups.values())
+
+
+def _total(usages: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {name: 0 for name in _SUMMED}
+    nfs: set[str] = set()
+    devices: set[str] = set()
+    for usage in usages:
+        for name in _SUMMED:
+            total[name] += usage[name]
+        nfs |= set(usage["nfs"] or [])
+        devices |= set(usage["device_type"])
+    return {**total, "nfs": sorted(nfs) or None, "device_type": sorted(devices)}
+
+
+def period_report(kernels: Iterable[KernelUsage], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """A tree project -> sessions -> kernels; every node has a `total_usage` summed up."""
+    projects: dict[str, dict[str, Any]] = {}
+    for kernel in sorted(kernels, key=lambda k: (k.group_id, k.session_id, k.started_at, k.kernel_id)):
+        usage = kernel_usage(kernel, tz)
+        project = projects.setdefault(
+            kernel.group_id,
+            {
+                "group_unit": "project",
+                "project_id": kernel.group_id,
+                "project_name": kernel.group_name,
+                "domain_name": kernel.domain_name,
+                "sessions": {},
+            },
+        )
+        session = project["sessions"].setdefault(
+            kernel.session_id,
+            {
+                "group_unit": "session",
+                "session_id": kernel.session_id,
+                "session_name": kernel.session_name,
+                "project_id": kernel.group_id,
+                "domain_name": kernel.domain_name,
+                "user_id": kernel.user_id,
+                "access_key": kernel.access_key,
+                "kernels": [],
+            },
+        )
+        session["kernels"].append(
+            {
+                "group_unit": "kernel",
+                "kernel_id": kernel.kernel_id,
+                "session_id": kernel.session_id,
+                "agent": kernel.agent,
+                "image": kernel.image,
+                "status": kernel.status,
+                "created_at": str(kernel.started_at),
+                "terminated_at": str(kernel.terminated_at),
+                "used_time": usage["used_time"],
+                "used_days": usage["used_days"],
+                "total_usage": {name: usage[name] for name in USAGE_FIELDS},
+            }
+        )
+    result = []
+    for project in projects.values():
+        sessions = list(project["sessions"].values())
+        for session in sessions:
+            session["total_usage"] = _total(k["total_usage"] for k in session["kernels"])
+        project["sessions"] = sessions
+        project["total_usage"] = _total(s["total_usage"] for s in sessions)
+        result.append(project)
+    return result
+
+
+def local_days(start: datetime, end: datetime, tz: ZoneInfo) -> list[date]:
+    """The local calendar days [start, end) touches."""
+    first, last = start.astimezone(tz).date(), (end - timedelta(microseconds=1)).astimezone(tz).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
