@@ -23,6 +23,11 @@ from domain.group.usage import local_days
 from domain.workload import Kernel, VFolder
 from projections.engine import Projection, on
 
+_KERNEL_COLUMNS = (
+    "group_id", "session_id", "session_name", "domain_name", "user_id", "access_key", "agent", "image",
+    "occupied_slots", "mounts", "status",
+)  # fmt: skip
+
 
 def parse_time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
@@ -72,6 +77,22 @@ class UsageProjection(Projection):
             sa.Column("amount_seconds", sa.Float, nullable=False),
         )
 
+        k, v = self.kernels, self.vfolders
+        # Statements are built once and run with parameters: SQLAlchemy then compiles each
+        # once, instead of once per event (that dominated catch-up time).
+        self._insert_kernel = sa.insert(k)
+        self._insert_vfolder = sa.insert(v)
+        self._set_stats = (
+            sa.update(k).where(k.c.kernel_id == sa.bindparam("id")).values(last_stats=sa.bindparam("stats"))
+        )
+        self._end_kernel = (
+            sa.update(k)
+            .where(k.c.kernel_id == sa.bindparam("id"))
+            .values(terminated_at=sa.bindparam("ended"), status=sa.bindparam("end_status"))
+            .returning(k.c.group_id, k.c.started_at, k.c.occupied_slots)
+        )
+        self._upserts: dict[str, Any] = {}  # the daily upsert, per SQL dialect
+
     @property
     def key(self) -> str:
         return f"{self.name}_v{self.version}_{self.zone_key}"
@@ -79,41 +100,19 @@ class UsageProjection(Projection):
     @on(Kernel.Created)
     def kernel_started(self, conn: Connection, event: Any, _position: int) -> None:
         f = event.fields
-        conn.execute(
-            sa.insert(self.kernels).values(
-                kernel_id=event.key,
-                group_id=f["group_id"],
-                session_id=f["session_id"],
-                session_name=f["session_name"],
-                domain_name=f["domain_name"],
-                user_id=f["user_id"],
-                access_key=f["access_key"],
-                agent=f["agent"],
-                image=f["image"],
-                occupied_slots=f["occupied_slots"],
-                mounts=f["mounts"],
-                started_at=parse_time(f["started_at"]),
-                status=f["status"],
-            )
-        )
+        row = {name: f[name] for name in _KERNEL_COLUMNS}
+        conn.execute(self._insert_kernel, {**row, "kernel_id": event.key, "started_at": parse_time(f["started_at"])})
 
     @on(Kernel.StatsReported)
     def stats_reported(self, conn: Connection, event: Any, _position: int) -> None:
-        kernel_id = str(event.originator_id)
-        conn.execute(
-            sa.update(self.kernels).where(self.kernels.c.kernel_id == kernel_id).values(last_stats=event.stats)
-        )
+        conn.execute(self._set_stats, {"id": str(event.originator_id), "stats": event.stats})
 
     @on(Kernel.Terminated)
     def kernel_ended(self, conn: Connection, event: Any, _position: int) -> None:
-        kernel_id, ended = str(event.originator_id), parse_time(event.terminated_at)
+        ended = parse_time(event.terminated_at)
         assert ended is not None
-        conn.execute(
-            sa.update(self.kernels)
-            .where(self.kernels.c.kernel_id == kernel_id)
-            .values(terminated_at=ended, status=event.status)
-        )
-        row = conn.execute(sa.select(self.kernels).where(self.kernels.c.kernel_id == kernel_id)).one()
+        values = {"id": str(event.originator_id), "ended": ended, "end_status": event.status}
+        row = conn.execute(self._end_kernel, values).one()
         started = _aware(row.started_at)
         rollups = [
             {"group_id": row.group_id, "day": day, "slot": slot, "amount_seconds": float(Decimal(amount)) * seconds}
@@ -127,9 +126,8 @@ class UsageProjection(Projection):
     def vfolder_created(self, conn: Connection, event: Any, _position: int) -> None:
         f = event.fields
         conn.execute(
-            sa.insert(self.vfolders).values(
-                vfolder_id=event.key, group_id=f["group_id"], host=f["host"], name=f["name"]
-            )
+            self._insert_vfolder,
+            {"vfolder_id": event.key, "group_id": f["group_id"], "host": f["host"], "name": f["name"]},
         )
 
     @on(Group.Purged)
@@ -149,14 +147,14 @@ class UsageProjection(Projection):
         return result
 
     def _add_to_daily(self, conn: Connection, rollups: list[dict[str, Any]]) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(self.daily)
-        statement = statement.on_conflict_do_update(
-            index_elements=["group_id", "day", "slot"],
-            set_={"amount_seconds": self.daily.c.amount_seconds + statement.excluded.amount_seconds},
-        )
-        for rollup in rollups:
-            conn.execute(statement, rollup)
+        name = conn.dialect.name
+        if name not in self._upserts:
+            statement = (postgresql if name == "postgresql" else sqlite).insert(self.daily)
+            self._upserts[name] = statement.on_conflict_do_update(
+                index_elements=["group_id", "day", "slot"],
+                set_={"amount_seconds": self.daily.c.amount_seconds + statement.excluded.amount_seconds},
+            )
+        conn.execute(self._upserts[name], rollups)
 
 
 def _aware(at: datetime) -> datetime:
