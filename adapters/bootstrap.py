@@ -73,7 +73,7 @@ class Processors:
 
 
 class Ledger:
-    def __init__(self, config: StoreConfig, timezone: str | None = None) -> None:
+    def __init__(self, config: StoreConfig, timezone: str | None = None, *, build_pending: bool = True) -> None:
         self.config = config
         self.timezone = _timezone(timezone)
         with _exclusive_setup(config):
@@ -88,6 +88,10 @@ class Ledger:
             self.runner = ProjectionRunner(self.read_models, self.app.recorder, self.app.mapper, self.projections.all())
             self.runner.setup()
             self._ensure_system_policy()
+        if build_pending:
+            # After the setup lock: a long build must not hold up other processes opening
+            # the ledger (building it beside us is safe: see ProjectionRunner).
+            self.runner.build_pending()
         self.services = Services(
             self.app, SqlUsageReader(self.read_models, self.runner, self.projections), self.timezone
         )
@@ -120,10 +124,14 @@ class Ledger:
         self.close()
 
 
-def open_ledger(url: str | None = None, timezone: str | None = None) -> Ledger:
+def open_ledger(url: str | None = None, timezone: str | None = None, *, build_pending: bool = True) -> Ledger:
     """Opens the ledger at `url` (default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db).
-    Usage reports use `timezone` (default: $LEDGER_TIMEZONE, else UTC)."""
-    return Ledger(parse_url(url), timezone)
+    Usage reports use `timezone` (default: $LEDGER_TIMEZONE, else UTC).
+
+    A projection whose version in this code is newer than the active one is built before
+    this returns, unless `build_pending` is false (then the first catch-up builds it; see
+    `ProjectionRunner.setup` and `ledger projections rebuild`)."""
+    return Ledger(parse_url(url), timezone, build_pending=build_pending)
 
 
 def _timezone(name: str | None) -> str:

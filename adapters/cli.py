@@ -653,7 +653,11 @@ def demo(ctx: typer.Context) -> None:
 
 
 # `ledger group ...` and `ledger workload ...`: that module adds its sub-apps to `app`.
-import adapters.cli_groups  # noqa: E402, F401
+import adapters.cli_groups  # noqa: E402
+
+# `ledger projections ...` (read models' status, the follower, rebuilds): likewise.
+import adapters.cli_projections  # noqa: E402, F401
+from adapters import cli_usage  # noqa: E402, F401  (`ledger usage ...`)
 
 
 def main() -> None:

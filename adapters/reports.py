@@ -23,6 +23,7 @@ class SqlUsageReader:
     def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
         """REFERENCE.md's selection, answered by the (started_at) and (terminated_at) indexes."""
         k = self._usage.kernels
+        start, end = start.astimezone(UTC), end.astimezone(UTC)  # SQLite compares wall clocks, stored in UTC
         statement = sa.select(k).where(
             k.c.started_at < end,
             sa.or_(k.c.status == "RUNNING", sa.and_(k.c.status == "TERMINATED", k.c.terminated_at >= start)),
@@ -48,8 +49,9 @@ class SqlUsageReader:
         if group_id is not None:
             statement = statement.where(daily.c.group_id == group_id)
         tz = self._usage.tz
-        start = datetime(first.year, first.month, first.day, tzinfo=tz)
-        end = datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)
+        # In UTC: times of one zone subtract as wall clocks, an hour off across a DST change.
+        start = datetime(first.year, first.month, first.day, tzinfo=tz).astimezone(UTC)
+        end = (datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)).astimezone(UTC)
         running = [
             k for k in self.kernels(start, end, None if group_id is None else [group_id]) if k.status == "RUNNING"
         ]
@@ -78,7 +80,11 @@ class SqlUsageReader:
 
 
 def _aware(at: datetime | None) -> datetime | None:
-    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+    """In UTC: SQLite returns naive UTC times, PostgreSQL times in the session's zone, which
+    would make used_time (a difference) wall-clock time across a DST change."""
+    if at is None:
+        return None
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str]) -> KernelUsage:

@@ -69,6 +69,13 @@ class StoreUnavailable(LedgerError):
     error_detail = "unavailable"
 
 
+class ReadModelVersionMismatch(StoreUnavailable):
+    """This process's code and the read models disagree on a projection's version: a newer
+    version was activated by newer code (this process must be upgraded to read it)."""
+
+    error_detail = "read_model_version"
+
+
 # Keypair resource policies
 
 

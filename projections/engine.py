@@ -7,24 +7,39 @@ either both land or neither does, so a crash between batches loses nothing and
 applies nothing twice. The tracking row is updated first and conditionally (it must
 still hold the position this runner read), which also makes two runners racing over
 one read model safe: the loser rolls back and re-reads.
+
+Versions. Tables are named after the projection's key, `{name}_v{version}_{table}`, and
+`projection_versions` records which version of each read model is active. Code whose
+version is newer than the active one has a *pending* version: it is built in its own
+tables, from position 0, with its own tracking row, while the old version's tables keep
+answering the processes that still run old code. When the pending version has caught up,
+one transaction makes it active, deletes the old tracking row and drops the old tables;
+old code then refuses to read (`ReadModelVersionMismatch`) instead of reading tables that
+are gone. A build that is killed resumes from its tracking row.
 """
 
 from __future__ import annotations
 
+import bisect
+import gc
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from eventsourcing.persistence import ApplicationRecorder, Mapper
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
 
-from domain.errors import StoreUnavailable
+from domain.errors import ReadModelVersionMismatch, StoreUnavailable
 
 Handler = Callable[[Connection, Any, int], None]
+Batch = Sequence[tuple[int, Any]]  # (position, event), positions ascending
+Progress = Callable[[int, int], None]  # (position reached, head)
 
 
 def on(*event_classes: type) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -52,6 +67,15 @@ class Projection:
     def key(self) -> str:
         return f"{self.name}_v{self.version}"
 
+    @property
+    def lineage(self) -> str:
+        """The key without its version: the read model that successive versions replace
+        (`usage_utc` for the key `usage_v1_utc`). Keys must start with `{name}_v{version}`."""
+        prefix = f"{self.name}_v{self.version}"
+        if not self.key.startswith(prefix):
+            raise TypeError(f"{type(self).__name__}.key {self.key!r} does not start with {prefix!r}")
+        return self.name + self.key[len(prefix) :]
+
     def table(self, base: str, *columns: sa.Column[Any] | sa.Index) -> sa.Table:
         """A table of this projection's version; a new version gets new tables."""
         return sa.Table(f"{self.key}_{base}", self.metadata, *columns)
@@ -60,6 +84,78 @@ class Projection:
         handler = self.handlers.get(type(event))
         if handler is not None:
             handler(conn, event, position)
+
+    def apply_batch(self, conn: Connection, batch: Batch) -> None:
+        """Applies the events in order. A projection may override this to use fewer SQL
+        statements per batch; the rows it leaves must be those of applying each event."""
+        for position, event in batch:
+            self.apply(conn, event, position)
+
+
+class BulkInsert:
+    """Inserts many rows of a table in one driver-level operation: COPY on PostgreSQL (an
+    executemany there is one round of the protocol per row), else one executemany. Values
+    go through the columns' own bind processors, as SQLAlchemy converts them, but in one
+    tight loop: SQLAlchemy's per-row parameter handling cost more than the inserts
+    themselves in a rebuild. A row is a tuple of every column's value, in the table's
+    column order; no defaults are applied. Columns named in `raw` are given in driver form
+    already (say JSON text a projection serialised once for many rows)."""
+
+    def __init__(self, table: sa.Table, raw: Sequence[str] = ()) -> None:
+        self.table = table
+        self.raw = set(raw)
+        self._writers: dict[str, Callable[[Connection, Sequence[Sequence[Any]]], None]] = {}
+
+    def __call__(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            name = conn.dialect.name
+            if name not in self._writers:
+                self._writers[name] = self._writer(conn.dialect)
+            self._writers[name](conn, rows)
+
+    def _writer(self, dialect: sa.Dialect) -> Callable[[Connection, Sequence[Sequence[Any]]], None]:
+        columns = [column.key for column in self.table.columns]
+        processors = [
+            (i, column.type.dialect_impl(dialect).bind_processor(dialect))
+            for i, column in enumerate(self.table.columns)
+            if column.key not in self.raw
+        ]
+        steps = [(i, process) for i, process in processors if process is not None]
+
+        def convert(row: Sequence[Any]) -> list[Any]:
+            values = list(row)
+            for i, process in steps:
+                if values[i] is not None:
+                    values[i] = process(values[i])
+            return values
+
+        if dialect.name == "postgresql":
+            quote = dialect.identifier_preparer.quote
+            copy = f"COPY {quote(self.table.name)} ({', '.join(map(quote, columns))}) FROM STDIN"
+            return lambda conn, rows: _copy(conn, copy, map(convert, rows))
+        compiled = sa.insert(self.table).compile(dialect=dialect, column_keys=columns)
+        order = compiled.positiontup
+        if order is None:  # a named paramstyle
+            return lambda conn, rows: _executemany(
+                conn, compiled.string, [dict(zip(columns, convert(r), strict=True)) for r in rows]
+            )
+        if list(order) == columns:  # qmark style, values in column order: no reordering
+            return lambda conn, rows: _executemany(conn, compiled.string, list(map(tuple, map(convert, rows))))
+        positions = [columns.index(name) for name in order]
+        return lambda conn, rows: _executemany(
+            conn, compiled.string, [tuple(values[i] for i in positions) for values in map(convert, rows)]
+        )
+
+
+def _executemany(conn: Connection, sql: str, params: list[Any]) -> None:
+    conn.exec_driver_sql(sql, params)
+
+
+def _copy(conn: Connection, statement: str, rows: Iterator[list[Any]]) -> None:
+    # The connection's own driver connection: the COPY is part of the batch's transaction.
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row(row)
 
 
 class ReadModels:
@@ -73,17 +169,45 @@ class ReadModels:
             kwargs["poolclass"] = sa.StaticPool
             kwargs["connect_args"]["check_same_thread"] = False
         self.engine: Engine = sa.create_engine(url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_read_model_settings)
         self._lock = threading.RLock() if self.is_memory else None
+        # Called when a statement fails, to raise a more precise error if they know one (a
+        # runner: "this version was replaced", where the database only says "no such table").
+        self.explainers: list[Callable[[], None]] = []
+        self._explaining = threading.local()
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self._locked(), translate_db_errors(), self.engine.begin() as conn:
+        with self._locked(), self._translated(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with self._locked(), translate_db_errors(), self.engine.connect() as conn:
+        with self._locked(), self._translated(), self.engine.connect() as conn:
             yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            self._explain()
+            raise StoreUnavailable(f"read model database error: {exc}") from exc
+
+    def _explain(self) -> None:
+        if getattr(self._explaining, "active", False):
+            return  # an explainer's own statement failed: the first error stands
+        self._explaining.active = True
+        try:
+            for explain in self.explainers:
+                explain()
+        except ReadModelVersionMismatch:
+            raise
+        except StoreUnavailable:
+            pass
+        finally:
+            self._explaining.active = False
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -97,16 +221,45 @@ class ReadModels:
         self.engine.dispose()
 
 
-@contextmanager
-def translate_db_errors() -> Iterator[None]:
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"read model database error: {exc}") from exc
+def _sqlite_read_model_settings(dbapi_connection: Any, _record: Any) -> None:
+    # In WAL mode (the ledger's files), no fsync at each read-model commit: a power cut can
+    # then lose the last commits, but their rows and their tracking position together, so
+    # the events are applied again; a crash of the process loses nothing. The event store's
+    # own connections keep their synchronous commits. (A catch-up of a few events: -35%.)
+    if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 class _StalePosition(Exception):
     """Another runner moved a tracking row first; re-read and go on."""
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    """One read model: its active version and position, and the version this code builds
+    beside it if that one is newer."""
+
+    name: str
+    version: int
+    position: int | None
+    head: int
+    pending_version: int | None = None
+    pending_position: int | None = None
+
+    @property
+    def lag(self) -> int | None:
+        return None if self.position is None else max(0, self.head - self.position)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "position": self.position,
+            "head": self.head,
+            "lag": self.lag,
+            "pending_version": self.pending_version,
+            "pending_position": self.pending_position,
+        }
 
 
 class ProjectionRunner:
@@ -117,6 +270,13 @@ class ProjectionRunner:
         sa.Column("projection", sa.String(128), primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
+    versions = sa.Table(
+        "projection_versions",
+        tracking_metadata,
+        sa.Column("name", sa.String(128), primary_key=True),  # a projection's lineage
+        sa.Column("version", sa.Integer, nullable=False),  # the active version
+        sa.Column("projection", sa.String(128), nullable=False),  # the active version's key
+    )
 
     def __init__(
         self,
@@ -124,7 +284,7 @@ class ProjectionRunner:
         recorder: ApplicationRecorder,
         mapper: Mapper[Any],
         projections: Sequence[Projection],
-        batch_size: int = 500,
+        batch_size: int = 1000,
     ) -> None:
         self.read_models = read_models
         self.recorder = recorder
@@ -133,57 +293,138 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self.positions: dict[str, int] = {}
+        self.active: dict[str, tuple[int, str]] = {}  # lineage -> (active version, its key)
 
     def setup(self) -> None:
-        """Creates missing tables and tracking rows; safe when several processes start at once."""
-        tables = [*self.tracking_metadata.sorted_tables]
-        for metadata in {id(p.metadata): p.metadata for p in self.projections}.values():
-            tables += metadata.sorted_tables
+        """Creates missing tables, versions and tracking rows; safe when several processes
+        start at once. A read model this code has never seen starts at this code's version;
+        one whose version here is newer than the active one is pending (`build_pending`).
+        Raises `ReadModelVersionMismatch` if newer code already replaced a version."""
+        self._create(self.tracking_metadata.sorted_tables)
+        self._insert_missing(self.versions, [self._version_row(p) for p in self.projections])
+        self._read_state()
+        self._refuse_outdated_code()
+        self._create(self._tables())
+        self._insert_missing(self.tracking, [{"projection": p.key, "position": 0} for p in self.projections])
+        self._read_state()
+        missing = [p.key for p in self.projections if p.key not in self.positions]
+        if missing:
+            raise StoreUnavailable(f"cannot create tracking rows for {', '.join(missing)}")
+        self._refuse_outdated_code(discard=True)  # in case newer code activated meanwhile
+        if self._explain_replaced_version not in self.read_models.explainers:
+            self.read_models.explainers.append(self._explain_replaced_version)
+
+    def build_pending(self, progress: Progress | None = None) -> None:
+        """Builds every pending version and makes it active (see `catch_up`)."""
+        if self.pending():
+            self.catch_up(self.pending(), progress)
+
+    def _tables(self) -> list[sa.Table]:
+        metadatas = {id(p.metadata): p.metadata for p in self.projections}.values()
+        return [table for metadata in metadatas for table in metadata.sorted_tables]
+
+    @staticmethod
+    def _version_row(projection: Projection) -> dict[str, Any]:
+        return {"name": projection.lineage, "version": projection.version, "projection": projection.key}
+
+    def _create(self, tables: Sequence[sa.Table]) -> None:
         with self.read_models.begin() as conn:
             for table in tables:
                 conn.execute(CreateTable(table, if_not_exists=True))
                 for index in table.indexes:
                     conn.execute(CreateIndex(index, if_not_exists=True))
-        for projection in self.projections:
-            try:
-                with self.read_models.begin() as conn:
-                    conn.execute(sa.insert(self.tracking).values(projection=projection.key, position=0))
-            except StoreUnavailable:
-                pass  # already tracked (by an earlier run, or a process starting beside us)
-        self._read_positions()
-        missing = [p.key for p in self.projections if p.key not in self.positions]
-        if missing:
-            raise StoreUnavailable(f"cannot create tracking rows for {', '.join(missing)}")
 
-    def _read_positions(self) -> None:
+    def _insert_missing(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """Inserts the rows whose primary key is absent; concurrent inserters all succeed."""
+        if not rows:
+            return
+        with self.read_models.begin() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+
+    def _read_state(self) -> None:
         with self.read_models.connect() as conn:
-            rows = conn.execute(sa.select(self.tracking)).all()
-        self.positions = {row.projection: row.position for row in rows}
+            positions = conn.execute(sa.select(self.tracking)).all()
+            versions = conn.execute(sa.select(self.versions)).all()
+        self.positions = {row.projection: row.position for row in positions}
+        self.active = {row.name: (row.version, row.projection) for row in versions}
 
-    def catch_up(self) -> int:
-        """Applies every event recorded so far; returns the position reached."""
+    def _refuse_outdated_code(self, discard: bool = False) -> None:
+        for projection in self.projections:
+            version, _key = self.active[projection.lineage]
+            if version > projection.version:
+                if discard:
+                    self._discard(projection.key)
+                raise ReadModelVersionMismatch(
+                    f"read model {projection.lineage} is at version {version}, this code has version "
+                    f"{projection.version}: run the newer code"
+                )
+
+    def _discard(self, key: str) -> None:
+        """Drops the tables and tracking row of a version that is not and will never be active."""
+        with self.read_models.begin() as conn:
+            conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == key))
+            _drop_tables_of(conn, key)
+
+    def _explain_replaced_version(self) -> None:
+        """A read failed: if newer code replaced one of our versions, say so."""
+        self._read_state()
+        for projection in self.projections:
+            self._position(projection)
+        self._refuse_outdated_code()
+
+    def pending(self) -> list[Projection]:
+        """This code's projections whose version is newer than the active one."""
+        return [p for p in self.projections if self.active[p.lineage][0] < p.version]
+
+    def catch_up(self, only: Sequence[Projection] | None = None, progress: Progress | None = None) -> int:
+        """Applies every event recorded so far (to `only` these projections, if given) and
+        activates each pending version that has caught up; returns the position reached.
+        `progress(position, head)` is called before each batch and at the end."""
+        chosen = self.projections if only is None else list(only)
+        if not chosen:
+            return self.recorder.max_notification_id() or 0
         with self._lock:
             head = self.recorder.max_notification_id() or 0
             while True:
-                low = min(self.positions.get(p.key, 0) for p in self.projections)
+                low = min(self._position(p) for p in chosen)
+                if progress is not None:
+                    progress(min(low, head), head)
                 if low >= head:
-                    return head
-                notifications = self.recorder.select_notifications(
-                    start=low, limit=self.batch_size, stop=head, inclusive_of_start=False
-                )
-                if not notifications:
-                    return low
-                try:
-                    self._apply_batch([(n.id, self.mapper.to_domain_event(n)) for n in notifications])
-                except _StalePosition:
-                    self._read_positions()
+                    break
+                with gc_paused():
+                    if not self._next_batch(chosen, low, head):
+                        break
+            self._activate_caught_up(chosen, head)
+            return low
 
-    def _apply_batch(self, batch: list[tuple[int, Any]]) -> None:
+    def _next_batch(self, chosen: Sequence[Projection], low: int, head: int) -> bool:
+        """Reads, decodes and applies the batch after `low`; False if there is none."""
+        notifications = self.recorder.select_notifications(
+            start=low, limit=self.batch_size, stop=head, inclusive_of_start=False
+        )
+        if not notifications:
+            return False
+        try:
+            self._apply_batch(chosen, [(n.id, self.mapper.to_domain_event(n)) for n in notifications])
+        except _StalePosition:
+            self._read_state()
+        return True
+
+    def _position(self, projection: Projection) -> int:
+        position = self.positions.get(projection.key)
+        if position is None:  # deleted by the activation of a newer version
+            raise ReadModelVersionMismatch(
+                f"read model {projection.key} was replaced by a newer version: run the newer code"
+            )
+        return position
+
+    def _apply_batch(self, chosen: Sequence[Projection], batch: Batch) -> None:
         last = batch[-1][0]
         moved: dict[str, int] = {}
         with self.read_models.begin() as conn:
-            for projection in self.projections:
-                start = self.positions.get(projection.key, 0)
+            for projection in chosen:
+                start = self._position(projection)
                 if start >= last:
                     continue
                 claimed = conn.execute(
@@ -194,8 +435,77 @@ class ProjectionRunner:
                 )
                 if claimed.rowcount != 1:
                     raise _StalePosition(projection.key)
-                for position, event in batch:
-                    if position > start:
-                        projection.apply(conn, event, position)
+                projection.apply_batch(conn, batch[bisect.bisect_right(batch, start, key=lambda item: item[0]) :])
                 moved[projection.key] = last
         self.positions.update(moved)
+
+    def _activate_caught_up(self, chosen: Sequence[Projection], head: int) -> None:
+        for projection in chosen:
+            if projection in self.pending() and self._position(projection) >= head:
+                self._activate(projection)
+
+    def _activate(self, projection: Projection) -> None:
+        """Makes a caught-up pending version the active one and drops the old version's
+        tables, in one transaction. The update comes first and is conditional: of several
+        processes activating at once, one does it and the others only re-read."""
+        old_version, old_key = self.active[projection.lineage]
+        with self.read_models.begin() as conn:
+            flipped = conn.execute(
+                sa.update(self.versions)
+                .where(self.versions.c.name == projection.lineage, self.versions.c.version == old_version)
+                .values(version=projection.version, projection=projection.key)
+            )
+            if flipped.rowcount == 1:
+                conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == old_key))
+                _drop_tables_of(conn, old_key)
+        self._read_state()
+        self._refuse_outdated_code()  # another process may have activated a still newer version
+
+    def status(self) -> list[ProjectionStatus]:
+        """Every read model recorded in the database (this code's and others', such as the
+        usage model of another time zone), with this code's pending versions."""
+        self._read_state()
+        head = self.recorder.max_notification_id() or 0
+        ours = {p.lineage: p for p in self.projections}
+        found = []
+        for name, (version, key) in sorted(self.active.items()):
+            mine = ours.get(name)
+            pending = mine if mine is not None and mine.version > version else None
+            found.append(
+                ProjectionStatus(
+                    name=name,
+                    version=version,
+                    position=self.positions.get(key),
+                    head=head,
+                    pending_version=None if pending is None else pending.version,
+                    pending_position=None if pending is None else self.positions.get(pending.key),
+                )
+            )
+        return found
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pauses the cyclic garbage collector during one batch. A batch's thousands of rows
+    and events live until its end, so each collection the allocations trigger promotes them
+    and, more and more often, re-traverses every long-lived object (projection caches grow
+    with the ledger); reference counting frees them anyway. A 300,000-event rebuild of
+    history and groups took 15-20% less time."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def tables_of(conn: Connection, key: str) -> list[str]:
+    """The tables of the projection version `key` (named `{key}_{table}`)."""
+    return sorted(name for name in sa.inspect(conn).get_table_names() if name.startswith(f"{key}_"))
+
+
+def _drop_tables_of(conn: Connection, key: str) -> None:
+    for name in tables_of(conn, key):
+        conn.execute(DropTable(sa.Table(name, sa.MetaData())))

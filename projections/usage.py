@@ -30,12 +30,13 @@ _KERNEL_COLUMNS = (
 
 
 def parse_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+    # In UTC: SQLite stores a time's wall clock and drops its offset (events keep the offset given).
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
 
 
 class UsageProjection(Projection):
     name = "usage"
-    version = 1
+    version = 2  # 2: times stored in UTC; no rollups of cancelled kernels; DST days of 23 or 25 hours
 
     def __init__(self, metadata: sa.MetaData, timezone: str = "UTC") -> None:
         self.tz = ZoneInfo(timezone)
@@ -119,7 +120,7 @@ class UsageProjection(Projection):
             for day, seconds in self.seconds_per_day(started, ended)
             for slot, amount in row.occupied_slots.items()
         ]
-        if rollups:
+        if rollups and event.status == "TERMINATED":  # a cancelled kernel used nothing (REFERENCE.md)
             self._add_to_daily(conn, rollups)
 
     @on(VFolder.Created)
@@ -142,7 +143,9 @@ class UsageProjection(Projection):
         result = []
         for day in local_days(start, end, self.tz) if end > start else []:
             day_start = datetime(day.year, day.month, day.day, tzinfo=self.tz)
-            overlap = min(end, day_start + timedelta(days=1)) - max(start, day_start)
+            day_end = day_start + timedelta(days=1)  # the next local midnight: 23 to 25 hours on
+            # In UTC: times of one zone subtract as wall clocks, an hour off on a DST day.
+            overlap = min(end, day_end).astimezone(UTC) - max(start, day_start).astimezone(UTC)
             result.append((day, overlap.total_seconds()))
         return result
 
@@ -158,4 +161,5 @@ class UsageProjection(Projection):
 
 
 def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite returns naive UTC times
+    # SQLite returns naive UTC times; PostgreSQL times in the session's zone (DST-prone).
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)

@@ -177,7 +177,7 @@ def kernel_usage(kernel: KernelUsage, tz: ZoneInfo) -> dict[str, Any]:
         "smp": 0.0,
         "gpu_mem_allocated": float(_number(slots.get("cuda.mem"))),
         "gpu_allocated": float(_number(gpu)),
-        "nfs": sorted(kernel.nfs) or None,
+        "nfs": sorted(set(kernel.nfs)) or None,  # a vfolder mounted twice is listed once
     }
 
 

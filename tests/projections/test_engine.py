@@ -55,7 +55,7 @@ def test_a_failing_handler_moves_neither_rows_nor_position(ledger: Ledger) -> No
     policies.handlers[KeyPairResourcePolicy.Created] = fail_on_second
     with pytest.raises(RuntimeError):
         ledger.runner.catch_up()
-    ledger.runner._read_positions()
+    ledger.runner._read_state()
     assert _positions(ledger) == before
     assert _history_rows(ledger) == rows_before  # the history projection rolled back with it
     policies.handlers[KeyPairResourcePolicy.Created] = real

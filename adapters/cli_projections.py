@@ -1,0 +1,159 @@
+"""`ledger projections ...`: the read models' versions and positions, a follower that keeps
+them current for other processes, and rebuilds of new projection versions.
+
+Imported by `adapters.cli`, which it extends: the sub-app is added to its root `app`, so
+the root options (--db, --json) and one-line errors apply here too. These commands open
+the ledger without building pending versions first (`build_pending=False`): `status`
+shows them, `rebuild` builds them with a progress bar, `run` builds them as it follows.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.cli import State, _print, _state, _table, app
+from adapters.follow import follow
+from domain.errors import InvalidAPIParameters
+from projections.engine import Projection, ProjectionStatus
+
+projections_app = typer.Typer(
+    no_args_is_help=True,
+    help="Read models: versions and lag, a follower process, rebuilds of new versions.",
+)
+app.add_typer(projections_app, name="projections")
+
+
+BatchSizeOption = Annotated[
+    int | None, typer.Option(min=1, metavar="N", help="Events applied per transaction (default 1000).")
+]
+
+
+@contextmanager
+def _ledger(state: State) -> Iterator[Ledger]:
+    with open_ledger(state.db, build_pending=False) as ledger:
+        yield ledger
+
+
+@projections_app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Each read model's active version, position, the event store's head and the lag
+    between them; a newer version this code builds shows as pending, with its position."""
+    state = _state(ctx)
+    with _ledger(state) as ledger:
+        found = ledger.runner.status()
+    state.output([s.to_json() for s in found], lambda: _print(_status_table(found)))
+
+
+def _status_table(found: list[ProjectionStatus]) -> Table:
+    table = _table("projection", "version", "position", "head", "lag", "pending")
+    for s in found:
+        pending = "-" if s.pending_version is None else f"v{s.pending_version} at {s.pending_position}"
+        table.add_row(s.name, str(s.version), _number(s.position), str(s.head), _number(s.lag), pending)
+    return table
+
+
+def _number(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+@projections_app.command("run")
+def run(
+    ctx: typer.Context,
+    poll_interval: Annotated[
+        float,
+        typer.Option(min=0.01, metavar="SECONDS", help="Longest wait between catch-ups (PostgreSQL wakes sooner)."),
+    ] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Catch up once and exit.")] = False,
+    batch_size: BatchSizeOption = None,
+) -> None:
+    """Follow the event store and keep every read model current (and build pending
+    versions), until SIGTERM or Ctrl-C. On PostgreSQL a LISTEN on the events channel wakes
+    it at once; the poll interval bounds the wait if a notification is lost. On SQLite it polls."""
+    state = _state(ctx)
+    reached = 0
+
+    def caught_up(position: int) -> None:
+        nonlocal reached
+        reached = position
+
+    with _ledger(state) as ledger, _sigterm_interrupts():
+        if batch_size is not None:
+            ledger.runner.batch_size = batch_size
+        if not once:
+            typer.echo(f"following {ledger.config.kind} (poll every {poll_interval}s)", err=True)
+        # A batch cut short by the interrupt rolled back: the next run applies its events.
+        with suppress(KeyboardInterrupt):
+            reached = follow(ledger, poll_interval, once=once, on_position=caught_up)
+    state.output({"position": reached}, lambda: typer.echo(f"read models at position {reached}"))
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the follower the way Ctrl-C does."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@projections_app.command("rebuild")
+def rebuild(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(metavar="[NAME]", help="A projection (default: every pending one).")
+    ] = None,
+    batch_size: BatchSizeOption = None,
+) -> None:
+    """Build the pending version of projections whose version this code raised, in new
+    tables from the first event, while the old version keeps serving; then switch reads to
+    it and drop the old tables. Safe to kill: running it again resumes where it stopped."""
+    state = _state(ctx)
+    with _ledger(state) as ledger:
+        runner = ledger.runner
+        named = [p for p in runner.projections if name is None or _named(p, name)]
+        if not named:
+            raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
+        runner.batch_size = batch_size or runner.batch_size
+        chosen = [p for p in runner.pending() if p in named]
+        if chosen:
+            with _progress_bar() as update:
+                runner.catch_up(chosen, progress=update)
+        lineages = {p.lineage for p in named}
+        found = [s for s in runner.status() if s.name in lineages]
+    if chosen:
+        summary = "rebuilt " + ", ".join(f"{p.lineage} v{p.version}" for p in chosen)
+    else:
+        summary = "nothing to rebuild: the read models are at this code's versions"
+    data = {"rebuilt": [p.lineage for p in chosen], "projections": [s.to_json() for s in found]}
+    state.output(data, lambda: typer.echo(summary))
+
+
+def _named(projection: Projection, name: str) -> bool:
+    return name in (projection.name, projection.lineage)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Any]:
+    columns = (TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("rebuild", total=None)
+
+        def update(position: int, head: int) -> None:
+            progress.update(task, completed=position, total=head)
+
+        yield update

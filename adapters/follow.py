@@ -1,0 +1,130 @@
+"""Following the event store, so read models stay current for other processes.
+
+The follower catches up, then waits for new events. On PostgreSQL the library NOTIFYs the
+events table's channel in every insert transaction, so a LISTEN wakes the follower as
+soon as a command commits; the wait is bounded by the poll interval all the same, because
+a notification can be lost (a dropped connection, a writer that does not notify), and a
+failed listening connection is reopened. On SQLite there are no notifications: it polls.
+
+LISTEN is issued before the first catch-up, so nothing committed in between is missed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from eventsourcing.persistence import PersistenceError
+
+from adapters.bootstrap import Ledger
+from adapters.store import StoreConfig
+from domain.errors import ReadModelVersionMismatch, StoreUnavailable
+
+
+class Wakeup(Protocol):
+    def wait(self, timeout: float) -> None:
+        """Returns when new events may have been stored, or after `timeout` seconds."""
+
+
+class Polling:
+    def wait(self, timeout: float) -> None:
+        time.sleep(timeout)
+
+
+class Listening:
+    """LISTEN on the events channel over a dedicated autocommit connection."""
+
+    def __init__(self, config: StoreConfig, channel: str) -> None:
+        self.config = config
+        self.channel = channel
+        self._conn: Any = None
+
+    def listen(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        env = self.config.env
+        self._conn = psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=5,
+            autocommit=True,
+        )
+        self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+
+    def wait(self, timeout: float) -> None:
+        import psycopg
+
+        try:
+            if self._conn is None:
+                self.listen()
+                return  # events may have come while nobody listened: catch up now
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                pass
+            for _ in self._conn.notifies(timeout=0):
+                pass  # one catch-up serves every notification already queued
+        except psycopg.Error as exc:
+            _warn(f"listening connection failed, polling until it is back: {exc}")
+            self.close()
+            time.sleep(timeout)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+
+@contextmanager
+def wakeup_for(ledger: Ledger) -> Iterator[Wakeup]:
+    if ledger.config.kind != "postgresql":
+        yield Polling()
+        return
+    listening = Listening(ledger.config, ledger.app.recorder.channel_name)  # type: ignore[attr-defined]
+    listening.listen()
+    try:
+        yield listening
+    finally:
+        listening.close()
+
+
+def follow(
+    ledger: Ledger,
+    poll_interval: float,
+    *,
+    once: bool = False,
+    on_position: Callable[[int], None] | None = None,
+) -> int:
+    """Keeps every projection caught up until interrupted (or once, with `once`); returns
+    the last position reached. Errors of an unavailable database are reported and retried
+    after the poll interval; a version replaced by newer code ends the follower."""
+    position = 0
+    with wakeup_for(ledger) as wakeup:
+        while True:
+            try:
+                position = ledger.runner.catch_up()
+            except ReadModelVersionMismatch:
+                raise
+            except (StoreUnavailable, PersistenceError) as exc:
+                if once:
+                    raise _unavailable(exc) from exc
+                _warn(f"catch-up failed, retrying in {poll_interval}s: {exc}")
+            else:
+                if on_position is not None:
+                    on_position(position)
+            if once:
+                return position
+            wakeup.wait(poll_interval)
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    return exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(f"event store read failed: {exc}")
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {' '.join(message.split())}", file=sys.stderr, flush=True)

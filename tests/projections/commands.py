@@ -1,0 +1,173 @@
+"""Histories for projection tests: every kind of entity, generated or in bulk."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import strategies as st
+
+from adapters.bootstrap import Ledger
+from domain.errors import LedgerError
+from domain.group import CreateGroupAction, DeleteGroupAction, ModifyGroupAction, PurgeGroupAction
+from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction, ModifyKeyPairAction
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    DeleteKeyPairResourcePolicyAction,
+    KeyPairResourcePolicyCreator,
+    ModifyKeyPairResourcePolicyAction,
+)
+from domain.workload import (
+    CreateVFolderAction,
+    ReportKernelStatsAction,
+    StartKernelAction,
+    TerminateKernelAction,
+)
+
+T0 = datetime(2024, 10, 1, 22, 0, tzinfo=UTC)
+POLICIES = ["p0", "p1"]
+GROUPS = [uuid.UUID(int=0x6000 + i) for i in range(3)]
+KERNELS = [uuid.UUID(int=0x7000 + i) for i in range(5)]
+USERS = [uuid.UUID(int=0x8000 + i) for i in range(4)]
+KEYS = ["AKTESTKEY0", "AKTESTKEY1"]
+
+Command = tuple[Any, ...]
+
+_workload = st.one_of(
+    st.tuples(st.just("start"), st.integers(0, len(GROUPS) - 1), st.integers(0, len(KERNELS) - 1), st.integers(0, 90)),
+    st.tuples(st.just("stats"), st.integers(0, len(KERNELS) - 1), st.integers(0, 100)),
+    st.tuples(st.just("end"), st.integers(0, len(KERNELS) - 1), st.integers(1, 60 * 50)),
+    # A kernel's whole life at once: started, reported on, ended (over midnight, often).
+    st.tuples(
+        st.just("life"), st.integers(0, len(GROUPS) - 1), st.integers(0, len(KERNELS) - 1), st.integers(0, 60 * 30)
+    ),
+)
+commands = st.one_of(
+    st.tuples(st.just("policy"), st.sampled_from(POLICIES), st.integers(0, 9)),
+    st.tuples(st.just("policy_delete"), st.sampled_from(POLICIES)),
+    st.tuples(st.just("keypair"), st.sampled_from(KEYS), st.sampled_from([*POLICIES, "default"])),
+    st.tuples(st.just("keypair_delete"), st.sampled_from(KEYS)),
+    st.tuples(st.just("group"), st.integers(0, len(GROUPS) - 1)),
+    st.tuples(
+        st.just("members"),
+        st.integers(0, len(GROUPS) - 1),
+        st.sampled_from(["add", "remove", "replace"]),
+        st.lists(st.sampled_from(USERS), max_size=3),
+    ),
+    st.tuples(st.sampled_from(["group_delete", "group_purge"]), st.integers(0, len(GROUPS) - 1)),
+    *[_workload] * 4,  # most of a real history is workload
+    st.tuples(st.just("vfolder"), st.integers(0, len(GROUPS) - 1), st.integers(0, 3)),
+)
+
+
+def run(ledger: Ledger, command: Command) -> None:
+    """Runs one command; refusals (a duplicate, an unknown entity) are part of a history."""
+    if command[0] == "life":
+        _, group, kernel, minutes = command
+        for part in (("start", group, kernel, 0), ("stats", kernel, minutes), ("end", kernel, minutes + 1)):
+            run(ledger, part)
+        return
+    with suppress(LedgerError):
+        asyncio.run(_action(ledger, command))
+
+
+async def _action(ledger: Ledger, command: Command) -> Any:
+    s = ledger.services
+    kind, *args = command
+    if kind == "policy":
+        name, sessions = args
+        try:
+            creator = KeyPairResourcePolicyCreator(name=name, max_concurrent_sessions=sessions)
+            return await s.keypair_resource_policy.create_keypair_resource_policy(
+                CreateKeyPairResourcePolicyAction(creator=creator)
+            )
+        except LedgerError:
+            modifier = {"max_concurrent_sessions": sessions}
+            action = ModifyKeyPairResourcePolicyAction(name=name, modifier=modifier)
+            return await s.keypair_resource_policy.modify_keypair_resource_policy(action)
+    if kind == "policy_delete":
+        return await s.keypair_resource_policy.delete_keypair_resource_policy(
+            DeleteKeyPairResourcePolicyAction(name=args[0])
+        )
+    if kind == "keypair":
+        key, policy = args
+        try:
+            create = CreateKeyPairAction(
+                access_key=key, user_id=USERS[0], domain_name="default", resource_policy=policy
+            )
+            return await s.keypair.create_keypair(create)
+        except LedgerError:
+            return await s.keypair.modify_keypair(ModifyKeyPairAction(access_key=key, resource_policy=policy))
+    if kind == "keypair_delete":
+        return await s.keypair.delete_keypair(DeleteKeyPairAction(access_key=args[0]))
+    return await _group_or_workload(ledger, kind, args)
+
+
+async def _group_or_workload(ledger: Ledger, kind: str, args: list[Any]) -> Any:
+    s = ledger.services
+    if kind == "group":
+        group = GROUPS[args[0]]
+        action = CreateGroupAction(input={"name": f"g{args[0]}", "domain_name": "default"}, group_id=group)
+        return await s.group.create_group(action)
+    if kind == "members":
+        group, mode, users = GROUPS[args[0]], args[1], args[2]
+        return await s.group.modify_group(ModifyGroupAction(group_id=group, user_update_mode=mode, user_uuids=users))
+    if kind == "group_delete":
+        return await s.group.delete_group(DeleteGroupAction(group_id=GROUPS[args[0]]))
+    if kind == "group_purge":
+        return await s.group.purge_group(PurgeGroupAction(group_id=GROUPS[args[0]]))
+    if kind == "start":
+        group, kernel, minutes = GROUPS[args[0]], KERNELS[args[1]], args[2]
+        return await s.workload.start_kernel(start_action(group, kernel, T0 + timedelta(minutes=minutes)))
+    if kind == "stats":
+        action = ReportKernelStatsAction(kernel_id=KERNELS[args[0]], reported_at=T0, mem_used=args[1])
+        return await s.workload.report_kernel_stats(action)
+    if kind == "end":
+        ended = T0 + timedelta(minutes=args[1])
+        return await s.workload.terminate_kernel(TerminateKernelAction(kernel_id=KERNELS[args[0]], terminated_at=ended))
+    group, vfolder = GROUPS[args[0]], uuid.UUID(int=0x9000 + args[1])
+    return await s.workload.create_vfolder(
+        CreateVFolderAction(vfolder_id=vfolder, name=f"v{args[1]}", host="local", group_id=group)
+    )
+
+
+def start_action(group: uuid.UUID, kernel: uuid.UUID, started: datetime) -> StartKernelAction:
+    return StartKernelAction(
+        kernel_id=kernel,
+        session_id=kernel,
+        session_name="s",
+        group_id=group,
+        domain_name="default",
+        user_id=USERS[0],
+        access_key="AKTEST",
+        occupied_slots={"cpu": "2", "mem": "4g"},
+        started_at=started,
+    )
+
+
+def write_workload(ledger: Ledger, kernels: int, per_batch: int = 100) -> int:
+    """A bulk history: a few policies and groups, then `kernels` kernels started, reported
+    on and ended (five events each), imported in batches. Returns the head position."""
+    for i in range(3):
+        run(ledger, ("policy", f"bulk-{i}", i))
+        run(ledger, ("policy", f"bulk-{i}", i + 1))
+    groups = [uuid.uuid4() for _ in range(3)]
+    for i, group in enumerate(groups):
+        asyncio.run(
+            ledger.services.group.create_group(
+                CreateGroupAction(input={"name": f"bulk-{i}", "domain_name": "default"}, group_id=group)
+            )
+        )
+    for first in range(0, kernels, per_batch):
+        ids = [uuid.uuid4() for _ in range(first, min(first + per_batch, kernels))]
+        began = [T0 + timedelta(minutes=13 * (first + n)) for n in range(len(ids))]
+        actions: list[Any] = [start_action(groups[n % 3], k, began[n]) for n, k in enumerate(ids)]
+        actions += [ReportKernelStatsAction(kernel_id=k, reported_at=began[n], mem_used=n) for n, k in enumerate(ids)]
+        actions += [
+            TerminateKernelAction(kernel_id=k, terminated_at=began[n] + timedelta(hours=5)) for n, k in enumerate(ids)
+        ]
+        asyncio.run(ledger.services.workload.record_batch(actions))
+    return ledger.app.recorder.max_notification_id() or 0

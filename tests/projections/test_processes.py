@@ -1,0 +1,181 @@
+"""Real processes: a follower keeps read models current for others (woken by NOTIFY on
+PostgreSQL, polling on SQLite, and polling when a notification is lost), and a follower
+or a rebuild killed with SIGKILL at a random moment leaves read models that, once the
+work is run again, equal a clean rebuild row by row: every event applied exactly once."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.store import parse_url
+from projections.engine import ProjectionRunner, ReadModels, tables_of
+from tests.projections.commands import run, write_workload
+from tests.projections.readmodels import clean_rebuild, dump, old_code
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ledger_command(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "adapters.cli", "--db", url, *args]
+
+
+@contextmanager
+def process(url: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """A `ledger` process; SIGKILLed if the test leaves it running."""
+    child = subprocess.Popen(
+        ledger_command(url, *args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate(timeout=30)
+
+
+def finish(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(ledger_command(url, *args), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@contextmanager
+def read_models(url: str) -> Iterator[ReadModels]:
+    """The read-model database, opened without a ledger (which would set tables up)."""
+    config = parse_url(url)
+    opened = ReadModels(config.read_model_url, config.connect_args)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def positions(db: ReadModels) -> dict[str, int]:
+    with db.connect() as conn:
+        return {r.projection: r.position for r in conn.execute(sa.select(ProjectionRunner.tracking))}
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def policy_names(ledger: Ledger) -> set[str]:
+    """The policies read model as it is: no catch-up by this process."""
+    rows = ledger.projections.policies.rows
+    with ledger.read_models.connect() as conn:
+        return set(conn.execute(sa.select(rows.c.key)).scalars())
+
+
+def caught_up(db: ReadModels, keys: list[str], head: int) -> Callable[[], bool]:
+    return lambda: all(positions(db).get(k, -1) >= head for k in keys)
+
+
+# The follower
+
+
+def test_a_follower_keeps_read_models_current_for_other_processes(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger, read_models(ledger_url) as db:
+        keys = [p.key for p in ledger.projections.all()]
+        with process(ledger_url, "projections", "run", "--poll-interval", "0.1") as follower:
+            for i in range(5):
+                run(ledger, ("policy", f"p{i}", i))
+            head = ledger.app.recorder.max_notification_id() or 0
+            wait_until(caught_up(db, keys, head), 60, "the follower to catch up")
+            assert policy_names(ledger) == {"default", *(f"p{i}" for i in range(5))}
+            follower.send_signal(signal.SIGTERM)
+            out, err = follower.communicate(timeout=30)
+        assert follower.returncode == 0, err
+        assert f"read models at position {head}" in out
+
+
+def test_on_postgresql_a_notification_wakes_the_follower(postgres_url: str) -> None:
+    with open_ledger(postgres_url) as ledger, read_models(postgres_url) as db:
+        keys = [p.key for p in ledger.projections.all()]
+        # Polling once a minute: within the test's few seconds only a notification wakes it.
+        with process(postgres_url, "projections", "run", "--poll-interval", "60"):
+            head = ledger.app.recorder.max_notification_id() or 0
+            wait_until(caught_up(db, keys, head), 60, "the first catch-up")  # it listens from before that
+            for i in range(3):
+                run(ledger, ("policy", f"p{i}", i))
+                head = ledger.app.recorder.max_notification_id() or 0
+                wait_until(caught_up(db, keys, head), 5, "a notification to wake the follower")
+        assert {"p0", "p1", "p2"} <= policy_names(ledger)
+
+
+def test_on_postgresql_a_lost_notification_does_not_stall_the_follower(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_ledger(postgres_url) as ledger, read_models(postgres_url) as db:
+        keys = [p.key for p in ledger.projections.all()]
+        with process(postgres_url, "projections", "run", "--poll-interval", "0.3"):
+            wait_until(caught_up(db, keys, ledger.app.recorder.max_notification_id() or 0), 60, "the first catch-up")
+            # This writer's notifications are lost: the poll interval bounds the delay.
+            monkeypatch.setattr(ledger.app.recorder, "_notify_channel", lambda _cursor: None)
+            run(ledger, ("policy", "unannounced", 1))
+            head = ledger.app.recorder.max_notification_id() or 0
+            wait_until(caught_up(db, keys, head), 10, "the polling fallback")
+        assert "unannounced" in policy_names(ledger)
+
+
+# Killed at a random moment
+
+
+def kill_after_progress(child: subprocess.Popen[str], db: ReadModels, key: str, head: int) -> int:
+    """SIGKILLs the process at a random moment after its first batch; returns the position
+    `key` had reached."""
+    wait_until(lambda: positions(db).get(key, 0) > 0, 60, f"{key} to make progress")
+    time.sleep(random.uniform(0, 0.2))
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    reached = positions(db)[key]
+    assert 0 < reached < head, f"killed too late to test anything: {key} at {reached} of {head}"
+    return reached
+
+
+def test_a_follower_killed_mid_catch_up_applies_every_event_exactly_once(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger, read_models(ledger_url) as db:
+        head = write_workload(ledger, kernels=600)  # no query: the read models are all behind
+        with process(ledger_url, "projections", "run", "--batch-size", "7", "--poll-interval", "0.1") as follower:
+            kill_after_progress(follower, db, ledger.projections.history.key, head)
+        finish(ledger_url, "projections", "run", "--once")
+        assert set(positions(db).values()) == {head}
+        assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
+
+
+def test_a_rebuild_killed_at_a_random_moment_resumes_and_equals_a_clean_rebuild(ledger_url: str) -> None:
+    with old_code(), open_ledger(ledger_url) as old:
+        head = write_workload(old, kernels=600)
+        old.runner.catch_up()  # old code's read models are current
+        old_keys = [p.key for p in old.projections.all()]
+    with read_models(ledger_url) as db:
+        with process(ledger_url, "projections", "rebuild", "--batch-size", "7") as rebuild:
+            reached = kill_after_progress(rebuild, db, "history_v1", head)
+        with db.connect() as conn:
+            versions = {r.name: r.version for r in conn.execute(sa.select(ProjectionRunner.versions))}
+        assert versions["history"] == 0  # killed before the switch: old code still reads version 0
+        assert positions(db)["history_v0"] == head
+        done = finish(ledger_url, "projections", "rebuild")
+        assert "rebuilt" in done.stdout and "history v1" in done.stdout
+    with open_ledger(ledger_url) as ledger:
+        assert ledger.runner.pending() == []
+        assert ledger.runner.positions[ledger.projections.history.key] >= reached
+        ledger.runner.catch_up()
+        assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
+        with ledger.read_models.connect() as conn:
+            assert [t for key in old_keys for t in tables_of(conn, key)] == []
+            assert not {r.projection for r in conn.execute(sa.select(ProjectionRunner.tracking))} & set(old_keys)

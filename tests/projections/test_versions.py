@@ -1,0 +1,207 @@
+"""Projection versions: a bumped version is built beside the old one, which keeps serving
+old code, then replaces it in one transaction; a build resumes after an interruption."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from typer.testing import CliRunner
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.cli import app
+from domain.errors import ReadModelVersionMismatch
+from projections.engine import ProjectionRunner, tables_of
+from projections.policies import PoliciesProjection
+from tests.projections.commands import run
+from tests.projections.readmodels import clean_rebuild, code_with, dump
+
+OLD_KEY, NEW_KEY = "keypair_resource_policies_v1", "keypair_resource_policies_v2"
+
+
+class PoliciesV2(PoliciesProjection):
+    """Version 2 of the policies read model: a column for the session limit."""
+
+    version = 2
+
+    def extra_columns(self) -> list[sa.Column[Any]]:
+        return [*super().extra_columns(), sa.Column("max_concurrent_sessions", sa.Integer)]
+
+    def touch(self, conn: Connection, event: Any, **values: Any) -> None:
+        super().touch(conn, event, **values)
+        self._sessions(conn, event)
+
+    def created(self, conn: Connection, event: Any, position: int) -> None:
+        super().created(conn, event, position)
+        self._sessions(conn, event)
+
+    def _sessions(self, conn: Connection, event: Any) -> None:
+        rows = self.rows
+        fields = conn.execute(sa.select(rows.c.fields).where(rows.c.stream_id == event.originator_id)).scalar_one()
+        sessions = fields.get("max_concurrent_sessions")
+        conn.execute(
+            rows.update().where(rows.c.stream_id == event.originator_id).values(max_concurrent_sessions=sessions)
+        )
+
+
+def new_code(url: str, build_pending: bool = True) -> Ledger:
+    with code_with(policies=PoliciesV2):
+        return open_ledger(url, build_pending=build_pending)
+
+
+def sessions(ledger: Ledger) -> dict[str, int]:
+    rows = ledger.projections.policies.rows
+    with ledger.read_models.connect() as conn:
+        return {
+            r.key: r.max_concurrent_sessions
+            for r in conn.execute(sa.select(rows.c.key, rows.c.max_concurrent_sessions))
+        }
+
+
+def active(ledger: Ledger) -> dict[str, int]:
+    versions = ProjectionRunner.versions
+    with ledger.read_models.connect() as conn:
+        return {r.name: r.version for r in conn.execute(sa.select(versions))}
+
+
+def version_tables(ledger: Ledger, key: str) -> list[str]:
+    with ledger.read_models.connect() as conn:
+        return tables_of(conn, key)
+
+
+def test_a_fresh_ledger_records_this_codes_versions(ledger: Ledger) -> None:
+    assert active(ledger) == {p.lineage: p.version for p in ledger.projections.all()}
+    assert ledger.runner.pending() == []
+    assert {s.name: s.pending_version for s in ledger.runner.status()} == dict.fromkeys(active(ledger))
+
+
+def test_old_code_keeps_serving_while_the_new_version_builds_then_reads_switch(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as old:
+        for i in range(20):
+            run(old, ("policy", f"p{i}", i))
+        assert len(old.queries.keypair_resource_policies()) == 21
+        new = new_code(ledger_url, build_pending=False)
+        try:
+            (pending,) = new.runner.pending()
+            assert pending.key == NEW_KEY
+            (status,) = [s for s in new.runner.status() if s.name == pending.lineage]
+            assert (status.version, status.pending_version, status.pending_position) == (1, 2, 0)
+            new.runner.batch_size = 3
+            during: list[int] = []
+
+            def meanwhile(position: int, _head: int) -> None:
+                # Between two batches of the build, old code writes and reads as usual.
+                during.append(position)
+                run(old, ("policy", f"during-{len(during)}", 5))
+                assert f"during-{len(during)}" in {p.name for p in old.queries.keypair_resource_policies()}
+
+            new.runner.catch_up(new.runner.pending(), progress=meanwhile)
+            assert len(during) > 5 and during == sorted(during)
+            # Caught up: one transaction switched reads and dropped the old version.
+            assert active(new)["keypair_resource_policies"] == 2
+            assert new.runner.pending() == []
+            assert version_tables(new, OLD_KEY) == []
+            assert version_tables(new, NEW_KEY) == [f"{NEW_KEY}_rows"]
+            with pytest.raises(ReadModelVersionMismatch):
+                old.queries.keypair_resource_policies()
+            names = {p.name for p in new.queries.keypair_resource_policies()}
+            assert names == {"default", *(f"p{i}" for i in range(20)), *(f"during-{i + 1}" for i in range(len(during)))}
+            assert sessions(new)["p7"] == 7 and sessions(new)["during-1"] == 5
+        finally:
+            new.close()
+
+
+def test_by_default_opening_new_code_builds_its_version_first(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as old:
+        run(old, ("policy", "p1", 3))
+    with new_code(ledger_url) as new:
+        assert active(new)["keypair_resource_policies"] == 2
+        assert sessions(new) == {"default": 30, "p1": 3}
+        assert version_tables(new, OLD_KEY) == []
+        run(new, ("policy", "p1", 4))
+        assert [p.max_concurrent_sessions for p in new.queries.keypair_resource_policies()] == [30, 4]
+    # Code older than the active version refuses to open instead of reading nothing.
+    with pytest.raises(ReadModelVersionMismatch, match="version 2, this code has version 1"):
+        open_ledger(ledger_url)
+
+
+def test_an_interrupted_build_resumes_from_its_position(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as old:
+        for i in range(30):
+            run(old, ("policy", f"p{i}", i))
+    with new_code(ledger_url, build_pending=False) as new:
+        new.runner.batch_size = 4
+
+        def crash(position: int, _head: int) -> None:
+            if position >= 12:
+                raise KeyboardInterrupt  # as if killed between two batches
+
+        with pytest.raises(KeyboardInterrupt):
+            new.runner.catch_up(new.runner.pending(), progress=crash)
+    with new_code(ledger_url, build_pending=False) as resumed:
+        (status,) = [s for s in resumed.runner.status() if s.name == "keypair_resource_policies"]
+        assert status.version == 1 and status.pending_position is not None and status.pending_position >= 12
+        resumed.runner.catch_up(resumed.runner.pending())
+        assert active(resumed)["keypair_resource_policies"] == 2
+        resumed.runner.catch_up()  # the other read models too, for the comparison
+        with code_with(policies=PoliciesV2):
+            assert dump(resumed.read_models, resumed.projections.all()) == clean_rebuild(resumed)
+
+
+def test_processes_building_one_version_at_once_activate_it_once(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as old:
+        for i in range(40):
+            run(old, ("policy", f"p{i}", i))
+    builders = [new_code(ledger_url, build_pending=False) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def build(ledger: Ledger) -> None:
+        ledger.runner.batch_size = 5
+        try:
+            ledger.runner.catch_up(ledger.runner.pending())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(b,)) for b in builders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        assert all(b.runner.pending() == [] for b in builders)
+        builders[1].runner.catch_up()
+        assert active(builders[0])["keypair_resource_policies"] == 2
+        with code_with(policies=PoliciesV2):
+            assert dump(builders[1].read_models, builders[1].projections.all()) == clean_rebuild(builders[1])
+    finally:
+        for b in builders:
+            b.close()
+
+
+def cli(db: str, *args: str) -> Any:
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["--db", db, "--json", *args])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def test_cli_status_and_rebuild_of_a_pending_version(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as old:
+        run(old, ("policy", "p1", 3))
+    with code_with(policies=PoliciesV2):
+        before = {s["name"]: s for s in cli(ledger_url, "projections", "status")}
+        assert before["keypair_resource_policies"]["pending_version"] == 2
+        assert before["history"]["pending_version"] is None
+        done = cli(ledger_url, "projections", "rebuild", "keypair_resource_policies", "--batch-size", "1")
+        assert done["rebuilt"] == ["keypair_resource_policies"]
+        (after,) = done["projections"]
+        assert (after["version"], after["pending_version"], after["lag"]) == (2, None, 0)
+        again = cli(ledger_url, "projections", "rebuild")
+        assert again["rebuilt"] == []
+    result = CliRunner().invoke(app, ["--db", ledger_url, "projections", "rebuild", "nothing"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
