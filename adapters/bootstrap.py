@@ -12,10 +12,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
+from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
 from adapters.queries import Queries
 from adapters.reports import SqlUsageReader
 from adapters.store import LedgerApplication, StoreConfig, parse_url
 from domain.actions import ActionMonitor, ActionProcessor, ActionValidator
+from domain.actions.permissions import PermissionValidator
 from domain.errors import InvalidAPIParameters, LedgerError, StoreUnavailable
 from domain.group import GroupService
 from domain.group.usage import UsageReader
@@ -95,8 +97,14 @@ class Ledger:
         self.services = Services(
             self.app, SqlUsageReader(self.read_models, self.runner, self.projections), self.timezone
         )
-        self.processors = Processors(self.services)
-        self.queries = Queries(self.read_models, self.runner, self.projections)
+        # Monitors' `done` runs in reverse order: metrics first, the audit record last.
+        self.metrics = PrometheusMonitor()
+        self.processors = Processors(
+            self.services,
+            validators=[PermissionValidator(StoreEntityDomains(self.app))],
+            monitors=[AuditMonitor(self.app), self.metrics],
+        )
+        self.queries = Queries(self.read_models, self.runner, self.projections, self.app)
 
     def _ensure_system_policy(self) -> None:
         """Every ledger holds the undeletable system policy `default`."""

@@ -47,6 +47,7 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicyData,
     ModifyKeyPairResourcePolicyAction,
 )
+from domain.validation import parse_time
 from domain.values import ALL_VFOLDER_PERMISSIONS, KNOWN_SLOTS, DefaultForUnspecified, SlotKind
 
 T = TypeVar("T")
@@ -347,6 +348,65 @@ def _history(state: State, entity_type: str, entity_id: str) -> None:
     state.output([e.to_json() for e in entries], lambda: _print(history_table(title, entries)))
 
 
+# Time travel: `show --at/--version`, `diff --from --to`
+
+
+def parse_point(raw: str, field: str) -> tuple[int | None, datetime | None]:
+    """A point in an entity's history: a version number, or an ISO 8601 time (UTC if no zone)."""
+    if raw.strip().isdigit():
+        return int(raw), None
+    return None, parse_time(raw, field)
+
+
+AtOption = Annotated[
+    str | None, typer.Option("--at", metavar="ISO", help="Show it as it stood at this time (UTC if no zone).")
+]
+VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", help="Show it after its event N.")]
+
+
+def show_state(state: State, entity_type: str, entity_id: str, at: str | None, version: int | None) -> None:
+    """An entity as it stood at a past time or version, read from the event store."""
+    moment = None if at is None else parse_time(at, "at")
+    with state.ledger() as ledger:
+        found = ledger.queries.state_at(entity_type, entity_id, at=moment, version=version)
+    if found is None:
+        raise ObjectNotFound(f"{entity_type} {entity_id!r} did not exist at {at}")
+
+    def human() -> None:
+        status = " (deleted)" if found.deleted else ""
+        when = found.recorded_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        table = _table(
+            "field", "value", title=f"{entity_type} {entity_id!r} at version {found.version}, {when}{status}"
+        )
+        for field, value in found.fields.items():
+            table.add_row(field, _fmt(field, value))
+        _print(table)
+
+    state.output(found.to_json(), human)
+
+
+FromOption = Annotated[str, typer.Option("--from", metavar="N|ISO", help="A version number or a time.")]
+ToOption = Annotated[str, typer.Option("--to", metavar="N|ISO", help="A version number or a time.")]
+
+
+def show_diff(state: State, entity_type: str, entity_id: str, older: str, newer: str) -> None:
+    """What changed in an entity between two versions or times: field, old, new."""
+    from_version, from_at = parse_point(older, "from")
+    to_version, to_at = parse_point(newer, "to")
+    with state.ledger() as ledger:
+        changes = ledger.queries.diff(
+            entity_type, entity_id, from_version=from_version, to_version=to_version, from_at=from_at, to_at=to_at
+        )
+
+    def human() -> None:
+        table = _table("field", "old", "new", title=f"{entity_type} {entity_id!r}: {older} -> {newer}")
+        for field, change in changes.items():
+            table.add_row(field, _fmt(field, change["old"]), _fmt(field, change["new"]))
+        _print(table)
+
+    state.output(changes, human)
+
+
 # Policy commands
 
 
@@ -441,14 +501,22 @@ def policy_delete(ctx: typer.Context, name: PolicyName) -> None:
 
 
 @policy_app.command("show")
-def policy_show(ctx: typer.Context, name: PolicyName) -> None:
-    """Show one policy."""
+def policy_show(ctx: typer.Context, name: PolicyName, at: AtOption = None, version: VersionOption = None) -> None:
+    """Show one policy: now, or as it stood --at a time or after --version N."""
     state = _state(ctx)
+    if at is not None or version is not None:
+        return show_state(state, POLICY_TYPE, name, at, version)
     with state.ledger() as ledger:
         policy = ledger.queries.keypair_resource_policy(name)
     if policy is None:
         raise entity_not_found(POLICY_TYPE, name)
     state.output(policy.to_json(), lambda: _print(_policy_table(policy)))
+
+
+@policy_app.command("diff")
+def policy_diff(ctx: typer.Context, name: PolicyName, older: FromOption, newer: ToOption) -> None:
+    """What changed in a policy between two versions or times: field, old, new."""
+    show_diff(_state(ctx), POLICY_TYPE, name, older, newer)
 
 
 @policy_app.command("list")
@@ -657,7 +725,7 @@ import adapters.cli_groups  # noqa: E402
 
 # `ledger projections ...` (read models' status, the follower, rebuilds): likewise.
 import adapters.cli_projections  # noqa: E402, F401
-from adapters import cli_usage  # noqa: E402, F401  (`ledger usage ...`)
+from adapters import cli_audit, cli_usage  # noqa: E402, F401  (`ledger usage|audit|metrics`, `... diff`)
 
 
 def main() -> None:

@@ -32,9 +32,13 @@ from rich.table import Table
 
 from adapters.bootstrap import Ledger
 from adapters.cli import (
+    AtOption,
+    FromOption,
     HostsOption,
     SlotsOption,
     State,
+    ToOption,
+    VersionOption,
     _fmt,
     _history,
     _parse_json,
@@ -44,6 +48,8 @@ from adapters.cli import (
     app,
     fail,
     parse_slots_option,
+    show_diff,
+    show_state,
 )
 from domain.actions import action_context
 from domain.errors import InvalidAPIParameters, LedgerError
@@ -299,13 +305,21 @@ def group_purge(ctx: typer.Context, group_id: GroupIdArg) -> None:
 
 
 @group_app.command("show")
-def group_show(ctx: typer.Context, group_id: GroupIdArg) -> None:
-    """Show one group, active or soft-deleted."""
+def group_show(ctx: typer.Context, group_id: GroupIdArg, at: AtOption = None, version: VersionOption = None) -> None:
+    """Show one group, active or soft-deleted: now, or as it stood --at a time or after --version N."""
     state = _state(ctx)
+    if at is not None or version is not None:
+        return show_state(state, GROUP_TYPE, group_id, at, version)
     with state.ledger() as ledger:
         group = _existing_group(ledger, group_id)
         members = len(ledger.queries.group_members(group.id))
     _show_group(state, group, "", members)
+
+
+@group_app.command("diff")
+def group_diff(ctx: typer.Context, group_id: GroupIdArg, older: FromOption, newer: ToOption) -> None:
+    """What changed in a group between two versions or times: field, old, new."""
+    show_diff(_state(ctx), GROUP_TYPE, group_id, older, newer)
 
 
 @group_app.command("list")

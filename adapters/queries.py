@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from adapters.reports import SqlUsageReader
+from adapters.store import LedgerApplication
+from adapters.timetravel import EntityState, TimeTravel
+from domain.base import FieldChanges, diff_fields
+from domain.errors import InvalidAPIParameters
 from domain.group.types import GroupData
 from domain.keypair.actions import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
@@ -40,13 +44,45 @@ class HistoryEntry:
         return {**asdict(self), "occurred_at": self.occurred_at.isoformat()}
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One action's outcome, as the audit trail recorded it."""
+
+    position: int
+    action_id: str
+    entity_type: str
+    operation: str
+    entity_id: str | None
+    status: str
+    description: str
+    started_at: datetime
+    ended_at: datetime
+    duration: float
+    error_code: str | None
+    request_id: str | None
+    triggered_by: str | None
+    access_key: str | None
+    role: str
+    domain_name: str | None
+    spec: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "started_at": self.started_at.isoformat(), "ended_at": self.ended_at.isoformat()}
+
+
 class Queries:
     def __init__(
         self,
         read_models: ReadModels,
         runner: ProjectionRunner,
         projections: ReadModelSet,
+        app: LedgerApplication,
     ) -> None:
+        self._time_travel = TimeTravel(app)
+        self._audit = projections.audit
         self._db = read_models
         self._runner = runner
         self._policies = projections.policies
@@ -111,6 +147,67 @@ class Queries:
             HistoryEntry(**{**row._asdict(), "occurred_at": _aware(row.occurred_at)}) for row in self._rows(statement)
         ]
 
+    def audit_log(
+        self,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        actor: str | None = None,
+        operation: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Action outcomes, oldest first, started in [since, until); `actor` matches the
+        user id or the access key."""
+        log = self._audit.entries
+        conditions: list[sa.ColumnElement[bool]] = []
+        for column, value in (
+            (log.c.entity_type, entity_type),
+            (log.c.entity_id, None if entity_id is None else str(entity_id)),
+            (log.c.operation, operation),
+            (log.c.status, status),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if since is not None:
+            conditions.append(log.c.started_at >= _utc(since))
+        if until is not None:
+            conditions.append(log.c.started_at < _utc(until))
+        if actor is not None:
+            conditions.append(sa.or_(log.c.triggered_by == actor, log.c.access_key == actor))
+        if limit is not None and limit < 1:
+            raise InvalidAPIParameters("must be at least 1", field="limit")
+        statement = sa.select(log).where(*conditions).order_by(log.c.started_at, log.c.position).limit(limit)
+        return [
+            AuditEntry(**{**row._asdict(), "started_at": _aware(row.started_at), "ended_at": _aware(row.ended_at)})
+            for row in self._rows(statement)
+        ]
+
+    def state_at(
+        self, entity_type: str, entity_id: str, at: datetime | None = None, version: int | None = None
+    ) -> EntityState | None:
+        """The entity after its event `version`, or as it stood at `at` (None if it did not
+        exist yet), read from the event store itself."""
+        return self._time_travel.state_at(entity_type, str(entity_id), at=at, version=version)
+
+    def diff(
+        self,
+        entity_type: str,
+        entity_id: str,
+        *,
+        from_version: int | None = None,
+        to_version: int | None = None,
+        from_at: datetime | None = None,
+        to_at: datetime | None = None,
+    ) -> FieldChanges:
+        """The fields that differ between two states of one entity, each as old -> new (a
+        state before the entity existed counts as having no fields)."""
+        older = self.state_at(entity_type, entity_id, at=from_at, version=from_version)
+        newer = self.state_at(entity_type, entity_id, at=to_at, version=to_version)
+        return diff_fields(older.fields if older else {}, newer.fields if newer else {})
+
 
 def _group(row: sa.Row[Any]) -> GroupData:
     return GroupData.from_fields(uuid.UUID(row.key), _aware(row.created_at), _aware(row.modified_at), row.fields)
@@ -122,6 +219,9 @@ def _policy(row: sa.Row[Any]) -> KeyPairResourcePolicyData:
 
 def _aware(at: datetime) -> datetime:
     # SQLite returns naive datetimes; everything the ledger stores is UTC.
-    from datetime import UTC
-
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _utc(at: datetime) -> datetime:
+    # Stored times are UTC (naive on SQLite): compare in UTC; a naive bound is read as UTC.
+    return _aware(at).astimezone(UTC)

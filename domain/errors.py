@@ -50,9 +50,17 @@ class ObjectNotFound(LedgerError):
 
 
 class InsufficientPermission(LedgerError):
+    """The actor's role may not run this operation on this entity."""
+
     status = 403
     error_domain = "permission"
     error_detail = "forbidden"
+
+    def __init__(self, *, actor: str, operation: str, entity: str, why: str = "") -> None:
+        super().__init__(f"{actor} may not {operation} {entity}{why}")
+        self.actor = actor
+        self.operation = operation
+        self.entity = entity
 
 
 class ConcurrentModification(LedgerError):

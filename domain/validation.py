@@ -10,7 +10,7 @@ import enum
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -208,3 +208,15 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Iterable):
         return [jsonable(v) for v in value]
     return repr(value)
+
+
+def parse_time(raw: Any, field: str) -> datetime:
+    """ISO 8601 text or a datetime; a time without a zone is taken as UTC."""
+    if isinstance(raw, str):
+        try:
+            raw = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidAPIParameters(f"{raw!r} is not an ISO 8601 time", field=field) from None
+    if not isinstance(raw, datetime):
+        raise InvalidAPIParameters(f"expected a time, got {type(raw).__name__}", field=field)
+    return raw if raw.tzinfo else raw.replace(tzinfo=UTC)

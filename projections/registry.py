@@ -6,18 +6,14 @@ from dataclasses import dataclass, fields
 
 import sqlalchemy as sa
 
-from domain.group import Group
-from domain.keypair import KeyPair
-from domain.keypair_resource_policy import KeyPairResourcePolicy
-from domain.workload import Endpoint, Kernel, VFolder
+from domain.catalog import ENTITIES
+from projections.audit import AuditProjection
 from projections.engine import Projection
 from projections.groups import GroupsProjection
 from projections.history import HistoryProjection
 from projections.keypairs import KeyPairsProjection
 from projections.policies import PoliciesProjection
 from projections.usage import UsageProjection
-
-HISTORY_ENTITIES = (KeyPairResourcePolicy, KeyPair, Group, Kernel, VFolder, Endpoint)
 
 
 @dataclass(frozen=True)
@@ -27,6 +23,7 @@ class ReadModelSet:
     groups: GroupsProjection
     history: HistoryProjection
     usage: UsageProjection
+    audit: AuditProjection
 
     def all(self) -> list[Projection]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -37,6 +34,7 @@ def build_projections(metadata: sa.MetaData, timezone: str = "UTC") -> ReadModel
         policies=PoliciesProjection(metadata),
         keypairs=KeyPairsProjection(metadata),
         groups=GroupsProjection(metadata),
-        history=HistoryProjection(metadata, HISTORY_ENTITIES),
+        history=HistoryProjection(metadata, ENTITIES),
         usage=UsageProjection(metadata, timezone),
+        audit=AuditProjection(metadata),
     )

@@ -1,6 +1,15 @@
 """Action framework: actions, results, trigger meta, context and the processor."""
 
-from domain.actions.base import ActionTriggerMeta, BaseAction, BaseActionResult, Role
+from domain.actions.base import (
+    ActionResultMeta,
+    ActionStatus,
+    ActionTriggerMeta,
+    BaseAction,
+    BaseActionResult,
+    BaseBatchAction,
+    BaseScopeAction,
+    Role,
+)
 from domain.actions.context import ActionContext, action_context, current_context
 from domain.actions.processor import ActionMonitor, ActionProcessor, ActionValidator, ProcessResult
 
@@ -8,10 +17,14 @@ __all__ = [
     "ActionContext",
     "ActionMonitor",
     "ActionProcessor",
+    "ActionResultMeta",
+    "ActionStatus",
     "ActionTriggerMeta",
     "ActionValidator",
     "BaseAction",
     "BaseActionResult",
+    "BaseBatchAction",
+    "BaseScopeAction",
     "ProcessResult",
     "Role",
     "action_context",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 import uuid
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from domain.errors import InvalidAPIParameters
@@ -60,6 +62,65 @@ class BaseAction(LedgerModel, ABC):
         """The action's input in JSON form, for monitors and the audit trail."""
         spec: dict[str, Any] = jsonable(self)
         return spec
+
+    def target_domains(self) -> set[str]:
+        """Domains this action moves its entity into (create, change of domain); the
+        domain the entity is in already is resolved from the store by the validator."""
+        return set()
+
+
+class BaseBatchAction(BaseAction):
+    """An action on many entities at once; `entity_id` lists them for the audit trail."""
+
+    @abstractmethod
+    def entity_ids(self) -> Sequence[str]: ...
+
+    def entity_id(self) -> str | None:
+        return ",".join(self.entity_ids()) or None
+
+
+class BaseScopeAction(BaseAction):
+    """An action on everything in a scope (a project, a domain, the whole ledger)."""
+
+    @abstractmethod
+    def scope_type(self) -> str: ...
+
+    @abstractmethod
+    def scope_id(self) -> str: ...
+
+    def entity_id(self) -> str | None:
+        return f"{self.scope_type()}:{self.scope_id()}"
+
+
+class ActionStatus(enum.StrEnum):
+    SUCCESS = "success"
+    ERROR = "error"
+    DENIED = "denied"  # a validator refused the action: the service never ran
+    RUNNING = "running"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ActionResultMeta:
+    """How one action ended; what monitors, the audit trail and metrics record."""
+
+    action_id: str
+    entity_type: str
+    operation: str
+    entity_id: str | None
+    status: ActionStatus
+    description: str
+    started_at: datetime
+    ended_at: datetime
+    duration: float  # seconds
+    error_code: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            status=self.status.value, started_at=self.started_at.isoformat(), ended_at=self.ended_at.isoformat()
+        )
+        return data
 
 
 class BaseActionResult(ABC):

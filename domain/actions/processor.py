@@ -1,7 +1,9 @@
 """The action processor: validators, monitors, then the service method.
 
+Validators run first; a refusal ends the action as `denied` before anything else runs.
 Monitors' `prepare` runs in order before the service and `done` in reverse order after
-it, in a `finally`; a failing monitor is logged and never fails the action.
+it, in a `finally`, so every outcome (success, error, denied) reaches every monitor; a
+failing monitor is logged and never fails the action.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
-from domain.actions.base import ActionTriggerMeta, BaseAction, BaseActionResult
+from domain.actions.base import ActionResultMeta, ActionStatus, ActionTriggerMeta, BaseAction, BaseActionResult
 from domain.actions.context import ActionContext, action_context
+from domain.errors import LedgerError
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +25,20 @@ ActionT = TypeVar("ActionT", bound=BaseAction)
 ResultT = TypeVar("ResultT", bound=BaseActionResult)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProcessResult:
     """What monitors see once an action has ended, however it ended."""
 
     context: ActionContext
-    action: BaseAction
-    started_at: datetime
-    ended_at: datetime | None = None
-    duration: float = 0.0
+    trigger: ActionTriggerMeta
+    meta: ActionResultMeta
     result: BaseActionResult | None = None
     error: BaseException | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class ActionValidator(Protocol):
-    async def validate(self, action: BaseAction, meta: ActionTriggerMeta) -> None: ...
+    async def validate(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
+        """Raises (an `InsufficientPermission`, say) to refuse the action."""
 
 
 class ActionMonitor(Protocol):
@@ -59,23 +60,61 @@ class ActionProcessor(Generic[ActionT, ResultT]):
 
     async def wait_for_complete(self, action: ActionT, meta: ActionTriggerMeta) -> ResultT:
         with action_context(meta, action.entity_type(), action.operation_type()) as ctx:
-            process = ProcessResult(context=ctx, action=action, started_at=datetime.now(UTC))
+            started_at = datetime.now(UTC)
             began = time.perf_counter()
+            result: ResultT | None = None
+            error: BaseException | None = None
+            status = ActionStatus.DENIED
             try:
                 for validator in self._validators:
                     await validator.validate(action, meta)
+                status = ActionStatus.RUNNING
                 for monitor in self._monitors:
                     await _quietly(monitor.prepare(action, meta), monitor, "prepare")
-                process.result = await self._func(action)
-                return process.result
+                result = await self._func(action)
+                status = ActionStatus.SUCCESS
+                return result
             except BaseException as exc:
-                process.error = exc
+                error = exc
+                if status is ActionStatus.RUNNING:
+                    status = ActionStatus.ERROR
                 raise
             finally:
-                process.duration = time.perf_counter() - began
-                process.ended_at = datetime.now(UTC)
+                ended = ActionResultMeta(
+                    action_id=ctx.action_id,
+                    entity_type=action.entity_type(),
+                    operation=action.operation_type(),
+                    entity_id=_entity_id(action, result),
+                    status=status,
+                    description=_describe(status, error),
+                    started_at=started_at,
+                    ended_at=datetime.now(UTC),
+                    duration=time.perf_counter() - began,
+                    error_code=_error_code(error),
+                )
+                process = ProcessResult(context=ctx, trigger=meta, meta=ended, result=result, error=error)
+                # A denied action prepared no monitor, yet every monitor hears of it.
                 for monitor in reversed(self._monitors):
                     await _quietly(monitor.done(action, process), monitor, "done")
+
+
+def _entity_id(action: BaseAction, result: BaseActionResult | None) -> str | None:
+    # The result knows ids the ledger chose (a new group's); the action knows the rest.
+    return (result.entity_id() if result is not None else None) or action.entity_id()
+
+
+def _describe(status: ActionStatus, error: BaseException | None) -> str:
+    if error is None:
+        return status.value
+    if isinstance(error, LedgerError):
+        return error.message
+    return f"{type(error).__name__}: {error}"
+
+
+def _error_code(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    return error.code if isinstance(error, LedgerError) else "ledger_generic_internal"
 
 
 async def _quietly(step: Awaitable[None], monitor: object, stage: str) -> None:

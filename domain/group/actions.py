@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator, model_validator
 
 from domain.actions import BaseAction, BaseActionResult
 from domain.group.aggregate import ENTITY_TYPE
@@ -30,15 +30,32 @@ class GroupAction(BaseAction):
 
 class CreateGroupAction(GroupAction):
     input: GroupCreator
-    group_id: UUIDField | None = None  # chosen by the ledger when not given
+    # A new random id unless given: every attempt, audit row and refusal names the group.
+    group_id: UUIDField = Field(default_factory=uuid.uuid4)
 
     @field_validator("input", mode="before")
     @classmethod
     def _coerce(cls, raw: Any) -> Any:
         return GroupCreator(**raw) if isinstance(raw, dict) else raw
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_id_given(cls, data: Any) -> Any:
+        # `group_id=None` asks the ledger to choose, as leaving it out does.
+        if isinstance(data, dict) and "group_id" in data and data["group_id"] is None:
+            return {k: v for k, v in data.items() if k != "group_id"}
+        return data
+
+    @property
+    def chosen_id(self) -> bool:
+        """Whether the caller named the id (then it may clash with an existing stream)."""
+        return "group_id" in self.model_fields_set
+
     def entity_id(self) -> str | None:
-        return None if self.group_id is None else str(self.group_id)
+        return str(self.group_id)
+
+    def target_domains(self) -> set[str]:
+        return {self.input.domain_name}
 
     @classmethod
     def operation_type(cls) -> str:
@@ -67,6 +84,10 @@ class ModifyGroupAction(_OnGroup):
     @classmethod
     def operation_type(cls) -> str:
         return "modify"
+
+    def target_domains(self) -> set[str]:
+        moved_to = self.modifier.domain_name
+        return set() if moved_to.is_nop() else {moved_to.value()}
 
 
 class DeleteGroupAction(_OnGroup):

@@ -57,12 +57,12 @@ class GroupService:
         self._tz = ZoneInfo(timezone)  # the reports' local time (configuration, default UTC)
 
     async def create_group(self, action: CreateGroupAction) -> CreateGroupActionResult:
-        group_id = action.group_id or uuid.uuid4()  # chosen once, so retries reuse it
+        group_id = action.group_id
         fields = action.input.fields_json()
 
         def create() -> Group:
             work = UnitOfWork(self._store)
-            if action.group_id is not None and work.get(group_id, Entity) is not None:
+            if action.chosen_id and work.get(group_id, Entity) is not None:
                 raise InvalidAPIParameters(f"{group_id} is already used", field="group_id")
             name_index(work, fields["domain_name"], fields["name"]).claim(str(group_id))
             group = work.add(Group.create(str(group_id), fields))
@@ -120,10 +120,10 @@ class GroupService:
         start, end = month_window(action.month, self._tz)
         group_ids = [str(g) for g in action.group_ids] if action.group_ids else None
         report = month_report(self._usage.kernels(start, end, group_ids), self._tz)
-        return UsagePerMonthActionResult(report, month=action.month)
+        return UsagePerMonthActionResult(report, scope=action.entity_id() or "")
 
     async def usage_per_period(self, action: UsagePerPeriodAction) -> UsagePerPeriodActionResult:
         start, end = period_window(action.start_date, action.end_date, self._tz)
         group_ids = None if action.project_id is None else [str(action.project_id)]
         report = period_report(self._usage.kernels(start, end, group_ids), self._tz)
-        return UsagePerPeriodActionResult(report, period=f"{action.start_date}-{action.end_date}")
+        return UsagePerPeriodActionResult(report, scope=action.entity_id() or "")

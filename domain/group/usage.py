@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from domain.actions import BaseAction, BaseActionResult
+from domain.actions import BaseActionResult, BaseScopeAction
 from domain.errors import InvalidAPIParameters
 from domain.validation import field_of, nullable, parse_uuid
 
@@ -36,55 +36,64 @@ def _parse_uuids(raw: Any, field: str) -> list[uuid.UUID] | None:
     return [parse_uuid(item, field) for item in raw]
 
 
-class UsagePerMonthAction(BaseAction):
-    month: str
-    group_ids: Annotated[list[uuid.UUID] | None, field_of(_parse_uuids)] = None
+class _UsageAction(BaseScopeAction):
+    """A report over the groups it names, or over every group of the ledger."""
 
     @classmethod
     def entity_type(cls) -> str:
         return "group"
+
+    def scope_type(self) -> str:
+        return "project" if self.groups() else "ledger"
+
+    def scope_id(self) -> str:
+        return ",".join(str(g) for g in self.groups()) or "all"
+
+    def groups(self) -> list[uuid.UUID]:
+        raise NotImplementedError
+
+
+class UsagePerMonthAction(_UsageAction):
+    month: str
+    group_ids: Annotated[list[uuid.UUID] | None, field_of(_parse_uuids)] = None
 
     @classmethod
     def operation_type(cls) -> str:
         return "usage_per_month"
 
-    def entity_id(self) -> str | None:
-        return ",".join(str(g) for g in self.group_ids) if self.group_ids else None
+    def groups(self) -> list[uuid.UUID]:
+        return self.group_ids or []
 
 
-class UsagePerPeriodAction(BaseAction):
+class UsagePerPeriodAction(_UsageAction):
     start_date: str
     end_date: str
     project_id: Annotated[uuid.UUID | None, field_of(nullable(parse_uuid))] = None
 
     @classmethod
-    def entity_type(cls) -> str:
-        return "group"
-
-    @classmethod
     def operation_type(cls) -> str:
         return "usage_per_period"
 
-    def entity_id(self) -> str | None:
-        return None if self.project_id is None else str(self.project_id)
+    def groups(self) -> list[uuid.UUID]:
+        return [] if self.project_id is None else [self.project_id]
 
 
 @dataclass(frozen=True)
 class UsagePerMonthActionResult(BaseActionResult):
     result: list[dict[str, Any]]
-    month: str = ""
+    scope: str = ""  # the action's scope: which groups were reported on
 
     def entity_id(self) -> str | None:
-        return f"usage:{self.month}"
+        return self.scope
 
 
 @dataclass(frozen=True)
 class UsagePerPeriodActionResult(BaseActionResult):
     result: list[dict[str, Any]]
-    period: str = ""
+    scope: str = ""
 
     def entity_id(self) -> str | None:
-        return f"usage:{self.period}"
+        return self.scope
 
 
 def month_window(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:

@@ -43,6 +43,9 @@ class CreateKeyPairAction(KeyPairAction):
     def operation_type(cls) -> str:
         return "create"
 
+    def target_domains(self) -> set[str]:
+        return {self.domain_name}
+
     def fields_json(self) -> dict[str, Any]:
         return {
             "user_id": str(self.user_id),

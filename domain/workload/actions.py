@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
-from domain.actions import BaseAction, BaseActionResult
+from domain.actions import BaseAction, BaseActionResult, BaseBatchAction
 from domain.errors import InvalidAPIParameters
 from domain.validation import (
     EntityName,
@@ -16,20 +17,9 @@ from domain.validation import (
     Slots,
     UUIDField,
     field_of,
+    parse_time,
     parse_uuid,
 )
-
-
-def parse_time(raw: Any, field: str) -> datetime:
-    """ISO 8601 text or a datetime; a time without a zone is taken as UTC."""
-    if isinstance(raw, str):
-        try:
-            raw = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidAPIParameters(f"{raw!r} is not an ISO 8601 time", field=field) from None
-    if not isinstance(raw, datetime):
-        raise InvalidAPIParameters(f"expected a time, got {type(raw).__name__}", field=field)
-    return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
 
 
 def parse_amount(raw: Any, field: str) -> Decimal:
@@ -186,3 +176,29 @@ class WorkloadActionResult(BaseActionResult):
 
     def entity_id(self) -> str | None:
         return str(self.id)
+
+
+class RecordWorkloadBatchAction(BaseBatchAction):
+    """Many facts recorded in one atomic append (bulk import): all land or none."""
+
+    actions: list[WorkloadAction]
+
+    @classmethod
+    def entity_type(cls) -> str:
+        return "workload"
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "record_batch"
+
+    def entity_ids(self) -> Sequence[str]:
+        return [f"{a.entity_type()}:{a.entity_id()}" for a in self.actions]
+
+
+@dataclass(frozen=True)
+class RecordWorkloadBatchActionResult(BaseActionResult):
+    recorded: int
+    entity_ids: Sequence[str]
+
+    def entity_id(self) -> str | None:
+        return ",".join(self.entity_ids) or None

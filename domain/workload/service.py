@@ -19,6 +19,8 @@ from domain.workload.actions import (
     CreateEndpointAction,
     CreateVFolderAction,
     DestroyEndpointAction,
+    RecordWorkloadBatchAction,
+    RecordWorkloadBatchActionResult,
     ReportKernelStatsAction,
     StartKernelAction,
     TerminateKernelAction,
@@ -139,6 +141,11 @@ class WorkloadService:
     async def record_batch(self, actions: Sequence[WorkloadAction]) -> int:
         """Records many facts in one atomic append (bulk import); all or none land."""
         return len(self._record(actions)) if actions else 0
+
+    async def record_workload_batch(self, action: RecordWorkloadBatchAction) -> RecordWorkloadBatchActionResult:
+        """`record_batch` as an action, for the processors (permissions, audit, metrics)."""
+        recorded = await self.record_batch(action.actions)
+        return RecordWorkloadBatchActionResult(recorded, action.entity_ids())
 
     async def create_vfolder(self, action: CreateVFolderAction) -> WorkloadActionResult:
         return self._one(action)

@@ -145,7 +145,7 @@ def test_policy_delete_then_show_is_not_found(db: str) -> None:
 
 
 def test_history_records_actor_and_changes(db: str) -> None:
-    actor = ["--user-id", ACTOR, "--access-key", "AKADMIN", "--role", "admin", "--request-id", "req-42"]
+    actor = ["--user-id", ACTOR, "--access-key", "AKADMIN", "--role", "superadmin", "--request-id", "req-42"]
     ok(db, *actor, "policy", "create", "p", "--max-concurrent-sessions", "3")
     ok(db, *actor, "policy", "modify", "p", "--max-concurrent-sessions", "7")
     ok(db, "policy", "delete", "p")
@@ -154,9 +154,14 @@ def test_history_records_actor_and_changes(db: str) -> None:
     assert [(e["version"], e["event"]) for e in entries] == [(1, "Created"), (2, "Modified"), (3, "Deleted")]
     modified = entries[1]
     assert modified["changes"] == {"max_concurrent_sessions": {"old": 3, "new": 7}}
-    assert modified["actor"] == {"user_id": ACTOR, "access_key": "AKADMIN", "role": "admin", "domain_name": "default"}
+    assert modified["actor"] == {
+        "user_id": ACTOR,
+        "access_key": "AKADMIN",
+        "role": "superadmin",
+        "domain_name": "default",
+    }
     assert modified["request_id"] == "req-42"
-    assert entries[2]["actor"]["role"] == "superadmin"
+    assert entries[2]["actor"]["access_key"] is None and entries[2]["request_id"] is None
     table = ok(db, "policy", "history", "p").stdout
     assert "max_concurrent_sessions: 3 -> 7" in table
     assert "req-42" in table and "AKADMIN" in table and ACTOR in table

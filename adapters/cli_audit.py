@@ -1,0 +1,78 @@
+"""The auditor's commands: `ledger audit` and `ledger metrics`.
+
+Imported by `adapters.cli`, which it extends, so the root options (--db, --json) and the
+one-line errors apply here too. Time travel (`show --at/--version`, `diff`) sits with
+each entity's commands; `ledger verify` (the hash chain) in `cli_verify`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from prometheus_client import disable_created_metrics
+from rich.table import Table
+
+from adapters.cli import _print, _state, _table, _utc, app
+from adapters.monitors import PrometheusMonitor
+from adapters.queries import AuditEntry
+from domain.validation import parse_time
+
+TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
+TextFilter = Annotated[str | None, typer.Option(metavar="TEXT")]
+
+
+@app.command("audit")
+def audit(
+    ctx: typer.Context,
+    entity_type: Annotated[str | None, typer.Option(metavar="TYPE", help="keypair_resource_policy, group, ...")] = None,
+    entity_id: Annotated[str | None, typer.Option(metavar="ID", help="A policy name, a group id, ...")] = None,
+    actor: Annotated[str | None, typer.Option(metavar="ID", help="A user id or an access key.")] = None,
+    operation: Annotated[str | None, typer.Option(metavar="OP", help="create, modify, purge, ...")] = None,
+    status: Annotated[str | None, typer.Option(metavar="STATUS", help="success, error or denied.")] = None,
+    since: TimeFilter = None,
+    until: TimeFilter = None,
+    limit: Annotated[int | None, typer.Option(metavar="N", help="At most N entries (oldest first).")] = None,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Export as JSON Lines, one entry per line.")] = False,
+) -> None:
+    """The audit trail: every action's outcome (success, error, denied), who asked, when."""
+    state = _state(ctx)
+    with state.ledger() as ledger:
+        entries = ledger.queries.audit_log(
+            entity_type,
+            entity_id,
+            None if since is None else parse_time(since, "since"),
+            None if until is None else parse_time(until, "until"),
+            actor=actor,
+            operation=operation,
+            status=status,
+            limit=limit,
+        )
+    if jsonl:
+        for entry in entries:
+            typer.echo(json.dumps(entry.to_json(), default=str))
+        return
+    state.output([e.to_json() for e in entries], lambda: _print(_audit_table(entries)))
+
+
+def _audit_table(entries: list[AuditEntry]) -> Table:
+    table = _table("time (UTC)", "actor", "operation", "entity", "status", "ms", title=f"{len(entries)} actions")
+    for e in entries:
+        actor = " ".join(str(p) for p in (e.role, e.access_key or e.triggered_by) if p)
+        outcome = e.status if e.error_code is None else f"{e.status}: {e.description}"
+        entity = f"{e.entity_type} {e.entity_id}"
+        table.add_row(_utc(e.started_at), actor, e.operation, entity, outcome, f"{e.duration * 1000:.1f}")
+    return table
+
+
+@app.command("metrics")
+def metrics(ctx: typer.Context) -> None:
+    """Prometheus exposition of the action metrics, counted from the audit trail (so it
+    covers every process that wrote to this ledger)."""
+    state = _state(ctx)
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # a replay's creation times would be this command's, not the ledger's
+    monitor = PrometheusMonitor()
+    with state.ledger() as ledger:
+        monitor.replay(ledger.queries.audit_log())
+    typer.echo(monitor.exposition(), nl=False)

@@ -1,0 +1,121 @@
+"""The state of an entity at any past version or moment, read from the event store itself.
+
+An auditor's question is answered from the events, not from a read model: the version
+in force at a moment is found by a binary search over the stream's event times (an
+entity's events are appended in time order), and that version is rebuilt by the
+library's repository from the nearest snapshot at or below it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+
+from adapters.store import LedgerApplication
+from domain.base import Entity
+from domain.catalog import ENTITY_KINDS
+from domain.errors import InvalidAPIParameters, ObjectNotFound
+
+
+@dataclass(frozen=True)
+class EntityState:
+    """An entity as it stood after its event number `version`."""
+
+    entity_type: str
+    entity_id: str
+    version: int
+    recorded_at: datetime  # when that event was stored
+    deleted: bool  # deleted (or purged) at that point; `fields` then hold its last values
+    fields: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entity_type": self.entity_type,
+            "entity_id": self.entity_id,
+            "version": self.version,
+            "recorded_at": self.recorded_at.isoformat(),
+            "deleted": self.deleted,
+            "fields": self.fields,
+        }
+
+
+class TimeTravel:
+    def __init__(self, app: LedgerApplication) -> None:
+        self._app = app
+
+    def state_at(
+        self, entity_type: str, entity_id: str, at: datetime | None = None, version: int | None = None
+    ) -> EntityState | None:
+        """The state after `version`, or the state in force at `at` (None: the entity did not
+        exist yet), or the current state when neither is given."""
+        if at is not None and version is not None:
+            raise InvalidAPIParameters("give a time or a version, not both", field="at")
+        stream = self._stream(entity_type, entity_id)
+        if version is not None and version < 1:
+            raise InvalidAPIParameters("versions start at 1", field="version")
+        if at is not None:
+            version = self._version_at(stream, _aware(at))
+            if version == 0:
+                return None
+        try:
+            entity: Entity = self._app.repository.get(stream, version=version)
+        except AggregateNotFoundError:
+            if version is None:
+                raise ObjectNotFound(
+                    f"{entity_type} {entity_id!r} has no history", entity_type=entity_type, entity_id=entity_id
+                ) from None
+            raise ObjectNotFound(
+                f"{entity_type} {entity_id!r} has no version {version}", entity_type=entity_type, entity_id=entity_id
+            ) from None
+        if version is not None and entity.version < version:
+            raise ObjectNotFound(
+                f"{entity_type} {entity_id!r} has no version {version} (latest: {entity.version})",
+                entity_type=entity_type,
+                entity_id=entity_id,
+            )
+        return EntityState(
+            entity_type, entity_id, entity.version, entity.modified_on, entity.is_deleted, dict(entity.fields)
+        )
+
+    def _stream(self, entity_type: str, entity_id: str) -> uuid.UUID:
+        kind = ENTITY_KINDS.get(entity_type)
+        if kind is None:
+            known = ", ".join(sorted(ENTITY_KINDS))
+            raise InvalidAPIParameters(f"unknown entity type {entity_type!r} (known: {known})", field="entity_type")
+        try:
+            return kind.id_for(str(entity_id))
+        except ValueError:
+            raise InvalidAPIParameters(f"not a {entity_type} id: {entity_id!r}", field="entity_id") from None
+
+    def _version_at(self, stream: uuid.UUID, at: datetime) -> int:
+        """The last version stored at or before `at` (0 if none): a binary search that reads
+        one event per step, so a stream of 100,000 events costs about 17 reads."""
+        events = self._app.events
+        last = list(events.get(stream, desc=True, limit=1))
+        if not last:
+            return 0
+        low, high = 0, last[0].originator_version  # invariant: time(low) <= at < time(high + 1)
+        if _time(last[0]) <= at:
+            return high
+        high -= 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            (event,) = events.get(stream, gt=middle - 1, lte=middle)
+            if _time(event) <= at:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _time(event: Any) -> datetime:
+    stamp: datetime = event.timestamp  # every aggregate event has one; the protocol omits it
+    return stamp

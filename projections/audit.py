@@ -1,0 +1,66 @@
+"""Read model of the audit trail: one row per action outcome, indexed for the auditor's filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.audit import AuditRecord
+from projections.engine import Batch, BulkInsert, Projection
+
+AUDIT_COLUMNS = (
+    "action_id", "entity_type", "operation", "entity_id", "status", "description", "started_at", "ended_at",
+    "duration", "error_code", "request_id", "triggered_by", "access_key", "role", "domain_name", "spec",
+)  # fmt: skip
+_TIMES = ("started_at", "ended_at")
+
+
+class AuditProjection(Projection):
+    name = "audit"
+    version = 1
+
+    def __init__(self, metadata: sa.MetaData) -> None:
+        super().__init__(metadata)
+        self.entries = self.table(
+            "entries",
+            sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("action_id", sa.String(36), nullable=False, unique=True),
+            sa.Column("entity_type", sa.String(64), nullable=False),
+            sa.Column("operation", sa.String(64), nullable=False),
+            sa.Column("entity_id", sa.Text),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("description", sa.Text, nullable=False),
+            sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("duration", sa.Float, nullable=False),
+            sa.Column("error_code", sa.String(128)),
+            sa.Column("request_id", sa.String(256)),
+            sa.Column("triggered_by", sa.String(36)),
+            sa.Column("access_key", sa.String(256)),
+            sa.Column("role", sa.String(16), nullable=False),
+            sa.Column("domain_name", sa.String(256)),
+            sa.Column("spec", sa.JSON, nullable=False),
+            # The auditor's questions: one entity's trail, a time window, one actor's doings.
+            sa.Index(None, "entity_type", "entity_id", "started_at"),
+            sa.Index(None, "started_at"),
+            sa.Index(None, "triggered_by", "started_at"),
+            sa.Index(None, "access_key", "started_at"),
+        )
+        self._insert = BulkInsert(self.entries)
+        self.handlers[AuditRecord.Recorded] = self.record
+
+    def record(self, conn: Connection, event: Any, position: int) -> None:
+        self.apply_batch(conn, [(position, event)])
+
+    def apply_batch(self, conn: Connection, batch: Batch) -> None:
+        rows = [self._row(position, event) for position, event in batch if type(event) is AuditRecord.Recorded]
+        self._insert(conn, rows)
+
+    @staticmethod
+    def _row(position: int, event: Any) -> tuple[Any, ...]:
+        entry = event.entry
+        values = [datetime.fromisoformat(entry[c]) if c in _TIMES else entry.get(c) for c in AUDIT_COLUMNS]
+        return (position, *values)
