@@ -29,6 +29,7 @@ class EntityState:
     entity_id: str
     version: int
     recorded_at: datetime  # when that event was stored
+    created_at: datetime | None  # when this incarnation of the entity was created
     deleted: bool  # deleted (or purged) at that point; `fields` then hold its last values
     fields: dict[str, Any]
 
@@ -38,6 +39,7 @@ class EntityState:
             "entity_id": self.entity_id,
             "version": self.version,
             "recorded_at": self.recorded_at.isoformat(),
+            "created_at": None if self.created_at is None else self.created_at.isoformat(),
             "deleted": self.deleted,
             "fields": self.fields,
         }
@@ -78,7 +80,13 @@ class TimeTravel:
                 entity_id=entity_id,
             )
         return EntityState(
-            entity_type, entity_id, entity.version, entity.modified_on, entity.is_deleted, dict(entity.fields)
+            entity_type,
+            entity_id,
+            entity.version,
+            entity.modified_on,
+            entity.created_at,
+            entity.is_deleted,
+            dict(entity.fields),
         )
 
     def _stream(self, entity_type: str, entity_id: str) -> uuid.UUID:

@@ -1,0 +1,222 @@
+"""A small world with one entity of every kind, and one valid action per processor method.
+
+Used by the permission walk and the audit tests: every action the processors know is
+built here, so a new processor method without a sample fails `test_every_processor_has_a_sample`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.bootstrap import Ledger
+from domain.actions import ActionTriggerMeta, BaseAction
+from domain.group import (
+    CreateGroupAction,
+    DeleteGroupAction,
+    ModifyGroupAction,
+    PurgeGroupAction,
+    UsagePerMonthAction,
+    UsagePerPeriodAction,
+)
+from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction, ModifyKeyPairAction
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    DeleteKeyPairResourcePolicyAction,
+    ModifyKeyPairResourcePolicyAction,
+)
+from domain.workload import (
+    CreateEndpointAction,
+    CreateVFolderAction,
+    DestroyEndpointAction,
+    RecordWorkloadBatchAction,
+    ReportKernelStatsAction,
+    StartKernelAction,
+    TerminateKernelAction,
+)
+
+DOMAIN = "alpha"
+T0 = datetime(2024, 10, 1, tzinfo=UTC)
+
+
+def meta(role: str, domain: str = DOMAIN) -> ActionTriggerMeta:
+    return ActionTriggerMeta(
+        user_id=uuid.UUID(int=42), access_key=f"AK{role.upper()}", role=role, domain_name=domain, request_id="r-1"
+    )
+
+
+ROOT = meta("superadmin", "default")
+
+
+def run(ledger: Ledger, service: str, method: str, action: BaseAction, who: ActionTriggerMeta = ROOT) -> Any:
+    processor = getattr(getattr(ledger.processors, service), method)
+    return asyncio.run(processor.wait_for_complete(action, who))
+
+
+@dataclass(frozen=True)
+class World:
+    """Ids of what `build_world` created: all in domain `alpha`."""
+
+    group: uuid.UUID
+    vfolder: uuid.UUID
+    kernel: uuid.UUID
+    endpoint: uuid.UUID
+    spare_group: uuid.UUID  # no workload: it can be purged
+    access_key: str = "AKWORLD"
+    policy: str = "world-policy"
+    spare_policy: str = "spare-policy"  # no keypair: it can be deleted
+
+
+def build_world(ledger: Ledger) -> World:
+    world = World(*(uuid.uuid4() for _ in range(5)))
+    for name in (world.policy, world.spare_policy):
+        create_policy = CreateKeyPairResourcePolicyAction(creator={"name": name})
+        run(ledger, "keypair_resource_policy", "create_keypair_resource_policy", create_policy)
+    keypair = CreateKeyPairAction(
+        access_key=world.access_key, user_id=uuid.uuid4(), domain_name=DOMAIN, resource_policy=world.policy
+    )
+    run(ledger, "keypair", "create_keypair", keypair)
+    group = CreateGroupAction(input={"name": "world", "domain_name": DOMAIN}, group_id=world.group)
+    run(ledger, "group", "create_group", group)
+    spare = CreateGroupAction(input={"name": "spare", "domain_name": DOMAIN}, group_id=world.spare_group)
+    run(ledger, "group", "create_group", spare)
+    vfolder = CreateVFolderAction(vfolder_id=world.vfolder, name="data", host="local", group_id=world.group)
+    run(ledger, "workload", "create_vfolder", vfolder)
+    run(ledger, "workload", "start_kernel", start_kernel(world, world.kernel))
+    endpoint = CreateEndpointAction(endpoint_id=world.endpoint, group_id=world.group, name="serve")
+    run(ledger, "workload", "create_endpoint", endpoint)
+    return world
+
+
+def start_kernel(world: World, kernel: uuid.UUID) -> StartKernelAction:
+    return StartKernelAction(
+        kernel_id=kernel,
+        session_id=kernel,
+        session_name="s",
+        group_id=world.group,
+        domain_name=DOMAIN,
+        user_id=uuid.UUID(int=7),
+        access_key=world.access_key,
+        occupied_slots={"cpu": "1"},
+        started_at=T0,
+    )
+
+
+# (service, method) -> an action on the world that succeeds.
+SAMPLES: dict[tuple[str, str], Callable[[World], BaseAction]] = {
+    ("keypair_resource_policy", "create_keypair_resource_policy"): lambda w: CreateKeyPairResourcePolicyAction(
+        creator={"name": "new-policy"}
+    ),
+    ("keypair_resource_policy", "modify_keypair_resource_policy"): lambda w: ModifyKeyPairResourcePolicyAction(
+        name=w.policy, modifier={"idle_timeout": 60}
+    ),
+    ("keypair_resource_policy", "delete_keypair_resource_policy"): lambda w: DeleteKeyPairResourcePolicyAction(
+        name=w.spare_policy
+    ),
+    ("keypair", "create_keypair"): lambda w: CreateKeyPairAction(
+        access_key="AKNEW", user_id=uuid.uuid4(), domain_name=DOMAIN, resource_policy=w.policy
+    ),
+    ("keypair", "modify_keypair"): lambda w: ModifyKeyPairAction(access_key=w.access_key, resource_policy="default"),
+    ("keypair", "delete_keypair"): lambda w: DeleteKeyPairAction(access_key=w.access_key),
+    ("group", "create_group"): lambda w: CreateGroupAction(input={"name": "new", "domain_name": DOMAIN}),
+    ("group", "modify_group"): lambda w: ModifyGroupAction(group_id=w.group, modifier={"description": "d"}),
+    ("group", "delete_group"): lambda w: DeleteGroupAction(group_id=w.group),
+    ("group", "purge_group"): lambda w: PurgeGroupAction(group_id=w.spare_group),
+    ("group", "usage_per_month"): lambda w: UsagePerMonthAction(month="202410"),
+    ("group", "usage_per_period"): lambda w: UsagePerPeriodAction(start_date="20241001", end_date="20241031"),
+    ("workload", "create_vfolder"): lambda w: CreateVFolderAction(
+        vfolder_id=uuid.uuid4(), name="more", host="local", group_id=w.group
+    ),
+    ("workload", "start_kernel"): lambda w: start_kernel(w, uuid.uuid4()),
+    ("workload", "report_kernel_stats"): lambda w: ReportKernelStatsAction(
+        kernel_id=w.kernel, reported_at=T0, cpu_used="1.5"
+    ),
+    ("workload", "terminate_kernel"): lambda w: TerminateKernelAction(kernel_id=w.kernel, terminated_at=T0),
+    ("workload", "create_endpoint"): lambda w: CreateEndpointAction(
+        endpoint_id=uuid.uuid4(), group_id=w.group, name="another"
+    ),
+    ("workload", "destroy_endpoint"): lambda w: DestroyEndpointAction(endpoint_id=w.endpoint),
+    ("workload", "record_workload_batch"): lambda w: RecordWorkloadBatchAction(
+        actions=[TerminateKernelAction(kernel_id=w.kernel, terminated_at=T0)]
+    ),
+}
+
+# (service, method) -> an action on the world that the service refuses, and the error's code.
+UNKNOWN = uuid.UUID(int=404)
+FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
+    ("keypair_resource_policy", "create_keypair_resource_policy"): (
+        lambda w: CreateKeyPairResourcePolicyAction(creator={"name": w.policy}),
+        "keypair_resource_policy_create_duplicate_name",
+    ),
+    ("keypair_resource_policy", "modify_keypair_resource_policy"): (
+        lambda w: ModifyKeyPairResourcePolicyAction(name="absent", modifier={"idle_timeout": 1}),
+        "ledger_generic_not_found",
+    ),
+    ("keypair_resource_policy", "delete_keypair_resource_policy"): (
+        lambda w: DeleteKeyPairResourcePolicyAction(name="default"),
+        "keypair_resource_policy_delete_system_policy",
+    ),
+    ("keypair", "create_keypair"): (
+        lambda w: CreateKeyPairAction(
+            access_key=w.access_key, user_id=uuid.uuid4(), domain_name=DOMAIN, resource_policy=w.policy
+        ),
+        "keypair_create_duplicate_access_key",
+    ),
+    ("keypair", "modify_keypair"): (
+        lambda w: ModifyKeyPairAction(access_key="AKABSENT", resource_policy="default"),
+        "ledger_generic_not_found",
+    ),
+    ("keypair", "delete_keypair"): (lambda w: DeleteKeyPairAction(access_key="AKABSENT"), "ledger_generic_not_found"),
+    ("group", "create_group"): (
+        lambda w: CreateGroupAction(input={"name": "world", "domain_name": DOMAIN}),
+        "group_create_duplicate_name",
+    ),
+    ("group", "modify_group"): (
+        lambda w: ModifyGroupAction(group_id=UNKNOWN, modifier={"description": "d"}),
+        "group_generic_not_found",
+    ),
+    ("group", "delete_group"): (lambda w: DeleteGroupAction(group_id=UNKNOWN), "group_generic_not_found"),
+    ("group", "purge_group"): (lambda w: PurgeGroupAction(group_id=w.group), "group_purge_active_kernels"),
+    ("group", "usage_per_month"): (lambda w: UsagePerMonthAction(month="202413"), "ledger_generic_invalid_parameters"),
+    ("group", "usage_per_period"): (
+        lambda w: UsagePerPeriodAction(start_date="20241031", end_date="20241001"),
+        "ledger_generic_invalid_parameters",
+    ),
+    ("workload", "create_vfolder"): (
+        lambda w: CreateVFolderAction(vfolder_id=uuid.uuid4(), name="x", host="local", group_id=UNKNOWN),
+        "group_generic_not_found",
+    ),
+    ("workload", "start_kernel"): (
+        lambda w: start_kernel(World(UNKNOWN, *(uuid.uuid4() for _ in range(4))), uuid.uuid4()),
+        "group_generic_not_found",
+    ),
+    ("workload", "report_kernel_stats"): (
+        lambda w: ReportKernelStatsAction(kernel_id=UNKNOWN, reported_at=T0),
+        "ledger_generic_not_found",
+    ),
+    ("workload", "terminate_kernel"): (
+        lambda w: TerminateKernelAction(kernel_id=UNKNOWN, terminated_at=T0),
+        "ledger_generic_not_found",
+    ),
+    ("workload", "create_endpoint"): (
+        lambda w: CreateEndpointAction(endpoint_id=uuid.uuid4(), group_id=UNKNOWN, name="e"),
+        "group_generic_not_found",
+    ),
+    ("workload", "destroy_endpoint"): (
+        lambda w: DestroyEndpointAction(endpoint_id=UNKNOWN),
+        "ledger_generic_not_found",
+    ),
+    ("workload", "record_workload_batch"): (
+        lambda w: RecordWorkloadBatchAction(actions=[TerminateKernelAction(kernel_id=UNKNOWN, terminated_at=T0)]),
+        "ledger_generic_not_found",
+    ),
+}
+
+
+def processor_methods(ledger: Ledger) -> set[tuple[str, str]]:
+    services = ("keypair_resource_policy", "keypair", "group", "workload")
+    return {(s, m) for s in services for m in getattr(ledger.processors, s)._processors}

@@ -1,0 +1,121 @@
+"""The audit trail: every outcome of every processor method (success, error, denied) is
+recorded with the real entity id, the actor and the error code, on both backends; refused
+and failed attempts leave the entity's own stream untouched."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.errors import InsufficientPermission, LedgerError
+from tests.actions import FAILURES, SAMPLES, build_world, meta, run
+
+USER = meta("user")
+
+
+@pytest.mark.parametrize("method", list(SAMPLES))
+def test_success_error_and_denied_are_each_audited(ledger_url: str, method: tuple[str, str]) -> None:
+    with open_ledger(ledger_url) as ledger:
+        world = build_world(ledger)
+        before = len(ledger.queries.audit_log())
+        failing, code = FAILURES[method]
+        action = SAMPLES[method](world)
+        streams = _stream_lengths(ledger)
+
+        with pytest.raises(InsufficientPermission):
+            run(ledger, *method, action, USER)
+        with pytest.raises(LedgerError) as failed:
+            run(ledger, *method, failing(world))
+        assert failed.value.code == code
+        assert _stream_lengths(ledger) == streams  # neither attempt touched an entity's stream
+        result = run(ledger, *method, action)
+
+        denied, error, success = ledger.queries.audit_log()[before:]
+        assert [denied.status, error.status, success.status] == ["denied", "error", "success"]
+        assert denied.error_code == "permission_generic_forbidden" and "user" in denied.description
+        assert error.error_code == code and error.description == failed.value.message
+        assert success.error_code is None and success.description == "success"
+        for entry, asked in ((denied, action), (error, failing(world)), (success, action)):
+            assert (entry.entity_type, entry.operation) == (asked.entity_type(), asked.operation_type())
+            assert entry.entity_id not in (None, "", "(unknown)")
+            assert entry.ended_at >= entry.started_at and entry.duration >= 0
+            assert entry.request_id == "r-1" and entry.triggered_by is not None
+        assert success.entity_id == (result.entity_id() or action.entity_id())
+        assert denied.entity_id == action.entity_id()
+        assert (denied.role, denied.access_key, denied.domain_name) == ("user", "AKUSER", "alpha")
+        assert denied.spec == action.spec()
+
+
+def _stream_lengths(ledger: Ledger) -> dict[str, int]:
+    """Events per stream, audit records aside."""
+    counts: dict[str, int] = {}
+    for n in ledger.app.recorder.select_notifications(start=1, limit=100_000):
+        if "AuditRecord" not in n.topic:
+            counts[str(n.originator_id)] = counts.get(str(n.originator_id), 0) + 1
+    return counts
+
+
+def test_the_audit_log_filters_by_entity_actor_operation_status_and_time(ledger: Ledger) -> None:
+    world = build_world(ledger)
+    method = ("group", "modify_group")
+    for _ in range(2):
+        run(ledger, *method, SAMPLES[method](world), meta("admin"))
+    with pytest.raises(InsufficientPermission):
+        run(ledger, *method, SAMPLES[method](world), USER)
+    log = ledger.queries.audit_log
+    trail = log(entity_type="group", entity_id=str(world.group))
+    assert [(e.operation, e.status) for e in trail] == [
+        ("create", "success"),
+        ("modify", "success"),
+        ("modify", "success"),
+        ("modify", "denied"),
+    ]
+    assert [e.status for e in log(actor="AKADMIN")] == ["success", "success"]
+    assert [e.status for e in log(actor=str(meta("admin").user_id), status="denied")] == ["denied"]
+    assert len(log(operation="modify", entity_type="group")) == 3
+    first, last = trail[1].started_at, trail[-1].started_at
+    assert [e.started_at for e in log("group", str(world.group), since=first, until=last)] == [
+        e.started_at for e in trail[1:3]
+    ]
+    assert log("group", str(world.group), since=last + timedelta(seconds=1)) == []
+    assert len(log(limit=2)) == 2
+    with pytest.raises(LedgerError, match="limit"):
+        log(limit=0)
+
+
+def test_a_failing_monitor_never_fails_the_action(memory_ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        async def prepare(self, action: object, meta: object) -> None:
+            raise RuntimeError("prepare broke")
+
+        async def done(self, action: object, result: object) -> None:
+            raise RuntimeError("done broke")
+
+    seen: list[str] = []
+
+    class Recording:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def prepare(self, action: object, meta: object) -> None:
+            seen.append(f"prepare {self.name}")
+
+        async def done(self, action: object, result: object) -> None:
+            seen.append(f"done {self.name}")
+
+    from domain.actions import ActionProcessor
+    from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
+
+    service = memory_ledger.services.keypair_resource_policy
+    processor = ActionProcessor(
+        service.create_keypair_resource_policy, monitors=[Recording("a"), Broken(), Recording("b")]
+    )
+    import asyncio
+
+    action = CreateKeyPairResourcePolicyAction(creator={"name": "monitored"})
+    result = asyncio.run(processor.wait_for_complete(action, meta("superadmin")))
+    assert result.keypair_resource_policy.name == "monitored"
+    assert seen == ["prepare a", "prepare b", "done b", "done a"]
+    assert "prepare broke" in caplog.text and "done broke" in caplog.text

@@ -1,0 +1,70 @@
+"""Action metrics in Prometheus' text format, read back with prometheus-client's parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.bootstrap import Ledger
+from adapters.monitors import DURATION_BUCKETS, PrometheusMonitor
+from domain.errors import InsufficientPermission, LedgerError
+from tests.actions import FAILURES, SAMPLES, build_world, meta, run
+
+METHOD = ("group", "modify_group")
+
+
+def samples(text: str) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append(sample)
+    return found
+
+
+def exercise(ledger: Ledger) -> None:
+    world = build_world(ledger)  # 8 successes by the superadmin of domain "default"
+    run(ledger, *METHOD, SAMPLES[METHOD](world), meta("admin"))
+    with pytest.raises(LedgerError):
+        run(ledger, *METHOD, FAILURES[METHOD][0](world), meta("admin"))
+    with pytest.raises(InsufficientPermission):
+        run(ledger, *METHOD, SAMPLES[METHOD](world), meta("user"))
+
+
+def check(text: str) -> None:
+    found = samples(text)
+    counts = {
+        (s.labels["entity_type"], s.labels["operation_type"], s.labels["status"], s.labels["domain"]): s.value
+        for s in found["backendai_action_count_total"]
+    }
+    assert counts[("group", "modify", "success", "alpha")] == 1
+    assert counts[("group", "modify", "error", "alpha")] == 1
+    assert counts[("group", "modify", "denied", "alpha")] == 1
+    assert counts[("group", "create", "success", "default")] == 2
+    assert sum(counts.values()) == 11
+    errors = [s for s in found["backendai_action_count_total"] if s.labels["status"] == "error"]
+    assert [s.labels["error_detail"] for s in errors] == ["group_generic_not_found"]
+    assert {s.labels["operation"] for s in errors} == {"group_modify"}
+    buckets = {
+        float(s.labels["le"]) for s in found["backendai_action_duration_sec_bucket"] if s.labels["status"] == "denied"
+    }
+    assert buckets == {*map(float, DURATION_BUCKETS), float("inf")}
+    durations = sum(s.value for s in found["backendai_action_duration_sec_count"])
+    assert durations == 11
+
+
+def test_the_live_monitor_counts_every_outcome(memory_ledger: Ledger) -> None:
+    exercise(memory_ledger)
+    check(memory_ledger.metrics.exposition())
+
+
+def test_metrics_replayed_from_the_audit_trail_equal_the_live_ones(ledger: Ledger) -> None:
+    exercise(ledger)
+    replayed = PrometheusMonitor()
+    replayed.replay(ledger.queries.audit_log())
+    check(replayed.exposition())
+    live, again = samples(ledger.metrics.exposition()), samples(replayed.exposition())
+    assert [(s.labels, s.value) for s in live["backendai_action_count_total"]] == [
+        (s.labels, s.value) for s in again["backendai_action_count_total"]
+    ]

@@ -1,0 +1,87 @@
+"""Time travel: for a generated history, the state at every version and at every moment
+equals what the command returned then; across delete and re-create; with snapshots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.errors import DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound
+from domain.keypair_resource_policy import KeyPairResourcePolicyData
+from tests.adapters.test_replay_property import _run, commands
+from tests.conftest import fresh_url
+from tests.policies import create, modify
+
+POLICY = "keypair_resource_policy"
+
+
+def _data(state: Any, name: str) -> KeyPairResourcePolicyData | None:
+    return None if state.deleted else KeyPairResourcePolicyData.from_fields(name, state.created_at, state.fields)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=commands)
+def test_the_state_at_each_version_and_moment_is_what_the_command_returned(backend: str, history: list[Any]) -> None:
+    seen: list[tuple[str, int, datetime, KeyPairResourcePolicyData | None]] = []
+    with fresh_url(backend) as url, open_ledger(url) as ledger:
+        for command in history:
+            name = command[1]
+            try:
+                returned = _run(ledger, command)
+            except (DuplicatePolicyName, ObjectNotFound):
+                continue
+            now = ledger.queries.state_at(POLICY, name)
+            assert now is not None
+            seen.append((name, now.version, datetime.now(UTC), returned))
+        for name, version, moment, returned in seen:
+            by_version = ledger.queries.state_at(POLICY, name, version=version)
+            assert by_version is not None and by_version.version == version
+            assert _data(by_version, name) == returned
+            by_time = ledger.queries.state_at(POLICY, name, at=moment)
+            assert by_time is not None and by_time.version >= version  # later commands may share the instant
+            if by_time.version == version:
+                assert _data(by_time, name) == returned
+
+
+def test_before_the_first_event_there_is_no_state_and_bad_asks_are_named(memory_ledger: Ledger) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    create(memory_ledger, "p", idle_timeout=10)
+    q = memory_ledger.queries
+    assert q.state_at(POLICY, "p", at=before) is None
+    assert q.state_at(POLICY, "p", at=datetime.now(UTC)).fields["idle_timeout"] == 10  # type: ignore[union-attr]
+    with pytest.raises(ObjectNotFound, match="no version 2"):
+        q.state_at(POLICY, "p", version=2)
+    with pytest.raises(ObjectNotFound, match="no history"):
+        q.state_at(POLICY, "absent")
+    with pytest.raises(InvalidAPIParameters, match="entity_type"):
+        q.state_at("spaceship", "p")
+    with pytest.raises(InvalidAPIParameters, match="version"):
+        q.state_at(POLICY, "p", version=0)
+    with pytest.raises(InvalidAPIParameters, match="not both"):
+        q.state_at(POLICY, "p", version=1, at=before)
+    with pytest.raises(InvalidAPIParameters, match="entity_id"):
+        q.state_at("group", "not-a-uuid")
+
+
+def test_long_streams_travel_through_snapshots(ledger: Ledger) -> None:
+    create(ledger, "long", idle_timeout=0)
+    moments = {}
+    for i in range(1, 251):
+        modify(ledger, "long", idle_timeout=i)
+        moments[i + 1] = datetime.now(UTC)
+    q = ledger.queries
+    for version in (1, 2, 99, 100, 101, 200, 251):
+        assert q.state_at(POLICY, "long", version=version).fields["idle_timeout"] == version - 1  # type: ignore[union-attr]
+    for version in (2, 150, 251):
+        found = q.state_at(POLICY, "long", at=moments[version])
+        assert found is not None and found.version == version
+    assert q.diff(POLICY, "long", from_version=10, to_version=200) == {"idle_timeout": {"old": 9, "new": 199}}
+    assert q.diff(POLICY, "long", from_at=moments[2] - timedelta(days=1), to_version=1) == {
+        name: {"old": None, "new": value}
+        for name, value in q.state_at(POLICY, "long", version=1).fields.items()  # type: ignore[union-attr]
+        if value is not None
+    }
