@@ -51,8 +51,8 @@ from adapters.cli import (
     show_diff,
     show_state,
 )
-from domain.actions import action_context
-from domain.errors import InvalidAPIParameters, LedgerError
+from domain.actions import ActionTriggerMeta
+from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
 from domain.group import CreateGroupAction, DeleteGroupAction, GroupData, ModifyGroupAction, PurgeGroupAction
 from domain.group.aggregate import ENTITY_TYPE as GROUP_TYPE
 from domain.group.aggregate import group_not_found
@@ -61,6 +61,7 @@ from domain.workload import (
     CreateEndpointAction,
     CreateVFolderAction,
     DestroyEndpointAction,
+    RecordWorkloadBatchAction,
     ReportKernelStatsAction,
     StartKernelAction,
     TerminateKernelAction,
@@ -535,6 +536,7 @@ class Importer:
     recording that batch's facts one by one, so that exactly the facts before it are stored."""
 
     ledger: Ledger
+    meta: ActionTriggerMeta
     batches: int = 0
     by_fact: collections.Counter[str] = field(default_factory=collections.Counter)
 
@@ -545,13 +547,15 @@ class Importer:
     async def record(self, batch: list[Line]) -> None:
         if not batch:
             return
-        service = self.ledger.services.workload
+        processor = self.ledger.processors.workload.record_workload_batch
         try:
-            await service.record_batch([line.action for line in batch])
+            await processor.wait_for_complete(RecordWorkloadBatchAction(actions=[x.action for x in batch]), self.meta)
+        except InsufficientPermission:
+            raise
         except LedgerError:
             for line in batch:
                 try:
-                    await service.record_batch([line.action])
+                    await processor.wait_for_complete(RecordWorkloadBatchAction(actions=[line.action]), self.meta)
                 except LedgerError as exc:
                     raise ImportStopped(line.number, exc) from None
                 self._count([line])
@@ -609,17 +613,16 @@ def workload_import(
     stops the import with one error naming its number, exit 1. Every fact before that
     line is stored and none from it on, so a fixed file can be imported again from that
     line: a batch the ledger refuses stores nothing, so its facts are then recorded one
-    at a time up to the refused one. Events carry the actor of the root options, under
-    one action id for the whole import."""
+    at a time up to the refused one. Each batch is one `record_workload_batch` action of
+    the root options' actor: permission-checked and audited like any other."""
     state = _state(ctx)
     started = time.perf_counter()
     with state.ledger() as ledger, _progress(state) as progress:
-        importer = Importer(ledger)
+        importer = Importer(ledger, state.meta)
         name = getattr(file, "name", "<stdin>")
         task = progress.add_task(f"importing {name}", total=_size(file), facts=0, batches=0)
         try:
-            with action_context(state.meta, "workload", "import"):
-                asyncio.run(_import(importer, file, batch_size, progress, task))
+            asyncio.run(_import(importer, file, batch_size, progress, task))
         except ImportStopped as stop:
             progress.stop()
             cause = stop.cause

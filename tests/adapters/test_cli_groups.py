@@ -302,7 +302,18 @@ def test_purge_is_refused_while_workload_holds_the_group(db: str) -> None:
 
 
 def test_group_history_records_actor_changes_and_workload(db: str) -> None:
-    actor = ["--user-id", ACTOR, "--access-key", "AKADMIN", "--role", "admin", "--request-id", "req-7"]
+    actor = [
+        "--user-id",
+        ACTOR,
+        "--access-key",
+        "AKADMIN",
+        "--role",
+        "admin",
+        "--domain",
+        "d1",
+        "--request-id",
+        "req-7",
+    ]
     make_group(db, GROUP, "team-a", "d1", "--total-resource-slots", "cpu=2")
     ok(db, *actor, "group", "modify", GROUP, "--total-resource-slots", "cpu=8", "--add-users", U1)
     ok(
@@ -326,7 +337,9 @@ def test_group_history_records_actor_changes_and_workload(db: str) -> None:
         (4, "VFolderAdded"),
     ]
     assert entries[1]["changes"] == {"total_resource_slots": {"old": {"cpu": "2"}, "new": {"cpu": "8"}}}
-    assert entries[1]["actor"] == {"user_id": ACTOR, "access_key": "AKADMIN", "role": "admin", "domain_name": "default"}
+    assert entries[1]["actor"] == {"user_id": ACTOR, "access_key": "AKADMIN", "role": "admin", "domain_name": "d1"}
+    refused = ledger(db, *actor[:-4], "--domain", "d2", "group", "modify", GROUP, "--description", "x")
+    assert refused.exit_code == 1 and "outside their domain (d1)" in refused.stderr
     assert entries[1]["request_id"] == "req-7" and entries[2]["request_id"] == "req-7"
     assert entries[3]["actor"]["role"] == "service"
     table = ok(db, "group", "history", GROUP).stdout
@@ -519,7 +532,10 @@ def test_import_records_a_workload_file_in_batches(db: str, tmp_path: Path) -> N
     assert [e["event"] for e in history].count("KernelStarted") == 60
     assert {e["request_id"] for e in history[1:]} == {"import-1"}
     assert {e["actor"]["role"] for e in history[1:]} == {"service"}
-    assert len({e["action_id"] for e in history[1:]}) == 1  # one import, one action
+    # One action per atomic batch, each audited: the group's events came in three of the four.
+    batches = as_json(db, "audit", "--operation", "record_batch")
+    assert [(b["status"], b["role"], b["request_id"]) for b in batches] == [("success", "service", "import-1")] * 4
+    assert {e["action_id"] for e in history[1:]} <= {b["action_id"] for b in batches}
 
     summary = as_json(db, "workload", "import", str(tmp_path / "end.jsonl"))
     assert (summary["facts"], summary["batches"]) == (70, 1)
