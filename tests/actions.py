@@ -220,3 +220,12 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
 def processor_methods(ledger: Ledger) -> set[tuple[str, str]]:
     services = ("keypair_resource_policy", "keypair", "group", "workload")
     return {(s, m) for s in services for m in getattr(ledger.processors, s)._processors}
+
+
+def stream_lengths(ledger: Ledger) -> dict[str, int]:
+    """Events per stream, audit records aside (what a refused or failed action must not change)."""
+    counts: dict[str, int] = {}
+    for n in ledger.app.recorder.select_notifications(start=1, limit=1_000_000):
+        if "AuditRecord" not in n.topic:
+            counts[str(n.originator_id)] = counts.get(str(n.originator_id), 0) + 1
+    return counts

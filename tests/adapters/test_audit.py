@@ -10,7 +10,7 @@ import pytest
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import InsufficientPermission, LedgerError
-from tests.actions import FAILURES, SAMPLES, build_world, meta, run
+from tests.actions import FAILURES, SAMPLES, build_world, meta, run, stream_lengths
 
 USER = meta("user")
 
@@ -22,14 +22,14 @@ def test_success_error_and_denied_are_each_audited(ledger_url: str, method: tupl
         before = len(ledger.queries.audit_log())
         failing, code = FAILURES[method]
         action = SAMPLES[method](world)
-        streams = _stream_lengths(ledger)
+        streams = stream_lengths(ledger)
 
         with pytest.raises(InsufficientPermission):
             run(ledger, *method, action, USER)
         with pytest.raises(LedgerError) as failed:
             run(ledger, *method, failing(world))
         assert failed.value.code == code
-        assert _stream_lengths(ledger) == streams  # neither attempt touched an entity's stream
+        assert stream_lengths(ledger) == streams  # neither attempt touched an entity's stream
         result = run(ledger, *method, action)
 
         denied, error, success = ledger.queries.audit_log()[before:]
@@ -46,15 +46,6 @@ def test_success_error_and_denied_are_each_audited(ledger_url: str, method: tupl
         assert denied.entity_id == action.entity_id()
         assert (denied.role, denied.access_key, denied.domain_name) == ("user", "AKUSER", "alpha")
         assert denied.spec == action.spec()
-
-
-def _stream_lengths(ledger: Ledger) -> dict[str, int]:
-    """Events per stream, audit records aside."""
-    counts: dict[str, int] = {}
-    for n in ledger.app.recorder.select_notifications(start=1, limit=100_000):
-        if "AuditRecord" not in n.topic:
-            counts[str(n.originator_id)] = counts.get(str(n.originator_id), 0) + 1
-    return counts
 
 
 def test_the_audit_log_filters_by_entity_actor_operation_status_and_time(ledger: Ledger) -> None:
