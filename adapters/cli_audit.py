@@ -1,8 +1,8 @@
-"""The auditor's commands: `ledger audit` and `ledger metrics`.
+"""The auditor's commands: `ledger audit`, `ledger metrics` and `ledger verify`.
 
 Imported by `adapters.cli`, which it extends, so the root options (--db, --json) and the
 one-line errors apply here too. Time travel (`show --at/--version`, `diff`) sits with
-each entity's commands; `ledger verify` (the hash chain) in `cli_verify`.
+each entity's commands.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import typer
 from prometheus_client import disable_created_metrics
 from rich.table import Table
 
+from adapters.chain import head, verify
 from adapters.cli import _print, _state, _table, _utc, app
 from adapters.monitors import PrometheusMonitor
 from adapters.queries import AuditEntry
+from domain.errors import InvalidAPIParameters
 from domain.validation import parse_time
 
 TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
@@ -76,3 +78,48 @@ def metrics(ctx: typer.Context) -> None:
     with state.ledger() as ledger:
         monitor.replay(ledger.queries.audit_log())
     typer.echo(monitor.exposition(), nl=False)
+
+
+def _kept_head(raw: str) -> tuple[int, str]:
+    position, sep, digest = raw.partition(":")
+    if not sep or not position.isdigit() or len(digest) != 64:
+        raise InvalidAPIParameters("expected POSITION:SHA256HEX, as `ledger verify` prints it", field="expect-head")
+    try:
+        bytes.fromhex(digest)
+    except ValueError:
+        raise InvalidAPIParameters(f"{digest!r} is not hexadecimal", field="expect-head") from None
+    return int(position), digest
+
+
+@app.command("verify")
+def verify_chain(
+    ctx: typer.Context,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(metavar="POSITION:HASH", help="A head kept earlier: the chain must still pass through it."),
+    ] = None,
+    head_only: Annotated[bool, typer.Option("--head", help="Print the current head without walking.")] = False,
+) -> None:
+    """Walk the hash chain over every stored event; name the first altered, removed or
+    inserted one (exit 1). Prints the head to keep for a later `--expect-head`."""
+    state = _state(ctx)
+    kept = None if expect_head is None else _kept_head(expect_head)
+    with state.ledger() as ledger:
+        if head_only:
+            position, digest = head(ledger.app.recorder)
+            state.output({"head_position": position, "head_hash": digest}, lambda: typer.echo(f"{position}:{digest}"))
+            return
+        report = verify(ledger.app.recorder, kept)
+
+    def human() -> None:
+        typer.echo(f"checked {report.checked} events; head {report.head_position}:{report.head_hash}")
+        bad = report.first_bad
+        if bad is None:
+            typer.echo("chain intact" + ("" if kept is None else f", through the kept head at {kept[0]}"))
+        else:
+            where = "" if bad.stream is None else f" (stream {bad.stream}, version {bad.version})"
+            typer.echo(f"TAMPERED: event {bad.position}{where} {bad.kind}: {bad.reason}")
+
+    state.output(report.to_json(), human)
+    if not report.ok:
+        raise typer.Exit(1)

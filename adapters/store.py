@@ -23,6 +23,7 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, Recording, StoredEvent
 
 from adapters.aggregate_cache import AggregateCache
+from adapters.chain import CHAIN_TABLE, seal_unchained
 from domain.actions.context import SYSTEM, action_context, current_context
 from domain.base import VersionConflict
 from domain.errors import ConcurrentModification, InvalidAPIParameters, LedgerError, StoreUnavailable
@@ -73,6 +74,7 @@ def parse_url(url: str | None) -> StoreConfig:
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": db_name,
             "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": "adapters.chain:ChainedSQLiteRecorder",
         }
         return StoreConfig("sqlite", env, read_url, connect_args={"timeout": 30})
     if scheme in ("postgresql", "postgres"):
@@ -88,6 +90,7 @@ def parse_url(url: str | None) -> StoreConfig:
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_LOCK_TIMEOUT": "30",
             "POSTGRES_SCHEMA": schema or "",
+            "APPLICATION_RECORDER_TOPIC": "adapters.chain:ChainedPostgresRecorder",
         }
         auth = parts.netloc
         read_url = f"postgresql+psycopg://{auth}{parts.path or '/postgres'}"
@@ -119,6 +122,7 @@ class LedgerApplication(Application[uuid.UUID]):
         super().__init__(env={**config.env, "MAPPER_TOPIC": "adapters.store:StampingMapper"})
         self.cache = AggregateCache()
         install_append_only_triggers(self)
+        seal_unchained(self.recorder)  # events stored before the chain existed get their links
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
         """The library's save, minus its runtime Protocol checks per object (costly on
@@ -254,19 +258,21 @@ class AggregateStoreAdapter:
 
 
 def install_append_only_triggers(app: LedgerApplication) -> None:
-    """UPDATE and DELETE (and TRUNCATE on PostgreSQL) on the events table fail."""
-    table = app.config.events_table
+    """UPDATE and DELETE (and TRUNCATE on PostgreSQL) on the events table and on the hash
+    chain fail."""
     datastore = app.recorder.datastore  # type: ignore[attr-defined]
-    if app.config.kind == "sqlite":
-        statements = [
-            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} on {table} refused'); END"
-            for op in ("UPDATE", "DELETE")
-        ]
-    else:
+    statements = []
+    for table in (app.config.events_table, CHAIN_TABLE):
+        if app.config.kind == "sqlite":
+            statements += [
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} on {table} refused'); END"
+                for op in ("UPDATE", "DELETE")
+            ]
+            continue
         schema = app.config.schema or "public"
         qualified = f'"{schema}"."{table}"'
-        statements = [
+        statements += [
             f'CREATE OR REPLACE FUNCTION "{schema}".ledger_append_only() RETURNS trigger '
             "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
             "'the ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME; END $$",

@@ -29,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.chain import verify
 from eventsourcing.application import Repository
 from rebuild import build, read_and_decode  # type: ignore[import-not-found]
 
 from adapters.bootstrap import Ledger, open_ledger
+from adapters.chain import verify
 from domain.audit import AuditRecord
 from domain.keypair_resource_policy import KeyPairResourcePolicy
 from tests.policies import create
@@ -112,7 +112,7 @@ def main() -> None:
             verify_s, decode_s = [], []
             for _ in range(2):
                 began = time.perf_counter()
-                report = verify(ledger.app)
+                report = verify(ledger.app.recorder)
                 verify_s.append(time.perf_counter() - began)
                 assert report.ok and report.checked == total, report
                 decode_s.append(read_and_decode(ledger, 2000))

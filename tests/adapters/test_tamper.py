@@ -1,0 +1,223 @@
+"""Tamper evidence: edit, remove, reorder or insert stored events behind the ledger's back
+(triggers disabled, raw SQL) and `verify` names the first bad event, on both backends."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.chain import CHAIN_TABLE, head, link, verify
+from adapters.cli import app
+from tests.adapters.test_append_only import _raw_postgres, _raw_sqlite
+from tests.policies import create, modify
+
+
+def build(ledger: Ledger) -> None:
+    """Events 1 (the system policy) to 5: policies a, b, c created, then a modified."""
+    for name in "abc":
+        create(ledger, name)
+    modify(ledger, "a", idle_timeout=5)
+
+
+@contextmanager
+def behind_its_back(ledger: Ledger) -> Iterator[Any]:
+    """A raw connection with the append-only triggers out of the way."""
+    events = ledger.config.events_table
+    if ledger.config.kind == "sqlite":
+        conn = _raw_sqlite(ledger)
+        for table in (events, CHAIN_TABLE):
+            for op in ("update", "delete"):
+                conn.execute(f"DROP TRIGGER {table}_no_{op}")
+        yield conn
+        conn.commit()
+        conn.close()
+        return
+    with _raw_postgres(ledger) as pg:
+        for table in (events, CHAIN_TABLE):
+            pg.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        yield pg
+        for table in (events, CHAIN_TABLE):
+            pg.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        pg.commit()
+
+
+def position_column(ledger: Ledger) -> str:
+    return "rowid" if ledger.config.kind == "sqlite" else "notification_id"
+
+
+def param(ledger: Ledger) -> str:
+    return "?" if ledger.config.kind == "sqlite" else "%s"
+
+
+def first_bad(ledger: Ledger, expect: tuple[int, str] | None = None) -> tuple[int, str]:
+    report = verify(ledger.app.recorder, expect)
+    assert report.first_bad is not None, report
+    return report.first_bad.position, report.first_bad.kind
+
+
+@pytest.fixture
+def built(ledger: Ledger) -> Ledger:
+    build(ledger)
+    return ledger
+
+
+def test_an_untouched_ledger_verifies(built: Ledger) -> None:
+    report = verify(built.app.recorder)
+    assert report.ok and report.checked == 5 and report.head_position == 5
+    assert (report.head_position, report.head_hash) == head(built.app.recorder)
+
+
+def test_an_edited_state_is_found(built: Ledger) -> None:
+    pos, p, table = position_column(built), param(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        (state,) = conn.execute(f"SELECT state FROM {table} WHERE {pos} = 3").fetchone()
+        forged = bytes(state).replace(b'"max_concurrent_sessions":30', b'"max_concurrent_sessions":99')
+        assert forged != bytes(state)
+        conn.execute(f"UPDATE {table} SET state = {p} WHERE {pos} = 3", (forged,))
+    assert first_bad(built) == (3, "altered")
+
+
+def test_an_edited_topic_is_found(built: Ledger) -> None:
+    pos, table = position_column(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        conn.execute(f"UPDATE {table} SET topic = 'domain.forged:Event' WHERE {pos} = 4")
+    assert first_bad(built) == (4, "altered")
+
+
+def test_a_removed_event_is_found(built: Ledger) -> None:
+    pos, table = position_column(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        conn.execute(f"DELETE FROM {table} WHERE {pos} = 2")
+    assert first_bad(built) == (2, "removed")
+
+
+def test_two_events_swapped_are_found(built: Ledger) -> None:
+    pos, table = position_column(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        for source, target in ((2, -1), (3, 2), (-1, 3)):
+            conn.execute(f"UPDATE {table} SET {pos} = {target} WHERE {pos} = {source}")
+    assert first_bad(built) == (2, "altered")
+
+
+def test_an_event_appended_without_the_ledger_is_found(built: Ledger) -> None:
+    pos, p, table = position_column(built), param(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        stream, _version, topic, state = conn.execute(
+            f"SELECT originator_id, originator_version, topic, state FROM {table} WHERE {pos} = 5"
+        ).fetchone()
+        columns = f"{pos}, originator_id, originator_version, topic, state"
+        conn.execute(f"INSERT INTO {table} ({columns}) VALUES (9, {p}, {p}, {p}, {p})", (stream, 3, topic, state))
+    assert first_bad(built) == (9, "inserted")
+
+
+def test_an_event_slipped_in_the_middle_is_found(built: Ledger) -> None:
+    pos, p, table = position_column(built), param(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        for position in (5, 4):  # make room at 4
+            conn.execute(f"UPDATE {table} SET {pos} = {position + 1} WHERE {pos} = {position}")
+        stream, topic, state = conn.execute(
+            f"SELECT originator_id, topic, state FROM {table} WHERE {pos} = 6"
+        ).fetchone()
+        columns = f"{pos}, originator_id, originator_version, topic, state"
+        conn.execute(f"INSERT INTO {table} ({columns}) VALUES (4, {p}, 9, {p}, {p})", (stream, topic, state))
+    assert first_bad(built) == (4, "altered")
+
+
+def test_an_edited_link_is_found(built: Ledger) -> None:
+    p = param(built)
+    with behind_its_back(built) as conn:
+        conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = {p} WHERE position = 2", (bytes(32),))
+    assert first_bad(built) == (2, "altered")
+
+
+def test_a_rewrite_of_events_and_chain_is_caught_by_the_kept_head(built: Ledger) -> None:
+    kept = head(built.app.recorder)
+    assert kept[0] is not None
+    pos, p, table = position_column(built), param(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        conn.execute(f"UPDATE {table} SET topic = 'domain.forged:Event' WHERE {pos} = 3")
+        rows = conn.execute(
+            f"SELECT {pos}, originator_id, originator_version, topic, state FROM {table} ORDER BY {pos}"
+        ).fetchall()
+        previous = bytes(32)
+        for position, stream, version, topic, state in rows:
+            previous = link(previous, position, stream, version, topic, bytes(state))
+            conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = {p} WHERE position = {p}", (previous, position))
+    assert verify(built.app.recorder).ok  # consistent with itself...
+    assert first_bad(built, (kept[0], kept[1])) == (5, "rewritten")  # ...but not with the auditor's copy
+    assert verify(built.app.recorder, (1, head_at(built, 1))).ok  # the unchanged prefix still holds
+
+
+def head_at(ledger: Ledger, position: int) -> str:
+    raw = _raw_sqlite(ledger) if ledger.config.kind == "sqlite" else _raw_postgres(ledger)
+    with raw as conn:
+        statement = f"SELECT hash FROM {CHAIN_TABLE} WHERE position = {param(ledger)}"
+        return bytes(conn.execute(statement, (position,)).fetchone()[0]).hex()
+
+
+def test_concurrent_writers_leave_one_unbroken_chain(built: Ledger) -> None:
+    errors: list[BaseException] = []
+
+    def writer(prefix: str) -> None:
+        try:
+            for i in range(40):
+                create(built, f"{prefix}{i}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in ("x", "y")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    report = verify(built.app.recorder)
+    assert report.ok and report.checked == 85
+
+
+def test_a_ledger_written_before_the_chain_is_sealed_when_opened(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        build(ledger)
+        raw = _raw_sqlite(ledger) if ledger.config.kind == "sqlite" else _raw_postgres(ledger)
+        with raw as conn:
+            conn.execute(f"DROP TABLE {CHAIN_TABLE}")  # a drop is no row change: no trigger stops it
+    with open_ledger(ledger_url) as reopened:
+        report = verify(reopened.app.recorder)
+        assert report.ok and report.checked == 5
+        create(reopened, "after")
+        assert verify(reopened.app.recorder).checked == 6
+
+
+def test_the_chain_table_is_append_only_too(built: Ledger) -> None:
+    if built.config.kind == "sqlite":
+        with _raw_sqlite(built) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(f"DELETE FROM {CHAIN_TABLE}")
+    else:
+        with _raw_postgres(built) as conn, pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = ''")
+    assert verify(built.app.recorder).ok
+
+
+def test_the_cli_prints_the_head_and_names_the_tampered_event(tmp_path: Any) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    runner = CliRunner(env={"COLUMNS": "250"})
+    with open_ledger(db) as ledger:
+        build(ledger)
+        kept = runner.invoke(app, ["--db", db, "verify", "--head"]).stdout.strip()
+        intact = runner.invoke(app, ["--db", db, "verify", "--expect-head", kept])
+        assert intact.exit_code == 0 and "chain intact, through the kept head at 5" in intact.stdout
+        with behind_its_back(ledger) as conn:
+            conn.execute(f"UPDATE {ledger.config.events_table} SET topic = 'x:Y' WHERE rowid = 4")
+    tampered = runner.invoke(app, ["--db", db, "verify"])
+    assert tampered.exit_code == 1
+    assert "TAMPERED: event 4 (stream" in tampered.stdout and "version 1) altered" in tampered.stdout
+    as_json = runner.invoke(app, ["--db", db, "--json", "verify", "--expect-head", kept])
+    assert as_json.exit_code == 1 and '"kind": "altered"' in as_json.stdout
