@@ -161,18 +161,9 @@ def _exclusive_setup(config: StoreConfig) -> Iterator[None]:
         return
     import psycopg
 
-    env = config.env
     schema = config.schema or "public"
     try:
-        conn = psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"],
-            host=env["POSTGRES_HOST"],
-            port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"] or None,
-            connect_timeout=5,
-            autocommit=True,
-        )
+        conn = config.connect_postgres()
     except psycopg.Error as exc:
         raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
     with conn:

@@ -43,19 +43,9 @@ class Listening:
         self._conn: Any = None
 
     def listen(self) -> None:
-        import psycopg
         from psycopg import sql
 
-        env = self.config.env
-        self._conn = psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"],
-            host=env["POSTGRES_HOST"],
-            port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"] or None,
-            connect_timeout=5,
-            autocommit=True,
-        )
+        self._conn = self.config.connect_postgres()
         self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
 
     def wait(self, timeout: float) -> None:

@@ -52,6 +52,22 @@ class StoreConfig:
     def events_table(self) -> str:
         return EVENTS_TABLE[self.kind]
 
+    def connect_postgres(self) -> Any:
+        """A psycopg connection (autocommit) to this PostgreSQL ledger's database, for what
+        the library's pool does not do: DDL locks, LISTEN."""
+        import psycopg  # only PostgreSQL ledgers need it loaded
+
+        env = self.env
+        return psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=5,
+            autocommit=True,
+        )
+
 
 def parse_url(url: str | None) -> StoreConfig:
     """Turns a ledger URL into the library's settings and a read-model URL."""
