@@ -13,6 +13,7 @@ the user sees one line on stderr and no traceback.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import uuid
@@ -29,6 +30,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from adapters.bootstrap import Ledger, open_ledger
+from adapters.chain import verify
 from adapters.queries import HistoryEntry
 from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, Role
 from domain.base import entity_not_found
@@ -715,9 +717,25 @@ def demo(ctx: typer.Context) -> None:
     with state.ledger() as ledger:
         runner = Demo(state, ledger)
         entries = runner.run()
+        trail = ledger.queries.audit_log(POLICY_TYPE, DEMO_POLICY)
+        chain = verify(ledger.app.recorder)
     title = f"history of {POLICY_TYPE} {DEMO_POLICY!r}"
-    data = {"steps": runner.steps, "history": [e.to_json() for e in entries]}
-    state.output(data, lambda: _print(history_table(title, entries)))
+    outcomes = collections.Counter(entry.status for entry in trail)
+    data = {
+        "steps": runner.steps,
+        "history": [e.to_json() for e in entries],
+        "audit": dict(outcomes),
+        "verify": chain.to_json(),
+    }
+
+    def human() -> None:
+        _print(history_table(title, entries))
+        counted = ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items()))
+        typer.echo(f"audit trail of {DEMO_POLICY!r}: {counted} (ledger audit --entity-id {DEMO_POLICY})")
+        verdict = "intact" if chain.ok else "BROKEN (ledger verify names the event)"
+        typer.echo(f"hash chain over {chain.checked} events {verdict}; head {chain.head_position}:{chain.head_hash}")
+
+    state.output(data, human)
 
 
 # `ledger group ...` and `ledger workload ...`: that module adds its sub-apps to `app`.

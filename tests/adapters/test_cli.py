@@ -343,6 +343,8 @@ def test_demo_json_and_seed_values(db: str) -> None:
     assert (new["idle_timeout"], new["max_session_lifetime"], new["max_containers_per_session"]) == (3600, 86400, 3)
     assert (new["max_concurrent_sessions"], new["max_pending_session_count"]) == (5, 10)
     assert new["default_for_unspecified"] == "LIMITED"
+    assert report["audit"] == {"success": 3, "error": 1}  # the delete refused while a keypair used it
+    assert report["verify"]["ok"] and report["verify"]["checked"] == report["verify"]["head_position"]
 
 
 def test_demo_cleans_up_what_an_interrupted_run_left(db: str) -> None:
