@@ -5,11 +5,17 @@ and end time); the rollups hold, per local calendar day, group and slot, the slo
 times the seconds ended kernels held it that day, so totals over a period cost O(days).
 Days are local to the reporting time zone, which is part of the projection's key: a
 ledger reporting in another zone builds its own tables.
+
+A batch of events is folded in memory and written with a few statements (see
+`UsageProjection.apply_batch`): a rebuild has several events per kernel, and one or
+more statements per event dominated its time.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,21 +23,39 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import NoResultFound
 
 from domain.group import Group
 from domain.group.usage import local_days
 from domain.workload import Kernel, VFolder
-from projections.engine import Projection, on
+from projections.engine import Batch, BulkInsert, Projection, on
 
-_KERNEL_COLUMNS = (
-    "group_id", "session_id", "session_name", "domain_name", "user_id", "access_key", "agent", "image",
-    "occupied_slots", "mounts", "status",
-)  # fmt: skip
+_JSON_COLUMNS = ("occupied_slots", "mounts", "last_stats")  # serialised here, as SQLAlchemy would
+# Positions in a row of `kernels` (its columns in order) of what later events change.
+_TERMINATED_AT, _STATUS, _LAST_STATS = 12, 13, 14
+# What an update of a kernel of an earlier batch sets: its bind parameter -> its column.
+_CHANGES = {"stats": "last_stats", "ended": "terminated_at", "end_status": "status"}
+_CHUNK = 300  # keys per `IN (...)` (up to 3 parameters each): under every driver's limit
+
+DailyKey = tuple[str, Any, str]  # (group_id, day, slot)
+KernelInfo = tuple[str, datetime, dict[str, Any]]  # (group_id, started_at, occupied_slots)
 
 
 def parse_time(text: str | None) -> datetime | None:
     # In UTC: SQLite stores a time's wall clock and drops its offset (events keep the offset given).
     return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+
+
+class _Fold:
+    """The net effect of a run of events (a batch, or its part before or after a purge)."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[Any]] = []  # kernels started here, in their final state
+        self.started: dict[str, list[Any]] = {}  # kernel id -> its row in `rows`
+        self.infos: dict[str, KernelInfo] = {}  # kernel id -> what its end's rollups need
+        self.changes: dict[str, dict[str, Any]] = {}  # kernels of earlier batches: parameter -> value
+        self.ends: list[tuple[str, datetime, str]] = []  # (kernel id, terminated_at, status), in order
+        self.vfolders: list[tuple[str, str, str, str]] = []
 
 
 class UsageProjection(Projection):
@@ -78,86 +102,202 @@ class UsageProjection(Projection):
             sa.Column("amount_seconds", sa.Float, nullable=False),
         )
 
-        k, v = self.kernels, self.vfolders
+        k, d = self.kernels, self.daily
         # Statements are built once and run with parameters: SQLAlchemy then compiles each
-        # once, instead of once per event (that dominated catch-up time).
-        self._insert_kernel = sa.insert(k)
-        self._insert_vfolder = sa.insert(v)
-        self._set_stats = (
-            sa.update(k).where(k.c.kernel_id == sa.bindparam("id")).values(last_stats=sa.bindparam("stats"))
+        # once, instead of once per batch.
+        self._insert_kernels = BulkInsert(k, raw=_JSON_COLUMNS)
+        self._insert_vfolders = BulkInsert(self.vfolders)
+        self._updates: dict[tuple[str, ...], Any] = {}  # kernel updates, by the parameters they set
+        self._kernel_infos = sa.select(k.c.kernel_id, k.c.group_id, k.c.started_at, k.c.occupied_slots).where(
+            k.c.kernel_id.in_(sa.bindparam("ids", expanding=True))
         )
-        self._end_kernel = (
-            sa.update(k)
-            .where(k.c.kernel_id == sa.bindparam("id"))
-            .values(terminated_at=sa.bindparam("ended"), status=sa.bindparam("end_status"))
-            .returning(k.c.group_id, k.c.started_at, k.c.occupied_slots)
+        self._daily_values = sa.select(d.c.group_id, d.c.day, d.c.slot, d.c.amount_seconds).where(
+            sa.tuple_(d.c.group_id, d.c.day, d.c.slot).in_(sa.bindparam("keys", expanding=True))
         )
-        self._upserts: dict[str, Any] = {}  # the daily upsert, per SQL dialect
+        self._purges = [
+            sa.delete(table).where(table.c.group_id == sa.bindparam("group")) for table in (k, self.vfolders, d)
+        ]
+        self._upserts: dict[tuple[str, bool], Any] = {}  # the daily upserts, per SQL dialect and kind
+        self._day_bounds: dict[date, tuple[datetime, datetime]] = {}  # a few thousand days at most
+        self._amounts: dict[Any, float] = {}  # slot amounts, converted once
 
     @property
     def key(self) -> str:
         return f"{self.name}_v{self.version}_{self.zone_key}"
 
-    @on(Kernel.Created)
-    def kernel_started(self, conn: Connection, event: Any, _position: int) -> None:
+    @on(Kernel.Created, Kernel.StatsReported, Kernel.Terminated, VFolder.Created, Group.Purged)
+    def record(self, conn: Connection, event: Any, position: int) -> None:
+        self.apply_batch(conn, [(position, event)])
+
+    def apply_batch(self, conn: Connection, batch: Batch) -> None:
+        """Folds the events in memory, then writes their net effect: the kernels started in
+        the batch inserted once in their final state (one COPY or executemany), those of
+        earlier batches updated (one executemany per set of changed columns, after one
+        lookup of the ended ones' group, start and slots), each (group, day, slot) rollup
+        written once (see `_add_to_daily`). A purge writes what came before it first."""
+        fold = _Fold()
+        for _position, event in batch:
+            kind = type(event)
+            if kind is Kernel.Created:
+                self._started(fold, event)
+            elif kind is Kernel.StatsReported:
+                row = fold.started.get(kernel_id := str(event.originator_id))
+                if row is not None:
+                    row[_LAST_STATS] = json.dumps(event.stats)
+                else:
+                    fold.changes.setdefault(kernel_id, {})["stats"] = event.stats
+            elif kind is Kernel.Terminated:
+                ended = parse_time(event.terminated_at)
+                assert ended is not None
+                row = fold.started.get(kernel_id := str(event.originator_id))
+                if row is not None:
+                    row[_TERMINATED_AT], row[_STATUS] = ended, event.status
+                else:
+                    fold.changes.setdefault(kernel_id, {}).update(ended=ended, end_status=event.status)
+                fold.ends.append((kernel_id, ended, event.status))
+            elif kind is VFolder.Created:
+                f = event.fields
+                fold.vfolders.append((event.key, f["group_id"], f["host"], f["name"]))
+            elif kind is Group.Purged:
+                # A purge removes the group's kernels and vfolders, so they leave the reports too.
+                self._write(conn, fold)
+                fold = _Fold()
+                for statement in self._purges:
+                    conn.execute(statement, {"group": str(event.originator_id)})
+        self._write(conn, fold)
+
+    def _started(self, fold: _Fold, event: Any) -> None:
         f = event.fields
-        row = {name: f[name] for name in _KERNEL_COLUMNS}
-        conn.execute(self._insert_kernel, {**row, "kernel_id": event.key, "started_at": parse_time(f["started_at"])})
+        started = parse_time(f["started_at"])
+        assert started is not None
+        row = [
+            event.key, f["group_id"], f["session_id"], f["session_name"], f["domain_name"], f["user_id"],
+            f["access_key"], f["agent"], f["image"], json.dumps(f["occupied_slots"]), json.dumps(f["mounts"]),
+            started, None, f["status"], None,
+        ]  # fmt: skip
+        fold.rows.append(row)
+        fold.started[event.key] = row
+        fold.infos[event.key] = (f["group_id"], started, f["occupied_slots"])
 
-    @on(Kernel.StatsReported)
-    def stats_reported(self, conn: Connection, event: Any, _position: int) -> None:
-        conn.execute(self._set_stats, {"id": str(event.originator_id), "stats": event.stats})
+    def _write(self, conn: Connection, fold: _Fold) -> None:
+        self._insert_kernels(conn, fold.rows)
+        self._update_kernels(conn, fold.changes)
+        self._insert_vfolders(conn, fold.vfolders)
+        self._add_to_daily(conn, self._rollups(conn, fold))
 
-    @on(Kernel.Terminated)
-    def kernel_ended(self, conn: Connection, event: Any, _position: int) -> None:
-        ended = parse_time(event.terminated_at)
-        assert ended is not None
-        values = {"id": str(event.originator_id), "ended": ended, "end_status": event.status}
-        row = conn.execute(self._end_kernel, values).one()
-        started = _aware(row.started_at)
-        rollups = [
-            {"group_id": row.group_id, "day": day, "slot": slot, "amount_seconds": float(Decimal(amount)) * seconds}
-            for day, seconds in self.seconds_per_day(started, ended)
-            for slot, amount in row.occupied_slots.items()
-        ]
-        if rollups and event.status == "TERMINATED":  # a cancelled kernel used nothing (REFERENCE.md)
-            self._add_to_daily(conn, rollups)
+    def _update_kernels(self, conn: Connection, changes: dict[str, dict[str, Any]]) -> None:
+        """The kernels of earlier batches: one executemany per set of columns changed."""
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for kernel_id, values in changes.items():
+            by_columns.setdefault(tuple(sorted(values)), []).append({**values, "id": kernel_id})
+        for names, rows in by_columns.items():
+            if names not in self._updates:
+                k = self.kernels
+                self._updates[names] = (
+                    sa.update(k)
+                    .where(k.c.kernel_id == sa.bindparam("id"))
+                    .values({_CHANGES[name]: sa.bindparam(name) for name in names})
+                )
+            conn.execute(self._updates[names], rows)
 
-    @on(VFolder.Created)
-    def vfolder_created(self, conn: Connection, event: Any, _position: int) -> None:
-        f = event.fields
-        conn.execute(
-            self._insert_vfolder,
-            {"vfolder_id": event.key, "group_id": f["group_id"], "host": f["host"], "name": f["name"]},
-        )
+    def _rollups(self, conn: Connection, fold: _Fold) -> dict[DailyKey, list[float]]:
+        """The amounts the ended kernels add to each (group, day, slot), in event order."""
+        infos = fold.infos
+        earlier = list({kernel_id: True for kernel_id, _ended, _status in fold.ends if kernel_id not in infos})
+        if earlier:
+            infos = {**infos, **self._infos(conn, earlier)}
+        added: dict[DailyKey, list[float]] = {}
+        for kernel_id, ended, status in fold.ends:
+            info = infos.get(kernel_id)
+            if info is None:
+                raise NoResultFound(f"usage: kernel {kernel_id} ended but has no row")
+            if status != "TERMINATED":  # a cancelled kernel used nothing (REFERENCE.md)
+                continue
+            group_id, started, slots = info
+            for day, seconds in self.seconds_per_day(started, ended):
+                for slot, amount in slots.items():
+                    added.setdefault((group_id, day, slot), []).append(self._amount(amount) * seconds)
+        return added
 
-    @on(Group.Purged)
-    def group_purged(self, conn: Connection, event: Any, _position: int) -> None:
-        # A purge removes the group's kernels and vfolders, so they leave the reports too.
-        group_id = str(event.originator_id)
-        for table in (self.kernels, self.vfolders, self.daily):
-            conn.execute(sa.delete(table).where(table.c.group_id == group_id))
+    def _infos(self, conn: Connection, kernel_ids: list[str]) -> dict[str, KernelInfo]:
+        found = {}
+        for chunk in _chunks(kernel_ids):
+            for row in conn.execute(self._kernel_infos, {"ids": chunk}):
+                found[row.kernel_id] = (row.group_id, _aware(row.started_at), row.occupied_slots)
+        return found
 
     def seconds_per_day(self, start: datetime, end: datetime) -> list[tuple[Any, float]]:
         """How many seconds of [start, end) fall on each local calendar day."""
         result = []
         for day in local_days(start, end, self.tz) if end > start else []:
-            day_start = datetime(day.year, day.month, day.day, tzinfo=self.tz)
-            day_end = day_start + timedelta(days=1)  # the next local midnight: 23 to 25 hours on
+            day_start, day_end = self._day_bounds.get(day) or self._bounds(day)
             # In UTC: times of one zone subtract as wall clocks, an hour off on a DST day.
             overlap = min(end, day_end).astimezone(UTC) - max(start, day_start).astimezone(UTC)
             result.append((day, overlap.total_seconds()))
         return result
 
-    def _add_to_daily(self, conn: Connection, rollups: list[dict[str, Any]]) -> None:
+    def _bounds(self, day: date) -> tuple[datetime, datetime]:
+        """The local day's first instant and the next local midnight (23 to 25 hours on)."""
+        day_start = datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        bounds = self._day_bounds[day] = (day_start, day_start + timedelta(days=1))
+        return bounds
+
+    def _amount(self, amount: Any) -> float:
+        """A slot amount (text such as "0.5") as a float, through Decimal as ever."""
+        value = self._amounts.get(amount)
+        if value is None:
+            if len(self._amounts) > 10_000:
+                self._amounts.clear()
+            value = self._amounts[amount] = float(Decimal(amount))
+        return value
+
+    def _add_to_daily(self, conn: Connection, added: dict[DailyKey, list[float]]) -> None:
+        """Adds each key's amounts to its rollup in order, as one upsert per amount would:
+        floating-point sums depend on their order, and a rebuild must leave the same values
+        as the live read model whatever the batches. A key with one amount is upserted with
+        the amount added; the totals of keys with more are computed from the stored ones."""
+        once = [_daily_row(key, amounts[0]) for key, amounts in added.items() if len(amounts) == 1]
+        more = {key: amounts for key, amounts in added.items() if len(amounts) > 1}
+        if once:
+            conn.execute(self._upsert(conn, add=True), once)
+        if more:
+            stored = self._stored_daily(conn, list(more))
+            totals = []
+            for key, amounts in more.items():
+                total = stored.get(key)
+                if total is None:
+                    total, amounts = amounts[0], amounts[1:]
+                for amount in amounts:
+                    total += amount
+                totals.append(_daily_row(key, total))
+            conn.execute(self._upsert(conn, add=False), totals)
+
+    def _stored_daily(self, conn: Connection, keys: list[DailyKey]) -> dict[DailyKey, float]:
+        stored = {}
+        for chunk in _chunks(keys):
+            for row in conn.execute(self._daily_values, {"keys": chunk}):
+                stored[(row.group_id, row.day, row.slot)] = row.amount_seconds
+        return stored
+
+    def _upsert(self, conn: Connection, add: bool) -> Any:
+        """Inserts a rollup row, or on conflict adds its amount (`add`) or sets it."""
         name = conn.dialect.name
-        if name not in self._upserts:
+        if (name, add) not in self._upserts:
             statement = (postgresql if name == "postgresql" else sqlite).insert(self.daily)
-            self._upserts[name] = statement.on_conflict_do_update(
+            excluded = statement.excluded.amount_seconds
+            self._upserts[name, add] = statement.on_conflict_do_update(
                 index_elements=["group_id", "day", "slot"],
-                set_={"amount_seconds": self.daily.c.amount_seconds + statement.excluded.amount_seconds},
+                set_={"amount_seconds": self.daily.c.amount_seconds + excluded if add else excluded},
             )
-        conn.execute(self._upserts[name], rollups)
+        return self._upserts[name, add]
+
+
+def _daily_row(key: DailyKey, amount: float) -> dict[str, Any]:
+    return {"group_id": key[0], "day": key[1], "slot": key[2], "amount_seconds": amount}
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    return (items[first : first + _CHUNK] for first in range(0, len(items), _CHUNK))
 
 
 def _aware(at: datetime) -> datetime:
