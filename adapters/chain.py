@@ -3,7 +3,7 @@
 Each event's link is `sha256(previous link, position, stream id, version, topic, state)`
 and is stored in `ledger_chain` by the transaction that stores the event (the recorder
 subclasses below), so no event is ever unsealed. `verify` walks events and links together
-and names the first event that was altered, removed or inserted. A rewrite of the events
+and names the first event that was altered, moved, removed or inserted. A rewrite of the events
 *and* of every later link is consistent with itself: it is caught by the head (position
 and link) an auditor keeps elsewhere, `verify(recorder, expect=(position, link))`.
 """
@@ -50,19 +50,23 @@ class _Statements:
 
     create: Any
     last: Any  # position, hash of the last link
-    after: Any  # links after a position, in order, at most N
     insert: Any
-    events_after: Any  # notification id, originator id, version, topic, state after a position
+    events_after: Any  # notification id, originator id, version, topic, state after a position, at most N
+    links_after: Any  # links after a position, in order, at most N
+    unlinked_after: Any  # the first event past a position that has no link
 
     @staticmethod
     def sqlite(events_table: str) -> _Statements:
         return _Statements(
             create=f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
             last=f"SELECT position, hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1",
-            after=f"SELECT position, hash FROM {CHAIN_TABLE} WHERE position > ? ORDER BY position LIMIT ?",
             insert=f"INSERT INTO {CHAIN_TABLE} (position, hash) VALUES (?, ?)",
             events_after=f"SELECT rowid, originator_id, originator_version, topic, state FROM {events_table} "
             "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            links_after=f"SELECT position, hash FROM {CHAIN_TABLE} WHERE position > ? ORDER BY position LIMIT ?",
+            unlinked_after=f"SELECT e.rowid, e.originator_id, e.originator_version FROM {events_table} e "
+            f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.rowid WHERE e.rowid > ? AND c.position IS NULL "
+            "ORDER BY e.rowid LIMIT 1",
         )
 
     @staticmethod
@@ -75,11 +79,16 @@ class _Statements:
         return _Statements(
             create=sql("CREATE TABLE IF NOT EXISTS {chain} (position bigint PRIMARY KEY, hash bytea NOT NULL)"),
             last=sql("SELECT position, hash FROM {chain} ORDER BY position DESC LIMIT 1"),
-            after=sql("SELECT position, hash FROM {chain} WHERE position > %s ORDER BY position LIMIT %s"),
             insert=sql("INSERT INTO {chain} (position, hash) VALUES (%s, %s)"),
             events_after=sql(
                 "SELECT notification_id, originator_id, originator_version, topic, state FROM {events} "
                 "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+            ),
+            links_after=sql("SELECT position, hash FROM {chain} WHERE position > %s ORDER BY position LIMIT %s"),
+            unlinked_after=sql(
+                "SELECT e.notification_id, e.originator_id, e.originator_version FROM {events} e "
+                "LEFT JOIN {chain} c ON c.position = e.notification_id "
+                "WHERE e.notification_id > %s AND c.position IS NULL ORDER BY e.notification_id LIMIT 1"
             ),
         )
 
@@ -87,6 +96,14 @@ class _Statements:
 def _row(row: Any) -> tuple[Any, ...]:
     # The library's cursors yield sqlite3.Row on SQLite and dict rows on PostgreSQL.
     return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+
+def _stream_id(raw: Any) -> str:
+    # PostgreSQL returns UUIDs, SQLite the 32 hex digits it stores: one form in reports.
+    try:
+        return str(raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw)))
+    except ValueError:
+        return str(raw)
 
 
 def _append_links(curs: Any, sql: _Statements, ids: Sequence[int], events: Sequence[StoredEvent]) -> None:
@@ -131,18 +148,32 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         return ids
 
 
+def _recorder(source: Any) -> Any:
+    """The chained recorder of an application (or the recorder itself)."""
+    recorder = getattr(source, "recorder", source)
+    if not hasattr(recorder, "chain_sql"):
+        raise TypeError(f"{type(recorder).__name__} does not keep a hash chain")
+    return recorder
+
+
 def _query(recorder: Any, statement: Any, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with recorder.datastore.transaction(commit=False) as curs:
         curs.execute(statement, params)
         return [_row(row) for row in curs.fetchall()]
 
 
-def _batched(recorder: Any, statement: Any) -> Iterator[tuple[Any, ...]]:
-    """Rows of a `position > ? ... LIMIT ?` statement, all of them, in batches."""
+def _batched(recorder: Any, statement: Any, bound: int) -> Iterator[tuple[Any, ...]]:
+    """Rows of a `position > ? ORDER BY position LIMIT ?` statement up to position `bound`,
+    in batches (each one short read transaction). The bound is applied here, not in SQL:
+    with a range condition PostgreSQL may plan a bitmap scan and a sort over the whole
+    range for every batch instead of walking the index for N rows."""
     position = 0
     while True:
         rows = _query(recorder, statement, (position, BATCH))
-        yield from rows
+        for row in rows:
+            if row[0] > bound:
+                return
+            yield row
         if len(rows) < BATCH:
             return
         position = rows[-1][0]
@@ -154,9 +185,9 @@ def _batched(recorder: Any, statement: Any) -> Iterator[tuple[Any, ...]]:
 @dataclass(frozen=True)
 class BadEvent:
     position: int
-    stream: str | None
+    stream: str | None  # the originator id of the event found there, if any
     version: int | None
-    kind: str  # "altered", "removed", "inserted" or "rewritten"
+    kind: str  # "altered", "reordered", "removed", "inserted" or "rewritten"
     reason: str
 
 
@@ -175,22 +206,34 @@ class VerifyReport:
         return {**asdict(self), "ok": self.ok}
 
 
-def head(recorder: Any) -> tuple[int | None, str]:
-    """The chain's last position and link (hex), without walking it."""
+def head(source: Any) -> tuple[int | None, str]:
+    """The chain's last position and link (hex), without walking it. `source` is the
+    ledger's application or its recorder."""
+    recorder = _recorder(source)
     rows = _query(recorder, recorder.chain_sql.last)
     return (None, GENESIS.hex()) if not rows else (int(rows[0][0]), bytes(rows[0][1]).hex())
 
 
-def verify(recorder: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
-    """Walks every event with its link and stops at the first that does not hold. `expect`
-    is a (position, hex link) an auditor kept: the chain must still pass through it."""
+def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
+    """Walks every event with its link and stops at the first that does not hold. `source`
+    is the ledger's application or its recorder; `expect` is a (position, hex link) an
+    auditor kept: the chain must still pass through it.
+
+    Raw rows and sha256 only, no decoding. The walk is bounded by the head read first:
+    every append commits its events and links together, in position order, so everything
+    at or below that head was complete when it was read and appends racing the walk are
+    neither seen half-done nor reported. Past the head, only an event without a link (one
+    statement, one snapshot) is reported: a legitimate append always has its link."""
+    recorder = _recorder(source)
     sql = recorder.chain_sql
-    events, links = _batched(recorder, sql.events_after), _batched(recorder, sql.after)
+    top, _hex = head(recorder)
+    bound = top or 0
+    events, links = _batched(recorder, sql.events_after, bound), _batched(recorder, sql.links_after, bound)
     previous, checked, position = GENESIS, 0, None
     kept: str | None = None
     event, chained = next(events, None), next(links, None)
     while event is not None or chained is not None:
-        bad = _compare(event, chained, previous)
+        bad = _compare(event, chained, previous, events)
         if bad is not None:
             return VerifyReport(checked, position, previous.hex(), bad)
         assert chained is not None
@@ -198,34 +241,61 @@ def verify(recorder: Any, expect: tuple[int, str] | None = None) -> VerifyReport
         if expect is not None and position == expect[0]:
             kept = previous.hex()
         event, chained = next(events, None), next(links, None)
-    if expect is not None and kept != expect[1].lower():
+    bad = None
+    if expect is not None and kept != expect[1].lower():  # at or below the head: before the tail
         found = "no link" if kept is None else f"link {kept}"
         reason = f"the auditor's head is {expect[1]}, the chain has {found} at that position"
-        return VerifyReport(checked, position, previous.hex(), BadEvent(expect[0], None, None, "rewritten", reason))
-    return VerifyReport(checked, position, previous.hex(), None)
+        bad = BadEvent(expect[0], None, None, "rewritten", reason)
+    elif unlinked := _query(recorder, sql.unlinked_after, (bound,)):
+        at, stream, version = unlinked[0]
+        reason = "an event past the chain's head that no append linked"
+        bad = BadEvent(int(at), _stream_id(stream), version, "inserted", reason)
+    return VerifyReport(checked, position, previous.hex(), bad)
 
 
-def _compare(event: tuple[Any, ...] | None, chained: tuple[Any, ...] | None, previous: bytes) -> BadEvent | None:
+LOOKAHEAD = 1000  # events searched for the one a broken link was made for (failure path only)
+
+
+def _compare(
+    event: tuple[Any, ...] | None,
+    chained: tuple[Any, ...] | None,
+    previous: bytes,
+    rest: Iterator[tuple[Any, ...]],
+) -> BadEvent | None:
     if event is not None and (chained is None or event[0] < chained[0]):
-        return BadEvent(event[0], str(event[1]), event[2], "inserted", "an event the chain never linked")
+        return BadEvent(event[0], _stream_id(event[1]), event[2], "inserted", "an event the chain never linked")
     if chained is not None and (event is None or chained[0] < event[0]):
         return BadEvent(chained[0], None, None, "removed", "the chain links an event that is gone")
     assert event is not None and chained is not None
     position, stream, version, topic, state = event
-    if link(previous, position, stream, version, topic, bytes(state)) != bytes(chained[1]):
-        reason = "its stream, version, topic, state or position differ from what was linked"
-        return BadEvent(position, str(stream), version, "altered", reason)
-    return None
+    expected = bytes(chained[1])
+    if link(previous, position, stream, version, topic, bytes(state)) == expected:
+        return None
+    # Is the event this link was made for further on? Then rows were moved, not edited.
+    for _, (moved, *content) in zip(range(LOOKAHEAD), rest, strict=False):
+        m_stream, m_version, m_topic, m_state = content
+        if link(previous, position, m_stream, m_version, m_topic, bytes(m_state)) == expected:
+            reason = f"the event linked at this position is now at {moved}"
+            return BadEvent(position, _stream_id(stream), version, "reordered", reason)
+    reason = "its stream, version, topic, state or position differ from what was linked"
+    return BadEvent(position, _stream_id(stream), version, "altered", reason)
 
 
 # Sealing events stored before the chain existed
 
 
-def seal_unchained(recorder: Any) -> int:
-    """Links the events past the chain's end (a ledger written before the chain existed),
-    in one write transaction serialised as appends are. Returns how many it linked."""
+def seal_unchained(source: Any) -> int:
+    """Links the events of a ledger written before the chain existed (events, and not one
+    link yet), in one write transaction serialised as appends are. Returns how many it
+    linked.
+
+    Only a chain with no link at all is sealed: once the chain exists every append links
+    its own events, so an event past the head of a non-empty chain was written behind the
+    ledger's back, and sealing it on the next open (`ledger verify` opens the ledger too)
+    would launder it. `verify` reports it as inserted instead."""
+    recorder = _recorder(source)
     last, _hash = head(recorder)
-    if (recorder.max_notification_id() or 0) <= (last or 0):
+    if last is not None or not recorder.max_notification_id():
         return 0  # the usual case: nothing to seal, no write lock taken
     sql: _Statements = recorder.chain_sql
     sealed = 0
@@ -233,8 +303,9 @@ def seal_unchained(recorder: Any) -> int:
         for statement in getattr(recorder, "lock_table_statements", ()):  # PostgreSQL's append lock
             curs.execute(statement)
         curs.execute(sql.last)
-        found = curs.fetchone()
-        position, previous = (0, GENESIS) if found is None else (int(_row(found)[0]), bytes(_row(found)[1]))
+        if curs.fetchone() is not None:
+            return 0  # another process sealed it (or appended) since we looked
+        position, previous = 0, GENESIS
         while True:
             curs.execute(sql.events_after, (position, BATCH))
             rows = [_row(r) for r in curs.fetchall()]

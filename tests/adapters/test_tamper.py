@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from typer.testing import CliRunner
 
+import adapters.chain
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.chain import CHAIN_TABLE, head, link, verify
 from adapters.cli import app
@@ -63,6 +66,34 @@ def first_bad(ledger: Ledger, expect: tuple[int, str] | None = None) -> tuple[in
     return report.first_bad.position, report.first_bad.kind
 
 
+def bad_reason(ledger: Ledger) -> str:
+    bad = verify(ledger.app.recorder).first_bad
+    assert bad is not None
+    return bad.reason
+
+
+def raw(ledger: Ledger) -> Any:
+    return _raw_sqlite(ledger) if ledger.config.kind == "sqlite" else _raw_postgres(ledger)
+
+
+def copy_event_to(conn: Any, ledger: Ledger, source: int, target: int, version: int) -> None:
+    """A new row at `target` (stream and contents of the event at `source`, another version)."""
+    pos, p, table = position_column(ledger), param(ledger), ledger.config.events_table
+    stream, topic, state = conn.execute(
+        f"SELECT originator_id, topic, state FROM {table} WHERE {pos} = {p}", (source,)
+    ).fetchone()
+    columns = f"{pos}, originator_id, originator_version, topic, state"
+    conn.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({p}, {p}, {p}, {p}, {p})", (target, stream, version, topic, state)
+    )
+
+
+def chain_rows(ledger: Ledger) -> int:
+    with raw(ledger) as conn:
+        count: int = conn.execute(f"SELECT COUNT(*) FROM {CHAIN_TABLE}").fetchone()[0]
+        return count
+
+
 @pytest.fixture
 def built(ledger: Ledger) -> Ledger:
     build(ledger)
@@ -73,6 +104,7 @@ def test_an_untouched_ledger_verifies(built: Ledger) -> None:
     report = verify(built.app.recorder)
     assert report.ok and report.checked == 5 and report.head_position == 5
     assert (report.head_position, report.head_hash) == head(built.app.recorder)
+    assert verify(built.app) == report  # the application will do as well as its recorder
 
 
 def test_an_edited_state_is_found(built: Ledger) -> None:
@@ -104,7 +136,8 @@ def test_two_events_swapped_are_found(built: Ledger) -> None:
     with behind_its_back(built) as conn:
         for source, target in ((2, -1), (3, 2), (-1, 3)):
             conn.execute(f"UPDATE {table} SET {pos} = {target} WHERE {pos} = {source}")
-    assert first_bad(built) == (2, "altered")
+    assert first_bad(built) == (2, "reordered")
+    assert "now at 3" in bad_reason(built)
 
 
 def test_an_event_appended_without_the_ledger_is_found(built: Ledger) -> None:
@@ -128,7 +161,64 @@ def test_an_event_slipped_in_the_middle_is_found(built: Ledger) -> None:
         ).fetchone()
         columns = f"{pos}, originator_id, originator_version, topic, state"
         conn.execute(f"INSERT INTO {table} ({columns}) VALUES (4, {p}, 9, {p}, {p})", (stream, topic, state))
-    assert first_bad(built) == (4, "altered")
+    assert first_bad(built) == (4, "reordered")  # what was linked at 4 was pushed along to 5
+    assert "now at 5" in bad_reason(built)
+
+
+def test_an_event_appended_behind_its_back_stays_unsealed(built: Ledger, ledger_url: str) -> None:
+    with behind_its_back(built) as conn:
+        copy_event_to(conn, built, source=5, target=6, version=3)
+    with open_ledger(ledger_url) as reopened:  # as `ledger verify` does
+        report = verify(reopened.app)  # reopening must not have linked it
+        assert (report.checked, report.head_position) == (5, 5)
+        assert report.first_bad is not None and (report.first_bad.position, report.first_bad.kind) == (6, "inserted")
+        create(reopened, "later")  # a legitimate append after it links itself, not the forgery
+        assert first_bad(reopened) == (6, "inserted")
+
+
+def test_a_failed_append_leaves_no_link(built: Ledger) -> None:
+    recorder = built.app.recorder
+    (taken,) = recorder.select_notifications(start=5, limit=1)
+    fresh = StoredEvent(uuid.uuid4(), 1, taken.topic, taken.state)
+    clash = StoredEvent(taken.originator_id, taken.originator_version, taken.topic, taken.state)
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([fresh, clash])  # the first inserts, the second conflicts: all rolled back
+    assert chain_rows(built) == 5
+    create(built, "d")
+    report = verify(built.app)
+    assert report.ok and report.checked == 6
+    # On PostgreSQL the rolled-back append used up notification ids: the chain has a gap.
+    assert report.head_position == recorder.max_notification_id()
+
+
+def test_an_event_slipped_into_a_gap_is_found(postgres_url: str) -> None:
+    with open_ledger(postgres_url) as ledger:
+        build(ledger)
+        (taken,) = ledger.app.recorder.select_notifications(start=5, limit=1)
+        with pytest.raises(IntegrityError):  # uses up notification id 6 (sequences do not roll back)
+            ledger.app.recorder.insert_events([taken])
+        create(ledger, "d")
+        assert verify(ledger.app).ok and head(ledger.app)[0] == 7
+        with behind_its_back(ledger) as conn:
+            copy_event_to(conn, ledger, source=5, target=6, version=3)
+        assert first_bad(ledger) == (6, "inserted")
+
+
+def test_appends_racing_a_verify_are_not_tampering(built: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An append between any two of verify's reads (head, events, links, the tail) is
+    legitimate: deterministic interleavings, an append after every read."""
+    query, appended = adapters.chain._query, list[Any]()
+
+    def query_then_append(*args: Any) -> list[tuple[Any, ...]]:
+        rows = query(*args)
+        appended.append(create(built, f"racer{len(appended)}"))
+        return rows
+
+    monkeypatch.setattr(adapters.chain, "_query", query_then_append)
+    report = verify(built.app)
+    monkeypatch.undo()
+    assert report.ok and (report.checked, report.head_position) == (5, 5) and len(appended) >= 4
+    assert verify(built.app).checked == 5 + len(appended)
 
 
 def test_an_edited_link_is_found(built: Ledger) -> None:
@@ -157,10 +247,10 @@ def test_a_rewrite_of_events_and_chain_is_caught_by_the_kept_head(built: Ledger)
 
 
 def head_at(ledger: Ledger, position: int) -> str:
-    raw = _raw_sqlite(ledger) if ledger.config.kind == "sqlite" else _raw_postgres(ledger)
-    with raw as conn:
+    with raw(ledger) as conn:
         statement = f"SELECT hash FROM {CHAIN_TABLE} WHERE position = {param(ledger)}"
-        return bytes(conn.execute(statement, (position,)).fetchone()[0]).hex()
+        found: Any = conn.execute(statement, (position,)).fetchone()
+        return bytes(found[0]).hex()
 
 
 def test_concurrent_writers_leave_one_unbroken_chain(built: Ledger) -> None:
@@ -186,8 +276,7 @@ def test_concurrent_writers_leave_one_unbroken_chain(built: Ledger) -> None:
 def test_a_ledger_written_before_the_chain_is_sealed_when_opened(ledger_url: str) -> None:
     with open_ledger(ledger_url) as ledger:
         build(ledger)
-        raw = _raw_sqlite(ledger) if ledger.config.kind == "sqlite" else _raw_postgres(ledger)
-        with raw as conn:
+        with raw(ledger) as conn:
             conn.execute(f"DROP TABLE {CHAIN_TABLE}")  # a drop is no row change: no trigger stops it
     with open_ledger(ledger_url) as reopened:
         report = verify(reopened.app.recorder)
@@ -221,3 +310,16 @@ def test_the_cli_prints_the_head_and_names_the_tampered_event(tmp_path: Any) -> 
     assert "TAMPERED: event 4 (stream" in tampered.stdout and "version 1) altered" in tampered.stdout
     as_json = runner.invoke(app, ["--db", db, "--json", "verify", "--expect-head", kept])
     assert as_json.exit_code == 1 and '"kind": "altered"' in as_json.stdout
+
+
+def test_the_cli_does_not_seal_an_event_appended_behind_its_back(tmp_path: Any) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    with open_ledger(db) as ledger:
+        build(ledger)
+        with behind_its_back(ledger) as conn:
+            copy_event_to(conn, ledger, source=5, target=6, version=3)
+    runner = CliRunner(env={"COLUMNS": "250"})
+    for _ in range(2):  # each run opens the ledger: the second finds it just as the first
+        result = runner.invoke(app, ["--db", db, "verify"])
+        assert result.exit_code == 1 and "TAMPERED: event 6 (stream" in result.stdout
+        assert "version 3) inserted" in result.stdout
