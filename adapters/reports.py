@@ -22,17 +22,27 @@ class SqlUsageReader:
 
     def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
         """REFERENCE.md's selection, answered by the (started_at) and (terminated_at) indexes."""
-        k = self._usage.kernels
+        k, spans = self._usage.kernels, self._usage.spans
         start, end = start.astimezone(UTC), end.astimezone(UTC)  # SQLite compares wall clocks, stored in UTC
-        statement = sa.select(k).where(
-            k.c.started_at < end,
-            sa.or_(k.c.status == "RUNNING", sa.and_(k.c.status == "TERMINATED", k.c.terminated_at >= start)),
-        )
-        if group_ids is not None:
-            statement = statement.where(k.c.group_id.in_([str(g) for g in group_ids]))
+        groups = None if group_ids is None else [str(g) for g in group_ids]
         self._runner.catch_up()
         with self._db.connect() as conn:
-            rows = conn.execute(statement).all()
+            # Ended kernels started no earlier than the longest one before the window: a range
+            # of the (group_id, started_at) index; the running ones by the (status) index.
+            longest = sa.select(sa.func.max(spans.c.longest_seconds))
+            if groups is not None:
+                longest = longest.where(spans.c.group_id.in_(groups))
+            earliest = start - timedelta(seconds=conn.execute(longest).scalar() or 0.0)
+            ended = sa.select(k).where(
+                k.c.started_at >= earliest,
+                k.c.started_at < end,
+                k.c.status == "TERMINATED",
+                k.c.terminated_at >= start,
+            )
+            running = sa.select(k).where(k.c.status == "RUNNING", k.c.started_at < end)
+            if groups is not None:
+                ended, running = (q.where(k.c.group_id.in_(groups)) for q in (ended, running))
+            rows = [*conn.execute(ended).all(), *conn.execute(running).all()]
             names = self._group_names(conn, {row.group_id for row in rows})
             nfs = self._vfolder_names(conn, {m for row in rows for m in row.mounts})
         return [_kernel(row, names, nfs) for row in rows]

@@ -56,11 +56,14 @@ class _Fold:
         self.changes: dict[str, dict[str, Any]] = {}  # kernels of earlier batches: parameter -> value
         self.ends: list[tuple[str, datetime, str]] = []  # (kernel id, terminated_at, status), in order
         self.vfolders: list[tuple[str, str, str, str]] = []
+        self.longest: dict[str, float] = {}  # group id -> its longest kernel ended here, in seconds
 
 
 class UsageProjection(Projection):
     name = "usage"
-    version = 2  # 2: times stored in UTC; no rollups of cancelled kernels; DST days of 23 or 25 hours
+    # 2: times stored in UTC; no rollups of cancelled kernels; DST days of 23 or 25 hours.
+    # 3: each group's longest ended kernel, which bounds a window's scan of started kernels.
+    version = 3
 
     def __init__(self, metadata: sa.MetaData, timezone: str = "UTC") -> None:
         self.tz = ZoneInfo(timezone)
@@ -86,6 +89,7 @@ class UsageProjection(Projection):
             sa.Index(None, "group_id", "started_at"),
             sa.Index(None, "started_at"),
             sa.Index(None, "terminated_at"),
+            sa.Index(None, "status", "group_id"),  # the running kernels, few, found directly
         )
         self.vfolders = self.table(
             "vfolders",
@@ -101,6 +105,13 @@ class UsageProjection(Projection):
             sa.Column("slot", sa.String(64), primary_key=True),
             sa.Column("amount_seconds", sa.Float, nullable=False),
         )
+        # A kernel that ended inside a window started at most `longest_seconds` before it:
+        # with this bound a report reads the kernels of its window, not of all time before it.
+        self.spans = self.table(
+            "spans",
+            sa.Column("group_id", sa.String(36), primary_key=True),
+            sa.Column("longest_seconds", sa.Float, nullable=False),
+        )
 
         k, d = self.kernels, self.daily
         # Statements are built once and run with parameters: SQLAlchemy then compiles each
@@ -115,9 +126,11 @@ class UsageProjection(Projection):
             sa.tuple_(d.c.group_id, d.c.day, d.c.slot).in_(sa.bindparam("keys", expanding=True))
         )
         self._purges = [
-            sa.delete(table).where(table.c.group_id == sa.bindparam("group")) for table in (k, self.vfolders, d)
+            sa.delete(table).where(table.c.group_id == sa.bindparam("group"))
+            for table in (k, self.vfolders, d, self.spans)
         ]
         self._upserts: dict[tuple[str, bool], Any] = {}  # the daily upserts, per SQL dialect and kind
+        self._span_upserts: dict[str, Any] = {}  # the longest-span upsert, per SQL dialect
         self._day_bounds: dict[date, tuple[datetime, datetime]] = {}  # a few thousand days at most
         self._amounts: dict[Any, float] = {}  # slot amounts, converted once
 
@@ -184,6 +197,21 @@ class UsageProjection(Projection):
         self._update_kernels(conn, fold.changes)
         self._insert_vfolders(conn, fold.vfolders)
         self._add_to_daily(conn, self._rollups(conn, fold))
+        if fold.longest:
+            rows = [{"group_id": g, "longest_seconds": seconds} for g, seconds in fold.longest.items()]
+            conn.execute(self._span_upsert(conn), rows)
+
+    def _span_upsert(self, conn: Connection) -> Any:
+        """Inserts a group's span, or keeps the longer of the stored and the new one."""
+        name = conn.dialect.name
+        if name not in self._span_upserts:
+            statement = (postgresql if name == "postgresql" else sqlite).insert(self.spans)
+            stored, new = self.spans.c.longest_seconds, statement.excluded.longest_seconds
+            longer = sa.func.greatest(stored, new) if name == "postgresql" else sa.func.max(stored, new)
+            self._span_upserts[name] = statement.on_conflict_do_update(
+                index_elements=["group_id"], set_={"longest_seconds": longer}
+            )
+        return self._span_upserts[name]
 
     def _update_kernels(self, conn: Connection, changes: dict[str, dict[str, Any]]) -> None:
         """The kernels of earlier batches: one executemany per set of columns changed."""
@@ -214,6 +242,9 @@ class UsageProjection(Projection):
             if status != "TERMINATED":  # a cancelled kernel used nothing (REFERENCE.md)
                 continue
             group_id, started, slots = info
+            span = (ended - started).total_seconds()
+            if span > fold.longest.get(group_id, 0.0):
+                fold.longest[group_id] = span
             for day, seconds in self.seconds_per_day(started, ended):
                 for slot, amount in slots.items():
                     added.setdefault((group_id, day, slot), []).append(self._amount(amount) * seconds)
