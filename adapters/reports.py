@@ -98,23 +98,27 @@ def _aware(at: datetime | None) -> datetime | None:
 
 
 def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str]) -> KernelUsage:
-    started = _aware(row.started_at)
+    # Unpacked by position (the kernels table's column order): a Row's attribute lookups
+    # cost more than building the whole KernelUsage.
+    (kernel_id, group_id, session_id, session_name, domain_name, user_id, access_key, agent, image,
+     slots, mounts, started_at, terminated_at, status, last_stats) = row  # fmt: skip
+    started = _aware(started_at)
     assert started is not None
     return KernelUsage(
-        kernel_id=row.kernel_id,
-        session_id=row.session_id,
-        session_name=row.session_name,
-        group_id=row.group_id,
-        group_name=names.get(row.group_id, ""),
-        domain_name=row.domain_name,
-        user_id=row.user_id,
-        access_key=row.access_key,
-        agent=row.agent,
-        image=row.image,
-        occupied_slots=dict(row.occupied_slots),
-        nfs=[nfs.get(m, m) for m in row.mounts],
+        kernel_id=kernel_id,
+        session_id=session_id,
+        session_name=session_name,
+        group_id=group_id,
+        group_name=names.get(group_id, ""),
+        domain_name=domain_name,
+        user_id=user_id,
+        access_key=access_key,
+        agent=agent,
+        image=image,
+        occupied_slots=dict(slots),
+        nfs=[nfs.get(m, m) for m in mounts],
         started_at=started,
-        terminated_at=_aware(row.terminated_at),
-        status=row.status,
-        last_stats=row.last_stats,
+        terminated_at=_aware(terminated_at),
+        status=status,
+        last_stats=last_stats,
     )
