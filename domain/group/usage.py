@@ -7,6 +7,7 @@ zone, and the shapes of REFERENCE.md ("Usage statistics").
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterable
@@ -157,8 +158,25 @@ def overlaps(kernel: KernelUsage, start: datetime, end: datetime) -> bool:
     return kernel.status == "RUNNING" or (kernel.terminated_at is not None and kernel.terminated_at >= start)
 
 
-def _number(value: Any) -> Decimal:
-    return Decimal(str(value)) if value is not None else Decimal(0)
+def _float(value: Any) -> float:
+    # float() of decimal text rounds exactly as float(Decimal(text)) does.
+    return 0.0 if value is None else float(value)
+
+
+def _int(value: Any) -> int:
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value
+    try:
+        return int(value)
+    except ValueError:  # "1.5e3", "1024.0": through Decimal, truncated as before
+        return int(Decimal(str(value)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _device_types(slot_names: tuple[str, ...]) -> list[str]:
+    return sorted({name.split(".")[0] for name in slot_names if name.startswith(("cuda.", "rocm.", "tpu."))})
 
 
 def kernel_usage(kernel: KernelUsage, tz: ZoneInfo) -> dict[str, Any]:
@@ -171,21 +189,21 @@ def kernel_usage(kernel: KernelUsage, tz: ZoneInfo) -> dict[str, Any]:
         local_end, local_start = kernel.terminated_at.astimezone(tz), kernel.started_at.astimezone(tz)
         used_days = local_end.toordinal() - local_start.toordinal() + 1
     return {
-        "cpu_allocated": float(_number(slots.get("cpu"))),
-        "cpu_used": float(_number(stats.get("cpu_used"))),
-        "mem_allocated": int(_number(slots.get("mem"))),
-        "mem_used": int(_number(stats.get("mem_used"))),
+        "cpu_allocated": _float(slots.get("cpu")),
+        "cpu_used": _float(stats.get("cpu_used")),
+        "mem_allocated": _int(slots.get("mem")),
+        "mem_used": _int(stats.get("mem_used")),
         "shared_memory": 0,
         "disk_allocated": 0,
-        "disk_used": int(_number(stats.get("disk_used"))),
-        "io_read": int(_number(stats.get("io_read"))),
-        "io_write": int(_number(stats.get("io_write"))),
+        "disk_used": _int(stats.get("disk_used")),
+        "io_read": _int(stats.get("io_read")),
+        "io_write": _int(stats.get("io_write")),
         "used_time": used_time,
         "used_days": used_days,
-        "device_type": sorted({name.split(".")[0] for name in slots if name.startswith(("cuda.", "rocm.", "tpu."))}),
+        "device_type": list(_device_types(tuple(slots))),
         "smp": 0.0,
-        "gpu_mem_allocated": float(_number(slots.get("cuda.mem"))),
-        "gpu_allocated": float(_number(gpu)),
+        "gpu_mem_allocated": _float(slots.get("cuda.mem")),
+        "gpu_allocated": _float(gpu),
         "nfs": sorted(set(kernel.nfs)) or None,  # a vfolder mounted twice is listed once
     }
 
