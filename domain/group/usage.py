@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
+from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -50,8 +51,9 @@ class _UsageAction(BaseScopeAction):
     def scope_id(self) -> str:
         return ",".join(str(g) for g in self.groups()) or "all"
 
+    @abstractmethod
     def groups(self) -> list[uuid.UUID]:
-        raise NotImplementedError
+        """The groups reported on; none means every group."""
 
 
 class UsagePerMonthAction(_UsageAction):
