@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from domain.errors import InvalidAPIParameters
 from domain.group.types import GroupData
 from domain.keypair.actions import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
+from domain.validation import as_utc
 from projections.engine import ProjectionRunner, ReadModels
 from projections.registry import ReadModelSet
 
@@ -144,7 +145,7 @@ class Queries:
             .order_by(entries.c.position)
         )
         return [
-            HistoryEntry(**{**row._asdict(), "occurred_at": _aware(row.occurred_at)}) for row in self._rows(statement)
+            HistoryEntry(**{**row._asdict(), "occurred_at": as_utc(row.occurred_at)}) for row in self._rows(statement)
         ]
 
     def audit_log(
@@ -172,16 +173,16 @@ class Queries:
             if value is not None:
                 conditions.append(column == value)
         if since is not None:
-            conditions.append(log.c.started_at >= _utc(since))
+            conditions.append(log.c.started_at >= as_utc(since))
         if until is not None:
-            conditions.append(log.c.started_at < _utc(until))
+            conditions.append(log.c.started_at < as_utc(until))
         if actor is not None:
             conditions.append(sa.or_(log.c.triggered_by == actor, log.c.access_key == actor))
         if limit is not None and limit < 1:
             raise InvalidAPIParameters("must be at least 1", field="limit")
         statement = sa.select(log).where(*conditions).order_by(log.c.started_at, log.c.position).limit(limit)
         return [
-            AuditEntry(**{**row._asdict(), "started_at": _aware(row.started_at), "ended_at": _aware(row.ended_at)})
+            AuditEntry(**{**row._asdict(), "started_at": as_utc(row.started_at), "ended_at": as_utc(row.ended_at)})
             for row in self._rows(statement)
         ]
 
@@ -210,18 +211,8 @@ class Queries:
 
 
 def _group(row: sa.Row[Any]) -> GroupData:
-    return GroupData.from_fields(uuid.UUID(row.key), _aware(row.created_at), _aware(row.modified_at), row.fields)
+    return GroupData.from_fields(uuid.UUID(row.key), as_utc(row.created_at), as_utc(row.modified_at), row.fields)
 
 
 def _policy(row: sa.Row[Any]) -> KeyPairResourcePolicyData:
-    return KeyPairResourcePolicyData.from_fields(row.key, _aware(row.created_at), row.fields)
-
-
-def _aware(at: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything the ledger stores is UTC.
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def _utc(at: datetime) -> datetime:
-    # Stored times are UTC (naive on SQLite): compare in UTC; a naive bound is read as UTC.
-    return _aware(at).astimezone(UTC)
+    return KeyPairResourcePolicyData.from_fields(row.key, as_utc(row.created_at), row.fields)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from domain.group.usage import KernelUsage
+from domain.validation import as_utc
 from projections.engine import ProjectionRunner, ReadModels
 from projections.registry import ReadModelSet
 
@@ -89,21 +90,13 @@ class SqlUsageReader:
         return {row.vfolder_id: f"{row.host}:{row.name}" for row in found}
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    """In UTC: SQLite returns naive UTC times, PostgreSQL times in the session's zone, which
-    would make used_time (a difference) wall-clock time across a DST change."""
-    if at is None:
-        return None
-    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str]) -> KernelUsage:
     # Unpacked by position (the kernels table's column order): a Row's attribute lookups
     # cost more than building the whole KernelUsage.
     (kernel_id, group_id, session_id, session_name, domain_name, user_id, access_key, agent, image,
      slots, mounts, started_at, terminated_at, status, last_stats) = row  # fmt: skip
-    started = _aware(started_at)
-    assert started is not None
+    # In UTC: PostgreSQL's session-zone times would make used_time wall-clock time across DST.
+    started = as_utc(started_at)
     return KernelUsage(
         kernel_id=kernel_id,
         session_id=session_id,
@@ -118,7 +111,7 @@ def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str]) -> KernelUsage
         occupied_slots=dict(slots),
         nfs=[nfs.get(m, m) for m in mounts],
         started_at=started,
-        terminated_at=_aware(terminated_at),
+        terminated_at=None if terminated_at is None else as_utc(terminated_at),
         status=status,
         last_stats=last_stats,
     )

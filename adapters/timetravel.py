@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
@@ -19,6 +19,7 @@ from adapters.store import LedgerApplication
 from domain.base import Entity
 from domain.catalog import ENTITY_KINDS
 from domain.errors import InvalidAPIParameters, ObjectNotFound
+from domain.validation import as_utc
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class TimeTravel:
         if version is not None and version < 1:
             raise InvalidAPIParameters("versions start at 1", field="version")
         if at is not None:
-            version = self._version_at(stream, _aware(at))
+            version = self._version_at(stream, as_utc(at))
             if version == 0:
                 return None
         try:
@@ -118,10 +119,6 @@ class TimeTravel:
             else:
                 high = middle - 1
         return low
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _time(event: Any) -> datetime:

@@ -220,3 +220,9 @@ def parse_time(raw: Any, field: str) -> datetime:
     if not isinstance(raw, datetime):
         raise InvalidAPIParameters(f"expected a time, got {type(raw).__name__}", field=field)
     return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
+
+
+def as_utc(at: datetime) -> datetime:
+    """The same instant in UTC; a naive time is taken as UTC already (SQLite returns the
+    ledger's UTC times naive, PostgreSQL in its session's zone)."""
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)

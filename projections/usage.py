@@ -27,6 +27,7 @@ from sqlalchemy.exc import NoResultFound
 
 from domain.group import Group
 from domain.group.usage import local_days
+from domain.validation import as_utc
 from domain.workload import Kernel, VFolder
 from projections.engine import Batch, BulkInsert, Projection, on
 
@@ -254,7 +255,7 @@ class UsageProjection(Projection):
         found = {}
         for chunk in _chunks(kernel_ids):
             for row in conn.execute(self._kernel_infos, {"ids": chunk}):
-                found[row.kernel_id] = (row.group_id, _aware(row.started_at), row.occupied_slots)
+                found[row.kernel_id] = (row.group_id, as_utc(row.started_at), row.occupied_slots)
         return found
 
     def seconds_per_day(self, start: datetime, end: datetime) -> list[tuple[Any, float]]:
@@ -329,8 +330,3 @@ def _daily_row(key: DailyKey, amount: float) -> dict[str, Any]:
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     return (items[first : first + _CHUNK] for first in range(0, len(items), _CHUNK))
-
-
-def _aware(at: datetime) -> datetime:
-    # SQLite returns naive UTC times; PostgreSQL times in the session's zone (DST-prone).
-    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
