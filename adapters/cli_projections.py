@@ -23,6 +23,8 @@ from rich.table import Table
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import State, _print, _state, _table, app
 from adapters.follow import follow
+from adapters.rebuild import PARALLEL_FROM
+from adapters.rebuild import catch_up as parallel_catch_up
 from domain.errors import InvalidAPIParameters
 from projections.engine import Projection, ProjectionStatus
 
@@ -118,6 +120,14 @@ def rebuild(
         str | None, typer.Argument(metavar="[NAME]", help="A projection (default: every pending one).")
     ] = None,
     batch_size: BatchSizeOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help=f"Processes sharing the projections (default: one per core from {PARALLEL_FROM} events on).",
+        ),
+    ] = None,
 ) -> None:
     """Build the pending version of projections whose version this code raised, in new
     tables from the first event, while the old version keeps serving; then switch reads to
@@ -132,7 +142,7 @@ def rebuild(
         chosen = [p for p in runner.pending() if p in named]
         if chosen:
             with _progress_bar() as update:
-                runner.catch_up(chosen, progress=update)
+                parallel_catch_up(ledger, chosen, workers, progress=update)
         lineages = {p.lineage for p in named}
         found = [s for s in runner.status() if s.name in lineages]
     if chosen:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.audit import AuditRecord
-from projections.engine import Batch, BulkInsert, Projection
+from projections.engine import POSITION, Batch, BulkInsert, Projection
 
 AUDIT_COLUMNS = (
     "action_id", "entity_type", "operation", "entity_id", "status", "description", "started_at", "ended_at",
@@ -20,13 +20,15 @@ _TIMES = ("started_at", "ended_at")
 
 class AuditProjection(Projection):
     name = "audit"
-    version = 1
+    # 2: the position is SQLite's rowid (see `POSITION`).
+    version = 2
+    cost = 0.1  # one row per action, not per event
 
     def __init__(self, metadata: sa.MetaData) -> None:
         super().__init__(metadata)
         self.entries = self.table(
             "entries",
-            sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("position", POSITION, primary_key=True, autoincrement=False),
             sa.Column("action_id", sa.String(36), nullable=False, unique=True),
             sa.Column("entity_type", sa.String(64), nullable=False),
             sa.Column("operation", sa.String(64), nullable=False),

@@ -14,6 +14,7 @@ from projections.engine import Projection
 class EntityProjection(Projection):
     aggregate: ClassVar[type[Entity]]
     key_length: ClassVar[int] = 256
+    cost: ClassVar[float] = 0.1  # policies, keypairs and groups change rarely
 
     def __init__(self, metadata: sa.MetaData) -> None:
         super().__init__(metadata)

@@ -13,7 +13,6 @@ more statements per event dominated its time.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -29,7 +28,7 @@ from domain.group import Group
 from domain.group.usage import local_days
 from domain.validation import as_utc
 from domain.workload import Kernel, VFolder
-from projections.engine import Batch, BulkInsert, Projection, on
+from projections.engine import Batch, BulkInsert, Projection, compact_json, on
 
 _JSON_COLUMNS = ("occupied_slots", "mounts", "last_stats")  # serialised here, as SQLAlchemy would
 # Positions in a row of `kernels` (its columns in order) of what later events change.
@@ -64,7 +63,8 @@ class UsageProjection(Projection):
     name = "usage"
     # 2: times stored in UTC; no rollups of cancelled kernels; DST days of 23 or 25 hours.
     # 3: each group's longest ended kernel, which bounds a window's scan of started kernels.
-    version = 3
+    # 4: no index on terminated_at (no query ranges over it); JSON written compact.
+    version = 4
 
     def __init__(self, metadata: sa.MetaData, timezone: str = "UTC") -> None:
         self.tz = ZoneInfo(timezone)
@@ -89,7 +89,6 @@ class UsageProjection(Projection):
             sa.Column("last_stats", sa.JSON),
             sa.Index(None, "group_id", "started_at"),
             sa.Index(None, "started_at"),
-            sa.Index(None, "terminated_at"),
             sa.Index(None, "status", "group_id"),  # the running kernels, few, found directly
         )
         self.vfolders = self.table(
@@ -157,7 +156,7 @@ class UsageProjection(Projection):
             elif kind is Kernel.StatsReported:
                 row = fold.started.get(kernel_id := str(event.originator_id))
                 if row is not None:
-                    row[_LAST_STATS] = json.dumps(event.stats)
+                    row[_LAST_STATS] = compact_json(event.stats)
                 else:
                     fold.changes.setdefault(kernel_id, {})["stats"] = event.stats
             elif kind is Kernel.Terminated:
@@ -186,7 +185,7 @@ class UsageProjection(Projection):
         assert started is not None
         row = [
             event.key, f["group_id"], f["session_id"], f["session_name"], f["domain_name"], f["user_id"],
-            f["access_key"], f["agent"], f["image"], json.dumps(f["occupied_slots"]), json.dumps(f["mounts"]),
+            f["access_key"], f["agent"], f["image"], compact_json(f["occupied_slots"]), compact_json(f["mounts"]),
             started, None, f["status"], None,
         ]  # fmt: skip
         fold.rows.append(row)

@@ -5,6 +5,7 @@ work is run again, equal a clean rebuild row by row: every event applied exactly
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -20,11 +21,14 @@ import sqlalchemy as sa
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store import parse_url
 from projections.engine import ProjectionRunner, ReadModels, tables_of
+from projections.history import HistoryProjection
+from projections.usage import UsageProjection
 from tests.projections.commands import run, write_workload
 from tests.projections.readmodels import clean_rebuild, dump, old_code
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+HISTORY = HistoryProjection.version
 
 
 def ledger_command(url: str, *args: str) -> list[str]:
@@ -164,13 +168,13 @@ def test_a_rebuild_killed_at_a_random_moment_resumes_and_equals_a_clean_rebuild(
         old_keys = [p.key for p in old.projections.all()]
     with read_models(ledger_url) as db:
         with process(ledger_url, "projections", "rebuild", "--batch-size", "7") as rebuild:
-            reached = kill_after_progress(rebuild, db, "history_v1", head)
+            reached = kill_after_progress(rebuild, db, f"history_v{HISTORY}", head)
         with db.connect() as conn:
             versions = {r.name: r.version for r in conn.execute(sa.select(ProjectionRunner.versions))}
-        assert versions["history"] == 0  # killed before the switch: old code still reads version 0
-        assert positions(db)["history_v0"] == head
+        assert versions["history"] == HISTORY - 1  # killed before the switch: old code still reads it
+        assert positions(db)[f"history_v{HISTORY - 1}"] == head
         done = finish(ledger_url, "projections", "rebuild")
-        assert "rebuilt" in done.stdout and "history v1" in done.stdout
+        assert "rebuilt" in done.stdout and f"history v{HISTORY}" in done.stdout
     with open_ledger(ledger_url) as ledger:
         assert ledger.runner.pending() == []
         assert ledger.runner.positions[ledger.projections.history.key] >= reached
@@ -179,3 +183,64 @@ def test_a_rebuild_killed_at_a_random_moment_resumes_and_equals_a_clean_rebuild(
         with ledger.read_models.connect() as conn:
             assert [t for key in old_keys for t in tables_of(conn, key)] == []
             assert not {r.projection for r in conn.execute(sa.select(ProjectionRunner.tracking))} & set(old_keys)
+
+
+# A rebuild shared between processes
+
+
+def child_pids(pid: int) -> set[int]:
+    """The processes `pid` started (Linux's /proc lists each thread's children)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(child) for child in (task / "children").read_text().split()}
+    return found
+
+
+def wait_for_children(pid: int) -> set[int]:
+    found: set[int] = set()
+
+    def started() -> bool:
+        found.update(child_pids(pid))
+        return bool(found)
+
+    wait_until(started, 60, "the rebuild to start its worker")
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_rebuild_shared_between_processes_equals_a_clean_rebuild(ledger_url: str) -> None:
+    with old_code(), open_ledger(ledger_url) as old:
+        write_workload(old, kernels=300)
+        old.runner.catch_up()
+    done = finish(ledger_url, "--json", "projections", "rebuild", "--workers", "3", "--batch-size", "50")
+    assert set(json.loads(done.stdout)["rebuilt"]) == {p.lineage for p in old.projections.all()}
+    with open_ledger(ledger_url) as ledger:
+        assert ledger.runner.pending() == []
+        assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
+
+
+def test_a_shared_rebuild_killed_at_a_random_moment_resumes_and_leaves_no_worker_behind(ledger_url: str) -> None:
+    with old_code(), open_ledger(ledger_url) as old:
+        head = write_workload(old, kernels=1500)
+        old.runner.catch_up()
+    with read_models(ledger_url) as db:
+        with process(ledger_url, "projections", "rebuild", "--workers", "2", "--batch-size", "7") as rebuild:
+            # This process rebuilds history, a worker it started the rest: kill this one
+            # while the worker is busy, which must then stop by itself.
+            workers = wait_for_children(rebuild.pid)
+            usage = f"usage_v{UsageProjection.version}_utc"
+            reached = kill_after_progress(rebuild, db, usage, head)
+        wait_until(lambda: not any(alive(pid) for pid in workers), 30, "the orphaned workers to stop")
+        # Stopped, not finished: it saw its parent gone at its next batch.
+        assert positions(db)[usage] < head, f"the worker went on from {reached} to the end"
+        finish(ledger_url, "projections", "rebuild", "--workers", "2")
+    with open_ledger(ledger_url) as ledger:
+        assert ledger.runner.pending() == []
+        ledger.runner.catch_up()
+        assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)

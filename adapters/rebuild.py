@@ -1,0 +1,116 @@
+"""Catching projections up in several processes at once.
+
+A rebuild decodes every event and applies it; one process does that on one core. The
+projections are independent (each has its own tables and tracking row), so they are
+shared out between processes (`projections.engine.split`, by each one's `cost`): this
+process catches up the first share, a spawned worker each other one. Every worker is an
+ordinary runner, so everything the engine guarantees holds for each share: batches are
+exactly-once, a killed worker's share resumes from its tracking row, and each pending
+version is activated by whoever brings it up to date. At the end this process catches up
+all of them once more (events stored meanwhile) and activates what is left.
+
+A worker stops at its next batch if this process is gone, so killing a rebuild does not
+leave workers behind for long; what they committed is kept and the next rebuild resumes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.bootstrap import Ledger
+from adapters.store import StoreConfig
+from domain.errors import LedgerError, StoreUnavailable
+from projections.engine import Progress, Projection, split
+
+# Below this many events to apply, starting a process (a second or so of imports and
+# connections) costs more than sharing the work saves.
+PARALLEL_FROM = 50_000
+
+
+def workers_for(ledger: Ledger, chosen: Sequence[Projection], workers: int | None) -> int:
+    """How many processes to use: `workers` if given, else one per core for a large
+    catch-up; always one for a private in-memory database, which no other process sees."""
+    if ledger.read_models.is_memory:
+        return 1
+    if workers is not None:
+        return max(1, workers)
+    head = ledger.app.recorder.max_notification_id() or 0
+    stored = ledger.runner.stored_positions()
+    behind = max((head - stored.get(p.key, 0) for p in chosen), default=0)
+    return (os.cpu_count() or 1) if behind >= PARALLEL_FROM else 1
+
+
+def catch_up(
+    ledger: Ledger,
+    chosen: Sequence[Projection],
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Brings the chosen projections up to date (and activates pending versions), sharing
+    them out between `workers` processes (see `workers_for`); returns the position reached."""
+    runner = ledger.runner
+    shares = split(chosen, workers_for(ledger, chosen, workers))
+    if len(shares) <= 1:
+        return runner.catch_up(chosen, progress)
+    context = multiprocessing.get_context("spawn")  # no inherited connections or locks
+    errors: Any = context.Queue()
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(ledger.config, ledger.timezone, [p.key for p in share], runner.batch_size, os.getpid(), errors),
+            daemon=True,
+        )
+        for share in shares[1:]
+    ]
+    keys = [p.key for p in chosen]
+
+    def overall(_position: int, head: int) -> None:
+        if progress is not None:
+            stored = runner.stored_positions()
+            progress(min(min(stored.get(key, 0) for key in keys), head), head)
+
+    for process in processes:
+        process.start()
+    try:
+        runner.catch_up(shares[0], overall)
+        head = ledger.app.recorder.max_notification_id() or 0
+        while any(process.is_alive() for process in processes):
+            for process in processes:
+                process.join(timeout=0.2)
+            overall(0, head)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # interrupted: a batch in flight rolls back
+                process.join()
+    failed = [_failure(process, errors) for process in processes if process.exitcode != 0]
+    if failed:
+        raise StoreUnavailable("rebuild worker failed: " + "; ".join(failed))
+    runner.refresh()
+    return runner.catch_up(chosen, progress)
+
+
+def _failure(process: Any, errors: Any) -> str:
+    try:
+        return str(errors.get(timeout=1))
+    except queue.Empty:
+        return f"exit code {process.exitcode}"
+
+
+def _worker(config: StoreConfig, timezone: str, keys: list[str], batch_size: int, parent: int, errors: Any) -> None:
+    def stop_if_orphaned(_position: int, _head: int) -> None:
+        if os.getppid() != parent:
+            raise SystemExit(3)
+
+    try:
+        with Ledger(config, timezone, build_pending=False) as ledger:
+            runner = ledger.runner
+            runner.batch_size = batch_size
+            runner.catch_up([p for p in runner.projections if p.key in keys], stop_if_orphaned)
+    except LedgerError as exc:
+        errors.put(f"{', '.join(keys)}: {exc}")
+        raise SystemExit(1) from None
