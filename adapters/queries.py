@@ -8,17 +8,19 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
 
 from adapters.reports import SqlUsageReader
 from adapters.store import LedgerApplication
 from adapters.timetravel import EntityState, TimeTravel
 from domain.base import FieldChanges, diff_fields
-from domain.errors import InvalidAPIParameters
+from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group.types import GroupData
 from domain.keypair.actions import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.validation import as_utc
 from projections.engine import ProjectionRunner, ReadModels
+from projections.history import describe
 from projections.registry import ReadModelSet
 
 
@@ -43,6 +45,23 @@ class HistoryEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "occurred_at": self.occurred_at.isoformat()}
+
+
+def _history_entry(row: Any, entity_type: str, entity_id: str, event: Any) -> HistoryEntry:
+    changes, details = describe(event)
+    return HistoryEntry(
+        position=row.position,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        version=row.version,
+        event=row.event,
+        occurred_at=as_utc(row.occurred_at),
+        action_id=row.action_id,
+        request_id=row.request_id,
+        actor=row.actor,
+        changes=changes,
+        details=details,
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,7 @@ class Queries:
         self._keypairs = projections.keypairs
         self._groups = projections.groups
         self._history = projections.history
+        self._app = app
         self._usage = SqlUsageReader(read_models, runner, projections)
 
     def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
@@ -138,15 +158,29 @@ class Queries:
         return self._usage.totals(first, last, None if group_id is None else str(group_id))
 
     def history(self, entity_type: str, entity_id: str) -> list[HistoryEntry]:
-        entries = self._history.entries
-        statement = (
-            sa.select(entries)
-            .where(entries.c.entity_type == entity_type, entries.c.entity_id == str(entity_id))
-            .order_by(entries.c.position)
-        )
-        return [
-            HistoryEntry(**{**row._asdict(), "occurred_at": as_utc(row.occurred_at)}) for row in self._rows(statement)
-        ]
+        """Every event of the entity, oldest first: who and when from the history read
+        model, what changed from the stored events themselves."""
+        streams, entries = self._history.streams, self._history.entries
+        self._runner.catch_up()
+        with self._db.connect() as conn:
+            found = conn.execute(
+                sa.select(streams.c.number, streams.c.stream_id).where(
+                    streams.c.entity_type == entity_type, streams.c.entity_id == str(entity_id)
+                )
+            ).all()
+            numbers = {row.number: row.stream_id for row in found}
+            rows = conn.execute(
+                sa.select(entries).where(entries.c.stream.in_(list(numbers))).order_by(entries.c.position)
+            ).all()
+        # Only the versions the read model has reached: events stored since are not shown.
+        try:
+            events = {
+                number: {e.originator_version: e for e in self._app.events.get(stream_id)}
+                for number, stream_id in numbers.items()
+            }
+        except PersistenceError as exc:
+            raise StoreUnavailable(f"event store read failed: {exc}") from exc
+        return [_history_entry(row, entity_type, str(entity_id), events[row.stream][row.version]) for row in rows]
 
     def audit_log(
         self,
