@@ -139,6 +139,7 @@ def rebuild(
         if not named:
             raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
         runner.batch_size = batch_size or runner.batch_size
+        runner.collect_garbage()  # the old tables a killed rebuild left to drop
         chosen = [p for p in runner.pending() if p in named]
         if chosen:
             with _progress_bar() as update:

@@ -334,6 +334,11 @@ class ProjectionRunner:
         sa.Column("projection", sa.String(128), primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
+    garbage = sa.Table(  # keys of replaced versions whose tables are still to be dropped
+        "projection_garbage",
+        tracking_metadata,
+        sa.Column("projection", sa.String(128), primary_key=True),
+    )
     versions = sa.Table(
         "projection_versions",
         tracking_metadata,
@@ -533,9 +538,10 @@ class ProjectionRunner:
                 self._activate(projection)
 
     def _activate(self, projection: Projection) -> None:
-        """Makes a caught-up pending version the active one and drops the old version's
-        tables, in one transaction. The update comes first and is conditional: of several
-        processes activating at once, one does it and the others only re-read."""
+        """Makes a caught-up pending version the active one and marks the old version's
+        tables as garbage, in one transaction, then drops them (`collect_garbage`). The
+        update comes first and is conditional: of several processes activating at once, one
+        does it and the others only re-read."""
         old_version, old_key = self.active[projection.lineage]
         with self.read_models.begin() as conn:
             flipped = conn.execute(
@@ -545,9 +551,38 @@ class ProjectionRunner:
             )
             if flipped.rowcount == 1:
                 conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == old_key))
-                _drop_tables_of(conn, old_key)
+                conn.execute(sa.insert(self.garbage).values(projection=old_key))
         self._read_state()
         self._refuse_outdated_code()  # another process may have activated a still newer version
+        self.collect_garbage()
+
+    def collect_garbage(self) -> None:
+        """Drops the tables of replaced versions. On SQLite a DROP of a large table holds
+        the database's one write lock while it frees every page (minutes for a table of
+        millions of rows, with the event store in the same file), so the rows go first, a
+        short transaction per chunk, and the empty table after. A collection cut short is
+        finished by the next one (each activation and rebuild starts one)."""
+        with self.read_models.connect() as conn:
+            keys = list(conn.execute(sa.select(self.garbage.c.projection)).scalars())
+        for key in keys:
+            with self.read_models.connect() as conn:
+                names = tables_of(conn, key)
+            for name in names:
+                table = sa.Table(name, sa.MetaData())
+                if self.read_models.engine.dialect.name == "sqlite":
+                    self._empty_in_chunks(name)
+                with self.read_models.begin() as conn:
+                    conn.execute(DropTable(table, if_exists=True))
+            with self.read_models.begin() as conn:
+                conn.execute(sa.delete(self.garbage).where(self.garbage.c.projection == key))
+
+    def _empty_in_chunks(self, name: str, chunk: int = 20_000) -> None:
+        quoted = self.read_models.engine.dialect.identifier_preparer.quote(name)
+        delete = sa.text(f"DELETE FROM {quoted} WHERE rowid IN (SELECT rowid FROM {quoted} LIMIT {chunk})")
+        while True:
+            with self.read_models.begin() as conn:
+                if conn.execute(delete).rowcount < chunk:
+                    return
 
     def status(self) -> list[ProjectionStatus]:
         """Every read model recorded in the database (this code's and others', such as the

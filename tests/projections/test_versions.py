@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -205,3 +207,37 @@ def test_cli_status_and_rebuild_of_a_pending_version(ledger_url: str) -> None:
     result = CliRunner().invoke(app, ["--db", ledger_url, "projections", "rebuild", "nothing"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
+
+
+def test_old_tables_a_cut_short_collection_left_are_dropped_by_the_next_one(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as old:
+        for i in range(3):
+            run(old, ("policy", f"p{i}", i))
+        old.runner.catch_up()
+    stop_after_chunks = ProjectionRunner._empty_in_chunks
+
+    def interrupted(runner: ProjectionRunner, name: str, chunk: int = 20_000) -> None:
+        stop_after_chunks(runner, name, chunk=1)  # a chunk of one row each: all of them, one by one
+        raise KeyboardInterrupt  # then the process stops before the DROP
+
+    with pytest.MonkeyPatch.context() as patch:
+        if ledger_url.startswith("sqlite"):
+            patch.setattr(ProjectionRunner, "_empty_in_chunks", interrupted)
+        else:
+            patch.setattr(ProjectionRunner, "collect_garbage", lambda runner: None)
+        with pytest.raises(KeyboardInterrupt) if ledger_url.startswith("sqlite") else _nothing():
+            new_code(ledger_url).close()
+    with new_code(ledger_url) as new:
+        with new.read_models.connect() as conn:
+            left = list(conn.execute(sa.select(ProjectionRunner.garbage.c.projection)).scalars())
+        assert left == [OLD_KEY] and version_tables(new, OLD_KEY) != []
+        new.runner.collect_garbage()
+        assert version_tables(new, OLD_KEY) == []
+        with new.read_models.connect() as conn:
+            assert list(conn.execute(sa.select(ProjectionRunner.garbage))) == []
+        assert sessions(new) == {"default": 30, "p0": 0, "p1": 1, "p2": 2}
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
