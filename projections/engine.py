@@ -538,8 +538,10 @@ class ProjectionRunner:
                 self._activate(projection)
 
     def _activate(self, projection: Projection) -> None:
-        """Makes a caught-up pending version the active one and marks the old version's
-        tables as garbage, in one transaction, then drops them (`collect_garbage`). The
+        """Makes a caught-up pending version the active one and, in the same transaction,
+        takes the old version's tables away from old code: dropped on PostgreSQL; renamed
+        `replaced_…` and marked as garbage on SQLite, where `collect_garbage` drops them
+        after (old code then fails on a missing table and refuses to read, at once). The
         update comes first and is conditional: of several processes activating at once, one
         does it and the others only re-read."""
         old_version, old_key = self.active[projection.lineage]
@@ -551,7 +553,13 @@ class ProjectionRunner:
             )
             if flipped.rowcount == 1:
                 conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == old_key))
-                conn.execute(sa.insert(self.garbage).values(projection=old_key))
+                if conn.dialect.name == "sqlite":
+                    quote = conn.dialect.identifier_preparer.quote
+                    for name in tables_of(conn, old_key):
+                        conn.exec_driver_sql(f"ALTER TABLE {quote(name)} RENAME TO {quote(_REPLACED + name)}")
+                    conn.execute(sa.insert(self.garbage).values(projection=_REPLACED + old_key))
+                else:
+                    _drop_tables_of(conn, old_key)
         self._read_state()
         self._refuse_outdated_code()  # another process may have activated a still newer version
         self.collect_garbage()
@@ -639,6 +647,9 @@ def gc_paused() -> Iterator[None]:
 def tables_of(conn: Connection, key: str) -> list[str]:
     """The tables of the projection version `key` (named `{key}_{table}`)."""
     return sorted(name for name in sa.inspect(conn).get_table_names() if name.startswith(f"{key}_"))
+
+
+_REPLACED = "replaced_"  # the prefix of a replaced version's tables still to be dropped (SQLite)
 
 
 def _drop_tables_of(conn: Connection, key: str) -> None:

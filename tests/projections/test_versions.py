@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -214,30 +212,32 @@ def test_old_tables_a_cut_short_collection_left_are_dropped_by_the_next_one(ledg
         for i in range(3):
             run(old, ("policy", f"p{i}", i))
         old.runner.catch_up()
-    stop_after_chunks = ProjectionRunner._empty_in_chunks
-
-    def interrupted(runner: ProjectionRunner, name: str, chunk: int = 20_000) -> None:
-        stop_after_chunks(runner, name, chunk=1)  # a chunk of one row each: all of them, one by one
-        raise KeyboardInterrupt  # then the process stops before the DROP
-
-    with pytest.MonkeyPatch.context() as patch:
-        if ledger_url.startswith("sqlite"):
-            patch.setattr(ProjectionRunner, "_empty_in_chunks", interrupted)
-        else:
-            patch.setattr(ProjectionRunner, "collect_garbage", lambda runner: None)
-        with pytest.raises(KeyboardInterrupt) if ledger_url.startswith("sqlite") else _nothing():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ProjectionRunner, "collect_garbage", lambda runner: None)  # as if killed before it
             new_code(ledger_url).close()
+        # Old code refuses at once: its tables are gone (renamed, on SQLite), not half emptied.
+        with pytest.raises(ReadModelVersionMismatch):
+            old.queries.keypair_resource_policies()
     with new_code(ledger_url) as new:
         with new.read_models.connect() as conn:
             left = list(conn.execute(sa.select(ProjectionRunner.garbage.c.projection)).scalars())
-        assert left == [OLD_KEY] and version_tables(new, OLD_KEY) != []
-        new.runner.collect_garbage()
+        if ledger_url.startswith("sqlite"):
+            assert left == [f"replaced_{OLD_KEY}"] and version_tables(new, left[0]) == [f"replaced_{OLD_KEY}_rows"]
+            stop_after_chunks = ProjectionRunner._empty_in_chunks
+
+            def interrupted(runner: ProjectionRunner, name: str, chunk: int = 20_000) -> None:
+                stop_after_chunks(runner, name, chunk=1)  # one row per transaction, all of them
+                raise KeyboardInterrupt  # then the process stops before the DROP
+
+            with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
+                patch.setattr(ProjectionRunner, "_empty_in_chunks", interrupted)
+                new.runner.collect_garbage()
+            assert version_tables(new, left[0]) == [f"replaced_{OLD_KEY}_rows"]
+            new.runner.collect_garbage()
+            assert version_tables(new, left[0]) == []
+        else:
+            assert left == []  # dropped in the switch itself
         assert version_tables(new, OLD_KEY) == []
         with new.read_models.connect() as conn:
             assert list(conn.execute(sa.select(ProjectionRunner.garbage))) == []
         assert sessions(new) == {"default": 30, "p0": 0, "p1": 1, "p2": 2}
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
