@@ -114,3 +114,5 @@ def _worker(config: StoreConfig, timezone: str, keys: list[str], batch_size: int
     except LedgerError as exc:
         errors.put(f"{', '.join(keys)}: {exc}")
         raise SystemExit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
+        raise SystemExit(130) from None
