@@ -79,12 +79,7 @@ class Ledger:
         self.config = config
         self.timezone = _timezone(timezone)
         with _exclusive_setup(config):
-            try:
-                self.app = LedgerApplication(config)
-            except LedgerError:
-                raise
-            except Exception as exc:
-                raise StoreUnavailable(f"cannot open the event store: {exc}") from exc
+            self.app = _open_store(config)
             self.read_models = ReadModels(config.read_model_url, config.connect_args)
             self.projections = build_projections(sa.MetaData(), self.timezone)
             self.runner = ProjectionRunner(self.read_models, self.app.recorder, self.app.mapper, self.projections.all())
@@ -140,6 +135,33 @@ def open_ledger(url: str | None = None, timezone: str | None = None, *, build_pe
     this returns, unless `build_pending` is false (then the first catch-up builds it; see
     `ProjectionRunner.setup` and `ledger projections rebuild`)."""
     return Ledger(parse_url(url), timezone, build_pending=build_pending)
+
+
+@contextmanager
+def projection_runner(config: StoreConfig, timezone: str) -> Iterator[ProjectionRunner]:
+    """A runner over a ledger another process has set up (its tables, versions and
+    tracking rows exist), without the read-model DDL of `Ledger`: on PostgreSQL that would
+    queue behind, and deadlock with, the other process's batches. For rebuild workers."""
+    with _exclusive_setup(config):
+        app = _open_store(config)
+    read_models = ReadModels(config.read_model_url, config.connect_args)
+    try:
+        projections = build_projections(sa.MetaData(), _timezone(timezone)).all()
+        runner = ProjectionRunner(read_models, app.recorder, app.mapper, projections)
+        runner.refresh()
+        yield runner
+    finally:
+        read_models.close()
+        app.close()
+
+
+def _open_store(config: StoreConfig) -> LedgerApplication:
+    try:
+        return LedgerApplication(config)
+    except LedgerError:
+        raise
+    except Exception as exc:
+        raise StoreUnavailable(f"cannot open the event store: {exc}") from exc
 
 
 def _timezone(name: str | None) -> str:

@@ -139,11 +139,11 @@ def rebuild(
         if not named:
             raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
         runner.batch_size = batch_size or runner.batch_size
-        runner.collect_garbage()  # the old tables a killed rebuild left to drop
         chosen = [p for p in runner.pending() if p in named]
         if chosen:
             with _progress_bar() as update:
                 parallel_catch_up(ledger, chosen, workers, progress=update)
+        runner.collect_garbage()  # the replaced versions' tables (and any a killed run left)
         lineages = {p.lineage for p in named}
         found = [s for s in runner.status() if s.name in lineages]
     if chosen:

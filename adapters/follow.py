@@ -23,6 +23,8 @@ from adapters.bootstrap import Ledger
 from adapters.store import StoreConfig
 from domain.errors import ReadModelVersionMismatch, StoreUnavailable
 
+GARBAGE_CHUNKS_PER_WAKE = 5
+
 
 class Wakeup(Protocol):
     def wait(self, timeout: float) -> None:
@@ -107,9 +109,19 @@ def follow(
             else:
                 if on_position is not None:
                     on_position(position)
+                _collect_some_garbage(ledger)
             if once:
                 return position
             wakeup.wait(poll_interval)
+
+
+def _collect_some_garbage(ledger: Ledger) -> None:
+    """A few chunks of a replaced version's tables per wake: the tables go in the
+    background of following, which a whole collection would hold up for minutes."""
+    try:
+        ledger.runner.collect_garbage(max_chunks=GARBAGE_CHUNKS_PER_WAKE)
+    except StoreUnavailable as exc:
+        _warn(f"dropping replaced read-model tables failed, retrying later: {exc}")
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:

@@ -21,7 +21,7 @@ import queue
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.bootstrap import Ledger
+from adapters.bootstrap import Ledger, projection_runner
 from adapters.store import StoreConfig
 from domain.errors import LedgerError, StoreUnavailable
 from projections.engine import Progress, Projection, split
@@ -107,8 +107,7 @@ def _worker(config: StoreConfig, timezone: str, keys: list[str], batch_size: int
             raise SystemExit(3)
 
     try:
-        with Ledger(config, timezone, build_pending=False) as ledger:
-            runner = ledger.runner
+        with projection_runner(config, timezone) as runner:
             runner.batch_size = batch_size
             runner.catch_up([p for p in runner.projections if p.key in keys], stop_if_orphaned)
     except LedgerError as exc:

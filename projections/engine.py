@@ -388,6 +388,7 @@ class ProjectionRunner:
         """Builds every pending version and makes it active (see `catch_up`)."""
         if self.pending():
             self.catch_up(self.pending(), progress)
+        self.collect_garbage()
 
     def _tables(self) -> list[sa.Table]:
         metadatas = {id(p.metadata): p.metadata for p in self.projections}.values()
@@ -398,14 +399,27 @@ class ProjectionRunner:
         return {"name": projection.lineage, "version": projection.version, "projection": projection.key}
 
     def _create(self, tables: Sequence[sa.Table]) -> None:
+        """Creates the missing tables with their indexes. Existing ones are skipped before
+        any DDL: on PostgreSQL even `CREATE INDEX IF NOT EXISTS` locks the table, so it
+        would queue behind a runner's batch and could deadlock with it."""
+        with self.read_models.connect() as conn:
+            existing = set(sa.inspect(conn).get_table_names())
+        missing = [table for table in tables if table.name not in existing]
+        if not missing:
+            return
         with self.read_models.begin() as conn:
-            for table in tables:
+            for table in missing:
                 conn.execute(CreateTable(table, if_not_exists=True))
                 for index in table.indexes:
                     conn.execute(CreateIndex(index, if_not_exists=True))
 
     def _insert_missing(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        """Inserts the rows whose primary key is absent; concurrent inserters all succeed."""
+        """Inserts the rows whose primary key is absent; concurrent inserters all succeed.
+        Rows already there are left alone, without waiting on a batch that updates them."""
+        (key,) = table.primary_key.columns
+        with self.read_models.connect() as conn:
+            present = set(conn.execute(sa.select(key)).scalars())
+        rows = [row for row in rows if row[key.key] not in present]
         if not rows:
             return
         with self.read_models.begin() as conn:
@@ -562,35 +576,47 @@ class ProjectionRunner:
                     _drop_tables_of(conn, old_key)
         self._read_state()
         self._refuse_outdated_code()  # another process may have activated a still newer version
-        self.collect_garbage()
 
-    def collect_garbage(self) -> None:
-        """Drops the tables of replaced versions. On SQLite a DROP of a large table holds
-        the database's one write lock while it frees every page (minutes for a table of
-        millions of rows, with the event store in the same file), so the rows go first, a
-        short transaction per chunk, and the empty table after. A collection cut short is
-        finished by the next one (each activation and rebuild starts one)."""
+    def collect_garbage(self, max_chunks: int | None = None) -> bool:
+        """Drops the tables of replaced versions (SQLite's; PostgreSQL drops them in the
+        switch); True when none is left. A DROP of a large table holds SQLite's one write
+        lock while it frees every page (minutes for millions of rows, with the event store
+        in the same file), so the rows go first, `GARBAGE_CHUNK` per transaction, and the
+        empty table after; `max_chunks` bounds one call's work. Not run by the catch-up
+        that activates a version (a query's read-your-writes would wait on it) but by
+        `build_pending`, `ledger projections rebuild` and, a few chunks per wake, the follower;
+        a collection cut short is taken up by the next one."""
+        used = 0
         with self.read_models.connect() as conn:
             keys = list(conn.execute(sa.select(self.garbage.c.projection)).scalars())
         for key in keys:
             with self.read_models.connect() as conn:
                 names = tables_of(conn, key)
             for name in names:
-                table = sa.Table(name, sa.MetaData())
                 if self.read_models.engine.dialect.name == "sqlite":
-                    self._empty_in_chunks(name)
+                    emptied, chunks = self._empty_in_chunks(name, None if max_chunks is None else max_chunks - used)
+                    used += chunks
+                    if not emptied:
+                        return False
                 with self.read_models.begin() as conn:
-                    conn.execute(DropTable(table, if_exists=True))
+                    conn.execute(DropTable(sa.Table(name, sa.MetaData()), if_exists=True))
             with self.read_models.begin() as conn:
                 conn.execute(sa.delete(self.garbage).where(self.garbage.c.projection == key))
+        return True
 
-    def _empty_in_chunks(self, name: str, chunk: int = 20_000) -> None:
+    def _empty_in_chunks(self, name: str, limit: int | None) -> tuple[bool, int]:
+        """Deletes the table's rows, a chunk per transaction, at most `limit` chunks:
+        (emptied, chunks used)."""
         quoted = self.read_models.engine.dialect.identifier_preparer.quote(name)
-        delete = sa.text(f"DELETE FROM {quoted} WHERE rowid IN (SELECT rowid FROM {quoted} LIMIT {chunk})")
-        while True:
+        delete = sa.text(f"DELETE FROM {quoted} WHERE rowid IN (SELECT rowid FROM {quoted} LIMIT {GARBAGE_CHUNK})")
+        chunks = 0
+        while limit is None or chunks < limit:
             with self.read_models.begin() as conn:
-                if conn.execute(delete).rowcount < chunk:
-                    return
+                deleted = conn.execute(delete).rowcount
+            chunks += 1
+            if deleted < GARBAGE_CHUNK:
+                return True, chunks
+        return False, chunks
 
     def status(self) -> list[ProjectionStatus]:
         """Every read model recorded in the database (this code's and others', such as the
@@ -649,6 +675,7 @@ def tables_of(conn: Connection, key: str) -> list[str]:
     return sorted(name for name in sa.inspect(conn).get_table_names() if name.startswith(f"{key}_"))
 
 
+GARBAGE_CHUNK = 20_000  # rows of a replaced table deleted per transaction (SQLite)
 _REPLACED = "replaced_"  # the prefix of a replaced version's tables still to be dropped (SQLite)
 
 

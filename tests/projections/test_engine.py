@@ -97,3 +97,26 @@ def test_two_runners_on_one_read_model_apply_each_event_once(ledger_url: str) ->
 def test_read_model_errors_are_domain_errors(memory_ledger: Ledger) -> None:
     with pytest.raises(StoreUnavailable), memory_ledger.read_models.connect() as conn:
         conn.execute(sa.text("SELECT * FROM no_such_table"))
+
+
+def test_opening_a_set_up_ledger_does_not_wait_for_a_batch_in_flight(ledger_url: str) -> None:
+    """A follower's batch holds row locks on read-model tables until it commits; another
+    process opening the ledger meanwhile must not queue DDL behind it (on PostgreSQL even
+    `CREATE INDEX IF NOT EXISTS` takes a lock on the table, and could deadlock)."""
+    with open_ledger(ledger_url) as first:
+        rows, tracking = first.projections.history.entries, ProjectionRunner.tracking
+        opened = threading.Event()
+
+        def open_second() -> None:
+            with open_ledger(ledger_url, build_pending=False):
+                opened.set()
+
+        with first.read_models.begin() as batch:
+            # As a batch does: the tracking rows moved, the tables written.
+            batch.execute(sa.update(tracking).values(position=tracking.c.position))
+            if ledger_url.startswith("postgresql"):  # (SQLite: the update took the one write lock)
+                batch.execute(sa.text(f'LOCK TABLE "{rows.name}" IN ROW EXCLUSIVE MODE'))
+            opener = threading.Thread(target=open_second)
+            opener.start()
+            assert opened.wait(10), "opening the ledger waited for the batch to commit"
+        opener.join()

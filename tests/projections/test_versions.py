@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
+from adapters.follow import follow
 from domain.errors import ReadModelVersionMismatch
+from projections import engine
 from projections.engine import ProjectionRunner, tables_of
 from projections.policies import PoliciesProjection
 from tests.projections.commands import run
@@ -213,28 +215,23 @@ def test_old_tables_a_cut_short_collection_left_are_dropped_by_the_next_one(ledg
             run(old, ("policy", f"p{i}", i))
         old.runner.catch_up()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(ProjectionRunner, "collect_garbage", lambda runner: None)  # as if killed before it
+            patch.setattr(ProjectionRunner, "collect_garbage", lambda runner: True)  # as if killed before it
             new_code(ledger_url).close()
         # Old code refuses at once: its tables are gone (renamed, on SQLite), not half emptied.
         with pytest.raises(ReadModelVersionMismatch):
             old.queries.keypair_resource_policies()
-    with new_code(ledger_url) as new:
+    with new_code(ledger_url, build_pending=False) as new:
         with new.read_models.connect() as conn:
             left = list(conn.execute(sa.select(ProjectionRunner.garbage.c.projection)).scalars())
         if ledger_url.startswith("sqlite"):
             assert left == [f"replaced_{OLD_KEY}"] and version_tables(new, left[0]) == [f"replaced_{OLD_KEY}_rows"]
-            stop_after_chunks = ProjectionRunner._empty_in_chunks
-
-            def interrupted(runner: ProjectionRunner, name: str, chunk: int = 20_000) -> None:
-                stop_after_chunks(runner, name, chunk=1)  # one row per transaction, all of them
-                raise KeyboardInterrupt  # then the process stops before the DROP
-
-            with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
-                patch.setattr(ProjectionRunner, "_empty_in_chunks", interrupted)
-                new.runner.collect_garbage()
-            assert version_tables(new, left[0]) == [f"replaced_{OLD_KEY}_rows"]
-            new.runner.collect_garbage()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(engine, "GARBAGE_CHUNK", 1)  # a row per transaction: 4 policies, 4 chunks
+                assert new.runner.collect_garbage(max_chunks=2) is False
+                assert version_tables(new, left[0]) == [f"replaced_{OLD_KEY}_rows"]
+                follow(new, 0.01, once=True)  # the follower goes on, a few chunks per wake
             assert version_tables(new, left[0]) == []
+            assert new.runner.collect_garbage() is True
         else:
             assert left == []  # dropped in the switch itself
         assert version_tables(new, OLD_KEY) == []
