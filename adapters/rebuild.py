@@ -41,7 +41,14 @@ def workers_for(ledger: Ledger, chosen: Sequence[Projection], workers: int | Non
     head = ledger.app.recorder.max_notification_id() or 0
     stored = ledger.runner.stored_positions()
     behind = max((head - stored.get(p.key, 0) for p in chosen), default=0)
-    return (os.cpu_count() or 1) if behind >= PARALLEL_FROM else 1
+    return cores() if behind >= PARALLEL_FROM else 1
+
+
+def cores() -> int:
+    """The cores this process may run on (a container's share, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def catch_up(

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import cProfile
 import dataclasses
-import os
 import pstats
 import sqlite3
 import sys
@@ -42,6 +41,7 @@ import sqlalchemy as sa
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.rebuild import catch_up as shared_catch_up
+from adapters.rebuild import cores
 from domain.group import CreateGroupAction, Group
 from domain.keypair_resource_policy import (
     CreateKeyPairResourcePolicyAction,
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2000, help="notifications per batch (rebuild and decode)")
     parser.add_argument("--db", help="an empty ledger URL; default: a SQLite file in a temporary folder")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the rebuild")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes of the shared rebuild")
+    parser.add_argument("--workers", type=int, default=cores(), help="processes of the shared rebuild")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="bench-rebuild-") as folder,
