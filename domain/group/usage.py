@@ -243,26 +243,32 @@ _SUMMED = (
 )  # fmt: skip
 
 
+_G_SUMMED = [(name, f"g_{name}") for name in _SUMMED]
+
+
 def month_report(kernels: Iterable[KernelUsage], tz: ZoneInfo) -> list[dict[str, Any]]:
     """One entry per group with the g_* totals and its kernels in `c_infos`."""
     groups: dict[str, dict[str, Any]] = {}
+    devices: dict[str, set[str]] = {}  # per group, sorted into g_device_type at the end
     for kernel in sorted(kernels, key=lambda k: (k.group_id, k.started_at, k.kernel_id)):
         info = container_info(kernel, tz)
-        entry = groups.setdefault(
-            kernel.group_id,
-            {
+        entry = groups.get(kernel.group_id)
+        if entry is None:
+            entry = groups[kernel.group_id] = {
                 "domain_name": kernel.domain_name,
                 "g_id": kernel.group_id,
                 "g_name": kernel.group_name,
-                **{f"g_{name}": 0 for name in _SUMMED},
+                **{total: 0 for _name, total in _G_SUMMED},
                 "g_device_type": [],
                 "c_infos": [],
-            },
-        )
-        for name in _SUMMED:
-            entry[f"g_{name}"] += info[name]
-        entry["g_device_type"] = sorted(set(entry["g_device_type"]) | set(info["device_type"]))
+            }
+            devices[kernel.group_id] = set()
+        for name, total in _G_SUMMED:
+            entry[total] += info[name]
+        devices[kernel.group_id].update(info["device_type"])
         entry["c_infos"].append(info)
+    for group_id, entry in groups.items():
+        entry["g_device_type"] = sorted(devices[group_id])
     return list(groups.values())
 
 
