@@ -289,9 +289,6 @@ def _sqlite_read_model_settings(dbapi_connection: Any, _record: Any) -> None:
     if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
         dbapi_connection.execute("PRAGMA wal_autocheckpoint=10000")
-    # A 64 MB page cache (the default is 2 MB): a rebuild inserts all over large indexes,
-    # and a report reads thousands of rows; pages are allocated only as they are used.
-    dbapi_connection.execute("PRAGMA cache_size=-65536")
 
 
 class _StalePosition(Exception):
