@@ -22,7 +22,8 @@ class SqlUsageReader:
         self._groups = projections.groups
 
     def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
-        """REFERENCE.md's selection, answered by the (started_at) and (terminated_at) indexes."""
+        """REFERENCE.md's selection, answered by the (group_id, started_at), (started_at) and
+        (status, group_id) indexes."""
         k, spans = self._usage.kernels, self._usage.spans
         start, end = start.astimezone(UTC), end.astimezone(UTC)  # SQLite compares wall clocks, stored in UTC
         groups = None if group_ids is None else [str(g) for g in group_ids]

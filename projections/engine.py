@@ -385,7 +385,7 @@ class ProjectionRunner:
         """Builds every pending version and makes it active (see `catch_up`)."""
         if self.pending():
             self.catch_up(self.pending(), progress)
-        self.collect_garbage()
+            self.collect_garbage()  # the replaced tables: this process is building anyway
 
     def _tables(self) -> list[sa.Table]:
         metadatas = {id(p.metadata): p.metadata for p in self.projections}.values()
@@ -420,8 +420,7 @@ class ProjectionRunner:
         if not rows:
             return
         with self.read_models.begin() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+            conn.execute(insert_for(conn, table).on_conflict_do_nothing(), rows)
 
     def refresh(self) -> None:
         """Re-reads versions and positions, which other processes may have moved."""
@@ -452,10 +451,10 @@ class ProjectionRunner:
                 )
 
     def _discard(self, key: str) -> None:
-        """Drops the tables and tracking row of a version that is not and will never be active."""
+        """Takes away the tables and tracking row of a version that is not and will never be active."""
         with self.read_models.begin() as conn:
             conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == key))
-            _drop_tables_of(conn, key)
+            self._retire_tables(conn, key)
 
     def _explain_replaced_version(self) -> None:
         """A read failed: if newer code replaced one of our versions, say so."""
@@ -564,15 +563,21 @@ class ProjectionRunner:
             )
             if flipped.rowcount == 1:
                 conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == old_key))
-                if conn.dialect.name == "sqlite":
-                    quote = conn.dialect.identifier_preparer.quote
-                    for name in tables_of(conn, old_key):
-                        conn.exec_driver_sql(f"ALTER TABLE {quote(name)} RENAME TO {quote(_REPLACED + name)}")
-                    conn.execute(sa.insert(self.garbage).values(projection=_REPLACED + old_key))
-                else:
-                    _drop_tables_of(conn, old_key)
+                self._retire_tables(conn, old_key)
         self._read_state()
         self._refuse_outdated_code()  # another process may have activated a still newer version
+
+    def _retire_tables(self, conn: Connection, key: str) -> None:
+        """Takes the tables of version `key` away, in the caller's transaction: dropped on
+        PostgreSQL; on SQLite renamed `replaced_…` and left to `collect_garbage`."""
+        if conn.dialect.name != "sqlite":
+            for name in tables_of(conn, key):
+                conn.execute(DropTable(sa.Table(name, sa.MetaData())))
+            return
+        quote = conn.dialect.identifier_preparer.quote
+        for name in tables_of(conn, key):
+            conn.exec_driver_sql(f"ALTER TABLE {quote(name)} RENAME TO {quote(_REPLACED + name)}")
+        conn.execute(insert_for(conn, self.garbage).on_conflict_do_nothing(), {"projection": _REPLACED + key})
 
     def collect_garbage(self, max_chunks: int | None = None) -> bool:
         """Drops the tables of replaced versions (SQLite's; PostgreSQL drops them in the
@@ -580,9 +585,10 @@ class ProjectionRunner:
         lock while it frees every page (minutes for millions of rows, with the event store
         in the same file), so the rows go first, `GARBAGE_CHUNK` per transaction, and the
         empty table after; `max_chunks` bounds one call's work. Not run by the catch-up
-        that activates a version (a query's read-your-writes would wait on it) but by
-        `build_pending`, `ledger projections rebuild` and, a few chunks per wake, the follower;
-        a collection cut short is taken up by the next one."""
+        that activates a version (a query's read-your-writes would wait on it), nor when a
+        ledger is opened with nothing to build, but by a `build_pending` that built,
+        `ledger projections rebuild` and, a few chunks per wake, the follower; a collection
+        cut short is taken up by the next one."""
         used = 0
         with self.read_models.connect() as conn:
             keys = list(conn.execute(sa.select(self.garbage.c.projection)).scalars())
@@ -638,6 +644,16 @@ class ProjectionRunner:
         return found
 
 
+def insert_for(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT in the connection's dialect, which has ON CONFLICT (PostgreSQL or SQLite)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """`items` in slices of at most `size`: for `IN (...)` lists under every driver's limit."""
+    return (items[first : first + size] for first in range(0, len(items), size))
+
+
 def split(projections: Sequence[Projection], parts: int) -> list[list[Projection]]:
     """Shares the projections out into at most `parts` groups of about equal cost, the
     costliest first, each onto the group that costs least so far."""
@@ -674,8 +690,3 @@ def tables_of(conn: Connection, key: str) -> list[str]:
 
 GARBAGE_CHUNK = 20_000  # rows of a replaced table deleted per transaction (SQLite)
 _REPLACED = "replaced_"  # the prefix of a replaced version's tables still to be dropped (SQLite)
-
-
-def _drop_tables_of(conn: Connection, key: str) -> None:
-    for name in tables_of(conn, key):
-        conn.execute(DropTable(sa.Table(name, sa.MetaData())))

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from domain.actions.context import event_meta
 from domain.base import Entity
-from projections.engine import POSITION, Batch, BulkInsert, Projection, compact_json
+from projections.engine import POSITION, Batch, BulkInsert, Projection, chunks, compact_json
 
 _ACTOR = ("user_id", "access_key", "role", "domain_name")
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta"}
@@ -95,10 +95,8 @@ class HistoryProjection(Projection):
 
     def _load_streams(self, conn: Connection, stream_ids: set[Any]) -> None:
         """Caches the numbers of the streams whose first event came in an earlier batch."""
-        wanted = list(stream_ids)
         s = self.streams
-        for first in range(0, len(wanted), 500):  # well under every driver's parameter limit
-            chunk = wanted[first : first + 500]
+        for chunk in chunks(list(stream_ids), 500):
             for row in conn.execute(sa.select(s.c.stream_id, s.c.number).where(s.c.stream_id.in_(chunk))):
                 self._numbers[row.stream_id] = row.number
 

@@ -13,14 +13,12 @@ more statements per event dominated its time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
 
@@ -28,7 +26,7 @@ from domain.group import Group
 from domain.group.usage import local_days
 from domain.validation import as_utc
 from domain.workload import Kernel, VFolder
-from projections.engine import Batch, BulkInsert, Projection, compact_json, on
+from projections.engine import Batch, BulkInsert, Projection, chunks, compact_json, insert_for, on
 
 _JSON_COLUMNS = ("occupied_slots", "mounts", "last_stats")  # serialised here, as SQLAlchemy would
 # Positions in a row of `kernels` (its columns in order) of what later events change.
@@ -205,7 +203,7 @@ class UsageProjection(Projection):
         """Inserts a group's span, or keeps the longer of the stored and the new one."""
         name = conn.dialect.name
         if name not in self._span_upserts:
-            statement = (postgresql if name == "postgresql" else sqlite).insert(self.spans)
+            statement = insert_for(conn, self.spans)
             stored, new = self.spans.c.longest_seconds, statement.excluded.longest_seconds
             longer = sa.func.greatest(stored, new) if name == "postgresql" else sa.func.max(stored, new)
             self._span_upserts[name] = statement.on_conflict_do_update(
@@ -252,7 +250,7 @@ class UsageProjection(Projection):
 
     def _infos(self, conn: Connection, kernel_ids: list[str]) -> dict[str, KernelInfo]:
         found = {}
-        for chunk in _chunks(kernel_ids):
+        for chunk in chunks(kernel_ids, _CHUNK):
             for row in conn.execute(self._kernel_infos, {"ids": chunk}):
                 found[row.kernel_id] = (row.group_id, as_utc(row.started_at), row.occupied_slots)
         return found
@@ -305,7 +303,7 @@ class UsageProjection(Projection):
 
     def _stored_daily(self, conn: Connection, keys: list[DailyKey]) -> dict[DailyKey, float]:
         stored = {}
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys, _CHUNK):
             for row in conn.execute(self._daily_values, {"keys": chunk}):
                 stored[(row.group_id, row.day, row.slot)] = row.amount_seconds
         return stored
@@ -314,7 +312,7 @@ class UsageProjection(Projection):
         """Inserts a rollup row, or on conflict adds its amount (`add`) or sets it."""
         name = conn.dialect.name
         if (name, add) not in self._upserts:
-            statement = (postgresql if name == "postgresql" else sqlite).insert(self.daily)
+            statement = insert_for(conn, self.daily)
             excluded = statement.excluded.amount_seconds
             self._upserts[name, add] = statement.on_conflict_do_update(
                 index_elements=["group_id", "day", "slot"],
@@ -325,7 +323,3 @@ class UsageProjection(Projection):
 
 def _daily_row(key: DailyKey, amount: float) -> dict[str, Any]:
     return {"group_id": key[0], "day": key[1], "slot": key[2], "amount_seconds": amount}
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    return (items[first : first + _CHUNK] for first in range(0, len(items), _CHUNK))
