@@ -124,6 +124,94 @@ def test_an_edited_topic_is_found(built: Ledger) -> None:
     assert first_bad(built) == (4, "altered")
 
 
+def forged_value(column: str, old: Any) -> Any:
+    """Another value of the same type for one linked column of a stored event."""
+    if column == "originator_id":  # a UUID on PostgreSQL, its 32 hex digits on SQLite
+        forged = uuid.uuid4()
+        return forged if isinstance(old, uuid.UUID) else forged.hex if len(str(old)) == 32 else str(forged)
+    if column == "originator_version":
+        return old + 10
+    if column == "topic":
+        return "domain.forged:Event"
+    return bytes(old) + b" "  # state: still the same JSON, one byte more
+
+
+@pytest.mark.parametrize("column", ["originator_id", "originator_version", "topic", "state"])
+def test_each_linked_column_edited_alone_is_found(built: Ledger, column: str) -> None:
+    """One column of event 3 (policy b's only event, so its version can change without a
+    clash) and nothing else: every column the link covers must be covered by the hash,
+    since the rows' positions still line up with the links'."""
+    pos, p, table = position_column(built), param(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        (old,) = conn.execute(f"SELECT {column} FROM {table} WHERE {pos} = 3").fetchone()
+        new = forged_value(column, old)
+        assert new != old
+        conn.execute(f"UPDATE {table} SET {column} = {p} WHERE {pos} = 3", (new,))
+        stream, version = conn.execute(
+            f"SELECT originator_id, originator_version FROM {table} WHERE {pos} = 3"
+        ).fetchone()
+    report = verify(built.app.recorder)
+    assert report.first_bad is not None, f"an edited {column} went unnoticed"
+    assert (report.first_bad.position, report.first_bad.kind) == (3, "altered")
+    assert (report.first_bad.stream, report.first_bad.version) == (str(uuid.UUID(str(stream))), version)
+    assert (report.checked, report.head_position) == (2, 2)  # everything before it still holds
+
+
+def test_an_event_moved_to_a_free_position_is_found(built: Ledger) -> None:
+    """Only the position of event 3 changes: the chain links an event that is no longer there."""
+    pos, table = position_column(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        conn.execute(f"UPDATE {table} SET {pos} = 30 WHERE {pos} = 3")
+    assert first_bad(built) == (3, "removed")
+
+
+def test_an_event_moved_with_its_link_is_found(built: Ledger) -> None:
+    """The last event and its link moved together to position 9: positions line up again,
+    so only the position inside the hash tells."""
+    pos, table = position_column(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        conn.execute(f"UPDATE {table} SET {pos} = 9 WHERE {pos} = 5")
+        conn.execute(f"UPDATE {CHAIN_TABLE} SET position = 9 WHERE position = 5")
+    assert first_bad(built) == (9, "altered")
+
+
+def truncate_after(ledger: Ledger, position: int) -> None:
+    """Deletes the events after `position` and their links: a chain consistent with itself."""
+    pos, p, table = position_column(ledger), param(ledger), ledger.config.events_table
+    with behind_its_back(ledger) as conn:
+        conn.execute(f"DELETE FROM {table} WHERE {pos} > {p}", (position,))
+        conn.execute(f"DELETE FROM {CHAIN_TABLE} WHERE position > {p}", (position,))
+
+
+def test_a_tail_removed_with_its_links_is_caught_by_the_kept_head(built: Ledger) -> None:
+    kept = head(built.app.recorder)
+    assert kept[0] == 5
+    truncate_after(built, 3)
+    report = verify(built.app.recorder)
+    assert report.ok and (report.checked, report.head_position) == (3, 3)  # consistent with itself...
+    caught = verify(built.app.recorder, (kept[0], kept[1]))  # ...but it no longer reaches the kept head
+    assert caught.first_bad is not None, "a truncation past the kept head went unnoticed"
+    assert (caught.first_bad.position, caught.first_bad.kind) == (5, "rewritten")
+    assert "no link" in caught.first_bad.reason
+    assert verify(built.app.recorder, (3, head_at(built, 3))).ok  # the kept prefix still holds
+
+
+def test_the_cli_reports_a_tail_removed_with_its_links_against_the_kept_head(ledger_url: str) -> None:
+    runner = CliRunner(env={"COLUMNS": "250"})
+    with open_ledger(ledger_url) as ledger:
+        build(ledger)
+        kept = runner.invoke(app, ["--db", ledger_url, "verify", "--head"]).stdout.strip()
+        assert kept.startswith("5:")
+        truncate_after(ledger, 3)
+    plain = runner.invoke(app, ["--db", ledger_url, "verify"])
+    assert plain.exit_code == 0 and "checked 3 events" in plain.stdout and "chain intact" in plain.stdout
+    caught = runner.invoke(app, ["--db", ledger_url, "verify", "--expect-head", kept])
+    assert caught.exit_code == 1, caught.stdout
+    assert "TAMPERED: event 5 rewritten" in caught.stdout and "no link" in caught.stdout
+    as_json = runner.invoke(app, ["--db", ledger_url, "--json", "verify", "--expect-head", kept])
+    assert as_json.exit_code == 1 and '"kind": "rewritten"' in as_json.stdout
+
+
 def test_a_removed_event_is_found(built: Ledger) -> None:
     pos, table = position_column(built), built.config.events_table
     with behind_its_back(built) as conn:
