@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from adapters.store import LedgerApplication
-from domain.actions import ActionTriggerMeta, BaseAction, ProcessResult
+from domain.actions import ActionTriggerMeta, BaseAction, BaseBatchAction, ProcessResult
 from domain.audit import AuditRecord, audit_entry
 from domain.base import Entity
 from domain.catalog import ENTITY_KINDS
@@ -48,7 +48,8 @@ class AuditMonitor:
         pass
 
     async def done(self, action: BaseAction, result: ProcessResult) -> None:
-        self._app.save(AuditRecord.record(audit_entry(result.meta, result.trigger, action.spec())))
+        entity_ids = action.entity_ids() if isinstance(action, BaseBatchAction) else ()
+        self._app.save(AuditRecord.record(audit_entry(result.meta, result.trigger, action.spec(), entity_ids)))
 
 
 class PrometheusMonitor:

@@ -198,9 +198,13 @@ class Queries:
         user id or the access key."""
         log = self._audit.entries
         conditions: list[sa.ColumnElement[bool]] = []
+        if entity_id is not None:
+            # A batch's record is found by any entity it touched, not only by its label.
+            touched = self._audit.batch_entities
+            in_batch = sa.select(touched.c.position).where(touched.c.entity_id == str(entity_id))
+            conditions.append(sa.or_(log.c.entity_id == str(entity_id), log.c.position.in_(in_batch)))
         for column, value in (
             (log.c.entity_type, entity_type),
-            (log.c.entity_id, None if entity_id is None else str(entity_id)),
             (log.c.operation, operation),
             (log.c.status, status),
         ):

@@ -7,6 +7,7 @@ ValidationError never leaves this module.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -205,6 +206,10 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        # Bytes are file contents (a group's dotfiles may hold tokens): the audit keeps
+        # what identifies them, never the content.
+        return {"size": len(value), "sha256": hashlib.sha256(value).hexdigest()}
     if isinstance(value, Iterable):
         return [jsonable(v) for v in value]
     return repr(value)

@@ -76,7 +76,16 @@ class BaseBatchAction(BaseAction):
     def entity_ids(self) -> Sequence[str]: ...
 
     def entity_id(self) -> str | None:
-        return ",".join(self.entity_ids()) or None
+        return batch_label(self.entity_ids())
+
+
+def batch_label(ids: Sequence[str]) -> str | None:
+    """A batch's entity id for the audit row: bounded whatever the batch's size, because
+    it lands in an indexed column (PostgreSQL's B-tree refuses entries over ~2.7 kB); the
+    full list is kept beside it (`entity_ids`)."""
+    if not ids:
+        return None
+    return ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
 
 
 class BaseScopeAction(BaseAction):

@@ -8,6 +8,7 @@ append-only, hash-chained store as everything they describe.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -29,10 +30,13 @@ class AuditRecord(Aggregate):
         return cls._create(cls.Recorded, id=uuid.UUID(entry["action_id"]), entry=entry)
 
 
-def audit_entry(meta: ActionResultMeta, trigger: ActionTriggerMeta, spec: dict[str, Any]) -> dict[str, Any]:
+def audit_entry(
+    meta: ActionResultMeta, trigger: ActionTriggerMeta, spec: dict[str, Any], entity_ids: Sequence[str] = ()
+) -> dict[str, Any]:
     """The audit row of REFERENCE.md plus the actor and the action's input (a refused
-    attempt leaves no other trace of what was asked)."""
-    return {
+    attempt leaves no other trace of what was asked). A batch action lists every entity
+    it touched in `entity_ids`; its `entity_id` is only a bounded label."""
+    entry = {
         **meta.to_json(),
         "request_id": trigger.request_id,
         "triggered_by": None if trigger.user_id is None else str(trigger.user_id),
@@ -41,3 +45,6 @@ def audit_entry(meta: ActionResultMeta, trigger: ActionTriggerMeta, spec: dict[s
         "domain_name": trigger.domain_name,
         "spec": spec,
     }
+    if entity_ids:
+        entry["entity_ids"] = list(entity_ids)
+    return entry

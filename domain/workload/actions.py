@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
 from domain.actions import BaseAction, BaseActionResult, BaseBatchAction
+from domain.actions.base import batch_label
 from domain.errors import InvalidAPIParameters
 from domain.validation import (
     EntityName,
@@ -201,4 +202,4 @@ class RecordWorkloadBatchActionResult(BaseActionResult):
     entity_ids: Sequence[str]
 
     def entity_id(self) -> str | None:
-        return ",".join(self.entity_ids) or None
+        return batch_label(self.entity_ids)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from domain.base import AggregateStore, Entity, UnitOfWork, entity_not_found
-from domain.errors import DuplicateWorkloadId
+from domain.errors import DuplicateWorkloadId, InvalidAPIParameters
 from domain.group.aggregate import Group, group_not_found
 from domain.workload.actions import (
     CreateEndpointAction,
@@ -77,6 +77,12 @@ class _Facts:
 
     def _StartKernelAction(self, a: StartKernelAction) -> Entity:
         group = self.active_group(a.group_id)
+        if a.domain_name != group.fields["domain_name"]:
+            # A kernel is reported under its group's domain: the month report groups by it.
+            raise InvalidAPIParameters(
+                f"the kernel's group {a.group_id} is in domain {group.fields['domain_name']!r}, not {a.domain_name!r}",
+                field="domain_name",
+            )
         fields = a.kernel_fields()
         kernel = self.new(Kernel, a.kernel_id, fields)
         group.start_kernel(kernel.key, fields["mounts"])

@@ -371,6 +371,8 @@ def start_kernel_args(kernel: str, *extra: str, group: str = GROUP) -> list[str]
         "cpu=2,mem=4g",
         "--started-at",
         "2024-10-01T00:00:00",
+        "--domain-name",
+        "d1",  # the group's domain: a kernel must carry it
         *extra,
     ]
 
@@ -388,7 +390,7 @@ def test_workload_commands_record_each_fact(db: str) -> None:
     assert (started["entity"], started["id"], fields["status"]) == ("kernel", kernel, "RUNNING")
     assert fields["mounts"] == [vf1, vf2] and (fields["image"], fields["agent"]) == ("py:3", "i-1")
     assert fields["occupied_slots"] == {"cpu": "2", "mem": "4294967296"}
-    assert (fields["user_id"], fields["access_key"], fields["domain_name"]) == (U1, "AKUSER", "default")
+    assert (fields["user_id"], fields["access_key"], fields["domain_name"]) == (U1, "AKUSER", "d1")
     assert fields["started_at"] == "2024-10-01T00:00:00+00:00"  # no zone means UTC
     stats = as_json(
         db,
