@@ -7,7 +7,12 @@ Commands run through the action processors, so every event carries the actor giv
 the root options. Parsing is the CLI's job, validation the domain's: malformed option
 syntax (bad JSON, a `key=value` list without `=`, a non-integer, an unknown choice) is a
 usage error (exit 2); a value the domain refuses is a `LedgerError` (exit 1). Either way
-the user sees one line on stderr and no traceback.
+the user sees one line on stderr and no traceback; anything else is a bug, shown as one
+`internal error:` line (exit 1), with its traceback when LEDGER_DEBUG=1.
+
+Values are shown, never obeyed: control and invisible format characters in any value
+(stored by an older, laxer ledger, say) are printed as escapes (`\\x1b`, `\\u202e`) and
+rich markup in them is not interpreted.
 """
 
 from __future__ import annotations
@@ -16,41 +21,104 @@ import asyncio
 import collections
 import dataclasses
 import json
+import logging
+import os
+import sys
+import unicodedata
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.style import StyleType
 from rich.table import Table
+from rich.text import Text
+from typer._click.exceptions import NoArgsIsHelpError
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
-from adapters.bootstrap import Ledger, open_ledger
-from adapters.chain import verify
-from adapters.queries import HistoryEntry
-from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, Role
-from domain.base import entity_not_found
-from domain.errors import LedgerError, ObjectNotFound, PolicyInUse
-from domain.keypair import (
-    CreateKeyPairAction,
-    DeleteKeyPairAction,
-    KeyPairData,
-    ModifyKeyPairAction,
-)
-from domain.keypair.actions import KeyPairAction
-from domain.keypair_resource_policy import (
-    CreateKeyPairResourcePolicyAction,
-    DeleteKeyPairResourcePolicyAction,
-    KeypairResourcePolicyAction,
-    KeyPairResourcePolicyData,
-    ModifyKeyPairResourcePolicyAction,
-)
-from domain.validation import parse_time
-from domain.values import ALL_VFOLDER_PERMISSIONS, KNOWN_SLOTS, DefaultForUnspecified, SlotKind
+from domain.errors import LedgerError
+
+# Escaping and one-line errors come first: they are what reports a ledger that cannot even
+# be imported (a bad LEDGER_EXTRA_SLOTS is read when `domain.values` is imported).
+
+DEBUG_VARIABLE = "LEDGER_DEBUG"
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, invisible formats (bidi), separators
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+def safe(text: str, keep: str = "") -> str:
+    """`text` with every control, format (bidi, zero-width), lone surrogate and line or
+    paragraph separator character shown as an escape (`\\x1b`, `\\u202e`), except those in
+    `keep`: a value can then neither drive the terminal nor hide or reorder what it shows."""
+    if text.isprintable():  # the common case, at C speed
+        return text
+    return "".join(
+        _escape(char) if char not in keep and unicodedata.category(char) in _ESCAPED_CATEGORIES else char
+        for char in text
+    )
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def one_line(text: str) -> str:
+    """`text` as one safe line: runs of whitespace (newlines too) become one space."""
+    return safe(" ".join(text.split()))
+
+
+def error_line(exc: BaseException) -> str:
+    """What the user sees of an exception: `error: CODE: MESSAGE` for the ledger's own
+    errors, `internal error: TYPE: MESSAGE` for anything else (a bug: LEDGER_DEBUG=1 shows
+    its traceback)."""
+    if isinstance(exc, LedgerError):
+        return f"error: {one_line(exc.code)}: {one_line(exc.message)}"
+    return f"internal error: {one_line(f'{type(exc).__name__}: {exc}')} ({DEBUG_VARIABLE}=1 shows the traceback)"
+
+
+def _refuse_import(exc: Exception) -> NoReturn:
+    """The CLI cannot even load (configuration read at import, a broken install): one line
+    and exit 1 rather than a traceback; the cause stays chained for programmatic importers."""
+    if _debug():
+        raise exc
+    raise SystemExit(error_line(exc)) from exc
+
+
+try:
+    from adapters.bootstrap import Ledger, open_ledger
+    from adapters.chain import verify
+    from adapters.queries import HistoryEntry
+    from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, Role
+    from domain.base import entity_not_found
+    from domain.errors import ObjectNotFound, PolicyInUse
+    from domain.keypair import (
+        CreateKeyPairAction,
+        DeleteKeyPairAction,
+        KeyPairData,
+        ModifyKeyPairAction,
+    )
+    from domain.keypair.actions import KeyPairAction
+    from domain.keypair_resource_policy import (
+        CreateKeyPairResourcePolicyAction,
+        DeleteKeyPairResourcePolicyAction,
+        KeypairResourcePolicyAction,
+        KeyPairResourcePolicyData,
+        ModifyKeyPairResourcePolicyAction,
+    )
+    from domain.validation import parse_time
+    from domain.values import ALL_VFOLDER_PERMISSIONS, KNOWN_SLOTS, DefaultForUnspecified, SlotKind
+except Exception as exc:  # any failure to load is reported, not hidden: see error_line
+    _refuse_import(exc)
 
 T = TypeVar("T")
 
@@ -73,18 +141,106 @@ FallbackOption = Annotated[
 
 def fail(code: str, message: str) -> NoReturn:
     """One line on stderr, `error: CODE: MESSAGE`, then exit 1."""
-    typer.echo(f"error: {code}: {' '.join(message.split())}", err=True)
+    typer.echo(f"error: {one_line(code)}: {one_line(message)}", err=True)
     raise typer.Exit(1)
 
 
-class LedgerGroup(TyperGroup):
-    """Turns every `LedgerError` raised below the root into one stderr line and exit 1."""
+class OneLineFormatter(logging.Formatter):
+    """A log record as one safe line, `LEVEL: LOGGER: MESSAGE: EXCEPTION`; the traceback
+    only with LEDGER_DEBUG=1, so a library's or a monitor's failure never buries the
+    command's own error line under a traceback."""
 
-    def invoke(self, ctx: Any) -> Any:
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname.lower()}: {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            if _debug():
+                return safe(f"{text}\n{self.formatException(record.exc_info)}", keep="\n")
+            text += f": {type(exc).__name__}: {exc}"
+        return one_line(text)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever `sys.stderr` is at the time (a test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
         try:
-            return super().invoke(ctx)
+            typer.echo(self.format(record), err=True)
+        except Exception:  # logging must never fail the command
+            self.handleError(record)
+
+
+@contextmanager
+def cli_logging() -> Iterator[None]:
+    """For one command: records of WARNING and above, and Python warnings, as one stderr
+    line each (DEBUG and up, with tracebacks, when LEDGER_DEBUG=1). Undone afterwards, so
+    an in-process caller's logging is left as it was."""
+    handler = _StderrHandler(logging.DEBUG if _debug() else logging.WARNING)
+    handler.setFormatter(OneLineFormatter())
+    root_logger = logging.getLogger()
+    root_logger.addHandler(handler)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root_logger.removeHandler(handler)
+
+
+class LedgerGroup(TyperGroup):
+    """The root command: every failure is one stderr line. A `LedgerError` is `error:
+    CODE: MESSAGE` (exit 1), a usage error `error: usage: ...` (exit 2), anything else
+    `internal error: ...` (exit 1; LEDGER_DEBUG=1 re-raises it for its traceback)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:  # the caller handles errors itself
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        with cli_logging():
+            code = self._run(args, prog_name, complete_var, windows_expand_args, **extra)
+        sys.exit(code)
+
+    def _run(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        windows_expand_args: bool,
+        **extra: Any,
+    ) -> int:
+        """Runs the command (non-standalone, so every exception reaches us) and returns its exit code."""
+        try:
+            returned = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except NoArgsIsHelpError as exc:
+            return exc.exit_code  # the help was printed already; not an error line
+        except TyperException as exc:  # usage errors (exit 2) and the few others click raises
+            typer.echo(f"error: usage: {one_line(exc.format_message())}{_help_hint(exc)}", err=True)
+            return exc.exit_code
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            return 1
         except LedgerError as exc:
-            fail(exc.code, exc.message)
+            typer.echo(error_line(exc), err=True)
+            return 1
+        except Exception as exc:  # a bug: one line, or its traceback when debugging
+            if _debug():
+                raise
+            typer.echo(error_line(exc), err=True)
+            return 1
+        # Non-standalone, an `Exit` comes back as its code; a command's return value is no code.
+        return returned if isinstance(returned, int) else 0
+
+
+def _help_hint(exc: TyperException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    return "" if ctx is None else f" (see '{one_line(ctx.command_path)} --help')"
 
 
 app = typer.Typer(
@@ -160,15 +316,28 @@ def root(
 # Option parsers: syntax only; the domain validates the values.
 
 
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if it names a key twice (json.loads would keep the last)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise typer.BadParameter(f"key {key!r} given twice")
+        seen[key] = value
+    return seen
+
+
 def _parse_json(raw: str) -> Any:
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"invalid JSON: {exc}") from None
+    except RecursionError:  # `[[[[...` deeper than the parser's recursion limit
+        raise typer.BadParameter("invalid JSON: nested too deeply") from None
 
 
 def parse_slots_option(raw: str) -> dict[str, Any]:
-    """`{"cpu": "4", "mem": "8g"}` or `cpu=4,mem=8g`; an empty string means no slots."""
+    """`{"cpu": "4", "mem": "8g"}` or `cpu=4,mem=8g`; an empty string means no slots. A
+    slot named twice is refused rather than letting the last one silently win."""
     if raw.lstrip().startswith("{"):
         parsed = _parse_json(raw)
         if not isinstance(parsed, dict):
@@ -179,6 +348,8 @@ def parse_slots_option(raw: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise typer.BadParameter(f"expected key=value, got {item!r}")
+        if key.strip() in slots:
+            raise typer.BadParameter(f"key {key.strip()!r} given twice")
         slots[key.strip()] = value.strip()
     return slots
 
@@ -218,7 +389,7 @@ def _with_warnings(build: Callable[[], T]) -> T:
         warnings.simplefilter("always")
         built = build()
     for message in dict.fromkeys(str(w.message) for w in caught):
-        typer.echo(f"warning: {message}", err=True)
+        typer.echo(f"warning: {one_line(message)}", err=True)
     return built
 
 
@@ -227,7 +398,12 @@ def _with_warnings(build: Callable[[], T]) -> T:
 
 def _fmt(field: str, value: Any) -> str:
     """A field value, compact: slots as k=v, hosts with all permissions as bare names, lists
-    comma-separated, an empty string as ""."""
+    comma-separated, an empty string as "". Safe to print: every value shown goes through
+    here (or `safe`), so control characters in it are escaped, newlines too."""
+    return safe(_compact(field, value))
+
+
+def _compact(field: str, value: Any) -> str:
     if value is None:
         return "null"
     if field == "allowed_vfolder_hosts" and isinstance(value, dict):
@@ -252,13 +428,33 @@ def _quantity(slot: str, value: Any) -> str:
     return f"{number}{units[0]}"
 
 
+class SafeTable(Table):
+    """A rich table whose text cells and title are shown as given: escaped by `safe` (line
+    breaks the CLI puts in a cell kept) and never read as rich markup, so a description
+    `[red]x[/red]` prints literally and a malformed tag cannot crash the command. Cells
+    that are already renderables (`Text`) were built by the CLI and pass as they are."""
+
+    def __init__(self, *headers: str, title: str | None = None, **options: Any) -> None:
+        super().__init__(*headers, title=None if title is None else _text(title), **options)
+
+    def add_row(
+        self, *renderables: RenderableType | None, style: StyleType | None = None, end_section: bool = False
+    ) -> None:
+        cells = [_text(cell) if isinstance(cell, str) else cell for cell in renderables]
+        super().add_row(*cells, style=style, end_section=end_section)
+
+
+def _text(value: str) -> Text:
+    return Text(safe(value, keep="\n"))
+
+
 def _print(table: Table) -> None:
-    Console().print(table)
+    Console(markup=False).print(table)  # markup off: a string that slipped past SafeTable stays literal
 
 
 def _table(*headers: str, title: str | None = None) -> Table:
     """A table that folds long cells instead of cutting them, so narrow output loses nothing."""
-    table = Table(title=title)
+    table = SafeTable(title=title)
     for header in headers:
         table.add_column(header, overflow="fold")
     return table
@@ -296,7 +492,7 @@ def keypair_json(keypair: KeyPairData) -> dict[str, Any]:
 def _keypairs_table(keypairs: list[KeyPairData]) -> Table:
     table = _table("access_key", "user_id", "domain_name", "resource_policy")
     for keypair in keypairs:
-        table.add_row(*(str(v) for v in keypair_json(keypair).values()))
+        table.add_row(*(safe(str(v)) for v in keypair_json(keypair).values()))
     return table
 
 
@@ -314,25 +510,25 @@ def _actor(entry: HistoryEntry) -> str:
     actor = entry.actor
     parts = (actor.get("role"), actor.get("user_id"), actor.get("access_key"))
     request = [f"request {entry.request_id}"] if entry.request_id else []
-    return "\n".join([*(str(p) for p in parts if p), *request])
+    return "\n".join(safe(str(line)) for line in [*(p for p in parts if p), *request])
 
 
 def _changes(entry: HistoryEntry) -> str:
     changed = {f: c for f, c in entry.changes.items() if c.get("old") != c.get("new")}  # creations list null -> null
-    lines = [f"{f}: {_fmt(f, c.get('old'))} -> {_fmt(f, c.get('new'))}" for f, c in changed.items()]
-    lines += [f"{k}: {_fmt(k, v)}" for k, v in entry.details.items()]
+    lines = [f"{safe(f)}: {_fmt(f, c.get('old'))} -> {_fmt(f, c.get('new'))}" for f, c in changed.items()]
+    lines += [f"{safe(k)}: {_fmt(k, v)}" for k, v in entry.details.items()]
     return "\n".join(lines)
 
 
 def history_table(title: str, entries: list[HistoryEntry]) -> Table:
     """One row per event. Fits 80 columns: fixed columns stay whole, changes get most of the rest."""
-    table = Table(title=title, box=box.HORIZONTALS, show_lines=True, expand=True)
+    table = SafeTable(title=title, box=box.HORIZONTALS, show_lines=True, expand=True)
     for header in ("ver", "event", "time (UTC)"):
         table.add_column(header, no_wrap=True)
     table.add_column("actor / request id", overflow="fold", ratio=1, min_width=10)
     table.add_column("changes", overflow="fold", ratio=2)
     for e in entries:
-        table.add_row(str(e.version), e.event, _utc(e.occurred_at), _actor(e), _changes(e))
+        table.add_row(str(e.version), safe(e.event), _utc(e.occurred_at), _actor(e), _changes(e))
     return table
 
 
@@ -738,12 +934,15 @@ def demo(ctx: typer.Context) -> None:
     state.output(data, human)
 
 
-# `ledger group ...` and `ledger workload ...`: that module adds its sub-apps to `app`.
-import adapters.cli_groups  # noqa: E402
+try:
+    # `ledger group ...` and `ledger workload ...`: that module adds its sub-apps to `app`.
+    import adapters.cli_groups
 
-# `ledger projections ...` (read models' status, the follower, rebuilds): likewise.
-import adapters.cli_projections  # noqa: E402, F401
-from adapters import cli_audit, cli_usage  # noqa: E402, F401  (`ledger usage|audit|metrics`, `... diff`)
+    # `ledger projections ...` (read models' status, the follower, rebuilds): likewise.
+    import adapters.cli_projections  # noqa: F401
+    from adapters import cli_audit, cli_usage  # noqa: F401  (`ledger usage|audit|metrics`, `... diff`)
+except Exception as exc:  # as the imports above
+    _refuse_import(exc)
 
 
 def main() -> None:

@@ -181,7 +181,7 @@ def test_invalid_values_and_malformed_options(db: str, tmp_path: Path) -> None:
     slug = refused(db, "group", "create", "no spaces", "--domain-name", "d1")
     assert slug.startswith("error: ledger_generic_invalid_parameters: name: must be a slug")
     registry = refused(db, "group", "create", "g", "--domain-name", "d1", "--container-registry", '{"url": "x"}')
-    assert "container_registry: unknown keys ['url']" in registry
+    assert "container_registry: unknown keys" in registry and "url" in registry
     bad_id = refused(db, "group", "create", "g", "--domain-name", "d1", "--id", "seven")
     assert bad_id == "error: ledger_generic_invalid_parameters: group_id: 'seven' is not a UUID"
     assert "invalid JSON" in usage_error(db, "group", "create", "g", "--domain-name", "d1", "--container-registry", "{")
