@@ -183,6 +183,8 @@ def _exclusive_setup(config: StoreConfig) -> Iterator[None]:
         return
     import psycopg
 
+    from adapters.store import ensure_postgres_schema
+
     schema = config.schema or "public"
     try:
         conn = config.connect_postgres()
@@ -190,5 +192,5 @@ def _exclusive_setup(config: StoreConfig) -> Iterator[None]:
         raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
     with conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"ledger-setup:{schema}",))
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        ensure_postgres_schema(conn, config)  # no DDL, so no privilege, when it exists
         yield

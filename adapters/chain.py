@@ -57,15 +57,16 @@ class _Statements:
 
     @staticmethod
     def sqlite(events_table: str) -> _Statements:
+        chain, events = sqlite_identifier(CHAIN_TABLE), sqlite_identifier(events_table)
         return _Statements(
-            create=f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
-            last=f"SELECT position, hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1",
-            insert=f"INSERT INTO {CHAIN_TABLE} (position, hash) VALUES (?, ?)",
-            events_after=f"SELECT rowid, originator_id, originator_version, topic, state FROM {events_table} "
+            create=f"CREATE TABLE IF NOT EXISTS {chain} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
+            last=f"SELECT position, hash FROM {chain} ORDER BY position DESC LIMIT 1",
+            insert=f"INSERT INTO {chain} (position, hash) VALUES (?, ?)",
+            events_after=f"SELECT rowid, originator_id, originator_version, topic, state FROM {events} "
             "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            links_after=f"SELECT position, hash FROM {CHAIN_TABLE} WHERE position > ? ORDER BY position LIMIT ?",
-            unlinked_after=f"SELECT e.rowid, e.originator_id, e.originator_version FROM {events_table} e "
-            f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.rowid WHERE e.rowid > ? AND c.position IS NULL "
+            links_after=f"SELECT position, hash FROM {chain} WHERE position > ? ORDER BY position LIMIT ?",
+            unlinked_after=f"SELECT e.rowid, e.originator_id, e.originator_version FROM {events} e "
+            f"LEFT JOIN {chain} c ON c.position = e.rowid WHERE e.rowid > ? AND c.position IS NULL "
             "ORDER BY e.rowid LIMIT 1",
         )
 
@@ -91,6 +92,16 @@ class _Statements:
                 "WHERE e.notification_id > %s AND c.position IS NULL ORDER BY e.notification_id LIMIT 1"
             ),
         )
+
+
+def sqlite_identifier(name: str) -> str:
+    """`name` as a quoted SQLite identifier (SQL's double quotes, a quote doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sqlite_string(text: str) -> str:
+    """`text` as an SQLite string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _row(row: Any) -> tuple[Any, ...]:
