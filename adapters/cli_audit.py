@@ -15,7 +15,7 @@ from prometheus_client import disable_created_metrics
 from rich.table import Table
 
 from adapters.chain import head, verify
-from adapters.cli import _print, _state, _table, _utc, app
+from adapters.cli import _print, _state, _table, _utc, app, safe
 from adapters.monitors import PrometheusMonitor
 from adapters.queries import AuditEntry
 from domain.errors import InvalidAPIParameters
@@ -53,7 +53,8 @@ def audit(
         )
     if jsonl:
         for entry in entries:
-            typer.echo(json.dumps(entry.to_json(), default=str))
+            # ensure_ascii (the default): control and bidi characters leave as \u escapes.
+            typer.echo(json.dumps(entry.to_json(), default=str, ensure_ascii=True))
         return
     state.output([e.to_json() for e in entries], lambda: _print(_audit_table(entries)))
 
@@ -61,10 +62,12 @@ def audit(
 def _audit_table(entries: list[AuditEntry]) -> Table:
     table = _table("time (UTC)", "actor", "operation", "entity", "status", "ms", title=f"{len(entries)} actions")
     for e in entries:
+        # Every text here was stored from someone's input (ids, access keys, messages): escaped.
         actor = " ".join(str(p) for p in (e.role, e.access_key or e.triggered_by) if p)
         outcome = e.status if e.error_code is None else f"{e.status}: {e.description}"
         entity = f"{e.entity_type} {e.entity_id}"
-        table.add_row(_utc(e.started_at), actor, e.operation, entity, outcome, f"{e.duration * 1000:.1f}")
+        cells = (safe(actor), safe(e.operation), safe(entity), safe(outcome))
+        table.add_row(_utc(e.started_at), *cells, f"{e.duration * 1000:.1f}")
     return table
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -48,6 +49,7 @@ from adapters.cli import (
     app,
     fail,
     parse_slots_option,
+    safe,
     show_diff,
     show_state,
 )
@@ -620,7 +622,8 @@ def workload_import(
     with state.ledger() as ledger, _progress(state) as progress:
         importer = Importer(ledger, state.meta)
         name = getattr(file, "name", "<stdin>")
-        task = progress.add_task(f"importing {name}", total=_size(file), facts=0, batches=0)
+        # The description is rich markup: a file name is escaped for the terminal and for rich.
+        task = progress.add_task(f"importing {escape(safe(str(name)))}", total=_size(file), facts=0, batches=0)
         try:
             asyncio.run(_import(importer, file, batch_size, progress, task))
         except ImportStopped as stop:

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from adapters.bootstrap import open_ledger
-from adapters.cli import _print, _state, _table, app
+from adapters.cli import _print, _state, _table, app, safe
 from domain.group import UsagePerMonthAction, UsagePerPeriodAction
 
 usage_app = typer.Typer(
@@ -72,7 +72,7 @@ def _usage_cells(usage: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def _nfs(names: list[str] | None) -> str:
-    return ", ".join(names) if names else "-"
+    return safe(", ".join(names)) if names else "-"
 
 
 def _count(number: int, noun: str) -> str:
@@ -80,7 +80,8 @@ def _count(number: int, noun: str) -> str:
 
 
 def _text(value: Any) -> str:
-    return "-" if value is None else str(value)
+    """A report's value as a cell; names come from workload facts, so escaped (`safe`)."""
+    return "-" if value is None else safe(str(value))
 
 
 def _month_table(month: str, zone: str, report: list[dict[str, Any]]) -> Table:
@@ -91,13 +92,14 @@ def _month_table(month: str, zone: str, report: list[dict[str, Any]]) -> Table:
         *(header for header, _ in USAGE_COLUMNS), "nfs", title=title,
     )  # fmt: skip
     for group in report:
-        table.add_row(group["g_id"], group["g_name"], "", "", "", "", *_usage_cells(group, "g_"), "", style="bold")
+        cells = (_text(group["g_id"]), _text(group["g_name"]))
+        table.add_row(*cells, "", "", "", "", *_usage_cells(group, "g_"), "", style="bold")
         for info in group["c_infos"]:
             table.add_row(
-                f"  {info['id']}",
-                info["name"],
-                info["status"],
-                info["created_at"],
+                f"  {_text(info['id'])}",
+                _text(info["name"]),
+                _text(info["status"]),
+                _text(info["created_at"]),
                 _text(info["used_time"]),
                 _text(info["used_days"]),
                 *_usage_cells(info),
@@ -114,19 +116,20 @@ def _period_table(title: str, report: list[dict[str, Any]]) -> Table:
     for project in report:
         total = project["total_usage"]
         table.add_row(
-            "project", project["project_id"], project["project_name"], "", "", "", *_usage_cells(total),
+            "project", _text(project["project_id"]), _text(project["project_name"]), "", "", "", *_usage_cells(total),
             _nfs(total["nfs"]), style="bold",
         )  # fmt: skip
         for session in project["sessions"]:
             total = session["total_usage"]
             table.add_row(
-                "  session", session["session_id"], session["session_name"], "", "", "", *_usage_cells(total),
+                "  session", _text(session["session_id"]), _text(session["session_name"]), "", "", "",
+                *_usage_cells(total),
                 _nfs(total["nfs"]),
             )  # fmt: skip
             for kernel in session["kernels"]:
                 usage = kernel["total_usage"]
                 table.add_row(
-                    "    kernel", kernel["kernel_id"], "", kernel["status"], _text(kernel["used_time"]),
+                    "    kernel", _text(kernel["kernel_id"]), "", _text(kernel["status"]), _text(kernel["used_time"]),
                     _text(kernel["used_days"]), *_usage_cells(usage), _nfs(usage["nfs"]),
                 )  # fmt: skip
     return table
