@@ -183,3 +183,41 @@ class KernelAlreadyTerminated(WorkloadError):
 class DuplicateWorkloadId(WorkloadError):
     status = 409
     error_detail = "duplicate_id"
+
+
+# Configuration
+
+
+class ConfigurationError(LedgerError):
+    """The deployment's configuration (an environment variable) is invalid; the message is
+    one line naming the variable and the bad entry."""
+
+    status = 500
+    error_domain = "configuration"
+    error_detail = "invalid"
+
+
+# Read models
+
+
+class ReadModelStalled(LedgerError):
+    """A read model stopped before an event its handler could not apply; the query that
+    needs it cannot answer until an operator skips the event or rebuilds the read model.
+    Commands and the other read models go on."""
+
+    status = 503
+    error_detail = "read_model_stalled"
+
+    def __init__(self, message: str, *, projection: str, position: int, cause: str) -> None:
+        super().__init__(message)
+        self.projection = projection
+        self.position = position
+        self.cause = cause
+
+
+class ProjectionNotStalled(LedgerError):
+    """A skip named a position the read model is not stalled at."""
+
+    status = 409
+    error_operation = "skip"
+    error_detail = "not_stalled"

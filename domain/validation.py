@@ -9,9 +9,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -65,48 +66,166 @@ class LedgerModel(BaseModel):
 # Parsers: (raw, field) -> value, raising InvalidAPIParameters that names the field.
 
 
-def parse_int(raw: Any, field: str, *, minimum: int = 0) -> int:
+INT64_MAX = 2**63 - 1  # every integer field fits a BIGINT column and a JSON number
+_MAX_INT_TEXT = 21  # sign and 20 digits: int64 needs 19; longer text is refused unread
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() also reads "٣"
+
+
+def shown(raw: Any, limit: int = 40) -> str:
+    """A short repr of user input for messages: never echo a 5000-digit number or a
+    megabyte string (and never call str() on a huge int, which raises)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > INT64_MAX:
+        return f"an integer of {raw.bit_length()} bits"
+    if isinstance(raw, str | bytes | int | float | Decimal | uuid.UUID | datetime) or raw is None:
+        text = repr(raw[: limit + 1] if isinstance(raw, str | bytes) else raw)
+    else:
+        text = f"a {type(raw).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_int(raw: Any, field: str, *, minimum: int = 0, maximum: int = INT64_MAX) -> int:
+    """An integer in minimum..maximum (int64 at most): an int, an integral float, or
+    ASCII decimal text. Out-of-range values are refused before any conversion."""
     if isinstance(raw, bool):
         raise InvalidAPIParameters("expected an integer, got a boolean", field=field)
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        raw = int(raw.strip())
-    if isinstance(raw, float) and raw.is_integer():
+    if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > _MAX_INT_TEXT:
+            raise InvalidAPIParameters(f"too many digits (at most {maximum})", field=field)
+        if not _INT_TEXT.fullmatch(text):
+            raise InvalidAPIParameters(f"expected an integer, got {shown(raw)}", field=field)
+        raw = int(text)
+    elif isinstance(raw, float):
+        if not raw.is_integer():  # also NaN and infinities
+            raise InvalidAPIParameters(f"expected an integer, got {shown(raw)}", field=field)
+        if not -(2.0**63) <= raw < 2.0**63:  # int(1e300) would be a 300-digit int
+            raise InvalidAPIParameters(f"must be at most {maximum}", field=field)
         raw = int(raw)
     if not isinstance(raw, int):
-        raise InvalidAPIParameters(f"expected an integer, got {raw!r}", field=field)
-    if raw < minimum:
-        raise InvalidAPIParameters(f"must be at least {minimum}, got {raw}", field=field)
-    return raw
+        raise InvalidAPIParameters(f"expected an integer, got {shown(raw)}", field=field)
+    value = int(raw)  # an int subclass (IntEnum) becomes a plain int
+    if value > maximum:
+        raise InvalidAPIParameters(f"must be at most {maximum}", field=field)
+    if value < minimum:
+        got = f", got {value}" if value >= -INT64_MAX else ""
+        raise InvalidAPIParameters(f"must be at least {minimum}{got}", field=field)
+    return value
 
 
 def parse_positive_int(raw: Any, field: str) -> int:
     return parse_int(raw, field, minimum=1)
 
 
-def parse_name(raw: Any, field: str, *, max_length: int = 256) -> str:
+# Text. Names are what tables, histories and error messages print, so two different
+# names must never print alike: they are NFC-normalised (one form per visible text) and
+# may hold no control, format (invisible, bidi), separator, surrogate, private-use or
+# unassigned characters.
+
+_NAME_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+# Letters and marks that render as nothing (Hangul fillers, braille blank, ...).
+_INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180e\u2800\u3164\uffa0")
+# Bidi controls reorder what follows them: refused even in free text ("Trojan source").
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_TEXT_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+def _name_char_ok(char: str) -> bool:
+    if char == " ":
+        return True
+    if char.isspace() or char in _INVISIBLE:  # NBSP, ideographic space...: only plain spaces
+        return False
+    return unicodedata.category(char) not in _NAME_FORBIDDEN_CATEGORIES
+
+
+def _text_char_ok(char: str, multiline: bool) -> bool:
+    if multiline:
+        if char in "\n\t":
+            return True
+        return char not in _BIDI_CONTROLS and unicodedata.category(char) not in _TEXT_FORBIDDEN_CATEGORIES
+    return _name_char_ok(char)
+
+
+def _normalised(raw: Any, field: str, max_length: int) -> str:
     if not isinstance(raw, str):
         raise InvalidAPIParameters(f"expected a string, got {type(raw).__name__}", field=field)
-    if not 1 <= len(raw) <= max_length:
-        raise InvalidAPIParameters(f"must be 1 to {max_length} characters, got {len(raw)}", field=field)
-    if _CONTROL.search(raw):
-        raise InvalidAPIParameters("must not contain control characters", field=field)
-    return raw
+    if len(raw) > 4 * max_length:  # NFC at most shrinks a few-fold: refuse before reading
+        raise InvalidAPIParameters(f"must be at most {max_length} characters", field=field)
+    return unicodedata.normalize("NFC", raw)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+def _refuse_bad_char(text: str, field: str, ok: Callable[[str], bool], allowed: str) -> None:
+    for index, char in enumerate(text):
+        if not ok(char):
+            raise InvalidAPIParameters(
+                f"must not contain control or invisible characters ({allowed}; found U+{ord(char):04X} at {index})",
+                field=field,
+            )
+
+
+def parse_name(raw: Any, field: str, *, max_length: int = 256) -> str:
+    """A name: 1..max_length characters after NFC normalisation, printable, plain spaces
+    only and none at either end (so "base" and "base " are not two policies)."""
+    name = _normalised(raw, field, max_length)
+    if not 1 <= len(name) <= max_length:
+        raise InvalidAPIParameters(f"must be 1 to {max_length} characters, got {len(name)}", field=field)
+    _refuse_bad_char(name, field, _name_char_ok, "visible characters and plain spaces only")
+    if name[0] == " " or name[-1] == " ":
+        raise InvalidAPIParameters("must not start or end with a space", field=field)
+    return name
+
+
+def parse_text(raw: Any, field: str, *, max_length: int, multiline: bool = False) -> str:
+    """Free text of 0..max_length characters after NFC normalisation. One line: no
+    control or invisible characters, as names. Multiline (descriptions): newlines and
+    tabs allowed; other control characters (ESC...), line/paragraph separators and bidi
+    controls refused, other format characters (emoji joiners) kept."""
+    text = _normalised(raw, field, max_length)
+    if len(text) > max_length:
+        raise InvalidAPIParameters(f"must be at most {max_length} characters, got {len(text)}", field=field)
+    if multiline:
+        _refuse_bad_char(text, field, lambda c: _text_char_ok(c, True), "newlines and tabs allowed")
+    else:
+        _refuse_bad_char(text, field, _name_char_ok, "one line of visible characters and spaces")
+    return text
+
+
+def text_parser(max_length: int, *, multiline: bool = False) -> Parser:
+    """parse_text as a (raw, field) parser for field_of and the state wrappers."""
+
+    def parse(raw: Any, field: str) -> str:
+        return parse_text(raw, field, max_length=max_length, multiline=multiline)
+
+    return parse
+
+
+def name_parser(max_length: int) -> Parser:
+    """parse_name with another bound, as a (raw, field) parser."""
+
+    def parse(raw: Any, field: str) -> str:
+        return parse_name(raw, field, max_length=max_length)
+
+    return parse
 
 
 def parse_uuid(raw: Any, field: str) -> uuid.UUID:
     if isinstance(raw, uuid.UUID):
         return raw
+    if not isinstance(raw, str):
+        raise InvalidAPIParameters(f"expected a UUID string, got {type(raw).__name__}", field=field)
     try:
-        return uuid.UUID(str(raw))
+        return uuid.UUID(raw)
     except ValueError:
-        raise InvalidAPIParameters(f"{raw!r} is not a UUID", field=field) from None
+        raise InvalidAPIParameters(f"{shown(raw)} is not a UUID", field=field) from None
 
 
 def parse_slots(raw: Any, field: str) -> ResourceSlot:
+    """Slot limits (policies, groups): `inf` allowed, meaning unlimited."""
     return ResourceSlot.from_user_input(raw, field)
+
+
+def parse_occupied_slots(raw: Any, field: str) -> ResourceSlot:
+    """What a kernel holds: finite quantities only (reports multiply and sum them)."""
+    return ResourceSlot.from_user_input(raw, field, allow_infinity=False)
 
 
 def parse_hosts(raw: Any, field: str) -> VFolderHostPermissionMap:
@@ -171,6 +290,7 @@ NonNegativeInt = Annotated[int, field_of(parse_int)]
 PositiveInt = Annotated[int, field_of(parse_positive_int)]
 NullableNonNegativeInt = Annotated[int | None, field_of(nullable(parse_int))]
 Slots = Annotated[ResourceSlot, field_of(parse_slots)]
+OccupiedSlots = Annotated[ResourceSlot, field_of(parse_occupied_slots)]
 NullableSlots = Annotated[ResourceSlot | None, field_of(nullable(parse_slots))]
 VFolderHosts = Annotated[VFolderHostPermissionMap, field_of(parse_hosts)]
 EntityName = Annotated[str, field_of(parse_name)]
@@ -215,16 +335,53 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
+# Accepted times: 1900-01-01T00:00Z <= t < 9000-01-01T00:00Z once converted to UTC, with
+# a UTC offset of at most 18 hours in whole seconds. Every IANA zone is within a day of
+# UTC, so such a time converts to UTC and to every zone (and a report's day and month
+# windows around it stay inside datetime's years 1..9999); PostgreSQL's timestamptz and
+# SQLite's text hold all of them.
+TIME_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_UTC_OFFSET = timedelta(hours=18)
+_MAX_TIME_TEXT = 64
+
+
 def parse_time(raw: Any, field: str) -> datetime:
-    """ISO 8601 text or a datetime; a time without a zone is taken as UTC."""
+    """ISO 8601 text or a datetime; a time without a zone is taken as UTC (`Z` is UTC).
+
+    Refused (InvalidAPIParameters naming the field): other types (int, float, bool,
+    date, list...), text that is not ISO 8601 in ASCII, an offset beyond +-18:00 or with
+    a fraction of a second, and times outside TIME_MIN..TIME_MAX in UTC (years 1900 to
+    8999), so that every accepted time converts to UTC and to every IANA zone.
+    The time keeps the offset it was given."""
     if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > _MAX_TIME_TEXT or not text.isascii():
+            raise InvalidAPIParameters(f"{shown(raw)} is not an ISO 8601 time", field=field)
         try:
-            raw = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            raw = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidAPIParameters(f"{raw!r} is not an ISO 8601 time", field=field) from None
+            raise InvalidAPIParameters(f"{shown(raw)} is not an ISO 8601 time", field=field) from None
     if not isinstance(raw, datetime):
         raise InvalidAPIParameters(f"expected a time, got {type(raw).__name__}", field=field)
-    return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
+    try:
+        offset = raw.utcoffset()
+    except (ValueError, TypeError, OverflowError):  # a custom tzinfo that cannot answer
+        raise InvalidAPIParameters("the time's zone has no valid UTC offset", field=field) from None
+    if offset is None:
+        raw = raw.replace(tzinfo=UTC)
+    elif abs(offset) > MAX_UTC_OFFSET or offset.microseconds:
+        raise InvalidAPIParameters("UTC offset must be whole seconds within +-18:00", field=field)
+    try:
+        utc = raw.astimezone(UTC)
+    except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        utc = None
+    if utc is None or not TIME_MIN <= utc < TIME_MAX:
+        raise InvalidAPIParameters(
+            "must be between 1900-01-01T00:00:00Z and 8999-12-31T23:59:59Z (in UTC)", field=field
+        )
+    parsed: datetime = raw
+    return parsed
 
 
 def as_utc(at: datetime) -> datetime:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.errors import InvalidAPIParameters
-from domain.validation import LedgerModel, jsonable
+from domain.validation import LedgerModel, jsonable, parse_name, parse_uuid, shown
 
 
 class Role(enum.Enum):
@@ -21,9 +21,16 @@ class Role(enum.Enum):
     SERVICE = "service"  # the platform reporting workload facts
 
 
+META_TEXT_MAX = 256  # the audit and history columns that hold these are String(256)
+
+
 @dataclass(frozen=True)
 class ActionTriggerMeta:
-    """Who triggers an action; it ends up on every event the action stores."""
+    """Who triggers an action; it ends up on every event the action stores, so it is
+    validated like any input: `user_id` a UUID (a UUID string becomes a uuid.UUID) or
+    None; `access_key`, `domain_name`, `request_id` None or a name of at most 256
+    characters (no control or invisible characters); `role` one of Role in any case.
+    A bad value raises InvalidAPIParameters naming the field."""
 
     user_id: uuid.UUID | str | None
     access_key: str | None
@@ -32,11 +39,20 @@ class ActionTriggerMeta:
     request_id: str | None = None
 
     def __post_init__(self) -> None:
+        if self.user_id is not None:
+            object.__setattr__(self, "user_id", parse_uuid(self.user_id, "user_id"))
+        for field in ("access_key", "domain_name", "request_id"):
+            value = getattr(self, field)
+            if value is not None:
+                object.__setattr__(self, field, parse_name(value, field, max_length=META_TEXT_MAX))
+        role = self.role.value if isinstance(self.role, Role) else self.role
         try:
-            object.__setattr__(self, "role", Role(str(getattr(self.role, "value", self.role)).lower()))
+            if not isinstance(role, str):
+                raise ValueError(role)
+            object.__setattr__(self, "role", Role(role.strip().lower()))
         except ValueError:
             allowed = ", ".join(r.value for r in Role)
-            raise InvalidAPIParameters(f"{self.role!r} is not one of {allowed}", field="role") from None
+            raise InvalidAPIParameters(f"{shown(self.role)} is not one of {allowed}", field="role") from None
 
     @property
     def role_name(self) -> str:

@@ -23,6 +23,9 @@ from domain.validation import (
     parse_name,
     parse_project_type,
     parse_slots,
+    parse_uuid,
+    shown,
+    text_parser,
     tri_state_of,
 )
 from domain.values import (
@@ -44,23 +47,12 @@ def parse_slug(raw: Any, field: str) -> str:
     return name
 
 
-def parse_text(max_length: int) -> Any:
-    def parse(raw: Any, field: str) -> str:
-        if not isinstance(raw, str):
-            raise InvalidAPIParameters(f"expected a string, got {type(raw).__name__}", field=field)
-        if len(raw) > max_length:
-            raise InvalidAPIParameters(f"must be at most {max_length} characters, got {len(raw)}", field=field)
-        return raw
-
-    return parse
-
-
 def parse_bool(raw: Any, field: str) -> bool:
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
         return raw.strip().lower() == "true"
-    raise InvalidAPIParameters(f"expected true or false, got {raw!r}", field=field)
+    raise InvalidAPIParameters(f"expected true or false, got {shown(raw)}", field=field)
 
 
 def parse_dotfiles(raw: Any, field: str) -> bytes:
@@ -72,13 +64,19 @@ def parse_dotfiles(raw: Any, field: str) -> bytes:
     return bytes(data)
 
 
+MAX_REGISTRY_VALUE = 256
+
+
 def parse_container_registry(raw: Any, field: str) -> dict[str, str]:
+    """`{}` or `{registry, project}`: each value one line of at most 256 characters,
+    parsed as a name (it is shown in listings and names an external registry)."""
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise InvalidAPIParameters("expected {} or {registry, project} with string values", field=field)
     unknown = set(raw) - {"registry", "project"}
     if unknown:
-        raise InvalidAPIParameters(f"unknown keys {sorted(unknown)}; allowed: registry, project", field=field)
-    return dict(raw)
+        shown_keys = ", ".join(shown(k, 20) for k in sorted(unknown)[:3])
+        raise InvalidAPIParameters(f"unknown keys {shown_keys}; allowed: registry, project", field=field)
+    return {key: parse_name(value, f"{field}.{key}", max_length=MAX_REGISTRY_VALUE) for key, value in raw.items()}
 
 
 class UserUpdateMode(enum.Enum):
@@ -90,27 +88,26 @@ class UserUpdateMode(enum.Enum):
 def parse_user_update_mode(raw: Any, field: str) -> UserUpdateMode:
     if isinstance(raw, UserUpdateMode):
         return raw
+    if not isinstance(raw, str):  # str() of a huge int raises: only text is read
+        raise InvalidAPIParameters(f"{shown(raw)} is not one of add, remove, replace", field=field)
     try:
-        return UserUpdateMode(str(getattr(raw, "value", raw)).strip().lower())
+        return UserUpdateMode(raw.strip().lower())
     except ValueError:
-        raise InvalidAPIParameters(f"{raw!r} is not one of add, remove, replace", field=field) from None
+        raise InvalidAPIParameters(f"{shown(raw)} is not one of add, remove, replace", field=field) from None
 
 
 def parse_user_uuids(raw: Any, field: str) -> list[uuid.UUID]:
     if isinstance(raw, str | bytes) or not isinstance(raw, list | tuple | set | frozenset):
         raise InvalidAPIParameters("expected a list of user UUIDs", field=field)
-    result = []
-    for item in raw:
-        try:
-            result.append(item if isinstance(item, uuid.UUID) else uuid.UUID(str(item)))
-        except ValueError:
-            raise InvalidAPIParameters(f"{item!r} is not a UUID", field=field) from None
-    return result
+    return [parse_uuid(item, field) for item in raw]
 
 
 Slug = Annotated[str, field_of(parse_slug)]
-Description = Annotated[str | None, field_of(nullable(parse_text(512)))]
-IntegrationId = Annotated[str | None, field_of(nullable(parse_text(512)))]
+# REFERENCE.md: description <= 512 (free text over lines), integration_id <= 512 (one line).
+parse_description = text_parser(512, multiline=True)
+parse_integration_id = text_parser(512)
+Description = Annotated[str | None, field_of(nullable(parse_description))]
+IntegrationId = Annotated[str | None, field_of(nullable(parse_integration_id))]
 Dotfiles = Annotated[bytes, field_of(parse_dotfiles)]
 Registry = Annotated[dict[str, str] | None, field_of(nullable(parse_container_registry))]
 Bool = Annotated[bool, field_of(parse_bool)]
@@ -150,9 +147,9 @@ class GroupModifier(LedgerModel):
     name: Annotated[OptionalState[str], optional_state_of(parse_slug)] = OptionalState.nop()
     domain_name: Annotated[OptionalState[str], optional_state_of(parse_name)] = OptionalState.nop()
     type: Annotated[OptionalState[ProjectType], optional_state_of(parse_project_type)] = OptionalState.nop()
-    description: Annotated[TriState[str], tri_state_of(parse_text(512))] = TriState.nop()
+    description: Annotated[TriState[str], tri_state_of(parse_description)] = TriState.nop()
     is_active: Annotated[OptionalState[bool], optional_state_of(parse_bool)] = OptionalState.nop()
-    integration_id: Annotated[OptionalState[str], optional_state_of(parse_text(512))] = OptionalState.nop()
+    integration_id: Annotated[OptionalState[str], optional_state_of(parse_integration_id)] = OptionalState.nop()
     total_resource_slots: Annotated[OptionalState[ResourceSlot], optional_state_of(parse_slots)] = OptionalState.nop()
     allowed_vfolder_hosts: Annotated[OptionalState[VFolderHostPermissionMap], optional_state_of(parse_hosts)] = (
         OptionalState.nop()

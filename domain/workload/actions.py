@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,24 +16,38 @@ from domain.errors import InvalidAPIParameters
 from domain.validation import (
     EntityName,
     NonNegativeInt,
-    Slots,
+    OccupiedSlots,
     UUIDField,
     field_of,
     parse_time,
     parse_uuid,
+    shown,
 )
+
+MAX_AMOUNT_DIGITS = 15  # integer digits, as slot counts: float() and NUMERIC hold it
+_AMOUNT_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?\s*", re.ASCII)
 
 
 def parse_amount(raw: Any, field: str) -> Decimal:
+    """A measured amount (cpu time used): finite, >= 0, at most 15 integer digits, in
+    ASCII text or a number; read back by reports through float()."""
     if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
-        raise InvalidAPIParameters(f"expected a number, got {raw!r}", field=field)
+        raise InvalidAPIParameters(f"expected a number, got {type(raw).__name__}", field=field)
+    if isinstance(raw, int) and not 0 <= raw < 10**MAX_AMOUNT_DIGITS:  # before str() of a huge int
+        raise InvalidAPIParameters(f"must be >= 0 with at most {MAX_AMOUNT_DIGITS} integer digits", field=field)
+    if isinstance(raw, str) and (len(raw) > 64 or not _AMOUNT_TEXT.fullmatch(raw)):
+        raise InvalidAPIParameters(f"{shown(raw)} is not a number", field=field)
     try:
-        value = Decimal(str(raw))
+        value = raw if isinstance(raw, Decimal) else Decimal(repr(raw) if isinstance(raw, float) else str(raw).strip())
     except ArithmeticError:
-        raise InvalidAPIParameters(f"{raw!r} is not a number", field=field) from None
-    if not value.is_finite() or value < 0:
-        raise InvalidAPIParameters(f"must be a finite number >= 0, got {raw!r}", field=field)
-    return value
+        raise InvalidAPIParameters(f"{shown(raw)} is not a number", field=field) from None
+    if value.is_nan() or value.is_infinite() or (value.is_signed() and not value.is_zero()):
+        raise InvalidAPIParameters(f"must be a finite number >= 0, got {shown(raw)}", field=field)
+    if not value.is_zero() and value.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise InvalidAPIParameters(f"must be >= 0 with at most {MAX_AMOUNT_DIGITS} integer digits", field=field)
+    if len(value.as_tuple().digits) > 40:  # a Decimal object may carry any precision
+        raise InvalidAPIParameters("too many digits (at most 40)", field=field)
+    return value.copy_abs()  # "-0" is 0
 
 
 def parse_uuid_list(raw: Any, field: str) -> list[uuid.UUID]:
@@ -42,9 +57,9 @@ def parse_uuid_list(raw: Any, field: str) -> list[uuid.UUID]:
 
 
 def parse_end_status(raw: Any, field: str) -> str:
-    status = str(raw).strip().upper()
+    status = raw.strip().upper() if isinstance(raw, str) else None
     if status not in ("TERMINATED", "CANCELLED"):
-        raise InvalidAPIParameters(f"{raw!r} is not TERMINATED or CANCELLED", field=field)
+        raise InvalidAPIParameters(f"{shown(raw)} is not TERMINATED or CANCELLED", field=field)
     return status
 
 
@@ -87,7 +102,7 @@ class StartKernelAction(WorkloadAction):
     domain_name: EntityName
     user_id: UUIDField
     access_key: EntityName
-    occupied_slots: Slots
+    occupied_slots: OccupiedSlots  # what the kernel holds: finite, never "inf"
     started_at: Time
     mounts: Annotated[list[uuid.UUID], field_of(parse_uuid_list)] = []
     image: EntityName = "unknown"
