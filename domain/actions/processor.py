@@ -70,7 +70,7 @@ class ActionProcessor(Generic[ActionT, ResultT]):
                     await validator.validate(action, meta)
                 status = ActionStatus.RUNNING
                 for monitor in self._monitors:
-                    await _quietly(monitor.prepare(action, meta), monitor, "prepare")
+                    await _quietly(monitor.prepare(action, meta), monitor, "prepare", ctx.action_id)
                 result = await self._func(action)
                 status = ActionStatus.SUCCESS
                 return result
@@ -95,7 +95,7 @@ class ActionProcessor(Generic[ActionT, ResultT]):
                 process = ProcessResult(context=ctx, trigger=meta, meta=ended, result=result, error=error)
                 # A denied action prepared no monitor, yet every monitor hears of it.
                 for monitor in reversed(self._monitors):
-                    await _quietly(monitor.done(action, process), monitor, "done")
+                    await _quietly(monitor.done(action, process), monitor, "done", ctx.action_id)
 
 
 def _entity_id(action: BaseAction, result: BaseActionResult | None) -> str | None:
@@ -117,8 +117,14 @@ def _error_code(error: BaseException | None) -> str | None:
     return error.code if isinstance(error, LedgerError) else "ledger_generic_internal"
 
 
-async def _quietly(step: Awaitable[None], monitor: object, stage: str) -> None:
+async def _quietly(step: Awaitable[None], monitor: object, stage: str, action_id: str) -> None:
+    """Runs one monitor step; its failure is logged, never raised. A warning, not an error:
+    the action's own outcome stands (and is what a caller reports), while the log says what
+    is missing from its side effects (an audit record, a metric). The exception rides on the
+    record (exc_info), so the handler decides between one line and a traceback."""
     try:
         await step
     except Exception:
-        log.exception("action monitor %s failed in %s", type(monitor).__name__, stage)
+        log.warning(
+            "action monitor %s failed in %s of action %s", type(monitor).__name__, stage, action_id, exc_info=True
+        )
