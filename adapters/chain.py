@@ -57,7 +57,7 @@ class _Statements:
 
     @staticmethod
     def sqlite(events_table: str) -> _Statements:
-        chain, events = sqlite_identifier(CHAIN_TABLE), sqlite_identifier(events_table)
+        chain, events = quote_identifier(CHAIN_TABLE), quote_identifier(events_table)
         return _Statements(
             create=f"CREATE TABLE IF NOT EXISTS {chain} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
             last=f"SELECT position, hash FROM {chain} ORDER BY position DESC LIMIT 1",
@@ -94,13 +94,14 @@ class _Statements:
         )
 
 
-def sqlite_identifier(name: str) -> str:
-    """`name` as a quoted SQLite identifier (SQL's double quotes, a quote doubled)."""
+def quote_identifier(name: str) -> str:
+    """`name` as a quoted SQL identifier (double quotes, a quote doubled), as SQLite and
+    PostgreSQL read it, for where no driver-level quoting applies."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def sqlite_string(text: str) -> str:
-    """`text` as an SQLite string literal."""
+def quote_string(text: str) -> str:
+    """`text` as an SQL string literal (single quotes, a quote doubled)."""
     return "'" + text.replace("'", "''") + "'"
 
 

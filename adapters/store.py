@@ -25,7 +25,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, 
 from sqlalchemy.engine import url as sa_url
 
 from adapters.aggregate_cache import AggregateCache
-from adapters.chain import CHAIN_TABLE, seal_unchained, sqlite_identifier, sqlite_string
+from adapters.chain import CHAIN_TABLE, quote_identifier, quote_string, seal_unchained
 from domain.actions.context import SYSTEM, action_context, current_context
 from domain.base import VersionConflict
 from domain.errors import ConcurrentModification, InvalidAPIParameters, LedgerError, StoreUnavailable
@@ -147,7 +147,7 @@ def _postgres_config(parts: SplitResult) -> StoreConfig:
     ).render_as_string(hide_password=False)
     # The schema is a checked identifier (letters, digits, underscores): nothing in it can
     # end the option or add another one.
-    connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+    connect_args = {"options": f"-csearch_path={quote_identifier(schema)}"} if schema else {}
     return StoreConfig("postgresql", env, read_url, schema, connect_args)
 
 
@@ -375,9 +375,9 @@ def install_append_only_triggers(app: LedgerApplication) -> None:
     datastore = app.recorder.datastore  # type: ignore[attr-defined]
     if app.config.kind == "sqlite":
         statements: list[Any] = [
-            f"CREATE TRIGGER IF NOT EXISTS {sqlite_identifier(f'{table}_no_{op.lower()}')} "
-            f"BEFORE {op} ON {sqlite_identifier(table)} BEGIN SELECT RAISE(ABORT, "
-            f"{sqlite_string(f'the ledger is append-only: {op} on {table} refused')}); END"
+            f"CREATE TRIGGER IF NOT EXISTS {quote_identifier(f'{table}_no_{op.lower()}')} "
+            f"BEFORE {op} ON {quote_identifier(table)} BEGIN SELECT RAISE(ABORT, "
+            f"{quote_string(f'the ledger is append-only: {op} on {table} refused')}); END"
             for table in _protected_tables(app.config)
             for op in ("UPDATE", "DELETE")
         ]
