@@ -8,6 +8,8 @@ import psycopg
 import pytest
 
 from adapters.bootstrap import Ledger, open_ledger
+from adapters.chain import CHAIN_TABLE
+from adapters.store import postgres_is_set_up
 
 
 def _raw_sqlite(ledger: Ledger) -> sqlite3.Connection:
@@ -58,3 +60,17 @@ def test_truncate_fails_on_postgresql(postgres_url: str) -> None:
             conn.execute(f"TRUNCATE {ledger.config.events_table}")
         conn.rollback()
         assert conn.execute(f"SELECT COUNT(*) FROM {ledger.config.events_table}").fetchone()[0] >= 1
+
+
+def test_opening_restores_a_missing_trigger(postgres_url: str) -> None:
+    """Opening skips the DDL only when every table, type, function and trigger is there:
+    one missing piece, and the next open installs it again."""
+    with open_ledger(postgres_url) as ledger, _raw_postgres(ledger) as conn:
+        assert postgres_is_set_up(ledger.config)
+        conn.execute(f"DROP TRIGGER {CHAIN_TABLE}_no_truncate ON {CHAIN_TABLE}")
+        conn.commit()
+        assert not postgres_is_set_up(ledger.config)
+    with open_ledger(postgres_url) as ledger, _raw_postgres(ledger) as conn:
+        assert postgres_is_set_up(ledger.config)
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute(f"TRUNCATE {CHAIN_TABLE}")
