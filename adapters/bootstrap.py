@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import PersistenceError
 
 from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
 from adapters.queries import Queries
@@ -20,7 +23,7 @@ from domain.actions import ActionMonitor, ActionProcessor, ActionValidator
 from domain.actions.permissions import PermissionValidator
 from domain.errors import InvalidAPIParameters, LedgerError, StoreUnavailable
 from domain.group import GroupService
-from domain.group.usage import UsageReader
+from domain.group.usage import KernelUsage, UsageReader
 from domain.keypair import KeyPairService
 from domain.keypair_resource_policy import (
     SYSTEM_POLICY,
@@ -28,18 +31,20 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicyCreator,
     KeyPairResourcePolicyService,
 )
+from domain.projection_ops import ProjectionOps, ProjectionOpsService, SkippedEvent, StalledProjections
 from domain.workload import WorkloadService
-from projections.engine import ProjectionRunner, ReadModels
+from projections.engine import Projection, ProjectionRunner, ReadModels
 from projections.registry import build_projections
 
 
 class Services:
-    def __init__(self, app: LedgerApplication, usage: UsageReader, timezone: str) -> None:
+    def __init__(self, app: LedgerApplication, usage: UsageReader, timezone: str, stalls: StalledProjections) -> None:
         store = app.store
         self.keypair_resource_policy = KeyPairResourcePolicyService(store)
         self.keypair = KeyPairService(store)
         self.group = GroupService(store, usage, timezone)
         self.workload = WorkloadService(store)
+        self.projection = ProjectionOpsService(store, stalls)
 
 
 class ServiceProcessors:
@@ -72,6 +77,7 @@ class Processors:
         self.keypair = ServiceProcessors(services.keypair, v, m)
         self.group = ServiceProcessors(services.group, v, m)
         self.workload = ServiceProcessors(services.workload, v, m)
+        self.projection = ServiceProcessors(services.projection, v, m)
 
 
 class Ledger:
@@ -82,16 +88,17 @@ class Ledger:
             self.app = _open_store(config)
             self.read_models = ReadModels(config.read_model_url, config.connect_args)
             self.projections = build_projections(sa.MetaData(), self.timezone)
-            self.runner = ProjectionRunner(self.read_models, self.app.recorder, self.app.mapper, self.projections.all())
+            self.runner = _runner(self.app, self.read_models, self.projections.all(), self.timezone)
             self.runner.setup()
             self._ensure_system_policy()
         if build_pending:
             # After the setup lock: a long build must not hold up other processes opening
             # the ledger (building it beside us is safe: see ProjectionRunner).
             self.runner.build_pending()
-        self.services = Services(
-            self.app, SqlUsageReader(self.read_models, self.runner, self.projections), self.timezone
-        )
+        usage = SqlUsageReader(self.read_models, self.runner, self.projections)
+        # Usage reports read the usage read model: a stalled one answers ReadModelStalled.
+        checked = RequiringUsageReader(usage, self.runner, [self.projections.usage])
+        self.services = Services(self.app, checked, self.timezone, self.runner)
         # Monitors' `done` runs in reverse order: metrics first, the audit record last.
         self.metrics = PrometheusMonitor()
         self.processors = Processors(
@@ -146,13 +153,53 @@ def projection_runner(config: StoreConfig, timezone: str) -> Iterator[Projection
         app = _open_store(config)
     read_models = ReadModels(config.read_model_url, config.connect_args)
     try:
-        projections = build_projections(sa.MetaData(), _timezone(timezone)).all()
-        runner = ProjectionRunner(read_models, app.recorder, app.mapper, projections)
+        zone = _timezone(timezone)
+        runner = _runner(app, read_models, build_projections(sa.MetaData(), zone).all(), zone)
         runner.refresh()
         yield runner
     finally:
         read_models.close()
         app.close()
+
+
+def _runner(
+    app: LedgerApplication, read_models: ReadModels, projections: list[Projection], zone: str
+) -> ProjectionRunner:
+    """A runner that honours the skips recorded in the store and can build forced rebuilds."""
+    return ProjectionRunner(
+        read_models,
+        app.recorder,
+        app.mapper,
+        projections,
+        skip_log=lambda lineage: recorded_skips(app, lineage),
+        factory=lambda metadata: build_projections(metadata, zone).all(),
+    )
+
+
+def recorded_skips(app: LedgerApplication, lineage: str) -> list[SkippedEvent]:
+    """The events operators told the read model to skip, read from the store itself (not
+    the aggregate cache: another process may have recorded one)."""
+    try:
+        ops: ProjectionOps = app.repository.get(ProjectionOps.id_for(lineage))
+    except AggregateNotFoundError:
+        return []
+    except PersistenceError as exc:
+        raise StoreUnavailable(f"event store read failed: {exc}") from exc
+    return list(ops.skipped)
+
+
+class RequiringUsageReader:
+    """A `UsageReader` that refuses (`ReadModelStalled`) when the read models it reads are stalled."""
+
+    def __init__(self, reader: UsageReader, runner: ProjectionRunner, projections: Sequence[Projection]) -> None:
+        self._reader = reader
+        self._runner = runner
+        self._projections = projections
+
+    def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
+        found = self._reader.kernels(start, end, group_ids)
+        self._runner.require(*self._projections)
+        return found
 
 
 def _open_store(config: StoreConfig) -> LedgerApplication:

@@ -19,7 +19,7 @@ from domain.group.types import GroupData
 from domain.keypair.actions import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.validation import as_utc
-from projections.engine import ProjectionRunner, ReadModels
+from projections.engine import Projection, ProjectionRunner, ReadModels
 from projections.history import describe
 from projections.registry import ReadModelSet
 
@@ -111,57 +111,64 @@ class Queries:
         self._history = projections.history
         self._app = app
         self._usage = SqlUsageReader(read_models, runner, projections)
+        self._usage_projection = projections.usage
 
-    def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+    def _rows(self, statement: sa.Executable, projection: Projection) -> list[sa.Row[Any]]:
         # Read-your-writes: every command that returned before this query is visible.
         self._runner.catch_up()
+        # A stalled read model would answer from before the event it stopped at: refuse.
+        self._runner.require(projection)
         with self._db.connect() as conn:
             return list(conn.execute(statement))
 
     def keypair_resource_policy(self, name: str) -> KeyPairResourcePolicyData | None:
-        rows = self._rows(self._policies.live().where(self._policies.rows.c.key == name))
+        rows = self._rows(self._policies.live().where(self._policies.rows.c.key == name), self._policies)
         return _policy(rows[0]) if rows else None
 
     def keypair_resource_policies(self) -> list[KeyPairResourcePolicyData]:
-        return [_policy(row) for row in self._rows(self._policies.live().order_by(self._policies.rows.c.key))]
+        statement = self._policies.live().order_by(self._policies.rows.c.key)
+        return [_policy(row) for row in self._rows(statement, self._policies)]
 
     def keypair(self, access_key: str) -> KeyPairData | None:
-        rows = self._rows(self._keypairs.live().where(self._keypairs.rows.c.key == access_key))
+        rows = self._rows(self._keypairs.live().where(self._keypairs.rows.c.key == access_key), self._keypairs)
         return KeyPairData.from_fields(rows[0].key, rows[0].fields) if rows else None
 
     def keypairs(self, resource_policy: str | None = None) -> list[KeyPairData]:
         statement = self._keypairs.live().order_by(self._keypairs.rows.c.key)
-        found = [KeyPairData.from_fields(row.key, row.fields) for row in self._rows(statement)]
+        found = [KeyPairData.from_fields(row.key, row.fields) for row in self._rows(statement, self._keypairs)]
         return [k for k in found if resource_policy in (None, k.resource_policy)]
 
     def group(self, group_id: uuid.UUID | str) -> GroupData | None:
         """A group that exists, active or soft-deleted; None once purged or if unknown."""
-        rows = self._rows(self._groups.live().where(self._groups.rows.c.key == str(group_id)))
+        rows = self._rows(self._groups.live().where(self._groups.rows.c.key == str(group_id)), self._groups)
         return _group(rows[0]) if rows else None
 
     def groups(self, domain_name: str | None = None) -> list[GroupData]:
         statement = self._groups.live()
         if domain_name is not None:
             statement = statement.where(self._groups.rows.c.fields["domain_name"].as_string() == domain_name)
-        found = [_group(row) for row in self._rows(statement)]
+        found = [_group(row) for row in self._rows(statement, self._groups)]
         return sorted(found, key=lambda g: (g.domain_name, g.name))
 
     def group_members(self, group_id: uuid.UUID | str) -> set[uuid.UUID]:
         members = self._groups.members
         statement = sa.select(members.c.user_id).where(members.c.group_id == str(group_id))
-        return {uuid.UUID(row.user_id) for row in self._rows(statement)}
+        return {uuid.UUID(row.user_id) for row in self._rows(statement, self._groups)}
 
     def usage_totals(
         self, first: date, last: date, group_id: uuid.UUID | str | None = None
     ) -> dict[str, dict[str, float]]:
         """Slot-seconds per group and slot over the local days [first, last]."""
-        return self._usage.totals(first, last, None if group_id is None else str(group_id))
+        totals = self._usage.totals(first, last, None if group_id is None else str(group_id))
+        self._runner.require(self._usage_projection)
+        return totals
 
     def history(self, entity_type: str, entity_id: str) -> list[HistoryEntry]:
         """Every event of the entity, oldest first: who and when from the history read
         model, what changed from the stored events themselves."""
         streams, entries = self._history.streams, self._history.entries
         self._runner.catch_up()
+        self._runner.require(self._history)
         with self._db.connect() as conn:
             found = conn.execute(
                 sa.select(streams.c.number, streams.c.stream_id).where(
@@ -221,7 +228,7 @@ class Queries:
         statement = sa.select(log).where(*conditions).order_by(log.c.started_at, log.c.position).limit(limit)
         return [
             AuditEntry(**{**row._asdict(), "started_at": as_utc(row.started_at), "ended_at": as_utc(row.ended_at)})
-            for row in self._rows(statement)
+            for row in self._rows(statement, self._audit)
         ]
 
     def state_at(

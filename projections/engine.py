@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -35,10 +35,11 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper
 from eventsourcing.utils import resolve_topic
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable, DropTable
 
-from domain.errors import ReadModelVersionMismatch, StoreUnavailable
+from domain.errors import ReadModelStalled, ReadModelVersionMismatch, StoreUnavailable
+from domain.projection_ops import SkippedEvent, Stall
 
 Handler = Callable[[Connection, Any, int], None]
 # A table keyed by event position: on SQLite an INTEGER key is the rowid itself, where a
@@ -46,6 +47,8 @@ Handler = Callable[[Connection, Any, int], None]
 POSITION = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Batch = Sequence[tuple[int, Any]]  # (position, event), positions ascending
 Progress = Callable[[int, int], None]  # (position reached, head)
+SkipLog = Callable[[str], Sequence[SkippedEvent]]  # a read model's recorded skips, by its lineage
+GENERATIONS = "ledger_generations"  # MetaData.info key: {projection key: forced rebuild number}
 
 
 def on(*event_classes: type) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -77,6 +80,21 @@ class Projection:
         return f"{self.name}_v{self.version}"
 
     @property
+    def generation(self) -> int:
+        """0, or the number of the forced rebuild this object builds (`ProjectionRunner.force`):
+        the metadata its tables are made in says so, since subclasses make their tables in
+        their constructors."""
+        generation: int = self.metadata.info.get(GENERATIONS, {}).get(self.key, 0)
+        return generation
+
+    @property
+    def store_key(self) -> str:
+        """The name its tables and tracking row are stored under: the key, or for a forced
+        rebuild in progress `{key}r{generation}` (no `_` after the key, so the key's own
+        tables, `{key}_…`, never match it)."""
+        return f"{self.key}r{self.generation}" if self.generation else self.key
+
+    @property
     def lineage(self) -> str:
         """The key without its version: the read model that successive versions replace
         (`usage_utc` for the key `usage_v1_utc`). Keys must start with `{name}_v{version}`."""
@@ -87,7 +105,7 @@ class Projection:
 
     def table(self, base: str, *columns: sa.Column[Any] | sa.Index) -> sa.Table:
         """A table of this projection's version; a new version gets new tables."""
-        return sa.Table(f"{self.key}_{base}", self.metadata, *columns)
+        return sa.Table(f"{self.store_key}_{base}", self.metadata, *columns)
 
     def apply(self, conn: Connection, event: object, position: int) -> None:
         handler = self.handlers.get(type(event))
@@ -100,6 +118,9 @@ class Projection:
         runner passes only events of the classes in `handlers` (the others are not decoded)."""
         for position, event in batch:
             self.apply(conn, event, position)
+
+
+Factory = Callable[[sa.MetaData], Sequence[Projection]]  # this code's projections, in new metadata
 
 
 class BulkInsert:
@@ -229,6 +250,11 @@ class ReadModels:
         self.engine: Engine = sa.create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_read_model_settings)
+            # pysqlite opens transactions itself, only before DML, so a SAVEPOINT that comes
+            # first would open one that its RELEASE commits: SQLAlchemy's documented remedy
+            # is to turn that off and BEGIN explicitly. The runner isolates each projection
+            # of a batch in a savepoint when a handler fails.
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
         self._lock = threading.RLock() if self.is_memory else None
         # Called when a statement fails, to raise a more precise error if they know one (a
         # runner: "this version was replaced", where the database only says "no such table").
@@ -279,7 +305,12 @@ class ReadModels:
         self.engine.dispose()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def _sqlite_read_model_settings(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun explicitly (`_sqlite_begin`)
     # In WAL mode (the ledger's files), no fsync at each read-model commit: a power cut can
     # then lose the last commits, but their rows and their tracking position together, so
     # the events are applied again; a crash of the process loses nothing. The event store's
@@ -297,8 +328,9 @@ class _StalePosition(Exception):
 
 @dataclass(frozen=True)
 class ProjectionStatus:
-    """One read model: its active version and position, and the version this code builds
-    beside it if that one is newer."""
+    """One read model: its active version and position, the version this code builds
+    beside it if that one is newer, a forced rebuild in progress, where any of them is
+    stalled, and the events operators told it to skip."""
 
     name: str
     version: int
@@ -306,12 +338,18 @@ class ProjectionStatus:
     head: int
     pending_version: int | None = None
     pending_position: int | None = None
+    stall: Stall | None = None
+    pending_stall: Stall | None = None
+    rebuild_position: int | None = None  # a forced rebuild of the active version
+    rebuild_stall: Stall | None = None
+    skips: tuple[SkippedEvent, ...] = ()
 
     @property
     def lag(self) -> int | None:
         return None if self.position is None else max(0, self.head - self.position)
 
     def to_json(self) -> dict[str, Any]:
+        last = self.skips[-1] if self.skips else None
         return {
             "name": self.name,
             "version": self.version,
@@ -320,7 +358,25 @@ class ProjectionStatus:
             "lag": self.lag,
             "pending_version": self.pending_version,
             "pending_position": self.pending_position,
+            "stalled": _stall_json(self.stall),
+            "pending_stalled": _stall_json(self.pending_stall),
+            "rebuild_position": self.rebuild_position,
+            "rebuild_stalled": _stall_json(self.rebuild_stall),
+            "skips": len(self.skips),
+            "last_skip": None
+            if last is None
+            else {"version": last.version, "position": last.position, "reason": last.reason, "at": last.at.isoformat()},
         }
+
+
+def _stall_json(stall: Stall | None) -> dict[str, Any] | None:
+    if stall is None:
+        return None
+    return {"version": stall.version, "position": stall.position, "cause": stall.cause, "at": stall.at.isoformat()}
+
+
+def describe_stall(stall: Stall) -> str:
+    return f"stalled at position {stall.position}: {stall.cause}"
 
 
 class ProjectionRunner:
@@ -343,6 +399,30 @@ class ProjectionRunner:
         sa.Column("version", sa.Integer, nullable=False),  # the active version
         sa.Column("projection", sa.String(128), nullable=False),  # the active version's key
     )
+    # Where a projection's build (a tracking row's key) stopped because its handler raised:
+    # the event at `position` is not applied, everything before it is. Beside the tracking
+    # rows, so it survives restarts; a row whose position the tracking row has passed (a
+    # skip, a fixed handler) no longer counts.
+    stalls = sa.Table(
+        "projection_stalls",
+        tracking_metadata,
+        sa.Column("projection", sa.String(128), primary_key=True),
+        sa.Column("lineage", sa.String(128), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+        sa.Column("cause", sa.Text, nullable=False),
+        sa.Column("stalled_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    # Forced rebuilds of an active version, by its key: the last generation started (never
+    # reused: a finished one's tables keep their generation's index and constraint names)
+    # and whether it is still being built.
+    rebuilds = sa.Table(
+        "projection_rebuilds",
+        tracking_metadata,
+        sa.Column("projection", sa.String(128), primary_key=True),
+        sa.Column("generation", sa.Integer, nullable=False),
+        sa.Column("building", sa.Boolean, nullable=False),
+    )
 
     def __init__(
         self,
@@ -351,16 +431,29 @@ class ProjectionRunner:
         mapper: Mapper[Any],
         projections: Sequence[Projection],
         batch_size: int = 1000,
+        *,
+        skip_log: SkipLog | None = None,
+        factory: Factory | None = None,
     ) -> None:
         self.read_models = read_models
         self.recorder = recorder
         self.mapper = mapper
         self.projections = list(projections)
         self.batch_size = batch_size
+        self.skip_log = skip_log
+        self.factory = factory
         self._lock = threading.Lock()
         self.positions: dict[str, int] = {}
         self.active: dict[str, tuple[int, str]] = {}  # lineage -> (active version, its key)
+        self.stalled: dict[str, Stall] = {}  # store key -> where it stopped (only stalls still in force)
+        self.generations: dict[str, tuple[int, bool]] = {}  # key -> (last forced rebuild, still building)
         self._classes: dict[str, type] = {}  # topic -> event class (aliases of renamed topics too)
+        self._builds: dict[str, Projection] = {}  # store key -> a forced rebuild's projection
+        # Each process tries a stalled projection's event once (its code may read it now),
+        # then leaves it alone until a skip is recorded: no retry on every query or wake.
+        self._retried: set[str] = set()
+        self._skips: dict[str, Sequence[SkippedEvent]] = {}  # lineage -> skips, read since `_looked_at`
+        self._looked_at = -1  # the head when stalls and skips were last re-read
 
     def setup(self) -> None:
         """Creates missing tables, versions and tracking rows; safe when several processes
@@ -372,9 +465,9 @@ class ProjectionRunner:
         self._read_state()
         self._refuse_outdated_code()
         self._create(self._tables())
-        self._insert_missing(self.tracking, [{"projection": p.key, "position": 0} for p in self.projections])
+        self._insert_missing(self.tracking, [{"projection": p.store_key, "position": 0} for p in self.projections])
         self._read_state()
-        missing = [p.key for p in self.projections if p.key not in self.positions]
+        missing = [p.key for p in self.projections if p.store_key not in self.positions]
         if missing:
             raise StoreUnavailable(f"cannot create tracking rows for {', '.join(missing)}")
         self._refuse_outdated_code(discard=True)  # in case newer code activated meanwhile
@@ -387,8 +480,9 @@ class ProjectionRunner:
             self.catch_up(self.pending(), progress)
             self.collect_garbage()  # the replaced tables: this process is building anyway
 
-    def _tables(self) -> list[sa.Table]:
-        metadatas = {id(p.metadata): p.metadata for p in self.projections}.values()
+    def _tables(self, projections: Sequence[Projection] | None = None) -> list[sa.Table]:
+        chosen = self.projections if projections is None else projections
+        metadatas = {id(p.metadata): p.metadata for p in chosen}.values()
         return [table for metadata in metadatas for table in metadata.sorted_tables]
 
     @staticmethod
@@ -436,8 +530,16 @@ class ProjectionRunner:
         with self.read_models.connect() as conn:
             positions = conn.execute(sa.select(self.tracking)).all()
             versions = conn.execute(sa.select(self.versions)).all()
+            stalls = conn.execute(sa.select(self.stalls)).all()
+            rebuilds = conn.execute(sa.select(self.rebuilds)).all()
         self.positions = {row.projection: row.position for row in positions}
         self.active = {row.name: (row.version, row.projection) for row in versions}
+        self.stalled = {
+            row.projection: Stall(row.lineage, row.version, row.position, row.cause, _utc(row.stalled_at))
+            for row in stalls
+            if row.projection in self.positions and self.positions[row.projection] < row.position
+        }
+        self.generations = {row.projection: (row.generation, row.building) for row in rebuilds}
 
     def _refuse_outdated_code(self, discard: bool = False) -> None:
         for projection in self.projections:
@@ -454,6 +556,7 @@ class ProjectionRunner:
         """Takes away the tables and tracking row of a version that is not and will never be active."""
         with self.read_models.begin() as conn:
             conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == key))
+            conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection == key))
             self._retire_tables(conn, key)
 
     def _explain_replaced_version(self) -> None:
@@ -469,29 +572,61 @@ class ProjectionRunner:
 
     def catch_up(self, only: Sequence[Projection] | None = None, progress: Progress | None = None) -> int:
         """Applies every event recorded so far (to `only` these projections, if given) and
-        activates each pending version that has caught up; returns the position reached.
+        activates each pending version (and swaps in each forced rebuild) that has caught
+        up; returns the position reached by those not stalled. A projection whose handler
+        raises stalls there alone (`_apply_isolated`); the others go on past it.
         `progress(position, head)` is called before each batch and at the end."""
         chosen = self.projections if only is None else list(only)
         if not chosen:
             return self.recorder.max_notification_id() or 0
         with self._lock:
             head = self.recorder.max_notification_id() or 0
+            self._look_at_stalls(chosen, head)
             while True:
-                low = min(self._position(p) for p in chosen)
+                moving = [p for p in chosen if not self._held(p)]
+                low = min(self._position(p) for p in (moving or chosen))
                 if progress is not None:
                     progress(min(low, head), head)
-                if low >= head:
+                if not moving or low >= head:
                     break
                 with gc_paused():
-                    if not self._next_batch(chosen, low, head):
+                    if not self._next_batch(moving, low, head):
                         break
             self._activate_caught_up(chosen, head)
             return low
 
+    def _look_at_stalls(self, chosen: Sequence[Projection], head: int) -> None:
+        """With a chosen projection stalled, re-reads the state (another process may have
+        rebuilt it or got past the event) and, lazily, the skips (a skip is an event: none
+        can have come unless the head moved). Once per head, so a follower or a query does
+        not re-read on every call while nothing happens."""
+        if head == self._looked_at or not any(p.store_key in self.stalled for p in chosen):
+            return
+        self._looked_at = head
+        self._skips.clear()
+        self._read_state()
+
+    def _held(self, projection: Projection) -> bool:
+        """Stalled, already tried by this process, and its event not skipped."""
+        stall = self.stalled.get(projection.store_key)
+        if stall is None or projection.store_key not in self._retried:
+            return False
+        return stall.position not in self._skipped(projection)
+
+    def _skipped(self, projection: Projection, fresh: bool = False) -> set[int]:
+        """The positions operators told this projection's version to step over."""
+        if self.skip_log is None:
+            return set()
+        if fresh or projection.lineage not in self._skips:
+            self._skips[projection.lineage] = self.skip_log(projection.lineage)
+        return {s.position for s in self._skips[projection.lineage] if s.version == projection.version}
+
     def _next_batch(self, chosen: Sequence[Projection], low: int, head: int) -> bool:
         """Reads the batch after `low`, decodes the events the chosen projections handle
         (decoding is most of a batch's cost; a projection ignores the others anyway), and
-        applies them; False if there is nothing after `low`."""
+        applies them; False if there is nothing after `low`. If a handler raises, the batch
+        is rolled back and applied again with each projection isolated (`_apply_batch`):
+        no savepoints cost anything while every handler succeeds."""
         notifications = self.recorder.select_notifications(
             start=low, limit=self.batch_size, stop=head, inclusive_of_start=False
         )
@@ -506,45 +641,186 @@ class ProjectionRunner:
                 cls = classes[notification.topic] = resolve_topic(notification.topic)
             if cls in wanted:
                 batch.append((notification.id, decode(notification)))
-        try:
-            self._apply_batch(chosen, batch, notifications[-1].id)
-        except _StalePosition:
-            self._read_state()
-        return True
+        for isolated in (False, True):
+            try:
+                self._apply_batch(chosen, batch, notifications[-1].id, isolated)
+            except _StalePosition:
+                self._read_state()
+            except Exception as exc:
+                if isolated or _infrastructure(exc):
+                    raise
+                continue
+            return True
+        return True  # (not reached: the isolated pass returns or raises)
 
     def _position(self, projection: Projection) -> int:
-        position = self.positions.get(projection.key)
-        if position is None:  # deleted by the activation of a newer version
+        position = self.positions.get(projection.store_key)
+        if position is None:
+            if projection.generation:
+                raise StoreUnavailable(f"the rebuild of {projection.key} was finished or discarded by another process")
+            # deleted by the activation of a newer version
             raise ReadModelVersionMismatch(
                 f"read model {projection.key} was replaced by a newer version: run the newer code"
             )
         return position
 
-    def _apply_batch(self, chosen: Sequence[Projection], batch: Batch, last: int) -> None:
-        """Applies the events (positions up to `last`) and moves the tracking rows to `last`."""
+    def _apply_batch(self, chosen: Sequence[Projection], batch: Batch, last: int, isolated: bool = False) -> None:
+        """Applies the events (positions up to `last`) and moves the tracking rows to `last`.
+        `isolated`: each projection in a savepoint of its own, so that one whose handler
+        raises stalls before that event (its tracking row stops there, the stall recorded
+        beside it) while the others' rows and positions commit."""
         moved: dict[str, int] = {}
+        stalled: dict[str, Stall] = {}
         with self.read_models.begin() as conn:
             for projection in chosen:
+                key = projection.store_key
                 start = self._position(projection)
                 if start >= last:
                     continue
                 claimed = conn.execute(
                     sa.update(self.tracking)
-                    .where(self.tracking.c.projection == projection.key)
+                    .where(self.tracking.c.projection == key)
                     .where(self.tracking.c.position == start)
                     .values(position=last)
                 )
                 if claimed.rowcount != 1:
-                    raise _StalePosition(projection.key)
+                    raise _StalePosition(key)
+                if key in self.stalled:
+                    self._retried.add(key)
                 events = batch[bisect.bisect_right(batch, start, key=lambda item: item[0]) :]
-                if events:
+                failure = None
+                if isolated:
+                    failure = self._apply_isolated(conn, projection, events)
+                elif events:
                     projection.apply_batch(conn, events)
-                moved[projection.key] = last
+                if failure is None:
+                    moved[key] = last
+                    continue
+                stall = Stall(projection.lineage, projection.version, failure[0], failure[1], datetime.now(UTC))
+                moved[key] = stall.position - 1
+                conn.execute(
+                    sa.update(self.tracking).where(self.tracking.c.projection == key).values(position=moved[key])
+                )
+                row = {"projection": key, **{f: getattr(stall, f) for f in ("lineage", "version", "position", "cause")}}
+                upsert = insert_for(conn, self.stalls).values(**row, stalled_at=stall.at)
+                conn.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["projection"],
+                        set_={c: upsert.excluded[c] for c in ("lineage", "version", "position", "cause", "stalled_at")},
+                    )
+                )
+                stalled[key] = stall
         self.positions.update(moved)
+        for key in moved:
+            self.stalled.pop(key, None)
+        self.stalled.update(stalled)
+        self._retried.update(stalled)
+
+    def _apply_isolated(self, conn: Connection, projection: Projection, events: Batch) -> tuple[int, str] | None:
+        """Applies the events in a savepoint; if a handler raises, finds the first event
+        that fails on its own (one savepoint per event) and applies those before it. An
+        event an operator skipped for this version is stepped over when it fails.
+        Returns (position, cause) of the event it stalls on, or None."""
+        try:
+            with conn.begin_nested():
+                projection.apply_batch(conn, events)
+            return None
+        except Exception as exc:
+            if _infrastructure(exc):
+                raise
+        skipped: set[int] | None = None
+        for position, event in events:
+            try:
+                with conn.begin_nested():
+                    projection.apply_batch(conn, [(position, event)])
+            except Exception as exc:
+                if _infrastructure(exc):
+                    raise
+                if skipped is None:
+                    skipped = self._skipped(projection, fresh=True)
+                if position not in skipped:
+                    return position, one_line(exc)
+        return None
+
+    def require(self, *projections: Projection) -> None:
+        """Raises `ReadModelStalled` if one of the projections (a query's read models) is
+        stalled. What this process knows of a stall is confirmed first: another process may
+        have rebuilt the read model or stepped it over the event since."""
+        for projection in projections:
+            if projection.store_key not in self.stalled:
+                continue
+            self._read_state()
+            stall = self.stalled.get(projection.store_key)
+            if stall is None:
+                self.catch_up([projection])
+                continue
+            since = stall.at.isoformat(timespec="seconds")
+            raise ReadModelStalled(
+                f"read model {stall.lineage} is {describe_stall(stall)} (since {since}); "
+                f"other read models go on: fix its handler and run `ledger projections rebuild --force "
+                f"{stall.lineage}`, or `ledger projections skip {stall.lineage} --position {stall.position} "
+                "--reason TEXT`",
+                projection=stall.lineage,
+                position=stall.position,
+                cause=stall.cause,
+            )
+
+    def stalls_of(self, lineage: str) -> list[Stall]:
+        """Where the read model's builds (active, pending, forced rebuild) are stalled, as
+        committed now (`domain.projection_ops.StalledProjections`)."""
+        self._read_state()
+        return [stall for stall in self.stalled.values() if stall.lineage == lineage]
+
+    def force(self, projections: Sequence[Projection]) -> list[Projection]:
+        """Starts a forced rebuild of each projection's active version (a fixed handler, a
+        damaged table): a new generation of its tables, built from the first event beside
+        the active ones, which `catch_up` swaps in when it has caught up. One in progress
+        is resumed, not restarted. Returns the builds, to pass to `catch_up`."""
+        keys = [p.key for p in projections if self.active[p.lineage][0] == p.version]
+        with self.read_models.begin() as conn:
+            for key in keys:
+                row = conn.execute(sa.select(self.rebuilds).where(self.rebuilds.c.projection == key)).first()
+                if row is None:
+                    fresh = {"projection": key, "generation": 1, "building": True}
+                    conn.execute(insert_for(conn, self.rebuilds).on_conflict_do_nothing(), fresh)
+                elif not row.building:
+                    conn.execute(
+                        sa.update(self.rebuilds)
+                        .where(self.rebuilds.c.projection == key, self.rebuilds.c.generation == row.generation)
+                        .values(generation=row.generation + 1, building=True)
+                    )
+        self._read_state()
+        return self.builds(keys)
+
+    def builds(self, keys: Sequence[str] | None = None) -> list[Projection]:
+        """The forced rebuilds in progress of this code's active versions (`keys` only, if
+        given), their tables and tracking rows created. Needs the runner's `factory`."""
+        wanted = {
+            key: generation
+            for key, (generation, building) in self.generations.items()
+            if building and (keys is None or key in keys)
+        }
+        ours = [p for p in self.projections if p.key in wanted and self.active[p.lineage][0] == p.version]
+        missing = [p for p in ours if f"{p.key}r{wanted[p.key]}" not in self._builds]
+        if missing:
+            if self.factory is None:
+                raise TypeError("this runner has no projection factory to build a forced rebuild with")
+            made = {p.key: p for p in self.factory(sa.MetaData(info={GENERATIONS: wanted}))}
+            for projection in missing:
+                build = made[projection.key]
+                self._builds[build.store_key] = build
+            new = [made[p.key] for p in missing]
+            self._create(self._tables(new))
+            self._insert_missing(self.tracking, [{"projection": p.store_key, "position": 0} for p in new])
+            self._read_state()
+        return [self._builds[f"{p.key}r{wanted[p.key]}"] for p in ours]
 
     def _activate_caught_up(self, chosen: Sequence[Projection], head: int) -> None:
         for projection in chosen:
-            if projection in self.pending() and self._position(projection) >= head:
+            if projection.generation:
+                if self.positions.get(projection.store_key, -1) >= head:
+                    self._swap_in(projection)
+            elif projection in self.pending() and self._position(projection) >= head:
                 self._activate(projection)
 
     def _activate(self, projection: Projection) -> None:
@@ -563,21 +839,54 @@ class ProjectionRunner:
             )
             if flipped.rowcount == 1:
                 conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == old_key))
+                conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection == old_key))
                 self._retire_tables(conn, old_key)
         self._read_state()
         self._refuse_outdated_code()  # another process may have activated a still newer version
 
-    def _retire_tables(self, conn: Connection, key: str) -> None:
+    def _swap_in(self, build: Projection) -> None:
+        """Puts a caught-up forced rebuild in place of its active version, in one
+        transaction: the active tables are retired as a replaced version's are, the
+        build's renamed to the active names (so every process's tables, bound to those
+        names, now read the new rows), and the active tracking row takes the build's
+        position (processes ahead of it find their position stale and re-read). The stall
+        goes with the old tables. Conditional, like `_activate`: one process swaps."""
+        key, generation, build_key = build.key, build.generation, build.store_key
+        with self.read_models.begin() as conn:
+            done = conn.execute(
+                sa.update(self.rebuilds)
+                .where(self.rebuilds.c.projection == key, self.rebuilds.c.generation == generation)
+                .where(self.rebuilds.c.building.is_(True))
+                .values(building=False)
+            )
+            if done.rowcount == 1:
+                tracked = self.tracking.c.projection
+                position = conn.execute(sa.select(self.tracking.c.position).where(tracked == build_key)).scalar_one()
+                self._retire_tables(conn, key, _REPLACED + build_key)
+                quote = conn.dialect.identifier_preparer.quote
+                for name in tables_of(conn, build_key):
+                    renamed = key + name[len(build_key) :]
+                    conn.exec_driver_sql(f"ALTER TABLE {quote(name)} RENAME TO {quote(renamed)}")
+                conn.execute(sa.update(self.tracking).where(tracked == key).values(position=position))
+                conn.execute(sa.delete(self.tracking).where(tracked == build_key))
+                conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection.in_([key, build_key])))
+        self._builds.pop(build_key, None)
+        self._retried.discard(key)
+        self._read_state()
+
+    def _retire_tables(self, conn: Connection, key: str, garbage: str | None = None) -> None:
         """Takes the tables of version `key` away, in the caller's transaction: dropped on
-        PostgreSQL; on SQLite renamed `replaced_…` and left to `collect_garbage`."""
+        PostgreSQL; on SQLite renamed `garbage` (default `replaced_{key}`) + their own name
+        after the key, and left to `collect_garbage`."""
         if conn.dialect.name != "sqlite":
             for name in tables_of(conn, key):
                 conn.execute(DropTable(sa.Table(name, sa.MetaData())))
             return
+        garbage = garbage or _REPLACED + key
         quote = conn.dialect.identifier_preparer.quote
         for name in tables_of(conn, key):
-            conn.exec_driver_sql(f"ALTER TABLE {quote(name)} RENAME TO {quote(_REPLACED + name)}")
-        conn.execute(insert_for(conn, self.garbage).on_conflict_do_nothing(), {"projection": _REPLACED + key})
+            conn.exec_driver_sql(f"ALTER TABLE {quote(name)} RENAME TO {quote(garbage + name[len(key) :])}")
+        conn.execute(insert_for(conn, self.garbage).on_conflict_do_nothing(), {"projection": garbage})
 
     def collect_garbage(self, max_chunks: int | None = None) -> bool:
         """Drops the tables of replaced versions (SQLite's; PostgreSQL drops them in the
@@ -623,7 +932,8 @@ class ProjectionRunner:
 
     def status(self) -> list[ProjectionStatus]:
         """Every read model recorded in the database (this code's and others', such as the
-        usage model of another time zone), with this code's pending versions."""
+        usage model of another time zone), with this code's pending versions, forced
+        rebuilds in progress, stalls and recorded skips."""
         self._read_state()
         head = self.recorder.max_notification_id() or 0
         ours = {p.lineage: p for p in self.projections}
@@ -631,6 +941,8 @@ class ProjectionRunner:
         for name, (version, key) in sorted(self.active.items()):
             mine = ours.get(name)
             pending = mine if mine is not None and mine.version > version else None
+            generation, building = self.generations.get(key, (0, False))
+            build_key = f"{key}r{generation}" if building else None
             found.append(
                 ProjectionStatus(
                     name=name,
@@ -639,9 +951,51 @@ class ProjectionRunner:
                     head=head,
                     pending_version=None if pending is None else pending.version,
                     pending_position=None if pending is None else self.positions.get(pending.key),
+                    stall=self.stalled.get(key),
+                    pending_stall=None if pending is None else self.stalled.get(pending.key),
+                    rebuild_position=None if build_key is None else self.positions.get(build_key),
+                    rebuild_stall=None if build_key is None else self.stalled.get(build_key),
+                    skips=tuple(self.skip_log(name)) if self.skip_log is not None else (),
                 )
             )
         return found
+
+
+def _utc(at: datetime) -> datetime:
+    # SQLite hands back a naive time (stored in UTC), PostgreSQL an aware one.
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An error as one short line for status and messages: the driver's own error for a
+    database one (SQLAlchemy's text adds the statement and its parameters)."""
+    shown = getattr(exc, "orig", None) or exc
+    text = " ".join(f"{type(shown).__name__}: {shown}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _infrastructure(exc: BaseException) -> bool:
+    """True for a failure of the database rather than of a handler: it must not stall one
+    projection (it would stall them all, for nothing), so it is raised as before. A lost
+    connection, a lock timeout, a deadlock; not a constraint violation or a missing table
+    (on SQLite "no such table" is an OperationalError too: a damaged read model stalls
+    alone, and `rebuild --force` mends it)."""
+    if isinstance(exc, ReadModelVersionMismatch):
+        return True
+    if isinstance(exc, StoreUnavailable):
+        if not isinstance(exc.__cause__, SQLAlchemyError):
+            return True
+        exc = exc.__cause__
+    if isinstance(exc, SQLAlchemyError):
+        if getattr(exc, "connection_invalidated", False) or isinstance(exc, InterfaceError | DisconnectionError):
+            return True
+        if isinstance(exc, OperationalError):
+            message = str(getattr(exc, "orig", exc))
+            return not message.startswith(_SQLITE_SCHEMA_ERRORS)
+    return False
+
+
+_SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "table ")  # "table x has no column named y"
 
 
 def insert_for(conn: Connection, table: sa.Table) -> Any:

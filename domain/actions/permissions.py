@@ -48,6 +48,8 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     ("endpoint", "create"): PLATFORM,
     ("endpoint", "destroy"): PLATFORM,
     ("workload", "record_batch"): PLATFORM,
+    # Stepping a read model over an event drops that event from it for good: the operator's call.
+    ("projection", "skip"): SUPERADMIN_ONLY,
 }
 
 

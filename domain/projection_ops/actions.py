@@ -1,0 +1,50 @@
+"""Actions on read models: skipping the event a projection is stalled on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from domain.actions import BaseAction, BaseActionResult
+from domain.validation import PositiveInt, field_of, parse_name
+
+ENTITY_TYPE = "projection"
+
+
+def _parse_projection(raw: Any, field: str) -> str:
+    return parse_name(raw, field, max_length=128)
+
+
+def _parse_reason(raw: Any, field: str) -> str:
+    return parse_name(raw, field, max_length=1000)
+
+
+class SkipProjectionEventAction(BaseAction):
+    """Step the read model `projection` (its name as `projections status` shows it) over the
+    event at `position`, the one it is stalled on; `reason` is kept in the audit trail."""
+
+    projection: Annotated[str, field_of(_parse_projection)]
+    position: PositiveInt
+    reason: Annotated[str, field_of(_parse_reason)]
+
+    @classmethod
+    def entity_type(cls) -> str:
+        return ENTITY_TYPE
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "skip"
+
+    def entity_id(self) -> str | None:
+        return self.projection
+
+
+@dataclass(frozen=True)
+class SkipProjectionEventActionResult(BaseActionResult):
+    projection: str
+    version: int
+    position: int
+    cause: str  # what the handler raised on the skipped event
+
+    def entity_id(self) -> str | None:
+        return self.projection

@@ -1,0 +1,65 @@
+"""The read-model operations service: a skip is recorded only where a projection stalled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from domain.base import AggregateStore
+from domain.errors import ProjectionNotStalled
+from domain.projection_ops.actions import (
+    ENTITY_TYPE,
+    SkipProjectionEventAction,
+    SkipProjectionEventActionResult,
+)
+from domain.projection_ops.aggregate import ProjectionOps
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Where one version of a read model stopped, and why."""
+
+    lineage: str
+    version: int
+    position: int
+    cause: str
+    at: datetime
+
+
+class StalledProjections(Protocol):
+    """Which builds of a read model (active, pending, rebuilding) are stalled, and where."""
+
+    def stalls_of(self, lineage: str) -> list[Stall]: ...
+
+
+class ProjectionOpsService:
+    def __init__(self, store: AggregateStore, stalls: StalledProjections) -> None:
+        self._store = store
+        self._stalls = stalls
+
+    async def skip_projection_event(self, action: SkipProjectionEventAction) -> SkipProjectionEventActionResult:
+        """Only the event a build of the read model is stalled on may be skipped: a skip
+        drops that event's effect from the read model for good, so it must answer a
+        failure an operator has seen, never be a guess at a position. The stall is read
+        from the read models; if it cleared meanwhile, the skip is harmless (it is used
+        only when the handler fails on that very event)."""
+        found = [s for s in self._stalls.stalls_of(action.projection) if s.position == action.position]
+        if not found:
+            stalled = self._stalls.stalls_of(action.projection)
+            where = ", ".join(f"{s.position} (version {s.version})" for s in stalled) or "nowhere"
+            raise ProjectionNotStalled(
+                f"read model {action.projection} is not stalled at position {action.position}: "
+                f"it is stalled at {where}; only the event it is stalled on can be skipped"
+            )
+        stall = found[0]
+
+        def skip() -> None:
+            ops = self._store.get(ProjectionOps.id_for(action.projection), ProjectionOps)
+            if ops is None:
+                ops = ProjectionOps.open(action.projection)
+            ops.skip(stall.version, stall.position, action.reason, stall.cause)
+            self._store.save(ops)
+
+        self._store.run(skip, ENTITY_TYPE, "skip")
+        return SkipProjectionEventActionResult(action.projection, stall.version, stall.position, stall.cause)
