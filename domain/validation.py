@@ -28,6 +28,7 @@ from domain.values import (
     ResourceSlot,
     TriState,
     VFolderHostPermissionMap,
+    shown,
 )
 
 T = TypeVar("T")
@@ -40,6 +41,8 @@ def _as_ledger_error(exc: ValidationError, model: str) -> InvalidAPIParameters:
     if isinstance(cause, InvalidAPIParameters):
         return InvalidAPIParameters(cause.reason, field=cause.field)
     field = ".".join(str(part) for part in err["loc"]) or model
+    if len(field) > 120:  # an unknown key is user input: never echo a megabyte of it
+        field = field[:117] + "..."
     if err["type"] == "extra_forbidden":
         return InvalidAPIParameters(f"unknown field for {model}", field=field)
     if err["type"] == "missing":
@@ -69,18 +72,6 @@ class LedgerModel(BaseModel):
 INT64_MAX = 2**63 - 1  # every integer field fits a BIGINT column and a JSON number
 _MAX_INT_TEXT = 21  # sign and 20 digits: int64 needs 19; longer text is refused unread
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() also reads "٣"
-
-
-def shown(raw: Any, limit: int = 40) -> str:
-    """A short repr of user input for messages: never echo a 5000-digit number or a
-    megabyte string (and never call str() on a huge int, which raises)."""
-    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > INT64_MAX:
-        return f"an integer of {raw.bit_length()} bits"
-    if isinstance(raw, str | bytes | int | float | Decimal | uuid.UUID | datetime) or raw is None:
-        text = repr(raw[: limit + 1] if isinstance(raw, str | bytes) else raw)
-    else:
-        text = f"a {type(raw).__name__}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_int(raw: Any, field: str, *, minimum: int = 0, maximum: int = INT64_MAX) -> int:

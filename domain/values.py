@@ -136,7 +136,7 @@ class _ByNameEnum(enum.Enum):
                 if wanted in (member.name.lower(), str(member.value).lower()):
                     return member
         allowed = ", ".join(m.name for m in cls)
-        raise InvalidAPIParameters(f"{raw!r} is not one of {allowed}", field=field)
+        raise InvalidAPIParameters(f"{_shown(raw)} is not one of {allowed}", field=field)
 
 
 class DefaultForUnspecified(_ByNameEnum):
@@ -327,12 +327,22 @@ _COUNT_RE = re.compile(rf"\s*[+-]?{_NUMBER}(?:[eE][+-]?[0-9]+)?\s*", re.ASCII)
 _BINARY_POWER = {None: 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
 
 
-def _shown(raw: object) -> str:
-    """A short repr for messages (never a 5000-digit echo)."""
-    if isinstance(raw, int) and abs(raw) > MAX_BYTES:
+def shown(raw: object, limit: int = 40) -> str:
+    """A short repr of user input for messages: never echo a 5000-digit number or a
+    megabyte string (and never call str() on a huge int, which raises); containers and
+    other objects are named by their type."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > MAX_BYTES:
         return f"an integer of {raw.bit_length()} bits"
-    text = repr(raw[:41] if isinstance(raw, str) else raw)
-    return text if len(text) <= 40 else text[:37] + "..."
+    if isinstance(raw, str | bytes):
+        text = repr(raw[: limit + 1])
+    elif raw is None or isinstance(raw, int | float | Decimal | enum.Enum):
+        text = repr(raw)
+    else:
+        text = f"a {type(raw).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_shown = shown
 
 
 def _is_infinite(raw: object) -> bool:
@@ -523,10 +533,12 @@ def _parse_permissions(raw: object, field: str) -> frozenset[VFolderHostPermissi
             result.add(item)
             continue
         try:
-            result.add(VFolderHostPermission(str(item).strip().lower()))
+            if not isinstance(item, str):  # str() of a huge int raises: only text is read
+                raise ValueError(item)
+            result.add(VFolderHostPermission(item.strip().lower()))
         except ValueError:
             allowed = ", ".join(p.value for p in VFolderHostPermission)
-            raise InvalidAPIParameters(f"unknown permission {item!r}; allowed: {allowed}", field=field) from None
+            raise InvalidAPIParameters(f"unknown permission {_shown(item)}; allowed: {allowed}", field=field) from None
     return frozenset(result)
 
 

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from domain.errors import InvalidAPIParameters
-from domain.validation import LedgerModel, jsonable, parse_name, parse_uuid, shown
+from domain.validation import LedgerModel, jsonable, parse_name, parse_uuid
+from domain.values import shown
 
 
 class Role(enum.Enum):

@@ -24,7 +24,6 @@ from domain.validation import (
     parse_project_type,
     parse_slots,
     parse_uuid,
-    shown,
     text_parser,
     tri_state_of,
 )
@@ -34,6 +33,7 @@ from domain.values import (
     ResourceSlot,
     TriState,
     VFolderHostPermissionMap,
+    shown,
 )
 
 MAX_DOTFILES = 64 * 1024

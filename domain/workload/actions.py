@@ -21,8 +21,8 @@ from domain.validation import (
     field_of,
     parse_time,
     parse_uuid,
-    shown,
 )
+from domain.values import shown
 
 MAX_AMOUNT_DIGITS = 15  # integer digits, as slot counts: float() and NUMERIC hold it
 _AMOUNT_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?\s*", re.ASCII)

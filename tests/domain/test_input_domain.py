@@ -25,6 +25,7 @@ from domain.actions import ActionTriggerMeta
 from domain.actions.base import Role
 from domain.errors import ConfigurationError, InvalidAPIParameters, LedgerError
 from domain.group import GroupCreator, GroupModifier
+from domain.group.types import parse_user_update_mode, parse_user_uuids
 from domain.group.usage import month_window, period_window
 from domain.keypair_resource_policy import KeyPairResourcePolicyCreator, KeyPairResourcePolicyModifier
 from domain.validation import INT64_MAX, parse_int, parse_name, parse_text, parse_time
@@ -704,3 +705,30 @@ def test_property_any_accepted_month_window_converts_to_utc(month: str, zone: Zo
     assert start.astimezone(UTC) < end.astimezone(UTC)
     for other in ZONES:
         assert start.astimezone(other) < end.astimezone(other)
+
+
+# No library error escapes, whatever the input's type
+
+
+def test_huge_or_odd_values_in_enum_permission_and_status_fields_are_refused_shortly() -> None:
+    huge = 10**5000
+    for raw in (huge, [huge], {"a": huge}):
+        refused(KeyPairResourcePolicyCreator, field="default_for_unspecified", name="p", default_for_unspecified=raw)
+        refused(GroupCreator, field="type", name="g", domain_name="d", type=raw)
+        refused(VFolderHostPermissionMap.from_user_input, {"nfs": [raw]}, field="allowed_vfolder_hosts.nfs")
+        refused(parse_user_update_mode, raw, "user_update_mode", field="user_update_mode")
+        refused(parse_user_uuids, [raw], "user_uuids", field="user_uuids")
+        refused(TerminateKernelAction, field="status", kernel_id=uuid.uuid4(), terminated_at="2024-01-01", status=raw)
+        refused(
+            ReportKernelStatsAction, field="cpu_used", kernel_id=uuid.uuid4(), reported_at="2024-01-01", cpu_used=raw
+        )
+
+
+def test_an_unknown_huge_field_name_is_not_echoed() -> None:
+    error = refused(KeyPairResourcePolicyCreator, name="p", **{"x" * 5000: 1})
+    assert "x" * 200 not in str(error)
+
+
+@pytest.mark.parametrize("raw", ["1e999", "-1", "nan", "inf", "\u0661", 10**15, "1" * 70, Decimal("0." + "1" * 60)])
+def test_kernel_cpu_used_is_finite_and_bounded(raw: object) -> None:
+    refused(ReportKernelStatsAction, field="cpu_used", kernel_id=uuid.uuid4(), reported_at="2024-01-01", cpu_used=raw)
