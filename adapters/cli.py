@@ -116,7 +116,13 @@ try:
         ModifyKeyPairResourcePolicyAction,
     )
     from domain.validation import parse_time
-    from domain.values import ALL_VFOLDER_PERMISSIONS, KNOWN_SLOTS, DefaultForUnspecified, SlotKind
+    from domain.values import (
+        ALL_VFOLDER_PERMISSIONS,
+        KNOWN_SLOTS,
+        DefaultForUnspecified,
+        SlotKind,
+        check_slot_configuration,
+    )
 except Exception as exc:  # any failure to load is reported, not hidden: see error_line
     _refuse_import(exc)
 
@@ -309,6 +315,9 @@ def root(
     and are stamped on every event a command stores. Like --db and --json they go before the
     subcommand: `ledger --json --role admin policy list`. A keypair's owner is not the actor:
     give it with `keypair create --owner UUID`."""
+    # A bad LEDGER_EXTRA_SLOTS is refused by every command, before any work, not only by
+    # the first one that happens to read a slot.
+    check_slot_configuration()
     meta = ActionTriggerMeta(user_id, access_key, role, domain, request_id)
     ctx.obj = State(db, as_json, meta)
 
