@@ -1,7 +1,8 @@
 """The event store: the library's own recorders, configured from one URL.
 
 `sqlite:///path` (embedded default, one file, WAL), `sqlite:///:memory:` (tests),
-`postgresql://user[:password]@host[:port]/db[?schema=name]` (production).
+`postgresql://user[:password]@host[:port]/db[?schema=name]` (production; the schema is a
+plain identifier, folded to lower case: `validate_schema`).
 Append-only is enforced by database triggers installed here; every stored event is
 stamped with the current action context by `StampingMapper`.
 """
@@ -115,12 +116,15 @@ def _sqlite_config(url: str, query: str) -> StoreConfig:
 
 
 def _postgres_config(parts: SplitResult) -> StoreConfig:
+    bad_port = InvalidAPIParameters(
+        f"the port in {parts.netloc.rpartition('@')[2]!r} is not a number from 1 to 65535", field="url"
+    )
     try:
-        port = parts.port or 5432
+        port = 5432 if parts.port is None else parts.port
     except ValueError:  # urllib's message names neither the URL nor what to do
-        raise InvalidAPIParameters(
-            f"the port in {parts.netloc.rpartition('@')[2]!r} is not a number from 1 to 65535", field="url"
-        ) from None
+        raise bad_port from None
+    if port == 0:
+        raise bad_port
     dbname = unquote(parts.path.lstrip("/"))
     if not dbname:
         raise InvalidAPIParameters("a postgresql URL needs a database: postgresql://user@host/DB", field="url")
