@@ -1,5 +1,6 @@
-"""`ledger projections ...`: the read models' versions and positions, a follower that keeps
-them current for other processes, and rebuilds of new projection versions.
+"""`ledger projections ...`: the read models' versions, positions and stalls, a follower that
+keeps them current for other processes, rebuilds of new projection versions (or, forced, of
+the active one), and skipping the one event a stalled read model cannot apply.
 
 Imported by `adapters.cli`, which it extends: the sub-app is added to its root `app`, so
 the root options (--db, --json) and one-line errors apply here too. These commands open
@@ -25,12 +26,13 @@ from adapters.cli import State, _print, _state, _table, app
 from adapters.follow import follow
 from adapters.rebuild import PARALLEL_FROM
 from adapters.rebuild import catch_up as parallel_catch_up
-from domain.errors import InvalidAPIParameters
-from projections.engine import Projection, ProjectionStatus
+from domain.errors import InvalidAPIParameters, ReadModelStalled
+from domain.projection_ops import SkipProjectionEventAction, Stall
+from projections.engine import Projection, ProjectionRunner, ProjectionStatus, describe_stall
 
 projections_app = typer.Typer(
     no_args_is_help=True,
-    help="Read models: versions and lag, a follower process, rebuilds of new versions.",
+    help="Read models: versions, lag and stalls, a follower process, rebuilds, skips.",
 )
 app.add_typer(projections_app, name="projections")
 
@@ -49,7 +51,9 @@ def _ledger(state: State) -> Iterator[Ledger]:
 @projections_app.command("status")
 def status(ctx: typer.Context) -> None:
     """Each read model's active version, position, the event store's head and the lag
-    between them; a newer version this code builds shows as pending, with its position."""
+    between them; a newer version this code builds shows as pending, with its position, and
+    a forced rebuild in progress as `rebuild at N`. A read model whose handler failed shows
+    `stalled at position N: <cause>`; `skips` counts the events operators told it to skip."""
     state = _state(ctx)
     with _ledger(state) as ledger:
         found = ledger.runner.status()
@@ -57,11 +61,27 @@ def status(ctx: typer.Context) -> None:
 
 
 def _status_table(found: list[ProjectionStatus]) -> Table:
-    table = _table("projection", "version", "position", "head", "lag", "pending")
+    table = _table("projection", "version", "position", "head", "lag", "state", "pending", "skips")
     for s in found:
-        pending = "-" if s.pending_version is None else f"v{s.pending_version} at {s.pending_position}"
-        table.add_row(s.name, str(s.version), _number(s.position), str(s.head), _number(s.lag), pending)
+        building = []
+        if s.pending_version is not None:
+            building.append(f"v{s.pending_version} at {s.pending_position}" + _stalled(s.pending_stall))
+        if s.rebuild_position is not None:
+            building.append(f"rebuild at {s.rebuild_position}" + _stalled(s.rebuild_stall))
+        state = "ok" if s.stall is None else describe_stall(s.stall)
+        skips = "-"
+        if s.skips:
+            last = s.skips[-1]
+            skips = f"{len(s.skips)} (last: position {last.position} of v{last.version}, {last.reason})"
+        table.add_row(
+            s.name, str(s.version), _number(s.position), str(s.head), _number(s.lag), state,
+            "; ".join(building) or "-", skips,
+        )  # fmt: skip
     return table
+
+
+def _stalled(stall: Stall | None) -> str:
+    return "" if stall is None else f", {describe_stall(stall)}"
 
 
 def _number(value: int | None) -> str:
@@ -80,7 +100,8 @@ def run(
 ) -> None:
     """Follow the event store and keep every read model current (and build pending
     versions), until SIGTERM or Ctrl-C. On PostgreSQL a LISTEN on the events channel wakes
-    it at once; the poll interval bounds the wait if a notification is lost. On SQLite it polls."""
+    it at once; the poll interval bounds the wait if a notification is lost. On SQLite it polls.
+    A read model whose handler fails stalls there with a warning; the others go on."""
     state = _state(ctx)
     reached = 0
 
@@ -128,30 +149,98 @@ def rebuild(
             help=f"Processes sharing the projections (default: one per core from {PARALLEL_FROM} events on).",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also rebuild active versions from the first event (a fixed handler, a damaged table).",
+        ),
+    ] = False,
 ) -> None:
     """Build the pending version of projections whose version this code raised, in new
     tables from the first event, while the old version keeps serving; then switch reads to
-    it and drop the old tables. Safe to kill: running it again resumes where it stopped."""
+    it and drop the old tables. With --force, the active version of the named projection
+    (default: every one) is rebuilt the same way even though its version did not change.
+    Safe to kill: running it again (with or without --force) resumes where it stopped.
+    Exits 1 if a rebuilt projection stalled on an event its handler cannot apply."""
     state = _state(ctx)
     with _ledger(state) as ledger:
         runner = ledger.runner
-        named = [p for p in runner.projections if name is None or _named(p, name)]
-        if not named:
-            raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
+        named = _projections(runner, name)
         runner.batch_size = batch_size or runner.batch_size
         chosen = [p for p in runner.pending() if p in named]
+        others = [p for p in named if p not in chosen]
+        # A forced rebuild in progress is resumed by any rebuild of its projection.
+        chosen += runner.force(others) if force else runner.builds([p.key for p in others])
         if chosen:
             with _progress_bar() as update:
                 parallel_catch_up(ledger, chosen, workers, progress=update)
         runner.collect_garbage()  # the replaced versions' tables (and any a killed run left)
+        stalled = [stall for p in chosen if (stall := runner.stalled.get(p.store_key)) is not None]
         lineages = {p.lineage for p in named}
         found = [s for s in runner.status() if s.name in lineages]
+    if stalled:
+        stall = stalled[0]
+        raise ReadModelStalled(
+            f"rebuild of {stall.lineage} {describe_stall(stall)}: fix its handler and run the rebuild "
+            f"again, or `ledger projections skip {stall.lineage} --position {stall.position} --reason TEXT`",
+            projection=stall.lineage,
+            position=stall.position,
+            cause=stall.cause,
+        )
     if chosen:
-        summary = "rebuilt " + ", ".join(f"{p.lineage} v{p.version}" for p in chosen)
+        summary = "rebuilt " + ", ".join(
+            f"{p.lineage} v{p.version}" + (" (forced)" if p.generation else "") for p in chosen
+        )
     else:
         summary = "nothing to rebuild: the read models are at this code's versions"
-    data = {"rebuilt": [p.lineage for p in chosen], "projections": [s.to_json() for s in found]}
+    data = {
+        "rebuilt": [p.lineage for p in chosen],
+        "forced": [p.lineage for p in chosen if p.generation],
+        "projections": [s.to_json() for s in found],
+    }
     state.output(data, lambda: typer.echo(summary))
+
+
+def _projections(runner: ProjectionRunner, name: str | None) -> list[Projection]:
+    named = [p for p in runner.projections if name is None or _named(p, name)]
+    if not named:
+        raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
+    return named
+
+
+@projections_app.command("skip")
+def skip(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The stalled read model.")],
+    position: Annotated[int, typer.Option("--position", min=1, metavar="N", help="The event it is stalled at.")],
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why; kept in the audit trail.")],
+) -> None:
+    """Step a stalled read model over the one event its handler cannot apply (the position
+    `status` shows; any other is refused). The skip is an audited action (superadmin only,
+    `ledger audit --entity-type projection`) and is honoured by every later rebuild of the
+    same version; a new version reads the event again. The read model then catches up."""
+    state = _state(ctx)
+    with _ledger(state) as ledger:
+        (projection,) = _projections(ledger.runner, name)[:1]
+        action = SkipProjectionEventAction(projection=projection.lineage, position=position, reason=reason)
+        result = state.run(ledger.processors.projection.skip_projection_event, action)
+        ledger.runner.catch_up()
+        (found,) = [s for s in ledger.runner.status() if s.name == projection.lineage]
+    data = {
+        "projection": result.projection,
+        "version": result.version,
+        "skipped": result.position,
+        "cause": result.cause,
+        "status": found.to_json(),
+    }
+    after = "ok" if found.stall is None else describe_stall(found.stall)
+    state.output(
+        data,
+        lambda: typer.echo(
+            f"{result.projection} v{result.version} skips the event at position {result.position}; now {after}"
+        ),
+    )
 
 
 def _named(projection: Projection, name: str) -> bool:

@@ -22,6 +22,7 @@ from eventsourcing.persistence import PersistenceError
 from adapters.bootstrap import Ledger
 from adapters.store import StoreConfig
 from domain.errors import ReadModelVersionMismatch, StoreUnavailable
+from projections.engine import describe_stall
 
 GARBAGE_CHUNKS_PER_WAKE = 5
 
@@ -94,8 +95,12 @@ def follow(
 ) -> int:
     """Keeps every projection caught up until interrupted (or once, with `once`); returns
     the last position reached. Errors of an unavailable database are reported and retried
-    after the poll interval; a version replaced by newer code ends the follower."""
+    after the poll interval; a version replaced by newer code ends the follower. A
+    projection whose handler fails stalls (the runner records it) with one warning here,
+    and the follower goes on with the others; the stalled one is looked at again only
+    when new events come (a skip is one), so it neither dies nor spins on it."""
     position = 0
+    warned: set[tuple[str, int]] = set()
     with wakeup_for(ledger) as wakeup:
         while True:
             try:
@@ -107,12 +112,21 @@ def follow(
                     raise _unavailable(exc) from exc
                 _warn(f"catch-up failed, retrying in {poll_interval}s: {exc}")
             else:
+                _warn_of_stalls(ledger, warned)
                 if on_position is not None:
                     on_position(position)
                 _collect_some_garbage(ledger)
             if once:
                 return position
             wakeup.wait(poll_interval)
+
+
+def _warn_of_stalls(ledger: Ledger, warned: set[tuple[str, int]]) -> None:
+    """One warning per stall (a read model and the position it stopped at)."""
+    for key, stall in ledger.runner.stalled.items():
+        if (key, stall.position) not in warned:
+            warned.add((key, stall.position))
+            _warn(f"read model {stall.lineage} {describe_stall(stall)}; the other read models go on")
 
 
 def _collect_some_garbage(ledger: Ledger) -> None:

@@ -40,7 +40,7 @@ def workers_for(ledger: Ledger, chosen: Sequence[Projection], workers: int | Non
         return max(1, workers)
     head = ledger.app.recorder.max_notification_id() or 0
     stored = ledger.runner.stored_positions()
-    behind = max((head - stored.get(p.key, 0) for p in chosen), default=0)
+    behind = max((head - stored.get(p.store_key, 0) for p in chosen), default=0)
     return cores() if behind >= PARALLEL_FROM else 1
 
 
@@ -68,17 +68,18 @@ def catch_up(
     processes = [
         context.Process(
             target=_worker,
-            args=(ledger.config, ledger.timezone, [p.key for p in share], runner.batch_size, os.getpid(), errors),
+            args=(ledger.config, ledger.timezone, [p.store_key for p in share], runner.batch_size, os.getpid(), errors),
             daemon=True,
         )
         for share in shares[1:]
     ]
-    keys = [p.key for p in chosen]
+    keys = [p.store_key for p in chosen]
 
     def overall(_position: int, head: int) -> None:
         if progress is not None:
             stored = runner.stored_positions()
-            progress(min(min(stored.get(key, 0) for key in keys), head), head)
+            # (a forced rebuild a worker swapped in has no tracking row of its own any more)
+            progress(min(min(stored.get(key, head) for key in keys), head), head)
 
     for process in processes:
         process.start()
@@ -116,7 +117,11 @@ def _worker(config: StoreConfig, timezone: str, keys: list[str], batch_size: int
     try:
         with projection_runner(config, timezone) as runner:
             runner.batch_size = batch_size
-            runner.catch_up([p for p in runner.projections if p.key in keys], stop_if_orphaned)
+            # A forced rebuild's projection is built with its generation's tables (`builds`).
+            candidates = [*runner.projections, *runner.builds()]
+            # A projection that stalls is recorded as stalled and the worker ends normally:
+            # the parent reports it.
+            runner.catch_up([p for p in candidates if p.store_key in keys], stop_if_orphaned)
     except LedgerError as exc:
         errors.put(f"{', '.join(keys)}: {exc}")
         raise SystemExit(1) from None

@@ -582,6 +582,10 @@ class ProjectionRunner:
         with self._lock:
             head = self.recorder.max_notification_id() or 0
             self._look_at_stalls(chosen, head)
+            # A forced rebuild another process (a rebuild worker) swapped in is done.
+            chosen = [p for p in chosen if not p.generation or p.store_key in self.positions]
+            if not chosen:
+                return head
             while True:
                 moving = [p for p in chosen if not self._held(p)]
                 low = min(self._position(p) for p in (moving or chosen))

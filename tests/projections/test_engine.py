@@ -38,31 +38,39 @@ def _history_rows(ledger: Ledger) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(entries)).scalar_one()
 
 
-def test_a_failing_handler_moves_neither_rows_nor_position(ledger: Ledger) -> None:
-    ledger.runner.catch_up()
-    before = _positions(ledger)
-    rows_before = _history_rows(ledger)
-    _create(ledger, "one")
-    _create(ledger, "two")
-    policies = ledger.queries._policies
-    real = policies.handlers[KeyPairResourcePolicy.Created]
-
-    def fail_on_second(conn, event, position):
-        if event.key == "two":
-            raise RuntimeError("projection crashed mid-batch")
-        real(conn, event, position)
-
-    policies.handlers[KeyPairResourcePolicy.Created] = fail_on_second
-    with pytest.raises(RuntimeError):
+def test_a_failing_handler_stalls_its_projection_alone_and_keeps_what_came_before(ledger_url: str) -> None:
+    """The batch is rolled back and applied again with each projection in a savepoint:
+    the failing one stops before its event, the others (history here) go past it."""
+    with open_ledger(ledger_url) as ledger:
         ledger.runner.catch_up()
-    ledger.runner._read_state()
-    assert _positions(ledger) == before
-    assert _history_rows(ledger) == rows_before  # the history projection rolled back with it
-    policies.handlers[KeyPairResourcePolicy.Created] = real
-    assert [p.name for p in ledger.queries.keypair_resource_policies()] == ["default", "one", "two"]
-    head = ledger.app.recorder.max_notification_id()
-    assert set(_positions(ledger).values()) == {head}
-    assert _history_rows(ledger) == rows_before + 2
+        rows_before = _history_rows(ledger)
+        _create(ledger, "one")
+        _create(ledger, "two")
+        _create(ledger, "three")
+        policies = ledger.queries._policies
+        real = policies.handlers[KeyPairResourcePolicy.Created]
+
+        def fail_on_second(conn, event, position):
+            if event.key == "two":
+                raise RuntimeError("projection crashed mid-batch")
+            real(conn, event, position)
+
+        policies.handlers[KeyPairResourcePolicy.Created] = fail_on_second
+        ledger.runner.catch_up()
+        head = ledger.app.recorder.max_notification_id()
+        two = head - 1
+        assert _positions(ledger) == {**{p.key: head for p in ledger.projections.all()}, policies.key: two - 1}
+        assert _history_rows(ledger) == rows_before + 3  # not rolled back with the policies
+        with ledger.read_models.connect() as conn:
+            keys = set(conn.execute(sa.select(policies.rows.c.key)).scalars())
+        assert keys == {"default", "one"}
+        assert ledger.runner.stalled[policies.key].cause == "RuntimeError: projection crashed mid-batch"
+        policies.handlers[KeyPairResourcePolicy.Created] = real
+    # Code that reads the event (a new process) tries it again, once, and goes on.
+    with open_ledger(ledger_url) as fixed:
+        assert [p.name for p in fixed.queries.keypair_resource_policies()] == ["default", "one", "three", "two"]
+        assert set(_positions(fixed).values()) == {head}
+        assert fixed.runner.stalled == {}
 
 
 def test_two_runners_on_one_read_model_apply_each_event_once(ledger_url: str) -> None:

@@ -1,0 +1,238 @@
+"""A projection whose handler fails on an event stalls there alone, visibly and durably;
+commands and the other projections go on; a forced rebuild or an audited skip recovers it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.follow import follow
+from domain.actions import ActionTriggerMeta
+from domain.errors import InsufficientPermission, ProjectionNotStalled, ReadModelStalled, StoreUnavailable
+from domain.group import UsagePerMonthAction
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    KeyPairResourcePolicy,
+    KeyPairResourcePolicyCreator,
+)
+from domain.projection_ops import SkipProjectionEventAction
+from domain.workload import Kernel
+from projections import usage as usage_module
+from projections.engine import ProjectionRunner, tables_of
+from projections.usage import UsageProjection
+from tests.conftest import SUPERADMIN
+from tests.projections.commands import GROUPS, KERNELS, T0, run, start_action
+
+BAD_KERNEL = uuid.UUID(int=0x7FFF)
+DAY = date(2024, 10, 1)
+ADMIN = ActionTriggerMeta(user_id=uuid.UUID(int=2), access_key="AKADMIN", role="admin", domain_name="default")
+
+
+def poison(ledger: Ledger) -> int:
+    """Stores a kernel start whose time is no time, as a release that did not check it
+    would have (the aggregate's event saved raw); returns its position."""
+    fields = start_action(GROUPS[0], BAD_KERNEL, T0).kernel_fields()
+    fields["started_at"] = "yesterday"
+    ledger.app.save(Kernel.create(str(BAD_KERNEL), fields))
+    return ledger.app.recorder.max_notification_id() or 0
+
+
+def create_policy(ledger: Ledger, name: str) -> None:
+    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
+    asyncio.run(ledger.services.keypair_resource_policy.create_keypair_resource_policy(action))
+
+
+def stalled_ledger(ledger: Ledger) -> int:
+    """A good kernel before the bad event and one command after it, all in one batch."""
+    run(ledger, ("group", 0))
+    run(ledger, ("start", 0, 0, 10))
+    bad = poison(ledger)
+    create_policy(ledger, "after")
+    run(ledger, ("end", 0, 30))
+    ledger.runner.catch_up()
+    return bad
+
+
+def kernel_ids(ledger: Ledger) -> set[str]:
+    kernels = ledger.projections.usage.kernels
+    with ledger.read_models.connect() as conn:
+        return set(conn.execute(sa.select(kernels.c.kernel_id)).scalars())
+
+
+def positions(ledger: Ledger) -> dict[str, int]:
+    with ledger.read_models.connect() as conn:
+        return {r.projection: r.position for r in conn.execute(sa.select(ProjectionRunner.tracking))}
+
+
+def usage_status(ledger: Ledger) -> Any:
+    (found,) = [s for s in ledger.runner.status() if s.name == ledger.projections.usage.lineage]
+    return found
+
+
+def test_a_failing_handler_stalls_its_read_model_alone(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        bad = stalled_ledger(ledger)
+        head = ledger.app.recorder.max_notification_id()
+
+        # The others went past the event, to the last one.
+        assert "after" in [p.name for p in ledger.queries.keypair_resource_policies()]
+        assert [e.event for e in ledger.queries.history("kernel", str(BAD_KERNEL))] == ["Created"]
+        usage = ledger.projections.usage
+        assert {k: p for k, p in positions(ledger).items() if k != usage.key} == {
+            p.key: head for p in ledger.projections.all() if p is not usage
+        }
+        # The stalled one applied everything before the event, nothing from it on.
+        assert positions(ledger)[usage.key] == bad - 1
+        assert kernel_ids(ledger) == {str(KERNELS[0])}
+
+        with pytest.raises(ReadModelStalled) as info:
+            ledger.queries.usage_totals(DAY, DAY)
+        error = info.value
+        assert (error.projection, error.position, error.status) == ("usage_utc", bad, 503)
+        assert error.code == "ledger_generic_read_model_stalled"
+        assert error.cause.startswith("ValueError: Invalid isoformat string: 'yesterday'")
+        assert f"usage_utc is stalled at position {bad}: ValueError" in error.message
+        with pytest.raises(ReadModelStalled):  # a usage report, through the service, too
+            asyncio.run(ledger.services.group.usage_per_month(UsagePerMonthAction(month="202410")))
+
+        # Commands are still accepted, and the healthy read models show them.
+        create_policy(ledger, "later")
+        assert "later" in [p.name for p in ledger.queries.keypair_resource_policies()]
+        stall = usage_status(ledger).stall
+        assert (stall.position, stall.version, stall.cause) == (bad, usage.version, error.cause)
+        assert usage_status(ledger).to_json()["stalled"]["position"] == bad
+
+
+def test_a_stall_survives_a_restart_and_is_tried_once_per_process(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tried: list[int] = []
+    real = UsageProjection.apply_batch
+
+    def counting(self: UsageProjection, conn: Any, batch: Any) -> None:
+        tried.extend(p for p, e in batch if getattr(e, "key", None) == str(BAD_KERNEL))
+        real(self, conn, batch)
+
+    monkeypatch.setattr(UsageProjection, "apply_batch", counting)
+    with open_ledger(ledger_url) as ledger:
+        bad = stalled_ledger(ledger)
+    with open_ledger(ledger_url) as reopened:
+        assert usage_status(reopened).stall.position == bad  # durable: read back from the database
+        before = len(tried)
+        with pytest.raises(ReadModelStalled):
+            reopened.queries.usage_totals(DAY, DAY)
+        assert len(tried) > before  # a new process tries the event once: its code may read it
+        retried = len(tried)
+        # Then neither queries, nor the follower, nor new events make it try again.
+        for _ in range(3):
+            with pytest.raises(ReadModelStalled):
+                reopened.queries.usage_totals(DAY, DAY)
+            assert follow(reopened, 0.01, once=True) == reopened.app.recorder.max_notification_id()
+            create_policy(reopened, f"p{_}")
+            reopened.runner.catch_up()
+        assert len(tried) == retried
+        assert f"warning: read model usage_utc stalled at position {bad}: ValueError" in capsys.readouterr().err
+        assert positions(reopened)[reopened.projections.usage.key] == bad - 1
+        assert "p2" in [p.name for p in reopened.queries.keypair_resource_policies()]
+
+
+def test_a_forced_rebuild_with_a_fixed_handler_recovers(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with open_ledger(ledger_url) as ledger:
+        stalled_ledger(ledger)
+        usage = ledger.projections.usage
+        with ledger.read_models.connect() as conn:
+            names = tables_of(conn, usage.key)
+        real = usage_module.parse_time
+
+        def lenient(text: str | None) -> datetime | None:  # the fixed handler: no time is T0
+            return T0 if text == "yesterday" else real(text)
+
+        monkeypatch.setattr(usage_module, "parse_time", lenient)
+        for generation in (1, 2):  # and again: a second generation's names do not collide
+            builds = ledger.runner.force([usage])
+            assert [b.store_key for b in builds] == [f"{usage.key}r{generation}"]
+            ledger.runner.catch_up(builds)
+            ledger.runner.collect_garbage()
+            assert usage_status(ledger).stall is None
+            assert kernel_ids(ledger) == {str(KERNELS[0]), str(BAD_KERNEL)}
+            totals = ledger.queries.usage_totals(DAY, DAY)
+            assert set(totals) == {str(GROUPS[0])}
+            with ledger.read_models.connect() as conn:
+                assert tables_of(conn, usage.key) == names  # the active names stay
+                assert [t for t in sa.inspect(conn).get_table_names() if "usage_v" in t and t not in names] == []
+        head = ledger.app.recorder.max_notification_id()
+        assert positions(ledger)[usage.key] == head
+    with open_ledger(ledger_url) as reopened:
+        assert usage_status(reopened).stall is None
+        assert set(reopened.queries.usage_totals(DAY, DAY)) == {str(GROUPS[0])}
+
+
+def test_a_skip_steps_over_the_event_and_is_audited(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        bad = stalled_ledger(ledger)
+        skip = ledger.processors.projection.skip_projection_event
+
+        def action(position: int) -> SkipProjectionEventAction:
+            return SkipProjectionEventAction(projection="usage_utc", position=position, reason="bad time from 1.2")
+
+        with pytest.raises(ProjectionNotStalled, match=f"stalled at {bad} "):
+            asyncio.run(skip.wait_for_complete(action(bad + 1), SUPERADMIN))
+        with pytest.raises(InsufficientPermission):
+            asyncio.run(skip.wait_for_complete(action(bad), ADMIN))
+        assert usage_status(ledger).skips == ()
+
+        result = asyncio.run(skip.wait_for_complete(action(bad), SUPERADMIN))
+        assert (result.projection, result.position, result.version) == ("usage_utc", bad, 4)
+        assert result.cause.startswith("ValueError")
+        assert set(ledger.queries.usage_totals(DAY, DAY)) == {str(GROUPS[0])}
+        assert kernel_ids(ledger) == {str(KERNELS[0])}  # the bad kernel is left out, the later end is in
+        status = usage_status(ledger)
+        assert status.stall is None and status.lag == 0
+        (last,) = status.skips
+        assert (last.position, last.reason, last.version) == (bad, "bad time from 1.2", 4)
+
+        trail = ledger.queries.audit_log(entity_type="projection")
+        assert [(e.operation, e.status, e.entity_id) for e in trail] == [
+            ("skip", "error", "usage_utc"),
+            ("skip", "denied", "usage_utc"),
+            ("skip", "success", "usage_utc"),
+        ]
+        assert trail[-1].spec == {"projection": "usage_utc", "position": bad, "reason": "bad time from 1.2"}
+        assert trail[-1].triggered_by == str(SUPERADMIN.user_id)
+
+        # A rebuild from the first event honours the skip: it does not stall there again.
+        ledger.runner.catch_up(ledger.runner.force([ledger.projections.usage]))
+        assert usage_status(ledger).stall is None
+        assert kernel_ids(ledger) == {str(KERNELS[0])}
+    with open_ledger(ledger_url) as reopened:
+        assert usage_status(reopened).stall is None
+        assert len(usage_status(reopened).skips) == 1
+
+
+def test_a_database_failure_is_raised_not_taken_for_a_stall(memory_ledger: Ledger) -> None:
+    """A lost connection or a lock timeout would stall every projection for nothing."""
+    policies = memory_ledger.projections.policies
+    created = policies.handlers[KeyPairResourcePolicy.Created]
+
+    def locked(conn: Any, event: Any, position: int) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    policies.handlers[KeyPairResourcePolicy.Created] = locked
+    create_policy(memory_ledger, "x")
+    with pytest.raises(StoreUnavailable, match="database is locked"):
+        memory_ledger.runner.catch_up()
+    assert memory_ledger.runner.stalled == {}
+    policies.handlers[KeyPairResourcePolicy.Created] = created
+    assert "x" in [p.name for p in memory_ledger.queries.keypair_resource_policies()]
+
+
+def test_stall_times_are_utc(memory_ledger: Ledger) -> None:
+    bad = stalled_ledger(memory_ledger)
+    stall = usage_status(memory_ledger).stall
+    assert stall.position == bad and stall.at.tzinfo is UTC
