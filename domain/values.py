@@ -567,12 +567,15 @@ class VFolderHostPermissionMap(FrozenMapping[frozenset[VFolderHostPermission]]):
         from domain.validation import parse_name
 
         data: dict[str, frozenset[VFolderHostPermission]] = {}
+        given: dict[str, object] = {}  # each host as written, to tell a repeat from a clash
         for host, perms in pairs:
             name = parse_name(host, field, max_length=MAX_HOST_NAME)
-            if name in data:
-                raise InvalidAPIParameters(f"host {name!r} given twice (after normalisation)", field=field)
             # Seed 003 writes {"local": "local"}: a host mapped to its own name grants all.
-            data[name] = _parse_permissions(None if perms == host else perms, f"{field}.{name}")
+            granted = _parse_permissions(None if perms == host else perms, f"{field}.{name}")
+            if name in data and (given[name] != host or data[name] != granted):
+                # Two spellings of one host (NFC), or one host with two permission sets.
+                raise InvalidAPIParameters(f"host {name!r} given twice", field=field)
+            data[name], given[name] = granted, host
         return cls(data)
 
     @classmethod

@@ -732,3 +732,7 @@ def test_an_unknown_huge_field_name_is_not_echoed() -> None:
 @pytest.mark.parametrize("raw", ["1e999", "-1", "nan", "inf", "\u0661", 10**15, "1" * 70, Decimal("0." + "1" * 60)])
 def test_kernel_cpu_used_is_finite_and_bounded(raw: object) -> None:
     refused(ReportKernelStatsAction, field="cpu_used", kernel_id=uuid.uuid4(), reported_at="2024-01-01", cpu_used=raw)
+
+
+def test_a_host_listed_twice_alike_is_one_host() -> None:
+    assert VFolderHostPermissionMap.from_user_input(["local", "local"]).to_json().keys() == {"local"}
