@@ -217,21 +217,28 @@ def test_timezone_option_and_environment_set_the_windows(db: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["month", "2024-10"], "Invalid date values"),
-        (["month", "20241"], "Invalid date values"),
-        (["month", "202413"], "Invalid date values"),
-        (["period", "20241301", "20241302"], "Invalid date values"),
-        (["period", "20241001", "2024-10-31"], "Invalid date values"),
+        (["month", "2024-10"], "month: Invalid date values"),
+        (["month", "20241"], "month: Invalid date values"),
+        (["month", "202413"], "month: Invalid date values"),
+        (["period", "20241301", "20241302"], "start_date: Invalid date values"),
+        (["period", "20241001", "2024-10-31"], "end_date: Invalid date values"),
         (["period", "20240101", "20240410"], "Cannot query more than 100 days"),
         (["period", "20241002", "20241001"], "end_date must be later than start_date."),
         (["month", "202410", "--group", "nope"], "group_ids: 'nope' is not a UUID"),
         (["period", "20241001", "20241031", "--project", "nope"], "project_id: 'nope' is not a UUID"),
         (["month", "202410", "--timezone", "Mars/Base"], "timezone: unknown time zone 'Mars/Base'"),
+        # Calendar edges: a window past year 9999, or before year 1 once in UTC, is refused
+        # as input, not an overflow deep in the report.
+        (["month", "999912"], "month: Invalid date values"),
+        (["month", "000101", "--timezone", "Asia/Seoul"], "month: Invalid date values"),
+        (["period", "99991231", "99991231"], "start_date: Invalid date values"),
+        (["period", "00010101", "00010101", "--timezone", "Asia/Seoul"], "start_date: Invalid date values"),
+        (["month", "\u0662\u0660\u0662\u0664\u0661\u0660"], "month: Invalid date values"),  # Arabic-Indic digits
     ],
 )
 def test_refused_inputs_are_one_error_line(db: str, args: list[str], message: str) -> None:
-    assert refused(db, "usage", *args) == f"{INVALID} {message}"
-    assert refused(db, "--json", "usage", *args) == f"{INVALID} {message}"
+    assert refused(db, "usage", *args).startswith(f"{INVALID} {message}")
+    assert refused(db, "--json", "usage", *args).startswith(f"{INVALID} {message}")
 
 
 def test_a_period_of_exactly_100_days_is_accepted(db: str) -> None:
