@@ -470,12 +470,12 @@ class ResourceSlot(FrozenMapping[Decimal]):
             # a valid one is kept as it is.
             for name, quantity in raw.items():
                 kind = KNOWN_SLOTS.get(name)
-                if (
-                    kind is None
-                    or _parse_quantity(quantity, kind, f"{field}.{name}", allow_infinity=allow_infinity) != quantity
-                ):
+                if kind is None:
+                    raise InvalidAPIParameters(f"unknown slot {_shown(name)}", field=f"{field}.{name}")
+                if _parse_quantity(quantity, kind, f"{field}.{name}", allow_infinity=allow_infinity) != quantity:
                     raise InvalidAPIParameters(
-                        f"slot {_shown(name)} holds an invalid quantity", field=f"{field}.{name}"
+                        f"{_shown(quantity)} is not in canonical form (e.g. a count with more than 3 decimals)",
+                        field=f"{field}.{name}",
                     )
             return raw
         if not isinstance(raw, Mapping):

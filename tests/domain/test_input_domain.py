@@ -736,3 +736,8 @@ def test_kernel_cpu_used_is_finite_and_bounded(raw: object) -> None:
 
 def test_a_host_listed_twice_alike_is_one_host() -> None:
     assert VFolderHostPermissionMap.from_user_input(["local", "local"]).to_json().keys() == {"local"}
+
+
+def test_a_directly_built_resource_slot_needs_known_names_and_canonical_values() -> None:
+    refused(kernel, field="occupied_slots.memory", occupied_slots=ResourceSlot({"memory": Decimal(1)}))
+    refused(kernel, field="occupied_slots.cpu", occupied_slots=ResourceSlot({"cpu": Decimal("1.2345")}))
