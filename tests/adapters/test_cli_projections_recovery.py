@@ -1,0 +1,120 @@
+"""`ledger projections status | rebuild --force | skip` on a read model stalled by an event
+an older release stored, on both backends: one-line errors (exit 1), recovery, the audit trail."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from adapters.bootstrap import open_ledger
+from adapters.cli import app
+from projections import usage as usage_module
+from tests.projections.commands import T0
+from tests.projections.test_stall import stalled_ledger
+
+
+def ledger(db: str, *args: str) -> Result:
+    return CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", db, *args])
+
+
+def ok(db: str, *args: str) -> Result:
+    result = ledger(db, *args)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def as_json(db: str, *args: str) -> Any:
+    return json.loads(ok(db, "--json", *args).stdout)
+
+
+def refused(db: str, *args: str) -> str:
+    result = ledger(db, *args)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    *progress, line = result.stderr.splitlines()  # (a rebuild's progress bar goes to stderr too)
+    assert "Traceback" not in result.stderr and all("error" not in p for p in progress)
+    return line
+
+
+def usage_row(db: str) -> dict[str, Any]:
+    (found,) = [s for s in as_json(db, "projections", "status") if s["name"] == "usage_utc"]
+    return found
+
+
+@pytest.fixture
+def stalled(ledger_url: str) -> int:
+    with open_ledger(ledger_url) as opened:
+        return stalled_ledger(opened)
+
+
+def test_status_shows_the_stall_and_the_query_names_it(ledger_url: str, stalled: int) -> None:
+    table = ok(ledger_url, "projections", "status").stdout
+    assert f"stalled at position {stalled}: ValueError: Invalid isoformat string: 'yesterday'" in table
+    row = usage_row(ledger_url)
+    assert row["stalled"]["position"] == stalled and row["lag"] > 0 and row["skips"] == 0
+    assert all(s["stalled"] is None for s in as_json(ledger_url, "projections", "status") if s["name"] != "usage_utc")
+    line = refused(ledger_url, "usage", "month", "202410")
+    assert line.startswith(
+        f"error: ledger_generic_read_model_stalled: read model usage_utc is stalled at position {stalled}"
+    )
+    # The others answer, commands are accepted, the follower keeps going.
+    ok(ledger_url, "policy", "create", "still-works")
+    assert "still-works" in ok(ledger_url, "policy", "list").stdout
+    assert "read models at position" in ok(ledger_url, "projections", "run", "--once").stdout
+
+
+def test_skip_refuses_other_positions_and_non_superadmins(ledger_url: str, stalled: int) -> None:
+    line = refused(ledger_url, "projections", "skip", "usage", "--position", str(stalled - 1), "--reason", "x")
+    assert line.startswith("error: ledger_skip_not_stalled: read model usage_utc is not stalled at position")
+    line = refused(
+        ledger_url, "--role", "admin", "projections", "skip", "usage", "--position", str(stalled), "--reason", "x"
+    )
+    assert line.startswith("error: permission_generic_forbidden: admin")
+    assert refused(ledger_url, "projections", "skip", "nope", "--position", "1", "--reason", "x").startswith(
+        "error: ledger_generic_invalid_parameters: name: no projection named 'nope'"
+    )
+
+
+def test_skip_recovers_and_stays_in_the_audit_trail(ledger_url: str, stalled: int) -> None:
+    out = ok(ledger_url, "projections", "skip", "usage", "--position", str(stalled), "--reason", "bad time from 1.2")
+    assert f"usage_utc v4 skips the event at position {stalled}; now ok" in out.stdout
+    row = usage_row(ledger_url)
+    assert row["stalled"] is None and row["lag"] == 0
+    assert (row["skips"], row["last_skip"]["position"], row["last_skip"]["reason"]) == (1, stalled, "bad time from 1.2")
+    assert f"1 (last: position {stalled} of v4, bad time from 1.2)" in ok(ledger_url, "projections", "status").stdout
+    assert len(as_json(ledger_url, "usage", "month", "202410")) == 1
+    (entry,) = as_json(ledger_url, "audit", "--entity-type", "projection")
+    assert (entry["operation"], entry["status"], entry["entity_id"]) == ("skip", "success", "usage_utc")
+    assert entry["spec"] == {"projection": "usage_utc", "position": stalled, "reason": "bad time from 1.2"}
+    # A forced rebuild from the first event steps over it again.
+    assert "rebuilt usage_utc v4 (forced)" in ok(ledger_url, "projections", "rebuild", "--force", "usage").stdout
+    assert usage_row(ledger_url)["stalled"] is None
+
+
+def test_rebuild_force_fails_on_the_same_event_then_recovers_once_fixed(
+    ledger_url: str, stalled: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = refused(ledger_url, "projections", "rebuild", "--force", "usage")
+    assert line.startswith(
+        f"error: ledger_generic_read_model_stalled: rebuild of usage_utc stalled at position {stalled}"
+    )
+    row = usage_row(ledger_url)
+    assert row["rebuild_stalled"]["position"] == stalled and row["stalled"]["position"] == stalled
+    assert f"rebuild at {stalled - 1}, stalled at position {stalled}" in ok(ledger_url, "projections", "status").stdout
+
+    real = usage_module.parse_time
+
+    def fixed(text: str | None) -> datetime | None:
+        return T0 if text == "yesterday" else real(text)
+
+    monkeypatch.setattr(usage_module, "parse_time", fixed)
+    # The rebuild in progress resumes (a new process tries the event again) and is swapped in.
+    data = as_json(ledger_url, "projections", "rebuild", "--force", "usage")
+    assert (data["rebuilt"], data["forced"]) == (["usage_utc"], ["usage_utc"])
+    row = usage_row(ledger_url)
+    assert (row["stalled"], row["rebuild_position"], row["lag"]) == (None, None, 0)
+    assert len(as_json(ledger_url, "usage", "month", "202410")) == 1
+    assert "nothing to rebuild" in ok(ledger_url, "projections", "rebuild", "usage").stdout
