@@ -280,7 +280,9 @@ class State:
     def output(self, data: Any, human: Callable[[], None]) -> None:
         """`data` as JSON with --json, else whatever `human` prints."""
         if self.as_json:
-            typer.echo(json.dumps(data, indent=2, default=str))
+            # ensure_ascii (the default, kept on purpose): control and bidi characters in
+            # values leave as \u escapes, never raw, and the JSON still round-trips them.
+            typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=True))
         else:
             human()
 

@@ -80,7 +80,9 @@ def metrics(ctx: typer.Context) -> None:
     monitor = PrometheusMonitor()
     with state.ledger() as ledger:
         monitor.replay(ledger.queries.audit_log())
-    typer.echo(monitor.exposition(), nl=False)
+    # Label values come from the trail (domain names an older ledger took unchecked): the
+    # exposition escapes only quotes, backslashes and newlines, so controls are escaped here.
+    typer.echo(safe(monitor.exposition(), keep="\n"), nl=False)
 
 
 def _kept_head(raw: str) -> tuple[int, str]:

@@ -214,6 +214,7 @@ def laxer_meta(role: str) -> ActionTriggerMeta:
     meta = ActionTriggerMeta(None, "AK", role, "default", "r")
     object.__setattr__(meta, "access_key", HOSTILE)  # past today's validation, as a stored event may be
     object.__setattr__(meta, "request_id", HOSTILE)
+    object.__setattr__(meta, "domain_name", f"default{HOSTILE}")
     return meta
 
 
@@ -234,6 +235,7 @@ def test_stored_actor_fields_are_shown_escaped(db: str) -> None:
     assert [json.loads(line)["access_key"] for line in lines] == [HOSTILE, HOSTILE]
     assert [e["request_id"] for e in json.loads(ok(db, "--json", "audit").stdout)] == [HOSTILE, HOSTILE]
     assert json.loads(ok(db, "--json", "policy", "history", "p").stdout)[0]["actor"]["access_key"] == HOSTILE
+    assert 'domain="default' + HOSTILE_SHOWN in ok(db, "metrics").stdout  # label values escaped too
 
 
 def test_a_hostile_actor_option_is_refused_in_one_escaped_line(db: str) -> None:
