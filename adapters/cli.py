@@ -44,8 +44,8 @@ from typer.exceptions import TyperException
 
 from domain.errors import LedgerError
 
-# Escaping and one-line errors come first: they are what reports a ledger that cannot even
-# be imported (a bad LEDGER_EXTRA_SLOTS is read when `domain.values` is imported).
+# Escaping and one-line errors come first: they also report a CLI that cannot even be
+# imported (configuration a module reads at import, a broken install).
 
 DEBUG_VARIABLE = "LEDGER_DEBUG"
 _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, invisible formats (bidi), separators
@@ -179,9 +179,9 @@ class _StderrHandler(logging.Handler):
 @contextmanager
 def cli_logging() -> Iterator[None]:
     """For one command: records of WARNING and above, and Python warnings, as one stderr
-    line each (DEBUG and up, with tracebacks, when LEDGER_DEBUG=1). Undone afterwards, so
-    an in-process caller's logging is left as it was."""
-    handler = _StderrHandler(logging.DEBUG if _debug() else logging.WARNING)
+    line each (with their tracebacks when LEDGER_DEBUG=1). Undone afterwards, so an
+    in-process caller's logging is left as it was."""
+    handler = _StderrHandler(logging.WARNING)
     handler.setFormatter(OneLineFormatter())
     root_logger = logging.getLogger()
     root_logger.addHandler(handler)

@@ -207,3 +207,17 @@ def test_a_failing_monitor_in_a_real_process_is_one_warning_line(tmp_path: Path)
     refused = run([sys.executable, "-c", script, "--db", url, "policy", "delete", "default"], environment(), tmp_path)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
     assert refused.stderr.splitlines()[-1].startswith("error: keypair_resource_policy_delete_system_policy: ")
+
+
+def test_a_cli_that_cannot_even_be_imported_says_so_in_one_line(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['adapters.chain'] = None  # as a broken install or a module failing at import\n"
+        "from adapters.cli import main\n"
+        "main()\n"
+    )
+    done = run([sys.executable, "-c", script, "policy", "list"], environment(), tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("internal error: ModuleNotFoundError: ") and done.stderr.count("\n") == 1, done.stderr
+    debug = run([sys.executable, "-c", script, "policy", "list"], environment(LEDGER_DEBUG="1"), tmp_path)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
