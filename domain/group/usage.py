@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from domain.actions import BaseActionResult, BaseScopeAction
 from domain.errors import InvalidAPIParameters
-from domain.validation import field_of, nullable, parse_uuid
+from domain.validation import TIME_MAX, TIME_MIN, field_of, nullable, parse_uuid
 
 MAX_PERIOD_DAYS = 100
 COUNTED_STATUSES = ("RUNNING", "TERMINATED")
@@ -99,10 +99,11 @@ class UsagePerPeriodActionResult(BaseActionResult):
         return self.scope
 
 
-# Report dates are years 1900 to 8999: a window's local start and end are then
-# representable in every zone and in UTC (datetime stops at year 9999; a zone is within
-# a day of UTC), which a year-9999 or year-0 month would not be.
-MIN_REPORT_YEAR, MAX_REPORT_YEAR = 1900, 8999
+# Report dates are the years of every accepted time in any zone (a zone is within a day
+# of UTC, so one year more on each side: 1900-01-01T00:00Z is December 1899 in New York),
+# and no further: a window's local start and end are then representable in every zone
+# and in UTC (datetime stops at year 9999), which a year-9999 or year-0 month would not be.
+MIN_REPORT_YEAR, MAX_REPORT_YEAR = TIME_MIN.year - 1, TIME_MAX.year
 _MONTH = re.compile(r"[0-9]{6}")  # ASCII digits: \d and int() also read "٢٠٢٤١٠"
 _DAY = re.compile(r"[0-9]{8}")
 INVALID_DATE = "Invalid date values"  # Backend.AI's message, kept as every refusal's start

@@ -657,13 +657,13 @@ def test_meta_refuses_bad_values_naming_the_field(field: str, value: object) -> 
 
 @pytest.mark.parametrize(
     "month",
-    ["999912", "000101", "189912", "900001", "٢٠٢٤١٠", "\uff12\uff10\uff12\uff14\uff11\uff10", "202413", "2024-1"],
+    ["999912", "000101", "189812", "900101", "٢٠٢٤١٠", "\uff12\uff10\uff12\uff14\uff11\uff10", "202413", "2024-1"],
 )
 @pytest.mark.parametrize("zone", ["Asia/Seoul", "UTC", "Etc/GMT+12"])
-def test_report_months_outside_1900_8999_are_refused_naming_month(month: str, zone: str) -> None:
+def test_report_months_outside_1899_9000_are_refused_naming_month(month: str, zone: str) -> None:
     error = refused(month_window, month, ZoneInfo(zone), field="month")
     assert error.reason.startswith("Invalid date values")
-    assert "YYYYMM between 190001 and 899912" in error.reason
+    assert "YYYYMM between 189901 and 900012" in error.reason
 
 
 @pytest.mark.parametrize(
@@ -672,24 +672,30 @@ def test_report_months_outside_1900_8999_are_refused_naming_month(month: str, zo
         ("99991231", "99991231", "start_date"),
         ("00010101", "00010102", "start_date"),
         ("20240101", "99991231", "end_date"),
-        ("89991231", "90000101", "end_date"),
+        ("90001231", "90010101", "end_date"),
+        ("18981231", "18990101", "start_date"),
         ("٢٠٢٤١٠٠١", "20241002", "start_date"),
         ("20241001", "2024101", "end_date"),  # strptime would read 2024-10-1
         ("20240230", "20240301", "start_date"),
     ],
 )
-def test_report_periods_outside_1900_8999_are_refused_naming_the_date(start: str, end: str, field: str) -> None:
+def test_report_periods_outside_1899_9000_are_refused_naming_the_date(start: str, end: str, field: str) -> None:
     for zone in ("Asia/Seoul", "Pacific/Kiritimati", "Etc/GMT+12"):
         error = refused(period_window, start, end, ZoneInfo(zone), field=field)
         assert error.reason.startswith("Invalid date values")
-        assert "YYYYMMDD between 19000101 and 89991231" in error.reason
+        assert "YYYYMMDD between 18990101 and 90001231" in error.reason
 
 
 def test_report_window_edges_are_accepted_and_relational_messages_kept() -> None:
     seoul = ZoneInfo("Asia/Seoul")
-    assert month_window("190001", seoul)[0] == datetime(1900, 1, 1, tzinfo=seoul)
-    assert month_window("899912", seoul)[1] == datetime(9000, 1, 1, tzinfo=seoul)
-    assert period_window("89991231", "89991231", seoul)[1] == datetime(9000, 1, 1, tzinfo=seoul)
+    # One year beyond accepted times on each side: 1900-01-01T00:00Z is December 1899
+    # in New York, 8999-12-31T23:00Z is 9000 in Seoul; both months must be reportable.
+    assert month_window("189912", ZoneInfo("America/New_York"))[0] == datetime(
+        1899, 12, 1, tzinfo=ZoneInfo("America/New_York")
+    )
+    assert month_window("900012", seoul)[1] == datetime(9001, 1, 1, tzinfo=seoul)
+    assert period_window("90001231", "90001231", seoul)[1] == datetime(9001, 1, 1, tzinfo=seoul)
+    assert period_window("18990101", "18990101", ZoneInfo("Pacific/Kiritimati"))[0].year == 1899
     assert refused(period_window, "20240101", "20240410", seoul).message == "Cannot query more than 100 days"
     assert refused(period_window, "20241002", "20241001", seoul).message == "end_date must be later than start_date."
 
