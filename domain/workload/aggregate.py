@@ -9,13 +9,15 @@ on the group's stream (see `domain.group.aggregate`).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.base import Entity
-from domain.errors import DuplicateWorkloadId, KernelAlreadyTerminated, LedgerError
+from domain.errors import DuplicateWorkloadId, InvalidAPIParameters, KernelAlreadyTerminated, LedgerError
 
 # Kernel statuses that no longer occupy resources (REFERENCE.md, purge checks).
 ENDED_STATUSES = ("TERMINATED", "CANCELLED")
+MAX_KERNEL_SPAN = timedelta(days=3653)  # ten years
 
 
 class _Workload(Entity):
@@ -62,4 +64,12 @@ class Kernel(_Workload):
     def terminate(self, terminated_at: str, status: str) -> None:
         if self.fields["status"] in ENDED_STATUSES:
             raise KernelAlreadyTerminated(f"kernel {self.key} already ended ({self.fields['status']})")
+        started = datetime.fromisoformat(self.fields["started_at"])
+        if datetime.fromisoformat(terminated_at) - started > MAX_KERNEL_SPAN:
+            # Usage keeps a rollup row per day a kernel ran: a 1900-to-8999 kernel would be
+            # millions of rows in one projection batch.
+            raise InvalidAPIParameters(
+                f"a kernel cannot run longer than {MAX_KERNEL_SPAN.days} days (started {self.fields['started_at']})",
+                field="terminated_at",
+            )
         self.trigger_event(self.Terminated, terminated_at=terminated_at, status=status)

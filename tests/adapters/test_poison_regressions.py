@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from typing import Any
 
 import pytest
@@ -108,3 +109,21 @@ def test_a_kernel_must_carry_its_groups_domain(ledger_url: str, domain: str) -> 
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert "domain_name" in result.stderr and "'d1'" in result.stderr
     assert as_json(ledger_url, "usage", "month", "202410") == []
+
+
+def test_a_kernel_cannot_span_more_than_ten_years(ledger_url: str) -> None:
+    """Usage keeps a rollup row per day a kernel ran: a kernel from 1900 to 8999 would
+    have been millions of rows in one projection batch."""
+    from domain.errors import InvalidAPIParameters
+    from domain.workload import TerminateKernelAction
+    from tests.actions import build_world, run
+
+    with open_ledger(ledger_url) as ledger:
+        world = build_world(ledger)  # its kernel started 2024-10-01T00:00Z
+        late = TerminateKernelAction(kernel_id=world.kernel, terminated_at="2034-10-03T00:00:00Z")
+        with pytest.raises(InvalidAPIParameters, match="longer than 3653 days") as refused:
+            run(ledger, "workload", "terminate_kernel", late)
+        assert refused.value.field == "terminated_at"
+        ok = TerminateKernelAction(kernel_id=world.kernel, terminated_at="2034-09-30T00:00:00Z")
+        run(ledger, "workload", "terminate_kernel", ok)
+        assert ledger.queries.usage_totals(date(2024, 10, 1), date(2034, 9, 30))
