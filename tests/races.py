@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from adapters.bootstrap import Ledger
 
 Command = Callable[[], Any]
+JOIN_TIMEOUT = 60.0  # seconds for every command together, retries included
+
+
+class StillRunning(AssertionError):
+    """A command's thread outlived the join timeout: its outcome is unknown, not a success."""
 
 
 def decide_together(
-    ledger: Ledger, commands: list[Command], order: Sequence[int] | None = None
+    ledger: Ledger, commands: list[Command], order: Sequence[int] | None = None, timeout: float = JOIN_TIMEOUT
 ) -> list[BaseException | None]:
     """Runs the commands in threads. Each one's first save waits until every command has
     decided, then the first saves go in `order` (commands[order[0]] first); retries run
-    freely. Every command decides on the same state; the store settles who wins."""
+    freely. Every command decides on the same state; the store settles who wins.
+
+    Raises `StillRunning` if a command has not finished `timeout` seconds after they
+    started (a hung command is a failure, never an outcome of None)."""
     barrier = threading.Barrier(len(commands), timeout=30)
     saved = [threading.Event() for _ in commands]  # by rank in `order`
     rank_of = {index: rank for rank, index in enumerate(order if order is not None else range(len(commands)))}
@@ -47,11 +56,19 @@ def decide_together(
 
     ledger.app.save = save_in_turn  # type: ignore[method-assign]
     try:
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(commands))]
+        # Daemons: a hung command must not keep the test run from exiting.
+        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(commands))]
         for thread in threads:
             thread.start()
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout=60)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [index for index, thread in enumerate(threads) if thread.is_alive()]
     finally:
         del ledger.app.save
+    if stuck:
+        raise StillRunning(
+            f"commands {stuck} of {len(commands)} still running {timeout:g} s after they started "
+            f"(outcomes so far: {outcomes})"
+        )
     return outcomes
