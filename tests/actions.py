@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +29,12 @@ from domain.keypair_resource_policy import (
     DeleteKeyPairResourcePolicyAction,
     ModifyKeyPairResourcePolicyAction,
 )
+from domain.projection_ops import SkipProjectionEventAction
 from domain.workload import (
     CreateEndpointAction,
     CreateVFolderAction,
     DestroyEndpointAction,
+    Kernel,
     RecordWorkloadBatchAction,
     ReportKernelStatsAction,
     StartKernelAction,
@@ -69,10 +71,12 @@ class World:
     access_key: str = "AKWORLD"
     policy: str = "world-policy"
     spare_policy: str = "spare-policy"  # no keypair: it can be deleted
+    # Makes a read model stall (what a skip is for): returns its name and position.
+    stall: Callable[[], tuple[str, int]] = field(default=lambda: ("", 0), compare=False, repr=False)
 
 
 def build_world(ledger: Ledger) -> World:
-    world = World(*(uuid.uuid4() for _ in range(5)))
+    world = World(*(uuid.uuid4() for _ in range(5)), stall=lambda: stall_usage(ledger, world))
     for name in (world.policy, world.spare_policy):
         create_policy = CreateKeyPairResourcePolicyAction(creator={"name": name})
         run(ledger, "keypair_resource_policy", "create_keypair_resource_policy", create_policy)
@@ -104,6 +108,23 @@ def start_kernel(world: World, kernel: uuid.UUID) -> StartKernelAction:
         occupied_slots={"cpu": "1"},
         started_at=T0,
     )
+
+
+def stall_usage(ledger: Ledger, world: World) -> tuple[str, int]:
+    """Stores a kernel start whose time is no time, as an older release that did not check
+    it would have (the event saved raw), and lets the usage read model stall on it."""
+    fields = start_kernel(world, uuid.uuid4()).kernel_fields()
+    fields["started_at"] = "yesterday"
+    ledger.app.save(Kernel.create(str(uuid.uuid4()), fields))
+    ledger.runner.catch_up()
+    (stalled,) = (s for s in ledger.runner.status() if s.stall is not None)
+    assert stalled.stall is not None
+    return stalled.name, stalled.stall.position
+
+
+def skip_stalled(world: World) -> SkipProjectionEventAction:
+    name, position = world.stall()
+    return SkipProjectionEventAction(projection=name, position=position, reason="a start time that is no time")
 
 
 # (service, method) -> an action on the world that succeeds.
@@ -143,6 +164,7 @@ SAMPLES: dict[tuple[str, str], Callable[[World], BaseAction]] = {
     ("workload", "record_workload_batch"): lambda w: RecordWorkloadBatchAction(
         actions=[TerminateKernelAction(kernel_id=w.kernel, terminated_at=T0)]
     ),
+    ("projection", "skip_projection_event"): skip_stalled,
 }
 
 # (service, method) -> an action on the world that the service refuses, and the error's code.
@@ -214,11 +236,15 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
         lambda w: RecordWorkloadBatchAction(actions=[TerminateKernelAction(kernel_id=UNKNOWN, terminated_at=T0)]),
         "ledger_generic_not_found",
     ),
+    ("projection", "skip_projection_event"): (
+        lambda w: SkipProjectionEventAction(projection="keypairs", position=1, reason="not stalled"),
+        "ledger_skip_not_stalled",
+    ),
 }
 
 
 def processor_methods(ledger: Ledger) -> set[tuple[str, str]]:
-    services = ("keypair_resource_policy", "keypair", "group", "workload")
+    services = ("keypair_resource_policy", "keypair", "group", "workload", "projection")
     return {(s, m) for s in services for m in getattr(ledger.processors, s)._processors}
 
 

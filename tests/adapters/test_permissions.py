@@ -37,6 +37,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("workload", "create_endpoint"): {S, V},
     ("workload", "destroy_endpoint"): {S, V},
     ("workload", "record_workload_batch"): {S, V},
+    ("projection", "skip_projection_event"): {S},
 }
 ACTORS: dict[str, ActionTriggerMeta] = {
     S: meta("superadmin", "elsewhere"),  # a superadmin acts in every domain

@@ -140,10 +140,13 @@ def infos(report: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def refused(call: Any, *args: Any) -> str:
+    """The reason of a refusal: Backend.AI's message first; a bad date names its argument
+    and the expected form after it ("Invalid date values: month must be YYYYMM ...")."""
     with pytest.raises(InvalidAPIParameters) as info:
         call(*args)
-    assert info.value.field is None
-    return info.value.message
+    error = info.value
+    assert error.field in (None, "month", "start_date", "end_date")
+    return error.reason.split(":")[0] if error.field else error.message
 
 
 # Invalid inputs: REFERENCE.md's values and Backend.AI's messages
