@@ -115,7 +115,7 @@ try:
         KeyPairResourcePolicyData,
         ModifyKeyPairResourcePolicyAction,
     )
-    from domain.validation import parse_time
+    from domain.validation import parse_int, parse_time
     from domain.values import (
         ALL_VFOLDER_PERMISSIONS,
         KNOWN_SLOTS,
@@ -562,8 +562,8 @@ def _history(state: State, entity_type: str, entity_id: str) -> None:
 
 def parse_point(raw: str, field: str) -> tuple[int | None, datetime | None]:
     """A point in an entity's history: a version number, or an ISO 8601 time (UTC if no zone)."""
-    if raw.strip().isdigit():
-        return int(raw), None
+    if raw.strip().isascii() and raw.strip().isdigit():
+        return parse_int(raw, field), None
     return None, parse_time(raw, field)
 
 
@@ -576,6 +576,7 @@ VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", hel
 def show_state(state: State, entity_type: str, entity_id: str, at: str | None, version: int | None) -> None:
     """An entity as it stood at a past time or version, read from the event store."""
     moment = None if at is None else parse_time(at, "at")
+    version = None if version is None else parse_int(version, "version")
     with state.ledger() as ledger:
         found = ledger.queries.state_at(entity_type, entity_id, at=moment, version=version)
     if found is None:

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from adapters.bootstrap import Ledger, open_ledger
-from adapters.cli import State, _print, _state, _table, app
+from adapters.cli import State, _print, _state, _table, app, safe
 from adapters.follow import follow
 from adapters.rebuild import PARALLEL_FROM
 from adapters.rebuild import catch_up as parallel_catch_up
@@ -238,7 +238,7 @@ def skip(
     state.output(
         data,
         lambda: typer.echo(
-            f"{result.projection} v{result.version} skips the event at position {result.position}; now {after}"
+            safe(f"{result.projection} v{result.version} skips the event at position {result.position}; now {after}")
         ),
     )
 
