@@ -245,7 +245,7 @@ def _unstall(ledger: Ledger, skip: SkipProjectionEventAction) -> None:
 
 
 # A longer search: LEDGER_PROPERTY_EXAMPLES=400 (SQLite; PostgreSQL gets three eighths).
-EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "150"))
 
 
 @pytest.mark.slow

@@ -3,32 +3,16 @@ an older release stored, on both backends: one-line errors (exit 1), recovery, t
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from adapters.bootstrap import open_ledger
-from adapters.cli import app
 from projections import usage as usage_module
+from tests.adapters.test_cli import as_json, ledger, ok
 from tests.projections.commands import T0
 from tests.projections.test_stall import stalled_ledger
-
-
-def ledger(db: str, *args: str) -> Result:
-    return CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", db, *args])
-
-
-def ok(db: str, *args: str) -> Result:
-    result = ledger(db, *args)
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
-
-
-def as_json(db: str, *args: str) -> Any:
-    return json.loads(ok(db, "--json", *args).stdout)
 
 
 def refused(db: str, *args: str) -> str:

@@ -12,21 +12,10 @@ from datetime import date
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from adapters.bootstrap import open_ledger
-from adapters.cli import app
-from tests.adapters.test_cli_groups import GROUP, SERVICE, jsonl, workload_facts
-
-
-def run(db: str, *args: str) -> Result:
-    return CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", db, *args])
-
-
-def as_json(db: str, *args: str) -> Any:
-    result = run(db, "--json", *args)
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return json.loads(result.stdout)
+from tests.adapters.test_cli_groups import GROUP, SERVICE, as_json, jsonl, workload_facts
+from tests.adapters.test_cli_groups import ledger as run
 
 
 def test_a_300_fact_import_keeps_every_read_working(ledger_url: str, tmp_path: Any) -> None:
