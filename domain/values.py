@@ -265,6 +265,10 @@ class _KnownSlots(MutableMapping[str, SlotKind]):
             self._slots = {**_DEFAULT_SLOTS, **slots_from_env(os.environ.get(EXTRA_SLOTS_VARIABLE))}
         return self._slots
 
+    def loaded(self) -> dict[str, SlotKind]:
+        """The slots as a plain dict, for a loop's worth of look-ups at dict speed."""
+        return self._loaded()
+
     def reload(self) -> None:
         """Forgets the loaded set: the next use reads the environment again."""
         self._slots = None
@@ -291,7 +295,7 @@ class _KnownSlots(MutableMapping[str, SlotKind]):
         return f"KNOWN_SLOTS({self._loaded()!r})"
 
 
-KNOWN_SLOTS: MutableMapping[str, SlotKind] = _KnownSlots()
+KNOWN_SLOTS = _KnownSlots()
 
 
 def check_slot_configuration() -> None:
@@ -393,6 +397,11 @@ def _parse_bytes(raw: str | int | float | Decimal, field: str) -> Decimal:
             raise InvalidAPIParameters(f"{_shown(raw)} is not a byte size (e.g. 512m, 16g, 1.5GiB)", field=field)
         number, prefix = match.groups()
         power = _BINARY_POWER[prefix.lower() if prefix else None]
+        if number.isdigit():  # the common "16g": whole, and ASCII (the pattern is), no Fraction needed
+            whole = int(number) * 1024**power
+            if whole > MAX_BYTES:
+                raise InvalidAPIParameters(f"too large: a byte size is at most {MAX_BYTES} (8 EiB)", field=field)
+            return Decimal(whole)
         exact = Fraction(number.replace("_", ""))
     else:  # float or Decimal: exact values, no rounding on the way
         if raw.is_nan() if isinstance(raw, Decimal) else math.isnan(raw):  # before comparing a NaN
@@ -465,11 +474,12 @@ class ResourceSlot(FrozenMapping[Decimal]):
         `inf` (unlimited) only with allow_infinity: limits, never what a kernel occupies.
         (Seed 003 passes None as the second argument, where Backend.AI takes slot types.)"""
         field = field or "resource_slots"
+        known = KNOWN_SLOTS.loaded()
         if isinstance(raw, ResourceSlot):
             # Built directly, it was never parsed: its values are checked like input, and
             # a valid one is kept as it is.
             for name, quantity in raw.items():
-                kind = KNOWN_SLOTS.get(name)
+                kind = known.get(name)
                 if kind is None:
                     raise InvalidAPIParameters(f"unknown slot {_shown(name)}", field=f"{field}.{name}")
                 if _parse_quantity(quantity, kind, f"{field}.{name}", allow_infinity=allow_infinity) != quantity:
@@ -483,17 +493,17 @@ class ResourceSlot(FrozenMapping[Decimal]):
         parsed: dict[str, Decimal] = {}
         for key, quantity in raw.items():
             name = SLOT_ALIASES.get(key, key) if isinstance(key, str) else key
-            if not isinstance(name, str) or name not in KNOWN_SLOTS:
-                known = ", ".join(sorted(KNOWN_SLOTS) + [f"{a} (={c})" for a, c in SLOT_ALIASES.items()])
+            if not isinstance(name, str) or name not in known:
+                names = ", ".join(sorted(known) + [f"{a} (={c})" for a, c in SLOT_ALIASES.items()])
                 label = key if isinstance(key, str) and len(key) <= 40 else _shown(key)
                 raise InvalidAPIParameters(
-                    f"unknown slot {_shown(key)}; known slots: {known}", field=f"{field}.{label}"
+                    f"unknown slot {_shown(key)}; known slots: {names}", field=f"{field}.{label}"
                 )
             if name in parsed:
                 raise InvalidAPIParameters(
                     f"slot {name!r} given twice (directly and as an alias)", field=f"{field}.{key}"
                 )
-            parsed[name] = _parse_quantity(quantity, KNOWN_SLOTS[name], f"{field}.{key}", allow_infinity=allow_infinity)
+            parsed[name] = _parse_quantity(quantity, known[name], f"{field}.{key}", allow_infinity=allow_infinity)
         return cls(parsed)
 
     @classmethod
