@@ -1,11 +1,17 @@
 """Real processes: a follower keeps read models current for others (woken by NOTIFY on
 PostgreSQL, polling on SQLite, and polling when a notification is lost), and a follower
 or a rebuild killed with SIGKILL at a random moment leaves read models that, once the
-work is run again, equal a clean rebuild row by row: every event applied exactly once."""
+work is run again, equal a clean rebuild row by row: every event applied exactly once.
+
+The random moment comes from a seeded `random.Random`: the seed is printed (shown with a
+failing test's output) and named in the kill's assertion messages, and
+LEDGER_TEST_KILL_SEED=N runs the tests with that seed (the same delay before the kill;
+the processes' own timing still varies)."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -138,37 +144,53 @@ def test_on_postgresql_a_lost_notification_does_not_stall_the_follower(
 
 # Killed at a random moment
 
+SEED_VARIABLE = "LEDGER_TEST_KILL_SEED"
 
-def kill_after_progress(child: subprocess.Popen[str], db: ReadModels, key: str, head: int) -> int:
-    """SIGKILLs the process at a random moment after its first batch; returns the position
-    `key` had reached."""
-    wait_until(lambda: positions(db).get(key, 0) > 0, 60, f"{key} to make progress")
-    time.sleep(random.uniform(0, 0.2))
+
+@pytest.fixture
+def kill_seed() -> int:
+    """The seed of this test's random kill: LEDGER_TEST_KILL_SEED if set, else a fresh one,
+    printed so that a failing test's output says how to replay it."""
+    raw = os.environ.get(SEED_VARIABLE)
+    seed = int(raw) if raw else random.SystemRandom().randrange(2**32)
+    print(f"random kill seed {seed} (replay: {SEED_VARIABLE}={seed})")
+    return seed
+
+
+def kill_after_progress(child: subprocess.Popen[str], db: ReadModels, key: str, head: int, seed: int) -> int:
+    """SIGKILLs the process at a moment drawn from `seed` after its first batch; returns the
+    position `key` had reached."""
+    delay = random.Random(seed).uniform(0, 0.2)
+    replay = f"(kill seed {seed}: {SEED_VARIABLE}={seed}; killed {delay:.3f} s after the first batch)"
+    wait_until(lambda: positions(db).get(key, 0) > 0, 60, f"{key} to make progress {replay}")
+    time.sleep(delay)
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     reached = positions(db)[key]
-    assert 0 < reached < head, f"killed too late to test anything: {key} at {reached} of {head}"
+    assert 0 < reached < head, f"killed too late to test anything: {key} at {reached} of {head} {replay}"
     return reached
 
 
-def test_a_follower_killed_mid_catch_up_applies_every_event_exactly_once(ledger_url: str) -> None:
+def test_a_follower_killed_mid_catch_up_applies_every_event_exactly_once(ledger_url: str, kill_seed: int) -> None:
     with open_ledger(ledger_url) as ledger, read_models(ledger_url) as db:
         head = write_workload(ledger, kernels=600)  # no query: the read models are all behind
         with process(ledger_url, "projections", "run", "--batch-size", "7", "--poll-interval", "0.1") as follower:
-            kill_after_progress(follower, db, ledger.projections.history.key, head)
+            kill_after_progress(follower, db, ledger.projections.history.key, head, kill_seed)
         finish(ledger_url, "projections", "run", "--once")
         assert set(positions(db).values()) == {head}
         assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
 
 
-def test_a_rebuild_killed_at_a_random_moment_resumes_and_equals_a_clean_rebuild(ledger_url: str) -> None:
+def test_a_rebuild_killed_at_a_random_moment_resumes_and_equals_a_clean_rebuild(
+    ledger_url: str, kill_seed: int
+) -> None:
     with old_code(), open_ledger(ledger_url) as old:
         head = write_workload(old, kernels=600)
         old.runner.catch_up()  # old code's read models are current
         old_keys = [p.key for p in old.projections.all()]
     with read_models(ledger_url) as db:
         with process(ledger_url, "projections", "rebuild", "--batch-size", "7") as rebuild:
-            reached = kill_after_progress(rebuild, db, f"history_v{HISTORY}", head)
+            reached = kill_after_progress(rebuild, db, f"history_v{HISTORY}", head, kill_seed)
         with db.connect() as conn:
             versions = {r.name: r.version for r in conn.execute(sa.select(ProjectionRunner.versions))}
         assert versions["history"] == HISTORY - 1  # killed before the switch: old code still reads it
@@ -225,7 +247,9 @@ def test_a_rebuild_shared_between_processes_equals_a_clean_rebuild(ledger_url: s
         assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
 
 
-def test_a_shared_rebuild_killed_at_a_random_moment_resumes_and_leaves_no_worker_behind(ledger_url: str) -> None:
+def test_a_shared_rebuild_killed_at_a_random_moment_resumes_and_leaves_no_worker_behind(
+    ledger_url: str, kill_seed: int
+) -> None:
     with old_code(), open_ledger(ledger_url) as old:
         head = write_workload(old, kernels=1500)
         old.runner.catch_up()
@@ -235,7 +259,7 @@ def test_a_shared_rebuild_killed_at_a_random_moment_resumes_and_leaves_no_worker
             # while the worker is busy, which must then stop by itself.
             workers = wait_for_children(rebuild.pid)
             usage = f"usage_v{UsageProjection.version}_utc"
-            reached = kill_after_progress(rebuild, db, usage, head)
+            reached = kill_after_progress(rebuild, db, usage, head, kill_seed)
         wait_until(lambda: not any(alive(pid) for pid in workers), 30, "the orphaned workers to stop")
         # Stopped, not finished: it saw its parent gone at its next batch.
         assert positions(db)[usage] < head, f"the worker went on from {reached} to the end"
