@@ -359,7 +359,27 @@ def _is_infinite(raw: object) -> bool:
     return False
 
 
+# Parsed quantity texts, for the values a platform repeats (every kernel of a bulk import
+# holds "2" cpus and "4g"): parsing one cost as much as the rest of its action. Only
+# successes are kept (an error names its field); bounded by clearing when full.
+_PARSED: dict[tuple[str, SlotKind, bool], Decimal] = {}
+_PARSED_MAX = 4096
+
+
 def _parse_quantity(raw: object, kind: SlotKind, field: str, *, allow_infinity: bool = True) -> Decimal:
+    if type(raw) is not str:
+        return _parse_quantity_once(raw, kind, field, allow_infinity=allow_infinity)
+    key = (raw, kind, allow_infinity)
+    value = _PARSED.get(key)
+    if value is None:
+        value = _parse_quantity_once(raw, kind, field, allow_infinity=allow_infinity)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = value
+    return value
+
+
+def _parse_quantity_once(raw: object, kind: SlotKind, field: str, *, allow_infinity: bool) -> Decimal:
     """One slot quantity, bounded and finite (or infinity, for limits when allowed).
 
     Bytes: an integer, or a byte size string: "16g" (binary prefixes, any case, optional
