@@ -119,6 +119,10 @@ class Projection:
         for position, event in batch:
             self.apply(conn, event, position)
 
+    def rolled_back(self) -> None:
+        """What this projection applied since its last commit was rolled back: a cache of
+        rows it wrote (not read) must forget them. Nothing to forget by default."""
+
 
 Factory = Callable[[sa.MetaData], Sequence[Projection]]  # this code's projections, in new metadata
 
@@ -730,6 +734,7 @@ class ProjectionRunner:
                 projection.apply_batch(conn, events)
             return None
         except Exception as exc:
+            projection.rolled_back()
             if _infrastructure(exc):
                 raise
         skipped: set[int] | None = None
@@ -738,6 +743,7 @@ class ProjectionRunner:
                 with conn.begin_nested():
                     projection.apply_batch(conn, [(position, event)])
             except Exception as exc:
+                projection.rolled_back()
                 if _infrastructure(exc):
                     raise
                 if skipped is None:

@@ -88,6 +88,11 @@ class HistoryProjection(Projection):
         self._insert_stream(conn, streams)
         self._insert_entry(conn, [self._entry(position, event) for position, event in ours])
 
+    def rolled_back(self) -> None:
+        # A stream whose first event was rolled back (and then skipped) has no row: its
+        # number must be read again, not taken from the cache.
+        self._numbers.clear()
+
     def _new_stream(self, position: int, event: Any) -> tuple[Any, ...]:
         self._numbers[event.originator_id] = position
         # The columns of `streams`, in order.

@@ -236,3 +236,37 @@ def test_stall_times_are_utc(memory_ledger: Ledger) -> None:
     bad = stalled_ledger(memory_ledger)
     stall = usage_status(memory_ledger).stall
     assert stall.position == bad and stall.at.tzinfo is UTC
+
+
+def test_a_skipped_first_event_leaves_no_stream_number_behind(
+    memory_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History numbers a stream by its first event and caches the number. When that event
+    fails and is skipped, the cache must not keep a number whose row was rolled back: later
+    events of the stream would point at a stream that does not exist, in this process only."""
+    ledger = memory_ledger
+    history = ledger.projections.history
+    real = type(history)._new_stream
+
+    def failing(self: Any, position: int, event: Any) -> Any:
+        row = real(self, position, event)  # caches the number, then fails as a bad event would
+        if event.key == "doomed":
+            raise ValueError("unreadable policy")
+        return row
+
+    monkeypatch.setattr(type(history), "_new_stream", failing)
+    create_policy(ledger, "fine")
+    create_policy(ledger, "doomed")
+    ledger.runner.catch_up()
+    (stalled,) = [s for s in ledger.runner.status() if s.stall is not None]
+    assert (stalled.name, stalled.stall.cause if stalled.stall else None) == (
+        "history",
+        "ValueError: unreadable policy",
+    )
+    doomed = KeyPairResourcePolicy.id_for("doomed")
+    assert doomed not in history._numbers
+
+    skip = SkipProjectionEventAction(projection="history", position=stalled.stall.position, reason="test")  # type: ignore[union-attr]
+    asyncio.run(ledger.processors.projection.skip_projection_event.wait_for_complete(skip, SUPERADMIN))
+    assert doomed not in history._numbers
+    assert [e.event for e in ledger.queries.history("keypair_resource_policy", "fine")] == ["Created"]
