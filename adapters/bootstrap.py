@@ -16,8 +16,8 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
 from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
-from adapters.queries import Queries
-from adapters.reports import SqlUsageReader
+from adapters.read.queries import Queries
+from adapters.read.usage import SqlUsageReader
 from adapters.store import LedgerApplication, StoreConfig, parse_url
 from domain.actions import ActionMonitor, ActionProcessor, ActionValidator
 from domain.actions.permissions import PermissionValidator
@@ -230,7 +230,7 @@ def _exclusive_setup(config: StoreConfig) -> Iterator[None]:
         return
     import psycopg
 
-    from adapters.store import ensure_postgres_schema
+    from adapters.store.triggers import ensure_postgres_schema
 
     schema = config.schema or "public"
     try:

@@ -96,8 +96,8 @@ def _refuse_import(exc: Exception) -> NoReturn:
 
 try:
     from adapters.bootstrap import Ledger, open_ledger
-    from adapters.chain import verify
-    from adapters.queries import HistoryEntry
+    from adapters.read.queries import HistoryEntry
+    from adapters.store.chain import verify
     from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, Role
     from domain.base import entity_not_found
     from domain.errors import ObjectNotFound, PolicyInUse

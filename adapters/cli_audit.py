@@ -14,10 +14,10 @@ import typer
 from prometheus_client import disable_created_metrics
 from rich.table import Table
 
-from adapters.chain import head, verify
 from adapters.cli import _print, _state, _table, _utc, app, safe
 from adapters.monitors import PrometheusMonitor
-from adapters.queries import AuditEntry
+from adapters.read.queries import AuditEntry
+from adapters.store.chain import head, verify
 from domain.errors import InvalidAPIParameters
 from domain.validation import parse_time
 

@@ -33,7 +33,7 @@ from eventsourcing.application import Repository
 from rebuild import build, read_and_decode  # type: ignore[import-not-found]
 
 from adapters.bootstrap import Ledger, open_ledger
-from adapters.chain import verify
+from adapters.store.chain import verify
 from domain.audit import AuditRecord
 from domain.keypair_resource_policy import KeyPairResourcePolicy
 from tests.policies import create

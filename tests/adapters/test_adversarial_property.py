@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from adapters.bootstrap import Ledger, open_ledger
-from adapters.chain import verify
+from adapters.store.chain import verify
 from domain.actions import ActionTriggerMeta, BaseAction
 from domain.errors import LedgerError
 from domain.group import UsagePerMonthAction, UsagePerPeriodAction

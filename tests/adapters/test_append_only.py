@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from adapters.bootstrap import Ledger, open_ledger
-from adapters.chain import CHAIN_TABLE
-from adapters.store import postgres_is_set_up
+from adapters.store.chain import CHAIN_TABLE
+from adapters.store.triggers import postgres_is_set_up
 
 
 def _raw_sqlite(ledger: Ledger) -> sqlite3.Connection:

@@ -28,7 +28,7 @@ from adapters.cli import _fmt, app, history_table, parse_slots_option, safe
 from adapters.cli_audit import _audit_table
 from adapters.cli_usage import _month_table
 from adapters.monitors import AuditMonitor
-from adapters.queries import AuditEntry, HistoryEntry
+from adapters.read.queries import AuditEntry, HistoryEntry
 from domain.actions import ActionTriggerMeta
 from domain.errors import LedgerError
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, DeleteKeyPairResourcePolicyAction

@@ -212,7 +212,7 @@ def test_a_failing_monitor_in_a_real_process_is_one_warning_line(tmp_path: Path)
 def test_a_cli_that_cannot_even_be_imported_says_so_in_one_line(tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "sys.modules['adapters.chain'] = None  # as a broken install or a module failing at import\n"
+        "sys.modules['adapters.store.chain'] = None  # as a broken install or a module failing at import\n"
         "from adapters.cli import main\n"
         "main()\n"
     )

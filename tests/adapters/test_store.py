@@ -9,7 +9,8 @@ import pytest
 from eventsourcing.application import project_aggregate
 
 from adapters.bootstrap import Ledger, open_ledger
-from adapters.store import SNAPSHOT_INTERVAL, parse_url
+from adapters.store import parse_url
+from adapters.store.application import SNAPSHOT_INTERVAL
 from domain.actions import ActionTriggerMeta
 from domain.actions.context import event_meta
 from domain.errors import InvalidAPIParameters, StoreUnavailable

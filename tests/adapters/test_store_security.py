@@ -14,8 +14,9 @@ from psycopg.sql import SQL, Identifier
 from typer.testing import CliRunner
 
 from adapters.bootstrap import Ledger, open_ledger
-from adapters.chain import verify
-from adapters.store import parse_url, validate_schema
+from adapters.store import parse_url
+from adapters.store.chain import verify
+from adapters.store.config import validate_schema
 from domain.errors import InvalidAPIParameters
 from domain.group import CreateGroupAction, ModifyGroupAction
 from domain.keypair import CreateKeyPairAction

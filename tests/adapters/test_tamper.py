@@ -15,10 +15,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from typer.testing import CliRunner
 
-import adapters.chain
+import adapters.store.chain
 from adapters.bootstrap import Ledger, open_ledger
-from adapters.chain import CHAIN_TABLE, head, link, verify
 from adapters.cli import app
+from adapters.store.chain import CHAIN_TABLE, head, link, verify
 from tests.adapters.test_append_only import _raw_postgres, _raw_sqlite
 from tests.policies import create, modify
 
@@ -295,14 +295,14 @@ def test_an_event_slipped_into_a_gap_is_found(postgres_url: str) -> None:
 def test_appends_racing_a_verify_are_not_tampering(built: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """An append between any two of verify's reads (head, events, links, the tail) is
     legitimate: deterministic interleavings, an append after every read."""
-    query, appended = adapters.chain._query, list[Any]()
+    query, appended = adapters.store.chain._query, list[Any]()
 
     def query_then_append(*args: Any) -> list[tuple[Any, ...]]:
         rows = query(*args)
         appended.append(create(built, f"racer{len(appended)}"))
         return rows
 
-    monkeypatch.setattr(adapters.chain, "_query", query_then_append)
+    monkeypatch.setattr(adapters.store.chain, "_query", query_then_append)
     report = verify(built.app)
     monkeypatch.undo()
     assert report.ok and (report.checked, report.head_position) == (5, 5) and len(appended) >= 4

@@ -10,9 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
-from adapters.reports import SqlUsageReader
+from adapters.read.timetravel import EntityState, TimeTravel
+from adapters.read.usage import SqlUsageReader
 from adapters.store import LedgerApplication
-from adapters.timetravel import EntityState, TimeTravel
 from domain.base import FieldChanges, diff_fields
 from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group.types import GroupData

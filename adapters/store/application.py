@@ -1,0 +1,196 @@
+"""The event store as the services see it: the library's application over the store a URL
+names, every stored event stamped with the current action context (`StampingMapper`),
+and the unit of work that saves a command's aggregates and runs it again on conflicts.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, Recording, StoredEvent
+
+from adapters.store.cache import AggregateCache
+from adapters.store.chain import seal_unchained
+from adapters.store.config import StoreConfig
+from adapters.store.triggers import install_append_only_triggers, postgres_is_set_up
+from domain.actions.context import SYSTEM, action_context, current_context
+from domain.base import VersionConflict
+from domain.errors import ConcurrentModification, LedgerError, StoreUnavailable
+from domain.group.aggregate import Group
+from domain.keypair.aggregate import KeyPair
+from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
+from domain.workload.aggregate import Kernel
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+SNAPSHOT_INTERVAL = 100
+
+
+class StampingMapper(Mapper[uuid.UUID]):
+    """Stamps the action context (action id, request id, actor) on every stored event."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[uuid.UUID]) -> StoredEvent:
+        if "meta" not in vars(domain_event):
+            ctx = current_context() or SYSTEM
+            # Events are frozen dataclasses; the stamp is added once, just before storing.
+            object.__setattr__(domain_event, "meta", ctx.stamp())
+        return super().to_stored_event(domain_event)
+
+
+class LedgerApplication(Application[uuid.UUID]):
+    """The event store and the aggregate store port the services use."""
+
+    name = "Ledger"
+    snapshotting_intervals = dict.fromkeys((KeyPairResourcePolicy, KeyPair, Group, Kernel), SNAPSHOT_INTERVAL)
+    max_attempts = 20
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        env = {**config.env, "MAPPER_TOPIC": "adapters.store.application:StampingMapper"}
+        set_up = config.kind == "postgresql" and postgres_is_set_up(config)
+        if set_up:
+            env["CREATE_TABLE"] = "no"  # see `postgres_is_set_up`
+        super().__init__(env=env)
+        self.cache = AggregateCache()
+        if not set_up:
+            install_append_only_triggers(self.recorder, config)
+        seal_unchained(self.recorder)  # events stored before the chain existed get their links
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
+        """The library's save, minus its runtime Protocol checks per object (costly on
+        Python 3.11 when a bulk import saves hundreds of aggregates at once)."""
+        processing = ProcessingEvent[uuid.UUID]()
+        for aggregate in objs:
+            if aggregate is not None:
+                processing.events.extend(aggregate.collect_events())
+                processing.aggregates[aggregate.id] = aggregate
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return recordings
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[uuid.UUID]) -> None:
+        """At most one snapshot per aggregate and save, taken from the saved aggregate in
+        memory (the library re-reads the stream for every interval crossed)."""
+        if self.snapshots is None:
+            return
+        appended: dict[uuid.UUID, int] = {}
+        for event in processing_event.events:
+            appended[event.originator_id] = appended.get(event.originator_id, 0) + 1
+        snapshots = []
+        for aggregate_id, count in appended.items():
+            aggregate = processing_event.aggregates[aggregate_id]
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval and aggregate.version // interval > (aggregate.version - count) // interval:
+                snapshots.append(type(aggregate).Snapshot.take(aggregate))  # type: ignore[attr-defined]
+        if snapshots:
+            self.snapshots.put(snapshots)
+
+    def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
+        aggregate: Aggregate | None = self.cache.get(aggregate_id)
+        if aggregate is None:
+            try:
+                aggregate = self._load(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+            except PersistenceError as exc:
+                raise StoreUnavailable(f"event store read failed: {exc}") from exc
+            self.cache.put(aggregate)
+        if not isinstance(aggregate, cls):
+            raise TypeError(f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}")
+        return aggregate
+
+    def _load(self, aggregate_id: uuid.UUID) -> Aggregate:
+        # Snapshots exist only from SNAPSHOT_INTERVAL events on, so a shorter stream is
+        # read whole in one query instead of a snapshot lookup plus a read.
+        events = list(self.events.get(aggregate_id, limit=SNAPSHOT_INTERVAL))
+        if len(events) == SNAPSHOT_INTERVAL:
+            long_stream: Aggregate = self.repository.get(aggregate_id)
+            return long_stream
+        if not events:
+            raise AggregateNotFoundError(aggregate_id)
+        # Our events all mutate; the library's projector re-checks that with a runtime
+        # Protocol isinstance, which costs more than the mutation on Python 3.11.
+        aggregate: Aggregate | None = None
+        for event in events:
+            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
+        assert aggregate is not None
+        return aggregate
+
+    def save_all(self, *aggregates: Aggregate | None) -> None:
+        saving = [a for a in aggregates if a is not None]
+        attempt = self.cache.attempt
+        # An append checks the version its decision was made on; any other cached copy
+        # the decision used is checked here, before anything is written.
+        appending = {a.id for a in saving if a.pending_events}
+        for aggregate_id, version in attempt.cached.items():
+            if aggregate_id not in appending and aggregate_id not in attempt.confirmed:
+                if self._stored_version(aggregate_id) != version:
+                    self.cache.drop(aggregate_id)
+                    raise VersionConflict(f"cached copy of {aggregate_id} is stale")
+                attempt.confirmed.add(aggregate_id)
+        try:
+            self.save(*saving)
+        except IntegrityError as exc:
+            self.cache.drop(*(a.id for a in saving))
+            raise VersionConflict(str(exc)) from exc
+        for aggregate in saving:
+            self.cache.put(aggregate)
+        attempt.confirmed |= appending
+
+    def _stored_version(self, aggregate_id: uuid.UUID) -> int | None:
+        last = list(self.events.recorder.select_events(aggregate_id, desc=True, limit=1))
+        return last[0].originator_version if last else None
+
+    def run(self, command: Callable[[], R], entity_type: str, operation: str) -> R:
+        """Runs a command; see `adapters.store.cache` for why cached reads are safe."""
+        attempt_state = self.cache.attempt
+        fresh = False
+        with action_context(None, entity_type, operation):
+            for attempt in range(1, self.max_attempts + 1):
+                attempt_state.begin(fresh=fresh)
+                try:
+                    result = command()
+                except LedgerError:
+                    if not attempt_state.needs_fresh_rerun:
+                        raise
+                    fresh = True  # the refusal rested on cached state: confirm it on fresh reads
+                    continue
+                except (IntegrityError, VersionConflict):
+                    fresh = True
+                    if attempt == self.max_attempts:
+                        raise ConcurrentModification(
+                            f"{entity_type} {operation}: gave up after {attempt} conflicting attempts"
+                        ) from None
+                    # Jittered backoff so that colliding writers spread out.
+                    time.sleep(random.uniform(0, 0.002 * attempt))
+                    continue
+                except PersistenceError as exc:
+                    raise StoreUnavailable(f"event store write failed: {exc}") from exc
+                finally:
+                    attempt_state.fresh = True
+                if not attempt_state.needs_fresh_rerun:
+                    return result
+                fresh = True  # no append confirmed the cached state the answer used
+        raise ConcurrentModification(f"{entity_type} {operation}: no stable answer after {self.max_attempts} attempts")
+
+    @property
+    def store(self) -> AggregateStoreAdapter:
+        return AggregateStoreAdapter(self)
+
+
+class AggregateStoreAdapter:
+    """`domain.base.AggregateStore` over the application."""
+
+    def __init__(self, app: LedgerApplication) -> None:
+        self.get = app.get
+        self.save = app.save_all
+        self.run = app.run
