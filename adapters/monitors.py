@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from adapters.read.queries import AuditEntry
 from adapters.store import LedgerApplication
 from domain.actions import ActionTriggerMeta, BaseAction, BaseBatchAction, ProcessResult
 from domain.audit import AuditRecord, audit_entry
@@ -87,13 +87,11 @@ class PrometheusMonitor:
         self._count.labels(*labels).inc()
         self._duration.labels(*labels).observe(duration)
 
-    def replay(self, rows: Iterable[Any]) -> None:
+    def replay(self, entries: Iterable[AuditEntry]) -> None:
         """Counts outcomes read back from the audit trail (what `ledger metrics` shows:
-        every process's actions, not only this one's); rows are read by key."""
-        for r in rows:
-            self.observe(
-                r["entity_type"], r["operation"], r["status"], r["domain_name"], r["error_code"], r["duration"]
-            )
+        every process's actions, not only this one's)."""
+        for e in entries:
+            self.observe(e.entity_type, e.operation, e.status, e.domain_name, e.error_code, e.duration)
 
     def exposition(self) -> str:
         return generate_latest(self.registry).decode()

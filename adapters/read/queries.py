@@ -26,7 +26,7 @@ from projections.registry import ReadModelSet
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One event in an entity's history. Readable as attributes or as a mapping."""
+    """One event in an entity's history."""
 
     position: int
     entity_type: str
@@ -39,9 +39,6 @@ class HistoryEntry:
     actor: dict[str, Any]
     changes: dict[str, dict[str, Any]]
     details: dict[str, Any]
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "occurred_at": self.occurred_at.isoformat()}
@@ -85,9 +82,6 @@ class AuditEntry:
     role: str
     domain_name: str | None
     spec: dict[str, Any]
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "started_at": self.started_at.isoformat(), "ended_at": self.ended_at.isoformat()}
