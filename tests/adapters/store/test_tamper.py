@@ -19,7 +19,7 @@ import adapters.store.chain
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from adapters.store.chain import CHAIN_TABLE, head, link, verify
-from tests.adapters.test_append_only import _raw_postgres, _raw_sqlite
+from tests.adapters.store.test_append_only import _raw_postgres, _raw_sqlite
 from tests.policies import create, modify
 
 
