@@ -22,6 +22,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
+from adapters.store.quoting import quote_identifier
+
 CHAIN_TABLE = "ledger_chain"
 GENESIS = bytes(32)
 BATCH = 5000
@@ -92,17 +94,6 @@ class _Statements:
                 "WHERE e.notification_id > %s AND c.position IS NULL ORDER BY e.notification_id LIMIT 1"
             ),
         )
-
-
-def quote_identifier(name: str) -> str:
-    """`name` as a quoted SQL identifier (double quotes, a quote doubled), as SQLite and
-    PostgreSQL read it, for where no driver-level quoting applies."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_string(text: str) -> str:
-    """`text` as an SQL string literal (single quotes, a quote doubled)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _row(row: Any) -> tuple[Any, ...]:

@@ -18,7 +18,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from sqlalchemy.engine import url as sa_url
 
-from adapters.store.chain import quote_identifier
+from adapters.store.quoting import quote_identifier
 from domain.errors import InvalidAPIParameters
 
 DEFAULT_URL = "sqlite:///ledger.db"

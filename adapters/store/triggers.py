@@ -12,8 +12,9 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
-from adapters.store.chain import CHAIN_TABLE, quote_identifier, quote_string
+from adapters.store.chain import CHAIN_TABLE
 from adapters.store.config import StoreConfig
+from adapters.store.quoting import quote_identifier, quote_string
 from domain.errors import InvalidAPIParameters, StoreUnavailable
 
 SNAPSHOTS_TABLE = "ledger_snapshots"  # the library's name for the application "Ledger" (PostgreSQL)
