@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
+from projections.engine import Projection, ProjectionRunner, ReadModels
 
 from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
 from adapters.read.queries import Queries
@@ -23,7 +24,6 @@ from domain.actions import ActionMonitor, ActionProcessor, ActionValidator
 from domain.actions.permissions import PermissionValidator
 from domain.errors import InvalidAPIParameters, LedgerError, StoreUnavailable
 from domain.group import GroupService
-from domain.group.usage import KernelUsage, UsageReader
 from domain.keypair import KeyPairService
 from domain.keypair_resource_policy import (
     SYSTEM_POLICY,
@@ -32,8 +32,8 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicyService,
 )
 from domain.projection_ops import ProjectionOps, ProjectionOpsService, SkippedEvent, StalledProjections
+from domain.usage import KernelUsage, UsageReader
 from domain.workload import WorkloadService
-from projections.engine import Projection, ProjectionRunner, ReadModels
 from projections.registry import build_projections
 
 

@@ -99,7 +99,7 @@ try:
     from adapters.read.queries import HistoryEntry
     from adapters.store.chain import verify
     from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, Role
-    from domain.base import entity_not_found
+    from domain.entity import entity_not_found
     from domain.errors import ObjectNotFound, PolicyInUse
     from domain.keypair import (
         CreateKeyPairAction,

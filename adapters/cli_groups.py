@@ -54,9 +54,9 @@ from adapters.cli import (
     show_state,
 )
 from domain.actions import ActionTriggerMeta
+from domain.catalog import EntityType
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
 from domain.group import CreateGroupAction, DeleteGroupAction, GroupData, ModifyGroupAction, PurgeGroupAction
-from domain.group.aggregate import ENTITY_TYPE as GROUP_TYPE
 from domain.group.aggregate import group_not_found
 from domain.values import ProjectType
 from domain.workload import (
@@ -312,7 +312,7 @@ def group_show(ctx: typer.Context, group_id: GroupIdArg, at: AtOption = None, ve
     """Show one group, active or soft-deleted: now, or as it stood --at a time or after --version N."""
     state = _state(ctx)
     if at is not None or version is not None:
-        return show_state(state, GROUP_TYPE, group_id, at, version)
+        return show_state(state, EntityType.GROUP, group_id, at, version)
     with state.ledger() as ledger:
         group = _existing_group(ledger, group_id)
         members = len(ledger.queries.group_members(group.id))
@@ -322,7 +322,7 @@ def group_show(ctx: typer.Context, group_id: GroupIdArg, at: AtOption = None, ve
 @group_app.command("diff")
 def group_diff(ctx: typer.Context, group_id: GroupIdArg, older: FromOption, newer: ToOption) -> None:
     """What changed in a group between two versions or times: field, old, new."""
-    show_diff(_state(ctx), GROUP_TYPE, group_id, older, newer)
+    show_diff(_state(ctx), EntityType.GROUP, group_id, older, newer)
 
 
 @group_app.command("list")
@@ -359,7 +359,7 @@ def group_members(ctx: typer.Context, group_id: GroupIdArg) -> None:
 @group_app.command("history")
 def group_history(ctx: typer.Context, group_id: GroupIdArg) -> None:
     """Every event of a group (fields, members, workload it took and released), with actors."""
-    _history(_state(ctx), GROUP_TYPE, group_id)
+    _history(_state(ctx), EntityType.GROUP, group_id)
 
 
 # Workload fact commands: one fact each, through the workload processors.

@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from adapters.read.queries import AuditEntry
 from adapters.store import LedgerApplication
 from domain.actions import ActionTriggerMeta, BaseAction, BaseBatchAction, ProcessResult
+from domain.aggregates import ENTITY_KINDS
 from domain.audit import AuditRecord, audit_entry
-from domain.base import Entity
-from domain.catalog import ENTITY_KINDS
+from domain.entity import Entity
 
 DURATION_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30)
 METRIC_LABELS = ("entity_type", "operation_type", "status", "domain", "operation", "error_detail")

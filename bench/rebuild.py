@@ -38,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa
+from projections.engine import Projection, ProjectionRunner, ReadModels
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.rebuild import catch_up as shared_catch_up
@@ -48,8 +49,8 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicyCreator,
     ModifyKeyPairResourcePolicyAction,
 )
+from domain.values import UserUpdateMode
 from domain.workload import Kernel, StartKernelAction
-from projections.engine import Projection, ProjectionRunner, ReadModels
 from projections.registry import build_projections
 
 T0 = datetime(2024, 10, 1, tzinfo=UTC)
@@ -80,7 +81,7 @@ def build(ledger: Ledger, events: int) -> int:
             ledger.services.group.create_group(CreateGroupAction(input={"name": f"g{i}", "domain_name": "default"}))
         )
         group = ledger.app.repository.get(created.data.id)
-        group.update_members("add", [str(uuid.UUID(int=i * 10 + u)) for u in range(5)])
+        group.update_members(UserUpdateMode.ADD, [str(uuid.UUID(int=i * 10 + u)) for u in range(5)])
         ledger.app.save(group)
         groups.append(group)
     loop.close()

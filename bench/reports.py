@@ -33,7 +33,7 @@ from eventsourcing.utils import get_topic
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.group import CreateGroupAction, UsagePerMonthAction, UsagePerPeriodAction
-from domain.group.usage import KernelUsage, month_report, month_window, overlaps
+from domain.usage import KernelUsage, month_report, month_window, overlaps
 from domain.workload import Kernel, ReportKernelStatsAction, StartKernelAction, TerminateKernelAction
 
 YEAR = datetime(2024, 1, 1, tzinfo=UTC)

@@ -1,12 +1,21 @@
-"""Every kind of entity the ledger keeps a stream for, by its entity type."""
+"""The one list of entity types: every stream kind, action scope and history key.
+
+The values are stored (in stream ids, audit rows, history and error payloads), so they
+never change; code spells them only through this enum.
+"""
 
 from __future__ import annotations
 
-from domain.base import Entity
-from domain.group import Group
-from domain.keypair import KeyPair
-from domain.keypair_resource_policy import KeyPairResourcePolicy
-from domain.workload import Endpoint, Kernel, VFolder
+import enum
 
-ENTITIES: tuple[type[Entity], ...] = (KeyPairResourcePolicy, KeyPair, Group, Kernel, VFolder, Endpoint)
-ENTITY_KINDS: dict[str, type[Entity]] = {entity.ENTITY_TYPE: entity for entity in ENTITIES}
+
+class EntityType(enum.StrEnum):
+    KEYPAIR_RESOURCE_POLICY = "keypair_resource_policy"
+    KEYPAIR = "keypair"
+    GROUP = "group"
+    GROUP_NAME = "group_name"  # the index that keeps group names unique per domain
+    VFOLDER = "vfolder"
+    KERNEL = "kernel"
+    ENDPOINT = "endpoint"
+    WORKLOAD = "workload"  # a batch of workload facts
+    PROJECTION = "projection"  # a read model's operator interventions

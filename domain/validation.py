@@ -21,12 +21,14 @@ from pydantic_core import ErrorDetails
 
 from domain.errors import InvalidAPIParameters
 from domain.values import (
+    ENDED_STATUSES,
     DefaultForUnspecified,
     FrozenMapping,
     OptionalState,
     ProjectType,
     ResourceSlot,
     TriState,
+    UserUpdateMode,
     VFolderHostPermissionMap,
     shown,
 )
@@ -200,6 +202,14 @@ def name_parser(max_length: int) -> Parser:
     return parse
 
 
+# REFERENCE.md: a group's description <= 512 (free text over lines), integration_id <= 512
+# (one line); an operator's reason for a skip is kept in the audit trail.
+parse_description = text_parser(512, multiline=True)
+parse_integration_id = text_parser(512)
+parse_projection_name = name_parser(128)
+parse_reason = name_parser(1000)
+
+
 def parse_uuid(raw: Any, field: str) -> uuid.UUID:
     if isinstance(raw, uuid.UUID):
         return raw
@@ -209,6 +219,116 @@ def parse_uuid(raw: Any, field: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise InvalidAPIParameters(f"{shown(raw)} is not a UUID", field=field) from None
+
+
+def parse_uuid_list(raw: Any, field: str) -> list[uuid.UUID]:
+    """A list (or tuple or set) of UUIDs, each a UUID or its text. A string is refused,
+    not read as a sequence of characters."""
+    if isinstance(raw, str | bytes) or not isinstance(raw, list | tuple | set | frozenset):
+        raise InvalidAPIParameters("expected a list of UUIDs", field=field)
+    return [parse_uuid(item, field) for item in raw]
+
+
+_SLUG = re.compile(r"^[\w.-]+$")  # \w is unicode-aware: letters and digits of any script
+
+
+def parse_slug(raw: Any, field: str) -> str:
+    """A group name: a name of at most 64 characters in letters, digits, '_', '-' and '.'."""
+    name = parse_name(raw, field, max_length=64)
+    if not _SLUG.match(name):
+        raise InvalidAPIParameters("must be a slug: letters, digits, '_', '-' and '.' only", field=field)
+    return name
+
+
+def parse_access_key(raw: Any, field: str) -> str:
+    """A name of at most 128 characters without whitespace."""
+    key = parse_name(raw, field, max_length=128)
+    if any(ch.isspace() for ch in key):
+        raise InvalidAPIParameters("must not contain whitespace", field=field)
+    return key
+
+
+def parse_bool(raw: Any, field: str) -> bool:
+    """A bool, or the text true / false in any case."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise InvalidAPIParameters(f"expected true or false, got {shown(raw)}", field=field)
+
+
+MAX_DOTFILES = 64 * 1024
+
+
+def parse_dotfiles(raw: Any, field: str) -> bytes:
+    """File contents: bytes, or text stored as UTF-8, of at most 64 KiB."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if not isinstance(data, bytes | bytearray):
+        raise InvalidAPIParameters(f"expected bytes or a string, got {type(raw).__name__}", field=field)
+    if len(data) > MAX_DOTFILES:
+        raise InvalidAPIParameters(f"must be at most {MAX_DOTFILES} bytes, got {len(data)}", field=field)
+    return bytes(data)
+
+
+MAX_REGISTRY_VALUE = 256
+
+
+def parse_container_registry(raw: Any, field: str) -> dict[str, str]:
+    """`{}` or `{registry, project}`: each value one line of at most 256 characters,
+    parsed as a name (it is shown in listings and names an external registry)."""
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise InvalidAPIParameters("expected {} or {registry, project} with string values", field=field)
+    unknown = set(raw) - {"registry", "project"}
+    if unknown:
+        shown_keys = ", ".join(shown(k, 20) for k in sorted(unknown)[:3])
+        raise InvalidAPIParameters(f"unknown keys {shown_keys}; allowed: registry, project", field=field)
+    return {key: parse_name(value, f"{field}.{key}", max_length=MAX_REGISTRY_VALUE) for key, value in raw.items()}
+
+
+def parse_user_update_mode(raw: Any, field: str) -> UserUpdateMode:
+    """add, remove or replace, in any case."""
+    if isinstance(raw, UserUpdateMode):
+        return raw
+    if not isinstance(raw, str):  # str() of a huge int raises: only text is read
+        raise InvalidAPIParameters(f"{shown(raw)} is not one of add, remove, replace", field=field)
+    try:
+        return UserUpdateMode(raw.strip().lower())
+    except ValueError:
+        raise InvalidAPIParameters(f"{shown(raw)} is not one of add, remove, replace", field=field) from None
+
+
+MAX_AMOUNT_DIGITS = 15  # integer digits, as slot counts: float() and NUMERIC hold it
+_AMOUNT_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?\s*", re.ASCII)
+
+
+def parse_amount(raw: Any, field: str) -> Decimal:
+    """A measured amount (cpu time used): finite, >= 0, at most 15 integer digits, in
+    ASCII text or a number; read back by reports through float()."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
+        raise InvalidAPIParameters(f"expected a number, got {type(raw).__name__}", field=field)
+    if isinstance(raw, int) and not 0 <= raw < 10**MAX_AMOUNT_DIGITS:  # before str() of a huge int
+        raise InvalidAPIParameters(f"must be >= 0 with at most {MAX_AMOUNT_DIGITS} integer digits", field=field)
+    if isinstance(raw, str) and (len(raw) > 64 or not _AMOUNT_TEXT.fullmatch(raw)):
+        raise InvalidAPIParameters(f"{shown(raw)} is not a number", field=field)
+    try:
+        value = raw if isinstance(raw, Decimal) else Decimal(repr(raw) if isinstance(raw, float) else str(raw).strip())
+    except ArithmeticError:
+        raise InvalidAPIParameters(f"{shown(raw)} is not a number", field=field) from None
+    if value.is_nan() or value.is_infinite() or (value.is_signed() and not value.is_zero()):
+        raise InvalidAPIParameters(f"must be a finite number >= 0, got {shown(raw)}", field=field)
+    if not value.is_zero() and value.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise InvalidAPIParameters(f"must be >= 0 with at most {MAX_AMOUNT_DIGITS} integer digits", field=field)
+    if len(value.as_tuple().digits) > 40:  # a Decimal object may carry any precision
+        raise InvalidAPIParameters("too many digits (at most 40)", field=field)
+    return value.copy_abs()  # "-0" is 0
+
+
+def parse_end_status(raw: Any, field: str) -> str:
+    """How a kernel ended: TERMINATED or CANCELLED, in any case."""
+    status = raw.strip().upper() if isinstance(raw, str) else None
+    if status not in ENDED_STATUSES:
+        raise InvalidAPIParameters(f"{shown(raw)} is not TERMINATED or CANCELLED", field=field)
+    return status
 
 
 def parse_slots(raw: Any, field: str) -> ResourceSlot:

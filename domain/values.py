@@ -151,6 +151,18 @@ class ProjectType(_ByNameEnum):
     MODEL_STORE = "model-store"
 
 
+class UserUpdateMode(enum.Enum):
+    """How a group's member list changes: the users given are added, removed, or become the list."""
+
+    ADD = "add"
+    REMOVE = "remove"
+    REPLACE = "replace"
+
+
+# Kernel statuses that no longer occupy resources (REFERENCE.md, purge checks).
+ENDED_STATUSES = ("TERMINATED", "CANCELLED")
+
+
 V = TypeVar("V")
 
 
@@ -302,11 +314,6 @@ def check_slot_configuration() -> None:
     """Reads LEDGER_EXTRA_SLOTS now: raises ConfigurationError if it is bad (for a CLI or
     service to call at startup, so the error comes before any work)."""
     len(KNOWN_SLOTS)
-
-
-def register_slot(name: str, kind: SlotKind = SlotKind.COUNT) -> None:
-    """Makes a slot name known (the set of known slots is configuration)."""
-    KNOWN_SLOTS[name] = kind
 
 
 # Quantities are bounded so that every layer holds them: bytes fit a BIGINT (int64) and

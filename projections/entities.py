@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from domain.base import Entity
+from domain.entity import Entity
 from projections.engine import Projection
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.actions.context import event_meta
-from domain.base import Entity
+from domain.entity import Entity
 from projections.engine import POSITION, Batch, BulkInsert, Projection, chunks, compact_json
 
 _ACTOR = ("user_id", "access_key", "role", "domain_name")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import sqlalchemy as sa
 
-from domain.catalog import ENTITIES
+from domain.aggregates import ENTITIES
 from projections.audit import AuditProjection
 from projections.engine import Projection
 from projections.groups import GroupsProjection

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
 
 from domain.group import Group
-from domain.group.usage import local_days
+from domain.usage import local_days
 from domain.validation import as_utc
 from domain.workload import Kernel, VFolder
 from projections.engine import Batch, BulkInsert, Projection, chunks, compact_json, insert_for, on

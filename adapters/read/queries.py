@@ -9,17 +9,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
+from projections.engine import Projection, ProjectionRunner, ReadModels
 
 from adapters.read.timetravel import EntityState, TimeTravel
 from adapters.read.usage import SqlUsageReader
 from adapters.store import LedgerApplication
-from domain.base import FieldChanges, diff_fields
+from domain.entity import FieldChanges, diff_fields
 from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group.types import GroupData
-from domain.keypair.actions import KeyPairData
+from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.validation import as_utc
-from projections.engine import Projection, ProjectionRunner, ReadModels
 from projections.history import describe
 from projections.registry import ReadModelSet
 

@@ -16,8 +16,8 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 
 from adapters.store import LedgerApplication
-from domain.base import Entity
-from domain.catalog import ENTITY_KINDS
+from domain.aggregates import ENTITY_KINDS
+from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, ObjectNotFound
 from domain.validation import as_utc
 

@@ -20,11 +20,11 @@ from adapters.store.chain import seal_unchained
 from adapters.store.config import StoreConfig
 from adapters.store.triggers import install_append_only_triggers, postgres_is_set_up
 from domain.actions.context import SYSTEM, action_context, current_context
-from domain.base import VersionConflict
 from domain.errors import ConcurrentModification, LedgerError, StoreUnavailable
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
+from domain.ports import VersionConflict
 from domain.workload.aggregate import Kernel
 
 A = TypeVar("A", bound=Aggregate)
@@ -188,7 +188,7 @@ class LedgerApplication(Application[uuid.UUID]):
 
 
 class AggregateStoreAdapter:
-    """`domain.base.AggregateStore` over the application."""
+    """`domain.ports.AggregateStore` over the application."""
 
     def __init__(self, app: LedgerApplication) -> None:
         self.get = app.get

@@ -21,7 +21,7 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
-from domain.base import Entity
+from domain.entity import Entity
 
 
 class AttemptState(threading.local):

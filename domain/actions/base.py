@@ -123,7 +123,6 @@ class ActionStatus(enum.StrEnum):
     ERROR = "error"
     DENIED = "denied"  # a validator refused the action: the service never ran
     RUNNING = "running"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

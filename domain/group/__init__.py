@@ -18,13 +18,16 @@ from domain.group.actions import (
 )
 from domain.group.aggregate import Group, GroupNameIndex
 from domain.group.service import GroupService
-from domain.group.types import GroupCreator, GroupData, GroupModifier, UserUpdateMode
-from domain.group.usage import (
+from domain.group.types import GroupCreator, GroupData, GroupModifier
+
+# Usage reports have their own package; the seeds import their actions from here.
+from domain.usage import (
     UsagePerMonthAction,
     UsagePerMonthActionResult,
     UsagePerPeriodAction,
     UsagePerPeriodActionResult,
 )
+from domain.values import UserUpdateMode
 
 __all__ = [
     "CreateGroupAction",

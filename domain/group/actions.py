@@ -9,23 +9,16 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 
 from domain.actions import BaseAction, BaseActionResult
-from domain.group.aggregate import ENTITY_TYPE
-from domain.group.types import (
-    GroupCreator,
-    GroupData,
-    GroupModifier,
-    UserUpdateMode,
-    parse_user_update_mode,
-    parse_user_uuids,
-)
-from domain.validation import UUIDField, optional_state_of
-from domain.values import OptionalState
+from domain.catalog import EntityType
+from domain.group.types import GroupCreator, GroupData, GroupModifier
+from domain.validation import UUIDField, optional_state_of, parse_user_update_mode, parse_uuid_list
+from domain.values import OptionalState, UserUpdateMode
 
 
 class GroupAction(BaseAction):
     @classmethod
     def entity_type(cls) -> str:
-        return ENTITY_TYPE
+        return EntityType.GROUP
 
 
 class CreateGroupAction(GroupAction):
@@ -74,7 +67,7 @@ class ModifyGroupAction(_OnGroup):
     user_update_mode: Annotated[OptionalState[UserUpdateMode], optional_state_of(parse_user_update_mode)] = (
         OptionalState.nop()
     )
-    user_uuids: Annotated[OptionalState[list[uuid.UUID]], optional_state_of(parse_user_uuids)] = OptionalState.nop()
+    user_uuids: Annotated[OptionalState[list[uuid.UUID]], optional_state_of(parse_uuid_list)] = OptionalState.nop()
 
     @field_validator("modifier", mode="before")
     @classmethod

@@ -12,7 +12,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
-from domain.base import Entity, FieldChanges, diff_fields, stream_id
+from domain.catalog import EntityType
+from domain.entity import Entity, FieldChanges, diff_fields, stream_id
 from domain.errors import (
     DuplicateGroupName,
     GroupNotActive,
@@ -22,12 +23,11 @@ from domain.errors import (
     PurgeGroupActionActiveKernelsError,
     PurgeGroupActionVFoldersMountedToActiveKernelsError,
 )
-
-ENTITY_TYPE = "group"
+from domain.values import UserUpdateMode
 
 
 class Group(Entity):
-    ENTITY_TYPE = ENTITY_TYPE
+    ENTITY_TYPE = EntityType.GROUP
 
     class MembersAdded(Entity.Event):
         user_ids: list[str]
@@ -108,13 +108,13 @@ class Group(Entity):
     def name_key(self) -> tuple[str, str]:
         return self.fields["domain_name"], self.fields["name"]
 
-    def update_members(self, mode: str, user_ids: list[str]) -> None:
-        """add / remove / replace; only real changes become events."""
+    def update_members(self, mode: UserUpdateMode, user_ids: list[str]) -> None:
+        """Only real changes become events."""
         wanted = dict.fromkeys(user_ids, True)
-        if mode == "replace":
+        if mode is UserUpdateMode.REPLACE:
             removed = [u for u in self.members if u not in wanted]
             added = [u for u in wanted if u not in self.members]
-        elif mode == "add":
+        elif mode is UserUpdateMode.ADD:
             removed, added = [], [u for u in wanted if u not in self.members]
         else:
             removed, added = [u for u in wanted if u in self.members], []
@@ -173,8 +173,9 @@ class Group(Entity):
     def duplicate(self) -> LedgerError:
         return DuplicateGroupName(f"group {self.key} already exists")
 
-    def not_found(self) -> LedgerError:
-        return group_not_found(self.key)
+    @classmethod
+    def missing(cls, key: str) -> LedgerError:
+        return group_not_found(key)
 
 
 def _some(ids: Mapping[str, object]) -> str:
@@ -183,13 +184,13 @@ def _some(ids: Mapping[str, object]) -> str:
 
 
 def group_not_found(group_id: object) -> GroupNotFound:
-    return GroupNotFound(f"group {group_id} not found", entity_type=ENTITY_TYPE, entity_id=str(group_id))
+    return GroupNotFound(f"group {group_id} not found", entity_type=EntityType.GROUP, entity_id=str(group_id))
 
 
 class GroupNameIndex(Entity):
     """Who holds a group name in a domain. Saved with the group, so names are unique."""
 
-    ENTITY_TYPE = "group_name"
+    ENTITY_TYPE = EntityType.GROUP_NAME
 
     class Claimed(Entity.Event):
         group_id: str

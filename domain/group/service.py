@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from zoneinfo import ZoneInfo
 
-from domain.base import AggregateStore, Entity, UnitOfWork
+from domain.catalog import EntityType
+from domain.entity import Entity
 from domain.errors import InvalidAPIParameters
 from domain.group.actions import (
     CreateGroupAction,
@@ -17,19 +17,19 @@ from domain.group.actions import (
     PurgeGroupAction,
     PurgeGroupActionResult,
 )
-from domain.group.aggregate import ENTITY_TYPE, Group, GroupNameIndex, group_not_found, name_index_id
+from domain.group.aggregate import Group, GroupNameIndex, name_index_id
 from domain.group.types import GroupData
-from domain.group.usage import (
+from domain.ports import AggregateStore, UnitOfWork, load_live
+from domain.usage import (
     UsagePerMonthAction,
     UsagePerMonthActionResult,
     UsagePerPeriodAction,
     UsagePerPeriodActionResult,
     UsageReader,
-    month_report,
-    month_window,
-    period_report,
-    period_window,
+    UsageReports,
 )
+
+GROUP = EntityType.GROUP
 
 
 def group_data(group: Group) -> GroupData:
@@ -39,10 +39,7 @@ def group_data(group: Group) -> GroupData:
 
 def load_group(work: UnitOfWork, group_id: uuid.UUID) -> Group:
     """A group that exists (active or soft-deleted); purged and unknown ones are not found."""
-    group = work.get(group_id, Entity)  # the id may name another kind's stream
-    if not isinstance(group, Group) or group.is_deleted:
-        raise group_not_found(group_id)
-    return group
+    return load_live(work, Group, str(group_id))
 
 
 def name_index(work: UnitOfWork, domain_name: str, name: str) -> GroupNameIndex:
@@ -53,8 +50,7 @@ def name_index(work: UnitOfWork, domain_name: str, name: str) -> GroupNameIndex:
 class GroupService:
     def __init__(self, store: AggregateStore, usage: UsageReader, timezone: str = "UTC") -> None:
         self._store = store
-        self._usage = usage
-        self._tz = ZoneInfo(timezone)  # the reports' local time (configuration, default UTC)
+        self._reports = UsageReports(usage, timezone)
 
     async def create_group(self, action: CreateGroupAction) -> CreateGroupActionResult:
         group_id = action.group_id
@@ -69,7 +65,7 @@ class GroupService:
             work.commit()
             return group
 
-        return CreateGroupActionResult(group_data(self._store.run(create, ENTITY_TYPE, "create")))
+        return CreateGroupActionResult(group_data(self._store.run(create, GROUP, "create")))
 
     async def modify_group(self, action: ModifyGroupAction) -> ModifyGroupActionResult:
         wanted = action.modifier.fields_json()
@@ -87,11 +83,11 @@ class GroupService:
                 name_index(work, *group.name_key).claim(str(group.id))
                 name_index(work, old_domain, old_name).release(str(group.id))
             if not mode.is_nop():
-                group.update_members(mode.value().value, [str(u) for u in users.value()])
+                group.update_members(mode.value(), [str(u) for u in users.value()])
             work.commit()
             return group
 
-        return ModifyGroupActionResult(group_data(self._store.run(modify, ENTITY_TYPE, "modify")))
+        return ModifyGroupActionResult(group_data(self._store.run(modify, GROUP, "modify")))
 
     async def delete_group(self, action: DeleteGroupAction) -> DeleteGroupActionResult:
         def delete() -> GroupData:
@@ -102,7 +98,7 @@ class GroupService:
             work.commit()
             return before
 
-        return DeleteGroupActionResult(self._store.run(delete, ENTITY_TYPE, "delete"))
+        return DeleteGroupActionResult(self._store.run(delete, GROUP, "delete"))
 
     async def purge_group(self, action: PurgeGroupAction) -> PurgeGroupActionResult:
         def purge() -> GroupData:
@@ -114,16 +110,10 @@ class GroupService:
             work.commit()
             return before
 
-        return PurgeGroupActionResult(self._store.run(purge, ENTITY_TYPE, "purge"))
+        return PurgeGroupActionResult(self._store.run(purge, GROUP, "purge"))
 
     async def usage_per_month(self, action: UsagePerMonthAction) -> UsagePerMonthActionResult:
-        start, end = month_window(action.month, self._tz)
-        group_ids = [str(g) for g in action.group_ids] if action.group_ids else None
-        report = month_report(self._usage.kernels(start, end, group_ids), self._tz)
-        return UsagePerMonthActionResult(report, scope=action.entity_id() or "")
+        return self._reports.per_month(action)
 
     async def usage_per_period(self, action: UsagePerPeriodAction) -> UsagePerPeriodActionResult:
-        start, end = period_window(action.start_date, action.end_date, self._tz)
-        group_ids = None if action.project_id is None else [str(action.project_id)]
-        report = period_report(self._usage.kernels(start, end, group_ids), self._tz)
-        return UsagePerPeriodActionResult(report, scope=action.entity_id() or "")
+        return self._reports.per_period(action)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import base64
-import enum
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from domain.errors import InvalidAPIParameters
 from domain.validation import (
     LedgerModel,
     Slots,
@@ -19,93 +16,21 @@ from domain.validation import (
     jsonable,
     nullable,
     optional_state_of,
+    parse_bool,
+    parse_container_registry,
+    parse_description,
+    parse_dotfiles,
     parse_hosts,
+    parse_integration_id,
     parse_name,
     parse_project_type,
     parse_slots,
-    parse_uuid,
-    text_parser,
+    parse_slug,
     tri_state_of,
 )
-from domain.values import (
-    OptionalState,
-    ProjectType,
-    ResourceSlot,
-    TriState,
-    VFolderHostPermissionMap,
-    shown,
-)
-
-MAX_DOTFILES = 64 * 1024
-_SLUG = re.compile(r"^[\w.-]+$")  # \w is unicode-aware: letters and digits of any script
-
-
-def parse_slug(raw: Any, field: str) -> str:
-    name = parse_name(raw, field, max_length=64)
-    if not _SLUG.match(name):
-        raise InvalidAPIParameters("must be a slug: letters, digits, '_', '-' and '.' only", field=field)
-    return name
-
-
-def parse_bool(raw: Any, field: str) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
-        return raw.strip().lower() == "true"
-    raise InvalidAPIParameters(f"expected true or false, got {shown(raw)}", field=field)
-
-
-def parse_dotfiles(raw: Any, field: str) -> bytes:
-    data = raw.encode() if isinstance(raw, str) else raw
-    if not isinstance(data, bytes | bytearray):
-        raise InvalidAPIParameters(f"expected bytes or a string, got {type(raw).__name__}", field=field)
-    if len(data) > MAX_DOTFILES:
-        raise InvalidAPIParameters(f"must be at most {MAX_DOTFILES} bytes, got {len(data)}", field=field)
-    return bytes(data)
-
-
-MAX_REGISTRY_VALUE = 256
-
-
-def parse_container_registry(raw: Any, field: str) -> dict[str, str]:
-    """`{}` or `{registry, project}`: each value one line of at most 256 characters,
-    parsed as a name (it is shown in listings and names an external registry)."""
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-        raise InvalidAPIParameters("expected {} or {registry, project} with string values", field=field)
-    unknown = set(raw) - {"registry", "project"}
-    if unknown:
-        shown_keys = ", ".join(shown(k, 20) for k in sorted(unknown)[:3])
-        raise InvalidAPIParameters(f"unknown keys {shown_keys}; allowed: registry, project", field=field)
-    return {key: parse_name(value, f"{field}.{key}", max_length=MAX_REGISTRY_VALUE) for key, value in raw.items()}
-
-
-class UserUpdateMode(enum.Enum):
-    ADD = "add"
-    REMOVE = "remove"
-    REPLACE = "replace"
-
-
-def parse_user_update_mode(raw: Any, field: str) -> UserUpdateMode:
-    if isinstance(raw, UserUpdateMode):
-        return raw
-    if not isinstance(raw, str):  # str() of a huge int raises: only text is read
-        raise InvalidAPIParameters(f"{shown(raw)} is not one of add, remove, replace", field=field)
-    try:
-        return UserUpdateMode(raw.strip().lower())
-    except ValueError:
-        raise InvalidAPIParameters(f"{shown(raw)} is not one of add, remove, replace", field=field) from None
-
-
-def parse_user_uuids(raw: Any, field: str) -> list[uuid.UUID]:
-    if isinstance(raw, str | bytes) or not isinstance(raw, list | tuple | set | frozenset):
-        raise InvalidAPIParameters("expected a list of user UUIDs", field=field)
-    return [parse_uuid(item, field) for item in raw]
-
+from domain.values import OptionalState, ProjectType, ResourceSlot, TriState, VFolderHostPermissionMap
 
 Slug = Annotated[str, field_of(parse_slug)]
-# REFERENCE.md: description <= 512 (free text over lines), integration_id <= 512 (one line).
-parse_description = text_parser(512, multiline=True)
-parse_integration_id = text_parser(512)
 Description = Annotated[str | None, field_of(nullable(parse_description))]
 IntegrationId = Annotated[str | None, field_of(nullable(parse_integration_id))]
 Dotfiles = Annotated[bytes, field_of(parse_dotfiles)]

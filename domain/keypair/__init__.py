@@ -5,12 +5,12 @@ from domain.keypair.actions import (
     CreateKeyPairActionResult,
     DeleteKeyPairAction,
     DeleteKeyPairActionResult,
-    KeyPairData,
     ModifyKeyPairAction,
     ModifyKeyPairActionResult,
 )
 from domain.keypair.aggregate import KeyPair
 from domain.keypair.service import KeyPairService
+from domain.keypair.types import KeyPairData
 
 __all__ = [
     "CreateKeyPairAction",

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from domain.actions import BaseAction, BaseActionResult
-from domain.errors import InvalidAPIParameters
-from domain.keypair.aggregate import ENTITY_TYPE
-from domain.validation import EntityName, UUIDField, field_of, optional_state_of, parse_name
+from domain.catalog import EntityType
+from domain.keypair.types import KeyPairData
+from domain.validation import EntityName, UUIDField, field_of, optional_state_of, parse_access_key, parse_name
 from domain.values import OptionalState
-
-
-def parse_access_key(raw: Any, field: str) -> str:
-    key = parse_name(raw, field, max_length=128)
-    if any(ch.isspace() for ch in key):
-        raise InvalidAPIParameters("must not contain whitespace", field=field)
-    return key
-
 
 AccessKey = Annotated[str, field_of(parse_access_key)]
 
@@ -28,7 +19,7 @@ class KeyPairAction(BaseAction):
 
     @classmethod
     def entity_type(cls) -> str:
-        return ENTITY_TYPE
+        return EntityType.KEYPAIR
 
     def entity_id(self) -> str | None:
         return self.access_key
@@ -66,23 +57,6 @@ class DeleteKeyPairAction(KeyPairAction):
     @classmethod
     def operation_type(cls) -> str:
         return "delete"
-
-
-@dataclass(frozen=True)
-class KeyPairData:
-    access_key: str
-    user_id: uuid.UUID
-    domain_name: str
-    resource_policy: str
-
-    @classmethod
-    def from_fields(cls, access_key: str, fields: dict[str, Any]) -> KeyPairData:
-        return cls(
-            access_key,
-            uuid.UUID(fields["user_id"]),
-            fields["domain_name"],
-            fields["resource_policy"],
-        )
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,13 @@ KeyPairAssigned / KeyPairUnassigned event on the policy's stream.
 
 from __future__ import annotations
 
-from domain.base import Entity
+from domain.catalog import EntityType
+from domain.entity import Entity
 from domain.errors import DuplicateAccessKey, LedgerError
-
-ENTITY_TYPE = "keypair"
 
 
 class KeyPair(Entity):
-    ENTITY_TYPE = ENTITY_TYPE
+    ENTITY_TYPE = EntityType.KEYPAIR
 
     @property
     def access_key(self) -> str:

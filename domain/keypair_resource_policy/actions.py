@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import field_validator
 
 from domain.actions import BaseAction, BaseActionResult
-from domain.keypair_resource_policy.aggregate import ENTITY_TYPE
+from domain.catalog import EntityType
 from domain.keypair_resource_policy.types import (
     KeyPairResourcePolicyCreator,
     KeyPairResourcePolicyData,
@@ -20,7 +20,7 @@ from domain.validation import EntityName
 class KeypairResourcePolicyAction(BaseAction):
     @classmethod
     def entity_type(cls) -> str:
-        return ENTITY_TYPE
+        return EntityType.KEYPAIR_RESOURCE_POLICY
 
 
 class CreateKeyPairResourcePolicyAction(KeypairResourcePolicyAction):

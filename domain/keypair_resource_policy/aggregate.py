@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import uuid
 
-from domain.base import Entity
+from domain.catalog import EntityType
+from domain.entity import Entity
 from domain.errors import (
     CircularPolicyReference,
     DuplicatePolicyName,
@@ -26,11 +27,10 @@ from domain.errors import (
 )
 
 SYSTEM_POLICY = "default"
-ENTITY_TYPE = "keypair_resource_policy"
 
 
 class KeyPairResourcePolicy(Entity):
-    ENTITY_TYPE = ENTITY_TYPE
+    ENTITY_TYPE = EntityType.KEYPAIR_RESOURCE_POLICY
 
     class KeyPairAssigned(Entity.Event):
         """A keypair now uses this policy."""

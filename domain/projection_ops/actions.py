@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from domain.actions import BaseAction, BaseActionResult
-from domain.validation import PositiveInt, field_of, parse_name
-
-ENTITY_TYPE = "projection"
-
-
-def _parse_projection(raw: Any, field: str) -> str:
-    return parse_name(raw, field, max_length=128)
-
-
-def _parse_reason(raw: Any, field: str) -> str:
-    return parse_name(raw, field, max_length=1000)
+from domain.catalog import EntityType
+from domain.validation import PositiveInt, field_of, parse_projection_name, parse_reason
 
 
 class SkipProjectionEventAction(BaseAction):
     """Step the read model `projection` (its name as `projections status` shows it) over the
     event at `position`, the one it is stalled on; `reason` is kept in the audit trail."""
 
-    projection: Annotated[str, field_of(_parse_projection)]
+    projection: Annotated[str, field_of(parse_projection_name)]
     position: PositiveInt
-    reason: Annotated[str, field_of(_parse_reason)]
+    reason: Annotated[str, field_of(parse_reason)]
 
     @classmethod
     def entity_type(cls) -> str:
-        return ENTITY_TYPE
+        return EntityType.PROJECTION
 
     @classmethod
     def operation_type(cls) -> str:

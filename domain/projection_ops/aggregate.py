@@ -10,26 +10,12 @@ one stream and conflict in the store instead of both landing unseen.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 
 from eventsourcing.domain import Aggregate
 
-from domain.base import stream_id
-
-STREAM_KIND = "projection"
-
-
-@dataclass(frozen=True)
-class SkippedEvent:
-    """One event a read model's version steps over, and why."""
-
-    lineage: str
-    version: int
-    position: int
-    reason: str
-    cause: str  # the handler's error that stalled the read model there
-    at: datetime
+from domain.catalog import EntityType
+from domain.entity import stream_id
+from domain.projection_ops.types import SkippedEvent
 
 
 class ProjectionOps(Aggregate):
@@ -57,7 +43,7 @@ class ProjectionOps(Aggregate):
 
     @staticmethod
     def id_for(lineage: str) -> uuid.UUID:
-        return stream_id(STREAM_KIND, lineage)
+        return stream_id(EntityType.PROJECTION, lineage)
 
     @classmethod
     def open(cls, lineage: str) -> ProjectionOps:

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
-from domain.base import AggregateStore
+from domain.catalog import EntityType
 from domain.errors import ProjectionNotStalled
-from domain.projection_ops.actions import (
-    ENTITY_TYPE,
-    SkipProjectionEventAction,
-    SkipProjectionEventActionResult,
-)
+from domain.ports import AggregateStore, UnitOfWork
+from domain.projection_ops.actions import SkipProjectionEventAction, SkipProjectionEventActionResult
 from domain.projection_ops.aggregate import ProjectionOps
-
-
-@dataclass(frozen=True)
-class Stall:
-    """Where one version of a read model stopped, and why."""
-
-    lineage: str
-    version: int
-    position: int
-    cause: str
-    at: datetime
+from domain.projection_ops.types import Stall
 
 
 class StalledProjections(Protocol):
@@ -55,11 +40,12 @@ class ProjectionOpsService:
         stall = found[0]
 
         def skip() -> None:
-            ops = self._store.get(ProjectionOps.id_for(action.projection), ProjectionOps)
+            work = UnitOfWork(self._store)
+            ops = work.get(ProjectionOps.id_for(action.projection), ProjectionOps)
             if ops is None:
-                ops = ProjectionOps.open(action.projection)
+                ops = work.add(ProjectionOps.open(action.projection))
             ops.skip(stall.version, stall.position, action.reason, stall.cause)
-            self._store.save(ops)
+            work.commit()
 
-        self._store.run(skip, ENTITY_TYPE, "skip")
+        self._store.run(skip, EntityType.PROJECTION, "skip")
         return SkipProjectionEventActionResult(action.projection, stall.version, stall.position, stall.cause)

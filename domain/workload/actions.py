@@ -2,73 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 from domain.actions import BaseAction, BaseActionResult, BaseBatchAction
 from domain.actions.base import batch_label
-from domain.errors import InvalidAPIParameters
-from domain.validation import (
-    EntityName,
-    NonNegativeInt,
-    OccupiedSlots,
-    UUIDField,
-    field_of,
-    parse_time,
-    parse_uuid,
-)
-from domain.values import shown
-
-MAX_AMOUNT_DIGITS = 15  # integer digits, as slot counts: float() and NUMERIC hold it
-_AMOUNT_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?\s*", re.ASCII)
-
-
-def parse_amount(raw: Any, field: str) -> Decimal:
-    """A measured amount (cpu time used): finite, >= 0, at most 15 integer digits, in
-    ASCII text or a number; read back by reports through float()."""
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
-        raise InvalidAPIParameters(f"expected a number, got {type(raw).__name__}", field=field)
-    if isinstance(raw, int) and not 0 <= raw < 10**MAX_AMOUNT_DIGITS:  # before str() of a huge int
-        raise InvalidAPIParameters(f"must be >= 0 with at most {MAX_AMOUNT_DIGITS} integer digits", field=field)
-    if isinstance(raw, str) and (len(raw) > 64 or not _AMOUNT_TEXT.fullmatch(raw)):
-        raise InvalidAPIParameters(f"{shown(raw)} is not a number", field=field)
-    try:
-        value = raw if isinstance(raw, Decimal) else Decimal(repr(raw) if isinstance(raw, float) else str(raw).strip())
-    except ArithmeticError:
-        raise InvalidAPIParameters(f"{shown(raw)} is not a number", field=field) from None
-    if value.is_nan() or value.is_infinite() or (value.is_signed() and not value.is_zero()):
-        raise InvalidAPIParameters(f"must be a finite number >= 0, got {shown(raw)}", field=field)
-    if not value.is_zero() and value.adjusted() >= MAX_AMOUNT_DIGITS:
-        raise InvalidAPIParameters(f"must be >= 0 with at most {MAX_AMOUNT_DIGITS} integer digits", field=field)
-    if len(value.as_tuple().digits) > 40:  # a Decimal object may carry any precision
-        raise InvalidAPIParameters("too many digits (at most 40)", field=field)
-    return value.copy_abs()  # "-0" is 0
-
-
-def parse_uuid_list(raw: Any, field: str) -> list[uuid.UUID]:
-    if isinstance(raw, str | bytes) or not isinstance(raw, list | tuple):
-        raise InvalidAPIParameters("expected a list of UUIDs", field=field)
-    return [parse_uuid(item, field) for item in raw]
-
-
-def parse_end_status(raw: Any, field: str) -> str:
-    status = raw.strip().upper() if isinstance(raw, str) else None
-    if status not in ("TERMINATED", "CANCELLED"):
-        raise InvalidAPIParameters(f"{shown(raw)} is not TERMINATED or CANCELLED", field=field)
-    return status
-
-
-Time = Annotated[datetime, field_of(parse_time)]
-Amount = Annotated[Decimal, field_of(parse_amount)]
+from domain.catalog import EntityType
+from domain.validation import EntityName, NonNegativeInt, OccupiedSlots, UUIDField
+from domain.workload.types import Amount, EndStatus, Time, UUIDList, stats_json
 
 
 class WorkloadAction(BaseAction):
-    ENTITY: ClassVar[str]
+    ENTITY: ClassVar[EntityType]
     ID_FIELD: ClassVar[str]
 
     @classmethod
@@ -80,7 +28,7 @@ class WorkloadAction(BaseAction):
 
 
 class CreateVFolderAction(WorkloadAction):
-    ENTITY: ClassVar[str] = "vfolder"
+    ENTITY: ClassVar[EntityType] = EntityType.VFOLDER
     ID_FIELD: ClassVar[str] = "vfolder_id"
     vfolder_id: UUIDField
     name: EntityName
@@ -93,7 +41,7 @@ class CreateVFolderAction(WorkloadAction):
 
 
 class StartKernelAction(WorkloadAction):
-    ENTITY: ClassVar[str] = "kernel"
+    ENTITY: ClassVar[EntityType] = EntityType.KERNEL
     ID_FIELD: ClassVar[str] = "kernel_id"
     kernel_id: UUIDField
     session_id: UUIDField
@@ -104,7 +52,7 @@ class StartKernelAction(WorkloadAction):
     access_key: EntityName
     occupied_slots: OccupiedSlots  # what the kernel holds: finite, never "inf"
     started_at: Time
-    mounts: Annotated[list[uuid.UUID], field_of(parse_uuid_list)] = []
+    mounts: UUIDList = []
     image: EntityName = "unknown"
     agent: EntityName = "unknown"
 
@@ -133,7 +81,7 @@ class StartKernelAction(WorkloadAction):
 
 
 class ReportKernelStatsAction(WorkloadAction):
-    ENTITY: ClassVar[str] = "kernel"
+    ENTITY: ClassVar[EntityType] = EntityType.KERNEL
     ID_FIELD: ClassVar[str] = "kernel_id"
     kernel_id: UUIDField
     reported_at: Time
@@ -147,13 +95,16 @@ class ReportKernelStatsAction(WorkloadAction):
     def operation_type(cls) -> str:
         return "report_stats"
 
+    def stats(self) -> dict[str, Any]:
+        return stats_json(self.reported_at, self.cpu_used, self.mem_used, self.io_read, self.io_write, self.disk_used)
+
 
 class TerminateKernelAction(WorkloadAction):
-    ENTITY: ClassVar[str] = "kernel"
+    ENTITY: ClassVar[EntityType] = EntityType.KERNEL
     ID_FIELD: ClassVar[str] = "kernel_id"
     kernel_id: UUIDField
     terminated_at: Time
-    status: Annotated[str, field_of(parse_end_status)] = "TERMINATED"
+    status: EndStatus = "TERMINATED"
 
     @classmethod
     def operation_type(cls) -> str:
@@ -161,7 +112,7 @@ class TerminateKernelAction(WorkloadAction):
 
 
 class CreateEndpointAction(WorkloadAction):
-    ENTITY: ClassVar[str] = "endpoint"
+    ENTITY: ClassVar[EntityType] = EntityType.ENDPOINT
     ID_FIELD: ClassVar[str] = "endpoint_id"
     endpoint_id: UUIDField
     group_id: UUIDField
@@ -173,7 +124,7 @@ class CreateEndpointAction(WorkloadAction):
 
 
 class DestroyEndpointAction(WorkloadAction):
-    ENTITY: ClassVar[str] = "endpoint"
+    ENTITY: ClassVar[EntityType] = EntityType.ENDPOINT
     ID_FIELD: ClassVar[str] = "endpoint_id"
     endpoint_id: UUIDField
 
@@ -201,7 +152,7 @@ class RecordWorkloadBatchAction(BaseBatchAction):
 
     @classmethod
     def entity_type(cls) -> str:
-        return "workload"
+        return EntityType.WORKLOAD
 
     @classmethod
     def operation_type(cls) -> str:

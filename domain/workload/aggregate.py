@@ -12,11 +12,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain.base import Entity
+from domain.catalog import EntityType
+from domain.entity import Entity
 from domain.errors import DuplicateWorkloadId, InvalidAPIParameters, KernelAlreadyTerminated, LedgerError
+from domain.values import ENDED_STATUSES
 
-# Kernel statuses that no longer occupy resources (REFERENCE.md, purge checks).
-ENDED_STATUSES = ("TERMINATED", "CANCELLED")
 MAX_KERNEL_SPAN = timedelta(days=3653)  # ten years
 
 
@@ -30,15 +30,15 @@ class _Workload(Entity):
 
 
 class VFolder(_Workload):
-    ENTITY_TYPE = "vfolder"
+    ENTITY_TYPE = EntityType.VFOLDER
 
 
 class Endpoint(_Workload):
-    ENTITY_TYPE = "endpoint"
+    ENTITY_TYPE = EntityType.ENDPOINT
 
 
 class Kernel(_Workload):
-    ENTITY_TYPE = "kernel"
+    ENTITY_TYPE = EntityType.KERNEL
 
     class StatsReported(Entity.Event):
         stats: dict[str, Any]  # reported_at, cpu_used, mem_used, io_read, io_write, disk_used

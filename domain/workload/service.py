@@ -1,20 +1,22 @@
 """The workload service: records facts on their entity and on their group's stream.
 
-Every fact is applied through a `UnitOfWork`, so one fact and a batch of facts (bulk
-import) take the same path and a batch is one atomic append. New ids are not read
-first: creating an id that exists conflicts in the store, and the retry checks.
+Every fact is applied through a `UnitOfWork`, so one fact and a batch of facts take the
+same path and a batch is one atomic append. New ids are not read first: creating an id
+that exists conflicts in the store, and the retry checks.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from domain.base import AggregateStore, Entity, UnitOfWork, entity_not_found
+from domain.entity import Entity
 from domain.errors import DuplicateWorkloadId, InvalidAPIParameters
-from domain.group.aggregate import Group, group_not_found
+from domain.group.aggregate import Group
+from domain.ports import AggregateStore, UnitOfWork, load_live
 from domain.workload.actions import (
     CreateEndpointAction,
     CreateVFolderAction,
@@ -33,20 +35,15 @@ E = TypeVar("E", bound=Entity)
 
 
 class _Facts:
-    """Applies facts to the aggregates of one unit of work."""
+    """Applies facts to the aggregates of one unit of work, one handler per action class."""
 
     def __init__(self, work: UnitOfWork, *, check_new_ids: bool) -> None:
         self.work = work
         self.check_new_ids = check_new_ids
         self.created: set[uuid.UUID] = set()  # new in this unit of work: the store cannot see a repeat
 
-    # Groups, vfolders, kernels and endpoints are all streams named by the caller's UUID,
-    # so a stream is read as any entity and its kind checked here.
-
     def active_group(self, group_id: uuid.UUID) -> Group:
-        group = self.work.get(group_id, Entity)
-        if not isinstance(group, Group) or group.is_deleted:
-            raise group_not_found(group_id)
+        group = load_live(self.work, Group, str(group_id))
         group.require_active()
         return group
 
@@ -59,23 +56,19 @@ class _Facts:
         self.created.add(aggregate_id)
         return self.work.add(cls.create(str(key), fields))
 
-    def existing(self, cls: type[E], key: uuid.UUID) -> E:
-        found = self.work.get(cls.id_for(str(key)), Entity)
-        if not isinstance(found, cls) or found.is_deleted:
-            raise entity_not_found(cls.ENTITY_TYPE, str(key))
-        return found
-
+    @functools.singledispatchmethod
     def apply(self, action: WorkloadAction) -> Entity:
-        handler: Callable[[Any], Entity] = getattr(self, f"_{type(action).__name__}")
-        return handler(action)
+        raise TypeError(f"no workload fact handler for {type(action).__name__}")
 
-    def _CreateVFolderAction(self, a: CreateVFolderAction) -> Entity:
+    @apply.register
+    def _create_vfolder(self, a: CreateVFolderAction) -> Entity:
         group = self.active_group(a.group_id)
         vfolder = self.new(VFolder, a.vfolder_id, {"name": a.name, "host": a.host, "group_id": str(a.group_id)})
         group.add_vfolder(vfolder.key)
         return vfolder
 
-    def _StartKernelAction(self, a: StartKernelAction) -> Entity:
+    @apply.register
+    def _start_kernel(self, a: StartKernelAction) -> Entity:
         group = self.active_group(a.group_id)
         if a.domain_name != group.fields["domain_name"]:
             # A kernel is reported under its group's domain: the month report groups by it.
@@ -88,35 +81,31 @@ class _Facts:
         group.start_kernel(kernel.key, fields["mounts"])
         return kernel
 
-    def _ReportKernelStatsAction(self, a: ReportKernelStatsAction) -> Entity:
-        kernel = self.existing(Kernel, a.kernel_id)
-        stats = {
-            "reported_at": a.reported_at.isoformat(),
-            "cpu_used": str(a.cpu_used),
-            "mem_used": a.mem_used,
-            "io_read": a.io_read,
-            "io_write": a.io_write,
-            "disk_used": a.disk_used,
-        }
-        kernel.report_stats(stats)
+    @apply.register
+    def _report_kernel_stats(self, a: ReportKernelStatsAction) -> Entity:
+        kernel = load_live(self.work, Kernel, str(a.kernel_id))
+        kernel.report_stats(a.stats())
         return kernel
 
-    def _TerminateKernelAction(self, a: TerminateKernelAction) -> Entity:
-        kernel = self.existing(Kernel, a.kernel_id)
+    @apply.register
+    def _terminate_kernel(self, a: TerminateKernelAction) -> Entity:
+        kernel = load_live(self.work, Kernel, str(a.kernel_id))
         kernel.terminate(a.terminated_at.isoformat(), a.status)
         group = self.work.get(kernel.group_id, Group)
         if group is not None:
             group.end_kernel(kernel.key)
         return kernel
 
-    def _CreateEndpointAction(self, a: CreateEndpointAction) -> Entity:
+    @apply.register
+    def _create_endpoint(self, a: CreateEndpointAction) -> Entity:
         group = self.active_group(a.group_id)
         endpoint = self.new(Endpoint, a.endpoint_id, {"name": a.name, "group_id": str(a.group_id)})
         group.create_endpoint(endpoint.key)
         return endpoint
 
-    def _DestroyEndpointAction(self, a: DestroyEndpointAction) -> Entity:
-        endpoint = self.existing(Endpoint, a.endpoint_id)
+    @apply.register
+    def _destroy_endpoint(self, a: DestroyEndpointAction) -> Entity:
+        endpoint = load_live(self.work, Endpoint, str(a.endpoint_id))
         endpoint.delete()
         group = self.work.get(uuid.UUID(endpoint.fields["group_id"]), Group)
         if group is not None:
@@ -145,11 +134,14 @@ class WorkloadService:
         return WorkloadActionResult(entity.ENTITY_TYPE, entity.id, dict(entity.fields))
 
     async def record_batch(self, actions: Sequence[WorkloadAction]) -> int:
-        """Records many facts in one atomic append (bulk import); all or none land."""
+        """Records the facts in one atomic append: all land or none. Public because trusted
+        code loads facts in bulk without an actor: it takes a plain list, not an action, so
+        no permission check, audit record or metric applies; anything acting for a caller
+        goes through the `record_workload_batch` processor instead."""
         return len(self._record(actions)) if actions else 0
 
     async def record_workload_batch(self, action: RecordWorkloadBatchAction) -> RecordWorkloadBatchActionResult:
-        """`record_batch` as an action, for the processors (permissions, audit, metrics)."""
+        """`record_batch` as an action, so a batch is permission-checked, audited and measured."""
         recorded = await self.record_batch(action.actions)
         return RecordWorkloadBatchActionResult(recorded, action.entity_ids())
 

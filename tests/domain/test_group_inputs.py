@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from domain.errors import InvalidAPIParameters
 from domain.group import CreateGroupAction, GroupCreator, GroupModifier, ModifyGroupAction, UserUpdateMode
-from domain.group.types import GROUP_FIELDS, MAX_DOTFILES
+from domain.group.types import GROUP_FIELDS
+from domain.validation import MAX_DOTFILES
 from domain.values import ALL_VFOLDER_PERMISSIONS, OptionalState, ProjectType, TriState, VFolderHostPermission
 
 BASE = {"name": "team", "domain_name": "default"}

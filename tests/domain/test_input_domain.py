@@ -25,10 +25,17 @@ from domain.actions import ActionTriggerMeta
 from domain.actions.base import Role
 from domain.errors import ConfigurationError, InvalidAPIParameters, LedgerError
 from domain.group import GroupCreator, GroupModifier
-from domain.group.types import parse_user_update_mode, parse_user_uuids
-from domain.group.usage import month_window, period_window
 from domain.keypair_resource_policy import KeyPairResourcePolicyCreator, KeyPairResourcePolicyModifier
-from domain.validation import INT64_MAX, parse_int, parse_name, parse_text, parse_time
+from domain.usage import month_window, period_window
+from domain.validation import (
+    INT64_MAX,
+    parse_int,
+    parse_name,
+    parse_text,
+    parse_time,
+    parse_user_update_mode,
+    parse_uuid_list,
+)
 from domain.values import (
     _DEFAULT_SLOTS,
     INFINITY,
@@ -723,7 +730,7 @@ def test_huge_or_odd_values_in_enum_permission_and_status_fields_are_refused_sho
         refused(GroupCreator, field="type", name="g", domain_name="d", type=raw)
         refused(VFolderHostPermissionMap.from_user_input, {"nfs": [raw]}, field="allowed_vfolder_hosts.nfs")
         refused(parse_user_update_mode, raw, "user_update_mode", field="user_update_mode")
-        refused(parse_user_uuids, [raw], "user_uuids", field="user_uuids")
+        refused(parse_uuid_list, [raw], "user_uuids", field="user_uuids")
         refused(TerminateKernelAction, field="status", kernel_id=uuid.uuid4(), terminated_at="2024-01-01", status=raw)
         refused(
             ReportKernelStatsAction, field="cpu_used", kernel_id=uuid.uuid4(), reported_at="2024-01-01", cpu_used=raw

@@ -1,19 +1,18 @@
-"""Small pieces every aggregate shares: stable ids, field diffs, the store port."""
+"""The Entity base every aggregate with a natural key shares: stable ids, field diffs,
+and the Created / Recreated / Modified / Deleted events."""
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Self
 
 from eventsourcing.domain import Aggregate
 
+from domain.catalog import EntityType
 from domain.errors import LedgerError, ObjectNotFound
-
-A = TypeVar("A", bound=Aggregate)
-R = TypeVar("R")
 
 # Fixed namespaces: an entity's stream id is a pure function of its natural key, so the
 # stream itself guards uniqueness (creating version 1 twice conflicts in the store).
@@ -35,34 +34,15 @@ def diff_fields(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> FieldC
     }
 
 
-class VersionConflict(Exception):
-    """Another writer appended to one of the streams first; the command is retried."""
-
-
-class AggregateStore(Protocol):
-    """What services need from the event store; adapters implement it."""
-
-    def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
-        """The aggregate's current state, or None if its stream is empty."""
-
-    def save(self, *aggregates: Aggregate | None) -> None:
-        """Appends every pending event of the aggregates atomically, or raises VersionConflict."""
-
-    def run(self, command: Callable[[], R], entity_type: str, operation: str) -> R:
-        """Runs load-decide-save, retrying a bounded number of times on version conflicts.
-
-        Events saved inside carry the current action context (or a system one)."""
-
-
 class Entity(Aggregate):
     """An entity named by a natural key whose stream survives delete and re-create.
 
     Subclasses get their own copies of these events (the library redefines nested
     events per aggregate class), so topics stay per entity type. They set ENTITY_TYPE
-    and may override `check_deletable`, `duplicate` and `not_found`.
+    and may override `check_deletable`, `duplicate` and `missing`.
     """
 
-    ENTITY_TYPE = "entity"
+    ENTITY_TYPE: ClassVar[EntityType]
 
     class Created(Aggregate.Created):
         """The entity came into being with every field set."""
@@ -147,7 +127,7 @@ class Entity(Aggregate):
 
     def require_live(self) -> None:
         if self.is_deleted:
-            raise self.not_found()
+            raise self.missing(self.key)
 
     def check_deletable(self) -> None:
         """Raises when something still depends on this entity."""
@@ -155,38 +135,12 @@ class Entity(Aggregate):
     def duplicate(self) -> LedgerError:
         return LedgerError(f"{self.ENTITY_TYPE} {self.key!r} already exists")
 
-    def not_found(self) -> LedgerError:
-        return entity_not_found(self.ENTITY_TYPE, self.key)
+    @classmethod
+    def missing(cls, key: str) -> LedgerError:
+        """The error for a key with no live entity of this type (unknown, deleted, or
+        another kind's stream)."""
+        return entity_not_found(cls.ENTITY_TYPE, key)
 
 
 def entity_not_found(entity_type: str, key: str) -> ObjectNotFound:
     return ObjectNotFound(f"{entity_type} {key!r} not found", entity_type=entity_type, entity_id=key)
-
-
-class UnitOfWork:
-    """The aggregates one command (or one batch of commands) loads and changes, saved
-    together in one atomic append."""
-
-    def __init__(self, store: AggregateStore) -> None:
-        self._store = store
-        self._loaded: dict[uuid.UUID, Aggregate] = {}
-
-    def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
-        if aggregate_id not in self._loaded:
-            found = self._store.get(aggregate_id, cls)
-            if found is None:
-                return None
-            self._loaded[aggregate_id] = found
-        aggregate = self._loaded[aggregate_id]
-        if not isinstance(aggregate, cls):
-            raise TypeError(f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}")
-        return aggregate
-
-    def add(self, aggregate: A) -> A:
-        self._loaded[aggregate.id] = aggregate
-        return aggregate
-
-    def commit(self) -> None:
-        changed = [a for a in self._loaded.values() if a.pending_events]
-        if changed:
-            self._store.save(*changed)

@@ -1,0 +1,28 @@
+"""Usage reports (seed 003): actions, windows, report shaping and the reader port."""
+
+from domain.usage.actions import (
+    UsagePerMonthAction,
+    UsagePerMonthActionResult,
+    UsagePerPeriodAction,
+    UsagePerPeriodActionResult,
+)
+from domain.usage.reader import KernelUsage, UsageReader, overlaps
+from domain.usage.report import month_report, period_report
+from domain.usage.service import UsageReports
+from domain.usage.windows import local_days, month_window, period_window
+
+__all__ = [
+    "KernelUsage",
+    "UsagePerMonthAction",
+    "UsagePerMonthActionResult",
+    "UsagePerPeriodAction",
+    "UsagePerPeriodActionResult",
+    "UsageReader",
+    "UsageReports",
+    "local_days",
+    "month_report",
+    "month_window",
+    "overlaps",
+    "period_report",
+    "period_window",
+]

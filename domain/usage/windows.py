@@ -1,0 +1,83 @@
+"""Report windows: a month or a span of days, local time in the configured zone.
+
+Inputs are read as Backend.AI reads them (its messages kept), bounded so that every
+window's edges are representable in every zone and in UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from domain.errors import InvalidAPIParameters
+from domain.validation import TIME_MAX, TIME_MIN
+
+MAX_PERIOD_DAYS = 100
+
+
+# Report dates are the years of every accepted time in any zone (a zone is within a day
+# of UTC, so one year more on each side: 1900-01-01T00:00Z is December 1899 in New York),
+# and no further: a window's local start and end are then representable in every zone
+# and in UTC (datetime stops at year 9999), which a year-9999 or year-0 month would not be.
+MIN_REPORT_YEAR, MAX_REPORT_YEAR = TIME_MIN.year - 1, TIME_MAX.year
+_MONTH = re.compile(r"[0-9]{6}")  # ASCII digits: \d and int() also read "٢٠٢٤١٠"
+_DAY = re.compile(r"[0-9]{8}")
+INVALID_DATE = "Invalid date values"  # Backend.AI's message, kept as every refusal's start
+
+
+def _window_edge(at: datetime, field: str, expected: str) -> datetime:
+    """The edge itself, once it is known to convert to UTC (and so to any zone)."""
+    try:
+        at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {expected}", field=field) from None
+    return at
+
+
+def month_window(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """From the first of the month to the first of the next, local time. `month` is
+    YYYYMM in ASCII digits, 190001 to 899912; otherwise InvalidAPIParameters naming
+    `month`, its message starting with "Invalid date values"."""
+    expected = f"YYYYMM between {MIN_REPORT_YEAR}01 and {MAX_REPORT_YEAR}12"
+    if not isinstance(month, str) or not _MONTH.fullmatch(month):
+        raise InvalidAPIParameters(f"{INVALID_DATE}: month must be {expected}", field="month")
+    year, number = int(month[:4]), int(month[4:])
+    if not (MIN_REPORT_YEAR <= year <= MAX_REPORT_YEAR and 1 <= number <= 12):
+        raise InvalidAPIParameters(f"{INVALID_DATE}: month must be {expected}", field="month")
+    start = datetime(year, number, 1, tzinfo=tz)
+    nxt = start.replace(year=year + 1, month=1) if number == 12 else start.replace(month=number + 1)
+    return _window_edge(start, "month", expected), _window_edge(nxt, "month", expected)
+
+
+def _parse_day(raw: object, field: str, tz: ZoneInfo) -> datetime:
+    expected = f"YYYYMMDD between {MIN_REPORT_YEAR}0101 and {MAX_REPORT_YEAR}1231"
+    if not isinstance(raw, str) or not _DAY.fullmatch(raw):
+        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {expected}", field=field)
+    year = int(raw[:4])
+    try:
+        if not MIN_REPORT_YEAR <= year <= MAX_REPORT_YEAR:
+            raise ValueError(year)
+        day = datetime(year, int(raw[4:6]), int(raw[6:]), tzinfo=tz)
+    except ValueError:  # out of range, or a day the month does not have (20240230)
+        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {expected}", field=field) from None
+    return _window_edge(day, field, expected)
+
+
+def period_window(start_date: str, end_date: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """From the start date to the day after the end date (inclusive), local time. Dates
+    are YYYYMMDD in ASCII digits, 19000101 to 89991231; a bad one is InvalidAPIParameters
+    naming `start_date` or `end_date` ("Invalid date values: ...")."""
+    start = _parse_day(start_date, "start_date", tz)
+    end = _parse_day(end_date, "end_date", tz) + timedelta(days=1)
+    if end - start > timedelta(days=MAX_PERIOD_DAYS):
+        raise InvalidAPIParameters(f"Cannot query more than {MAX_PERIOD_DAYS} days")
+    if end <= start:  # as in Backend.AI: checked after the end date was made inclusive
+        raise InvalidAPIParameters("end_date must be later than start_date.")
+    return start, end
+
+
+def local_days(start: datetime, end: datetime, tz: ZoneInfo) -> list[date]:
+    """The local calendar days [start, end) touches."""
+    first, last = start.astimezone(tz).date(), (end - timedelta(microseconds=1)).astimezone(tz).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
