@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
-from projections.engine import Projection, ProjectionRunner, ReadModels
 
 from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
 from adapters.read.queries import Queries
@@ -34,6 +33,7 @@ from domain.keypair_resource_policy import (
 from domain.projection_ops import ProjectionOps, ProjectionOpsService, SkippedEvent, StalledProjections
 from domain.usage import KernelUsage, UsageReader
 from domain.workload import WorkloadService
+from projections.engine import Projection, ProjectionRunner, ReadModels
 from projections.registry import build_projections
 
 

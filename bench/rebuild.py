@@ -38,7 +38,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa
-from projections.engine import Projection, ProjectionRunner, ReadModels
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.rebuild import catch_up as shared_catch_up
@@ -51,6 +50,7 @@ from domain.keypair_resource_policy import (
 )
 from domain.values import UserUpdateMode
 from domain.workload import Kernel, StartKernelAction
+from projections.engine import Projection, ProjectionRunner, ReadModels
 from projections.registry import build_projections
 
 T0 = datetime(2024, 10, 1, tzinfo=UTC)

@@ -9,7 +9,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
-from projections.engine import Projection, ProjectionRunner, ReadModels
 
 from adapters.read.timetravel import EntityState, TimeTravel
 from adapters.read.usage import SqlUsageReader
@@ -20,6 +19,7 @@ from domain.group.types import GroupData
 from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.validation import as_utc
+from projections.engine import Projection, ProjectionRunner, ReadModels
 from projections.history import describe
 from projections.registry import ReadModelSet
 

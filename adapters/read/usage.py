@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from projections.engine import ProjectionRunner, ReadModels
 
 from domain.usage import KernelUsage
 from domain.validation import as_utc
+from projections.engine import ProjectionRunner, ReadModels
 from projections.registry import ReadModelSet
 
 
