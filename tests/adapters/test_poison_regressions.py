@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from adapters.bootstrap import open_ledger
-from tests.adapters.test_cli_groups import GROUP, SERVICE, as_json, jsonl, workload_facts
-from tests.adapters.test_cli_groups import ledger as run
+from tests.adapters.cli.helpers import GROUP, SERVICE, as_json, jsonl, workload_facts
+from tests.adapters.cli.helpers import ledger as run
 
 
 def test_a_300_fact_import_keeps_every_read_working(ledger_url: str, tmp_path: Any) -> None:

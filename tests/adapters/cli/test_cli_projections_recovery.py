@@ -10,7 +10,7 @@ import pytest
 
 from adapters.bootstrap import open_ledger
 from projections import usage as usage_module
-from tests.adapters.test_cli import as_json, ledger, ok
+from tests.adapters.cli.helpers import as_json, ledger, ok
 from tests.projections.commands import T0
 from tests.projections.test_stall import stalled_ledger
 

@@ -6,18 +6,10 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.adapters.test_cli import as_json, ledger, ok
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'l.db'}"
-
+from tests.adapters.cli.helpers import as_json, ledger, ok
 
 GROUP = str(uuid.UUID(int=99))
 

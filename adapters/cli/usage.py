@@ -1,10 +1,8 @@
 """`ledger usage ...`: seed 003's usage reports, per month and per period.
 
-Imported by `adapters.cli`, which it extends: the sub-app is added to its root `app`, so
-the root options (--db, --json, the actor) and one-line errors apply here too. Reports
-run through the group processors (`usage_per_month`, `usage_per_period`); with --json
-the report's `.result` is printed as is. Windows and used days are in the time zone of
---timezone, else $LEDGER_TIMEZONE, else UTC.
+Reports run through the group processors (`usage_per_month`, `usage_per_period`); with
+--json the report's `.result` is printed as is. Windows and used days are in the time zone
+of --timezone, else $LEDGER_TIMEZONE, else UTC.
 """
 
 from __future__ import annotations
@@ -15,7 +13,8 @@ import typer
 from rich.table import Table
 
 from adapters.bootstrap import open_ledger
-from adapters.cli import _print, _state, _table, app, safe
+from adapters.cli.app import state_of
+from adapters.cli.render import new_table, print_table, safe
 from domain.group import UsagePerMonthAction, UsagePerPeriodAction
 
 usage_app = typer.Typer(
@@ -23,7 +22,6 @@ usage_app = typer.Typer(
     help="Usage reports (per month, per period) of groups' kernels. "
     "Time zone: --timezone, else $LEDGER_TIMEZONE, else UTC.",
 )
-app.add_typer(usage_app, name="usage")
 
 TimezoneOption = Annotated[
     str | None,
@@ -87,7 +85,7 @@ def _text(value: Any) -> str:
 def _month_table(month: str, zone: str, report: list[dict[str, Any]]) -> Table:
     kernels = sum(len(group["c_infos"]) for group in report)
     title = f"usage in {month} ({zone}): {_count(len(report), 'group')}, {_count(kernels, 'kernel')}"
-    table = _table(
+    table = new_table(
         "group / kernel", "name", "status", "created_at", "used_time", "days",
         *(header for header, _ in USAGE_COLUMNS), "nfs", title=title,
     )  # fmt: skip
@@ -109,7 +107,7 @@ def _month_table(month: str, zone: str, report: list[dict[str, Any]]) -> Table:
 
 
 def _period_table(title: str, report: list[dict[str, Any]]) -> Table:
-    table = _table(
+    table = new_table(
         "unit", "id", "name", "status", "used_time", "days", *(header for header, _ in USAGE_COLUMNS), "nfs",
         title=title,
     )  # fmt: skip
@@ -137,7 +135,7 @@ def _period_table(title: str, report: list[dict[str, Any]]) -> Table:
 
 def _print_or_none(table: Table, empty: str, report: list[dict[str, Any]]) -> None:
     if report:
-        _print(table)
+        print_table(table)
     else:
         typer.echo(empty)
 
@@ -156,7 +154,7 @@ def usage_month(
 
     The month runs from its first day to the first of the next, local time. Kernels that
     ran in it count (running ones too; cancelled ones never)."""
-    state = _state(ctx)
+    state = state_of(ctx)
     action = UsagePerMonthAction(month=month, group_ids=group or None)
     with open_ledger(state.db, timezone) as ledger:  # the root --db, this zone
         result = state.run(ledger.processors.group.usage_per_month, action)
@@ -180,7 +178,7 @@ def usage_period(
 
     The period runs from the start date to the end of the end date (at most 100 days),
     local time. Kernels that ran in it count (running ones too; cancelled ones never)."""
-    state = _state(ctx)
+    state = state_of(ctx)
     action = UsagePerPeriodAction(start_date=start_date, end_date=end_date, project_id=project)
     with open_ledger(state.db, timezone) as ledger:  # the root --db, this zone
         result = state.run(ledger.processors.group.usage_per_period, action)

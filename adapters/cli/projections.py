@@ -2,10 +2,9 @@
 keeps them current for other processes, rebuilds of new projection versions (or, forced, of
 the active one), and skipping the one event a stalled read model cannot apply.
 
-Imported by `adapters.cli`, which it extends: the sub-app is added to its root `app`, so
-the root options (--db, --json) and one-line errors apply here too. These commands open
-the ledger without building pending versions first (`build_pending=False`): `status`
-shows them, `rebuild` builds them with a progress bar, `run` builds them as it follows.
+These commands open the ledger without building pending versions first
+(`build_pending=False`): `status` shows them, `rebuild` builds them with a progress bar,
+`run` builds them as it follows.
 """
 
 from __future__ import annotations
@@ -22,19 +21,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from adapters.bootstrap import Ledger, open_ledger
-from adapters.cli import State, _print, _state, _table, app, safe
+from adapters.cli.app import State, state_of
+from adapters.cli.render import new_table, print_table, safe
 from adapters.follow import follow
 from adapters.rebuild import PARALLEL_FROM
 from adapters.rebuild import catch_up as parallel_catch_up
 from domain.errors import InvalidAPIParameters, ReadModelStalled
 from domain.projection_ops import SkipProjectionEventAction, Stall
-from projections.engine import Projection, ProjectionRunner, ProjectionStatus, describe_stall
+from projections.projection import Projection
+from projections.runner import ProjectionRunner
+from projections.status import ProjectionStatus, describe_stall
 
 projections_app = typer.Typer(
     no_args_is_help=True,
     help="Read models: versions, lag and stalls, a follower process, rebuilds, skips.",
 )
-app.add_typer(projections_app, name="projections")
 
 
 BatchSizeOption = Annotated[
@@ -54,14 +55,14 @@ def status(ctx: typer.Context) -> None:
     between them; a newer version this code builds shows as pending, with its position, and
     a forced rebuild in progress as `rebuild at N`. A read model whose handler failed shows
     `stalled at position N: <cause>`; `skips` counts the events operators told it to skip."""
-    state = _state(ctx)
+    state = state_of(ctx)
     with _ledger(state) as ledger:
         found = ledger.runner.status()
-    state.output([s.to_json() for s in found], lambda: _print(_status_table(found)))
+    state.output([s.to_json() for s in found], lambda: print_table(_status_table(found)))
 
 
 def _status_table(found: list[ProjectionStatus]) -> Table:
-    table = _table("projection", "version", "position", "head", "lag", "state", "pending", "skips")
+    table = new_table("projection", "version", "position", "head", "lag", "state", "pending", "skips")
     for s in found:
         building = []
         if s.pending_version is not None:
@@ -102,7 +103,7 @@ def run(
     versions), until SIGTERM or Ctrl-C. On PostgreSQL a LISTEN on the events channel wakes
     it at once; the poll interval bounds the wait if a notification is lost. On SQLite it polls.
     A read model whose handler fails stalls there with a warning; the others go on."""
-    state = _state(ctx)
+    state = state_of(ctx)
     reached = 0
 
     def caught_up(position: int) -> None:
@@ -163,7 +164,7 @@ def rebuild(
     (default: every one) is rebuilt the same way even though its version did not change.
     Safe to kill: running it again (with or without --force) resumes where it stopped.
     Exits 1 if a rebuilt projection stalled on an event its handler cannot apply."""
-    state = _state(ctx)
+    state = state_of(ctx)
     with _ledger(state) as ledger:
         runner = ledger.runner
         named = _projections(runner, name)
@@ -171,14 +172,14 @@ def rebuild(
         chosen = [p for p in runner.pending() if p in named]
         others = [p for p in named if p not in chosen]
         # A forced rebuild in progress is resumed by any rebuild of its projection.
-        chosen += runner.force(others) if force else runner.builds([p.key for p in others])
+        chosen += runner.force(others) if force else runner.builds([p.versioned_name for p in others])
         if chosen:
             with _progress_bar() as update:
                 parallel_catch_up(ledger, chosen, workers, progress=update)
-        runner.collect_garbage()  # the replaced versions' tables (and any a killed run left)
-        stalled = [stall for p in chosen if (stall := runner.stalled.get(p.store_key)) is not None]
-        lineages = {p.lineage for p in named}
-        found = [s for s in runner.status() if s.name in lineages]
+        runner.drop_retired_tables()  # the replaced versions' tables (and any a killed run left)
+        stalled = [stall for p in chosen if (stall := runner.stalled.get(p.storage_name)) is not None]
+        stable_names = {p.stable_name for p in named}
+        found = [s for s in runner.status() if s.name in stable_names]
     if stalled:
         stall = stalled[0]
         raise ReadModelStalled(
@@ -190,13 +191,13 @@ def rebuild(
         )
     if chosen:
         summary = "rebuilt " + ", ".join(
-            f"{p.lineage} v{p.version}" + (" (forced)" if p.generation else "") for p in chosen
+            f"{p.stable_name} v{p.version}" + (" (forced)" if p.generation else "") for p in chosen
         )
     else:
         summary = "nothing to rebuild: the read models are at this code's versions"
     data = {
-        "rebuilt": [p.lineage for p in chosen],
-        "forced": [p.lineage for p in chosen if p.generation],
+        "rebuilt": [p.stable_name for p in chosen],
+        "forced": [p.stable_name for p in chosen if p.generation],
         "projections": [s.to_json() for s in found],
     }
     state.output(data, lambda: typer.echo(summary))
@@ -220,13 +221,13 @@ def skip(
     `status` shows; any other is refused). The skip is an audited action (superadmin only,
     `ledger audit --entity-type projection`) and is honoured by every later rebuild of the
     same version; a new version reads the event again. The read model then catches up."""
-    state = _state(ctx)
+    state = state_of(ctx)
     with _ledger(state) as ledger:
         (projection,) = _projections(ledger.runner, name)[:1]
-        action = SkipProjectionEventAction(projection=projection.lineage, position=position, reason=reason)
+        action = SkipProjectionEventAction(projection=projection.stable_name, position=position, reason=reason)
         result = state.run(ledger.processors.projection.skip_projection_event, action)
         ledger.runner.catch_up()
-        (found,) = [s for s in ledger.runner.status() if s.name == projection.lineage]
+        (found,) = [s for s in ledger.runner.status() if s.name == projection.stable_name]
     data = {
         "projection": result.projection,
         "version": result.version,
@@ -244,7 +245,7 @@ def skip(
 
 
 def _named(projection: Projection, name: str) -> bool:
-    return name in (projection.name, projection.lineage)
+    return name in (projection.name, projection.stable_name)
 
 
 @contextmanager

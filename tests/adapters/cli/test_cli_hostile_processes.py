@@ -24,10 +24,10 @@ import pytest
 from adapters.bootstrap import open_ledger
 from domain.group import CreateGroupAction
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
+from tests.adapters.cli.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 GROUP = "0e0e0e0e-0000-4000-8000-0000000000aa"
 OWNER = "11111111-2222-4333-8444-555555555555"
@@ -168,13 +168,13 @@ def test_hostile_input_ends_in_one_safe_error_line(
 
 def test_a_bug_is_one_internal_error_line_and_its_traceback_with_debug(tmp_path: Path) -> None:
     script = (
-        "import sys\n"
-        "import adapters.cli as cli\n"
+        "import importlib, sys\n"
+        "from adapters.cli import main\n"
         "def broken(*args, **kwargs):\n"
         "    raise RuntimeError('boom\\x1b[2J')\n"
-        "cli.open_ledger = broken\n"
+        "importlib.import_module('adapters.cli.app').open_ledger = broken\n"
         "sys.argv[0] = 'ledger'\n"
-        "cli.main()\n"
+        "main()\n"
     )
     argv = [sys.executable, "-c", script, "--db", f"sqlite:///{tmp_path / 'l.db'}", "policy", "list"]
     quiet = run(argv, environment(), tmp_path)

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from adapters.bootstrap import open_ledger
-from adapters.cli import app
 from domain.group import CreateGroupAction, UsagePerMonthAction, UsagePerPeriodAction
 from domain.workload import CreateVFolderAction, ReportKernelStatsAction, StartKernelAction, TerminateKernelAction
+from tests.adapters.cli.helpers import as_json, refused, stdout_of
 
 G1 = "0e0e0e0e-0000-4000-8000-000000000001"
 G2 = "0e0e0e0e-0000-4000-8000-000000000002"
@@ -70,31 +69,6 @@ def db(tmp_path: Path) -> str:
     return url
 
 
-def ledger(db: str, *args: str, env: dict[str, str | None] | None = None) -> Result:
-    # Wide enough that rich never folds a cell; the zone comes from the options unless a test sets it.
-    environment = {"COLUMNS": "300", "LEDGER_TIMEZONE": None, **(env or {})}
-    return CliRunner(env=environment).invoke(app, ["--db", db, *args])
-
-
-def ok(db: str, *args: str, env: dict[str, str | None] | None = None) -> str:
-    result = ledger(db, *args, env=env)
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result.stdout
-
-
-def as_json(db: str, *args: str) -> Any:
-    return json.loads(ok(db, "--json", *args))
-
-
-def refused(db: str, *args: str) -> str:
-    """The one stderr line of a refused command (exit 1, nothing on stdout)."""
-    result = ledger(db, *args)
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
-    return result.stderr.rstrip("\n")
-
-
 def rows(out: str) -> dict[str, list[str]]:
     """The table's body rows by their first cell (stripped), each as its stripped cells."""
     found = {}
@@ -117,7 +91,7 @@ def service_result(db: str, action: Any, zone: str = "UTC") -> Any:
 
 
 def test_month_prints_one_row_per_group_with_totals_and_its_kernels_under_it(db: str) -> None:
-    out = ok(db, "usage", "month", "202410")
+    out = stdout_of(db, "usage", "month", "202410")
     assert "usage in 202410 (UTC): 2 groups, 3 kernels" in out
     table = rows(out)
     assert list(table) == [G1, TRAIN, SERVE, G2, OTHER]  # each group, then its kernels
@@ -143,28 +117,28 @@ def test_month_json_is_the_reports_result_as_is(db: str) -> None:
 
 
 def test_month_group_filter(db: str) -> None:
-    assert list(rows(ok(db, "usage", "month", "202410", "--group", G2))) == [G2, OTHER]
-    assert list(rows(ok(db, "usage", "month", "202410", "--group", G1, "--group", G2))) == [
+    assert list(rows(stdout_of(db, "usage", "month", "202410", "--group", G2))) == [G2, OTHER]
+    assert list(rows(stdout_of(db, "usage", "month", "202410", "--group", G1, "--group", G2))) == [
         G1, TRAIN, SERVE, G2, OTHER,
     ]  # fmt: skip
     assert [g["g_id"] for g in as_json(db, "usage", "month", "202410", "--group", G1)] == [G1]
     unknown = str(uuid.uuid4())
     assert as_json(db, "usage", "month", "202410", "--group", unknown) == []
-    assert ok(db, "usage", "month", "202410", "--group", unknown) == "no usage in 202410 (UTC)\n"
+    assert stdout_of(db, "usage", "month", "202410", "--group", unknown) == "no usage in 202410 (UTC)\n"
 
 
 def test_month_with_nothing_to_report(db: str) -> None:
-    assert ok(db, "usage", "month", "202401") == "no usage in 202401 (UTC)\n"
+    assert stdout_of(db, "usage", "month", "202401") == "no usage in 202401 (UTC)\n"
     assert as_json(db, "usage", "month", "202401") == []
     # A running kernel counts in every month after it started.
-    assert list(rows(ok(db, "usage", "month", "203001"))) == [G1, SERVE]
+    assert list(rows(stdout_of(db, "usage", "month", "203001"))) == [G1, SERVE]
 
 
 # ledger usage period
 
 
 def test_period_prints_project_session_and_kernel_rows_with_totals(db: str) -> None:
-    out = ok(db, "usage", "period", "20241001", "20241031")
+    out = stdout_of(db, "usage", "period", "20241001", "20241031")
     assert "usage in 20241001-20241031 (UTC): 2 projects, 3 kernels" in out
     table = rows(out)
     assert list(table) == [G1, S1, TRAIN, SERVE, G2, S2, OTHER]
@@ -185,8 +159,13 @@ def test_period_json_and_project_filter(db: str) -> None:
     only = as_json(db, "usage", "period", "20241001", "20241031", "--project", G2)
     assert [p["project_id"] for p in only] == [G2]
     assert [k["kernel_id"] for s in only[0]["sessions"] for k in s["kernels"]] == [OTHER]
-    assert list(rows(ok(db, "usage", "period", "20241001", "20241031", "--project", G1))) == [G1, S1, TRAIN, SERVE]
-    assert ok(db, "usage", "period", "20240801", "20240831") == "no usage in 20240801-20240831 (UTC)\n"
+    assert list(rows(stdout_of(db, "usage", "period", "20241001", "20241031", "--project", G1))) == [
+        G1,
+        S1,
+        TRAIN,
+        SERVE,
+    ]
+    assert stdout_of(db, "usage", "period", "20240801", "20240831") == "no usage in 20240801-20240831 (UTC)\n"
 
 
 # The time zone
@@ -194,21 +173,23 @@ def test_period_json_and_project_filter(db: str) -> None:
 
 def test_timezone_option_and_environment_set_the_windows(db: str) -> None:
     # OTHER ran on Oct 31, 20:00-21:00 UTC: Nov 1, 05:00-06:00 in Seoul.
-    assert OTHER not in ok(db, "usage", "month", "202410", "--timezone", "Asia/Seoul")
-    seoul = ok(db, "usage", "month", "202411", "--timezone", "Asia/Seoul")
+    assert OTHER not in stdout_of(db, "usage", "month", "202410", "--timezone", "Asia/Seoul")
+    seoul = stdout_of(db, "usage", "month", "202411", "--timezone", "Asia/Seoul")
     assert "usage in 202411 (Asia/Seoul)" in seoul and OTHER in seoul
-    assert OTHER not in ok(db, "usage", "month", "202411")
-    from_env = ok(db, "usage", "month", "202411", env={"LEDGER_TIMEZONE": "Asia/Seoul"})
+    assert OTHER not in stdout_of(db, "usage", "month", "202411")
+    from_env = stdout_of(db, "usage", "month", "202411", env={"LEDGER_TIMEZONE": "Asia/Seoul"})
     assert "(Asia/Seoul)" in from_env and OTHER in from_env
     # The option wins over the environment.
-    assert OTHER in ok(db, "usage", "month", "202410", "--timezone", "UTC", env={"LEDGER_TIMEZONE": "Asia/Seoul"})
+    assert OTHER in stdout_of(
+        db, "usage", "month", "202410", "--timezone", "UTC", env={"LEDGER_TIMEZONE": "Asia/Seoul"}
+    )
     period = as_json(db, "usage", "period", "20241101", "20241101", "--timezone", "Asia/Seoul")
     assert period == service_result(
         db, UsagePerPeriodAction(start_date="20241101", end_date="20241101"), zone="Asia/Seoul"
     )
     assert {k["kernel_id"] for p in period for s in p["sessions"] for k in s["kernels"]} == {OTHER, SERVE}
     # used_days counts local days: TRAIN ran Oct 2 07:00 to Oct 3 10:30 in Seoul.
-    assert rows(ok(db, "usage", "period", "20241001", "20241031", "--timezone", "Asia/Seoul"))[TRAIN][5] == "2"
+    assert rows(stdout_of(db, "usage", "period", "20241001", "20241031", "--timezone", "Asia/Seoul"))[TRAIN][5] == "2"
 
 
 # Refused inputs

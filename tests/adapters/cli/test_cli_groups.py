@@ -9,51 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from adapters.cli import app
+from tests.adapters.cli.helpers import (
+    ACTOR,
+    GROUP,
+    NS,
+    SERVICE,
+    as_json,
+    jsonl,
+    ledger,
+    ok,
+    refused,
+    usage_error,
+    workload_facts,
+)
 
-GROUP = "0e0e0e0e-0000-4000-8000-000000000001"
 OTHER = "0e0e0e0e-0000-4000-8000-000000000002"
 U1, U2, U3 = (f"aaaaaaaa-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
-ACTOR = "00000000-0000-0000-0000-0000000000a1"
-SERVICE = ["--role", "service", "--user-id", ACTOR, "--access-key", "AKSVC", "--request-id", "import-1"]
-NS = uuid.UUID("5eed0000-0000-4000-8000-000000000000")
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'l.db'}"
-
-
-def ledger(db: str, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-    # Wide enough that rich never folds a cell the assertions look for.
-    return CliRunner(env={"COLUMNS": "250", **(env or {})}).invoke(app, ["--db", db, *args], input=input)
-
-
-def ok(db: str, *args: str, input: str | None = None) -> Result:
-    result = ledger(db, *args, input=input)
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
-
-
-def as_json(db: str, *args: str, input: str | None = None) -> Any:
-    return json.loads(ok(db, "--json", *args, input=input).stdout)
-
-
-def refused(db: str, *args: str, input: str | None = None) -> str:
-    """The one stderr line of a command the ledger refuses (exit 1, nothing on stdout)."""
-    result = ledger(db, *args, input=input)
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
-    return result.stderr.rstrip("\n")
-
-
-def usage_error(db: str, *args: str) -> str:
-    result = ledger(db, *args)
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    return result.stderr
 
 
 def make_group(db: str, group_id: str = GROUP, name: str = "team-a", domain: str = "d1", *extra: str) -> Any:
@@ -460,57 +432,6 @@ def test_workload_refusals_are_one_line(db: str) -> None:
 
 
 # Workload import
-
-
-def jsonl(facts: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(f) + "\n" for f in facts)
-
-
-def workload_facts(group: str = GROUP, vfolders: int = 20, kernels: int = 60, endpoints: int = 10) -> tuple[list, list]:
-    """(what a busy group does, what ends it all): vfolders, kernels (every other one mounting
-    a vfolder) with two stats reports each, endpoints; then terminations and destroys."""
-    vf = [str(uuid.uuid5(NS, f"vf{i}")) for i in range(vfolders)]
-    ks = [str(uuid.uuid5(NS, f"k{i}")) for i in range(kernels)]
-    eps = [str(uuid.uuid5(NS, f"ep{i}")) for i in range(endpoints)]
-    begin: list[dict[str, Any]] = [
-        {"fact": "create_vfolder", "vfolder_id": v, "name": f"vf{i}", "host": "nfs", "group_id": group}
-        for i, v in enumerate(vf)
-    ]
-    for i, k in enumerate(ks):
-        begin.append(
-            {
-                "fact": "start_kernel",
-                "kernel_id": k,
-                "session_id": str(uuid.uuid5(NS, f"s{i}")),
-                "session_name": f"s{i}",
-                "group_id": group,
-                "domain_name": "d1",
-                "user_id": U1,
-                "access_key": "AKUSER",
-                "occupied_slots": {"cpu": "1", "mem": "2g"},
-                "started_at": f"2024-10-01T{i % 24:02d}:00:00Z",
-                "mounts": [vf[i % vfolders]] if i % 2 == 0 else [],
-            }
-        )
-    for round_ in range(2):
-        begin += [
-            {
-                "fact": "report_kernel_stats",
-                "kernel_id": k,
-                "reported_at": "2024-10-02T00:00:00Z",
-                "cpu_used": round_ + 1,
-            }
-            for k in ks
-        ]
-    begin += [
-        {"fact": "create_endpoint", "endpoint_id": e, "group_id": group, "name": f"ep{i}"} for i, e in enumerate(eps)
-    ]
-    end: list[dict[str, Any]] = [
-        {"fact": "terminate_kernel", "kernel_id": k, "terminated_at": "2024-10-03T00:00:00Z", "status": "TERMINATED"}
-        for k in ks
-    ]
-    end += [{"fact": "destroy_endpoint", "endpoint_id": e} for e in eps]
-    return begin, end
 
 
 def test_import_records_a_workload_file_in_batches(db: str, tmp_path: Path) -> None:

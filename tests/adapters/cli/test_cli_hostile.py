@@ -9,12 +9,12 @@ the console script, are in `test_cli_hostile_processes.py`."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import json
 import re
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,17 +22,19 @@ from rich.console import Console
 from rich.table import Table
 from typer.testing import CliRunner, Result
 
-import adapters.cli as cli
 from adapters.bootstrap import open_ledger
-from adapters.cli import _fmt, app, history_table, parse_slots_option, safe
-from adapters.cli_audit import _audit_table
-from adapters.cli_usage import _month_table
+from adapters.cli import app
+from adapters.cli.audit import _audit_table
+from adapters.cli.options import parse_slots_option
+from adapters.cli.render import fmt, history_table, safe
+from adapters.cli.usage import _month_table
 from adapters.monitors import AuditMonitor
 from adapters.read.queries import AuditEntry, HistoryEntry
 from domain.actions import ActionTriggerMeta
 from domain.errors import LedgerError
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, DeleteKeyPairResourcePolicyAction
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
+from tests.adapters.cli.helpers import error_line, ledger
 
 # What must never reach a terminal raw: C0 (but the line feeds tables use), DEL, C1, and
 # the bidi / zero-width / BOM / separator characters that hide or reorder text.
@@ -40,18 +42,12 @@ UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202
 HOSTILE = "AK\x1b[2J\x1b]0;pwned\x07\u202egnp.exe\u200b\x9b31m\ufeff\u061c\x7f"
 HOSTILE_SHOWN = r"AK\x1b[2J\x1b]0;pwned\x07\u202egnp.exe\u200b\x9b31m\ufeff\u061c\x7f"
 MARKUP = "[red]x[/red] [/oops] [link=http://evil]y[/link]"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'l.db'}"
-
-
-def ledger(db: str, *args: str, columns: int = 250) -> Result:
-    return CliRunner(env={"COLUMNS": str(columns), "LEDGER_DEBUG": None}).invoke(app, ["--db", db, *args])
+# The root module (`adapters.cli.app` as an attribute is the typer app it defines).
+ROOT_MODULE = importlib.import_module("adapters.cli.app")
 
 
 def ok(db: str, *args: str, columns: int = 250) -> Result:
+    """A successful command whose output is checked safe to print."""
     result = ledger(db, *args, columns=columns)
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert not UNSAFE.search(result.stdout) and not UNSAFE.search(result.stderr)
@@ -60,11 +56,9 @@ def ok(db: str, *args: str, columns: int = 250) -> Result:
 
 def one_error_line(result: Result, exit_code: int) -> str:
     """The single stderr line of a failed command, checked safe to print."""
-    assert result.exit_code == exit_code, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.stderr and not UNSAFE.search(result.stderr)
-    return result.stderr.rstrip("\n")
+    line = error_line(result, exit_code)
+    assert not UNSAFE.search(result.stderr)
+    return line
 
 
 def rendered(table: Table) -> str:
@@ -113,10 +107,10 @@ def test_safe_leaves_printable_text_alone_and_keeps_what_it_is_told() -> None:
 
 
 def test_field_values_are_escaped_whatever_their_shape() -> None:
-    assert _fmt("description", HOSTILE) == HOSTILE_SHOWN
-    assert _fmt("total_resource_slots", {HOSTILE: "1"}) == f"{HOSTILE_SHOWN}=1"
-    assert _fmt("allowed_vfolder_hosts", {HOSTILE: ["mount-in-session"]}) == f"{HOSTILE_SHOWN}(mount-in-session)"
-    assert _fmt("user_uuids", ["a\nb", HOSTILE]) == f"a\\x0ab, {HOSTILE_SHOWN}"
+    assert fmt("description", HOSTILE) == HOSTILE_SHOWN
+    assert fmt("total_resource_slots", {HOSTILE: "1"}) == f"{HOSTILE_SHOWN}=1"
+    assert fmt("allowed_vfolder_hosts", {HOSTILE: ["mount-in-session"]}) == f"{HOSTILE_SHOWN}(mount-in-session)"
+    assert fmt("user_uuids", ["a\nb", HOSTILE]) == f"a\\x0ab, {HOSTILE_SHOWN}"
 
 
 def history_entry(**overrides: Any) -> HistoryEntry:
@@ -283,7 +277,7 @@ def test_an_unexpected_exception_is_one_internal_error_line(db: str, monkeypatch
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom\nsecond line \x1b[2J")
 
-    monkeypatch.setattr(cli, "open_ledger", broken)
+    monkeypatch.setattr(ROOT_MODULE, "open_ledger", broken)
     line = one_error_line(ledger(db, "policy", "list"), 1)
     assert line == r"internal error: RuntimeError: boom second line \x1b[2J (LEDGER_DEBUG=1 shows the traceback)"
     # LEDGER_DEBUG=1 hides nothing: the exception escapes with its traceback.
@@ -298,7 +292,7 @@ def test_a_ledger_error_raised_anywhere_is_one_error_line(db: str, monkeypatch: 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise Odd("multi\nline\u202e")
 
-    monkeypatch.setattr(cli, "open_ledger", refuse)
+    monkeypatch.setattr(ROOT_MODULE, "open_ledger", refuse)
     assert one_error_line(ledger(db, "policy", "list"), 1) == r"error: ledger_generic_odd\x1b: multi line\u202e"
 
 

@@ -7,36 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from adapters.cli import app
+from tests.adapters.cli.helpers import ACTOR, ROOT, as_json, ledger, ok
 
-ROOT = Path(__file__).resolve().parents[2]
 OWNER = "11111111-2222-4333-8444-555555555555"
-ACTOR = "00000000-0000-0000-0000-0000000000a1"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'l.db'}"
-
-
-def ledger(db: str, *args: str) -> Result:
-    # Wide enough that rich never folds a cell the assertions look for.
-    return CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", db, *args])
-
-
-def ok(db: str, *args: str) -> Result:
-    result = ledger(db, *args)
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
-
-
-def as_json(db: str, *args: str) -> Any:
-    return json.loads(ok(db, "--json", *args).stdout)
 
 
 # Policies

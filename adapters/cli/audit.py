@@ -1,8 +1,6 @@
 """The auditor's commands: `ledger audit`, `ledger metrics` and `ledger verify`.
 
-Imported by `adapters.cli`, which it extends, so the root options (--db, --json) and the
-one-line errors apply here too. Time travel (`show --at/--version`, `diff`) sits with
-each entity's commands.
+Time travel (`show --at/--version`, `diff`) sits with each entity's commands.
 """
 
 from __future__ import annotations
@@ -14,7 +12,8 @@ import typer
 from prometheus_client import disable_created_metrics
 from rich.table import Table
 
-from adapters.cli import _print, _state, _table, _utc, app, safe
+from adapters.cli.app import state_of
+from adapters.cli.render import new_table, print_table, safe, utc_time
 from adapters.monitors import PrometheusMonitor
 from adapters.read.queries import AuditEntry
 from adapters.store.chain import head, verify
@@ -22,10 +21,8 @@ from domain.errors import InvalidAPIParameters
 from domain.validation import parse_time
 
 TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
-TextFilter = Annotated[str | None, typer.Option(metavar="TEXT")]
 
 
-@app.command("audit")
 def audit(
     ctx: typer.Context,
     entity_type: Annotated[str | None, typer.Option(metavar="TYPE", help="keypair_resource_policy, group, ...")] = None,
@@ -39,7 +36,7 @@ def audit(
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Export as JSON Lines, one entry per line.")] = False,
 ) -> None:
     """The audit trail: every action's outcome (success, error, denied), who asked, when."""
-    state = _state(ctx)
+    state = state_of(ctx)
     with state.ledger() as ledger:
         entries = ledger.queries.audit_log(
             entity_type,
@@ -56,26 +53,25 @@ def audit(
             # ensure_ascii (the default): control and bidi characters leave as \u escapes.
             typer.echo(json.dumps(entry.to_json(), default=str, ensure_ascii=True))
         return
-    state.output([e.to_json() for e in entries], lambda: _print(_audit_table(entries)))
+    state.output([e.to_json() for e in entries], lambda: print_table(_audit_table(entries)))
 
 
 def _audit_table(entries: list[AuditEntry]) -> Table:
-    table = _table("time (UTC)", "actor", "operation", "entity", "status", "ms", title=f"{len(entries)} actions")
+    table = new_table("time (UTC)", "actor", "operation", "entity", "status", "ms", title=f"{len(entries)} actions")
     for e in entries:
         # Every text here was stored from someone's input (ids, access keys, messages): escaped.
         actor = " ".join(str(p) for p in (e.role, e.access_key or e.triggered_by) if p)
         outcome = e.status if e.error_code is None else f"{e.status}: {e.description}"
         entity = f"{e.entity_type} {e.entity_id}"
         cells = (safe(actor), safe(e.operation), safe(entity), safe(outcome))
-        table.add_row(_utc(e.started_at), *cells, f"{e.duration * 1000:.1f}")
+        table.add_row(utc_time(e.started_at), *cells, f"{e.duration * 1000:.1f}")
     return table
 
 
-@app.command("metrics")
 def metrics(ctx: typer.Context) -> None:
     """Prometheus exposition of the action metrics, counted from the audit trail (so it
     covers every process that wrote to this ledger)."""
-    state = _state(ctx)
+    state = state_of(ctx)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # a replay's creation times would be this command's, not the ledger's
     monitor = PrometheusMonitor()
     with state.ledger() as ledger:
@@ -96,7 +92,6 @@ def _kept_head(raw: str) -> tuple[int, str]:
     return int(position), digest
 
 
-@app.command("verify")
 def verify_chain(
     ctx: typer.Context,
     expect_head: Annotated[
@@ -107,7 +102,7 @@ def verify_chain(
 ) -> None:
     """Walk the hash chain over every stored event; name the first altered, removed or
     inserted one (exit 1). Prints the head to keep for a later `--expect-head`."""
-    state = _state(ctx)
+    state = state_of(ctx)
     kept = None if expect_head is None else _kept_head(expect_head)
     with state.ledger() as ledger:
         if head_only:

@@ -1,0 +1,28 @@
+"""The `ledger` command line: `app` (the typer app) and `main` (the console script).
+
+One module per command group, each importing only the leaves `app` (root options, State,
+one-line errors), `options` (parsers, shared option types), `render` (escaping, values,
+tables) and `history` (history and time travel every entity shares), never each other;
+this module adds them all to the root app, in the order `ledger --help` lists them.
+"""
+
+from adapters.cli.render import refuse_import
+
+try:
+    from adapters.cli import audit, demo, group, keypair, policy, projections, usage, workload
+    from adapters.cli.app import app, main
+except Exception as exc:  # any failure to load is one line, not a traceback: see render.error_line
+    refuse_import(exc)
+
+app.add_typer(policy.policy_app, name="policy")
+app.add_typer(keypair.keypair_app, name="keypair")
+app.command("demo")(demo.demo)
+app.add_typer(group.group_app, name="group")
+app.add_typer(workload.workload_app, name="workload")
+app.add_typer(projections.projections_app, name="projections")
+app.command("audit")(audit.audit)
+app.command("metrics")(audit.metrics)
+app.command("verify")(audit.verify_chain)
+app.add_typer(usage.usage_app, name="usage")
+
+__all__ = ["app", "main"]

@@ -1,0 +1,213 @@
+"""The root of `ledger`: the typer app, its options (--db, --json, the actor), the `State`
+every command reads them from, and the errors: one line each, never a traceback.
+
+Commands run through the action processors, so every event carries the actor given by
+the root options. A malformed option (bad JSON, a `key=value` list without `=`, a
+non-integer, an unknown choice) is a usage error (exit 2); a value the domain refuses is a
+`LedgerError` (exit 1). Either way the user sees one line on stderr and no traceback;
+anything else is a bug, shown as one `internal error:` line (exit 1), with its traceback
+when LEDGER_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+from typer._click.exceptions import NoArgsIsHelpError
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.cli.render import debug, error_line, one_line, safe
+from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, Role
+from domain.errors import LedgerError
+from domain.values import check_slot_configuration
+
+
+class OneLineFormatter(logging.Formatter):
+    """A log record as one safe line, `LEVEL: LOGGER: MESSAGE: EXCEPTION`; the traceback
+    only with LEDGER_DEBUG=1, so a library's or a monitor's failure never buries the
+    command's own error line under a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname.lower()}: {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            if debug():
+                return safe(f"{text}\n{self.formatException(record.exc_info)}", keep="\n")
+            text += f": {type(exc).__name__}: {exc}"
+        return one_line(text)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever `sys.stderr` is at the time (a test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            typer.echo(self.format(record), err=True)
+        except Exception:  # logging must never fail the command
+            self.handleError(record)
+
+
+@contextmanager
+def cli_logging() -> Iterator[None]:
+    """For one command: records of WARNING and above, and Python warnings, as one stderr
+    line each (with their tracebacks when LEDGER_DEBUG=1). Undone afterwards, so an
+    in-process caller's logging is left as it was."""
+    handler = _StderrHandler(logging.WARNING)
+    handler.setFormatter(OneLineFormatter())
+    root_logger = logging.getLogger()
+    root_logger.addHandler(handler)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root_logger.removeHandler(handler)
+
+
+class LedgerGroup(TyperGroup):
+    """The root command: every failure is one stderr line. A `LedgerError` is `error:
+    CODE: MESSAGE` (exit 1), a usage error `error: usage: ...` (exit 2), anything else
+    `internal error: ...` (exit 1; LEDGER_DEBUG=1 re-raises it for its traceback)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:  # the caller handles errors itself
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        with cli_logging():
+            code = self._run(args, prog_name, complete_var, windows_expand_args, **extra)
+        sys.exit(code)
+
+    def _run(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        windows_expand_args: bool,
+        **extra: Any,
+    ) -> int:
+        """Runs the command (non-standalone, so every exception reaches us) and returns its exit code."""
+        try:
+            returned = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except NoArgsIsHelpError as exc:
+            return exc.exit_code  # the help was printed already; not an error line
+        except TyperException as exc:  # usage errors (exit 2) and the few others click raises
+            typer.echo(f"error: usage: {one_line(exc.format_message())}{_help_hint(exc)}", err=True)
+            return exc.exit_code
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            return 1
+        except LedgerError as exc:
+            typer.echo(error_line(exc), err=True)
+            return 1
+        except Exception as exc:  # a bug: one line, or its traceback when debugging
+            if debug():
+                raise
+            typer.echo(error_line(exc), err=True)
+            return 1
+        # Non-standalone, an `Exit` comes back as its code; a command's return value is no code.
+        return returned if isinstance(returned, int) else 0
+
+
+def _help_hint(exc: TyperException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    return "" if ctx is None else f" (see '{one_line(ctx.command_path)} --help')"
+
+
+def fail(code: str, message: str) -> NoReturn:
+    """One line on stderr, `error: CODE: MESSAGE`, then exit 1."""
+    typer.echo(f"error: {one_line(code)}: {one_line(message)}", err=True)
+    raise typer.Exit(1)
+
+
+app = typer.Typer(
+    cls=LedgerGroup,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class State:
+    """What the root options decide for every command."""
+
+    db: str | None
+    as_json: bool
+    meta: ActionTriggerMeta
+
+    @contextmanager
+    def ledger(self) -> Iterator[Ledger]:
+        with open_ledger(self.db) as ledger:
+            yield ledger
+
+    def run(self, processor: ActionProcessor[Any, Any], action: BaseAction) -> Any:
+        """Runs one action through its processor, as the root options' actor."""
+        return asyncio.run(processor.wait_for_complete(action, self.meta))
+
+    def output(self, data: Any, human: Callable[[], None]) -> None:
+        """`data` as JSON with --json, else whatever `human` prints."""
+        if self.as_json:
+            # ensure_ascii (the default, kept on purpose): control and bidi characters in
+            # values leave as \u escapes, never raw, and the JSON still round-trips them.
+            typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=True))
+        else:
+            human()
+
+
+def state_of(ctx: typer.Context) -> State:
+    """The root options, from any command's context."""
+    state: State = ctx.find_root().obj
+    return state
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="URL",
+            help="Ledger URL (sqlite:///path.db or postgresql://...). "
+            "Default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    user_id: Annotated[uuid.UUID | None, typer.Option("--user-id", help="Actor: the acting user's UUID.")] = None,
+    access_key: Annotated[str | None, typer.Option("--access-key", help="Actor: the acting access key.")] = None,
+    role: Annotated[Role, typer.Option("--role", help="Actor: the acting role.")] = Role.SUPERADMIN,
+    domain: Annotated[str, typer.Option("--domain", help="Actor: the acting domain.")] = "default",
+    request_id: Annotated[str | None, typer.Option("--request-id", help="Request id stored on every event.")] = None,
+) -> None:
+    """An event-sourced ledger of keypair resource policies, keypairs, groups and workload facts.
+
+    The actor options (--user-id, --access-key, --role, --domain, --request-id) say who acts
+    and are stamped on every event a command stores. Like --db and --json they go before the
+    subcommand: `ledger --json --role admin policy list`. A keypair's owner is not the actor:
+    give it with `keypair create --owner UUID`."""
+    # A bad LEDGER_EXTRA_SLOTS is refused by every command, before any work, not only by
+    # the first one that happens to read a slot.
+    check_slot_configuration()
+    meta = ActionTriggerMeta(user_id, access_key, role, domain, request_id)
+    ctx.obj = State(db, as_json, meta)
+
+
+def main() -> None:
+    app()

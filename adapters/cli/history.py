@@ -1,0 +1,59 @@
+"""What every entity's commands share: its history, its state at a past time or version
+(`show --at/--version`), and what changed between two points (`diff --from --to`).
+Read from the event store; registers no command itself."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from adapters.cli.app import State
+from adapters.cli.options import parse_point
+from adapters.cli.render import fields_table, fmt, history_table, new_table, print_table
+from domain.errors import ObjectNotFound
+from domain.validation import parse_int, parse_time
+
+
+def show_history(state: State, entity_type: str, entity_id: str) -> None:
+    """Every event of an entity, across all its incarnations: who changed what, when."""
+    with state.ledger() as ledger:
+        entries = ledger.queries.history(entity_type, entity_id)
+    if not entries:
+        raise ObjectNotFound(f"{entity_type} {entity_id!r} has no history")
+    title = f"history of {entity_type} {entity_id!r}"
+    state.output([e.to_json() for e in entries], lambda: print_table(history_table(title, entries)))
+
+
+def show_state(state: State, entity_type: str, entity_id: str, at: str | None, version: int | None) -> None:
+    """An entity as it stood at a past time or version, read from the event store."""
+    moment = None if at is None else parse_time(at, "at")
+    version = None if version is None else parse_int(version, "version")
+    with state.ledger() as ledger:
+        found = ledger.queries.state_at(entity_type, entity_id, at=moment, version=version)
+    if found is None:
+        raise ObjectNotFound(f"{entity_type} {entity_id!r} did not exist at {at}")
+
+    def human() -> None:
+        status = " (deleted)" if found.deleted else ""
+        when = found.recorded_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        title = f"{entity_type} {entity_id!r} at version {found.version}, {when}{status}"
+        print_table(fields_table(found.fields, title))
+
+    state.output(found.to_json(), human)
+
+
+def show_diff(state: State, entity_type: str, entity_id: str, older: str, newer: str) -> None:
+    """What changed in an entity between two versions or times: field, old, new."""
+    from_version, from_at = parse_point(older, "from")
+    to_version, to_at = parse_point(newer, "to")
+    with state.ledger() as ledger:
+        changes = ledger.queries.diff(
+            entity_type, entity_id, from_version=from_version, to_version=to_version, from_at=from_at, to_at=to_at
+        )
+
+    def human() -> None:
+        table = new_table("field", "old", "new", title=f"{entity_type} {entity_id!r}: {older} -> {newer}")
+        for field, change in changes.items():
+            table.add_row(field, fmt(field, change["old"]), fmt(field, change["new"]))
+        print_table(table)
+
+    state.output(changes, human)

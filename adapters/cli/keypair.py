@@ -1,0 +1,122 @@
+"""`ledger keypair ...`: keypairs and the policy each one uses."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from adapters.cli.app import State, state_of
+from adapters.cli.history import show_history
+from adapters.cli.render import new_table, print_table, safe
+from domain.catalog import EntityType
+from domain.entity import entity_not_found
+from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction, KeyPairData, ModifyKeyPairAction
+
+keypair_app = typer.Typer(no_args_is_help=True, help="Keypairs and the policy each one uses.")
+
+KEYPAIR_TYPE = EntityType.KEYPAIR
+
+AccessKeyArg = Annotated[str, typer.Argument(metavar="ACCESS_KEY")]
+PolicyOption = Annotated[str, typer.Option("--resource-policy", metavar="NAME", help="Policy name.")]
+
+
+def keypair_json(keypair: KeyPairData) -> dict[str, Any]:
+    return {**dataclasses.asdict(keypair), "user_id": str(keypair.user_id)}
+
+
+def _keypairs_table(keypairs: list[KeyPairData]) -> Table:
+    table = new_table("access_key", "user_id", "domain_name", "resource_policy")
+    for keypair in keypairs:
+        table.add_row(*(safe(str(v)) for v in keypair_json(keypair).values()))
+    return table
+
+
+def _show_keypair(state: State, keypair: KeyPairData, done: str) -> None:
+    def human() -> None:
+        if done:
+            typer.echo(f"{done} keypair {keypair.access_key!r}")
+        print_table(_keypairs_table([keypair]))
+
+    state.output(keypair_json(keypair), human)
+
+
+@keypair_app.command("create")
+def keypair_create(
+    ctx: typer.Context,
+    access_key: AccessKeyArg,
+    owner: Annotated[
+        str,
+        typer.Option(
+            "--owner",
+            metavar="UUID",
+            help="The user who owns the keypair (the root --user-id is the actor, not the owner).",
+        ),
+    ],
+    resource_policy: PolicyOption,
+    domain_name: Annotated[
+        str | None,
+        typer.Option("--domain-name", help="The keypair's domain. Default: the root --domain."),
+    ] = None,
+) -> None:
+    """Create a keypair (or create again one that was deleted) using an existing policy."""
+    state = state_of(ctx)
+    domain = domain_name or state.meta.domain_name
+    action = CreateKeyPairAction(
+        access_key=access_key, user_id=owner, domain_name=domain, resource_policy=resource_policy
+    )
+    with state.ledger() as ledger:
+        result = state.run(ledger.processors.keypair.create_keypair, action)
+    _show_keypair(state, result.keypair, "created")
+
+
+@keypair_app.command("modify")
+def keypair_modify(ctx: typer.Context, access_key: AccessKeyArg, resource_policy: PolicyOption) -> None:
+    """Move a keypair to another policy."""
+    state = state_of(ctx)
+    action = ModifyKeyPairAction(access_key=access_key, resource_policy=resource_policy)
+    with state.ledger() as ledger:
+        result = state.run(ledger.processors.keypair.modify_keypair, action)
+    _show_keypair(state, result.keypair, "modified")
+
+
+@keypair_app.command("delete")
+def keypair_delete(ctx: typer.Context, access_key: AccessKeyArg) -> None:
+    """Delete a keypair; its policy is no longer in use by it."""
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        result = state.run(ledger.processors.keypair.delete_keypair, DeleteKeyPairAction(access_key=access_key))
+    state.output(keypair_json(result.keypair), lambda: typer.echo(f"deleted keypair {access_key!r}"))
+
+
+@keypair_app.command("show")
+def keypair_show(ctx: typer.Context, access_key: AccessKeyArg) -> None:
+    """Show one keypair."""
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        keypair = ledger.queries.keypair(access_key)
+    if keypair is None:
+        raise entity_not_found(KEYPAIR_TYPE, access_key)
+    _show_keypair(state, keypair, "")
+
+
+@keypair_app.command("list")
+def keypair_list(
+    ctx: typer.Context,
+    resource_policy: Annotated[
+        str | None, typer.Option("--resource-policy", metavar="NAME", help="Only keypairs using this policy.")
+    ] = None,
+) -> None:
+    """List the live keypairs."""
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        keypairs = ledger.queries.keypairs(resource_policy)
+    state.output([keypair_json(k) for k in keypairs], lambda: print_table(_keypairs_table(keypairs)))
+
+
+@keypair_app.command("history")
+def keypair_history(ctx: typer.Context, access_key: AccessKeyArg) -> None:
+    """Every event of a keypair, across all its incarnations."""
+    show_history(state_of(ctx), KEYPAIR_TYPE, access_key)

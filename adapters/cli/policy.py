@@ -1,0 +1,194 @@
+"""`ledger policy ...`: keypair resource policies, their history and time travel."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from adapters.cli.app import State, state_of
+from adapters.cli.history import show_diff, show_history, show_state
+from adapters.cli.options import (
+    AtOption,
+    FromOption,
+    HostsOption,
+    IntOption,
+    SlotsOption,
+    ToOption,
+    VersionOption,
+    nullable_fields,
+    unset_fields,
+    unset_option,
+)
+from adapters.cli.render import fields_table, fmt, new_table, one_line, print_table
+from domain.catalog import EntityType
+from domain.entity import entity_not_found
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    DeleteKeyPairResourcePolicyAction,
+    KeyPairResourcePolicyData,
+    KeyPairResourcePolicyModifier,
+    ModifyKeyPairResourcePolicyAction,
+)
+from domain.values import DefaultForUnspecified
+
+T = TypeVar("T")
+
+policy_app = typer.Typer(no_args_is_help=True, help="Keypair resource policies.")
+
+POLICY_TYPE = EntityType.KEYPAIR_RESOURCE_POLICY
+NULLABLE_FIELDS = nullable_fields(KeyPairResourcePolicyModifier)
+
+PolicyName = Annotated[str, typer.Argument(metavar="NAME", help="Policy name.")]
+DefaultOption = Annotated[DefaultForUnspecified | None, typer.Option(case_sensitive=False)]
+FallbackOption = Annotated[
+    str | None, typer.Option(help="Policy whose slot limits apply where this one lists none (no chains).")
+]
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """The policy fields among a command's parameters that were given."""
+    skip = {"ctx", "name", "unset"}
+    return {k: v for k, v in values.items() if k not in skip and v is not None}
+
+
+def _with_warnings(build: Callable[[], T]) -> T:
+    """Builds an action, echoing domain warnings (deprecated fields) as one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        built = build()
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        typer.echo(f"warning: {one_line(message)}", err=True)
+    return built
+
+
+def _policies_table(policies: list[KeyPairResourcePolicyData]) -> Table:
+    columns: tuple[str, ...] = ("name", "total_resource_slots", "max_concurrent_sessions", "idle_timeout")
+    columns += ("max_session_lifetime", "allowed_vfolder_hosts")
+    table = new_table(*columns)
+    for policy in policies:
+        data = policy.to_json()
+        table.add_row(*(fmt(k, data[k]) for k in columns))
+    return table
+
+
+def _policy_table(policy: KeyPairResourcePolicyData) -> Table:
+    return fields_table(policy.to_json(), f"keypair resource policy {policy.name!r}")
+
+
+def _show_policy(state: State, policy: KeyPairResourcePolicyData, done: str) -> None:
+    def human() -> None:
+        typer.echo(f"{done} keypair resource policy {policy.name!r}")
+        print_table(_policy_table(policy))
+
+    state.output(policy.to_json(), human)
+
+
+@policy_app.command("create")
+def policy_create(
+    ctx: typer.Context,
+    name: PolicyName,
+    total_resource_slots: SlotsOption = None,
+    max_concurrent_sessions: IntOption = None,
+    max_containers_per_session: IntOption = None,
+    idle_timeout: IntOption = None,
+    max_session_lifetime: IntOption = None,
+    max_concurrent_sftp_sessions: IntOption = None,
+    max_pending_session_count: IntOption = None,
+    max_pending_session_resource_slots: SlotsOption = None,
+    allowed_vfolder_hosts: HostsOption = None,
+    default_for_unspecified: DefaultOption = None,
+    max_vfolder_count: IntOption = None,
+    max_vfolder_size: IntOption = None,
+    max_quota_scope_size: IntOption = None,
+    fallback_policy: FallbackOption = None,
+) -> None:
+    """Create a policy (or create again one that was deleted). Unset options take defaults."""
+    creator = {"name": name, **_given(locals())}
+    state = state_of(ctx)
+    action = _with_warnings(lambda: CreateKeyPairResourcePolicyAction(creator=creator))
+    with state.ledger() as ledger:
+        processor = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+        result = state.run(processor, action)
+    _show_policy(state, result.keypair_resource_policy, "created")
+
+
+@policy_app.command("modify")
+def policy_modify(
+    ctx: typer.Context,
+    name: PolicyName,
+    total_resource_slots: SlotsOption = None,
+    max_concurrent_sessions: IntOption = None,
+    max_containers_per_session: IntOption = None,
+    idle_timeout: IntOption = None,
+    max_session_lifetime: IntOption = None,
+    max_concurrent_sftp_sessions: IntOption = None,
+    max_pending_session_count: IntOption = None,
+    max_pending_session_resource_slots: SlotsOption = None,
+    allowed_vfolder_hosts: HostsOption = None,
+    default_for_unspecified: DefaultOption = None,
+    max_vfolder_count: IntOption = None,
+    max_vfolder_size: IntOption = None,
+    max_quota_scope_size: IntOption = None,
+    fallback_policy: FallbackOption = None,
+    unset: Annotated[list[str] | None, unset_option(NULLABLE_FIELDS)] = None,
+) -> None:
+    """Change the given fields of a policy; fields not given are left alone."""
+    given = _given(locals())
+    modifier = {**given, **unset_fields(unset or [], given, NULLABLE_FIELDS)}
+    if not modifier:
+        raise typer.BadParameter("nothing to change: give at least one field option or --unset")
+    state = state_of(ctx)
+    action = _with_warnings(lambda: ModifyKeyPairResourcePolicyAction(name=name, modifier=modifier))
+    with state.ledger() as ledger:
+        processor = ledger.processors.keypair_resource_policy.modify_keypair_resource_policy
+        result = state.run(processor, action)
+    _show_policy(state, result.keypair_resource_policy, "modified")
+
+
+@policy_app.command("delete")
+def policy_delete(ctx: typer.Context, name: PolicyName) -> None:
+    """Delete a policy. Refused while a keypair uses it, and for the system policy."""
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        processor = ledger.processors.keypair_resource_policy.delete_keypair_resource_policy
+        result = state.run(processor, DeleteKeyPairResourcePolicyAction(name=name))
+    before: KeyPairResourcePolicyData = result.keypair_resource_policy
+    state.output(before.to_json(), lambda: typer.echo(f"deleted keypair resource policy {name!r}"))
+
+
+@policy_app.command("show")
+def policy_show(ctx: typer.Context, name: PolicyName, at: AtOption = None, version: VersionOption = None) -> None:
+    """Show one policy: now, or as it stood --at a time or after --version N."""
+    state = state_of(ctx)
+    if at is not None or version is not None:
+        return show_state(state, POLICY_TYPE, name, at, version)
+    with state.ledger() as ledger:
+        policy = ledger.queries.keypair_resource_policy(name)
+    if policy is None:
+        raise entity_not_found(POLICY_TYPE, name)
+    state.output(policy.to_json(), lambda: print_table(_policy_table(policy)))
+
+
+@policy_app.command("diff")
+def policy_diff(ctx: typer.Context, name: PolicyName, older: FromOption, newer: ToOption) -> None:
+    """What changed in a policy between two versions or times: field, old, new."""
+    show_diff(state_of(ctx), POLICY_TYPE, name, older, newer)
+
+
+@policy_app.command("list")
+def policy_list(ctx: typer.Context) -> None:
+    """List the live policies."""
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        policies = ledger.queries.keypair_resource_policies()
+    state.output([p.to_json() for p in policies], lambda: print_table(_policies_table(policies)))
+
+
+@policy_app.command("history")
+def policy_history(ctx: typer.Context, name: PolicyName) -> None:
+    """Every event of a policy, across all its incarnations: who changed what, when."""
+    show_history(state_of(ctx), POLICY_TYPE, name)

@@ -1,0 +1,192 @@
+"""How the CLI shows things: escaped text, one-line errors, field values, tables, times.
+
+Values are shown, never obeyed: control and invisible format characters in any value
+(stored by an older, laxer ledger, say) are printed as escapes (`\\x1b`, `\\u202e`) and
+rich markup in them is not interpreted.
+
+Escaping and one-line errors come first and need nothing but the standard library and the
+error hierarchy: they also report a CLI that cannot even be imported (configuration a
+module reads at import, a broken install).
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from rich import box
+from rich.console import Console, RenderableType
+from rich.style import StyleType
+from rich.table import Table
+from rich.text import Text
+
+from domain.errors import LedgerError
+
+if TYPE_CHECKING:
+    from adapters.read.queries import HistoryEntry
+
+DEBUG_VARIABLE = "LEDGER_DEBUG"
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, invisible formats (bidi), separators
+
+
+def debug() -> bool:
+    """Whether LEDGER_DEBUG asks for tracebacks."""
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+def safe(text: str, keep: str = "") -> str:
+    """`text` with every control, format (bidi, zero-width), lone surrogate and line or
+    paragraph separator character shown as an escape (`\\x1b`, `\\u202e`), except those in
+    `keep`: a value can then neither drive the terminal nor hide or reorder what it shows."""
+    if text.isprintable():  # the common case, at C speed
+        return text
+    return "".join(
+        _escape(char) if char not in keep and unicodedata.category(char) in _ESCAPED_CATEGORIES else char
+        for char in text
+    )
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def one_line(text: str) -> str:
+    """`text` as one safe line: runs of whitespace (newlines too) become one space."""
+    return safe(" ".join(text.split()))
+
+
+def error_line(exc: BaseException) -> str:
+    """What the user sees of an exception: `error: CODE: MESSAGE` for the ledger's own
+    errors, `internal error: TYPE: MESSAGE` for anything else (a bug: LEDGER_DEBUG=1 shows
+    its traceback)."""
+    if isinstance(exc, LedgerError):
+        return f"error: {one_line(exc.code)}: {one_line(exc.message)}"
+    return f"internal error: {one_line(f'{type(exc).__name__}: {exc}')} ({DEBUG_VARIABLE}=1 shows the traceback)"
+
+
+def refuse_import(exc: Exception) -> NoReturn:
+    """The CLI cannot even load (configuration read at import, a broken install): one line
+    and exit 1 rather than a traceback; the cause stays chained for programmatic importers."""
+    if debug():
+        raise exc
+    raise SystemExit(error_line(exc)) from exc
+
+
+try:
+    from domain.values import ALL_VFOLDER_PERMISSIONS, KNOWN_SLOTS, SlotKind
+except Exception as exc:  # any failure to load is reported, not hidden: see error_line
+    refuse_import(exc)
+
+
+# Field values
+
+
+def fmt(field: str, value: Any) -> str:
+    """A field value, compact: slots as k=v, hosts with all permissions as bare names, lists
+    comma-separated, an empty string as "". Safe to print: every value shown goes through
+    here (or `safe`), so control characters in it are escaped, newlines too."""
+    return safe(_compact(field, value))
+
+
+def _compact(field: str, value: Any) -> str:
+    if value is None:
+        return "null"
+    if field == "allowed_vfolder_hosts" and isinstance(value, dict):
+        full = sorted(p.value for p in ALL_VFOLDER_PERMISSIONS)
+        hosts = [h if sorted(p) == full else f"{h}({', '.join(p)})" for h, p in value.items()]
+        return ", ".join(hosts) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_quantity(k, v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return str(value) if value != "" else '""'
+
+
+def _quantity(slot: str, value: Any) -> str:
+    """Byte slots in the largest binary unit that divides them exactly (274877906944 -> 256g)."""
+    text = str(value)
+    if KNOWN_SLOTS.get(slot) is not SlotKind.BYTES or not text.isdigit() or int(text) == 0:
+        return text
+    number, units = int(text), ["", "k", "m", "g", "t", "p", "e"]
+    while number % 1024 == 0 and len(units) > 1:
+        number, units = number // 1024, units[1:]
+    return f"{number}{units[0]}"
+
+
+def utc_time(at: datetime) -> str:
+    """A time in UTC on two lines, date then time (narrow columns)."""
+    at = at.astimezone(UTC) if at.tzinfo else at  # naive times are UTC already (SQLite drops the zone)
+    return at.strftime("%Y-%m-%d\n%H:%M:%S")
+
+
+# Tables
+
+
+class SafeTable(Table):
+    """A rich table whose text cells and title are shown as given: escaped by `safe` (line
+    breaks the CLI puts in a cell kept) and never read as rich markup, so a description
+    `[red]x[/red]` prints literally and a malformed tag cannot crash the command. Cells
+    that are already renderables (`Text`) were built by the CLI and pass as they are."""
+
+    def __init__(self, *headers: str, title: str | None = None, **options: Any) -> None:
+        super().__init__(*headers, title=None if title is None else _cell(title), **options)
+
+    def add_row(
+        self, *renderables: RenderableType | None, style: StyleType | None = None, end_section: bool = False
+    ) -> None:
+        cells = [_cell(cell) if isinstance(cell, str) else cell for cell in renderables]
+        super().add_row(*cells, style=style, end_section=end_section)
+
+
+def _cell(value: str) -> Text:
+    return Text(safe(value, keep="\n"))
+
+
+def print_table(table: Table) -> None:
+    Console(markup=False).print(table)  # markup off: a string that slipped past SafeTable stays literal
+
+
+def new_table(*headers: str, title: str | None = None) -> Table:
+    """A table that folds long cells instead of cutting them, so narrow output loses nothing."""
+    table = SafeTable(title=title)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def fields_table(fields: dict[str, Any], title: str | None = None) -> Table:
+    """One row per field: its name and its value (`fmt`)."""
+    table = new_table("field", "value", title=title)
+    for field, value in fields.items():
+        table.add_row(field, fmt(field, value))
+    return table
+
+
+def history_table(title: str, entries: list[HistoryEntry]) -> Table:
+    """One row per event. Fits 80 columns: fixed columns stay whole, changes get most of the rest."""
+    table = SafeTable(title=title, box=box.HORIZONTALS, show_lines=True, expand=True)
+    for header in ("ver", "event", "time (UTC)"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("actor / request id", overflow="fold", ratio=1, min_width=10)
+    table.add_column("changes", overflow="fold", ratio=2)
+    for e in entries:
+        table.add_row(str(e.version), safe(e.event), utc_time(e.occurred_at), _actor(e), _changes(e))
+    return table
+
+
+def _actor(entry: HistoryEntry) -> str:
+    """Role, user and access key, then the request id, one per line (narrow terminals)."""
+    actor = entry.actor
+    parts = (actor.get("role"), actor.get("user_id"), actor.get("access_key"))
+    request = [f"request {entry.request_id}"] if entry.request_id else []
+    return "\n".join(safe(str(line)) for line in [*(p for p in parts if p), *request])
+
+
+def _changes(entry: HistoryEntry) -> str:
+    changed = {f: c for f, c in entry.changes.items() if c.get("old") != c.get("new")}  # creations list null -> null
+    lines = [f"{safe(f)}: {fmt(f, c.get('old'))} -> {fmt(f, c.get('new'))}" for f, c in changed.items()]
+    lines += [f"{safe(k)}: {fmt(k, v)}" for k, v in entry.details.items()]
+    return "\n".join(lines)

@@ -1,0 +1,244 @@
+"""`ledger workload ...`: the workload facts purge checks and usage reports need, one by one
+through the workload processors, or imported from JSON Lines in atomic batches (the import
+rule is `domain.workload.importer`'s; here the file, the progress bar and the summary)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from adapters.cli.app import State, fail, state_of
+from adapters.cli.options import parse_slots_option
+from adapters.cli.render import fields_table, print_table, safe
+from domain.workload import (
+    CreateEndpointAction,
+    CreateVFolderAction,
+    DestroyEndpointAction,
+    ReportKernelStatsAction,
+    StartKernelAction,
+    TerminateKernelAction,
+    WorkloadAction,
+    WorkloadActionResult,
+)
+from domain.workload.importer import FACTS, Importer, ImportStopped
+
+workload_app = typer.Typer(
+    no_args_is_help=True,
+    help="Workload facts the platform reports: vfolders, kernels, endpoints (one by one or a JSONL import).",
+)
+
+IdArg = Annotated[str, typer.Argument(metavar="UUID")]
+TimeOption = Annotated[str, typer.Option(metavar="ISO", help="ISO 8601 time; without a zone it is UTC.")]
+GroupOption = Annotated[str, typer.Option("--group-id", metavar="UUID", help="The group it belongs to.")]
+NameOption = Annotated[str, typer.Option("--name", metavar="NAME")]
+CountOption = Annotated[int | None, typer.Option(metavar="N")]
+
+
+def _record(state: State, method: str, action: WorkloadAction, done: str) -> None:
+    with state.ledger() as ledger:
+        result: WorkloadActionResult = state.run(getattr(ledger.processors.workload, method), action)
+    data = {"entity": result.entity, "id": str(result.id), "fields": result.fields}
+
+    def human() -> None:
+        typer.echo(f"{done} {result.entity} {result.id}")
+        print_table(fields_table(result.fields))
+
+    state.output(data, human)
+
+
+@workload_app.command("vfolder-create")
+def vfolder_create(
+    ctx: typer.Context,
+    vfolder_id: IdArg,
+    name: NameOption,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="Storage host.")],
+    group_id: GroupOption,
+) -> None:
+    """Record a vfolder created in an active group."""
+    action = CreateVFolderAction(vfolder_id=vfolder_id, name=name, host=host, group_id=group_id)
+    _record(state_of(ctx), "create_vfolder", action, "created")
+
+
+@workload_app.command("kernel-start")
+def kernel_start(
+    ctx: typer.Context,
+    kernel_id: IdArg,
+    session_id: Annotated[str, typer.Option(metavar="UUID")],
+    session_name: Annotated[str, typer.Option(metavar="NAME")],
+    group_id: GroupOption,
+    owner: Annotated[
+        str, typer.Option("--owner", metavar="UUID", help="The user running the kernel (not the actor --user-id).")
+    ],
+    kernel_access_key: Annotated[
+        str, typer.Option(metavar="KEY", help="The access key the kernel runs under (not the actor --access-key).")
+    ],
+    slots: Annotated[
+        Any, typer.Option(parser=parse_slots_option, metavar="JSON|k=v,...", help="Occupied resource slots.")
+    ],
+    started_at: TimeOption,
+    domain_name: Annotated[
+        str | None, typer.Option("--domain-name", metavar="DOMAIN", help="Default: the root --domain.")
+    ] = None,
+    mount: Annotated[
+        list[str] | None, typer.Option("--mount", metavar="VFOLDER_ID", help="A mounted vfolder (repeatable).")
+    ] = None,
+    image: Annotated[str | None, typer.Option(metavar="IMAGE")] = None,
+    agent: Annotated[str | None, typer.Option(metavar="AGENT")] = None,
+) -> None:
+    """Record a kernel started (RUNNING) in an active group."""
+    state = state_of(ctx)
+    optional = {"image": image, "agent": agent}
+    action = StartKernelAction(
+        kernel_id=kernel_id,
+        session_id=session_id,
+        session_name=session_name,
+        group_id=group_id,
+        domain_name=domain_name or state.meta.domain_name,
+        user_id=owner,
+        access_key=kernel_access_key,
+        occupied_slots=slots,
+        started_at=started_at,
+        mounts=mount or [],
+        **{k: v for k, v in optional.items() if v is not None},
+    )
+    _record(state, "start_kernel", action, "started")
+
+
+@workload_app.command("kernel-stats")
+def kernel_stats(
+    ctx: typer.Context,
+    kernel_id: IdArg,
+    reported_at: TimeOption,
+    cpu_used: Annotated[str | None, typer.Option(metavar="NUMBER", help="CPU time used (ms).")] = None,
+    mem_used: CountOption = None,
+    io_read: CountOption = None,
+    io_write: CountOption = None,
+    disk_used: CountOption = None,
+) -> None:
+    """Record a kernel's latest resource usage. Amounts not given are 0."""
+    amounts = dict(cpu_used=cpu_used, mem_used=mem_used, io_read=io_read, io_write=io_write, disk_used=disk_used)
+    given = {k: v for k, v in amounts.items() if v is not None}
+    action = ReportKernelStatsAction(kernel_id=kernel_id, reported_at=reported_at, **given)
+    _record(state_of(ctx), "report_kernel_stats", action, "recorded stats of")
+
+
+@workload_app.command("kernel-terminate")
+def kernel_terminate(
+    ctx: typer.Context,
+    kernel_id: IdArg,
+    terminated_at: TimeOption,
+    status: Annotated[str, typer.Option(metavar="TERMINATED|CANCELLED", help="How the kernel ended.")] = "TERMINATED",
+) -> None:
+    """Record a kernel's end; it no longer holds its group's purge."""
+    action = TerminateKernelAction(kernel_id=kernel_id, terminated_at=terminated_at, status=status)
+    _record(state_of(ctx), "terminate_kernel", action, "terminated")
+
+
+@workload_app.command("endpoint-create")
+def endpoint_create(ctx: typer.Context, endpoint_id: IdArg, group_id: GroupOption, name: NameOption) -> None:
+    """Record a model-serving endpoint created in an active group."""
+    action = CreateEndpointAction(endpoint_id=endpoint_id, group_id=group_id, name=name)
+    _record(state_of(ctx), "create_endpoint", action, "created")
+
+
+@workload_app.command("endpoint-destroy")
+def endpoint_destroy(ctx: typer.Context, endpoint_id: IdArg) -> None:
+    """Record an endpoint destroyed; it no longer holds its group's purge."""
+    _record(state_of(ctx), "destroy_endpoint", DestroyEndpointAction(endpoint_id=endpoint_id), "destroyed")
+
+
+# Bulk import
+
+
+def _size(file: typer.FileBinaryRead) -> int | None:
+    """The file's size when it is a regular file (not a pipe or a terminal)."""
+    try:
+        info = os.fstat(file.fileno())
+    except (OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _progress(state: State) -> Progress:
+    console = Console(stderr=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[facts]} facts, {task.fields[batches]} batches"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=state.as_json or not console.is_terminal,
+    )
+
+
+@workload_app.command("import")
+def workload_import(
+    ctx: typer.Context,
+    file: Annotated[
+        typer.FileBinaryRead,
+        typer.Argument(metavar="FILE.jsonl", help="JSON Lines file (UTF-8) of facts; '-' reads stdin."),
+    ],
+    batch_size: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Facts per atomic append (each batch all or nothing).")
+    ] = 500,
+) -> None:
+    """Import workload facts from JSON Lines, in atomic batches.
+
+    Each line is `{"fact": F, ...}` with F one of create_vfolder, start_kernel,
+    report_kernel_stats, terminate_kernel, create_endpoint, destroy_endpoint and the
+    rest the fact's fields (as the `ledger workload` commands take them, e.g. kernel_id,
+    occupied_slots, started_at, mounts). Blank lines are skipped.
+
+    A bad line (invalid JSON, unknown fact, invalid field, or a fact the ledger refuses)
+    stops the import with one error naming its number, exit 1. Every fact before that
+    line is stored and none from it on, so a fixed file can be imported again from that
+    line: a batch the ledger refuses stores nothing, so its facts are then recorded one
+    at a time up to the refused one. Each batch is one `record_workload_batch` action of
+    the root options' actor: permission-checked and audited like any other."""
+    state = state_of(ctx)
+    started = time.perf_counter()
+    with state.ledger() as ledger, _progress(state) as progress:
+        importer = Importer(ledger.processors.workload.record_workload_batch, state.meta, batch_size)
+        name = getattr(file, "name", "<stdin>")
+        # The description is rich markup: a file name is escaped for the terminal and for rich.
+        task = progress.add_task(f"importing {escape(safe(str(name)))}", total=_size(file), facts=0, batches=0)
+
+        def show(done: Importer) -> None:
+            progress.update(task, completed=done.read, facts=done.facts, batches=done.batches)
+
+        try:
+            asyncio.run(importer.run(file, show))
+        except ImportStopped as stop:
+            progress.stop()
+            cause = stop.cause
+            fail(cause.code, f"line {stop.line}: {cause.message} ({stop.recorded} facts before it were recorded)")
+    elapsed = time.perf_counter() - started
+    summary: dict[str, Any] = {
+        "facts": importer.facts,
+        "batches": importer.batches,
+        "batch_size": batch_size,
+        "elapsed_seconds": round(elapsed, 3),
+        "facts_per_second": round(importer.facts / elapsed, 1) if elapsed > 0 else 0.0,
+        "by_fact": {fact: importer.by_fact[fact] for fact in FACTS if importer.by_fact[fact]},
+    }
+
+    def human() -> None:
+        typer.echo(
+            f"imported {summary['facts']} facts in {summary['batches']} batches in "
+            f"{elapsed:.2f}s ({summary['facts_per_second']:.0f} facts/s)"
+        )
+        if summary["by_fact"]:
+            typer.echo(", ".join(f"{fact}={count}" for fact, count in summary["by_fact"].items()))
+
+    state.output(summary, human)

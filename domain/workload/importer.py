@@ -1,0 +1,150 @@
+"""Importing workload facts from JSON Lines: the rule every adapter that takes a file of facts
+shares (the CLI's `ledger workload import`, an HTTP upload).
+
+Each line is `{"fact": NAME, ...the action's fields...}`; blank lines are skipped. Facts are
+recorded in atomic batches (one `record_workload_batch` action each, permission-checked and
+audited like any other). The first line that cannot be recorded (invalid JSON, an unknown
+fact, an invalid field, a fact the ledger refuses) stops the import with its number: every
+fact before it is stored and none from it on, so a fixed file can be imported again from
+that line. A batch the ledger refuses stores nothing, so its facts are then recorded one at
+a time up to the refused one. No I/O here besides iterating the lines given.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from domain.actions import ActionTriggerMeta
+from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
+from domain.workload.actions import (
+    CreateEndpointAction,
+    CreateVFolderAction,
+    DestroyEndpointAction,
+    RecordWorkloadBatchAction,
+    ReportKernelStatsAction,
+    StartKernelAction,
+    TerminateKernelAction,
+    WorkloadAction,
+)
+
+FACTS: dict[str, type[WorkloadAction]] = {
+    "create_vfolder": CreateVFolderAction,
+    "start_kernel": StartKernelAction,
+    "report_kernel_stats": ReportKernelStatsAction,
+    "terminate_kernel": TerminateKernelAction,
+    "create_endpoint": CreateEndpointAction,
+    "destroy_endpoint": DestroyEndpointAction,
+}
+
+
+def parse_fact(line: bytes) -> tuple[str, WorkloadAction]:
+    """One JSONL line: `{"fact": NAME, ...the action's fields...}`."""
+    try:
+        raw = json.loads(line.decode())
+    except UnicodeDecodeError as exc:
+        raise InvalidAPIParameters(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidAPIParameters(f"invalid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidAPIParameters(f"expected a JSON object, got {type(raw).__name__}")
+    fact = raw.pop("fact", None)
+    if not isinstance(fact, str) or fact not in FACTS:
+        expected = ", ".join(FACTS)
+        raise InvalidAPIParameters(f"unknown fact {fact!r}; one of: {expected}", field="fact")
+    return fact, FACTS[fact](**raw)
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int
+    fact: str
+    action: WorkloadAction
+
+
+class ImportStopped(Exception):
+    """Line `line` could not be recorded (`cause` says why); the `recorded` facts before it were."""
+
+    def __init__(self, line: int, cause: LedgerError, recorded: int) -> None:
+        super().__init__(cause.message)
+        self.line = line
+        self.cause = cause
+        self.recorded = recorded
+
+
+class BatchRecorder(Protocol):
+    """The `record_workload_batch` processor, as the importer uses it."""
+
+    async def wait_for_complete(self, action: RecordWorkloadBatchAction, meta: ActionTriggerMeta, /) -> Any: ...
+
+
+@dataclass
+class Importer:
+    """Records the facts of JSONL lines in atomic batches of `batch_size`, as `meta`'s actor.
+    Counts what it stored (`facts`, `batches`, `by_fact`) and how many bytes of lines it has
+    read (`read`), for a progress display."""
+
+    processor: BatchRecorder
+    meta: ActionTriggerMeta
+    batch_size: int = 500
+    batches: int = 0
+    read: int = 0
+    by_fact: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    @property
+    def facts(self) -> int:
+        return sum(self.by_fact.values())
+
+    async def run(self, lines: Iterable[bytes], progress: Callable[[Importer], None] | None = None) -> None:
+        """Imports every line; `progress(self)` after each batch. Raises `ImportStopped` at the
+        first line that cannot be recorded, once every fact before it is stored."""
+        batch: list[Line] = []
+
+        async def flush() -> None:
+            await self.record(batch)
+            batch.clear()
+            if progress is not None:
+                progress(self)
+
+        for number, text in enumerate(lines, start=1):
+            self.read += len(text)
+            if not text.strip():
+                continue
+            try:
+                fact, action = parse_fact(text)
+            except LedgerError as exc:
+                await flush()  # the facts before the bad line are stored
+                raise ImportStopped(number, exc, self.facts) from None
+            batch.append(Line(number, fact, action))
+            if len(batch) >= self.batch_size:
+                await flush()
+        await flush()
+
+    async def record(self, batch: list[Line]) -> None:
+        """One atomic append of `batch`; if the ledger refuses it, its facts one by one up to
+        the refused one (`ImportStopped`). A refused permission is no line's fault: it stands."""
+        if not batch:
+            return
+        try:
+            await self._append(batch)
+        except InsufficientPermission:
+            raise
+        except LedgerError:
+            for line in batch:
+                try:
+                    await self._append([line])
+                except LedgerError as exc:
+                    raise ImportStopped(line.number, exc, self.facts) from None
+                self._count([line])
+            return
+        self._count(batch)
+
+    async def _append(self, batch: list[Line]) -> None:
+        await self.processor.wait_for_complete(RecordWorkloadBatchAction(actions=[x.action for x in batch]), self.meta)
+
+    def _count(self, batch: list[Line]) -> None:
+        self.batches += 1  # one atomic append
+        self.by_fact.update(line.fact for line in batch)

@@ -1,0 +1,124 @@
+"""The JSON Lines workload import rule, without a ledger: a fake batch processor records or
+refuses. End to end (a real ledger, the CLI's file reading and printing) in
+tests/adapters/cli/test_cli_groups.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from domain.actions import ActionTriggerMeta
+from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError, ObjectNotFound
+from domain.workload import CreateVFolderAction, RecordWorkloadBatchAction, TerminateKernelAction
+from domain.workload.importer import FACTS, Importer, ImportStopped, parse_fact
+
+GROUP = "0e0e0e0e-0000-4000-8000-000000000001"
+NS = uuid.UUID("5eed0000-0000-4000-8000-000000000000")
+META = ActionTriggerMeta(None, "AKSVC", "service", "default", "import-1")
+
+
+class FakeProcessor:
+    """Stores each batch it is given, all or nothing: a batch holding a terminate_kernel
+    is refused (no kernel exists), as is every batch when `deny` is set."""
+
+    def __init__(self, deny: bool = False) -> None:
+        self.deny = deny
+        self.stored: list[list[str]] = []  # the vfolder names of each stored batch
+        self.calls = 0
+
+    async def wait_for_complete(self, action: RecordWorkloadBatchAction, meta: ActionTriggerMeta) -> Any:
+        assert meta is META
+        self.calls += 1
+        if self.deny:
+            raise InsufficientPermission("service may not record_batch")
+        if any(isinstance(a, TerminateKernelAction) for a in action.actions):
+            raise ObjectNotFound("kernel not found")
+        self.stored.append([a.name for a in action.actions if isinstance(a, CreateVFolderAction)])
+        return len(action.actions)
+
+
+def vfolder(i: int) -> bytes:
+    fact = {"fact": "create_vfolder", "vfolder_id": str(uuid.uuid5(NS, f"v{i}")), "name": f"v{i}", "host": "h"}
+    return (json.dumps({**fact, "group_id": GROUP}) + "\n").encode()
+
+
+TERMINATE = (
+    json.dumps({"fact": "terminate_kernel", "kernel_id": str(uuid.uuid5(NS, "k")), "terminated_at": "2024-10-01"})
+    + "\n"
+).encode()
+
+
+def run(lines: list[bytes], batch_size: int, processor: FakeProcessor | None = None) -> tuple[Importer, FakeProcessor]:
+    processor = processor or FakeProcessor()
+    importer = Importer(processor, META, batch_size)
+    asyncio.run(importer.run(lines))
+    return importer, processor
+
+
+def test_parse_fact_builds_the_named_action() -> None:
+    fact, action = parse_fact(vfolder(1))
+    assert fact == "create_vfolder" and isinstance(action, FACTS["create_vfolder"])
+    assert str(action.group_id) == GROUP
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"[1]", "expected a JSON object, got list"),
+        (b'{"fact": ', "invalid JSON: "),
+        (b'{"fact": "caf\xe9"}', "not UTF-8 text: "),
+        (b'{"fact": "launch_rocket"}', "fact: unknown fact 'launch_rocket'; one of: create_vfolder, start_kernel"),
+        (b'{"fact": "destroy_endpoint", "endpoint_id": "x"}', "endpoint_id: 'x' is not a UUID"),
+    ],
+)
+def test_parse_fact_refuses_with_the_reason(line: bytes, message: str) -> None:
+    with pytest.raises(InvalidAPIParameters) as info:
+        parse_fact(line)
+    assert info.value.message.startswith(message)
+
+
+def test_facts_go_in_batches_and_blank_lines_are_skipped() -> None:
+    lines = [vfolder(i) for i in range(7)]
+    lines.insert(3, b"   \n")
+    seen: list[tuple[int, int, int]] = []
+    importer = Importer(FakeProcessor(), META, batch_size=3)
+    asyncio.run(importer.run(lines, progress=lambda i: seen.append((i.read, i.facts, i.batches))))
+    assert (importer.facts, importer.batches, dict(importer.by_fact)) == (7, 3, {"create_vfolder": 7})
+    total = sum(len(line) for line in lines)
+    assert seen[-1] == (total, 7, 3)
+    assert [facts for _, facts, _ in seen] == [3, 6, 7]
+
+
+def test_a_bad_line_stops_the_import_after_storing_what_came_before() -> None:
+    lines = [vfolder(i) for i in range(10)]
+    lines[7] = b'{"fact": '
+    with pytest.raises(ImportStopped) as info:
+        run(lines, batch_size=5)
+    stop = info.value
+    assert (stop.line, stop.recorded) == (8, 7)
+    assert isinstance(stop.cause, InvalidAPIParameters)
+
+
+def test_a_refused_batch_is_recorded_one_fact_at_a_time_up_to_the_refused_line() -> None:
+    lines = [vfolder(i) for i in range(10)]
+    lines[6] = TERMINATE
+    processor = FakeProcessor()
+    with pytest.raises(ImportStopped) as info:
+        run(lines, batch_size=4, processor=processor)
+    stop = info.value
+    assert (stop.line, stop.recorded) == (7, 6)
+    assert isinstance(stop.cause, ObjectNotFound)
+    # The first batch whole, then the refused second batch's good facts one by one.
+    assert processor.stored == [["v0", "v1", "v2", "v3"], ["v4"], ["v5"]]
+
+
+def test_a_refused_permission_is_no_lines_fault() -> None:
+    processor = FakeProcessor(deny=True)
+    with pytest.raises(LedgerError) as info:
+        run([vfolder(i) for i in range(3)], batch_size=10, processor=processor)
+    assert isinstance(info.value, InsufficientPermission) and not isinstance(info.value, ImportStopped)
+    assert processor.calls == 1  # not narrowed line by line
