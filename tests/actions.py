@@ -245,7 +245,7 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
 
 def processor_methods(ledger: Ledger) -> set[tuple[str, str]]:
     services = ("keypair_resource_policy", "keypair", "group", "workload", "projection")
-    return {(s, m) for s in services for m in getattr(ledger.processors, s)._processors}
+    return {(s, m) for s in services for m in getattr(ledger.processors, s).all()}
 
 
 def stream_lengths(ledger: Ledger) -> dict[str, int]:
