@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from domain.actions.base import ActionTriggerMeta, BaseAction, Role
+from domain.catalog import EntityType
 from domain.errors import InsufficientPermission
 
 
@@ -29,27 +30,27 @@ DOMAIN_ADMINS = Rule(frozenset({Role.SUPERADMIN}), frozenset({Role.ADMIN}))
 PLATFORM = Rule(frozenset({Role.SERVICE, Role.SUPERADMIN}))  # the platform reports workload facts
 
 PERMISSIONS: dict[tuple[str, str], Rule] = {
-    ("keypair_resource_policy", "create"): SUPERADMIN_ONLY,
-    ("keypair_resource_policy", "modify"): SUPERADMIN_ONLY,
-    ("keypair_resource_policy", "delete"): SUPERADMIN_ONLY,
-    ("keypair", "create"): DOMAIN_ADMINS,
-    ("keypair", "modify"): DOMAIN_ADMINS,
-    ("keypair", "delete"): DOMAIN_ADMINS,
-    ("group", "create"): DOMAIN_ADMINS,
-    ("group", "modify"): DOMAIN_ADMINS,
-    ("group", "delete"): DOMAIN_ADMINS,
-    ("group", "purge"): DOMAIN_ADMINS,
-    ("group", "usage_per_month"): SUPERADMIN_ONLY,
-    ("group", "usage_per_period"): SUPERADMIN_ONLY,
-    ("vfolder", "create"): PLATFORM,
-    ("kernel", "start"): PLATFORM,
-    ("kernel", "report_stats"): PLATFORM,
-    ("kernel", "terminate"): PLATFORM,
-    ("endpoint", "create"): PLATFORM,
-    ("endpoint", "destroy"): PLATFORM,
-    ("workload", "record_batch"): PLATFORM,
+    (EntityType.KEYPAIR_RESOURCE_POLICY, "create"): SUPERADMIN_ONLY,
+    (EntityType.KEYPAIR_RESOURCE_POLICY, "modify"): SUPERADMIN_ONLY,
+    (EntityType.KEYPAIR_RESOURCE_POLICY, "delete"): SUPERADMIN_ONLY,
+    (EntityType.KEYPAIR, "create"): DOMAIN_ADMINS,
+    (EntityType.KEYPAIR, "modify"): DOMAIN_ADMINS,
+    (EntityType.KEYPAIR, "delete"): DOMAIN_ADMINS,
+    (EntityType.GROUP, "create"): DOMAIN_ADMINS,
+    (EntityType.GROUP, "modify"): DOMAIN_ADMINS,
+    (EntityType.GROUP, "delete"): DOMAIN_ADMINS,
+    (EntityType.GROUP, "purge"): DOMAIN_ADMINS,
+    (EntityType.GROUP, "usage_per_month"): SUPERADMIN_ONLY,
+    (EntityType.GROUP, "usage_per_period"): SUPERADMIN_ONLY,
+    (EntityType.VFOLDER, "create"): PLATFORM,
+    (EntityType.KERNEL, "start"): PLATFORM,
+    (EntityType.KERNEL, "report_stats"): PLATFORM,
+    (EntityType.KERNEL, "terminate"): PLATFORM,
+    (EntityType.ENDPOINT, "create"): PLATFORM,
+    (EntityType.ENDPOINT, "destroy"): PLATFORM,
+    (EntityType.WORKLOAD, "record_batch"): PLATFORM,
     # Stepping a read model over an event drops that event from it for good: the operator's call.
-    ("projection", "skip"): SUPERADMIN_ONLY,
+    (EntityType.PROJECTION, "skip"): SUPERADMIN_ONLY,
 }
 
 
