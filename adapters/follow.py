@@ -22,7 +22,7 @@ from eventsourcing.persistence import PersistenceError
 from adapters.bootstrap import Ledger
 from adapters.store import StoreConfig
 from domain.errors import ReadModelVersionMismatch, StoreUnavailable
-from projections.engine import describe_stall
+from projections.status import describe_stall
 
 GARBAGE_CHUNKS_PER_WAKE = 5
 
@@ -133,7 +133,7 @@ def _collect_some_garbage(ledger: Ledger) -> None:
     """A few chunks of a replaced version's tables per wake: the tables go in the
     background of following, which a whole collection would hold up for minutes."""
     try:
-        ledger.runner.collect_garbage(max_chunks=GARBAGE_CHUNKS_PER_WAKE)
+        ledger.runner.drop_retired_tables(max_chunks=GARBAGE_CHUNKS_PER_WAKE)
     except StoreUnavailable as exc:
         _warn(f"dropping replaced read-model tables failed, retrying later: {exc}")
 

@@ -2,7 +2,7 @@
 
 A rebuild decodes every event and applies it; one process does that on one core. The
 projections are independent (each has its own tables and tracking row), so they are
-shared out between processes (`projections.engine.split`, by each one's `cost`): this
+shared out between processes (`projections.projection.split`, by each one's `cost`): this
 process catches up the first share, a spawned worker each other one. Every worker is an
 ordinary runner, so everything the engine guarantees holds for each share: batches are
 exactly-once, a killed worker's share resumes from its tracking row, and each pending
@@ -24,7 +24,8 @@ from typing import Any
 from adapters.bootstrap import Ledger, projection_runner
 from adapters.store import StoreConfig
 from domain.errors import LedgerError, StoreUnavailable
-from projections.engine import Progress, Projection, split
+from projections.projection import Projection, split
+from projections.runner import Progress
 
 # Below this many events to apply, starting a process (a second or so of imports and
 # connections) costs more than sharing the work saves.
@@ -40,7 +41,7 @@ def workers_for(ledger: Ledger, chosen: Sequence[Projection], workers: int | Non
         return max(1, workers)
     head = ledger.app.recorder.max_notification_id() or 0
     stored = ledger.runner.stored_positions()
-    behind = max((head - stored.get(p.store_key, 0) for p in chosen), default=0)
+    behind = max((head - stored.get(p.storage_name, 0) for p in chosen), default=0)
     return cores() if behind >= PARALLEL_FROM else 1
 
 
@@ -68,12 +69,19 @@ def catch_up(
     processes = [
         context.Process(
             target=_worker,
-            args=(ledger.config, ledger.timezone, [p.store_key for p in share], runner.batch_size, os.getpid(), errors),
+            args=(
+                ledger.config,
+                ledger.timezone,
+                [p.storage_name for p in share],
+                runner.batch_size,
+                os.getpid(),
+                errors,
+            ),
             daemon=True,
         )
         for share in shares[1:]
     ]
-    keys = [p.store_key for p in chosen]
+    keys = [p.storage_name for p in chosen]
 
     def overall(_position: int, head: int) -> None:
         if progress is not None:
@@ -121,7 +129,7 @@ def _worker(config: StoreConfig, timezone: str, keys: list[str], batch_size: int
             candidates = [*runner.projections, *runner.builds()]
             # A projection that stalls is recorded as stalled and the worker ends normally:
             # the parent reports it.
-            runner.catch_up([p for p in candidates if p.store_key in keys], stop_if_orphaned)
+            runner.catch_up([p for p in candidates if p.storage_name in keys], stop_if_orphaned)
     except LedgerError as exc:
         errors.put(f"{', '.join(keys)}: {exc}")
         raise SystemExit(1) from None

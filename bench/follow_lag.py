@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
-from projections.engine import ProjectionRunner
+from projections.runner import ProjectionRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")

@@ -50,8 +50,10 @@ from domain.keypair_resource_policy import (
 )
 from domain.values import UserUpdateMode
 from domain.workload import Kernel, StartKernelAction
-from projections.engine import Projection, ProjectionRunner, ReadModels
+from projections.database import ReadModelDatabase
+from projections.projection import Projection
 from projections.registry import build_projections
+from projections.runner import ProjectionRunner
 
 T0 = datetime(2024, 10, 1, tzinfo=UTC)
 SLOTS = {"cpu": "2", "mem": "4g", "cuda.shares": "0.5"}
@@ -149,7 +151,7 @@ def fresh_read_models(ledger: Ledger, folder: str, name: str) -> tuple[str, dict
         return f"sqlite:///{path}", {"timeout": 30}
     schema = f"bench_{name}_{uuid.uuid4().hex[:8]}"
     connect_args = {"options": f"-csearch_path={schema}"}
-    read_models = ReadModels(ledger.config.read_model_url, connect_args)
+    read_models = ReadModelDatabase(ledger.config.read_model_url, connect_args)
     with read_models.engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     read_models.close()
@@ -170,7 +172,7 @@ def timed(projections: list[Projection], spent: dict[str, float]) -> None:
 
 
 def rebuild(ledger: Ledger, folder: str, batch: int, profile: bool, spent: dict[str, float]) -> float:
-    read_models = ReadModels(*fresh_read_models(ledger, folder, "rebuilt"))
+    read_models = ReadModelDatabase(*fresh_read_models(ledger, folder, "rebuilt"))
     projections = build_projections(sa.MetaData(), ledger.timezone).all()
     timed(projections, spent)
     runner = ProjectionRunner(read_models, ledger.app.recorder, ledger.app.mapper, projections, batch_size=batch)

@@ -10,16 +10,13 @@ from sqlalchemy.engine import Connection
 
 from domain.actions.base import batch_label
 from domain.audit import AuditRecord
-from projections.engine import POSITION, Batch, BulkInsert, Projection
+from projections.projection import Batch, BatchProjection, on
+from projections.sql import POSITION, BulkInsert
 
-AUDIT_COLUMNS = (
-    "action_id", "entity_type", "operation", "entity_id", "status", "description", "started_at", "ended_at",
-    "duration", "error_code", "request_id", "triggered_by", "access_key", "role", "domain_name", "spec",
-)  # fmt: skip
 _TIMES = ("started_at", "ended_at")
 
 
-class AuditProjection(Projection):
+class AuditProjection(BatchProjection):
     name = "audit"
     # 2: the position is SQLite's rowid (see `POSITION`).
     # 3: a batch's entities in their own indexed rows; its `entity_id` a bounded label
@@ -61,13 +58,12 @@ class AuditProjection(Projection):
             sa.Column("entity_id", sa.Text, nullable=False),
             sa.Index(None, "entity_id", "position"),
         )
+        # A row is the event's position, then its entry's values in the order of the columns after it.
+        self._entry_columns = list(self.entries.columns.keys())[1:]
         self._insert = BulkInsert(self.entries)
         self._insert_entities = BulkInsert(self.batch_entities)
-        self.handlers[AuditRecord.Recorded] = self.record
 
-    def record(self, conn: Connection, event: Any, position: int) -> None:
-        self.apply_batch(conn, [(position, event)])
-
+    @on(AuditRecord.Recorded)
     def apply_batch(self, conn: Connection, batch: Batch) -> None:
         rows = []
         entities: list[tuple[int, str]] = []
@@ -82,9 +78,8 @@ class AuditProjection(Projection):
         self._insert(conn, rows)
         self._insert_entities(conn, entities)
 
-    @staticmethod
-    def _row(position: int, entry: dict[str, Any]) -> tuple[Any, ...]:
-        values = [datetime.fromisoformat(entry[c]) if c in _TIMES else entry.get(c) for c in AUDIT_COLUMNS]
+    def _row(self, position: int, entry: dict[str, Any]) -> tuple[Any, ...]:
+        values = [datetime.fromisoformat(entry[c]) if c in _TIMES else entry.get(c) for c in self._entry_columns]
         return (position, *values)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.entity import Entity
-from projections.engine import Projection
+from projections.projection import Handler, Projection
 
 
 class EntityProjection(Projection):
@@ -29,15 +30,17 @@ class EntityProjection(Projection):
             sa.Column("is_deleted", sa.Boolean, nullable=False),
             *self.extra_columns(),
         )
+
+    def computed_handlers(self) -> Mapping[type, Handler]:
+        """The life of the projection's aggregate, which each subclass names (a subclass's
+        own `@on` handler wins)."""
         entity = self.aggregate
-        defaults = {
+        return {
             entity.Created: self.created,
             entity.Recreated: self.recreated,
             entity.Modified: self.modified,
             entity.Deleted: self.deleted,
         }
-        for event_class, handler in defaults.items():
-            self.handlers.setdefault(event_class, handler)  # a subclass's own handler wins
 
     def extra_columns(self) -> list[sa.Column[Any]]:
         return []

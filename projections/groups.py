@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.group import Group
-from projections.engine import on
 from projections.entities import EntityProjection
+from projections.projection import on
 
 
 class GroupsProjection(EntityProjection):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,7 +10,8 @@ from sqlalchemy.engine import Connection
 
 from domain.actions.context import event_meta
 from domain.entity import Entity
-from projections.engine import POSITION, Batch, BulkInsert, Projection, chunks, compact_json
+from projections.projection import Batch, BatchProjection, Handler
+from projections.sql import POSITION, BulkInsert, chunks, compact_json
 
 _ACTOR = ("user_id", "access_key", "role", "domain_name")
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta"}
@@ -27,7 +28,7 @@ def describe(event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return {}, payload
 
 
-class HistoryProjection(Projection):
+class HistoryProjection(BatchProjection):
     """Who did what to which entity, when: a row per event. What the event changed is not
     copied into the row: `describe` reads it from the stored event when a history is asked
     for (the store keeps every event anyway, and copying it as JSON was most of the row's
@@ -40,6 +41,12 @@ class HistoryProjection(Projection):
     cost = 1.3  # a row per event of every entity: a third more than usage's time in a rebuild
 
     def __init__(self, metadata: sa.MetaData, entities: Sequence[type[Entity]]) -> None:
+        self._entity_types: dict[type, str] = {  # every event class of the entities -> its entity type
+            member: entity.ENTITY_TYPE
+            for entity in entities
+            for member in (getattr(entity, attr) for attr in dir(entity))
+            if isinstance(member, type) and issubclass(member, entity.Event) and member is not entity.Event
+        }
         super().__init__(metadata)
         # A stream's number is the position of its first event: the same in every rebuild.
         self.streams = self.table(
@@ -62,20 +69,13 @@ class HistoryProjection(Projection):
             sa.Column("actor", sa.JSON, nullable=False),
             sa.Index(None, "stream", "position"),
         )
-        self._entity_types: dict[type, str] = {}
-        for entity in entities:
-            for attr in dir(entity):
-                member = getattr(entity, attr)
-                if isinstance(member, type) and issubclass(member, entity.Event) and member is not entity.Event:
-                    self.handlers[member] = self.record
-                    self._entity_types[member] = entity.ENTITY_TYPE
         self._numbers: dict[Any, int] = {}  # stream id -> its number
         self._insert_stream = BulkInsert(self.streams)
         self._insert_entry = BulkInsert(self.entries, raw=("actor",))
         self._actors: dict[tuple[Any, ...], str] = {}  # the actor's JSON, by its values
 
-    def record(self, conn: Connection, event: Any, position: int) -> None:
-        self.apply_batch(conn, [(position, event)])
+    def computed_handlers(self) -> Mapping[type, Handler]:
+        return dict.fromkeys(self._entity_types, self.record)
 
     def apply_batch(self, conn: Connection, batch: Batch) -> None:
         """One executemany per table and at most one lookup of unknown streams per batch:

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.keypair_resource_policy import KeyPairResourcePolicy as Policy
-from projections.engine import on
 from projections.entities import EntityProjection
+from projections.projection import on
 
 
 class PoliciesProjection(EntityProjection):

@@ -8,16 +8,16 @@ import sqlalchemy as sa
 
 from domain.aggregates import ENTITIES
 from projections.audit import AuditProjection
-from projections.engine import Projection
 from projections.groups import GroupsProjection
 from projections.history import HistoryProjection
 from projections.keypairs import KeyPairsProjection
 from projections.policies import PoliciesProjection
+from projections.projection import Projection
 from projections.usage import UsageProjection
 
 
 @dataclass(frozen=True)
-class ReadModelSet:
+class ProjectionSet:
     policies: PoliciesProjection
     keypairs: KeyPairsProjection
     groups: GroupsProjection
@@ -29,8 +29,8 @@ class ReadModelSet:
         return [getattr(self, f.name) for f in fields(self)]
 
 
-def build_projections(metadata: sa.MetaData, timezone: str = "UTC") -> ReadModelSet:
-    return ReadModelSet(
+def build_projections(metadata: sa.MetaData, timezone: str = "UTC") -> ProjectionSet:
+    return ProjectionSet(
         policies=PoliciesProjection(metadata),
         keypairs=KeyPairsProjection(metadata),
         groups=GroupsProjection(metadata),

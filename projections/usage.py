@@ -3,7 +3,7 @@
 The per-kernel rows answer the reports' kernel lists (selected by index on start time
 and end time); the rollups hold, per local calendar day, group and slot, the slot amount
 times the seconds ended kernels held it that day, so totals over a period cost O(days).
-Days are local to the reporting time zone, which is part of the projection's key: a
+Days are local to the reporting time zone, which is part of the projection's versioned name: a
 ledger reporting in another zone builds its own tables.
 
 A batch of events is folded in memory and written with a few statements (see
@@ -26,11 +26,10 @@ from domain.group import Group
 from domain.usage import local_days
 from domain.validation import as_utc
 from domain.workload import Kernel, VFolder
-from projections.engine import Batch, BulkInsert, Projection, chunks, compact_json, insert_for, on
+from projections.projection import Batch, BatchProjection, on
+from projections.sql import BulkInsert, chunks, compact_json, insert_for
 
 _JSON_COLUMNS = ("occupied_slots", "mounts", "last_stats")  # serialised here, as SQLAlchemy would
-# Positions in a row of `kernels` (its columns in order) of what later events change.
-_TERMINATED_AT, _STATUS, _LAST_STATS = 12, 13, 14
 # What an update of a kernel of an earlier batch sets: its bind parameter -> its column.
 _CHANGES = {"stats": "last_stats", "ended": "terminated_at", "end_status": "status"}
 _CHUNK = 300  # keys per `IN (...)` (up to 3 parameters each): under every driver's limit
@@ -57,7 +56,7 @@ class _Fold:
         self.longest: dict[str, float] = {}  # group id -> its longest kernel ended here, in seconds
 
 
-class UsageProjection(Projection):
+class UsageProjection(BatchProjection):
     name = "usage"
     # 2: times stored in UTC; no rollups of cancelled kernels; DST days of 23 or 25 hours.
     # 3: each group's longest ended kernel, which bounds a window's scan of started kernels.
@@ -112,6 +111,11 @@ class UsageProjection(Projection):
         )
 
         k, d = self.kernels, self.daily
+        # Where, in a row of `kernels` (its columns in order), are the values later events change.
+        columns = list(k.columns.keys())
+        self._terminated_at, self._status, self._last_stats = (
+            columns.index(name) for name in ("terminated_at", "status", "last_stats")
+        )
         # Statements are built once and run with parameters: SQLAlchemy then compiles each
         # once, instead of once per batch.
         self._insert_kernels = BulkInsert(k, raw=_JSON_COLUMNS)
@@ -133,13 +137,10 @@ class UsageProjection(Projection):
         self._amounts: dict[Any, float] = {}  # slot amounts, converted once
 
     @property
-    def key(self) -> str:
+    def versioned_name(self) -> str:
         return f"{self.name}_v{self.version}_{self.zone_key}"
 
     @on(Kernel.Created, Kernel.StatsReported, Kernel.Terminated, VFolder.Created, Group.Purged)
-    def record(self, conn: Connection, event: Any, position: int) -> None:
-        self.apply_batch(conn, [(position, event)])
-
     def apply_batch(self, conn: Connection, batch: Batch) -> None:
         """Folds the events in memory, then writes their net effect: the kernels started in
         the batch inserted once in their final state (one COPY or executemany), those of
@@ -154,7 +155,7 @@ class UsageProjection(Projection):
             elif kind is Kernel.StatsReported:
                 row = fold.started.get(kernel_id := str(event.originator_id))
                 if row is not None:
-                    row[_LAST_STATS] = compact_json(event.stats)
+                    row[self._last_stats] = compact_json(event.stats)
                 else:
                     fold.changes.setdefault(kernel_id, {})["stats"] = event.stats
             elif kind is Kernel.Terminated:
@@ -162,7 +163,7 @@ class UsageProjection(Projection):
                 assert ended is not None
                 row = fold.started.get(kernel_id := str(event.originator_id))
                 if row is not None:
-                    row[_TERMINATED_AT], row[_STATUS] = ended, event.status
+                    row[self._terminated_at], row[self._status] = ended, event.status
                 else:
                     fold.changes.setdefault(kernel_id, {}).update(ended=ended, end_status=event.status)
                 fold.ends.append((kernel_id, ended, event.status))

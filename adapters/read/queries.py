@@ -19,9 +19,11 @@ from domain.group.types import GroupData
 from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.validation import as_utc
-from projections.engine import Projection, ProjectionRunner, ReadModels
+from projections.database import ReadModelDatabase
 from projections.history import describe
-from projections.registry import ReadModelSet
+from projections.projection import Projection
+from projections.registry import ProjectionSet
+from projections.runner import ProjectionRunner
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,9 @@ class AuditEntry:
 class Queries:
     def __init__(
         self,
-        read_models: ReadModels,
+        read_models: ReadModelDatabase,
         runner: ProjectionRunner,
-        projections: ReadModelSet,
+        projections: ProjectionSet,
         app: LedgerApplication,
     ) -> None:
         self._time_travel = TimeTravel(app)

@@ -10,12 +10,13 @@ import sqlalchemy as sa
 
 from domain.usage import KernelUsage
 from domain.validation import as_utc
-from projections.engine import ProjectionRunner, ReadModels
-from projections.registry import ReadModelSet
+from projections.database import ReadModelDatabase
+from projections.registry import ProjectionSet
+from projections.runner import ProjectionRunner
 
 
 class SqlUsageReader:
-    def __init__(self, read_models: ReadModels, runner: ProjectionRunner, projections: ReadModelSet) -> None:
+    def __init__(self, read_models: ReadModelDatabase, runner: ProjectionRunner, projections: ProjectionSet) -> None:
         self._db = read_models
         self._runner = runner
         self._usage = projections.usage

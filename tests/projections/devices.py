@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from eventsourcing.domain import Aggregate
 from sqlalchemy.engine import Connection
 
-from projections.engine import Projection, on
+from projections.projection import Projection, on
 
 
 class Device(Aggregate):

@@ -13,8 +13,10 @@ import sqlalchemy as sa
 
 from adapters.bootstrap import Ledger
 from projections import registry
-from projections.engine import Projection, ProjectionRunner, ReadModels
-from projections.registry import ReadModelSet, build_projections
+from projections.database import ReadModelDatabase
+from projections.projection import Projection
+from projections.registry import ProjectionSet, build_projections
+from projections.runner import ProjectionRunner
 
 Dump = dict[str, list[tuple[Any, ...]]]
 
@@ -27,10 +29,10 @@ def _value(value: Any) -> Any:
 
 
 def tables(projection: Projection) -> list[sa.Table]:
-    return [t for t in projection.metadata.sorted_tables if t.name.startswith(f"{projection.key}_")]
+    return [t for t in projection.metadata.sorted_tables if t.name.startswith(f"{projection.versioned_name}_")]
 
 
-def dump(read_models: ReadModels, projections: list[Projection]) -> Dump:
+def dump(read_models: ReadModelDatabase, projections: list[Projection]) -> Dump:
     """Every row of every table of the projections, by table name, in a stable order."""
     found: Dump = {}
     with read_models.connect() as conn:
@@ -44,7 +46,7 @@ def dump(read_models: ReadModels, projections: list[Projection]) -> Dump:
 def clean_rebuild(ledger: Ledger, batch_size: int = 1000, timezone: str | None = None) -> Dump:
     """Today's projections built from nothing over the ledger's events, in a private
     in-memory read-model database: what any rebuild must end with."""
-    read_models = ReadModels("sqlite://", {})
+    read_models = ReadModelDatabase("sqlite://", {})
     projections = build_projections(sa.MetaData(), timezone or ledger.timezone).all()
     runner = ProjectionRunner(read_models, ledger.app.recorder, ledger.app.mapper, projections, batch_size)
     try:
@@ -61,14 +63,14 @@ def older(cls: type[Projection]) -> type[Projection]:
 
 
 def _class_name(field: str) -> str:
-    (found,) = [f.type for f in dataclasses.fields(ReadModelSet) if f.name == field]
+    (found,) = [f.type for f in dataclasses.fields(ProjectionSet) if f.name == field]
     return str(found)  # the annotation's text: the class's name in `projections.registry`
 
 
 @contextmanager
 def code_with(**classes: type[Projection]) -> Iterator[None]:
     """Ledgers opened inside build these classes for the named projections (fields of
-    `ReadModelSet`): other code over the same store. Objects built keep their classes."""
+    `ProjectionSet`): other code over the same store. Objects built keep their classes."""
     with pytest.MonkeyPatch.context() as patch:
         for field, cls in classes.items():
             patch.setattr(registry, _class_name(field), cls)
@@ -77,5 +79,5 @@ def code_with(**classes: type[Projection]) -> Iterator[None]:
 
 def old_code() -> AbstractContextManager[None]:
     """Every projection one version older than today's."""
-    fields = [f.name for f in dataclasses.fields(ReadModelSet)]
+    fields = [f.name for f in dataclasses.fields(ProjectionSet)]
     return code_with(**{f: older(getattr(registry, _class_name(f))) for f in fields})

@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from projections.engine import _bind_processor, compact_json, split
+from projections.projection import split
 from projections.registry import build_projections
+from projections.sql import _bind_processor, compact_json
 
 SQLALCHEMY_DATETIME = sa.DateTime(timezone=True).dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
 OFFSETS = st.one_of(st.none(), st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes))))

@@ -26,8 +26,10 @@ import sqlalchemy as sa
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store import parse_url
-from projections.engine import ProjectionRunner, ReadModels, tables_of
+from projections.database import ReadModelDatabase
 from projections.history import HistoryProjection
+from projections.runner import ProjectionRunner
+from projections.sql import tables_of
 from projections.usage import UsageProjection
 from tests.projections.commands import run, write_workload
 from tests.projections.readmodels import clean_rebuild, dump, old_code
@@ -62,17 +64,17 @@ def finish(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def read_models(url: str) -> Iterator[ReadModels]:
+def read_models(url: str) -> Iterator[ReadModelDatabase]:
     """The read-model database, opened without a ledger (which would set tables up)."""
     config = parse_url(url)
-    opened = ReadModels(config.read_model_url, config.connect_args)
+    opened = ReadModelDatabase(config.read_model_url, config.connect_args)
     try:
         yield opened
     finally:
         opened.close()
 
 
-def positions(db: ReadModels) -> dict[str, int]:
+def positions(db: ReadModelDatabase) -> dict[str, int]:
     with db.connect() as conn:
         return {r.projection: r.position for r in conn.execute(sa.select(ProjectionRunner.tracking))}
 
@@ -91,7 +93,7 @@ def policy_names(ledger: Ledger) -> set[str]:
         return set(conn.execute(sa.select(rows.c.key)).scalars())
 
 
-def caught_up(db: ReadModels, keys: list[str], head: int) -> Callable[[], bool]:
+def caught_up(db: ReadModelDatabase, keys: list[str], head: int) -> Callable[[], bool]:
     return lambda: all(positions(db).get(k, -1) >= head for k in keys)
 
 
@@ -100,7 +102,7 @@ def caught_up(db: ReadModels, keys: list[str], head: int) -> Callable[[], bool]:
 
 def test_a_follower_keeps_read_models_current_for_other_processes(ledger_url: str) -> None:
     with open_ledger(ledger_url) as ledger, read_models(ledger_url) as db:
-        keys = [p.key for p in ledger.projections.all()]
+        keys = [p.versioned_name for p in ledger.projections.all()]
         with process(ledger_url, "projections", "run", "--poll-interval", "0.1") as follower:
             for i in range(5):
                 run(ledger, ("policy", f"p{i}", i))
@@ -115,7 +117,7 @@ def test_a_follower_keeps_read_models_current_for_other_processes(ledger_url: st
 
 def test_on_postgresql_a_notification_wakes_the_follower(postgres_url: str) -> None:
     with open_ledger(postgres_url) as ledger, read_models(postgres_url) as db:
-        keys = [p.key for p in ledger.projections.all()]
+        keys = [p.versioned_name for p in ledger.projections.all()]
         # Polling once a minute: within the test's few seconds only a notification wakes it.
         with process(postgres_url, "projections", "run", "--poll-interval", "60"):
             head = ledger.app.recorder.max_notification_id() or 0
@@ -131,7 +133,7 @@ def test_on_postgresql_a_lost_notification_does_not_stall_the_follower(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with open_ledger(postgres_url) as ledger, read_models(postgres_url) as db:
-        keys = [p.key for p in ledger.projections.all()]
+        keys = [p.versioned_name for p in ledger.projections.all()]
         with process(postgres_url, "projections", "run", "--poll-interval", "0.3"):
             wait_until(caught_up(db, keys, ledger.app.recorder.max_notification_id() or 0), 60, "the first catch-up")
             # This writer's notifications are lost: the poll interval bounds the delay.
@@ -157,7 +159,7 @@ def kill_seed() -> int:
     return seed
 
 
-def kill_after_progress(child: subprocess.Popen[str], db: ReadModels, key: str, head: int, seed: int) -> int:
+def kill_after_progress(child: subprocess.Popen[str], db: ReadModelDatabase, key: str, head: int, seed: int) -> int:
     """SIGKILLs the process at a moment drawn from `seed` after its first batch; returns the
     position `key` had reached."""
     delay = random.Random(seed).uniform(0, 0.2)
@@ -175,7 +177,7 @@ def test_a_follower_killed_mid_catch_up_applies_every_event_exactly_once(ledger_
     with open_ledger(ledger_url) as ledger, read_models(ledger_url) as db:
         head = write_workload(ledger, kernels=600)  # no query: the read models are all behind
         with process(ledger_url, "projections", "run", "--batch-size", "7", "--poll-interval", "0.1") as follower:
-            kill_after_progress(follower, db, ledger.projections.history.key, head, kill_seed)
+            kill_after_progress(follower, db, ledger.projections.history.versioned_name, head, kill_seed)
         finish(ledger_url, "projections", "run", "--once")
         assert set(positions(db).values()) == {head}
         assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
@@ -187,7 +189,7 @@ def test_a_rebuild_killed_at_a_random_moment_resumes_and_equals_a_clean_rebuild(
     with old_code(), open_ledger(ledger_url) as old:
         head = write_workload(old, kernels=600)
         old.runner.catch_up()  # old code's read models are current
-        old_keys = [p.key for p in old.projections.all()]
+        old_keys = [p.versioned_name for p in old.projections.all()]
     with read_models(ledger_url) as db:
         with process(ledger_url, "projections", "rebuild", "--batch-size", "7") as rebuild:
             reached = kill_after_progress(rebuild, db, f"history_v{HISTORY}", head, kill_seed)
@@ -199,7 +201,7 @@ def test_a_rebuild_killed_at_a_random_moment_resumes_and_equals_a_clean_rebuild(
         assert "rebuilt" in done.stdout and f"history v{HISTORY}" in done.stdout
     with open_ledger(ledger_url) as ledger:
         assert ledger.runner.pending() == []
-        assert ledger.runner.positions[ledger.projections.history.key] >= reached
+        assert ledger.runner.positions[ledger.projections.history.versioned_name] >= reached
         ledger.runner.catch_up()
         assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
         with ledger.read_models.connect() as conn:
@@ -241,7 +243,7 @@ def test_a_rebuild_shared_between_processes_equals_a_clean_rebuild(ledger_url: s
         write_workload(old, kernels=300)
         old.runner.catch_up()
     done = finish(ledger_url, "--json", "projections", "rebuild", "--workers", "3", "--batch-size", "50")
-    assert set(json.loads(done.stdout)["rebuilt"]) == {p.lineage for p in old.projections.all()}
+    assert set(json.loads(done.stdout)["rebuilt"]) == {p.stable_name for p in old.projections.all()}
     with open_ledger(ledger_url) as ledger:
         assert ledger.runner.pending() == []
         assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)

@@ -24,7 +24,8 @@ from domain.keypair_resource_policy import (
 from domain.projection_ops import SkipProjectionEventAction
 from domain.workload import Kernel
 from projections import usage as usage_module
-from projections.engine import ProjectionRunner, tables_of
+from projections.runner import ProjectionRunner
+from projections.sql import tables_of
 from projections.usage import UsageProjection
 from tests.conftest import SUPERADMIN
 from tests.projections.commands import GROUPS, KERNELS, T0, run, start_action
@@ -71,7 +72,7 @@ def positions(ledger: Ledger) -> dict[str, int]:
 
 
 def usage_status(ledger: Ledger) -> Any:
-    (found,) = [s for s in ledger.runner.status() if s.name == ledger.projections.usage.lineage]
+    (found,) = [s for s in ledger.runner.status() if s.name == ledger.projections.usage.stable_name]
     return found
 
 
@@ -84,11 +85,11 @@ def test_a_failing_handler_stalls_its_read_model_alone(ledger_url: str) -> None:
         assert "after" in [p.name for p in ledger.queries.keypair_resource_policies()]
         assert [e.event for e in ledger.queries.history("kernel", str(BAD_KERNEL))] == ["Created"]
         usage = ledger.projections.usage
-        assert {k: p for k, p in positions(ledger).items() if k != usage.key} == {
-            p.key: head for p in ledger.projections.all() if p is not usage
+        assert {k: p for k, p in positions(ledger).items() if k != usage.versioned_name} == {
+            p.versioned_name: head for p in ledger.projections.all() if p is not usage
         }
         # The stalled one applied everything before the event, nothing from it on.
-        assert positions(ledger)[usage.key] == bad - 1
+        assert positions(ledger)[usage.versioned_name] == bad - 1
         assert kernel_ids(ledger) == {str(KERNELS[0])}
 
         with pytest.raises(ReadModelStalled) as info:
@@ -138,7 +139,7 @@ def test_a_stall_survives_a_restart_and_is_tried_once_per_process(
             reopened.runner.catch_up()
         assert len(tried) == retried
         assert f"warning: read model usage_utc stalled at position {bad}: ValueError" in capsys.readouterr().err
-        assert positions(reopened)[reopened.projections.usage.key] == bad - 1
+        assert positions(reopened)[reopened.projections.usage.versioned_name] == bad - 1
         assert "p2" in [p.name for p in reopened.queries.keypair_resource_policies()]
 
 
@@ -147,7 +148,7 @@ def test_a_forced_rebuild_with_a_fixed_handler_recovers(ledger_url: str, monkeyp
         stalled_ledger(ledger)
         usage = ledger.projections.usage
         with ledger.read_models.connect() as conn:
-            names = tables_of(conn, usage.key)
+            names = tables_of(conn, usage.versioned_name)
         real = usage_module.parse_time
 
         def lenient(text: str | None) -> datetime | None:  # the fixed handler: no time is T0
@@ -156,18 +157,18 @@ def test_a_forced_rebuild_with_a_fixed_handler_recovers(ledger_url: str, monkeyp
         monkeypatch.setattr(usage_module, "parse_time", lenient)
         for generation in (1, 2):  # and again: a second generation's names do not collide
             builds = ledger.runner.force([usage])
-            assert [b.store_key for b in builds] == [f"{usage.key}r{generation}"]
+            assert [b.storage_name for b in builds] == [f"{usage.versioned_name}r{generation}"]
             ledger.runner.catch_up(builds)
-            ledger.runner.collect_garbage()
+            ledger.runner.drop_retired_tables()
             assert usage_status(ledger).stall is None
             assert kernel_ids(ledger) == {str(KERNELS[0]), str(BAD_KERNEL)}
             totals = ledger.queries.usage_totals(DAY, DAY)
             assert set(totals) == {str(GROUPS[0])}
             with ledger.read_models.connect() as conn:
-                assert tables_of(conn, usage.key) == names  # the active names stay
+                assert tables_of(conn, usage.versioned_name) == names  # the active names stay
                 assert [t for t in sa.inspect(conn).get_table_names() if "usage_v" in t and t not in names] == []
         head = ledger.app.recorder.max_notification_id()
-        assert positions(ledger)[usage.key] == head
+        assert positions(ledger)[usage.versioned_name] == head
     with open_ledger(ledger_url) as reopened:
         assert usage_status(reopened).stall is None
         assert set(reopened.queries.usage_totals(DAY, DAY)) == {str(GROUPS[0])}

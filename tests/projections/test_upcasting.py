@@ -11,7 +11,9 @@ from eventsourcing.persistence import StoredEvent
 
 from adapters.bootstrap import Ledger
 from domain.errors import ReadModelVersionMismatch
-from projections.engine import Projection, ProjectionRunner, tables_of
+from projections.projection import Projection
+from projections.runner import ProjectionRunner
+from projections.sql import tables_of
 from tests.projections.devices import Device, DevicesV1, DevicesV2
 
 TOPIC = "tests.projections.devices:Device.Registered"
@@ -62,7 +64,7 @@ def test_old_events_upcast_and_a_rebuilt_projection_uses_the_new_field(ledger: L
     new_runner.catch_up()
     with ledger.read_models.connect() as conn:
         rows = {r.name: r.location for r in conn.execute(sa.select(new.rows))}
-        assert tables_of(conn, old.key) == []
+        assert tables_of(conn, old.versioned_name) == []
     assert rows == {"lab-1": "lab", "lab-2": "lab", "edge-site-7": "edge-site", "rack-9": "dc-2"}
     with pytest.raises(ReadModelVersionMismatch):
         old_runner.catch_up()

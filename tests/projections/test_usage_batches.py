@@ -18,8 +18,9 @@ import sqlalchemy as sa
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.workload import CreateVFolderAction, ReportKernelStatsAction, StartKernelAction, TerminateKernelAction
-from projections.engine import ProjectionRunner, ReadModels
+from projections.database import ReadModelDatabase
 from projections.registry import build_projections
+from projections.runner import ProjectionRunner
 from tests.adapters.test_group_service import create_group, purge_group
 from tests.conftest import fresh_url
 from tests.projections.readmodels import Dump, clean_rebuild, dump
@@ -102,7 +103,7 @@ def test_every_batching_leaves_the_rows_of_one_event_at_a_time(backend: str, bat
         assert live == one_at_a_time
         for size in (2, 3, 5, 8, 1000):  # 1000: the whole history in one batch
             assert usage_tables(clean_rebuild(ledger, batch_size=size)) == one_at_a_time, size
-        key = ledger.projections.usage.key
+        key = ledger.projections.usage.versioned_name
         assert len(one_at_a_time[f"{key}_kernels"]) == 8  # the purged group's kernel left, its late stats too
         assert len(one_at_a_time[f"{key}_vfolders"]) == 1
 
@@ -120,14 +121,14 @@ def test_rollups_add_the_kernels_in_the_order_they_ended(memory_ledger: Ledger) 
     assert sum(reversed(terms), start=0.0) != in_order  # the order shows in the last bits
     for size in (1, 2, 4, 1000):
         rows = usage_tables(clean_rebuild(memory_ledger, batch_size=size))
-        daily = {row[:3]: row[3] for row in rows[f"{memory_ledger.projections.usage.key}_daily"]}
+        daily = {row[:3]: row[3] for row in rows[f"{memory_ledger.projections.usage.versioned_name}_daily"]}
         assert daily[(str(team), date(2024, 10, 1), "cpu")] == in_order, size
 
 
 def test_applying_each_event_alone_leaves_the_rows_of_a_batch(memory_ledger: Ledger) -> None:
     """`Projection.apply`, the single-event path, goes through the batch code too."""
     lives(memory_ledger)
-    read_models = ReadModels("sqlite://", {})
+    read_models = ReadModelDatabase("sqlite://", {})
     usage = build_projections(sa.MetaData(), memory_ledger.timezone).usage
     recorder, mapper = memory_ledger.app.recorder, memory_ledger.app.mapper
     try:

@@ -16,13 +16,14 @@ from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from adapters.follow import follow
 from domain.errors import ReadModelVersionMismatch
-from projections import engine
-from projections.engine import ProjectionRunner, tables_of
+from projections import versions
 from projections.policies import PoliciesProjection
+from projections.runner import ProjectionRunner
+from projections.sql import tables_of
 from tests.projections.commands import run
 from tests.projections.readmodels import clean_rebuild, code_with, dump
 
-OLD_KEY, NEW_KEY = "keypair_resource_policies_v1", "keypair_resource_policies_v2"
+OLD_NAME, NEW_NAME = "keypair_resource_policies_v1", "keypair_resource_policies_v2"
 
 
 class PoliciesV2(PoliciesProjection):
@@ -76,7 +77,7 @@ def version_tables(ledger: Ledger, key: str) -> list[str]:
 
 
 def test_a_fresh_ledger_records_this_codes_versions(ledger: Ledger) -> None:
-    assert active(ledger) == {p.lineage: p.version for p in ledger.projections.all()}
+    assert active(ledger) == {p.stable_name: p.version for p in ledger.projections.all()}
     assert ledger.runner.pending() == []
     assert {s.name: s.pending_version for s in ledger.runner.status()} == dict.fromkeys(active(ledger))
 
@@ -89,8 +90,8 @@ def test_old_code_keeps_serving_while_the_new_version_builds_then_reads_switch(l
         new = new_code(ledger_url, build_pending=False)
         try:
             (pending,) = new.runner.pending()
-            assert pending.key == NEW_KEY
-            (status,) = [s for s in new.runner.status() if s.name == pending.lineage]
+            assert pending.versioned_name == NEW_NAME
+            (status,) = [s for s in new.runner.status() if s.name == pending.stable_name]
             assert (status.version, status.pending_version, status.pending_position) == (1, 2, 0)
             new.runner.batch_size = 3
             during: list[int] = []
@@ -106,8 +107,8 @@ def test_old_code_keeps_serving_while_the_new_version_builds_then_reads_switch(l
             # Caught up: one transaction switched reads and dropped the old version.
             assert active(new)["keypair_resource_policies"] == 2
             assert new.runner.pending() == []
-            assert version_tables(new, OLD_KEY) == []
-            assert version_tables(new, NEW_KEY) == [f"{NEW_KEY}_rows"]
+            assert version_tables(new, OLD_NAME) == []
+            assert version_tables(new, NEW_NAME) == [f"{NEW_NAME}_rows"]
             with pytest.raises(ReadModelVersionMismatch):
                 old.queries.keypair_resource_policies()
             names = {p.name for p in new.queries.keypair_resource_policies()}
@@ -123,7 +124,7 @@ def test_by_default_opening_new_code_builds_its_version_first(ledger_url: str) -
     with new_code(ledger_url) as new:
         assert active(new)["keypair_resource_policies"] == 2
         assert sessions(new) == {"default": 30, "p1": 3}
-        assert version_tables(new, OLD_KEY) == []
+        assert version_tables(new, OLD_NAME) == []
         run(new, ("policy", "p1", 4))
         assert [p.max_concurrent_sessions for p in new.queries.keypair_resource_policies()] == [30, 4]
     # Code older than the active version refuses to open instead of reading nothing.
@@ -215,26 +216,26 @@ def test_old_tables_a_cut_short_collection_left_are_dropped_by_the_next_one(ledg
             run(old, ("policy", f"p{i}", i))
         old.runner.catch_up()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(ProjectionRunner, "collect_garbage", lambda runner: True)  # as if killed before it
+            patch.setattr(ProjectionRunner, "drop_retired_tables", lambda runner: True)  # as if killed before it
             new_code(ledger_url).close()
         # Old code refuses at once: its tables are gone (renamed, on SQLite), not half emptied.
         with pytest.raises(ReadModelVersionMismatch):
             old.queries.keypair_resource_policies()
     with new_code(ledger_url, build_pending=False) as new:
         with new.read_models.connect() as conn:
-            left = list(conn.execute(sa.select(ProjectionRunner.garbage.c.projection)).scalars())
+            left = list(conn.execute(sa.select(ProjectionRunner.retired.c.projection)).scalars())
         if ledger_url.startswith("sqlite"):
-            assert left == [f"replaced_{OLD_KEY}"] and version_tables(new, left[0]) == [f"replaced_{OLD_KEY}_rows"]
+            assert left == [f"replaced_{OLD_NAME}"] and version_tables(new, left[0]) == [f"replaced_{OLD_NAME}_rows"]
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(engine, "GARBAGE_CHUNK", 1)  # a row per transaction: 4 policies, 4 chunks
-                assert new.runner.collect_garbage(max_chunks=2) is False
-                assert version_tables(new, left[0]) == [f"replaced_{OLD_KEY}_rows"]
+                patch.setattr(versions, "RETIRED_CHUNK", 1)  # a row per transaction: 4 policies, 4 chunks
+                assert new.runner.drop_retired_tables(max_chunks=2) is False
+                assert version_tables(new, left[0]) == [f"replaced_{OLD_NAME}_rows"]
                 follow(new, 0.01, once=True)  # the follower goes on, a few chunks per wake
             assert version_tables(new, left[0]) == []
-            assert new.runner.collect_garbage() is True
+            assert new.runner.drop_retired_tables() is True
         else:
             assert left == []  # dropped in the switch itself
-        assert version_tables(new, OLD_KEY) == []
+        assert version_tables(new, OLD_NAME) == []
         with new.read_models.connect() as conn:
-            assert list(conn.execute(sa.select(ProjectionRunner.garbage))) == []
+            assert list(conn.execute(sa.select(ProjectionRunner.retired))) == []
         assert sessions(new) == {"default": 30, "p0": 0, "p1": 1, "p2": 2}

@@ -16,7 +16,7 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicyCreator,
     ModifyKeyPairResourcePolicyAction,
 )
-from projections.engine import ProjectionRunner
+from projections.runner import ProjectionRunner
 
 
 def _create(ledger: Ledger, name: str) -> None:
@@ -59,12 +59,15 @@ def test_a_failing_handler_stalls_its_projection_alone_and_keeps_what_came_befor
         ledger.runner.catch_up()
         head = ledger.app.recorder.max_notification_id()
         two = head - 1
-        assert _positions(ledger) == {**{p.key: head for p in ledger.projections.all()}, policies.key: two - 1}
+        assert _positions(ledger) == {
+            **{p.versioned_name: head for p in ledger.projections.all()},
+            policies.versioned_name: two - 1,
+        }
         assert _history_rows(ledger) == rows_before + 3  # not rolled back with the policies
         with ledger.read_models.connect() as conn:
             keys = set(conn.execute(sa.select(policies.rows.c.key)).scalars())
         assert keys == {"default", "one"}
-        assert ledger.runner.stalled[policies.key].cause == "RuntimeError: projection crashed mid-batch"
+        assert ledger.runner.stalled[policies.versioned_name].cause == "RuntimeError: projection crashed mid-batch"
         policies.handlers[KeyPairResourcePolicy.Created] = real
     # Code that reads the event (a new process) tries it again, once, and goes on.
     with open_ledger(ledger_url) as fixed:

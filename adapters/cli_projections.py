@@ -1,0 +1,261 @@
+"""`ledger projections ...`: the read models' versions, positions and stalls, a follower that
+keeps them current for other processes, rebuilds of new projection versions (or, forced, of
+the active one), and skipping the one event a stalled read model cannot apply.
+
+Imported by `adapters.cli`, which it extends: the sub-app is added to its root `app`, so
+the root options (--db, --json) and one-line errors apply here too. These commands open
+the ledger without building pending versions first (`build_pending=False`): `status`
+shows them, `rebuild` builds them with a progress bar, `run` builds them as it follows.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.cli import State, _print, _state, _table, app, safe
+from adapters.follow import follow
+from adapters.rebuild import PARALLEL_FROM
+from adapters.rebuild import catch_up as parallel_catch_up
+from domain.errors import InvalidAPIParameters, ReadModelStalled
+from domain.projection_ops import SkipProjectionEventAction, Stall
+from projections.projection import Projection
+from projections.runner import ProjectionRunner
+from projections.status import ProjectionStatus, describe_stall
+
+projections_app = typer.Typer(
+    no_args_is_help=True,
+    help="Read models: versions, lag and stalls, a follower process, rebuilds, skips.",
+)
+app.add_typer(projections_app, name="projections")
+
+
+BatchSizeOption = Annotated[
+    int | None, typer.Option(min=1, metavar="N", help="Events applied per transaction (default 1000).")
+]
+
+
+@contextmanager
+def _ledger(state: State) -> Iterator[Ledger]:
+    with open_ledger(state.db, build_pending=False) as ledger:
+        yield ledger
+
+
+@projections_app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Each read model's active version, position, the event store's head and the lag
+    between them; a newer version this code builds shows as pending, with its position, and
+    a forced rebuild in progress as `rebuild at N`. A read model whose handler failed shows
+    `stalled at position N: <cause>`; `skips` counts the events operators told it to skip."""
+    state = _state(ctx)
+    with _ledger(state) as ledger:
+        found = ledger.runner.status()
+    state.output([s.to_json() for s in found], lambda: _print(_status_table(found)))
+
+
+def _status_table(found: list[ProjectionStatus]) -> Table:
+    table = _table("projection", "version", "position", "head", "lag", "state", "pending", "skips")
+    for s in found:
+        building = []
+        if s.pending_version is not None:
+            building.append(f"v{s.pending_version} at {s.pending_position}" + _stalled(s.pending_stall))
+        if s.rebuild_position is not None:
+            building.append(f"rebuild at {s.rebuild_position}" + _stalled(s.rebuild_stall))
+        state = "ok" if s.stall is None else describe_stall(s.stall)
+        skips = "-"
+        if s.skips:
+            last = s.skips[-1]
+            skips = f"{len(s.skips)} (last: position {last.position} of v{last.version}, {last.reason})"
+        table.add_row(
+            s.name, str(s.version), _number(s.position), str(s.head), _number(s.lag), state,
+            "; ".join(building) or "-", skips,
+        )  # fmt: skip
+    return table
+
+
+def _stalled(stall: Stall | None) -> str:
+    return "" if stall is None else f", {describe_stall(stall)}"
+
+
+def _number(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+@projections_app.command("run")
+def run(
+    ctx: typer.Context,
+    poll_interval: Annotated[
+        float,
+        typer.Option(min=0.01, metavar="SECONDS", help="Longest wait between catch-ups (PostgreSQL wakes sooner)."),
+    ] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Catch up once and exit.")] = False,
+    batch_size: BatchSizeOption = None,
+) -> None:
+    """Follow the event store and keep every read model current (and build pending
+    versions), until SIGTERM or Ctrl-C. On PostgreSQL a LISTEN on the events channel wakes
+    it at once; the poll interval bounds the wait if a notification is lost. On SQLite it polls.
+    A read model whose handler fails stalls there with a warning; the others go on."""
+    state = _state(ctx)
+    reached = 0
+
+    def caught_up(position: int) -> None:
+        nonlocal reached
+        reached = position
+
+    with _ledger(state) as ledger, _sigterm_interrupts():
+        if batch_size is not None:
+            ledger.runner.batch_size = batch_size
+        if not once:
+            typer.echo(f"following {ledger.config.kind} (poll every {poll_interval}s)", err=True)
+        # A batch cut short by the interrupt rolled back: the next run applies its events.
+        with suppress(KeyboardInterrupt):
+            reached = follow(ledger, poll_interval, once=once, on_position=caught_up)
+    state.output({"position": reached}, lambda: typer.echo(f"read models at position {reached}"))
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the follower the way Ctrl-C does."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@projections_app.command("rebuild")
+def rebuild(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(metavar="[NAME]", help="A projection (default: every pending one).")
+    ] = None,
+    batch_size: BatchSizeOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help=f"Processes sharing the projections (default: one per core from {PARALLEL_FROM} events on).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also rebuild active versions from the first event (a fixed handler, a damaged table).",
+        ),
+    ] = False,
+) -> None:
+    """Build the pending version of projections whose version this code raised, in new
+    tables from the first event, while the old version keeps serving; then switch reads to
+    it and drop the old tables. With --force, the active version of the named projection
+    (default: every one) is rebuilt the same way even though its version did not change.
+    Safe to kill: running it again (with or without --force) resumes where it stopped.
+    Exits 1 if a rebuilt projection stalled on an event its handler cannot apply."""
+    state = _state(ctx)
+    with _ledger(state) as ledger:
+        runner = ledger.runner
+        named = _projections(runner, name)
+        runner.batch_size = batch_size or runner.batch_size
+        chosen = [p for p in runner.pending() if p in named]
+        others = [p for p in named if p not in chosen]
+        # A forced rebuild in progress is resumed by any rebuild of its projection.
+        chosen += runner.force(others) if force else runner.builds([p.versioned_name for p in others])
+        if chosen:
+            with _progress_bar() as update:
+                parallel_catch_up(ledger, chosen, workers, progress=update)
+        runner.drop_retired_tables()  # the replaced versions' tables (and any a killed run left)
+        stalled = [stall for p in chosen if (stall := runner.stalled.get(p.storage_name)) is not None]
+        stable_names = {p.stable_name for p in named}
+        found = [s for s in runner.status() if s.name in stable_names]
+    if stalled:
+        stall = stalled[0]
+        raise ReadModelStalled(
+            f"rebuild of {stall.lineage} {describe_stall(stall)}: fix its handler and run the rebuild "
+            f"again, or `ledger projections skip {stall.lineage} --position {stall.position} --reason TEXT`",
+            projection=stall.lineage,
+            position=stall.position,
+            cause=stall.cause,
+        )
+    if chosen:
+        summary = "rebuilt " + ", ".join(
+            f"{p.stable_name} v{p.version}" + (" (forced)" if p.generation else "") for p in chosen
+        )
+    else:
+        summary = "nothing to rebuild: the read models are at this code's versions"
+    data = {
+        "rebuilt": [p.stable_name for p in chosen],
+        "forced": [p.stable_name for p in chosen if p.generation],
+        "projections": [s.to_json() for s in found],
+    }
+    state.output(data, lambda: typer.echo(summary))
+
+
+def _projections(runner: ProjectionRunner, name: str | None) -> list[Projection]:
+    named = [p for p in runner.projections if name is None or _named(p, name)]
+    if not named:
+        raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
+    return named
+
+
+@projections_app.command("skip")
+def skip(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The stalled read model.")],
+    position: Annotated[int, typer.Option("--position", min=1, metavar="N", help="The event it is stalled at.")],
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why; kept in the audit trail.")],
+) -> None:
+    """Step a stalled read model over the one event its handler cannot apply (the position
+    `status` shows; any other is refused). The skip is an audited action (superadmin only,
+    `ledger audit --entity-type projection`) and is honoured by every later rebuild of the
+    same version; a new version reads the event again. The read model then catches up."""
+    state = _state(ctx)
+    with _ledger(state) as ledger:
+        (projection,) = _projections(ledger.runner, name)[:1]
+        action = SkipProjectionEventAction(projection=projection.stable_name, position=position, reason=reason)
+        result = state.run(ledger.processors.projection.skip_projection_event, action)
+        ledger.runner.catch_up()
+        (found,) = [s for s in ledger.runner.status() if s.name == projection.stable_name]
+    data = {
+        "projection": result.projection,
+        "version": result.version,
+        "skipped": result.position,
+        "cause": result.cause,
+        "status": found.to_json(),
+    }
+    after = "ok" if found.stall is None else describe_stall(found.stall)
+    state.output(
+        data,
+        lambda: typer.echo(
+            safe(f"{result.projection} v{result.version} skips the event at position {result.position}; now {after}")
+        ),
+    )
+
+
+def _named(projection: Projection, name: str) -> bool:
+    return name in (projection.name, projection.stable_name)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Any]:
+    columns = (TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("rebuild", total=None)
+
+        def update(position: int, head: int) -> None:
+            progress.update(task, completed=position, total=head)
+
+        yield update
