@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -16,70 +15,24 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
 from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
+from adapters.processors import Processors, Services
 from adapters.read.queries import Queries
 from adapters.read.usage import SqlUsageReader
 from adapters.store import LedgerApplication, StoreConfig, parse_url
-from domain.actions import ActionMonitor, ActionProcessor, ActionValidator
 from domain.actions.permissions import PermissionValidator
+from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters, LedgerError, StoreUnavailable
-from domain.group import GroupService
-from domain.keypair import KeyPairService
 from domain.keypair_resource_policy import (
     SYSTEM_POLICY,
     KeyPairResourcePolicy,
     KeyPairResourcePolicyCreator,
-    KeyPairResourcePolicyService,
 )
-from domain.projection_ops import ProjectionOps, ProjectionOpsService, SkippedEvent, StalledProjections
+from domain.projection_ops import ProjectionOps, SkippedEvent
 from domain.usage import KernelUsage, UsageReader
-from domain.workload import WorkloadService
 from projections.database import ReadModelDatabase
 from projections.projection import Projection
 from projections.registry import build_projections
 from projections.runner import ProjectionRunner
-
-
-class Services:
-    def __init__(self, app: LedgerApplication, usage: UsageReader, timezone: str, stalls: StalledProjections) -> None:
-        store = app.store
-        self.keypair_resource_policy = KeyPairResourcePolicyService(store)
-        self.keypair = KeyPairService(store)
-        self.group = GroupService(store, usage, timezone)
-        self.workload = WorkloadService(store)
-        self.projection = ProjectionOpsService(store, stalls)
-
-
-class ServiceProcessors:
-    """One `ActionProcessor` per action method of a service (a public coroutine taking one
-    `action`), under the same name."""
-
-    def __init__(self, service: object, validators: list[ActionValidator], monitors: list[ActionMonitor]) -> None:
-        self._processors: dict[str, ActionProcessor[Any, Any]] = {
-            name: ActionProcessor(method, validators, monitors)
-            for name, method in inspect.getmembers(service, inspect.iscoroutinefunction)
-            if not name.startswith("_") and list(inspect.signature(method).parameters) == ["action"]
-        }
-
-    def __getattr__(self, name: str) -> ActionProcessor[Any, Any]:
-        try:
-            return self._processors[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-class Processors:
-    def __init__(
-        self,
-        services: Services,
-        validators: list[ActionValidator] | None = None,
-        monitors: list[ActionMonitor] | None = None,
-    ) -> None:
-        v, m = validators or [], monitors or []
-        self.keypair_resource_policy = ServiceProcessors(services.keypair_resource_policy, v, m)
-        self.keypair = ServiceProcessors(services.keypair, v, m)
-        self.group = ServiceProcessors(services.group, v, m)
-        self.workload = ServiceProcessors(services.workload, v, m)
-        self.projection = ServiceProcessors(services.projection, v, m)
 
 
 class Ledger:
@@ -100,7 +53,7 @@ class Ledger:
         usage = SqlUsageReader(self.read_models, self.runner, self.projections)
         # Usage reports read the usage read model: a stalled one answers ReadModelStalled.
         checked = RequiringUsageReader(usage, self.runner, [self.projections.usage])
-        self.services = Services(self.app, checked, self.timezone, self.runner)
+        self.services = Services(self.app.store, checked, self.timezone, self.runner)
         # Monitors' `done` runs in reverse order: metrics first, the audit record last.
         self.metrics = PrometheusMonitor()
         self.processors = Processors(
@@ -118,7 +71,7 @@ class Ledger:
                 fields = KeyPairResourcePolicyCreator(name=SYSTEM_POLICY).fields_json()
                 self.app.save(KeyPairResourcePolicy.create(SYSTEM_POLICY, fields))
 
-        self.app.run(create, "keypair_resource_policy", "create")
+        self.app.run(create, EntityType.KEYPAIR_RESOURCE_POLICY, "create")
 
     def close(self) -> None:
         self.app.close()
