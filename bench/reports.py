@@ -33,7 +33,7 @@ from eventsourcing.utils import get_topic
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.group import CreateGroupAction, UsagePerMonthAction, UsagePerPeriodAction
-from domain.usage import KernelUsage, month_report, month_window, overlaps
+from domain.usage import KernelUsage, month_report, month_window
 from domain.workload import Kernel, ReportKernelStatsAction, StartKernelAction, TerminateKernelAction
 
 YEAR = datetime(2024, 1, 1, tzinfo=UTC)
@@ -108,6 +108,15 @@ def scan_month(ledger: Ledger, group_id: str, month: str) -> list[dict[str, Any]
         if f["group_id"] == group_id and overlaps(usage := _kernel_usage(key, f), start, end)
     ]
     return month_report(selected, tz)
+
+
+def overlaps(kernel: KernelUsage, start: datetime, end: datetime) -> bool:
+    """REFERENCE.md's selection, checked kernel by kernel (the reference the read model's
+    indexed selection is compared with): (terminated_at >= start and created_at < end and
+    status in TERMINATED/RUNNING) or (created_at < end and RUNNING)."""
+    if kernel.started_at >= end or kernel.status not in ("RUNNING", "TERMINATED"):
+        return False
+    return kernel.status == "RUNNING" or (kernel.terminated_at is not None and kernel.terminated_at >= start)
 
 
 def _kernel_usage(key: str, f: dict[str, Any]) -> KernelUsage:

@@ -6,7 +6,7 @@ from domain.usage.actions import (
     UsagePerPeriodAction,
     UsagePerPeriodActionResult,
 )
-from domain.usage.reader import KernelUsage, UsageReader, overlaps
+from domain.usage.reader import KernelUsage, UsageReader
 from domain.usage.report import month_report, period_report
 from domain.usage.service import UsageReports
 from domain.usage.windows import local_days, month_window, period_window
@@ -22,7 +22,6 @@ __all__ = [
     "local_days",
     "month_report",
     "month_window",
-    "overlaps",
     "period_report",
     "period_window",
 ]

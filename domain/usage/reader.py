@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-COUNTED_STATUSES = ("RUNNING", "TERMINATED")
-
 
 @dataclass(frozen=True)
 class KernelUsage:
@@ -35,11 +33,3 @@ class KernelUsage:
 class UsageReader(Protocol):
     def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
         """Kernels that overlap [start, end): REFERENCE.md's selection rule."""
-
-
-def overlaps(kernel: KernelUsage, start: datetime, end: datetime) -> bool:
-    """REFERENCE.md: (terminated_at >= start and created_at < end and status in
-    TERMINATED/RUNNING) or (created_at < end and RUNNING)."""
-    if kernel.started_at >= end or kernel.status not in COUNTED_STATUSES:
-        return False
-    return kernel.status == "RUNNING" or (kernel.terminated_at is not None and kernel.terminated_at >= start)
