@@ -34,7 +34,7 @@ class FakeProcessor:
         assert meta is META
         self.calls += 1
         if self.deny:
-            raise InsufficientPermission("service may not record_batch")
+            raise InsufficientPermission(actor="role service", operation="record_batch", entity="workload")
         if any(isinstance(a, TerminateKernelAction) for a in action.actions):
             raise ObjectNotFound("kernel not found")
         self.stored.append([a.name for a in action.actions if isinstance(a, CreateVFolderAction)])
