@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.bootstrap import Ledger
-from tests.adapters.test_group_service import create_group, head, modify_group
+from tests.adapters.groups import create_group, head, modify_group
 
 POOL = [uuid.UUID(int=i) for i in range(1, 6)]
 _steps = st.lists(

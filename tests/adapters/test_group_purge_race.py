@@ -18,7 +18,7 @@ from adapters.bootstrap import Ledger
 from domain.errors import GroupNotFound
 from domain.group import Group, PurgeGroupAction
 from domain.workload import CreateEndpointAction, CreateVFolderAction, Endpoint, Kernel, VFolder
-from tests.adapters.test_group_service import (
+from tests.adapters.groups import (
     PURGE_ERRORS,
     create_group,
     create_vfolder,

@@ -33,7 +33,7 @@ from domain.workload import (
     TerminateKernelAction,
     VFolder,
 )
-from tests.adapters.test_group_service import (
+from tests.adapters.groups import (
     create_endpoint,
     create_group,
     create_vfolder,

@@ -25,7 +25,7 @@ from domain.workload import (
     StartKernelAction,
     TerminateKernelAction,
 )
-from tests.adapters.test_group_service import create_group, purge_group
+from tests.adapters.groups import create_group, purge_group
 from tests.conftest import fresh_url
 
 GiB, MiB = 1024**3, 1024**2

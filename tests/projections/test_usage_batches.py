@@ -21,7 +21,7 @@ from domain.workload import CreateVFolderAction, ReportKernelStatsAction, StartK
 from projections.database import ReadModelDatabase
 from projections.registry import build_projections
 from projections.runner import ProjectionRunner
-from tests.adapters.test_group_service import create_group, purge_group
+from tests.adapters.groups import create_group, purge_group
 from tests.conftest import fresh_url
 from tests.projections.readmodels import Dump, clean_rebuild, dump
 
