@@ -16,48 +16,18 @@ from adapters.follow import follow
 from domain.actions import ActionTriggerMeta
 from domain.errors import InsufficientPermission, ProjectionNotStalled, ReadModelStalled, StoreUnavailable
 from domain.group import UsagePerMonthAction
-from domain.keypair_resource_policy import (
-    CreateKeyPairResourcePolicyAction,
-    KeyPairResourcePolicy,
-    KeyPairResourcePolicyCreator,
-)
+from domain.keypair_resource_policy import KeyPairResourcePolicy
 from domain.projection_ops import SkipProjectionEventAction
-from domain.workload import Kernel
 from projections import usage as usage_module
 from projections.runner import ProjectionRunner
 from projections.sql import tables_of
 from projections.usage import UsageProjection
 from tests.conftest import SUPERADMIN
-from tests.projections.commands import GROUPS, KERNELS, T0, run, start_action
+from tests.projections.commands import GROUPS, KERNELS, T0
+from tests.projections.stalls import BAD_KERNEL, create_policy, stalled_ledger
 
-BAD_KERNEL = uuid.UUID(int=0x7FFF)
 DAY = date(2024, 10, 1)
 ADMIN = ActionTriggerMeta(user_id=uuid.UUID(int=2), access_key="AKADMIN", role="admin", domain_name="default")
-
-
-def poison(ledger: Ledger) -> int:
-    """Stores a kernel start whose time is no time, as a release that did not check it
-    would have (the aggregate's event saved raw); returns its position."""
-    fields = start_action(GROUPS[0], BAD_KERNEL, T0).kernel_fields()
-    fields["started_at"] = "yesterday"
-    ledger.app.save(Kernel.create(str(BAD_KERNEL), fields))
-    return ledger.app.recorder.max_notification_id() or 0
-
-
-def create_policy(ledger: Ledger, name: str) -> None:
-    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
-    asyncio.run(ledger.services.keypair_resource_policy.create_keypair_resource_policy(action))
-
-
-def stalled_ledger(ledger: Ledger) -> int:
-    """A good kernel before the bad event and one command after it, all in one batch."""
-    run(ledger, ("group", 0))
-    run(ledger, ("start", 0, 0, 10))
-    bad = poison(ledger)
-    create_policy(ledger, "after")
-    run(ledger, ("end", 0, 30))
-    ledger.runner.catch_up()
-    return bad
 
 
 def kernel_ids(ledger: Ledger) -> set[str]:

@@ -12,7 +12,7 @@ from adapters.bootstrap import open_ledger
 from projections import usage as usage_module
 from tests.adapters.cli.helpers import as_json, ledger, ok
 from tests.projections.commands import T0
-from tests.projections.test_stall import stalled_ledger
+from tests.projections.stalls import stalled_ledger
 
 
 def refused(db: str, *args: str) -> str:
