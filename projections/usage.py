@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
 
 from domain.group import Group
+from domain.times import as_utc
 from domain.usage import local_days
-from domain.validation import as_utc
 from domain.workload import Kernel, VFolder
 from projections.projection import Batch, BatchProjection, on
 from projections.sql import BulkInsert, chunks, compact_json, insert_for

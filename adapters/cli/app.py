@@ -30,7 +30,7 @@ from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli.render import debug, error_line, one_line, safe
 from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, Role
 from domain.errors import LedgerError
-from domain.values import check_slot_configuration
+from domain.slots import check_slot_configuration
 
 
 class OneLineFormatter(logging.Formatter):

@@ -18,7 +18,7 @@ from adapters.monitors import PrometheusMonitor
 from adapters.read.queries import AuditEntry
 from adapters.store.chain import head, verify
 from domain.errors import InvalidAPIParameters
-from domain.validation import parse_time
+from domain.times import parse_time
 
 TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
 

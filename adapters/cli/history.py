@@ -10,7 +10,8 @@ from adapters.cli.app import State
 from adapters.cli.options import parse_point
 from adapters.cli.render import fields_table, fmt, history_table, new_table, print_table
 from domain.errors import ObjectNotFound
-from domain.validation import parse_int, parse_time
+from domain.parsers import parse_int
+from domain.times import parse_time
 
 
 def show_history(state: State, entity_type: str, entity_id: str) -> None:

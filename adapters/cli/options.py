@@ -16,7 +16,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel
 
-from domain.validation import parse_int, parse_time
+from domain.parsers import parse_int
+from domain.times import parse_time
 from domain.values import ProjectType, TriState
 
 

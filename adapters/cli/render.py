@@ -76,7 +76,8 @@ def refuse_import(exc: Exception) -> NoReturn:
 
 
 try:
-    from domain.values import ALL_VFOLDER_PERMISSIONS, KNOWN_SLOTS, SlotKind
+    from domain.hosts import ALL_VFOLDER_PERMISSIONS
+    from domain.slots import KNOWN_SLOTS, SlotKind
 except Exception as exc:  # any failure to load is reported, not hidden: see error_line
     refuse_import(exc)
 

@@ -18,7 +18,7 @@ from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group.types import GroupData
 from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
-from domain.validation import as_utc
+from domain.times import as_utc
 from projections.database import ReadModelDatabase
 from projections.history import describe
 from projections.projection import Projection

@@ -19,7 +19,7 @@ from adapters.store import LedgerApplication
 from domain.aggregates import ENTITY_KINDS
 from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, ObjectNotFound
-from domain.validation import as_utc
+from domain.times import as_utc
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from domain.times import as_utc
 from domain.usage import KernelUsage
-from domain.validation import as_utc
 from projections.database import ReadModelDatabase
 from projections.registry import ProjectionSet
 from projections.runner import ProjectionRunner

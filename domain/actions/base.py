@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from domain.errors import InvalidAPIParameters
-from domain.validation import LedgerModel, jsonable, parse_name, parse_uuid
-from domain.values import shown
+from domain.parsers import parse_name, parse_uuid
+from domain.shown import shown
+from domain.validation import LedgerModel, jsonable
 
 
 class Role(enum.Enum):

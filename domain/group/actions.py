@@ -11,7 +11,8 @@ from pydantic import Field, field_validator, model_validator
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.group.types import GroupCreator, GroupData, GroupModifier
-from domain.validation import UUIDField, optional_state_of, parse_user_update_mode, parse_uuid_list
+from domain.parsers import parse_user_update_mode, parse_uuid_list
+from domain.validation import UUIDField, optional_state_of
 from domain.values import OptionalState, UserUpdateMode
 
 

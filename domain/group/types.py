@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
+from domain.hosts import VFolderHostPermissionMap
+from domain.parsers import (
+    parse_bool,
+    parse_container_registry,
+    parse_description,
+    parse_dotfiles,
+    parse_integration_id,
+    parse_name,
+    parse_project_type,
+    parse_slug,
+)
 from domain.validation import (
     LedgerModel,
     Slots,
@@ -16,19 +27,11 @@ from domain.validation import (
     jsonable,
     nullable,
     optional_state_of,
-    parse_bool,
-    parse_container_registry,
-    parse_description,
-    parse_dotfiles,
     parse_hosts,
-    parse_integration_id,
-    parse_name,
-    parse_project_type,
     parse_slots,
-    parse_slug,
     tri_state_of,
 )
-from domain.values import OptionalState, ProjectType, ResourceSlot, TriState, VFolderHostPermissionMap
+from domain.values import OptionalState, ProjectType, ResourceSlot, TriState
 
 Slug = Annotated[str, field_of(parse_slug)]
 Description = Annotated[str | None, field_of(nullable(parse_description))]

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.keypair.types import KeyPairData
-from domain.validation import EntityName, UUIDField, field_of, optional_state_of, parse_access_key, parse_name
+from domain.parsers import parse_access_key, parse_name
+from domain.validation import EntityName, UUIDField, field_of, optional_state_of
 from domain.values import OptionalState
 
 AccessKey = Annotated[str, field_of(parse_access_key)]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
+from domain.hosts import VFolderHostPermissionMap
+from domain.parsers import parse_default_for_unspecified, parse_int, parse_name, parse_positive_int
 from domain.validation import (
     EntityName,
     LedgerModel,
@@ -19,21 +21,11 @@ from domain.validation import (
     field_of,
     nullable,
     optional_state_of,
-    parse_default_for_unspecified,
     parse_hosts,
-    parse_int,
-    parse_name,
-    parse_positive_int,
     parse_slots,
     tri_state_of,
 )
-from domain.values import (
-    DefaultForUnspecified,
-    OptionalState,
-    ResourceSlot,
-    TriState,
-    VFolderHostPermissionMap,
-)
+from domain.values import DefaultForUnspecified, OptionalState, ResourceSlot, TriState
 
 DEPRECATED_FIELDS = ("max_vfolder_count", "max_vfolder_size", "max_quota_scope_size")
 

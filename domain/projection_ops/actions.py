@@ -7,7 +7,8 @@ from typing import Annotated
 
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
-from domain.validation import PositiveInt, field_of, parse_projection_name, parse_reason
+from domain.parsers import parse_projection_name, parse_reason
+from domain.validation import PositiveInt, field_of
 
 
 class SkipProjectionEventAction(BaseAction):

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from domain.actions import BaseActionResult, BaseScopeAction
 from domain.catalog import EntityType
-from domain.validation import field_of, nullable, parse_uuid, parse_uuid_list
+from domain.parsers import parse_uuid, parse_uuid_list
+from domain.validation import field_of, nullable
 
 
 class _UsageAction(BaseScopeAction):

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.errors import InvalidAPIParameters
-from domain.validation import TIME_MAX, TIME_MIN
+from domain.times import TIME_MAX, TIME_MIN
 
 MAX_PERIOD_DAYS = 100
 

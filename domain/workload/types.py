@@ -7,7 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from domain.validation import field_of, parse_amount, parse_end_status, parse_time, parse_uuid_list
+from domain.parsers import parse_amount, parse_end_status, parse_uuid_list
+from domain.times import parse_time
+from domain.validation import field_of
 
 Time = Annotated[datetime, field_of(parse_time)]
 Amount = Annotated[Decimal, field_of(parse_amount)]

@@ -29,7 +29,8 @@ from domain.group import (
     ModifyGroupAction,
     UserUpdateMode,
 )
-from domain.values import ALL_VFOLDER_PERMISSIONS, OptionalState, ProjectType, ResourceSlot, TriState
+from domain.hosts import ALL_VFOLDER_PERMISSIONS
+from domain.values import OptionalState, ProjectType, ResourceSlot, TriState
 from tests.adapters.groups import (
     ENTITY,
     PURGE_ERRORS,

@@ -24,6 +24,7 @@ from domain.errors import (
     PolicyInUse,
     SystemPolicyNotDeletable,
 )
+from domain.hosts import ALL_VFOLDER_PERMISSIONS
 from domain.keypair.actions import CreateKeyPairAction, DeleteKeyPairAction
 from domain.keypair_resource_policy.actions import (
     CreateKeyPairResourcePolicyAction,
@@ -35,7 +36,7 @@ from domain.keypair_resource_policy.types import (
     KeyPairResourcePolicyData,
     KeyPairResourcePolicyModifier,
 )
-from domain.values import ALL_VFOLDER_PERMISSIONS, DefaultForUnspecified
+from domain.values import DefaultForUnspecified
 from tests.actions import stream_lengths
 from tests.conftest import SUPERADMIN
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from domain.errors import InvalidAPIParameters
 from domain.group import CreateGroupAction, GroupCreator, GroupModifier, ModifyGroupAction, UserUpdateMode
 from domain.group.types import GROUP_FIELDS
-from domain.validation import MAX_DOTFILES
-from domain.values import ALL_VFOLDER_PERMISSIONS, OptionalState, ProjectType, TriState, VFolderHostPermission
+from domain.hosts import ALL_VFOLDER_PERMISSIONS, VFolderHostPermission
+from domain.parsers import MAX_DOTFILES
+from domain.values import OptionalState, ProjectType, TriState
 
 BASE = {"name": "team", "domain_name": "default"}
 NOT_NULLABLE_IN_MODIFIER = sorted(set(GROUP_FIELDS) - {"description", "container_registry"})

@@ -25,28 +25,13 @@ from domain.actions import ActionTriggerMeta
 from domain.actions.base import Role
 from domain.errors import ConfigurationError, InvalidAPIParameters, LedgerError
 from domain.group import GroupCreator, GroupModifier
+from domain.hosts import VFolderHostPermissionMap
 from domain.keypair_resource_policy import KeyPairResourcePolicyCreator, KeyPairResourcePolicyModifier
+from domain.parsers import INT64_MAX, parse_int, parse_name, parse_text, parse_user_update_mode, parse_uuid_list
+from domain.slots import _DEFAULT_SLOTS, INFINITY, KNOWN_SLOTS, MAX_BYTES, SlotKind, _KnownSlots, slots_from_env
+from domain.times import parse_time
 from domain.usage import month_window, period_window
-from domain.validation import (
-    INT64_MAX,
-    parse_int,
-    parse_name,
-    parse_text,
-    parse_time,
-    parse_user_update_mode,
-    parse_uuid_list,
-)
-from domain.values import (
-    _DEFAULT_SLOTS,
-    INFINITY,
-    KNOWN_SLOTS,
-    MAX_BYTES,
-    ResourceSlot,
-    SlotKind,
-    VFolderHostPermissionMap,
-    _KnownSlots,
-    slots_from_env,
-)
+from domain.values import ResourceSlot
 from domain.workload.actions import ReportKernelStatsAction, StartKernelAction, TerminateKernelAction
 
 HUGE = pytest.param(10**5000, id="10**5000")

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import InvalidAPIParameters, LedgerError
+from domain.hosts import ALL_VFOLDER_PERMISSIONS
 from domain.keypair.actions import CreateKeyPairAction, DeleteKeyPairAction
 from domain.keypair_resource_policy.actions import (
     CreateKeyPairResourcePolicyAction,
@@ -29,13 +30,8 @@ from domain.keypair_resource_policy.types import (
     KeyPairResourcePolicyData,
     KeyPairResourcePolicyModifier,
 )
-from domain.values import (
-    ALL_VFOLDER_PERMISSIONS,
-    KNOWN_SLOTS,
-    DefaultForUnspecified,
-    OptionalState,
-    TriState,
-)
+from domain.slots import KNOWN_SLOTS
+from domain.values import DefaultForUnspecified, OptionalState, TriState
 
 INT_FIELDS = [
     "max_session_lifetime",

@@ -11,20 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import InvalidAPIParameters
-from domain.values import (
-    ALL_VFOLDER_PERMISSIONS,
-    INFINITY,
-    KNOWN_SLOTS,
-    NOP,
-    SLOT_ALIASES,
-    DefaultForUnspecified,
-    OptionalState,
-    ResourceSlot,
-    SlotKind,
-    TriState,
-    VFolderHostPermission,
-    VFolderHostPermissionMap,
-)
+from domain.hosts import ALL_VFOLDER_PERMISSIONS, VFolderHostPermission, VFolderHostPermissionMap
+from domain.slots import INFINITY, KNOWN_SLOTS, SLOT_ALIASES, SlotKind
+from domain.values import NOP, DefaultForUnspecified, OptionalState, ResourceSlot, TriState
 
 GiB = 1024**3
 SUFFIX_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}

@@ -1,0 +1,24 @@
+"""How user input appears in error messages: short, and never read in full."""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+
+# The largest integer any field holds (int64): larger ones are named by their size.
+_LARGEST_SHOWN_INT = 2**63 - 1
+
+
+def shown(raw: object, limit: int = 40) -> str:
+    """A short repr of user input for messages: never echo a 5000-digit number or a
+    megabyte string (and never call str() on a huge int, which raises); containers and
+    other objects are named by their type."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > _LARGEST_SHOWN_INT:
+        return f"an integer of {raw.bit_length()} bits"
+    if isinstance(raw, str | bytes):
+        text = repr(raw[: limit + 1])
+    elif raw is None or isinstance(raw, int | float | Decimal | enum.Enum):
+        text = repr(raw)
+    else:
+        text = f"a {type(raw).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

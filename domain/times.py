@@ -1,0 +1,63 @@
+"""Times: the accepted range (parse_time) and reading a stored time back in UTC (as_utc)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from domain.errors import InvalidAPIParameters
+from domain.shown import shown
+
+# Accepted times: 1900-01-01T00:00Z <= t < 9000-01-01T00:00Z once converted to UTC, with
+# a UTC offset of at most 18 hours in whole seconds. Every IANA zone is within a day of
+# UTC, so such a time converts to UTC and to every zone (and a report's day and month
+# windows around it stay inside datetime's years 1..9999); PostgreSQL's timestamptz and
+# SQLite's text hold all of them.
+TIME_MIN = datetime(1900, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_UTC_OFFSET = timedelta(hours=18)
+_MAX_TIME_TEXT = 64
+
+
+def parse_time(raw: Any, field: str) -> datetime:
+    """ISO 8601 text or a datetime; a time without a zone is taken as UTC (`Z` is UTC).
+
+    Refused (InvalidAPIParameters naming the field): other types (int, float, bool,
+    date, list...), text that is not ISO 8601 in ASCII, an offset beyond +-18:00 or with
+    a fraction of a second, and times outside TIME_MIN..TIME_MAX in UTC (years 1900 to
+    8999), so that every accepted time converts to UTC and to every IANA zone.
+    The time keeps the offset it was given."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > _MAX_TIME_TEXT or not text.isascii():
+            raise InvalidAPIParameters(f"{shown(raw)} is not an ISO 8601 time", field=field)
+        try:
+            raw = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidAPIParameters(f"{shown(raw)} is not an ISO 8601 time", field=field) from None
+    if not isinstance(raw, datetime):
+        raise InvalidAPIParameters(f"expected a time, got {type(raw).__name__}", field=field)
+    try:
+        offset = raw.utcoffset()
+    except (ValueError, TypeError, OverflowError):  # a custom tzinfo that cannot answer
+        raise InvalidAPIParameters("the time's zone has no valid UTC offset", field=field) from None
+    if offset is None:
+        raw = raw.replace(tzinfo=UTC)
+    elif abs(offset) > MAX_UTC_OFFSET or offset.microseconds:
+        raise InvalidAPIParameters("UTC offset must be whole seconds within +-18:00", field=field)
+    try:
+        utc = raw.astimezone(UTC)
+    except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        utc = None
+    if utc is None or not TIME_MIN <= utc < TIME_MAX:
+        raise InvalidAPIParameters(
+            "must be between 1900-01-01T00:00:00Z and 8999-12-31T23:59:59Z (in UTC)", field=field
+        )
+    parsed: datetime = raw
+    return parsed
+
+
+def as_utc(at: datetime) -> datetime:
+    """The same instant in UTC; a naive time is taken as UTC already (SQLite returns the
+    ledger's UTC times naive, PostgreSQL in its session's zone)."""
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
