@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound
 from domain.keypair_resource_policy import KeyPairResourcePolicyData
-from tests.adapters.test_replay_property import _run, commands
+from tests.adapters.policy_histories import commands, run_command
 from tests.conftest import fresh_url
 from tests.policies import create, modify
 
@@ -31,7 +31,7 @@ def test_the_state_at_each_version_and_moment_is_what_the_command_returned(backe
         for command in history:
             name = command[1]
             try:
-                returned = _run(ledger, command)
+                returned = run_command(ledger, command)
             except (DuplicatePolicyName, ObjectNotFound):
                 continue
             now = ledger.queries.state_at(POLICY, name)

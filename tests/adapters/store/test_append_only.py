@@ -10,22 +10,7 @@ import pytest
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store.chain import CHAIN_TABLE
 from adapters.store.triggers import postgres_is_set_up
-
-
-def _raw_sqlite(ledger: Ledger) -> sqlite3.Connection:
-    return sqlite3.connect(ledger.config.env["SQLITE_DBNAME"])
-
-
-def _raw_postgres(ledger: Ledger) -> psycopg.Connection:
-    env = ledger.config.env
-    return psycopg.connect(
-        dbname=env["POSTGRES_DBNAME"],
-        host=env["POSTGRES_HOST"],
-        port=env["POSTGRES_PORT"],
-        user=env["POSTGRES_USER"],
-        options=f"-csearch_path={ledger.config.schema}",
-    )
-
+from tests.adapters.store.raw import raw_postgres, raw_sqlite
 
 STATEMENTS = {
     "update": "UPDATE {table} SET topic = 'forged'",
@@ -39,13 +24,13 @@ def test_raw_update_and_delete_of_events_fail(ledger: Ledger, operation: str) ->
     statement = STATEMENTS[operation].format(table=table)
     count = f"SELECT COUNT(*), MIN(topic) FROM {table}"
     if ledger.config.kind == "sqlite":
-        with _raw_sqlite(ledger) as conn:
+        with raw_sqlite(ledger) as conn:
             before = conn.execute(count).fetchone()
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 conn.execute(statement)
             assert conn.execute(count).fetchone() == before
     else:
-        with _raw_postgres(ledger) as conn:
+        with raw_postgres(ledger) as conn:
             before = conn.execute(count).fetchone()
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 conn.execute(statement)
@@ -55,7 +40,7 @@ def test_raw_update_and_delete_of_events_fail(ledger: Ledger, operation: str) ->
 
 
 def test_truncate_fails_on_postgresql(postgres_url: str) -> None:
-    with open_ledger(postgres_url) as ledger, _raw_postgres(ledger) as conn:
+    with open_ledger(postgres_url) as ledger, raw_postgres(ledger) as conn:
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute(f"TRUNCATE {ledger.config.events_table}")
         conn.rollback()
@@ -65,12 +50,12 @@ def test_truncate_fails_on_postgresql(postgres_url: str) -> None:
 def test_opening_restores_a_missing_trigger(postgres_url: str) -> None:
     """Opening skips the DDL only when every table, type, function and trigger is there:
     one missing piece, and the next open installs it again."""
-    with open_ledger(postgres_url) as ledger, _raw_postgres(ledger) as conn:
+    with open_ledger(postgres_url) as ledger, raw_postgres(ledger) as conn:
         assert postgres_is_set_up(ledger.config)
         conn.execute(f"DROP TRIGGER {CHAIN_TABLE}_no_truncate ON {CHAIN_TABLE}")
         conn.commit()
         assert not postgres_is_set_up(ledger.config)
-    with open_ledger(postgres_url) as ledger, _raw_postgres(ledger) as conn:
+    with open_ledger(postgres_url) as ledger, raw_postgres(ledger) as conn:
         assert postgres_is_set_up(ledger.config)
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute(f"TRUNCATE {CHAIN_TABLE}")

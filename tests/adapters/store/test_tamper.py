@@ -19,7 +19,7 @@ import adapters.store.chain
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from adapters.store.chain import CHAIN_TABLE, head, link, verify
-from tests.adapters.store.test_append_only import _raw_postgres, _raw_sqlite
+from tests.adapters.store.raw import raw_postgres, raw_sqlite
 from tests.policies import create, modify
 
 
@@ -35,7 +35,7 @@ def behind_its_back(ledger: Ledger) -> Iterator[Any]:
     """A raw connection with the append-only triggers out of the way."""
     events = ledger.config.events_table
     if ledger.config.kind == "sqlite":
-        conn = _raw_sqlite(ledger)
+        conn = raw_sqlite(ledger)
         for table in (events, CHAIN_TABLE):
             for op in ("update", "delete"):
                 conn.execute(f"DROP TRIGGER {table}_no_{op}")
@@ -43,7 +43,7 @@ def behind_its_back(ledger: Ledger) -> Iterator[Any]:
         conn.commit()
         conn.close()
         return
-    with _raw_postgres(ledger) as pg:
+    with raw_postgres(ledger) as pg:
         for table in (events, CHAIN_TABLE):
             pg.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         yield pg
@@ -73,7 +73,7 @@ def bad_reason(ledger: Ledger) -> str:
 
 
 def raw(ledger: Ledger) -> Any:
-    return _raw_sqlite(ledger) if ledger.config.kind == "sqlite" else _raw_postgres(ledger)
+    return raw_sqlite(ledger) if ledger.config.kind == "sqlite" else raw_postgres(ledger)
 
 
 def copy_event_to(conn: Any, ledger: Ledger, source: int, target: int, version: int) -> None:
@@ -375,10 +375,10 @@ def test_a_ledger_written_before_the_chain_is_sealed_when_opened(ledger_url: str
 
 def test_the_chain_table_is_append_only_too(built: Ledger) -> None:
     if built.config.kind == "sqlite":
-        with _raw_sqlite(built) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with raw_sqlite(built) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute(f"DELETE FROM {CHAIN_TABLE}")
     else:
-        with _raw_postgres(built) as conn, pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        with raw_postgres(built) as conn, pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = ''")
     assert verify(built.app.recorder).ok
 
