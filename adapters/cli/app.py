@@ -11,26 +11,32 @@ when LEDGER_DEBUG=1.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import enum
 import json
 import logging
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer._click.exceptions import NoArgsIsHelpError
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli.render import debug, error_line, one_line, safe
-from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, Role
 from domain.errors import LedgerError
-from domain.slots import check_slot_configuration
+
+if TYPE_CHECKING:
+    from adapters.bootstrap import Ledger
+    from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction
+
+# Start-up: `ledger --help` and a usage error load typer, rich and this package's option
+# declarations only. The store, the read models and the domain's models (sqlalchemy,
+# eventsourcing, psycopg, pydantic, prometheus_client) are imported by the commands that
+# use them, inside their functions; tests/adapters/cli/test_cli_imports.py keeps it so.
 
 
 class OneLineFormatter(logging.Formatter):
@@ -144,6 +150,24 @@ app = typer.Typer(
 )
 
 
+def open_ledger(url: str | None = None, timezone: str | None = None, *, build_pending: bool = True) -> Ledger:
+    """`adapters.bootstrap.open_ledger`, imported when a command first opens the ledger
+    (`State.ledger` looks it up here, so a test can replace it here)."""
+    from adapters.bootstrap import open_ledger as open_store
+
+    return open_store(url, timezone, build_pending=build_pending)
+
+
+class RoleChoice(enum.Enum):
+    """The `--role` choices: the values of `domain.actions.Role`, spelled here so that
+    declaring the root options loads no domain model (a test keeps the two equal)."""
+
+    SUPERADMIN = "superadmin"
+    ADMIN = "admin"
+    USER = "user"
+    SERVICE = "service"
+
+
 @dataclasses.dataclass(frozen=True)
 class State:
     """What the root options decide for every command."""
@@ -159,6 +183,8 @@ class State:
 
     def run(self, processor: ActionProcessor[Any, Any], action: BaseAction) -> Any:
         """Runs one action through its processor, as the root options' actor."""
+        import asyncio
+
         return asyncio.run(processor.wait_for_complete(action, self.meta))
 
     def output(self, data: Any, human: Callable[[], None]) -> None:
@@ -192,7 +218,7 @@ def root(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     user_id: Annotated[uuid.UUID | None, typer.Option("--user-id", help="Actor: the acting user's UUID.")] = None,
     access_key: Annotated[str | None, typer.Option("--access-key", help="Actor: the acting access key.")] = None,
-    role: Annotated[Role, typer.Option("--role", help="Actor: the acting role.")] = Role.SUPERADMIN,
+    role: Annotated[RoleChoice, typer.Option("--role", help="Actor: the acting role.")] = RoleChoice.SUPERADMIN,
     domain: Annotated[str, typer.Option("--domain", help="Actor: the acting domain.")] = "default",
     request_id: Annotated[str | None, typer.Option("--request-id", help="Request id stored on every event.")] = None,
 ) -> None:
@@ -204,8 +230,11 @@ def root(
     give it with `keypair create --owner UUID`."""
     # A bad LEDGER_EXTRA_SLOTS is refused by every command, before any work, not only by
     # the first one that happens to read a slot.
+    from domain.actions import ActionTriggerMeta, Role
+    from domain.slots import check_slot_configuration
+
     check_slot_configuration()
-    meta = ActionTriggerMeta(user_id, access_key, role, domain, request_id)
+    meta = ActionTriggerMeta(user_id, access_key, Role(role.value), domain, request_id)
     ctx.obj = State(db, as_json, meta)
 
 

@@ -6,19 +6,18 @@ Time travel (`show --at/--version`, `diff`) sits with each entity's commands.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from prometheus_client import disable_created_metrics
-from rich.table import Table
 
 from adapters.cli.app import state_of
 from adapters.cli.render import new_table, print_table, safe, utc_time
-from adapters.monitors import PrometheusMonitor
-from adapters.read.queries import AuditEntry
-from adapters.store.chain import head, verify
 from domain.errors import InvalidAPIParameters
-from domain.times import parse_time
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from adapters.read.queries import AuditEntry
 
 TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
 
@@ -36,6 +35,8 @@ def audit(
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Export as JSON Lines, one entry per line.")] = False,
 ) -> None:
     """The audit trail: every action's outcome (success, error, denied), who asked, when."""
+    from domain.times import parse_time
+
     state = state_of(ctx)
     with state.ledger() as ledger:
         entries = ledger.queries.audit_log(
@@ -71,6 +72,10 @@ def _audit_table(entries: list[AuditEntry]) -> Table:
 def metrics(ctx: typer.Context) -> None:
     """Prometheus exposition of the action metrics, counted from the audit trail (so it
     covers every process that wrote to this ledger)."""
+    from prometheus_client import disable_created_metrics
+
+    from adapters.monitors import PrometheusMonitor
+
     state = state_of(ctx)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # a replay's creation times would be this command's, not the ledger's
     monitor = PrometheusMonitor()
@@ -102,6 +107,8 @@ def verify_chain(
 ) -> None:
     """Walk the hash chain over every stored event; name the first altered, removed or
     inserted one (exit 1). Prints the head to keep for a later `--expect-head`."""
+    from adapters.store.chain import head, verify
+
     state = state_of(ctx)
     kept = None if expect_head is None else _kept_head(expect_head)
     with state.ledger() as ledger:

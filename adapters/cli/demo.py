@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import collections
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from adapters.bootstrap import Ledger
 from adapters.cli.app import State, state_of
 from adapters.cli.render import history_table, print_table
-from adapters.read.queries import HistoryEntry
-from adapters.store.chain import verify
 from domain.catalog import EntityType
 from domain.errors import LedgerError, PolicyInUse
-from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
-from domain.keypair_resource_policy import (
-    CreateKeyPairResourcePolicyAction,
-    DeleteKeyPairResourcePolicyAction,
-    ModifyKeyPairResourcePolicyAction,
-)
+
+if TYPE_CHECKING:
+    from adapters.bootstrap import Ledger
+    from adapters.read.queries import HistoryEntry
 
 POLICY_TYPE = EntityType.KEYPAIR_RESOURCE_POLICY
 DEMO_POLICY = "dev-policy"
@@ -55,6 +50,9 @@ class Demo:
 
     def clean_up(self) -> None:
         """A run that was interrupted may have left the keypair or the policy behind."""
+        from domain.keypair import DeleteKeyPairAction
+        from domain.keypair_resource_policy import DeleteKeyPairResourcePolicyAction
+
         queries = self.ledger.queries
         if queries.keypair(DEMO_KEYPAIR) is not None:
             self.state.run(self.keypairs.delete_keypair, DeleteKeyPairAction(access_key=DEMO_KEYPAIR))
@@ -65,6 +63,8 @@ class Demo:
             self.say(f"cleaned up policy {DEMO_POLICY!r} left by an earlier run")
 
     def create(self) -> None:
+        from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
+
         again = bool(self.ledger.queries.history(POLICY_TYPE, DEMO_POLICY))
         creator = {"name": DEMO_POLICY, **DEMO_FIELDS}
         action = CreateKeyPairResourcePolicyAction(creator=creator)
@@ -73,11 +73,15 @@ class Demo:
         self.say(f"{verb} policy {DEMO_POLICY!r} with seed 001's values (max_concurrent_sessions=5)")
 
     def modify(self) -> None:
+        from domain.keypair_resource_policy import ModifyKeyPairResourcePolicyAction
+
         action = ModifyKeyPairResourcePolicyAction(name=DEMO_POLICY, modifier={"max_concurrent_sessions": 10})
         self.state.run(self.policies.modify_keypair_resource_policy, action)
         self.say(f"modified policy {DEMO_POLICY!r}: max_concurrent_sessions 5 -> 10")
 
     def assign(self) -> None:
+        from domain.keypair import CreateKeyPairAction
+
         action = CreateKeyPairAction(
             access_key=DEMO_KEYPAIR,
             user_id=DEMO_OWNER,
@@ -88,6 +92,8 @@ class Demo:
         self.say(f"created keypair {DEMO_KEYPAIR!r} using policy {DEMO_POLICY!r}")
 
     def refused_delete(self) -> None:
+        from domain.keypair_resource_policy import DeleteKeyPairResourcePolicyAction
+
         action = DeleteKeyPairResourcePolicyAction(name=DEMO_POLICY)
         try:
             self.state.run(self.policies.delete_keypair_resource_policy, action)
@@ -97,6 +103,9 @@ class Demo:
         raise LedgerError(f"deleting policy {DEMO_POLICY!r} in use was not refused")
 
     def tear_down(self) -> None:
+        from domain.keypair import DeleteKeyPairAction
+        from domain.keypair_resource_policy import DeleteKeyPairResourcePolicyAction
+
         self.state.run(self.keypairs.delete_keypair, DeleteKeyPairAction(access_key=DEMO_KEYPAIR))
         self.say(f"deleted keypair {DEMO_KEYPAIR!r}")
         action = DeleteKeyPairResourcePolicyAction(name=DEMO_POLICY)
@@ -112,6 +121,8 @@ class Demo:
 def demo(ctx: typer.Context) -> None:
     """Walk policy 'dev-policy' through its life and print its history. Safe to re-run:
     each run adds one more incarnation to the same history."""
+    from adapters.store.chain import verify
+
     state = state_of(ctx)
     with state.ledger() as ledger:
         runner = Demo(state, ledger)

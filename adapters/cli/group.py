@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from adapters.bootstrap import Ledger
 from adapters.cli.app import State, state_of
 from adapters.cli.history import show_diff, show_history, show_state
 from adapters.cli.options import (
@@ -25,27 +23,25 @@ from adapters.cli.options import (
     ToOption,
     TypeOption,
     VersionOption,
-    nullable_fields,
     unset_fields,
     unset_option,
     users_option,
 )
 from adapters.cli.render import fmt, new_table, print_table
 from domain.catalog import EntityType
-from domain.group import (
-    CreateGroupAction,
-    DeleteGroupAction,
-    GroupData,
-    GroupModifier,
-    ModifyGroupAction,
-    PurgeGroupAction,
-)
-from domain.group.aggregate import group_not_found
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from adapters.bootstrap import Ledger
+    from domain.group import GroupData
 
 group_app = typer.Typer(no_args_is_help=True, help="Groups (projects): fields, members, soft delete and purge.")
 
 GROUP_TYPE = EntityType.GROUP
-NULLABLE_GROUP_FIELDS = nullable_fields(GroupModifier)
+# nullable_fields(GroupModifier), spelled out: declaring the options must not load the
+# domain's models (a test keeps the two equal).
+NULLABLE_GROUP_FIELDS = ("description", "container_registry")
 
 GroupIdArg = Annotated[str, typer.Argument(metavar="GROUP_ID", help="The group's UUID.")]
 
@@ -109,6 +105,8 @@ def _show_group(state: State, group: GroupData, done: str, members: int | None =
 
 
 def _existing_group(ledger: Ledger, group_id: str) -> GroupData:
+    from domain.group.aggregate import group_not_found
+
     group = ledger.queries.group(group_id)
     if group is None:
         raise group_not_found(group_id)
@@ -135,6 +133,8 @@ def group_create(
 ) -> None:
     """Create a group. Options not given take the defaults (general, active, policy 'default')."""
     fields = _group_fields(locals())
+    from domain.group import CreateGroupAction
+
     state = state_of(ctx)
     action = CreateGroupAction(input=fields, group_id=group_id)
     with state.ledger() as ledger:
@@ -167,6 +167,8 @@ def group_modify(
     """Change the given fields and/or the members of a group; everything else is left alone.
     One membership option per call."""
     given = _group_fields(locals())
+    from domain.group import ModifyGroupAction
+
     modifier = {**given, **unset_fields(unset or [], given, NULLABLE_GROUP_FIELDS)}
     membership = _membership(add_users, remove_users, replace_users)
     if not modifier and not membership:
@@ -182,6 +184,8 @@ def group_modify(
 @group_app.command("delete")
 def group_delete(ctx: typer.Context, group_id: GroupIdArg) -> None:
     """Soft-delete a group: it becomes inactive (no new workload), keeps its data and history."""
+    from domain.group import DeleteGroupAction
+
     state = state_of(ctx)
     with state.ledger() as ledger:
         result = state.run(ledger.processors.group.delete_group, DeleteGroupAction(group_id=group_id))
@@ -194,6 +198,8 @@ def group_delete(ctx: typer.Context, group_id: GroupIdArg) -> None:
 def group_purge(ctx: typer.Context, group_id: GroupIdArg) -> None:
     """Remove a group for good; its name is free again. Refused while it has active kernels,
     vfolders mounted to them or active endpoints."""
+    from domain.group import PurgeGroupAction
+
     state = state_of(ctx)
     with state.ledger() as ledger:
         result = state.run(ledger.processors.group.purge_group, PurgeGroupAction(group_id=group_id))

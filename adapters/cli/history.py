@@ -10,8 +10,6 @@ from adapters.cli.app import State
 from adapters.cli.options import parse_point
 from adapters.cli.render import fields_table, fmt, history_table, new_table, print_table
 from domain.errors import ObjectNotFound
-from domain.parsers import parse_int
-from domain.times import parse_time
 
 
 def show_history(state: State, entity_type: str, entity_id: str) -> None:
@@ -26,6 +24,9 @@ def show_history(state: State, entity_type: str, entity_id: str) -> None:
 
 def show_state(state: State, entity_type: str, entity_id: str, at: str | None, version: int | None) -> None:
     """An entity as it stood at a past time or version, read from the event store."""
+    from domain.parsers import parse_int
+    from domain.times import parse_time
+
     moment = None if at is None else parse_time(at, "at")
     version = None if version is None else parse_int(version, "version")
     with state.ledger() as ledger:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from adapters.cli.app import State, state_of
 from adapters.cli.history import show_history
 from adapters.cli.render import new_table, print_table, safe
 from domain.catalog import EntityType
-from domain.entity import entity_not_found
-from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction, KeyPairData, ModifyKeyPairAction
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from domain.keypair import KeyPairData
 
 keypair_app = typer.Typer(no_args_is_help=True, help="Keypairs and the policy each one uses.")
 
@@ -62,6 +64,8 @@ def keypair_create(
     ] = None,
 ) -> None:
     """Create a keypair (or create again one that was deleted) using an existing policy."""
+    from domain.keypair import CreateKeyPairAction
+
     state = state_of(ctx)
     domain = domain_name or state.meta.domain_name
     action = CreateKeyPairAction(
@@ -75,6 +79,8 @@ def keypair_create(
 @keypair_app.command("modify")
 def keypair_modify(ctx: typer.Context, access_key: AccessKeyArg, resource_policy: PolicyOption) -> None:
     """Move a keypair to another policy."""
+    from domain.keypair import ModifyKeyPairAction
+
     state = state_of(ctx)
     action = ModifyKeyPairAction(access_key=access_key, resource_policy=resource_policy)
     with state.ledger() as ledger:
@@ -85,6 +91,8 @@ def keypair_modify(ctx: typer.Context, access_key: AccessKeyArg, resource_policy
 @keypair_app.command("delete")
 def keypair_delete(ctx: typer.Context, access_key: AccessKeyArg) -> None:
     """Delete a keypair; its policy is no longer in use by it."""
+    from domain.keypair import DeleteKeyPairAction
+
     state = state_of(ctx)
     with state.ledger() as ledger:
         result = state.run(ledger.processors.keypair.delete_keypair, DeleteKeyPairAction(access_key=access_key))
@@ -94,6 +102,8 @@ def keypair_delete(ctx: typer.Context, access_key: AccessKeyArg) -> None:
 @keypair_app.command("show")
 def keypair_show(ctx: typer.Context, access_key: AccessKeyArg) -> None:
     """Show one keypair."""
+    from domain.entity import entity_not_found
+
     state = state_of(ctx)
     with state.ledger() as ledger:
         keypair = ledger.queries.keypair(access_key)

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import typing
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
 
-from domain.parsers import parse_int
-from domain.times import parse_time
-from domain.values import ProjectType, TriState
+from domain.values import ProjectType
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from pydantic import BaseModel
 
 
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -132,7 +133,11 @@ def users_option(help: str) -> Any:
 
 
 def nullable_fields(modifier: type[BaseModel]) -> tuple[str, ...]:
-    """The fields of `modifier` that can be set to null: those typed `TriState[...]`."""
+    """The fields of `modifier` that can be set to null: those typed `TriState[...]`. The
+    commands spell theirs out (declaring options must not load the models); tests check
+    them against this."""
+    from domain.values import TriState
+
     return tuple(name for name, info in modifier.model_fields.items() if typing.get_origin(info.annotation) is TriState)
 
 
@@ -157,6 +162,9 @@ def unset_fields(names: list[str], given: dict[str, Any], nullable: tuple[str, .
 
 def parse_point(raw: str, field: str) -> tuple[int | None, datetime | None]:
     """A point in an entity's history: a version number, or an ISO 8601 time (UTC if no zone)."""
+    from domain.parsers import parse_int
+    from domain.times import parse_time
+
     if raw.strip().isascii() and raw.strip().isdigit():
         return parse_int(raw, field), None
     return None, parse_time(raw, field)

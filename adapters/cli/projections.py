@@ -13,30 +13,32 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from adapters.bootstrap import Ledger, open_ledger
-from adapters.cli.app import State, state_of
+from adapters.cli.app import State, open_ledger, state_of
 from adapters.cli.render import new_table, print_table, safe
-from adapters.follow import follow
-from adapters.rebuild import PARALLEL_FROM
-from adapters.rebuild import catch_up as parallel_catch_up
 from domain.errors import InvalidAPIParameters, ReadModelStalled
-from domain.projection_ops import SkipProjectionEventAction, Stall
-from projections.projection import Projection
-from projections.runner import ProjectionRunner
-from projections.status import ProjectionStatus, describe_stall
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from adapters.bootstrap import Ledger
+    from domain.projection_ops import Stall
+    from projections.projection import Projection
+    from projections.runner import ProjectionRunner
+    from projections.status import ProjectionStatus
 
 projections_app = typer.Typer(
     no_args_is_help=True,
     help="Read models: versions, lag and stalls, a follower process, rebuilds, skips.",
 )
 
+
+# adapters.rebuild.PARALLEL_FROM, spelled out for the help of `rebuild --workers`: declaring
+# the options must not load the store (a test keeps the two equal).
+PARALLEL_FROM = 50_000
 
 BatchSizeOption = Annotated[
     int | None, typer.Option(min=1, metavar="N", help="Events applied per transaction (default 1000).")
@@ -62,6 +64,8 @@ def status(ctx: typer.Context) -> None:
 
 
 def _status_table(found: list[ProjectionStatus]) -> Table:
+    from projections.status import describe_stall
+
     table = new_table("projection", "version", "position", "head", "lag", "state", "pending", "skips")
     for s in found:
         building = []
@@ -82,6 +86,8 @@ def _status_table(found: list[ProjectionStatus]) -> Table:
 
 
 def _stalled(stall: Stall | None) -> str:
+    from projections.status import describe_stall
+
     return "" if stall is None else f", {describe_stall(stall)}"
 
 
@@ -103,6 +109,8 @@ def run(
     versions), until SIGTERM or Ctrl-C. On PostgreSQL a LISTEN on the events channel wakes
     it at once; the poll interval bounds the wait if a notification is lost. On SQLite it polls.
     A read model whose handler fails stalls there with a warning; the others go on."""
+    from adapters.follow import follow
+
     state = state_of(ctx)
     reached = 0
 
@@ -164,6 +172,9 @@ def rebuild(
     (default: every one) is rebuilt the same way even though its version did not change.
     Safe to kill: running it again (with or without --force) resumes where it stopped.
     Exits 1 if a rebuilt projection stalled on an event its handler cannot apply."""
+    from adapters.rebuild import catch_up as parallel_catch_up
+    from projections.status import describe_stall
+
     state = state_of(ctx)
     with _ledger(state) as ledger:
         runner = ledger.runner
@@ -221,6 +232,9 @@ def skip(
     `status` shows; any other is refused). The skip is an audited action (superadmin only,
     `ledger audit --entity-type projection`) and is honoured by every later rebuild of the
     same version; a new version reads the event again. The read model then catches up."""
+    from domain.projection_ops import SkipProjectionEventAction
+    from projections.status import describe_stall
+
     state = state_of(ctx)
     with _ledger(state) as ledger:
         (projection,) = _projections(ledger.runner, name)[:1]
@@ -250,6 +264,16 @@ def _named(projection: Projection, name: str) -> bool:
 
 @contextmanager
 def _progress_bar() -> Iterator[Any]:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("rebuild", total=None)

@@ -7,15 +7,15 @@ of --timezone, else $LEDGER_TIMEZONE, else UTC.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from adapters.bootstrap import open_ledger
-from adapters.cli.app import state_of
+from adapters.cli.app import open_ledger, state_of
 from adapters.cli.render import new_table, print_table, safe
-from domain.group import UsagePerMonthAction, UsagePerPeriodAction
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 usage_app = typer.Typer(
     no_args_is_help=True,
@@ -154,6 +154,8 @@ def usage_month(
 
     The month runs from its first day to the first of the next, local time. Kernels that
     ran in it count (running ones too; cancelled ones never)."""
+    from domain.group import UsagePerMonthAction
+
     state = state_of(ctx)
     action = UsagePerMonthAction(month=month, group_ids=group or None)
     with open_ledger(state.db, timezone) as ledger:  # the root --db, this zone
@@ -178,6 +180,8 @@ def usage_period(
 
     The period runs from the start date to the end of the end date (at most 100 days),
     local time. Kernels that ran in it count (running ones too; cancelled ones never)."""
+    from domain.group import UsagePerPeriodAction
+
     state = state_of(ctx)
     action = UsagePerPeriodAction(start_date=start_date, end_date=end_date, project_id=project)
     with open_ledger(state.db, timezone) as ledger:  # the root --db, this zone

@@ -4,31 +4,21 @@ rule is `domain.workload.importer`'s; here the file, the progress bar and the su
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from adapters.cli.app import State, fail, state_of
 from adapters.cli.options import parse_slots_option
 from adapters.cli.render import fields_table, print_table, safe
-from domain.workload import (
-    CreateEndpointAction,
-    CreateVFolderAction,
-    DestroyEndpointAction,
-    ReportKernelStatsAction,
-    StartKernelAction,
-    TerminateKernelAction,
-    WorkloadAction,
-    WorkloadActionResult,
-)
-from domain.workload.importer import FACTS, Importer, ImportStopped
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from domain.workload import WorkloadAction, WorkloadActionResult
 
 workload_app = typer.Typer(
     no_args_is_help=True,
@@ -63,6 +53,8 @@ def vfolder_create(
     group_id: GroupOption,
 ) -> None:
     """Record a vfolder created in an active group."""
+    from domain.workload import CreateVFolderAction
+
     action = CreateVFolderAction(vfolder_id=vfolder_id, name=name, host=host, group_id=group_id)
     _record(state_of(ctx), "create_vfolder", action, "created")
 
@@ -94,6 +86,8 @@ def kernel_start(
     agent: Annotated[str | None, typer.Option(metavar="AGENT")] = None,
 ) -> None:
     """Record a kernel started (RUNNING) in an active group."""
+    from domain.workload import StartKernelAction
+
     state = state_of(ctx)
     optional = {"image": image, "agent": agent}
     action = StartKernelAction(
@@ -124,6 +118,8 @@ def kernel_stats(
     disk_used: CountOption = None,
 ) -> None:
     """Record a kernel's latest resource usage. Amounts not given are 0."""
+    from domain.workload import ReportKernelStatsAction
+
     amounts = dict(cpu_used=cpu_used, mem_used=mem_used, io_read=io_read, io_write=io_write, disk_used=disk_used)
     given = {k: v for k, v in amounts.items() if v is not None}
     action = ReportKernelStatsAction(kernel_id=kernel_id, reported_at=reported_at, **given)
@@ -138,6 +134,8 @@ def kernel_terminate(
     status: Annotated[str, typer.Option(metavar="TERMINATED|CANCELLED", help="How the kernel ended.")] = "TERMINATED",
 ) -> None:
     """Record a kernel's end; it no longer holds its group's purge."""
+    from domain.workload import TerminateKernelAction
+
     action = TerminateKernelAction(kernel_id=kernel_id, terminated_at=terminated_at, status=status)
     _record(state_of(ctx), "terminate_kernel", action, "terminated")
 
@@ -145,6 +143,8 @@ def kernel_terminate(
 @workload_app.command("endpoint-create")
 def endpoint_create(ctx: typer.Context, endpoint_id: IdArg, group_id: GroupOption, name: NameOption) -> None:
     """Record a model-serving endpoint created in an active group."""
+    from domain.workload import CreateEndpointAction
+
     action = CreateEndpointAction(endpoint_id=endpoint_id, group_id=group_id, name=name)
     _record(state_of(ctx), "create_endpoint", action, "created")
 
@@ -152,6 +152,8 @@ def endpoint_create(ctx: typer.Context, endpoint_id: IdArg, group_id: GroupOptio
 @workload_app.command("endpoint-destroy")
 def endpoint_destroy(ctx: typer.Context, endpoint_id: IdArg) -> None:
     """Record an endpoint destroyed; it no longer holds its group's purge."""
+    from domain.workload import DestroyEndpointAction
+
     _record(state_of(ctx), "destroy_endpoint", DestroyEndpointAction(endpoint_id=endpoint_id), "destroyed")
 
 
@@ -168,6 +170,9 @@ def _size(file: typer.FileBinaryRead) -> int | None:
 
 
 def _progress(state: State) -> Progress:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
     return Progress(
         SpinnerColumn(),
@@ -206,6 +211,12 @@ def workload_import(
     line: a batch the ledger refuses stores nothing, so its facts are then recorded one
     at a time up to the refused one. Each batch is one `record_workload_batch` action of
     the root options' actor: permission-checked and audited like any other."""
+    import asyncio
+
+    from rich.markup import escape
+
+    from domain.workload.importer import FACTS, Importer, ImportStopped
+
     state = state_of(ctx)
     started = time.perf_counter()
     with state.ledger() as ledger, _progress(state) as progress:
