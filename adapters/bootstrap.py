@@ -126,16 +126,16 @@ def _runner(
         app.recorder,
         app.mapper,
         projections,
-        skip_log=lambda lineage: recorded_skips(app, lineage),
+        skip_log=lambda stable_name: recorded_skips(app, stable_name),
         factory=lambda metadata: build_projections(metadata, zone).all(),
     )
 
 
-def recorded_skips(app: LedgerApplication, lineage: str) -> list[SkippedEvent]:
+def recorded_skips(app: LedgerApplication, stable_name: str) -> list[SkippedEvent]:
     """The events operators told the read model to skip, read from the store itself (not
     the aggregate cache: another process may have recorded one)."""
     try:
-        ops: ProjectionOps = app.repository.get(ProjectionOps.id_for(lineage))
+        ops: ProjectionOps = app.repository.get(ProjectionOps.id_for(stable_name))
     except AggregateNotFoundError:
         return []
     except PersistenceError as exc:

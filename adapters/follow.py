@@ -24,7 +24,7 @@ from adapters.store import StoreConfig
 from domain.errors import ReadModelVersionMismatch, StoreUnavailable
 from projections.status import describe_stall
 
-GARBAGE_CHUNKS_PER_WAKE = 5
+RETIRED_CHUNKS_PER_WAKE = 5
 
 
 class Wakeup(Protocol):
@@ -115,7 +115,7 @@ def follow(
                 _warn_of_stalls(ledger, warned)
                 if on_position is not None:
                     on_position(position)
-                _collect_some_garbage(ledger)
+                _drop_some_retired_tables(ledger)
             if once:
                 return position
             wakeup.wait(poll_interval)
@@ -126,14 +126,14 @@ def _warn_of_stalls(ledger: Ledger, warned: set[tuple[str, int]]) -> None:
     for key, stall in ledger.runner.stalled.items():
         if (key, stall.position) not in warned:
             warned.add((key, stall.position))
-            _warn(f"read model {stall.lineage} {describe_stall(stall)}; the other read models go on")
+            _warn(f"read model {stall.stable_name} {describe_stall(stall)}; the other read models go on")
 
 
-def _collect_some_garbage(ledger: Ledger) -> None:
+def _drop_some_retired_tables(ledger: Ledger) -> None:
     """A few chunks of a replaced version's tables per wake: the tables go in the
     background of following, which a whole collection would hold up for minutes."""
     try:
-        ledger.runner.drop_retired_tables(max_chunks=GARBAGE_CHUNKS_PER_WAKE)
+        ledger.runner.drop_retired_tables(max_chunks=RETIRED_CHUNKS_PER_WAKE)
     except StoreUnavailable as exc:
         _warn(f"dropping replaced read-model tables failed, retrying later: {exc}")
 

@@ -217,7 +217,11 @@ class ProjectionRunner(Versions):
                 conn.execute(
                     sa.update(self.tracking).where(self.tracking.c.projection == key).values(position=moved[key])
                 )
-                row = {"projection": key, **{f: getattr(stall, f) for f in ("lineage", "version", "position", "cause")}}
+                row = {
+                    "projection": key,
+                    "lineage": stall.stable_name,  # the stored column keeps its name
+                    **{f: getattr(stall, f) for f in ("version", "position", "cause")},
+                }
                 upsert = insert_for(conn, self.stalls).values(**row, stalled_at=stall.at)
                 conn.execute(
                     upsert.on_conflict_do_update(
@@ -274,20 +278,20 @@ class ProjectionRunner(Versions):
                 continue
             since = stall.at.isoformat(timespec="seconds")
             raise ReadModelStalled(
-                f"read model {stall.lineage} is {describe_stall(stall)} (since {since}); "
+                f"read model {stall.stable_name} is {describe_stall(stall)} (since {since}); "
                 f"other read models go on: fix its handler and run `ledger projections rebuild --force "
-                f"{stall.lineage}`, or `ledger projections skip {stall.lineage} --position {stall.position} "
+                f"{stall.stable_name}`, or `ledger projections skip {stall.stable_name} --position {stall.position} "
                 "--reason TEXT`",
-                projection=stall.lineage,
+                projection=stall.stable_name,
                 position=stall.position,
                 cause=stall.cause,
             )
 
-    def stalls_of(self, lineage: str) -> list[Stall]:
+    def stalls_of(self, stable_name: str) -> list[Stall]:
         """Where the read model's builds (active, pending, forced rebuild) are stalled, as
         committed now (`domain.projection_ops.StalledProjections`)."""
         self._read_state()
-        return [stall for stall in self.stalled.values() if stall.lineage == lineage]
+        return [stall for stall in self.stalled.values() if stall.stable_name == stable_name]
 
     def status(self) -> list[ProjectionStatus]:
         """Every read model recorded in the database (this code's and others', such as the

@@ -194,9 +194,9 @@ def rebuild(
     if stalled:
         stall = stalled[0]
         raise ReadModelStalled(
-            f"rebuild of {stall.lineage} {describe_stall(stall)}: fix its handler and run the rebuild "
-            f"again, or `ledger projections skip {stall.lineage} --position {stall.position} --reason TEXT`",
-            projection=stall.lineage,
+            f"rebuild of {stall.stable_name} {describe_stall(stall)}: fix its handler and run the rebuild "
+            f"again, or `ledger projections skip {stall.stable_name} --position {stall.position} --reason TEXT`",
+            projection=stall.stable_name,
             position=stall.position,
             cause=stall.cause,
         )

@@ -20,7 +20,9 @@ from domain.projection_ops.types import SkippedEvent
 
 class ProjectionOps(Aggregate):
     class Opened(Aggregate.Created):
-        """The first intervention on this read model."""
+        """The first intervention on this read model. Its field keeps the stored name
+        `lineage` (the read model's stable name): the events already stored carry it, and
+        the library passes it to `__init__` by that name."""
 
         lineage: str
 
@@ -33,21 +35,22 @@ class ProjectionOps(Aggregate):
         cause: str
 
         def apply(self, aggregate: ProjectionOps) -> None:
-            aggregate.skipped.append(
-                SkippedEvent(aggregate.lineage, self.version, self.position, self.reason, self.cause, self.timestamp)
+            skipped = SkippedEvent(
+                aggregate.stable_name, self.version, self.position, self.reason, self.cause, self.timestamp
             )
+            aggregate.skipped.append(skipped)
 
-    def __init__(self, lineage: str) -> None:
-        self.lineage = lineage
+    def __init__(self, lineage: str) -> None:  # named as `Opened` stores it
+        self.stable_name = lineage
         self.skipped: list[SkippedEvent] = []
 
     @staticmethod
-    def id_for(lineage: str) -> uuid.UUID:
-        return stream_id(EntityType.PROJECTION, lineage)
+    def id_for(stable_name: str) -> uuid.UUID:
+        return stream_id(EntityType.PROJECTION, stable_name)
 
     @classmethod
-    def open(cls, lineage: str) -> ProjectionOps:
-        return cls._create(cls.Opened, id=cls.id_for(lineage), lineage=lineage)
+    def open(cls, stable_name: str) -> ProjectionOps:
+        return cls._create(cls.Opened, id=cls.id_for(stable_name), lineage=stable_name)
 
     def skips(self, version: int, position: int) -> bool:
         return any(s.version == version and s.position == position for s in self.skipped)

@@ -15,7 +15,7 @@ from domain.projection_ops.types import Stall
 class StalledProjections(Protocol):
     """Which builds of a read model (active, pending, rebuilding) are stalled, and where."""
 
-    def stalls_of(self, lineage: str) -> list[Stall]: ...
+    def stalls_of(self, stable_name: str) -> list[Stall]: ...
 
 
 class ProjectionOpsService:

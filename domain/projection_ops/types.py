@@ -10,7 +10,7 @@ from datetime import datetime
 class Stall:
     """Where one version of a read model stopped, and why."""
 
-    lineage: str
+    stable_name: str
     version: int
     position: int
     cause: str
@@ -21,7 +21,7 @@ class Stall:
 class SkippedEvent:
     """One event a read model's version steps over, and why."""
 
-    lineage: str
+    stable_name: str
     version: int
     position: int
     reason: str

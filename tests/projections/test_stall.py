@@ -17,7 +17,7 @@ from domain.actions import ActionTriggerMeta
 from domain.errors import InsufficientPermission, ProjectionNotStalled, ReadModelStalled, StoreUnavailable
 from domain.group import UsagePerMonthAction
 from domain.keypair_resource_policy import KeyPairResourcePolicy
-from domain.projection_ops import SkipProjectionEventAction
+from domain.projection_ops import ProjectionOps, SkipProjectionEventAction
 from projections import usage as usage_module
 from projections.runner import ProjectionRunner
 from projections.sql import tables_of
@@ -184,6 +184,27 @@ def test_a_skip_steps_over_the_event_and_is_audited(ledger_url: str) -> None:
     with open_ledger(ledger_url) as reopened:
         assert usage_status(reopened).stall is None
         assert len(usage_status(reopened).skips) == 1
+
+
+def test_stalls_and_skips_keep_their_stored_names(memory_ledger: Ledger) -> None:
+    """The read side calls a read model's name its stable name; what is stored keeps the
+    name `lineage`: the stalls table's column and the attribute of the skip log's first
+    event, which an aggregate loaded from the store is built from."""
+    ledger = memory_ledger
+    bad = stalled_ledger(ledger)
+    with ledger.read_models.connect() as conn:
+        (row,) = conn.execute(sa.select(ProjectionRunner.stalls)).mappings().all()
+    assert (row["lineage"], row["position"]) == ("usage_utc", bad)
+
+    skip = SkipProjectionEventAction(projection="usage_utc", position=bad, reason="stored names")
+    asyncio.run(ledger.processors.projection.skip_projection_event.wait_for_complete(skip, SUPERADMIN))
+    stream = ProjectionOps.id_for("usage_utc")
+    opened, skipped = [ledger.app.mapper.to_domain_event(e) for e in ledger.app.recorder.select_events(stream)]
+    assert isinstance(opened, ProjectionOps.Opened) and vars(opened)["lineage"] == "usage_utc"
+    assert isinstance(skipped, ProjectionOps.EventSkipped)
+    ops = ledger.app.repository.get(stream)
+    assert ops.stable_name == "usage_utc"
+    assert [(s.stable_name, s.position, s.reason) for s in ops.skipped] == [("usage_utc", bad, "stored names")]
 
 
 def test_a_database_failure_is_raised_not_taken_for_a_stall(memory_ledger: Ledger) -> None:
