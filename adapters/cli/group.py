@@ -19,10 +19,13 @@ from adapters.cli.options import (
     IntegrationOption,
     RegistryOption,
     ResourcePolicyOption,
+    SlotOption,
     SlotsOption,
     ToOption,
+    TotalSlotsOption,
     TypeOption,
     VersionOption,
+    slot_changes,
     unset_fields,
     unset_option,
     users_option,
@@ -95,13 +98,26 @@ def _groups_table(groups: list[GroupData]) -> Table:
     return table
 
 
-def _show_group(state: State, group: GroupData, done: str, members: int | None = None) -> None:
+def _fields(group: GroupData) -> dict[str, Any]:
+    """What a modify can change: every field but the times."""
+    data = group.to_json()
+    del data["created_at"], data["modified_at"]
+    return data
+
+
+def _show_group(
+    state: State, group: GroupData, done: str, members: int | None = None, changed: bool | None = None
+) -> None:
+    """`changed` (modify only) says whether it stored anything; False prints "unchanged"."""
+
     def human() -> None:
-        if done:
+        if changed is False:
+            typer.echo(f"group {group.name!r} ({group.id}) unchanged")
+        elif done:
             typer.echo(f"{done} group {group.name!r} ({group.id})")
         print_table(_group_table(group, members))
 
-    state.output(group.to_json(), human)
+    state.output(group.to_json() if changed is None else {"changed": changed, **group.to_json()}, human)
 
 
 def _existing_group(ledger: Ledger, group_id: str) -> GroupData:
@@ -154,7 +170,8 @@ def group_modify(
     description: DescriptionOption = None,
     active: ActiveOption = None,
     integration_id: IntegrationOption = None,
-    total_resource_slots: SlotsOption = None,
+    total_resource_slots: TotalSlotsOption = None,
+    slot: SlotOption = None,
     allowed_vfolder_hosts: HostsOption = None,
     dotfiles_file: DotfilesOption = None,
     resource_policy: ResourcePolicyOption = None,
@@ -165,20 +182,31 @@ def group_modify(
     replace_users: Annotated[Any, users_option("Make these the members ('' for none).")] = None,
 ) -> None:
     """Change the given fields and/or the members of a group; everything else is left alone.
-    One membership option per call."""
+    One membership option per call. Values equal to the current ones (or no option at all)
+    change nothing and store no event: the command then says the group is unchanged
+    (`"changed": false` with --json)."""
     given = _group_fields(locals())
     from domain.group import ModifyGroupAction
+    from domain.parsers import parse_uuid
 
     modifier = {**given, **unset_fields(unset or [], given, NULLABLE_GROUP_FIELDS)}
     membership = _membership(add_users, remove_users, replace_users)
-    if not modifier and not membership:
-        raise typer.BadParameter("nothing to change: give a field option, --unset or a membership option")
+    changes = slot_changes(total_resource_slots, slot)
     state = state_of(ctx)
-    action = ModifyGroupAction(group_id=group_id, modifier=modifier, **membership)
+    key = str(parse_uuid(group_id, "group_id"))  # as the read model keys it
     with state.ledger() as ledger:
+        before = ledger.queries.group(key)
+        members_before = None if before is None else ledger.queries.group_members(before.id)
+        if changes is not None:
+            current = _existing_group(ledger, key) if before is None else before
+            modifier["total_resource_slots"] = {**current.total_resource_slots.to_json(), **changes}
+        action = ModifyGroupAction(group_id=group_id, modifier=modifier, **membership)
         result = state.run(ledger.processors.group.modify_group, action)
-        members = len(ledger.queries.group_members(result.data.id)) if membership else None
-    _show_group(state, result.data, "modified", members)
+        after: GroupData = result.data
+        members_after = ledger.queries.group_members(after.id)
+    # Compared with the state read just before: a concurrent change in between counts as a change.
+    changed = before is None or _fields(before) != _fields(after) or members_before != members_after
+    _show_group(state, after, "modified" if changed else "", len(members_after) if membership else None, changed)
 
 
 @group_app.command("delete")

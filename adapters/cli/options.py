@@ -92,6 +92,58 @@ HostsOption = Annotated[
     typer.Option(parser=parse_hosts_option, metavar="JSON|host,...", help="Allowed vfolder hosts."),
 ]
 IntOption = Annotated[int | None, typer.Option(metavar="N")]
+ReplaceSlotsOption = Annotated[
+    Any,
+    typer.Option(
+        parser=parse_slots_option,
+        metavar="JSON|k=v,...",
+        help="Replace the whole slot map: slots not listed are dropped ('' for none).",
+    ),
+]
+TotalSlotsOption = Annotated[
+    Any,
+    typer.Option(
+        parser=parse_slots_option,
+        metavar="JSON|k=v,...",
+        help="Replace the whole slot map: slots not listed are dropped ('' for none). To change one slot: --slot.",
+    ),
+]
+SlotOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--slot",
+        metavar="NAME=VALUE",
+        help="Change one slot, keeping the others (repeatable; not with --total-resource-slots).",
+    ),
+]
+
+
+def parse_slot_assignments(items: list[str]) -> dict[str, str]:
+    """`--slot NAME=VALUE` options as {name: value}, aliases (`memory`, `gpu`) under their
+    stored names; a slot given twice (an alias beside its name too) is a usage error."""
+    from domain.slots import SLOT_ALIASES
+
+    slots: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name = SLOT_ALIASES.get(key.strip(), key.strip())
+        if not sep or not name or not value.strip():
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--slot")
+        if name in slots:
+            raise typer.BadParameter(f"slot {name!r} given twice", param_hint="--slot")
+        slots[name] = value.strip()
+    return slots
+
+
+def slot_changes(replacement: dict[str, Any] | None, changes: list[str] | None) -> dict[str, str] | None:
+    """The `--slot` changes of a modify, None if it has none: checked before anything is
+    read, so giving them beside `--total-resource-slots` (the whole map) is a usage error."""
+    if changes is None:
+        return None
+    if replacement is not None:
+        raise typer.BadParameter("give either --total-resource-slots (the whole map) or --slot, not both")
+    return parse_slot_assignments(changes)
+
 
 # Group fields, as `group create` and `group modify` take them
 

@@ -15,9 +15,13 @@ from adapters.cli.options import (
     FromOption,
     HostsOption,
     IntOption,
+    ReplaceSlotsOption,
+    SlotOption,
     SlotsOption,
     ToOption,
+    TotalSlotsOption,
     VersionOption,
+    slot_changes,
     unset_fields,
     unset_option,
 )
@@ -51,7 +55,7 @@ FallbackOption = Annotated[
 
 def _given(values: dict[str, Any]) -> dict[str, Any]:
     """The policy fields among a command's parameters that were given."""
-    skip = {"ctx", "name", "unset"}
+    skip = {"ctx", "name", "unset", "slot"}
     return {k: v for k, v in values.items() if k not in skip and v is not None}
 
 
@@ -122,14 +126,15 @@ def policy_create(
 def policy_modify(
     ctx: typer.Context,
     name: PolicyName,
-    total_resource_slots: SlotsOption = None,
+    total_resource_slots: TotalSlotsOption = None,
+    slot: SlotOption = None,
     max_concurrent_sessions: IntOption = None,
     max_containers_per_session: IntOption = None,
     idle_timeout: IntOption = None,
     max_session_lifetime: IntOption = None,
     max_concurrent_sftp_sessions: IntOption = None,
     max_pending_session_count: IntOption = None,
-    max_pending_session_resource_slots: SlotsOption = None,
+    max_pending_session_resource_slots: ReplaceSlotsOption = None,
     allowed_vfolder_hosts: HostsOption = None,
     default_for_unspecified: DefaultOption = None,
     max_vfolder_count: IntOption = None,
@@ -138,19 +143,38 @@ def policy_modify(
     fallback_policy: FallbackOption = None,
     unset: Annotated[list[str] | None, unset_option(NULLABLE_FIELDS)] = None,
 ) -> None:
-    """Change the given fields of a policy; fields not given are left alone."""
+    """Change the given fields of a policy; fields not given are left alone. Values equal
+    to the current ones (or no option at all) change nothing and store no event: the
+    command then says the policy is unchanged (`"changed": false` with --json)."""
     given = _given(locals())  # first: its locals are the options
+    from domain.entity import entity_not_found
     from domain.keypair_resource_policy import ModifyKeyPairResourcePolicyAction
 
     modifier = {**given, **unset_fields(unset or [], given, NULLABLE_FIELDS)}
-    if not modifier:
-        raise typer.BadParameter("nothing to change: give at least one field option or --unset")
+    changes = slot_changes(total_resource_slots, slot)
     state = state_of(ctx)
-    action = _with_warnings(lambda: ModifyKeyPairResourcePolicyAction(name=name, modifier=modifier))
     with state.ledger() as ledger:
+        before = ledger.queries.keypair_resource_policy(name)
+        if changes is not None:
+            if before is None:
+                raise entity_not_found(POLICY_TYPE, name)
+            modifier["total_resource_slots"] = {**before.total_resource_slots.to_json(), **changes}
+        action = _with_warnings(lambda: ModifyKeyPairResourcePolicyAction(name=name, modifier=modifier))
         processor = ledger.processors.keypair_resource_policy.modify_keypair_resource_policy
         result = state.run(processor, action)
-    _show_policy(state, result.keypair_resource_policy, "modified")
+    after: KeyPairResourcePolicyData = result.keypair_resource_policy
+    # Compared with the state read just before: a concurrent change in between counts as a change.
+    changed = before is None or before.fields_json() != after.fields_json()
+
+    def human() -> None:
+        typer.echo(
+            f"modified keypair resource policy {after.name!r}"
+            if changed
+            else f"keypair resource policy {after.name!r} unchanged"
+        )
+        print_table(_policy_table(after))
+
+    state.output({"changed": changed, **after.to_json()}, human)
 
 
 @policy_app.command("delete")
