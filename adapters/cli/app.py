@@ -228,6 +228,8 @@ def root(
     and are stamped on every event a command stores. Like --db and --json they go before the
     subcommand: `ledger --json --role admin policy list`. A keypair's owner is not the actor:
     give it with `keypair create --owner UUID`."""
+    if db is not None and not db.strip():  # say `--db "$UNSET"`: never the default ledger instead
+        raise typer.BadParameter("the ledger URL is empty", param_hint="'--db'")
     # A bad LEDGER_EXTRA_SLOTS is refused by every command, before any work, not only by
     # the first one that happens to read a slot.
     from domain.actions import ActionTriggerMeta, Role

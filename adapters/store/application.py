@@ -53,6 +53,7 @@ class LedgerApplication(Application[uuid.UUID]):
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
+        config.check_sqlite_file()  # a path SQLite cannot open, or another application's file
         env = {**config.env, "MAPPER_TOPIC": "adapters.store.application:StampingMapper"}
         set_up = config.kind == "postgresql" and postgres_is_set_up(config)
         if set_up:

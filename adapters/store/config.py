@@ -19,10 +19,13 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 from sqlalchemy.engine import url as sa_url
 
 from adapters.store.quoting import quote_identifier
-from domain.errors import InvalidAPIParameters
+from domain.errors import ConfigurationError, InvalidAPIParameters, StoreUnavailable
 
 DEFAULT_URL = "sqlite:///ledger.db"
 EVENTS_TABLE = {"sqlite": "stored_events", "postgresql": "ledger_events"}
+# A SQLite file is a ledger when it holds the events table and one of these beside it: the
+# hash chain, or (a ledger written before the chain existed) the read models' versions.
+LEDGER_MARKS = ("ledger_chain", "projection_versions")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,47 @@ class StoreConfig:
     @property
     def events_table(self) -> str:
         return EVENTS_TABLE[self.kind]
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The file of a SQLite ledger (None in memory or on PostgreSQL)."""
+        if self.kind != "sqlite" or self.env["SQLITE_DBNAME"].startswith("file:"):
+            return None
+        return Path(self.env["SQLITE_DBNAME"])
+
+    def check_sqlite_file(self) -> None:
+        """Before a SQLite ledger is opened: its file can be opened, and it is a ledger or
+        a new, empty file. Each refusal is one line naming the path and the cause (SQLite
+        itself says only "unable to open database file"), and a file of another
+        application is never adopted (the ledger would add its tables beside the others')."""
+        path = self.sqlite_path
+        if path is None:
+            return
+        shown = str(path)
+        parent = path.parent
+        if not parent.exists():
+            raise StoreUnavailable(f"cannot open the ledger {shown!r}: the directory {str(parent)!r} does not exist")
+        if not parent.is_dir():
+            raise StoreUnavailable(f"cannot open the ledger {shown!r}: {str(parent)!r} is not a directory")
+        if path.is_dir():
+            raise StoreUnavailable(f"cannot open the ledger {shown!r}: it is a directory, not a file")
+        if not path.exists():
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise StoreUnavailable(f"cannot create the ledger {shown!r}: no permission to write in {str(parent)!r}")
+            return
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StoreUnavailable(f"cannot open the ledger {shown!r}: no permission to read and write it")
+        tables = _sqlite_tables(path)
+        if not tables:
+            return  # a new, empty file
+        if self.events_table in tables and any(mark in tables for mark in LEDGER_MARKS):
+            return
+        listed = sorted(tables)
+        more = f" (+{len(listed) - 3} more)" if len(listed) > 3 else ""
+        raise ConfigurationError(
+            f"{shown!r} is not a ledger: its tables ({', '.join(listed[:3])}{more}) are another application's "
+            f"(a ledger has {self.events_table} and {' or '.join(LEDGER_MARKS)}); give a new file or a ledger's"
+        )
 
     def connect_postgres(self) -> Any:
         """A psycopg connection (autocommit) to this PostgreSQL ledger's database, for what
@@ -54,9 +98,29 @@ class StoreConfig:
         )
 
 
+def _sqlite_tables(path: Path) -> set[str]:
+    """The table names of an existing SQLite file, read without writing to it."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"cannot open the ledger {str(path)!r}: {exc}") from None
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError as exc:  # say a text file: "file is not a database"
+        raise StoreUnavailable(f"cannot open the ledger {str(path)!r}: {exc}") from None
+    finally:
+        conn.close()
+    return {str(name) for (name,) in rows if not str(name).startswith("sqlite_")}
+
+
 def parse_url(url: str | None) -> StoreConfig:
     """Turns a ledger URL into the library's settings and a read-model URL. A URL the
     ledger cannot use is an `InvalidAPIParameters` naming `url` (or `schema`), one line."""
+    if url is not None and not url.strip():
+        # An empty --db is a mistake (an unset shell variable), not a request for the default.
+        raise InvalidAPIParameters("the database URL is empty", field="url")
     url = url or os.environ.get("LEDGER_DATABASE_URL") or DEFAULT_URL
     try:
         parts = urlsplit(url)

@@ -1,0 +1,165 @@
+"""`--db`: an empty URL is a usage error, a SQLite path that cannot be opened is named with
+its cause, and a file of another application is refused, never adopted."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from adapters.bootstrap import open_ledger
+from adapters.store import parse_url
+from domain.errors import ConfigurationError, InvalidAPIParameters, StoreUnavailable
+from tests.adapters.cli.helpers import ledger, ok, refused, usage_error
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+@pytest.mark.parametrize("url", ["", " ", "\t"])
+def test_an_empty_db_is_a_usage_error_not_the_default(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the default ./ledger.db would be created
+    line = usage_error(url, "policy", "list")
+    assert (
+        line == "error: usage: Invalid value for '--db': the ledger URL is empty (see 'root --help')"
+    )  # in-process the program is 'root'
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["", "  "])
+def test_parse_url_refuses_an_empty_url(url: str) -> None:
+    with pytest.raises(InvalidAPIParameters, match="the database URL is empty"):
+        parse_url(url)
+
+
+def test_a_missing_directory_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "l.db"
+    assert refused(f"sqlite:///{path}", "policy", "list") == (
+        f"error: ledger_generic_unavailable: cannot open the ledger '{path}': "
+        f"the directory '{path.parent}' does not exist"
+    )
+    assert not path.parent.exists()
+
+
+def test_a_directory_is_not_a_ledger_file(tmp_path: Path) -> None:
+    assert refused(f"sqlite:///{tmp_path}", "policy", "list") == (
+        f"error: ledger_generic_unavailable: cannot open the ledger '{tmp_path}': it is a directory, not a file"
+    )
+
+
+def test_a_file_in_place_of_the_directory_is_named(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    path = tmp_path / "file" / "l.db"
+    assert refused(f"sqlite:///{path}", "policy", "list") == (
+        f"error: ledger_generic_unavailable: cannot open the ledger '{path}': '{tmp_path / 'file'}' is not a directory"
+    )
+
+
+def test_a_file_that_is_not_sqlite_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("hello, this is text\n" * 100)
+    line = refused(f"sqlite:///{path}", "policy", "list")
+    assert line == f"error: ledger_generic_unavailable: cannot open the ledger '{path}': file is not a database"
+    assert path.read_text() == "hello, this is text\n" * 100
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the permissions say")
+def test_no_permission_is_named(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        line = refused(f"sqlite:///{locked / 'l.db'}", "policy", "list")
+        assert line == (
+            f"error: ledger_generic_unavailable: cannot create the ledger '{locked / 'l.db'}': "
+            f"no permission to write in '{locked}'"
+        )
+    finally:
+        locked.chmod(0o700)
+    ok(f"sqlite:///{tmp_path / 'l.db'}", "policy", "list")
+    (tmp_path / "l.db").chmod(0o400)
+    line = refused(f"sqlite:///{tmp_path / 'l.db'}", "policy", "list")
+    assert line.endswith(f"cannot open the ledger '{tmp_path / 'l.db'}': no permission to read and write it")
+
+
+def test_an_unwritable_file_is_named_even_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The permission checks are `os.access`: simulated here so that they run under root too."""
+    path = tmp_path / "l.db"
+    ok(f"sqlite:///{path}", "policy", "list")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == path else real(p, mode))
+    with pytest.raises(StoreUnavailable, match="no permission to read and write it"):
+        open_ledger(f"sqlite:///{path}")
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path / "new" else real(p, mode))
+    (tmp_path / "new").mkdir()
+    with pytest.raises(StoreUnavailable, match="no permission to write in"):
+        open_ledger(f"sqlite:///{tmp_path / 'new' / 'l.db'}")
+
+
+def foreign(path: Path, *statements: str) -> str:
+    with sqlite3.connect(path) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    return f"sqlite:///{path}"
+
+
+def test_another_applications_file_is_refused_not_adopted(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    url = foreign(path, "CREATE TABLE foo (x)", "INSERT INTO foo VALUES (1)")
+    line = refused(url, "policy", "list")
+    assert line == (
+        f"error: configuration_generic_invalid: '{path}' is not a ledger: its tables (foo) are another "
+        "application's (a ledger has stored_events and ledger_chain or projection_versions); "
+        "give a new file or a ledger's"
+    )
+    assert tables(path) == {"foo"}  # nothing was added to it
+
+
+def test_another_eventsourcing_applications_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "es.db"
+    url = foreign(
+        path,
+        "CREATE TABLE stored_events (originator_id, originator_version, topic, state)",
+        "CREATE TABLE stored_snapshots (originator_id, originator_version, topic, state)",
+        "CREATE TABLE notification_tracking (application_name, notification_id)",
+        "CREATE TABLE orders (id)",
+        "CREATE TABLE customers (id)",
+    )
+    line = refused(url, "policy", "list")
+    assert "its tables (customers, notification_tracking, orders (+2 more)) are another application's" in line
+    assert tables(path) == {"stored_events", "stored_snapshots", "notification_tracking", "orders", "customers"}
+    with pytest.raises(ConfigurationError, match="is not a ledger"):
+        open_ledger(url)
+
+
+def test_a_new_empty_file_becomes_a_ledger_and_a_ledger_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    url = f"sqlite:///{path}"
+    ok(url, "policy", "create", "p1", "--total-resource-slots", "cpu=1")
+    assert {"stored_events", "ledger_chain", "projection_versions"} <= tables(path)
+    assert "p1" in ok(url, "policy", "list").stdout
+
+
+def test_a_ledger_written_before_the_chain_still_opens(tmp_path: Path) -> None:
+    """A ledger from before the hash chain has its events and read models, not the chain."""
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    ok(url, "policy", "create", "p1", "--total-resource-slots", "cpu=1")
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE ledger_chain")
+    assert "p1" in ok(url, "policy", "list").stdout
+    assert "ledger_chain" in tables(path)  # sealed on opening
+
+
+def test_an_in_memory_ledger_needs_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = ledger("sqlite:///:memory:", "policy", "list")
+    assert result.exit_code == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
