@@ -5,6 +5,7 @@ Time travel (`show --at/--version`, `diff`) sits with each entity's commands.
 
 from __future__ import annotations
 
+import enum
 import json
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,6 +13,7 @@ import typer
 
 from adapters.cli.app import state_of
 from adapters.cli.render import new_table, print_table, safe, utc_time
+from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters
 
 if TYPE_CHECKING:
@@ -19,36 +21,64 @@ if TYPE_CHECKING:
 
     from adapters.read.queries import AuditEntry
 
-TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
+
+class AuditStatus(enum.Enum):
+    """The `--status` choices: the values of `domain.actions.ActionStatus`, spelled here so
+    that declaring the options loads no domain model (a test keeps the two equal)."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+    DENIED = "denied"
+    RUNNING = "running"
 
 
 def audit(
     ctx: typer.Context,
-    entity_type: Annotated[str | None, typer.Option(metavar="TYPE", help="keypair_resource_policy, group, ...")] = None,
+    entity_type: Annotated[EntityType | None, typer.Option(help="The entity's type.")] = None,
     entity_id: Annotated[str | None, typer.Option(metavar="ID", help="A policy name, a group id, ...")] = None,
     actor: Annotated[str | None, typer.Option(metavar="ID", help="A user id or an access key.")] = None,
     operation: Annotated[str | None, typer.Option(metavar="OP", help="create, modify, purge, ...")] = None,
-    status: Annotated[str | None, typer.Option(metavar="STATUS", help="success, error or denied.")] = None,
-    since: TimeFilter = None,
-    until: TimeFilter = None,
-    limit: Annotated[int | None, typer.Option(metavar="N", help="At most N entries (oldest first).")] = None,
+    status: Annotated[AuditStatus | None, typer.Option(case_sensitive=False, help="The outcome.")] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="ISO", help="Started at or after this time (ISO 8601, UTC if no zone).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="ISO", help="Started before this time (ISO 8601, UTC if no zone).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(metavar="N", help="Only the latest N matching entries.")] = None,
+    oldest_first: Annotated[
+        bool, typer.Option("--oldest-first", help="List in the order they happened (the latest N with --limit).")
+    ] = False,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Export as JSON Lines, one entry per line.")] = False,
 ) -> None:
-    """The audit trail: every action's outcome (success, error, denied), who asked, when."""
+    """The audit trail: every action's outcome (success, error, denied), who asked, when.
+
+    Newest first (tables, --json and --jsonl alike): --limit N keeps the latest N.
+    --oldest-first lists them in the order they happened.
+    --since must be before --until."""
     from domain.times import parse_time
 
     state = state_of(ctx)
+    start = None if since is None else parse_time(since, "since")
+    end = None if until is None else parse_time(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise typer.BadParameter(
+            f"{since!r} is not before --until {until!r}: no action could match", param_hint="--since"
+        )
     with state.ledger() as ledger:
         entries = ledger.queries.audit_log(
-            entity_type,
+            None if entity_type is None else entity_type.value,
             entity_id,
-            None if since is None else parse_time(since, "since"),
-            None if until is None else parse_time(until, "until"),
+            start,
+            end,
             actor=actor,
             operation=operation,
-            status=status,
+            status=None if status is None else status.value,
             limit=limit,
+            newest_first=limit is not None or not oldest_first,
         )
+    if oldest_first and limit is not None:
+        entries.reverse()  # the latest N, in the order they happened
     if jsonl:
         for entry in entries:
             # ensure_ascii (the default): control and bidi characters leave as \u escapes.

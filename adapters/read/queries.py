@@ -196,9 +196,10 @@ class Queries:
         operation: str | None = None,
         status: str | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[AuditEntry]:
-        """Action outcomes, oldest first, started in [since, until); `actor` matches the
-        user id or the access key."""
+        """Action outcomes, oldest first (newest first with `newest_first`, so `limit` keeps
+        the latest), started in [since, until); `actor` matches the user id or the access key."""
         log = self._audit.entries
         conditions: list[sa.ColumnElement[bool]] = []
         if entity_id is not None:
@@ -221,7 +222,8 @@ class Queries:
             conditions.append(sa.or_(log.c.triggered_by == actor, log.c.access_key == actor))
         if limit is not None and limit < 1:
             raise InvalidAPIParameters("must be at least 1", field="limit")
-        statement = sa.select(log).where(*conditions).order_by(log.c.started_at, log.c.position).limit(limit)
+        order = (log.c.started_at.desc(), log.c.position.desc()) if newest_first else (log.c.started_at, log.c.position)
+        statement = sa.select(log).where(*conditions).order_by(*order).limit(limit)
         return [
             AuditEntry(**{**row._asdict(), "started_at": as_utc(row.started_at), "ended_at": as_utc(row.ended_at)})
             for row in self._rows(statement, self._audit)

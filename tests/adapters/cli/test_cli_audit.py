@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.adapters.cli.helpers import as_json, ledger, ok
+from adapters.bootstrap import open_ledger
+from adapters.cli.audit import AuditStatus
+from domain.actions import ActionStatus
+from tests.adapters.cli.helpers import as_json, ledger, ok, usage_error
 
 GROUP = str(uuid.UUID(int=99))
 
@@ -29,7 +32,7 @@ def _history(db: str) -> datetime:
 
 def test_audit_lists_filters_and_exports_json_lines(db: str) -> None:
     _history(db)
-    everything = as_json(db, "audit")
+    everything = as_json(db, "audit", "--oldest-first")
     assert [(e["operation"], e["status"]) for e in everything] == [
         ("create", "success"),
         ("modify", "success"),
@@ -41,9 +44,10 @@ def test_audit_lists_filters_and_exports_json_lines(db: str) -> None:
     assert len(as_json(db, "audit", "--entity-type", "keypair_resource_policy", "--entity-id", "p")) == 4
     assert as_json(db, "audit", "--entity-id", "q") == []
     since = everything[2]["started_at"]
-    assert [e["action_id"] for e in as_json(db, "audit", "--since", since)] == [e["action_id"] for e in everything[2:]]
+    later = as_json(db, "audit", "--since", since, "--oldest-first")
+    assert [e["action_id"] for e in later] == [e["action_id"] for e in everything[2:]]
     assert len(as_json(db, "audit", "--until", since)) == 2
-    lines = ok(db, "audit", "--jsonl", "--operation", "modify").stdout.splitlines()
+    lines = ok(db, "audit", "--jsonl", "--operation", "modify", "--oldest-first").stdout.splitlines()
     assert [json.loads(line)["spec"]["modifier"] for line in lines] == [
         {"idle_timeout": 200},
         {"idle_timeout": 300, "max_concurrent_sessions": 4},
@@ -52,6 +56,45 @@ def test_audit_lists_filters_and_exports_json_lines(db: str) -> None:
     assert "denied: user AKUSER may not delete keypair_resource_policy p" in table
     bad = ledger(db, "audit", "--since", "yesterday")
     assert bad.exit_code == 1 and "since" in bad.stderr
+
+
+def test_audit_is_newest_first_and_limit_keeps_the_latest(db: str) -> None:
+    ok(db, "policy", "create", "p")
+    for timeout in range(1, 11):
+        ok(db, "policy", "modify", "p", "--idle-timeout", str(timeout))
+    timeouts = [e["spec"].get("modifier", {}).get("idle_timeout") for e in as_json(db, "audit")]
+    assert timeouts == [10, 9, 8, 7, 6, 5, 4, 3, 2, 1, None]  # newest first; the create last
+    latest = as_json(db, "audit", "--limit", "8")
+    assert [e["spec"]["modifier"]["idle_timeout"] for e in latest] == [10, 9, 8, 7, 6, 5, 4, 3]
+    in_order = as_json(db, "audit", "--limit", "8", "--oldest-first")
+    assert [e["spec"]["modifier"]["idle_timeout"] for e in in_order] == [3, 4, 5, 6, 7, 8, 9, 10]
+    assert as_json(db, "audit", "--oldest-first")[0]["operation"] == "create"
+    lines = ok(db, "audit", "--jsonl", "--limit", "2").stdout.splitlines()
+    assert [json.loads(line)["spec"]["modifier"]["idle_timeout"] for line in lines] == [10, 9]
+    assert ok(db, "audit", "--limit", "3").stdout.count("modify") == 3
+    # The Python query keeps its order (oldest first, `limit` the oldest); newest_first is asked for.
+    with open_ledger(db) as opened:
+        assert [e.operation for e in opened.queries.audit_log(limit=1)] == ["create"]
+        newest = opened.queries.audit_log(limit=2, newest_first=True)
+        assert [e.spec["modifier"]["idle_timeout"] for e in newest] == [10, 9]
+
+
+def test_audit_refuses_filter_values_that_can_match_nothing(db: str) -> None:
+    _history(db)
+    status = usage_error(db, "audit", "--status", "bogus")
+    assert "'bogus' is not one of 'success', 'error', 'denied', 'running'" in status
+    assert [e["status"] for e in as_json(db, "audit", "--status", "DENIED")] == ["denied"]
+    assert as_json(db, "audit", "--status", "running") == []  # a valid status that nothing has now
+    assert "'policy' is not one of 'keypair_resource_policy'" in usage_error(db, "audit", "--entity-type", "policy")
+    backwards = usage_error(db, "audit", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01")
+    assert "'2026-01-02T00:00:00Z' is not before --until '2026-01-01'" in backwards
+    assert "is not before" in usage_error(db, "audit", "--since", "2026-01-01T01:00+01:00", "--until", "2026-01-01")
+    assert len(as_json(db, "audit", "--since", "2000-01-01", "--until", "8000-01-01")) == 4
+    assert "limit" in ledger(db, "audit", "--limit", "0").stderr
+
+
+def test_audit_status_choices_are_the_domains() -> None:
+    assert [s.value for s in AuditStatus] == [s.value for s in ActionStatus]
 
 
 def test_metrics_prints_the_exposition_of_the_whole_trail(db: str) -> None:
