@@ -93,6 +93,12 @@ def test_audit_refuses_filter_values_that_can_match_nothing(db: str) -> None:
     assert "limit" in ledger(db, "audit", "--limit", "0").stderr
 
 
+def test_audit_help_says_the_order(db: str) -> None:
+    text = " ".join(ledger(db, "audit", "--help").stdout.split())
+    assert "Newest first" in text and "--limit N keeps the latest N" in text
+    assert "--oldest-first lists them in the order they happened" in text
+
+
 def test_audit_status_choices_are_the_domains() -> None:
     assert [s.value for s in AuditStatus] == [s.value for s in ActionStatus]
 
