@@ -9,7 +9,7 @@ this module adds them all to the root app, in the order `ledger --help` lists th
 from adapters.cli.render import refuse_import
 
 try:
-    from adapters.cli import audit, demo, group, keypair, policy, projections, usage, workload
+    from adapters.cli import audit, demo, group, inventory, keypair, policy, projections, usage, workload
     from adapters.cli.app import app, main
 except Exception as exc:  # any failure to load is one line, not a traceback: see render.error_line
     refuse_import(exc)
@@ -19,6 +19,8 @@ app.add_typer(keypair.keypair_app, name="keypair")
 app.command("demo")(demo.demo)
 app.add_typer(group.group_app, name="group")
 app.add_typer(workload.workload_app, name="workload")
+app.add_typer(inventory.kernel_app, name="kernel")
+app.add_typer(inventory.vfolder_app, name="vfolder")
 app.add_typer(projections.projections_app, name="projections")
 app.command("audit")(audit.audit)
 app.command("metrics")(audit.metrics)

@@ -12,6 +12,7 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters.read.timetravel import EntityState, TimeTravel
 from adapters.read.usage import SqlUsageReader
+from adapters.read.workload import WorkloadQueries
 from adapters.store import LedgerApplication
 from domain.entity import FieldChanges, diff_fields
 from domain.errors import InvalidAPIParameters, StoreUnavailable
@@ -108,6 +109,10 @@ class Queries:
         self._app = app
         self._usage = SqlUsageReader(read_models, runner, projections)
         self._usage_projection = projections.usage
+        # Kernels and vfolders, from the usage read model (adapters/read/workload.py).
+        self.workload = WorkloadQueries(read_models, runner, projections.usage)
+        self.kernels, self.kernel = self.workload.kernels, self.workload.kernel
+        self.vfolders, self.vfolder = self.workload.vfolders, self.workload.vfolder
 
     def _rows(self, statement: sa.Executable, projection: Projection) -> list[sa.Row[Any]]:
         # Read-your-writes: every command that returned before this query is visible.

@@ -1,0 +1,126 @@
+"""`ledger kernel ...` and `ledger vfolder ...`: the workload the ledger knows of, listed
+and shown from the usage read model (`ledger.queries.kernels`, `.vfolders`, ...).
+
+Lists fit 80 columns: ids are shortened to their first 8 characters (`show` and `--json`
+give them whole). Endpoints have no read model, so there is no `ledger endpoint`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich import box
+
+from adapters.cli.app import state_of
+from adapters.cli.render import SafeTable, fields_table, fmt, new_table, print_table, safe, utc_time
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from adapters.read.workload import KernelEntry, VFolderEntry
+
+kernel_app = typer.Typer(no_args_is_help=True, help="Kernels the platform reported (from the usage read model).")
+vfolder_app = typer.Typer(no_args_is_help=True, help="Vfolders the platform reported (from the usage read model).")
+
+SHORT = 8
+IdArg = Annotated[str, typer.Argument(metavar="UUID")]
+GroupFilter = Annotated[str | None, typer.Option("--group-id", metavar="UUID", help="Only this group's.")]
+TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
+LimitOption = Annotated[int | None, typer.Option(metavar="N", help="At most N (in list order).")]
+
+
+def short(value: str) -> str:
+    return safe(value[:SHORT])
+
+
+def _kernels_table(kernels: list[KernelEntry]) -> Table:
+    # At 80 columns: ids, status and times stay whole (a time on two lines); the access
+    # key and the slots fold in what is left.
+    table = SafeTable(title=f"{len(kernels)} kernels", box=box.SIMPLE_HEAD)
+    for header in ("kernel", "group", "status", "started", "ended"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("access key", overflow="fold", ratio=1, min_width=6)
+    table.add_column("slots", overflow="fold", ratio=1, min_width=6)
+    for k in kernels:
+        ended = "-" if k.terminated_at is None else utc_time(k.terminated_at)
+        table.add_row(
+            short(k.kernel_id),
+            short(k.group_id),
+            safe(k.status),
+            utc_time(k.started_at),
+            ended,
+            safe(k.access_key),
+            fmt("occupied_slots", k.occupied_slots).replace(", ", ",\n"),
+        )
+    return table
+
+
+def _vfolders_table(vfolders: list[VFolderEntry]) -> Table:
+    table = new_table("vfolder", "group", "host", "name", title=f"{len(vfolders)} vfolders")
+    for v in vfolders:
+        table.add_row(short(v.vfolder_id), short(v.group_id), safe(v.host), safe(v.name))
+    return table
+
+
+@kernel_app.command("list")
+def kernel_list(
+    ctx: typer.Context,
+    group_id: GroupFilter = None,
+    status: Annotated[str | None, typer.Option(metavar="STATUS", help="RUNNING, TERMINATED or CANCELLED.")] = None,
+    access_key: Annotated[
+        str | None, typer.Option("--access-key", metavar="KEY", help="The access key the kernels run under.")
+    ] = None,
+    since: TimeFilter = None,
+    until: TimeFilter = None,
+    limit: LimitOption = None,
+) -> None:
+    """Kernels started in [--since, --until), oldest first."""
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        kernels = ledger.queries.kernels(
+            group_id=group_id, status=status, access_key=access_key, since=since, until=until, limit=limit
+        )
+    state.output([k.to_json() for k in kernels], lambda: print_table(_kernels_table(kernels)))
+
+
+@kernel_app.command("show")
+def kernel_show(ctx: typer.Context, kernel_id: IdArg) -> None:
+    """Show one kernel, whole."""
+    from domain.entity import entity_not_found
+
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        kernel = ledger.queries.kernel(kernel_id)
+    if kernel is None:
+        raise entity_not_found("kernel", kernel_id)
+    data: dict[str, Any] = kernel.to_json()
+    state.output(data, lambda: print_table(fields_table(data, title=f"kernel {kernel.kernel_id}")))
+
+
+@vfolder_app.command("list")
+def vfolder_list(
+    ctx: typer.Context,
+    group_id: GroupFilter = None,
+    host: Annotated[str | None, typer.Option("--host", metavar="HOST", help="Only this storage host's.")] = None,
+    limit: LimitOption = None,
+) -> None:
+    """Vfolders, by name."""
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        vfolders = ledger.queries.vfolders(group_id=group_id, host=host, limit=limit)
+    state.output([v.to_json() for v in vfolders], lambda: print_table(_vfolders_table(vfolders)))
+
+
+@vfolder_app.command("show")
+def vfolder_show(ctx: typer.Context, vfolder_id: IdArg) -> None:
+    """Show one vfolder, whole."""
+    from domain.entity import entity_not_found
+
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        vfolder = ledger.queries.vfolder(vfolder_id)
+    if vfolder is None:
+        raise entity_not_found("vfolder", vfolder_id)
+    data: dict[str, Any] = vfolder.to_json()
+    state.output(data, lambda: print_table(fields_table(data, title=f"vfolder {vfolder.vfolder_id}")))

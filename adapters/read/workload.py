@@ -1,0 +1,160 @@
+"""The workload the usage read model holds: kernels and vfolders, listed and looked up.
+
+Answered from the usage projection's `kernels` and `vfolders` tables after catching up
+with every stored event, like every other query, and refused with `ReadModelStalled`
+while that read model is stalled. A purged group's kernels and vfolders are gone from
+the read model, so they are not listed. Endpoints have no read model: they are not here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from domain.errors import InvalidAPIParameters
+from domain.parsers import parse_access_key, parse_name, parse_positive_int, parse_uuid
+from domain.shown import shown
+from domain.times import as_utc, parse_time
+from projections.database import ReadModelDatabase
+from projections.runner import ProjectionRunner
+from projections.usage import UsageProjection
+
+KERNEL_STATUSES = ("RUNNING", "TERMINATED", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class KernelEntry:
+    """One kernel as the usage read model holds it."""
+
+    kernel_id: str
+    group_id: str
+    session_id: str
+    session_name: str
+    domain_name: str
+    user_id: str
+    access_key: str
+    agent: str
+    image: str
+    occupied_slots: dict[str, Any]
+    mounts: list[str]
+    started_at: datetime
+    terminated_at: datetime | None
+    status: str
+    last_stats: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        ended = None if self.terminated_at is None else self.terminated_at.isoformat()
+        return {**asdict(self), "started_at": self.started_at.isoformat(), "terminated_at": ended}
+
+
+@dataclass(frozen=True)
+class VFolderEntry:
+    """One vfolder as the usage read model holds it."""
+
+    vfolder_id: str
+    group_id: str
+    host: str
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _kernel(row: sa.Row[Any]) -> KernelEntry:
+    values = row._asdict()
+    ended = values["terminated_at"]
+    return KernelEntry(
+        **{
+            **values,
+            "started_at": as_utc(values["started_at"]),
+            "terminated_at": None if ended is None else as_utc(ended),
+        }
+    )
+
+
+def _status(raw: Any) -> str:
+    status = raw.strip().upper() if isinstance(raw, str) else None
+    if status not in KERNEL_STATUSES:
+        raise InvalidAPIParameters(f"{shown(raw)} is not one of {', '.join(KERNEL_STATUSES)}", field="status")
+    return status
+
+
+def _id_or_none(raw: Any, field: str) -> str | None:
+    """A looked-up id as the table keys it; None if it is no UUID (then nothing has it)."""
+    try:
+        return str(parse_uuid(raw, field))
+    except InvalidAPIParameters:
+        return None
+
+
+class WorkloadQueries:
+    def __init__(self, read_models: ReadModelDatabase, runner: ProjectionRunner, usage: UsageProjection) -> None:
+        self._db = read_models
+        self._runner = runner
+        self._usage = usage
+
+    def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+        # Read-your-writes, then refuse to answer from a stalled read model (as Queries._rows).
+        self._runner.catch_up()
+        self._runner.require(self._usage)
+        with self._db.connect() as conn:
+            return list(conn.execute(statement))
+
+    def kernels(
+        self,
+        group_id: uuid.UUID | str | None = None,
+        status: str | None = None,
+        access_key: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> list[KernelEntry]:
+        """Kernels started in [since, until), ordered by (started_at, kernel_id); `status`
+        is RUNNING, TERMINATED or CANCELLED (any case). A filter value out of its domain is
+        `InvalidAPIParameters` naming it."""
+        k = self._usage.kernels
+        conditions: list[sa.ColumnElement[bool]] = []
+        if group_id is not None:
+            conditions.append(k.c.group_id == str(parse_uuid(group_id, "group_id")))
+        if status is not None:
+            conditions.append(k.c.status == _status(status))
+        if access_key is not None:
+            conditions.append(k.c.access_key == parse_access_key(access_key, "access_key"))
+        if since is not None:
+            conditions.append(k.c.started_at >= as_utc(parse_time(since, "since")))
+        if until is not None:
+            conditions.append(k.c.started_at < as_utc(parse_time(until, "until")))
+        bound = None if limit is None else parse_positive_int(limit, "limit")
+        statement = sa.select(k).where(*conditions).order_by(k.c.started_at, k.c.kernel_id).limit(bound)
+        return [_kernel(row) for row in self._rows(statement)]
+
+    def kernel(self, kernel_id: uuid.UUID | str) -> KernelEntry | None:
+        """The kernel, running or ended; None if unknown (or its group was purged)."""
+        key = _id_or_none(kernel_id, "kernel_id")
+        k = self._usage.kernels
+        rows = self._rows(sa.select(k).where(k.c.kernel_id == key)) if key is not None else []
+        return _kernel(rows[0]) if rows else None
+
+    def vfolders(
+        self, group_id: uuid.UUID | str | None = None, host: str | None = None, limit: int | None = None
+    ) -> list[VFolderEntry]:
+        """Vfolders, ordered by (name, vfolder_id)."""
+        v = self._usage.vfolders
+        conditions: list[sa.ColumnElement[bool]] = []
+        if group_id is not None:
+            conditions.append(v.c.group_id == str(parse_uuid(group_id, "group_id")))
+        if host is not None:
+            conditions.append(v.c.host == parse_name(host, "host"))
+        bound = None if limit is None else parse_positive_int(limit, "limit")
+        statement = sa.select(v).where(*conditions).order_by(v.c.name, v.c.vfolder_id).limit(bound)
+        return [VFolderEntry(**row._asdict()) for row in self._rows(statement)]
+
+    def vfolder(self, vfolder_id: uuid.UUID | str) -> VFolderEntry | None:
+        key = _id_or_none(vfolder_id, "vfolder_id")
+        v = self._usage.vfolders
+        rows = self._rows(sa.select(v).where(v.c.vfolder_id == key)) if key is not None else []
+        return VFolderEntry(**rows[0]._asdict()) if rows else None

@@ -1,0 +1,138 @@
+"""`ledger kernel list|show` and `ledger vfolder list|show`, end to end on a SQLite file
+per test: tables that fit 80 columns, JSON, filters, refused filters and unknown ids as
+one error line."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.adapters.cli.helpers import (
+    GROUP,
+    NS,
+    SERVICE,
+    as_json,
+    jsonl,
+    ledger,
+    ok,
+    refused,
+    usage_error,
+    workload_facts,
+)
+
+OTHER = "0e0e0e0e-0000-4000-8000-000000000002"
+INVALID = "error: ledger_generic_invalid_parameters:"
+
+
+def kernel(i: int) -> str:
+    return str(uuid.uuid5(NS, f"k{i}"))
+
+
+def vfolder(i: int) -> str:
+    return str(uuid.uuid5(NS, f"vf{i}"))
+
+
+def seed(db: str, kernels: int = 6, vfolders: int = 3, ended: int = 2) -> None:
+    """GROUP with `kernels` kernels (started k0 at 00:00, k1 at 01:00, ...), the first
+    `ended` of them terminated, and `vfolders` vfolders on host nfs; OTHER with one vfolder."""
+    ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
+    ok(db, "group", "create", "team-b", "--domain-name", "d1", "--id", OTHER)
+    begin, end = workload_facts(vfolders=vfolders, kernels=kernels, endpoints=0)
+    extra = {"fact": "create_vfolder", "vfolder_id": str(uuid.UUID(int=7)), "name": "b-side", "host": "ceph"}
+    facts = [*begin, {**extra, "group_id": OTHER}, *end[:ended]]
+    ok(db, *SERVICE, "workload", "import", "-", input=jsonl(facts))
+
+
+def test_kernel_list_shows_the_workload_in_start_order_in_80_columns(db: str) -> None:
+    seed(db)
+    table = ledger(db, "kernel", "list", columns=80)
+    assert table.exit_code == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert "6 kernels" in lines[0]
+    shown = [kernel(i)[:8] for i in range(6)]
+    starts = [next(n for n, line in enumerate(lines) if short in line) for short in shown]
+    assert starts == sorted(starts)  # started_at order
+    assert "TERMINATED" in table.stdout and "RUNNING" in table.stdout and "AKUSER" in table.stdout
+    assert kernel(0) not in table.stdout  # ids shortened
+
+    listed = as_json(db, "kernel", "list")
+    assert [k["kernel_id"] for k in listed] == [kernel(i) for i in range(6)]
+    first = listed[0]
+    assert (first["group_id"], first["status"], first["access_key"]) == (GROUP, "TERMINATED", "AKUSER")
+    assert (first["started_at"], first["terminated_at"]) == ("2024-10-01T00:00:00+00:00", "2024-10-03T00:00:00+00:00")
+    assert first["occupied_slots"] == {"cpu": "1", "mem": "2147483648"} and first["mounts"] == [vfolder(0)]
+    assert first["last_stats"]["cpu_used"] is not None
+
+
+def test_kernel_list_filters(db: str) -> None:
+    seed(db)
+
+    def listed(*args: str) -> list[str]:
+        return [k["kernel_id"] for k in as_json(db, "kernel", "list", *args)]
+
+    assert listed("--status", "running") == [kernel(i) for i in range(2, 6)]
+    assert listed("--status", "TERMINATED") == [kernel(0), kernel(1)]
+    assert listed("--group-id", GROUP, "--limit", "2") == [kernel(0), kernel(1)]
+    assert listed("--group-id", OTHER) == []
+    assert listed("--access-key", "AKUSER", "--since", "2024-10-01T02:00:00Z", "--until", "2024-10-01T04:00") == [
+        kernel(2),
+        kernel(3),
+    ]
+    assert listed("--access-key", "AKNOBODY") == []
+    empty = ok(db, "kernel", "list", "--status", "CANCELLED").stdout
+    assert "0 kernels" in empty
+
+
+def test_kernel_show_and_unknown_ids(db: str) -> None:
+    seed(db)
+    shown = as_json(db, "kernel", "show", kernel(4))
+    assert (shown["kernel_id"], shown["status"], shown["terminated_at"]) == (kernel(4), "RUNNING", None)
+    table = ledger(db, "kernel", "show", kernel(0), columns=80)
+    assert table.exit_code == 0 and max(map(len, table.stdout.splitlines())) <= 80
+    assert "TERMINATED" in table.stdout and "session_name" in table.stdout
+    unknown = str(uuid.UUID(int=99))
+    assert refused(db, "kernel", "show", unknown) == f"error: ledger_generic_not_found: kernel '{unknown}' not found"
+    assert refused(db, "kernel", "show", "seven").startswith("error: ledger_generic_not_found: kernel 'seven'")
+    hostile = refused(db, "kernel", "show", "\x1b[31mred")
+    assert "\x1b" not in hostile and "\\x1b" in hostile
+
+
+def test_invalid_kernel_filters_are_one_line_errors(db: str) -> None:
+    seed(db, kernels=1, vfolders=1, ended=0)
+    assert refused(db, "kernel", "list", "--status", "SLEEPING").startswith(f"{INVALID} status:")
+    assert refused(db, "kernel", "list", "--group-id", "nope").startswith(f"{INVALID} group_id:")
+    assert refused(db, "kernel", "list", "--since", "yesterday").startswith(f"{INVALID} since:")
+    assert refused(db, "kernel", "list", "--until", "1800-01-01").startswith(f"{INVALID} until:")
+    assert refused(db, "kernel", "list", "--access-key", "a b").startswith(f"{INVALID} access_key:")
+    assert refused(db, "kernel", "list", "--limit", "0").startswith(f"{INVALID} limit:")
+    assert usage_error(db, "kernel", "list", "--limit", "many").startswith("error: usage:")
+    assert refused(db, "vfolder", "list", "--group-id", "nope").startswith(f"{INVALID} group_id:")
+    assert refused(db, "vfolder", "list", "--limit", "-1").startswith(f"{INVALID} limit:")
+
+
+def test_vfolder_list_and_show(db: str) -> None:
+    seed(db)
+    table = ledger(db, "vfolder", "list", columns=80)
+    assert table.exit_code == 0, table.stderr
+    assert max(map(len, table.stdout.splitlines())) <= 80
+    assert "4 vfolders" in table.stdout and "b-side" in table.stdout and vfolder(0)[:8] in table.stdout
+
+    def listed(*args: str) -> list[str]:
+        return [v["name"] for v in as_json(db, "vfolder", "list", *args)]
+
+    assert listed() == ["b-side", "vf0", "vf1", "vf2"]
+    assert listed("--group-id", GROUP) == ["vf0", "vf1", "vf2"]
+    assert listed("--host", "ceph") == ["b-side"]
+    assert listed("--group-id", OTHER, "--host", "nfs") == []
+    assert listed("--limit", "1") == ["b-side"]
+
+    shown = as_json(db, "vfolder", "show", vfolder(1))
+    assert shown == {"vfolder_id": vfolder(1), "group_id": GROUP, "host": "nfs", "name": "vf1"}
+    assert "vf1" in ok(db, "vfolder", "show", vfolder(1)).stdout
+    unknown = str(uuid.UUID(int=98))
+    assert refused(db, "vfolder", "show", unknown) == f"error: ledger_generic_not_found: vfolder '{unknown}' not found"
+
+
+def test_the_commands_are_listed_in_help(db: str) -> None:
+    help_text = ok(db, "--help").stdout
+    assert "kernel" in help_text and "vfolder" in help_text

@@ -1,0 +1,173 @@
+"""Kernels and vfolders listed and looked up from the usage read model, on SQLite and
+PostgreSQL: filters, stable order, read-your-writes, refused filter values, a purge, and
+a stalled read model refusing to answer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.errors import InvalidAPIParameters, ReadModelStalled
+from domain.workload import CreateVFolderAction, StartKernelAction, TerminateKernelAction
+from tests.adapters.groups import create_group, delete_group, purge_group
+from tests.projections.stalls import stalled_ledger
+
+T0 = datetime(2024, 10, 1, 12, 0, tzinfo=UTC)
+
+
+def start(
+    ledger: Ledger,
+    group_id: uuid.UUID,
+    started_at: datetime,
+    access_key: str = "AKTEST",
+    kernel_id: uuid.UUID | None = None,
+    mounts: list[uuid.UUID] | None = None,
+) -> str:
+    action = StartKernelAction(
+        kernel_id=kernel_id or uuid.uuid4(),
+        session_id=uuid.uuid4(),
+        session_name="sess",
+        group_id=group_id,
+        domain_name="default",
+        user_id=uuid.uuid4(),
+        access_key=access_key,
+        occupied_slots={"cpu": "2", "mem": "4g"},
+        started_at=started_at,
+        mounts=mounts or [],
+        image="python:3.11",
+        agent="agent-1",
+    )
+    asyncio.run(ledger.services.workload.start_kernel(action))
+    return str(action.kernel_id)
+
+
+def terminate(ledger: Ledger, kernel_id: str, at: datetime, status: str = "TERMINATED") -> None:
+    action = TerminateKernelAction(kernel_id=uuid.UUID(kernel_id), terminated_at=at, status=status)
+    asyncio.run(ledger.services.workload.terminate_kernel(action))
+
+
+def vfolder(ledger: Ledger, group_id: uuid.UUID, name: str, host: str = "local") -> str:
+    action = CreateVFolderAction(vfolder_id=uuid.uuid4(), name=name, host=host, group_id=group_id)
+    asyncio.run(ledger.services.workload.create_vfolder(action))
+    return str(action.vfolder_id)
+
+
+def ids(entries: list[Any]) -> list[str]:
+    return [getattr(e, "kernel_id", None) or e.vfolder_id for e in entries]
+
+
+def test_kernels_are_listed_in_start_order_and_filtered(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        g1, g2 = create_group(ledger, "one").id, create_group(ledger, "two").id
+        # Two kernels start at the same instant: the tie is broken by kernel id.
+        a = start(ledger, g1, T0 + timedelta(hours=2), kernel_id=uuid.UUID(int=2))
+        b = start(ledger, g1, T0 + timedelta(hours=2), kernel_id=uuid.UUID(int=1))
+        c = start(ledger, g2, T0, access_key="AKOTHER")
+        d = start(ledger, g2, T0 + timedelta(hours=5))
+        terminate(ledger, c, T0 + timedelta(hours=1))
+        terminate(ledger, d, T0 + timedelta(hours=6), status="CANCELLED")
+
+        assert ids(ledger.queries.kernels()) == [c, b, a, d]  # read your writes: no explicit catch-up
+        assert ids(ledger.queries.kernels(group_id=g1)) == [b, a]
+        assert ids(ledger.queries.kernels(group_id=str(g2))) == [c, d]
+        assert ids(ledger.queries.kernels(status="running")) == [b, a]
+        assert ids(ledger.queries.kernels(status="TERMINATED")) == [c]
+        assert ids(ledger.queries.kernels(status="CANCELLED")) == [d]
+        assert ids(ledger.queries.kernels(access_key="AKOTHER")) == [c]
+        # [since, until): a kernel started exactly at `until` is out, at `since` in.
+        since, until = T0 + timedelta(hours=2), T0 + timedelta(hours=5)
+        assert ids(ledger.queries.kernels(since=since, until=until)) == [b, a]
+        assert ids(ledger.queries.kernels(since="2024-10-01T14:00:00+02:00")) == [c, b, a, d]
+        assert ids(ledger.queries.kernels(until=since.astimezone(timezone(timedelta(hours=-3))))) == [c]
+        assert ids(ledger.queries.kernels(limit=2)) == [c, b]
+        assert ids(ledger.queries.kernels(group_id=g2, status="RUNNING")) == []
+
+        ended = ledger.queries.kernel(c)
+        assert ended is not None
+        assert (ended.status, ended.started_at, ended.terminated_at) == ("TERMINATED", T0, T0 + timedelta(hours=1))
+        assert ended.started_at.tzinfo is not None and ended.group_id == str(g2)
+        assert ended.occupied_slots == {"cpu": "2", "mem": "4294967296"}
+        json = ended.to_json()
+        assert json["started_at"] == "2024-10-01T12:00:00+00:00" and json["kernel_id"] == c
+        running = ledger.queries.kernel(uuid.UUID(a))
+        assert running is not None and running.terminated_at is None and running.to_json()["terminated_at"] is None
+        assert ledger.queries.kernel(uuid.uuid4()) is None
+        assert ledger.queries.kernel("not-a-uuid") is None
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"group_id": "nope"}, "group_id"),
+        ({"status": "SLEEPING"}, "status"),
+        ({"status": 3}, "status"),
+        ({"access_key": "two words"}, "access_key"),
+        ({"since": "yesterday"}, "since"),
+        ({"until": "1800-01-01T00:00:00Z"}, "until"),
+        ({"limit": 0}, "limit"),
+        ({"limit": -1}, "limit"),
+    ],
+)
+def test_a_kernel_filter_out_of_its_domain_is_refused_naming_it(
+    ledger_url: str, filters: dict[str, Any], field: str
+) -> None:
+    with open_ledger(ledger_url) as ledger, pytest.raises(InvalidAPIParameters) as info:
+        ledger.queries.kernels(**filters)
+    assert info.value.field == field
+
+
+def test_vfolders_are_listed_by_name_and_filtered(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        g1, g2 = create_group(ledger, "one").id, create_group(ledger, "two").id
+        data = vfolder(ledger, g1, "data")
+        models = vfolder(ledger, g2, "models", host="nfs")
+        archive = vfolder(ledger, g1, "archive", host="nfs")
+
+        assert ids(ledger.queries.vfolders()) == [archive, data, models]
+        assert ids(ledger.queries.vfolders(group_id=g1)) == [archive, data]
+        assert ids(ledger.queries.vfolders(host="nfs")) == [archive, models]
+        assert ids(ledger.queries.vfolders(group_id=str(g2), host="local")) == []
+        assert ids(ledger.queries.vfolders(limit=1)) == [archive]
+        found = ledger.queries.vfolder(models)
+        assert found is not None
+        assert found.to_json() == {"vfolder_id": models, "group_id": str(g2), "host": "nfs", "name": "models"}
+        assert ledger.queries.vfolder(uuid.uuid4()) is None
+        assert ledger.queries.vfolder("x") is None
+        with pytest.raises(InvalidAPIParameters) as info:
+            ledger.queries.vfolders(group_id="nope")
+        assert info.value.field == "group_id"
+        with pytest.raises(InvalidAPIParameters) as info:
+            ledger.queries.vfolders(host="bad\x1bhost")
+        assert info.value.field == "host"
+
+
+def test_a_purged_groups_workload_is_gone(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        gone, kept = create_group(ledger, "gone").id, create_group(ledger, "kept").id
+        ended = start(ledger, gone, T0)
+        terminate(ledger, ended, T0 + timedelta(hours=1))
+        vfolder(ledger, gone, "old")
+        other = start(ledger, kept, T0)
+        delete_group(ledger, gone)
+        purge_group(ledger, gone)
+        assert ids(ledger.queries.kernels()) == [other]
+        assert ledger.queries.kernel(ended) is None
+        assert ledger.queries.vfolders() == []
+
+
+def test_a_stalled_usage_read_model_refuses_the_workload_queries(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        stalled_ledger(ledger)
+        for query in (
+            ledger.queries.kernels,
+            lambda: ledger.queries.kernel(uuid.UUID(int=1)),
+            ledger.queries.vfolders,
+            lambda: ledger.queries.vfolder(uuid.UUID(int=1)),
+        ):
+            with pytest.raises(ReadModelStalled):
+                query()
