@@ -169,6 +169,10 @@ def _size(file: typer.FileBinaryRead) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}{'es' if noun.endswith('ch') else 's'}"
+
+
 def _progress(state: State) -> Progress:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -197,6 +201,25 @@ def workload_import(
     batch_size: Annotated[
         int, typer.Option(min=1, metavar="N", help="Facts per atomic append (each batch all or nothing).")
     ] = 500,
+    from_line: Annotated[
+        int,
+        typer.Option(
+            "--from-line",
+            min=1,
+            metavar="N",
+            help="Skip the lines before N: resume an import stopped at line N (its error names N).",
+        ),
+    ] = 1,
+    progress_every: Annotated[
+        int,
+        typer.Option(
+            "--progress-every",
+            min=0,
+            metavar="N",
+            help="Without a terminal for the progress bar: a progress line on stderr every N batches "
+            "(0: only the last one).",
+        ),
+    ] = 100,
 ) -> None:
     """Import workload facts from JSON Lines, in atomic batches.
 
@@ -209,36 +232,69 @@ def workload_import(
     stops the import with one error naming its number, exit 1. Every fact before that
     line is stored and none from it on, so a fixed file can be imported again from that
     line: a batch the ledger refuses stores nothing, so its facts are then recorded one
-    at a time up to the refused one. Each batch is one `record_workload_batch` action of
-    the root options' actor: permission-checked and audited like any other."""
+    at a time up to the refused one. The error says where to resume: `--from-line N` skips
+    the lines before N (they are read, not recorded). Each batch is one
+    `record_workload_batch` action of the root options' actor: permission-checked and
+    audited like any other.
+
+    The progress bar is drawn when stderr is a terminal; otherwise (a log, a pipe) a line
+    `progress: X facts in Y batches, through line L` goes to stderr every
+    --progress-every batches, and `imported X facts in Y batches` at the end."""
     import asyncio
 
     from rich.markup import escape
 
-    from domain.workload.importer import FACTS, Importer, ImportStopped
+    from domain.errors import InsufficientPermission
+    from domain.workload.importer import FACTS, Importer, ImportStopped, bounded
 
     state = state_of(ctx)
     started = time.perf_counter()
     with state.ledger() as ledger, _progress(state) as progress:
-        importer = Importer(ledger.processors.workload.record_workload_batch, state.meta, batch_size)
+        importer = Importer(
+            ledger.processors.workload.record_workload_batch, state.meta, batch_size, start_line=from_line
+        )
         name = getattr(file, "name", "<stdin>")
         # The description is rich markup: a file name is escaped for the terminal and for rich.
         task = progress.add_task(f"importing {escape(safe(str(name)))}", total=_size(file), facts=0, batches=0)
+        lines_shown = not progress.disable  # no bar: progress lines on stderr instead
+        last_line_at = 0
+
+        def counts(done: Importer) -> str:
+            return f"{_plural(done.facts, 'fact')} in {_plural(done.batches, 'batch')}"
 
         def show(done: Importer) -> None:
+            nonlocal last_line_at
             progress.update(task, completed=done.read, facts=done.facts, batches=done.batches)
+            if lines_shown or not progress_every or done.batches - last_line_at < progress_every:
+                return
+            last_line_at = done.batches
+            typer.echo(f"progress: {counts(done)}, through line {done.recorded_through}", err=True)
 
         try:
             asyncio.run(importer.run(file, show))
         except ImportStopped as stop:
             progress.stop()
-            cause = stop.cause
-            fail(cause.code, f"line {stop.line}: {cause.message} ({stop.recorded} facts before it were recorded)")
+            fail(
+                stop.cause.code,
+                f"line {stop.line}: {stop.reason} ({_plural(stop.recorded, 'fact')} before it "
+                f"{'was' if stop.recorded == 1 else 'were'} recorded; fix the line and resume with "
+                f"--from-line {stop.line})",
+            )
+        except InsufficientPermission as refused:  # no line's fault: the whole import is refused
+            progress.stop()
+            recorded = f"{_plural(importer.facts, 'fact')} recorded"
+            fail(
+                refused.code, f"{bounded(refused.message)} ({recorded}; resume with --from-line {importer.resume_line})"
+            )
+        if not lines_shown and importer.batches:
+            typer.echo(f"imported {counts(importer)}, through line {importer.lines}", err=True)
     elapsed = time.perf_counter() - started
     summary: dict[str, Any] = {
         "facts": importer.facts,
         "batches": importer.batches,
         "batch_size": batch_size,
+        "from_line": from_line,
+        "skipped": importer.skipped,
         "elapsed_seconds": round(elapsed, 3),
         "facts_per_second": round(importer.facts / elapsed, 1) if elapsed > 0 else 0.0,
         "by_fact": {fact: importer.by_fact[fact] for fact in FACTS if importer.by_fact[fact]},
@@ -246,9 +302,11 @@ def workload_import(
 
     def human() -> None:
         typer.echo(
-            f"imported {summary['facts']} facts in {summary['batches']} batches in "
+            f"imported {_plural(importer.facts, 'fact')} in {_plural(importer.batches, 'batch')} in "
             f"{elapsed:.2f}s ({summary['facts_per_second']:.0f} facts/s)"
         )
+        if importer.skipped:
+            typer.echo(f"skipped {_plural(importer.skipped, 'fact')} before line {from_line}")
         if summary["by_fact"]:
             typer.echo(", ".join(f"{fact}={count}" for fact, count in summary["by_fact"].items()))
 

@@ -6,7 +6,7 @@ recorded in atomic batches (one `record_workload_batch` action each, permission-
 audited like any other). The first line that cannot be recorded (invalid JSON, an unknown
 fact, an invalid field, a fact the ledger refuses) stops the import with its number: every
 fact before it is stored and none from it on, so a fixed file can be imported again from
-that line. A batch the ledger refuses stores nothing, so its facts are then recorded one at
+that line (`start_line`). A batch the ledger refuses stores nothing, so its facts are then recorded one at
 a time up to the refused one. No I/O here besides iterating the lines given.
 """
 
@@ -65,14 +65,31 @@ class Line:
     action: WorkloadAction
 
 
+MAX_REASON = 300  # characters of a refusal shown in a stopped import's one-line error
+
+
+def bounded(text: str, limit: int = MAX_REASON) -> str:
+    """`text`, cut to `limit` characters with a count of what was left off: a refusal can
+    name every id of a batch, and the operator needs one readable line."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... (+{len(text) - limit} more characters)"
+
+
 class ImportStopped(Exception):
-    """Line `line` could not be recorded (`cause` says why); the `recorded` facts before it were."""
+    """Line `line` could not be recorded (`cause` says why); the `recorded` facts before it
+    were, and none from it on: the import resumes at `line` once it is fixed."""
 
     def __init__(self, line: int, cause: LedgerError, recorded: int) -> None:
         super().__init__(cause.message)
         self.line = line
         self.cause = cause
         self.recorded = recorded
+
+    @property
+    def reason(self) -> str:
+        """Why, bounded (`bounded`)."""
+        return bounded(self.cause.message)
 
 
 class BatchRecorder(Protocol):
@@ -85,18 +102,32 @@ class BatchRecorder(Protocol):
 class Importer:
     """Records the facts of JSONL lines in atomic batches of `batch_size`, as `meta`'s actor.
     Counts what it stored (`facts`, `batches`, `by_fact`) and how many bytes of lines it has
-    read (`read`), for a progress display."""
+    read (`read`), for a progress display. Lines before `start_line` are read but not
+    recorded (`skipped` counts the facts among them): an interrupted import resumes there.
+    `resume_line` is where to resume: the first line whose fact is not stored."""
 
     processor: BatchRecorder
     meta: ActionTriggerMeta
     batch_size: int = 500
+    start_line: int = 1
     batches: int = 0
     read: int = 0
+    lines: int = 0  # lines read, skipped ones included
+    skipped: int = 0
+    recorded_through: int = 0  # the number of the last line whose fact is stored
     by_fact: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def __post_init__(self) -> None:
+        if self.start_line < 1:
+            raise InvalidAPIParameters(f"the first line is 1, not {self.start_line}", field="start_line")
 
     @property
     def facts(self) -> int:
         return sum(self.by_fact.values())
+
+    @property
+    def resume_line(self) -> int:
+        return max(self.start_line, self.recorded_through + 1)
 
     async def run(self, lines: Iterable[bytes], progress: Callable[[Importer], None] | None = None) -> None:
         """Imports every line; `progress(self)` after each batch. Raises `ImportStopped` at the
@@ -111,7 +142,11 @@ class Importer:
 
         for number, text in enumerate(lines, start=1):
             self.read += len(text)
+            self.lines = number
             if not text.strip():
+                continue
+            if number < self.start_line:
+                self.skipped += 1
                 continue
             try:
                 fact, action = parse_fact(text)
@@ -148,3 +183,4 @@ class Importer:
     def _count(self, batch: list[Line]) -> None:
         self.batches += 1  # one atomic append
         self.by_fact.update(line.fact for line in batch)
+        self.recorded_through = batch[-1].number

@@ -14,7 +14,7 @@ import pytest
 from domain.actions import ActionTriggerMeta
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError, ObjectNotFound
 from domain.workload import CreateVFolderAction, RecordWorkloadBatchAction, TerminateKernelAction
-from domain.workload.importer import FACTS, Importer, ImportStopped, parse_fact
+from domain.workload.importer import FACTS, MAX_REASON, Importer, ImportStopped, bounded, parse_fact
 
 GROUP = "0e0e0e0e-0000-4000-8000-000000000001"
 NS = uuid.UUID("5eed0000-0000-4000-8000-000000000000")
@@ -122,3 +122,50 @@ def test_a_refused_permission_is_no_lines_fault() -> None:
         run([vfolder(i) for i in range(3)], batch_size=10, processor=processor)
     assert isinstance(info.value, InsufficientPermission) and not isinstance(info.value, ImportStopped)
     assert processor.calls == 1  # not narrowed line by line
+
+
+# Resuming: start_line, recorded_through, resume_line; bounded reasons
+
+
+def test_lines_before_start_line_are_read_not_recorded() -> None:
+    lines = [vfolder(i) for i in range(10)]
+    lines.insert(2, b"\n")  # line 3 is blank: read, neither skipped nor recorded
+    processor = FakeProcessor()
+    importer = Importer(processor, META, batch_size=4, start_line=6)
+    seen: list[int] = []
+    asyncio.run(importer.run(lines, progress=lambda i: seen.append(i.read)))
+    assert processor.stored == [["v4", "v5", "v6", "v7"], ["v8", "v9"]]
+    assert (importer.facts, importer.skipped, importer.batches, importer.lines) == (6, 4, 2, 11)
+    assert seen[-1] == sum(len(line) for line in lines)  # the bar counts the skipped bytes too
+    assert (importer.recorded_through, importer.resume_line) == (11, 12)
+
+
+def test_a_stop_after_a_resume_names_the_line_to_resume_at() -> None:
+    lines = [vfolder(i) for i in range(10)]
+    lines[8] = TERMINATE
+    importer = Importer(FakeProcessor(), META, batch_size=3, start_line=4)
+    with pytest.raises(ImportStopped) as info:
+        asyncio.run(importer.run(lines))
+    assert (info.value.line, info.value.recorded, importer.skipped) == (9, 5, 3)
+    assert (importer.recorded_through, importer.resume_line) == (8, 9)
+
+
+def test_resume_line_after_a_refused_permission_is_the_first_unrecorded_line() -> None:
+    importer = Importer(FakeProcessor(deny=True), META, batch_size=10, start_line=5)
+    with pytest.raises(InsufficientPermission):
+        asyncio.run(importer.run([vfolder(i) for i in range(8)]))
+    assert (importer.facts, importer.resume_line) == (0, 5)
+
+
+def test_start_line_counts_from_one() -> None:
+    with pytest.raises(InvalidAPIParameters, match="start_line: the first line is 1, not 0"):
+        Importer(FakeProcessor(), META, start_line=0)
+
+
+def test_the_reason_of_a_stop_is_bounded() -> None:
+    assert bounded("short") == "short"
+    cut = bounded("k" * (MAX_REASON + 20_000))
+    assert cut == "k" * MAX_REASON + "... (+20000 more characters)"
+    stop = ImportStopped(3, ObjectNotFound("kernel " + ", ".join(str(uuid.uuid5(NS, f"k{i}")) for i in range(600))), 2)
+    assert len(stop.reason) < MAX_REASON + 40 and stop.reason.endswith(" more characters)")
+    assert stop.cause.message.startswith(stop.reason[:MAX_REASON])

@@ -516,7 +516,7 @@ def test_a_bad_line_stops_the_import_and_keeps_what_came_before(db: str, tmp_pat
     (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
     line = refused(db, "workload", "import", str(tmp_path / "bad.jsonl"), "--batch-size", "50")
     assert line.startswith("error: ledger_generic_invalid_parameters: line 120: invalid JSON: ")
-    assert line.endswith("(119 facts before it were recorded)")
+    assert line.endswith("(119 facts before it were recorded; fix the line and resume with --from-line 120)")
     assert events(db).count("VFolderAdded") == 119  # two whole batches and the good start of the third
 
 
@@ -528,8 +528,8 @@ def test_a_refused_batch_is_narrowed_to_its_refused_line(db: str, tmp_path: Path
     (tmp_path / "refused.jsonl").write_text("\n".join(lines) + "\n")
     line = refused(db, "--json", "workload", "import", str(tmp_path / "refused.jsonl"), "--batch-size", "50")
     assert (
-        line
-        == f"error: ledger_generic_not_found: line 130: kernel '{ghost}' not found (129 facts before it were recorded)"
+        line == f"error: ledger_generic_not_found: line 130: kernel '{ghost}' not found "
+        "(129 facts before it were recorded; fix the line and resume with --from-line 130)"
     )
     assert events(db).count("VFolderAdded") == 129
     # The rest of the file imports once the bad line is fixed: nothing from it on was stored.
@@ -560,7 +560,7 @@ def test_bad_lines_are_named(db: str, text: str, message: str) -> None:
     good = vfolder_lines(2)
     line = refused(db, "workload", "import", "-", input="\n".join([*good, text, *vfolder_lines(4)[2:]]) + "\n")
     assert line.startswith(f"error: ledger_generic_invalid_parameters: {message}")
-    assert line.endswith("(2 facts before it were recorded)")
+    assert line.endswith("(2 facts before it were recorded; fix the line and resume with --from-line 3)")
     assert events(db).count("VFolderAdded") == 2
 
 
@@ -596,5 +596,5 @@ def test_an_id_created_twice_in_one_batch_is_refused_at_its_second_line(db: str)
     twice = [*vfolder_lines(2), vfolder_lines(1)[0]]
     line = refused(db, "workload", "import", "-", input="\n".join(twice) + "\n")
     assert line.startswith("error: workload_generic_duplicate_id: line 3: vfolder ")
-    assert line.endswith("(2 facts before it were recorded)")
+    assert line.endswith("(2 facts before it were recorded; fix the line and resume with --from-line 3)")
     assert events(db).count("VFolderAdded") == 2

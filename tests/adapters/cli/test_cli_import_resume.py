@@ -1,0 +1,152 @@
+"""`ledger workload import`: a stopped import's error is one bounded line saying where to
+resume, `--from-line N` resumes it, and without a terminal progress goes to stderr as lines.
+On SQLite and PostgreSQL (`ledger_url`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.adapters.cli.helpers import GROUP, NS, SERVICE, as_json, jsonl, ledger, ok, refused, workload_facts
+
+
+def make_group(db: str) -> None:
+    ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
+
+
+def events(db: str) -> list[str]:
+    return [e["event"] for e in as_json(db, "group", "history", GROUP)]
+
+
+def kernel(i: int, group: str = GROUP) -> dict[str, Any]:
+    return {
+        "fact": "start_kernel",
+        "kernel_id": str(uuid.uuid5(NS, f"resume-k{i}")),
+        "session_id": str(uuid.uuid5(NS, f"resume-s{i}")),
+        "session_name": f"s{i}",
+        "group_id": group,
+        "domain_name": "d1",
+        "user_id": "aaaaaaaa-0000-4000-8000-000000000001",
+        "access_key": "AKUSER",
+        "occupied_slots": {"cpu": "1"},
+        "started_at": "2024-10-01T00:00:00Z",
+    }
+
+
+def test_a_stopped_import_resumes_from_the_line_its_error_names(ledger_url: str, tmp_path: Path) -> None:
+    make_group(ledger_url)
+    begin, end = workload_facts(vfolders=4, kernels=10, endpoints=2)
+    ghost = str(uuid.uuid5(NS, "ghost"))
+    facts = [*begin, {"fact": "terminate_kernel", "kernel_id": ghost, "terminated_at": "2024-10-03T00:00:00Z"}, *end]
+    path = tmp_path / "f.jsonl"
+    path.write_text(jsonl(facts))
+    bad = len(begin) + 1
+    line = refused(ledger_url, "workload", "import", str(path), "--batch-size", "7")
+    assert line == (
+        f"error: ledger_generic_not_found: line {bad}: kernel '{ghost}' not found "
+        f"({len(begin)} facts before it were recorded; fix the line and resume with --from-line {bad})"
+    )
+    # The operator drops the bad fact in place (a blank line keeps the numbers) and resumes there.
+    lines = path.read_text().splitlines()
+    lines[bad - 1] = ""
+    path.write_text("\n".join(lines) + "\n")
+    summary = as_json(ledger_url, "workload", "import", str(path), "--from-line", str(bad), "--batch-size", "7")
+    assert (summary["facts"], summary["skipped"], summary["from_line"]) == (len(end), len(begin), bad)
+    assert summary["by_fact"] == {"terminate_kernel": 10, "destroy_endpoint": 2}
+    # Nothing was recorded twice: every kernel started and ended once, and the group purges.
+    history = events(ledger_url)
+    assert history.count("KernelStarted") == 10 and history.count("KernelEnded") == 10
+    assert as_json(ledger_url, "group", "purge", GROUP)["id"] == GROUP
+
+
+def test_resuming_at_the_start_would_refuse_the_recorded_facts(ledger_url: str) -> None:
+    """Why --from-line: the facts before the stop are stored, so importing the file whole
+    again stops at its first line."""
+    make_group(ledger_url)
+    text = jsonl([kernel(0), kernel(1), {"fact": "launch_rocket"}, kernel(3)])
+    line = refused(ledger_url, "workload", "import", "-", input=text)
+    assert line.endswith("(2 facts before it were recorded; fix the line and resume with --from-line 3)")
+    again = refused(ledger_url, "workload", "import", "-", input=text)
+    assert again.startswith("error: workload_generic_duplicate_id: line 1: kernel ")
+    assert again.endswith("(0 facts before it were recorded; fix the line and resume with --from-line 1)")
+    out = ok(ledger_url, "workload", "import", "-", "--from-line", "4", input=text).stdout.splitlines()
+    assert out[0].startswith("imported 1 fact in 1 batch in ")
+    assert out[1:] == ["skipped 3 facts before line 4", "start_kernel=1"]
+    assert events(ledger_url).count("KernelStarted") == 3
+
+
+def test_from_line_past_the_end_records_nothing(ledger_url: str) -> None:
+    make_group(ledger_url)
+    summary = as_json(ledger_url, "workload", "import", "-", "--from-line", "99", input=jsonl([kernel(0)]))
+    assert (summary["facts"], summary["batches"], summary["skipped"]) == (0, 0, 1)
+    assert "KernelStarted" not in events(ledger_url)
+
+
+def test_from_line_must_be_a_line_number(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    for value in ("0", "-1", "x"):
+        result = ledger(db, "workload", "import", "-", "--from-line", value, input="")
+        assert result.exit_code == 2 and "--from-line" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_refused_message_is_bounded_to_one_short_line(ledger_url: str) -> None:
+    make_group(ledger_url)
+    huge_name = "n" * 20_000
+    fact = {"fact": "create_vfolder", "vfolder_id": str(uuid.uuid5(NS, "v")), "name": "v", "host": "h"}
+    fact["group_id"] = GROUP
+    fact["name"] = huge_name  # the refusal of a value may quote it; the error line stays short
+    line = refused(ledger_url, "workload", "import", "-", input=json.dumps(fact) + "\n")
+    assert line.startswith("error: ledger_generic_invalid_parameters: line 1: name: ")
+    assert len(line) < 600
+    assert line.endswith("(0 facts before it were recorded; fix the line and resume with --from-line 1)")
+
+
+def test_a_refused_permission_says_where_to_resume(ledger_url: str) -> None:
+    make_group(ledger_url)
+    kernels = [kernel(i) for i in range(600)]
+    ok(ledger_url, *SERVICE, "workload", "import", "-", "--batch-size", "200", input=jsonl(kernels[:200]))
+    line = refused(ledger_url, "--role", "user", "workload", "import", "-", "--from-line", "201", input=jsonl(kernels))
+    assert line.startswith("error: permission_generic_forbidden: user (anonymous) may not record_batch workload ")
+    assert line.endswith("(+399 more) (0 facts recorded; resume with --from-line 201)")  # one batch of 400
+    assert len(line) < 400
+
+
+def test_progress_lines_on_stderr_without_a_terminal(ledger_url: str) -> None:
+    make_group(ledger_url)
+    text = jsonl([kernel(i) for i in range(25)])
+    result = ledger(ledger_url, "workload", "import", "-", "--batch-size", "4", "--progress-every", "3", input=text)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "progress: 12 facts in 3 batches, through line 12",
+        "progress: 24 facts in 6 batches, through line 24",
+        "imported 25 facts in 7 batches, through line 25",
+    ]
+    assert result.stdout.startswith("imported 25 facts in 7 batches in ")
+
+
+def test_progress_plurals_and_the_last_line_only(ledger_url: str) -> None:
+    make_group(ledger_url)
+    result = ledger(ledger_url, "--json", "workload", "import", "-", "--progress-every", "0", input=jsonl([kernel(0)]))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "imported 1 fact in 1 batch, through line 1\n"
+    assert json.loads(result.stdout)["facts"] == 1
+
+
+@pytest.mark.parametrize("every", ["-1", "x"])
+def test_progress_every_is_a_count(every: str, tmp_path: Path) -> None:
+    result = ledger(f"sqlite:///{tmp_path / 'l.db'}", "workload", "import", "-", "--progress-every", every, input="")
+    assert result.exit_code == 2 and "--progress-every" in result.stderr
+
+
+def test_a_terminal_gets_the_bar_not_the_lines(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    make_group(db)
+    text = jsonl([kernel(i) for i in range(10)])
+    args = ("workload", "import", "-", "--batch-size", "1", "--progress-every", "1")
+    result = ledger(db, *args, input=text, env={"FORCE_COLOR": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert "progress:" not in result.stderr and "importing <stdin>" in result.stderr
