@@ -2,7 +2,8 @@
 and shown from the usage read model (`ledger.queries.kernels`, `.vfolders`, ...).
 
 Lists fit 80 columns: ids are shortened to their first 8 characters (`show` and `--json`
-give them whole). Endpoints have no read model, so there is no `ledger endpoint`.
+give them whole). Endpoints have no read model: `ledger endpoint` reads them from the
+event store, so it lists one group's active endpoints (`--group-id` is required).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from adapters.cli.render import SafeTable, fields_table, fmt, new_table, print_t
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from adapters.read.workload import KernelEntry, VFolderEntry
+    from adapters.read.workload import EndpointEntry, KernelEntry, VFolderEntry
 
 kernel_app = typer.Typer(no_args_is_help=True, help="Kernels the platform reported (from the usage read model).")
+endpoint_app = typer.Typer(no_args_is_help=True, help="Endpoints the platform reported (from the event store).")
 vfolder_app = typer.Typer(no_args_is_help=True, help="Vfolders the platform reported (from the usage read model).")
 
 SHORT = 8
@@ -124,3 +126,36 @@ def vfolder_show(ctx: typer.Context, vfolder_id: IdArg) -> None:
         raise entity_not_found("vfolder", vfolder_id)
     data: dict[str, Any] = vfolder.to_json()
     state.output(data, lambda: print_table(fields_table(data, title=f"vfolder {vfolder.vfolder_id}")))
+
+
+def _endpoints_table(endpoints: list[EndpointEntry]) -> Table:
+    table = new_table("endpoint", "group", "name", title=f"{len(endpoints)} active endpoints")
+    for e in endpoints:
+        table.add_row(short(e.endpoint_id), short(e.group_id), safe(e.name))
+    return table
+
+
+@endpoint_app.command("list")
+def endpoint_list(
+    ctx: typer.Context,
+    group_id: Annotated[str, typer.Option("--group-id", metavar="UUID", help="The group whose endpoints to list.")],
+) -> None:
+    """A group's active endpoints, by name."""
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        endpoints = ledger.queries.endpoints(group_id)
+    state.output([e.to_json() for e in endpoints], lambda: print_table(_endpoints_table(endpoints)))
+
+
+@endpoint_app.command("show")
+def endpoint_show(ctx: typer.Context, endpoint_id: IdArg) -> None:
+    """Show one endpoint, active or destroyed."""
+    from domain.entity import entity_not_found
+
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        endpoint = ledger.queries.endpoint(endpoint_id)
+    if endpoint is None:
+        raise entity_not_found("endpoint", endpoint_id)
+    data: dict[str, Any] = endpoint.to_json()
+    state.output(data, lambda: print_table(fields_table(data, title=f"endpoint {endpoint.endpoint_id}")))

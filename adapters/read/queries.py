@@ -12,7 +12,7 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters.read.timetravel import EntityState, TimeTravel
 from adapters.read.usage import SqlUsageReader
-from adapters.read.workload import WorkloadQueries
+from adapters.read.workload import EndpointQueries, WorkloadQueries
 from adapters.store import LedgerApplication
 from domain.entity import FieldChanges, diff_fields
 from domain.errors import InvalidAPIParameters, StoreUnavailable
@@ -113,6 +113,9 @@ class Queries:
         self.workload = WorkloadQueries(read_models, runner, projections.usage)
         self.kernels, self.kernel = self.workload.kernels, self.workload.kernel
         self.vfolders, self.vfolder = self.workload.vfolders, self.workload.vfolder
+        # Endpoints have no read model: read from the event store (adapters/read/workload.py).
+        endpoints = EndpointQueries(app)
+        self.endpoints, self.endpoint = endpoints.endpoints, endpoints.endpoint
 
     def _rows(self, statement: sa.Executable, projection: Projection) -> list[sa.Row[Any]]:
         # Read-your-writes: every command that returned before this query is visible.

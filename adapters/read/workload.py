@@ -3,7 +3,11 @@
 Answered from the usage projection's `kernels` and `vfolders` tables after catching up
 with every stored event, like every other query, and refused with `ReadModelStalled`
 while that read model is stalled. A purged group's kernels and vfolders are gone from
-the read model, so they are not listed. Endpoints have no read model: they are not here.
+the read model, so they are not listed.
+
+Endpoints have no read model: `EndpointQueries` reads them from the event store itself
+(the group's stream lists its active endpoints, each endpoint's stream its name), fresh
+on every call, so they are listed per group only.
 """
 
 from __future__ import annotations
@@ -14,11 +18,17 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import PersistenceError
 
-from domain.errors import InvalidAPIParameters
+from adapters.store import LedgerApplication
+from domain.errors import InvalidAPIParameters, StoreUnavailable
+from domain.group import Group
 from domain.parsers import parse_access_key, parse_name, parse_positive_int, parse_uuid
 from domain.shown import shown
 from domain.times import as_utc, parse_time
+from domain.workload import Endpoint
 from projections.database import ReadModelDatabase
 from projections.runner import ProjectionRunner
 from projections.usage import UsageProjection
@@ -158,3 +168,50 @@ class WorkloadQueries:
         v = self._usage.vfolders
         rows = self._rows(sa.select(v).where(v.c.vfolder_id == key)) if key is not None else []
         return VFolderEntry(**rows[0]._asdict()) if rows else None
+
+
+@dataclass(frozen=True)
+class EndpointEntry:
+    """One endpoint as its stream holds it: `active` until it is destroyed."""
+
+    endpoint_id: str
+    group_id: str
+    name: str
+    active: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class EndpointQueries:
+    """Endpoints read from the event store (no read model holds them)."""
+
+    def __init__(self, app: LedgerApplication) -> None:
+        self._app = app
+
+    def _get(self, stream: uuid.UUID) -> Aggregate | None:
+        try:
+            found: Aggregate = self._app.repository.get(stream)
+        except AggregateNotFoundError:
+            return None
+        except PersistenceError as exc:
+            raise StoreUnavailable(f"event store read failed: {exc}") from exc
+        return found
+
+    def endpoint(self, endpoint_id: uuid.UUID | str) -> EndpointEntry | None:
+        """The endpoint, active or destroyed; None if no endpoint has the id."""
+        key = _id_or_none(endpoint_id, "endpoint_id")
+        found = None if key is None else self._get(uuid.UUID(key))
+        if not isinstance(found, Endpoint):  # unknown, or another kind's stream
+            return None
+        fields = found.fields
+        return EndpointEntry(found.key, fields["group_id"], fields["name"], not found.is_deleted)
+
+    def endpoints(self, group_id: uuid.UUID | str) -> list[EndpointEntry]:
+        """The group's active endpoints, ordered by (name, endpoint_id); none for an
+        unknown or purged group."""
+        group = self._get(parse_uuid(group_id, "group_id"))
+        if not isinstance(group, Group) or group.is_deleted:
+            return []
+        found = [self.endpoint(key) for key in group.endpoints]
+        return sorted((e for e in found if e is not None), key=lambda e: (e.name, e.endpoint_id))

@@ -136,3 +136,38 @@ def test_vfolder_list_and_show(db: str) -> None:
 def test_the_commands_are_listed_in_help(db: str) -> None:
     help_text = ok(db, "--help").stdout
     assert "kernel" in help_text and "vfolder" in help_text
+
+
+def endpoint(i: int) -> str:
+    return str(uuid.uuid5(NS, f"ep{i}"))
+
+
+def test_endpoint_list_and_show(db: str) -> None:
+    ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
+    begin, end = workload_facts(vfolders=1, kernels=1, endpoints=3)
+    ok(db, *SERVICE, "workload", "import", "-", input=jsonl([*begin, end[-1]]))  # ep2 destroyed
+
+    listed = as_json(db, "endpoint", "list", "--group-id", GROUP)
+    assert [(e["endpoint_id"], e["name"], e["active"]) for e in listed] == [
+        (endpoint(0), "ep0", True),
+        (endpoint(1), "ep1", True),
+    ]
+    table = ledger(db, "endpoint", "list", "--group-id", GROUP, columns=80)
+    assert table.exit_code == 0 and max(map(len, table.stdout.splitlines())) <= 80
+    assert "2 active endpoints" in table.stdout and endpoint(0)[:8] in table.stdout and "ep1" in table.stdout
+    assert as_json(db, "endpoint", "list", "--group-id", OTHER) == []
+
+    assert as_json(db, "endpoint", "show", endpoint(2)) == {
+        "endpoint_id": endpoint(2),
+        "group_id": GROUP,
+        "name": "ep2",
+        "active": False,
+    }
+    assert "ep0" in ok(db, "endpoint", "show", endpoint(0)).stdout
+    unknown = str(uuid.UUID(int=97))
+    assert (
+        refused(db, "endpoint", "show", unknown) == f"error: ledger_generic_not_found: endpoint '{unknown}' not found"
+    )
+    assert refused(db, "endpoint", "show", kernel(0)).startswith("error: ledger_generic_not_found: endpoint")
+    assert refused(db, "endpoint", "list", "--group-id", "nope").startswith(f"{INVALID} group_id:")
+    assert usage_error(db, "endpoint", "list").startswith("error: usage:")

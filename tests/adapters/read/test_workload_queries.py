@@ -13,8 +13,8 @@ import pytest
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import InvalidAPIParameters, ReadModelStalled
-from domain.workload import CreateVFolderAction, StartKernelAction, TerminateKernelAction
-from tests.adapters.groups import create_group, delete_group, purge_group
+from domain.workload import CreateEndpointAction, CreateVFolderAction, StartKernelAction, TerminateKernelAction
+from tests.adapters.groups import create_group, delete_group, destroy_endpoint, purge_group
 from tests.projections.stalls import stalled_ledger
 
 T0 = datetime(2024, 10, 1, 12, 0, tzinfo=UTC)
@@ -171,3 +171,45 @@ def test_a_stalled_usage_read_model_refuses_the_workload_queries(ledger_url: str
         ):
             with pytest.raises(ReadModelStalled):
                 query()
+
+
+def endpoint(ledger: Ledger, group_id: uuid.UUID, name: str) -> str:
+    action = CreateEndpointAction(endpoint_id=uuid.uuid4(), group_id=group_id, name=name)
+    asyncio.run(ledger.services.workload.create_endpoint(action))
+    return str(action.endpoint_id)
+
+
+def test_endpoints_are_read_from_the_event_store(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        g1, g2 = create_group(ledger, "one").id, create_group(ledger, "two").id
+        serve = endpoint(ledger, g1, "serve")
+        api = endpoint(ledger, g1, "api")
+        other = endpoint(ledger, g2, "other")
+        gone = endpoint(ledger, g1, "gone")
+        destroy_endpoint(ledger, uuid.UUID(gone))
+
+        assert ids_of(ledger.queries.endpoints(g1)) == [api, serve]  # active only, by name
+        assert ids_of(ledger.queries.endpoints(str(g2))) == [other]
+        assert ledger.queries.endpoints(uuid.uuid4()) == []
+        shown = ledger.queries.endpoint(serve)
+        assert shown is not None
+        assert shown.to_json() == {"endpoint_id": serve, "group_id": str(g1), "name": "serve", "active": True}
+        destroyed = ledger.queries.endpoint(uuid.UUID(gone))
+        assert destroyed is not None and destroyed.active is False
+        assert ledger.queries.endpoint(uuid.uuid4()) is None
+        assert ledger.queries.endpoint("nope") is None
+        assert ledger.queries.endpoint(g1) is None  # a group's stream is no endpoint
+        with pytest.raises(InvalidAPIParameters) as info:
+            ledger.queries.endpoints("nope")
+        assert info.value.field == "group_id"
+
+        # A purged group has no endpoints listed (its destroyed ones still show).
+        destroy_endpoint(ledger, uuid.UUID(other))
+        delete_group(ledger, g2)
+        purge_group(ledger, g2)
+        assert ledger.queries.endpoints(g2) == []
+        assert ledger.queries.endpoint(other) is not None
+
+
+def ids_of(entries: list[Any]) -> list[str]:
+    return [e.endpoint_id for e in entries]
