@@ -8,17 +8,19 @@ event store, so it lists one group's active endpoints (`--group-id` is required)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
 
-from adapters.cli.app import state_of
+from adapters.cli.app import State, state_of
 from adapters.cli.render import SafeTable, fields_table, fmt, new_table, print_table, safe, utc_time
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from adapters.bootstrap import Ledger
     from adapters.read.workload import EndpointEntry, KernelEntry, VFolderEntry
 
 kernel_app = typer.Typer(no_args_is_help=True, help="Kernels the platform reported (from the usage read model).")
@@ -86,18 +88,22 @@ def kernel_list(
     state.output([k.to_json() for k in kernels], lambda: print_table(_kernels_table(kernels)))
 
 
+def show_one(state: State, kind: str, key: str, find: Callable[[Ledger], Any]) -> None:
+    """One kernel, vfolder or endpoint, whole, as `find` reads it; or not found."""
+    from domain.entity import entity_not_found
+
+    with state.ledger() as ledger:
+        found = find(ledger)
+    if found is None:
+        raise entity_not_found(kind, key)
+    data: dict[str, Any] = found.to_json()
+    state.output(data, lambda: print_table(fields_table(data, title=f"{kind} {data[f'{kind}_id']}")))
+
+
 @kernel_app.command("show")
 def kernel_show(ctx: typer.Context, kernel_id: IdArg) -> None:
     """Show one kernel, whole."""
-    from domain.entity import entity_not_found
-
-    state = state_of(ctx)
-    with state.ledger() as ledger:
-        kernel = ledger.queries.kernel(kernel_id)
-    if kernel is None:
-        raise entity_not_found("kernel", kernel_id)
-    data: dict[str, Any] = kernel.to_json()
-    state.output(data, lambda: print_table(fields_table(data, title=f"kernel {kernel.kernel_id}")))
+    show_one(state_of(ctx), "kernel", kernel_id, lambda ledger: ledger.queries.kernel(kernel_id))
 
 
 @vfolder_app.command("list")
@@ -117,15 +123,7 @@ def vfolder_list(
 @vfolder_app.command("show")
 def vfolder_show(ctx: typer.Context, vfolder_id: IdArg) -> None:
     """Show one vfolder, whole."""
-    from domain.entity import entity_not_found
-
-    state = state_of(ctx)
-    with state.ledger() as ledger:
-        vfolder = ledger.queries.vfolder(vfolder_id)
-    if vfolder is None:
-        raise entity_not_found("vfolder", vfolder_id)
-    data: dict[str, Any] = vfolder.to_json()
-    state.output(data, lambda: print_table(fields_table(data, title=f"vfolder {vfolder.vfolder_id}")))
+    show_one(state_of(ctx), "vfolder", vfolder_id, lambda ledger: ledger.queries.vfolder(vfolder_id))
 
 
 def _endpoints_table(endpoints: list[EndpointEntry]) -> Table:
@@ -150,12 +148,4 @@ def endpoint_list(
 @endpoint_app.command("show")
 def endpoint_show(ctx: typer.Context, endpoint_id: IdArg) -> None:
     """Show one endpoint, active or destroyed."""
-    from domain.entity import entity_not_found
-
-    state = state_of(ctx)
-    with state.ledger() as ledger:
-        endpoint = ledger.queries.endpoint(endpoint_id)
-    if endpoint is None:
-        raise entity_not_found("endpoint", endpoint_id)
-    data: dict[str, Any] = endpoint.to_json()
-    state.output(data, lambda: print_table(fields_table(data, title=f"endpoint {endpoint.endpoint_id}")))
+    show_one(state_of(ctx), "endpoint", endpoint_id, lambda ledger: ledger.queries.endpoint(endpoint_id))

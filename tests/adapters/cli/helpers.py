@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 ACTOR = "00000000-0000-0000-0000-0000000000a1"
 GROUP = "0e0e0e0e-0000-4000-8000-000000000001"
 U1 = "aaaaaaaa-0000-4000-8000-000000000001"
+OTHER = "0e0e0e0e-0000-4000-8000-000000000002"  # a second group
 SERVICE = ["--role", "service", "--user-id", ACTOR, "--access-key", "AKSVC", "--request-id", "import-1"]
 NS = uuid.UUID("5eed0000-0000-4000-8000-000000000000")
 

@@ -14,6 +14,7 @@ from tests.adapters.cli.helpers import (
     ACTOR,
     GROUP,
     NS,
+    OTHER,
     SERVICE,
     as_json,
     jsonl,
@@ -24,7 +25,6 @@ from tests.adapters.cli.helpers import (
     workload_facts,
 )
 
-OTHER = "0e0e0e0e-0000-4000-8000-000000000002"
 U1, U2, U3 = (f"aaaaaaaa-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
 
 

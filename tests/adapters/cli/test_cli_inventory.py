@@ -9,6 +9,7 @@ import uuid
 from tests.adapters.cli.helpers import (
     GROUP,
     NS,
+    OTHER,
     SERVICE,
     as_json,
     jsonl,
@@ -19,7 +20,6 @@ from tests.adapters.cli.helpers import (
     workload_facts,
 )
 
-OTHER = "0e0e0e0e-0000-4000-8000-000000000002"
 INVALID = "error: ledger_generic_invalid_parameters:"
 
 
