@@ -239,8 +239,7 @@ def _run_commands(ledger: Ledger, world: World, data: st.DataObject, count: int)
 def _unstall(ledger: Ledger, skip: SkipProjectionEventAction) -> None:
     """The skip's sample stalled a read model on purpose: a hostile skip that was refused
     leaves it so, and the valid one recovers it (any other stall is a finding)."""
-    stalled = {s.name: s.stall for s in ledger.runner.status() if s.stall is not None}
-    if skip.projection in stalled:
+    if any(s.name == skip.projection and s.stall is not None for s in ledger.runner.status()):
         run(ledger, "projection", "skip_projection_event", skip)
 
 
