@@ -1,9 +1,9 @@
 """Tamper evidence: a hash chain over every stored event, written in the append's transaction.
 
 Each event's link is `sha256(previous link, position, stream id, version, topic, state)`
-and is stored in `ledger_chain` by the transaction that stores the event (the recorder
-subclasses below), so no event is ever unsealed. `verify` walks events and links together
-and names the first event that was altered, moved, removed or inserted. A rewrite of the events
+and is stored in `ledger_chain` by the transaction that stores the event (the recorders
+below and in `chain_postgres`), so no event is ever unsealed. `verify` walks events and
+links together and names the first event that was altered, moved, removed or inserted. A rewrite of the events
 *and* of every later link is consistent with itself: it is caught by the head (position
 and link) an auditor keeps elsewhere, `verify(recorder, expect=(position, link))`.
 """
@@ -18,9 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder
-from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.store.quoting import quote_identifier
 
@@ -47,7 +45,7 @@ def _links(previous: bytes, ids: Sequence[int], events: Sequence[StoredEvent]) -
 
 
 @dataclass(frozen=True)
-class _Statements:
+class Statements:
     """The chain's SQL in one dialect."""
 
     create: Any
@@ -58,9 +56,9 @@ class _Statements:
     unlinked_after: Any  # the first event past a position that has no link
 
     @staticmethod
-    def sqlite(events_table: str) -> _Statements:
+    def sqlite(events_table: str) -> Statements:
         chain, events = quote_identifier(CHAIN_TABLE), quote_identifier(events_table)
-        return _Statements(
+        return Statements(
             create=f"CREATE TABLE IF NOT EXISTS {chain} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
             last=f"SELECT position, hash FROM {chain} ORDER BY position DESC LIMIT 1",
             insert=f"INSERT INTO {chain} (position, hash) VALUES (?, ?)",
@@ -70,29 +68,6 @@ class _Statements:
             unlinked_after=f"SELECT e.rowid, e.originator_id, e.originator_version FROM {events} e "
             f"LEFT JOIN {chain} c ON c.position = e.rowid WHERE e.rowid > ? AND c.position IS NULL "
             "ORDER BY e.rowid LIMIT 1",
-        )
-
-    @staticmethod
-    def postgres(schema: str, events_table: str) -> _Statements:
-        chain, events = Identifier(schema, CHAIN_TABLE), Identifier(schema, events_table)
-
-        def sql(text: str) -> Composed:
-            return SQL(text).format(chain=chain, events=events)
-
-        return _Statements(
-            create=sql("CREATE TABLE IF NOT EXISTS {chain} (position bigint PRIMARY KEY, hash bytea NOT NULL)"),
-            last=sql("SELECT position, hash FROM {chain} ORDER BY position DESC LIMIT 1"),
-            insert=sql("INSERT INTO {chain} (position, hash) VALUES (%s, %s)"),
-            events_after=sql(
-                "SELECT notification_id, originator_id, originator_version, topic, state FROM {events} "
-                "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-            ),
-            links_after=sql("SELECT position, hash FROM {chain} WHERE position > %s ORDER BY position LIMIT %s"),
-            unlinked_after=sql(
-                "SELECT e.notification_id, e.originator_id, e.originator_version FROM {events} e "
-                "LEFT JOIN {chain} c ON c.position = e.notification_id "
-                "WHERE e.notification_id > %s AND c.position IS NULL ORDER BY e.notification_id LIMIT 1"
-            ),
         )
 
 
@@ -109,7 +84,7 @@ def _stream_id(raw: Any) -> str:
         return str(raw)
 
 
-def _append_links(curs: Any, sql: _Statements, ids: Sequence[int], events: Sequence[StoredEvent]) -> None:
+def append_links(curs: Any, sql: Statements, ids: Sequence[int], events: Sequence[StoredEvent]) -> None:
     curs.execute(sql.last)
     last = curs.fetchone()
     previous = GENESIS if last is None else bytes(_row(last)[1])
@@ -121,33 +96,13 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     a time and the events are inserted first, so the last link read here is the latest."""
 
     def construct_create_table_statements(self) -> list[str]:
-        self.chain_sql = _Statements.sqlite(self.events_table_name)
+        self.chain_sql = Statements.sqlite(self.events_table_name)
         return [*super().construct_create_table_statements(), self.chain_sql.create]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
         if ids:
-            _append_links(c, self.chain_sql, ids, stored_events)
-        return ids
-
-
-class ChainedPostgresRecorder(PostgresApplicationRecorder):
-    """Appends the events' links in the append's own transaction, after the library's
-    `LOCK TABLE ... IN EXCLUSIVE MODE` has serialised appends: the last link is the latest."""
-
-    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        if datastore.enable_db_functions:  # that path inserts without passing through our hook
-            raise ValueError("the hash chain needs POSTGRES_ENABLE_DB_FUNCTIONS off")
-        self.chain_sql = _Statements.postgres(datastore.schema, self.events_table_name)
-        self.sql_create_statements.append(self.chain_sql.create)
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        if ids:
-            _append_links(curs, self.chain_sql, ids, stored_events)
+            append_links(c, self.chain_sql, ids, stored_events)
         return ids
 
 
@@ -300,7 +255,7 @@ def seal_unchained(source: Any) -> int:
     last, _hash = head(recorder)
     if last is not None or not recorder.max_notification_id():
         return 0  # the usual case: nothing to seal, no write lock taken
-    sql: _Statements = recorder.chain_sql
+    sql: Statements = recorder.chain_sql
     sealed = 0
     with recorder.datastore.transaction(commit=True) as curs:
         for statement in getattr(recorder, "lock_table_statements", ()):  # PostgreSQL's append lock

@@ -188,7 +188,7 @@ def _postgres_config(parts: SplitResult) -> StoreConfig:
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_LOCK_TIMEOUT": "30",
         "POSTGRES_SCHEMA": schema or "",
-        "APPLICATION_RECORDER_TOPIC": "adapters.store.chain:ChainedPostgresRecorder",
+        "APPLICATION_RECORDER_TOPIC": "adapters.store.chain_postgres:ChainedPostgresRecorder",
     }
     read_url = sa_url.URL.create(
         "postgresql+psycopg", username=user, password=password or None, host=host, port=port, database=dbname

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from adapters.cli import group, policy, projections
 from adapters.cli.app import RoleChoice
@@ -94,3 +95,29 @@ def test_the_spelled_out_nullable_fields_are_the_modifiers() -> None:
 
 def test_the_spelled_out_parallel_threshold_is_the_rebuilds() -> None:
     assert projections.PARALLEL_FROM == PARALLEL_FROM
+
+
+SQLITE_PROBE = """
+import json, sys
+from typer.testing import CliRunner
+from adapters.cli import app
+result = CliRunner().invoke(app, ["--db", f"sqlite:///{sys.argv[1]}", "policy", "list"])
+print(json.dumps({"code": result.exit_code, "output": result.output, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_a_command_on_a_sqlite_ledger_loads_no_postgresql_driver(tmp_path: Path) -> None:
+    # Start-up: psycopg and the library's PostgreSQL module are most of what a SQLite
+    # command would import needlessly; only a PostgreSQL ledger loads them.
+    path = tmp_path / "ledger.db"
+    done = subprocess.run(
+        [sys.executable, "-c", SQLITE_PROBE, str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout.splitlines()[-1])
+    assert probe["code"] == 0, probe["output"]
+    assert "sqlalchemy" in probe["modules"]  # the command did open the ledger
+    loaded = [
+        m for m in probe["modules"] if m.split(".")[0] in ("psycopg", "psycopg_pool") or m == "eventsourcing.postgres"
+    ]
+    assert loaded == []
