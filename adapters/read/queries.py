@@ -19,6 +19,8 @@ from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group.types import GroupData
 from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
+from domain.parsers import parse_name, parse_positive_int, parse_uuid
+from domain.shown import shown
 from domain.times import as_utc
 from projections.database import ReadModelDatabase
 from projections.history import describe
@@ -129,30 +131,91 @@ class Queries:
         rows = self._rows(self._policies.live().where(self._policies.rows.c.key == name), self._policies)
         return _policy(rows[0]) if rows else None
 
-    def keypair_resource_policies(self) -> list[KeyPairResourcePolicyData]:
-        statement = self._policies.live().order_by(self._policies.rows.c.key)
+    def keypair_resource_policies(
+        self, *, name_prefix: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> list[KeyPairResourcePolicyData]:
+        """Live policies ordered by name (the paging cursor `after` is the last name seen),
+        at most `limit` of them, those whose name starts with `name_prefix` only."""
+        key = self._policies.rows.c.key
+        conditions = [_starts_with(key, name_prefix)] if name_prefix is not None else []
+        if after is not None:
+            conditions.append(key > after)
+        statement = self._policies.live().where(*conditions).order_by(key).limit(_bound(limit))
         return [_policy(row) for row in self._rows(statement, self._policies)]
 
     def keypair(self, access_key: str) -> KeyPairData | None:
         rows = self._rows(self._keypairs.live().where(self._keypairs.rows.c.key == access_key), self._keypairs)
         return KeyPairData.from_fields(rows[0].key, rows[0].fields) if rows else None
 
-    def keypairs(self, resource_policy: str | None = None) -> list[KeyPairData]:
-        statement = self._keypairs.live().order_by(self._keypairs.rows.c.key)
-        found = [KeyPairData.from_fields(row.key, row.fields) for row in self._rows(statement, self._keypairs)]
-        return [k for k in found if resource_policy in (None, k.resource_policy)]
+    def keypairs(
+        self,
+        resource_policy: str | None = None,
+        *,
+        domain_name: str | None = None,
+        owner: uuid.UUID | str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[KeyPairData]:
+        """Live keypairs ordered by access key (the paging cursor `after` is the last one
+        seen), filtered in SQL; a malformed filter value is `InvalidAPIParameters` naming it."""
+        rows = self._keypairs.rows
+        fields = rows.c.fields
+        conditions: list[sa.ColumnElement[bool]] = []
+        if resource_policy is not None:
+            conditions.append(fields["resource_policy"].as_string() == resource_policy)
+        if domain_name is not None:
+            conditions.append(fields["domain_name"].as_string() == parse_name(domain_name, "domain_name"))
+        if owner is not None:
+            conditions.append(fields["user_id"].as_string() == str(parse_uuid(owner, "owner")))
+        if after is not None:
+            conditions.append(rows.c.key > after)
+        statement = self._keypairs.live().where(*conditions).order_by(rows.c.key).limit(_bound(limit))
+        return [KeyPairData.from_fields(row.key, row.fields) for row in self._rows(statement, self._keypairs)]
 
     def group(self, group_id: uuid.UUID | str) -> GroupData | None:
         """A group that exists, active or soft-deleted; None once purged or if unknown."""
         rows = self._rows(self._groups.live().where(self._groups.rows.c.key == str(group_id)), self._groups)
         return _group(rows[0]) if rows else None
 
-    def groups(self, domain_name: str | None = None) -> list[GroupData]:
-        statement = self._groups.live()
+    def group_by_name(self, domain_name: str, name: str) -> GroupData | None:
+        """The group holding `name` in the domain, active or soft-deleted (a soft delete
+        keeps the name; a purge frees it); None if no group holds it."""
+        domain, group_name = self._group_name_columns()
+        statement = self._groups.live().where(domain == domain_name, group_name == name)
+        rows = self._rows(statement, self._groups)
+        return _group(rows[0]) if rows else None
+
+    def groups(
+        self,
+        domain_name: str | None = None,
+        *,
+        name: str | None = None,
+        name_prefix: str | None = None,
+        active: bool | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[GroupData]:
+        """Groups (active and soft-deleted; only one kind with `active`) ordered by (domain,
+        name), unique among them. The paging cursor `after` is the last group seen as
+        `DOMAIN/NAME` (`group_cursor`); filters run in SQL."""
+        domain, group_name = self._group_name_columns()
+        conditions: list[sa.ColumnElement[bool]] = []
         if domain_name is not None:
-            statement = statement.where(self._groups.rows.c.fields["domain_name"].as_string() == domain_name)
-        found = [_group(row) for row in self._rows(statement, self._groups)]
-        return sorted(found, key=lambda g: (g.domain_name, g.name))
+            conditions.append(domain == parse_name(domain_name, "domain_name"))
+        if name is not None:
+            conditions.append(group_name == name)
+        if name_prefix is not None:
+            conditions.append(_starts_with(group_name, name_prefix))
+        if active is not None:
+            conditions.append(self._groups.rows.c.fields["is_active"].as_boolean() == active)
+        if after is not None:
+            conditions.append(sa.tuple_(domain, group_name) > sa.tuple_(*map(sa.literal, _group_after(after))))
+        statement = self._groups.live().where(*conditions).order_by(domain, group_name).limit(_bound(limit))
+        return [_group(row) for row in self._rows(statement, self._groups)]
+
+    def _group_name_columns(self) -> tuple[sa.ColumnElement[str], sa.ColumnElement[str]]:
+        fields = self._groups.rows.c.fields
+        return fields["domain_name"].as_string(), fields["name"].as_string()
 
     def group_members(self, group_id: uuid.UUID | str) -> set[uuid.UUID]:
         members = self._groups.members
@@ -259,6 +322,28 @@ class Queries:
         older = self.state_at(entity_type, entity_id, at=from_at, version=from_version)
         newer = self.state_at(entity_type, entity_id, at=to_at, version=to_version)
         return diff_fields(older.fields if older else {}, newer.fields if newer else {})
+
+
+def group_cursor(group: GroupData) -> str:
+    """A group's paging cursor for `Queries.groups(after=...)`: `DOMAIN/NAME`, as the group
+    name index keys it (a group name has no '/', so the last one splits it)."""
+    return f"{group.domain_name}/{group.name}"
+
+
+def _group_after(cursor: str) -> tuple[str, str]:
+    domain_name, slash, name = cursor.rpartition("/")
+    if not slash or not domain_name or not name:
+        raise InvalidAPIParameters(f"{shown(cursor)} is not a group cursor DOMAIN/NAME", field="after")
+    return domain_name, name
+
+
+def _starts_with(column: sa.ColumnElement[str], prefix: str) -> sa.ColumnElement[bool]:
+    # Not LIKE: it ignores ASCII case on SQLite only, and '%' and '_' in a prefix would match anything.
+    return sa.func.substr(column, 1, len(prefix)) == prefix
+
+
+def _bound(limit: int | None) -> int | None:
+    return None if limit is None else parse_positive_int(limit, "limit")
 
 
 def _group(row: sa.Row[Any]) -> GroupData:
