@@ -19,3 +19,5 @@ class EntityType(enum.StrEnum):
     ENDPOINT = "endpoint"
     WORKLOAD = "workload"  # a batch of workload facts
     PROJECTION = "projection"  # a read model's operator interventions
+    DOMAIN = "domain"
+    USER = "user"
