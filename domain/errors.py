@@ -221,3 +221,56 @@ class ProjectionNotStalled(LedgerError):
     status = 409
     error_operation = "skip"
     error_detail = "not_stalled"
+
+
+# Domains and users (each sets its operation: the code names what was refused)
+
+
+class DuplicateDomainName(LedgerError):
+    status = 409
+    error_domain = "domain"
+    error_operation = "create"
+    error_detail = "duplicate_name"
+
+
+class DomainNotEmpty(LedgerError):
+    """A domain still holding live users (or groups) cannot be deleted."""
+
+    status = 409
+    error_domain = "domain"
+    error_operation = "delete"
+    error_detail = "not_empty"
+
+
+class DomainNotActive(LedgerError):
+    """An inactive domain keeps its users but takes no new ones."""
+
+    status = 409
+    error_domain = "domain"
+    error_operation = "add_user"
+    error_detail = "inactive"
+
+
+class PolicyNotAllowedInDomain(LedgerError):
+    """An admin named a keypair resource policy outside the domain's allowed list."""
+
+    status = 403
+    error_domain = "domain"
+    error_operation = "assign_policy"
+    error_detail = "policy_not_allowed"
+
+
+class DuplicateUser(LedgerError):
+    status = 409
+    error_domain = "user"
+    error_operation = "create"
+    error_detail = "duplicate_id"
+
+
+class UserInUse(LedgerError):
+    """A user still owning live keypairs cannot be deleted."""
+
+    status = 409
+    error_domain = "user"
+    error_operation = "delete"
+    error_detail = "in_use"

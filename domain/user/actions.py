@@ -1,0 +1,89 @@
+"""Actions and results of the user service (issue 12). Users are named by their UUID; a
+create targets the new user's domain, the other actions the domain the user is in (the
+permission validator resolves it from the store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import field_validator
+
+from domain.actions import BaseAction, BaseActionResult
+from domain.catalog import EntityType
+from domain.user.types import UserCreator, UserData, UserModifier
+from domain.validation import UUIDField
+
+
+class UserAction(BaseAction):
+    @classmethod
+    def entity_type(cls) -> str:
+        return EntityType.USER
+
+
+class CreateUserAction(UserAction):
+    creator: UserCreator
+
+    @field_validator("creator", mode="before")
+    @classmethod
+    def _coerce(cls, raw: Any) -> Any:
+        return UserCreator(**raw) if isinstance(raw, dict) else raw
+
+    def entity_id(self) -> str | None:
+        return str(self.creator.user_id)
+
+    def target_domains(self) -> set[str]:
+        return {self.creator.domain_name}
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "create"
+
+
+class _OnUser(UserAction):
+    user_id: UUIDField
+
+    def entity_id(self) -> str | None:
+        return str(self.user_id)
+
+
+class ModifyUserAction(_OnUser):
+    modifier: UserModifier = UserModifier()
+
+    @field_validator("modifier", mode="before")
+    @classmethod
+    def _coerce(cls, raw: Any) -> Any:
+        return UserModifier(**raw) if isinstance(raw, dict) else raw
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "modify"
+
+
+class DeleteUserAction(_OnUser):
+    @classmethod
+    def operation_type(cls) -> str:
+        return "delete"
+
+
+@dataclass(frozen=True)
+class _UserResult(BaseActionResult):
+    user: UserData
+
+    def entity_id(self) -> str | None:
+        return str(self.user.user_id)
+
+
+@dataclass(frozen=True)
+class CreateUserActionResult(_UserResult):
+    pass
+
+
+@dataclass(frozen=True)
+class ModifyUserActionResult(_UserResult):
+    changed: bool = True  # False: every field given already held its value; nothing was recorded
+
+
+@dataclass(frozen=True)
+class DeleteUserActionResult(_UserResult):
+    """Carries the user as it was just before the delete."""

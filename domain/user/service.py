@@ -1,0 +1,98 @@
+"""The user service: a user, its domain's member list and its default policy's check
+are decided and saved together.
+
+An admin (the acting role, from the action context) may give a user only a default
+policy its domain allows (`allowed_keypair_resource_policies`); a superadmin, the
+platform or a direct service call may give any live policy.
+"""
+
+from __future__ import annotations
+
+from domain.actions import Role, current_context
+from domain.catalog import EntityType
+from domain.domains.aggregate import Domain
+from domain.domains.service import DEFAULT_POLICY, relink_default_policy
+from domain.ports import AggregateStore, UnitOfWork, load_live
+from domain.user.actions import (
+    CreateUserAction,
+    CreateUserActionResult,
+    DeleteUserAction,
+    DeleteUserActionResult,
+    ModifyUserAction,
+    ModifyUserActionResult,
+)
+from domain.user.aggregate import User
+from domain.user.types import UserData
+
+USER = EntityType.USER
+
+
+def user_data(user: User) -> UserData:
+    assert user.created_at is not None and user.changed_at is not None
+    return UserData.from_fields(user.user_id, user.created_at, user.changed_at, user.fields)
+
+
+def check_admin_may_assign(domain: Domain, policy: str | None) -> None:
+    context = current_context()
+    if policy is not None and context is not None and context.role == Role.ADMIN.value:
+        domain.require_allows_policy(policy, DEFAULT_POLICY)
+
+
+class UserService:
+    def __init__(self, store: AggregateStore) -> None:
+        self._store = store
+
+    async def create_user(self, action: CreateUserAction) -> CreateUserActionResult:
+        key, fields = str(action.creator.user_id), action.creator.fields_json()
+
+        def create() -> User:
+            work = UnitOfWork(self._store)
+            user = work.get(User.id_for(key), User)
+            if user is None:
+                user = work.add(User.create(key, fields))
+            else:
+                user.recreate(fields)  # refuses a live user
+            domain = load_live(work, Domain, fields["domain_name"])  # "domain 'x' not found"
+            domain.add_user(key)  # refuses an inactive domain
+            check_admin_may_assign(domain, fields[DEFAULT_POLICY])
+            relink_default_policy(work, f"user:{key}", None, fields[DEFAULT_POLICY])
+            work.commit()
+            return user
+
+        return CreateUserActionResult(user_data(self._store.run(create, USER, "create")))
+
+    async def modify_user(self, action: ModifyUserAction) -> ModifyUserActionResult:
+        key, wanted = str(action.user_id), action.modifier.fields_json()
+
+        def modify() -> tuple[User, bool]:
+            work = UnitOfWork(self._store)
+            user = load_live(work, User, key)
+            old_default = user.default_policy
+            changes = user.modify(wanted)
+            if not changes:
+                return user, False
+            if DEFAULT_POLICY in changes:
+                check_admin_may_assign(load_live(work, Domain, user.domain_name), user.default_policy)
+                relink_default_policy(work, f"user:{key}", old_default, user.default_policy)
+            work.commit()
+            return user, True
+
+        user, changed = self._store.run(modify, USER, "modify")
+        return ModifyUserActionResult(user_data(user), changed=changed)
+
+    async def delete_user(self, action: DeleteUserAction) -> DeleteUserActionResult:
+        key = str(action.user_id)
+
+        def delete() -> UserData:
+            work = UnitOfWork(self._store)
+            user = load_live(work, User, key)
+            before = user_data(user)
+            user.delete()  # refuses a user who still owns keypairs
+            domain = work.get(Domain.id_for(user.domain_name), Domain)
+            if domain is not None:
+                domain.remove_user(key)
+            relink_default_policy(work, f"user:{key}", user.default_policy, None)
+            work.commit()
+            return before
+
+        return DeleteUserActionResult(self._store.run(delete, USER, "delete"))
