@@ -111,7 +111,10 @@ class CreateGroupActionResult(_GroupResult):
 
 @dataclass(frozen=True)
 class ModifyGroupActionResult(_GroupResult):
-    pass
+    """`changed`: whether this command stored an event (False: everything given already
+    held, and nothing was written)."""
+
+    changed: bool
 
 
 @dataclass(frozen=True)

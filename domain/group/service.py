@@ -68,26 +68,30 @@ class GroupService:
         return CreateGroupActionResult(group_data(self._store.run(create, GROUP, "create")))
 
     async def modify_group(self, action: ModifyGroupAction) -> ModifyGroupActionResult:
-        wanted = action.modifier.fields_json()
+        modifier = action.modifier
         mode, users = action.user_update_mode, action.user_uuids
         if mode.is_nop() != users.is_nop():
             missing = "user_uuids" if users.is_nop() else "user_update_mode"
             raise InvalidAPIParameters("membership changes need both user_update_mode and user_uuids", field=missing)
 
-        def modify() -> Group:
+        def modify() -> tuple[Group, bool]:
             work = UnitOfWork(self._store)
             group = load_group(work, action.group_id)
             old_domain, old_name = group.name_key
-            group.modify(wanted)
+            # The patch merges into the map just loaded: a conflict retries on the newer one.
+            group.modify(modifier.wanted_fields(group.fields))
             if group.name_key != (old_domain, old_name):
                 name_index(work, *group.name_key).claim(str(group.id))
                 name_index(work, old_domain, old_name).release(str(group.id))
             if not mode.is_nop():
                 group.update_members(mode.value(), [str(u) for u in users.value()])
+            # Every event of a modify is the group's own (the name index moves only with it).
+            changed = bool(group.pending_events)
             work.commit()
-            return group
+            return group, changed
 
-        return ModifyGroupActionResult(group_data(self._store.run(modify, GROUP, "modify")))
+        group, changed = self._store.run(modify, GROUP, "modify")
+        return ModifyGroupActionResult(group_data(group), changed=changed)
 
     async def delete_group(self, action: DeleteGroupAction) -> DeleteGroupActionResult:
         def delete() -> GroupData:

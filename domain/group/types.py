@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from domain.parsers import (
     parse_project_type,
     parse_slug,
 )
+from domain.slot_patch import SlotPatch, check_patches, parse_slot_patch, patched_fields
 from domain.validation import (
     LedgerModel,
     Slots,
@@ -70,7 +72,12 @@ GROUP_FIELDS: tuple[str, ...] = tuple(GroupCreator.model_fields)
 
 
 class GroupModifier(LedgerModel):
-    """Every field is left alone unless given; description and container_registry can be nullified."""
+    """Every field is left alone unless given; description and container_registry can be nullified.
+
+    `total_resource_slots_patch` (see domain.slot_patch) changes the slots it names and
+    keeps the others, merged into the stored map by the service when it decides; it
+    cannot be given with `total_resource_slots` (the whole map).
+    """
 
     name: Annotated[OptionalState[str], optional_state_of(parse_slug)] = OptionalState.nop()
     domain_name: Annotated[OptionalState[str], optional_state_of(parse_name)] = OptionalState.nop()
@@ -85,14 +92,30 @@ class GroupModifier(LedgerModel):
     dotfiles: Annotated[OptionalState[bytes], optional_state_of(parse_dotfiles)] = OptionalState.nop()
     resource_policy: Annotated[OptionalState[str], optional_state_of(parse_name)] = OptionalState.nop()
     container_registry: Annotated[TriState[dict[str, str]], tri_state_of(parse_container_registry)] = TriState.nop()
+    total_resource_slots_patch: Annotated[OptionalState[SlotPatch], optional_state_of(parse_slot_patch)] = (
+        OptionalState.nop()
+    )
+
+    def after_init(self) -> None:
+        check_patches(self, SLOT_PATCHES)
 
     def fields_json(self) -> dict[str, Any]:
+        """The fields this modifier replaces, in their JSON form (the patch left out: it
+        needs the stored fields, see `wanted_fields`)."""
         wanted = {}
         for name in GROUP_FIELDS:
             state = getattr(self, name)
             if not state.is_nop():
                 wanted[name] = to_json(name, state.value())
         return wanted
+
+    def wanted_fields(self, current: Mapping[str, Any]) -> dict[str, Any]:
+        """What `fields_json` gives, plus the patched slot map merged into `current` (the
+        stored fields). Called inside load-decide-save, so it merges into the latest map."""
+        return {**self.fields_json(), **patched_fields(self, SLOT_PATCHES, current)}
+
+
+SLOT_PATCHES: dict[str, str] = {"total_resource_slots_patch": "total_resource_slots"}
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,10 @@ class CreateKeyPairActionResult(_KeyPairResult):
 
 @dataclass(frozen=True)
 class ModifyKeyPairActionResult(_KeyPairResult):
-    pass
+    """`changed`: whether this command stored an event (False: everything given already
+    held, and nothing was written)."""
+
+    changed: bool
 
 
 @dataclass(frozen=True)

@@ -43,23 +43,24 @@ class KeyPairService:
         return CreateKeyPairActionResult(keypair_data(self._store.run(create, EntityType.KEYPAIR, "create")))
 
     async def modify_keypair(self, action: ModifyKeyPairAction) -> ModifyKeyPairActionResult:
-        def modify() -> KeyPair:
+        def modify() -> tuple[KeyPair, bool]:
             work = UnitOfWork(self._store)
             keypair = load_live(work, KeyPair, action.access_key)
             if action.resource_policy.is_nop():
-                return keypair
+                return keypair, False
             new_name = action.resource_policy.value()
             new_policy = load_live(work, KeyPairResourcePolicy, new_name)
             old_policy = work.get(policy_id(keypair.resource_policy), KeyPairResourcePolicy)
             if not keypair.modify({"resource_policy": new_name}):
-                return keypair
+                return keypair, False
             new_policy.assign(keypair.access_key)
             if old_policy is not None:
                 old_policy.unassign(keypair.access_key)
             work.commit()
-            return keypair
+            return keypair, True
 
-        return ModifyKeyPairActionResult(keypair_data(self._store.run(modify, EntityType.KEYPAIR, "modify")))
+        keypair, changed = self._store.run(modify, EntityType.KEYPAIR, "modify")
+        return ModifyKeyPairActionResult(keypair_data(keypair), changed=changed)
 
     async def delete_keypair(self, action: DeleteKeyPairAction) -> DeleteKeyPairActionResult:
         def delete() -> KeyPairData:

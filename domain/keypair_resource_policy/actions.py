@@ -82,7 +82,10 @@ class CreateKeyPairResourcePolicyActionResult(_PolicyResult):
 
 @dataclass(frozen=True)
 class ModifyKeyPairResourcePolicyActionResult(_PolicyResult):
-    pass
+    """`changed`: whether this command stored an event (False: everything given already
+    held, and nothing was written)."""
+
+    changed: bool
 
 
 @dataclass(frozen=True)

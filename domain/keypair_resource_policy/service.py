@@ -81,19 +81,21 @@ class KeyPairResourcePolicyService:
     async def modify_keypair_resource_policy(
         self, action: ModifyKeyPairResourcePolicyAction
     ) -> ModifyKeyPairResourcePolicyActionResult:
-        wanted = action.modifier.fields_json()
+        modifier = action.modifier
 
-        def modify() -> KeyPairResourcePolicy:
+        def modify() -> tuple[KeyPairResourcePolicy, bool]:
             work = UnitOfWork(self._store)
             policy = load_live(work, KeyPairResourcePolicy, action.name)
             old_fallback = policy.fallback
-            if policy.modify(wanted):
-                relink_fallback(work, policy, action.name, old_fallback, policy.fallback)
-                work.commit()
-            return policy
+            # Patches merge into the map just loaded: a conflict retries on the newer one.
+            if not policy.modify(modifier.wanted_fields(policy.fields)):
+                return policy, False
+            relink_fallback(work, policy, action.name, old_fallback, policy.fallback)
+            work.commit()
+            return policy, True
 
-        policy = self._store.run(modify, POLICY, "modify")
-        return ModifyKeyPairResourcePolicyActionResult(policy_data(policy))
+        policy, changed = self._store.run(modify, POLICY, "modify")
+        return ModifyKeyPairResourcePolicyActionResult(policy_data(policy), changed=changed)
 
     async def delete_keypair_resource_policy(
         self, action: DeleteKeyPairResourcePolicyAction

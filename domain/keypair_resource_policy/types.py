@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from domain.hosts import VFolderHostPermissionMap
 from domain.parsers import parse_default_for_unspecified, parse_int, parse_name, parse_positive_int
+from domain.slot_patch import SlotPatch, check_patches, parse_slot_patch, patched_fields
 from domain.validation import (
     EntityName,
     LedgerModel,
@@ -91,6 +93,12 @@ class KeyPairResourcePolicyModifier(LedgerModel):
 
     `max_session_lifetime`, `idle_timeout` and the two pending fields can be nullified
     (unlimited); so can the deprecated fields.
+
+    The two slot maps can also be patched: `total_resource_slots_patch` and
+    `max_pending_session_resource_slots_patch` (see domain.slot_patch) change the slots
+    they name and keep the others, merged into the stored map by the service when it
+    decides (a null pending map counts as empty). A patch and its map's replacement
+    (or nullification) cannot both be given.
     """
 
     default_for_unspecified: Annotated[OptionalState[DefaultForUnspecified], _opt(parse_default_for_unspecified)] = (
@@ -109,18 +117,36 @@ class KeyPairResourcePolicyModifier(LedgerModel):
     max_vfolder_size: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
     max_quota_scope_size: Annotated[TriState[int], tri_state_of(parse_int)] = TriState.nop()
     fallback_policy: Annotated[TriState[str], tri_state_of(parse_name)] = TriState.nop()
+    total_resource_slots_patch: Annotated[OptionalState[SlotPatch], _opt(parse_slot_patch)] = OptionalState.nop()
+    max_pending_session_resource_slots_patch: Annotated[OptionalState[SlotPatch], _opt(parse_slot_patch)] = (
+        OptionalState.nop()
+    )
 
     def after_init(self) -> None:
+        check_patches(self, SLOT_PATCHES)
         _warn_deprecated([f for f in DEPRECATED_FIELDS if not getattr(self, f).is_nop()])
 
     def fields_json(self) -> dict[str, Any]:
-        """The fields this modifier sets, in their JSON form."""
+        """The fields this modifier replaces, in their JSON form (patches left out: they
+        need the stored fields, see `wanted_fields`)."""
         wanted = {}
         for name in POLICY_FIELDS:
             state = getattr(self, name)
             if not state.is_nop():
                 wanted[name] = to_json(state.value())
         return wanted
+
+    def wanted_fields(self, current: Mapping[str, Any]) -> dict[str, Any]:
+        """What `fields_json` gives, plus each patched map merged into `current` (the
+        stored fields). Called inside load-decide-save, so it merges into the latest map."""
+        return {**self.fields_json(), **patched_fields(self, SLOT_PATCHES, current)}
+
+
+# Patch field -> the map it patches.
+SLOT_PATCHES: dict[str, str] = {
+    "total_resource_slots_patch": "total_resource_slots",
+    "max_pending_session_resource_slots_patch": "max_pending_session_resource_slots",
+}
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def test_the_field_list_is_the_reference_one() -> None:
         "resource_policy",
         "container_registry",
     }
-    assert set(GroupModifier.model_fields) == set(GROUP_FIELDS)
+    assert set(GroupModifier.model_fields) == {*GROUP_FIELDS, "total_resource_slots_patch"}
 
 
 # Good input

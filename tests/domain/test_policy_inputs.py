@@ -77,7 +77,11 @@ def test_the_field_lists_here_match_the_model() -> None:
         "allowed_vfolder_hosts",
         "fallback_policy",
     }
-    assert set(KeyPairResourcePolicyModifier.model_fields) == set(POLICY_FIELDS)
+    assert set(KeyPairResourcePolicyModifier.model_fields) == {
+        *POLICY_FIELDS,
+        "total_resource_slots_patch",
+        "max_pending_session_resource_slots_patch",
+    }
 
 
 # Creator
