@@ -83,7 +83,10 @@ class CreateDomainActionResult(_DomainResult):
 
 @dataclass(frozen=True)
 class ModifyDomainActionResult(_DomainResult):
-    changed: bool = True  # False: every field given already held its value; nothing was recorded
+    """`changed`: whether this command stored an event (False: everything given already
+    held, and nothing was written)."""
+
+    changed: bool
 
 
 @dataclass(frozen=True)

@@ -83,13 +83,14 @@ class DomainService:
         return CreateDomainActionResult(domain_data(self._store.run(create, DOMAIN, "create")))
 
     async def modify_domain(self, action: ModifyDomainAction) -> ModifyDomainActionResult:
-        name, wanted = action.domain_name, action.modifier.fields_json()
+        name, modifier = action.domain_name, action.modifier
 
         def modify() -> tuple[Domain, bool]:
             work = UnitOfWork(self._store)
             domain = load_live(work, Domain, name)
             old_default = domain.default_policy
-            changes = domain.modify(wanted)
+            # The patch merges into the map just loaded: a conflict retries on the newer one.
+            changes = domain.modify(modifier.wanted_fields(domain.fields))
             if not changes:
                 return domain, False
             relink_default_policy(work, f"domain:{name}", old_default, domain.default_policy)

@@ -8,6 +8,7 @@ stay as they are.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 from domain.errors import InvalidAPIParameters
 from domain.hosts import VFolderHostPermissionMap
 from domain.parsers import parse_bool, parse_description, parse_name
+from domain.slot_patch import SlotPatch, check_patches, parse_slot_patch, patched_fields
 from domain.validation import (
     EntityName,
     LedgerModel,
@@ -68,7 +70,9 @@ DOMAIN_FIELDS: tuple[str, ...] = tuple(f for f in DomainCreator.model_fields if 
 class DomainModifier(LedgerModel):
     """Every field is left alone unless given. The name is the domain's identity (groups,
     keypairs and users name it), so it is not modifiable. `description`, the default
-    policy and the allowed list can be nullified (None: no default; any policy)."""
+    policy and the allowed list can be nullified (None: no default; any policy).
+    `total_resource_slots_patch` (see domain.slot_patch) changes the slots it names and
+    keeps the others; it cannot be given with `total_resource_slots`."""
 
     description: Annotated[TriState[str], tri_state_of(parse_description)] = TriState.nop()
     is_active: Annotated[OptionalState[bool], optional_state_of(parse_bool)] = OptionalState.nop()
@@ -79,14 +83,30 @@ class DomainModifier(LedgerModel):
     default_keypair_resource_policy: Annotated[TriState[str], tri_state_of(parse_name)] = TriState.nop()
     allowed_keypair_resource_policies: Annotated[TriState[list[str]], tri_state_of(parse_policy_names)] = TriState.nop()
 
+    total_resource_slots_patch: Annotated[OptionalState[SlotPatch], optional_state_of(parse_slot_patch)] = (
+        OptionalState.nop()
+    )
+
+    def after_init(self) -> None:
+        check_patches(self, SLOT_PATCHES)
+
     def fields_json(self) -> dict[str, Any]:
-        """The fields this modifier sets, in their JSON form."""
+        """The fields this modifier replaces, in their JSON form (the patch left out: it
+        needs the stored fields, see `wanted_fields`)."""
         wanted = {}
         for name in DOMAIN_FIELDS:
             state = getattr(self, name)
             if not state.is_nop():
                 wanted[name] = jsonable(state.value())
         return wanted
+
+    def wanted_fields(self, current: Mapping[str, Any]) -> dict[str, Any]:
+        """`fields_json` plus the patched slot map merged into `current` (the stored
+        fields), called inside load-decide-save so it merges into the latest map."""
+        return {**self.fields_json(), **patched_fields(self, SLOT_PATCHES, current)}
+
+
+SLOT_PATCHES: dict[str, str] = {"total_resource_slots_patch": "total_resource_slots"}
 
 
 @dataclass(frozen=True)

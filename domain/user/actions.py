@@ -81,7 +81,10 @@ class CreateUserActionResult(_UserResult):
 
 @dataclass(frozen=True)
 class ModifyUserActionResult(_UserResult):
-    changed: bool = True  # False: every field given already held its value; nothing was recorded
+    """`changed`: whether this command stored an event (False: everything given already
+    held, and nothing was written)."""
+
+    changed: bool
 
 
 @dataclass(frozen=True)

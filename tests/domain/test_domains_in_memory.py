@@ -298,3 +298,19 @@ def test_unknown_fields_and_renames_are_refused() -> None:
     refused(ModifyDomainAction, field="domain_name", domain_name="\x00")
     refused(DeleteDomainAction, field="domain_name", domain_name=uuid.uuid4())
     refused(DeleteDomainAction, field="domain_name")
+
+
+def test_a_slot_patch_changes_only_the_slots_it_names(store: InMemoryStore) -> None:
+    create(store, total_resource_slots={"cpu": 4, "mem": "1g"})
+    result = modify(store, total_resource_slots_patch={"cpu": "8", "cuda.device": 2})
+    assert result.changed
+    assert result.domain.total_resource_slots == {"cpu": 8, "mem": 1024**3, "cuda.device": 2}
+    result = modify(store, total_resource_slots_patch={"mem": None})
+    assert result.domain.total_resource_slots == {"cpu": 8, "cuda.device": 2}
+    assert stored(store) == result.domain
+    assert modify(store, total_resource_slots_patch={"cpu": 8}).changed is False
+    spec = ModifyDomainAction(domain_name="d", modifier={"total_resource_slots_patch": {"mem": None}}).spec()
+    assert spec == {"domain_name": "d", "modifier": {"total_resource_slots_patch": {"mem": None}}}
+    refused(DomainModifier, field="total_resource_slots_patch", total_resource_slots={}, total_resource_slots_patch={})
+    refused(DomainModifier, field="total_resource_slots_patch", total_resource_slots_patch={"cpu": "nan"})
+    refused(DomainModifier, field="total_resource_slots_patch", total_resource_slots_patch=["cpu"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -143,6 +143,44 @@ def test_a_domain_with_users_is_not_deleted_until_they_are(store: InMemoryStore)
     with pytest.raises(ObjectNotFound, match=r"user .* not found") as missing:
         modify(store, full_name="x")
     assert missing.value.code == "user_not_found"
+
+
+def finish(coroutine: Any) -> Any:
+    """Runs a coroutine that never awaits (every service method) inside a running loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the coroutine awaited")
+
+
+class InterleavingStore(InMemoryStore):
+    """Runs `between` once, right after a command first loads `watched`: another writer
+    acting between this command's read and its save."""
+
+    def __init__(self, watched: uuid.UUID) -> None:
+        super().__init__()
+        self.watched = watched
+        self.between: Callable[[], None] | None = None
+
+    def get(self, aggregate_id: uuid.UUID, cls: type[Any]) -> Any:
+        found = super().get(aggregate_id, cls)
+        between, self.between = self.between, None
+        if between is not None and aggregate_id == self.watched:
+            between()
+        elif between is not None:
+            self.between = between
+        return found
+
+
+def test_a_user_created_while_the_domain_is_deleted_keeps_it() -> None:
+    store = InterleavingStore(Domain.id_for("d"))
+    create_domain(store, "d")
+    action = CreateUserAction(creator={"user_id": U1, "domain_name": "d"})
+    store.between = lambda: finish(UserService(store).create_user(action))
+    with pytest.raises(DomainNotEmpty, match="1 user"):
+        run(DomainService(store).delete_domain(DeleteDomainAction(domain_name="d")))  # retried, then refused
+    assert store.events(Domain.id_for("d")) == ["Created", "UserAdded"]
 
 
 def test_modify_records_only_real_changes_and_nullifies(store: InMemoryStore) -> None:
