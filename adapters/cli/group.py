@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,6 +32,7 @@ from adapters.cli.options import (
     unset_option,
     users_option,
 )
+from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
 from adapters.cli.render import fmt, new_table, print_table
 from domain.catalog import EntityType
 
@@ -46,7 +49,22 @@ GROUP_TYPE = EntityType.GROUP
 # domain's models (a test keeps the two equal).
 NULLABLE_GROUP_FIELDS = ("description", "container_registry")
 
-GroupIdArg = Annotated[str, typer.Argument(metavar="GROUP_ID", help="The group's UUID.")]
+GroupArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="GROUP",
+        help="The group's UUID, or its name in --domain (a name that parses as a UUID is taken as an id).",
+    ),
+]
+DomainOption = Annotated[
+    str | None,
+    typer.Option(
+        "--domain",
+        metavar="DOMAIN",
+        help="The domain a GROUP name is looked up in (not used for a UUID). "
+        "Default: the root 'ledger --domain', the actor's domain.",
+    ),
+]
 
 _OPTION_FIELDS = {"project_type": "type", "active": "is_active"}  # option name -> field name
 _GROUP_OPTIONS = (
@@ -89,7 +107,7 @@ def _group_table(group: GroupData, members: int | None = None) -> Table:
     return table
 
 
-def _groups_table(groups: list[GroupData]) -> Table:
+def _groups_table(groups: Sequence[GroupData]) -> Table:
     columns = ("id", "name", "domain_name", "type", "is_active", "resource_policy", "total_resource_slots")
     table = new_table(*columns)
     for group in groups:
@@ -129,6 +147,31 @@ def _existing_group(ledger: Ledger, group_id: str) -> GroupData:
     return group
 
 
+def _group_key(state: State, ledger: Ledger, group: str, domain: str | None) -> str:
+    """The id GROUP names: itself if it parses as a UUID, else the group holding that name
+    in `domain` (default: the actor's), active or soft-deleted; not found otherwise."""
+    import uuid
+
+    from domain.errors import GroupNotFound
+
+    try:
+        return str(uuid.UUID(group))
+    except ValueError:
+        pass
+    domain_name = domain if domain is not None else state.meta.domain_name or "default"
+    found = ledger.queries.group_by_name(domain_name, group)
+    if found is None:
+        message = f"group {group!r} not found in domain {domain_name!r}"
+        raise GroupNotFound(message, entity_type=GROUP_TYPE, entity_id=group)
+    return str(found.id)
+
+
+def _resolved(state: State, group: str, domain: str | None) -> str:
+    """`_group_key` for the commands that open the ledger themselves (history, time travel)."""
+    with state.ledger() as ledger:
+        return _group_key(state, ledger, group, domain)
+
+
 @group_app.command("create")
 def group_create(
     ctx: typer.Context,
@@ -161,7 +204,8 @@ def group_create(
 @group_app.command("modify")
 def group_modify(
     ctx: typer.Context,
-    group_id: GroupIdArg,
+    group: GroupArg,
+    domain: DomainOption = None,
     name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="Rename the group.")] = None,
     domain_name: Annotated[
         str | None, typer.Option("--domain-name", metavar="DOMAIN", help="Move the group to another domain.")
@@ -187,20 +231,19 @@ def group_modify(
     (`"changed": false` with --json)."""
     given = _group_fields(locals())
     from domain.group import ModifyGroupAction
-    from domain.parsers import parse_uuid
 
     modifier = {**given, **unset_fields(unset or [], given, NULLABLE_GROUP_FIELDS)}
     membership = _membership(add_users, remove_users, replace_users)
     changes = slot_changes(total_resource_slots, slot)
     state = state_of(ctx)
-    key = str(parse_uuid(group_id, "group_id"))  # as the read model keys it
     with state.ledger() as ledger:
+        key = _group_key(state, ledger, group, domain)  # as the read model keys it
         before = ledger.queries.group(key)
         members_before = None if before is None else ledger.queries.group_members(before.id)
         if changes is not None:
             current = _existing_group(ledger, key) if before is None else before
             modifier["total_resource_slots"] = {**current.total_resource_slots.to_json(), **changes}
-        action = ModifyGroupAction(group_id=group_id, modifier=modifier, **membership)
+        action = ModifyGroupAction(group_id=key, modifier=modifier, **membership)
         result = state.run(ledger.processors.group.modify_group, action)
         after: GroupData = result.data
         members_after = ledger.queries.group_members(after.id)
@@ -210,73 +253,105 @@ def group_modify(
 
 
 @group_app.command("delete")
-def group_delete(ctx: typer.Context, group_id: GroupIdArg) -> None:
+def group_delete(ctx: typer.Context, group: GroupArg, domain: DomainOption = None) -> None:
     """Soft-delete a group: it becomes inactive (no new workload), keeps its data and history."""
     from domain.group import DeleteGroupAction
 
     state = state_of(ctx)
     with state.ledger() as ledger:
-        result = state.run(ledger.processors.group.delete_group, DeleteGroupAction(group_id=group_id))
+        action = DeleteGroupAction(group_id=_group_key(state, ledger, group, domain))
+        result = state.run(ledger.processors.group.delete_group, action)
     before: GroupData = result.data
     message = f"deleted group {before.name!r} ({before.id}): inactive, kept with its history"
     state.output(before.to_json(), lambda: typer.echo(message))
 
 
 @group_app.command("purge")
-def group_purge(ctx: typer.Context, group_id: GroupIdArg) -> None:
+def group_purge(ctx: typer.Context, group: GroupArg, domain: DomainOption = None) -> None:
     """Remove a group for good; its name is free again. Refused while it has active kernels,
     vfolders mounted to them or active endpoints."""
     from domain.group import PurgeGroupAction
 
     state = state_of(ctx)
     with state.ledger() as ledger:
-        result = state.run(ledger.processors.group.purge_group, PurgeGroupAction(group_id=group_id))
+        action = PurgeGroupAction(group_id=_group_key(state, ledger, group, domain))
+        result = state.run(ledger.processors.group.purge_group, action)
     before: GroupData = result.data
     state.output(before.to_json(), lambda: typer.echo(f"purged group {before.name!r} ({before.id})"))
 
 
 @group_app.command("show")
-def group_show(ctx: typer.Context, group_id: GroupIdArg, at: AtOption = None, version: VersionOption = None) -> None:
+def group_show(
+    ctx: typer.Context, group: GroupArg, domain: DomainOption = None, at: AtOption = None, version: VersionOption = None
+) -> None:
     """Show one group, active or soft-deleted: now, or as it stood --at a time or after --version N."""
     state = state_of(ctx)
     if at is not None or version is not None:
-        return show_state(state, GROUP_TYPE, group_id, at, version)
+        return show_state(state, GROUP_TYPE, _resolved(state, group, domain), at, version)
     with state.ledger() as ledger:
-        group = _existing_group(ledger, group_id)
-        members = len(ledger.queries.group_members(group.id))
-    _show_group(state, group, "", members)
+        found = _existing_group(ledger, _group_key(state, ledger, group, domain))
+        members = len(ledger.queries.group_members(found.id))
+    _show_group(state, found, "", members)
 
 
 @group_app.command("diff")
-def group_diff(ctx: typer.Context, group_id: GroupIdArg, older: FromOption, newer: ToOption) -> None:
+def group_diff(
+    ctx: typer.Context, group: GroupArg, older: FromOption, newer: ToOption, domain: DomainOption = None
+) -> None:
     """What changed in a group between two versions or times: field, old, new."""
-    show_diff(state_of(ctx), GROUP_TYPE, group_id, older, newer)
+    state = state_of(ctx)
+    show_diff(state, GROUP_TYPE, _resolved(state, group, domain), older, newer)
+
+
+class StatusChoice(enum.Enum):
+    """`group list --status`: soft-deleted groups are the inactive ones."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    ALL = "all"
 
 
 @group_app.command("list")
 def group_list(
     ctx: typer.Context,
-    domain_name: Annotated[
-        str | None, typer.Option("--domain-name", metavar="DOMAIN", help="Only groups of this domain.")
+    domain_name: Annotated[str | None, domain_filter("groups")] = None,
+    name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="Only groups of this exact name.")] = None,
+    name_prefix: Annotated[
+        str | None,
+        typer.Option("--name-prefix", metavar="TEXT", help="Only groups whose name starts with TEXT (case counts)."),
     ] = None,
+    status: Annotated[
+        StatusChoice,
+        typer.Option("--status", case_sensitive=False, help="active, inactive (soft-deleted or deactivated) or all."),
+    ] = StatusChoice.ALL,
+    limit: LimitOption = None,
+    after: Annotated[str | None, after_option("DOMAIN/NAME")] = None,
 ) -> None:
-    """List the groups (active and soft-deleted), by domain then name."""
+    """List the groups (active and soft-deleted), by domain then name. The --after cursor
+    is a group's DOMAIN/NAME (group names have no '/')."""
+    if name is not None and name_prefix is not None:
+        raise typer.BadParameter("give --name or --name-prefix, not both")
+    from adapters.read.queries import group_cursor
+
     state = state_of(ctx)
+    active = {StatusChoice.ACTIVE: True, StatusChoice.INACTIVE: False}.get(status)
     with state.ledger() as ledger:
-        groups = ledger.queries.groups(domain_name)
-    state.output([g.to_json() for g in groups], lambda: print_table(_groups_table(groups)))
+        groups = ledger.queries.groups(
+            domain_name, name=name, name_prefix=name_prefix, active=active, after=after, limit=fetch_size(limit)
+        )
+    output_page(state, groups, limit, group_cursor, lambda g: g.to_json(), _groups_table)
 
 
 @group_app.command("members")
-def group_members(ctx: typer.Context, group_id: GroupIdArg) -> None:
+def group_members(ctx: typer.Context, group: GroupArg, domain: DomainOption = None) -> None:
     """The user UUIDs that are members of a group."""
     state = state_of(ctx)
     with state.ledger() as ledger:
-        group = _existing_group(ledger, group_id)
-        members = sorted(str(u) for u in ledger.queries.group_members(group.id))
+        found = _existing_group(ledger, _group_key(state, ledger, group, domain))
+        members = sorted(str(u) for u in ledger.queries.group_members(found.id))
 
     def human() -> None:
-        table = new_table("user_id", title=f"members of group {group.name!r} ({len(members)})")
+        table = new_table("user_id", title=f"members of group {found.name!r} ({len(members)})")
         for member in members:
             table.add_row(member)
         print_table(table)
@@ -285,6 +360,7 @@ def group_members(ctx: typer.Context, group_id: GroupIdArg) -> None:
 
 
 @group_app.command("history")
-def group_history(ctx: typer.Context, group_id: GroupIdArg) -> None:
+def group_history(ctx: typer.Context, group: GroupArg, domain: DomainOption = None) -> None:
     """Every event of a group (fields, members, workload it took and released), with actors."""
-    show_history(state_of(ctx), GROUP_TYPE, group_id)
+    state = state_of(ctx)
+    show_history(state, GROUP_TYPE, _resolved(state, group, domain))

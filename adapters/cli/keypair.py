@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from adapters.cli.app import State, state_of
 from adapters.cli.history import show_history
+from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
 from adapters.cli.render import new_table, print_table, safe
 from domain.catalog import EntityType
 
@@ -29,7 +32,7 @@ def keypair_json(keypair: KeyPairData) -> dict[str, Any]:
     return {**dataclasses.asdict(keypair), "user_id": str(keypair.user_id)}
 
 
-def _keypairs_table(keypairs: list[KeyPairData]) -> Table:
+def _keypairs_table(keypairs: Sequence[KeyPairData]) -> Table:
     table = new_table("access_key", "user_id", "domain_name", "resource_policy")
     for keypair in keypairs:
         table.add_row(*(safe(str(v)) for v in keypair_json(keypair).values()))
@@ -118,12 +121,20 @@ def keypair_list(
     resource_policy: Annotated[
         str | None, typer.Option("--resource-policy", metavar="NAME", help="Only keypairs using this policy.")
     ] = None,
+    domain_name: Annotated[str | None, domain_filter("keypairs")] = None,
+    owner: Annotated[
+        uuid.UUID | None, typer.Option("--owner", metavar="UUID", help="Only keypairs this user owns.")
+    ] = None,
+    limit: LimitOption = None,
+    after: Annotated[str | None, after_option("access key")] = None,
 ) -> None:
-    """List the live keypairs."""
+    """List the live keypairs, by access key (the --after cursor is an access key)."""
     state = state_of(ctx)
     with state.ledger() as ledger:
-        keypairs = ledger.queries.keypairs(resource_policy)
-    state.output([keypair_json(k) for k in keypairs], lambda: print_table(_keypairs_table(keypairs)))
+        keypairs = ledger.queries.keypairs(
+            resource_policy, domain_name=domain_name, owner=owner, after=after, limit=fetch_size(limit)
+        )
+    output_page(state, keypairs, limit, lambda k: k.access_key, keypair_json, _keypairs_table)
 
 
 @keypair_app.command("history")

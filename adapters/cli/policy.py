@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -25,6 +25,7 @@ from adapters.cli.options import (
     unset_fields,
     unset_option,
 )
+from adapters.cli.paging import LimitOption, after_option, fetch_size, output_page
 from adapters.cli.render import fields_table, fmt, new_table, one_line, print_table
 from domain.catalog import EntityType
 from domain.values import DefaultForUnspecified
@@ -69,7 +70,7 @@ def _with_warnings(build: Callable[[], T]) -> T:
     return built
 
 
-def _policies_table(policies: list[KeyPairResourcePolicyData]) -> Table:
+def _policies_table(policies: Sequence[KeyPairResourcePolicyData]) -> Table:
     columns: tuple[str, ...] = ("name", "total_resource_slots", "max_concurrent_sessions", "idle_timeout")
     columns += ("max_session_lifetime", "allowed_vfolder_hosts")
     table = new_table(*columns)
@@ -212,12 +213,22 @@ def policy_diff(ctx: typer.Context, name: PolicyName, older: FromOption, newer: 
 
 
 @policy_app.command("list")
-def policy_list(ctx: typer.Context) -> None:
-    """List the live policies."""
+def policy_list(
+    ctx: typer.Context,
+    name_prefix: Annotated[
+        str | None,
+        typer.Option("--name-prefix", metavar="TEXT", help="Only policies whose name starts with TEXT (case counts)."),
+    ] = None,
+    limit: LimitOption = None,
+    after: Annotated[str | None, after_option("policy name")] = None,
+) -> None:
+    """List the live policies, by name (the --after cursor is a policy name)."""
     state = state_of(ctx)
     with state.ledger() as ledger:
-        policies = ledger.queries.keypair_resource_policies()
-    state.output([p.to_json() for p in policies], lambda: print_table(_policies_table(policies)))
+        policies = ledger.queries.keypair_resource_policies(
+            name_prefix=name_prefix, after=after, limit=fetch_size(limit)
+        )
+    output_page(state, policies, limit, lambda p: p.name, lambda p: p.to_json(), _policies_table)
 
 
 @policy_app.command("history")
