@@ -134,7 +134,7 @@ def test_modify_records_only_real_changes_and_says_so(store: InMemoryStore) -> N
 def test_missing_and_deleted_domains_are_not_found(store: InMemoryStore) -> None:
     with pytest.raises(ObjectNotFound, match="domain 'nowhere' not found") as missing:
         modify(store, "nowhere", description="x")
-    assert missing.value.code == "domain_not_found"
+    assert (missing.value.entity_type, missing.value.entity_id) == ("domain", "nowhere")
     create(store)
     delete(store)
     with pytest.raises(ObjectNotFound):
@@ -186,7 +186,7 @@ def test_the_default_policy_must_be_live(store: InMemoryStore) -> None:
     create(store, default_keypair_resource_policy="gold")
     with pytest.raises(ObjectNotFound, match="'silver' not found") as missing:
         modify(store, default_keypair_resource_policy="silver")
-    assert missing.value.code == "keypair_resource_policy_not_found"
+    assert (missing.value.entity_type, missing.value.entity_id) == ("keypair_resource_policy", "silver")
     assert modify(store, default_keypair_resource_policy=None).domain.default_keypair_resource_policy is None
 
 

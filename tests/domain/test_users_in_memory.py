@@ -107,7 +107,7 @@ def test_a_user_is_created_in_a_domain_and_recorded_on_it(store: InMemoryStore) 
 def test_the_domain_must_exist_be_live_and_active(store: InMemoryStore) -> None:
     with pytest.raises(ObjectNotFound, match="domain 'typo' not found") as missing:
         create(store, domain_name="typo")
-    assert missing.value.code == "domain_not_found"
+    assert (missing.value.entity_type, missing.value.entity_id) == ("domain", "typo")
     assert store.events(User.id_for(str(U1))) == []  # nothing stored by the refusal
     run(DomainService(store).modify_domain(ModifyDomainAction(domain_name="d", modifier={"is_active": False})))
     with pytest.raises(DomainNotActive) as inactive:
@@ -142,7 +142,7 @@ def test_a_domain_with_users_is_not_deleted_until_they_are(store: InMemoryStore)
     run(domains.delete_domain(DeleteDomainAction(domain_name="d")))
     with pytest.raises(ObjectNotFound, match=r"user .* not found") as missing:
         modify(store, full_name="x")
-    assert missing.value.code == "user_not_found"
+    assert (missing.value.entity_type, missing.value.entity_id) == ("user", str(U1))
 
 
 def finish(coroutine: Any) -> Any:
