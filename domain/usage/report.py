@@ -1,10 +1,17 @@
 """Report shaping: the per-kernel fields and the two report trees of REFERENCE.md
-("Usage statistics"), from the kernels a `UsageReader` returns. Pure."""
+("Usage statistics"), from the kernels a `UsageReader` returns. Pure.
+
+Both reports list in one stable order, whatever order the reader returns kernels in
+(`report_order`): groups by group id; in a group, sessions by their start (their first
+kernel's start in the report), then session id; in a session, kernels by start, then
+kernel id.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -103,11 +110,27 @@ _SUMMED = (
 _G_SUMMED = [(name, f"g_{name}") for name in _SUMMED]
 
 
+def report_order(kernels: Iterable[KernelUsage]) -> list[KernelUsage]:
+    """The kernels in the reports' order: group id, session start (the earliest start
+    of the session's kernels among these), session id, kernel start, kernel id."""
+    kernels = list(kernels)
+    session_start: dict[tuple[str, str], datetime] = {}
+    for k in kernels:
+        key = (k.group_id, k.session_id)
+        first = session_start.get(key)
+        if first is None or k.started_at < first:
+            session_start[key] = k.started_at
+    return sorted(
+        kernels,
+        key=lambda k: (k.group_id, session_start[k.group_id, k.session_id], k.session_id, k.started_at, k.kernel_id),
+    )
+
+
 def month_report(kernels: Iterable[KernelUsage], tz: ZoneInfo) -> list[dict[str, Any]]:
-    """One entry per group with the g_* totals and its kernels in `c_infos`."""
+    """One entry per group with the g_* totals and its kernels in `c_infos` (`report_order`)."""
     groups: dict[str, dict[str, Any]] = {}
     devices: dict[str, set[str]] = {}  # per group, sorted into g_device_type at the end
-    for kernel in sorted(kernels, key=lambda k: (k.group_id, k.started_at, k.kernel_id)):
+    for kernel in report_order(kernels):
         info = container_info(kernel, tz)
         entry = groups.get(kernel.group_id)
         if entry is None:
@@ -142,9 +165,10 @@ def _total(usages: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def period_report(kernels: Iterable[KernelUsage], tz: ZoneInfo) -> list[dict[str, Any]]:
-    """A tree project -> sessions -> kernels; every node has a `total_usage` summed up."""
+    """A tree project -> sessions -> kernels (`report_order`); every node has a
+    `total_usage` summed up."""
     projects: dict[str, dict[str, Any]] = {}
-    for kernel in sorted(kernels, key=lambda k: (k.group_id, k.session_id, k.started_at, k.kernel_id)):
+    for kernel in report_order(kernels):
         usage = kernel_usage(kernel, tz)
         project = projects.setdefault(
             kernel.group_id,
