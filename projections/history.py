@@ -93,10 +93,14 @@ class HistoryProjection(BatchProjection):
         # number must be read again, not taken from the cache.
         self._numbers.clear()
 
-    def _new_stream(self, position: int, event: Any) -> tuple[Any, ...]:
+    def _new_stream(self, position: int, event: Any) -> list[Any]:
         self._numbers[event.originator_id] = position
-        # The columns of `streams`, in order.
-        return (event.originator_id, position, self._entity_types[type(event)], event.key)
+        return self._insert_stream.row(
+            stream_id=event.originator_id,
+            number=position,
+            entity_type=self._entity_types[type(event)],
+            entity_id=event.key,
+        )
 
     def _load_streams(self, conn: Connection, stream_ids: set[Any]) -> None:
         """Caches the numbers of the streams whose first event came in an earlier batch."""
@@ -105,18 +109,17 @@ class HistoryProjection(BatchProjection):
             for row in conn.execute(sa.select(s.c.stream_id, s.c.number).where(s.c.stream_id.in_(chunk))):
                 self._numbers[row.stream_id] = row.number
 
-    def _entry(self, position: int, event: Any) -> tuple[Any, ...]:
-        """The columns of `entries`, in order."""
+    def _entry(self, position: int, event: Any) -> list[Any]:
         meta = event_meta(event)
-        return (
-            position,
-            self._numbers[event.originator_id],
-            event.originator_version,
-            type(event).__name__,
-            event.timestamp,
-            meta.get("action_id") or None,
-            meta.get("request_id"),
-            self._actor(meta),
+        return self._insert_entry.row(
+            position=position,
+            stream=self._numbers[event.originator_id],
+            version=event.originator_version,
+            event=type(event).__name__,
+            occurred_at=event.timestamp,
+            action_id=meta.get("action_id") or None,
+            request_id=meta.get("request_id"),
+            actor=self._actor(meta),
         )
 
     def _actor(self, meta: dict[str, Any]) -> str:

@@ -28,7 +28,18 @@ class BulkInsert:
     def __init__(self, table: sa.Table, raw: Sequence[str] = ()) -> None:
         self.table = table
         self.raw = set(raw)
+        self._columns = tuple(column.key for column in table.columns)
         self._writers: dict[str, Callable[[Connection, Sequence[Sequence[Any]]], None]] = {}
+
+    def row(self, **values: Any) -> list[Any]:
+        """A row of the table from its values by column name, in the table's column order
+        (so no caller spells that order out); a missing or unknown column is a TypeError."""
+        if len(values) > len(self._columns) or not values.keys() <= set(self._columns):
+            raise TypeError(f"{self.table.name}: unknown columns {sorted(set(values) - set(self._columns))}")
+        try:
+            return [values[name] for name in self._columns]
+        except KeyError as exc:
+            raise TypeError(f"{self.table.name}: no value for column {exc.args[0]!r}") from None
 
     def __call__(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         if rows:

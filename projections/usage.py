@@ -52,7 +52,7 @@ class _Fold:
         self.infos: dict[str, KernelInfo] = {}  # kernel id -> what its end's rollups need
         self.changes: dict[str, dict[str, Any]] = {}  # kernels of earlier batches: parameter -> value
         self.ends: list[tuple[str, datetime, str]] = []  # (kernel id, terminated_at, status), in order
-        self.vfolders: list[tuple[str, str, str, str]] = []
+        self.vfolders: list[list[Any]] = []
         self.longest: dict[str, float] = {}  # group id -> its longest kernel ended here, in seconds
 
 
@@ -169,7 +169,11 @@ class UsageProjection(BatchProjection):
                 fold.ends.append((kernel_id, ended, event.status))
             elif kind is VFolder.Created:
                 f = event.fields
-                fold.vfolders.append((event.key, f["group_id"], f["host"], f["name"]))
+                fold.vfolders.append(
+                    self._insert_vfolders.row(
+                        vfolder_id=event.key, group_id=f["group_id"], host=f["host"], name=f["name"]
+                    )
+                )
             elif kind is Group.Purged:
                 # A purge removes the group's kernels and vfolders, so they leave the reports too.
                 self._write(conn, fold)
@@ -182,11 +186,23 @@ class UsageProjection(BatchProjection):
         f = event.fields
         started = parse_time(f["started_at"])
         assert started is not None
-        row = [
-            event.key, f["group_id"], f["session_id"], f["session_name"], f["domain_name"], f["user_id"],
-            f["access_key"], f["agent"], f["image"], compact_json(f["occupied_slots"]), compact_json(f["mounts"]),
-            started, None, f["status"], None,
-        ]  # fmt: skip
+        row = self._insert_kernels.row(
+            kernel_id=event.key,
+            group_id=f["group_id"],
+            session_id=f["session_id"],
+            session_name=f["session_name"],
+            domain_name=f["domain_name"],
+            user_id=f["user_id"],
+            access_key=f["access_key"],
+            agent=f["agent"],
+            image=f["image"],
+            occupied_slots=compact_json(f["occupied_slots"]),
+            mounts=compact_json(f["mounts"]),
+            started_at=started,
+            terminated_at=None,
+            status=f["status"],
+            last_stats=None,
+        )
         fold.rows.append(row)
         fold.started[event.key] = row
         fold.infos[event.key] = (f["group_id"], started, f["occupied_slots"])
