@@ -1,7 +1,10 @@
 """The ledger's one exception hierarchy.
 
-Every error a caller can see is a `LedgerError` with a stable code
-(`domain_operation_detail`, as Backend.AI's error codes) and an HTTP-like status.
+Every error a caller can see is a `LedgerError` with a stable code and an HTTP-like
+status. The code says what happened: `domain_operation_detail` (Backend.AI's names) where
+an operation applies (`group_purge_active_kernels`), else `domain_detail`
+(`ledger_invalid_parameters`); a not-found error names the kind of thing not found
+(`keypair_not_found`). Audit records keep the codes of their time: nothing parses a code.
 Library exceptions are translated at the boundary that meets them, never passed on.
 """
 
@@ -15,7 +18,7 @@ class LedgerError(Exception):
 
     status: ClassVar[int] = 500
     error_domain: ClassVar[str] = "ledger"
-    error_operation: ClassVar[str] = "generic"
+    error_operation: ClassVar[str] = ""  # empty: no operation applies, the code is domain_detail
     error_detail: ClassVar[str] = "internal"
 
     def __init__(self, message: str) -> None:
@@ -24,7 +27,7 @@ class LedgerError(Exception):
 
     @property
     def code(self) -> str:
-        return f"{self.error_domain}_{self.error_operation}_{self.error_detail}"
+        return "_".join(part for part in (self.error_domain, self.error_operation, self.error_detail) if part)
 
 
 class InvalidAPIParameters(LedgerError, ValueError):
@@ -40,6 +43,9 @@ class InvalidAPIParameters(LedgerError, ValueError):
 
 
 class ObjectNotFound(LedgerError):
+    """Its code names what was not found: `keypair_not_found`, from `entity_type` (the
+    class's domain, say `group_not_found`, when the raiser gave none)."""
+
     status = 404
     error_detail = "not_found"
 
@@ -47,6 +53,10 @@ class ObjectNotFound(LedgerError):
         super().__init__(message)
         self.entity_type = entity_type
         self.entity_id = entity_id
+
+    @property
+    def code(self) -> str:
+        return f"{self.entity_type}_{self.error_detail}" if self.entity_type else super().code
 
 
 class InsufficientPermission(LedgerError):

@@ -176,7 +176,7 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
     ),
     ("keypair_resource_policy", "modify_keypair_resource_policy"): (
         lambda w: ModifyKeyPairResourcePolicyAction(name="absent", modifier={"idle_timeout": 1}),
-        "ledger_generic_not_found",
+        "keypair_resource_policy_not_found",
     ),
     ("keypair_resource_policy", "delete_keypair_resource_policy"): (
         lambda w: DeleteKeyPairResourcePolicyAction(name="default"),
@@ -190,51 +190,51 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
     ),
     ("keypair", "modify_keypair"): (
         lambda w: ModifyKeyPairAction(access_key="AKABSENT", resource_policy="default"),
-        "ledger_generic_not_found",
+        "keypair_not_found",
     ),
-    ("keypair", "delete_keypair"): (lambda w: DeleteKeyPairAction(access_key="AKABSENT"), "ledger_generic_not_found"),
+    ("keypair", "delete_keypair"): (lambda w: DeleteKeyPairAction(access_key="AKABSENT"), "keypair_not_found"),
     ("group", "create_group"): (
         lambda w: CreateGroupAction(input={"name": "world", "domain_name": DOMAIN}),
         "group_create_duplicate_name",
     ),
     ("group", "modify_group"): (
         lambda w: ModifyGroupAction(group_id=UNKNOWN, modifier={"description": "d"}),
-        "group_generic_not_found",
+        "group_not_found",
     ),
-    ("group", "delete_group"): (lambda w: DeleteGroupAction(group_id=UNKNOWN), "group_generic_not_found"),
+    ("group", "delete_group"): (lambda w: DeleteGroupAction(group_id=UNKNOWN), "group_not_found"),
     ("group", "purge_group"): (lambda w: PurgeGroupAction(group_id=w.group), "group_purge_active_kernels"),
-    ("group", "usage_per_month"): (lambda w: UsagePerMonthAction(month="202413"), "ledger_generic_invalid_parameters"),
+    ("group", "usage_per_month"): (lambda w: UsagePerMonthAction(month="202413"), "ledger_invalid_parameters"),
     ("group", "usage_per_period"): (
         lambda w: UsagePerPeriodAction(start_date="20241031", end_date="20241001"),
-        "ledger_generic_invalid_parameters",
+        "ledger_invalid_parameters",
     ),
     ("workload", "create_vfolder"): (
         lambda w: CreateVFolderAction(vfolder_id=uuid.uuid4(), name="x", host="local", group_id=UNKNOWN),
-        "group_generic_not_found",
+        "group_not_found",
     ),
     ("workload", "start_kernel"): (
         lambda w: start_kernel(World(UNKNOWN, *(uuid.uuid4() for _ in range(4))), uuid.uuid4()),
-        "group_generic_not_found",
+        "group_not_found",
     ),
     ("workload", "report_kernel_stats"): (
         lambda w: ReportKernelStatsAction(kernel_id=UNKNOWN, reported_at=T0),
-        "ledger_generic_not_found",
+        "kernel_not_found",
     ),
     ("workload", "terminate_kernel"): (
         lambda w: TerminateKernelAction(kernel_id=UNKNOWN, terminated_at=T0),
-        "ledger_generic_not_found",
+        "kernel_not_found",
     ),
     ("workload", "create_endpoint"): (
         lambda w: CreateEndpointAction(endpoint_id=uuid.uuid4(), group_id=UNKNOWN, name="e"),
-        "group_generic_not_found",
+        "group_not_found",
     ),
     ("workload", "destroy_endpoint"): (
         lambda w: DestroyEndpointAction(endpoint_id=UNKNOWN),
-        "ledger_generic_not_found",
+        "endpoint_not_found",
     ),
     ("workload", "record_workload_batch"): (
         lambda w: RecordWorkloadBatchAction(actions=[TerminateKernelAction(kernel_id=UNKNOWN, terminated_at=T0)]),
-        "ledger_generic_not_found",
+        "kernel_not_found",
     ),
     ("projection", "skip_projection_event"): (
         lambda w: SkipProjectionEventAction(projection="keypairs", position=1, reason="not stalled"),

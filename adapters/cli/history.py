@@ -17,7 +17,9 @@ def show_history(state: State, entity_type: str, entity_id: str) -> None:
     with state.ledger() as ledger:
         entries = ledger.queries.history(entity_type, entity_id)
     if not entries:
-        raise ObjectNotFound(f"{entity_type} {entity_id!r} has no history")
+        raise ObjectNotFound(
+            f"{entity_type} {entity_id!r} has no history", entity_type=entity_type, entity_id=entity_id
+        )
     title = f"history of {entity_type} {entity_id!r}"
     state.output([e.to_json() for e in entries], lambda: print_table(history_table(title, entries)))
 
@@ -32,7 +34,9 @@ def show_state(state: State, entity_type: str, entity_id: str, at: str | None, v
     with state.ledger() as ledger:
         found = ledger.queries.state_at(entity_type, entity_id, at=moment, version=version)
     if found is None:
-        raise ObjectNotFound(f"{entity_type} {entity_id!r} did not exist at {at}")
+        raise ObjectNotFound(
+            f"{entity_type} {entity_id!r} did not exist at {at}", entity_type=entity_type, entity_id=entity_id
+        )
 
     def human() -> None:
         status = " (deleted)" if found.deleted else ""

@@ -114,7 +114,7 @@ def _describe(status: ActionStatus, error: BaseException | None) -> str:
 def _error_code(error: BaseException | None) -> str | None:
     if error is None:
         return None
-    return error.code if isinstance(error, LedgerError) else "ledger_generic_internal"
+    return error.code if isinstance(error, LedgerError) else "ledger_internal"
 
 
 async def _quietly(step: Awaitable[None], monitor: object, stage: str, action_id: str) -> None:

@@ -34,7 +34,7 @@ def test_success_error_and_denied_are_each_audited(ledger_url: str, method: tupl
 
         denied, error, success = ledger.queries.audit_log()[before:]
         assert [denied.status, error.status, success.status] == ["denied", "error", "success"]
-        assert denied.error_code == "permission_generic_forbidden" and "user" in denied.description
+        assert denied.error_code == "permission_forbidden" and "user" in denied.description
         assert error.error_code == code and error.description == failed.value.message
         assert success.error_code is None and success.description == "success"
         for entry, asked in ((denied, action), (error, failing(world)), (success, action)):

@@ -44,7 +44,7 @@ def check(text: str) -> None:
     assert counts[("group", "create", "success", "default")] == 2
     assert sum(counts.values()) == 11
     errors = [s for s in found["backendai_action_count_total"] if s.labels["status"] == "error"]
-    assert [s.labels["error_detail"] for s in errors] == ["group_generic_not_found"]
+    assert [s.labels["error_detail"] for s in errors] == ["group_not_found"]
     assert {s.labels["operation"] for s in errors} == {"group_modify"}
     buckets = {
         float(s.labels["le"]) for s in found["backendai_action_duration_sec_bucket"] if s.labels["status"] == "denied"

@@ -66,7 +66,7 @@ def test_a_failing_handler_stalls_its_read_model_alone(ledger_url: str) -> None:
             ledger.queries.usage_totals(DAY, DAY)
         error = info.value
         assert (error.projection, error.position, error.status) == ("usage_utc", bad, 503)
-        assert error.code == "ledger_generic_read_model_stalled"
+        assert error.code == "ledger_read_model_stalled"
         assert error.cause.startswith("ValueError: Invalid isoformat string: 'yesterday'")
         assert f"usage_utc is stalled at position {bad}: ValueError" in error.message
         with pytest.raises(ReadModelStalled):  # a usage report, through the service, too

@@ -115,7 +115,7 @@ def test_policy_delete_then_show_is_not_found(db: str) -> None:
     assert ok(db, "policy", "delete", "q").stdout.strip() == "deleted keypair resource policy 'q'"
     result = ledger(db, "policy", "show", "p")
     assert result.exit_code == 1
-    assert result.stderr == "error: ledger_generic_not_found: keypair_resource_policy 'p' not found\n"
+    assert result.stderr == "error: keypair_resource_policy_not_found: keypair_resource_policy 'p' not found\n"
 
 
 def test_history_records_actor_and_changes(db: str) -> None:
@@ -145,7 +145,7 @@ def test_history_records_actor_and_changes(db: str) -> None:
 def test_history_of_an_unknown_policy_is_an_error(db: str) -> None:
     result = ledger(db, "policy", "history", "nope")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: ledger_generic_not_found: ")
+    assert result.stderr.startswith("error: keypair_resource_policy_not_found: ")
 
 
 # Errors
@@ -200,19 +200,17 @@ def test_values_the_domain_refuses_are_invalid_parameters(db: str) -> None:
     negative = ledger(db, "policy", "create", "p", "--max-concurrent-sessions", "-1")
     assert negative.exit_code == 1
     assert negative.stderr == (
-        "error: ledger_generic_invalid_parameters: max_concurrent_sessions: must be at least 0, got -1\n"
+        "error: ledger_invalid_parameters: max_concurrent_sessions: must be at least 0, got -1\n"
     )
     unknown = ledger(db, "policy", "create", "p", "--total-resource-slots", "warp=1")
     assert unknown.exit_code == 1
-    assert unknown.stderr.startswith(
-        "error: ledger_generic_invalid_parameters: total_resource_slots.warp: unknown slot"
-    )
+    assert unknown.stderr.startswith("error: ledger_invalid_parameters: total_resource_slots.warp: unknown slot")
 
 
 def test_an_unsupported_database_url_is_one_line() -> None:
     result = ledger("mysql://nowhere/db", "policy", "list")
     assert result.exit_code == 1
-    expected = "error: ledger_generic_invalid_parameters: url: unsupported database URL scheme 'mysql'"
+    expected = "error: ledger_invalid_parameters: url: unsupported database URL scheme 'mysql'"
     assert result.stderr.startswith(expected)
     assert result.stderr.count("\n") == 1
 
@@ -253,7 +251,7 @@ def test_keypair_lifecycle(db: str) -> None:
     assert ok(db, "keypair", "delete", "AK1").stdout.strip() == "deleted keypair 'AK1'"
     missing = ledger(db, "keypair", "show", "AK1")
     assert missing.exit_code == 1
-    assert missing.stderr == "error: ledger_generic_not_found: keypair 'AK1' not found\n"
+    assert missing.stderr == "error: keypair_not_found: keypair 'AK1' not found\n"
 
 
 def test_keypair_tables_and_history(db: str) -> None:
@@ -275,7 +273,7 @@ def test_help_tells_the_owner_from_the_actor(db: str) -> None:
 def test_keypair_owner_must_be_a_uuid(db: str) -> None:
     result = ledger(db, "keypair", "create", "AK1", "--owner", "bob", "--resource-policy", "default")
     assert result.exit_code == 1
-    assert result.stderr == "error: ledger_generic_invalid_parameters: user_id: 'bob' is not a UUID\n"
+    assert result.stderr == "error: ledger_invalid_parameters: user_id: 'bob' is not a UUID\n"
 
 
 def test_keypair_needs_an_existing_policy(db: str) -> None:
@@ -371,5 +369,5 @@ def test_fallback_policy_links_and_circular_reference_is_one_line(db: str) -> No
     assert created["fallback_policy"] == "base"
     result = ledger(db, "policy", "modify", "base", "--fallback-policy", "team")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: keypair_resource_policy_generic_circular_reference: ")
+    assert result.stderr.startswith("error: keypair_resource_policy_circular_reference: ")
     assert as_json(db, "policy", "modify", "team", "--unset", "fallback_policy")["fallback_policy"] is None

@@ -26,7 +26,7 @@ def _history(db: str) -> datetime:
     time.sleep(0.01)
     ok(db, "policy", "modify", "p", "--idle-timeout", "300", "--max-concurrent-sessions", "4")
     refused = ledger(db, "--role", "user", "--access-key", "AKUSER", "policy", "delete", "p")
-    assert refused.exit_code == 1 and "permission_generic_forbidden" in refused.stderr
+    assert refused.exit_code == 1 and "permission_forbidden" in refused.stderr
     return between
 
 

@@ -41,15 +41,14 @@ def test_parse_url_refuses_an_empty_url(url: str) -> None:
 def test_a_missing_directory_is_named(tmp_path: Path) -> None:
     path = tmp_path / "nope" / "l.db"
     assert refused(f"sqlite:///{path}", "policy", "list") == (
-        f"error: ledger_generic_unavailable: cannot open the ledger '{path}': "
-        f"the directory '{path.parent}' does not exist"
+        f"error: ledger_unavailable: cannot open the ledger '{path}': the directory '{path.parent}' does not exist"
     )
     assert not path.parent.exists()
 
 
 def test_a_directory_is_not_a_ledger_file(tmp_path: Path) -> None:
     assert refused(f"sqlite:///{tmp_path}", "policy", "list") == (
-        f"error: ledger_generic_unavailable: cannot open the ledger '{tmp_path}': it is a directory, not a file"
+        f"error: ledger_unavailable: cannot open the ledger '{tmp_path}': it is a directory, not a file"
     )
 
 
@@ -57,7 +56,7 @@ def test_a_file_in_place_of_the_directory_is_named(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     path = tmp_path / "file" / "l.db"
     assert refused(f"sqlite:///{path}", "policy", "list") == (
-        f"error: ledger_generic_unavailable: cannot open the ledger '{path}': '{tmp_path / 'file'}' is not a directory"
+        f"error: ledger_unavailable: cannot open the ledger '{path}': '{tmp_path / 'file'}' is not a directory"
     )
 
 
@@ -65,7 +64,7 @@ def test_a_file_that_is_not_sqlite_is_named(tmp_path: Path) -> None:
     path = tmp_path / "notes.db"
     path.write_text("hello, this is text\n" * 100)
     line = refused(f"sqlite:///{path}", "policy", "list")
-    assert line == f"error: ledger_generic_unavailable: cannot open the ledger '{path}': file is not a database"
+    assert line == f"error: ledger_unavailable: cannot open the ledger '{path}': file is not a database"
     assert path.read_text() == "hello, this is text\n" * 100
 
 
@@ -77,7 +76,7 @@ def test_no_permission_is_named(tmp_path: Path) -> None:
     try:
         line = refused(f"sqlite:///{locked / 'l.db'}", "policy", "list")
         assert line == (
-            f"error: ledger_generic_unavailable: cannot create the ledger '{locked / 'l.db'}': "
+            f"error: ledger_unavailable: cannot create the ledger '{locked / 'l.db'}': "
             f"no permission to write in '{locked}'"
         )
     finally:
@@ -114,7 +113,7 @@ def test_another_applications_file_is_refused_not_adopted(tmp_path: Path) -> Non
     url = foreign(path, "CREATE TABLE foo (x)", "INSERT INTO foo VALUES (1)")
     line = refused(url, "policy", "list")
     assert line == (
-        f"error: configuration_generic_invalid: '{path}' is not a ledger: its tables (foo) are another "
+        f"error: configuration_invalid: '{path}' is not a ledger: its tables (foo) are another "
         "application's (a ledger has stored_events and ledger_chain or projection_versions); "
         "give a new file or a ledger's"
     )

@@ -135,9 +135,9 @@ def test_group_show_and_list_in_both_modes(db: str) -> None:
 
 
 def test_show_of_an_unknown_group_is_not_found(db: str) -> None:
-    assert refused(db, "group", "show", OTHER) == f"error: group_generic_not_found: group {OTHER} not found"
+    assert refused(db, "group", "show", OTHER) == f"error: group_not_found: group {OTHER} not found"
     assert refused(db, "group", "members", "nope").endswith(": group 'nope' not found in domain 'default'")  # a name
-    assert refused(db, "group", "history", OTHER).startswith("error: ledger_generic_not_found: ")
+    assert refused(db, "group", "history", OTHER).startswith("error: group_not_found: ")
 
 
 def test_duplicate_group_name_is_one_line_and_exit_1(db: str) -> None:
@@ -151,11 +151,11 @@ def test_duplicate_group_name_is_one_line_and_exit_1(db: str) -> None:
 
 def test_invalid_values_and_malformed_options(db: str, tmp_path: Path) -> None:
     slug = refused(db, "group", "create", "no spaces", "--domain-name", "d1")
-    assert slug.startswith("error: ledger_generic_invalid_parameters: name: must be a slug")
+    assert slug.startswith("error: ledger_invalid_parameters: name: must be a slug")
     registry = refused(db, "group", "create", "g", "--domain-name", "d1", "--container-registry", '{"url": "x"}')
     assert "container_registry: unknown keys" in registry and "url" in registry
     bad_id = refused(db, "group", "create", "g", "--domain-name", "d1", "--id", "seven")
-    assert bad_id == "error: ledger_generic_invalid_parameters: group_id: 'seven' is not a UUID"
+    assert bad_id == "error: ledger_invalid_parameters: group_id: 'seven' is not a UUID"
     assert "invalid JSON" in usage_error(db, "group", "create", "g", "--domain-name", "d1", "--container-registry", "{")
     assert "expected a JSON object" in usage_error(
         db, "group", "create", "g", "--domain-name", "d1", "--container-registry", "[1]"
@@ -220,7 +220,7 @@ def test_one_membership_mode_per_call_and_uuids_checked(db: str) -> None:
     two = usage_error(db, "group", "modify", GROUP, "--add-users", U1, "--remove-users", U2)
     assert "--add-users and --remove-users: give one membership change per call" in two
     bad = refused(db, "group", "modify", GROUP, "--add-users", f"{U1},bob")
-    assert bad == "error: ledger_generic_invalid_parameters: user_uuids: 'bob' is not a UUID"
+    assert bad == "error: ledger_invalid_parameters: user_uuids: 'bob' is not a UUID"
     assert members(db) == []
 
 
@@ -235,10 +235,10 @@ def test_delete_is_soft_and_purge_removes(db: str) -> None:
     assert (shown["is_active"], shown["integration_id"]) == (False, None)
     assert [g["id"] for g in as_json(db, "group", "list")] == [GROUP]  # still listed
     inactive = refused(db, "workload", "endpoint-create", str(uuid.uuid4()), "--group-id", GROUP, "--name", "e")
-    assert inactive.startswith("error: group_generic_inactive: ")
+    assert inactive.startswith("error: group_inactive: ")
     assert ok(db, "group", "purge", GROUP).stdout == f"purged group 'team-a' ({GROUP})\n"
-    assert refused(db, "group", "show", GROUP) == f"error: group_generic_not_found: group {GROUP} not found"
-    assert refused(db, "group", "purge", GROUP) == f"error: group_generic_not_found: group {GROUP} not found"
+    assert refused(db, "group", "show", GROUP) == f"error: group_not_found: group {GROUP} not found"
+    assert refused(db, "group", "purge", GROUP) == f"error: group_not_found: group {GROUP} not found"
     assert as_json(db, "group", "list") == []
     assert events(db) == ["Created", "Deleted", "Purged"]  # the history outlives the group
     make_group(db, OTHER, "team-a", "d1")  # the name is free again
@@ -409,22 +409,22 @@ def test_workload_refusals_are_one_line(db: str) -> None:
     make_group(db)
     kernel = str(uuid.uuid5(NS, "k"))
     unknown_group = refused(db, *start_kernel_args(kernel, group=OTHER))
-    assert unknown_group == f"error: group_generic_not_found: group {OTHER} not found"
+    assert unknown_group == f"error: group_not_found: group {OTHER} not found"
     ok(db, *start_kernel_args(kernel))
     again = refused(db, *start_kernel_args(kernel))
-    assert again.startswith(f"error: workload_generic_duplicate_id: kernel {kernel}")
+    assert again.startswith(f"error: workload_duplicate_id: kernel {kernel}")
     ok(db, "workload", "kernel-terminate", kernel, "--terminated-at", "2024-10-01T02:00:00Z")
     twice = refused(db, "workload", "kernel-terminate", kernel, "--terminated-at", "2024-10-01T03:00:00Z")
     assert twice.startswith("error: workload_terminate_kernel_already_terminated: ")
     ghost = str(uuid.uuid5(NS, "ghost"))
     missing = refused(db, "workload", "kernel-stats", ghost, "--reported-at", "2024-10-01T01:00:00Z")
-    assert missing == f"error: ledger_generic_not_found: kernel '{ghost}' not found"
+    assert missing == f"error: kernel_not_found: kernel '{ghost}' not found"
     when = refused(db, "workload", "kernel-stats", kernel, "--reported-at", "yesterday")
-    assert when == "error: ledger_generic_invalid_parameters: reported_at: 'yesterday' is not an ISO 8601 time"
+    assert when == "error: ledger_invalid_parameters: reported_at: 'yesterday' is not an ISO 8601 time"
     status = refused(
         db, "workload", "kernel-terminate", ghost, "--terminated-at", "2024-10-01T00:00:00Z", "--status", "done"
     )
-    assert status == "error: ledger_generic_invalid_parameters: status: 'done' is not TERMINATED or CANCELLED"
+    assert status == "error: ledger_invalid_parameters: status: 'done' is not TERMINATED or CANCELLED"
     assert "--slots" in usage_error(db, *start_kernel_args(str(uuid.uuid4()))[:-2], "--slots", "cpu")
     assert "--mem-used" in usage_error(
         db, "workload", "kernel-stats", kernel, "--reported-at", "2024-10-01T01:00:00Z", "--mem-used", "lots"
@@ -515,7 +515,7 @@ def test_a_bad_line_stops_the_import_and_keeps_what_came_before(db: str, tmp_pat
     lines[119] = '{"fact": "create_vfolder", '  # line 120
     (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
     line = refused(db, "workload", "import", str(tmp_path / "bad.jsonl"), "--batch-size", "50")
-    assert line.startswith("error: ledger_generic_invalid_parameters: line 120: invalid JSON: ")
+    assert line.startswith("error: ledger_invalid_parameters: line 120: invalid JSON: ")
     assert line.endswith("(119 facts before it were recorded; fix the line and resume with --from-line 120)")
     assert events(db).count("VFolderAdded") == 119  # two whole batches and the good start of the third
 
@@ -528,7 +528,7 @@ def test_a_refused_batch_is_narrowed_to_its_refused_line(db: str, tmp_path: Path
     (tmp_path / "refused.jsonl").write_text("\n".join(lines) + "\n")
     line = refused(db, "--json", "workload", "import", str(tmp_path / "refused.jsonl"), "--batch-size", "50")
     assert (
-        line == f"error: ledger_generic_not_found: line 130: kernel '{ghost}' not found "
+        line == f"error: kernel_not_found: line 130: kernel '{ghost}' not found "
         "(129 facts before it were recorded; fix the line and resume with --from-line 130)"
     )
     assert events(db).count("VFolderAdded") == 129
@@ -559,7 +559,7 @@ def test_bad_lines_are_named(db: str, text: str, message: str) -> None:
     make_group(db)
     good = vfolder_lines(2)
     line = refused(db, "workload", "import", "-", input="\n".join([*good, text, *vfolder_lines(4)[2:]]) + "\n")
-    assert line.startswith(f"error: ledger_generic_invalid_parameters: {message}")
+    assert line.startswith(f"error: ledger_invalid_parameters: {message}")
     assert line.endswith("(2 facts before it were recorded; fix the line and resume with --from-line 3)")
     assert events(db).count("VFolderAdded") == 2
 
@@ -569,7 +569,7 @@ def test_a_line_that_is_not_utf8_is_named(db: str, tmp_path: Path) -> None:
     good = "\n".join(vfolder_lines(3)).encode()
     (tmp_path / "latin1.jsonl").write_bytes(good + b'\n{"fact": "caf\xe9"}\n')
     line = refused(db, "workload", "import", str(tmp_path / "latin1.jsonl"))
-    assert line.startswith("error: ledger_generic_invalid_parameters: line 4: not UTF-8 text: ")
+    assert line.startswith("error: ledger_invalid_parameters: line 4: not UTF-8 text: ")
     assert events(db).count("VFolderAdded") == 3
 
 
@@ -595,6 +595,6 @@ def test_an_id_created_twice_in_one_batch_is_refused_at_its_second_line(db: str)
     make_group(db)
     twice = [*vfolder_lines(2), vfolder_lines(1)[0]]
     line = refused(db, "workload", "import", "-", input="\n".join(twice) + "\n")
-    assert line.startswith("error: workload_generic_duplicate_id: line 3: vfolder ")
+    assert line.startswith("error: workload_duplicate_id: line 3: vfolder ")
     assert line.endswith("(2 facts before it were recorded; fix the line and resume with --from-line 3)")
     assert events(db).count("VFolderAdded") == 2

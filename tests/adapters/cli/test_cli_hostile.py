@@ -152,7 +152,7 @@ def test_audit_table_escapes_every_stored_text() -> None:
         started_at=datetime(2024, 1, 1, tzinfo=UTC),
         ended_at=datetime(2024, 1, 1, tzinfo=UTC),
         duration=0.001,
-        error_code="permission_generic_forbidden",
+        error_code="permission_forbidden",
         request_id=HOSTILE,
         triggered_by=None,
         access_key=HOSTILE,
@@ -234,7 +234,7 @@ def test_stored_actor_fields_are_shown_escaped(db: str) -> None:
 
 def test_a_hostile_actor_option_is_refused_in_one_escaped_line(db: str) -> None:
     line = one_error_line(ledger(db, "--access-key", HOSTILE, "policy", "list"), 1)
-    assert line.startswith("error: ledger_generic_invalid_parameters: access_key: ")
+    assert line.startswith("error: ledger_invalid_parameters: access_key: ")
 
 
 def test_markup_in_a_group_description_prints_literally(db: str) -> None:
@@ -293,7 +293,7 @@ def test_a_ledger_error_raised_anywhere_is_one_error_line(db: str, monkeypatch: 
         raise Odd("multi\nline\u202e")
 
     monkeypatch.setattr(ROOT_MODULE, "open_ledger", refuse)
-    assert one_error_line(ledger(db, "policy", "list"), 1) == r"error: ledger_generic_odd\x1b: multi line\u202e"
+    assert one_error_line(ledger(db, "policy", "list"), 1) == r"error: ledger_odd\x1b: multi line\u202e"
 
 
 # A failing monitor: logged as one line, never over the command's own outcome

@@ -47,7 +47,7 @@ def test_a_stopped_import_resumes_from_the_line_its_error_names(ledger_url: str,
     bad = len(begin) + 1
     line = refused(ledger_url, "workload", "import", str(path), "--batch-size", "7")
     assert line == (
-        f"error: ledger_generic_not_found: line {bad}: kernel '{ghost}' not found "
+        f"error: kernel_not_found: line {bad}: kernel '{ghost}' not found "
         f"({len(begin)} facts before it were recorded; fix the line and resume with --from-line {bad})"
     )
     # The operator drops the bad fact in place (a blank line keeps the numbers) and resumes there.
@@ -71,7 +71,7 @@ def test_resuming_at_the_start_would_refuse_the_recorded_facts(ledger_url: str) 
     line = refused(ledger_url, "workload", "import", "-", input=text)
     assert line.endswith("(2 facts before it were recorded; fix the line and resume with --from-line 3)")
     again = refused(ledger_url, "workload", "import", "-", input=text)
-    assert again.startswith("error: workload_generic_duplicate_id: line 1: kernel ")
+    assert again.startswith("error: workload_duplicate_id: line 1: kernel ")
     assert again.endswith("(0 facts before it were recorded; fix the line and resume with --from-line 1)")
     out = ok(ledger_url, "workload", "import", "-", "--from-line", "4", input=text).stdout.splitlines()
     assert out[0].startswith("imported 1 fact in 1 batch in ")
@@ -100,7 +100,7 @@ def test_a_refused_message_is_bounded_to_one_short_line(ledger_url: str) -> None
     fact["group_id"] = GROUP
     fact["name"] = huge_name  # the refusal of a value may quote it; the error line stays short
     line = refused(ledger_url, "workload", "import", "-", input=json.dumps(fact) + "\n")
-    assert line.startswith("error: ledger_generic_invalid_parameters: line 1: name: ")
+    assert line.startswith("error: ledger_invalid_parameters: line 1: name: ")
     assert len(line) < 600
     assert line.endswith("(0 facts before it were recorded; fix the line and resume with --from-line 1)")
 
@@ -110,7 +110,7 @@ def test_a_refused_permission_says_where_to_resume(ledger_url: str) -> None:
     kernels = [kernel(i) for i in range(600)]
     ok(ledger_url, *SERVICE, "workload", "import", "-", "--batch-size", "200", input=jsonl(kernels[:200]))
     line = refused(ledger_url, "--role", "user", "workload", "import", "-", "--from-line", "201", input=jsonl(kernels))
-    assert line.startswith("error: permission_generic_forbidden: user (anonymous) may not record_batch workload ")
+    assert line.startswith("error: permission_forbidden: user (anonymous) may not record_batch workload ")
     assert line.endswith("(+399 more) (0 facts recorded; resume with --from-line 201)")  # one batch of 400
     assert len(line) < 400
 

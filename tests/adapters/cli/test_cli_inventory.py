@@ -20,7 +20,7 @@ from tests.adapters.cli.helpers import (
     workload_facts,
 )
 
-INVALID = "error: ledger_generic_invalid_parameters:"
+INVALID = "error: ledger_invalid_parameters:"
 
 
 def kernel(i: int) -> str:
@@ -91,8 +91,8 @@ def test_kernel_show_and_unknown_ids(db: str) -> None:
     assert table.exit_code == 0 and max(map(len, table.stdout.splitlines())) <= 80
     assert "TERMINATED" in table.stdout and "session_name" in table.stdout
     unknown = str(uuid.UUID(int=99))
-    assert refused(db, "kernel", "show", unknown) == f"error: ledger_generic_not_found: kernel '{unknown}' not found"
-    assert refused(db, "kernel", "show", "seven").startswith("error: ledger_generic_not_found: kernel 'seven'")
+    assert refused(db, "kernel", "show", unknown) == f"error: kernel_not_found: kernel '{unknown}' not found"
+    assert refused(db, "kernel", "show", "seven").startswith("error: kernel_not_found: kernel 'seven'")
     hostile = refused(db, "kernel", "show", "\x1b[31mred")
     assert "\x1b" not in hostile and "\\x1b" in hostile
 
@@ -130,7 +130,7 @@ def test_vfolder_list_and_show(db: str) -> None:
     assert shown == {"vfolder_id": vfolder(1), "group_id": GROUP, "host": "nfs", "name": "vf1"}
     assert "vf1" in ok(db, "vfolder", "show", vfolder(1)).stdout
     unknown = str(uuid.UUID(int=98))
-    assert refused(db, "vfolder", "show", unknown) == f"error: ledger_generic_not_found: vfolder '{unknown}' not found"
+    assert refused(db, "vfolder", "show", unknown) == f"error: vfolder_not_found: vfolder '{unknown}' not found"
 
 
 def test_the_commands_are_listed_in_help(db: str) -> None:
@@ -165,9 +165,7 @@ def test_endpoint_list_and_show(db: str) -> None:
     }
     assert "ep0" in ok(db, "endpoint", "show", endpoint(0)).stdout
     unknown = str(uuid.UUID(int=97))
-    assert (
-        refused(db, "endpoint", "show", unknown) == f"error: ledger_generic_not_found: endpoint '{unknown}' not found"
-    )
-    assert refused(db, "endpoint", "show", kernel(0)).startswith("error: ledger_generic_not_found: endpoint")
+    assert refused(db, "endpoint", "show", unknown) == f"error: endpoint_not_found: endpoint '{unknown}' not found"
+    assert refused(db, "endpoint", "show", kernel(0)).startswith("error: endpoint_not_found: endpoint")
     assert refused(db, "endpoint", "list", "--group-id", "nope").startswith(f"{INVALID} group_id:")
     assert usage_error(db, "endpoint", "list").startswith("error: usage:")

@@ -44,9 +44,9 @@ def test_policy_modify_without_options_is_unchanged(db: str) -> None:
     assert ok(db, "policy", "modify", "p").stdout.startswith("keypair resource policy 'p' unchanged\n")
     assert as_json(db, "policy", "modify", "p")["changed"] is False
     assert policy_events(db) == ["Created"]
-    assert "permission_generic_forbidden" in refused(db, "--role", "user", "policy", "modify", "p")
+    assert "permission_forbidden" in refused(db, "--role", "user", "policy", "modify", "p")
     assert refused(db, "policy", "modify", "ghost") == (
-        "error: ledger_generic_not_found: keypair_resource_policy 'ghost' not found"
+        "error: keypair_resource_policy_not_found: keypair_resource_policy 'ghost' not found"
     )
 
 

@@ -16,16 +16,17 @@ from domain.group import CreateGroupAction, UsagePerMonthAction, UsagePerPeriodA
 from domain.workload import CreateVFolderAction, ReportKernelStatsAction, StartKernelAction, TerminateKernelAction
 from tests.adapters.cli.helpers import as_json, refused, stdout_of
 
-G1 = "0e0e0e0e-0000-4000-8000-000000000001"
-G2 = "0e0e0e0e-0000-4000-8000-000000000002"
-S1, S2, S3 = (f"5e55a000-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
-TRAIN = "aaaaaaaa-0000-4000-8000-000000000001"  # G1, S1: Oct 1 22:00 to Oct 3 01:30 UTC
-SERVE = "aaaaaaaa-0000-4000-8000-000000000002"  # G1, S1: running since Oct 20
-OTHER = "aaaaaaaa-0000-4000-8000-000000000003"  # G2, S2: Oct 31 20:00 to 21:00 UTC (Nov 1 in Seoul)
-CANCELLED = "aaaaaaaa-0000-4000-8000-000000000004"  # G2, S3: cancelled in October
-SEPTEMBER = "aaaaaaaa-0000-4000-8000-000000000005"  # G2, S3: September only
+# Ids told apart by their first 8 characters, as random UUIDs are (the table shows those).
+G1 = "0e0e0e01-0000-4000-8000-000000000001"
+G2 = "0e0e0e02-0000-4000-8000-000000000002"
+S1, S2, S3 = (f"5e55a00{i}-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
+TRAIN = "aaaaaaa1-0000-4000-8000-000000000001"  # G1, S1: Oct 1 22:00 to Oct 3 01:30 UTC
+SERVE = "aaaaaaa2-0000-4000-8000-000000000002"  # G1, S1: running since Oct 20
+OTHER = "aaaaaaa3-0000-4000-8000-000000000003"  # G2, S2: Oct 31 20:00 to 21:00 UTC (Nov 1 in Seoul)
+CANCELLED = "aaaaaaa4-0000-4000-8000-000000000004"  # G2, S3: cancelled in October
+SEPTEMBER = "aaaaaaa5-0000-4000-8000-000000000005"  # G2, S3: September only
 FOLDER = "f0f0f0f0-0000-4000-8000-000000000001"
-INVALID = "error: ledger_generic_invalid_parameters:"
+INVALID = "error: ledger_invalid_parameters:"
 
 
 @pytest.fixture
