@@ -14,7 +14,6 @@ from adapters.cli.options import (
     AtOption,
     FromOption,
     HostsOption,
-    IntOption,
     ReplaceSlotsOption,
     SlotOption,
     SlotsOption,
@@ -48,9 +47,35 @@ NULLABLE_FIELDS = (
 )  # fmt: skip
 
 PolicyName = Annotated[str, typer.Argument(metavar="NAME", help="Policy name.")]
-DefaultOption = Annotated[DefaultForUnspecified | None, typer.Option(case_sensitive=False)]
+
+# The options `policy create` and `policy modify` share, declared once; each number's help
+# says its unit and what create stores when the option is not given.
+
+
+def _count(help: str) -> Any:
+    return typer.Option(metavar="N", help=help)
+
+
+SessionsOption = Annotated[int | None, _count("Sessions a keypair may run at once (a count). Create's default: 30.")]
+ContainersOption = Annotated[int | None, _count("Containers in one session (a count, >= 1). Create's default: 1.")]
+IdleOption = Annotated[
+    int | None, _count("Seconds a session may stay idle before it is ended. Create's default: 1800; --unset: no limit.")
+]
+LifetimeOption = Annotated[int | None, _count("Seconds a session may live. Create's default: 0; --unset: no limit.")]
+SftpOption = Annotated[int | None, _count("SFTP sessions a keypair may run at once (a count). Create's default: 1.")]
+PendingOption = Annotated[
+    int | None, _count("Sessions a keypair may have waiting to start (a count). Create's default: none, no limit.")
+]
+VFolderCountOption = Annotated[int | None, _count("Deprecated (stored, not enforced): vfolders per keypair, a count.")]
+VFolderSizeOption = Annotated[int | None, _count("Deprecated (stored, not enforced): a vfolder's size in bytes.")]
+QuotaOption = Annotated[int | None, _count("Deprecated (stored, not enforced): a quota scope's size in bytes.")]
+DefaultOption = Annotated[
+    DefaultForUnspecified | None,
+    typer.Option(case_sensitive=False, help="What slots the policy does not list allow. Create's default: limited."),
+]
 FallbackOption = Annotated[
-    str | None, typer.Option(help="Policy whose slot limits apply where this one lists none (no chains).")
+    str | None,
+    typer.Option(metavar="NAME", help="Policy whose slot limits apply where this one lists none (no chains)."),
 ]
 
 
@@ -97,18 +122,18 @@ def policy_create(
     ctx: typer.Context,
     name: PolicyName,
     total_resource_slots: SlotsOption = None,
-    max_concurrent_sessions: IntOption = None,
-    max_containers_per_session: IntOption = None,
-    idle_timeout: IntOption = None,
-    max_session_lifetime: IntOption = None,
-    max_concurrent_sftp_sessions: IntOption = None,
-    max_pending_session_count: IntOption = None,
+    max_concurrent_sessions: SessionsOption = None,
+    max_containers_per_session: ContainersOption = None,
+    idle_timeout: IdleOption = None,
+    max_session_lifetime: LifetimeOption = None,
+    max_concurrent_sftp_sessions: SftpOption = None,
+    max_pending_session_count: PendingOption = None,
     max_pending_session_resource_slots: SlotsOption = None,
     allowed_vfolder_hosts: HostsOption = None,
     default_for_unspecified: DefaultOption = None,
-    max_vfolder_count: IntOption = None,
-    max_vfolder_size: IntOption = None,
-    max_quota_scope_size: IntOption = None,
+    max_vfolder_count: VFolderCountOption = None,
+    max_vfolder_size: VFolderSizeOption = None,
+    max_quota_scope_size: QuotaOption = None,
     fallback_policy: FallbackOption = None,
 ) -> None:
     """Create a policy (or create again one that was deleted). Unset options take defaults."""
@@ -129,18 +154,18 @@ def policy_modify(
     name: PolicyName,
     total_resource_slots: TotalSlotsOption = None,
     slot: SlotOption = None,
-    max_concurrent_sessions: IntOption = None,
-    max_containers_per_session: IntOption = None,
-    idle_timeout: IntOption = None,
-    max_session_lifetime: IntOption = None,
-    max_concurrent_sftp_sessions: IntOption = None,
-    max_pending_session_count: IntOption = None,
+    max_concurrent_sessions: SessionsOption = None,
+    max_containers_per_session: ContainersOption = None,
+    idle_timeout: IdleOption = None,
+    max_session_lifetime: LifetimeOption = None,
+    max_concurrent_sftp_sessions: SftpOption = None,
+    max_pending_session_count: PendingOption = None,
     max_pending_session_resource_slots: ReplaceSlotsOption = None,
     allowed_vfolder_hosts: HostsOption = None,
     default_for_unspecified: DefaultOption = None,
-    max_vfolder_count: IntOption = None,
-    max_vfolder_size: IntOption = None,
-    max_quota_scope_size: IntOption = None,
+    max_vfolder_count: VFolderCountOption = None,
+    max_vfolder_size: VFolderSizeOption = None,
+    max_quota_scope_size: QuotaOption = None,
     fallback_policy: FallbackOption = None,
     unset: Annotated[list[str] | None, unset_option(NULLABLE_FIELDS)] = None,
 ) -> None:
