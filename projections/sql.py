@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -29,16 +30,22 @@ class BulkInsert:
         self.table = table
         self.raw = set(raw)
         self._columns = tuple(column.key for column in table.columns)
+        self._pick = operator.itemgetter(*self._columns)
         self._writers: dict[str, Callable[[Connection, Sequence[Sequence[Any]]], None]] = {}
 
     def row(self, **values: Any) -> list[Any]:
         """A row of the table from its values by column name, in the table's column order
         (so no caller spells that order out); a missing or unknown column is a TypeError."""
-        if len(values) > len(self._columns) or not values.keys() <= set(self._columns):
+        if len(values) > len(self._columns):
             raise TypeError(f"{self.table.name}: unknown columns {sorted(set(values) - set(self._columns))}")
         try:
-            return [values[name] for name in self._columns]
+            picked = self._pick(values)  # itemgetter: one C call per row, in a rebuild's hot loop
+            return list(picked) if len(self._columns) > 1 else [picked]
         except KeyError as exc:
+            if values.keys() - set(self._columns):  # an unknown name took a known one's place
+                raise TypeError(
+                    f"{self.table.name}: unknown columns {sorted(set(values) - set(self._columns))}"
+                ) from None
             raise TypeError(f"{self.table.name}: no value for column {exc.args[0]!r}") from None
 
     def __call__(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:

@@ -40,3 +40,8 @@ def test_rows_built_by_name_are_inserted_in_place() -> None:
     with engine.begin() as conn:
         insert(conn, [insert.row(b="x", c=3, a=1), insert.row(a=2, c=None, b=None)])
         assert conn.execute(sa.select(TABLE).order_by(TABLE.c.a)).all() == [(1, "x", 3), (2, None, None)]
+
+
+def test_a_one_column_table_gives_a_one_value_row() -> None:
+    single = sa.Table("s", sa.MetaData(), sa.Column("only", sa.String(8), primary_key=True))
+    assert BulkInsert(single).row(only="x") == ["x"]
