@@ -21,3 +21,5 @@ class EntityType(enum.StrEnum):
     PROJECTION = "projection"  # a read model's operator interventions
     DOMAIN = "domain"
     USER = "user"
+    SESSION = "session"
+    SESSION_USAGE = "session_usage"  # the sessions a keypair, group or domain holds (admission)

@@ -284,3 +284,52 @@ class UserInUse(LedgerError):
     error_domain = "user"
     error_operation = "delete"
     error_detail = "in_use"
+
+
+# Sessions and quotas (issue 12: policies applied)
+
+
+class QuotaExceeded(LedgerError):
+    """A limit refused the request: `limit` is the field that set it (a policy's
+    `max_pending_session_count`, a group's `total_resource_slots`...), `scope` is
+    `keypair`, `group` or `domain`, and `scope_id` the access key, group id or domain
+    name whose limit it is. 412 as Backend.AI's QuotaExceeded."""
+
+    status = 412
+    error_domain = "quota"
+    error_detail = "exceeded"
+
+    def __init__(self, message: str, *, limit: str, scope: str, scope_id: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.scope = scope
+        self.scope_id = scope_id
+
+
+class VFolderHostNotAllowed(LedgerError):
+    """No level (domain, group, the effective policy) grants `permission` on `host`."""
+
+    status = 403
+    error_domain = "vfolder"
+    error_detail = "host_not_allowed"
+
+    def __init__(self, message: str, *, host: str, permission: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.permission = permission
+
+
+class DuplicateSession(LedgerError):
+    status = 409
+    error_domain = "session"
+    error_operation = "enqueue"
+    error_detail = "duplicate_id"
+
+
+class InvalidSessionState(LedgerError):
+    """The session's status does not allow the operation (cancel a running session,
+    schedule an ended one, report activity of a pending one)."""
+
+    status = 409
+    error_domain = "session"
+    error_detail = "invalid_state"
