@@ -1,0 +1,157 @@
+"""The effective keypair resource policy of a keypair (seed 001's precedence, issue 12).
+
+In order, the first level that names a live policy wins: the policy assigned to the
+keypair, its owner's default (`User.default_keypair_resource_policy`), its domain's
+default, the system policy `default`. A whole policy is resolved, never field by field
+(Slurm's association inheritance, not a merge).
+
+A level that names a policy which is deleted (or never existed) is skipped, and the
+skip is part of the answer (`skipped`): a decision taken under a lower level says why.
+Deleting a policy some keypair, user or domain names is refused (`PolicyInUse`) once
+every reference is recorded on the policy's stream, so a skip is the exception (a
+reference written before that check existed, or a migrated ledger), never the rule.
+
+`version` is the policy aggregate's version when it was read (the number of events on
+its stream), so an admission records exactly which state of the policy it used. A
+policy's `fallback_policy` (README: its slot limits apply where the policy lists none)
+is loaded with it when live; `slot_limit` applies it.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from domain.catalog import EntityType
+from domain.domains.aggregate import Domain
+from domain.entity import Entity, entity_not_found
+from domain.keypair.aggregate import KeyPair
+from domain.keypair_resource_policy.aggregate import SYSTEM_POLICY, KeyPairResourcePolicy
+from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
+from domain.ports import UnitOfWork, load_live
+from domain.slots import INFINITY
+from domain.user.aggregate import User
+from domain.values import DefaultForUnspecified
+
+
+class PolicySource(enum.StrEnum):
+    """Which level named the effective policy (stored in admission events)."""
+
+    KEYPAIR = "keypair"
+    USER = "user"
+    DOMAIN = "domain"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class SkippedLevel:
+    """A level that named a policy which is not live (`reason`: `deleted` or `unknown`)."""
+
+    source: PolicySource
+    name: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"source": self.source.value, "name": self.name, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    policy: KeyPairResourcePolicyData
+    source: PolicySource
+    version: int
+    skipped: tuple[SkippedLevel, ...] = ()
+    fallback: KeyPairResourcePolicyData | None = None
+    fallback_version: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    def slot_limit(self, slot: str) -> Decimal:
+        """The policy's limit for one slot: its own value, else its fallback's, else 0
+        under LIMITED and unlimited under UNLIMITED (REFERENCE: slot arithmetic)."""
+        own = self.policy.total_resource_slots.get(slot)
+        if own is not None:
+            return own
+        if self.fallback is not None:
+            inherited = self.fallback.total_resource_slots.get(slot)
+            if inherited is not None:
+                return inherited
+        return Decimal(0) if self.policy.default_for_unspecified is DefaultForUnspecified.LIMITED else INFINITY
+
+    def ref_json(self) -> dict[str, Any]:
+        """What a decision records of the policy it applied."""
+        ref: dict[str, Any] = {"name": self.name, "source": self.source.value, "version": self.version}
+        if self.fallback is not None:
+            ref["fallback"] = {"name": self.fallback.name, "version": self.fallback_version}
+        if self.skipped:
+            ref["skipped"] = [level.to_json() for level in self.skipped]
+        return ref
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.policy.to_json(), **self.ref_json()}
+
+
+def _data(policy: KeyPairResourcePolicy) -> KeyPairResourcePolicyData:
+    assert policy.created_at is not None
+    return KeyPairResourcePolicyData.from_fields(policy.name, policy.created_at, policy.fields)
+
+
+def _live_policy(work: UnitOfWork, name: str) -> tuple[KeyPairResourcePolicy | None, str]:
+    found = work.get(KeyPairResourcePolicy.id_for(name), Entity)
+    if not isinstance(found, KeyPairResourcePolicy):
+        return None, "unknown"
+    if found.is_deleted:
+        return None, "deleted"
+    return found, ""
+
+
+def live_entity(work: UnitOfWork, cls: type[Entity], aggregate_id: uuid.UUID) -> Any:
+    """The live entity of `cls` on that stream, or None (absent, deleted, another kind)."""
+    found = work.get(aggregate_id, Entity)
+    return found if isinstance(found, cls) and not found.is_deleted else None
+
+
+def _levels(work: UnitOfWork, keypair: KeyPair) -> Iterator[tuple[PolicySource, str | None]]:
+    """Each level's named policy, in precedence order (None: the level names none or
+    does not exist). Lazy: the owner is read only when the keypair names no live policy."""
+    yield PolicySource.KEYPAIR, keypair.fields.get("resource_policy")
+    user_id = keypair.fields.get("user_id")
+    user = live_entity(work, User, User.id_for(str(user_id))) if user_id else None
+    yield PolicySource.USER, user.default_policy if user is not None else None
+    domain_name = keypair.fields.get("domain_name")
+    domain = live_entity(work, Domain, Domain.id_for(domain_name)) if domain_name else None
+    yield PolicySource.DOMAIN, domain.default_policy if domain is not None else None
+    yield PolicySource.SYSTEM, SYSTEM_POLICY
+
+
+def resolve_effective_policy(work: UnitOfWork, access_key: str) -> EffectivePolicy:
+    """The effective policy of the live keypair `access_key` (its not-found error if none).
+
+    Reads through `work`, so a command that decides on the result and saves in the same
+    unit of work decides on one consistent state of every stream it read."""
+    keypair = load_live(work, KeyPair, access_key)
+    return resolve_for_keypair(work, keypair)
+
+
+def resolve_for_keypair(work: UnitOfWork, keypair: KeyPair) -> EffectivePolicy:
+    skipped: list[SkippedLevel] = []
+    for source, name in _levels(work, keypair):
+        if name is None:
+            continue
+        policy, why = _live_policy(work, name)
+        if policy is None:
+            skipped.append(SkippedLevel(source, name, why))
+            continue
+        fallback, fallback_version = None, None
+        if policy.fallback is not None:
+            linked, _ = _live_policy(work, policy.fallback)
+            if linked is not None:
+                fallback, fallback_version = _data(linked), linked.version
+        return EffectivePolicy(_data(policy), source, policy.version, tuple(skipped), fallback, fallback_version)
+    raise entity_not_found(EntityType.KEYPAIR_RESOURCE_POLICY, SYSTEM_POLICY)

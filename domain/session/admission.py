@@ -1,0 +1,148 @@
+"""The two gates as pure functions of a policy, the usage read and the request.
+
+Enqueue (a hard gate, refusals are errors): `max_containers_per_session`, the mounts'
+hosts, `max_pending_session_count` and `max_pending_session_resource_slots` of the
+keypair's effective policy. Pending limits: null or <= 0 is unlimited, and a pending cap
+bounds only the slots it lists (REFERENCE: the later Backend.AI's enqueue checks).
+
+Schedule (the start gate, a refusal is an answer): for the keypair, the group and the
+domain, used + requested <= allowed, as `AdmissionCheck`s. Sessions in use count against
+`max_concurrent_sessions` (0 is unlimited). Slots: the policy's limit per slot
+(`EffectivePolicy.slot_limit`: unlisted is 0 under LIMITED, unlimited under UNLIMITED);
+a group's or domain's unlisted slot is unlimited. Every slot the request or the usage
+names is weighed, as Backend.AI compares whole slot maps: a scope already above a
+lowered limit admits nothing more until it drains, even in a slot the request does not
+use. A slot neither requested nor used passes trivially and is left out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from domain.effective_policy import EffectivePolicy
+from domain.errors import QuotaExceeded, VFolderHostNotAllowed
+from domain.hosts import VFolderHostPermission, VFolderHostPermissionMap
+from domain.session.types import AdmissionCheck, Scope, quantity_json
+from domain.slots import INFINITY, ResourceSlot
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+
+def _unlimited_if_not_positive(value: int | Decimal | None) -> bool:
+    return value is None or value <= 0
+
+
+def enqueue_refusal(
+    policy: EffectivePolicy,
+    access_key: str,
+    *,
+    cluster_size: int,
+    requested: ResourceSlot,
+    pending_count: int,
+    pending_total: Mapping[str, Decimal],
+) -> QuotaExceeded | None:
+    """The first enqueue limit the request breaks, or None. Checked in this order:
+    containers, pending count, pending slots (slots in name order)."""
+    data = policy.policy
+
+    def refusal(limit: str, detail: str) -> QuotaExceeded:
+        return QuotaExceeded(
+            f"keypair {access_key}: {limit} of policy {policy.name!r} ({policy.source.value}): {detail}",
+            limit=limit,
+            scope=Scope.KEYPAIR.value,
+            scope_id=access_key,
+        )
+
+    if cluster_size > data.max_containers_per_session:
+        return refusal("max_containers_per_session", f"cluster_size {cluster_size} > {data.max_containers_per_session}")
+    count_cap = data.max_pending_session_count
+    if not _unlimited_if_not_positive(count_cap) and pending_count + 1 > count_cap:  # type: ignore[operator]
+        return refusal("max_pending_session_count", f"{pending_count} pending + 1 > {count_cap}")
+    caps = data.max_pending_session_resource_slots or ResourceSlot()
+    for slot in sorted(caps):
+        cap = caps[slot]
+        if _unlimited_if_not_positive(cap):
+            continue
+        want = pending_total.get(slot, ZERO) + requested.get(slot, ZERO)
+        if want > cap:
+            return refusal(
+                "max_pending_session_resource_slots",
+                f"{slot}: pending {quantity_json(pending_total.get(slot, ZERO))} + requested "
+                f"{quantity_json(requested.get(slot, ZERO))} > {quantity_json(cap)}",
+            )
+    return None
+
+
+def host_refusal(
+    mount_hosts: Mapping[uuid.UUID, str], grants: Iterable[VFolderHostPermissionMap]
+) -> VFolderHostNotAllowed | None:
+    """The first mount (in the order given) whose host no level grants `mount-in-session`.
+    The levels' grants are united host by host: any level can grant, none can deny."""
+    levels = list(grants)
+    wanted = VFolderHostPermission.MOUNT_IN_SESSION
+    for vfolder_id, host in mount_hosts.items():
+        if not any(wanted in level.get(host, frozenset()) for level in levels):
+            return VFolderHostNotAllowed(
+                f"mounts: vfolder {vfolder_id} is on host {host!r}, where neither the domain, the group "
+                f"nor the effective policy grants {wanted.value!r}",
+                host=host,
+                permission=wanted.value,
+            )
+    return None
+
+
+def _slot_checks(
+    limit: str,
+    scope: Scope,
+    scope_id: str,
+    requested: ResourceSlot,
+    used: Mapping[str, Decimal],
+    allowed_for: Mapping[str, Decimal] | None,
+    policy: EffectivePolicy | None = None,
+) -> list[AdmissionCheck]:
+    checks = []
+    for slot in sorted(set(requested) | set(used)):
+        want, held = requested.get(slot, ZERO), used.get(slot, ZERO)
+        if not want and not held:
+            continue
+        allowed = policy.slot_limit(slot) if policy is not None else (allowed_for or {}).get(slot, INFINITY)
+        checks.append(AdmissionCheck(limit, scope, scope_id, slot, want, held, allowed))
+    return checks
+
+
+def admission_checks(
+    policy: EffectivePolicy,
+    access_key: str,
+    requested: ResourceSlot,
+    *,
+    keypair_running: int,
+    keypair_used: Mapping[str, Decimal],
+    group_id: str,
+    group_limits: Mapping[str, Decimal],
+    group_used: Mapping[str, Decimal],
+    domain_name: str,
+    domain_limits: Mapping[str, Decimal] | None,
+    domain_used: Mapping[str, Decimal],
+) -> list[AdmissionCheck]:
+    """Every limit the start gate weighs, passed or not (the admission event keeps them
+    all; the failed ones are the reasons). `domain_limits` None: no domain entity (a
+    ledger from before domains), so no domain limit."""
+    cap = policy.policy.max_concurrent_sessions
+    checks = [
+        AdmissionCheck(
+            "max_concurrent_sessions",
+            Scope.KEYPAIR,
+            access_key,
+            None,
+            ONE,
+            Decimal(keypair_running),
+            INFINITY if cap <= 0 else Decimal(cap),
+        )
+    ]
+    checks += _slot_checks("total_resource_slots", Scope.KEYPAIR, access_key, requested, keypair_used, None, policy)
+    checks += _slot_checks("total_resource_slots", Scope.GROUP, group_id, requested, group_used, group_limits)
+    checks += _slot_checks("total_resource_slots", Scope.DOMAIN, domain_name, requested, domain_used, domain_limits)
+    return checks

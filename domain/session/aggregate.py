@@ -1,0 +1,127 @@
+"""The session aggregate: one compute session's life through the two gates.
+
+Events: Created (enqueued: PENDING, with the policy the enqueue gate applied),
+Admitted (RUNNING; the policy's name, source and version and every number weighed),
+Deferred (stays PENDING; every reason), ActivityReported, Cancelled, Terminated.
+
+The stream id is `stream_id("session", SESSION_UUID)`, never the UUID itself, so a
+session id can never name a kernel's or a group's stream. Times come from the events'
+own timestamps (the ledger's clock when it decided), except reported activity, which
+carries the platform's time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from domain.catalog import EntityType
+from domain.entity import Entity
+from domain.errors import DuplicateSession, InvalidSessionState, LedgerError
+from domain.session.types import ENDED, SessionStatus
+
+
+class Session(Entity):
+    ENTITY_TYPE = EntityType.SESSION
+
+    class Admitted(Entity.Event):
+        policy: dict[str, Any]  # name, source, version (and fallback, skipped levels)
+        checks: list[dict[str, Any]]  # every limit weighed, as AdmissionCheck.to_json
+
+        def apply(self, aggregate: Session) -> None:
+            at = self.timestamp.isoformat()
+            aggregate.fields["status"] = SessionStatus.RUNNING.value
+            aggregate.fields["started_at"] = at
+            aggregate.fields["admitted_under"] = self.policy
+            aggregate.fields["decisions"] = aggregate.fields.get("decisions", 0) + 1
+            aggregate.changed_at = self.timestamp
+
+    class Deferred(Entity.Event):
+        """Not admitted now: the session stays PENDING; `reasons` are the failed checks."""
+
+        policy: dict[str, Any]
+        reasons: list[dict[str, Any]]
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.fields["decisions"] = aggregate.fields.get("decisions", 0) + 1
+
+    class ActivityReported(Entity.Event):
+        at: str
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.fields["last_activity_at"] = self.at
+
+    class Cancelled(Entity.Event):
+        def apply(self, aggregate: Session) -> None:
+            aggregate.end(SessionStatus.CANCELLED, "cancelled", self.timestamp)
+
+    class Terminated(Entity.Event):
+        reason: str
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.end(SessionStatus.TERMINATED, self.reason, self.timestamp)
+
+    def incarnate(self, fields: dict[str, Any], at: datetime) -> None:
+        super().incarnate(fields, at)
+        self.fields["enqueued_at"] = at.isoformat()
+
+    def end(self, status: SessionStatus, reason: str, at: datetime) -> None:
+        self.fields["status"] = status.value
+        self.fields["end_reason"] = reason
+        self.fields["ended_at"] = at.isoformat()
+        self.changed_at = at
+
+    @property
+    def status(self) -> SessionStatus:
+        return SessionStatus(self.fields["status"])
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status in ENDED
+
+    def _refuse(self, operation: str, hint: str = "") -> InvalidSessionState:
+        return InvalidSessionState(f"session {self.key} is {self.status.value}: cannot {operation}{hint}")
+
+    def require_pending(self, operation: str) -> None:
+        if self.status is not SessionStatus.PENDING:
+            raise self._refuse(operation)
+
+    def admit(self, policy: dict[str, Any], checks: list[dict[str, Any]]) -> None:
+        self.require_pending("schedule")
+        self.trigger_event(self.Admitted, policy=policy, checks=checks)
+
+    def defer(self, policy: dict[str, Any], reasons: list[dict[str, Any]]) -> None:
+        self.require_pending("schedule")
+        self.trigger_event(self.Deferred, policy=policy, reasons=reasons)
+
+    def cancel(self) -> bool:
+        """False (nothing recorded) when the session already ended."""
+        if self.is_ended:
+            return False
+        if self.status is SessionStatus.RUNNING:
+            raise self._refuse("cancel", " (a running session is terminated)")
+        self.trigger_event(self.Cancelled)
+        return True
+
+    def terminate(self, reason: str) -> bool:
+        """Ends a pending or running session; False (nothing recorded) if it already ended."""
+        if self.is_ended:
+            return False
+        self.trigger_event(self.Terminated, reason=reason)
+        return True
+
+    def report_activity(self, at: datetime) -> bool:
+        """Moves the last activity forward; an older time, or one after the end, records
+        nothing (reports may arrive late and out of order)."""
+        if self.status is SessionStatus.PENDING:
+            raise self._refuse("report activity", " (it has not started)")
+        if self.is_ended:
+            return False
+        latest = self.fields.get("last_activity_at") or self.fields["started_at"]
+        if at <= datetime.fromisoformat(latest):
+            return False
+        self.trigger_event(self.ActivityReported, at=at.isoformat())
+        return True
+
+    def duplicate(self) -> LedgerError:
+        return DuplicateSession(f"session {self.key} already exists")

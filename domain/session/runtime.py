@@ -1,0 +1,63 @@
+"""Runtime limits: which running sessions are past a deadline of their keypair's
+effective policy (seed 001: idle_timeout, max_session_lifetime).
+
+- `idle_timeout`: the last reported activity (or the running start, when none was
+  reported) + idle_timeout.
+- `max_session_lifetime`: the running start (admission) + max_session_lifetime; the time
+  spent pending does not count (Backend.AI's BA-6571 fix).
+- 0 or null is unlimited.
+- A session is due AT its deadline: `now >= deadline` (the limit is a duration the
+  session may use; at the deadline it has used all of it). So a check at exactly
+  start + lifetime reports it.
+- A session past both deadlines is reported once, with the earlier deadline's reason
+  (a tie reports `max_session_lifetime`, the limit no activity can push back).
+
+The policies are passed in, resolved by the caller at each call, so a policy edit applies
+to running sessions at the next call. Listing the running sessions is a read model's job
+(`RunningSession` is what it must hold per session).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
+from domain.session.types import DueReason, DueSession, RunningSession
+
+
+def _seconds(value: int | None) -> timedelta | None:
+    return None if not value or value <= 0 else timedelta(seconds=value)
+
+
+def deadlines(session: RunningSession, policy: KeyPairResourcePolicyData) -> list[tuple[datetime, DueReason]]:
+    """The session's deadlines under `policy`, earliest first (lifetime first on a tie)."""
+    found = []
+    lifetime = _seconds(policy.max_session_lifetime)
+    if lifetime is not None:
+        found.append((session.started_at + lifetime, DueReason.MAX_SESSION_LIFETIME))
+    idle = _seconds(policy.idle_timeout)
+    if idle is not None:
+        found.append(((session.last_activity_at or session.started_at) + idle, DueReason.IDLE_TIMEOUT))
+    order = {DueReason.MAX_SESSION_LIFETIME: 0, DueReason.IDLE_TIMEOUT: 1}
+    return sorted(found, key=lambda pair: (pair[0], order[pair[1]]))
+
+
+def sessions_due(
+    sessions: Iterable[RunningSession],
+    policy_of: Callable[[str], KeyPairResourcePolicyData],
+    now: datetime,
+) -> list[DueSession]:
+    """The sessions due at `now`, by deadline then session id. `policy_of(access_key)`
+    gives the effective policy (called once per access key per call)."""
+    policies: dict[str, KeyPairResourcePolicyData] = {}
+    due = []
+    for session in sessions:
+        policy = policies.get(session.access_key)
+        if policy is None:
+            policy = policies[session.access_key] = policy_of(session.access_key)
+        for deadline, reason in deadlines(session, policy):
+            if now >= deadline:
+                due.append(DueSession(session.session_id, session.access_key, reason, deadline, policy.name))
+                break
+    return sorted(due, key=lambda d: (d.deadline, str(d.session_id)))

@@ -1,0 +1,254 @@
+"""The session service: each decision and its effect on usage in one unit of work.
+
+Enqueue reads the keypair's usage and appends the pending session to it, with the
+session's Created event, in one save; schedule appends the admission to the session and
+to the keypair's, the group's and the domain's usage in one save. A concurrent decision
+on any of those scopes conflicts in the store, and `AggregateStore.run` decides again on
+the winner's usage: N schedules racing for K free places admit exactly K.
+
+A deferral appends to the session only: deciding it on usage a concurrent release has
+just changed leaves the session PENDING, to be scheduled again, never over a limit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from domain.catalog import EntityType
+from domain.domains.aggregate import Domain
+from domain.effective_policy import EffectivePolicy, live_entity, resolve_for_keypair
+from domain.errors import InvalidAPIParameters, ObjectNotFound
+from domain.group.aggregate import Group
+from domain.hosts import VFolderHostPermissionMap
+from domain.keypair.aggregate import KeyPair
+from domain.keypair_resource_policy.aggregate import SYSTEM_POLICY, KeyPairResourcePolicy
+from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
+from domain.ports import AggregateStore, UnitOfWork, load_live
+from domain.session.actions import (
+    CancelSessionAction,
+    CancelSessionActionResult,
+    EnqueueSessionAction,
+    EnqueueSessionActionResult,
+    ReportSessionActivityAction,
+    ReportSessionActivityActionResult,
+    ScheduleSessionAction,
+    ScheduleSessionActionResult,
+    TerminateSessionAction,
+    TerminateSessionActionResult,
+)
+from domain.session.admission import admission_checks, enqueue_refusal, host_refusal
+from domain.session.aggregate import Session
+from domain.session.runtime import sessions_due
+from domain.session.types import DueSession, RunningSession, Scope, SessionData, SessionStatus
+from domain.session.usage import ScopeUsage, usage_id
+from domain.slots import ResourceSlot
+from domain.workload.aggregate import VFolder
+
+SESSION = EntityType.SESSION
+
+
+def session_data(session: Session) -> SessionData:
+    return SessionData.from_fields(session.key, session.fields)
+
+
+def load_usage(work: UnitOfWork, scope: Scope, scope_id: str) -> ScopeUsage:
+    """The scope's usage; a new, empty one (not yet in `work`) when it has no stream."""
+    found = work.get(usage_id(scope, scope_id), ScopeUsage)
+    return found if found is not None else ScopeUsage.open(scope, scope_id)
+
+
+def _slots(fields: dict[str, Any], name: str) -> ResourceSlot:
+    return ResourceSlot.from_json(fields.get(name) or {})
+
+
+def _hosts(fields: dict[str, Any]) -> VFolderHostPermissionMap:
+    return VFolderHostPermissionMap.from_json(fields.get("allowed_vfolder_hosts") or {})
+
+
+class SessionService:
+    def __init__(self, store: AggregateStore) -> None:
+        self._store = store
+
+    async def enqueue_session(self, action: EnqueueSessionAction) -> EnqueueSessionActionResult:
+        key = str(action.session_id)
+        requested = action.requested_slots
+
+        def enqueue() -> tuple[Session, EffectivePolicy]:
+            work = UnitOfWork(self._store)
+            existing = work.get(Session.id_for(key), Session)
+            if existing is not None:
+                raise existing.duplicate()
+            keypair = load_live(work, KeyPair, action.access_key)
+            group = load_live(work, Group, str(action.group_id))
+            group.require_active()
+            domain_name = keypair.fields["domain_name"]
+            if group.fields["domain_name"] != domain_name:
+                raise InvalidAPIParameters(
+                    f"group {action.group_id} is in domain {group.fields['domain_name']!r}, "
+                    f"keypair {action.access_key} in {domain_name!r}",
+                    field="group_id",
+                )
+            policy = resolve_for_keypair(work, keypair)
+            usage = load_usage(work, Scope.KEYPAIR, action.access_key)
+            refusal = enqueue_refusal(
+                policy,
+                action.access_key,
+                cluster_size=action.cluster_size,
+                requested=requested,
+                pending_count=len(usage.pending),
+                pending_total=usage.pending_total,
+            )
+            if refusal is not None:
+                raise refusal
+            mount_hosts = {m: load_live(work, VFolder, str(m)).fields["host"] for m in action.mounts}
+            if mount_hosts:
+                domain = live_entity(work, Domain, Domain.id_for(domain_name))
+                grants = [_hosts(group.fields), policy.policy.allowed_vfolder_hosts]
+                if domain is not None:
+                    grants.append(_hosts(domain.fields))
+                mount_refusal = host_refusal(mount_hosts, grants)
+                if mount_refusal is not None:
+                    raise mount_refusal
+            fields = {
+                "access_key": action.access_key,
+                "user_id": keypair.fields.get("user_id"),
+                "group_id": str(action.group_id),
+                "domain_name": domain_name,
+                "requested_slots": requested.to_json(),
+                "cluster_size": action.cluster_size,
+                "mounts": [str(m) for m in action.mounts],
+                "status": SessionStatus.PENDING.value,
+                "enqueued_under": policy.ref_json(),
+                "decisions": 0,
+            }
+            session = work.add(Session.create(key, fields))
+            work.add(usage).add_pending(key, requested.to_json())
+            work.commit()
+            return session, policy
+
+        session, policy = self._store.run(enqueue, SESSION, "enqueue")
+        return EnqueueSessionActionResult(session_data(session), policy.ref_json())
+
+    async def schedule_session(self, action: ScheduleSessionAction) -> ScheduleSessionActionResult:
+        key = str(action.session_id)
+
+        def schedule() -> ScheduleSessionActionResult:
+            work = UnitOfWork(self._store)
+            session = load_live(work, Session, key)
+            if session.status is SessionStatus.RUNNING:  # decided already: nothing to decide
+                policy_ref = session.fields.get("admitted_under", {})
+                return ScheduleSessionActionResult(session_data(session), True, (), (), policy_ref, changed=False)
+            session.require_pending("schedule")
+            fields = session.fields
+            access_key, group_id, domain_name = fields["access_key"], fields["group_id"], fields["domain_name"]
+            requested = _slots(fields, "requested_slots")
+            policy = resolve_for_keypair(work, load_live(work, KeyPair, access_key))
+            group = load_live(work, Group, group_id)
+            group.require_active()
+            domain = live_entity(work, Domain, Domain.id_for(domain_name))
+            usages = [
+                load_usage(work, Scope.KEYPAIR, access_key),
+                load_usage(work, Scope.GROUP, group_id),
+                load_usage(work, Scope.DOMAIN, domain_name),
+            ]
+            checks = admission_checks(
+                policy,
+                access_key,
+                requested,
+                keypair_running=len(usages[0].running),
+                keypair_used=usages[0].running_total,
+                group_id=group_id,
+                group_limits=_slots(group.fields, "total_resource_slots"),
+                group_used=usages[1].running_total,
+                domain_name=domain_name,
+                domain_limits=None if domain is None else _slots(domain.fields, "total_resource_slots"),
+                domain_used=usages[2].running_total,
+            )
+            reasons = tuple(check for check in checks if not check.passed)
+            if reasons:
+                session.defer(policy.ref_json(), [reason.to_json() for reason in reasons])
+            else:
+                session.admit(policy.ref_json(), [check.to_json() for check in checks])
+                for usage in usages:
+                    work.add(usage).start(key, fields["requested_slots"])
+            work.commit()
+            return ScheduleSessionActionResult(
+                session_data(session), not reasons, reasons, tuple(checks), policy.ref_json()
+            )
+
+        return self._store.run(schedule, SESSION, "schedule")
+
+    def _end(self, key: str, end: Any) -> tuple[Session, bool]:
+        """Ends the session (`end(session)` says whether it recorded the end) and releases
+        it from every scope holding it, in one save. Releasing is idempotent."""
+        work = UnitOfWork(self._store)
+        session = load_live(work, Session, key)
+        changed: bool = end(session)
+        fields = session.fields
+        for scope, scope_id in (
+            (Scope.KEYPAIR, fields["access_key"]),
+            (Scope.GROUP, fields["group_id"]),
+            (Scope.DOMAIN, fields["domain_name"]),
+        ):
+            usage = work.get(usage_id(scope, scope_id), ScopeUsage)
+            if usage is not None:
+                usage.release(key)
+        work.commit()
+        return session, changed
+
+    async def cancel_session(self, action: CancelSessionAction) -> CancelSessionActionResult:
+        key = str(action.session_id)
+        session, changed = self._store.run(lambda: self._end(key, Session.cancel), SESSION, "cancel")
+        return CancelSessionActionResult(session_data(session), changed)
+
+    async def terminate_session(self, action: TerminateSessionAction) -> TerminateSessionActionResult:
+        key, reason = str(action.session_id), action.reason
+
+        def end(session: Session) -> bool:
+            return session.terminate(reason)
+
+        session, changed = self._store.run(lambda: self._end(key, end), SESSION, "terminate")
+        return TerminateSessionActionResult(session_data(session), changed)
+
+    async def report_session_activity(self, action: ReportSessionActivityAction) -> ReportSessionActivityActionResult:
+        key = str(action.session_id)
+
+        def report() -> tuple[Session, bool]:
+            work = UnitOfWork(self._store)
+            session = load_live(work, Session, key)
+            changed = session.report_activity(action.at)
+            work.commit()
+            return session, changed
+
+        session, changed = self._store.run(report, SESSION, "report_activity")
+        return ReportSessionActivityActionResult(session_data(session), changed)
+
+    # Reads for queries (no action: nothing is decided or recorded)
+
+    def effective_policy_of(self, access_key: str) -> KeyPairResourcePolicyData:
+        """The keypair's effective policy now; the system policy for a keypair deleted
+        while its sessions still run (their limits must not vanish with it)."""
+        work = UnitOfWork(self._store)
+        try:
+            return resolve_for_keypair(work, load_live(work, KeyPair, access_key)).policy
+        except ObjectNotFound as missing:
+            if missing.entity_type != EntityType.KEYPAIR:
+                raise
+            system = load_live(work, KeyPairResourcePolicy, SYSTEM_POLICY)
+            assert system.created_at is not None
+            return KeyPairResourcePolicyData.from_fields(system.name, system.created_at, system.fields)
+
+    def sessions_due(self, sessions: Iterable[RunningSession], now: datetime) -> list[DueSession]:
+        """`runtime.sessions_due` with each keypair's policy resolved now (edits apply at
+        the next call)."""
+        return sessions_due(sessions, self.effective_policy_of, now)
+
+    def session(self, session_id: uuid.UUID) -> SessionData:
+        return session_data(load_live(UnitOfWork(self._store), Session, str(session_id)))
+
+    def usage(self, scope: Scope, scope_id: str) -> ScopeUsage:
+        """A scope's usage as recorded (empty when nothing was ever admitted there)."""
+        return load_usage(UnitOfWork(self._store), scope, scope_id)

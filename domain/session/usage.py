@@ -1,0 +1,126 @@
+"""What a keypair, a group or a domain holds: the SET of its sessions with their slots.
+
+One `ScopeUsage` stream per scope, keyed `keypair:AK`, `group:UUID` or `domain:NAME`
+(stream id `stream_id("session_usage", key)`). Usage is membership, never a counter
+(Backend.AI's Redis counter drifts, REFERENCE.md): a session is added once, moved from
+pending to running once and released once; an event is recorded only when membership
+really changes, so releasing twice records nothing and changes nothing.
+
+Events: Created (from `Entity`, on first use), PendingAdded, Started, Released. Each
+applies in O(slots of one session): the totals (`pending_total`, `running_total`) are the
+sums of the sets, kept with exact Decimal arithmetic as members come and go, so a decision
+on a cached copy never walks thousands of sessions. A keypair's stream holds its pending
+and running sessions (pending limits and concurrency are per keypair); a group's and a
+domain's hold only running ones (pending sessions never count toward slots).
+
+The start gate appends to every scope it weighs, in one save with the session's
+decision: two decisions on the same scope conflict in the store, and the loser decides
+again on the winner's usage.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from domain.catalog import EntityType
+from domain.entity import Entity, stream_id
+from domain.session.types import Scope
+
+SlotsJson = dict[str, str]
+
+
+def _add(totals: dict[str, Decimal], slots: SlotsJson, sign: int) -> None:
+    # Each value replaces the old one (never changed in place), as Entity.clone requires.
+    for slot, text in slots.items():
+        value = totals.get(slot, Decimal(0)) + sign * Decimal(text)
+        if value:
+            totals[slot] = value
+        else:
+            totals.pop(slot, None)
+
+
+class ScopeUsage(Entity):
+    ENTITY_TYPE = EntityType.SESSION_USAGE
+
+    class PendingAdded(Entity.Event):
+        session_id: str
+        slots: SlotsJson
+
+        def apply(self, aggregate: ScopeUsage) -> None:
+            if self.session_id not in aggregate.pending:
+                aggregate.pending[self.session_id] = self.slots
+                _add(aggregate.pending_total, self.slots, 1)
+
+    class Started(Entity.Event):
+        """The session was admitted: it leaves the pending set (if there) for the running one."""
+
+        session_id: str
+        slots: SlotsJson
+
+        def apply(self, aggregate: ScopeUsage) -> None:
+            pending = aggregate.pending.pop(self.session_id, None)
+            if pending is not None:
+                _add(aggregate.pending_total, pending, -1)
+            if self.session_id not in aggregate.running:
+                aggregate.running[self.session_id] = self.slots
+                _add(aggregate.running_total, self.slots, 1)
+
+    class Released(Entity.Event):
+        session_id: str
+
+        def apply(self, aggregate: ScopeUsage) -> None:
+            for members, totals in (
+                (aggregate.pending, aggregate.pending_total),
+                (aggregate.running, aggregate.running_total),
+            ):
+                slots = members.pop(self.session_id, None)
+                if slots is not None:
+                    _add(totals, slots, -1)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: dict[str, SlotsJson] = {}
+        self.running: dict[str, SlotsJson] = {}
+        self.pending_total: dict[str, Decimal] = {}
+        self.running_total: dict[str, Decimal] = {}
+
+    @staticmethod
+    def key_for(scope: Scope, scope_id: str) -> str:
+        return f"{scope.value}:{scope_id}"
+
+    @classmethod
+    def open(cls, scope: Scope, scope_id: str) -> ScopeUsage:
+        return cls.create(cls.key_for(scope, scope_id), {"scope": scope.value, "scope_id": scope_id})
+
+    def holds(self, session_id: str) -> bool:
+        return session_id in self.pending or session_id in self.running
+
+    def add_pending(self, session_id: str, slots: SlotsJson) -> None:
+        if not self.holds(session_id):
+            self.trigger_event(self.PendingAdded, session_id=session_id, slots=slots)
+
+    def start(self, session_id: str, slots: SlotsJson) -> None:
+        if session_id not in self.running:
+            self.trigger_event(self.Started, session_id=session_id, slots=slots)
+
+    def release(self, session_id: str) -> bool:
+        """Idempotent: True only when the session was held (and an event recorded)."""
+        if not self.holds(session_id):
+            return False
+        self.trigger_event(self.Released, session_id=session_id)
+        return True
+
+    def snapshot_json(self) -> dict[str, Any]:
+        """The sets and totals in JSON form (tests compare them with a model)."""
+        return {
+            "pending": dict(self.pending),
+            "running": dict(self.running),
+            "pending_total": {k: str(v) for k, v in sorted(self.pending_total.items())},
+            "running_total": {k: str(v) for k, v in sorted(self.running_total.items())},
+        }
+
+
+def usage_id(scope: Scope, scope_id: str) -> uuid.UUID:
+    return stream_id(ScopeUsage.ENTITY_TYPE, ScopeUsage.key_for(scope, scope_id))
