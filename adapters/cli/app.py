@@ -6,13 +6,19 @@ the root options. A malformed option (bad JSON, a `key=value` list without `=`, 
 non-integer, an unknown choice) is a usage error (exit 2); a value the domain refuses is a
 `LedgerError` (exit 1). Either way the user sees one line on stderr and no traceback;
 anything else is a bug, shown as one `internal error:` line (exit 1), with its traceback
-when LEDGER_DEBUG=1.
+when LEDGER_DEBUG=1. With --json, that line is one JSON object instead (`render.error_json`).
+
+A domain error names a field (`user_id`); the CLI user typed an option (`--owner`): the
+error is renamed to the command's parameter of that Python name (or an alias of it,
+`options.FIELD_ALIASES`), so a command gets this by naming its parameters as the domain
+names its fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import logging
 import sys
@@ -22,12 +28,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer._click import Command, Context, Parameter
+from typer._click.core import ParameterSource
 from typer._click.exceptions import NoArgsIsHelpError
+from typer._click.globals import get_current_context
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from adapters.cli.render import debug, error_line, one_line, safe
-from domain.errors import LedgerError
+from adapters.cli.options import FIELD_ALIASES
+from adapters.cli.render import debug, error_json, error_line, one_line, safe
+from domain.errors import InvalidAPIParameters, LedgerError
 
 if TYPE_CHECKING:
     from adapters.bootstrap import Ledger
@@ -84,7 +94,10 @@ def cli_logging() -> Iterator[None]:
 class LedgerGroup(TyperGroup):
     """The root command: every failure is one stderr line. A `LedgerError` is `error:
     CODE: MESSAGE` (exit 1), a usage error `error: usage: ...` (exit 2), anything else
-    `internal error: ...` (exit 1; LEDGER_DEBUG=1 re-raises it for its traceback)."""
+    `internal error: ...` (exit 1; LEDGER_DEBUG=1 re-raises it for its traceback). With
+    --json, each is one JSON object `{"error": {...}}` on stderr instead."""
+
+    _as_json = False  # whether errors are JSON: the raw --json until the root callback ran
 
     def main(
         self,
@@ -95,11 +108,34 @@ class LedgerGroup(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        tidy(self)
         if not standalone_mode:  # the caller handles errors itself
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        raw = list(sys.argv[1:] if args is None else args)
+        self._as_json = self._json_asked(raw)  # until the root callback decides (usage errors before it)
         with cli_logging():
             code = self._run(args, prog_name, complete_var, windows_expand_args, **extra)
         sys.exit(code)
+
+    def _json_asked(self, args: list[str]) -> bool:
+        """Whether the raw arguments give the root option --json (before the subcommand)."""
+        for arg in args:
+            if arg == "--json":
+                return True
+            if arg == "--" or arg in self.commands:
+                return False
+        return False
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        finally:  # the root callback ran (or not): its State says whether errors are JSON
+            if isinstance(ctx.obj, State):
+                self._as_json = ctx.obj.as_json
+
+    def _report(self, line: str, error: dict[str, Any]) -> None:
+        """The failure on stderr: `line`, or with --json `{"error": error}` on one line."""
+        typer.echo(json.dumps({"error": error}, ensure_ascii=True) if self._as_json else line, err=True)
 
     def _run(
         self,
@@ -115,18 +151,16 @@ class LedgerGroup(TyperGroup):
         except NoArgsIsHelpError as exc:
             return exc.exit_code  # the help was printed already; not an error line
         except TyperException as exc:  # usage errors (exit 2) and the few others click raises
-            typer.echo(f"error: usage: {one_line(exc.format_message())}{_help_hint(exc)}", err=True)
+            message = f"{one_line(exc.format_message())}{_help_hint(exc)}"
+            self._report(f"error: usage: {message}", {"code": "usage", "message": message})
             return exc.exit_code
         except typer.Abort:
-            typer.echo("Aborted!", err=True)
+            self._report("Aborted!", {"code": "aborted", "message": "Aborted!"})
             return 1
-        except LedgerError as exc:
-            typer.echo(error_line(exc), err=True)
-            return 1
-        except Exception as exc:  # a bug: one line, or its traceback when debugging
-            if debug():
+        except Exception as exc:  # a LedgerError; else a bug: one line, or its traceback when debugging
+            if debug() and not isinstance(exc, LedgerError):
                 raise
-            typer.echo(error_line(exc), err=True)
+            self._report(error_line(exc), error_json(exc))
             return 1
         # Non-standalone, an `Exit` comes back as its code; a command's return value is no code.
         return returned if isinstance(returned, int) else 0
@@ -137,10 +171,102 @@ def _help_hint(exc: TyperException) -> str:
     return "" if ctx is None else f" (see '{one_line(ctx.command_path)} --help')"
 
 
-def fail(code: str, message: str) -> NoReturn:
-    """One line on stderr, `error: CODE: MESSAGE`, then exit 1."""
-    typer.echo(f"error: {one_line(code)}: {one_line(message)}", err=True)
+def fail(code: str, message: str, *, status: int | None = None) -> NoReturn:
+    """One line on stderr, `error: CODE: MESSAGE` (with --json, the JSON error), then exit 1."""
+    ctx = get_current_context(silent=True)
+    state = None if ctx is None else ctx.find_root().obj
+    if isinstance(state, State) and state.as_json:
+        error = {"code": code, "message": one_line(message), "field": None, "status": status}
+        typer.echo(json.dumps({"error": error}, ensure_ascii=True), err=True)
+    else:
+        typer.echo(f"error: {one_line(code)}: {one_line(message)}", err=True)
     raise typer.Exit(1)
+
+
+# Every command of the tree, tidied once before it runs (or shows its help)
+
+
+def tidy(command: Command) -> None:
+    """`command` and its subcommands: help paragraphs rewrapped, flags without a `<bool>`
+    metavar, domain errors renamed to the options typed (`named_options`)."""
+    if getattr(command, "_tidied", False):
+        return
+    command._tidied = True  # type: ignore[attr-defined]
+    command.help = rewrap(command.help)
+    help_option = command.get_help_option(command.context_class(command))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # typer shows <bool> for a flag, which takes no value
+    if command.callback is not None:
+        command.callback = named_options(command.callback)
+    for sub in getattr(command, "commands", {}).values():
+        tidy(sub)
+
+
+def rewrap(text: str | None) -> str | None:
+    """Paragraphs of a docstring as single lines, for the help to wrap them to the
+    terminal (typer keeps a docstring's line breaks); a paragraph starting with \\b as it is."""
+    if not text:
+        return text
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+def named_options(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """`callback`, its InvalidAPIParameters renamed to the option the user typed."""
+
+    @functools.wraps(callback)
+    def named(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except InvalidAPIParameters as exc:
+            ctx = get_current_context(silent=True)
+            renamed = None if ctx is None else as_option_error(exc, ctx)
+            if renamed is None:
+                raise
+            raise renamed from exc
+
+    return named
+
+
+def as_option_error(exc: InvalidAPIParameters, ctx: Context) -> InvalidAPIParameters | None:
+    """`exc` naming the parameter of `ctx`'s command its field (`user_id`, or the first
+    segment of `total_resource_slots.warp` that names one) stands for: `--owner: ...`; None
+    when no parameter does."""
+    if exc.field is None or type(exc) is not InvalidAPIParameters:
+        return None
+    segments = exc.field.split(".")
+    for index, segment in enumerate(segments):
+        param = parameter_for(ctx, segment)
+        if param is not None:
+            rest = ".".join(segments[index + 1 :])
+            return InvalidAPIParameters(f"{rest}: {exc.reason}" if rest else exc.reason, field=option_name(param))
+    return None
+
+
+def parameter_for(ctx: Context, field: str) -> Parameter | None:
+    """The parameter of `ctx`'s command for a domain field: named as the field, or one of
+    its aliases; of several, the one the user gave. Else the parent commands' (the root's
+    actor options: `--access-key`)."""
+    names = (field, *FIELD_ALIASES.get(field, ()))
+    candidates = [p for name in names for p in ctx.command.params if p.name == name]
+    given = [
+        p
+        for p in candidates
+        if p.name and ctx.get_parameter_source(p.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    ]
+    found = next(iter(given or candidates), None)
+    return found if found is not None or ctx.parent is None else parameter_for(ctx.parent, field)
+
+
+def option_name(param: Parameter) -> str:
+    """How the user typed `param`: its first long option (`--owner`), an argument's name
+    in capitals (`ACCESS_KEY`)."""
+    if param.param_type_name == "argument":
+        return (param.name or "").upper()
+    return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
 
 
 app = typer.Typer(

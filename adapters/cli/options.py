@@ -22,6 +22,25 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 
+# A domain error names a field; the CLI shows the option that sets it (adapters/cli/app.py
+# renames it). A parameter named as the field needs nothing here; these are the parameters
+# whose names differ from the field they set (the one the user gave wins).
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "user_id": ("owner",),  # keypair create --owner, workload kernel-start --owner
+    "access_key": ("kernel_access_key",),  # workload kernel-start
+    "occupied_slots": ("slots",),  # workload kernel-start --slots
+    "mounts": ("mount",),  # workload kernel-start --mount
+    "total_resource_slots": ("slot",),  # modify --slot NAME=VALUE
+    "type": ("project_type",),  # group --type
+    "is_active": ("active",),  # group --active/--inactive
+    "dotfiles": ("dotfiles_file",),  # group --dotfiles-file
+    "user_uuids": ("add_users", "remove_users", "replace_users"),  # group modify
+    "user_update_mode": ("add_users", "remove_users", "replace_users"),
+    "group_ids": ("group",),  # usage month --group
+    "project_id": ("project",),  # usage period --project
+}
+
+
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object, refused if it names a key twice (json.loads would keep the last)."""
     seen: dict[str, Any] = {}

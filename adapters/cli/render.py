@@ -67,6 +67,21 @@ def error_line(exc: BaseException) -> str:
     return f"internal error: {one_line(f'{type(exc).__name__}: {exc}')} ({DEBUG_VARIABLE}=1 shows the traceback)"
 
 
+def error_json(exc: BaseException) -> dict[str, Any]:
+    """What --json shows of an exception: the ledger's own errors with their code,
+    message, field (the option the user typed, when one names it) and status; anything
+    else `internal`. Escaped as `error_line` escapes."""
+    if isinstance(exc, LedgerError):
+        field = getattr(exc, "field", None)
+        return {
+            "code": safe(exc.code),
+            "message": one_line(exc.message),
+            "field": None if field is None else safe(str(field)),
+            "status": exc.status,
+        }
+    return {"code": "internal", "message": one_line(f"{type(exc).__name__}: {exc}")}
+
+
 def refuse_import(exc: Exception) -> NoReturn:
     """The CLI cannot even load (configuration read at import, a broken install): one line
     and exit 1 rather than a traceback; the cause stays chained for programmatic importers."""

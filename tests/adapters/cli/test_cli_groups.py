@@ -151,11 +151,11 @@ def test_duplicate_group_name_is_one_line_and_exit_1(db: str) -> None:
 
 def test_invalid_values_and_malformed_options(db: str, tmp_path: Path) -> None:
     slug = refused(db, "group", "create", "no spaces", "--domain-name", "d1")
-    assert slug.startswith("error: ledger_invalid_parameters: name: must be a slug")
+    assert slug.startswith("error: ledger_invalid_parameters: NAME: must be a slug")
     registry = refused(db, "group", "create", "g", "--domain-name", "d1", "--container-registry", '{"url": "x"}')
-    assert "container_registry: unknown keys" in registry and "url" in registry
+    assert "--container-registry: unknown keys" in registry and "url" in registry
     bad_id = refused(db, "group", "create", "g", "--domain-name", "d1", "--id", "seven")
-    assert bad_id == "error: ledger_invalid_parameters: group_id: 'seven' is not a UUID"
+    assert bad_id == "error: ledger_invalid_parameters: --id: 'seven' is not a UUID"
     assert "invalid JSON" in usage_error(db, "group", "create", "g", "--domain-name", "d1", "--container-registry", "{")
     assert "expected a JSON object" in usage_error(
         db, "group", "create", "g", "--domain-name", "d1", "--container-registry", "[1]"
@@ -220,7 +220,7 @@ def test_one_membership_mode_per_call_and_uuids_checked(db: str) -> None:
     two = usage_error(db, "group", "modify", GROUP, "--add-users", U1, "--remove-users", U2)
     assert "--add-users and --remove-users: give one membership change per call" in two
     bad = refused(db, "group", "modify", GROUP, "--add-users", f"{U1},bob")
-    assert bad == "error: ledger_invalid_parameters: user_uuids: 'bob' is not a UUID"
+    assert bad == "error: ledger_invalid_parameters: --add-users: 'bob' is not a UUID"
     assert members(db) == []
 
 
@@ -420,11 +420,11 @@ def test_workload_refusals_are_one_line(db: str) -> None:
     missing = refused(db, "workload", "kernel-stats", ghost, "--reported-at", "2024-10-01T01:00:00Z")
     assert missing == f"error: kernel_not_found: kernel '{ghost}' not found"
     when = refused(db, "workload", "kernel-stats", kernel, "--reported-at", "yesterday")
-    assert when == "error: ledger_invalid_parameters: reported_at: 'yesterday' is not an ISO 8601 time"
+    assert when == "error: ledger_invalid_parameters: --reported-at: 'yesterday' is not an ISO 8601 time"
     status = refused(
         db, "workload", "kernel-terminate", ghost, "--terminated-at", "2024-10-01T00:00:00Z", "--status", "done"
     )
-    assert status == "error: ledger_invalid_parameters: status: 'done' is not TERMINATED or CANCELLED"
+    assert status == "error: ledger_invalid_parameters: --status: 'done' is not TERMINATED or CANCELLED"
     assert "--slots" in usage_error(db, *start_kernel_args(str(uuid.uuid4()))[:-2], "--slots", "cpu")
     assert "--mem-used" in usage_error(
         db, "workload", "kernel-stats", kernel, "--reported-at", "2024-10-01T01:00:00Z", "--mem-used", "lots"
@@ -527,10 +527,13 @@ def test_a_refused_batch_is_narrowed_to_its_refused_line(db: str, tmp_path: Path
     lines[129] = json.dumps({"fact": "terminate_kernel", "kernel_id": ghost, "terminated_at": "2024-10-01T00:00:00Z"})
     (tmp_path / "refused.jsonl").write_text("\n".join(lines) + "\n")
     line = refused(db, "--json", "workload", "import", str(tmp_path / "refused.jsonl"), "--batch-size", "50")
-    assert (
-        line == f"error: kernel_not_found: line 130: kernel '{ghost}' not found "
-        "(129 facts before it were recorded; fix the line and resume with --from-line 130)"
-    )
+    assert json.loads(line)["error"] == {  # with --json, the error is JSON too
+        "code": "kernel_not_found",
+        "message": f"line 130: kernel '{ghost}' not found "
+        "(129 facts before it were recorded; fix the line and resume with --from-line 130)",
+        "field": None,
+        "status": None,
+    }
     assert events(db).count("VFolderAdded") == 129
     # The rest of the file imports once the bad line is fixed: nothing from it on was stored.
     summary = as_json(db, "workload", "import", "-", input="\n".join(lines[130:]) + "\n")

@@ -234,7 +234,7 @@ def test_stored_actor_fields_are_shown_escaped(db: str) -> None:
 
 def test_a_hostile_actor_option_is_refused_in_one_escaped_line(db: str) -> None:
     line = one_error_line(ledger(db, "--access-key", HOSTILE, "policy", "list"), 1)
-    assert line.startswith("error: ledger_invalid_parameters: access_key: ")
+    assert line.startswith("error: ledger_invalid_parameters: --access-key: ")  # the root option
 
 
 def test_markup_in_a_group_description_prints_literally(db: str) -> None:

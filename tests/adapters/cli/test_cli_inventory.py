@@ -99,15 +99,15 @@ def test_kernel_show_and_unknown_ids(db: str) -> None:
 
 def test_invalid_kernel_filters_are_one_line_errors(db: str) -> None:
     seed(db, kernels=1, vfolders=1, ended=0)
-    assert refused(db, "kernel", "list", "--status", "SLEEPING").startswith(f"{INVALID} status:")
-    assert refused(db, "kernel", "list", "--group-id", "nope").startswith(f"{INVALID} group_id:")
-    assert refused(db, "kernel", "list", "--since", "yesterday").startswith(f"{INVALID} since:")
-    assert refused(db, "kernel", "list", "--until", "1800-01-01").startswith(f"{INVALID} until:")
-    assert refused(db, "kernel", "list", "--access-key", "a b").startswith(f"{INVALID} access_key:")
-    assert refused(db, "kernel", "list", "--limit", "0").startswith(f"{INVALID} limit:")
+    assert refused(db, "kernel", "list", "--status", "SLEEPING").startswith(f"{INVALID} --status:")
+    assert refused(db, "kernel", "list", "--group-id", "nope").startswith(f"{INVALID} --group-id:")
+    assert refused(db, "kernel", "list", "--since", "yesterday").startswith(f"{INVALID} --since:")
+    assert refused(db, "kernel", "list", "--until", "1800-01-01").startswith(f"{INVALID} --until:")
+    assert refused(db, "kernel", "list", "--access-key", "a b").startswith(f"{INVALID} --access-key:")
+    assert refused(db, "kernel", "list", "--limit", "0").startswith(f"{INVALID} --limit:")
     assert usage_error(db, "kernel", "list", "--limit", "many").startswith("error: usage:")
-    assert refused(db, "vfolder", "list", "--group-id", "nope").startswith(f"{INVALID} group_id:")
-    assert refused(db, "vfolder", "list", "--limit", "-1").startswith(f"{INVALID} limit:")
+    assert refused(db, "vfolder", "list", "--group-id", "nope").startswith(f"{INVALID} --group-id:")
+    assert refused(db, "vfolder", "list", "--limit", "-1").startswith(f"{INVALID} --limit:")
 
 
 def test_vfolder_list_and_show(db: str) -> None:
@@ -167,5 +167,5 @@ def test_endpoint_list_and_show(db: str) -> None:
     unknown = str(uuid.UUID(int=97))
     assert refused(db, "endpoint", "show", unknown) == f"error: endpoint_not_found: endpoint '{unknown}' not found"
     assert refused(db, "endpoint", "show", kernel(0)).startswith("error: endpoint_not_found: endpoint")
-    assert refused(db, "endpoint", "list", "--group-id", "nope").startswith(f"{INVALID} group_id:")
+    assert refused(db, "endpoint", "list", "--group-id", "nope").startswith(f"{INVALID} --group-id:")
     assert usage_error(db, "endpoint", "list").startswith("error: usage:")

@@ -56,7 +56,7 @@ def test_skip_refuses_other_positions_and_non_superadmins(ledger_url: str, stall
     )
     assert line.startswith("error: permission_forbidden: admin")
     assert refused(ledger_url, "projections", "skip", "nope", "--position", "1", "--reason", "x").startswith(
-        "error: ledger_invalid_parameters: name: no projection named 'nope'"
+        "error: ledger_invalid_parameters: NAME: no projection named 'nope'"
     )
 
 

@@ -1,0 +1,109 @@
+"""Errors as the CLI user sees them: naming the option typed, and as JSON with --json."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import pytest
+
+from tests.adapters.cli.helpers import GROUP, ledger, ok, refused, usage_error
+
+ROOT_MODULE = importlib.import_module("adapters.cli.app")
+INVALID = "error: ledger_invalid_parameters:"
+OWNER = "00000000-0000-0000-0000-00000000b0b0"
+
+
+# A domain field is shown as the option (or argument) that sets it
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (
+            ("keypair", "create", "AK1", "--owner", "bob", "--resource-policy", "default"),
+            "--owner: 'bob' is not a UUID",
+        ),  # field user_id
+        (("policy", "create", "p", "--max-concurrent-sessions", "-1"), "--max-concurrent-sessions: must be at least 0"),
+        (("policy", "create", "p", "--total-resource-slots", "warp=1"), "--total-resource-slots: warp: unknown slot"),
+        (("usage", "period", "20241001", "2024x"), "END_DATE: "),  # an argument: its name
+        (("usage", "month", "202413"), "MONTH: "),
+        (("usage", "month", "202410", "--group", "nope"), "--group: 'nope' is not a UUID"),  # field group_ids
+    ],
+)
+def test_an_invalid_value_names_the_option_typed(db: str, args: tuple[str, ...], shown: str) -> None:
+    assert refused(db, *args).startswith(f"{INVALID} {shown}")
+
+
+def test_of_two_options_setting_one_field_the_one_given_is_named(db: str) -> None:
+    ok(db, "policy", "create", "p")
+    assert refused(db, "policy", "modify", "p", "--slot", "warp=1").startswith(f"{INVALID} --slot: warp: unknown slot")
+    replaced = refused(db, "policy", "modify", "p", "--total-resource-slots", "warp=1")
+    assert replaced.startswith(f"{INVALID} --total-resource-slots: warp: unknown slot")
+
+
+def test_an_option_of_another_name_via_the_alias_table(db: str) -> None:
+    args = ["--session-id", OWNER, "--session-name", "s", "--group-id", GROUP, "--owner", "bob"]
+    line = refused(
+        db,
+        "workload",
+        "kernel-start",
+        OWNER,
+        *args,
+        "--kernel-access-key",
+        "AK",
+        "--slots",
+        "cpu=1",
+        "--started-at",
+        "2024-10-01T00:00Z",
+    )
+    assert line.startswith(f"{INVALID} --owner: 'bob' is not a UUID")
+
+
+# --json: the error as one JSON object on stderr
+
+
+def json_error(result: Any, exit_code: int) -> dict[str, Any]:
+    assert result.exit_code == exit_code, (result.stdout, result.stderr)
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    parsed: dict[str, Any] = json.loads(result.stderr)
+    assert list(parsed) == ["error"]
+    return parsed["error"]  # type: ignore[no-any-return]
+
+
+def test_a_domain_error_as_json(db: str) -> None:
+    error = json_error(
+        ledger(db, "--json", "keypair", "create", "AK1", "--owner", "bob", "--resource-policy", "default"), 1
+    )
+    assert error == {
+        "code": "ledger_invalid_parameters",
+        "message": "--owner: 'bob' is not a UUID",
+        "field": "--owner",
+        "status": 400,
+    }
+    missing = json_error(ledger(db, "--json", "keypair", "show", "AK1"), 1)
+    assert missing == {"code": "keypair_not_found", "message": "keypair 'AK1' not found", "field": None, "status": 404}
+
+
+def test_a_usage_error_as_json_before_and_after_the_root_options_are_read(db: str) -> None:
+    early = json_error(ledger(db, "--json", "--role", "nobody", "policy", "list"), 2)  # no State yet
+    assert early["code"] == "usage" and "--role" in early["message"] and set(early) == {"code", "message"}
+    late = json_error(ledger(db, "--json", "policy", "create"), 2)  # the subcommand's own usage
+    assert late["code"] == "usage" and "NAME" in late["message"]
+    # Without --json (or with it after the subcommand, where it is not the root option): the line.
+    assert usage_error(db, "policy", "create").startswith("error: usage: ")
+
+
+def test_a_bug_as_json(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(ROOT_MODULE, "open_ledger", broken)
+    error = json_error(ledger(db, "--json", "policy", "list"), 1)
+    assert error == {"code": "internal", "message": "RuntimeError: boom second line"}
+
+
+def test_a_root_option_refused_by_a_subcommand_is_named(db: str) -> None:
+    line = refused(db, "--access-key", "a\x1bb", "policy", "list")  # policy list has no --access-key: the root's
+    assert line.startswith(f"{INVALID} --access-key: ")
