@@ -28,8 +28,11 @@ workload_app = typer.Typer(
 IdArg = Annotated[str, typer.Argument(metavar="UUID")]
 TimeOption = Annotated[str, typer.Option(metavar="ISO", help="ISO 8601 time; without a zone it is UTC.")]
 GroupOption = Annotated[str, typer.Option("--group-id", metavar="UUID", help="The group it belongs to.")]
-NameOption = Annotated[str, typer.Option("--name", metavar="NAME")]
-CountOption = Annotated[int | None, typer.Option(metavar="N")]
+NameOption = Annotated[str, typer.Option("--name", metavar="NAME", help="Its name.")]
+
+
+def _bytes_option(what: str) -> Any:
+    return typer.Option(metavar="BYTES", help=f"{what}, in bytes. Default: 0.")
 
 
 def _record(state: State, method: str, action: WorkloadAction, done: str) -> None:
@@ -63,8 +66,8 @@ def vfolder_create(
 def kernel_start(
     ctx: typer.Context,
     kernel_id: IdArg,
-    session_id: Annotated[str, typer.Option(metavar="UUID")],
-    session_name: Annotated[str, typer.Option(metavar="NAME")],
+    session_id: Annotated[str, typer.Option(metavar="UUID", help="The session the kernel belongs to.")],
+    session_name: Annotated[str, typer.Option(metavar="NAME", help="The session's name.")],
     group_id: GroupOption,
     owner: Annotated[
         str, typer.Option("--owner", metavar="UUID", help="The user running the kernel (not the actor --user-id).")
@@ -82,8 +85,8 @@ def kernel_start(
     mount: Annotated[
         list[str] | None, typer.Option("--mount", metavar="VFOLDER_ID", help="A mounted vfolder (repeatable).")
     ] = None,
-    image: Annotated[str | None, typer.Option(metavar="IMAGE")] = None,
-    agent: Annotated[str | None, typer.Option(metavar="AGENT")] = None,
+    image: Annotated[str | None, typer.Option(metavar="IMAGE", help="Container image. Default: unknown.")] = None,
+    agent: Annotated[str | None, typer.Option(metavar="AGENT", help="Agent running it. Default: unknown.")] = None,
 ) -> None:
     """Record a kernel started (RUNNING) in an active group."""
     from domain.workload import StartKernelAction
@@ -111,11 +114,13 @@ def kernel_stats(
     ctx: typer.Context,
     kernel_id: IdArg,
     reported_at: TimeOption,
-    cpu_used: Annotated[str | None, typer.Option(metavar="NUMBER", help="CPU time used (ms).")] = None,
-    mem_used: CountOption = None,
-    io_read: CountOption = None,
-    io_write: CountOption = None,
-    disk_used: CountOption = None,
+    cpu_used: Annotated[
+        str | None, typer.Option(metavar="MS", help="CPU time used, in milliseconds (a decimal number). Default: 0.")
+    ] = None,
+    mem_used: Annotated[int | None, _bytes_option("Memory used")] = None,
+    io_read: Annotated[int | None, _bytes_option("Data read so far")] = None,
+    io_write: Annotated[int | None, _bytes_option("Data written so far")] = None,
+    disk_used: Annotated[int | None, _bytes_option("Disk space used")] = None,
 ) -> None:
     """Record a kernel's latest resource usage. Amounts not given are 0."""
     from domain.workload import ReportKernelStatsAction
@@ -183,7 +188,7 @@ def _progress(state: State) -> Progress:
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[facts]} facts, {task.fields[batches]} batches"),
+        TextColumn("{task.fields[counts]}"),  # '1 fact in 1 batch', plurals right
         TimeElapsedColumn(),
         console=console,
         transient=True,
@@ -255,7 +260,7 @@ def workload_import(
         )
         name = getattr(file, "name", "<stdin>")
         # The description is rich markup: a file name is escaped for the terminal and for rich.
-        task = progress.add_task(f"importing {escape(safe(str(name)))}", total=_size(file), facts=0, batches=0)
+        task = progress.add_task(f"importing {escape(safe(str(name)))}", total=_size(file), counts="")
         lines_shown = not progress.disable  # no bar: progress lines on stderr instead
         last_line_at = 0
 
@@ -264,7 +269,7 @@ def workload_import(
 
         def show(done: Importer) -> None:
             nonlocal last_line_at
-            progress.update(task, completed=done.read, facts=done.facts, batches=done.batches)
+            progress.update(task, completed=done.read, counts=counts(done))
             if lines_shown or not progress_every or done.batches - last_line_at < progress_every:
                 return
             last_line_at = done.batches
