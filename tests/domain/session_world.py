@@ -32,7 +32,7 @@ from domain.session import (
 )
 from domain.user import CreateUserAction, ModifyUserAction, UserService
 from domain.workload import CreateVFolderAction, WorkloadService
-from tests.domain.fakes import InMemoryStore
+from tests.domain.fakes import InMemoryStore, NoUsage
 
 
 def run(coroutine: Any) -> Any:
@@ -86,12 +86,12 @@ class World:
 
     def group(self, domain: str = "d", name: str | None = None, **fields: Any) -> uuid.UUID:
         creator = {"name": name or f"g{uuid.uuid4().hex[:8]}", "domain_name": domain, **fields}
-        result = run(GroupService(self.store).create_group(CreateGroupAction(input=creator)))
+        result = run(GroupService(self.store, NoUsage()).create_group(CreateGroupAction(input=creator)))
         group_id: uuid.UUID = result.data.id
         return group_id
 
     def modify_group(self, group_id: uuid.UUID, **fields: Any) -> None:
-        run(GroupService(self.store).modify_group(ModifyGroupAction(group_id=group_id, modifier=fields)))
+        run(GroupService(self.store, NoUsage()).modify_group(ModifyGroupAction(group_id=group_id, modifier=fields)))
 
     def vfolder(self, group_id: uuid.UUID, host: str) -> uuid.UUID:
         vfolder_id = uuid.uuid4()
