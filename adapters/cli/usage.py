@@ -299,10 +299,13 @@ def _left_out(count: int, noun: str, limit: int, *, csv: bool) -> str | None:
     return f"{count} more {_plural(count, noun)} not shown (--limit {limit}); the totals count them."
 
 
-MONTH_LIMIT = "Show at most N kernels (the first N in order); every group's totals row stays, 0 shows only those."
+MONTH_LIMIT = (
+    "Show at most N kernels, the first N in order (--csv too); every group's totals row stays, so 0 "
+    "shows the totals only. Not with the root --json."
+)
 PERIOD_LIMIT = (
-    "Show at most N sessions, each with its kernels (the first N in order); every project's totals row "
-    "stays, 0 shows only those."
+    "Show at most N sessions with their kernels, the first N in order (--csv too); every project's "
+    "totals row stays, so 0 shows the totals only. Not with the root --json."
 )
 MONTH_HELP = (
     "Usage in one month: per group, its totals, then its kernels.\n\nThe month runs from its first day to "
