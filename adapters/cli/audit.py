@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from adapters.cli.app import state_of
-from adapters.cli.render import new_table, print_table, safe, utc_time
+from adapters.cli.render import new_table, plural, print_table, safe, utc_time
 from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters
 
@@ -34,18 +34,28 @@ class AuditStatus(enum.Enum):
 
 def audit(
     ctx: typer.Context,
-    entity_type: Annotated[EntityType | None, typer.Option(help="The entity's type.")] = None,
+    entity_type: Annotated[
+        EntityType | None,
+        typer.Option(
+            metavar="TYPE", help="The entity's type: keypair, group, kernel, ... (a wrong one lists them all)."
+        ),
+    ] = None,
     entity_id: Annotated[str | None, typer.Option(metavar="ID", help="A policy name, a group id, ...")] = None,
     actor: Annotated[str | None, typer.Option(metavar="ID", help="A user id or an access key.")] = None,
     operation: Annotated[str | None, typer.Option(metavar="OP", help="create, modify, purge, ...")] = None,
-    status: Annotated[AuditStatus | None, typer.Option(case_sensitive=False, help="The outcome.")] = None,
+    status: Annotated[
+        AuditStatus | None,
+        typer.Option(case_sensitive=False, metavar="STATUS", help="The outcome: success, error, denied or running."),
+    ] = None,
     since: Annotated[
         str | None, typer.Option(metavar="ISO", help="Started at or after this time (ISO 8601, UTC if no zone).")
     ] = None,
     until: Annotated[
         str | None, typer.Option(metavar="ISO", help="Started before this time (ISO 8601, UTC if no zone).")
     ] = None,
-    limit: Annotated[int | None, typer.Option(metavar="N", help="Only the latest N matching entries.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(metavar="N", help="Only the latest N matching entries (a count).")
+    ] = None,
     oldest_first: Annotated[
         bool, typer.Option("--oldest-first", help="List in the order they happened (the latest N with --limit).")
     ] = False,
@@ -88,7 +98,9 @@ def audit(
 
 
 def _audit_table(entries: list[AuditEntry]) -> Table:
-    table = new_table("time (UTC)", "actor", "operation", "entity", "status", "ms", title=f"{len(entries)} actions")
+    table = new_table(
+        "time (UTC)", "actor", "operation", "entity", "status", "ms", title=plural(len(entries), "action")
+    )
     for e in entries:
         # Every text here was stored from someone's input (ids, access keys, messages): escaped.
         actor = " ".join(str(p) for p in (e.role, e.access_key or e.triggered_by) if p)
@@ -149,7 +161,7 @@ def verify_chain(
         report = verify(ledger.app.recorder, kept)
 
     def human() -> None:
-        typer.echo(f"checked {report.checked} events; head {report.head_position}:{report.head_hash}")
+        typer.echo(f"checked {plural(report.checked, 'event')}; head {report.head_position}:{report.head_hash}")
         bad = report.first_bad
         if bad is None:
             typer.echo("chain intact" + ("" if kept is None else f", through the kept head at {kept[0]}"))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from adapters.cli.app import State, state_of
-from adapters.cli.render import history_table, print_table
+from adapters.cli.render import history_table, plural, print_table
 from domain.catalog import EntityType
 from domain.errors import LedgerError, PolicyInUse
 
@@ -140,9 +140,13 @@ def demo(ctx: typer.Context) -> None:
 
     def human() -> None:
         print_table(history_table(title, entries))
-        counted = ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items()))
+        counted = ", ".join(
+            f"{status}: {n}" for status, n in sorted(outcomes.items())
+        )  # statuses, not nouns: 'error: 2'
         typer.echo(f"audit trail of {DEMO_POLICY!r}: {counted} (ledger audit --entity-id {DEMO_POLICY})")
         verdict = "intact" if chain.ok else "BROKEN (ledger verify names the event)"
-        typer.echo(f"hash chain over {chain.checked} events {verdict}; head {chain.head_position}:{chain.head_hash}")
+        typer.echo(
+            f"hash chain over {plural(chain.checked, 'event')} {verdict}; head {chain.head_position}:{chain.head_hash}"
+        )
 
     state.output(data, human)

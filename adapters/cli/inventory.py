@@ -15,7 +15,7 @@ import typer
 from rich import box
 
 from adapters.cli.app import State, state_of
-from adapters.cli.render import SafeTable, fields_table, fmt, new_table, print_table, safe, utc_time
+from adapters.cli.render import SafeTable, fields_table, fmt, new_table, plural, print_table, safe, utc_time
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -31,7 +31,9 @@ SHORT = 8
 IdArg = Annotated[str, typer.Argument(metavar="UUID")]
 GroupFilter = Annotated[str | None, typer.Option("--group-id", metavar="UUID", help="Only this group's.")]
 TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
-LimitOption = Annotated[int | None, typer.Option(metavar="N", help="At most N (in list order).")]
+LimitOption = Annotated[
+    int | None, typer.Option(metavar="N", help="At most N rows, a count (the first N in list order).")
+]
 
 
 def short(value: str) -> str:
@@ -41,7 +43,7 @@ def short(value: str) -> str:
 def _kernels_table(kernels: list[KernelEntry]) -> Table:
     # At 80 columns: ids, status and times stay whole (a time on two lines); the access
     # key and the slots fold in what is left.
-    table = SafeTable(title=f"{len(kernels)} kernels", box=box.SIMPLE_HEAD)
+    table = SafeTable(title=plural(len(kernels), "kernel"), box=box.SIMPLE_HEAD)
     for header in ("kernel", "group", "status", "started", "ended"):
         table.add_column(header, no_wrap=True)
     table.add_column("access key", overflow="fold", ratio=1, min_width=6)
@@ -61,7 +63,7 @@ def _kernels_table(kernels: list[KernelEntry]) -> Table:
 
 
 def _vfolders_table(vfolders: list[VFolderEntry]) -> Table:
-    table = new_table("vfolder", "group", "host", "name", title=f"{len(vfolders)} vfolders")
+    table = new_table("vfolder", "group", "host", "name", title=plural(len(vfolders), "vfolder"))
     for v in vfolders:
         table.add_row(short(v.vfolder_id), short(v.group_id), safe(v.host), safe(v.name))
     return table
@@ -127,7 +129,7 @@ def vfolder_show(ctx: typer.Context, vfolder_id: IdArg) -> None:
 
 
 def _endpoints_table(endpoints: list[EndpointEntry]) -> Table:
-    table = new_table("endpoint", "group", "name", title=f"{len(endpoints)} active endpoints")
+    table = new_table("endpoint", "group", "name", title=plural(len(endpoints), "active endpoint"))
     for e in endpoints:
         table.add_row(short(e.endpoint_id), short(e.group_id), safe(e.name))
     return table

@@ -244,6 +244,9 @@ def parse_point(raw: str, field: str) -> tuple[int | None, datetime | None]:
 AtOption = Annotated[
     str | None, typer.Option("--at", metavar="ISO", help="Show it as it stood at this time (UTC if no zone).")
 ]
-VersionOption = Annotated[int | None, typer.Option("--version", metavar="N", help="Show it after its event N.")]
+VersionOption = Annotated[
+    int | None,
+    typer.Option("--version", metavar="N", help="Show it after its event N (its version: 1 is its first event)."),
+]
 FromOption = Annotated[str, typer.Option("--from", metavar="N|ISO", help="A version number or a time.")]
 ToOption = Annotated[str, typer.Option("--to", metavar="N|ISO", help="A version number or a time.")]

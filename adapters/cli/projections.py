@@ -41,7 +41,7 @@ projections_app = typer.Typer(
 PARALLEL_FROM = 50_000
 
 BatchSizeOption = Annotated[
-    int | None, typer.Option(min=1, metavar="N", help="Events applied per transaction (default 1000).")
+    int | None, typer.Option(min=1, metavar="N", help="Events applied per transaction, a count (default 1000).")
 ]
 
 
@@ -100,7 +100,9 @@ def run(
     ctx: typer.Context,
     poll_interval: Annotated[
         float,
-        typer.Option(min=0.01, metavar="SECONDS", help="Longest wait between catch-ups (PostgreSQL wakes sooner)."),
+        typer.Option(
+            min=0.01, metavar="SECONDS", help="Longest wait between catch-ups, in seconds (PostgreSQL wakes sooner)."
+        ),
     ] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Catch up once and exit.")] = False,
     batch_size: BatchSizeOption = None,
@@ -155,7 +157,7 @@ def rebuild(
         typer.Option(
             min=1,
             metavar="N",
-            help=f"Processes sharing the projections (default: one per core from {PARALLEL_FROM} events on).",
+            help=f"Processes sharing the projections, a count (default: one per core from {PARALLEL_FROM} events on).",
         ),
     ] = None,
     force: Annotated[
@@ -225,7 +227,15 @@ def _projections(runner: ProjectionRunner, name: str | None) -> list[Projection]
 def skip(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="The stalled read model.")],
-    position: Annotated[int, typer.Option("--position", min=1, metavar="N", help="The event it is stalled at.")],
+    position: Annotated[
+        int,
+        typer.Option(
+            "--position",
+            min=1,
+            metavar="N",
+            help="The event position it is stalled at (as `projections status` shows it).",
+        ),
+    ],
     reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why; kept in the audit trail.")],
 ) -> None:
     """Step a stalled read model over the one event its handler cannot apply (the position

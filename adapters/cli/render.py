@@ -132,6 +132,17 @@ def _quantity(slot: str, value: Any) -> str:
     return f"{number}{units[0]}"
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 event`, `2 events`, `0 batches`, `3 entries`: a count and its noun, agreeing."""
+    if count == 1:
+        return f"{count} {noun}"
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return f"{count} {noun}es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return f"{count} {noun[:-1]}ies"
+    return f"{count} {noun}s"
+
+
 def utc_time(at: datetime) -> str:
     """A time in UTC on two lines, date then time (narrow columns)."""
     at = at.astimezone(UTC) if at.tzinfo else at  # naive times are UTC already (SQLite drops the zone)
