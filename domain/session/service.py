@@ -13,7 +13,7 @@ just changed leaves the session PENDING, to be scheduled again, never over a lim
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -181,12 +181,12 @@ class SessionService:
 
         return self._store.run(schedule, SESSION, "schedule")
 
-    def _end(self, key: str, end: Any) -> tuple[Session, bool]:
+    def _end(self, key: str, end: Callable[[Session], bool]) -> tuple[Session, bool]:
         """Ends the session (`end(session)` says whether it recorded the end) and releases
         it from every scope holding it, in one save. Releasing is idempotent."""
         work = UnitOfWork(self._store)
         session = load_live(work, Session, key)
-        changed: bool = end(session)
+        changed = end(session)
         fields = session.fields
         for scope, scope_id in (
             (Scope.KEYPAIR, fields["access_key"]),
