@@ -341,12 +341,23 @@ def root(
             "Default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db.",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    user_id: Annotated[uuid.UUID | None, typer.Option("--user-id", help="Actor: the acting user's UUID.")] = None,
-    access_key: Annotated[str | None, typer.Option("--access-key", help="Actor: the acting access key.")] = None,
-    role: Annotated[RoleChoice, typer.Option("--role", help="Actor: the acting role.")] = RoleChoice.SUPERADMIN,
-    domain: Annotated[str, typer.Option("--domain", help="Actor: the acting domain.")] = "default",
-    request_id: Annotated[str | None, typer.Option("--request-id", help="Request id stored on every event.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of tables; errors too, as one JSON object on stderr.")
+    ] = False,
+    user_id: Annotated[
+        uuid.UUID | None, typer.Option("--user-id", metavar="UUID", help="Actor: the acting user's UUID.")
+    ] = None,
+    access_key: Annotated[
+        str | None, typer.Option("--access-key", metavar="KEY", help="Actor: the acting access key.")
+    ] = None,
+    role: Annotated[
+        RoleChoice,
+        typer.Option("--role", metavar="ROLE", help="Actor: the acting role: superadmin, admin, user or service."),
+    ] = RoleChoice.SUPERADMIN,
+    domain: Annotated[str, typer.Option("--domain", metavar="DOMAIN", help="Actor: the acting domain.")] = "default",
+    request_id: Annotated[
+        str | None, typer.Option("--request-id", metavar="ID", help="Request id stored on every event.")
+    ] = None,
 ) -> None:
     """An event-sourced ledger of keypair resource policies, keypairs, groups and workload facts.
 
