@@ -87,8 +87,8 @@ class EnqueueSessionActionResult(_SessionResult):
 class ScheduleSessionActionResult(_SessionResult):
     """`admitted`; `reasons`: the failed checks when not admitted (empty when admitted);
     `checks`: every check weighed; `policy`: name, source, version of the effective
-    policy decided on. `changed` False: the session was already running (nothing
-    recorded, nothing decided)."""
+    policy decided on. `changed` False: nothing recorded, because the session was
+    already running (nothing decided) or the deferral repeats the last one exactly."""
 
     admitted: bool
     reasons: tuple[AdmissionCheck, ...]

@@ -2,7 +2,8 @@
 
 Events: Created (enqueued: PENDING, with the policy the enqueue gate applied),
 Admitted (RUNNING; the policy's name, source and version and every number weighed),
-Deferred (stays PENDING; every reason), ActivityReported, Cancelled, Terminated.
+Deferred (stays PENDING; every reason; not repeated while nothing it names changes),
+ActivityReported, Cancelled, Terminated.
 
 The stream id is `stream_id("session", SESSION_UUID)`, never the UUID itself, so a
 session id can never name a kernel's or a group's stream. Times come from the events'
@@ -44,6 +45,7 @@ class Session(Entity):
 
         def apply(self, aggregate: Session) -> None:
             aggregate.fields["decisions"] = aggregate.fields.get("decisions", 0) + 1
+            aggregate.fields["last_deferral"] = {"policy": self.policy, "reasons": self.reasons}
 
     class ActivityReported(Entity.Event):
         at: str
@@ -90,9 +92,15 @@ class Session(Entity):
         self.require_pending("schedule")
         self.trigger_event(self.Admitted, policy=policy, checks=checks)
 
-    def defer(self, policy: dict[str, Any], reasons: list[dict[str, Any]]) -> None:
+    def defer(self, policy: dict[str, Any], reasons: list[dict[str, Any]]) -> bool:
+        """False (nothing recorded) when the last deferral had the same policy version and
+        the same reasons, numbers included: a scheduler retrying a waiting session every few
+        seconds adds an event only when something it decided on changed."""
         self.require_pending("schedule")
+        if self.fields.get("last_deferral") == {"policy": policy, "reasons": reasons}:
+            return False
         self.trigger_event(self.Deferred, policy=policy, reasons=reasons)
+        return True
 
     def cancel(self) -> bool:
         """False (nothing recorded) when the session already ended."""

@@ -168,15 +168,16 @@ class SessionService:
                 domain_used=usages[2].running_total,
             )
             reasons = tuple(check for check in checks if not check.passed)
+            changed = True
             if reasons:
-                session.defer(policy.ref_json(), [reason.to_json() for reason in reasons])
+                changed = session.defer(policy.ref_json(), [reason.to_json() for reason in reasons])
             else:
                 session.admit(policy.ref_json(), [check.to_json() for check in checks])
                 for usage in usages:
                     work.add(usage).start(key, fields["requested_slots"])
             work.commit()
             return ScheduleSessionActionResult(
-                session_data(session), not reasons, reasons, tuple(checks), policy.ref_json()
+                session_data(session), not reasons, reasons, tuple(checks), policy.ref_json(), changed
             )
 
         return self._store.run(schedule, SESSION, "schedule")

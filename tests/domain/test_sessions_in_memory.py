@@ -275,6 +275,20 @@ def test_a_deferral_records_the_policy_and_reasons_and_usage_is_untouched() -> N
     assert world.store.events(usage_id(Scope.GROUP, str(group))) == []  # no stream made for a deferral
 
 
+def test_a_deferral_is_recorded_again_only_when_something_it_named_changed() -> None:
+    world, ak, group = setup(total_resource_slots={"cpu": "2"})
+    blocker = world.enqueue(ak, group, {"cpu": "2"})
+    world.schedule(blocker)
+    sid = world.enqueue(ak, group, {"cpu": "1"})
+    assert world.schedule(sid).changed
+    repeat = world.schedule(sid)
+    assert not repeat.admitted and not repeat.changed and repeat.reasons
+    world.modify_policy("p", total_resource_slots={"cpu": "2.5"})  # a new version, still too small
+    assert world.schedule(sid).changed
+    assert world.store.events(Session.id_for(str(sid))) == ["Created", "Deferred", "Deferred"]
+    assert world.session(sid).decisions == 2
+
+
 def test_scheduling_a_running_session_again_decides_nothing_and_an_ended_one_is_refused() -> None:
     world, ak, group = setup(total_resource_slots={"cpu": "8"})
     sid = world.enqueue(ak, group, {"cpu": "1"})
