@@ -15,6 +15,7 @@ from domain.session.actions import (
     TerminateSessionActionResult,
 )
 from domain.session.aggregate import Session
+from domain.session.kernels import attach_kernel, detach_kernel
 from domain.session.runtime import sessions_due
 from domain.session.service import SessionService
 from domain.session.types import (
@@ -50,6 +51,8 @@ __all__ = [
     "SessionStatus",
     "TerminateSessionAction",
     "TerminateSessionActionResult",
+    "attach_kernel",
+    "detach_kernel",
     "sessions_due",
     "usage_id",
 ]

@@ -3,7 +3,7 @@
 Events: Created (enqueued: PENDING, with the policy the enqueue gate applied),
 Admitted (RUNNING; the policy's name, source and version and every number weighed),
 Deferred (stays PENDING; every reason; not repeated while nothing it names changes),
-ActivityReported, Cancelled, Terminated.
+KernelAttached, KernelDetached, ActivityReported, Cancelled, Terminated.
 
 The stream id is `stream_id("session", SESSION_UUID)`, never the UUID itself, so a
 session id can never name a kernel's or a group's stream. Times come from the events'
@@ -53,6 +53,20 @@ class Session(Entity):
         def apply(self, aggregate: Session) -> None:
             aggregate.fields["last_activity_at"] = self.at
 
+    class KernelAttached(Entity.Event):
+        """A kernel of this admitted session started (recorded with the kernel's own start)."""
+
+        kernel_id: str
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.kernels[self.kernel_id] = True
+
+    class KernelDetached(Entity.Event):
+        kernel_id: str
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.kernels.pop(self.kernel_id, None)
+
     class Cancelled(Entity.Event):
         def apply(self, aggregate: Session) -> None:
             aggregate.end(SessionStatus.CANCELLED, "cancelled", self.timestamp)
@@ -62,6 +76,10 @@ class Session(Entity):
 
         def apply(self, aggregate: Session) -> None:
             aggregate.end(SessionStatus.TERMINATED, self.reason, self.timestamp)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kernels: dict[str, bool] = {}  # its kernels not yet terminated
 
     def incarnate(self, fields: dict[str, Any], at: datetime) -> None:
         super().incarnate(fields, at)
@@ -117,6 +135,19 @@ class Session(Entity):
             return False
         self.trigger_event(self.Terminated, reason=reason)
         return True
+
+    def attach_kernel(self, kernel_id: str) -> None:
+        if self.status is not SessionStatus.RUNNING:
+            raise self._refuse("start a kernel", " (only an admitted, running session runs kernels)")
+        if kernel_id not in self.kernels:
+            self.trigger_event(self.KernelAttached, kernel_id=kernel_id)
+
+    def detach_kernel(self, kernel_id: str) -> bool:
+        """True when this was the session's last kernel (the session then ends)."""
+        if kernel_id not in self.kernels:
+            return False
+        self.trigger_event(self.KernelDetached, kernel_id=kernel_id)
+        return not self.kernels
 
     def report_activity(self, at: datetime) -> bool:
         """Moves the last activity forward; an older time, or one after the end, records

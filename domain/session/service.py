@@ -43,7 +43,7 @@ from domain.session.admission import admission_checks, enqueue_refusal, host_ref
 from domain.session.aggregate import Session
 from domain.session.runtime import sessions_due
 from domain.session.types import DueSession, RunningSession, Scope, SessionData, SessionStatus
-from domain.session.usage import ScopeUsage, usage_id
+from domain.session.usage import ScopeUsage, release_usage, usage_id
 from domain.slots import ResourceSlot
 from domain.workload.aggregate import VFolder
 
@@ -188,15 +188,7 @@ class SessionService:
         work = UnitOfWork(self._store)
         session = load_live(work, Session, key)
         changed = end(session)
-        fields = session.fields
-        for scope, scope_id in (
-            (Scope.KEYPAIR, fields["access_key"]),
-            (Scope.GROUP, fields["group_id"]),
-            (Scope.DOMAIN, fields["domain_name"]),
-        ):
-            usage = work.get(usage_id(scope, scope_id), ScopeUsage)
-            if usage is not None:
-                usage.release(key)
+        release_usage(work, session)
         work.commit()
         return session, changed
 

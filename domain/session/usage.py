@@ -26,6 +26,7 @@ from typing import Any
 
 from domain.catalog import EntityType
 from domain.entity import Entity, stream_id
+from domain.ports import UnitOfWork
 from domain.session.types import Scope
 
 SlotsJson = dict[str, str]
@@ -124,3 +125,17 @@ class ScopeUsage(Entity):
 
 def usage_id(scope: Scope, scope_id: str) -> uuid.UUID:
     return stream_id(ScopeUsage.ENTITY_TYPE, ScopeUsage.key_for(scope, scope_id))
+
+
+def release_usage(work: UnitOfWork, session: Entity) -> None:
+    """Releases a session (its fields name its keypair, group and domain) from every
+    scope holding it, in `work`. Idempotent: a scope not holding it records nothing."""
+    fields = session.fields
+    for scope, scope_id in (
+        (Scope.KEYPAIR, fields["access_key"]),
+        (Scope.GROUP, fields["group_id"]),
+        (Scope.DOMAIN, fields["domain_name"]),
+    ):
+        usage = work.get(usage_id(scope, scope_id), ScopeUsage)
+        if usage is not None:
+            usage.release(session.key)

@@ -1,0 +1,79 @@
+"""Kernels of admitted sessions (issue 12, item 3): a kernel attaches to its running
+session, the last one to end ends the session and releases its usage in the same unit of
+work, and kernels of sessions the ledger never admitted are left alone."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from domain.errors import InvalidSessionState
+from domain.ports import UnitOfWork
+from domain.session import Scope, Session, SessionStatus, attach_kernel, detach_kernel
+from tests.domain.session_world import World
+
+
+@pytest.fixture
+def world() -> World:
+    world = World()
+    world.policy("p", total_resource_slots={"cpu": "8"}, max_containers_per_session=2)
+    world.domain("d")
+    world.keypair("AK", world.user("d"), "d", policy="p")
+    return world
+
+
+def attach(world: World, sid: uuid.UUID, kernel: str) -> Session | None:
+    work = UnitOfWork(world.store)
+    session = attach_kernel(work, str(sid), kernel)
+    work.commit()
+    return session
+
+
+def detach(world: World, sid: uuid.UUID, kernel: str) -> Session | None:
+    work = UnitOfWork(world.store)
+    session = detach_kernel(work, str(sid), kernel)
+    work.commit()
+    return session
+
+
+def test_the_last_kernel_to_end_ends_the_session_and_releases_it(world: World) -> None:
+    sid = world.enqueue("AK", world.group("d"), {"cpu": "2"}, cluster_size=2)
+    world.schedule(sid)
+    attach(world, sid, "k1")
+    attach(world, sid, "k2")
+    attach(world, sid, "k2")  # a repeated report records nothing
+    detach(world, sid, "k1")
+    assert world.session(sid).status is SessionStatus.RUNNING
+    detach(world, sid, "k2")
+    data = world.session(sid)
+    assert (data.status, data.end_reason) == (SessionStatus.TERMINATED, "all_kernels_terminated")
+    assert world.running(Scope.KEYPAIR, "AK") == set() == world.running(Scope.DOMAIN, "d")
+    assert world.store.events(Session.id_for(str(sid)))[2:] == [
+        "KernelAttached",
+        "KernelAttached",
+        "KernelDetached",
+        "KernelDetached",
+        "Terminated",
+    ]
+    detach(world, sid, "k2")  # again: nothing
+    assert world.store.events(Session.id_for(str(sid)))[-1] == "Terminated"
+
+
+def test_a_kernel_needs_a_running_session_and_imported_ones_are_left_alone(world: World) -> None:
+    sid = world.enqueue("AK", world.group("d"), {"cpu": "1"})
+    with pytest.raises(InvalidSessionState):
+        attach(world, sid, "k1")  # pending: not admitted yet
+    unknown = uuid.uuid4()
+    assert attach(world, unknown, "k1") is None and detach(world, unknown, "k1") is None
+    assert world.store.events(Session.id_for(str(unknown))) == []
+
+
+def test_a_session_ended_by_hand_keeps_its_end_when_its_kernels_end(world: World) -> None:
+    sid = world.enqueue("AK", world.group("d"), {"cpu": "1"})
+    world.schedule(sid)
+    attach(world, sid, "k1")
+    world.terminate(sid, "idle_timeout")
+    detach(world, sid, "k1")
+    data = world.session(sid)
+    assert (data.status, data.end_reason) == (SessionStatus.TERMINATED, "idle_timeout")
