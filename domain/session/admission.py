@@ -17,7 +17,6 @@ use. A slot neither requested nor used passes trivially and is left out.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
@@ -77,19 +76,22 @@ def enqueue_refusal(
 
 
 def host_refusal(
-    mount_hosts: Mapping[uuid.UUID, str], grants: Iterable[VFolderHostPermissionMap]
+    hosts: Mapping[str, str],
+    grants: Iterable[VFolderHostPermissionMap],
+    permission: VFolderHostPermission = VFolderHostPermission.MOUNT_IN_SESSION,
 ) -> VFolderHostNotAllowed | None:
-    """The first mount (in the order given) whose host no level grants `mount-in-session`.
-    The levels' grants are united host by host: any level can grant, none can deny."""
+    """The first entry of `hosts` (what needs the host, as the message names it -> host)
+    whose host no level grants `permission`. The levels' grants are united host by host
+    (REFERENCE: storage): any level can grant, none can deny. Enqueue checks
+    `mount-in-session` per mounted vfolder; creating a vfolder needs `create-vfolder`."""
     levels = list(grants)
-    wanted = VFolderHostPermission.MOUNT_IN_SESSION
-    for vfolder_id, host in mount_hosts.items():
-        if not any(wanted in level.get(host, frozenset()) for level in levels):
+    for what, host in hosts.items():
+        if not any(permission in level.get(host, frozenset()) for level in levels):
             return VFolderHostNotAllowed(
-                f"mounts: vfolder {vfolder_id} is on host {host!r}, where neither the domain, the group "
-                f"nor the effective policy grants {wanted.value!r}",
+                f"{what}: on host {host!r}, neither the domain, the group nor the effective policy "
+                f"grants {permission.value!r}",
                 host=host,
-                permission=wanted.value,
+                permission=permission.value,
             )
     return None
 

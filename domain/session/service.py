@@ -103,7 +103,9 @@ class SessionService:
             )
             if refusal is not None:
                 raise refusal
-            mount_hosts = {m: load_live(work, VFolder, str(m)).fields["host"] for m in action.mounts}
+            mount_hosts = {
+                f"mounts: vfolder {m}": load_live(work, VFolder, str(m)).fields["host"] for m in action.mounts
+            }
             if mount_hosts:
                 domain = live_entity(work, Domain, Domain.id_for(domain_name))
                 grants = [_hosts(group.fields), policy.policy.allowed_vfolder_hosts]

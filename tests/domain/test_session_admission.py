@@ -1,0 +1,64 @@
+"""The gates' pure functions: host grants united across levels for any permission, the
+pending caps' unlimited forms, and the start gate's limits when a level is missing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from domain.effective_policy import EffectivePolicy, PolicySource
+from domain.hosts import VFolderHostPermission, VFolderHostPermissionMap
+from domain.keypair_resource_policy import KeyPairResourcePolicyCreator, KeyPairResourcePolicyData
+from domain.session.admission import admission_checks, enqueue_refusal, host_refusal
+from domain.slots import INFINITY, ResourceSlot
+
+CREATE = VFolderHostPermission.CREATE
+
+
+def effective(**fields: Any) -> EffectivePolicy:
+    creator = KeyPairResourcePolicyCreator(name="p", **fields)
+    data = KeyPairResourcePolicyData.from_fields("p", datetime(2026, 1, 1, tzinfo=UTC), creator.fields_json())
+    return EffectivePolicy(data, PolicySource.KEYPAIR, 1)
+
+
+def hosts(raw: Any) -> VFolderHostPermissionMap:
+    return VFolderHostPermissionMap.from_user_input(raw)
+
+
+def test_any_level_grants_a_permission_and_none_denies() -> None:
+    levels = [hosts({"nfs": ["mount-in-session"]}), hosts({"nfs": ["create-vfolder"]}), hosts({})]
+    assert host_refusal({"host": "nfs"}, levels, CREATE) is None
+    refusal = host_refusal({"host": "nfs", "name": "ceph"}, levels, CREATE)
+    assert refusal is not None and (refusal.host, refusal.permission) == ("ceph", "create-vfolder")
+    assert refusal.message.startswith("name: on host 'ceph'")
+    assert host_refusal({"x": "nfs"}, []) is not None  # no level at all grants nothing
+
+
+def test_an_infinite_pending_cap_and_a_request_without_the_slot_pass() -> None:
+    policy = effective(max_pending_session_resource_slots={"cpu": "inf", "mem": "1g"})
+    big = ResourceSlot.from_user_input({"cpu": "1000000"})
+    assert enqueue_refusal(policy, "AK", cluster_size=1, requested=big, pending_count=99, pending_total={}) is None
+
+
+def test_without_a_domain_entity_the_domain_limit_is_unlimited() -> None:
+    checks = admission_checks(
+        effective(total_resource_slots={"cpu": "8"}, max_concurrent_sessions=0),
+        "AK",
+        ResourceSlot.from_user_input({"cpu": "2"}),
+        keypair_running=5,
+        keypair_used={"cpu": Decimal(6)},
+        group_id="g",
+        group_limits={},
+        group_used={"cpu": Decimal(6)},
+        domain_name="legacy",
+        domain_limits=None,
+        domain_used={"cpu": Decimal(6)},
+    )
+    assert all(check.passed for check in checks)
+    assert [(c.scope.value, c.allowed) for c in checks] == [
+        ("keypair", INFINITY),  # max_concurrent_sessions 0
+        ("keypair", Decimal(8)),
+        ("group", INFINITY),
+        ("domain", INFINITY),
+    ]
