@@ -8,6 +8,9 @@ the winner's usage: N schedules racing for K free places admit exactly K.
 
 A deferral appends to the session only: deciding it on usage a concurrent release has
 just changed leaves the session PENDING, to be scheduled again, never over a limit.
+Limits (the policy, the group's and the domain's slots) are read, not appended to: a
+decision and a concurrent edit of a limit are ordered as if the decision came first, and
+the decision's event names the policy version it applied.
 """
 
 from __future__ import annotations
