@@ -148,8 +148,10 @@ class LedgerGroup(TyperGroup):
         """Runs the command (non-standalone, so every exception reaches us) and returns its exit code."""
         try:
             returned = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
-        except NoArgsIsHelpError as exc:
-            return exc.exit_code  # the help was printed already; not an error line
+        except NoArgsIsHelpError as exc:  # not an error line: the help, on stdout
+            if exc.format_message():  # plain help comes back as the message (rich printed it already)
+                typer.echo(exc.format_message())
+            return exc.exit_code
         except TyperException as exc:  # usage errors (exit 2) and the few others click raises
             message = f"{one_line(exc.format_message())}{_help_hint(exc)}"
             self._report(f"error: usage: {message}", {"code": "usage", "message": message})
@@ -192,7 +194,12 @@ def tidy(command: Command) -> None:
     if getattr(command, "_tidied", False):
         return
     command._tidied = True  # type: ignore[attr-defined]
+    # Plain help, not rich panels: at 80 columns the panels' fixed columns cut long option
+    # names (`--max-concurrent-sessio…`); click's layout puts a long name on its own line.
+    command.rich_markup_mode = None  # type: ignore[attr-defined]
     command.help = rewrap(command.help)
+    if command.help and not command.short_help:  # the commands list shows it whole, wrapped
+        command.short_help = command.help.split("\n\n")[0]
     help_option = command.get_help_option(command.context_class(command))
     for param in [*command.params, *([help_option] if help_option else [])]:
         if getattr(param, "is_flag", False) and param.metavar is None:

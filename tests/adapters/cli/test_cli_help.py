@@ -52,9 +52,12 @@ def test_help_fits_80_columns_without_bool_metavars(path: tuple[str, ...]) -> No
     lines = result.stdout.splitlines()
     long = [line for line in lines if len(line.rstrip()) > 80]
     assert not long, long
-    # The description (above the panels) is rewrapped: no line of a paragraph but its last
+    # Option names whole: a long one is never cut to fit a column (`--max-concurrent-sessio…`).
+    assert not re.search(r"--[a-z-]+…", result.stdout)
+    # The description (above the options) is rewrapped: no line of a paragraph but its last
     # stops short, as a docstring's own line breaks would make it ("say who acts\n and ...").
-    description = lines[: next((i for i, line in enumerate(lines) if line.startswith("╭")), len(lines))]
+    sections = ("Arguments:", "Options:", "Commands:")
+    description = lines[: next((i for i, line in enumerate(lines) if line.startswith(sections)), len(lines))]
     ragged = [
         line
         for line, after in zip(description, [*description[1:], ""], strict=True)
