@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.adapters.cli.helpers import GROUP, OTHER, U1, as_json, ledger, ok, refused, usage_error
 
-OWNER_B = "bbbbbbbb-0000-4000-8000-00000000000b"
+OWNER_B, OWNER_C, OWNER_D = (f"{c * 8}-0000-4000-8000-00000000000{c}" for c in "bcd")  # U1 and B in d1, C and D in d2
 
 
 def make_group(db: str, name: str, domain: str, *extra: str) -> Any:
@@ -131,8 +131,8 @@ def test_keypair_list_filters_and_pages(db: str) -> None:
     for key, owner, domain, policy in [
         ("AK1", U1, "d1", "p"),
         ("AK2", OWNER_B, "d1", "default"),
-        ("AK3", U1, "d2", "p"),
-        ("AK4", OWNER_B, "d2", "p"),
+        ("AK3", OWNER_C, "d2", "p"),
+        ("AK4", OWNER_D, "d2", "p"),
     ]:
         ok(db, "keypair", "create", key, "--owner", owner, "--domain-name", domain, "--resource-policy", policy)
 
@@ -141,9 +141,10 @@ def test_keypair_list_filters_and_pages(db: str) -> None:
 
     assert listed() == ["AK1", "AK2", "AK3", "AK4"]
     assert listed("--domain", "d1") == ["AK1", "AK2"]
-    assert listed("--owner", U1) == ["AK1", "AK3"]
-    assert listed("--owner", OWNER_B, "--resource-policy", "p") == ["AK4"]
-    assert listed("--domain", "d2", "--owner", U1, "--resource-policy", "p") == ["AK3"]
+    assert listed("--owner", U1) == ["AK1"]
+    assert listed("--owner", OWNER_D, "--resource-policy", "p") == ["AK4"]
+    assert listed("--domain", "d2", "--owner", OWNER_C, "--resource-policy", "p") == ["AK3"]
+    assert listed("--domain", "d1", "--owner", OWNER_C) == []  # the filters all apply
     # `ledger --domain X keypair list --domain Y`: acts as X, lists Y.
     scoped = json.loads(ok(db, "--json", "--domain", "d1", "keypair", "list", "--domain", "d2").stdout)
     assert [k["access_key"] for k in scoped] == ["AK3", "AK4"]

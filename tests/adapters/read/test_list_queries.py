@@ -21,6 +21,8 @@ from tests.projections.stalls import create_policy
 
 OWNER_A = uuid.UUID("aaaaaaaa-0000-4000-8000-00000000000a")
 OWNER_B = uuid.UUID("bbbbbbbb-0000-4000-8000-00000000000b")
+OWNER_C = uuid.UUID("cccccccc-0000-4000-8000-00000000000c")
+OWNER_D = uuid.UUID("dddddddd-0000-4000-8000-00000000000d")
 
 
 def create_keypair(ledger: Ledger, access_key: str, owner: uuid.UUID, domain_name: str, policy: str) -> None:
@@ -62,8 +64,8 @@ def test_keypairs_filtered_in_sql_and_paged(ledger: Ledger) -> None:
     rows = [
         ("AK1", OWNER_A, "d1", "p"),
         ("AK2", OWNER_B, "d1", "default"),
-        ("AK3", OWNER_A, "d2", "p"),
-        ("AK4", OWNER_B, "d2", "p"),
+        ("AK3", OWNER_C, "d2", "p"),
+        ("AK4", OWNER_D, "d2", "p"),
         ("AK5", OWNER_A, "d1", "default"),
     ]
     for row in rows:
@@ -74,9 +76,11 @@ def test_keypairs_filtered_in_sql_and_paged(ledger: Ledger) -> None:
         return [k.access_key for k in found]
 
     assert keys(queries.keypairs(domain_name="d1")) == ["AK1", "AK2", "AK5"]
-    assert keys(queries.keypairs(owner=OWNER_A)) == ["AK1", "AK3", "AK5"]
-    assert keys(queries.keypairs(owner=str(OWNER_B).upper())) == ["AK2", "AK4"]  # any spelling of the UUID
-    assert keys(queries.keypairs("p", domain_name="d2", owner=OWNER_B)) == ["AK4"]
+    assert keys(queries.keypairs(owner=OWNER_A)) == ["AK1", "AK5"]
+    assert keys(queries.keypairs(owner=str(OWNER_B).upper())) == ["AK2"]  # any spelling of the UUID
+    assert keys(queries.keypairs("p", domain_name="d2", owner=OWNER_D)) == ["AK4"]
+    assert keys(queries.keypairs("p", owner=OWNER_A)) == ["AK1"]
+    assert keys(queries.keypairs(domain_name="d1", owner=OWNER_C)) == []  # the filters all apply
     assert keys(queries.keypairs("default")) == ["AK2", "AK5"]
     for limit in (1, 2, 5, 6):
         paged = pages(queries.keypairs, lambda k: k.access_key, limit)
