@@ -204,6 +204,8 @@ def tidy(command: Command) -> None:
     for param in [*command.params, *([help_option] if help_option else [])]:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""  # typer shows <bool> for a flag, which takes no value
+        if param.param_type_name == "argument" and param.metavar:  # `NAME`, not `NAME <str>`
+            setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010 (an instance's, not the class's)
     if command.callback is not None:
         command.callback = named_options(command.callback)
     for sub in getattr(command, "commands", {}).values():

@@ -49,6 +49,7 @@ def test_help_fits_80_columns_without_bool_metavars(path: tuple[str, ...]) -> No
     result = CliRunner(env={"COLUMNS": "80", "TERMINAL_WIDTH": None}).invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.stdout
+    assert not re.search(r"^  [A-Z_.\[\]]+ <\w+>", result.stdout, re.MULTILINE)  # an argument: its metavar, no <str>
     lines = result.stdout.splitlines()
     long = [line for line in lines if len(line.rstrip()) > 80]
     assert not long, long
