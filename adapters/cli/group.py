@@ -116,13 +116,6 @@ def _groups_table(groups: Sequence[GroupData]) -> Table:
     return table
 
 
-def _fields(group: GroupData) -> dict[str, Any]:
-    """What a modify can change: every field but the times."""
-    data = group.to_json()
-    del data["created_at"], data["modified_at"]
-    return data
-
-
 def _show_group(
     state: State, group: GroupData, done: str, members: int | None = None, changed: bool | None = None
 ) -> None:
@@ -235,21 +228,17 @@ def group_modify(
     modifier = {**given, **unset_fields(unset or [], given, NULLABLE_GROUP_FIELDS)}
     membership = _membership(add_users, remove_users, replace_users)
     changes = slot_changes(total_resource_slots, slot)
+    if changes is not None:  # merged into the stored map by the service, in its retried save
+        modifier["total_resource_slots_patch"] = changes
     state = state_of(ctx)
     with state.ledger() as ledger:
         key = _group_key(state, ledger, group, domain)  # as the read model keys it
-        before = ledger.queries.group(key)
-        members_before = None if before is None else ledger.queries.group_members(before.id)
-        if changes is not None:
-            current = _existing_group(ledger, key) if before is None else before
-            modifier["total_resource_slots"] = {**current.total_resource_slots.to_json(), **changes}
         action = ModifyGroupAction(group_id=key, modifier=modifier, **membership)
         result = state.run(ledger.processors.group.modify_group, action)
         after: GroupData = result.data
-        members_after = ledger.queries.group_members(after.id)
-    # Compared with the state read just before: a concurrent change in between counts as a change.
-    changed = before is None or _fields(before) != _fields(after) or members_before != members_after
-    _show_group(state, after, "modified" if changed else "", len(members_after) if membership else None, changed)
+        members = len(ledger.queries.group_members(after.id)) if membership else None
+    changed = result.changed  # whether this command stored an event (fields or members)
+    _show_group(state, after, "modified" if changed else "", members, changed)
 
 
 @group_app.command("delete")

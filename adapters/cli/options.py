@@ -30,7 +30,8 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "access_key": ("kernel_access_key",),  # workload kernel-start
     "occupied_slots": ("slots",),  # workload kernel-start --slots
     "mounts": ("mount",),  # workload kernel-start --mount
-    "total_resource_slots": ("slot",),  # modify --slot NAME=VALUE
+    "total_resource_slots": ("slot",),  # a --slot patch that leaves the map invalid
+    "total_resource_slots_patch": ("slot",),  # modify --slot NAME=VALUE
     "type": ("project_type",),  # group --type
     "is_active": ("active",),  # group --active/--inactive
     "dotfiles": ("dotfiles_file",),  # group --dotfiles-file

@@ -173,24 +173,19 @@ def policy_modify(
     to the current ones (or no option at all) change nothing and store no event: the
     command then says the policy is unchanged (`"changed": false` with --json)."""
     given = _given(locals())  # first: its locals are the options
-    from domain.entity import entity_not_found
     from domain.keypair_resource_policy import ModifyKeyPairResourcePolicyAction
 
     modifier = {**given, **unset_fields(unset or [], given, NULLABLE_FIELDS)}
     changes = slot_changes(total_resource_slots, slot)
+    if changes is not None:  # merged into the stored map by the service, in its retried save
+        modifier["total_resource_slots_patch"] = changes
     state = state_of(ctx)
     with state.ledger() as ledger:
-        before = ledger.queries.keypair_resource_policy(name)
-        if changes is not None:
-            if before is None:
-                raise entity_not_found(POLICY_TYPE, name)
-            modifier["total_resource_slots"] = {**before.total_resource_slots.to_json(), **changes}
         action = _with_warnings(lambda: ModifyKeyPairResourcePolicyAction(name=name, modifier=modifier))
         processor = ledger.processors.keypair_resource_policy.modify_keypair_resource_policy
         result = state.run(processor, action)
     after: KeyPairResourcePolicyData = result.keypair_resource_policy
-    # Compared with the state read just before: a concurrent change in between counts as a change.
-    changed = before is None or before.fields_json() != after.fields_json()
+    changed = result.changed  # whether this command stored an event
 
     def human() -> None:
         typer.echo(
