@@ -13,6 +13,7 @@ from projections.history import HistoryProjection
 from projections.keypairs import KeyPairsProjection
 from projections.policies import PoliciesProjection
 from projections.projection import Projection
+from projections.sessions import SessionsProjection
 from projections.usage import UsageProjection
 
 
@@ -24,6 +25,7 @@ class ProjectionSet:
     history: HistoryProjection
     usage: UsageProjection
     audit: AuditProjection
+    sessions: SessionsProjection
 
     def all(self) -> list[Projection]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -37,4 +39,5 @@ def build_projections(metadata: sa.MetaData, timezone: str = "UTC") -> Projectio
         history=HistoryProjection(metadata, ENTITIES),
         usage=UsageProjection(metadata, timezone),
         audit=AuditProjection(metadata),
+        sessions=SessionsProjection(metadata),
     )

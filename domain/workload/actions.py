@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from domain.actions import BaseAction, BaseActionResult, BaseBatchAction
 from domain.actions.base import batch_label
 from domain.catalog import EntityType
+from domain.keypair.actions import AccessKey
 from domain.validation import EntityName, NonNegativeInt, OccupiedSlots, UUIDField
 from domain.workload.types import Amount, EndStatus, Time, UUIDList, stats_json
 
@@ -28,12 +29,18 @@ class WorkloadAction(BaseAction):
 
 
 class CreateVFolderAction(WorkloadAction):
+    """`owner_access_key`: the keypair creating it, under the storage limits of
+    `domain.workload.storage` (the host must grant `create-vfolder`; the owner's
+    `max_vfolder_count`). Without it the vfolder is a reported fact (imported history),
+    recorded unchecked and counted nowhere, as before those limits."""
+
     ENTITY: ClassVar[EntityType] = EntityType.VFOLDER
     ID_FIELD: ClassVar[str] = "vfolder_id"
     vfolder_id: UUIDField
     name: EntityName
     host: EntityName
     group_id: UUIDField
+    owner_access_key: AccessKey | None = None
 
     @classmethod
     def operation_type(cls) -> str:

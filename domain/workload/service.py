@@ -1,5 +1,11 @@
 """The workload service: records facts on their entity and on their group's stream.
 
+A kernel of a session the ledger admitted attaches to that session in the same append
+(`domain.session.kernels`): its terminate detaches it, and the session's last kernel
+ends the session and releases its usage. A kernel of a session the ledger never saw
+(imported history) is recorded as before and counts toward no limit. A vfolder created
+for an owner is checked against the storage limits (`domain.workload.storage`).
+
 Every fact is applied through a `UnitOfWork`, so one fact and a batch of facts take the
 same path and a batch is one atomic append. New ids are not read first: creating an id
 that exists conflicts in the store, and the retry checks.
@@ -17,6 +23,8 @@ from domain.entity import Entity
 from domain.errors import DuplicateWorkloadId, InvalidAPIParameters
 from domain.group.aggregate import Group
 from domain.ports import AggregateStore, UnitOfWork, load_live
+from domain.session.aggregate import Session
+from domain.session.kernels import attach_kernel, detach_kernel
 from domain.workload.actions import (
     CreateEndpointAction,
     CreateVFolderAction,
@@ -30,6 +38,7 @@ from domain.workload.actions import (
     WorkloadActionResult,
 )
 from domain.workload.aggregate import Endpoint, Kernel, VFolder
+from domain.workload.storage import admit_vfolder
 
 E = TypeVar("E", bound=Entity)
 
@@ -41,6 +50,7 @@ class _Facts:
         self.work = work
         self.check_new_ids = check_new_ids
         self.created: set[uuid.UUID] = set()  # new in this unit of work: the store cannot see a repeat
+        self.no_session: set[str] = set()  # session ids with no stream (imported history)
 
     def active_group(self, group_id: uuid.UUID) -> Group:
         group = load_live(self.work, Group, str(group_id))
@@ -60,10 +70,26 @@ class _Facts:
     def apply(self, action: WorkloadAction) -> Entity:
         raise TypeError(f"no workload fact handler for {type(action).__name__}")
 
+    def session(self, session_id: str) -> bool:
+        """Whether the ledger admitted (enqueued) this session: a fact of a session it never
+        saw (imported history) attaches to nothing. A miss is remembered for the unit of
+        work (nothing in it creates sessions), so a batch of imported kernels reads each
+        session's stream once."""
+        if session_id in self.no_session:
+            return False
+        if self.work.get(Session.id_for(session_id), Session) is None:
+            self.no_session.add(session_id)
+            return False
+        return True
+
     @apply.register
     def _create_vfolder(self, a: CreateVFolderAction) -> Entity:
         group = self.active_group(a.group_id)
-        vfolder = self.new(VFolder, a.vfolder_id, {"name": a.name, "host": a.host, "group_id": str(a.group_id)})
+        fields = {"name": a.name, "host": a.host, "group_id": str(a.group_id)}
+        if a.owner_access_key is not None:
+            admit_vfolder(self.work, a.owner_access_key, group, str(a.vfolder_id), a.name, a.host)
+            fields["owner_access_key"] = a.owner_access_key
+        vfolder = self.new(VFolder, a.vfolder_id, fields)
         group.add_vfolder(vfolder.key)
         return vfolder
 
@@ -79,6 +105,8 @@ class _Facts:
         fields = a.kernel_fields()
         kernel = self.new(Kernel, a.kernel_id, fields)
         group.start_kernel(kernel.key, fields["mounts"])
+        if self.session(fields["session_id"]):
+            attach_kernel(self.work, fields["session_id"], kernel.key)
         return kernel
 
     @apply.register
@@ -94,6 +122,8 @@ class _Facts:
         group = self.work.get(kernel.group_id, Group)
         if group is not None:
             group.end_kernel(kernel.key)
+        if self.session(kernel.fields["session_id"]):
+            detach_kernel(self.work, kernel.fields["session_id"], kernel.key)
         return kernel
 
     @apply.register

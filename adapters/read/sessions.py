@@ -1,0 +1,211 @@
+"""Sessions read: the sessions read model listed and looked up, a session's decisions with
+their reasons, the sessions past a runtime deadline, and a keypair's effective policy.
+
+Lists and lookups come from the sessions read model after catching up with every stored
+event (refused with `ReadModelStalled` while it is stalled), like every other query. A
+session's decisions are read from its own stream (each Admitted or Deferred event keeps
+every number it decided on). `sessions_due` takes the running set from the read model and
+resolves each keypair's policy from the store at each call, so a policy edit applies to
+running sessions at the next call. `effective_policy` resolves from the store too: it is
+what the next decision would apply, not what a read model last saw.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
+
+from adapters.store import LedgerApplication
+from domain.effective_policy import EffectivePolicy, resolve_effective_policy
+from domain.errors import InvalidAPIParameters, StoreUnavailable
+from domain.parsers import parse_access_key, parse_positive_int, parse_uuid
+from domain.ports import UnitOfWork
+from domain.session import DueSession, RunningSession, Session, SessionService, SessionStatus
+from domain.shown import shown
+from domain.times import as_utc, parse_time
+from projections.database import ReadModelDatabase
+from projections.runner import ProjectionRunner
+from projections.sessions import SessionsProjection
+
+SESSION_STATUSES = tuple(status.value for status in SessionStatus)
+
+
+def _at(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True)
+class SessionEntry:
+    """One session as the read model holds it. `policy_*`: the policy of its latest
+    decision (the enqueue's until the start gate decided)."""
+
+    session_id: str
+    access_key: str
+    user_id: str | None
+    group_id: str
+    domain_name: str
+    requested_slots: dict[str, str]
+    cluster_size: int
+    status: str
+    policy_name: str | None
+    policy_source: str | None
+    policy_version: int | None
+    decisions: int
+    enqueued_at: datetime
+    started_at: datetime | None
+    last_activity_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+    kernels: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "enqueued_at": _at(self.enqueued_at),
+            "started_at": _at(self.started_at),
+            "last_activity_at": _at(self.last_activity_at),
+            "ended_at": _at(self.ended_at),
+        }
+
+
+@dataclass(frozen=True)
+class SessionDecision:
+    """One gate's decision on a session: `enqueue` (passed the hard gate), `admitted` or
+    `deferred` (the start gate). `checks`: every limit weighed (admitted) or the failed
+    ones (deferred), each {limit, scope, scope_id, slot, requested, used, allowed}."""
+
+    at: datetime
+    decision: str
+    policy: dict[str, Any]
+    checks: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True)
+class SessionDetail:
+    session: SessionEntry
+    decisions: list[SessionDecision]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.session.to_json(), "decisions": [d.to_json() for d in self.decisions]}
+
+
+def _entry(row: sa.Row[Any]) -> SessionEntry:
+    values = row._asdict()
+    values.pop("stream_id")
+    for name in ("enqueued_at", "started_at", "last_activity_at", "ended_at"):
+        if values[name] is not None:
+            values[name] = as_utc(values[name])
+    return SessionEntry(**values)
+
+
+def _status(raw: Any) -> str:
+    status = raw.strip().upper() if isinstance(raw, str) else None
+    if status not in SESSION_STATUSES:
+        raise InvalidAPIParameters(f"{shown(raw)} is not one of {', '.join(SESSION_STATUSES)}", field="status")
+    return status
+
+
+class SessionQueries:
+    def __init__(
+        self,
+        read_models: ReadModelDatabase,
+        runner: ProjectionRunner,
+        sessions: SessionsProjection,
+        app: LedgerApplication,
+    ) -> None:
+        self._db = read_models
+        self._runner = runner
+        self._sessions = sessions
+        self._app = app
+        self._service = SessionService(app.store)
+
+    def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+        # Read-your-writes, then refuse to answer from a stalled read model (as Queries._rows).
+        self._runner.catch_up()
+        self._runner.require(self._sessions)
+        with self._db.connect() as conn:
+            return list(conn.execute(statement))
+
+    def sessions(
+        self,
+        status: str | None = None,
+        *,
+        access_key: str | None = None,
+        group_id: uuid.UUID | str | None = None,
+        domain_name: str | None = None,
+        limit: int | None = None,
+    ) -> list[SessionEntry]:
+        """Sessions by enqueue time (then id), filtered in SQL; at most `limit` of them.
+        A malformed filter is `InvalidAPIParameters` naming it."""
+        rows = self._sessions.rows
+        conditions: list[sa.ColumnElement[bool]] = []
+        if status is not None:
+            conditions.append(rows.c.status == _status(status))
+        if access_key is not None:
+            conditions.append(rows.c.access_key == parse_access_key(access_key, "access_key"))
+        if group_id is not None:
+            conditions.append(rows.c.group_id == str(parse_uuid(group_id, "group_id")))
+        if domain_name is not None:
+            conditions.append(rows.c.domain_name == domain_name)
+        statement = sa.select(rows).where(*conditions).order_by(rows.c.enqueued_at, rows.c.session_id)
+        if limit is not None:
+            statement = statement.limit(parse_positive_int(limit, "limit"))
+        return [_entry(row) for row in self._rows(statement)]
+
+    def session(self, session_id: uuid.UUID | str) -> SessionDetail | None:
+        """The session and every decision on it, oldest first; None if the ledger never
+        enqueued it."""
+        key = str(parse_uuid(session_id, "session_id"))
+        rows = self._rows(sa.select(self._sessions.rows).where(self._sessions.rows.c.session_id == key))
+        if not rows:
+            return None
+        entry = _entry(rows[0])
+        try:
+            events = list(self._app.events.get(Session.id_for(key)))
+        except PersistenceError as exc:
+            raise StoreUnavailable(f"event store read failed: {exc}") from exc
+        decisions = []
+        for event in events:
+            if isinstance(event, Session.Created):
+                decisions.append(
+                    SessionDecision(event.timestamp, "enqueue", event.fields.get("enqueued_under") or {}, [])
+                )
+            elif isinstance(event, Session.Admitted):
+                decisions.append(SessionDecision(event.timestamp, "admitted", event.policy, event.checks))
+            elif isinstance(event, Session.Deferred):
+                decisions.append(SessionDecision(event.timestamp, "deferred", event.policy, event.reasons))
+        return SessionDetail(entry, decisions)
+
+    def sessions_due(self, now: datetime | str | None = None) -> list[DueSession]:
+        """Running sessions past a deadline of their keypair's effective policy at `now`
+        (default: the current time), by deadline: reason `idle_timeout` or
+        `max_session_lifetime` and the deadline (`domain.session.runtime`)."""
+        at = datetime.now(UTC) if now is None else parse_time(now, "now")
+        rows = self._sessions.rows
+        statement = sa.select(rows.c.session_id, rows.c.access_key, rows.c.started_at, rows.c.last_activity_at).where(
+            rows.c.status == SessionStatus.RUNNING.value
+        )
+        running = [
+            RunningSession(
+                uuid.UUID(row.session_id),
+                row.access_key,
+                as_utc(row.started_at),
+                None if row.last_activity_at is None else as_utc(row.last_activity_at),
+            )
+            for row in self._rows(statement)
+        ]
+        return self._service.sessions_due(running, at)
+
+    def effective_policy(self, access_key: str) -> EffectivePolicy:
+        """The keypair's effective policy now: `.policy` (the whole policy's data),
+        `.source` (keypair, user, domain or system), `.version`; the keypair's not-found
+        error when it has no live keypair."""
+        return resolve_effective_policy(UnitOfWork(self._app.store), parse_access_key(access_key, "access_key"))

@@ -1,0 +1,102 @@
+"""Storage limits on creating a vfolder for an owner (issue 12 item 5).
+
+A `CreateVFolderAction` with `owner_access_key` is a decision: the host must grant
+`create-vfolder` in the union of the domain's, the group's and the owner's effective
+policy's `allowed_vfolder_hosts` (any level can grant, none can deny, as in Backend.AI),
+and the owner's vfolders stay within `max_vfolder_count` of that policy (0 or null is
+unlimited). Without an owner the action is a fact the platform reports (an imported
+history): recorded as before, checked against nothing, counted nowhere.
+
+Race-free as the session gates are: the owner's vfolders are a SET on one stream
+(`VFolderUsage`, key `vfolders:AK`), appended to in the same save as the vfolder, so two
+creations that both read room for one conflict in the store and the loser decides
+again on the winner's count.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from domain.catalog import EntityType
+from domain.domains.aggregate import Domain
+from domain.effective_policy import EffectivePolicy, live_entity, resolve_for_keypair
+from domain.entity import Entity, stream_id
+from domain.errors import InvalidAPIParameters, QuotaExceeded
+from domain.group.aggregate import Group
+from domain.hosts import VFolderHostPermission, VFolderHostPermissionMap
+from domain.keypair.aggregate import KeyPair
+from domain.ports import UnitOfWork, load_live
+from domain.session.admission import host_refusal
+
+MAX_VFOLDER_COUNT = "max_vfolder_count"
+
+
+class VFolderUsage(Entity):
+    """The vfolders an owner (a keypair) created under the storage limits: a set, never a
+    counter. Shares the usage kind of the session scopes (its key, `vfolders:AK`, never
+    names a session scope's stream)."""
+
+    ENTITY_TYPE = EntityType.SESSION_USAGE
+
+    class Added(Entity.Event):
+        vfolder_id: str
+
+        def apply(self, aggregate: VFolderUsage) -> None:
+            aggregate.vfolders[self.vfolder_id] = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vfolders: dict[str, bool] = {}
+
+    @staticmethod
+    def key_for(access_key: str) -> str:
+        return f"vfolders:{access_key}"
+
+    @classmethod
+    def open(cls, access_key: str) -> VFolderUsage:
+        return cls.create(cls.key_for(access_key), {"scope": "keypair", "scope_id": access_key, "counts": "vfolders"})
+
+    def add(self, vfolder_id: str) -> None:
+        if vfolder_id not in self.vfolders:
+            self.trigger_event(self.Added, vfolder_id=vfolder_id)
+
+
+def vfolder_usage_id(access_key: str) -> uuid.UUID:
+    return stream_id(VFolderUsage.ENTITY_TYPE, VFolderUsage.key_for(access_key))
+
+
+def _hosts(fields: dict[str, Any]) -> VFolderHostPermissionMap:
+    return VFolderHostPermissionMap.from_json(fields.get("allowed_vfolder_hosts") or {})
+
+
+def admit_vfolder(work: UnitOfWork, owner: str, group: Group, vfolder_id: str, name: str, host: str) -> None:
+    """Checks the host grant and the owner's count (raising `VFolderHostNotAllowed` or
+    `QuotaExceeded`), then adds the vfolder to the owner's set in `work`."""
+    keypair = load_live(work, KeyPair, owner)
+    if keypair.fields["domain_name"] != group.fields["domain_name"]:
+        raise InvalidAPIParameters(
+            f"keypair {owner} is in domain {keypair.fields['domain_name']!r}, the vfolder's group "
+            f"{group.key} in {group.fields['domain_name']!r}",
+            field="owner_access_key",
+        )
+    policy: EffectivePolicy = resolve_for_keypair(work, keypair)
+    grants = [_hosts(group.fields), policy.policy.allowed_vfolder_hosts]
+    domain = live_entity(work, Domain, Domain.id_for(group.fields["domain_name"]))
+    if domain is not None:
+        grants.append(_hosts(domain.fields))
+    refusal = host_refusal({f"vfolder {name!r} of {owner}": host}, grants, VFolderHostPermission.CREATE)
+    if refusal is not None:
+        raise refusal
+    found = work.get(vfolder_usage_id(owner), VFolderUsage)
+    usage = work.add(found if found is not None else VFolderUsage.open(owner))
+    cap = policy.policy.max_vfolder_count
+    if cap and cap > 0 and vfolder_id not in usage.vfolders and len(usage.vfolders) + 1 > cap:
+        raise QuotaExceeded(
+            f"keypair {owner}: {MAX_VFOLDER_COUNT} of policy {policy.name!r} ({policy.source.value}): "
+            f"{len(usage.vfolders)} vfolders + 1 > {cap}",
+            limit=MAX_VFOLDER_COUNT,
+            scope="keypair",
+            scope_id=owner,
+        )
+    usage.add(vfolder_id)
