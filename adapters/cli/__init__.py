@@ -2,14 +2,15 @@
 
 One module per command group, each importing only the leaves `app` (root options, State,
 one-line errors), `options` (parsers, shared option types), `render` (escaping, values,
-tables) and `history` (history and time travel every entity shares), never each other;
+tables), `columns` (plain-text tables fitted to the terminal), `paging` (--limit/--after)
+and `history` (history and time travel every entity shares), never each other;
 this module adds them all to the root app, in the order `ledger --help` lists them.
 """
 
 from adapters.cli.render import refuse_import
 
 try:
-    from adapters.cli import audit, demo, group, inventory, keypair, policy, projections, usage, workload
+    from adapters.cli import audit, demo, group, inventory, keypair, policy, projections, session, usage, workload
     from adapters.cli.app import app, main
 except Exception as exc:  # any failure to load is one line, not a traceback: see render.error_line
     refuse_import(exc)
@@ -27,5 +28,7 @@ app.command("audit")(audit.audit)
 app.command("metrics")(audit.metrics)
 app.command("verify")(audit.verify_chain)
 app.add_typer(usage.usage_app, name="usage")
+app.add_typer(session.session_app, name="session")
+policy.policy_app.command("effective")(session.policy_effective)
 
 __all__ = ["app", "main"]

@@ -29,7 +29,6 @@ from adapters.cli.render import safe
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from rich.text import Text
 
 usage_app = typer.Typer(
     no_args_is_help=True,
@@ -254,13 +253,6 @@ def month_lines(month: str, zone: str, report: list[dict[str, Any]], limit: int 
     title = f"usage in {month} ({zone}): {_count(len(report), 'group')}, {_count(kernels, 'kernel')}"
     more = None if limit is None else _left_out(kernels - limit, "kernel", limit, csv=False)
     return table_lines(title, _month_rows(report, ZoneInfo(zone), limit), more, width)
-
-
-def _month_table(month: str, zone: str, report: list[dict[str, Any]]) -> Text:
-    """The month table as one rich renderable, every column (for callers printing through rich)."""
-    from rich.text import Text
-
-    return Text("\n".join(month_lines(month, zone, report, None, 1000)))
 
 
 def _csv_value(value: Any) -> Any:

@@ -27,14 +27,14 @@ from adapters.cli import app
 from adapters.cli.audit import _audit_table
 from adapters.cli.options import parse_slots_option
 from adapters.cli.render import fmt, history_table, safe
-from adapters.cli.usage import _month_table
+from adapters.cli.usage import month_lines
 from adapters.monitors import AuditMonitor
 from adapters.read.queries import AuditEntry, HistoryEntry
 from domain.actions import ActionTriggerMeta
 from domain.errors import LedgerError
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, DeleteKeyPairResourcePolicyAction
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
-from tests.adapters.cli.helpers import error_line, ledger
+from tests.adapters.cli.helpers import error_line, given_domains, ledger
 
 # What must never reach a terminal raw: C0 (but the line feeds tables use), DEL, C1, and
 # the bidi / zero-width / BOM / separator characters that hide or reorder text.
@@ -170,10 +170,10 @@ def test_audit_table_escapes_every_stored_text() -> None:
 def test_usage_table_escapes_names_from_workload_facts() -> None:
     names = ("cpu_allocated", "cpu_used", "mem_allocated", "mem_used", "gpu_allocated", "gpu_mem_allocated")
     usage = dict.fromkeys((*names, "io_read", "io_write", "disk_used"), 0)
-    kernel = {"id": HOSTILE, "name": MARKUP, "status": "RUNNING", "created_at": "x", "used_time": None}
+    kernel: dict[str, Any] = {"id": HOSTILE, "name": MARKUP, "status": "RUNNING", "created_at": "x", "used_time": None}
     kernel |= {"used_days": None, "nfs": [HOSTILE], **usage}
     group = {"g_id": "g", "g_name": HOSTILE, "c_infos": [kernel], **{f"g_{k}": v for k, v in usage.items()}}
-    out = rendered(_month_table("202410", "UTC", [group]))
+    out = "\n".join(month_lines("202410", "UTC", [group], None, 1000))
     assert not UNSAFE.search(out)
     assert HOSTILE_SHOWN[:12] in out and "[red]x[/red]" in out
 
@@ -239,6 +239,7 @@ def test_a_hostile_actor_option_is_refused_in_one_escaped_line(db: str) -> None:
 
 def test_markup_in_a_group_description_prints_literally(db: str) -> None:
     group = str(uuid.UUID(int=7))
+    given_domains(db, "d")
     ok(db, "group", "create", "g", "--domain-name", "d", "--id", group, "--description", MARKUP)
     assert MARKUP in ok(db, "group", "show", group).stdout
 
