@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from domain.aggregates import ENTITIES
 from projections.audit import AuditProjection
+from projections.domains import DomainsProjection
 from projections.groups import GroupsProjection
 from projections.history import HistoryProjection
 from projections.keypairs import KeyPairsProjection
@@ -15,6 +16,7 @@ from projections.policies import PoliciesProjection
 from projections.projection import Projection
 from projections.sessions import SessionsProjection
 from projections.usage import UsageProjection
+from projections.users import UsersProjection
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class ProjectionSet:
     usage: UsageProjection
     audit: AuditProjection
     sessions: SessionsProjection
+    domains: DomainsProjection
+    users: UsersProjection
 
     def all(self) -> list[Projection]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -40,4 +44,6 @@ def build_projections(metadata: sa.MetaData, timezone: str = "UTC") -> Projectio
         usage=UsageProjection(metadata, timezone),
         audit=AuditProjection(metadata),
         sessions=SessionsProjection(metadata),
+        domains=DomainsProjection(metadata),
+        users=UsersProjection(metadata),
     )
