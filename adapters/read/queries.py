@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
+from adapters.read.directory import DirectoryQueries
 from adapters.read.timetravel import EntityState, TimeTravel
 from adapters.read.usage import SqlUsageReader
 from adapters.read.workload import EndpointQueries, WorkloadQueries
@@ -118,6 +119,10 @@ class Queries:
         # Endpoints have no read model: read from the event store (adapters/read/workload.py).
         endpoints = EndpointQueries(app)
         self.endpoints, self.endpoint = endpoints.endpoints, endpoints.endpoint
+        # Domains and users, from their read models (adapters/read/directory.py).
+        self.directory = DirectoryQueries(read_models, runner, projections.domains, projections.users)
+        self.domain, self.domains = self.directory.domain, self.directory.domains
+        self.user, self.users = self.directory.user, self.directory.users
 
     def _rows(self, statement: sa.Executable, projection: Projection) -> list[sa.Row[Any]]:
         # Read-your-writes: every command that returned before this query is visible.
