@@ -16,8 +16,8 @@ from __future__ import annotations
 import functools
 import itertools
 import uuid
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from domain.entity import Entity
 from domain.errors import DuplicateWorkloadId, InvalidAPIParameters
@@ -43,14 +43,22 @@ from domain.workload.storage import admit_vfolder
 E = TypeVar("E", bound=Entity)
 
 
+@runtime_checkable
+class StreamIndex(Protocol):
+    def existing(self, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """The ids among `ids` whose stream holds an event."""
+
+
 class _Facts:
     """Applies facts to the aggregates of one unit of work, one handler per action class."""
 
-    def __init__(self, work: UnitOfWork, *, check_new_ids: bool) -> None:
+    def __init__(self, work: UnitOfWork, *, check_new_ids: bool, existing: StreamIndex | None = None) -> None:
         self.work = work
         self.check_new_ids = check_new_ids
+        self.existing = existing
         self.created: set[uuid.UUID] = set()  # new in this unit of work: the store cannot see a repeat
-        self.no_session: set[str] = set()  # session ids with no stream (imported history)
+        # (attach_kernel or detach_kernel, session id, kernel id), in the facts' order
+        self.kernel_ops: list[tuple[Callable[[UnitOfWork, str, str], object], str, str]] = []
 
     def active_group(self, group_id: uuid.UUID) -> Group:
         group = load_live(self.work, Group, str(group_id))
@@ -70,17 +78,23 @@ class _Facts:
     def apply(self, action: WorkloadAction) -> Entity:
         raise TypeError(f"no workload fact handler for {type(action).__name__}")
 
-    def session(self, session_id: str) -> bool:
-        """Whether the ledger admitted (enqueued) this session: a fact of a session it never
-        saw (imported history) attaches to nothing. A miss is remembered for the unit of
-        work (nothing in it creates sessions), so a batch of imported kernels reads each
-        session's stream once."""
-        if session_id in self.no_session:
-            return False
-        if self.work.get(Session.id_for(session_id), Session) is None:
-            self.no_session.add(session_id)
-            return False
-        return True
+    def finish(self) -> None:
+        """Attaches and detaches the kernels of the facts to the sessions the ledger
+        enqueued, in the facts' order, before the one save. A session it never saw
+        (imported history) has no stream: its kernels attach to nothing. Which sessions
+        have a stream is asked once for the whole batch when the store can say
+        (`StreamIndex`), not once per kernel."""
+        if not self.kernel_ops:
+            return
+        asked = {session_id for _, session_id, _ in self.kernel_ops}
+        if self.existing is not None and len(asked) > 1:
+            streams = {Session.id_for(session_id): session_id for session_id in asked}
+            present = {streams[found] for found in self.existing.existing(streams)}
+        else:
+            present = {sid for sid in asked if self.work.get(Session.id_for(sid), Session) is not None}
+        for operation, session_id, kernel_id in self.kernel_ops:
+            if session_id in present:
+                operation(self.work, session_id, kernel_id)
 
     @apply.register
     def _create_vfolder(self, a: CreateVFolderAction) -> Entity:
@@ -105,8 +119,7 @@ class _Facts:
         fields = a.kernel_fields()
         kernel = self.new(Kernel, a.kernel_id, fields)
         group.start_kernel(kernel.key, fields["mounts"])
-        if self.session(fields["session_id"]):
-            attach_kernel(self.work, fields["session_id"], kernel.key)
+        self.kernel_ops.append((attach_kernel, fields["session_id"], kernel.key))
         return kernel
 
     @apply.register
@@ -122,8 +135,7 @@ class _Facts:
         group = self.work.get(kernel.group_id, Group)
         if group is not None:
             group.end_kernel(kernel.key)
-        if self.session(kernel.fields["session_id"]):
-            detach_kernel(self.work, kernel.fields["session_id"], kernel.key)
+        self.kernel_ops.append((detach_kernel, kernel.fields["session_id"], kernel.key))
         return kernel
 
     @apply.register
@@ -146,13 +158,17 @@ class _Facts:
 class WorkloadService:
     def __init__(self, store: AggregateStore) -> None:
         self._store = store
+        # A store that can say which streams exist (the ledger's can) spares a bulk import
+        # a read per kernel; another store is asked stream by stream.
+        self._existing: StreamIndex | None = store if isinstance(store, StreamIndex) else None
 
     def _record(self, actions: Sequence[WorkloadAction]) -> list[Entity]:
         attempts = itertools.count(1)
 
         def record() -> list[Entity]:
-            facts = _Facts(UnitOfWork(self._store), check_new_ids=next(attempts) > 1)
+            facts = _Facts(UnitOfWork(self._store), check_new_ids=next(attempts) > 1, existing=self._existing)
             touched = [facts.apply(action) for action in actions]
+            facts.finish()
             facts.work.commit()
             return touched
 

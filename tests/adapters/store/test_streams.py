@@ -1,0 +1,25 @@
+"""`existing_streams` on SQLite and PostgreSQL: which of many stream ids hold events, in
+one query per chunk (the bulk import asks it for the sessions of a batch's kernels)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from adapters.bootstrap import Ledger
+from adapters.store import streams
+from adapters.store.streams import existing_streams
+from domain.keypair_resource_policy import KeyPairResourcePolicy
+
+
+def test_existing_streams_names_only_streams_with_events(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = [KeyPairResourcePolicy.create(f"p{i}", {}) for i in range(5)]
+    ledger.app.save(*stored)
+    absent = [uuid.uuid4() for _ in range(7)]
+    asked = [p.id for p in stored] + absent
+    assert existing_streams(ledger.app.recorder, asked) == {p.id for p in stored}
+    assert existing_streams(ledger.app.recorder, absent) == set()
+    assert existing_streams(ledger.app.recorder, []) == set()
+    monkeypatch.setattr(streams, "CHUNK", 2)
+    assert existing_streams(ledger.app.recorder, asked) == {p.id for p in stored}
