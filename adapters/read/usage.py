@@ -21,6 +21,7 @@ class SqlUsageReader:
         self._runner = runner
         self._usage = projections.usage
         self._groups = projections.groups
+        self._users = projections.users
 
     def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
         """REFERENCE.md's selection, answered by the (group_id, started_at), (started_at) and
@@ -48,7 +49,8 @@ class SqlUsageReader:
             rows = [*conn.execute(ended).all(), *conn.execute(running).all()]
             names = self._group_names(conn, {row.group_id for row in rows})
             nfs = self._vfolder_names(conn, {m for row in rows for m in row.mounts})
-        return [_kernel(row, names, nfs) for row in rows]
+            people = self._user_names(conn, {row.user_id for row in rows})
+        return [_kernel(row, names, nfs, people) for row in rows]
 
     def totals(self, first: date, last: date, group_id: str | None = None) -> dict[str, dict[str, float]]:
         """Slot-seconds per group over the local days [first, last]: ended kernels from the
@@ -86,19 +88,33 @@ class SqlUsageReader:
         found = conn.execute(sa.select(rows.c.key, rows.c.fields).where(rows.c.key.in_(group_ids))).all()
         return {row.key: row.fields["name"] for row in found}
 
+    def _user_names(self, conn: sa.Connection, user_ids: set[str]) -> dict[str, tuple[str | None, str | None]]:
+        """(email, full_name) of each user the users read model holds, deleted ones too:
+        a report keeps naming who used the resources as long as the row exists (Backend.AI
+        joins its users table, so a user row it has dropped names no one there either)."""
+        rows = self._users.rows
+        found = conn.execute(sa.select(rows.c.key, rows.c.fields).where(rows.c.key.in_(user_ids))).all()
+        return {row.key: (row.fields.get("email"), row.fields.get("full_name")) for row in found}
+
     def _vfolder_names(self, conn: sa.Connection, vfolder_ids: set[str]) -> dict[str, str]:
         v = self._usage.vfolders
         found = conn.execute(sa.select(v).where(v.c.vfolder_id.in_(vfolder_ids))).all()
         return {row.vfolder_id: f"{row.host}:{row.name}" for row in found}
 
 
-def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str]) -> KernelUsage:
+_NO_ONE: tuple[str | None, str | None] = (None, None)  # a user the ledger does not know
+
+
+def _kernel(
+    row: Any, names: dict[str, str], nfs: dict[str, str], people: dict[str, tuple[str | None, str | None]]
+) -> KernelUsage:
     # Unpacked by position (the kernels table's column order): a Row's attribute lookups
     # cost more than building the whole KernelUsage.
     (kernel_id, group_id, session_id, session_name, domain_name, user_id, access_key, agent, image,
      slots, mounts, started_at, terminated_at, status, last_stats) = row  # fmt: skip
     # In UTC: PostgreSQL's session-zone times would make used_time wall-clock time across DST.
     started = as_utc(started_at)
+    email, full_name = people.get(user_id, _NO_ONE)
     return KernelUsage(
         kernel_id=kernel_id,
         session_id=session_id,
@@ -116,4 +132,6 @@ def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str]) -> KernelUsage
         terminated_at=None if terminated_at is None else as_utc(terminated_at),
         status=status,
         last_stats=last_stats,
+        email=email,
+        full_name=full_name,
     )

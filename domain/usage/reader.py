@@ -10,7 +10,9 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class KernelUsage:
-    """One kernel as the usage read model keeps it."""
+    """One kernel as the usage read model keeps it, with its user's `email` and
+    `full_name` as the users read model holds them (None for a user the ledger does not
+    know, or who has none), looked up when the report is read."""
 
     kernel_id: str
     session_id: str
@@ -28,6 +30,8 @@ class KernelUsage:
     terminated_at: datetime | None
     status: str
     last_stats: dict[str, Any] | None
+    email: str | None = None
+    full_name: str | None = None
 
 
 class UsageReader(Protocol):
