@@ -10,7 +10,20 @@ this module adds them all to the root app, in the order `ledger --help` lists th
 from adapters.cli.render import refuse_import
 
 try:
-    from adapters.cli import audit, demo, group, inventory, keypair, policy, projections, session, usage, workload
+    from adapters.cli import (
+        audit,
+        demo,
+        domain,
+        group,
+        inventory,
+        keypair,
+        policy,
+        projections,
+        session,
+        usage,
+        user,
+        workload,
+    )
     from adapters.cli.app import app, main
 except Exception as exc:  # any failure to load is one line, not a traceback: see render.error_line
     refuse_import(exc)
@@ -19,6 +32,8 @@ app.add_typer(policy.policy_app, name="policy")
 app.add_typer(keypair.keypair_app, name="keypair")
 app.command("demo")(demo.demo)
 app.add_typer(group.group_app, name="group")
+app.add_typer(domain.domain_app, name="domain")
+app.add_typer(user.user_app, name="user")
 app.add_typer(workload.workload_app, name="workload")
 app.add_typer(inventory.kernel_app, name="kernel")
 app.add_typer(inventory.vfolder_app, name="vfolder")
