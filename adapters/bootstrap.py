@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
+from adapters.migrations import declare_domains_and_users
 from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
 from adapters.processors import Processors, Services
 from adapters.read.queries import Queries
@@ -46,6 +47,7 @@ class Ledger:
             self.runner = _runner(self.app, self.read_models, self.projections.all(), self.timezone)
             self.runner.setup()
             self._ensure_system_policy()
+            self._ensure_default_domain()
         if build_pending:
             # After the setup lock: a long build must not hold up other processes opening
             # the ledger (building it beside us is safe: see ProjectionRunner).
@@ -72,6 +74,12 @@ class Ledger:
                 self.app.save(KeyPairResourcePolicy.create(SYSTEM_POLICY, fields))
 
         self.app.run(create, EntityType.KEYPAIR_RESOURCE_POLICY, "create")
+
+    def _ensure_default_domain(self) -> None:
+        """Every ledger holds the domain `default` (created once; an operator may delete it
+        later). A ledger written before domains were entities gets it together with the
+        domains and users its history names: see `adapters.migrations`."""
+        declare_domains_and_users(self.app)
 
     def close(self) -> None:
         self.app.close()

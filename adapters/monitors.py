@@ -11,6 +11,7 @@ from adapters.store import LedgerApplication
 from domain.actions import ActionTriggerMeta, BaseAction, BaseBatchAction, ProcessResult
 from domain.aggregates import ENTITY_KINDS
 from domain.audit import AuditRecord, audit_entry
+from domain.catalog import EntityType
 from domain.entity import Entity
 
 DURATION_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30)
@@ -34,6 +35,8 @@ class StoreEntityDomains:
         entity = self._app.get(stream, Entity)
         if not isinstance(entity, kind) or entity.is_deleted:
             return None
+        if entity.ENTITY_TYPE == EntityType.DOMAIN:  # a domain is in itself
+            return entity.key
         domain: str | None = entity.fields.get("domain_name")
         return domain
 

@@ -11,12 +11,14 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from domain.actions import ActionMonitor, ActionProcessor, ActionValidator, BaseAction, BaseActionResult
+from domain.domains import DomainService
 from domain.group import GroupService
 from domain.keypair import KeyPairService
 from domain.keypair_resource_policy import KeyPairResourcePolicyService
 from domain.ports import AggregateStore
 from domain.projection_ops import ProjectionOpsService, StalledProjections
 from domain.usage import UsageReader
+from domain.user import UserService
 from domain.workload import WorkloadService
 
 ActionT = TypeVar("ActionT", bound=BaseAction)
@@ -30,6 +32,8 @@ class Services:
         self.group = GroupService(store, usage, timezone)
         self.workload = WorkloadService(store)
         self.projection = ProjectionOpsService(store, stalls)
+        self.domain = DomainService(store)
+        self.user = UserService(store)
 
 
 class ServiceProcessors:
@@ -92,6 +96,22 @@ class ProjectionOpsProcessors(ServiceProcessors):
         self.skip_projection_event = self._wrap(service.skip_projection_event)
 
 
+class DomainProcessors(ServiceProcessors):
+    def __init__(self, service: DomainService, v: list[ActionValidator], m: list[ActionMonitor]) -> None:
+        super().__init__(v, m)
+        self.create_domain = self._wrap(service.create_domain)
+        self.modify_domain = self._wrap(service.modify_domain)
+        self.delete_domain = self._wrap(service.delete_domain)
+
+
+class UserProcessors(ServiceProcessors):
+    def __init__(self, service: UserService, v: list[ActionValidator], m: list[ActionMonitor]) -> None:
+        super().__init__(v, m)
+        self.create_user = self._wrap(service.create_user)
+        self.modify_user = self._wrap(service.modify_user)
+        self.delete_user = self._wrap(service.delete_user)
+
+
 class Processors:
     def __init__(
         self,
@@ -105,3 +125,5 @@ class Processors:
         self.group = GroupProcessors(services.group, v, m)
         self.workload = WorkloadProcessors(services.workload, v, m)
         self.projection = ProjectionOpsProcessors(services.projection, v, m)
+        self.domain = DomainProcessors(services.domain, v, m)
+        self.user = UserProcessors(services.user, v, m)

@@ -23,3 +23,4 @@ class EntityType(enum.StrEnum):
     USER = "user"
     SESSION = "session"
     SESSION_USAGE = "session_usage"  # the sessions a keypair, group or domain holds (admission)
+    LEDGER_MIGRATION = "ledger_migration"  # a one-time rewrite of what an older ledger implied

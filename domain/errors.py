@@ -177,6 +177,14 @@ class GroupNotActive(GroupError):
     error_detail = "inactive"
 
 
+class GroupSlotsAboveDomain(GroupError):
+    """An admin set a group's slot above what a superadmin granted the group's domain."""
+
+    status = 403
+    error_operation = "set_slots"
+    error_detail = "above_domain"
+
+
 # Workload facts
 
 

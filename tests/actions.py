@@ -15,6 +15,7 @@ from typing import Any
 
 from adapters.bootstrap import Ledger
 from domain.actions import ActionTriggerMeta, BaseAction
+from domain.domains import CreateDomainAction, DeleteDomainAction, ModifyDomainAction
 from domain.group import (
     CreateGroupAction,
     DeleteGroupAction,
@@ -30,6 +31,7 @@ from domain.keypair_resource_policy import (
     ModifyKeyPairResourcePolicyAction,
 )
 from domain.projection_ops import SkipProjectionEventAction
+from domain.user import CreateUserAction, DeleteUserAction, ModifyUserAction
 from domain.workload import (
     CreateEndpointAction,
     CreateVFolderAction,
@@ -52,6 +54,8 @@ def meta(role: str, domain: str = DOMAIN) -> ActionTriggerMeta:
 
 
 ROOT = meta("superadmin", "default")
+WORLD_USER = uuid.UUID("00000000-0000-0000-0000-00000000a11c")
+SPARE_USER = uuid.UUID("00000000-0000-0000-0000-0000000005fa")
 
 
 def run(ledger: Ledger, service: str, method: str, action: BaseAction, who: ActionTriggerMeta = ROOT) -> Any:
@@ -61,7 +65,7 @@ def run(ledger: Ledger, service: str, method: str, action: BaseAction, who: Acti
 
 @dataclass(frozen=True)
 class World:
-    """Ids of what `build_world` created: all in domain `alpha`."""
+    """Ids of what `build_world` created: all in domain `alpha` (but the spare domain)."""
 
     group: uuid.UUID
     vfolder: uuid.UUID
@@ -71,17 +75,24 @@ class World:
     access_key: str = "AKWORLD"
     policy: str = "world-policy"
     spare_policy: str = "spare-policy"  # no keypair: it can be deleted
+    user: uuid.UUID = WORLD_USER  # owns the world's keypair
+    spare_user: uuid.UUID = SPARE_USER  # owns nothing: it can be deleted
+    spare_domain: str = "spare-domain"  # empty: it can be deleted
     # Makes a read model stall (what a skip is for): returns its name and position.
     stall: Callable[[], tuple[str, int]] = field(default=lambda: ("", 0), compare=False, repr=False)
 
 
 def build_world(ledger: Ledger) -> World:
     world = World(*(uuid.uuid4() for _ in range(5)), stall=lambda: stall_usage(ledger, world))
+    for domain in (DOMAIN, world.spare_domain):
+        run(ledger, "domain", "create_domain", CreateDomainAction(creator={"name": domain}))
+    for user in (world.user, world.spare_user):
+        run(ledger, "user", "create_user", CreateUserAction(creator={"user_id": user, "domain_name": DOMAIN}))
     for name in (world.policy, world.spare_policy):
         create_policy = CreateKeyPairResourcePolicyAction(creator={"name": name})
         run(ledger, "keypair_resource_policy", "create_keypair_resource_policy", create_policy)
     keypair = CreateKeyPairAction(
-        access_key=world.access_key, user_id=uuid.uuid4(), domain_name=DOMAIN, resource_policy=world.policy
+        access_key=world.access_key, user_id=world.user, domain_name=DOMAIN, resource_policy=world.policy
     )
     run(ledger, "keypair", "create_keypair", keypair)
     group = CreateGroupAction(input={"name": "world", "domain_name": DOMAIN}, group_id=world.group)
@@ -139,7 +150,7 @@ SAMPLES: dict[tuple[str, str], Callable[[World], BaseAction]] = {
         name=w.spare_policy
     ),
     ("keypair", "create_keypair"): lambda w: CreateKeyPairAction(
-        access_key="AKNEW", user_id=uuid.uuid4(), domain_name=DOMAIN, resource_policy=w.policy
+        access_key="AKNEW", user_id=w.user, domain_name=DOMAIN, resource_policy=w.policy
     ),
     ("keypair", "modify_keypair"): lambda w: ModifyKeyPairAction(access_key=w.access_key, resource_policy="default"),
     ("keypair", "delete_keypair"): lambda w: DeleteKeyPairAction(access_key=w.access_key),
@@ -165,6 +176,12 @@ SAMPLES: dict[tuple[str, str], Callable[[World], BaseAction]] = {
         actions=[TerminateKernelAction(kernel_id=w.kernel, terminated_at=T0)]
     ),
     ("projection", "skip_projection_event"): skip_stalled,
+    ("domain", "create_domain"): lambda w: CreateDomainAction(creator={"name": "new-domain"}),
+    ("domain", "modify_domain"): lambda w: ModifyDomainAction(domain_name=DOMAIN, modifier={"description": "d"}),
+    ("domain", "delete_domain"): lambda w: DeleteDomainAction(domain_name=w.spare_domain),
+    ("user", "create_user"): lambda w: CreateUserAction(creator={"user_id": uuid.uuid4(), "domain_name": DOMAIN}),
+    ("user", "modify_user"): lambda w: ModifyUserAction(user_id=w.user, modifier={"full_name": "Ada"}),
+    ("user", "delete_user"): lambda w: DeleteUserAction(user_id=w.spare_user),
 }
 
 # (service, method) -> an action on the world that the service refuses, and the error's code.
@@ -184,7 +201,7 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
     ),
     ("keypair", "create_keypair"): (
         lambda w: CreateKeyPairAction(
-            access_key=w.access_key, user_id=uuid.uuid4(), domain_name=DOMAIN, resource_policy=w.policy
+            access_key=w.access_key, user_id=w.user, domain_name=DOMAIN, resource_policy=w.policy
         ),
         "keypair_create_duplicate_access_key",
     ),
@@ -240,11 +257,29 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
         lambda w: SkipProjectionEventAction(projection="keypairs", position=1, reason="not stalled"),
         "ledger_skip_not_stalled",
     ),
+    ("domain", "create_domain"): (
+        lambda w: CreateDomainAction(creator={"name": DOMAIN}),
+        "domain_create_duplicate_name",
+    ),
+    ("domain", "modify_domain"): (
+        lambda w: ModifyDomainAction(domain_name="absent", modifier={"description": "d"}),
+        "domain_not_found",
+    ),
+    ("domain", "delete_domain"): (lambda w: DeleteDomainAction(domain_name=DOMAIN), "domain_delete_not_empty"),
+    ("user", "create_user"): (
+        lambda w: CreateUserAction(creator={"user_id": w.user, "domain_name": DOMAIN}),
+        "user_create_duplicate_id",
+    ),
+    ("user", "modify_user"): (
+        lambda w: ModifyUserAction(user_id=UNKNOWN, modifier={"full_name": "Ada"}),
+        "user_not_found",
+    ),
+    ("user", "delete_user"): (lambda w: DeleteUserAction(user_id=w.user), "user_delete_in_use"),
 }
 
 
 def processor_methods(ledger: Ledger) -> set[tuple[str, str]]:
-    services = ("keypair_resource_policy", "keypair", "group", "workload", "projection")
+    services = ("keypair_resource_policy", "keypair", "group", "workload", "projection", "domain", "user")
     return {(s, m) for s in services for m in getattr(ledger.processors, s).all()}
 
 

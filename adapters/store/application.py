@@ -20,11 +20,13 @@ from adapters.store.chain import seal_unchained
 from adapters.store.config import StoreConfig
 from adapters.store.triggers import install_append_only_triggers, postgres_is_set_up
 from domain.actions.context import SYSTEM, action_context, current_context
+from domain.domains.aggregate import Domain
 from domain.errors import ConcurrentModification, LedgerError, StoreUnavailable
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
 from domain.ports import VersionConflict
+from domain.user.aggregate import User
 from domain.workload.aggregate import Kernel
 
 A = TypeVar("A", bound=Aggregate)
@@ -48,7 +50,9 @@ class LedgerApplication(Application[uuid.UUID]):
     """The event store and the aggregate store port the services use."""
 
     name = "Ledger"
-    snapshotting_intervals = dict.fromkeys((KeyPairResourcePolicy, KeyPair, Group, Kernel), SNAPSHOT_INTERVAL)
+    snapshotting_intervals = dict.fromkeys(
+        (KeyPairResourcePolicy, KeyPair, Group, Kernel, Domain, User), SNAPSHOT_INTERVAL
+    )
     max_attempts = 20
 
     def __init__(self, config: StoreConfig) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from domain.actions import Role, current_context
 from domain.catalog import EntityType
 from domain.domains.actions import (
     CreateDomainAction,
@@ -47,6 +48,23 @@ def require_policy(work: UnitOfWork, name: str, field: str) -> KeyPairResourcePo
         ) from None
 
 
+def require_domain(work: UnitOfWork, name: str, field: str) -> Domain:
+    """The live domain `name`, or a not-found error naming the field that named it (a
+    typo never creates a domain)."""
+    try:
+        return load_live(work, Domain, name)
+    except ObjectNotFound:
+        raise ObjectNotFound(f"{field}: domain {shown(name)} not found", entity_type=DOMAIN, entity_id=name) from None
+
+
+def check_admin_may_assign(domain: Domain, policy: str | None, field: str) -> None:
+    """An admin (the acting role) assigns only policies the domain allows; a superadmin,
+    the platform or a direct service call (no context) may assign any live policy."""
+    context = current_context()
+    if policy is not None and context is not None and context.role == Role.ADMIN.value:
+        domain.require_allows_policy(policy, field)
+
+
 def require_policies(work: UnitOfWork, names: Iterable[str], field: str) -> None:
     for name in names:
         require_policy(work, name, field)
@@ -54,11 +72,14 @@ def require_policies(work: UnitOfWork, names: Iterable[str], field: str) -> None
 
 def relink_default_policy(work: UnitOfWork, referrer: str, old: str | None, new: str | None) -> None:
     """Moves `referrer`'s default-policy reference from `old` to `new` (`domain:NAME` or
-    `user:UUID`). Today the new policy is only checked to be live; recording the reference
-    on the policy's stream (so that deleting it is "in use") is the policy aggregate's
-    part, wired here once it has the events."""
+    `user:UUID`) on the policies' streams, saved in the same append as the referrer, so
+    deleting a policy that is someone's default is "in use" and cannot race."""
     if new is not None and new != old:
-        require_policy(work, new, DEFAULT_POLICY)
+        require_policy(work, new, DEFAULT_POLICY).become_default_of(referrer)
+    if old is not None and old != new:
+        previous = work.get(KeyPairResourcePolicy.id_for(old), KeyPairResourcePolicy)
+        if previous is not None:
+            previous.stop_being_default_of(referrer)
 
 
 class DomainService:

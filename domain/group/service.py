@@ -1,12 +1,27 @@
-"""The group service: load, let the aggregates decide, save group and name index together."""
+"""The group service: load, let the aggregates decide, save group, name index and domain
+together.
+
+A group names a live domain and is recorded on it (`Domain.GroupAdded`) in the same
+append, so a domain cannot be deleted while it holds a group. A soft-deleted group stays
+recorded (it still holds its name and can be modified back to active); a purge removes
+it, so a domain is never blocked forever: purge its deleted groups first. Members are
+live users of the group's domain (as Backend.AI's association). An admin (the acting
+role) cannot set a group's `total_resource_slots` above its domain's, slot by slot (a
+slot the domain does not list is unlimited).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 
+from domain.actions import Role, current_context
 from domain.catalog import EntityType
+from domain.domains.aggregate import Domain
+from domain.domains.service import require_domain
 from domain.entity import Entity
-from domain.errors import InvalidAPIParameters
+from domain.errors import GroupSlotsAboveDomain, InvalidAPIParameters
 from domain.group.actions import (
     CreateGroupAction,
     CreateGroupActionResult,
@@ -28,6 +43,8 @@ from domain.usage import (
     UsageReader,
     UsageReports,
 )
+from domain.user.service import require_user_of
+from domain.values import UserUpdateMode
 
 GROUP = EntityType.GROUP
 
@@ -47,6 +64,29 @@ def name_index(work: UnitOfWork, domain_name: str, name: str) -> GroupNameIndex:
     return index if index is not None else work.add(GroupNameIndex.open(domain_name, name))
 
 
+SLOTS = "total_resource_slots"
+
+
+def check_admin_slots(domain: Domain, slots: Mapping[str, str], field: str = SLOTS) -> None:
+    """An admin never grants a group more of a slot than the superadmin granted its domain."""
+    context = current_context()
+    if context is None or context.role != Role.ADMIN.value:
+        return
+    ceiling: Mapping[str, str] = domain.fields.get(SLOTS) or {}
+    for slot, quantity in sorted(slots.items()):
+        if slot in ceiling and Decimal(quantity) > Decimal(ceiling[slot]):
+            raise GroupSlotsAboveDomain(
+                f"{field}.{slot}: {quantity} is above domain {domain.name!r}'s {ceiling[slot]}"
+                " (only a superadmin may raise the domain's)"
+            )
+
+
+def require_members(work: UnitOfWork, domain_name: str, user_ids: Iterable[str], field: str) -> None:
+    """Each member is a live user of the group's domain."""
+    for user_id in user_ids:
+        require_user_of(work, user_id, domain_name, field)
+
+
 class GroupService:
     def __init__(self, store: AggregateStore, usage: UsageReader, timezone: str = "UTC") -> None:
         self._store = store
@@ -60,8 +100,11 @@ class GroupService:
             work = UnitOfWork(self._store)
             if action.chosen_id and work.get(group_id, Entity) is not None:
                 raise InvalidAPIParameters(f"{group_id} is already used", field="group_id")
+            domain = require_domain(work, fields["domain_name"], "domain_name")
+            check_admin_slots(domain, fields[SLOTS])
             name_index(work, fields["domain_name"], fields["name"]).claim(str(group_id))
             group = work.add(Group.create(str(group_id), fields))
+            domain.add_group(str(group_id))
             work.commit()
             return group
 
@@ -79,12 +122,20 @@ class GroupService:
             group = load_group(work, action.group_id)
             old_domain, old_name = group.name_key
             # The patch merges into the map just loaded: a conflict retries on the newer one.
-            group.modify(modifier.wanted_fields(group.fields))
+            changes = group.modify(modifier.wanted_fields(group.fields))
+            domain_name = group.fields["domain_name"]
+            if domain_name != old_domain:
+                _move(work, group, old_domain, domain_name)
             if group.name_key != (old_domain, old_name):
                 name_index(work, *group.name_key).claim(str(group.id))
                 name_index(work, old_domain, old_name).release(str(group.id))
+            if SLOTS in changes:
+                check_admin_slots(require_domain(work, domain_name, "domain_name"), group.fields[SLOTS])
             if not mode.is_nop():
-                group.update_members(mode.value(), [str(u) for u in users.value()])
+                wanted = [str(u) for u in users.value()]
+                if mode.value() is not UserUpdateMode.REMOVE:
+                    require_members(work, domain_name, [u for u in wanted if u not in group.members], "user_uuids")
+                group.update_members(mode.value(), wanted)
             # Every event of a modify is the group's own (the name index moves only with it).
             changed = bool(group.pending_events)
             work.commit()
@@ -111,6 +162,9 @@ class GroupService:
             before = group_data(group)
             group.purge()
             name_index(work, *group.name_key).release(str(group.id))
+            domain = work.get(Domain.id_for(group.fields["domain_name"]), Domain)
+            if domain is not None:
+                domain.remove_group(str(group.id))
             work.commit()
             return before
 
@@ -121,3 +175,13 @@ class GroupService:
 
     async def usage_per_period(self, action: UsagePerPeriodAction) -> UsagePerPeriodActionResult:
         return self._reports.per_period(action)
+
+
+def _move(work: UnitOfWork, group: Group, old_domain: str, new_domain: str) -> None:
+    """A group moved to another domain leaves the old one's list and joins the new one's;
+    its members must be users of the new domain too."""
+    require_domain(work, new_domain, "domain_name").add_group(str(group.id))
+    require_members(work, new_domain, sorted(group.members), "domain_name")
+    old = work.get(Domain.id_for(old_domain), Domain)
+    if old is not None:
+        old.remove_group(str(group.id))

@@ -9,8 +9,8 @@ from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.keypair.types import KeyPairData
 from domain.parsers import parse_access_key, parse_name
-from domain.validation import EntityName, UUIDField, field_of, optional_state_of
-from domain.values import OptionalState
+from domain.validation import EntityName, UUIDField, field_of, nullable, tri_state_of
+from domain.values import TriState
 
 AccessKey = Annotated[str, field_of(parse_access_key)]
 
@@ -27,9 +27,12 @@ class KeyPairAction(BaseAction):
 
 
 class CreateKeyPairAction(KeyPairAction):
+    """`user_id` is the owner: a live user of `domain_name`. `resource_policy` None: the
+    keypair uses its owner's, then its domain's default, then the system policy."""
+
     user_id: UUIDField
     domain_name: EntityName
-    resource_policy: EntityName
+    resource_policy: Annotated[str | None, field_of(nullable(parse_name))] = None
 
     @classmethod
     def operation_type(cls) -> str:
@@ -47,7 +50,9 @@ class CreateKeyPairAction(KeyPairAction):
 
 
 class ModifyKeyPairAction(KeyPairAction):
-    resource_policy: Annotated[OptionalState[str], optional_state_of(parse_name)] = OptionalState.nop()
+    """`resource_policy` None: unassign (the precedence decides); left out: unchanged."""
+
+    resource_policy: Annotated[TriState[str], tri_state_of(parse_name)] = TriState.nop()
 
     @classmethod
     def operation_type(cls) -> str:

@@ -1,8 +1,9 @@
-"""The keypair aggregate: an access key bound to a user, a domain and a policy.
+"""The keypair aggregate: an access key bound to a user, a domain and, optionally, a policy.
 
 Events: Created, Recreated, Modified, Deleted (from `Entity`). The policy a keypair
-names is always live: every change here is saved together with the matching
-KeyPairAssigned / KeyPairUnassigned event on the policy's stream.
+names, if any, is always live: every change here is saved together with the matching
+KeyPairAssigned / KeyPairUnassigned event on the policy's stream, and with
+KeyPairAdded / KeyPairRemoved on its owner's (`User`) stream.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ class KeyPair(Entity):
         return self.key
 
     @property
-    def resource_policy(self) -> str:
-        policy: str = self.fields["resource_policy"]
+    def resource_policy(self) -> str | None:
+        """The policy assigned to this keypair (None: none, the precedence decides)."""
+        policy: str | None = self.fields.get("resource_policy")
         return policy
 
     def duplicate(self) -> LedgerError:

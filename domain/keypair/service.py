@@ -1,8 +1,17 @@
-"""The keypair service. A keypair and its policy's assignment are saved together."""
+"""The keypair service. A keypair, its policy's assignment (if it names one) and its
+owner's keypair list are saved together.
+
+A keypair names a live domain and is owned by a live user of that domain (a typo is a
+not-found error naming the field, never a new domain or user). Recording the keypair on
+its owner's stream makes "delete a user who still owns keypairs" conflict in the store
+with a new keypair. An admin (the acting role) assigns only policies the keypair's
+domain allows; no policy at all (None) is always allowed: the precedence then decides.
+"""
 
 from __future__ import annotations
 
 from domain.catalog import EntityType
+from domain.domains.service import check_admin_may_assign, require_domain
 from domain.keypair.actions import (
     CreateKeyPairAction,
     CreateKeyPairActionResult,
@@ -15,10 +24,19 @@ from domain.keypair.aggregate import KeyPair
 from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy, policy_id
 from domain.ports import AggregateStore, UnitOfWork, load_live
+from domain.user.aggregate import User
+from domain.user.service import require_user_of
+
+POLICY = "resource_policy"
 
 
 def keypair_data(keypair: KeyPair) -> KeyPairData:
     return KeyPairData.from_fields(keypair.key, keypair.fields)
+
+
+def _assigned(work: UnitOfWork, name: str | None) -> KeyPairResourcePolicy | None:
+    """The policy a keypair named before this change, if its stream holds one."""
+    return work.get(policy_id(name), KeyPairResourcePolicy) if name is not None else None
 
 
 class KeyPairService:
@@ -27,16 +45,23 @@ class KeyPairService:
 
     async def create_keypair(self, action: CreateKeyPairAction) -> CreateKeyPairActionResult:
         fields = action.fields_json()
+        key, name = action.access_key, action.resource_policy
 
         def create() -> KeyPair:
             work = UnitOfWork(self._store)
-            keypair = work.get(KeyPair.id_for(action.access_key), KeyPair)
-            policy = load_live(work, KeyPairResourcePolicy, action.resource_policy)  # refused before a duplicate
+            keypair = work.get(KeyPair.id_for(key), KeyPair)
+            # The references are checked before a duplicate, as the policy always was.
+            policy = load_live(work, KeyPairResourcePolicy, name) if name is not None else None
+            domain = require_domain(work, action.domain_name, "domain_name")
+            owner = require_user_of(work, str(action.user_id), action.domain_name, "user_id")
+            check_admin_may_assign(domain, name, POLICY)
             if keypair is None:
-                keypair = work.add(KeyPair.create(action.access_key, fields))
+                keypair = work.add(KeyPair.create(key, fields))
             else:
                 keypair.recreate(fields)
-            policy.assign(action.access_key)
+            if policy is not None:
+                policy.assign(key)
+            owner.add_keypair(key)
             work.commit()
             return keypair
 
@@ -49,11 +74,16 @@ class KeyPairService:
             if action.resource_policy.is_nop():
                 return keypair, False
             new_name = action.resource_policy.value()
-            new_policy = load_live(work, KeyPairResourcePolicy, new_name)
-            old_policy = work.get(policy_id(keypair.resource_policy), KeyPairResourcePolicy)
-            if not keypair.modify({"resource_policy": new_name}):
+            new_policy = load_live(work, KeyPairResourcePolicy, new_name) if new_name is not None else None
+            old_policy = _assigned(work, keypair.resource_policy)
+            if not keypair.modify({POLICY: new_name}):
                 return keypair, False
-            new_policy.assign(keypair.access_key)
+            if new_name is not None:
+                check_admin_may_assign(
+                    require_domain(work, keypair.fields["domain_name"], "domain_name"), new_name, POLICY
+                )
+            if new_policy is not None:
+                new_policy.assign(keypair.access_key)
             if old_policy is not None:
                 old_policy.unassign(keypair.access_key)
             work.commit()
@@ -67,10 +97,13 @@ class KeyPairService:
             work = UnitOfWork(self._store)
             keypair = load_live(work, KeyPair, action.access_key)
             before = keypair_data(keypair)
-            policy = work.get(policy_id(keypair.resource_policy), KeyPairResourcePolicy)
+            policy = _assigned(work, keypair.resource_policy)
             keypair.delete()
             if policy is not None:
                 policy.unassign(keypair.access_key)
+            owner = work.get(User.id_for(str(keypair.fields["user_id"])), User)
+            if owner is not None:
+                owner.remove_keypair(keypair.access_key)
             work.commit()
             return before
 

@@ -13,7 +13,7 @@ class KeyPairData:
     access_key: str
     user_id: uuid.UUID
     domain_name: str
-    resource_policy: str
+    resource_policy: str | None  # None: the precedence decides (domain.effective_policy)
 
     @classmethod
     def from_fields(cls, access_key: str, fields: dict[str, Any]) -> KeyPairData:
@@ -21,5 +21,5 @@ class KeyPairData:
             access_key,
             uuid.UUID(fields["user_id"]),
             fields["domain_name"],
-            fields["resource_policy"],
+            fields.get("resource_policy"),
         )

@@ -1,7 +1,8 @@
 """The keypair resource policy aggregate.
 
 Events: Created, Recreated, Modified, Deleted (from `Entity`), KeyPairAssigned,
-KeyPairUnassigned, FallbackReferenced and FallbackReleased.
+KeyPairUnassigned, FallbackReferenced, FallbackReleased, DefaultReferenced and
+DefaultReleased.
 
 A policy's stream id is derived from its name, so the stream is its own name index:
 creating version 1 twice conflicts in the store, deleting releases the name, and a
@@ -14,6 +15,7 @@ cannot race, and neither can two policies linking to each other.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from domain.catalog import EntityType
 from domain.entity import Entity
@@ -64,10 +66,36 @@ class KeyPairResourcePolicy(Entity):
         def apply(self, aggregate: KeyPairResourcePolicy) -> None:
             aggregate.fallback_of.pop(self.by, None)
 
+    class DefaultReferenced(Entity.Event):
+        """A domain or a user now names this policy as its default (`by`: `domain:NAME`
+        or `user:UUID`)."""
+
+        by: str
+
+        def apply(self, aggregate: KeyPairResourcePolicy) -> None:
+            aggregate.default_of[self.by] = True
+
+    class DefaultReleased(Entity.Event):
+        """A domain or a user no longer names this policy as its default."""
+
+        by: str
+
+        def apply(self, aggregate: KeyPairResourcePolicy) -> None:
+            aggregate.default_of.pop(self.by, None)
+
+    # Version 2 added `default_of`; a snapshot taken by version 1 is upcast on load.
+    class_version = 2
+
     def __init__(self) -> None:
         super().__init__()
         self.keypairs: dict[str, bool] = {}
         self.fallback_of: dict[str, bool] = {}
+        self.default_of: dict[str, bool] = {}
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A version-1 snapshot predates default references: none were recorded then."""
+        state["default_of"] = {}
 
     @property
     def fallback(self) -> str | None:
@@ -106,6 +134,18 @@ class KeyPairResourcePolicy(Entity):
         if name in self.fallback_of:
             self.trigger_event(self.FallbackReleased, by=name)
 
+    def become_default_of(self, by: str) -> None:
+        """Saved with the domain's or user's change, so a delete of this policy and a new
+        default naming it conflict in the store."""
+        self.require_live()
+        if by not in self.default_of:
+            self.trigger_event(self.DefaultReferenced, by=by)
+
+    def stop_being_default_of(self, by: str) -> None:
+        # No liveness check: a domain or user must always be able to let go of its default.
+        if by in self.default_of:
+            self.trigger_event(self.DefaultReleased, by=by)
+
     def check_deletable(self) -> None:
         if self.key == SYSTEM_POLICY:
             raise SystemPolicyNotDeletable(f"the system policy {SYSTEM_POLICY!r} cannot be deleted")
@@ -118,6 +158,13 @@ class KeyPairResourcePolicy(Entity):
         if self.fallback_of:
             referrers = ", ".join(sorted(self.fallback_of))
             raise PolicyInUse(f"keypair resource policy {self.key!r} is the fallback of: {referrers}")
+        if self.default_of:
+            holders = sorted(self.default_of)
+            more = f" and {len(holders) - 5} more" if len(holders) > 5 else ""
+            raise PolicyInUse(
+                f"keypair resource policy {self.key!r} is the default of {len(holders)} domain(s) or user(s): "
+                f"{', '.join(holders[:5])}{more}"
+            )
 
     def duplicate(self) -> LedgerError:
         return DuplicatePolicyName(f"keypair resource policy {self.key!r} already exists")

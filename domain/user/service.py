@@ -8,10 +8,10 @@ platform or a direct service call may give any live policy.
 
 from __future__ import annotations
 
-from domain.actions import Role, current_context
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
-from domain.domains.service import DEFAULT_POLICY, relink_default_policy
+from domain.domains.service import DEFAULT_POLICY, check_admin_may_assign, relink_default_policy, require_domain
+from domain.errors import InvalidAPIParameters, ObjectNotFound
 from domain.ports import AggregateStore, UnitOfWork, load_live
 from domain.user.actions import (
     CreateUserAction,
@@ -32,10 +32,18 @@ def user_data(user: User) -> UserData:
     return UserData.from_fields(user.user_id, user.created_at, user.changed_at, user.fields)
 
 
-def check_admin_may_assign(domain: Domain, policy: str | None) -> None:
-    context = current_context()
-    if policy is not None and context is not None and context.role == Role.ADMIN.value:
-        domain.require_allows_policy(policy, DEFAULT_POLICY)
+def require_user_of(work: UnitOfWork, user_id: str, domain_name: str, field: str) -> User:
+    """The live user `user_id` of domain `domain_name`, or an error naming `field`: not
+    found when no such user lives, invalid when the user is in another domain."""
+    try:
+        user = load_live(work, User, user_id)
+    except ObjectNotFound:
+        raise ObjectNotFound(f"{field}: user {user_id} not found", entity_type=USER, entity_id=user_id) from None
+    if user.domain_name != domain_name:
+        raise InvalidAPIParameters(
+            f"user {user_id} is in domain {user.domain_name!r}, not {domain_name!r}", field=field
+        )
+    return user
 
 
 class UserService:
@@ -52,9 +60,9 @@ class UserService:
                 user = work.add(User.create(key, fields))
             else:
                 user.recreate(fields)  # refuses a live user
-            domain = load_live(work, Domain, fields["domain_name"])  # "domain 'x' not found"
+            domain = require_domain(work, fields["domain_name"], "domain_name")
             domain.add_user(key)  # refuses an inactive domain
-            check_admin_may_assign(domain, fields[DEFAULT_POLICY])
+            check_admin_may_assign(domain, fields[DEFAULT_POLICY], DEFAULT_POLICY)
             relink_default_policy(work, f"user:{key}", None, fields[DEFAULT_POLICY])
             work.commit()
             return user
@@ -72,7 +80,7 @@ class UserService:
             if not changes:
                 return user, False
             if DEFAULT_POLICY in changes:
-                check_admin_may_assign(load_live(work, Domain, user.domain_name), user.default_policy)
+                check_admin_may_assign(load_live(work, Domain, user.domain_name), user.default_policy, DEFAULT_POLICY)
                 relink_default_policy(work, f"user:{key}", old_default, user.default_policy)
             work.commit()
             return user, True

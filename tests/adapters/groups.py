@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.bootstrap import Ledger
+from domain.entity import Entity
 from domain.errors import (
     PurgeGroupActionActiveEndpointsError,
     PurgeGroupActionActiveKernelsError,
     PurgeGroupActionVFoldersMountedToActiveKernelsError,
 )
-from domain.group import CreateGroupAction, DeleteGroupAction, GroupData, ModifyGroupAction, PurgeGroupAction
+from domain.group import CreateGroupAction, DeleteGroupAction, Group, GroupData, ModifyGroupAction, PurgeGroupAction
+from domain.values import UserUpdateMode
 from domain.workload import (
     CreateEndpointAction,
     CreateVFolderAction,
@@ -23,6 +25,7 @@ from domain.workload import (
     StartKernelAction,
     TerminateKernelAction,
 )
+from tests.domain.fakes import ensure_domain, ensure_user
 
 ENTITY = "group"
 PURGE_ERRORS = (
@@ -37,6 +40,7 @@ PURGE_ERRORS = (
 def create_group(
     ledger: Ledger, name: str = "team", domain_name: str = "default", group_id: uuid.UUID | None = None, **fields: Any
 ) -> GroupData:
+    ensure_domain(ledger.app.store, domain_name)  # a group names an existing domain
     action = CreateGroupAction(input={"name": name, "domain_name": domain_name, **fields}, group_id=group_id)
     return asyncio.run(ledger.services.group.create_group(action)).data
 
@@ -49,8 +53,24 @@ def modify_group(
         membership["user_update_mode"] = mode
     if users is not None:
         membership["user_uuids"] = users
+        if mode not in ("remove", UserUpdateMode.REMOVE):
+            ensure_members(ledger, group_id, users)
     action = ModifyGroupAction(group_id=group_id, modifier=modifier, **membership)
     return asyncio.run(ledger.services.group.modify_group(action)).data
+
+
+def ensure_members(ledger: Ledger, group_id: uuid.UUID, users: Any) -> None:
+    """Members are existing users of the group's domain: the users a test adds are created
+    there first (a value the service refuses anyway is left for it to refuse)."""
+    group = ledger.app.get(Group.id_for(str(group_id)), Entity)  # any kind: the service refuses others
+    if not isinstance(group, Group) or not isinstance(users, list | tuple):
+        return
+    for user in users:
+        try:
+            user_id = uuid.UUID(str(user))
+        except ValueError:
+            continue
+        ensure_user(ledger.app.store, user_id, group.fields["domain_name"])
 
 
 def delete_group(ledger: Ledger, group_id: uuid.UUID) -> GroupData:

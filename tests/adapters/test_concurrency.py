@@ -20,6 +20,7 @@ from domain.keypair_resource_policy import (
     ModifyKeyPairResourcePolicyAction,
     policy_id,
 )
+from tests.domain.fakes import ensure_user
 from tests.races import decide_together
 
 ROUNDS = 40
@@ -97,7 +98,10 @@ def test_policy_delete_and_keypair_assignment_never_both_succeed(ledger: Ledger)
         access_key = f"AKRACE{round_}"
         delete = DeleteKeyPairResourcePolicyAction(name=name)
         assign = CreateKeyPairAction(
-            access_key=access_key, user_id=str(uuid.uuid4()), domain_name="default", resource_policy=name
+            access_key=access_key,
+            user_id=ensure_user(ledger.app.store, uuid.uuid4(), "default"),
+            domain_name="default",
+            resource_policy=name,
         )
         outcomes = decide_together(
             ledger,
@@ -124,7 +128,10 @@ def test_reassigning_a_keypair_races_safely_with_deleting_its_target(ledger: Led
     asyncio.run(
         ledger.services.keypair.create_keypair(
             CreateKeyPairAction(
-                access_key="AKMOVE", user_id=str(uuid.uuid4()), domain_name="default", resource_policy="origin"
+                access_key="AKMOVE",
+                user_id=ensure_user(ledger.app.store, uuid.uuid4(), "default"),
+                domain_name="default",
+                resource_policy="origin",
             )
         )
     )

@@ -48,6 +48,7 @@ from tests.adapters.groups import (
     terminate_kernel,
     user_ids,
 )
+from tests.domain.fakes import ensure_domain, ensure_user
 
 GiB = 1024**3
 SEED_GROUP_ID = uuid.UUID("12345678-1234-1234-1234-123456789012")
@@ -75,6 +76,7 @@ def seed_create_action() -> CreateGroupAction:
 
 
 def test_seed_create_example_stores_every_value(ledger: Ledger) -> None:
+    ensure_domain(ledger.app.store, "example.com")  # the seed's domain exists
     result = asyncio.run(ledger.services.group.create_group(seed_create_action()))
     stored = ledger.queries.group(SEED_GROUP_ID)
     assert stored == result.data
@@ -134,8 +136,9 @@ def test_create_with_a_group_id_already_in_use_is_refused(ledger: Ledger) -> Non
 
 
 def test_seed_modify_example_updates_fields_and_adds_members(ledger: Ledger) -> None:
+    ensure_domain(ledger.app.store, "example.com")  # the seed's domain and users exist
     created = asyncio.run(ledger.services.group.create_group(seed_create_action())).data
-    user_1, user_2 = (str(u) for u in user_ids(2))
+    user_1, user_2 = (str(ensure_user(ledger.app.store, u, "example.com")) for u in user_ids(2))
     action = ModifyGroupAction(
         group_id=SEED_GROUP_ID,
         modifier=GroupModifier(
@@ -263,6 +266,7 @@ def test_membership_add_remove_replace_store_only_real_changes(ledger: Ledger) -
 def test_membership_and_field_changes_land_together(ledger: Ledger) -> None:
     group = create_group(ledger)
     (user,) = user_ids(1)
+    ensure_user(ledger.app.store, user, "default")  # members are existing users
     before = head(ledger)
     changed = modify_group(ledger, group.id, description="with members", mode="add", users=[user])
     assert head(ledger) == before + 2
@@ -453,6 +457,7 @@ def test_rename_moves_the_name_index(ledger: Ledger) -> None:
         modify_group(ledger, alpha.id, name="alpha")
 
     # Moving to another domain frees the name in the old one and takes it in the new one.
+    ensure_domain(ledger.app.store, "elsewhere")  # a group moves to an existing domain
     modify_group(ledger, alpha.id, domain_name="elsewhere")
     create_group(ledger, "gamma")
     with stores_nothing(ledger), pytest.raises(DuplicateGroupName):

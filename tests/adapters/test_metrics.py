@@ -24,7 +24,7 @@ def samples(text: str) -> dict[str, list[Any]]:
 
 
 def exercise(ledger: Ledger) -> None:
-    world = build_world(ledger)  # 8 successes by the superadmin of domain "default"
+    world = build_world(ledger)  # 12 successes by the superadmin of domain "default"
     run(ledger, *METHOD, SAMPLES[METHOD](world), meta("admin"))
     with pytest.raises(LedgerError):
         run(ledger, *METHOD, FAILURES[METHOD][0](world), meta("admin"))
@@ -42,7 +42,8 @@ def check(text: str) -> None:
     assert counts[("group", "modify", "error", "alpha")] == 1
     assert counts[("group", "modify", "denied", "alpha")] == 1
     assert counts[("group", "create", "success", "default")] == 2
-    assert sum(counts.values()) == 11
+    assert counts[("domain", "create", "success", "default")] == 2
+    assert sum(counts.values()) == 15
     errors = [s for s in found["backendai_action_count_total"] if s.labels["status"] == "error"]
     assert [s.labels["error_detail"] for s in errors] == ["group_not_found"]
     assert {s.labels["operation"] for s in errors} == {"group_modify"}
@@ -51,7 +52,7 @@ def check(text: str) -> None:
     }
     assert buckets == {*map(float, DURATION_BUCKETS), float("inf")}
     durations = sum(s.value for s in found["backendai_action_duration_sec_count"])
-    assert durations == 11
+    assert durations == 15
 
 
 def test_the_live_monitor_counts_every_outcome(memory_ledger: Ledger) -> None:

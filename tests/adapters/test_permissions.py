@@ -38,6 +38,12 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("workload", "destroy_endpoint"): {S, V},
     ("workload", "record_workload_batch"): {S, V},
     ("projection", "skip_projection_event"): {S},
+    ("domain", "create_domain"): {S},
+    ("domain", "modify_domain"): {S},
+    ("domain", "delete_domain"): {S},
+    ("user", "create_user"): {S, A},
+    ("user", "modify_user"): {S, A},
+    ("user", "delete_user"): {S, A},
 }
 ACTORS: dict[str, ActionTriggerMeta] = {
     S: meta("superadmin", "elsewhere"),  # a superadmin acts in every domain
@@ -86,9 +92,11 @@ def test_the_table_allows_and_refuses_as_written(method: tuple[str, str], actor:
 
 
 def test_an_admin_cannot_move_a_group_out_of_their_domain(fresh: Ledger) -> None:
+    from domain.domains import CreateDomainAction
     from domain.group import ModifyGroupAction
 
     world = build_world(fresh)
+    run(fresh, "domain", "create_domain", CreateDomainAction(creator={"name": "beta"}))
     move = ModifyGroupAction(group_id=world.group, modifier={"domain_name": "beta"})
     with pytest.raises(InsufficientPermission, match=r"outside their domain \(beta\)"):
         run(fresh, "group", "modify_group", move, ACTORS[A])

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from adapters.bootstrap import open_ledger
-from tests.adapters.cli.helpers import GROUP, SERVICE, as_json, jsonl, workload_facts
+from tests.adapters.cli.helpers import GROUP, SERVICE, as_json, given_domains, jsonl, workload_facts
 from tests.adapters.cli.helpers import ledger as run
 
 
 def test_a_300_fact_import_keeps_every_read_working(ledger_url: str, tmp_path: Any) -> None:
     """One batch of 300 facts once wrote an audit row whose comma-joined entity id was too
     large for PostgreSQL's B-tree index: from then on every query and the follower failed."""
+    given_domains(ledger_url, "d1")
     as_json(ledger_url, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
     begin, _ = workload_facts(vfolders=20, kernels=100, endpoints=0)
     assert len(begin) == 320
@@ -75,6 +76,7 @@ def test_audit_of_a_batch_written_before_entity_ids_is_read_as_a_batch(ledger_ur
 def test_dotfiles_reach_the_audit_as_size_and_digest_only(ledger_url: str, tmp_path: Any) -> None:
     secret = b"export TOKEN=s3cr3t-value\n" * 100
     (tmp_path / "dotfiles").write_bytes(secret)
+    given_domains(ledger_url, "d1")
     as_json(ledger_url, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
     as_json(ledger_url, "group", "modify", GROUP, "--dotfiles-file", str(tmp_path / "dotfiles"))
     (entry,) = as_json(ledger_url, "audit", "--operation", "modify", "--entity-id", GROUP)
@@ -85,6 +87,7 @@ def test_dotfiles_reach_the_audit_as_size_and_digest_only(ledger_url: str, tmp_p
 
 @pytest.mark.parametrize("domain", ["d2", "D1"])
 def test_a_kernel_must_carry_its_groups_domain(ledger_url: str, domain: str) -> None:
+    given_domains(ledger_url, "d1")
     as_json(ledger_url, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
     result = run(
         ledger_url,

@@ -39,6 +39,7 @@ from domain.keypair_resource_policy.types import (
 from domain.values import DefaultForUnspecified
 from tests.actions import stream_lengths
 from tests.conftest import SUPERADMIN
+from tests.domain.fakes import ensure_user
 
 GiB = 1024**3
 ENTITY = "keypair_resource_policy"
@@ -85,9 +86,15 @@ def delete(ledger: Ledger, name: str) -> KeyPairResourcePolicyData:
     ).keypair_resource_policy
 
 
+OWNER = uuid.UUID("0000000a-0000-4000-8000-00000000000a")
+
+
 def create_keypair(ledger: Ledger, access_key: str, policy: str) -> None:
     action = CreateKeyPairAction(
-        access_key=access_key, user_id=str(uuid.uuid4()), domain_name="default", resource_policy=policy
+        access_key=access_key,
+        user_id=ensure_user(ledger.app.store, OWNER, "default"),
+        domain_name="default",
+        resource_policy=policy,
     )
     asyncio.run(ledger.services.keypair.create_keypair(action))
 
@@ -395,6 +402,7 @@ def test_3_2_a_policy_used_by_a_keypair_is_not_deleted(ledger: Ledger) -> None:
 
 
 def test_a_keypair_cannot_use_a_missing_policy(ledger: Ledger) -> None:
+    ensure_user(ledger.app.store, OWNER, "default")  # the owner exists: only the policy is missing
     before = state(ledger)
     with pytest.raises(ObjectNotFound, match="no-such-policy"):
         create_keypair(ledger, "AKNOPOLICY", "no-such-policy")

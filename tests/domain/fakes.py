@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from eventsourcing.domain import Aggregate
 
 from domain.errors import ConcurrentModification
-from domain.ports import VersionConflict
+from domain.ports import AggregateStore, UnitOfWork, VersionConflict
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -61,3 +61,46 @@ class NoUsage:
 
     def kernels(self, start: Any, end: Any, group_ids: Any) -> list[Any]:
         return []
+
+
+def ensure_domain(store: AggregateStore, name: str) -> None:
+    """The live domain `name` (created with no limits unless it lives): groups and
+    keypairs name existing domains."""
+    from domain.domains import Domain, DomainCreator
+
+    def create() -> None:
+        work = UnitOfWork(store)
+        domain = work.get(Domain.id_for(name), Domain)
+        if domain is None:
+            work.add(Domain.create(name, DomainCreator(name=name).fields_json()))
+        elif domain.is_deleted:
+            domain.recreate(DomainCreator(name=name).fields_json())
+        work.commit()
+
+    store.run(create, "domain", "create")
+
+
+def ensure_user(store: AggregateStore, user_id: uuid.UUID | str, domain_name: str) -> uuid.UUID:
+    """The live user `user_id` of `domain_name` (the domain too): keypair owners and group
+    members are existing users of the domain. Returns the id, so a call can stand in for it."""
+    from domain.domains import Domain
+    from domain.user import User, UserCreator
+
+    ensure_domain(store, domain_name)
+    key = str(user_id)
+
+    def create() -> None:
+        work = UnitOfWork(store)
+        user = work.get(User.id_for(key), User)
+        fields = UserCreator(user_id=key, domain_name=domain_name).fields_json()
+        if user is None:
+            work.add(User.create(key, fields))
+        elif user.is_deleted:
+            user.recreate(fields)
+        domain = work.get(Domain.id_for(domain_name), Domain)
+        assert domain is not None
+        domain.add_user(key)
+        work.commit()
+
+    store.run(create, "user", "create")
+    return uuid.UUID(key)

@@ -32,6 +32,7 @@ from domain.keypair_resource_policy.types import (
 )
 from domain.slots import KNOWN_SLOTS
 from domain.values import DefaultForUnspecified, OptionalState, TriState
+from tests.domain.fakes import ensure_user
 
 INT_FIELDS = [
     "max_session_lifetime",
@@ -551,6 +552,9 @@ COMMANDS = st.lists(
 )
 
 
+KEYPAIR_OWNER = uuid.UUID("0000000b-0000-4000-8000-00000000000b")
+
+
 def _run(ledger: Ledger, command: tuple[str, str, dict[str, Any]]) -> None:
     kind, name, fields = command
     policies, keypairs = ledger.services.keypair_resource_policy, ledger.services.keypair
@@ -566,7 +570,10 @@ def _run(ledger: Ledger, command: tuple[str, str, dict[str, Any]]) -> None:
             asyncio.run(policies.delete_keypair_resource_policy(DeleteKeyPairResourcePolicyAction(name=name)))
         elif kind == "keypair":
             action = CreateKeyPairAction(
-                access_key=fields["access_key"], user_id=str(uuid.uuid4()), domain_name="default", resource_policy=name
+                access_key=fields["access_key"],
+                user_id=KEYPAIR_OWNER,
+                domain_name="default",
+                resource_policy=name,
             )
             asyncio.run(keypairs.create_keypair(action))
         else:
@@ -587,6 +594,7 @@ def test_fuzz_a_refused_command_leaves_the_store_unchanged(commands: list[Any]) 
     # Each example its own ledger: nothing one example stored leaks into the next, and a
     # failing example replays (and shrinks) on the same state it failed on.
     with open_ledger("sqlite:///:memory:") as ledger:
+        ensure_user(ledger.app.store, KEYPAIR_OWNER, "default")  # every keypair's owner
         for command in commands:
             before = _snapshot(ledger)
             try:

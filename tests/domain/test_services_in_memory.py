@@ -39,7 +39,7 @@ from domain.workload import (
     TerminateKernelAction,
     WorkloadService,
 )
-from tests.domain.fakes import InMemoryStore, NoUsage
+from tests.domain.fakes import InMemoryStore, NoUsage, ensure_domain, ensure_user
 
 T0 = datetime(2024, 10, 1, tzinfo=UTC)
 
@@ -50,7 +50,9 @@ def run(coroutine: Any) -> Any:
 
 @pytest.fixture
 def store() -> InMemoryStore:
-    return InMemoryStore()
+    store = InMemoryStore()
+    ensure_domain(store, "d")
+    return store
 
 
 # Policies and their fallbacks
@@ -124,7 +126,8 @@ def test_the_fake_store_conflicts_on_a_stale_save_and_run_retries(store: InMemor
 def test_load_live_refuses_missing_deleted_and_other_kinds(store: InMemoryStore) -> None:
     create_policy(store, "p")
     keypairs = KeyPairService(store)
-    create = CreateKeyPairAction(access_key="AK1", user_id=uuid.uuid4(), domain_name="d", resource_policy="p")
+    owner = ensure_user(store, uuid.uuid4(), "d")
+    create = CreateKeyPairAction(access_key="AK1", user_id=owner, domain_name="d", resource_policy="p")
     run(keypairs.create_keypair(create))
     run(keypairs.delete_keypair(DeleteKeyPairAction(access_key="AK1")))
     with pytest.raises(ObjectNotFound, match="keypair 'AK1' not found"):

@@ -25,7 +25,7 @@ from domain.keypair_resource_policy import (
 from domain.ports import UnitOfWork, load_live
 from domain.slot_patch import SlotPatch, parse_slot_patch
 from domain.slots import KNOWN_SLOTS
-from tests.domain.fakes import InMemoryStore, NoUsage
+from tests.domain.fakes import InMemoryStore, NoUsage, ensure_domain, ensure_user
 
 PATCH = "total_resource_slots_patch"
 
@@ -36,7 +36,9 @@ def run(coroutine: Any) -> Any:
 
 @pytest.fixture
 def store() -> InMemoryStore:
-    return InMemoryStore()
+    store = InMemoryStore()
+    ensure_domain(store, "default")
+    return store
 
 
 def create_policy(store: InMemoryStore, name: str = "p", **fields: Any) -> None:
@@ -223,7 +225,7 @@ def test_a_group_patch_merges_and_changed_is_exact(store: InMemoryStore) -> None
     assert result.data.total_resource_slots.to_json() == {"cpu": "8", "cuda.device": "1", "mem": str(2**30)}
     assert modify(modifier={PATCH: {"cpu": "8"}, "name": "g"}).changed is False
     assert modify().changed is False
-    members = {"user_update_mode": "add", "user_uuids": [str(uuid.UUID(int=1))]}
+    members = {"user_update_mode": "add", "user_uuids": [str(ensure_user(store, uuid.UUID(int=1), "default"))]}
     assert modify(**members).changed is True  # a membership change is an event too
     assert modify(**members).changed is False
     assert store.events(Group.id_for(str(group_id))) == ["Created", "Modified", "MembersAdded"]
@@ -232,7 +234,12 @@ def test_a_group_patch_merges_and_changed_is_exact(store: InMemoryStore) -> None
 def test_a_keypair_modify_says_whether_it_changed(store: InMemoryStore) -> None:
     create_policy(store, "other")
     keypairs = KeyPairService(store)
-    create = CreateKeyPairAction(access_key="AKX", user_id=uuid.uuid4(), domain_name="default", resource_policy="other")
+    create = CreateKeyPairAction(
+        access_key="AKX",
+        user_id=ensure_user(store, uuid.uuid4(), "default"),
+        domain_name="default",
+        resource_policy="other",
+    )
     create_policy(store, "default")
     run(keypairs.create_keypair(create))
     assert run(keypairs.modify_keypair(ModifyKeyPairAction(access_key="AKX"))).changed is False

@@ -26,6 +26,7 @@ from domain.workload import (
     StartKernelAction,
     TerminateKernelAction,
 )
+from tests.domain.fakes import ensure_user
 
 T0 = datetime(2024, 10, 1, 22, 0, tzinfo=UTC)
 POLICIES = ["p0", "p1"]
@@ -94,6 +95,7 @@ async def _action(ledger: Ledger, command: Command) -> Any:
         )
     if kind == "keypair":
         key, policy = args
+        ensure_user(ledger.app.store, USERS[0], "default")  # a keypair's owner exists
         try:
             create = CreateKeyPairAction(
                 access_key=key, user_id=USERS[0], domain_name="default", resource_policy=policy
@@ -114,6 +116,8 @@ async def _group_or_workload(ledger: Ledger, kind: str, args: list[Any]) -> Any:
         return await s.group.create_group(action)
     if kind == "members":
         group, mode, users = GROUPS[args[0]], args[1], args[2]
+        for user in users if mode != "remove" else []:
+            ensure_user(ledger.app.store, user, "default")  # members are existing users
         return await s.group.modify_group(ModifyGroupAction(group_id=group, user_update_mode=mode, user_uuids=users))
     if kind == "group_delete":
         return await s.group.delete_group(DeleteGroupAction(group_id=GROUPS[args[0]]))

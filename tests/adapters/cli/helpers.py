@@ -63,6 +63,24 @@ def usage_error(db: str, *args: str) -> str:
     return error_line(ledger(db, *args), 2)
 
 
+def given_users(db: str, *users: str, domain: str = "default") -> None:
+    """Creates the domain and the users a test's keypairs and groups name (groups and
+    keypairs name existing domains; owners and members are existing users of them),
+    directly through the store, as a superadmin would have beforehand."""
+    from adapters.bootstrap import open_ledger
+    from tests.domain.fakes import ensure_domain, ensure_user
+
+    with open_ledger(db) as opened:
+        ensure_domain(opened.app.store, domain)
+        for user in users:
+            ensure_user(opened.app.store, user, domain)
+
+
+def given_domains(db: str, *domains: str) -> None:
+    for domain in domains:
+        given_users(db, domain=domain)
+
+
 # Workload facts, as `ledger workload import` reads them
 
 

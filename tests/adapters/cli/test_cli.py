@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.cli.helpers import ACTOR, ROOT, as_json, ledger, ok
+from tests.adapters.cli.helpers import ACTOR, ROOT, as_json, given_users, ledger, ok
 
 OWNER = "11111111-2222-4333-8444-555555555555"
+OWNER_D1 = "11111111-2222-4333-8444-5555555555d1"  # a user of domain d1
 
 
 # Policies
@@ -153,6 +154,7 @@ def test_history_of_an_unknown_policy_is_an_error(db: str) -> None:
 
 def test_policy_in_use_is_one_line_and_exit_1(db: str) -> None:
     ok(db, "policy", "create", "p")
+    given_users(db, OWNER)
     ok(db, "keypair", "create", "AK1", "--owner", OWNER, "--resource-policy", "p")
     result = ledger(db, "policy", "delete", "p")
     assert result.exit_code == 1
@@ -232,8 +234,12 @@ def test_deprecated_fields_warn_once_on_stderr(db: str) -> None:
 
 def test_keypair_lifecycle(db: str) -> None:
     ok(db, "policy", "create", "p")
-    created = as_json(db, "keypair", "create", "AK1", "--owner", OWNER, "--domain-name", "d1", "--resource-policy", "p")
-    assert created == {"access_key": "AK1", "user_id": OWNER, "domain_name": "d1", "resource_policy": "p"}
+    given_users(db, OWNER_D1, domain="d1")
+    given_users(db, OWNER)
+    created = as_json(
+        db, "keypair", "create", "AK1", "--owner", OWNER_D1, "--domain-name", "d1", "--resource-policy", "p"
+    )
+    assert created == {"access_key": "AK1", "user_id": OWNER_D1, "domain_name": "d1", "resource_policy": "p"}
     ok(db, "keypair", "create", "AK2", "--owner", OWNER, "--resource-policy", "default")
     assert as_json(db, "keypair", "show", "AK2") == {
         "access_key": "AK2",
@@ -255,6 +261,7 @@ def test_keypair_lifecycle(db: str) -> None:
 
 
 def test_keypair_tables_and_history(db: str) -> None:
+    given_users(db, OWNER)
     ok(db, "keypair", "create", "AK1", "--owner", OWNER, "--resource-policy", "default")
     shown = ok(db, "keypair", "show", "AK1").stdout
     assert "AK1" in shown and OWNER in shown and "default" in shown
@@ -323,6 +330,7 @@ def test_demo_json_and_seed_values(db: str) -> None:
 
 def test_demo_cleans_up_what_an_interrupted_run_left(db: str) -> None:
     ok(db, "policy", "create", "dev-policy")
+    given_users(db, OWNER)
     ok(db, "keypair", "create", "AKDEMO", "--owner", OWNER, "--resource-policy", "dev-policy")
     out = ok(db, "demo").stdout
     assert out.splitlines()[:3] == [

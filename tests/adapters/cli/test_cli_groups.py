@@ -17,6 +17,8 @@ from tests.adapters.cli.helpers import (
     OTHER,
     SERVICE,
     as_json,
+    given_domains,
+    given_users,
     jsonl,
     ledger,
     ok,
@@ -28,7 +30,14 @@ from tests.adapters.cli.helpers import (
 U1, U2, U3 = (f"aaaaaaaa-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
 
 
+@pytest.fixture(autouse=True)
+def known(db: str) -> None:
+    """The domain the groups are made in and the users they take as members exist."""
+    given_users(db, U1, U2, U3, domain="d1")
+
+
 def make_group(db: str, group_id: str = GROUP, name: str = "team-a", domain: str = "d1", *extra: str) -> Any:
+    given_domains(db, domain)
     return as_json(db, "group", "create", name, "--domain-name", domain, "--id", group_id, *extra)
 
 

@@ -11,10 +11,22 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.cli.helpers import GROUP, NS, SERVICE, as_json, jsonl, ledger, ok, refused, workload_facts
+from tests.adapters.cli.helpers import (
+    GROUP,
+    NS,
+    SERVICE,
+    as_json,
+    given_domains,
+    jsonl,
+    ledger,
+    ok,
+    refused,
+    workload_facts,
+)
 
 
 def make_group(db: str) -> None:
+    given_domains(db, "d1")
     ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
 
 

@@ -12,6 +12,7 @@ from tests.adapters.cli.helpers import (
     OTHER,
     SERVICE,
     as_json,
+    given_domains,
     jsonl,
     ledger,
     ok,
@@ -34,6 +35,7 @@ def vfolder(i: int) -> str:
 def seed(db: str, kernels: int = 6, vfolders: int = 3, ended: int = 2) -> None:
     """GROUP with `kernels` kernels (started k0 at 00:00, k1 at 01:00, ...), the first
     `ended` of them terminated, and `vfolders` vfolders on host nfs; OTHER with one vfolder."""
+    given_domains(db, "d1")
     ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
     ok(db, "group", "create", "team-b", "--domain-name", "d1", "--id", OTHER)
     begin, end = workload_facts(vfolders=vfolders, kernels=kernels, endpoints=0)
@@ -143,6 +145,7 @@ def endpoint(i: int) -> str:
 
 
 def test_endpoint_list_and_show(db: str) -> None:
+    given_domains(db, "d1")
     ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
     begin, end = workload_facts(vfolders=1, kernels=1, endpoints=3)
     ok(db, *SERVICE, "workload", "import", "-", input=jsonl([*begin, end[-1]]))  # ep2 destroyed

@@ -6,12 +6,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.adapters.cli.helpers import GROUP, OTHER, U1, as_json, ledger, ok, refused, usage_error
+from tests.adapters.cli.helpers import (
+    GROUP,
+    OTHER,
+    U1,
+    as_json,
+    given_domains,
+    given_users,
+    ledger,
+    ok,
+    refused,
+    usage_error,
+)
 
 OWNER_B, OWNER_C, OWNER_D = (f"{c * 8}-0000-4000-8000-00000000000{c}" for c in "bcd")  # U1 and B in d1, C and D in d2
 
 
 def make_group(db: str, name: str, domain: str, *extra: str) -> Any:
+    given_domains(db, domain)
     return as_json(db, "group", "create", name, "--domain-name", domain, *extra)
 
 
@@ -38,6 +50,7 @@ def cursor_of_item(item: dict[str, Any], cursor_of: str) -> str:
 def test_every_group_command_takes_a_name_in_a_domain(db: str) -> None:
     make_group(db, "team", "d1", "--id", GROUP)
     make_group(db, "team", "d2", "--id", OTHER)
+    given_users(db, U1, domain="d1")  # the member added below
     assert as_json(db, "group", "show", "team", "--domain", "d1")["id"] == GROUP
     assert as_json(db, "group", "show", "team", "--domain", "d2")["id"] == OTHER
     # Without --domain a name is looked up in the actor's domain (the root --domain).
@@ -128,6 +141,8 @@ def test_group_list_refuses_bad_values(db: str) -> None:
 
 def test_keypair_list_filters_and_pages(db: str) -> None:
     ok(db, "policy", "create", "p")
+    given_users(db, U1, OWNER_B, domain="d1")
+    given_users(db, OWNER_C, OWNER_D, domain="d2")
     for key, owner, domain, policy in [
         ("AK1", U1, "d1", "p"),
         ("AK2", OWNER_B, "d1", "default"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.adapters.cli.helpers import as_json, ledger, ok, refused, usage_error
+from tests.adapters.cli.helpers import as_json, given_domains, given_users, ledger, ok, refused, usage_error
 
 GROUP = "0e0e0e0e-0000-4000-8000-000000000001"
 U1 = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -62,6 +62,7 @@ def test_policy_modify_that_changes_says_so(db: str) -> None:
 
 
 def test_group_modify_to_the_current_values_is_unchanged_and_stores_no_event(db: str) -> None:
+    given_users(db, U1, domain="d1")
     ok(db, "group", "create", "team", "--domain-name", "d1", "--id", GROUP, "--description", "x")
     out = ok(db, "group", "modify", GROUP, "--description", "x", "--active", "--name", "team").stdout
     assert out.splitlines()[0] == f"group 'team' ({GROUP}) unchanged"
@@ -114,6 +115,7 @@ def test_policy_slot_errors(db: str) -> None:
 
 
 def test_group_slot_changes_one_slot_and_keeps_the_others(db: str) -> None:
+    given_domains(db, "d1")
     ok(db, "group", "create", "team", "--domain-name", "d1", "--id", GROUP, "--total-resource-slots", "cpu=4,mem=1g")
     assert slots(db, "group", "modify", GROUP, "--slot", "mem=2g") == {"cpu": "4", "mem": "2147483648"}
     assert as_json(db, "group", "modify", GROUP, "--slot", "cpu=4")["changed"] is False

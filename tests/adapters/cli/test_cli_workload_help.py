@@ -11,7 +11,7 @@ from rich.cells import cell_len
 
 from adapters.bootstrap import open_ledger
 from domain.group import CreateGroupAction
-from tests.adapters.cli.helpers import GROUP, jsonl, ledger, workload_facts
+from tests.adapters.cli.helpers import GROUP, given_domains, jsonl, ledger, workload_facts
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,7 @@ def test_numeric_options_state_their_unit(db: str, command: str, says: list[str]
 
 
 def test_the_progress_bar_counts_one_fact_in_one_batch(db: str) -> None:
+    given_domains(db, "d1")
     with open_ledger(db) as opened:
         action = CreateGroupAction(input={"name": "g", "domain_name": "d1"}, group_id=GROUP)
         asyncio.run(opened.services.group.create_group(action))

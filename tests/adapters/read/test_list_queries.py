@@ -17,6 +17,7 @@ from adapters.read.queries import group_cursor
 from domain.errors import InvalidAPIParameters
 from domain.keypair import CreateKeyPairAction
 from tests.adapters.groups import create_group, delete_group, modify_group, purge_group
+from tests.domain.fakes import ensure_user
 from tests.projections.stalls import create_policy
 
 OWNER_A = uuid.UUID("aaaaaaaa-0000-4000-8000-00000000000a")
@@ -26,6 +27,7 @@ OWNER_D = uuid.UUID("dddddddd-0000-4000-8000-00000000000d")
 
 
 def create_keypair(ledger: Ledger, access_key: str, owner: uuid.UUID, domain_name: str, policy: str) -> None:
+    ensure_user(ledger.app.store, owner, domain_name)  # the owner is a user of the keypair's domain
     action = CreateKeyPairAction(access_key=access_key, user_id=owner, domain_name=domain_name, resource_policy=policy)
     asyncio.run(ledger.services.keypair.create_keypair(action))
 

@@ -17,6 +17,7 @@ from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
 from domain.keypair_resource_policy import (
     DeleteKeyPairResourcePolicyAction,
 )
+from tests.domain.fakes import ensure_user
 from tests.policies import create, modify
 
 
@@ -52,7 +53,9 @@ def test_a_refusal_on_a_stale_copy_is_checked_against_the_store(pair: tuple[Ledg
     owner = str(uuid.uuid4())
     asyncio.run(
         a.services.keypair.create_keypair(
-            CreateKeyPairAction(access_key="AK1", user_id=owner, domain_name="d", resource_policy="p")
+            CreateKeyPairAction(
+                access_key="AK1", user_id=ensure_user(a.app.store, owner, "d"), domain_name="d", resource_policy="p"
+            )
         )
     )  # a caches the policy with AK1 assigned
     asyncio.run(b.services.keypair.delete_keypair(DeleteKeyPairAction(access_key="AK1")))

@@ -23,6 +23,7 @@ from domain.keypair_resource_policy import (
     policy_id,
 )
 from tests.conftest import SUPERADMIN
+from tests.domain.fakes import ensure_user
 
 
 def test_url_forms() -> None:
@@ -104,10 +105,11 @@ def test_long_streams_use_snapshots_and_replay_to_the_same_state(ledger: Ledger)
         )
     )
     keys = [f"AKSNAP{i:04d}" for i in range(SNAPSHOT_INTERVAL + 30)]
+    owner = ensure_user(ledger.app.store, uuid.uuid4(), "d")
     for key in keys:
         asyncio.run(
             ledger.processors.keypair.create_keypair.wait_for_complete(
-                CreateKeyPairAction(access_key=key, user_id=str(uuid.uuid4()), domain_name="d", resource_policy="busy"),
+                CreateKeyPairAction(access_key=key, user_id=owner, domain_name="d", resource_policy="busy"),
                 SUPERADMIN,
             )
         )

@@ -25,6 +25,7 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicyCreator,
     ModifyKeyPairResourcePolicyAction,
 )
+from domain.user import CreateUserAction
 from tests.conftest import PG_DATABASE, PG_SERVER, SUPERADMIN, fresh_url, require_postgres
 
 INJECTION = 'x"; CREATE TABLE public.pwned(i int); --'
@@ -223,16 +224,18 @@ def test_a_role_without_create_runs_a_ledger_its_owner_set_up(user_role: str) ->
             policies = ledger.processors.keypair_resource_policy
             modify = ModifyKeyPairResourcePolicyAction(name="by-user", modifier={"idle_timeout": 60})
             asyncio.run(policies.modify_keypair_resource_policy.wait_for_complete(modify, SUPERADMIN))
+            owner_id, member_id = uuid.uuid4(), uuid.uuid4()
+            for user_id in (owner_id, member_id):
+                user = CreateUserAction(creator={"user_id": user_id, "domain_name": "default"})
+                asyncio.run(ledger.processors.user.create_user.wait_for_complete(user, SUPERADMIN))
             keypair = CreateKeyPairAction(
-                access_key="AKUSER", user_id=str(uuid.uuid4()), domain_name="default", resource_policy="by-user"
+                access_key="AKUSER", user_id=owner_id, domain_name="default", resource_policy="by-user"
             )
             asyncio.run(ledger.processors.keypair.create_keypair.wait_for_complete(keypair, SUPERADMIN))
             group_id = uuid.uuid4()
             create = CreateGroupAction(input={"name": "team", "domain_name": "default"}, group_id=group_id)
             asyncio.run(ledger.processors.group.create_group.wait_for_complete(create, SUPERADMIN))
-            members = ModifyGroupAction(
-                group_id=group_id, modifier={}, user_update_mode="add", user_uuids=[uuid.uuid4()]
-            )
+            members = ModifyGroupAction(group_id=group_id, modifier={}, user_update_mode="add", user_uuids=[member_id])
             asyncio.run(ledger.processors.group.modify_group.wait_for_complete(members, SUPERADMIN))
 
             policy = ledger.queries.keypair_resource_policy("by-user")

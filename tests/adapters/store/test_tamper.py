@@ -24,8 +24,9 @@ from tests.policies import create, modify
 
 
 def build(ledger: Ledger) -> None:
-    """Events 1 (the system policy) to 5: policies a, b, c created, then a modified."""
-    for name in "abc":
+    """Events 1 (the system policy), 2 (the domain `default`) to 5: policies a and b
+    created, then a modified."""
+    for name in "ab":
         create(ledger, name)
     modify(ledger, "a", idle_timeout=5)
 

@@ -1,0 +1,58 @@
+"""Snapshots taken by an older class version still load: the aggregate class upcasts
+their state (eventsourcing's `class_version` / `upcast_vX_vY`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.bootstrap import open_ledger
+from adapters.store.application import SNAPSHOT_INTERVAL
+from domain.domains import CreateDomainAction
+from domain.errors import PolicyInUse
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    DeleteKeyPairResourcePolicyAction,
+    KeyPairResourcePolicy,
+    policy_id,
+)
+
+
+def test_a_policy_snapshot_from_before_default_references_loads_and_tracks_them(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        services = ledger.services
+        asyncio.run(
+            services.keypair_resource_policy.create_keypair_resource_policy(
+                CreateKeyPairResourcePolicyAction(creator={"name": "gold"})
+            )
+        )
+        policy = ledger.app.get(policy_id("gold"), KeyPairResourcePolicy)
+        assert policy is not None
+        for seconds in range(1, SNAPSHOT_INTERVAL + 5):  # a long stream: loaded from its snapshot
+            policy.modify({"idle_timeout": seconds})
+        ledger.app.save(policy)
+        policy.modify({"idle_timeout": 0})
+        ledger.app.save(policy)
+        # The snapshot version 1 of the class would have taken: no `default_of`, no class_version.
+        old = KeyPairResourcePolicy.Snapshot.take(policy)  # type: ignore[attr-defined]
+        del old.state["default_of"], old.state["class_version"]
+        assert ledger.app.snapshots is not None
+        ledger.app.snapshots.put([old])
+        newest = list(ledger.app.snapshots.get(policy_id("gold"), desc=True, limit=1))
+        assert newest[0].originator_version == policy.version and "class_version" not in newest[0].state
+
+    with open_ledger(ledger_url) as reopened:  # a fresh cache: loaded from that snapshot
+        loaded = reopened.app.get(policy_id("gold"), KeyPairResourcePolicy)
+        assert loaded is not None and loaded.default_of == {} and loaded.fields["idle_timeout"] == 0
+        asyncio.run(
+            reopened.services.domain.create_domain(
+                CreateDomainAction(creator={"name": "d", "default_keypair_resource_policy": "gold"})
+            )
+        )
+        with pytest.raises(PolicyInUse, match="domain:d"):
+            asyncio.run(
+                reopened.services.keypair_resource_policy.delete_keypair_resource_policy(
+                    DeleteKeyPairResourcePolicyAction(name="gold")
+                )
+            )
