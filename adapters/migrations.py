@@ -12,17 +12,20 @@ user in several, and the first one wins; its other keypairs stay on it anyway).
 
 Only the group and keypair events that name something are read, from the recorder's
 notification log in batches with a topic filter (the aggregates are not replayed), up
-to the head seen when the migration starts. Everything is one atomic append under the
-system's action context, with the domain `default`, an audit record and a
-`LedgerMigration` record of what was declared. The `default` domain's stream is the
-guard: every ledger this code opened has one, so the history is read once per ledger,
-and two processes opening an older ledger at once migrate it once (the second one's
-append conflicts on the `default` stream; its retry finds it and does nothing).
+to the head seen when the migration starts; which of the named domains and users already
+have a stream is asked a few hundred ids per query, so only those are loaded.
+Everything is one atomic append under the system's action context, with the domain
+`default`, an audit record and a `LedgerMigration` record of what was declared. The
+`default` domain's stream is the guard: every ledger this code opened has one, so the
+history is read once per ledger, and two processes opening an older ledger at once
+migrate it once (the second one's append conflicts on the `default` stream; its retry
+finds it and does nothing).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +33,7 @@ from typing import Any
 from eventsourcing.utils import get_topic
 
 from adapters.store import LedgerApplication
+from adapters.store.streams import existing_streams
 from domain.actions.base import ActionResultMeta, ActionStatus
 from domain.actions.context import current_context
 from domain.audit import AuditRecord
@@ -131,12 +135,18 @@ def declare_domains_and_users(app: LedgerApplication) -> None:
         if app.get(default_id, Domain) is not None:
             return  # another process migrated first: this one's append conflicted, and retried
         work = UnitOfWork(app.store)
+        # Streams that hold nothing are created without a read each (one query per 500 ids).
+        ids = [Domain.id_for(n) for n in (DEFAULT_DOMAIN, *named.domains)]
+        ids += [User.id_for(u) for u in named.user_domains]
+        fresh = set(ids) - existing_streams(app.recorder, ids)
         created: list[str] = []
-        _domain(work, DEFAULT_DOMAIN, created)
-        domains = {name: _domain(work, name, created) for name in named.domains}
-        users = {user_id: _user(work, user_id, domain, created) for user_id, domain in named.user_domains.items()}
+        _domain(work, DEFAULT_DOMAIN, created, fresh)
+        domains = {name: _domain(work, name, created, fresh) for name in named.domains}
+        users = {
+            user_id: _user(work, user_id, domain, created, fresh) for user_id, domain in named.user_domains.items()
+        }
         for user_id, user in users.items():
-            _domain(work, user.domain_name, created).add_user(user_id)  # the same loaded copy
+            _domain(work, user.domain_name, created, fresh).add_user(user_id)  # the same loaded copy
         for group_id, domain_name in named.groups.items():
             domains[domain_name].add_group(group_id)
         for access_key, user_id in named.keypairs.items():
@@ -157,9 +167,10 @@ def declare_domains_and_users(app: LedgerApplication) -> None:
         app.run(migrate, EntityType.LEDGER_MIGRATION, "migrate")
 
 
-def _domain(work: UnitOfWork, name: str, created: list[str]) -> Domain:
-    """The domain `name`, declared (active, no limits, no default policy) unless live."""
-    domain = work.get(Domain.id_for(name), Domain)
+def _domain(work: UnitOfWork, name: str, created: list[str], fresh: set[uuid.UUID]) -> Domain:
+    """The domain `name`, declared (active, no limits, no default policy) unless live;
+    `fresh`: ids known to have no stream yet (each is taken out when created)."""
+    domain = None if _take(fresh, Domain.id_for(name)) else work.get(Domain.id_for(name), Domain)
     if domain is not None and not domain.is_deleted:
         return domain
     created.append(EntityType.DOMAIN)
@@ -170,9 +181,9 @@ def _domain(work: UnitOfWork, name: str, created: list[str]) -> Domain:
     return domain
 
 
-def _user(work: UnitOfWork, user_id: str, domain_name: str, created: list[str]) -> User:
+def _user(work: UnitOfWork, user_id: str, domain_name: str, created: list[str], fresh: set[uuid.UUID]) -> User:
     """The user `user_id`, declared in `domain_name` (no email, name or default) unless live."""
-    user = work.get(User.id_for(user_id), User)
+    user = None if _take(fresh, User.id_for(user_id)) else work.get(User.id_for(user_id), User)
     if user is not None and not user.is_deleted:
         return user
     created.append(EntityType.USER)
@@ -181,6 +192,13 @@ def _user(work: UnitOfWork, user_id: str, domain_name: str, created: list[str]) 
         return work.add(User.create(user_id, fields))
     user.recreate(fields)
     return user
+
+
+def _take(ids: set[uuid.UUID], wanted: uuid.UUID) -> bool:
+    if wanted in ids:
+        ids.discard(wanted)
+        return True
+    return False
 
 
 def _audit_entry(started: datetime, duration: float, summary: dict[str, Any]) -> dict[str, Any]:
