@@ -17,6 +17,7 @@ from domain.keypair import KeyPairService
 from domain.keypair_resource_policy import KeyPairResourcePolicyService
 from domain.ports import AggregateStore
 from domain.projection_ops import ProjectionOpsService, StalledProjections
+from domain.session import SessionService
 from domain.usage import UsageReader
 from domain.user import UserService
 from domain.workload import WorkloadService
@@ -31,6 +32,7 @@ class Services:
         self.keypair = KeyPairService(store)
         self.group = GroupService(store, usage, timezone)
         self.workload = WorkloadService(store)
+        self.session = SessionService(store)
         self.projection = ProjectionOpsService(store, stalls)
         self.domain = DomainService(store)
         self.user = UserService(store)
@@ -90,6 +92,16 @@ class WorkloadProcessors(ServiceProcessors):
         self.record_workload_batch = self._wrap(service.record_workload_batch)
 
 
+class SessionProcessors(ServiceProcessors):
+    def __init__(self, service: SessionService, v: list[ActionValidator], m: list[ActionMonitor]) -> None:
+        super().__init__(v, m)
+        self.enqueue_session = self._wrap(service.enqueue_session)
+        self.schedule_session = self._wrap(service.schedule_session)
+        self.cancel_session = self._wrap(service.cancel_session)
+        self.terminate_session = self._wrap(service.terminate_session)
+        self.report_session_activity = self._wrap(service.report_session_activity)
+
+
 class ProjectionOpsProcessors(ServiceProcessors):
     def __init__(self, service: ProjectionOpsService, v: list[ActionValidator], m: list[ActionMonitor]) -> None:
         super().__init__(v, m)
@@ -124,6 +136,7 @@ class Processors:
         self.keypair = KeyPairProcessors(services.keypair, v, m)
         self.group = GroupProcessors(services.group, v, m)
         self.workload = WorkloadProcessors(services.workload, v, m)
+        self.session = SessionProcessors(services.session, v, m)
         self.projection = ProjectionOpsProcessors(services.projection, v, m)
         self.domain = DomainProcessors(services.domain, v, m)
         self.user = UserProcessors(services.user, v, m)

@@ -7,6 +7,7 @@ from domain.entity import Entity
 from domain.group import Group
 from domain.keypair import KeyPair
 from domain.keypair_resource_policy import KeyPairResourcePolicy
+from domain.session import Session
 from domain.user import User
 from domain.workload import Endpoint, Kernel, VFolder
 
@@ -19,5 +20,6 @@ ENTITIES: tuple[type[Entity], ...] = (
     Endpoint,
     Domain,
     User,
+    Session,
 )
 ENTITY_KINDS: dict[str, type[Entity]] = {entity.ENTITY_TYPE: entity for entity in ENTITIES}

@@ -31,6 +31,13 @@ from domain.keypair_resource_policy import (
     ModifyKeyPairResourcePolicyAction,
 )
 from domain.projection_ops import SkipProjectionEventAction
+from domain.session import (
+    CancelSessionAction,
+    EnqueueSessionAction,
+    ReportSessionActivityAction,
+    ScheduleSessionAction,
+    TerminateSessionAction,
+)
 from domain.user import CreateUserAction, DeleteUserAction, ModifyUserAction
 from domain.workload import (
     CreateEndpointAction,
@@ -78,6 +85,8 @@ class World:
     user: uuid.UUID = WORLD_USER  # owns the world's keypair
     spare_user: uuid.UUID = SPARE_USER  # owns nothing: it can be deleted
     spare_domain: str = "spare-domain"  # empty: it can be deleted
+    pending_session: uuid.UUID = field(default_factory=uuid.uuid4)  # AKWORLD's, in the world group
+    running_session: uuid.UUID = field(default_factory=uuid.uuid4)  # admitted
     # Makes a read model stall (what a skip is for): returns its name and position.
     stall: Callable[[], tuple[str, int]] = field(default=lambda: ("", 0), compare=False, repr=False)
 
@@ -104,7 +113,17 @@ def build_world(ledger: Ledger) -> World:
     run(ledger, "workload", "start_kernel", start_kernel(world, world.kernel))
     endpoint = CreateEndpointAction(endpoint_id=world.endpoint, group_id=world.group, name="serve")
     run(ledger, "workload", "create_endpoint", endpoint)
+    # Sessions through the service, not the processors: no audit record or metric of their own.
+    for sid in (world.pending_session, world.running_session):
+        asyncio.run(ledger.services.session.enqueue_session(enqueue_session(world, sid)))
+    asyncio.run(ledger.services.session.schedule_session(ScheduleSessionAction(session_id=world.running_session)))
     return world
+
+
+def enqueue_session(world: World, session_id: uuid.UUID) -> EnqueueSessionAction:
+    return EnqueueSessionAction(
+        session_id=session_id, access_key=world.access_key, group_id=world.group, requested_slots={}
+    )
 
 
 def start_kernel(world: World, kernel: uuid.UUID) -> StartKernelAction:
@@ -182,6 +201,13 @@ SAMPLES: dict[tuple[str, str], Callable[[World], BaseAction]] = {
     ("user", "create_user"): lambda w: CreateUserAction(creator={"user_id": uuid.uuid4(), "domain_name": DOMAIN}),
     ("user", "modify_user"): lambda w: ModifyUserAction(user_id=w.user, modifier={"full_name": "Ada"}),
     ("user", "delete_user"): lambda w: DeleteUserAction(user_id=w.spare_user),
+    ("session", "enqueue_session"): lambda w: enqueue_session(w, uuid.uuid4()),
+    ("session", "schedule_session"): lambda w: ScheduleSessionAction(session_id=w.pending_session),
+    ("session", "cancel_session"): lambda w: CancelSessionAction(session_id=w.pending_session),
+    ("session", "terminate_session"): lambda w: TerminateSessionAction(session_id=w.running_session, reason="s"),
+    ("session", "report_session_activity"): lambda w: ReportSessionActivityAction(
+        session_id=w.running_session, at=datetime.now(UTC)
+    ),
 }
 
 # (service, method) -> an action on the world that the service refuses, and the error's code.
@@ -275,11 +301,22 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
         "user_not_found",
     ),
     ("user", "delete_user"): (lambda w: DeleteUserAction(user_id=w.user), "user_delete_in_use"),
+    ("session", "enqueue_session"): (lambda w: enqueue_session(w, w.running_session), "session_enqueue_duplicate_id"),
+    ("session", "schedule_session"): (lambda w: ScheduleSessionAction(session_id=UNKNOWN), "session_not_found"),
+    ("session", "cancel_session"): (lambda w: CancelSessionAction(session_id=UNKNOWN), "session_not_found"),
+    ("session", "terminate_session"): (
+        lambda w: TerminateSessionAction(session_id=UNKNOWN, reason="s"),
+        "session_not_found",
+    ),
+    ("session", "report_session_activity"): (
+        lambda w: ReportSessionActivityAction(session_id=UNKNOWN, at=T0),
+        "session_not_found",
+    ),
 }
 
 
 def processor_methods(ledger: Ledger) -> set[tuple[str, str]]:
-    services = ("keypair_resource_policy", "keypair", "group", "workload", "projection", "domain", "user")
+    services = ("keypair_resource_policy", "keypair", "group", "workload", "projection", "domain", "user", "session")
     return {(s, m) for s in services for m in getattr(ledger.processors, s).all()}
 
 

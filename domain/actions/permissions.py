@@ -28,6 +28,8 @@ class Rule:
 SUPERADMIN_ONLY = Rule(frozenset({Role.SUPERADMIN}))
 DOMAIN_ADMINS = Rule(frozenset({Role.SUPERADMIN}), frozenset({Role.ADMIN}))
 PLATFORM = Rule(frozenset({Role.SERVICE, Role.SUPERADMIN}))  # the platform reports workload facts
+# The platform drives sessions; an admin may also end a session of their own domain.
+PLATFORM_OR_DOMAIN_ADMINS = Rule(frozenset({Role.SERVICE, Role.SUPERADMIN}), frozenset({Role.ADMIN}))
 
 PERMISSIONS: dict[tuple[str, str], Rule] = {
     (EntityType.KEYPAIR_RESOURCE_POLICY, "create"): SUPERADMIN_ONLY,
@@ -55,6 +57,11 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     (EntityType.ENDPOINT, "create"): PLATFORM,
     (EntityType.ENDPOINT, "destroy"): PLATFORM,
     (EntityType.WORKLOAD, "record_batch"): PLATFORM,
+    (EntityType.SESSION, "enqueue"): PLATFORM,
+    (EntityType.SESSION, "schedule"): PLATFORM,
+    (EntityType.SESSION, "report_activity"): PLATFORM,
+    (EntityType.SESSION, "cancel"): PLATFORM_OR_DOMAIN_ADMINS,
+    (EntityType.SESSION, "terminate"): PLATFORM_OR_DOMAIN_ADMINS,
     # Stepping a read model over an event drops that event from it for good: the operator's call.
     (EntityType.PROJECTION, "skip"): SUPERADMIN_ONLY,
 }

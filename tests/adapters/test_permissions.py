@@ -44,6 +44,11 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("user", "create_user"): {S, A},
     ("user", "modify_user"): {S, A},
     ("user", "delete_user"): {S, A},
+    ("session", "enqueue_session"): {S, V},
+    ("session", "schedule_session"): {S, V},
+    ("session", "cancel_session"): {S, A, V},  # an admin may end a session of their domain
+    ("session", "terminate_session"): {S, A, V},
+    ("session", "report_session_activity"): {S, V},
 }
 ACTORS: dict[str, ActionTriggerMeta] = {
     S: meta("superadmin", "elsewhere"),  # a superadmin acts in every domain
