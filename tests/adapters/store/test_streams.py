@@ -23,3 +23,4 @@ def test_existing_streams_names_only_streams_with_events(ledger: Ledger, monkeyp
     assert existing_streams(ledger.app.recorder, []) == set()
     monkeypatch.setattr(streams, "CHUNK", 2)
     assert existing_streams(ledger.app.recorder, asked) == {p.id for p in stored}
+    assert ledger.app.store.existing(asked) == {p.id for p in stored}  # type: ignore[attr-defined]

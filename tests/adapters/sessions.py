@@ -1,0 +1,124 @@
+"""A ledger world for the session tests through the processors (not a test module: several
+test modules share it): a policy, a domain, its user, a keypair and a group, made by the
+processors as a superadmin; the platform (role service) drives the sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from adapters.bootstrap import Ledger
+from domain.actions import ActionTriggerMeta, BaseAction
+from domain.domains import CreateDomainAction, ModifyDomainAction
+from domain.group import CreateGroupAction, ModifyGroupAction
+from domain.keypair import CreateKeyPairAction
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    KeyPairResourcePolicy,
+    ModifyKeyPairResourcePolicyAction,
+)
+from domain.session import (
+    CancelSessionAction,
+    EnqueueSessionAction,
+    ReportSessionActivityAction,
+    ScheduleSessionAction,
+    TerminateSessionAction,
+)
+from domain.user import CreateUserAction
+
+ROOT = ActionTriggerMeta(
+    user_id=uuid.UUID(int=1), access_key="AKROOT", role="superadmin", domain_name="default", request_id="r-s"
+)
+PLATFORM = ActionTriggerMeta(
+    user_id=uuid.UUID(int=2), access_key="AKSVC", role="service", domain_name="d", request_id="r-p"
+)
+
+
+def run(ledger: Ledger, service: str, method: str, action: BaseAction, who: ActionTriggerMeta = ROOT) -> Any:
+    processor = getattr(getattr(ledger.processors, service), method)
+    return asyncio.run(processor.wait_for_complete(action, who))
+
+
+class SessionWorld:
+    """Domain `d`, its user, keypair `AK` on policy `p` (the limits given; cpu 100 unless
+    `total_resource_slots` is), group `g`."""
+
+    def __init__(self, ledger: Ledger, **limits: Any) -> None:
+        self.ledger = ledger
+        self.policy("p", **{"total_resource_slots": {"cpu": "100"}, **limits})
+        run(ledger, "domain", "create_domain", CreateDomainAction(creator={"name": "d"}))
+        self.user_id = self.user()
+        self.keypair("AK", "p")
+        self.group_id = self.group("g")
+
+    def policy(self, name: str, **fields: Any) -> None:
+        action = CreateKeyPairResourcePolicyAction(creator={"name": name, **fields})
+        run(self.ledger, "keypair_resource_policy", "create_keypair_resource_policy", action)
+
+    def modify_policy(self, name: str, **fields: Any) -> None:
+        action = ModifyKeyPairResourcePolicyAction(name=name, modifier=fields)
+        run(self.ledger, "keypair_resource_policy", "modify_keypair_resource_policy", action)
+
+    def version(self, name: str = "p") -> int:
+        """The policy's version now (references recorded on it count too)."""
+        policy = self.ledger.app.get(KeyPairResourcePolicy.id_for(name), KeyPairResourcePolicy)
+        assert policy is not None
+        return policy.version
+
+    def modify_domain(self, **fields: Any) -> None:
+        run(self.ledger, "domain", "modify_domain", ModifyDomainAction(domain_name="d", modifier=fields))
+
+    def modify_group(self, **fields: Any) -> None:
+        run(self.ledger, "group", "modify_group", ModifyGroupAction(group_id=self.group_id, modifier=fields))
+
+    def user(self) -> uuid.UUID:
+        user_id = uuid.uuid4()
+        run(self.ledger, "user", "create_user", CreateUserAction(creator={"user_id": user_id, "domain_name": "d"}))
+        return user_id
+
+    def keypair(self, access_key: str, policy: str | None = None) -> None:
+        action = CreateKeyPairAction(
+            access_key=access_key, user_id=self.user_id, domain_name="d", resource_policy=policy
+        )
+        run(self.ledger, "keypair", "create_keypair", action)
+
+    def group(self, name: str, **fields: Any) -> uuid.UUID:
+        action = CreateGroupAction(input={"name": name, "domain_name": "d", **fields})
+        group_id: uuid.UUID = run(self.ledger, "group", "create_group", action).data.id
+        return group_id
+
+    # The platform's session commands
+
+    def enqueue(
+        self,
+        cpu: str = "1",
+        access_key: str = "AK",
+        group_id: uuid.UUID | None = None,
+        session_id: uuid.UUID | None = None,
+        **more: Any,
+    ) -> uuid.UUID:
+        sid = session_id or uuid.uuid4()
+        action = EnqueueSessionAction(
+            session_id=sid,
+            access_key=access_key,
+            group_id=group_id or self.group_id,
+            requested_slots={"cpu": cpu, **more.pop("slots", {})},
+            **more,
+        )
+        run(self.ledger, "session", "enqueue_session", action, PLATFORM)
+        return sid
+
+    def schedule(self, sid: uuid.UUID) -> Any:
+        return run(self.ledger, "session", "schedule_session", ScheduleSessionAction(session_id=sid), PLATFORM)
+
+    def cancel(self, sid: uuid.UUID) -> Any:
+        return run(self.ledger, "session", "cancel_session", CancelSessionAction(session_id=sid), PLATFORM)
+
+    def terminate(self, sid: uuid.UUID, reason: str = "done") -> Any:
+        action = TerminateSessionAction(session_id=sid, reason=reason)
+        return run(self.ledger, "session", "terminate_session", action, PLATFORM)
+
+    def activity(self, sid: uuid.UUID, at: Any) -> Any:
+        action = ReportSessionActivityAction(session_id=sid, at=at)
+        return run(self.ledger, "session", "report_session_activity", action, PLATFORM)

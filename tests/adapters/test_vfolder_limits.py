@@ -1,0 +1,86 @@
+"""Storage limits (issue 12 item 5) through the processors, on SQLite and PostgreSQL: a
+vfolder created for an owner needs `create-vfolder` on its host from the domain, the group
+or the owner's effective policy, and stays within the owner's `max_vfolder_count`; a
+vfolder without an owner is a reported fact, checked against nothing and counted nowhere."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import Ledger
+from domain.errors import InvalidAPIParameters, QuotaExceeded, VFolderHostNotAllowed
+from domain.workload import CreateVFolderAction
+from tests.adapters.sessions import PLATFORM, SessionWorld, run
+
+CREATE = ["create-vfolder"]
+
+
+def create(world: SessionWorld, host: str = "local", owner: str | None = "AK", **more: Any) -> uuid.UUID:
+    vfolder_id = uuid.uuid4()
+    action = CreateVFolderAction(
+        vfolder_id=vfolder_id,
+        name=f"vf-{vfolder_id.hex[:6]}",
+        host=host,
+        group_id=more.pop("group_id", world.group_id),
+        owner_access_key=owner,
+    )
+    run(world.ledger, "workload", "create_vfolder", action, PLATFORM)
+    return vfolder_id
+
+
+def test_the_host_must_grant_create_vfolder_at_some_level(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"policy-host": CREATE, "mount-only": ["mount-in-session"]})
+    world.modify_group(allowed_vfolder_hosts={"group-host": CREATE})
+    world.modify_domain(allowed_vfolder_hosts={"domain-host": None})  # a host mapped to null grants all
+    for host in ("policy-host", "group-host", "domain-host"):
+        assert ledger.queries.vfolder(create(world, host)) is not None
+    for host in ("mount-only", "elsewhere"):
+        with pytest.raises(VFolderHostNotAllowed) as refused:
+            create(world, host)
+        assert (refused.value.host, refused.value.permission) == (host, "create-vfolder")
+        assert f"on host {host!r}" in str(refused.value)
+
+
+def test_max_vfolder_count_of_the_owners_effective_policy(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": CREATE}, max_vfolder_count=2)
+    create(world), create(world)
+    with pytest.raises(QuotaExceeded) as refused:
+        create(world)
+    assert (refused.value.limit, refused.value.scope, refused.value.scope_id) == ("max_vfolder_count", "keypair", "AK")
+    assert "2 vfolders + 1 > 2" in str(refused.value)
+    world.modify_policy("p", max_vfolder_count=0)  # 0 is unlimited
+    create(world)
+    world.modify_policy("p", max_vfolder_count=3)
+    with pytest.raises(QuotaExceeded):
+        create(world)
+    world.keypair("AK2", "p")  # a count per owner
+    create(world, owner="AK2")
+
+
+def test_a_vfolder_without_an_owner_is_an_unchecked_fact_counted_nowhere(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": CREATE}, max_vfolder_count=1)
+    for _ in range(3):
+        create(world, "anywhere", owner=None)
+    created = create(world)  # the owner's first: the facts above counted nothing
+    assert ledger.queries.vfolder(created) is not None
+    with pytest.raises(QuotaExceeded):
+        create(world)
+
+
+def test_the_owner_must_be_a_keypair_of_the_groups_domain(ledger: Ledger) -> None:
+    from domain.domains import CreateDomainAction
+    from domain.keypair import CreateKeyPairAction
+    from domain.user import CreateUserAction
+
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": CREATE})
+    run(ledger, "domain", "create_domain", CreateDomainAction(creator={"name": "e"}))
+    user_id = uuid.uuid4()
+    run(ledger, "user", "create_user", CreateUserAction(creator={"user_id": user_id, "domain_name": "e"}))
+    keypair = CreateKeyPairAction(access_key="AKE", user_id=user_id, domain_name="e", resource_policy="p")
+    run(ledger, "keypair", "create_keypair", keypair)
+    with pytest.raises(InvalidAPIParameters) as refused:
+        create(world, owner="AKE")
+    assert refused.value.field == "owner_access_key"
