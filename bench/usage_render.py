@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
+from domain.domains import CreateDomainAction
 from domain.group import CreateGroupAction
 from domain.workload import ReportKernelStatsAction, StartKernelAction, TerminateKernelAction
 
@@ -48,6 +49,8 @@ REPORTS = {"month": ["usage", "month", "202410"], "period": ["usage", "period", 
 def build(ledger: Ledger, kernels: int, groups: int, seed: int = 11) -> None:
     rng = random.Random(seed)
     loop = asyncio.new_event_loop()
+    # Groups name an existing domain (issue 12).
+    loop.run_until_complete(ledger.services.domain.create_domain(CreateDomainAction(creator={"name": "bench"})))
     group_ids = [
         loop.run_until_complete(
             ledger.services.group.create_group(CreateGroupAction(input={"name": f"team-{i}", "domain_name": "bench"}))
