@@ -43,6 +43,7 @@ from domain.group import Group
 from domain.keypair import KeyPair
 from domain.ledger_migration import DOMAINS_AND_USERS, LedgerMigration
 from domain.ports import UnitOfWork
+from domain.shown import plural
 from domain.user import User, UserCreator
 
 BATCH = 2000
@@ -212,8 +213,8 @@ def _audit_entry(started: datetime, duration: float, summary: dict[str, Any]) ->
         entity_id=DOMAINS_AND_USERS,
         status=ActionStatus.SUCCESS,
         description=(
-            f"declared {summary['domains']} domain(s) and {summary['users']} user(s) named by"
-            f" {summary['groups']} group(s) and {summary['keypairs']} keypair(s) of the history"
+            f"declared {plural(summary['domains'], 'domain')} and {plural(summary['users'], 'user')} named by"
+            f" {plural(summary['groups'], 'group')} and {plural(summary['keypairs'], 'keypair')} of the history"
         ),
         started_at=started,
         ended_at=datetime.now(UTC),

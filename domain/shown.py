@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from decimal import Decimal
 
 # The largest integer any field holds (int64): larger ones are named by their size.
@@ -22,3 +23,21 @@ def shown(raw: object, limit: int = 40) -> str:
     else:
         text = f"a {type(raw).__name__}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 event`, `2 events`, `0 batches`, `3 entries`: a count and its noun, agreeing."""
+    if count == 1:
+        return f"{count} {noun}"
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return f"{count} {noun}es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return f"{count} {noun[:-1]}ies"
+    return f"{count} {noun}s"
+
+
+def some(ids: Iterable[str], most: int = 5) -> str:
+    """The first few of many ids, sorted, and how many more: a message names a sample."""
+    ordered = sorted(ids)
+    more = f" and {len(ordered) - most} more" if len(ordered) > most else ""
+    return ", ".join(ordered[:most]) + more

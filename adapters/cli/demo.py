@@ -81,11 +81,17 @@ class Demo:
 
     def assign(self) -> None:
         from domain.keypair import CreateKeyPairAction
+        from domain.user import CreateUserAction
 
+        domain = self.state.meta.domain_name or "default"
+        if self.ledger.queries.user(DEMO_OWNER) is None:  # a keypair's owner is a user of its domain
+            creator = {"user_id": DEMO_OWNER, "domain_name": domain, "full_name": "Demo Owner"}
+            self.state.run(self.ledger.processors.user.create_user, CreateUserAction(creator=creator))
+            self.say(f"created user {DEMO_OWNER} in domain {domain!r} to own the keypair")
         action = CreateKeyPairAction(
             access_key=DEMO_KEYPAIR,
             user_id=DEMO_OWNER,
-            domain_name=self.state.meta.domain_name or "default",
+            domain_name=domain,
             resource_policy=DEMO_POLICY,
         )
         self.state.run(self.keypairs.create_keypair, action)

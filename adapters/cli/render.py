@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.errors import LedgerError
+from domain.shown import plural as plural  # re-exported: the commands count with it
 
 if TYPE_CHECKING:
     from adapters.read.queries import HistoryEntry
@@ -130,17 +131,6 @@ def _quantity(slot: str, value: Any) -> str:
     while number % 1024 == 0 and len(units) > 1:
         number, units = number // 1024, units[1:]
     return f"{number}{units[0]}"
-
-
-def plural(count: int, noun: str) -> str:
-    """`1 event`, `2 events`, `0 batches`, `3 entries`: a count and its noun, agreeing."""
-    if count == 1:
-        return f"{count} {noun}"
-    if noun.endswith(("s", "x", "ch", "sh")):
-        return f"{count} {noun}es"
-    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return f"{count} {noun[:-1]}ies"
-    return f"{count} {noun}s"
 
 
 def utc_time(at: datetime) -> str:

@@ -24,7 +24,7 @@ import typer
 
 from adapters.cli.app import State, open_ledger, state_of
 from adapters.cli.columns import Column, lay_out, notes
-from adapters.cli.render import safe
+from adapters.cli.render import plural, safe
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -118,14 +118,6 @@ def _usage_cells(usage: dict[str, Any], prefix: str = "") -> list[str]:
 
 def _nfs(names: list[str] | None) -> str:
     return safe(", ".join(names)) if names else "-"
-
-
-def _plural(number: int, noun: str) -> str:
-    return noun if number == 1 else f"{noun}s"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {_plural(number, noun)}"
 
 
 def _text(value: Any) -> str:
@@ -250,7 +242,7 @@ def month_lines(month: str, zone: str, report: list[dict[str, Any]], limit: int 
     from domain.usage.rows import kernel_count
 
     kernels = kernel_count(report)
-    title = f"usage in {month} ({zone}): {_count(len(report), 'group')}, {_count(kernels, 'kernel')}"
+    title = f"usage in {month} ({zone}): {plural(len(report), 'group')}, {plural(kernels, 'kernel')}"
     more = None if limit is None else _left_out(kernels - limit, "kernel", limit, csv=False)
     return table_lines(title, _month_rows(report, ZoneInfo(zone), limit), more, width)
 
@@ -286,9 +278,9 @@ def _left_out(count: int, noun: str, limit: int, *, csv: bool) -> str | None:
     if count <= 0:
         return None
     if csv:
-        typer.echo(f"note: {count} more {_plural(count, noun)} not in the CSV (--limit {limit})", err=True)
+        typer.echo(f"note: {plural(count, noun).replace(' ', ' more ', 1)} not in the CSV (--limit {limit})", err=True)
         return None
-    return f"{count} more {_plural(count, noun)} not shown (--limit {limit}); the totals count them."
+    return f"{plural(count, noun).replace(' ', ' more ', 1)} not shown (--limit {limit}); the totals count them."
 
 
 MONTH_LIMIT = (
@@ -381,7 +373,7 @@ def usage_period(
         if not report:
             typer.echo(f"no usage in {span}")
             return
-        counts = [_count(len(report), "project"), _count(sessions, "session"), _count(kernel_count(report), "kernel")]
+        counts = [plural(len(report), "project"), plural(sessions, "session"), plural(kernel_count(report), "kernel")]
         rows = _period_rows(shown, ZoneInfo(zone))
         typer.echo("\n".join(table_lines(f"usage in {span}: {', '.join(counts)}", rows, more, _width())))
 

@@ -13,7 +13,7 @@ import typer
 
 from adapters.cli.app import State, fail, state_of
 from adapters.cli.options import parse_slots_option
-from adapters.cli.render import fields_table, print_table, safe
+from adapters.cli.render import fields_table, plural, print_table, safe
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -174,10 +174,6 @@ def _size(file: typer.FileBinaryRead) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}{'es' if noun.endswith('ch') else 's'}"
-
-
 def _progress(state: State) -> Progress:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -265,7 +261,7 @@ def workload_import(
         last_line_at = 0
 
         def counts(done: Importer) -> str:
-            return f"{_plural(done.facts, 'fact')} in {_plural(done.batches, 'batch')}"
+            return f"{plural(done.facts, 'fact')} in {plural(done.batches, 'batch')}"
 
         def show(done: Importer) -> None:
             nonlocal last_line_at
@@ -281,13 +277,13 @@ def workload_import(
             progress.stop()
             fail(
                 stop.cause.code,
-                f"line {stop.line}: {stop.reason} ({_plural(stop.recorded, 'fact')} before it "
+                f"line {stop.line}: {stop.reason} ({plural(stop.recorded, 'fact')} before it "
                 f"{'was' if stop.recorded == 1 else 'were'} recorded; fix the line and resume with "
                 f"--from-line {stop.line})",
             )
         except InsufficientPermission as refused:  # no line's fault: the whole import is refused
             progress.stop()
-            recorded = f"{_plural(importer.facts, 'fact')} recorded"
+            recorded = f"{plural(importer.facts, 'fact')} recorded"
             fail(
                 refused.code, f"{bounded(refused.message)} ({recorded}; resume with --from-line {importer.resume_line})"
             )
@@ -307,11 +303,11 @@ def workload_import(
 
     def human() -> None:
         typer.echo(
-            f"imported {_plural(importer.facts, 'fact')} in {_plural(importer.batches, 'batch')} in "
+            f"imported {plural(importer.facts, 'fact')} in {plural(importer.batches, 'batch')} in "
             f"{elapsed:.2f}s ({summary['facts_per_second']:.0f} facts/s)"
         )
         if importer.skipped:
-            typer.echo(f"skipped {_plural(importer.skipped, 'fact')} before line {from_line}")
+            typer.echo(f"skipped {plural(importer.skipped, 'fact')} before line {from_line}")
         if summary["by_fact"]:
             typer.echo(", ".join(f"{fact}={count}" for fact, count in summary["by_fact"].items()))
 

@@ -12,12 +12,10 @@ in the store with a new user in it: "domain not empty" cannot race.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from domain.catalog import EntityType
 from domain.entity import Entity
 from domain.errors import DomainNotActive, DomainNotEmpty, DuplicateDomainName, LedgerError, PolicyNotAllowedInDomain
-from domain.shown import shown
+from domain.shown import plural, shown, some
 
 
 class Domain(Entity):
@@ -102,14 +100,11 @@ class Domain(Entity):
 
     def check_deletable(self) -> None:
         if self.users:
-            raise DomainNotEmpty(f"domain {self.key!r} still has {len(self.users)} user(s): {_some(self.users)}")
+            raise DomainNotEmpty(f"domain {self.key!r} still has {plural(len(self.users), 'user')}: {some(self.users)}")
         if self.groups:
-            raise DomainNotEmpty(f"domain {self.key!r} still has {len(self.groups)} group(s): {_some(self.groups)}")
+            raise DomainNotEmpty(
+                f"domain {self.key!r} still has {plural(len(self.groups), 'group')}: {some(self.groups)}"
+            )
 
     def duplicate(self) -> LedgerError:
         return DuplicateDomainName(f"domain {self.key!r} already exists")
-
-
-def _some(ids: Mapping[str, object]) -> str:
-    shown = sorted(ids)[:5]
-    return ", ".join(shown) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")

@@ -10,7 +10,6 @@ EndpointCreated, EndpointDestroyed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 
 from domain.catalog import EntityType
 from domain.entity import Entity, FieldChanges, diff_fields, stream_id
@@ -23,6 +22,7 @@ from domain.errors import (
     PurgeGroupActionActiveKernelsError,
     PurgeGroupActionVFoldersMountedToActiveKernelsError,
 )
+from domain.shown import plural, some
 from domain.values import UserUpdateMode
 
 
@@ -138,10 +138,12 @@ class Group(Entity):
                 f"group {self.key} has vfolders mounted to active kernels: {', '.join(mounted)}"
             )
         if self.kernels:
-            raise PurgeGroupActionActiveKernelsError(f"group {self.key} has active kernel(s): {_some(self.kernels)}")
+            raise PurgeGroupActionActiveKernelsError(
+                f"group {self.key} has {plural(len(self.kernels), 'active kernel')}: {some(self.kernels)}"
+            )
         if self.endpoints:
             raise PurgeGroupActionActiveEndpointsError(
-                f"group {self.key} has active endpoint(s): {_some(self.endpoints)}"
+                f"group {self.key} has {plural(len(self.endpoints), 'active endpoint')}: {some(self.endpoints)}"
             )
         self.trigger_event(self.Purged)
 
@@ -176,11 +178,6 @@ class Group(Entity):
     @classmethod
     def missing(cls, key: str) -> LedgerError:
         return group_not_found(key)
-
-
-def _some(ids: Mapping[str, object]) -> str:
-    shown = sorted(ids)[:5]
-    return ", ".join(shown) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
 
 
 def group_not_found(group_id: object) -> GroupNotFound:

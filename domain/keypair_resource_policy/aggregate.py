@@ -27,6 +27,7 @@ from domain.errors import (
     PolicyInUse,
     SystemPolicyNotDeletable,
 )
+from domain.shown import plural, some
 
 SYSTEM_POLICY = "default"
 
@@ -150,21 +151,14 @@ class KeyPairResourcePolicy(Entity):
         if self.key == SYSTEM_POLICY:
             raise SystemPolicyNotDeletable(f"the system policy {SYSTEM_POLICY!r} cannot be deleted")
         if self.keypairs:
-            users = sorted(self.keypairs)
-            more = f" and {len(users) - 5} more" if len(users) > 5 else ""
             raise PolicyInUse(
-                f"keypair resource policy {self.key!r} is used by {len(users)} keypair(s): {', '.join(users[:5])}{more}"
+                f"keypair resource policy {self.key!r} is used by {plural(len(self.keypairs), 'keypair')}: "
+                f"{some(self.keypairs)}"
             )
         if self.fallback_of:
-            referrers = ", ".join(sorted(self.fallback_of))
-            raise PolicyInUse(f"keypair resource policy {self.key!r} is the fallback of: {referrers}")
+            raise PolicyInUse(f"keypair resource policy {self.key!r} is the fallback of: {some(self.fallback_of)}")
         if self.default_of:
-            holders = sorted(self.default_of)
-            more = f" and {len(holders) - 5} more" if len(holders) > 5 else ""
-            raise PolicyInUse(
-                f"keypair resource policy {self.key!r} is the default of {len(holders)} domain(s) or user(s): "
-                f"{', '.join(holders[:5])}{more}"
-            )
+            raise PolicyInUse(f"keypair resource policy {self.key!r} is the default of: {some(self.default_of)}")
 
     def duplicate(self) -> LedgerError:
         return DuplicatePolicyName(f"keypair resource policy {self.key!r} already exists")

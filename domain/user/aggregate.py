@@ -13,11 +13,11 @@ user who still owns keypairs cannot be deleted.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 
 from domain.catalog import EntityType
 from domain.entity import Entity
 from domain.errors import DuplicateUser, LedgerError, UserInUse
+from domain.shown import plural, some
 
 
 class User(Entity):
@@ -65,12 +65,9 @@ class User(Entity):
 
     def check_deletable(self) -> None:
         if self.keypairs:
-            raise UserInUse(f"user {self.key} still owns {len(self.keypairs)} keypair(s): {_some(self.keypairs)}")
+            raise UserInUse(
+                f"user {self.key} still owns {plural(len(self.keypairs), 'keypair')}: {some(self.keypairs)}"
+            )
 
     def duplicate(self) -> LedgerError:
         return DuplicateUser(f"user {self.key} already exists")
-
-
-def _some(ids: Mapping[str, object]) -> str:
-    shown = sorted(ids)[:5]
-    return ", ".join(shown) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")

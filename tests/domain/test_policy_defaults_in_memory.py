@@ -48,7 +48,7 @@ def store() -> InMemoryStore:
 def test_a_domain_default_is_in_use_until_released(store: InMemoryStore) -> None:
     domains = DomainService(store)
     run(domains.create_domain(CreateDomainAction(creator={"name": "d", "default_keypair_resource_policy": "gold"})))
-    with pytest.raises(PolicyInUse, match="default of 1 domain"):
+    with pytest.raises(PolicyInUse, match="default of: domain:"):
         delete_policy(store, "gold")
     run(
         domains.modify_domain(

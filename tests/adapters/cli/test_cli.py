@@ -160,7 +160,7 @@ def test_policy_in_use_is_one_line_and_exit_1(db: str) -> None:
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr == (
-        "error: keypair_resource_policy_delete_in_use: keypair resource policy 'p' is used by 1 keypair(s): AK1\n"
+        "error: keypair_resource_policy_delete_in_use: keypair resource policy 'p' is used by 1 keypair: AK1\n"
     )
     assert "Traceback" not in result.output
 
@@ -297,13 +297,17 @@ def test_demo_runs_twice_on_the_same_ledger(db: str) -> None:
     lines = first.splitlines()
     assert lines[0].startswith("created policy 'dev-policy'")
     assert lines[1] == "modified policy 'dev-policy': max_concurrent_sessions 5 -> 10"
-    assert lines[2] == "created keypair 'AKDEMO' using policy 'dev-policy'"
-    assert lines[3].startswith("deleting policy 'dev-policy' was refused: keypair_resource_policy_delete_in_use")
-    assert lines[4:6] == ["deleted keypair 'AKDEMO'", "deleted policy 'dev-policy'"]
+    # A keypair's owner is a user of its domain: the first run creates it, later runs reuse it.
+    assert lines[2] == "created user 00000000-0000-4000-8000-00000000de40 in domain 'default' to own the keypair"
+    assert lines[3] == "created keypair 'AKDEMO' using policy 'dev-policy'"
+    assert lines[4].startswith("deleting policy 'dev-policy' was refused: keypair_resource_policy_delete_in_use")
+    assert lines[4].endswith("is used by 1 keypair: AKDEMO")
+    assert lines[5:7] == ["deleted keypair 'AKDEMO'", "deleted policy 'dev-policy'"]
     assert "max_concurrent_sessions: 5 -> 10" in first
     assert "cpu=50, cuda.device=4, mem=256g" in first
     second = ok(db, "demo").stdout
     assert second.startswith("re-created policy 'dev-policy'")
+    assert "created user" not in second
     events = [e["event"] for e in as_json(db, "policy", "history", "dev-policy")]
     life = ["Modified", "KeyPairAssigned", "KeyPairUnassigned", "Deleted"]
     assert events == ["Created", *life, "Recreated", *life]
@@ -314,7 +318,7 @@ def test_demo_runs_twice_on_the_same_ledger(db: str) -> None:
 def test_demo_json_and_seed_values(db: str) -> None:
     report = as_json(db, "demo")
     assert isinstance(report, dict)
-    assert len(report["steps"]) == 6
+    assert len(report["steps"]) == 7  # the owner's creation among them, on a fresh ledger
     created = report["history"][0]
     assert created["event"] == "Created"
     new = {f: c["new"] for f, c in created["changes"].items()}

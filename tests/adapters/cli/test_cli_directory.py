@@ -75,7 +75,7 @@ def test_a_domain_with_users_is_not_deleted_and_its_history_stays(db: str) -> No
     ok(db, "domain", "create", "lab")
     ok(db, "user", "create", ALICE, "--domain-name", "lab")
     line = refused(db, "domain", "delete", "lab")
-    assert line == f"error: domain_delete_not_empty: domain 'lab' still has 1 user(s): {ALICE}"
+    assert line == f"error: domain_delete_not_empty: domain 'lab' still has 1 user: {ALICE}"
     ok(db, "user", "delete", ALICE)
     assert as_json(db, "domain", "delete", "lab")["name"] == "lab"
     assert "not found" in refused(db, "domain", "show", "lab")

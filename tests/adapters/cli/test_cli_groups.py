@@ -272,11 +272,11 @@ def test_purge_is_refused_while_workload_holds_the_group(db: str) -> None:
     )
     ok(db, "workload", "kernel-terminate", kernel, "--terminated-at", "2024-10-01T02:00:00Z")
     assert refused(db, "group", "purge", GROUP) == (
-        f"error: group_purge_active_kernels: group {GROUP} has active kernel(s): {bare}"
+        f"error: group_purge_active_kernels: group {GROUP} has 1 active kernel: {bare}"
     )
     ok(db, "workload", "kernel-terminate", bare, "--terminated-at", "2024-10-01T02:00:00Z", "--status", "cancelled")
     assert refused(db, "group", "purge", GROUP) == (
-        f"error: group_purge_active_endpoints: group {GROUP} has active endpoint(s): {endpoint}"
+        f"error: group_purge_active_endpoints: group {GROUP} has 1 active endpoint: {endpoint}"
     )
     ok(db, "workload", "endpoint-destroy", endpoint)
     assert as_json(db, "group", "purge", GROUP)["id"] == GROUP
