@@ -143,4 +143,5 @@ class Entity(Aggregate):
 
 
 def entity_not_found(entity_type: str, key: str) -> ObjectNotFound:
-    return ObjectNotFound(f"{entity_type} {key!r} not found", entity_type=entity_type, entity_id=key)
+    # In words ('keypair resource policy'): the code already carries the type's identifier.
+    return ObjectNotFound(f"{entity_type.replace('_', ' ')} {key!r} not found", entity_type=entity_type, entity_id=key)

@@ -49,10 +49,14 @@ class ObjectNotFound(LedgerError):
     status = 404
     error_detail = "not_found"
 
-    def __init__(self, message: str, *, entity_type: str = "", entity_id: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, entity_type: str = "", entity_id: str = "", field: str | None = None) -> None:
+        # `field`: the input that named the missing entity (a keypair's `domain_name`), so
+        # an adapter can name the option or parameter the caller used for it.
+        super().__init__(f"{field}: {message}" if field else message)
         self.entity_type = entity_type
         self.entity_id = entity_id
+        self.field = field
+        self.reason = message
 
     @property
     def code(self) -> str:

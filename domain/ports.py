@@ -10,6 +10,7 @@ from typing import Protocol, TypeVar
 from eventsourcing.domain import Aggregate
 
 from domain.entity import Entity
+from domain.errors import ObjectNotFound
 
 A = TypeVar("A", bound=Aggregate)
 E = TypeVar("E", bound=Entity)
@@ -65,11 +66,14 @@ class UnitOfWork:
             self._store.save(*changed)
 
 
-def load_live(work: UnitOfWork, cls: type[E], key: str) -> E:
+def load_live(work: UnitOfWork, cls: type[E], key: str, field: str | None = None) -> E:
     """The live entity of type `cls` named `key`; `cls.missing(key)` when its stream is
     empty, holds a deleted one, or holds another kind (ids named by the caller's UUID
-    may name any kind's stream)."""
+    may name any kind's stream). `field`: the input that named it, for the error to name."""
     found = work.get(cls.id_for(key), Entity)
     if not isinstance(found, cls) or found.is_deleted:
-        raise cls.missing(key)
+        error = cls.missing(key)
+        if field is not None and isinstance(error, ObjectNotFound):
+            error = ObjectNotFound(error.reason, entity_type=error.entity_type, entity_id=error.entity_id, field=field)
+        raise error
     return found

@@ -37,7 +37,7 @@ from typer.exceptions import TyperException
 
 from adapters.cli.options import FIELD_ALIASES
 from adapters.cli.render import debug, error_json, error_line, one_line, safe
-from domain.errors import InvalidAPIParameters, LedgerError
+from domain.errors import InvalidAPIParameters, LedgerError, ObjectNotFound
 
 if TYPE_CHECKING:
     from adapters.bootstrap import Ledger
@@ -224,13 +224,14 @@ def rewrap(text: str | None) -> str | None:
 
 
 def named_options(callback: Callable[..., Any]) -> Callable[..., Any]:
-    """`callback`, its InvalidAPIParameters renamed to the option the user typed."""
+    """`callback`, its errors about one input (bad, or naming nothing that exists) renamed
+    to the option the user typed."""
 
     @functools.wraps(callback)
     def named(*args: Any, **kwargs: Any) -> Any:
         try:
             return callback(*args, **kwargs)
-        except InvalidAPIParameters as exc:
+        except (InvalidAPIParameters, ObjectNotFound) as exc:
             ctx = get_current_context(silent=True)
             renamed = None if ctx is None else as_option_error(exc, ctx)
             if renamed is None:
@@ -240,18 +241,23 @@ def named_options(callback: Callable[..., Any]) -> Callable[..., Any]:
     return named
 
 
-def as_option_error(exc: InvalidAPIParameters, ctx: Context) -> InvalidAPIParameters | None:
+def as_option_error(exc: InvalidAPIParameters | ObjectNotFound, ctx: Context) -> LedgerError | None:
     """`exc` naming the parameter of `ctx`'s command its field (`user_id`, or the first
     segment of `total_resource_slots.warp` that names one) stands for: `--owner: ...`; None
     when no parameter does."""
-    if exc.field is None or type(exc) is not InvalidAPIParameters:
+    if exc.field is None or type(exc) not in (InvalidAPIParameters, ObjectNotFound):
         return None
     segments = exc.field.split(".")
     for index, segment in enumerate(segments):
         param = parameter_for(ctx, segment)
         if param is not None:
             rest = ".".join(segments[index + 1 :])
-            return InvalidAPIParameters(f"{rest}: {exc.reason}" if rest else exc.reason, field=option_name(param))
+            reason = f"{rest}: {exc.reason}" if rest else exc.reason
+            if isinstance(exc, ObjectNotFound):
+                return ObjectNotFound(
+                    reason, entity_type=exc.entity_type, entity_id=exc.entity_id, field=option_name(param)
+                )
+            return InvalidAPIParameters(reason, field=option_name(param))
     return None
 
 

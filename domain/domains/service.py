@@ -42,9 +42,10 @@ def require_policy(work: UnitOfWork, name: str, field: str) -> KeyPairResourcePo
         return load_live(work, KeyPairResourcePolicy, name)
     except ObjectNotFound:
         raise ObjectNotFound(
-            f"{field}: keypair resource policy {shown(name)} not found",
+            f"keypair resource policy {shown(name)} not found",
             entity_type=EntityType.KEYPAIR_RESOURCE_POLICY,
             entity_id=name,
+            field=field,
         ) from None
 
 
@@ -54,7 +55,9 @@ def require_domain(work: UnitOfWork, name: str, field: str) -> Domain:
     try:
         return load_live(work, Domain, name)
     except ObjectNotFound:
-        raise ObjectNotFound(f"{field}: domain {shown(name)} not found", entity_type=DOMAIN, entity_id=name) from None
+        raise ObjectNotFound(
+            f"domain {shown(name)} not found", entity_type=DOMAIN, entity_id=name, field=field
+        ) from None
 
 
 def check_admin_may_assign(domain: Domain, policy: str | None, field: str) -> None:

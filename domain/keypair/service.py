@@ -51,7 +51,7 @@ class KeyPairService:
             work = UnitOfWork(self._store)
             keypair = work.get(KeyPair.id_for(key), KeyPair)
             # The references are checked before a duplicate, as the policy always was.
-            policy = load_live(work, KeyPairResourcePolicy, name) if name is not None else None
+            policy = load_live(work, KeyPairResourcePolicy, name, field="resource_policy") if name is not None else None
             domain = require_domain(work, action.domain_name, "domain_name")
             owner = require_user_of(work, str(action.user_id), action.domain_name, "user_id")
             check_admin_may_assign(domain, name, POLICY)
@@ -74,7 +74,11 @@ class KeyPairService:
             if action.resource_policy.is_nop():
                 return keypair, False
             new_name = action.resource_policy.value()
-            new_policy = load_live(work, KeyPairResourcePolicy, new_name) if new_name is not None else None
+            new_policy = (
+                load_live(work, KeyPairResourcePolicy, new_name, field="resource_policy")
+                if new_name is not None
+                else None
+            )
             old_policy = _assigned(work, keypair.resource_policy)
             if not keypair.modify({POLICY: new_name}):
                 return keypair, False

@@ -32,7 +32,7 @@ def relink_fallback(
     if new is not None and new != old:
         if new == name:
             raise CircularPolicyReference(f"{name!r} cannot fall back to itself")
-        target = load_live(work, KeyPairResourcePolicy, new)
+        target = load_live(work, KeyPairResourcePolicy, new, field="fallback_policy")
         target.become_fallback_of(name)  # refuses a link back to `name` first
         if policy is not None and policy.fallback_of:
             used_by = ", ".join(sorted(policy.fallback_of))

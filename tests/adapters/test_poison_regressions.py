@@ -99,7 +99,7 @@ def test_a_kernel_must_carry_its_groups_domain(ledger_url: str, domain: str) -> 
         *("--slots", "cpu=1", "--started-at", "2024-10-01T00:00:00Z"),
     )
     assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "domain_name" in result.stderr and "'d1'" in result.stderr
+    assert "--domain-name: " in result.stderr and "'d1'" in result.stderr
     assert as_json(ledger_url, "usage", "month", "202410") == []
 
 

@@ -132,7 +132,7 @@ def test_load_live_refuses_missing_deleted_and_other_kinds(store: InMemoryStore)
     run(keypairs.delete_keypair(DeleteKeyPairAction(access_key="AK1")))
     with pytest.raises(ObjectNotFound, match="keypair 'AK1' not found"):
         run(keypairs.modify_keypair(ModifyKeyPairAction(access_key="AK1", resource_policy="p")))
-    with pytest.raises(ObjectNotFound, match="keypair_resource_policy 'absent' not found"):
+    with pytest.raises(ObjectNotFound, match="keypair resource policy 'absent' not found"):
         load_live(UnitOfWork(store), KeyPairResourcePolicy, "absent")
     group = create_group(store)
     kernel = start_kernel(store, group)

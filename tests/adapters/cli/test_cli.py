@@ -116,7 +116,7 @@ def test_policy_delete_then_show_is_not_found(db: str) -> None:
     assert ok(db, "policy", "delete", "q").stdout.strip() == "deleted keypair resource policy 'q'"
     result = ledger(db, "policy", "show", "p")
     assert result.exit_code == 1
-    assert result.stderr == "error: keypair_resource_policy_not_found: keypair_resource_policy 'p' not found\n"
+    assert result.stderr == "error: keypair_resource_policy_not_found: keypair resource policy 'p' not found\n"
 
 
 def test_history_records_actor_and_changes(db: str) -> None:

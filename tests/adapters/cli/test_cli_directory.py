@@ -66,7 +66,9 @@ def test_domain_errors_are_one_line_naming_the_option(db: str) -> None:
     assert refused(db, "domain", "modify", "lab", "--slot", "cpu=lots").startswith(
         "error: ledger_invalid_parameters: --slot:"
     )
-    assert "default_keypair_resource_policy" in refused(db, "domain", "modify", "lab", "--default-policy", "nope")
+    assert "--default-policy: keypair resource policy 'nope' not found" in refused(
+        db, "domain", "modify", "lab", "--default-policy", "nope"
+    )
     assert "not found" in refused(db, "domain", "show", "nowhere")
     assert "not found" in refused(db, "domain", "modify", "nowhere", "--inactive")
 
@@ -141,7 +143,9 @@ def test_user_errors_are_one_line_naming_the_option(db: str) -> None:
     ok(db, "domain", "create", "lab")
     assert refused(db, "user", "create", "not-a-uuid").startswith("error: ledger_invalid_parameters: USER_ID:")
     assert "--email:" in refused(db, "user", "create", ALICE, "--email", "no-at-sign")
-    assert "domain_name" in refused(db, "user", "create", ALICE, "--domain-name", "nowhere")
+    assert "--domain-name: domain 'nowhere' not found" in refused(
+        db, "user", "create", ALICE, "--domain-name", "nowhere"
+    )
     ok(db, "user", "create", ALICE, "--domain-name", "lab")
     assert "already exists" in refused(db, "user", "create", ALICE, "--domain-name", "lab")
     assert "--unset" in usage_error(db, "user", "modify", ALICE, "--unset", "domain_name")

@@ -46,7 +46,7 @@ def test_policy_modify_without_options_is_unchanged(db: str) -> None:
     assert policy_events(db) == ["Created"]
     assert "permission_forbidden" in refused(db, "--role", "user", "policy", "modify", "p")
     assert refused(db, "policy", "modify", "ghost") == (
-        "error: keypair_resource_policy_not_found: keypair_resource_policy 'ghost' not found"
+        "error: keypair_resource_policy_not_found: keypair resource policy 'ghost' not found"
     )
 
 
