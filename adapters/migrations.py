@@ -4,8 +4,10 @@
 and keypairs named domains and users freely. On first open, every domain and user the
 stored events name becomes an entity, with the relations the services now keep: each
 live group (not purged; a soft-deleted one too) on its domain's list, each live keypair
-on its owner's, each user on its domain's. Named means: a group's or keypair's
-`domain_name` (created, recreated or moved), a keypair's `user_id`, a group's members.
+on its owner's, each user on its domain's, and each membership of a live group on the
+member's stream too (`User.GroupJoined`, as the group service records them). Named
+means: a group's or keypair's `domain_name` (created, recreated or moved), a keypair's
+`user_id`, a group's members (the members still in it are its memberships).
 A user's domain is the domain of the first keypair or group that named it, in the
 order of the history (a user belongs to one domain; an older ledger may have named one
 user in several, and the first one wins; its other keypairs stay on it anyway).
@@ -52,6 +54,7 @@ _READ = (
     Group.Created,
     Group.Modified,
     Group.MembersAdded,
+    Group.MembersRemoved,
     Group.Purged,
     KeyPair.Created,
     KeyPair.Recreated,
@@ -66,6 +69,7 @@ class Named:
     domains: dict[str, None] = field(default_factory=dict)  # insertion order: first named first
     user_domains: dict[str, str] = field(default_factory=dict)  # user -> first domain naming it
     groups: dict[str, str] = field(default_factory=dict)  # live group -> its domain
+    members: dict[str, dict[str, None]] = field(default_factory=dict)  # live group -> its members
     keypairs: dict[str, str] = field(default_factory=dict)  # live keypair -> its owner
     access_keys: dict[str, str] = field(default_factory=dict)  # keypair stream -> access key
 
@@ -85,8 +89,13 @@ class Named:
         elif isinstance(event, Group.MembersAdded) and stream in self.groups:
             for user_id in event.user_ids:
                 self.user_domains.setdefault(str(user_id), self.groups[stream])
+                self.members.setdefault(stream, {})[str(user_id)] = None
+        elif isinstance(event, Group.MembersRemoved) and stream in self.members:
+            for user_id in event.user_ids:
+                self.members[stream].pop(str(user_id), None)
         elif isinstance(event, Group.Purged):
             self.groups.pop(stream, None)
+            self.members.pop(stream, None)
         elif isinstance(event, KeyPair.Created | KeyPair.Recreated):
             if isinstance(event, KeyPair.Created):
                 self.access_keys[stream] = event.key
@@ -152,6 +161,9 @@ def declare_domains_and_users(app: LedgerApplication) -> None:
             domains[domain_name].add_group(group_id)
         for access_key, user_id in named.keypairs.items():
             users[user_id].add_keypair(access_key)
+        for group_id, members in named.members.items():
+            for user_id in members:
+                users[user_id].join_group(group_id)
         summary = {
             "domains": sum(1 for kind in created if kind == EntityType.DOMAIN),
             "users": sum(1 for kind in created if kind == EntityType.USER),

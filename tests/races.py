@@ -45,27 +45,44 @@ def decide_together(
         finally:
             saved[rank].set()
 
+    def prepare(index: int) -> None:
+        mine.index, mine.waited = index, False
+
+    ledger.app.save = save_in_turn  # type: ignore[method-assign]
+    try:
+        return _in_threads(commands, prepare, timeout)
+    finally:
+        del ledger.app.save
+
+
+def all_at_once(commands: list[Command], timeout: float = JOIN_TIMEOUT) -> list[BaseException | None]:
+    """Runs the commands in threads released together, with no other coordination (the
+    free-running races: only invariants are asserted on their outcomes). Raises
+    `StillRunning` if a command has not finished `timeout` seconds after they started."""
+    start = threading.Barrier(len(commands), timeout=30)
+    return _in_threads(commands, lambda _index: start.wait(), timeout)
+
+
+def _in_threads(commands: list[Command], prepare: Callable[[int], Any], timeout: float) -> list[BaseException | None]:
+    """Each command in its own thread, after `prepare(index)` there; the outcome of each
+    (None or what it raised) once all are done, or `StillRunning`."""
     outcomes: list[BaseException | None] = [None] * len(commands)
 
     def run(index: int) -> None:
-        mine.index, mine.waited = index, False
         try:
+            prepare(index)
             commands[index]()
         except BaseException as exc:  # recorded and asserted on by the caller
             outcomes[index] = exc
 
-    ledger.app.save = save_in_turn  # type: ignore[method-assign]
-    try:
-        # Daemons: a hung command must not keep the test run from exiting.
-        threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(commands))]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        stuck = [index for index, thread in enumerate(threads) if thread.is_alive()]
-    finally:
-        del ledger.app.save
+    # Daemons: a hung command must not keep the test run from exiting.
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(commands))]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [index for index, thread in enumerate(threads) if thread.is_alive()]
     if stuck:
         raise StillRunning(
             f"commands {stuck} of {len(commands)} still running {timeout:g} s after they started "

@@ -108,8 +108,9 @@ class Group(Entity):
     def name_key(self) -> tuple[str, str]:
         return self.fields["domain_name"], self.fields["name"]
 
-    def update_members(self, mode: UserUpdateMode, user_ids: list[str]) -> None:
-        """Only real changes become events."""
+    def update_members(self, mode: UserUpdateMode, user_ids: list[str]) -> tuple[list[str], list[str]]:
+        """Only real changes become events. Returns the members removed and added, which
+        the service records on the users' streams."""
         wanted = dict.fromkeys(user_ids, True)
         if mode is UserUpdateMode.REPLACE:
             removed = [u for u in self.members if u not in wanted]
@@ -122,6 +123,7 @@ class Group(Entity):
             self.trigger_event(self.MembersRemoved, user_ids=removed)
         if added:
             self.trigger_event(self.MembersAdded, user_ids=added)
+        return removed, added
 
     def delete(self) -> None:
         self.require_live()

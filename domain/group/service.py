@@ -5,9 +5,11 @@ A group names a live domain and is recorded on it (`Domain.GroupAdded`) in the s
 append, so a domain cannot be deleted while it holds a group. A soft-deleted group stays
 recorded (it still holds its name and can be modified back to active); a purge removes
 it, so a domain is never blocked forever: purge its deleted groups first. Members are
-live users of the group's domain (as Backend.AI's association). An admin (the acting
-role) cannot set a group's `total_resource_slots` above its domain's, slot by slot (a
-slot the domain does not list is unlimited).
+live users of the group's domain (as Backend.AI's association), each membership recorded
+on the user's stream too (`User.GroupJoined` / `GroupLeft`) in the same append, so adding
+a member and deleting that user conflict in the store; a purge releases its members.
+An admin (the acting role) cannot set a group's `total_resource_slots` above its
+domain's, slot by slot (a slot the domain does not list is unlimited).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from domain.usage import (
     UsageReader,
     UsageReports,
 )
-from domain.user.service import require_user_of
+from domain.user.aggregate import User
+from domain.user.lookup import require_user_of
 from domain.values import UserUpdateMode
 
 GROUP = EntityType.GROUP
@@ -85,6 +88,17 @@ def require_members(work: UnitOfWork, domain_name: str, user_ids: Iterable[str],
     """Each member is a live user of the group's domain."""
     for user_id in user_ids:
         require_user_of(work, user_id, domain_name, field)
+
+
+def record_memberships(work: UnitOfWork, group_id: str, removed: Iterable[str], added: Iterable[str]) -> None:
+    """Each membership the group's events changed is recorded on the user's stream too, in
+    the same append: a member added while the user is deleted conflicts in the store."""
+    for user_id in added:
+        load_live(work, User, user_id).join_group(group_id)  # loaded (and checked) already
+    for user_id in removed:
+        user = work.get(User.id_for(user_id), User)
+        if user is not None:
+            user.leave_group(group_id)
 
 
 class GroupService:
@@ -135,7 +149,8 @@ class GroupService:
                 wanted = [str(u) for u in users.value()]
                 if mode.value() is not UserUpdateMode.REMOVE:
                     require_members(work, domain_name, [u for u in wanted if u not in group.members], "user_uuids")
-                group.update_members(mode.value(), wanted)
+                removed, added = group.update_members(mode.value(), wanted)
+                record_memberships(work, str(group.id), removed, added)
             # Every event of a modify is the group's own (the name index moves only with it).
             changed = bool(group.pending_events)
             work.commit()
@@ -161,6 +176,7 @@ class GroupService:
             group = load_group(work, action.group_id)
             before = group_data(group)
             group.purge()
+            record_memberships(work, str(group.id), sorted(group.members), ())  # released with it
             name_index(work, *group.name_key).release(str(group.id))
             domain = work.get(Domain.id_for(group.fields["domain_name"]), Domain)
             if domain is not None:

@@ -1,18 +1,22 @@
 """The user aggregate.
 
-Events: Created, Recreated, Modified, Deleted (from `Entity`), KeyPairAdded and
-KeyPairRemoved.
+Events: Created, Recreated, Modified, Deleted (from `Entity`), KeyPairAdded,
+KeyPairRemoved, GroupJoined and GroupLeft.
 
 A user's stream id is derived from its UUID under the user kind (not the UUID itself),
 so a user id can never name another kind's stream. Each user is also recorded on its
 domain's stream in the same append (`Domain.UserAdded`), so a domain with users cannot
 be deleted. Once keypairs are wired, each keypair is recorded here the same way, so a
-user who still owns keypairs cannot be deleted.
+user who still owns keypairs cannot be deleted. Group memberships are recorded here too,
+in the same append as the group's MembersAdded / MembersRemoved, so adding a member and
+deleting that user conflict in the store; a user's delete leaves every group it is in
+(as Backend.AI drops the association rows), and a group's purge releases its members.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from domain.catalog import EntityType
 from domain.entity import Entity
@@ -35,9 +39,30 @@ class User(Entity):
         def apply(self, aggregate: User) -> None:
             aggregate.keypairs.pop(self.access_key, None)
 
+    class GroupJoined(Entity.Event):
+        group_id: str
+
+        def apply(self, aggregate: User) -> None:
+            aggregate.groups[self.group_id] = True
+
+    class GroupLeft(Entity.Event):
+        group_id: str
+
+        def apply(self, aggregate: User) -> None:
+            aggregate.groups.pop(self.group_id, None)
+
+    # Version 2 added `groups`; a snapshot taken by version 1 is upcast on load.
+    class_version = 2
+
     def __init__(self) -> None:
         super().__init__()
         self.keypairs: dict[str, bool] = {}
+        self.groups: dict[str, bool] = {}  # the groups this user is a member of
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A version-1 snapshot predates memberships on the user: none were recorded then."""
+        state["groups"] = {}
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -62,6 +87,16 @@ class User(Entity):
         # No liveness check: a keypair must always be able to let go of its owner.
         if access_key in self.keypairs:
             self.trigger_event(self.KeyPairRemoved, access_key=access_key)
+
+    def join_group(self, group_id: str) -> None:
+        self.require_live()
+        if group_id not in self.groups:
+            self.trigger_event(self.GroupJoined, group_id=group_id)
+
+    def leave_group(self, group_id: str) -> None:
+        # No liveness check: a group must always be able to let go of its members.
+        if group_id in self.groups:
+            self.trigger_event(self.GroupLeft, group_id=group_id)
 
     def check_deletable(self) -> None:
         if self.keypairs:

@@ -1,5 +1,5 @@
-"""The user service: a user, its domain's member list and its default policy's check
-are decided and saved together.
+"""The user service: a user, its domain's member list, its groups' member lists and its
+default policy's check are decided and saved together.
 
 An admin (the acting role, from the action context) may give a user only a default
 policy its domain allows (`allowed_keypair_resource_policies`); a superadmin, the
@@ -11,7 +11,7 @@ from __future__ import annotations
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.domains.service import DEFAULT_POLICY, check_admin_may_assign, relink_default_policy, require_domain
-from domain.errors import InvalidAPIParameters, ObjectNotFound
+from domain.group.aggregate import Group
 from domain.ports import AggregateStore, UnitOfWork, load_live
 from domain.user.actions import (
     CreateUserAction,
@@ -22,7 +22,9 @@ from domain.user.actions import (
     ModifyUserActionResult,
 )
 from domain.user.aggregate import User
+from domain.user.lookup import require_user_of as require_user_of  # where the keypair service finds it
 from domain.user.types import UserData
+from domain.values import UserUpdateMode
 
 USER = EntityType.USER
 
@@ -30,20 +32,6 @@ USER = EntityType.USER
 def user_data(user: User) -> UserData:
     assert user.created_at is not None and user.changed_at is not None
     return UserData.from_fields(user.user_id, user.created_at, user.changed_at, user.fields)
-
-
-def require_user_of(work: UnitOfWork, user_id: str, domain_name: str, field: str) -> User:
-    """The live user `user_id` of domain `domain_name`, or an error naming `field`: not
-    found when no such user lives, invalid when the user is in another domain."""
-    try:
-        user = load_live(work, User, user_id)
-    except ObjectNotFound:
-        raise ObjectNotFound(f"{field}: user {user_id} not found", entity_type=USER, entity_id=user_id) from None
-    if user.domain_name != domain_name:
-        raise InvalidAPIParameters(
-            f"user {user_id} is in domain {user.domain_name!r}, not {domain_name!r}", field=field
-        )
-    return user
 
 
 class UserService:
@@ -95,6 +83,7 @@ class UserService:
             work = UnitOfWork(self._store)
             user = load_live(work, User, key)
             before = user_data(user)
+            leave_groups(work, user)
             user.delete()  # refuses a user who still owns keypairs
             domain = work.get(Domain.id_for(user.domain_name), Domain)
             if domain is not None:
@@ -104,3 +93,14 @@ class UserService:
             return before
 
         return DeleteUserActionResult(self._store.run(delete, USER, "delete"))
+
+
+def leave_groups(work: UnitOfWork, user: User) -> None:
+    """The user leaves every group it is in, each group's MembersRemoved and the user's
+    GroupLeft in the same append (a member added concurrently conflicts on the user's
+    stream and is refused on retry)."""
+    for group_id in sorted(user.groups):
+        group = work.get(Group.id_for(group_id), Group)
+        if group is not None and not group.is_deleted:
+            group.update_members(UserUpdateMode.REMOVE, [user.key])
+        user.leave_group(group_id)

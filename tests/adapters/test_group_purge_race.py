@@ -8,7 +8,6 @@ The free-running race starts many threads at once and checks the invariant only.
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from typing import Any
 
@@ -26,7 +25,7 @@ from tests.adapters.groups import (
     kernel_action,
     stores_nothing,
 )
-from tests.races import Command, decide_together
+from tests.races import Command, all_at_once, decide_together
 
 
 def purge(ledger: Ledger, group_id: uuid.UUID) -> Command:
@@ -128,7 +127,7 @@ def test_free_running_purges_and_starts_keep_the_invariant(ledger: Ledger) -> No
             batch(ledger, [endpoint]),
             batch(ledger, [folder]),
         ]
-        outcomes = _all_at_once(commands)
+        outcomes = all_at_once(commands)
 
         purged, plain_kernel, mounting_kernel, new_endpoint, new_folder = (o is None for o in outcomes)
         assert all(isinstance(o, GroupNotFound) for o in outcomes[1:] if o is not None), outcomes
@@ -155,23 +154,3 @@ def test_free_running_purges_and_starts_keep_the_invariant(ledger: Ledger) -> No
             assert (stored(ledger, Kernel, action.kernel_id) is not None) == ok
         assert (stored(ledger, Endpoint, endpoint.endpoint_id) is not None) == new_endpoint
         assert (stored(ledger, VFolder, folder.vfolder_id) is not None) == new_folder
-
-
-def _all_at_once(commands: list[Command]) -> list[BaseException | None]:
-    """Runs the commands in threads released together, with no other coordination."""
-    start = threading.Barrier(len(commands), timeout=30)
-    outcomes: list[BaseException | None] = [None] * len(commands)
-
-    def run(index: int) -> None:
-        start.wait()
-        try:
-            commands[index]()
-        except BaseException as exc:  # asserted on by the caller
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(commands))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes

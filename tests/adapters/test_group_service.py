@@ -269,10 +269,11 @@ def test_membership_and_field_changes_land_together(ledger: Ledger) -> None:
     ensure_user(ledger.app.store, user, "default")  # members are existing users
     before = head(ledger)
     changed = modify_group(ledger, group.id, description="with members", mode="add", users=[user])
-    assert head(ledger) == before + 2
+    assert head(ledger) == before + 3  # the group's Modified and MembersAdded, the user's GroupJoined
     assert changed.description == "with members"
     assert ledger.queries.group_members(group.id) == {user}
     assert events(ledger, group.id) == ["Created", "Modified", "MembersAdded"]
+    assert [entry.event for entry in ledger.queries.history("user", str(user))][-1] == "GroupJoined"
 
 
 def test_bad_membership_requests_are_refused_and_store_nothing(ledger: Ledger) -> None:

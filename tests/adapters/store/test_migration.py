@@ -52,11 +52,12 @@ def write_old_history(ledger: Ledger) -> None:
         created.update_members(UserUpdateMode.ADD, [str(m) for m in members])
         return created
 
-    g1, g2, g3, g4 = group(G1, "d1", [U1, U2]), group(G2, "d2", [U2]), group(G3, "d1", []), group(G4, "d4", [])
+    g1, g2, g3, g4 = group(G1, "d1", [U1, U2]), group(G2, "d2", [U2, U3]), group(G3, "d1", []), group(G4, "d4", [U1])
     app.save(g1, g2, g3, g4)
+    g2.update_members(UserUpdateMode.REMOVE, [str(U3)])  # U3 left: no membership of G2
     g3.modify({"domain_name": "d3"})  # moved: it belongs to d3 now
-    g4.purge()  # gone: d4 is named, but holds no group
-    app.save(g3, g4)
+    g4.purge()  # gone: d4 is named, but holds no group, and U1 is in no group of it
+    app.save(g2, g3, g4)
     keypairs = [
         KeyPair.create(access_key, {"user_id": str(owner), "domain_name": domain, "resource_policy": "p"})
         for access_key, owner, domain in (("AK1", U3, "d2"), ("AK2", U1, "d1"), ("AK3", U4, "d5"))
@@ -92,6 +93,15 @@ def assert_migrated(app: LedgerApplication) -> None:
     assert list(entity(app, User, str(U3)).keypairs) == ["AK1"]
     assert list(entity(app, User, str(U1)).keypairs) == ["AK2"]
     assert entity(app, User, str(U4)).keypairs == {}  # its keypair was deleted
+    # Each member still in a live group has the membership on its own stream too.
+    assert {str(u): sorted(entity(app, User, str(u)).groups) for u in (U1, U2, U3, U4)} == {
+        str(U1): [str(G1)],
+        str(U2): sorted([str(G1), str(G2)]),
+        str(U3): [],
+        str(U4): [],
+    }
+    members = {str(g): sorted(entity(app, Group, str(g)).members) for g in (G1, G2, G3)}
+    assert members == {str(G1): sorted([str(U1), str(U2)]), str(G2): [str(U2)], str(G3): []}
     marker = app.get(LedgerMigration.id_for(DOMAINS_AND_USERS), LedgerMigration)
     assert marker is not None
     assert marker.summary == {"domains": 6, "users": 4, "groups": 3, "keypairs": 2}  # `default` too
@@ -112,6 +122,10 @@ def test_an_old_ledger_is_migrated_once_on_first_open(old_ledger: str) -> None:
         with pytest.raises(DomainNotEmpty):
             asyncio.run(reopened.services.domain.delete_domain(DeleteDomainAction(domain_name="d3")))
         asyncio.run(reopened.services.domain.delete_domain(DeleteDomainAction(domain_name="d4")))
+        # A migrated member's delete leaves the groups the migration recorded it in.
+        asyncio.run(reopened.services.user.delete_user(DeleteUserAction(user_id=U2)))
+        assert list(entity(reopened.app, Group, str(G1)).members) == [str(U1)]
+        assert entity(reopened.app, Group, str(G2)).members == {}
 
 
 def test_the_migration_reads_in_batches_and_is_the_systems_doing(

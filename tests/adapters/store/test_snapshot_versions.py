@@ -4,6 +4,7 @@ their state (eventsourcing's `class_version` / `upcast_vX_vY`)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -11,12 +12,15 @@ from adapters.bootstrap import open_ledger
 from adapters.store.application import SNAPSHOT_INTERVAL
 from domain.domains import CreateDomainAction
 from domain.errors import PolicyInUse
+from domain.group import CreateGroupAction, Group, ModifyGroupAction
 from domain.keypair_resource_policy import (
     CreateKeyPairResourcePolicyAction,
     DeleteKeyPairResourcePolicyAction,
     KeyPairResourcePolicy,
     policy_id,
 )
+from domain.user import DeleteUserAction, User
+from tests.domain.fakes import ensure_user
 
 
 def test_a_policy_snapshot_from_before_default_references_loads_and_tracks_them(ledger_url: str) -> None:
@@ -56,3 +60,33 @@ def test_a_policy_snapshot_from_before_default_references_loads_and_tracks_them(
                     DeleteKeyPairResourcePolicyAction(name="gold")
                 )
             )
+
+
+def test_a_user_snapshot_from_before_memberships_loads_and_tracks_them(ledger_url: str) -> None:
+    user_id = uuid.uuid4()
+    with open_ledger(ledger_url) as ledger:
+        ensure_user(ledger.app.store, user_id, "default")
+        user = ledger.app.get(User.id_for(str(user_id)), User)
+        assert user is not None
+        for seconds in range(1, SNAPSHOT_INTERVAL + 5):  # a long stream: loaded from its snapshot
+            user.modify({"full_name": f"n{seconds}"})
+        ledger.app.save(user)
+        user.modify({"full_name": "last"})
+        ledger.app.save(user)
+        # The snapshot version 1 of the class would have taken: no `groups`, no class_version.
+        old = User.Snapshot.take(user)  # type: ignore[attr-defined]
+        del old.state["groups"], old.state["class_version"]
+        assert ledger.app.snapshots is not None
+        ledger.app.snapshots.put([old])
+
+    with open_ledger(ledger_url) as reopened:  # a fresh cache: loaded from that snapshot
+        loaded = reopened.app.get(User.id_for(str(user_id)), User)
+        assert loaded is not None and loaded.groups == {} and loaded.fields["full_name"] == "last"
+        group = asyncio.run(
+            reopened.services.group.create_group(CreateGroupAction(input={"name": "g", "domain_name": "default"}))
+        ).data.id
+        modify = ModifyGroupAction(group_id=group, user_update_mode="add", user_uuids=[user_id])
+        asyncio.run(reopened.services.group.modify_group(modify))
+        asyncio.run(reopened.services.user.delete_user(DeleteUserAction(user_id=user_id)))
+        stored = reopened.app.get(group, Group)
+        assert stored is not None and stored.members == {}  # the upcast user left the group it joined
