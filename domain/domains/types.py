@@ -8,15 +8,15 @@ stay as they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from domain.errors import InvalidAPIParameters
 from domain.hosts import VFolderHostPermissionMap
+from domain.modifier import Modifier
 from domain.parsers import parse_bool, parse_description, parse_name
-from domain.slot_patch import SlotPatch, check_patches, parse_slot_patch, patched_fields
+from domain.slot_patch import SlotPatch, parse_slot_patch
 from domain.validation import (
     EntityName,
     LedgerModel,
@@ -67,7 +67,7 @@ class DomainCreator(LedgerModel):
 DOMAIN_FIELDS: tuple[str, ...] = tuple(f for f in DomainCreator.model_fields if f != "name")
 
 
-class DomainModifier(LedgerModel):
+class DomainModifier(Modifier):
     """Every field is left alone unless given. The name is the domain's identity (groups,
     keypairs and users name it), so it is not modifiable. `description`, the default
     policy and the allowed list can be nullified (None: no default; any policy).
@@ -87,26 +87,8 @@ class DomainModifier(LedgerModel):
         OptionalState.nop()
     )
 
-    def after_init(self) -> None:
-        check_patches(self, SLOT_PATCHES)
-
-    def fields_json(self) -> dict[str, Any]:
-        """The fields this modifier replaces, in their JSON form (the patch left out: it
-        needs the stored fields, see `wanted_fields`)."""
-        wanted = {}
-        for name in DOMAIN_FIELDS:
-            state = getattr(self, name)
-            if not state.is_nop():
-                wanted[name] = jsonable(state.value())
-        return wanted
-
-    def wanted_fields(self, current: Mapping[str, Any]) -> dict[str, Any]:
-        """`fields_json` plus the patched slot map merged into `current` (the stored
-        fields), called inside load-decide-save so it merges into the latest map."""
-        return {**self.fields_json(), **patched_fields(self, SLOT_PATCHES, current)}
-
-
-SLOT_PATCHES: dict[str, str] = {"total_resource_slots_patch": "total_resource_slots"}
+    FIELDS = DOMAIN_FIELDS
+    SLOT_PATCHES = {"total_resource_slots_patch": "total_resource_slots"}
 
 
 @dataclass(frozen=True)

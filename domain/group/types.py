@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from domain.hosts import VFolderHostPermissionMap
+from domain.modifier import Modifier
 from domain.parsers import (
     parse_bool,
     parse_container_registry,
@@ -20,7 +20,7 @@ from domain.parsers import (
     parse_project_type,
     parse_slug,
 )
-from domain.slot_patch import SlotPatch, check_patches, parse_slot_patch, patched_fields
+from domain.slot_patch import SlotPatch, parse_slot_patch
 from domain.validation import (
     LedgerModel,
     Slots,
@@ -71,7 +71,7 @@ class GroupCreator(LedgerModel):
 GROUP_FIELDS: tuple[str, ...] = tuple(GroupCreator.model_fields)
 
 
-class GroupModifier(LedgerModel):
+class GroupModifier(Modifier):
     """Every field is left alone unless given; description and container_registry can be nullified.
 
     `total_resource_slots_patch` (see domain.slot_patch) changes the slots it names and
@@ -96,26 +96,12 @@ class GroupModifier(LedgerModel):
         OptionalState.nop()
     )
 
-    def after_init(self) -> None:
-        check_patches(self, SLOT_PATCHES)
+    FIELDS = GROUP_FIELDS
+    SLOT_PATCHES = {"total_resource_slots_patch": "total_resource_slots"}
 
-    def fields_json(self) -> dict[str, Any]:
-        """The fields this modifier replaces, in their JSON form (the patch left out: it
-        needs the stored fields, see `wanted_fields`)."""
-        wanted = {}
-        for name in GROUP_FIELDS:
-            state = getattr(self, name)
-            if not state.is_nop():
-                wanted[name] = to_json(name, state.value())
-        return wanted
-
-    def wanted_fields(self, current: Mapping[str, Any]) -> dict[str, Any]:
-        """What `fields_json` gives, plus the patched slot map merged into `current` (the
-        stored fields). Called inside load-decide-save, so it merges into the latest map."""
-        return {**self.fields_json(), **patched_fields(self, SLOT_PATCHES, current)}
-
-
-SLOT_PATCHES: dict[str, str] = {"total_resource_slots_patch": "total_resource_slots"}
+    @staticmethod
+    def field_json(name: str, value: Any) -> Any:
+        return to_json(name, value)
 
 
 @dataclass(frozen=True)

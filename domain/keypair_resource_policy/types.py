@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from domain.hosts import VFolderHostPermissionMap
+from domain.modifier import Modifier
 from domain.parsers import parse_default_for_unspecified, parse_int, parse_name, parse_positive_int
-from domain.slot_patch import SlotPatch, check_patches, parse_slot_patch, patched_fields
+from domain.slot_patch import SlotPatch, parse_slot_patch
 from domain.validation import (
     EntityName,
     LedgerModel,
@@ -88,7 +88,7 @@ def _opt(parse: Any) -> Any:
     return optional_state_of(parse)
 
 
-class KeyPairResourcePolicyModifier(LedgerModel):
+class KeyPairResourcePolicyModifier(Modifier):
     """Every field is left alone unless given; plain values mean update, None means null.
 
     `max_session_lifetime`, `idle_timeout` and the two pending fields can be nullified
@@ -122,31 +122,19 @@ class KeyPairResourcePolicyModifier(LedgerModel):
         OptionalState.nop()
     )
 
+    FIELDS = POLICY_FIELDS
+    SLOT_PATCHES = {
+        "total_resource_slots_patch": "total_resource_slots",
+        "max_pending_session_resource_slots_patch": "max_pending_session_resource_slots",
+    }
+
     def after_init(self) -> None:
-        check_patches(self, SLOT_PATCHES)
+        super().after_init()
         _warn_deprecated([f for f in DEPRECATED_FIELDS if not getattr(self, f).is_nop()])
 
-    def fields_json(self) -> dict[str, Any]:
-        """The fields this modifier replaces, in their JSON form (patches left out: they
-        need the stored fields, see `wanted_fields`)."""
-        wanted = {}
-        for name in POLICY_FIELDS:
-            state = getattr(self, name)
-            if not state.is_nop():
-                wanted[name] = to_json(state.value())
-        return wanted
-
-    def wanted_fields(self, current: Mapping[str, Any]) -> dict[str, Any]:
-        """What `fields_json` gives, plus each patched map merged into `current` (the
-        stored fields). Called inside load-decide-save, so it merges into the latest map."""
-        return {**self.fields_json(), **patched_fields(self, SLOT_PATCHES, current)}
-
-
-# Patch field -> the map it patches.
-SLOT_PATCHES: dict[str, str] = {
-    "total_resource_slots_patch": "total_resource_slots",
-    "max_pending_session_resource_slots_patch": "max_pending_session_resource_slots",
-}
+    @staticmethod
+    def field_json(name: str, value: Any) -> Any:
+        return to_json(value)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from domain.errors import InvalidAPIParameters
+from domain.modifier import Modifier
 from domain.parsers import parse_name, text_parser
 from domain.validation import EntityName, LedgerModel, UUIDField, field_of, jsonable, nullable, tri_state_of
 from domain.values import TriState
@@ -66,7 +67,7 @@ class UserCreator(LedgerModel):
 USER_FIELDS: tuple[str, ...] = tuple(f for f in UserCreator.model_fields if f != "user_id")
 
 
-class UserModifier(LedgerModel):
+class UserModifier(Modifier):
     """Every field is left alone unless given; each can be nullified (None). The domain
     is not modifiable."""
 
@@ -74,14 +75,7 @@ class UserModifier(LedgerModel):
     full_name: Annotated[TriState[str], tri_state_of(parse_full_name)] = TriState.nop()
     default_keypair_resource_policy: Annotated[TriState[str], tri_state_of(parse_name)] = TriState.nop()
 
-    def fields_json(self) -> dict[str, Any]:
-        """The fields this modifier sets, in their JSON form."""
-        wanted = {}
-        for name in type(self).model_fields:
-            state = getattr(self, name)
-            if not state.is_nop():
-                wanted[name] = jsonable(state.value())
-        return wanted
+    FIELDS = tuple(f for f in USER_FIELDS if f != "domain_name")
 
 
 @dataclass(frozen=True)
