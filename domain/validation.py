@@ -118,6 +118,17 @@ def tri_state_of(parse: Parser) -> BeforeValidator:
     return BeforeValidator(run)
 
 
+def built(model: type[LedgerModel]) -> BeforeValidator:
+    """A nested input model (an action's creator or modifier) given as a mapping is built
+    through its own constructor, so its refusals are domain errors naming its fields and
+    its `after_init` runs (pydantic's own validation of a nested model skips both)."""
+
+    def run(raw: Any) -> Any:
+        return model(**raw) if isinstance(raw, dict) else raw
+
+    return BeforeValidator(run)
+
+
 NonNegativeInt = Annotated[int, field_of(parse_int)]
 PositiveInt = Annotated[int, field_of(parse_positive_int)]
 NullableNonNegativeInt = Annotated[int | None, field_of(nullable(parse_int))]

@@ -4,14 +4,12 @@ name; every action targets that domain, so a permission row can scope it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import field_validator
+from typing import Annotated
 
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.domains.types import DomainCreator, DomainData, DomainModifier
-from domain.validation import EntityName
+from domain.validation import EntityName, built
 
 
 class DomainAction(BaseAction):
@@ -21,12 +19,7 @@ class DomainAction(BaseAction):
 
 
 class CreateDomainAction(DomainAction):
-    creator: DomainCreator
-
-    @field_validator("creator", mode="before")
-    @classmethod
-    def _coerce(cls, raw: Any) -> Any:
-        return DomainCreator(**raw) if isinstance(raw, dict) else raw
+    creator: Annotated[DomainCreator, built(DomainCreator)]
 
     def entity_id(self) -> str | None:
         return self.creator.name
@@ -50,12 +43,7 @@ class _OnDomain(DomainAction):
 
 
 class ModifyDomainAction(_OnDomain):
-    modifier: DomainModifier = DomainModifier()
-
-    @field_validator("modifier", mode="before")
-    @classmethod
-    def _coerce(cls, raw: Any) -> Any:
-        return DomainModifier(**raw) if isinstance(raw, dict) else raw
+    modifier: Annotated[DomainModifier, built(DomainModifier)] = DomainModifier()
 
     @classmethod
     def operation_type(cls) -> str:

@@ -6,13 +6,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.group.types import GroupCreator, GroupData, GroupModifier
 from domain.parsers import parse_user_update_mode, parse_uuid_list
-from domain.validation import UUIDField, optional_state_of
+from domain.validation import UUIDField, built, optional_state_of
 from domain.values import OptionalState, UserUpdateMode
 
 
@@ -23,14 +23,9 @@ class GroupAction(BaseAction):
 
 
 class CreateGroupAction(GroupAction):
-    input: GroupCreator
+    input: Annotated[GroupCreator, built(GroupCreator)]
     # A new random id unless given: every attempt, audit row and refusal names the group.
     group_id: UUIDField = Field(default_factory=uuid.uuid4)
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _coerce(cls, raw: Any) -> Any:
-        return GroupCreator(**raw) if isinstance(raw, dict) else raw
 
     @model_validator(mode="before")
     @classmethod
@@ -64,16 +59,11 @@ class _OnGroup(GroupAction):
 
 
 class ModifyGroupAction(_OnGroup):
-    modifier: GroupModifier = GroupModifier()
+    modifier: Annotated[GroupModifier, built(GroupModifier)] = GroupModifier()
     user_update_mode: Annotated[OptionalState[UserUpdateMode], optional_state_of(parse_user_update_mode)] = (
         OptionalState.nop()
     )
     user_uuids: Annotated[OptionalState[list[uuid.UUID]], optional_state_of(parse_uuid_list)] = OptionalState.nop()
-
-    @field_validator("modifier", mode="before")
-    @classmethod
-    def _coerce(cls, raw: Any) -> Any:
-        return GroupModifier(**raw) if isinstance(raw, dict) else raw
 
     @classmethod
     def operation_type(cls) -> str:

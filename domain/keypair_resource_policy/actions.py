@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import field_validator
+from typing import Annotated
 
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
@@ -14,7 +12,7 @@ from domain.keypair_resource_policy.types import (
     KeyPairResourcePolicyData,
     KeyPairResourcePolicyModifier,
 )
-from domain.validation import EntityName
+from domain.validation import EntityName, built
 
 
 class KeypairResourcePolicyAction(BaseAction):
@@ -24,12 +22,7 @@ class KeypairResourcePolicyAction(BaseAction):
 
 
 class CreateKeyPairResourcePolicyAction(KeypairResourcePolicyAction):
-    creator: KeyPairResourcePolicyCreator
-
-    @field_validator("creator", mode="before")
-    @classmethod
-    def _coerce(cls, raw: Any) -> Any:
-        return KeyPairResourcePolicyCreator(**raw) if isinstance(raw, dict) else raw
+    creator: Annotated[KeyPairResourcePolicyCreator, built(KeyPairResourcePolicyCreator)]
 
     def entity_id(self) -> str | None:
         return self.creator.name
@@ -41,12 +34,7 @@ class CreateKeyPairResourcePolicyAction(KeypairResourcePolicyAction):
 
 class ModifyKeyPairResourcePolicyAction(KeypairResourcePolicyAction):
     name: EntityName
-    modifier: KeyPairResourcePolicyModifier
-
-    @field_validator("modifier", mode="before")
-    @classmethod
-    def _coerce(cls, raw: Any) -> Any:
-        return KeyPairResourcePolicyModifier(**raw) if isinstance(raw, dict) else raw
+    modifier: Annotated[KeyPairResourcePolicyModifier, built(KeyPairResourcePolicyModifier)]
 
     def entity_id(self) -> str | None:
         return self.name

@@ -5,14 +5,12 @@ permission validator resolves it from the store)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import field_validator
+from typing import Annotated
 
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.user.types import UserCreator, UserData, UserModifier
-from domain.validation import UUIDField
+from domain.validation import UUIDField, built
 
 
 class UserAction(BaseAction):
@@ -22,12 +20,7 @@ class UserAction(BaseAction):
 
 
 class CreateUserAction(UserAction):
-    creator: UserCreator
-
-    @field_validator("creator", mode="before")
-    @classmethod
-    def _coerce(cls, raw: Any) -> Any:
-        return UserCreator(**raw) if isinstance(raw, dict) else raw
+    creator: Annotated[UserCreator, built(UserCreator)]
 
     def entity_id(self) -> str | None:
         return str(self.creator.user_id)
@@ -48,12 +41,7 @@ class _OnUser(UserAction):
 
 
 class ModifyUserAction(_OnUser):
-    modifier: UserModifier = UserModifier()
-
-    @field_validator("modifier", mode="before")
-    @classmethod
-    def _coerce(cls, raw: Any) -> Any:
-        return UserModifier(**raw) if isinstance(raw, dict) else raw
+    modifier: Annotated[UserModifier, built(UserModifier)] = UserModifier()
 
     @classmethod
     def operation_type(cls) -> str:
