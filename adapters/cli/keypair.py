@@ -25,7 +25,15 @@ keypair_app = typer.Typer(no_args_is_help=True, help="Keypairs and the policy ea
 KEYPAIR_TYPE = EntityType.KEYPAIR
 
 AccessKeyArg = Annotated[str, typer.Argument(metavar="ACCESS_KEY")]
-PolicyOption = Annotated[str, typer.Option("--resource-policy", metavar="NAME", help="Policy name.")]
+PolicyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--resource-policy",
+        metavar="NAME",
+        help="The policy assigned to the keypair. Without one, the keypair's effective policy is its "
+        "user's default, else its domain's, else the system policy 'default' (ledger policy effective AK).",
+    ),
+]
 
 
 def keypair_json(keypair: KeyPairData) -> dict[str, Any]:
@@ -33,19 +41,25 @@ def keypair_json(keypair: KeyPairData) -> dict[str, Any]:
 
 
 def _keypairs_table(keypairs: Sequence[KeyPairData]) -> Table:
-    table = new_table("access_key", "user_id", "domain_name", "resource_policy")
+    table = new_table("access_key", "user_id", "domain", "policy", whole=("user_id",))
     for keypair in keypairs:
-        table.add_row(*(safe(str(v)) for v in keypair_json(keypair).values()))
+        # No assigned policy: the precedence decides (`ledger policy effective`), shown as '-'.
+        table.add_row(*(safe("-" if v is None else str(v)) for v in keypair_json(keypair).values()))
     return table
 
 
-def _show_keypair(state: State, keypair: KeyPairData, done: str) -> None:
+def _show_keypair(state: State, keypair: KeyPairData, done: str, changed: bool | None = None) -> None:
+    """`changed` (modify only) says whether it stored anything; False prints "unchanged"."""
+
     def human() -> None:
-        if done:
+        if changed is False:
+            typer.echo(f"keypair {keypair.access_key!r} unchanged")
+        elif done:
             typer.echo(f"{done} keypair {keypair.access_key!r}")
         print_table(_keypairs_table([keypair]))
 
-    state.output(keypair_json(keypair), human)
+    data = keypair_json(keypair)
+    state.output(data if changed is None else {"changed": changed, **data}, human)
 
 
 @keypair_app.command("create")
@@ -60,13 +74,14 @@ def keypair_create(
             help="The user who owns the keypair (the root --user-id is the actor, not the owner).",
         ),
     ],
-    resource_policy: PolicyOption,
+    resource_policy: PolicyOption = None,
     domain_name: Annotated[
         str | None,
         typer.Option("--domain-name", help="The keypair's domain. Default: the root --domain."),
     ] = None,
 ) -> None:
-    """Create a keypair (or create again one that was deleted) using an existing policy."""
+    """Create a keypair (or create again one that was deleted) for an existing user of its
+    domain, with an existing policy or none (then the precedence decides)."""
     from domain.keypair import CreateKeyPairAction
 
     state = state_of(ctx)
@@ -80,15 +95,24 @@ def keypair_create(
 
 
 @keypair_app.command("modify")
-def keypair_modify(ctx: typer.Context, access_key: AccessKeyArg, resource_policy: PolicyOption) -> None:
-    """Move a keypair to another policy."""
+def keypair_modify(
+    ctx: typer.Context,
+    access_key: AccessKeyArg,
+    resource_policy: PolicyOption = None,
+    unassign: Annotated[
+        bool, typer.Option("--unassign", help="Assign no policy: the precedence decides the effective one.")
+    ] = False,
+) -> None:
+    """Move a keypair to another policy (--resource-policy), or to none (--unassign)."""
     from domain.keypair import ModifyKeyPairAction
 
+    if (resource_policy is None) == (not unassign):
+        raise typer.BadParameter("give either --resource-policy NAME or --unassign")
     state = state_of(ctx)
     action = ModifyKeyPairAction(access_key=access_key, resource_policy=resource_policy)
     with state.ledger() as ledger:
         result = state.run(ledger.processors.keypair.modify_keypair, action)
-    _show_keypair(state, result.keypair, "modified")
+    _show_keypair(state, result.keypair, "modified", result.changed)
 
 
 @keypair_app.command("delete")

@@ -166,11 +166,13 @@ def print_table(table: Table) -> None:
     Console(markup=False).print(table)  # markup off: a string that slipped past SafeTable stays literal
 
 
-def new_table(*headers: str, title: str | None = None) -> Table:
-    """A table that folds long cells instead of cutting them, so narrow output loses nothing."""
+def new_table(*headers: str, title: str | None = None, whole: tuple[str, ...] = ()) -> Table:
+    """A table that folds long cells instead of cutting them, so narrow output loses nothing;
+    the `whole` columns (ids: a UUID folded in two cannot be copied) never wrap, the others
+    give them room."""
     table = SafeTable(title=title)
     for header in headers:
-        table.add_column(header, overflow="fold")
+        table.add_column(header, overflow="fold", no_wrap=header in whole)
     return table
 
 

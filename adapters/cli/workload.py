@@ -200,7 +200,7 @@ def workload_import(
         typer.Argument(metavar="FILE.jsonl", help="JSON Lines file (UTF-8) of facts; '-' reads stdin."),
     ],
     batch_size: Annotated[
-        int, typer.Option(min=1, metavar="N", help="Facts per atomic append (each batch all or nothing).")
+        int, typer.Option(min=1, metavar="N", help="Facts per atomic append, a count (each batch all or nothing).")
     ] = 500,
     from_line: Annotated[
         int,

@@ -266,9 +266,28 @@ def test_keypair_tables_and_history(db: str) -> None:
     shown = ok(db, "keypair", "show", "AK1").stdout
     assert "AK1" in shown and OWNER in shown and "default" in shown
     listed = ok(db, "keypair", "list").stdout
-    assert "AK1" in listed and "resource_policy" in listed
+    assert "AK1" in listed and "policy" in listed
+    assert OWNER in listed  # a UUID is never folded across lines
     entries = as_json(db, "keypair", "history", "AK1")
     assert [e["event"] for e in entries] == ["Created"]
+
+
+def test_a_keypair_without_a_policy_and_back(db: str) -> None:
+    """A keypair's policy is optional: without one the precedence decides."""
+    given_users(db, OWNER)
+    created = as_json(db, "keypair", "create", "AK1", "--owner", OWNER)
+    assert created["resource_policy"] is None
+    assert "│ -" in ok(db, "keypair", "show", "AK1").stdout
+    assert as_json(db, "keypair", "modify", "AK1", "--resource-policy", "default")["changed"] is True
+    assert ok(db, "keypair", "modify", "AK1", "--resource-policy", "default").stdout.startswith(
+        "keypair 'AK1' unchanged"
+    )
+    unassigned = as_json(db, "keypair", "modify", "AK1", "--unassign")
+    assert (unassigned["changed"], unassigned["resource_policy"]) == (True, None)
+    neither = ledger(db, "keypair", "modify", "AK1")
+    assert neither.exit_code == 2 and "give either --resource-policy NAME or --unassign" in neither.stderr
+    both = ledger(db, "keypair", "modify", "AK1", "--resource-policy", "default", "--unassign")
+    assert both.exit_code == 2
 
 
 def test_help_tells_the_owner_from_the_actor(db: str) -> None:

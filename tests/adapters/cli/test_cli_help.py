@@ -17,9 +17,6 @@ from adapters.cli.render import plural
 
 # Commands declared in files whose help strings other changes own (issue 11): if one still
 # fails here, the failure is theirs to fix, shown as an expected failure, not a weaker check.
-OWNED_ELSEWHERE: dict[tuple[str, ...], str] = {
-    ("workload", "import"): "adapters/cli/workload.py (--batch-size names no unit)",
-}
 # What a number's help must say: its unit, that it counts, or what it stands for.
 UNIT = re.compile(r"\b(N|seconds?|ms|bytes?|KiB|count|position|version)\b|0 = |0: |no limit|unlimited", re.IGNORECASE)
 
@@ -33,10 +30,8 @@ def commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[s
 COMMANDS = list(commands(typer.main.get_command(app)))
 
 
-def case(path: tuple[str, ...], numeric: bool = False) -> Any:
-    owner = OWNED_ELSEWHERE.get(path) if numeric else None
-    marks = [pytest.mark.xfail(reason=f"help strings owned by {owner}", strict=False)] if owner else []
-    return pytest.param(path, id=" ".join(path) or "ledger", marks=marks)
+def case(path: tuple[str, ...]) -> Any:
+    return pytest.param(path, id=" ".join(path) or "ledger")
 
 
 def test_every_command_is_walked() -> None:
@@ -67,7 +62,7 @@ def test_help_fits_80_columns_without_bool_metavars(path: tuple[str, ...]) -> No
     assert not ragged, ragged
 
 
-@pytest.mark.parametrize("path", [case(p, numeric=True) for p, c in COMMANDS if not getattr(c, "commands", None)])
+@pytest.mark.parametrize("path", [case(p) for p, c in COMMANDS if not getattr(c, "commands", None)])
 def test_every_numeric_option_says_what_its_number_is(path: tuple[str, ...]) -> None:
     command = dict(COMMANDS)[path]
     numeric = [
