@@ -53,8 +53,9 @@ class Ledger:
             # the ledger (building it beside us is safe: see ProjectionRunner).
             self.runner.build_pending()
         usage = SqlUsageReader(self.read_models, self.runner, self.projections)
-        # Usage reports read the usage read model: a stalled one answers ReadModelStalled.
-        checked = RequiringUsageReader(usage, self.runner, [self.projections.usage])
+        # Usage reports read the usage read model, and the users one for the kernels' names:
+        # a stalled one answers ReadModelStalled rather than a report with stale names.
+        checked = RequiringUsageReader(usage, self.runner, [self.projections.usage, self.projections.users])
         self.services = Services(self.app.store, checked, self.timezone, self.runner)
         # Monitors' `done` runs in reverse order: metrics first, the audit record last.
         self.metrics = PrometheusMonitor()

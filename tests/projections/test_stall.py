@@ -262,3 +262,24 @@ def test_a_skipped_first_event_leaves_no_stream_number_behind(
     asyncio.run(ledger.processors.projection.skip_projection_event.wait_for_complete(skip, SUPERADMIN))
     assert doomed not in history._numbers
     assert [e.event for e in ledger.queries.history("keypair_resource_policy", "fine")] == ["Created"]
+
+
+def test_a_stalled_users_read_model_refuses_usage_reports(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports name each kernel's user from the users read model: when it is stalled a
+    report is refused, rather than answered with names from before the stall."""
+    from domain.keypair import CreateKeyPairAction
+    from projections.users import UsersProjection
+    from tests.domain.fakes import ensure_user
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise ValueError("users read model cannot apply this")
+
+    monkeypatch.setattr(UsersProjection, "touch", broken)  # the users projection's writes alone
+    with open_ledger(ledger_url) as ledger:
+        owner = ensure_user(ledger.app.store, uuid.uuid4(), "default")
+        action = CreateKeyPairAction(access_key="AKSTALL", user_id=owner, domain_name="default")
+        asyncio.run(ledger.processors.keypair.create_keypair.wait_for_complete(action, SUPERADMIN))
+        ledger.runner.catch_up()
+        with pytest.raises(ReadModelStalled) as caught:
+            asyncio.run(ledger.services.group.usage_per_month(UsagePerMonthAction(month="202410")))
+        assert caught.value.projection.startswith("users")
