@@ -9,6 +9,7 @@ through its unit of work as usual.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection
 from typing import Any
@@ -36,10 +37,13 @@ def existing_streams(recorder: Any, ids: Collection[uuid.UUID]) -> set[uuid.UUID
                 statement: Any = SQL(query).format(table)
                 curs.execute(statement, (chunk,))
             else:
-                marks = ",".join("?" * len(chunk))
+                # The ids as one JSON array parameter: no placeholder list pasted into the SQL.
                 table_name = quote_identifier(recorder.events_table_name)
-                statement = f"SELECT DISTINCT originator_id FROM {table_name} WHERE originator_id IN ({marks})"
-                curs.execute(statement, [i.hex for i in chunk])
+                statement = (
+                    f"SELECT DISTINCT originator_id FROM {table_name} "
+                    "WHERE originator_id IN (SELECT value FROM json_each(?))"
+                )
+                curs.execute(statement, (json.dumps([i.hex for i in chunk]),))
             for row in curs.fetchall():
                 raw = next(iter(row.values())) if isinstance(row, dict) else row[0]
                 found.add(raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw)))
