@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
 from adapters.read.directory import DirectoryQueries
+from adapters.read.sessions import SessionQueries
 from adapters.read.timetravel import EntityState, TimeTravel
 from adapters.read.usage import SqlUsageReader
 from adapters.read.workload import EndpointQueries, WorkloadQueries
@@ -123,6 +124,10 @@ class Queries:
         self.directory = DirectoryQueries(read_models, runner, projections.domains, projections.users)
         self.domain, self.domains = self.directory.domain, self.directory.domains
         self.user, self.users = self.directory.user, self.directory.users
+        # Sessions, their decisions, runtime deadlines, effective policies (adapters/read/sessions.py).
+        sessions = SessionQueries(read_models, runner, projections.sessions, app)
+        self.sessions, self.session = sessions.sessions, sessions.session
+        self.sessions_due, self.effective_policy = sessions.sessions_due, sessions.effective_policy
 
     def _rows(self, statement: sa.Executable, projection: Projection) -> list[sa.Row[Any]]:
         # Read-your-writes: every command that returned before this query is visible.

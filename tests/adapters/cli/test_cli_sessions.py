@@ -1,0 +1,131 @@
+"""`ledger session ...` and `ledger policy effective`: each decision printed with its
+reasons (limit, scope, requested, used, allowed) in a table that fits 80 columns and in
+--json; refusals as one line; the keypair given as --keypair (the root --access-key is the
+actor)."""
+
+from __future__ import annotations
+
+import uuid
+
+from adapters.bootstrap import open_ledger
+from tests.adapters.cli.helpers import as_json, ledger, ok, refused, stdout_of, usage_error
+from tests.adapters.sessions import SessionWorld
+
+S1, S2, S3 = (str(uuid.UUID(int=0x5E55 + i)) for i in range(3))
+
+
+def _world(db: str, **limits: object) -> str:
+    """Policy p (cpu 4 and the limits given) on keypair AK in domain d, group g: its id."""
+    with open_ledger(db) as opened:
+        world = SessionWorld(opened, total_resource_slots={"cpu": "4"}, **limits)
+        return str(world.group_id)
+
+
+def _enqueue(db: str, group: str, sid: str, *slots: str) -> str:
+    args = [arg for slot in slots or ("cpu=1",) for arg in ("--slot", slot)]
+    return stdout_of(db, "session", "enqueue", sid, "--keypair", "AK", "--group-id", group, *args)
+
+
+def _fits(text: str) -> None:
+    assert text.strip() and max(map(len, text.splitlines())) <= 80, text
+
+
+def test_enqueue_and_schedule_print_each_decision_with_its_reasons(db: str) -> None:
+    group = _world(db, max_concurrent_sessions=1)
+    assert "enqueued session" in _enqueue(db, group, S1, "cpu=3")
+    assert _enqueue(db, group, S2, "cpu=2").startswith(f"enqueued session {S2} (PENDING)\npolicy 'p' (keypair,")
+    admitted = ledger(db, "session", "schedule", S1, columns=80)
+    assert admitted.exit_code == 0, admitted.stderr
+    assert admitted.stdout.startswith(f"admitted session {S1} (RUNNING)\npolicy 'p' (keypair, version ")
+    assert "total_resource_slots.cpu" in admitted.stdout and "max_concurrent_sessions" in admitted.stdout
+    _fits(admitted.stdout)
+    deferred = ledger(db, "session", "schedule", S2, columns=80)
+    assert deferred.exit_code == 0
+    assert deferred.stdout.startswith(f"not admitted: session {S2} stays PENDING\npolicy 'p'")
+    assert "2 reasons" in deferred.stdout
+    _fits(deferred.stdout)
+    rows = [line.split() for line in deferred.stdout.splitlines()]
+    assert ["max_concurrent_sessions", "keypair", "AK", "1", "1", "1"] in rows
+    assert ["total_resource_slots.cpu", "keypair", "AK", "2", "3", "4"] in rows
+    data = as_json(db, "session", "schedule", S2)
+    assert data["admitted"] is False and data["changed"] is False  # the same deferral again records nothing
+    assert {(r["limit"], r["scope"], r["slot"], r["requested"], r["used"], r["allowed"]) for r in data["reasons"]} == {
+        ("max_concurrent_sessions", "keypair", None, "1", "1", "1"),
+        ("total_resource_slots", "keypair", "cpu", "2", "3", "4"),
+    }
+
+
+def test_refusals_are_one_line(db: str) -> None:
+    group = _world(db, max_pending_session_count=1)
+    _enqueue(db, group, S1)
+    line = refused(db, "session", "enqueue", S2, "--keypair", "AK", "--group-id", group, "--slot", "cpu=1")
+    assert "quota_exceeded" in line and "max_pending_session_count" in line
+    assert "not_found" in refused(db, "session", "schedule", S3)
+    assert "keypair_not_found" in refused(
+        db, "session", "enqueue", S3, "--keypair", "AKNOBODY", "--group-id", group, "--slot", "cpu=1"
+    )
+    # A malformed value is named by the option the user typed, not by the action's field.
+    bad_key = refused(db, "session", "enqueue", S3, "--keypair", "A K", "--group-id", group, "--slot", "cpu=1")
+    assert "--keypair:" in bad_key
+    assert "--slot" in usage_error(
+        db, "session", "enqueue", S3, "--keypair", "AK", "--group-id", group, "--slot", "cpu"
+    )
+
+
+def test_show_list_and_the_end_of_a_session(db: str) -> None:
+    group = _world(db, max_concurrent_sessions=1)
+    for sid in (S1, S2, S3):
+        _enqueue(db, group, sid)
+    ok(db, "session", "schedule", S1)
+    ok(db, "session", "schedule", S2)
+    shown = ledger(db, "session", "show", S2, columns=80)
+    assert shown.exit_code == 0
+    _fits(shown.stdout)
+    assert "deferred" in shown.stdout and "enqueue" in shown.stdout
+    detail = as_json(db, "session", "show", S2)
+    assert [d["decision"] for d in detail["decisions"]] == ["enqueue", "deferred"]
+    assert detail["decisions"][1]["checks"][0]["limit"] == "max_concurrent_sessions"
+    table = ledger(db, "session", "list", columns=80)
+    _fits(table.stdout)
+    assert "3 sessions" in table.stdout
+    assert [s["session_id"] for s in as_json(db, "session", "list", "--status", "RUNNING")] == [S1]
+    assert [s["session_id"] for s in as_json(db, "session", "list", "--keypair", "AK", "--limit", "2")] == [S1, S2]
+    assert as_json(db, "session", "list", "--group-id", str(uuid.uuid4())) == []
+    assert stdout_of(db, "session", "cancel", S3) == f"cancelled session {S3}\n"
+    assert stdout_of(db, "session", "cancel", S3) == f"session {S3} had already ended (unchanged)\n"
+    assert stdout_of(db, "session", "terminate", S1, "--reason", "idle_timeout") == f"terminated session {S1}\n"
+    ended = as_json(db, "session", "list", "--status", "TERMINATED")
+    assert [(s["session_id"], s["end_reason"]) for s in ended] == [(S1, "idle_timeout")]
+
+
+def test_due_and_activity(db: str) -> None:
+    group = _world(db, idle_timeout=60)
+    _enqueue(db, group, S1)
+    ok(db, "session", "schedule", S1)
+    started = as_json(db, "session", "list")[0]["started_at"]
+    assert as_json(db, "session", "due", "--now", started) == []
+    ok(db, "session", "activity", S1, "--at", "2999-01-01T00:00:00Z")
+    (due,) = as_json(db, "session", "due", "--now", "2999-01-01T00:01:00Z")
+    assert (due["session_id"], due["reason"], due["deadline"]) == (S1, "idle_timeout", "2999-01-01T00:01:00+00:00")
+    table = ledger(db, "session", "due", "--now", "2999-01-01T00:01:00Z", columns=80)
+    _fits(table.stdout)
+    assert "1 session due" in table.stdout and "idle_timeout" in table.stdout
+    assert "unchanged" in stdout_of(db, "session", "activity", S1, "--at", "2998-01-01T00:00:00Z")
+    assert "--now" in refused(db, "session", "due", "--now", "yesterday")
+
+
+def test_policy_effective(db: str) -> None:
+    _world(db)
+    text = ledger(db, "policy", "effective", "AK", columns=80)
+    assert text.exit_code == 0
+    assert text.stdout.startswith("keypair AK: policy 'p' (keypair, version ")
+    _fits(text.stdout)
+    data = as_json(db, "policy", "effective", "AK")
+    assert (data["name"], data["source"], data["total_resource_slots"]) == ("p", "keypair", {"cpu": "4"})
+    assert isinstance(data["version"], int)
+    assert "keypair_not_found" in refused(db, "policy", "effective", "AKNOBODY")
+
+
+def test_enqueue_help_says_the_keypair_is_not_the_actor(db: str) -> None:
+    text = stdout_of(db, "session", "enqueue", "--help")
+    assert "--keypair" in text and "actor" in text

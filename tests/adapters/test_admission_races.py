@@ -1,0 +1,56 @@
+"""Races on the limits counted as sets (issue 12), through the processors on SQLite and
+PostgreSQL: N enqueues decided at once against `max_pending_session_count` K, and N
+vfolder creations against `max_vfolder_count` K, each record exactly K; every other one
+is refused with the limit it broke, and nothing of a refused one is stored."""
+
+from __future__ import annotations
+
+import uuid
+
+from adapters.bootstrap import Ledger
+from domain.errors import QuotaExceeded
+from domain.session import Scope
+from domain.workload import CreateVFolderAction
+from tests.adapters.sessions import PLATFORM, SessionWorld, run
+from tests.races import decide_together
+
+N, K = 6, 2
+
+
+def _refused_with(outcomes: list[BaseException | None], limit: str) -> int:
+    refused = [o for o in outcomes if o is not None]
+    assert all(isinstance(o, QuotaExceeded) and o.limit == limit for o in refused), refused
+    return len(refused)
+
+
+def test_n_enqueues_at_once_against_the_pending_count_record_exactly_k(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_pending_session_count=K)
+    sids = [uuid.uuid4() for _ in range(N)]
+    outcomes = decide_together(ledger, [lambda sid=sid: world.enqueue(session_id=sid) for sid in sids])
+    assert _refused_with(outcomes, "max_pending_session_count") == N - K
+    pending = set(ledger.services.session.usage(Scope.KEYPAIR, "AK").pending)
+    assert pending == {str(sid) for sid, outcome in zip(sids, outcomes, strict=True) if outcome is None}
+    assert len(ledger.queries.sessions(status="PENDING")) == K
+
+
+def test_n_enqueues_at_once_against_the_pending_slots_record_what_fits(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_pending_session_resource_slots={"cpu": str(2 * K)})
+    outcomes = decide_together(ledger, [lambda: world.enqueue("2") for _ in range(N)], order=[5, 4, 3, 2, 1, 0])
+    assert _refused_with(outcomes, "max_pending_session_resource_slots") == N - K
+    assert ledger.services.session.usage(Scope.KEYPAIR, "AK").pending_total == {"cpu": 2 * K}
+
+
+def test_n_vfolders_at_once_against_max_vfolder_count_record_exactly_k(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": ["create-vfolder"]}, max_vfolder_count=K)
+    ids = [uuid.uuid4() for _ in range(N)]
+
+    def create(vfolder_id: uuid.UUID) -> None:
+        action = CreateVFolderAction(
+            vfolder_id=vfolder_id, name="vf", host="local", group_id=world.group_id, owner_access_key="AK"
+        )
+        run(ledger, "workload", "create_vfolder", action, PLATFORM)
+
+    outcomes = decide_together(ledger, [lambda vfolder_id=vfolder_id: create(vfolder_id) for vfolder_id in ids])
+    assert _refused_with(outcomes, "max_vfolder_count") == N - K
+    stored = {v.vfolder_id for v in ledger.queries.vfolders(group_id=world.group_id)}
+    assert stored == {str(v) for v, outcome in zip(ids, outcomes, strict=True) if outcome is None}

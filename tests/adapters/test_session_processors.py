@@ -1,0 +1,282 @@
+"""Issue 12 items 3 and 4 through the processors, on SQLite and PostgreSQL: the enqueue
+gate's refusals, the start gate's decisions and reasons, group and domain limits,
+LIMITED/UNLIMITED unlisted slots, cancel/terminate and their idempotent release, kernels
+attached to admitted sessions, and who may do what."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.bootstrap import Ledger
+from domain.actions import ActionTriggerMeta
+from domain.errors import (
+    DuplicateSession,
+    InsufficientPermission,
+    InvalidSessionState,
+    QuotaExceeded,
+    VFolderHostNotAllowed,
+)
+from domain.session import Scope, SessionStatus
+from domain.workload import CreateVFolderAction, StartKernelAction, TerminateKernelAction
+from tests.adapters.sessions import PLATFORM, SessionWorld, run
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _status(ledger: Ledger, sid: uuid.UUID) -> SessionStatus:
+    return ledger.services.session.session(sid).status
+
+
+def _running(ledger: Ledger, scope: Scope, scope_id: str) -> set[str]:
+    return set(ledger.services.session.usage(scope, scope_id).running)
+
+
+# The enqueue gate
+
+
+def test_enqueue_makes_a_pending_session_under_the_effective_policy(ledger: Ledger) -> None:
+    world = SessionWorld(ledger)
+    sid = world.enqueue("2")
+    detail = ledger.queries.session(sid)
+    assert detail is not None
+    assert detail.session.status == "PENDING"
+    assert (detail.session.policy_name, detail.session.policy_source, detail.session.policy_version) == (
+        "p",
+        "keypair",
+        world.version(),
+    )
+    assert [d.decision for d in detail.decisions] == ["enqueue"]
+    assert set(ledger.services.session.usage(Scope.KEYPAIR, "AK").pending) == {str(sid)}
+    with pytest.raises(DuplicateSession):
+        world.enqueue(session_id=sid)
+
+
+def test_enqueue_refuses_past_the_pending_count(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_pending_session_count=2)
+    world.enqueue(), world.enqueue()
+    with pytest.raises(QuotaExceeded) as refused:
+        world.enqueue()
+    assert (refused.value.limit, refused.value.scope, refused.value.scope_id) == (
+        "max_pending_session_count",
+        "keypair",
+        "AK",
+    )
+    assert len(ledger.services.session.usage(Scope.KEYPAIR, "AK").pending) == 2
+
+
+def test_enqueue_refuses_past_the_pending_slots_and_the_containers(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_pending_session_resource_slots={"cpu": "3"}, max_containers_per_session=2)
+    world.enqueue("2")
+    with pytest.raises(QuotaExceeded, match="cpu: pending 2 \\+ requested 2 > 3") as refused:
+        world.enqueue("2")
+    assert refused.value.limit == "max_pending_session_resource_slots"
+    world.enqueue("1", cluster_size=2)
+    with pytest.raises(QuotaExceeded) as containers:
+        world.enqueue("0", cluster_size=3)
+    assert containers.value.limit == "max_containers_per_session"
+
+
+def test_enqueue_refuses_a_mount_on_a_host_no_level_grants(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": ["mount-in-session"]})
+    vfolders = {}
+    for host in ("local", "nfs"):
+        vfolders[host] = uuid.uuid4()
+        action = CreateVFolderAction(vfolder_id=vfolders[host], name=host, host=host, group_id=world.group_id)
+        run(ledger, "workload", "create_vfolder", action, PLATFORM)
+    world.enqueue(mounts=[vfolders["local"]])
+    with pytest.raises(VFolderHostNotAllowed) as refused:
+        world.enqueue(mounts=[vfolders["nfs"]])
+    assert (refused.value.host, refused.value.permission) == ("nfs", "mount-in-session")
+    world.modify_group(allowed_vfolder_hosts={"nfs": ["mount-in-session"]})  # the group grants it now
+    world.enqueue(mounts=[vfolders["nfs"]])
+
+
+# The start gate
+
+
+def test_schedule_admits_within_the_session_limit_and_defers_with_every_reason(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_concurrent_sessions=1, total_resource_slots={"cpu": "4"})
+    first, second = world.enqueue("3"), world.enqueue("2")
+    admitted = world.schedule(first)
+    assert admitted.admitted and admitted.reasons == ()
+    assert admitted.policy == {"name": "p", "source": "keypair", "version": world.version()}
+    deferred = world.schedule(second)
+    assert not deferred.admitted
+    reasons = {
+        (r.limit, r.scope.value, r.slot): (str(r.requested), str(r.used), str(r.allowed)) for r in deferred.reasons
+    }
+    assert reasons == {
+        ("max_concurrent_sessions", "keypair", None): ("1", "1", "1"),
+        ("total_resource_slots", "keypair", "cpu"): ("2", "3", "4"),
+    }
+    assert _status(ledger, second) is SessionStatus.PENDING
+    assert _running(ledger, Scope.KEYPAIR, "AK") == {str(first)}
+    # The decisions are recorded with the policy and the numbers they were made on.
+    detail = ledger.queries.session(second)
+    assert detail is not None
+    (decision,) = [d for d in detail.decisions if d.decision == "deferred"]
+    assert decision.policy["version"] == world.version()
+    assert {c["limit"] for c in decision.checks} == {"max_concurrent_sessions", "total_resource_slots"}
+    world.terminate(first)
+    assert world.schedule(second).admitted
+
+
+def test_an_unlisted_slot_is_zero_under_limited_and_unlimited_under_unlimited(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, total_resource_slots={"cpu": "4"}, default_for_unspecified="LIMITED")
+    sid = world.enqueue("1", slots={"cuda.shares": "1"})
+    result = world.schedule(sid)
+    before = world.version()
+    assert not result.admitted
+    (reason,) = result.reasons
+    assert (reason.slot, str(reason.allowed)) == ("cuda.shares", "0")
+    world.modify_policy("p", default_for_unspecified="UNLIMITED")
+    again = world.schedule(sid)
+    assert again.admitted and again.policy["version"] == before + 1
+
+
+def test_group_and_domain_limits_are_weighed(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, total_resource_slots={"cpu": "100"})
+    world.modify_group(total_resource_slots={"cpu": "3"})
+    world.modify_domain(total_resource_slots={"cpu": "5"})
+    other_group = world.group("h")
+    a, b = world.enqueue("2"), world.enqueue("2")
+    assert world.schedule(a).admitted
+    group_refusal = world.schedule(b)
+    assert [(r.scope.value, r.scope_id) for r in group_refusal.reasons] == [("group", str(world.group_id))]
+    c, d = world.enqueue("2", group_id=other_group), world.enqueue("2", group_id=other_group)
+    assert world.schedule(c).admitted
+    domain_refusal = world.schedule(d)
+    assert [(r.scope.value, r.scope_id, str(r.used), str(r.allowed)) for r in domain_refusal.reasons] == [
+        ("domain", "d", "4", "5")
+    ]
+
+
+def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:
+    world = SessionWorld(ledger)
+    pending, running = world.enqueue(), world.enqueue()
+    assert world.schedule(running).admitted
+    with pytest.raises(InvalidSessionState):
+        world.cancel(running)
+    assert world.cancel(pending).changed
+    assert not world.cancel(pending).changed  # release is idempotent
+    assert world.terminate(running, "idle_timeout").changed
+    assert not world.terminate(running).changed
+    for scope, scope_id in ((Scope.KEYPAIR, "AK"), (Scope.GROUP, str(world.group_id)), (Scope.DOMAIN, "d")):
+        usage = ledger.services.session.usage(scope, scope_id)
+        assert usage.running == {} and usage.pending == {}
+    assert _status(ledger, pending) is SessionStatus.CANCELLED
+    ended = ledger.services.session.session(running)
+    assert (ended.status, ended.end_reason) == (SessionStatus.TERMINATED, "idle_timeout")
+
+
+# Kernel facts
+
+
+def _kernel(world: SessionWorld, sid: uuid.UUID) -> uuid.UUID:
+    kernel_id = uuid.uuid4()
+    action = StartKernelAction(
+        kernel_id=kernel_id,
+        session_id=sid,
+        session_name="s",
+        group_id=world.group_id,
+        domain_name="d",
+        user_id=world.user_id,
+        access_key="AK",
+        occupied_slots={"cpu": "1"},
+        started_at=T0,
+    )
+    run(world.ledger, "workload", "start_kernel", action, PLATFORM)
+    return kernel_id
+
+
+def _end_kernel(world: SessionWorld, kernel_id: uuid.UUID) -> None:
+    action = TerminateKernelAction(kernel_id=kernel_id, terminated_at=T0)
+    run(world.ledger, "workload", "terminate_kernel", action, PLATFORM)
+
+
+def test_a_session_ends_when_its_last_kernel_ends(ledger: Ledger) -> None:
+    world = SessionWorld(ledger)
+    sid = world.enqueue()
+    assert world.schedule(sid).admitted
+    kernels = [_kernel(world, sid), _kernel(world, sid)]
+    entry = ledger.queries.sessions(status="RUNNING")[0]
+    assert entry.kernels == 2
+    _end_kernel(world, kernels[0])
+    assert _status(ledger, sid) is SessionStatus.RUNNING
+    _end_kernel(world, kernels[1])
+    ended = ledger.services.session.session(sid)
+    assert (ended.status, ended.end_reason) == (SessionStatus.TERMINATED, "all_kernels_terminated")
+    assert _running(ledger, Scope.KEYPAIR, "AK") == set()
+    assert ledger.queries.session(sid).session.kernels == 0  # type: ignore[union-attr]
+
+
+def test_a_kernel_of_a_pending_session_is_refused_and_one_of_an_unknown_session_is_a_plain_fact(
+    ledger: Ledger,
+) -> None:
+    world = SessionWorld(ledger, max_concurrent_sessions=1)
+    pending = world.enqueue()
+    with pytest.raises(InvalidSessionState):
+        _kernel(world, pending)
+    imported = _kernel(world, uuid.uuid4())  # a session the ledger never admitted
+    assert ledger.queries.kernel(imported) is not None
+    assert world.schedule(pending).admitted  # the imported kernel counts toward nothing
+    _end_kernel(world, imported)
+    assert _status(ledger, pending) is SessionStatus.RUNNING
+
+
+def test_a_batch_of_facts_attaches_and_detaches_in_their_order(ledger: Ledger) -> None:
+    from domain.workload import RecordWorkloadBatchAction
+
+    world = SessionWorld(ledger)
+    sid, other = world.enqueue(), world.enqueue()
+    assert world.schedule(sid).admitted and world.schedule(other).admitted
+    k1, k2, imported = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    def start(kernel_id: uuid.UUID, session_id: uuid.UUID) -> StartKernelAction:
+        return StartKernelAction(
+            kernel_id=kernel_id,
+            session_id=session_id,
+            session_name="s",
+            group_id=world.group_id,
+            domain_name="d",
+            user_id=world.user_id,
+            access_key="AK",
+            occupied_slots={"cpu": "1"},
+            started_at=T0,
+        )
+
+    facts = [start(k1, sid), start(k2, sid), start(imported, uuid.uuid4())]
+    facts += [TerminateKernelAction(kernel_id=k, terminated_at=T0) for k in (k1, k2, imported)]
+    run(ledger, "workload", "record_workload_batch", RecordWorkloadBatchAction(actions=facts), PLATFORM)
+    ended = ledger.services.session.session(sid)
+    assert (ended.status, ended.end_reason) == (SessionStatus.TERMINATED, "all_kernels_terminated")
+    assert _running(ledger, Scope.KEYPAIR, "AK") == {str(other)}
+
+
+# Permissions
+
+
+def _actor(role: str, domain: str) -> ActionTriggerMeta:
+    return ActionTriggerMeta(user_id=uuid.uuid4(), access_key=f"AK{role}", role=role, domain_name=domain)
+
+
+def test_admins_of_the_sessions_domain_may_cancel_and_terminate_only(ledger: Ledger) -> None:
+    from domain.session import CancelSessionAction, EnqueueSessionAction, TerminateSessionAction
+
+    world = SessionWorld(ledger)
+    a, b = world.enqueue(), world.enqueue()
+    enqueue = EnqueueSessionAction(
+        session_id=uuid.uuid4(), access_key="AK", group_id=world.group_id, requested_slots={}
+    )
+    with pytest.raises(InsufficientPermission):
+        run(ledger, "session", "enqueue_session", enqueue, _actor("admin", "d"))
+    with pytest.raises(InsufficientPermission, match="outside their domain"):
+        run(ledger, "session", "cancel_session", CancelSessionAction(session_id=a), _actor("admin", "other"))
+    with pytest.raises(InsufficientPermission):
+        run(ledger, "session", "cancel_session", CancelSessionAction(session_id=a), _actor("user", "d"))
+    assert run(ledger, "session", "cancel_session", CancelSessionAction(session_id=a), _actor("admin", "d")).changed
+    terminate = TerminateSessionAction(session_id=b, reason="by admin")
+    assert run(ledger, "session", "terminate_session", terminate, _actor("admin", "d")).changed

@@ -1,0 +1,149 @@
+"""The read side of sessions (issue 12 items 2 and 4) on SQLite and PostgreSQL: the
+sessions read model's lists and filters, one session with its decisions, sessions_due at
+its deadline edges (a policy edit applies at the next call), and the effective policy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from adapters.bootstrap import Ledger
+from domain.errors import InvalidAPIParameters, LedgerError
+from domain.session import DueReason
+from tests.adapters.sessions import SessionWorld
+
+US = timedelta(microseconds=1)
+
+
+def test_sessions_are_listed_with_their_filters(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_concurrent_sessions=2)
+    world.keypair("AK2", "p")
+    other = world.group("h")
+    a, b = world.enqueue(), world.enqueue(access_key="AK2", group_id=other)
+    c = world.enqueue()
+    world.schedule(a), world.schedule(b)
+    world.cancel(c)
+    q = ledger.queries
+    assert [s.session_id for s in q.sessions()] == [str(a), str(b), str(c)]
+    assert [s.session_id for s in q.sessions(status="running")] == [str(a), str(b)]
+    assert [s.session_id for s in q.sessions(access_key="AK2")] == [str(b)]
+    assert [s.session_id for s in q.sessions(group_id=other)] == [str(b)]
+    assert [s.session_id for s in q.sessions(status="CANCELLED", access_key="AK")] == [str(c)]
+    assert [s.session_id for s in q.sessions(limit=1)] == [str(a)]
+    entry = q.sessions(status="RUNNING")[0]
+    assert (entry.access_key, entry.group_id, entry.domain_name, entry.requested_slots) == (
+        "AK",
+        str(world.group_id),
+        "d",
+        {"cpu": "1"},
+    )
+    assert (entry.policy_name, entry.policy_version, entry.decisions) == ("p", world.version(), 1)
+    assert entry.started_at is not None and entry.ended_at is None
+    ended = q.sessions(status="CANCELLED")[0]
+    assert (ended.end_reason, ended.ended_at is not None) == ("cancelled", True)
+    with pytest.raises(InvalidAPIParameters) as bad:
+        q.sessions(status="ASLEEP")
+    assert bad.value.field == "status"
+
+
+def test_a_session_shows_every_decision_with_its_reasons(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_concurrent_sessions=1)
+    first, second = world.enqueue(), world.enqueue()
+    world.schedule(first)
+    world.schedule(second)
+    v = world.version()
+    world.modify_policy("p", max_concurrent_sessions=2)
+    world.schedule(second)
+    detail = ledger.queries.session(second)
+    assert detail is not None
+    assert [(d.decision, d.policy["version"]) for d in detail.decisions] == [
+        ("enqueue", v),
+        ("deferred", v),
+        ("admitted", v + 1),
+    ]
+    (reason,) = detail.decisions[1].checks
+    assert reason == {
+        "limit": "max_concurrent_sessions",
+        "scope": "keypair",
+        "scope_id": "AK",
+        "slot": None,
+        "requested": "1",
+        "used": "1",
+        "allowed": "1",
+    }
+    assert detail.session.policy_version == v + 1 and detail.session.decisions == 2
+    assert detail.to_json()["decisions"][2]["decision"] == "admitted"
+    assert ledger.queries.session("00000000-0000-4000-8000-000000000000") is None
+
+
+def test_sessions_due_at_the_deadline_edges(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, idle_timeout=60, max_session_lifetime=3600)
+    sid = world.enqueue()
+    world.schedule(sid)
+    entry = ledger.queries.sessions(status="RUNNING")[0]
+    started = entry.started_at
+    assert started is not None and started > entry.enqueued_at
+    q = ledger.queries
+    assert q.sessions_due(started + timedelta(seconds=60) - US) == []
+    (due,) = q.sessions_due(started + timedelta(seconds=60))  # due AT the deadline
+    assert (due.session_id, due.reason, due.deadline, due.policy) == (
+        sid,
+        DueReason.IDLE_TIMEOUT,
+        started + timedelta(seconds=60),
+        "p",
+    )
+    # Activity moves the idle deadline; the lifetime counts from the running start.
+    world.activity(sid, started + timedelta(seconds=3590))
+    assert q.sessions_due(started + timedelta(seconds=3600) - US) == []
+    (lifetime,) = q.sessions_due((started + timedelta(seconds=3600)).isoformat())
+    assert (lifetime.reason, lifetime.deadline) == (DueReason.MAX_SESSION_LIFETIME, started + timedelta(seconds=3600))
+    # A policy edit applies at the next call; 0 is unlimited.
+    world.modify_policy("p", max_session_lifetime=0, idle_timeout=0)
+    assert q.sessions_due(started + timedelta(days=365)) == []
+    world.modify_policy("p", idle_timeout=1)
+    (idle,) = q.sessions_due(started + timedelta(seconds=3591))
+    assert (idle.reason, idle.deadline) == (DueReason.IDLE_TIMEOUT, started + timedelta(seconds=3591))
+    world.terminate(sid)
+    assert q.sessions_due(started + timedelta(days=365)) == []
+
+
+def test_sessions_due_lists_only_running_sessions_by_deadline(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, idle_timeout=10, max_concurrent_sessions=2)
+    a, b, pending = world.enqueue(), world.enqueue(), world.enqueue()
+    world.schedule(a), world.schedule(b)
+    assert not world.schedule(pending).admitted
+    started = {s.session_id: s.started_at for s in ledger.queries.sessions(status="RUNNING")}
+    world.activity(a, started[str(a)] + timedelta(seconds=5))  # a's deadline now comes after b's
+    due = ledger.queries.sessions_due(max(started.values()) + timedelta(seconds=60))  # type: ignore[type-var]
+    assert [d.session_id for d in due] == [b, a]
+
+
+def test_effective_policy_names_its_source_and_version(ledger: Ledger) -> None:
+    world = SessionWorld(ledger)
+    effective = ledger.queries.effective_policy("AK")
+    assert (effective.name, effective.source.value, effective.version) == ("p", "keypair", world.version())
+    world.modify_policy("p", idle_timeout=5)
+    again = ledger.queries.effective_policy("AK")
+    assert (again.version, again.policy.idle_timeout) == (effective.version + 1, 5)
+    world.keypair("AKBARE")
+    bare = ledger.queries.effective_policy("AKBARE")
+    assert (bare.name, bare.source.value) == ("default", "system")
+    assert bare.to_json()["source"] == "system"
+    with pytest.raises(LedgerError) as missing:
+        ledger.queries.effective_policy("AKNOBODY")
+    assert missing.value.code == "keypair_not_found"
+
+
+def test_a_sessions_history_names_who_decided(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_concurrent_sessions=1)
+    first, second = world.enqueue(), world.enqueue()
+    world.schedule(first), world.schedule(second)
+    world.terminate(first, "idle_timeout")
+    history = ledger.queries.history("session", str(second))
+    assert [e.event for e in history] == ["Created", "Deferred"]
+    assert history[1].details["reasons"][0]["limit"] == "max_concurrent_sessions"
+    assert history[1].actor["role"] == "service"
+    ended = ledger.queries.history("session", str(first))
+    assert [e.event for e in ended] == ["Created", "Admitted", "Terminated"]
+    assert ended[2].details == {"reason": "idle_timeout"}
