@@ -1,9 +1,10 @@
 """The workload service: records facts on their entity and on their group's stream.
 
 A kernel of a session the ledger admitted attaches to that session in the same append
-(`domain.session.kernels`): its terminate detaches it, and the session's last kernel
-ends the session and releases its usage. A kernel of a session the ledger never saw
-(imported history) is recorded as before and counts toward no limit. A vfolder created
+(`domain.session.kernels`) and is marked so (its field `attached_to_session`); its
+terminate detaches it, and the session's last kernel ends the session and releases its
+usage. A kernel of a session the ledger never saw (imported history) is recorded as
+before, counts toward no limit, and its terminate reads no session. A vfolder created
 for an owner is checked against the storage limits (`domain.workload.storage`).
 
 Every fact is applied through a `UnitOfWork`, so one fact and a batch of facts take the
@@ -16,7 +17,7 @@ from __future__ import annotations
 import functools
 import itertools
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from domain.entity import Entity
@@ -41,6 +42,7 @@ from domain.workload.aggregate import Endpoint, Kernel, VFolder
 from domain.workload.storage import admit_vfolder
 
 E = TypeVar("E", bound=Entity)
+ATTACHED = "attached_to_session"  # a kernel field: it counts in a session the ledger admitted
 
 
 @runtime_checkable
@@ -52,13 +54,11 @@ class StreamIndex(Protocol):
 class _Facts:
     """Applies facts to the aggregates of one unit of work, one handler per action class."""
 
-    def __init__(self, work: UnitOfWork, *, check_new_ids: bool, existing: StreamIndex | None = None) -> None:
+    def __init__(self, work: UnitOfWork, *, check_new_ids: bool, sessions: set[str]) -> None:
         self.work = work
         self.check_new_ids = check_new_ids
-        self.existing = existing
+        self.sessions = sessions  # of the sessions the kernels started here name, those the ledger enqueued
         self.created: set[uuid.UUID] = set()  # new in this unit of work: the store cannot see a repeat
-        # (attach_kernel or detach_kernel, session id, kernel id), in the facts' order
-        self.kernel_ops: list[tuple[Callable[[UnitOfWork, str, str], object], str, str]] = []
 
     def active_group(self, group_id: uuid.UUID) -> Group:
         group = load_live(self.work, Group, str(group_id))
@@ -77,24 +77,6 @@ class _Facts:
     @functools.singledispatchmethod
     def apply(self, action: WorkloadAction) -> Entity:
         raise TypeError(f"no workload fact handler for {type(action).__name__}")
-
-    def finish(self) -> None:
-        """Attaches and detaches the kernels of the facts to the sessions the ledger
-        enqueued, in the facts' order, before the one save. A session it never saw
-        (imported history) has no stream: its kernels attach to nothing. Which sessions
-        have a stream is asked once for the whole batch when the store can say
-        (`StreamIndex`), not once per kernel."""
-        if not self.kernel_ops:
-            return
-        asked = {session_id for _, session_id, _ in self.kernel_ops}
-        if self.existing is not None and len(asked) > 1:
-            streams = {Session.id_for(session_id): session_id for session_id in asked}
-            present = {streams[found] for found in self.existing.existing(streams)}
-        else:
-            present = {sid for sid in asked if self.work.get(Session.id_for(sid), Session) is not None}
-        for operation, session_id, kernel_id in self.kernel_ops:
-            if session_id in present:
-                operation(self.work, session_id, kernel_id)
 
     @apply.register
     def _create_vfolder(self, a: CreateVFolderAction) -> Entity:
@@ -117,9 +99,13 @@ class _Facts:
                 field="domain_name",
             )
         fields = a.kernel_fields()
+        attached = fields["session_id"] in self.sessions
+        if attached:  # its terminate then knows to detach it, without reading for the session
+            fields[ATTACHED] = True
         kernel = self.new(Kernel, a.kernel_id, fields)
         group.start_kernel(kernel.key, fields["mounts"])
-        self.kernel_ops.append((attach_kernel, fields["session_id"], kernel.key))
+        if attached:
+            attach_kernel(self.work, fields["session_id"], kernel.key)
         return kernel
 
     @apply.register
@@ -135,7 +121,8 @@ class _Facts:
         group = self.work.get(kernel.group_id, Group)
         if group is not None:
             group.end_kernel(kernel.key)
-        self.kernel_ops.append((detach_kernel, kernel.fields["session_id"], kernel.key))
+        if kernel.fields.get(ATTACHED):
+            detach_kernel(self.work, kernel.fields["session_id"], kernel.key)
         return kernel
 
     @apply.register
@@ -166,14 +153,25 @@ class WorkloadService:
         attempts = itertools.count(1)
 
         def record() -> list[Entity]:
-            facts = _Facts(UnitOfWork(self._store), check_new_ids=next(attempts) > 1, existing=self._existing)
+            work = UnitOfWork(self._store)
+            facts = _Facts(work, check_new_ids=next(attempts) > 1, sessions=self._enqueued(work, actions))
             touched = [facts.apply(action) for action in actions]
-            facts.finish()
             facts.work.commit()
             return touched
 
         first = actions[0]
         return self._store.run(record, first.entity_type(), first.operation_type())
+
+    def _enqueued(self, work: UnitOfWork, actions: Sequence[WorkloadAction]) -> set[str]:
+        """Of the sessions the batch's kernel starts name, those the ledger enqueued (a
+        session stream exists): asked once for the whole batch when the store can say
+        (`StreamIndex`), else stream by stream. A session the ledger never saw (imported
+        history) has no stream: its kernels attach to nothing."""
+        asked = {str(a.session_id) for a in actions if isinstance(a, StartKernelAction)}
+        if self._existing is not None and len(asked) > 1:
+            streams = {Session.id_for(session_id): session_id for session_id in asked}
+            return {streams[found] for found in self._existing.existing(streams)}
+        return {sid for sid in asked if work.get(Session.id_for(sid), Session) is not None}
 
     def _one(self, action: WorkloadAction) -> WorkloadActionResult:
         (entity,) = self._record([action])

@@ -188,7 +188,9 @@ def _kernel(world: SessionWorld, sid: uuid.UUID) -> uuid.UUID:
         occupied_slots={"cpu": "1"},
         started_at=T0,
     )
-    run(world.ledger, "workload", "start_kernel", action, PLATFORM)
+    result = run(world.ledger, "workload", "start_kernel", action, PLATFORM)
+    # Marked when it counts in an admitted session: its terminate then detaches it.
+    assert result.fields.get("attached_to_session", False) is (world.ledger.queries.session(sid) is not None)
     return kernel_id
 
 
