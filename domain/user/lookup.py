@@ -17,7 +17,7 @@ def require_user_of(work: UnitOfWork, user_id: str, domain_name: str, field: str
         user = load_live(work, User, user_id)
     except ObjectNotFound:
         raise ObjectNotFound(
-            f"{field}: user {user_id} not found", entity_type=EntityType.USER, entity_id=user_id
+            f"user {user_id} not found", entity_type=EntityType.USER, entity_id=user_id, field=field
         ) from None
     if user.domain_name != domain_name:
         raise InvalidAPIParameters(

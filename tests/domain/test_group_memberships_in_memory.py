@@ -151,8 +151,9 @@ def test_a_member_add_that_decided_before_the_users_delete_is_refused_on_retry(
         real_save(*aggregates)
 
     monkeypatch.setattr(store, "save", delete_first)
-    with pytest.raises(ObjectNotFound, match=f"user_uuids: user {U1} not found"):
+    with pytest.raises(ObjectNotFound, match=f"user_uuids: user {U1} not found") as refused:
         members(store, group, "add", [U1])
+    assert (refused.value.field, refused.value.entity_id) == ("user_uuids", str(U1))
     assert interleaved == [True]
     assert user_of(store, U1).is_deleted and group_of(store, group).members == {}
     assert "MembersAdded" not in store.events(group)
