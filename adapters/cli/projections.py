@@ -19,7 +19,7 @@ import typer
 
 from adapters.cli.app import State, open_ledger, state_of
 from adapters.cli.render import new_table, print_table, safe
-from domain.errors import InvalidAPIParameters, ReadModelStalled
+from domain.errors import InvalidAPIParameters, LedgerError, ReadModelStalled
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -128,6 +128,11 @@ def run(
         # A batch cut short by the interrupt rolled back: the next run applies its events.
         with suppress(KeyboardInterrupt):
             reached = follow(ledger, poll_interval, once=once, on_position=caught_up)
+        if not once:
+            # Interrupted: where the read models stand, whoever moved them (another process,
+            # or this one before a catch-up cut short), not only what this loop saw last.
+            with suppress(LedgerError):
+                reached = max(reached, _standing(ledger))
     state.output({"position": reached}, lambda: typer.echo(f"read models at position {reached}"))
 
 
@@ -292,3 +297,10 @@ def _progress_bar() -> Iterator[Any]:
             progress.update(task, completed=position, total=head)
 
         yield update
+
+
+def _standing(ledger: Ledger) -> int:
+    """The position every read model of this code that is not stalled has reached."""
+    ours = {p.stable_name for p in ledger.projections.all()}
+    found = [s.position for s in ledger.runner.status() if s.name in ours and s.stall is None]
+    return min((position for position in found if position is not None), default=0)
