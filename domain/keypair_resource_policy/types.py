@@ -29,7 +29,9 @@ from domain.validation import (
 )
 from domain.values import DefaultForUnspecified, OptionalState, ResourceSlot, TriState
 
-DEPRECATED_FIELDS = ("max_vfolder_count", "max_vfolder_size", "max_quota_scope_size")
+# Backend.AI deprecated all three on keypair policies; issue 12 enforces max_vfolder_count
+# again (vfolders created with an owner's access key), so it no longer warns.
+DEPRECATED_FIELDS = ("max_vfolder_size", "max_quota_scope_size")
 
 
 def _warn_deprecated(names: list[str]) -> None:

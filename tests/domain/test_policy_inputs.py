@@ -51,6 +51,7 @@ NULLABLE_IN_MODIFIER = {
     "max_pending_session_count",
     "max_pending_session_resource_slots",
     "fallback_policy",
+    "max_vfolder_count",  # null: unlimited
     *DEPRECATED_FIELDS,
 }
 NOT_NULLABLE_IN_MODIFIER = sorted(set(POLICY_FIELDS) - NULLABLE_IN_MODIFIER)
@@ -270,6 +271,13 @@ def test_unknown_creator_fields_are_refused(extra: str) -> None:
     with pytest.raises(InvalidAPIParameters, match="unknown field") as info:
         creator(**{extra: 1})
     assert info.value.field == extra
+
+
+def test_max_vfolder_count_is_enforced_so_it_does_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert KeyPairResourcePolicyCreator(name="p", max_vfolder_count=3).max_vfolder_count == 3
+        KeyPairResourcePolicyModifier(max_vfolder_count=5)
 
 
 @pytest.mark.parametrize("field", DEPRECATED_FIELDS)
