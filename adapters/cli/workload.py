@@ -54,11 +54,23 @@ def vfolder_create(
     name: NameOption,
     host: Annotated[str, typer.Option("--host", metavar="HOST", help="Storage host.")],
     group_id: GroupOption,
+    owner_access_key: Annotated[
+        str | None,
+        typer.Option(
+            "--owner-access-key",
+            metavar="KEY",
+            help="The keypair creating it: the host must grant it create-vfolder and its effective "
+            "policy's max_vfolder_count applies. Without it, a fact recorded unchecked (imported history).",
+        ),
+    ] = None,
 ) -> None:
-    """Record a vfolder created in an active group."""
+    """Record a vfolder created in an active group, under the storage limits of its
+    owner's keypair when --owner-access-key names one."""
     from domain.workload import CreateVFolderAction
 
-    action = CreateVFolderAction(vfolder_id=vfolder_id, name=name, host=host, group_id=group_id)
+    action = CreateVFolderAction(
+        vfolder_id=vfolder_id, name=name, host=host, group_id=group_id, owner_access_key=owner_access_key
+    )
     _record(state_of(ctx), "create_vfolder", action, "created")
 
 
