@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, 
 from adapters.store.cache import AggregateCache
 from adapters.store.chain import seal_unchained
 from adapters.store.config import StoreConfig
-from adapters.store.streams import existing_streams
+from adapters.store.streams import existing_streams, stream_versions
 from adapters.store.triggers import install_append_only_triggers, postgres_is_set_up
 from domain.actions.context import SYSTEM, action_context, current_context
 from domain.domains.aggregate import Domain
@@ -147,12 +147,20 @@ class LedgerApplication(Application[uuid.UUID]):
         # An append checks the version its decision was made on; any other cached copy
         # the decision used is checked here, before anything is written.
         appending = {a.id for a in saving if a.pending_events}
-        for aggregate_id, version in attempt.cached.items():
-            if aggregate_id not in appending and aggregate_id not in attempt.confirmed:
-                if self._stored_version(aggregate_id) != version:
-                    self.cache.drop(aggregate_id)
-                    raise VersionConflict(f"cached copy of {aggregate_id} is stale")
-                attempt.confirmed.add(aggregate_id)
+        unconfirmed = {
+            aggregate_id: version
+            for aggregate_id, version in attempt.cached.items()
+            if aggregate_id not in appending and aggregate_id not in attempt.confirmed
+        }
+        if unconfirmed:
+            stored = stream_versions(self.recorder, unconfirmed)  # one query, not one per copy
+            stale = [
+                aggregate_id for aggregate_id, version in unconfirmed.items() if stored.get(aggregate_id) != version
+            ]
+            if stale:
+                self.cache.drop(*stale)
+                raise VersionConflict(f"cached copy of {stale[0]} is stale")
+            attempt.confirmed |= unconfirmed.keys()
         try:
             self.save(*saving)
         except IntegrityError as exc:
@@ -161,10 +169,6 @@ class LedgerApplication(Application[uuid.UUID]):
         for aggregate in saving:
             self.cache.put(aggregate)
         attempt.confirmed |= appending
-
-    def _stored_version(self, aggregate_id: uuid.UUID) -> int | None:
-        last = list(self.events.recorder.select_events(aggregate_id, desc=True, limit=1))
-        return last[0].originator_version if last else None
 
     def run(self, command: Callable[[], R], entity_type: str, operation: str) -> R:
         """Runs a command; see `adapters.store.cache` for why cached reads are safe."""
