@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from eventsourcing.domain import Aggregate
 
@@ -59,6 +59,15 @@ class UnitOfWork:
     def add(self, aggregate: A) -> A:
         self._loaded[aggregate.id] = aggregate
         return aggregate
+
+    def create(self, cls: type[E], key: str, fields: dict[str, Any]) -> E:
+        """A new entity `key`, or the deleted one created again (its stream, and so its
+        history, continues); a live one refuses with `duplicate()`."""
+        found = self.get(cls.id_for(key), cls)
+        if found is None:
+            return self.add(cls.create(key, fields))
+        found.recreate(fields)
+        return found
 
     def commit(self) -> None:
         changed = [a for a in self._loaded.values() if a.pending_events]

@@ -94,11 +94,7 @@ class DomainService:
 
         def create() -> Domain:
             work = UnitOfWork(self._store)
-            domain = work.get(Domain.id_for(name), Domain)
-            if domain is None:
-                domain = work.add(Domain.create(name, fields))
-            else:
-                domain.recreate(fields)  # refuses a live name
+            domain = work.create(Domain, name, fields)  # refuses a live name
             relink_default_policy(work, f"domain:{name}", None, fields[DEFAULT_POLICY])
             require_policies(work, fields[ALLOWED_POLICIES] or [], ALLOWED_POLICIES)
             work.commit()

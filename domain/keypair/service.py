@@ -49,16 +49,12 @@ class KeyPairService:
 
         def create() -> KeyPair:
             work = UnitOfWork(self._store)
-            keypair = work.get(KeyPair.id_for(key), KeyPair)
             # The references are checked before a duplicate, as the policy always was.
             policy = load_live(work, KeyPairResourcePolicy, name, field="resource_policy") if name is not None else None
             domain = require_domain(work, action.domain_name, "domain_name")
             owner = require_user_of(work, str(action.user_id), action.domain_name, "user_id")
             check_admin_may_assign(domain, name, POLICY)
-            if keypair is None:
-                keypair = work.add(KeyPair.create(key, fields))
-            else:
-                keypair.recreate(fields)
+            keypair = work.create(KeyPair, key, fields)
             if policy is not None:
                 policy.assign(key)
             owner.add_keypair(key)

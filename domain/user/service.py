@@ -43,11 +43,7 @@ class UserService:
 
         def create() -> User:
             work = UnitOfWork(self._store)
-            user = work.get(User.id_for(key), User)
-            if user is None:
-                user = work.add(User.create(key, fields))
-            else:
-                user.recreate(fields)  # refuses a live user
+            user = work.create(User, key, fields)  # refuses a live user
             domain = require_domain(work, fields["domain_name"], "domain_name")
             domain.add_user(key)  # refuses an inactive domain
             check_admin_may_assign(domain, fields[DEFAULT_POLICY], DEFAULT_POLICY)
