@@ -66,7 +66,10 @@ SftpOption = Annotated[int | None, _count("SFTP sessions a keypair may run at on
 PendingOption = Annotated[
     int | None, _count("Sessions a keypair may have waiting to start (a count). Create's default: none, no limit.")
 ]
-VFolderCountOption = Annotated[int | None, _count("Deprecated (stored, not enforced): vfolders per keypair, a count.")]
+VFolderCountOption = Annotated[
+    int | None,
+    _count("Vfolders a keypair may own (created with --owner-access-key), a count; 0 or --unset: no limit."),
+]
 VFolderSizeOption = Annotated[int | None, _count("Deprecated (stored, not enforced): a vfolder's size in bytes.")]
 QuotaOption = Annotated[int | None, _count("Deprecated (stored, not enforced): a quota scope's size in bytes.")]
 DefaultOption = Annotated[

@@ -224,9 +224,11 @@ def test_unknown_role_is_a_usage_error(db: str) -> None:
 
 
 def test_deprecated_fields_warn_once_on_stderr(db: str) -> None:
-    result = ok(db, "--json", "policy", "create", "p", "--max-vfolder-count", "3")
-    assert json.loads(result.stdout)["max_vfolder_count"] == 3
-    assert result.stderr.count("warning: max_vfolder_count: deprecated") == 1
+    result = ok(db, "--json", "policy", "create", "p", "--max-vfolder-size", "3")
+    assert json.loads(result.stdout)["max_vfolder_size"] == 3
+    assert result.stderr.count("warning: max_vfolder_size: deprecated") == 1
+    enforced = ok(db, "--json", "policy", "create", "q", "--max-vfolder-count", "3")  # applied to owned vfolders
+    assert json.loads(enforced.stdout)["max_vfolder_count"] == 3 and "deprecated" not in enforced.stderr
 
 
 # Keypairs
