@@ -18,6 +18,7 @@ from domain.keypair_resource_policy import KeyPairResourcePolicyService
 from domain.ports import AggregateStore
 from domain.projection_ops import ProjectionOpsService, StalledProjections
 from domain.session import SessionService
+from domain.token import TokenService
 from domain.usage import UsageReader
 from domain.user import UserService
 from domain.workload import WorkloadService
@@ -36,6 +37,7 @@ class Services:
         self.projection = ProjectionOpsService(store, stalls)
         self.domain = DomainService(store)
         self.user = UserService(store)
+        self.token = TokenService(store)
 
 
 class ServiceProcessors:
@@ -124,6 +126,13 @@ class UserProcessors(ServiceProcessors):
         self.delete_user = self._wrap(service.delete_user)
 
 
+class TokenProcessors(ServiceProcessors):
+    def __init__(self, service: TokenService, v: list[ActionValidator], m: list[ActionMonitor]) -> None:
+        super().__init__(v, m)
+        self.issue_token = self._wrap(service.issue_token)
+        self.revoke_token = self._wrap(service.revoke_token)
+
+
 class Processors:
     def __init__(
         self,
@@ -140,3 +149,4 @@ class Processors:
         self.projection = ProjectionOpsProcessors(services.projection, v, m)
         self.domain = DomainProcessors(services.domain, v, m)
         self.user = UserProcessors(services.user, v, m)
+        self.token = TokenProcessors(services.token, v, m)

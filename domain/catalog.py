@@ -24,3 +24,4 @@ class EntityType(enum.StrEnum):
     SESSION = "session"
     SESSION_USAGE = "session_usage"  # the sessions a keypair, group or domain holds (admission)
     LEDGER_MIGRATION = "ledger_migration"  # a one-time rewrite of what an older ledger implied
+    TOKEN = "token"  # a bearer token, its stream named by its hash

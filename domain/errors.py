@@ -345,3 +345,34 @@ class InvalidSessionState(LedgerError):
     status = 409
     error_domain = "session"
     error_detail = "invalid_state"
+
+
+# Bearer tokens (issue 13): every refusal is 401, its detail says why
+
+
+class AuthenticationFailed(LedgerError):
+    """A presented token does not authenticate anyone."""
+
+    status = 401
+    error_domain = "token"
+    error_operation = "authenticate"
+    error_detail = "failed"
+
+
+class UnknownToken(AuthenticationFailed):
+    error_detail = "unknown"
+
+
+class RevokedToken(AuthenticationFailed):
+    error_detail = "revoked"
+
+
+class ExpiredToken(AuthenticationFailed):
+    error_detail = "expired"
+
+
+class TokenAlreadyRevoked(LedgerError):
+    status = 409
+    error_domain = "token"
+    error_operation = "revoke"
+    error_detail = "already_revoked"

@@ -38,6 +38,7 @@ from domain.session import (
     ScheduleSessionAction,
     TerminateSessionAction,
 )
+from domain.token import IssueTokenAction, RevokeTokenAction
 from domain.user import CreateUserAction, DeleteUserAction, ModifyUserAction
 from domain.workload import (
     CreateEndpointAction,
@@ -87,6 +88,7 @@ class World:
     spare_domain: str = "spare-domain"  # empty: it can be deleted
     pending_session: uuid.UUID = field(default_factory=uuid.uuid4)  # AKWORLD's, in the world group
     running_session: uuid.UUID = field(default_factory=uuid.uuid4)  # admitted
+    tokens: list[uuid.UUID] = field(default_factory=list, compare=False)  # issued to `user`, live
     # Makes a read model stall (what a skip is for): returns its name and position.
     stall: Callable[[], tuple[str, int]] = field(default=lambda: ("", 0), compare=False, repr=False)
 
@@ -117,7 +119,13 @@ def build_world(ledger: Ledger) -> World:
     for sid in (world.pending_session, world.running_session):
         asyncio.run(ledger.services.session.enqueue_session(enqueue_session(world, sid)))
     asyncio.run(ledger.services.session.schedule_session(ScheduleSessionAction(session_id=world.running_session)))
+    issued = asyncio.run(ledger.services.token.issue_token(issue_token(world)))
+    world.tokens.append(issued.data.token_id)
     return world
+
+
+def issue_token(world: World) -> IssueTokenAction:
+    return IssueTokenAction(user_id=world.user, role="user", domain_name=DOMAIN, access_key=world.access_key)
 
 
 def enqueue_session(world: World, session_id: uuid.UUID) -> EnqueueSessionAction:
@@ -201,6 +209,8 @@ SAMPLES: dict[tuple[str, str], Callable[[World], BaseAction]] = {
     ("user", "create_user"): lambda w: CreateUserAction(creator={"user_id": uuid.uuid4(), "domain_name": DOMAIN}),
     ("user", "modify_user"): lambda w: ModifyUserAction(user_id=w.user, modifier={"full_name": "Ada"}),
     ("user", "delete_user"): lambda w: DeleteUserAction(user_id=w.spare_user),
+    ("token", "issue_token"): issue_token,
+    ("token", "revoke_token"): lambda w: RevokeTokenAction(token_id=w.tokens[0]),
     ("session", "enqueue_session"): lambda w: enqueue_session(w, uuid.uuid4()),
     ("session", "schedule_session"): lambda w: ScheduleSessionAction(session_id=w.pending_session),
     ("session", "cancel_session"): lambda w: CancelSessionAction(session_id=w.pending_session),
@@ -301,6 +311,11 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
         "user_not_found",
     ),
     ("user", "delete_user"): (lambda w: DeleteUserAction(user_id=w.user), "user_delete_in_use"),
+    ("token", "issue_token"): (
+        lambda w: IssueTokenAction(user_id=UNKNOWN, role="user", domain_name=DOMAIN),
+        "user_not_found",
+    ),
+    ("token", "revoke_token"): (lambda w: RevokeTokenAction(token_id=UNKNOWN), "token_not_found"),
     ("session", "enqueue_session"): (lambda w: enqueue_session(w, w.running_session), "session_enqueue_duplicate_id"),
     ("session", "schedule_session"): (lambda w: ScheduleSessionAction(session_id=UNKNOWN), "session_not_found"),
     ("session", "cancel_session"): (lambda w: CancelSessionAction(session_id=UNKNOWN), "session_not_found"),
@@ -317,6 +332,7 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
 
 def processor_methods(ledger: Ledger) -> set[tuple[str, str]]:
     services = ("keypair_resource_policy", "keypair", "group", "workload", "projection", "domain", "user", "session")
+    services += ("token",)
     return {(s, m) for s in services for m in getattr(ledger.processors, s).all()}
 
 

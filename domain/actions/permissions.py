@@ -64,6 +64,9 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     (EntityType.SESSION, "terminate"): PLATFORM_OR_DOMAIN_ADMINS,
     # Stepping a read model over an event drops that event from it for good: the operator's call.
     (EntityType.PROJECTION, "skip"): SUPERADMIN_ONLY,
+    # A token makes its holder whoever it names: only a superadmin hands them out (issue 13).
+    (EntityType.TOKEN, "issue"): SUPERADMIN_ONLY,
+    (EntityType.TOKEN, "revoke"): SUPERADMIN_ONLY,
 }
 
 

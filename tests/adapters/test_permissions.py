@@ -49,6 +49,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("session", "cancel_session"): {S, A, V},  # an admin may end a session of their domain
     ("session", "terminate_session"): {S, A, V},
     ("session", "report_session_activity"): {S, V},
+    ("token", "issue_token"): {S},  # a token makes its holder whoever it names
+    ("token", "revoke_token"): {S},
 }
 ACTORS: dict[str, ActionTriggerMeta] = {
     S: meta("superadmin", "elsewhere"),  # a superadmin acts in every domain
