@@ -20,6 +20,7 @@ try:
         policy,
         projections,
         session,
+        token,
         usage,
         user,
         workload,
@@ -44,6 +45,7 @@ app.command("metrics")(audit.metrics)
 app.command("verify")(audit.verify_chain)
 app.add_typer(usage.usage_app, name="usage")
 app.add_typer(session.session_app, name="session")
+app.add_typer(token.token_app, name="token")
 policy.policy_app.command("effective")(session.policy_effective)
 
 __all__ = ["app", "main"]
