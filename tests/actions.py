@@ -331,8 +331,8 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
 
 
 def processor_methods(ledger: Ledger) -> set[tuple[str, str]]:
-    services = ("keypair_resource_policy", "keypair", "group", "workload", "projection", "domain", "user", "session")
-    services += ("token",)
+    services: tuple[str, ...] = ("keypair_resource_policy", "keypair", "group", "workload", "projection", "domain")
+    services += ("user", "session", "token")
     return {(s, m) for s in services for m in getattr(ledger.processors, s).all()}
 
 

@@ -4,6 +4,7 @@ token; refusals are one line naming the option."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from adapters.bootstrap import open_ledger
@@ -41,9 +42,7 @@ def test_issue_prints_the_token_once_and_the_ledger_keeps_only_its_hash(db: str,
     assert "token" not in listed[0] and issued["token_id"] in listing
 
 
-def issued_at(issued: dict[str, str]) -> object:
-    from datetime import datetime
-
+def issued_at(issued: dict[str, str]) -> datetime:
     return datetime.fromisoformat(issued["issued_at"])
 
 
