@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters.bootstrap import Ledger
@@ -26,7 +27,9 @@ from domain.session import (
     TerminateSessionAction,
 )
 from domain.user import CreateUserAction
+from domain.workload import StartKernelAction
 
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 ROOT = ActionTriggerMeta(
     user_id=uuid.UUID(int=1), access_key="AKROOT", role="superadmin", domain_name="default", request_id="r-s"
 )
@@ -122,3 +125,21 @@ class SessionWorld:
     def activity(self, sid: uuid.UUID, at: Any) -> Any:
         action = ReportSessionActivityAction(session_id=sid, at=at)
         return run(self.ledger, "session", "report_session_activity", action, PLATFORM)
+
+    # The platform's kernel facts
+
+    def kernel_start(
+        self, session_id: uuid.UUID, kernel_id: uuid.UUID | None = None, started_at: datetime = T0
+    ) -> StartKernelAction:
+        """A kernel of session `session_id` started by the world's user and keypair."""
+        return StartKernelAction(
+            kernel_id=kernel_id or uuid.uuid4(),
+            session_id=session_id,
+            session_name="s",
+            group_id=self.group_id,
+            domain_name="d",
+            user_id=self.user_id,
+            access_key="AK",
+            occupied_slots={"cpu": "1"},
+            started_at=started_at,
+        )

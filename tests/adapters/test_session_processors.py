@@ -176,18 +176,8 @@ def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:
 
 
 def _kernel(world: SessionWorld, sid: uuid.UUID) -> uuid.UUID:
-    kernel_id = uuid.uuid4()
-    action = StartKernelAction(
-        kernel_id=kernel_id,
-        session_id=sid,
-        session_name="s",
-        group_id=world.group_id,
-        domain_name="d",
-        user_id=world.user_id,
-        access_key="AK",
-        occupied_slots={"cpu": "1"},
-        started_at=T0,
-    )
+    action = world.kernel_start(sid, started_at=T0)
+    kernel_id = action.kernel_id
     result = run(world.ledger, "workload", "start_kernel", action, PLATFORM)
     # Marked when it counts in an admitted session: its terminate then detaches it.
     assert result.fields.get("attached_to_session", False) is (world.ledger.queries.session(sid) is not None)
@@ -237,20 +227,8 @@ def test_a_batch_of_facts_attaches_and_detaches_in_their_order(ledger: Ledger) -
     assert world.schedule(sid).admitted and world.schedule(other).admitted
     k1, k2, imported = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
-    def start(kernel_id: uuid.UUID, session_id: uuid.UUID) -> StartKernelAction:
-        return StartKernelAction(
-            kernel_id=kernel_id,
-            session_id=session_id,
-            session_name="s",
-            group_id=world.group_id,
-            domain_name="d",
-            user_id=world.user_id,
-            access_key="AK",
-            occupied_slots={"cpu": "1"},
-            started_at=T0,
-        )
-
-    facts = [start(k1, sid), start(k2, sid), start(imported, uuid.uuid4())]
+    start = [world.kernel_start(s, k, T0) for k, s in ((k1, sid), (k2, sid), (imported, uuid.uuid4()))]
+    facts: list[StartKernelAction | TerminateKernelAction] = [*start]
     facts += [TerminateKernelAction(kernel_id=k, terminated_at=T0) for k in (k1, k2, imported)]
     run(ledger, "workload", "record_workload_batch", RecordWorkloadBatchAction(actions=facts), PLATFORM)
     ended = ledger.services.session.session(sid)

@@ -4,11 +4,10 @@ enqueue, deferral, admission, activity, kernels attached and detached, cancel, t
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from adapters.bootstrap import Ledger
-from domain.workload import StartKernelAction, TerminateKernelAction
+from domain.workload import TerminateKernelAction
 from tests.adapters.sessions import PLATFORM, SessionWorld, run
 from tests.projections.readmodels import clean_rebuild, dump
 
@@ -20,18 +19,8 @@ def test_the_sessions_read_model_equals_a_rebuild(ledger: Ledger) -> None:
         world.schedule(sid)  # c is deferred
     ledger.runner.catch_up()
     world.activity(a, datetime.now(UTC) + timedelta(seconds=5))
-    kernel = uuid.uuid4()
-    start = StartKernelAction(
-        kernel_id=kernel,
-        session_id=b,
-        session_name="s",
-        group_id=world.group_id,
-        domain_name="d",
-        user_id=world.user_id,
-        access_key="AK",
-        occupied_slots={"cpu": "1"},
-        started_at=datetime(2025, 1, 1, tzinfo=UTC),
-    )
+    start = world.kernel_start(b, started_at=datetime(2025, 1, 1, tzinfo=UTC))
+    kernel = start.kernel_id
     run(ledger, "workload", "start_kernel", start, PLATFORM)
     ledger.runner.catch_up()
     end = TerminateKernelAction(kernel_id=kernel, terminated_at=datetime(2025, 1, 2, tzinfo=UTC))
