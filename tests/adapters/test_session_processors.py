@@ -6,7 +6,6 @@ attached to admitted sessions, and who may do what."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
@@ -21,9 +20,7 @@ from domain.errors import (
 )
 from domain.session import Scope, SessionStatus
 from domain.workload import CreateVFolderAction, StartKernelAction, TerminateKernelAction
-from tests.adapters.sessions import PLATFORM, SessionWorld, run
-
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
+from tests.adapters.sessions import PLATFORM, T0, SessionWorld, run
 
 
 def _status(ledger: Ledger, sid: uuid.UUID) -> SessionStatus:
