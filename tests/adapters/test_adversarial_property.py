@@ -195,6 +195,23 @@ def _every_read_answers(ledger: Ledger, world: World, zone: str, accepted: list[
         _as_json(entry.to_json())
     for kind, key in (("kernel", world.kernel), ("vfolder", world.vfolder), ("endpoint", world.endpoint)):
         queries.history(kind, str(key))
+    # Domains, users, sessions and the policies they resolve to: every value stored by a
+    # hostile domain, user, session or token command is read back through them too.
+    for domain in queries.domains():
+        _as_json(domain.to_json())
+        _as_json([h.to_json() for h in queries.history("domain", domain.name)])
+    for user in queries.users():
+        _as_json(user.to_json())
+        _as_json([h.to_json() for h in queries.history("user", str(user.user_id))])
+    for session in queries.sessions():
+        _as_json(session.to_json())
+        detail = queries.session(session.session_id)
+        assert detail is not None
+        _as_json(detail.to_json())
+        _as_json([h.to_json() for h in queries.history("session", str(session.session_id))])
+    _as_json([due.to_json() for due in queries.sessions_due()])
+    for keypair in queries.keypairs():
+        _as_json(queries.effective_policy(keypair.access_key).to_json())
     local = ZoneInfo(zone)
     months = {t.astimezone(local).strftime("%Y%m") for t in accepted} | {"202410"}
     for month in sorted(months):
