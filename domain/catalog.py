@@ -25,3 +25,4 @@ class EntityType(enum.StrEnum):
     SESSION_USAGE = "session_usage"  # the sessions a keypair, group or domain holds (admission)
     LEDGER_MIGRATION = "ledger_migration"  # a one-time rewrite of what an older ledger implied
     TOKEN = "token"  # a bearer token, its stream named by its hash
+    IDEMPOTENT_REQUEST = "idempotent_request"  # an HTTP request's Idempotency-Key, stored with its effect

@@ -77,6 +77,25 @@ class InsufficientPermission(LedgerError):
         self.entity = entity
 
 
+class ForeignEntity(InsufficientPermission):
+    """The entity exists in a domain the actor does not act in. The message names neither
+    that domain nor whether the entity exists; over HTTP it is the entity's 404."""
+
+    def __init__(self, *, actor: str, operation: str, entity_type: str, entity_id: str) -> None:
+        super().__init__(actor=actor, operation=operation, entity=f"{entity_type} {entity_id}", why=" here")
+        self.entity_type = entity_type
+        self.entity_id = entity_id
+
+
+class MissingToken(LedgerError):
+    """A request without `Authorization: Bearer <token>`."""
+
+    status = 401
+    error_domain = "token"
+    error_operation = "authenticate"
+    error_detail = "missing"
+
+
 class ConcurrentModification(LedgerError):
     """Optimistic retries were exhausted: another writer kept changing the same stream."""
 
@@ -376,3 +395,33 @@ class TokenAlreadyRevoked(LedgerError):
     error_domain = "token"
     error_operation = "revoke"
     error_detail = "already_revoked"
+
+
+# Requests over HTTP (issue 13): preconditions and idempotency keys
+
+
+class PreconditionFailed(LedgerError):
+    """`If-Match` named a version the entity no longer (or never) had: another writer got
+    there first. Nothing was written; read the entity again and decide again."""
+
+    status = 412
+    error_detail = "precondition_failed"
+
+
+class IdempotencyKeyReused(LedgerError):
+    """The `Idempotency-Key` was used before with another request (method, path or body)."""
+
+    status = 422
+    error_domain = "idempotency"
+    error_detail = "key_reused"
+
+
+class IdempotentRequestApplied(LedgerError):
+    """The request under this `Idempotency-Key` was applied once already (it is never
+    applied twice). Raised inside the command when a concurrent twin committed first, and
+    answered over HTTP with the first response, or, when that response was lost in a crash
+    between the commit and its caching, with this error naming what was applied."""
+
+    status = 409
+    error_domain = "idempotency"
+    error_detail = "already_applied"

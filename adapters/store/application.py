@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, 
 from adapters.store.cache import AggregateCache
 from adapters.store.chain import seal_unchained
 from adapters.store.config import StoreConfig
+from adapters.store.scope import current_write_scope
 from adapters.store.streams import existing_streams, stream_versions
 from adapters.store.triggers import install_append_only_triggers, postgres_is_set_up
 from domain.actions.context import SYSTEM, action_context, current_context
@@ -89,6 +90,9 @@ class LedgerApplication(Application[uuid.UUID]):
                 processing.aggregates[aggregate.id] = aggregate
         processing.saved_kwargs.update(kwargs)
         recordings = self._record(processing)
+        scope = current_write_scope()
+        if scope is not None:
+            scope.note(recordings)
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
@@ -161,6 +165,12 @@ class LedgerApplication(Application[uuid.UUID]):
                 self.cache.drop(*stale)
                 raise VersionConflict(f"cached copy of {stale[0]} is stale")
             attempt.confirmed |= unconfirmed.keys()
+        scope = current_write_scope()
+        if scope is not None and appending:
+            scope.check(saving)
+            record = scope.request_record(lambda stream: len(self.recorder.select_events(stream, limit=1)) > 0)
+            if record is not None:
+                saving.append(record)
         try:
             self.save(*saving)
         except IntegrityError as exc:

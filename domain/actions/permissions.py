@@ -8,12 +8,13 @@ refused: a new action must be given its row before anyone can run it.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Protocol
 
 from domain.actions.base import ActionTriggerMeta, BaseAction, Role
 from domain.catalog import EntityType
-from domain.errors import InsufficientPermission
+from domain.errors import ForeignEntity, InsufficientPermission
 
 
 @dataclass(frozen=True)
@@ -89,21 +90,77 @@ class PermissionValidator:
             raise self._refusal(action, meta, "")
         if role in rule.anywhere:
             return
-        domains = set(action.target_domains())
         entity_id = action.entity_id()
         if entity_id is not None:
             current = self._domains.domain_of(entity_type, entity_id)
-            if current is not None:  # an unknown entity: the service answers "not found"
-                domains.add(current)
-        if any(domain != meta.domain_name for domain in domains):
-            outside = ", ".join(sorted(d for d in domains if d != meta.domain_name))
-            raise self._refusal(action, meta, f" outside their domain ({outside})")
+            # An unknown entity: the service answers "not found". A foreign one is refused
+            # without naming its domain: a caller learns nothing of what it may not see.
+            if current is not None and current != meta.domain_name:
+                raise ForeignEntity(
+                    actor=_actor(meta), operation=operation, entity_type=entity_type, entity_id=entity_id
+                )
+        outside = sorted(d for d in action.target_domains() if d != meta.domain_name)
+        if outside:  # domains the caller named: saying so reveals nothing
+            raise self._refusal(action, meta, f" into another domain ({', '.join(outside)})")
 
     @staticmethod
     def _refusal(action: BaseAction, meta: ActionTriggerMeta, why: str) -> InsufficientPermission:
         return InsufficientPermission(
-            actor=f"{meta.role_name} {meta.access_key or meta.user_id or '(anonymous)'}",
+            actor=_actor(meta),
             operation=action.operation_type(),
             entity=f"{action.entity_type()} {action.entity_id() or '(new)'}",
             why=why,
         )
+
+
+def _actor(meta: ActionTriggerMeta) -> str:
+    return f"{meta.role_name} {meta.access_key or meta.user_id or '(anonymous)'}"
+
+
+class ReadScope(enum.Enum):
+    """How much of one kind of thing a role may read."""
+
+    ALL = "all"
+    DOMAIN = "domain"  # what belongs to the reader's domain
+    OWN = "own"  # the reader's own: themselves, keypairs and sessions they own, groups they belong to
+
+
+# Who may read what (issue 13): the read side of PERMISSIONS. A role a row does not list
+# reads none of it, and is answered as if none of it existed (404, or an empty list).
+READS: dict[str, dict[Role, ReadScope]] = {
+    EntityType.KEYPAIR_RESOURCE_POLICY: {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.ALL},
+    EntityType.KEYPAIR: {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN, Role.USER: ReadScope.OWN},
+    EntityType.USER: {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN, Role.USER: ReadScope.OWN},
+    EntityType.DOMAIN: {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},
+    EntityType.GROUP: {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN, Role.USER: ReadScope.OWN},
+    EntityType.SESSION: {
+        Role.SUPERADMIN: ReadScope.ALL,
+        Role.SERVICE: ReadScope.ALL,  # the platform schedules and reaps every session
+        Role.ADMIN: ReadScope.DOMAIN,
+        Role.USER: ReadScope.OWN,
+    },
+    EntityType.TOKEN: {Role.SUPERADMIN: ReadScope.ALL},
+    "usage": {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},
+    "audit": {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},  # actions taken in the domain
+    "verify": {Role.SUPERADMIN: ReadScope.ALL},
+}
+
+
+def read_scope(resource: str, role: Role) -> ReadScope | None:
+    """How much of `resource` `role` reads; None: nothing."""
+    return READS.get(resource, {}).get(role)
+
+
+def may_read(
+    resource: str, role: Role, reader_domain: str | None, reader_id: str | None, domain: str | None, owners: set[str]
+) -> bool:
+    """Whether a reader sees one thing of `resource`, in `domain`, owned by (or with the
+    members) `owners`."""
+    scope = read_scope(resource, role)
+    if scope is ReadScope.ALL:
+        return True
+    if scope is ReadScope.DOMAIN:
+        return domain is not None and domain == reader_domain
+    if scope is ReadScope.OWN:
+        return reader_id is not None and reader_id in owners
+    return False

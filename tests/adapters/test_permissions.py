@@ -105,7 +105,7 @@ def test_an_admin_cannot_move_a_group_out_of_their_domain(fresh: Ledger) -> None
     world = build_world(fresh)
     run(fresh, "domain", "create_domain", CreateDomainAction(creator={"name": "beta"}))
     move = ModifyGroupAction(group_id=world.group, modifier={"domain_name": "beta"})
-    with pytest.raises(InsufficientPermission, match=r"outside their domain \(beta\)"):
+    with pytest.raises(InsufficientPermission, match=r"into another domain \(beta\)"):
         run(fresh, "group", "modify_group", move, ACTORS[A])
     assert fresh.queries.group(world.group).domain_name == DOMAIN  # type: ignore[union-attr]
     run(fresh, "group", "modify_group", move, ACTORS[S])

@@ -1,0 +1,102 @@
+"""What one request asks of the appends its command makes, and what it learns from them.
+
+The HTTP layer opens a `WriteScope` around a command: `expected` holds the versions its
+`If-Match` names (checked on the aggregate being appended to, inside the command's retried
+load-decide-save, so a stale precondition can never be decided on a cached copy), and
+`idempotency` the request record to append with the command's first effectful append.
+Appends report back the versions they reached (the `ETag`) and the last notification id
+(`Ledger-Position`). Embedded callers open no scope and pay nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Recording
+
+from domain.actions.context import current_context
+from domain.errors import IdempotentRequestApplied, PreconditionFailed
+from domain.idempotency import IdempotentRequest
+
+
+@dataclass
+class IdempotencyClaim:
+    key: str  # `domain.idempotency.request_key`
+    request_hash: str
+    method: str
+    path: str
+    applied: bool = False  # its record is stored (with this command's first append)
+    attempts: int = 0
+
+    @property
+    def stream(self) -> uuid.UUID:
+        return IdempotentRequest.id_for(self.key)
+
+
+@dataclass
+class WriteScope:
+    expected: dict[uuid.UUID, int] = field(default_factory=dict)
+    idempotency: IdempotencyClaim | None = None
+    versions: dict[uuid.UUID, int] = field(default_factory=dict)
+    position: int | None = None
+
+    def check(self, saving: Sequence[Aggregate]) -> None:
+        """Refuses an append to an aggregate whose version before this command is not the
+        one `If-Match` named."""
+        for aggregate in saving:
+            expected = self.expected.get(aggregate.id)
+            if expected is None or not aggregate.pending_events:
+                continue
+            before = aggregate.version - len(aggregate.pending_events)
+            if before != expected:
+                raise PreconditionFailed(f"If-Match: version {expected} is not current (version {before} is)")
+
+    def request_record(self, exists: Any) -> IdempotentRequest | None:
+        """The idempotency record to append with this save, once per command. On a retried
+        attempt, first `exists(stream)`: a twin request that committed meanwhile wins."""
+        claim = self.idempotency
+        if claim is None or claim.applied:
+            return None
+        claim.attempts += 1
+        if claim.attempts > 1 and exists(claim.stream):
+            raise IdempotentRequestApplied("a request with this Idempotency-Key was applied meanwhile")
+        ctx = current_context()
+        fields = {
+            "request_hash": claim.request_hash,
+            "method": claim.method,
+            "path": claim.path,
+            "action_id": None if ctx is None else ctx.action_id,
+        }
+        return IdempotentRequest.accept(claim.key, fields)
+
+    def note(self, recordings: Sequence[Recording[uuid.UUID]]) -> None:
+        for recording in recordings:
+            event = recording.domain_event
+            if isinstance(event.originator_id, uuid.UUID):
+                self.versions[event.originator_id] = event.originator_version
+            self.position = max(self.position or 0, recording.notification.id)
+        claim = self.idempotency
+        if claim is not None and any(r.domain_event.originator_id == claim.stream for r in recordings):
+            claim.applied = True
+
+
+_scope: ContextVar[WriteScope | None] = ContextVar("ledger_write_scope", default=None)
+
+
+def current_write_scope() -> WriteScope | None:
+    return _scope.get()
+
+
+@contextmanager
+def write_scope(scope: WriteScope) -> Iterator[WriteScope]:
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
