@@ -425,3 +425,10 @@ class IdempotentRequestApplied(LedgerError):
     status = 409
     error_domain = "idempotency"
     error_detail = "already_applied"
+
+
+class ReadModelBehind(LedgerError):
+    """A read asked for `min_position` and the read models did not reach it in time."""
+
+    status = 503
+    error_detail = "read_model_behind"

@@ -61,3 +61,12 @@ def as_utc(at: datetime) -> datetime:
     """The same instant in UTC; a naive time is taken as UTC already (SQLite returns the
     ledger's UTC times naive, PostgreSQL in its session's zone)."""
     return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def parse_point(raw: str, field: str) -> tuple[int | None, datetime | None]:
+    """A point in an entity's history: a version number, or an ISO 8601 time (UTC if no zone)."""
+    from domain.parsers import parse_int
+
+    if raw.strip().isascii() and raw.strip().isdigit():
+        return parse_int(raw, field), None
+    return None, parse_time(raw, field)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC
 
 from adapters.cli.app import State
-from adapters.cli.options import parse_point
+from domain.times import parse_point
 from adapters.cli.render import fields_table, fmt, history_table, new_table, print_table
 from domain.errors import ObjectNotFound
 

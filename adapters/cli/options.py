@@ -232,16 +232,6 @@ def unset_fields(names: list[str], given: dict[str, Any], nullable: tuple[str, .
 # Time travel: `show --at/--version`, `diff --from --to`
 
 
-def parse_point(raw: str, field: str) -> tuple[int | None, datetime | None]:
-    """A point in an entity's history: a version number, or an ISO 8601 time (UTC if no zone)."""
-    from domain.parsers import parse_int
-    from domain.times import parse_time
-
-    if raw.strip().isascii() and raw.strip().isdigit():
-        return parse_int(raw, field), None
-    return None, parse_time(raw, field)
-
-
 AtOption = Annotated[
     str | None, typer.Option("--at", metavar="ISO", help="Show it as it stood at this time (UTC if no zone).")
 ]

@@ -1,0 +1,150 @@
+"""The HTTP API: `create_app(url)` returns the ASGI app over one ledger (issue 13).
+
+Every route is a plain (sync) function, so FastAPI runs it on a worker thread: the store
+and the read models are synchronous and never run on the event loop. The worker threads
+are as many as the store's connection pool holds (`LEDGER_HTTP_THREADS`, default 16), so
+requests queue for a thread rather than for a connection inside one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import Counter, Histogram
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.http import problems, schema
+from adapters.http.idempotency import IdempotentResponses
+from adapters.http.routes import ROUTERS
+from domain.errors import ConfigurationError, LedgerError
+
+DEFAULT_THREADS = 16
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def create_app(url: str | None = None, *, ledger: Ledger | None = None, timezone: str | None = None) -> FastAPI:
+    """The API over the ledger at `url` (default: $LEDGER_DATABASE_URL, else the SQLite
+    file), opened when the app starts and closed when it stops; or over `ledger`, which
+    the caller keeps and closes."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = _threads()
+        opened = ledger if ledger is not None else await anyio.to_thread.run_sync(lambda: open_ledger(url, timezone))
+        app.state.ledger = opened
+        app.state.idempotent_responses = await anyio.to_thread.run_sync(lambda: IdempotentResponses(opened.read_models))
+        app.state.http_metrics = _HttpMetrics(opened)
+        try:
+            yield
+        finally:
+            if ledger is None:
+                opened.close()
+
+    app = FastAPI(
+        title="policy-ledger",
+        version="1",
+        summary="An event-sourced ledger of compute resource policies, keypairs, users, domains and groups.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix="/v1")
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["operations"], responses=problems.responses(503))
+    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["operations"], response_class=PlainTextResponse)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(_MeasuredRequests)
+    return app
+
+
+def healthz() -> dict[str, str]:
+    """The process is up (it says nothing of the store: see /readyz)."""
+    return {"status": "ok"}
+
+
+def readyz(request: Request) -> JSONResponse:
+    """The store answers, and how far behind each read model is (events not yet applied)."""
+    ledger: Ledger = request.app.state.ledger
+    try:
+        statuses = ledger.runner.status()
+    except LedgerError as exc:
+        return problems.ledger_problem(exc)
+    except Exception as exc:  # the store's driver: unreachable is not ready
+        return problems.problem(503, "ledger_unavailable", f"event store unreachable: {type(exc).__name__}")
+    lag = {s.name: s.lag for s in statuses}
+    stalled = {s.name: s.stall.position for s in statuses if s.stall is not None}
+    head = statuses[0].head if statuses else 0
+    return JSONResponse({"status": "ready", "head": head, "lag": lag, "stalled": stalled})
+
+
+def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus exposition: this process's action metrics and HTTP request metrics."""
+    ledger: Ledger = request.app.state.ledger
+    return PlainTextResponse(ledger.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+
+class _HttpMetrics:
+    def __init__(self, ledger: Ledger) -> None:
+        registry = ledger.metrics.registry
+        labels = ("method", "route", "status")
+        self.count = Counter("ledger_http_requests", "HTTP requests answered", labels, registry=registry)
+        self.duration = Histogram(
+            "ledger_http_request_duration_sec", "HTTP request duration, in seconds", labels, registry=registry
+        )
+
+
+class _MeasuredRequests:
+    """Counts and times every request by its route template (never its raw path: ids would
+    make a label per entity)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            measured = getattr(getattr(scope.get("app"), "state", None), "http_metrics", None)
+            if measured is not None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                labels = (scope["method"], route, str(status))
+                measured.count.labels(*labels).inc()
+                measured.duration.labels(*labels).observe(time.perf_counter() - began)
+
+
+def _threads() -> int:
+    raw = os.environ.get("LEDGER_HTTP_THREADS", str(DEFAULT_THREADS))
+    if not raw.isdigit() or not 1 <= int(raw) <= 1024:
+        raise ConfigurationError(f"LEDGER_HTTP_THREADS: expected a number of threads from 1 to 1024, got {raw!r:.40}")
+    return int(raw)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        document.setdefault("components", {}).setdefault("schemas", {}).update(schema.components)
+        app.openapi_schema = document
+    return app.openapi_schema

@@ -1,0 +1,79 @@
+"""Who is calling: the bearer token of every request, turned into the actor of its actions.
+
+The actor on every event and audit row comes from the token, never from the request:
+there is no body field or header that names a role, a user or a domain.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from adapters.bootstrap import Ledger
+from domain.actions import ActionTriggerMeta
+from domain.actions.base import Role
+from domain.actions.permissions import ReadScope, may_read, read_scope
+from domain.errors import InvalidAPIParameters, MissingToken
+from domain.token import TokenActor, authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `ledger token issue` (shown once when issued).")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+@dataclass(frozen=True)
+class Caller:
+    actor: TokenActor
+    meta: ActionTriggerMeta
+
+    @property
+    def role(self) -> Role:
+        return Role(self.actor.role)
+
+    @property
+    def user_id(self) -> str:
+        return str(self.actor.user_id)
+
+    @property
+    def domain_name(self) -> str:
+        return self.actor.domain_name
+
+    def scope(self, resource: str) -> ReadScope | None:
+        return read_scope(resource, self.role)
+
+    def sees(self, resource: str, domain: str | None, owners: set[str] | frozenset[str] = frozenset()) -> bool:
+        return may_read(resource, self.role, self.domain_name, self.user_id, domain, set(owners))
+
+
+def ledger_of(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def current_caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Caller:
+    """The caller of this request, or 401 (missing, unknown, revoked or expired token)."""
+    if credentials is None or not credentials.credentials:
+        raise MissingToken("send Authorization: Bearer <token> (a token from `ledger token issue`)")
+    actor = authenticate(ledger_of(request).app.store, credentials.credentials, datetime.now(UTC))
+    try:
+        meta = ActionTriggerMeta(
+            user_id=actor.user_id,
+            access_key=actor.access_key,
+            role=actor.role,
+            domain_name=actor.domain_name,
+            request_id=request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4()),
+        )
+    except InvalidAPIParameters as exc:  # only the request id is the client's
+        raise InvalidAPIParameters(exc.reason, field=REQUEST_ID_HEADER) from None
+    caller = Caller(actor, meta)
+    request.state.caller = caller
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]

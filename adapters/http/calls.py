@@ -1,0 +1,205 @@
+"""One request's way into the ledger: actions run as its caller, with HTTP's semantics.
+
+`Call.command` is the one write path every route takes: `If-Match` (412 when stale),
+`Idempotency-Key` on POST (the first response again, never a second effect), then `ETag`
+and `Ledger-Position` on the answer. `Call.wait_for` is read-your-writes across
+processes: a read that names `min_position` waits until the read models reach it.
+Everything here runs in a worker thread (sync routes): the store is synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+
+from adapters.bootstrap import Ledger
+from adapters.http.auth import Caller, current_caller, ledger_of
+from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
+from adapters.http.idempotency import IdempotentResponses, StoredResponse, request_hash
+from adapters.store.scope import IdempotencyClaim, WriteScope, write_scope
+from domain.actions import ActionProcessor, BaseAction, BaseActionResult
+from domain.entity import Entity
+from domain.errors import IdempotentRequestApplied, InvalidAPIParameters, PreconditionFailed, ReadModelBehind
+from domain.idempotency import IdempotentRequest
+
+R = TypeVar("R", bound=BaseActionResult)
+T = TypeVar("T")
+
+POSITION_HEADER = "Ledger-Position"
+MAX_WAIT = 5.0  # seconds a read waits for `min_position`
+_loops = threading.local()
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Runs an action's coroutine to its end on this worker thread's own event loop (the
+    services are coroutines for the processor's sake; they never wait on I/O themselves)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+    if loop is None:
+        loop = _loops.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coro)
+
+
+class Call:
+    def __init__(self, request: Request, caller: Caller) -> None:
+        self.request = request
+        self.caller = caller
+        self.ledger: Ledger = ledger_of(request)
+
+    def run(self, processor: ActionProcessor[Any, R], action: BaseAction) -> R:
+        """Runs `action` as the caller (no HTTP semantics: queries that are actions)."""
+        return run_coroutine(processor.wait_for_complete(action, self.caller.meta))
+
+    def command(
+        self,
+        processor: ActionProcessor[Any, R],
+        action: BaseAction | Callable[[], BaseAction],
+        render: Callable[[R], Any],
+        *,
+        status: int = 200,
+        entity: uuid.UUID | Callable[[R], uuid.UUID | None] | None = None,
+        body: Any = None,
+    ) -> Response:
+        """Runs a command and answers `render(result)` with `status`, `ETag` (the version of
+        `entity` after the command) and `Ledger-Position`."""
+        method = self.request.method
+        expected = self._if_match(entity if isinstance(entity, uuid.UUID) else None)
+        claim, responses = self._claim(method, body)
+        if claim is not None:
+            first = responses.replay(claim.key, claim.request_hash, self._recorded(claim))
+            if first is not None:
+                return _replayed(first)
+        built = action() if callable(action) else action
+        scope = WriteScope(expected=expected, idempotency=claim)
+        try:
+            with write_scope(scope):
+                result = self.run(processor, built)
+        except IdempotentRequestApplied:
+            assert claim is not None  # only a claim's twin raises it
+            first = responses.replay(claim.key, claim.request_hash, self._recorded(claim))
+            assert first is not None
+            return _replayed(first)
+        headers = {POSITION_HEADER: str(scope.position if scope.position is not None else self._head())}
+        entity_id = entity(result) if callable(entity) else entity
+        if entity_id is not None:
+            version = scope.versions.get(entity_id)
+            if version is None:
+                version = self.version_of(entity_id)
+            if version is not None:
+                headers["ETag"] = f'"{version}"'
+        content = json.dumps(jsonable_encoder(render(result)), ensure_ascii=True, allow_nan=False)
+        if claim is not None:
+            responses.store(claim.key, claim.request_hash, StoredResponse(status, headers, content))
+        return Response(content, status_code=status, headers=headers, media_type="application/json")
+
+    def entity_response(self, data: Any, entity_id: uuid.UUID) -> Response:
+        """A read of one entity, with its current version as `ETag` (for a later If-Match)."""
+        version = self.version_of(entity_id)
+        headers = {} if version is None else {"ETag": f'"{version}"'}
+        return json_response(data, headers=headers)
+
+    def _claim(self, method: str, body: Any) -> tuple[IdempotencyClaim | None, IdempotentResponses]:
+        responses: IdempotentResponses = self.request.app.state.idempotent_responses
+        raw = self.request.headers.get(IDEMPOTENCY_HEADER)
+        if raw is None or method != "POST":
+            return None, responses
+        key = responses.key_for(self.caller.user_id, raw)
+        path = self.request.url.path
+        return IdempotencyClaim(key, request_hash(method, path, body), method, path), responses
+
+    def _recorded(self, claim: IdempotencyClaim) -> IdempotentRequest | None:
+        found = self.ledger.app.get(claim.stream, Entity)
+        return found if isinstance(found, IdempotentRequest) else None
+
+    def _if_match(self, entity_id: uuid.UUID | None) -> dict[uuid.UUID, int]:
+        raw = self.request.headers.get("If-Match")
+        if raw is None or entity_id is None:
+            return {}
+        raw = raw.strip()
+        current = self.version_of(entity_id)
+        if raw == "*":
+            if current is None:
+                raise PreconditionFailed("If-Match: * and the resource does not exist")
+            return {}
+        expected = parse_etag(raw)
+        if current is not None and current != expected:
+            raise PreconditionFailed(f"If-Match: version {expected} is not current (version {current} is)")
+        return {entity_id: expected}
+
+    def version_of(self, entity_id: uuid.UUID) -> int | None:
+        """The entity's current version, read from the store (not a cached copy)."""
+        found = self.ledger.app.get(entity_id, Entity)
+        return None if found is None else found.version
+
+    def _head(self) -> int:
+        return self.ledger.app.recorder.max_notification_id() or 0
+
+    def wait_for(self, min_position: int | None) -> None:
+        """Returns once the read models have applied every event up to `min_position`
+        (waiting at most 5 s, then 503 with Retry-After)."""
+        if min_position is None:
+            return
+        deadline = time.monotonic() + MAX_WAIT
+        while True:
+            reached = self.ledger.runner.catch_up()
+            if reached >= min_position:
+                return
+            if time.monotonic() >= deadline:
+                raise ReadModelBehind(
+                    f"min_position: the read models reached {reached}, not {min_position}, within {MAX_WAIT:g} s"
+                )
+            time.sleep(0.05)
+
+
+def parse_etag(raw: str) -> int:
+    """A version from an entity tag: `"7"` (or weak `W/"7"`); a list takes its first."""
+    tag = raw.split(",")[0].strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    if len(tag) >= 2 and tag[0] == tag[-1] == '"':
+        tag = tag[1:-1]
+    if not tag.isascii() or not tag.isdigit() or len(tag) > 18:
+        raise InvalidAPIParameters('expected an entity tag like "7" (from an ETag header)', field="If-Match")
+    return int(tag)
+
+
+def _replayed(first: StoredResponse) -> Response:
+    headers = {**first.headers, "Idempotent-Replayed": "true"}
+    return Response(first.body, status_code=first.status, headers=headers, media_type="application/json")
+
+
+def current_call(request: Request, caller: Annotated[Caller, Depends(current_caller)]) -> Call:
+    return Call(request, caller)
+
+
+CallDep = Annotated[Call, Depends(current_call)]
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON body (parsed here, validated by the domain's models)."""
+    raw = await request.body()
+    if not raw:
+        raise InvalidAPIParameters("a JSON body is required", field="body")
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise InvalidAPIParameters("is not valid JSON", field="body") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+Body = Annotated[Any, Depends(json_body)]
+
+
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(data), status_code=status, headers=headers)

@@ -1,0 +1,126 @@
+"""Responses to requests sent with an `Idempotency-Key`, kept so a retry gets the first one.
+
+Whether a request was applied is the event store's to say (`domain.idempotency`: its
+record is appended with the request's own events); this table only keeps what was
+answered, written just after the commit. A retry whose first response is not here yet
+waits briefly for it (the first request may be finishing); one lost in a crash between
+the commit and this write is answered `idempotency_already_applied` (409), never by
+applying the request again. Rows may be deleted (they are copies): `prune` drops old ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from domain.errors import IdempotencyKeyReused, IdempotentRequestApplied, InvalidAPIParameters, StoreUnavailable
+from domain.idempotency import IdempotentRequest, request_key
+from projections.database import ReadModelDatabase
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+WAIT_FOR_FIRST = 2.0  # seconds a retry waits for its twin's response to be stored
+KEEP = timedelta(days=1)
+
+metadata = sa.MetaData()
+responses = sa.Table(
+    "http_idempotent_responses",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+def parse_key(raw: str) -> str:
+    key = raw.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidAPIParameters(f"must be 1 to {MAX_KEY_LENGTH} printable characters", field=HEADER)
+    return key
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    """What makes two requests the same: method, path and the body's JSON value (so a
+    retry may re-serialise it with other spacing or key order)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
+
+
+class IdempotentResponses:
+    def __init__(self, db: ReadModelDatabase) -> None:
+        self._db = db
+        metadata.create_all(db.engine, checkfirst=True)
+
+    def key_for(self, caller: str, raw_key: str) -> str:
+        return request_key(caller, parse_key(raw_key))
+
+    def replay(self, key: str, hash_: str, recorded: IdempotentRequest | None) -> StoredResponse | None:
+        """The first response to this key, or None when the request was never applied.
+        Refuses a reuse of the key for another request (422)."""
+        found = self._find_hash(key)
+        if found is None and recorded is None:
+            return None
+        if recorded is not None and recorded.fields.get("request_hash") != hash_:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+        deadline = time.monotonic() + WAIT_FOR_FIRST
+        while True:
+            if found is not None:
+                stored_hash, response = found
+                if stored_hash != hash_:
+                    raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+                return response
+            if time.monotonic() >= deadline:
+                action = recorded.fields.get("action_id") if recorded is not None else None
+                raise IdempotentRequestApplied(
+                    f"the request with this Idempotency-Key was applied (action {action}), but its response "
+                    "was lost; read the resource to see its state"
+                )
+            time.sleep(0.05)
+            found = self._find_hash(key)
+
+    def _find_hash(self, key: str) -> tuple[str, StoredResponse] | None:
+        with self._db.connect() as conn:
+            row = conn.execute(sa.select(responses).where(responses.c.key == key)).first()
+        if row is None:
+            return None
+        return row.request_hash, StoredResponse(row.status, dict(row.headers), row.body)
+
+    def store(self, key: str, hash_: str, response: StoredResponse) -> None:
+        row = {
+            "key": key,
+            "request_hash": hash_,
+            "status": response.status,
+            "headers": response.headers,
+            "body": response.body,
+            "stored_at": datetime.now(UTC),
+        }
+        try:
+            with self._db.begin() as conn:
+                conn.execute(responses.insert().values(**row))
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, sa.exc.IntegrityError):
+                raise
+            # A twin stored the same first response.
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Drops responses older than a day (their requests stay recorded: a retry after that
+        is answered `idempotency_already_applied`)."""
+        cutoff = (now or datetime.now(UTC)) - KEEP
+        with self._db.begin() as conn:
+            return conn.execute(responses.delete().where(responses.c.stored_at < cutoff)).rowcount or 0

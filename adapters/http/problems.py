@@ -1,0 +1,124 @@
+"""Errors as RFC 9457 problem documents (`application/problem+json`).
+
+Every refusal carries the domain error's `code` and its status from the error hierarchy;
+a field-level refusal names the field. Nothing from a library reaches a client: request
+parsing errors become the ledger's own `ledger_invalid_parameters`, anything unexpected a
+bare `ledger_internal` (the traceback goes to the log, not the client).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import (
+    AuthenticationFailed,
+    ForeignEntity,
+    IdempotentRequestApplied,
+    InvalidAPIParameters,
+    LedgerError,
+    MissingToken,
+    ObjectNotFound,
+    ReadModelStalled,
+    StoreUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+RETRY_AFTER_SECONDS = 1
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, with the ledger's error code."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+
+
+def problem(
+    status: int, code: str, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = Problem(
+        type=f"urn:policy-ledger:error:{code}",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        code=code,
+        field=field,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers, media_type=PROBLEM)
+
+
+def ledger_problem(exc: LedgerError) -> JSONResponse:
+    if isinstance(exc, ForeignEntity):
+        # Exactly what an unknown entity gets: whether it exists is not the caller's to learn.
+        exc = not_found(exc.entity_type, exc.entity_id)
+    headers: dict[str, str] = {}
+    if isinstance(exc, AuthenticationFailed | MissingToken):
+        headers["WWW-Authenticate"] = 'Bearer realm="policy-ledger"'
+    if isinstance(exc, StoreUnavailable | ReadModelStalled):
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    status = exc.status if 400 <= exc.status < 600 else 500
+    field = getattr(exc, "field", None) if isinstance(exc, InvalidAPIParameters | ObjectNotFound) else None
+    return problem(status, exc.code, exc.message, field=field, headers=headers)
+
+
+def not_found(entity_type: str, entity_id: str) -> ObjectNotFound:
+    return ObjectNotFound(
+        f"{entity_type.replace('_', ' ')} {entity_id!r} not found", entity_type=entity_type, entity_id=entity_id
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Registers the handlers that turn every error into a problem document."""
+
+    async def on_ledger_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LedgerError)
+        if isinstance(exc, IdempotentRequestApplied):
+            return problem(exc.status, exc.code, exc.message)
+        return ledger_problem(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
+        where = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "header", "body")]
+        field = ".".join(where)[:120] or None
+        reason = str(first.get("msg", "is invalid"))
+        return ledger_problem(InvalidAPIParameters(reason, field=field))
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "ledger_route_not_found", 405: "ledger_method_not_allowed"}.get(exc.status_code, "ledger_http")
+        return problem(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "ledger_internal", "internal error (logged by the server)")
+
+    app.add_exception_handler(LedgerError, on_ledger_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entry of the problems a route may answer with."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM: {"schema": Problem.model_json_schema()}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,136 @@
+"""What the resource routes share: paging, visibility, and every entity's history routes.
+
+No `from __future__ import annotations` here: FastAPI reads the history routes' parameter
+types at runtime, and they are local to `add_history_routes`."""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from adapters.http.calls import Call, CallDep
+from adapters.http.problems import not_found, responses
+from domain.errors import InvalidAPIParameters, ObjectNotFound
+from domain.times import parse_point, parse_time
+
+READ_ERRORS = responses(400, 401, 404, 503)
+WRITE_ERRORS = responses(400, 401, 403, 404, 409, 412, 422, 503)
+
+Limit = Annotated[int | None, Query(ge=1, le=10_000, description="At most this many items.")]
+After = Annotated[str | None, Query(max_length=600, description="The `next_after` of the previous page.")]
+MinPosition = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=2**62,
+        description="Wait (at most 5 s) until the read models have applied the event at this "
+        "position (a write's `Ledger-Position`), else 503.",
+    ),
+]
+
+
+class Page(BaseModel):
+    """A page of items; `next_after` is the cursor of the next page (null: this is the last)."""
+
+    items: list[Any]
+    next_after: str | None
+
+
+def page(items: list[Any], limit: int | None, cursor: Callable[[Any], str]) -> dict[str, Any]:
+    """`items` (fetched with `limit + 1` when a limit is given) as a page."""
+    more = limit is not None and len(items) > limit
+    shown = items[:limit] if limit is not None else items
+    return {"items": [_json(i) for i in shown], "next_after": cursor(shown[-1]) if more and shown else None}
+
+
+def fetch_limit(limit: int | None) -> int | None:
+    """What to ask the query for: one more than the page, to know whether one follows."""
+    return None if limit is None else limit + 1
+
+
+def _json(item: Any) -> Any:
+    to_json = getattr(item, "to_json", None)
+    return to_json() if callable(to_json) else item
+
+
+class HistoryEntryOut(BaseModel):
+    position: int
+    entity_type: str
+    entity_id: str
+    version: int
+    event: str
+    occurred_at: datetime
+    action_id: str | None
+    request_id: str | None
+    actor: dict[str, Any]
+    changes: dict[str, dict[str, Any]]
+    details: dict[str, Any]
+
+
+class EntityStateOut(BaseModel):
+    entity_type: str
+    entity_id: str
+    version: int
+    recorded_at: datetime
+    created_at: datetime | None
+    deleted: bool
+    fields: dict[str, Any]
+
+
+def add_history_routes(router: APIRouter, entity_type: str, param: str, visible: Callable[[Call, str], None]) -> None:
+    """`/{param}/history`, `/{param}/state` and `/{param}/diff` for one kind of entity;
+    `visible(call, id)` raises the entity's 404 for a caller who may not see it."""
+    Key = Annotated[str, Path(alias=param, max_length=256)]
+
+    def history(call: CallDep, key: Key, min_position: MinPosition = None) -> list[dict[str, Any]]:
+        visible(call, key)
+        call.wait_for(min_position)
+        entries = call.ledger.queries.history(entity_type, key)
+        if not entries:
+            raise not_found(entity_type, key)
+        return [e.to_json() for e in entries]
+
+    def state(
+        call: CallDep,
+        key: Key,
+        at: Annotated[str | None, Query(max_length=64, description="ISO 8601 time (UTC if no zone).")] = None,
+        version: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    ) -> dict[str, Any]:
+        visible(call, key)
+        if at is not None and version is not None:
+            raise InvalidAPIParameters("give at or version, not both", field="at")
+        moment = None if at is None else parse_time(at, "at")
+        found = call.ledger.queries.state_at(entity_type, key, at=moment, version=version)
+        if found is None:
+            raise ObjectNotFound(f"{entity_type} {key!r} did not exist then", entity_type=entity_type, entity_id=key)
+        return found.to_json()
+
+    def diff(
+        call: CallDep,
+        key: Key,
+        from_: Annotated[str, Query(alias="from", max_length=64, description="A version number or a time.")],
+        to: Annotated[str, Query(max_length=64, description="A version number or a time.")],
+    ) -> dict[str, dict[str, Any]]:
+        visible(call, key)
+        from_version, from_at = parse_point(from_, "from")
+        to_version, to_at = parse_point(to, "to")
+        return call.ledger.queries.diff(
+            entity_type, key, from_version=from_version, to_version=to_version, from_at=from_at, to_at=to_at
+        )
+
+    for suffix, endpoint, model, summary in (
+        ("history", history, list[HistoryEntryOut], "Every event of it, oldest first: who changed what, when."),
+        ("state", state, EntityStateOut, "It as it stood at a time or after a version."),
+        ("diff", diff, dict[str, dict[str, Any]], "The fields that differ between two versions or times."),
+    ):
+        router.add_api_route(
+            f"/{{{param}}}/{suffix}",
+            endpoint,
+            methods=["GET"],
+            response_model=model,
+            responses=READ_ERRORS,
+            summary=summary,
+            name=f"{entity_type}_{suffix}",
+        )
