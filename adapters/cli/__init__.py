@@ -19,6 +19,7 @@ try:
         keypair,
         policy,
         projections,
+        serve,
         session,
         token,
         usage,
@@ -46,6 +47,7 @@ app.command("verify")(audit.verify_chain)
 app.add_typer(usage.usage_app, name="usage")
 app.add_typer(session.session_app, name="session")
 app.add_typer(token.token_app, name="token")
+app.command("serve")(serve.serve)
 policy.policy_app.command("effective")(session.policy_effective)
 
 __all__ = ["app", "main"]

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC
 
 from adapters.cli.app import State
-from domain.times import parse_point
 from adapters.cli.render import fields_table, fmt, history_table, new_table, print_table
 from domain.errors import ObjectNotFound
+from domain.times import parse_point
 
 
 def show_history(state: State, entity_type: str, entity_id: str) -> None:

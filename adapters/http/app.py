@@ -148,3 +148,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         document.setdefault("components", {}).setdefault("schemas", {}).update(schema.components)
         app.openapi_schema = document
     return app.openapi_schema
+
+
+def app_from_environment() -> FastAPI:
+    """The app `ledger serve` runs in each worker: the ledger at $LEDGER_DATABASE_URL."""
+    return create_app(os.environ.get("LEDGER_DATABASE_URL"))

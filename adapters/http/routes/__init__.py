@@ -2,6 +2,17 @@
 
 from fastapi import APIRouter
 
-from adapters.http.routes import policies
+from adapters.http.routes import audit, domains, groups, keypairs, policies, sessions, tokens, usage, users, workload
 
-ROUTERS: list[APIRouter] = [policies.router]
+ROUTERS: list[APIRouter] = [
+    policies.router,
+    keypairs.router,
+    users.router,
+    domains.router,
+    groups.router,
+    sessions.router,
+    workload.router,
+    usage.router,
+    audit.router,
+    tokens.router,
+]

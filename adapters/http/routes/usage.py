@@ -1,0 +1,7 @@
+"""`/v1/...`: routes of this resource (being written; see routes/policies.py for the template)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

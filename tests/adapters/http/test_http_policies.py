@@ -1,0 +1,105 @@
+"""The policy routes over HTTP (the template of every resource's tests): CRUD, problems,
+ETag and If-Match, Idempotency-Key, who may read, and the actor taken from the token."""
+
+from __future__ import annotations
+
+from tests.adapters.http.api import Api
+
+BASE = "/v1/keypair-resource-policies"
+
+
+def test_create_read_modify_delete(api: Api) -> None:
+    created = api.post(BASE, {"name": "gpu", "total_resource_slots": {"cpu": 4, "mem": "8g"}})
+    assert created.status_code == 201, created.text
+    assert created.json()["total_resource_slots"] == {"cpu": "4", "mem": "8589934592"}
+    assert created.headers["ETag"] == '"1"' and int(created.headers["Ledger-Position"]) > 0
+    got = api.get(f"{BASE}/gpu")
+    assert got.status_code == 200 and got.json() == created.json() and got.headers["ETag"] == '"1"'
+    changed = api.patch(f"{BASE}/gpu", {"max_concurrent_sessions": 3}, **{"If-Match": '"1"'})
+    assert changed.status_code == 200 and changed.json()["changed"] is True
+    assert changed.headers["ETag"] == '"2"'
+    same = api.patch(f"{BASE}/gpu", {"max_concurrent_sessions": 3})
+    assert same.json()["changed"] is False and same.headers["ETag"] == '"2"'
+    assert api.get(BASE).json()["items"][-1]["name"] == "gpu"
+    deleted = api.delete(f"{BASE}/gpu", **{"If-Match": '"2"'})
+    assert deleted.status_code == 200 and deleted.headers["ETag"] == '"3"'
+    assert api.get(f"{BASE}/gpu").status_code == 404
+    history = api.get(f"{BASE}/gpu/history").json()
+    assert [e["event"] for e in history] == ["Created", "Modified", "Deleted"]
+    assert api.get(f"{BASE}/gpu/state", params={"version": 1}).json()["fields"]["max_concurrent_sessions"] == 30
+    diff = api.get(f"{BASE}/gpu/diff", params={"from": 1, "to": 2}).json()
+    assert diff == {"max_concurrent_sessions": {"old": 30, "new": 3}}
+
+
+def test_the_actor_comes_from_the_token(api: Api) -> None:
+    api.post(BASE, {"name": "mine"}, **{"X-Request-ID": "req-42"})
+    entry = api.get(f"{BASE}/mine/history").json()[0]
+    assert entry["actor"]["user_id"] == str(api.users["superadmin"]) and entry["actor"]["role"] == "superadmin"
+    assert entry["request_id"] == "req-42"
+    audit = api.ledger.queries.audit_log(entity_id="mine")
+    assert audit[-1].triggered_by == str(api.users["superadmin"]) and audit[-1].role == "superadmin"
+
+
+def test_stale_if_match_is_412_and_changes_nothing(api: Api) -> None:
+    api.post(BASE, {"name": "p"})
+    api.patch(f"{BASE}/p", {"idle_timeout": 60})
+    stale = api.patch(f"{BASE}/p", {"idle_timeout": 90}, **{"If-Match": '"1"'})
+    assert stale.status_code == 412 and stale.json()["code"] == "ledger_precondition_failed"
+    assert stale.headers["content-type"] == "application/problem+json"
+    assert api.get(f"{BASE}/p").json()["idle_timeout"] == 60
+    assert api.delete(f"{BASE}/p", **{"If-Match": '"7"'}).status_code == 412
+    bad = api.delete(f"{BASE}/p", **{"If-Match": "seven"})
+    assert bad.status_code == 400 and bad.json()["field"] == "If-Match"
+
+
+def test_idempotency_key_replays_the_first_response(api: Api) -> None:
+    key = {"Idempotency-Key": "create-p-1"}
+    first = api.post(BASE, {"name": "p", "idle_timeout": 5}, **key)
+    again = api.post(BASE, {"idle_timeout": 5, "name": "p"}, **key)  # same JSON, other key order
+    assert first.status_code == again.status_code == 201
+    assert again.text == first.text and again.headers["Idempotent-Replayed"] == "true"
+    assert len(api.get(f"{BASE}/p/history").json()) == 1
+    other = api.post(BASE, {"name": "q"}, **key)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert api.get(f"{BASE}/q").status_code == 404
+
+
+def test_problems_name_the_field_and_code(api: Api) -> None:
+    unknown = api.post(BASE, {"name": "p", "warp": 1})
+    assert unknown.status_code == 400 and unknown.json()["field"] == "warp"
+    wrong = api.post(BASE, {"name": "p", "max_concurrent_sessions": "many"})
+    assert wrong.status_code == 400 and wrong.json()["field"] == "max_concurrent_sessions"
+    dup = api.post(BASE, {"name": "default"})
+    assert dup.status_code == 409 and dup.json()["code"] == "keypair_resource_policy_create_duplicate_name"
+    broken = api.client.post(BASE, content=b"{not json", headers=api.as_("superadmin"))
+    assert broken.status_code == 400 and broken.json()["field"] == "body"
+    nan = api.client.post(BASE, content=b'{"name": "n", "idle_timeout": NaN}', headers=api.as_("superadmin"))
+    assert nan.status_code == 400
+    assert api.get(BASE, params={"limit": 0}).status_code == 400
+
+
+def test_authentication_problems(api: Api) -> None:
+    missing = api.client.get(BASE)
+    assert missing.status_code == 401 and missing.json()["code"] == "token_authenticate_missing"
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    unknown = api.client.get(BASE, headers={"Authorization": "Bearer plp_nope"})
+    assert unknown.status_code == 401 and unknown.json()["code"] == "token_authenticate_unknown"
+    assert "plp_nope" not in unknown.text
+
+
+def test_who_may_write_and_read_policies(api: Api) -> None:
+    refused = api.post(BASE, {"name": "p"}, role="admin")
+    assert refused.status_code == 403 and refused.json()["code"] == "permission_forbidden"
+    assert api.get(f"{BASE}/default", role="admin").status_code == 200
+    for role in ("user", "service"):
+        assert api.get(f"{BASE}/default", role=role).status_code == 404
+        assert api.get(BASE, role=role).json() == {"items": [], "next_after": None}
+
+
+def test_paging(api: Api) -> None:
+    for name in ("a1", "a2", "a3"):
+        api.post(BASE, {"name": name})
+    first = api.get(BASE, params={"name_prefix": "a", "limit": 2}).json()
+    assert [p["name"] for p in first["items"]] == ["a1", "a2"] and first["next_after"] == "a2"
+    rest = api.get(BASE, params={"name_prefix": "a", "limit": 2, "after": "a2"}).json()
+    assert [p["name"] for p in rest["items"]] == ["a3"] and rest["next_after"] is None
