@@ -27,6 +27,7 @@ from adapters.http.routes import ROUTERS
 from domain.errors import ConfigurationError, LedgerError
 
 DEFAULT_THREADS = 16
+API_PREFIX = "/v1"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -59,7 +60,7 @@ def create_app(url: str | None = None, *, ledger: Ledger | None = None, timezone
     )
     problems.install(app)
     for router in ROUTERS:
-        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix=API_PREFIX)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["operations"], responses=problems.responses(503))
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["operations"], response_class=PlainTextResponse)
@@ -129,7 +130,10 @@ class _MeasuredRequests:
         finally:
             measured = getattr(getattr(scope.get("app"), "state", None), "http_metrics", None)
             if measured is not None:
-                route = getattr(scope.get("route"), "path", "unmatched")
+                # A route of an included router knows its path without the router's prefix.
+                path = getattr(scope.get("route"), "path", None)
+                prefix = API_PREFIX if scope["path"].startswith(API_PREFIX + "/") else ""
+                route = "unmatched" if path is None else f"{prefix}{path}"
                 labels = (scope["method"], route, str(status))
                 measured.count.labels(*labels).inc()
                 measured.duration.labels(*labels).observe(time.perf_counter() - began)
