@@ -27,6 +27,7 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 WAIT_FOR_FIRST = 2.0  # seconds a retry waits for its twin's response to be stored
 KEEP = timedelta(days=1)
+PRUNE_EVERY = 1000  # stored responses between two prunes
 
 metadata = sa.MetaData()
 responses = sa.Table(
@@ -65,7 +66,16 @@ def request_hash(method: str, path: str, body: Any) -> str:
 class IdempotentResponses:
     def __init__(self, db: ReadModelDatabase) -> None:
         self._db = db
-        metadata.create_all(db.engine, checkfirst=True)
+        self._stored = 0
+        try:
+            metadata.create_all(db.engine, checkfirst=True)
+        except sa.exc.SQLAlchemyError:
+            # Another process starting beside this one created it between check and create.
+            try:
+                metadata.create_all(db.engine, checkfirst=True)
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreUnavailable(f"cannot create the idempotent responses table: {exc}") from exc
+        self.prune()
 
     def key_for(self, caller: str, raw_key: str) -> str:
         return request_key(caller, parse_key(raw_key))
@@ -117,6 +127,9 @@ class IdempotentResponses:
             if not isinstance(exc.__cause__, sa.exc.IntegrityError):
                 raise
             # A twin stored the same first response.
+        self._stored += 1
+        if self._stored % PRUNE_EVERY == 0:  # a long-running server keeps a day, not forever
+            self.prune()
 
     def prune(self, now: datetime | None = None) -> int:
         """Drops responses older than a day (their requests stay recorded: a retry after that
