@@ -28,7 +28,7 @@ from adapters.http.idempotency import IdempotentResponses, StoredResponse, reque
 from adapters.store.scope import IdempotencyClaim, WriteScope, write_scope
 from domain.actions import ActionProcessor, BaseAction, BaseActionResult
 from domain.entity import Entity
-from domain.errors import IdempotentRequestApplied, InvalidAPIParameters, PreconditionFailed, ReadModelBehind
+from domain.errors import InvalidAPIParameters, LedgerError, PreconditionFailed, ReadModelBehind
 from domain.idempotency import IdempotentRequest
 
 R = TypeVar("R", bound=BaseActionResult)
@@ -82,10 +82,15 @@ class Call:
         try:
             with write_scope(scope):
                 result = self.run(processor, built)
-        except IdempotentRequestApplied:
-            assert claim is not None  # only a claim's twin raises it
-            first = responses.replay(claim.key, claim.request_hash, self._recorded(claim))
-            assert first is not None
+        except LedgerError:
+            # A twin request with this key committed first: the refusal this one met (the
+            # record's conflict, or "duplicate name" from the twin's own effect) is not the
+            # answer; the twin's response is.
+            recorded = None if claim is None or claim.applied else self._recorded(claim)
+            if claim is None or recorded is None:
+                raise
+            first = responses.replay(claim.key, claim.request_hash, recorded)
+            assert first is not None  # a record exists: replay answers or raises
             return _replayed(first)
         headers = {POSITION_HEADER: str(scope.position if scope.position is not None else self._head())}
         entity_id = entity(result) if callable(entity) else entity

@@ -1,0 +1,61 @@
+"""Concurrent twins over HTTP: the same Idempotency-Key sent at once applies once and every
+twin gets the first response; the same If-Match sent at once lets exactly one through."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from adapters.http.idempotency import IdempotentResponses, StoredResponse, responses
+from tests.adapters.http.api import Api
+
+BASE = "/v1/keypair-resource-policies"
+TWINS = 8
+
+
+def test_twins_with_one_key_apply_once_and_share_the_first_response(api: Api) -> None:
+    body = {"name": "twin", "max_concurrent_sessions": 4}
+    with ThreadPoolExecutor(TWINS) as pool:
+        answers = list(pool.map(lambda _: api.post(BASE, body, **{"Idempotency-Key": "twin-1"}), range(TWINS)))
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    assert len({a.text for a in answers}) == 1
+    assert sum(1 for a in answers if "Idempotent-Replayed" not in a.headers) == 1
+    assert [e["event"] for e in api.get(f"{BASE}/twin/history").json()] == ["Created"]
+    audited = [e for e in api.ledger.queries.audit_log(entity_id="twin") if e.status == "success"]
+    assert len(audited) == 1
+
+
+def test_twins_with_one_if_match_let_exactly_one_through(api: Api) -> None:
+    api.post(BASE, {"name": "race"})
+
+    def modify(n: int) -> int:
+        answer = api.patch(f"{BASE}/race", {"idle_timeout": 100 + n}, **{"If-Match": '"1"'})
+        return int(answer.status_code)
+
+    with ThreadPoolExecutor(TWINS) as pool:
+        statuses = sorted(pool.map(modify, range(TWINS)))
+    assert statuses == [200] + [412] * (TWINS - 1)
+    assert [e["event"] for e in api.get(f"{BASE}/race/history").json()] == ["Created", "Modified"]
+
+
+def test_a_response_lost_after_the_commit_is_never_applied_again(api: Api) -> None:
+    key = {"Idempotency-Key": "lost-1"}
+    first = api.post(BASE, {"name": "lost"}, **key)
+    assert first.status_code == 201
+    with api.ledger.read_models.begin() as conn:  # as if the process died before caching it
+        conn.execute(responses.delete())
+    again = api.post(BASE, {"name": "lost"}, **key)
+    assert again.status_code == 409 and again.json()["code"] == "idempotency_already_applied"
+    assert [e["event"] for e in api.get(f"{BASE}/lost/history").json()] == ["Created"]
+    assert api.post(BASE, {"name": "other"}, **key).status_code == 422
+
+
+def test_responses_older_than_a_day_are_pruned(api: Api) -> None:
+    kept = IdempotentResponses(api.ledger.read_models)
+    kept.store("a" * 64, "h", StoredResponse(201, {}, "{}"))
+    assert kept.prune(datetime.now(UTC) + timedelta(hours=23)) == 0
+    assert kept.prune(datetime.now(UTC) + timedelta(days=1, minutes=1)) == 1
+    with api.ledger.read_models.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(responses)).scalar() == 0
