@@ -2,7 +2,8 @@
 
 Every route is a plain (sync) function, so FastAPI runs it on a worker thread: the store
 and the read models are synchronous and never run on the event loop. The worker threads
-are as many as the store's connection pool holds (`LEDGER_HTTP_THREADS`, default 16), so
+are as many as the connection pools hold (`LEDGER_HTTP_THREADS`, default 15: the event
+store's PostgreSQL pool and SQLAlchemy's read-model pool both open at most 5 + 10), so
 requests queue for a thread rather than for a connection inside one.
 """
 
@@ -26,7 +27,7 @@ from adapters.http.idempotency import IdempotentResponses
 from adapters.http.routes import ROUTERS
 from domain.errors import ConfigurationError, LedgerError
 
-DEFAULT_THREADS = 16
+DEFAULT_THREADS = 15
 API_PREFIX = "/v1"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
