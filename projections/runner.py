@@ -297,8 +297,9 @@ class ProjectionRunner(Versions):
         """Every read model recorded in the database (this code's and others', such as the
         usage model of another time zone), with this code's pending versions, forced
         rebuilds in progress, stalls and recorded skips."""
-        self._read_state()
-        head = self.recorder.max_notification_id() or 0
+        with self._lock:  # re-reading the state under a catch-up in another thread would undo its positions
+            self._read_state()
+            head = self.recorder.max_notification_id() or 0
         ours = {p.stable_name: p for p in self.projections}
         found = []
         for name, (version, key) in sorted(self.active.items()):
