@@ -1,0 +1,240 @@
+"""The session routes over HTTP: the platform drives a session through both gates, an admin
+ends one of their domain, quota refusals are problems with their code, the sessions due,
+Idempotency-Key on enqueue, and who may read which session (the read table)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from domain.group import CreateGroupAction
+from domain.keypair import CreateKeyPairAction
+from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
+from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
+
+BASE = "/v1/sessions"
+
+
+def _policy(api: Api, name: str, **fields: Any) -> None:
+    action = CreateKeyPairResourcePolicyAction(creator={"name": name, **fields})
+    root_run(api.ledger, "keypair_resource_policy", "create_keypair_resource_policy", action)
+
+
+def _keypair(api: Api, access_key: str, user_id: uuid.UUID, domain: str, policy: str) -> None:
+    action = CreateKeyPairAction(access_key=access_key, user_id=user_id, domain_name=domain, resource_policy=policy)
+    root_run(api.ledger, "keypair", "create_keypair", action)
+
+
+def _group(api: Api, domain: str) -> str:
+    action = CreateGroupAction(input={"name": f"g-{domain}", "domain_name": domain})
+    return str(root_run(api.ledger, "group", "create_group", action).data.id)
+
+
+class World:
+    """Policy `p` (cpu 8; the limits given); keypairs `AKUSER` (the harness user's) and
+    `AKADMIN` (the admin's) in alpha, `AKBETA` (the foreign user's) in beta; a group in each."""
+
+    def __init__(self, api: Api, **limits: Any) -> None:
+        self.api = api
+        _policy(api, "p", **{"total_resource_slots": {"cpu": "8"}, **limits})
+        _keypair(api, "AKUSER", api.users["user"], HOME, "p")
+        _keypair(api, "AKADMIN", api.users["admin"], HOME, "p")
+        _keypair(api, "AKBETA", api.foreign_user, FOREIGN, "p")
+        self.groups = {HOME: _group(api, HOME), FOREIGN: _group(api, FOREIGN)}
+
+    def body(self, access_key: str = "AKUSER", domain: str = HOME, cpu: str = "1", **more: Any) -> dict[str, Any]:
+        return {
+            "session_id": str(uuid.uuid4()),
+            "access_key": access_key,
+            "group_id": self.groups[domain],
+            "requested_slots": {"cpu": cpu},
+            **more,
+        }
+
+    def enqueue(self, access_key: str = "AKUSER", domain: str = HOME, **more: Any) -> str:
+        body = self.body(access_key, domain, **more)
+        answer = self.api.post(BASE, body, role="service")
+        assert answer.status_code == 201, answer.text
+        return str(body["session_id"])
+
+
+@pytest.fixture
+def world(api: Api) -> World:
+    return World(api)
+
+
+def test_enqueue_schedule_activity_terminate(api: Api, world: World) -> None:
+    body = world.body()
+    sid = body["session_id"]
+    enqueued = api.post(BASE, body, role="service")
+    assert enqueued.status_code == 201, enqueued.text
+    data = enqueued.json()
+    assert data["session"]["status"] == "PENDING" and data["session"]["user_id"] == str(api.users["user"])
+    assert data["policy"]["name"] == "p" and data["session"]["requested_slots"] == {"cpu": "1"}
+    assert enqueued.headers["ETag"] == '"1"' and int(enqueued.headers["Ledger-Position"]) > 0
+
+    scheduled = api.post(f"{BASE}/{sid}/schedule", None, role="service")
+    assert scheduled.status_code == 200, scheduled.text
+    decided = scheduled.json()
+    assert decided["admitted"] is True and decided["changed"] is True and decided["reasons"] == []
+    assert decided["session"]["status"] == "RUNNING"
+    assert {(c["limit"], c["slot"]) for c in decided["checks"]} >= {("total_resource_slots", "cpu")}
+
+    active = api.post(f"{BASE}/{sid}/activity", {"at": "2100-01-01T00:00:00Z"}, role="service")
+    assert active.status_code == 200 and active.json()["changed"] is True
+    assert active.json()["session"]["last_activity_at"].startswith("2100-01-01")
+    older = api.post(f"{BASE}/{sid}/activity", {"at": "2000-01-01T00:00:00"}, role="service")
+    assert older.json()["changed"] is False
+
+    ended = api.post(f"{BASE}/{sid}/terminate", {"reason": "done"}, role="service")
+    assert ended.status_code == 200 and ended.json()["session"]["status"] == "TERMINATED"
+    assert ended.json()["session"]["end_reason"] == "done" and ended.json()["changed"] is True
+    again = api.post(f"{BASE}/{sid}/terminate", {"reason": "done"}, role="service")
+    assert again.status_code == 200 and again.json()["changed"] is False
+
+    got = api.get(f"{BASE}/{sid}", params={"min_position": ended.headers["Ledger-Position"]})
+    assert got.status_code == 200 and got.headers["ETag"] == ended.headers["ETag"]
+    shown = got.json()
+    assert shown["status"] == "TERMINATED" and shown["policy_name"] == "p"
+    assert [d["decision"] for d in shown["decisions"]] == ["enqueue", "admitted"]
+    assert shown["decisions"][1]["checks"] == decided["checks"]
+    history = api.get(f"{BASE}/{sid}/history").json()
+    assert [e["event"] for e in history][:2] == ["Created", "Admitted"] and len(history) == 4
+    assert history[0]["actor"]["role"] == "service"
+    assert api.get(f"{BASE}/{sid}/state", params={"version": 1}).json()["fields"]["status"] == "PENDING"
+
+
+def test_deferred_decision_names_every_failed_limit(api: Api, world: World) -> None:
+    big = world.enqueue(cpu="6")
+    assert api.post(f"{BASE}/{big}/schedule", None, role="service").json()["admitted"] is True
+    sid = world.enqueue(cpu="4")
+    deferred = api.post(f"{BASE}/{sid}/schedule", None, role="service")
+    assert deferred.status_code == 200, deferred.text
+    data = deferred.json()
+    assert data["admitted"] is False and data["session"]["status"] == "PENDING"
+    assert [(r["limit"], r["slot"], r["used"], r["allowed"]) for r in data["reasons"]] == [
+        ("total_resource_slots", "cpu", "6", "8")
+    ]
+    listed = api.get(BASE, params={"status": "pending"}).json()["items"]
+    assert [s["session_id"] for s in listed] == [sid] and listed[0]["decisions"] == 1
+
+
+def test_cancel_by_the_platform_and_by_an_admin_of_the_domain(api: Api, world: World) -> None:
+    first, second = world.enqueue(), world.enqueue()
+    cancelled = api.post(f"{BASE}/{first}/cancel", None, role="service")
+    assert cancelled.status_code == 200 and cancelled.json()["session"]["status"] == "CANCELLED"
+    assert api.post(f"{BASE}/{first}/cancel", None, role="service").json()["changed"] is False
+    # An admin of another domain is told what an unknown session gets; a user may not at all.
+    foreign = api.post(f"{BASE}/{second}/cancel", None, role="foreign_admin")
+    assert foreign.status_code == 404 and foreign.json()["code"] == "session_not_found"
+    assert api.post(f"{BASE}/{second}/cancel", None, role="user").status_code == 403
+    assert api.post(f"{BASE}/{second}/terminate", {"reason": "x"}, role="foreign_admin").status_code == 404
+    by_admin = api.post(f"{BASE}/{second}/terminate", {"reason": "policy"}, role="admin")
+    assert by_admin.status_code == 200 and by_admin.json()["session"]["status"] == "TERMINATED"
+    # An admin enqueues nothing: that is the platform's.
+    assert api.post(BASE, world.body(), role="admin").status_code == 403
+    unknown = api.post(f"{BASE}/{uuid.uuid4()}/cancel", None, role="service")
+    assert unknown.status_code == 404
+
+
+def test_quota_refusal_is_a_problem_with_its_code(api: Api) -> None:
+    world = World(api, max_pending_session_count=1)
+    world.enqueue()
+    refused = api.post(BASE, world.body(), role="service")
+    assert refused.status_code == 412 and refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "quota_exceeded" and "max_pending_session_count" in refused.json()["detail"]
+    assert len(api.get(BASE).json()["items"]) == 1
+
+
+def test_problems_name_the_field(api: Api, world: World) -> None:
+    unknown = api.post(BASE, {**world.body(), "warp": 1}, role="service")
+    assert unknown.status_code == 400 and unknown.json()["field"] == "warp"
+    slots = api.post(BASE, world.body(cpu="inf"), role="service")
+    assert slots.status_code == 400 and slots.json()["field"] == "requested_slots.cpu"
+    assert api.post(BASE, [world.body()], role="service").json()["field"] == "body"
+    sid = world.enqueue()
+    twin = api.post(f"{BASE}/{sid}/terminate", {"reason": "x", "session_id": sid}, role="service")
+    assert twin.status_code == 400 and twin.json()["field"] == "session_id"
+    assert api.post(f"{BASE}/{sid}/terminate", {}, role="service").json()["field"] == "reason"
+    assert api.get(f"{BASE}/not-a-uuid").status_code == 400
+    assert api.get(BASE, params={"status": "DONE"}).json()["field"] == "status"
+
+
+def test_idempotent_enqueue(api: Api, world: World) -> None:
+    body = world.body()
+    key = {"Idempotency-Key": "enqueue-1"}
+    first = api.post(BASE, body, role="service", **key)
+    again = api.post(BASE, body, role="service", **key)
+    assert first.status_code == again.status_code == 201
+    assert again.text == first.text and again.headers["Idempotent-Replayed"] == "true"
+    assert [s["session_id"] for s in api.get(BASE).json()["items"]] == [body["session_id"]]
+    assert len(api.get(f"{BASE}/{body['session_id']}/history").json()) == 1
+    # Without the key, the same session again is the domain's duplicate.
+    twin = api.post(BASE, body, role="service")
+    assert twin.status_code == 409 and twin.json()["code"] == "session_enqueue_duplicate_id"
+
+
+def test_sessions_due(api: Api) -> None:
+    world = World(api, idle_timeout=60)
+    home = world.enqueue()
+    beta = world.enqueue("AKBETA", FOREIGN)
+    pending = world.enqueue()
+    for sid in (home, beta):
+        assert api.post(f"{BASE}/{sid}/schedule", None, role="service").json()["admitted"] is True
+    later = {"now": "2100-01-01T00:00:00Z"}
+    due = api.get(f"{BASE}/due", params=later, role="service")
+    assert due.status_code == 200
+    assert {d["session_id"] for d in due.json()} == {home, beta}
+    assert {d["reason"] for d in due.json()} == {"idle_timeout"} and due.json()[0]["policy"] == "p"
+    assert [d["session_id"] for d in api.get(f"{BASE}/due", params=later, role="admin").json()] == [home]
+    assert [d["session_id"] for d in api.get(f"{BASE}/due", params=later, role="foreign_admin").json()] == [beta]
+    assert api.get(f"{BASE}/due", params=later, role="user").json() == []
+    assert api.get(f"{BASE}/due", role="service").json() == []  # nobody idle for a minute yet
+    assert pending not in {d["session_id"] for d in due.json()}
+    assert api.get(f"{BASE}/due", params={"now": "soon"}).status_code == 400
+
+
+# Who reads what: superadmin and service all, an admin their domain's, a user what they own.
+SEES = {
+    "superadmin": {"user", "admin", "beta"},
+    "service": {"user", "admin", "beta"},
+    "admin": {"user", "admin"},
+    "user": {"user"},
+    "foreign_admin": {"beta"},
+}
+
+
+@pytest.mark.parametrize("role", sorted(SEES))
+def test_read_table(api: Api, world: World, role: str) -> None:
+    sessions = {
+        "user": world.enqueue("AKUSER"),
+        "admin": world.enqueue("AKADMIN"),
+        "beta": world.enqueue("AKBETA", FOREIGN),
+    }
+    listed = api.get(BASE, role=role)
+    assert listed.status_code == 200
+    assert {s["session_id"] for s in listed.json()["items"]} == {sessions[o] for o in SEES[role]}
+    for owner, sid in sessions.items():
+        seen = owner in SEES[role]
+        got = api.get(f"{BASE}/{sid}", role=role)
+        assert got.status_code == (200 if seen else 404), (owner, got.text)
+        history = api.get(f"{BASE}/{sid}/history", role=role)
+        assert history.status_code == (200 if seen else 404)
+        state = api.get(f"{BASE}/{sid}/state", role=role)
+        assert state.status_code == (200 if seen else 404)
+    assert api.get(f"{BASE}/{uuid.uuid4()}", role=role).status_code == 404
+
+
+def test_list_pages_and_filters(api: Api, world: World) -> None:
+    ids = [world.enqueue() for _ in range(3)]
+    other = world.enqueue("AKADMIN")
+    first = api.get(BASE, params={"limit": 2}).json()
+    assert [s["session_id"] for s in first["items"]] == ids[:2] and first["next_after"] == ids[1]
+    rest = api.get(BASE, params={"limit": 2, "after": first["next_after"]}).json()
+    assert [s["session_id"] for s in rest["items"]] == [ids[2], other] and rest["next_after"] is None
+    mine = api.get(BASE, params={"access_key": "AKADMIN"}).json()["items"]
+    assert [s["session_id"] for s in mine] == [other]
+    group = api.get(BASE, params={"group_id": world.groups[HOME], "limit": 10}).json()["items"]
+    assert len(group) == 4
