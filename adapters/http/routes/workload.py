@@ -1,7 +1,130 @@
-"""`/v1/...`: routes of this resource (being written; see routes/policies.py for the template)."""
+"""`/v1/workload`: workload facts the platform reports (vfolders, kernels, endpoints) over HTTP.
+
+`POST /v1/workload/facts` takes one fact or a JSON array of them, each exactly a line of the
+JSON Lines import (`{"fact": NAME, ...the action's fields...}`, parsed by
+`domain.workload.importer.parse_fact`), and records them as one atomic batch, the one
+`record_workload_batch` action an import batch is: all land or none. A bad fact is refused
+naming its index (and field); a fact the ledger refuses (a duplicate id, say) keeps the
+ledger's code and status, names its index, and nothing of the request is stored.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import collections
+import json
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from adapters.http.calls import Body, CallDep
+from adapters.http.routes.common import WRITE_ERRORS
+from domain.errors import InvalidAPIParameters, LedgerError
+from domain.workload import RecordWorkloadBatchAction, WorkloadAction
+from domain.workload.importer import FACTS, parse_fact
+
+router = APIRouter(prefix="/workload", tags=["workload"])
+MAX_FACTS = 10_000  # facts in one request: one atomic append
+
+
+class FactIn(BaseModel):
+    """One fact: `fact` names it, the other keys are its fields (as a JSON Lines import line)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"properties": {"fact": {"enum": list(FACTS)}}})
+
+    fact: str
+
+
+class Recorded(BaseModel):
+    """`recorded`: how many facts were stored; `by_fact`: how many of each kind; `entities`:
+    what each was recorded on (`type:id`), in the request's order."""
+
+    recorded: int
+    by_fact: dict[str, int]
+    entities: list[str]
+
+
+def _facts(payload: Any) -> tuple[bool, list[Any]]:
+    """The request's facts, and whether it was a batch (an array)."""
+    if isinstance(payload, list):
+        if not payload:
+            raise InvalidAPIParameters("an empty batch: give at least one fact", field="body")
+        if len(payload) > MAX_FACTS:
+            raise InvalidAPIParameters(f"at most {MAX_FACTS} facts in one request", field="body")
+        return True, payload
+    return False, [payload]
+
+
+def _where(batch: bool, index: int, field: str | None) -> str | None:
+    """A fact's field as the problem names it: `[2].kernel_id` in a batch, `kernel_id` alone."""
+    if not batch:
+        return field
+    return f"[{index}]" if field is None else f"[{index}].{field}"
+
+
+def _parse(payload: Any) -> tuple[bool, list[tuple[str, WorkloadAction]]]:
+    batch, items = _facts(payload)
+    parsed = []
+    for index, item in enumerate(items):
+        # The import's own rule, line by line: the item is that line's JSON.
+        line = json.dumps(item, ensure_ascii=False, allow_nan=False).encode()
+        try:
+            parsed.append(parse_fact(line))
+        except InvalidAPIParameters as exc:
+            raise InvalidAPIParameters(exc.reason, field=_where(batch, index, exc.field)) from None
+    return batch, parsed
+
+
+def _refused_index(exc: LedgerError, parsed: list[tuple[str, WorkloadAction]]) -> int | None:
+    """The fact a refusal names (its entity's id in the message); None if it names none."""
+    for index, (_, action) in enumerate(parsed):
+        entity_id = action.entity_id()
+        if entity_id is not None and entity_id in exc.message:
+            return index
+    return None
+
+
+@router.post(
+    "/facts",
+    response_model=Recorded,
+    responses=WRITE_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            FactIn.model_json_schema(),
+                            {"type": "array", "items": FactIn.model_json_schema(), "minItems": 1},
+                        ]
+                    }
+                }
+            },
+        }
+    },
+    summary="Record workload facts (the platform): one fact or an array, all in one atomic batch.",
+)
+def record_facts(call: CallDep, payload: Body) -> Response:
+    batch, parsed = _parse(payload)
+    counts = collections.Counter(fact for fact, _ in parsed)
+    try:
+        return call.command(
+            call.ledger.processors.workload.record_workload_batch,
+            lambda: RecordWorkloadBatchAction(actions=[action for _, action in parsed]),
+            lambda result: {
+                "recorded": result.recorded,
+                "by_fact": {fact: counts[fact] for fact in FACTS if counts[fact]},
+                "entities": list(result.entity_ids),
+            },
+            body=payload,
+        )
+    except LedgerError as exc:
+        index = _refused_index(exc, parsed) if batch else None
+        if index is not None:
+            # Named as the import names a refused line: where it is; nothing of the batch is stored.
+            exc.message = f"[{index}] ({parsed[index][0]}): {exc.message} (nothing recorded)"
+            if isinstance(exc, InvalidAPIParameters):
+                exc.field = _where(batch, index, exc.field)
+        raise
