@@ -1,0 +1,127 @@
+"""The user routes over HTTP: CRUD with ETag and If-Match, who reads which user (404 and
+filtered lists otherwise), who may write, problems."""
+
+from __future__ import annotations
+
+import uuid
+
+from adapters.http.routes.users import UserModified, UserOut, UserPage
+from tests.adapters.http.api import FOREIGN, HOME, Api
+
+BASE = "/v1/users"
+
+
+def test_create_read_modify_delete(api: Api) -> None:
+    new = str(uuid.uuid4())
+    created = api.post(BASE, {"user_id": new, "domain_name": HOME, "email": "n@example.org"}, role="admin")
+    assert created.status_code == 201, created.text
+    UserOut.model_validate(created.json())
+    assert set(created.json()) == set(UserOut.model_fields)
+    assert created.json()["user_id"] == new and created.json()["email"] == "n@example.org"
+    assert created.headers["ETag"] == '"1"' and int(created.headers["Ledger-Position"]) > 0
+    got = api.get(f"{BASE}/{new}")
+    assert got.status_code == 200 and got.json() == created.json() and got.headers["ETag"] == '"1"'
+    assert api.get(f"{BASE}/{new.upper()}").json() == created.json()  # the same UUID, written otherwise
+    changed = api.patch(f"{BASE}/{new}", {"full_name": "New One", "email": None}, **{"If-Match": '"1"'})
+    assert changed.status_code == 200, changed.text
+    UserModified.model_validate(changed.json())
+    assert changed.json()["changed"] is True and changed.json()["user"]["email"] is None
+    assert changed.headers["ETag"] == '"2"'
+    same = api.patch(f"{BASE}/{new}", {"full_name": "New One"})
+    assert same.json()["changed"] is False and same.headers["ETag"] == '"2"'
+    assert api.patch(f"{BASE}/{new}", {"full_name": "x"}, **{"If-Match": '"1"'}).status_code == 412
+    deleted = api.delete(f"{BASE}/{new}", **{"If-Match": '"2"'})
+    assert deleted.status_code == 200 and deleted.headers["ETag"] == '"3"'
+    assert api.get(f"{BASE}/{new}").status_code == 404
+    history = api.get(f"{BASE}/{new}/history").json()
+    assert [e["event"] for e in history] == ["Created", "Modified", "Deleted"]
+    assert api.get(f"{BASE}/{new}/state", params={"version": 1}).json()["fields"]["email"] == "n@example.org"
+    diff = api.get(f"{BASE}/{new}/diff", params={"from": 1, "to": 2}).json()
+    assert diff["full_name"] == {"old": None, "new": "New One"}
+
+
+def test_who_reads_which_user(api: Api) -> None:
+    home = {str(u) for u in api.users.values()}
+    foreign = str(api.foreign_user)
+    seen = {
+        "superadmin": home | {foreign},
+        "admin": home,
+        "user": {str(api.users["user"])},
+        "service": set(),
+        "foreign_admin": {foreign},
+    }
+    for role, visible in seen.items():
+        listed = api.get(BASE, role=role).json()
+        UserPage.model_validate(listed)
+        assert {u["user_id"] for u in listed["items"]} == visible, role
+        for user_id in home | {foreign}:
+            expected = 200 if user_id in visible else 404
+            for suffix in ("", "/history", "/state"):
+                answer = api.get(f"{BASE}/{user_id}{suffix}", role=role)
+                assert answer.status_code == expected, (role, user_id, suffix, answer.text)
+            if expected == 404:  # exactly what an unknown user gets
+                unknown = api.get(f"{BASE}/{uuid.uuid4()}", role=role).json()
+                assert api.get(f"{BASE}/{user_id}", role=role).json()["code"] == unknown["code"]
+
+
+def test_lists_filter_within_what_the_caller_sees(api: Api) -> None:
+    me = str(api.users["user"])
+    assert api.get(BASE, role="admin", params={"domain_name": FOREIGN}).json()["items"] == []
+    assert api.get(BASE, role="user", params={"domain_name": FOREIGN}).json()["items"] == []
+    assert [u["user_id"] for u in api.get(BASE, role="user", params={"domain_name": HOME}).json()["items"]] == [me]
+    assert api.get(BASE, role="user", params={"after": me}).json() == {"items": [], "next_after": None}
+    beta = api.get(BASE, params={"domain_name": FOREIGN}).json()["items"]
+    assert [u["user_id"] for u in beta] == [str(api.foreign_user)]
+    ordered = sorted(str(u) for u in api.users.values())
+    first = api.get(BASE, role="admin", params={"limit": 3}).json()
+    assert [u["user_id"] for u in first["items"]] == ordered[:3] and first["next_after"] == ordered[2]
+    rest = api.get(BASE, role="admin", params={"limit": 3, "after": ordered[2]}).json()
+    assert [u["user_id"] for u in rest["items"]] == ordered[3:] and rest["next_after"] is None
+    bad = api.get(BASE, params={"after": "nope"})
+    assert bad.status_code == 400 and bad.json()["field"] == "after"
+
+
+def test_who_may_write_users(api: Api) -> None:
+    target = str(api.users["user"])
+    for role in ("user", "service"):
+        refused = api.patch(f"{BASE}/{target}", {"full_name": "x"}, role=role)
+        assert refused.status_code == 403 and refused.json()["code"] == "permission_forbidden", role
+        assert api.delete(f"{BASE}/{target}", role=role).status_code == 403
+        assert api.post(BASE, {"user_id": str(uuid.uuid4()), "domain_name": HOME}, role=role).status_code == 403
+    for attempt in (
+        api.patch(f"{BASE}/{target}", {"full_name": "x"}, role="foreign_admin"),
+        api.delete(f"{BASE}/{target}", role="foreign_admin"),
+    ):
+        assert attempt.status_code == 404 and HOME not in attempt.json()["detail"], attempt.text
+    into_alpha = api.post(BASE, {"user_id": str(uuid.uuid4()), "domain_name": HOME}, role="foreign_admin")
+    assert into_alpha.status_code == 403
+    assert api.get(f"{BASE}/{target}").json()["full_name"] is None
+    assert api.patch(f"{BASE}/{target}", {"full_name": "x"}, role="admin").json()["changed"] is True
+
+
+def test_bad_input_names_the_field(api: Api) -> None:
+    fine = {"user_id": str(uuid.uuid4()), "domain_name": HOME}
+    for field, bad in {
+        "user_id": {**fine, "user_id": "nope"},
+        "email": {**fine, "email": "no-at-sign"},
+        "warp": {**fine, "warp": 1},
+    }.items():
+        answer = api.post(BASE, bad)
+        assert answer.status_code == 400 and answer.json()["field"] == field, (field, answer.text)
+    moved = api.patch(f"{BASE}/{api.users['user']}", {"domain_name": FOREIGN})
+    assert moved.status_code == 400 and moved.json()["field"] == "domain_name"
+    path = api.get(f"{BASE}/not-a-uuid")
+    assert path.status_code == 400 and path.json()["field"] == "user_id"
+    assert api.post(BASE, {**fine, "domain_name": "nowhere"}).status_code == 404
+
+
+def test_idempotent_create_replays_the_first_response(api: Api) -> None:
+    key = {"Idempotency-Key": "create-user-1"}
+    body = {"user_id": str(uuid.uuid4()), "domain_name": HOME}
+    first = api.post(BASE, body, **key)
+    again = api.post(BASE, body, **key)
+    assert first.status_code == again.status_code == 201
+    assert again.text == first.text and again.headers["Idempotent-Replayed"] == "true"
+    assert len(api.get(f"{BASE}/{body['user_id']}/history").json()) == 1
+    other = api.post(BASE, {**body, "user_id": str(uuid.uuid4())}, **key)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
