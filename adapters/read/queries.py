@@ -278,11 +278,27 @@ class Queries:
         status: str | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        domain_name: str | None = None,
+        after: int | None = None,
     ) -> list[AuditEntry]:
         """Action outcomes, oldest first (newest first with `newest_first`, so `limit` keeps
-        the latest), started in [since, until); `actor` matches the user id or the access key."""
+        the latest), started in [since, until); `actor` matches the user id or the access key.
+        `domain_name`: only actions taken in that domain (the actor's domain, as recorded).
+        `after`: the position of the last entry of the previous page; the entries that
+        follow it in this order (an unknown position matches nothing)."""
         log = self._audit.entries
         conditions: list[sa.ColumnElement[bool]] = []
+        if domain_name is not None:
+            conditions.append(log.c.domain_name == domain_name)
+        if after is not None:
+            # The order is (started_at, position): the cursor row's time is read in SQL, so
+            # the cursor is the position alone and no time round-trips through a string.
+            at = sa.select(log.c.started_at).where(log.c.position == after).scalar_subquery()
+            if newest_first:
+                following = sa.or_(log.c.started_at < at, sa.and_(log.c.started_at == at, log.c.position < after))
+            else:
+                following = sa.or_(log.c.started_at > at, sa.and_(log.c.started_at == at, log.c.position > after))
+            conditions.append(following)
         if entity_id is not None:
             # A batch's record is found by any entity it touched, not only by its label.
             touched = self._audit.batch_entities

@@ -1,7 +1,160 @@
-"""`/v1/...`: routes of this resource (being written; see routes/policies.py for the template)."""
+"""`/v1/audit` and `/v1/verify`: the auditor's reads over HTTP (`ledger audit`, `ledger verify`).
+
+The audit trail records every action's input, so it is read through the table of
+authorised reads: a superadmin reads all of it, an admin the actions taken in their
+domain (filtered in SQL), anyone else an empty page. The chain walk is the superadmin's.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from adapters.http.calls import CallDep
+from adapters.http.problems import not_found
+from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, fetch_limit, page
+from adapters.store.chain import verify
+from domain.actions.permissions import ReadScope
+from domain.catalog import EntityType
+from domain.errors import InvalidAPIParameters
+from domain.times import parse_time
+
+AUDIT = "audit"  # the READS resources of the trail and of the chain walk
+VERIFY = "verify"
+router = APIRouter(tags=["audit"])
+Time = Annotated[str | None, Query(max_length=64, description="ISO 8601 time (UTC if no zone).")]
+Text = Annotated[str | None, Query(max_length=256)]
+
+
+class AuditEntryOut(BaseModel):
+    position: int
+    action_id: str
+    entity_type: str
+    operation: str
+    entity_id: str | None
+    status: str
+    description: str
+    started_at: datetime
+    ended_at: datetime
+    duration: float
+    error_code: str | None
+    request_id: str | None
+    triggered_by: str | None
+    access_key: str | None
+    role: str
+    domain_name: str | None
+    spec: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    """A page of the trail; `next_after` is the cursor of the next page (null: the last)."""
+
+    items: list[AuditEntryOut]
+    next_after: str | None
+
+
+class BadEventOut(BaseModel):
+    position: int
+    stream: str | None
+    version: int | None
+    kind: str
+    reason: str
+
+
+class VerifyOut(BaseModel):
+    checked: int
+    head_position: int | None
+    head_hash: str
+    first_bad: BadEventOut | None
+    ok: bool
+
+
+def _position(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
+        raise InvalidAPIParameters("expected the next_after of a previous page (a position)", field="after")
+    return int(cursor)
+
+
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    responses=READ_ERRORS,
+    summary="The audit trail: every action's outcome, who asked, when. Newest first unless oldest_first.",
+)
+def audit_log(
+    call: CallDep,
+    entity_type: Annotated[EntityType | None, Query(description="The entity's type.")] = None,
+    entity_id: Annotated[str | None, Query(max_length=600, description="A policy name, a group id, ...")] = None,
+    actor: Annotated[str | None, Query(max_length=256, description="A user id or an access key.")] = None,
+    operation: Annotated[str | None, Query(max_length=64, description="create, modify, purge, ...")] = None,
+    status: Annotated[Literal["success", "error", "denied", "running"] | None, Query()] = None,
+    since: Time = None,
+    until: Time = None,
+    oldest_first: Annotated[
+        bool, Query(description="In the order they happened (paging from the first) instead of newest first.")
+    ] = False,
+    limit: Limit = None,
+    after: After = None,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    # The CLI's `--limit` keeps the latest N; over HTTP `limit` is a page size and the pages
+    # follow the chosen order, each from the previous page's `next_after` (a position).
+    scope = call.caller.scope(AUDIT)
+    if scope is None:
+        return {"items": [], "next_after": None}
+    start = None if since is None else parse_time(since, "since")
+    end = None if until is None else parse_time(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise InvalidAPIParameters(f"{since!r} is not before until {until!r}: no action could match", field="since")
+    cursor = _position(after)
+    call.wait_for(min_position)
+    found = call.ledger.queries.audit_log(
+        None if entity_type is None else entity_type.value,
+        entity_id,
+        start,
+        end,
+        actor=actor,
+        operation=operation,
+        status=status,
+        limit=fetch_limit(limit),
+        newest_first=not oldest_first,
+        domain_name=call.caller.domain_name if scope is ReadScope.DOMAIN else None,
+        after=cursor,
+    )
+    return page(found, limit, lambda entry: str(entry.position))
+
+
+@router.get(
+    "/verify",
+    response_model=VerifyOut,
+    responses=READ_ERRORS,
+    summary="Walk the hash chain over every stored event (superadmin): ok, or the first altered one.",
+)
+def verify_chain(
+    call: CallDep,
+    expect_head: Annotated[
+        str | None,
+        Query(max_length=100, description="POSITION:HASH kept earlier: the chain must still pass through it."),
+    ] = None,
+) -> dict[str, Any]:
+    if call.caller.scope(VERIFY) is None:
+        raise not_found(VERIFY, "chain")
+    kept = None if expect_head is None else _kept_head(expect_head)
+    return verify(call.ledger.app.recorder, kept).to_json()
+
+
+def _kept_head(raw: str) -> tuple[int, str]:
+    # As `ledger verify --expect-head` reads it (adapters/cli/audit.py).
+    position, sep, digest = raw.partition(":")
+    if not sep or not position.isascii() or not position.isdigit() or len(position) > 18 or len(digest) != 64:
+        raise InvalidAPIParameters("expected POSITION:SHA256HEX, as verify reports its head", field="expect_head")
+    try:
+        bytes.fromhex(digest)
+    except ValueError:
+        raise InvalidAPIParameters(f"{digest!r} is not hexadecimal", field="expect_head") from None
+    return int(position), digest

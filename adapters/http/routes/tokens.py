@@ -1,7 +1,160 @@
-"""`/v1/...`: routes of this resource (being written; see routes/policies.py for the template)."""
+"""`/v1/tokens`: bearer tokens over HTTP (`ledger token issue|list|revoke`), superadmin only.
+
+Issuing answers the plaintext once; the ledger keeps only its SHA-256 hash, and neither
+the list nor the audit trail ever shows a token or a hash. The CLI with database access
+stays the root of trust: it issues the first superadmin token.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from adapters.http.calls import Body, Call, CallDep
+from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
+from adapters.http.problems import not_found
+from adapters.http.routes.common import READ_ERRORS, WRITE_ERRORS, After, Limit, MinPosition
+from adapters.http.schema import body
+from domain.catalog import EntityType
+from domain.errors import InvalidAPIParameters
+from domain.token import IssueTokenAction, RevokeTokenAction, Token, TokenData
+
+TOKEN = EntityType.TOKEN
+ISSUED_TOPIC = "domain.token.aggregate:Token.TokenIssued"
+_BATCH = 1000
+router = APIRouter(prefix="/tokens", tags=["tokens"])
+TokenId = Annotated[uuid.UUID, Path(description="The token's id (from issue or the list).")]
+
+
+class TokenOut(BaseModel):
+    """A token as listed: never the token, never its hash."""
+
+    token_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    domain_name: str
+    access_key: str | None
+    name: str | None
+    issued_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class IssuedTokenOut(TokenOut):
+    token: str  # the plaintext, in this answer only
+
+
+class TokenPage(BaseModel):
+    """A page of tokens in issue order; `next_after` is the cursor of the next page (null: the last)."""
+
+    items: list[TokenOut]
+    next_after: str | None
+
+
+def _visible(call: Call, token_id: uuid.UUID) -> None:
+    if call.caller.scope(TOKEN) is None:
+        raise not_found(TOKEN, str(token_id))
+
+
+def _issued(call: Call, after: int, limit: int | None, revoked: bool) -> tuple[list[TokenData], int | None]:
+    """Tokens issued after position `after`, in issue order, at most `limit` (revoked ones
+    only with `revoked`), and the cursor of the next page. Read from their streams, as
+    `ledger token list` does: tokens are few, and this keeps the hash out of every read model."""
+    recorder, store = call.ledger.app.recorder, call.ledger.app.store
+    found: list[TokenData] = []
+    start = after + 1
+    while True:
+        batch = recorder.select_notifications(start=start, limit=_BATCH, topics=[ISSUED_TOPIC])
+        for notification in batch:
+            token = store.get(uuid.UUID(str(notification.originator_id)), Token)
+            if token is None or (token.revoked_at is not None and not revoked):
+                continue
+            if limit is not None and len(found) == limit:
+                return found, after  # one more follows: the page ends at the last one kept
+            found.append(token.data())
+            after = notification.id
+        if len(batch) < _BATCH:
+            return found, None
+        start = batch[-1].id + 1
+
+
+@router.get("", response_model=TokenPage, responses=READ_ERRORS, summary="The tokens, in issue order (superadmin).")
+def list_tokens(
+    call: CallDep,
+    all_tokens: Annotated[bool, Query(alias="all", description="Revoked tokens too.")] = False,
+    limit: Limit = None,
+    after: After = None,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    # A list is filtered by what the caller may read: nobody but a superadmin sees a token.
+    if call.caller.scope(TOKEN) is None:
+        return {"items": [], "next_after": None}
+    if after is not None and (not after.isascii() or not after.isdigit() or len(after) > 18):
+        raise InvalidAPIParameters("expected the next_after of a previous page (a position)", field="after")
+    call.wait_for(min_position)
+    tokens, cursor = _issued(call, 0 if after is None else int(after), limit, all_tokens)
+    return {"items": [t.to_json() for t in tokens], "next_after": None if cursor is None else str(cursor)}
+
+
+@router.get("/{token_id}", response_model=TokenOut, responses=READ_ERRORS, summary="One token (superadmin).")
+def get_token(call: CallDep, token_id: TokenId) -> Response:
+    _visible(call, token_id)
+    found = call.ledger.app.store.get(token_id, Token)
+    if found is None:
+        raise not_found(TOKEN, str(token_id))
+    return call.entity_response(found.data().to_json(), token_id)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=IssuedTokenOut,
+    responses=WRITE_ERRORS,
+    openapi_extra=body(IssueTokenAction),
+    summary="Issue a token (superadmin): the answer shows it once; no Idempotency-Key.",
+)
+def issue_token(call: CallDep, payload: Body) -> Response:
+    # Idempotency-Key is refused here: a replay answers a stored copy of the first response,
+    # and this response is the plaintext token, which the ledger must never keep. Storing
+    # the answer without it would make a retry succeed with no usable token. A client whose
+    # answer was lost lists its tokens (by name), revokes the lost one and issues again.
+    if IDEMPOTENCY_HEADER in call.request.headers:
+        raise InvalidAPIParameters(
+            "not accepted when issuing a token: the answer holds the token, which is never stored to be"
+            " replayed; on a lost answer revoke the token (see the list) and issue another",
+            field=IDEMPOTENCY_HEADER,
+        )
+
+    def action() -> IssueTokenAction:
+        if not isinstance(payload, dict):
+            raise InvalidAPIParameters("expected a JSON object", field="body")
+        return IssueTokenAction(**payload)
+
+    return call.command(
+        call.ledger.processors.token.issue_token,
+        action,
+        lambda result: {"token": result.token, **result.data.to_json()},
+        status=201,
+        entity=lambda result: result.data.token_id,
+        body=payload,
+    )
+
+
+@router.post(
+    "/{token_id}/revoke",
+    response_model=TokenOut,
+    responses=WRITE_ERRORS,
+    summary="Revoke a token (superadmin): from the next request on it authenticates no one.",
+)
+def revoke_token(call: CallDep, token_id: TokenId) -> Response:
+    return call.command(
+        call.ledger.processors.token.revoke_token,
+        RevokeTokenAction(token_id=token_id),
+        lambda result: result.data.to_json(),
+        entity=token_id,
+    )

@@ -1,0 +1,107 @@
+"""`/v1/audit` and `/v1/verify` over HTTP: the CLI's filters, the paging cursor in both
+orders, who reads which rows (an admin only their domain's), and the chain walk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.adapters.http.api import Api
+
+POLICIES = "/v1/keypair-resource-policies"
+
+
+def _ops(response: Any) -> list[tuple[str, str | None, str]]:
+    assert response.status_code == 200, response.text
+    return [(e["operation"], e["entity_id"], e["status"]) for e in response.json()["items"]]
+
+
+def _some_actions(api: Api) -> None:
+    assert api.post(POLICIES, {"name": "p1"}).status_code == 201
+    assert api.post(POLICIES, {"name": "p2"}).status_code == 201
+    assert api.patch(f"{POLICIES}/p1", {"idle_timeout": 60}).status_code == 200
+    assert api.post(POLICIES, {"name": "p1"}).status_code == 409  # recorded as an error
+
+
+def test_filters_as_the_cli_offers_them(api: Api) -> None:
+    _some_actions(api)
+    kind = {"entity_type": "keypair_resource_policy"}
+    newest = _ops(api.get("/v1/audit", params={**kind, "entity_id": "p1"}))
+    assert newest == [("create", "p1", "error"), ("modify", "p1", "success"), ("create", "p1", "success")]
+    oldest = _ops(api.get("/v1/audit", params={**kind, "entity_id": "p1", "oldest_first": True}))
+    assert oldest == newest[::-1]
+    assert _ops(api.get("/v1/audit", params={**kind, "operation": "modify"})) == [("modify", "p1", "success")]
+    assert _ops(api.get("/v1/audit", params={**kind, "status": "error"})) == [("create", "p1", "error")]
+    mine = api.get("/v1/audit", params={**kind, "actor": str(api.users["superadmin"])}).json()["items"]
+    assert len(mine) == 4 and {e["triggered_by"] for e in mine} == {str(api.users["superadmin"])}
+    assert _ops(api.get("/v1/audit", params={**kind, "actor": str(api.users["admin"])})) == []
+    # since is inclusive, until exclusive: the window of the modify alone.
+    entries = api.get("/v1/audit", params={**kind, "oldest_first": True}).json()["items"]
+    window = {"since": entries[2]["started_at"], "until": entries[3]["started_at"]}
+    if entries[2]["started_at"] != entries[3]["started_at"]:
+        assert _ops(api.get("/v1/audit", params={**kind, **window})) == [("modify", "p1", "success")]
+    backwards = api.get("/v1/audit", params={"since": "2030-01-02", "until": "2030-01-01"})
+    assert backwards.status_code == 400 and backwards.json()["field"] == "since"
+    assert api.get("/v1/audit", params={"since": "yesterday"}).json()["field"] == "since"
+    assert api.get("/v1/audit", params={"status": "fine"}).status_code == 400
+    assert api.get("/v1/audit", params={"entity_type": "spaceship"}).status_code == 400
+
+
+def test_the_cursor_pages_through_the_trail_in_either_order(api: Api) -> None:
+    _some_actions(api)
+    for order in ({}, {"oldest_first": True}):
+        whole = api.get("/v1/audit", params=order).json()
+        assert whole["next_after"] is None and len(whole["items"]) > 5
+        seen: list[int] = []
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {**order, "limit": 2, **({} if after is None else {"after": after})}
+            got = api.get("/v1/audit", params=params).json()
+            assert len(got["items"]) <= 2
+            seen.extend(e["position"] for e in got["items"])
+            after = got["next_after"]
+            if after is None:
+                break
+        assert seen == [e["position"] for e in whole["items"]]
+    assert api.get("/v1/audit", params={"after": "x1"}).json()["field"] == "after"
+    assert api.get("/v1/audit", params={"after": "999999999"}).json()["items"] == []
+
+
+def test_an_admin_reads_only_their_domains_rows(api: Api) -> None:
+    _some_actions(api)
+    refused = api.post(POLICIES, {"name": "theirs"}, role="foreign_admin")
+    assert refused.status_code == 403
+    everything = api.get("/v1/audit").json()["items"]
+    assert {e["domain_name"] for e in everything} >= {"alpha", "beta"}
+    alpha = api.get("/v1/audit", role="admin").json()["items"]
+    assert alpha and {e["domain_name"] for e in alpha} == {"alpha"}
+    assert [e["position"] for e in alpha] == [e["position"] for e in everything if e["domain_name"] == "alpha"]
+    beta = api.get("/v1/audit", role="foreign_admin").json()["items"]
+    assert [(e["operation"], e["status"], e["domain_name"]) for e in beta] == [("create", "denied", "beta")]
+    # The domain filter holds together with the others and with the cursor.
+    assert api.get("/v1/audit", role="foreign_admin", params={"entity_id": "p1"}).json()["items"] == []
+    for role in ("user", "service"):
+        assert api.get("/v1/audit", role=role).json() == {"items": [], "next_after": None}
+
+
+def test_min_position_reads_the_write_it_waited_for(api: Api) -> None:
+    created = api.post(POLICIES, {"name": "fresh"})
+    position = created.headers["Ledger-Position"]
+    got = api.get("/v1/audit", params={"entity_id": "fresh", "min_position": position}).json()["items"]
+    assert [e["operation"] for e in got] == ["create"]
+
+
+def test_verify_reports_the_intact_chain_to_a_superadmin_only(api: Api) -> None:
+    _some_actions(api)
+    report = api.get("/v1/verify")
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["ok"] is True and body["first_bad"] is None and body["checked"] > 0
+    assert body["checked"] <= body["head_position"] and len(body["head_hash"]) == 64
+    kept = f"{body['head_position']}:{body['head_hash']}"
+    assert api.get("/v1/verify", params={"expect_head": kept}).json()["ok"] is True
+    wrong = f"{body['head_position']}:{'0' * 64}"
+    assert api.get("/v1/verify", params={"expect_head": wrong}).json()["ok"] is False
+    assert api.get("/v1/verify", params={"expect_head": "12"}).json()["field"] == "expect_head"
+    for role in ("admin", "user", "service", "foreign_admin"):
+        hidden = api.get("/v1/verify", role=role)
+        assert hidden.status_code == 404 and hidden.headers["content-type"] == "application/problem+json"
