@@ -204,12 +204,18 @@ class Queries:
         active: bool | None = None,
         after: str | None = None,
         limit: int | None = None,
+        member: uuid.UUID | str | None = None,
     ) -> list[GroupData]:
         """Groups (active and soft-deleted; only one kind with `active`) ordered by (domain,
         name), unique among them. The paging cursor `after` is the last group seen as
-        `DOMAIN/NAME` (`group_cursor`); filters run in SQL."""
+        `DOMAIN/NAME` (`group_cursor`); `member`: only groups that user belongs to; filters
+        run in SQL."""
         domain, group_name = self._group_name_columns()
         conditions: list[sa.ColumnElement[bool]] = []
+        if member is not None:
+            members = self._groups.members
+            joined = sa.select(members.c.group_id).where(members.c.user_id == str(member))
+            conditions.append(self._groups.rows.c.key.in_(joined))
         if domain_name is not None:
             conditions.append(domain == parse_name(domain_name, "domain_name"))
         if name is not None:

@@ -43,8 +43,9 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     (EntityType.GROUP, "modify"): DOMAIN_ADMINS,
     (EntityType.GROUP, "delete"): DOMAIN_ADMINS,
     (EntityType.GROUP, "purge"): DOMAIN_ADMINS,
-    (EntityType.GROUP, "usage_per_month"): SUPERADMIN_ONLY,
-    (EntityType.GROUP, "usage_per_period"): SUPERADMIN_ONLY,
+    # An admin's report covers their own domain's groups only (the group service filters it).
+    (EntityType.GROUP, "usage_per_month"): DOMAIN_ADMINS,
+    (EntityType.GROUP, "usage_per_period"): DOMAIN_ADMINS,
     (EntityType.DOMAIN, "create"): SUPERADMIN_ONLY,
     (EntityType.DOMAIN, "modify"): SUPERADMIN_ONLY,
     (EntityType.DOMAIN, "delete"): SUPERADMIN_ONLY,

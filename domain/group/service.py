@@ -187,10 +187,19 @@ class GroupService:
         return PurgeGroupActionResult(self._store.run(purge, GROUP, "purge"))
 
     async def usage_per_month(self, action: UsagePerMonthAction) -> UsagePerMonthActionResult:
-        return self._reports.per_month(action)
+        return self._reports.per_month(action, _reported_domain())
 
     async def usage_per_period(self, action: UsagePerPeriodAction) -> UsagePerPeriodActionResult:
-        return self._reports.per_period(action)
+        return self._reports.per_period(action, _reported_domain())
+
+
+def _reported_domain() -> str | None:
+    """An admin reads the usage of their own domain's groups only (the permission table
+    lets every admin run a report; which groups it covers is decided here)."""
+    context = current_context()
+    if context is None or context.role != Role.ADMIN.value:
+        return None
+    return context.domain_name or ""
 
 
 def _move(work: UnitOfWork, group: Group, old_domain: str, new_domain: str) -> None:

@@ -3,6 +3,7 @@ and the report's shape. Reads only; the group service answers the seeds' names w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from domain.usage.actions import (
@@ -11,7 +12,7 @@ from domain.usage.actions import (
     UsagePerPeriodAction,
     UsagePerPeriodActionResult,
 )
-from domain.usage.reader import UsageReader
+from domain.usage.reader import KernelUsage, UsageReader
 from domain.usage.report import month_report, period_report
 from domain.usage.windows import month_window, period_window
 
@@ -21,14 +22,22 @@ class UsageReports:
         self._usage = usage
         self._tz = ZoneInfo(timezone)  # the reports' local time (configuration, default UTC)
 
-    def per_month(self, action: UsagePerMonthAction) -> UsagePerMonthActionResult:
+    def per_month(self, action: UsagePerMonthAction, domain_name: str | None = None) -> UsagePerMonthActionResult:
+        """`domain_name`: only the kernels of that domain's groups (an admin's report)."""
         start, end = month_window(action.month, self._tz)
         group_ids = [str(g) for g in action.group_ids] if action.group_ids else None
-        report = month_report(self._usage.kernels(start, end, group_ids), self._tz)
+        kernels = _in_domain(self._usage.kernels(start, end, group_ids), domain_name)
+        report = month_report(kernels, self._tz)
         return UsagePerMonthActionResult(report, scope=action.entity_id() or "")
 
-    def per_period(self, action: UsagePerPeriodAction) -> UsagePerPeriodActionResult:
+    def per_period(self, action: UsagePerPeriodAction, domain_name: str | None = None) -> UsagePerPeriodActionResult:
+        """`domain_name`: only the kernels of that domain's groups (an admin's report)."""
         start, end = period_window(action.start_date, action.end_date, self._tz)
         group_ids = None if action.project_id is None else [str(action.project_id)]
-        report = period_report(self._usage.kernels(start, end, group_ids), self._tz)
+        kernels = _in_domain(self._usage.kernels(start, end, group_ids), domain_name)
+        report = period_report(kernels, self._tz)
         return UsagePerPeriodActionResult(report, scope=action.entity_id() or "")
+
+
+def _in_domain(kernels: Iterable[KernelUsage], domain_name: str | None) -> Iterable[KernelUsage]:
+    return kernels if domain_name is None else [k for k in kernels if k.domain_name == domain_name]

@@ -1,0 +1,185 @@
+"""The group routes over HTTP: CRUD, members through PATCH, purge, If-Match, idempotent
+create, who reads which groups, foreign writes, and problems naming the field."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from domain.workload import StartKernelAction
+from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
+
+BASE = "/v1/groups"
+
+
+def _create(api: Api, name: str, domain: str = HOME, role: str = "superadmin", **fields: object) -> str:
+    created = api.post(BASE, {"name": name, "domain_name": domain, **fields}, role=role)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def test_create_read_modify_delete(api: Api) -> None:
+    created = api.post(BASE, {"name": "team", "domain_name": HOME, "total_resource_slots": {"cpu": 4}})
+    assert created.status_code == 201, created.text
+    group = created.json()
+    gid = group["id"]
+    assert uuid.UUID(gid) and group["total_resource_slots"] == {"cpu": "4"} and group["is_active"] is True
+    assert group["type"] == "general" and group["dotfiles"] == "" and group["resource_policy"] == "default"
+    assert created.headers["ETag"] == '"1"' and int(created.headers["Ledger-Position"]) > 0
+    got = api.get(f"{BASE}/{gid}")
+    assert got.status_code == 200 and got.json() == group and got.headers["ETag"] == '"1"'
+    changed = api.patch(f"{BASE}/{gid}", {"description": "the team"}, **{"If-Match": '"1"'})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["changed"] is True and changed.json()["group"]["description"] == "the team"
+    assert changed.headers["ETag"] == '"2"'
+    same = api.patch(f"{BASE}/{gid}", {"description": "the team"})
+    assert same.json()["changed"] is False and same.headers["ETag"] == '"2"'
+    deleted = api.delete(f"{BASE}/{gid}", **{"If-Match": '"2"'})
+    assert deleted.status_code == 200 and deleted.json()["description"] == "the team"
+    assert api.get(f"{BASE}/{gid}").json()["is_active"] is False  # soft-deleted: still there
+    history = api.get(f"{BASE}/{gid}/history").json()
+    assert [e["event"] for e in history][:2] == ["Created", "Modified"] and len(history) == 3
+    assert api.get(f"{BASE}/{gid}/state", params={"version": 1}).json()["fields"]["description"] is None
+    diff = api.get(f"{BASE}/{gid}/diff", params={"from": 1, "to": 2}).json()
+    assert diff == {"description": {"old": None, "new": "the team"}}
+
+
+def test_members_are_added_and_removed_through_patch(api: Api) -> None:
+    gid = _create(api, "team")
+    user, admin = str(api.users["user"]), str(api.users["admin"])
+    added = api.patch(f"{BASE}/{gid}", {"user_update_mode": "add", "user_uuids": [user, admin], "description": "d"})
+    assert added.status_code == 200, added.text
+    assert added.json()["group"]["description"] == "d"
+    assert api.get(f"{BASE}/{gid}/members").json() == sorted([user, admin])
+    removed = api.patch(f"{BASE}/{gid}", {"user_update_mode": "remove", "user_uuids": [admin]})
+    assert removed.status_code == 200 and removed.json()["changed"] is True
+    assert api.get(f"{BASE}/{gid}/members").json() == [user]
+    alone = api.patch(f"{BASE}/{gid}", {"user_uuids": [admin]})
+    assert alone.status_code == 400 and alone.json()["field"] == "user_update_mode"
+    mode = api.patch(f"{BASE}/{gid}", {"user_update_mode": "merge", "user_uuids": [admin]})
+    assert mode.status_code == 400 and mode.json()["field"] == "user_update_mode"
+    foreigner = api.patch(f"{BASE}/{gid}", {"user_update_mode": "add", "user_uuids": [str(api.foreign_user)]})
+    assert foreigner.status_code in (400, 404) and foreigner.json()["field"] == "user_uuids"
+    assert api.get(f"{BASE}/{gid}/members").json() == [user]
+
+
+def test_purge_removes_the_group_and_is_refused_while_a_kernel_runs(api: Api) -> None:
+    gid = _create(api, "busy")
+    kernel = StartKernelAction(
+        kernel_id=uuid.uuid4(),
+        session_id=uuid.uuid4(),
+        session_name="s",
+        group_id=gid,
+        domain_name=HOME,
+        user_id=api.users["user"],
+        access_key="AKUSER",
+        occupied_slots={"cpu": "1"},
+        started_at=datetime(2024, 10, 1, tzinfo=UTC),
+    )
+    root_run(api.ledger, "workload", "start_kernel", kernel)
+    refused = api.post(f"{BASE}/{gid}/purge", None)
+    assert refused.status_code >= 400 and "kernel" in refused.json()["code"]
+    spare = _create(api, "spare")
+    purged = api.post(f"{BASE}/{spare}/purge", None)
+    assert purged.status_code == 200, purged.text
+    assert purged.json()["name"] == "spare"
+    assert api.get(f"{BASE}/{spare}").status_code == 404
+    assert _create(api, "spare")  # the name is free again
+
+
+def test_stale_if_match_is_412(api: Api) -> None:
+    gid = _create(api, "g")
+    api.patch(f"{BASE}/{gid}", {"description": "x"})
+    stale = api.patch(f"{BASE}/{gid}", {"description": "y"}, **{"If-Match": '"1"'})
+    assert stale.status_code == 412 and stale.json()["code"] == "ledger_precondition_failed"
+    assert api.post(f"{BASE}/{gid}/purge", None, **{"If-Match": '"1"'}).status_code == 412
+    assert api.get(f"{BASE}/{gid}").json()["description"] == "x"
+
+
+def test_idempotent_create_makes_one_group(api: Api) -> None:
+    key = {"Idempotency-Key": "create-team"}
+    first = api.post(BASE, {"name": "team", "domain_name": HOME}, **key)
+    again = api.post(BASE, {"domain_name": HOME, "name": "team"}, **key)
+    assert first.status_code == again.status_code == 201
+    assert again.text == first.text and again.headers["Idempotent-Replayed"] == "true"
+    assert [g["id"] for g in api.get(BASE).json()["items"]] == [first.json()["id"]]
+
+
+@pytest.fixture
+def world(api: Api) -> dict[str, str]:
+    """A home group the user belongs to, one they do not, and a foreign group."""
+    mine = _create(api, "mine")
+    api.patch(f"{BASE}/{mine}", {"user_update_mode": "add", "user_uuids": [str(api.users["user"])]})
+    return {"mine": mine, "other": _create(api, "other"), "foreign": _create(api, "far", FOREIGN)}
+
+
+READ = {  # role -> the groups it reads
+    "superadmin": {"mine", "other", "foreign"},
+    "admin": {"mine", "other"},
+    "user": {"mine"},
+    "service": set(),
+    "foreign_admin": {"foreign"},
+}
+
+
+@pytest.mark.parametrize("role", list(READ))
+def test_who_reads_which_groups(api: Api, world: dict[str, str], role: str) -> None:
+    listed = api.get(BASE, role=role).json()
+    assert {g["id"] for g in listed["items"]} == {world[k] for k in READ[role]}
+    for key, gid in world.items():
+        expected = 200 if key in READ[role] else 404
+        for suffix in ("", "/members", "/history"):
+            assert api.get(f"{BASE}/{gid}{suffix}", role=role).status_code == expected, (key, suffix)
+    assert api.get(f"{BASE}/{uuid.uuid4()}", role=role).status_code == 404
+    foreign_filter = api.get(BASE, params={"domain_name": FOREIGN}, role=role).json()["items"]
+    assert {g["id"] for g in foreign_filter} == {world[k] for k in READ[role] if k == "foreign"}
+
+
+def test_foreign_writes_are_404_and_change_nothing(api: Api, world: dict[str, str]) -> None:
+    far = world["foreign"]
+    for response in (
+        api.patch(f"{BASE}/{far}", {"description": "mine now"}, role="admin"),
+        api.delete(f"{BASE}/{far}", role="admin"),
+        api.post(f"{BASE}/{far}/purge", None, role="admin"),
+    ):
+        assert response.status_code == 404, response.text
+    assert api.get(f"{BASE}/{far}").json()["description"] is None
+    into = api.post(BASE, {"name": "x", "domain_name": FOREIGN}, role="admin")
+    assert into.status_code == 403
+    assert api.patch(f"{BASE}/{world['mine']}", {"description": "d"}, role="user").status_code == 403
+    own = api.patch(f"{BASE}/{world['mine']}", {"description": "d"}, role="admin")
+    assert own.status_code == 200
+
+
+def test_filters_and_paging(api: Api) -> None:
+    for name in ("a1", "a2", "a3", "b1"):
+        _create(api, name)
+    api.delete(f"{BASE}/{_create(api, 'a4')}")
+    first = api.get(BASE, params={"name_prefix": "a", "active": True, "limit": 2}).json()
+    assert [g["name"] for g in first["items"]] == ["a1", "a2"] and first["next_after"] == f"{HOME}/a2"
+    rest = api.get(BASE, params={"name_prefix": "a", "active": True, "limit": 2, "after": first["next_after"]})
+    assert [g["name"] for g in rest.json()["items"]] == ["a3"] and rest.json()["next_after"] is None
+    assert [g["name"] for g in api.get(BASE, params={"active": False}).json()["items"]] == ["a4"]
+    assert [g["name"] for g in api.get(BASE, params={"name": "b1", "domain_name": HOME}).json()["items"]] == ["b1"]
+    bad = api.get(BASE, params={"after": "nocursor"})
+    assert bad.status_code == 400 and bad.json()["field"] == "after"
+
+
+def test_bad_input_names_the_field(api: Api) -> None:
+    unknown = api.post(BASE, {"name": "g", "domain_name": HOME, "warp": 1})
+    assert unknown.status_code == 400 and unknown.json()["field"] == "warp"
+    slots = api.post(BASE, {"name": "g", "domain_name": HOME, "total_resource_slots": {"cpu": "lots"}})
+    assert slots.status_code == 400 and slots.json()["field"].startswith("total_resource_slots")
+    nameless = api.post(BASE, {"domain_name": HOME})
+    assert nameless.status_code == 400 and nameless.json()["field"] == "name"
+    gid = _create(api, "g")
+    dup = api.post(BASE, {"name": "g", "domain_name": HOME})
+    assert dup.status_code == 409
+    active = api.patch(f"{BASE}/{gid}", {"is_active": "sometimes"})
+    assert active.status_code == 400 and active.json()["field"] == "is_active"
+    not_an_id = api.patch(f"{BASE}/not-a-uuid", {"description": "d"})
+    assert not_an_id.status_code == 400 and not_an_id.json()["field"] == "group_id"
+    assert api.get(f"{BASE}/not-a-uuid").status_code == 404
+    assert api.get(BASE, params={"active": "maybe"}).json()["field"] == "active"

@@ -1,0 +1,110 @@
+"""The usage report routes over HTTP: the reports as the CLI's --json gives them, who
+reads which groups' usage, and problems naming the field."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from domain.group import UsagePerMonthAction, UsagePerPeriodAction
+from domain.workload import StartKernelAction, TerminateKernelAction
+from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
+
+MONTH = "/v1/usage/month"
+PERIOD = "/v1/usage/period"
+OCTOBER = {"start_date": "20241001", "end_date": "20241031"}
+
+
+def _group_with_a_kernel(api: Api, name: str, domain: str) -> str:
+    created = api.post("/v1/groups", {"name": name, "domain_name": domain})
+    assert created.status_code == 201, created.text
+    gid = str(created.json()["id"])
+    kernel = uuid.uuid4()
+    start = StartKernelAction(
+        kernel_id=kernel,
+        session_id=uuid.uuid4(),
+        session_name=f"{name}-session",
+        group_id=gid,
+        domain_name=domain,
+        user_id=api.users["user"],
+        access_key="AKUSER",
+        occupied_slots={"cpu": "2", "mem": "1073741824"},
+        started_at=datetime(2024, 10, 2, tzinfo=UTC),
+    )
+    root_run(api.ledger, "workload", "start_kernel", start)
+    end = TerminateKernelAction(kernel_id=kernel, terminated_at=datetime(2024, 10, 3, tzinfo=UTC))
+    root_run(api.ledger, "workload", "terminate_kernel", end)
+    return gid
+
+
+@pytest.fixture
+def groups(api: Api) -> dict[str, str]:
+    return {"home": _group_with_a_kernel(api, "home", HOME), "foreign": _group_with_a_kernel(api, "far", FOREIGN)}
+
+
+def test_reports_are_the_actions_results(api: Api, groups: dict[str, str]) -> None:
+    month = api.get(f"{MONTH}/202410")
+    assert month.status_code == 200, month.text
+    expected = root_run(api.ledger, "group", "usage_per_month", UsagePerMonthAction(month="202410")).result
+    assert month.json() == expected and {g["g_id"] for g in expected} == set(groups.values())
+    (home,) = (g for g in month.json() if g["g_id"] == groups["home"])
+    assert home["g_cpu_allocated"] == 2.0 and home["c_infos"][0]["used_days"] == 2
+    period = api.get(PERIOD, params=OCTOBER)
+    assert period.status_code == 200, period.text
+    action = UsagePerPeriodAction(**OCTOBER)
+    assert period.json() == root_run(api.ledger, "group", "usage_per_period", action).result
+    one = api.get(PERIOD, params={**OCTOBER, "project_id": groups["foreign"]}).json()
+    assert [p["project_id"] for p in one] == [groups["foreign"]]
+    only = api.get(f"{MONTH}/202410", params={"group_id": groups["home"]}).json()
+    assert [g["g_id"] for g in only] == [groups["home"]]
+    assert api.get(f"{MONTH}/202411").json() == []
+
+
+def test_the_report_is_an_audited_action_of_the_caller(api: Api, groups: dict[str, str]) -> None:
+    api.get(f"{MONTH}/202410", role="admin")
+    audit = api.ledger.queries.audit_log()
+    entry = next(e for e in reversed(audit) if e.operation == "usage_per_month")
+    assert entry.triggered_by == str(api.users["admin"]) and entry.role == "admin"
+
+
+SEES = {
+    "superadmin": {"home", "foreign"},
+    "admin": {"home"},
+    "foreign_admin": {"foreign"},
+    "user": set(),
+    "service": set(),
+}
+
+
+@pytest.mark.parametrize("role", list(SEES))
+def test_who_reads_whose_usage(api: Api, groups: dict[str, str], role: str) -> None:
+    seen = {groups[k] for k in SEES[role]}
+    month = api.get(f"{MONTH}/202410", role=role)
+    assert month.status_code == 200 and {g["g_id"] for g in month.json()} == seen
+    named = api.get(f"{MONTH}/202410", params={"group_id": list(groups.values())}, role=role)
+    assert {g["g_id"] for g in named.json()} == seen
+    period = api.get(PERIOD, params=OCTOBER, role=role)
+    assert period.status_code == 200 and {p["project_id"] for p in period.json()} == seen
+    for key, gid in groups.items():
+        one = api.get(PERIOD, params={**OCTOBER, "project_id": gid}, role=role)
+        if key in SEES[role]:
+            assert one.status_code == 200 and [p["project_id"] for p in one.json()] == [gid]
+        else:
+            assert one.status_code == 404 and one.json()["code"] == api.get(f"/v1/groups/{uuid.uuid4()}").json()["code"]
+
+
+def test_bad_input_names_the_field(api: Api) -> None:
+    month = api.get(f"{MONTH}/202413")
+    assert month.status_code == 400 and month.json()["field"] == "month"
+    start = api.get(PERIOD, params={"start_date": "2024-10-01", "end_date": "20241031"})
+    assert start.status_code == 400 and start.json()["field"] == "start_date"
+    long = api.get(PERIOD, params={"start_date": "20240101", "end_date": "20241231"})
+    assert long.status_code == 400 and "100 days" in long.json()["detail"]  # the seed's words, no field
+    project = api.get(PERIOD, params={**OCTOBER, "project_id": "nope"})
+    assert project.status_code == 400 and project.json()["field"] == "project_id"
+    group = api.get(f"{MONTH}/202410", params={"group_id": "nope"})
+    assert group.status_code == 400 and group.json()["field"].startswith("group_id")
+    missing = api.get(PERIOD, params={"start_date": "20241001"})
+    assert missing.status_code == 400 and missing.json()["field"] == "end_date"
