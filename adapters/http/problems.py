@@ -93,6 +93,9 @@ def install(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, LedgerError):  # a domain parser refused a path or query value
+            return ledger_problem(cause)
         where = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "header", "body")]
         field = ".".join(where)[:120] or None
         reason = str(first.get("msg", "is invalid"))

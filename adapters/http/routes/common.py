@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from adapters.http.calls import Call, CallDep
 from adapters.http.problems import not_found, responses
@@ -79,10 +79,21 @@ class EntityStateOut(BaseModel):
     fields: dict[str, Any]
 
 
-def add_history_routes(router: APIRouter, entity_type: str, param: str, visible: Callable[[Call, str], None]) -> None:
+def add_history_routes(
+    router: APIRouter,
+    entity_type: str,
+    param: str,
+    visible: Callable[[Call, str], None],
+    key_of: Callable[[str], str] | None = None,
+) -> None:
     """`/{param}/history`, `/{param}/state` and `/{param}/diff` for one kind of entity;
-    `visible(call, id)` raises the entity's 404 for a caller who may not see it."""
-    Key = Annotated[str, Path(alias=param, max_length=256)]
+    `visible(call, id)` raises the entity's 404 for a caller who may not see it; `key_of`
+    turns the path's value into the entity's key (a UUID in any case into its stored form)."""
+
+    def normalised(raw: str) -> str:
+        return raw if key_of is None else key_of(raw)
+
+    Key = Annotated[str, Path(alias=param, max_length=256), AfterValidator(normalised)]
 
     def history(call: CallDep, key: Key, min_position: MinPosition = None) -> list[dict[str, Any]]:
         visible(call, key)

@@ -179,4 +179,4 @@ def delete_user(call: CallDep, user_id: UserId) -> Response:
     )
 
 
-add_history_routes(router, USER, "user_id", _visible)
+add_history_routes(router, USER, "user_id", _visible, key_of=lambda raw: str(parse_uuid(raw, "user_id")))

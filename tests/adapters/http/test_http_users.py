@@ -128,3 +128,11 @@ def test_idempotent_create_replays_the_first_response(api: Api) -> None:
     assert len(api.get(f"{BASE}/{body['user_id']}/history").json()) == 1
     other = api.post(BASE, {**body, "user_id": str(uuid.uuid4())}, **key)
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+
+
+def test_history_routes_take_a_user_id_in_any_case(api: Api) -> None:
+    upper = str(api.users["user"]).upper()
+    assert api.get(f"/v1/users/{upper}/history").status_code == 200
+    assert api.get(f"/v1/users/{upper}/state", params={"version": 1}).status_code == 200
+    bad = api.get("/v1/users/not-a-uuid/history")
+    assert bad.status_code == 400 and bad.json()["field"] == "user_id"
