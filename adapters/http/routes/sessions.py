@@ -26,6 +26,7 @@ from adapters.http.routes.common import (
     Limit,
     MinPosition,
     add_history_routes,
+    fetch_limit,
 )
 from adapters.http.schema import body
 from adapters.read.sessions import SessionEntry
@@ -274,7 +275,11 @@ def list_sessions(
     call.wait_for(min_position)
     # An admin's list is narrowed to their domain in SQL; a user's to what they own here.
     domain = call.caller.domain_name if scope is ReadScope.DOMAIN else None
-    found = call.ledger.queries.sessions(status, access_key=access_key, group_id=group_id, domain_name=domain)
+    # Only an unfiltered first page can stop in SQL (a cursor or a user's filter is applied here).
+    sql_limit = fetch_limit(limit) if after is None and scope is not ReadScope.OWN else None
+    found = call.ledger.queries.sessions(
+        status, access_key=access_key, group_id=group_id, domain_name=domain, limit=sql_limit
+    )
     if scope is ReadScope.OWN:
         found = [s for s in found if _entry_visible(call, s)]
     if after is not None:

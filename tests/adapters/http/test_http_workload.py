@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from adapters.http.routes.workload import Recorded
 from domain.group import CreateGroupAction
 from tests.adapters.http.api import HOME, Api, root_run
 
@@ -76,6 +77,7 @@ def test_a_batch_is_recorded_in_one_append(api: Api, group_id: str) -> None:
     assert recorded.status_code == 200, recorded.text
     data = recorded.json()
     assert data["recorded"] == 4 and data["entities"][1] == f"kernel:{kernel_id}"
+    assert set(data) == set(Recorded.model_fields) and Recorded.model_validate(data).recorded == 4
     assert data["by_fact"] == {"create_vfolder": 1, "start_kernel": 1, "report_kernel_stats": 1, "terminate_kernel": 1}
     kernel = api.ledger.queries.kernel(kernel_id)
     assert kernel is not None and kernel.status == "TERMINATED"
