@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.http.calls import Body, Call, CallDep
 from adapters.http.problems import not_found
@@ -42,7 +42,13 @@ GroupId = Annotated[str, Path(max_length=256, description="The group's id (a UUI
 Quantity = float | int | str
 
 
-class GroupOut(BaseModel):
+class Exact(BaseModel):
+    """A response object with exactly these fields (no others: additionalProperties false)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class GroupOut(Exact):
     id: str
     name: str
     domain_name: str
@@ -59,7 +65,7 @@ class GroupOut(BaseModel):
     modified_at: datetime
 
 
-class GroupChange(BaseModel):
+class GroupChange(Exact):
     group: GroupOut
     changed: bool
 

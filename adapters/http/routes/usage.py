@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from adapters.http.calls import Call, CallDep, json_response
 from adapters.http.problems import not_found
@@ -28,7 +28,13 @@ router = APIRouter(prefix="/usage", tags=["usage"])
 Day = Annotated[str, Query(max_length=16, description="A day, YYYYMMDD (local time of the ledger's zone).")]
 
 
-class KernelUsageOut(BaseModel):
+class Exact(BaseModel):
+    """A response object with exactly these fields (no others: additionalProperties false)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KernelUsageOut(Exact):
     """Usage of one kernel, or the sums over a session's or project's kernels."""
 
     nfs: list[str] | None
@@ -47,7 +53,7 @@ class KernelUsageOut(BaseModel):
     gpu_allocated: float
 
 
-class ContainerInfoOut(BaseModel):
+class ContainerInfoOut(Exact):
     id: str
     session_id: str
     container_id: str
@@ -85,7 +91,7 @@ class ContainerInfoOut(BaseModel):
     cluster_mode: str
 
 
-class MonthGroupOut(BaseModel):
+class MonthGroupOut(Exact):
     """One group's totals in the month and its kernels."""
 
     domain_name: str
@@ -107,7 +113,7 @@ class MonthGroupOut(BaseModel):
     c_infos: list[ContainerInfoOut]
 
 
-class PeriodKernelOut(BaseModel):
+class PeriodKernelOut(Exact):
     group_unit: Literal["kernel"]
     kernel_id: str
     session_id: str
@@ -121,7 +127,7 @@ class PeriodKernelOut(BaseModel):
     total_usage: KernelUsageOut
 
 
-class PeriodSessionOut(BaseModel):
+class PeriodSessionOut(Exact):
     group_unit: Literal["session"]
     session_id: str
     session_name: str
@@ -133,7 +139,7 @@ class PeriodSessionOut(BaseModel):
     total_usage: KernelUsageOut
 
 
-class PeriodProjectOut(BaseModel):
+class PeriodProjectOut(Exact):
     group_unit: Literal["project"]
     project_id: str
     project_name: str

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from adapters.http.routes.groups import GroupChange, GroupOut
 from domain.workload import StartKernelAction
 from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
 
@@ -36,6 +37,8 @@ def test_create_read_modify_delete(api: Api) -> None:
     assert changed.headers["ETag"] == '"2"'
     same = api.patch(f"{BASE}/{gid}", {"description": "the team"})
     assert same.json()["changed"] is False and same.headers["ETag"] == '"2"'
+    GroupOut.model_validate(group)  # the documented model, field for field
+    GroupChange.model_validate(same.json())
     deleted = api.delete(f"{BASE}/{gid}", **{"If-Match": '"2"'})
     assert deleted.status_code == 200 and deleted.json()["description"] == "the team"
     assert api.get(f"{BASE}/{gid}").json()["is_active"] is False  # soft-deleted: still there

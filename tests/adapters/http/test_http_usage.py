@@ -7,7 +7,9 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import TypeAdapter
 
+from adapters.http.routes.usage import MonthGroupOut, PeriodProjectOut
 from domain.group import UsagePerMonthAction, UsagePerPeriodAction
 from domain.workload import StartKernelAction, TerminateKernelAction
 from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
@@ -55,6 +57,9 @@ def test_reports_are_the_actions_results(api: Api, groups: dict[str, str]) -> No
     assert period.status_code == 200, period.text
     action = UsagePerPeriodAction(**OCTOBER)
     assert period.json() == root_run(api.ledger, "group", "usage_per_period", action).result
+    # The documented models describe the reports field for field (they forbid any other).
+    TypeAdapter(list[MonthGroupOut]).validate_python(month.json())
+    TypeAdapter(list[PeriodProjectOut]).validate_python(period.json())
     one = api.get(PERIOD, params={**OCTOBER, "project_id": groups["foreign"]}).json()
     assert [p["project_id"] for p in one] == [groups["foreign"]]
     only = api.get(f"{MONTH}/202410", params={"group_id": groups["home"]}).json()
