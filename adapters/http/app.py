@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.http import problems, schema
@@ -46,7 +47,7 @@ def create_app(url: str | None = None, *, ledger: Ledger | None = None, timezone
         opened = ledger if ledger is not None else await anyio.to_thread.run_sync(lambda: open_ledger(url, timezone))
         app.state.ledger = opened
         app.state.idempotent_responses = await anyio.to_thread.run_sync(lambda: IdempotentResponses(opened.read_models))
-        app.state.http_metrics = _HttpMetrics(opened)
+        app.state.http_metrics = _HttpMetrics.of(opened)
         try:
             yield
         finally:
@@ -97,8 +98,19 @@ def metrics(request: Request) -> PlainTextResponse:
 
 
 class _HttpMetrics:
-    def __init__(self, ledger: Ledger) -> None:
+    """The HTTP metrics of one registry: registered once, however many apps a ledger serves."""
+
+    _of: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, _HttpMetrics]] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, ledger: Ledger) -> _HttpMetrics:
         registry = ledger.metrics.registry
+        found = cls._of.get(registry)
+        if found is None:
+            found = cls._of[registry] = cls(registry)
+        return found
+
+    def __init__(self, registry: CollectorRegistry) -> None:
         labels = ("method", "route", "status")
         self.count = Counter("ledger_http_requests", "HTTP requests answered", labels, registry=registry)
         self.duration = Histogram(

@@ -103,3 +103,15 @@ def test_paging(api: Api) -> None:
     assert [p["name"] for p in first["items"]] == ["a1", "a2"] and first["next_after"] == "a2"
     rest = api.get(BASE, params={"name_prefix": "a", "limit": 2, "after": "a2"}).json()
     assert [p["name"] for p in rest["items"]] == ["a3"] and rest["next_after"] is None
+
+
+def test_a_ledger_served_by_a_second_app_keeps_one_set_of_http_metrics(api: Api) -> None:
+    from fastapi.testclient import TestClient
+
+    from adapters.http import create_app
+
+    api.get(BASE)
+    with TestClient(create_app(ledger=api.ledger)) as second:
+        second.get(BASE, headers=api.as_("superadmin"))
+        text = second.get("/metrics").text
+    assert 'ledger_http_requests_total{method="GET",route="/v1/keypair-resource-policies",status="200"} 2.0' in text
