@@ -34,6 +34,7 @@ from domain.catalog import EntityType
 from domain.group.actions import CreateGroupAction, DeleteGroupAction, ModifyGroupAction, PurgeGroupAction
 from domain.group.aggregate import Group
 from domain.group.types import GroupCreator, GroupData, GroupModifier
+from domain.parsers import parse_uuid
 
 GROUP = EntityType.GROUP
 MEMBERSHIP = ("user_update_mode", "user_uuids")
@@ -246,4 +247,4 @@ def purge_group(call: CallDep, group_id: GroupId) -> Response:
     )
 
 
-add_history_routes(router, GROUP, "group_id", _visible)
+add_history_routes(router, GROUP, "group_id", _visible, key_of=lambda raw: str(parse_uuid(raw, "group_id")))
