@@ -194,9 +194,21 @@ async def json_body(request: Request) -> Any:
     if not raw:
         raise InvalidAPIParameters("a JSON body is required", field="body")
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        parsed = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise InvalidAPIParameters("is not valid JSON", field="body") from None
+    if not isinstance(parsed, dict) and _object_only(request):
+        # Else the domain model would refuse it in pydantic's words, naming its own argument.
+        raise InvalidAPIParameters("expected a JSON object", field="body")
+    return parsed
+
+
+def _object_only(request: Request) -> bool:
+    """Whether the route's documented body is one object (not `body(..., batch=True)`)."""
+    extra = getattr(request.scope.get("route"), "openapi_extra", None) or {}
+    content = extra.get("requestBody", {}).get("content", {}).get("application/json", {})
+    schema = content.get("schema", {})
+    return "$ref" in schema or schema.get("type") == "object"
 
 
 def _no_constant(name: str) -> Any:
