@@ -54,13 +54,10 @@ def ledger_of(request: Request) -> Ledger:
     return ledger
 
 
-def current_caller(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Caller:
-    """The caller of this request, or 401 (missing, unknown, revoked or expired token)."""
-    if credentials is None or not credentials.credentials:
-        raise MissingToken("send Authorization: Bearer <token> (a token from `ledger token issue`)")
-    actor = authenticate(ledger_of(request).app.store, credentials.credentials, datetime.now(UTC))
+def authenticate_request(request: Request, presented: str) -> Caller:
+    """The caller `presented` (a bearer token) speaks for, or 401 (unknown, revoked or
+    expired). Reads the token's stream: run it on a worker thread."""
+    actor = authenticate(ledger_of(request).app.store, presented, datetime.now(UTC))
     try:
         meta = ActionTriggerMeta(
             user_id=actor.user_id,
@@ -76,4 +73,10 @@ def current_caller(
     return caller
 
 
-CallerDep = Annotated[Caller, Depends(current_caller)]
+async def presented_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The bearer token of the request (checked later, on the worker thread), or 401 at once."""
+    if credentials is None or not credentials.credentials:
+        raise MissingToken("send Authorization: Bearer <token> (a token from `ledger token issue`)")
+    return credentials.credentials

@@ -10,9 +10,12 @@ Everything here runs in a worker thread (sync routes): the store is synchronous.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
@@ -20,9 +23,10 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
 from adapters.bootstrap import Ledger
-from adapters.http.auth import Caller, current_caller, ledger_of
+from adapters.http.auth import Caller, authenticate_request, ledger_of, presented_token
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.idempotency import IdempotentResponses, StoredResponse, request_hash
 from adapters.store.scope import IdempotencyClaim, WriteScope, write_scope
@@ -49,10 +53,25 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class Call:
-    def __init__(self, request: Request, caller: Caller) -> None:
+    """One request. `authenticate` runs first on the route's worker thread (`LedgerRoute`):
+    the token's stream is read there, not on the event loop nor on a thread of its own."""
+
+    def __init__(self, request: Request, presented: str) -> None:
         self.request = request
-        self.caller = caller
+        self._presented = presented
+        self._caller: Caller | None = None
         self.ledger: Ledger = ledger_of(request)
+
+    def authenticate(self) -> Caller:
+        if self._caller is None:
+            self._caller = authenticate_request(self.request, self._presented)
+        return self._caller
+
+    @property
+    def caller(self) -> Caller:
+        if self._caller is None:
+            raise RuntimeError("the request was not authenticated: its route must be a LedgerRoute")
+        return self._caller
 
     def run(self, processor: ActionProcessor[Any, R], action: BaseAction) -> R:
         """Runs `action` as the caller (no HTTP semantics: queries that are actions)."""
@@ -181,8 +200,37 @@ def _replayed(first: StoredResponse) -> Response:
     return Response(first.body, status_code=first.status, headers=headers, media_type="application/json")
 
 
-def current_call(request: Request, caller: Annotated[Caller, Depends(current_caller)]) -> Call:
-    return Call(request, caller)
+async def current_call(request: Request, presented: Annotated[str, Depends(presented_token)]) -> Call:
+    # Async and without I/O: FastAPI runs it on the event loop, sparing a thread hop per request.
+    return Call(request, presented)
+
+
+class LedgerRoute(APIRoute):
+    """A route whose endpoint authenticates its `Call` first, on the endpoint's own worker
+    thread (the token read is I/O; one thread hop per request, not two)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _authenticating(endpoint), **kwargs)
+
+
+def _authenticating(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    hints = typing.get_type_hints(endpoint, include_extras=True)
+    signature = inspect.signature(endpoint)
+    # Resolved annotations: FastAPI would resolve strings in this module's globals, not the route's.
+    resolved = signature.replace(
+        parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()],
+        return_annotation=hints.get("return", signature.return_annotation),
+    )
+
+    @functools.wraps(endpoint)
+    def authenticated(*args: Any, **kwargs: Any) -> Any:
+        for value in kwargs.values():
+            if isinstance(value, Call):
+                value.authenticate()
+        return endpoint(*args, **kwargs)
+
+    authenticated.__signature__ = resolved  # type: ignore[attr-defined]
+    return authenticated
 
 
 CallDep = Annotated[Call, Depends(current_call)]

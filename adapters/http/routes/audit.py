@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from adapters.http.calls import CallDep
+from adapters.http.calls import CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, fetch_limit, page
 from adapters.store.chain import verify
@@ -24,7 +24,7 @@ from domain.times import parse_time
 
 AUDIT = "audit"  # the READS resources of the trail and of the chain walk
 VERIFY = "verify"
-router = APIRouter(tags=["audit"])
+router = APIRouter(route_class=LedgerRoute, tags=["audit"])
 Time = Annotated[str | None, Query(max_length=64, description="ISO 8601 time (UTC if no zone).")]
 Text = Annotated[str | None, Query(max_length=256)]
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from adapters.http.calls import Body, Call, CallDep
+from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     READ_ERRORS,
@@ -39,7 +39,7 @@ from domain.domains import (
 )
 
 DOMAIN = EntityType.DOMAIN
-router = APIRouter(prefix="/domains", tags=["domains"])
+router = APIRouter(route_class=LedgerRoute, prefix="/domains", tags=["domains"])
 Name = Annotated[str, Path(max_length=256, description="The domain's name.")]
 Quantity = float | int | str
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.http.calls import Body, Call, CallDep
+from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     READ_ERRORS,
@@ -38,7 +38,7 @@ from domain.parsers import parse_uuid
 
 GROUP = EntityType.GROUP
 MEMBERSHIP = ("user_update_mode", "user_uuids")
-router = APIRouter(prefix="/groups", tags=["groups"])
+router = APIRouter(route_class=LedgerRoute, prefix="/groups", tags=["groups"])
 GroupId = Annotated[str, Path(max_length=256, description="The group's id (a UUID).")]
 Quantity = float | int | str
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.http.calls import Body, Call, CallDep, json_response
+from adapters.http.calls import Body, Call, CallDep, LedgerRoute, json_response
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     READ_ERRORS,
@@ -37,7 +37,7 @@ from domain.keypair.aggregate import KeyPair
 from domain.parsers import parse_name, parse_uuid
 
 KEYPAIR = EntityType.KEYPAIR
-router = APIRouter(prefix="/keypairs", tags=["keypairs"])
+router = APIRouter(route_class=LedgerRoute, prefix="/keypairs", tags=["keypairs"])
 AccessKey = Annotated[str, Path(max_length=256, description="The keypair's access key.")]
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from adapters.http.calls import Body, Call, CallDep
+from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     READ_ERRORS,
@@ -38,7 +38,7 @@ from domain.keypair_resource_policy.types import (
 )
 
 POLICY = EntityType.KEYPAIR_RESOURCE_POLICY
-router = APIRouter(prefix="/keypair-resource-policies", tags=["keypair resource policies"])
+router = APIRouter(route_class=LedgerRoute, prefix="/keypair-resource-policies", tags=["keypair resource policies"])
 Name = Annotated[str, Path(max_length=256, description="The policy's name.")]
 Quantity = float | int | str
 

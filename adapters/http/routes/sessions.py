@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from adapters.http.calls import Body, Call, CallDep
+from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     READ_ERRORS,
@@ -45,7 +45,7 @@ from domain.session import (
 )
 
 SESSION = EntityType.SESSION
-router = APIRouter(prefix="/sessions", tags=["sessions"])
+router = APIRouter(route_class=LedgerRoute, prefix="/sessions", tags=["sessions"])
 SessionId = Annotated[str, Path(max_length=64, description="The session's UUID.")]
 
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from adapters.http.calls import Body, Call, CallDep
+from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.problems import not_found
 from adapters.http.routes.common import READ_ERRORS, WRITE_ERRORS, After, Limit, MinPosition
@@ -27,7 +27,7 @@ from domain.token import IssueTokenAction, RevokeTokenAction, Token, TokenData
 TOKEN = EntityType.TOKEN
 ISSUED_TOPIC = "domain.token.aggregate:Token.TokenIssued"
 _BATCH = 1000
-router = APIRouter(prefix="/tokens", tags=["tokens"])
+router = APIRouter(route_class=LedgerRoute, prefix="/tokens", tags=["tokens"])
 TokenId = Annotated[uuid.UUID, Path(description="The token's id (from issue or the list).")]
 
 

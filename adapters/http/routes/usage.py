@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from adapters.http.calls import Call, CallDep, json_response
+from adapters.http.calls import Call, CallDep, LedgerRoute, json_response
 from adapters.http.problems import not_found
 from adapters.http.routes.common import READ_ERRORS, MinPosition
 from domain.actions.permissions import ReadScope
@@ -24,7 +24,7 @@ from domain.group.aggregate import Group
 from domain.usage import UsagePerMonthAction, UsagePerPeriodAction
 
 USAGE = "usage"
-router = APIRouter(prefix="/usage", tags=["usage"])
+router = APIRouter(route_class=LedgerRoute, prefix="/usage", tags=["usage"])
 Day = Annotated[str, Query(max_length=16, description="A day, YYYYMMDD (local time of the ledger's zone).")]
 
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from adapters.http.calls import Body, Call, CallDep
+from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     READ_ERRORS,
@@ -42,7 +42,7 @@ from domain.user import (
 )
 
 USER = EntityType.USER
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(route_class=LedgerRoute, prefix="/users", tags=["users"])
 UserId = Annotated[str, Path(max_length=64, description="The user's UUID.")]
 
 

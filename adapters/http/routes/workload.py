@@ -18,13 +18,13 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from adapters.http.calls import Body, CallDep
+from adapters.http.calls import Body, CallDep, LedgerRoute
 from adapters.http.routes.common import WRITE_ERRORS
 from domain.errors import InvalidAPIParameters, LedgerError
 from domain.workload import RecordWorkloadBatchAction, WorkloadAction
 from domain.workload.importer import FACTS, parse_fact
 
-router = APIRouter(prefix="/workload", tags=["workload"])
+router = APIRouter(route_class=LedgerRoute, prefix="/workload", tags=["workload"])
 MAX_FACTS = 10_000  # facts in one request: one atomic append
 
 
