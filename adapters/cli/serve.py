@@ -25,7 +25,13 @@ def serve(
     ] = 8080,
     workers: Annotated[
         int,
-        typer.Option("--workers", metavar="N", min=1, max=64, help="Worker processes, each with its own connections."),
+        typer.Option(
+            "--workers",
+            metavar="N",
+            min=1,
+            max=64,
+            help="Number of worker processes (N), each opening the ledger with its own connections.",
+        ),
     ] = 1,
     log_level: Annotated[
         str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn's log level: warning, info, debug.")

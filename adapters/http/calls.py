@@ -118,7 +118,7 @@ class Call:
             if version is None:
                 version = self.version_of(entity_id)
             if version is not None:
-                headers["ETag"] = f'"{version}"'
+                headers["ETag"] = entity_tag(version)
         content = json.dumps(jsonable_encoder(render(result)), ensure_ascii=True, allow_nan=False)
         if claim is not None:
             responses.store(claim.key, claim.request_hash, StoredResponse(status, headers, content))
@@ -127,7 +127,7 @@ class Call:
     def entity_response(self, data: Any, entity_id: uuid.UUID) -> Response:
         """A read of one entity, with its current version as `ETag` (for a later If-Match)."""
         version = self.version_of(entity_id)
-        headers = {} if version is None else {"ETag": f'"{version}"'}
+        headers = {} if version is None else {"ETag": entity_tag(version)}
         return json_response(data, headers=headers)
 
     def _claim(self, method: str, body: Any) -> tuple[IdempotencyClaim | None, IdempotentResponses]:
@@ -181,6 +181,11 @@ class Call:
                     f"min_position: the read models reached {reached}, not {min_position}, within {MAX_WAIT:g} s"
                 )
             time.sleep(0.05)
+
+
+def entity_tag(version: int) -> str:
+    """`"7"` for version 7: an entity tag is a quoted string (RFC 9110)."""
+    return json.dumps(str(version))
 
 
 def parse_etag(raw: str) -> int:
