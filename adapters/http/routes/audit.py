@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from adapters.http.calls import CallDep, LedgerRoute
 from adapters.http.problems import not_found
-from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, fetch_limit, page
+from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, fetch_limit, page
 from adapters.store.chain import verify
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
@@ -49,13 +49,6 @@ class AuditEntryOut(BaseModel):
     spec: dict[str, Any]
 
 
-class AuditPage(BaseModel):
-    """A page of the trail; `next_after` is the cursor of the next page (null: the last)."""
-
-    items: list[AuditEntryOut]
-    next_after: str | None
-
-
 class BadEventOut(BaseModel):
     position: int
     stream: str | None
@@ -82,7 +75,7 @@ def _position(cursor: str | None) -> int | None:
 
 @router.get(
     "/audit",
-    response_model=AuditPage,
+    response_model=Page[AuditEntryOut],
     responses=READ_ERRORS,
     summary="The audit trail: every action's outcome, who asked, when. Newest first unless oldest_first.",
 )

@@ -5,7 +5,7 @@ types at runtime, and they are local to `add_history_routes`."""
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, BaseModel
@@ -15,6 +15,7 @@ from adapters.http.problems import not_found, responses
 from domain.errors import InvalidAPIParameters, ObjectNotFound
 from domain.times import parse_point, parse_time
 
+ItemT = TypeVar("ItemT")
 READ_ERRORS = responses(400, 401, 404, 503)
 WRITE_ERRORS = responses(400, 401, 403, 404, 409, 412, 422, 503)
 
@@ -31,10 +32,10 @@ MinPosition = Annotated[
 ]
 
 
-class Page(BaseModel):
+class Page(BaseModel, Generic[ItemT]):
     """A page of items; `next_after` is the cursor of the next page (null: this is the last)."""
 
-    items: list[Any]
+    items: list[ItemT]
     next_after: str | None
 
 

@@ -21,6 +21,7 @@ from adapters.http.routes.common import (
     After,
     Limit,
     MinPosition,
+    Page,
     add_history_routes,
     fetch_limit,
     page,
@@ -56,13 +57,6 @@ class DomainOut(BaseModel):
     modified_at: datetime
 
 
-class DomainPage(BaseModel):
-    """A page of domains; `next_after` is the cursor of the next page (null: this is the last)."""
-
-    items: list[DomainOut]
-    next_after: str | None
-
-
 class DomainModified(BaseModel):
     domain: DomainOut
     changed: bool
@@ -77,7 +71,7 @@ def _visible(call: Call, name: str) -> None:
         raise not_found(DOMAIN, name)
 
 
-@router.get("", response_model=DomainPage, responses=READ_ERRORS, summary="Live domains, by name.")
+@router.get("", response_model=Page[DomainOut], responses=READ_ERRORS, summary="Live domains, by name.")
 def list_domains(
     call: CallDep,
     name_prefix: Annotated[str | None, Query(max_length=256, description="Only names starting so.")] = None,

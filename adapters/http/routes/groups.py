@@ -116,7 +116,7 @@ def _visible(call: Call, group_id: str) -> None:
         raise not_found(GROUP, group_id)
 
 
-@router.get("", response_model=Page, responses=READ_ERRORS, summary="Groups by (domain, name), paged.")
+@router.get("", response_model=Page[GroupOut], responses=READ_ERRORS, summary="Groups by (domain, name), paged.")
 def list_groups(
     call: CallDep,
     domain_name: Annotated[str | None, Query(max_length=256)] = None,

@@ -22,6 +22,7 @@ from adapters.http.routes.common import (
     After,
     Limit,
     MinPosition,
+    Page,
     add_history_routes,
     fetch_limit,
     page,
@@ -65,13 +66,6 @@ class KeyPairOut(BaseModel):
     user_id: str
     domain_name: str
     resource_policy: str | None
-
-
-class KeyPairPage(BaseModel):
-    """A page of keypairs; `next_after` is the cursor of the next page (null: this is the last)."""
-
-    items: list[KeyPairOut]
-    next_after: str | None
 
 
 class KeyPairModified(BaseModel):
@@ -128,7 +122,7 @@ def _object(payload: Any) -> dict[str, Any]:
     return payload
 
 
-@router.get("", response_model=KeyPairPage, responses=READ_ERRORS, summary="Live keypairs, by access key.")
+@router.get("", response_model=Page[KeyPairOut], responses=READ_ERRORS, summary="Live keypairs, by access key.")
 def list_keypairs(
     call: CallDep,
     domain_name: Annotated[str | None, Query(max_length=256, description="Only this domain's keypairs.")] = None,

@@ -76,7 +76,7 @@ def _visible(call: Call, name: str) -> None:
         raise not_found(POLICY, name)
 
 
-@router.get("", response_model=Page, responses=READ_ERRORS, summary="Live policies, by name.")
+@router.get("", response_model=Page[PolicyOut], responses=READ_ERRORS, summary="Live policies, by name.")
 def list_policies(
     call: CallDep,
     name_prefix: Annotated[str | None, Query(max_length=256)] = None,

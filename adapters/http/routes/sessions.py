@@ -25,6 +25,7 @@ from adapters.http.routes.common import (
     After,
     Limit,
     MinPosition,
+    Page,
     add_history_routes,
     fetch_limit,
 )
@@ -136,13 +137,6 @@ class SessionEntryOut(BaseModel):
     ended_at: datetime | None
     end_reason: str | None
     kernels: int
-
-
-class SessionPage(BaseModel):
-    """A page of sessions by enqueue time; `next_after` is the next page's cursor (null: last)."""
-
-    items: list[SessionEntryOut]
-    next_after: str | None
 
 
 class DecisionOut(BaseModel):
@@ -257,7 +251,7 @@ def _changed(result: Any) -> dict[str, Any]:
     return {"session": result.session.to_json(), "changed": result.changed}
 
 
-@router.get("", response_model=SessionPage, responses=READ_ERRORS, summary="Sessions, by enqueue time.")
+@router.get("", response_model=Page[SessionEntryOut], responses=READ_ERRORS, summary="Sessions, by enqueue time.")
 def list_sessions(
     call: CallDep,
     status: Annotated[

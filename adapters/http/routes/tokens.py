@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.problems import not_found
-from adapters.http.routes.common import READ_ERRORS, WRITE_ERRORS, After, Limit, MinPosition
+from adapters.http.routes.common import READ_ERRORS, WRITE_ERRORS, After, Limit, MinPosition, Page
 from adapters.http.schema import body
 from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters
@@ -49,13 +49,6 @@ class IssuedTokenOut(TokenOut):
     token: str  # the plaintext, in this answer only
 
 
-class TokenPage(BaseModel):
-    """A page of tokens in issue order; `next_after` is the cursor of the next page (null: the last)."""
-
-    items: list[TokenOut]
-    next_after: str | None
-
-
 def _visible(call: Call, token_id: uuid.UUID) -> None:
     if call.caller.scope(TOKEN) is None:
         raise not_found(TOKEN, str(token_id))
@@ -83,7 +76,9 @@ def _issued(call: Call, after: int, limit: int | None, revoked: bool) -> tuple[l
         start = batch[-1].id + 1
 
 
-@router.get("", response_model=TokenPage, responses=READ_ERRORS, summary="The tokens, in issue order (superadmin).")
+@router.get(
+    "", response_model=Page[TokenOut], responses=READ_ERRORS, summary="The tokens, in issue order (superadmin)."
+)
 def list_tokens(
     call: CallDep,
     all_tokens: Annotated[bool, Query(alias="all", description="Revoked tokens too.")] = False,

@@ -22,6 +22,7 @@ from adapters.http.routes.common import (
     After,
     Limit,
     MinPosition,
+    Page,
     add_history_routes,
     fetch_limit,
     page,
@@ -56,13 +57,6 @@ class UserOut(BaseModel):
     modified_at: datetime
 
 
-class UserPage(BaseModel):
-    """A page of users; `next_after` is the cursor of the next page (null: this is the last)."""
-
-    items: list[UserOut]
-    next_after: str | None
-
-
 class UserModified(BaseModel):
     user: UserOut
     changed: bool
@@ -88,7 +82,7 @@ def _visible(call: Call, user_id: str) -> None:
         raise not_found(USER, user_id)
 
 
-@router.get("", response_model=UserPage, responses=READ_ERRORS, summary="Live users, by UUID.")
+@router.get("", response_model=Page[UserOut], responses=READ_ERRORS, summary="Live users, by UUID.")
 def list_users(
     call: CallDep,
     domain_name: Annotated[str | None, Query(max_length=256, description="Only this domain's users.")] = None,

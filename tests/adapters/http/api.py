@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from adapters.bootstrap import Ledger
 from adapters.http import create_app
@@ -90,3 +91,15 @@ def api_over(ledger: Ledger) -> Iterator[Api]:
         client = TestClient(create_app(ledger=ledger), raise_server_exceptions=False)
     with client:
         yield Api(ledger, client, users, tokens, foreign)
+
+
+def shaped(model: type[BaseModel], data: Any) -> None:
+    """`data` is exactly what a route's response model describes: valid, no required key left
+    out and none added (nested models too), as schemathesis checks over the whole API."""
+    model.model_validate(data)
+    required = {name for name, info in model.model_fields.items() if info.is_required()}
+    assert required <= set(data) <= set(model.model_fields), model.__name__
+    for name, info in model.model_fields.items():
+        inner = info.annotation
+        if name in data and isinstance(inner, type) and issubclass(inner, BaseModel):
+            shaped(inner, data[name])

@@ -3,7 +3,8 @@ and filtered lists otherwise), who may write, problems."""
 
 from __future__ import annotations
 
-from adapters.http.routes.domains import DomainModified, DomainOut, DomainPage
+from adapters.http.routes.common import Page
+from adapters.http.routes.domains import DomainModified, DomainOut
 from tests.adapters.http.api import FOREIGN, HOME, Api
 
 BASE = "/v1/domains"
@@ -50,7 +51,7 @@ def test_who_reads_which_domain(api: Api) -> None:
     }
     for role, visible in seen.items():
         listed = api.get(BASE, role=role).json()
-        DomainPage.model_validate(listed)
+        Page[DomainOut].model_validate(listed)
         assert {d["name"] for d in listed["items"]} == visible, role
         for name in (HOME, FOREIGN):
             expected = 200 if name in visible else 404

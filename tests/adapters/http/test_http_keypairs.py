@@ -3,21 +3,12 @@ reads which keypair (404 and filtered lists otherwise), who may write, problems.
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel
-
-from adapters.http.routes.keypairs import EffectivePolicyOut, KeyPairModified, KeyPairOut, KeyPairPage
-from tests.adapters.http.api import FOREIGN, HOME, Api
+from adapters.http.routes.common import Page
+from adapters.http.routes.keypairs import EffectivePolicyOut, KeyPairModified, KeyPairOut
+from tests.adapters.http.api import FOREIGN, HOME, Api, shaped
 
 BASE = "/v1/keypairs"
 ROLES = ("superadmin", "admin", "user", "service", "foreign_admin")
-
-
-def _shaped(model: type[BaseModel], data: Any) -> None:
-    """`data` is what `model` describes: valid, and no key it does not name."""
-    model.model_validate(data)
-    assert set(data) <= set(model.model_fields), set(data) - set(model.model_fields)
 
 
 def _keypairs(api: Api) -> dict[str, str]:
@@ -38,19 +29,19 @@ def test_create_read_modify_delete(api: Api) -> None:
     created = api.post(BASE, body, role="admin")  # the domain defaults to the caller's
     assert created.status_code == 201, created.text
     assert created.json() == {**body, "domain_name": HOME}
-    _shaped(KeyPairOut, created.json())
+    shaped(KeyPairOut, created.json())
     assert created.headers["ETag"] == '"1"' and int(created.headers["Ledger-Position"]) > 0
     got = api.get(f"{BASE}/AK1")
     assert got.status_code == 200 and got.json() == created.json() and got.headers["ETag"] == '"1"'
     effective = api.get(f"{BASE}/AK1/effective-policy").json()
     assert effective["name"] == "gpu" and effective["source"] == "keypair" and effective["version"] >= 1
     assert effective["fallback"]["name"] == "base"
-    _shaped(EffectivePolicyOut, effective)
+    shaped(EffectivePolicyOut, effective)
     unassigned = api.patch(f"{BASE}/AK1", {"resource_policy": None}, **{"If-Match": '"1"'})
     assert unassigned.status_code == 200, unassigned.text
     assert unassigned.json() == {"keypair": {**created.json(), "resource_policy": None}, "changed": True}
     assert unassigned.headers["ETag"] == '"2"'
-    _shaped(KeyPairModified, unassigned.json())
+    shaped(KeyPairModified, unassigned.json())
     same = api.patch(f"{BASE}/AK1", {"resource_policy": None})
     assert same.json()["changed"] is False and same.headers["ETag"] == '"2"'
     assert api.get(f"{BASE}/AK1/effective-policy").json()["source"] == "system"
@@ -77,7 +68,7 @@ def test_who_reads_which_keypair(api: Api) -> None:
     }
     for role in ROLES:
         listed = api.get(BASE, role=role).json()
-        _shaped(KeyPairPage, listed)
+        shaped(Page[KeyPairOut], listed)
         assert {k["access_key"] for k in listed["items"]} == seen[role], role
         for access_key in owners:
             expected = 200 if access_key in seen[role] else 404

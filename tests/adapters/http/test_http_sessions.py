@@ -8,13 +8,13 @@ import uuid
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from adapters.http.routes.sessions import DueOut, Enqueued, Scheduled, SessionChange, SessionDetailOut, SessionPage
+from adapters.http.routes.common import Page
+from adapters.http.routes.sessions import DueOut, Enqueued, Scheduled, SessionChange, SessionDetailOut, SessionEntryOut
 from domain.group import CreateGroupAction
 from domain.keypair import CreateKeyPairAction
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
-from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
+from tests.adapters.http.api import FOREIGN, HOME, Api, root_run, shaped
 
 BASE = "/v1/sessions"
 
@@ -32,17 +32,6 @@ def _keypair(api: Api, access_key: str, user_id: uuid.UUID, domain: str, policy:
 def _group(api: Api, domain: str) -> str:
     action = CreateGroupAction(input={"name": f"g-{domain}", "domain_name": domain})
     return str(root_run(api.ledger, "group", "create_group", action).data.id)
-
-
-def _shaped(model: type[BaseModel], data: Any) -> None:
-    """`data` is exactly what the route's response model describes: no key left out or added."""
-    model.model_validate(data)
-    required = {name for name, field in model.model_fields.items() if field.is_required()}
-    assert required <= set(data) <= set(model.model_fields), model.__name__
-    for name, field in model.model_fields.items():
-        inner = field.annotation
-        if name in data and isinstance(inner, type) and issubclass(inner, BaseModel):
-            _shaped(inner, data[name])
 
 
 class World:
@@ -87,14 +76,14 @@ def test_enqueue_schedule_activity_terminate(api: Api, world: World) -> None:
     assert data["session"]["status"] == "PENDING" and data["session"]["user_id"] == str(api.users["user"])
     assert data["policy"]["name"] == "p" and data["session"]["requested_slots"] == {"cpu": "1"}
     assert enqueued.headers["ETag"] == '"1"' and int(enqueued.headers["Ledger-Position"]) > 0
-    _shaped(Enqueued, data)
+    shaped(Enqueued, data)
 
     scheduled = api.post(f"{BASE}/{sid}/schedule", None, role="service")
     assert scheduled.status_code == 200, scheduled.text
     decided = scheduled.json()
     assert decided["admitted"] is True and decided["changed"] is True and decided["reasons"] == []
     assert decided["session"]["status"] == "RUNNING"
-    _shaped(Scheduled, decided)
+    shaped(Scheduled, decided)
     assert {(c["limit"], c["slot"]) for c in decided["checks"]} >= {("total_resource_slots", "cpu")}
 
     active = api.post(f"{BASE}/{sid}/activity", {"at": "2100-01-01T00:00:00Z"}, role="service")
@@ -106,7 +95,7 @@ def test_enqueue_schedule_activity_terminate(api: Api, world: World) -> None:
     ended = api.post(f"{BASE}/{sid}/terminate", {"reason": "done"}, role="service")
     assert ended.status_code == 200 and ended.json()["session"]["status"] == "TERMINATED"
     assert ended.json()["session"]["end_reason"] == "done" and ended.json()["changed"] is True
-    _shaped(SessionChange, ended.json())
+    shaped(SessionChange, ended.json())
     again = api.post(f"{BASE}/{sid}/terminate", {"reason": "done"}, role="service")
     assert again.status_code == 200 and again.json()["changed"] is False
 
@@ -115,8 +104,8 @@ def test_enqueue_schedule_activity_terminate(api: Api, world: World) -> None:
     shown = got.json()
     assert shown["status"] == "TERMINATED" and shown["policy_name"] == "p"
     assert [d["decision"] for d in shown["decisions"]] == ["enqueue", "admitted"]
-    _shaped(SessionDetailOut, shown)
-    _shaped(SessionPage, api.get(BASE).json())
+    shaped(SessionDetailOut, shown)
+    shaped(Page[SessionEntryOut], api.get(BASE).json())
     assert shown["decisions"][1]["checks"] == decided["checks"]
     history = api.get(f"{BASE}/{sid}/history").json()
     assert [e["event"] for e in history][:2] == ["Created", "Admitted"] and len(history) == 4
@@ -206,7 +195,7 @@ def test_sessions_due(api: Api) -> None:
     assert due.status_code == 200
     assert {d["session_id"] for d in due.json()} == {home, beta}
     assert {d["reason"] for d in due.json()} == {"idle_timeout"} and due.json()[0]["policy"] == "p"
-    _shaped(DueOut, due.json()[0])
+    shaped(DueOut, due.json()[0])
     assert [d["session_id"] for d in api.get(f"{BASE}/due", params=later, role="admin").json()] == [home]
     assert [d["session_id"] for d in api.get(f"{BASE}/due", params=later, role="foreign_admin").json()] == [beta]
     assert api.get(f"{BASE}/due", params=later, role="user").json() == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from adapters.http.routes.users import UserModified, UserOut, UserPage
+from adapters.http.routes.common import Page
+from adapters.http.routes.users import UserModified, UserOut
 from tests.adapters.http.api import FOREIGN, HOME, Api
 
 BASE = "/v1/users"
@@ -52,7 +53,7 @@ def test_who_reads_which_user(api: Api) -> None:
     }
     for role, visible in seen.items():
         listed = api.get(BASE, role=role).json()
-        UserPage.model_validate(listed)
+        Page[UserOut].model_validate(listed)
         assert {u["user_id"] for u in listed["items"]} == visible, role
         for user_id in home | {foreign}:
             expected = 200 if user_id in visible else 404
