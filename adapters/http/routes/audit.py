@@ -7,7 +7,6 @@ domain (filtered in SQL), anyone else an empty page. The chain walk is the super
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -16,6 +15,7 @@ from pydantic import BaseModel
 from adapters.http.calls import CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, fetch_limit, page
+from adapters.read.queries import AuditEntry
 from adapters.store.chain import verify
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
@@ -27,26 +27,6 @@ VERIFY = "verify"
 router = APIRouter(route_class=LedgerRoute, tags=["audit"])
 Time = Annotated[str | None, Query(max_length=64, description="ISO 8601 time (UTC if no zone).")]
 Text = Annotated[str | None, Query(max_length=256)]
-
-
-class AuditEntryOut(BaseModel):
-    position: int
-    action_id: str
-    entity_type: str
-    operation: str
-    entity_id: str | None
-    status: str
-    description: str
-    started_at: datetime
-    ended_at: datetime
-    duration: float
-    error_code: str | None
-    request_id: str | None
-    triggered_by: str | None
-    access_key: str | None
-    role: str
-    domain_name: str | None
-    spec: dict[str, Any]
 
 
 class BadEventOut(BaseModel):
@@ -75,7 +55,7 @@ def _position(cursor: str | None) -> int | None:
 
 @router.get(
     "/audit",
-    response_model=Page[AuditEntryOut],
+    response_model=Page[AuditEntry],
     responses=READ_ERRORS,
     summary="The audit trail: every action's outcome, who asked, when. Newest first unless oldest_first.",
 )

@@ -4,7 +4,6 @@ No `from __future__ import annotations` here: FastAPI reads the history routes' 
 types at runtime, and they are local to `add_history_routes`."""
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Path, Query
@@ -12,6 +11,8 @@ from pydantic import AfterValidator, BaseModel
 
 from adapters.http.calls import Call, CallDep
 from adapters.http.problems import not_found, responses
+from adapters.read.queries import HistoryEntry
+from adapters.read.timetravel import EntityState
 from domain.errors import InvalidAPIParameters, ObjectNotFound
 from domain.times import parse_point, parse_time
 
@@ -54,30 +55,6 @@ def fetch_limit(limit: int | None) -> int | None:
 def _json(item: Any) -> Any:
     to_json = getattr(item, "to_json", None)
     return to_json() if callable(to_json) else item
-
-
-class HistoryEntryOut(BaseModel):
-    position: int
-    entity_type: str
-    entity_id: str
-    version: int
-    event: str
-    occurred_at: datetime
-    action_id: str | None
-    request_id: str | None
-    actor: dict[str, Any]
-    changes: dict[str, dict[str, Any]]
-    details: dict[str, Any]
-
-
-class EntityStateOut(BaseModel):
-    entity_type: str
-    entity_id: str
-    version: int
-    recorded_at: datetime
-    created_at: datetime | None
-    deleted: bool
-    fields: dict[str, Any]
 
 
 def add_history_routes(
@@ -133,8 +110,8 @@ def add_history_routes(
         )
 
     for suffix, endpoint, model, summary in (
-        ("history", history, list[HistoryEntryOut], "Every event of it, oldest first: who changed what, when."),
-        ("state", state, EntityStateOut, "It as it stood at a time or after a version."),
+        ("history", history, list[HistoryEntry], "Every event of it, oldest first: who changed what, when."),
+        ("state", state, EntityState, "It as it stood at a time or after a version."),
         ("diff", diff, dict[str, dict[str, Any]], "The fields that differ between two versions or times."),
     ):
         router.add_api_route(

@@ -8,12 +8,11 @@ stays the root of trust: it issues the first superadmin token.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -31,21 +30,8 @@ router = APIRouter(route_class=LedgerRoute, prefix="/tokens", tags=["tokens"])
 TokenId = Annotated[uuid.UUID, Path(description="The token's id (from issue or the list).")]
 
 
-class TokenOut(BaseModel):
-    """A token as listed: never the token, never its hash."""
-
-    token_id: uuid.UUID
-    user_id: uuid.UUID
-    role: str
-    domain_name: str
-    access_key: str | None
-    name: str | None
-    issued_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-
-
-class IssuedTokenOut(TokenOut):
+@dataclass(frozen=True)
+class IssuedToken(TokenData):
     token: str  # the plaintext, in this answer only
 
 
@@ -77,7 +63,7 @@ def _issued(call: Call, after: int, limit: int | None, revoked: bool) -> tuple[l
 
 
 @router.get(
-    "", response_model=Page[TokenOut], responses=READ_ERRORS, summary="The tokens, in issue order (superadmin)."
+    "", response_model=Page[TokenData], responses=READ_ERRORS, summary="The tokens, in issue order (superadmin)."
 )
 def list_tokens(
     call: CallDep,
@@ -96,7 +82,7 @@ def list_tokens(
     return {"items": [t.to_json() for t in tokens], "next_after": None if cursor is None else str(cursor)}
 
 
-@router.get("/{token_id}", response_model=TokenOut, responses=READ_ERRORS, summary="One token (superadmin).")
+@router.get("/{token_id}", response_model=TokenData, responses=READ_ERRORS, summary="One token (superadmin).")
 def get_token(call: CallDep, token_id: TokenId) -> Response:
     _visible(call, token_id)
     found = call.ledger.app.store.get(token_id, Token)
@@ -108,7 +94,7 @@ def get_token(call: CallDep, token_id: TokenId) -> Response:
 @router.post(
     "",
     status_code=201,
-    response_model=IssuedTokenOut,
+    response_model=IssuedToken,
     responses=WRITE_ERRORS,
     openapi_extra=body(IssueTokenAction),
     summary="Issue a token (superadmin): the answer shows it once; no Idempotency-Key.",
@@ -142,7 +128,7 @@ def issue_token(call: CallDep, payload: Body) -> Response:
 
 @router.post(
     "/{token_id}/revoke",
-    response_model=TokenOut,
+    response_model=TokenData,
     responses=WRITE_ERRORS,
     summary="Revoke a token (superadmin): from the next request on it authenticates no one.",
 )
