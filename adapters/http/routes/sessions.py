@@ -116,29 +116,6 @@ class SessionChange(BaseModel):
     changed: bool
 
 
-class SessionEntryOut(BaseModel):
-    """One session as the sessions read model holds it (`decisions`: how many)."""
-
-    session_id: str
-    access_key: str
-    user_id: str | None
-    group_id: str
-    domain_name: str
-    requested_slots: dict[str, str]
-    cluster_size: int
-    status: str
-    policy_name: str | None
-    policy_source: str | None
-    policy_version: int | None
-    decisions: int
-    enqueued_at: datetime
-    started_at: datetime | None
-    last_activity_at: datetime | None
-    ended_at: datetime | None
-    end_reason: str | None
-    kernels: int
-
-
 class DecisionOut(BaseModel):
     """One gate's decision: `enqueue`, `admitted` or `deferred`, with the policy it applied
     (empty for an enqueue recorded without one) and the limits it weighed or failed."""
@@ -251,7 +228,7 @@ def _changed(result: Any) -> dict[str, Any]:
     return {"session": result.session.to_json(), "changed": result.changed}
 
 
-@router.get("", response_model=Page[SessionEntryOut], responses=READ_ERRORS, summary="Sessions, by enqueue time.")
+@router.get("", response_model=Page[SessionEntry], responses=READ_ERRORS, summary="Sessions, by enqueue time.")
 def list_sessions(
     call: CallDep,
     status: Annotated[

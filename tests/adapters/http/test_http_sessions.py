@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from adapters.http.routes.common import Page
-from adapters.http.routes.sessions import DueOut, Enqueued, Scheduled, SessionChange, SessionDetailOut, SessionEntryOut
+from adapters.http.routes.sessions import DueOut, Enqueued, Scheduled, SessionChange, SessionDetailOut
+from adapters.read.sessions import SessionEntry
 from domain.group import CreateGroupAction
 from domain.keypair import CreateKeyPairAction
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
@@ -105,7 +106,7 @@ def test_enqueue_schedule_activity_terminate(api: Api, world: World) -> None:
     assert shown["status"] == "TERMINATED" and shown["policy_name"] == "p"
     assert [d["decision"] for d in shown["decisions"]] == ["enqueue", "admitted"]
     shaped(SessionDetailOut, shown)
-    shaped(Page[SessionEntryOut], api.get(BASE).json())
+    shaped(Page[SessionEntry], api.get(BASE).json())
     assert shown["decisions"][1]["checks"] == decided["checks"]
     history = api.get(f"{BASE}/{sid}/history").json()
     assert [e["event"] for e in history][:2] == ["Created", "Admitted"] and len(history) == 4
