@@ -1,0 +1,449 @@
+"""Erasure's keys (issue 14, docs/ERASURE.md): the master key, and each subject's data key
+stored wrapped under it in the event store's own database.
+
+A subject (`user:<uuid>`, `group:<uuid>`) has one 256-bit data key, kept in
+`ledger_subject_keys` as AES-GCM under the master key with the subject as associated data:
+deleting its row erases everything sealed with it. `ledger_master_check` holds one value
+wrapped under the master key, so a ledger opened with the wrong master key (or without it,
+when a new one was made) is refused at once, never decrypted into garbage.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from adapters.store.config import StoreConfig
+from adapters.store.quoting import quote_identifier
+from domain.errors import ConfigurationError
+
+MASTER_KEY_VARIABLE = "LEDGER_MASTER_KEY"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+KEYS_TABLE = "ledger_subject_keys"
+CHECK_TABLE = "ledger_master_check"
+# The check value's associated data: not a subject (subjects are `user:` or `group:`).
+CHECK_SUBJECT = "ledger:master-check"
+CHECK_PLAINTEXT = b"policy-ledger master key check v1"
+WRONG_MASTER = (
+    f"{MASTER_KEY_VARIABLE}: the master key does not open this ledger's keys "
+    "(give the key this ledger was set up or last rotated with)"
+)
+FILE_PREFIX = "file:"
+
+
+class MasterKey:
+    """The key every subject key is wrapped under. Never printed: its repr says only that it is one."""
+
+    __slots__ = ("_aead", "_raw")
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != KEY_BYTES:
+            raise ValueError(f"a master key is {KEY_BYTES} bytes, not {len(raw)}")
+        self._raw = bytes(raw)
+        self._aead = AESGCM(self._raw)
+
+    @classmethod
+    def generate(cls) -> MasterKey:
+        return cls(secrets.token_bytes(KEY_BYTES))
+
+    def encoded(self) -> str:
+        """The base64 form `LEDGER_MASTER_KEY` and key files hold."""
+        return base64.b64encode(self._raw).decode("ascii")
+
+    def __repr__(self) -> str:
+        return "MasterKey(...)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MasterKey) and secrets.compare_digest(self._raw, other._raw)
+
+    def __hash__(self) -> int:
+        return hash(self._raw)
+
+    def wrap(self, subject: str, data_key: bytes) -> bytes:
+        """nonce + AES-GCM(data_key), the subject as associated data: a blob moved to
+        another subject's row does not open."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data_key, subject.encode())
+
+    def unwrap(self, subject: str, blob: bytes) -> bytes:
+        blob = bytes(blob)
+        try:
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], subject.encode())
+        except InvalidTag:
+            raise ConfigurationError(WRONG_MASTER) from None
+
+
+# Loading the master key
+
+
+def load_master_key(config: StoreConfig, environ: Mapping[str, str] | None = None) -> MasterKey:
+    """The master key of the ledger `config` names: `LEDGER_MASTER_KEY` (base64 of 32 bytes,
+    or `file:PATH` of a file holding it); without it, a SQLite file ledger's key file beside
+    the database (made on first open), an in-memory ledger's throwaway key. A PostgreSQL
+    ledger requires the variable. Every refusal is one line naming the variable, never the key."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(MASTER_KEY_VARIABLE)
+    if value is not None:
+        return _from_variable(value)
+    path = config.sqlite_path
+    if path is not None:
+        return _key_file(path.with_name(path.name + ".key"))
+    if config.kind == "sqlite":
+        return MasterKey.generate()  # in memory: the keys go with the database
+    raise ConfigurationError(
+        f"{MASTER_KEY_VARIABLE} is not set: a PostgreSQL ledger needs its master key "
+        f"(the base64 of {KEY_BYTES} bytes, or {FILE_PREFIX}PATH of a file holding it)"
+    )
+
+
+def _decode(text: str, where: str) -> MasterKey:
+    text = text.strip()
+    if not text:
+        raise ConfigurationError(f"{MASTER_KEY_VARIABLE}: {where} is empty")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(f"{MASTER_KEY_VARIABLE}: {where} is not base64") from None
+    if len(raw) != KEY_BYTES:
+        raise ConfigurationError(
+            f"{MASTER_KEY_VARIABLE}: {where} decodes to {len(raw)} bytes, not the {KEY_BYTES} of a master key"
+        )
+    return MasterKey(raw)
+
+
+def _from_variable(value: str) -> MasterKey:
+    if not value.startswith(FILE_PREFIX):
+        return _decode(value, "the value")
+    name = value[len(FILE_PREFIX) :].strip()
+    if not name:
+        raise ConfigurationError(f"{MASTER_KEY_VARIABLE}: {FILE_PREFIX} names no file")
+    path = Path(name)
+    return _decode(_read_key_file(path), f"the file {str(path)!r}")
+
+
+def _read_key_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii")
+    except UnicodeDecodeError:
+        return "!"  # not base64: _decode says so, without the bytes
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{MASTER_KEY_VARIABLE}: cannot read the key file {str(path)!r}: {exc.strerror or exc}"
+        ) from None
+
+
+def _key_file(path: Path) -> MasterKey:
+    """The key file of a SQLite ledger, made on first open. It appears whole or not at all
+    (written under a private name, then linked into place, which fails if it exists), so
+    of two processes opening a new ledger at once the loser reads the winner's key."""
+    if not path.exists():
+        key = MasterKey.generate()
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, (key.encoded() + "\n").encode("ascii"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(temporary, path)
+                return key
+            except FileExistsError:
+                pass  # another process made it first: its key is the ledger's
+            finally:
+                temporary.unlink(missing_ok=True)
+        except OSError as exc:
+            if not path.exists():
+                raise ConfigurationError(
+                    f"{MASTER_KEY_VARIABLE} is not set and the key file {str(path)!r} cannot be created: "
+                    f"{exc.strerror or exc}"
+                ) from None
+    return _decode(_read_key_file(path), f"the key file {str(path)!r}")
+
+
+# The tables
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The key tables' SQL in one dialect."""
+
+    create: tuple[Any, ...]
+    select: Any  # wrapped of one subject
+    select_many: Any  # subject, wrapped of the subjects `many` packs into one parameter
+    insert: Any  # subject, wrapped; a subject that has a key keeps it
+    delete: Any  # subject
+    count: Any
+    select_all: Any  # subject, wrapped, for rotation
+    update: Any  # wrapped, subject
+    check_select: Any
+    check_share: Any  # the check value, locked against a rotation until the transaction ends
+    check_lock: Any  # the check value, locked for a rotation (the first statement: a write on SQLite)
+    check_insert: Any  # wrapped; the first stored stays
+    check_update: Any  # wrapped
+    prepare_delete: tuple[Any, ...]  # run on a transaction's connection before deleting keys
+    many: Callable[[Sequence[str]], Any]
+
+    @staticmethod
+    def sqlite() -> Statements:
+        keys, check = quote_identifier(KEYS_TABLE), quote_identifier(CHECK_TABLE)
+        now = "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        return Statements(
+            create=(
+                f"CREATE TABLE IF NOT EXISTS {keys} (subject TEXT PRIMARY KEY, wrapped BLOB NOT NULL, "
+                f"created_at TEXT NOT NULL DEFAULT {now})",
+                f"CREATE TABLE IF NOT EXISTS {check} (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                f"wrapped BLOB NOT NULL, created_at TEXT NOT NULL DEFAULT {now})",
+            ),
+            select=f"SELECT wrapped FROM {keys} WHERE subject = ?",
+            select_many=f"SELECT subject, wrapped FROM {keys} WHERE subject IN (SELECT value FROM json_each(?))",
+            insert=f"INSERT INTO {keys} (subject, wrapped) VALUES (?, ?) ON CONFLICT (subject) DO NOTHING",
+            delete=f"DELETE FROM {keys} WHERE subject = ?",
+            count=f"SELECT count(*) FROM {keys}",
+            select_all=f"SELECT subject, wrapped FROM {keys} ORDER BY subject",
+            update=f"UPDATE {keys} SET wrapped = ? WHERE subject = ?",
+            check_select=f"SELECT wrapped FROM {check} WHERE id = 1",
+            # SQLite has one writer: after the append's own write the value cannot change.
+            check_share=f"SELECT wrapped FROM {check} WHERE id = 1",
+            # A write first, so the transaction takes the write lock (waiting its turn)
+            # before it reads, rather than failing to upgrade a stale read snapshot.
+            check_lock=f"UPDATE {check} SET wrapped = wrapped WHERE id = 1 RETURNING wrapped",
+            check_insert=f"INSERT INTO {check} (id, wrapped) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+            check_update=f"UPDATE {check} SET wrapped = ? WHERE id = 1",
+            # Deleted key bytes are overwritten in the page, not left in free space.
+            prepare_delete=("PRAGMA secure_delete = ON",),
+            many=lambda subjects: json.dumps(list(subjects)),
+        )
+
+    @staticmethod
+    def postgres(schema: str) -> Statements:
+        from psycopg.sql import SQL, Composed, Identifier  # only PostgreSQL ledgers load psycopg
+
+        names = {"keys": Identifier(schema, KEYS_TABLE), "check": Identifier(schema, CHECK_TABLE)}
+
+        def sql(text: str) -> Composed:
+            return SQL(text).format(**names)
+
+        return Statements(
+            create=(
+                sql(
+                    "CREATE TABLE IF NOT EXISTS {keys} (subject text PRIMARY KEY, wrapped bytea NOT NULL, "
+                    "created_at timestamptz NOT NULL DEFAULT now())"
+                ),
+                sql(
+                    "CREATE TABLE IF NOT EXISTS {check} (id smallint PRIMARY KEY CHECK (id = 1), "
+                    "wrapped bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+                ),
+            ),
+            select=sql("SELECT wrapped FROM {keys} WHERE subject = %s"),
+            select_many=sql("SELECT subject, wrapped FROM {keys} WHERE subject = ANY(%s)"),
+            insert=sql("INSERT INTO {keys} (subject, wrapped) VALUES (%s, %s) ON CONFLICT (subject) DO NOTHING"),
+            delete=sql("DELETE FROM {keys} WHERE subject = %s"),
+            count=sql("SELECT count(*) FROM {keys}"),
+            select_all=sql("SELECT subject, wrapped FROM {keys} ORDER BY subject"),
+            update=sql("UPDATE {keys} SET wrapped = %s WHERE subject = %s"),
+            check_select=sql("SELECT wrapped FROM {check} WHERE id = 1"),
+            # A rotation holds the row FOR UPDATE: a key made meanwhile waits for it, then
+            # reads the new check value, which its old master key does not open.
+            check_share=sql("SELECT wrapped FROM {check} WHERE id = 1 FOR SHARE"),
+            check_lock=sql("SELECT wrapped FROM {check} WHERE id = 1 FOR UPDATE"),
+            check_insert=sql("INSERT INTO {check} (id, wrapped) VALUES (1, %s) ON CONFLICT (id) DO NOTHING"),
+            check_update=sql("UPDATE {check} SET wrapped = %s WHERE id = 1"),
+            prepare_delete=(),
+            many=list,
+        )
+
+
+def _row(row: Any) -> tuple[Any, ...]:
+    # The library's cursors yield sqlite3.Row on SQLite and dict rows on PostgreSQL.
+    return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+
+def _first(curs: Any) -> Any:
+    row = curs.fetchone()
+    return None if row is None else _row(row)[0]
+
+
+class SubjectKeys:
+    """The subjects' data keys, in the event store's own database, reached through the
+    application's recorder (its datastore's pooled connections and transactions).
+
+    Unwrapped keys are cached in the process; `forget` drops them (an erasure must).
+    Thread-safe: the cache is locked, and each call runs in its own pooled transaction."""
+
+    def __init__(self, recorder: Any, master: MasterKey) -> None:
+        self.datastore = recorder.datastore
+        schema = getattr(self.datastore, "schema", None)
+        self.kind = "sqlite" if schema is None else "postgresql"
+        self.schema: str | None = schema
+        self.sql = Statements.sqlite() if schema is None else Statements.postgres(schema)
+        self.master = master
+        self._lock = threading.Lock()
+        self._cache: dict[str, bytes] = {}
+        # Bumped by every `forget`: a key read before a forget is not cached after it.
+        self._generation = 0
+
+    # Setting up
+
+    def create_table(self) -> None:
+        """Creates the tables unless they exist, then stores the check value (first open)
+        and refuses a master key that does not open it."""
+        if not self._tables_exist():
+            with self.datastore.transaction(commit=True) as curs:
+                if self.kind == "postgresql":
+                    # Two processes opening one ledger at once must not race on the DDL.
+                    curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger-keys:{self.schema}",))
+                for statement in self.sql.create:
+                    curs.execute(statement)
+        self.check_master()
+
+    def _tables_exist(self) -> bool:
+        """On PostgreSQL, whether both tables exist (then no DDL runs: `IF NOT EXISTS` still
+        needs CREATE on the schema, which a role that only uses a ledger has not)."""
+        if self.kind != "postgresql":
+            return False  # SQLite's DDL is cheap and needs no privilege
+        names = [f"{quote_identifier(str(self.schema))}.{quote_identifier(t)}" for t in (KEYS_TABLE, CHECK_TABLE)]
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL", names)
+            return bool(_first(curs))
+
+    def check_master(self) -> None:
+        """Stores the check value if there is none yet, and refuses (ConfigurationError) a
+        master key that does not open the stored one."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql.check_select)
+            stored = _first(curs)
+        if stored is None:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(self.sql.check_insert, (self.master.wrap(CHECK_SUBJECT, CHECK_PLAINTEXT),))
+                curs.execute(self.sql.check_select)
+                stored = _first(curs)
+        self._verify(self.master, stored)
+
+    @staticmethod
+    def _verify(master: MasterKey, stored: Any) -> None:
+        if stored is None or master.unwrap(CHECK_SUBJECT, bytes(stored)) != CHECK_PLAINTEXT:
+            raise ConfigurationError(WRONG_MASTER)
+
+    # Reading and making keys
+
+    def key(self, subject: str) -> bytes | None:
+        """The subject's data key, or None when it has none (never made, or erased)."""
+        with self._lock:
+            cached = self._cache.get(subject)
+            generation = self._generation
+        if cached is not None:
+            return cached
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql.select, (subject,))
+            wrapped = _first(curs)
+        if wrapped is None:
+            return None
+        data_key = self.master.unwrap(subject, bytes(wrapped))
+        self._remember({subject: data_key}, generation)
+        return data_key
+
+    def ensure(self, subjects: Iterable[str]) -> dict[str, bytes]:
+        """Every subject's data key, made for those that have none. Two processes making one
+        subject's key at once agree: the first insert wins and both read it back."""
+        wanted = list(dict.fromkeys(subjects))
+        with self._lock:
+            found = {s: self._cache[s] for s in wanted if s in self._cache}
+            generation = self._generation
+        missing = [s for s in wanted if s not in found]
+        if not missing:
+            return found
+        with self.datastore.transaction(commit=False) as curs:
+            read = self._read_many(curs, missing)
+        missing = [s for s in missing if s not in read]
+        if missing:
+            # In one order everywhere: two PostgreSQL transactions inserting the same
+            # subjects wait for each other's rows in turn instead of deadlocking.
+            fresh = [(s, self.master.wrap(s, secrets.token_bytes(KEY_BYTES))) for s in sorted(missing)]
+            with self.datastore.transaction(commit=True) as curs:
+                curs.executemany(self.sql.insert, fresh)
+                # Checked after the insert (the write lock on SQLite), locked against a
+                # rotation on PostgreSQL: a process still on the old master key fails here
+                # rather than store a key the new master key cannot open.
+                curs.execute(self.sql.check_share)
+                self._verify(self.master, _first(curs))
+                read |= self._read_many(curs, missing)
+        self._remember(read, generation)
+        return found | read
+
+    def _read_many(self, curs: Any, subjects: Sequence[str]) -> dict[str, bytes]:
+        curs.execute(self.sql.select_many, (self.sql.many(subjects),))
+        rows = [_row(row) for row in curs.fetchall()]
+        return {str(subject): self.master.unwrap(str(subject), bytes(wrapped)) for subject, wrapped in rows}
+
+    def _remember(self, keys: Mapping[str, bytes], generation: int) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self._cache.update(keys)
+
+    def forget(self, subjects: Iterable[str]) -> None:
+        """Drops the subjects' keys from this process's cache."""
+        with self._lock:
+            self._generation += 1
+            for subject in subjects:
+                self._cache.pop(subject, None)
+
+    def count(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql.count)
+            return int(_first(curs))
+
+    # Erasing
+
+    def destroy_in(self, cursor: Any, subjects: Iterable[str]) -> None:
+        """Deletes the subjects' keys in the caller's transaction (`cursor` is of this
+        ledger's dialect: the recorder's append passes its own). Their cached copies are
+        dropped now; the caller drops them again (`forget`) once the transaction commits,
+        since a read racing the commit may have cached a key about to be deleted."""
+        subjects = list(dict.fromkeys(subjects))
+        self.forget(subjects)
+        if not subjects:
+            return
+        for statement in self.sql.prepare_delete:
+            cursor.execute(statement)
+        cursor.executemany(self.sql.delete, [(subject,) for subject in subjects])
+
+    def destroy(self, subjects: Iterable[str]) -> None:
+        """Deletes the subjects' keys in a transaction of its own."""
+        subjects = list(subjects)
+        with self.datastore.transaction(commit=True) as curs:
+            self.destroy_in(curs, subjects)
+        self.forget(subjects)
+
+    # Rotating
+
+    def rotate(self, new_master: MasterKey) -> int:
+        """Wraps every key, and the check value, under `new_master`, in one transaction;
+        returns how many keys. The data keys do not change, so nothing sealed is rewritten.
+        Refused (ConfigurationError) when this store's master key does not open the ledger."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.sql.check_lock)
+            self._verify(self.master, _first(curs))
+            curs.execute(self.sql.select_all)
+            rows = [_row(row) for row in curs.fetchall()]
+            rewrapped = [
+                (new_master.wrap(str(subject), self.master.unwrap(str(subject), bytes(wrapped))), str(subject))
+                for subject, wrapped in rows
+            ]
+            curs.executemany(self.sql.update, rewrapped)
+            curs.execute(self.sql.check_update, (new_master.wrap(CHECK_SUBJECT, CHECK_PLAINTEXT),))
+        self.master = new_master
+        return len(rewrapped)
