@@ -1,0 +1,170 @@
+"""Which values of an event's state are personal, and whose key seals them (issue 14,
+docs/ERASURE.md).
+
+An event type declares its personal values as paths into its state dict (the event's
+attributes as the mapper stores them) and a subject, the `user:<id>` or `group:<id>`
+whose data key seals them. The grammar is kept to what the events need: dotted keys
+(`fields.email`, `changes.email.old`, `spec.creator.full_name`) and `[*]` for every item
+of a list (`user_ids[*]`). Pure declarations: no I/O and no cryptography here; the store's
+sealing adapter reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from eventsourcing.utils import get_topic
+
+Subject = Callable[[Mapping[str, Any]], str | None]
+"""The subject whose key seals an event's personal values, from the event's whole state;
+None when this event has none (then nothing of it is sealed)."""
+
+Step = str | int
+"""One step of a concrete path: a mapping key, or an index in a list."""
+
+Path = tuple[Step, ...]
+
+
+class _Each:
+    """The `[*]` step of a declared path: every item of a list."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "[*]"
+
+
+EACH: Final = _Each()
+
+Pattern = tuple[str | _Each, ...]
+
+_SEGMENT = re.compile(r"([^.\[\]*\\]+)((?:\[\*\])*)")
+
+
+def parse_path(text: str) -> Pattern:
+    """`spec.creator.full_name` -> ("spec", "creator", "full_name"); `user_ids[*]` ->
+    ("user_ids", EACH). Anything outside the grammar is refused at declaration time, so
+    a typo fails on import rather than leaving a value in clear."""
+    steps: list[str | _Each] = []
+    for segment in text.split("."):
+        match = _SEGMENT.fullmatch(segment)
+        if match is None:
+            raise ValueError(f"personal path {text!r}: {segment!r} is not a key optionally followed by [*]")
+        steps.append(match.group(1))
+        steps.extend(EACH for _ in range(len(match.group(2)) // 3))
+    return tuple(steps)
+
+
+_PLAIN_KEY = re.compile(r"[^.\[\]\\]+")
+
+
+def path_text(path: Sequence[Step]) -> str:
+    """A concrete path as text: `fields.email`, `user_ids[2]`. A key that is empty or holds
+    `.`, `[`, `]` or a backslash is written as a JSON string in brackets (`fields["a.b"]`),
+    so two different paths never read the same (the text is authenticated with each
+    sealed value)."""
+    parts: list[str] = []
+    for step in path:
+        if isinstance(step, int):
+            parts.append(f"[{step}]")
+        elif _PLAIN_KEY.fullmatch(step):
+            parts.append(f".{step}" if parts else step)
+        else:
+            parts.append(f"[{json.dumps(step)}]")
+    return "".join(parts)
+
+
+def _find(node: Any, pattern: Pattern, at: int, prefix: Path, found: list[Path]) -> None:
+    if at == len(pattern):
+        if node is not None:  # nothing to hide in a None
+            found.append(prefix)
+        return
+    step = pattern[at]
+    if isinstance(step, _Each):
+        if isinstance(node, list | tuple):
+            for index, item in enumerate(node):
+                _find(item, pattern, at + 1, (*prefix, index), found)
+    elif isinstance(node, Mapping) and step in node:
+        _find(node[step], pattern, at + 1, (*prefix, step), found)
+
+
+@dataclass(frozen=True, slots=True)
+class Personal:
+    """Paths of one event type's state that hold personal values, all sealed with the key
+    of one subject."""
+
+    paths: tuple[str, ...]
+    subject: Subject
+    patterns: tuple[Pattern, ...]
+
+    def locate(self, state: Mapping[str, Any]) -> list[tuple[Path, str]]:
+        """The concrete paths of this state holding a declared value, each with its
+        subject. Paths absent from this state are skipped, and so are None values; an
+        event without a subject yields nothing."""
+        subject = self.subject(state)
+        if subject is None:
+            return []
+        found: list[Path] = []
+        for pattern in self.patterns:
+            _find(state, pattern, 0, (), found)
+        return [(path, subject) for path in found]
+
+
+def personal(*paths: str, subject: Subject) -> Personal:
+    """Declare `paths` of an event's state as personal values sealed with `subject`'s key."""
+    if not paths:
+        raise ValueError("a personal declaration names at least one path")
+    return Personal(paths=paths, subject=subject, patterns=tuple(parse_path(path) for path in paths))
+
+
+_DECLARED: dict[str, tuple[Personal, ...]] = {}
+_ERASES: dict[str, Subject] = {}
+
+
+def _topic(topic_or_class: str | type) -> str:
+    return topic_or_class if isinstance(topic_or_class, str) else get_topic(topic_or_class)
+
+
+def declare(event_class: type, *personals: Personal) -> None:
+    """Register an event class's personal values. Exactly one declaration per class (by
+    topic, the name it is stored under): a second one is a mistake, not an extension.
+    Subclasses do not inherit it (each aggregate's nested events are their own classes)."""
+    topic = get_topic(event_class)
+    if topic in _DECLARED:
+        raise ValueError(f"{topic} already declares its personal values")
+    if not personals:
+        raise ValueError(f"{topic}: declare at least one personal declaration")
+    _DECLARED[topic] = personals
+
+
+def declared(topic_or_class: str | type) -> tuple[Personal, ...]:
+    """The personal declarations of an event type (empty when it holds none)."""
+    return _DECLARED.get(_topic(topic_or_class), ())
+
+
+def erases(event_class: type, subject: Subject) -> None:
+    """Register an event class as erasing a subject (Group.Purged erases `group:<id>`)."""
+    topic = get_topic(event_class)
+    if topic in _ERASES:
+        raise ValueError(f"{topic} already names the subject it erases")
+    _ERASES[topic] = subject
+
+
+def erased_subject(topic_or_class: str | type, state: Mapping[str, Any]) -> str | None:
+    """The subject an event erases, or None when its type erases nothing."""
+    subject = _ERASES.get(_topic(topic_or_class))
+    return None if subject is None else subject(state)
+
+
+def declarations() -> Mapping[str, tuple[Personal, ...]]:
+    """Every declaration by topic: the one list the tests and the README read."""
+    return dict(_DECLARED)
+
+
+def erasing_topics() -> Iterable[str]:
+    """The topics of every event type that erases a subject."""
+    return tuple(_ERASES)
