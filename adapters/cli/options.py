@@ -17,7 +17,6 @@ import typer
 from domain.values import ProjectType
 
 if TYPE_CHECKING:
-
     from pydantic import BaseModel
 
 
