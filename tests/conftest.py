@@ -20,6 +20,11 @@ import pytest
 from adapters.bootstrap import Ledger, open_ledger
 from domain.actions import ActionTriggerMeta
 
+# A PostgreSQL ledger needs its master key from the environment (docs/ERASURE.md); tests
+# and the processes they start share this fixed one. SQLite file ledgers would make a key
+# file beside the database without it.
+os.environ.setdefault("LEDGER_MASTER_KEY", "dGVzdHMtb25seS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=")
+
 PG_SERVER = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 PG_DATABASE = "ledger_test"
 

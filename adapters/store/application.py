@@ -6,6 +6,7 @@ and the unit of work that saves a command's aggregates and runs it again on conf
 from __future__ import annotations
 
 import functools
+import json
 import random
 import time
 import uuid
@@ -19,7 +20,9 @@ from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, 
 from adapters.store.cache import AggregateCache
 from adapters.store.chain import seal_unchained
 from adapters.store.config import StoreConfig
+from adapters.store.keys import SubjectKeys, load_master_key
 from adapters.store.scope import current_write_scope
+from adapters.store.sealing import MARK, open_state, seal_state
 from adapters.store.streams import existing_streams, stream_versions
 from adapters.store.triggers import install_append_only_triggers, postgres_is_set_up
 from domain.actions.context import SYSTEM, action_context, current_context
@@ -28,6 +31,7 @@ from domain.errors import ConcurrentModification, LedgerError, StoreUnavailable
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
+from domain.personal import declared
 from domain.ports import VersionConflict
 from domain.session.aggregate import Session
 from domain.session.usage import ScopeUsage
@@ -39,6 +43,8 @@ A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
 
 SNAPSHOT_INTERVAL = 100
+# A stored state holding no envelope is not walked when read (most events hold none).
+_SEALED_MARK = json.dumps(MARK).encode()
 # A usage set's snapshot holds every member (a domain's: each of its running sessions), so
 # writing one costs in proportion: taken every 1000 events, a cold read replays at most
 # that many, and the decision that writes one stays out of the 99th percentile.
@@ -46,14 +52,34 @@ USAGE_SNAPSHOT_INTERVAL = 1000
 
 
 class StampingMapper(Mapper[uuid.UUID]):
-    """Stamps the action context (action id, request id, actor) on every stored event."""
+    """Stamps the action context (action id, request id, actor) on every stored event, and
+    seals the personal values its type declares (`domain.personal`) under their subject's
+    key, opening them again when reading (docs/ERASURE.md). `keys` is set by the
+    application once its recorder exists; without keys nothing is sealed."""
+
+    keys: SubjectKeys | None = None
 
     def to_stored_event(self, domain_event: DomainEventProtocol[uuid.UUID]) -> StoredEvent:
         if "meta" not in vars(domain_event):
             ctx = current_context() or SYSTEM
             # Events are frozen dataclasses; the stamp is added once, just before storing.
             object.__setattr__(domain_event, "meta", ctx.stamp())
+        personals = declared(type(domain_event))
+        if personals and self.keys is not None:
+            keys = self.keys
+            sealed = seal_state(vars(domain_event), personals, lambda subject: keys.ensure((subject,))[subject])
+            # The event itself keeps its values (the caller's aggregate holds it): a copy
+            # with the sealed state is what is stored.
+            stored = object.__new__(type(domain_event))
+            object.__setattr__(stored, "__dict__", sealed)
+            domain_event = stored
         return super().to_stored_event(domain_event)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[uuid.UUID]:
+        domain_event = super().to_domain_event(stored_event)
+        if self.keys is not None and _SEALED_MARK in stored_event.state:
+            object.__setattr__(domain_event, "__dict__", open_state(vars(domain_event), self.keys.key))
+        return domain_event
 
 
 class LedgerApplication(Application[uuid.UUID]):
@@ -76,6 +102,10 @@ class LedgerApplication(Application[uuid.UUID]):
             env["CREATE_TABLE"] = "no"  # see `postgres_is_set_up`
         super().__init__(env=env)
         self.cache = AggregateCache()
+        self.keys = SubjectKeys(self.recorder, load_master_key(config))
+        self.keys.create_table()  # and refuses a master key that does not open the ledger's keys
+        assert isinstance(self.mapper, StampingMapper)
+        self.mapper.keys = self.keys
         if not set_up:
             install_append_only_triggers(self.recorder, config)
         seal_unchained(self.recorder)  # events stored before the chain existed get their links

@@ -175,8 +175,7 @@ def opened(app: LedgerApplication, master: MasterKey) -> SubjectKeys:
 
 def test_a_wrong_master_key_is_refused_at_open(store: tuple[StoreConfig, LedgerApplication]) -> None:
     _, app = store
-    right = MasterKey.generate()
-    opened(app, right)  # stores the check value: no subject key yet
+    right = app.keys.master  # the application stored the check value when it opened
     with pytest.raises(ConfigurationError, match="LEDGER_MASTER_KEY: the master key does not open"):
         opened(app, MasterKey.generate())
     keys = opened(app, right)
@@ -190,8 +189,7 @@ def test_threads_ensuring_the_same_subjects_agree_on_one_key_each(
     store: tuple[StoreConfig, LedgerApplication],
 ) -> None:
     _, app = store
-    master = MasterKey.generate()
-    opened(app, master)
+    master = app.keys.master
     # Separate instances: no shared cache, every one goes to the database.
     results = in_threads(6, lambda i: SubjectKeys(app.recorder, master).ensure(SUBJECTS[:: 1 - 2 * (i % 2)]))
     assert all(result == results[0] for result in results)
@@ -207,7 +205,7 @@ def test_threads_ensuring_the_same_subjects_agree_on_one_key_each(
 
 def test_destroyed_keys_are_gone_for_every_instance(store: tuple[StoreConfig, LedgerApplication]) -> None:
     _, app = store
-    master = MasterKey.generate()
+    master = app.keys.master
     keys = opened(app, master)
     made = keys.ensure(SUBJECTS)
     assert keys.key(SUBJECTS[0]) == made[SUBJECTS[0]]  # cached now
@@ -222,7 +220,7 @@ def test_destroyed_keys_are_gone_for_every_instance(store: tuple[StoreConfig, Le
 
 def test_destroy_in_follows_the_transaction_it_runs_in(store: tuple[StoreConfig, LedgerApplication]) -> None:
     _, app = store
-    keys = opened(app, MasterKey.generate())
+    keys = opened(app, app.keys.master)
     made = keys.ensure(SUBJECTS)
     datastore: Any = app.recorder.datastore  # type: ignore[attr-defined]
     with pytest.raises(RuntimeError), datastore.transaction(commit=True) as curs:
@@ -240,7 +238,7 @@ def test_rotation_rewraps_every_key_for_the_new_master_and_refuses_the_old(
     store: tuple[StoreConfig, LedgerApplication],
 ) -> None:
     _, app = store
-    old, new = MasterKey.generate(), MasterKey.generate()
+    old, new = app.keys.master, MasterKey.generate()
     keys = opened(app, old)
     made = keys.ensure(SUBJECTS)
     stale = SubjectKeys(app.recorder, old)  # another process, still on the old key
@@ -263,7 +261,7 @@ def test_destroyed_key_bytes_are_not_left_in_the_sqlite_file(tmp_path: Path) -> 
     config = sqlite_config(tmp_path)
     app = LedgerApplication(config)
     try:
-        keys = opened(app, load_master_key(config, {}))
+        keys = opened(app, app.keys.master)
         keys.ensure(SUBJECTS)
         path = config.sqlite_path
         assert path is not None
@@ -298,8 +296,7 @@ def test_a_sqlite_ledger_s_keys_never_load_psycopg(tmp_path: Path) -> None:
         "from adapters.store.keys import SubjectKeys, load_master_key\n"
         f"config = parse_url('sqlite:///{tmp_path}/ledger.db')\n"
         "app = LedgerApplication(config)\n"
-        "keys = SubjectKeys(app.recorder, load_master_key(config, {}))\n"
-        "keys.create_table()\n"
+        "keys = app.keys\n"
         "keys.ensure(['user:a'])\n"
         "keys.destroy(['user:a'])\n"
         "print(sorted(m for m in sys.modules if m.startswith('psycopg')))\n"
