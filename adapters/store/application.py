@@ -31,7 +31,7 @@ from domain.errors import ConcurrentModification, LedgerError, StoreUnavailable
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
-from domain.personal import declared
+from domain.personal import declared, erased_subject
 from domain.ports import VersionConflict
 from domain.session.aggregate import Session
 from domain.session.usage import ScopeUsage
@@ -58,6 +58,7 @@ class StampingMapper(Mapper[uuid.UUID]):
     application once its recorder exists; without keys nothing is sealed."""
 
     keys: SubjectKeys | None = None
+    erased: Callable[[list[str]], None] | None = None  # drops this process's copies of erased subjects
 
     def to_stored_event(self, domain_event: DomainEventProtocol[uuid.UUID]) -> StoredEvent:
         if "meta" not in vars(domain_event):
@@ -79,6 +80,10 @@ class StampingMapper(Mapper[uuid.UUID]):
         domain_event = super().to_domain_event(stored_event)
         if self.keys is not None and _SEALED_MARK in stored_event.state:
             object.__setattr__(domain_event, "__dict__", open_state(vars(domain_event), self.keys.key))
+        if self.erased is not None and (subject := erased_subject(type(domain_event), vars(domain_event))):
+            # Another process erased it: this one's copies go once it reads that (its
+            # queries catch up first, so none answers with the subject's values after).
+            self.erased([subject])
         return domain_event
 
 
@@ -106,6 +111,7 @@ class LedgerApplication(Application[uuid.UUID]):
         self.keys.create_table()  # and refuses a master key that does not open the ledger's keys
         assert isinstance(self.mapper, StampingMapper)
         self.mapper.keys = self.keys
+        self.mapper.erased = self.forget
         if not set_up:
             install_append_only_triggers(self.recorder, config)
         seal_unchained(self.recorder)  # events stored before the chain existed get their links
@@ -119,13 +125,25 @@ class LedgerApplication(Application[uuid.UUID]):
                 processing.events.extend(aggregate.collect_events())
                 processing.aggregates[aggregate.id] = aggregate
         processing.saved_kwargs.update(kwargs)
+        # The subject function sees the whole event (its originator id included).
+        erased = [s for event in processing.events if (s := erased_subject(type(event), vars(event))) is not None]
+        if erased:
+            processing.saved_kwargs.update(erase=erased, keys=self.keys)
         recordings = self._record(processing)
+        if erased:
+            self.forget(erased)
         scope = current_write_scope()
         if scope is not None:
             scope.note(recordings)
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def forget(self, subjects: list[str]) -> None:
+        """Drops every copy this process holds of erased subjects: their keys and the
+        cached aggregates (which may hold their values in clear)."""
+        self.keys.forget(subjects)
+        self.cache.clear()
 
     def _take_snapshots(self, processing_event: ProcessingEvent[uuid.UUID]) -> None:
         """At most one snapshot per aggregate and save, taken from the saved aggregate in

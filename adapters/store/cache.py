@@ -71,6 +71,11 @@ class AggregateCache:
             while len(self._copies) > self._maxsize:
                 self._copies.popitem(last=False)
 
+    def clear(self) -> None:
+        """Drops every copy (an erasure: copies may hold the erased subject's values)."""
+        with self._lock:
+            self._copies.clear()
+
     def drop(self, *aggregate_ids: uuid.UUID) -> None:
         with self._lock:
             for aggregate_id in aggregate_ids:

@@ -103,7 +103,17 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         ids = super()._insert_events(c, stored_events, **kwargs)
         if ids:
             append_links(c, self.chain_sql, ids, stored_events)
+        erase_in(c, kwargs)
         return ids
+
+
+def erase_in(cursor: Any, saved: dict[str, Any]) -> None:
+    """Destroys the keys of the subjects an append erases (`erase`: the subjects, `keys`:
+    the ledger's SubjectKeys), in the append's own transaction: a purge and the
+    destruction of its key commit together or not at all (docs/ERASURE.md)."""
+    subjects = saved.get("erase")
+    if subjects:
+        saved["keys"].destroy_in(cursor, subjects)
 
 
 def _recorder(source: Any) -> Any:

@@ -10,7 +10,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
-from adapters.store.chain import CHAIN_TABLE, Statements, append_links
+from adapters.store.chain import CHAIN_TABLE, Statements, append_links, erase_in
 
 
 def postgres_statements(schema: str, events_table: str) -> Statements:
@@ -53,4 +53,5 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if ids:
             append_links(curs, self.chain_sql, ids, stored_events)
+        erase_in(curs, kwargs)
         return ids

@@ -1,0 +1,93 @@
+"""Personal values at rest (issue 14): sealed in the stored events under their subject's
+key, read in clear through the ledger; a purge destroys the group's key in its own append,
+after which its values read `[erased]` everywhere the events are read, and the chain still
+verifies (it covers the stored bytes, which never change)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from adapters.bootstrap import Ledger
+from adapters.store.chain import verify
+from adapters.store.sealing import ERASED
+from domain.actions import ActionTriggerMeta
+from domain.group import CreateGroupAction, ModifyGroupAction, PurgeGroupAction
+from domain.user import CreateUserAction
+
+ROOT = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
+EMAIL = "ada.lovelace.sealed@example.org"
+FULL_NAME = "Ada Sealed-Lovelace"
+DESCRIPTION = "the sealed project of the analytical engine"
+
+
+def run(ledger: Ledger, service: str, method: str, action: Any) -> Any:
+    processor = getattr(getattr(ledger.processors, service), method)
+    return asyncio.run(processor.wait_for_complete(action, ROOT))
+
+
+def stored_bytes(ledger: Ledger) -> bytes:
+    """Every stored event's state as the database holds it (snapshots included)."""
+    notifications = ledger.app.recorder.select_notifications(start=1, limit=1_000_000)
+    return b"".join(n.state for n in notifications)
+
+
+def world(ledger: Ledger) -> tuple[uuid.UUID, uuid.UUID]:
+    user = uuid.uuid4()
+    creator = {"user_id": str(user), "domain_name": "default", "email": EMAIL, "full_name": FULL_NAME}
+    run(ledger, "user", "create_user", CreateUserAction(creator=creator))
+    created = run(
+        ledger,
+        "group",
+        "create_group",
+        CreateGroupAction(input={"name": "sealed", "domain_name": "default", "description": DESCRIPTION}),
+    )
+    group = created.data.id
+    add = ModifyGroupAction(group_id=group, user_update_mode="add", user_uuids=[str(user)])
+    run(ledger, "group", "modify_group", add)
+    return user, group
+
+
+def test_personal_values_are_sealed_at_rest_and_read_in_clear(ledger: Ledger) -> None:
+    user, group = world(ledger)
+    at_rest = stored_bytes(ledger)
+    for value in (EMAIL, FULL_NAME, DESCRIPTION):
+        assert value.encode() not in at_rest, value
+    found = ledger.queries.user(user)
+    assert found is not None and found.email == EMAIL and found.full_name == FULL_NAME
+    shown = ledger.queries.group(group)
+    assert shown is not None and shown.description == DESCRIPTION
+    assert user in ledger.queries.group_members(group)
+    created = ledger.queries.history("user", str(user))[0]
+    assert created.changes["email"]["new"] == EMAIL
+    state = ledger.queries.state_at("group", str(group), version=1)
+    assert state is not None and state.fields["description"] == DESCRIPTION
+    assert verify(ledger.app).ok
+
+
+def test_a_purge_destroys_the_group_key_in_its_own_append(ledger: Ledger) -> None:
+    user, group = world(ledger)
+    keys_before = ledger.app.keys.count()
+    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=group))
+    assert ledger.app.keys.count() == keys_before - 1
+    assert ledger.app.keys.key(f"group:{group}") is None
+    assert ledger.app.keys.key(f"user:{user}") is not None  # the member's own values stay
+    state = ledger.queries.state_at("group", str(group), version=1)
+    assert state is not None and state.fields["description"] == ERASED
+    history = ledger.queries.history("group", str(group))
+    assert history[0].changes["description"]["new"] == ERASED
+    assert verify(ledger.app).ok
+    # The user's own values are untouched by the group's erasure.
+    found = ledger.queries.user(user)
+    assert found is not None and found.email == EMAIL
+
+
+def test_a_reopened_ledger_reads_what_it_sealed(ledger_url: str) -> None:
+    from adapters.bootstrap import open_ledger
+
+    with open_ledger(ledger_url) as first:
+        user, _ = world(first)
+    with open_ledger(ledger_url) as again:
+        found = again.queries.user(user)
+        assert found is not None and found.email == EMAIL
