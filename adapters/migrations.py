@@ -35,6 +35,7 @@ from typing import Any
 from eventsourcing.utils import get_topic
 
 from adapters.store import LedgerApplication
+from adapters.store.sealing import ERASED
 from adapters.store.streams import existing_streams
 from domain.actions.base import ActionResultMeta, ActionStatus
 from domain.actions.context import current_context
@@ -88,6 +89,8 @@ class Named:
                 self.groups[stream] = moved_to
         elif isinstance(event, Group.MembersAdded) and stream in self.groups:
             for user_id in event.user_ids:
+                if user_id == ERASED:
+                    continue  # a purged group's members: erased with it, they name no user
                 self.user_domains.setdefault(str(user_id), self.groups[stream])
                 self.members.setdefault(stream, {})[str(user_id)] = None
         elif isinstance(event, Group.MembersRemoved) and stream in self.members:

@@ -58,6 +58,9 @@ class Entity(Aggregate):
         """A deleted entity's key was taken again; the stream continues."""
 
         fields: dict[str, Any]
+        # The entity's key, so that the event names the subject of its personal values
+        # (domain.personal); events stored before it was added have none.
+        key: str | None = None
 
         def apply(self, aggregate: Entity) -> None:
             aggregate.incarnate(self.fields, self.timestamp)
@@ -66,6 +69,7 @@ class Entity(Aggregate):
         """Some fields changed; each entry holds the old and the new value."""
 
         changes: FieldChanges
+        key: str | None = None  # as on Recreated
 
         def apply(self, aggregate: Entity) -> None:
             for field, change in self.changes.items():
@@ -111,13 +115,13 @@ class Entity(Aggregate):
     def recreate(self, fields: dict[str, Any]) -> None:
         if not self.is_deleted:
             raise self.duplicate()
-        self.trigger_event(self.Recreated, fields=fields)
+        self.trigger_event(self.Recreated, fields=fields, key=self.key)
 
     def modify(self, wanted: Mapping[str, Any]) -> FieldChanges:
         self.require_live()
         changes = diff_fields(self.fields, wanted)
         if changes:
-            self.trigger_event(self.Modified, changes=changes)
+            self.trigger_event(self.Modified, changes=changes, key=self.key)
         return changes
 
     def delete(self) -> None:

@@ -14,7 +14,8 @@ from projections.projection import Batch, BatchProjection, Handler
 from projections.sql import POSITION, BulkInsert, chunks, compact_json
 
 _ACTOR = ("user_id", "access_key", "role", "domain_name")
-_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta"}
+# `key`: the entity's own key, which some events carry to name their subject (domain.personal).
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta", "key"}
 _CREATIONS = (Entity.Created, Entity.Recreated)  # a tuple: isinstance checks it faster than a union
 
 

@@ -8,12 +8,14 @@ append-only, hash-chained store as everything they describe.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eventsourcing.domain import Aggregate
 
 from domain.actions.base import ActionResultMeta, ActionTriggerMeta
+from domain.catalog import EntityType
+from domain.personal import declare, personal
 
 
 class AuditRecord(Aggregate):
@@ -48,3 +50,78 @@ def audit_entry(
     if entity_ids:
         entry["entity_ids"] = list(entity_ids)
     return entry
+
+
+# Personal values inside the action's input (issue 14, docs/ERASURE.md): the same values
+# the entities' events declare, sealed with the same subjects. One event type holds every
+# action's record, so each declaration's subject is None unless the record is of its
+# entity type (and then its paths, absent from other actions' inputs, find nothing there).
+def _spec(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    entry = state.get("entry")
+    spec = entry.get("spec") if isinstance(entry, Mapping) else None
+    return spec if isinstance(spec, Mapping) else None
+
+
+def _of(state: Mapping[str, Any], entity_type: EntityType) -> Mapping[str, Any] | None:
+    entry = state.get("entry")
+    return _spec(state) if isinstance(entry, Mapping) and entry.get("entity_type") == entity_type else None
+
+
+def user_action_subject(state: Mapping[str, Any]) -> str | None:
+    """A user action's user: `spec.user_id`, or `spec.creator.user_id` for a create."""
+    spec = _of(state, EntityType.USER)
+    if spec is None:
+        return None
+    creator = spec.get("creator")
+    user_id = spec.get("user_id") or (creator.get("user_id") if isinstance(creator, Mapping) else None)
+    return None if user_id is None else f"user:{user_id}"
+
+
+def group_action_subject(state: Mapping[str, Any]) -> str | None:
+    """A group action's group: `spec.group_id` (a create names it too)."""
+    spec = _of(state, EntityType.GROUP)
+    group_id = None if spec is None else spec.get("group_id")
+    return None if group_id is None else f"group:{group_id}"
+
+
+def kernel_action_subject(state: Mapping[str, Any]) -> str | None:
+    """A kernel fact's group (`spec.group_id`: only a start names it, and only a start
+    holds personal values)."""
+    spec = _of(state, EntityType.KERNEL)
+    group_id = None if spec is None else spec.get("group_id")
+    return None if group_id is None else f"group:{group_id}"
+
+
+def batch_subject(state: Mapping[str, Any]) -> str | None:
+    """The group of a batch's kernel starts. One subject seals a whole declaration, so a
+    batch whose starts span groups is sealed with the first one's group: purging that
+    group erases them all, purging another leaves its values readable in this record
+    (the path grammar cannot give each item of a list its own subject)."""
+    spec = _of(state, EntityType.WORKLOAD)
+    facts = None if spec is None else spec.get("actions")
+    if not isinstance(facts, list):
+        return None
+    for fact in facts:  # the starts: the only facts holding a user id
+        if isinstance(fact, Mapping) and "user_id" in fact and fact.get("group_id") is not None:
+            return f"group:{fact['group_id']}"
+    return None
+
+
+# The field names are those of User, Group and Kernel (domain.*.aggregate *_PERSONAL;
+# tests/domain/test_personal_declarations.py checks they agree).
+_USER = ("email", "full_name")
+_GROUP = ("description", "integration_id", "dotfiles", "container_registry")  # dotfiles: its size and digest
+_KERNEL = ("user_id", "access_key", "session_name")
+declare(
+    AuditRecord.Recorded,
+    personal(
+        *(f"entry.spec.{part}.{f}" for part in ("creator", "modifier") for f in _USER), subject=user_action_subject
+    ),
+    personal(
+        *(f"entry.spec.{part}.{f}" for part in ("input", "modifier") for f in _GROUP),
+        "entry.spec.user_uuids[*]",
+        subject=group_action_subject,
+    ),
+    personal(*(f"entry.spec.{f}" for f in _KERNEL), subject=kernel_action_subject),
+    personal(*(f"entry.spec.actions[*].{f}" for f in _KERNEL), subject=batch_subject),
+)

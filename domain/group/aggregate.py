@@ -10,6 +10,8 @@ EndpointCreated, EndpointDestroyed.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from domain.catalog import EntityType
 from domain.entity import Entity, FieldChanges, diff_fields, stream_id
@@ -22,6 +24,7 @@ from domain.errors import (
     PurgeGroupActionActiveKernelsError,
     PurgeGroupActionVFoldersMountedToActiveKernelsError,
 )
+from domain.personal import declare, erases, personal
 from domain.shown import plural, some
 from domain.values import UserUpdateMode
 
@@ -29,14 +32,19 @@ from domain.values import UserUpdateMode
 class Group(Entity):
     ENTITY_TYPE = EntityType.GROUP
 
+    # `key` on the events below: the group's id, so that each names the subject of its
+    # personal values or the subject it erases (domain.personal); None in events stored
+    # before it was added.
     class MembersAdded(Entity.Event):
         user_ids: list[str]
+        key: str | None = None
 
         def apply(self, aggregate: Group) -> None:
             aggregate.members.update(dict.fromkeys(self.user_ids, True))
 
     class MembersRemoved(Entity.Event):
         user_ids: list[str]
+        key: str | None = None
 
         def apply(self, aggregate: Group) -> None:
             for user_id in self.user_ids:
@@ -46,6 +54,7 @@ class Group(Entity):
         """Soft delete: the group stays, inactive, with its integration id cleared."""
 
         changes: FieldChanges
+        key: str | None = None
 
         def apply(self, aggregate: Entity) -> None:
             for field, change in self.changes.items():
@@ -54,6 +63,8 @@ class Group(Entity):
 
     class Purged(Entity.Event):
         """Hard delete: the group is gone from every lookup; its name is free."""
+
+        key: str | None = None
 
         def apply(self, aggregate: Group) -> None:
             aggregate.is_deleted = True
@@ -120,16 +131,16 @@ class Group(Entity):
         else:
             removed, added = [u for u in wanted if u in self.members], []
         if removed:
-            self.trigger_event(self.MembersRemoved, user_ids=removed)
+            self.trigger_event(self.MembersRemoved, user_ids=removed, key=self.key)
         if added:
-            self.trigger_event(self.MembersAdded, user_ids=added)
+            self.trigger_event(self.MembersAdded, user_ids=added, key=self.key)
         return removed, added
 
     def delete(self) -> None:
         self.require_live()
         changes = diff_fields(self.fields, {"is_active": False, "integration_id": None})
         if changes:
-            self.trigger_event(self.Deleted, changes=changes)
+            self.trigger_event(self.Deleted, changes=changes, key=self.key)
 
     def purge(self) -> None:
         """The checks of REFERENCE.md, in order, on state that conflicts with new workload."""
@@ -147,7 +158,7 @@ class Group(Entity):
             raise PurgeGroupActionActiveEndpointsError(
                 f"group {self.key} has {plural(len(self.endpoints), 'active endpoint')}: {some(self.endpoints)}"
             )
-        self.trigger_event(self.Purged)
+        self.trigger_event(self.Purged, key=self.key)
 
     def require_active(self) -> None:
         self.require_live()
@@ -180,6 +191,34 @@ class Group(Entity):
     @classmethod
     def missing(cls, key: str) -> LedgerError:
         return group_not_found(key)
+
+
+# Personal values (issue 14, docs/ERASURE.md), sealed with the group's key: its
+# description, integration id, dotfiles (base64 in events), container registry (sealed
+# whole) and member user ids. Each event carrying them names the group (`key`); one stored
+# before events carried it has no subject (nothing to seal: sealing happens only when an
+# event is stored). A purge erases the group's key.
+GROUP_FIELDS_PERSONAL = ("description", "integration_id", "dotfiles", "container_registry")
+
+
+def group_subject(state: Mapping[str, Any]) -> str | None:
+    """`group:<uuid>` from the event's `key` (a group's key is its id)."""
+    key = state.get("key")
+    return None if key is None else f"group:{key}"
+
+
+_GROUP_FIELDS = personal(*(f"fields.{f}" for f in GROUP_FIELDS_PERSONAL), subject=group_subject)
+_GROUP_CHANGES = personal(
+    *(f"changes.{f}.{side}" for f in GROUP_FIELDS_PERSONAL for side in ("old", "new")), subject=group_subject
+)
+_GROUP_MEMBERS = personal("user_ids[*]", subject=group_subject)
+declare(Group.Created, _GROUP_FIELDS)
+declare(Group.Recreated, _GROUP_FIELDS)
+declare(Group.Modified, _GROUP_CHANGES)
+declare(Group.Deleted, _GROUP_CHANGES)  # clears the integration id: its old value is personal
+declare(Group.MembersAdded, _GROUP_MEMBERS)
+declare(Group.MembersRemoved, _GROUP_MEMBERS)
+erases(Group.Purged, group_subject)
 
 
 def group_not_found(group_id: object) -> GroupNotFound:

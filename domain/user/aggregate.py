@@ -16,11 +16,13 @@ deleting that user conflict in the store; a user's delete leaves every group it 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from domain.catalog import EntityType
 from domain.entity import Entity
 from domain.errors import DuplicateUser, LedgerError, UserInUse
+from domain.personal import declare, personal
 from domain.shown import plural, some
 
 
@@ -106,3 +108,24 @@ class User(Entity):
 
     def duplicate(self) -> LedgerError:
         return DuplicateUser(f"user {self.key} already exists")
+
+
+# Personal values (issue 14, docs/ERASURE.md): a user's email and full name, sealed with
+# the user's own key. Every event that can carry them names the user (`key`); a Recreated
+# or Modified stored before events carried it has no subject (nothing to seal: sealing
+# happens only when an event is stored).
+USER_FIELDS_PERSONAL = ("email", "full_name")
+
+
+def user_subject(state: Mapping[str, Any]) -> str | None:
+    """`user:<uuid>` from the event's `key` (the user's UUID)."""
+    key = state.get("key")
+    return None if key is None else f"user:{key}"
+
+
+declare(User.Created, personal(*(f"fields.{f}" for f in USER_FIELDS_PERSONAL), subject=user_subject))
+declare(User.Recreated, personal(*(f"fields.{f}" for f in USER_FIELDS_PERSONAL), subject=user_subject))
+declare(
+    User.Modified,
+    personal(*(f"changes.{f}.{side}" for f in USER_FIELDS_PERSONAL for side in ("old", "new")), subject=user_subject),
+)

@@ -9,12 +9,14 @@ on the group's stream (see `domain.group.aggregate`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from domain.catalog import EntityType
 from domain.entity import Entity
 from domain.errors import DuplicateWorkloadId, InvalidAPIParameters, KernelAlreadyTerminated, LedgerError
+from domain.personal import declare, personal
 from domain.values import ENDED_STATUSES
 
 MAX_KERNEL_SPAN = timedelta(days=3653)  # ten years
@@ -73,3 +75,21 @@ class Kernel(_Workload):
                 field="terminated_at",
             )
         self.trigger_event(self.Terminated, terminated_at=terminated_at, status=status)
+
+
+# Personal values (issue 14, docs/ERASURE.md): a kernel's user id, access key and session
+# name, sealed with its group's key (erased when the group is purged). Only a kernel's
+# Created (and Recreated) event holds them, with the group id beside them in `fields`.
+KERNEL_FIELDS_PERSONAL = ("user_id", "access_key", "session_name")
+
+
+def kernel_subject(state: Mapping[str, Any]) -> str | None:
+    """`group:<uuid>` of the kernel's group, from its fields."""
+    fields = state.get("fields")
+    group_id = fields.get("group_id") if isinstance(fields, Mapping) else None
+    return None if group_id is None else f"group:{group_id}"
+
+
+_KERNEL_FIELDS = personal(*(f"fields.{f}" for f in KERNEL_FIELDS_PERSONAL), subject=kernel_subject)
+declare(Kernel.Created, _KERNEL_FIELDS)
+declare(Kernel.Recreated, _KERNEL_FIELDS)
