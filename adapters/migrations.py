@@ -35,7 +35,6 @@ from typing import Any
 from eventsourcing.utils import get_topic
 
 from adapters.store import LedgerApplication
-from adapters.store.sealing import ERASED
 from adapters.store.streams import existing_streams
 from domain.actions.base import ActionResultMeta, ActionStatus
 from domain.actions.context import current_context
@@ -45,6 +44,7 @@ from domain.domains import Domain, DomainCreator
 from domain.group import Group
 from domain.keypair import KeyPair
 from domain.ledger_migration import DOMAINS_AND_USERS, LedgerMigration
+from domain.personal import ERASED
 from domain.ports import UnitOfWork
 from domain.shown import plural
 from domain.user import User, UserCreator

@@ -19,6 +19,9 @@ from typing import Any, Final
 
 from eventsourcing.utils import get_topic
 
+ERASED: Final = "[erased]"
+"""What a personal value reads as once its subject's key is destroyed: everywhere, never an error."""
+
 Subject = Callable[[Mapping[str, Any]], str | None]
 """The subject whose key seals an event's personal values, from the event's whole state;
 None when this event has none (then nothing of it is sealed)."""
@@ -168,3 +171,11 @@ def declarations() -> Mapping[str, tuple[Personal, ...]]:
 def erasing_topics() -> Iterable[str]:
     """The topics of every event type that erases a subject."""
     return tuple(_ERASES)
+
+
+def erased_fields(fields: Mapping[str, Any], personal: Iterable[str]) -> dict[str, Any]:
+    """`fields` as they read once their subject is erased: each personal one that holds a
+    value is ERASED (None stays None: nothing was sealed). What a read model that keeps an
+    erased entity's row writes, so that a rebuild reads the same."""
+    names = set(personal)
+    return {name: ERASED if name in names and value is not None else value for name, value in fields.items()}

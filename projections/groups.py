@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.group import Group
+from domain.group.aggregate import GROUP_FIELDS_PERSONAL
+from domain.personal import ERASED, erased_fields
 from projections.entities import EntityProjection
 from projections.projection import on
 
@@ -32,13 +34,20 @@ class GroupsProjection(EntityProjection):
 
     @on(Group.Purged)
     def purged(self, conn: Connection, event: Any, _position: int) -> None:
-        self.touch(conn, event, is_deleted=True)
+        # The purge destroyed the group's key: the row keeps what a rebuild would read then.
+        rows = self.rows
+        found = conn.execute(sa.select(rows.c.fields).where(rows.c.stream_id == event.originator_id)).first()
+        erased = {} if found is None else {"fields": erased_fields(found.fields, GROUP_FIELDS_PERSONAL)}
+        self.touch(conn, event, is_deleted=True, **erased)
         conn.execute(sa.delete(self.members).where(self.members.c.group_id == str(event.originator_id)))
 
     @on(Group.MembersAdded)
     def members_added(self, conn: Connection, event: Any, _position: int) -> None:
         group_id = str(event.originator_id)
-        conn.execute(sa.insert(self.members), [{"group_id": group_id, "user_id": u} for u in event.user_ids])
+        # A purged group's member ids read ERASED; its rows go at the purge anyway.
+        added = [{"group_id": group_id, "user_id": u} for u in event.user_ids if u != ERASED]
+        if added:
+            conn.execute(sa.insert(self.members), added)
 
     @on(Group.MembersRemoved)
     def members_removed(self, conn: Connection, event: Any, _position: int) -> None:

@@ -27,9 +27,8 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.personal import Path, Personal, path_text
+from domain.personal import ERASED, Path, Personal, path_text
 
-ERASED: Final = "[erased]"
 """What a sealed value reads as once its subject's key is gone (or it fails to open)."""
 
 MARK: Final = "$sealed"

@@ -30,6 +30,7 @@ from domain.group import (
     UserUpdateMode,
 )
 from domain.hosts import ALL_VFOLDER_PERMISSIONS
+from domain.personal import ERASED
 from domain.values import OptionalState, ProjectType, ResourceSlot, TriState
 from tests.adapters.groups import (
     ENTITY,
@@ -500,6 +501,7 @@ def test_history_records_each_step_with_old_and_new_values(ledger: Ledger) -> No
     modify_group(ledger, group.id, mode="add", users=[u1, u2])
     modify_group(ledger, group.id, mode="remove", users=[u2])
     delete_group(ledger, group.id)
+    before_purge = ledger.queries.history(ENTITY, str(group.id))
     purge_group(ledger, group.id)
     history = ledger.queries.history(ENTITY, str(group.id))
     assert [(e.event, e.version) for e in history] == [
@@ -511,7 +513,7 @@ def test_history_records_each_step_with_old_and_new_values(ledger: Ledger) -> No
         ("Purged", 6),
     ]
     assert all(e.entity_id == str(group.id) and e.entity_type == ENTITY for e in history)
-    created, modified, added, removed, deleted, _purged = history
+    created, modified, added, removed, deleted = before_purge
     assert created.changes["description"] == {"old": None, "new": "v1"}
     assert created.changes["integration_id"] == {"old": None, "new": "ext-7"}
     assert modified.changes == {
@@ -524,5 +526,14 @@ def test_history_records_each_step_with_old_and_new_values(ledger: Ledger) -> No
         "is_active": {"old": True, "new": False},
         "integration_id": {"old": "ext-7", "new": None},
     }
+    # The purge erased the group's personal values (issue 14); the rest of its history stays.
+    created, modified, added, removed, deleted, _purged = history
+    assert created.changes["description"] == {"old": None, "new": ERASED}
+    assert modified.changes == {
+        "name": {"old": "audited", "new": "audited-2"},
+        "description": {"old": ERASED, "new": ERASED},
+    }
+    assert added.details == {"user_ids": [ERASED, ERASED]}
+    assert deleted.changes["integration_id"] == {"old": ERASED, "new": None}
     times = [e.occurred_at for e in history]
     assert times == sorted(times)

@@ -11,9 +11,9 @@ from typing import Any
 
 from adapters.bootstrap import Ledger
 from adapters.store.chain import verify
-from adapters.store.sealing import ERASED
 from domain.actions import ActionTriggerMeta
 from domain.group import CreateGroupAction, ModifyGroupAction, PurgeGroupAction
+from domain.personal import ERASED
 from domain.user import CreateUserAction
 
 ROOT = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.store import sealing
-from adapters.store.sealing import ERASED, clear_values, failed_openings, is_sealed, open_state, seal_state
-from domain.personal import personal
+from adapters.store.sealing import clear_values, failed_openings, is_sealed, open_state, seal_state
+from domain.personal import ERASED, personal
 
 CREATED = personal("fields.email", "fields.full_name", subject=lambda state: f"user:{state['key']}")
 CHANGED = personal("changes.email.old", "changes.email.new", subject=lambda state: f"user:{state['key']}")
