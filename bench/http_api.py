@@ -1,6 +1,6 @@
 """Commands through HTTP (a real `ledger serve` on loopback) vs the in-process processor path.
 
-Run: .venv/bin/python bench/http.py [--pairs 300] [--rounds 3] [--postgres [URL]]
+Run: .venv/bin/python bench/http_api.py [--pairs 300] [--rounds 3] [--postgres [URL]]
 
 Two equivalent ledgers (each with the HTTP harness's domains, users and tokens):
 - http: a `ledger serve` subprocess (one worker) over the first; each client is a thread
@@ -21,7 +21,6 @@ test database (`ledger_test` on LEDGER_TEST_POSTGRES_URL, else
 postgresql://postgres@127.0.0.1:5432), dropped afterwards.
 """
 
-# ruff: noqa: E402  (the imports follow the sys.path fix below, which must come first)
 from __future__ import annotations
 
 import argparse
@@ -39,11 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# This file is bench/http.py: its folder first on sys.path would shadow the standard
-# library's `http` (which httpx and prometheus_client import), so the project root replaces it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(HERE.parent))
+# Named http_api.py, not http.py: as bench/'s first entry on sys.path, an `http` module
+# here would shadow the standard library's for every script in the folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import http.client
 
