@@ -17,6 +17,7 @@ try:
         group,
         inventory,
         keypair,
+        keys,
         policy,
         projections,
         serve,
@@ -48,6 +49,7 @@ app.add_typer(usage.usage_app, name="usage")
 app.add_typer(session.session_app, name="session")
 app.add_typer(token.token_app, name="token")
 app.command("serve")(serve.serve)
+app.add_typer(keys.keys_app, name="keys")
 policy.policy_app.command("effective")(session.policy_effective)
 
 __all__ = ["app", "main"]

@@ -99,7 +99,7 @@ def load_master_key(config: StoreConfig, environ: Mapping[str, str] | None = Non
         return _from_variable(value)
     path = config.sqlite_path
     if path is not None:
-        return _key_file(path.with_name(path.name + ".key"))
+        return _key_file(default_key_file(path))
     if config.kind == "sqlite":
         return MasterKey.generate()  # in memory: the keys go with the database
     raise ConfigurationError(
@@ -447,3 +447,38 @@ class SubjectKeys:
             curs.execute(self.sql.check_update, (new_master.wrap(CHECK_SUBJECT, CHECK_PLAINTEXT),))
         self.master = new_master
         return len(rewrapped)
+
+
+def master_key_source(config: StoreConfig, environ: Mapping[str, str] | None = None) -> str:
+    """Where the ledger's master key comes from, for operators: the variable, the key file
+    beside a SQLite ledger, or an in-memory ledger's throwaway key. Never the key."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(MASTER_KEY_VARIABLE)
+    if value is not None:
+        if value.startswith(FILE_PREFIX):
+            return f"{MASTER_KEY_VARIABLE} (the file {value[len(FILE_PREFIX) :].strip()})"
+        return f"{MASTER_KEY_VARIABLE} (its value)"
+    path = config.sqlite_path
+    if path is not None:
+        return f"the key file {default_key_file(path)}"
+    return "a throwaway key (an in-memory ledger)"
+
+
+def default_key_file(database: Path) -> Path:
+    """The key file beside a SQLite ledger's database."""
+    return database.with_name(database.name + ".key")
+
+
+def write_key_file(path: Path, key: MasterKey) -> None:
+    """Writes `key` to a new file `path` (mode 0600); refuses to overwrite one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigurationError(f"the key file {str(path)!r} exists: name a new file") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the key file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        os.write(fd, (key.encoded() + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,82 @@
+"""`ledger keys ...`: the master key that wraps every subject's data key (issue 14).
+
+`status` says where the master key comes from and how many subject keys it wraps;
+`rotate` wraps every data key under a new master key in one transaction. The data keys
+do not change, so no event is rewritten and the chain is untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adapters.cli.app import state_of
+
+keys_app = typer.Typer(no_args_is_help=True, help="The master key: where it comes from, rotating it.")
+
+
+@keys_app.command("status")
+def keys_status(ctx: typer.Context) -> None:
+    """Where the master key comes from, and how many subject keys it wraps."""
+    from adapters.store.keys import master_key_source
+
+    state = state_of(ctx)
+    with state.ledger() as ledger:
+        source = master_key_source(ledger.config)
+        count = ledger.app.keys.count()
+    state.output(
+        {"master_key": source, "subject_keys": count},
+        lambda: typer.echo(f"master key: {source}\nsubject keys: {count}"),
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    ctx: typer.Context,
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-key-file",
+            metavar="PATH",
+            help="A new file for the new master key (mode 0600). Required when LEDGER_MASTER_KEY is set; "
+            "default for a SQLite ledger opened with its own key file: that file is replaced.",
+        ),
+    ] = None,
+) -> None:
+    """Wrap every subject key under a new master key, in one transaction.
+
+    With LEDGER_MASTER_KEY set, the new key is written to --new-key-file: set the variable to
+    file:PATH (or to the file's contents) before the next start; processes still on the old
+    key are refused, never served garbage. A SQLite ledger with its own key file gets the
+    new key in that file."""
+    from adapters.store.keys import MASTER_KEY_VARIABLE, MasterKey, default_key_file, write_key_file
+    from domain.errors import ConfigurationError
+    from domain.shown import plural
+
+    state = state_of(ctx)
+    new = MasterKey.generate()
+    with state.ledger() as ledger:
+        database = ledger.config.sqlite_path
+        own_file = MASTER_KEY_VARIABLE not in os.environ and database is not None
+        if new_key_file is None and not own_file:
+            raise ConfigurationError(
+                f"--new-key-file: required, since the master key comes from {MASTER_KEY_VARIABLE}"
+                if MASTER_KEY_VARIABLE in os.environ
+                else "--new-key-file: required for this ledger"
+            )
+        target = new_key_file if new_key_file is not None else Path(f"{default_key_file(database)}.new")  # type: ignore[arg-type]
+        write_key_file(target, new)  # first: should the rotation commit and we die, the key is on disk
+        count = ledger.app.keys.rotate(new)
+    if new_key_file is None:
+        assert database is not None
+        os.replace(target, default_key_file(database))
+        where = f"the key file {default_key_file(database)}"
+    else:
+        where = f"{new_key_file}: set {MASTER_KEY_VARIABLE}=file:{new_key_file} before the next start"
+    state.output(
+        {"rotated": count, "master_key": where},
+        lambda: typer.echo(f"rotated {plural(count, 'subject key')}; the new master key is in {where}"),
+    )

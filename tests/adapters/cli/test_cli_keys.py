@@ -1,0 +1,46 @@
+"""`ledger keys status|rotate`: where the master key comes from, and rotating it without
+rewriting an event: the new key opens every subject key, the old one is refused."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from adapters.store.keys import MASTER_KEY_VARIABLE, MasterKey
+from tests.adapters.cli.helpers import ledger, ok
+
+USER = "11111111-2222-4333-8444-555555555555"
+OWN_KEY: dict[str, str | None] = {MASTER_KEY_VARIABLE: None}  # the ledger's own key file
+
+
+def test_rotating_a_sqlite_ledger_s_own_key_file(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    ok(db, "user", "create", USER, "--email", "ada@example.org", env=OWN_KEY)
+    status = json.loads(ok(db, "--json", "keys", "status", env=OWN_KEY).stdout)
+    assert status == {"master_key": f"the key file {tmp_path}/ledger.db.key", "subject_keys": 1}
+    old = (tmp_path / "ledger.db.key").read_text()
+    rotated = ok(db, "keys", "rotate", env=OWN_KEY)
+    assert "rotated 1 subject key;" in rotated.stdout
+    key_file = tmp_path / "ledger.db.key"
+    assert key_file.read_text() != old and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    shown = json.loads(ok(db, "--json", "user", "show", USER, env=OWN_KEY).stdout)
+    assert shown["email"] == "ada@example.org"
+    refused = ledger(db, "user", "show", USER, env={MASTER_KEY_VARIABLE: old.strip()})
+    assert refused.exit_code == 1 and "does not open this ledger's keys" in refused.stderr
+    assert old.strip() not in refused.stderr
+
+
+def test_a_key_from_the_variable_rotates_into_a_new_file(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    given = {MASTER_KEY_VARIABLE: MasterKey.generate().encoded()}
+    ok(db, "user", "create", USER, "--full-name", "Ada", env=given)
+    needs_file = ledger(db, "keys", "rotate", env=given)
+    assert needs_file.exit_code == 1 and "--new-key-file" in needs_file.stderr
+    new_file = tmp_path / "next.key"
+    ok(db, "keys", "rotate", "--new-key-file", str(new_file), env=given)
+    again = ledger(db, "keys", "rotate", "--new-key-file", str(new_file), env={MASTER_KEY_VARIABLE: f"file:{new_file}"})
+    assert again.exit_code == 1 and "exists" in again.stderr
+    shown = json.loads(ok(db, "--json", "user", "show", USER, env={MASTER_KEY_VARIABLE: f"file:{new_file}"}).stdout)
+    assert shown["full_name"] == "Ada"
+    assert ledger(db, "user", "show", USER, env=given).exit_code == 1
