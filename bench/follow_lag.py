@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -83,6 +85,8 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=1.0, help="the follower's polling fallback")
     parser.add_argument("--db", help="a PostgreSQL ledger URL; default: a fresh schema, dropped afterwards")
     args = parser.parse_args()
+    # A PostgreSQL ledger needs a master key (docs/ERASURE.md); a benchmark's is throwaway.
+    os.environ.setdefault("LEDGER_MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
     schema = None
     url = args.db
     if url is None:

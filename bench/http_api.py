@@ -24,8 +24,10 @@ postgresql://postgres@127.0.0.1:5432), dropped afterwards.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -198,6 +200,8 @@ def main() -> None:
         "--postgres", nargs="?", const=SERVER, default=None, metavar="URL", help=f"PostgreSQL server (default {SERVER})"
     )
     args = parser.parse_args()
+    # A PostgreSQL ledger needs a master key (docs/ERASURE.md); a benchmark's is throwaway.
+    os.environ.setdefault("LEDGER_MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
     backend = "PostgreSQL" if args.postgres else "SQLite"
     rates: dict[tuple[str, int], list[float]] = {}
     latencies: dict[tuple[str, int], list[float]] = {}
