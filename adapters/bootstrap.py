@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
+from adapters.http.idempotency import clear_after_erasures
 from adapters.migrations import declare_domains_and_users
 from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
 from adapters.processors import Processors, Services
@@ -43,6 +44,7 @@ class Ledger:
         with _exclusive_setup(config):
             self.app = _open_store(config)
             self.read_models = ReadModelDatabase(config.read_model_url, config.connect_args)
+            self.app.erasure_listeners.append(clear_after_erasures(self.read_models))
             self.projections = build_projections(sa.MetaData(), self.timezone)
             self.runner = _runner(self.app, self.read_models, self.projections.all(), self.timezone)
             self.runner.setup()

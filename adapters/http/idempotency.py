@@ -1,5 +1,8 @@
 """Responses to requests sent with an `Idempotency-Key`, kept so a retry gets the first one.
 
+They are copies of what the ledger answered, so an erasure clears them all
+(`clear_after_erasures`): a response may hold the erased subject's values in clear.
+
 Whether a request was applied is the event store's to say (`domain.idempotency`: its
 record is appended with the request's own events); this table only keeps what was
 answered, written just after the commit. A retry whose first response is not here yet
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,9 +135,26 @@ class IdempotentResponses:
         if self._stored % PRUNE_EVERY == 0:  # a long-running server keeps a day, not forever
             self.prune()
 
+    def forget_all(self) -> int:
+        """Drops every cached response (an erasure: any of them may hold the erased subject's
+        values; a retry after this is answered `idempotency_already_applied`)."""
+        with self._db.begin() as conn:
+            return conn.execute(responses.delete()).rowcount or 0
+
     def prune(self, now: datetime | None = None) -> int:
         """Drops responses older than a day (their requests stay recorded: a retry after that
         is answered `idempotency_already_applied`)."""
         cutoff = (now or datetime.now(UTC)) - KEEP
         with self._db.begin() as conn:
             return conn.execute(responses.delete().where(responses.c.stored_at < cutoff)).rowcount or 0
+
+
+def clear_after_erasures(db: ReadModelDatabase) -> Callable[[list[str]], None]:
+    """An erasure listener (`LedgerApplication.erasure_listeners`) that drops every cached
+    response, if this ledger has the table (it exists once a server has run)."""
+
+    def clear(_subjects: list[str]) -> None:
+        if sa.inspect(db.engine).has_table(responses.name):
+            IdempotentResponses(db).forget_all()
+
+    return clear

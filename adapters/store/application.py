@@ -23,6 +23,7 @@ from adapters.store.config import StoreConfig
 from adapters.store.keys import SubjectKeys, load_master_key
 from adapters.store.scope import current_write_scope
 from adapters.store.sealing import MARK, open_state, seal_state
+from adapters.store.stored import clear_history
 from adapters.store.streams import existing_streams, stream_versions
 from adapters.store.triggers import install_append_only_triggers, postgres_is_set_up
 from domain.actions.context import SYSTEM, action_context, current_context
@@ -112,6 +113,9 @@ class LedgerApplication(Application[uuid.UUID]):
         assert isinstance(self.mapper, StampingMapper)
         self.mapper.keys = self.keys
         self.mapper.erased = self.forget
+        # Copies outside the event store (cached HTTP responses): cleared by the process that
+        # erases, right after its append commits (their tables are shared by every process).
+        self.erasure_listeners: list[Callable[[list[str]], None]] = []
         if not set_up:
             install_append_only_triggers(self.recorder, config)
         seal_unchained(self.recorder)  # events stored before the chain existed get their links
@@ -132,6 +136,8 @@ class LedgerApplication(Application[uuid.UUID]):
         recordings = self._record(processing)
         if erased:
             self.forget(erased)
+            for listener in self.erasure_listeners:
+                listener(erased)
         scope = current_write_scope()
         if scope is not None:
             scope.note(recordings)
@@ -273,3 +279,4 @@ class AggregateStoreAdapter:
         self.save = app.save_all
         self.run = app.run
         self.existing = functools.partial(existing_streams, app.recorder)  # a batch's streams at once
+        self.clear_history = functools.partial(clear_history, app.recorder, app.mapper)  # for an erasure

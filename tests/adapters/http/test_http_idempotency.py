@@ -59,3 +59,19 @@ def test_responses_older_than_a_day_are_pruned(api: Api) -> None:
     assert kept.prune(datetime.now(UTC) + timedelta(days=1, minutes=1)) == 1
     with api.ledger.read_models.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(responses)).scalar() == 0
+
+
+def test_an_erasure_clears_every_cached_response(api: Api) -> None:
+    """A cached response is a copy: it may hold an erased subject's values (issue 14)."""
+    key = {"Idempotency-Key": "secret-group"}
+    body = {"name": "secret", "domain_name": "alpha", "description": "a description to be erased"}
+    created = api.post("/v1/groups", body, **key)
+    assert created.status_code == 201, created.text
+    with api.ledger.read_models.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(responses)).scalar() == 1
+    assert api.post(f"/v1/groups/{created.json()['id']}/purge", None).status_code == 200
+    with api.ledger.read_models.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(responses)).scalar() == 0
+    again = api.post("/v1/groups", body, **key)
+    assert again.status_code == 409 and again.json()["code"] == "idempotency_already_applied"
+    assert "a description to be erased" not in again.text
