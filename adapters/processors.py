@@ -124,6 +124,7 @@ class UserProcessors(ServiceProcessors):
         self.create_user = self._wrap(service.create_user)
         self.modify_user = self._wrap(service.modify_user)
         self.delete_user = self._wrap(service.delete_user)
+        self.erase_user = self._wrap(service.erase_user)
 
 
 class TokenProcessors(ServiceProcessors):

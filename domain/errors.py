@@ -317,6 +317,17 @@ class UserInUse(LedgerError):
     error_detail = "in_use"
 
 
+class UserClearHistory(LedgerError):
+    """A user's stream holds personal values stored in clear before sealing existed: an
+    erasure would leave them readable, so it is refused unless the operator accepts that
+    (issue 14, docs/ERASURE.md)."""
+
+    status = 409
+    error_domain = "user"
+    error_operation = "erase"
+    error_detail = "clear_history"
+
+
 # Sessions and quotas (issue 12: policies applied)
 
 

@@ -39,7 +39,7 @@ from domain.session import (
     TerminateSessionAction,
 )
 from domain.token import IssueTokenAction, RevokeTokenAction
-from domain.user import CreateUserAction, DeleteUserAction, ModifyUserAction
+from domain.user import CreateUserAction, DeleteUserAction, EraseUserAction, ModifyUserAction
 from domain.workload import (
     CreateEndpointAction,
     CreateVFolderAction,
@@ -209,6 +209,7 @@ SAMPLES: dict[tuple[str, str], Callable[[World], BaseAction]] = {
     ("user", "create_user"): lambda w: CreateUserAction(creator={"user_id": uuid.uuid4(), "domain_name": DOMAIN}),
     ("user", "modify_user"): lambda w: ModifyUserAction(user_id=w.user, modifier={"full_name": "Ada"}),
     ("user", "delete_user"): lambda w: DeleteUserAction(user_id=w.spare_user),
+    ("user", "erase_user"): lambda w: EraseUserAction(user_id=w.spare_user, reason="asked to be forgotten"),
     ("token", "issue_token"): issue_token,
     ("token", "revoke_token"): lambda w: RevokeTokenAction(token_id=w.tokens[0]),
     ("session", "enqueue_session"): lambda w: enqueue_session(w, uuid.uuid4()),
@@ -311,6 +312,7 @@ FAILURES: dict[tuple[str, str], tuple[Callable[[World], BaseAction], str]] = {
         "user_not_found",
     ),
     ("user", "delete_user"): (lambda w: DeleteUserAction(user_id=w.user), "user_delete_in_use"),
+    ("user", "erase_user"): (lambda w: EraseUserAction(user_id=UNKNOWN, reason="r"), "user_not_found"),
     ("token", "issue_token"): (
         lambda w: IssueTokenAction(user_id=UNKNOWN, role="user", domain_name=DOMAIN),
         "user_not_found",

@@ -153,6 +153,40 @@ def user_delete(ctx: typer.Context, user_id: UserIdArg) -> None:
     state.output(user_json(user), lambda: typer.echo(f"deleted user {user.user_id}"))
 
 
+@user_app.command("erase")
+def user_erase(
+    ctx: typer.Context,
+    user_id: UserIdArg,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help="Why (kept in clear in the audit trail with who asked: no personal values in it).",
+        ),
+    ],
+    accept_clear_history: Annotated[
+        bool,
+        typer.Option(
+            "--accept-clear-history",
+            help="Erase even though values stored in clear before sealing existed stay readable.",
+        ),
+    ] = False,
+) -> None:
+    """Erase a user's personal values for good (superadmin): their key is destroyed, the email
+    and full name read [erased] everywhere. The user, its keypairs and groups stay."""
+    from domain.user import EraseUserAction
+
+    state = state_of(ctx)
+    action = EraseUserAction(user_id=user_id, reason=reason, accept_clear_history=accept_clear_history)
+    with state.ledger() as ledger:
+        result = state.run(ledger.processors.user.erase_user, action)
+    user: UserData = result.user
+    kept = f" ({result.clear_values} values stored in clear stay readable)" if result.clear_values else ""
+    data = {"clear_values": result.clear_values, **user_json(user)}
+    state.output(data, lambda: typer.echo(f"erased user {user.user_id}{kept}"))
+
+
 @user_app.command("show")
 def user_show(ctx: typer.Context, user_id: UserIdArg, at: AtOption = None, version: VersionOption = None) -> None:
     """Show one user with the number of keypairs it owns: now, or as it stood --at a time

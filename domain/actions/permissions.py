@@ -52,6 +52,8 @@ PERMISSIONS: dict[tuple[str, str], Rule] = {
     (EntityType.USER, "create"): DOMAIN_ADMINS,
     (EntityType.USER, "modify"): DOMAIN_ADMINS,
     (EntityType.USER, "delete"): DOMAIN_ADMINS,
+    # Destroys a user's personal values for good, in every domain's history: the operator's call.
+    (EntityType.USER, "erase"): SUPERADMIN_ONLY,
     (EntityType.VFOLDER, "create"): PLATFORM,
     (EntityType.KERNEL, "start"): PLATFORM,
     (EntityType.KERNEL, "report_stats"): PLATFORM,

@@ -9,8 +9,9 @@ from typing import Annotated
 
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
+from domain.parsers import parse_bool, parse_reason
 from domain.user.types import UserCreator, UserData, UserModifier
-from domain.validation import UUIDField, built
+from domain.validation import UUIDField, built, field_of
 
 
 class UserAction(BaseAction):
@@ -54,6 +55,21 @@ class DeleteUserAction(_OnUser):
         return "delete"
 
 
+class EraseUserAction(_OnUser):
+    """Erase a user's personal values (issue 14): their key is destroyed, they read
+    `[erased]` everywhere. `reason` is kept in clear in the audit trail and on the event
+    (who asked and why must outlive the erasure), so it must not name personal values.
+    `accept_clear_history`: erase even though the user's stream holds values stored in
+    clear before sealing existed (those stay readable; the count is recorded)."""
+
+    reason: Annotated[str, field_of(parse_reason)]
+    accept_clear_history: Annotated[bool, field_of(parse_bool)] = False
+
+    @classmethod
+    def operation_type(cls) -> str:
+        return "erase"
+
+
 @dataclass(frozen=True)
 class _UserResult(BaseActionResult):
     user: UserData
@@ -78,3 +94,11 @@ class ModifyUserActionResult(_UserResult):
 @dataclass(frozen=True)
 class DeleteUserActionResult(_UserResult):
     """Carries the user as it was just before the delete."""
+
+
+@dataclass(frozen=True)
+class EraseUserActionResult(_UserResult):
+    """Carries the user as it reads after the erasure; `clear_values`: how many values
+    stored in clear stay readable in its stream (0 unless the erasure accepted them)."""
+
+    clear_values: int

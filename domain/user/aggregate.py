@@ -1,7 +1,7 @@
 """The user aggregate.
 
 Events: Created, Recreated, Modified, Deleted (from `Entity`), KeyPairAdded,
-KeyPairRemoved, GroupJoined and GroupLeft.
+KeyPairRemoved, GroupJoined, GroupLeft and Erased.
 
 A user's stream id is derived from its UUID under the user kind (not the UUID itself),
 so a user id can never name another kind's stream. Each user is also recorded on its
@@ -11,6 +11,12 @@ user who still owns keypairs cannot be deleted. Group memberships are recorded h
 in the same append as the group's MembersAdded / MembersRemoved, so adding a member and
 deleting that user conflict in the store; a user's delete leaves every group it is in
 (as Backend.AI drops the association rows), and a group's purge releases its members.
+
+An erasure (issue 14, docs/ERASURE.md) destroys the key sealing the user's personal
+values: the user stays (its keypairs, groups and kernels keep their history), its email
+and full name read `[erased]`. It may still be modified afterwards: a new email is
+sealed under a new key of the same subject, which a later erasure destroys in turn. A
+deleted user may be erased too (its history still holds its values).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 from domain.catalog import EntityType
 from domain.entity import Entity
 from domain.errors import DuplicateUser, LedgerError, UserInUse
-from domain.personal import declare, personal
+from domain.personal import declare, erased_fields, erases, personal
 from domain.shown import plural, some
 
 
@@ -52,6 +58,24 @@ class User(Entity):
 
         def apply(self, aggregate: User) -> None:
             aggregate.groups.pop(self.group_id, None)
+
+    class Erased(Entity.Event):
+        """The user's personal values were erased (their key destroyed in this event's
+        own append). `reason` and `requested_by` say why and who asked, for good: the
+        reason is kept in clear, so it must not hold personal values itself.
+        `accept_clear_history`: the operator accepted that `clear_values` values stored
+        in clear before sealing existed stay readable in the user's stream."""
+
+        key: str
+        reason: str
+        requested_by: str | None
+        accept_clear_history: bool
+        clear_values: int
+
+        def apply(self, aggregate: User) -> None:
+            # What a replay reads once the key is gone, so the saved copy agrees with it.
+            aggregate.fields = erased_fields(aggregate.fields, USER_FIELDS_PERSONAL)
+            aggregate.changed_at = self.timestamp
 
     # Version 2 added `groups`; a snapshot taken by version 1 is upcast on load.
     class_version = 2
@@ -100,6 +124,18 @@ class User(Entity):
         if group_id in self.groups:
             self.trigger_event(self.GroupLeft, group_id=group_id)
 
+    def erase(self, reason: str, requested_by: str | None, accept_clear_history: bool, clear_values: int) -> None:
+        """Erase the user's personal values (live or deleted: the history holds them either
+        way). The caller has checked the stream for values stored in clear."""
+        self.trigger_event(
+            self.Erased,
+            key=self.key,
+            reason=reason,
+            requested_by=requested_by,
+            accept_clear_history=accept_clear_history,
+            clear_values=clear_values,
+        )
+
     def check_deletable(self) -> None:
         if self.keypairs:
             raise UserInUse(
@@ -129,3 +165,4 @@ declare(
     User.Modified,
     personal(*(f"changes.{f}.{side}" for f in USER_FIELDS_PERSONAL for side in ("old", "new")), subject=user_subject),
 )
+erases(User.Erased, user_subject)

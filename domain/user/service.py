@@ -4,20 +4,33 @@ default policy's check are decided and saved together.
 An admin (the acting role, from the action context) may give a user only a default
 policy its domain allows (`allowed_keypair_resource_policies`); a superadmin, the
 platform or a direct service call may give any live policy.
+
+An erasure (issue 14) first asks the store how many of the user's own events hold
+personal values stored in clear (written before sealing existed): those would outlive
+the erasure, so it is refused unless the operator accepts them.
 """
 
 from __future__ import annotations
 
+import uuid
+from typing import Protocol, runtime_checkable
+
+from domain.actions.context import current_context
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.domains.service import DEFAULT_POLICY, check_admin_may_assign, relink_default_policy, require_domain
+from domain.entity import Entity
+from domain.errors import UserClearHistory
 from domain.group.aggregate import Group
 from domain.ports import AggregateStore, UnitOfWork, load_live
+from domain.shown import plural
 from domain.user.actions import (
     CreateUserAction,
     CreateUserActionResult,
     DeleteUserAction,
     DeleteUserActionResult,
+    EraseUserAction,
+    EraseUserActionResult,
     ModifyUserAction,
     ModifyUserActionResult,
 )
@@ -29,14 +42,27 @@ from domain.values import UserUpdateMode
 USER = EntityType.USER
 
 
+@runtime_checkable
+class ClearHistory(Protocol):
+    """What an erasure needs from the store beyond `AggregateStore`."""
+
+    def clear_history(self, aggregate_id: uuid.UUID, key: str) -> tuple[int, int]:
+        """(events, values): how many events of the stream hold how many declared personal
+        values stored in clear. `key`: the entity's key, for events stored before they
+        named it."""
+        ...
+
+
 def user_data(user: User) -> UserData:
     assert user.created_at is not None and user.changed_at is not None
     return UserData.from_fields(user.user_id, user.created_at, user.changed_at, user.fields)
 
 
 class UserService:
-    def __init__(self, store: AggregateStore) -> None:
+    def __init__(self, store: AggregateStore, history: ClearHistory | None = None) -> None:
         self._store = store
+        # A store that cannot hold clear values (the in-memory one) needs no check.
+        self._history = history if history is not None or not isinstance(store, ClearHistory) else store
 
     async def create_user(self, action: CreateUserAction) -> CreateUserActionResult:
         key, fields = str(action.creator.user_id), action.creator.fields_json()
@@ -89,6 +115,31 @@ class UserService:
             return before
 
         return DeleteUserActionResult(self._store.run(delete, USER, "delete"))
+
+    async def erase_user(self, action: EraseUserAction) -> EraseUserActionResult:
+        key = str(action.user_id)
+
+        def erase() -> tuple[User, int]:
+            work = UnitOfWork(self._store)
+            # A deleted user too: its history still holds its values.
+            user = work.get(User.id_for(key), Entity)
+            if not isinstance(user, User):
+                raise User.missing(key)
+            events, values = (0, 0) if self._history is None else self._history.clear_history(user.id, key)
+            if values and not action.accept_clear_history:
+                raise UserClearHistory(
+                    f"user {key}: {plural(events, 'event')} of its history {'hold' if events > 1 else 'holds'} "
+                    f"{plural(values, 'personal value')} stored in clear before sealing existed, which an "
+                    "erasure cannot remove; accept that with accept_clear_history"
+                )
+            context = current_context()
+            requested_by = None if context is None else context.user_id or context.access_key
+            user.erase(action.reason, requested_by, action.accept_clear_history, values)
+            work.commit()
+            return user, values
+
+        user, values = self._store.run(erase, USER, "erase")
+        return EraseUserActionResult(user_data(user), clear_values=values)
 
 
 def leave_groups(work: UnitOfWork, user: User) -> None:

@@ -45,6 +45,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("user", "create_user"): {S, A},
     ("user", "modify_user"): {S, A},
     ("user", "delete_user"): {S, A},
+    ("user", "erase_user"): {S},  # destroys a user's personal values for good
     ("session", "enqueue_session"): {S, V},
     ("session", "schedule_session"): {S, V},
     ("session", "cancel_session"): {S, A, V},  # an admin may end a session of their domain

@@ -3,6 +3,8 @@
 Who reads what (READS): a superadmin every user, an admin their domain's, a user only
 themselves; the rest is answered as if it did not exist. Writes go through the
 permission table (domain admins), a foreign user being the same 404 as an unknown one.
+An erasure (`POST /v1/users/{id}/erase`, superadmin) destroys the key of the user's
+personal values: they read `[erased]` from then on (issue 14).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
@@ -31,10 +33,12 @@ from adapters.http.schema import body
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
 from domain.entity import Entity
+from domain.errors import InvalidAPIParameters
 from domain.parsers import parse_name, parse_uuid
 from domain.user import (
     CreateUserAction,
     DeleteUserAction,
+    EraseUserAction,
     ModifyUserAction,
     User,
     UserCreator,
@@ -60,6 +64,19 @@ class UserOut(BaseModel):
 class UserModified(BaseModel):
     user: UserOut
     changed: bool
+
+
+class UserErasure(BaseModel):
+    """The body of an erasure: why (kept in clear in the audit trail: no personal values
+    in it), and whether values stored in clear before sealing existed may stay behind."""
+
+    reason: str = Field(min_length=1, max_length=1000)
+    accept_clear_history: bool = False
+
+
+class UserErased(BaseModel):
+    user: UserOut
+    clear_values: int  # values stored in clear that stay readable (accepted), else 0
 
 
 def _out(user: UserData) -> dict[str, Any]:
@@ -170,6 +187,32 @@ def delete_user(call: CallDep, user_id: UserId) -> Response:
         lambda: DeleteUserAction(user_id=key),
         lambda result: _out(result.user),
         entity=User.id_for(key),
+    )
+
+
+@router.post(
+    "/{user_id}/erase",
+    response_model=UserErased,
+    responses=WRITE_ERRORS,
+    openapi_extra=body(UserErasure),
+    summary="Erase a user's personal values for good (superadmin); refused while its history holds clear ones.",
+)
+def erase_user(call: CallDep, user_id: UserId, payload: Body) -> Response:
+    key = _key(user_id)
+
+    def action() -> EraseUserAction:
+        if not isinstance(payload, dict):
+            raise InvalidAPIParameters("expected a JSON object", field="body")
+        if "user_id" in payload:
+            raise InvalidAPIParameters("is given by the path, not the body", field="user_id")
+        return EraseUserAction(user_id=key, **payload)
+
+    return call.command(
+        call.ledger.processors.user.erase_user,
+        action,
+        lambda result: {"user": _out(result.user), "clear_values": result.clear_values},
+        entity=User.id_for(key),
+        body=payload,
     )
 
 

@@ -225,6 +225,13 @@ WALK: list[Step] = [
     Step("POST", U, DOMAIN_CREATE, body=lambda w: {"user_id": str(uuid.uuid4()), "domain_name": HOME}),
     Step("PATCH", f"{U}/{{user_id}}", DOMAIN_WRITE, lambda w: f"{U}/{w.new_user()}", lambda w: {"full_name": "W"}),
     Step("DELETE", f"{U}/{{user_id}}", DOMAIN_WRITE, lambda w: f"{U}/{w.new_user()}"),
+    Step(
+        "POST",
+        f"{U}/{{user_id}}/erase",
+        SUPERADMIN_ONLY_WRITE,
+        lambda w: f"{U}/{w.new_user()}/erase",
+        lambda w: {"reason": "walk", "accept_clear_history": False},
+    ),
     # Domains: an admin reads their own; a superadmin writes.
     Step("GET", D, everyone(200), listed=lambda w, a: any(d["name"] == HOME for d in _items(a)), sees=ADMINS_SEE),
     Step("GET", f"{D}/{{name}}", DOMAIN_READ, lambda w: f"{D}/{HOME}"),

@@ -137,3 +137,47 @@ def test_history_routes_take_a_user_id_in_any_case(api: Api) -> None:
     assert api.get(f"/v1/users/{upper}/state", params={"version": 1}).status_code == 200
     bad = api.get("/v1/users/not-a-uuid/history")
     assert bad.status_code == 400 and bad.json()["field"] == "user_id"
+
+
+def test_erase_a_user(api: Api) -> None:
+    from adapters.http.routes.users import UserErased
+    from domain.personal import ERASED
+
+    new = str(uuid.uuid4())
+    body = {"user_id": new, "domain_name": HOME, "email": "erase.me@example.org", "full_name": "Erase Me"}
+    assert api.post(BASE, body).status_code == 201
+    erase = {"reason": "asked to be forgotten", "accept_clear_history": False}
+    for role in ("admin", "user", "service", "foreign_admin"):
+        refused = api.post(f"{BASE}/{new}/erase", erase, role=role)
+        assert refused.status_code == 403 and refused.json()["code"] == "permission_forbidden", role
+    assert api.get(f"{BASE}/{new}/state").json()["fields"]["email"] == "erase.me@example.org"
+    erased = api.post(f"{BASE}/{new}/erase", erase, **{"If-Match": '"1"'})
+    assert erased.status_code == 200, erased.text
+    UserErased.model_validate(erased.json())
+    assert erased.json()["user"]["email"] == ERASED and erased.json()["user"]["full_name"] == ERASED
+    assert erased.json()["clear_values"] == 0 and erased.headers["ETag"] == '"2"'
+    state = api.get(f"{BASE}/{new}/state").json()
+    assert state["fields"]["email"] == ERASED and state["fields"]["full_name"] == ERASED
+    history = api.get(f"{BASE}/{new}/history").json()
+    assert [e["event"] for e in history] == ["Created", "Erased"]
+    assert history[0]["changes"]["email"]["new"] == ERASED and "erase.me" not in str(history)
+    assert history[1]["details"]["reason"] == "asked to be forgotten"
+    assert history[1]["details"]["requested_by"] == str(api.users["superadmin"])
+    diff = api.get(f"{BASE}/{new}/diff", params={"from": 1, "to": 2}).json()
+    assert "Erase Me" not in str(diff)
+    assert api.ledger.app.keys.key(f"user:{new}") is None
+
+
+def test_erase_refusals_name_the_field(api: Api) -> None:
+    target = f"{BASE}/{api.users['user']}/erase"
+    for field, bad in {
+        "reason": {},
+        "accept_clear_history": {"reason": "r", "accept_clear_history": "maybe"},
+        "user_id": {"reason": "r", "user_id": str(uuid.uuid4())},
+        "body": ["reason"],
+    }.items():
+        answer = api.post(target, bad)
+        assert answer.status_code == 400 and answer.json()["field"] == field, (field, answer.text)
+    unknown = api.post(f"{BASE}/{uuid.uuid4()}/erase", {"reason": "r"})
+    assert unknown.status_code == 404 and unknown.json()["code"] == "user_not_found"
+    assert api.ledger.app.keys.key(f"user:{api.users['user']}") is not None

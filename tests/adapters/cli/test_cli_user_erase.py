@@ -1,0 +1,44 @@
+"""`ledger user erase`: a superadmin erases a user's personal values; the user, its history
+and its keypair stay, its email and name read [erased]; refusals are one line."""
+
+from __future__ import annotations
+
+from tests.adapters.cli.helpers import as_json, ok, refused, usage_error
+
+ALICE = "a11ce000-0000-4000-8000-000000000001"
+BOB = "b0b00000-0000-4000-8000-000000000002"
+ERASED = "[erased]"
+
+
+def test_user_erase(db: str) -> None:
+    ok(db, "policy", "create", "gold")
+    ok(db, "user", "create", ALICE, "--email", "alice@example.org", "--full-name", "Alice Liddell")
+    ok(db, "keypair", "create", "AKALICE", "--owner", ALICE, "--domain-name", "default", "--resource-policy", "gold")
+    assert "permission" in refused(db, "--role", "admin", "user", "erase", ALICE, "--reason", "asked")
+    erased = as_json(db, "user", "erase", ALICE.upper(), "--reason", "asked to be forgotten")
+    assert erased["user_id"] == ALICE and erased["clear_values"] == 0
+    assert erased["email"] == ERASED and erased["full_name"] == ERASED
+    human = ok(db, "user", "erase", ALICE, "--reason", "once more").stdout
+    assert human == f"erased user {ALICE}\n"
+    history = as_json(db, "user", "history", ALICE)
+    assert [e["event"] for e in history] == ["Created", "KeyPairAdded", "Erased", "Erased"]
+    assert history[2]["details"]["reason"] == "asked to be forgotten"
+    assert "alice@example.org" not in str(history) and "Liddell" not in str(history)
+    first = as_json(db, "user", "show", ALICE, "--version", "1")
+    assert first["fields"]["email"] == ERASED
+    assert as_json(db, "keypair", "show", "AKALICE")["user_id"] == ALICE
+    audit = as_json(db, "audit", "--oldest-first", "--entity-id", ALICE, "--operation", "erase")
+    assert [e["spec"]["reason"] for e in audit if e["status"] == "success"] == [
+        "asked to be forgotten",
+        "once more",
+    ]
+
+
+def test_user_erase_errors_are_one_line(db: str) -> None:
+    assert "--reason" in usage_error(db, "user", "erase", ALICE)
+    assert refused(db, "user", "erase", "not-a-uuid", "--reason", "r").startswith(
+        "error: ledger_invalid_parameters: USER_ID:"
+    )
+    assert "not found" in refused(db, "user", "erase", BOB, "--reason", "r")
+    ok(db, "user", "create", ALICE)
+    assert "--reason:" in refused(db, "user", "erase", ALICE, "--reason", "a\nb")
