@@ -261,7 +261,7 @@ def _unstall(ledger: Ledger, skip: SkipProjectionEventAction) -> None:
 
 
 # A longer search: LEDGER_PROPERTY_EXAMPLES=400 (SQLite; PostgreSQL gets three eighths).
-EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "100"))  # more for a deeper search
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ selection rule and sums.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -488,7 +489,7 @@ def _longer_than_a_month() -> Scenario:
 
 @pytest.mark.parametrize("kind", BACKENDS)
 @settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "40")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
