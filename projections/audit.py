@@ -1,7 +1,14 @@
-"""Read model of the audit trail: one row per action outcome, indexed for the auditor's filters."""
+"""Read model of the audit trail: one row per action outcome, indexed for the auditor's filters.
+
+An action's input (`spec`) may hold personal values, sealed in the stored record under a
+user's or a group's subject (domain/audit/record.py). Each row that holds some is listed
+under its subjects in `subjects`; when an event erases a subject, those rows' values at
+the declared paths become ERASED, which is what a rebuild then reads from the records.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -10,8 +17,10 @@ from sqlalchemy.engine import Connection
 
 from domain.actions.base import batch_label
 from domain.audit import AuditRecord
-from projections.projection import Batch, BatchProjection, on
-from projections.sql import POSITION, BulkInsert
+from domain.personal import Path, declared
+from projections.erasure import erasing_classes, subject_erased_by, with_erased
+from projections.projection import Batch, BatchProjection, Handler, on
+from projections.sql import POSITION, BulkInsert, chunks
 
 _TIMES = ("started_at", "ended_at")
 
@@ -21,7 +30,8 @@ class AuditProjection(BatchProjection):
     # 2: the position is SQLite's rowid (see `POSITION`).
     # 3: a batch's entities in their own indexed rows; its `entity_id` a bounded label
     #    (a comma-joined list of 300 ids broke PostgreSQL's B-tree index).
-    version = 3
+    # 4: the subjects whose personal values each row's spec holds, rewritten on erasure.
+    version = 4
     cost = 0.1  # one row per action, not per event
 
     def __init__(self, metadata: sa.MetaData) -> None:
@@ -58,15 +68,28 @@ class AuditProjection(BatchProjection):
             sa.Column("entity_id", sa.Text, nullable=False),
             sa.Index(None, "entity_id", "position"),
         )
+        # The rows whose spec holds personal values sealed under a subject: what its
+        # erasure rewrites. No value here is personal (a subject names an id the row holds).
+        self.subjects = self.table(
+            "subjects",
+            sa.Column("subject", sa.String(128), primary_key=True),
+            sa.Column("position", POSITION, primary_key=True, autoincrement=False),
+        )
         # A row is the event's position, then its entry's values in the order of the columns after it.
         self._entry_columns = list(self.entries.columns.keys())[1:]
         self._insert = BulkInsert(self.entries)
         self._insert_entities = BulkInsert(self.batch_entities)
+        self._insert_subjects = BulkInsert(self.subjects)
+        self._personal = declared(AuditRecord.Recorded)
+
+    def computed_handlers(self) -> Mapping[type, Handler]:
+        return dict.fromkeys(erasing_classes(), self.apply_batch)  # routed to apply_batch anyway
 
     @on(AuditRecord.Recorded)
     def apply_batch(self, conn: Connection, batch: Batch) -> None:
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         entities: list[tuple[int, str]] = []
+        subjects: list[tuple[str, int]] = []
         for position, event in batch:
             if type(event) is AuditRecord.Recorded:
                 entry = event.entry
@@ -75,8 +98,53 @@ class AuditProjection(BatchProjection):
                     entry = {**entry, "entity_id": batch_label(ids)}
                     entities.extend((position, entity_id) for entity_id in ids)
                 rows.append(self._row(position, entry))
+                subjects.extend((subject, position) for subject in self._sealed_under(vars(event)))
+            elif (subject := subject_erased_by(event)) is not None:
+                # The rows before the erasure are written first: it may rewrite them.
+                self._write(conn, rows, entities, subjects)
+                rows, entities, subjects = [], [], []
+                self._erase(conn, subject)
+        self._write(conn, rows, entities, subjects)
+
+    def _write(
+        self, conn: Connection, rows: list[tuple[Any, ...]], entities: list[tuple[int, str]], subjects: list[Any]
+    ) -> None:
         self._insert(conn, rows)
         self._insert_entities(conn, entities)
+        self._insert_subjects(conn, subjects)
+
+    def _spec_paths(self, state: Mapping[str, Any], subject: str | None = None) -> list[tuple[Path, str]]:
+        """The declared personal values of a record's state that lie in its spec (the one
+        column that holds the action's input), each with its subject; paths relative to
+        the spec. `subject`: only that subject's."""
+        return [
+            (path[2:], found)
+            for declaration in self._personal
+            for path, found in declaration.locate(state)
+            if path[:2] == ("entry", "spec") and len(path) > 2 and subject in (None, found)
+        ]
+
+    def _sealed_under(self, state: Mapping[str, Any]) -> set[str]:
+        return {subject for _path, subject in self._spec_paths(state)}
+
+    def _erase(self, conn: Connection, subject: str) -> None:
+        """The subject's values in the rows that hold some, as a rebuild now reads them: ERASED."""
+        e, s = self.entries, self.subjects
+        positions = list(conn.execute(sa.select(s.c.position).where(s.c.subject == subject)).scalars())
+        for chunk in chunks(positions, 500):
+            found = conn.execute(sa.select(e.c.position, e.c.entity_type, e.c.spec).where(e.c.position.in_(chunk)))
+            changed = []
+            for row in found:
+                # The state the declarations' subjects and paths are computed from: the
+                # record's entity type and spec are all they read.
+                state = {"entry": {"entity_type": row.entity_type, "spec": row.spec}}
+                paths = [path for path, _ in self._spec_paths(state, subject)]
+                changed.append({"at": row.position, "erased": with_erased(row.spec, paths)})
+            if changed:
+                conn.execute(
+                    sa.update(e).where(e.c.position == sa.bindparam("at")).values(spec=sa.bindparam("erased")), changed
+                )
+        conn.execute(sa.delete(s).where(s.c.subject == subject))
 
     def _row(self, position: int, entry: dict[str, Any]) -> tuple[Any, ...]:
         values = [datetime.fromisoformat(entry[c]) if c in _TIMES else entry.get(c) for c in self._entry_columns]

@@ -89,6 +89,9 @@ def _sqlite_begin(conn: Connection) -> None:
 
 def _sqlite_read_model_settings(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # transactions are begun explicitly (`_sqlite_begin`)
+    # Deleted and overwritten rows are zeroed in the file (and the pages the WAL copies):
+    # an erasure leaves no plaintext of what a row held (docs/ERASURE.md).
+    dbapi_connection.execute("PRAGMA secure_delete=ON")
     # In WAL mode (the ledger's files), no fsync at each read-model commit: a power cut can
     # then lose the last commits, but their rows and their tracking position together, so
     # the events are applied again; a crash of the process loses nothing. The event store's

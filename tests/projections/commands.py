@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from adapters.bootstrap import Ledger
+from domain.actions import ActionTriggerMeta
 from domain.errors import LedgerError
 from domain.group import CreateGroupAction, DeleteGroupAction, ModifyGroupAction, PurgeGroupAction
 from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction, ModifyKeyPairAction
@@ -20,6 +21,7 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicyCreator,
     ModifyKeyPairResourcePolicyAction,
 )
+from domain.user import EraseUserAction, ModifyUserAction
 from domain.workload import (
     CreateVFolderAction,
     ReportKernelStatsAction,
@@ -64,19 +66,95 @@ commands = st.one_of(
 )
 
 
-def run(ledger: Ledger, command: Command) -> None:
-    """Runs one command; refusals (a duplicate, an unknown entity) are part of a history."""
+# Commands whose actions hold personal values (issue 14): a group's description, a kernel's
+# user id, access key and session name. Each value names its group (`-g<i>-`), so a test
+# knows whose erasure must hide it.
+personal_commands = st.one_of(
+    st.tuples(st.just("describe"), st.integers(0, len(GROUPS) - 1), st.integers(0, 99)),
+    st.tuples(
+        st.just("named_start"),
+        st.integers(0, len(GROUPS) - 1),
+        st.integers(0, len(KERNELS) - 1),
+        st.integers(0, 90),
+        st.integers(0, 99),
+    ),
+    # A user's email and full name (their own subject), and the user's erasure.
+    st.tuples(st.just("user_named"), st.integers(0, len(USERS) - 1), st.integers(0, 99)),
+    st.tuples(st.just("user_erase"), st.integers(0, len(USERS) - 1)),
+)
+AUDITOR = ActionTriggerMeta(
+    user_id=uuid.UUID(int=1), access_key="AKAUDITOR", role="superadmin", domain_name="default", request_id="req-rm"
+)
+
+
+def description(group: int, n: int) -> str:
+    return f"description-g{group}-{n} of a team"
+
+
+def session_name(group: int, n: int) -> str:
+    return f"session-g{group}-{n}"
+
+
+def kernel_access_key(group: int, n: int) -> str:
+    return f"AKKERNEL-g{group}-{n}"
+
+
+def email(user: int, n: int) -> str:
+    return f"person-u{user}-{n}@example.org"
+
+
+def full_name(user: int, n: int) -> str:
+    return f"Person-u{user}-{n} Example"
+
+
+def kernel_user(n: int) -> uuid.UUID:
+    """A kernel's user id: not a ledger user, so its only copies are the kernel's."""
+    return uuid.UUID(int=0xA000 + n)
+
+
+def run(ledger: Ledger, command: Command, audited: bool = False) -> None:
+    """Runs one command; refusals (a duplicate, an unknown entity) are part of a history.
+    `audited`: through the ledger's processors (validated, and recorded in the audit trail)."""
     if command[0] == "life":
         _, group, kernel, minutes = command
         for part in (("start", group, kernel, 0), ("stats", kernel, minutes), ("end", kernel, minutes + 1)):
-            run(ledger, part)
+            run(ledger, part, audited)
         return
     with suppress(LedgerError):
-        asyncio.run(_action(ledger, command))
+        asyncio.run(_action(ledger, command, audited))
 
 
-async def _action(ledger: Ledger, command: Command) -> Any:
-    s = ledger.services
+class _Processed:
+    """One service's methods called through its processors, as the auditor (superadmin)."""
+
+    def __init__(self, processors: Any) -> None:
+        self._processors = processors
+
+    def __getattr__(self, method: str) -> Any:
+        processor = getattr(self._processors, method)
+
+        async def call(action: Any) -> Any:
+            return await processor.wait_for_complete(action, AUDITOR)
+
+        return call
+
+
+class _Audited:
+    """The ledger's services, each call run through its processor (so audited)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def __getattr__(self, service: str) -> Any:
+        return _Processed(getattr(self._ledger.processors, service))
+
+
+def _services(ledger: Ledger, audited: bool) -> Any:
+    return _Audited(ledger) if audited else ledger.services
+
+
+async def _action(ledger: Ledger, command: Command, audited: bool = False) -> Any:
+    s = _services(ledger, audited)
     kind, *args = command
     if kind == "policy":
         name, sessions = args
@@ -103,13 +181,38 @@ async def _action(ledger: Ledger, command: Command) -> Any:
             return await s.keypair.create_keypair(create)
         except LedgerError:
             return await s.keypair.modify_keypair(ModifyKeyPairAction(access_key=key, resource_policy=policy))
+    if kind == "user_named":
+        user, n = args
+        ensure_user(ledger.app.store, USERS[user], "default")
+        modifier = {"email": email(user, n), "full_name": full_name(user, n)}
+        return await s.user.modify_user(ModifyUserAction(user_id=USERS[user], modifier=modifier))
+    if kind == "user_erase":
+        return await s.user.erase_user(EraseUserAction(user_id=USERS[args[0]], reason="asked to be forgotten"))
     if kind == "keypair_delete":
         return await s.keypair.delete_keypair(DeleteKeyPairAction(access_key=args[0]))
-    return await _group_or_workload(ledger, kind, args)
+    return await _group_or_workload(ledger, kind, args, audited)
 
 
-async def _group_or_workload(ledger: Ledger, kind: str, args: list[Any]) -> Any:
-    s = ledger.services
+async def _group_or_workload(ledger: Ledger, kind: str, args: list[Any], audited: bool = False) -> Any:
+    s = _services(ledger, audited)
+    if kind == "describe":
+        group, n = args
+        modifier = {"description": description(group, n)}
+        return await s.group.modify_group(ModifyGroupAction(group_id=GROUPS[group], modifier=modifier))
+    if kind == "named_start":
+        group, kernel, minutes, n = args
+        action = StartKernelAction(
+            kernel_id=KERNELS[kernel],
+            session_id=KERNELS[kernel],
+            session_name=session_name(group, n),
+            group_id=GROUPS[group],
+            domain_name="default",
+            user_id=kernel_user(n),
+            access_key=kernel_access_key(group, n),
+            occupied_slots={"cpu": "1"},
+            started_at=T0 + timedelta(minutes=minutes),
+        )
+        return await s.workload.start_kernel(action)
     if kind == "group":
         group = GROUPS[args[0]]
         action = CreateGroupAction(input={"name": f"g{args[0]}", "domain_name": "default"}, group_id=group)
