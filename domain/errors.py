@@ -193,6 +193,15 @@ class PurgeGroupActionVFoldersMountedToActiveKernelsError(GroupError):
     error_detail = "vfolders_mounted"
 
 
+class GroupClearHistory(GroupError):
+    """A group's stream holds personal values stored in clear before sealing existed: its
+    purge would leave them readable, so it is refused unless the operator accepts that."""
+
+    status = 409
+    error_operation = "purge"
+    error_detail = "clear_history"
+
+
 class GroupNotActive(GroupError):
     """The group was soft-deleted: it keeps its history but takes no new workload."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from eventsourcing.domain import Aggregate
 
@@ -86,3 +86,14 @@ def load_live(work: UnitOfWork, cls: type[E], key: str, field: str | None = None
             error = ObjectNotFound(error.reason, entity_type=error.entity_type, entity_id=error.entity_id, field=field)
         raise error
     return found
+
+
+@runtime_checkable
+class ClearHistory(Protocol):
+    """What an erasure needs from the store beyond `AggregateStore`."""
+
+    def clear_history(self, aggregate_id: uuid.UUID, key: str) -> tuple[int, int]:
+        """(events, values): how many events of the stream hold how many declared personal
+        values stored in clear. `key`: the entity's key, for events stored before they
+        named it."""
+        ...

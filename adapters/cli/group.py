@@ -256,14 +256,29 @@ def group_delete(ctx: typer.Context, group: GroupArg, domain: DomainOption = Non
 
 
 @group_app.command("purge")
-def group_purge(ctx: typer.Context, group: GroupArg, domain: DomainOption = None) -> None:
-    """Remove a group for good; its name is free again. Refused while it has active kernels,
-    vfolders mounted to them or active endpoints."""
+def group_purge(
+    ctx: typer.Context,
+    group: GroupArg,
+    domain: DomainOption = None,
+    accept_clear_history: Annotated[
+        bool,
+        typer.Option(
+            "--accept-clear-history",
+            help="Purge even though an older release stored some of the group's personal values in clear "
+            "(the purge cannot erase those; it records how many).",
+        ),
+    ] = False,
+) -> None:
+    """Remove a group for good and erase its personal values (its key is destroyed); its name
+    is free again. Refused while it has active kernels, vfolders mounted to them or active
+    endpoints, and while its history holds values stored in clear (see --accept-clear-history)."""
     from domain.group import PurgeGroupAction
 
     state = state_of(ctx)
     with state.ledger() as ledger:
-        action = PurgeGroupAction(group_id=_group_key(state, ledger, group, domain))
+        action = PurgeGroupAction(
+            group_id=_group_key(state, ledger, group, domain), accept_clear_history=accept_clear_history
+        )
         result = state.run(ledger.processors.group.purge_group, action)
     before: GroupData = result.data
     state.output(before.to_json(), lambda: typer.echo(f"purged group {before.name!r} ({before.id})"))

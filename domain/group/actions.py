@@ -11,8 +11,8 @@ from pydantic import Field, model_validator
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.group.types import GroupCreator, GroupData, GroupModifier
-from domain.parsers import parse_user_update_mode, parse_uuid_list
-from domain.validation import UUIDField, built, optional_state_of
+from domain.parsers import parse_bool, parse_user_update_mode, parse_uuid_list
+from domain.validation import UUIDField, built, field_of, optional_state_of
 from domain.values import OptionalState, UserUpdateMode
 
 
@@ -81,6 +81,11 @@ class DeleteGroupAction(_OnGroup):
 
 
 class PurgeGroupAction(_OnGroup):
+    """`accept_clear_history`: purge even though the group's stream holds personal values
+    stored in clear by an older release (the purge cannot erase those; it records how many)."""
+
+    accept_clear_history: Annotated[bool, field_of(parse_bool)] = False
+
     @classmethod
     def operation_type(cls) -> str:
         return "purge"

@@ -62,9 +62,13 @@ class Group(Entity):
             aggregate.changed_at = self.timestamp
 
     class Purged(Entity.Event):
-        """Hard delete: the group is gone from every lookup; its name is free."""
+        """Hard delete: the group is gone from every lookup; its name is free. Its key is
+        destroyed with it (issue 14); `clear_values`: values stored in clear by an older
+        release that outlive that, which the operator accepted (`accept_clear_history`)."""
 
         key: str | None = None
+        accept_clear_history: bool = False
+        clear_values: int = 0
 
         def apply(self, aggregate: Group) -> None:
             aggregate.is_deleted = True
@@ -142,7 +146,7 @@ class Group(Entity):
         if changes:
             self.trigger_event(self.Deleted, changes=changes, key=self.key)
 
-    def purge(self) -> None:
+    def purge(self, **erasure: Any) -> None:
         """The checks of REFERENCE.md, in order, on state that conflicts with new workload."""
         self.require_live()
         mounted = sorted({m for mounts in self.kernels.values() for m in mounts if m in self.vfolders})
@@ -158,7 +162,7 @@ class Group(Entity):
             raise PurgeGroupActionActiveEndpointsError(
                 f"group {self.key} has {plural(len(self.endpoints), 'active endpoint')}: {some(self.endpoints)}"
             )
-        self.trigger_event(self.Purged, key=self.key)
+        self.trigger_event(self.Purged, key=self.key, **erasure)
 
     def require_active(self) -> None:
         self.require_live()

@@ -23,7 +23,7 @@ from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.domains.service import require_domain
 from domain.entity import Entity
-from domain.errors import GroupSlotsAboveDomain, InvalidAPIParameters
+from domain.errors import GroupClearHistory, GroupSlotsAboveDomain, InvalidAPIParameters
 from domain.group.actions import (
     CreateGroupAction,
     CreateGroupActionResult,
@@ -36,7 +36,8 @@ from domain.group.actions import (
 )
 from domain.group.aggregate import Group, GroupNameIndex, name_index_id
 from domain.group.types import GroupData
-from domain.ports import AggregateStore, UnitOfWork, load_live
+from domain.ports import AggregateStore, ClearHistory, UnitOfWork, load_live
+from domain.shown import plural
 from domain.usage import (
     UsagePerMonthAction,
     UsagePerMonthActionResult,
@@ -102,8 +103,12 @@ def record_memberships(work: UnitOfWork, group_id: str, removed: Iterable[str], 
 
 
 class GroupService:
-    def __init__(self, store: AggregateStore, usage: UsageReader, timezone: str = "UTC") -> None:
+    def __init__(
+        self, store: AggregateStore, usage: UsageReader, timezone: str = "UTC", history: ClearHistory | None = None
+    ) -> None:
         self._store = store
+        # A store that cannot hold clear values (the in-memory one) needs no check.
+        self._history = history if history is not None or not isinstance(store, ClearHistory) else store
         self._reports = UsageReports(usage, timezone)
 
     async def create_group(self, action: CreateGroupAction) -> CreateGroupActionResult:
@@ -175,7 +180,14 @@ class GroupService:
             work = UnitOfWork(self._store)
             group = load_group(work, action.group_id)
             before = group_data(group)
-            group.purge()
+            events, values = (0, 0) if self._history is None else self._history.clear_history(group.id, str(group.id))
+            group.purge(accept_clear_history=action.accept_clear_history, clear_values=values)
+            if values and not action.accept_clear_history:  # after the purge's own checks, which come first
+                raise GroupClearHistory(
+                    f"group {group.id}: {plural(events, 'event')} of its history {'hold' if events > 1 else 'holds'} "
+                    f"{plural(values, 'personal value')} stored in clear before sealing existed, which a purge "
+                    "cannot erase; accept that with accept_clear_history"
+                )
             record_memberships(work, str(group.id), sorted(group.members), ())  # released with it
             name_index(work, *group.name_key).release(str(group.id))
             domain = work.get(Domain.id_for(group.fields["domain_name"]), Domain)

@@ -12,9 +12,6 @@ the erasure, so it is refused unless the operator accepts them.
 
 from __future__ import annotations
 
-import uuid
-from typing import Protocol, runtime_checkable
-
 from domain.actions.context import current_context
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
@@ -22,7 +19,7 @@ from domain.domains.service import DEFAULT_POLICY, check_admin_may_assign, relin
 from domain.entity import Entity
 from domain.errors import UserClearHistory
 from domain.group.aggregate import Group
-from domain.ports import AggregateStore, UnitOfWork, load_live
+from domain.ports import AggregateStore, ClearHistory, UnitOfWork, load_live
 from domain.shown import plural
 from domain.user.actions import (
     CreateUserAction,
@@ -40,17 +37,6 @@ from domain.user.types import UserData
 from domain.values import UserUpdateMode
 
 USER = EntityType.USER
-
-
-@runtime_checkable
-class ClearHistory(Protocol):
-    """What an erasure needs from the store beyond `AggregateStore`."""
-
-    def clear_history(self, aggregate_id: uuid.UUID, key: str) -> tuple[int, int]:
-        """(events, values): how many events of the stream hold how many declared personal
-        values stored in clear. `key`: the entity's key, for events stored before they
-        named it."""
-        ...
 
 
 def user_data(user: User) -> UserData:

@@ -238,10 +238,16 @@ def delete_group(call: CallDep, group_id: GroupId) -> Response:
     responses=WRITE_ERRORS,
     summary="Remove a group for good (refused while it has active kernels or endpoints). Honours If-Match.",
 )
-def purge_group(call: CallDep, group_id: GroupId) -> Response:
+def purge_group(
+    call: CallDep,
+    group_id: GroupId,
+    accept_clear_history: Annotated[
+        bool, Query(description="Purge even though an older release stored some personal values in clear.")
+    ] = False,
+) -> Response:
     return call.command(
         call.ledger.processors.group.purge_group,
-        lambda: PurgeGroupAction(group_id=group_id),
+        lambda: PurgeGroupAction(group_id=group_id, accept_clear_history=accept_clear_history),
         lambda result: _out(result.data),
         entity=_stream(group_id),
     )

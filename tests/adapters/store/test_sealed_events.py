@@ -9,6 +9,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from adapters.bootstrap import Ledger
 from adapters.store.chain import verify
 from domain.actions import ActionTriggerMeta
@@ -91,3 +93,44 @@ def test_a_reopened_ledger_reads_what_it_sealed(ledger_url: str) -> None:
     with open_ledger(ledger_url) as again:
         found = again.queries.user(user)
         assert found is not None and found.email == EMAIL
+
+
+OLD_DESCRIPTION = "described in clear by an older release"
+
+
+def _old_release_group(ledger: Ledger) -> uuid.UUID:
+    """A group whose description an older release stored in clear (no sealing yet)."""
+    created = run(ledger, "group", "create_group", CreateGroupAction(input={"name": "old", "domain_name": "default"}))
+    app = ledger.app
+    keys = app.mapper.keys  # type: ignore[attr-defined]
+    app.mapper.keys = None  # type: ignore[attr-defined]
+    try:
+        from domain.group import Group
+
+        stored = app.get(created.data.id, Group)
+        assert stored is not None
+        stored.modify({"description": OLD_DESCRIPTION})
+        app.save(stored)
+    finally:
+        app.mapper.keys = keys  # type: ignore[attr-defined]
+        app.cache.clear()
+    assert OLD_DESCRIPTION.encode() in stored_bytes(ledger)
+    return created.data.id  # type: ignore[no-any-return]
+
+
+def test_a_purge_over_clear_history_is_refused_unless_accepted(ledger: Ledger) -> None:
+    from domain.errors import GroupClearHistory
+
+    group = _old_release_group(ledger)
+    with pytest.raises(GroupClearHistory) as refused:
+        run(ledger, "group", "purge_group", PurgeGroupAction(group_id=group))
+    assert "1 event" in refused.value.message and "1 personal value" in refused.value.message
+    assert refused.value.code == "group_purge_clear_history"
+    assert ledger.queries.group(group) is not None  # nothing purged
+    assert ledger.app.keys.key(f"group:{group}") is not None
+    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=group, accept_clear_history=True))
+    assert ledger.queries.group(group) is None
+    purged = ledger.queries.history("group", str(group))[-1]
+    assert purged.event == "Purged" and purged.details["clear_values"] == 1
+    assert purged.details["accept_clear_history"] is True
+    assert verify(ledger.app).ok
