@@ -111,6 +111,7 @@ class Call:
             first = responses.replay(claim.key, claim.request_hash, recorded)
             assert first is not None  # a record exists: replay answers or raises
             return _replayed(first)
+        _check_unwritten(scope)
         headers = {POSITION_HEADER: str(scope.position if scope.position is not None else self._head())}
         entity_id = entity(result) if callable(entity) else entity
         if entity_id is not None:
@@ -144,19 +145,14 @@ class Call:
         return found if isinstance(found, IdempotentRequest) else None
 
     def _if_match(self, entity_id: uuid.UUID | None) -> dict[uuid.UUID, int]:
+        """The version `If-Match` names for the command's entity. Checked inside the command,
+        after its permission check (so a caller learns nothing of an entity it may not see):
+        on the aggregate it appends to, or, when it appends nothing, on the one it read
+        (`_check_unwritten`). `*` asks only that the entity exist, which the command checks."""
         raw = self.request.headers.get("If-Match")
-        if raw is None or entity_id is None:
+        if raw is None or entity_id is None or raw.strip() == "*":
             return {}
-        raw = raw.strip()
-        current = self.version_of(entity_id)
-        if raw == "*":
-            if current is None:
-                raise PreconditionFailed("If-Match: * and the resource does not exist")
-            return {}
-        expected = parse_etag(raw)
-        if current is not None and current != expected:
-            raise PreconditionFailed(f"If-Match: version {expected} is not current (version {current} is)")
-        return {entity_id: expected}
+        return {entity_id: parse_etag(raw.strip())}
 
     def version_of(self, entity_id: uuid.UUID) -> int | None:
         """The entity's current version, read from the store (not a cached copy)."""
@@ -181,6 +177,18 @@ class Call:
                     f"min_position: the read models reached {reached}, not {min_position}, within {MAX_WAIT:g} s"
                 )
             time.sleep(0.05)
+
+
+def _check_unwritten(scope: WriteScope) -> None:
+    """A command that appended nothing to an entity `If-Match` named (a change to what it
+    already held) still answers 412 when the version it read is not the one named. The
+    version read is confirmed: a decision that writes nothing runs on fresh reads."""
+    for entity_id, expected in scope.expected.items():
+        if entity_id in scope.versions:
+            continue  # appended: checked before the append (`WriteScope.check`)
+        read = scope.loaded.get(entity_id)
+        if read is not None and read != expected:
+            raise PreconditionFailed(f"If-Match: version {expected} is not current (version {read} is)")
 
 
 def entity_tag(version: int) -> str:

@@ -180,6 +180,9 @@ class LedgerApplication(Application[uuid.UUID]):
             self.cache.put(aggregate)
         if not isinstance(aggregate, cls):
             raise TypeError(f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}")
+        scope = current_write_scope()
+        if scope is not None:
+            scope.read(aggregate_id, aggregate.version)
         return aggregate
 
     def _load(self, aggregate_id: uuid.UUID) -> Aggregate:

@@ -45,6 +45,11 @@ class WriteScope:
     idempotency: IdempotencyClaim | None = None
     versions: dict[uuid.UUID, int] = field(default_factory=dict)
     position: int | None = None
+    loaded: dict[uuid.UUID, int] = field(default_factory=dict)  # versions read of the `expected` ones
+
+    def read(self, aggregate_id: uuid.UUID, version: int) -> None:
+        if aggregate_id in self.expected:
+            self.loaded[aggregate_id] = version
 
     def check(self, saving: Sequence[Aggregate]) -> None:
         """Refuses an append to an aggregate whose version before this command is not the

@@ -3,6 +3,7 @@ twin gets the first response; the same If-Match sent at once lets exactly one th
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -75,3 +76,19 @@ def test_an_erasure_clears_every_cached_response(api: Api) -> None:
     again = api.post("/v1/groups", body, **key)
     assert again.status_code == 409 and again.json()["code"] == "idempotency_already_applied"
     assert "a description to be erased" not in again.text
+
+
+def test_if_match_reveals_nothing_of_an_entity_the_caller_may_not_see(api: Api) -> None:
+    """The version is compared inside the command, after its permission check: a foreign
+    admin's If-Match, right or wrong, is the 404 of an unknown entity, never a 412."""
+    created = api.post("/v1/groups", {"name": "hidden", "domain_name": "alpha"})
+    group = created.json()["id"]
+    unknown = api.patch(f"/v1/groups/{uuid.uuid4()}", {"description": "x"}, "foreign_admin", **{"If-Match": '"1"'})
+    for tag in ('"1"', '"99"'):
+        answer = api.patch(f"/v1/groups/{group}", {"description": "x"}, "foreign_admin", **{"If-Match": tag})
+        assert answer.status_code == 404 and answer.json()["code"] == unknown.json()["code"]
+    # A no-op change (nothing appended) still honours If-Match for a caller who may write.
+    stale = api.patch(f"/v1/groups/{group}", {"name": "hidden"}, **{"If-Match": '"99"'})
+    assert stale.status_code == 412 and stale.json()["code"] == "ledger_precondition_failed"
+    current = api.patch(f"/v1/groups/{group}", {"name": "hidden"}, **{"If-Match": created.headers["ETag"]})
+    assert current.status_code == 200 and current.json()["changed"] is False
