@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from adapters.http.calls import Call, CallDep
 from adapters.http.problems import not_found, responses
@@ -31,6 +31,12 @@ MinPosition = Annotated[
         "position (a write's `Ledger-Position`), else 503.",
     ),
 ]
+
+
+class Exact(BaseModel):
+    """A response object with exactly these fields (no others: additionalProperties false)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Page(BaseModel, Generic[ItemT]):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
@@ -20,6 +20,7 @@ from adapters.http.routes.common import (
     READ_ERRORS,
     WRITE_ERRORS,
     After,
+    Exact,
     Limit,
     MinPosition,
     Page,
@@ -41,12 +42,6 @@ MEMBERSHIP = ("user_update_mode", "user_uuids")
 router = APIRouter(route_class=LedgerRoute, prefix="/groups", tags=["groups"])
 GroupId = Annotated[str, Path(max_length=256, description="The group's id (a UUID).")]
 Quantity = float | int | str
-
-
-class Exact(BaseModel):
-    """A response object with exactly these fields (no others: additionalProperties false)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class GroupOut(Exact):

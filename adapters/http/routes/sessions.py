@@ -407,4 +407,4 @@ def report_activity(call: CallDep, session_id: SessionId, payload: Body) -> Resp
     )
 
 
-add_history_routes(router, SESSION, "session_id", _visible, key_of=lambda raw: str(parse_uuid(raw, "session_id")))
+add_history_routes(router, SESSION, "session_id", _visible, key_of=_key)

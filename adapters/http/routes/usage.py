@@ -13,11 +13,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
 
 from adapters.http.calls import Call, CallDep, LedgerRoute, json_response
 from adapters.http.problems import not_found
-from adapters.http.routes.common import READ_ERRORS, MinPosition
+from adapters.http.routes.common import READ_ERRORS, Exact, MinPosition
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
 from domain.group.aggregate import Group
@@ -26,12 +25,6 @@ from domain.usage import UsagePerMonthAction, UsagePerPeriodAction
 USAGE = "usage"
 router = APIRouter(route_class=LedgerRoute, prefix="/usage", tags=["usage"])
 Day = Annotated[str, Query(max_length=16, description="A day, YYYYMMDD (local time of the ledger's zone).")]
-
-
-class Exact(BaseModel):
-    """A response object with exactly these fields (no others: additionalProperties false)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class KernelUsageOut(Exact):

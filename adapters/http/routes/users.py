@@ -216,4 +216,4 @@ def erase_user(call: CallDep, user_id: UserId, payload: Body) -> Response:
     )
 
 
-add_history_routes(router, USER, "user_id", _visible, key_of=lambda raw: str(parse_uuid(raw, "user_id")))
+add_history_routes(router, USER, "user_id", _visible, key_of=_key)
