@@ -39,7 +39,7 @@ ENTITY_KINDS: dict[str, type[Entity]] = {entity.ENTITY_TYPE: entity for entity i
 # so it holds the same personal values as the events it folds, sealed with the same
 # subjects. Every aggregate shares the library's one Snapshot class: each declaration's
 # subject is None unless the snapshot is of its aggregate (`topic`). A group's members are
-# the keys of `state.members` (a dict), which the path grammar (values only) cannot reach.
+# the items of `state.members` (a list: Group class version 2).
 _USER_TOPIC, _GROUP_TOPIC, _KERNEL_TOPIC = get_topic(User), get_topic(Group), get_topic(Kernel)
 
 
@@ -66,6 +66,6 @@ def kernel_snapshot_subject(state: Mapping[str, Any]) -> str | None:
 declare(
     Snapshot,
     personal(*(f"state.fields.{f}" for f in USER_FIELDS_PERSONAL), subject=user_snapshot_subject),
-    personal(*(f"state.fields.{f}" for f in GROUP_FIELDS_PERSONAL), subject=group_snapshot_subject),
+    personal(*(f"state.fields.{f}" for f in GROUP_FIELDS_PERSONAL), "state.members[*]", subject=group_snapshot_subject),
     personal(*(f"state.fields.{f}" for f in KERNEL_FIELDS_PERSONAL), subject=kernel_snapshot_subject),
 )

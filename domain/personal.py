@@ -95,33 +95,65 @@ def _find(node: Any, pattern: Pattern, at: int, prefix: Path, found: list[Path])
         _find(node[step], pattern, at + 1, (*prefix, step), found)
 
 
+def _nodes(node: Any, pattern: Pattern, at: int, prefix: Path, found: list[tuple[Path, Any]]) -> None:
+    """Like `_find`, with each node found (Mapping nodes only: what `each` scopes)."""
+    if at == len(pattern):
+        if isinstance(node, Mapping):
+            found.append((prefix, node))
+        return
+    step = pattern[at]
+    if isinstance(step, _Each):
+        if isinstance(node, list | tuple):
+            for index, item in enumerate(node):
+                _nodes(item, pattern, at + 1, (*prefix, index), found)
+    elif isinstance(node, Mapping) and step in node:
+        _nodes(node[step], pattern, at + 1, (*prefix, step), found)
+
+
 @dataclass(frozen=True, slots=True)
 class Personal:
-    """Paths of one event type's state that hold personal values, all sealed with the key
-    of one subject."""
+    """Paths of one event type's state that hold personal values, sealed with the key of
+    one subject; with `each`, paths inside every node `each` matches, each node's values
+    sealed with that node's own subject (a batch's facts span groups)."""
 
     paths: tuple[str, ...]
     subject: Subject
     patterns: tuple[Pattern, ...]
+    each: Pattern | None = None
 
     def locate(self, state: Mapping[str, Any]) -> list[tuple[Path, str]]:
         """The concrete paths of this state holding a declared value, each with its
         subject. Paths absent from this state are skipped, and so are None values; an
-        event without a subject yields nothing."""
-        subject = self.subject(state)
-        if subject is None:
-            return []
-        found: list[Path] = []
-        for pattern in self.patterns:
-            _find(state, pattern, 0, (), found)
-        return [(path, subject) for path in found]
+        event (or node) without a subject yields nothing."""
+        if self.each is None:
+            scopes: list[tuple[Path, Any]] = [((), state)]
+        else:
+            scopes = []
+            _nodes(state, self.each, 0, (), scopes)
+        located: list[tuple[Path, str]] = []
+        for prefix, node in scopes:
+            subject = self.subject(node)
+            if subject is None:
+                continue
+            found: list[Path] = []
+            for pattern in self.patterns:
+                _find(node, pattern, 0, prefix, found)
+            located.extend((path, subject) for path in found)
+        return located
 
 
-def personal(*paths: str, subject: Subject) -> Personal:
-    """Declare `paths` of an event's state as personal values sealed with `subject`'s key."""
+def personal(*paths: str, subject: Subject, each: str | None = None) -> Personal:
+    """Declare `paths` of an event's state as personal values sealed with `subject`'s key.
+    With `each` (a path such as `entry.spec.actions[*]`), `paths` are relative to every
+    mapping it reaches and `subject` is given that mapping instead of the whole state."""
     if not paths:
         raise ValueError("a personal declaration names at least one path")
-    return Personal(paths=paths, subject=subject, patterns=tuple(parse_path(path) for path in paths))
+    return Personal(
+        paths=paths,
+        subject=subject,
+        patterns=tuple(parse_path(path) for path in paths),
+        each=None if each is None else parse_path(each),
+    )
 
 
 _DECLARED: dict[str, tuple[Personal, ...]] = {}

@@ -92,8 +92,9 @@ def load_live(work: UnitOfWork, cls: type[E], key: str, field: str | None = None
 class ClearHistory(Protocol):
     """What an erasure needs from the store beyond `AggregateStore`."""
 
-    def clear_history(self, aggregate_id: uuid.UUID, key: str) -> tuple[int, int]:
-        """(events, values): how many events of the stream hold how many declared personal
-        values stored in clear. `key`: the entity's key, for events stored before they
+    def clear_history(self, aggregate_id: uuid.UUID, key: str, subject: str) -> tuple[int, int]:
+        """(events, values): how many stored events and snapshots hold how many personal
+        values of `subject` stored in clear: the entity's own and any other stream's (audit
+        records, kernels). `key`: the entity's key, for its events stored before they
         named it."""
         ...

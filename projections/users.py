@@ -25,7 +25,7 @@ from projections.projection import Handler, on
 
 class UsersProjection(EntityProjection):
     name = "users"
-    version = 1
+    version = 2  # 2: an erasing event leaves the row's email and full name ERASED (issue 14)
     aggregate = User
     key_length = 36
 

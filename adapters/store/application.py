@@ -282,4 +282,5 @@ class AggregateStoreAdapter:
         self.save = app.save_all
         self.run = app.run
         self.existing = functools.partial(existing_streams, app.recorder)  # a batch's streams at once
-        self.clear_history = functools.partial(clear_history, app.recorder, app.mapper)  # for an erasure
+        snapshots = None if app.snapshots is None else app.snapshots.recorder
+        self.clear_history = functools.partial(clear_history, app.recorder, snapshots, app.mapper)  # for an erasure

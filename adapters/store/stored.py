@@ -1,19 +1,21 @@
-"""A stream's events as they are stored: their state decoded but not opened, envelopes
-still sealed (issue 14). What an erasure reads to find personal values stored in clear
-by a release that did not seal them yet: those outlive the erasure of their subject's key.
+"""Events as they are stored: their state decoded but not opened, envelopes still sealed
+(issue 14). What an erasure reads to find personal values stored in clear by a release
+that did not seal them yet: those outlive the erasure of their subject's key.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 
-from eventsourcing.persistence import AggregateRecorder, Mapper, PersistenceError
+from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder, Mapper, PersistenceError
 
-from adapters.store.sealing import clear_values
+from adapters.store.sealing import clear_values, is_sealed, value_at
 from domain.errors import StoreUnavailable
-from domain.personal import declared
+from domain.personal import declarations, declared
+
+_PAGE: Final = 1000
 
 
 def stored_states(
@@ -30,13 +32,23 @@ def stored_states(
 
 
 def clear_history(
-    recorder: AggregateRecorder, mapper: Mapper[uuid.UUID], aggregate_id: uuid.UUID, key: str
+    recorder: ApplicationRecorder,
+    snapshots: AggregateRecorder | None,
+    mapper: Mapper[uuid.UUID],
+    aggregate_id: uuid.UUID,
+    key: str,
+    subject: str,
 ) -> tuple[int, int]:
-    """(events, values): how many events of the stream hold how many declared personal
-    values in clear. An event stored before it named its entity (`key`) is read as naming
-    `key`: its values are this entity's all the same."""
+    """(events, values): how many stored events and snapshots hold how many personal
+    values of `subject` in clear: the entity's own stream and snapshots (an event stored
+    before it named its entity, `key`, is read as naming `key`: its values are this
+    entity's all the same), and every other stream's, found by their declared subject
+    (audit records' action inputs, a group's kernels)."""
     events = values = 0
-    for topic, state in stored_states(recorder, mapper, aggregate_id):
+    own = list(stored_states(recorder, mapper, aggregate_id))
+    if snapshots is not None:
+        own += stored_states(snapshots, mapper, aggregate_id)
+    for topic, state in own:
         personals = declared(topic)
         if not personals:
             continue
@@ -46,4 +58,46 @@ def clear_history(
         if found:
             events += 1
             values += found
+    for state, personals in _others(recorder, mapper, aggregate_id, subject):
+        found = sum(
+            not is_sealed(value_at(state, path))
+            for declaration in personals
+            for path, of in declaration.locate(state)
+            if of == subject
+        )
+        if found:
+            events += 1
+            values += found
     return events, values
+
+
+def _others(
+    recorder: ApplicationRecorder, mapper: Mapper[uuid.UUID], own: uuid.UUID, subject: str
+) -> Iterator[tuple[Mapping[str, Any], tuple[Any, ...]]]:
+    """The decoded states of other streams' events of a declared type that may name
+    `subject`: a state whose bytes hold neither spelling of the subject's id cannot
+    (subjects are read from ids stored in clear), so it is not decoded. A whole-ledger
+    scan, paged: erasures are rare, and clear values can be anywhere an older release
+    wrote them."""
+    topics = [topic for topic in declarations() if topic != "eventsourcing.domain:Snapshot"]
+    entity_id = subject.partition(":")[2]
+    try:
+        spellings = [entity_id.encode(), uuid.UUID(entity_id).hex.encode()]
+    except ValueError:
+        spellings = [entity_id.encode()]
+    screen = mapper.compressor is None and mapper.cipher is None  # bytes readable as they are
+    start = 1
+    while True:
+        try:
+            page = recorder.select_notifications(start, _PAGE, topics=topics)
+        except PersistenceError as exc:
+            raise StoreUnavailable(f"event store read failed: {exc}") from exc
+        for notification in page:
+            if notification.originator_id == own:
+                continue
+            if screen and not any(spelling in notification.state for spelling in spellings):
+                continue
+            yield vars(Mapper.to_domain_event(mapper, notification)), declared(notification.topic)
+        if len(page) < _PAGE:
+            return
+        start = page[-1].id + 1

@@ -92,19 +92,12 @@ def kernel_action_subject(state: Mapping[str, Any]) -> str | None:
     return None if group_id is None else f"group:{group_id}"
 
 
-def batch_subject(state: Mapping[str, Any]) -> str | None:
-    """The group of a batch's kernel starts. One subject seals a whole declaration, so a
-    batch whose starts span groups is sealed with the first one's group: purging that
-    group erases them all, purging another leaves its values readable in this record
-    (the path grammar cannot give each item of a list its own subject)."""
-    spec = _of(state, EntityType.WORKLOAD)
-    facts = None if spec is None else spec.get("actions")
-    if not isinstance(facts, list):
-        return None
-    for fact in facts:  # the starts: the only facts holding a user id
-        if isinstance(fact, Mapping) and "user_id" in fact and fact.get("group_id") is not None:
-            return f"group:{fact['group_id']}"
-    return None
+def fact_subject(fact: Mapping[str, Any]) -> str | None:
+    """A batch fact's group: only a kernel start names its group, and only a start holds
+    personal values. Each fact is sealed with its own group's key, so purging one group
+    of a batch erases that group's facts only."""
+    group_id = fact.get("group_id") if "user_id" in fact else None
+    return None if group_id is None else f"group:{group_id}"
 
 
 # The field names are those of User, Group and Kernel (domain.*.aggregate *_PERSONAL;
@@ -123,5 +116,5 @@ declare(
         subject=group_action_subject,
     ),
     personal(*(f"entry.spec.{f}" for f in _KERNEL), subject=kernel_action_subject),
-    personal(*(f"entry.spec.actions[*].{f}" for f in _KERNEL), subject=batch_subject),
+    personal(*_KERNEL, subject=fact_subject, each="entry.spec.actions[*]"),
 )

@@ -40,15 +40,19 @@ class Group(Entity):
         key: str | None = None
 
         def apply(self, aggregate: Group) -> None:
-            aggregate.members.update(dict.fromkeys(self.user_ids, True))
+            known = set(aggregate.members)
+            for user_id in self.user_ids:
+                if user_id not in known:
+                    known.add(user_id)
+                    aggregate.members.append(user_id)
 
     class MembersRemoved(Entity.Event):
         user_ids: list[str]
         key: str | None = None
 
         def apply(self, aggregate: Group) -> None:
-            for user_id in self.user_ids:
-                aggregate.members.pop(user_id, None)
+            gone = set(self.user_ids)
+            aggregate.members[:] = [u for u in aggregate.members if u not in gone]
 
     class Deleted(Entity.Deleted):
         """Soft delete: the group stays, inactive, with its integration id cleared."""
@@ -106,10 +110,19 @@ class Group(Entity):
 
     def __init__(self) -> None:
         super().__init__()
-        self.members: dict[str, bool] = {}
+        # A list, not a dict: its snapshot seals each member id (a path reaches list
+        # items, never mapping keys); version 2 of the class, snapshots upcast below.
+        self.members: list[str] = []
         self.vfolders: dict[str, bool] = {}
         self.kernels: dict[str, list[str]] = {}  # active kernel -> mounted vfolder ids
         self.endpoints: dict[str, bool] = {}
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot taken when members were a dict of id -> True."""
+        state["members"] = list(state.get("members") or ())
 
     @classmethod
     def id_for(cls, key: str) -> uuid.UUID:
@@ -127,13 +140,14 @@ class Group(Entity):
         """Only real changes become events. Returns the members removed and added, which
         the service records on the users' streams."""
         wanted = dict.fromkeys(user_ids, True)
+        members = set(self.members)
         if mode is UserUpdateMode.REPLACE:
             removed = [u for u in self.members if u not in wanted]
-            added = [u for u in wanted if u not in self.members]
+            added = [u for u in wanted if u not in members]
         elif mode is UserUpdateMode.ADD:
-            removed, added = [], [u for u in wanted if u not in self.members]
+            removed, added = [], [u for u in wanted if u not in members]
         else:
-            removed, added = [u for u in wanted if u in self.members], []
+            removed, added = [u for u in wanted if u in members], []
         if removed:
             self.trigger_event(self.MembersRemoved, user_ids=removed, key=self.key)
         if added:

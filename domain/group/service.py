@@ -153,7 +153,8 @@ class GroupService:
             if not mode.is_nop():
                 wanted = [str(u) for u in users.value()]
                 if mode.value() is not UserUpdateMode.REMOVE:
-                    require_members(work, domain_name, [u for u in wanted if u not in group.members], "user_uuids")
+                    members = set(group.members)
+                    require_members(work, domain_name, [u for u in wanted if u not in members], "user_uuids")
                 removed, added = group.update_members(mode.value(), wanted)
                 record_memberships(work, str(group.id), removed, added)
             # Every event of a modify is the group's own (the name index moves only with it).
@@ -180,11 +181,16 @@ class GroupService:
             work = UnitOfWork(self._store)
             group = load_group(work, action.group_id)
             before = group_data(group)
-            events, values = (0, 0) if self._history is None else self._history.clear_history(group.id, str(group.id))
+            events, values = (
+                (0, 0)
+                if self._history is None
+                else self._history.clear_history(group.id, str(group.id), f"group:{group.id}")
+            )
             group.purge(accept_clear_history=action.accept_clear_history, clear_values=values)
             if values and not action.accept_clear_history:  # after the purge's own checks, which come first
                 raise GroupClearHistory(
-                    f"group {group.id}: {plural(events, 'event')} of its history {'hold' if events > 1 else 'holds'} "
+                    f"group {group.id}: {plural(events, 'stored event')} (its own, its kernels', audit records, "
+                    f"snapshots) {'hold' if events > 1 else 'holds'} "
                     f"{plural(values, 'personal value')} stored in clear before sealing existed, which a purge "
                     "cannot erase; accept that with accept_clear_history"
                 )

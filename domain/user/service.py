@@ -111,10 +111,12 @@ class UserService:
             user = work.get(User.id_for(key), Entity)
             if not isinstance(user, User):
                 raise User.missing(key)
-            events, values = (0, 0) if self._history is None else self._history.clear_history(user.id, key)
+            history = self._history
+            events, values = (0, 0) if history is None else history.clear_history(user.id, key, f"user:{key}")
             if values and not action.accept_clear_history:
                 raise UserClearHistory(
-                    f"user {key}: {plural(events, 'event')} of its history {'hold' if events > 1 else 'holds'} "
+                    f"user {key}: {plural(events, 'stored event')} (its own, audit records, snapshots) "
+                    f"{'hold' if events > 1 else 'holds'} "
                     f"{plural(values, 'personal value')} stored in clear before sealing existed, which an "
                     "erasure cannot remove; accept that with accept_clear_history"
                 )

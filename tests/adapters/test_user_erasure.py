@@ -186,7 +186,7 @@ def test_clear_history_is_refused_unless_accepted(ledger: Ledger) -> None:
     with pytest.raises(UserClearHistory) as refused:
         _erase(ledger, user)
     message = refused.value.message
-    assert "2 events" in message and "4 personal values" in message and "accept_clear_history" in message
+    assert "2 stored events" in message and "4 personal values" in message and "accept_clear_history" in message
     assert refused.value.code == "user_erase_clear_history"
     assert ledger.app.keys.key(_subject(user)) is not None  # nothing erased
     (failed,) = ledger.queries.audit_log(entity_type="user", entity_id=str(user), operation="erase")
@@ -219,3 +219,28 @@ def test_a_deleted_user_is_erased_and_an_unknown_one_is_not_found(ledger: Ledger
     with pytest.raises(ObjectNotFound) as missing:
         _erase(ledger, uuid.uuid4())
     assert missing.value.code == "user_not_found"
+
+
+def test_clear_values_in_older_audit_records_and_snapshots_are_counted(ledger: Ledger) -> None:
+    """An older release also wrote the action's audit record and the user's snapshots in
+    clear: each is a stored copy the erasure cannot remove, so each is counted."""
+    build_world(ledger)
+    user = uuid.uuid4()
+    run(ledger, "user", "create_user", CreateUserAction(creator={"user_id": user, "domain_name": DOMAIN}))
+    app = ledger.app
+    keys = app.mapper.keys  # type: ignore[attr-defined]
+    app.mapper.keys = None  # type: ignore[attr-defined]
+    try:
+        # Through the processor: the user's Modified and the audit record, both in clear.
+        run(ledger, "user", "modify_user", ModifyUserAction(user_id=user, modifier={"email": OLD_EMAIL}))
+        stored = app.get(User.id_for(str(user)), User)
+        assert stored is not None and app.snapshots is not None
+        app.snapshots.put([User.Snapshot.take(stored)])  # type: ignore[attr-defined]
+    finally:
+        app.mapper.keys = keys  # type: ignore[attr-defined]
+        app.cache.clear()
+
+    with pytest.raises(UserClearHistory) as refused:
+        _erase(ledger, user)
+    assert "3 stored events" in refused.value.message and "3 personal values" in refused.value.message
+    assert _erase(ledger, user, accept=True).clear_values == 3

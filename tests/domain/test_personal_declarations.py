@@ -104,7 +104,7 @@ NOT_PERSONAL: dict[str, str] = {
 # list indices and a change's old / new).
 PERSONAL_NAMES: dict[str, frozenset[str]] = {
     "user": frozenset(USER_FIELDS_PERSONAL),
-    "group": frozenset(GROUP_FIELDS_PERSONAL) | {"user_ids", "user_uuids"},
+    "group": frozenset(GROUP_FIELDS_PERSONAL) | {"user_ids", "user_uuids", "members"},
     "kernel": frozenset(KERNEL_FIELDS_PERSONAL),
 }
 
@@ -376,9 +376,9 @@ def test_the_purge_erases_the_groups_subject(stored: list[Stored]) -> None:
     assert erased_subject(Group.Purged, {"timestamp": T0}) is None
 
 
-def test_a_batch_across_groups_is_sealed_with_its_first_starts_group() -> None:
-    """The known limit (domain/audit/record.py `batch_subject`): one subject per declaration,
-    so a batch whose starts span groups cannot give each start its own group."""
+def test_a_batch_across_groups_seals_each_start_with_its_own_group() -> None:
+    """A batch's facts are sealed one by one (`each`): purging one group of a batch
+    erases that group's starts only, and a terminate (no user id) is not sealed."""
     other = uuid.UUID(int=0x5E2001)
     world = World(GROUP, *(uuid.uuid4() for _ in range(4)))
     facts = [_start(world, KERNEL_1, KERNEL_USER_1, 1), _start(world, KERNEL_2, KERNEL_USER_2, 2, group=other)]
@@ -388,7 +388,11 @@ def test_a_batch_across_groups_is_sealed_with_its_first_starts_group() -> None:
     assert sorted(path_text(p) for p, _ in located) == sorted(
         f"entry.spec.actions[{i}].{f}" for i in (0, 1) for f in KERNEL_FIELDS_PERSONAL
     )
-    assert {s for _, s in located} == {f"group:{GROUP}"}
+    assert {path_text(p): s for p, s in located} == {
+        f"entry.spec.actions[{i}].{f}": f"group:{group}"
+        for i, group in ((0, GROUP), (1, other))
+        for f in KERNEL_FIELDS_PERSONAL
+    }
 
 
 def test_events_stored_before_they_named_their_subject_locate_nothing() -> None:

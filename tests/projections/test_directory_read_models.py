@@ -126,4 +126,4 @@ def test_a_rebuild_gives_the_same_domain_and_user_rows(ledger: Ledger) -> None:
     live = dump(ledger.read_models, projections)
     rebuilt = clean_rebuild(ledger)
     assert {name: rebuilt[name] for name in live} == live
-    assert len(live["domains_v1_rows"]) == 3 and len(live["users_v1_rows"]) == 2  # 'default' included
+    assert len(live["domains_v1_rows"]) == 3 and len(live["users_v2_rows"]) == 2  # 'default' included

@@ -187,3 +187,46 @@ def test_read_model_connections_zero_what_they_delete() -> None:
     _sqlite_read_model_settings(conn, None)
     assert conn.execute("PRAGMA secure_delete").fetchone() == (1,)
     conn.close()
+
+
+def test_a_purge_leaves_no_row_holding_its_values_on_postgresql(postgres_url: str) -> None:
+    """Every table of the ledger's schema (events, snapshots, keys, read models), each row
+    read as text: none holds the purged group's values after the purge. Dead tuples keep
+    the old row versions on disk until VACUUM (README); the rows themselves are gone."""
+    import psycopg
+
+    from tests.conftest import PG_DATABASE, PG_SERVER
+
+    schema = postgres_url.rpartition("schema=")[2]
+    group = str(GROUPS[0])
+    personal = [description(0, 0), session_name(0, 0), kernel_access_key(0, 0), str(kernel_user(0))]
+
+    def rows_holding() -> dict[str, int]:
+        found = dict.fromkeys(personal, 0)
+        with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as conn:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+            ).fetchall()
+            assert len(tables) > 5, tables
+            for (table,) in tables:
+                for (text,) in conn.execute(f'SELECT t::text FROM "{schema}"."{table}" AS t'):
+                    raw = text.encode()
+                    for value in found:
+                        found[value] += sum(raw.count(form) for form in _forms(value))
+        return found
+
+    with open_ledger(postgres_url) as ledger:
+        for command in [
+            ("group", 0),
+            ("members", 0, "add", USERS[:2]),
+            ("describe", 0, 0),
+            ("named_start", 0, 0, 5, 0),
+            ("end", 0, 60),
+        ]:
+            run(ledger, command, audited=True)
+        ledger.runner.catch_up()
+        assert all(rows_holding().values())  # in clear in the read models before the purge
+        run(ledger, ("group_purge", 0), audited=True)
+        ledger.runner.catch_up()
+        assert rows_holding() == dict.fromkeys(personal, 0)
+        assert ledger.queries.group(group) is None and not ledger.queries.group_members(group)

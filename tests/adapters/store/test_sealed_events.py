@@ -124,7 +124,7 @@ def test_a_purge_over_clear_history_is_refused_unless_accepted(ledger: Ledger) -
     group = _old_release_group(ledger)
     with pytest.raises(GroupClearHistory) as refused:
         run(ledger, "group", "purge_group", PurgeGroupAction(group_id=group))
-    assert "1 event" in refused.value.message and "1 personal value" in refused.value.message
+    assert "1 stored event" in refused.value.message and "1 personal value" in refused.value.message
     assert refused.value.code == "group_purge_clear_history"
     assert ledger.queries.group(group) is not None  # nothing purged
     assert ledger.app.keys.key(f"group:{group}") is not None
@@ -133,4 +133,47 @@ def test_a_purge_over_clear_history_is_refused_unless_accepted(ledger: Ledger) -
     purged = ledger.queries.history("group", str(group))[-1]
     assert purged.event == "Purged" and purged.details["clear_values"] == 1
     assert purged.details["accept_clear_history"] is True
+    assert verify(ledger.app).ok
+
+
+def test_a_batch_across_groups_is_erased_group_by_group(ledger: Ledger) -> None:
+    """Each start of a batch is sealed with its own group's key: purging one group erases
+    its starts in the batch's audit record and leaves the other group's readable."""
+    from datetime import UTC, datetime
+
+    from domain.workload import RecordWorkloadBatchAction, StartKernelAction, TerminateKernelAction
+
+    groups = [
+        run(ledger, "group", "create_group", CreateGroupAction(input={"name": n, "domain_name": "default"})).data.id
+        for n in ("batch-a", "batch-b")
+    ]
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    kernels = [uuid.uuid4(), uuid.uuid4()]
+    starts = [
+        StartKernelAction(
+            kernel_id=kernel,
+            session_id=kernel,
+            session_name=f"batch-session-{n}",
+            group_id=group,
+            domain_name="default",
+            user_id=uuid.uuid4(),
+            access_key=f"AKBATCH{n}",
+            occupied_slots={"cpu": "1"},
+            started_at=at,
+        )
+        for n, (kernel, group) in enumerate(zip(kernels, groups, strict=True))
+    ]
+    run(ledger, "workload", "record_workload_batch", RecordWorkloadBatchAction(actions=starts))
+    ends = [TerminateKernelAction(kernel_id=k, terminated_at=at) for k in kernels]
+    run(ledger, "workload", "record_workload_batch", RecordWorkloadBatchAction(actions=ends))
+    assert b"AKBATCH" not in stored_bytes(ledger)
+
+    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=groups[0]))
+    (record,) = [e for e in ledger.queries.audit_log(entity_type="workload") if e.spec["actions"][0].get("user_id")]
+    first, second = record.spec["actions"]
+    assert first["access_key"] == ERASED and first["session_name"] == ERASED and first["user_id"] == ERASED
+    assert second["access_key"] == "AKBATCH1" and second["session_name"] == "batch-session-1"
+    erased, kept = (ledger.queries.state_at("kernel", str(k)) for k in kernels)
+    assert erased is not None and erased.fields["access_key"] == ERASED
+    assert kept is not None and kept.fields["access_key"] == "AKBATCH1"
     assert verify(ledger.app).ok

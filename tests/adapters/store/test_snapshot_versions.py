@@ -89,4 +89,37 @@ def test_a_user_snapshot_from_before_memberships_loads_and_tracks_them(ledger_ur
         asyncio.run(reopened.services.group.modify_group(modify))
         asyncio.run(reopened.services.user.delete_user(DeleteUserAction(user_id=user_id)))
         stored = reopened.app.get(group, Group)
-        assert stored is not None and stored.members == {}  # the upcast user left the group it joined
+        assert stored is not None and stored.members == []  # the upcast user left the group it joined
+
+
+def test_a_group_snapshot_from_when_members_were_a_dict_loads_as_a_list(ledger_url: str) -> None:
+    members = [uuid.UUID(int=0xA1), uuid.UUID(int=0xA2)]
+    with open_ledger(ledger_url) as ledger:
+        for member in members:
+            ensure_user(ledger.app.store, member, "default")
+        group = asyncio.run(
+            ledger.services.group.create_group(CreateGroupAction(input={"name": "g", "domain_name": "default"}))
+        ).data.id
+        modify = ModifyGroupAction(group_id=group, user_update_mode="add", user_uuids=members)
+        asyncio.run(ledger.services.group.modify_group(modify))
+        stored = ledger.app.get(group, Group)
+        assert stored is not None
+        for seconds in range(SNAPSHOT_INTERVAL + 5):  # a long stream: loaded from its snapshot
+            stored.modify({"description": f"d{seconds}"})
+        ledger.app.save(stored)
+        stored.modify({"description": "last"})
+        ledger.app.save(stored)
+        # Version 1 of the class: members as a dict of id -> True, no class_version.
+        old = Group.Snapshot.take(stored)  # type: ignore[attr-defined]
+        old.state["members"] = dict.fromkeys(old.state["members"], True)
+        del old.state["class_version"]
+        assert ledger.app.snapshots is not None
+        ledger.app.snapshots.put([old])
+
+    with open_ledger(ledger_url) as reopened:
+        loaded = reopened.app.get(group, Group)
+        assert loaded is not None and loaded.members == [str(m) for m in members]
+        assert loaded.fields["description"] == "last"
+        remove = ModifyGroupAction(group_id=group, user_update_mode="remove", user_uuids=members[:1])
+        asyncio.run(reopened.services.group.modify_group(remove))
+        assert reopened.app.get(group, Group).members == [str(members[1])]  # type: ignore[union-attr]
