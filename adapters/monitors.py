@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 
+from eventsourcing.domain import Aggregate
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from adapters.read.queries import AuditEntry
 from adapters.store import LedgerApplication
-from domain.actions import ActionTriggerMeta, BaseAction, BaseBatchAction, ProcessResult
+from domain.actions import ActionStatus, ActionTriggerMeta, BaseAction, BaseBatchAction, ProcessResult, RunningAction
 from domain.aggregates import ENTITY_KINDS
 from domain.audit import AuditRecord, audit_entry
 from domain.catalog import EntityType
 from domain.entity import Entity
+
+log = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30)
 METRIC_LABELS = ("entity_type", "operation_type", "status", "domain", "operation", "error_detail")
@@ -42,17 +46,49 @@ class StoreEntityDomains:
 
 
 class AuditMonitor:
-    """Stores every outcome as an `AuditRecord` event, inside the action's context."""
+    """Stores every outcome as an `AuditRecord` event, inside the action's context. A
+    success that appends events is recorded in that same append (`record_with_events`,
+    called by the store); any other outcome (refused, failed, nothing to append) is
+    recorded alone once the action has ended."""
 
     def __init__(self, app: LedgerApplication) -> None:
         self._app = app
+        app.record_with_events = self.success_record
 
     async def prepare(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
         pass
 
+    def success_record(self, running: RunningAction, saving: Sequence[Aggregate]) -> AuditRecord:
+        action = running.action
+        entity_id = _created_key(action, saving) or action.entity_id()
+        return AuditRecord.record(audit_entry(running.success(entity_id), running.trigger, action.spec(), _ids(action)))
+
     async def done(self, action: BaseAction, result: ProcessResult) -> None:
-        entity_ids = action.entity_ids() if isinstance(action, BaseBatchAction) else ()
-        self._app.save(AuditRecord.record(audit_entry(result.meta, result.trigger, action.spec(), entity_ids)))
+        if result.recorded:
+            if result.meta.status is not ActionStatus.SUCCESS:
+                # Its events and success record are committed; what failed came after.
+                log.warning(
+                    "action %s failed after its events and record were stored: %s",
+                    result.meta.action_id,
+                    result.meta.description,
+                )
+            return
+        self._app.save(AuditRecord.record(audit_entry(result.meta, result.trigger, action.spec(), _ids(action))))
+
+
+def _ids(action: BaseAction) -> Sequence[str]:
+    return action.entity_ids() if isinstance(action, BaseBatchAction) else ()
+
+
+def _created_key(action: BaseAction, saving: Sequence[Aggregate]) -> str | None:
+    """The key of the one entity of the action's type this append creates (an id the
+    ledger chose: a new group's, an issued token's), as the action's result names it."""
+    created = [
+        a.entity_id
+        for a in saving
+        if isinstance(a, Entity) and action.entity_type() == a.ENTITY_TYPE and a.version == len(a.pending_events)
+    ]
+    return created[0] if len(created) == 1 else None
 
 
 class PrometheusMonitor:

@@ -1,9 +1,12 @@
-"""Commands through the service vs the same events saved by a bare Application vs raw sqlite3.
+"""Commands through the processor and the service vs the same events saved by a bare
+Application vs raw sqlite3.
 
 Run: .venv/bin/python bench/commands.py [--n 2000] [--rounds 5] [--chunk 20] [--db-dir DIR]
 
-Each round builds three fresh SQLite files in one folder and runs, in alternating
-chunks so that a shared machine's drift hits all three alike:
+Each round builds four fresh SQLite files in one folder and runs, in alternating
+chunks so that a shared machine's drift hits all alike:
+- processor: the same commands through the action processors, as the CLI and the HTTP
+  API run them (permission check, service, audit record in the same append, metrics);
 - service: N create + N modify commands through KeyPairResourcePolicyService
   (action validation, load, decide, save with metadata stamping);
 - bare: the same aggregates and events saved by a plain eventsourcing Application
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eventsourcing.application import Application
 
 from adapters.bootstrap import open_ledger
+from domain.actions import ActionTriggerMeta
 from domain.keypair_resource_policy import (
     CreateKeyPairResourcePolicyAction,
     KeyPairResourcePolicy,
@@ -43,7 +47,7 @@ class ServicePath:
     """N create + N modify commands through the policy service."""
 
     def __init__(self, folder: str) -> None:
-        self.ledger = open_ledger(f"sqlite:///{folder}/service.db")
+        self.ledger = open_ledger(f"sqlite:///{folder}/{type(self).__name__}.db")
         self.service = self.ledger.services.keypair_resource_policy
         self.loop = asyncio.new_event_loop()  # one loop: starting one per chunk is harness cost
 
@@ -60,6 +64,29 @@ class ServicePath:
     def close(self) -> None:
         self.loop.close()
         self.ledger.close()
+
+
+class ProcessorPath(ServicePath):
+    """The same commands through the processors, as a superadmin."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder)
+        self.processors = self.ledger.processors.keypair_resource_policy
+        self.meta = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
+
+    def run(self, first: int, count: int) -> None:
+        async def commands() -> None:
+            create, modify = (
+                self.processors.create_keypair_resource_policy,
+                self.processors.modify_keypair_resource_policy,
+            )
+            for i in range(first, first + count):
+                creator = KeyPairResourcePolicyCreator(name=f"p{i}", total_resource_slots=SLOTS)
+                await create.wait_for_complete(CreateKeyPairResourcePolicyAction(creator=creator), self.meta)
+                change = ModifyKeyPairResourcePolicyAction(name=f"p{i}", modifier={"max_concurrent_sessions": 10})
+                await modify.wait_for_complete(change, self.meta)
+
+        self.loop.run_until_complete(commands())
 
 
 class BareApplication:
@@ -104,7 +131,12 @@ class RawSqlite:
 
 def measure_round(folder: str, n: int, chunk: int) -> dict[str, float]:
     """Runs the three paths in alternating chunks, so drift on a shared machine hits all alike."""
-    paths = {"service": ServicePath(folder), "bare": BareApplication(folder), "raw": RawSqlite(folder)}
+    paths = {
+        "processor": ProcessorPath(folder),
+        "service": ServicePath(folder),
+        "bare": BareApplication(folder),
+        "raw": RawSqlite(folder),
+    }
     spent = dict.fromkeys(paths, 0.0)
     order = list(paths)
     for first in range(0, n, chunk):
@@ -125,7 +157,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=20, help="pairs per alternating chunk")
     parser.add_argument("--db-dir", default=None, help="where to put the databases (default: a temp dir)")
     args = parser.parse_args()
-    rates: dict[str, list[float]] = {"service": [], "bare": [], "raw": []}
+    rates: dict[str, list[float]] = {"processor": [], "service": [], "bare": [], "raw": []}
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(dir=args.db_dir) as folder:
             for name, rate in measure_round(folder, args.n, args.chunk).items():
@@ -134,14 +166,16 @@ def main() -> None:
     # Ratios are taken within each round (its paths ran interleaved), then the median.
     ratio = {
         pair: statistics.median(a / b for a, b in zip(rates[pair[0]], rates[pair[1]], strict=True))
-        for pair in (("service", "bare"), ("bare", "raw"), ("service", "raw"))
+        for pair in (("processor", "bare"), ("service", "bare"), ("bare", "raw"), ("service", "raw"))
     }
     print(f"commands (create+modify pairs: {args.n}, rounds: {args.rounds}, medians)")
+    print(f"  processor path      {med['processor']:10.0f} commands/s")
     print(f"  service path        {med['service']:10.0f} commands/s")
     print(f"  bare Application    {med['bare']:10.0f} saves/s")
     print(f"  raw sqlite3 commits {med['raw']:10.0f} commits/s")
-    rounds = " ".join(f"{a / b:.2f}" for a, b in zip(rates["service"], rates["bare"], strict=True))
-    print(f"  service / bare      {ratio['service', 'bare']:10.2f}x   (goal >= 0.70; per round: {rounds})")
+    for path in ("processor", "service"):
+        rounds = " ".join(f"{a / b:.2f}" for a, b in zip(rates[path], rates["bare"], strict=True))
+        print(f"  {path + ' / bare':19} {ratio[path, 'bare']:10.2f}x   (goal >= 0.70; per round: {rounds})")
     print(f"  bare / raw          {ratio['bare', 'raw']:10.2f}x")
     print(f"  service / raw       {ratio['service', 'raw']:10.2f}x")
 

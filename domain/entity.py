@@ -108,6 +108,11 @@ class Entity(Aggregate):
     def id_for(cls, key: str) -> uuid.UUID:
         return stream_id(cls.ENTITY_TYPE, key)
 
+    @property
+    def entity_id(self) -> str:
+        """What an action's result and the audit trail name this entity by: its key."""
+        return self.key
+
     @classmethod
     def create(cls, key: str, fields: dict[str, Any]) -> Self:
         return cls._create(cls.Created, id=cls.id_for(key), key=key, fields=fields)

@@ -10,7 +10,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -26,6 +26,7 @@ from adapters.store.sealing import MARK, open_state, seal_state
 from adapters.store.stored import clear_history
 from adapters.store.streams import existing_streams, stream_versions
 from adapters.store.triggers import install_append_only_triggers, postgres_is_set_up
+from domain.actions import RunningAction, running_action
 from domain.actions.context import SYSTEM, action_context, current_context
 from domain.domains.aggregate import Domain
 from domain.errors import ConcurrentModification, LedgerError, StoreUnavailable
@@ -116,6 +117,9 @@ class LedgerApplication(Application[uuid.UUID]):
         # Copies outside the event store (cached HTTP responses): cleared by the process that
         # erases, right after its append commits (their tables are shared by every process).
         self.erasure_listeners: list[Callable[[list[str]], None]] = []
+        # Builds a running action's success record from what its append saves (set by
+        # the audit monitor; without it, records are the monitor's own appends).
+        self.record_with_events: Callable[[RunningAction, Sequence[Aggregate]], Aggregate] | None = None
         if not set_up:
             install_append_only_triggers(self.recorder, config)
         seal_unchained(self.recorder)  # events stored before the chain existed get their links
@@ -228,11 +232,20 @@ class LedgerApplication(Application[uuid.UUID]):
             record = scope.request_record(lambda stream: len(self.recorder.select_events(stream, limit=1)) > 0)
             if record is not None:
                 saving.append(record)
+        # The running action's success record goes in this very append (one transaction
+        # per command; its events never exist without it).
+        running = running_action() if appending and self.record_with_events is not None else None
+        if running is not None and not running.recorded and self.record_with_events is not None:
+            saving.append(self.record_with_events(running, saving))
+        else:
+            running = None
         try:
             self.save(*saving)
         except IntegrityError as exc:
             self.cache.drop(*(a.id for a in saving))
             raise VersionConflict(str(exc)) from exc
+        if running is not None:
+            running.recorded = True
         for aggregate in saving:
             self.cache.put(aggregate)
         attempt.confirmed |= appending

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -84,11 +85,59 @@ def _stream_id(raw: Any) -> str:
         return str(raw)
 
 
-def append_links(curs: Any, sql: Statements, ids: Sequence[int], events: Sequence[StoredEvent]) -> None:
-    curs.execute(sql.last)
-    last = curs.fetchone()
-    previous = GENESIS if last is None else bytes(_row(last)[1])
-    curs.executemany(sql.insert, _links(previous, ids, events))
+class LastLink:
+    """The last link this process committed. An append whose first position directly
+    follows it needs no read of the chain: appends are serialised (SQLite's one writer,
+    PostgreSQL's table lock) and positions only grow, so an event committed by anyone in
+    between would hold that very position. Any other first position reads the chain."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: tuple[int, bytes] | None = None
+
+    def before(self, first: int) -> bytes | None:
+        with self._lock:
+            known = self._known
+        return known[1] if known is not None and known[0] == first - 1 else None
+
+    def committed(self, position: int, digest: bytes) -> None:
+        with self._lock:
+            if self._known is None or position > self._known[0]:
+                self._known = (position, digest)
+
+
+APPENDED = "chain_appended"
+"""The keyword under which a recorder's `insert_events` hands `_insert_events` a list for
+the append's last link, kept as the LastLink once the transaction has committed."""
+
+
+def append_links(
+    curs: Any, sql: Statements, ids: Sequence[int], events: Sequence[StoredEvent], saved: dict[str, Any]
+) -> None:
+    last: LastLink | None = saved.get("chain_last")
+    previous = None if last is None else last.before(ids[0])
+    if previous is None:
+        curs.execute(sql.last)
+        row = curs.fetchone()
+        previous = GENESIS if row is None else bytes(_row(row)[1])
+    rows = _links(previous, ids, events)
+    if len(rows) == 1:
+        curs.execute(sql.insert, rows[0])
+    else:
+        curs.executemany(sql.insert, rows)
+    appended = saved.get(APPENDED)
+    if appended is not None:
+        appended[:] = [rows[-1]]  # a retried attempt replaces what a rolled-back one left
+
+
+def insert_chained(insert: Any, last: LastLink, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> Any:
+    """Runs a recorder's own `insert_events`, then keeps its last link: only now is it
+    committed."""
+    appended: list[tuple[int, bytes]] = []
+    ids = insert(stored_events, **kwargs, chain_last=last, **{APPENDED: appended})
+    if appended:
+        last.committed(*appended[-1])
+    return ids
 
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
@@ -97,12 +146,17 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         self.chain_sql = Statements.sqlite(self.events_table_name)
+        self.last_link = LastLink()
         return [*super().construct_create_table_statements(), self.chain_sql.create]
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        ids: Sequence[int] | None = insert_chained(super().insert_events, self.last_link, stored_events, kwargs)
+        return ids
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
         if ids:
-            append_links(c, self.chain_sql, ids, stored_events)
+            append_links(c, self.chain_sql, ids, stored_events, kwargs)
         erase_in(c, kwargs)
         return ids
 

@@ -10,7 +10,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
-from adapters.store.chain import CHAIN_TABLE, Statements, append_links, erase_in
+from adapters.store.chain import CHAIN_TABLE, LastLink, Statements, append_links, erase_in, insert_chained
 
 
 def postgres_statements(schema: str, events_table: str) -> Statements:
@@ -46,12 +46,17 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             raise ValueError("the hash chain needs POSTGRES_ENABLE_DB_FUNCTIONS off")
         self.chain_sql = postgres_statements(datastore.schema, self.events_table_name)
         self.sql_create_statements.append(self.chain_sql.create)
+        self.last_link = LastLink()
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        ids: Sequence[int] | None = insert_chained(super().insert_events, self.last_link, stored_events, kwargs)
+        return ids
 
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if ids:
-            append_links(curs, self.chain_sql, ids, stored_events)
+            append_links(curs, self.chain_sql, ids, stored_events, kwargs)
         erase_in(curs, kwargs)
         return ids

@@ -11,7 +11,14 @@ from domain.actions.base import (
     Role,
 )
 from domain.actions.context import ActionContext, action_context, current_context
-from domain.actions.processor import ActionMonitor, ActionProcessor, ActionValidator, ProcessResult
+from domain.actions.processor import (
+    ActionMonitor,
+    ActionProcessor,
+    ActionValidator,
+    ProcessResult,
+    RunningAction,
+    running_action,
+)
 
 __all__ = [
     "ActionContext",
@@ -27,6 +34,8 @@ __all__ = [
     "BaseScopeAction",
     "ProcessResult",
     "Role",
+    "RunningAction",
     "action_context",
     "current_context",
+    "running_action",
 ]

@@ -6,7 +6,7 @@ import enum
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -142,7 +142,8 @@ class ActionResultMeta:
     error_code: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Every field is a scalar: a shallow copy (asdict deep-copies, on every action's path).
+        data = dict(vars(self))
         data.update(
             status=self.status.value, started_at=self.started_at.isoformat(), ended_at=self.ended_at.isoformat()
         )

@@ -4,6 +4,10 @@ Validators run first; a refusal ends the action as `denied` before anything else
 Monitors' `prepare` runs in order before the service and `done` in reverse order after
 it, in a `finally`, so every outcome (success, error, denied) reaches every monitor; a
 failing monitor is logged and never fails the action.
+
+While the service runs, `running_action()` names the action: the store appends its
+success record in the same transaction as its events (issue 15), so an action's events
+never exist without their record, and `ProcessResult.recorded` tells the audit monitor.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
@@ -34,6 +39,41 @@ class ProcessResult:
     meta: ActionResultMeta
     result: BaseActionResult | None = None
     error: BaseException | None = None
+    recorded: bool = False  # its success record was appended with its events
+
+
+@dataclass
+class RunningAction:
+    """The action whose service is running in this context, for the store to record its
+    success in the append that stores its events."""
+
+    action: BaseAction
+    trigger: ActionTriggerMeta
+    context: ActionContext
+    started_at: datetime
+    began: float
+    recorded: bool = False
+
+    def success(self, entity_id: str | None) -> ActionResultMeta:
+        """How the action ends if the append under way commits."""
+        return ActionResultMeta(
+            action_id=self.context.action_id,
+            entity_type=self.action.entity_type(),
+            operation=self.action.operation_type(),
+            entity_id=entity_id,
+            status=ActionStatus.SUCCESS,
+            description=ActionStatus.SUCCESS.value,
+            started_at=self.started_at,
+            ended_at=datetime.now(UTC),
+            duration=time.perf_counter() - self.began,
+        )
+
+
+_running: ContextVar[RunningAction | None] = ContextVar("ledger_running_action", default=None)
+
+
+def running_action() -> RunningAction | None:
+    return _running.get()
 
 
 class ActionValidator(Protocol):
@@ -62,6 +102,7 @@ class ActionProcessor(Generic[ActionT, ResultT]):
         with action_context(meta, action.entity_type(), action.operation_type()) as ctx:
             started_at = datetime.now(UTC)
             began = time.perf_counter()
+            running = RunningAction(action, meta, ctx, started_at, began)
             result: ResultT | None = None
             error: BaseException | None = None
             status = ActionStatus.DENIED
@@ -71,7 +112,11 @@ class ActionProcessor(Generic[ActionT, ResultT]):
                 status = ActionStatus.RUNNING
                 for monitor in self._monitors:
                     await _quietly(monitor.prepare(action, meta), monitor, "prepare", ctx.action_id)
-                result = await self._func(action)
+                token = _running.set(running)
+                try:
+                    result = await self._func(action)
+                finally:
+                    _running.reset(token)
                 status = ActionStatus.SUCCESS
                 return result
             except BaseException as exc:
@@ -92,7 +137,7 @@ class ActionProcessor(Generic[ActionT, ResultT]):
                     duration=time.perf_counter() - began,
                     error_code=_error_code(error),
                 )
-                process = ProcessResult(context=ctx, trigger=meta, meta=ended, result=result, error=error)
+                process = ProcessResult(ctx, meta, ended, result, error, recorded=running.recorded)
                 # A denied action prepared no monitor, yet every monitor hears of it.
                 for monitor in reversed(self._monitors):
                     await _quietly(monitor.done(action, process), monitor, "done", ctx.action_id)

@@ -37,6 +37,10 @@ class Token(Entity):
         return self.key
 
     @property
+    def entity_id(self) -> str:
+        return str(self.id)  # the key is a secret's digest: a token is named by its stream id
+
+    @property
     def expires_at(self) -> datetime | None:
         at = self.fields.get("expires_at")
         return None if at is None else datetime.fromisoformat(at)

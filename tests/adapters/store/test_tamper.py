@@ -362,6 +362,20 @@ def test_concurrent_writers_leave_one_unbroken_chain(built: Ledger) -> None:
     assert report.ok and report.checked == 85
 
 
+def test_two_ledgers_appending_in_turn_leave_one_unbroken_chain(built: Ledger, ledger_url: str) -> None:
+    """Each recorder remembers the last link it committed and skips reading the chain when
+    its append comes right after it: appends by another recorder in between must make it
+    read instead (else its link would chain from a stale one)."""
+    with open_ledger(ledger_url) as other:
+        for i in range(6):
+            create(built, f"turn-a{i}")
+            create(built, f"turn-b{i}")  # twice in a row: the second needs no read
+            create(other, f"turn-c{i}")
+        report = verify(built.app.recorder)
+        assert report.ok and report.checked == 5 + 18
+        assert built.app.recorder.last_link.before((report.head_position or 0) + 1) is None  # other wrote last
+
+
 def test_a_ledger_written_before_the_chain_is_sealed_when_opened(ledger_url: str) -> None:
     with open_ledger(ledger_url) as ledger:
         build(ledger)
