@@ -16,6 +16,7 @@ from functools import cache
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.actions import ActionTriggerMeta
@@ -25,8 +26,16 @@ from domain.actions import ActionTriggerMeta
 # file beside the database without it.
 os.environ.setdefault("LEDGER_MASTER_KEY", "dGVzdHMtb25seS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=")
 
+# No per-example deadline (tests assert no timings): with the suite on every core, one
+# example can wait behind another worker, PostgreSQL or a server process for longer than
+# Hypothesis's default 200 ms, which would fail a correct test.
+settings.register_profile("ledger", deadline=None)
+settings.load_profile("ledger")
+
 PG_SERVER = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 PG_DATABASE = "ledger_test"
+# The advisory lock key that serialises creating PG_DATABASE across test processes.
+_CREATE_LOCK = 0x6C6564676572
 
 
 @cache
@@ -34,11 +43,14 @@ def _postgres_problem() -> str | None:
     """None when the test database is ready, else why it is not."""
     try:
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=3) as conn:
+            # pytest-xdist workers start together: the lock (released with the connection)
+            # lets one create the database while the others wait, then find it there.
+            conn.execute("SELECT pg_advisory_lock(%s)", (_CREATE_LOCK,))
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
     except psycopg.errors.DuplicateDatabase:
-        return None
+        return None  # made by a test run outside the lock (an older checkout, say)
     except psycopg.Error as exc:
         return f"PostgreSQL at {PG_SERVER} is unreachable: {exc}".strip()
     return None
