@@ -21,9 +21,10 @@ from adapters.processors import Processors, Services
 from adapters.read.queries import Queries
 from adapters.read.usage import SqlUsageReader
 from adapters.store import LedgerApplication, StoreConfig, parse_url
+from adapters.store.chain import enable_group_commit
 from domain.actions.permissions import PermissionValidator
 from domain.catalog import EntityType
-from domain.errors import InvalidAPIParameters, LedgerError, StoreUnavailable
+from domain.errors import ConfigurationError, InvalidAPIParameters, LedgerError, StoreUnavailable
 from domain.keypair_resource_policy import (
     SYSTEM_POLICY,
     KeyPairResourcePolicy,
@@ -36,13 +37,37 @@ from projections.projection import Projection
 from projections.registry import build_projections
 from projections.runner import ProjectionRunner
 
+GROUP_COMMIT_VARIABLE = "LEDGER_GROUP_COMMIT"
+
+
+def group_commit_wanted(default: bool) -> bool:
+    """$LEDGER_GROUP_COMMIT (on/off, 1/0, true/false, yes/no) when set, else `default`:
+    off for an embedded ledger, on for `ledger serve`."""
+    value = os.environ.get(GROUP_COMMIT_VARIABLE, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise ConfigurationError(f"${GROUP_COMMIT_VARIABLE}: {value!r} is not one of on, off")
+
 
 class Ledger:
-    def __init__(self, config: StoreConfig, timezone: str | None = None, *, build_pending: bool = True) -> None:
+    def __init__(
+        self,
+        config: StoreConfig,
+        timezone: str | None = None,
+        *,
+        build_pending: bool = True,
+        group_commit: bool | None = None,
+    ) -> None:
         self.config = config
         self.timezone = _timezone(timezone)
         with _exclusive_setup(config):
             self.app = _open_store(config)
+            if group_commit_wanted(False) if group_commit is None else group_commit:
+                enable_group_commit(self.app.recorder)
             self.read_models = ReadModelDatabase(config.read_model_url, config.connect_args)
             self.app.erasure_listeners.append(clear_after_erasures(self.read_models))
             self.projections = build_projections(sa.MetaData(), self.timezone)
@@ -100,14 +125,18 @@ class Ledger:
         self.close()
 
 
-def open_ledger(url: str | None = None, timezone: str | None = None, *, build_pending: bool = True) -> Ledger:
+def open_ledger(
+    url: str | None = None, timezone: str | None = None, *, build_pending: bool = True, group_commit: bool | None = None
+) -> Ledger:
     """Opens the ledger at `url` (default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db).
-    Usage reports use `timezone` (default: $LEDGER_TIMEZONE, else UTC).
+    Usage reports use `timezone` (default: $LEDGER_TIMEZONE, else UTC). `group_commit`:
+    concurrent commands of this process share transactions (default: $LEDGER_GROUP_COMMIT,
+    else off; see `adapters.store.group_commit`).
 
     A projection whose version in this code is newer than the active one is built before
     this returns, unless `build_pending` is false (then the first catch-up builds it; see
     `ProjectionRunner.setup` and `ledger projections rebuild`)."""
-    return Ledger(parse_url(url), timezone, build_pending=build_pending)
+    return Ledger(parse_url(url), timezone, build_pending=build_pending, group_commit=group_commit)
 
 
 @contextmanager

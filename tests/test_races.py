@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.races import StillRunning, decide_together
+from tests.races import StillRunning, decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
 
 
 class App:

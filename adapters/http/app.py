@@ -22,7 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from adapters.bootstrap import Ledger, open_ledger
+from adapters.bootstrap import Ledger, group_commit_wanted, open_ledger
 from adapters.http import problems, schema
 from adapters.http.idempotency import IdempotentResponses
 from adapters.http.routes import ROUTERS
@@ -36,15 +36,27 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def create_app(url: str | None = None, *, ledger: Ledger | None = None, timezone: str | None = None) -> FastAPI:
+def create_app(
+    url: str | None = None,
+    *,
+    ledger: Ledger | None = None,
+    timezone: str | None = None,
+    group_commit: bool | None = None,
+) -> FastAPI:
     """The API over the ledger at `url` (default: $LEDGER_DATABASE_URL, else the SQLite
     file), opened when the app starts and closed when it stops; or over `ledger`, which
-    the caller keeps and closes."""
+    the caller keeps and closes. A ledger it opens commits concurrent requests' appends
+    together (`group_commit`, default: $LEDGER_GROUP_COMMIT, else on)."""
+    grouped = group_commit_wanted(True) if group_commit is None else group_commit
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = _threads()
-        opened = ledger if ledger is not None else await anyio.to_thread.run_sync(lambda: open_ledger(url, timezone))
+        opened = (
+            ledger
+            if ledger is not None
+            else await anyio.to_thread.run_sync(lambda: open_ledger(url, timezone, group_commit=grouped))
+        )
         app.state.ledger = opened
         app.state.idempotent_responses = await anyio.to_thread.run_sync(lambda: IdempotentResponses(opened.read_models))
         app.state.http_metrics = _HttpMetrics.of(opened)

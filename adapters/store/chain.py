@@ -21,6 +21,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from adapters.store.group_commit import GroupCommit
 from adapters.store.quoting import quote_identifier
 
 CHAIN_TABLE = "ledger_chain"
@@ -144,12 +145,20 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     """Appends the events' links in the append's own transaction. SQLite has one writer at
     a time and the events are inserted first, so the last link read here is the latest."""
 
+    group_commit: GroupCommit | None = None  # set by `enable_group_commit`
+
     def construct_create_table_statements(self) -> list[str]:
         self.chain_sql = Statements.sqlite(self.events_table_name)
         self.last_link = LastLink()
         return [*super().construct_create_table_statements(), self.chain_sql.create]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if self.group_commit is not None:
+            return self.group_commit.insert(stored_events, kwargs)
+        return self.insert_linked(stored_events, kwargs)
+
+    def insert_linked(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> Sequence[int] | None:
+        """One transaction: the events, their links, the keys they erase."""
         ids: Sequence[int] | None = insert_chained(super().insert_events, self.last_link, stored_events, kwargs)
         return ids
 
@@ -159,6 +168,16 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             append_links(c, self.chain_sql, ids, stored_events, kwargs)
         erase_in(c, kwargs)
         return ids
+
+
+def enable_group_commit(recorder: Any) -> GroupCommit:
+    """Concurrent appends of this process share transactions from now on (for a server:
+    `ledger serve`; an embedded single-threaded ledger gains nothing from it)."""
+    if not hasattr(recorder, "insert_linked"):
+        raise TypeError(f"{type(recorder).__name__} does not keep a hash chain")
+    committer = GroupCommit(recorder.insert_linked)
+    recorder.group_commit = committer
+    return committer
 
 
 def erase_in(cursor: Any, saved: dict[str, Any]) -> None:

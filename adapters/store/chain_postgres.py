@@ -11,6 +11,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg.sql import SQL, Composed, Identifier
 
 from adapters.store.chain import CHAIN_TABLE, LastLink, Statements, append_links, erase_in, insert_chained
+from adapters.store.group_commit import GroupCommit
 
 
 def postgres_statements(schema: str, events_table: str) -> Statements:
@@ -48,7 +49,15 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(self.chain_sql.create)
         self.last_link = LastLink()
 
+    group_commit: GroupCommit | None = None  # set by `enable_group_commit`
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if self.group_commit is not None:
+            return self.group_commit.insert(stored_events, kwargs)
+        return self.insert_linked(stored_events, kwargs)
+
+    def insert_linked(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> Sequence[int] | None:
+        """One transaction: the events, their links, the keys they erase."""
         ids: Sequence[int] | None = insert_chained(super().insert_events, self.last_link, stored_events, kwargs)
         return ids
 

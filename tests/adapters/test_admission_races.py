@@ -12,7 +12,7 @@ from domain.errors import QuotaExceeded
 from domain.session import Scope
 from domain.workload import CreateVFolderAction
 from tests.adapters.sessions import PLATFORM, SessionWorld, run
-from tests.races import decide_together
+from tests.races import decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
 
 N, K = 6, 2
 

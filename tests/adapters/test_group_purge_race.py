@@ -25,7 +25,7 @@ from tests.adapters.groups import (
     kernel_action,
     stores_nothing,
 )
-from tests.races import Command, all_at_once, decide_together
+from tests.races import Command, all_at_once, decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
 
 
 def purge(ledger: Ledger, group_id: uuid.UUID) -> Command:

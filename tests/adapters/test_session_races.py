@@ -24,7 +24,7 @@ from domain.session import (
     SessionStatus,
     TerminateSessionAction,
 )
-from tests.races import decide_together
+from tests.races import decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
 
 N, K = 6, 2
 

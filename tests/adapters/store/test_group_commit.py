@@ -1,0 +1,282 @@
+"""Group commit (issue 15): concurrent commands of one process share transactions; each
+is acknowledged only once its own events are committed; a conflict inside a batch fails
+nobody else and is retried on fresh state; a killed process loses only what it had not
+acknowledged. Unit checks on a fake append, then the real store on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.store.chain import verify
+from adapters.store.group_commit import GroupCommit
+from domain.actions import ActionTriggerMeta
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    KeyPairResourcePolicyCreator,
+    ModifyKeyPairResourcePolicyAction,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+ADMIN = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
+
+
+def event(stream: uuid.UUID, version: int = 1) -> StoredEvent:
+    return StoredEvent(stream, version, "topic", b"{}")
+
+
+class Held:
+    """Wraps an append so that its first call waits until `queued()` reaches `count`
+    (callers are queued behind it), making the next batch's membership deterministic."""
+
+    def __init__(self, append: Callable[..., Any], queued: Callable[[], int], count: int) -> None:
+        self.append, self.queued, self.count = append, queued, count
+        self.calls: list[int] = []
+        self.first = True
+
+    def __call__(self, events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> Any:
+        if self.first:
+            self.first = False
+            deadline = time.monotonic() + 30
+            while self.queued() < self.count:
+                assert time.monotonic() < deadline, "the callers never queued"
+                time.sleep(0.001)
+        self.calls.append(len(events))
+        return self.append(events, kwargs)
+
+
+def _threads(targets: list[Callable[[], Any]]) -> list[Any]:
+    outcomes: list[Any] = [None] * len(targets)
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = targets[index]()
+        except BaseException as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(targets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return outcomes
+
+
+# The batching itself, on a fake append
+
+
+def test_queued_requests_share_one_append_and_get_their_own_ids() -> None:
+    stored: list[list[StoredEvent]] = []
+
+    def append(events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> list[int]:
+        first = sum(len(batch) for batch in stored) + 1
+        stored.append(list(events))
+        return list(range(first, first + len(events)))
+
+    committer = GroupCommit(append)
+    held = Held(append, lambda: len(committer._queue), 5)
+    committer._insert = held
+    streams = [uuid.uuid4() for _ in range(6)]
+    outcomes = _threads(
+        [lambda s=s, n=n: committer.insert([event(s, v) for v in range(1, n + 2)], {}) for n, s in enumerate(streams)]
+    )
+    # The first caller led alone (held until five more queued); the five then went in one append.
+    assert held.calls[0] in (1, 2, 3, 4, 5, 6) and len(held.calls) == 2
+    assert sum(held.calls) == sum(range(1, 7))
+    every = sorted(i for ids in outcomes for i in ids)
+    assert every == list(range(1, 22))  # each caller got exactly its own positions
+    for n, ids in enumerate(outcomes):
+        assert len(ids) == n + 1 and ids == list(range(ids[0], ids[0] + n + 1))
+    assert committer.batches == 2 and committer.requests == 6
+
+
+def test_a_request_appending_a_version_taken_in_its_batch_is_refused_alone() -> None:
+    def append(events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> list[int]:
+        return list(range(1, len(events) + 1))
+
+    committer = GroupCommit(append)
+    committer._insert = Held(append, lambda: len(committer._queue), 3)
+    twin = uuid.uuid4()
+    outcomes = _threads(
+        [
+            lambda: committer.insert([event(uuid.uuid4())], {}),  # leads alone while the others queue
+            lambda: committer.insert([event(twin)], {}),
+            lambda: committer.insert([event(twin)], {}),
+            lambda: committer.insert([event(uuid.uuid4())], {}),
+        ]
+    )
+    refused = [o for o in outcomes if isinstance(o, IntegrityError)]
+    assert len(refused) == 1
+    assert sum(isinstance(o, list) for o in outcomes) == 3
+
+
+def test_a_failed_merged_append_is_retried_request_by_request() -> None:
+    bad = uuid.uuid4()
+    calls: list[int] = []
+
+    def append(events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> list[int]:
+        calls.append(len(events))
+        if any(e.originator_id == bad for e in events):
+            raise IntegrityError("stale")
+        return list(range(1, len(events) + 1))
+
+    committer = GroupCommit(append)
+    committer._insert = Held(append, lambda: len(committer._queue), 3)
+    outcomes = _threads(
+        [lambda: committer.insert([event(uuid.uuid4())], {})]
+        + [lambda s=s: committer.insert([event(s)], {}) for s in (uuid.uuid4(), bad, uuid.uuid4())]
+    )
+    assert sum(isinstance(o, IntegrityError) for o in outcomes) == 1
+    assert sum(isinstance(o, list) for o in outcomes) == 3
+    assert calls[1] == 3 and calls[2:] == [1, 1, 1]  # merged, failed, then each alone
+
+
+def test_a_leader_that_fails_unexpectedly_releases_every_waiter() -> None:
+    def append(events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> list[int]:
+        raise RuntimeError("disk on fire")
+
+    committer = GroupCommit(append)
+    outcomes = _threads([lambda: committer.insert([event(uuid.uuid4())], {}) for _ in range(5)])
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    with pytest.raises(RuntimeError):  # the next caller leads again: nobody is left waiting
+        committer.insert([event(uuid.uuid4())], {})
+
+
+# The real store, both backends
+
+
+def _create(ledger: Ledger, name: str) -> Any:
+    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
+    processor = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+    return asyncio.run(processor.wait_for_complete(action, ADMIN))
+
+
+def _modify(ledger: Ledger, name: str, **fields: Any) -> Any:
+    action = ModifyKeyPairResourcePolicyAction(name=name, modifier=fields)
+    processor = ledger.processors.keypair_resource_policy.modify_keypair_resource_policy
+    return asyncio.run(processor.wait_for_complete(action, ADMIN))
+
+
+def _hold(ledger: Ledger, count: int) -> tuple[GroupCommit, Held]:
+    committer = ledger.app.recorder.group_commit  # type: ignore[attr-defined]
+    assert isinstance(committer, GroupCommit)
+    held = Held(committer._insert, lambda: len(committer._queue), count)
+    committer._insert = held
+    return committer, held
+
+
+def test_concurrent_commands_are_each_stored_once_in_shared_transactions(ledger_url: str) -> None:
+    with open_ledger(ledger_url, group_commit=True) as ledger:
+        committer, held = _hold(ledger, 8)
+        before = committer.requests
+        names = [[f"t{t}-{i}" for i in range(10)] for t in range(16)]
+        outcomes = _threads([lambda mine=mine: [_create(ledger, n) for n in mine] for mine in names])
+        assert not [o for o in outcomes if isinstance(o, BaseException)]
+        assert committer.requests - before == 160 and len(held.calls) < 160  # transactions were shared
+        ledger.runner.catch_up()
+        stored = {p.name for p in ledger.queries.keypair_resource_policies()}
+        assert {n for mine in names for n in mine} <= stored
+        successes = ledger.queries.audit_log(entity_type="keypair_resource_policy", status="success")
+        assert sorted(e.entity_id for e in successes) == sorted(n for mine in names for n in mine)
+        assert verify(ledger.app).ok
+
+
+def test_a_conflict_in_a_batch_commits_the_others_and_retries_alone(ledger_url: str) -> None:
+    with open_ledger(ledger_url, group_commit=True) as ledger:
+        _create(ledger, "shared")
+        _create(ledger, "other")
+        _modify(ledger, "shared", idle_timeout=1)  # cached: both modifiers decide on this version
+        _committer, held = _hold(ledger, 3)
+        outcomes = _threads(
+            [
+                lambda: _create(ledger, "leader"),  # leads alone while the three queue
+                lambda: _modify(ledger, "shared", max_concurrent_sessions=7),
+                lambda: _modify(ledger, "shared", max_session_lifetime=70),
+                lambda: _modify(ledger, "other", idle_timeout=9),
+            ]
+        )
+        assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
+        assert held.calls[1] == 4  # the second batch: two appends merged (2 events each), the twin held back
+        shared = ledger.queries.keypair_resource_policy("shared")
+        assert shared is not None
+        ledger.runner.catch_up()
+        shared = ledger.queries.keypair_resource_policy("shared")
+        assert shared is not None and shared.max_concurrent_sessions == 7 and shared.max_session_lifetime == 70
+        other = ledger.queries.keypair_resource_policy("other")
+        assert other is not None and other.idle_timeout == 9
+        assert verify(ledger.app).ok
+
+
+WRITERS = textwrap.dedent(
+    """
+    import asyncio, sys, threading
+    from adapters.bootstrap import open_ledger
+    from domain.actions import ActionTriggerMeta
+    from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
+    root = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
+    ledger = open_ledger(sys.argv[1], group_commit=True)
+    create = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+    out = threading.Lock()
+
+    def writer(t):
+        for i in range(100000):
+            name = f"{sys.argv[2]}{t}-{i}"
+            action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
+            asyncio.run(create.wait_for_complete(action, root))
+            with out:
+                print(name, flush=True)  # acknowledged: its events are committed
+
+    for t in range(8):
+        threading.Thread(target=writer, args=(t,), daemon=True).start()
+    threading.Event().wait()
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_killed_group_commit_loses_only_unacknowledged_commands(ledger_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    acknowledged: list[str] = []
+    for round_ in range(2):
+        child = subprocess.Popen(
+            [sys.executable, "-c", WRITERS, ledger_url, f"k{round_}-"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        try:
+            for _ in range(40 + 25 * round_):
+                line = child.stdout.readline()
+                assert line, "the writers stopped early"
+                acknowledged.append(line.strip())
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            child.stdout.close()
+    with open_ledger(ledger_url) as ledger:
+        ledger.runner.catch_up()
+        stored = [p.name for p in ledger.queries.keypair_resource_policies()]
+        assert len(stored) == len(set(stored))
+        missing = set(acknowledged) - set(stored)
+        assert not missing, f"acknowledged but not stored: {sorted(missing)[:5]}"
+        successes = ledger.queries.audit_log(entity_type="keypair_resource_policy", status="success")
+        created = [e.entity_id for e in successes]
+        assert len(created) == len(set(created)) and set(created) == set(stored) - {"default"}
+        assert verify(ledger.app).ok
