@@ -174,11 +174,20 @@ def declare(event_class: type, *personals: Personal) -> None:
     if not personals:
         raise ValueError(f"{topic}: declare at least one personal declaration")
     _DECLARED[topic] = personals
+    _BY_CLASS.clear()  # a class looked up before its declaration must see it
+
+
+_BY_CLASS: dict[type, tuple[Personal, ...]] = {}
 
 
 def declared(topic_or_class: str | type) -> tuple[Personal, ...]:
     """The personal declarations of an event type (empty when it holds none)."""
-    return _DECLARED.get(_topic(topic_or_class), ())
+    if isinstance(topic_or_class, str):
+        return _DECLARED.get(topic_or_class, ())
+    found = _BY_CLASS.get(topic_or_class)
+    if found is None:  # on every stored event's path: the topic is worked out once per class
+        found = _BY_CLASS[topic_or_class] = _DECLARED.get(get_topic(topic_or_class), ())
+    return found
 
 
 def erases(event_class: type, subject: Subject) -> None:

@@ -31,9 +31,12 @@ class ActionContext:
         """The metadata stored with each event (computed once: it is on the write path)."""
         cached: dict[str, Any] | None = self.__dict__.get("_stamp")
         if cached is None:
-            cached = {f.name: getattr(self, f.name) for f in fields(self)}
+            cached = {name: getattr(self, name) for name in _STAMPED}
             object.__setattr__(self, "_stamp", cached)
         return cached
+
+
+_STAMPED: tuple[str, ...] = tuple(f.name for f in fields(ActionContext))
 
 
 SYSTEM = ActionContext(
@@ -65,12 +68,14 @@ def action_context(
         return
     if meta is None:
         ctx = ActionContext(
-            **{
-                **SYSTEM.stamp(),
-                "action_id": str(uuid.uuid4()),
-                "entity_type": entity_type,
-                "operation": operation,
-            }
+            action_id=str(uuid.uuid4()),
+            request_id=SYSTEM.request_id,
+            user_id=SYSTEM.user_id,
+            access_key=SYSTEM.access_key,
+            role=SYSTEM.role,
+            domain_name=SYSTEM.domain_name,
+            entity_type=entity_type,
+            operation=operation,
         )
     else:
         ctx = ActionContext(
