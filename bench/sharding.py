@@ -1,0 +1,120 @@
+"""Sharding by domain, simulated: one PostgreSQL database per shard, one writer process per
+shard, the aggregate command rate (issue 15, docs/SCALING.md).
+
+Run: .venv/bin/python bench/sharding.py [--shards 1 2 4] [--commands 800] [--writers 4] [--rounds 2]
+
+Each shard is its own database on this machine's PostgreSQL server (`ledger_shard_<n>`),
+with its own ledger, hash chain and positions: what a router sending each domain's
+commands to its shard's API processes would see. Each shard's process runs `--writers`
+threads with group commit (as `ledger serve` does), creating policies through the action
+processors; all shards start together. Printed: the aggregate commands/s for each shard
+count and its ratio to one shard. The server, the writers and this machine's two cores
+are shared by every shard, so this measures how far one machine goes, not a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+
+PG_SERVER = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+
+
+def shard_database(n: int) -> str:
+    return f"ledger_shard_{n}"
+
+
+def ensure_databases(count: int) -> None:
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        for n in range(count):
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (shard_database(n),)).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{shard_database(n)}"')
+
+
+def drop_schema(n: int, schema: str) -> None:
+    with psycopg.connect(f"{PG_SERVER}/{shard_database(n)}", autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def shard_process(url: str, writers: int, commands: int, start: Any, results: Any) -> None:
+    """One shard's API process: opens its ledger, waits for every shard, then writes."""
+    from adapters.bootstrap import open_ledger
+    from domain.actions import ActionTriggerMeta
+    from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
+
+    admin = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
+    with open_ledger(url, group_commit=True) as ledger:
+        create = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+
+        def writer(index: int) -> None:
+            loop = asyncio.new_event_loop()
+            for i in range(commands // writers):
+                name = f"w{index}-{i}"
+                action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
+                loop.run_until_complete(create.wait_for_complete(action, admin))
+            loop.close()
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+        start.wait()
+        began = time.time()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        results.put((commands // writers * writers, began, time.time()))
+
+
+def aggregate_rate(shards: int, writers: int, commands: int) -> float:
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(shards)
+    results = context.Queue()
+    schema = f"s_{uuid.uuid4().hex[:12]}"
+    urls = [f"{PG_SERVER}/{shard_database(n)}?schema={schema}" for n in range(shards)]
+    processes = [context.Process(target=shard_process, args=(u, writers, commands, start, results)) for u in urls]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=600) for _ in processes]
+    for process in processes:
+        process.join()
+    for n in range(shards):
+        drop_schema(n, schema)
+    done = sum(count for count, _, _ in outcomes)
+    return done / (max(end for _, _, end in outcomes) - min(began for _, began, _ in outcomes))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--commands", type=int, default=800, help="commands per shard")
+    parser.add_argument("--writers", type=int, default=4, help="writer threads per shard process")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    os.environ.setdefault("LEDGER_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    ensure_databases(max(args.shards))
+    rates: dict[int, list[float]] = {n: [] for n in args.shards}
+    for _ in range(args.rounds):
+        for shards in args.shards:
+            rates[shards].append(aggregate_rate(shards, args.writers, args.commands))
+    one = statistics.median(rates[args.shards[0]])
+    print(f"sharding by database (PostgreSQL; {args.writers} writers per shard process, group commit; medians)")
+    for shards in args.shards:
+        rate = statistics.median(rates[shards])
+        print(f"  {shards} shard(s): {rate:8.0f} commands/s aggregate, {rate / one:5.2f}x {args.shards[0]} shard(s)")
+
+
+if __name__ == "__main__":
+    main()
