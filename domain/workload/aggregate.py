@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 from domain.catalog import EntityType
 from domain.entity import Entity
@@ -29,6 +29,12 @@ class _Workload(Entity):
 
     def duplicate(self) -> LedgerError:
         return DuplicateWorkloadId(f"{self.ENTITY_TYPE} {self.key} already exists")
+
+    @classmethod
+    def create_for(cls, key: uuid.UUID, fields: dict[str, Any]) -> Self:
+        """`create` from the UUID itself: its stream id, with no text parsed back (a bulk
+        import creates thousands)."""
+        return cls._create(cls.Created, id=key, key=str(key), fields=fields)
 
 
 class VFolder(_Workload):

@@ -14,10 +14,9 @@ that exists conflicts in the store, and the retry checks.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from domain.entity import Entity
@@ -38,10 +37,10 @@ from domain.workload.actions import (
     WorkloadAction,
     WorkloadActionResult,
 )
-from domain.workload.aggregate import Endpoint, Kernel, VFolder
+from domain.workload.aggregate import Endpoint, Kernel, VFolder, _Workload
 from domain.workload.storage import admit_vfolder
 
-E = TypeVar("E", bound=Entity)
+W = TypeVar("W", bound=_Workload)
 ATTACHED = "attached_to_session"  # a kernel field: it counts in a session the ledger admitted
 
 
@@ -65,20 +64,24 @@ class _Facts:
         group.require_active()
         return group
 
-    def new(self, cls: type[E], key: uuid.UUID, fields: dict[str, Any]) -> E:
-        aggregate_id = cls.id_for(str(key))
+    def new(self, cls: type[W], key: uuid.UUID, fields: dict[str, Any]) -> W:
+        aggregate_id = key  # a workload entity's stream id is its own UUID (`_Workload.id_for`)
         if self.check_new_ids or aggregate_id in self.created:
             existing = self.work.get(aggregate_id, Entity)
             if existing is not None:
                 raise DuplicateWorkloadId(f"{cls.ENTITY_TYPE} {key}: the id is taken by a {existing.ENTITY_TYPE}")
         self.created.add(aggregate_id)
-        return self.work.add(cls.create(str(key), fields))
+        return self.work.add(cls.create_for(key, fields))
 
-    @functools.singledispatchmethod
     def apply(self, action: WorkloadAction) -> Entity:
-        raise TypeError(f"no workload fact handler for {type(action).__name__}")
+        # Looked up by exact class in a dict: singledispatchmethod builds a bound wrapper
+        # per call, a cost a bulk import pays per fact; a subclass of an action class
+        # still finds its handler through the MRO (once per class).
+        handler = _HANDLERS.get(type(action))
+        if handler is None:
+            handler = _handler_for(type(action))
+        return handler(self, action)
 
-    @apply.register
     def _create_vfolder(self, a: CreateVFolderAction) -> Entity:
         group = self.active_group(a.group_id)
         fields = {"name": a.name, "host": a.host, "group_id": str(a.group_id)}
@@ -89,7 +92,6 @@ class _Facts:
         group.add_vfolder(vfolder.key)
         return vfolder
 
-    @apply.register
     def _start_kernel(self, a: StartKernelAction) -> Entity:
         group = self.active_group(a.group_id)
         if a.domain_name != group.fields["domain_name"]:
@@ -108,13 +110,11 @@ class _Facts:
             attach_kernel(self.work, fields["session_id"], kernel.key)
         return kernel
 
-    @apply.register
     def _report_kernel_stats(self, a: ReportKernelStatsAction) -> Entity:
         kernel = load_live(self.work, Kernel, str(a.kernel_id))
         kernel.report_stats(a.stats())
         return kernel
 
-    @apply.register
     def _terminate_kernel(self, a: TerminateKernelAction) -> Entity:
         kernel = load_live(self.work, Kernel, str(a.kernel_id))
         kernel.terminate(a.terminated_at.isoformat(), a.status)
@@ -125,14 +125,12 @@ class _Facts:
             detach_kernel(self.work, kernel.fields["session_id"], kernel.key)
         return kernel
 
-    @apply.register
     def _create_endpoint(self, a: CreateEndpointAction) -> Entity:
         group = self.active_group(a.group_id)
         endpoint = self.new(Endpoint, a.endpoint_id, {"name": a.name, "group_id": str(a.group_id)})
         group.create_endpoint(endpoint.key)
         return endpoint
 
-    @apply.register
     def _destroy_endpoint(self, a: DestroyEndpointAction) -> Entity:
         endpoint = load_live(self.work, Endpoint, str(a.endpoint_id))
         endpoint.delete()
@@ -140,6 +138,26 @@ class _Facts:
         if group is not None:
             group.destroy_endpoint(endpoint.key)
         return endpoint
+
+
+Handler = Callable[[_Facts, Any], Entity]
+_HANDLERS: dict[type, Handler] = {
+    CreateVFolderAction: _Facts._create_vfolder,
+    StartKernelAction: _Facts._start_kernel,
+    ReportKernelStatsAction: _Facts._report_kernel_stats,
+    TerminateKernelAction: _Facts._terminate_kernel,
+    CreateEndpointAction: _Facts._create_endpoint,
+    DestroyEndpointAction: _Facts._destroy_endpoint,
+}
+
+
+def _handler_for(action_class: type) -> Handler:
+    for base in action_class.__mro__[1:]:
+        handler = _HANDLERS.get(base)
+        if handler is not None:
+            _HANDLERS[action_class] = handler
+            return handler
+    raise TypeError(f"no workload fact handler for {action_class.__name__}")
 
 
 class WorkloadService:
