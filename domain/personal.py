@@ -82,17 +82,23 @@ def path_text(path: Sequence[Step]) -> str:
 
 
 def _find(node: Any, pattern: Pattern, at: int, prefix: Path, found: list[Path]) -> None:
-    if at == len(pattern):
-        if node is not None:  # nothing to hide in a None
-            found.append(prefix)
-        return
-    step = pattern[at]
-    if isinstance(step, _Each):
-        if isinstance(node, list | tuple):
-            for index, item in enumerate(node):
-                _find(item, pattern, at + 1, (*prefix, index), found)
-    elif isinstance(node, Mapping) and step in node:
-        _find(node[step], pattern, at + 1, (*prefix, step), found)
+    # Key steps are followed in a loop (every stored event with personal values is
+    # searched); only `[*]` recurses, once per item.
+    end = len(pattern)
+    while at < end:
+        step = pattern[at]
+        if isinstance(step, _Each):
+            if isinstance(node, list | tuple):
+                for index, item in enumerate(node):
+                    _find(item, pattern, at + 1, (*prefix, index), found)
+            return
+        if not (type(node) is dict or isinstance(node, Mapping)) or step not in node:
+            return
+        node = node[step]
+        prefix = (*prefix, step)
+        at += 1
+    if node is not None:  # nothing to hide in a None
+        found.append(prefix)
 
 
 def _nodes(node: Any, pattern: Pattern, at: int, prefix: Path, found: list[tuple[Path, Any]]) -> None:

@@ -79,9 +79,8 @@ def _unb64(text: Any) -> bytes:
     return binascii.a2b_base64(text, strict_mode=True)
 
 
-def _seal(aead: AESGCM, subject: str, path: Path, value: Any) -> dict[str, Any]:
+def _seal(aead: AESGCM, subject: str, path: Path, value: Any, nonce: bytes) -> dict[str, Any]:
     plain = _ENCODER.encode(value).encode()
-    nonce = os.urandom(_NONCE_BYTES)
     sealed = aead.encrypt(nonce, plain, _associated(subject, path))
     return {MARK: 1, "s": subject, "n": _b64(nonce), "c": _b64(sealed)}
 
@@ -98,14 +97,16 @@ def seal_state(state: Mapping[str, Any], personals: Iterable[Personal], key_for:
     located.sort(key=lambda item: len(item[0]))  # whole values before paths inside them
     copied = {id(result)}  # the copies made here (kept alive by `result`, so ids stay unique)
     ciphers: dict[str, AESGCM] = {}
-    for path, subject in located:
+    # A fresh nonce per value, drawn for all of them at once (one system call per state).
+    nonces = os.urandom(_NONCE_BYTES * len(located))
+    for number, (path, subject) in enumerate(located):
         node: Any = result
         for step in path[:-1]:
             child = node[step]
             if is_sealed(child):
                 break
             if id(child) not in copied:
-                child = dict(child) if isinstance(child, Mapping) else list(child)
+                child = dict(child) if type(child) is dict or isinstance(child, Mapping) else list(child)
                 copied.add(id(child))
                 node[step] = child
             node = child
@@ -116,7 +117,8 @@ def seal_state(state: Mapping[str, Any], personals: Iterable[Personal], key_for:
             aead = ciphers.get(subject)
             if aead is None:
                 aead = ciphers[subject] = AESGCM(key_for(subject))
-            node[path[-1]] = _seal(aead, subject, path, leaf)
+            nonce = nonces[number * _NONCE_BYTES : (number + 1) * _NONCE_BYTES]
+            node[path[-1]] = _seal(aead, subject, path, leaf, nonce)
     return result
 
 
