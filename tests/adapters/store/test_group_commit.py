@@ -47,10 +47,12 @@ class Held:
         self.append, self.queued, self.count = append, queued, count
         self.calls: list[int] = []
         self.first = True
+        self.entered = threading.Event()  # the first call is holding
 
     def __call__(self, events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> Any:
         if self.first:
             self.first = False
+            self.entered.set()
             deadline = time.monotonic() + 30
             while self.queued() < self.count:
                 assert time.monotonic() < deadline, "the callers never queued"
@@ -59,7 +61,9 @@ class Held:
         return self.append(events, kwargs)
 
 
-def _threads(targets: list[Callable[[], Any]]) -> list[Any]:
+def _threads(targets: list[Callable[[], Any]], first: threading.Event | None = None) -> list[Any]:
+    """Runs each target in a thread; with `first`, the others start once it is set (the
+    first target is then the one holding the first append)."""
     outcomes: list[Any] = [None] * len(targets)
 
     def run(index: int) -> None:
@@ -69,8 +73,10 @@ def _threads(targets: list[Callable[[], Any]]) -> list[Any]:
             outcomes[index] = exc
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(targets))]
-    for thread in threads:
+    for index, thread in enumerate(threads):
         thread.start()
+        if index == 0 and first is not None:
+            assert first.wait(timeout=30), "the first target never reached the append"
     for thread in threads:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
@@ -93,10 +99,11 @@ def test_queued_requests_share_one_append_and_get_their_own_ids() -> None:
     committer._insert = held
     streams = [uuid.uuid4() for _ in range(6)]
     outcomes = _threads(
-        [lambda s=s, n=n: committer.insert([event(s, v) for v in range(1, n + 2)], {}) for n, s in enumerate(streams)]
+        [lambda s=s, n=n: committer.insert([event(s, v) for v in range(1, n + 2)], {}) for n, s in enumerate(streams)],
+        first=held.entered,
     )
     # The first caller led alone (held until five more queued); the five then went in one append.
-    assert held.calls[0] in (1, 2, 3, 4, 5, 6) and len(held.calls) == 2
+    assert held.calls == [1, 2 + 3 + 4 + 5 + 6]
     assert sum(held.calls) == sum(range(1, 7))
     every = sorted(i for ids in outcomes for i in ids)
     assert every == list(range(1, 22))  # each caller got exactly its own positions
@@ -110,7 +117,8 @@ def test_a_request_appending_a_version_taken_in_its_batch_is_refused_alone() -> 
         return list(range(1, len(events) + 1))
 
     committer = GroupCommit(append)
-    committer._insert = Held(append, lambda: len(committer._queue), 3)
+    held = Held(append, lambda: len(committer._queue), 3)
+    committer._insert = held
     twin = uuid.uuid4()
     outcomes = _threads(
         [
@@ -118,7 +126,8 @@ def test_a_request_appending_a_version_taken_in_its_batch_is_refused_alone() -> 
             lambda: committer.insert([event(twin)], {}),
             lambda: committer.insert([event(twin)], {}),
             lambda: committer.insert([event(uuid.uuid4())], {}),
-        ]
+        ],
+        first=held.entered,
     )
     refused = [o for o in outcomes if isinstance(o, IntegrityError)]
     assert len(refused) == 1
@@ -136,10 +145,12 @@ def test_a_failed_merged_append_is_retried_request_by_request() -> None:
         return list(range(1, len(events) + 1))
 
     committer = GroupCommit(append)
-    committer._insert = Held(append, lambda: len(committer._queue), 3)
+    held = Held(append, lambda: len(committer._queue), 3)
+    committer._insert = held
     outcomes = _threads(
         [lambda: committer.insert([event(uuid.uuid4())], {})]
-        + [lambda s=s: committer.insert([event(s)], {}) for s in (uuid.uuid4(), bad, uuid.uuid4())]
+        + [lambda s=s: committer.insert([event(s)], {}) for s in (uuid.uuid4(), bad, uuid.uuid4())],
+        first=held.entered,
     )
     assert sum(isinstance(o, IntegrityError) for o in outcomes) == 1
     assert sum(isinstance(o, list) for o in outcomes) == 3
@@ -208,7 +219,8 @@ def test_a_conflict_in_a_batch_commits_the_others_and_retries_alone(ledger_url: 
                 lambda: _modify(ledger, "shared", max_concurrent_sessions=7),
                 lambda: _modify(ledger, "shared", max_session_lifetime=70),
                 lambda: _modify(ledger, "other", idle_timeout=9),
-            ]
+            ],
+            first=held.entered,
         )
         assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
         assert held.calls[1] == 4  # the second batch: two appends merged (2 events each), the twin held back
