@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from eventsourcing.domain import Aggregate
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -104,6 +105,8 @@ class PrometheusMonitor:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        # The children of one label set, looked up once (`labels()` validates and locks per call).
+        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
     async def prepare(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
         pass
@@ -123,8 +126,11 @@ class PrometheusMonitor:
     ) -> None:
         """Counts one outcome: a live one, or one replayed from the audit trail."""
         labels = (entity_type, operation, status, domain or "", f"{entity_type}_{operation}", error_code or "")
-        self._count.labels(*labels).inc()
-        self._duration.labels(*labels).observe(duration)
+        children = self._children.get(labels)
+        if children is None:
+            children = self._children[labels] = (self._count.labels(*labels), self._duration.labels(*labels))
+        children[0].inc()
+        children[1].observe(duration)
 
     def replay(self, entries: Iterable[AuditEntry]) -> None:
         """Counts outcomes read back from the audit trail (what `ledger metrics` shows:
