@@ -265,3 +265,26 @@ def test_the_ledger_maps_events_with_the_fast_transcoder(memory_ledger: Any) -> 
     event = app.mapper.to_domain_event(stored)
     assert event.fields == kernel.fields
     assert event.timestamp == kernel.created_at
+
+
+class DatetimeAsTimestamp(Transcoding):
+    """Another application's own datetime encoding: it replaces the library's."""
+
+    type = datetime
+    name = "datetime_ts"
+
+    def encode(self, obj: datetime) -> float:
+        return obj.timestamp()
+
+    def decode(self, data: float) -> datetime:
+        return datetime.fromtimestamp(data, UTC)
+
+
+def test_a_datetime_transcoding_registered_in_place_of_the_library_one_is_used() -> None:
+    library, fast = JSONTranscoder(), FastJSONTranscoder()
+    for transcoder in (library, fast):
+        transcoder.register(DatetimeAsISO())
+        transcoder.register(DatetimeAsTimestamp())
+    state = {"timestamp": datetime(2024, 1, 1, tzinfo=UTC)}
+    assert fast.encode(state) == library.encode(state)
+    assert same(library.decode(fast.encode(state)), state)
