@@ -141,16 +141,12 @@ def insert_chained(insert: Any, last: LastLink, stored_events: Sequence[StoredEv
     return ids
 
 
-class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
-    """Appends the events' links in the append's own transaction. SQLite has one writer at
-    a time and the events are inserted first, so the last link read here is the latest."""
+class ChainedInserts:
+    """`insert_events` of a chained recorder (mixed in before the library's recorder):
+    through group commit once enabled, else one transaction of its own."""
 
     group_commit: GroupCommit | None = None  # set by `enable_group_commit`
-
-    def construct_create_table_statements(self) -> list[str]:
-        self.chain_sql = Statements.sqlite(self.events_table_name)
-        self.last_link = LastLink()
-        return [*super().construct_create_table_statements(), self.chain_sql.create]
+    last_link: LastLink
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if self.group_commit is not None:
@@ -159,8 +155,19 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def insert_linked(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> Sequence[int] | None:
         """One transaction: the events, their links, the keys they erase."""
-        ids: Sequence[int] | None = insert_chained(super().insert_events, self.last_link, stored_events, kwargs)
+        insert = super().insert_events  # type: ignore[misc]  # the library recorder's, next in the MRO
+        ids: Sequence[int] | None = insert_chained(insert, self.last_link, stored_events, kwargs)
         return ids
+
+
+class ChainedSQLiteRecorder(ChainedInserts, SQLiteApplicationRecorder):
+    """Appends the events' links in the append's own transaction. SQLite has one writer at
+    a time and the events are inserted first, so the last link read here is the latest."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        self.chain_sql = Statements.sqlite(self.events_table_name)
+        self.last_link = LastLink()
+        return [*super().construct_create_table_statements(), self.chain_sql.create]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)

@@ -10,8 +10,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
-from adapters.store.chain import CHAIN_TABLE, LastLink, Statements, append_links, erase_in, insert_chained
-from adapters.store.group_commit import GroupCommit
+from adapters.store.chain import CHAIN_TABLE, ChainedInserts, LastLink, Statements, append_links, erase_in
 
 
 def postgres_statements(schema: str, events_table: str) -> Statements:
@@ -37,7 +36,7 @@ def postgres_statements(schema: str, events_table: str) -> Statements:
     )
 
 
-class ChainedPostgresRecorder(PostgresApplicationRecorder):
+class ChainedPostgresRecorder(ChainedInserts, PostgresApplicationRecorder):
     """Appends the events' links in the append's own transaction, after the library's
     `LOCK TABLE ... IN EXCLUSIVE MODE` has serialised appends: the last link is the latest."""
 
@@ -48,18 +47,6 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         self.chain_sql = postgres_statements(datastore.schema, self.events_table_name)
         self.sql_create_statements.append(self.chain_sql.create)
         self.last_link = LastLink()
-
-    group_commit: GroupCommit | None = None  # set by `enable_group_commit`
-
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        if self.group_commit is not None:
-            return self.group_commit.insert(stored_events, kwargs)
-        return self.insert_linked(stored_events, kwargs)
-
-    def insert_linked(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> Sequence[int] | None:
-        """One transaction: the events, their links, the keys they erase."""
-        ids: Sequence[int] | None = insert_chained(super().insert_events, self.last_link, stored_events, kwargs)
-        return ids
 
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -4,14 +4,8 @@ its record, even when the process is killed mid-stream."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +14,8 @@ from eventsourcing.utils import get_topic
 from adapters.bootstrap import Ledger, open_ledger
 from domain.audit import AuditRecord
 from tests.actions import SAMPLES, build_world, meta, run
+from tests.killing import run_until_killed
 
-ROOT = Path(__file__).resolve().parents[2]
 ADMIN = meta("superadmin")
 
 
@@ -98,24 +92,8 @@ WRITER = textwrap.dedent(
 
 @pytest.mark.slow
 def test_a_killed_writer_leaves_no_action_event_without_its_record(ledger_url: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for round_ in range(3):  # killed at a different moment each time
-        child = subprocess.Popen(
-            [sys.executable, "-c", WRITER, ledger_url, f"r{round_}-"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert child.stdout is not None
-        try:
-            for _ in range(20 + 7 * round_):  # commands are under way when the kill lands
-                assert child.stdout.readline(), "the writer stopped early"
-            time.sleep(0.003 * round_)
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-            child.stdout.close()
+    for round_ in range(3):  # killed at a different moment each time: commands are under way
+        run_until_killed(WRITER, [ledger_url, f"r{round_}-"], 20 + 7 * round_)
     with open_ledger(ledger_url) as ledger:
         notifications = ledger.app.recorder.select_notifications(start=1, limit=1_000_000)
         records = {n.originator_id for n in notifications if n.topic == get_topic(AuditRecord.Recorded)}

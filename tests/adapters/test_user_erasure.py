@@ -19,6 +19,7 @@ from domain.personal import ERASED
 from domain.user import CreateUserAction, EraseUserAction, ModifyUserAction, User
 from domain.workload import StartKernelAction, TerminateKernelAction
 from tests.actions import DOMAIN, ROOT, T0, World, build_world, meta, run
+from tests.adapters.store.raw import as_older_release
 
 EMAIL = "grace.erasable@example.org"
 FULL_NAME = "Grace Erasable-Hopper"
@@ -160,9 +161,7 @@ def _old_release_user(ledger: Ledger) -> uuid.UUID:
     user = uuid.uuid4()
     run(ledger, "user", "create_user", CreateUserAction(creator={"user_id": user, "domain_name": DOMAIN}))
     app = ledger.app
-    keys = app.mapper.keys  # type: ignore[attr-defined]
-    app.mapper.keys = None  # type: ignore[attr-defined]
-    try:
+    with as_older_release(app):
         stored = app.get(User.id_for(str(user)), User)
         assert stored is not None
         stored.modify({"email": OLD_EMAIL, "full_name": OLD_NAME})
@@ -170,9 +169,6 @@ def _old_release_user(ledger: Ledger) -> uuid.UUID:
         stored.modify({"email": "grace.older@example.org"})
         vars(stored.pending_events[0]).pop("key")  # stored as the old release wrote it
         app.save(stored)
-    finally:
-        app.mapper.keys = keys  # type: ignore[attr-defined]
-        app.cache.clear()
     assert OLD_EMAIL.encode() in b"".join(e.state for e in app.recorder.select_events(User.id_for(str(user))))
     modifier = {"full_name": FULL_NAME}
     run(ledger, "user", "modify_user", ModifyUserAction(user_id=user, modifier=modifier))
@@ -228,17 +224,12 @@ def test_clear_values_in_older_audit_records_and_snapshots_are_counted(ledger: L
     user = uuid.uuid4()
     run(ledger, "user", "create_user", CreateUserAction(creator={"user_id": user, "domain_name": DOMAIN}))
     app = ledger.app
-    keys = app.mapper.keys  # type: ignore[attr-defined]
-    app.mapper.keys = None  # type: ignore[attr-defined]
-    try:
+    with as_older_release(app):
         # Through the processor: the user's Modified and the audit record, both in clear.
         run(ledger, "user", "modify_user", ModifyUserAction(user_id=user, modifier={"email": OLD_EMAIL}))
         stored = app.get(User.id_for(str(user)), User)
         assert stored is not None and app.snapshots is not None
         app.snapshots.put([User.Snapshot.take(stored)])  # type: ignore[attr-defined]
-    finally:
-        app.mapper.keys = keys  # type: ignore[attr-defined]
-        app.cache.clear()
 
     with pytest.raises(UserClearHistory) as refused:
         _erase(ledger, user)

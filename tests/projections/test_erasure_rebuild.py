@@ -144,6 +144,16 @@ def _occurrences(folder: Path, values: list[str]) -> dict[str, int]:
     return {value: sum(contents.count(form) for form in _forms(value)) for value in values}
 
 
+# A group with two members, a description and a named kernel, as the purge tests build it.
+PURGED_GROUPS_WORLD: list[Command] = [
+    ("group", 0),
+    ("members", 0, "add", USERS[:2]),
+    ("describe", 0, 0),
+    ("named_start", 0, 0, 5, 0),
+    ("end", 0, 60),
+]
+
+
 def _checkpoint(database: Path) -> None:
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # not busy
@@ -158,13 +168,7 @@ def test_a_purge_leaves_no_plaintext_in_any_file_of_a_sqlite_ledger(tmp_path: Pa
     # of the audited action's input, as JSON.
     membership = [group + member for member in members] + [json.dumps(members)]
     with open_ledger(f"sqlite:///{database}") as ledger:
-        for command in [
-            ("group", 0),
-            ("members", 0, "add", USERS[:2]),
-            ("describe", 0, 0),
-            ("named_start", 0, 0, 5, 0),
-            ("end", 0, 60),
-        ]:
+        for command in PURGED_GROUPS_WORLD:
             run(ledger, command, audited=True)
         ledger.runner.catch_up()
         assert ledger.queries.group(GROUPS[0]) is not None
@@ -216,13 +220,7 @@ def test_a_purge_leaves_no_row_holding_its_values_on_postgresql(postgres_url: st
         return found
 
     with open_ledger(postgres_url) as ledger:
-        for command in [
-            ("group", 0),
-            ("members", 0, "add", USERS[:2]),
-            ("describe", 0, 0),
-            ("named_start", 0, 0, 5, 0),
-            ("end", 0, 60),
-        ]:
+        for command in PURGED_GROUPS_WORLD:
             run(ledger, command, audited=True)
         ledger.runner.catch_up()
         assert all(rows_holding().values())  # in clear in the read models before the purge

@@ -4,6 +4,9 @@ check what the database itself refuses."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -23,3 +26,16 @@ def raw_postgres(ledger: Ledger) -> psycopg.Connection:
         user=env["POSTGRES_USER"],
         options=f"-csearch_path={ledger.config.schema}",
     )
+
+
+@contextmanager
+def as_older_release(app: Any) -> Iterator[None]:
+    """What the ledger's application saves inside is stored as a release before sealing
+    stored it: personal values in clear. Cached aggregates are dropped on the way out."""
+    keys = app.mapper.keys
+    app.mapper.keys = None
+    try:
+        yield
+    finally:
+        app.mapper.keys = keys
+        app.cache.clear()

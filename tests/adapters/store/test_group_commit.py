@@ -6,16 +6,11 @@ acknowledged. Unit checks on a fake append, then the real store on both backends
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +25,8 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicyCreator,
     ModifyKeyPairResourcePolicyAction,
 )
+from tests.killing import run_until_killed
 
-ROOT = Path(__file__).resolve().parents[3]
 ADMIN = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
 
 
@@ -262,26 +257,9 @@ WRITERS = textwrap.dedent(
 
 @pytest.mark.slow
 def test_a_killed_group_commit_loses_only_unacknowledged_commands(ledger_url: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     acknowledged: list[str] = []
     for round_ in range(2):
-        child = subprocess.Popen(
-            [sys.executable, "-c", WRITERS, ledger_url, f"k{round_}-"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert child.stdout is not None
-        try:
-            for _ in range(40 + 25 * round_):
-                line = child.stdout.readline()
-                assert line, "the writers stopped early"
-                acknowledged.append(line.strip())
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-            child.stdout.close()
+        acknowledged += run_until_killed(WRITERS, [ledger_url, f"k{round_}-"], 40 + 25 * round_)
     with open_ledger(ledger_url) as ledger:
         ledger.runner.catch_up()
         stored = [p.name for p in ledger.queries.keypair_resource_policies()]

@@ -17,6 +17,7 @@ from domain.actions import ActionTriggerMeta
 from domain.group import CreateGroupAction, ModifyGroupAction, PurgeGroupAction
 from domain.personal import ERASED
 from domain.user import CreateUserAction
+from tests.adapters.store.raw import as_older_release
 
 ROOT = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
 EMAIL = "ada.lovelace.sealed@example.org"
@@ -101,19 +102,14 @@ OLD_DESCRIPTION = "described in clear by an older release"
 def _old_release_group(ledger: Ledger) -> uuid.UUID:
     """A group whose description an older release stored in clear (no sealing yet)."""
     created = run(ledger, "group", "create_group", CreateGroupAction(input={"name": "old", "domain_name": "default"}))
-    app = ledger.app
-    keys = app.mapper.keys  # type: ignore[attr-defined]
-    app.mapper.keys = None  # type: ignore[attr-defined]
-    try:
-        from domain.group import Group
+    from domain.group import Group
 
+    app = ledger.app
+    with as_older_release(app):
         stored = app.get(created.data.id, Group)
         assert stored is not None
         stored.modify({"description": OLD_DESCRIPTION})
         app.save(stored)
-    finally:
-        app.mapper.keys = keys  # type: ignore[attr-defined]
-        app.cache.clear()
     assert OLD_DESCRIPTION.encode() in stored_bytes(ledger)
     return created.data.id  # type: ignore[no-any-return]
 

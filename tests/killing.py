@@ -1,0 +1,36 @@
+"""A child Python process killed with SIGKILL once it has printed enough lines: what a
+crash mid-stream leaves behind is then read from the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_until_killed(script: str, args: list[str], lines: int) -> list[str]:
+    """Runs `script` (python -c) with `args`, reads `lines` lines of its stdout, then kills
+    it (-9) whatever it is doing; the lines read, stripped."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    read: list[str] = []
+    try:
+        for _ in range(lines):
+            line = child.stdout.readline()
+            assert line, "the child stopped before it was killed"
+            read.append(line.strip())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    return read
