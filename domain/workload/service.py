@@ -14,12 +14,9 @@ that exists conflicts in the store, and the retry checks.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import itertools
-import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from domain.entity import Entity
@@ -163,37 +160,6 @@ def _handler_for(action_class: type) -> Handler:
     raise TypeError(f"no workload fact handler for {action_class.__name__}")
 
 
-# From this many facts on, a batch runs with the cyclic garbage collector paused. A batch
-# allocates tens of container objects per fact (events, their states, aggregates) and
-# keeps them, so each automatic collection frees nothing while walking every young
-# object, and a full one the whole heap besides: a fifth of a bulk import's time.
-# Reference counting still frees everything else, and cycles left by the batch go at
-# the first collection after it.
-PAUSE_COLLECTION_FROM = 64
-_paused_lock = threading.Lock()
-_paused_by = 0  # batches running with the collector paused
-_paused_was_enabled = False
-
-
-@contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
-    """The collector off while the block runs; on again when the last concurrent block
-    ends, if it was on when the first began (a process that turned it off keeps it off)."""
-    global _paused_by, _paused_was_enabled
-    with _paused_lock:
-        if _paused_by == 0:
-            _paused_was_enabled = gc.isenabled()
-            gc.disable()
-        _paused_by += 1
-    try:
-        yield
-    finally:
-        with _paused_lock:
-            _paused_by -= 1
-            if _paused_by == 0 and _paused_was_enabled:
-                gc.enable()
-
-
 class WorkloadService:
     def __init__(self, store: AggregateStore) -> None:
         self._store = store
@@ -234,12 +200,7 @@ class WorkloadService:
         code loads facts in bulk without an actor: it takes a plain list, not an action, so
         no permission check, audit record or metric applies; anything acting for a caller
         goes through the `record_workload_batch` processor instead."""
-        if not actions:
-            return 0
-        if len(actions) < PAUSE_COLLECTION_FROM:
-            return len(self._record(actions))
-        with collection_paused():
-            return len(self._record(actions))
+        return len(self._record(actions)) if actions else 0
 
     async def record_workload_batch(self, action: RecordWorkloadBatchAction) -> RecordWorkloadBatchActionResult:
         """`record_batch` as an action, so a batch is permission-checked, audited and measured."""
