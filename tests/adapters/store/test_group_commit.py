@@ -152,6 +152,36 @@ def test_a_failed_merged_append_is_retried_request_by_request() -> None:
     assert calls[1] == 3 and calls[2:] == [1, 1, 1]  # merged, failed, then each alone
 
 
+def test_erasures_of_a_batch_are_merged_and_other_keywords_go_alone() -> None:
+    """Each request's erased subjects reach the one merged append (its keys destroyed in
+    that transaction); a request with keywords a batch cannot combine appends alone."""
+    seen: list[dict[str, Any]] = []
+
+    def append(events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> list[int]:
+        seen.append(dict(kwargs))
+        return list(range(1, len(events) + 1))
+
+    committer = GroupCommit(append)
+    held = Held(append, lambda: len(committer._queue), 4)
+    committer._insert = held
+    keys = object()
+    tracked = object()
+    _threads(
+        [
+            lambda: committer.insert([event(uuid.uuid4())], {"tracking": None}),
+            lambda: committer.insert([event(uuid.uuid4())], {"tracking": None, "erase": ["group:a"], "keys": keys}),
+            lambda: committer.insert([event(uuid.uuid4())], {"tracking": None, "erase": ["user:b"], "keys": keys}),
+            lambda: committer.insert([event(uuid.uuid4())], {"tracking": None}),
+            lambda: committer.insert([event(uuid.uuid4())], {"tracking": tracked}),
+        ],
+        first=held.entered,
+    )
+    merged = [kwargs for kwargs in seen if kwargs.get("erase")]
+    assert len(merged) == 1 and sorted(merged[0]["erase"]) == ["group:a", "user:b"] and merged[0]["keys"] is keys
+    assert held.calls[1:] in ([3, 1], [1, 3])  # the three mergeable together, the tracked one alone
+    assert {"tracking": tracked} in seen
+
+
 def test_a_leader_that_fails_unexpectedly_releases_every_waiter() -> None:
     def append(events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> list[int]:
         raise RuntimeError("disk on fire")
