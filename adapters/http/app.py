@@ -9,6 +9,7 @@ requests queue for a thread rather than for a connection inside one.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 import weakref
@@ -42,11 +43,14 @@ def create_app(
     ledger: Ledger | None = None,
     timezone: str | None = None,
     group_commit: bool | None = None,
+    server_process: bool = False,
 ) -> FastAPI:
     """The API over the ledger at `url` (default: $LEDGER_DATABASE_URL, else the SQLite
     file), opened when the app starts and closed when it stops; or over `ledger`, which
     the caller keeps and closes. A ledger it opens commits concurrent requests' appends
-    together (`group_commit`, default: $LEDGER_GROUP_COMMIT, else on)."""
+    together (`group_commit`, default: $LEDGER_GROUP_COMMIT, else on). `server_process`:
+    the process is this app's alone (`ledger serve`), so it may tune process-wide
+    settings (the garbage collector, see `_settle_heap`)."""
     grouped = group_commit_wanted(True) if group_commit is None else group_commit
 
     @asynccontextmanager
@@ -60,6 +64,8 @@ def create_app(
         app.state.ledger = opened
         app.state.idempotent_responses = await anyio.to_thread.run_sync(lambda: IdempotentResponses(opened.read_models))
         app.state.http_metrics = _HttpMetrics.of(opened)
+        if server_process:
+            _settle_heap()
         try:
             yield
         finally:
@@ -181,4 +187,19 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def app_from_environment() -> FastAPI:
     """The app `ledger serve` runs in each worker: the ledger at $LEDGER_DATABASE_URL."""
-    return create_app(os.environ.get("LEDGER_DATABASE_URL"))
+    return create_app(os.environ.get("LEDGER_DATABASE_URL"), server_process=True)
+
+
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _settle_heap() -> None:
+    """Once the ledger is open: everything allocated so far (modules, schemas, routes, the
+    ledger's tables and caches) lives as long as the process, so it is moved out of the
+    collector's reach (`gc.freeze`), and young collections run less often. Measured with
+    16 HTTP clients on one worker (bench/http_api.py): full collections walking that heap
+    stalled every thread, p99 91 ms; settled, p99 36-43 ms. Cycles are still collected."""
+    gc.collect()
+    gc.freeze()
+    _threshold, older, oldest = gc.get_threshold()
+    gc.set_threshold(max(_threshold, GC_YOUNG_THRESHOLD), older, oldest)
