@@ -14,6 +14,7 @@ import pytest
 from adapters.bootstrap import Ledger
 from adapters.store.chain import verify
 from domain.actions import ActionTriggerMeta
+from domain.errors import GroupClearHistory
 from domain.group import CreateGroupAction, ModifyGroupAction, PurgeGroupAction
 from domain.personal import ERASED
 from domain.user import CreateUserAction
@@ -130,6 +131,41 @@ def test_a_purge_over_clear_history_is_refused_unless_accepted(ledger: Ledger) -
     assert purged.event == "Purged" and purged.details["clear_values"] == 1
     assert purged.details["accept_clear_history"] is True
     assert verify(ledger.app).ok
+
+
+def test_an_older_kernel_of_the_group_and_its_audit_record_count_as_clear_history(ledger: Ledger) -> None:
+    """A kernel started through the processors by an older release: its Created event and
+    the start's audit record hold the kernel's user id, access key and session name in
+    clear, on streams other than the group's own. A purge counts both."""
+    from datetime import UTC, datetime
+
+    from domain.workload import StartKernelAction, TerminateKernelAction
+
+    group = run(ledger, "group", "create_group", CreateGroupAction(input={"name": "kernels", "domain_name": "default"}))
+    group_id = group.data.id
+    kernel = uuid.uuid4()
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    start = StartKernelAction(
+        kernel_id=kernel,
+        session_id=kernel,
+        session_name="older-session",
+        group_id=group_id,
+        domain_name="default",
+        user_id=uuid.uuid4(),
+        access_key="AKOLDER",
+        occupied_slots={"cpu": "1"},
+        started_at=at,
+    )
+    with as_older_release(ledger.app):
+        run(ledger, "workload", "start_kernel", start)
+    run(ledger, "workload", "terminate_kernel", TerminateKernelAction(kernel_id=kernel, terminated_at=at))
+    assert b"AKOLDER" in stored_bytes(ledger)
+    with pytest.raises(GroupClearHistory) as refused:
+        run(ledger, "group", "purge_group", PurgeGroupAction(group_id=group_id))
+    # The kernel's Created (3 values) and the start's audit record (3 values).
+    assert "2 stored events" in refused.value.message and "6 personal values" in refused.value.message
+    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=group_id, accept_clear_history=True))
+    assert ledger.queries.history("group", str(group_id))[-1].details["clear_values"] == 6
 
 
 def test_a_batch_across_groups_is_erased_group_by_group(ledger: Ledger) -> None:
