@@ -2,6 +2,7 @@
 shard, the aggregate command rate (issue 15, docs/SCALING.md).
 
 Run: .venv/bin/python bench/sharding.py [--shards 1 2 4] [--commands 800] [--writers 4] [--rounds 2]
+     [--processes 1]
 
 Each shard is its own database on this machine's PostgreSQL server (`ledger_shard_<n>`),
 with its own ledger, hash chain and positions: what a router sending each domain's
@@ -10,6 +11,8 @@ threads with group commit (as `ledger serve` does), creating policies through th
 processors; all shards start together. Printed: the aggregate commands/s for each shard
 count and its ratio to one shard. The server, the writers and this machine's two cores
 are shared by every shard, so this measures how far one machine goes, not a cluster.
+With `--processes P`, each shard is written by P processes (as `ledger serve --workers P`
+would), each with its own group commit: how far one database goes past one process's GIL.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def drop_schema(n: int, schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def shard_process(url: str, writers: int, commands: int, start: Any, results: Any) -> None:
+def shard_process(url: str, writers: int, commands: int, start: Any, results: Any, process: int = 0) -> None:
     """One shard's API process: opens its ledger, waits for every shard, then writes."""
     from adapters.bootstrap import open_ledger
     from domain.actions import ActionTriggerMeta
@@ -63,7 +66,7 @@ def shard_process(url: str, writers: int, commands: int, start: Any, results: An
         def writer(index: int) -> None:
             loop = asyncio.new_event_loop()
             for i in range(commands // writers):
-                name = f"w{index}-{i}"
+                name = f"p{process}-w{index}-{i}"
                 action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
                 loop.run_until_complete(create.wait_for_complete(action, admin))
             loop.close()
@@ -78,13 +81,21 @@ def shard_process(url: str, writers: int, commands: int, start: Any, results: An
         results.put((commands // writers * writers, began, time.time()))
 
 
-def aggregate_rate(shards: int, writers: int, commands: int) -> float:
+def aggregate_rate(shards: int, writers: int, commands: int, per_shard: int = 1) -> float:
     context = multiprocessing.get_context("spawn")
-    start = context.Barrier(shards)
+    start = context.Barrier(shards * per_shard)
     results = context.Queue()
     schema = f"s_{uuid.uuid4().hex[:12]}"
     urls = [f"{PG_SERVER}/{shard_database(n)}?schema={schema}" for n in range(shards)]
-    processes = [context.Process(target=shard_process, args=(u, writers, commands, start, results)) for u in urls]
+    for url in urls:  # set up once, so that the processes of a shard only open it
+        from adapters.bootstrap import open_ledger
+
+        open_ledger(url).close()
+    processes = [
+        context.Process(target=shard_process, args=(url, writers, commands // per_shard, start, results, p))
+        for url in urls
+        for p in range(per_shard)
+    ]
     for process in processes:
         process.start()
     outcomes = [results.get(timeout=600) for _ in processes]
@@ -102,15 +113,19 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=800, help="commands per shard")
     parser.add_argument("--writers", type=int, default=4, help="writer threads per shard process")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=1, help="writer processes per shard (same database)")
     args = parser.parse_args()
     os.environ.setdefault("LEDGER_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
     ensure_databases(max(args.shards))
     rates: dict[int, list[float]] = {n: [] for n in args.shards}
     for _ in range(args.rounds):
         for shards in args.shards:
-            rates[shards].append(aggregate_rate(shards, args.writers, args.commands))
+            rates[shards].append(aggregate_rate(shards, args.writers, args.commands, args.processes))
     one = statistics.median(rates[args.shards[0]])
-    print(f"sharding by database (PostgreSQL; {args.writers} writers per shard process, group commit; medians)")
+    print(
+        f"sharding by database (PostgreSQL; {args.processes} process(es) per shard, {args.writers} writers each, "
+        "group commit; medians)"
+    )
     for shards in args.shards:
         rate = statistics.median(rates[shards])
         print(f"  {shards} shard(s): {rate:8.0f} commands/s aggregate, {rate / one:5.2f}x {args.shards[0]} shard(s)")
