@@ -259,11 +259,12 @@ class LedgerApplication(Application[uuid.UUID]):
                 saving.append(record)
         # The running action's success record goes in this very append (one transaction
         # per command; its events never exist without it).
-        running = running_action() if appending and self.record_with_events is not None else None
-        if running is not None and not running.recorded and self.record_with_events is not None:
-            saving.append(self.record_with_events(running, saving))
-        else:
-            running = None
+        record_with_events = self.record_with_events
+        running = running_action() if appending and record_with_events is not None else None
+        if running is not None and running.recorded:
+            running = None  # recorded by an earlier append of the same action
+        if running is not None and record_with_events is not None:
+            saving.append(record_with_events(running, saving))
         try:
             self.save(*saving)
         except IntegrityError as exc:

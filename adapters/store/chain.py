@@ -108,15 +108,19 @@ class LastLink:
 
 
 APPENDED = "chain_appended"
-"""The keyword under which a recorder's `insert_events` hands `_insert_events` a list for
-the append's last link, kept as the LastLink once the transaction has committed."""
+"""The keyword under which `ChainedInserts.insert_linked` hands the append a list for its
+last link, kept as the LastLink once the transaction has committed."""
 
 
 def append_links(
-    curs: Any, sql: Statements, ids: Sequence[int], events: Sequence[StoredEvent], saved: dict[str, Any]
+    curs: Any,
+    sql: Statements,
+    ids: Sequence[int],
+    events: Sequence[StoredEvent],
+    last: LastLink,
+    appended: list[tuple[int, bytes]] | None,
 ) -> None:
-    last: LastLink | None = saved.get("chain_last")
-    previous = None if last is None else last.before(ids[0])
+    previous = last.before(ids[0])
     if previous is None:
         curs.execute(sql.last)
         row = curs.fetchone()
@@ -126,27 +130,18 @@ def append_links(
         curs.execute(sql.insert, rows[0])
     else:
         curs.executemany(sql.insert, rows)
-    appended = saved.get(APPENDED)
     if appended is not None:
         appended[:] = [rows[-1]]  # a retried attempt replaces what a rolled-back one left
 
 
-def insert_chained(insert: Any, last: LastLink, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> Any:
-    """Runs a recorder's own `insert_events`, then keeps its last link: only now is it
-    committed."""
-    appended: list[tuple[int, bytes]] = []
-    ids = insert(stored_events, **kwargs, chain_last=last, **{APPENDED: appended})
-    if appended:
-        last.committed(*appended[-1])
-    return ids
-
-
 class ChainedInserts:
-    """`insert_events` of a chained recorder (mixed in before the library's recorder):
-    through group commit once enabled, else one transaction of its own."""
+    """What the chained recorders share (mixed in before the library's recorder):
+    `insert_events` through group commit once enabled, else one transaction of its own,
+    and, inside that transaction, the links and erasures after the events' insert."""
 
     group_commit: GroupCommit | None = None  # set by `enable_group_commit`
     last_link: LastLink
+    chain_sql: Statements
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if self.group_commit is not None:
@@ -154,10 +149,22 @@ class ChainedInserts:
         return self.insert_linked(stored_events, kwargs)
 
     def insert_linked(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> Sequence[int] | None:
-        """One transaction: the events, their links, the keys they erase."""
+        """One transaction: the events, their links, the keys they erase. The last link is
+        kept only once the library's `insert_events` has committed."""
+        appended: list[tuple[int, bytes]] = []
         insert = super().insert_events  # type: ignore[misc]  # the library recorder's, next in the MRO
-        ids: Sequence[int] | None = insert_chained(insert, self.last_link, stored_events, kwargs)
+        ids: Sequence[int] | None = insert(stored_events, **kwargs, **{APPENDED: appended})
+        if appended:
+            self.last_link.committed(*appended[-1])
         return ids
+
+    def link_and_erase(
+        self, cursor: Any, ids: Sequence[int] | None, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]
+    ) -> None:
+        """In the append's transaction, once its events have their positions."""
+        if ids:
+            append_links(cursor, self.chain_sql, ids, stored_events, self.last_link, kwargs.get(APPENDED))
+        erase_in(cursor, kwargs)
 
 
 class ChainedSQLiteRecorder(ChainedInserts, SQLiteApplicationRecorder):
@@ -171,9 +178,7 @@ class ChainedSQLiteRecorder(ChainedInserts, SQLiteApplicationRecorder):
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
-        if ids:
-            append_links(c, self.chain_sql, ids, stored_events, kwargs)
-        erase_in(c, kwargs)
+        self.link_and_erase(c, ids, stored_events, kwargs)
         return ids
 
 

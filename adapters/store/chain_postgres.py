@@ -10,7 +10,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
-from adapters.store.chain import CHAIN_TABLE, ChainedInserts, LastLink, Statements, append_links, erase_in
+from adapters.store.chain import CHAIN_TABLE, ChainedInserts, LastLink, Statements
 
 
 def postgres_statements(schema: str, events_table: str) -> Statements:
@@ -52,7 +52,5 @@ class ChainedPostgresRecorder(ChainedInserts, PostgresApplicationRecorder):
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        if ids:
-            append_links(curs, self.chain_sql, ids, stored_events, kwargs)
-        erase_in(curs, kwargs)
+        self.link_and_erase(curs, ids, stored_events, kwargs)
         return ids

@@ -54,19 +54,24 @@ class RunningAction:
     began: float
     recorded: bool = False
 
-    def success(self, entity_id: str | None) -> ActionResultMeta:
-        """How the action ends if the append under way commits."""
+    def ended(self, status: ActionStatus, entity_id: str | None, error: BaseException | None) -> ActionResultMeta:
+        """How the action ended, now."""
         return ActionResultMeta(
             action_id=self.context.action_id,
             entity_type=self.action.entity_type(),
             operation=self.action.operation_type(),
             entity_id=entity_id,
-            status=ActionStatus.SUCCESS,
-            description=ActionStatus.SUCCESS.value,
+            status=status,
+            description=_describe(status, error),
             started_at=self.started_at,
             ended_at=datetime.now(UTC),
             duration=time.perf_counter() - self.began,
+            error_code=_error_code(error),
         )
+
+    def success(self, entity_id: str | None) -> ActionResultMeta:
+        """How the action ends if the append under way commits."""
+        return self.ended(ActionStatus.SUCCESS, entity_id, None)
 
 
 _running: ContextVar[RunningAction | None] = ContextVar("ledger_running_action", default=None)
@@ -100,9 +105,7 @@ class ActionProcessor(Generic[ActionT, ResultT]):
 
     async def wait_for_complete(self, action: ActionT, meta: ActionTriggerMeta) -> ResultT:
         with action_context(meta, action.entity_type(), action.operation_type()) as ctx:
-            started_at = datetime.now(UTC)
-            began = time.perf_counter()
-            running = RunningAction(action, meta, ctx, started_at, began)
+            running = RunningAction(action, meta, ctx, datetime.now(UTC), time.perf_counter())
             result: ResultT | None = None
             error: BaseException | None = None
             status = ActionStatus.DENIED
@@ -125,18 +128,7 @@ class ActionProcessor(Generic[ActionT, ResultT]):
                     status = ActionStatus.ERROR
                 raise
             finally:
-                ended = ActionResultMeta(
-                    action_id=ctx.action_id,
-                    entity_type=action.entity_type(),
-                    operation=action.operation_type(),
-                    entity_id=_entity_id(action, result),
-                    status=status,
-                    description=_describe(status, error),
-                    started_at=started_at,
-                    ended_at=datetime.now(UTC),
-                    duration=time.perf_counter() - began,
-                    error_code=_error_code(error),
-                )
+                ended = running.ended(status, _entity_id(action, result), error)
                 process = ProcessResult(ctx, meta, ended, result, error, recorded=running.recorded)
                 # A denied action prepared no monitor, yet every monitor hears of it.
                 for monitor in reversed(self._monitors):
