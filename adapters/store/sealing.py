@@ -215,16 +215,20 @@ def open_state(state: Mapping[str, Any], key_for: KeyLookup) -> dict[str, Any]:
     return result
 
 
-def value_at(state: Mapping[str, Any], path: Path) -> Any:
+def _value_at(state: Mapping[str, Any], path: Path) -> Any:
     node: Any = state
     for step in path:
         node = node[step]
     return node
 
 
-def clear_values(state: Mapping[str, Any], personals: Iterable[Personal]) -> int:
-    """How many declared personal values of this state are stored in clear (events written
-    before sealing existed): erasing their subject would leave these behind."""
+def clear_values(state: Mapping[str, Any], personals: Iterable[Personal], subject: str | None = None) -> int:
+    """How many declared personal values of this state (of `subject` only, when given) are
+    stored in clear (events written before sealing existed): erasing their subject would
+    leave these behind."""
     return sum(
-        not is_sealed(value_at(state, path)) for declaration in personals for path, _ in declaration.locate(state)
+        not is_sealed(_value_at(state, path))
+        for declaration in personals
+        for path, of in declaration.locate(state)
+        if subject is None or of == subject
     )

@@ -9,13 +9,16 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import AggregateRecorder, ApplicationRecorder, Mapper, PersistenceError
+from eventsourcing.utils import get_topic
 
-from adapters.store.sealing import clear_values, is_sealed, value_at
+from adapters.store.sealing import clear_values
 from domain.errors import StoreUnavailable
 from domain.personal import declarations, declared
 
 _PAGE: Final = 1000
+_SNAPSHOT: Final = get_topic(Snapshot)
 
 
 def stored_states(
@@ -44,31 +47,17 @@ def clear_history(
     before it named its entity, `key`, is read as naming `key`: its values are this
     entity's all the same), and every other stream's, found by their declared subject
     (audit records' action inputs, a group's kernels)."""
-    events = values = 0
     own = list(stored_states(recorder, mapper, aggregate_id))
     if snapshots is not None:
         own += stored_states(snapshots, mapper, aggregate_id)
-    for topic, state in own:
-        personals = declared(topic)
-        if not personals:
-            continue
-        if state.get("key") is None:
-            state = {**state, "key": key}
-        found = clear_values(state, personals)
-        if found:
-            events += 1
-            values += found
-    for state, personals in _others(recorder, mapper, aggregate_id, subject):
-        found = sum(
-            not is_sealed(value_at(state, path))
-            for declaration in personals
-            for path, of in declaration.locate(state)
-            if of == subject
-        )
-        if found:
-            events += 1
-            values += found
-    return events, values
+    counts = [
+        clear_values(state if state.get("key") is not None else {**state, "key": key}, declared(topic))
+        for topic, state in own
+    ]
+    others = _others(recorder, mapper, aggregate_id, subject)
+    counts += [clear_values(state, personals, subject) for state, personals in others]
+    found = [count for count in counts if count]
+    return len(found), sum(found)
 
 
 def _others(
@@ -79,7 +68,7 @@ def _others(
     (subjects are read from ids stored in clear), so it is not decoded. A whole-ledger
     scan, paged: erasures are rare, and clear values can be anywhere an older release
     wrote them."""
-    topics = [topic for topic in declarations() if topic != "eventsourcing.domain:Snapshot"]
+    topics = [topic for topic in declarations() if topic != _SNAPSHOT]  # snapshots: not in the events table
     entity_id = subject.partition(":")[2]
     try:
         spellings = [entity_id.encode(), uuid.UUID(entity_id).hex.encode()]
