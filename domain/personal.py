@@ -81,39 +81,35 @@ def path_text(path: Sequence[Step]) -> str:
     return "".join(parts)
 
 
-def _find(node: Any, pattern: Pattern, at: int, prefix: Path, found: list[Path]) -> None:
-    # Key steps are followed in a loop (every stored event with personal values is
-    # searched); only `[*]` recurses, once per item.
+def _walk(
+    node: Any, pattern: Pattern, at: int, prefix: Path, keep: Callable[[Any], bool], found: list[tuple[Path, Any]]
+) -> None:
+    """Every (path, node) `pattern` reaches from `node` whose node `keep` accepts. Key steps
+    are followed in a loop (every stored event with personal values is searched); only
+    `[*]` recurses, once per item."""
     end = len(pattern)
     while at < end:
         step = pattern[at]
         if isinstance(step, _Each):
             if isinstance(node, list | tuple):
                 for index, item in enumerate(node):
-                    _find(item, pattern, at + 1, (*prefix, index), found)
+                    _walk(item, pattern, at + 1, (*prefix, index), keep, found)
             return
         if not (type(node) is dict or isinstance(node, Mapping)) or step not in node:
             return
         node = node[step]
         prefix = (*prefix, step)
         at += 1
-    if node is not None:  # nothing to hide in a None
-        found.append(prefix)
+    if keep(node):
+        found.append((prefix, node))
 
 
-def _nodes(node: Any, pattern: Pattern, at: int, prefix: Path, found: list[tuple[Path, Any]]) -> None:
-    """Like `_find`, with each node found (Mapping nodes only: what `each` scopes)."""
-    if at == len(pattern):
-        if isinstance(node, Mapping):
-            found.append((prefix, node))
-        return
-    step = pattern[at]
-    if isinstance(step, _Each):
-        if isinstance(node, list | tuple):
-            for index, item in enumerate(node):
-                _nodes(item, pattern, at + 1, (*prefix, index), found)
-    elif isinstance(node, Mapping) and step in node:
-        _nodes(node[step], pattern, at + 1, (*prefix, step), found)
+def _held(node: Any) -> bool:
+    return node is not None  # nothing to hide in a None
+
+
+def _scope(node: Any) -> bool:
+    return isinstance(node, Mapping)  # what `each` scopes: a mapping of named values
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +131,16 @@ class Personal:
             scopes: list[tuple[Path, Any]] = [((), state)]
         else:
             scopes = []
-            _nodes(state, self.each, 0, (), scopes)
+            _walk(state, self.each, 0, (), _scope, scopes)
         located: list[tuple[Path, str]] = []
         for prefix, node in scopes:
             subject = self.subject(node)
             if subject is None:
                 continue
-            found: list[Path] = []
+            found: list[tuple[Path, Any]] = []
             for pattern in self.patterns:
-                _find(node, pattern, 0, prefix, found)
-            located.extend((path, subject) for path in found)
+                _walk(node, pattern, 0, prefix, _held, found)
+            located.extend((path, subject) for path, _ in found)
         return located
 
 
