@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from adapters.bootstrap import Ledger, open_ledger
+from adapters.bootstrap import GROUP_COMMIT_VARIABLE, Ledger, open_ledger
 from domain.actions import ActionTriggerMeta
 
 # A PostgreSQL ledger needs its master key from the environment (docs/ERASURE.md); tests
@@ -130,3 +130,14 @@ SUPERADMIN = ActionTriggerMeta(
     domain_name="default",
     request_id="req-test",
 )
+
+
+@pytest.fixture(params=["commit_alone", "group_commit"])
+def group_commit_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every race runs twice: each command in its own transaction, and with group commit
+    (issue 15), where concurrent appends share one. Race modules opt in with
+    `pytestmark = pytest.mark.usefixtures("group_commit_mode")`, which sets it up before
+    the ledger fixtures open their ledger."""
+    grouped = request.param == "group_commit"
+    monkeypatch.setenv(GROUP_COMMIT_VARIABLE, "on" if grouped else "off")
+    return grouped

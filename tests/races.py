@@ -7,21 +7,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pytest
-
-from adapters.bootstrap import GROUP_COMMIT_VARIABLE, Ledger
+from adapters.bootstrap import Ledger
 
 Command = Callable[[], Any]
 JOIN_TIMEOUT = 60.0  # seconds for every command together, retries included
-
-
-@pytest.fixture(autouse=True, params=["commit_alone", "group_commit"])
-def group_commit_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Every race runs twice: each command in its own transaction, and with group commit
-    (issue 15), where concurrent appends share one. Modules opt in by importing it."""
-    grouped = request.param == "group_commit"
-    monkeypatch.setenv(GROUP_COMMIT_VARIABLE, "on" if grouped else "off")
-    return grouped
 
 
 class StillRunning(AssertionError):

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.races import StillRunning, decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
+from tests.races import StillRunning, decide_together
+
+pytestmark = pytest.mark.usefixtures("group_commit_mode")  # every race, with and without group commit
 
 
 class App:

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from adapters.bootstrap import Ledger
 from domain.errors import QuotaExceeded
 from domain.session import Scope
 from domain.workload import CreateVFolderAction
 from tests.adapters.sessions import PLATFORM, SessionWorld, run
-from tests.races import decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
+from tests.races import decide_together
+
+pytestmark = pytest.mark.usefixtures("group_commit_mode")  # every race, with and without group commit
 
 N, K = 6, 2
 

@@ -25,7 +25,9 @@ from tests.adapters.groups import (
     kernel_action,
     stores_nothing,
 )
-from tests.races import Command, all_at_once, decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
+from tests.races import Command, all_at_once, decide_together
+
+pytestmark = pytest.mark.usefixtures("group_commit_mode")  # every race, with and without group commit
 
 
 def purge(ledger: Ledger, group_id: uuid.UUID) -> Command:

@@ -17,7 +17,9 @@ from domain.group import Group, ModifyGroupAction
 from domain.user import DeleteUserAction, User
 from tests.adapters.groups import create_group, events
 from tests.domain.fakes import ensure_user
-from tests.races import Command, all_at_once, decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
+from tests.races import Command, all_at_once, decide_together
+
+pytestmark = pytest.mark.usefixtures("group_commit_mode")  # every race, with and without group commit
 
 
 def add_members(ledger: Ledger, group_id: uuid.UUID, users: list[uuid.UUID]) -> Command:

@@ -24,7 +24,9 @@ from domain.session import (
     SessionStatus,
     TerminateSessionAction,
 )
-from tests.races import decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
+from tests.races import decide_together
+
+pytestmark = pytest.mark.usefixtures("group_commit_mode")  # every race, with and without group commit
 
 N, K = 6, 2
 

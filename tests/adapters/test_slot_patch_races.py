@@ -13,7 +13,9 @@ from adapters.bootstrap import Ledger
 from domain.group import CreateGroupAction, ModifyGroupAction
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, ModifyKeyPairResourcePolicyAction
 from tests.actions import run, stream_lengths
-from tests.races import decide_together, group_commit_mode  # noqa: F401 (group_commit_mode: an autouse fixture)
+from tests.races import decide_together
+
+pytestmark = pytest.mark.usefixtures("group_commit_mode")  # every race, with and without group commit
 
 PATCH = "total_resource_slots_patch"
 POLICY = ("keypair_resource_policy", "modify_keypair_resource_policy")
