@@ -1,12 +1,8 @@
 """Tamper evidence: a hash chain over every stored event, written in the append's transaction.
 
 Each event's link is `sha256(previous link, position, stream id, version, topic, state)`
-and is stored by the transaction that stores the event (the recorders below and in
-`chain_postgres`), so no event is ever unsealed. Where: on PostgreSQL, and in SQLite
-ledgers created before links moved into the rows, in the table `ledger_chain`; in a
-SQLite ledger created since, in the event's own row (column `link`, written by the
-event's INSERT: one B-tree page less per commit), with `ledger_chain` a view of it, so
-reading the chain is the same everywhere. `verify` walks events and
+and is stored in `ledger_chain` by the transaction that stores the event (the recorders
+below and in `chain_postgres`), so no event is ever unsealed. `verify` walks events and
 links together and names the first event that was altered, moved, removed or inserted. A rewrite of the events
 *and* of every later link is consistent with itself: it is caught by the head (position
 and link) an auditor keeps elsewhere, `verify(recorder, expect=(position, link))`.
@@ -15,7 +11,6 @@ and link) an auditor keeps elsewhere, `verify(recorder, expect=(position, link))
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import struct
 import threading
 import uuid
@@ -31,7 +26,6 @@ from adapters.store.quoting import quote_identifier
 
 CHAIN_TABLE = "ledger_chain"
 GENESIS = bytes(32)
-LINK_FUNCTION = "ledger_link"  # the SQL function SQLite's in-row insert computes links with
 BATCH = 5000
 _HEADER = struct.Struct(">Q16sQI")  # position, stream id, version, topic length
 
@@ -42,11 +36,6 @@ def link(previous: bytes, position: int, stream: uuid.UUID | str, version: int, 
     topic_bytes = topic.encode()
     header = _HEADER.pack(position, stream_bytes, version, len(topic_bytes))
     return hashlib.sha256(previous + header + topic_bytes + state).digest()
-
-
-def _sql_link(previous: bytes | None, position: int, stream: str, version: int, topic: str, state: bytes) -> bytes:
-    # The first event of a ledger has no previous link: NULL from SQL.
-    return link(GENESIS if previous is None else previous, position, stream, version, topic, state)
 
 
 def _links(previous: bytes, ids: Sequence[int], events: Sequence[StoredEvent]) -> list[tuple[int, bytes]]:
@@ -67,57 +56,26 @@ class Statements:
     events_after: Any  # notification id, originator id, version, topic, state after a position, at most N
     links_after: Any  # links after a position, in order, at most N
     unlinked_after: Any  # the first event past a position that has no link
-    # Links in the events' rows (SQLite): `insert` stores an event with its link, computed
-    # by LINK_FUNCTION from the last linked row; `events_after` also returns each row's link.
-    in_row: bool = False
 
     @staticmethod
-    def sqlite(events_table: str, in_row: bool = False) -> Statements:
+    def sqlite(events_table: str) -> Statements:
         chain, events = quote_identifier(CHAIN_TABLE), quote_identifier(events_table)
-        if in_row:
-            create = (
-                f"CREATE VIEW IF NOT EXISTS {chain} (position, hash) "
-                f"AS SELECT rowid, link FROM {events} WHERE link IS NOT NULL"
-            )
-            # One statement reads the last row and writes the new one: it is the first of
-            # the append's transaction, so it takes the write lock before reading (a read
-            # first could be outdated by another writer's commit before the write).
-            insert = (
-                f"INSERT INTO {events} (rowid, originator_id, originator_version, topic, state, link) "
-                f"SELECT last.position, ?1, ?2, ?3, ?4, {LINK_FUNCTION}(last.hash, last.position, ?1, ?2, ?3, ?4) "
-                f"FROM (SELECT COALESCE((SELECT MAX(rowid) FROM {events}), 0) + 1 AS position, "
-                f"(SELECT link FROM {events} WHERE link IS NOT NULL ORDER BY rowid DESC LIMIT 1) AS hash) AS last"
-            )
-        else:
-            create = f"CREATE TABLE IF NOT EXISTS {chain} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)"
-            insert = f"INSERT INTO {chain} (position, hash) VALUES (?, ?)"
-        columns = "rowid, originator_id, originator_version, topic, state"
-        if in_row:
-            columns = "rowid, originator_id, originator_version, topic, state, link"
         return Statements(
-            create=create,
+            create=f"CREATE TABLE IF NOT EXISTS {chain} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
             last=f"SELECT position, hash FROM {chain} ORDER BY position DESC LIMIT 1",
-            insert=insert,
-            events_after=f"SELECT {columns} FROM {events} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            insert=f"INSERT INTO {chain} (position, hash) VALUES (?, ?)",
+            events_after=f"SELECT rowid, originator_id, originator_version, topic, state FROM {events} "
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?",
             links_after=f"SELECT position, hash FROM {chain} WHERE position > ? ORDER BY position LIMIT ?",
             unlinked_after=f"SELECT e.rowid, e.originator_id, e.originator_version FROM {events} e "
             f"LEFT JOIN {chain} c ON c.position = e.rowid WHERE e.rowid > ? AND c.position IS NULL "
             "ORDER BY e.rowid LIMIT 1",
-            in_row=in_row,
         )
 
 
 def _row(row: Any) -> tuple[Any, ...]:
     # The library's cursors yield sqlite3.Row on SQLite and dict rows on PostgreSQL.
     return tuple(row.values()) if isinstance(row, dict) else tuple(row)
-
-
-def _blob(value: Any) -> bytes:
-    """A stored state or link as bytes: a row edited behind the ledger's back may hold text
-    or a number where a blob belongs, and verify must report it, not fail on it."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    return str(value).encode()
 
 
 def _stream_id(raw: Any) -> str:
@@ -210,52 +168,17 @@ class ChainedInserts:
 
 
 class ChainedSQLiteRecorder(ChainedInserts, SQLiteApplicationRecorder):
-    """Stores each event's link in the append's own transaction: in the event's row for a
-    ledger created with that column, else (an older ledger) in `ledger_chain` after the
-    events. SQLite has one writer at a time, so the last link read either way is the latest."""
+    """Appends the events' links in the append's own transaction. SQLite has one writer at
+    a time and the events are inserted first, so the last link read here is the latest."""
 
     def construct_create_table_statements(self) -> list[str]:
-        in_row = self._links_in_rows()
-        self.chain_sql = Statements.sqlite(self.events_table_name, in_row)
+        self.chain_sql = Statements.sqlite(self.events_table_name)
         self.last_link = LastLink()
-        if not in_row:
-            return [*super().construct_create_table_statements(), self.chain_sql.create]
-        events = quote_identifier(self.events_table_name)
-        return [
-            # The library's events table, plus the link column.
-            f"CREATE TABLE IF NOT EXISTS {events} (originator_id TEXT, originator_version INTEGER, topic TEXT, "
-            "state BLOB, link BLOB, PRIMARY KEY (originator_id, originator_version))",
-            self.chain_sql.create,
-        ]
-
-    def _links_in_rows(self) -> bool:
-        """A new ledger keeps links in rows; an existing one keeps the layout it has."""
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute("SELECT name FROM pragma_table_info(?)", (self.events_table_name,))
-            columns = {_row(row)[0] for row in curs.fetchall()}
-        return not columns or "link" in columns
+        return [*super().construct_create_table_statements(), self.chain_sql.create]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        if not self.chain_sql.in_row:
-            ids = super()._insert_events(c, stored_events, **kwargs)
-            self.link_and_erase(c, ids, stored_events, kwargs)
-            return ids
-        ids = []
-        for event in stored_events:
-            stream = event.originator_id
-            stream_id = stream.hex if isinstance(stream, uuid.UUID) else stream
-            params = (stream_id, event.originator_version, event.topic, event.state)
-            try:
-                c.execute(self.chain_sql.insert, params)
-            except sqlite3.OperationalError as exc:
-                # Each connection of the library's pool learns the function once (a
-                # connection cannot be marked, and registering per append would cost).
-                if str(exc) != f"no such function: {LINK_FUNCTION}":
-                    raise
-                c.sqlite_cursor.connection.create_function(LINK_FUNCTION, 6, _sql_link, deterministic=True)
-                c.execute(self.chain_sql.insert, params)
-            ids.append(c.lastrowid)
-        erase_in(c, kwargs)
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        self.link_and_erase(c, ids, stored_events, kwargs)
         return ids
 
 
@@ -341,7 +264,7 @@ def head(source: Any) -> tuple[int | None, str]:
     ledger's application or its recorder."""
     recorder = _recorder(source)
     rows = _query(recorder, recorder.chain_sql.last)
-    return (None, GENESIS.hex()) if not rows else (int(rows[0][0]), _blob(rows[0][1]).hex())
+    return (None, GENESIS.hex()) if not rows else (int(rows[0][0]), bytes(rows[0][1]).hex())
 
 
 def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
@@ -363,11 +286,11 @@ def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
     kept: str | None = None
     event, chained = next(events, None), next(links, None)
     while event is not None or chained is not None:
-        bad = _compare(event, chained, previous, events, None if not sql.in_row else (position or 0) + 1)
+        bad = _compare(event, chained, previous, events)
         if bad is not None:
             return VerifyReport(checked, position, previous.hex(), bad)
         assert chained is not None
-        position, previous, checked = int(chained[0]), _blob(chained[1]), checked + 1
+        position, previous, checked = int(chained[0]), bytes(chained[1]), checked + 1
         if expect is not None and position == expect[0]:
             kept = previous.hex()
         event, chained = next(events, None), next(links, None)
@@ -391,28 +314,20 @@ def _compare(
     chained: tuple[Any, ...] | None,
     previous: bytes,
     rest: Iterator[tuple[Any, ...]],
-    next_position: int | None,
 ) -> BadEvent | None:
-    """`next_position`: where the next event must be when positions have no gaps (links in
-    rows: a position is the last one plus one, and a rolled-back append uses none up)."""
     if event is not None and (chained is None or event[0] < chained[0]):
         return BadEvent(event[0], _stream_id(event[1]), event[2], "inserted", "an event the chain never linked")
     if chained is not None and (event is None or chained[0] < event[0]):
         return BadEvent(chained[0], None, None, "removed", "the chain links an event that is gone")
     assert event is not None and chained is not None
-    if next_position is not None and event[0] > next_position:
-        # Its link went with the row: the gap is what tells.
-        return BadEvent(next_position, None, None, "removed", "no event at this position, and positions have no gaps")
-    position, stream, version, topic, state = event[:5]
-    expected = _blob(chained[1])
-    if link(previous, position, stream, version, topic, _blob(state)) == expected:
+    position, stream, version, topic, state = event
+    expected = bytes(chained[1])
+    if link(previous, position, stream, version, topic, bytes(state)) == expected:
         return None
     # Is the event this link was made for further on? Then rows were moved, not edited.
-    # (A link in its row moved with it: then the moved event matches its own link.)
     for _, (moved, *content) in zip(range(LOOKAHEAD), rest, strict=False):
-        m_stream, m_version, m_topic, m_state = content[:4]
-        candidate = link(previous, position, m_stream, m_version, m_topic, _blob(m_state))
-        if candidate == expected or (len(content) > 4 and content[4] is not None and candidate == _blob(content[4])):
+        m_stream, m_version, m_topic, m_state = content
+        if link(previous, position, m_stream, m_version, m_topic, bytes(m_state)) == expected:
             reason = f"the event linked at this position is now at {moved}"
             return BadEvent(position, _stream_id(stream), version, "reordered", reason)
     reason = "its stream, version, topic, state or position differ from what was linked"
@@ -432,8 +347,6 @@ def seal_unchained(source: Any) -> int:
     ledger's back, and sealing it on the next open (`ledger verify` opens the ledger too)
     would launder it. `verify` reports it as inserted instead."""
     recorder = _recorder(source)
-    if recorder.chain_sql.in_row:
-        return 0  # links in rows exist since the first event: an event without one is forged
     last, _hash = head(recorder)
     if last is not None or not recorder.max_notification_id():
         return 0  # the usual case: nothing to seal, no write lock taken

@@ -107,8 +107,7 @@ def _sqlite_tables(path: Path) -> set[str]:
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"cannot open the ledger {str(path)!r}: {exc}") from None
     try:
-        # Views too: a ledger's `ledger_chain` is one when links are kept in the events' rows.
-        rows = conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     except sqlite3.DatabaseError as exc:  # say a text file: "file is not a database"
         raise StoreUnavailable(f"cannot open the ledger {str(path)!r}: {exc}") from None
     finally:

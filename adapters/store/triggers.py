@@ -37,14 +37,11 @@ def install_append_only_triggers(recorder: ApplicationRecorder, config: StoreCon
     chain fail. Every name is quoted as an identifier (the schema comes from a URL)."""
     datastore = recorder.datastore  # type: ignore[attr-defined]
     if config.kind == "sqlite":
-        chain = getattr(recorder, "chain_sql", None)
-        # Links in the events' rows: the chain is a view of a protected table.
-        tables = (config.events_table,) if chain is not None and chain.in_row else _protected_tables(config)
         statements: list[Any] = [
             f"CREATE TRIGGER IF NOT EXISTS {quote_identifier(f'{table}_no_{op.lower()}')} "
             f"BEFORE {op} ON {quote_identifier(table)} BEGIN SELECT RAISE(ABORT, "
             f"{quote_string(f'the ledger is append-only: {op} on {table} refused')}); END"
-            for table in tables
+            for table in _protected_tables(config)
             for op in ("UPDATE", "DELETE")
         ]
     else:

@@ -11,24 +11,6 @@ from typing import Any
 import psycopg
 
 from adapters.bootstrap import Ledger
-from adapters.store.chain import CHAIN_TABLE
-
-# The events table and the chain as SQLite ledgers created them before links moved into
-# the events' rows.
-OLDER_SQLITE_LAYOUT = (
-    "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
-    "PRIMARY KEY (originator_id, originator_version))",
-    f"CREATE TABLE {CHAIN_TABLE} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
-)
-
-
-def lay_out_as_older_sqlite(path: str) -> None:
-    """Makes a new SQLite file a ledger of the older layout (links in `ledger_chain`)."""
-    conn = sqlite3.connect(path)
-    with conn:
-        for statement in OLDER_SQLITE_LAYOUT:
-            conn.execute(statement)
-    conn.close()
 
 
 def raw_sqlite(ledger: Ledger) -> sqlite3.Connection:

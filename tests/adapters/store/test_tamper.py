@@ -1,7 +1,5 @@
 """Tamper evidence: edit, remove, reorder or insert stored events behind the ledger's back
-(triggers disabled, raw SQL) and `verify` names the first bad event, on both backends and
-in both SQLite layouts: links in the events' rows (a ledger created now) and in the
-`ledger_chain` table (a ledger created before links moved into the rows)."""
+(triggers disabled, raw SQL) and `verify` names the first bad event, on both backends."""
 
 from __future__ import annotations
 
@@ -21,8 +19,7 @@ import adapters.store.chain
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from adapters.store.chain import CHAIN_TABLE, head, link, verify
-from tests.adapters.store.raw import lay_out_as_older_sqlite, raw_postgres, raw_sqlite
-from tests.conftest import fresh_url
+from tests.adapters.store.raw import raw_postgres, raw_sqlite
 from tests.policies import create, modify
 
 
@@ -34,41 +31,13 @@ def build(ledger: Ledger) -> None:
     modify(ledger, "a", idle_timeout=5)
 
 
-@pytest.fixture(params=["sqlite", "sqlite-table", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh ledger on each backend, and on SQLite in the older layout too."""
-    with fresh_url("postgresql" if request.param == "postgresql" else "sqlite") as url:
-        if request.param == "sqlite-table":
-            lay_out_as_older_sqlite(url.removeprefix("sqlite:///"))
-        yield url
-
-
-def in_row(ledger: Ledger) -> bool:
-    """Whether the ledger keeps each link in its event's row (`ledger_chain` a view)."""
-    return bool(ledger.app.recorder.chain_sql.in_row)
-
-
-def test_the_layouts_are_the_ones_meant(ledger: Ledger, ledger_url: str) -> None:
-    if ledger.config.kind == "postgresql":
-        assert not in_row(ledger)
-        return
-    with raw_sqlite(ledger) as conn:
-        kinds = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
-    if in_row(ledger):
-        assert kinds[CHAIN_TABLE] == "view"
-    else:
-        assert kinds[CHAIN_TABLE] == "table"
-        with open_ledger(ledger_url) as reopened:  # an older ledger keeps its layout
-            assert not in_row(reopened)
-
-
 @contextmanager
 def behind_its_back(ledger: Ledger) -> Iterator[Any]:
     """A raw connection with the append-only triggers out of the way."""
     events = ledger.config.events_table
     if ledger.config.kind == "sqlite":
         conn = raw_sqlite(ledger)
-        for table in (events,) if in_row(ledger) else (events, CHAIN_TABLE):
+        for table in (events, CHAIN_TABLE):
             for op in ("update", "delete"):
                 conn.execute(f"DROP TRIGGER {table}_no_{op}")
         yield conn
@@ -199,13 +168,12 @@ def test_an_event_moved_to_a_free_position_is_found(built: Ledger) -> None:
 
 def test_an_event_moved_with_its_link_is_found(built: Ledger) -> None:
     """The last event and its link moved together to position 9: positions line up again,
-    so only the position inside the hash tells; with links in rows, the gap tells first."""
+    so only the position inside the hash tells."""
     pos, table = position_column(built), built.config.events_table
     with behind_its_back(built) as conn:
         conn.execute(f"UPDATE {table} SET {pos} = 9 WHERE {pos} = 5")
-        if not in_row(built):
-            conn.execute(f"UPDATE {CHAIN_TABLE} SET position = 9 WHERE position = 5")
-    assert first_bad(built) == ((5, "removed") if in_row(built) else (9, "altered"))
+        conn.execute(f"UPDATE {CHAIN_TABLE} SET position = 9 WHERE position = 5")
+    assert first_bad(built) == (9, "altered")
 
 
 def truncate_after(ledger: Ledger, position: int) -> None:
@@ -213,8 +181,7 @@ def truncate_after(ledger: Ledger, position: int) -> None:
     pos, p, table = position_column(ledger), param(ledger), ledger.config.events_table
     with behind_its_back(ledger) as conn:
         conn.execute(f"DELETE FROM {table} WHERE {pos} > {p}", (position,))
-        if not in_row(ledger):
-            conn.execute(f"DELETE FROM {CHAIN_TABLE} WHERE position > {p}", (position,))
+        conn.execute(f"DELETE FROM {CHAIN_TABLE} WHERE position > {p}", (position,))
 
 
 def test_a_tail_removed_with_its_links_is_caught_by_the_kept_head(built: Ledger) -> None:
@@ -283,11 +250,8 @@ def test_an_event_slipped_in_the_middle_is_found(built: Ledger) -> None:
         ).fetchone()
         columns = f"{pos}, originator_id, originator_version, topic, state"
         conn.execute(f"INSERT INTO {table} ({columns}) VALUES (4, {p}, 9, {p}, {p})", (stream, topic, state))
-    if in_row(built):  # the links moved with their rows: the newcomer at 4 has none
-        assert first_bad(built) == (4, "inserted")
-    else:
-        assert first_bad(built) == (4, "reordered")  # what was linked at 4 was pushed along to 5
-        assert "now at 5" in bad_reason(built)
+    assert first_bad(built) == (4, "reordered")  # what was linked at 4 was pushed along to 5
+    assert "now at 5" in bad_reason(built)
 
 
 def test_an_event_appended_behind_its_back_stays_unsealed(built: Ledger, ledger_url: str) -> None:
@@ -346,40 +310,17 @@ def test_appends_racing_a_verify_are_not_tampering(built: Ledger, monkeypatch: p
     assert verify(built.app).checked == 5 + len(appended)
 
 
-def set_link(conn: Any, ledger: Ledger, position: int, digest: bytes) -> None:
-    p = param(ledger)
-    if in_row(ledger):
-        conn.execute(f"UPDATE {ledger.config.events_table} SET link = ? WHERE rowid = ?", (digest, position))
-    else:
-        conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = {p} WHERE position = {p}", (digest, position))
-
-
 def test_an_edited_link_is_found(built: Ledger) -> None:
+    p = param(built)
     with behind_its_back(built) as conn:
-        set_link(conn, built, 2, bytes(32))
+        conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = {p} WHERE position = 2", (bytes(32),))
     assert first_bad(built) == (2, "altered")
-
-
-@pytest.mark.parametrize("forged", ["text", 12345])
-def test_a_link_or_state_of_another_type_is_reported_not_crashed_on(built: Ledger, forged: Any) -> None:
-    """SQLite keeps whatever type a row is given: a link or state that is no blob is an
-    alteration like any other."""
-    if built.config.kind != "sqlite":
-        pytest.skip("PostgreSQL's bytea columns refuse other types")
-    kept = bytes.fromhex(head_at(built, 2))
-    with behind_its_back(built) as conn:
-        set_link(conn, built, 2, forged)
-        conn.execute(f"UPDATE {built.config.events_table} SET state = ? WHERE rowid = 4", (forged,))
-    assert first_bad(built) == (2, "altered")
-    with raw_sqlite(built) as conn:  # the triggers are gone already
-        set_link(conn, built, 2, kept)
-    assert first_bad(built) == (4, "altered")
 
 
 def test_a_rewrite_of_events_and_chain_is_caught_by_the_kept_head(built: Ledger) -> None:
     kept = head(built.app.recorder)
     assert kept[0] is not None
-    pos, table = position_column(built), built.config.events_table
+    pos, p, table = position_column(built), param(built), built.config.events_table
     with behind_its_back(built) as conn:
         conn.execute(f"UPDATE {table} SET topic = 'domain.forged:Event' WHERE {pos} = 3")
         rows = conn.execute(
@@ -388,7 +329,7 @@ def test_a_rewrite_of_events_and_chain_is_caught_by_the_kept_head(built: Ledger)
         previous = bytes(32)
         for position, stream, version, topic, state in rows:
             previous = link(previous, position, stream, version, topic, bytes(state))
-            set_link(conn, built, position, previous)
+            conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = {p} WHERE position = {p}", (previous, position))
     assert verify(built.app.recorder).ok  # consistent with itself...
     assert first_bad(built, (kept[0], kept[1])) == (5, "rewritten")  # ...but not with the auditor's copy
     assert verify(built.app.recorder, (1, head_at(built, 1))).ok  # the unchanged prefix still holds
@@ -432,14 +373,11 @@ def test_two_ledgers_appending_in_turn_leave_one_unbroken_chain(built: Ledger, l
             create(other, f"turn-c{i}")
         report = verify(built.app.recorder)
         assert report.ok and report.checked == 5 + 18
-        if not in_row(built):  # with links in rows, each append reads the last row's link
-            assert built.app.recorder.last_link.before((report.head_position or 0) + 1) is None  # other wrote last
+        assert built.app.recorder.last_link.before((report.head_position or 0) + 1) is None  # other wrote last
 
 
 def test_a_ledger_written_before_the_chain_is_sealed_when_opened(ledger_url: str) -> None:
     with open_ledger(ledger_url) as ledger:
-        if in_row(ledger):
-            pytest.skip("links in rows exist from a ledger's first event; the sqlite-table layout covers this")
         build(ledger)
         with raw(ledger) as conn:
             conn.execute(f"DROP TABLE {CHAIN_TABLE}")  # a drop is no row change: no trigger stops it
@@ -451,10 +389,7 @@ def test_a_ledger_written_before_the_chain_is_sealed_when_opened(ledger_url: str
 
 
 def test_the_chain_table_is_append_only_too(built: Ledger) -> None:
-    if in_row(built):
-        with raw_sqlite(built) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            conn.execute(f"UPDATE {built.config.events_table} SET link = NULL")
-    elif built.config.kind == "sqlite":
+    if built.config.kind == "sqlite":
         with raw_sqlite(built) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute(f"DELETE FROM {CHAIN_TABLE}")
     else:
