@@ -78,6 +78,15 @@ def _row(row: Any) -> tuple[Any, ...]:
     return tuple(row.values()) if isinstance(row, dict) else tuple(row)
 
 
+def _blob(value: Any) -> bytes:
+    """A stored state or link as bytes: a row edited behind the ledger's back may hold text
+    or a number where a blob belongs (SQLite keeps any type), and verify must report it as
+    altered, not fail on it."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode()
+
+
 def _stream_id(raw: Any) -> str:
     # PostgreSQL returns UUIDs, SQLite the 32 hex digits it stores: one form in reports.
     try:
@@ -264,7 +273,7 @@ def head(source: Any) -> tuple[int | None, str]:
     ledger's application or its recorder."""
     recorder = _recorder(source)
     rows = _query(recorder, recorder.chain_sql.last)
-    return (None, GENESIS.hex()) if not rows else (int(rows[0][0]), bytes(rows[0][1]).hex())
+    return (None, GENESIS.hex()) if not rows else (int(rows[0][0]), _blob(rows[0][1]).hex())
 
 
 def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
@@ -290,7 +299,7 @@ def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
         if bad is not None:
             return VerifyReport(checked, position, previous.hex(), bad)
         assert chained is not None
-        position, previous, checked = int(chained[0]), bytes(chained[1]), checked + 1
+        position, previous, checked = int(chained[0]), _blob(chained[1]), checked + 1
         if expect is not None and position == expect[0]:
             kept = previous.hex()
         event, chained = next(events, None), next(links, None)
@@ -321,13 +330,13 @@ def _compare(
         return BadEvent(chained[0], None, None, "removed", "the chain links an event that is gone")
     assert event is not None and chained is not None
     position, stream, version, topic, state = event
-    expected = bytes(chained[1])
-    if link(previous, position, stream, version, topic, bytes(state)) == expected:
+    expected = _blob(chained[1])
+    if link(previous, position, stream, version, topic, _blob(state)) == expected:
         return None
     # Is the event this link was made for further on? Then rows were moved, not edited.
     for _, (moved, *content) in zip(range(LOOKAHEAD), rest, strict=False):
         m_stream, m_version, m_topic, m_state = content
-        if link(previous, position, m_stream, m_version, m_topic, bytes(m_state)) == expected:
+        if link(previous, position, m_stream, m_version, m_topic, _blob(m_state)) == expected:
             reason = f"the event linked at this position is now at {moved}"
             return BadEvent(position, _stream_id(stream), version, "reordered", reason)
     reason = "its stream, version, topic, state or position differ from what was linked"

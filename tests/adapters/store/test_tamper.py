@@ -317,6 +317,22 @@ def test_an_edited_link_is_found(built: Ledger) -> None:
     assert first_bad(built) == (2, "altered")
 
 
+@pytest.mark.parametrize("forged", ["text", 12345])
+def test_a_link_or_state_of_another_type_is_reported_not_crashed_on(tmp_path: Any, forged: Any) -> None:
+    """SQLite keeps whatever type a row is given (PostgreSQL's bytea refuses): a link or a
+    state that is no blob is an alteration like any other."""
+    with open_ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        build(ledger)
+        kept = bytes.fromhex(head_at(ledger, 2))
+        with behind_its_back(ledger) as conn:
+            conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = ? WHERE position = 2", (forged,))
+            conn.execute(f"UPDATE {ledger.config.events_table} SET state = ? WHERE rowid = 4", (forged,))
+        assert first_bad(ledger) == (2, "altered")
+        with raw_sqlite(ledger) as conn:  # the triggers are gone already
+            conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = ? WHERE position = 2", (kept,))
+        assert first_bad(ledger) == (4, "altered")
+
+
 def test_a_rewrite_of_events_and_chain_is_caught_by_the_kept_head(built: Ledger) -> None:
     kept = head(built.app.recorder)
     assert kept[0] is not None
