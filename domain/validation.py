@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -146,33 +146,83 @@ _PLAIN = frozenset({str, int, float, bool})
 def jsonable(value: Any) -> Any:
     """A JSON-ready form of any input value (for action specs, logs and audit rows).
     States left alone (nop) are left out of models; a nullified state is null."""
-    if value is None or type(value) in _PLAIN:
+    kind = type(value)
+    if value is None or kind in _PLAIN:
         return value
-    if isinstance(value, str | int | float):  # subclasses, after the exact-type fast path
-        return value
-    if isinstance(value, FrozenMapping):
-        return value.to_json()
-    if isinstance(value, BaseModel):
-        fields = {name: getattr(value, name) for name in type(value).model_fields}
-        return {
-            name: jsonable(field)
-            for name, field in fields.items()
-            if not (isinstance(field, OptionalState | TriState) and field.is_nop())
-        }
-    if isinstance(value, OptionalState | TriState):
-        return jsonable(value.value())
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, uuid.UUID | Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, bytes):
-        # Bytes are file contents (a group's dotfiles may hold tokens): the audit keeps
-        # what identifies them, never the content.
-        return {"size": len(value), "sha256": hashlib.sha256(value).hexdigest()}
-    if isinstance(value, Iterable):
-        return [jsonable(v) for v in value]
-    return repr(value)
+    form = _FORMS.get(kind)
+    if form is None:
+        form = _FORMS[kind] = _form_of(kind)
+    return form(value)
+
+
+def _form_of(kind: type) -> Callable[[Any], Any]:
+    """How `jsonable` writes values of one type: the first rule that takes the type, worked
+    out once per type (every command's spec goes through here, and the ABC checks are slow)."""
+    if issubclass(kind, str | int | float):  # subclasses; the exact types never get here
+        return _same
+    if issubclass(kind, FrozenMapping):
+        return _frozen_mapping
+    if issubclass(kind, BaseModel):
+        return _model
+    if issubclass(kind, OptionalState | TriState):
+        return _state
+    if issubclass(kind, enum.Enum):
+        return _enum_value
+    if issubclass(kind, uuid.UUID | Decimal):
+        return str
+    if issubclass(kind, datetime):
+        return _isoformat
+    if issubclass(kind, Mapping):
+        return _mapping
+    if issubclass(kind, bytes):
+        return _bytes
+    if issubclass(kind, Iterable):
+        return _listed
+    return repr
+
+
+_FORMS: dict[type, Callable[[Any], Any]] = {}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _frozen_mapping(value: FrozenMapping[Any]) -> Any:
+    return value.to_json()
+
+
+def _model(value: BaseModel) -> dict[str, Any]:
+    written = {}
+    for name in type(value).model_fields:
+        field = getattr(value, name)
+        if isinstance(field, OptionalState | TriState) and field.is_nop():
+            continue
+        written[name] = jsonable(field)
+    return written
+
+
+def _state(value: OptionalState[Any] | TriState[Any]) -> Any:
+    return jsonable(value.value())
+
+
+def _enum_value(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _isoformat(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _mapping(value: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(k): jsonable(v) for k, v in value.items()}
+
+
+def _bytes(value: bytes) -> dict[str, Any]:
+    # Bytes are file contents (a group's dotfiles may hold tokens): the audit keeps what
+    # identifies them, never the content.
+    return {"size": len(value), "sha256": hashlib.sha256(value).hexdigest()}
+
+
+def _listed(value: Iterable[Any]) -> list[Any]:
+    return [jsonable(v) for v in value]
