@@ -174,6 +174,12 @@ class LedgerApplication(Application[uuid.UUID]):
         self._notify(recordings)
         return recordings
 
+    def close(self) -> None:
+        close_reads = getattr(self.recorder, "close_direct_reads", None)
+        if close_reads is not None:  # a SQLite ledger's per-thread read connections
+            close_reads()
+        super().close()
+
     def forget(self, subjects: list[str]) -> None:
         """Drops every copy this process holds of erased subjects: their keys and the
         cached aggregates (which may hold their values in clear)."""

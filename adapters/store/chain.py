@@ -23,6 +23,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from adapters.store.group_commit import GroupCommit
 from adapters.store.quoting import quote_identifier
+from adapters.store.reads import DirectReads
 
 CHAIN_TABLE = "ledger_chain"
 GENESIS = bytes(32)
@@ -176,7 +177,7 @@ class ChainedInserts:
         erase_in(cursor, kwargs)
 
 
-class ChainedSQLiteRecorder(ChainedInserts, SQLiteApplicationRecorder):
+class ChainedSQLiteRecorder(DirectReads, ChainedInserts, SQLiteApplicationRecorder):
     """Appends the events' links in the append's own transaction. SQLite has one writer at
     a time and the events are inserted first, so the last link read here is the latest."""
 
