@@ -32,15 +32,16 @@ class DirectReads:
     datastore: Any
     events_table_name: str
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._direct_reads = _Connections()
+        super().__init__(*args, **kwargs)
+
     def _direct(self) -> sqlite3.Connection | None:
         pool = self.datastore.pool
         # `_closed`: the library's pool has no public flag; a closed ledger must not read.
         if pool.is_sqlite_memory_mode or not pool.is_journal_mode_wal or getattr(pool, "_closed", True):
             return None
-        reads: _Connections | None = self.__dict__.get("_direct_reads")
-        if reads is None:
-            reads = self.__dict__.setdefault("_direct_reads", _Connections())
-        return reads.of_this_thread(pool.db_name, pool.lock_timeout)
+        return self._direct_reads.of_this_thread(pool.db_name, pool.lock_timeout)
 
     def select_events(
         self,
@@ -57,7 +58,7 @@ class DirectReads:
             try:
                 rows = conn.execute(statement, params).fetchall()
             except sqlite3.Error:
-                self.__dict__["_direct_reads"].drop_this_thread()  # this thread's only: others may be reading
+                self._direct_reads.drop_this_thread()  # this thread's only: others may be reading
             else:
                 convert = self.convert_originator_id  # type: ignore[attr-defined]  # the library recorder's
                 return [StoredEvent(convert(row[0]), row[1], row[2], row[3]) for row in rows]
@@ -67,9 +68,7 @@ class DirectReads:
         return library
 
     def close_direct_reads(self) -> None:
-        reads = self.__dict__.get("_direct_reads")
-        if reads is not None:
-            reads.close()
+        self._direct_reads.close()
 
 
 class _Held:

@@ -34,8 +34,7 @@ def library_select(ledger: Ledger, stream: Any, **bounds: Any) -> list[Any]:
 
 
 def direct_connections(ledger: Ledger) -> int:
-    reads = ledger.app.recorder.__dict__.get("_direct_reads")
-    return 0 if reads is None else len(reads._all)
+    return len(ledger.app.recorder._direct_reads._all)
 
 
 def test_every_bound_and_order_reads_what_the_library_reads(sqlite_ledger: Ledger) -> None:
@@ -82,7 +81,7 @@ def test_a_broken_connection_falls_back_to_the_library_then_reconnects(sqlite_le
     stream = KeyPairResourcePolicy.id_for("p")
     recorder = sqlite_ledger.app.recorder
     recorder.select_events(stream)
-    recorder.__dict__["_direct_reads"]._local.held.conn.close()  # behind its back
+    recorder._direct_reads._local.held.conn.close()  # behind its back
     assert len(recorder.select_events(stream)) == 11  # answered by the library's pool
     assert len(recorder.select_events(stream)) == 11  # and directly again, on a new connection
     assert direct_connections(sqlite_ledger) == 1
@@ -93,7 +92,7 @@ def test_a_closed_ledger_reads_nothing_and_keeps_no_connection(tmp_path: Any) ->
     create(ledger, "p")
     stream = KeyPairResourcePolicy.id_for("p")
     assert len(ledger.app.recorder.select_events(stream)) == 1
-    conn = ledger.app.recorder.__dict__["_direct_reads"]._local.held.conn
+    conn = ledger.app.recorder._direct_reads._local.held.conn
     ledger.close()
     assert direct_connections(ledger) == 0
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
