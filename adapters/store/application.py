@@ -69,11 +69,11 @@ class StampingMapper(Mapper[uuid.UUID]):
         # The library's steps (topic, state without originator id and version, class
         # version, transcoding), on one copy of the state: a bulk import maps thousands.
         state = vars(domain_event)
-        if "meta" not in state:
+        cls = type(domain_event)
+        if "meta" not in state and getattr(cls, "stamped", True):
             ctx = current_context() or SYSTEM
             # Events are frozen dataclasses; the stamp is added once, just before storing.
             object.__setattr__(domain_event, "meta", ctx.stamp())
-        cls = type(domain_event)
         personals = declared(cls)
         if personals and self.keys is not None:
             keys = self.keys

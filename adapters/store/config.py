@@ -151,7 +151,7 @@ def _sqlite_config(url: str, query: str) -> StoreConfig:
         db_name = str(Path(path))
         read_url = f"sqlite:///{db_name}"
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": "adapters.store.connections:LedgerSQLiteFactory",
         "SQLITE_DBNAME": db_name,
         "SQLITE_LOCK_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": "adapters.store.chain:ChainedSQLiteRecorder",

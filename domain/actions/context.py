@@ -28,10 +28,12 @@ class ActionContext:
     operation: str | None
 
     def stamp(self) -> dict[str, Any]:
-        """The metadata stored with each event (computed once: it is on the write path)."""
+        """The metadata stored with each event (computed once: it is on the write path).
+        Fields without a value are left out, not stored as null: every event carries the
+        stamp, and readers take a missing field as None (`event_meta(...).get`)."""
         cached: dict[str, Any] | None = self.__dict__.get("_stamp")
         if cached is None:
-            cached = {name: getattr(self, name) for name in _STAMPED}
+            cached = {name: value for name in _STAMPED if (value := getattr(self, name)) is not None}
             object.__setattr__(self, "_stamp", cached)
         return cached
 
@@ -96,6 +98,7 @@ def action_context(
 
 
 def event_meta(event: object) -> dict[str, Any]:
-    """The stamp an event was stored with (empty for events stored without one)."""
+    """The stamp an event was stored with (empty for events stored without one; a field
+    without a value is absent: read it with `.get`)."""
     meta: dict[str, Any] = vars(event).get("meta") or {}
     return meta

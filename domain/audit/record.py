@@ -23,6 +23,10 @@ class AuditRecord(Aggregate):
     class Recorded(Aggregate.Created):
         """An action ended; `entry` holds the audit row's fields."""
 
+        # Stored without the action context's stamp: `entry` holds the same action id,
+        # actor and operation, and a record is written on every command's path.
+        stamped = False
+
         entry: dict[str, Any]
 
     def __init__(self, entry: dict[str, Any]) -> None:

@@ -7,12 +7,14 @@ import uuid
 
 import pytest
 from eventsourcing.application import project_aggregate
+from eventsourcing.utils import get_topic
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store import parse_url
 from adapters.store.application import SNAPSHOT_INTERVAL
 from domain.actions import ActionTriggerMeta
 from domain.actions.context import event_meta
+from domain.audit.record import AuditRecord
 from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
 from domain.keypair_resource_policy import (
@@ -94,8 +96,33 @@ def test_direct_service_calls_are_stamped_as_system(memory_ledger: Ledger) -> No
     )
     (event,) = memory_ledger.app.events.get(policy_id("direct"))
     stamp = event_meta(event)
-    assert stamp["role"] == "system" and stamp["user_id"] is None
+    assert stamp["role"] == "system" and "user_id" not in stamp  # unset fields are not stored
     uuid.UUID(stamp["action_id"])
+
+
+def test_audit_records_carry_no_stamp_and_stamps_no_nulls(ledger: Ledger) -> None:
+    """A record's entry already names the action and the actor: it is stored without the
+    stamp every other event carries, and a stamp stores no field without a value."""
+    meta = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
+    create = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+    asyncio.run(
+        create.wait_for_complete(
+            CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="lean")), meta
+        )
+    )
+    stored = ledger.app.recorder.select_notifications(start=1, limit=10_000)
+    record = next(n for n in stored if n.topic == get_topic(AuditRecord.Recorded))
+    entry = vars(ledger.app.mapper.to_domain_event(record))
+    assert "meta" not in entry and b'"meta"' not in record.state
+    (policy_event,) = ledger.app.events.get(policy_id("lean"))
+    stamp = event_meta(policy_event)
+    assert stamp == {
+        "action_id": entry["entry"]["action_id"],
+        "role": "superadmin",
+        "domain_name": "default",
+        "entity_type": "keypair_resource_policy",
+        "operation": "create",
+    }
 
 
 def test_long_streams_use_snapshots_and_replay_to_the_same_state(ledger: Ledger) -> None:
