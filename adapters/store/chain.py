@@ -134,7 +134,7 @@ def append_links(
     if previous is None:
         curs.execute(sql.last)
         row = curs.fetchone()
-        previous = GENESIS if row is None else bytes(_row(row)[1])
+        previous = GENESIS if row is None else _blob(_row(row)[1])  # a forged text link chains on; verify names it
     rows = _links(previous, ids, events)
     if len(rows) == 1:
         curs.execute(sql.insert, rows[0])

@@ -333,6 +333,22 @@ def test_a_link_or_state_of_another_type_is_reported_not_crashed_on(tmp_path: An
         assert first_bad(ledger) == (4, "altered")
 
 
+def test_an_append_after_a_last_link_of_another_type_chains_on(tmp_path: Any) -> None:
+    """A ledger opened after its last link was set to text appends (linking on from the
+    forged bytes) instead of failing; verify still names the forged position."""
+    path = tmp_path / "l.db"
+    with open_ledger(f"sqlite:///{path}") as ledger:
+        build(ledger)
+        with behind_its_back(ledger) as conn:
+            conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = ? WHERE position = 5", ("text",))
+    with open_ledger(f"sqlite:///{path}") as reopened:  # knows no last link: reads the forged one
+        create(reopened, "c")
+        assert first_bad(reopened) == (5, "altered")
+        with raw_sqlite(reopened) as conn:
+            (linked,) = conn.execute(f"SELECT count(*) FROM {CHAIN_TABLE} WHERE position > 5").fetchone()
+        assert linked >= 1
+
+
 def test_a_rewrite_of_events_and_chain_is_caught_by_the_kept_head(built: Ledger) -> None:
     kept = head(built.app.recorder)
     assert kept[0] is not None
