@@ -1,22 +1,34 @@
-"""The SQLite persistence module of the ledger: the library's, with a statement cache.
+"""The SQLite persistence module of the ledger: the library's, with compiled statements
+kept and one dedicated connection for writing.
 
-The library opens its pooled connections with `cached_statements=True`, which `sqlite3`
-reads as a cache of one statement: an append alternates BEGIN, the events' INSERT and the
-chain's INSERT, so each was compiled again on every command (measured here: a read
-transaction with one SELECT 36 us with a cache of one, 8 us with 128). The ledger's
-connections keep `sqlite3`'s default of 128; everything else is the library's.
+- The library opens its pooled connections with `cached_statements=True`, which `sqlite3`
+  reads as a cache of one statement: an append alternates BEGIN, the events' INSERT and
+  the chain's INSERT, so each was compiled again on every command (measured here: a read
+  transaction with one SELECT 36 us with a cache of one, 8 us with 128). The ledger's
+  connections keep `sqlite3`'s default of 128.
+- Appends take the library pool's writer slot (a semaphore, the writer lock, a condition
+  and the pool's queue) for a connection that is always the same one: SQLite has one
+  writer per file, and the pool issues one writer at a time. A file ledger writes on one
+  connection of its own behind a lock with the pool's timeout, and reads through the pool
+  as before. An in-memory ledger keeps the library's pool for both: there, reads and
+  writes must exclude each other, which the pool arranges.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
 
-from eventsourcing.persistence import InterfaceError
+from eventsourcing.persistence import ConnectionPoolClosedError, ConnectionUnavailableError, InterfaceError
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteConnection,
     SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
     SQLiteFactory,
 )
 from eventsourcing.utils import Environment, EnvType
@@ -32,7 +44,7 @@ class CachingConnectionPool(SQLiteConnectionPool):
             conn = sqlite3.connect(
                 database=self.db_name,
                 uri=True,
-                check_same_thread=False,  # the pool hands a connection to one thread at a time
+                check_same_thread=False,  # handed to one thread at a time
                 isolation_level=None,  # autocommit: the library issues BEGIN itself
                 cached_statements=STATEMENT_CACHE,
                 timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
@@ -48,14 +60,20 @@ class CachingConnectionPool(SQLiteConnectionPool):
         conn.row_factory = sqlite3.Row  # the library's recorders read rows by column name
         return SQLiteConnection(sqlite_conn=conn, max_age=self.max_age)
 
+    def new_connection(self) -> SQLiteConnection:
+        """A connection made as the pool makes its own, owned by the caller."""
+        return self._create_connection()
 
-class LedgerSQLiteFactory(SQLiteFactory):
-    """`PERSISTENCE_MODULE` of a SQLite ledger: the library's factory over the caching pool."""
 
-    def __init__(self, env: Environment | EnvType | None) -> None:
-        super().__init__(env)
-        library_pool = self.datastore.pool
-        self.datastore.pool = CachingConnectionPool(
+class LedgerSQLiteDatastore(SQLiteDatastore):
+    """The library's datastore over the caching pool, writing on a connection of its own."""
+
+    pool: CachingConnectionPool
+
+    def __init__(self, db_name: str, **kwargs: Any) -> None:
+        super().__init__(db_name, **kwargs)
+        library_pool = self.pool
+        self.pool = CachingConnectionPool(
             db_name=library_pool.db_name,
             lock_timeout=library_pool.lock_timeout,
             pool_size=library_pool.pool_size,
@@ -65,3 +83,50 @@ class LedgerSQLiteFactory(SQLiteFactory):
             pre_ping=library_pool.pre_ping,
         )
         library_pool.close()  # it never opened a connection: pools connect on first use
+        self._writing = threading.Lock()
+        self._writer: SQLiteConnection | None = None
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
+        pool = self.pool
+        if not commit or pool.is_sqlite_memory_mode:
+            with super().transaction(commit=commit) as cursor:
+                yield cursor
+            return
+        # The pool's own words for a writer that does not come back in time.
+        if not self._writing.acquire(timeout=pool.pool_timeout):
+            raise ConnectionUnavailableError("Timed out waiting for return of writer")
+        try:
+            if pool.closed:
+                raise ConnectionPoolClosedError
+            writer = self._writer
+            if writer is None:
+                writer = self._writer = pool.new_connection()
+            with writer.transaction(commit=True) as cursor:
+                yield cursor
+        finally:
+            self._writing.release()
+
+    def close(self) -> None:
+        writing = getattr(self, "_writing", None)  # None: __init__ failed before it (close runs from __del__)
+        if writing is not None:
+            with writing:
+                writer, self._writer = self._writer, None
+                if writer is not None:
+                    writer.close()
+        super().close()
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """`PERSISTENCE_MODULE` of a SQLite ledger: the library's factory over the datastore above."""
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        library = self.datastore
+        self.datastore = LedgerSQLiteDatastore(
+            db_name=library.pool.db_name,
+            lock_timeout=library.pool.lock_timeout,
+            single_row_tracking=library.single_row_tracking,
+            originator_id_type=library.originator_id_type,
+        )
+        library.close()
