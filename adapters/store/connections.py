@@ -39,7 +39,8 @@ STATEMENT_CACHE: Final = 128  # sqlite3's own default
 class CachingConnectionPool(SQLiteConnectionPool):
     """The library's pool; its connections keep compiled statements."""
 
-    def _create_connection(self) -> SQLiteConnection:
+    def connect(self) -> sqlite3.Connection:
+        """A connection made as the pool makes its own, owned by the caller."""
         try:
             conn = sqlite3.connect(
                 database=self.db_name,
@@ -58,11 +59,10 @@ class CachingConnectionPool(SQLiteConnectionPool):
                 self.journal_mode_was_changed_to_wal = True
             self.is_journal_mode_wal = True
         conn.row_factory = sqlite3.Row  # the library's recorders read rows by column name
-        return SQLiteConnection(sqlite_conn=conn, max_age=self.max_age)
+        return conn
 
-    def new_connection(self) -> SQLiteConnection:
-        """A connection made as the pool makes its own, owned by the caller."""
-        return self._create_connection()
+    def _create_connection(self) -> SQLiteConnection:
+        return SQLiteConnection(sqlite_conn=self.connect(), max_age=self.max_age)
 
 
 class LedgerSQLiteDatastore(SQLiteDatastore):
@@ -84,7 +84,8 @@ class LedgerSQLiteDatastore(SQLiteDatastore):
         )
         library_pool.close()  # it never opened a connection: pools connect on first use
         self._writing = threading.Lock()
-        self._writer: SQLiteConnection | None = None
+        # The writing connection, as the library's transactions use it and as sqlite3's.
+        self._writer: tuple[SQLiteConnection, sqlite3.Connection] | None = None
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
@@ -99,11 +100,25 @@ class LedgerSQLiteDatastore(SQLiteDatastore):
         try:
             if pool.closed:
                 raise ConnectionPoolClosedError
-            writer = self._writer
-            if writer is None:
-                writer = self._writer = pool.new_connection()
-            with writer.transaction(commit=True) as cursor:
+            if self._writer is None:
+                raw = pool.connect()
+                self._writer = (SQLiteConnection(sqlite_conn=raw, max_age=pool.max_age), raw)
+            with self._writer[0].transaction(commit=True) as cursor:
                 yield cursor
+        finally:
+            self._writing.release()
+
+    @contextmanager
+    def idle_writer(self) -> Iterator[sqlite3.Connection | None]:
+        """The writing connection while no append is under way (None if one is, or none
+        was made yet), held for one autocommit read: its page cache holds what the last
+        commit wrote, which another connection reads again from the file."""
+        if self._writer is None or not self._writing.acquire(blocking=False):
+            yield None
+            return
+        try:
+            writer = self._writer  # None if the ledger closed in between
+            yield None if writer is None else writer[1]
         finally:
             self._writing.release()
 
@@ -113,7 +128,7 @@ class LedgerSQLiteDatastore(SQLiteDatastore):
             with writing:
                 writer, self._writer = self._writer, None
                 if writer is not None:
-                    writer.close()
+                    writer[0].close()
         super().close()
 
 
