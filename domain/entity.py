@@ -93,10 +93,15 @@ class Entity(Aggregate):
         """A private copy. Events replace field values and never change one in place, so
         copying each top-level dict and list (fields, pending events, sets kept as dicts)
         is enough; subclasses must keep to that rule."""
+        # One copy of the instance dict, then its dicts and lists replaced in place (keys
+        # unchanged while iterating): half the time of a comprehension, twice per command.
+        state = self.__dict__.copy()
+        for name, value in state.items():
+            kind = type(value)
+            if kind is dict or kind is list:
+                state[name] = value.copy()
         twin = object.__new__(type(self))
-        twin.__dict__.update(
-            {name: value.copy() if type(value) in (dict, list) else value for name, value in vars(self).items()}
-        )
+        twin.__dict__ = state
         return twin
 
     def incarnate(self, fields: dict[str, Any], at: datetime) -> None:
