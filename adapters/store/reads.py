@@ -17,20 +17,20 @@ import sqlite3
 import threading
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLITE3_DEFAULT_LOCK_TIMEOUT
 
+from adapters.store.connections import CachingConnectionPool
 from adapters.store.quoting import quote_identifier
 
 
 class DirectReads:
-    """`select_events` as one autocommit SELECT on this thread's own connection (mixed in
-    before the library's SQLite recorder). An in-memory ledger, a file not in WAL mode, a
-    closed ledger or any error goes the library's way, which says what went wrong in its
-    own terms."""
+    """`select_events` as one autocommit SELECT on the idle writing connection, else on
+    this thread's own (mixed in before the library's SQLite recorder). An in-memory ledger,
+    a file not in WAL mode, a closed ledger or any error goes the library's way, which says
+    what went wrong in its own terms."""
 
     datastore: Any
     events_table_name: str
@@ -41,10 +41,12 @@ class DirectReads:
 
     def _direct(self) -> sqlite3.Connection | None:
         pool = self.datastore.pool
-        # `_closed`: the library's pool has no public flag; a closed ledger must not read.
-        if pool.is_sqlite_memory_mode or not pool.is_journal_mode_wal or getattr(pool, "_closed", True):
+        # Only the ledger's pool makes connections for others (a closed ledger must not read).
+        if not isinstance(pool, CachingConnectionPool):
             return None
-        return self._direct_reads.of_this_thread(pool.db_name, pool.lock_timeout)
+        if pool.is_sqlite_memory_mode or not pool.is_journal_mode_wal or pool.closed:
+            return None
+        return self._direct_reads.of_this_thread(pool.connect)
 
     def select_events(
         self,
@@ -111,17 +113,13 @@ class _Connections:
         self._all: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._generation = 0  # a close retires every thread's connection
 
-    def of_this_thread(self, db_name: str, lock_timeout: int | None) -> sqlite3.Connection:
+    def of_this_thread(self, connect: Callable[[], sqlite3.Connection]) -> sqlite3.Connection:
+        """This thread's connection, made by `connect` (in autocommit mode, so each SELECT
+        reads its own snapshot; usable from any thread, so whichever ends it closes it)."""
         held: _Held | None = getattr(self._local, "held", None)
         if held is not None and held.generation == self._generation:
             return held.conn
-        conn = sqlite3.connect(
-            db_name,
-            uri=True,
-            isolation_level=None,  # autocommit: each SELECT reads its own snapshot
-            check_same_thread=False,  # used by its thread only, closed by whichever ends it
-            timeout=lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
-        )
+        conn = connect()
         with self._lock:
             held = _Held(conn, self._generation)
             self._all.add(held)
