@@ -17,15 +17,21 @@ from domain.validation import EntityName, UUIDField, field_of, nullable
 MAX_TOKEN_NAME = 256
 
 
+_ROLES = frozenset(role.value for role in Role)
+
+
 def parse_role(raw: Any, field: str) -> str:
-    """One of the roles, in any case."""
-    value = raw.strip().lower() if isinstance(raw, str) else raw
+    """One of the roles, in any case. Anything but text is refused before it is looked up:
+    a dict cannot be hashed, nor can a signalling NaN."""
     if isinstance(raw, Role):
         return raw.value
-    if value not in {role.value for role in Role}:
-        allowed = ", ".join(role.value for role in Role)
+    allowed = ", ".join(role.value for role in Role)
+    if not isinstance(raw, str):
+        raise InvalidAPIParameters(f"must be a string, one of {allowed}", field=field)
+    value = raw.strip().lower()
+    if value not in _ROLES:
         raise InvalidAPIParameters(f"{raw!r:.40} is not one of {allowed}", field=field)
-    return str(value)
+    return value
 
 
 class TokenAction(BaseAction):

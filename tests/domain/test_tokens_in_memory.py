@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -142,7 +143,20 @@ def test_bad_durations_are_refused_naming_the_field(raw: object) -> None:
         parse_expires_in(raw, "expires_in")
 
 
-@pytest.mark.parametrize(("field", "value"), [("role", "root"), ("name", "a\nb"), ("domain_name", "")])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("role", "root"),
+        # Not text: a dict and a signalling NaN cannot even be hashed to be looked up.
+        ("role", {}),
+        ("role", Decimal("sNaN")),
+        ("role", ["admin"]),
+        ("role", None),
+        ("role", b"admin"),
+        ("name", "a\nb"),
+        ("domain_name", ""),
+    ],
+)
 def test_bad_inputs_are_refused_naming_the_field(field: str, value: object) -> None:
     with pytest.raises(InvalidAPIParameters, match=field):
         IssueTokenAction(**{"user_id": USER, "role": "user", "domain_name": "alpha", field: value})
