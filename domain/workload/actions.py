@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from domain.actions import BaseAction, BaseActionResult, BaseBatchAction
 from domain.actions.base import batch_label
 from domain.catalog import EntityType
+from domain.errors import InvalidAPIParameters
 from domain.keypair.actions import AccessKey
-from domain.validation import EntityName, NonNegativeInt, OccupiedSlots, UUIDField
+from domain.validation import EntityName, NonNegativeInt, OccupiedSlots, UUIDField, field_of
 from domain.workload.types import Amount, EndStatus, Time, UUIDList, stats_json
 
 
@@ -152,10 +153,25 @@ class WorkloadActionResult(BaseActionResult):
         return str(self.id)
 
 
+def parse_facts(raw: Any, field: str) -> list[WorkloadAction]:
+    """A batch's facts: built actions only. Anything else is refused naming its position
+    (pydantic would try to build the abstract WorkloadAction from a mapping and fail with
+    a TypeError)."""
+    if not isinstance(raw, list | tuple):
+        raise InvalidAPIParameters(f"must be a list of workload facts, not {type(raw).__name__}", field=field)
+    for position, item in enumerate(raw):
+        if not isinstance(item, WorkloadAction):
+            kinds = ", ".join(kind.__name__ for kind in WorkloadAction.__subclasses__())
+            raise InvalidAPIParameters(
+                f"{type(item).__name__} is not a workload fact ({kinds})", field=f"{field}.{position}"
+            )
+    return list(raw)
+
+
 class RecordWorkloadBatchAction(BaseBatchAction):
     """Many facts recorded in one atomic append (bulk import): all land or none."""
 
-    actions: list[WorkloadAction]
+    actions: Annotated[list[WorkloadAction], field_of(parse_facts)]
 
     @classmethod
     def entity_type(cls) -> str:

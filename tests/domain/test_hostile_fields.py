@@ -1,0 +1,100 @@
+"""Every input model, every field, every hostile value: a domain error or a value, never
+an exception from a library. The adversarial property test draws such values at random;
+this walks all of them deterministically, so a field that hashes, compares or formats its
+raw value before checking its type is found on every run (a token's role once hashed a
+dict and escaped as a TypeError)."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import inspect
+import pkgutil
+import uuid
+import warnings
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import domain
+from domain.errors import LedgerError
+from domain.validation import LedgerModel
+
+for _module in pkgutil.walk_packages(domain.__path__, "domain."):
+    importlib.import_module(_module.name)  # every input model defined, wherever it lives
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    sub: type
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+MODELS = sorted({m for m in _subclasses(LedgerModel) if not inspect.isabstract(m)}, key=lambda m: m.__qualname__)
+
+
+class _Opaque:
+    """An object of no known kind."""
+
+
+HOSTILE: list[Any] = [
+    {},
+    {"a": {}},
+    [],
+    [{}],
+    set(),
+    (),
+    Decimal("sNaN"),  # cannot be hashed or compared
+    Decimal("NaN"),
+    float("nan"),
+    float("inf"),
+    -0.0,
+    1.5,
+    complex(1, 1),
+    10**5000,  # too long to format as text
+    -(10**30),
+    2**63,
+    -1,
+    True,
+    None,
+    b"x",
+    bytearray(b"x"),
+    _Opaque(),
+    "",
+    " ",
+    "x" * 5000,
+    "\x00",
+    "\u202e",
+    "inf",
+    "nan",
+    "1e400",
+    "\u0663",  # a digit int() reads
+    datetime.datetime.min,
+    datetime.date(2024, 1, 1),
+    datetime.time(1),
+    datetime.timedelta(days=1),
+    uuid.UUID(int=0),
+]
+
+
+def test_every_input_model_is_walked() -> None:
+    assert len(MODELS) >= 40, [m.__name__ for m in MODELS]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.__qualname__ for m in MODELS])
+def test_a_hostile_value_in_any_field_is_a_domain_error(model: type[LedgerModel]) -> None:
+    escaped = []
+    for name in model.model_fields:
+        for value in HOSTILE:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # deprecated policy fields warn
+                try:
+                    model(**{name: value})
+                except LedgerError:
+                    pass
+                except Exception as exc:  # what the test is looking for
+                    escaped.append(f"{name}={type(value).__name__}: {type(exc).__name__}: {str(exc)[:120]}")
+    assert not escaped, escaped
