@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.read.arguments import checked
 from domain.domains import DomainData
 from domain.parsers import parse_name, parse_positive_int, parse_uuid
 from domain.times import as_utc
@@ -52,11 +53,13 @@ class DirectoryQueries:
         with self._db.connect() as conn:
             return list(conn.execute(statement))
 
+    @checked
     def domain(self, name: str) -> DomainData | None:
         """The live domain `name`, None if it does not exist or was deleted."""
         rows = self._rows(self._domains.live().where(self._domains.rows.c.key == name), self._domains)
         return _domain(rows[0]) if rows else None
 
+    @checked
     def domain_counts(self, name: str) -> DomainCounts | None:
         """The live domain's user and group counts, None as `domain` would be."""
         rows = self._domains.rows
@@ -66,6 +69,7 @@ class DirectoryQueries:
         found = self._rows(statement, self._domains)
         return DomainCounts(found[0].user_count, found[0].group_count) if found else None
 
+    @checked
     def domains(
         self,
         *,
@@ -87,12 +91,14 @@ class DirectoryQueries:
         statement = self._domains.live().where(*conditions).order_by(rows.c.key).limit(_bound(limit))
         return [_domain(row) for row in self._rows(statement, self._domains)]
 
+    @checked
     def user(self, user_id: uuid.UUID | str) -> UserData | None:
         """The live user, None if unknown or deleted; a malformed id is `InvalidAPIParameters`."""
         key = str(parse_uuid(user_id, "user_id"))
         rows = self._rows(self._users.live().where(self._users.rows.c.key == key), self._users)
         return _user(rows[0]) if rows else None
 
+    @checked
     def user_keypair_count(self, user_id: uuid.UUID | str) -> int | None:
         """How many keypairs the live user owns (a delete is refused while it is not 0)."""
         rows = self._users.rows
@@ -101,6 +107,7 @@ class DirectoryQueries:
         found = self._rows(statement, self._users)
         return int(found[0].keypair_count) if found else None
 
+    @checked
     def users(
         self,
         domain_name: str | None = None,

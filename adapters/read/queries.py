@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
+from adapters.read.arguments import checked
 from adapters.read.directory import DirectoryQueries
 from adapters.read.sessions import SessionQueries
 from adapters.read.timetravel import EntityState, TimeTravel
@@ -137,10 +138,12 @@ class Queries:
         with self._db.connect() as conn:
             return list(conn.execute(statement))
 
+    @checked
     def keypair_resource_policy(self, name: str) -> KeyPairResourcePolicyData | None:
         rows = self._rows(self._policies.live().where(self._policies.rows.c.key == name), self._policies)
         return _policy(rows[0]) if rows else None
 
+    @checked
     def keypair_resource_policies(
         self, *, name_prefix: str | None = None, after: str | None = None, limit: int | None = None
     ) -> list[KeyPairResourcePolicyData]:
@@ -153,10 +156,12 @@ class Queries:
         statement = self._policies.live().where(*conditions).order_by(key).limit(_bound(limit))
         return [_policy(row) for row in self._rows(statement, self._policies)]
 
+    @checked
     def keypair(self, access_key: str) -> KeyPairData | None:
         rows = self._rows(self._keypairs.live().where(self._keypairs.rows.c.key == access_key), self._keypairs)
         return KeyPairData.from_fields(rows[0].key, rows[0].fields) if rows else None
 
+    @checked
     def keypairs(
         self,
         resource_policy: str | None = None,
@@ -182,11 +187,13 @@ class Queries:
         statement = self._keypairs.live().where(*conditions).order_by(rows.c.key).limit(_bound(limit))
         return [KeyPairData.from_fields(row.key, row.fields) for row in self._rows(statement, self._keypairs)]
 
+    @checked
     def group(self, group_id: uuid.UUID | str) -> GroupData | None:
         """A group that exists, active or soft-deleted; None once purged or if unknown."""
         rows = self._rows(self._groups.live().where(self._groups.rows.c.key == str(group_id)), self._groups)
         return _group(rows[0]) if rows else None
 
+    @checked
     def group_by_name(self, domain_name: str, name: str) -> GroupData | None:
         """The group holding `name` in the domain, active or soft-deleted (a soft delete
         keeps the name; a purge frees it); None if no group holds it."""
@@ -195,6 +202,7 @@ class Queries:
         rows = self._rows(statement, self._groups)
         return _group(rows[0]) if rows else None
 
+    @checked
     def groups(
         self,
         domain_name: str | None = None,
@@ -233,11 +241,13 @@ class Queries:
         fields = self._groups.rows.c.fields
         return fields["domain_name"].as_string(), fields["name"].as_string()
 
+    @checked
     def group_members(self, group_id: uuid.UUID | str) -> set[uuid.UUID]:
         members = self._groups.members
         statement = sa.select(members.c.user_id).where(members.c.group_id == str(group_id))
         return {uuid.UUID(row.user_id) for row in self._rows(statement, self._groups)}
 
+    @checked
     def usage_totals(
         self, first: date, last: date, group_id: uuid.UUID | str | None = None
     ) -> dict[str, dict[str, float]]:
@@ -246,6 +256,7 @@ class Queries:
         self._runner.require(self._usage_projection)
         return totals
 
+    @checked
     def history(self, entity_type: str, entity_id: str) -> list[HistoryEntry]:
         """Every event of the entity, oldest first: who and when from the history read
         model, what changed from the stored events themselves."""
@@ -272,6 +283,7 @@ class Queries:
             raise StoreUnavailable(f"event store read failed: {exc}") from exc
         return [_history_entry(row, entity_type, str(entity_id), events[row.stream][row.version]) for row in rows]
 
+    @checked
     def audit_log(
         self,
         entity_type: str | None = None,
@@ -332,6 +344,7 @@ class Queries:
             for row in self._rows(statement, self._audit)
         ]
 
+    @checked
     def state_at(
         self, entity_type: str, entity_id: str, at: datetime | None = None, version: int | None = None
     ) -> EntityState | None:
@@ -339,6 +352,7 @@ class Queries:
         exist yet), read from the event store itself."""
         return self._time_travel.state_at(entity_type, str(entity_id), at=at, version=version)
 
+    @checked
     def diff(
         self,
         entity_type: str,

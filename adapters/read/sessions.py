@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
+from adapters.read.arguments import checked
 from adapters.store import LedgerApplication
 from domain.effective_policy import EffectivePolicy, resolve_effective_policy
 from domain.errors import InvalidAPIParameters, StoreUnavailable
@@ -134,6 +135,7 @@ class SessionQueries:
         with self._db.connect() as conn:
             return list(conn.execute(statement))
 
+    @checked
     def sessions(
         self,
         status: str | None = None,
@@ -160,6 +162,7 @@ class SessionQueries:
             statement = statement.limit(parse_positive_int(limit, "limit"))
         return [_entry(row) for row in self._rows(statement)]
 
+    @checked
     def session(self, session_id: uuid.UUID | str) -> SessionDetail | None:
         """The session and every decision on it, oldest first; None if the ledger never
         enqueued it."""
@@ -184,6 +187,7 @@ class SessionQueries:
                 decisions.append(SessionDecision(event.timestamp, "deferred", event.policy, event.reasons))
         return SessionDetail(entry, decisions)
 
+    @checked
     def sessions_due(self, now: datetime | str | None = None) -> list[DueSession]:
         """Running sessions past a deadline of their keypair's effective policy at `now`
         (default: the current time), by deadline: reason `idle_timeout` or
@@ -204,6 +208,7 @@ class SessionQueries:
         ]
         return self._service.sessions_due(running, at)
 
+    @checked
     def effective_policy(self, access_key: str) -> EffectivePolicy:
         """The keypair's effective policy now: `.policy` (the whole policy's data),
         `.source` (keypair, user, domain or system), `.version`; the keypair's not-found

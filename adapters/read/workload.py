@@ -22,6 +22,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import PersistenceError
 
+from adapters.read.arguments import checked
 from adapters.store import LedgerApplication
 from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group import Group
@@ -114,6 +115,7 @@ class WorkloadQueries:
         with self._db.connect() as conn:
             return list(conn.execute(statement))
 
+    @checked
     def kernels(
         self,
         group_id: uuid.UUID | str | None = None,
@@ -142,6 +144,7 @@ class WorkloadQueries:
         statement = sa.select(k).where(*conditions).order_by(k.c.started_at, k.c.kernel_id).limit(bound)
         return [_kernel(row) for row in self._rows(statement)]
 
+    @checked
     def kernel(self, kernel_id: uuid.UUID | str) -> KernelEntry | None:
         """The kernel, running or ended; None if unknown (or its group was purged)."""
         key = _id_or_none(kernel_id, "kernel_id")
@@ -149,6 +152,7 @@ class WorkloadQueries:
         rows = self._rows(sa.select(k).where(k.c.kernel_id == key)) if key is not None else []
         return _kernel(rows[0]) if rows else None
 
+    @checked
     def vfolders(
         self, group_id: uuid.UUID | str | None = None, host: str | None = None, limit: int | None = None
     ) -> list[VFolderEntry]:
@@ -163,6 +167,7 @@ class WorkloadQueries:
         statement = sa.select(v).where(*conditions).order_by(v.c.name, v.c.vfolder_id).limit(bound)
         return [VFolderEntry(**row._asdict()) for row in self._rows(statement)]
 
+    @checked
     def vfolder(self, vfolder_id: uuid.UUID | str) -> VFolderEntry | None:
         key = _id_or_none(vfolder_id, "vfolder_id")
         v = self._usage.vfolders
@@ -198,6 +203,7 @@ class EndpointQueries:
             raise StoreUnavailable(f"event store read failed: {exc}") from exc
         return found
 
+    @checked
     def endpoint(self, endpoint_id: uuid.UUID | str) -> EndpointEntry | None:
         """The endpoint, active or destroyed; None if no endpoint has the id."""
         key = _id_or_none(endpoint_id, "endpoint_id")
@@ -207,6 +213,7 @@ class EndpointQueries:
         fields = found.fields
         return EndpointEntry(found.key, fields["group_id"], fields["name"], not found.is_deleted)
 
+    @checked
     def endpoints(self, group_id: uuid.UUID | str) -> list[EndpointEntry]:
         """The group's active endpoints, ordered by (name, endpoint_id); none for an
         unknown or purged group."""

@@ -6,21 +6,18 @@ dict and escaped as a TypeError)."""
 
 from __future__ import annotations
 
-import datetime
 import importlib
 import inspect
 import pkgutil
-import uuid
 import warnings
 from collections.abc import Iterator
-from decimal import Decimal
-from typing import Any
 
 import pytest
 
 import domain
 from domain.errors import LedgerError
 from domain.validation import LedgerModel
+from tests.hostile import HOSTILE
 
 for _module in pkgutil.walk_packages(domain.__path__, "domain."):
     importlib.import_module(_module.name)  # every input model defined, wherever it lives
@@ -34,50 +31,6 @@ def _subclasses(cls: type) -> Iterator[type]:
 
 
 MODELS = sorted({m for m in _subclasses(LedgerModel) if not inspect.isabstract(m)}, key=lambda m: m.__qualname__)
-
-
-class _Opaque:
-    """An object of no known kind."""
-
-
-HOSTILE: list[Any] = [
-    {},
-    {"a": {}},
-    [],
-    [{}],
-    set(),
-    (),
-    Decimal("sNaN"),  # cannot be hashed or compared
-    Decimal("NaN"),
-    float("nan"),
-    float("inf"),
-    -0.0,
-    1.5,
-    complex(1, 1),
-    10**5000,  # too long to format as text
-    -(10**30),
-    2**63,
-    -1,
-    True,
-    None,
-    b"x",
-    bytearray(b"x"),
-    _Opaque(),
-    "",
-    " ",
-    "x" * 5000,
-    "\x00",
-    "\u202e",
-    "inf",
-    "nan",
-    "1e400",
-    "\u0663",  # a digit int() reads
-    datetime.datetime.min,
-    datetime.date(2024, 1, 1),
-    datetime.time(1),
-    datetime.timedelta(days=1),
-    uuid.UUID(int=0),
-]
 
 
 def test_every_input_model_is_walked() -> None:

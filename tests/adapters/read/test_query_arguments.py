@@ -1,0 +1,106 @@
+"""Every query of the in-process API, every parameter, every hostile value: a domain error
+naming the parameter, or an answer; never an exception from a library, on either backend
+(a NUL character is refused by PostgreSQL's driver and not by SQLite's, a 5,000-digit
+number by SQLite's alone: both are refused before either sees them)."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import Ledger
+from adapters.read.arguments import checked
+from domain.errors import InvalidAPIParameters, LedgerError
+from tests.hostile import HOSTILE
+
+# A value of the right kind for each required parameter, so each hostile value is tried
+# in one parameter at a time.
+PLAUSIBLE: dict[str, Any] = {
+    "name": "x",
+    "access_key": "AKX",
+    "domain_name": "default",
+    "entity_type": "group",
+    "entity_id": "x",
+    "first": date(2024, 1, 1),
+    "last": date(2024, 1, 31),
+}
+
+
+def _queries(ledger: Ledger) -> list[tuple[str, Callable[..., Any]]]:
+    found = []
+    for name in dir(ledger.queries):
+        query = getattr(ledger.queries, name)
+        if not name.startswith("_") and inspect.ismethod(query):
+            found.append((name, query))
+    return found
+
+
+def _required(query: Callable[..., Any]) -> dict[str, Any]:
+    wanted = {}
+    for parameter in inspect.signature(query).parameters.values():
+        if parameter.default is inspect.Parameter.empty:
+            wanted[parameter.name] = PLAUSIBLE.get(parameter.name, uuid.UUID(int=1))
+    return wanted
+
+
+def test_every_query_is_walked(ledger: Ledger) -> None:
+    names = {name for name, _ in _queries(ledger)}
+    assert {"audit_log", "groups", "state_at", "usage_totals", "sessions_due", "kernels", "users"} <= names
+    assert len(names) >= 25, names
+
+
+def test_a_hostile_argument_is_a_domain_error_naming_it(ledger: Ledger) -> None:
+    escaped = []
+    for name, query in _queries(ledger):
+        required = _required(query)
+        for parameter in inspect.signature(query).parameters:
+            for value in HOSTILE:
+                try:
+                    query(**{**required, parameter: value})
+                except LedgerError:
+                    pass
+                except Exception as exc:  # what the test is looking for
+                    escaped.append(f"{name}({parameter}={type(value).__name__}): {type(exc).__name__}: {exc!s:.120}")
+    assert not escaped, escaped
+
+
+def test_the_refusal_names_the_parameter_and_what_it_takes(ledger: Ledger) -> None:
+    with pytest.raises(InvalidAPIParameters, match=r"^since: must be a datetime or null, not str$"):
+        ledger.queries.audit_log(since="2024-01-01")  # type: ignore[arg-type]
+    with pytest.raises(InvalidAPIParameters, match=r"^limit: must be an integer or null, not bool$"):
+        ledger.queries.groups(limit=True)
+    with pytest.raises(InvalidAPIParameters, match=r"^name: must not contain a NUL character$"):
+        ledger.queries.keypair_resource_policy("a\x00b")
+    with pytest.raises(InvalidAPIParameters, match=r"^limit: is out of range"):
+        ledger.queries.groups(limit=10**30)
+    with pytest.raises(InvalidAPIParameters, match=r"^group_id: must be a UUID or text"):
+        ledger.queries.group([1])  # type: ignore[arg-type]
+    # Values of the right kinds still answer (a datetime is a date, as Python has it).
+    assert ledger.queries.usage_totals(datetime(2024, 1, 1, tzinfo=UTC), date(2024, 1, 2)) is not None
+    assert ledger.queries.groups(limit=1, active=True) == []
+
+
+def test_a_call_that_does_not_fit_the_signature_stays_a_type_error() -> None:
+    @checked
+    def query(name: str, *, limit: int | None = None) -> str:
+        return name
+
+    with pytest.raises(TypeError):
+        query()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        query("x", unknown=1)  # type: ignore[call-arg]
+    assert query("x", limit=None) == "x"
+
+
+def test_an_annotation_without_a_rule_is_refused_when_first_called() -> None:
+    @checked
+    def query(names: list[str]) -> int:
+        return len(names)
+
+    with pytest.raises(TypeError, match="no rule"):
+        query(["x"])
