@@ -42,6 +42,13 @@ class InvalidAPIParameters(LedgerError, ValueError):
         self.reason = message
 
 
+class RequestTooLarge(InvalidAPIParameters):
+    """A request body past the HTTP API's bound, refused before it is read whole."""
+
+    status = 413
+    error_detail = "request_too_large"
+
+
 class ObjectNotFound(LedgerError):
     """Its code names what was not found: `keypair_not_found`, from `entity_type` (the
     class's domain, say `group_not_found`, when the raiser gave none)."""

@@ -18,7 +18,7 @@ from domain.times import parse_point, parse_time
 
 ItemT = TypeVar("ItemT")
 READ_ERRORS = responses(400, 401, 404, 503)
-WRITE_ERRORS = responses(400, 401, 403, 404, 409, 412, 422, 503)
+WRITE_ERRORS = responses(400, 401, 403, 404, 409, 412, 413, 422, 503)  # 413: a body past MAX_BODY_BYTES
 
 Limit = Annotated[int | None, Query(ge=1, le=10_000, description="At most this many items.")]
 After = Annotated[str | None, Query(max_length=600, description="The `next_after` of the previous page.")]

@@ -15,6 +15,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
+
+from adapters.http import calls
 from tests.adapters.http.api import HOME, Api
 
 POLICIES = "/v1/keypair-resource-policies"
@@ -388,3 +391,33 @@ def test_query_parameters_of_the_wrong_type(api: Api) -> None:
                     checked += 1
     assert checked >= 8  # limit and min_position on the policy routes at least
     assert _stored(api) == before
+
+
+def test_a_body_past_the_bound_is_refused_before_it_is_read_whole(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """413 whether the body declares its length or comes chunked, and whether or not its
+    token is good (tokens are checked after the body is read: the bound is what keeps an
+    anonymous client from making the server hold a body of any size)."""
+    monkeypatch.setattr(calls, "MAX_BODY_BYTES", 1000)
+    before = _stored(api)
+    big = b'{"name": "p", "pad": "' + b"x" * 2000 + b'"}'
+
+    def chunked() -> Iterator[bytes]:
+        for start in range(0, len(big), 100):
+            yield big[start : start + 100]
+
+    headers = api.as_("superadmin", **{"Content-Type": "application/json"})
+    bogus = {"Authorization": "Bearer not-a-token", "Content-Type": "application/json"}
+    for label, answer in (
+        ("declared", api.client.post(POLICIES, content=big, headers=headers)),
+        ("chunked", api.client.post(POLICIES, content=chunked(), headers=headers)),
+        ("bogus token", api.client.post(POLICIES, content=big, headers=bogus)),
+    ):
+        assert answer.status_code == 413, f"{label}: {answer.status_code} {answer.text[:200]}"
+        assert answer.headers["content-type"] == PROBLEM, label
+        problem = answer.json()
+        assert problem["code"] == "ledger_request_too_large" and problem["field"] == "body", problem
+    # At the bound exactly, the body is read and judged as usual.
+    fits = b'{"name": "fits", "pad": "' + b"x" * (1000 - 27) + b'"}'
+    assert len(fits) == 1000
+    _assert_refused(_send_raw(api, "POST", POLICIES, fits), "pad", "at the bound")
+    assert _stored(api)[0] == before[0]
