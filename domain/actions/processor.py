@@ -12,8 +12,10 @@ never exist without their record, and `ProcessResult.recorded` tells the audit m
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
+import typing
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from typing import Generic, Protocol, TypeVar
 
 from domain.actions.base import ActionResultMeta, ActionStatus, ActionTriggerMeta, BaseAction, BaseActionResult
 from domain.actions.context import ActionContext, action_context
-from domain.errors import LedgerError
+from domain.errors import InvalidAPIParameters, LedgerError
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +104,21 @@ class ActionProcessor(Generic[ActionT, ResultT]):
         self._func = func
         self._validators = list(validators)
         self._monitors = list(monitors)
+        self._accepts = _action_class(func)
+
+    def _check(self, action: object, meta: object) -> None:
+        """An in-process caller's wrong objects are refused before anything runs or is
+        recorded (there is no action to record): else they fail deep inside as whatever
+        attribute they lack, and the audit monitor fails with them."""
+        if not isinstance(meta, ActionTriggerMeta):
+            raise InvalidAPIParameters(f"must be an ActionTriggerMeta, not {type(meta).__name__}", field="meta")
+        if not isinstance(action, self._accepts):
+            raise InvalidAPIParameters(
+                f"must be a {self._accepts.__name__}, not {type(action).__name__}", field="action"
+            )
 
     async def wait_for_complete(self, action: ActionT, meta: ActionTriggerMeta) -> ResultT:
+        self._check(action, meta)
         with action_context(meta, action.entity_type(), action.operation_type()) as ctx:
             running = RunningAction(action, meta, ctx, datetime.now(UTC), time.perf_counter())
             result: ResultT | None = None
@@ -133,6 +148,17 @@ class ActionProcessor(Generic[ActionT, ResultT]):
                 # A denied action prepared no monitor, yet every monitor hears of it.
                 for monitor in reversed(self._monitors):
                     await _quietly(monitor.done(action, process), monitor, "done", ctx.action_id)
+
+
+def _action_class(func: Callable[..., object]) -> type:
+    """The action class a service method declares for its one argument (BaseAction when
+    it declares none that resolves)."""
+    parameters = list(inspect.signature(func).parameters)
+    try:
+        declared = typing.get_type_hints(func).get(parameters[0]) if parameters else None
+    except NameError:  # an annotation that names what its module does not import
+        declared = None
+    return declared if isinstance(declared, type) and issubclass(declared, BaseAction) else BaseAction
 
 
 def _entity_id(action: BaseAction, result: BaseActionResult | None) -> str | None:

@@ -1,0 +1,54 @@
+"""A processor called in-process with objects that are not its action or not an actor is
+refused before anything runs: `InvalidAPIParameters` naming `action` or `meta`, nothing
+stored, no audit record (there is no action to record), no monitor failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import Ledger
+from domain.actions import ActionProcessor, BaseAction, BaseActionResult
+from domain.domains import CreateDomainAction
+from domain.errors import InvalidAPIParameters
+from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
+from tests.conftest import SUPERADMIN
+
+
+def _processors(ledger: Ledger) -> dict[str, ActionProcessor[BaseAction, BaseActionResult]]:
+    found = {}
+    for service, processors in vars(ledger.processors).items():
+        if hasattr(processors, "all"):
+            found.update({f"{service}.{name}": p for name, p in processors.all().items()})
+    return found
+
+
+def _stored(ledger: Ledger) -> tuple[int, int]:
+    ledger.runner.catch_up()
+    return ledger.app.recorder.max_notification_id() or 0, len(ledger.queries.audit_log())
+
+
+def test_wrong_objects_are_refused_naming_them(ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
+    processors = _processors(ledger)
+    assert len(processors) >= 30, sorted(processors)
+    before = _stored(ledger)
+    another_kind: dict[bool, Any] = {
+        True: CreateKeyPairResourcePolicyAction(creator={"name": "p"}),  # for create_domain
+        False: CreateDomainAction(creator={"name": "d"}),
+    }
+    with caplog.at_level(logging.WARNING):
+        for label, processor in processors.items():
+            wrong = another_kind[label == "domain.create_domain"]
+            for action in (None, {"name": "p"}, "p", wrong):
+                with pytest.raises(InvalidAPIParameters, match=r"^action: must be a \w+Action, not ") as refused:
+                    asyncio.run(processor.wait_for_complete(action, SUPERADMIN))
+                assert refused.value.field == "action", label
+            for meta in (None, {"role": "superadmin"}, "superadmin"):
+                with pytest.raises(InvalidAPIParameters, match=r"^meta: must be an ActionTriggerMeta") as refused:
+                    asyncio.run(processor.wait_for_complete(wrong, meta))
+                assert refused.value.field == "meta", label
+    assert _stored(ledger) == before
+    assert not [r for r in caplog.records if "monitor" in r.getMessage()], "a monitor failed on a refused call"
