@@ -18,6 +18,7 @@ from domain.actions.processor import (
     ProcessResult,
     RunningAction,
     running_action,
+    takes_action,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "action_context",
     "current_context",
     "running_action",
+    "takes_action",
 ]

@@ -12,6 +12,7 @@ never exist without their record, and `ProcessResult.recorded` tells the audit m
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import time
@@ -104,7 +105,7 @@ class ActionProcessor(Generic[ActionT, ResultT]):
         self._func = func
         self._validators = list(validators)
         self._monitors = list(monitors)
-        self._accepts = _action_class(func)
+        self._accepts = action_class(func)
 
     def _check(self, action: object, meta: object) -> None:
         """An in-process caller's wrong objects are refused before anything runs or is
@@ -112,10 +113,7 @@ class ActionProcessor(Generic[ActionT, ResultT]):
         attribute they lack, and the audit monitor fails with them."""
         if not isinstance(meta, ActionTriggerMeta):
             raise InvalidAPIParameters(f"must be an ActionTriggerMeta, not {type(meta).__name__}", field="meta")
-        if not isinstance(action, self._accepts):
-            raise InvalidAPIParameters(
-                f"must be a {self._accepts.__name__}, not {type(action).__name__}", field="action"
-            )
+        require_action(action, self._accepts)
 
     async def wait_for_complete(self, action: ActionT, meta: ActionTriggerMeta) -> ResultT:
         self._check(action, meta)
@@ -150,15 +148,39 @@ class ActionProcessor(Generic[ActionT, ResultT]):
                     await _quietly(monitor.done(action, process), monitor, "done", ctx.action_id)
 
 
-def _action_class(func: Callable[..., object]) -> type:
+def action_class(func: Callable[..., object]) -> type:
     """The action class a service method declares for its one argument (BaseAction when
     it declares none that resolves)."""
-    parameters = list(inspect.signature(func).parameters)
+    parameters = [name for name in inspect.signature(func).parameters if name != "self"]
     try:
         declared = typing.get_type_hints(func).get(parameters[0]) if parameters else None
     except NameError:  # an annotation that names what its module does not import
         declared = None
     return declared if isinstance(declared, type) and issubclass(declared, BaseAction) else BaseAction
+
+
+def require_action(action: object, accepted: type) -> None:
+    if not isinstance(action, accepted):
+        raise InvalidAPIParameters(f"must be a {accepted.__name__}, not {type(action).__name__}", field="action")
+
+
+ServiceMethod = TypeVar("ServiceMethod", bound=Callable[..., Awaitable[object]])
+
+
+def takes_action(method: ServiceMethod) -> ServiceMethod:
+    """A service method called directly (the services are public, beside the processors)
+    refuses an object that is not its declared action, naming `action`, instead of failing
+    on the first attribute it lacks. Its class is read on first use."""
+    accepted: list[type] = []
+
+    @functools.wraps(method)
+    async def call(self: object, action: object) -> object:
+        if not accepted:
+            accepted.append(action_class(method))
+        require_action(action, accepted[0])
+        return await method(self, action)
+
+    return typing.cast(ServiceMethod, call)
 
 
 def _entity_id(action: BaseAction, result: BaseActionResult | None) -> str | None:

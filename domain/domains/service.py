@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from domain.actions import Role, current_context
+from domain.actions import Role, current_context, takes_action
 from domain.catalog import EntityType
 from domain.domains.actions import (
     CreateDomainAction,
@@ -89,6 +89,7 @@ class DomainService:
     def __init__(self, store: AggregateStore) -> None:
         self._store = store
 
+    @takes_action
     async def create_domain(self, action: CreateDomainAction) -> CreateDomainActionResult:
         name, fields = action.creator.name, action.creator.fields_json()
 
@@ -102,6 +103,7 @@ class DomainService:
 
         return CreateDomainActionResult(domain_data(self._store.run(create, DOMAIN, "create")))
 
+    @takes_action
     async def modify_domain(self, action: ModifyDomainAction) -> ModifyDomainActionResult:
         name, modifier = action.domain_name, action.modifier
 
@@ -126,6 +128,7 @@ class DomainService:
         domain, changed = self._store.run(modify, DOMAIN, "modify")
         return ModifyDomainActionResult(domain_data(domain), changed=changed)
 
+    @takes_action
     async def delete_domain(self, action: DeleteDomainAction) -> DeleteDomainActionResult:
         def delete() -> DomainData:
             work = UnitOfWork(self._store)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from domain.actions import Role, current_context
+from domain.actions import Role, current_context, takes_action
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.domains.service import require_domain
@@ -111,6 +111,7 @@ class GroupService:
         self._history = history if history is not None or not isinstance(store, ClearHistory) else store
         self._reports = UsageReports(usage, timezone)
 
+    @takes_action
     async def create_group(self, action: CreateGroupAction) -> CreateGroupActionResult:
         group_id = action.group_id
         fields = action.input.fields_json()
@@ -129,6 +130,7 @@ class GroupService:
 
         return CreateGroupActionResult(group_data(self._store.run(create, GROUP, "create")))
 
+    @takes_action
     async def modify_group(self, action: ModifyGroupAction) -> ModifyGroupActionResult:
         modifier = action.modifier
         mode, users = action.user_update_mode, action.user_uuids
@@ -165,6 +167,7 @@ class GroupService:
         group, changed = self._store.run(modify, GROUP, "modify")
         return ModifyGroupActionResult(group_data(group), changed=changed)
 
+    @takes_action
     async def delete_group(self, action: DeleteGroupAction) -> DeleteGroupActionResult:
         def delete() -> GroupData:
             work = UnitOfWork(self._store)
@@ -176,6 +179,7 @@ class GroupService:
 
         return DeleteGroupActionResult(self._store.run(delete, GROUP, "delete"))
 
+    @takes_action
     async def purge_group(self, action: PurgeGroupAction) -> PurgeGroupActionResult:
         def purge() -> GroupData:
             work = UnitOfWork(self._store)
@@ -204,9 +208,11 @@ class GroupService:
 
         return PurgeGroupActionResult(self._store.run(purge, GROUP, "purge"))
 
+    @takes_action
     async def usage_per_month(self, action: UsagePerMonthAction) -> UsagePerMonthActionResult:
         return self._reports.per_month(action, _reported_domain())
 
+    @takes_action
     async def usage_per_period(self, action: UsagePerPeriodAction) -> UsagePerPeriodActionResult:
         return self._reports.per_period(action, _reported_domain())
 

@@ -10,6 +10,7 @@ domain allows; no policy at all (None) is always allowed: the precedence then de
 
 from __future__ import annotations
 
+from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.domains.service import check_admin_may_assign, require_domain
 from domain.keypair.actions import (
@@ -43,6 +44,7 @@ class KeyPairService:
     def __init__(self, store: AggregateStore) -> None:
         self._store = store
 
+    @takes_action
     async def create_keypair(self, action: CreateKeyPairAction) -> CreateKeyPairActionResult:
         fields = action.fields_json()
         key, name = action.access_key, action.resource_policy
@@ -63,6 +65,7 @@ class KeyPairService:
 
         return CreateKeyPairActionResult(keypair_data(self._store.run(create, EntityType.KEYPAIR, "create")))
 
+    @takes_action
     async def modify_keypair(self, action: ModifyKeyPairAction) -> ModifyKeyPairActionResult:
         def modify() -> tuple[KeyPair, bool]:
             work = UnitOfWork(self._store)
@@ -92,6 +95,7 @@ class KeyPairService:
         keypair, changed = self._store.run(modify, EntityType.KEYPAIR, "modify")
         return ModifyKeyPairActionResult(keypair_data(keypair), changed=changed)
 
+    @takes_action
     async def delete_keypair(self, action: DeleteKeyPairAction) -> DeleteKeyPairActionResult:
         def delete() -> KeyPairData:
             work = UnitOfWork(self._store)

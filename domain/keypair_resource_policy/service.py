@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.errors import CircularPolicyReference, InvalidAPIParameters
 from domain.keypair_resource_policy.actions import (
@@ -49,6 +50,7 @@ class KeyPairResourcePolicyService:
     def __init__(self, store: AggregateStore) -> None:
         self._store = store
 
+    @takes_action
     async def create_keypair_resource_policy(
         self, action: CreateKeyPairResourcePolicyAction
     ) -> CreateKeyPairResourcePolicyActionResult:
@@ -78,6 +80,7 @@ class KeyPairResourcePolicyService:
         policy = self._store.run(create, POLICY, "create")
         return CreateKeyPairResourcePolicyActionResult(policy_data(policy))
 
+    @takes_action
     async def modify_keypair_resource_policy(
         self, action: ModifyKeyPairResourcePolicyAction
     ) -> ModifyKeyPairResourcePolicyActionResult:
@@ -97,6 +100,7 @@ class KeyPairResourcePolicyService:
         policy, changed = self._store.run(modify, POLICY, "modify")
         return ModifyKeyPairResourcePolicyActionResult(policy_data(policy), changed=changed)
 
+    @takes_action
     async def delete_keypair_resource_policy(
         self, action: DeleteKeyPairResourcePolicyAction
     ) -> DeleteKeyPairResourcePolicyActionResult:

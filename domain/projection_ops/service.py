@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.errors import ProjectionNotStalled
 from domain.ports import AggregateStore, UnitOfWork
@@ -23,6 +24,7 @@ class ProjectionOpsService:
         self._store = store
         self._stalls = stalls
 
+    @takes_action
     async def skip_projection_event(self, action: SkipProjectionEventAction) -> SkipProjectionEventActionResult:
         """Only the event a build of the read model is stalled on may be skipped: a skip
         drops that event's effect from the read model for good, so it must answer a

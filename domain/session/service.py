@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.effective_policy import EffectivePolicy, live_entity, resolve_for_keypair
@@ -75,6 +76,7 @@ class SessionService:
     def __init__(self, store: AggregateStore) -> None:
         self._store = store
 
+    @takes_action
     async def enqueue_session(self, action: EnqueueSessionAction) -> EnqueueSessionActionResult:
         key = str(action.session_id)
         requested = action.requested_slots
@@ -137,6 +139,7 @@ class SessionService:
         session, policy = self._store.run(enqueue, SESSION, "enqueue")
         return EnqueueSessionActionResult(session_data(session), policy.ref_json())
 
+    @takes_action
     async def schedule_session(self, action: ScheduleSessionAction) -> ScheduleSessionActionResult:
         key = str(action.session_id)
 
@@ -197,11 +200,13 @@ class SessionService:
         work.commit()
         return session, changed
 
+    @takes_action
     async def cancel_session(self, action: CancelSessionAction) -> CancelSessionActionResult:
         key = str(action.session_id)
         session, changed = self._store.run(lambda: self._end(key, Session.cancel), SESSION, "cancel")
         return CancelSessionActionResult(session_data(session), changed)
 
+    @takes_action
     async def terminate_session(self, action: TerminateSessionAction) -> TerminateSessionActionResult:
         key, reason = str(action.session_id), action.reason
 
@@ -211,6 +216,7 @@ class SessionService:
         session, changed = self._store.run(lambda: self._end(key, end), SESSION, "terminate")
         return TerminateSessionActionResult(session_data(session), changed)
 
+    @takes_action
     async def report_session_activity(self, action: ReportSessionActivityAction) -> ReportSessionActivityActionResult:
         key = str(action.session_id)
 

@@ -12,6 +12,7 @@ import hmac
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.entity import Entity, entity_not_found
 from domain.errors import ExpiredToken, InvalidAPIParameters, RevokedToken, UnknownToken
@@ -46,6 +47,7 @@ class TokenService:
     def __init__(self, store: AggregateStore) -> None:
         self._store = store
 
+    @takes_action
     async def issue_token(self, action: IssueTokenAction) -> IssueTokenActionResult:
         plaintext = new_token()
         digest = token_hash(plaintext)
@@ -78,6 +80,7 @@ class TokenService:
         token = self._store.run(issue, TOKEN, "issue")
         return IssueTokenActionResult(token.data(), plaintext)
 
+    @takes_action
     async def revoke_token(self, action: RevokeTokenAction) -> RevokeTokenActionResult:
         def revoke() -> Token:
             work = UnitOfWork(self._store)

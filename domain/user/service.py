@@ -12,6 +12,7 @@ the erasure, so it is refused unless the operator accepts them.
 
 from __future__ import annotations
 
+from domain.actions import takes_action
 from domain.actions.context import current_context
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
@@ -50,6 +51,7 @@ class UserService:
         # A store that cannot hold clear values (the in-memory one) needs no check.
         self._history = history if history is not None or not isinstance(store, ClearHistory) else store
 
+    @takes_action
     async def create_user(self, action: CreateUserAction) -> CreateUserActionResult:
         key, fields = str(action.creator.user_id), action.creator.fields_json()
 
@@ -65,6 +67,7 @@ class UserService:
 
         return CreateUserActionResult(user_data(self._store.run(create, USER, "create")))
 
+    @takes_action
     async def modify_user(self, action: ModifyUserAction) -> ModifyUserActionResult:
         key, wanted = str(action.user_id), action.modifier.fields_json()
 
@@ -84,6 +87,7 @@ class UserService:
         user, changed = self._store.run(modify, USER, "modify")
         return ModifyUserActionResult(user_data(user), changed=changed)
 
+    @takes_action
     async def delete_user(self, action: DeleteUserAction) -> DeleteUserActionResult:
         key = str(action.user_id)
 
@@ -102,6 +106,7 @@ class UserService:
 
         return DeleteUserActionResult(self._store.run(delete, USER, "delete"))
 
+    @takes_action
     async def erase_user(self, action: EraseUserAction) -> EraseUserActionResult:
         key = str(action.user_id)
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from domain.actions import takes_action
 from domain.entity import Entity
 from domain.errors import DuplicateWorkloadId, InvalidAPIParameters
 from domain.group.aggregate import Group
@@ -202,25 +203,32 @@ class WorkloadService:
         goes through the `record_workload_batch` processor instead."""
         return len(self._record(actions)) if actions else 0
 
+    @takes_action
     async def record_workload_batch(self, action: RecordWorkloadBatchAction) -> RecordWorkloadBatchActionResult:
         """`record_batch` as an action, so a batch is permission-checked, audited and measured."""
         recorded = await self.record_batch(action.actions)
         return RecordWorkloadBatchActionResult(recorded, action.entity_ids())
 
+    @takes_action
     async def create_vfolder(self, action: CreateVFolderAction) -> WorkloadActionResult:
         return self._one(action)
 
+    @takes_action
     async def start_kernel(self, action: StartKernelAction) -> WorkloadActionResult:
         return self._one(action)
 
+    @takes_action
     async def report_kernel_stats(self, action: ReportKernelStatsAction) -> WorkloadActionResult:
         return self._one(action)
 
+    @takes_action
     async def terminate_kernel(self, action: TerminateKernelAction) -> WorkloadActionResult:
         return self._one(action)
 
+    @takes_action
     async def create_endpoint(self, action: CreateEndpointAction) -> WorkloadActionResult:
         return self._one(action)
 
+    @takes_action
     async def destroy_endpoint(self, action: DestroyEndpointAction) -> WorkloadActionResult:
         return self._one(action)

@@ -52,3 +52,25 @@ def test_wrong_objects_are_refused_naming_them(ledger: Ledger, caplog: pytest.Lo
                 assert refused.value.field == "meta", label
     assert _stored(ledger) == before
     assert not [r for r in caplog.records if "monitor" in r.getMessage()], "a monitor failed on a refused call"
+
+
+def test_a_service_called_directly_refuses_what_is_not_its_action(ledger: Ledger) -> None:
+    """The services are public beside the processors: each method refuses another object
+    the same way (there are as many service methods taking an action as processors)."""
+    before = _stored(ledger)
+    methods = 0
+    for service_name, processors in vars(ledger.processors).items():
+        if not hasattr(processors, "all"):
+            continue
+        service = getattr(ledger.services, service_name)
+        for name in processors.all():
+            method = getattr(service, name)
+            wrong = CreateKeyPairResourcePolicyAction(creator={"name": "p"})
+            if f"{service_name}.{name}" == "keypair_resource_policy.create_keypair_resource_policy":
+                wrong = CreateDomainAction(creator={"name": "d"})
+            for action in (None, {"name": "p"}, wrong):
+                with pytest.raises(InvalidAPIParameters, match=r"^action: must be a \w+Action, not "):
+                    asyncio.run(method(action))
+            methods += 1
+    assert methods >= 30
+    assert _stored(ledger) == before
