@@ -171,13 +171,14 @@ def takes_action(method: ServiceMethod) -> ServiceMethod:
     """A service method called directly (the services are public, beside the processors)
     refuses an object that is not its declared action, naming `action`, instead of failing
     on the first attribute it lacks. Its class is read on first use."""
-    accepted: list[type] = []
+    accepted: type | None = None
 
     @functools.wraps(method)
     async def call(self: object, action: object) -> object:
-        if not accepted:
-            accepted.append(action_class(method))
-        require_action(action, accepted[0])
+        nonlocal accepted
+        if accepted is None:
+            accepted = action_class(method)
+        require_action(action, accepted)
         return await method(self, action)
 
     return typing.cast(ServiceMethod, call)
