@@ -59,18 +59,15 @@ def test_a_service_called_directly_refuses_what_is_not_its_action(ledger: Ledger
     the same way (there are as many service methods taking an action as processors)."""
     before = _stored(ledger)
     methods = 0
-    for service_name, processors in vars(ledger.processors).items():
-        if not hasattr(processors, "all"):
-            continue
-        service = getattr(ledger.services, service_name)
-        for name in processors.all():
-            method = getattr(service, name)
-            wrong = CreateKeyPairResourcePolicyAction(creator={"name": "p"})
-            if f"{service_name}.{name}" == "keypair_resource_policy.create_keypair_resource_policy":
-                wrong = CreateDomainAction(creator={"name": "d"})
-            for action in (None, {"name": "p"}, wrong):
-                with pytest.raises(InvalidAPIParameters, match=r"^action: must be a \w+Action, not "):
-                    asyncio.run(method(action))
-            methods += 1
+    for label in _processors(ledger):
+        service_name, name = label.split(".")
+        method = getattr(getattr(ledger.services, service_name), name)
+        wrong: BaseAction = CreateKeyPairResourcePolicyAction(creator={"name": "p"})
+        if label == "keypair_resource_policy.create_keypair_resource_policy":
+            wrong = CreateDomainAction(creator={"name": "d"})
+        for action in (None, {"name": "p"}, wrong):
+            with pytest.raises(InvalidAPIParameters, match=r"^action: must be a \w+Action, not "):
+                asyncio.run(method(action))
+        methods += 1
     assert methods >= 30
     assert _stored(ledger) == before
