@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.keypair.actions import AccessKey
@@ -33,7 +35,8 @@ class EnqueueSessionAction(SessionAction):
     group_id: UUIDField
     requested_slots: OccupiedSlots
     cluster_size: PositiveInt = 1
-    mounts: UUIDList = []
+    # A factory, not `[]`: pydantic deep-copies a mutable default on every instance.
+    mounts: UUIDList = Field(default_factory=list)
 
     @classmethod
     def operation_type(cls) -> str:

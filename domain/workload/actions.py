@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
+from pydantic import Field
+
 from domain.actions import BaseAction, BaseActionResult, BaseBatchAction
 from domain.actions.base import batch_label
 from domain.catalog import EntityType
@@ -60,7 +62,8 @@ class StartKernelAction(WorkloadAction):
     access_key: EntityName
     occupied_slots: OccupiedSlots  # what the kernel holds: finite, never "inf"
     started_at: Time
-    mounts: UUIDList = []
+    # A factory, not `[]`: pydantic deep-copies a mutable default on every instance.
+    mounts: UUIDList = Field(default_factory=list)
     image: EntityName = "unknown"
     agent: EntityName = "unknown"
 
