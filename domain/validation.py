@@ -192,11 +192,19 @@ def _frozen_mapping(value: FrozenMapping[Any]) -> Any:
     return value.to_json()
 
 
+_STATES = (OptionalState, TriState)
+_FIELD_NAMES: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
 def _model(value: BaseModel) -> dict[str, Any]:
     written = {}
-    for name in type(value).model_fields:
+    kind = type(value)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:  # `model_fields` is a descriptor that checks how it is read: once per class
+        names = _FIELD_NAMES[kind] = tuple(kind.model_fields)
+    for name in names:
         field = getattr(value, name)
-        if isinstance(field, OptionalState | TriState) and field.is_nop():
+        if isinstance(field, _STATES) and field.is_nop():
             continue
         written[name] = jsonable(field)
     return written
