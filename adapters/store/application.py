@@ -38,6 +38,7 @@ from domain.personal import declared, erased_subject
 from domain.ports import VersionConflict
 from domain.session.aggregate import Session
 from domain.session.usage import ScopeUsage
+from domain.sharedmap import plain_state
 from domain.user.aggregate import User
 from domain.workload.aggregate import Kernel
 from domain.workload.storage import VFolderUsage
@@ -199,7 +200,9 @@ class LedgerApplication(Application[uuid.UUID]):
             aggregate = processing_event.aggregates[aggregate_id]
             interval = self.snapshotting_intervals.get(type(aggregate))
             if interval and aggregate.version // interval > (aggregate.version - count) // interval:
-                snapshots.append(type(aggregate).Snapshot.take(aggregate))  # type: ignore[attr-defined]
+                snapshot = type(aggregate).Snapshot.take(aggregate)  # type: ignore[attr-defined]
+                plain_state(snapshot.state)  # a snapshot stores a shared map as the plain object it reads back as
+                snapshots.append(snapshot)
         if snapshots:
             self.snapshots.put(snapshots)
 

@@ -12,9 +12,12 @@ in the store with a new user in it: "domain not empty" cannot race.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from domain.catalog import EntityType
 from domain.entity import Entity
 from domain.errors import DomainNotActive, DomainNotEmpty, DuplicateDomainName, LedgerError, PolicyNotAllowedInDomain
+from domain.sharedmap import shared
 from domain.shown import plural, shown, some
 
 
@@ -25,30 +28,30 @@ class Domain(Entity):
         user_id: str
 
         def apply(self, aggregate: Domain) -> None:
-            aggregate.users[self.user_id] = True
+            aggregate.users = shared(aggregate.users).set(self.user_id, True)
 
     class UserRemoved(Entity.Event):
         user_id: str
 
         def apply(self, aggregate: Domain) -> None:
-            aggregate.users.pop(self.user_id, None)
+            aggregate.users = shared(aggregate.users).without(self.user_id)
 
     class GroupAdded(Entity.Event):
         group_id: str
 
         def apply(self, aggregate: Domain) -> None:
-            aggregate.groups[self.group_id] = True
+            aggregate.groups = shared(aggregate.groups).set(self.group_id, True)
 
     class GroupRemoved(Entity.Event):
         group_id: str
 
         def apply(self, aggregate: Domain) -> None:
-            aggregate.groups.pop(self.group_id, None)
+            aggregate.groups = shared(aggregate.groups).without(self.group_id)
 
     def __init__(self) -> None:
         super().__init__()
-        self.users: dict[str, bool] = {}
-        self.groups: dict[str, bool] = {}
+        self.users: Mapping[str, bool] = {}
+        self.groups: Mapping[str, bool] = {}
 
     @property
     def name(self) -> str:

@@ -25,6 +25,7 @@ from domain.errors import (
     PurgeGroupActionVFoldersMountedToActiveKernelsError,
 )
 from domain.personal import declare, erases, personal
+from domain.sharedmap import shared
 from domain.shown import plural, some
 from domain.values import UserUpdateMode
 
@@ -81,41 +82,41 @@ class Group(Entity):
         vfolder_id: str
 
         def apply(self, aggregate: Group) -> None:
-            aggregate.vfolders[self.vfolder_id] = True
+            aggregate.vfolders = shared(aggregate.vfolders).set(self.vfolder_id, True)
 
     class KernelStarted(Entity.Event):
         kernel_id: str
         mounts: list[str]
 
         def apply(self, aggregate: Group) -> None:
-            aggregate.kernels[self.kernel_id] = list(self.mounts)
+            aggregate.kernels = shared(aggregate.kernels).set(self.kernel_id, list(self.mounts))
 
     class KernelEnded(Entity.Event):
         kernel_id: str
 
         def apply(self, aggregate: Group) -> None:
-            aggregate.kernels.pop(self.kernel_id, None)
+            aggregate.kernels = shared(aggregate.kernels).without(self.kernel_id)
 
     class EndpointCreated(Entity.Event):
         endpoint_id: str
 
         def apply(self, aggregate: Group) -> None:
-            aggregate.endpoints[self.endpoint_id] = True
+            aggregate.endpoints = shared(aggregate.endpoints).set(self.endpoint_id, True)
 
     class EndpointDestroyed(Entity.Event):
         endpoint_id: str
 
         def apply(self, aggregate: Group) -> None:
-            aggregate.endpoints.pop(self.endpoint_id, None)
+            aggregate.endpoints = shared(aggregate.endpoints).without(self.endpoint_id)
 
     def __init__(self) -> None:
         super().__init__()
         # A list, not a dict: its snapshot seals each member id (a path reaches list
         # items, never mapping keys); version 2 of the class, snapshots upcast below.
         self.members: list[str] = []
-        self.vfolders: dict[str, bool] = {}
-        self.kernels: dict[str, list[str]] = {}  # active kernel -> mounted vfolder ids
-        self.endpoints: dict[str, bool] = {}
+        self.vfolders: Mapping[str, bool] = {}
+        self.kernels: Mapping[str, list[str]] = {}  # active kernel -> mounted vfolder ids
+        self.endpoints: Mapping[str, bool] = {}
 
     class_version = 2
 

@@ -15,6 +15,7 @@ cannot race, and neither can two policies linking to each other.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from domain.catalog import EntityType
@@ -27,6 +28,7 @@ from domain.errors import (
     PolicyInUse,
     SystemPolicyNotDeletable,
 )
+from domain.sharedmap import shared
 from domain.shown import plural, some
 
 SYSTEM_POLICY = "default"
@@ -41,7 +43,7 @@ class KeyPairResourcePolicy(Entity):
         access_key: str
 
         def apply(self, aggregate: KeyPairResourcePolicy) -> None:
-            aggregate.keypairs[self.access_key] = True
+            aggregate.keypairs = shared(aggregate.keypairs).set(self.access_key, True)
 
     class KeyPairUnassigned(Entity.Event):
         """A keypair no longer uses this policy."""
@@ -49,7 +51,7 @@ class KeyPairResourcePolicy(Entity):
         access_key: str
 
         def apply(self, aggregate: KeyPairResourcePolicy) -> None:
-            aggregate.keypairs.pop(self.access_key, None)
+            aggregate.keypairs = shared(aggregate.keypairs).without(self.access_key)
 
     class FallbackReferenced(Entity.Event):
         """Another policy now falls back to this one."""
@@ -57,7 +59,7 @@ class KeyPairResourcePolicy(Entity):
         by: str
 
         def apply(self, aggregate: KeyPairResourcePolicy) -> None:
-            aggregate.fallback_of[self.by] = True
+            aggregate.fallback_of = shared(aggregate.fallback_of).set(self.by, True)
 
     class FallbackReleased(Entity.Event):
         """Another policy no longer falls back to this one."""
@@ -65,7 +67,7 @@ class KeyPairResourcePolicy(Entity):
         by: str
 
         def apply(self, aggregate: KeyPairResourcePolicy) -> None:
-            aggregate.fallback_of.pop(self.by, None)
+            aggregate.fallback_of = shared(aggregate.fallback_of).without(self.by)
 
     class DefaultReferenced(Entity.Event):
         """A domain or a user now names this policy as its default (`by`: `domain:NAME`
@@ -74,7 +76,7 @@ class KeyPairResourcePolicy(Entity):
         by: str
 
         def apply(self, aggregate: KeyPairResourcePolicy) -> None:
-            aggregate.default_of[self.by] = True
+            aggregate.default_of = shared(aggregate.default_of).set(self.by, True)
 
     class DefaultReleased(Entity.Event):
         """A domain or a user no longer names this policy as its default."""
@@ -82,16 +84,16 @@ class KeyPairResourcePolicy(Entity):
         by: str
 
         def apply(self, aggregate: KeyPairResourcePolicy) -> None:
-            aggregate.default_of.pop(self.by, None)
+            aggregate.default_of = shared(aggregate.default_of).without(self.by)
 
     # Version 2 added `default_of`; a snapshot taken by version 1 is upcast on load.
     class_version = 2
 
     def __init__(self) -> None:
         super().__init__()
-        self.keypairs: dict[str, bool] = {}
-        self.fallback_of: dict[str, bool] = {}
-        self.default_of: dict[str, bool] = {}
+        self.keypairs: Mapping[str, bool] = {}
+        self.fallback_of: Mapping[str, bool] = {}
+        self.default_of: Mapping[str, bool] = {}
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ again on the winner's usage.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +29,7 @@ from domain.catalog import EntityType
 from domain.entity import Entity, stream_id
 from domain.ports import UnitOfWork
 from domain.session.types import Scope
+from domain.sharedmap import shared
 
 SlotsJson = dict[str, str]
 
@@ -51,7 +53,7 @@ class ScopeUsage(Entity):
 
         def apply(self, aggregate: ScopeUsage) -> None:
             if self.session_id not in aggregate.pending:
-                aggregate.pending[self.session_id] = self.slots
+                aggregate.pending = shared(aggregate.pending).set(self.session_id, self.slots)
                 _add(aggregate.pending_total, self.slots, 1)
 
     class Started(Entity.Event):
@@ -61,29 +63,31 @@ class ScopeUsage(Entity):
         slots: SlotsJson
 
         def apply(self, aggregate: ScopeUsage) -> None:
-            pending = aggregate.pending.pop(self.session_id, None)
+            pending = aggregate.pending.get(self.session_id)
             if pending is not None:
+                aggregate.pending = shared(aggregate.pending).without(self.session_id)
                 _add(aggregate.pending_total, pending, -1)
             if self.session_id not in aggregate.running:
-                aggregate.running[self.session_id] = self.slots
+                aggregate.running = shared(aggregate.running).set(self.session_id, self.slots)
                 _add(aggregate.running_total, self.slots, 1)
 
     class Released(Entity.Event):
         session_id: str
 
         def apply(self, aggregate: ScopeUsage) -> None:
-            for members, totals in (
-                (aggregate.pending, aggregate.pending_total),
-                (aggregate.running, aggregate.running_total),
-            ):
-                slots = members.pop(self.session_id, None)
-                if slots is not None:
-                    _add(totals, slots, -1)
+            pending = aggregate.pending.get(self.session_id)
+            if pending is not None:
+                aggregate.pending = shared(aggregate.pending).without(self.session_id)
+                _add(aggregate.pending_total, pending, -1)
+            running = aggregate.running.get(self.session_id)
+            if running is not None:
+                aggregate.running = shared(aggregate.running).without(self.session_id)
+                _add(aggregate.running_total, running, -1)
 
     def __init__(self) -> None:
         super().__init__()
-        self.pending: dict[str, SlotsJson] = {}
-        self.running: dict[str, SlotsJson] = {}
+        self.pending: Mapping[str, SlotsJson] = {}
+        self.running: Mapping[str, SlotsJson] = {}
         self.pending_total: dict[str, Decimal] = {}
         self.running_total: dict[str, Decimal] = {}
 

@@ -16,6 +16,7 @@ again on the winner's count.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from domain.catalog import EntityType
@@ -28,6 +29,7 @@ from domain.hosts import VFolderHostPermission, VFolderHostPermissionMap
 from domain.keypair.aggregate import KeyPair
 from domain.ports import UnitOfWork, load_live
 from domain.session.admission import host_refusal
+from domain.sharedmap import shared
 
 MAX_VFOLDER_COUNT = "max_vfolder_count"
 
@@ -43,11 +45,11 @@ class VFolderUsage(Entity):
         vfolder_id: str
 
         def apply(self, aggregate: VFolderUsage) -> None:
-            aggregate.vfolders[self.vfolder_id] = True
+            aggregate.vfolders = shared(aggregate.vfolders).set(self.vfolder_id, True)
 
     def __init__(self) -> None:
         super().__init__()
-        self.vfolders: dict[str, bool] = {}
+        self.vfolders: Mapping[str, bool] = {}
 
     @staticmethod
     def key_for(access_key: str) -> str:
