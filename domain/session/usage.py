@@ -63,10 +63,7 @@ class ScopeUsage(Entity):
         slots: SlotsJson
 
         def apply(self, aggregate: ScopeUsage) -> None:
-            pending = aggregate.pending.get(self.session_id)
-            if pending is not None:
-                aggregate.pending = shared(aggregate.pending).without(self.session_id)
-                _add(aggregate.pending_total, pending, -1)
+            aggregate.leave_pending(self.session_id)
             if self.session_id not in aggregate.running:
                 aggregate.running = shared(aggregate.running).set(self.session_id, self.slots)
                 _add(aggregate.running_total, self.slots, 1)
@@ -75,14 +72,11 @@ class ScopeUsage(Entity):
         session_id: str
 
         def apply(self, aggregate: ScopeUsage) -> None:
-            pending = aggregate.pending.get(self.session_id)
-            if pending is not None:
-                aggregate.pending = shared(aggregate.pending).without(self.session_id)
-                _add(aggregate.pending_total, pending, -1)
-            running = aggregate.running.get(self.session_id)
-            if running is not None:
+            aggregate.leave_pending(self.session_id)
+            slots = aggregate.running.get(self.session_id)
+            if slots is not None:
                 aggregate.running = shared(aggregate.running).without(self.session_id)
-                _add(aggregate.running_total, running, -1)
+                _add(aggregate.running_total, slots, -1)
 
     def __init__(self) -> None:
         super().__init__()
@@ -90,6 +84,13 @@ class ScopeUsage(Entity):
         self.running: Mapping[str, SlotsJson] = {}
         self.pending_total: dict[str, Decimal] = {}
         self.running_total: dict[str, Decimal] = {}
+
+    def leave_pending(self, session_id: str) -> None:
+        """Applied by events only: the session leaves the pending set and its total."""
+        slots = self.pending.get(session_id)
+        if slots is not None:
+            self.pending = shared(self.pending).without(session_id)
+            _add(self.pending_total, slots, -1)
 
     @staticmethod
     def key_for(scope: Scope, scope_id: str) -> str:
