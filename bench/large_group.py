@@ -17,7 +17,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import T0, BareApplication, ServicePath, start  # bench/ is not a package
+from workload import T0, BareApplication, ServicePath, interleaved, start  # bench/ is not a package
 
 from domain.workload import Kernel
 
@@ -42,7 +41,7 @@ class ServiceStarts(ServicePath):
 
         self.loop.run_until_complete(facts())
 
-    def starts(self, first: int, count: int) -> None:
+    def run(self, first: int, count: int) -> None:  # starts only: the group keeps growing
         async def facts() -> None:
             for i in range(first, first + count):
                 await self.service.start_kernel(start(self.group_id, uuid.UUID(int=i + 1), i))
@@ -61,7 +60,7 @@ class BareStarts(BareApplication):
                 self.group.start_kernel(kernel.key, [])
             self.app.save(self.group, *kernels)
 
-    def starts(self, first: int, count: int) -> None:
+    def run(self, first: int, count: int) -> None:  # starts only: the group keeps growing
         template = start(self.group_id, uuid.UUID(int=1), 0).kernel_fields()
         for i in range(first, first + count):
             fields = {**template, "session_name": f"s{i}", "started_at": (T0 + timedelta(minutes=i)).isoformat()}
@@ -75,18 +74,8 @@ def size_round(folder: str, running: int, starts: int) -> dict[str, float]:
     paths: dict[str, Any] = {"service": ServiceStarts(folder), "bare": BareStarts(folder)}
     for path in paths.values():
         path.fill(running)
-        path.starts(10**6, CHUNK)  # one untimed chunk each: first calls cost more
-    spent = dict.fromkeys(paths, 0.0)
-    order = list(paths)
-    for first in range(0, starts, CHUNK):
-        order = order[1:] + order[:1]
-        for name in order:
-            began = time.perf_counter()
-            paths[name].starts(first, min(CHUNK, starts - first))
-            spent[name] += time.perf_counter() - began
-    for path in paths.values():
-        path.close()
-    return {name: seconds / starts * 1e6 for name, seconds in spent.items()}
+        path.run(10**6, CHUNK)  # one untimed chunk each: first calls cost more
+    return {name: seconds / starts * 1e6 for name, seconds in interleaved(paths, starts, CHUNK).items()}
 
 
 def main() -> None:
