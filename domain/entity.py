@@ -91,8 +91,9 @@ class Entity(Aggregate):
 
     def clone(self) -> Self:
         """A private copy. Events replace field values and never change one in place, so
-        copying each top-level dict and list (fields, pending events, sets kept as dicts)
-        is enough; subclasses must keep to that rule."""
+        copying each top-level dict and list (fields, pending events, small sets kept as
+        dicts) is enough; subclasses must keep to that rule. Large sets are SharedMaps
+        (`domain.sharedmap`): immutable, so the copy shares them."""
         # One copy of the instance dict, then its dicts and lists replaced in place (keys
         # unchanged while iterating): half the time of a comprehension, twice per command.
         state = self.__dict__.copy()
