@@ -162,7 +162,12 @@ class Group(Entity):
             self.trigger_event(self.Deleted, changes=changes, key=self.key)
 
     def purge(self, **erasure: Any) -> None:
-        """The checks of REFERENCE.md, in order, on state that conflicts with new workload."""
+        self.check_purgeable()
+        self.trigger_event(self.Purged, key=self.key, **erasure)
+
+    def check_purgeable(self) -> None:
+        """The checks of REFERENCE.md, in order, on state that conflicts with new workload
+        (a purge runs them before it reads the ledger for values stored in clear)."""
         self.require_live()
         mounted = sorted({m for mounts in self.kernels.values() for m in mounts if m in self.vfolders})
         if mounted:
@@ -177,7 +182,6 @@ class Group(Entity):
             raise PurgeGroupActionActiveEndpointsError(
                 f"group {self.key} has {plural(len(self.endpoints), 'active endpoint')}: {some(self.endpoints)}"
             )
-        self.trigger_event(self.Purged, key=self.key, **erasure)
 
     def require_active(self) -> None:
         self.require_live()

@@ -185,6 +185,7 @@ class GroupService:
             work = UnitOfWork(self._store)
             group = load_group(work, action.group_id)
             before = group_data(group)
+            group.check_purgeable()  # a refusal first: the clear-history count reads the whole ledger
             events, values = (
                 (0, 0)
                 if self._history is None

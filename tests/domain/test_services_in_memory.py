@@ -199,3 +199,30 @@ def test_purge_checks_mounted_vfolders_then_kernels_then_endpoints(store: InMemo
     assert store.events(group)[-1] == "Purged"
     with pytest.raises(GroupNotFound):
         start_kernel(store, group)
+
+
+class CountingHistory(InMemoryStore):
+    """A store that can count clear history, and counts how often it is asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def clear_history(self, aggregate_id: uuid.UUID, key: str, subject: str) -> tuple[int, int]:
+        self.asked += 1
+        return 0, 0
+
+
+def test_a_refused_purge_does_not_read_the_ledger_for_clear_history() -> None:
+    """The count reads every event that may name the group (all its kernels'): a purge the
+    checks refuse anyway must not pay for it."""
+    store = CountingHistory()
+    ensure_domain(store, "d")
+    group = create_group(store)
+    kernel = start_kernel(store, group)
+    with pytest.raises(PurgeGroupActionActiveKernelsError):
+        purge(store, group)
+    assert store.asked == 0
+    run(WorkloadService(store).terminate_kernel(TerminateKernelAction(kernel_id=kernel, terminated_at=T0)))
+    purge(store, group)
+    assert store.asked == 1 and store.events(group)[-1] == "Purged"
