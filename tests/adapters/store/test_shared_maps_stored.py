@@ -9,51 +9,27 @@ import uuid
 
 from adapters.bootstrap import open_ledger
 from adapters.store.application import SNAPSHOT_INTERVAL
-from domain.group import CreateGroupAction, Group
+from domain.group import Group
 from domain.sharedmap import SharedMap
-from domain.workload import StartKernelAction, TerminateKernelAction
-from tests.conftest import SUPERADMIN
-
-
-def _start(group_id: uuid.UUID, i: int) -> StartKernelAction:
-    return StartKernelAction(
-        kernel_id=uuid.UUID(int=i + 1),
-        session_id=uuid.UUID(int=i + 1),
-        session_name=f"s{i}",
-        group_id=group_id,
-        domain_name="default",
-        user_id=group_id,
-        access_key="AKSHARED",
-        occupied_slots={"cpu": "1"},
-        started_at="2024-10-01T00:00:00+00:00",
-    )
+from tests.adapters.groups import create_group, kernel_action, terminate_kernel
 
 
 def test_a_group_copy_shares_its_kernels_and_a_change_shows_in_that_copy_only(ledger_url):
+    kernels = [uuid.UUID(int=i + 1) for i in range(SNAPSHOT_INTERVAL + 50)]
     with open_ledger(ledger_url) as ledger:
-        loop = asyncio.new_event_loop()
-        group = ledger.processors.group.create_group
-        created = loop.run_until_complete(
-            group.wait_for_complete(CreateGroupAction(input={"name": "g", "domain_name": "default"}), SUPERADMIN)
-        )
-        group_id = created.data.id
-        workload = ledger.services.workload
+        group_id = create_group(ledger, "g").id
         # Past the snapshot interval: the group is read back from a snapshot below.
-        for first in range(0, SNAPSHOT_INTERVAL + 50, 50):
-            loop.run_until_complete(workload.record_batch([_start(group_id, i) for i in range(first, first + 50)]))
-        loop.run_until_complete(
-            workload.terminate_kernel(
-                TerminateKernelAction(kernel_id=uuid.UUID(int=1), terminated_at="2024-10-01T01:00:00+00:00")
-            )
-        )
+        for first in range(0, len(kernels), 50):
+            batch = [kernel_action(group_id, k) for k in kernels[first : first + 50]]
+            asyncio.run(ledger.services.workload.record_batch(batch))
+        terminate_kernel(ledger, kernels[0])
         stored = ledger.app.get(group_id, Group)
         assert isinstance(stored, Group) and isinstance(stored.kernels, SharedMap)
         twin = stored.clone()
         assert twin.kernels is stored.kernels  # shared, not copied
-        twin.end_kernel(str(uuid.UUID(int=2)))
-        assert str(uuid.UUID(int=2)) not in twin.kernels and str(uuid.UUID(int=2)) in stored.kernels
+        twin.end_kernel(str(kernels[1]))
+        assert str(kernels[1]) not in twin.kernels and str(kernels[1]) in stored.kernels
         assert len(stored.kernels) == SNAPSHOT_INTERVAL + 49
-        loop.close()
     with open_ledger(ledger_url) as reopened:  # a cold read: the snapshot, then the events after it
         group_again = reopened.app.repository.get(group_id)
         assert dict(group_again.kernels) == dict(stored.kernels)
