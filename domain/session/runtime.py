@@ -26,19 +26,27 @@ from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.session.types import DueReason, DueSession, RunningSession
 
 
-def _seconds(value: int | None) -> timedelta | None:
-    return None if not value or value <= 0 else timedelta(seconds=value)
+def _deadline(start: datetime, seconds: int | None) -> datetime | None:
+    """`start` + `seconds`; None when unlimited, or when the deadline lies past the last
+    time a datetime holds (a policy may allow up to 2**63-1 seconds: such a session is
+    never due)."""
+    if not seconds or seconds <= 0:
+        return None
+    try:
+        return start + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
 
 
 def deadlines(session: RunningSession, policy: KeyPairResourcePolicyData) -> list[tuple[datetime, DueReason]]:
     """The session's deadlines under `policy`, earliest first (lifetime first on a tie)."""
     found = []
-    lifetime = _seconds(policy.max_session_lifetime)
+    lifetime = _deadline(session.started_at, policy.max_session_lifetime)
     if lifetime is not None:
-        found.append((session.started_at + lifetime, DueReason.MAX_SESSION_LIFETIME))
-    idle = _seconds(policy.idle_timeout)
+        found.append((lifetime, DueReason.MAX_SESSION_LIFETIME))
+    idle = _deadline(session.last_activity_at or session.started_at, policy.idle_timeout)
     if idle is not None:
-        found.append(((session.last_activity_at or session.started_at) + idle, DueReason.IDLE_TIMEOUT))
+        found.append((idle, DueReason.IDLE_TIMEOUT))
     order = {DueReason.MAX_SESSION_LIFETIME: 0, DueReason.IDLE_TIMEOUT: 1}
     return sorted(found, key=lambda pair: (pair[0], order[pair[1]]))
 

@@ -140,3 +140,16 @@ def test_a_deleted_keypairs_running_sessions_fall_under_the_system_policy(world:
     session = running(access_key="GONE")
     (found,) = world.sessions.sessions_due([session], T0 + 5 * S)
     assert (found.policy, found.deadline) == ("default", T0 + 5 * S)
+
+
+@pytest.mark.parametrize("field", ["max_session_lifetime", "idle_timeout"])
+@pytest.mark.parametrize("seconds", [3 * 10**11, 10**12, 2**63 - 1])
+def test_a_limit_past_the_last_datetime_is_never_due(field: str, seconds: int) -> None:
+    """A policy may allow up to 2**63-1 seconds; its deadline lies past year 9999, which
+    once made sessions_due overflow for every caller."""
+    other = "idle_timeout" if field == "max_session_lifetime" else "max_session_lifetime"
+    session = running(T0, last=T0 + S)
+    assert due(session, datetime(9999, 12, 31, 23, 59, tzinfo=UTC), **{field: seconds, other: 0}) == []
+    # The other limit still applies.
+    reason = DueReason(other)
+    assert [r for r, _ in due(session, T0 + 3600 * S, **{field: seconds, other: 60})] == [reason]
