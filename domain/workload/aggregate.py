@@ -73,7 +73,13 @@ class Kernel(_Workload):
         if self.fields["status"] in ENDED_STATUSES:
             raise KernelAlreadyTerminated(f"kernel {self.key} already ended ({self.fields['status']})")
         started = datetime.fromisoformat(self.fields["started_at"])
-        if datetime.fromisoformat(terminated_at) - started > MAX_KERNEL_SPAN:
+        span = datetime.fromisoformat(terminated_at) - started
+        if span < timedelta(0):
+            # A negative span would read as negative usage in every report.
+            raise InvalidAPIParameters(
+                f"a kernel cannot end before it started (started {self.fields['started_at']})", field="terminated_at"
+            )
+        if span > MAX_KERNEL_SPAN:
             # Usage keeps a rollup row per day a kernel ran: a 1900-to-8999 kernel would be
             # millions of rows in one projection batch.
             raise InvalidAPIParameters(

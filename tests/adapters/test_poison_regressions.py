@@ -119,3 +119,26 @@ def test_a_kernel_cannot_span_more_than_ten_years(ledger_url: str) -> None:
         ok = TerminateKernelAction(kernel_id=world.kernel, terminated_at="2034-09-30T00:00:00Z")
         run(ledger, "workload", "terminate_kernel", ok)
         assert ledger.queries.usage_totals(date(2024, 10, 1), date(2034, 9, 30))
+
+
+def test_a_kernel_cannot_end_before_it_started(ledger_url: str) -> None:
+    """A termination before the start was accepted and every report then showed the
+    kernel's negative usage (used_time '-4 days'); one by one and in a batch alike."""
+    from domain.errors import InvalidAPIParameters
+    from domain.workload import RecordWorkloadBatchAction, TerminateKernelAction
+    from tests.actions import build_world, run
+
+    with open_ledger(ledger_url) as ledger:
+        world = build_world(ledger)  # its kernel started 2024-10-01T00:00Z
+        early = TerminateKernelAction(kernel_id=world.kernel, terminated_at="2024-09-30T23:59:59.999999Z")
+        batch = RecordWorkloadBatchAction(actions=[early])
+        for method, action in (("terminate_kernel", early), ("record_workload_batch", batch)):
+            with pytest.raises(InvalidAPIParameters, match="cannot end before it started") as refused:
+                run(ledger, "workload", method, action)
+            assert refused.value.field is not None and refused.value.field.endswith("terminated_at")
+        kernel = ledger.queries.kernel(world.kernel)
+        assert kernel is not None and kernel.terminated_at is None
+        at_start = TerminateKernelAction(kernel_id=world.kernel, terminated_at="2024-10-01T00:00:00Z")
+        run(ledger, "workload", "terminate_kernel", at_start)  # a zero span is a span
+        kernel = ledger.queries.kernel(world.kernel)
+        assert kernel is not None and kernel.terminated_at == kernel.started_at
