@@ -47,6 +47,10 @@ HOSTILE: list[Any] = [
     "1e400",
     "\u0663",  # a digit int() reads
     datetime.datetime.min,
+    # Times with no UTC time: before year 1 and after year 9999 once converted.
+    datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=5))),
+    datetime.datetime(9999, 12, 31, 23, tzinfo=datetime.timezone(datetime.timedelta(hours=-5))),
+    "cafe\u0301",  # not in NFC: stored names are
     datetime.date(2024, 1, 1),
     datetime.time(1),
     datetime.timedelta(days=1),

@@ -8,6 +8,11 @@ a name, and, on PostgreSQL only, the driver's refusal of a NUL character. `check
 refuses each of those as `InvalidAPIParameters` naming the parameter, on both backends
 alike. Only the kinds the queries take are known here: text, integers (64-bit, what both
 databases store), booleans, datetimes, dates, UUIDs and None.
+
+Text is passed on in NFC, as every command stores names and keys: a policy created as
+"cafe" + U+0301 is stored as "caf\u00e9", and a query by the name as given must find it.
+A datetime that has no UTC time (0001-01-01 at +05:00 is before year 1 in UTC) is refused
+here too, instead of overflowing where the query converts it.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import functools
 import inspect
 import types
 import typing
+import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
 from domain.errors import InvalidAPIParameters
+from domain.times import as_utc
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,7 +53,8 @@ def _kinds(annotation: Any) -> tuple[type, ...]:
     return (annotation,)
 
 
-def _check(name: str, value: Any, kinds: tuple[type, ...]) -> None:
+def _check(name: str, value: Any, kinds: tuple[type, ...]) -> Any:
+    """The value the query is given: `value`, or its text in NFC."""
     # bool is an int to Python, never to a query: it is taken only where bool is named.
     admitted = bool in kinds if type(value) is bool else isinstance(value, kinds)
     if not admitted:
@@ -59,8 +67,15 @@ def _check(name: str, value: Any, kinds: tuple[type, ...]) -> None:
             value.encode()
         except UnicodeEncodeError:
             raise InvalidAPIParameters("must be valid Unicode text (a lone surrogate)", field=name) from None
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, datetime):
+        try:
+            as_utc(value)
+        except (OverflowError, ValueError, TypeError):  # TypeError, ValueError: a tzinfo that cannot answer
+            raise InvalidAPIParameters("must be a time that exists in UTC (years 1 to 9999)", field=name) from None
     elif isinstance(value, int) and type(value) is not bool and value not in _INT64:
         raise InvalidAPIParameters("is out of range (a 64-bit integer)", field=name)
+    return value
 
 
 def checked(func: F) -> F:
@@ -85,12 +100,17 @@ def checked(func: F) -> F:
         known = rules
         # Matched by hand (signature.bind costs ~5 us a call); extra or unknown arguments
         # are left for the call itself to refuse.
-        for name, value in zip(positional, args, strict=False):
-            if name != "self":
-                _check(name, value, known[name])
-        for name, value in kwargs.items():
-            if name in by_keyword and name in known:
-                _check(name, value, known[name])
+        args = (
+            tuple(
+                value if name == "self" else _check(name, value, known[name])
+                for name, value in zip(positional, args, strict=False)
+            )
+            + args[len(positional) :]
+        )
+        kwargs = {
+            name: _check(name, value, known[name]) if name in by_keyword and name in known else value
+            for name, value in kwargs.items()
+        }
         return func(*args, **kwargs)
 
     return typing.cast(F, call)

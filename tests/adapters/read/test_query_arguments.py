@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -16,6 +16,8 @@ import pytest
 from adapters.bootstrap import Ledger
 from adapters.read.arguments import checked
 from domain.errors import InvalidAPIParameters, LedgerError
+from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
+from tests.actions import run
 from tests.hostile import HOSTILE
 
 # A value of the right kind for each required parameter, so each hostile value is tried
@@ -104,3 +106,39 @@ def test_an_annotation_without_a_rule_is_refused_when_first_called() -> None:
 
     with pytest.raises(TypeError, match="no rule"):
         query(["x"])
+
+
+def test_a_time_with_no_utc_time_is_refused_naming_the_parameter(ledger: Ledger) -> None:
+    """0001-01-01 at +05:00 is before year 1 in UTC: it overflowed where the query
+    converted it (audit_log, state_at, diff)."""
+    early = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))
+    late = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+    for call, field in (
+        (lambda: ledger.queries.audit_log(since=early), "since"),
+        (lambda: ledger.queries.audit_log(until=late), "until"),
+        (lambda: ledger.queries.state_at("keypair_resource_policy", "default", at=early), "at"),
+        (lambda: ledger.queries.diff("keypair_resource_policy", "default", from_at=early), "from_at"),
+    ):
+        with pytest.raises(InvalidAPIParameters, match=r"must be a time that exists in UTC") as refused:
+            call()
+        assert refused.value.field == field
+    # A naive year-1 time is UTC already: it answers.
+    assert ledger.queries.state_at("keypair_resource_policy", "default", at=datetime(1, 1, 1)) is None
+
+
+def test_text_is_looked_up_in_nfc_as_commands_store_it(ledger: Ledger) -> None:
+    """A policy created as 'cafe' + U+0301 is stored as 'caf\u00e9' (NFC): a query by the
+    name as given found nothing, its history and audit trail neither."""
+    decomposed = "cafe\u0301"
+    run(
+        ledger,
+        "keypair_resource_policy",
+        "create_keypair_resource_policy",
+        CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=decomposed)),
+    )
+    found = ledger.queries.keypair_resource_policy(decomposed)
+    assert found is not None and found.name == "caf\u00e9"
+    assert [p.name for p in ledger.queries.keypair_resource_policies(name_prefix="cafe\u0301")] == ["caf\u00e9"]
+    assert len(ledger.queries.history("keypair_resource_policy", decomposed)) == 1
+    assert ledger.queries.state_at("keypair_resource_policy", decomposed) is not None
+    assert [e.operation for e in ledger.queries.audit_log(entity_id=decomposed)] == ["create"]
