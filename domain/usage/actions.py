@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from domain.actions import BaseActionResult, BaseScopeAction
 from domain.catalog import EntityType
 from domain.parsers import parse_uuid, parse_uuid_list
+from domain.usage.windows import parse_day, parse_month
 from domain.validation import field_of, nullable
 
 
@@ -33,7 +34,7 @@ class _UsageAction(BaseScopeAction):
 
 
 class UsagePerMonthAction(_UsageAction):
-    month: str
+    month: Annotated[str, field_of(parse_month)]
     group_ids: Annotated[list[uuid.UUID] | None, field_of(nullable(parse_uuid_list))] = None
 
     @classmethod
@@ -45,8 +46,8 @@ class UsagePerMonthAction(_UsageAction):
 
 
 class UsagePerPeriodAction(_UsageAction):
-    start_date: str
-    end_date: str
+    start_date: Annotated[str, field_of(parse_day)]
+    end_date: Annotated[str, field_of(parse_day)]
     project_id: Annotated[uuid.UUID | None, field_of(nullable(parse_uuid))] = None
 
     @classmethod

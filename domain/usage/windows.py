@@ -35,33 +35,49 @@ def _window_edge(at: datetime, field: str, expected: str) -> datetime:
     return at
 
 
+_MONTH_EXPECTED = f"YYYYMM between {MIN_REPORT_YEAR}01 and {MAX_REPORT_YEAR}12"
+_DAY_EXPECTED = f"YYYYMMDD between {MIN_REPORT_YEAR}0101 and {MAX_REPORT_YEAR}1231"
+
+
+def parse_month(month: object, field: str = "month") -> str:
+    """YYYYMM in ASCII digits, 190001 to 899912 (what an action accepts: a report's
+    month is checked when the action is made, so a refused one is recorded as asked)."""
+    if not isinstance(month, str) or not _MONTH.fullmatch(month):
+        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {_MONTH_EXPECTED}", field=field)
+    if not (MIN_REPORT_YEAR <= int(month[:4]) <= MAX_REPORT_YEAR and 1 <= int(month[4:]) <= 12):
+        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {_MONTH_EXPECTED}", field=field)
+    return month
+
+
+def parse_day(raw: object, field: str) -> str:
+    """YYYYMMDD in ASCII digits, a day the calendar has, 19000101 to 89991231."""
+    if not isinstance(raw, str) or not _DAY.fullmatch(raw):
+        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {_DAY_EXPECTED}", field=field)
+    try:
+        if not MIN_REPORT_YEAR <= int(raw[:4]) <= MAX_REPORT_YEAR:
+            raise ValueError(raw)
+        date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+    except ValueError:  # out of range, or a day the month does not have (20240230)
+        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {_DAY_EXPECTED}", field=field) from None
+    return raw
+
+
 def month_window(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """From the first of the month to the first of the next, local time. `month` is
     YYYYMM in ASCII digits, 190001 to 899912; otherwise InvalidAPIParameters naming
     `month`, its message starting with "Invalid date values"."""
-    expected = f"YYYYMM between {MIN_REPORT_YEAR}01 and {MAX_REPORT_YEAR}12"
-    if not isinstance(month, str) or not _MONTH.fullmatch(month):
-        raise InvalidAPIParameters(f"{INVALID_DATE}: month must be {expected}", field="month")
+    expected = _MONTH_EXPECTED
+    month = parse_month(month)
     year, number = int(month[:4]), int(month[4:])
-    if not (MIN_REPORT_YEAR <= year <= MAX_REPORT_YEAR and 1 <= number <= 12):
-        raise InvalidAPIParameters(f"{INVALID_DATE}: month must be {expected}", field="month")
     start = datetime(year, number, 1, tzinfo=tz)
     nxt = start.replace(year=year + 1, month=1) if number == 12 else start.replace(month=number + 1)
     return _window_edge(start, "month", expected), _window_edge(nxt, "month", expected)
 
 
 def _parse_day(raw: object, field: str, tz: ZoneInfo) -> datetime:
-    expected = f"YYYYMMDD between {MIN_REPORT_YEAR}0101 and {MAX_REPORT_YEAR}1231"
-    if not isinstance(raw, str) or not _DAY.fullmatch(raw):
-        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {expected}", field=field)
-    year = int(raw[:4])
-    try:
-        if not MIN_REPORT_YEAR <= year <= MAX_REPORT_YEAR:
-            raise ValueError(year)
-        day = datetime(year, int(raw[4:6]), int(raw[6:]), tzinfo=tz)
-    except ValueError:  # out of range, or a day the month does not have (20240230)
-        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {expected}", field=field) from None
-    return _window_edge(day, field, expected)
+    text = parse_day(raw, field)
+    day = datetime(int(text[:4]), int(text[4:6]), int(text[6:]), tzinfo=tz)
+    return _window_edge(day, field, _DAY_EXPECTED)
 
 
 def period_window(start_date: str, end_date: str, tz: ZoneInfo) -> tuple[datetime, datetime]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from domain.errors import InvalidAPIParameters
 from domain.times import parse_time
-from domain.usage import month_window, period_window
+from domain.usage import UsagePerMonthAction, UsagePerPeriodAction, month_window, period_window
 from domain.workload.actions import TerminateKernelAction
 from tests.domain.inputs import ZONES, kernel, refused
 
@@ -112,6 +112,24 @@ def test_report_months_outside_1899_9000_are_refused_naming_month(month: str, zo
     error = refused(month_window, month, ZoneInfo(zone), field="month")
     assert error.reason.startswith("Invalid date values")
     assert "YYYYMM between 189901 and 900012" in error.reason
+
+
+@pytest.mark.parametrize("month", ["202413", "\ud800", "x" * 100_000, "٢٠٢٤١٠", " 202410", 202410, None, "900101"])
+def test_a_report_month_is_refused_when_the_action_is_made(month: object) -> None:
+    """A month was read only by the service: a lone surrogate then failed the refused
+    attempt's audit record (its input could not be stored), and a 100 kB one was stored."""
+    error = refused(UsagePerMonthAction, field="month", month=month)
+    assert error.reason.startswith("Invalid date values")
+    assert UsagePerMonthAction(month="189912").month == "189912"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"), [("20240230", "20240301", "start_date"), ("20240101", "\ud800", "end_date")]
+)
+def test_report_dates_are_refused_when_the_action_is_made(start: str, end: str, field: str) -> None:
+    refused(UsagePerPeriodAction, field=field, start_date=start, end_date=end)
+    # The order and the 100-day limit are the window's (Backend.AI's messages, after the zone).
+    assert UsagePerPeriodAction(start_date="20241031", end_date="20241001").end_date == "20241001"
 
 
 @pytest.mark.parametrize(
