@@ -72,6 +72,13 @@ class EffectivePolicy:
     def name(self) -> str:
         return self.policy.name
 
+    def __getattr__(self, attribute: str) -> Any:
+        """The policy's own fields read through (`.max_session_lifetime`): the contract's
+        "policy data with `.source`". Only called for names the wrapper lacks."""
+        if attribute.startswith("_") or "policy" not in self.__dict__:  # copying, pickling
+            raise AttributeError(attribute)
+        return getattr(self.policy, attribute)
+
     def slot_limit(self, slot: str) -> Decimal:
         """The policy's limit for one slot: its own value, else its fallback's, else 0
         under LIMITED and unlimited under UNLIMITED (REFERENCE: slot arithmetic)."""

@@ -149,3 +149,21 @@ def test_edits_of_user_and_domain_defaults_apply_at_the_next_resolution(world: W
     assert world.effective("AK").source is PolicySource.USER
     world.modify_user(user_id, default_keypair_resource_policy=None)
     assert world.effective("AK").name == "domain-policy"
+
+
+def test_the_policy_fields_read_through_as_policy_data_with_a_source(world: World) -> None:
+    """The contract: "policy data with `.source`": `ep.max_session_lifetime` once raised
+    AttributeError (only `ep.policy.max_session_lifetime` answered)."""
+    import copy
+    import pickle
+
+    world.keypair("AK", policy="kp-policy")
+    effective = world.effective("AK")
+    assert effective.source is PolicySource.KEYPAIR
+    assert effective.max_session_lifetime == effective.policy.max_session_lifetime
+    assert effective.total_resource_slots == effective.policy.total_resource_slots
+    assert effective.name == "kp-policy" and effective.version == effective.version
+    with pytest.raises(AttributeError):
+        effective.no_such_field  # noqa: B018
+    for twin in (copy.deepcopy(effective), pickle.loads(pickle.dumps(effective))):
+        assert twin == effective and twin.idle_timeout == effective.policy.idle_timeout
