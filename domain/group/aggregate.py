@@ -245,7 +245,7 @@ erases(Group.Purged, group_subject)
 
 
 def group_not_found(group_id: object) -> GroupNotFound:
-    return GroupNotFound(f"group {group_id} not found", entity_type=EntityType.GROUP, entity_id=str(group_id))
+    return GroupNotFound(f"group {str(group_id)!r} not found", entity_type=EntityType.GROUP, entity_id=str(group_id))
 
 
 class GroupNameIndex(Entity):

@@ -144,7 +144,7 @@ def test_group_show_and_list_in_both_modes(db: str) -> None:
 
 
 def test_show_of_an_unknown_group_is_not_found(db: str) -> None:
-    assert refused(db, "group", "show", OTHER) == f"error: group_not_found: group {OTHER} not found"
+    assert refused(db, "group", "show", OTHER) == f"error: group_not_found: group '{OTHER}' not found"
     assert refused(db, "group", "members", "nope").endswith(": group 'nope' not found in domain 'default'")  # a name
     assert refused(db, "group", "history", OTHER).startswith("error: group_not_found: ")
 
@@ -246,8 +246,8 @@ def test_delete_is_soft_and_purge_removes(db: str) -> None:
     inactive = refused(db, "workload", "endpoint-create", str(uuid.uuid4()), "--group-id", GROUP, "--name", "e")
     assert inactive.startswith("error: group_inactive: ")
     assert ok(db, "group", "purge", GROUP).stdout == f"purged group 'team-a' ({GROUP})\n"
-    assert refused(db, "group", "show", GROUP) == f"error: group_not_found: group {GROUP} not found"
-    assert refused(db, "group", "purge", GROUP) == f"error: group_not_found: group {GROUP} not found"
+    assert refused(db, "group", "show", GROUP) == f"error: group_not_found: group '{GROUP}' not found"
+    assert refused(db, "group", "purge", GROUP) == f"error: group_not_found: group '{GROUP}' not found"
     assert as_json(db, "group", "list") == []
     assert events(db) == ["Created", "Deleted", "Purged"]  # the history outlives the group
     make_group(db, OTHER, "team-a", "d1")  # the name is free again
@@ -418,7 +418,7 @@ def test_workload_refusals_are_one_line(db: str) -> None:
     make_group(db)
     kernel = str(uuid.uuid5(NS, "k"))
     unknown_group = refused(db, *start_kernel_args(kernel, group=OTHER))
-    assert unknown_group == f"error: group_not_found: group {OTHER} not found"
+    assert unknown_group == f"error: group_not_found: group '{OTHER}' not found"
     ok(db, *start_kernel_args(kernel))
     again = refused(db, *start_kernel_args(kernel))
     assert again.startswith(f"error: workload_duplicate_id: kernel {kernel}")

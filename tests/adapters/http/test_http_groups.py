@@ -142,12 +142,18 @@ def test_who_reads_which_groups(api: Api, world: dict[str, str], role: str) -> N
 
 def test_foreign_writes_are_404_and_change_nothing(api: Api, world: dict[str, str]) -> None:
     far = world["foreign"]
-    for response in (
-        api.patch(f"{BASE}/{far}", {"description": "mine now"}, role="admin"),
-        api.delete(f"{BASE}/{far}", role="admin"),
-        api.post(f"{BASE}/{far}/purge", None, role="admin"),
+    nowhere = str(uuid.uuid4())
+    for write in (
+        lambda gid: api.patch(f"{BASE}/{gid}", {"description": "mine now"}, role="admin"),
+        lambda gid: api.delete(f"{BASE}/{gid}", role="admin"),
+        lambda gid: api.post(f"{BASE}/{gid}/purge", None, role="admin"),
     ):
+        response = write(far)
         assert response.status_code == 404, response.text
+        # Word for word what a group that does not exist gets: the quotes around the id
+        # once told the two apart.
+        unknown = write(nowhere).json()
+        assert response.json() == {k: v.replace(nowhere, far) if isinstance(v, str) else v for k, v in unknown.items()}
     assert api.get(f"{BASE}/{far}").json()["description"] is None
     into = api.post(BASE, {"name": "x", "domain_name": FOREIGN}, role="admin")
     assert into.status_code == 403
