@@ -140,3 +140,11 @@ class PrometheusMonitor:
 
     def exposition(self) -> str:
         return generate_latest(self.registry).decode()
+
+    def samples(self) -> list[dict[str, Any]]:
+        """The exposition's samples as data (`ledger --json metrics`): name, labels, value."""
+        return [
+            {"name": sample.name, "labels": dict(sample.labels), "value": sample.value}
+            for family in self.registry.collect()
+            for sample in family.samples
+        ]

@@ -113,7 +113,8 @@ def _audit_table(entries: list[AuditEntry]) -> Table:
 
 def metrics(ctx: typer.Context) -> None:
     """Prometheus exposition of the action metrics, counted from the audit trail (so it
-    covers every process that wrote to this ledger)."""
+    covers every process that wrote to this ledger). With --json: the same samples as a
+    list of {name, labels, value}."""
     from prometheus_client import disable_created_metrics
 
     from adapters.monitors import PrometheusMonitor
@@ -125,7 +126,7 @@ def metrics(ctx: typer.Context) -> None:
         monitor.replay(ledger.queries.audit_log())
     # Label values come from the trail (domain names an older ledger took unchecked): the
     # exposition escapes only quotes, backslashes and newlines, so controls are escaped here.
-    typer.echo(safe(monitor.exposition(), keep="\n"), nl=False)
+    state.output(monitor.samples(), lambda: typer.echo(safe(monitor.exposition(), keep="\n"), nl=False))
 
 
 def _kept_head(raw: str) -> tuple[int, str]:

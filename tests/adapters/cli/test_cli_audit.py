@@ -114,6 +114,14 @@ def test_metrics_prints_the_exposition_of_the_whole_trail(db: str) -> None:
     }
     assert counts == {("create", "success"): 1, ("modify", "success"): 2, ("delete", "denied"): 1}
     assert "backendai_action_duration_sec_bucket" in text and "_created" not in text
+    # --json: the same samples as data (it printed the exposition text).
+    samples = as_json(db, "metrics")
+    exposed = {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert {(s["name"], tuple(sorted(s["labels"].items())), s["value"]) for s in samples} == exposed
 
 
 def test_show_at_a_time_or_a_version_and_diff(db: str) -> None:
