@@ -49,8 +49,8 @@ def show_state(state: State, entity_type: str, entity_id: str, at: str | None, v
 
 def show_diff(state: State, entity_type: str, entity_id: str, older: str, newer: str) -> None:
     """What changed in an entity between two versions or times: field, old, new."""
-    from_version, from_at = parse_point(older, "from")
-    to_version, to_at = parse_point(newer, "to")
+    from_version, from_at = parse_point(older, "older")  # the parameters: shown as --from, --to
+    to_version, to_at = parse_point(newer, "newer")
     with state.ledger() as ledger:
         changes = ledger.queries.diff(
             entity_type, entity_id, from_version=from_version, to_version=to_version, from_at=from_at, to_at=to_at

@@ -145,6 +145,10 @@ def test_show_at_a_time_or_a_version_and_diff(db: str) -> None:
     early = ledger(db, "policy", "show", "p", "--at", "2000-01-01T00:00:00Z")
     assert early.exit_code == 1 and "did not exist at 2000-01-01T00:00:00Z" in early.stderr
     assert ledger(db, "policy", "show", "p", "--version", "9").exit_code == 1
+    # A refused point names the option the user typed (it said `from:` and `to:`).
+    for args, option in ((("--from", "0001-01-01", "--to", "2"), "--from: "), (("--from", "1", "--to", "x"), "--to: ")):
+        bad = ledger(db, "policy", "diff", "p", *args)
+        assert bad.exit_code == 1 and f"ledger_invalid_parameters: {option}" in bad.stderr, bad.stderr
 
 
 def test_group_show_at_a_version_and_diff(db: str) -> None:
