@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from adapters.bootstrap import Ledger, group_commit_wanted, open_ledger
 from adapters.http import problems, schema
 from adapters.http.idempotency import IdempotentResponses
+from adapters.http.paths import EncodedSlashes
 from adapters.http.routes import ROUTERS
 from domain.errors import ConfigurationError, LedgerError
 
@@ -86,6 +87,7 @@ def create_app(
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["operations"], response_class=PlainTextResponse)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(_MeasuredRequests)
+    app.add_middleware(EncodedSlashes)  # added last: it runs first, before routing
     return app
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from adapters.http.calls import Call, CallDep
+from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found, responses
 from adapters.read.queries import HistoryEntry
 from adapters.read.timetravel import EntityState
@@ -75,6 +76,7 @@ def add_history_routes(
     turns the path's value into the entity's key (a UUID in any case into its stored form)."""
 
     def normalised(raw: str) -> str:
+        raw = with_slashes(raw)
         return raw if key_of is None else key_of(raw)
 
     Key = Annotated[str, Path(alias=param, max_length=256), AfterValidator(normalised)]

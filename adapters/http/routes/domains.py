@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
+from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     READ_ERRORS,
@@ -41,7 +42,7 @@ from domain.domains import (
 
 DOMAIN = EntityType.DOMAIN
 router = APIRouter(route_class=LedgerRoute, prefix="/domains", tags=["domains"])
-Name = Annotated[str, Path(max_length=256, description="The domain's name.")]
+Name = Annotated[str, Path(max_length=256, description="The domain's name."), AfterValidator(with_slashes)]
 Quantity = float | int | str
 
 

@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute, json_response
+from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     READ_ERRORS,
@@ -39,7 +40,7 @@ from domain.parsers import parse_name, parse_uuid
 
 KEYPAIR = EntityType.KEYPAIR
 router = APIRouter(route_class=LedgerRoute, prefix="/keypairs", tags=["keypairs"])
-AccessKey = Annotated[str, Path(max_length=256, description="The keypair's access key.")]
+AccessKey = Annotated[str, Path(max_length=256, description="The keypair's access key."), AfterValidator(with_slashes)]
 
 
 class KeyPairCreate(BaseModel):

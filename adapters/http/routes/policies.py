@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
+from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     READ_ERRORS,
@@ -39,7 +40,7 @@ from domain.keypair_resource_policy.types import (
 
 POLICY = EntityType.KEYPAIR_RESOURCE_POLICY
 router = APIRouter(route_class=LedgerRoute, prefix="/keypair-resource-policies", tags=["keypair resource policies"])
-Name = Annotated[str, Path(max_length=256, description="The policy's name.")]
+Name = Annotated[str, Path(max_length=256, description="The policy's name."), AfterValidator(with_slashes)]
 Quantity = float | int | str
 
 

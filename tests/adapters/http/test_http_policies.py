@@ -115,3 +115,30 @@ def test_a_ledger_served_by_a_second_app_keeps_one_set_of_http_metrics(api: Api)
         second.get(BASE, headers=api.as_("superadmin"))
         text = second.get("/metrics").text
     assert 'ledger_http_requests_total{method="GET",route="/v1/keypair-resource-policies",status="200"} 2.0' in text
+
+
+def test_a_key_holding_a_slash_or_a_percent_is_reached_encoded(api: Api) -> None:
+    """A policy named 'pol/x' was created (201) and every route to it answered 404: the
+    server splits the decoded path at the slash its client encoded as %2F."""
+    from urllib.parse import quote
+
+    for name in ("pol/x", "a%2Fb", "50%", "/lead/"):
+        path = f"{BASE}/{quote(name, safe='')}"
+        assert api.post(BASE, {"name": name}).status_code == 201, name
+        got = api.get(path)
+        assert got.status_code == 200 and got.json()["name"] == name, (name, got.text)
+        changed = api.patch(path, {"max_concurrent_sessions": 3})
+        assert changed.status_code == 200, changed.text
+        assert [e["event"] for e in api.get(f"{path}/history").json()] == ["Created", "Modified"]
+        assert api.get(f"{path}/state", params={"version": 1}).json()["fields"]["max_concurrent_sessions"] == 30
+        assert api.get(f"{path}/diff", params={"from": 1, "to": 2}).json() == {
+            "max_concurrent_sessions": {"old": 30, "new": 3}
+        }
+        assert api.delete(path).status_code == 200
+    # Unencoded, a slash still separates segments: nothing is reached by accident.
+    assert api.post(BASE, {"name": "pol"}).status_code == 201
+    assert api.get(f"{BASE}/pol/x").status_code == 404
+    # The same for a domain's name (keypairs' access keys take the same parameter type).
+    assert api.post("/v1/domains", {"name": "dom/x"}).status_code == 201
+    assert api.get("/v1/domains/dom%2Fx").json()["name"] == "dom/x"
+    assert [e["event"] for e in api.get("/v1/domains/dom%2Fx/history").json()] == ["Created"]
