@@ -103,7 +103,8 @@ class StampingMapper(Mapper[uuid.UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[uuid.UUID]:
         domain_event = super().to_domain_event(stored_event)
         if self.keys is not None and _SEALED_MARK in stored_event.state:
-            object.__setattr__(domain_event, "__dict__", open_state(vars(domain_event), self.keys.key))
+            opened = open_state(vars(domain_event), self.keys.key, self.keys.made_after)
+            object.__setattr__(domain_event, "__dict__", opened)
         if self.erased is not None and (subject := erased_subject(type(domain_event), vars(domain_event))):
             # Another process erased it: this one's copies go once it reads that (its
             # queries catch up first, so none answers with the subject's values after).

@@ -18,6 +18,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,7 @@ class Statements:
 
     create: tuple[Any, ...]
     select: Any  # wrapped of one subject
+    created: Any  # created_at of one subject's key
     select_many: Any  # subject, wrapped of the subjects `many` packs into one parameter
     insert: Any  # subject, wrapped; a subject that has a key keeps it
     delete: Any  # subject
@@ -209,6 +211,7 @@ class Statements:
                 f"wrapped BLOB NOT NULL, created_at TEXT NOT NULL DEFAULT {now})",
             ),
             select=f"SELECT wrapped FROM {keys} WHERE subject = ?",
+            created=f"SELECT created_at FROM {keys} WHERE subject = ?",
             select_many=f"SELECT subject, wrapped FROM {keys} WHERE subject IN (SELECT value FROM json_each(?))",
             insert=f"INSERT INTO {keys} (subject, wrapped) VALUES (?, ?) ON CONFLICT (subject) DO NOTHING",
             delete=f"DELETE FROM {keys} WHERE subject = ?",
@@ -249,6 +252,7 @@ class Statements:
                 ),
             ),
             select=sql("SELECT wrapped FROM {keys} WHERE subject = %s"),
+            created=sql("SELECT created_at FROM {keys} WHERE subject = %s"),
             select_many=sql("SELECT subject, wrapped FROM {keys} WHERE subject = ANY(%s)"),
             insert=sql("INSERT INTO {keys} (subject, wrapped) VALUES (%s, %s) ON CONFLICT (subject) DO NOTHING"),
             delete=sql("DELETE FROM {keys} WHERE subject = %s"),
@@ -355,6 +359,17 @@ class SubjectKeys:
         data_key = self.master.unwrap(subject, bytes(wrapped))
         self._remember({subject: data_key}, generation)
         return data_key
+
+    def made_after(self, subject: str, moment: datetime) -> bool:
+        """Whether the subject's key was made after `moment` (read for a value that failed
+        to open: rare, so not cached). False when it has no key."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql.created, (subject,))
+            created = _first(curs)
+        if created is None:
+            return False
+        made = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
+        return made > (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
     def ensure(self, subjects: Iterable[str]) -> dict[str, bytes]:
         """Every subject's data key, made for those that have none. Two processes making one

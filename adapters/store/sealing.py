@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
@@ -39,6 +40,9 @@ KeyFor = Callable[[str], bytes]
 """The subject's data key, made on first use (sealing)."""
 
 KeyLookup = Callable[[str], bytes | None]
+KeyMadeAfter = Callable[[str, datetime], bool]
+"""Whether the subject's current key was made after a moment: a value sealed then was
+sealed under a key erased since, not damaged."""
 """The subject's data key, or None when it has been erased (opening)."""
 
 log = logging.getLogger(__name__)
@@ -125,10 +129,12 @@ def seal_state(state: Mapping[str, Any], personals: Iterable[Personal], key_for:
 class _Opener:
     """One opening pass: each subject's key is looked up once per state."""
 
-    __slots__ = ("ciphers", "key_for")
+    __slots__ = ("ciphers", "key_for", "made_after", "written_at")
 
-    def __init__(self, key_for: KeyLookup) -> None:
+    def __init__(self, key_for: KeyLookup, made_after: KeyMadeAfter | None, written_at: datetime | None) -> None:
         self.key_for = key_for
+        self.made_after = made_after
+        self.written_at = written_at
         self.ciphers: dict[str, AESGCM | None] = {}
 
     def open(self, envelope: dict[str, Any], path: Path) -> Any:
@@ -150,7 +156,10 @@ class _Opener:
             sealed = _unb64(envelope["c"])
             return _DECODER.decode(aead.decrypt(nonce, sealed, _associated(subject, path)).decode())
         except (InvalidTag, ValueError, TypeError, binascii.Error):
-            _failed_to_open(subject, path)
+            # An erased subject that got a key again (a user modified after an erasure):
+            # what was sealed before that key existed is erased, not tampered with.
+            if self.written_at is None or self.made_after is None or not self.made_after(subject, self.written_at):
+                _failed_to_open(subject, path)
             return ERASED
 
     def walk(self, node: Any, path: Path) -> Any:
@@ -201,11 +210,13 @@ def failed_openings() -> int:
     return _failed
 
 
-def open_state(state: Mapping[str, Any], key_for: KeyLookup) -> dict[str, Any]:
+def open_state(state: Mapping[str, Any], key_for: KeyLookup, made_after: KeyMadeAfter | None = None) -> dict[str, Any]:
     """A new state with every envelope, wherever it is, replaced by its value, or by
     ERASED when the subject's key is gone or the envelope fails to open (never raises for
-    a bad envelope). Untouched containers are shared with the input."""
-    opener = _Opener(key_for)
+    a bad envelope; warns unless `made_after` says the subject's key is newer than the
+    state's `timestamp`). Untouched containers are shared with the input."""
+    written_at = state.get("timestamp")
+    opener = _Opener(key_for, made_after, written_at if isinstance(written_at, datetime) else None)
     result = dict(state)
     for key, value in state.items():
         if type(value) is dict or type(value) is list:

@@ -235,3 +235,26 @@ def test_clear_values_in_older_audit_records_and_snapshots_are_counted(ledger: L
         _erase(ledger, user)
     assert "3 stored events" in refused.value.message and "3 personal values" in refused.value.message
     assert _erase(ledger, user, accept=True).clear_values == 3
+
+
+def test_an_erased_user_given_new_values_reads_its_old_ones_erased_without_a_tamper_warning(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an erasure a modify makes the user a new key; reading the history then
+    warned that the values sealed under the erased key were tampered with."""
+    from adapters.store.sealing import failed_openings
+
+    world, _ = _personal_world(ledger)
+    _erase(ledger, world.user, accept=True)
+    renewed = {"email": "grace.renewed@example.org"}
+    run(ledger, "user", "modify_user", ModifyUserAction(user_id=world.user, modifier=renewed))
+    ledger.app.cache.clear()
+    before = failed_openings()
+    with caplog.at_level("WARNING"):
+        history = ledger.queries.history("user", str(world.user))
+        changed = [e.changes for e in history]
+    assert failed_openings() == before and "tampered" not in caplog.text
+    _no_clear_value(changed)
+    assert any((c.get("email") or {}).get("new") == "grace.renewed@example.org" for c in changed), changed
+    assert any((c.get("email") or {}).get("new") == ERASED for c in changed), changed
+    assert verify(ledger.app).ok

@@ -259,6 +259,27 @@ def test_a_missing_key_reads_erased_without_counting_a_failure() -> None:
     assert failed_openings() == before
 
 
+def test_a_value_sealed_before_its_subject_was_keyed_again_reads_erased_silently() -> None:
+    """An erased user modified again gets a new key: the values sealed under the erased
+    key then failed to open with it and were reported as tampered with."""
+    from datetime import UTC, datetime, timedelta
+
+    keys, sealed = sealed_sample()
+    written = datetime(2026, 1, 1, tzinfo=UTC)
+    sealed["timestamp"] = written
+    keys.erase("user:u1")
+    keys.make("user:u1")  # a new key, made after the state was written
+    before = failed_openings()
+    assert (
+        open_state(sealed, keys.get, lambda subject, moment: moment < written + timedelta(days=1))["fields"]["email"]
+        == ERASED
+    )
+    assert failed_openings() == before
+    # A key made before the state was written: the value was damaged, and is counted.
+    opened = open_state(sealed, keys.get, lambda subject, moment: moment < written - timedelta(days=1))
+    assert opened["fields"]["email"] == ERASED and failed_openings() > before
+
+
 def test_failures_are_logged_once_per_subject(caplog: pytest.LogCaptureFixture, monkeypatch: Any) -> None:
     monkeypatch.setattr(sealing, "_warned", set())
     keys, sealed = sealed_sample()
