@@ -1,9 +1,10 @@
 """`ledger kernel ...` and `ledger vfolder ...`: the workload the ledger knows of, listed
 and shown from the usage read model (`ledger.queries.kernels`, `.vfolders`, ...).
 
-Lists fit 80 columns: ids are shortened to their first 8 characters (`show` and `--json`
-give them whole). Endpoints have no read model: `ledger endpoint` reads them from the
-event store, so it lists one group's active endpoints (`--group-id` is required).
+Lists fit 80 columns: ids are shortened to their first 8 characters, or as many as tell
+the ids of a column apart (`show` and `--json` give them whole). Endpoints have no read
+model: `ledger endpoint` reads them from the event store, so it lists one group's active
+endpoints (`--group-id` is required).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import typer
 from rich import box
 
 from adapters.cli.app import State, state_of
-from adapters.cli.render import SafeTable, fields_table, fmt, new_table, plural, print_table, safe, utc_time
+from adapters.cli.render import SafeTable, fields_table, fmt, new_table, plural, print_table, safe, shortener, utc_time
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -27,17 +28,12 @@ kernel_app = typer.Typer(no_args_is_help=True, help="Kernels the platform report
 endpoint_app = typer.Typer(no_args_is_help=True, help="Endpoints the platform reported (from the event store).")
 vfolder_app = typer.Typer(no_args_is_help=True, help="Vfolders the platform reported (from the usage read model).")
 
-SHORT = 8
 IdArg = Annotated[str, typer.Argument(metavar="UUID")]
 GroupFilter = Annotated[str | None, typer.Option("--group-id", metavar="UUID", help="Only this group's.")]
 TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
 LimitOption = Annotated[
     int | None, typer.Option(metavar="N", help="At most N rows, a count (the first N in list order).")
 ]
-
-
-def short(value: str) -> str:
-    return safe(value[:SHORT])
 
 
 def _kernels_table(kernels: list[KernelEntry]) -> Table:
@@ -48,11 +44,12 @@ def _kernels_table(kernels: list[KernelEntry]) -> Table:
         table.add_column(header, no_wrap=True)
     table.add_column("access key", overflow="fold", ratio=1, min_width=6)
     table.add_column("slots", overflow="fold", ratio=1, min_width=6)
+    short, short_group = shortener(k.kernel_id for k in kernels), shortener(k.group_id for k in kernels)
     for k in kernels:
         ended = "-" if k.terminated_at is None else utc_time(k.terminated_at)
         table.add_row(
             short(k.kernel_id),
-            short(k.group_id),
+            short_group(k.group_id),
             safe(k.status),
             utc_time(k.started_at),
             ended,
@@ -64,8 +61,9 @@ def _kernels_table(kernels: list[KernelEntry]) -> Table:
 
 def _vfolders_table(vfolders: list[VFolderEntry]) -> Table:
     table = new_table("vfolder", "group", "host", "name", title=plural(len(vfolders), "vfolder"))
+    short, short_group = shortener(v.vfolder_id for v in vfolders), shortener(v.group_id for v in vfolders)
     for v in vfolders:
-        table.add_row(short(v.vfolder_id), short(v.group_id), safe(v.host), safe(v.name))
+        table.add_row(short(v.vfolder_id), short_group(v.group_id), safe(v.host), safe(v.name))
     return table
 
 
@@ -130,8 +128,9 @@ def vfolder_show(ctx: typer.Context, vfolder_id: IdArg) -> None:
 
 def _endpoints_table(endpoints: list[EndpointEntry]) -> Table:
     table = new_table("endpoint", "group", "name", title=plural(len(endpoints), "active endpoint"))
+    short, short_group = shortener(e.endpoint_id for e in endpoints), shortener(e.group_id for e in endpoints)
     for e in endpoints:
-        table.add_row(short(e.endpoint_id), short(e.group_id), safe(e.name))
+        table.add_row(short(e.endpoint_id), short_group(e.group_id), safe(e.name))
     return table
 
 

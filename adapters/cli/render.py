@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich import box
@@ -47,6 +49,20 @@ def safe(text: str, keep: str = "") -> str:
         _escape(char) if char not in keep and unicodedata.category(char) in _ESCAPED_CATEGORIES else char
         for char in text
     )
+
+
+SHORT = 8  # an id's characters shown in a table, at least (like git's short hashes)
+
+
+def shortener(ids: Iterable[str]) -> Callable[[str], str]:
+    """A function that shortens ids to the shortest prefix, SHORT characters at least, that
+    tells all of `ids` apart (two ids sharing their first 8 would read as one)."""
+    ordered = sorted(set(ids))
+    size = SHORT
+    for a, b in pairwise(ordered):
+        while a[:size] == b[:size] and size < max(len(a), len(b)):  # rare: random UUIDs differ early
+            size += 1
+    return lambda value: safe(value[:size])
 
 
 def _escape(char: str) -> str:

@@ -9,8 +9,6 @@ used, allowed) that fits 80 columns; `--json` gives them whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from itertools import pairwise
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,7 +16,7 @@ from rich import box
 
 from adapters.cli.app import State, state_of
 from adapters.cli.options import parse_slot_assignments
-from adapters.cli.render import SafeTable, fields_table, fmt, plural, print_table, safe, utc_time
+from adapters.cli.render import SHORT, SafeTable, fields_table, fmt, plural, print_table, safe, shortener, utc_time
 from domain.catalog import EntityType
 
 if TYPE_CHECKING:
@@ -32,28 +30,12 @@ session_app = typer.Typer(
     help="Sessions under the policies: enqueue, schedule (the start gate), cancel, terminate, and the runtime limits.",
 )
 
-SHORT = 8
 SessionArg = Annotated[str, typer.Argument(metavar="SESSION_ID", help="The session's UUID.")]
 KeypairFilter = Annotated[
     str | None,
     typer.Option("--keypair", metavar="KEY", help="Only this keypair's (the root --access-key is the actor)."),
 ]
 GroupFilter = Annotated[str | None, typer.Option("--group-id", "--group", metavar="UUID", help="Only this group's.")]
-
-
-def _short(value: str) -> str:
-    return safe(value[:SHORT])
-
-
-def _shortener(ids: list[str]) -> Callable[[str], str]:
-    """Ids cut to the shortest prefix, 8 characters at least, that tells them all apart
-    (as the usage tables do; command modules do not import each other)."""
-    ordered = sorted(set(ids))
-    size = SHORT
-    for a, b in pairwise(ordered):
-        while a[:size] == b[:size] and size < max(len(a), len(b)):
-            size += 1
-    return lambda value: safe(value[:size])
 
 
 def _policy_ref(policy: dict[str, Any]) -> str:
@@ -75,7 +57,7 @@ def checks_table(checks: list[dict[str, Any]], title: str) -> Table:
         limit = check["limit"] if check.get("slot") is None else f"{check['limit']}.{check['slot']}"
         table.add_row(
             safe(limit),
-            f"{safe(check['scope'])} {_short(str(check['scope_id']))}",
+            f"{safe(check['scope'])} {safe(str(check['scope_id'])[:SHORT])}",
             safe(str(check["requested"])),
             safe(str(check["used"])),
             safe(str(check["allowed"])),
@@ -265,8 +247,8 @@ def _sessions_table(sessions: list[SessionEntry]) -> Table:
     table.add_column("slots", overflow="fold", ratio=1, min_width=6)
     table.add_column("policy", overflow="fold", ratio=1, min_width=6)
     table.add_column("started", no_wrap=True)
-    session_id = _shortener([s.session_id for s in sessions])
-    group_id = _shortener([s.group_id for s in sessions])
+    session_id = shortener([s.session_id for s in sessions])
+    group_id = shortener([s.group_id for s in sessions])
     for s in sessions:
         policy = "-" if s.policy_name is None else f"{s.policy_name} v{s.policy_version}"
         table.add_row(
@@ -305,7 +287,7 @@ def _due_table(due: list[DueSession]) -> Table:
     table.add_column("reason", no_wrap=True)
     table.add_column("deadline", no_wrap=True)
     table.add_column("policy", overflow="fold", ratio=1, min_width=6)
-    short = _shortener([str(d.session_id) for d in due])
+    short = shortener([str(d.session_id) for d in due])
     for d in due:
         table.add_row(
             short(str(d.session_id)), safe(d.access_key), d.reason.value, utc_time(d.deadline), safe(d.policy)

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice, pairwise
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from adapters.cli.app import State, open_ledger, state_of
 from adapters.cli.columns import Column, lay_out, notes
-from adapters.cli.render import plural, safe
+from adapters.cli.render import plural, safe, shortener
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -67,7 +67,6 @@ FIT = (
     "zone, durations [Nd ]H:MM:SS. --csv and --json have every field and full ids."
 )
 
-SHORT = 8  # an id's characters shown in the table, at least (like git's short hashes)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BYTE_FIELDS = {"mem_allocated", "mem_used", "gpu_mem_allocated", "io_read", "io_write", "disk_used"}
 # The usage columns of both tables, in display order: (header, usage field, rank).
@@ -140,17 +139,6 @@ def _duration(used_time: str | None) -> str:
     if used_time is None:
         return "-"
     return used_time.split(".")[0].replace(" days, ", "d ").replace(" day, ", "d ")
-
-
-def shortener(ids: Iterable[str]) -> Callable[[str], str]:
-    """A function that shortens ids to the shortest prefix, SHORT characters at least, that
-    tells all of `ids` apart (two ids sharing their first 8 would be one in the table)."""
-    ordered = sorted(set(ids))
-    size = SHORT
-    for a, b in pairwise(ordered):
-        while a[:size] == b[:size] and size < max(len(a), len(b)):  # rare: random UUIDs differ early
-            size += 1
-    return lambda value: safe(value[:size])
 
 
 def _month_rows(report: list[dict[str, Any]], tz: ZoneInfo, limit: int | None) -> list[list[str]]:

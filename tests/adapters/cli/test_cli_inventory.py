@@ -172,3 +172,18 @@ def test_endpoint_list_and_show(db: str) -> None:
     assert refused(db, "endpoint", "show", kernel(0)).startswith("error: endpoint_not_found: endpoint")
     assert refused(db, "endpoint", "list", "--group-id", "nope").startswith(f"{INVALID} --group-id:")
     assert usage_error(db, "endpoint", "list").startswith("error: usage:")
+
+
+def test_kernel_ids_sharing_a_prefix_are_shown_long_enough_to_tell_apart(db: str) -> None:
+    """Every id was cut to 8 characters: kernels whose ids share them read as one."""
+    begin, _ = workload_facts(vfolders=1, kernels=2, endpoints=0)
+    twins = ["abcdef12-0000-4000-8000-000000000001", "abcdef12-0000-4000-8000-000000000002"]
+    for fact, twin in zip((f for f in begin if f["fact"] == "start_kernel"), twins, strict=True):
+        fact["kernel_id"] = twin
+    begin = [f for f in begin if f["fact"] != "report_kernel_stats"]
+    given_domains(db, "d1")
+    ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
+    ok(db, *SERVICE, "workload", "import", "-", input=jsonl(begin))
+    table = ledger(db, "kernel", "list", columns=200).stdout
+    assert twins[0] in table and twins[1] in table  # the shortest prefixes that differ: whole here
+    assert GROUP[:8] in table and GROUP not in table  # the group's id alone stays short

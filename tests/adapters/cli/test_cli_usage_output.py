@@ -18,7 +18,7 @@ import pytest
 from rich.cells import cell_len
 
 from adapters.bootstrap import open_ledger
-from adapters.cli.usage import shortener
+from adapters.cli.render import shortener
 from domain.group import CreateGroupAction
 from domain.workload import ReportKernelStatsAction, StartKernelAction, TerminateKernelAction
 from tests.adapters.cli.helpers import as_json, ledger
