@@ -11,6 +11,7 @@ module reads at import, a broken install).
 
 from __future__ import annotations
 
+import base64
 import os
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -127,6 +128,12 @@ def fmt(field: str, value: Any) -> str:
 def _compact(field: str, value: Any) -> str:
     if value is None:
         return "null"
+    if field == "dotfiles" and isinstance(value, str) and value:
+        # Stored as base64 (up to 64 KiB of it): its size, as `group show` says it.
+        try:
+            return f"{len(base64.b64decode(value, validate=True))} bytes"
+        except ValueError:  # not base64: "[erased]" after a purge
+            pass
     if field == "allowed_vfolder_hosts" and isinstance(value, dict):
         full = sorted(p.value for p in ALL_VFOLDER_PERMISSIONS)
         hosts = [h if sorted(p) == full else f"{h}({', '.join(p)})" for h, p in value.items()]

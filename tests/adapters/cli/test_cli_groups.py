@@ -96,6 +96,14 @@ def test_group_create_prints_a_table_of_every_field(db: str, tmp_path: Path) -> 
         ("is_active", "True"),
     ):
         assert any(row[0] in line and row[1] in line for line in out.splitlines()), row
+    # History and diff show the dotfiles' size too, not their base64 (up to 87 kB of it).
+    history = ok(db, "group", "history", GROUP).stdout
+    assert "dotfiles: null -> 17 bytes" in " ".join(history.split()) and "YWxpYXM" not in history
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * 200)
+    ok(db, "group", "modify", GROUP, "--dotfiles-file", str(big))
+    diff = ok(db, "group", "diff", GROUP, "--from", "1", "--to", "2").stdout
+    assert "17 bytes" in diff and "51200 bytes" in diff and len(diff.splitlines()) < 10
 
 
 def test_group_create_json_takes_json_options_and_defaults_the_rest(db: str, tmp_path: Path) -> None:
