@@ -5,8 +5,11 @@ hosts, `max_pending_session_count` and `max_pending_session_resource_slots` of t
 keypair's effective policy. Pending limits: null or <= 0 is unlimited, and a pending cap
 bounds only the slots it lists (REFERENCE: the later Backend.AI's enqueue checks).
 
-Schedule (the start gate, a refusal is an answer): for the keypair, the group and the
-domain, used + requested <= allowed, as `AdmissionCheck`s. Sessions in use count against
+Schedule (the start gate, a refusal is an answer): for the keypair, its user, the group
+and the domain, used + requested <= allowed, as `AdmissionCheck`s. The user level weighs
+the user's sessions over all their keypairs against the asking keypair's effective policy
+(Backend.AI weighs them against the user's main keypair's policy; the ledger has no main
+keypair), so a second keypair does not double what its policy allows. Sessions in use count against
 `max_concurrent_sessions` (0 is unlimited). Slots: the policy's limit per slot
 (`EffectivePolicy.slot_limit`: unlisted is 0 under LIMITED, unlimited under UNLIMITED);
 a group's or domain's unlisted slot is unlimited. Every slot the request or the usage
@@ -122,6 +125,7 @@ def admission_checks(
     *,
     keypair_running: int,
     keypair_used: Mapping[str, Decimal],
+    user: tuple[str, Mapping[str, Decimal]] | None = None,
     group_id: str,
     group_limits: Mapping[str, Decimal],
     group_used: Mapping[str, Decimal],
@@ -130,8 +134,10 @@ def admission_checks(
     domain_used: Mapping[str, Decimal],
 ) -> list[AdmissionCheck]:
     """Every limit the start gate weighs, passed or not (the admission event keeps them
-    all; the failed ones are the reasons). `domain_limits` None: no domain entity (a
-    ledger from before domains), so no domain limit."""
+    all; the failed ones are the reasons). `user`: the keypair's user and what all their
+    sessions hold (None: a keypair without a user); weighed when it differs from what the
+    keypair holds (the user's other keypairs hold sessions). `domain_limits` None: no domain entity
+    (a ledger from before domains), so no domain limit."""
     cap = policy.policy.max_concurrent_sessions
     checks = [
         AdmissionCheck(
@@ -145,6 +151,9 @@ def admission_checks(
         )
     ]
     checks += _slot_checks("total_resource_slots", Scope.KEYPAIR, access_key, requested, keypair_used, None, policy)
+    # Under one keypair the user's sessions are the keypair's: the same check, left out.
+    if user is not None and dict(user[1]) != dict(keypair_used):
+        checks += _slot_checks("total_resource_slots", Scope.USER, user[0], requested, user[1], None, policy)
     checks += _slot_checks("total_resource_slots", Scope.GROUP, group_id, requested, group_used, group_limits)
     checks += _slot_checks("total_resource_slots", Scope.DOMAIN, domain_name, requested, domain_used, domain_limits)
     return checks

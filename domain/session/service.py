@@ -2,7 +2,7 @@
 
 Enqueue reads the keypair's usage and appends the pending session to it, with the
 session's Created event, in one save; schedule appends the admission to the session and
-to the keypair's, the group's and the domain's usage in one save. A concurrent decision
+to the keypair's, its user's, the group's and the domain's usage in one save. A concurrent decision
 on any of those scopes conflicts in the store, and `AggregateStore.run` decides again on
 the winner's usage: N schedules racing for K free places admit exactly K.
 
@@ -47,7 +47,7 @@ from domain.session.admission import admission_checks, enqueue_refusal, host_ref
 from domain.session.aggregate import Session
 from domain.session.runtime import sessions_due
 from domain.session.types import DueSession, RunningSession, Scope, SessionData, SessionStatus
-from domain.session.usage import ScopeUsage, release_usage, usage_id
+from domain.session.usage import ScopeUsage, release_usage, session_scopes, usage_id
 from domain.slots import ResourceSlot
 from domain.workload.aggregate import VFolder
 
@@ -157,23 +157,21 @@ class SessionService:
             group = load_live(work, Group, group_id)
             group.require_active()
             domain = live_entity(work, Domain, Domain.id_for(domain_name))
-            usages = [
-                load_usage(work, Scope.KEYPAIR, access_key),
-                load_usage(work, Scope.GROUP, group_id),
-                load_usage(work, Scope.DOMAIN, domain_name),
-            ]
+            usages = {scope: load_usage(work, scope, scope_id) for scope, scope_id in session_scopes(fields)}
+            user_id = fields.get("user_id")
             checks = admission_checks(
                 policy,
                 access_key,
                 requested,
-                keypair_running=len(usages[0].running),
-                keypair_used=usages[0].running_total,
+                keypair_running=len(usages[Scope.KEYPAIR].running),
+                keypair_used=usages[Scope.KEYPAIR].running_total,
+                user=None if user_id is None else (str(user_id), usages[Scope.USER].running_total),
                 group_id=group_id,
                 group_limits=_slots(group.fields, "total_resource_slots"),
-                group_used=usages[1].running_total,
+                group_used=usages[Scope.GROUP].running_total,
                 domain_name=domain_name,
                 domain_limits=None if domain is None else _slots(domain.fields, "total_resource_slots"),
-                domain_used=usages[2].running_total,
+                domain_used=usages[Scope.DOMAIN].running_total,
             )
             reasons = tuple(check for check in checks if not check.passed)
             changed = True
@@ -181,7 +179,7 @@ class SessionService:
                 changed = session.defer(policy.ref_json(), [reason.to_json() for reason in reasons])
             else:
                 session.admit(policy.ref_json(), [check.to_json() for check in checks])
-                for usage in usages:
+                for usage in usages.values():
                     work.add(usage).start(key, fields["requested_slots"])
             work.commit()
             return ScheduleSessionActionResult(

@@ -27,9 +27,11 @@ ENDED = frozenset({SessionStatus.CANCELLED, SessionStatus.TERMINATED})
 
 
 class Scope(enum.StrEnum):
-    """Whose limit: the keypair's effective policy, the group's or the domain's slots."""
+    """Whose limit: the keypair's effective policy (over the keypair's sessions, and over
+    all its user's sessions), the group's or the domain's slots."""
 
     KEYPAIR = "keypair"
+    USER = "user"
     GROUP = "group"
     DOMAIN = "domain"
 

@@ -1,6 +1,8 @@
-"""What a keypair, a group or a domain holds: the SET of its sessions with their slots.
+"""What a keypair, a user, a group or a domain holds: the SET of its sessions with their
+slots.
 
-One `ScopeUsage` stream per scope, keyed `keypair:AK`, `group:UUID` or `domain:NAME`
+One `ScopeUsage` stream per scope, keyed `keypair:AK`, `user:UUID`, `group:UUID` or
+`domain:NAME`
 (stream id `stream_id("session_usage", key)`). Usage is membership, never a counter
 (Backend.AI's Redis counter drifts, REFERENCE.md): a session is added once, moved from
 pending to running once and released once; an event is recorded only when membership
@@ -10,8 +12,8 @@ Events: Created (from `Entity`, on first use), PendingAdded, Started, Released. 
 applies in O(slots of one session): the totals (`pending_total`, `running_total`) are the
 sums of the sets, kept with exact Decimal arithmetic as members come and go, so a decision
 on a cached copy never walks thousands of sessions. A keypair's stream holds its pending
-and running sessions (pending limits and concurrency are per keypair); a group's and a
-domain's hold only running ones (pending sessions never count toward slots).
+and running sessions (pending limits and concurrency are per keypair); a user's, a group's
+and a domain's hold only running ones (pending sessions never count toward slots).
 
 The start gate appends to every scope it weighs, in one save with the session's
 decision: two decisions on the same scope conflict in the store, and the loser decides
@@ -132,15 +134,20 @@ def usage_id(scope: Scope, scope_id: str) -> uuid.UUID:
     return stream_id(ScopeUsage.ENTITY_TYPE, ScopeUsage.key_for(scope, scope_id))
 
 
+def session_scopes(fields: Mapping[str, Any]) -> list[tuple[Scope, str]]:
+    """The scopes a running session counts in: its keypair, its keypair's user (when the
+    keypair has one), its group and its domain."""
+    user_id = fields.get("user_id")
+    scopes = [(Scope.KEYPAIR, fields["access_key"])]
+    if user_id is not None:
+        scopes.append((Scope.USER, str(user_id)))
+    return [*scopes, (Scope.GROUP, fields["group_id"]), (Scope.DOMAIN, fields["domain_name"])]
+
+
 def release_usage(work: UnitOfWork, session: Entity) -> None:
     """Releases a session (its fields name its keypair, group and domain) from every
     scope holding it, in `work`. Idempotent: a scope not holding it records nothing."""
-    fields = session.fields
-    for scope, scope_id in (
-        (Scope.KEYPAIR, fields["access_key"]),
-        (Scope.GROUP, fields["group_id"]),
-        (Scope.DOMAIN, fields["domain_name"]),
-    ):
+    for scope, scope_id in session_scopes(session.fields):
         usage = work.get(usage_id(scope, scope_id), ScopeUsage)
         if usage is not None:
             usage.release(session.key)

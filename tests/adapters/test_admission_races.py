@@ -58,3 +58,17 @@ def test_n_vfolders_at_once_against_max_vfolder_count_record_exactly_k(ledger: L
     assert _refused_with(outcomes, "max_vfolder_count") == N - K
     stored = {v.vfolder_id for v in ledger.queries.vfolders(group_id=world.group_id)}
     assert stored == {str(v) for v, outcome in zip(ids, outcomes, strict=True) if outcome is None}
+
+
+def test_n_schedules_at_once_over_two_keypairs_of_one_user_admit_what_the_policy_allows(ledger: Ledger) -> None:
+    """The user level (REFERENCE: summed over the user's keypairs) holds under a race:
+    schedules through AK and AK2, both the user's and on policy p, admit cpu 2K in all."""
+    world = SessionWorld(ledger, total_resource_slots={"cpu": str(2 * K)}, max_concurrent_sessions=0)
+    world.keypair("AK2", "p")
+    sids = [world.enqueue("2", access_key="AK" if i % 2 else "AK2") for i in range(N)]
+    outcomes = decide_together(ledger, [lambda sid=sid: world.schedule(sid) for sid in sids])
+    assert outcomes == [None] * N
+    user = ledger.services.session.usage(Scope.USER, str(world.user_id))
+    assert user.running_total == {"cpu": 2 * K} and len(user.running) == K
+    running = {s.session_id for s in ledger.queries.sessions(status="RUNNING")}
+    assert {str(s) for s in running} == set(user.running)

@@ -388,3 +388,35 @@ def test_a_release_racing_an_admission_is_not_lost() -> None:
     assert world.schedule(new).admitted
     assert world.running(Scope.KEYPAIR, "AK") == {str(new)}
     assert world.sessions.usage(Scope.KEYPAIR, "AK").running_total == {"cpu": 1}
+
+
+def test_a_user_with_two_keypairs_holds_what_one_policy_allows() -> None:
+    """REFERENCE, enforcement: every level must pass, the user's (summed over the user's
+    keypairs) among them. A second keypair on the same policy doubled what the user held."""
+    world, first, group = setup(total_resource_slots={"cpu": "2"})
+    user = uuid.UUID(_owner(world, first))
+    second = world.keypair("AK2", user, "d", policy="p")
+    one = world.enqueue(first, group, {"cpu": "2"})
+    assert world.schedule(one).admitted  # one keypair: no user check beside the keypair's
+    other = world.enqueue(second, group, {"cpu": "2"})
+    deferred = world.schedule(other)
+    assert not deferred.admitted
+    assert [(r.limit, r.scope, r.scope_id, r.slot, r.used, r.requested, r.allowed) for r in deferred.reasons] == [
+        ("total_resource_slots", Scope.USER, str(user), "cpu", Decimal(2), Decimal(2), Decimal(2))
+    ]
+    assert world.running(Scope.USER, str(user)) == {str(one)}
+    world.terminate(one)
+    assert world.running(Scope.USER, str(user)) == set()
+    admitted = world.schedule(other)
+    assert admitted.admitted and world.running(Scope.USER, str(user)) == {str(other)}
+    # Another user's keypair on the same policy is not held back by this user's sessions.
+    stranger = world.keypair("AK3", world.user("d"), "d", policy="p")
+    assert world.schedule(world.enqueue(stranger, group, {"cpu": "2"})).admitted
+
+
+def _owner(world: World, access_key: str) -> str:
+    from domain.keypair import KeyPair
+
+    keypair = world.store.get(KeyPair.id_for(access_key), KeyPair)
+    assert keypair is not None
+    return str(keypair.fields["user_id"])
