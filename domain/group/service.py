@@ -37,6 +37,7 @@ from domain.group.actions import (
 from domain.group.aggregate import Group, GroupNameIndex, name_index_id
 from domain.group.types import GroupData
 from domain.ports import AggregateStore, ClearHistory, UnitOfWork, load_live
+from domain.session.purge import close_group_sessions
 from domain.shown import plural
 from domain.usage import (
     UsagePerMonthAction,
@@ -186,6 +187,7 @@ class GroupService:
             group = load_group(work, action.group_id)
             before = group_data(group)
             group.check_purgeable()  # a refusal first: the clear-history count reads the whole ledger
+            close_group_sessions(work, str(group.id))  # admitted ones refuse; pending ones are cancelled
             events, values = (
                 (0, 0)
                 if self._history is None

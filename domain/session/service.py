@@ -133,6 +133,9 @@ class SessionService:
             }
             session = work.add(Session.create(key, fields))
             work.add(usage).add_pending(key, requested.to_json())
+            # The group's usage knows its pending sessions too: a purge cancels them, and
+            # this append conflicts with a purge racing it.
+            work.add(load_usage(work, Scope.GROUP, str(action.group_id))).add_pending(key, requested.to_json())
             work.commit()
             return session, policy
 

@@ -8,11 +8,13 @@ One `ScopeUsage` stream per scope, keyed `keypair:AK`, `user:UUID`, `group:UUID`
 pending to running once and released once; an event is recorded only when membership
 really changes, so releasing twice records nothing and changes nothing.
 
-Events: Created (from `Entity`, on first use), PendingAdded, Started, Released. Each
+Events: Created (from `Entity`, on first use), PendingAdded, Started, Released, Closed
+(a group's, when the group is purged). Each
 applies in O(slots of one session): the totals (`pending_total`, `running_total`) are the
 sums of the sets, kept with exact Decimal arithmetic as members come and go, so a decision
 on a cached copy never walks thousands of sessions. A keypair's stream holds its pending
-and running sessions (pending limits and concurrency are per keypair); a user's, a group's
+and running sessions (pending limits and concurrency are per keypair); a group's holds
+both too (a purge cancels its pending sessions), weighing only the running ones; a user's
 and a domain's hold only running ones (pending sessions never count toward slots).
 
 The start gate appends to every scope it weighs, in one save with the session's
@@ -80,8 +82,16 @@ class ScopeUsage(Entity):
                 aggregate.running = shared(aggregate.running).without(self.session_id)
                 _add(aggregate.running_total, slots, -1)
 
+    class Closed(Entity.Event):
+        """Its group was purged: nothing is added to it again (its pending sessions were
+        cancelled in the same append; an admitted one refuses the purge)."""
+
+        def apply(self, aggregate: ScopeUsage) -> None:
+            aggregate.closed = True
+
     def __init__(self) -> None:
         super().__init__()
+        self.closed = False
         self.pending: Mapping[str, SlotsJson] = {}
         self.running: Mapping[str, SlotsJson] = {}
         self.pending_total: dict[str, Decimal] = {}
@@ -112,6 +122,11 @@ class ScopeUsage(Entity):
     def start(self, session_id: str, slots: SlotsJson) -> None:
         if session_id not in self.running:
             self.trigger_event(self.Started, session_id=session_id, slots=slots)
+
+    def close(self) -> None:
+        """Recorded even when already closed: an append to the stream is what makes a
+        decision on this scope racing the purge conflict with it."""
+        self.trigger_event(self.Closed)
 
     def release(self, session_id: str) -> bool:
         """Idempotent: True only when the session was held (and an event recorded)."""

@@ -72,3 +72,42 @@ def test_n_schedules_at_once_over_two_keypairs_of_one_user_admit_what_the_policy
     assert user.running_total == {"cpu": 2 * K} and len(user.running) == K
     running = {s.session_id for s in ledger.queries.sessions(status="RUNNING")}
     assert {str(s) for s in running} == set(user.running)
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+@pytest.mark.parametrize("decision", ["enqueue", "schedule"])
+def test_a_purge_racing_a_session_decision_never_leaves_a_session_in_a_purged_group(
+    ledger: Ledger, order: list[int], decision: str
+) -> None:
+    """Both decide on the same state, then the store orders their saves: an enqueue that
+    lands first is cancelled by the purge taken again; a schedule that lands first refuses
+    the purge; a purge that lands first leaves the decision, taken again, nothing to do."""
+    import asyncio
+
+    from domain.errors import LedgerError
+    from domain.group import PurgeGroupAction
+
+    world = SessionWorld(ledger)
+    group_id = world.group("doomed")
+    waiting = world.enqueue(group_id=group_id) if decision == "schedule" else None
+
+    def decide() -> None:
+        if waiting is None:
+            world.enqueue(group_id=group_id)
+        else:
+            world.schedule(waiting)
+
+    def purge() -> None:
+        asyncio.run(ledger.services.group.purge_group(PurgeGroupAction(group_id=group_id)))
+
+    outcomes = decide_together(ledger, [decide, purge], order=order)
+    assert all(o is None or isinstance(o, LedgerError) for o in outcomes), outcomes
+    sessions = [s for s in ledger.queries.sessions() if str(s.group_id) == str(group_id)]
+    assert len(sessions) == (1 if decision == "schedule" or outcomes[0] is None else 0), (outcomes, sessions)
+    keypair = ledger.services.session.usage(Scope.KEYPAIR, "AK")
+    if outcomes[1] is None:  # purged: nothing of the group's may still run or wait
+        assert all(str(s.status) in ("CANCELLED", "TERMINATED") for s in sessions), sessions
+        assert not any(keypair.holds(str(s.session_id)) for s in sessions)
+    else:  # refused: the schedule landed first and its session runs
+        assert decision == "schedule" and [str(s.status) for s in sessions] == ["RUNNING"], (outcomes, sessions)
+        assert keypair.holds(str(sessions[0].session_id))

@@ -218,7 +218,8 @@ class SessionMachine(RuleBasedStateMachine):
             running = self.members("RUNNING", **where)
             assert set(usage.running) == set(running)
             assert usage.running_total == self.used(running)
-            pending = self.members("PENDING", **where) if scope is Scope.KEYPAIR else {}
+            # Pending sessions are held by their keypair and their group (a purge cancels them).
+            pending = self.members("PENDING", **where) if scope in (Scope.KEYPAIR, Scope.GROUP) else {}
             assert set(usage.pending) == set(pending)
             assert usage.pending_total == self.used(pending)
 

@@ -267,12 +267,15 @@ def test_a_deferral_records_the_policy_and_reasons_and_usage_is_untouched() -> N
     world, ak, group = setup(total_resource_slots={"cpu": "1"})
     sid = world.enqueue(ak, group, {"cpu": "2"})
     before = list(world.store.streams[usage_id(Scope.KEYPAIR, ak)])
+    group_before = world.store.events(usage_id(Scope.GROUP, str(group)))
     answer = world.schedule(sid)
     event = world.store.streams[Session.id_for(str(sid))][-1]
     assert type(event).__name__ == "Deferred" and event.policy == answer.policy
     assert event.reasons == [r.to_json() for r in answer.reasons]
     assert world.store.streams[usage_id(Scope.KEYPAIR, ak)] == before
-    assert world.store.events(usage_id(Scope.GROUP, str(group))) == []  # no stream made for a deferral
+    assert group_before == ["Created", "PendingAdded"]  # the enqueue's: a purge cancels pending sessions
+    assert world.store.events(usage_id(Scope.GROUP, str(group))) == group_before  # a deferral adds nothing
+    assert world.store.events(usage_id(Scope.DOMAIN, "d")) == []  # no stream made for a deferral
 
 
 def test_a_deferral_is_recorded_again_only_when_something_it_named_changed() -> None:
@@ -420,3 +423,27 @@ def _owner(world: World, access_key: str) -> str:
     keypair = world.store.get(KeyPair.id_for(access_key), KeyPair)
     assert keypair is not None
     return str(keypair.fields["user_id"])
+
+
+def test_a_purge_is_refused_by_an_admitted_session_and_cancels_pending_ones() -> None:
+    """A purge once ignored the group's sessions: an admitted one kept the domain's slots
+    and a pending one the keypair's pending count, in a group that no longer existed."""
+    from domain.errors import PurgeGroupActionActiveKernelsError
+    from domain.group import PurgeGroupAction
+
+    world, ak, group = setup(max_pending_session_count=2, total_resource_slots={"cpu": "4"})
+    admitted, pending = world.enqueue(ak, group, {"cpu": "1"}), world.enqueue(ak, group, {"cpu": "1"})
+    assert world.schedule(admitted).admitted
+    service = GroupService(world.store, NoUsage())
+    with pytest.raises(PurgeGroupActionActiveKernelsError, match=f"1 admitted session still running.*{admitted}"):
+        run(service.purge_group(PurgeGroupAction(group_id=group)))
+    assert world.session(pending).status is SessionStatus.PENDING  # the refused purge changed nothing
+    world.terminate(admitted)
+    run(service.purge_group(PurgeGroupAction(group_id=group)))
+    assert world.session(pending).status is SessionStatus.CANCELLED
+    assert world.pending(Scope.KEYPAIR, ak) == set() and world.pending(Scope.GROUP, str(group)) == set()
+    assert world.store.events(usage_id(Scope.GROUP, str(group)))[-1] == "Closed"
+    # The keypair's pending places are free again, in another group.
+    other = world.group("d")
+    assert world.session(world.enqueue(ak, other, {"cpu": "1"})).status is SessionStatus.PENDING
+    world.enqueue(ak, other, {"cpu": "1"})
