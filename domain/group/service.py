@@ -37,7 +37,6 @@ from domain.group.actions import (
 from domain.group.aggregate import Group, GroupNameIndex, name_index_id
 from domain.group.types import GroupData
 from domain.ports import AggregateStore, ClearHistory, UnitOfWork, load_live
-from domain.session.purge import close_group_sessions
 from domain.shown import plural
 from domain.usage import (
     UsagePerMonthAction,
@@ -182,6 +181,10 @@ class GroupService:
 
     @takes_action
     async def purge_group(self, action: PurgeGroupAction) -> PurgeGroupActionResult:
+        # Imported here: the session package imports keypairs, which import users, which
+        # import groups (a cycle at import time).
+        from domain.session.purge import close_group_sessions
+
         def purge() -> GroupData:
             work = UnitOfWork(self._store)
             group = load_group(work, action.group_id)
