@@ -67,6 +67,21 @@ class Kernel(_Workload):
         return uuid.UUID(self.fields["group_id"])
 
     def report_stats(self, stats: dict[str, Any]) -> None:
+        """Records the kernel's latest stats. A report no newer than the last one recorded
+        (repeated, or overtaken by a later one on its way) records nothing: the reports
+        keep what was measured last, whatever order they arrive in (a resumed import
+        repeats some). A report from before the start or after the end is refused."""
+        at = datetime.fromisoformat(stats["reported_at"])
+        if at < datetime.fromisoformat(self.fields["started_at"]):
+            raise InvalidAPIParameters(
+                f"stats reported before the kernel started (started {self.fields['started_at']})", field="reported_at"
+            )
+        ended = self.fields.get("terminated_at")
+        if ended is not None and at > datetime.fromisoformat(ended):
+            raise InvalidAPIParameters(f"stats reported after the kernel ended (ended {ended})", field="reported_at")
+        last = self.fields.get("last_stats")
+        if last is not None and datetime.fromisoformat(last["reported_at"]) >= at:
+            return
         self.trigger_event(self.StatsReported, stats=stats)
 
     def terminate(self, terminated_at: str, status: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.bootstrap import Ledger
+from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import (
     DuplicateWorkloadId,
     GroupNotActive,
@@ -436,3 +436,38 @@ def test_bad_kernel_start_names_the_field(changes: dict[str, Any], field: str) -
     with pytest.raises(InvalidAPIParameters) as info:
         type(good)(**{**raw, **changes})
     assert info.value.field is not None and info.value.field.split(".")[0] == field
+
+
+def test_a_kernel_keeps_its_latest_stats_whatever_order_the_reports_arrive_in(ledger_url: str) -> None:
+    """The report showed the stats received last, not the latest: an older report arriving
+    late (or repeated by a resumed import) replaced a newer one, and a report dated after
+    the kernel ended replaced its final usage."""
+    from datetime import timedelta
+
+    from domain.errors import InvalidAPIParameters
+    from domain.workload import ReportKernelStatsAction, TerminateKernelAction
+    from tests.actions import T0, build_world, run, stream_lengths
+
+    def report(kernel: Any, hours: float, cpu: str) -> None:
+        action = ReportKernelStatsAction(kernel_id=kernel, reported_at=T0 + timedelta(hours=hours), cpu_used=cpu)
+        run(ledger, "workload", "report_kernel_stats", action)
+
+    with open_ledger(ledger_url) as ledger:
+        world = build_world(ledger)  # its kernel started at T0
+        report(world.kernel, 2, "200")
+        before = stream_lengths(ledger)
+        report(world.kernel, 1, "100")  # overtaken on its way: superseded
+        report(world.kernel, 2, "200")  # repeated
+        assert stream_lengths(ledger) == before  # neither recorded anything on the kernel
+        kernel = ledger.queries.kernel(world.kernel)
+        assert kernel is not None and kernel.last_stats is not None and kernel.last_stats["cpu_used"] == "200"
+        for hours, reason in ((-1, "before the kernel started"), (30, "after the kernel ended")):
+            if hours > 0:
+                ended = TerminateKernelAction(kernel_id=world.kernel, terminated_at=T0 + timedelta(hours=3))
+                run(ledger, "workload", "terminate_kernel", ended)
+            with pytest.raises(InvalidAPIParameters, match=reason) as refused:
+                report(world.kernel, hours, "99999")
+            assert refused.value.field == "reported_at"
+        report(world.kernel, 2.5, "250")  # late, but from before the end: the latest
+        kernel = ledger.queries.kernel(world.kernel)
+        assert kernel is not None and kernel.last_stats is not None and kernel.last_stats["cpu_used"] == "250"
