@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -36,6 +39,8 @@ from projections.database import ReadModelDatabase
 from projections.projection import Projection
 from projections.registry import build_projections
 from projections.runner import ProjectionRunner
+
+log = logging.getLogger(__name__)
 
 GROUP_COMMIT_VARIABLE = "LEDGER_GROUP_COMMIT"
 
@@ -72,6 +77,7 @@ class Ledger:
             self.app.erasure_listeners.append(clear_after_erasures(self.read_models))
             self.projections = build_projections(sa.MetaData(), self.timezone)
             self.runner = _runner(self.app, self.read_models, self.projections.all(), self.timezone)
+            self.app.erasure_listeners.append(self._erase_copies)
             self.runner.setup()
             self._ensure_system_policy()
             self._ensure_default_domain()
@@ -92,6 +98,24 @@ class Ledger:
             monitors=[AuditMonitor(self.app), self.metrics],
         )
         self.queries = Queries(self.read_models, self.runner, self.projections, self.app)
+
+    def _erase_copies(self, subjects: list[str]) -> None:
+        """After an erasure commits: the read models apply it now, instead of holding the
+        erased values in clear until the next read or a follower gets to it, and a SQLite
+        file's WAL is emptied into the database, so the old versions of the rows it held
+        are gone from the file too (other processes reading at that moment may keep it
+        from being emptied; the next checkpoint does it then). Never fails the erasure,
+        which is committed already: a failure is logged."""
+        try:
+            self.runner.catch_up()
+            path = self.config.sqlite_path
+            if path is not None:
+                with contextlib.closing(sqlite3.connect(path, timeout=5)) as conn:
+                    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if busy:
+                    log.warning("erasure of %s: another reader holds the WAL; the next checkpoint empties it", subjects)
+        except Exception:  # the erasure itself is committed: this is housekeeping
+            log.exception("erasure of %s committed; updating the read models or the WAL failed", subjects)
 
     def _ensure_system_policy(self) -> None:
         """Every ledger holds the undeletable system policy `default`."""

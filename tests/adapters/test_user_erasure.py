@@ -258,3 +258,24 @@ def test_an_erased_user_given_new_values_reads_its_old_ones_erased_without_a_tam
     assert any((c.get("email") or {}).get("new") == "grace.renewed@example.org" for c in changed), changed
     assert any((c.get("email") or {}).get("new") == ERASED for c in changed), changed
     assert verify(ledger.app).ok
+
+
+def test_the_erasure_reaches_the_read_models_and_the_files_at_once(ledger_url: str, tmp_path: Any) -> None:
+    """The read models held the erased values in clear until a later read caught them up,
+    and a SQLite file's WAL kept the old rows while the process stayed open."""
+    import sqlalchemy as sa
+
+    with open_ledger(ledger_url) as ledger:
+        world, _ = _personal_world(ledger)
+        assert ledger.queries.user(world.user) is not None  # the read models hold the values now
+        _erase(ledger, world.user, accept=True)
+        # No read after the erasure: what the read models hold is what the erasure left.
+        with ledger.read_models.engine.connect() as conn:
+            tables = [t for t in sa.inspect(conn).get_table_names() if not t.startswith("projection_")]
+            rows = [tuple(row) for t in tables for row in conn.execute(sa.text(f'SELECT * FROM "{t}"'))]
+        _no_clear_value(rows)
+        path = ledger.config.sqlite_path
+        if path is not None:  # and nothing of them in the database file or its WAL
+            wal = path.with_name(path.name + "-wal")
+            stored = path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+            assert EMAIL.encode() not in stored and FULL_NAME.encode() not in stored
