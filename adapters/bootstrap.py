@@ -66,11 +66,12 @@ class Ledger:
         *,
         build_pending: bool = True,
         group_commit: bool | None = None,
+        seal_legacy: bool = True,
     ) -> None:
         self.config = config
         self.timezone = _timezone(timezone)
         with _exclusive_setup(config):
-            self.app = _open_store(config)
+            self.app = _open_store(config, seal_legacy=seal_legacy)
             if group_commit_wanted(False) if group_commit is None else group_commit:
                 enable_group_commit(self.app.recorder)
             self.read_models = ReadModelDatabase(config.read_model_url, config.connect_args)
@@ -150,7 +151,12 @@ class Ledger:
 
 
 def open_ledger(
-    url: str | None = None, timezone: str | None = None, *, build_pending: bool = True, group_commit: bool | None = None
+    url: str | None = None,
+    timezone: str | None = None,
+    *,
+    build_pending: bool = True,
+    group_commit: bool | None = None,
+    seal_legacy: bool = True,
 ) -> Ledger:
     """Opens the ledger at `url` (default: $LEDGER_DATABASE_URL, else sqlite:///ledger.db).
     Usage reports use `timezone` (default: $LEDGER_TIMEZONE, else UTC). `group_commit`:
@@ -159,8 +165,11 @@ def open_ledger(
 
     A projection whose version in this code is newer than the active one is built before
     this returns, unless `build_pending` is false (then the first catch-up builds it; see
-    `ProjectionRunner.setup` and `ledger projections rebuild`)."""
-    return Ledger(parse_url(url), timezone, build_pending=build_pending, group_commit=group_commit)
+    `ProjectionRunner.setup` and `ledger projections rebuild`). `seal_legacy` false: events
+    written before the hash chain existed are left unlinked (`ledger verify` reports them)."""
+    return Ledger(
+        parse_url(url), timezone, build_pending=build_pending, group_commit=group_commit, seal_legacy=seal_legacy
+    )
 
 
 @contextmanager
@@ -221,9 +230,9 @@ class RequiringUsageReader:
         return found
 
 
-def _open_store(config: StoreConfig) -> LedgerApplication:
+def _open_store(config: StoreConfig, *, seal_legacy: bool = True) -> LedgerApplication:
     try:
-        return LedgerApplication(config)
+        return LedgerApplication(config, seal_legacy=seal_legacy)
     except LedgerError:
         raise
     except Exception as exc:

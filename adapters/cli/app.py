@@ -291,12 +291,14 @@ app = typer.Typer(
 )
 
 
-def open_ledger(url: str | None = None, timezone: str | None = None, *, build_pending: bool = True) -> Ledger:
+def open_ledger(
+    url: str | None = None, timezone: str | None = None, *, build_pending: bool = True, seal_legacy: bool = True
+) -> Ledger:
     """`adapters.bootstrap.open_ledger`, imported when a command first opens the ledger
     (`State.ledger` looks it up here, so a test can replace it here)."""
     from adapters.bootstrap import open_ledger as open_store
 
-    return open_store(url, timezone, build_pending=build_pending)
+    return open_store(url, timezone, build_pending=build_pending, seal_legacy=seal_legacy)
 
 
 class RoleChoice(enum.Enum):
@@ -318,8 +320,8 @@ class State:
     meta: ActionTriggerMeta
 
     @contextmanager
-    def ledger(self) -> Iterator[Ledger]:
-        with open_ledger(self.db) as ledger:
+    def ledger(self, *, seal_legacy: bool = True) -> Iterator[Ledger]:
+        with open_ledger(self.db, seal_legacy=seal_legacy) as ledger:
             yield ledger
 
     def run(self, processor: ActionProcessor[Any, Any], action: BaseAction) -> Any:

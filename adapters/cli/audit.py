@@ -154,7 +154,9 @@ def verify_chain(
 
     state = state_of(ctx)
     kept = None if expect_head is None else _kept_head(expect_head)
-    with state.ledger() as ledger:
+    # Not sealing on the way in: a chain emptied behind the ledger's back must read as
+    # unlinked events here, not be sealed over them by this very command.
+    with state.ledger(seal_legacy=False) as ledger:
         if head_only:
             position, digest = head(ledger.app.recorder)
             state.output({"head_position": position, "head_hash": digest}, lambda: typer.echo(f"{position}:{digest}"))

@@ -123,7 +123,7 @@ class LedgerApplication(Application[uuid.UUID]):
     snapshotting_intervals |= dict.fromkeys((ScopeUsage, VFolderUsage), USAGE_SNAPSHOT_INTERVAL)
     max_attempts = 20
 
-    def __init__(self, config: StoreConfig) -> None:
+    def __init__(self, config: StoreConfig, *, seal_legacy: bool = True) -> None:
         self.config = config
         config.check_sqlite_file()  # a path SQLite cannot open, or another application's file
         env = {
@@ -149,7 +149,8 @@ class LedgerApplication(Application[uuid.UUID]):
         self.record_with_events: Callable[[RunningAction, Sequence[Aggregate]], Aggregate] | None = None
         if not set_up:
             install_append_only_triggers(self.recorder, config)
-        seal_unchained(self.recorder)  # events stored before the chain existed get their links
+        if seal_legacy:  # `ledger verify` opens without: it must see an emptied chain, not seal it
+            seal_unchained(self.recorder)  # events stored before the chain existed get their links
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
         """The library's save, minus its runtime Protocol checks per object (costly on

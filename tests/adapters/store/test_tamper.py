@@ -458,3 +458,23 @@ def test_the_cli_does_not_seal_an_event_appended_behind_its_back(tmp_path: Any) 
         result = runner.invoke(app, ["--db", db, "verify"])
         assert result.exit_code == 1 and "TAMPERED: event 6 (stream" in result.stdout
         assert "version 3) inserted" in result.stdout
+
+
+def test_the_cli_verify_does_not_seal_a_chain_emptied_behind_its_back(tmp_path: Any, caplog: Any) -> None:
+    """Every link deleted (triggers dropped first) looks like a ledger from before the chain:
+    `ledger verify` opened the ledger, which sealed the altered events, and said intact."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    with open_ledger(db) as ledger:
+        build(ledger)
+        with behind_its_back(ledger) as conn:
+            conn.execute(f"UPDATE {ledger.config.events_table} SET topic = 'x:Y' WHERE rowid = 4")
+            conn.execute(f"DELETE FROM {CHAIN_TABLE}")
+    runner = CliRunner(env={"COLUMNS": "250"})
+    result = runner.invoke(app, ["--db", db, "verify"])
+    assert result.exit_code == 1 and "TAMPERED: event 1 (stream" in result.stdout, result.stdout
+    assert "inserted" in result.stdout
+    # Any other command opens the ledger as before and starts the chain over what it finds,
+    # saying so: only a head an auditor kept tells that from a ledger older than the chain.
+    with caplog.at_level("WARNING"), open_ledger(db):
+        pass
+    assert "hash chain started over 5 events stored without links" in caplog.text
