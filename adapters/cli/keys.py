@@ -52,7 +52,7 @@ def keys_rotate(
     file:PATH (or to the file's contents) before the next start; processes still on the old
     key are refused, never served garbage. A SQLite ledger with its own key file gets the
     new key in that file."""
-    from adapters.store.keys import MASTER_KEY_VARIABLE, MasterKey, default_key_file, write_key_file
+    from adapters.store.keys import MASTER_KEY_VARIABLE, MasterKey, default_key_file, pending_key_file, write_key_file
     from domain.errors import ConfigurationError
     from domain.shown import plural
 
@@ -67,7 +67,15 @@ def keys_rotate(
                 if MASTER_KEY_VARIABLE in os.environ
                 else "--new-key-file: required for this ledger"
             )
-        target = new_key_file if new_key_file is not None else Path(f"{default_key_file(database)}.new")  # type: ignore[arg-type]
+        if new_key_file is None:
+            assert database is not None
+            target = pending_key_file(database)
+            # Left by a rotation that died before it committed: the ledger opened with the
+            # current key file (else the open would have finished that rotation), so this
+            # key was never used.
+            target.unlink(missing_ok=True)
+        else:
+            target = new_key_file
         write_key_file(target, new)  # first: should the rotation commit and we die, the key is on disk
         count = ledger.app.keys.rotate(new)
     if new_key_file is None:

@@ -21,7 +21,7 @@ from eventsourcing.utils import get_topic
 from adapters.store.cache import AggregateCache
 from adapters.store.chain import seal_unchained
 from adapters.store.config import StoreConfig
-from adapters.store.keys import SubjectKeys, load_master_key
+from adapters.store.keys import SubjectKeys, finish_rotation, load_master_key
 from adapters.store.scope import current_write_scope
 from adapters.store.sealing import MARK, open_state, seal_state
 from adapters.store.stored import clear_history
@@ -30,7 +30,7 @@ from adapters.store.triggers import install_append_only_triggers, postgres_is_se
 from domain.actions import RunningAction, running_action
 from domain.actions.context import SYSTEM, action_context, current_context
 from domain.domains.aggregate import Domain
-from domain.errors import ConcurrentModification, LedgerError, StoreUnavailable
+from domain.errors import ConcurrentModification, ConfigurationError, LedgerError, StoreUnavailable
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
@@ -137,7 +137,11 @@ class LedgerApplication(Application[uuid.UUID]):
         super().__init__(env=env)
         self.cache = AggregateCache()
         self.keys = SubjectKeys(self.recorder, load_master_key(config))
-        self.keys.create_table()  # and refuses a master key that does not open the ledger's keys
+        try:
+            self.keys.create_table()  # and refuses a master key that does not open the ledger's keys
+        except ConfigurationError:
+            if not finish_rotation(config, self.keys):
+                raise
         assert isinstance(self.mapper, StampingMapper)
         self.mapper.keys = self.keys
         self.mapper.erased = self.forget

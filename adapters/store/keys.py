@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import secrets
 import threading
@@ -28,6 +29,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from adapters.store.config import StoreConfig
 from adapters.store.quoting import quote_identifier
 from domain.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 MASTER_KEY_VARIABLE = "LEDGER_MASTER_KEY"
 KEY_BYTES = 32
@@ -173,6 +176,31 @@ def _key_file(path: Path) -> MasterKey:
                     f"{exc.strerror or exc}"
                 ) from None
     return _decode(_read_key_file(path), f"the key file {str(path)!r}")
+
+
+def pending_key_file(database: Path) -> Path:
+    """Where `ledger keys rotate` writes a SQLite ledger's new master key before it commits."""
+    return Path(f"{default_key_file(database)}.new")
+
+
+def finish_rotation(config: StoreConfig, keys: SubjectKeys) -> bool:
+    """A SQLite ledger whose key file no longer opens it, beside a new key file that does:
+    a rotation committed and its process died before moving the new key into place. The
+    move is finished here (True, `keys` on the new key); anything else is left as it is
+    (False: the caller's refusal stands)."""
+    path = config.sqlite_path
+    if MASTER_KEY_VARIABLE in os.environ or path is None or not pending_key_file(path).exists():
+        return False
+    pending, old = pending_key_file(path), keys.master
+    try:
+        keys.master = _decode(_read_key_file(pending), f"the key file {str(pending)!r}")
+        keys.check_master()
+    except ConfigurationError:
+        keys.master = old
+        return False
+    os.replace(pending, default_key_file(path))
+    log.warning("finished a key rotation that was interrupted: %s is now the master key file", default_key_file(path))
+    return True
 
 
 # The tables

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 from adapters.store.keys import MASTER_KEY_VARIABLE, MasterKey
 from tests.adapters.cli.helpers import ledger, ok
@@ -44,3 +45,34 @@ def test_a_key_from_the_variable_rotates_into_a_new_file(tmp_path: Path) -> None
     shown = json.loads(ok(db, "--json", "user", "show", USER, env={MASTER_KEY_VARIABLE: f"file:{new_file}"}).stdout)
     assert shown["full_name"] == "Ada"
     assert ledger(db, "user", "show", USER, env=given).exit_code == 1
+
+
+def test_a_rotation_killed_after_its_commit_is_finished_by_the_next_open(tmp_path: Path, monkeypatch: Any) -> None:
+    """Killed between its commit and moving the new key file into place, a rotation left
+    the old key file and `ledger.db.key.new`: every command was refused (the old key no
+    longer opens the keys) and nothing named the new file."""
+    from adapters.bootstrap import open_ledger
+    from adapters.store.keys import write_key_file
+
+    monkeypatch.delenv(MASTER_KEY_VARIABLE, raising=False)  # in this process too: the ledger's own key file
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    ok(db, "user", "create", USER, "--email", "ada@example.org", env=OWN_KEY)
+    new, pending, key_file = MasterKey.generate(), tmp_path / "ledger.db.key.new", tmp_path / "ledger.db.key"
+    with open_ledger(db) as opened:  # what `keys rotate` does, up to its commit
+        write_key_file(pending, new)
+        opened.app.keys.rotate(new)
+    shown = ok(db, "--json", "user", "show", USER, env=OWN_KEY)
+    assert json.loads(shown.stdout)["email"] == "ada@example.org"
+    assert "finished a key rotation that was interrupted" in shown.stderr
+    assert not pending.exists() and key_file.read_text().strip() == new.encoded()
+
+
+def test_a_rotation_killed_before_its_commit_leaves_a_key_the_next_rotation_replaces(tmp_path: Path) -> None:
+    from adapters.store.keys import write_key_file
+
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    ok(db, "user", "create", USER, "--email", "ada@example.org", env=OWN_KEY)
+    write_key_file(tmp_path / "ledger.db.key.new", MasterKey.generate())  # never committed
+    assert json.loads(ok(db, "--json", "user", "show", USER, env=OWN_KEY).stdout)["email"] == "ada@example.org"
+    assert "rotated 1 subject key;" in ok(db, "keys", "rotate", env=OWN_KEY).stdout  # it said: exists
+    assert json.loads(ok(db, "--json", "user", "show", USER, env=OWN_KEY).stdout)["email"] == "ada@example.org"
