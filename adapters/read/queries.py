@@ -364,10 +364,22 @@ class Queries:
         to_at: datetime | None = None,
     ) -> FieldChanges:
         """The fields that differ between two states of one entity, each as old -> new (a
-        state before the entity existed counts as having no fields)."""
+        state before the entity existed counts as having no fields). A delete keeps the
+        fields, so it shows as `deleted` false -> true, and a re-creation in between as its
+        new `created_at` (neither is a field of any entity)."""
         older = self.state_at(entity_type, entity_id, at=from_at, version=from_version)
         newer = self.state_at(entity_type, entity_id, at=to_at, version=to_version)
-        return diff_fields(older.fields if older else {}, newer.fields if newer else {})
+        changes = diff_fields(older.fields if older else {}, newer.fields if newer else {})
+        if older is not None and newer is not None:
+            if older.deleted != newer.deleted:
+                changes["deleted"] = {"old": older.deleted, "new": newer.deleted}
+            if older.created_at != newer.created_at:
+                changes["created_at"] = {"old": _iso(older.created_at), "new": _iso(newer.created_at)}
+        return changes
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 def group_cursor(group: GroupData) -> str:

@@ -14,7 +14,7 @@ from domain.errors import DuplicatePolicyName, InvalidAPIParameters, ObjectNotFo
 from domain.keypair_resource_policy import KeyPairResourcePolicyData
 from tests.adapters.policy_histories import commands, run_command
 from tests.conftest import fresh_url
-from tests.policies import create, modify
+from tests.policies import create, delete, modify
 
 POLICY = "keypair_resource_policy"
 
@@ -85,3 +85,16 @@ def test_long_streams_travel_through_snapshots(ledger: Ledger) -> None:
         for name, value in q.state_at(POLICY, "long", version=1).fields.items()  # type: ignore[union-attr]
         if value is not None
     }
+
+
+def test_a_diff_across_a_delete_and_a_re_creation_says_so(memory_ledger: Ledger) -> None:
+    """A delete keeps the fields, so a diff across it came back empty, and one across a
+    delete and a re-creation with the same fields showed nothing either."""
+    create(memory_ledger, "p", idle_timeout=10)
+    delete(memory_ledger, "p")
+    q = memory_ledger.queries
+    assert q.diff(POLICY, "p", from_version=1, to_version=2) == {"deleted": {"old": False, "new": True}}
+    create(memory_ledger, "p", idle_timeout=10)
+    across = q.diff(POLICY, "p", from_version=1, to_version=3)
+    assert set(across) == {"created_at"} and across["created_at"]["old"] != across["created_at"]["new"]
+    assert q.diff(POLICY, "p", from_version=1, to_version=1) == {}
