@@ -67,10 +67,10 @@ class Kernel(_Workload):
         return uuid.UUID(self.fields["group_id"])
 
     def report_stats(self, stats: dict[str, Any]) -> None:
-        """Records the kernel's latest stats. A report no newer than the last one recorded
-        (repeated, or overtaken by a later one on its way) records nothing: the reports
-        keep what was measured last, whatever order they arrive in (a resumed import
-        repeats some). A report from before the start or after the end is refused."""
+        """Records the kernel's latest stats. A report older than the last one recorded
+        (overtaken by a later one on its way), or the same report again (a resumed import
+        repeats some), records nothing: the reports keep what was measured last, whatever
+        order they arrive in. A report from before the start or after the end is refused."""
         at = datetime.fromisoformat(stats["reported_at"])
         if at < datetime.fromisoformat(self.fields["started_at"]):
             raise InvalidAPIParameters(
@@ -80,8 +80,10 @@ class Kernel(_Workload):
         if ended is not None and at > datetime.fromisoformat(ended):
             raise InvalidAPIParameters(f"stats reported after the kernel ended (ended {ended})", field="reported_at")
         last = self.fields.get("last_stats")
-        if last is not None and datetime.fromisoformat(last["reported_at"]) >= at:
-            return
+        if last is not None:
+            last_at = datetime.fromisoformat(last["reported_at"])
+            if last_at > at or (last_at == at and last == stats):
+                return  # overtaken, or the same report again (at one instant the later one counts)
         self.trigger_event(self.StatsReported, stats=stats)
 
     def terminate(self, terminated_at: str, status: str) -> None:
