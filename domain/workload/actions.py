@@ -30,6 +30,11 @@ class WorkloadAction(BaseAction):
     def entity_id(self) -> str | None:
         return str(getattr(self, self.ID_FIELD))
 
+    def entity_uuid(self) -> uuid.UUID:
+        """The id of the entity the fact is on (a workload entity's stream id)."""
+        found: uuid.UUID = getattr(self, self.ID_FIELD)
+        return found
+
 
 class CreateVFolderAction(WorkloadAction):
     """`owner_access_key`: the keypair creating it, under the storage limits of
@@ -172,9 +177,13 @@ def parse_facts(raw: Any, field: str) -> list[WorkloadAction]:
 
 
 class RecordWorkloadBatchAction(BaseBatchAction):
-    """Many facts recorded in one atomic append (bulk import): all land or none."""
+    """Many facts recorded in one atomic append (bulk import): all land or none. With
+    `skip_recorded`, a fact already recorded exactly as given is skipped instead of refused
+    (an import run again, whole or from an earlier line, records nothing twice); a fact that
+    differs from what is recorded under its id is refused as ever."""
 
     actions: Annotated[list[WorkloadAction], field_of(parse_facts)]
+    skip_recorded: bool = False
 
     @classmethod
     def entity_type(cls) -> str:

@@ -6,8 +6,10 @@ recorded in atomic batches (one `record_workload_batch` action each, permission-
 audited like any other). The first line that cannot be recorded (invalid JSON, an unknown
 fact, an invalid field, a fact the ledger refuses) stops the import with its number: every
 fact before it is stored and none from it on, so a fixed file can be imported again from
-that line (`start_line`). A batch the ledger refuses stores nothing, so its facts are then recorded one at
-a time up to the refused one. No I/O here besides iterating the lines given.
+that line (`start_line`), or again whole: a fact recorded exactly as given already is skipped
+(`RecordWorkloadBatchAction.skip_recorded`), so an import killed anywhere is finished by
+running it again. A batch the ledger refuses stores nothing, so its facts are then recorded
+one at a time up to the refused one. No I/O here besides iterating the lines given.
 """
 
 from __future__ import annotations
@@ -178,7 +180,10 @@ class Importer:
         self._count(batch)
 
     async def _append(self, batch: list[Line]) -> None:
-        await self.processor.wait_for_complete(RecordWorkloadBatchAction(actions=[x.action for x in batch]), self.meta)
+        # A fact recorded already (by an earlier run of this import, killed or stopped) is
+        # skipped, not refused: running the import again records nothing twice.
+        batch_action = RecordWorkloadBatchAction(actions=[x.action for x in batch], skip_recorded=True)
+        await self.processor.wait_for_complete(batch_action, self.meta)
 
     def _count(self, batch: list[Line]) -> None:
         self.batches += 1  # one atomic append

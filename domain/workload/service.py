@@ -42,6 +42,7 @@ from domain.workload.aggregate import Endpoint, Kernel, VFolder, _Workload
 from domain.workload.storage import admit_vfolder
 
 W = TypeVar("W", bound=_Workload)
+_CREATIONS = (CreateVFolderAction, StartKernelAction, CreateEndpointAction)
 ATTACHED = "attached_to_session"  # a kernel field: it counts in a session the ledger admitted
 
 
@@ -54,10 +55,15 @@ class StreamIndex(Protocol):
 class _Facts:
     """Applies facts to the aggregates of one unit of work, one handler per action class."""
 
-    def __init__(self, work: UnitOfWork, *, check_new_ids: bool, sessions: set[str]) -> None:
+    def __init__(
+        self, work: UnitOfWork, *, check_new_ids: bool, sessions: set[str], present: set[uuid.UUID] | None = None
+    ) -> None:
         self.work = work
         self.check_new_ids = check_new_ids
         self.sessions = sessions  # of the sessions the kernels started here name, those the ledger enqueued
+        # Skipping facts already recorded: the ids among the batch's new ones that exist
+        # (None: nothing is skipped).
+        self.present = present
         self.created: set[uuid.UUID] = set()  # new in this unit of work: the store cannot see a repeat
 
     def active_group(self, group_id: uuid.UUID) -> Group:
@@ -74,7 +80,31 @@ class _Facts:
         self.created.add(aggregate_id)
         return self.work.add(cls.create_for(key, fields))
 
+    def recorded(self, action: WorkloadAction) -> Entity | None:
+        """The entity, when `action` is recorded on it exactly as given already."""
+        if isinstance(action, _CREATIONS):
+            if self.present is None or action.entity_uuid() not in self.present:
+                return None
+            found = self.work.get(action.entity_uuid(), Entity)
+            wanted = _created_fields(action)
+            same = found is not None and all(found.fields.get(k) == v for k, v in wanted.items())
+            return found if same else None
+        if isinstance(action, TerminateKernelAction):
+            kernel = self.work.get(Kernel.id_for(str(action.kernel_id)), Kernel)
+            if kernel is None:
+                return None
+            ended = (kernel.fields.get("terminated_at"), kernel.fields.get("status"))
+            return kernel if ended == (action.terminated_at.isoformat(), action.status) else None
+        if isinstance(action, DestroyEndpointAction):
+            endpoint = self.work.get(Endpoint.id_for(str(action.endpoint_id)), Endpoint)
+            return endpoint if endpoint is not None and endpoint.is_deleted else None
+        return None  # a stats report: the kernel itself records a repeat as nothing
+
     def apply(self, action: WorkloadAction) -> Entity:
+        if self.present is not None:
+            done = self.recorded(action)
+            if done is not None:
+                return done
         # Looked up by exact class in a dict: singledispatchmethod builds a bound wrapper
         # per call, a cost a bulk import pays per fact; a subclass of an action class
         # still finds its handler through the MRO (once per class).
@@ -141,6 +171,18 @@ class _Facts:
         return endpoint
 
 
+def _created_fields(action: CreateVFolderAction | StartKernelAction | CreateEndpointAction) -> dict[str, Any]:
+    """What a creation stores, as its handler stores it (a kernel's state since aside)."""
+    if isinstance(action, StartKernelAction):
+        return {k: v for k, v in action.kernel_fields().items() if k not in ("status", "terminated_at", "last_stats")}
+    fields: dict[str, Any] = {"name": action.name, "group_id": str(action.group_id)}
+    if isinstance(action, CreateVFolderAction):
+        fields["host"] = action.host
+        if action.owner_access_key is not None:
+            fields["owner_access_key"] = action.owner_access_key
+    return fields
+
+
 Handler = Callable[[_Facts, Any], Entity]
 _HANDLERS: dict[type, Handler] = {
     CreateVFolderAction: _Facts._create_vfolder,
@@ -168,12 +210,15 @@ class WorkloadService:
         # a read per kernel; another store is asked stream by stream.
         self._existing: StreamIndex | None = store if isinstance(store, StreamIndex) else None
 
-    def _record(self, actions: Sequence[WorkloadAction]) -> list[Entity]:
+    def _record(self, actions: Sequence[WorkloadAction], skip_recorded: bool = False) -> list[Entity]:
         attempts = itertools.count(1)
 
         def record() -> list[Entity]:
             work = UnitOfWork(self._store)
-            facts = _Facts(work, check_new_ids=next(attempts) > 1, sessions=self._enqueued(work, actions))
+            present = self._present(work, actions) if skip_recorded else None
+            facts = _Facts(
+                work, check_new_ids=next(attempts) > 1, sessions=self._enqueued(work, actions), present=present
+            )
             touched = [facts.apply(action) for action in actions]
             facts.work.commit()
             return touched
@@ -192,6 +237,14 @@ class WorkloadService:
             return {streams[found] for found in self._existing.existing(streams)}
         return {sid for sid in asked if work.get(Session.id_for(sid), Session) is not None}
 
+    def _present(self, work: UnitOfWork, actions: Sequence[WorkloadAction]) -> set[uuid.UUID]:
+        """Of the ids the batch's creations name, those whose stream exists: asked once for
+        the whole batch when the store can say, else id by id."""
+        new = {a.entity_uuid() for a in actions if isinstance(a, _CREATIONS)}
+        if self._existing is not None:
+            return self._existing.existing(new)
+        return {i for i in new if work.get(i, Entity) is not None}
+
     def _one(self, action: WorkloadAction) -> WorkloadActionResult:
         (entity,) = self._record([action])
         return WorkloadActionResult(entity.ENTITY_TYPE, entity.id, dict(entity.fields))
@@ -206,7 +259,7 @@ class WorkloadService:
     @takes_action
     async def record_workload_batch(self, action: RecordWorkloadBatchAction) -> RecordWorkloadBatchActionResult:
         """`record_batch` as an action, so a batch is permission-checked, audited and measured."""
-        recorded = await self.record_batch(action.actions)
+        recorded = len(self._record(action.actions, action.skip_recorded)) if action.actions else 0
         return RecordWorkloadBatchActionResult(recorded, action.entity_ids())
 
     @takes_action

@@ -75,20 +75,45 @@ def test_a_stopped_import_resumes_from_the_line_its_error_names(ledger_url: str,
     assert as_json(ledger_url, "group", "purge", GROUP)["id"] == GROUP
 
 
-def test_resuming_at_the_start_would_refuse_the_recorded_facts(ledger_url: str) -> None:
-    """Why --from-line: the facts before the stop are stored, so importing the file whole
-    again stops at its first line."""
+def test_importing_the_file_whole_again_records_nothing_twice(ledger_url: str) -> None:
+    """The facts before a stop are stored: importing the file whole again once stopped at
+    its first line (the id is taken), and advised resuming there, a loop. A fact recorded
+    exactly as given is now skipped; one that differs from what its id holds is refused."""
     make_group(ledger_url)
     text = jsonl([kernel(0), kernel(1), {"fact": "launch_rocket"}, kernel(3)])
     line = refused(ledger_url, "workload", "import", "-", input=text)
     assert line.endswith("(2 facts before it were recorded; fix the line and resume with --from-line 3)")
-    again = refused(ledger_url, "workload", "import", "-", input=text)
-    assert again.startswith("error: workload_duplicate_id: line 1: kernel ")
-    assert again.endswith("(0 facts before it were recorded; fix the line and resume with --from-line 1)")
+    again = refused(ledger_url, "workload", "import", "-", input=text)  # the same stop, nothing doubled
+    assert again.startswith("error: ledger_invalid_parameters: line 3: fact: unknown fact 'launch_rocket'")
+    assert events(ledger_url).count("KernelStarted") == 2
     out = ok(ledger_url, "workload", "import", "-", "--from-line", "4", input=text).stdout.splitlines()
     assert out[0].startswith("imported 1 fact in 1 batch in ")
     assert out[1:] == ["skipped 3 facts before line 4", "start_kernel=1"]
     assert events(ledger_url).count("KernelStarted") == 3
+    changed = {**kernel(0), "session_name": "another"}  # the id of a recorded kernel, other fields
+    taken = refused(ledger_url, "workload", "import", "-", input=jsonl([changed]))
+    assert taken.startswith("error: workload_duplicate_id: line 1: kernel ")
+
+
+def test_an_import_killed_anywhere_is_finished_by_running_it_again(ledger_url: str, tmp_path: Path) -> None:
+    """What a kill -9 between two batches leaves (the first batches stored, no stop message
+    naming a line): the same command again, whole, records every fact once."""
+    make_group(ledger_url)
+    begin, end = workload_facts(vfolders=3, kernels=8, endpoints=2)
+    facts = [*begin, *end]
+    path = tmp_path / "f.jsonl"
+    path.write_text(jsonl(facts))
+    head = tmp_path / "head.jsonl"
+    head.write_text(jsonl(facts[: len(facts) // 2 + 3]))  # the part a killed run got through
+    ok(ledger_url, *SERVICE, "workload", "import", str(head), "--batch-size", "5")
+    summary = as_json(ledger_url, *SERVICE, "workload", "import", str(path), "--batch-size", "5")
+    assert summary["facts"] == len(facts)
+    history = events(ledger_url)
+    assert history.count("KernelStarted") == 8 and history.count("KernelEnded") == 8
+    assert history.count("EndpointCreated") == 2 and history.count("EndpointDestroyed") == 2
+    kernels = as_json(ledger_url, "kernel", "list")
+    assert len(kernels) == 8 and all(k["status"] == "TERMINATED" for k in kernels)
+    assert as_json(ledger_url, "group", "purge", GROUP)["id"] == GROUP
 
 
 def test_from_line_past_the_end_records_nothing(ledger_url: str) -> None:
