@@ -117,6 +117,14 @@ class StoreUnavailable(LedgerError):
     error_detail = "unavailable"
 
 
+class DamagedEvent(LedgerError):
+    """A stored event cannot be read back (its bytes altered or cut): nothing that needs its
+    stream can be decided. `ledger verify` names it; it is not something a retry mends."""
+
+    status = 500
+    error_detail = "damaged_event"
+
+
 class ReadModelVersionMismatch(StoreUnavailable):
     """This process's code and the read models disagree on a projection's version: a newer
     version was activated by newer code (this process must be upgraded to read it)."""

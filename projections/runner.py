@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import ApplicationRecorder, Mapper, MapperDeserialisationError
 from eventsourcing.utils import resolve_topic
 from sqlalchemy.engine import Connection
 
@@ -39,6 +39,17 @@ from projections.versions import Versions
 
 Progress = Callable[[int, int], None]  # (position reached, head)
 SkipLog = Callable[[str], Sequence[SkippedEvent]]  # a read model's recorded skips, by its stable name
+
+
+class Unreadable:
+    """In a batch, an event whose stored bytes do not decode: every projection that handles
+    its class stalls on it (an operator sees it and may skip it), instead of the catch-up
+    failing for all of them."""
+
+    __slots__ = ("cause",)
+
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
 
 
 class _StalePosition(Exception):
@@ -161,13 +172,16 @@ class ProjectionRunner(Versions):
             return False
         wanted = {cls for projection in chosen for cls in projection.handlers}
         classes, decode = self._classes, self.mapper.to_domain_event
-        batch = []
+        batch: list[tuple[int, Any]] = []
         for notification in notifications:
             cls = classes.get(notification.topic)
             if cls is None:
                 cls = classes[notification.topic] = resolve_topic(notification.topic)
             if cls in wanted:
-                batch.append((notification.id, decode(notification)))
+                try:
+                    batch.append((notification.id, decode(notification)))
+                except MapperDeserialisationError as exc:  # its bytes were altered: a stall, not a crash
+                    batch.append((notification.id, Unreadable(f"the stored event cannot be read: {one_line(exc)}")))
         for isolated in (False, True):
             try:
                 self._apply_batch(chosen, batch, notifications[-1].id, isolated)
@@ -251,6 +265,12 @@ class ProjectionRunner(Versions):
                 raise
         skipped: set[int] | None = None
         for position, event in events:
+            if isinstance(event, Unreadable):
+                if skipped is None:
+                    skipped = self._skipped(projection, fresh=True)
+                if position in skipped:
+                    continue
+                return position, event.cause
             try:
                 with conn.begin_nested():
                     projection.apply_batch(conn, [(position, event)])

@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Mapper, PersistenceError, Recording, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    MapperDeserialisationError,
+    PersistenceError,
+    Recording,
+    StoredEvent,
+)
 from eventsourcing.utils import get_topic
 
 from adapters.store.cache import AggregateCache
@@ -30,7 +37,7 @@ from adapters.store.triggers import install_append_only_triggers, postgres_is_se
 from domain.actions import RunningAction, running_action
 from domain.actions.context import SYSTEM, action_context, current_context
 from domain.domains.aggregate import Domain
-from domain.errors import ConcurrentModification, ConfigurationError, LedgerError, StoreUnavailable
+from domain.errors import ConcurrentModification, ConfigurationError, DamagedEvent, LedgerError, StoreUnavailable
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
@@ -221,6 +228,11 @@ class LedgerApplication(Application[uuid.UUID]):
                 return None
             except PersistenceError as exc:
                 raise StoreUnavailable(f"event store read failed: {exc}") from exc
+            except MapperDeserialisationError as exc:
+                why = " ".join(str(exc).split())[:200]
+                raise DamagedEvent(
+                    f"a stored event of stream {aggregate_id} cannot be read ({why}): `ledger verify` names it"
+                ) from None
             self.cache.put(aggregate)
         if not isinstance(aggregate, cls):
             raise TypeError(f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}")

@@ -283,3 +283,41 @@ def test_a_stalled_users_read_model_refuses_usage_reports(ledger_url: str, monke
         with pytest.raises(ReadModelStalled) as caught:
             asyncio.run(ledger.services.group.usage_per_month(UsagePerMonthAction(month="202410")))
         assert caught.value.projection.startswith("users")
+
+
+def test_an_event_whose_bytes_do_not_decode_stalls_the_read_models_that_read_it(ledger_url: str) -> None:
+    """A stored event cut short behind the ledger's back failed every catch-up with the
+    library's MapperDeserialisationError (an internal error, no stall to skip), and every
+    command on its stream the same way."""
+    from domain.errors import DamagedEvent
+    from domain.keypair_resource_policy import ModifyKeyPairResourcePolicyAction
+    from tests.adapters.store.raw import raw_postgres, raw_sqlite
+
+    with open_ledger(ledger_url) as ledger:
+        create_policy(ledger, "victim")
+        head = ledger.app.recorder.max_notification_id()
+        assert head is not None
+        create_policy(ledger, "bystander")
+        ledger.app.cache.clear()
+        table = ledger.config.events_table
+        if ledger.config.kind == "sqlite":
+            with raw_sqlite(ledger) as conn:
+                conn.execute(f"DROP TRIGGER {table}_no_update")
+                conn.execute(f"UPDATE {table} SET state = substr(state, 1, 20) WHERE rowid = ?", (head,))
+                conn.commit()
+        else:
+            with raw_postgres(ledger) as pg:
+                pg.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+                pg.execute(
+                    f"UPDATE {table} SET state = substring(state from 1 for 20) WHERE notification_id = %s", (head,)
+                )
+        ledger.runner.catch_up()  # no exception: a stall
+        stalled = {s.name: s.stall for s in ledger.runner.status() if s.stall is not None}
+        assert stalled and all(s.position == head for s in stalled.values()), stalled
+        assert all(s.cause.startswith("the stored event cannot be read:") for s in stalled.values())
+        with pytest.raises(DamagedEvent, match="cannot be read"):
+            asyncio.run(
+                ledger.services.keypair_resource_policy.modify_keypair_resource_policy(
+                    ModifyKeyPairResourcePolicyAction(name="victim", modifier={"idle_timeout": 5})
+                )
+            )
