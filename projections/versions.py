@@ -23,7 +23,7 @@ from eventsourcing.persistence import ApplicationRecorder
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import DropTable
 
-from domain.errors import ReadModelVersionMismatch
+from domain.errors import ReadModelVersionMismatch, StoreUnavailable
 from projections.database import ReadModelDatabase
 from projections.projection import GENERATIONS, Factory, Projection
 from projections.sql import insert_for, tables_of
@@ -236,8 +236,16 @@ class Versions(Tracking):
         delete = sa.text(f"DELETE FROM {quoted} WHERE rowid IN (SELECT rowid FROM {quoted} LIMIT {RETIRED_CHUNK})")
         chunks = 0
         while limit is None or chunks < limit:
-            with self.read_models.begin() as conn:
-                deleted = conn.execute(delete).rowcount
+            try:
+                with self.read_models.begin() as conn:
+                    deleted = conn.execute(delete).rowcount
+            except (sa.exc.OperationalError, StoreUnavailable):  # the read models wrap the driver's error
+                # Another process (a follower, a rebuild) dropping the same retired tables
+                # got there first: a table gone is a table emptied.
+                with self.read_models.connect() as conn:
+                    if name not in sa.inspect(conn).get_table_names():
+                        return True, chunks
+                raise
             chunks += 1
             if deleted < RETIRED_CHUNK:
                 return True, chunks

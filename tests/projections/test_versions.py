@@ -239,3 +239,20 @@ def test_old_tables_a_cut_short_collection_left_are_dropped_by_the_next_one(ledg
         with new.read_models.connect() as conn:
             assert list(conn.execute(sa.select(ProjectionRunner.retired))) == []
         assert sessions(new) == {"default": 30, "p0": 0, "p1": 1, "p2": 2}
+
+
+def test_a_retired_table_another_process_dropped_first_counts_as_emptied(tmp_path: Any) -> None:
+    """A follower and `ledger projections rebuild` both drop the retired tables: the one
+    that came second failed on `no such table` after the rebuild had in fact finished."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with open_ledger(url) as old:
+        run(old, ("policy", "p0", 0))
+        old.runner.catch_up()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ProjectionRunner, "drop_retired_tables", lambda runner: True)  # left for later
+            new_code(url).close()
+    with new_code(url, build_pending=False) as first, new_code(url, build_pending=False) as second:
+        (name,) = version_tables(first, f"replaced_{OLD_NAME}")  # what `first` read before the drop
+        assert second.runner.drop_retired_tables() is True
+        assert first.runner._empty_in_chunks(name, None) == (True, 0)
+        assert first.runner.drop_retired_tables() is True
