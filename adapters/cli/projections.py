@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adapters.cli.app import State, open_ledger, state_of
-from adapters.cli.render import new_table, print_table, safe
+from adapters.cli.render import new_table, plural, print_table, safe
 from domain.errors import InvalidAPIParameters, LedgerError, ReadModelStalled
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ def run(
     it at once; the poll interval bounds the wait if a notification is lost. On SQLite it polls.
     A read model whose handler fails stalls there with a warning; the others go on."""
     from adapters.follow import follow
+    from projections.status import describe_stall
 
     state = state_of(ctx)
     reached = 0
@@ -133,7 +134,17 @@ def run(
             # or this one before a catch-up cut short), not only what this loop saw last.
             with suppress(LedgerError):
                 reached = max(reached, _standing(ledger))
+        stalled = {s.name: s.stall for s in ledger.runner.status() if s.stall is not None} if once else {}
     state.output({"position": reached}, lambda: typer.echo(f"read models at position {reached}"))
+    if stalled:  # --once is for scripts: a read model left behind is not a success
+        name, stall = next(iter(stalled.items()))
+        others = f" (and {plural(len(stalled) - 1, 'other read model')})" if len(stalled) > 1 else ""
+        raise ReadModelStalled(
+            f"read model {name} is {describe_stall(stall)}{others}: see `ledger projections status`",
+            projection=name,
+            position=stall.position,
+            cause=stall.cause,
+        )
 
 
 @contextmanager

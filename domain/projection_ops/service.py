@@ -34,7 +34,8 @@ class ProjectionOpsService:
         found = [s for s in self._stalls.stalls_of(action.projection) if s.position == action.position]
         if not found:
             stalled = self._stalls.stalls_of(action.projection)
-            where = ", ".join(f"{s.position} (version {s.version})" for s in stalled) or "nowhere"
+            # A forced rebuild stalls where its active version did: each place said once.
+            where = ", ".join(dict.fromkeys(f"{s.position} (version {s.version})" for s in stalled)) or "nowhere"
             raise ProjectionNotStalled(
                 f"read model {action.projection} is not stalled at position {action.position}: "
                 f"it is stalled at {where}; only the event it is stalled on can be skipped"

@@ -45,7 +45,10 @@ def test_status_shows_the_stall_and_the_query_names_it(ledger_url: str, stalled:
     # The others answer, commands are accepted, the follower keeps going.
     ok(ledger_url, "policy", "create", "still-works")
     assert "still-works" in ok(ledger_url, "policy", "list").stdout
-    assert "read models at position" in ok(ledger_url, "projections", "run", "--once").stdout
+    # The follower keeps going; --once (for scripts) says a read model stays behind, exit 1.
+    once = ledger(ledger_url, "projections", "run", "--once")
+    assert once.exit_code == 1 and "read models at position" in once.stdout
+    assert f"error: ledger_read_model_stalled: read model usage_utc is stalled at position {stalled}" in once.stderr
 
 
 def test_skip_refuses_other_positions_and_non_superadmins(ledger_url: str, stalled: int) -> None:
