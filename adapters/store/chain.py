@@ -308,7 +308,11 @@ def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
             kept = previous.hex()
         event, chained = next(events, None), next(links, None)
     bad = None
-    if expect is not None and kept != expect[1].lower():  # at or below the head: before the tail
+    if expect is not None and kept is None and expect[0] > (position or 0):
+        # Not rewritten: the chain stops short of the kept head (its tail went, links and all).
+        reason = f"the chain ends at {position or 0}, before the auditor's head: the events after it were removed"
+        bad = BadEvent(expect[0], None, None, "removed", reason)
+    elif expect is not None and kept != expect[1].lower():  # at or below the head: before the tail
         found = "no link" if kept is None else f"link {kept}"
         reason = f"the auditor's head is {expect[1]}, the chain has {found} at that position"
         bad = BadEvent(expect[0], None, None, "rewritten", reason)

@@ -192,8 +192,8 @@ def test_a_tail_removed_with_its_links_is_caught_by_the_kept_head(built: Ledger)
     assert report.ok and (report.checked, report.head_position) == (3, 3)  # consistent with itself...
     caught = verify(built.app.recorder, (kept[0], kept[1]))  # ...but it no longer reaches the kept head
     assert caught.first_bad is not None, "a truncation past the kept head went unnoticed"
-    assert (caught.first_bad.position, caught.first_bad.kind) == (5, "rewritten")
-    assert "no link" in caught.first_bad.reason
+    assert (caught.first_bad.position, caught.first_bad.kind) == (5, "removed")  # it said rewritten
+    assert "the chain ends at 3, before the auditor's head" in caught.first_bad.reason
     assert verify(built.app.recorder, (3, head_at(built, 3))).ok  # the kept prefix still holds
 
 
@@ -208,9 +208,9 @@ def test_the_cli_reports_a_tail_removed_with_its_links_against_the_kept_head(led
     assert plain.exit_code == 0 and "checked 3 events" in plain.stdout and "chain intact" in plain.stdout
     caught = runner.invoke(app, ["--db", ledger_url, "verify", "--expect-head", kept])
     assert caught.exit_code == 1, caught.stdout
-    assert "TAMPERED: event 5 rewritten" in caught.stdout and "no link" in caught.stdout
+    assert "TAMPERED: event 5 removed" in caught.stdout and "the chain ends at 3" in caught.stdout
     as_json = runner.invoke(app, ["--db", ledger_url, "--json", "verify", "--expect-head", kept])
-    assert as_json.exit_code == 1 and '"kind": "rewritten"' in as_json.stdout
+    assert as_json.exit_code == 1 and '"kind": "removed"' in as_json.stdout
 
 
 def test_a_removed_event_is_found(built: Ledger) -> None:
