@@ -301,6 +301,8 @@ def workload_import(
             )
         if not lines_shown and importer.batches:
             typer.echo(f"imported {counts(importer)}, through line {importer.lines}", err=True)
+        if from_line > max(importer.lines, 1):  # nothing to resume there: a mistyped number?
+            typer.echo(f"warning: --from-line {from_line} is past the last line ({importer.lines})", err=True)
     elapsed = time.perf_counter() - started
     summary: dict[str, Any] = {
         "facts": importer.facts,

@@ -67,6 +67,7 @@ class Line:
     action: WorkloadAction
 
 
+_BOM = b"\xef\xbb\xbf"
 MAX_REASON = 300  # characters of a refusal shown in a stopped import's one-line error
 
 
@@ -145,6 +146,8 @@ class Importer:
         for number, text in enumerate(lines, start=1):
             self.read += len(text)
             self.lines = number
+            if number == 1 and text.startswith(_BOM):  # some editors begin a UTF-8 file with one
+                text = text[len(_BOM) :]
             if not text.strip():
                 continue
             if number < self.start_line:

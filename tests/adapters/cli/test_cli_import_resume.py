@@ -121,6 +121,15 @@ def test_from_line_past_the_end_records_nothing(ledger_url: str) -> None:
     summary = as_json(ledger_url, "workload", "import", "-", "--from-line", "99", input=jsonl([kernel(0)]))
     assert (summary["facts"], summary["batches"], summary["skipped"]) == (0, 0, 1)
     assert "KernelStarted" not in events(ledger_url)
+    said = ledger(ledger_url, "workload", "import", "-", "--from-line", "99", input=jsonl([kernel(0)]))
+    assert said.exit_code == 0 and "warning: --from-line 99 is past the last line (1)" in said.stderr
+
+
+def test_a_file_beginning_with_a_byte_order_mark_imports(ledger_url: str) -> None:
+    """Some editors begin a UTF-8 file with U+FEFF: its first line was refused as invalid JSON."""
+    make_group(ledger_url)
+    summary = as_json(ledger_url, "workload", "import", "-", input="\ufeff" + jsonl([kernel(0), kernel(1)]))
+    assert summary["facts"] == 2
 
 
 def test_from_line_must_be_a_line_number(tmp_path: Path) -> None:
