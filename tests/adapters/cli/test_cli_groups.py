@@ -612,9 +612,15 @@ def test_import_shows_progress_on_a_terminal_only(db: str) -> None:
 
 
 def test_an_id_created_twice_in_one_batch_is_refused_at_its_second_line(db: str) -> None:
+    """Another creation under an id the file created already is refused at its line; the
+    same creation again is one already recorded, skipped (an import is run again whole)."""
     make_group(db)
-    twice = [*vfolder_lines(2), vfolder_lines(1)[0]]
+    other = json.dumps({**json.loads(vfolder_lines(1)[0]), "name": "another"})
+    twice = [*vfolder_lines(2), other]
     line = refused(db, "workload", "import", "-", input="\n".join(twice) + "\n")
     assert line.startswith("error: workload_duplicate_id: line 3: vfolder ")
     assert line.endswith("(2 facts before it were recorded; fix the line and resume with --from-line 3)")
+    assert events(db).count("VFolderAdded") == 2
+    again = [*vfolder_lines(2), vfolder_lines(1)[0]]
+    ok(db, "workload", "import", "-", input="\n".join(again) + "\n")
     assert events(db).count("VFolderAdded") == 2
