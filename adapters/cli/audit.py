@@ -150,7 +150,8 @@ def verify_chain(
 ) -> None:
     """Walk the hash chain over every stored event; name the first altered, removed or
     inserted one (exit 1). Prints the head to keep for a later `--expect-head`."""
-    from adapters.store.chain import head, verify
+    from adapters.store.chain import head
+    from adapters.store.snapshot_check import verify_store
 
     state = state_of(ctx)
     kept = None if expect_head is None else _kept_head(expect_head)
@@ -161,17 +162,24 @@ def verify_chain(
             position, digest = head(ledger.app.recorder)
             state.output({"head_position": position, "head_hash": digest}, lambda: typer.echo(f"{position}:{digest}"))
             return
-        report = verify(ledger.app.recorder, kept)
+        result = verify_store(ledger.app, kept)  # snapshots are not chained: compared with their events
 
     def human() -> None:
-        typer.echo(f"checked {plural(report.checked, 'event')}; head {report.head_position}:{report.head_hash}")
-        bad = report.first_bad
+        typer.echo(
+            f"checked {plural(result['checked'], 'event')}; head {result['head_position']}:{result['head_hash']}"
+        )
+        bad = result["first_bad"]
         if bad is None:
             typer.echo("chain intact" + ("" if kept is None else f", through the kept head at {kept[0]}"))
         else:
-            where = "" if bad.stream is None else f" (stream {bad.stream}, version {bad.version})"
-            typer.echo(f"TAMPERED: event {bad.position}{where} {bad.kind}: {bad.reason}")
+            where = "" if bad["stream"] is None else f" (stream {bad['stream']}, version {bad['version']})"
+            typer.echo(f"TAMPERED: event {bad['position']}{where} {bad['kind']}: {bad['reason']}")
+        snapshots = result["snapshots"]
+        for snap in snapshots["bad"]:
+            typer.echo(f"TAMPERED: snapshot of stream {snap['stream']} at version {snap['version']}: {snap['reason']}")
+        if snapshots["checked"] and not snapshots["bad"]:
+            typer.echo(f"{plural(snapshots['checked'], 'snapshot')} agree with their events")
 
-    state.output(report.to_json(), human)
-    if not report.ok:
+    state.output(result, human)
+    if not result["ok"]:
         raise typer.Exit(1)
