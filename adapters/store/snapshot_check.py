@@ -16,6 +16,7 @@ from typing import Any
 
 from eventsourcing.persistence import MapperDeserialisationError
 
+from adapters.store.quoting import quote_identifier
 from domain.sharedmap import plain_state
 
 
@@ -49,7 +50,7 @@ def check_snapshots(app: Any) -> tuple[int, list[BadSnapshot]]:
         return 0, []
     recorder = app.snapshots.recorder
     with recorder.datastore.transaction(commit=False) as curs:
-        curs.execute(f"SELECT originator_id, originator_version FROM {_table(recorder)}")
+        curs.execute(_select_all(recorder))
         rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in curs.fetchall()]  # dict rows on PG
     versions: dict[uuid.UUID, list[int]] = {}
     for stream, version in rows:
@@ -91,7 +92,13 @@ def _differs(aggregate: Any, snapshot: Any) -> str | None:
     return f"it differs from its events in {', '.join(differ)}" if differ else None
 
 
-def _table(recorder: Any) -> str:
+def _select_all(recorder: Any) -> Any:
+    """Every stored snapshot's stream and version, in the recorder's dialect."""
     schema = getattr(recorder.datastore, "schema", None)
-    name = recorder.events_table_name
-    return f'"{schema}"."{name}"' if schema else f'"{name}"'
+    if schema is None:  # SQLite
+        return f"SELECT originator_id, originator_version FROM {quote_identifier(recorder.events_table_name)}"
+    from psycopg.sql import SQL, Identifier  # only PostgreSQL ledgers load psycopg
+
+    return SQL("SELECT originator_id, originator_version FROM {}").format(
+        Identifier(schema, recorder.events_table_name)
+    )
