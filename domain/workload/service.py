@@ -231,19 +231,21 @@ class WorkloadService:
         session stream exists): asked once for the whole batch when the store can say
         (`StreamIndex`), else stream by stream. A session the ledger never saw (imported
         history) has no stream: its kernels attach to nothing."""
-        asked = {str(a.session_id) for a in actions if isinstance(a, StartKernelAction)}
-        if self._existing is not None and len(asked) > 1:
-            streams = {Session.id_for(session_id): session_id for session_id in asked}
-            return {streams[found] for found in self._existing.existing(streams)}
-        return {sid for sid in asked if work.get(Session.id_for(sid), Session) is not None}
+        streams = {
+            Session.id_for(str(a.session_id)): str(a.session_id) for a in actions if isinstance(a, StartKernelAction)
+        }
+        return {streams[found] for found in self._streams_in(work, streams.keys())}
 
     def _present(self, work: UnitOfWork, actions: Sequence[WorkloadAction]) -> set[uuid.UUID]:
-        """Of the ids the batch's creations name, those whose stream exists: asked once for
-        the whole batch when the store can say, else id by id."""
-        new = {a.entity_uuid() for a in actions if isinstance(a, _CREATIONS)}
-        if self._existing is not None:
-            return self._existing.existing(new)
-        return {i for i in new if work.get(i, Entity) is not None}
+        """Of the ids the batch's creations name, those whose stream exists."""
+        return self._streams_in(work, {a.entity_uuid() for a in actions if isinstance(a, _CREATIONS)})
+
+    def _streams_in(self, work: UnitOfWork, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """The ids among `ids` whose stream holds an event: asked once for them all when the
+        store can say (`StreamIndex`) and there are several, else stream by stream."""
+        if self._existing is not None and len(ids) > 1:
+            return self._existing.existing(ids)
+        return {i for i in ids if work.get(i, Entity) is not None}
 
     def _one(self, action: WorkloadAction) -> WorkloadActionResult:
         (entity,) = self._record([action])
