@@ -49,6 +49,7 @@ from domain.sharedmap import plain_state
 from domain.user.aggregate import User
 from domain.workload.aggregate import Kernel
 from domain.workload.storage import VFolderUsage
+from projections.database import one_line
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -229,9 +230,9 @@ class LedgerApplication(Application[uuid.UUID]):
             except PersistenceError as exc:
                 raise StoreUnavailable(f"event store read failed: {exc}") from exc
             except MapperDeserialisationError as exc:
-                why = " ".join(str(exc).split())[:200]
                 raise DamagedEvent(
-                    f"a stored event of stream {aggregate_id} cannot be read ({why}): `ledger verify` names it"
+                    f"a stored event of stream {aggregate_id} cannot be read ({one_line(exc)}): "
+                    "`ledger verify` names it"
                 ) from None
             self.cache.put(aggregate)
         if not isinstance(aggregate, cls):

@@ -18,6 +18,7 @@ from eventsourcing.persistence import MapperDeserialisationError
 
 from adapters.store.quoting import quote_identifier
 from domain.sharedmap import plain_state
+from projections.database import one_line
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def _check_stream(app: Any, stream: uuid.UUID, versions: list[int]) -> list[BadS
     try:
         snapshots = {s.originator_version: s for s in app.snapshots.get(stream, lte=versions[-1])}
     except MapperDeserialisationError as exc:
-        why = f"it cannot be read back: {' '.join(str(exc).split())[:200]}"
+        why = f"it cannot be read back: {one_line(exc)}"
         return [BadSnapshot(str(stream), v, why) for v in versions]
     bad, pending, aggregate = [], list(versions), None
     try:
