@@ -40,10 +40,11 @@ KeyFor = Callable[[str], bytes]
 """The subject's data key, made on first use (sealing)."""
 
 KeyLookup = Callable[[str], bytes | None]
+"""The subject's data key, or None when it has been erased (opening)."""
+
 KeyMadeAfter = Callable[[str, datetime], bool]
 """Whether the subject's current key was made after a moment: a value sealed then was
 sealed under a key erased since, not damaged."""
-"""The subject's data key, or None when it has been erased (opening)."""
 
 log = logging.getLogger(__name__)
 

@@ -160,15 +160,16 @@ class SessionService:
             group = load_live(work, Group, group_id)
             group.require_active()
             domain = live_entity(work, Domain, Domain.id_for(domain_name))
-            usages = {scope: load_usage(work, scope, scope_id) for scope, scope_id in session_scopes(fields)}
-            user_id = fields.get("user_id")
+            scopes = dict(session_scopes(fields))
+            usages = {scope: load_usage(work, scope, scope_id) for scope, scope_id in scopes.items()}
+            user = usages.get(Scope.USER)
             checks = admission_checks(
                 policy,
                 access_key,
                 requested,
                 keypair_running=len(usages[Scope.KEYPAIR].running),
                 keypair_used=usages[Scope.KEYPAIR].running_total,
-                user=None if user_id is None else (str(user_id), usages[Scope.USER].running_total),
+                user=None if user is None else (scopes[Scope.USER], user.running_total),
                 group_id=group_id,
                 group_limits=_slots(group.fields, "total_resource_slots"),
                 group_used=usages[Scope.GROUP].running_total,

@@ -83,15 +83,16 @@ class ScopeUsage(Entity):
                 _add(aggregate.running_total, slots, -1)
 
     class Closed(Entity.Event):
-        """Its group was purged: nothing is added to it again (its pending sessions were
-        cancelled in the same append; an admitted one refuses the purge)."""
+        """Its group was purged (its pending sessions cancelled in the same append; an
+        admitted one refuses the purge). It changes no state: the append itself is what a
+        decision on the group racing the purge conflicts with, and the group, read again,
+        refuses any new one."""
 
         def apply(self, aggregate: ScopeUsage) -> None:
-            aggregate.closed = True
+            pass
 
     def __init__(self) -> None:
         super().__init__()
-        self.closed = False
         self.pending: Mapping[str, SlotsJson] = {}
         self.running: Mapping[str, SlotsJson] = {}
         self.pending_total: dict[str, Decimal] = {}
@@ -124,8 +125,8 @@ class ScopeUsage(Entity):
             self.trigger_event(self.Started, session_id=session_id, slots=slots)
 
     def close(self) -> None:
-        """Recorded even when already closed: an append to the stream is what makes a
-        decision on this scope racing the purge conflict with it."""
+        """Recorded unconditionally: an append to the stream is what makes a decision on
+        this scope racing the purge conflict with it."""
         self.trigger_event(self.Closed)
 
     def release(self, session_id: str) -> bool:

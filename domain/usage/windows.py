@@ -66,12 +66,11 @@ def month_window(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """From the first of the month to the first of the next, local time. `month` is
     YYYYMM in ASCII digits, 190001 to 899912; otherwise InvalidAPIParameters naming
     `month`, its message starting with "Invalid date values"."""
-    expected = _MONTH_EXPECTED
     month = parse_month(month)
     year, number = int(month[:4]), int(month[4:])
     start = datetime(year, number, 1, tzinfo=tz)
     nxt = start.replace(year=year + 1, month=1) if number == 12 else start.replace(month=number + 1)
-    return _window_edge(start, "month", expected), _window_edge(nxt, "month", expected)
+    return _window_edge(start, "month", _MONTH_EXPECTED), _window_edge(nxt, "month", _MONTH_EXPECTED)
 
 
 def _parse_day(raw: object, field: str, tz: ZoneInfo) -> datetime:
