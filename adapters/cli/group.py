@@ -37,6 +37,8 @@ from adapters.cli.render import fmt, new_table, print_table
 from domain.catalog import EntityType
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.table import Table
 
     from adapters.bootstrap import Ledger
@@ -140,9 +142,10 @@ def _existing_group(ledger: Ledger, group_id: str) -> GroupData:
     return group
 
 
-def _group_key(state: State, ledger: Ledger, group: str, domain: str | None) -> str:
+def _group_key(state: State, ledger: Ledger, group: str, domain: str | None, at: datetime | None = None) -> str:
     """The id GROUP names: itself if it parses as a UUID, else the group holding that name
-    in `domain` (default: the actor's), active or soft-deleted; not found otherwise."""
+    in `domain` (default: the actor's), active or soft-deleted, now or `at` a past time
+    (a purge frees a name and a rename moves it); not found otherwise."""
     import uuid
 
     from domain.errors import GroupNotFound
@@ -152,6 +155,12 @@ def _group_key(state: State, ledger: Ledger, group: str, domain: str | None) -> 
     except ValueError:
         pass
     domain_name = domain if domain is not None else state.meta.domain_name or "default"
+    if at is not None:
+        held = ledger.queries.group_named_at(domain_name, group, at)
+        if held is None:
+            message = f"no group was named {group!r} in domain {domain_name!r} at {at.isoformat()}"
+            raise GroupNotFound(message, entity_type=GROUP_TYPE, entity_id=group)
+        return held
     found = ledger.queries.group_by_name(domain_name, group)
     if found is None:
         message = f"group {group!r} not found in domain {domain_name!r}"
@@ -159,10 +168,10 @@ def _group_key(state: State, ledger: Ledger, group: str, domain: str | None) -> 
     return str(found.id)
 
 
-def _resolved(state: State, group: str, domain: str | None) -> str:
+def _resolved(state: State, group: str, domain: str | None, at: datetime | None = None) -> str:
     """`_group_key` for the commands that open the ledger themselves (history, time travel)."""
     with state.ledger() as ledger:
-        return _group_key(state, ledger, group, domain)
+        return _group_key(state, ledger, group, domain, at)
 
 
 @group_app.command("create")
@@ -291,7 +300,10 @@ def group_show(
     """Show one group, active or soft-deleted: now, or as it stood --at a time or after --version N."""
     state = state_of(ctx)
     if at is not None or version is not None:
-        return show_state(state, GROUP_TYPE, _resolved(state, group, domain), at, version)
+        from domain.times import parse_time
+
+        moment = None if at is None else parse_time(at, "at")
+        return show_state(state, GROUP_TYPE, _resolved(state, group, domain, moment), at, version)
     with state.ledger() as ledger:
         found = _existing_group(ledger, _group_key(state, ledger, group, domain))
         members = len(ledger.queries.group_members(found.id))

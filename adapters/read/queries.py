@@ -353,6 +353,12 @@ class Queries:
         return self._time_travel.state_at(entity_type, str(entity_id), at=at, version=version)
 
     @checked
+    def group_named_at(self, domain_name: str, name: str, at: datetime) -> str | None:
+        """The id of the group that held `name` in the domain at `at` (active or
+        soft-deleted then), None if no group did; read from the event store."""
+        return self._time_travel.group_named_at(domain_name, name, at)
+
+    @checked
     def diff(
         self,
         entity_type: str,

@@ -19,6 +19,7 @@ from adapters.store import LedgerApplication
 from domain.aggregates import ENTITY_KINDS
 from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, ObjectNotFound
+from domain.group.aggregate import GroupNameIndex, name_index_id
 from domain.times import as_utc
 
 
@@ -89,6 +90,17 @@ class TimeTravel:
             entity.is_deleted,
             dict(entity.fields),
         )
+
+    def group_named_at(self, domain_name: str, name: str, at: datetime) -> str | None:
+        """The id of the group that held `name` in the domain at `at` (None: no group did),
+        from the name index's own stream: a name freed by a purge, or given up by a
+        rename, may have been held by another group then than now."""
+        stream = name_index_id(domain_name, name)
+        version = self._version_at(stream, as_utc(at))
+        if version == 0:
+            return None
+        index: GroupNameIndex = self._app.repository.get(stream, version=version)
+        return index.holder
 
     def _stream(self, entity_type: str, entity_id: str) -> uuid.UUID:
         kind = ENTITY_KINDS.get(entity_type)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,29 @@ def test_delete_is_soft_and_purge_removes(db: str) -> None:
     assert as_json(db, "group", "list") == []
     assert events(db) == ["Created", "Deleted", "Purged"]  # the history outlives the group
     make_group(db, OTHER, "team-a", "d1")  # the name is free again
+
+
+def test_show_at_a_time_names_the_group_that_held_the_name_then(db: str) -> None:
+    """A purge frees a name and a rename moves it: `show NAME --at T` reads the group that
+    held NAME at T, not today's holder."""
+    make_group(db, GROUP, "team-a", "d1")
+    first_era = datetime.now(UTC)
+    ok(db, "group", "delete", GROUP)
+    ok(db, "group", "purge", GROUP)
+    make_group(db, OTHER, "team-a", "d1")
+    then = as_json(db, "group", "show", "team-a", "--domain", "d1", "--at", first_era.isoformat())
+    assert (then["entity_id"], then["fields"]["name"], then["deleted"]) == (GROUP, "team-a", False)
+    now = as_json(db, "group", "show", "team-a", "--domain", "d1", "--at", datetime.now(UTC).isoformat())
+    assert now["entity_id"] == OTHER
+    ok(db, "group", "modify", OTHER, "--name", "team-b")
+    renamed = as_json(db, "group", "show", "team-b", "--domain", "d1", "--at", datetime.now(UTC).isoformat())
+    assert renamed["entity_id"] == OTHER
+    assert refused(db, "group", "show", "team-a", "--domain", "d1", "--at", datetime.now(UTC).isoformat()).startswith(
+        "error: group_not_found: no group was named 'team-a' in domain 'd1' at "
+    )
+    assert refused(db, "group", "show", "team-a", "--domain", "d1", "--at", "2000-01-01T00:00:00Z").startswith(
+        "error: group_not_found: no group was named 'team-a' in domain 'd1' at 2000-01-01T00:00:00+00:00"
+    )
 
 
 def test_delete_prints_one_line(db: str) -> None:
