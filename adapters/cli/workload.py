@@ -310,6 +310,7 @@ def workload_import(
         "batch_size": batch_size,
         "from_line": from_line,
         "skipped": importer.skipped,
+        "unchanged": importer.unchanged,
         "elapsed_seconds": round(elapsed, 3),
         "facts_per_second": round(importer.facts / elapsed, 1) if elapsed > 0 else 0.0,
         "by_fact": {fact: importer.by_fact[fact] for fact in FACTS if importer.by_fact[fact]},
@@ -322,6 +323,11 @@ def workload_import(
         )
         if importer.skipped:
             typer.echo(f"skipped {plural(importer.skipped, 'fact')} before line {from_line}")
+        if importer.unchanged:
+            typer.echo(
+                f"{plural(importer.unchanged, 'fact')} stored nothing "
+                "(recorded already, or stats a later report overtook)"
+            )
         if summary["by_fact"]:
             typer.echo(", ".join(f"{fact}={count}" for fact, count in summary["by_fact"].items()))
 

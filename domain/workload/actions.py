@@ -199,8 +199,13 @@ class RecordWorkloadBatchAction(BaseBatchAction):
 
 @dataclass(frozen=True)
 class RecordWorkloadBatchActionResult(BaseActionResult):
+    """`recorded`: the facts that stored something; `unchanged`: those that stored nothing
+    (recorded already exactly as given, skipped by `skip_recorded`, or a stats report
+    the kernel's later one overtook)."""
+
     recorded: int
     entity_ids: Sequence[str]
+    unchanged: int = 0
 
     def entity_id(self) -> str | None:
         return batch_label(self.entity_ids)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Self
 
 from domain.catalog import EntityType
@@ -35,6 +36,18 @@ class _Workload(Entity):
         """`create` from the UUID itself: its stream id, with no text parsed back (a bulk
         import creates thousands)."""
         return cls._create(cls.Created, id=key, key=str(key), fields=fields)
+
+
+def _counters(stats: Mapping[str, Any]) -> tuple[Decimal, int, int, int, int]:
+    """A report's counters in a fixed order (cpu time first: it only grows while a kernel
+    runs), to tell which of two reports of one instant is kept."""
+    return (
+        Decimal(stats.get("cpu_used", 0)),
+        stats.get("mem_used", 0),
+        stats.get("io_read", 0),
+        stats.get("io_write", 0),
+        stats.get("disk_used", 0),
+    )
 
 
 class VFolder(_Workload):
@@ -66,11 +79,12 @@ class Kernel(_Workload):
     def group_id(self) -> uuid.UUID:
         return uuid.UUID(self.fields["group_id"])
 
-    def report_stats(self, stats: dict[str, Any]) -> None:
-        """Records the kernel's latest stats. A report older than the last one recorded
-        (overtaken by a later one on its way), or the same report again (a resumed import
-        repeats some), records nothing: the reports keep what was measured last, whatever
-        order they arrive in. A report from before the start or after the end is refused."""
+    def report_stats(self, stats: dict[str, Any]) -> bool:
+        """Records the kernel's latest stats (True if it did). A report older than the last
+        one recorded (overtaken by a later one on its way), or the same report again (a
+        resumed import repeats some), records nothing: the reports keep what was measured
+        last, whatever order they arrive in (at one instant, the larger counters). A report
+        from before the start or after the end is refused."""
         at = datetime.fromisoformat(stats["reported_at"])
         if at < datetime.fromisoformat(self.fields["started_at"]):
             raise InvalidAPIParameters(
@@ -82,9 +96,13 @@ class Kernel(_Workload):
         last = self.fields.get("last_stats")
         if last is not None:
             last_at = datetime.fromisoformat(last["reported_at"])
-            if last_at > at or (last_at == at and last == stats):
-                return  # overtaken, or the same report again (at one instant the later one counts)
+            if last_at > at or (last_at == at and _counters(last) >= _counters(stats)):
+                # Overtaken, or a report of the same instant that is no larger: two reports of
+                # one instant keep the larger counters whatever order they come in, so an
+                # import run again (or in another order) records nothing twice.
+                return False
         self.trigger_event(self.StatsReported, stats=stats)
+        return True
 
     def terminate(self, terminated_at: str, status: str) -> None:
         if self.fields["status"] in ENDED_STATUSES:

@@ -18,7 +18,7 @@ import collections
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from domain.actions import ActionTriggerMeta
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
@@ -27,6 +27,7 @@ from domain.workload.actions import (
     CreateVFolderAction,
     DestroyEndpointAction,
     RecordWorkloadBatchAction,
+    RecordWorkloadBatchActionResult,
     ReportKernelStatsAction,
     StartKernelAction,
     TerminateKernelAction,
@@ -98,14 +99,18 @@ class ImportStopped(Exception):
 class BatchRecorder(Protocol):
     """The `record_workload_batch` processor, as the importer uses it."""
 
-    async def wait_for_complete(self, action: RecordWorkloadBatchAction, meta: ActionTriggerMeta, /) -> Any: ...
+    async def wait_for_complete(
+        self, action: RecordWorkloadBatchAction, meta: ActionTriggerMeta, /
+    ) -> RecordWorkloadBatchActionResult: ...
 
 
 @dataclass
 class Importer:
     """Records the facts of JSONL lines in atomic batches of `batch_size`, as `meta`'s actor.
-    Counts what it stored (`facts`, `batches`, `by_fact`) and how many bytes of lines it has
-    read (`read`), for a progress display. Lines before `start_line` are read but not
+    Counts what it stored (`facts`, `batches`; `by_fact` counts the facts handled of each
+    kind, `unchanged` those among them that stored nothing: recorded already by an earlier
+    run, or stats a later report overtook) and how many bytes of lines it has read (`read`),
+    for a progress display. Lines before `start_line` are read but not
     recorded (`skipped` counts the facts among them): an interrupted import resumes there.
     `resume_line` is where to resume: the first line whose fact is not stored."""
 
@@ -117,6 +122,7 @@ class Importer:
     read: int = 0
     lines: int = 0  # lines read, skipped ones included
     skipped: int = 0
+    unchanged: int = 0
     recorded_through: int = 0  # the number of the last line whose fact is stored
     by_fact: collections.Counter[str] = field(default_factory=collections.Counter)
 
@@ -126,7 +132,8 @@ class Importer:
 
     @property
     def facts(self) -> int:
-        return sum(self.by_fact.values())
+        """The facts this run stored."""
+        return sum(self.by_fact.values()) - self.unchanged
 
     @property
     def resume_line(self) -> int:
@@ -169,26 +176,29 @@ class Importer:
         if not batch:
             return
         try:
-            await self._append(batch)
+            unchanged = await self._append(batch)
         except InsufficientPermission:
             raise
         except LedgerError:
             for line in batch:
                 try:
-                    await self._append([line])
+                    unchanged = await self._append([line])
                 except LedgerError as exc:
                     raise ImportStopped(line.number, exc, self.facts) from None
-                self._count([line])
+                self._count([line], unchanged)
             return
-        self._count(batch)
+        self._count(batch, unchanged)
 
-    async def _append(self, batch: list[Line]) -> None:
+    async def _append(self, batch: list[Line]) -> int:
+        """One append; how many of its facts stored nothing."""
         # A fact recorded already (by an earlier run of this import, killed or stopped) is
         # skipped, not refused: running the import again records nothing twice.
         batch_action = RecordWorkloadBatchAction(actions=[x.action for x in batch], skip_recorded=True)
-        await self.processor.wait_for_complete(batch_action, self.meta)
+        result = await self.processor.wait_for_complete(batch_action, self.meta)
+        return result.unchanged
 
-    def _count(self, batch: list[Line]) -> None:
+    def _count(self, batch: list[Line], unchanged: int) -> None:
         self.batches += 1  # one atomic append
         self.by_fact.update(line.fact for line in batch)
+        self.unchanged += unchanged
         self.recorded_through = batch[-1].number

@@ -65,6 +65,7 @@ class _Facts:
         # (None: nothing is skipped).
         self.present = present
         self.created: set[uuid.UUID] = set()  # new in this unit of work: the store cannot see a repeat
+        self.unchanged = 0  # facts that stored nothing: recorded already, or stats overtaken
 
     def active_group(self, group_id: uuid.UUID) -> Group:
         group = load_live(self.work, Group, str(group_id))
@@ -104,6 +105,7 @@ class _Facts:
         if self.present is not None:
             done = self.recorded(action)
             if done is not None:
+                self.unchanged += 1
                 return done
         # Looked up by exact class in a dict: singledispatchmethod builds a bound wrapper
         # per call, a cost a bulk import pays per fact; a subclass of an action class
@@ -143,7 +145,8 @@ class _Facts:
 
     def _report_kernel_stats(self, a: ReportKernelStatsAction) -> Entity:
         kernel = load_live(self.work, Kernel, str(a.kernel_id))
-        kernel.report_stats(a.stats())
+        if not kernel.report_stats(a.stats()):
+            self.unchanged += 1
         return kernel
 
     def _terminate_kernel(self, a: TerminateKernelAction) -> Entity:
@@ -210,10 +213,11 @@ class WorkloadService:
         # a read per kernel; another store is asked stream by stream.
         self._existing: StreamIndex | None = store if isinstance(store, StreamIndex) else None
 
-    def _record(self, actions: Sequence[WorkloadAction], skip_recorded: bool = False) -> list[Entity]:
+    def _record(self, actions: Sequence[WorkloadAction], skip_recorded: bool = False) -> tuple[list[Entity], int]:
+        """The entity each fact is on, and how many facts stored nothing (`_Facts.unchanged`)."""
         attempts = itertools.count(1)
 
-        def record() -> list[Entity]:
+        def record() -> tuple[list[Entity], int]:
             work = UnitOfWork(self._store)
             present = self._present(work, actions) if skip_recorded else None
             facts = _Facts(
@@ -221,7 +225,7 @@ class WorkloadService:
             )
             touched = [facts.apply(action) for action in actions]
             facts.work.commit()
-            return touched
+            return touched, facts.unchanged
 
         first = actions[0]
         return self._store.run(record, first.entity_type(), first.operation_type())
@@ -248,21 +252,27 @@ class WorkloadService:
         return {i for i in ids if work.get(i, Entity) is not None}
 
     def _one(self, action: WorkloadAction) -> WorkloadActionResult:
-        (entity,) = self._record([action])
+        (entity,), _ = self._record([action])
         return WorkloadActionResult(entity.ENTITY_TYPE, entity.id, dict(entity.fields))
 
     async def record_batch(self, actions: Sequence[WorkloadAction]) -> int:
         """Records the facts in one atomic append: all land or none. Public because trusted
         code loads facts in bulk without an actor: it takes a plain list, not an action, so
         no permission check, audit record or metric applies; anything acting for a caller
-        goes through the `record_workload_batch` processor instead."""
-        return len(self._record(actions)) if actions else 0
+        goes through the `record_workload_batch` processor instead. Returns how many facts
+        stored something (a stats report overtaken by a later one stores nothing)."""
+        if not actions:
+            return 0
+        touched, unchanged = self._record(actions)
+        return len(touched) - unchanged
 
     @takes_action
     async def record_workload_batch(self, action: RecordWorkloadBatchAction) -> RecordWorkloadBatchActionResult:
         """`record_batch` as an action, so a batch is permission-checked, audited and measured."""
-        recorded = len(self._record(action.actions, action.skip_recorded)) if action.actions else 0
-        return RecordWorkloadBatchActionResult(recorded, action.entity_ids())
+        if not action.actions:
+            return RecordWorkloadBatchActionResult(0, action.entity_ids())
+        touched, unchanged = self._record(action.actions, action.skip_recorded)
+        return RecordWorkloadBatchActionResult(len(touched) - unchanged, action.entity_ids(), unchanged)
 
     @takes_action
     async def create_vfolder(self, action: CreateVFolderAction) -> WorkloadActionResult:

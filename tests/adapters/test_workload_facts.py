@@ -471,3 +471,28 @@ def test_a_kernel_keeps_its_latest_stats_whatever_order_the_reports_arrive_in(le
         report(world.kernel, 2.5, "250")  # late, but from before the end: the latest
         kernel = ledger.queries.kernel(world.kernel)
         assert kernel is not None and kernel.last_stats is not None and kernel.last_stats["cpu_used"] == "250"
+
+
+@pytest.mark.parametrize("order", [("100", "200"), ("200", "100")])
+def test_two_reports_of_one_instant_keep_the_larger_whatever_their_order(ledger_url: str, order: Any) -> None:
+    """At one instant the later arrival used to win: an import run again re-recorded both
+    reports (each differed from the one before it), and another order kept other stats."""
+    from datetime import timedelta
+
+    from domain.workload import ReportKernelStatsAction
+    from tests.actions import T0, build_world, run, stream_lengths
+
+    def report(kernel: Any, cpu: str) -> None:
+        action = ReportKernelStatsAction(kernel_id=kernel, reported_at=T0 + timedelta(hours=1), cpu_used=cpu)
+        run(ledger, "workload", "report_kernel_stats", action)
+
+    with open_ledger(ledger_url) as ledger:
+        world = build_world(ledger)
+        for cpu in order:
+            report(world.kernel, cpu)
+        kernel = ledger.queries.kernel(world.kernel)
+        assert kernel is not None and kernel.last_stats is not None and kernel.last_stats["cpu_used"] == "200"
+        before = stream_lengths(ledger)
+        for cpu in order:  # the same reports again, as a resumed import sends them
+            report(world.kernel, cpu)
+        assert stream_lengths(ledger) == before

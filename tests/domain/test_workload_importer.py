@@ -7,13 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
 
 import pytest
 
 from domain.actions import ActionTriggerMeta
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError, ObjectNotFound
-from domain.workload import CreateVFolderAction, RecordWorkloadBatchAction, TerminateKernelAction
+from domain.workload import (
+    CreateVFolderAction,
+    RecordWorkloadBatchAction,
+    RecordWorkloadBatchActionResult,
+    TerminateKernelAction,
+)
 from domain.workload.importer import FACTS, MAX_REASON, Importer, ImportStopped, bounded, parse_fact
 
 GROUP = "0e0e0e0e-0000-4000-8000-000000000001"
@@ -30,7 +34,9 @@ class FakeProcessor:
         self.stored: list[list[str]] = []  # the vfolder names of each stored batch
         self.calls = 0
 
-    async def wait_for_complete(self, action: RecordWorkloadBatchAction, meta: ActionTriggerMeta) -> Any:
+    async def wait_for_complete(
+        self, action: RecordWorkloadBatchAction, meta: ActionTriggerMeta
+    ) -> RecordWorkloadBatchActionResult:
         assert meta is META
         self.calls += 1
         if self.deny:
@@ -38,7 +44,7 @@ class FakeProcessor:
         if any(isinstance(a, TerminateKernelAction) for a in action.actions):
             raise ObjectNotFound("kernel not found")
         self.stored.append([a.name for a in action.actions if isinstance(a, CreateVFolderAction)])
-        return len(action.actions)
+        return RecordWorkloadBatchActionResult(len(action.actions), action.entity_ids())
 
 
 def vfolder(i: int) -> bytes:

@@ -37,10 +37,12 @@ class FactIn(BaseModel):
 
 
 class Recorded(BaseModel):
-    """`recorded`: how many facts were stored; `by_fact`: how many of each kind; `entities`:
-    what each was recorded on (`type:id`), in the request's order."""
+    """`recorded`: how many facts stored something; `unchanged`: how many stored nothing (a
+    stats report no newer than the kernel's last); `by_fact`: how many of each kind;
+    `entities`: what each was recorded on (`type:id`), in the request's order."""
 
     recorded: int
+    unchanged: int
     by_fact: dict[str, int]
     entities: list[str]
 
@@ -115,6 +117,7 @@ def record_facts(call: CallDep, payload: Body) -> Response:
             lambda: RecordWorkloadBatchAction(actions=[action for _, action in parsed]),
             lambda result: {
                 "recorded": result.recorded,
+                "unchanged": result.unchanged,
                 "by_fact": {fact: counts[fact] for fact in FACTS if counts[fact]},
                 "entities": list(result.entity_ids),
             },

@@ -90,6 +90,9 @@ def test_importing_the_file_whole_again_records_nothing_twice(ledger_url: str) -
     assert out[0].startswith("imported 1 fact in 1 batch in ")
     assert out[1:] == ["skipped 3 facts before line 4", "start_kernel=1"]
     assert events(ledger_url).count("KernelStarted") == 3
+    whole = ok(ledger_url, "workload", "import", "-", "--from-line", "4", input=text).stdout.splitlines()
+    assert whole[0].startswith("imported 0 facts in 1 batch in ")
+    assert whole[2] == "1 fact stored nothing (recorded already, or stats a later report overtook)"
     changed = {**kernel(0), "session_name": "another"}  # the id of a recorded kernel, other fields
     taken = refused(ledger_url, "workload", "import", "-", input=jsonl([changed]))
     assert taken.startswith("error: workload_duplicate_id: line 1: kernel ")
@@ -104,10 +107,13 @@ def test_an_import_killed_anywhere_is_finished_by_running_it_again(ledger_url: s
     path = tmp_path / "f.jsonl"
     path.write_text(jsonl(facts))
     head = tmp_path / "head.jsonl"
-    head.write_text(jsonl(facts[: len(facts) // 2 + 3]))  # the part a killed run got through
+    got_through = len(facts) // 2 + 3
+    head.write_text(jsonl(facts[:got_through]))  # the part a killed run got through
     ok(ledger_url, *SERVICE, "workload", "import", str(head), "--batch-size", "5")
     summary = as_json(ledger_url, *SERVICE, "workload", "import", str(path), "--batch-size", "5")
-    assert summary["facts"] == len(facts)
+    # What the first run stored is reported as stored by it alone, not as imported again.
+    assert (summary["facts"], summary["unchanged"]) == (len(facts) - got_through, got_through)
+    assert sum(summary["by_fact"].values()) == len(facts)
     history = events(ledger_url)
     assert history.count("KernelStarted") == 8 and history.count("KernelEnded") == 8
     assert history.count("EndpointCreated") == 2 and history.count("EndpointDestroyed") == 2

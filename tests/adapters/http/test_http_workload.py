@@ -63,6 +63,7 @@ def test_one_fact(api: Api, group_id: str) -> None:
     assert recorded.status_code == 200, recorded.text
     assert recorded.json() == {
         "recorded": 1,
+        "unchanged": 0,
         "by_fact": {"create_endpoint": 1},
         "entities": [f"endpoint:{fact['endpoint_id']}"],
     }
