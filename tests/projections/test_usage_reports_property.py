@@ -281,8 +281,15 @@ def in_window(k: KernelFact, start: datetime, end: datetime) -> bool:
     return k.ended is None or k.ended >= start
 
 
+def counters(report: dict[str, Any]) -> tuple[Any, ...]:
+    fields = ("mem_used", "io_read", "io_write", "disk_used")
+    return (Decimal(report.get("cpu_used", "0")), *(report.get(f, 0) for f in fields))
+
+
 def expected_kernel(k: KernelFact, tz: ZoneInfo) -> dict[str, Any]:
-    last = k.reports[-1] if k.reports else {}
+    # Every report is of the start's instant: the one with the larger counters is kept,
+    # whatever order they came in (cpu time, then memory, io read, io write, disk).
+    last = max(k.reports, key=counters, default={})
     gpu = "cuda.shares" if "cuda.shares" in k.slots else "cuda.device"
     days = None if k.ended is None else len(local_dates(k.started, k.ended, tz))
     return {
