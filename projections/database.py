@@ -40,9 +40,16 @@ class ReadModelDatabase:
         self._explaining = threading.local()
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        with self._locked(), self._translated(), self.engine.begin() as conn:
-            yield conn
+    def begin(self, immediate: bool = False) -> Iterator[Connection]:
+        """One transaction. `immediate`: on SQLite, take the write lock when it begins (for
+        a transaction that reads, then writes what it read: begun deferred, its first write
+        fails at once with "database is locked" if another writer committed in between,
+        without waiting out the busy timeout)."""
+        with self._locked(), self._translated(), self.engine.connect() as conn:
+            if immediate:
+                conn = conn.execution_options(**{_IMMEDIATE: True})
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -83,8 +90,11 @@ class ReadModelDatabase:
         self.engine.dispose()
 
 
+_IMMEDIATE = "ledger_begin_immediate"
+
+
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
 
 def _sqlite_read_model_settings(dbapi_connection: Any, _record: Any) -> None:

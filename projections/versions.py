@@ -88,7 +88,7 @@ class Versions(Tracking):
         the active ones, which `catch_up` swaps in when it has caught up. One in progress
         is resumed, not restarted. Returns the builds, to pass to `catch_up`."""
         keys = [p.versioned_name for p in projections if self.active[p.stable_name][0] == p.version]
-        with self.read_models.begin() as conn:
+        with self.read_models.begin(immediate=True) as conn:  # reads the generation, then writes the next
             for key in keys:
                 row = conn.execute(sa.select(self.rebuilds).where(self.rebuilds.c.projection == key)).first()
                 if row is None:
@@ -165,7 +165,7 @@ class Versions(Tracking):
         position (processes ahead of it find their position stale and re-read). The stall
         goes with the old tables. Conditional, like `_activate`: one process swaps."""
         key, generation, build_key = build.versioned_name, build.generation, build.storage_name
-        with self.read_models.begin() as conn:
+        with self.read_models.begin(immediate=True) as conn:
             done = conn.execute(
                 sa.update(self.rebuilds)
                 .where(self.rebuilds.c.projection == key, self.rebuilds.c.generation == generation)
@@ -174,12 +174,16 @@ class Versions(Tracking):
             )
             if done.rowcount == 1:
                 tracked = self.tracking.c.projection
-                position = conn.execute(sa.select(self.tracking.c.position).where(tracked == build_key)).scalar_one()
                 self._retire_tables(conn, key, _REPLACED + build_key)
                 quote = conn.dialect.identifier_preparer.quote
                 for name in tables_of(conn, build_key):
                     renamed = key + name[len(build_key) :]
                     conn.exec_driver_sql(f"ALTER TABLE {quote(name)} RENAME TO {quote(renamed)}")
+                # Read once the renames hold the build's tables: another process's batch into
+                # them (a second rebuild of the same generation) has committed its rows and
+                # its position by then, or has not begun; read before, the position could be
+                # older than the rows, and the next catch-up would apply those events again.
+                position = conn.execute(sa.select(self.tracking.c.position).where(tracked == build_key)).scalar_one()
                 conn.execute(sa.update(self.tracking).where(tracked == key).values(position=position))
                 conn.execute(sa.delete(self.tracking).where(tracked == build_key))
                 conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection.in_([key, build_key])))

@@ -1,0 +1,131 @@
+"""Forced rebuilds run by operators on a live ledger: two at once, and beside writers."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.actions import ActionTriggerMeta
+from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
+from projections.projection import Projection
+from tests.projections.readmodels import clean_rebuild, dump
+
+META = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
+
+
+def create(ledger: Ledger, count: int) -> None:
+    import asyncio
+
+    create = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+    for _ in range(count):
+        creator = KeyPairResourcePolicyCreator(name=f"r-{uuid.uuid4().hex[:10]}")
+        asyncio.run(create.wait_for_complete(CreateKeyPairResourcePolicyAction(creator=creator), META))
+
+
+def history(ledger: Ledger) -> list[Projection]:
+    return [p for p in ledger.runner.projections if p.stable_name == "history"]
+
+
+def test_a_swap_in_while_another_rebuild_has_a_batch_open_keeps_rows_and_position_together(ledger_url: str) -> None:
+    """Two `rebuild --force history` at once: the one that swapped the build in read the
+    build's position before the other's open batch committed, then renamed the tables
+    once it had: the read model held rows past its position, and the next catch-up
+    stalled on applying them again (reads 503 until another forced rebuild)."""
+    writer = open_ledger(ledger_url, build_pending=False)
+    first = open_ledger(ledger_url, build_pending=False)
+    second = open_ledger(ledger_url, build_pending=False)
+    try:
+        create(writer, 12)
+        build_first = first.runner.force(history(first))
+        second.runner.refresh()
+        build_second = second.runner.builds([p.versioned_name for p in history(second)])
+        in_batch = threading.Event()
+        applied = build_second[0].apply_batch
+
+        def slow_batch(conn: Any, events: Any) -> None:  # applied, then a slow commit
+            applied(conn, events)
+            in_batch.set()
+            time.sleep(1)
+
+        build_second[0].apply_batch = slow_batch  # type: ignore[method-assign]
+        swap = first.runner._swap_in
+
+        def swap_while_the_other_batch_is_open(build: Projection) -> None:
+            create(writer, 5)  # events the open batch will hold
+            other = threading.Thread(target=lambda: second.runner.catch_up(only=build_second))
+            other.start()
+            assert in_batch.wait(10)
+            swap(build)
+            other.join()
+
+        first.runner._swap_in = swap_while_the_other_batch_is_open  # type: ignore[method-assign]
+        first.runner.catch_up(only=build_first)
+        first.runner._swap_in = swap  # type: ignore[method-assign]
+        create(writer, 1)
+        later = open_ledger(ledger_url, build_pending=False)
+        try:
+            later.runner.catch_up()
+            (status,) = [s for s in later.runner.status() if s.name == "history"]
+            assert status.to_json()["stalled"] is None
+            assert later.queries.history("keypair_resource_policy", "default")
+            key = history(later)[0].versioned_name
+            with later.runner.read_models.connect() as conn:
+                tracked = conn.execute(
+                    sa.text("SELECT position FROM projection_tracking WHERE projection = :p"), {"p": key}
+                ).scalar_one()
+            assert tracked == later.app.recorder.max_notification_id()
+            assert dump(later.runner.read_models, history(later)) == {
+                name: rows for name, rows in clean_rebuild(later).items() if name.startswith("history")
+            }
+        finally:
+            later.close()
+    finally:
+        for ledger in (writer, first, second):
+            ledger.close()
+
+
+def test_forcing_a_rebuild_beside_a_writer_waits_its_turn(tmp_path: Any) -> None:
+    """On SQLite, `force` read the rebuild's generation and then wrote the next in a
+    transaction begun deferred: a commit by any other writer in between made the write
+    fail at once with "database is locked" (half the forced rebuilds on a live ledger)."""
+    ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
+    try:
+        first = ledger.runner.force(history(ledger))  # the first force inserts its row; later ones update it
+        ledger.runner.catch_up(only=first)  # built and swapped in
+        engine = ledger.runner.read_models.engine
+        other = sa.create_engine(engine.url)
+        with other.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE busy (n INTEGER)"))
+        done: list[bool] = []
+
+        def another_writer_commits() -> None:
+            with other.begin() as conn:
+                conn.execute(sa.text("INSERT INTO busy VALUES (1)"))
+            done.append(True)
+
+        writers: list[threading.Thread] = []
+
+        def between_read_and_write(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "projection_rebuilds" in statement and not writers:
+                writers.append(threading.Thread(target=another_writer_commits))
+                writers[0].start()
+                writers[0].join(0.5)  # commits now unless this transaction holds the write lock
+
+        sa.event.listen(engine, "after_cursor_execute", between_read_and_write)
+        try:
+            again = ledger.runner.force(history(ledger))
+        finally:
+            sa.event.remove(engine, "after_cursor_execute", between_read_and_write)
+            for writer in writers:
+                writer.join()
+            other.dispose()
+        assert writers and done == [True]  # the other writer waited its turn, then committed
+        ledger.runner.catch_up(only=again)
+        assert ledger.queries.history("keypair_resource_policy", "default")
+    finally:
+        ledger.close()
