@@ -50,10 +50,17 @@ class AuditMonitor:
     """Stores every outcome as an `AuditRecord` event, inside the action's context. A
     success that appends events is recorded in that same append (`record_with_events`,
     called by the store); any other outcome (refused, failed, nothing to append) is
-    recorded alone once the action has ended."""
+    recorded alone once the action has ended.
+
+    Each record names the domains its action concerns (`domains`): those of the entities
+    it saved, or, for an outcome that saved nothing, of the entity it names as it stands;
+    plus any domain it moves an entity into. A domain's admin reads the records of their
+    domain by these, never by the actor's own domain: a superadmin of one domain acting
+    in another, or an admin refused on a foreign entity, concerns the entity's domain."""
 
     def __init__(self, app: LedgerApplication) -> None:
         self._app = app
+        self._domains = StoreEntityDomains(app)
         app.record_with_events = self.success_record
 
     async def prepare(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
@@ -62,7 +69,9 @@ class AuditMonitor:
     def success_record(self, running: RunningAction, saving: Sequence[Aggregate]) -> AuditRecord:
         action = running.action
         entity_id = _created_key(action, saving) or action.entity_id()
-        return AuditRecord.record(audit_entry(running.success(entity_id), running.trigger, action.spec(), _ids(action)))
+        domains = _saved_domains(saving) | action.target_domains()
+        entry = audit_entry(running.success(entity_id), running.trigger, action.spec(), _ids(action), domains)
+        return AuditRecord.record(entry)
 
     async def done(self, action: BaseAction, result: ProcessResult) -> None:
         if result.recorded:
@@ -74,11 +83,36 @@ class AuditMonitor:
                     result.meta.description,
                 )
             return
-        self._app.save(AuditRecord.record(audit_entry(result.meta, result.trigger, action.spec(), _ids(action))))
+        entry = audit_entry(result.meta, result.trigger, action.spec(), _ids(action), self._concerned(action))
+        self._app.save(AuditRecord.record(entry))
+
+    def _concerned(self, action: BaseAction) -> set[str]:
+        """The domains an outcome that saved nothing concerns: its entity's as it stands (none
+        when it does not exist: such a record is the superadmin's) and those it names as
+        targets. A batch's entities are not looked up one by one."""
+        domains = action.target_domains()
+        entity_id = None if isinstance(action, BaseBatchAction) else action.entity_id()
+        if entity_id is not None:
+            found = self._domains.domain_of(action.entity_type(), entity_id)
+            if found is not None:
+                domains = {*domains, found}
+        return domains
 
 
 def _ids(action: BaseAction) -> Sequence[str]:
     return action.entity_ids() if isinstance(action, BaseBatchAction) else ()
+
+
+def _saved_domains(saving: Sequence[Aggregate]) -> set[str]:
+    """The domains of the entities an append saves (a domain is in itself)."""
+    domains = set()
+    for aggregate in saving:
+        if isinstance(aggregate, Entity):
+            if aggregate.ENTITY_TYPE == EntityType.DOMAIN:
+                domains.add(aggregate.key)
+            elif isinstance(name := aggregate.fields.get("domain_name"), str):
+                domains.add(name)
+    return domains
 
 
 def _created_key(action: BaseAction, saving: Sequence[Aggregate]) -> str | None:

@@ -31,7 +31,8 @@ class AuditProjection(BatchProjection):
     # 3: a batch's entities in their own indexed rows; its `entity_id` a bounded label
     #    (a comma-joined list of 300 ids broke PostgreSQL's B-tree index).
     # 4: the subjects whose personal values each row's spec holds, rewritten on erasure.
-    version = 4
+    # 5: the domains each action concerns, in their own indexed rows: what an admin reads.
+    version = 5
     cost = 0.1  # one row per action, not per event
 
     def __init__(self, metadata: sa.MetaData) -> None:
@@ -68,6 +69,13 @@ class AuditProjection(BatchProjection):
             sa.Column("entity_id", sa.Text, nullable=False),
             sa.Index(None, "entity_id", "position"),
         )
+        # The domains each action concerns (its record's `domains`): a domain's admin reads
+        # these rows. A record written before records named them has none here.
+        self.domains = self.table(
+            "domains",
+            sa.Column("domain_name", sa.String(256), primary_key=True),
+            sa.Column("position", POSITION, primary_key=True, autoincrement=False),
+        )
         # The rows whose spec holds personal values sealed under a subject: what its
         # erasure rewrites. No value here is personal (a subject names an id the row holds).
         self.subjects = self.table(
@@ -79,6 +87,7 @@ class AuditProjection(BatchProjection):
         self._entry_columns = list(self.entries.columns.keys())[1:]
         self._insert = BulkInsert(self.entries)
         self._insert_entities = BulkInsert(self.batch_entities)
+        self._insert_domains = BulkInsert(self.domains)
         self._insert_subjects = BulkInsert(self.subjects)
         self._personal = declared(AuditRecord.Recorded)
 
@@ -89,6 +98,7 @@ class AuditProjection(BatchProjection):
     def apply_batch(self, conn: Connection, batch: Batch) -> None:
         rows: list[tuple[Any, ...]] = []
         entities: list[tuple[int, str]] = []
+        domains: list[tuple[str, int]] = []
         subjects: list[tuple[str, int]] = []
         for position, event in batch:
             if type(event) is AuditRecord.Recorded:
@@ -98,19 +108,26 @@ class AuditProjection(BatchProjection):
                     entry = {**entry, "entity_id": batch_label(ids)}
                     entities.extend((position, entity_id) for entity_id in ids)
                 rows.append(self._row(position, entry))
+                domains.extend((name, position) for name in entry.get("domains") or ())
                 subjects.extend((subject, position) for subject in self._sealed_under(vars(event)))
             elif (subject := subject_erased_by(event)) is not None:
                 # The rows before the erasure are written first: it may rewrite them.
-                self._write(conn, rows, entities, subjects)
-                rows, entities, subjects = [], [], []
+                self._write(conn, rows, entities, domains, subjects)
+                rows, entities, domains, subjects = [], [], [], []
                 self._erase(conn, subject)
-        self._write(conn, rows, entities, subjects)
+        self._write(conn, rows, entities, domains, subjects)
 
     def _write(
-        self, conn: Connection, rows: list[tuple[Any, ...]], entities: list[tuple[int, str]], subjects: list[Any]
+        self,
+        conn: Connection,
+        rows: list[tuple[Any, ...]],
+        entities: list[tuple[int, str]],
+        domains: list[tuple[str, int]],
+        subjects: list[tuple[str, int]],
     ) -> None:
         self._insert(conn, rows)
         self._insert_entities(conn, entities)
+        self._insert_domains(conn, domains)
         self._insert_subjects(conn, subjects)
 
     def _spec_paths(self, state: Mapping[str, Any], subject: str | None = None) -> list[tuple[Path, str]]:

@@ -301,13 +301,16 @@ class Queries:
     ) -> list[AuditEntry]:
         """Action outcomes, oldest first (newest first with `newest_first`, so `limit` keeps
         the latest), started in [since, until); `actor` matches the user id or the access key.
-        `domain_name`: only actions taken in that domain (the actor's domain, as recorded).
+        `domain_name`: only the actions that concern that domain's entities (what its admin
+        reads; not the actor's domain, which the entries show as `domain_name`).
         `after`: the position of the last entry of the previous page; the entries that
         follow it in this order (an unknown position matches nothing)."""
         log = self._audit.entries
         conditions: list[sa.ColumnElement[bool]] = []
         if domain_name is not None:
-            conditions.append(log.c.domain_name == domain_name)
+            concern = self._audit.domains
+            concerning = sa.select(concern.c.position).where(concern.c.domain_name == domain_name)
+            conditions.append(log.c.position.in_(concerning))
         if after is not None:
             # The order is (started_at, position): the cursor row's time is read in SQL, so
             # the cursor is the position alone and no time round-trips through a string.
@@ -318,10 +321,13 @@ class Queries:
                 following = sa.or_(log.c.started_at > at, sa.and_(log.c.started_at == at, log.c.position > after))
             conditions.append(following)
         if entity_id is not None:
-            # A batch's record is found by any entity it touched, not only by its label.
+            # A batch's record is found by any entity it touched, not only by its label; a
+            # UUID as given and in the form ids are stored in (an auditor may paste it in
+            # capitals; a policy's name that looks like one is matched as given too).
+            named = {str(entity_id), _canonical_uuid(str(entity_id))}
             touched = self._audit.batch_entities
-            in_batch = sa.select(touched.c.position).where(touched.c.entity_id == str(entity_id))
-            conditions.append(sa.or_(log.c.entity_id == str(entity_id), log.c.position.in_(in_batch)))
+            in_batch = sa.select(touched.c.position).where(touched.c.entity_id.in_(named))
+            conditions.append(sa.or_(log.c.entity_id.in_(named), log.c.position.in_(in_batch)))
         for column, value in (
             (log.c.entity_type, entity_type),
             (log.c.operation, operation),
@@ -416,3 +422,11 @@ def _group(row: sa.Row[Any]) -> GroupData:
 
 def _policy(row: sa.Row[Any]) -> KeyPairResourcePolicyData:
     return KeyPairResourcePolicyData.from_fields(row.key, as_utc(row.created_at), row.fields)
+
+
+def _canonical_uuid(text: str) -> str:
+    """`text` as ids are stored when it is a UUID (lower case, hyphens), else as given."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text

@@ -8,7 +8,7 @@ append-only, hash-chained store as everything they describe.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -53,11 +53,17 @@ class AuditRecord(Aggregate):
 
 
 def audit_entry(
-    meta: ActionResultMeta, trigger: ActionTriggerMeta, spec: dict[str, Any], entity_ids: Sequence[str] = ()
+    meta: ActionResultMeta,
+    trigger: ActionTriggerMeta,
+    spec: dict[str, Any],
+    entity_ids: Sequence[str] = (),
+    domains: Collection[str] = (),
 ) -> dict[str, Any]:
     """The audit row of REFERENCE.md plus the actor and the action's input (a refused
     attempt leaves no other trace of what was asked). A batch action lists every entity
-    it touched in `entity_ids`; its `entity_id` is only a bounded label."""
+    it touched in `entity_ids`; its `entity_id` is only a bounded label. `domains`: the
+    domains the action concerns (whose admins read the record; `domain_name` is the
+    actor's). Records written before it existed have none."""
     entry = {
         **meta.to_json(),
         "request_id": trigger.request_id,
@@ -69,6 +75,7 @@ def audit_entry(
     }
     if entity_ids:
         entry["entity_ids"] = list(entity_ids)
+    entry["domains"] = sorted(domains)
     return entry
 
 
