@@ -1,8 +1,8 @@
 """`/v1/audit` and `/v1/verify`: the auditor's reads over HTTP (`ledger audit`, `ledger verify`).
 
 The audit trail records every action's input, so it is read through the table of
-authorised reads: a superadmin reads all of it, an admin the actions taken in their
-domain (filtered in SQL), anyone else an empty page. The chain walk is the superadmin's.
+authorised reads: a superadmin reads all of it, an admin the actions that concern their
+domain's entities (filtered in SQL), anyone else an empty page. The chain walk is the superadmin's.
 """
 
 from __future__ import annotations

@@ -296,7 +296,7 @@ WALK: list[Step] = [
         statuses(200, 200, 404, 404, 404),
         lambda w: f"/v1/usage/period?start_date=20240101&end_date=20240131&project_id={w.group_id}",
     ),
-    # The audit trail: a superadmin's all, an admin's the actions taken in their domain.
+    # The audit trail: a superadmin's all, an admin's the actions that concern their domain.
     Step(
         "GET",
         "/v1/audit",
