@@ -156,9 +156,3 @@ def insert_for(conn: Connection, table: sa.Table) -> Any:
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """`items` in slices of at most `size`: for `IN (...)` lists under every driver's limit."""
     return (items[first : first + size] for first in range(0, len(items), size))
-
-
-def tables_of(conn: Connection, stored_name: str) -> list[str]:
-    """The tables stored under `stored_name` (a projection's storage name, or the name its
-    retired tables were given), named `{stored_name}_{table}`."""
-    return sorted(name for name in sa.inspect(conn).get_table_names() if name.startswith(f"{stored_name}_"))

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from eventsourcing.persistence import ApplicationRecorder
+from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from domain.errors import ReadModelVersionMismatch, StoreUnavailable
@@ -146,6 +147,27 @@ class Tracking:
                 f"read model {projection.versioned_name} was replaced by a newer version: run the newer code"
             )
         return position
+
+
+def tables_of(conn: Connection, stored_name: str) -> list[str]:
+    """The tables stored under `stored_name` (a projection's storage name, or the name its
+    retired tables were given), named `{stored_name}_{table}`. A stored name can begin
+    another's plus `_` (the usage model of America/Bahia, `usage_v4_america_bahia`, and of
+    America/Bahia_Banderas, `usage_v4_america_bahia_banderas`), so a table is the one of
+    the longest stored name it begins with, of those the bookkeeping records."""
+    prefix = f"{stored_name}_"
+    longer = [
+        f"{name}_"
+        for table in (Tracking.tracking, Tracking.retired)
+        for name in conn.execute(
+            sa.select(table.c.projection).where(table.c.projection.startswith(prefix, autoescape=True))
+        ).scalars()
+    ]
+    return sorted(
+        name
+        for name in sa.inspect(conn).get_table_names()
+        if name.startswith(prefix) and not any(name.startswith(other) for other in longer)
+    )
 
 
 def _utc(at: datetime) -> datetime:

@@ -26,8 +26,8 @@ from sqlalchemy.schema import DropTable
 from domain.errors import ReadModelVersionMismatch, StoreUnavailable
 from projections.database import ReadModelDatabase
 from projections.projection import GENERATIONS, Factory, Projection
-from projections.sql import insert_for, tables_of
-from projections.tracking import Tracking
+from projections.sql import insert_for
+from projections.tracking import Tracking, tables_of
 
 
 class Versions(Tracking):

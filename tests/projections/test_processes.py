@@ -29,7 +29,7 @@ from adapters.store import parse_url
 from projections.database import ReadModelDatabase
 from projections.history import HistoryProjection
 from projections.runner import ProjectionRunner
-from projections.sql import tables_of
+from projections.tracking import tables_of
 from projections.usage import UsageProjection
 from tests.projections.commands import run, write_workload
 from tests.projections.readmodels import clean_rebuild, dump, old_code

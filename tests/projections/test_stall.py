@@ -20,7 +20,7 @@ from domain.keypair_resource_policy import KeyPairResourcePolicy
 from domain.projection_ops import ProjectionOps, SkipProjectionEventAction
 from projections import usage as usage_module
 from projections.runner import ProjectionRunner
-from projections.sql import tables_of
+from projections.tracking import tables_of
 from projections.usage import UsageProjection
 from tests.conftest import SUPERADMIN
 from tests.projections.commands import GROUPS, KERNELS, T0

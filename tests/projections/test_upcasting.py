@@ -13,7 +13,7 @@ from adapters.bootstrap import Ledger
 from domain.errors import ReadModelVersionMismatch
 from projections.projection import Projection
 from projections.runner import ProjectionRunner
-from projections.sql import tables_of
+from projections.tracking import tables_of
 from tests.projections.devices import Device, DevicesV1, DevicesV2
 
 TOPIC = "tests.projections.devices:Device.Registered"

@@ -3,8 +3,10 @@ old code, then replaces it in one transaction; a build resumes after an interrup
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pytest
@@ -16,12 +18,15 @@ from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from adapters.follow import follow
 from domain.errors import ReadModelVersionMismatch
+from domain.group import UsagePerMonthAction
 from projections import versions
 from projections.policies import PoliciesProjection
 from projections.runner import ProjectionRunner
-from projections.sql import tables_of
+from projections.tracking import tables_of
+from projections.usage import UsageProjection
+from tests.adapters.groups import create_group, start_kernel
 from tests.projections.commands import run
-from tests.projections.readmodels import clean_rebuild, code_with, dump
+from tests.projections.readmodels import clean_rebuild, code_with, dump, older
 
 OLD_NAME, NEW_NAME = "keypair_resource_policies_v1", "keypair_resource_policies_v2"
 
@@ -256,3 +261,37 @@ def test_a_retired_table_another_process_dropped_first_counts_as_emptied(tmp_pat
         assert second.runner.drop_retired_tables() is True
         assert first.runner._empty_in_chunks(name, None) == (True, 0)
         assert first.runner.drop_retired_tables() is True
+
+
+# Zone pairs whose usage table names begin alike: `usage_v4_america_bahia_` begins
+# `usage_v4_america_bahia_banderas_kernels` too.
+PREFIXED_ZONES = [("America/Bahia", "America/Bahia_Banderas"), ("NZ", "NZ-CHAT"), ("Etc/GMT", "Etc/GMT-1")]
+
+
+@pytest.mark.parametrize("rebuild", ["forced", "version switch"])
+@pytest.mark.parametrize(("zone", "other_zone"), PREFIXED_ZONES)
+def test_rebuilding_one_zones_usage_leaves_a_zone_named_alike_intact(
+    ledger_url: str, zone: str, other_zone: str, rebuild: str
+) -> None:
+    """A rebuild's tables were found by prefix: one zone's retired tables took those of a
+    zone whose name begins the same (dropped, or renamed and dropped on SQLite), while
+    its tracking row stayed at the head, so its reports were empty from then on."""
+    month = UsagePerMonthAction(month="202410", group_ids=None)
+
+    def other_code() -> AbstractContextManager[None]:  # the code both start with: for a switch, the version before
+        return code_with(usage=older(UsageProjection)) if rebuild == "version switch" else nullcontext()
+
+    with other_code(), open_ledger(ledger_url, other_zone) as other, open_ledger(ledger_url, zone) as one:
+        start_kernel(other, create_group(other, "team").id)
+        assert [g["g_name"] for g in asyncio.run(other.services.group.usage_per_month(month)).result] == ["team"]
+        other_tables = version_tables(other, other.projections.usage.versioned_name)
+        one.runner.catch_up()
+    if rebuild == "forced":
+        with open_ledger(ledger_url, zone) as one:
+            one.runner.catch_up(one.runner.force([one.projections.usage]))
+            one.runner.drop_retired_tables()
+    else:
+        open_ledger(ledger_url, zone).close()  # builds today's version of one zone, retires the one before
+    with other_code(), open_ledger(ledger_url, other_zone) as other:
+        assert version_tables(other, other.projections.usage.versioned_name) == other_tables
+        assert [g["g_name"] for g in asyncio.run(other.services.group.usage_per_month(month)).result] == ["team"]
