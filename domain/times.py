@@ -64,9 +64,10 @@ def as_utc(at: datetime) -> datetime:
 
 
 def parse_point(raw: str, field: str) -> tuple[int | None, datetime | None]:
-    """A point in an entity's history: a version number, or an ISO 8601 time (UTC if no zone)."""
-    from domain.parsers import parse_int
+    """A point in an entity's history: a version number (from 1), or an ISO 8601 time (UTC
+    if no zone). A refused point is named `field`, as the caller's user typed it."""
+    from domain.parsers import parse_positive_int
 
     if raw.strip().isascii() and raw.strip().isdigit():
-        return parse_int(raw, field), None
+        return parse_positive_int(raw, field), None
     return None, parse_time(raw, field)

@@ -26,11 +26,11 @@ def show_history(state: State, entity_type: str, entity_id: str) -> None:
 
 def show_state(state: State, entity_type: str, entity_id: str, at: str | None, version: int | None) -> None:
     """An entity as it stood at a past time or version, read from the event store."""
-    from domain.parsers import parse_int
+    from domain.parsers import parse_positive_int
     from domain.times import parse_time
 
     moment = None if at is None else parse_time(at, "at")
-    version = None if version is None else parse_int(version, "version")
+    version = None if version is None else parse_positive_int(version, "version")  # versions start at 1
     with state.ledger() as ledger:
         found = ledger.queries.state_at(entity_type, entity_id, at=moment, version=version)
     if found is None:

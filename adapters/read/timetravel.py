@@ -20,6 +20,7 @@ from domain.aggregates import ENTITY_KINDS
 from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, ObjectNotFound
 from domain.group.aggregate import GroupNameIndex, name_index_id
+from domain.parsers import parse_positive_int
 from domain.times import as_utc
 
 
@@ -59,8 +60,8 @@ class TimeTravel:
         if at is not None and version is not None:
             raise InvalidAPIParameters("give a time or a version, not both", field="at")
         stream = self._stream(entity_type, entity_id)
-        if version is not None and version < 1:
-            raise InvalidAPIParameters("versions start at 1", field="version")
+        if version is not None:
+            version = parse_positive_int(version, "version")  # as the CLI and HTTP parsers refuse it
         if at is not None:
             version = self._version_at(stream, as_utc(at))
             if version == 0:

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.bootstrap import open_ledger
 from adapters.cli.audit import AuditStatus
 from domain.actions import ActionStatus
-from tests.adapters.cli.helpers import as_json, ledger, ok, usage_error
+from tests.adapters.cli.helpers import as_json, ledger, ok, refused, usage_error
 
 GROUP = str(uuid.UUID(int=99))
 
@@ -149,6 +149,21 @@ def test_show_at_a_time_or_a_version_and_diff(db: str) -> None:
     for args, option in ((("--from", "0001-01-01", "--to", "2"), "--from: "), (("--from", "1", "--to", "x"), "--to: ")):
         bad = ledger(db, "policy", "diff", "p", *args)
         assert bad.exit_code == 1 and f"ledger_invalid_parameters: {option}" in bad.stderr, bad.stderr
+
+
+def test_a_version_below_1_is_refused_once_naming_the_option_typed(db: str) -> None:
+    """`diff --from 0` said `version: versions start at 1` (the query's field, not the option),
+    and `show --version -1` said `must be at least 0` though 0 was then refused."""
+    _history(db)
+    for args, said in (
+        (("diff", "p", "--from", "0", "--to", "2"), "--from: must be at least 1, got 0"),
+        (("diff", "p", "--from", "1", "--to", "0"), "--to: must be at least 1, got 0"),
+        (("show", "p", "--version", "0"), "--version: must be at least 1, got 0"),
+        (("show", "p", "--version", "-1"), "--version: must be at least 1, got -1"),
+    ):
+        assert refused(db, "policy", *args) == f"error: ledger_invalid_parameters: {said}"
+    bad = ledger(db, "--json", "policy", "diff", "p", "--from", "0", "--to", "2")
+    assert json.loads(bad.stderr)["error"]["field"] == "--from"
 
 
 def test_group_show_at_a_version_and_diff(db: str) -> None:

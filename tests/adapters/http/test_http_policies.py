@@ -78,6 +78,17 @@ def test_problems_name_the_field_and_code(api: Api) -> None:
     assert api.get(BASE, params={"limit": 0}).status_code == 400
 
 
+def test_a_version_below_1_is_named_by_its_query_parameter(api: Api) -> None:
+    """`diff?from=0` named the field `version` (the query's), not the parameter sent."""
+    api.post(BASE, {"name": "p"})
+    api.patch(f"{BASE}/p", {"idle_timeout": 60})
+    for params, field in (({"from": 0, "to": 2}, "from"), ({"from": 1, "to": 0}, "to")):
+        bad = api.get(f"{BASE}/p/diff", params=params)
+        assert bad.status_code == 400 and bad.json()["code"] == "ledger_invalid_parameters", bad.text
+        assert bad.json()["field"] == field and "at least 1" in bad.json()["detail"], bad.text
+    assert api.get(f"{BASE}/p/state", params={"version": 0}).json()["field"] == "version"
+
+
 def test_authentication_problems(api: Api) -> None:
     missing = api.client.get(BASE)
     assert missing.status_code == 401 and missing.json()["code"] == "token_authenticate_missing"
