@@ -7,11 +7,12 @@ container registries, measured amounts, and the enums of `domain.values`. Times 
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from domain.errors import InvalidAPIParameters
@@ -271,6 +272,20 @@ def parse_amount(raw: Any, field: str) -> Decimal:
     if len(value.as_tuple().digits) > 40:  # a Decimal object may carry any precision
         raise InvalidAPIParameters("too many digits (at most 40)", field=field)
     return value.copy_abs()  # "-0" is 0
+
+
+def json_float(text: str) -> float | Decimal:
+    """`parse_float` for every `json.loads` of caller input: a JSON number with a fraction
+    or exponent as a float, unless the float would overflow: 1e400 is then the exact
+    Decimal, so the field's own parser refuses it as too large, naming the field, instead
+    of reading float('inf'), which slot limits take as "unlimited"."""
+    value = float(text)
+    if value not in (math.inf, -math.inf):
+        return value
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond even Decimal's range
+        raise ValueError(f"the number {shown(text)} is out of range") from None
 
 
 def parse_end_status(raw: Any, field: str) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from domain.parsers import json_float
 from domain.values import ProjectType
 
 if TYPE_CHECKING:
@@ -52,8 +53,8 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_json(raw: str) -> Any:
     try:
-        return json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
-    except json.JSONDecodeError as exc:
+        return json.loads(raw, object_pairs_hook=_refuse_duplicate_keys, parse_float=json_float)
+    except ValueError as exc:  # JSONDecodeError, or a number beyond any range (`json_float`)
         raise typer.BadParameter(f"invalid JSON: {exc}") from None
     except RecursionError:  # `[[[[...` deeper than the parser's recursion limit
         raise typer.BadParameter("invalid JSON: nested too deeply") from None

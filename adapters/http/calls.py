@@ -34,6 +34,7 @@ from domain.actions import ActionProcessor, BaseAction, BaseActionResult
 from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, LedgerError, PreconditionFailed, ReadModelBehind, RequestTooLarge
 from domain.idempotency import IdempotentRequest
+from domain.parsers import json_float
 
 R = TypeVar("R", bound=BaseActionResult)
 T = TypeVar("T")
@@ -274,7 +275,7 @@ async def json_body(request: Request) -> Any:
     if not raw:
         raise InvalidAPIParameters("a JSON body is required", field="body")
     try:
-        parsed = json.loads(raw, parse_constant=_no_constant)
+        parsed = json.loads(raw, parse_constant=_no_constant, parse_float=json_float)
     except (ValueError, RecursionError):
         raise InvalidAPIParameters("is not valid JSON", field="body") from None
     if not isinstance(parsed, dict) and _object_only(request):

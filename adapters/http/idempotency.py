@@ -63,7 +63,8 @@ def parse_key(raw: str) -> str:
 def request_hash(method: str, path: str, body: Any) -> str:
     """What makes two requests the same: method, path and the body's JSON value (so a
     retry may re-serialise it with other spacing or key order)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    # default=str: a number too large for a float is parsed as a Decimal (`json_float`).
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=str)
     return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
 
 

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from domain.actions import ActionTriggerMeta
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
+from domain.parsers import json_float
 from domain.workload.actions import (
     CreateEndpointAction,
     CreateVFolderAction,
@@ -47,10 +48,10 @@ FACTS: dict[str, type[WorkloadAction]] = {
 def parse_fact(line: bytes) -> tuple[str, WorkloadAction]:
     """One JSONL line: `{"fact": NAME, ...the action's fields...}`."""
     try:
-        raw = json.loads(line.decode())
+        raw = json.loads(line.decode(), parse_float=json_float)
     except UnicodeDecodeError as exc:
         raise InvalidAPIParameters(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or a number beyond any range (`json_float`)
         raise InvalidAPIParameters(f"invalid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidAPIParameters(f"expected a JSON object, got {type(raw).__name__}")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from domain.errors import ConfigurationError, InvalidAPIParameters, LedgerError
 from domain.group import GroupCreator
 from domain.keypair_resource_policy import KeyPairResourcePolicyCreator
+from domain.parsers import json_float
 from domain.slots import _DEFAULT_SLOTS, INFINITY, KNOWN_SLOTS, MAX_BYTES, SlotKind, _KnownSlots, slots_from_env
 from domain.values import ResourceSlot
 from tests.domain.inputs import HUGE, SHORT, cpu, kernel, mem, refused
@@ -108,6 +109,18 @@ def test_infinity_stays_allowed_for_limits() -> None:
     assert GroupCreator(name="g", domain_name="d", total_resource_slots={"cpu": "inf"}).total_resource_slots["cpu"] == (
         INFINITY
     )
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1" + "0" * 400 + ".0"])
+@pytest.mark.parametrize("slot", ["mem", "cpu"])
+def test_a_json_number_too_large_for_a_float_is_no_unlimited_limit(slot: str, number: str) -> None:
+    """JSON read with `json_float` (every adapter's reading of caller JSON) keeps 1e400 a
+    number too large, not float('inf'), which a limit reads as unlimited."""
+    parsed = json.loads(f'{{"{slot}": {number}}}', parse_float=json_float)
+    refused(KeyPairResourcePolicyCreator, name="p", field=f"total_resource_slots.{slot}", total_resource_slots=parsed)
+    assert json.loads("[1.5, 1e308]", parse_float=json_float) == [1.5, 1e308]  # ordinary floats stay floats
+    with pytest.raises(ValueError, match="out of range"):
+        json.loads("1e999999999999999999999", parse_float=json_float)
 
 
 @pytest.mark.parametrize("raw", ["inf", "Infinity", float("inf"), Decimal("Infinity")])

@@ -259,6 +259,13 @@ def test_a_slot_given_twice_is_a_usage_error_naming_it(db: str) -> None:
     assert json.loads(ok(db, "--json", "policy", "list").stdout)[0]["name"] == "default"  # nothing created
 
 
+def test_a_json_number_too_large_for_a_float_is_refused_not_unlimited(db: str) -> None:
+    for slots in ('{"cpu": 1e400}', '{"mem": 1e400}'):
+        line = one_error_line(ledger(db, "policy", "create", "p", "--total-resource-slots", slots), 1)
+        assert "--total-resource-slots" in line and "too large" in line, slots
+    assert json.loads(ok(db, "--json", "policy", "list").stdout)[0]["name"] == "default"  # nothing created
+
+
 def test_usage_errors_are_one_line_with_a_pointer_to_help(db: str) -> None:
     bad_int = one_error_line(ledger(db, "policy", "create", "p", "--max-concurrent-sessions", "many"), 2)
     assert bad_int.startswith("error: usage: ") and "'--max-concurrent-sessions'" in bad_int

@@ -306,6 +306,39 @@ def test_huge_values(api: Api) -> None:
     assert _stored(api) == before
 
 
+def test_a_number_too_large_for_a_float_is_refused_not_read_as_unlimited(api: Api) -> None:
+    """1e400 overflows a float to inf, which a slot limit reads as "unlimited": it must be
+    refused as too large, naming the slot, as 1e16 and the text "1e400" are."""
+    before = _stored(api)
+    one = f"{POLICIES}/default"
+    cases = [
+        (POLICIES, b'{"name": "p", "total_resource_slots": {"cpu": 1e400}}', "total_resource_slots.cpu"),
+        (POLICIES, b'{"name": "p", "total_resource_slots": {"mem": 1e400}}', "total_resource_slots.mem"),
+        (POLICIES, b'{"name": "p", "max_pending_session_resource_slots": {"cpu": 1E+400}}', None),
+        (POLICIES, b'{"name": "p", "total_resource_slots": {"cpu": -1e400}}', "total_resource_slots.cpu"),
+        (POLICIES, b'{"name": "p", "total_resource_slots": {"cpu": 1' + b"0" * 400 + b".0}}", None),
+        (one, b'{"total_resource_slots": {"cpu": 1e400}}', "total_resource_slots.cpu"),
+        ("/v1/domains", b'{"name": "d", "total_resource_slots": {"cpu": 1e400}}', "total_resource_slots.cpu"),
+        (
+            "/v1/groups",
+            b'{"name": "g", "domain_name": "alpha", "total_resource_slots": {"cpu": 1e400}}',
+            "total_resource_slots.cpu",
+        ),
+    ]
+    for path, content, field in cases:
+        method = "PATCH" if path.endswith("/default") else "POST"
+        for extra in ({}, {"Idempotency-Key": "overflow"}):  # the key's hash reads the body too
+            headers = api.as_("superadmin", **{"Content-Type": "application/json", **extra})
+            answer = api.client.request(method, path, content=content, headers=headers)
+            label = content.decode()[:80]
+            expected = field or (lambda f: f.endswith("resource_slots.cpu"))
+            _assert_refused(answer, expected, label)
+            assert "too large" in answer.json()["detail"] or "negative" in answer.json()["detail"], label
+    beyond = _send_raw(api, "POST", POLICIES, b'{"name": "p", "idle_timeout": 1e999999999999999999999}')
+    _assert_refused(beyond, "body", "an exponent beyond any range")
+    assert _stored(api) == before
+
+
 def test_control_characters_in_names(api: Api) -> None:
     cases: list[Case] = []
     for text in CONTROL:
