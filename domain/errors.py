@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from domain.shown import encodable
+
 
 class LedgerError(Exception):
     """Base class of every error the ledger raises on purpose."""
@@ -22,6 +24,7 @@ class LedgerError(Exception):
     error_detail: ClassVar[str] = "internal"
 
     def __init__(self, message: str) -> None:
+        message = encodable(message)  # a message may quote input: a slot name, an unknown key
         super().__init__(message)
         self.message = message
 
@@ -37,6 +40,8 @@ class InvalidAPIParameters(LedgerError, ValueError):
     error_detail = "invalid_parameters"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
+        field = None if field is None else encodable(field)  # a field may be named by input (a slot's name)
+        message = encodable(message)
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
         self.reason = message

@@ -25,6 +25,15 @@ def shown(raw: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def encodable(text: str) -> str:
+    """`text` with each lone surrogate written as its escape (`\\udfff`): what an error
+    carries is written as UTF-8 (JSON, a terminal, pydantic's own errors), which a lone
+    surrogate cannot be."""
+    if text.isascii():  # the common case, at C speed
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def plural(count: int, noun: str) -> str:
     """`1 event`, `2 events`, `0 batches`, `3 entries`: a count and its noun, agreeing."""
     if count == 1:

@@ -22,23 +22,33 @@ from domain.errors import InvalidAPIParameters
 from domain.frozen import FrozenMapping
 from domain.hosts import VFolderHostPermissionMap
 from domain.parsers import Parser, parse_int, parse_name, parse_positive_int, parse_uuid
+from domain.shown import encodable
 from domain.slots import ResourceSlot
 from domain.values import OptionalState, TriState
 
 
-def _as_ledger_error(exc: ValidationError, model: str) -> InvalidAPIParameters:
+def _as_ledger_error(exc: ValidationError, model: str, data: Mapping[str, Any]) -> InvalidAPIParameters:
     err: ErrorDetails = exc.errors()[0]
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, InvalidAPIParameters):
         return InvalidAPIParameters(cause.reason, field=cause.field)
-    field = ".".join(str(part) for part in err["loc"]) or model
-    if len(field) > 120:  # an unknown key is user input: never echo a megabyte of it
-        field = field[:117] + "..."
+    if err["type"] == "string_unicode" and not err["loc"]:
+        # pydantic cannot read a key holding a lone surrogate, so it names no field: no
+        # field has such a name, so the key is an unknown one, named as any other is.
+        unreadable = next((key for key in data if encodable(key) != key), None)
+        if unreadable is not None:
+            return InvalidAPIParameters(f"unknown field for {model}", field=_bounded(encodable(unreadable)))
+    field = _bounded(".".join(str(part) for part in err["loc"]) or model)
     if err["type"] == "extra_forbidden":
         return InvalidAPIParameters(f"unknown field for {model}", field=field)
     if err["type"] == "missing":
         return InvalidAPIParameters("is required", field=field)
     return InvalidAPIParameters(err["msg"], field=field)
+
+
+def _bounded(field: str) -> str:
+    # An unknown key is user input: never echo a megabyte of it.
+    return field if len(field) <= 120 else field[:117] + "..."
 
 
 class LedgerModel(BaseModel):
@@ -50,7 +60,7 @@ class LedgerModel(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise _as_ledger_error(exc, type(self).__name__) from None
+            raise _as_ledger_error(exc, type(self).__name__, data) from None
         self.after_init()
 
     def after_init(self) -> None:

@@ -42,6 +42,8 @@ HOSTILE: list[Any] = [
     "x" * 5000,
     "\x00",
     "\u202e",
+    "\ud800",  # a lone surrogate: no UTF-8 text holds it
+    {"\udfff": "1"},  # ... as a key (a slot's or a host's name)
     "inf",
     "nan",
     "1e400",

@@ -70,7 +70,8 @@ def _parse(payload: Any) -> tuple[bool, list[tuple[str, WorkloadAction]]]:
     parsed = []
     for index, item in enumerate(items):
         # The import's own rule, line by line: the item is that line's JSON.
-        line = json.dumps(item, ensure_ascii=False, allow_nan=False).encode()
+        # ASCII escapes: a lone surrogate in a key or a value reaches the parser as it would from a file.
+        line = json.dumps(item, ensure_ascii=True, allow_nan=False).encode()
         try:
             parsed.append(parse_fact(line))
         except InvalidAPIParameters as exc:
