@@ -26,8 +26,6 @@ from domain.errors import (
     LedgerError,
     MissingToken,
     ObjectNotFound,
-    ReadModelStalled,
-    StoreUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +48,10 @@ class Problem(BaseModel):
 def problem(
     status: int, code: str, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    if status == 503:
+        # Every 503 is worth retrying (the store, a stalled or a lagging read model, as the
+        # README promises): said here, so that no new 503 can be left without it.
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
     body = Problem(
         type=f"urn:policy-ledger:error:{code}",
         title=HTTPStatus(status).phrase,
@@ -68,8 +70,6 @@ def ledger_problem(exc: LedgerError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, AuthenticationFailed | MissingToken):
         headers["WWW-Authenticate"] = 'Bearer realm="policy-ledger"'
-    if isinstance(exc, StoreUnavailable | ReadModelStalled):
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     status = exc.status if 400 <= exc.status < 600 else 500
     field = getattr(exc, "field", None) if isinstance(exc, InvalidAPIParameters | ObjectNotFound) else None
     return problem(status, exc.code, exc.message, field=field, headers=headers)

@@ -3,6 +3,9 @@ ETag and If-Match, Idempotency-Key, who may read, and the actor taken from the t
 
 from __future__ import annotations
 
+import pytest
+
+from adapters.http import calls
 from tests.adapters.http.api import Api
 
 BASE = "/v1/keypair-resource-policies"
@@ -87,6 +90,16 @@ def test_a_version_below_1_is_named_by_its_query_parameter(api: Api) -> None:
         assert bad.status_code == 400 and bad.json()["code"] == "ledger_invalid_parameters", bad.text
         assert bad.json()["field"] == field and "at least 1" in bad.json()["detail"], bad.text
     assert api.get(f"{BASE}/p/state", params={"version": 0}).json()["field"] == "version"
+
+
+def test_a_read_whose_min_position_is_not_reached_is_503_with_retry_after(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(calls, "MAX_WAIT", 0.1)  # the wait is 5 s: what matters is its answer
+    for path in (BASE, f"{BASE}/default", f"{BASE}/default/history", "/v1/domains"):
+        behind = api.get(path, params={"min_position": 2**62})
+        assert behind.status_code == 503 and behind.json()["code"] == "ledger_read_model_behind", path
+        assert behind.headers["Retry-After"] == "1", path
 
 
 def test_authentication_problems(api: Api) -> None:
