@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from adapters.bootstrap import Ledger, group_commit_wanted, open_ledger
 from adapters.http import problems, schema
 from adapters.http.idempotency import IdempotentResponses
+from adapters.http.methods import HeadAsGet
 from adapters.http.paths import EncodedSlashes
 from adapters.http.routes import ROUTERS
 from domain.errors import ConfigurationError, LedgerError
@@ -86,6 +87,7 @@ def create_app(
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["operations"], responses=problems.responses(503))
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["operations"], response_class=PlainTextResponse)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(HeadAsGet)  # innermost: the metrics still see HEAD
     app.add_middleware(_MeasuredRequests)
     app.add_middleware(EncodedSlashes)  # added last: it runs first, before routing
     return app
@@ -182,9 +184,29 @@ def _threads() -> int:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        document.setdefault("components", {}).setdefault("schemas", {}).update(schema.components)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(schema.components)
+        _no_validation_errors(document)
         app.openapi_schema = document
     return app.openapi_schema
+
+
+_VALIDATION_ERROR = {"$ref": "#/components/schemas/HTTPValidationError"}
+
+
+def _no_validation_errors(document: dict[str, Any]) -> None:
+    """FastAPI documents a 422 `HTTPValidationError` on every operation with parameters,
+    which this API never sends: an invalid path, query or body value is a 400 problem
+    (`problems.install`). The document says what is sent."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            answers = operation.get("responses", {})
+            generated = answers.get("422", {}).get("content", {}).get("application/json", {}).get("schema")
+            if generated == _VALIDATION_ERROR:
+                del answers["422"]
+                answers.setdefault("400", problems.responses(400)[400])
+    for name in ("HTTPValidationError", "ValidationError"):
+        document["components"]["schemas"].pop(name, None)
 
 
 def app_from_environment() -> FastAPI:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.http.methods import allowed_methods
 from domain.errors import (
     AuthenticationFailed,
     ForeignEntity,
@@ -104,7 +105,10 @@ def install(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "ledger_route_not_found", 405: "ledger_method_not_allowed"}.get(exc.status_code, "ledger_http")
-        return problem(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # the router names only the first route matching the path
+            headers["Allow"] = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+        return problem(exc.status_code, code, str(exc.detail), headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)

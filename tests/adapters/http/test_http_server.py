@@ -163,6 +163,20 @@ def test_operator_endpoints_and_documents(live: Live) -> None:
     assert docs.status_code == 200 and "/openapi.json" in docs.text
 
 
+def test_head_and_allow_over_the_network(live: Live) -> None:
+    """uvicorn sends no body for HEAD whatever the app does: the headers are the GET's."""
+    name = _name()
+    assert live.client.post(BASE, json={"name": name}, headers=live.headers()).status_code == 201
+    for path in ("/healthz", f"{BASE}/{name}"):
+        got = live.client.get(path, headers=live.headers())
+        head = live.client.head(path, headers=live.headers())
+        assert head.status_code == got.status_code == 200 and head.content == b"", path
+        assert head.headers["content-length"] == got.headers["content-length"], path
+        assert head.headers.get("etag") == got.headers.get("etag"), path
+    refused = live.client.put(f"{BASE}/{name}", headers=live.headers())
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD, PATCH, DELETE"
+
+
 def test_two_workers_start_and_serve() -> None:
     # SQLite only: two processes on one file is the harder case, and PostgreSQL has two
     # servers on one ledger in test_http_durability.

@@ -1,0 +1,79 @@
+"""Methods as RFC 9110 has them: a 405's `Allow` names every method of the resource, HEAD
+is answered wherever GET is (same status and headers, no body), and the OpenAPI document
+describes the refusals the API sends (400 problems), not FastAPI's 422 it never sends."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from tests.adapters.http.api import HOME, Api
+
+POLICIES = "/v1/keypair-resource-policies"
+PROBLEM = "application/problem+json"
+
+
+def _allow(answer: Any) -> list[str]:
+    return [method.strip() for method in answer.headers["Allow"].split(",")]
+
+
+def test_a_405_allows_every_method_of_the_resource(api: Api) -> None:
+    expected = {
+        "/v1/domains": ["GET", "HEAD", "POST"],
+        f"{POLICIES}/default": ["GET", "HEAD", "PATCH", "DELETE"],
+        f"{POLICIES}/gpu%2Fa100": ["GET", "HEAD", "PATCH", "DELETE"],  # an encoded slash routes as one key
+        "/healthz": ["GET", "HEAD"],
+        "/v1/workload/facts": ["POST"],
+    }
+    for path, methods in expected.items():
+        refused = api.client.put(path, headers=api.as_("superadmin"))
+        assert refused.status_code == 405, (path, refused.text)
+        assert refused.headers["content-type"] == PROBLEM and refused.json()["code"] == "ledger_method_not_allowed"
+        assert _allow(refused) == methods, path
+    head_of_post_only = api.client.head("/v1/workload/facts", headers=api.as_("superadmin"))
+    assert head_of_post_only.status_code == 405 and _allow(head_of_post_only) == ["POST"]
+
+
+def test_head_answers_as_get_without_the_body(api: Api) -> None:
+    assert api.post(POLICIES, {"name": "gpu"}).status_code == 201
+    for path in ("/healthz", "/v1/domains", f"{POLICIES}/gpu", f"{POLICIES}/gpu/history", f"{POLICIES}/nope"):
+        got = api.client.get(path, headers=api.as_("superadmin"))
+        head = api.client.head(path, headers=api.as_("superadmin"))
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        for header in ("content-type", "content-length", "etag"):
+            assert head.headers.get(header) == got.headers.get(header), (path, header)
+    assert api.client.head(POLICIES).status_code == 401  # as GET: the token is still asked for
+
+
+def test_every_get_operation_takes_head(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    checked = 0
+    for template, operations in document["paths"].items():
+        if "get" not in operations:
+            continue
+        path = re.sub(r"\{([^}]+)\}", lambda m: str(uuid.uuid4()) if m[1].endswith("_id") else HOME, template)
+        path = path.replace("/month/" + HOME, "/month/202401")
+        head = api.client.head(path, headers=api.as_("superadmin"))
+        assert head.status_code != 405 and head.content == b"", (template, head.status_code)
+        checked += 1
+    assert checked >= 30
+
+
+def test_the_document_describes_400_problems_not_422_validation_errors(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in str(document)
+    assert "ValidationError" not in document["components"]["schemas"]
+    parameterised = 0
+    for template, operations in document["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            if "422" in answers:  # a write's own 422 (an Idempotency-Key reused): a problem
+                assert list(answers["422"]["content"]) == [PROBLEM], (method, template)
+            if operation.get("parameters") or "requestBody" in operation:
+                assert list(answers["400"]["content"]) == [PROBLEM], (method, template)
+                parameterised += 1
+    assert parameterised >= 60
+    read = document["paths"]["/v1/domains"]["get"]["responses"]
+    assert "422" not in read and "400" in read
