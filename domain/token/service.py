@@ -21,6 +21,7 @@ from domain.ports import AggregateStore, UnitOfWork, load_live
 from domain.token.actions import IssueTokenAction, IssueTokenActionResult, RevokeTokenAction, RevokeTokenActionResult
 from domain.token.aggregate import Token
 from domain.token.types import MAX_TOKEN_LENGTH, TokenActor, new_token, token_hash
+from domain.user.aggregate import User
 from domain.user.lookup import require_user_of
 
 TOKEN = EntityType.TOKEN
@@ -40,7 +41,31 @@ def authenticate(store: AggregateStore, presented: str, now: datetime) -> TokenA
     expires_at = found.expires_at
     if expires_at is not None and now >= expires_at:
         raise ExpiredToken(f"token {found.id} expired at {expires_at.isoformat()}")
-    return found.actor()
+    actor = found.actor()
+    gone = _holder_gone(store, found, actor)
+    if gone is not None:
+        raise RevokedToken(f"token {found.id} speaks for {gone}")
+    return actor
+
+
+def _holder_gone(store: AggregateStore, token: Token, actor: TokenActor) -> str | None:
+    """Why the token no longer speaks for anyone (None: it does). A token is issued to a
+    live user of its domain (and keypair of that user): once the user is deleted, or the
+    user or keypair is one created again since (a new incarnation of the same id), the
+    token must not act as them."""
+    issued = token.created_at
+    user = store.get(User.id_for(str(actor.user_id)), Entity)
+    if not isinstance(user, User) or user.is_deleted or user.domain_name != actor.domain_name:
+        return f"user {actor.user_id}, who is no longer a user of domain {actor.domain_name!r}"
+    if issued is not None and user.created_at is not None and user.created_at > issued:
+        return f"user {actor.user_id} as they were before being created again"
+    if actor.access_key is not None:
+        keypair = store.get(KeyPair.id_for(actor.access_key), Entity)
+        if not isinstance(keypair, KeyPair) or keypair.is_deleted or keypair.fields["user_id"] != str(actor.user_id):
+            return f"keypair {actor.access_key}, which no longer belongs to user {actor.user_id}"
+        if issued is not None and keypair.created_at is not None and keypair.created_at > issued:
+            return f"keypair {actor.access_key} as it was before being created again"
+    return None
 
 
 class TokenService:

@@ -118,8 +118,8 @@ def test_the_holder_must_be_a_live_user_of_the_domain_and_own_the_keypair(store:
     with pytest.raises(ObjectNotFound, match="user_id"):
         issue(store, user_id=uuid.UUID(int=404))
     ensure_user(store, uuid.UUID(int=9), "beta")
-    with pytest.raises(InvalidAPIParameters, match=r"user_id.*domain 'beta'"):
-        issue(store, user_id=uuid.UUID(int=9))
+    with pytest.raises(ObjectNotFound, match=r"user_id: user .* not found in domain 'alpha'$"):
+        issue(store, user_id=uuid.UUID(int=9))  # of domain beta: answered as unknown
     with pytest.raises(ObjectNotFound, match="access_key"):
         issue(store, access_key="AKABSENT")
     create = CreateKeyPairAction(access_key="AKOTHER", user_id=OTHER, domain_name="alpha")
@@ -127,6 +127,31 @@ def test_the_holder_must_be_a_live_user_of_the_domain_and_own_the_keypair(store:
     with pytest.raises(InvalidAPIParameters, match=r"access_key.*another user"):
         issue(store, access_key="AKOTHER")
     assert issue(store, user_id=OTHER, access_key="AKOTHER").data.access_key == "AKOTHER"
+
+
+def test_a_token_stops_speaking_for_a_deleted_or_recreated_holder(store: InMemoryStore) -> None:
+    """Only the token's own revocation and expiry were checked: a deleted user's admin
+    token went on creating groups and listing the domain's users."""
+    from domain.keypair import DeleteKeyPairAction
+    from domain.user import DeleteUserAction, UserService
+
+    create = CreateKeyPairAction(access_key="AKHELD", user_id=OTHER, domain_name="alpha")
+    asyncio.run(KeyPairService(store).create_keypair(create))
+    by_user, by_keypair = issue(store), issue(store, user_id=OTHER, access_key="AKHELD")
+    assert authenticate(store, by_user.token, now()).user_id == USER
+    asyncio.run(KeyPairService(store).delete_keypair(DeleteKeyPairAction(access_key="AKHELD")))
+    with pytest.raises(RevokedToken, match="keypair AKHELD, which no longer belongs"):
+        authenticate(store, by_keypair.token, now())
+    asyncio.run(KeyPairService(store).create_keypair(create))  # the same key, made again
+    with pytest.raises(RevokedToken, match="keypair AKHELD as it was before being created again"):
+        authenticate(store, by_keypair.token, now())
+    asyncio.run(UserService(store).delete_user(DeleteUserAction(user_id=USER)))
+    with pytest.raises(RevokedToken, match="no longer a user of domain 'alpha'"):
+        authenticate(store, by_user.token, now())
+    ensure_user(store, USER, "alpha")  # the same id, a new incarnation
+    with pytest.raises(RevokedToken, match="as they were before being created again"):
+        authenticate(store, by_user.token, now())
+    assert authenticate(store, issue(store).token, now()).user_id == USER  # a token issued to the new one
 
 
 @pytest.mark.parametrize(
