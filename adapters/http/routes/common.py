@@ -14,6 +14,8 @@ from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found, responses
 from adapters.read.queries import HistoryEntry
 from adapters.read.timetravel import EntityState
+from domain.actions.permissions import ReadScope
+from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters, ObjectNotFound
 from domain.times import parse_point, parse_time
 
@@ -84,7 +86,7 @@ def add_history_routes(
     def history(call: CallDep, key: Key, min_position: MinPosition = None) -> list[dict[str, Any]]:
         visible(call, key)
         call.wait_for(min_position)
-        entries = call.ledger.queries.history(entity_type, key)
+        entries = _own_incarnations(call, entity_type, key, call.ledger.queries.history(entity_type, key))
         if not entries:
             raise not_found(entity_type, key)
         return [e.to_json() for e in entries]
@@ -100,7 +102,7 @@ def add_history_routes(
             raise InvalidAPIParameters("give at or version, not both", field="at")
         moment = None if at is None else parse_time(at, "at")
         found = call.ledger.queries.state_at(entity_type, key, at=moment, version=version)
-        if found is None:
+        if found is None or not _in_callers_domain(call, entity_type, found):
             raise ObjectNotFound(f"{entity_type} {key!r} did not exist then", entity_type=entity_type, entity_id=key)
         return found.to_json()
 
@@ -113,6 +115,10 @@ def add_history_routes(
         visible(call, key)
         from_version, from_at = parse_point(from_, "from")
         to_version, to_at = parse_point(to, "to")
+        for point_version, point_at in ((from_version, from_at), (to_version, to_at)):
+            found = call.ledger.queries.state_at(entity_type, key, at=point_at, version=point_version)
+            if found is not None and not _in_callers_domain(call, entity_type, found):
+                raise not_found(entity_type, key)
         return call.ledger.queries.diff(
             entity_type, key, from_version=from_version, to_version=to_version, from_at=from_at, to_at=to_at
         )
@@ -131,3 +137,30 @@ def add_history_routes(
             summary=summary,
             name=f"{entity_type}_{suffix}",
         )
+
+
+def _in_callers_domain(call: Call, entity_type: str, state: EntityState) -> bool:
+    """Whether a past state is of an incarnation the caller may read. `visible` judges the
+    entity as it is now; an id deleted and created again in another domain has a past a
+    domain-bound caller must not read (an admin of the new owner's domain read the former
+    owner's keypair, or the former user's email and name)."""
+    if call.caller.scope(entity_type) is ReadScope.ALL or entity_type == EntityType.DOMAIN:
+        return True
+    domain = state.fields.get("domain_name")
+    return domain is None or domain == call.caller.domain_name
+
+
+def _own_incarnations(call: Call, entity_type: str, key: str, entries: list[HistoryEntry]) -> list[HistoryEntry]:
+    """The entries of the incarnations (each from its Created or Recreated event on) the
+    caller may read (`_in_callers_domain`)."""
+    if call.caller.scope(entity_type) is ReadScope.ALL or entity_type == EntityType.DOMAIN:
+        return entries
+    kept: list[HistoryEntry] = []
+    readable = True
+    for entry in entries:
+        if entry.event in ("Created", "Recreated"):
+            state = call.ledger.queries.state_at(entity_type, key, version=entry.version)
+            readable = state is not None and _in_callers_domain(call, entity_type, state)
+        if readable:
+            kept.append(entry)
+    return kept

@@ -181,3 +181,23 @@ def test_erase_refusals_name_the_field(api: Api) -> None:
     unknown = api.post(f"{BASE}/{uuid.uuid4()}/erase", {"reason": "r"})
     assert unknown.status_code == 404 and unknown.json()["code"] == "user_not_found"
     assert api.ledger.app.keys.key(f"user:{api.users['user']}") is not None
+
+
+def test_an_id_created_again_in_another_domain_keeps_its_past_from_the_new_domains_admin(api: Api) -> None:
+    """Visibility was judged on the id's current incarnation only: once a beta user's id was
+    deleted and created again in alpha, alpha's admin read the beta incarnation's history,
+    state and diff, email and full name in clear."""
+    user_id = str(uuid.uuid4())
+    before = {"user_id": user_id, "domain_name": "beta", "email": "old@beta.org", "full_name": "Old Owner"}
+    assert api.post(BASE, before).status_code == 201
+    assert api.delete(f"{BASE}/{user_id}").status_code == 200
+    assert api.post(BASE, {"user_id": user_id, "domain_name": "alpha", "email": "new@alpha.org"}).status_code == 201
+    everything = api.get(f"{BASE}/{user_id}/history").json()
+    assert [e["event"] for e in everything] == ["Created", "Deleted", "Recreated"]
+    mine = api.get(f"{BASE}/{user_id}/history", role="admin")
+    assert mine.status_code == 200 and [e["event"] for e in mine.json()] == ["Recreated"], mine.text
+    assert "old@beta.org" not in mine.text
+    assert api.get(f"{BASE}/{user_id}/state", params={"version": 1}, role="admin").status_code == 404
+    assert api.get(f"{BASE}/{user_id}/state", params={"version": 3}, role="admin").status_code == 200
+    assert api.get(f"{BASE}/{user_id}/diff", params={"from": 1, "to": 3}, role="admin").status_code == 404
+    assert api.get(f"{BASE}/{user_id}/state", params={"version": 1}).json()["fields"]["email"] == "old@beta.org"
