@@ -223,6 +223,7 @@ class LedgerApplication(Application[uuid.UUID]):
     def get(self, aggregate_id: uuid.UUID, cls: type[A]) -> A | None:
         aggregate: Aggregate | None = self.cache.get(aggregate_id)
         if aggregate is None:
+            generation = self.cache.generation  # before the read: an erasure meanwhile voids the copy
             try:
                 aggregate = self._load(aggregate_id)
             except AggregateNotFoundError:
@@ -234,7 +235,7 @@ class LedgerApplication(Application[uuid.UUID]):
                     f"a stored event of stream {aggregate_id} cannot be read ({one_line(exc)}): "
                     "`ledger verify` names it"
                 ) from None
-            self.cache.put(aggregate)
+            self.cache.put(aggregate, generation)
         if not isinstance(aggregate, cls):
             raise TypeError(f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}")
         scope = current_write_scope()
@@ -262,6 +263,9 @@ class LedgerApplication(Application[uuid.UUID]):
     def save_all(self, *aggregates: Aggregate | None) -> None:
         saving = [a for a in aggregates if a is not None]
         attempt = self.cache.attempt
+        # The saved copies were read (or made) before this save: an erasure committing
+        # meanwhile (this one's included) voids them as it voids a read in flight.
+        generation = self.cache.generation
         # An append checks the version its decision was made on; any other cached copy
         # the decision used is checked here, before anything is written.
         appending = {a.id for a in saving if a.pending_events}
@@ -301,7 +305,7 @@ class LedgerApplication(Application[uuid.UUID]):
         if running is not None:
             running.recorded = True
         for aggregate in saving:
-            self.cache.put(aggregate)
+            self.cache.put(aggregate, generation)
         attempt.confirmed |= appending
 
     def run(self, command: Callable[[], R], entity_type: str, operation: str) -> R:

@@ -12,6 +12,11 @@ changes how often the store is read, never what a command decides.
 The cache keeps its own copy of each aggregate and hands out a fresh copy on every
 `get` (`Entity.clone`), so no other thread or failed attempt can touch what a command
 decides on.
+
+An erasure clears the cache (copies may hold the erased subject's values in clear). A
+copy read before that clear is not put after it: whoever puts says which `generation`
+its copy was read in (as `SubjectKeys` does for keys), so a read in flight during an
+erasure cannot bring the erased values back.
 """
 
 from __future__ import annotations
@@ -47,7 +52,14 @@ class AggregateCache:
         self._maxsize = maxsize
         self._copies: OrderedDict[uuid.UUID, Entity] = OrderedDict()
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by every `clear`
         self.attempt = AttemptState()
+
+    @property
+    def generation(self) -> int:
+        """To be taken before reading what will be `put` (see the module's docstring)."""
+        with self._lock:
+            return self._generation
 
     def get(self, aggregate_id: uuid.UUID) -> Entity | None:
         if self.attempt.fresh:
@@ -61,11 +73,14 @@ class AggregateCache:
         self.attempt.cached[aggregate_id] = kept.version
         return kept.clone()
 
-    def put(self, aggregate: Any) -> None:
+    def put(self, aggregate: Any, generation: int) -> None:
+        """Keeps a copy, unless the cache was cleared since `generation` was taken."""
         if not isinstance(aggregate, Entity):
             return  # only entities know how to copy themselves cheaply
         kept = aggregate.clone()
         with self._lock:
+            if generation != self._generation:
+                return  # read before an erasure's clear: it may hold erased values
             self._copies[aggregate.id] = kept
             self._copies.move_to_end(aggregate.id)
             while len(self._copies) > self._maxsize:
@@ -74,6 +89,7 @@ class AggregateCache:
     def clear(self) -> None:
         """Drops every copy (an erasure: copies may hold the erased subject's values)."""
         with self._lock:
+            self._generation += 1
             self._copies.clear()
 
     def drop(self, *aggregate_ids: uuid.UUID) -> None:

@@ -7,8 +7,10 @@ one of them holds copies the other has made stale.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,8 @@ from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
 from domain.keypair_resource_policy import (
     DeleteKeyPairResourcePolicyAction,
 )
+from domain.personal import ERASED
+from domain.user import CreateUserAction, EraseUserAction, User, UserCreator
 from tests.domain.fakes import ensure_user
 from tests.policies import create, modify
 
@@ -78,3 +82,41 @@ def test_a_cached_copy_saved_without_an_append_is_checked_first(pair: tuple[Ledg
     delete = DeleteKeyPairResourcePolicyAction(name="old-base")
     asyncio.run(a.services.keypair_resource_policy.delete_keypair_resource_policy(delete))
     assert a.queries.keypair_resource_policy("old-base") is None
+
+
+def test_a_read_in_flight_during_an_erasure_does_not_put_the_erased_values_back(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = ledger.app
+    user = uuid.uuid4()
+    creator = UserCreator(user_id=user, domain_name="default", email="ada@lab.org", full_name="Ada Lovelace")
+    asyncio.run(ledger.services.user.create_user(CreateUserAction(creator=creator)))
+    stream = User.id_for(str(user))
+    app.cache.clear()
+    loaded, erased = threading.Event(), threading.Event()
+    real_load = app._load
+
+    def held_load(aggregate_id: uuid.UUID) -> Any:
+        aggregate = real_load(aggregate_id)
+        if threading.current_thread().name == "reader":
+            loaded.set()  # read before the erasure, put after it
+            assert erased.wait(10)
+        return aggregate
+
+    monkeypatch.setattr(app, "_load", held_load)
+    read: list[Any] = []
+    reader = threading.Thread(target=lambda: read.append(app.get(stream, User)), name="reader")
+    reader.start()
+    assert loaded.wait(10)
+    asyncio.run(ledger.services.user.erase_user(EraseUserAction(user_id=user, reason="request")))
+    erased.set()
+    reader.join(10)
+    assert read and read[0].fields["email"] == "ada@lab.org"  # the read itself answered as of its time
+    kept = app.cache._copies.get(stream)
+    assert kept is None or (kept.fields["email"], kept.fields["full_name"]) == (ERASED, ERASED)
+    app.cache.attempt.begin(fresh=False)  # what a command's first attempt is handed
+    try:
+        handed = app.get(stream, User)
+    finally:
+        app.cache.attempt.begin(fresh=True)
+    assert handed is not None and (handed.fields["email"], handed.fields["full_name"]) == (ERASED, ERASED)
