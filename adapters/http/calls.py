@@ -94,7 +94,7 @@ class Call:
         expected = self._if_match(entity if isinstance(entity, uuid.UUID) else None)
         claim, responses = self._claim(method, body)
         if claim is not None:
-            first = responses.replay(claim.key, claim.request_hash, self._recorded(claim))
+            first = self._first_response(responses, claim, self._recorded(claim))
             if first is not None:
                 return _replayed(first)
         built = action() if callable(action) else action
@@ -109,7 +109,7 @@ class Call:
             recorded = None if claim is None or claim.applied else self._recorded(claim)
             if claim is None or recorded is None:
                 raise
-            first = responses.replay(claim.key, claim.request_hash, recorded)
+            first = self._first_response(responses, claim, recorded)
             assert first is not None  # a record exists: replay answers or raises
             return _replayed(first)
         _check_unwritten(scope)
@@ -140,6 +140,14 @@ class Call:
         key = responses.key_for(self.caller.user_id, raw)
         path = self.request.url.path
         return IdempotencyClaim(key, request_hash(method, path, body), method, path), responses
+
+    def _first_response(
+        self, responses: IdempotentResponses, claim: IdempotencyClaim, recorded: IdempotentRequest | None
+    ) -> StoredResponse | None:
+        # A stored response may hold values erased since: an erasure's clearing of them
+        # that failed after it committed must have passed before one is served (else 503).
+        self.ledger.app.finish_erasures()
+        return responses.replay(claim.key, claim.request_hash, recorded)
 
     def _recorded(self, claim: IdempotencyClaim) -> IdempotentRequest | None:
         found = self.ledger.app.get(claim.stream, Entity)

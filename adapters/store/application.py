@@ -5,9 +5,12 @@ and the unit of work that saves a command's aggregates and runs it again on conf
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -50,6 +53,8 @@ from domain.user.aggregate import User
 from domain.workload.aggregate import Kernel
 from domain.workload.storage import VFolderUsage
 from projections.database import one_line
+
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -156,6 +161,9 @@ class LedgerApplication(Application[uuid.UUID]):
         # Copies outside the event store (cached HTTP responses): cleared by the process that
         # erases, right after its append commits (their tables are shared by every process).
         self.erasure_listeners: list[Callable[[list[str]], None]] = []
+        # Listener calls that failed after their erasure committed, run again until they pass.
+        self._unfinished_erasures: list[tuple[Callable[[list[str]], None], list[str]]] = []
+        self._erasures_lock = threading.Lock()
         # Builds a running action's success record from what its append saves (set by
         # the audit monitor; without it, records are the monitor's own appends).
         self.record_with_events: Callable[[RunningAction, Sequence[Aggregate]], Aggregate] | None = None
@@ -166,7 +174,8 @@ class LedgerApplication(Application[uuid.UUID]):
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[uuid.UUID]]:
         """The library's save, minus its runtime Protocol checks per object (costly on
-        Python 3.11 when a bulk import saves hundreds of aggregates at once)."""
+        Python 3.11 when a bulk import saves hundreds of aggregates at once). Raises only
+        when nothing was stored (see `_after_commit`)."""
         processing = ProcessingEvent[uuid.UUID]()
         for aggregate in objs:
             if aggregate is not None:
@@ -178,16 +187,59 @@ class LedgerApplication(Application[uuid.UUID]):
         if erased:
             processing.saved_kwargs.update(erase=erased, keys=self.keys)
         recordings = self._record(processing)
+        self._after_commit(processing, recordings, erased)
+        return recordings
+
+    def _after_commit(
+        self, processing: ProcessingEvent[uuid.UUID], recordings: list[Recording[uuid.UUID]], erased: list[str]
+    ) -> None:
+        """What follows a committed append. The save has succeeded, so no failure here is
+        raised: it would be taken for the append's (a conflict, and the command run again,
+        or a failed write, though its events and audit record are stored)."""
         if erased:
-            self.forget(erased)
-            for listener in self.erasure_listeners:
-                listener(erased)
+            self.forget(erased)  # in memory, first: no later read of this process serves the values
+            with self._erasures_lock:
+                self._unfinished_erasures.extend((listener, erased) for listener in self.erasure_listeners)
+        if self._unfinished_erasures:
+            # A failure is logged, and run again by the next save and before a copy is served.
+            with contextlib.suppress(StoreUnavailable):
+                self.finish_erasures()
         scope = current_write_scope()
         if scope is not None:
             scope.note(recordings)
-        self._take_snapshots(processing)
-        self._notify(recordings)
-        return recordings
+        try:
+            self._take_snapshots(processing)
+        except Exception:
+            # Only an optimisation (SQLite's busy lock, say): reads replay the events, and
+            # the next snapshot interval the aggregate crosses takes one.
+            log.warning("snapshot not written after a committed append; reads replay its events", exc_info=True)
+        try:
+            self._notify(recordings)
+        except Exception:
+            log.exception("notifying the append of %d events failed after it committed", len(recordings))
+
+    def finish_erasures(self) -> None:
+        """Runs again the erasure listeners that failed after their erasure committed.
+        Raises StoreUnavailable while one still fails: a reader of what they drop (cached
+        HTTP responses) calls this first, so it never serves an erased subject's values."""
+        if not self._unfinished_erasures:  # emptied only once they have all passed
+            return
+        with self._erasures_lock:  # held while they run: no reader goes on before they end
+            failed = []
+            for listener, subjects in self._unfinished_erasures:
+                try:
+                    listener(subjects)
+                except Exception:
+                    log.exception(
+                        "erasure of %s is committed, but dropping copies of its values failed (%s); "
+                        "retried by the next save and before a cached response is served",
+                        subjects,
+                        getattr(listener, "__qualname__", listener),
+                    )
+                    failed.append((listener, subjects))
+            self._unfinished_erasures = failed
+        if failed:
+            raise StoreUnavailable(f"copies of erased subjects' values could not be dropped yet: {failed[0][1]}")
 
     def close(self) -> None:
         close_reads = getattr(self.recorder, "close_direct_reads", None)
@@ -298,7 +350,7 @@ class LedgerApplication(Application[uuid.UUID]):
         if running is not None and record_with_events is not None:
             saving.append(record_with_events(running, saving))
         try:
-            self.save(*saving)
+            self.save(*saving)  # raises only before its commit: after it, failures are logged
         except IntegrityError as exc:
             self.cache.drop(*(a.id for a in saving))
             raise VersionConflict(str(exc)) from exc

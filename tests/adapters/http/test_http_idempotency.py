@@ -7,9 +7,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from adapters.http.idempotency import IdempotentResponses, StoredResponse, responses
+from domain.errors import StoreUnavailable
 from tests.adapters.http.api import Api
 
 BASE = "/v1/keypair-resource-policies"
@@ -92,3 +94,29 @@ def test_if_match_reveals_nothing_of_an_entity_the_caller_may_not_see(api: Api) 
     assert stale.status_code == 412 and stale.json()["code"] == "ledger_precondition_failed"
     current = api.patch(f"/v1/groups/{group}", {"name": "hidden"}, **{"If-Match": created.headers["ETag"]})
     assert current.status_code == 200 and current.json()["changed"] is False
+
+
+def test_a_cached_response_is_not_served_while_an_erasure_could_not_clear_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The erasure is committed when clearing the responses fails: it answers its success,
+    and no cached response is served until the clearing, run again, has passed."""
+    key = {"Idempotency-Key": "secret-group-2"}
+    body = {"name": "secret2", "domain_name": "alpha", "description": "a description to be erased"}
+    created = api.post("/v1/groups", body, **key)
+    assert created.status_code == 201, created.text
+    real_forget_all = IdempotentResponses.forget_all
+
+    def locked(self: IdempotentResponses) -> int:
+        raise StoreUnavailable("read model database is locked")
+
+    monkeypatch.setattr(IdempotentResponses, "forget_all", locked)
+    purged = api.post(f"/v1/groups/{created.json()['id']}/purge", None)
+    assert purged.status_code == 200, purged.text
+    refused = api.post("/v1/groups", body, **key)
+    assert refused.status_code == 503 and "a description to be erased" not in refused.text
+    monkeypatch.setattr(IdempotentResponses, "forget_all", real_forget_all)
+    again = api.post("/v1/groups", body, **key)
+    assert again.status_code == 409 and again.json()["code"] == "idempotency_already_applied"
+    assert "a description to be erased" not in again.text
+    assert [e.status for e in api.ledger.queries.audit_log(operation="purge")] == ["success"]
