@@ -144,7 +144,7 @@ READS: dict[str, dict[Role, ReadScope]] = {
     },
     EntityType.TOKEN: {Role.SUPERADMIN: ReadScope.ALL},
     "usage": {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},
-    "audit": {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},  # actions taken in the domain
+    "audit": {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},  # actions concerning the domain
     "verify": {Role.SUPERADMIN: ReadScope.ALL},
 }
 
