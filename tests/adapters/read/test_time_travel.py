@@ -98,3 +98,27 @@ def test_a_diff_across_a_delete_and_a_re_creation_says_so(memory_ledger: Ledger)
     across = q.diff(POLICY, "p", from_version=1, to_version=3)
     assert set(across) == {"created_at"} and across["created_at"]["old"] != across["created_at"]["new"]
     assert q.diff(POLICY, "p", from_version=1, to_version=1) == {}
+
+
+def test_a_writer_whose_clock_is_behind_stamps_no_earlier_than_the_stream(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each writer stamps events with its own clock: one a minute behind (another host, an
+    NTP step back) stored a modify before the create, and the state at a moment before the
+    policy existed read the modified policy."""
+    import eventsourcing.domain
+
+    with open_ledger(ledger_url) as ledger:
+        create(ledger, "skew")
+        real = eventsourcing.domain.datetime_now_with_tzinfo
+        monkeypatch.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", lambda: real() - timedelta(minutes=1))
+        modify(ledger, "skew", idle_timeout=7)
+        monkeypatch.undo()
+        created, modified = ledger.queries.history("keypair_resource_policy", "skew")
+        assert modified.occurred_at > created.occurred_at
+        assert (
+            ledger.queries.state_at("keypair_resource_policy", "skew", at=created.occurred_at - timedelta(seconds=30))
+            is None
+        )
+        first = ledger.queries.state_at("keypair_resource_policy", "skew", at=created.occurred_at)
+        assert first is not None and first.version == 1
