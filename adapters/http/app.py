@@ -15,21 +15,22 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from adapters.bootstrap import Ledger, group_commit_wanted, open_ledger
 from adapters.http import problems, schema
+from adapters.http.auth import authenticate_request, presented_token
 from adapters.http.idempotency import IdempotentResponses
 from adapters.http.methods import HeadAsGet
 from adapters.http.paths import EncodedSlashes
 from adapters.http.routes import ROUTERS
-from domain.errors import ConfigurationError, LedgerError
+from domain.errors import ConfigurationError, InsufficientPermission, LedgerError
 
 DEFAULT_THREADS = 15
 API_PREFIX = "/v1"
@@ -85,12 +86,22 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["operations"], responses=problems.responses(503))
-    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["operations"], response_class=PlainTextResponse)
+    app.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        responses=problems.responses(401, 403),
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(HeadAsGet)  # innermost: the metrics still see HEAD
     app.add_middleware(_MeasuredRequests)
     app.add_middleware(EncodedSlashes)  # added last: it runs first, before routing
     return app
+
+
+METRICS = "metrics"  # the READS resource of /metrics
 
 
 def healthz() -> dict[str, str]:
@@ -113,8 +124,12 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "head": head, "lag": lag, "stalled": stalled})
 
 
-def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus exposition: this process's action metrics and HTTP request metrics."""
+def metrics(request: Request, presented: Annotated[str, Depends(presented_token)]) -> PlainTextResponse:
+    """Prometheus exposition: this process's action metrics and HTTP request metrics, for a
+    superadmin's or the platform's token (their labels name every domain that acted)."""
+    caller = authenticate_request(request, presented)
+    if caller.scope(METRICS) is None:
+        raise InsufficientPermission(actor=f"role {caller.role.value}", operation="read", entity="the metrics")
     ledger: Ledger = request.app.state.ledger
     return PlainTextResponse(ledger.metrics.exposition(), media_type="text/plain; version=0.0.4")
 

@@ -146,6 +146,8 @@ READS: dict[str, dict[Role, ReadScope]] = {
     "usage": {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},
     "audit": {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},  # actions concerning the domain
     "verify": {Role.SUPERADMIN: ReadScope.ALL},
+    # The Prometheus exposition: its labels name every domain that acted.
+    "metrics": {Role.SUPERADMIN: ReadScope.ALL, Role.SERVICE: ReadScope.ALL},
 }
 
 

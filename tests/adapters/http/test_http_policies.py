@@ -137,8 +137,19 @@ def test_a_ledger_served_by_a_second_app_keeps_one_set_of_http_metrics(api: Api)
     api.get(BASE)
     with TestClient(create_app(ledger=api.ledger)) as second:
         second.get(BASE, headers=api.as_("superadmin"))
-        text = second.get("/metrics").text
+        text = second.get("/metrics", headers=api.as_("superadmin")).text
     assert 'ledger_http_requests_total{method="GET",route="/v1/keypair-resource-policies",status="200"} 2.0' in text
+
+
+def test_the_metrics_are_read_with_a_superadmins_or_the_platforms_token(api: Api) -> None:
+    """/metrics answered anyone: its labels name every domain that has acted."""
+    api.post(BASE, {"name": "p"})
+    anonymous = api.client.get("/metrics")
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "token_authenticate_missing"
+    for role, status in (("superadmin", 200), ("service", 200), ("admin", 403), ("user", 403)):
+        got = api.get("/metrics", role=role)
+        assert got.status_code == status, (role, got.text)
+    assert "backendai_action_count" in api.get("/metrics").text
 
 
 def test_a_key_holding_a_slash_or_a_percent_is_reached_encoded(api: Api) -> None:

@@ -154,7 +154,8 @@ def test_operator_endpoints_and_documents(live: Live) -> None:
     assert live.client.post(BASE, json={"name": _name()}, headers=live.headers()).status_code == 201
     ready = live.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready" and ready.json()["head"] > 0
-    metrics = live.client.get("/metrics")
+    assert live.client.get("/metrics").status_code == 401  # its labels name every domain that acted
+    metrics = live.client.get("/metrics", headers=live.headers())
     assert metrics.status_code == 200
     assert "ledger_http_requests" in metrics.text and "backendai_action_count" in metrics.text
     document = live.client.get("/openapi.json")
