@@ -25,6 +25,7 @@ from adapters.read.queries import Queries
 from adapters.read.usage import SqlUsageReader
 from adapters.store import LedgerApplication, StoreConfig, parse_url
 from adapters.store.chain import enable_group_commit
+from domain.actions.context import system_context
 from domain.actions.permissions import PermissionValidator
 from domain.catalog import EntityType
 from domain.errors import ConfigurationError, InvalidAPIParameters, LedgerError, StoreUnavailable
@@ -126,7 +127,8 @@ class Ledger:
                 fields = KeyPairResourcePolicyCreator(name=SYSTEM_POLICY).fields_json()
                 self.app.save(KeyPairResourcePolicy.create(SYSTEM_POLICY, fields))
 
-        self.app.run(create, EntityType.KEYPAIR_RESOURCE_POLICY, "create")
+        with system_context():  # no action: nothing names an action id without its audit row
+            self.app.run(create, EntityType.KEYPAIR_RESOURCE_POLICY, "create")
 
     def _ensure_default_domain(self) -> None:
         """Every ledger holds the domain `default` (created once; an operator may delete it

@@ -37,7 +37,7 @@ from eventsourcing.utils import get_topic
 from adapters.store import LedgerApplication
 from adapters.store.streams import existing_streams
 from domain.actions.base import ActionResultMeta, ActionStatus
-from domain.actions.context import current_context
+from domain.actions.context import current_context, system_context
 from domain.audit import AuditRecord
 from domain.catalog import EntityType
 from domain.domains import Domain, DomainCreator
@@ -178,7 +178,8 @@ def declare_domains_and_users(app: LedgerApplication) -> None:
         work.commit()
 
     if named.is_empty():
-        app.run(create_default, EntityType.DOMAIN, "create")
+        with system_context():  # the ledger's own setup, as the system policy is (bootstrap)
+            app.run(create_default, EntityType.DOMAIN, "create")
     else:
         app.run(migrate, EntityType.LEDGER_MIGRATION, "migrate")
 

@@ -18,7 +18,7 @@ from domain.actions.base import ActionTriggerMeta
 
 @dataclass(frozen=True)
 class ActionContext:
-    action_id: str
+    action_id: str  # empty: the ledger's own doing, no action (`SYSTEM`)
     request_id: str | None
     user_id: str | None
     access_key: str | None
@@ -29,11 +29,12 @@ class ActionContext:
 
     def stamp(self) -> dict[str, Any]:
         """The metadata stored with each event (computed once: it is on the write path).
-        Fields without a value are left out, not stored as null: every event carries the
-        stamp, and readers take a missing field as None (`event_meta(...).get`)."""
+        Fields without a value (None, or the system's empty action id) are left out, not
+        stored as null: every event carries the stamp, and readers take a missing field as
+        None (`event_meta(...).get`)."""
         cached: dict[str, Any] | None = self.__dict__.get("_stamp")
         if cached is None:
-            cached = {name: value for name in _STAMPED if (value := getattr(self, name)) is not None}
+            cached = {name: value for name in _STAMPED if (value := getattr(self, name)) is not None and value != ""}
             object.__setattr__(self, "_stamp", cached)
         return cached
 
@@ -41,6 +42,9 @@ class ActionContext:
 _STAMPED: tuple[str, ...] = tuple(f.name for f in fields(ActionContext))
 
 
+# What the ledger does of itself outside any action (the policy and domain `default` it
+# starts with): stamped as the system's, naming no action, so that no history shows an
+# action id the audit trail has no row for.
 SYSTEM = ActionContext(
     action_id="",
     request_id=None,
@@ -57,6 +61,17 @@ _current: ContextVar[ActionContext | None] = ContextVar("ledger_action", default
 
 def current_context() -> ActionContext | None:
     return _current.get()
+
+
+@contextmanager
+def system_context() -> Iterator[ActionContext]:
+    """Stamps what is saved inside as the ledger's own doing (`SYSTEM`), even through a
+    store's `run`, which would otherwise open an action of the system's."""
+    token = _current.set(SYSTEM)
+    try:
+        yield SYSTEM
+    finally:
+        _current.reset(token)
 
 
 @contextmanager

@@ -110,3 +110,15 @@ def test_a_failing_monitor_never_fails_the_action(memory_ledger: Ledger, caplog:
     assert result.keypair_resource_policy.name == "monitored"
     assert seen == ["prepare a", "prepare b", "done b", "done a"]
     assert "prepare broke" in caplog.text and "done broke" in caplog.text
+
+
+def test_no_history_of_a_fresh_ledger_names_an_action_without_its_audit_row(ledger_url: str) -> None:
+    """The system policy and the domain `default` a ledger starts with were stamped with an
+    action id of the system's that no audit row held: to an auditor, a missing record.
+    They are the ledger's own doing, stamped as the system's with no action."""
+    with open_ledger(ledger_url) as ledger:
+        audited = {entry.action_id for entry in ledger.queries.audit_log()}
+        for entity_type, key in (("keypair_resource_policy", "default"), ("domain", "default")):
+            (created,) = ledger.queries.history(entity_type, key)
+            assert created.action_id is None or created.action_id in audited
+            assert created.actor["role"] == "system"
