@@ -40,10 +40,15 @@ class StoreEntityDomains:
         entity = self._app.get(stream, Entity)
         if not isinstance(entity, kind) or entity.is_deleted:
             return None
-        if entity.ENTITY_TYPE == EntityType.DOMAIN:  # a domain is in itself
-            return entity.key
-        domain: str | None = entity.fields.get("domain_name")
-        return domain
+        return entity_domain(entity)
+
+
+def entity_domain(entity: Entity) -> str | None:
+    """The domain an entity is in (a domain is in itself; None for one in no domain)."""
+    if entity.ENTITY_TYPE == EntityType.DOMAIN:
+        return entity.key
+    domain = entity.fields.get("domain_name")
+    return domain if isinstance(domain, str) else None
 
 
 class AuditMonitor:
@@ -104,15 +109,9 @@ def _ids(action: BaseAction) -> Sequence[str]:
 
 
 def _saved_domains(saving: Sequence[Aggregate]) -> set[str]:
-    """The domains of the entities an append saves (a domain is in itself)."""
-    domains = set()
-    for aggregate in saving:
-        if isinstance(aggregate, Entity):
-            if aggregate.ENTITY_TYPE == EntityType.DOMAIN:
-                domains.add(aggregate.key)
-            elif isinstance(name := aggregate.fields.get("domain_name"), str):
-                domains.add(name)
-    return domains
+    """The domains of the entities an append saves."""
+    found = (entity_domain(a) for a in saving if isinstance(a, Entity))
+    return {domain for domain in found if domain is not None}
 
 
 def _created_key(action: BaseAction, saving: Sequence[Aggregate]) -> str | None:
