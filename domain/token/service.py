@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.entity import Entity, entity_not_found
-from domain.errors import ExpiredToken, InvalidAPIParameters, RevokedToken, UnknownToken
+from domain.errors import ExpiredToken, InvalidAPIParameters, LedgerError, ObjectNotFound, RevokedToken, UnknownToken
 from domain.keypair.aggregate import KeyPair
 from domain.ports import AggregateStore, UnitOfWork, load_live
 from domain.token.actions import IssueTokenAction, IssueTokenActionResult, RevokeTokenAction, RevokeTokenActionResult
 from domain.token.aggregate import Token
 from domain.token.types import MAX_TOKEN_LENGTH, TokenActor, new_token, token_hash
-from domain.user.aggregate import User
 from domain.user.lookup import require_user_of
 
 TOKEN = EntityType.TOKEN
@@ -50,22 +49,38 @@ def authenticate(store: AggregateStore, presented: str, now: datetime) -> TokenA
 
 def _holder_gone(store: AggregateStore, token: Token, actor: TokenActor) -> str | None:
     """Why the token no longer speaks for anyone (None: it does). A token is issued to a
-    live user of its domain (and keypair of that user): once the user is deleted, or the
-    user or keypair is one created again since (a new incarnation of the same id), the
-    token must not act as them."""
-    issued = token.created_at
-    user = store.get(User.id_for(str(actor.user_id)), Entity)
-    if not isinstance(user, User) or user.is_deleted or user.domain_name != actor.domain_name:
-        return f"user {actor.user_id}, who is no longer a user of domain {actor.domain_name!r}"
-    if issued is not None and user.created_at is not None and user.created_at > issued:
-        return f"user {actor.user_id} as they were before being created again"
+    live user of its domain (and keypair of that user), as `issue_token` checks: once
+    that no longer holds, or the user or keypair is one created again since (a new
+    incarnation of the same id), the token must not act as them."""
+    work = UnitOfWork(store)
+    user_id, issued = str(actor.user_id), token.created_at
+    try:
+        user = require_user_of(work, user_id, actor.domain_name, "user_id")
+    except ObjectNotFound:
+        return f"user {user_id}, who is no longer a user of domain {actor.domain_name!r}"
+    if _made_after(user, issued):
+        return f"user {user_id} as they were before being created again"
     if actor.access_key is not None:
-        keypair = store.get(KeyPair.id_for(actor.access_key), Entity)
-        if not isinstance(keypair, KeyPair) or keypair.is_deleted or keypair.fields["user_id"] != str(actor.user_id):
-            return f"keypair {actor.access_key}, which no longer belongs to user {actor.user_id}"
-        if issued is not None and keypair.created_at is not None and keypair.created_at > issued:
+        try:
+            keypair = _keypair_of(work, actor.access_key, user_id)
+        except LedgerError:
+            return f"keypair {actor.access_key}, which no longer belongs to user {user_id}"
+        if _made_after(keypair, issued):
             return f"keypair {actor.access_key} as it was before being created again"
     return None
+
+
+def _made_after(entity: Entity, moment: datetime | None) -> bool:
+    """Whether `entity`'s incarnation was created after `moment`."""
+    return moment is not None and entity.created_at is not None and entity.created_at > moment
+
+
+def _keypair_of(work: UnitOfWork, access_key: str, user_id: str) -> KeyPair:
+    """The live keypair `access_key` of user `user_id`, or an error naming `access_key`."""
+    keypair = load_live(work, KeyPair, access_key, field="access_key")
+    if keypair.fields["user_id"] != user_id:
+        raise InvalidAPIParameters(f"keypair {access_key!r} belongs to another user", field="access_key")
+    return keypair
 
 
 class TokenService:
@@ -83,11 +98,7 @@ class TokenService:
             user_id = str(action.user_id)
             require_user_of(work, user_id, action.domain_name, "user_id")
             if action.access_key is not None:
-                keypair = load_live(work, KeyPair, action.access_key, field="access_key")
-                if keypair.fields["user_id"] != user_id:
-                    raise InvalidAPIParameters(
-                        f"keypair {action.access_key!r} belongs to another user", field="access_key"
-                    )
+                _keypair_of(work, action.access_key, user_id)
             expires = None if action.expires_in is None else issued_at + timedelta(seconds=action.expires_in)
             fields = {
                 "user_id": user_id,
