@@ -381,13 +381,18 @@ class Queries:
         new `created_at` (neither is a field of any entity)."""
         older = self.state_at(entity_type, entity_id, at=from_at, version=from_version)
         newer = self.state_at(entity_type, entity_id, at=to_at, version=to_version)
-        changes = diff_fields(older.fields if older else {}, newer.fields if newer else {})
-        if older is not None and newer is not None:
-            if older.deleted != newer.deleted:
-                changes["deleted"] = {"old": older.deleted, "new": newer.deleted}
-            if older.created_at != newer.created_at:
-                changes["created_at"] = {"old": _iso(older.created_at), "new": _iso(newer.created_at)}
-        return changes
+        return changes_between(older, newer)
+
+
+def changes_between(older: EntityState | None, newer: EntityState | None) -> FieldChanges:
+    """What `Queries.diff` answers for two states already read (None: not existing yet)."""
+    changes = diff_fields(older.fields if older else {}, newer.fields if newer else {})
+    if older is not None and newer is not None:
+        if older.deleted != newer.deleted:
+            changes["deleted"] = {"old": older.deleted, "new": newer.deleted}
+        if older.created_at != newer.created_at:
+            changes["created_at"] = {"old": _iso(older.created_at), "new": _iso(newer.created_at)}
+    return changes
 
 
 def _iso(at: datetime | None) -> str | None:
