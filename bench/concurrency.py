@@ -95,7 +95,7 @@ def raw_sqlite(folder: str, rows: int) -> float:
     return rows / elapsed
 
 
-def _postgres_ready() -> bool:
+def postgres_ready() -> bool:
     try:
         with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=3) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     # A throwaway master key: PostgreSQL ledgers need one, and SQLite ones need no key file.
     os.environ.setdefault("LEDGER_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
-    backends = ["sqlite"] + ([] if args.no_postgres or not _postgres_ready() else ["postgresql"])
+    backends = ["sqlite"] + ([] if args.no_postgres or not postgres_ready() else ["postgresql"])
     cells = [(b, g, w) for b in backends for g in (False, True) for w in args.writers]
     rates: dict[tuple[str, bool, int], list[float]] = {cell: [] for cell in cells}
     p99s: dict[tuple[str, bool, int], list[float]] = {cell: [] for cell in cells}
