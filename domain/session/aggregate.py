@@ -18,7 +18,7 @@ from typing import Any
 
 from domain.catalog import EntityType
 from domain.entity import Entity
-from domain.errors import DuplicateSession, InvalidSessionState, LedgerError
+from domain.errors import DuplicateSession, InvalidAPIParameters, InvalidSessionState, LedgerError
 from domain.session.types import ENDED, SessionStatus
 
 
@@ -136,7 +136,14 @@ class Session(Entity):
         self.trigger_event(self.Terminated, reason=reason)
         return True
 
-    def attach_kernel(self, kernel_id: str) -> None:
+    def attach_kernel(self, kernel_id: str, group_id: str, access_key: str) -> None:
+        if group_id != self.fields["group_id"] or access_key != self.fields["access_key"]:
+            # Else another tenant's kernel would run on this session's admission and, ending,
+            # end the session and release its quota.
+            raise InvalidAPIParameters(
+                f"session {self.key} was admitted for another group or access key than the kernel's",
+                field="session_id",
+            )
         if self.status is not SessionStatus.RUNNING:
             raise self._refuse("start a kernel", " (only an admitted, running session runs kernels)")
         if kernel_id not in self.kernels:

@@ -16,12 +16,13 @@ from domain.session.usage import release_usage
 ALL_KERNELS_ENDED = "all_kernels_terminated"
 
 
-def attach_kernel(work: UnitOfWork, session_id: str, kernel_id: str) -> Session | None:
+def attach_kernel(work: UnitOfWork, session_id: str, kernel_id: str, group_id: str, access_key: str) -> Session | None:
     """Records a started kernel on its admitted session (InvalidSessionState when that
-    session is pending or ended); None when the ledger never admitted the session."""
+    session is pending or ended, InvalidAPIParameters naming `session_id` when it was
+    admitted for another group or access key); None when the ledger never admitted it."""
     session = work.get(Session.id_for(session_id), Session)
     if session is not None:
-        session.attach_kernel(kernel_id)
+        session.attach_kernel(kernel_id, group_id, access_key)
     return session
 
 

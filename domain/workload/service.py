@@ -140,7 +140,7 @@ class _Facts:
         kernel = self.new(Kernel, a.kernel_id, fields)
         group.start_kernel(kernel.key, fields["mounts"])
         if attached:
-            attach_kernel(self.work, fields["session_id"], kernel.key)
+            attach_kernel(self.work, fields["session_id"], kernel.key, fields["group_id"], fields["access_key"])
         return kernel
 
     def _report_kernel_stats(self, a: ReportKernelStatsAction) -> Entity:

@@ -14,6 +14,7 @@ from domain.actions import ActionTriggerMeta
 from domain.errors import (
     DuplicateSession,
     InsufficientPermission,
+    InvalidAPIParameters,
     InvalidSessionState,
     QuotaExceeded,
     VFolderHostNotAllowed,
@@ -214,6 +215,23 @@ def test_a_kernel_of_a_pending_session_is_refused_and_one_of_an_unknown_session_
     assert world.schedule(pending).admitted  # the imported kernel counts toward nothing
     _end_kernel(world, imported)
     assert _status(ledger, pending) is SessionStatus.RUNNING
+
+
+def test_a_kernel_naming_another_tenants_session_is_refused_and_leaves_it_running(ledger: Ledger) -> None:
+    # Attached, the foreign kernel's end would end that session and release its quota.
+    world = SessionWorld(ledger, max_concurrent_sessions=1)
+    world.keypair("AK2", "p")
+    theirs = world.enqueue(access_key="AK2")
+    assert world.schedule(theirs).admitted
+    ours = world.kernel_start(theirs)
+    foreign_group = ours.model_copy(update={"group_id": world.group("other")})
+    for action in (ours, foreign_group):  # another access key; another group too
+        with pytest.raises(InvalidAPIParameters) as refused:
+            run(ledger, "workload", "start_kernel", action, PLATFORM)
+        assert refused.value.field == "session_id"
+        assert ledger.queries.kernel(action.kernel_id) is None
+    assert _status(ledger, theirs) is SessionStatus.RUNNING
+    assert not world.schedule(world.enqueue(access_key="AK2")).admitted  # its quota still held
 
 
 def test_a_batch_of_facts_attaches_and_detaches_in_their_order(ledger: Ledger) -> None:

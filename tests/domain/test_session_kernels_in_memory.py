@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from domain.errors import InvalidSessionState
+from domain.errors import InvalidAPIParameters, InvalidSessionState
 from domain.ports import UnitOfWork
 from domain.session import Scope, Session, SessionStatus, attach_kernel, detach_kernel
 from tests.domain.session_world import World
@@ -23,9 +23,15 @@ def world() -> World:
     return world
 
 
-def attach(world: World, sid: uuid.UUID, kernel: str) -> Session | None:
+def attach(
+    world: World, sid: uuid.UUID, kernel: str, group_id: str | None = None, access_key: str = "AK"
+) -> Session | None:
+    """Attaches as the session's own kernel unless another group is named."""
     work = UnitOfWork(world.store)
-    session = attach_kernel(work, str(sid), kernel)
+    if group_id is None:
+        known = work.get(Session.id_for(str(sid)), Session)
+        group_id = known.fields["group_id"] if known is not None else str(uuid.uuid4())
+    session = attach_kernel(work, str(sid), kernel, group_id, access_key)
     work.commit()
     return session
 
@@ -67,6 +73,21 @@ def test_a_kernel_needs_a_running_session_and_imported_ones_are_left_alone(world
     unknown = uuid.uuid4()
     assert attach(world, unknown, "k1") is None and detach(world, unknown, "k1") is None
     assert world.store.events(Session.id_for(str(unknown))) == []
+
+
+def test_a_kernel_of_another_group_or_access_key_does_not_attach(world: World) -> None:
+    # Else it would run on this session's admission and, ending, end the session and
+    # release its quota for another tenant.
+    world.keypair("AK2", world.user("d"), "d", policy="p")
+    sid = world.enqueue("AK", world.group("d"), {"cpu": "1"})
+    world.schedule(sid)
+    before = world.store.events(Session.id_for(str(sid)))
+    for group_id, access_key in ((str(world.group("d")), "AK"), (None, "AK2")):
+        with pytest.raises(InvalidAPIParameters) as refused:
+            attach(world, sid, "k1", group_id, access_key)
+        assert refused.value.field == "session_id"
+    assert world.store.events(Session.id_for(str(sid))) == before
+    assert world.session(sid).status is SessionStatus.RUNNING
 
 
 def test_a_session_ended_by_hand_keeps_its_end_when_its_kernels_end(world: World) -> None:
