@@ -374,7 +374,7 @@ class QuotaExceeded(LedgerError):
         super().__init__(message)
         self.limit = limit
         self.scope = scope
-        self.scope_id = scope_id
+        self.scope_id = encodable(scope_id)  # named by input (an access key, a domain name)
 
 
 class VFolderHostNotAllowed(LedgerError):
@@ -386,7 +386,7 @@ class VFolderHostNotAllowed(LedgerError):
 
     def __init__(self, message: str, *, host: str, permission: str) -> None:
         super().__init__(message)
-        self.host = host
+        self.host = encodable(host)  # named by input
         self.permission = permission
 
 

@@ -27,6 +27,8 @@ from domain.errors import (
     LedgerError,
     MissingToken,
     ObjectNotFound,
+    QuotaExceeded,
+    VFolderHostNotAllowed,
 )
 
 log = logging.getLogger(__name__)
@@ -44,10 +46,24 @@ class Problem(BaseModel):
     detail: str
     code: str
     field: str | None = None
+    # What a refusal weighed, as members a platform can act on (not only in `detail`): the
+    # limit, its scope and whose it is (quota_exceeded), or the host and the permission
+    # no level grants (vfolder_host_not_allowed).
+    limit: str | None = None
+    scope: str | None = None
+    scope_id: str | None = None
+    host: str | None = None
+    permission: str | None = None
 
 
 def problem(
-    status: int, code: str, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    weighed: dict[str, str] | None = None,
 ) -> JSONResponse:
     if status == 503:
         # Every 503 is worth retrying (the store, a stalled or a lagging read model, as the
@@ -60,6 +76,7 @@ def problem(
         detail=detail,
         code=code,
         field=field,
+        **(weighed or {}),
     )
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers, media_type=PROBLEM)
 
@@ -73,7 +90,12 @@ def ledger_problem(exc: LedgerError) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer realm="policy-ledger"'
     status = exc.status if 400 <= exc.status < 600 else 500
     field = getattr(exc, "field", None) if isinstance(exc, InvalidAPIParameters | ObjectNotFound) else None
-    return problem(status, exc.code, exc.message, field=field, headers=headers)
+    weighed = None
+    if isinstance(exc, QuotaExceeded):
+        weighed = {"limit": exc.limit, "scope": exc.scope, "scope_id": exc.scope_id}
+    elif isinstance(exc, VFolderHostNotAllowed):
+        weighed = {"host": exc.host, "permission": exc.permission}
+    return problem(status, exc.code, exc.message, field=field, headers=headers, weighed=weighed)
 
 
 def not_found(entity_type: str, entity_id: str) -> ObjectNotFound:

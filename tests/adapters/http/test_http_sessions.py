@@ -153,6 +153,9 @@ def test_quota_refusal_is_a_problem_with_its_code(api: Api) -> None:
     refused = api.post(BASE, world.body(), role="service")
     assert refused.status_code == 412 and refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["code"] == "quota_exceeded" and "max_pending_session_count" in refused.json()["detail"]
+    # What it weighed, as members a platform can act on, not only words in `detail`.
+    weighed = {name: refused.json().get(name) for name in ("limit", "scope", "scope_id")}
+    assert weighed == {"limit": "max_pending_session_count", "scope": "keypair", "scope_id": "AKUSER"}
     assert len(api.get(BASE).json()["items"]) == 1
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from adapters.http.routes.workload import Recorded
 from domain.group import CreateGroupAction
+from domain.keypair import CreateKeyPairAction
+from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
 from tests.adapters.http.api import HOME, Api, root_run
 
 FACTS = "/v1/workload/facts"
@@ -133,3 +135,16 @@ def test_idempotency_key_replays_a_batch(api: Api, group_id: str) -> None:
     again = api.post(FACTS, facts, role="service", **key)
     assert first.status_code == again.status_code == 200 and again.text == first.text
     assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_host_refusal_names_the_host_and_permission(api: Api, group_id: str) -> None:
+    policy = CreateKeyPairResourcePolicyAction(creator={"name": "no-hosts"})
+    root_run(api.ledger, "keypair_resource_policy", "create_keypair_resource_policy", policy)
+    keypair = CreateKeyPairAction(
+        access_key="AKV", user_id=api.users["user"], domain_name=HOME, resource_policy="no-hosts"
+    )
+    root_run(api.ledger, "keypair", "create_keypair", keypair)
+    fact = {"fact": "create_vfolder", "vfolder_id": str(uuid.uuid4()), "name": "d", "host": "nas", "group_id": group_id}
+    refused = api.post(FACTS, {**fact, "owner_access_key": "AKV"}, role="service")
+    assert refused.status_code == 403 and refused.json()["code"] == "vfolder_host_not_allowed", refused.text
+    assert (refused.json()["host"], refused.json()["permission"]) == ("nas", "create-vfolder")
