@@ -77,8 +77,8 @@ class SessionEntry:
 @dataclass(frozen=True)
 class SessionDecision:
     """One gate's decision on a session: `enqueue` (passed the hard gate), `admitted` or
-    `deferred` (the start gate). `checks`: every limit weighed (admitted) or the failed
-    ones (deferred), each {limit, scope, scope_id, slot, requested, used, allowed}."""
+    `deferred` (the start gate). `checks`: every limit weighed (enqueue, admitted) or the
+    failed ones (deferred), each {limit, scope, scope_id, slot, requested, used, allowed}."""
 
     at: datetime
     decision: str
@@ -178,9 +178,12 @@ class SessionQueries:
         decisions = []
         for event in events:
             if isinstance(event, Session.Created):
-                decisions.append(
-                    SessionDecision(event.timestamp, "enqueue", event.fields.get("enqueued_under") or {}, [])
+                # Sessions enqueued before the gate recorded its checks show none.
+                fields = event.fields
+                enqueued = SessionDecision(
+                    event.timestamp, "enqueue", fields.get("enqueued_under") or {}, fields.get("enqueue_checks") or []
                 )
+                decisions.append(enqueued)
             elif isinstance(event, Session.Admitted):
                 decisions.append(SessionDecision(event.timestamp, "admitted", event.policy, event.checks))
             elif isinstance(event, Session.Deferred):

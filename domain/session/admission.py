@@ -37,7 +37,7 @@ def _unlimited_if_not_positive(value: int | Decimal | None) -> bool:
     return value is None or value <= 0
 
 
-def enqueue_refusal(
+def enqueue_checks(
     policy: EffectivePolicy,
     access_key: str,
     *,
@@ -45,37 +45,62 @@ def enqueue_refusal(
     requested: ResourceSlot,
     pending_count: int,
     pending_total: Mapping[str, Decimal],
-) -> QuotaExceeded | None:
-    """The first enqueue limit the request breaks, or None. Checked in this order:
-    containers, pending count, pending slots (slots in name order)."""
+) -> list[AdmissionCheck]:
+    """Every limit the enqueue gate weighs, in the order it refuses: containers, pending
+    count, pending slots (slots in name order; a slot cap of null or <= 0 is left out)."""
     data = policy.policy
-
-    def refusal(limit: str, detail: str) -> QuotaExceeded:
-        return QuotaExceeded(
-            f"keypair {access_key}: {limit} of policy {policy.name!r} ({policy.source.value}): {detail}",
-            limit=limit,
-            scope=Scope.KEYPAIR.value,
-            scope_id=access_key,
-        )
-
-    if cluster_size > data.max_containers_per_session:
-        return refusal("max_containers_per_session", f"cluster_size {cluster_size} > {data.max_containers_per_session}")
     count_cap = data.max_pending_session_count
-    if not _unlimited_if_not_positive(count_cap) and pending_count + 1 > count_cap:  # type: ignore[operator]
-        return refusal("max_pending_session_count", f"{pending_count} pending + 1 > {count_cap}")
+    checks = [
+        AdmissionCheck(
+            "max_containers_per_session",
+            Scope.KEYPAIR,
+            access_key,
+            None,
+            Decimal(cluster_size),
+            ZERO,
+            Decimal(data.max_containers_per_session),
+        ),
+        AdmissionCheck(
+            "max_pending_session_count",
+            Scope.KEYPAIR,
+            access_key,
+            None,
+            ONE,
+            Decimal(pending_count),
+            INFINITY if _unlimited_if_not_positive(count_cap) else Decimal(count_cap),  # type: ignore[arg-type]
+        ),
+    ]
     caps = data.max_pending_session_resource_slots or ResourceSlot()
     for slot in sorted(caps):
-        cap = caps[slot]
-        if _unlimited_if_not_positive(cap):
-            continue
-        want = pending_total.get(slot, ZERO) + requested.get(slot, ZERO)
-        if want > cap:
-            return refusal(
-                "max_pending_session_resource_slots",
-                f"{slot}: pending {quantity_json(pending_total.get(slot, ZERO))} + requested "
-                f"{quantity_json(requested.get(slot, ZERO))} > {quantity_json(cap)}",
+        if not _unlimited_if_not_positive(caps[slot]):
+            want, held = requested.get(slot, ZERO), pending_total.get(slot, ZERO)
+            checks.append(
+                AdmissionCheck(
+                    "max_pending_session_resource_slots", Scope.KEYPAIR, access_key, slot, want, held, caps[slot]
+                )
             )
-    return None
+    return checks
+
+
+def enqueue_refusal(policy: EffectivePolicy, checks: Iterable[AdmissionCheck]) -> QuotaExceeded | None:
+    """The first of `enqueue_checks` the request breaks, as the refusal, or None."""
+    failed = next((check for check in checks if not check.passed), None)
+    if failed is None:
+        return None
+    allowed = quantity_json(failed.allowed)
+    if failed.limit == "max_containers_per_session":
+        detail = f"cluster_size {quantity_json(failed.requested)} > {allowed}"
+    elif failed.limit == "max_pending_session_count":
+        detail = f"{quantity_json(failed.used)} pending + 1 > {allowed}"
+    else:
+        requested, used = quantity_json(failed.requested), quantity_json(failed.used)
+        detail = f"{failed.slot}: pending {used} + requested {requested} > {allowed}"
+    return QuotaExceeded(
+        f"keypair {failed.scope_id}: {failed.limit} of policy {policy.name!r} ({policy.source.value}): {detail}",
+        limit=failed.limit,
+        scope=failed.scope.value,
+        scope_id=failed.scope_id,
+    )
 
 
 def host_refusal(

@@ -43,7 +43,7 @@ from domain.session.actions import (
     TerminateSessionAction,
     TerminateSessionActionResult,
 )
-from domain.session.admission import admission_checks, enqueue_refusal, host_refusal
+from domain.session.admission import admission_checks, enqueue_checks, enqueue_refusal, host_refusal
 from domain.session.aggregate import Session
 from domain.session.runtime import sessions_due
 from domain.session.types import DueSession, RunningSession, Scope, SessionData, SessionStatus
@@ -98,7 +98,7 @@ class SessionService:
                 )
             policy = resolve_for_keypair(work, keypair)
             usage = load_usage(work, Scope.KEYPAIR, action.access_key)
-            refusal = enqueue_refusal(
+            checks = enqueue_checks(
                 policy,
                 action.access_key,
                 cluster_size=action.cluster_size,
@@ -106,6 +106,7 @@ class SessionService:
                 pending_count=len(usage.pending),
                 pending_total=usage.pending_total,
             )
+            refusal = enqueue_refusal(policy, checks)
             if refusal is not None:
                 raise refusal
             mount_hosts = {
@@ -129,6 +130,7 @@ class SessionService:
                 "mounts": [str(m) for m in action.mounts],
                 "status": SessionStatus.PENDING.value,
                 "enqueued_under": policy.ref_json(),
+                "enqueue_checks": [check.to_json() for check in checks],  # what the decision weighed
                 "decisions": 0,
             }
             session = work.add(Session.create(key, fields))

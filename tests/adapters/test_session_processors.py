@@ -48,6 +48,16 @@ def test_enqueue_makes_a_pending_session_under_the_effective_policy(ledger: Ledg
     )
     assert [d.decision for d in detail.decisions] == ["enqueue"]
     assert set(ledger.services.session.usage(Scope.KEYPAIR, "AK").pending) == {str(sid)}
+    # The enqueue decision keeps the numbers it weighed, as the start gate's do.
+    world.modify_policy("p", max_pending_session_count=5, max_pending_session_resource_slots={"cpu": "8"})
+    second = ledger.queries.session(world.enqueue("3"))
+    assert second is not None
+    weighed = [(c["limit"], c["slot"], c["requested"], c["used"], c["allowed"]) for c in second.decisions[0].checks]
+    assert weighed == [
+        ("max_containers_per_session", None, "1", "0", "1"),
+        ("max_pending_session_count", None, "1", "1", "5"),
+        ("max_pending_session_resource_slots", "cpu", "3", "2", "8"),
+    ]
     with pytest.raises(DuplicateSession):
         world.enqueue(session_id=sid)
 

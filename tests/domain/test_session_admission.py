@@ -10,7 +10,7 @@ from typing import Any
 from domain.effective_policy import EffectivePolicy, PolicySource
 from domain.hosts import VFolderHostPermission, VFolderHostPermissionMap
 from domain.keypair_resource_policy import KeyPairResourcePolicyCreator, KeyPairResourcePolicyData
-from domain.session.admission import admission_checks, enqueue_refusal, host_refusal
+from domain.session.admission import admission_checks, enqueue_checks, enqueue_refusal, host_refusal
 from domain.slots import INFINITY, ResourceSlot
 
 CREATE = VFolderHostPermission.CREATE
@@ -38,7 +38,29 @@ def test_any_level_grants_a_permission_and_none_denies() -> None:
 def test_an_infinite_pending_cap_and_a_request_without_the_slot_pass() -> None:
     policy = effective(max_pending_session_resource_slots={"cpu": "inf", "mem": "1g"})
     big = ResourceSlot.from_user_input({"cpu": "1000000"})
-    assert enqueue_refusal(policy, "AK", cluster_size=1, requested=big, pending_count=99, pending_total={}) is None
+    checks = enqueue_checks(policy, "AK", cluster_size=1, requested=big, pending_count=99, pending_total={})
+    assert enqueue_refusal(policy, checks) is None
+    # What the gate weighed, as the session's enqueue decision keeps it.
+    assert [(c.limit, c.slot, c.requested, c.used, c.allowed) for c in checks] == [
+        ("max_containers_per_session", None, 1, 0, policy.policy.max_containers_per_session),
+        ("max_pending_session_count", None, 1, 99, INFINITY),
+        ("max_pending_session_resource_slots", "cpu", 1000000, 0, INFINITY),
+        ("max_pending_session_resource_slots", "mem", 0, 0, 2**30),
+    ]
+
+
+def test_the_enqueue_refusal_is_the_first_failed_check_in_the_gates_order() -> None:
+    policy = effective(max_containers_per_session=2, max_pending_session_count=3)
+    one_cpu = ResourceSlot.from_user_input({"cpu": "1"})
+    checks = enqueue_checks(policy, "AK", cluster_size=3, requested=one_cpu, pending_count=3, pending_total={})
+    assert [c.passed for c in checks] == [False, False]
+    refusal = enqueue_refusal(policy, checks)
+    assert refusal is not None and (refusal.limit, refusal.scope, refusal.scope_id) == (
+        "max_containers_per_session",
+        "keypair",
+        "AK",
+    )
+    assert refusal.message.endswith("max_containers_per_session of policy 'p' (keypair): cluster_size 3 > 2")
 
 
 def test_without_a_domain_entity_the_domain_limit_is_unlimited() -> None:
