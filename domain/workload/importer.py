@@ -18,7 +18,7 @@ import collections
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from domain.actions import ActionTriggerMeta
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
@@ -53,13 +53,19 @@ def parse_fact(line: bytes) -> tuple[str, WorkloadAction]:
         raise InvalidAPIParameters(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except ValueError as exc:  # JSONDecodeError, or a number beyond any range (`json_float`)
         raise InvalidAPIParameters(f"invalid JSON: {exc}") from None
+    return fact_of(raw)
+
+
+def fact_of(raw: Any) -> tuple[str, WorkloadAction]:
+    """One fact as JSON reads it (a line, or an item of an HTTP body): `{"fact": NAME, ...}`."""
     if not isinstance(raw, dict):
         raise InvalidAPIParameters(f"expected a JSON object, got {type(raw).__name__}")
-    fact = raw.pop("fact", None)
+    fields = dict(raw)  # a copy: an HTTP body is hashed for its Idempotency-Key afterwards
+    fact = fields.pop("fact", None)
     if not isinstance(fact, str) or fact not in FACTS:
         expected = ", ".join(FACTS)
         raise InvalidAPIParameters(f"unknown fact {fact!r}; one of: {expected}", field="fact")
-    return fact, FACTS[fact](**raw)
+    return fact, FACTS[fact](**fields)
 
 
 @dataclass(frozen=True)

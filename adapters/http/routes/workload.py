@@ -2,7 +2,7 @@
 
 `POST /v1/workload/facts` takes one fact or a JSON array of them, each exactly a line of the
 JSON Lines import (`{"fact": NAME, ...the action's fields...}`, parsed by
-`domain.workload.importer.parse_fact`), and records them as one atomic batch, the one
+`domain.workload.importer.fact_of`), and records them as one atomic batch, the one
 `record_workload_batch` action an import batch is: all land or none. A bad fact is refused
 naming its index (and field); a fact the ledger refuses (a duplicate id, say) keeps the
 ledger's code and status, names its index, and nothing of the request is stored.
@@ -11,7 +11,6 @@ ledger's code and status, names its index, and nothing of the request is stored.
 from __future__ import annotations
 
 import collections
-import json
 from typing import Any
 
 from fastapi import APIRouter
@@ -22,7 +21,7 @@ from adapters.http.calls import Body, CallDep, LedgerRoute
 from adapters.http.routes.common import WRITE_ERRORS
 from domain.errors import InvalidAPIParameters, LedgerError
 from domain.workload import RecordWorkloadBatchAction, WorkloadAction
-from domain.workload.importer import FACTS, parse_fact
+from domain.workload.importer import FACTS, fact_of
 
 router = APIRouter(route_class=LedgerRoute, prefix="/workload", tags=["workload"])
 MAX_FACTS = 10_000  # facts in one request: one atomic append
@@ -69,11 +68,10 @@ def _parse(payload: Any) -> tuple[bool, list[tuple[str, WorkloadAction]]]:
     batch, items = _facts(payload)
     parsed = []
     for index, item in enumerate(items):
-        # The import's own rule, line by line: the item is that line's JSON.
-        # ASCII escapes: a lone surrogate in a key or a value reaches the parser as it would from a file.
-        line = json.dumps(item, ensure_ascii=True, allow_nan=False).encode()
+        # The import's own rule: the item is a line's JSON as read (1e400 stays the exact
+        # Decimal the body's reading made of it, which json.dumps could not write back).
         try:
-            parsed.append(parse_fact(line))
+            parsed.append(fact_of(item))
         except InvalidAPIParameters as exc:
             raise InvalidAPIParameters(exc.reason, field=_where(batch, index, exc.field)) from None
     return batch, parsed

@@ -4,6 +4,7 @@ nothing of the batch; only the platform reports facts."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -148,3 +149,18 @@ def test_a_host_refusal_names_the_host_and_permission(api: Api, group_id: str) -
     refused = api.post(FACTS, {**fact, "owner_access_key": "AKV"}, role="service")
     assert refused.status_code == 403 and refused.json()["code"] == "vfolder_host_not_allowed", refused.text
     assert (refused.json()["host"], refused.json()["permission"]) == ("nas", "create-vfolder")
+
+
+def test_a_number_too_large_for_a_float_is_refused_naming_the_field(api: Api, group_id: str) -> None:
+    """1e400 is read as an exact Decimal (never inf); the route once wrote each fact back
+    to JSON for the import's parser, which cannot write a Decimal: a 500 instead of a 400."""
+    kernel = _kernel_facts(api, group_id, str(uuid.uuid4()))[1]
+    one = json.dumps({**kernel, "occupied_slots": {"cpu": "HUGE"}}).replace('"HUGE"', "1e400")
+    headers = api.as_("service", **{"Content-Type": "application/json"})
+    refused = api.client.post(FACTS, content=one.encode(), headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["field"] == "occupied_slots.cpu" and "too large" in refused.json()["detail"]
+    batch = f"[{json.dumps(_endpoint(group_id))}, {one}]"
+    refused = api.client.post(FACTS, content=batch.encode(), headers=headers)
+    assert refused.status_code == 400 and refused.json()["field"] == "[1].occupied_slots.cpu", refused.text
+    assert _history(api, "kernel", kernel["kernel_id"]) == []
