@@ -25,6 +25,7 @@ from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.parsers import parse_name, parse_positive_int, parse_uuid
 from domain.shown import shown
 from domain.times import as_utc
+from domain.usage.windows import report_day
 from projections.database import ReadModelDatabase
 from projections.history import describe
 from projections.projection import Projection
@@ -252,6 +253,7 @@ class Queries:
         self, first: date, last: date, group_id: uuid.UUID | str | None = None
     ) -> dict[str, dict[str, float]]:
         """Slot-seconds per group and slot over the local days [first, last]."""
+        first, last = report_day(first, "first"), report_day(last, "last")
         totals = self._usage.totals(first, last, None if group_id is None else str(group_id))
         self._runner.require(self._usage_projection)
         return totals

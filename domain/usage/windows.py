@@ -62,6 +62,14 @@ def parse_day(raw: object, field: str) -> str:
     return raw
 
 
+def report_day(day: date, field: str) -> date:
+    """A day of a report's years (parse_day's), so that its local midnight and the next one
+    convert to UTC in every zone: date.max has no next day, date.min none west of UTC."""
+    if not MIN_REPORT_YEAR <= day.year <= MAX_REPORT_YEAR:
+        raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be a day of {_DAY_EXPECTED}", field=field)
+    return day
+
+
 def month_window(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """From the first of the month to the first of the next, local time. `month` is
     YYYYMM in ASCII digits, 190001 to 899912; otherwise InvalidAPIParameters naming

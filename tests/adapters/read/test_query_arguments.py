@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adapters.bootstrap import Ledger
+from adapters.bootstrap import Ledger, open_ledger
 from adapters.read.arguments import checked
 from domain.errors import InvalidAPIParameters, LedgerError
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
@@ -142,3 +142,19 @@ def test_text_is_looked_up_in_nfc_as_commands_store_it(ledger: Ledger) -> None:
     assert len(ledger.queries.history("keypair_resource_policy", decomposed)) == 1
     assert ledger.queries.state_at("keypair_resource_policy", decomposed) is not None
     assert [e.operation for e in ledger.queries.audit_log(entity_id=decomposed)] == ["create"]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Pago_Pago"])
+def test_usage_totals_refuses_a_day_no_report_covers(ledger_url: str, zone: str) -> None:
+    """A day's local edges overflowed datetime (date.max has no next midnight; date.min
+    has none in UTC west of it): a raw OverflowError instead of a refusal naming it."""
+    with open_ledger(ledger_url, timezone=zone) as ledger:
+        for first, last, field in [
+            (date(9999, 12, 30), date(9999, 12, 31), "first"),
+            (date(2024, 1, 1), date.max, "last"),
+            (date.min, date(2024, 1, 1), "first"),
+            (date(1898, 12, 31), date(1899, 1, 1), "first"),
+        ]:
+            with pytest.raises(InvalidAPIParameters, match=rf"^{field}: Invalid date values"):
+                ledger.queries.usage_totals(first, last)
+        assert ledger.queries.usage_totals(date(1899, 1, 1), date(9000, 12, 31)) == {}
