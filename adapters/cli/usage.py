@@ -271,6 +271,8 @@ def _left_out(count: int, noun: str, limit: int, *, csv: bool) -> str | None:
     return f"{plural(count, noun).replace(' ', ' more ', 1)} not shown (--limit {limit}); the totals count them."
 
 
+# What islice takes (sys.maxsize here): a larger --limit was an internal error for --csv.
+MAX_LIMIT = 2**63 - 1
 MONTH_LIMIT = (
     "Show at most N kernels, the first N in order (--csv too); every group's totals row stays, so 0 "
     "shows the totals only. Not with the root --json."
@@ -301,7 +303,7 @@ def usage_month(
         typer.Option("--group", metavar="UUID", help="Only this group (repeatable). Default: every group."),
     ] = None,
     timezone: TimezoneOption = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=0, metavar="N", help=MONTH_LIMIT)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, max=MAX_LIMIT, metavar="N", help=MONTH_LIMIT)] = None,
     csv: CsvOption = False,
 ) -> None:
     from domain.group import UsagePerMonthAction
@@ -334,7 +336,7 @@ def usage_period(
     end_date: Annotated[str, typer.Argument(metavar="YYYYMMDD", help="Last day (included); at most 100 days.")],
     project: Annotated[str | None, typer.Option("--project", metavar="UUID", help="Only this project.")] = None,
     timezone: TimezoneOption = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=0, metavar="N", help=PERIOD_LIMIT)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, max=MAX_LIMIT, metavar="N", help=PERIOD_LIMIT)] = None,
     csv: CsvOption = False,
 ) -> None:
     from zoneinfo import ZoneInfo
