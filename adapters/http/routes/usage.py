@@ -8,7 +8,6 @@ the admin may not see is that group's 404); anyone else reads none (an empty rep
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -19,6 +18,7 @@ from adapters.http.problems import not_found
 from adapters.http.routes.common import READ_ERRORS, Exact, MinPosition
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
+from domain.errors import InvalidAPIParameters
 from domain.group.aggregate import Group
 from domain.usage import UsagePerMonthAction, UsagePerPeriodAction
 
@@ -169,11 +169,16 @@ def usage_per_month(
     call: CallDep,
     month: Annotated[str, Path(max_length=16, description="The month, YYYYMM (e.g. 202410).")],
     group_id: Annotated[
-        list[uuid.UUID] | None, Query(max_length=1000, description="Only these groups (repeatable). Default: all.")
+        list[str] | None, Query(max_length=1000, description="Only these groups (repeatable). Default: all.")
     ] = None,
     min_position: MinPosition = None,
 ) -> JSONResponse:
-    action = UsagePerMonthAction(month=month, group_ids=group_id or None)
+    try:  # the action's own parser: the ledger's words, as project_id gets on the period route
+        action = UsagePerMonthAction(month=month, group_ids=group_id or None)
+    except InvalidAPIParameters as exc:
+        if exc.field != "group_ids":
+            raise
+        raise InvalidAPIParameters(exc.reason, field="group_id") from None
     if _reads(call) is None:
         return json_response([])
     call.wait_for(min_position)
