@@ -18,8 +18,8 @@ from adapters.http.problems import not_found
 from adapters.http.routes.common import READ_ERRORS, Exact, MinPosition
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
-from domain.errors import InvalidAPIParameters
 from domain.group.aggregate import Group
+from domain.parsers import parse_uuid_list
 from domain.usage import UsagePerMonthAction, UsagePerPeriodAction
 
 USAGE = "usage"
@@ -173,12 +173,9 @@ def usage_per_month(
     ] = None,
     min_position: MinPosition = None,
 ) -> JSONResponse:
-    try:  # the action's own parser: the ledger's words, as project_id gets on the period route
-        action = UsagePerMonthAction(month=month, group_ids=group_id or None)
-    except InvalidAPIParameters as exc:
-        if exc.field != "group_ids":
-            raise
-        raise InvalidAPIParameters(exc.reason, field="group_id") from None
+    # The action's parser under the query's name: the ledger's words, as project_id gets.
+    group_ids = parse_uuid_list(group_id, "group_id") if group_id else None
+    action = UsagePerMonthAction(month=month, group_ids=group_ids)
     if _reads(call) is None:
         return json_response([])
     call.wait_for(min_position)
