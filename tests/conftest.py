@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 import psycopg
 import pytest
@@ -33,7 +34,15 @@ settings.register_profile("ledger", deadline=None)
 settings.load_profile("ledger")
 
 PG_SERVER = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
-PG_DATABASE = "ledger_test"
+# Each run has a database of its own, dropped when the run ends: thousands of schemas made
+# and dropped leave dead rows in the database's own catalogs, which nothing reclaims on a
+# server without autovacuum (a later run's DDL then crawled: 5 minutes became 15). The
+# first process names it; xdist workers and the processes tests start inherit the name.
+_DATABASE_VARIABLE = "LEDGER_TEST_DATABASE"
+_RUN_DATABASE_PREFIX = "ledger_test_run_"
+_OWN_DATABASE = _DATABASE_VARIABLE not in os.environ
+os.environ.setdefault(_DATABASE_VARIABLE, f"{_RUN_DATABASE_PREFIX}{os.getpid()}")
+PG_DATABASE = os.environ[_DATABASE_VARIABLE]
 # The advisory lock key that serialises creating PG_DATABASE across test processes.
 _CREATE_LOCK = 0x6C6564676572
 
@@ -54,6 +63,40 @@ def _postgres_problem() -> str | None:
     except psycopg.Error as exc:
         return f"PostgreSQL at {PG_SERVER} is unreachable: {exc}".strip()
     return None
+
+
+def _drop_run_databases(conn: psycopg.Connection[Any]) -> None:
+    """Drops this run's database, and those of earlier runs killed before they could:
+    named by a process no longer alive on this machine, with nobody connected."""
+    names = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{_RUN_DATABASE_PREFIX}%",))
+    for (name,) in names.fetchall():
+        pid = name.removeprefix(_RUN_DATABASE_PREFIX)
+        if name != PG_DATABASE and (not pid.isdigit() or _alive(int(pid))):
+            continue
+        busy = conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()
+        if name == PG_DATABASE or busy is None:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's first process drops the run's database once every worker is done."""
+    if not _OWN_DATABASE or hasattr(config, "workerinput"):
+        return
+    try:
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=3) as conn:
+            _drop_run_databases(conn)
+    except psycopg.Error:
+        pass  # unreachable: nothing was made there
 
 
 def require_postgres() -> None:
