@@ -67,7 +67,7 @@ class TimeTravel:
             if version == 0:
                 return None
         try:
-            entity: Entity = self._app.repository.get(stream, version=version)
+            entity = self._app.replayed(stream, version)
         except AggregateNotFoundError:
             if version is None:
                 raise ObjectNotFound(
@@ -76,6 +76,7 @@ class TimeTravel:
             raise ObjectNotFound(
                 f"{entity_type} {entity_id!r} has no version {version}", entity_type=entity_type, entity_id=entity_id
             ) from None
+        assert isinstance(entity, Entity)  # every stream the entity types name holds one
         if version is not None and entity.version < version:
             raise ObjectNotFound(
                 f"{entity_type} {entity_id!r} has no version {version} (latest: {entity.version})",

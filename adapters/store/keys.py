@@ -40,6 +40,10 @@ CHECK_TABLE = "ledger_master_check"
 # The check value's associated data: not a subject (subjects are `user:` or `group:`).
 CHECK_SUBJECT = "ledger:master-check"
 CHECK_PLAINTEXT = b"policy-ledger master key check v1"
+# The subject of the key that tags snapshots (adapters/store/snapshot_check.py): the
+# ledger's own, never a person's or a group's (`user:<id>`, `group:<id>`), so no erasure
+# reaches it; a rotation wraps it as any other.
+SNAPSHOT_SUBJECT = "ledger:snapshots"
 WRONG_MASTER = (
     f"{MASTER_KEY_VARIABLE}: the master key does not open this ledger's keys "
     "(give the key this ledger was set up or last rotated with)"
@@ -243,7 +247,7 @@ class Statements:
             select_many=f"SELECT subject, wrapped FROM {keys} WHERE subject IN (SELECT value FROM json_each(?))",
             insert=f"INSERT INTO {keys} (subject, wrapped) VALUES (?, ?) ON CONFLICT (subject) DO NOTHING",
             delete=f"DELETE FROM {keys} WHERE subject = ?",
-            count=f"SELECT count(*) FROM {keys}",
+            count=f"SELECT count(*) FROM {keys} WHERE subject <> ?",
             select_all=f"SELECT subject, wrapped FROM {keys} ORDER BY subject",
             update=f"UPDATE {keys} SET wrapped = ? WHERE subject = ?",
             check_select=f"SELECT wrapped FROM {check} WHERE id = 1",
@@ -284,7 +288,7 @@ class Statements:
             select_many=sql("SELECT subject, wrapped FROM {keys} WHERE subject = ANY(%s)"),
             insert=sql("INSERT INTO {keys} (subject, wrapped) VALUES (%s, %s) ON CONFLICT (subject) DO NOTHING"),
             delete=sql("DELETE FROM {keys} WHERE subject = %s"),
-            count=sql("SELECT count(*) FROM {keys}"),
+            count=sql("SELECT count(*) FROM {keys} WHERE subject <> %s"),
             select_all=sql("SELECT subject, wrapped FROM {keys} ORDER BY subject"),
             update=sql("UPDATE {keys} SET wrapped = %s WHERE subject = %s"),
             check_select=sql("SELECT wrapped FROM {check} WHERE id = 1"),
@@ -445,8 +449,9 @@ class SubjectKeys:
                 self._cache.pop(subject, None)
 
     def count(self) -> int:
+        """How many subjects have a key (the ledger's own snapshot key is not one)."""
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self.sql.count)
+            curs.execute(self.sql.count, (SNAPSHOT_SUBJECT,))
             return int(_first(curs))
 
     # Erasing

@@ -1,24 +1,89 @@
-"""Snapshots against their events: the check `ledger verify` adds to the chain's.
+"""Snapshots: tagged when written, trusted on read only with their tag, and checked
+against their events by `ledger verify`.
 
 Snapshots are a cache of the events and are not chained: altered in the database, one
 would change what `show --version` reads and what the next command decides on, and a
-chained event could carry the forgery on. Each stored snapshot is compared with the
-state its stream's events give at the same version (replayed without snapshots, as the
-ledger's own `_take_snapshots` takes one), so an altered snapshot is named. Each snapshotted
-stream is replayed once, up to its last snapshot: an auditor's walk, not a read path.
+chained event could carry the forgery on. So each is stored with a tag, an HMAC-SHA256 of
+its stream, version, topic and bytes under a key only the ledger holds (the subject key
+`SNAPSHOT_SUBJECT`, wrapped by the master key like every other: a rotation keeps it). A
+read that finds a snapshot without a matching tag (altered outside the ledger, or written
+before snapshots were tagged) replays the stream's events instead.
+
+`ledger verify` compares each stored snapshot with the state its stream's events give at
+the same version (replayed without snapshots, as the ledger's own `_take_snapshots`
+takes one), and names one whose tag does not match. Each snapshotted stream is replayed
+once, up to its last snapshot: an auditor's walk, not a read path.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from eventsourcing.persistence import MapperDeserialisationError
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
+from eventsourcing.utils import get_topic
 
+from adapters.store.keys import SNAPSHOT_SUBJECT
 from adapters.store.quoting import quote_identifier
 from domain.sharedmap import plain_state
 from projections.database import one_line
+
+SNAPSHOT_TOPIC: Final = get_topic(Snapshot)  # every aggregate shares the library's one Snapshot class
+# A tag is stored as a last member of the snapshot's JSON object, so the row stays JSON
+# that any reader decodes: `{...,"_tag":"<64 hex>"}`.
+_TAG_HEAD: Final = b',"_tag":"'
+_TAG_SIZE: Final = len(_TAG_HEAD) + 64 + len(b'"}')
+
+
+class UntrustedSnapshot(MapperDeserialisationError):
+    """A stored snapshot a read must not use: `tampered` when its tag does not match what
+    it holds, else it has no tag (written before snapshots were tagged, or stripped)."""
+
+    def __init__(self, stored: StoredEvent, tampered: bool) -> None:
+        why = "its tag does not match what it holds" if tampered else "it has no tag"
+        super().__init__(f"snapshot of stream {stored.originator_id} at version {stored.originator_version}: {why}")
+        self.tampered = tampered
+
+
+def _tag(key: bytes, originator_id: uuid.UUID, version: int, topic: str, state: bytes) -> bytes:
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    # Fixed-size fields first and the topic ended by a NUL: no two inputs read alike.
+    mac.update(originator_id.bytes + version.to_bytes(8, "big", signed=True) + topic.encode() + b"\0")
+    mac.update(state)
+    return mac.hexdigest().encode()
+
+
+def tag_snapshot(state: bytes, originator_id: uuid.UUID, version: int, key: bytes) -> bytes:
+    """The stored bytes of a snapshot whose encoded state is `state` (a JSON object)."""
+    return state[:-1] + _TAG_HEAD + _tag(key, originator_id, version, SNAPSHOT_TOPIC, state) + b'"}'
+
+
+def tagged(stored: StoredEvent) -> bool:
+    state = stored.state
+    return len(state) > _TAG_SIZE and state.endswith(b'"}') and state[-_TAG_SIZE:].startswith(_TAG_HEAD)
+
+
+def untagged(stored: StoredEvent) -> StoredEvent:
+    """The stored snapshot as it was encoded, its tag (if any) taken off unchecked."""
+    if not tagged(stored):
+        return stored
+    return StoredEvent(stored.originator_id, stored.originator_version, stored.topic, stored.state[:-_TAG_SIZE] + b"}")
+
+
+def checked_snapshot(stored: StoredEvent, key: bytes | None) -> StoredEvent:
+    """The stored snapshot without its tag, once the tag matches; `UntrustedSnapshot` if
+    it does not, or there is none (a ledger without the key has tagged nothing)."""
+    if not tagged(stored) or key is None:
+        raise UntrustedSnapshot(stored, tampered=key is not None and tagged(stored))
+    body = untagged(stored)
+    expected = _tag(key, uuid.UUID(str(stored.originator_id)), stored.originator_version, stored.topic, body.state)
+    if not hmac.compare_digest(stored.state[-_TAG_SIZE + len(_TAG_HEAD) : -2], expected):
+        raise UntrustedSnapshot(stored, tampered=True)
+    return body
 
 
 @dataclass(frozen=True)
@@ -63,29 +128,43 @@ def check_snapshots(app: Any) -> tuple[int, list[BadSnapshot]]:
 
 
 def _check_stream(app: Any, stream: uuid.UUID, versions: list[int]) -> list[BadSnapshot]:
-    try:
-        snapshots = {s.originator_version: s for s in app.snapshots.get(stream, lte=versions[-1])}
-    except MapperDeserialisationError as exc:
-        why = f"it cannot be read back: {one_line(exc)}"
-        return [BadSnapshot(str(stream), v, why) for v in versions]
-    bad, pending, aggregate = [], list(versions), None
+    key = app.keys.key(SNAPSHOT_SUBJECT)
+    snapshots: dict[int, Any] = {}
+    reasons: dict[int, list[str]] = {}
+    for stored in app.snapshots.recorder.select_events(stream, lte=versions[-1]):
+        version, why = stored.originator_version, reasons.setdefault(stored.originator_version, [])
+        if tagged(stored) and key is None:
+            why.append("it is tagged, and the ledger's snapshot key is gone (deleted outside the ledger)")
+        elif tagged(stored):
+            try:
+                checked_snapshot(stored, key)
+            except UntrustedSnapshot:
+                why.append("its tag does not match what it holds")
+        # An untagged one (stored before snapshots were tagged) is compared all the same;
+        # reads replay the events instead of it.
+        try:
+            snapshots[version] = app.mapper.opened(stored)
+        except MapperDeserialisationError as exc:
+            why.append(f"it cannot be read back: {one_line(exc)}")
+    pending, aggregate = list(versions), None
     try:
         for event in app.events.get(stream, lte=versions[-1]):
             aggregate = event.mutate(aggregate)
             while pending and pending[0] == aggregate.version:
-                reason = _differs(aggregate, snapshots.get(pending.pop(0)))
-                if reason is not None:
-                    bad.append(BadSnapshot(str(stream), aggregate.version, reason))
+                version = pending.pop(0)
+                if version in snapshots:
+                    reason = _differs(aggregate, snapshots[version])
+                    if reason is not None:
+                        reasons.setdefault(version, []).append(reason)
     except MapperDeserialisationError:
         pass  # an event that cannot be read: the chain's walk names it; the rest are unchecked
-    bad += [BadSnapshot(str(stream), v, "its stream has no event at that version") for v in pending]
-    return bad
+    for version in pending:
+        reasons.setdefault(version, []).append("its stream has no event at that version")
+    return [BadSnapshot(str(stream), v, "; ".join(why)) for v, why in sorted(reasons.items()) if why]
 
 
 def _differs(aggregate: Any, snapshot: Any) -> str | None:
     """Why `snapshot` is not `aggregate`'s state (None: it is)."""
-    if snapshot is None:
-        return "it cannot be read back"
     expected = type(aggregate).Snapshot.take(aggregate).state
     plain_state(expected)  # as the ledger stores a snapshot
     actual = snapshot.state
