@@ -184,6 +184,7 @@ class GroupService:
         # Imported here: the session package imports keypairs, which import users, which
         # import groups (a cycle at import time).
         from domain.session.purge import close_group_sessions
+        from domain.workload.storage import release_group_vfolders
 
         def purge() -> GroupData:
             work = UnitOfWork(self._store)
@@ -191,6 +192,7 @@ class GroupService:
             before = group_data(group)
             group.check_purgeable()  # a refusal first: the clear-history count reads the whole ledger
             close_group_sessions(work, str(group.id))  # admitted ones refuse; pending ones are cancelled
+            release_group_vfolders(work, group)  # its vfolders go with it: their owners' counts drop
             events, values = (
                 (0, 0)
                 if self._history is None

@@ -10,7 +10,8 @@ history): recorded as before, checked against nothing, counted nowhere.
 Race-free as the session gates are: the owner's vfolders are a SET on one stream
 (`VFolderUsage`, key `vfolders:AK`), appended to in the same save as the vfolder, so two
 creations that both read room for one conflict in the store and the loser decides
-again on the winner's count.
+again on the winner's count. A group's purge removes its vfolders, so it takes them out
+of their owners' sets in its own append (else they would count forever).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from domain.keypair.aggregate import KeyPair
 from domain.ports import UnitOfWork, load_live
 from domain.session.admission import host_refusal
 from domain.sharedmap import shared
+from domain.workload.aggregate import VFolder
 
 MAX_VFOLDER_COUNT = "max_vfolder_count"
 
@@ -47,6 +49,14 @@ class VFolderUsage(Entity):
         def apply(self, aggregate: VFolderUsage) -> None:
             aggregate.vfolders = shared(aggregate.vfolders).set(self.vfolder_id, True)
 
+    class Removed(Entity.Event):
+        """Its group was purged: the vfolder is gone and counts no more."""
+
+        vfolder_id: str
+
+        def apply(self, aggregate: VFolderUsage) -> None:
+            aggregate.vfolders = shared(aggregate.vfolders).without(self.vfolder_id)
+
     def __init__(self) -> None:
         super().__init__()
         self.vfolders: Mapping[str, bool] = {}
@@ -62,6 +72,10 @@ class VFolderUsage(Entity):
     def add(self, vfolder_id: str) -> None:
         if vfolder_id not in self.vfolders:
             self.trigger_event(self.Added, vfolder_id=vfolder_id)
+
+    def remove(self, vfolder_id: str) -> None:
+        if vfolder_id in self.vfolders:
+            self.trigger_event(self.Removed, vfolder_id=vfolder_id)
 
 
 def vfolder_usage_id(access_key: str) -> uuid.UUID:
@@ -102,3 +116,13 @@ def admit_vfolder(work: UnitOfWork, owner: str, group: Group, vfolder_id: str, n
             scope_id=owner,
         )
     usage.add(vfolder_id)
+
+
+def release_group_vfolders(work: UnitOfWork, group: Group) -> None:
+    """Takes the purged group's vfolders out of their owners' sets, in `work`."""
+    for vfolder_id in sorted(group.vfolders):
+        vfolder = work.get(VFolder.id_for(vfolder_id), VFolder)
+        owner = vfolder.fields.get("owner_access_key") if vfolder is not None else None
+        usage = work.get(vfolder_usage_id(owner), VFolderUsage) if owner is not None else None
+        if usage is not None:
+            work.add(usage).remove(vfolder_id)

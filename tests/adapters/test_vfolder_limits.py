@@ -84,3 +84,18 @@ def test_the_owner_must_be_a_keypair_of_the_groups_domain(ledger: Ledger) -> Non
     with pytest.raises(InvalidAPIParameters) as refused:
         create(world, owner="AKE")
     assert refused.value.field == "owner_access_key"
+
+
+def test_a_purged_groups_vfolders_leave_their_owners_count(ledger: Ledger) -> None:
+    from domain.group import PurgeGroupAction
+
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": CREATE}, max_vfolder_count=2)
+    other = world.group("other")
+    create(world, group_id=other), create(world, group_id=other)
+    with pytest.raises(QuotaExceeded):
+        create(world)
+    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=other))
+    # The purge removed both: the owner had none left, yet was refused forever.
+    create(world), create(world)
+    with pytest.raises(QuotaExceeded):
+        create(world)
