@@ -72,6 +72,23 @@ def _hosts(fields: dict[str, Any]) -> VFolderHostPermissionMap:
     return VFolderHostPermissionMap.from_json(fields.get("allowed_vfolder_hosts") or {})
 
 
+def _mount_host(work: UnitOfWork, vfolder_id: str, domain_name: str) -> str:
+    """The host of a vfolder the session mounts. A purged group's vfolders went with it
+    (not found, as every query answers); another domain's are not the session's to mount,
+    nor are their hosts granted by the session's domain, group and policy."""
+    vfolder = load_live(work, VFolder, vfolder_id)
+    group = live_entity(work, Group, Group.id_for(vfolder.fields["group_id"]))
+    if group is None:
+        raise vfolder.missing(vfolder_id)
+    if group.fields["domain_name"] != domain_name:
+        raise InvalidAPIParameters(
+            f"vfolder {vfolder_id} is in domain {group.fields['domain_name']!r}, the session in {domain_name!r}",
+            field="mounts",
+        )
+    host: str = vfolder.fields["host"]
+    return host
+
+
 class SessionService:
     def __init__(self, store: AggregateStore) -> None:
         self._store = store
@@ -109,9 +126,7 @@ class SessionService:
             refusal = enqueue_refusal(policy, checks)
             if refusal is not None:
                 raise refusal
-            mount_hosts = {
-                f"mounts: vfolder {m}": load_live(work, VFolder, str(m)).fields["host"] for m in action.mounts
-            }
+            mount_hosts = {f"mounts: vfolder {m}": _mount_host(work, str(m), domain_name) for m in action.mounts}
             if mount_hosts:
                 domain = live_entity(work, Domain, Domain.id_for(domain_name))
                 grants = [_hosts(group.fields), policy.policy.allowed_vfolder_hosts]

@@ -16,6 +16,7 @@ from domain.errors import (
     InsufficientPermission,
     InvalidAPIParameters,
     InvalidSessionState,
+    ObjectNotFound,
     QuotaExceeded,
     VFolderHostNotAllowed,
 )
@@ -100,6 +101,29 @@ def test_enqueue_refuses_a_mount_on_a_host_no_level_grants(ledger: Ledger) -> No
     assert (refused.value.host, refused.value.permission) == ("nfs", "mount-in-session")
     world.modify_group(allowed_vfolder_hosts={"nfs": ["mount-in-session"]})  # the group grants it now
     world.enqueue(mounts=[vfolders["nfs"]])
+
+
+def test_enqueue_refuses_a_mount_of_a_purged_groups_or_another_domains_vfolder(ledger: Ledger) -> None:
+    from domain.domains import CreateDomainAction
+    from domain.group import CreateGroupAction, PurgeGroupAction
+
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": ["mount-in-session"]})
+    run(ledger, "domain", "create_domain", CreateDomainAction(creator={"name": "e"}))
+    elsewhere = run(ledger, "group", "create_group", CreateGroupAction(input={"name": "x", "domain_name": "e"})).data.id
+    gone, vfolders = world.group("gone"), {}
+    for group_id in (gone, elsewhere):
+        vfolders[group_id] = uuid.uuid4()
+        action = CreateVFolderAction(vfolder_id=vfolders[group_id], name="v", host="local", group_id=group_id)
+        run(ledger, "workload", "create_vfolder", action, PLATFORM)
+    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=gone))
+    # Both were mounted: one the purge removed, one weighed against domain d's grants.
+    with pytest.raises(ObjectNotFound) as purged:
+        world.enqueue(mounts=[vfolders[gone]])
+    assert purged.value.code == "vfolder_not_found"
+    with pytest.raises(InvalidAPIParameters) as foreign:
+        world.enqueue(mounts=[vfolders[elsewhere]])
+    assert foreign.value.field == "mounts" and "in domain 'e'" in str(foreign.value)
+    assert ledger.services.session.usage(Scope.KEYPAIR, "AK").pending == {}
 
 
 # The start gate
