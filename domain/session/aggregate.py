@@ -60,6 +60,7 @@ class Session(Entity):
 
         def apply(self, aggregate: Session) -> None:
             aggregate.kernels[self.kernel_id] = True
+            aggregate.kernels_started += 1
 
     class KernelDetached(Entity.Event):
         kernel_id: str
@@ -80,6 +81,9 @@ class Session(Entity):
     def __init__(self) -> None:
         super().__init__()
         self.kernels: dict[str, bool] = {}  # its kernels not yet terminated
+        # Kernels ever attached: a cluster session ends once all `cluster_size` of them have
+        # run, not when the first to start ends before the others start.
+        self.kernels_started = 0
 
     def incarnate(self, fields: dict[str, Any], at: datetime) -> None:
         super().incarnate(fields, at)
@@ -150,11 +154,13 @@ class Session(Entity):
             self.trigger_event(self.KernelAttached, kernel_id=kernel_id)
 
     def detach_kernel(self, kernel_id: str) -> bool:
-        """True when this was the session's last kernel (the session then ends)."""
+        """True when this was the session's last kernel (the session then ends): none runs,
+        and as many as its `cluster_size` have started. Until then a kernel of the cluster
+        still to start attaches, and its group cannot be purged under it."""
         if kernel_id not in self.kernels:
             return False
         self.trigger_event(self.KernelDetached, kernel_id=kernel_id)
-        return not self.kernels
+        return not self.kernels and self.kernels_started >= int(self.fields.get("cluster_size", 1))
 
     def report_activity(self, at: datetime) -> bool:
         """Moves the last activity forward; an older time, or one after the end, records

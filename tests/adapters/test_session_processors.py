@@ -285,6 +285,28 @@ def test_a_batch_of_facts_attaches_and_detaches_in_their_order(ledger: Ledger) -
     assert _running(ledger, Scope.KEYPAIR, "AK") == {str(other)}
 
 
+def test_a_cluster_session_runs_until_every_kernel_of_its_cluster_has_run(ledger: Ledger) -> None:
+    """Its first kernel ended before the second started: that ended the session, the
+    second kernel's start was refused, and the group could be purged while it ran."""
+    from domain.errors import PurgeGroupActionActiveKernelsError
+    from domain.group import PurgeGroupAction
+
+    world = SessionWorld(ledger, max_containers_per_session=2)
+    sid = world.enqueue(cluster_size=2)
+    assert world.schedule(sid).admitted
+    k1, k2 = world.kernel_start(sid), world.kernel_start(sid)
+    run(ledger, "workload", "start_kernel", k1, PLATFORM)
+    run(ledger, "workload", "terminate_kernel", TerminateKernelAction(kernel_id=k1.kernel_id, terminated_at=T0))
+    assert _status(ledger, sid) is SessionStatus.RUNNING
+    with pytest.raises(PurgeGroupActionActiveKernelsError):
+        run(ledger, "group", "purge_group", PurgeGroupAction(group_id=world.group_id))
+    run(ledger, "workload", "start_kernel", k2, PLATFORM)
+    run(ledger, "workload", "terminate_kernel", TerminateKernelAction(kernel_id=k2.kernel_id, terminated_at=T0))
+    ended = ledger.services.session.session(sid)
+    assert (ended.status, ended.end_reason) == (SessionStatus.TERMINATED, "all_kernels_terminated")
+    assert _running(ledger, Scope.KEYPAIR, "AK") == set()
+
+
 # Permissions
 
 

@@ -66,6 +66,22 @@ def test_the_last_kernel_to_end_ends_the_session_and_releases_it(world: World) -
     assert world.store.events(Session.id_for(str(sid)))[-1] == "Terminated"
 
 
+def test_a_cluster_session_ends_once_every_kernel_of_its_cluster_has_run(world: World) -> None:
+    """The first kernel to start ended before the second started: the session stayed
+    running for it (it ended the session, the second kernel's start was refused, and a
+    purge went through while it ran)."""
+    sid = world.enqueue("AK", world.group("d"), {"cpu": "2"}, cluster_size=2)
+    world.schedule(sid)
+    attach(world, sid, "k1")
+    detach(world, sid, "k1")
+    assert world.session(sid).status is SessionStatus.RUNNING
+    attach(world, sid, "k2")
+    detach(world, sid, "k2")
+    data = world.session(sid)
+    assert (data.status, data.end_reason) == (SessionStatus.TERMINATED, "all_kernels_terminated")
+    assert world.running(Scope.KEYPAIR, "AK") == set()
+
+
 def test_a_kernel_needs_a_running_session_and_imported_ones_are_left_alone(world: World) -> None:
     sid = world.enqueue("AK", world.group("d"), {"cpu": "1"})
     with pytest.raises(InvalidSessionState):
