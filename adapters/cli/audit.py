@@ -14,7 +14,6 @@ import typer
 from adapters.cli.app import state_of
 from adapters.cli.render import new_table, plural, print_table, safe, utc_time
 from domain.catalog import EntityType
-from domain.errors import InvalidAPIParameters
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -129,17 +128,6 @@ def metrics(ctx: typer.Context) -> None:
     state.output(monitor.samples(), lambda: typer.echo(safe(monitor.exposition(), keep="\n"), nl=False))
 
 
-def _kept_head(raw: str) -> tuple[int, str]:
-    position, sep, digest = raw.partition(":")
-    if not sep or not position.isdigit() or len(digest) != 64:
-        raise InvalidAPIParameters("expected POSITION:SHA256HEX, as `ledger verify` prints it", field="expect-head")
-    try:
-        bytes.fromhex(digest)
-    except ValueError:
-        raise InvalidAPIParameters(f"{digest!r} is not hexadecimal", field="expect-head") from None
-    return int(position), digest
-
-
 def verify_chain(
     ctx: typer.Context,
     expect_head: Annotated[
@@ -150,11 +138,11 @@ def verify_chain(
 ) -> None:
     """Walk the hash chain over every stored event; name the first altered, removed or
     inserted one (exit 1). Prints the head to keep for a later `--expect-head`."""
-    from adapters.store.chain import head
+    from adapters.store.chain import head, parse_head
     from adapters.store.snapshot_check import verify_store
 
     state = state_of(ctx)
-    kept = None if expect_head is None else _kept_head(expect_head)
+    kept = None if expect_head is None else parse_head(expect_head, "expect_head")
     # Not sealing on the way in: a chain emptied behind the ledger's back must read as
     # unlinked events here, not be sealed over them by this very command.
     with state.ledger(seal_legacy=False) as ledger:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import struct
 import threading
 import uuid
@@ -25,6 +26,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from adapters.store.group_commit import GroupCommit
 from adapters.store.quoting import quote_identifier
 from adapters.store.reads import DirectReads
+from domain.errors import InvalidAPIParameters
+from domain.parsers import parse_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +273,19 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
+
+
+_KEPT_LINK = re.compile("[0-9a-fA-F]{64}")
+
+
+def parse_head(raw: str, field: str) -> tuple[int, str]:
+    """A head an auditor kept, `POSITION:SHA256HEX` as `verify` prints it (`ledger verify
+    --expect-head`, `/v1/verify?expect_head=`). Positions start at 1: a position 0 or a
+    malformed link is refused, never walked and reported as a rewritten chain."""
+    position, sep, digest = raw.strip().partition(":")
+    if not sep or not _KEPT_LINK.fullmatch(digest):
+        raise InvalidAPIParameters("expected POSITION:SHA256HEX, as verify prints its head", field=field)
+    return parse_positive_int(position, field), digest
 
 
 def head(source: Any) -> tuple[int | None, str]:

@@ -16,6 +16,7 @@ from adapters.http.calls import CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, fetch_limit, page
 from adapters.read.queries import AuditEntry
+from adapters.store.chain import parse_head
 from adapters.store.snapshot_check import verify_store
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
@@ -129,17 +130,5 @@ def verify_chain(
 ) -> dict[str, Any]:
     if call.caller.scope(VERIFY) is None:
         raise not_found(VERIFY, "chain")
-    kept = None if expect_head is None else _kept_head(expect_head)
+    kept = None if expect_head is None else parse_head(expect_head, "expect_head")
     return verify_store(call.ledger.app, kept)
-
-
-def _kept_head(raw: str) -> tuple[int, str]:
-    # As `ledger verify --expect-head` reads it (adapters/cli/audit.py).
-    position, sep, digest = raw.partition(":")
-    if not sep or not position.isascii() or not position.isdigit() or len(position) > 18 or len(digest) != 64:
-        raise InvalidAPIParameters("expected POSITION:SHA256HEX, as verify reports its head", field="expect_head")
-    try:
-        bytes.fromhex(digest)
-    except ValueError:
-        raise InvalidAPIParameters(f"{digest!r} is not hexadecimal", field="expect_head") from None
-    return int(position), digest

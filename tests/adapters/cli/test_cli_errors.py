@@ -30,6 +30,11 @@ OWNER = "00000000-0000-0000-0000-00000000b0b0"
         (("usage", "period", "20241001", "2024x"), "END_DATE: "),  # an argument: its name
         (("usage", "month", "202413"), "MONTH: "),
         (("usage", "month", "202410", "--group", "nope"), "--group: 'nope' is not a UUID"),  # field group_ids
+        # A kept head at position 0 was walked and reported as a rewritten chain (exit 1);
+        # a non-ASCII digit was read as a position; the error named `expect-head`.
+        (("verify", "--expect-head", f"0:{'a' * 64}"), "--expect-head: must be at least 1"),
+        (("verify", "--expect-head", f"\u0663:{'a' * 64}"), "--expect-head: expected an integer"),
+        (("verify", "--expect-head", f"3:{'a' * 62} a"), "--expect-head: expected POSITION:SHA256HEX"),
     ],
 )
 def test_an_invalid_value_names_the_option_typed(db: str, args: tuple[str, ...], shown: str) -> None:

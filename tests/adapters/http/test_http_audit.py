@@ -130,6 +130,9 @@ def test_verify_reports_the_intact_chain_to_a_superadmin_only(api: Api) -> None:
     wrong = f"{body['head_position']}:{'0' * 64}"
     assert api.get("/v1/verify", params={"expect_head": wrong}).json()["ok"] is False
     assert api.get("/v1/verify", params={"expect_head": "12"}).json()["field"] == "expect_head"
+    # No event is at position 0: refused, not reported as a rewritten chain.
+    zero = api.get("/v1/verify", params={"expect_head": f"0:{body['head_hash']}"})
+    assert (zero.status_code, zero.json()["field"]) == (400, "expect_head"), zero.text
     for role in ("admin", "user", "service", "foreign_admin"):
         hidden = api.get("/v1/verify", role=role)
         assert hidden.status_code == 404 and hidden.headers["content-type"] == "application/problem+json"
