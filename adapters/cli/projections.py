@@ -40,6 +40,10 @@ projections_app = typer.Typer(
 # the options must not load the store (a test keeps the two equal).
 PARALLEL_FROM = 50_000
 
+# The longest poll a follower waits: a sleep of `inf` (or 1e300) seconds overflows the
+# platform's time_t, and a follower that wakes less than daily keeps nothing current.
+MAX_POLL_INTERVAL = 86_400.0
+
 BatchSizeOption = Annotated[
     int | None, typer.Option(min=1, metavar="N", help="Events applied per transaction, a count (default 1000).")
 ]
@@ -101,7 +105,10 @@ def run(
     poll_interval: Annotated[
         float,
         typer.Option(
-            min=0.01, metavar="SECONDS", help="Longest wait between catch-ups, in seconds (PostgreSQL wakes sooner)."
+            min=0.01,
+            max=MAX_POLL_INTERVAL,
+            metavar="SECONDS",
+            help="Longest wait between catch-ups, in seconds (PostgreSQL wakes sooner).",
         ),
     ] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Catch up once and exit.")] = False,

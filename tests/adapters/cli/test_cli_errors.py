@@ -112,3 +112,10 @@ def test_a_bug_as_json(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_root_option_refused_by_a_subcommand_is_named(db: str) -> None:
     line = refused(db, "--access-key", "a\x1bb", "policy", "list")  # policy list has no --access-key: the root's
     assert line.startswith(f"{INVALID} --access-key: ")
+
+
+@pytest.mark.parametrize("seconds", ["inf", "1e300"])
+def test_a_poll_interval_no_sleep_can_take_is_a_usage_error(db: str, seconds: str) -> None:
+    # It was taken, and the follower's first wait died: `internal error: OverflowError`.
+    line = usage_error(db, "projections", "run", "--poll-interval", seconds)
+    assert "'--poll-interval': Input should be less than or equal to 86400" in line
