@@ -342,7 +342,9 @@ class Queries:
         if until is not None:
             conditions.append(log.c.started_at < as_utc(until))
         if actor is not None:
-            conditions.append(sa.or_(log.c.triggered_by == actor, log.c.access_key == actor))
+            # A user id as stored (pasted in capitals, it matched nothing), an access key as given.
+            ids = {str(actor), _canonical_uuid(str(actor))}
+            conditions.append(sa.or_(log.c.triggered_by.in_(ids), log.c.access_key == actor))
         if limit is not None and limit < 1:
             raise InvalidAPIParameters("must be at least 1", field="limit")
         order = (log.c.started_at.desc(), log.c.position.desc()) if newest_first else (log.c.started_at, log.c.position)

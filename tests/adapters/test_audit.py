@@ -76,6 +76,17 @@ def test_the_audit_log_filters_by_entity_actor_operation_status_and_time(ledger:
         log(limit=0)
 
 
+def test_an_actor_is_found_in_any_case_of_its_user_id(ledger: Ledger) -> None:
+    world = build_world(ledger)
+    method = ("group", "modify_group")
+    run(ledger, *method, SAMPLES[method](world), meta("admin"))
+    admin = str(meta("admin").user_id)
+    assert admin != admin.upper()
+    found = ledger.queries.audit_log(actor=admin, operation="modify")
+    assert found and ledger.queries.audit_log(actor=admin.upper(), operation="modify") == found  # it found none
+    assert ledger.queries.audit_log(actor="akadmin") == []  # an access key is matched as given
+
+
 def test_a_failing_monitor_never_fails_the_action(memory_ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
     class Broken:
         async def prepare(self, action: object, meta: object) -> None:

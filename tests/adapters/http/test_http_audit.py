@@ -109,6 +109,9 @@ def test_an_entity_id_is_found_in_any_case_of_its_uuid(api: Api) -> None:
     group = api.post("/v1/groups", {"name": "g", "domain_name": "alpha"}).json()["id"]
     for given in (group, group.upper()):
         assert _ops(api.get("/v1/audit", params={"entity_id": given})) == [("create", group, "success")]
+    actor = api.get("/v1/audit", params={"entity_id": group}).json()["items"][0]["triggered_by"]
+    for given in (actor, actor.upper()):
+        assert ("create", group, "success") in _ops(api.get("/v1/audit", params={"actor": given}))
 
 
 def test_min_position_reads_the_write_it_waited_for(api: Api) -> None:
