@@ -228,7 +228,9 @@ def _actor(entry: HistoryEntry) -> str:
 
 
 def _changes(entry: HistoryEntry) -> str:
-    changed = {f: c for f, c in entry.changes.items() if c.get("old") != c.get("new")}  # creations list null -> null
+    # Creations list every field, unset ones as null -> null. Any other pair is a change,
+    # even one that now reads alike: an erased value is [erased] on both sides.
+    changed = {f: c for f, c in entry.changes.items() if c.get("old") is not None or c.get("new") is not None}
     lines = [f"{safe(f)}: {fmt(f, c.get('old'))} -> {fmt(f, c.get('new'))}" for f, c in changed.items()]
     lines += [f"{safe(k)}: {fmt(k, v)}" for k, v in entry.details.items()]
     return "\n".join(lines)

@@ -34,6 +34,17 @@ def test_user_erase(db: str) -> None:
     ]
 
 
+def test_the_history_table_still_shows_which_fields_an_erased_modify_changed(db: str) -> None:
+    ok(db, "user", "create", ALICE, "--email", "alice@example.org")
+    ok(db, "user", "modify", ALICE, "--email", "alice@example.net", "--full-name", "Alice Liddell")
+    ok(db, "user", "erase", ALICE, "--reason", "asked")
+    table = ok(db, "user", "history", ALICE).stdout
+    # Both sides read [erased]: the Modified row was left empty, as if it had changed nothing.
+    assert "email: [erased] -> [erased]" in table and "full_name: None -> [erased]" not in table
+    assert "full_name: null -> [erased]" in table
+    assert "default_keypair_resource_policy" not in table  # a creation's unset field: null -> null
+
+
 def test_user_erase_errors_are_one_line(db: str) -> None:
     assert "--reason" in usage_error(db, "user", "erase", ALICE)
     assert refused(db, "user", "erase", "not-a-uuid", "--reason", "r").startswith(
