@@ -434,8 +434,12 @@ def _policy(row: sa.Row[Any]) -> KeyPairResourcePolicyData:
 
 
 def _canonical_uuid(text: str) -> str:
-    """`text` as ids are stored when it is a UUID (lower case, hyphens), else as given."""
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return text
+    """`text` as ids are stored when it is a UUID (lower case, hyphens), or an entity of a
+    batch named by its type and UUID (`kernel:…`), else as given."""
+    kind, sep, rest = text.partition(":")
+    for prefix, candidate in (("", text), (kind + sep, rest)):
+        try:
+            return prefix + str(uuid.UUID(candidate))
+        except ValueError:
+            continue
+    return text

@@ -6,13 +6,25 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bootstrap import open_ledger
 from adapters.cli.audit import AuditStatus
 from domain.actions import ActionStatus
-from tests.adapters.cli.helpers import as_json, ledger, ok, refused, usage_error
+from tests.adapters.cli.helpers import GROUP as TEAM
+from tests.adapters.cli.helpers import (
+    SERVICE,
+    as_json,
+    given_domains,
+    jsonl,
+    ledger,
+    ok,
+    refused,
+    usage_error,
+    workload_facts,
+)
 
 GROUP = str(uuid.UUID(int=99))
 
@@ -56,6 +68,19 @@ def test_audit_lists_filters_and_exports_json_lines(db: str) -> None:
     assert "denied: user AKUSER may not delete keypair_resource_policy p" in table
     bad = ledger(db, "audit", "--since", "yesterday")
     assert bad.exit_code == 1 and "since" in bad.stderr
+
+
+def test_a_batch_is_found_by_an_entity_it_touched_pasted_in_capitals(db: str, tmp_path: Path) -> None:
+    given_domains(db, "d1")
+    ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", TEAM)
+    begin, _ = workload_facts(vfolders=1, kernels=2, endpoints=0)
+    (tmp_path / "facts.jsonl").write_text(jsonl(begin))
+    ok(db, *SERVICE, "workload", "import", str(tmp_path / "facts.jsonl"))
+    kernel = f"kernel:{begin[1]['kernel_id']}"
+    assert kernel != f"kernel:{begin[1]['kernel_id'].upper()}"
+    (found,) = as_json(db, "audit", "--entity-id", kernel)
+    # A bare UUID was matched in any case, a batch's `kernel:UUID` only as stored.
+    assert as_json(db, "audit", "--entity-id", f"kernel:{begin[1]['kernel_id'].upper()}") == [found]
 
 
 def test_audit_is_newest_first_and_limit_keeps_the_latest(db: str) -> None:
