@@ -142,6 +142,11 @@ def verify_chain(
     from adapters.store.snapshot_check import verify_store
 
     state = state_of(ctx)
+    if head_only and expect_head is not None:
+        # --head walks nothing: the kept head would go unchecked while the command exits 0.
+        raise typer.BadParameter(
+            "--head prints the head without walking: nothing checks --expect-head", param_hint="--head"
+        )
     kept = None if expect_head is None else parse_head(expect_head, "expect_head")
     # Not sealing on the way in: a chain emptied behind the ledger's back must read as
     # unlinked events here, not be sealed over them by this very command.

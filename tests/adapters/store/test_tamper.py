@@ -211,6 +211,10 @@ def test_the_cli_reports_a_tail_removed_with_its_links_against_the_kept_head(led
     assert "TAMPERED: event 5 removed" in caught.stdout and "the chain ends at 3" in caught.stdout
     as_json = runner.invoke(app, ["--db", ledger_url, "--json", "verify", "--expect-head", kept])
     assert as_json.exit_code == 1 and '"kind": "removed"' in as_json.stdout
+    # --head walks nothing: with a kept head too it printed the head and exited 0.
+    both = runner.invoke(app, ["--db", ledger_url, "verify", "--head", "--expect-head", kept])
+    assert both.exit_code == 2 and both.stdout == "", both.stdout
+    assert "nothing checks --expect-head" in both.stderr
 
 
 def test_a_removed_event_is_found(built: Ledger) -> None:
