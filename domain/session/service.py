@@ -24,7 +24,7 @@ from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.effective_policy import EffectivePolicy, live_entity, resolve_for_keypair
-from domain.errors import InvalidAPIParameters, ObjectNotFound
+from domain.errors import InvalidAPIParameters
 from domain.group.aggregate import Group
 from domain.hosts import VFolderHostPermissionMap
 from domain.keypair.aggregate import KeyPair
@@ -252,17 +252,17 @@ class SessionService:
     # Reads for queries (no action: nothing is decided or recorded)
 
     def effective_policy_of(self, access_key: str) -> KeyPairResourcePolicyData:
-        """The keypair's effective policy now; the system policy for a keypair deleted
-        while its sessions still run (their limits must not vanish with it)."""
+        """The keypair's effective policy now. A keypair deleted while its sessions still
+        run is resolved from its last state (its policy, its user's, its domain's, the
+        system's): their limits must not vanish with it, nor turn into the system
+        policy's. The system policy for an access key the ledger never had."""
         work = UnitOfWork(self._store)
-        try:
-            return resolve_for_keypair(work, load_live(work, KeyPair, access_key)).policy
-        except ObjectNotFound as missing:
-            if missing.entity_type != EntityType.KEYPAIR:
-                raise
-            system = load_live(work, KeyPairResourcePolicy, SYSTEM_POLICY)
-            assert system.created_at is not None
-            return KeyPairResourcePolicyData.from_fields(system.name, system.created_at, system.fields)
+        keypair = work.get(KeyPair.id_for(access_key), KeyPair)
+        if keypair is not None:
+            return resolve_for_keypair(work, keypair).policy
+        system = load_live(work, KeyPairResourcePolicy, SYSTEM_POLICY)
+        assert system.created_at is not None
+        return KeyPairResourcePolicyData.from_fields(system.name, system.created_at, system.fields)
 
     def sessions_due(self, sessions: Iterable[RunningSession], now: datetime) -> list[DueSession]:
         """`runtime.sessions_due` with each keypair's policy resolved now (edits apply at

@@ -108,6 +108,22 @@ def test_sessions_due_at_the_deadline_edges(ledger: Ledger) -> None:
     assert q.sessions_due(started + timedelta(days=365)) == []
 
 
+def test_a_deleted_keypairs_running_sessions_keep_its_limits(ledger: Ledger) -> None:
+    """Its sessions were judged by the system policy `default` once it was deleted: a
+    lifetime of 60 s (and anything else its policy set) vanished with the keypair."""
+    from domain.keypair import DeleteKeyPairAction
+    from tests.adapters.sessions import run
+
+    world = SessionWorld(ledger, max_session_lifetime=60)
+    sid = world.enqueue()
+    world.schedule(sid)
+    (entry,) = ledger.queries.sessions(status="RUNNING")
+    assert entry.started_at is not None
+    run(ledger, "keypair", "delete_keypair", DeleteKeyPairAction(access_key="AK"))
+    (due,) = ledger.queries.sessions_due(entry.started_at + timedelta(seconds=61))
+    assert (due.session_id, due.reason, due.policy) == (sid, DueReason.MAX_SESSION_LIFETIME, "p")
+
+
 def test_sessions_due_lists_only_running_sessions_by_deadline(ledger: Ledger) -> None:
     world = SessionWorld(ledger, idle_timeout=10, max_concurrent_sessions=2)
     a, b, pending = world.enqueue(), world.enqueue(), world.enqueue()
