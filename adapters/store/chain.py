@@ -88,10 +88,11 @@ def _row(row: Any) -> tuple[Any, ...]:
 def _blob(value: Any) -> bytes:
     """A stored state or link as bytes: a row edited behind the ledger's back may hold text
     or a number where a blob belongs (SQLite keeps any type), and verify must report it as
-    altered, not fail on it."""
+    altered, not fail on it. Its type is part of what is hashed: text of the very bytes the
+    ledger wrote is still a change (no read decodes it) and must not pass as intact."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
-    return str(value).encode()
+    return b"\0" + type(value).__name__.encode() + b"\0" + str(value).encode()
 
 
 def _stream_id(raw: Any) -> str:

@@ -337,6 +337,16 @@ def test_a_link_or_state_of_another_type_is_reported_not_crashed_on(tmp_path: An
         assert first_bad(ledger) == (4, "altered")
 
 
+def test_a_state_turned_to_text_of_the_same_bytes_is_altered(tmp_path: Any) -> None:
+    """The same bytes stored as TEXT hashed alike, so verify said intact, while every read
+    of the event failed (the library decodes blobs only)."""
+    with open_ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        build(ledger)
+        with behind_its_back(ledger) as conn:
+            conn.execute(f"UPDATE {ledger.config.events_table} SET state = CAST(state AS TEXT) WHERE rowid = 4")
+        assert first_bad(ledger) == (4, "altered")
+
+
 def test_an_append_after_a_last_link_of_another_type_chains_on(tmp_path: Any) -> None:
     """A ledger opened after its last link was set to text appends (linking on from the
     forged bytes) instead of failing; verify still names the forged position."""
