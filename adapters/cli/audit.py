@@ -171,7 +171,8 @@ def verify_chain(
         for snap in snapshots["bad"]:
             typer.echo(f"TAMPERED: snapshot of stream {snap['stream']} at version {snap['version']}: {snap['reason']}")
         if snapshots["checked"] and not snapshots["bad"]:
-            typer.echo(f"{plural(snapshots['checked'], 'snapshot')} agree with their events")
+            agree = "agrees with its events" if snapshots["checked"] == 1 else "agree with their events"
+            typer.echo(f"{plural(snapshots['checked'], 'snapshot')} {agree}")
 
     state.output(result, human)
     if not result["ok"]:

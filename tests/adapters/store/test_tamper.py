@@ -507,7 +507,7 @@ def test_verify_compares_each_snapshot_with_its_events(ledger_url: str) -> None:
         if ledger.config.schema:
             table = f'"{ledger.config.schema}"."{table}"'
         intact = runner.invoke(app, ["--db", ledger_url, "verify"])
-        assert intact.exit_code == 0 and "1 snapshot agree with their events" in intact.stdout, intact.stdout
+        assert intact.exit_code == 0 and "1 snapshot agrees with its events" in intact.stdout, intact.stdout
         if ledger.config.kind == "sqlite":
             with raw_sqlite(ledger) as conn:
                 forged = 'CAST(replace(CAST(state AS TEXT), \'"cpu":"8"\', \'"cpu":"9999"\') AS BLOB)'
