@@ -51,7 +51,7 @@ def parse_time(raw: Any, field: str) -> datetime:
         utc = None
     if utc is None or not TIME_MIN <= utc < TIME_MAX:
         raise InvalidAPIParameters(
-            "must be between 1900-01-01T00:00:00Z and 8999-12-31T23:59:59Z (in UTC)", field=field
+            "must be from 1900-01-01T00:00:00Z to before 9000-01-01T00:00:00Z (in UTC)", field=field
         )
     parsed: datetime = raw
     return parsed
