@@ -58,7 +58,9 @@ def audit(
     oldest_first: Annotated[
         bool, typer.Option("--oldest-first", help="List in the order they happened (the latest N with --limit).")
     ] = False,
-    jsonl: Annotated[bool, typer.Option("--jsonl", help="Export as JSON Lines, one entry per line.")] = False,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Export as JSON Lines, one entry per line. Not with the root --json.")
+    ] = False,
 ) -> None:
     """The audit trail: every action's outcome (success, error, denied), who asked, when.
 
@@ -68,6 +70,8 @@ def audit(
     from domain.times import parse_time
 
     state = state_of(ctx)
+    if jsonl and state.as_json:  # as `usage --csv`: one format asked for is silently ignored otherwise
+        raise typer.BadParameter("--jsonl and the root --json are two output formats: give one", param_hint="--jsonl")
     start = None if since is None else parse_time(since, "since")
     end = None if until is None else parse_time(until, "until")
     if start is not None and end is not None and start >= end:

@@ -118,6 +118,16 @@ def test_audit_refuses_filter_values_that_can_match_nothing(db: str) -> None:
     assert "limit" in ledger(db, "audit", "--limit", "0").stderr
 
 
+def test_jsonl_with_the_root_json_is_a_usage_error_as_usage_csv_is(db: str) -> None:
+    """--jsonl won over --json silently: JSON Lines came out where a JSON array was asked for."""
+    _history(db)
+    error = json.loads(usage_error(db, "--json", "audit", "--jsonl"))["error"]
+    assert error["code"] == "usage"
+    assert error["message"].startswith("Invalid value for --jsonl: --jsonl and the root --json are two output formats")
+    csv = json.loads(usage_error(db, "--json", "usage", "month", "202403", "--csv"))["error"]["message"]
+    assert error["message"].replace("--jsonl", "--csv").split(" (see ")[0] == csv.split(" (see ")[0]
+
+
 def test_audit_help_says_the_order(db: str) -> None:
     text = " ".join(ledger(db, "audit", "--help").stdout.split())
     assert "Newest first" in text and "--limit N keeps the latest N" in text
