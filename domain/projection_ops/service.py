@@ -34,8 +34,10 @@ class ProjectionOpsService:
         found = [s for s in self._stalls.stalls_of(action.projection) if s.position == action.position]
         if not found:
             stalled = self._stalls.stalls_of(action.projection)
+            if not stalled:  # a healthy read model has no event to skip, at any position
+                raise ProjectionNotStalled(f"read model {action.projection} is not stalled: there is no event to skip")
             # A forced rebuild stalls where its active version did: each place said once.
-            where = ", ".join(dict.fromkeys(f"{s.position} (version {s.version})" for s in stalled)) or "nowhere"
+            where = ", ".join(dict.fromkeys(f"{s.position} (version {s.version})" for s in stalled))
             raise ProjectionNotStalled(
                 f"read model {action.projection} is not stalled at position {action.position}: "
                 f"it is stalled at {where}; only the event it is stalled on can be skipped"

@@ -53,7 +53,13 @@ def test_status_shows_the_stall_and_the_query_names_it(ledger_url: str, stalled:
 
 def test_skip_refuses_other_positions_and_non_superadmins(ledger_url: str, stalled: int) -> None:
     line = refused(ledger_url, "projections", "skip", "usage", "--position", str(stalled - 1), "--reason", "x")
-    assert line.startswith("error: ledger_skip_not_stalled: read model usage_utc is not stalled at position")
+    assert line == (
+        f"error: ledger_skip_not_stalled: read model usage_utc is not stalled at position {stalled - 1}: "
+        f"it is stalled at {stalled} (version 4); only the event it is stalled on can be skipped"
+    )
+    # A healthy read model was 'not stalled at position N: it is stalled at nowhere'.
+    line = refused(ledger_url, "projections", "skip", "audit", "--position", str(stalled), "--reason", "x")
+    assert line == "error: ledger_skip_not_stalled: read model audit is not stalled: there is no event to skip"
     line = refused(
         ledger_url, "--role", "admin", "projections", "skip", "usage", "--position", str(stalled), "--reason", "x"
     )
