@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
@@ -28,14 +27,14 @@ from adapters.store.chain import enable_group_commit
 from domain.actions.context import system_context
 from domain.actions.permissions import PermissionValidator
 from domain.catalog import EntityType
-from domain.errors import ConfigurationError, InvalidAPIParameters, LedgerError, StoreUnavailable
+from domain.errors import ConfigurationError, LedgerError, StoreUnavailable
 from domain.keypair_resource_policy import (
     SYSTEM_POLICY,
     KeyPairResourcePolicy,
     KeyPairResourcePolicyCreator,
 )
 from domain.projection_ops import ProjectionOps, SkippedEvent
-from domain.usage import KernelUsage, UsageReader
+from domain.usage import KernelUsage, UsageReader, parse_timezone
 from projections.database import ReadModelDatabase
 from projections.projection import Projection
 from projections.registry import build_projections
@@ -242,12 +241,8 @@ def _open_store(config: StoreConfig, *, seal_legacy: bool = True) -> LedgerAppli
 
 
 def _timezone(name: str | None) -> str:
-    name = name or os.environ.get("LEDGER_TIMEZONE") or "UTC"
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidAPIParameters(f"unknown time zone {name!r}", field="timezone") from None
-    return name
+    # Only None is "not given": an empty zone (`--timezone "$UNSET"`) is refused, never the default.
+    return parse_timezone(name if name is not None else os.environ.get("LEDGER_TIMEZONE") or "UTC")
 
 
 @contextmanager

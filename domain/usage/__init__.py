@@ -9,7 +9,7 @@ from domain.usage.actions import (
 from domain.usage.reader import KernelUsage, UsageReader
 from domain.usage.report import month_report, period_report
 from domain.usage.service import UsageReports
-from domain.usage.windows import local_days, month_window, period_window
+from domain.usage.windows import local_days, month_window, parse_timezone, period_window
 
 __all__ = [
     "KernelUsage",
@@ -22,6 +22,7 @@ __all__ = [
     "local_days",
     "month_report",
     "month_window",
+    "parse_timezone",
     "period_report",
     "period_window",
 ]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.errors import InvalidAPIParameters
+from domain.shown import shown
 from domain.times import TIME_MAX, TIME_MIN
 
 MAX_PERIOD_DAYS = 100
@@ -59,6 +60,27 @@ def parse_day(raw: object, field: str) -> str:
         date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
     except ValueError:  # out of range, or a day the month does not have (20240230)
         raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {_DAY_EXPECTED}", field=field) from None
+    return raw
+
+
+# Files ZoneInfo opens that zoneinfo.available_timezones() does not list as zones, or that no
+# user means: `localtime` is the host's /etc/localtime (a read model's meaning would depend
+# on the machine), `posixrules` and `Factory` are tzcode's template and placeholder, and
+# posix/ and right/ are copies of the zones (right/ counting leap seconds).
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+_NOT_ZONE_FOLDERS = ("posix/", "right/")
+
+
+def parse_timezone(raw: object, field: str = "timezone") -> str:
+    """An IANA time zone name (`UTC`, `Asia/Seoul`), as available_timezones() lists them,
+    less the names above; checked by opening it, since listing them reads every zone file
+    (50 ms, at every open of the ledger)."""
+    if not isinstance(raw, str) or raw in _NOT_ZONES or raw.startswith(_NOT_ZONE_FOLDERS):
+        raise InvalidAPIParameters(f"unknown time zone {shown(raw)}", field=field)
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):  # ValueError: '', a path, a file that is no zone
+        raise InvalidAPIParameters(f"unknown time zone {shown(raw)}", field=field) from None
     return raw
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from domain.errors import InvalidAPIParameters
 from domain.times import parse_time
-from domain.usage import UsagePerMonthAction, UsagePerPeriodAction, month_window, period_window
+from domain.usage import UsagePerMonthAction, UsagePerPeriodAction, month_window, parse_timezone, period_window
 from domain.workload.actions import TerminateKernelAction
 from tests.domain.inputs import ZONES, kernel, refused
 
@@ -177,3 +177,23 @@ def test_property_any_accepted_month_window_converts_to_utc(month: str, zone: Zo
     assert start.astimezone(UTC) < end.astimezone(UTC)
     for other in ZONES:
         assert start.astimezone(other) < end.astimezone(other)
+
+
+# The report's time zone
+
+NOT_ZONES = ["localtime", "posixrules", "Factory"]
+
+
+@pytest.mark.parametrize(
+    "raw", [*NOT_ZONES, "", "posix/Asia/Seoul", "right/UTC", "utc", " UTC", "Asia", "zone.tab", "/etc/localtime", None]
+)
+def test_a_time_zone_no_user_means_is_refused_naming_timezone(raw: object) -> None:
+    """`localtime` (the host's /etc/localtime) was accepted and built a read model whose
+    meaning depended on the machine; an empty zone fell back to the default."""
+    error = refused(parse_timezone, raw, field="timezone")
+    assert error.reason.startswith("unknown time zone")
+
+
+def test_every_zone_available_timezones_lists_is_accepted_as_given() -> None:
+    for zone in sorted(available_timezones() - set(NOT_ZONES)):
+        assert parse_timezone(zone) == zone

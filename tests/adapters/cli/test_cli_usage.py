@@ -337,5 +337,15 @@ def test_refused_inputs_are_one_error_line(db: str, args: list[str], message: st
     assert message in refused(db, "usage", *args, "--csv")
 
 
+@pytest.mark.parametrize("zone", ["localtime", "", "posixrules", "Factory", "right/Asia/Seoul"])
+def test_a_host_dependent_or_empty_time_zone_is_refused_naming_the_option(db: str, zone: str) -> None:
+    """`--timezone localtime` built a read model `usage_localtime` that meant whatever the
+    host's /etc/localtime was; `--timezone ''` reported in the default zone."""
+    for report in (["month", "202410"], ["period", "20241001", "20241031"]):
+        line = refused(db, "usage", *report, "--timezone", zone)
+        assert line == f"error: ledger_invalid_parameters: --timezone: unknown time zone {zone!r}"
+    assert [s["name"] for s in as_json(db, "projections", "status") if s["name"].startswith("usage")] == ["usage_utc"]
+
+
 def test_a_period_of_exactly_100_days_is_accepted(db: str) -> None:
     assert [p["project_id"] for p in as_json(db, "usage", "period", "20240901", "20241209")] == [G1, G2]
