@@ -249,7 +249,13 @@ def _projections(runner: ProjectionRunner, name: str | None) -> list[Projection]
 @projections_app.command("skip")
 def skip(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="The stalled read model.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="The stalled read model (usage_asia_seoul); a name several share (usage) means the one stalled.",
+        ),
+    ],
     position: Annotated[
         int,
         typer.Option(
@@ -270,11 +276,12 @@ def skip(
 
     state = state_of(ctx)
     with _ledger(state) as ledger:
-        (projection,) = _projections(ledger.runner, name)[:1]
-        action = SkipProjectionEventAction(projection=projection.stable_name, position=position, reason=reason)
+        stable_name = _stalled_read_model(ledger.runner, name)
+        action = SkipProjectionEventAction(projection=stable_name, position=position, reason=reason)
         result = state.run(ledger.processors.projection.skip_projection_event, action)
         ledger.runner.catch_up()
-        (found,) = [s for s in ledger.runner.status() if s.name == projection.stable_name]
+        (found,) = [s for s in ledger.runner.status() if s.name == stable_name]
+        built_here = any(p.stable_name == stable_name for p in ledger.runner.projections)
     data = {
         "projection": result.projection,
         "version": result.version,
@@ -282,17 +289,40 @@ def skip(
         "cause": result.cause,
         "status": found.to_json(),
     }
-    after = "ok" if found.stall is None else describe_stall(found.stall)
+    after = "now " + ("ok" if found.stall is None else describe_stall(found.stall))
+    if not built_here:  # another zone's usage model: its stall stays recorded until its own zone catches it up
+        after = "the processes that build it step over it as they catch up (this one does not build it)"
     state.output(
         data,
         lambda: typer.echo(
-            safe(f"{result.projection} v{result.version} skips the event at position {result.position}; now {after}")
+            safe(f"{result.projection} v{result.version} skips the event at position {result.position}; {after}")
         ),
     )
 
 
 def _named(projection: Projection, name: str) -> bool:
     return name in (projection.name, projection.stable_name)
+
+
+def _stalled_read_model(runner: ProjectionRunner, name: str) -> str:
+    """The read model a skip of `name` means: by its full name, any `status` lists (another
+    time zone's usage model too: only this process's zone is a projection here), or by the
+    name of the projection it is a read model of (`usage`, one per zone), as `rebuild` takes
+    it. Of several, the only one stalled; else a usage error naming them all, since taking
+    the first refused a stalled zone's skip as 'not stalled'."""
+    shared = {p.name for p in runner.projections if p.stable_name != p.name}  # usage: usage_utc, usage_asia_seoul
+    recorded = dict.fromkeys([*(s.name for s in runner.status()), *(p.stable_name for p in runner.projections)])
+    named = [r for r in recorded if r == name or (name in shared and r.startswith(f"{name}_"))]
+    if not named:
+        raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
+    stalled = [r for r in named if runner.stalls_of(r)]
+    if len(named) > 1 and len(stalled) != 1:
+        which = f"; stalled: {', '.join(stalled)}" if stalled else ", none stalled"
+        raise typer.BadParameter(
+            f"{name!r} names {plural(len(named), 'read model')} ({', '.join(named)}){which}: give the full name",
+            param_hint="NAME",
+        )
+    return stalled[0] if len(named) > 1 else named[0]
 
 
 @contextmanager

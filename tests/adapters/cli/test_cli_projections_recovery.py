@@ -10,7 +10,7 @@ import pytest
 
 from adapters.bootstrap import open_ledger
 from projections import usage as usage_module
-from tests.adapters.cli.helpers import as_json, ledger, ok
+from tests.adapters.cli.helpers import as_json, ledger, ok, usage_error
 from tests.projections.commands import T0
 from tests.projections.stalls import stalled_ledger
 
@@ -107,3 +107,53 @@ def test_rebuild_force_fails_on_the_same_event_then_recovers_once_fixed(
     assert (row["stalled"], row["rebuild_position"], row["lag"]) == (None, None, 0)
     assert len(as_json(ledger_url, "usage", "month", "202410")) == 1
     assert "nothing to rebuild" in ok(ledger_url, "projections", "rebuild", "usage").stdout
+
+
+# Usage read models of several time zones: `usage` names each of them
+
+ZONE = "Pacific/Kiritimati"
+
+
+@pytest.fixture
+def stalled_in_two_zones(ledger_url: str) -> int:
+    """The bad event stalls the usage read model of UTC and of Pacific/Kiritimati."""
+    with open_ledger(ledger_url, ZONE) as opened:
+        bad = stalled_ledger(opened)
+    with open_ledger(ledger_url) as opened:
+        opened.runner.catch_up()
+    return bad
+
+
+def stalls(db: str) -> dict[str, int | None]:
+    found = as_json(db, "projections", "status")
+    return {s["name"]: s["stalled"] and s["stalled"]["position"] for s in found if s["name"].startswith("usage")}
+
+
+def test_skip_of_a_name_several_zones_share_takes_the_one_stalled_else_asks_for_the_full_name(
+    ledger_url: str, stalled_in_two_zones: int
+) -> None:
+    """`usage` took the first zone's read model (usage_utc): with another zone's stalled, the
+    skip was refused as 'not stalled', and its full name was 'no projection named'."""
+    bad = stalled_in_two_zones
+    assert stalls(ledger_url) == {"usage_pacific_kiritimati": bad, "usage_utc": bad}
+    both = usage_error(ledger_url, "projections", "skip", "usage", "--position", str(bad), "--reason", "x")
+    assert (
+        "'usage' names 2 read models (usage_pacific_kiritimati, usage_utc); "
+        "stalled: usage_pacific_kiritimati, usage_utc: give the full name"
+    ) in both
+    out = ok(ledger_url, "projections", "skip", "usage_utc", "--position", str(bad), "--reason", "x").stdout
+    assert f"usage_utc v4 skips the event at position {bad}; now ok" in out
+    # One of them stalled: that one.
+    out = ok(ledger_url, "projections", "skip", "usage", "--position", str(bad), "--reason", "y").stdout
+    assert out == (
+        f"usage_pacific_kiritimati v4 skips the event at position {bad}; "
+        "the processes that build it step over it as they catch up (this one does not build it)\n"
+    )
+    (entry,) = as_json(ledger_url, "audit", "--entity-type", "projection", "--entity-id", "usage_pacific_kiritimati")
+    assert entry["spec"] == {"projection": "usage_pacific_kiritimati", "position": bad, "reason": "y"}
+    with open_ledger(ledger_url, ZONE) as opened:  # its zone's process steps over the event
+        opened.runner.catch_up()
+    assert stalls(ledger_url) == {"usage_pacific_kiritimati": None, "usage_utc": None}
+    # None stalled: the name is refused naming them all.
+    none = usage_error(ledger_url, "projections", "skip", "usage", "--position", str(bad), "--reason", "x")
+    assert "'usage' names 2 read models (usage_pacific_kiritimati, usage_utc), none stalled: give the full name" in none
