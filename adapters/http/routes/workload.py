@@ -58,9 +58,10 @@ def _facts(payload: Any) -> tuple[bool, list[Any]]:
 
 
 def _where(batch: bool, index: int, field: str | None) -> str | None:
-    """A fact's field as the problem names it: `[2].kernel_id` in a batch, `kernel_id` alone."""
+    """A fact's field as the problem names it: `[2].kernel_id` in a batch, `kernel_id` alone
+    (the fact itself, when it is refused whole, is the `body`)."""
     if not batch:
-        return field
+        return "body" if field is None else field
     return f"[{index}]" if field is None else f"[{index}].{field}"
 
 

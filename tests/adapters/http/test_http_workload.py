@@ -106,6 +106,9 @@ def test_a_bad_fact_is_named_by_index_and_field_and_nothing_is_recorded(api: Api
     alone = api.post(FACTS, {**good, "endpoint_id": "x"}, role="service")
     assert alone.status_code == 400 and alone.json()["field"] == "endpoint_id"
     assert api.post(FACTS, [], role="service").json()["field"] == "body"
+    for whole in (7, False, "create_endpoint"):  # one fact that is no object: the body, as every route names it
+        refused = api.post(FACTS, whole, role="service")
+        assert refused.status_code == 400 and refused.json()["field"] == "body", refused.text
     assert api.post(FACTS, good, role="service").status_code == 200  # nothing of the above was stored
 
 
