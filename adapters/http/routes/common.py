@@ -149,11 +149,16 @@ def _in_callers_domain(call: Call, entity_type: str, state: EntityState) -> bool
     """Whether a past state is of an incarnation the caller may read. `visible` judges the
     entity as it is now; an id deleted and created again in another domain has a past a
     domain-bound caller must not read (an admin of the new owner's domain read the former
-    owner's keypair, or the former user's email and name)."""
+    owner's keypair, or the former user's email and name), and one created again for
+    another owner has a past its new owner must not read (a user read the keypair of the
+    user who held its access key before them)."""
     if not _domain_bound(call, entity_type):
         return True
     domain = state.fields.get("domain_name")
-    return domain is None or domain == call.caller.domain_name
+    if domain is not None and domain != call.caller.domain_name:
+        return False
+    owner = state.fields.get("user_id")
+    return call.caller.scope(entity_type) is not ReadScope.OWN or owner is None or str(owner) == call.caller.user_id
 
 
 def _own_incarnations(call: Call, entity_type: str, key: str, entries: list[HistoryEntry]) -> list[HistoryEntry]:

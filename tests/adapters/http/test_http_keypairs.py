@@ -156,3 +156,23 @@ def test_idempotent_create_replays_the_first_response(api: Api) -> None:
     assert len(api.get(f"{BASE}/AK/history").json()) == 1
     other = api.post(BASE, {**body, "access_key": "AK2"}, **key)
     assert other.status_code == 422 and api.get(f"{BASE}/AK2").status_code == 404
+
+
+def test_an_access_key_created_again_for_another_user_keeps_its_past_from_the_new_owner(api: Api) -> None:
+    """A user read every incarnation of a keypair they own now: once an access key held by
+    another user of the domain was deleted and created again for them, its history, state
+    and diff showed the former owner's keypair (their user id, their policy)."""
+    former = {"access_key": "AK-AGAIN", "user_id": str(api.users["admin"]), "domain_name": HOME}
+    assert api.post(BASE, {**former, "resource_policy": "default"}).status_code == 201
+    assert api.delete(f"{BASE}/AK-AGAIN").status_code == 200
+    assert api.post(BASE, {**former, "user_id": str(api.users["user"])}).status_code == 201
+    everything = api.get(f"{BASE}/AK-AGAIN/history").json()
+    assert [e["event"] for e in everything] == ["Created", "Deleted", "Recreated"]
+    mine = api.get(f"{BASE}/AK-AGAIN/history", role="user")
+    assert mine.status_code == 200 and [e["event"] for e in mine.json()] == ["Recreated"], mine.text
+    assert str(api.users["admin"]) not in mine.text
+    assert api.get(f"{BASE}/AK-AGAIN/state", params={"version": 1}, role="user").status_code == 404
+    assert api.get(f"{BASE}/AK-AGAIN/state", params={"version": 3}, role="user").status_code == 200
+    assert api.get(f"{BASE}/AK-AGAIN/diff", params={"from": 1, "to": 3}, role="user").status_code == 404
+    # The domain's admin reads both incarnations: both were in their domain.
+    assert len(api.get(f"{BASE}/AK-AGAIN/history", role="admin").json()) == 3
