@@ -88,13 +88,17 @@ class SqlUsageReader:
         found = conn.execute(sa.select(rows.c.key, rows.c.fields).where(rows.c.key.in_(group_ids))).all()
         return {row.key: row.fields["name"] for row in found}
 
-    def _user_names(self, conn: sa.Connection, user_ids: set[str]) -> dict[str, tuple[str | None, str | None]]:
-        """(email, full_name) of each user the users read model holds, deleted ones too:
-        a report keeps naming who used the resources as long as the row exists (Backend.AI
-        joins its users table, so a user row it has dropped names no one there either)."""
+    def _user_names(self, conn: sa.Connection, user_ids: set[str]) -> dict[str, _Person]:
+        """(email, full_name, domain) of each user the users read model holds, deleted ones
+        too: a report keeps naming who used the resources as long as the row exists
+        (Backend.AI joins its users table, so a user row it has dropped names no one there
+        either)."""
         rows = self._users.rows
         found = conn.execute(sa.select(rows.c.key, rows.c.fields).where(rows.c.key.in_(user_ids))).all()
-        return {row.key: (row.fields.get("email"), row.fields.get("full_name")) for row in found}
+        return {
+            row.key: (row.fields.get("email"), row.fields.get("full_name"), row.fields.get("domain_name"))
+            for row in found
+        }
 
     def _vfolder_names(self, conn: sa.Connection, vfolder_ids: set[str]) -> dict[str, str]:
         v = self._usage.vfolders
@@ -102,19 +106,18 @@ class SqlUsageReader:
         return {row.vfolder_id: f"{row.host}:{row.name}" for row in found}
 
 
-_NO_ONE: tuple[str | None, str | None] = (None, None)  # a user the ledger does not know
+_Person = tuple[str | None, str | None, str | None]  # email, full name, domain
+_NO_ONE: _Person = (None, None, None)  # a user the ledger does not know
 
 
-def _kernel(
-    row: Any, names: dict[str, str], nfs: dict[str, str], people: dict[str, tuple[str | None, str | None]]
-) -> KernelUsage:
+def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str], people: dict[str, _Person]) -> KernelUsage:
     # Unpacked by position (the kernels table's column order): a Row's attribute lookups
     # cost more than building the whole KernelUsage.
     (kernel_id, group_id, session_id, session_name, domain_name, user_id, access_key, agent, image,
      slots, mounts, started_at, terminated_at, status, last_stats) = row  # fmt: skip
     # In UTC: PostgreSQL's session-zone times would make used_time wall-clock time across DST.
     started = as_utc(started_at)
-    email, full_name = people.get(user_id, _NO_ONE)
+    email, full_name, user_domain = people.get(user_id, _NO_ONE)
     return KernelUsage(
         kernel_id=kernel_id,
         session_id=session_id,
@@ -134,4 +137,5 @@ def _kernel(
         last_stats=last_stats,
         email=email,
         full_name=full_name,
+        user_domain=user_domain,
     )

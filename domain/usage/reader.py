@@ -12,7 +12,8 @@ from typing import Any, Protocol
 class KernelUsage:
     """One kernel as the usage read model keeps it, with its user's `email` and
     `full_name` as the users read model holds them (None for a user the ledger does not
-    know, or who has none), looked up when the report is read."""
+    know, or who has none), and the domain that user is in (`user_domain`), looked up when
+    the report is read."""
 
     kernel_id: str
     session_id: str
@@ -32,6 +33,7 @@ class KernelUsage:
     last_stats: dict[str, Any] | None
     email: str | None = None
     full_name: str | None = None
+    user_domain: str | None = None
 
 
 class UsageReader(Protocol):

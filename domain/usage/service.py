@@ -4,6 +4,7 @@ and the report's shape. Reads only; the group service answers the seeds' names w
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from domain.usage.actions import (
@@ -40,4 +41,13 @@ class UsageReports:
 
 
 def _in_domain(kernels: Iterable[KernelUsage], domain_name: str | None) -> Iterable[KernelUsage]:
-    return kernels if domain_name is None else [k for k in kernels if k.domain_name == domain_name]
+    """The kernels of `domain_name`'s groups; a kernel's user of another domain (a fact the
+    platform reported names any user) is not named by that user's email and full name:
+    an admin reads no other domain's personal values."""
+    if domain_name is None:
+        return kernels
+    return [
+        k if k.user_domain in (None, domain_name) else replace(k, email=None, full_name=None)
+        for k in kernels
+        if k.domain_name == domain_name
+    ]

@@ -114,3 +114,22 @@ def test_bad_input_names_the_field(api: Api) -> None:
     assert group.json()["detail"] == "group_id: 'nope' is not a UUID"  # the ledger's words, as project_id's
     missing = api.get(PERIOD, params={"start_date": "20241001"})
     assert missing.status_code == 400 and missing.json()["field"] == "end_date"
+
+
+def test_an_admins_report_names_no_user_of_another_domain(api: Api, groups: dict[str, str]) -> None:
+    """A kernel's user is whoever the platform reported (here alpha's user runs a kernel in
+    beta's group "far"): beta's admin read that alpha user's email and full name in the
+    kernel list of their report. Only a user of the admin's own domain is named there."""
+
+    def emails(role: str) -> dict[str, set[str | None]]:
+        month = api.get(f"{MONTH}/202410", role=role)
+        assert month.status_code == 200, month.text
+        return {g["g_id"]: {c["email"] for c in g["c_infos"]} for g in month.json()}
+
+    named = "user@example.org"
+    assert emails("superadmin") == {groups["home"]: {named}, groups["foreign"]: {named}}
+    assert emails("admin") == {groups["home"]: {named}}
+    foreign = api.get(f"{MONTH}/202410", role="foreign_admin").json()
+    assert named not in str(foreign) and emails("foreign_admin") == {groups["foreign"]: {None}}
+    (kernel,) = foreign[0]["c_infos"]
+    assert kernel["full_name"] is None and kernel["access_key"] == "AKUSER"  # the usage itself stays
