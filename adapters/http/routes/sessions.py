@@ -213,6 +213,22 @@ def _entry_visible(call: Call, entry: SessionEntry) -> bool:
     return _sees(call, entry.domain_name, entry.user_id, entry.access_key)
 
 
+def _after(call: Call, found: list[SessionEntry], after: str) -> list[SessionEntry]:
+    """The sessions of `found` (in the list's order: enqueue time, then id) after the
+    cursor, a session id of the previous page. It is placed by its own enqueue time and
+    id, so a page goes on where the last ended even when that session has left the filter
+    since (scheduled while a platform pages through the PENDING ones); a session the
+    caller may not see places nothing, as an unknown one."""
+    ids = [s.session_id for s in found]
+    if after in ids:
+        return found[ids.index(after) + 1 :]
+    cursor = call.ledger.queries.session(parse_uuid(after, "after"))
+    if cursor is None or not _entry_visible(call, cursor.session):
+        return []
+    last = (cursor.session.enqueued_at, cursor.session.session_id)
+    return [s for s in found if (s.enqueued_at, s.session_id) > last]
+
+
 def _object(payload: Any, path_id: str | None = None) -> dict[str, Any]:
     """The body's fields; with `path_id`, the session named by the path (never by the body)."""
     if not isinstance(payload, dict):
@@ -254,9 +270,7 @@ def list_sessions(
     if scope is ReadScope.OWN:
         found = [s for s in found if _entry_visible(call, s)]
     if after is not None:
-        # The cursor is a session id of the previous page: the page goes on after it.
-        ids = [s.session_id for s in found]
-        found = found[ids.index(after) + 1 :] if after in ids else []
+        found = _after(call, found, after)
     more = limit is not None and len(found) > limit
     shown = found[:limit] if limit is not None else found
     return {

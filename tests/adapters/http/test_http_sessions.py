@@ -239,6 +239,32 @@ def test_read_table(api: Api, world: World, role: str) -> None:
     assert api.get(f"{BASE}/{uuid.uuid4()}", role=role).status_code == 404
 
 
+def test_paging_through_pending_sessions_while_scheduling_them_reaches_every_one(api: Api, world: World) -> None:
+    """The cursor (the last session of a page) was looked for among the sessions the filter
+    kept: once the platform had scheduled the page it read with `status=PENDING`, the next
+    page was empty with no `next_after`, and the pending sessions after it were never listed."""
+    ids = [world.enqueue() for _ in range(5)]
+    other = world.enqueue("AKBETA", FOREIGN)
+    pending = {"status": "PENDING", "limit": 2}
+    seen: list[str] = []
+    after = None
+    while True:
+        page = api.get(BASE, params=pending if after is None else {**pending, "after": after}, role="service").json()
+        for session in page["items"]:
+            seen.append(session["session_id"])
+            scheduled = api.post(f"{BASE}/{session['session_id']}/schedule", {}, role="service")
+            assert scheduled.status_code == 200 and scheduled.json()["admitted"], scheduled.text
+        after = page["next_after"]
+        if after is None:
+            break
+    assert seen == [*ids, other]
+    # A cursor the caller may not see places nothing (as an unknown one); a malformed one is named.
+    assert api.get(BASE, params={"after": other}, role="admin").json() == {"items": [], "next_after": None}
+    assert api.get(BASE, params={"after": str(uuid.uuid4())}).json() == {"items": [], "next_after": None}
+    malformed = api.get(BASE, params={"after": "nope"})
+    assert malformed.status_code == 400 and malformed.json()["field"] == "after"
+
+
 def test_list_pages_and_filters(api: Api, world: World) -> None:
     ids = [world.enqueue() for _ in range(3)]
     other = world.enqueue("AKADMIN")
