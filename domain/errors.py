@@ -237,6 +237,16 @@ class GroupSlotsAboveDomain(GroupError):
     error_detail = "above_domain"
 
 
+class GroupMoveActiveWorkload(GroupError, InvalidAPIParameters):
+    """A group's move to another domain (its `domain_name`) while it holds pending or
+    admitted sessions or active kernels: they were decided against its domain's limits
+    and count in its domain's usage, which the move would leave behind."""
+
+    status = 409
+    error_operation = "move"
+    error_detail = "active_workload"
+
+
 # Workload facts
 
 

@@ -79,7 +79,7 @@ class World:
     vfolder: uuid.UUID
     kernel: uuid.UUID
     endpoint: uuid.UUID
-    spare_group: uuid.UUID  # no workload: it can be purged
+    spare_group: uuid.UUID  # no workload: it can be purged or moved to another domain
     access_key: str = "AKWORLD"
     policy: str = "world-policy"
     spare_policy: str = "spare-policy"  # no keypair: it can be deleted

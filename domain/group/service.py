@@ -236,9 +236,13 @@ def _reported_domain() -> str | None:
 
 def _move(work: UnitOfWork, group: Group, old_domain: str, new_domain: str) -> None:
     """A group moved to another domain leaves the old one's list and joins the new one's;
-    its members must be users of the new domain too."""
+    its members must be users of the new domain too, and it must hold no session or
+    active kernel (decided and counted in the old domain)."""
+    from domain.session.purge import move_group_sessions  # imported here: the cycle purge_group names
+
     require_domain(work, new_domain, "domain_name").add_group(str(group.id))
     require_members(work, new_domain, sorted(group.members), "domain_name")
+    move_group_sessions(work, group, old_domain, new_domain)
     old = work.get(Domain.id_for(old_domain), Domain)
     if old is not None:
         old.remove_group(str(group.id))

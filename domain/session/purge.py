@@ -1,27 +1,39 @@
-"""What a group's purge does to its sessions (REFERENCE: group purge; a purge removes the
-group's sessions, and a kernel that occupies resources refuses it).
+"""What a group's purge, or its move to another domain, does to its sessions (REFERENCE:
+group purge; a purge removes the group's sessions, and a kernel that occupies resources
+refuses it).
 
 An admitted session occupies its slots as Backend.AI's scheduled kernels do, so it
 refuses the purge, as active kernels do; a pending one is cancelled and released from
 every scope, in the purge's own append. The group's usage is then closed: the append to
 its stream makes a decision on the group racing the purge (an enqueue, a schedule)
 conflict with it in the store, and the decision, taken again, finds the group purged.
+
+A move refuses while the group holds a pending or admitted session or an active kernel:
+each was decided against its domain's limits and counts in its domain's usage (a kernel
+is reported under it), which the move would leave behind. A move of a group holding none
+appends to its usage as the purge does, so a racing enqueue, taken again, finds the group
+in the other domain.
 """
 
 from __future__ import annotations
 
-from domain.errors import PurgeGroupActionActiveKernelsError
+from domain.errors import GroupMoveActiveWorkload, PurgeGroupActionActiveKernelsError
+from domain.group.aggregate import Group
 from domain.ports import UnitOfWork, load_live
 from domain.session.aggregate import Session
 from domain.session.types import Scope
 from domain.session.usage import ScopeUsage, release_usage, usage_id
-from domain.shown import plural
+from domain.shown import plural, some
+
+
+def _group_usage(work: UnitOfWork, group_id: str) -> ScopeUsage:
+    return work.get(usage_id(Scope.GROUP, group_id), ScopeUsage) or ScopeUsage.open(Scope.GROUP, group_id)
 
 
 def close_group_sessions(work: UnitOfWork, group_id: str) -> None:
     """Refuses the purge while the group has admitted sessions; else cancels its pending
     ones and closes its usage, in `work`."""
-    usage = work.get(usage_id(Scope.GROUP, group_id), ScopeUsage) or ScopeUsage.open(Scope.GROUP, group_id)
+    usage = _group_usage(work, group_id)
     if usage.running:
         admitted = sorted(usage.running)
         raise PurgeGroupActionActiveKernelsError(
@@ -33,3 +45,26 @@ def close_group_sessions(work: UnitOfWork, group_id: str) -> None:
         session.cancel()
         release_usage(work, session)
     work.add(usage).close()
+
+
+def move_group_sessions(work: UnitOfWork, group: Group, old_domain: str, new_domain: str) -> None:
+    """Refuses the group's move while it holds sessions or active kernels; else records
+    the move on its usage, in `work` (a kernel start racing it conflicts on the group's
+    own stream, which the move appends to)."""
+    usage = _group_usage(work, str(group.id))
+    held = [
+        f"{plural(len(ids), what)} ({some(ids)})"
+        for what, ids in (
+            ("pending session", usage.pending),
+            ("admitted session", usage.running),
+            ("active kernel", group.kernels),
+        )
+        if ids
+    ]
+    if held:
+        raise GroupMoveActiveWorkload(
+            f"group {group.key} holds {', '.join(held)}, weighed against the limits of domain {old_domain!r} "
+            f"and counted in its usage: end them before moving the group to {new_domain!r}",
+            field="domain_name",
+        )
+    work.add(usage).moved(new_domain)

@@ -9,13 +9,14 @@ pending to running once and released once; an event is recorded only when member
 really changes, so releasing twice records nothing and changes nothing.
 
 Events: Created (from `Entity`, on first use), PendingAdded, Started, Released, Closed
-(a group's, when the group is purged). Each
-applies in O(slots of one session): the totals (`pending_total`, `running_total`) are the
-sums of the sets, kept with exact Decimal arithmetic as members come and go, so a decision
-on a cached copy never walks thousands of sessions. A keypair's stream holds its pending
-and running sessions (pending limits and concurrency are per keypair); a group's holds
-both too (a purge cancels its pending sessions), weighing only the running ones; a user's
-and a domain's hold only running ones (pending sessions never count toward slots).
+(a group's, when the group is purged), Moved (a group's, when it moves to another
+domain). Each applies in O(slots of one session): the totals (`pending_total`,
+`running_total`) are the sums of the sets, kept with exact Decimal arithmetic as members
+come and go, so a decision on a cached copy never walks thousands of sessions. A
+keypair's stream holds its pending and running sessions (pending limits and concurrency
+are per keypair); a group's holds both too (a purge cancels its pending sessions, a move
+is refused while it holds any), weighing only the running ones; a user's and a domain's
+hold only running ones (pending sessions never count toward slots).
 
 The start gate appends to every scope it weighs, in one save with the session's
 decision: two decisions on the same scope conflict in the store, and the loser decides
@@ -91,6 +92,16 @@ class ScopeUsage(Entity):
         def apply(self, aggregate: ScopeUsage) -> None:
             pass
 
+    class Moved(Entity.Event):
+        """Its group moved to domain `domain_name`, holding no session (one refuses the
+        move). Like Closed, it changes no state: an enqueue or a schedule racing the move
+        conflicts with this append, and decides again on the moved group."""
+
+        domain_name: str
+
+        def apply(self, aggregate: ScopeUsage) -> None:
+            pass
+
     def __init__(self) -> None:
         super().__init__()
         self.pending: Mapping[str, SlotsJson] = {}
@@ -128,6 +139,11 @@ class ScopeUsage(Entity):
         """Recorded unconditionally: an append to the stream is what makes a decision on
         this scope racing the purge conflict with it."""
         self.trigger_event(self.Closed)
+
+    def moved(self, domain_name: str) -> None:
+        """Recorded unconditionally, as `close` is: the append is what a racing decision
+        conflicts with."""
+        self.trigger_event(self.Moved, domain_name=domain_name)
 
     def release(self, session_id: str) -> bool:
         """Idempotent: True only when the session was held (and an event recorded)."""

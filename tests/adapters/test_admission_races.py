@@ -111,3 +111,32 @@ def test_a_purge_racing_a_session_decision_never_leaves_a_session_in_a_purged_gr
     else:  # refused: the schedule landed first and its session runs
         assert decision == "schedule" and [str(s.status) for s in sessions] == ["RUNNING"], (outcomes, sessions)
         assert keypair.holds(str(sessions[0].session_id))
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+@pytest.mark.parametrize("usage", ["new", "kept"])
+def test_a_move_racing_an_enqueue_never_leaves_a_session_in_the_old_domain(
+    ledger: Ledger, order: list[int], usage: str
+) -> None:
+    """Both decide on a group holding nothing, then the store orders their saves: an
+    enqueue that lands first refuses the move taken again; a move that lands first refuses
+    the enqueue taken again (its keypair is in the old domain). `usage`: the group's usage
+    stream is made by the race, or kept from an ended session."""
+    from domain.domains import CreateDomainAction
+    from domain.errors import InvalidAPIParameters
+
+    world = SessionWorld(ledger)
+    run(ledger, "domain", "create_domain", CreateDomainAction(creator={"name": "e"}))
+    if usage == "kept":
+        world.cancel(world.enqueue())
+
+    outcomes = decide_together(ledger, [world.enqueue, lambda: world.modify_group(domain_name="e")], order=order)
+    enqueued, moved = (o is None for o in outcomes)
+    assert enqueued != moved, outcomes
+    refused = outcomes[0] if moved else outcomes[1]
+    assert isinstance(refused, InvalidAPIParameters), outcomes
+    assert refused.field == ("group_id" if moved else "domain_name"), outcomes
+    group = ledger.queries.group(world.group_id)
+    assert group is not None and group.domain_name == ("e" if moved else "d")
+    pending = ledger.services.session.usage(Scope.GROUP, str(world.group_id)).pending
+    assert len(pending) == (0 if moved else 1), pending

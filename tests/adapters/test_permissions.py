@@ -106,12 +106,13 @@ def test_an_admin_cannot_move_a_group_out_of_their_domain(fresh: Ledger) -> None
 
     world = build_world(fresh)
     run(fresh, "domain", "create_domain", CreateDomainAction(creator={"name": "beta"}))
-    move = ModifyGroupAction(group_id=world.group, modifier={"domain_name": "beta"})
+    # The spare group: the world group's sessions and kernel would refuse any move.
+    move = ModifyGroupAction(group_id=world.spare_group, modifier={"domain_name": "beta"})
     with pytest.raises(InsufficientPermission, match=r"into another domain \(beta\)"):
         run(fresh, "group", "modify_group", move, ACTORS[A])
-    assert fresh.queries.group(world.group).domain_name == DOMAIN  # type: ignore[union-attr]
+    assert fresh.queries.group(world.spare_group).domain_name == DOMAIN  # type: ignore[union-attr]
     run(fresh, "group", "modify_group", move, ACTORS[S])
-    assert fresh.queries.group(world.group).domain_name == "beta"  # type: ignore[union-attr]
+    assert fresh.queries.group(world.spare_group).domain_name == "beta"  # type: ignore[union-attr]
 
 
 def test_an_admin_of_another_domain_gets_no_hint_that_a_missing_group_exists(fresh: Ledger) -> None:

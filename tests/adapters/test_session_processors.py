@@ -186,6 +186,36 @@ def test_group_and_domain_limits_are_weighed(ledger: Ledger) -> None:
     ]
 
 
+def test_a_group_holding_sessions_or_kernels_does_not_move_to_another_domain(ledger: Ledger) -> None:
+    """They were decided against its domain's limits and count in its domain's usage:
+    moved, a pending one was still admitted against domain d's limits and counted in d's
+    usage, and new ones were refused in the group."""
+    from domain.domains import CreateDomainAction
+
+    world = SessionWorld(ledger)
+    world.modify_domain(total_resource_slots={"cpu": "1"})
+    elsewhere = CreateDomainAction(creator={"name": "e", "total_resource_slots": {"cpu": "0"}})
+    run(ledger, "domain", "create_domain", elsewhere)
+    sid = world.enqueue()
+    for held in ("1 pending session", "1 admitted session"):
+        with pytest.raises(InvalidAPIParameters, match=f"{held} \\({sid}\\)") as refused:
+            world.modify_group(domain_name="e")
+        assert (refused.value.code, refused.value.field) == ("group_move_active_workload", "domain_name")
+        assert ledger.queries.group(world.group_id).domain_name == "d"  # type: ignore[union-attr]
+        if held == "1 pending session":
+            assert world.schedule(sid).admitted  # in domain d, against its limits
+    imported = _kernel(world, uuid.uuid4())  # a kernel of a session the ledger never admitted
+    world.terminate(sid)
+    with pytest.raises(InvalidAPIParameters, match=f"1 active kernel \\({imported}\\)"):
+        world.modify_group(domain_name="e")
+    _end_kernel(world, imported)
+    world.modify_group(domain_name="e")  # holding nothing, it moves
+    moved = ledger.queries.group(world.group_id)
+    assert moved is not None and moved.domain_name == "e"
+    with pytest.raises(InvalidAPIParameters, match="is in domain 'e'"):
+        world.enqueue()
+
+
 def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:
     world = SessionWorld(ledger)
     pending, running = world.enqueue(), world.enqueue()
