@@ -33,11 +33,9 @@ class LedgerError(Exception):
         return "_".join(part for part in (self.error_domain, self.error_operation, self.error_detail) if part)
 
 
-class InvalidAPIParameters(LedgerError, ValueError):
-    """Bad input. A ValueError too, so validators inside pydantic models may raise it."""
-
-    status = 400
-    error_detail = "invalid_parameters"
+class FieldError(LedgerError):
+    """An error about one input's value: `field` names it (in the message too, before the
+    `reason`), for an adapter to name the option or parameter the caller used."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         field = None if field is None else encodable(field)  # a field may be named by input (a slot's name)
@@ -45,6 +43,13 @@ class InvalidAPIParameters(LedgerError, ValueError):
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
         self.reason = message
+
+
+class InvalidAPIParameters(FieldError, ValueError):
+    """Bad input. A ValueError too, so validators inside pydantic models may raise it."""
+
+    status = 400
+    error_detail = "invalid_parameters"
 
 
 class RequestTooLarge(InvalidAPIParameters):
@@ -229,7 +234,7 @@ class GroupNotActive(GroupError):
     error_detail = "inactive"
 
 
-class GroupSlotsAboveDomain(GroupError):
+class GroupSlotsAboveDomain(GroupError, FieldError):
     """An admin set a group's slot above what a superadmin granted the group's domain."""
 
     status = 403
@@ -331,7 +336,7 @@ class DomainNotActive(LedgerError):
     error_detail = "inactive"
 
 
-class PolicyNotAllowedInDomain(LedgerError):
+class PolicyNotAllowedInDomain(FieldError):
     """An admin named a keypair resource policy outside the domain's allowed list."""
 
     status = 403
@@ -458,7 +463,7 @@ class PreconditionFailed(LedgerError):
     error_detail = "precondition_failed"
 
 
-class IdempotencyKeyReused(LedgerError):
+class IdempotencyKeyReused(FieldError):
     """The `Idempotency-Key` was used before with another request (method, path or body)."""
 
     status = 422

@@ -92,13 +92,13 @@ class IdempotentResponses:
         if found is None and recorded is None:
             return None
         if recorded is not None and recorded.fields.get("request_hash") != hash_:
-            raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+            raise IdempotencyKeyReused("was used for another request", field=HEADER)
         deadline = time.monotonic() + WAIT_FOR_FIRST
         while True:
             if found is not None:
                 stored_hash, response = found
                 if stored_hash != hash_:
-                    raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+                    raise IdempotencyKeyReused("was used for another request", field=HEADER)
                 return response
             if time.monotonic() >= deadline:
                 action = recorded.fields.get("action_id") if recorded is not None else None

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from adapters.http.methods import allowed_methods
 from domain.errors import (
     AuthenticationFailed,
+    FieldError,
     ForeignEntity,
     IdempotentRequestApplied,
     InvalidAPIParameters,
@@ -89,7 +90,7 @@ def ledger_problem(exc: LedgerError) -> JSONResponse:
     if isinstance(exc, AuthenticationFailed | MissingToken):
         headers["WWW-Authenticate"] = 'Bearer realm="policy-ledger"'
     status = exc.status if 400 <= exc.status < 600 else 500
-    field = getattr(exc, "field", None) if isinstance(exc, InvalidAPIParameters | ObjectNotFound) else None
+    field = exc.field if isinstance(exc, FieldError | ObjectNotFound) else None
     weighed = None
     if isinstance(exc, QuotaExceeded):
         weighed = {"limit": exc.limit, "scope": exc.scope, "scope_id": exc.scope_id}

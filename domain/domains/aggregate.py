@@ -97,8 +97,9 @@ class Domain(Entity):
             more = f" and {len(allowed) - 3} more" if len(allowed) > 3 else ""
             listed = ", ".join(shown(a) for a in allowed[:3]) + more
             raise PolicyNotAllowedInDomain(
-                f"{field}: keypair resource policy {shown(policy)} is not allowed in domain {self.key!r}"
-                f" (allowed: {listed or 'none'})"
+                f"keypair resource policy {shown(policy)} is not allowed in domain {self.key!r}"
+                f" (allowed: {listed or 'none'})",
+                field=field,
             )
 
     def check_deletable(self) -> None:

@@ -80,8 +80,9 @@ def check_admin_slots(domain: Domain, slots: Mapping[str, str], field: str = SLO
     for slot, quantity in sorted(slots.items()):
         if slot in ceiling and Decimal(quantity) > Decimal(ceiling[slot]):
             raise GroupSlotsAboveDomain(
-                f"{field}.{slot}: {quantity} is above domain {domain.name!r}'s {ceiling[slot]}"
-                " (only a superadmin may raise the domain's)"
+                f"{quantity} is above domain {domain.name!r}'s {ceiling[slot]}"
+                " (only a superadmin may raise the domain's)",
+                field=f"{field}.{slot}",
             )
 
 

@@ -112,3 +112,18 @@ def test_idempotent_create_replays_the_first_response(api: Api) -> None:
     assert len(api.get(f"{BASE}/gamma/history").json()) == 1
     other = api.post(BASE, {"name": "delta"}, **key)
     assert other.status_code == 422 and api.get(f"{BASE}/delta").status_code == 404
+
+
+def test_an_admin_past_the_domains_grants_is_refused_naming_the_field(api: Api) -> None:
+    """These 403s said the field only inside `detail`: a client had no `field` to show
+    beside the input it came from."""
+    api.post("/v1/keypair-resource-policies", {"name": "gold"})
+    grants = {"allowed_keypair_resource_policies": ["default"], "total_resource_slots": {"cpu": 4}}
+    assert api.patch(f"{BASE}/{HOME}", grants).status_code == 200
+    body = {"access_key": "AKGOLD", "user_id": str(api.users["user"]), "resource_policy": "gold"}
+    policy = api.post("/v1/keypairs", body, role="admin")
+    assert policy.status_code == 403 and policy.json()["code"] == "domain_assign_policy_policy_not_allowed"
+    assert policy.json()["field"] == "resource_policy"
+    group = api.post("/v1/groups", {"name": "big", "domain_name": HOME, "total_resource_slots": {"cpu": 8}}, "admin")
+    assert group.status_code == 403 and group.json()["code"] == "group_set_slots_above_domain"
+    assert group.json()["field"] == "total_resource_slots.cpu"

@@ -64,6 +64,7 @@ def test_idempotency_key_replays_the_first_response(api: Api) -> None:
     assert len(api.get(f"{BASE}/p/history").json()) == 1
     other = api.post(BASE, {"name": "q"}, **key)
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert other.json()["field"] == "Idempotency-Key"
     assert api.get(f"{BASE}/q").status_code == 404
 
 
