@@ -42,6 +42,15 @@ class Caller:
     def domain_name(self) -> str:
         return self.actor.domain_name
 
+    @property
+    def identity(self) -> str:
+        """Whom the token speaks for, whole (user, role, domain, access key): what an
+        Idempotency-Key is scoped by, so that a replay never hands one token's response to
+        another token of the same user with another role or domain (one the permission
+        check would refuse)."""
+        actor = self.actor
+        return "\n".join((str(actor.user_id), actor.role, actor.domain_name, actor.access_key or ""))
+
     def scope(self, resource: str) -> ReadScope | None:
         return read_scope(resource, self.role)
 

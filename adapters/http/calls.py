@@ -137,7 +137,7 @@ class Call:
         raw = self.request.headers.get(IDEMPOTENCY_HEADER)
         if raw is None or method != "POST":
             return None, responses
-        key = responses.key_for(self.caller.user_id, raw)
+        key = responses.key_for(self.caller.identity, raw)
         path = self.request.url.path
         return IdempotencyClaim(key, request_hash(method, path, body), method, path), responses
 

@@ -7,7 +7,7 @@ import uuid
 
 from adapters.http.routes.common import Page
 from adapters.http.routes.users import UserModified, UserOut
-from tests.adapters.http.api import FOREIGN, HOME, Api
+from tests.adapters.http.api import FOREIGN, HOME, Api, issue
 
 BASE = "/v1/users"
 
@@ -129,6 +129,17 @@ def test_idempotent_create_replays_the_first_response(api: Api) -> None:
     assert len(api.get(f"{BASE}/{body['user_id']}/history").json()) == 1
     other = api.post(BASE, {**body, "user_id": str(uuid.uuid4())}, **key)
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+
+
+def test_another_token_of_the_same_user_does_not_replay_its_response(api: Api) -> None:
+    """Keys were scoped by user id alone: the same key from a user-role token of the
+    superadmin's own user replayed the superadmin's 201, where that token is refused."""
+    lesser = issue(api.ledger, api.users["superadmin"], "user", HOME, name="second")
+    key = {"Idempotency-Key": "create-domain-1"}
+    body = {"name": "zz"}
+    assert api.post("/v1/domains", body, **key).status_code == 201
+    replayed = api.client.post("/v1/domains", json=body, headers={"Authorization": f"Bearer {lesser}", **key})
+    assert replayed.status_code == 403 and "Idempotent-Replayed" not in replayed.headers
 
 
 def test_history_routes_take_a_user_id_in_any_case(api: Api) -> None:
