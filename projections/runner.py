@@ -116,22 +116,23 @@ class ProjectionRunner(Versions):
         with self._lock:
             head = self.recorder.max_notification_id() or 0
             self._look_at_stalls(chosen, head)
-            # A forced rebuild another process (a rebuild worker) swapped in is done.
-            chosen = [p for p in chosen if not p.generation or p.storage_name in self.positions]
-            if not chosen:
-                return head
             while True:
+                # A forced rebuild another process (a rebuild worker) swapped in is done.
+                chosen = [p for p in chosen if not p.generation or p.storage_name in self.positions]
+                if not chosen:
+                    return head
                 moving = [p for p in chosen if not self._held(p)]
                 low = min(self._position(p) for p in (moving or chosen))
                 if progress is not None:
                     progress(min(low, head), head)
-                if not moving or low >= head:
-                    break
-                with gc_paused():
-                    if not self._next_batch(moving, low, head):
-                        break
-            self._activate_caught_up(chosen, head)
-            return low
+                if moving and low < head:
+                    with gc_paused():
+                        if self._next_batch(moving, low, head):
+                            continue
+                # A forced rebuild the active version got past meanwhile catches up further.
+                if not self._activate_caught_up(chosen, head):
+                    return low
+                head = self.recorder.max_notification_id() or 0
 
     def _look_at_stalls(self, chosen: Sequence[Projection], head: int) -> None:
         """With a chosen projection stalled, re-reads the state (another process may have

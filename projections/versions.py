@@ -30,6 +30,10 @@ from projections.sql import insert_for
 from projections.tracking import Tracking, tables_of
 
 
+class _BuildBehind(Exception):
+    """The active version has applied events a forced rebuild has not: catch it up first."""
+
+
 class Versions(Tracking):
     """Switches versions and forced rebuilds in, and retires the tables they replace."""
 
@@ -128,13 +132,17 @@ class Versions(Tracking):
             self._read_state()
         return [self._builds[f"{p.versioned_name}r{wanted[p.versioned_name]}"] for p in ours]
 
-    def _activate_caught_up(self, chosen: Sequence[Projection], head: int) -> None:
+    def _activate_caught_up(self, chosen: Sequence[Projection], head: int) -> bool:
+        """Activates the pending versions and swaps in the forced rebuilds that reached
+        `head`; True if a build was left because the active version had got past it."""
+        behind = False
         for projection in chosen:
             if projection.generation:
                 if self.positions.get(projection.storage_name, -1) >= head:
-                    self._swap_in(projection)
+                    behind |= not self._swap_in(projection)
             elif projection in self.pending() and self._position(projection) >= head:
                 self._activate(projection)
+        return behind
 
     def _activate(self, projection: Projection) -> None:
         """Makes a caught-up pending version the active one and, in the same transaction,
@@ -157,39 +165,55 @@ class Versions(Tracking):
         self._read_state()
         self._refuse_outdated_code()  # another process may have activated a still newer version
 
-    def _swap_in(self, build: Projection) -> None:
+    def _swap_in(self, build: Projection) -> bool:
         """Puts a caught-up forced rebuild in place of its active version, in one
         transaction: the active tables are retired as a replaced version's are, the
         build's renamed to the active names (so every process's tables, bound to those
         names, now read the new rows), and the active tracking row takes the build's
-        position (processes ahead of it find their position stale and re-read). The stall
-        goes with the old tables. Conditional, like `_activate`: one process swaps."""
+        position. The stall goes with the old tables. Conditional, like `_activate`: one
+        process swaps. False, and nothing done, if the active version has applied events
+        the build has not (stored while it caught up): swapped in, its rows would go back
+        to an older position, which a process whose read models are at the head would
+        read as they are, having nothing new to apply."""
         key, generation, build_key = build.versioned_name, build.generation, build.storage_name
-        with self.read_models.begin(immediate=True) as conn:
-            done = conn.execute(
-                sa.update(self.rebuilds)
-                .where(self.rebuilds.c.projection == key, self.rebuilds.c.generation == generation)
-                .where(self.rebuilds.c.building.is_(True))
-                .values(building=False)
-            )
-            if done.rowcount == 1:
-                tracked = self.tracking.c.projection
-                self._retire_tables(conn, key, _REPLACED + build_key)
-                quote = conn.dialect.identifier_preparer.quote
-                for name in tables_of(conn, build_key):
-                    renamed = key + name[len(build_key) :]
-                    conn.exec_driver_sql(f"ALTER TABLE {quote(name)} RENAME TO {quote(renamed)}")
-                # Read once the renames hold the build's tables: another process's batch into
-                # them (a second rebuild of the same generation) has committed its rows and
-                # its position by then, or has not begun; read before, the position could be
-                # older than the rows, and the next catch-up would apply those events again.
-                position = conn.execute(sa.select(self.tracking.c.position).where(tracked == build_key)).scalar_one()
-                conn.execute(sa.update(self.tracking).where(tracked == key).values(position=position))
-                conn.execute(sa.delete(self.tracking).where(tracked == build_key))
-                conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection.in_([key, build_key])))
+        try:
+            with self.read_models.begin(immediate=True) as conn:
+                done = conn.execute(
+                    sa.update(self.rebuilds)
+                    .where(self.rebuilds.c.projection == key, self.rebuilds.c.generation == generation)
+                    .where(self.rebuilds.c.building.is_(True))
+                    .values(building=False)
+                )
+                if done.rowcount == 1:
+                    self._replace_by_build(conn, key, build_key)
+        except _BuildBehind:
+            self._read_state()
+            return False
         self._builds.pop(build_key, None)
         self._retried.discard(key)
         self._read_state()
+        return True
+
+    def _replace_by_build(self, conn: Connection, key: str, build_key: str) -> None:
+        tracked = self.tracking.c.projection
+        # The active tracking row first (PostgreSQL: locked until the swap commits), before
+        # the tables: a batch into the active version claims its row, then writes its tables.
+        active = conn.execute(sa.select(self.tracking.c.position).where(tracked == key).with_for_update()).scalar_one()
+        self._retire_tables(conn, key, _REPLACED + build_key)
+        quote = conn.dialect.identifier_preparer.quote
+        for name in tables_of(conn, build_key):
+            renamed = key + name[len(build_key) :]
+            conn.exec_driver_sql(f"ALTER TABLE {quote(name)} RENAME TO {quote(renamed)}")
+        # Read once the renames hold the build's tables: another process's batch into
+        # them (a second rebuild of the same generation) has committed its rows and
+        # its position by then, or has not begun; read before, the position could be
+        # older than the rows, and the next catch-up would apply those events again.
+        position = conn.execute(sa.select(self.tracking.c.position).where(tracked == build_key)).scalar_one()
+        if position < active:
+            raise _BuildBehind(build_key)  # rolls the swap back
+        conn.execute(sa.update(self.tracking).where(tracked == key).values(position=position))
+        conn.execute(sa.delete(self.tracking).where(tracked == build_key))
+        conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection.in_([key, build_key])))
 
     def _retire_tables(self, conn: Connection, key: str, retired_name: str | None = None) -> None:
         """Takes the tables stored under `key` away, in the caller's transaction: dropped on

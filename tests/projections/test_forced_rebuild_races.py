@@ -129,3 +129,45 @@ def test_forcing_a_rebuild_beside_a_writer_waits_its_turn(tmp_path: Any) -> None
         assert ledger.queries.history("keypair_resource_policy", "default")
     finally:
         ledger.close()
+
+
+def policies(ledger: Ledger) -> list[Projection]:
+    return [p for p in ledger.runner.projections if p.stable_name == "keypair_resource_policies"]
+
+
+def test_a_build_swapped_in_behind_the_active_version_takes_no_rows_away_from_readers(ledger_url: str) -> None:
+    """A forced rebuild swapped its build in once it reached the head it started from,
+    though commands stored meanwhile had been applied to the active version: its rows went
+    back to that head, and another process whose read models were already at the head
+    (nothing new to apply) answered without the policies it had just listed."""
+    writer = open_ledger(ledger_url, build_pending=False)
+    reader = open_ledger(ledger_url, build_pending=False)
+    rebuilder = open_ledger(ledger_url, build_pending=False)
+    try:
+        create(writer, 3)
+        builds = rebuilder.runner.force(policies(rebuilder))
+        swap = rebuilder.runner._swap_in
+
+        def swap_once_the_active_version_is_ahead(build: Projection) -> Any:
+            if not tries:
+                create(writer, 2)  # stored after the head the rebuild catches up to
+                reader.queries.keypair_resource_policies()  # the active version applies them
+            tries.append(build)
+            return swap(build)
+
+        tries: list[Projection] = []
+
+        rebuilder.runner._swap_in = swap_once_the_active_version_is_ahead  # type: ignore[method-assign]
+        expected = {p.name for p in writer.queries.keypair_resource_policies()}
+        rebuilder.runner.catch_up(only=builds)
+        rebuilder.runner._swap_in = swap  # type: ignore[method-assign]
+        listed = {p.name for p in reader.queries.keypair_resource_policies()}
+        assert len(listed) == len(expected) + 2
+        assert listed == {p.name for p in writer.queries.keypair_resource_policies()}
+        assert len(tries) == 2 and rebuilder.runner.builds() == []  # swapped in once caught up further
+        assert dump(reader.runner.read_models, policies(reader)) == {
+            name: rows for name, rows in clean_rebuild(reader).items() if name.startswith("keypair_resource_policies")
+        }
+    finally:
+        for ledger in (writer, reader, rebuilder):
+            ledger.close()
