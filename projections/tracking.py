@@ -91,13 +91,20 @@ class Tracking:
     def _create(self, tables: Sequence[sa.Table]) -> None:
         """Creates the missing tables with their indexes. Existing ones are skipped before
         any DDL: on PostgreSQL even `CREATE INDEX IF NOT EXISTS` locks the table, so it
-        would queue behind a runner's batch and could deadlock with it."""
+        would queue behind a runner's batch and could deadlock with it. On PostgreSQL the
+        creators take turns (a lock held until commit), and each looks again once it has
+        its turn: two `CREATE TABLE IF NOT EXISTS` of one table at once fail the second on
+        a duplicate key of the catalog (two forced rebuilds started together)."""
         with self.read_models.connect() as conn:
             existing = set(sa.inspect(conn).get_table_names())
         missing = [table for table in tables if table.name not in existing]
         if not missing:
             return
         with self.read_models.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text(_CREATORS_TAKE_TURNS))
+                existing = set(sa.inspect(conn).get_table_names())
+                missing = [table for table in missing if table.name not in existing]
             for table in missing:
                 conn.execute(CreateTable(table, if_not_exists=True))
                 for index in table.indexes:
@@ -147,6 +154,9 @@ class Tracking:
                 f"read model {projection.versioned_name} was replaced by a newer version: run the newer code"
             )
         return position
+
+
+_CREATORS_TAKE_TURNS = "SELECT pg_advisory_xact_lock(hashtext('ledger-read-models:' || current_schema()))"
 
 
 def tables_of(conn: Connection, stored_name: str) -> list[str]:

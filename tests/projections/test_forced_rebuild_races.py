@@ -171,3 +171,36 @@ def test_a_build_swapped_in_behind_the_active_version_takes_no_rows_away_from_re
     finally:
         for ledger in (writer, reader, rebuilder):
             ledger.close()
+
+
+def test_forced_rebuilds_started_at_once_both_build(ledger_url: str) -> None:
+    """Two `rebuild --force` started together: on PostgreSQL both created the build's
+    tables, and the second failed with `ledger_unavailable: ... duplicate key value
+    violates unique constraint "pg_type_typname_nsp_index"`."""
+    ledgers = [open_ledger(ledger_url, build_pending=False) for _ in range(3)]
+    try:
+        create(ledgers[0], 3)
+        together = threading.Barrier(len(ledgers))
+        errors: list[BaseException] = []
+
+        def rebuild(ledger: Ledger) -> None:
+            together.wait()
+            try:
+                ledger.runner.catch_up(ledger.runner.force(ledger.runner.projections))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=rebuild, args=(ledger,)) for ledger in ledgers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        later = ledgers[0]
+        later.runner.refresh()
+        assert later.runner.builds() == []
+        later.runner.catch_up()
+        assert dump(later.read_models, later.projections.all()) == clean_rebuild(later)
+    finally:
+        for ledger in ledgers:
+            ledger.close()
