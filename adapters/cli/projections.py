@@ -242,6 +242,12 @@ def rebuild(
 def _projections(runner: ProjectionRunner, name: str | None) -> list[Projection]:
     named = [p for p in runner.projections if name is None or _named(p, name)]
     if not named:
+        if any(s.name == name for s in runner.status()):  # another time zone's usage read model
+            raise InvalidAPIParameters(
+                f"{name!r} is another time zone's usage read model: a process of that zone builds it "
+                "(run this with LEDGER_TIMEZONE set to the zone, naming it `usage`)",
+                field="name",
+            )
         raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
     return named
 

@@ -157,3 +157,12 @@ def test_skip_of_a_name_several_zones_share_takes_the_one_stalled_else_asks_for_
     # None stalled: the name is refused naming them all.
     none = usage_error(ledger_url, "projections", "skip", "usage", "--position", str(bad), "--reason", "x")
     assert "'usage' names 2 read models (usage_pacific_kiritimati, usage_utc), none stalled: give the full name" in none
+
+
+def test_a_rebuild_of_another_zones_usage_read_model_says_which_process_builds_it(
+    ledger_url: str, stalled_in_two_zones: int
+) -> None:
+    """`status` lists it, and `rebuild` said only 'no projection named'."""
+    refusal = refused(ledger_url, "projections", "rebuild", "--force", "usage_pacific_kiritimati")
+    assert "another time zone's usage read model" in refusal and "LEDGER_TIMEZONE" in refusal
+    assert "no projection named 'nothing'" in refused(ledger_url, "projections", "rebuild", "nothing")
