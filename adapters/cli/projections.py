@@ -73,10 +73,11 @@ def _status_table(found: list[ProjectionStatus]) -> Table:
     table = new_table("projection", "version", "position", "head", "lag", "state", "pending", "skips")
     for s in found:
         building = []
+        skipped = {skip.position for skip in s.skips}
         if s.pending_version is not None:
-            building.append(f"v{s.pending_version} at {s.pending_position}" + _stalled(s.pending_stall))
+            building.append(f"v{s.pending_version} at {s.pending_position}" + _stalled(s.pending_stall, skipped))
         if s.rebuild_position is not None:
-            building.append(f"rebuild at {s.rebuild_position}" + _stalled(s.rebuild_stall))
+            building.append(f"rebuild at {s.rebuild_position}" + _stalled(s.rebuild_stall, skipped))
         state = "ok" if s.stall is None else describe_stall(s.stall)
         skips = "-"
         if s.skips:
@@ -89,10 +90,15 @@ def _status_table(found: list[ProjectionStatus]) -> Table:
     return table
 
 
-def _stalled(stall: Stall | None) -> str:
+def _stalled(stall: Stall | None, skipped: set[int]) -> str:
+    """A build's stall; one on an event skipped since is passed only when a rebuild resumes
+    the build (a skip catches up the active version alone), which the line says."""
     from projections.status import describe_stall
 
-    return "" if stall is None else f", {describe_stall(stall)}"
+    if stall is None:
+        return ""
+    resumes = " (skipped since: `ledger projections rebuild` steps over it)" if stall.position in skipped else ""
+    return f", {describe_stall(stall)}{resumes}"
 
 
 def _number(value: int | None) -> str:

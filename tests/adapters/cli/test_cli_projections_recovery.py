@@ -166,3 +166,15 @@ def test_a_rebuild_of_another_zones_usage_read_model_says_which_process_builds_i
     refusal = refused(ledger_url, "projections", "rebuild", "--force", "usage_pacific_kiritimati")
     assert "another time zone's usage read model" in refusal and "LEDGER_TIMEZONE" in refusal
     assert "no projection named 'nothing'" in refused(ledger_url, "projections", "rebuild", "nothing")
+
+
+def test_status_says_a_rebuild_resumes_a_build_stalled_on_a_skipped_event(ledger_url: str, stalled: int) -> None:
+    """A skip catches up the active version only: the forced rebuild's stall stayed shown
+    as it was, as if the skip had not been taken, until a rebuild resumed it."""
+    refused(ledger_url, "projections", "rebuild", "--force", "usage")
+    ok(ledger_url, "projections", "skip", "usage", "--position", str(stalled), "--reason", "bad")
+    table = ledger(ledger_url, "projections", "status", columns=400).stdout
+    assert f"stalled at position {stalled}" in table
+    assert "(skipped since: `ledger projections rebuild` steps over it)" in table
+    assert "rebuilt usage_utc v4 (forced)" in ok(ledger_url, "projections", "rebuild", "usage").stdout
+    assert "skipped since" not in ok(ledger_url, "projections", "status").stdout
