@@ -17,6 +17,7 @@ from adapters.read.timetravel import EntityState, TimeTravel
 from adapters.read.usage import SqlUsageReader
 from adapters.read.workload import EndpointQueries, WorkloadQueries
 from adapters.store import LedgerApplication
+from domain.catalog import EntityType
 from domain.entity import FieldChanges, diff_fields
 from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group.types import GroupData
@@ -328,7 +329,10 @@ class Queries:
             # capitals; a policy's name that looks like one is matched as given too).
             named = {str(entity_id), _canonical_uuid(str(entity_id))}
             touched = self._audit.batch_entities
-            in_batch = sa.select(touched.c.position).where(touched.c.entity_id.in_(named))
+            # A batch names each fact's entity with its kind (`kernel:ID`); a bare id, as a
+            # single fact's record is named, finds the batches that touched it too.
+            in_batches = named | {f"{kind}:{name}" for kind in _BATCHED_KINDS for name in named if ":" not in name}
+            in_batch = sa.select(touched.c.position).where(touched.c.entity_id.in_(in_batches))
             conditions.append(sa.or_(log.c.entity_id.in_(named), log.c.position.in_(in_batch)))
         for column, value in (
             (log.c.entity_type, entity_type),
@@ -431,6 +435,10 @@ def _group(row: sa.Row[Any]) -> GroupData:
 
 def _policy(row: sa.Row[Any]) -> KeyPairResourcePolicyData:
     return KeyPairResourcePolicyData.from_fields(row.key, as_utc(row.created_at), row.fields)
+
+
+# The kinds a workload batch names its entities by (`RecordWorkloadBatchAction.entity_ids`).
+_BATCHED_KINDS = (EntityType.KERNEL, EntityType.VFOLDER, EntityType.ENDPOINT)
 
 
 def _canonical_uuid(text: str) -> str:

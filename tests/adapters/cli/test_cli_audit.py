@@ -81,6 +81,8 @@ def test_a_batch_is_found_by_an_entity_it_touched_pasted_in_capitals(db: str, tm
     (found,) = as_json(db, "audit", "--entity-id", kernel)
     # A bare UUID was matched in any case, a batch's `kernel:UUID` only as stored.
     assert as_json(db, "audit", "--entity-id", f"kernel:{begin[1]['kernel_id'].upper()}") == [found]
+    # A bare UUID (how a single fact's record names its kernel) finds the batch too.
+    assert as_json(db, "audit", "--entity-id", begin[1]["kernel_id"].upper()) == [found]
 
 
 def test_audit_is_newest_first_and_limit_keeps_the_latest(db: str) -> None:
