@@ -81,14 +81,20 @@ class ObjectNotFound(LedgerError):
 
 
 class InsufficientPermission(LedgerError):
-    """The actor's role may not run this operation on this entity."""
+    """The actor's role may not run this operation on this entity.
+
+    A validator of its own may give its sentence as the message, as seed 004's do
+    (`InsufficientPermission("You don't have permission to access this session")`);
+    the ledger's own refusals name actor, operation and entity instead."""
 
     status = 403
     error_domain = "permission"
     error_detail = "forbidden"
 
-    def __init__(self, *, actor: str, operation: str, entity: str, why: str = "") -> None:
-        super().__init__(f"{actor} may not {operation} {entity}{why}")
+    def __init__(
+        self, message: str | None = None, *, actor: str = "", operation: str = "", entity: str = "", why: str = ""
+    ) -> None:
+        super().__init__(f"{actor} may not {operation} {entity}{why}" if message is None else message)
         self.actor = actor
         self.operation = operation
         self.entity = entity

@@ -1,0 +1,59 @@
+"""The processor with validators written as seed 004 writes them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, ProcessResult
+from domain.errors import InsufficientPermission
+from domain.keypair_resource_policy import (
+    CreateKeyPairResourcePolicyAction,
+    CreateKeyPairResourcePolicyActionResult,
+    KeyPairResourcePolicyCreator,
+)
+
+META = ActionTriggerMeta(user_id=uuid.UUID(int=1), access_key="AKUSER", role="user", domain_name="default")
+
+
+class SeedValidator:
+    """Seed 004's SessionAccessValidator, refusing with a sentence of its own."""
+
+    async def validate(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
+        raise InsufficientPermission("You don't have permission to access this session")
+
+
+class Outcomes:
+    def __init__(self) -> None:
+        self.seen: list[ProcessResult] = []
+
+    async def prepare(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
+        pass
+
+    async def done(self, action: BaseAction, result: ProcessResult) -> None:
+        self.seen.append(result)
+
+
+async def create(action: CreateKeyPairResourcePolicyAction) -> CreateKeyPairResourcePolicyActionResult:
+    raise AssertionError("a refused action never reaches its service")
+
+
+def test_a_validator_refuses_with_its_own_message() -> None:
+    monitor = Outcomes()
+    processor = ActionProcessor(create, [SeedValidator()], [monitor])
+    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="p"))
+    with pytest.raises(InsufficientPermission) as refused:
+        asyncio.run(processor.wait_for_complete(action, META))
+    assert str(refused.value) == "You don't have permission to access this session"
+    assert refused.value.code == "permission_forbidden" and refused.value.status == 403
+    [outcome] = monitor.seen
+    assert outcome.meta.status == "denied" and outcome.meta.error_code == "permission_forbidden"
+    assert outcome.meta.description == "You don't have permission to access this session"
+
+
+def test_the_ledgers_own_refusals_still_name_actor_operation_and_entity() -> None:
+    refused = InsufficientPermission(actor="user AKUSER", operation="create", entity="group g")
+    assert str(refused) == "user AKUSER may not create group g"
+    assert (refused.actor, refused.operation, refused.entity) == ("user AKUSER", "create", "group g")
