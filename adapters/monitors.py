@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30)
 METRIC_LABELS = ("entity_type", "operation_type", "status", "domain", "operation", "error_detail")
+SEED_LABELS = ("entity_type", "operation", "status")  # seed 004's: `operation` is the operation type
 
 
 class StoreEntityDomains:
@@ -126,7 +127,11 @@ def _created_key(action: BaseAction, saving: Sequence[Aggregate]) -> str | None:
 
 
 class PrometheusMonitor:
-    """Backend.AI's action metrics: a counter and a duration histogram per outcome."""
+    """Backend.AI's action metrics (a counter and a duration histogram per outcome), and
+    the three seed 004 names: `backend_action_total` (entity_type, operation, status),
+    `backend_action_duration_seconds` (entity_type, operation) and
+    `backend_action_errors_total` (entity_type, operation, error_type: the error's code;
+    an action that did not succeed, refused by a validator included)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -138,8 +143,24 @@ class PrometheusMonitor:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self._total = Counter(
+            "backend_action_total", "Total number of action executions", SEED_LABELS, registry=self.registry
+        )
+        self._seconds = Histogram(
+            "backend_action_duration_seconds",
+            "Action execution time, in seconds",
+            SEED_LABELS[:2],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._errors = Counter(
+            "backend_action_errors_total",
+            "Number of action execution errors",
+            (*SEED_LABELS[:2], "error_type"),
+            registry=self.registry,
+        )
         # The children of one label set, looked up once (`labels()` validates and locks per call).
-        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, ...], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
 
     async def prepare(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
         pass
@@ -161,9 +182,20 @@ class PrometheusMonitor:
         labels = (entity_type, operation, status, domain or "", f"{entity_type}_{operation}", error_code or "")
         children = self._children.get(labels)
         if children is None:
-            children = self._children[labels] = (self._count.labels(*labels), self._duration.labels(*labels))
-        children[0].inc()
-        children[1].observe(duration)
+            children = self._children[labels] = self._children_of(labels)
+        counters, histograms = children
+        for counter in counters:
+            counter.inc()
+        for histogram in histograms:
+            histogram.observe(duration)
+
+    def _children_of(self, labels: tuple[str, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """(the counters, the histograms) one outcome with these labels adds to."""
+        entity_type, operation, status, *_, error_code = labels
+        counters = [self._count.labels(*labels), self._total.labels(entity_type, operation, status)]
+        if status != ActionStatus.SUCCESS.value:
+            counters.append(self._errors.labels(entity_type, operation, error_code))
+        return tuple(counters), (self._duration.labels(*labels), self._seconds.labels(entity_type, operation))
 
     def replay(self, entries: Iterable[AuditEntry]) -> None:
         """Counts outcomes read back from the audit trail (what `ledger metrics` shows:

@@ -53,6 +53,20 @@ def check(text: str) -> None:
     assert buckets == {*map(float, DURATION_BUCKETS), float("inf")}
     durations = sum(s.value for s in found["backendai_action_duration_sec_count"])
     assert durations == 15
+    # Seed 004's names, beside Backend.AI's: the same outcomes.
+    totals = {
+        (s.labels["entity_type"], s.labels["operation"], s.labels["status"]): s.value
+        for s in found["backend_action_total"]
+    }
+    assert totals[("group", "modify", "denied")] == totals[("group", "modify", "error")] == 1
+    assert totals[("group", "create", "success")] == 2 and sum(totals.values()) == 15
+    assert sum(s.value for s in found["backend_action_duration_seconds_count"]) == 15
+    assert {"entity_type", "operation"} == set(found["backend_action_duration_seconds_count"][0].labels)
+    errors_total = {
+        (s.labels["entity_type"], s.labels["operation"], s.labels["error_type"]): s.value
+        for s in found["backend_action_errors_total"]
+    }
+    assert errors_total == {("group", "modify", "group_not_found"): 1, ("group", "modify", "permission_forbidden"): 1}
 
 
 def test_the_live_monitor_counts_every_outcome(memory_ledger: Ledger) -> None:
