@@ -41,7 +41,7 @@ _DAY_EXPECTED = f"YYYYMMDD between {MIN_REPORT_YEAR}0101 and {MAX_REPORT_YEAR}12
 
 
 def parse_month(month: object, field: str = "month") -> str:
-    """YYYYMM in ASCII digits, 190001 to 899912 (what an action accepts: a report's
+    """YYYYMM in ASCII digits, 189901 to 900012 (what an action accepts: a report's
     month is checked when the action is made, so a refused one is recorded as asked)."""
     if not isinstance(month, str) or not _MONTH.fullmatch(month):
         raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {_MONTH_EXPECTED}", field=field)
@@ -51,7 +51,7 @@ def parse_month(month: object, field: str = "month") -> str:
 
 
 def parse_day(raw: object, field: str) -> str:
-    """YYYYMMDD in ASCII digits, a day the calendar has, 19000101 to 89991231."""
+    """YYYYMMDD in ASCII digits, a day the calendar has, 18990101 to 90001231."""
     if not isinstance(raw, str) or not _DAY.fullmatch(raw):
         raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be {_DAY_EXPECTED}", field=field)
     try:
@@ -94,7 +94,7 @@ def report_day(day: date, field: str) -> date:
 
 def month_window(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """From the first of the month to the first of the next, local time. `month` is
-    YYYYMM in ASCII digits, 190001 to 899912; otherwise InvalidAPIParameters naming
+    YYYYMM in ASCII digits, 189901 to 900012; otherwise InvalidAPIParameters naming
     `month`, its message starting with "Invalid date values"."""
     month = parse_month(month)
     year, number = int(month[:4]), int(month[4:])
@@ -111,7 +111,7 @@ def _parse_day(raw: object, field: str, tz: ZoneInfo) -> datetime:
 
 def period_window(start_date: str, end_date: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """From the start date to the day after the end date (inclusive), local time. Dates
-    are YYYYMMDD in ASCII digits, 19000101 to 89991231; a bad one is InvalidAPIParameters
+    are YYYYMMDD in ASCII digits, 18990101 to 90001231; a bad one is InvalidAPIParameters
     naming `start_date` or `end_date` ("Invalid date values: ...")."""
     start = _parse_day(start_date, "start_date", tz)
     end = _parse_day(end_date, "end_date", tz) + timedelta(days=1)
