@@ -1,7 +1,8 @@
 """One backend fixture for every store-level test: each runs on SQLite and on PostgreSQL.
 
 PostgreSQL is the server on 127.0.0.1:5432 (override with LEDGER_TEST_POSTGRES_URL).
-Each test gets its own schema, dropped afterwards. When the server is unreachable the
+Each run has a database of its own (LEDGER_TEST_DATABASE names another), dropped when the
+run ends, and each test its own schema in it, dropped afterwards. When the server is unreachable the
 PostgreSQL half skips with the reason, except under CI (CI=true), where it fails.
 """
 
