@@ -9,6 +9,7 @@ requests queue for a thread rather than for a connection inside one.
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import time
@@ -25,8 +26,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from adapters.bootstrap import Ledger, group_commit_wanted, open_ledger
 from adapters.http import problems, schema
-from adapters.http.auth import authenticate_request, presented_token
-from adapters.http.idempotency import IdempotentResponses
+from adapters.http.auth import REQUEST_ID_HEADER, authenticate_request, presented_token
+from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
+from adapters.http.idempotency import MAX_KEY_LENGTH, IdempotentResponses
 from adapters.http.methods import HeadAsGet
 from adapters.http.paths import EncodedSlashes
 from adapters.http.routes import ROUTERS
@@ -202,6 +204,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         schemas.update(schema.components)
         _no_validation_errors(document)
+        _headers(document)
         app.openapi_schema = document
     return app.openapi_schema
 
@@ -222,6 +225,48 @@ def _no_validation_errors(document: dict[str, Any]) -> None:
                 answers.setdefault("400", problems.responses(400)[400])
     for name in ("HTTPValidationError", "ValidationError"):
         document["components"]["schemas"].pop(name, None)
+
+
+def _header(name: str, description: str, **string: Any) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "description": description,
+            "schema": {"type": "string", **string}}  # fmt: skip
+
+
+# The headers the routes read from the request itself (`adapters/http/calls.py`), so that
+# FastAPI does not see them: documented here, for a client generated from the document.
+_REQUEST_ID = _header(REQUEST_ID_HEADER, "Stored on every event the request appends (default: a new UUID).",
+                      maxLength=256)  # fmt: skip
+_IF_MATCH = _header("If-Match", 'The version the change is for, as an `ETag` gave it ("7"): 412 when not current.')
+_IDEMPOTENCY_KEY = _header(
+    IDEMPOTENCY_HEADER,
+    "A retry with the same key and body gets the first response (Idempotent-Replayed: true), never a second effect.",
+    minLength=1,
+    maxLength=MAX_KEY_LENGTH,
+)
+_ANSWER_HEADERS = {
+    "ETag": {"description": "The entity's version after the command.", "schema": {"type": "string"}},
+    "Ledger-Position": {
+        "description": "The position of the command's last event: a read's `min_position`.",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _headers(document: dict[str, Any]) -> None:
+    """A write (an operation documenting 412) takes `X-Request-ID` and `If-Match`, a POST
+    one `Idempotency-Key` too, and its answers carry `ETag` and `Ledger-Position`."""
+    for operations in document["paths"].values():
+        for method, operation in operations.items():
+            answers = operation.get("responses", {})
+            if "412" not in answers:
+                continue
+            parameters = operation.setdefault("parameters", [])
+            parameters += [copy.deepcopy(_REQUEST_ID), copy.deepcopy(_IF_MATCH)]
+            if method == "post":
+                parameters.append(copy.deepcopy(_IDEMPOTENCY_KEY))
+            for status, answer in answers.items():
+                if status.startswith("2"):
+                    answer["headers"] = copy.deepcopy(_ANSWER_HEADERS)
 
 
 def app_from_environment() -> FastAPI:

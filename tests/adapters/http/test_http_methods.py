@@ -77,3 +77,22 @@ def test_the_document_describes_400_problems_not_422_validation_errors(api: Api)
     assert parameterised >= 60
     read = document["paths"]["/v1/domains"]["get"]["responses"]
     assert "422" not in read and "400" in read
+
+
+def test_the_document_lists_the_headers_the_routes_read_and_answer(api: Api) -> None:
+    """The routes read If-Match, Idempotency-Key and X-Request-ID from the request itself, and
+    the document listed none of them (nor the ETag and Ledger-Position answers): a client
+    generated from it could not send them."""
+    paths = api.client.get("/openapi.json").json()["paths"]
+
+    def headers(template: str, method: str) -> set[str]:
+        return {p["name"] for p in paths[template][method].get("parameters", []) if p["in"] == "header"}
+
+    create = "/v1/keypair-resource-policies"
+    assert headers(create, "post") == {"If-Match", "Idempotency-Key", "X-Request-ID"}
+    assert headers(f"{create}/{{name}}", "patch") == {"If-Match", "X-Request-ID"}
+    assert headers(create, "get") == set()  # a read appends nothing
+    answered = paths[create]["post"]["responses"]["201"]["headers"]
+    assert set(answered) == {"ETag", "Ledger-Position"}
+    key = next(p for p in paths[create]["post"]["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["schema"] == {"type": "string", "minLength": 1, "maxLength": 255} and key["required"] is False
