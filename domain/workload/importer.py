@@ -53,6 +53,8 @@ def parse_fact(line: bytes) -> tuple[str, WorkloadAction]:
         raise InvalidAPIParameters(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except ValueError as exc:  # JSONDecodeError, or a number beyond any range (`json_float`)
         raise InvalidAPIParameters(f"invalid JSON: {exc}") from None
+    except RecursionError:  # arrays or objects nested deeper than the parser recurses
+        raise InvalidAPIParameters("invalid JSON: nested too deeply") from None
     return fact_of(raw)
 
 

@@ -77,6 +77,9 @@ def test_parse_fact_builds_the_named_action() -> None:
         (b"[1]", "expected a JSON object, got list"),
         (b'{"fact": ', "invalid JSON: "),
         (b'{"fact": "caf\xe9"}', "not UTF-8 text: "),
+        # Nesting deeper than the parser's recursion: a RecursionError, an internal error
+        # naming no line.
+        (b"[" * 100_000 + b"]" * 100_000, "invalid JSON: "),
         (b'{"fact": "launch_rocket"}', "fact: unknown fact 'launch_rocket'; one of: create_vfolder, start_kernel"),
         (b'{"fact": "destroy_endpoint", "endpoint_id": "x"}', "endpoint_id: 'x' is not a UUID"),
     ],
