@@ -114,6 +114,14 @@ class Kernel(_Workload):
             raise InvalidAPIParameters(
                 f"a kernel cannot end before it started (started {self.fields['started_at']})", field="terminated_at"
             )
+        last = self.fields.get("last_stats")
+        if last is not None and datetime.fromisoformat(terminated_at) < datetime.fromisoformat(last["reported_at"]):
+            # Its stats would be from after its end, which `report_stats` refuses: an import
+            # run again would then stop at the stats it recorded the first time.
+            raise InvalidAPIParameters(
+                f"a kernel cannot end before its last stats report (reported {last['reported_at']})",
+                field="terminated_at",
+            )
         if span > MAX_KERNEL_SPAN:
             # Usage keeps a rollup row per day a kernel ran: a 1900-to-8999 kernel would be
             # millions of rows in one projection batch.

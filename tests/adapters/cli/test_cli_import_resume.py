@@ -122,6 +122,23 @@ def test_an_import_killed_anywhere_is_finished_by_running_it_again(ledger_url: s
     assert as_json(ledger_url, "group", "purge", GROUP)["id"] == GROUP
 
 
+def test_a_kernel_cannot_end_before_its_last_stats_report(ledger_url: str) -> None:
+    """A terminate dated before the kernel's last stats report was recorded (its stats then
+    came from after its end, which a report dated after the end is refused for), and the
+    same file imported again stopped at that stats line: the re-run could not finish."""
+    make_group(ledger_url)
+    start = kernel(0)
+    stats = {"fact": "report_kernel_stats", "kernel_id": start["kernel_id"], "reported_at": "2024-10-01T05:00:00Z"}
+    end = {"fact": "terminate_kernel", "kernel_id": start["kernel_id"], "terminated_at": "2024-10-01T03:00:00Z"}
+    text = jsonl([start, {**stats, "cpu_used": 7}, end])
+    line = refused(ledger_url, "workload", "import", "-", input=text)
+    assert line.startswith("error: ledger_invalid_parameters: line 3: terminated_at: ")
+    assert line.endswith("(2 facts before it were recorded; fix the line and resume with --from-line 3)")
+    again = refused(ledger_url, "workload", "import", "-", input=text)  # the same stop, nothing doubled
+    assert again.startswith("error: ledger_invalid_parameters: line 3: terminated_at: ")
+    assert events(ledger_url).count("KernelEnded") == 0
+
+
 def test_from_line_past_the_end_records_nothing(ledger_url: str) -> None:
     make_group(ledger_url)
     summary = as_json(ledger_url, "workload", "import", "-", "--from-line", "99", input=jsonl([kernel(0)]))
