@@ -8,7 +8,8 @@ The table is plain text laid out by `columns` (fits the terminal, short ids, no 
 a rich table took seconds per thousand rows). --csv writes one row per kernel with full
 ids and raw numbers, through the csv module (RFC 4180 quoting, CRLF line ends); a text
 value starting with = + - @ (or a tab or CR) gets a leading `'` so that a spreadsheet
-shows it instead of running it as a formula, and control characters are escaped as in
+shows it instead of running it as a formula (one starting with `'` gets one too, so that
+dropping one leading `'` reads every value back), and control characters are escaped as in
 every other output (`render.safe`).
 """
 
@@ -51,7 +52,7 @@ CsvOption = Annotated[
         "--csv",
         help="CSV instead of the table: a header row, then one row per kernel with its group's "
         "and session's ids and names; full ids, bytes and CPU ms as plain numbers, lists joined "
-        "with ';'. Text starting with = + - @ gets a leading ' (no spreadsheet formulas). "
+        "with ';'. Text starting with = + - @ ' gets a leading ' (no spreadsheet formulas). "
         "Not with the root --json.",
     ),
 ]
@@ -67,7 +68,8 @@ FIT = (
     "zone, durations [Nd ]H:MM:SS. --csv and --json have every field and full ids."
 )
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A leading ' itself too: one leading ' dropped is then always the value ('=x is not =x).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 BYTE_FIELDS = {"mem_allocated", "mem_used", "gpu_mem_allocated", "io_read", "io_write", "disk_used"}
 # The usage columns of both tables, in display order: (header, usage field, rank).
 USAGE_COLUMNS = (
