@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from domain.actions import ActionTriggerMeta
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
 from domain.parsers import json_float
+from domain.shown import shown
 from domain.workload.actions import (
     CreateEndpointAction,
     CreateVFolderAction,
@@ -66,7 +67,7 @@ def fact_of(raw: Any) -> tuple[str, WorkloadAction]:
     fact = fields.pop("fact", None)
     if not isinstance(fact, str) or fact not in FACTS:
         expected = ", ".join(FACTS)
-        raise InvalidAPIParameters(f"unknown fact {fact!r}; one of: {expected}", field="fact")
+        raise InvalidAPIParameters(f"unknown fact {shown(fact)}; one of: {expected}", field="fact")
     return fact, FACTS[fact](**fields)
 
 

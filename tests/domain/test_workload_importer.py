@@ -90,6 +90,13 @@ def test_parse_fact_refuses_with_the_reason(line: bytes, message: str) -> None:
     assert info.value.message.startswith(message)
 
 
+def test_an_unknown_fact_is_named_short() -> None:
+    """A megabyte fact name came back whole in the refusal (an HTTP problem's detail too)."""
+    with pytest.raises(InvalidAPIParameters) as info:
+        parse_fact(b'{"fact": "' + b"x" * 1_000_000 + b'"}')
+    assert len(info.value.message) < 200 and info.value.field == "fact"
+
+
 def test_facts_go_in_batches_and_blank_lines_are_skipped() -> None:
     lines = [vfolder(i) for i in range(7)]
     lines.insert(3, b"   \n")
