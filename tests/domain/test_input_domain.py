@@ -116,6 +116,11 @@ INVISIBLE = [
     "\u061c",
     "\u00ad",
     "\u3164",
+    "\ufe0f",  # variation selectors: "base\ufe0f" printed as "base"
+    "\ufe00",
+    "\U000e0100",
+    "\u180b",  # Mongolian free variation selectors
+    "\u180f",
     "\ue000",  # private use
     "\U000e0041",  # tag letter
     "\u2028",
