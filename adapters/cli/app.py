@@ -22,7 +22,6 @@ import functools
 import json
 import logging
 import sys
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -371,7 +370,7 @@ def root(
         bool, typer.Option("--json", help="Print JSON instead of tables; errors too, as one JSON object on stderr.")
     ] = False,
     user_id: Annotated[
-        uuid.UUID | None, typer.Option("--user-id", metavar="UUID", help="Actor: the acting user's UUID.")
+        str | None, typer.Option("--user-id", metavar="UUID", help="Actor: the acting user's UUID.")
     ] = None,
     access_key: Annotated[
         str | None, typer.Option("--access-key", metavar="KEY", help="Actor: the acting access key.")
@@ -380,7 +379,9 @@ def root(
         RoleChoice,
         typer.Option("--role", metavar="ROLE", help="Actor: the acting role: superadmin, admin, user or service."),
     ] = RoleChoice.SUPERADMIN,
-    domain: Annotated[str, typer.Option("--domain", metavar="DOMAIN", help="Actor: the acting domain.")] = "default",
+    domain_name: Annotated[
+        str, typer.Option("--domain", metavar="DOMAIN", help="Actor: the acting domain.")
+    ] = "default",
     request_id: Annotated[
         str | None, typer.Option("--request-id", metavar="ID", help="Request id stored on every event.")
     ] = None,
@@ -399,7 +400,12 @@ def root(
     from domain.slots import check_slot_configuration
 
     check_slot_configuration()
-    meta = ActionTriggerMeta(user_id, access_key, Role(role.value), domain, request_id)
+    from domain.parsers import parse_uuid
+
+    # Parsed here, not by the option's type: a bad one is refused in the ledger's words,
+    # naming --user-id, as every other UUID option is.
+    actor = None if user_id is None else parse_uuid(user_id, "user_id")
+    meta = ActionTriggerMeta(actor, access_key, Role(role.value), domain_name, request_id)
     ctx.obj = State(db, as_json, meta)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -146,9 +145,7 @@ def keypair_list(
         str | None, typer.Option("--resource-policy", metavar="NAME", help="Only keypairs using this policy.")
     ] = None,
     domain_name: Annotated[str | None, domain_filter("keypairs")] = None,
-    owner: Annotated[
-        uuid.UUID | None, typer.Option("--owner", metavar="UUID", help="Only keypairs this user owns.")
-    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner", metavar="UUID", help="Only keypairs this user owns.")] = None,
     limit: LimitOption = None,
     after: Annotated[str | None, after_option("access key")] = None,
 ) -> None:

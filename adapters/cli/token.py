@@ -134,7 +134,7 @@ def token_list(
 @token_app.command("revoke")
 def token_revoke(
     ctx: typer.Context,
-    token_id: Annotated[uuid.UUID, typer.Argument(metavar="ID", help="The token's id (from issue or list).")],
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id (from issue or list).")],
 ) -> None:
     """Revoke a token: from now on it authenticates no one. Cannot be undone."""
     from domain.token import RevokeTokenAction

@@ -30,6 +30,12 @@ OWNER = "00000000-0000-0000-0000-00000000b0b0"
         (("usage", "period", "20241001", "2024x"), "END_DATE: "),  # an argument: its name
         (("usage", "month", "202413"), "MONTH: "),
         (("usage", "month", "202410", "--group", "nope"), "--group: 'nope' is not a UUID"),  # field group_ids
+        # Three UUID options were typed as such and refused in pydantic's words, exit 2
+        # ("Input should be a valid UUID, invalid character: found `o` at 1").
+        (("keypair", "list", "--owner", "bob"), "--owner: 'bob' is not a UUID"),
+        (("--user-id", "bob", "policy", "list"), "--user-id: 'bob' is not a UUID"),
+        (("token", "revoke", "bob"), "TOKEN_ID: 'bob' is not a UUID"),
+        (("--domain", "a\x01", "policy", "list"), "--domain: must not contain"),  # it named domain_name
         # A kept head at position 0 was walked and reported as a rewritten chain (exit 1);
         # a non-ASCII digit was read as a position; the error named `expect-head`.
         (("verify", "--expect-head", f"0:{'a' * 64}"), "--expect-head: must be at least 1"),
