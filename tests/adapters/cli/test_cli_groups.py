@@ -588,7 +588,7 @@ def test_a_refused_batch_is_narrowed_to_its_refused_line(db: str, tmp_path: Path
         ('["create_vfolder"]', "line 3: expected a JSON object, got list"),
         ('{"fact": "launch_rocket"}', "line 3: fact: unknown fact 'launch_rocket'; one of: create_vfolder, "),
         ('{"vfolder_id": "x"}', "line 3: fact: unknown fact None; one of: "),
-        ('{"fact": ["create_vfolder"]}', "line 3: fact: unknown fact ['create_vfolder']; one of: "),
+        ('{"fact": ["create_vfolder"]}', "line 3: fact: unknown fact a list; one of: "),
         (
             '{"fact": "create_vfolder", "vfolder_id": "x", "name": "v", "host": "h", "group_id": "' + GROUP + '"}',
             "line 3: vfolder_id: 'x' is not a UUID",
