@@ -196,7 +196,7 @@ class EndpointQueries:
 
     def _get(self, stream: uuid.UUID) -> Aggregate | None:
         try:
-            found: Aggregate = self._app.repository.get(stream)
+            found: Aggregate = self._app.replayed(stream)  # a group's snapshot only as the ledger wrote it
         except AggregateNotFoundError:
             return None
         except PersistenceError as exc:

@@ -494,7 +494,7 @@ class SubjectKeys:
             curs.executemany(self.sql.update, rewrapped)
             curs.execute(self.sql.check_update, (new_master.wrap(CHECK_SUBJECT, CHECK_PLAINTEXT),))
         self.master = new_master
-        return len(rewrapped)
+        return sum(1 for _, subject in rewrapped if subject != SNAPSHOT_SUBJECT)  # as `count` counts
 
 
 def master_key_source(config: StoreConfig, environ: Mapping[str, str] | None = None) -> str:

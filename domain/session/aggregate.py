@@ -85,6 +85,14 @@ class Session(Entity):
         # run, not when the first to start ends before the others start.
         self.kernels_started = 0
 
+    # Version 2 added `kernels_started`. A version 1 snapshot cannot say how many kernels
+    # ran: one with kernels running ends, as before, when none runs.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["kernels_started"] = int(state["fields"].get("cluster_size", 1)) if state.get("kernels") else 0
+
     def incarnate(self, fields: dict[str, Any], at: datetime) -> None:
         super().incarnate(fields, at)
         self.fields["enqueued_at"] = at.isoformat()
