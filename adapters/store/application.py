@@ -39,7 +39,6 @@ from adapters.store.snapshot_check import (
     UntrustedSnapshot,
     checked_snapshot,
     tag_snapshot,
-    untagged,
 )
 from adapters.store.stored import clear_history
 from adapters.store.streams import existing_streams, stream_versions
@@ -130,9 +129,9 @@ class StampingMapper(Mapper[uuid.UUID]):
         return self.opened(stored_event)
 
     def opened(self, stored_event: StoredEvent) -> DomainEventProtocol[uuid.UUID]:
-        """The stored event decoded, its sealed values opened (a snapshot's tag unchecked:
-        `ledger verify` reads every stored snapshot, tagged or not)."""
-        domain_event = super().to_domain_event(untagged(stored_event))
+        """The stored event decoded, its sealed values opened; a snapshot is given without
+        its tag (`ledger verify` opens every stored snapshot, its tag taken off unchecked)."""
+        domain_event = super().to_domain_event(stored_event)
         if self.keys is not None and _SEALED_MARK in stored_event.state:
             opened = open_state(vars(domain_event), self.keys.key, self.keys.made_after)
             object.__setattr__(domain_event, "__dict__", opened)
