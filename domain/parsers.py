@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from domain.errors import InvalidAPIParameters
-from domain.shown import shown
+from domain.shown import kind_of, shown
 from domain.values import ENDED_STATUSES, DefaultForUnspecified, ProjectType, UserUpdateMode
 
 Parser = Callable[[Any, str], Any]
@@ -96,7 +96,7 @@ def _text_char_ok(char: str, multiline: bool) -> bool:
 
 def _normalised(raw: Any, field: str, max_length: int) -> str:
     if not isinstance(raw, str):
-        raise InvalidAPIParameters(f"expected a string, got {type(raw).__name__}", field=field)
+        raise InvalidAPIParameters(f"expected a string, got {kind_of(raw)}", field=field)
     if len(raw) > 4 * max_length:  # NFC at most shrinks a few-fold: refuse before reading
         raise InvalidAPIParameters(f"must be at most {max_length} characters", field=field)
     return unicodedata.normalize("NFC", raw)
@@ -170,7 +170,7 @@ def parse_uuid(raw: Any, field: str) -> uuid.UUID:
     if isinstance(raw, uuid.UUID):
         return raw
     if not isinstance(raw, str):
-        raise InvalidAPIParameters(f"expected a UUID string, got {type(raw).__name__}", field=field)
+        raise InvalidAPIParameters(f"expected a UUID string, got {kind_of(raw)}", field=field)
     try:
         return uuid.UUID(raw)
     except ValueError:
@@ -220,7 +220,7 @@ def parse_dotfiles(raw: Any, field: str) -> bytes:
     """File contents: bytes, or text stored as UTF-8, of at most 64 KiB."""
     data = raw.encode() if isinstance(raw, str) else raw
     if not isinstance(data, bytes | bytearray):
-        raise InvalidAPIParameters(f"expected bytes or a string, got {type(raw).__name__}", field=field)
+        raise InvalidAPIParameters(f"expected bytes or a string, got {kind_of(raw)}", field=field)
     if len(data) > MAX_DOTFILES:
         raise InvalidAPIParameters(f"must be at most {MAX_DOTFILES} bytes, got {len(data)}", field=field)
     return bytes(data)
@@ -261,7 +261,7 @@ def parse_amount(raw: Any, field: str) -> Decimal:
     """A measured amount (cpu time used): finite, >= 0, at most 15 integer digits, in
     ASCII text or a number; read back by reports through float()."""
     if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
-        raise InvalidAPIParameters(f"expected a number, got {type(raw).__name__}", field=field)
+        raise InvalidAPIParameters(f"expected a number, got {kind_of(raw)}", field=field)
     if isinstance(raw, int) and not 0 <= raw < 10**MAX_AMOUNT_DIGITS:  # before str() of a huge int
         raise InvalidAPIParameters(f"must be >= 0 with at most {MAX_AMOUNT_DIGITS} integer digits", field=field)
     if isinstance(raw, str) and (len(raw) > 64 or not _AMOUNT_TEXT.fullmatch(raw)):

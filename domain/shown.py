@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 # The largest integer any field holds (int64): larger ones are named by their size.
@@ -18,11 +18,34 @@ def shown(raw: object, limit: int = 40) -> str:
         return f"an integer of {raw.bit_length()} bits"
     if isinstance(raw, str | bytes):
         text = repr(raw[: limit + 1])
-    elif raw is None or isinstance(raw, int | float | Decimal | enum.Enum):
+    elif isinstance(raw, Decimal):  # as JSON wrote it (1E+400), not Decimal('1E+400')
+        text = str(raw)
+    elif raw is None or isinstance(raw, int | float | enum.Enum):
         text = repr(raw)
     else:
-        text = f"a {type(raw).__name__}"
+        text = kind_of(raw)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def kind_of(raw: object) -> str:
+    """What kind of value `raw` is, in the words of the JSON a caller sent (`null`, `a
+    boolean`, `a number`, `a string`, `a list`, `an object`), not Python's type names
+    (`NoneType`, `dict`); any other object by its type's name."""
+    if raw is None:
+        return "null"
+    if isinstance(raw, bool):
+        return "a boolean"
+    if isinstance(raw, int | float | Decimal):
+        return "a number"
+    if isinstance(raw, str):
+        return "a string"
+    if isinstance(raw, bytes | bytearray):
+        return "bytes"
+    if isinstance(raw, list | tuple):
+        return "a list"
+    if isinstance(raw, Mapping):
+        return "an object"
+    return f"a {type(raw).__name__}"
 
 
 def encodable(text: str) -> str:

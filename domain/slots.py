@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from domain.errors import ConfigurationError, InvalidAPIParameters
 from domain.frozen import FrozenMapping
-from domain.shown import shown
+from domain.shown import kind_of, shown
 
 
 class SlotKind(enum.Enum):
@@ -196,7 +196,7 @@ def _parse_quantity_once(raw: object, kind: SlotKind, field: str, *, allow_infin
     3 places. Refused: negatives, NaN, a non-zero value that would become 0
     ("cpu=0.0001", "mem=0.0001k"), and values beyond MAX_BYTES / 15 integer digits."""
     if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
-        raise InvalidAPIParameters(f"expected a number or a string, got {type(raw).__name__}", field=field)
+        raise InvalidAPIParameters(f"expected a number or a string, got {kind_of(raw)}", field=field)
     if _is_infinite(raw):
         if not allow_infinity:
             raise InvalidAPIParameters("must be finite (infinity is only for limits)", field=field)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.errors import InvalidAPIParameters
-from domain.shown import shown
+from domain.shown import kind_of, shown
 
 # Accepted times: 1900-01-01T00:00Z <= t < 9000-01-01T00:00Z once converted to UTC, with
 # a UTC offset of at most 18 hours in whole seconds. Every IANA zone is within a day of
@@ -36,7 +36,7 @@ def parse_time(raw: Any, field: str) -> datetime:
         except ValueError:
             raise InvalidAPIParameters(f"{shown(raw)} is not an ISO 8601 time", field=field) from None
     if not isinstance(raw, datetime):
-        raise InvalidAPIParameters(f"expected a time, got {type(raw).__name__}", field=field)
+        raise InvalidAPIParameters(f"expected a time, got {kind_of(raw)}", field=field)
     try:
         offset = raw.utcoffset()
     except (ValueError, TypeError, OverflowError):  # a custom tzinfo that cannot answer

@@ -15,6 +15,7 @@ from domain.actions.base import batch_label
 from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters
 from domain.keypair.actions import AccessKey
+from domain.shown import kind_of
 from domain.validation import EntityName, NonNegativeInt, OccupiedSlots, UUIDField, field_of
 from domain.workload.types import Amount, EndStatus, Time, UUIDList, stats_json
 
@@ -166,13 +167,11 @@ def parse_facts(raw: Any, field: str) -> list[WorkloadAction]:
     (pydantic would try to build the abstract WorkloadAction from a mapping and fail with
     a TypeError)."""
     if not isinstance(raw, list | tuple):
-        raise InvalidAPIParameters(f"must be a list of workload facts, not {type(raw).__name__}", field=field)
+        raise InvalidAPIParameters(f"must be a list of workload facts, not {kind_of(raw)}", field=field)
     for position, item in enumerate(raw):
         if not isinstance(item, WorkloadAction):
             kinds = ", ".join(kind.__name__ for kind in WorkloadAction.__subclasses__())
-            raise InvalidAPIParameters(
-                f"{type(item).__name__} is not a workload fact ({kinds})", field=f"{field}.{position}"
-            )
+            raise InvalidAPIParameters(f"{kind_of(item)} is not a workload fact ({kinds})", field=f"{field}.{position}")
     return list(raw)
 
 

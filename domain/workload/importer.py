@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from domain.actions import ActionTriggerMeta
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
 from domain.parsers import json_float
-from domain.shown import shown
+from domain.shown import kind_of, shown
 from domain.workload.actions import (
     CreateEndpointAction,
     CreateVFolderAction,
@@ -62,7 +62,7 @@ def parse_fact(line: bytes) -> tuple[str, WorkloadAction]:
 def fact_of(raw: Any) -> tuple[str, WorkloadAction]:
     """One fact as JSON reads it (a line, or an item of an HTTP body): `{"fact": NAME, ...}`."""
     if not isinstance(raw, dict):
-        raise InvalidAPIParameters(f"expected a JSON object, got {type(raw).__name__}")
+        raise InvalidAPIParameters(f"expected a JSON object, got {kind_of(raw)}")
     fields = dict(raw)  # a copy: an HTTP body is hashed for its Idempotency-Key afterwards
     fact = fields.pop("fact", None)
     if not isinstance(fact, str) or fact not in FACTS:

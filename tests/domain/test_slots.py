@@ -185,7 +185,7 @@ def test_negative_quantities_are_refused(slot: str, raw: object) -> None:
 @pytest.mark.parametrize("slot", ["cpu", "mem"])
 @pytest.mark.parametrize("raw", [True, False])
 def test_booleans_are_refused(slot: str, raw: bool) -> None:
-    with pytest.raises(InvalidAPIParameters, match="got bool") as info:
+    with pytest.raises(InvalidAPIParameters, match="got a boolean") as info:
         ResourceSlot.from_user_input({slot: raw})
     assert info.value.field == f"resource_slots.{slot}"
 

@@ -74,7 +74,7 @@ def test_parse_fact_builds_the_named_action() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (b"[1]", "expected a JSON object, got list"),
+        (b"[1]", "expected a JSON object, got a list"),
         (b'{"fact": ', "invalid JSON: "),
         (b'{"fact": "caf\xe9"}', "not UTF-8 text: "),
         # Nesting deeper than the parser's recursion: a RecursionError, an internal error

@@ -585,7 +585,7 @@ def test_a_refused_batch_is_narrowed_to_its_refused_line(db: str, tmp_path: Path
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('["create_vfolder"]', "line 3: expected a JSON object, got list"),
+        ('["create_vfolder"]', "line 3: expected a JSON object, got a list"),
         ('{"fact": "launch_rocket"}', "line 3: fact: unknown fact 'launch_rocket'; one of: create_vfolder, "),
         ('{"vfolder_id": "x"}', "line 3: fact: unknown fact None; one of: "),
         ('{"fact": ["create_vfolder"]}', "line 3: fact: unknown fact a list; one of: "),

@@ -24,6 +24,8 @@ POLICIES = "/v1/keypair-resource-policies"
 PROBLEM = "application/problem+json"
 INVALID = "ledger_invalid_parameters"
 LIBRARY_WORDS = ("pydantic", "ValidationError", "Traceback", "starlette", "fastapi", 'File "')
+# A JSON caller sent null, a number, an object: Python's names for them (NoneType, dict) are no answer.
+PYTHON_TYPE_NAMES = re.compile(r"\b(?:got|not) (?:NoneType|dict|tuple|bool|int|float|str|list|bytes|Decimal)\b")
 MEGABYTE = "x" * 1_000_000
 SMALL_ANSWER = 4096  # bytes: a refusal never echoes a megabyte back
 HUGE = 2**70
@@ -57,6 +59,7 @@ def _assert_refused(answer: Any, field: Field, label: str) -> None:
     assert len(answer.content) < SMALL_ANSWER, f"{label}: {len(answer.content)} bytes"
     for word in LIBRARY_WORDS:
         assert word.lower() not in text.lower(), f"{label}: {word!r} in {text[:300]}"
+    assert not PYTHON_TYPE_NAMES.search(problem["detail"]), f"{label}: {problem['detail']}"
 
 
 def _send(api: Api, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
