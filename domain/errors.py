@@ -10,6 +10,8 @@ Library exceptions are translated at the boundary that meets them, never passed 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import ClassVar
 
 from domain.shown import encodable
@@ -46,10 +48,28 @@ class FieldError(LedgerError):
 
 
 class InvalidAPIParameters(FieldError, ValueError):
-    """Bad input. A ValueError too, so validators inside pydantic models may raise it."""
+    """Bad input. A ValueError too, so validators inside pydantic models may raise it.
+
+    `others`: the same input's other refusals (a model weighs every field), so a caller
+    can mend them all at once; the message and `field` stay the first one's."""
 
     status = 400
     error_detail = "invalid_parameters"
+    MOST_NAMED: ClassVar[int] = 10  # refusals named at most, this one included: never echo a thousand keys
+
+    def __init__(self, message: str, *, field: str | None = None, others: Iterable[InvalidAPIParameters] = ()) -> None:
+        super().__init__(message, field=field)
+        self.others: tuple[InvalidAPIParameters, ...] = tuple(islice(others, self.MOST_NAMED - 1))
+
+    def every(self) -> tuple[InvalidAPIParameters, ...]:
+        """This refusal and the others, first first."""
+        return (self, *self.others)
+
+    def renamed(self, name: Callable[[str | None], str | None]) -> InvalidAPIParameters:
+        """The same refusals, each field renamed by `name` (to where the caller wrote it)."""
+        return InvalidAPIParameters(
+            self.reason, field=name(self.field), others=(other.renamed(name) for other in self.others)
+        )
 
 
 class RequestTooLarge(InvalidAPIParameters):

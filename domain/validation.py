@@ -28,10 +28,22 @@ from domain.values import OptionalState, TriState
 
 
 def _as_ledger_error(exc: ValidationError, model: str, data: Mapping[str, Any]) -> InvalidAPIParameters:
-    err: ErrorDetails = exc.errors()[0]
+    """Every refusal pydantic found (a field named once, a nested model's own refusals
+    flattened in), as one error naming the first and carrying the others."""
+    refusals: dict[str | None, InvalidAPIParameters] = {}
+    for err in exc.errors():
+        for refusal in _refusal(err, model, data).every():
+            refusals.setdefault(refusal.field, refusal)
+        if len(refusals) >= InvalidAPIParameters.MOST_NAMED:
+            break
+    first, *others = refusals.values()
+    return InvalidAPIParameters(first.reason, field=first.field, others=others)
+
+
+def _refusal(err: ErrorDetails, model: str, data: Mapping[str, Any]) -> InvalidAPIParameters:
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, InvalidAPIParameters):
-        return InvalidAPIParameters(cause.reason, field=cause.field)
+        return cause
     if err["type"] == "string_unicode" and not err["loc"]:
         # pydantic cannot read a key holding a lone surrogate, so it names no field: no
         # field has such a name, so the key is an unknown one, named as any other is.

@@ -246,17 +246,30 @@ def as_option_error(exc: InvalidAPIParameters | ObjectNotFound, ctx: Context) ->
     when no parameter does."""
     if exc.field is None or type(exc) not in (InvalidAPIParameters, ObjectNotFound):
         return None
-    segments = exc.field.split(".")
+    named = _as_option(exc.field, exc.reason, ctx)
+    if named is None:
+        return None
+    option, reason = named
+    if isinstance(exc, ObjectNotFound):
+        return ObjectNotFound(reason, entity_type=exc.entity_type, entity_id=exc.entity_id, field=option)
+    others = (_option_refusal(other, ctx) for other in exc.others)
+    return InvalidAPIParameters(reason, field=option, others=others)
+
+
+def _option_refusal(exc: InvalidAPIParameters, ctx: Context) -> InvalidAPIParameters:
+    named = None if exc.field is None else _as_option(exc.field, exc.reason, ctx)
+    return exc if named is None else InvalidAPIParameters(named[1], field=named[0])
+
+
+def _as_option(field: str, reason: str, ctx: Context) -> tuple[str, str] | None:
+    """(the option, the reason) for a refusal of `field`: the option of its first segment
+    that names one, the rest of the field before the reason; None when none does."""
+    segments = field.split(".")
     for index, segment in enumerate(segments):
         param = parameter_for(ctx, segment)
         if param is not None:
             rest = ".".join(segments[index + 1 :])
-            reason = f"{rest}: {exc.reason}" if rest else exc.reason
-            if isinstance(exc, ObjectNotFound):
-                return ObjectNotFound(
-                    reason, entity_type=exc.entity_type, entity_id=exc.entity_id, field=option_name(param)
-                )
-            return InvalidAPIParameters(reason, field=option_name(param))
+            return option_name(param), f"{rest}: {reason}" if rest else reason
     return None
 
 

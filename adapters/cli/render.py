@@ -25,7 +25,7 @@ from rich.style import StyleType
 from rich.table import Table
 from rich.text import Text
 
-from domain.errors import LedgerError
+from domain.errors import InvalidAPIParameters, LedgerError
 from domain.shown import plural as plural  # re-exported: the commands count with it
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def error_line(exc: BaseException) -> str:
     errors, `internal error: TYPE: MESSAGE` for anything else (a bug: LEDGER_DEBUG=1 shows
     its traceback)."""
     if isinstance(exc, LedgerError):
-        return f"error: {one_line(exc.code)}: {one_line(exc.message)}"
+        return f"error: {one_line(exc.code)}: {one_line(exc.message)}{_also(exc)}"
     return f"internal error: {one_line(f'{type(exc).__name__}: {exc}')} ({DEBUG_VARIABLE}=1 shows the traceback)"
 
 
@@ -96,8 +96,27 @@ def error_json(exc: BaseException) -> dict[str, Any]:
             "message": one_line(exc.message),
             "field": None if field is None else safe(str(field)),
             "status": exc.status,
+            **_every_refusal(exc),
         }
     return {"code": "internal", "message": one_line(f"{type(exc).__name__}: {exc}")}
+
+
+def _also(exc: LedgerError) -> str:
+    """The input's other refusals, on the same line: `; also --idle-timeout: ...`."""
+    others = exc.others if isinstance(exc, InvalidAPIParameters) else ()
+    return "".join(f"; also {one_line(other.message)}" for other in others)
+
+
+def _every_refusal(exc: LedgerError) -> dict[str, Any]:
+    """`errors`: every refused field, when an input has more than one (as over HTTP)."""
+    if not isinstance(exc, InvalidAPIParameters) or not exc.others:
+        return {}
+    return {
+        "errors": [
+            {"field": None if each.field is None else safe(each.field), "reason": one_line(each.reason)}
+            for each in exc.every()
+        ]
+    }
 
 
 def refuse_import(exc: Exception) -> NoReturn:

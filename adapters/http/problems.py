@@ -38,6 +38,13 @@ PROBLEM = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
 
 
+class Refusal(BaseModel):
+    """One refused field of an input."""
+
+    field: str | None
+    reason: str
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document, with the ledger's error code."""
 
@@ -55,6 +62,9 @@ class Problem(BaseModel):
     scope_id: str | None = None
     host: str | None = None
     permission: str | None = None
+    # Every refused field when an input has more than one (the first is `field`), so a
+    # client mends them all at once.
+    errors: list[Refusal] | None = None
 
 
 def problem(
@@ -65,6 +75,7 @@ def problem(
     field: str | None = None,
     headers: dict[str, str] | None = None,
     weighed: dict[str, str] | None = None,
+    errors: list[Refusal] | None = None,
 ) -> JSONResponse:
     if status == 503:
         # Every 503 is worth retrying (the store, a stalled or a lagging read model, as the
@@ -77,6 +88,7 @@ def problem(
         detail=detail,
         code=code,
         field=field,
+        errors=errors,
         **(weighed or {}),
     )
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers, media_type=PROBLEM)
@@ -96,7 +108,20 @@ def ledger_problem(exc: LedgerError) -> JSONResponse:
         weighed = {"limit": exc.limit, "scope": exc.scope, "scope_id": exc.scope_id}
     elif isinstance(exc, VFolderHostNotAllowed):
         weighed = {"host": exc.host, "permission": exc.permission}
-    return problem(status, exc.code, exc.message, field=field, headers=headers, weighed=weighed)
+    errors = None
+    if isinstance(exc, InvalidAPIParameters) and exc.others:
+        errors = [Refusal(field=each.field, reason=each.reason) for each in exc.every()]
+    return problem(status, exc.code, exc.message, field=field, headers=headers, weighed=weighed, errors=errors)
+
+
+def _refusal(error: Any) -> LedgerError:
+    """One of FastAPI's request validation errors as the ledger's own: a domain parser's
+    refusal of a path or query value as it is, else pydantic's message under the field."""
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, LedgerError):
+        return cause
+    where = [str(part) for part in error.get("loc", ()) if part not in ("query", "path", "header", "body")]
+    return InvalidAPIParameters(str(error.get("msg", "is invalid")), field=".".join(where)[:120] or None)
 
 
 def not_found(entity_type: str, entity_id: str) -> ObjectNotFound:
@@ -116,14 +141,13 @@ def install(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
-        cause = (first.get("ctx") or {}).get("error")
-        if isinstance(cause, LedgerError):  # a domain parser refused a path or query value
-            return ledger_problem(cause)
-        where = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "header", "body")]
-        field = ".".join(where)[:120] or None
-        reason = str(first.get("msg", "is invalid"))
-        return ledger_problem(InvalidAPIParameters(reason, field=field))
+        refusals = [_refusal(error) for error in exc.errors()[: InvalidAPIParameters.MOST_NAMED]]
+        if len(refusals) < 2 or not isinstance(refusals[0], InvalidAPIParameters):
+            return ledger_problem(refusals[0] if refusals else InvalidAPIParameters("is invalid"))
+        first, *others = [
+            each for refusal in refusals if isinstance(refusal, InvalidAPIParameters) for each in refusal.every()
+        ]
+        return ledger_problem(InvalidAPIParameters(first.reason, field=first.field, others=others))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

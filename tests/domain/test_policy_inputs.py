@@ -157,6 +157,34 @@ def test_creator_int_fields_refuse_anything_else(field: str, raw: object) -> Non
     assert info.value.field == field
 
 
+def test_every_bad_field_is_named_the_first_in_the_message() -> None:
+    with pytest.raises(InvalidAPIParameters) as info:
+        creator(max_concurrent_sessions=-1, idle_timeout=-3600, warp=1)
+    refusal = info.value
+    assert refusal.field == "max_concurrent_sessions"
+    assert refusal.message == "max_concurrent_sessions: must be at least 0, got -1"
+    assert [(each.field, each.reason) for each in refusal.every()] == [
+        ("max_concurrent_sessions", "must be at least 0, got -1"),
+        ("idle_timeout", "must be at least 0, got -3600"),
+        ("warp", "unknown field for KeyPairResourcePolicyCreator"),
+    ]
+
+
+def test_a_nested_inputs_refusals_are_named_from_the_action_and_bounded() -> None:
+    with pytest.raises(InvalidAPIParameters) as info:
+        CreateKeyPairResourcePolicyAction(creator={"name": "p", "idle_timeout": "x", "max_concurrent_sessions": []})
+    assert [each.field for each in info.value.every()] == ["max_concurrent_sessions", "idle_timeout"]  # model order
+    with pytest.raises(InvalidAPIParameters) as many:
+        creator(**{f"k{i}": 1 for i in range(1000)})  # never echo a thousand keys
+    assert len(many.value.every()) == InvalidAPIParameters.MOST_NAMED
+
+
+def test_one_bad_field_has_no_others() -> None:
+    with pytest.raises(InvalidAPIParameters) as info:
+        creator(idle_timeout=-1)
+    assert info.value.others == ()
+
+
 @pytest.mark.parametrize("raw", [True, False])
 def test_booleans_are_not_integers(raw: bool) -> None:
     with pytest.raises(InvalidAPIParameters, match="boolean") as info:

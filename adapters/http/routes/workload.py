@@ -11,6 +11,7 @@ ledger's code and status, names its index, and nothing of the request is stored.
 from __future__ import annotations
 
 import collections
+import functools
 from typing import Any
 
 from fastapi import APIRouter
@@ -74,7 +75,7 @@ def _parse(payload: Any) -> tuple[bool, list[tuple[str, WorkloadAction]]]:
         try:
             parsed.append(fact_of(item))
         except InvalidAPIParameters as exc:
-            raise InvalidAPIParameters(exc.reason, field=_where(batch, index, exc.field)) from None
+            raise exc.renamed(functools.partial(_where, batch, index)) from None
     return batch, parsed
 
 

@@ -54,6 +54,19 @@ def test_of_two_options_setting_one_field_the_one_given_is_named(db: str) -> Non
     assert replaced.startswith(f"{INVALID} --total-resource-slots: warp: unknown slot")
 
 
+def test_every_refused_option_is_named_on_the_one_line(db: str) -> None:
+    args = ("policy", "create", "p", "--max-concurrent-sessions", "-1", "--idle-timeout", "-5")
+    line = refused(db, *args)
+    first = "--max-concurrent-sessions: must be at least 0, got -1"
+    assert line == f"{INVALID} {first}; also --idle-timeout: must be at least 0, got -5"
+    error = json_error(ledger(db, "--json", *args), 1)
+    assert error["field"] == "--max-concurrent-sessions"
+    assert error["errors"] == [
+        {"field": "--max-concurrent-sessions", "reason": "must be at least 0, got -1"},
+        {"field": "--idle-timeout", "reason": "must be at least 0, got -5"},
+    ]
+
+
 def test_an_option_of_another_name_via_the_alias_table(db: str) -> None:
     args = ["--session-id", OWNER, "--session-name", "s", "--group-id", GROUP, "--owner", "bob"]
     line = refused(

@@ -82,6 +82,20 @@ def test_problems_name_the_field_and_code(api: Api) -> None:
     assert api.get(BASE, params={"limit": 0}).status_code == 400
 
 
+def test_a_problem_lists_every_refused_field_when_there_are_several(api: Api) -> None:
+    both = api.post(BASE, {"name": "p", "max_concurrent_sessions": -1, "idle_timeout": "x", "warp": 1})
+    problem = both.json()
+    assert both.status_code == 400 and problem["field"] == "max_concurrent_sessions", both.text
+    assert problem["detail"] == "max_concurrent_sessions: must be at least 0, got -1"
+    assert [each["field"] for each in problem["errors"]] == ["max_concurrent_sessions", "idle_timeout", "warp"]
+    assert problem["errors"][2] == {"field": "warp", "reason": "unknown field for KeyPairResourcePolicyCreator"}
+    one = api.patch(f"{BASE}/default", {"idle_timeout": -1})
+    assert one.status_code == 400 and "errors" not in one.json(), one.text
+    queries = api.get(BASE, params={"limit": -1, "after": "x" * 10_000})
+    assert queries.status_code == 400 and [each["field"] for each in queries.json()["errors"]] == ["limit", "after"]
+    assert api.get(f"{BASE}/p").status_code == 404
+
+
 def test_a_version_below_1_is_named_by_its_query_parameter(api: Api) -> None:
     """`diff?from=0` named the field `version` (the query's), not the parameter sent."""
     api.post(BASE, {"name": "p"})
