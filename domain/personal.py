@@ -211,7 +211,7 @@ def declarations() -> Mapping[str, tuple[Personal, ...]]:
     return dict(_DECLARED)
 
 
-def erasing_topics() -> Iterable[str]:
+def erasing_topics() -> tuple[str, ...]:
     """The topics of every event type that erases a subject."""
     return tuple(_ERASES)
 

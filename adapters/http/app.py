@@ -67,7 +67,9 @@ def create_app(
             else await anyio.to_thread.run_sync(lambda: open_ledger(url, timezone, group_commit=grouped))
         )
         app.state.ledger = opened
-        app.state.idempotent_responses = await anyio.to_thread.run_sync(lambda: IdempotentResponses(opened.read_models))
+        app.state.idempotent_responses = await anyio.to_thread.run_sync(
+            lambda: IdempotentResponses(opened.read_models, opened.app.erased_after)
+        )
         app.state.http_metrics = _HttpMetrics.of(opened)
         if server_process:
             _settle_heap()

@@ -98,6 +98,8 @@ class Call:
             if first is not None:
                 return _replayed(first)
         built = action() if callable(action) else action
+        # Read before the command: an erasure committed after this may be in its response.
+        before = self._head() if claim is not None else 0
         scope = WriteScope(expected=expected, idempotency=claim)
         try:
             with write_scope(scope):
@@ -123,7 +125,7 @@ class Call:
                 headers["ETag"] = entity_tag(version)
         content = json.dumps(jsonable_encoder(render(result)), ensure_ascii=True, allow_nan=False)
         if claim is not None:
-            responses.store(claim.key, claim.request_hash, StoredResponse(status, headers, content))
+            responses.store(claim.key, claim.request_hash, StoredResponse(status, headers, content), before)
         return Response(content, status_code=status, headers=headers, media_type="application/json")
 
     def entity_response(self, data: Any, entity_id: uuid.UUID) -> Response:

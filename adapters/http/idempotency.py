@@ -1,7 +1,11 @@
 """Responses to requests sent with an `Idempotency-Key`, kept so a retry gets the first one.
 
 They are copies of what the ledger answered, so an erasure clears them all
-(`clear_after_erasures`): a response may hold the erased subject's values in clear.
+(`clear_after_erasures`): a response may hold the erased subject's values in clear. That
+clearing runs in the erasing process after its commit, so it is lost if that process dies
+first: each response also keeps the store's head from before its request ran, and one an
+erasing event follows is never served, and is dropped with every other when a server
+starts or a retry finds it (`sweep`).
 
 Whether a request was applied is the event store's to say (`domain.idempotency`: its
 record is appended with the request's own events); this table only keeps what was
@@ -43,6 +47,8 @@ responses = sa.Table(
     sa.Column("headers", sa.JSON, nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # The store's head before the request ran: an erasing event after it may be in the response.
+    sa.Column("position", sa.BigInteger, nullable=False),
 )
 
 
@@ -69,18 +75,21 @@ def request_hash(method: str, path: str, body: Any) -> str:
 
 
 class IdempotentResponses:
-    def __init__(self, db: ReadModelDatabase) -> None:
+    def __init__(self, db: ReadModelDatabase, erased_after: Callable[[int], bool]) -> None:
+        """`erased_after(position)`: whether the store holds an erasing event after it."""
         self._db = db
+        self._erased_after = erased_after
         self._stored = 0
         try:
-            metadata.create_all(db.engine, checkfirst=True)
+            _create_table(db)
         except sa.exc.SQLAlchemyError:
             # Another process starting beside this one created it between check and create.
             try:
-                metadata.create_all(db.engine, checkfirst=True)
+                _create_table(db)
             except sa.exc.SQLAlchemyError as exc:
                 raise StoreUnavailable(f"cannot create the idempotent responses table: {exc}") from exc
         self.prune()
+        self.sweep()
 
     def key_for(self, caller: str, raw_key: str) -> str:
         return request_key(caller, parse_key(raw_key))
@@ -93,15 +102,21 @@ class IdempotentResponses:
             return None
         if recorded is not None and recorded.fields.get("request_hash") != hash_:
             raise IdempotencyKeyReused("was used for another request", field=HEADER)
+        action = recorded.fields.get("action_id") if recorded is not None else None
         deadline = time.monotonic() + WAIT_FOR_FIRST
         while True:
             if found is not None:
-                stored_hash, response = found
+                stored_hash, response, position = found
                 if stored_hash != hash_:
                     raise IdempotencyKeyReused("was used for another request", field=HEADER)
+                if self._erased_after(position):
+                    self.forget_all()  # what the erasing process had to drop, and may not have
+                    raise IdempotentRequestApplied(
+                        f"the request with this Idempotency-Key was applied (action {action}); its response "
+                        "was dropped since by an erasure; read the resource to see its state"
+                    )
                 return response
             if time.monotonic() >= deadline:
-                action = recorded.fields.get("action_id") if recorded is not None else None
                 raise IdempotentRequestApplied(
                     f"the request with this Idempotency-Key was applied (action {action}), but its response "
                     "was lost; read the resource to see its state"
@@ -109,14 +124,15 @@ class IdempotentResponses:
             time.sleep(0.05)
             found = self._find_hash(key)
 
-    def _find_hash(self, key: str) -> tuple[str, StoredResponse] | None:
+    def _find_hash(self, key: str) -> tuple[str, StoredResponse, int] | None:
         with self._db.connect() as conn:
             row = conn.execute(sa.select(responses).where(responses.c.key == key)).first()
         if row is None:
             return None
-        return row.request_hash, StoredResponse(row.status, dict(row.headers), row.body)
+        return row.request_hash, StoredResponse(row.status, dict(row.headers), row.body), row.position
 
-    def store(self, key: str, hash_: str, response: StoredResponse) -> None:
+    def store(self, key: str, hash_: str, response: StoredResponse, position: int) -> None:
+        """Keeps `response`; `position`: the store's head read before its request ran."""
         row = {
             "key": key,
             "request_hash": hash_,
@@ -124,6 +140,7 @@ class IdempotentResponses:
             "headers": response.headers,
             "body": response.body,
             "stored_at": datetime.now(UTC),
+            "position": position,
         }
         try:
             with self._db.begin() as conn:
@@ -139,8 +156,14 @@ class IdempotentResponses:
     def forget_all(self) -> int:
         """Drops every cached response (an erasure: any of them may hold the erased subject's
         values; a retry after this is answered `idempotency_already_applied`)."""
-        with self._db.begin() as conn:
-            return conn.execute(responses.delete()).rowcount or 0
+        return _forget_all(self._db)
+
+    def sweep(self) -> int:
+        """Drops every response when an erasing event follows the oldest one's request:
+        the clearing its erasing process owed, if that process died before it."""
+        with self._db.connect() as conn:
+            oldest = conn.execute(sa.select(sa.func.min(responses.c.position))).scalar()
+        return self.forget_all() if oldest is not None and self._erased_after(oldest) else 0
 
     def prune(self, now: datetime | None = None) -> int:
         """Drops responses older than a day (their requests stay recorded: a retry after that
@@ -150,12 +173,29 @@ class IdempotentResponses:
             return conn.execute(responses.delete().where(responses.c.stored_at < cutoff)).rowcount or 0
 
 
+def _forget_all(db: ReadModelDatabase) -> int:
+    with db.begin() as conn:
+        return conn.execute(responses.delete()).rowcount or 0
+
+
+def _create_table(db: ReadModelDatabase) -> None:
+    """The table as this release keeps it. One of an older release lacks the position its
+    rows are checked against: its rows are copies, so it is made again empty (a retry of
+    one of them is then answered `idempotency_already_applied`)."""
+    if sa.inspect(db.engine).has_table(responses.name):
+        columns = {column["name"] for column in sa.inspect(db.engine).get_columns(responses.name)}
+        if "position" in columns:
+            return
+        responses.drop(db.engine)
+    metadata.create_all(db.engine, checkfirst=True)
+
+
 def clear_after_erasures(db: ReadModelDatabase) -> Callable[[list[str]], None]:
     """An erasure listener (`LedgerApplication.erasure_listeners`) that drops every cached
     response, if this ledger has the table (it exists once a server has run)."""
 
     def clear(_subjects: list[str]) -> None:
         if sa.inspect(db.engine).has_table(responses.name):
-            IdempotentResponses(db).forget_all()
+            _forget_all(db)
 
     return clear

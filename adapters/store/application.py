@@ -50,7 +50,7 @@ from domain.errors import ConcurrentModification, ConfigurationError, DamagedEve
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
-from domain.personal import declared, erased_subject
+from domain.personal import declared, erased_subject, erasing_topics
 from domain.ports import VersionConflict
 from domain.session.aggregate import Session
 from domain.session.usage import ScopeUsage
@@ -234,6 +234,11 @@ class LedgerApplication(Application[uuid.UUID]):
             self._notify(recordings)
         except Exception:
             log.exception("notifying the append of %d events failed after it committed", len(recordings))
+
+    def erased_after(self, position: int) -> bool:
+        """Whether the store holds an erasing event (`domain.personal.erasing_topics`) after
+        `position`: a copy of values made before it may hold what it erased."""
+        return bool(self.recorder.select_notifications(start=position + 1, limit=1, topics=erasing_topics()))
 
     def finish_erasures(self) -> None:
         """Runs again the erasure listeners that failed after their erasure committed.
