@@ -92,7 +92,8 @@ def cli_logging() -> Iterator[None]:
 
 class LedgerGroup(TyperGroup):
     """The root command: every failure is one stderr line. A `LedgerError` is `error:
-    CODE: MESSAGE` (exit 1), a usage error `error: usage: ...` (exit 2), anything else
+    CODE: MESSAGE` (exit 1), a usage error `error: usage: ...` (exit 2), Ctrl-C `error:
+    interrupted: ...` (exit 130), anything else
     `internal error: ...` (exit 1; LEDGER_DEBUG=1 re-raises it for its traceback). With
     --json, each is one JSON object `{"error": {...}}` on stderr instead."""
 
@@ -128,6 +129,8 @@ class LedgerGroup(TyperGroup):
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # typer would make it a silent exit 130
+            raise Interrupted("stopped by Ctrl-C") from None
         finally:  # the root callback ran (or not): its State says whether errors are JSON
             if isinstance(ctx.obj, State):
                 self._as_json = ctx.obj.as_json
@@ -158,6 +161,10 @@ class LedgerGroup(TyperGroup):
         except typer.Abort:
             self._report("Aborted!", {"code": "aborted", "message": "Aborted!"})
             return 1
+        except Interrupted as exc:
+            message = one_line(str(exc))
+            self._report(f"error: interrupted: {message}", {"code": "interrupted", "message": message})
+            return INTERRUPTED_EXIT
         except Exception as exc:  # a LedgerError; else a bug: one line, or its traceback when debugging
             if debug() and not isinstance(exc, LedgerError):
                 raise
@@ -165,6 +172,15 @@ class LedgerGroup(TyperGroup):
             return 1
         # Non-standalone, an `Exit` comes back as its code; a command's return value is no code.
         return returned if isinstance(returned, int) else 0
+
+
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) stopped a command: `error: interrupted: MESSAGE` on stderr, exit 130
+    (as a shell reports a process SIGINT ended). A command that can say how far it got
+    raises it with that message; any other gets "stopped by Ctrl-C"."""
+
+
+INTERRUPTED_EXIT = 130
 
 
 def _help_hint(exc: TyperException) -> str:

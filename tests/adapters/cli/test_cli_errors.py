@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.cli.helpers import GROUP, ledger, ok, refused, usage_error
+from tests.adapters.cli.helpers import GROUP, error_line, ledger, ok, refused, usage_error
 
 ROOT_MODULE = importlib.import_module("adapters.cli.app")
 INVALID = "error: ledger_invalid_parameters:"
@@ -126,6 +126,17 @@ def test_a_bug_as_json(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ROOT_MODULE, "open_ledger", broken)
     error = json_error(ledger(db, "--json", "policy", "list"), 1)
     assert error == {"code": "internal", "message": "RuntimeError: boom second line"}
+
+
+def test_ctrl_c_is_one_line_and_exit_130(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It was a silent exit 130: typer turns a KeyboardInterrupt into Exit(130), no message.
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ROOT_MODULE, "open_ledger", interrupted)
+    assert error_line(ledger(db, "policy", "list"), 130) == "error: interrupted: stopped by Ctrl-C"
+    error = json_error(ledger(db, "--json", "group", "list"), 130)
+    assert error == {"code": "interrupted", "message": "stopped by Ctrl-C"}
 
 
 def test_a_root_option_refused_by_a_subcommand_is_named(db: str) -> None:
