@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from adapters.cli.app import State, fail, state_of
+from adapters.cli.app import Interrupted, State, fail, state_of
 from adapters.cli.options import parse_slots_option
 from adapters.cli.render import fields_table, plural, print_table, safe
 
@@ -285,6 +285,12 @@ def workload_import(
 
         try:
             asyncio.run(importer.run(file, show))
+        except KeyboardInterrupt:  # Ctrl-C: the batches before it are stored, none after
+            progress.stop()
+            raise Interrupted(
+                f"stopped by Ctrl-C after {plural(importer.batches, 'batch')} ({plural(importer.facts, 'fact')} "
+                f"recorded; resume with --from-line {importer.resume_line})"
+            ) from None
         except ImportStopped as stop:
             progress.stop()
             fail(

@@ -14,6 +14,7 @@ one at a time up to the refused one. No I/O here besides iterating the lines giv
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 from collections.abc import Callable, Iterable
@@ -159,6 +160,10 @@ class Importer:
             batch.clear()
             if progress is not None:
                 progress(self)
+            # Nothing above waits (the store is synchronous): without this, a cancellation
+            # (asyncio.run's answer to Ctrl-C) would land only when the whole file is done.
+            # Here it lands between two batches, where every fact counted is stored.
+            await asyncio.sleep(0)
 
         for number, text in enumerate(lines, start=1):
             self.read += len(text)

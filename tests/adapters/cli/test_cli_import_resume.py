@@ -5,6 +5,10 @@ On SQLite and PostgreSQL (`ledger_url`)."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ import pytest
 from tests.adapters.cli.helpers import (
     GROUP,
     NS,
+    ROOT,
     SERVICE,
     as_json,
     given_domains,
@@ -219,3 +224,41 @@ def test_a_terminal_gets_the_bar_not_the_lines(tmp_path: Path) -> None:
     result = ledger(db, *args, input=text, env={"FORCE_COLOR": "1"})
     assert result.exit_code == 0, result.stderr
     assert "progress:" not in result.stderr and "importing <stdin>" in result.stderr
+
+
+def test_ctrl_c_stops_an_import_at_the_end_of_its_batch_and_says_where_to_resume(ledger_url: str) -> None:
+    """Ctrl-C was held off to the end of the file (asyncio.run cancels its task on SIGINT,
+    and the import never waited on anything for the cancellation to land), then the
+    import, complete, exited 130 without a word."""
+    make_group(ledger_url)
+    command = [sys.executable, "-m", "adapters.cli", "--db", ledger_url, "workload", "import", "-"]
+    child = subprocess.Popen(
+        [*command, "--batch-size", "2", "--progress-every", "1"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stderr is not None
+    try:
+        child.stdin.write(jsonl([kernel(0), kernel(1)]))
+        child.stdin.flush()
+        assert child.stderr.readline() == "progress: 2 facts in 1 batch, through line 2\n"
+        child.send_signal(signal.SIGINT)  # while it waits for the next lines
+        time.sleep(0.5)
+        _, err = child.communicate(jsonl([kernel(i) for i in range(2, 8)]), timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 130, err
+    # It stops at the end of the batch it is in when the signal lands (the first, whose
+    # progress line was just printed, or the next), and says exactly what it stored.
+    recorded = len(as_json(ledger_url, "kernel", "list"))
+    assert recorded in (2, 4)
+    batches = "1 batch" if recorded == 2 else "2 batches"
+    assert err.splitlines()[-1] == (
+        f"error: interrupted: stopped by Ctrl-C after {batches} ({recorded} facts recorded; "
+        f"resume with --from-line {recorded + 1})"
+    )
