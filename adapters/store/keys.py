@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -107,7 +108,17 @@ def load_master_key(config: StoreConfig, environ: Mapping[str, str] | None = Non
         return _from_variable(value)
     path = config.sqlite_path
     if path is not None:
-        return _key_file(default_key_file(path))
+        key_file = default_key_file(path)
+        # A ledger that holds keys already lost its key file: a new one would not open them
+        # and would stay where the lost one is to be restored. (Its maker links the file
+        # before it stores the check value, so a new ledger never looks like this. After a
+        # killed rotation the pending file opens the keys: `finish_rotation`.)
+        if not key_file.exists() and not pending_key_file(path).exists() and _holds_keys(path):
+            raise ConfigurationError(
+                f"{MASTER_KEY_VARIABLE} is not set and the key file {str(key_file)!r} of this ledger is missing: "
+                "restore it from where the database is backed up (its keys cannot be opened without it)"
+            )
+        return _key_file(key_file)
     if config.kind == "sqlite":
         return MasterKey.generate()  # in memory: the keys go with the database
     raise ConfigurationError(
@@ -180,6 +191,23 @@ def _key_file(path: Path) -> MasterKey:
                     f"{exc.strerror or exc}"
                 ) from None
     return _decode(_read_key_file(path), f"the key file {str(path)!r}")
+
+
+def _holds_keys(database: Path) -> bool:
+    """Whether the SQLite file holds the check value of a master key (read only; False
+    when it cannot tell, leaving the refusal to the open itself)."""
+    if not database.exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error:
+        return False
+    try:
+        return conn.execute(f"SELECT 1 FROM {CHECK_TABLE} LIMIT 1").fetchone() is not None
+    except sqlite3.Error:  # no such table: a new ledger, or one from before the keys
+        return False
+    finally:
+        conn.close()
 
 
 def pending_key_file(database: Path) -> Path:

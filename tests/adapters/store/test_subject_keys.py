@@ -138,6 +138,26 @@ def test_a_key_file_that_is_not_a_key_is_refused(tmp_path: Path) -> None:
     assert SECRET not in str(refused.value)
 
 
+def test_a_ledger_whose_key_file_is_lost_is_refused_and_no_other_key_file_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opened without its key file (the database copied or restored without it), a ledger
+    had a new key file made beside it, which could not open its keys: the refusal said the
+    key "does not open this ledger's keys" and the new file stayed, as if it were the
+    ledger's own, in the place the lost one was to be restored to."""
+    monkeypatch.delenv(MASTER_KEY_VARIABLE, raising=False)  # the ledger's own key file
+    config = sqlite_config(tmp_path)
+    LedgerApplication(config).close()
+    key_file = tmp_path / "ledger.db.key"
+    kept = key_file.read_text()
+    key_file.unlink()
+    with pytest.raises(ConfigurationError, match=r"the key file .*ledger\.db\.key' of this ledger is missing"):
+        LedgerApplication(config)
+    assert not key_file.exists()
+    key_file.write_text(kept)  # restored: the ledger opens
+    LedgerApplication(config).close()
+
+
 def test_the_master_key_is_never_printed_and_binds_each_key_to_its_subject() -> None:
     master = MasterKey.generate()
     assert master.encoded() not in repr(master)
