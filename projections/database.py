@@ -62,7 +62,7 @@ class ReadModelDatabase:
             yield
         except SQLAlchemyError as exc:
             self._explain()
-            raise StoreUnavailable(f"read model database error: {exc}") from exc
+            raise StoreUnavailable(f"read model database error: {driver_message(exc)}") from exc
 
     def _explain(self) -> None:
         if getattr(self._explaining, "active", False):
@@ -111,6 +111,15 @@ def _sqlite_read_model_settings(dbapi_connection: Any, _record: Any) -> None:
     if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
         dbapi_connection.execute("PRAGMA wal_autocheckpoint=10000")
+
+
+def driver_message(exc: SQLAlchemyError) -> str:
+    """The database's own words for a failed statement, on one line. SQLAlchemy's text adds
+    the statement, the values bound to it (a projected row's, personal ones included) and a
+    link to its documentation: not for an operator's error line or an HTTP client's."""
+    orig = getattr(exc, "orig", None)
+    shown = orig if orig is not None else (exc.args[0] if exc.args else type(exc).__name__)
+    return " ".join(str(shown).split())
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:

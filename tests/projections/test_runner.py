@@ -110,6 +110,18 @@ def test_read_model_errors_are_domain_errors(memory_ledger: Ledger) -> None:
         conn.execute(sa.text("SELECT * FROM no_such_table"))
 
 
+def test_a_read_model_error_says_the_drivers_words_not_the_statement_and_its_values(memory_ledger: Ledger) -> None:
+    # It was SQLAlchemy's whole text, one line on the CLI and an HTTP 503's detail:
+    # "(sqlite3.OperationalError) database is locked [SQL: UPDATE projection_tracking ...]
+    # [parameters: (8, 'keypair_resource_policies_v1', 5)] (Background on this error at:
+    # https://sqlalche.me/e/20/e3q8)": the statement, the values bound to it (a projected
+    # row's: a user's email), a link to SQLAlchemy's documentation.
+    statement = sa.text("SELECT * FROM no_such_table WHERE email = :email")
+    with pytest.raises(StoreUnavailable) as failed, memory_ledger.read_models.connect() as conn:
+        conn.execute(statement, {"email": "ada@example.org"})
+    assert failed.value.message == "read model database error: no such table: no_such_table"
+
+
 def test_opening_a_set_up_ledger_does_not_wait_for_a_batch_in_flight(ledger_url: str) -> None:
     """A follower's batch holds row locks on read-model tables until it commits; another
     process opening the ledger meanwhile must not queue DDL behind it (on PostgreSQL even
