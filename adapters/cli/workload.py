@@ -257,7 +257,7 @@ def workload_import(
 
     from rich.markup import escape
 
-    from domain.errors import InsufficientPermission
+    from domain.errors import InsufficientPermission, StoreUnavailable
     from domain.workload.importer import FACTS, Importer, ImportStopped, bounded
 
     state = state_of(ctx)
@@ -299,7 +299,7 @@ def workload_import(
                 f"{'was' if stop.recorded == 1 else 'were'} recorded; fix the line and resume with "
                 f"--from-line {stop.line})",
             )
-        except InsufficientPermission as refused:  # no line's fault: the whole import is refused
+        except (InsufficientPermission, StoreUnavailable) as refused:  # no line's fault: the import stops
             progress.stop()
             recorded = f"{plural(importer.facts, 'fact')} recorded"
             fail(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from domain.actions import ActionTriggerMeta
-from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
+from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError, StoreUnavailable
 from domain.parsers import json_float
 from domain.shown import kind_of, shown
 from domain.workload.actions import (
@@ -187,12 +187,13 @@ class Importer:
 
     async def record(self, batch: list[Line]) -> None:
         """One atomic append of `batch`; if the ledger refuses it, its facts one by one up to
-        the refused one (`ImportStopped`). A refused permission is no line's fault: it stands."""
+        the refused one (`ImportStopped`). A refused permission and an unreachable store are
+        no line's fault: they stand (tried fact by fact, each would wait out the store again)."""
         if not batch:
             return
         try:
             unchanged = await self._append(batch)
-        except InsufficientPermission:
+        except (InsufficientPermission, StoreUnavailable):
             raise
         except LedgerError:
             for line in batch:

@@ -11,7 +11,13 @@ import uuid
 import pytest
 
 from domain.actions import ActionTriggerMeta
-from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError, ObjectNotFound
+from domain.errors import (
+    InsufficientPermission,
+    InvalidAPIParameters,
+    LedgerError,
+    ObjectNotFound,
+    StoreUnavailable,
+)
 from domain.workload import (
     CreateVFolderAction,
     RecordWorkloadBatchAction,
@@ -29,8 +35,9 @@ class FakeProcessor:
     """Stores each batch it is given, all or nothing: a batch holding a terminate_kernel
     is refused (no kernel exists), as is every batch when `deny` is set."""
 
-    def __init__(self, deny: bool = False) -> None:
+    def __init__(self, deny: bool = False, down_after: int | None = None) -> None:
         self.deny = deny
+        self.down_after = down_after  # calls answered before the store becomes unreachable
         self.stored: list[list[str]] = []  # the vfolder names of each stored batch
         self.calls = 0
 
@@ -39,6 +46,8 @@ class FakeProcessor:
     ) -> RecordWorkloadBatchActionResult:
         assert meta is META
         self.calls += 1
+        if self.down_after is not None and self.calls > self.down_after:
+            raise StoreUnavailable("event store write failed: connection lost")
         if self.deny:
             raise InsufficientPermission(actor="role service", operation="record_batch", entity="workload")
         if any(isinstance(a, TerminateKernelAction) for a in action.actions):
@@ -138,6 +147,18 @@ def test_a_refused_permission_is_no_lines_fault() -> None:
         run([vfolder(i) for i in range(3)], batch_size=10, processor=processor)
     assert isinstance(info.value, InsufficientPermission) and not isinstance(info.value, ImportStopped)
     assert processor.calls == 1  # not narrowed line by line
+
+
+def test_an_unreachable_store_is_no_lines_fault() -> None:
+    # It was taken for a refused batch: the batch was tried again fact by fact (each
+    # attempt waiting out the connection timeout: three minutes on a PostgreSQL lost
+    # mid-import) and the import stopped at the batch's first line, "fix the line".
+    processor = FakeProcessor(down_after=1)
+    importer = Importer(processor, META, batch_size=4)
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(importer.run([vfolder(i) for i in range(10)]))
+    assert processor.calls == 2  # the first batch stored, the second tried once
+    assert (importer.facts, importer.resume_line) == (4, 5)
 
 
 # Resuming: start_line, recorded_through, resume_line; bounded reasons
