@@ -17,6 +17,7 @@ from adapters.read.timetravel import EntityState, TimeTravel
 from adapters.read.usage import SqlUsageReader
 from adapters.read.workload import EndpointQueries, WorkloadQueries
 from adapters.store import LedgerApplication
+from adapters.store.application import reading
 from domain.catalog import EntityType
 from domain.entity import FieldChanges, diff_fields
 from domain.errors import InvalidAPIParameters, StoreUnavailable
@@ -278,10 +279,10 @@ class Queries:
             ).all()
         # Only the versions the read model has reached: events stored since are not shown.
         try:
-            events = {
-                number: {e.originator_version: e for e in self._app.events.get(stream_id)}
-                for number, stream_id in numbers.items()
-            }
+            events: dict[int, dict[int, Any]] = {}
+            for number, stream_id in numbers.items():
+                with reading(stream_id):  # an event altered behind the ledger's back: DamagedEvent
+                    events[number] = {e.originator_version: e for e in self._app.events.get(stream_id)}
         except PersistenceError as exc:
             raise StoreUnavailable(f"event store read failed: {exc}") from exc
         return [_history_entry(row, entity_type, str(entity_id), events[row.stream][row.version]) for row in rows]

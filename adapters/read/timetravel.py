@@ -16,6 +16,7 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 
 from adapters.store import LedgerApplication
+from adapters.store.application import reading
 from domain.aggregates import ENTITY_KINDS
 from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, ObjectNotFound
@@ -62,12 +63,13 @@ class TimeTravel:
         stream = self._stream(entity_type, entity_id)
         if version is not None:
             version = parse_positive_int(version, "version")  # as the CLI and HTTP parsers refuse it
-        if at is not None:
-            version = self._version_at(stream, as_utc(at))
-            if version == 0:
-                return None
         try:
-            entity = self._app.replayed(stream, version)
+            with reading(stream):  # an event altered behind the ledger's back: DamagedEvent
+                if at is not None:
+                    version = self._version_at(stream, as_utc(at))
+                    if version == 0:
+                        return None
+                entity = self._app.replayed(stream, version)
         except AggregateNotFoundError:
             if version is None:
                 raise ObjectNotFound(
@@ -98,10 +100,11 @@ class TimeTravel:
         from the name index's own stream: a name freed by a purge, or given up by a
         rename, may have been held by another group then than now."""
         stream = name_index_id(domain_name, name)
-        version = self._version_at(stream, as_utc(at))
-        if version == 0:
-            return None
-        index: GroupNameIndex = self._app.repository.get(stream, version=version)
+        with reading(stream):
+            version = self._version_at(stream, as_utc(at))
+            if version == 0:
+                return None
+            index: GroupNameIndex = self._app.repository.get(stream, version=version)
         return index.holder
 
     def _stream(self, entity_type: str, entity_id: str) -> uuid.UUID:

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -61,6 +61,22 @@ from domain.workload.storage import VFolderUsage
 from projections.database import one_line
 
 log = logging.getLogger(__name__)
+
+
+def damaged(stream: uuid.UUID, exc: MapperDeserialisationError) -> DamagedEvent:
+    """The domain error for a stored event of `stream` that does not decode (its bytes
+    altered or cut behind the ledger's back): every read of a stream says it alike."""
+    return DamagedEvent(f"a stored event of stream {stream} cannot be read ({one_line(exc)}): `ledger verify` names it")
+
+
+@contextlib.contextmanager
+def reading(stream: uuid.UUID) -> Iterator[None]:
+    """Reads of `stream`'s stored events inside: one that does not decode is `DamagedEvent`."""
+    try:
+        yield
+    except MapperDeserialisationError as exc:
+        raise damaged(stream, exc) from None
+
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
@@ -305,10 +321,7 @@ class LedgerApplication(Application[uuid.UUID]):
             except PersistenceError as exc:
                 raise StoreUnavailable(f"event store read failed: {exc}") from exc
             except MapperDeserialisationError as exc:
-                raise DamagedEvent(
-                    f"a stored event of stream {aggregate_id} cannot be read ({one_line(exc)}): "
-                    "`ledger verify` names it"
-                ) from None
+                raise damaged(aggregate_id, exc) from None
             self.cache.put(aggregate, generation)
         if not isinstance(aggregate, cls):
             raise TypeError(f"stream {aggregate_id} holds a {type(aggregate).__name__}, not a {cls.__name__}")

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from adapters.bootstrap import Ledger, open_ledger
-from domain.errors import DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound
+from domain.errors import DamagedEvent, DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound
 from domain.keypair_resource_policy import KeyPairResourcePolicyData
 from tests.adapters.policy_histories import commands, run_command
+from tests.adapters.store.raw import cut_event_state
 from tests.conftest import fresh_url
 from tests.policies import create, delete, modify
 
@@ -122,3 +123,27 @@ def test_a_writer_whose_clock_is_behind_stamps_no_earlier_than_the_stream(
         )
         first = ledger.queries.state_at("keypair_resource_policy", "skew", at=created.occurred_at)
         assert first is not None and first.version == 1
+
+
+def test_an_event_altered_behind_the_ledgers_back_is_a_damaged_event_to_every_past_read(ledger: Ledger) -> None:
+    """An auditor's reads of a stream holding an event that no longer decodes (its bytes
+    cut in the database) raised the library's MapperDeserialisationError: `show --at`,
+    `--version`, `diff` and `history` ended in `internal error: MapperDeserialisationError`
+    where a command on the same stream said `ledger_damaged_event`."""
+    create(ledger, "cut", idle_timeout=1)
+    modify(ledger, "cut", idle_timeout=2)
+    position = ledger.app.recorder.max_notification_id()
+    assert position is not None
+    ledger.app.cache.clear()
+    cut_event_state(ledger, position)
+    q = ledger.queries
+    reads = [
+        lambda: q.state_at(POLICY, "cut"),
+        lambda: q.state_at(POLICY, "cut", version=2),
+        lambda: q.state_at(POLICY, "cut", at=datetime.now(UTC)),
+        lambda: q.diff(POLICY, "cut", from_version=1, to_version=2),
+        lambda: q.history(POLICY, "cut"),
+    ]
+    for read in reads:
+        with pytest.raises(DamagedEvent, match=r"cannot be read.*ledger verify"):
+            read()

@@ -3,6 +3,7 @@ check what the database itself refuses."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,3 +40,22 @@ def as_older_release(app: Any) -> Iterator[None]:
     finally:
         app.mapper.keys = keys
         app.cache.clear()
+
+
+def cut_event_state(ledger: Ledger, position: int, keep: int = 20) -> None:
+    """Cuts the stored state of the event at `position` to its first `keep` bytes, behind
+    the ledger's back (the append-only trigger out of the way): an event that no longer
+    decodes."""
+    table = ledger.config.events_table
+    if ledger.config.kind == "sqlite":
+        with contextlib.closing(raw_sqlite(ledger)) as conn:
+            conn.execute(f"DROP TRIGGER {table}_no_update")
+            conn.execute(f"UPDATE {table} SET state = substr(state, 1, ?) WHERE rowid = ?", (keep, position))
+            conn.commit()
+        return
+    with raw_postgres(ledger) as pg:
+        pg.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        pg.execute(
+            f"UPDATE {table} SET state = substring(state from 1 for %s) WHERE notification_id = %s", (keep, position)
+        )
+        pg.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
