@@ -80,8 +80,9 @@ class Ledger:
             self.runner = _runner(self.app, self.read_models, self.projections.all(), self.timezone)
             self.app.erasure_listeners.append(self._erase_copies)
             self.runner.setup()
-            self._ensure_system_policy()
-            self._ensure_default_domain()
+            if seal_legacy:  # `ledger verify` opens without: an auditor's walk appends nothing
+                self._ensure_system_policy()
+                self._ensure_default_domain()
         if build_pending:
             # After the setup lock: a long build must not hold up other processes opening
             # the ledger (building it beside us is safe: see ProjectionRunner).
@@ -166,8 +167,11 @@ def open_ledger(
 
     A projection whose version in this code is newer than the active one is built before
     this returns, unless `build_pending` is false (then the first catch-up builds it; see
-    `ProjectionRunner.setup` and `ledger projections rebuild`). `seal_legacy` false: events
-    written before the hash chain existed are left unlinked (`ledger verify` reports them)."""
+    `ProjectionRunner.setup` and `ledger projections rebuild`). `seal_legacy` false (what
+    `ledger verify` opens with) appends nothing: events written before the hash chain existed
+    are left unlinked (`ledger verify` reports them), and neither the system policy nor the
+    domain `default` is created, so a ledger whose events were deleted behind its back is
+    walked as it is, not appended to (which failed on the chain's links still there)."""
     return Ledger(
         parse_url(url), timezone, build_pending=build_pending, group_commit=group_commit, seal_legacy=seal_legacy
     )

@@ -217,6 +217,25 @@ def test_the_cli_reports_a_tail_removed_with_its_links_against_the_kept_head(led
     assert "nothing checks --expect-head" in both.stderr
 
 
+def test_the_cli_verify_reports_every_event_deleted_and_appends_nothing(ledger_url: str) -> None:
+    """Every event deleted behind the ledger's back, the links left: `ledger verify` opened
+    the ledger, which appended the system policy again before walking. On SQLite that
+    append took position 1 again and conflicted with its link, so verify itself failed
+    with `ledger_conflict: ... gave up after 20 conflicting attempts` and never reported;
+    on PostgreSQL the walk ran over events verify had just written."""
+    runner = CliRunner(env={"COLUMNS": "250"})
+    with open_ledger(ledger_url) as ledger:
+        build(ledger)
+        table = ledger.config.events_table
+        with behind_its_back(ledger) as conn:
+            conn.execute(f"DELETE FROM {table}")
+    result = runner.invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1, result.output
+    assert "TAMPERED: event 1 removed" in result.stdout
+    with open_ledger(ledger_url, seal_legacy=False) as ledger, raw(ledger) as conn:
+        assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0  # verify appended nothing
+
+
 def test_a_removed_event_is_found(built: Ledger) -> None:
     pos, table = position_column(built), built.config.events_table
     with behind_its_back(built) as conn:
