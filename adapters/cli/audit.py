@@ -177,6 +177,8 @@ def verify_chain(
         if snapshots["checked"] and not snapshots["bad"]:
             agree = "agrees with its events" if snapshots["checked"] == 1 else "agree with their events"
             typer.echo(f"{plural(snapshots['checked'], 'snapshot')} {agree}")
+        for key in result["keys"]["bad"]:
+            typer.echo(f"TAMPERED: key of subject {key['subject']}: {key['reason']}")
 
     state.output(result, human)
     if not result["ok"]:

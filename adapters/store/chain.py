@@ -249,6 +249,15 @@ def _batched(recorder: Any, statement: Any, bound: int) -> Iterator[tuple[Any, .
         position = rows[-1][0]
 
 
+def stored_events(source: Any) -> Iterator[tuple[int, str, int, str, bytes]]:
+    """Every stored event as raw rows, in position order, undecoded: (position, stream id,
+    version, topic, stored bytes), up to the last position stored when the walk began."""
+    recorder = _recorder(source)
+    bound = recorder.max_notification_id() or 0
+    for position, stream, version, topic, state in _batched(recorder, recorder.chain_sql.events_after, bound):
+        yield int(position), _stream_id(stream), int(version), str(topic), _blob(state)
+
+
 # Verifying
 
 

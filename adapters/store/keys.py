@@ -482,6 +482,22 @@ class SubjectKeys:
             curs.execute(self.sql.count, (SNAPSHOT_SUBJECT,))
             return int(_first(curs))
 
+    def opening(self) -> dict[str, bool]:
+        """Every subject with a stored key, and whether that key opens under the master key
+        (one that does not was altered outside the ledger: `ledger verify` says so)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql.select_all)
+            rows = [_row(row) for row in curs.fetchall()]
+        opens: dict[str, bool] = {}
+        for subject, wrapped in rows:
+            try:
+                self.master.unwrap(str(subject), bytes(wrapped))
+            except (ConfigurationError, TypeError, ValueError):  # SQLite keeps any type: text, a number
+                opens[str(subject)] = False
+            else:
+                opens[str(subject)] = True
+        return opens
+
     # Erasing
 
     def destroy_in(self, cursor: Any, subjects: Iterable[str]) -> None:

@@ -101,15 +101,18 @@ class BadSnapshot:
 
 
 def verify_store(app: Any, expect: tuple[int, str] | None = None) -> dict[str, Any]:
-    """What `ledger verify` and `/v1/verify` answer: the chain's walk (`verify`) and the
-    snapshots' comparison, `ok` only when both hold."""
+    """What `ledger verify` and `/v1/verify` answer: the chain's walk (`verify`), the
+    snapshots' comparison and the subject keys' check, `ok` only when all three hold."""
     from adapters.store.chain import verify
+    from adapters.store.key_check import check_keys
 
     report = verify(app.recorder, expect)
     checked, bad = check_snapshots(app)
+    keys_checked, bad_keys = check_keys(app)  # not chained either: an erasure deletes key rows
     return report.to_json() | {
         "snapshots": {"checked": checked, "bad": [s.to_json() for s in bad]},
-        "ok": report.ok and not bad,
+        "keys": {"checked": keys_checked, "bad": [k.to_json() for k in bad_keys]},
+        "ok": report.ok and not bad and not bad_keys,
     }
 
 

@@ -49,12 +49,23 @@ class SnapshotsOut(BaseModel):
     bad: list[BadSnapshotOut]
 
 
+class BadKeyOut(BaseModel):
+    subject: str
+    reason: str
+
+
+class KeysOut(BaseModel):
+    checked: int
+    bad: list[BadKeyOut]
+
+
 class VerifyOut(BaseModel):
     checked: int
     head_position: int | None
     head_hash: str
     first_bad: BadEventOut | None
     snapshots: SnapshotsOut  # not chained: each compared with its stream's events
+    keys: KeysOut  # not chained: an erasure deletes key rows; each checked against the events
     ok: bool
 
 

@@ -19,6 +19,11 @@ import adapters.store.chain
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from adapters.store.chain import CHAIN_TABLE, head, link, verify
+from adapters.store.snapshot_check import verify_store
+from domain.group import PurgeGroupAction
+from domain.user import EraseUserAction
+from tests.actions import DOMAIN, build_world, run
+from tests.adapters.directory import create_user
 from tests.adapters.store.raw import raw_postgres, raw_sqlite
 from tests.policies import create, modify
 
@@ -545,3 +550,36 @@ def test_verify_compares_each_snapshot_with_its_events(ledger_url: str) -> None:
     assert "differs from its events in fields" in tampered.stdout
     as_json = runner.invoke(app, ["--db", ledger_url, "--json", "verify"])
     assert as_json.exit_code == 1 and '"ok": false' in as_json.stdout
+
+
+def test_verify_names_a_subject_key_deleted_or_altered_behind_the_ledgers_back(ledger_url: str) -> None:
+    """Key rows are not chained (an erasure deletes them): one deleted in the database made
+    every value sealed with it read `[erased]` with no erasing event in the history, one
+    altered stopped every command with `the master key does not open this ledger's keys`,
+    and `ledger verify` said `chain intact` (exit 0) for both."""
+    with open_ledger(ledger_url) as ledger:
+        world = build_world(ledger)
+        kept, lost = uuid.uuid4(), uuid.uuid4()
+        for user in (kept, lost):
+            create_user(ledger, user, DOMAIN, email=f"{user.hex[:8]}@example.org")
+        run(ledger, "user", "erase_user", EraseUserAction(user_id=world.user, reason="asked"))
+        run(ledger, "group", "purge_group", PurgeGroupAction(group_id=world.spare_group))
+        intact = verify_store(ledger.app)
+        assert intact["ok"] and intact["keys"]["bad"] == [], intact  # erasures are not tampering
+        assert intact["keys"]["checked"] >= 3
+        keys, p = "ledger_subject_keys", param(ledger)
+        with raw(ledger) as conn:
+            conn.execute(f"DELETE FROM {keys} WHERE subject = {p}", (f"user:{lost}",))
+            (wrapped,) = conn.execute(f"SELECT wrapped FROM {keys} WHERE subject = {p}", (f"user:{kept}",)).fetchone()
+            altered = bytes([wrapped[0] ^ 1]) + bytes(wrapped[1:])
+            conn.execute(f"UPDATE {keys} SET wrapped = {p} WHERE subject = {p}", (altered, f"group:{world.group}"))
+            conn.commit()
+        report = verify_store(ledger.app)
+    assert not report["ok"] and report["first_bad"] is None  # the events are intact
+    bad = {key["subject"]: key["reason"] for key in report["keys"]["bad"]}
+    assert set(bad) == {f"user:{lost}", f"group:{world.group}"}, bad
+    assert "deleted outside the ledger" in bad[f"user:{lost}"]
+    assert "altered outside the ledger" in bad[f"group:{world.group}"]
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1, result.output
+    assert f"TAMPERED: key of subject user:{lost}: stored events hold values sealed with its key" in result.stdout
