@@ -154,8 +154,9 @@ class StoreUnavailable(LedgerError):
 
 
 class DamagedEvent(LedgerError):
-    """A stored event cannot be read back (its bytes altered or cut): nothing that needs its
-    stream can be decided. `ledger verify` names it; it is not something a retry mends."""
+    """A stored event cannot be read back (its bytes altered or cut), or stored events were
+    removed: nothing that needs them can be decided. `ledger verify` names it; it is not
+    something a retry mends."""
 
     status = 500
     error_detail = "damaged_event"

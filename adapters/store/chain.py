@@ -26,7 +26,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from adapters.store.group_commit import GroupCommit
 from adapters.store.quoting import quote_identifier
 from adapters.store.reads import DirectReads
-from domain.errors import InvalidAPIParameters
+from domain.errors import DamagedEvent, InvalidAPIParameters
 from domain.parsers import parse_positive_int
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,14 @@ def append_links(
     if previous is None:
         curs.execute(sql.last)
         row = curs.fetchone()
+        if row is not None and int(_row(row)[0]) >= ids[0]:
+            # Positions only grow: the chain links this position already, so the events it
+            # linked were deleted behind the ledger's back (SQLite hands their rowids out
+            # again). The link's insert would fail and be retried as a conflict forever.
+            raise DamagedEvent(
+                f"the hash chain links position {ids[0]} already: stored events were removed "
+                "behind the ledger's back; `ledger verify` names them"
+            )
         previous = GENESIS if row is None else _blob(_row(row)[1])  # a forged text link chains on; verify names it
     rows = _links(previous, ids, events)
     if len(rows) == 1:

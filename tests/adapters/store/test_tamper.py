@@ -20,6 +20,7 @@ from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from adapters.store.chain import CHAIN_TABLE, head, link, verify
 from adapters.store.snapshot_check import verify_store
+from domain.errors import DamagedEvent
 from domain.group import PurgeGroupAction
 from domain.user import EraseUserAction
 from tests.actions import DOMAIN, build_world, run
@@ -583,3 +584,18 @@ def test_verify_names_a_subject_key_deleted_or_altered_behind_the_ledgers_back(l
     result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
     assert result.exit_code == 1, result.output
     assert f"TAMPERED: key of subject user:{lost}: stored events hold values sealed with its key" in result.stdout
+
+
+def test_an_append_after_events_were_deleted_is_a_damaged_ledger_not_a_conflict(tmp_path: Any) -> None:
+    """The last event deleted on SQLite (its link left): the next append got that rowid
+    again, its link's insert hit the link already there, and every command was retried
+    20 times as a version conflict and answered `ledger_conflict: ... gave up after 20
+    conflicting attempts`, which says to try again."""
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    with open_ledger(db) as ledger:
+        build(ledger)
+        with behind_its_back(ledger) as conn:
+            conn.execute(f"DELETE FROM {ledger.config.events_table} WHERE rowid = 5")
+        with pytest.raises(DamagedEvent, match="links position 5 already: stored events were removed"):
+            create(ledger, "after")
+        assert first_bad(ledger) == (5, "removed")
