@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.store.config import StoreConfig
 from adapters.store.quoting import quote_identifier
-from domain.errors import ConfigurationError
+from domain.errors import ConfigurationError, DamagedEvent
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +416,7 @@ class SubjectKeys:
             wrapped = _first(curs)
         if wrapped is None:
             return None
-        data_key = self.master.unwrap(subject, bytes(wrapped))
+        data_key = self._unwrap(subject, wrapped)
         self._remember({subject: data_key}, generation)
         return data_key
 
@@ -462,7 +462,22 @@ class SubjectKeys:
     def _read_many(self, curs: Any, subjects: Sequence[str]) -> dict[str, bytes]:
         curs.execute(self.sql.select_many, (self.sql.many(subjects),))
         rows = [_row(row) for row in curs.fetchall()]
-        return {str(subject): self.master.unwrap(str(subject), bytes(wrapped)) for subject, wrapped in rows}
+        return {str(subject): self._unwrap(str(subject), wrapped) for subject, wrapped in rows}
+
+    def _unwrap(self, subject: str, wrapped: Any) -> bytes:
+        """A stored key opened with the master key. One that does not open while the master
+        key still opens the check value was altered outside the ledger: that is said, not
+        blamed on the master key (a process whose master key was rotated away still is)."""
+        try:
+            return self.master.unwrap(subject, bytes(wrapped))
+        except ConfigurationError:
+            with self.datastore.transaction(commit=False) as curs:
+                curs.execute(self.sql.check_select)
+                self._verify(self.master, _first(curs))  # raises: the master key is the wrong one
+            raise DamagedEvent(
+                f"the stored key of {subject} does not open under the master key, which opens the "
+                "ledger's check value: the key row was altered outside the ledger; `ledger verify` names it"
+            ) from None
 
     def _remember(self, keys: Mapping[str, bytes], generation: int) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ from adapters.store.application import LedgerApplication
 from adapters.store.config import StoreConfig, parse_url
 from adapters.store.keys import KEYS_TABLE, MASTER_KEY_VARIABLE, MasterKey, SubjectKeys, load_master_key
 from adapters.store.triggers import ensure_postgres_schema
-from domain.errors import ConfigurationError
+from domain.errors import ConfigurationError, DamagedEvent
 from tests.conftest import fresh_url
 
 T = TypeVar("T")
@@ -203,6 +203,30 @@ def test_a_wrong_master_key_is_refused_at_open(store: tuple[StoreConfig, LedgerA
     wrong = SubjectKeys(app.recorder, MasterKey.generate())  # not checked at open: each key refuses too
     with pytest.raises(ConfigurationError, match="does not open"):
         wrong.key("user:x")
+
+
+def test_a_key_row_altered_in_the_database_is_named_not_blamed_on_the_master_key(
+    store: tuple[StoreConfig, LedgerApplication],
+) -> None:
+    """One key row altered behind the ledger's back stopped every read that needed it with
+    `LEDGER_MASTER_KEY: the master key does not open this ledger's keys`, sending the
+    operator after a master key that is right."""
+    _, app = store
+    keys = opened(app, app.keys.master)
+    keys.ensure(SUBJECTS)
+    datastore: Any = app.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=True) as curs:  # the table's own statements, in its dialect and schema
+        curs.execute(keys.sql.select, (SUBJECTS[0],))
+        row = curs.fetchone()
+        wrapped = bytes(row["wrapped"] if isinstance(row, dict) else row[0])
+        altered = bytes([wrapped[0] ^ 1]) + wrapped[1:]
+        curs.execute(keys.sql.update, (altered, SUBJECTS[0]))
+    fresh = SubjectKeys(app.recorder, app.keys.master)  # another process: nothing cached
+    for read in (lambda: fresh.key(SUBJECTS[0]), lambda: fresh.ensure(SUBJECTS)):
+        with pytest.raises(DamagedEvent, match=f"stored key of {SUBJECTS[0]} does not open.*altered outside"):
+            read()
+    assert fresh.key(SUBJECTS[1]) is not None  # the others open
+    assert fresh.opening() == {s: s != SUBJECTS[0] for s in SUBJECTS}
 
 
 def test_threads_ensuring_the_same_subjects_agree_on_one_key_each(
