@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adapters.cli.app import State, state_of
-from adapters.cli.history import show_history
+from adapters.cli.history import show_diff, show_history, show_state
+from adapters.cli.options import AtOption, FromOption, ToOption, VersionOption
 from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
 from adapters.cli.render import new_table, print_table, safe
 from domain.catalog import EntityType
@@ -126,16 +127,26 @@ def keypair_delete(ctx: typer.Context, access_key: AccessKeyArg) -> None:
 
 
 @keypair_app.command("show")
-def keypair_show(ctx: typer.Context, access_key: AccessKeyArg) -> None:
-    """Show one keypair."""
+def keypair_show(
+    ctx: typer.Context, access_key: AccessKeyArg, at: AtOption = None, version: VersionOption = None
+) -> None:
+    """Show one keypair: now, or as it stood --at a time or after --version N."""
     from domain.entity import entity_not_found
 
     state = state_of(ctx)
+    if at is not None or version is not None:
+        return show_state(state, KEYPAIR_TYPE, access_key, at, version)
     with state.ledger() as ledger:
         keypair = ledger.queries.keypair(access_key)
     if keypair is None:
         raise entity_not_found(KEYPAIR_TYPE, access_key)
     _show_keypair(state, keypair, "")
+
+
+@keypair_app.command("diff")
+def keypair_diff(ctx: typer.Context, access_key: AccessKeyArg, older: FromOption, newer: ToOption) -> None:
+    """What changed in a keypair between two versions or times: field, old, new."""
+    show_diff(state_of(ctx), KEYPAIR_TYPE, access_key, older, newer)
 
 
 @keypair_app.command("list")
