@@ -61,6 +61,7 @@ from domain.workload.storage import VFolderUsage
 from projections.database import one_line
 
 log = logging.getLogger(__name__)
+_PURGED_TOPIC = get_topic(Group.Purged)
 
 
 def damaged(stream: uuid.UUID, exc: MapperDeserialisationError) -> DamagedEvent:
@@ -100,6 +101,7 @@ class StampingMapper(Mapper[uuid.UUID]):
 
     keys: SubjectKeys | None = None
     erased: Callable[[list[str]], None] | None = None  # drops this process's copies of erased subjects
+    gone: Callable[[str], bool] | None = None  # whether a subject without a key was erased for good
 
     def to_stored_event(self, domain_event: DomainEventProtocol[uuid.UUID]) -> StoredEvent:
         # The library's steps (topic, state without originator id and version, class
@@ -112,10 +114,10 @@ class StampingMapper(Mapper[uuid.UUID]):
             object.__setattr__(domain_event, "meta", ctx.stamp())
         personals = declared(cls)
         if personals and self.keys is not None:
-            keys = self.keys
+            keys, gone = self.keys, self.gone
             # The event itself keeps its values (the caller's aggregate holds it): the
             # sealed copy is what is stored.
-            event_state = seal_state(state, personals, lambda subject: keys.ensure((subject,))[subject])
+            event_state = seal_state(state, personals, lambda subject: keys.ensure((subject,), gone)[subject])
         else:
             event_state = dict(state)
         originator_id = event_state.pop("originator_id")
@@ -191,6 +193,7 @@ class LedgerApplication(Application[uuid.UUID]):
         assert isinstance(self.mapper, StampingMapper)
         self.mapper.keys = self.keys
         self.mapper.erased = self.forget
+        self.mapper.gone = self.purged_group
         # Copies outside the event store (cached HTTP responses): cleared by the process that
         # erases, right after its append commits (their tables are shared by every process).
         self.erasure_listeners: list[Callable[[list[str]], None]] = []
@@ -284,6 +287,21 @@ class LedgerApplication(Application[uuid.UUID]):
         if close_reads is not None:  # a SQLite ledger's per-thread read connections
             close_reads()
         super().close()
+
+    def purged_group(self, subject: str) -> bool:
+        """Whether `subject` is a purged group's: erased for good, since a purged group's id
+        is never used again. A value sealed for it after the purge (the audit record of a
+        kernel start the platform reports late, refused) must not get a new key, which no
+        later erasure could reach: it is sealed under a key never stored, erased at once."""
+        kind, _, raw = subject.partition(":")
+        if kind != "group":
+            return False
+        try:
+            stream = uuid.UUID(raw)
+        except ValueError:
+            return False
+        last = self.recorder.select_events(stream, desc=True, limit=1)
+        return bool(last) and last[0].topic == _PURGED_TOPIC
 
     def forget(self, subjects: list[str]) -> None:
         """Drops every copy this process holds of erased subjects: their keys and the

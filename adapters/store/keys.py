@@ -431,9 +431,11 @@ class SubjectKeys:
         made = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
         return made > (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
-    def ensure(self, subjects: Iterable[str]) -> dict[str, bytes]:
+    def ensure(self, subjects: Iterable[str], gone: Callable[[str], bool] | None = None) -> dict[str, bytes]:
         """Every subject's data key, made for those that have none. Two processes making one
-        subject's key at once agree: the first insert wins and both read it back."""
+        subject's key at once agree: the first insert wins and both read it back. A subject
+        without a key for which `gone(subject)` holds was erased for good: it gets a key
+        that is neither stored nor cached, so what is sealed with it is erased already."""
         wanted = list(dict.fromkeys(subjects))
         with self._lock:
             found = {s: self._cache[s] for s in wanted if s in self._cache}
@@ -444,6 +446,8 @@ class SubjectKeys:
         with self.datastore.transaction(commit=False) as curs:
             read = self._read_many(curs, missing)
         missing = [s for s in missing if s not in read]
+        lost = {s: secrets.token_bytes(KEY_BYTES) for s in missing if gone is not None and gone(s)}
+        missing = [s for s in missing if s not in lost]
         if missing:
             # In one order everywhere: two PostgreSQL transactions inserting the same
             # subjects wait for each other's rows in turn instead of deadlocking.
@@ -457,7 +461,7 @@ class SubjectKeys:
                 self._verify(self.master, _first(curs))
                 read |= self._read_many(curs, missing)
         self._remember(read, generation)
-        return found | read
+        return found | read | lost
 
     def _read_many(self, curs: Any, subjects: Sequence[str]) -> dict[str, bytes]:
         curs.execute(self.sql.select_many, (self.sql.many(subjects),))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,10 +15,11 @@ import pytest
 from adapters.bootstrap import Ledger
 from adapters.store.chain import verify
 from domain.actions import ActionTriggerMeta
-from domain.errors import GroupClearHistory
+from domain.errors import GroupClearHistory, GroupNotFound
 from domain.group import CreateGroupAction, ModifyGroupAction, PurgeGroupAction
 from domain.personal import ERASED
 from domain.user import CreateUserAction
+from domain.workload import StartKernelAction
 from tests.adapters.store.raw import as_older_release
 
 ROOT = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
@@ -85,6 +87,42 @@ def test_a_purge_destroys_the_group_key_in_its_own_append(ledger: Ledger) -> Non
     # The user's own values are untouched by the group's erasure.
     found = ledger.queries.user(user)
     assert found is not None and found.email == EMAIL
+
+
+def test_a_late_kernel_start_of_a_purged_group_is_erased_at_once(ledger: Ledger) -> None:
+    """A kernel start the platform reports after the group's purge is refused, and its
+    audit record holds the kernel's user id, access key and session name sealed under the
+    group's subject. The purge had destroyed that key, so a new one was made: those values
+    read in clear in `ledger audit` for good, and no erasure could reach them again (a
+    purged group's id is never used again, so it cannot be purged twice)."""
+    user, group = world(ledger)
+    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=group))
+    kernel = uuid.uuid4()
+    start = StartKernelAction(
+        kernel_id=kernel,
+        session_id=kernel,
+        session_name="a late session of the purged group",
+        group_id=group,
+        domain_name="default",
+        user_id=user,
+        access_key="AKLATEPURGED",
+        occupied_slots={"cpu": "1"},
+        started_at=datetime.now(UTC),
+    )
+    with pytest.raises(GroupNotFound):
+        run(ledger, "workload", "start_kernel", start)
+    assert ledger.app.keys.key(f"group:{group}") is None  # no key made again
+    (record,) = ledger.queries.audit_log(entity_id=str(kernel))
+    assert record.status == "error"
+    assert {f: record.spec[f] for f in ("user_id", "access_key", "session_name")} == dict.fromkeys(
+        ("user_id", "access_key", "session_name"), ERASED
+    )
+    at_rest = stored_bytes(ledger)
+    assert b"AKLATEPURGED" not in at_rest and b"a late session" not in at_rest
+    assert verify(ledger.app).ok
+    # A group that was never purged (nor ever existed) still gets a key, as before.
+    assert not ledger.app.purged_group(f"group:{uuid.uuid4()}")
+    assert not ledger.app.purged_group(f"user:{user}")
 
 
 def test_a_reopened_ledger_reads_what_it_sealed(ledger_url: str) -> None:
