@@ -142,8 +142,8 @@ def verify_chain(
 ) -> None:
     """Walk the hash chain over every stored event; name the first altered, removed or
     inserted one (exit 1). Prints the head to keep for a later `--expect-head`."""
+    from adapters.read_model_check import verify_ledger
     from adapters.store.chain import head, parse_head
-    from adapters.store.snapshot_check import verify_store
 
     state = state_of(ctx)
     if head_only and expect_head is not None:
@@ -159,7 +159,7 @@ def verify_chain(
             position, digest = head(ledger.app.recorder)
             state.output({"head_position": position, "head_hash": digest}, lambda: typer.echo(f"{position}:{digest}"))
             return
-        result = verify_store(ledger.app, kept)  # snapshots are not chained: compared with their events
+        result = verify_ledger(ledger, kept)  # snapshots, keys and read models are not chained: checked too
 
     def human() -> None:
         typer.echo(
@@ -179,6 +179,8 @@ def verify_chain(
             typer.echo(f"{plural(snapshots['checked'], 'snapshot')} {agree}")
         for key in result["keys"]["bad"]:
             typer.echo(f"TAMPERED: key of subject {key['subject']}: {key['reason']}")
+        for model in result["read_models"]["bad"]:
+            typer.echo(f"TAMPERED: read model {model['read_model']}: {model['reason']}")
 
     state.output(result, human)
     if not result["ok"]:

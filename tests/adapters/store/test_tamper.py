@@ -12,12 +12,14 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from typer.testing import CliRunner
 
 import adapters.store.chain
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
+from adapters.read_model_check import verify_ledger
 from adapters.store.chain import CHAIN_TABLE, head, link, verify
 from adapters.store.snapshot_check import verify_store
 from domain.errors import DamagedEvent
@@ -599,3 +601,37 @@ def test_an_append_after_events_were_deleted_is_a_damaged_ledger_not_a_conflict(
         with pytest.raises(DamagedEvent, match="links position 5 already: stored events were removed"):
             create(ledger, "after")
         assert first_bad(ledger) == (5, "removed")
+
+
+def test_verify_names_audit_and_history_rows_deleted_or_altered_behind_the_ledgers_back(ledger_url: str) -> None:
+    """`ledger audit` reads the audit read model, and `history` takes each event's time and
+    actor from the history read model: rows the chain does not cover. One audit row
+    deleted in the database hid an action, one history row's actor rewritten put the
+    event on someone else, and `ledger verify` said intact."""
+    with open_ledger(ledger_url) as ledger:
+        world = build_world(ledger)
+        run(ledger, "user", "erase_user", EraseUserAction(user_id=world.user, reason="asked"))
+        run(ledger, "group", "purge_group", PurgeGroupAction(group_id=world.spare_group))
+        intact = verify_ledger(ledger)
+        assert intact["ok"] and intact["read_models"]["bad"] == [], intact["read_models"]  # erasures included
+        assert intact["read_models"]["checked"] > 0
+        audit, history = ledger.projections.audit, ledger.projections.history
+        with ledger.read_models.begin() as conn:
+            hidden = conn.execute(sa.select(sa.func.max(audit.entries.c.position))).scalar_one()
+            conn.execute(sa.delete(audit.entries).where(audit.entries.c.position == hidden))
+            blamed = conn.execute(sa.select(sa.func.min(history.entries.c.position))).scalar_one()
+            forged = {
+                "user_id": str(uuid.uuid4()),
+                "access_key": "AKSOMEONEELSE",
+                "role": "user",
+                "domain_name": DOMAIN,
+            }
+            conn.execute(sa.update(history.entries).where(history.entries.c.position == blamed).values(actor=forged))
+        report = verify_ledger(ledger)
+    assert not report["ok"] and report["first_bad"] is None  # the events are intact
+    reasons = {(bad["read_model"], bad["reason"]) for bad in report["read_models"]["bad"]}
+    assert ("audit", f"table entries: no row position={hidden}, which the events give") in reasons, reasons
+    assert ("history", f"table entries: the row position={blamed} differs from its events in actor") in reasons
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1, result.output
+    assert f"TAMPERED: read model audit: table entries: no row position={hidden}" in result.stdout
