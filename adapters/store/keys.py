@@ -90,7 +90,7 @@ class MasterKey:
         blob = bytes(blob)
         try:
             return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], subject.encode())
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce (a row cut short)
             raise ConfigurationError(WRONG_MASTER) from None
 
 
@@ -263,6 +263,10 @@ class Statements:
     def sqlite() -> Statements:
         keys, check = quote_identifier(KEYS_TABLE), quote_identifier(CHECK_TABLE)
         now = "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        # Read as a blob whatever a row holds: SQLite keeps any type, and a value rewritten
+        # as text that is not UTF-8 failed the driver's read ('Could not decode to UTF-8')
+        # before the ledger could say the row was altered.
+        wrapped = "CAST(wrapped AS BLOB) AS wrapped"
         return Statements(
             create=(
                 f"CREATE TABLE IF NOT EXISTS {keys} (subject TEXT PRIMARY KEY, wrapped BLOB NOT NULL, "
@@ -270,20 +274,20 @@ class Statements:
                 f"CREATE TABLE IF NOT EXISTS {check} (id INTEGER PRIMARY KEY CHECK (id = 1), "
                 f"wrapped BLOB NOT NULL, created_at TEXT NOT NULL DEFAULT {now})",
             ),
-            select=f"SELECT wrapped FROM {keys} WHERE subject = ?",
+            select=f"SELECT {wrapped} FROM {keys} WHERE subject = ?",
             created=f"SELECT created_at FROM {keys} WHERE subject = ?",
-            select_many=f"SELECT subject, wrapped FROM {keys} WHERE subject IN (SELECT value FROM json_each(?))",
+            select_many=f"SELECT subject, {wrapped} FROM {keys} WHERE subject IN (SELECT value FROM json_each(?))",
             insert=f"INSERT INTO {keys} (subject, wrapped) VALUES (?, ?) ON CONFLICT (subject) DO NOTHING",
             delete=f"DELETE FROM {keys} WHERE subject = ?",
             count=f"SELECT count(*) FROM {keys} WHERE subject <> ?",
-            select_all=f"SELECT subject, wrapped FROM {keys} ORDER BY subject",
+            select_all=f"SELECT subject, {wrapped} FROM {keys} ORDER BY subject",
             update=f"UPDATE {keys} SET wrapped = ? WHERE subject = ?",
-            check_select=f"SELECT wrapped FROM {check} WHERE id = 1",
+            check_select=f"SELECT {wrapped} FROM {check} WHERE id = 1",
             # SQLite has one writer: after the append's own write the value cannot change.
-            check_share=f"SELECT wrapped FROM {check} WHERE id = 1",
+            check_share=f"SELECT {wrapped} FROM {check} WHERE id = 1",
             # A write first, so the transaction takes the write lock (waiting its turn)
             # before it reads, rather than failing to upgrade a stale read snapshot.
-            check_lock=f"UPDATE {check} SET wrapped = wrapped WHERE id = 1 RETURNING wrapped",
+            check_lock=f"UPDATE {check} SET wrapped = wrapped WHERE id = 1 RETURNING {wrapped}",
             check_insert=f"INSERT INTO {check} (id, wrapped) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
             check_update=f"UPDATE {check} SET wrapped = ? WHERE id = 1",
             # Deleted key bytes are overwritten in the page, not left in free space.

@@ -229,6 +229,27 @@ def test_a_key_row_altered_in_the_database_is_named_not_blamed_on_the_master_key
     assert fresh.opening() == {s: s != SUBJECTS[0] for s in SUBJECTS}
 
 
+def test_a_sqlite_key_row_rewritten_as_text_that_is_not_utf8_is_altered_not_a_driver_error(tmp_path: Path) -> None:
+    """SQLite keeps any type: a wrapped key rewritten as text of invalid UTF-8 (`x'..' ||
+    ...` in the sqlite3 shell) failed every read of it inside the driver, `internal error:
+    OperationalError: Could not decode to UTF-8 column 'wrapped'`, and `ledger verify`
+    with it."""
+    config = sqlite_config(tmp_path)
+    app = LedgerApplication(config)
+    try:
+        app.keys.ensure(SUBJECTS)
+        with sqlite3.connect(config.env["SQLITE_DBNAME"]) as conn:
+            conn.execute(
+                f"UPDATE {KEYS_TABLE} SET wrapped = CAST(X'ff00fe' AS TEXT) || 'x' WHERE subject = ?", (SUBJECTS[0],)
+            )
+        fresh = SubjectKeys(app.recorder, app.keys.master)
+        with pytest.raises(DamagedEvent, match="altered outside the ledger"):
+            fresh.key(SUBJECTS[0])
+        assert fresh.opening() == {s: s != SUBJECTS[0] for s in SUBJECTS}
+    finally:
+        app.close()
+
+
 def test_threads_ensuring_the_same_subjects_agree_on_one_key_each(
     store: tuple[StoreConfig, LedgerApplication],
 ) -> None:
