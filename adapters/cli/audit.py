@@ -152,6 +152,7 @@ def verify_chain(
             "--head prints the head without walking: nothing checks --expect-head", param_hint="--head"
         )
     kept = None if expect_head is None else parse_head(expect_head, "expect_head")
+    _refuse_a_missing_ledger(state.db)
     # Not sealing on the way in: a chain emptied behind the ledger's back must read as
     # unlinked events here, not be sealed over them by this very command.
     with state.ledger(seal_legacy=False) as ledger:
@@ -185,3 +186,19 @@ def verify_chain(
     state.output(result, human)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _refuse_a_missing_ledger(url: str | None) -> None:
+    """verify checks a ledger that exists. Opened on a mistyped path (or schema), the
+    ledger made an empty one there, with a key file, and said `checked 0 events; chain
+    intact`, exit 0."""
+    from adapters.store.config import parse_url
+    from adapters.store.triggers import postgres_is_set_up
+    from domain.errors import ConfigurationError
+
+    config = parse_url(url)
+    path = config.sqlite_path
+    if path is not None and str(path) != ":memory:" and not (path.is_file() and path.stat().st_size > 0):
+        raise ConfigurationError(f"no ledger at {str(path)!r}: nothing to verify")
+    if config.kind == "postgresql" and not postgres_is_set_up(config):
+        raise ConfigurationError(f"no ledger in schema {config.schema or 'public'!r}: nothing to verify")

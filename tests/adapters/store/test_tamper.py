@@ -635,3 +635,16 @@ def test_verify_names_audit_and_history_rows_deleted_or_altered_behind_the_ledge
     result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
     assert result.exit_code == 1, result.output
     assert f"TAMPERED: read model audit: table entries: no row position={hidden}" in result.stdout
+
+
+def test_the_cli_verify_refuses_a_ledger_that_is_not_there(ledger_url: str) -> None:
+    """`ledger --db sqlite:///typo.db verify` (or a mistyped schema) made an empty ledger
+    there, a key file too, and said `checked 0 events; chain intact`, exit 0: an auditor's
+    typo read as a clean bill."""
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1 and result.stdout == "", result.stdout
+    assert "error: configuration_invalid: no ledger " in result.stderr and "nothing to verify" in result.stderr
+    with open_ledger(ledger_url) as ledger:  # made here, not by verify
+        build(ledger)
+    intact = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
+    assert intact.exit_code == 0 and "chain intact" in intact.stdout, intact.output
