@@ -648,3 +648,17 @@ def test_the_cli_verify_refuses_a_ledger_that_is_not_there(ledger_url: str) -> N
         build(ledger)
     intact = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
     assert intact.exit_code == 0 and "chain intact" in intact.stdout, intact.output
+
+
+def test_the_cli_verify_reports_a_ledger_emptied_events_and_links(ledger_url: str) -> None:
+    """Every event and every link deleted: verify walked nothing and said `checked 0
+    events; chain intact`, exit 0 (before, it even appended the system policy again and
+    walked that). A ledger always holds its system policy's event."""
+    with open_ledger(ledger_url) as ledger:
+        build(ledger)
+        with behind_its_back(ledger) as conn:
+            conn.execute(f"DELETE FROM {ledger.config.events_table}")
+            conn.execute(f"DELETE FROM {CHAIN_TABLE}")
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1, result.output
+    assert "TAMPERED: event 1 removed: the ledger holds no event" in result.stdout
