@@ -662,3 +662,17 @@ def test_the_cli_verify_reports_a_ledger_emptied_events_and_links(ledger_url: st
     result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
     assert result.exit_code == 1, result.output
     assert "TAMPERED: event 1 removed: the ledger holds no event" in result.stdout
+
+
+def test_verify_reports_a_tail_removed_with_its_links_that_the_read_models_had_applied(built: Ledger) -> None:
+    """The last events deleted with their links: the chain is consistent with itself and
+    only a kept head caught it, so `ledger verify` alone said intact. The read models
+    record how far they applied the events: past the store's last event, they are the
+    witness that events were removed."""
+    built.runner.catch_up()
+    truncate_after(built, 3)
+    report = verify_ledger(built)
+    assert not report["ok"] and report["first_bad"] is None  # consistent with itself...
+    (bad,) = report["read_models"]["bad"]  # ...but not with what the read models applied
+    assert "applied the events up to position 5, but the store's last event is at 3" in bad["reason"]
+    assert "the events after 3 were removed" in bad["reason"]
