@@ -20,7 +20,7 @@ from adapters.store.application import reading
 from domain.aggregates import ENTITY_KINDS
 from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, ObjectNotFound
-from domain.group.aggregate import GroupNameIndex, name_index_id
+from domain.group.aggregate import Group, GroupNameIndex, name_index_id
 from domain.parsers import parse_positive_int
 from domain.times import as_utc
 
@@ -35,7 +35,7 @@ class EntityState:
     recorded_at: datetime  # when that event was stored
     created_at: datetime | None  # when this incarnation of the entity was created
     deleted: bool  # deleted (or purged) at that point; `fields` then hold its last values
-    fields: dict[str, Any]
+    fields: dict[str, Any]  # a group's include `members`: the user ids in it then
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +85,11 @@ class TimeTravel:
                 entity_type=entity_type,
                 entity_id=entity_id,
             )
+        fields = dict(entity.fields)
+        if isinstance(entity, Group):
+            # Who was in it then is part of what it was (an auditor's "members at T", and
+            # a diff's joins and leaves); in the order they joined.
+            fields["members"] = list(entity.members)
         return EntityState(
             entity_type,
             entity_id,
@@ -92,7 +97,7 @@ class TimeTravel:
             entity.modified_on,
             entity.created_at,
             entity.is_deleted,
-            dict(entity.fields),
+            fields,
         )
 
     def group_named_at(self, domain_name: str, name: str, at: datetime) -> str | None:

@@ -3,6 +3,7 @@ equals what the command returned then; across delete and re-create; with snapsho
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import DamagedEvent, DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound
 from domain.keypair_resource_policy import KeyPairResourcePolicyData
+from domain.personal import ERASED
+from tests.adapters.groups import create_group, modify_group, purge_group
 from tests.adapters.policy_histories import commands, run_command
 from tests.adapters.store.raw import cut_event_state
 from tests.conftest import fresh_url
@@ -147,3 +150,22 @@ def test_an_event_altered_behind_the_ledgers_back_is_a_damaged_event_to_every_pa
     for read in reads:
         with pytest.raises(DamagedEvent, match=r"cannot be read.*ledger verify"):
             read()
+
+
+def test_a_groups_members_at_each_moment_and_between_two(ledger: Ledger) -> None:
+    """Who was in a group at a past moment is part of its state, and a diff names the joins
+    and leaves; the members purged with the group read erased."""
+    alice, bob = (str(uuid.UUID(int=n)) for n in (0xA11CE, 0xB0B))
+    group = create_group(ledger, "crew").id
+    empty = datetime.now(UTC)
+    modify_group(ledger, group, mode="add", users=[alice, bob])
+    both = datetime.now(UTC)
+    modify_group(ledger, group, mode="remove", users=[alice])
+    q = ledger.queries
+    members = [q.state_at("group", str(group), at=moment).fields["members"] for moment in (empty, both)]  # type: ignore[union-attr]
+    assert members == [[], [alice, bob]]
+    assert q.state_at("group", str(group)).fields["members"] == [bob]  # type: ignore[union-attr]
+    assert q.diff("group", str(group), from_at=both, to_version=3)["members"] == {"old": [alice, bob], "new": [bob]}
+    purge_group(ledger, group)
+    purged = q.state_at("group", str(group), at=both).fields["members"]  # type: ignore[union-attr]
+    assert purged and set(purged) == {ERASED}
