@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from eventsourcing.persistence import ApplicationRecorder, Mapper, MapperDeserialisationError
+from eventsourcing.persistence import ApplicationRecorder, Mapper, MapperDeserialisationError, PersistenceError
 from eventsourcing.utils import resolve_topic
 from sqlalchemy.engine import Connection
 
@@ -109,7 +109,14 @@ class ProjectionRunner(Versions):
         activates each pending version (and swaps in each forced rebuild) that has caught
         up; returns the position reached by those not stalled. A projection whose handler
         raises stalls there alone (`_apply_isolated`); the others go on past it.
-        `progress(position, head)` is called before each batch and at the end."""
+        `progress(position, head)` is called before each batch and at the end. An event
+        store that cannot be read (lost since the ledger opened) is `StoreUnavailable`."""
+        try:
+            return self._catch_up(only, progress)
+        except PersistenceError as exc:
+            raise StoreUnavailable(f"event store read failed: {exc}") from exc
+
+    def _catch_up(self, only: Sequence[Projection] | None, progress: Progress | None) -> int:
         chosen = self.projections if only is None else list(only)
         if not chosen:
             return self.recorder.max_notification_id() or 0
@@ -320,7 +327,10 @@ class ProjectionRunner(Versions):
         rebuilds in progress, stalls and recorded skips."""
         with self._lock:  # re-reading the state under a catch-up in another thread would undo its positions
             self._read_state()
-            head = self.recorder.max_notification_id() or 0
+            try:
+                head = self.recorder.max_notification_id() or 0
+            except PersistenceError as exc:
+                raise StoreUnavailable(f"event store read failed: {exc}") from exc
         ours = {p.stable_name: p for p in self.projections}
         found = []
         for name, (version, key) in sorted(self.active.items()):

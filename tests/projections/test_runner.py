@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from eventsourcing.persistence import OperationalError
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import StoreUnavailable
@@ -120,6 +121,22 @@ def test_a_read_model_error_says_the_drivers_words_not_the_statement_and_its_val
     with pytest.raises(StoreUnavailable) as failed, memory_ledger.read_models.connect() as conn:
         conn.execute(statement, {"email": "ada@example.org"})
     assert failed.value.message == "read model database error: no such table: no_such_table"
+
+
+def test_an_event_store_lost_after_opening_is_store_unavailable_to_queries_and_status(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reproduced with PostgreSQL behind a proxy killed after the ledger opened: a query's
+    # catch-up let the library's own error out ("OperationalError: couldn't get a
+    # connection after 5.00 sec"), no LedgerError: on the CLI an `internal error` line.
+    def lost(*args: object, **kwargs: object) -> int:
+        raise OperationalError("couldn't get a connection after 5.00 sec")
+
+    monkeypatch.setattr(ledger.app.recorder, "max_notification_id", lost)
+    with pytest.raises(StoreUnavailable, match="event store read failed: couldn't get a connection"):
+        ledger.queries.keypair_resource_policies()
+    with pytest.raises(StoreUnavailable, match="event store read failed: couldn't get a connection"):
+        ledger.runner.status()
 
 
 def test_opening_a_set_up_ledger_does_not_wait_for_a_batch_in_flight(ledger_url: str) -> None:
