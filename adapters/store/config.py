@@ -69,6 +69,13 @@ class StoreConfig:
             return
         if not os.access(path, os.R_OK | os.W_OK):
             raise StoreUnavailable(f"cannot open the ledger {shown!r}: no permission to read and write it")
+        companions = [path.with_name(f"{path.name}{suffix}") for suffix in ("-wal", "-shm")]
+        if not all(c.exists() for c in companions) and not os.access(parent, os.W_OK | os.X_OK):
+            # SQLite would say "attempt to write a readonly database", of a writable file.
+            raise StoreUnavailable(
+                f"cannot open the ledger {shown!r}: no permission to write in {str(parent)!r} "
+                f"(SQLite keeps {' and '.join(c.name for c in companions)} beside the database)"
+            )
         tables = _sqlite_tables(path)
         if not tables:
             return  # a new, empty file

@@ -101,6 +101,24 @@ def test_an_unwritable_file_is_named_even_as_root(tmp_path: Path, monkeypatch: p
         open_ledger(f"sqlite:///{tmp_path / 'new' / 'l.db'}")
 
 
+def test_an_existing_ledger_in_an_unwritable_folder_names_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file itself writable, its folder not: SQLite cannot create the -wal and -shm files
+    beside it, and the refusal was SQLite's "attempt to write a readonly database", about a
+    file an operator then finds writable. Simulated as above (os.access), so it runs as root."""
+    path = tmp_path / "l.db"
+    ok(f"sqlite:///{path}", "policy", "list")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
+    with pytest.raises(StoreUnavailable) as refused_open:
+        open_ledger(f"sqlite:///{path}")
+    assert refused_open.value.message == (
+        f"cannot open the ledger '{path}': no permission to write in '{tmp_path}' "
+        "(SQLite keeps l.db-wal and l.db-shm beside the database)"
+    )
+
+
 def foreign(path: Path, *statements: str) -> str:
     with sqlite3.connect(path) as conn:
         for statement in statements:
