@@ -346,6 +346,9 @@ class State:
     db: str | None
     as_json: bool
     meta: ActionTriggerMeta
+    # A Ctrl-C that came while an action ran to completion (`run`): it stops the command
+    # before its next action.
+    interrupts: list[None] = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     @contextmanager
     def ledger(self, *, seal_legacy: bool = True) -> Iterator[Ledger]:
@@ -356,6 +359,8 @@ class State:
         """Runs one action through its processor, as the root options' actor."""
         import asyncio
 
+        if self.interrupts:
+            raise KeyboardInterrupt
         results: list[Any] = []
 
         async def call() -> None:
@@ -364,7 +369,15 @@ class State:
             # all (CPython 3.11): 0.5-1.2 s of a month's report over 30,000 kernels.
             results.append(await processor.wait_for_complete(action, self.meta))
 
-        asyncio.run(call())
+        try:
+            asyncio.run(call())
+        except KeyboardInterrupt:
+            # asyncio.run answers Ctrl-C by cancelling its task, which lands only once the
+            # action (synchronous underneath) has returned: if it completed, it is committed
+            # and audited, and "interrupted" would tell the operator that it was not.
+            if not results:
+                raise
+            self.interrupts.append(None)
         return results[0]
 
     def output(self, data: Any, human: Callable[[], None]) -> None:
