@@ -178,14 +178,27 @@ def verify_chain(
         if snapshots["checked"] and not snapshots["bad"]:
             agree = "agrees with its events" if snapshots["checked"] == 1 else "agree with their events"
             typer.echo(f"{plural(snapshots['checked'], 'snapshot')} {agree}")
-        for key in result["keys"]["bad"]:
+        keys, models = result["keys"], result["read_models"]
+        for key in keys["bad"]:
             typer.echo(f"TAMPERED: key of subject {key['subject']}: {key['reason']}")
-        for model in result["read_models"]["bad"]:
+        if keys["checked"] and not keys["bad"]:  # what was checked, said as the snapshots are
+            typer.echo(
+                f"{plural(keys['checked'], 'subject key')} {_agree(keys['checked'], 'open')} under the master key"
+            )
+        for model in models["bad"]:
             typer.echo(f"TAMPERED: read model {model['read_model']}: {model['reason']}")
+        if models["checked"] and not models["bad"]:
+            rows = plural(models["checked"], "audit and history row")
+            typer.echo(f"{rows} {_agree(models['checked'], 'agree')} with their events")
 
     state.output(result, human)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _agree(count: int, verb: str) -> str:
+    """`verb` agreeing with `count` things: `1 key opens`, `2 keys open`."""
+    return f"{verb}s" if count == 1 else verb
 
 
 def _refuse_a_missing_ledger(url: str | None) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import uuid
@@ -646,8 +647,12 @@ def test_the_cli_verify_refuses_a_ledger_that_is_not_there(ledger_url: str) -> N
     assert "error: configuration_invalid: no ledger " in result.stderr and "nothing to verify" in result.stderr
     with open_ledger(ledger_url) as ledger:  # made here, not by verify
         build(ledger)
+        create_user(ledger, uuid.uuid4(), "default", email="someone@example.org")  # a subject key to check
     intact = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
     assert intact.exit_code == 0 and "chain intact" in intact.stdout, intact.output
+    # What else it checked is said too, not only what failed.
+    assert re.search(r"^\d+ subject keys? opens? under the master key$", intact.stdout, re.MULTILINE), intact.stdout
+    assert re.search(r"^\d+ audit and history rows? agrees? with their events$", intact.stdout, re.MULTILINE)
 
 
 def test_the_cli_verify_reports_a_ledger_emptied_events_and_links(ledger_url: str) -> None:
