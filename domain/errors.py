@@ -65,6 +65,20 @@ class InvalidAPIParameters(FieldError, ValueError):
         """This refusal and the others, first first."""
         return (self, *self.others)
 
+    @classmethod
+    def joined(cls, refusals: Iterable[InvalidAPIParameters]) -> InvalidAPIParameters:
+        """Several refusals of one input as one error naming the first and carrying the
+        others: each refusal's own others folded in, a field named once, at most
+        MOST_NAMED (`refusals` is read no further). `refusals` holds at least one."""
+        found: dict[str | None, InvalidAPIParameters] = {}
+        for refusal in refusals:
+            for each in refusal.every():
+                found.setdefault(each.field, each)
+            if len(found) >= cls.MOST_NAMED:
+                break
+        first, *others = found.values()
+        return InvalidAPIParameters(first.reason, field=first.field, others=others)
+
     def renamed(self, name: Callable[[str | None], str | None]) -> InvalidAPIParameters:
         """The same refusals, each field renamed by `name` (to where the caller wrote it)."""
         return InvalidAPIParameters(

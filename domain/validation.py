@@ -28,16 +28,8 @@ from domain.values import OptionalState, TriState
 
 
 def _as_ledger_error(exc: ValidationError, model: str, data: Mapping[str, Any]) -> InvalidAPIParameters:
-    """Every refusal pydantic found (a field named once, a nested model's own refusals
-    flattened in), as one error naming the first and carrying the others."""
-    refusals: dict[str | None, InvalidAPIParameters] = {}
-    for err in exc.errors():
-        for refusal in _refusal(err, model, data).every():
-            refusals.setdefault(refusal.field, refusal)
-        if len(refusals) >= InvalidAPIParameters.MOST_NAMED:
-            break
-    first, *others = refusals.values()
-    return InvalidAPIParameters(first.reason, field=first.field, others=others)
+    """Every refusal pydantic found, as one error naming the first and carrying the others."""
+    return InvalidAPIParameters.joined(_refusal(err, model, data) for err in exc.errors())
 
 
 def _refusal(err: ErrorDetails, model: str, data: Mapping[str, Any]) -> InvalidAPIParameters:

@@ -144,10 +144,7 @@ def install(app: FastAPI) -> None:
         refusals = [_refusal(error) for error in exc.errors()[: InvalidAPIParameters.MOST_NAMED]]
         if len(refusals) < 2 or not isinstance(refusals[0], InvalidAPIParameters):
             return ledger_problem(refusals[0] if refusals else InvalidAPIParameters("is invalid"))
-        first, *others = [
-            each for refusal in refusals if isinstance(refusal, InvalidAPIParameters) for each in refusal.every()
-        ]
-        return ledger_problem(InvalidAPIParameters(first.reason, field=first.field, others=others))
+        return ledger_problem(InvalidAPIParameters.joined(r for r in refusals if isinstance(r, InvalidAPIParameters)))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
