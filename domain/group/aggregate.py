@@ -24,7 +24,7 @@ from domain.errors import (
     PurgeGroupActionActiveKernelsError,
     PurgeGroupActionVFoldersMountedToActiveKernelsError,
 )
-from domain.personal import declare, erases, personal
+from domain.personal import ERASED, declare, erases, personal
 from domain.sharedmap import shared
 from domain.shown import plural, some
 from domain.values import UserUpdateMode
@@ -43,7 +43,8 @@ class Group(Entity):
         def apply(self, aggregate: Group) -> None:
             known = set(aggregate.members)
             for user_id in self.user_ids:
-                if user_id not in known:
+                # Erased members (a purged group's) all read alike: each still counts.
+                if user_id not in known or user_id == ERASED:
                     known.add(user_id)
                     aggregate.members.append(user_id)
 
@@ -52,8 +53,15 @@ class Group(Entity):
         key: str | None = None
 
         def apply(self, aggregate: Group) -> None:
-            gone = set(self.user_ids)
-            aggregate.members[:] = [u for u in aggregate.members if u not in gone]
+            gone = set(self.user_ids) - {ERASED}
+            erased = self.user_ids.count(ERASED)  # each takes one erased member, whichever
+            kept = []
+            for user_id in aggregate.members:
+                if user_id == ERASED and erased:
+                    erased -= 1
+                elif user_id not in gone:
+                    kept.append(user_id)
+            aggregate.members[:] = kept
 
     class Deleted(Entity.Deleted):
         """Soft delete: the group stays, inactive, with its integration id cleared."""
