@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import logging
 import os
@@ -50,6 +51,8 @@ WRONG_MASTER = (
     "(give the key this ledger was set up or last rotated with)"
 )
 FILE_PREFIX = "file:"
+# Key rows a master key is tried on when the check value is missing: a wrong key opens none.
+_KEYS_TRIED = 16
 
 
 class MasterKey:
@@ -395,11 +398,31 @@ class SubjectKeys:
             curs.execute(self.sql.check_select)
             stored = _first(curs)
         if stored is None:
+            self._refuse_unless_it_opens_the_keys()
             with self.datastore.transaction(commit=True) as curs:
                 curs.execute(self.sql.check_insert, (self.master.wrap(CHECK_SUBJECT, CHECK_PLAINTEXT),))
                 curs.execute(self.sql.check_select)
                 stored = _first(curs)
         self._verify(self.master, stored)
+
+    def _refuse_unless_it_opens_the_keys(self) -> None:
+        """A ledger holding keys but no check value lost it outside the ledger: any key
+        would otherwise be stored as the check, and the keys made after wrapped under it,
+        so a wrong key would split the ledger in two. The key is taken only if it opens a
+        stored key (AES-GCM: no other key can), and the check value made again is logged."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql.select_all)
+            rows = [_row(row) for row in itertools.islice(iter(curs.fetchone, None), _KEYS_TRIED)]
+        if not rows:
+            return  # a new ledger: this key becomes its master
+        for subject, wrapped in rows:
+            try:
+                self.master.unwrap(subject, bytes(wrapped))
+            except ConfigurationError:
+                continue  # that row may be the one altered: try another
+            log.warning("the ledger's master key check value was missing (removed outside the ledger): stored again")
+            return
+        raise ConfigurationError(WRONG_MASTER)
 
     @staticmethod
     def _verify(master: MasterKey, stored: Any) -> None:

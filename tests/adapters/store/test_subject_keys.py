@@ -20,7 +20,7 @@ import pytest
 
 from adapters.store.application import LedgerApplication
 from adapters.store.config import StoreConfig, parse_url
-from adapters.store.keys import KEYS_TABLE, MASTER_KEY_VARIABLE, MasterKey, SubjectKeys, load_master_key
+from adapters.store.keys import CHECK_TABLE, KEYS_TABLE, MASTER_KEY_VARIABLE, MasterKey, SubjectKeys, load_master_key
 from adapters.store.triggers import ensure_postgres_schema
 from domain.errors import ConfigurationError, DamagedEvent
 from tests.conftest import fresh_url
@@ -203,6 +203,38 @@ def test_a_wrong_master_key_is_refused_at_open(store: tuple[StoreConfig, LedgerA
     wrong = SubjectKeys(app.recorder, MasterKey.generate())  # not checked at open: each key refuses too
     with pytest.raises(ConfigurationError, match="does not open"):
         wrong.key("user:x")
+
+
+def test_a_check_value_deleted_in_the_database_lets_no_other_master_key_in(
+    store: tuple[StoreConfig, LedgerApplication],
+) -> None:
+    """With the check row deleted behind the ledger's back, the next open stored whatever
+    key it was given as the check: a wrong key was taken, new keys were wrapped under it,
+    and the right key was refused from then on. Only a key that opens a stored key row is
+    taken now (one row altered as well: another row vouches for it)."""
+    config, app = store
+    right = app.keys.master
+    keys = opened(app, right)
+    keys.ensure(SUBJECTS)
+    check = CHECK_TABLE if config.kind == "sqlite" else f'"{config.schema}".{CHECK_TABLE}'
+    datastore: Any = app.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=True) as curs:
+        curs.execute(keys.sql.select, (SUBJECTS[0],))
+        row = curs.fetchone()
+        wrapped = bytes(row["wrapped"] if isinstance(row, dict) else row[0])
+        curs.execute(keys.sql.update, (bytes([wrapped[0] ^ 1]) + wrapped[1:], SUBJECTS[0]))
+        curs.execute(f"DELETE FROM {check}")
+    with datastore.transaction(commit=False) as curs:
+        curs.execute(keys.sql.check_select)
+        assert curs.fetchone() is None
+    with pytest.raises(ConfigurationError, match="LEDGER_MASTER_KEY: the master key does not open"):
+        opened(app, MasterKey.generate())
+    with pytest.raises(ConfigurationError, match="does not open"):
+        opened(app, MasterKey.generate())  # the refused key stored nothing
+    again = opened(app, right)  # the right key opens a row: the check value is stored again
+    assert again.key(SUBJECTS[1]) == keys.key(SUBJECTS[1])
+    with pytest.raises(ConfigurationError, match="does not open"):
+        opened(app, MasterKey.generate())
 
 
 def test_a_key_row_altered_in_the_database_is_named_not_blamed_on_the_master_key(
