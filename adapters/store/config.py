@@ -186,7 +186,7 @@ def _postgres_config(parts: SplitResult) -> StoreConfig:
     user = unquote(parts.username or "postgres")
     password = unquote(parts.password or "")
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "adapters.store.postgres_pool:LedgerPostgresFactory",
         "POSTGRES_DBNAME": dbname,
         "POSTGRES_HOST": host,
         "POSTGRES_PORT": str(port),

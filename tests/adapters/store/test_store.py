@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from eventsourcing.application import project_aggregate
+from eventsourcing.persistence import OperationalError
 from eventsourcing.utils import get_topic
+from psycopg_pool import PoolTimeout
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store import parse_url
 from adapters.store.application import SNAPSHOT_INTERVAL
+from adapters.store.postgres_pool import ServerUnreachable
 from domain.actions import ActionTriggerMeta
 from domain.actions.context import event_meta
 from domain.audit.record import AuditRecord
@@ -26,6 +30,7 @@ from domain.keypair_resource_policy import (
 )
 from tests.conftest import SUPERADMIN
 from tests.domain.fakes import ensure_user
+from tests.proxy import CuttableProxy
 
 
 def test_url_forms() -> None:
@@ -57,6 +62,42 @@ def test_unsupported_urls_are_domain_errors(url: str) -> None:
 def test_unreachable_postgres_is_a_domain_error() -> None:
     with pytest.raises(StoreUnavailable):
         open_ledger("postgresql://postgres@127.0.0.1:9/nowhere")
+
+
+def test_a_postgresql_server_lost_after_opening_fails_commands_and_queries_at_once(postgres_url: str) -> None:
+    """The library retries a read or an append ten times, each waiting out the pool's
+    timeout for a connection: with the server gone a command took 20 s to fail and a
+    query 50 s. A server that accepts no connection is now said at the first timeout."""
+    upstream = urlsplit(postgres_url)
+    proxy = CuttableProxy((upstream.hostname or "127.0.0.1", upstream.port or 5432))
+    with open_ledger(proxy.url(postgres_url)) as ledger:
+        service = ledger.services.keypair_resource_policy
+        create = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="before"))
+        asyncio.run(service.create_keypair_resource_policy(create))
+        proxy.cut()
+        lost = "event store (write|read) failed: the PostgreSQL server does not answer: connection failed"
+        create = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="after"))
+        with pytest.raises(StoreUnavailable, match=lost):
+            asyncio.run(service.create_keypair_resource_policy(create))
+        with pytest.raises(StoreUnavailable, match=lost):
+            ledger.queries.keypair_resource_policies()
+
+
+def test_a_busy_postgresql_pool_is_waited_for_as_before(postgres_url: str) -> None:
+    """A pool that times out while the server answers is busy, not lost: the library's own
+    error, which it retries, not `ServerUnreachable`."""
+    with open_ledger(postgres_url) as ledger:
+        datastore = ledger.app.recorder.datastore  # type: ignore[attr-defined]
+        datastore.pool.timeout = 0.2
+        held = [datastore.pool.getconn() for _ in range(datastore.pool.max_size)]
+        try:
+            with pytest.raises(OperationalError) as waited, datastore.get_connection():
+                pass
+            assert not isinstance(waited.value, ServerUnreachable)
+            assert isinstance(waited.value.__cause__, PoolTimeout)
+        finally:
+            for conn in held:
+                datastore.pool.putconn(conn)
 
 
 def test_every_event_carries_action_request_and_actor(ledger: Ledger) -> None:
