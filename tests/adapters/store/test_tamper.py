@@ -28,6 +28,7 @@ from domain.group import PurgeGroupAction
 from domain.user import EraseUserAction
 from tests.actions import DOMAIN, build_world, run
 from tests.adapters.directory import create_user
+from tests.adapters.groups import create_group, modify_group, purge_group
 from tests.adapters.store.raw import raw_postgres, raw_sqlite
 from tests.policies import create, modify
 
@@ -554,6 +555,19 @@ def test_verify_compares_each_snapshot_with_its_events(ledger_url: str) -> None:
     assert "differs from its events in fields" in tampered.stdout
     as_json = runner.invoke(app, ["--db", ledger_url, "--json", "verify"])
     assert as_json.exit_code == 1 and '"ok": false' in as_json.stdout
+
+
+def test_verify_finds_a_purged_groups_snapshot_agrees_with_its_events(ledger: Ledger) -> None:
+    """A purged group's members read erased, all alike: replay folded them into one while
+    its snapshot kept each, so `ledger verify` called an untouched snapshot tampered."""
+    group = create_group(ledger, "crew").id
+    modify_group(ledger, group, mode="add", users=[str(uuid.UUID(int=n)) for n in (1, 2, 3)])
+    for i in range(104):
+        modify_group(ledger, group, description=f"take {i}")
+    purge_group(ledger, group)
+    report = verify_ledger(ledger)
+    assert report["snapshots"] == {"checked": 1, "bad": []}
+    assert report["ok"], report
 
 
 def test_verify_names_a_subject_key_deleted_or_altered_behind_the_ledgers_back(ledger_url: str) -> None:
