@@ -314,9 +314,22 @@ def group_show(
 def group_diff(
     ctx: typer.Context, group: GroupArg, older: FromOption, newer: ToOption, domain: DomainOption = None
 ) -> None:
-    """What changed in a group between two versions or times: field, old, new."""
+    """What changed in a group between two versions or times: field, old, new. A name is
+    the group's that held it at --from (a time), else at --to, else now."""
+    from domain.errors import GroupNotFound
+    from domain.times import parse_point
+
     state = state_of(ctx)
-    show_diff(state, GROUP_TYPE, _resolved(state, group, domain), older, newer)
+    moments = [at for _, at in (parse_point(older, "older"), parse_point(newer, "newer")) if at is not None]
+    with state.ledger() as ledger:
+        for moment in [*moments, None]:
+            try:
+                key = _group_key(state, ledger, group, domain, moment)
+                break
+            except GroupNotFound:
+                if moment is None:
+                    raise
+    show_diff(state, GROUP_TYPE, key, older, newer)
 
 
 class StatusChoice(enum.Enum):

@@ -285,6 +285,31 @@ def test_show_at_a_time_names_the_group_that_held_the_name_then(db: str) -> None
     )
 
 
+def test_diff_from_a_time_names_the_group_that_held_the_name_then(db: str) -> None:
+    """`diff NAME --from T` read today's holder of NAME: a group renamed since was not
+    found, and a name freed by a purge and taken again gave the newcomer's diff."""
+    make_group(db, GROUP, "team-a", "d1")
+    ok(db, "group", "modify", GROUP, "--description", "one")
+    first_era = datetime.now(UTC)
+    ok(db, "group", "modify", GROUP, "--name", "team-b", "--description", "two")
+    now = datetime.now(UTC).isoformat()
+    assert as_json(db, "group", "diff", "team-a", "--domain", "d1", "--from", first_era.isoformat(), "--to", now) == {
+        "name": {"old": "team-a", "new": "team-b"},
+        "description": {"old": "one", "new": "two"},
+    }
+    make_group(db, OTHER, "team-a", "d1", "--description", "other")  # the name taken again
+    later = datetime.now(UTC).isoformat()
+    assert as_json(db, "group", "diff", "team-a", "--domain", "d1", "--from", first_era.isoformat(), "--to", later) == {
+        "name": {"old": "team-a", "new": "team-b"},
+        "description": {"old": "one", "new": "two"},
+    }
+    # Versions only: today's holder, as before.
+    assert as_json(db, "group", "diff", "team-a", "--domain", "d1", "--from", "1", "--to", "1") == {}
+    assert refused(db, "group", "diff", "team-z", "--domain", "d1", "--from", first_era.isoformat(), "--to", later) == (
+        "error: group_not_found: group 'team-z' not found in domain 'd1'"
+    )
+
+
 def test_delete_prints_one_line(db: str) -> None:
     make_group(db)
     assert ok(db, "group", "delete", GROUP).stdout == (
