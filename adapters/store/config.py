@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
+from eventsourcing.persistence import PersistenceError
 from sqlalchemy.engine import url as sa_url
 
 from adapters.store.quoting import quote_identifier
@@ -26,6 +27,11 @@ EVENTS_TABLE = {"sqlite": "stored_events", "postgresql": "ledger_events"}
 # A SQLite file is a ledger when it holds the events table and one of these beside it: the
 # hash chain, or (a ledger written before the chain existed) the read models' versions.
 LEDGER_MARKS = ("ledger_chain", "projection_versions")
+
+
+class ServerUnreachable(PersistenceError):
+    """No connection to the store's server can be made. Not an `OperationalError`, so the
+    library does not retry it, and a group commit fails its whole batch with it."""
 
 
 @dataclass(frozen=True)

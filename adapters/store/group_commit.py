@@ -10,7 +10,8 @@ A conflict must not fail the others: two requests of one batch appending the sam
 version are told apart before writing (the later one gets the library's IntegrityError,
 which the store turns into a retry on fresh state), and when the merged transaction fails
 for any other reason (a stale decision against stored events, say) each request of that
-batch is appended alone, so each gets exactly its own outcome.
+batch is appended alone, so each gets exactly its own outcome; except when the server
+does not answer at all (`ServerUnreachable`), which fails the whole batch at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from adapters.store.config import ServerUnreachable
 
 Insert = Callable[[Sequence[StoredEvent], dict[str, Any]], Sequence[int] | None]
 """Appends events in one transaction (with the recorder's keyword arguments): their
@@ -105,6 +108,9 @@ class GroupCommit:
             kwargs = _merged(together)
             try:
                 ids = self._insert(events, kwargs)
+            except ServerUnreachable as exc:
+                _fail(batch, exc)
+                return
             except Exception:
                 alone = together + alone  # each on its own: each gets its own outcome
             else:
@@ -114,8 +120,19 @@ class GroupCommit:
                 continue
             try:
                 request.finish(ids=self._insert(request.events, request.kwargs))
+            except ServerUnreachable as exc:
+                _fail(alone, exc)
+                return
             except Exception as exc:
                 request.finish(error=exc)
+
+
+def _fail(requests: list[_Request], error: ServerUnreachable) -> None:
+    """Fails the requests not finished yet: each alone would wait out the pool again (with
+    sixteen waiting, the last one 80 s)."""
+    for request in requests:
+        if not request.finished:
+            request.finish(error=error)
 
 
 def _split(batch: list[_Request]) -> tuple[list[_Request], list[_Request]]:

@@ -15,14 +15,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import OperationalError, PersistenceError
+from eventsourcing.persistence import OperationalError
 from eventsourcing.postgres import PostgresDatastore, PostgresFactory
 from eventsourcing.utils import Environment, EnvType
 from psycopg_pool import PoolTimeout
 
-
-class ServerUnreachable(PersistenceError):
-    """No connection to the server can be made (not an `OperationalError`: not retried)."""
+from adapters.store.config import ServerUnreachable
 
 
 class LedgerPostgresDatastore(PostgresDatastore):

@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store.chain import verify
+from adapters.store.config import ServerUnreachable
 from adapters.store.group_commit import GroupCommit
 from domain.actions import ActionTriggerMeta
 from domain.keypair_resource_policy import (
@@ -150,6 +151,40 @@ def test_a_failed_merged_append_is_retried_request_by_request() -> None:
     assert sum(isinstance(o, IntegrityError) for o in outcomes) == 1
     assert sum(isinstance(o, list) for o in outcomes) == 3
     assert calls[1] == 3 and calls[2:] == [1, 1, 1]  # merged, failed, then each alone
+
+
+def test_a_server_that_does_not_answer_fails_the_whole_batch_at_once() -> None:
+    """Each request of a failed batch was appended alone again: with the server gone each
+    waited out the connection pool (about 5 s), so the last of sixteen waited 80 s."""
+    calls: list[int] = []
+    lost = False
+
+    def append(events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> list[int]:
+        calls.append(len(events))
+        if lost:
+            raise ServerUnreachable("the PostgreSQL server does not answer: connection refused")
+        return list(range(1, len(events) + 1))
+
+    committer = GroupCommit(append)
+    held = Held(append, lambda: len(committer._queue), 4)
+    committer._insert = held
+    twin = uuid.uuid4()
+
+    def first() -> Any:
+        nonlocal lost
+        lost = True  # the server goes while the first append holds the others queued
+        return committer.insert([event(uuid.uuid4())], {})
+
+    outcomes = _threads(
+        [first]
+        + [lambda s=s: committer.insert([event(s)], {}) for s in (uuid.uuid4(), twin, twin)]
+        + [lambda: committer.insert([event(uuid.uuid4())], {"tracking": "not mergeable"})],
+        first=held.entered,
+    )
+    assert calls == [1, 2]  # the first alone, then the merged two; nobody alone after
+    refused = [o for o in outcomes if isinstance(o, IntegrityError)]
+    assert len(refused) == 1  # the twin's refusal stands
+    assert sum(isinstance(o, ServerUnreachable) for o in outcomes) == 4
 
 
 def test_erasures_of_a_batch_are_merged_and_other_keywords_go_alone() -> None:

@@ -15,7 +15,7 @@ from psycopg_pool import PoolTimeout
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store import parse_url
 from adapters.store.application import SNAPSHOT_INTERVAL
-from adapters.store.postgres_pool import ServerUnreachable
+from adapters.store.config import ServerUnreachable
 from domain.actions import ActionTriggerMeta
 from domain.actions.context import event_meta
 from domain.audit.record import AuditRecord
