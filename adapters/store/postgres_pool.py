@@ -40,9 +40,9 @@ class LedgerPostgresDatastore(PostgresDatastore):
         """Why a new connection cannot be made, or None when one can (the pool was busy)."""
         timeout = max(1, round(self.pool.timeout))
         kwargs = self.pool.kwargs  # the pool may take them from a function
-        params = kwargs() if callable(kwargs) else dict(kwargs or {})
+        params = {**(kwargs() if callable(kwargs) else kwargs or {}), "connect_timeout": timeout}
         try:
-            psycopg.connect(**params, connect_timeout=timeout).close()
+            psycopg.connect(**params).close()
         except psycopg.Error as exc:
             return " ".join(str(exc).split())
         return None
