@@ -10,17 +10,19 @@ A conflict must not fail the others: two requests of one batch appending the sam
 version are told apart before writing (the later one gets the library's IntegrityError,
 which the store turns into a retry on fresh state), and when the merged transaction fails
 for any other reason (a stale decision against stored events, say) each request of that
-batch is appended alone, so each gets exactly its own outcome; except when the server
-does not answer at all (`ServerUnreachable`), which fails the whole batch at once.
+batch is appended alone, so each gets exactly its own outcome; except when the store
+itself fails (a server that does not answer, a file locked past the busy timeout), which
+fails the whole batch at once.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from adapters.store.config import ServerUnreachable
 
@@ -108,10 +110,10 @@ class GroupCommit:
             kwargs = _merged(together)
             try:
                 ids = self._insert(events, kwargs)
-            except ServerUnreachable as exc:
-                _fail(batch, exc)
-                return
-            except Exception:
+            except Exception as exc:
+                if _every_request_would_fail(exc):
+                    _fail(batch, exc)
+                    return
                 alone = together + alone  # each on its own: each gets its own outcome
             else:
                 _share(together, ids)
@@ -120,16 +122,30 @@ class GroupCommit:
                 continue
             try:
                 request.finish(ids=self._insert(request.events, request.kwargs))
-            except ServerUnreachable as exc:
-                _fail(alone, exc)
-                return
             except Exception as exc:
+                if _every_request_would_fail(exc):
+                    _fail(alone, exc)
+                    return
                 request.finish(error=exc)
 
 
-def _fail(requests: list[_Request], error: ServerUnreachable) -> None:
-    """Fails the requests not finished yet: each alone would wait out the pool again (with
-    sixteen waiting, the last one 80 s)."""
+def _every_request_would_fail(error: Exception) -> bool:
+    """Whether `error` is about the store, not the requests: a server that does not answer,
+    or a SQLite file another process kept locked past the busy timeout. Each request alone
+    would wait as long again for the same outcome (with sixteen waiting, the last one 80 s
+    on PostgreSQL, eight minutes on SQLite)."""
+    if isinstance(error, ServerUnreachable):
+        return True
+    cause = error.__cause__
+    return (
+        isinstance(error, OperationalError)
+        and isinstance(cause, sqlite3.OperationalError)
+        and (cause.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+    )
+
+
+def _fail(requests: list[_Request], error: Exception) -> None:
+    """Fails the requests not finished yet with the store's error."""
     for request in requests:
         if not request.finished:
             request.finish(error=error)

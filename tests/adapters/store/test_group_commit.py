@@ -6,6 +6,7 @@ acknowledged. Unit checks on a fake append, then the real store on both backends
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import textwrap
 import threading
 import time
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store.chain import verify
@@ -153,16 +154,31 @@ def test_a_failed_merged_append_is_retried_request_by_request() -> None:
     assert calls[1] == 3 and calls[2:] == [1, 1, 1]  # merged, failed, then each alone
 
 
-def test_a_server_that_does_not_answer_fails_the_whole_batch_at_once() -> None:
+def _sqlite_busy() -> OperationalError:
+    """The library's error for a SQLite file another process kept locked past the busy timeout."""
+    cause = sqlite3.OperationalError("database is locked")
+    cause.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    error = OperationalError(cause)
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    "store_error",
+    [lambda: ServerUnreachable("the PostgreSQL server does not answer: connection refused"), _sqlite_busy],
+    ids=["server gone", "file locked"],
+)
+def test_a_store_that_fails_everyone_fails_the_whole_batch_at_once(store_error: Callable[[], Exception]) -> None:
     """Each request of a failed batch was appended alone again: with the server gone each
-    waited out the connection pool (about 5 s), so the last of sixteen waited 80 s."""
+    waited out the connection pool (about 5 s), so the last of sixteen waited 80 s; with a
+    SQLite file locked by another process, each waited out the 30 s busy timeout."""
     calls: list[int] = []
     lost = False
 
     def append(events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> list[int]:
         calls.append(len(events))
         if lost:
-            raise ServerUnreachable("the PostgreSQL server does not answer: connection refused")
+            raise store_error()
         return list(range(1, len(events) + 1))
 
     committer = GroupCommit(append)
@@ -184,7 +200,8 @@ def test_a_server_that_does_not_answer_fails_the_whole_batch_at_once() -> None:
     assert calls == [1, 2]  # the first alone, then the merged two; nobody alone after
     refused = [o for o in outcomes if isinstance(o, IntegrityError)]
     assert len(refused) == 1  # the twin's refusal stands
-    assert sum(isinstance(o, ServerUnreachable) for o in outcomes) == 4
+    kind = type(store_error())
+    assert sum(type(o) is kind for o in outcomes) == 4
 
 
 def test_erasures_of_a_batch_are_merged_and_other_keywords_go_alone() -> None:
