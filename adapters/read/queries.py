@@ -193,7 +193,8 @@ class Queries:
     @checked
     def group(self, group_id: uuid.UUID | str) -> GroupData | None:
         """A group that exists, active or soft-deleted; None once purged or if unknown."""
-        rows = self._rows(self._groups.live().where(self._groups.rows.c.key == str(group_id)), self._groups)
+        key = _canonical_uuid(str(group_id))  # any spelling of the UUID, as the commands take it
+        rows = self._rows(self._groups.live().where(self._groups.rows.c.key == key), self._groups)
         return _group(rows[0]) if rows else None
 
     @checked
@@ -225,7 +226,8 @@ class Queries:
         conditions: list[sa.ColumnElement[bool]] = []
         if member is not None:
             members = self._groups.members
-            joined = sa.select(members.c.group_id).where(members.c.user_id == str(member))
+            user_id = str(parse_uuid(member, "member"))
+            joined = sa.select(members.c.group_id).where(members.c.user_id == user_id)
             conditions.append(self._groups.rows.c.key.in_(joined))
         if domain_name is not None:
             conditions.append(domain == parse_name(domain_name, "domain_name"))
@@ -247,7 +249,8 @@ class Queries:
     @checked
     def group_members(self, group_id: uuid.UUID | str) -> set[uuid.UUID]:
         members = self._groups.members
-        statement = sa.select(members.c.user_id).where(members.c.group_id == str(group_id))
+        key = _canonical_uuid(str(group_id))
+        statement = sa.select(members.c.user_id).where(members.c.group_id == key)
         return {uuid.UUID(row.user_id) for row in self._rows(statement, self._groups)}
 
     @checked
@@ -256,7 +259,8 @@ class Queries:
     ) -> dict[str, dict[str, float]]:
         """Slot-seconds per group and slot over the local days [first, last]."""
         first, last = report_day(first, "first"), report_day(last, "last")
-        totals = self._usage.totals(first, last, None if group_id is None else str(group_id))
+        key = None if group_id is None else str(parse_uuid(group_id, "group_id"))  # any spelling of the UUID
+        totals = self._usage.totals(first, last, key)
         self._runner.require(self._usage_projection)
         return totals
 
@@ -268,11 +272,16 @@ class Queries:
         self._runner.catch_up()
         self._runner.require(self._history)
         with self._db.connect() as conn:
+            # An id as given or, when a UUID, as stored (the commands take any spelling);
+            # a name that merely looks like a UUID is found as given, never with another.
+            given = str(entity_id)
             found = conn.execute(
-                sa.select(streams.c.number, streams.c.stream_id).where(
-                    streams.c.entity_type == entity_type, streams.c.entity_id == str(entity_id)
+                sa.select(streams.c.number, streams.c.stream_id, streams.c.entity_id).where(
+                    streams.c.entity_type == entity_type, streams.c.entity_id.in_({given, _canonical_uuid(given)})
                 )
             ).all()
+            if any(row.entity_id == given for row in found):
+                found = [row for row in found if row.entity_id == given]
             numbers = {row.number: row.stream_id for row in found}
             rows = conn.execute(
                 sa.select(entries).where(entries.c.stream.in_(list(numbers))).order_by(entries.c.position)

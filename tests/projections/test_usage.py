@@ -249,6 +249,8 @@ def test_cancelled_kernels_never_count(ledger: Ledger) -> None:
     assert cancelled not in period_ids(period(ledger, "20241005", "20241005"))
     totals = ledger.queries.usage_totals(date(2024, 10, 1), date(2024, 10, 31))
     assert totals == {str(g): {"cpu": pytest.approx(86400.0), "mem": pytest.approx(GiB * 86400.0)}}
+    # The group named in any spelling of its UUID, as the commands take it (it found nothing).
+    assert ledger.queries.usage_totals(date(2024, 10, 1), date(2024, 10, 31), str(g).upper()) == totals
 
 
 # The configured time zone

@@ -132,6 +132,23 @@ def test_group_by_name_in_its_domain(ledger: Ledger) -> None:
     assert ledger.queries.group_by_name("d1", "team") is None
 
 
+def test_a_group_its_members_and_its_history_are_found_by_any_spelling_of_its_uuid(ledger: Ledger) -> None:
+    """The commands take a group id in any spelling of the UUID (capitals, no hyphens,
+    braces, a URN); `group`, `group_members`, `groups(member=)` and `history` found it
+    only as stored, and answered as if it did not exist."""
+    group = create_group(ledger, "team", "d1")
+    modify_group(ledger, group.id, mode="add", users=[OWNER_A], description="ours")
+    spellings = [str(group.id).upper(), group.id.hex, "{" + str(group.id) + "}", group.id.urn]
+    stored = ledger.queries.history("group", str(group.id))
+    assert len(stored) == 3  # created, members added, modified
+    for spelling in spellings:
+        assert ledger.queries.group(spelling) == ledger.queries.group(group.id)
+        assert ledger.queries.group_members(spelling) == {OWNER_A}
+        assert [e.version for e in ledger.queries.history("group", spelling)] == [e.version for e in stored]
+    assert [g.id for g in ledger.queries.groups(member=str(OWNER_A).upper())] == [group.id]
+    assert ledger.queries.group(str(uuid.uuid4()).upper()) is None
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [
@@ -143,6 +160,7 @@ def test_group_by_name_in_its_domain(ledger: Ledger) -> None:
         (lambda q: q.groups(domain_name=""), "domain_name"),
         (lambda q: q.groups(after="no-slash"), "after"),
         (lambda q: q.groups(after="d1/"), "after"),
+        (lambda q: q.groups(member="not-a-uuid"), "member"),
     ],
 )
 def test_bad_filter_values_are_refused_naming_them(ledger: Ledger, call: Callable[[Any], Any], field: str) -> None:
