@@ -109,9 +109,13 @@ def optional_state_of(parse: Parser) -> BeforeValidator:
 
     def run(raw: Any, info: ValidationInfo) -> OptionalState[Any]:
         field = info.field_name or "value"
-        if isinstance(raw, OptionalState):
-            return raw if raw.is_nop() else OptionalState.update(parse(raw.value(), field))
-        if raw is None or isinstance(raw, TriState):
+        if isinstance(raw, OptionalState | TriState):
+            # A TriState is taken as tri_state_of takes an OptionalState: only its
+            # nullify is refused (its nop and update were refused as "set to null").
+            if raw.is_nop():
+                return OptionalState.nop()
+            raw = raw.value()
+        if raw is None:
             raise InvalidAPIParameters("cannot be set to null", field=field)
         return OptionalState.update(parse(raw, field))
 

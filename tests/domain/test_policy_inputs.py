@@ -389,6 +389,18 @@ def test_other_modifier_fields_refuse_none_naming_the_field(field: str) -> None:
     assert info.value.field == field
 
 
+def test_a_tristate_on_a_field_that_cannot_be_null_is_taken_unless_it_nullifies() -> None:
+    """TriState.update(7) and TriState.nop() on an OptionalState field were refused as
+    "cannot be set to null" (as an OptionalState on a TriState field is taken)."""
+    m = modifier(max_concurrent_sessions=TriState.update("7"), default_for_unspecified=TriState.nop())
+    assert m.max_concurrent_sessions == OptionalState.update(7)
+    assert m.default_for_unspecified == OptionalState.nop()
+    assert m.fields_json() == {"max_concurrent_sessions": 7}
+    with pytest.raises(InvalidAPIParameters, match="must be at least 0") as info:
+        modifier(max_concurrent_sessions=TriState.update(-1))
+    assert info.value.field == "max_concurrent_sessions"
+
+
 def test_states_given_directly_are_validated_too() -> None:
     m = modifier(max_concurrent_sessions=OptionalState.update("7"), idle_timeout=TriState.update(5))
     assert m.max_concurrent_sessions == OptionalState.update(7)
