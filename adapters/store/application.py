@@ -72,11 +72,14 @@ def damaged(stream: uuid.UUID, exc: MapperDeserialisationError) -> DamagedEvent:
 
 @contextlib.contextmanager
 def reading(stream: uuid.UUID) -> Iterator[None]:
-    """Reads of `stream`'s stored events inside: one that does not decode is `DamagedEvent`."""
+    """Reads of `stream`'s stored events inside: one that does not decode is `DamagedEvent`,
+    a store that cannot be read (PostgreSQL gone) `StoreUnavailable`, as in `get`."""
     try:
         yield
     except MapperDeserialisationError as exc:
         raise damaged(stream, exc) from None
+    except PersistenceError as exc:
+        raise StoreUnavailable(f"event store read failed: {exc}") from exc
 
 
 A = TypeVar("A", bound=Aggregate)

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 from hypothesis import HealthCheck, given, settings
 
 from adapters.bootstrap import Ledger, open_ledger
-from domain.errors import DamagedEvent, DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound
+from domain.errors import DamagedEvent, DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound, StoreUnavailable
 from domain.keypair_resource_policy import KeyPairResourcePolicyData
 from domain.personal import ERASED
 from tests.adapters.groups import create_group, modify_group, purge_group
@@ -149,6 +150,34 @@ def test_an_event_altered_behind_the_ledgers_back_is_a_damaged_event_to_every_pa
     ]
     for read in reads:
         with pytest.raises(DamagedEvent, match=r"cannot be read.*ledger verify"):
+            read()
+
+
+def test_an_event_store_lost_after_opening_is_store_unavailable_to_every_past_read(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the event store lost (PostgreSQL gone after the ledger opened), `state_at`,
+    `diff` and `group_named_at` let the library's OperationalError out, no LedgerError,
+    where `history` and every other read said StoreUnavailable."""
+    create(ledger, "lost", idle_timeout=1)
+    modify(ledger, "lost", idle_timeout=2)
+    create_group(ledger, "crew")
+
+    def lost(*args: object, **kwargs: object) -> Any:
+        raise OperationalError("couldn't get a connection after 5.00 sec")
+
+    monkeypatch.setattr(ledger.app.recorder, "select_events", lost)
+    q = ledger.queries
+    reads = [
+        lambda: q.state_at(POLICY, "lost"),
+        lambda: q.state_at(POLICY, "lost", version=1),
+        lambda: q.state_at(POLICY, "lost", at=datetime.now(UTC)),
+        lambda: q.diff(POLICY, "lost", from_version=1, to_version=2),
+        lambda: q.group_named_at("default", "crew", datetime.now(UTC)),
+        lambda: q.history(POLICY, "lost"),
+    ]
+    for read in reads:
+        with pytest.raises(StoreUnavailable, match="event store read failed: couldn't get a connection"):
             read()
 
 
