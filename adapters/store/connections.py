@@ -22,7 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
-from eventsourcing.persistence import ConnectionPoolClosedError, ConnectionUnavailableError, InterfaceError
+from eventsourcing.persistence import (
+    ConnectionPoolClosedError,
+    ConnectionUnavailableError,
+    InterfaceError,
+    OperationalError,
+)
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteConnection,
@@ -36,8 +41,23 @@ from eventsourcing.utils import Environment, EnvType
 STATEMENT_CACHE: Final = 128  # sqlite3's own default
 
 
+class LedgerClosed(ConnectionPoolClosedError, OperationalError):
+    """A closed SQLite ledger's pool asked for a connection. The library's own error is no
+    PersistenceError, so it got out of every command and query as itself, where a closed
+    PostgreSQL ledger says StoreUnavailable; as an OperationalError too, it is translated
+    wherever the store's errors are."""
+
+    def __init__(self) -> None:
+        super().__init__("the ledger is closed")
+
+
 class CachingConnectionPool(SQLiteConnectionPool):
     """The library's pool; its connections keep compiled statements."""
+
+    def get_connection(self, timeout: float | None = None, *, is_writer: bool | None = None) -> SQLiteConnection:
+        if self.closed:
+            raise LedgerClosed
+        return super().get_connection(timeout, is_writer=is_writer)
 
     def connect(self) -> sqlite3.Connection:
         """A connection made as the pool makes its own, owned by the caller."""
@@ -99,7 +119,7 @@ class LedgerSQLiteDatastore(SQLiteDatastore):
             raise ConnectionUnavailableError("Timed out waiting for return of writer")
         try:
             if pool.closed:
-                raise ConnectionPoolClosedError
+                raise LedgerClosed
             if self._writer is None:
                 raw = pool.connect()
                 self._writer = (SQLiteConnection(sqlite_conn=raw, max_age=pool.max_age), raw)

@@ -190,3 +190,32 @@ def test_long_streams_use_snapshots_and_replay_to_the_same_state(ledger: Ledger)
     assert loaded is not None and sorted(loaded.keypairs) == keys[10:]
     assert loaded.keypairs == replayed.keypairs and loaded.fields == replayed.fields
     assert ledger.queries.keypair_resource_policy("busy") is not None
+
+
+@pytest.mark.parametrize("in_memory", [False, True], ids=["stored", "in-memory"])
+def test_a_closed_ledger_refuses_commands_and_queries_as_store_unavailable(
+    ledger_url: str, backend: str, in_memory: bool
+) -> None:
+    """A SQLite ledger used after close() let the library's ConnectionPoolClosedError out
+    of every command and query, no LedgerError, where a closed PostgreSQL ledger said
+    StoreUnavailable."""
+    if in_memory and backend != "sqlite":
+        pytest.skip("only SQLite has an in-memory ledger")
+    ledger = open_ledger("sqlite:///:memory:" if in_memory else ledger_url)
+    create = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="p"))
+    asyncio.run(ledger.services.keypair_resource_policy.create_keypair_resource_policy(create))
+    ledger.close()
+    again = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="q"))
+    calls = [
+        lambda: ledger.queries.keypair_resource_policy("p"),
+        lambda: ledger.queries.state_at("keypair_resource_policy", "p"),
+        lambda: asyncio.run(ledger.services.keypair_resource_policy.create_keypair_resource_policy(again)),
+        lambda: asyncio.run(
+            ledger.processors.keypair_resource_policy.create_keypair_resource_policy.wait_for_complete(
+                again, SUPERADMIN
+            )
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailable, match=r"event store (read|write) failed"):
+            call()
