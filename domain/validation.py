@@ -55,12 +55,27 @@ def _bounded(field: str) -> str:
     return field if len(field) <= 120 else field[:117] + "..."
 
 
+def _by_name(model: type[BaseModel], args: tuple[Any, ...], data: dict[str, Any]) -> dict[str, Any]:
+    """Positional arguments given to a model, named by its fields in their declared order
+    (a call that does not fit is Python's TypeError, as for any function)."""
+    names = list(model.model_fields)
+    if len(args) > len(names):
+        raise TypeError(f"{model.__name__}() takes {len(names)} positional arguments but {len(args)} were given")
+    named = dict(zip(names, args, strict=False))
+    twice = sorted(named.keys() & data.keys())
+    if twice:
+        raise TypeError(f"{model.__name__}() got multiple values for argument {twice[0]!r}")
+    return {**named, **data}
+
+
 class LedgerModel(BaseModel):
     """Frozen, strict about unknown fields, and raising only domain errors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    def __init__(self, /, **data: Any) -> None:
+    def __init__(self, /, *args: Any, **data: Any) -> None:
+        if args:  # the contract writes its actions as signatures: `DeleteKeyPairAction(access_key)`
+            data = _by_name(type(self), args, data)
         try:
             super().__init__(**data)
         except ValidationError as exc:

@@ -21,10 +21,21 @@ from domain.actions.base import Role
 from domain.errors import InvalidAPIParameters
 from domain.group import GroupCreator, GroupModifier
 from domain.hosts import VFolderHostPermissionMap
-from domain.keypair_resource_policy import KeyPairResourcePolicyCreator, KeyPairResourcePolicyModifier
+from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction, ModifyKeyPairAction
+from domain.keypair_resource_policy import (
+    DeleteKeyPairResourcePolicyAction,
+    KeyPairResourcePolicyCreator,
+    KeyPairResourcePolicyModifier,
+)
 from domain.parsers import INT64_MAX, parse_int, parse_name, parse_text, parse_user_update_mode, parse_uuid_list
-from domain.values import ResourceSlot
-from domain.workload.actions import ReportKernelStatsAction, TerminateKernelAction
+from domain.user import UserCreator
+from domain.values import ResourceSlot, TriState
+from domain.workload.actions import (
+    DestroyEndpointAction,
+    ReportKernelStatsAction,
+    StartKernelAction,
+    TerminateKernelAction,
+)
 from tests.domain.inputs import HUGE, NEG_HUGE, SHORT, kernel, refused
 
 # Integers
@@ -317,3 +328,36 @@ def test_a_host_listed_twice_alike_is_one_host() -> None:
 def test_a_directly_built_resource_slot_needs_known_names_and_canonical_values() -> None:
     refused(kernel, field="occupied_slots.memory", occupied_slots=ResourceSlot({"memory": Decimal(1)}))
     refused(kernel, field="occupied_slots.cpu", occupied_slots=ResourceSlot({"cpu": Decimal("1.2345")}))
+
+
+def test_the_contracts_actions_take_their_arguments_in_the_order_it_lists_them() -> None:
+    """DESIGN.md writes them as signatures (`DeleteKeyPairAction(access_key)`,
+    `StartKernelAction(kernel_id, session_id, ...)`), as ActionTriggerMeta's, but every
+    one refused a positional argument with a TypeError."""
+    user, group, kernel, session = (uuid.uuid4() for _ in range(4))
+    now = datetime.now(UTC)
+    assert CreateKeyPairAction("AK1", str(user), "default", "p") == CreateKeyPairAction(
+        access_key="AK1", user_id=user, domain_name="default", resource_policy="p"
+    )
+    assert ModifyKeyPairAction("AK1", "p").resource_policy == TriState.update("p")
+    assert DeleteKeyPairAction("AK1").access_key == "AK1"
+    started = StartKernelAction(
+        kernel, session, "s", group, "default", user, "AK1", {"cpu": "1"}, now, [], "img", "agent"
+    )
+    assert (started.kernel_id, started.session_name, started.occupied_slots, started.agent) == (
+        kernel,
+        "s",
+        ResourceSlot.from_user_input({"cpu": "1"}),
+        "agent",
+    )
+    assert TerminateKernelAction(kernel, now, "CANCELLED").status == "CANCELLED"
+    assert DestroyEndpointAction(kernel).endpoint_id == kernel
+    assert UserCreator(str(user), "default", "a@b.c").email == "a@b.c"
+    assert DeleteKeyPairResourcePolicyAction("p").name == "p"
+    with pytest.raises(InvalidAPIParameters) as refused:  # validated as when named
+        DeleteKeyPairAction("AK 1")
+    assert refused.value.field == "access_key"
+    with pytest.raises(TypeError, match="takes 1 positional arguments but 2 were given"):
+        DeleteKeyPairAction("AK1", "AK2")
+    with pytest.raises(TypeError, match="multiple values for argument 'access_key'"):
+        DeleteKeyPairAction("AK1", access_key="AK2")
