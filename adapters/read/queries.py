@@ -13,7 +13,7 @@ from eventsourcing.persistence import PersistenceError
 from adapters.read.arguments import checked
 from adapters.read.directory import DirectoryQueries
 from adapters.read.sessions import SessionQueries
-from adapters.read.timetravel import EntityState, TimeTravel
+from adapters.read.timetravel import EntityState, TimeTravel, entity_kind
 from adapters.read.usage import SqlUsageReader
 from adapters.read.workload import EndpointQueries, WorkloadQueries
 from adapters.store import LedgerApplication
@@ -268,6 +268,7 @@ class Queries:
     def history(self, entity_type: str, entity_id: str) -> list[HistoryEntry]:
         """Every event of the entity, oldest first: who and when from the history read
         model, what changed from the stored events themselves."""
+        entity_kind(entity_type)  # a mistyped type would read as an entity without history
         streams, entries = self._history.streams, self._history.entries
         self._runner.catch_up()
         self._runner.require(self._history)

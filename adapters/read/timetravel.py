@@ -22,7 +22,17 @@ from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, ObjectNotFound
 from domain.group.aggregate import Group, GroupNameIndex, name_index_id
 from domain.parsers import parse_positive_int
+from domain.shown import shown
 from domain.times import as_utc
+
+
+def entity_kind(entity_type: str) -> type[Entity]:
+    """The entity class of `entity_type`; an unknown type is refused, naming the known ones."""
+    kind = ENTITY_KINDS.get(entity_type)
+    if kind is None:
+        known = ", ".join(sorted(ENTITY_KINDS))
+        raise InvalidAPIParameters(f"unknown entity type {shown(entity_type)} (known: {known})", field="entity_type")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -113,10 +123,7 @@ class TimeTravel:
         return index.holder
 
     def _stream(self, entity_type: str, entity_id: str) -> uuid.UUID:
-        kind = ENTITY_KINDS.get(entity_type)
-        if kind is None:
-            known = ", ".join(sorted(ENTITY_KINDS))
-            raise InvalidAPIParameters(f"unknown entity type {entity_type!r} (known: {known})", field="entity_type")
+        kind = entity_kind(entity_type)
         try:
             return kind.id_for(str(entity_id))
         except ValueError:

@@ -200,3 +200,18 @@ def test_a_groups_members_at_each_moment_and_between_two(ledger: Ledger) -> None
     purged = [q.state_at("group", str(group), at=moment).fields["members"] for moment in (empty, both)]  # type: ignore[union-attr]
     assert purged == [[], [ERASED, ERASED]]
     assert q.state_at("group", str(group), version=3).fields["members"] == [ERASED]  # type: ignore[union-attr]
+
+
+def test_an_unknown_entity_type_is_refused_by_history_as_by_time_travel(ledger: Ledger) -> None:
+    """`history("polcy", name)` answered an empty list, as for an entity with no events,
+    where `state_at` refused the type: a mistyped type looked like a clean record."""
+    create(ledger, "p1")
+    assert len(ledger.queries.history("keypair_resource_policy", "p1")) == 1
+    for read in (
+        lambda: ledger.queries.history("polcy", "p1"),
+        lambda: ledger.queries.state_at("polcy", "p1"),
+        lambda: ledger.queries.history("x" * 5000, "p1"),
+    ):
+        with pytest.raises(InvalidAPIParameters, match=r"unknown entity type '(polcy|x{36})") as refused:
+            read()
+        assert refused.value.field == "entity_type" and len(refused.value.message) < 400
