@@ -86,6 +86,7 @@ A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
 
 SNAPSHOT_INTERVAL = 100
+_MAX_BACKOFF = 0.25  # seconds: the longest pause between two attempts of a conflicting command
 # A stored state holding no envelope is not walked when read (most events hold none).
 _SEALED_MARK = json.dumps(MARK).encode()
 # A usage set's snapshot holds every member (a domain's: each of its running sessions), so
@@ -453,8 +454,9 @@ class LedgerApplication(Application[uuid.UUID]):
                         raise ConcurrentModification(
                             f"{entity_type} {operation}: gave up after {attempt} conflicting attempts"
                         ) from None
-                    # Jittered backoff so that colliding writers spread out.
-                    time.sleep(random.uniform(0, 0.002 * attempt))
+                    # Jittered, doubling backoff so that colliding writers spread out (a
+                    # linear one let eight writers of one stream exhaust their attempts).
+                    time.sleep(random.uniform(0, min(_MAX_BACKOFF, 0.001 * 2**attempt)))
                     continue
                 except PersistenceError as exc:
                     raise StoreUnavailable(f"event store write failed: {exc}") from exc

@@ -91,6 +91,33 @@ def test_two_processes_modify_different_fields_and_nothing_is_lost(ledger_url: s
         _assert_every_change_landed(ledger, "shared", ROUNDS)
 
 
+def test_eight_writers_on_one_stream_from_two_ledgers_all_land(ledger_url: str) -> None:
+    """A conflict was retried after a pause growing linearly (at most 2 ms times the
+    attempt): eight writers of one policy through two ledger instances made a few of 240
+    modifies give up after 20 attempts (`ConcurrentModification`) on both backends. The
+    pause now doubles per attempt (capped at 250 ms), so colliding writers spread out."""
+    with open_ledger(ledger_url, group_commit=False) as one, open_ledger(ledger_url, group_commit=False) as other:
+        _create_policy(one, "hot")
+        errors: list[BaseException] = []
+
+        def writer(index: int) -> None:
+            service = (one, other)[index % 2].services.keypair_resource_policy
+            for n in range(30):
+                change = ModifyKeyPairResourcePolicyAction(name="hot", modifier={"idle_timeout": index * 1000 + n + 1})
+                try:
+                    asyncio.run(service.modify_keypair_resource_policy(change))
+                except BaseException as exc:  # reported below, not lost in the thread
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(list(one.app.events.get(policy_id("hot")))) == 1 + 8 * 30
+
+
 def test_policy_delete_and_keypair_assignment_never_both_succeed(ledger: Ledger) -> None:
     for round_ in range(6):
         name = f"contested-{round_}"
