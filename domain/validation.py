@@ -85,6 +85,20 @@ class LedgerModel(BaseModel):
     def after_init(self) -> None:
         """Runs once per construction (not when an instance is passed on to another model)."""
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _frozen(self, name)
+
+    def __delattr__(self, name: str) -> None:
+        raise _frozen(self, name)
+
+
+def _frozen(model: BaseModel, name: str) -> InvalidAPIParameters:
+    """An input is checked whole when it is made: a field changed afterwards would skip
+    that (pydantic's own refusal is its ValidationError)."""
+    return InvalidAPIParameters(
+        f"a {type(model).__name__} cannot be changed once made: make a new one", field=_bounded(name)
+    )
+
 
 # Value-type parsers: slots and hosts parse themselves.
 

@@ -135,10 +135,16 @@ def test_creator_fields_json_is_the_json_form_of_every_field() -> None:
 
 
 def test_creator_is_frozen() -> None:
+    """Changing an input once made raised pydantic's ValidationError: now a domain error."""
     c = creator()
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(InvalidAPIParameters, match="cannot be changed once made") as changed:
         c.max_concurrent_sessions = 3  # type: ignore[misc]
-    assert c.max_concurrent_sessions == 30
+    assert changed.value.field == "max_concurrent_sessions"
+    with pytest.raises(InvalidAPIParameters, match="cannot be changed once made"):
+        del c.name
+    with pytest.raises(InvalidAPIParameters, match="cannot be changed once made"):
+        c.unknown = 1  # type: ignore[attr-defined]
+    assert (c.max_concurrent_sessions, c.name) == (30, "p")
 
 
 @pytest.mark.parametrize("field", INT_FIELDS)
