@@ -32,6 +32,9 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 30.0  # seconds for a server to answer /healthz (PostgreSQL setup included)
 
 
+ROOT = Path(__file__).resolve().parents[3]
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now (the kernel's pick; uvicorn sets SO_REUSEADDR,
     so a port left in TIME_WAIT by a killed server can be bound again)."""
@@ -72,8 +75,12 @@ class Server:
         """Starts the process without waiting for it (see `wait_ready`)."""
         args = [*ledger_command(), "--db", self.url, "serve", "--host", HOST, "--port", str(self.port)]
         args += ["--workers", str(self.workers), "--log-level", "warning"]
+        # This checkout's code, whichever checkout the environment's package was installed from.
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         # Its own session: stopping it reaches the workers too, and nothing else.
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         assert self.process is not None, "not launched"
