@@ -34,6 +34,14 @@ class ServerUnreachable(PersistenceError):
     library does not retry it, and a group commit fails its whole batch with it."""
 
 
+class StoreClosed(PersistenceError):
+    """A PostgreSQL ledger used after `close()` (its pool cannot be opened again): said at
+    once, not retried ten times as the library's `OperationalError` would be."""
+
+    def __init__(self) -> None:
+        super().__init__("the ledger is closed")
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     kind: str  # "sqlite" or "postgresql"

@@ -18,9 +18,9 @@ import psycopg
 from eventsourcing.persistence import OperationalError
 from eventsourcing.postgres import PostgresDatastore, PostgresFactory
 from eventsourcing.utils import Environment, EnvType
-from psycopg_pool import PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 
-from adapters.store.config import ServerUnreachable
+from adapters.store.config import ServerUnreachable, StoreClosed
 
 
 class LedgerPostgresDatastore(PostgresDatastore):
@@ -30,6 +30,8 @@ class LedgerPostgresDatastore(PostgresDatastore):
             with super().get_connection() as conn:
                 yield conn
         except OperationalError as exc:
+            if isinstance(exc.__cause__, PoolClosed):
+                raise StoreClosed from exc
             if isinstance(exc.__cause__, PoolTimeout):
                 problem = self._unreachable()
                 if problem is not None:
