@@ -246,7 +246,10 @@ def _open_store(config: StoreConfig, *, seal_legacy: bool = True) -> LedgerAppli
 
 def _timezone(name: str | None) -> str:
     # Only None is "not given": an empty zone (`--timezone "$UNSET"`) is refused, never the default.
-    return parse_timezone(name if name is not None else os.environ.get("LEDGER_TIMEZONE") or "UTC")
+    if name is not None:
+        return parse_timezone(name)
+    # A bad zone from the environment names the variable, not an option nobody typed.
+    return parse_timezone(os.environ.get("LEDGER_TIMEZONE") or "UTC", field="LEDGER_TIMEZONE")
 
 
 @contextmanager

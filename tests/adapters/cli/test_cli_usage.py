@@ -18,7 +18,7 @@ from adapters.bootstrap import open_ledger
 from domain.group import CreateGroupAction, UsagePerMonthAction, UsagePerPeriodAction
 from domain.usage.rows import MONTH_FIELDS, PERIOD_FIELDS
 from domain.workload import CreateVFolderAction, ReportKernelStatsAction, StartKernelAction, TerminateKernelAction
-from tests.adapters.cli.helpers import as_json, ledger, refused, stdout_of, usage_error
+from tests.adapters.cli.helpers import as_json, error_line, ledger, refused, stdout_of, usage_error
 
 # Ids told apart by their first 8 characters, as random UUIDs are (the table shows those).
 G1 = "0e0e0e01-0000-4000-8000-000000000001"
@@ -345,6 +345,15 @@ def test_a_host_dependent_or_empty_time_zone_is_refused_naming_the_option(db: st
         line = refused(db, "usage", *report, "--timezone", zone)
         assert line == f"error: ledger_invalid_parameters: --timezone: unknown time zone {zone!r}"
     assert [s["name"] for s in as_json(db, "projections", "status") if s["name"].startswith("usage")] == ["usage_utc"]
+
+
+def test_a_bad_time_zone_from_the_environment_names_the_variable(db: str) -> None:
+    """LEDGER_TIMEZONE=localtime was refused as `--timezone` by the reports (an option not
+    typed) and as `timezone` by every other command."""
+    env = {"LEDGER_TIMEZONE": "localtime"}
+    for args in (["usage", "month", "202410"], ["policy", "list"]):
+        line = error_line(ledger(db, *args, env=env), 1)
+        assert line == "error: ledger_invalid_parameters: LEDGER_TIMEZONE: unknown time zone 'localtime'", line
 
 
 def test_a_period_of_exactly_100_days_is_accepted(db: str) -> None:
