@@ -80,7 +80,7 @@ AllowedPoliciesOption = Annotated[
         "--allowed-policies",
         parser=parse_policy_list,
         metavar="NAME,...",
-        help="The only policies the domain's admins may assign ('' for none). Default: any; --unset: any.",
+        help="The only policies the domain's admins may assign ('' for none). Default on create: any; --unset: any.",
     ),
 ]
 

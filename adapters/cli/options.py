@@ -167,7 +167,7 @@ def slot_changes(replacement: dict[str, Any] | None, changes: list[str] | None) 
 # Group fields, as `group create` and `group modify` take them
 
 TypeOption = Annotated[
-    ProjectType | None, typer.Option("--type", case_sensitive=False, help="Project type. Default: general.")
+    ProjectType | None, typer.Option("--type", case_sensitive=False, help="Project type. Default on create: general.")
 ]
 DescriptionOption = Annotated[str | None, typer.Option(metavar="TEXT", help="Free text, up to 512 characters.")]
 ActiveOption = Annotated[

@@ -88,3 +88,20 @@ def test_every_docstring_paragraph_is_one_line_for_the_help_to_wrap() -> None:
     tidy(root)
     broken = [path for path, command in commands(root) if any("\n" in p for p in (command.help or "").split("\n\n"))]
     assert not broken, broken
+
+
+def test_an_option_modify_shares_with_create_states_no_default_modify_would_apply() -> None:
+    """`group modify --help` said `--type ... Default: general.`, though a modify leaves a
+    field not given alone: a default shared with create is said to be create's."""
+    by_path = dict(COMMANDS)
+    checked = 0
+    for path, command in COMMANDS:
+        create = by_path.get((*path[:-1], "create"))
+        if path[-1:] != ("modify",) or create is None:
+            continue
+        created = {p.name: p.help for p in create.params}
+        for param in command.params:
+            if param.help and created.get(param.name) == param.help:
+                checked += 1
+                assert not re.search(r"\bDefault: ", param.help), (path, param.name, param.help)
+    assert checked >= 10
