@@ -155,6 +155,7 @@ class LedgerGroup(TyperGroup):
                 typer.echo(exc.format_message())
             return exc.exit_code
         except TyperException as exc:  # usage errors (exit 2) and the few others click raises
+            _reword(exc)
             message = f"{one_line(exc.format_message())}{_help_hint(exc)}"
             self._report(f"error: usage: {message}", {"code": "usage", "message": message})
             return exc.exit_code
@@ -181,6 +182,24 @@ class Interrupted(Exception):
 
 
 INTERRUPTED_EXIT = 130
+
+
+def _reword(exc: TyperException) -> None:
+    """typer coerces option values with pydantic and words a refusal as pydantic does
+    (`Value error, 'x' is not one of ...`; `Input should be a valid integer, unable to parse
+    string as an integer`): the reason is said as the domain says it, naming the value."""
+    cause = exc.__cause__
+    errors = getattr(cause, "errors", None)
+    if not isinstance(exc, typer.BadParameter) or type(cause).__name__ != "ValidationError" or not callable(errors):
+        return
+    first = errors()[0] if errors() else {}
+    if first.get("type") == "value_error" and "error" in first.get("ctx", {}):
+        exc.message = str(first["ctx"]["error"])
+    elif first.get("type") in ("int_parsing", "float_parsing"):
+        from domain.shown import shown
+
+        kind = "an integer" if first["type"] == "int_parsing" else "a number"
+        exc.message = f"expected {kind}, got {shown(first.get('input'))}"
 
 
 def _help_hint(exc: TyperException) -> str:

@@ -149,3 +149,21 @@ def test_a_poll_interval_no_sleep_can_take_is_a_usage_error(db: str, seconds: st
     # It was taken, and the follower's first wait died: `internal error: OverflowError`.
     line = usage_error(db, "projections", "run", "--poll-interval", seconds)
     assert "'--poll-interval': Input should be less than or equal to 86400" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (("audit", "--status", "bogus"), "'--status': 'bogus' is not one of 'success', 'error'"),
+        (("policy", "create", "p", "--idle-timeout", "abc"), "'--idle-timeout': expected an integer, got 'abc' ("),
+        (("group", "list", "--limit", "1.5"), "'--limit': expected an integer, got '1.5' ("),
+        (("projections", "run", "--poll-interval", "x"), "'--poll-interval': expected a number, got 'x' ("),
+    ],
+)
+def test_a_value_the_option_type_refuses_is_said_in_the_domain_s_words(
+    db: str, args: tuple[str, ...], reason: str
+) -> None:
+    """They were said in pydantic's: `'--status': Value error, 'bogus' is not one of ...`,
+    `'--idle-timeout': Input should be a valid integer, unable to parse string as an integer`."""
+    line = usage_error(db, *args)
+    assert reason in line and "Value error" not in line and "Input should" not in line, line
