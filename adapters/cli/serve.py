@@ -45,6 +45,7 @@ def serve(
     state = state_of(ctx)
     if state.db is not None:
         os.environ[URL_VARIABLE] = state.db  # the workers are new processes: they read it there
+    _check_settings()
     uvicorn.run(
         "adapters.http.app:app_from_environment",
         factory=True,
@@ -54,3 +55,16 @@ def serve(
         log_level=log_level.lower(),
         timeout_graceful_shutdown=10,
     )
+
+
+def _check_settings() -> None:
+    """Opens the ledger once as each worker will, so that what a worker would refuse at
+    start (a missing or wrong master key, a bad URL or LEDGER_TIMEZONE, another
+    application's file, a bad LEDGER_HTTP_THREADS) is one error line and exit 1: uvicorn
+    reports a failed start as a traceback of each worker and exits 3."""
+    from adapters.bootstrap import open_ledger
+    from adapters.http.app import http_threads
+
+    http_threads()
+    with open_ledger(os.environ.get(URL_VARIABLE)):
+        pass

@@ -60,7 +60,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = _threads()
+        anyio.to_thread.current_default_thread_limiter().total_tokens = http_threads()
         opened = (
             ledger
             if ledger is not None
@@ -193,7 +193,7 @@ class _MeasuredRequests:
                 measured.duration.labels(*labels).observe(time.perf_counter() - began)
 
 
-def _threads() -> int:
+def http_threads() -> int:
     raw = os.environ.get("LEDGER_HTTP_THREADS", str(DEFAULT_THREADS))
     if not raw.isdigit() or not 1 <= int(raw) <= 1024:
         raise ConfigurationError(f"LEDGER_HTTP_THREADS: expected a number of threads from 1 to 1024, got {raw!r:.40}")

@@ -12,7 +12,7 @@ import pytest
 from adapters.bootstrap import open_ledger
 from adapters.store import parse_url
 from domain.errors import ConfigurationError, InvalidAPIParameters, StoreUnavailable
-from tests.adapters.cli.helpers import ledger, ok, refused, usage_error
+from tests.adapters.cli.helpers import error_line, ledger, ok, refused, usage_error
 
 
 def tables(path: Path) -> set[str]:
@@ -136,6 +136,19 @@ def test_another_applications_file_is_refused_not_adopted(tmp_path: Path) -> Non
         "give a new file or a ledger's"
     )
     assert tables(path) == {"foo"}  # nothing was added to it
+
+
+def test_serve_refuses_what_its_workers_would_as_one_line(tmp_path: Path, db: str) -> None:
+    """`ledger serve` left these to uvicorn's start of each worker: a traceback per worker
+    (the ConfigurationError at the bottom of it), exit 3."""
+    url = foreign(tmp_path / "app.db", "CREATE TABLE foo (x)")
+    assert refused(url, "serve", "--port", "0").startswith(f"error: configuration_invalid: '{tmp_path / 'app.db'}'")
+    for variable, value, shown in (
+        ("LEDGER_HTTP_THREADS", "abc", "error: configuration_invalid: LEDGER_HTTP_THREADS: "),
+        ("LEDGER_TIMEZONE", "localtime", "error: ledger_invalid_parameters: LEDGER_TIMEZONE: "),
+    ):
+        line = error_line(ledger(db, "serve", "--port", "0", env={variable: value}), 1)
+        assert line.startswith(shown), line
 
 
 def test_another_eventsourcing_applications_store_is_refused(tmp_path: Path) -> None:
