@@ -31,7 +31,14 @@ from eventsourcing.utils import get_topic
 from adapters.store.cache import AggregateCache
 from adapters.store.chain import seal_unchained
 from adapters.store.config import StoreConfig
-from adapters.store.keys import SNAPSHOT_SUBJECT, SubjectKeys, finish_rotation, load_master_key
+from adapters.store.keys import (
+    SNAPSHOT_SUBJECT,
+    WRONG_MASTER,
+    SubjectKeys,
+    finish_rotation,
+    load_master_key,
+    wrong_master,
+)
 from adapters.store.scope import current_write_scope
 from adapters.store.sealing import MARK, open_state, seal_state
 from adapters.store.snapshot_check import (
@@ -191,8 +198,10 @@ class LedgerApplication(Application[uuid.UUID]):
         self.keys = SubjectKeys(self.recorder, load_master_key(config))
         try:
             self.keys.create_table()  # and refuses a master key that does not open the ledger's keys
-        except ConfigurationError:
+        except ConfigurationError as exc:
             if not finish_rotation(config, self.keys):
+                if str(exc) == WRONG_MASTER:
+                    raise ConfigurationError(wrong_master(config)) from None
                 raise
         assert isinstance(self.mapper, StampingMapper)
         self.mapper.keys = self.keys

@@ -602,6 +602,20 @@ def master_key_source(config: StoreConfig, environ: Mapping[str, str] | None = N
     return "a throwaway key (an in-memory ledger)"
 
 
+def wrong_master(config: StoreConfig, environ: Mapping[str, str] | None = None) -> str:
+    """WRONG_MASTER naming where the refused key came from: a SQLite ledger's own key file
+    when the variable is not set (then the variable is not what to fix)."""
+    environ = os.environ if environ is None else environ
+    path = config.sqlite_path
+    if MASTER_KEY_VARIABLE in environ or path is None:
+        return WRONG_MASTER
+    return (
+        f"{MASTER_KEY_VARIABLE} is not set and the key file {str(default_key_file(path))!r} does not open "
+        "this ledger's keys (restore the file this ledger was set up or last rotated with, or give that key "
+        f"as {MASTER_KEY_VARIABLE})"
+    )
+
+
 def default_key_file(database: Path) -> Path:
     """The key file beside a SQLite ledger's database."""
     return database.with_name(database.name + ".key")

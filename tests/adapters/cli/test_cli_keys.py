@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.store.keys import MASTER_KEY_VARIABLE, MasterKey
-from tests.adapters.cli.helpers import ledger, ok
+from tests.adapters.cli.helpers import error_line, ledger, ok
 
 USER = "11111111-2222-4333-8444-555555555555"
 OWN_KEY: dict[str, str | None] = {MASTER_KEY_VARIABLE: None}  # the ledger's own key file
@@ -78,3 +78,20 @@ def test_a_rotation_killed_before_its_commit_leaves_a_key_the_next_rotation_repl
     assert json.loads(ok(db, "--json", "user", "show", USER, env=OWN_KEY).stdout)["email"] == "ada@example.org"
     assert "rotated 1 subject key;" in ok(db, "keys", "rotate", env=OWN_KEY).stdout  # it said: exists
     assert json.loads(ok(db, "--json", "user", "show", USER, env=OWN_KEY).stdout)["email"] == "ada@example.org"
+
+
+def test_a_key_file_that_does_not_open_the_keys_is_named_not_the_variable(tmp_path: Path) -> None:
+    """With the ledger's own key file no longer its key (rotated into --new-key-file), every
+    command said `LEDGER_MASTER_KEY: the master key does not open ...`, a variable not set."""
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    ok(db, "user", "create", USER, "--email", "ada@example.org", env=OWN_KEY)
+    ok(db, "keys", "rotate", "--new-key-file", str(tmp_path / "new.key"), env=OWN_KEY)
+    line = error_line(ledger(db, "user", "show", USER, env=OWN_KEY), 1)
+    assert line.startswith(
+        f"error: configuration_invalid: {MASTER_KEY_VARIABLE} is not set and the key file "
+        f"'{tmp_path}/ledger.db.key' does not open this ledger's keys"
+    ), line
+    shown = json.loads(
+        ok(db, "--json", "user", "show", USER, env={MASTER_KEY_VARIABLE: f"file:{tmp_path}/new.key"}).stdout
+    )
+    assert shown["email"] == "ada@example.org"
