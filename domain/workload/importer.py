@@ -68,7 +68,9 @@ def fact_of(raw: Any) -> tuple[str, WorkloadAction]:
     fact = fields.pop("fact", None)
     if not isinstance(fact, str) or fact not in FACTS:
         expected = ", ".join(FACTS)
-        raise InvalidAPIParameters(f"unknown fact {shown(fact)}; one of: {expected}", field="fact")
+        # A fact absent or null is said so, not as Python spells null (`unknown fact None`).
+        what = "is required" if fact is None else f"unknown fact {shown(fact)}"
+        raise InvalidAPIParameters(f"{what}; one of: {expected}", field="fact")
     return fact, FACTS[fact](**fields)
 
 

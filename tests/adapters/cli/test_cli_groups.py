@@ -612,7 +612,9 @@ def test_a_refused_batch_is_narrowed_to_its_refused_line(db: str, tmp_path: Path
     [
         ('["create_vfolder"]', "line 3: expected a JSON object, got a list"),
         ('{"fact": "launch_rocket"}', "line 3: fact: unknown fact 'launch_rocket'; one of: create_vfolder, "),
-        ('{"vfolder_id": "x"}', "line 3: fact: unknown fact None; one of: "),
+        # It said `unknown fact None`, as Python spells a missing value.
+        ('{"vfolder_id": "x"}', "line 3: fact: is required; one of: create_vfolder, "),
+        ('{"fact": null}', "line 3: fact: is required; one of: "),
         ('{"fact": ["create_vfolder"]}', "line 3: fact: unknown fact a list; one of: "),
         (
             '{"fact": "create_vfolder", "vfolder_id": "x", "name": "v", "host": "h", "group_id": "' + GROUP + '"}',
