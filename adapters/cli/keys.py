@@ -78,13 +78,28 @@ def keys_rotate(
             target = new_key_file
         write_key_file(target, new)  # first: should the rotation commit and we die, the key is on disk
         count = ledger.app.keys.rotate(new)
+    stale = None
     if new_key_file is None:
         assert database is not None
         os.replace(target, default_key_file(database))
         where = f"the key file {default_key_file(database)}"
     else:
-        where = f"{new_key_file}: set {MASTER_KEY_VARIABLE}=file:{new_key_file} before the next start"
-    state.output(
-        {"rotated": count, "master_key": where},
-        lambda: typer.echo(f"rotated {plural(count, 'subject key')}; the new master key is in {where}"),
-    )
+        # Absolute: the advice is followed from wherever the next start runs.
+        target = target.resolve()
+        where = f"{target}: set {MASTER_KEY_VARIABLE}=file:{target} before the next start"
+        if own_file:
+            assert database is not None
+            stale = str(default_key_file(database))
+    answer: dict[str, object] = {"rotated": count, "master_key": where}
+    if stale is not None:
+        answer["stale_key_file"] = stale
+
+    def human() -> None:
+        typer.echo(f"rotated {plural(count, 'subject key')}; the new master key is in {where}")
+        if stale is not None:
+            typer.echo(
+                f"the old key file {stale} opens this ledger no more: remove it, or keep it only with "
+                "the backups taken before this rotation (they need it)"
+            )
+
+    state.output(answer, human)

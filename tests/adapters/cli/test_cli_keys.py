@@ -49,6 +49,28 @@ def test_a_key_from_the_variable_rotates_into_a_new_file(tmp_path: Path) -> None
     assert ledger(db, "user", "show", USER, env=given).exit_code == 1
 
 
+def test_a_ledger_s_own_key_file_rotated_into_a_new_file_is_said_stale(tmp_path: Path, monkeypatch: Any) -> None:
+    """Rotating a ledger that opens with its own key file into --new-key-file left the old
+    file beside the database unmentioned, holding the retired key, and advised
+    `file:next.key`, a path that holds only from the directory the rotation ran in."""
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    ok(db, "user", "create", USER, "--email", "ada@example.org", env=OWN_KEY)
+    monkeypatch.chdir(tmp_path)
+    rotated = ok(db, "keys", "rotate", "--new-key-file", "next.key", env=OWN_KEY).stdout
+    new_file = tmp_path / "next.key"
+    assert f"set {MASTER_KEY_VARIABLE}=file:{new_file} before the next start" in rotated
+    assert f"the old key file {tmp_path}/ledger.db.key opens this ledger no more" in rotated
+    shown = json.loads(ok(db, "--json", "user", "show", USER, env={MASTER_KEY_VARIABLE: f"file:{new_file}"}).stdout)
+    assert shown["email"] == "ada@example.org"
+    again = json.loads(
+        ok(
+            db, "--json", "keys", "rotate", "--new-key-file", "third.key", env={MASTER_KEY_VARIABLE: f"file:{new_file}"}
+        ).stdout
+    )
+    assert "stale_key_file" not in again  # the key came from the variable: no file of the ledger's went stale
+    assert again["master_key"].startswith(f"{tmp_path}/third.key: ")
+
+
 def test_a_rotation_killed_after_its_commit_is_finished_by_the_next_open(tmp_path: Path, monkeypatch: Any) -> None:
     """Killed between its commit and moving the new key file into place, a rotation left
     the old key file and `ledger.db.key.new`: every command was refused (the old key no
