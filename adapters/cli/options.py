@@ -38,6 +38,8 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "user_update_mode": ("add_users", "remove_users", "replace_users"),
     "group_ids": ("group",),  # usage month --group
     "project_id": ("project",),  # usage period --project
+    "url": ("db",),  # the root's --db
+    "schema": ("db",),  # the schema in --db's URL
 }
 
 

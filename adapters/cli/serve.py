@@ -14,7 +14,7 @@ import typer
 
 from adapters.cli.app import state_of
 
-URL_VARIABLE = "LEDGER_DATABASE_URL"
+URL_VARIABLE = "LEDGER_DATABASE_URL"  # adapters.store.config's, without loading the store at start-up
 
 
 def serve(
@@ -45,7 +45,7 @@ def serve(
     state = state_of(ctx)
     if state.db is not None:
         os.environ[URL_VARIABLE] = state.db  # the workers are new processes: they read it there
-    _check_settings()
+    _check_settings(state.db)
     uvicorn.run(
         "adapters.http.app:app_from_environment",
         factory=True,
@@ -57,7 +57,7 @@ def serve(
     )
 
 
-def _check_settings() -> None:
+def _check_settings(url: str | None) -> None:
     """Opens the ledger once as each worker will, so that what a worker would refuse at
     start (a missing or wrong master key, a bad URL or LEDGER_TIMEZONE, another
     application's file, a bad LEDGER_HTTP_THREADS) is one error line and exit 1: uvicorn
@@ -66,5 +66,5 @@ def _check_settings() -> None:
     from adapters.http.app import http_threads
 
     http_threads()
-    with open_ledger(os.environ.get(URL_VARIABLE)):
+    with open_ledger(url):  # None: $LEDGER_DATABASE_URL, whose refusal names the variable
         pass

@@ -23,6 +23,7 @@ from adapters.store.quoting import quote_identifier
 from domain.errors import ConfigurationError, InvalidAPIParameters, StoreUnavailable
 
 DEFAULT_URL = "sqlite:///ledger.db"
+URL_VARIABLE = "LEDGER_DATABASE_URL"
 EVENTS_TABLE = {"sqlite": "stored_events", "postgresql": "ledger_events"}
 # A SQLite file is a ledger when it holds the events table and one of these beside it: the
 # hash chain, or (a ledger written before the chain existed) the read models' versions.
@@ -142,7 +143,16 @@ def parse_url(url: str | None) -> StoreConfig:
     if url is not None and not url.strip():
         # An empty --db is a mistake (an unset shell variable), not a request for the default.
         raise InvalidAPIParameters("the database URL is empty", field="url")
-    url = url or os.environ.get("LEDGER_DATABASE_URL") or DEFAULT_URL
+    if url is None and os.environ.get(URL_VARIABLE):
+        try:
+            return _parsed(os.environ[URL_VARIABLE])
+        except InvalidAPIParameters as exc:
+            # Named where it was written: no option was typed.
+            raise exc.renamed(lambda _field: URL_VARIABLE) from None
+    return _parsed(url or DEFAULT_URL)
+
+
+def _parsed(url: str) -> StoreConfig:
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # say an unclosed IPv6 bracket

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from adapters.cli import app
 from tests.adapters.cli.helpers import ACTOR, ROOT, as_json, given_users, ledger, ok
 
 OWNER = "11111111-2222-4333-8444-555555555555"
@@ -209,12 +211,22 @@ def test_values_the_domain_refuses_are_invalid_parameters(db: str) -> None:
     assert unknown.stderr.startswith("error: ledger_invalid_parameters: --total-resource-slots: warp: unknown slot")
 
 
-def test_an_unsupported_database_url_is_one_line() -> None:
+def test_an_unsupported_database_url_is_one_line_naming_where_it_was_written() -> None:
+    """A refused URL named `url` (or `schema`), where the user had typed --db or set
+    LEDGER_DATABASE_URL."""
     result = ledger("mysql://nowhere/db", "policy", "list")
     assert result.exit_code == 1
-    expected = "error: ledger_invalid_parameters: url: unsupported database URL scheme 'mysql'"
+    expected = "error: ledger_invalid_parameters: --db: unsupported database URL scheme 'mysql'"
     assert result.stderr.startswith(expected)
     assert result.stderr.count("\n") == 1
+    schema = ledger("postgresql://h/db?schema=bad-name", "policy", "list")
+    assert schema.stderr.startswith("error: ledger_invalid_parameters: --db: 'bad-name' is not a schema name")
+    environment = {"COLUMNS": "300", "LEDGER_DATABASE_URL": "mysql://nowhere/db"}
+    from_variable = CliRunner(env=environment).invoke(app, ["policy", "list"])
+    assert from_variable.exit_code == 1
+    assert from_variable.stderr.startswith(
+        "error: ledger_invalid_parameters: LEDGER_DATABASE_URL: unsupported database URL scheme 'mysql'"
+    )
 
 
 def test_unknown_role_is_a_usage_error(db: str) -> None:
