@@ -67,7 +67,7 @@ def test_the_cli_shows_a_bad_port_as_one_line() -> None:
 
     result = CliRunner().invoke(app, ["--db", "postgresql://postgres@127.0.0.1:abc/db", "policy", "list"])
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: ledger_invalid_parameters: url: the port in '127.0.0.1:abc'")
+    assert result.stderr.startswith("error: ledger_invalid_parameters: --db: the port in '127.0.0.1:abc'")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
 
 
