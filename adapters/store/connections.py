@@ -22,12 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
-from eventsourcing.persistence import (
-    ConnectionPoolClosedError,
-    ConnectionUnavailableError,
-    InterfaceError,
-    OperationalError,
-)
+from eventsourcing.persistence import ConnectionPoolClosedError, ConnectionUnavailableError, InterfaceError
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteConnection,
@@ -38,17 +33,16 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment, EnvType
 
+from adapters.store.config import StoreClosed
+
 STATEMENT_CACHE: Final = 128  # sqlite3's own default
 
 
-class LedgerClosed(ConnectionPoolClosedError, OperationalError):
+class LedgerClosed(ConnectionPoolClosedError, StoreClosed):
     """A closed SQLite ledger's pool asked for a connection. The library's own error is no
-    PersistenceError, so it got out of every command and query as itself, where a closed
-    PostgreSQL ledger says StoreUnavailable; as an OperationalError too, it is translated
-    wherever the store's errors are."""
-
-    def __init__(self) -> None:
-        super().__init__("the ledger is closed")
+    PersistenceError, so it got out of every command and query as itself; as the store's
+    `StoreClosed` too (a closed PostgreSQL ledger's), it is translated wherever the store's
+    errors are, and says the same."""
 
 
 class CachingConnectionPool(SQLiteConnectionPool):
