@@ -8,12 +8,14 @@ PostgreSQL half skips with the reason, except under CI (CI=true), where it fails
 
 from __future__ import annotations
 
+import compileall
 import os
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -87,6 +89,21 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's first process compiles the project's modules once, before any worker or
+    subprocess starts. Where PYTHONDONTWRITEBYTECODE is set (this machine kind sets it),
+    nothing else would, and every process the suite starts (the xdist workers, each CLI
+    and server process, the import-order test's 187 imports) compiled every module from
+    source again: ~0.25 s per process, 10% of the CLI tests' time."""
+    if hasattr(config, "workerinput"):
+        return
+    for package in ("domain", "projections", "adapters"):
+        compileall.compile_dir(PROJECT / package, quiet=1)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
