@@ -9,13 +9,14 @@ endpoints (`--group-id` is required).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
 
 from adapters.cli.app import State, state_of
+from adapters.cli.paging import LimitOption, after_option, fetch_size, output_page
 from adapters.cli.render import SafeTable, fields_table, fmt, new_table, plural, print_table, safe, shortener, utc_time
 
 if TYPE_CHECKING:
@@ -31,12 +32,9 @@ vfolder_app = typer.Typer(no_args_is_help=True, help="Vfolders the platform repo
 IdArg = Annotated[str, typer.Argument(metavar="UUID")]
 GroupFilter = Annotated[str | None, typer.Option("--group-id", metavar="UUID", help="Only this group's.")]
 TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 time (UTC if no zone).")]
-LimitOption = Annotated[
-    int | None, typer.Option(metavar="N", help="At most N rows, a count (the first N in list order).")
-]
 
 
-def _kernels_table(kernels: list[KernelEntry]) -> Table:
+def _kernels_table(kernels: Sequence[KernelEntry]) -> Table:
     # At 80 columns: ids, status and times stay whole (a time on two lines); the access
     # key and the slots fold in what is left.
     table = SafeTable(title=plural(len(kernels), "kernel"), box=box.SIMPLE_HEAD)
@@ -59,7 +57,7 @@ def _kernels_table(kernels: list[KernelEntry]) -> Table:
     return table
 
 
-def _vfolders_table(vfolders: list[VFolderEntry]) -> Table:
+def _vfolders_table(vfolders: Sequence[VFolderEntry]) -> Table:
     table = new_table("vfolder", "group", "host", "name", title=plural(len(vfolders), "vfolder"))
     short, short_group = shortener(v.vfolder_id for v in vfolders), shortener(v.group_id for v in vfolders)
     for v in vfolders:
@@ -78,14 +76,21 @@ def kernel_list(
     since: TimeFilter = None,
     until: TimeFilter = None,
     limit: LimitOption = None,
+    after: Annotated[str | None, after_option("kernel id")] = None,
 ) -> None:
     """Kernels started in [--since, --until), oldest first."""
     state = state_of(ctx)
     with state.ledger() as ledger:
         kernels = ledger.queries.kernels(
-            group_id=group_id, status=status, access_key=access_key, since=since, until=until, limit=limit
+            group_id=group_id,
+            status=status,
+            access_key=access_key,
+            since=since,
+            until=until,
+            limit=fetch_size(limit),
+            after=after,
         )
-    state.output([k.to_json() for k in kernels], lambda: print_table(_kernels_table(kernels)))
+    output_page(state, kernels, limit, lambda k: k.kernel_id, lambda k: k.to_json(), _kernels_table)
 
 
 def show_one(state: State, kind: str, key: str, find: Callable[[Ledger], Any]) -> None:
@@ -112,12 +117,13 @@ def vfolder_list(
     group_id: GroupFilter = None,
     host: Annotated[str | None, typer.Option("--host", metavar="HOST", help="Only this storage host's.")] = None,
     limit: LimitOption = None,
+    after: Annotated[str | None, after_option("vfolder id")] = None,
 ) -> None:
     """Vfolders, by name."""
     state = state_of(ctx)
     with state.ledger() as ledger:
-        vfolders = ledger.queries.vfolders(group_id=group_id, host=host, limit=limit)
-    state.output([v.to_json() for v in vfolders], lambda: print_table(_vfolders_table(vfolders)))
+        vfolders = ledger.queries.vfolders(group_id=group_id, host=host, limit=fetch_size(limit), after=after)
+    output_page(state, vfolders, limit, lambda v: v.vfolder_id, lambda v: v.to_json(), _vfolders_table)
 
 
 @vfolder_app.command("show")

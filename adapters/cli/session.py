@@ -9,6 +9,7 @@ used, allowed) that fits 80 columns; `--json` gives them whole.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,6 +17,7 @@ from rich import box
 
 from adapters.cli.app import State, state_of
 from adapters.cli.options import parse_slot_assignments
+from adapters.cli.paging import LimitOption, after_option, fetch_size, output_page
 from adapters.cli.render import SHORT, SafeTable, fields_table, fmt, plural, print_table, safe, shortener, utc_time
 from domain.catalog import EntityType
 
@@ -237,7 +239,7 @@ def session_show(ctx: typer.Context, session_id: SessionArg) -> None:
     state.output(data, human)
 
 
-def _sessions_table(sessions: list[SessionEntry]) -> Table:
+def _sessions_table(sessions: Sequence[SessionEntry]) -> Table:
     table = SafeTable(title=plural(len(sessions), "session"), box=box.SIMPLE_HEAD)
     # Ids fold rather than being cut: two alike are shown as long as it takes to tell them apart.
     table.add_column("session", overflow="fold", min_width=SHORT)
@@ -271,13 +273,16 @@ def session_list(
     ] = None,
     access_key: KeypairFilter = None,
     group_id: GroupFilter = None,
-    limit: Annotated[int | None, typer.Option(metavar="N", help="At most N rows, a count (the first N).")] = None,
+    limit: LimitOption = None,
+    after: Annotated[str | None, after_option("session id")] = None,
 ) -> None:
     """Sessions, by enqueue time."""
     state = state_of(ctx)
     with state.ledger() as ledger:
-        sessions = ledger.queries.sessions(status, access_key=access_key, group_id=group_id, limit=limit)
-    state.output([s.to_json() for s in sessions], lambda: print_table(_sessions_table(sessions)))
+        sessions = ledger.queries.sessions(
+            status, access_key=access_key, group_id=group_id, limit=fetch_size(limit), after=after
+        )
+    output_page(state, sessions, limit, lambda s: s.session_id, lambda s: s.to_json(), _sessions_table)
 
 
 def _due_table(due: list[DueSession]) -> Table:

@@ -12,6 +12,7 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
 from adapters.read.directory import DirectoryQueries
+from adapters.read.paging import after_row
 from adapters.read.sessions import SessionQueries
 from adapters.read.timetravel import EntityState, TimeTravel, entity_kind
 from adapters.read.usage import SqlUsageReader
@@ -326,14 +327,7 @@ class Queries:
             concerning = sa.select(concern.c.position).where(concern.c.domain_name == domain_name)
             conditions.append(log.c.position.in_(concerning))
         if after is not None:
-            # The order is (started_at, position): the cursor row's time is read in SQL, so
-            # the cursor is the position alone and no time round-trips through a string.
-            at = sa.select(log.c.started_at).where(log.c.position == after).scalar_subquery()
-            if newest_first:
-                following = sa.or_(log.c.started_at < at, sa.and_(log.c.started_at == at, log.c.position < after))
-            else:
-                following = sa.or_(log.c.started_at > at, sa.and_(log.c.started_at == at, log.c.position > after))
-            conditions.append(following)
+            conditions.append(after_row(log.c.started_at, log.c.position, after, descending=newest_first))
         if entity_id is not None:
             # A batch's record is found by any entity it touched, not only by its label; a
             # UUID as given and in the form ids are stored in (an auditor may paste it in

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
+from adapters.read.paging import after_row
 from adapters.store import LedgerApplication
 from domain.effective_policy import EffectivePolicy, resolve_effective_policy
 from domain.errors import InvalidAPIParameters, StoreUnavailable
@@ -144,9 +145,11 @@ class SessionQueries:
         group_id: uuid.UUID | str | None = None,
         domain_name: str | None = None,
         limit: int | None = None,
+        after: uuid.UUID | str | None = None,
     ) -> list[SessionEntry]:
-        """Sessions by enqueue time (then id), filtered in SQL; at most `limit` of them.
-        A malformed filter is `InvalidAPIParameters` naming it."""
+        """Sessions by enqueue time (then id), filtered in SQL; at most `limit` of them;
+        `after`: the id of the last session of the previous page (`after_row`). A malformed
+        filter is `InvalidAPIParameters` naming it."""
         rows = self._sessions.rows
         conditions: list[sa.ColumnElement[bool]] = []
         if status is not None:
@@ -157,6 +160,8 @@ class SessionQueries:
             conditions.append(rows.c.group_id == str(parse_uuid(group_id, "group_id")))
         if domain_name is not None:
             conditions.append(rows.c.domain_name == domain_name)
+        if after is not None:
+            conditions.append(after_row(rows.c.enqueued_at, rows.c.session_id, str(parse_uuid(after, "after"))))
         statement = sa.select(rows).where(*conditions).order_by(rows.c.enqueued_at, rows.c.session_id)
         if limit is not None:
             statement = statement.limit(parse_positive_int(limit, "limit"))

@@ -23,6 +23,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
+from adapters.read.paging import after_row
 from adapters.store import LedgerApplication
 from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group import Group
@@ -124,9 +125,11 @@ class WorkloadQueries:
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         limit: int | None = None,
+        after: uuid.UUID | str | None = None,
     ) -> list[KernelEntry]:
         """Kernels started in [since, until), ordered by (started_at, kernel_id); `status`
-        is RUNNING, TERMINATED or CANCELLED (any case). A filter value out of its domain is
+        is RUNNING, TERMINATED or CANCELLED (any case). `after`: the id of the last kernel
+        of the previous page (`after_row`). A filter value out of its domain is
         `InvalidAPIParameters` naming it."""
         k = self._usage.kernels
         conditions: list[sa.ColumnElement[bool]] = []
@@ -140,6 +143,8 @@ class WorkloadQueries:
             conditions.append(k.c.started_at >= as_utc(parse_time(since, "since")))
         if until is not None:
             conditions.append(k.c.started_at < as_utc(parse_time(until, "until")))
+        if after is not None:
+            conditions.append(after_row(k.c.started_at, k.c.kernel_id, str(parse_uuid(after, "after"))))
         bound = None if limit is None else parse_positive_int(limit, "limit")
         statement = sa.select(k).where(*conditions).order_by(k.c.started_at, k.c.kernel_id).limit(bound)
         return [_kernel(row) for row in self._rows(statement)]
@@ -154,15 +159,22 @@ class WorkloadQueries:
 
     @checked
     def vfolders(
-        self, group_id: uuid.UUID | str | None = None, host: str | None = None, limit: int | None = None
+        self,
+        group_id: uuid.UUID | str | None = None,
+        host: str | None = None,
+        limit: int | None = None,
+        after: uuid.UUID | str | None = None,
     ) -> list[VFolderEntry]:
-        """Vfolders, ordered by (name, vfolder_id)."""
+        """Vfolders, ordered by (name, vfolder_id); `after`: the id of the last vfolder of
+        the previous page (`after_row`)."""
         v = self._usage.vfolders
         conditions: list[sa.ColumnElement[bool]] = []
         if group_id is not None:
             conditions.append(v.c.group_id == str(parse_uuid(group_id, "group_id")))
         if host is not None:
             conditions.append(v.c.host == parse_name(host, "host"))
+        if after is not None:
+            conditions.append(after_row(v.c.name, v.c.vfolder_id, str(parse_uuid(after, "after"))))
         bound = None if limit is None else parse_positive_int(limit, "limit")
         statement = sa.select(v).where(*conditions).order_by(v.c.name, v.c.vfolder_id).limit(bound)
         return [VFolderEntry(**row._asdict()) for row in self._rows(statement)]

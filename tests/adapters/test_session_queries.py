@@ -4,6 +4,7 @@ its deadline edges (a policy edit applies at the next call), and the effective p
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -163,3 +164,20 @@ def test_a_sessions_history_names_who_decided(ledger: Ledger) -> None:
     ended = ledger.queries.history("session", str(first))
     assert [e.event for e in ended] == ["Created", "Admitted", "Terminated"]
     assert ended[2].details == {"reason": "idle_timeout"}
+
+
+def test_sessions_page_after_a_cursor_even_one_that_left_the_filter(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_concurrent_sessions=10)
+    sessions = [str(world.enqueue()) for _ in range(5)]
+    q = ledger.queries
+    assert [s.session_id for s in q.sessions(after=sessions[1])] == sessions[2:]
+    assert [s.session_id for s in q.sessions(after=sessions[1].upper(), limit=2)] == sessions[2:4]
+    first = [s.session_id for s in q.sessions(status="PENDING", limit=2)]
+    assert first == sessions[:2]
+    world.schedule(uuid.UUID(sessions[1]))  # the cursor leaves the PENDING list meanwhile
+    assert [s.session_id for s in q.sessions(status="PENDING", after=first[-1])] == sessions[2:]
+    assert q.sessions(after=sessions[-1]) == []
+    assert q.sessions(after="00000000-0000-0000-0000-000000000009") == []  # unknown: places nothing
+    with pytest.raises(InvalidAPIParameters) as bad:
+        q.sessions(after="s1")
+    assert bad.value.field == "after"

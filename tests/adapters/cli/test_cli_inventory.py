@@ -74,7 +74,8 @@ def test_kernel_list_filters(db: str) -> None:
 
     assert listed("--status", "running") == [kernel(i) for i in range(2, 6)]
     assert listed("--status", "TERMINATED") == [kernel(0), kernel(1)]
-    assert listed("--group-id", GROUP, "--limit", "2") == [kernel(0), kernel(1)]
+    page = as_json(db, "kernel", "list", "--group-id", GROUP, "--limit", "2")
+    assert [k["kernel_id"] for k in page["items"]] == [kernel(0), kernel(1)] and page["next_after"] == kernel(1)
     assert listed("--group-id", OTHER) == []
     assert listed("--access-key", "AKUSER", "--since", "2024-10-01T02:00:00Z", "--until", "2024-10-01T04:00") == [
         kernel(2),
@@ -106,10 +107,12 @@ def test_invalid_kernel_filters_are_one_line_errors(db: str) -> None:
     assert refused(db, "kernel", "list", "--since", "yesterday").startswith(f"{INVALID} --since:")
     assert refused(db, "kernel", "list", "--until", "1800-01-01").startswith(f"{INVALID} --until:")
     assert refused(db, "kernel", "list", "--access-key", "a b").startswith(f"{INVALID} --access-key:")
-    assert refused(db, "kernel", "list", "--limit", "0").startswith(f"{INVALID} --limit:")
+    assert "--limit" in usage_error(db, "kernel", "list", "--limit", "0")
+    assert refused(db, "kernel", "list", "--after", "k1").startswith(f"{INVALID} --after:")
     assert usage_error(db, "kernel", "list", "--limit", "many").startswith("error: usage:")
     assert refused(db, "vfolder", "list", "--group-id", "nope").startswith(f"{INVALID} --group-id:")
-    assert refused(db, "vfolder", "list", "--limit", "-1").startswith(f"{INVALID} --limit:")
+    assert "--limit" in usage_error(db, "vfolder", "list", "--limit", "-1")
+    assert refused(db, "vfolder", "list", "--after", "vf0").startswith(f"{INVALID} --after:")
 
 
 def test_vfolder_list_and_show(db: str) -> None:
@@ -126,7 +129,8 @@ def test_vfolder_list_and_show(db: str) -> None:
     assert listed("--group-id", GROUP) == ["vf0", "vf1", "vf2"]
     assert listed("--host", "ceph") == ["b-side"]
     assert listed("--group-id", OTHER, "--host", "nfs") == []
-    assert listed("--limit", "1") == ["b-side"]
+    page = as_json(db, "vfolder", "list", "--limit", "1")
+    assert [v["name"] for v in page["items"]] == ["b-side"] and page["next_after"] is not None
 
     shown = as_json(db, "vfolder", "show", vfolder(1))
     assert shown == {"vfolder_id": vfolder(1), "group_id": GROUP, "host": "nfs", "name": "vf1"}
@@ -187,3 +191,35 @@ def test_kernel_ids_sharing_a_prefix_are_shown_long_enough_to_tell_apart(db: str
     table = ledger(db, "kernel", "list", columns=200).stdout
     assert twins[0] in table and twins[1] in table  # the shortest prefixes that differ: whole here
     assert GROUP[:8] in table and GROUP not in table  # the group's id alone stays short
+
+
+def test_kernel_and_vfolder_lists_page_with_after(db: str) -> None:
+    """`--limit N` pages as the other lists do: the next cursor on stderr ('more: --after
+    ID') or as `next_after` in JSON, and the pages chained end to end are the whole list."""
+    seed(db, kernels=5, vfolders=3, ended=1)
+    table = ledger(db, "kernel", "list", "--limit", "2", columns=80)
+    assert table.exit_code == 0 and "2 kernels" in table.stdout
+    assert table.stderr == f"more: --after {kernel(1)}\n"
+
+    for kind, key, whole in (("kernel", "kernel_id", 5), ("vfolder", "vfolder_id", 4)):
+        everything = [row[key] for row in as_json(db, kind, "list")]
+        assert len(everything) == whole
+        paged: list[str] = []
+        after: list[str] = []
+        while True:
+            page = as_json(db, kind, "list", "--limit", "2", *after)
+            paged += [row[key] for row in page["items"]]
+            if page["next_after"] is None:
+                break
+            after = ["--after", page["next_after"]]
+        assert paged == everything, kind
+
+    # A running kernel's cursor still places the next page once that kernel has ended
+    # and left the --status filter.
+    first = as_json(db, "kernel", "list", "--status", "RUNNING", "--limit", "2")
+    assert [k["kernel_id"] for k in first["items"]] == [kernel(1), kernel(2)]
+    ok(db, *SERVICE, "workload", "kernel-terminate", kernel(2), "--terminated-at", "2024-10-05T00:00:00Z")
+    rest = as_json(db, "kernel", "list", "--status", "RUNNING", "--limit", "2", "--after", kernel(2))
+    assert [k["kernel_id"] for k in rest["items"]] == [kernel(3), kernel(4)] and rest["next_after"] is None
+    # An id no list holds places nothing.
+    assert as_json(db, "kernel", "list", "--after", str(uuid.UUID(int=5))) == []

@@ -89,7 +89,8 @@ def test_show_list_and_the_end_of_a_session(db: str) -> None:
     _fits(table.stdout)
     assert "3 sessions" in table.stdout
     assert [s["session_id"] for s in as_json(db, "session", "list", "--status", "RUNNING")] == [S1]
-    assert [s["session_id"] for s in as_json(db, "session", "list", "--keypair", "AK", "--limit", "2")] == [S1, S2]
+    page = as_json(db, "session", "list", "--keypair", "AK", "--limit", "2")
+    assert [s["session_id"] for s in page["items"]] == [S1, S2] and page["next_after"] == S2
     assert as_json(db, "session", "list", "--group-id", str(uuid.uuid4())) == []
     assert stdout_of(db, "session", "cancel", S3) == f"cancelled session {S3}\n"
     assert stdout_of(db, "session", "cancel", S3) == f"session {S3} had already ended (unchanged)\n"

@@ -213,3 +213,27 @@ def test_endpoints_are_read_from_the_event_store(ledger_url: str) -> None:
 
 def ids_of(entries: list[Any]) -> list[str]:
     return [e.endpoint_id for e in entries]
+
+
+def test_kernels_and_vfolders_page_after_a_cursor(ledger_url: str) -> None:
+    """Pages of `limit` rows chained by `after` are the whole list, ties of start time
+    across a page's edge included (broken by id, as the list orders them)."""
+    with open_ledger(ledger_url) as ledger:
+        g = create_group(ledger, "one").id
+        kernels = [start(ledger, g, T0 + timedelta(hours=i // 3), kernel_id=uuid.UUID(int=10 - i)) for i in range(7)]
+        for i in range(5):
+            vfolder(ledger, g, f"vf{i // 2}")  # names repeat: ties broken by id
+        for list_of in (ledger.queries.kernels, ledger.queries.vfolders):
+            whole = ids(list_of())
+            for size in (1, 2, 3):
+                paged: list[str] = []
+                page = list_of(limit=size)
+                while page:
+                    paged += ids(page)
+                    page = list_of(limit=size, after=paged[-1])
+                assert paged == whole, (list_of, size)
+        assert ids(ledger.queries.kernels())[:3] == sorted(kernels[:3])
+        assert ledger.queries.kernels(after=uuid.UUID(int=99)) == []
+        with pytest.raises(InvalidAPIParameters) as bad:
+            ledger.queries.vfolders(after="vf1")
+        assert bad.value.field == "after"

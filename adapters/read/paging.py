@@ -1,0 +1,22 @@
+"""Keyset paging for the lists ordered by a time or a name, then an id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def after_row(
+    sort: sa.ColumnElement[Any], key: sa.ColumnElement[Any], cursor: Any, *, descending: bool = False
+) -> sa.ColumnElement[bool]:
+    """The rows that follow, in (sort, key) order (both descending with `descending`), the
+    row whose key is `cursor`: the last row of the previous page. The cursor row's sort
+    value is read in SQL, so the cursor is its key alone, no time round-trips through a
+    string, and a page goes on from where that row stands even if it has left the list's
+    filters since (a kernel ended while an operator pages through the running ones). An
+    unknown cursor matches nothing."""
+    at = sa.select(sort).where(key == cursor).scalar_subquery()
+    if descending:
+        return sa.or_(sort < at, sa.and_(sort == at, key < cursor))
+    return sa.or_(sort > at, sa.and_(sort == at, key > cursor))
