@@ -126,11 +126,15 @@ class WorkloadQueries:
         until: datetime | str | None = None,
         limit: int | None = None,
         after: uuid.UUID | str | None = None,
+        *,
+        domain_name: str | None = None,
+        user_id: uuid.UUID | str | None = None,
     ) -> list[KernelEntry]:
         """Kernels started in [since, until), ordered by (started_at, kernel_id); `status`
-        is RUNNING, TERMINATED or CANCELLED (any case). `after`: the id of the last kernel
-        of the previous page (`after_row`). A filter value out of its domain is
-        `InvalidAPIParameters` naming it."""
+        is RUNNING, TERMINATED or CANCELLED (any case); `domain_name` and `user_id` narrow
+        them to a domain's or a user's (what an admin and a user may read over HTTP).
+        `after`: the id of the last kernel of the previous page (`after_row`). A filter
+        value out of its domain is `InvalidAPIParameters` naming it."""
         k = self._usage.kernels
         conditions: list[sa.ColumnElement[bool]] = []
         if group_id is not None:
@@ -139,6 +143,10 @@ class WorkloadQueries:
             conditions.append(k.c.status == _status(status))
         if access_key is not None:
             conditions.append(k.c.access_key == parse_access_key(access_key, "access_key"))
+        if domain_name is not None:
+            conditions.append(k.c.domain_name == parse_name(domain_name, "domain_name"))
+        if user_id is not None:
+            conditions.append(k.c.user_id == str(parse_uuid(user_id, "user_id")))
         if since is not None:
             conditions.append(k.c.started_at >= as_utc(parse_time(since, "since")))
         if until is not None:

@@ -142,6 +142,17 @@ READS: dict[str, dict[Role, ReadScope]] = {
         Role.ADMIN: ReadScope.DOMAIN,
         Role.USER: ReadScope.OWN,
     },
+    # Workload the platform reported: the platform and a superadmin read all of it, an
+    # admin their domain's (a vfolder's or an endpoint's through its group), a user the
+    # kernels they ran.
+    EntityType.KERNEL: {
+        Role.SUPERADMIN: ReadScope.ALL,
+        Role.SERVICE: ReadScope.ALL,
+        Role.ADMIN: ReadScope.DOMAIN,
+        Role.USER: ReadScope.OWN,
+    },
+    EntityType.VFOLDER: {Role.SUPERADMIN: ReadScope.ALL, Role.SERVICE: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},
+    EntityType.ENDPOINT: {Role.SUPERADMIN: ReadScope.ALL, Role.SERVICE: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},
     EntityType.TOKEN: {Role.SUPERADMIN: ReadScope.ALL},
     "usage": {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},
     "audit": {Role.SUPERADMIN: ReadScope.ALL, Role.ADMIN: ReadScope.DOMAIN},  # actions concerning the domain

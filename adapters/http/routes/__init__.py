@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from adapters.http.routes import audit, domains, groups, keypairs, policies, sessions, tokens, usage, users, workload
+from adapters.http.routes import (
+    audit,
+    domains,
+    groups,
+    inventory,
+    keypairs,
+    policies,
+    sessions,
+    tokens,
+    usage,
+    users,
+    workload,
+)
 
 ROUTERS: list[APIRouter] = [
     policies.router,
@@ -12,6 +24,7 @@ ROUTERS: list[APIRouter] = [
     groups.router,
     sessions.router,
     workload.router,
+    inventory.router,
     usage.router,
     audit.router,
     tokens.router,

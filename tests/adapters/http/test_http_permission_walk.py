@@ -25,6 +25,7 @@ from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
 from domain.session import EnqueueSessionAction, ScheduleSessionAction
 from domain.token import IssueTokenAction
 from domain.user import CreateUserAction
+from domain.workload import CreateEndpointAction, CreateVFolderAction, StartKernelAction
 from tests.adapters.http.api import HOME, root_run
 from tests.adapters.http.server import Tokens, populated, serving
 from tests.conftest import fresh_url
@@ -54,6 +55,7 @@ class World:
         self.group_id = self.group(members=[self.user])
         self.session_id = self.session()
         self.token_id = str(self.issue().data.token_id)
+        self.kernel_id, self.vfolder_id, self.endpoint_id = self.workload()
 
     def run(self, service: str, method: str, action: Any) -> Any:
         return root_run(self.ledger, service, method, action)
@@ -100,6 +102,30 @@ class World:
             self.run("session", "schedule_session", ScheduleSessionAction(session_id=body["session_id"]))
         return str(body["session_id"])
 
+    def workload(self) -> tuple[str, str, str]:
+        """A kernel the user ran, a vfolder and an endpoint, in the walk's group."""
+        kernel, vfolder, endpoint = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        self.run(
+            "workload",
+            "start_kernel",
+            StartKernelAction(
+                kernel_id=kernel,
+                session_id=uuid.uuid4(),
+                session_name="s",
+                group_id=self.group_id,
+                domain_name=HOME,
+                user_id=self.user,
+                access_key="AKWALK",
+                occupied_slots={"cpu": "1"},
+                started_at="2025-01-01T00:00:00Z",
+            ),
+        )
+        create = CreateVFolderAction(vfolder_id=vfolder, name="v", host="h", group_id=self.group_id)
+        self.run("workload", "create_vfolder", create)
+        serving = CreateEndpointAction(endpoint_id=endpoint, name="e", group_id=self.group_id)
+        self.run("workload", "create_endpoint", serving)
+        return str(kernel), str(vfolder), str(endpoint)
+
     def domain(self) -> str:
         name = _fresh("d")
         self.run("domain", "create_domain", CreateDomainAction(creator={"name": name}))
@@ -141,6 +167,8 @@ PLATFORM_OR_ADMINS = statuses(200, 200, 403, 200, 404)
 ALL_SEE = frozenset(ROLES)
 OWNERS_SEE = frozenset({"superadmin", "admin", "user"})
 ADMINS_SEE = frozenset({"superadmin", "admin"})
+PLATFORM_AND_ADMINS = statuses(200, 200, 404, 200, 404)
+PLATFORM_AND_ADMINS_SEE = frozenset({"superadmin", "admin", "service"})
 
 
 def _items(answer: Any) -> list[Any]:
@@ -288,6 +316,33 @@ WALK: list[Step] = [
             "name": "e",
         },
     ),
+    # The workload read back: the platform's and a superadmin's all, an admin their
+    # domain's, a user the kernels they ran.
+    Step(
+        "GET",
+        "/v1/kernels",
+        everyone(200),
+        listed=lambda w, a: any(k["kernel_id"] == w.kernel_id for k in _items(a)),
+        sees=frozenset({"superadmin", "admin", "user", "service"}),
+    ),
+    Step("GET", "/v1/kernels/{kernel_id}", statuses(200, 200, 200, 200, 404), lambda w: f"/v1/kernels/{w.kernel_id}"),
+    Step(
+        "GET",
+        "/v1/vfolders",
+        everyone(200),
+        listed=lambda w, a: any(v["vfolder_id"] == w.vfolder_id for v in _items(a)),
+        sees=PLATFORM_AND_ADMINS_SEE,
+    ),
+    Step("GET", "/v1/vfolders/{vfolder_id}", PLATFORM_AND_ADMINS, lambda w: f"/v1/vfolders/{w.vfolder_id}"),
+    Step(
+        "GET",
+        "/v1/endpoints",
+        everyone(200),
+        lambda w: f"/v1/endpoints?group_id={w.group_id}",
+        listed=lambda w, a: any(e["endpoint_id"] == w.endpoint_id for e in _items(a)),
+        sees=PLATFORM_AND_ADMINS_SEE,
+    ),
+    Step("GET", "/v1/endpoints/{endpoint_id}", PLATFORM_AND_ADMINS, lambda w: f"/v1/endpoints/{w.endpoint_id}"),
     # Usage: a superadmin reads every group's, an admin their domain's (others: nothing).
     Step("GET", "/v1/usage/month/{month}", everyone(200), lambda w: "/v1/usage/month/202401"),
     Step(

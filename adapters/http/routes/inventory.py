@@ -1,0 +1,144 @@
+"""`/v1/kernels`, `/v1/vfolders`, `/v1/endpoints`: the workload the platform reported, read
+back as `ledger kernel|vfolder|endpoint list|show` reads it (`ledger.queries.kernels`, ...).
+
+Reads follow READS: a superadmin and the platform (service) see all of it, an admin their
+domain's (a vfolder's or an endpoint's domain is its group's), a user the kernels they
+ran. What a caller may not see is answered as an unknown thing is (404; left out of
+lists). Kernel and vfolder lists page with `limit` and `after` (the last item's id)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from adapters.http.calls import Call, CallDep, LedgerRoute
+from adapters.http.problems import not_found
+from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, fetch_limit, page
+from adapters.read.workload import EndpointEntry, KernelEntry, VFolderEntry
+from domain.actions.permissions import ReadScope
+from domain.catalog import EntityType
+from domain.workload import Endpoint, Kernel, VFolder
+
+KERNEL, VFOLDER, ENDPOINT = EntityType.KERNEL, EntityType.VFOLDER, EntityType.ENDPOINT
+router = APIRouter(route_class=LedgerRoute, tags=["workload"])
+GroupFilter = Annotated[str | None, Query(max_length=64, description="Only this group's.")]
+Id = Annotated[str, Path(max_length=64, description="Its UUID.")]
+
+
+def _group_domain(call: Call, group_id: str) -> str | None:
+    """The domain of the group (None once it is purged, or for an unknown one)."""
+    group = call.ledger.queries.group(group_id)
+    return None if group is None else group.domain_name
+
+
+@router.get("/kernels", response_model=Page[KernelEntry], responses=READ_ERRORS, summary="Kernels, by start time.")
+def list_kernels(
+    call: CallDep,
+    group_id: GroupFilter = None,
+    status: Annotated[str | None, Query(max_length=32, description="RUNNING, TERMINATED or CANCELLED.")] = None,
+    access_key: Annotated[str | None, Query(max_length=256, description="The access key they ran under.")] = None,
+    since: Annotated[str | None, Query(max_length=64, description="Started at or after (ISO 8601).")] = None,
+    until: Annotated[str | None, Query(max_length=64, description="Started before (ISO 8601).")] = None,
+    limit: Limit = None,
+    after: After = None,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    scope = call.caller.scope(KERNEL)
+    if scope is None:
+        return {"items": [], "next_after": None}
+    call.wait_for(min_position)
+    # What the caller may read is narrowed in SQL, so a page is never short of visible kernels.
+    found = call.ledger.queries.kernels(
+        group_id=group_id,
+        status=status,
+        access_key=access_key,
+        since=since,
+        until=until,
+        limit=fetch_limit(limit),
+        after=after,
+        domain_name=call.caller.domain_name if scope is ReadScope.DOMAIN else None,
+        user_id=call.caller.user_id if scope is ReadScope.OWN else None,
+    )
+    return page(found, limit, lambda k: k.kernel_id)
+
+
+@router.get("/kernels/{kernel_id}", response_model=KernelEntry, responses=READ_ERRORS, summary="One kernel.")
+def get_kernel(call: CallDep, kernel_id: Id, min_position: MinPosition = None) -> Response:
+    if call.caller.scope(KERNEL) is None:
+        raise not_found(KERNEL, kernel_id)
+    call.wait_for(min_position)
+    found = call.ledger.queries.kernel(kernel_id)
+    if found is None or not call.caller.sees(KERNEL, found.domain_name, {found.user_id}):
+        raise not_found(KERNEL, kernel_id)
+    return call.entity_response(found.to_json(), Kernel.id_for(found.kernel_id))
+
+
+@router.get("/vfolders", response_model=Page[VFolderEntry], responses=READ_ERRORS, summary="Vfolders, by name.")
+def list_vfolders(
+    call: CallDep,
+    group_id: GroupFilter = None,
+    host: Annotated[str | None, Query(max_length=256, description="Only this storage host's.")] = None,
+    limit: Limit = None,
+    after: After = None,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    scope = call.caller.scope(VFOLDER)
+    if scope is None:
+        return {"items": [], "next_after": None}
+    call.wait_for(min_position)
+    if scope is ReadScope.ALL:
+        return page(call.ledger.queries.vfolders(group_id, host, fetch_limit(limit), after), limit, _vfolder_id)
+    # An admin's: the vfolders of their domain's groups, narrowed here (the usage read
+    # model keeps no domain for a vfolder), then paged.
+    groups = {str(g.id) for g in call.ledger.queries.groups(call.caller.domain_name)}
+    found = [v for v in call.ledger.queries.vfolders(group_id, host, None, after) if v.group_id in groups]
+    return page(found[: fetch_limit(limit)] if limit is not None else found, limit, _vfolder_id)
+
+
+def _vfolder_id(entry: VFolderEntry) -> str:
+    return entry.vfolder_id
+
+
+@router.get("/vfolders/{vfolder_id}", response_model=VFolderEntry, responses=READ_ERRORS, summary="One vfolder.")
+def get_vfolder(call: CallDep, vfolder_id: Id, min_position: MinPosition = None) -> Response:
+    if call.caller.scope(VFOLDER) is None:
+        raise not_found(VFOLDER, vfolder_id)
+    call.wait_for(min_position)
+    found = call.ledger.queries.vfolder(vfolder_id)
+    if found is None or not _sees_group(call, VFOLDER, found.group_id):
+        raise not_found(VFOLDER, vfolder_id)
+    return call.entity_response(found.to_json(), VFolder.id_for(found.vfolder_id))
+
+
+def _sees_group(call: Call, resource: str, group_id: str) -> bool:
+    """Whether the caller reads `resource` of the group: all of it, or their domain's."""
+    if call.caller.scope(resource) is ReadScope.ALL:
+        return True
+    return call.caller.sees(resource, _group_domain(call, group_id))
+
+
+@router.get(
+    "/endpoints",
+    response_model=Page[EndpointEntry],
+    responses=READ_ERRORS,
+    summary="A group's active endpoints, by name (read from the event store).",
+)
+def list_endpoints(
+    call: CallDep,
+    group_id: Annotated[str, Query(max_length=64, description="The group whose endpoints to list.")],
+) -> dict[str, Any]:
+    if call.caller.scope(ENDPOINT) is None or not _sees_group(call, ENDPOINT, group_id):
+        return {"items": [], "next_after": None}
+    return page(call.ledger.queries.endpoints(group_id), None, lambda e: e.endpoint_id)
+
+
+@router.get("/endpoints/{endpoint_id}", response_model=EndpointEntry, responses=READ_ERRORS, summary="One endpoint.")
+def get_endpoint(call: CallDep, endpoint_id: Id) -> Response:
+    if call.caller.scope(ENDPOINT) is None:
+        raise not_found(ENDPOINT, endpoint_id)
+    found = call.ledger.queries.endpoint(endpoint_id)
+    if found is None or not _sees_group(call, ENDPOINT, found.group_id):
+        raise not_found(ENDPOINT, endpoint_id)
+    return call.entity_response(found.to_json(), Endpoint.id_for(found.endpoint_id))

@@ -1,0 +1,139 @@
+"""`/v1/kernels`, `/v1/vfolders` and `/v1/endpoints` over HTTP: the reported workload read
+back, each role seeing what READS grants (a user their own kernels, an admin their
+domain's, the platform and a superadmin all of it) and nothing else answered otherwise
+than an unknown thing; kernel and vfolder lists paged by `after`; bad filters named."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from domain.group import CreateGroupAction
+from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
+
+FACTS = "/v1/workload/facts"
+
+
+def _group(api: Api, name: str, domain: str) -> str:
+    action = CreateGroupAction(input={"name": name, "domain_name": domain})
+    return str(root_run(api.ledger, "group", "create_group", action).data.id)
+
+
+def _start(kernel_id: str, group_id: str, domain: str, user_id: Any, hour: int) -> dict[str, Any]:
+    return {
+        "fact": "start_kernel",
+        "kernel_id": kernel_id,
+        "session_id": str(uuid.uuid4()),
+        "session_name": "s",
+        "group_id": group_id,
+        "domain_name": domain,
+        "user_id": str(user_id),
+        "access_key": "AKUSER",
+        "occupied_slots": {"cpu": 1},
+        "started_at": f"2025-01-01T{hour:02}:00:00Z",
+    }
+
+
+class Workload:
+    """In alpha's group: the user's kernel, the admin's kernel, a vfolder and an endpoint;
+    in beta's group: a kernel, a vfolder and an endpoint."""
+
+    def __init__(self, api: Api) -> None:
+        self.home, self.away = _group(api, "home", HOME), _group(api, "away", FOREIGN)
+        self.mine, self.admins, self.foreign = (str(uuid.uuid4()) for _ in range(3))
+        self.home_vf, self.away_vf, self.home_ep, self.away_ep = (str(uuid.uuid4()) for _ in range(4))
+        facts = [
+            _start(self.mine, self.home, HOME, api.users["user"], 1),
+            _start(self.admins, self.home, HOME, api.users["admin"], 2),
+            _start(self.foreign, self.away, FOREIGN, api.foreign_user, 3),
+            {"fact": "create_vfolder", "vfolder_id": self.home_vf, "name": "a", "host": "h", "group_id": self.home},
+            {"fact": "create_vfolder", "vfolder_id": self.away_vf, "name": "b", "host": "h", "group_id": self.away},
+            {"fact": "create_endpoint", "endpoint_id": self.home_ep, "name": "e", "group_id": self.home},
+            {"fact": "create_endpoint", "endpoint_id": self.away_ep, "name": "e", "group_id": self.away},
+        ]
+        answer = api.post(FACTS, facts, role="service")
+        assert answer.status_code == 200, answer.text
+
+
+def _ids(answer: Any, key: str) -> set[str]:
+    assert answer.status_code == 200, answer.text
+    return {item[key] for item in answer.json()["items"]}
+
+
+@pytest.mark.parametrize(
+    ("role", "kernels", "vfolders", "endpoints"),
+    [
+        ("superadmin", {"mine", "admins", "foreign"}, {"home_vf", "away_vf"}, {"home_ep", "away_ep"}),
+        ("service", {"mine", "admins", "foreign"}, {"home_vf", "away_vf"}, {"home_ep", "away_ep"}),
+        ("admin", {"mine", "admins"}, {"home_vf"}, {"home_ep"}),
+        ("foreign_admin", {"foreign"}, {"away_vf"}, {"away_ep"}),
+        ("user", {"mine"}, set(), set()),
+    ],
+)
+def test_each_role_reads_the_workload_it_may_and_nothing_else(
+    api: Api, role: str, kernels: set[str], vfolders: set[str], endpoints: set[str]
+) -> None:
+    w = Workload(api)
+    everything = {"kernels": ("mine", "admins", "foreign"), "vfolders": ("home_vf", "away_vf")}
+    assert _ids(api.get("/v1/kernels", role), "kernel_id") == {getattr(w, k) for k in kernels}
+    assert _ids(api.get("/v1/vfolders", role), "vfolder_id") == {getattr(w, v) for v in vfolders}
+    for name in everything["kernels"]:
+        answer = api.get(f"/v1/kernels/{getattr(w, name)}", role)
+        assert answer.status_code == (200 if name in kernels else 404), (name, answer.text)
+    for name in everything["vfolders"]:
+        answer = api.get(f"/v1/vfolders/{getattr(w, name)}", role)
+        assert answer.status_code == (200 if name in vfolders else 404), (name, answer.text)
+    for name, group in (("home_ep", w.home), ("away_ep", w.away)):
+        listed = _ids(api.get("/v1/endpoints", role, params={"group_id": group}), "endpoint_id")
+        assert listed == ({getattr(w, name)} if name in endpoints else set()), name
+        answer = api.get(f"/v1/endpoints/{getattr(w, name)}", role)
+        assert answer.status_code == (200 if name in endpoints else 404), (name, answer.text)
+    # An unknown id is the same 404 as one the caller may not see.
+    assert api.get(f"/v1/kernels/{uuid.uuid4()}", role).status_code == 404
+
+
+def test_a_kernel_reads_as_the_cli_shows_it(api: Api) -> None:
+    w = Workload(api)
+    answer = api.get(f"/v1/kernels/{w.mine}")
+    assert answer.status_code == 200 and answer.headers.get("ETag")
+    kernel = answer.json()
+    assert (kernel["kernel_id"], kernel["group_id"], kernel["status"]) == (w.mine, w.home, "RUNNING")
+    assert kernel["user_id"] == str(api.users["user"]) and kernel["terminated_at"] is None
+    assert kernel == api.ledger.queries.kernel(w.mine).to_json()  # type: ignore[union-attr]
+    vfolder = api.get(f"/v1/vfolders/{w.home_vf}").json()
+    assert vfolder == {"vfolder_id": w.home_vf, "group_id": w.home, "host": "h", "name": "a"}
+    endpoint = api.get(f"/v1/endpoints/{w.home_ep}").json()
+    assert endpoint == {"endpoint_id": w.home_ep, "group_id": w.home, "name": "e", "active": True}
+
+
+def test_lists_page_by_after_and_refuse_bad_filters_by_name(api: Api) -> None:
+    w = Workload(api)
+    for path, key, whole in (("/v1/kernels", "kernel_id", 3), ("/v1/vfolders", "vfolder_id", 2)):
+        everything = [item[key] for item in api.get(path).json()["items"]]
+        assert len(everything) == whole
+        paged: list[str] = []
+        params: dict[str, Any] = {"limit": 1}
+        while True:
+            answer = api.get(path, params=params).json()
+            paged += [item[key] for item in answer["items"]]
+            if answer["next_after"] is None:
+                break
+            params["after"] = answer["next_after"]
+        assert paged == everything, path
+    # The admin's vfolders page within what they see.
+    first = api.get("/v1/vfolders", "admin", params={"limit": 1}).json()
+    assert [v["vfolder_id"] for v in first["items"]] == [w.home_vf] and first["next_after"] is None
+    running = api.get("/v1/kernels", params={"status": "running", "group_id": w.home}).json()["items"]
+    assert [k["kernel_id"] for k in running] == [w.mine, w.admins]
+    for path, params, field in (
+        ("/v1/kernels", {"status": "SLEEPING"}, "status"),
+        ("/v1/kernels", {"after": "k1"}, "after"),
+        ("/v1/kernels", {"since": "yesterday"}, "since"),
+        ("/v1/vfolders", {"group_id": "nope"}, "group_id"),
+        ("/v1/endpoints", {"group_id": "nope"}, "group_id"),
+    ):
+        answer = api.get(path, params=params)
+        assert answer.status_code == 400, (path, params, answer.text)
+        assert answer.json()["field"] == field, answer.json()
