@@ -213,20 +213,14 @@ def _entry_visible(call: Call, entry: SessionEntry) -> bool:
     return _sees(call, entry.domain_name, entry.user_id, entry.access_key)
 
 
-def _after(call: Call, found: list[SessionEntry], after: str) -> list[SessionEntry]:
-    """The sessions of `found` (in the list's order: enqueue time, then id) after the
-    cursor, a session id of the previous page. It is placed by its own enqueue time and
-    id, so a page goes on where the last ended even when that session has left the filter
-    since (scheduled while a platform pages through the PENDING ones); a session the
-    caller may not see places nothing, as an unknown one."""
-    ids = [s.session_id for s in found]
-    if after in ids:
-        return found[ids.index(after) + 1 :]
+def _cursor_visible(call: Call, after: str) -> bool:
+    """Whether the cursor, a session id of the previous page, is one the caller may see.
+    It is placed by its own enqueue time and id (`after_row`), so a page goes on where the
+    last ended even when that session has left the filter since (scheduled while a
+    platform pages through the PENDING ones); a session the caller may not see places
+    nothing, as an unknown one."""
     cursor = call.ledger.queries.session(parse_uuid(after, "after"))
-    if cursor is None or not _entry_visible(call, cursor.session):
-        return []
-    last = (cursor.session.enqueued_at, cursor.session.session_id)
-    return [s for s in found if (s.enqueued_at, s.session_id) > last]
+    return cursor is not None and _entry_visible(call, cursor.session)
 
 
 def _object(payload: Any, path_id: str | None = None) -> dict[str, Any]:
@@ -260,17 +254,18 @@ def list_sessions(
     if scope is None:
         return {"items": [], "next_after": None}
     call.wait_for(min_position)
-    # An admin's list is narrowed to their domain in SQL; a user's to what they own here.
+    if after is not None and not _cursor_visible(call, after):
+        return {"items": [], "next_after": None}
+    # An admin's list is narrowed to their domain in SQL, and the page stops there (a
+    # platform pages through every session without reading them all again per page); a
+    # user's is narrowed to what they own here, after the SQL.
     domain = call.caller.domain_name if scope is ReadScope.DOMAIN else None
-    # Only an unfiltered first page can stop in SQL (a cursor or a user's filter is applied here).
-    sql_limit = fetch_limit(limit) if after is None and scope is not ReadScope.OWN else None
+    sql_limit = fetch_limit(limit) if scope is not ReadScope.OWN else None
     found = call.ledger.queries.sessions(
-        status, access_key=access_key, group_id=group_id, domain_name=domain, limit=sql_limit
+        status, access_key=access_key, group_id=group_id, domain_name=domain, limit=sql_limit, after=after
     )
     if scope is ReadScope.OWN:
         found = [s for s in found if _entry_visible(call, s)]
-    if after is not None:
-        found = _after(call, found, after)
     more = limit is not None and len(found) > limit
     shown = found[:limit] if limit is not None else found
     return {

@@ -276,3 +276,26 @@ def test_list_pages_and_filters(api: Api, world: World) -> None:
     assert [s["session_id"] for s in mine] == [other]
     group = api.get(BASE, params={"group_id": world.groups[HOME], "limit": 10}).json()["items"]
     assert len(group) == 4
+
+
+def test_a_page_after_a_cursor_reads_one_page_of_sessions_not_all_of_them(
+    api: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page with a cursor read every session of the filter and cut the page out in
+    Python: paging a platform's whole list read it all again per page. The cursor now
+    stops the read in SQL, as the first page's limit does."""
+    ids = [world.enqueue() for _ in range(12)]
+    read: list[int] = []
+    sessions = api.ledger.queries.sessions
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        found = sessions(*args, **kwargs)
+        read.append(len(found))
+        return found
+
+    monkeypatch.setattr(api.ledger.queries, "sessions", counted)
+    for role in ("superadmin", "service", "admin"):
+        read.clear()
+        page = api.get(BASE, params={"limit": 3, "after": ids[4]}, role=role).json()
+        assert [s["session_id"] for s in page["items"]] == ids[5:8] and page["next_after"] == ids[7], role
+        assert read == [4], role  # the page and one more, to know that another follows
