@@ -32,6 +32,7 @@ from adapters.http.idempotency import MAX_KEY_LENGTH, IdempotentResponses
 from adapters.http.methods import HeadAsGet
 from adapters.http.paths import EncodedSlashes
 from adapters.http.routes import ROUTERS
+from adapters.http.times import LedgerJSONResponse
 from domain.errors import ConfigurationError, InsufficientPermission, LedgerError
 
 DEFAULT_THREADS = 15
@@ -84,6 +85,7 @@ def create_app(
         version="1",
         summary="An event-sourced ledger of compute resource policies, keypairs, users, domains and groups.",
         lifespan=lifespan,
+        default_response_class=LedgerJSONResponse,
     )
     problems.install(app)
     for router in ROUTERS:

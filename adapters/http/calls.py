@@ -29,6 +29,7 @@ from adapters.bootstrap import Ledger
 from adapters.http.auth import Caller, authenticate_request, ledger_of, presented_token
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.idempotency import IdempotentResponses, StoredResponse, request_hash
+from adapters.http.times import LedgerJSONResponse, utc_z
 from adapters.store.scope import IdempotencyClaim, WriteScope, write_scope
 from domain.actions import ActionProcessor, BaseAction, BaseActionResult
 from domain.entity import Entity
@@ -123,7 +124,7 @@ class Call:
                 version = self.version_of(entity_id)
             if version is not None:
                 headers["ETag"] = entity_tag(version)
-        content = json.dumps(jsonable_encoder(render(result)), ensure_ascii=True, allow_nan=False)
+        content = json.dumps(utc_z(jsonable_encoder(render(result))), ensure_ascii=True, allow_nan=False)
         if claim is not None:
             responses.store(claim.key, claim.request_hash, StoredResponse(status, headers, content), before)
         return Response(content, status_code=status, headers=headers, media_type="application/json")
@@ -310,4 +311,4 @@ Body = Annotated[Any, Depends(json_body)]
 
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(jsonable_encoder(data), status_code=status, headers=headers)
+    return LedgerJSONResponse(jsonable_encoder(data), status_code=status, headers=headers)
