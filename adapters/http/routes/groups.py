@@ -89,8 +89,8 @@ def _stream(group_id: str) -> uuid.UUID | None:
 
 
 def _group(call: Call, group_id: str) -> GroupData | None:
-    stream = _stream(group_id)
-    return None if stream is None else call.ledger.queries.group(stream)
+    """The group a read names (a malformed id is a 400 naming `group_id`, as a write's)."""
+    return call.ledger.queries.group(parse_uuid(group_id, "group_id"))
 
 
 def _sees(call: Call, group: GroupData) -> bool:

@@ -190,5 +190,10 @@ def test_bad_input_names_the_field(api: Api) -> None:
     assert active.status_code == 400 and active.json()["field"] == "is_active"
     not_an_id = api.patch(f"{BASE}/not-a-uuid", {"description": "d"})
     assert not_an_id.status_code == 400 and not_an_id.json()["field"] == "group_id"
-    assert api.get(f"{BASE}/not-a-uuid").status_code == 404
+    # A read names the malformed id as the writes, history and the user and session reads do.
+    for path in (f"{BASE}/not-a-uuid", f"{BASE}/not-a-uuid/members", f"{BASE}/not-a-uuid/history"):
+        for role in ("superadmin", "admin", "user"):
+            read = api.get(path, role=role)
+            assert read.status_code == 400 and read.json()["field"] == "group_id", (path, role, read.text)
+            assert read.json()["detail"] == "group_id: 'not-a-uuid' is not a UUID"
     assert api.get(BASE, params={"active": "maybe"}).json()["field"] == "active"
