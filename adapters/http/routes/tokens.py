@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
+from pydantic import BeforeValidator
 
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -21,13 +22,25 @@ from adapters.http.routes.common import READ_ERRORS, WRITE_ERRORS, After, Limit,
 from adapters.http.schema import body
 from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters
+from domain.parsers import parse_uuid
 from domain.token import IssueTokenAction, RevokeTokenAction, Token, TokenData
 
 TOKEN = EntityType.TOKEN
 ISSUED_TOPIC = "domain.token.aggregate:Token.TokenIssued"
 _BATCH = 1000
 router = APIRouter(route_class=LedgerRoute, prefix="/tokens", tags=["tokens"])
-TokenId = Annotated[uuid.UUID, Path(description="The token's id (from issue or the list).")]
+
+
+def _token_id(raw: str) -> uuid.UUID:
+    # Parsed by the ledger's parser, so a typo is refused in the words a user's id gets.
+    return parse_uuid(raw, "token_id")
+
+
+TokenId = Annotated[
+    uuid.UUID,
+    Path(description="The token's id (from issue or the list).", json_schema_extra={"format": "uuid"}),
+    BeforeValidator(_token_id),
+]
 
 
 @dataclass(frozen=True)

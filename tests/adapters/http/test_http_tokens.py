@@ -149,3 +149,11 @@ def test_refusals_name_the_field(api: Api) -> None:
     elsewhere = api.post(BASE, {"user_id": str(api.foreign_user), "role": "user", "domain_name": "alpha"})
     assert elsewhere.status_code in (400, 404) and elsewhere.json()["field"] == "user_id"
     assert api.get(f"{BASE}/not-a-uuid").status_code == 400
+
+
+def test_a_malformed_token_id_is_refused_in_the_ledgers_words(api: Api) -> None:
+    """As a user's or a session's id is (not in the request parser's own words)."""
+    for answer in (api.get(f"{BASE}/not-a-uuid"), api.post(f"{BASE}/not-a-uuid/revoke", None)):
+        assert answer.status_code == 400 and answer.json()["field"] == "token_id"
+        assert answer.json()["detail"] == "token_id: 'not-a-uuid' is not a UUID"
+    assert api.get("/v1/users/not-a-uuid").json()["detail"] == "user_id: 'not-a-uuid' is not a UUID"
