@@ -285,14 +285,72 @@ async def json_body(request: Request) -> Any:
     raw = await _bounded_body(request)
     if not raw:
         raise InvalidAPIParameters("a JSON body is required", field="body")
+    repeated: list[bool] = []
     try:
-        parsed = json.loads(raw, parse_constant=_no_constant, parse_float=json_float)
+        parsed = json.loads(
+            raw, parse_constant=_no_constant, parse_float=json_float, object_pairs_hook=_members(repeated)
+        )
     except (ValueError, RecursionError):
         raise InvalidAPIParameters("is not valid JSON", field="body") from None
+    if repeated:
+        try:
+            where = _repeated_member(parsed)
+        except RecursionError:  # nested as deep as the parser allows: named as the whole body
+            where = "body"
+        raise InvalidAPIParameters("given twice in one object", field=where)
     if not isinstance(parsed, dict) and _object_only(request):
         # Else the domain model would refuse it in pydantic's words, naming its own argument.
         raise InvalidAPIParameters("expected a JSON object", field="body")
     return parsed
+
+
+class _Repeated(dict[str, Any]):
+    """A JSON object that gave the member `repeated` more than once."""
+
+    repeated = ""
+
+
+MAX_FIELD_NAME = 120  # characters of a repeated member's path named back (a key may be a megabyte)
+
+
+def _members(repeated: list[bool]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """`json.loads`'s object hook: JSON leaves a repeated member's meaning open and Python
+    keeps the last, so `{"cpu": 1, "cpu": 2}` stored 2 (the CLI refuses a slot given twice)
+    and bodies read otherwise by a proxy shared one idempotency hash. The object is marked
+    (and `repeated` told) to be refused once parsed, naming where."""
+
+    def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        if len(found) == len(pairs):
+            return found
+        marked = _Repeated(found)
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                marked.repeated = key
+                break
+            seen.add(key)
+        repeated.append(True)
+        return marked
+
+    return members
+
+
+def _repeated_member(data: Any, where: str = "") -> str | None:
+    """The path of the first repeated member (`a.b`, `[2].name`), bounded in length."""
+    if isinstance(data, _Repeated):
+        path = f"{where}.{data.repeated}" if where else data.repeated
+        return path if len(path) <= MAX_FIELD_NAME else path[:MAX_FIELD_NAME] + "..."
+    inner: Any = ()
+    if isinstance(data, dict):
+        inner = ((f"{where}.{key}" if where else key, value) for key, value in data.items())
+    elif isinstance(data, list):
+        inner = ((f"{where}[{index}]", value) for index, value in enumerate(data))
+    for path, value in inner:
+        found = _repeated_member(value, path)
+        if found is not None:
+            return found
+    return None
 
 
 def _object_only(request: Request) -> bool:

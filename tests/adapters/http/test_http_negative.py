@@ -423,6 +423,30 @@ def test_json_constants_nan_and_infinity(api: Api) -> None:
     assert _stored(api) == before
 
 
+def test_a_member_given_twice_is_refused_not_read_as_the_last(api: Api) -> None:
+    """JSON leaves a repeated member's meaning open (RFC 8259): Python kept the last, so
+    `{"cpu": 1, "cpu": 2}` stored 2 where the CLI refuses a slot given twice, and two bodies
+    a proxy reads differently shared one idempotency hash. It is refused, naming where."""
+    before = _stored(api)
+    cases = {
+        b'{"name": "p", "name": "q"}': "name",
+        b'{"name": "p", "total_resource_slots": {"cpu": 1, "cpu": 2}}': "total_resource_slots.cpu",
+        b'{"name": "p", "allowed_vfolder_hosts": {"local": [], "nfs": [], "local": ["mount-in-session"]}}': (
+            "allowed_vfolder_hosts.local"
+        ),
+    }
+    for content, field in cases.items():
+        refused = _send_raw(api, "POST", POLICIES, content)
+        _assert_refused(refused, field, content.decode())
+        assert "given twice" in refused.json()["detail"], refused.text
+    fact = b'{"fact": "create_endpoint", "endpoint_id": "%s", "group_id": "%s", "name": "e", "name": "f"}' % (
+        str(uuid.uuid4()).encode(),
+        str(uuid.uuid4()).encode(),
+    )
+    _assert_refused(_send_raw(api, "POST", "/v1/workload/facts", b"[" + fact + b"]"), "[0].name", "batch")
+    assert _stored(api) == before
+
+
 def test_path_parameters_that_are_too_long(api: Api) -> None:
     before = _stored(api)
     checked = 0
