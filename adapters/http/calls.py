@@ -290,7 +290,11 @@ async def json_body(request: Request) -> Any:
         parsed = json.loads(
             raw, parse_constant=_no_constant, parse_float=json_float, object_pairs_hook=_members(repeated)
         )
-    except (ValueError, RecursionError):
+    except RecursionError:  # valid JSON the parser cannot go into: not a syntax error to look for
+        raise InvalidAPIParameters(
+            "is nested too deeply (arrays and objects within each other)", field="body"
+        ) from None
+    except ValueError:
         raise InvalidAPIParameters("is not valid JSON", field="body") from None
     if repeated:
         try:

@@ -447,6 +447,21 @@ def test_a_member_given_twice_is_refused_not_read_as_the_last(api: Api) -> None:
     assert _stored(api) == before
 
 
+def test_a_body_nested_past_the_parser_is_refused_as_such_not_as_invalid_json(api: Api) -> None:
+    """Valid JSON nested deeper than the parser goes was called "not valid JSON": the
+    platform that sent it looked for a syntax error that is not there."""
+    before = _stored(api)
+    for content in (
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"name": "p", "total_resource_slots": ' + b'{"a":' * 100_000 + b"1" + b"}" * 100_001,
+    ):
+        refused = _send_raw(api, "POST", POLICIES, content)
+        _assert_refused(refused, "body", "deep")
+        assert refused.json()["detail"] == "body: is nested too deeply (arrays and objects within each other)"
+    assert _send_raw(api, "POST", POLICIES, b"{").json()["detail"] == "body: is not valid JSON"
+    assert _stored(api) == before
+
+
 def test_path_parameters_that_are_too_long(api: Api) -> None:
     before = _stored(api)
     checked = 0
