@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -232,13 +233,38 @@ async def current_call(request: Request, presented: Annotated[str, Depends(prese
 
 class LedgerRoute(APIRoute):
     """A route whose endpoint authenticates its `Call` first, on the endpoint's own worker
-    thread (the token read is I/O; one thread hop per request, not two)."""
+    thread (the token read is I/O; one thread hop per request, not two), then refuses a
+    query parameter the route does not take."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, _authenticating(endpoint), **kwargs)
+        known: set[str] = set()
+        super().__init__(path, _authenticating(endpoint, known), **kwargs)
+        known.update(_query_names(self.dependant))
+        if self.methods is not None and self.methods & {"GET", "HEAD"}:
+            known.add(READ_POSITION)  # read-your-writes asked of every read, as the README says
 
 
-def _authenticating(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+READ_POSITION = "min_position"
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route and its dependencies read, as a client names them."""
+    names = {param.alias for param in dependant.query_params}
+    for inner in dependant.dependencies:
+        names |= _query_names(inner)
+    return names
+
+
+def _only_known_parameters(request: Request, known: set[str]) -> None:
+    """A body's unknown field is refused; so is a query's: ignored, a typo of a filter
+    (`?stauts=PENDING`) answered every session as if they were the filtered ones."""
+    for name in request.query_params:
+        if name not in known:
+            taken = ", ".join(sorted(known)) or "none"
+            raise InvalidAPIParameters(f"is not a parameter of this route (it takes: {taken})", field=name[:120])
+
+
+def _authenticating(endpoint: Callable[..., Any], known: set[str]) -> Callable[..., Any]:
     hints = typing.get_type_hints(endpoint, include_extras=True)
     signature = inspect.signature(endpoint)
     # Resolved annotations: FastAPI would resolve strings in this module's globals, not the route's.
@@ -252,6 +278,7 @@ def _authenticating(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         for value in kwargs.values():
             if isinstance(value, Call):
                 value.authenticate()
+                _only_known_parameters(value.request, known)
         return endpoint(*args, **kwargs)
 
     authenticated.__signature__ = resolved  # type: ignore[attr-defined]

@@ -462,6 +462,36 @@ def test_a_body_nested_past_the_parser_is_refused_as_such_not_as_invalid_json(ap
     assert _stored(api) == before
 
 
+def test_an_unknown_query_parameter_is_refused_not_ignored(api: Api) -> None:
+    """A body's unknown field is refused; a query's was ignored, so a platform's typo of a
+    filter (`?stauts=PENDING`) read every session as if filtered. Every read route now
+    refuses one, naming it; a read route's `min_position` is known to all of them."""
+    checked = 0
+    given = {"from": "1", "to": "1", "start_date": "20240101", "end_date": "20240102"}
+    for method, template, operation in _operations(api):
+        if method != "GET" or not template.startswith("/v1/"):
+            continue
+        path = _filled(template)
+        required = {p["name"]: given[p["name"]] for p in _params(operation, "query") if p.get("required")}
+        typo = {**required, "stauts": "PENDING"}
+        refused = api.client.get(path, params=typo, headers=api.as_("superadmin"))
+        _assert_refused(refused, "stauts", f"GET {template}")
+        assert "not a parameter" in refused.json()["detail"], refused.text
+        for role in ("superadmin", "user"):
+            known = api.client.get(path, params={**required, "min_position": 0}, headers=api.as_(role))
+            assert known.status_code != 400 or known.json()["field"] != "min_position", (template, known.text)
+        checked += 1
+    assert checked >= 30
+    before = _stored(api)
+    typo = api.client.post(
+        f"/v1/groups/{uuid.uuid4()}/purge", params={"accept_clear_histroy": "true"}, headers=api.as_("superadmin")
+    )
+    _assert_refused(typo, "accept_clear_histroy", "purge")
+    assert _stored(api) == before
+    unauthenticated = api.client.get("/v1/sessions", params={"stauts": "PENDING"})
+    assert unauthenticated.status_code == 401  # who is calling is asked first
+
+
 def test_path_parameters_that_are_too_long(api: Api) -> None:
     before = _stored(api)
     checked = 0
