@@ -158,13 +158,13 @@ def _compact(field: str, value: Any) -> str:
         hosts = [h if sorted(p) == full else f"{h}({', '.join(p)})" for h, p in value.items()]
         return ", ".join(hosts) or "-"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_quantity(k, v)}" for k, v in value.items()) or "-"
+        return ", ".join(f"{k}={quantity(k, v)}" for k, v in value.items()) or "-"
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "-"
     return str(value) if value != "" else '""'
 
 
-def _quantity(slot: str, value: Any) -> str:
+def quantity(slot: str, value: Any) -> str:
     """Byte slots in the largest binary unit that divides them exactly (274877906944 -> 256g)."""
     text = str(value)
     if KNOWN_SLOTS.get(slot) is not SlotKind.BYTES or not text.isdigit() or int(text) == 0:

@@ -18,7 +18,18 @@ from rich import box
 from adapters.cli.app import State, state_of
 from adapters.cli.options import parse_slot_assignments
 from adapters.cli.paging import LimitOption, after_option, fetch_size, output_page
-from adapters.cli.render import SHORT, SafeTable, fields_table, fmt, plural, print_table, safe, shortener, utc_time
+from adapters.cli.render import (
+    SHORT,
+    SafeTable,
+    fields_table,
+    fmt,
+    plural,
+    print_table,
+    quantity,
+    safe,
+    shortener,
+    utc_time,
+)
 from domain.catalog import EntityType
 
 if TYPE_CHECKING:
@@ -46,23 +57,25 @@ def _policy_ref(policy: dict[str, Any]) -> str:
     return f"{policy.get('name')!r} ({policy.get('source')}, version {policy.get('version')})"
 
 
+AMOUNTS = ("requested", "used", "allowed")
+
+
 def checks_table(checks: list[dict[str, Any]], title: str) -> Table:
     """The limits a decision weighed, one per row: the limit (`field.slot` for a slot),
     whose it is (scope and id: a group's UUID shortened to 8 characters, --json gives it
-    whole), requested, used and allowed. Fits 80 columns; a long limit folds."""
+    whole), requested, used and allowed (a byte slot in binary units, as `policy show`
+    writes it: 3g, not 3221225472). Fits 80 columns; a long limit folds."""
     table = SafeTable(title=title, box=box.SIMPLE_HEAD)
     table.add_column("limit", overflow="fold", min_width=12)
     table.add_column("scope", overflow="fold", min_width=8)
-    for header in ("requested", "used", "allowed"):
+    for header in AMOUNTS:
         table.add_column(header, justify="right", overflow="fold")
     for check in checks:
-        limit = check["limit"] if check.get("slot") is None else f"{check['limit']}.{check['slot']}"
+        slot = check.get("slot")
+        limit = check["limit"] if slot is None else f"{check['limit']}.{slot}"
+        amounts = (str(check[key]) if slot is None else quantity(slot, check[key]) for key in AMOUNTS)
         table.add_row(
-            safe(limit),
-            f"{safe(check['scope'])} {safe(str(check['scope_id'])[:SHORT])}",
-            safe(str(check["requested"])),
-            safe(str(check["used"])),
-            safe(str(check["allowed"])),
+            safe(limit), f"{safe(check['scope'])} {safe(str(check['scope_id'])[:SHORT])}", *map(safe, amounts)
         )
     return table
 

@@ -130,3 +130,20 @@ def test_policy_effective(db: str) -> None:
 def test_enqueue_help_says_the_keypair_is_not_the_actor(db: str) -> None:
     text = stdout_of(db, "session", "enqueue", "--help")
     assert "--keypair" in text and "actor" in text
+
+
+def test_byte_slots_in_a_decision_read_in_binary_units(db: str) -> None:
+    """A memory limit weighed was printed in bytes (3221225472 against 4294967296), which
+    folded the limit's name at 80 columns; it reads as `policy show` writes it. --json
+    keeps the exact numbers."""
+    with open_ledger(db) as opened:
+        group = str(SessionWorld(opened, total_resource_slots={"cpu": "4", "mem": "4g"}).group_id)
+    _enqueue(db, group, S1, "cpu=1", "mem=3g")
+    ok(db, "session", "schedule", S1)
+    _enqueue(db, group, S2, "cpu=1", "mem=1536m")
+    deferred = ledger(db, "session", "schedule", S2, columns=80)
+    _fits(deferred.stdout)
+    rows = [line.split() for line in deferred.stdout.splitlines()]
+    assert ["total_resource_slots.mem", "keypair", "AK", "1536m", "3g", "4g"] in rows
+    (reason,) = as_json(db, "session", "schedule", S2)["reasons"]
+    assert (reason["requested"], reason["used"], reason["allowed"]) == ("1610612736", "3221225472", "4294967296")
