@@ -119,7 +119,7 @@ class Queries:
         self._usage = SqlUsageReader(read_models, runner, projections)
         self._usage_projection = projections.usage
         # Kernels and vfolders, from the usage read model (adapters/read/workload.py).
-        self.workload = WorkloadQueries(read_models, runner, projections.usage)
+        self.workload = WorkloadQueries(read_models, runner, projections.usage, projections.groups)
         self.kernels, self.kernel = self.workload.kernels, self.workload.kernel
         self.vfolders, self.vfolder = self.workload.vfolders, self.workload.vfolder
         # Endpoints have no read model: read from the event store (adapters/read/workload.py).

@@ -32,6 +32,8 @@ from domain.shown import shown
 from domain.times import as_utc, parse_time
 from domain.workload import Endpoint
 from projections.database import ReadModelDatabase
+from projections.groups import GroupsProjection
+from projections.projection import Projection
 from projections.runner import ProjectionRunner
 from projections.usage import UsageProjection
 
@@ -104,15 +106,23 @@ def _id_or_none(raw: Any, field: str) -> str | None:
 
 
 class WorkloadQueries:
-    def __init__(self, read_models: ReadModelDatabase, runner: ProjectionRunner, usage: UsageProjection) -> None:
+    def __init__(
+        self,
+        read_models: ReadModelDatabase,
+        runner: ProjectionRunner,
+        usage: UsageProjection,
+        groups: GroupsProjection,
+    ) -> None:
         self._db = read_models
         self._runner = runner
         self._usage = usage
+        self._groups = groups  # a vfolder's domain is its group's
 
-    def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+    def _rows(self, statement: sa.Executable, *also: Projection) -> list[sa.Row[Any]]:
         # Read-your-writes, then refuse to answer from a stalled read model (as Queries._rows).
         self._runner.catch_up()
-        self._runner.require(self._usage)
+        for projection in (self._usage, *also):
+            self._runner.require(projection)
         with self._db.connect() as conn:
             return list(conn.execute(statement))
 
@@ -172,20 +182,29 @@ class WorkloadQueries:
         host: str | None = None,
         limit: int | None = None,
         after: uuid.UUID | str | None = None,
+        *,
+        domain_name: str | None = None,
     ) -> list[VFolderEntry]:
-        """Vfolders, ordered by (name, vfolder_id); `after`: the id of the last vfolder of
+        """Vfolders, ordered by (name, vfolder_id); `domain_name`: only those of the
+        domain's groups (what its admin may read). `after`: the id of the last vfolder of
         the previous page (`after_row`)."""
         v = self._usage.vfolders
         conditions: list[sa.ColumnElement[bool]] = []
+        also: list[Projection] = []
         if group_id is not None:
             conditions.append(v.c.group_id == str(parse_uuid(group_id, "group_id")))
+        if domain_name is not None:
+            groups = self._groups.rows
+            in_domain = groups.c.fields["domain_name"].as_string() == parse_name(domain_name, "domain_name")
+            conditions.append(v.c.group_id.in_(self._groups.live().with_only_columns(groups.c.key).where(in_domain)))
+            also.append(self._groups)
         if host is not None:
             conditions.append(v.c.host == parse_name(host, "host"))
         if after is not None:
             conditions.append(after_row(v.c.name, v.c.vfolder_id, str(parse_uuid(after, "after"))))
         bound = None if limit is None else parse_positive_int(limit, "limit")
         statement = sa.select(v).where(*conditions).order_by(v.c.name, v.c.vfolder_id).limit(bound)
-        return [VFolderEntry(**row._asdict()) for row in self._rows(statement)]
+        return [VFolderEntry(**row._asdict()) for row in self._rows(statement, *also)]
 
     @checked
     def vfolder(self, vfolder_id: uuid.UUID | str) -> VFolderEntry | None:

@@ -237,3 +237,18 @@ def test_kernels_and_vfolders_page_after_a_cursor(ledger_url: str) -> None:
         with pytest.raises(InvalidAPIParameters) as bad:
             ledger.queries.vfolders(after="vf1")
         assert bad.value.field == "after"
+
+
+def test_vfolders_of_a_domain_are_those_of_its_groups(ledger_url: str) -> None:
+    """What a domain's admin reads over HTTP: narrowed in SQL through the groups read model
+    (a soft-deleted group's vfolders included, as the group itself still is)."""
+    with open_ledger(ledger_url) as ledger:
+        home, other = create_group(ledger, "one", "d1").id, create_group(ledger, "two", "d2").id
+        kept = create_group(ledger, "three", "d1").id
+        a, b = vfolder(ledger, home, "a"), vfolder(ledger, other, "b")
+        c = vfolder(ledger, kept, "c")
+        delete_group(ledger, kept)
+        assert ids(ledger.queries.vfolders(domain_name="d1")) == [a, c]
+        assert ids(ledger.queries.vfolders(domain_name="d2")) == [b]
+        assert ids(ledger.queries.vfolders(domain_name="d1", limit=1, after=a)) == [c]
+        assert ledger.queries.vfolders(domain_name="nowhere") == []
