@@ -467,7 +467,7 @@ def test_an_unknown_query_parameter_is_refused_not_ignored(api: Api) -> None:
     filter (`?stauts=PENDING`) read every session as if filtered. Every read route now
     refuses one, naming it; a read route's `min_position` is known to all of them."""
     checked = 0
-    given = {"from": "1", "to": "1", "start_date": "20240101", "end_date": "20240102"}
+    given = {"from": "1", "to": "1", "start_date": "20240101", "end_date": "20240102", "group_id": str(uuid.uuid4())}
     for method, template, operation in _operations(api):
         if method != "GET" or not template.startswith("/v1/"):
             continue
