@@ -15,6 +15,7 @@ import inspect
 import json
 import threading
 import time
+import types
 import typing
 import uuid
 from collections.abc import Callable, Coroutine
@@ -237,34 +238,48 @@ class LedgerRoute(APIRoute):
     query parameter the route does not take."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        known: set[str] = set()
+        known: dict[str, bool] = {}  # query parameter -> whether it takes many values
         super().__init__(path, _authenticating(endpoint, known), **kwargs)
         known.update(_query_names(self.dependant))
         if self.methods is not None and self.methods & {"GET", "HEAD"}:
-            known.add(READ_POSITION)  # read-your-writes asked of every read, as the README says
+            known.setdefault(READ_POSITION, False)  # read-your-writes asked of every read, as the README says
 
 
 READ_POSITION = "min_position"
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    """The query parameters a route and its dependencies read, as a client names them."""
-    names = {param.alias for param in dependant.query_params}
+def _query_names(dependant: Dependant) -> dict[str, bool]:
+    """The query parameters a route and its dependencies read, as a client names them, and
+    whether each takes many values (a list)."""
+    names = {param.alias: _takes_many(param.field_info.annotation) for param in dependant.query_params}
     for inner in dependant.dependencies:
-        names |= _query_names(inner)
+        names.update(_query_names(inner))
     return names
 
 
-def _only_known_parameters(request: Request, known: set[str]) -> None:
+def _takes_many(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes_many(each) for each in typing.get_args(annotation))
+    return origin in (list, set, frozenset, tuple)
+
+
+def _only_known_parameters(request: Request, known: dict[str, bool]) -> None:
     """A body's unknown field is refused; so is a query's: ignored, a typo of a filter
-    (`?stauts=PENDING`) answered every session as if they were the filtered ones."""
-    for name in request.query_params:
+    (`?stauts=PENDING`) answered every session as if they were the filtered ones. A value
+    given twice to a parameter that takes one was read as the last, which a platform took
+    for both (`?status=PENDING&status=RUNNING`)."""
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
         if name not in known:
             taken = ", ".join(sorted(known)) or "none"
             raise InvalidAPIParameters(f"is not a parameter of this route (it takes: {taken})", field=name[:120])
+        if name in seen and not known[name]:
+            raise InvalidAPIParameters("given more than once: it takes one value", field=name)
+        seen.add(name)
 
 
-def _authenticating(endpoint: Callable[..., Any], known: set[str]) -> Callable[..., Any]:
+def _authenticating(endpoint: Callable[..., Any], known: dict[str, bool]) -> Callable[..., Any]:
     hints = typing.get_type_hints(endpoint, include_extras=True)
     signature = inspect.signature(endpoint)
     # Resolved annotations: FastAPI would resolve strings in this module's globals, not the route's.

@@ -492,6 +492,22 @@ def test_an_unknown_query_parameter_is_refused_not_ignored(api: Api) -> None:
     assert unauthenticated.status_code == 401  # who is calling is asked first
 
 
+def test_a_query_parameter_given_twice_is_refused_unless_it_takes_many(api: Api) -> None:
+    """`?status=PENDING&status=RUNNING` read as RUNNING alone (the last), which a platform
+    took for both; a parameter that takes one value is refused when given twice. One that
+    takes many (usage's `group_id`) still takes each."""
+    twice = api.client.get(
+        "/v1/sessions", params=[("status", "PENDING"), ("status", "RUNNING")], headers=api.as_("superadmin")
+    )
+    _assert_refused(twice, "status", "status twice")
+    assert "given more than once" in twice.json()["detail"]
+    limit = api.client.get(POLICIES, params=[("limit", "1"), ("limit", "1")], headers=api.as_("superadmin"))
+    _assert_refused(limit, "limit", "limit twice, even alike")
+    groups = [("group_id", str(uuid.uuid4())), ("group_id", str(uuid.uuid4()))]
+    many = api.client.get("/v1/usage/month/202401", params=groups, headers=api.as_("superadmin"))
+    assert many.status_code == 200, many.text
+
+
 def test_path_parameters_that_are_too_long(api: Api) -> None:
     before = _stored(api)
     checked = 0
