@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -130,6 +131,24 @@ def not_found(entity_type: str, entity_id: str) -> ObjectNotFound:
     )
 
 
+PLUS_HINT = "a '+' in a URL query reads as a space: send it as %2B"
+
+
+def _plus_explained(request: Request, exc: LedgerError) -> LedgerError:
+    """A refused query value that was typed with a `+` (a time's offset, as a time is
+    written) reached the route with a space there; the refusal says so, else the platform
+    is left to wonder why `...T00:00:00+09:00` is no time."""
+    field = exc.field if isinstance(exc, InvalidAPIParameters) else None
+    if field is None or PLUS_HINT in exc.message:
+        return exc
+    for pair in request.url.query.split("&"):
+        name, _, value = pair.partition("=")
+        if "+" in value and unquote_plus(name) == field:
+            exc.message = f"{exc.message} ({PLUS_HINT})"
+            break
+    return exc
+
+
 def install(app: FastAPI) -> None:
     """Registers the handlers that turn every error into a problem document."""
 
@@ -137,13 +156,15 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, LedgerError)
         if isinstance(exc, IdempotentRequestApplied):
             return problem(exc.status, exc.code, exc.message)
-        return ledger_problem(exc)
+        return ledger_problem(_plus_explained(request, exc))
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         refusals = [_refusal(error) for error in exc.errors()[: InvalidAPIParameters.MOST_NAMED]]
         if len(refusals) < 2 or not isinstance(refusals[0], InvalidAPIParameters):
-            return ledger_problem(refusals[0] if refusals else InvalidAPIParameters("is invalid"))
+            return ledger_problem(
+                _plus_explained(request, refusals[0]) if refusals else InvalidAPIParameters("is invalid")
+            )
         return ledger_problem(InvalidAPIParameters.joined(r for r in refusals if isinstance(r, InvalidAPIParameters)))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:

@@ -139,3 +139,22 @@ def test_verify_reports_the_intact_chain_to_a_superadmin_only(api: Api) -> None:
     for role in ("admin", "user", "service", "foreign_admin"):
         hidden = api.get("/v1/verify", role=role)
         assert hidden.status_code == 404 and hidden.headers["content-type"] == "application/problem+json"
+
+
+def test_a_plus_sent_unencoded_in_a_query_time_is_named_as_the_cause(api: Api) -> None:
+    """`?at=2025-01-01T00:00:00+09:00` as typed reaches the server as `... 09:00` (a `+` in
+    a query is a space): the refusal quoted the space, leaving the platform to guess why
+    a valid time was not one. It now says how to send the `+`; a `%2B` is read as it is."""
+    hint = "a '+' in a URL query reads as a space: send it as %2B"
+    for path in (
+        "/v1/keypair-resource-policies/default/state?at=2100-01-01T00:00:00+09:00",
+        "/v1/audit?since=2025-01-01T00:00:00+00:00",
+        "/v1/sessions/due?now=2025-01-01T00:00:00+00:00",
+    ):
+        refused = api.client.get(path, headers=api.as_("superadmin"))
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["detail"].endswith(f"({hint})"), refused.text
+    encoded = api.get("/v1/keypair-resource-policies/default/state?at=2100-01-01T00:00:00%2B09:00")
+    assert encoded.status_code == 200, encoded.text
+    other = api.client.get("/v1/audit?since=garbage", headers=api.as_("superadmin"))
+    assert hint not in other.json()["detail"]
