@@ -106,7 +106,11 @@ def test_bad_input_names_the_field(api: Api) -> None:
     start = api.get(PERIOD, params={"start_date": "2024-10-01", "end_date": "20241031"})
     assert start.status_code == 400 and start.json()["field"] == "start_date"
     long = api.get(PERIOD, params={"start_date": "20240101", "end_date": "20241231"})
-    assert long.status_code == 400 and "100 days" in long.json()["detail"]  # the seed's words, no field
+    assert long.status_code == 400 and long.json()["detail"] == "Cannot query more than 100 days"  # the seed's words
+    assert long.json()["field"] == "end_date"  # named, as every refusal of one input's value is
+    backwards = api.get(PERIOD, params={"start_date": "20241002", "end_date": "20241001"})
+    assert backwards.status_code == 400 and backwards.json()["detail"] == "end_date must be later than start_date."
+    assert backwards.json()["field"] == "end_date"
     project = api.get(PERIOD, params={**OCTOBER, "project_id": "nope"})
     assert project.status_code == 400 and project.json()["field"] == "project_id"
     group = api.get(f"{MONTH}/202410", params={"group_id": "nope"})
