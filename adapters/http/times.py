@@ -2,8 +2,9 @@
 
 The entities' own JSON (`to_json`, shared with the CLI and the stored events) writes
 Python's `+00:00`, pydantic's response models `Z`, so single reads and write answers said
-one and lists, history and the token list the other. Every JSON body the API sends passes
-`utc_z` (`LedgerJSONResponse`, `Call.command`), so a client parses one form. Times are
+one and lists, history and the token list the other; an action's input in the audit trail
+kept its caller's offset. Every JSON body the API sends passes `utc_z`
+(`LedgerJSONResponse`, `Call.command`), so a client parses one form, in UTC. Times are
 found by their member's name (`at`, `deadline`, `*_at`, and a history change's `old` and
 `new` under such a name), never by their look: a description that reads like a time is
 the caller's text and is sent as stored.
@@ -12,11 +13,14 @@ the caller's text and is sent as stored.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
-_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?\+00:00")
+# A time as Python writes one (`isoformat`), with its offset: an action's input keeps the
+# offset its caller gave (`+09:00`), the entities' JSON writes UTC's `+00:00`.
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d:\d\d(:\d\d(\.\d{1,6})?)?")
 _CHANGE = frozenset({"old", "new"})
 
 
@@ -45,7 +49,14 @@ def _member(name: Any, value: Any) -> Any:
 
 
 def _z(text: str) -> str:
-    return text[: -len("+00:00")] + "Z" if _UTC.fullmatch(text) else text
+    """`text` as the same instant in UTC, `...Z` (unchanged if it is not such a time)."""
+    if not _ISO.fullmatch(text):
+        return text
+    try:
+        moment = datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):  # past year 1 or 9999 in UTC: left as written
+        return text
+    return moment.isoformat().removesuffix("+00:00") + "Z"
 
 
 class LedgerJSONResponse(JSONResponse):

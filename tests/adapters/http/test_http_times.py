@@ -58,7 +58,7 @@ def _drive(api: Api) -> list[tuple[str, Any]]:
     enqueue = {"session_id": session_id, "access_key": "AKTIMES", "group_id": group_id, "requested_slots": {"cpu": 1}}
     call("POST", "/v1/sessions", enqueue, role="service")
     call("POST", f"/v1/sessions/{session_id}/schedule", role="service")
-    call("POST", f"/v1/sessions/{session_id}/activity", {"at": "2100-01-01T00:00:00+00:00"}, role="service")
+    call("POST", f"/v1/sessions/{session_id}/activity", {"at": "2100-01-01T09:00:00+09:00"}, role="service")
     call("GET", f"/v1/sessions/{session_id}")
     call("GET", "/v1/sessions")
     call("GET", "/v1/sessions/due", now="2200-01-01T00:00:00Z")
@@ -83,6 +83,10 @@ def test_every_time_is_written_in_one_form(api: Api) -> None:
     assert len({request for request, _, _ in found}) >= 25  # the walk reached the routes that write times
     other = [each for each in found if not Z.fullmatch(each[2])]
     assert other == []
+    # The activity's time as its caller gave it (+09:00), in the audit trail's input: in UTC.
+    assert ("GET /v1/audit", "2100-01-01T00:00:00Z") in {
+        (request, text) for request, where, text in found if where.endswith(".spec.at")
+    }
 
 
 def test_a_text_that_reads_as_a_time_is_sent_as_stored(api: Api) -> None:
