@@ -283,9 +283,12 @@ def json_float(text: str) -> float | Decimal:
     """`parse_float` for every `json.loads` of caller input: a JSON number with a fraction
     or exponent as a float, unless the float would overflow: 1e400 is then the exact
     Decimal, so the field's own parser refuses it as too large, naming the field, instead
-    of reading float('inf'), which slot limits take as "unlimited"."""
+    of reading float('inf'), which slot limits take as "unlimited". Likewise a non-zero
+    number that underflows (1e-400) is the exact Decimal, not 0.0: an integer limit took
+    it as 0 (for a lifetime or a timeout, "unlimited"), a slot as nothing."""
     value = float(text)
-    if value not in (math.inf, -math.inf):
+    underflow = value == 0.0 and any(digit in "123456789" for digit in re.split("[eE]", text)[0])
+    if not underflow and value not in (math.inf, -math.inf):
         return value
     try:
         return Decimal(text)

@@ -342,6 +342,26 @@ def test_a_number_too_large_for_a_float_is_refused_not_read_as_unlimited(api: Ap
     assert _stored(api) == before
 
 
+def test_a_number_too_small_for_a_float_is_refused_not_read_as_zero(api: Api) -> None:
+    """1e-400 underflows a float to 0.0, which an integer limit took as 0 (for a session's
+    lifetime, the idle timeout and concurrent sessions: unlimited) and a slot as nothing:
+    a non-zero number is refused as one, as 1.5 and cpu=1e-300 are."""
+    before = _stored(api)
+    cases = [
+        (b'{"name": "p", "max_session_lifetime": 1e-400}', "max_session_lifetime", "expected an integer"),
+        (b'{"name": "p", "idle_timeout": -1E-400}', "idle_timeout", "expected an integer"),
+        (b'{"name": "p", "total_resource_slots": {"cpu": 1e-400}}', "total_resource_slots.cpu", "rounds to 0"),
+        (b'{"name": "p", "total_resource_slots": {"mem": 1e-400}}', "total_resource_slots.mem", ""),
+    ]
+    for content, field, reason in cases:
+        refused = _send_raw(api, "POST", POLICIES, content)
+        _assert_refused(refused, field, content.decode())
+        assert reason in refused.json()["detail"], refused.text
+    assert _stored(api) == before
+    zero = _send_raw(api, "POST", POLICIES, b'{"name": "zero", "idle_timeout": 0e-400, "max_session_lifetime": 0.0}')
+    assert zero.status_code == 201 and zero.json()["idle_timeout"] == 0, zero.text
+
+
 def test_control_characters_in_names(api: Api) -> None:
     cases: list[Case] = []
     for text in CONTROL:
