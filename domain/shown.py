@@ -20,7 +20,7 @@ def shown(raw: object, limit: int = 40) -> str:
         text = repr(raw[: limit + 1])
     elif isinstance(raw, Decimal):  # as JSON wrote it (1E+400), not Decimal('1E+400')
         text = str(raw)
-    elif raw is None or isinstance(raw, int | float | enum.Enum):
+    elif isinstance(raw, int | float | enum.Enum):
         text = repr(raw)
     else:
         text = kind_of(raw)

@@ -37,6 +37,7 @@ def test_containers_are_shown_by_their_kind() -> None:
     assert shown({"a": 1}) == "an object"
     assert shown([1, 2]) == "a list"
     assert shown(Decimal("1e400")) == "1E+400"  # as JSON wrote it
+    assert shown(None) == "null"  # not Python's None
 
 
 @pytest.mark.parametrize(("raw", "got"), [(None, "got null"), (5, "got a number"), ({}, "got an object")])

@@ -362,6 +362,13 @@ def test_a_number_too_small_for_a_float_is_refused_not_read_as_zero(api: Api) ->
     assert zero.status_code == 201 and zero.json()["idle_timeout"] == 0, zero.text
 
 
+def test_null_is_named_null_not_none(api: Api) -> None:
+    """`got None` was Python's word for the JSON `null` a caller sent (`got null` elsewhere)."""
+    refused = api.post(POLICIES, {"name": "p", "max_concurrent_sessions": None})
+    _assert_refused(refused, "max_concurrent_sessions", "null")
+    assert refused.json()["detail"] == "max_concurrent_sessions: expected an integer, got null"
+
+
 def test_control_characters_in_names(api: Api) -> None:
     cases: list[Case] = []
     for text in CONTROL:
