@@ -32,6 +32,7 @@ from domain.errors import (
     QuotaExceeded,
     VFolderHostNotAllowed,
 )
+from domain.shown import shown
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,32 @@ def _refusal(error: Any) -> LedgerError:
     if isinstance(cause, LedgerError):
         return cause
     where = [str(part) for part in error.get("loc", ()) if part not in ("query", "path", "header", "body")]
-    return InvalidAPIParameters(str(error.get("msg", "is invalid")), field=".".join(where)[:120] or None)
+    reason = _in_ledger_words(error) or str(error.get("msg", "is invalid"))
+    return InvalidAPIParameters(reason, field=".".join(where)[:120] or None)
+
+
+def _in_ledger_words(error: Any) -> str | None:
+    """A query or path value's refusal as the ledger's parsers word the same refusal of a
+    body's value (`must be at least 1, got 0`), not pydantic's (`Input should be greater
+    than or equal to 1`); None for a kind not worded here."""
+    kind, ctx, given = error.get("type"), error.get("ctx") or {}, error.get("input")
+    got = f", got {given}" if isinstance(given, str) and len(given) <= 20 and given.lstrip("-").isdigit() else ""
+    words = {
+        "missing": "is required",
+        "int_parsing": f"expected an integer, got {shown(given)}",
+        "int_from_float": f"expected an integer, got {shown(given)}",
+        "bool_parsing": f"expected true or false, got {shown(given)}",
+        "uuid_parsing": f"{shown(given)} is not a UUID",
+        "greater_than_equal": f"must be at least {ctx.get('ge')}{got}",
+        "greater_than": f"must be more than {ctx.get('gt')}{got}",
+        "less_than_equal": f"must be at most {ctx.get('le')}",
+        "less_than": f"must be less than {ctx.get('lt')}",
+        "string_too_long": f"must be at most {ctx.get('max_length')} characters",
+        "string_too_short": f"must be at least {ctx.get('min_length')} characters",
+        "literal_error": f"{shown(given)} is not one of {ctx.get('expected')}",
+        "enum": f"{shown(given)} is not one of {ctx.get('expected')}",
+    }
+    return words.get(kind) if isinstance(kind, str) else None
 
 
 def not_found(entity_type: str, entity_id: str) -> ObjectNotFound:

@@ -598,3 +598,24 @@ def test_a_body_past_the_bound_is_refused_before_it_is_read_whole(api: Api, monk
     assert len(fits) == 1000
     _assert_refused(_send_raw(api, "POST", POLICIES, fits), "pad", "at the bound")
     assert _stored(api)[0] == before[0]
+
+
+def test_query_and_path_refusals_are_in_the_ledgers_words(api: Api) -> None:
+    """A query or path value FastAPI's own checks refuse was described in pydantic's words
+    (`Input should be greater than or equal to 1`, `unable to interpret input`), where the
+    same value in a body is described in the ledger's (`must be at least 1, got 0`)."""
+    cases = {
+        f"{POLICIES}?limit=0": ("limit", "must be at least 1, got 0"),
+        f"{POLICIES}?limit=20000": ("limit", "must be at most 10000"),
+        f"{POLICIES}?limit=many": ("limit", "expected an integer, got 'many'"),
+        f"{POLICIES}/default/state?version=0": ("version", "must be at least 1, got 0"),
+        "/v1/domains?active=maybe": ("active", "expected true or false, got 'maybe'"),
+        "/v1/usage/period?start_date=20240101": ("end_date", "is required"),
+        "/v1/audit?entity_type=spaceship": ("entity_type", "'spaceship' is not one of "),
+        f"{POLICIES}?name_prefix=" + "x" * 300: ("name_prefix", "must be at most 256 characters"),
+    }
+    for path, (field, reason) in cases.items():
+        refused = api.get(path)
+        _assert_refused(refused, field, path[:60])
+        assert refused.json()["detail"].startswith(f"{field}: {reason}"), refused.text
+        assert "Input should" not in refused.text and "unable to" not in refused.text, refused.text
