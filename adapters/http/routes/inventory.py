@@ -19,6 +19,7 @@ from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, 
 from adapters.read.workload import EndpointEntry, KernelEntry, VFolderEntry
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
+from domain.parsers import parse_uuid
 from domain.workload import Endpoint, Kernel, VFolder
 
 KERNEL, VFOLDER, ENDPOINT = EntityType.KERNEL, EntityType.VFOLDER, EntityType.ENDPOINT
@@ -49,6 +50,8 @@ def list_kernels(
     if scope is None:
         return {"items": [], "next_after": None}
     call.wait_for(min_position)
+    if after is not None and not _kernel_cursor_visible(call, after):
+        return {"items": [], "next_after": None}
     # What the caller may read is narrowed in SQL, so a page is never short of visible kernels.
     found = call.ledger.queries.kernels(
         group_id=group_id,
@@ -62,6 +65,17 @@ def list_kernels(
         user_id=call.caller.user_id if scope is ReadScope.OWN else None,
     )
     return page(found, limit, lambda k: k.kernel_id)
+
+
+def _kernel_cursor_visible(call: Call, after: str) -> bool:
+    """Whether the cursor is a kernel the caller may see. The page is placed by the cursor
+    kernel's start time, so another domain's (or user's) kernel as a cursor told the caller
+    that it exists and when it started among theirs; it places nothing, as an unknown one."""
+    cursor = parse_uuid(after, "after")
+    if call.caller.scope(KERNEL) is ReadScope.ALL:
+        return True
+    found = call.ledger.queries.kernel(cursor)
+    return found is not None and call.caller.sees(KERNEL, found.domain_name, {found.user_id})
 
 
 @router.get("/kernels/{kernel_id}", response_model=KernelEntry, responses=READ_ERRORS, summary="One kernel.")
@@ -88,10 +102,22 @@ def list_vfolders(
     if scope is None:
         return {"items": [], "next_after": None}
     call.wait_for(min_position)
+    if after is not None and not _vfolder_cursor_visible(call, after):
+        return {"items": [], "next_after": None}
     # An admin's are narrowed to their domain's groups in SQL, so a page is never short.
     domain = call.caller.domain_name if scope is ReadScope.DOMAIN else None
     found = call.ledger.queries.vfolders(group_id, host, fetch_limit(limit), after, domain_name=domain)
     return page(found, limit, lambda v: v.vfolder_id)
+
+
+def _vfolder_cursor_visible(call: Call, after: str) -> bool:
+    """Whether the cursor is a vfolder the caller may see: placed by its name, another
+    domain's vfolder told where that name stands among the caller's (`_kernel_cursor_visible`)."""
+    cursor = parse_uuid(after, "after")
+    if call.caller.scope(VFOLDER) is ReadScope.ALL:
+        return True
+    found = call.ledger.queries.vfolder(cursor)
+    return found is not None and _sees_group(call, VFOLDER, found.group_id)
 
 
 @router.get("/vfolders/{vfolder_id}", response_model=VFolderEntry, responses=READ_ERRORS, summary="One vfolder.")

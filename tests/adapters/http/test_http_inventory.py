@@ -141,3 +141,22 @@ def test_lists_page_by_after_and_refuse_bad_filters_by_name(api: Api) -> None:
         answer = api.get(path, params=params)
         assert answer.status_code == 400, (path, params, answer.text)
         assert answer.json()["field"] == field, answer.json()
+
+
+def test_a_cursor_the_caller_may_not_see_places_nothing(api: Api) -> None:
+    # A page after another domain's kernel or vfolder (or another user's kernel) would
+    # tell the caller that it exists and where it stands among theirs (its start time,
+    # its name): it is answered as an unknown cursor is, an empty last page.
+    w = Workload(api)
+    later = _start(str(uuid.uuid4()), w.home, HOME, api.users["user"], 4)  # follows every cursor
+    assert api.post(FACTS, [later], role="service").status_code == 200
+    unknown = str(uuid.uuid4())
+    for role, path, hidden in (
+        ("admin", "/v1/kernels", w.foreign),
+        ("user", "/v1/kernels", w.admins),
+        ("admin", "/v1/vfolders", w.away_vf),
+        ("foreign_admin", "/v1/vfolders", w.home_vf),
+    ):
+        answers = [api.get(path, role, params={"after": cursor}) for cursor in (hidden, unknown)]
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        assert answers[0].json() == answers[1].json() == {"items": [], "next_after": None}, (role, path)
