@@ -148,9 +148,13 @@ def list_endpoints(
     call: CallDep,
     group_id: Annotated[str, Query(max_length=64, description="The group whose endpoints to list.")],
 ) -> dict[str, Any]:
-    if call.caller.scope(ENDPOINT) is None or not _sees_group(call, ENDPOINT, group_id):
+    if call.caller.scope(ENDPOINT) is None:
         return {"items": [], "next_after": None}
-    return page(call.ledger.queries.endpoints(group_id), None, lambda e: e.endpoint_id)
+    # Parsed first: an admin's group is looked up by its text, so a typo was a group without endpoints.
+    group = parse_uuid(group_id, "group_id")
+    if not _sees_group(call, ENDPOINT, str(group)):
+        return {"items": [], "next_after": None}
+    return page(call.ledger.queries.endpoints(group), None, lambda e: e.endpoint_id)
 
 
 @router.get("/endpoints/{endpoint_id}", response_model=EndpointEntry, responses=READ_ERRORS, summary="One endpoint.")

@@ -160,3 +160,12 @@ def test_a_cursor_the_caller_may_not_see_places_nothing(api: Api) -> None:
         answers = [api.get(path, role, params={"after": cursor}) for cursor in (hidden, unknown)]
         assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
         assert answers[0].json() == answers[1].json() == {"items": [], "next_after": None}, (role, path)
+
+
+def test_a_malformed_group_id_of_the_endpoints_list_is_named_for_an_admin_too(api: Api) -> None:
+    # An admin's typo was answered as a group without endpoints (200, no items) where
+    # the platform's is a 400 naming group_id.
+    for role in ("superadmin", "service", "admin"):
+        answer = api.get("/v1/endpoints", role, params={"group_id": "nope"})
+        assert answer.status_code == 400, (role, answer.text)
+        assert answer.json()["field"] == "group_id", answer.json()
