@@ -252,3 +252,32 @@ def test_vfolders_of_a_domain_are_those_of_its_groups(ledger_url: str) -> None:
         assert ids(ledger.queries.vfolders(domain_name="d2")) == [b]
         assert ids(ledger.queries.vfolders(domain_name="d1", limit=1, after=a)) == [c]
         assert ledger.queries.vfolders(domain_name="nowhere") == []
+
+
+def test_every_page_size_chains_into_the_whole_list_with_ties_and_mixed_names(ledger_url: str) -> None:
+    """Every limit from 1 to past the end: the pages chained by `after` are the whole
+    list. Kernels tie on their start instant given in other offsets; vfolder names differ
+    only by case, accents, spaces and punctuation (ORDER BY and the cursor's comparison
+    must agree under the database's collation); a cursor in capitals or without hyphens
+    places the page as its stored form does."""
+    with open_ledger(ledger_url) as ledger:
+        g = create_group(ledger, "one").id
+        tokyo = timezone(timedelta(hours=9))
+        for i in range(4):
+            start(ledger, g, T0, kernel_id=uuid.UUID(int=100 - i))
+        start(ledger, g, (T0 + timedelta(hours=1)).astimezone(tokyo))
+        start(ledger, g, T0.astimezone(tokyo), kernel_id=uuid.UUID(int=50))
+        start(ledger, g, T0 - timedelta(microseconds=1))
+        for name in ("a", "A", "á", "a b", "a-b", "ab", "B", "b", "a", "Z", "é", "e"):
+            vfolder(ledger, g, name)
+        for list_of in (ledger.queries.kernels, ledger.queries.vfolders):
+            whole = ids(list_of())
+            for size in range(1, len(whole) + 2):
+                paged: list[str] = []
+                page = list_of(limit=size)
+                while page:
+                    paged += ids(page)
+                    page = list_of(limit=size, after=paged[-1])
+                assert paged == whole, (list_of, size)
+            for spelling in (whole[2].upper(), whole[2].replace("-", "")):
+                assert ids(list_of(after=spelling)) == whole[3:], spelling
