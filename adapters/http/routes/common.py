@@ -83,9 +83,11 @@ def add_history_routes(
 
     Key = Annotated[str, Path(alias=param, max_length=256), AfterValidator(normalised)]
 
+    # Each waits for `min_position` first: `visible` reads the read models (a group's
+    # domain, a keypair's owner) and must see the write the caller waits for.
     def history(call: CallDep, key: Key, min_position: MinPosition = None) -> list[dict[str, Any]]:
-        visible(call, key)
         call.wait_for(min_position)
+        visible(call, key)
         entries = _own_incarnations(call, entity_type, key, call.ledger.queries.history(entity_type, key))
         if not entries:
             raise not_found(entity_type, key)
@@ -96,7 +98,9 @@ def add_history_routes(
         key: Key,
         at: Annotated[str | None, Query(max_length=64, description="ISO 8601 time (UTC if no zone).")] = None,
         version: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+        min_position: MinPosition = None,
     ) -> dict[str, Any]:
+        call.wait_for(min_position)
         visible(call, key)
         if at is not None and version is not None:
             raise InvalidAPIParameters("give at or version, not both", field="at")
@@ -111,7 +115,9 @@ def add_history_routes(
         key: Key,
         from_: Annotated[str, Query(alias="from", max_length=64, description="A version number or a time.")],
         to: Annotated[str, Query(max_length=64, description="A version number or a time.")],
+        min_position: MinPosition = None,
     ) -> dict[str, dict[str, Any]]:
+        call.wait_for(min_position)
         visible(call, key)
         from_version, from_at = parse_point(from_, "from")
         to_version, to_at = parse_point(to, "to")

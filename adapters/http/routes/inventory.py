@@ -147,9 +147,12 @@ def _sees_group(call: Call, resource: str, group_id: str) -> bool:
 def list_endpoints(
     call: CallDep,
     group_id: Annotated[str, Query(max_length=64, description="The group whose endpoints to list.")],
+    min_position: MinPosition = None,
 ) -> dict[str, Any]:
     if call.caller.scope(ENDPOINT) is None:
         return {"items": [], "next_after": None}
+    # The endpoints are read from the event store, an admin's group from its read model.
+    call.wait_for(min_position)
     # Parsed first: an admin's group is looked up by its text, so a typo was a group without endpoints.
     group = parse_uuid(group_id, "group_id")
     if not _sees_group(call, ENDPOINT, str(group)):
@@ -158,9 +161,10 @@ def list_endpoints(
 
 
 @router.get("/endpoints/{endpoint_id}", response_model=EndpointEntry, responses=READ_ERRORS, summary="One endpoint.")
-def get_endpoint(call: CallDep, endpoint_id: Id) -> Response:
+def get_endpoint(call: CallDep, endpoint_id: Id, min_position: MinPosition = None) -> Response:
     if call.caller.scope(ENDPOINT) is None:
         raise not_found(ENDPOINT, endpoint_id)
+    call.wait_for(min_position)
     found = call.ledger.queries.endpoint(endpoint_id)
     if found is None or not _sees_group(call, ENDPOINT, found.group_id):
         raise not_found(ENDPOINT, endpoint_id)

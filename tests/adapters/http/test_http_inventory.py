@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters.http import calls
 from domain.group import CreateGroupAction
 from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
 
@@ -169,3 +170,16 @@ def test_a_malformed_group_id_of_the_endpoints_list_is_named_for_an_admin_too(ap
         answer = api.get("/v1/endpoints", role, params={"group_id": "nope"})
         assert answer.status_code == 400, (role, answer.text)
         assert answer.json()["field"] == "group_id", answer.json()
+
+
+def test_endpoint_reads_wait_for_min_position(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An admin's endpoint read looks the group's domain up in its read model: a position
+    # not reached was accepted and not waited for (200 or 404), where every other read
+    # answers 503.
+    w = Workload(api)
+    monkeypatch.setattr(calls, "MAX_WAIT", 0.1)  # the wait is 5 s: what matters is its answer
+    for role in ("superadmin", "admin"):
+        for path, params in (("/v1/endpoints", {"group_id": w.home}), (f"/v1/endpoints/{w.home_ep}", {})):
+            behind = api.get(path, role, params={**params, "min_position": 2**62})
+            assert behind.status_code == 503, (role, path, behind.text)
+            assert behind.json()["code"] == "ledger_read_model_behind", behind.text

@@ -117,6 +117,24 @@ def test_a_read_whose_min_position_is_not_reached_is_503_with_retry_after(
         assert behind.headers["Retry-After"] == "1", path
 
 
+def test_state_and_diff_wait_for_min_position_before_deciding_visibility(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # They took no min_position (accepted as every read's, and not waited for): a caller
+    # who waited for their write still got an answer from read models without it.
+    monkeypatch.setattr(calls, "MAX_WAIT", 0.1)
+    for path, params in (
+        (f"{BASE}/default/state", {}),
+        (f"{BASE}/default/diff", {"from": "1", "to": "1"}),
+        ("/v1/groups/00000000-0000-0000-0000-000000000001/state", {}),
+        ("/v1/groups/00000000-0000-0000-0000-000000000001/history", {}),
+    ):
+        for role in ("superadmin", "admin"):
+            behind = api.get(path, role, params={**params, "min_position": 2**62})
+            assert behind.status_code == 503, (path, role, behind.text)
+            assert behind.json()["code"] == "ledger_read_model_behind", behind.text
+
+
 def test_authentication_problems(api: Api) -> None:
     missing = api.client.get(BASE)
     assert missing.status_code == 401 and missing.json()["code"] == "token_authenticate_missing"
