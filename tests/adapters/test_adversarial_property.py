@@ -265,7 +265,9 @@ EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "100"))  # more for a 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("backend_name", "examples"), [("sqlite", EXAMPLES), ("postgresql", EXAMPLES * 3 // 8)])
+@pytest.mark.parametrize(
+    ("backend_name", "examples"), [("sqlite", EXAMPLES), ("postgresql", max(1, EXAMPLES * 3 // 8))]
+)
 def test_accepted_means_readable_forever(backend_name: str, examples: int) -> None:
     @settings(
         max_examples=examples,
