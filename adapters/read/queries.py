@@ -326,6 +326,10 @@ class Queries:
             concern = self._audit.domains
             concerning = sa.select(concern.c.position).where(concern.c.domain_name == domain_name)
             conditions.append(log.c.position.in_(concerning))
+            if after is not None:
+                # A cursor of an entry not of the domain places nothing, as an unknown one:
+                # else its start time, among the domain's, was told to the domain's admin.
+                conditions.append(sa.exists(concerning.where(concern.c.position == after)))
         if after is not None:
             conditions.append(after_row(log.c.started_at, log.c.position, after, descending=newest_first))
         if entity_id is not None:

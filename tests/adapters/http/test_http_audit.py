@@ -158,3 +158,20 @@ def test_a_plus_sent_unencoded_in_a_query_time_is_named_as_the_cause(api: Api) -
     assert encoded.status_code == 200, encoded.text
     other = api.client.get("/v1/audit?since=garbage", headers=api.as_("superadmin"))
     assert hint not in other.json()["detail"]
+
+
+def test_an_admins_cursor_of_another_domains_entry_places_nothing(api: Api) -> None:
+    # The page is placed by the cursor entry's start time: another domain's entry as a
+    # cursor told an admin when that action ran among theirs. It is an unknown cursor now.
+    made = api.post("/v1/users", {"user_id": str(uuid.uuid4()), "domain_name": "beta", "email": "m@beta.org"})
+    assert made.status_code == 201, made.text
+    assert api.post("/v1/groups", {"name": "g", "domain_name": "alpha"}).status_code == 201
+    foreign = api.get("/v1/audit", role="foreign_admin").json()["items"][0]["position"]
+    assert foreign not in [e["position"] for e in api.get("/v1/audit", role="admin").json()["items"]]
+    for order in ({}, {"oldest_first": True}):
+        answers = [api.get("/v1/audit", role="admin", params={**order, "after": p}) for p in (foreign, 10**15)]
+        assert answers[0].json() == answers[1].json() == {"items": [], "next_after": None}, order
+    # Their own entry as a cursor still pages, and a superadmin's any entry.
+    own = api.get("/v1/audit", role="admin").json()["items"][0]["position"]
+    assert api.get("/v1/audit", role="admin", params={"after": own}).json()["items"]
+    assert api.get("/v1/audit", params={"after": foreign}).json()["items"]
