@@ -1,4 +1,5 @@
-"""`--domain`, `--limit N` and `--after CURSOR` for the list commands of policies, keypairs and groups.
+"""`--domain`, `--limit N` and `--after CURSOR` for the list commands: policies, keypairs,
+groups, domains, users, kernels, vfolders and sessions.
 
 Each list has one stable sort key, and its cursor is the last row's key: the next page
 is the rows after it (a keyset, so rows created or removed between pages never shift
