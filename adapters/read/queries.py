@@ -130,7 +130,7 @@ class Queries:
         self.domain, self.domains = self.directory.domain, self.directory.domains
         self.user, self.users = self.directory.user, self.directory.users
         # Sessions, their decisions, runtime deadlines, effective policies (adapters/read/sessions.py).
-        sessions = SessionQueries(read_models, runner, projections.sessions, app)
+        sessions = SessionQueries(read_models, runner, projections.sessions, app, projections.keypairs)
         self.sessions, self.session = sessions.sessions, sessions.session
         self.sessions_due, self.effective_policy = sessions.sessions_due, sessions.effective_policy
 

@@ -31,6 +31,8 @@ from domain.session import DueSession, RunningSession, Session, SessionService, 
 from domain.shown import shown
 from domain.times import as_utc, parse_time
 from projections.database import ReadModelDatabase
+from projections.keypairs import KeyPairsProjection
+from projections.projection import Projection
 from projections.runner import ProjectionRunner
 from projections.sessions import SessionsProjection
 
@@ -122,17 +124,20 @@ class SessionQueries:
         runner: ProjectionRunner,
         sessions: SessionsProjection,
         app: LedgerApplication,
+        keypairs: KeyPairsProjection,
     ) -> None:
         self._db = read_models
         self._runner = runner
         self._sessions = sessions
+        self._keypairs = keypairs  # a session without a user is its keypair's owner's
         self._app = app
         self._service = SessionService(app.store)
 
-    def _rows(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+    def _rows(self, statement: sa.Executable, *also: Projection) -> list[sa.Row[Any]]:
         # Read-your-writes, then refuse to answer from a stalled read model (as Queries._rows).
         self._runner.catch_up()
-        self._runner.require(self._sessions)
+        for projection in (self._sessions, *also):
+            self._runner.require(projection)
         with self._db.connect() as conn:
             return list(conn.execute(statement))
 
@@ -146,12 +151,24 @@ class SessionQueries:
         domain_name: str | None = None,
         limit: int | None = None,
         after: uuid.UUID | str | None = None,
+        owner: uuid.UUID | str | None = None,
     ) -> list[SessionEntry]:
         """Sessions by enqueue time (then id), filtered in SQL; at most `limit` of them;
-        `after`: the id of the last session of the previous page (`after_row`). A malformed
-        filter is `InvalidAPIParameters` naming it."""
+        `after`: the id of the last session of the previous page (`after_row`); `owner`:
+        only the user's own (the session's user, else its live keypair's owner: what a
+        user reads over HTTP). A malformed filter is `InvalidAPIParameters` naming it."""
         rows = self._sessions.rows
         conditions: list[sa.ColumnElement[bool]] = []
+        also: list[Projection] = []
+        if owner is not None:
+            me = str(parse_uuid(owner, "owner"))
+            keypairs = self._keypairs.rows
+            theirs = keypairs.c.fields["user_id"].as_string() == me
+            owned = self._keypairs.live().with_only_columns(keypairs.c.key).where(theirs)
+            conditions.append(
+                sa.or_(rows.c.user_id == me, sa.and_(rows.c.user_id.is_(None), rows.c.access_key.in_(owned)))
+            )
+            also.append(self._keypairs)
         if status is not None:
             conditions.append(rows.c.status == _status(status))
         if access_key is not None:
@@ -165,7 +182,7 @@ class SessionQueries:
         statement = sa.select(rows).where(*conditions).order_by(rows.c.enqueued_at, rows.c.session_id)
         if limit is not None:
             statement = statement.limit(parse_positive_int(limit, "limit"))
-        return [_entry(row) for row in self._rows(statement)]
+        return [_entry(row) for row in self._rows(statement, *also)]
 
     @checked
     def session(self, session_id: uuid.UUID | str) -> SessionDetail | None:

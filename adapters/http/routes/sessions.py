@@ -256,16 +256,18 @@ def list_sessions(
     call.wait_for(min_position)
     if after is not None and not _cursor_visible(call, after):
         return {"items": [], "next_after": None}
-    # An admin's list is narrowed to their domain in SQL, and the page stops there (a
-    # platform pages through every session without reading them all again per page); a
-    # user's is narrowed to what they own here, after the SQL.
-    domain = call.caller.domain_name if scope is ReadScope.DOMAIN else None
-    sql_limit = fetch_limit(limit) if scope is not ReadScope.OWN else None
+    # An admin's list is narrowed to their domain in SQL, a user's to what they own, and
+    # the page stops there (a platform pages through every session without reading them
+    # all again per page).
     found = call.ledger.queries.sessions(
-        status, access_key=access_key, group_id=group_id, domain_name=domain, limit=sql_limit, after=after
+        status,
+        access_key=access_key,
+        group_id=group_id,
+        domain_name=call.caller.domain_name if scope is ReadScope.DOMAIN else None,
+        owner=call.caller.user_id if scope is ReadScope.OWN else None,
+        limit=fetch_limit(limit),
+        after=after,
     )
-    if scope is ReadScope.OWN:
-        found = [s for s in found if _entry_visible(call, s)]
     more = limit is not None and len(found) > limit
     shown = found[:limit] if limit is not None else found
     return {

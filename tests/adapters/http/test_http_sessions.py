@@ -294,8 +294,26 @@ def test_a_page_after_a_cursor_reads_one_page_of_sessions_not_all_of_them(
         return found
 
     monkeypatch.setattr(api.ledger.queries, "sessions", counted)
-    for role in ("superadmin", "service", "admin"):
+    for role in ("superadmin", "service", "admin", "user"):
         read.clear()
         page = api.get(BASE, params={"limit": 3, "after": ids[4]}, role=role).json()
         assert [s["session_id"] for s in page["items"]] == ids[5:8] and page["next_after"] == ids[7], role
         assert read == [4], role  # the page and one more, to know that another follows
+
+
+def test_a_user_pages_through_their_own_sessions_only(api: Api, world: World) -> None:
+    """A user's own sessions (their keypair's owner when it was enqueued), narrowed in
+    SQL, so a page of them is never short of the user's sessions that follow."""
+    mine = [world.enqueue(), world.enqueue()]
+    world.enqueue("AKADMIN")  # between the user's and after them: never listed
+    mine.append(world.enqueue())
+    world.enqueue("AKADMIN")
+    listed: list[str] = []
+    params: dict[str, Any] = {"limit": 1}
+    while True:
+        page = api.get(BASE, params=params, role="user").json()
+        listed += [s["session_id"] for s in page["items"]]
+        if page["next_after"] is None:
+            break
+        params["after"] = page["next_after"]
+    assert listed == mine
