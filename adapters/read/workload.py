@@ -157,10 +157,15 @@ class WorkloadQueries:
             conditions.append(k.c.domain_name == parse_name(domain_name, "domain_name"))
         if user_id is not None:
             conditions.append(k.c.user_id == str(parse_uuid(user_id, "user_id")))
-        if since is not None:
-            conditions.append(k.c.started_at >= as_utc(parse_time(since, "since")))
-        if until is not None:
-            conditions.append(k.c.started_at < as_utc(parse_time(until, "until")))
+        start = None if since is None else as_utc(parse_time(since, "since"))
+        end = None if until is None else as_utc(parse_time(until, "until"))
+        if start is not None and end is not None and start >= end:
+            # As the audit trail says it: an empty window is a mistake, not an empty answer.
+            raise InvalidAPIParameters(f"{start.isoformat()} is not before until: no kernel could match", field="since")
+        if start is not None:
+            conditions.append(k.c.started_at >= start)
+        if end is not None:
+            conditions.append(k.c.started_at < end)
         if after is not None:
             conditions.append(after_row(k.c.started_at, k.c.kernel_id, str(parse_uuid(after, "after"))))
         bound = None if limit is None else parse_positive_int(limit, "limit")

@@ -86,6 +86,12 @@ def test_kernels_are_listed_in_start_order_and_filtered(ledger_url: str) -> None
         assert ids(ledger.queries.kernels(until=since.astimezone(timezone(timedelta(hours=-3))))) == [c]
         assert ids(ledger.queries.kernels(limit=2)) == [c, b]
         assert ids(ledger.queries.kernels(group_id=g2, status="RUNNING")) == []
+        # An empty window is refused, as the audit trail refuses one: the same instant in
+        # another offset included.
+        for empty in (since, since.astimezone(timezone(timedelta(hours=9))), since + timedelta(hours=1)):
+            with pytest.raises(InvalidAPIParameters) as window:
+                ledger.queries.kernels(since=empty, until=since)
+            assert window.value.field == "since"
 
         ended = ledger.queries.kernel(c)
         assert ended is not None
