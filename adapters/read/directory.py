@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.read.arguments import checked
+from adapters.read.rows import read_rows
 from domain.domains import DomainData
 from domain.parsers import parse_name, parse_positive_int, parse_uuid
 from domain.times import as_utc
@@ -48,10 +49,7 @@ class DirectoryQueries:
         self._users = users
 
     def _rows(self, statement: sa.Executable, projection: Projection) -> list[sa.Row[Any]]:
-        self._runner.catch_up()
-        self._runner.require(projection)
-        with self._db.connect() as conn:
-            return list(conn.execute(statement))
+        return read_rows(self._db, self._runner, statement, projection)
 
     @checked
     def domain(self, name: str) -> DomainData | None:

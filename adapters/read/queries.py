@@ -13,6 +13,7 @@ from eventsourcing.persistence import PersistenceError
 from adapters.read.arguments import checked
 from adapters.read.directory import DirectoryQueries
 from adapters.read.paging import after_row
+from adapters.read.rows import read_rows
 from adapters.read.sessions import SessionQueries
 from adapters.read.timetravel import EntityState, TimeTravel, entity_kind
 from adapters.read.usage import SqlUsageReader
@@ -135,12 +136,7 @@ class Queries:
         self.sessions_due, self.effective_policy = sessions.sessions_due, sessions.effective_policy
 
     def _rows(self, statement: sa.Executable, projection: Projection) -> list[sa.Row[Any]]:
-        # Read-your-writes: every command that returned before this query is visible.
-        self._runner.catch_up()
-        # A stalled read model would answer from before the event it stopped at: refuse.
-        self._runner.require(projection)
-        with self._db.connect() as conn:
-            return list(conn.execute(statement))
+        return read_rows(self._db, self._runner, statement, projection)
 
     @checked
     def keypair_resource_policy(self, name: str) -> KeyPairResourcePolicyData | None:

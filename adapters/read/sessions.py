@@ -22,6 +22,7 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
 from adapters.read.paging import after_row
+from adapters.read.rows import read_rows
 from adapters.store import LedgerApplication
 from domain.effective_policy import EffectivePolicy, resolve_effective_policy
 from domain.errors import InvalidAPIParameters, StoreUnavailable
@@ -134,12 +135,7 @@ class SessionQueries:
         self._service = SessionService(app.store)
 
     def _rows(self, statement: sa.Executable, *also: Projection) -> list[sa.Row[Any]]:
-        # Read-your-writes, then refuse to answer from a stalled read model (as Queries._rows).
-        self._runner.catch_up()
-        for projection in (self._sessions, *also):
-            self._runner.require(projection)
-        with self._db.connect() as conn:
-            return list(conn.execute(statement))
+        return read_rows(self._db, self._runner, statement, self._sessions, *also)
 
     @checked
     def sessions(

@@ -24,6 +24,7 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
 from adapters.read.paging import after_row
+from adapters.read.rows import read_rows
 from adapters.store import LedgerApplication
 from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group import Group
@@ -119,12 +120,7 @@ class WorkloadQueries:
         self._groups = groups  # a vfolder's domain is its group's
 
     def _rows(self, statement: sa.Executable, *also: Projection) -> list[sa.Row[Any]]:
-        # Read-your-writes, then refuse to answer from a stalled read model (as Queries._rows).
-        self._runner.catch_up()
-        for projection in (self._usage, *also):
-            self._runner.require(projection)
-        with self._db.connect() as conn:
-            return list(conn.execute(statement))
+        return read_rows(self._db, self._runner, statement, self._usage, *also)
 
     @checked
     def kernels(

@@ -1,0 +1,25 @@
+"""How every query reads its read models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from projections.database import ReadModelDatabase
+from projections.projection import Projection
+from projections.runner import ProjectionRunner
+
+
+def read_rows(
+    read_models: ReadModelDatabase, runner: ProjectionRunner, statement: sa.Executable, *projections: Projection
+) -> list[sa.Row[Any]]:
+    """The statement's rows over the read models of `projections`, after every event stored
+    so far is applied (read-your-writes: every command that returned before this query is
+    visible). Refused while one of them is stalled: it would answer from before the event
+    it stopped at."""
+    runner.catch_up()
+    for projection in projections:
+        runner.require(projection)
+    with read_models.connect() as conn:
+        return list(conn.execute(statement))
