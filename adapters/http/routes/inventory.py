@@ -8,6 +8,7 @@ lists). Kernel and vfolder lists page with `limit` and `after` (the last item's 
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -72,10 +73,13 @@ def _kernel_cursor_visible(call: Call, after: str) -> bool:
     kernel's start time, so another domain's (or user's) kernel as a cursor told the caller
     that it exists and when it started among theirs; it places nothing, as an unknown one."""
     cursor = parse_uuid(after, "after")
-    if call.caller.scope(KERNEL) is ReadScope.ALL:
-        return True
-    found = call.ledger.queries.kernel(cursor)
-    return found is not None and call.caller.sees(KERNEL, found.domain_name, {found.user_id})
+    return call.caller.scope(KERNEL) is ReadScope.ALL or _visible_kernel(call, cursor) is not None
+
+
+def _visible_kernel(call: Call, kernel_id: str | uuid.UUID) -> KernelEntry | None:
+    """The kernel, if the caller may read it (its domain's admin, the user who ran it)."""
+    found = call.ledger.queries.kernel(kernel_id)
+    return found if found is not None and call.caller.sees(KERNEL, found.domain_name, {found.user_id}) else None
 
 
 @router.get("/kernels/{kernel_id}", response_model=KernelEntry, responses=READ_ERRORS, summary="One kernel.")
@@ -83,8 +87,8 @@ def get_kernel(call: CallDep, kernel_id: Id, min_position: MinPosition = None) -
     if call.caller.scope(KERNEL) is None:
         raise not_found(KERNEL, kernel_id)
     call.wait_for(min_position)
-    found = call.ledger.queries.kernel(kernel_id)
-    if found is None or not call.caller.sees(KERNEL, found.domain_name, {found.user_id}):
+    found = _visible_kernel(call, kernel_id)
+    if found is None:
         raise not_found(KERNEL, kernel_id)
     return call.entity_response(found.to_json(), Kernel.id_for(found.kernel_id))
 
@@ -114,10 +118,13 @@ def _vfolder_cursor_visible(call: Call, after: str) -> bool:
     """Whether the cursor is a vfolder the caller may see: placed by its name, another
     domain's vfolder told where that name stands among the caller's (`_kernel_cursor_visible`)."""
     cursor = parse_uuid(after, "after")
-    if call.caller.scope(VFOLDER) is ReadScope.ALL:
-        return True
-    found = call.ledger.queries.vfolder(cursor)
-    return found is not None and _sees_group(call, VFOLDER, found.group_id)
+    return call.caller.scope(VFOLDER) is ReadScope.ALL or _visible_vfolder(call, cursor) is not None
+
+
+def _visible_vfolder(call: Call, vfolder_id: str | uuid.UUID) -> VFolderEntry | None:
+    """The vfolder, if the caller may read it (its group's domain's admin)."""
+    found = call.ledger.queries.vfolder(vfolder_id)
+    return found if found is not None and _sees_group(call, VFOLDER, found.group_id) else None
 
 
 @router.get("/vfolders/{vfolder_id}", response_model=VFolderEntry, responses=READ_ERRORS, summary="One vfolder.")
@@ -125,8 +132,8 @@ def get_vfolder(call: CallDep, vfolder_id: Id, min_position: MinPosition = None)
     if call.caller.scope(VFOLDER) is None:
         raise not_found(VFOLDER, vfolder_id)
     call.wait_for(min_position)
-    found = call.ledger.queries.vfolder(vfolder_id)
-    if found is None or not _sees_group(call, VFOLDER, found.group_id):
+    found = _visible_vfolder(call, vfolder_id)
+    if found is None:
         raise not_found(VFOLDER, vfolder_id)
     return call.entity_response(found.to_json(), VFolder.id_for(found.vfolder_id))
 

@@ -30,7 +30,7 @@ from adapters.http.routes.common import (
     fetch_limit,
 )
 from adapters.http.schema import body
-from adapters.read.sessions import SessionEntry
+from adapters.read.sessions import SessionDetail, SessionEntry
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
 from domain.entity import Entity
@@ -219,8 +219,13 @@ def _cursor_visible(call: Call, after: str) -> bool:
     last ended even when that session has left the filter since (scheduled while a
     platform pages through the PENDING ones); a session the caller may not see places
     nothing, as an unknown one."""
-    cursor = call.ledger.queries.session(parse_uuid(after, "after"))
-    return cursor is not None and _entry_visible(call, cursor.session)
+    return _visible_session(call, parse_uuid(after, "after")) is not None
+
+
+def _visible_session(call: Call, session_id: str | uuid.UUID) -> SessionDetail | None:
+    """The session with its decisions, if the caller may read it (read from the read model)."""
+    found = call.ledger.queries.session(session_id)
+    return found if found is not None and _entry_visible(call, found.session) else None
 
 
 def _object(payload: Any, path_id: str | None = None) -> dict[str, Any]:
@@ -311,8 +316,8 @@ def get_session(call: CallDep, session_id: SessionId, min_position: MinPosition 
     if call.caller.scope(SESSION) is None:
         raise not_found(SESSION, session_id)
     call.wait_for(min_position)
-    found = call.ledger.queries.session(session_id)
-    if found is None or not _entry_visible(call, found.session):
+    found = _visible_session(call, session_id)
+    if found is None:
         raise not_found(SESSION, session_id)
     return call.entity_response(found.to_json(), Session.id_for(found.session.session_id))
 
