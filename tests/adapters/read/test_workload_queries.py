@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -221,6 +222,16 @@ def ids_of(entries: list[Any]) -> list[str]:
     return [e.endpoint_id for e in entries]
 
 
+def paged(list_of: Callable[..., list[Any]], size: int) -> list[str]:
+    """The ids of every page of `size` items of a list, each after the last one's id."""
+    found: list[str] = []
+    page = list_of(limit=size)
+    while page:
+        found += ids(page)
+        page = list_of(limit=size, after=found[-1])
+    return found
+
+
 def test_kernels_and_vfolders_page_after_a_cursor(ledger_url: str) -> None:
     """Pages of `limit` rows chained by `after` are the whole list, ties of start time
     across a page's edge included (broken by id, as the list orders them)."""
@@ -232,12 +243,7 @@ def test_kernels_and_vfolders_page_after_a_cursor(ledger_url: str) -> None:
         for list_of in (ledger.queries.kernels, ledger.queries.vfolders):
             whole = ids(list_of())
             for size in (1, 2, 3):
-                paged: list[str] = []
-                page = list_of(limit=size)
-                while page:
-                    paged += ids(page)
-                    page = list_of(limit=size, after=paged[-1])
-                assert paged == whole, (list_of, size)
+                assert paged(list_of, size) == whole, (list_of, size)
         assert ids(ledger.queries.kernels())[:3] == sorted(kernels[:3])
         assert ledger.queries.kernels(after=uuid.UUID(int=99)) == []
         with pytest.raises(InvalidAPIParameters) as bad:
@@ -279,11 +285,6 @@ def test_every_page_size_chains_into_the_whole_list_with_ties_and_mixed_names(le
         for list_of in (ledger.queries.kernels, ledger.queries.vfolders):
             whole = ids(list_of())
             for size in range(1, len(whole) + 2):
-                paged: list[str] = []
-                page = list_of(limit=size)
-                while page:
-                    paged += ids(page)
-                    page = list_of(limit=size, after=paged[-1])
-                assert paged == whole, (list_of, size)
+                assert paged(list_of, size) == whole, (list_of, size)
             for spelling in (whole[2].upper(), whole[2].replace("-", "")):
                 assert ids(list_of(after=spelling)) == whole[3:], spelling
