@@ -12,6 +12,8 @@ kept and one dedicated connection for writing.
   connection of its own behind a lock with the pool's timeout, and reads through the pool
   as before. An in-memory ledger keeps the library's pool for both: there, reads and
   writes must exclude each other, which the pool arranges.
+- Appends of several processes to one file take turns on a file lock beside it
+  (`adapters/store/write_lock.py`), not in SQLite's sleeping busy handler.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from eventsourcing.sqlite import (
 from eventsourcing.utils import Environment, EnvType
 
 from adapters.store.config import StoreClosed
+from adapters.store.write_lock import FileWriteLock
 
 STATEMENT_CACHE: Final = 128  # sqlite3's own default
 
@@ -100,6 +103,7 @@ class LedgerSQLiteDatastore(SQLiteDatastore):
         self._writing = threading.Lock()
         # The writing connection, as the library's transactions use it and as sqlite3's.
         self._writer: tuple[SQLiteConnection, sqlite3.Connection] | None = None
+        self._file_lock = None if self.pool.is_sqlite_memory_mode else FileWriteLock(f"{db_name}-lock")
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
@@ -117,8 +121,16 @@ class LedgerSQLiteDatastore(SQLiteDatastore):
             if self._writer is None:
                 raw = pool.connect()
                 self._writer = (SQLiteConnection(sqlite_conn=raw, max_age=pool.max_age), raw)
-            with self._writer[0].transaction(commit=True) as cursor:
-                yield cursor
+            # Past the timeout the append waits in SQLite's busy handler instead, as before.
+            file_lock = self._file_lock
+            timeout = pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT
+            locked = file_lock is not None and file_lock.acquire(timeout)
+            try:
+                with self._writer[0].transaction(commit=True) as cursor:
+                    yield cursor
+            finally:
+                if locked and file_lock is not None:
+                    file_lock.release()
         finally:
             self._writing.release()
 
@@ -143,6 +155,9 @@ class LedgerSQLiteDatastore(SQLiteDatastore):
                 writer, self._writer = self._writer, None
                 if writer is not None:
                     writer[0].close()
+                file_lock = getattr(self, "_file_lock", None)
+                if file_lock is not None:
+                    file_lock.close()
         super().close()
 
 
