@@ -115,7 +115,9 @@ def world(ledger: Ledger, keypairs: int, groups: int) -> tuple[list[str], list[u
     return access_keys, group_ids, user
 
 
-def enqueue(service: SessionService, loop: asyncio.AbstractEventLoop, targets: list[tuple[str, uuid.UUID]]) -> list:
+def enqueue(
+    service: SessionService, loop: asyncio.AbstractEventLoop, targets: list[tuple[str, uuid.UUID]]
+) -> list[uuid.UUID]:
     sids = []
     for access_key, group_id in targets:
         sid = uuid.uuid4()
@@ -129,7 +131,7 @@ def timed_schedules(
     ledger: Ledger,
     service: SessionService,
     loop: asyncio.AbstractEventLoop,
-    sids: list,
+    sids: list[uuid.UUID],
     *,
     cold: uuid.UUID | None = None,
 ) -> list[float]:

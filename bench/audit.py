@@ -27,13 +27,15 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eventsourcing.application import Repository
-from rebuild import build, read_and_decode  # type: ignore[import-not-found]
+from rebuild import build, read_and_decode  # bench/ is no package
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store.chain import verify
@@ -79,18 +81,18 @@ def audit_records(ledger: Ledger) -> list[str]:
 def long_stream(ledger: Ledger) -> None:
     create(ledger, "long", idle_timeout=0)
     stream = KeyPairResourcePolicy.id_for("long")
-    policy = ledger.app.repository.get(stream)
+    policy: KeyPairResourcePolicy = ledger.app.repository.get(stream)
     for first in range(1, LONG_STREAM, 100):  # one save per 100 events: a snapshot each
         for i in range(first, min(first + 100, LONG_STREAM)):
             policy.modify({"idle_timeout": i})
         ledger.app.save(policy)
 
 
-def median_ms(call: object, args_list: list[tuple[object, ...]]) -> float:
+def median_ms(call: Callable[..., object], args_list: Sequence[tuple[Any, ...]]) -> float:
     times = []
     for args in args_list:
         began = time.perf_counter()
-        call(*args)  # type: ignore[operator]
+        call(*args)
         times.append((time.perf_counter() - began) * 1000)
     return statistics.median(times)
 

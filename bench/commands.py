@@ -48,7 +48,7 @@ from eventsourcing.application import Application
 from adapters.bootstrap import open_ledger
 from adapters.monitors import StoreEntityDomains
 from adapters.processors import Processors
-from domain.actions import ActionTriggerMeta
+from domain.actions import ActionTriggerMeta, ActionValidator
 from domain.actions.permissions import PermissionValidator
 from domain.keypair_resource_policy import (
     CreateKeyPairResourcePolicyAction,
@@ -114,7 +114,7 @@ class UnauditedPath(ProcessorPath):
         super().__init__(folder, backend)
         ledger = self.ledger
         ledger.app.record_with_events = None  # set by the audit monitor the ledger wired
-        validators = [PermissionValidator(StoreEntityDomains(ledger.app))]
+        validators: list[ActionValidator] = [PermissionValidator(StoreEntityDomains(ledger.app))]
         self.processors = Processors(ledger.services, validators, [ledger.metrics]).keypair_resource_policy
 
 
@@ -137,7 +137,7 @@ class BareApplication:
                 "POSTGRES_SCHEMA": new_schema(),
                 "CREATE_TABLE": "y",
             }
-        self.app: Application = Application(env=env)
+        self.app: Application[uuid.UUID] = Application(env=env)
         self.fields = KeyPairResourcePolicyCreator(name="x", total_resource_slots=SLOTS).fields_json()
 
     def run(self, first: int, count: int) -> None:

@@ -1,11 +1,13 @@
 """Concurrent writers, with and without group commit, on SQLite and PostgreSQL (issue 15).
 
-Run: .venv/bin/python bench/concurrency.py [--commands 1200] [--writers 1 4 16] [--rounds 3]
-     [--no-postgres] [--db-dir DIR]
+Run: .venv/bin/python bench/concurrency.py [--commands 1200] [--writers 1 4 16] [--processes 2]
+     [--rounds 3] [--no-postgres] [--db-dir DIR]
 
 Each writer is a thread issuing create-policy commands through the action processors (as
 the HTTP API runs them: permission check, service, audit record in the same append) on
-its own aggregates. Every (backend, mode, writers) cell gets a fresh ledger and the same
+its own aggregates; the most writers run again as `--processes` processes of their share
+of the threads each, with group commit (as `ledger serve --workers N` serves them), all
+on the one ledger. Every (backend, mode, writers) cell gets a fresh ledger and the same
 total number of commands; cells run interleaved round by round, so a shared machine's
 drift hits them alike. Printed per cell: commands/s and p99 latency (medians over the
 rounds), then the goals: with 16 writers at least 3x the one-writer rate on PostgreSQL
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import multiprocessing
 import os
 import sqlite3
 import statistics
@@ -26,13 +29,16 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from adapters.bootstrap import open_ledger
+from adapters.bootstrap import Ledger, open_ledger
 from domain.actions import ActionTriggerMeta
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
 
@@ -46,37 +52,83 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def writers_run(url: str, group_commit: bool, writers: int, commands: int) -> tuple[float, float]:
-    """(commands/s, p99 ms) of `commands` spread over `writers` threads on a fresh ledger."""
+def write_in_threads(ledger: Ledger, writers: int, commands: int, ready: Callable[[], Any], prefix: str = "w") -> Run:
+    """`commands` create-policy commands spread over `writers` threads, started once every
+    thread exists and `ready()` returned: each command's latency, and when writing began
+    and ended (wall clock: the processes of one cell are compared)."""
     latencies: list[float] = []
     lock = threading.Lock()
-    per_writer = commands // writers
-    with open_ledger(url, group_commit=group_commit) as ledger:
-        create = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
-        start = threading.Barrier(writers + 1)
+    create = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+    start = threading.Barrier(writers + 1)
 
-        def writer(index: int) -> None:
-            loop = asyncio.new_event_loop()
-            mine: list[float] = []
-            start.wait()
-            for i in range(per_writer):
-                action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=f"w{index}-{i}"))
-                began = time.perf_counter()
-                loop.run_until_complete(create.wait_for_complete(action, ADMIN))
-                mine.append(time.perf_counter() - began)
-            loop.close()
-            with lock:
-                latencies.extend(mine)
-
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
-        for thread in threads:
-            thread.start()
+    def writer(index: int) -> None:
+        loop = asyncio.new_event_loop()
+        mine: list[float] = []
         start.wait()
-        began = time.perf_counter()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - began
+        for i in range(commands // writers):
+            name = f"{prefix}{index}-{i}"
+            action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
+            began = time.perf_counter()
+            loop.run_until_complete(create.wait_for_complete(action, ADMIN))
+            mine.append(time.perf_counter() - began)
+        loop.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    ready()
+    start.wait()
+    began = time.time()
+    for thread in threads:
+        thread.join()
+    return Run(latencies, began, time.time())
+
+
+@dataclass
+class Run:
+    latencies: list[float]  # seconds
+    began: float
+    ended: float
+
+
+def cell_run(url: str, group_commit: bool, writers: int, commands: int, processes: int = 1) -> tuple[float, float]:
+    """(commands/s, p99 ms) of `commands` spread over `writers` threads on a fresh ledger,
+    in this process or in `processes` processes of `writers // processes` threads each
+    (as `ledger serve --workers N` runs), all on the one ledger."""
+    if processes == 1:
+        with open_ledger(url, group_commit=group_commit) as ledger:
+            runs = [write_in_threads(ledger, writers, commands, lambda: None)]
+    else:
+        open_ledger(url).close()  # set up once: the processes only open it
+        context = multiprocessing.get_context("spawn")
+        start = context.Barrier(processes)
+        results = context.Queue()
+        children = [
+            context.Process(
+                target=process_writers,
+                args=(url, group_commit, writers // processes, commands // processes, start, results, n),
+            )
+            for n in range(processes)
+        ]
+        for child in children:
+            child.start()
+        runs = [Run(*results.get(timeout=600)) for _ in children]
+        for child in children:
+            child.join()
+    latencies = [latency for run in runs for latency in run.latencies]
+    elapsed = max(run.ended for run in runs) - min(run.began for run in runs)
     return len(latencies) / elapsed, percentile(latencies, 99) * 1000
+
+
+def process_writers(
+    url: str, group_commit: bool, writers: int, commands: int, start: Any, results: Any, n: int
+) -> None:
+    """One process of a cell: opens the ledger, waits for the cell's other processes, writes."""
+    with open_ledger(url, group_commit=group_commit) as ledger:
+        run = write_in_threads(ledger, writers, commands, start.wait, prefix=f"p{n}-w")
+    results.put((run.latencies, run.began, run.ended))  # a tuple: this module is __main__ in the parent
 
 
 def raw_sqlite(folder: str, rows: int) -> float:
@@ -118,10 +170,16 @@ def drop_schemas() -> None:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+Cell = tuple[str, bool, int, int]  # backend, group commit, writers, processes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=1200, help="commands per cell (split over its writers)")
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument(
+        "--processes", type=int, default=2, help="the most writers also as this many processes, with group commit"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--db-dir", default=None)
@@ -129,41 +187,52 @@ def main() -> None:
     # A throwaway master key: PostgreSQL ledgers need one, and SQLite ones need no key file.
     os.environ.setdefault("LEDGER_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
     backends = ["sqlite"] + ([] if args.no_postgres or not postgres_ready() else ["postgresql"])
-    cells = [(b, g, w) for b in backends for g in (False, True) for w in args.writers]
-    rates: dict[tuple[str, bool, int], list[float]] = {cell: [] for cell in cells}
-    p99s: dict[tuple[str, bool, int], list[float]] = {cell: [] for cell in cells}
+    most = max(args.writers)
+    cells: list[Cell] = [(b, g, w, 1) for b in backends for g in (False, True) for w in args.writers]
+    if args.processes > 1:
+        cells += [(b, True, most, args.processes) for b in backends]
+    rates: dict[Cell, list[float]] = {cell: [] for cell in cells}
+    p99s: dict[Cell, list[float]] = {cell: [] for cell in cells}
     raw: list[float] = []
     with tempfile.TemporaryDirectory(dir=args.db_dir) as folder:
         for round_ in range(args.rounds):
             order = cells[round_ % len(cells) :] + cells[: round_ % len(cells)]  # rotate the order each round
             raw.append(raw_sqlite(folder, args.commands))
-            for backend, grouped, writers in order:
-                rate, p99 = writers_run(fresh_url(backend, folder), grouped, writers, args.commands)
-                rates[backend, grouped, writers].append(rate)
-                p99s[backend, grouped, writers].append(p99)
+            for cell in order:
+                backend, grouped, writers, processes = cell
+                measured, tail = cell_run(fresh_url(backend, folder), grouped, writers, args.commands, processes)
+                rates[cell].append(measured)
+                p99s[cell].append(tail)
             if "postgresql" in backends:
                 drop_schemas()
     raw_rate = statistics.median(raw)
+    rate, p99 = ({cell: statistics.median(values[cell]) for cell in cells} for values in (rates, p99s))
     print(f"concurrent writers (commands per cell: {args.commands}, rounds: {args.rounds}, medians)")
     print(f"  raw sqlite3 one row per commit: {raw_rate:8.0f} rows/s")
-    print(f"  {'backend':10} {'group commit':>12} {'writers':>7} {'commands/s':>10} {'p99 ms':>8} {'x 1 writer':>10}")
-    for backend, grouped, writers in cells:
-        rate = statistics.median(rates[backend, grouped, writers])
-        base = statistics.median(rates[backend, grouped, args.writers[0]])
-        p99 = statistics.median(p99s[backend, grouped, writers])
+    print(
+        f"  {'backend':10} {'group commit':>12} {'writers':>7} {'processes':>9} {'commands/s':>10} {'p99 ms':>8} "
+        f"{'x 1 writer':>10}"
+    )
+    for cell in cells:
+        backend, grouped, writers, processes = cell
+        base = rate[backend, grouped, args.writers[0], 1]
         mode = "on" if grouped else "off"
-        print(f"  {backend:10} {mode:>12} {writers:>7} {rate:10.0f} {p99:8.1f} {rate / base:10.2f}")
-    most = max(args.writers)
-    for backend in backends:
-        one, many = (statistics.median(rates[backend, True, w]) for w in (args.writers[0], most))
-        one_p99, many_p99 = (statistics.median(p99s[backend, True, w]) for w in (args.writers[0], most))
-        want = 3.0 if backend == "postgresql" else 2.0
         print(
-            f"  goal {backend}, group commit, {most} writers: {many / one:.2f}x one writer (>= {want:g}: "
-            f"{'met' if many / one >= want else 'NOT met'}); p99 {many_p99 / one_p99:.2f}x one writer's (<= 2: "
-            f"{'met' if many_p99 <= 2 * one_p99 else 'NOT met'}); {many / raw_rate:.2f}x raw commits (> 1: "
-            f"{'met' if many > raw_rate else 'NOT met'})"
+            f"  {backend:10} {mode:>12} {writers:>7} {processes:>9} {rate[cell]:10.0f} {p99[cell]:8.1f} "
+            f"{rate[cell] / base:10.2f}"
         )
+    for backend in backends:
+        one = (backend, True, args.writers[0], 1)
+        want = 3.0 if backend == "postgresql" else 2.0
+        for processes in sorted({1, args.processes}):
+            many = (backend, True, most, processes)
+            print(
+                f"  goal {backend}, group commit, {most} writers in {processes} process(es): "
+                f"{rate[many] / rate[one]:.2f}x one writer (>= {want:g}: "
+                f"{'met' if rate[many] / rate[one] >= want else 'NOT met'}); p99 {p99[many] / p99[one]:.2f}x one "
+                f"writer's (<= 2: {'met' if p99[many] <= 2 * p99[one] else 'NOT met'}); "
+                f"{rate[many] / raw_rate:.2f}x raw commits (> 1: {'met' if rate[many] > raw_rate else 'NOT met'})"
+            )
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def build(ledger: Ledger, events: int) -> int:
         created = loop.run_until_complete(
             ledger.services.group.create_group(CreateGroupAction(input={"name": f"g{i}", "domain_name": "default"}))
         )
-        group = ledger.app.repository.get(created.data.id)
+        group: Group = ledger.app.repository.get(created.data.id)
         group.update_members(UserUpdateMode.ADD, [str(uuid.UUID(int=i * 10 + u)) for u in range(5)])
         ledger.app.save(group)
         groups.append(group)

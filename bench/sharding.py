@@ -104,7 +104,7 @@ def aggregate_rate(shards: int, writers: int, commands: int, per_shard: int = 1)
     for n in range(shards):
         drop_schema(n, schema)
     done = sum(count for count, _, _ in outcomes)
-    return done / (max(end for _, _, end in outcomes) - min(began for _, began, _ in outcomes))
+    return float(done / (max(end for _, _, end in outcomes) - min(began for _, began, _ in outcomes)))
 
 
 def main() -> None:
