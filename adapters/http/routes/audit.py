@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from adapters.http.calls import CallDep, LedgerRoute
 from adapters.http.problems import not_found
-from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, fetch_limit, page
+from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, empty_page, fetch_limit, page
 from adapters.read.queries import AuditEntry
 from adapters.read_model_check import verify_ledger
 from adapters.store.chain import parse_head
@@ -114,7 +114,7 @@ def audit_log(
     # follow the chosen order, each from the previous page's `next_after` (a position).
     scope = call.caller.scope(AUDIT)
     if scope is None:
-        return {"items": [], "next_after": None}
+        return empty_page()
     start = None if since is None else parse_time(since, "since")
     end = None if until is None else parse_time(until, "until")
     if start is not None and end is not None and start >= end:

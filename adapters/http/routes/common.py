@@ -56,6 +56,11 @@ def page(items: list[Any], limit: int | None, cursor: Callable[[Any], str]) -> d
     return {"items": [_json(i) for i in shown], "next_after": cursor(shown[-1]) if more and shown else None}
 
 
+def empty_page() -> dict[str, Any]:
+    """The page of a list the caller may see nothing of, or whose cursor places nothing."""
+    return {"items": [], "next_after": None}
+
+
 def fetch_limit(limit: int | None) -> int | None:
     """What to ask the query for: one more than the page, to know whether one follows."""
     return None if limit is None else limit + 1

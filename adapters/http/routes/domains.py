@@ -24,6 +24,7 @@ from adapters.http.routes.common import (
     MinPosition,
     Page,
     add_history_routes,
+    empty_page,
     fetch_limit,
     page,
 )
@@ -83,7 +84,7 @@ def list_domains(
 ) -> dict[str, Any]:
     scope = call.caller.scope(DOMAIN)
     if scope is None:
-        return {"items": [], "next_after": None}
+        return empty_page()
     call.wait_for(min_position)
     if scope is ReadScope.DOMAIN:
         # A page of at most one: the caller's own domain, if the filters leave it in.

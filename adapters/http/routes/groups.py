@@ -25,6 +25,7 @@ from adapters.http.routes.common import (
     MinPosition,
     Page,
     add_history_routes,
+    empty_page,
     fetch_limit,
     page,
 )
@@ -123,13 +124,12 @@ def list_groups(
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     scope = call.caller.scope(GROUP)
-    empty: dict[str, Any] = {"items": [], "next_after": None}
     if scope is None:
-        return empty
+        return empty_page()
     member: str | None = None
     if scope is ReadScope.DOMAIN:
         if domain_name is not None and domain_name != call.caller.domain_name:
-            return empty
+            return empty_page()
         domain_name = call.caller.domain_name
     elif scope is ReadScope.OWN:
         member = call.caller.user_id

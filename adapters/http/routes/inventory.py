@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from adapters.http.calls import Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
-from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, fetch_limit, page
+from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, empty_page, fetch_limit, page
 from adapters.read.workload import EndpointEntry, KernelEntry, VFolderEntry
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
@@ -49,10 +49,10 @@ def list_kernels(
 ) -> dict[str, Any]:
     scope = call.caller.scope(KERNEL)
     if scope is None:
-        return {"items": [], "next_after": None}
+        return empty_page()
     call.wait_for(min_position)
     if after is not None and not _kernel_cursor_visible(call, after):
-        return {"items": [], "next_after": None}
+        return empty_page()
     # What the caller may read is narrowed in SQL, so a page is never short of visible kernels.
     found = call.ledger.queries.kernels(
         group_id=group_id,
@@ -104,10 +104,10 @@ def list_vfolders(
 ) -> dict[str, Any]:
     scope = call.caller.scope(VFOLDER)
     if scope is None:
-        return {"items": [], "next_after": None}
+        return empty_page()
     call.wait_for(min_position)
     if after is not None and not _vfolder_cursor_visible(call, after):
-        return {"items": [], "next_after": None}
+        return empty_page()
     # An admin's are narrowed to their domain's groups in SQL, so a page is never short.
     domain = call.caller.domain_name if scope is ReadScope.DOMAIN else None
     found = call.ledger.queries.vfolders(group_id, host, fetch_limit(limit), after, domain_name=domain)
@@ -157,13 +157,13 @@ def list_endpoints(
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     if call.caller.scope(ENDPOINT) is None:
-        return {"items": [], "next_after": None}
+        return empty_page()
     # The endpoints are read from the event store, an admin's group from its read model.
     call.wait_for(min_position)
     # Parsed first: an admin's group is looked up by its text, so a typo was a group without endpoints.
     group = parse_uuid(group_id, "group_id")
     if not _sees_group(call, ENDPOINT, str(group)):
-        return {"items": [], "next_after": None}
+        return empty_page()
     return page(call.ledger.queries.endpoints(group), None, lambda e: e.endpoint_id)
 
 

@@ -25,6 +25,7 @@ from adapters.http.routes.common import (
     MinPosition,
     Page,
     add_history_routes,
+    empty_page,
     fetch_limit,
     page,
 )
@@ -133,20 +134,19 @@ def list_keypairs(
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
-    empty: dict[str, Any] = {"items": [], "next_after": None}
     scope = call.caller.scope(KEYPAIR)
     if scope is None:
-        return empty
+        return empty_page()
     # The caller's own filter narrows what they may see; one outside it finds nothing.
     domain = None if domain_name is None else parse_name(domain_name, "domain_name")
     owned = None if owner is None else str(parse_uuid(owner, "owner"))
     if scope is ReadScope.DOMAIN:
         if domain not in (None, call.caller.domain_name):
-            return empty
+            return empty_page()
         domain = call.caller.domain_name
     elif scope is ReadScope.OWN:
         if owned not in (None, call.caller.user_id):
-            return empty
+            return empty_page()
         owned = call.caller.user_id
     call.wait_for(min_position)
     found = call.ledger.queries.keypairs(

@@ -21,6 +21,7 @@ from adapters.http.routes.common import (
     MinPosition,
     Page,
     add_history_routes,
+    empty_page,
     fetch_limit,
     page,
 )
@@ -86,7 +87,7 @@ def list_policies(
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
     if call.caller.scope(POLICY) is None:
-        return {"items": [], "next_after": None}
+        return empty_page()
     call.wait_for(min_position)
     found = call.ledger.queries.keypair_resource_policies(
         name_prefix=name_prefix, after=after, limit=fetch_limit(limit)

@@ -27,6 +27,7 @@ from adapters.http.routes.common import (
     MinPosition,
     Page,
     add_history_routes,
+    empty_page,
     fetch_limit,
 )
 from adapters.http.schema import body
@@ -257,10 +258,10 @@ def list_sessions(
 ) -> dict[str, Any]:
     scope = call.caller.scope(SESSION)
     if scope is None:
-        return {"items": [], "next_after": None}
+        return empty_page()
     call.wait_for(min_position)
     if after is not None and not _cursor_visible(call, after):
-        return {"items": [], "next_after": None}
+        return empty_page()
     # An admin's list is narrowed to their domain in SQL, a user's to what they own, and
     # the page stops there (a platform pages through every session without reading them
     # all again per page).

@@ -18,7 +18,7 @@ from pydantic import BeforeValidator
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.problems import not_found
-from adapters.http.routes.common import READ_ERRORS, WRITE_ERRORS, After, Limit, MinPosition, Page
+from adapters.http.routes.common import READ_ERRORS, WRITE_ERRORS, After, Limit, MinPosition, Page, empty_page
 from adapters.http.schema import body
 from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters
@@ -87,7 +87,7 @@ def list_tokens(
 ) -> dict[str, Any]:
     # A list is filtered by what the caller may read: nobody but a superadmin sees a token.
     if call.caller.scope(TOKEN) is None:
-        return {"items": [], "next_after": None}
+        return empty_page()
     if after is not None and (not after.isascii() or not after.isdigit() or len(after) > 18):
         raise InvalidAPIParameters("expected the next_after of a previous page (a position)", field="after")
     call.wait_for(min_position)

@@ -26,6 +26,7 @@ from adapters.http.routes.common import (
     MinPosition,
     Page,
     add_history_routes,
+    empty_page,
     fetch_limit,
     page,
 )
@@ -107,10 +108,9 @@ def list_users(
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
-    empty: dict[str, Any] = {"items": [], "next_after": None}
     scope = call.caller.scope(USER)
     if scope is None:
-        return empty
+        return empty_page()
     domain = None if domain_name is None else parse_name(domain_name, "domain_name")
     cursor = None if after is None else str(parse_uuid(after, "after"))
     call.wait_for(min_position)
@@ -118,11 +118,11 @@ def list_users(
         # A page of at most one: the caller, if the filter and the cursor leave them in.
         me = call.ledger.queries.user(call.caller.user_id)
         if me is None or domain not in (None, me.domain_name) or (cursor is not None and cursor >= str(me.user_id)):
-            return empty
+            return empty_page()
         return page([_out(me)], limit, lambda u: str(u["user_id"]))
     if scope is ReadScope.DOMAIN:
         if domain not in (None, call.caller.domain_name):
-            return empty
+            return empty_page()
         domain = call.caller.domain_name
     found = call.ledger.queries.users(domain, after=cursor, limit=fetch_limit(limit))
     return page([_out(u) for u in found], limit, lambda u: str(u["user_id"]))
