@@ -1,6 +1,7 @@
 """The action processor: validators, monitors, then the service method.
 
-Validators run first; a refusal ends the action as `denied` before anything else runs.
+Validators run first; a refusal (`InsufficientPermission`) ends the action as `denied`
+before anything else runs, and a validator that fails otherwise ends it as an `error`.
 Monitors' `prepare` runs in order before the service and `done` in reverse order after
 it, in a `finally`, so every outcome (success, error, denied) reaches every monitor; a
 failing monitor is logged and never fails the action.
@@ -25,7 +26,7 @@ from typing import Generic, Protocol, TypeVar
 
 from domain.actions.base import ActionResultMeta, ActionStatus, ActionTriggerMeta, BaseAction, BaseActionResult
 from domain.actions.context import ActionContext, action_context
-from domain.errors import InvalidAPIParameters, LedgerError
+from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,9 @@ class ActionProcessor(Generic[ActionT, ResultT]):
                 return result
             except BaseException as exc:
                 error = exc
-                if status is ActionStatus.RUNNING:
+                # Denied only when a validator refused: one that failed to decide (its
+                # store lookup unreachable, a bug) is an error like the service's own.
+                if status is ActionStatus.RUNNING or not isinstance(exc, InsufficientPermission):
                     status = ActionStatus.ERROR
                 raise
             finally:

@@ -8,8 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bootstrap import Ledger
-from adapters.monitors import DURATION_BUCKETS, PrometheusMonitor
-from domain.errors import InsufficientPermission, LedgerError
+from adapters.monitors import DURATION_BUCKETS, PrometheusMonitor, StoreEntityDomains
+from domain.errors import InsufficientPermission, LedgerError, StoreUnavailable
 from tests.actions import FAILURES, SAMPLES, build_world, meta, run
 
 METHOD = ("group", "modify_group")
@@ -83,3 +83,40 @@ def test_metrics_replayed_from_the_audit_trail_equal_the_live_ones(ledger: Ledge
     assert [(s.labels, s.value) for s in live["backendai_action_count_total"]] == [
         (s.labels, s.value) for s in again["backendai_action_count_total"]
     ]
+
+
+def test_a_permission_check_that_cannot_read_the_store_counts_as_an_error(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin's check reads the entity's domain from the store; when that read fails,
+    nothing was refused: the outcome is an error (in the live metrics and the audit trail
+    alike), never a `denied` that an operator would read as a permission problem."""
+    world = build_world(ledger)
+    read = StoreEntityDomains.domain_of
+    failed: list[str] = []
+
+    def once_unreachable(self: StoreEntityDomains, entity_type: str, entity_id: str) -> str | None:
+        if not failed:
+            failed.append(entity_id)
+            raise StoreUnavailable("event store unreachable")
+        return read(self, entity_type, entity_id)
+
+    monkeypatch.setattr(StoreEntityDomains, "domain_of", once_unreachable)
+    with pytest.raises(StoreUnavailable):
+        run(ledger, *METHOD, SAMPLES[METHOD](world), meta("admin"))
+    assert failed == [str(world.group)]
+    monkeypatch.undo()
+    [record] = ledger.queries.audit_log(entity_type="group", operation="modify")
+    assert (record.status, record.error_code) == ("error", "ledger_unavailable")
+    for text in (ledger.metrics.exposition(), replayed(ledger)):
+        found = samples(text)
+        modified = [s for s in found["backend_action_total"] if s.labels["operation"] == "modify"]
+        assert {s.labels["status"]: s.value for s in modified} == {"error": 1}
+        [counted] = [s for s in found["backendai_action_count_total"] if s.labels["operation_type"] == "modify"]
+        assert (counted.labels["status"], counted.labels["error_detail"]) == ("error", "ledger_unavailable")
+
+
+def replayed(ledger: Ledger) -> str:
+    monitor = PrometheusMonitor()
+    monitor.replay(ledger.queries.audit_log())
+    return monitor.exposition()

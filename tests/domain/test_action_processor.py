@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, ProcessResult
-from domain.errors import InsufficientPermission
+from domain.errors import InsufficientPermission, StoreUnavailable
 from domain.keypair_resource_policy import (
     CreateKeyPairResourcePolicyAction,
     CreateKeyPairResourcePolicyActionResult,
@@ -57,3 +57,21 @@ def test_the_ledgers_own_refusals_still_name_actor_operation_and_entity() -> Non
     refused = InsufficientPermission(actor="user AKUSER", operation="create", entity="group g")
     assert str(refused) == "user AKUSER may not create group g"
     assert (refused.actor, refused.operation, refused.entity) == ("user AKUSER", "create", "group g")
+
+
+class BrokenValidator:
+    """A permission check that cannot run (its store lookup fails): nothing was refused."""
+
+    async def validate(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
+        raise StoreUnavailable("event store unreachable")
+
+
+def test_a_validator_that_fails_is_an_error_not_a_denial() -> None:
+    monitor = Outcomes()
+    processor = ActionProcessor(create, [BrokenValidator()], [monitor])
+    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="p"))
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(processor.wait_for_complete(action, META))
+    [outcome] = monitor.seen
+    # `denied` says a validator refused the action; this one could not decide at all.
+    assert outcome.meta.status == "error" and outcome.meta.error_code == "ledger_unavailable"
