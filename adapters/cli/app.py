@@ -348,6 +348,24 @@ def open_ledger(
     return open_store(url, timezone, build_pending=build_pending, seal_legacy=seal_legacy)
 
 
+def refuse_a_missing_ledger(url: str | None, nothing: str = "nothing to read") -> None:
+    """A command that only reads checks that the ledger exists. Opened on a mistyped path
+    (or schema), the ledger would make an empty one there, with a key file, and the
+    command would answer as if the history were empty, exit 0."""
+    from adapters.store.config import parse_url
+    from adapters.store.triggers import postgres_is_set_up
+    from domain.errors import ConfigurationError
+
+    config = parse_url(url)
+    config.check_sqlite_file()  # a missing folder, a folder in its place, no permission: said as when opening
+    path = config.sqlite_path
+    made = "a ledger is made by a command that writes"
+    if path is not None and str(path) != ":memory:" and not (path.is_file() and path.stat().st_size > 0):
+        raise ConfigurationError(f"no ledger at {str(path)!r}: {nothing} ({made})")
+    if config.kind == "postgresql" and not postgres_is_set_up(config):
+        raise ConfigurationError(f"no ledger in schema {config.schema or 'public'!r}: {nothing} ({made})")
+
+
 class RoleChoice(enum.Enum):
     """The `--role` choices: the values of `domain.actions.Role`, spelled here so that
     declaring the root options loads no domain model (a test keeps the two equal)."""
@@ -372,6 +390,13 @@ class State:
     @contextmanager
     def ledger(self, *, seal_legacy: bool = True) -> Iterator[Ledger]:
         with open_ledger(self.db, seal_legacy=seal_legacy) as ledger:
+            yield ledger
+
+    @contextmanager
+    def reading(self, *, seal_legacy: bool = True) -> Iterator[Ledger]:
+        """The ledger for a command that only reads: refused when there is none at --db."""
+        refuse_a_missing_ledger(self.db)
+        with self.ledger(seal_legacy=seal_legacy) as ledger:
             yield ledger
 
     def run(self, processor: ActionProcessor[Any, Any], action: BaseAction) -> Any:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.cli.app import state_of
+from adapters.cli.app import refuse_a_missing_ledger, state_of
 from adapters.cli.render import new_table, plural, print_table, safe, utc_time
 from domain.catalog import EntityType
 
@@ -78,7 +78,7 @@ def audit(
         raise typer.BadParameter(
             f"{since!r} is not before --until {until!r}: no action could match", param_hint="--since"
         )
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         entries = ledger.queries.audit_log(
             None if entity_type is None else entity_type.value,
             entity_id,
@@ -125,7 +125,7 @@ def metrics(ctx: typer.Context) -> None:
     state = state_of(ctx)
     disable_created_metrics()  # type: ignore[no-untyped-call]  # a replay's creation times would be this command's, not the ledger's
     monitor = PrometheusMonitor()
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         monitor.replay(ledger.queries.audit_log())
     # Label values come from the trail (domain names an older ledger took unchecked): the
     # exposition escapes only quotes, backslashes and newlines, so controls are escaped here.
@@ -152,7 +152,7 @@ def verify_chain(
             "--head prints the head without walking: nothing checks --expect-head", param_hint="--head"
         )
     kept = None if expect_head is None else parse_head(expect_head, "expect_head")
-    _refuse_a_missing_ledger(state.db)
+    refuse_a_missing_ledger(state.db, "nothing to verify")
     # Not sealing on the way in: a chain emptied behind the ledger's back must read as
     # unlinked events here, not be sealed over them by this very command.
     with state.ledger(seal_legacy=False) as ledger:
@@ -199,19 +199,3 @@ def verify_chain(
 def _agree(count: int, verb: str) -> str:
     """`verb` agreeing with `count` things: `1 key opens`, `2 keys open`."""
     return f"{verb}s" if count == 1 else verb
-
-
-def _refuse_a_missing_ledger(url: str | None) -> None:
-    """verify checks a ledger that exists. Opened on a mistyped path (or schema), the
-    ledger made an empty one there, with a key file, and said `checked 0 events; chain
-    intact`, exit 0."""
-    from adapters.store.config import parse_url
-    from adapters.store.triggers import postgres_is_set_up
-    from domain.errors import ConfigurationError
-
-    config = parse_url(url)
-    path = config.sqlite_path
-    if path is not None and str(path) != ":memory:" and not (path.is_file() and path.stat().st_size > 0):
-        raise ConfigurationError(f"no ledger at {str(path)!r}: nothing to verify")
-    if config.kind == "postgresql" and not postgres_is_set_up(config):
-        raise ConfigurationError(f"no ledger in schema {config.schema or 'public'!r}: nothing to verify")

@@ -201,7 +201,7 @@ def domain_show(ctx: typer.Context, name: DomainName, at: AtOption = None, versi
     state = state_of(ctx)
     if at is not None or version is not None:
         return show_state(state, DOMAIN_TYPE, name, at, version)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         found = ledger.queries.domain(name)
         counts = ledger.queries.directory.domain_counts(name)
     if found is None:
@@ -239,7 +239,7 @@ def domain_list(
     """List the live domains, by name (the --after cursor is a domain name)."""
     state = state_of(ctx)
     active = {StatusChoice.ACTIVE: True, StatusChoice.INACTIVE: False}.get(status)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         domains = ledger.queries.domains(name_prefix=name_prefix, active=active, after=after, limit=fetch_size(limit))
     output_page(state, domains, limit, lambda d: d.name, domain_json, _domains_table)
 

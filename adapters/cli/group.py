@@ -170,7 +170,7 @@ def _group_key(state: State, ledger: Ledger, group: str, domain: str | None, at:
 
 def _resolved(state: State, group: str, domain: str | None, at: datetime | None = None) -> str:
     """`_group_key` for the commands that open the ledger themselves (history, time travel)."""
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         return _group_key(state, ledger, group, domain, at)
 
 
@@ -304,7 +304,7 @@ def group_show(
 
         moment = None if at is None else parse_time(at, "at")
         return show_state(state, GROUP_TYPE, _resolved(state, group, domain, moment), at, version)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         found = _existing_group(ledger, _group_key(state, ledger, group, domain))
         members = len(ledger.queries.group_members(found.id))
     _show_group(state, found, "", members)
@@ -321,7 +321,7 @@ def group_diff(
 
     state = state_of(ctx)
     moments = [at for _, at in (parse_point(older, "older"), parse_point(newer, "newer")) if at is not None]
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         for moment in [*moments, None]:
             try:
                 key = _group_key(state, ledger, group, domain, moment)
@@ -364,7 +364,7 @@ def group_list(
 
     state = state_of(ctx)
     active = {StatusChoice.ACTIVE: True, StatusChoice.INACTIVE: False}.get(status)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         groups = ledger.queries.groups(
             domain_name, name=name, name_prefix=name_prefix, active=active, after=after, limit=fetch_size(limit)
         )
@@ -375,7 +375,7 @@ def group_list(
 def group_members(ctx: typer.Context, group: GroupArg, domain: DomainOption = None) -> None:
     """The user UUIDs that are members of a group."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         found = _existing_group(ledger, _group_key(state, ledger, group, domain))
         members = sorted(str(u) for u in ledger.queries.group_members(found.id))
 

@@ -14,7 +14,7 @@ from domain.times import parse_point
 
 def show_history(state: State, entity_type: str, entity_id: str) -> None:
     """Every event of an entity, across all its incarnations: who changed what, when."""
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         entries = ledger.queries.history(entity_type, entity_id)
     if not entries:
         raise ObjectNotFound(
@@ -31,7 +31,7 @@ def show_state(state: State, entity_type: str, entity_id: str, at: str | None, v
 
     moment = None if at is None else parse_time(at, "at")
     version = None if version is None else parse_positive_int(version, "version")  # versions start at 1
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         found = ledger.queries.state_at(entity_type, entity_id, at=moment, version=version)
     if found is None:
         raise ObjectNotFound(
@@ -51,7 +51,7 @@ def show_diff(state: State, entity_type: str, entity_id: str, older: str, newer:
     """What changed in an entity between two versions or times: field, old, new."""
     from_version, from_at = parse_point(older, "older")  # the parameters: shown as --from, --to
     to_version, to_at = parse_point(newer, "newer")
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         changes = ledger.queries.diff(
             entity_type, entity_id, from_version=from_version, to_version=to_version, from_at=from_at, to_at=to_at
         )

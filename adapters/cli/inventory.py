@@ -80,7 +80,7 @@ def kernel_list(
 ) -> None:
     """Kernels started in [--since, --until), oldest first."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         kernels = ledger.queries.kernels(
             group_id=group_id,
             status=status,
@@ -97,7 +97,7 @@ def show_one(state: State, kind: str, key: str, find: Callable[[Ledger], Any]) -
     """One kernel, vfolder or endpoint, whole, as `find` reads it; or not found."""
     from domain.entity import entity_not_found
 
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         found = find(ledger)
     if found is None:
         raise entity_not_found(kind, key)
@@ -121,7 +121,7 @@ def vfolder_list(
 ) -> None:
     """Vfolders, by name."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         vfolders = ledger.queries.vfolders(group_id=group_id, host=host, limit=fetch_size(limit), after=after)
     output_page(state, vfolders, limit, lambda v: v.vfolder_id, lambda v: v.to_json(), _vfolders_table)
 
@@ -147,7 +147,7 @@ def endpoint_list(
 ) -> None:
     """A group's active endpoints, by name."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         endpoints = ledger.queries.endpoints(group_id)
     state.output([e.to_json() for e in endpoints], lambda: print_table(_endpoints_table(endpoints)))
 

@@ -136,7 +136,7 @@ def keypair_show(
     state = state_of(ctx)
     if at is not None or version is not None:
         return show_state(state, KEYPAIR_TYPE, access_key, at, version)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         keypair = ledger.queries.keypair(access_key)
     if keypair is None:
         raise entity_not_found(KEYPAIR_TYPE, access_key)
@@ -162,7 +162,7 @@ def keypair_list(
 ) -> None:
     """List the live keypairs, by access key (the --after cursor is an access key)."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         keypairs = ledger.queries.keypairs(
             resource_policy, domain_name=domain_name, owner=owner, after=after, limit=fetch_size(limit)
         )

@@ -24,7 +24,7 @@ def keys_status(ctx: typer.Context) -> None:
     from adapters.store.keys import master_key_source
 
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         source = master_key_source(ledger.config)
         count = ledger.app.keys.count()
     state.output(

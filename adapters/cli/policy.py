@@ -222,7 +222,7 @@ def policy_show(ctx: typer.Context, name: PolicyName, at: AtOption = None, versi
     state = state_of(ctx)
     if at is not None or version is not None:
         return show_state(state, POLICY_TYPE, name, at, version)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         policy = ledger.queries.keypair_resource_policy(name)
     if policy is None:
         raise entity_not_found(POLICY_TYPE, name)
@@ -247,7 +247,7 @@ def policy_list(
 ) -> None:
     """List the live policies, by name (the --after cursor is a policy name)."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         policies = ledger.queries.keypair_resource_policies(
             name_prefix=name_prefix, after=after, limit=fetch_size(limit)
         )

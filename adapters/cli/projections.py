@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from adapters.cli.app import State, open_ledger, state_of
+from adapters.cli.app import State, open_ledger, refuse_a_missing_ledger, state_of
 from adapters.cli.render import new_table, plural, print_table, safe
 from domain.errors import InvalidAPIParameters, LedgerError, ReadModelStalled
 
@@ -62,6 +62,7 @@ def status(ctx: typer.Context) -> None:
     a forced rebuild in progress as `rebuild at N`. A read model whose handler failed shows
     `stalled at position N: <cause>`; `skips` counts the events operators told it to skip."""
     state = state_of(ctx)
+    refuse_a_missing_ledger(state.db)
     with _ledger(state) as ledger:
         found = ledger.runner.status()
     state.output([s.to_json() for s in found], lambda: print_table(_status_table(found)))

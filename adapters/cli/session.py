@@ -235,7 +235,7 @@ def session_show(ctx: typer.Context, session_id: SessionArg) -> None:
     from domain.entity import entity_not_found
 
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         found = ledger.queries.session(session_id)
     if found is None:
         raise entity_not_found(EntityType.SESSION, session_id)
@@ -291,7 +291,7 @@ def session_list(
 ) -> None:
     """Sessions, by enqueue time."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         sessions = ledger.queries.sessions(
             status, access_key=access_key, group_id=group_id, limit=fetch_size(limit), after=after
         )
@@ -325,7 +325,7 @@ def session_due(
     idle_timeout (last activity, or start, + idle_timeout) or max_session_lifetime (from
     the running start), earliest deadline first."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         due = ledger.queries.sessions_due(now)
     state.output([d.to_json() for d in due], lambda: print_table(_due_table(due)))
 
@@ -338,7 +338,7 @@ def policy_effective(
     default, its domain's default and the system 'default' that is live; with the level
     it came from (source) and the policy's version."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         effective = ledger.queries.effective_policy(access_key)
     data = effective.to_json()
 

@@ -117,7 +117,7 @@ def token_list(
     """List the tokens (live ones unless --all): id, holder, role, domain, name, expiry,
     revocation. Never a token or its hash."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         tokens = [t for t in issued_tokens(ledger) if all_tokens or t.revoked_at is None]
     columns = ("token_id", "user_id", "role", "domain_name", "name", "expires_at", "revoked_at")
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from adapters.cli.app import State, open_ledger, state_of
+from adapters.cli.app import State, open_ledger, refuse_a_missing_ledger, state_of
 from adapters.cli.columns import Column, lay_out, notes
 from adapters.cli.render import plural, safe, shortener
 
@@ -314,6 +314,7 @@ def usage_month(
     state = state_of(ctx)
     _check_output(state, csv, limit)
     action = UsagePerMonthAction(month=month, group_ids=group or None)
+    refuse_a_missing_ledger(state.db)
     with open_ledger(state.db, timezone) as ledger:  # the root --db, this zone
         result = state.run(ledger.processors.group.usage_per_month, action)
         zone = ledger.timezone
@@ -349,6 +350,7 @@ def usage_period(
     state = state_of(ctx)
     _check_output(state, csv, limit)
     action = UsagePerPeriodAction(start_date=start_date, end_date=end_date, project_id=project)
+    refuse_a_missing_ledger(state.db)
     with open_ledger(state.db, timezone) as ledger:  # the root --db, this zone
         result = state.run(ledger.processors.group.usage_per_period, action)
         zone = ledger.timezone

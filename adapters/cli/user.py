@@ -197,7 +197,7 @@ def user_show(ctx: typer.Context, user_id: UserIdArg, at: AtOption = None, versi
     key = _key(user_id)
     if at is not None or version is not None:
         return show_state(state, USER_TYPE, key, at, version)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         found = ledger.queries.user(key)
         keypairs = ledger.queries.directory.user_keypair_count(key)
     if found is None:
@@ -220,7 +220,7 @@ def user_list(
 ) -> None:
     """List the live users, by UUID (the --after cursor is a user UUID)."""
     state = state_of(ctx)
-    with state.ledger() as ledger:
+    with state.reading() as ledger:
         users = ledger.queries.users(domain_name, after=after, limit=fetch_size(limit))
     output_page(state, users, limit, lambda u: str(u.user_id), user_json, _users_table)
 

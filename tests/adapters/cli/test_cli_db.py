@@ -11,8 +11,9 @@ import pytest
 
 from adapters.bootstrap import open_ledger
 from adapters.store import parse_url
+from adapters.store.triggers import postgres_is_set_up
 from domain.errors import ConfigurationError, InvalidAPIParameters, StoreUnavailable
-from tests.adapters.cli.helpers import error_line, ledger, ok, refused, usage_error
+from tests.adapters.cli.helpers import error_line, ledger, ok, refused, stdout_of, usage_error
 
 
 def tables(path: Path) -> set[str]:
@@ -81,7 +82,7 @@ def test_no_permission_is_named(tmp_path: Path) -> None:
         )
     finally:
         locked.chmod(0o700)
-    ok(f"sqlite:///{tmp_path / 'l.db'}", "policy", "list")
+    open_ledger(f"sqlite:///{tmp_path / 'l.db'}").close()  # a ledger there
     (tmp_path / "l.db").chmod(0o400)
     line = refused(f"sqlite:///{tmp_path / 'l.db'}", "policy", "list")
     assert line.endswith(f"cannot open the ledger '{tmp_path / 'l.db'}': no permission to read and write it")
@@ -90,7 +91,7 @@ def test_no_permission_is_named(tmp_path: Path) -> None:
 def test_an_unwritable_file_is_named_even_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The permission checks are `os.access`: simulated here so that they run under root too."""
     path = tmp_path / "l.db"
-    ok(f"sqlite:///{path}", "policy", "list")
+    open_ledger(f"sqlite:///{path}").close()  # a ledger there
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == path else real(p, mode))
     with pytest.raises(StoreUnavailable, match="no permission to read and write it"):
@@ -108,7 +109,7 @@ def test_an_existing_ledger_in_an_unwritable_folder_names_the_folder(
     beside it, and the refusal was SQLite's "attempt to write a readonly database", about a
     file an operator then finds writable. Simulated as above (os.access), so it runs as root."""
     path = tmp_path / "l.db"
-    ok(f"sqlite:///{path}", "policy", "list")
+    open_ledger(f"sqlite:///{path}").close()  # a ledger there
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
     with pytest.raises(StoreUnavailable) as refused_open:
@@ -193,3 +194,47 @@ def test_an_in_memory_ledger_needs_no_file(tmp_path: Path, monkeypatch: pytest.M
     result = ledger("sqlite:///:memory:", "policy", "list")
     assert result.exit_code == 0, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+READS = [
+    ("audit",),
+    ("metrics",),
+    ("policy", "list"),
+    ("policy", "show", "default"),
+    ("policy", "history", "default"),
+    ("policy", "effective", "AK"),
+    ("keypair", "list"),
+    ("keypair", "show", "AK"),
+    ("group", "list"),
+    ("group", "show", "g"),
+    ("group", "members", "g"),
+    ("domain", "list"),
+    ("domain", "show", "default"),
+    ("user", "list"),
+    ("kernel", "list"),
+    ("vfolder", "list"),
+    ("session", "list"),
+    ("session", "due"),
+    ("keys", "status"),
+    ("token", "list"),
+    ("projections", "status"),
+    ("usage", "month", "202401"),
+    ("usage", "period", "20240101", "20240201"),
+]
+
+
+def test_a_command_that_only_reads_refuses_a_ledger_that_is_not_there(ledger_url: str) -> None:
+    """On a mistyped path or schema, a reading command made an empty ledger there (and a
+    key file beside a SQLite one) and answered as if its history were empty, exit 0: an
+    auditor's `ledger audit` on a typo read as a ledger where nothing happened."""
+    for command in READS:
+        line = refused(ledger_url, *command)
+        assert line.startswith("error: configuration_invalid: no ledger "), (command, line)
+        assert "nothing to read (a ledger is made by a command that writes)" in line, (command, line)
+    config = parse_url(ledger_url)
+    if config.sqlite_path is not None:
+        assert list(config.sqlite_path.parent.iterdir()) == []  # no file, no key file
+    else:
+        assert not postgres_is_set_up(config)
+    ok(ledger_url, "policy", "create", "p")  # a write makes the ledger; then reads answer
+    assert "p" in stdout_of(ledger_url, "policy", "list")

@@ -176,7 +176,7 @@ def test_a_bug_is_one_internal_error_line_and_its_traceback_with_debug(tmp_path:
         "sys.argv[0] = 'ledger'\n"
         "main()\n"
     )
-    argv = [sys.executable, "-c", script, "--db", f"sqlite:///{tmp_path / 'l.db'}", "policy", "list"]
+    argv = [sys.executable, "-c", script, "--db", f"sqlite:///{tmp_path / 'l.db'}", "policy", "create", "p"]
     quiet = run(argv, environment(), tmp_path)
     assert quiet.returncode == 1 and quiet.stdout == ""
     assert quiet.stderr == "internal error: RuntimeError: boom\\x1b[2J (LEDGER_DEBUG=1 shows the traceback)\n"

@@ -101,7 +101,7 @@ SQLITE_PROBE = """
 import json, sys
 from typer.testing import CliRunner
 from adapters.cli import app
-result = CliRunner().invoke(app, ["--db", f"sqlite:///{sys.argv[1]}", "policy", "list"])
+result = CliRunner().invoke(app, ["--db", f"sqlite:///{sys.argv[1]}", "policy", "create", "p"])
 print(json.dumps({"code": result.exit_code, "output": result.output, "modules": sorted(sys.modules)}))
 """
 
