@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from eventsourcing.domain import Aggregate
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from adapters.read.queries import AuditEntry
 from adapters.store import LedgerApplication
@@ -203,7 +204,15 @@ class PrometheusMonitor:
         for e in entries:
             self.observe(e.entity_type, e.operation, e.status, e.domain_name, e.error_code, e.duration)
 
-    def exposition(self) -> str:
+    def exposition(self, *, every_process: bool = False) -> str:
+        """The text exposition of this registry; with `every_process`, in a process that
+        keeps its values in prometheus_client's multiprocess directory (each worker of
+        `ledger serve --workers N`), the sum over every process writing there: a scrape
+        answered by any worker counts the whole server, never one worker's share."""
+        if every_process and values.ValueClass is not values.MutexValue:
+            summed = CollectorRegistry()
+            MultiProcessCollector(summed)  # type: ignore[no-untyped-call]  # the library leaves it untyped
+            return generate_latest(summed).decode()
         return generate_latest(self.registry).decode()
 
     def samples(self) -> list[dict[str, Any]]:

@@ -8,6 +8,10 @@ several workers, and several `ledger serve` processes, share one PostgreSQL ledg
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -15,6 +19,7 @@ import typer
 from adapters.cli.app import state_of
 
 URL_VARIABLE = "LEDGER_DATABASE_URL"  # adapters.store.config's, without loading the store at start-up
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(
@@ -46,15 +51,36 @@ def serve(
     if state.db is not None:
         os.environ[URL_VARIABLE] = state.db  # the workers are new processes: they read it there
     _check_settings(state.db)
-    uvicorn.run(
-        "adapters.http.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level.lower(),
-        timeout_graceful_shutdown=10,
-    )
+    with _metrics_shared_by(workers):
+        uvicorn.run(
+            "adapters.http.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level.lower(),
+            timeout_graceful_shutdown=10,
+        )
+
+
+@contextmanager
+def _metrics_shared_by(workers: int) -> Iterator[None]:
+    """Several workers keep their metrics in one folder of prometheus_client's multiprocess
+    mode, so that `/metrics`, answered by whichever worker takes the scrape, sums them all
+    (one worker's own counts would swing between scrapes, which Prometheus reads as
+    counter resets). The folder is the run's own, made empty and removed after; one the
+    operator set in PROMETHEUS_MULTIPROC_DIR is theirs and left as it is. The variable is
+    read when a worker first imports prometheus_client, so it is set before they start."""
+    if workers == 1 or MULTIPROCESS_VARIABLE in os.environ:
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="ledger-metrics-")
+    os.environ[MULTIPROCESS_VARIABLE] = folder
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_VARIABLE]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_settings(url: str | None) -> None:

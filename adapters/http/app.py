@@ -137,7 +137,7 @@ def metrics(request: Request, presented: Annotated[str, Depends(presented_token)
     if caller.scope(METRICS) is None:
         raise InsufficientPermission(actor=f"role {caller.role.value}", operation="read", entity="the metrics")
     ledger: Ledger = request.app.state.ledger
-    return PlainTextResponse(ledger.metrics.exposition(), media_type="text/plain; version=0.0.4")
+    return PlainTextResponse(ledger.metrics.exposition(every_process=True), media_type="text/plain; version=0.0.4")
 
 
 class _HttpMetrics:

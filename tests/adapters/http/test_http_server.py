@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bootstrap import Ledger
 from domain.token import RevokeTokenAction
@@ -176,6 +177,33 @@ def test_head_and_allow_over_the_network(live: Live) -> None:
         assert head.headers.get("etag") == got.headers.get("etag"), path
     refused = live.client.put(f"{BASE}/{name}", headers=live.headers())
     assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD, PATCH, DELETE"
+
+
+def test_every_scrape_of_two_workers_counts_the_whole_server() -> None:
+    """With --workers 2 a scrape is answered by whichever worker takes it, and each counted
+    only its own actions: the totals swung between scrapes (9, then 11, of 20 creates),
+    which Prometheus reads as counter resets."""
+    with fresh_url("sqlite") as url, populated(url) as (_, tokens), serving(url, workers=2) as server:
+        for _ in range(20):
+            # A connection per request, so the kernel hands them to either worker.
+            with httpx.Client(base_url=server.base, timeout=10.0) as client:
+                created = client.post(BASE, json={"name": _name()}, headers=tokens.headers())
+                assert created.status_code == 201, created.text
+        seen = set()
+        for _ in range(10):
+            with httpx.Client(base_url=server.base, timeout=10.0) as client:
+                scraped = client.get("/metrics", headers=tokens.headers())
+            assert scraped.status_code == 200
+            families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
+            creates = [
+                s.value
+                for s in families["backend_action"].samples
+                if s.name == "backend_action_total"
+                and s.labels["operation"] == "create"
+                and s.labels["status"] == "success"
+            ]
+            seen.add(sum(creates))
+        assert seen == {20.0}
 
 
 def test_two_workers_start_and_serve() -> None:
