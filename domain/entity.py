@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.catalog import EntityType
 from domain.errors import LedgerError, ObjectNotFound
+from domain.shown import shown_key
 
 # Fixed namespaces: an entity's stream id is a pure function of its natural key, so the
 # stream itself guards uniqueness (creating version 1 twice conflicts in the store).
@@ -171,4 +172,6 @@ class Entity(Aggregate):
 
 def entity_not_found(entity_type: str, key: str) -> ObjectNotFound:
     # In words ('keypair resource policy'): the code already carries the type's identifier.
-    return ObjectNotFound(f"{entity_type.replace('_', ' ')} {key!r} not found", entity_type=entity_type, entity_id=key)
+    return ObjectNotFound(
+        f"{entity_type.replace('_', ' ')} {shown_key(key)} not found", entity_type=entity_type, entity_id=key
+    )

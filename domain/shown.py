@@ -27,6 +27,17 @@ def shown(raw: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Past the longest key an entity may have (a name of 256 characters, quoted):
+# a lookup of a 10 kB name is answered in one short line, a real key in full.
+_KEY_SHOWN = 260
+
+
+def shown_key(key: object) -> str:
+    """An entity's key (a name, an access key, an id) as a message names it: quoted, whole
+    when it could be a real key, cut when no entity could have it."""
+    return shown(key, _KEY_SHOWN)
+
+
 def kind_of(raw: object) -> str:
     """What kind of value `raw` is, in the words of the JSON a caller sent (`null`, `a
     boolean`, `a number`, `a string`, `a list`, `an object`), not Python's type names

@@ -35,6 +35,7 @@ from adapters.cli.options import (
 from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
 from adapters.cli.render import fmt, new_table, print_table
 from domain.catalog import EntityType
+from domain.shown import shown_key
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -158,12 +159,12 @@ def _group_key(state: State, ledger: Ledger, group: str, domain: str | None, at:
     if at is not None:
         held = ledger.queries.group_named_at(domain_name, group, at)
         if held is None:
-            message = f"no group was named {group!r} in domain {domain_name!r} at {at.isoformat()}"
+            message = f"no group was named {shown_key(group)} in domain {shown_key(domain_name)} at {at.isoformat()}"
             raise GroupNotFound(message, entity_type=GROUP_TYPE, entity_id=group)
         return held
     found = ledger.queries.group_by_name(domain_name, group)
     if found is None:
-        message = f"group {group!r} not found in domain {domain_name!r}"
+        message = f"group {shown_key(group)} not found in domain {shown_key(domain_name)}"
         raise GroupNotFound(message, entity_type=GROUP_TYPE, entity_id=group)
     return str(found.id)
 

@@ -9,6 +9,7 @@ from datetime import UTC
 from adapters.cli.app import State
 from adapters.cli.render import fields_table, fmt, history_table, new_table, print_table
 from domain.errors import ObjectNotFound
+from domain.shown import shown_key
 from domain.times import parse_point
 
 
@@ -18,9 +19,9 @@ def show_history(state: State, entity_type: str, entity_id: str) -> None:
         entries = ledger.queries.history(entity_type, entity_id)
     if not entries:
         raise ObjectNotFound(
-            f"{entity_type} {entity_id!r} has no history", entity_type=entity_type, entity_id=entity_id
+            f"{entity_type} {shown_key(entity_id)} has no history", entity_type=entity_type, entity_id=entity_id
         )
-    title = f"history of {entity_type} {entity_id!r}"
+    title = f"history of {entity_type} {shown_key(entity_id)}"
     state.output([e.to_json() for e in entries], lambda: print_table(history_table(title, entries)))
 
 
@@ -35,7 +36,7 @@ def show_state(state: State, entity_type: str, entity_id: str, at: str | None, v
         found = ledger.queries.state_at(entity_type, entity_id, at=moment, version=version)
     if found is None:
         raise ObjectNotFound(
-            f"{entity_type} {entity_id!r} did not exist at {at}", entity_type=entity_type, entity_id=entity_id
+            f"{entity_type} {shown_key(entity_id)} did not exist at {at}", entity_type=entity_type, entity_id=entity_id
         )
 
     def human() -> None:

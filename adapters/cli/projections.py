@@ -20,6 +20,7 @@ import typer
 from adapters.cli.app import State, open_ledger, refuse_a_missing_ledger, state_of
 from adapters.cli.render import new_table, plural, print_table, safe
 from domain.errors import InvalidAPIParameters, LedgerError, ReadModelStalled
+from domain.shown import shown_key
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -255,7 +256,7 @@ def _projections(runner: ProjectionRunner, name: str | None) -> list[Projection]
                 "(run this with LEDGER_TIMEZONE set to the zone, naming it `usage`)",
                 field="name",
             )
-        raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
+        raise InvalidAPIParameters(f"no projection named {shown_key(name)}", field="name")
     return named
 
 
@@ -327,7 +328,7 @@ def _stalled_read_model(runner: ProjectionRunner, name: str) -> str:
     recorded = dict.fromkeys([*(s.name for s in runner.status()), *(p.stable_name for p in runner.projections)])
     named = [r for r in recorded if r == name or (name in shared and r.startswith(f"{name}_"))]
     if not named:
-        raise InvalidAPIParameters(f"no projection named {name!r}", field="name")
+        raise InvalidAPIParameters(f"no projection named {shown_key(name)}", field="name")
     stalled = [r for r in named if runner.stalls_of(r)]
     if len(named) > 1 and len(stalled) != 1:
         which = f"; stalled: {', '.join(stalled)}" if stalled else ", none stalled"

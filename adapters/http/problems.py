@@ -32,7 +32,7 @@ from domain.errors import (
     QuotaExceeded,
     VFolderHostNotAllowed,
 )
-from domain.shown import shown
+from domain.shown import shown, shown_key
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,9 @@ def _in_ledger_words(error: Any) -> str | None:
 
 def not_found(entity_type: str, entity_id: str) -> ObjectNotFound:
     return ObjectNotFound(
-        f"{entity_type.replace('_', ' ')} {entity_id!r} not found", entity_type=entity_type, entity_id=entity_id
+        f"{entity_type.replace('_', ' ')} {shown_key(entity_id)} not found",
+        entity_type=entity_type,
+        entity_id=entity_id,
     )
 
 

@@ -22,7 +22,7 @@ from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, ObjectNotFound
 from domain.group.aggregate import Group, GroupNameIndex, name_index_id
 from domain.parsers import parse_positive_int
-from domain.shown import shown
+from domain.shown import shown, shown_key
 from domain.times import as_utc
 
 
@@ -83,15 +83,17 @@ class TimeTravel:
         except AggregateNotFoundError:
             if version is None:
                 raise ObjectNotFound(
-                    f"{entity_type} {entity_id!r} has no history", entity_type=entity_type, entity_id=entity_id
+                    f"{entity_type} {shown_key(entity_id)} has no history", entity_type=entity_type, entity_id=entity_id
                 ) from None
             raise ObjectNotFound(
-                f"{entity_type} {entity_id!r} has no version {version}", entity_type=entity_type, entity_id=entity_id
+                f"{entity_type} {shown_key(entity_id)} has no version {version}",
+                entity_type=entity_type,
+                entity_id=entity_id,
             ) from None
         assert isinstance(entity, Entity)  # every stream the entity types name holds one
         if version is not None and entity.version < version:
             raise ObjectNotFound(
-                f"{entity_type} {entity_id!r} has no version {version} (latest: {entity.version})",
+                f"{entity_type} {shown_key(entity_id)} has no version {version} (latest: {entity.version})",
                 entity_type=entity_type,
                 entity_id=entity_id,
             )
@@ -127,7 +129,7 @@ class TimeTravel:
         try:
             return kind.id_for(str(entity_id))
         except ValueError:
-            raise InvalidAPIParameters(f"not a {entity_type} id: {entity_id!r}", field="entity_id") from None
+            raise InvalidAPIParameters(f"not a {entity_type} id: {shown_key(entity_id)}", field="entity_id") from None
 
     def _version_at(self, stream: uuid.UUID, at: datetime) -> int:
         """The last version stored at or before `at` (0 if none): a binary search that reads

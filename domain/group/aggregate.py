@@ -26,7 +26,7 @@ from domain.errors import (
 )
 from domain.personal import ERASED, declare, erases, personal
 from domain.sharedmap import shared
-from domain.shown import plural, some
+from domain.shown import plural, shown_key, some
 from domain.values import UserUpdateMode
 
 
@@ -253,7 +253,9 @@ erases(Group.Purged, group_subject)
 
 
 def group_not_found(group_id: object) -> GroupNotFound:
-    return GroupNotFound(f"group {str(group_id)!r} not found", entity_type=EntityType.GROUP, entity_id=str(group_id))
+    return GroupNotFound(
+        f"group {shown_key(str(group_id))} not found", entity_type=EntityType.GROUP, entity_id=str(group_id)
+    )
 
 
 class GroupNameIndex(Entity):

@@ -345,3 +345,28 @@ def test_logging_is_left_as_it_was_after_a_command(db: str) -> None:
     handlers = list(logging.getLogger().handlers)
     ok(db, "policy", "list")
     assert logging.getLogger().handlers == handlers
+
+
+HUGE_KEY = "k" * 10_000
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("policy", "show", HUGE_KEY),
+        ("policy", "history", HUGE_KEY),
+        ("keypair", "show", HUGE_KEY),
+        ("group", "show", HUGE_KEY),
+        ("domain", "show", HUGE_KEY),
+        ("projections", "skip", HUGE_KEY, "--position", "1", "--reason", "r"),
+    ],
+    ids=lambda command: "-".join(command[:2]),
+)
+def test_a_lookup_of_a_huge_key_is_refused_in_one_short_line(db: str, command: tuple[str, ...]) -> None:
+    """A lookup passes its key to the read models unchecked (no entity has it, so none is
+    found), and the refusal quoted the whole key back: a 10 kB error line."""
+    line = error_line(ledger(db, *command), 1)
+    assert "\n" not in line and len(line) < 400, line
+    assert "'kkkk" in line and "..." in line, line
+    name = "n" * 256  # the longest a real key may be is named in full
+    assert f"'{name}'" in error_line(ledger(db, "policy", "show", name), 1)
