@@ -10,9 +10,10 @@ at 1.4-1.6x. Waiting instead on an exclusive `flock` of a file beside the databa
 and 1.9-2.1x.
 
 The lock only orders the ledger's own appends; SQLite's lock still guards the file. So
-anything that keeps it from being taken (a folder where the file cannot be made, a wait
-past the timeout) leaves the append to SQLite's lock, as before. A process that dies
-holding it loses it with its file descriptor.
+anything that keeps it from being taken (a folder where the file cannot be made, a FIFO
+or anything else but a regular file at its path, a wait past the timeout) leaves the
+append to SQLite's lock, as before. A process that dies holding it loses it with its file
+descriptor.
 
 `flock` has no timeout: a wait that does not succeed at once blocks in a thread of its
 own, and an append that stops waiting leaves that thread to give the lock back as soon
@@ -22,9 +23,11 @@ never two blocked `flock` calls on one descriptor, whose unlock would release th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
+import stat
 import threading
 
 log = logging.getLogger(__name__)
@@ -109,8 +112,13 @@ class FileWriteLock:
 
     def _descriptor(self) -> int | None:
         if self._fd is None and not self._unusable and not self._closed:
-            try:  # read-only is enough for flock, and lets another user who writes the ledger lock it too
-                self._fd = os.open(self._path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # Read-only is enough for flock, and lets another user who writes the ledger lock
+            # it too. Not blocking: opening a FIFO found there would wait for a writer for good.
+            flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+            try:
+                self._fd = os.open(self._path, flags, 0o644)
+                if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                    raise OSError(errno.EINVAL, "not a regular file")
             except OSError as exc:
                 self._give_up(exc)
         return self._fd

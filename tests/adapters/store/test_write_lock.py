@@ -143,3 +143,33 @@ def test_a_ledger_append_waits_for_another_process_holding_the_lock(tmp_path: Pa
     with open_ledger(url) as ledger:
         assert ledger.queries.keypair_resource_policy("second").name == "second"
     assert os.path.exists(f"{tmp_path}/ledger.db-lock")
+
+
+def test_a_fifo_at_the_lock_path_leaves_appends_to_sqlite_instead_of_blocking(tmp_path: Path) -> None:
+    # Opening a FIFO to read blocks until something opens it to write: the append that
+    # opened the lock file would wait there for good, holding the process's writer.
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    create(url, "first")
+    os.remove(f"{tmp_path}/ledger.db-lock")
+    os.mkfifo(f"{tmp_path}/ledger.db-lock")
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            create(url, "written-beside-a-fifo")
+        except BaseException as exc:  # the test looks at it
+            errors.append(exc)
+        done.set()
+
+    thread = threading.Thread(target=append, daemon=True)
+    thread.start()
+    try:
+        assert done.wait(20.0), "the append is stuck opening the lock path"
+    finally:
+        if not done.is_set():  # a writer end lets the stuck open return
+            os.close(os.open(f"{tmp_path}/ledger.db-lock", os.O_WRONLY | os.O_NONBLOCK))
+            thread.join(30.0)
+    assert errors == []
+    with open_ledger(url) as ledger:
+        assert ledger.queries.keypair_resource_policy("written-beside-a-fifo") is not None
