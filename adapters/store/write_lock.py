@@ -19,18 +19,35 @@ descriptor.
 own, and an append that stops waiting leaves that thread to give the lock back as soon
 as it gets it (or hand it to the process's next append, which waits on that same thread:
 never two blocked `flock` calls on one descriptor, whose unlock would release the other's).
+
+A forked child opens the file again: the descriptor it inherits shares the parent's open
+file, on which its `flock` would succeed while the parent holds the lock and its unlock
+would free the parent's; and a wait of the parent's goes on in a thread the child has not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
 import os
 import stat
 import threading
+import weakref
 
 log = logging.getLogger(__name__)
+
+
+_LOCKS: weakref.WeakSet[FileWriteLock] = weakref.WeakSet()  # this process's, for a forked child
+
+
+def _after_fork_in_child() -> None:
+    for lock in list(_LOCKS):
+        lock._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Wait:
@@ -53,6 +70,7 @@ class FileWriteLock:
         self._closed = False
         self._guard = threading.Lock()
         self._waiting: _Wait | None = None
+        _LOCKS.add(self)
 
     def acquire(self, timeout: float) -> bool:
         """Whether the lock was taken within `timeout` seconds (False: go without it)."""
@@ -92,6 +110,16 @@ class FileWriteLock:
                 self._close_descriptor()
             # else the waiting thread closes it once its flock returns: closing it under
             # a blocked call could let a new file take its number before that call unlocks.
+
+    def _forked(self) -> None:
+        """In a forked child: drops the parent's descriptor (the parent keeps its lock: the
+        open file is the parent's too) and its wait; the next append opens the file anew."""
+        self._guard = threading.Lock()  # a parent's thread may have held it at the fork
+        self._waiting = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
     def _block(self, fd: int, wait: _Wait) -> None:
         try:

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from adapters.bootstrap import open_ledger
@@ -25,6 +29,46 @@ def create(ledger_url: str, name: str) -> None:
         process = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
         action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
         asyncio.run(process.wait_for_complete(action, ADMIN))
+
+
+def forked(body: Callable[[], bool]) -> Callable[[], bool | None]:
+    """Runs `body` in a forked child of this process at once; the returned call waits (30 s
+    at most) for its answer: None if it raised or did not answer in time."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        try:
+            os.write(write, b"1" if body() else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+
+    def answer() -> bool | None:
+        try:
+            ready, _, _ = select.select([read], [], [], 30.0)
+            got = os.read(read, 1) if ready else b""
+            return {b"1": True, b"0": False}.get(got)
+        finally:
+            os.close(read)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+    return answer
+
+
+def hold_in_another_process(path: str) -> subprocess.Popen[str]:
+    """A process that holds the lock at `path` until it is killed."""
+    script = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, path], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    return child
 
 
 def test_one_holder_at_a_time_and_a_waiter_gets_it_when_released(tmp_path: Path) -> None:
@@ -85,16 +129,8 @@ def test_closing_while_a_wait_is_blocked_frees_the_lock_and_the_descriptor(tmp_p
 
 def test_a_killed_holder_loses_the_lock(tmp_path: Path) -> None:
     path = str(tmp_path / "db-lock")
-    script = (
-        "import fcntl, os, sys, time\n"
-        "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(600)\n"
-    )
-    child = subprocess.Popen([sys.executable, "-c", script, path], stdout=subprocess.PIPE, text=True)
+    child = hold_in_another_process(path)
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "held"
         lock = FileWriteLock(path)
         assert not lock.acquire(0.1)
     finally:
@@ -173,3 +209,52 @@ def test_a_fifo_at_the_lock_path_leaves_appends_to_sqlite_instead_of_blocking(tm
     assert errors == []
     with open_ledger(url) as ledger:
         assert ledger.queries.keypair_resource_policy("written-beside-a-fifo") is not None
+
+
+def test_a_forked_child_neither_shares_nor_frees_its_parents_lock(tmp_path: Path) -> None:
+    # A child inherits the descriptor, and with it the open file that holds the lock: on
+    # it, the child's flock would succeed at once and its unlock free the parent's lock.
+    path = str(tmp_path / "db-lock")
+    lock = FileWriteLock(path)
+    assert lock.acquire(1.0)
+
+    def child() -> bool:
+        taken = lock.acquire(0.2)
+        if taken:
+            lock.release()
+        return taken
+
+    assert forked(child)() is False
+    other = FileWriteLock(path)
+    assert not other.acquire(0.1)  # the parent still holds it
+    lock.release()
+    assert other.acquire(1.0)
+    other.release()
+    lock.close()
+    other.close()
+
+
+def test_a_child_forked_during_a_wait_takes_the_lock_once_it_is_free(tmp_path: Path) -> None:
+    # The thread that waits on the parent's flock is not in the child: joining that wait,
+    # each append of the child would wait out its whole timeout.
+    path = str(tmp_path / "db-lock")
+    holder = hold_in_another_process(path)
+    lock = FileWriteLock(path)
+    try:
+        assert not lock.acquire(0.05)  # its flock goes on waiting in a thread of the parent
+
+        def child() -> bool:
+            began = time.monotonic()
+            taken = lock.acquire(20.0)
+            return taken and time.monotonic() - began < 10.0
+
+        answer = forked(child)
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert answer() is True
+    assert lock.acquire(30.0)
+    lock.release()
+    lock.close()
