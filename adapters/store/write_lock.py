@@ -87,8 +87,14 @@ class FileWriteLock:
                     pass
                 except OSError as exc:
                     return self._give_up(exc)
-                wait = self._waiting = _Wait()
-                threading.Thread(target=self._block, args=(fd, wait), name="ledger-write-lock", daemon=True).start()
+                wait = _Wait()
+                thread = threading.Thread(target=self._block, args=(fd, wait), name="ledger-write-lock", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # out of threads: no wait to join, now or later
+                    log.warning("appends to the ledger go without %s this time (%s)", self._path, exc)
+                    return False
+                self._waiting = wait
             wait.wanted = True
         wait.done.wait(timeout)
         with self._guard:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from adapters.bootstrap import open_ledger
 from adapters.store.write_lock import FileWriteLock
 from domain.actions import ActionTriggerMeta
@@ -257,4 +259,28 @@ def test_a_child_forked_during_a_wait_takes_the_lock_once_it_is_free(tmp_path: P
     assert answer() is True
     assert lock.acquire(30.0)
     lock.release()
+    lock.close()
+
+
+def test_a_wait_whose_thread_did_not_start_leaves_that_append_and_the_next_to_themselves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Out of threads, the wait that had no thread to block in stayed the process's wait:
+    # the append failed, and every later one joined it and waited out its whole timeout.
+    path = str(tmp_path / "db-lock")
+    holder, lock = FileWriteLock(path), FileWriteLock(path)
+    assert holder.acquire(1.0)
+
+    def refuse(thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", refuse)
+        assert not lock.acquire(0.05)  # goes without the lock, as past a timeout
+    holder.release()
+    began = time.monotonic()
+    assert lock.acquire(10.0)
+    assert time.monotonic() - began < 5.0
+    lock.release()
+    holder.close()
     lock.close()
