@@ -96,13 +96,21 @@ class FileWriteLock:
                     return False
                 self._waiting = wait
             wait.wanted = True
-        wait.done.wait(timeout)
-        with self._guard:
-            if wait.done.is_set():
-                self._waiting = None
-                return wait.locked
-            wait.wanted = False  # its thread gives the lock back when it gets it
-            return False
+        interrupted = True  # by an exception (KeyboardInterrupt): no append gets the lock
+        try:
+            wait.done.wait(timeout)
+            interrupted = False
+        finally:
+            with self._guard:
+                if wait.done.is_set():
+                    self._waiting = None
+                    taken = wait.locked
+                    if taken and interrupted and self._fd is not None:
+                        fcntl.flock(self._fd, fcntl.LOCK_UN)
+                else:
+                    wait.wanted = False  # its thread gives the lock back when it gets it
+                    taken = False
+        return taken
 
     def release(self) -> None:
         with self._guard:

@@ -284,3 +284,37 @@ def test_a_wait_whose_thread_did_not_start_leaves_that_append_and_the_next_to_th
     lock.release()
     holder.close()
     lock.close()
+
+
+class Interrupted(Exception):
+    """Raised by a signal handler in the middle of a wait (as KeyboardInterrupt is)."""
+
+
+def test_a_wait_interrupted_by_an_exception_does_not_keep_the_lock(tmp_path: Path) -> None:
+    # The wait's thread took the lock for an append that was no longer there, and kept it
+    # (through `close` too) until the process's next append: other processes waited.
+    path = str(tmp_path / "db-lock")
+    holder = hold_in_another_process(path)
+    lock, other = FileWriteLock(path), FileWriteLock(path)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Interrupted):
+            lock.acquire(30.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert other.acquire(10.0)  # the interrupted wait's thread gave it back
+    other.release()
+    lock.close()
+    assert other.acquire(1.0)
+    other.release()
+    other.close()
