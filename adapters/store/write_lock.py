@@ -19,6 +19,8 @@ descriptor.
 own, and an append that stops waiting leaves that thread to give the lock back as soon
 as it gets it (or hand it to the process's next append, which waits on that same thread:
 never two blocked `flock` calls on one descriptor, whose unlock would release the other's).
+Once an append has waited a whole timeout, the next ones wait on that same holder only
+briefly before going on to SQLite's lock, until it lets go.
 
 A forked child opens the file again: the descriptor it inherits shares the parent's open
 file, on which its `flock` would succeed while the parent holds the lock and its unlock
@@ -37,6 +39,9 @@ import threading
 import weakref
 
 log = logging.getLogger(__name__)
+
+STUCK_AFTER = 1.0  # seconds: a holder that outlasts a whole wait this long is stuck
+AFTER_A_STUCK_HOLDER = 0.05  # seconds an append then waits on it before going on to SQLite's lock
 
 
 _LOCKS: weakref.WeakSet[FileWriteLock] = weakref.WeakSet()  # this process's, for a forked child
@@ -57,6 +62,7 @@ class _Wait:
         self.done = threading.Event()
         self.locked = False
         self.wanted = True
+        self.timed_out = False  # an append waited its whole timeout on it: the holder is stuck
 
 
 class FileWriteLock:
@@ -95,6 +101,11 @@ class FileWriteLock:
                     log.warning("appends to the ledger go without %s this time (%s)", self._path, exc)
                     return False
                 self._waiting = wait
+            elif wait.timed_out:
+                # The holder kept it past a whole timeout (a process stopped, say): until it
+                # lets go, appends wait for it only briefly, then go on to SQLite's lock,
+                # rather than each waiting as long again.
+                timeout = min(timeout, AFTER_A_STUCK_HOLDER)
             wait.wanted = True
         interrupted = True  # by an exception (KeyboardInterrupt): no append gets the lock
         try:
@@ -109,6 +120,9 @@ class FileWriteLock:
                         fcntl.flock(self._fd, fcntl.LOCK_UN)
                 else:
                     wait.wanted = False  # its thread gives the lock back when it gets it
+                    # A holder that outlasts a wait of a second or more is stuck; a short wait
+                    # (a caller's own choice) says nothing of it.
+                    wait.timed_out = wait.timed_out or (not interrupted and timeout >= STUCK_AFTER)
                     taken = False
         return taken
 

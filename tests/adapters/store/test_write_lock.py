@@ -318,3 +318,21 @@ def test_a_wait_interrupted_by_an_exception_does_not_keep_the_lock(tmp_path: Pat
     assert other.acquire(1.0)
     other.release()
     other.close()
+
+
+def test_after_a_whole_timeout_on_a_stuck_holder_the_next_appends_do_not_wait_as_long(tmp_path: Path) -> None:
+    """A holder stopped with the lock (SIGSTOP, a debugger) made each append of the others
+    wait the whole timeout in turn, though SQLite's own lock was free for them."""
+    path = str(tmp_path / "db-lock")
+    stuck, lock = FileWriteLock(path), FileWriteLock(path)
+    assert stuck.acquire(1.0)
+    assert not lock.acquire(1.0)  # the first append waits its whole timeout
+    began = time.monotonic()
+    assert not lock.acquire(60.0)  # the next ones go on to SQLite's lock at once
+    assert not lock.acquire(60.0)
+    assert time.monotonic() - began < 30.0
+    stuck.release()
+    assert lock.acquire(30.0)  # once it lets go, the lock is taken as before
+    lock.release()
+    stuck.close()
+    lock.close()
