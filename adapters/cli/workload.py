@@ -245,10 +245,10 @@ def workload_import(
     stops the import with one error naming its number, exit 1. Every fact before that
     line is stored and none from it on, so a fixed file can be imported again from that
     line: a batch the ledger refuses stores nothing, so its facts are then recorded one
-    at a time up to the refused one. The error says where to resume: `--from-line N` skips
-    the lines before N (they are read, not recorded). Each batch is one
-    `record_workload_batch` action of the root options' actor: permission-checked and
-    audited like any other.
+    at a time up to the refused one (the audit trail then holds two refusals: the batch's
+    and that fact's). The error says where to resume: `--from-line N` skips the lines
+    before N (they are read, not recorded). Each batch is one `record_workload_batch`
+    action of the root options' actor: permission-checked and audited like any other.
 
     The progress bar is drawn when stderr is a terminal; otherwise (a log, a pipe) a line
     `progress: X facts in Y batches, through line L` goes to stderr every
