@@ -26,8 +26,9 @@ DEFAULT_URL = "sqlite:///ledger.db"
 URL_VARIABLE = "LEDGER_DATABASE_URL"
 EVENTS_TABLE = {"sqlite": "stored_events", "postgresql": "ledger_events"}
 # A SQLite file is a ledger when it holds the events table and one of these beside it: the
-# hash chain, or (a ledger written before the chain existed) the read models' versions.
-LEDGER_MARKS = ("ledger_chain", "projection_versions")
+# hash chain, or (a ledger written before the chain existed) the read models' versions, or
+# (one written before the read models were versioned) the projection runner's tracking.
+LEDGER_MARKS = ("ledger_chain", "projection_versions", "projection_tracking")
 
 
 class ServerUnreachable(PersistenceError):

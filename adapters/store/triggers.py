@@ -117,6 +117,19 @@ def postgres_is_set_up(config: StoreConfig) -> bool:
     return bool(row and row[0])
 
 
+def postgres_has_events(config: StoreConfig) -> bool:
+    """Whether this PostgreSQL schema holds the ledger's events table: a ledger, though one
+    written by an older release may lack what `postgres_is_set_up` asks for (the hash chain
+    and its triggers, made when this release first opens it)."""
+    query = """
+        SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = %(schema)s AND c.relname = %(table)s)
+    """
+    with config.connect_postgres() as conn:
+        row = conn.execute(query, {"schema": config.schema or "public", "table": config.events_table}).fetchone()
+    return bool(row and row[0])
+
+
 def ensure_postgres_schema(conn: Any, config: StoreConfig) -> None:
     """Creates the ledger's schema unless it exists, on `conn` (autocommit). Checked first:
     `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the database even when the schema is

@@ -133,7 +133,7 @@ def test_another_applications_file_is_refused_not_adopted(tmp_path: Path) -> Non
     line = refused(url, "policy", "list")
     assert line == (
         f"error: configuration_invalid: '{path}' is not a ledger: its tables (foo) are another "
-        "application's (a ledger has stored_events and ledger_chain or projection_versions); "
+        "application's (a ledger has stored_events and ledger_chain or projection_versions or projection_tracking); "
         "give a new file or a ledger's"
     )
     assert tables(path) == {"foo"}  # nothing was added to it
@@ -238,3 +238,34 @@ def test_a_command_that_only_reads_refuses_a_ledger_that_is_not_there(ledger_url
         assert not postgres_is_set_up(config)
     ok(ledger_url, "policy", "create", "p")  # a write makes the ledger; then reads answer
     assert "p" in stdout_of(ledger_url, "policy", "list")
+
+
+def strip_to_the_first_release(url: str) -> None:
+    """Leaves of a ledger what its first releases wrote beside the events: the snapshots,
+    the runner's tracking and read models (no hash chain, no versioned read models, no
+    subject keys)."""
+    config = parse_url(url)
+    kept = {config.events_table, "stored_snapshots", "ledger_snapshots", "projection_tracking"}
+    if config.sqlite_path is not None:
+        with sqlite3.connect(config.sqlite_path) as conn:
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                if name not in kept:
+                    conn.execute(f'DROP TABLE "{name}"')
+        return
+    with config.connect_postgres() as conn:
+        schema = config.schema or "public"
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)).fetchall()
+        for (name,) in rows:
+            if name not in kept:
+                conn.execute(f'DROP TABLE "{schema}"."{name}" CASCADE')
+    assert not postgres_is_set_up(config)
+
+
+def test_a_ledger_written_before_the_read_models_were_versioned_opens(ledger_url: str) -> None:
+    """A ledger of the first releases has its events, snapshots and the runner's tracking,
+    neither the chain nor projection_versions: a SQLite one was refused as another
+    application's file, and on PostgreSQL a reading command said there was no ledger."""
+    ok(ledger_url, "policy", "create", "p1", "--total-resource-slots", "cpu=1")
+    strip_to_the_first_release(ledger_url)
+    assert "p1" in stdout_of(ledger_url, "policy", "list")
+    assert "chain intact" in stdout_of(ledger_url, "verify")  # sealed on the first open
