@@ -16,7 +16,7 @@ from projections.projection import on
 
 class GroupsProjection(EntityProjection):
     name = "groups"
-    version = 1
+    version = 2  # 2: a purged group's row keeps its fields erased, as a rebuild reads them (issue 14)
     aggregate = Group
     key_length = 36
 
