@@ -353,7 +353,7 @@ def refuse_a_missing_ledger(url: str | None, nothing: str = "nothing to read") -
     (or schema), the ledger would make an empty one there, with a key file, and the
     command would answer as if the history were empty, exit 0."""
     from adapters.store.config import parse_url
-    from adapters.store.triggers import postgres_has_events, postgres_is_set_up
+    from adapters.store.triggers import postgres_has_events
     from domain.errors import ConfigurationError
 
     config = parse_url(url)
@@ -362,7 +362,8 @@ def refuse_a_missing_ledger(url: str | None, nothing: str = "nothing to read") -
     made = "a ledger is made by a command that writes"
     if path is not None and str(path) != ":memory:" and not (path.is_file() and path.stat().st_size > 0):
         raise ConfigurationError(f"no ledger at {str(path)!r}: {nothing} ({made})")
-    if config.kind == "postgresql" and not postgres_is_set_up(config) and not postgres_has_events(config):
+    # The events table makes a ledger: one an older release wrote lacks the rest until opened.
+    if config.kind == "postgresql" and not postgres_has_events(config):
         raise ConfigurationError(f"no ledger in schema {config.schema or 'public'!r}: {nothing} ({made})")
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.http.methods import allowed_methods
+from domain.entity import entity_not_found
 from domain.errors import (
     AuthenticationFailed,
     FieldError,
@@ -32,7 +33,7 @@ from domain.errors import (
     QuotaExceeded,
     VFolderHostNotAllowed,
 )
-from domain.shown import shown, shown_key
+from domain.shown import shown
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,8 @@ def _in_ledger_words(error: Any) -> str | None:
 
 
 def not_found(entity_type: str, entity_id: str) -> ObjectNotFound:
-    return ObjectNotFound(
-        f"{entity_type.replace('_', ' ')} {shown_key(entity_id)} not found",
-        entity_type=entity_type,
-        entity_id=entity_id,
-    )
+    """The routes' not-found: the domain's own error for the entity, in the same words."""
+    return entity_not_found(entity_type, entity_id)
 
 
 PLUS_HINT = "a '+' in a URL query reads as a space: send it as %2B"
