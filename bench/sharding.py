@@ -18,23 +18,19 @@ would), each with its own group commit: how far one database goes past one proce
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import multiprocessing
 import os
 import statistics
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
-
-PG_SERVER = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+from concurrency import PG_SERVER, process_writers  # bench/ is no package
 
 
 def shard_database(n: int) -> str:
@@ -53,34 +49,6 @@ def drop_schema(n: int, schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def shard_process(url: str, writers: int, commands: int, start: Any, results: Any, process: int = 0) -> None:
-    """One shard's API process: opens its ledger, waits for every shard, then writes."""
-    from adapters.bootstrap import open_ledger
-    from domain.actions import ActionTriggerMeta
-    from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
-
-    admin = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
-    with open_ledger(url, group_commit=True) as ledger:
-        create = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
-
-        def writer(index: int) -> None:
-            loop = asyncio.new_event_loop()
-            for i in range(commands // writers):
-                name = f"p{process}-w{index}-{i}"
-                action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name))
-                loop.run_until_complete(create.wait_for_complete(action, admin))
-            loop.close()
-
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
-        start.wait()
-        began = time.time()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        results.put((commands // writers * writers, began, time.time()))
-
-
 def aggregate_rate(shards: int, writers: int, commands: int, per_shard: int = 1) -> float:
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(shards * per_shard)
@@ -91,8 +59,9 @@ def aggregate_rate(shards: int, writers: int, commands: int, per_shard: int = 1)
         from adapters.bootstrap import open_ledger
 
         open_ledger(url).close()
+    # Each process as `bench/concurrency.py` runs one of a cell's (group commit, as serve does).
     processes = [
-        context.Process(target=shard_process, args=(url, writers, commands // per_shard, start, results, p))
+        context.Process(target=process_writers, args=(url, True, writers, commands // per_shard, start, results, p))
         for url in urls
         for p in range(per_shard)
     ]
@@ -103,7 +72,7 @@ def aggregate_rate(shards: int, writers: int, commands: int, per_shard: int = 1)
         process.join()
     for n in range(shards):
         drop_schema(n, schema)
-    done = sum(count for count, _, _ in outcomes)
+    done = sum(len(latencies) for latencies, _, _ in outcomes)
     return float(done / (max(end for _, _, end in outcomes) - min(began for _, began, _ in outcomes)))
 
 
