@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adapters.cli.app import State, state_of
-from adapters.cli.history import show_diff, show_history, show_state
+from adapters.cli.history import HistoryAfter, HistoryLimit, NewestFirst, show_diff, show_history, show_state
 from adapters.cli.options import (
     AtOption,
     DescriptionOption,
@@ -245,6 +245,12 @@ def domain_list(
 
 
 @domain_app.command("history")
-def domain_history(ctx: typer.Context, name: DomainName) -> None:
+def domain_history(
+    ctx: typer.Context,
+    name: DomainName,
+    limit: HistoryLimit = None,
+    after: HistoryAfter = None,
+    newest_first: NewestFirst = False,
+) -> None:
     """Every event of a domain (fields, users and groups joining and leaving), with actors."""
-    show_history(state_of(ctx), DOMAIN_TYPE, name)
+    show_history(state_of(ctx), DOMAIN_TYPE, name, limit, after, newest_first)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adapters.cli.app import State, state_of
-from adapters.cli.history import show_diff, show_history, show_state
+from adapters.cli.history import HistoryAfter, HistoryLimit, NewestFirst, show_diff, show_history, show_state
 from adapters.cli.options import (
     ActiveOption,
     AtOption,
@@ -390,7 +390,14 @@ def group_members(ctx: typer.Context, group: GroupArg, domain: DomainOption = No
 
 
 @group_app.command("history")
-def group_history(ctx: typer.Context, group: GroupArg, domain: DomainOption = None) -> None:
+def group_history(
+    ctx: typer.Context,
+    group: GroupArg,
+    domain: DomainOption = None,
+    limit: HistoryLimit = None,
+    after: HistoryAfter = None,
+    newest_first: NewestFirst = False,
+) -> None:
     """Every event of a group (fields, members, workload it took and released), with actors."""
     state = state_of(ctx)
-    show_history(state, GROUP_TYPE, _resolved(state, group, domain))
+    show_history(state, GROUP_TYPE, _resolved(state, group, domain), limit, after, newest_first)

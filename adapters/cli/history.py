@@ -5,24 +5,64 @@ Read from the event store; registers no command itself."""
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Annotated
+
+import typer
 
 from adapters.cli.app import State
+from adapters.cli.paging import LimitOption, fetch_size, output_page
 from adapters.cli.render import fields_table, fmt, history_table, new_table, print_table
 from domain.errors import ObjectNotFound
 from domain.shown import shown_key
 from domain.times import parse_point
 
+# The paging options every `history` command takes (a group's holds two events per kernel
+# it ever ran: read it a page at a time).
+HistoryLimit = LimitOption
+HistoryAfter = Annotated[
+    int | None,
+    typer.Option(
+        "--after",
+        min=0,
+        metavar="POSITION",
+        help="Start after the entry at this position: the cursor a previous --limit page printed.",
+    ),
+]
+NewestFirst = Annotated[
+    bool, typer.Option("--newest-first", help="The latest entry first (with --limit: the latest N).")
+]
 
-def show_history(state: State, entity_type: str, entity_id: str) -> None:
-    """Every event of an entity, across all its incarnations: who changed what, when."""
+
+def show_history(
+    state: State,
+    entity_type: str,
+    entity_id: str,
+    limit: int | None = None,
+    after: int | None = None,
+    newest_first: bool = False,
+) -> None:
+    """Every event of an entity, across all its incarnations: who changed what, when;
+    a page of them with `limit`, from `after`."""
     with state.reading() as ledger:
-        entries = ledger.queries.history(entity_type, entity_id)
-    if not entries:
+        queries = ledger.queries
+        entries = queries.history(
+            entity_type, entity_id, after=after, limit=fetch_size(limit), newest_first=newest_first
+        )
+        # A page past the last entry is empty; an entity without history is not found.
+        unknown = not entries and (after is None or not queries.history(entity_type, entity_id, limit=1))
+    if unknown:
         raise ObjectNotFound(
             f"{entity_type} {shown_key(entity_id)} has no history", entity_type=entity_type, entity_id=entity_id
         )
     title = f"history of {entity_type} {shown_key(entity_id)}"
-    state.output([e.to_json() for e in entries], lambda: print_table(history_table(title, entries)))
+    output_page(
+        state,
+        entries,
+        limit,
+        lambda e: str(e.position),
+        lambda e: e.to_json(),
+        lambda shown: history_table(title, shown),
+    )
 
 
 def show_state(state: State, entity_type: str, entity_id: str, at: str | None, version: int | None) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adapters.cli.app import State, state_of
-from adapters.cli.history import show_diff, show_history, show_state
+from adapters.cli.history import HistoryAfter, HistoryLimit, NewestFirst, show_diff, show_history, show_state
 from adapters.cli.options import AtOption, FromOption, ToOption, VersionOption
 from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
 from adapters.cli.render import new_table, print_table, safe
@@ -170,6 +170,12 @@ def keypair_list(
 
 
 @keypair_app.command("history")
-def keypair_history(ctx: typer.Context, access_key: AccessKeyArg) -> None:
+def keypair_history(
+    ctx: typer.Context,
+    access_key: AccessKeyArg,
+    limit: HistoryLimit = None,
+    after: HistoryAfter = None,
+    newest_first: NewestFirst = False,
+) -> None:
     """Every event of a keypair, across all its incarnations."""
-    show_history(state_of(ctx), KEYPAIR_TYPE, access_key)
+    show_history(state_of(ctx), KEYPAIR_TYPE, access_key, limit, after, newest_first)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from adapters.cli.app import State, state_of
-from adapters.cli.history import show_diff, show_history, show_state
+from adapters.cli.history import HistoryAfter, HistoryLimit, NewestFirst, show_diff, show_history, show_state
 from adapters.cli.options import (
     AtOption,
     FromOption,
@@ -255,6 +255,12 @@ def policy_list(
 
 
 @policy_app.command("history")
-def policy_history(ctx: typer.Context, name: PolicyName) -> None:
+def policy_history(
+    ctx: typer.Context,
+    name: PolicyName,
+    limit: HistoryLimit = None,
+    after: HistoryAfter = None,
+    newest_first: NewestFirst = False,
+) -> None:
     """Every event of a policy, across all its incarnations: who changed what, when."""
-    show_history(state_of(ctx), POLICY_TYPE, name)
+    show_history(state_of(ctx), POLICY_TYPE, name, limit, after, newest_first)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -226,7 +226,7 @@ def fields_table(fields: dict[str, Any], title: str | None = None) -> Table:
     return table
 
 
-def history_table(title: str, entries: list[HistoryEntry]) -> Table:
+def history_table(title: str, entries: Sequence[HistoryEntry]) -> Table:
     """One row per event. Fits 80 columns: fixed columns stay whole, changes get most of the rest."""
     table = SafeTable(title=title, box=box.HORIZONTALS, show_lines=True, expand=True)
     for header in ("ver", "event", "time (UTC)"):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adapters.cli.app import State, state_of
-from adapters.cli.history import show_diff, show_history, show_state
+from adapters.cli.history import HistoryAfter, HistoryLimit, NewestFirst, show_diff, show_history, show_state
 from adapters.cli.options import AtOption, FromOption, ToOption, VersionOption, unset_fields, unset_option
 from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
 from adapters.cli.render import fields_table, fmt, new_table, print_table
@@ -226,6 +226,12 @@ def user_list(
 
 
 @user_app.command("history")
-def user_history(ctx: typer.Context, user_id: UserIdArg) -> None:
+def user_history(
+    ctx: typer.Context,
+    user_id: UserIdArg,
+    limit: HistoryLimit = None,
+    after: HistoryAfter = None,
+    newest_first: NewestFirst = False,
+) -> None:
     """Every event of a user (fields, keypairs it came to own and gave up), with actors."""
-    show_history(state_of(ctx), USER_TYPE, _key(user_id))
+    show_history(state_of(ctx), USER_TYPE, _key(user_id), limit, after, newest_first)

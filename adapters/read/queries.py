@@ -262,37 +262,89 @@ class Queries:
         return totals
 
     @checked
-    def history(self, entity_type: str, entity_id: str) -> list[HistoryEntry]:
-        """Every event of the entity, oldest first: who and when from the history read
-        model, what changed from the stored events themselves."""
+    def history(
+        self,
+        entity_type: str,
+        entity_id: str,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[HistoryEntry]:
+        """Every event of the entity, oldest first (newest first with `newest_first`): who
+        and when from the history read model, what changed from the stored events
+        themselves. `limit`: at most that many; `after`: the position of the last entry of
+        the previous page, the entries that follow it in this order. A page reads only its
+        own events: a group's history holds two entries per kernel it ever ran."""
         entity_kind(entity_type)  # a mistyped type would read as an entity without history
-        streams, entries = self._history.streams, self._history.entries
+        limit = _bound(limit)
+        if after is not None and after < 0:
+            raise InvalidAPIParameters("must be a position (0 or more)", field="after")
+        entries = self._history.entries
         self._runner.catch_up()
         self._runner.require(self._history)
         with self._db.connect() as conn:
-            # An id as given or, when a UUID, as stored (the commands take any spelling);
-            # a name that merely looks like a UUID is found as given, never with another.
-            given = str(entity_id)
-            found = conn.execute(
-                sa.select(streams.c.number, streams.c.stream_id, streams.c.entity_id).where(
-                    streams.c.entity_type == entity_type, streams.c.entity_id.in_({given, _canonical_uuid(given)})
-                )
-            ).all()
-            if any(row.entity_id == given for row in found):
-                found = [row for row in found if row.entity_id == given]
-            numbers = {row.number: row.stream_id for row in found}
-            rows = conn.execute(
-                sa.select(entries).where(entries.c.stream.in_(list(numbers))).order_by(entries.c.position)
-            ).all()
-        # Only the versions the read model has reached: events stored since are not shown.
+            numbers = self._history_streams(conn, entity_type, str(entity_id))
+            statement = sa.select(entries).where(entries.c.stream.in_(list(numbers)))
+            if after is not None:
+                statement = statement.where(entries.c.position < after if newest_first else entries.c.position > after)
+            order = entries.c.position.desc() if newest_first else entries.c.position
+            rows = conn.execute(statement.order_by(order).limit(limit)).all()
+            # Only the versions the read model has reached are shown. A page that ends the
+            # history reads its streams on to their end, so that an event it cannot decode
+            # (cut behind the ledger's back, which stalls the read model before it) is
+            # told, not left out.
+            newest = after is None if newest_first else limit is None or len(rows) < limit
+            reached: dict[int, int] = {}
+            if newest:
+                last = sa.select(entries.c.stream, sa.func.max(entries.c.version))
+                found = conn.execute(last.where(entries.c.stream.in_(list(numbers))).group_by(entries.c.stream))
+                reached = {number: version for number, version in found}
         try:
             events: dict[int, dict[int, Any]] = {}
             for number, stream_id in numbers.items():
+                versions = [row.version for row in rows if row.stream == number]
+                if not versions and number not in reached:
+                    continue
+                after_version = min(versions) - 1 if versions else reached[number]
                 with reading(stream_id):  # an event altered behind the ledger's back: DamagedEvent
-                    events[number] = {e.originator_version: e for e in self._app.events.get(stream_id)}
+                    stored = self._app.events.get(stream_id, gt=after_version, lte=None if newest else max(versions))
+                    events[number] = {e.originator_version: e for e in stored}
         except PersistenceError as exc:
             raise StoreUnavailable(f"event store read failed: {exc}") from exc
         return [_history_entry(row, entity_type, str(entity_id), events[row.stream][row.version]) for row in rows]
+
+    @checked
+    def incarnations(self, entity_type: str, entity_id: str) -> list[tuple[int, int]]:
+        """(position, version) of each event that began an incarnation of the entity (its
+        creation, and each creation again after a delete), oldest first: which one a page
+        of its history starts in."""
+        entity_kind(entity_type)
+        entries = self._history.entries
+        self._runner.catch_up()
+        self._runner.require(self._history)
+        with self._db.connect() as conn:
+            numbers = self._history_streams(conn, entity_type, str(entity_id))
+            rows = conn.execute(
+                sa.select(entries.c.position, entries.c.version)
+                .where(entries.c.stream.in_(list(numbers)), entries.c.event.in_(_CREATION_EVENTS))
+                .order_by(entries.c.position)
+            ).all()
+        return [(row.position, row.version) for row in rows]
+
+    def _history_streams(self, conn: sa.Connection, entity_type: str, given: str) -> dict[int, uuid.UUID]:
+        """The history read model's streams of the entity (number -> stream id): an id as
+        given or, when a UUID, as stored (the commands take any spelling); a name that
+        merely looks like a UUID is found as given, never with another."""
+        streams = self._history.streams
+        found = conn.execute(
+            sa.select(streams.c.number, streams.c.stream_id, streams.c.entity_id).where(
+                streams.c.entity_type == entity_type, streams.c.entity_id.in_({given, _canonical_uuid(given)})
+            )
+        ).all()
+        if any(row.entity_id == given for row in found):
+            found = [row for row in found if row.entity_id == given]
+        return {row.number: row.stream_id for row in found}
 
     @checked
     def audit_log(
@@ -441,6 +493,9 @@ def _group(row: sa.Row[Any]) -> GroupData:
 def _policy(row: sa.Row[Any]) -> KeyPairResourcePolicyData:
     return KeyPairResourcePolicyData.from_fields(row.key, as_utc(row.created_at), row.fields)
 
+
+# The events that begin an incarnation (`projections.history` names rows by event class).
+_CREATION_EVENTS = ("Created", "Recreated")
 
 # The kinds a workload batch names its entities by (`RecordWorkloadBatchAction.entity_ids`).
 _BATCHED_KINDS = (EntityType.KERNEL, EntityType.VFOLDER, EntityType.ENDPOINT)

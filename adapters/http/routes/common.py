@@ -3,10 +3,12 @@
 No `from __future__ import annotations` here: FastAPI reads the history routes' parameter
 types at runtime, and they are local to `add_history_routes`."""
 
+import bisect
+import math
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from adapters.http.calls import Call, CallDep
@@ -21,6 +23,19 @@ from domain.times import parse_point, parse_time
 
 ItemT = TypeVar("ItemT")
 READ_ERRORS = responses(400, 401, 404, 503)
+NEXT_AFTER_HEADER = "Ledger-Next-After"
+# A history page's answer: the cursor of the next page, when there is one.
+_HISTORY_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Successful Response",
+        "headers": {
+            NEXT_AFTER_HEADER: {
+                "description": "With `limit`, when more entries follow: the `after` of the next page.",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
 WRITE_ERRORS = responses(400, 401, 403, 404, 409, 412, 413, 422, 503)  # 413: a body past MAX_BODY_BYTES
 
 Limit = Annotated[int | None, Query(ge=1, le=10_000, description="At most this many items.")]
@@ -90,12 +105,27 @@ def add_history_routes(
 
     # Each waits for `min_position` first: `visible` reads the read models (a group's
     # domain, a keypair's owner) and must see the write the caller waits for.
-    def history(call: CallDep, key: Key, min_position: MinPosition = None) -> list[dict[str, Any]]:
+    def history(
+        call: CallDep,
+        key: Key,
+        response: Response,
+        limit: Limit = None,
+        after: Annotated[
+            int | None, Query(ge=0, le=2**62, description="The `Ledger-Next-After` of the previous page.")
+        ] = None,
+        newest_first: Annotated[bool, Query(description="The latest entry first (with limit: the latest).")] = False,
+        min_position: MinPosition = None,
+    ) -> list[dict[str, Any]]:
         call.wait_for(min_position)
         visible(call, key)
-        entries = _own_incarnations(call, entity_type, key, call.ledger.queries.history(entity_type, key))
-        if not entries:
+        readable = ReadableHistory(call, entity_type, key)
+        entries = readable.page(after, fetch_limit(limit), newest_first)
+        # A page past the last entry is empty; an entity with nothing readable is not found.
+        if not entries and (after is None or not readable.page(None, 1, False)):
             raise not_found(entity_type, key)
+        if limit is not None and len(entries) > limit:
+            entries = entries[:limit]
+            response.headers[NEXT_AFTER_HEADER] = str(entries[-1].position)
         return [e.to_json() for e in entries]
 
     def state(
@@ -135,7 +165,13 @@ def add_history_routes(
         return changes_between(*states)  # `queries.diff` of the states read once
 
     for suffix, endpoint, model, summary in (
-        ("history", history, list[HistoryEntry], "Every event of it, oldest first: who changed what, when."),
+        (
+            "history",
+            history,
+            list[HistoryEntry],
+            "Every event of it, oldest first (or newest first): who changed what, when. With `limit`, "
+            "a page: `Ledger-Next-After` names the `after` of the next.",
+        ),
         ("state", state, EntityState, "It as it stood at a time or after a version."),
         ("diff", diff, dict[str, dict[str, Any]], "The fields that differ between two versions or times."),
     ):
@@ -144,7 +180,7 @@ def add_history_routes(
             endpoint,
             methods=["GET"],
             response_model=model,
-            responses=READ_ERRORS,
+            responses={**READ_ERRORS, **_HISTORY_ANSWER} if suffix == "history" else READ_ERRORS,
             summary=summary,
             name=f"{entity_type}_{suffix}",
         )
@@ -172,17 +208,39 @@ def _in_callers_domain(call: Call, entity_type: str, state: EntityState) -> bool
     return call.caller.scope(entity_type) is not ReadScope.OWN or owner is None or str(owner) == call.caller.user_id
 
 
-def _own_incarnations(call: Call, entity_type: str, key: str, entries: list[HistoryEntry]) -> list[HistoryEntry]:
-    """The entries of the incarnations (each from its Created or Recreated event on) the
-    caller may read (`_in_callers_domain`)."""
-    if not _domain_bound(call, entity_type):
-        return entries
-    kept: list[HistoryEntry] = []
-    readable = True
-    for entry in entries:
-        if entry.event in ("Created", "Recreated"):
-            state = call.ledger.queries.state_at(entity_type, key, version=entry.version)
-            readable = state is not None and _in_callers_domain(call, entity_type, state)
-        if readable:
-            kept.append(entry)
-    return kept
+class ReadableHistory:
+    """An entity's history as the caller may read it: the entries of the incarnations
+    (each from its Created or Recreated event on) that pass `_in_callers_domain`."""
+
+    def __init__(self, call: Call, entity_type: str, key: str) -> None:
+        self._call, self._entity_type, self._key = call, entity_type, key
+        self._starts: list[tuple[int, int]] | None = None  # (position, version) of each incarnation
+        self._readable: dict[int, bool] = {}  # by the version that began the incarnation
+
+    def page(self, after: int | None, limit: int | None, newest_first: bool) -> list[HistoryEntry]:
+        """Up to `limit` readable entries after the cursor, reading on past entries the
+        caller may not read (a page never stops short while more readable ones follow)."""
+        queries = self._call.ledger.queries
+        kept: list[HistoryEntry] = []
+        while True:
+            rows = queries.history(self._entity_type, self._key, after=after, limit=limit, newest_first=newest_first)
+            kept += (row for row in rows if self._may_read(row))
+            if limit is None or len(kept) >= limit or len(rows) < limit:
+                return kept[:limit]
+            after = rows[-1].position
+
+    def _may_read(self, entry: HistoryEntry) -> bool:
+        call, entity_type = self._call, self._entity_type
+        if not _domain_bound(call, entity_type):
+            return True
+        if self._starts is None:
+            self._starts = call.ledger.queries.incarnations(entity_type, self._key)
+        began = bisect.bisect_right(self._starts, (entry.position, math.inf)) - 1
+        if began < 0:
+            return False  # an event before any creation: no incarnation to judge it by
+        version = self._starts[began][1]
+        readable = self._readable.get(version)
+        if readable is None:
+            state = call.ledger.queries.state_at(entity_type, self._key, version=version)
+            readable = self._readable[version] = state is not None and _in_callers_domain(call, entity_type, state)
+        return readable

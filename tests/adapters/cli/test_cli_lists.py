@@ -198,3 +198,38 @@ def test_list_help_states_units_and_the_cursor(db: str) -> None:
         help_text = " ".join(ledger(db, command, "list", "--help").stdout.split())
         assert "--limit" in help_text and "at most n rows (a positive integer)" in help_text.lower(), help_text
         assert "--after" in help_text and "cursor" in help_text.lower()
+
+
+# Histories a page at a time
+
+
+def test_every_history_command_pages_with_limit_and_after(db: str) -> None:
+    """`history` printed every event of an entity at once: a group's holds two per kernel
+    it ever ran. Each kind's history takes --limit, --after POSITION and --newest-first."""
+    given_users(db, U1)
+    group = make_group(db, "paged", "default")["id"]
+    ok(db, "policy", "create", "p")
+    ok(db, "keypair", "create", "AKPAGED", "--owner", U1, "--resource-policy", "p")
+    for step in range(1, 3):
+        ok(db, "policy", "modify", "p", "--idle-timeout", str(step))
+        ok(db, "group", "modify", group, "--description", f"step {step}")
+        ok(db, "keypair", "modify", "AKPAGED", "--resource-policy", "default" if step % 2 else "p")
+    for command in (["policy", "history", "p"], ["group", "history", group], ["keypair", "history", "AKPAGED"],
+                    ["user", "history", U1], ["domain", "history", "default"]):  # fmt: skip
+        whole = as_json(db, *command)
+        assert len(whole) >= 2, command
+        for limit in (3, len(whole)) if command[0] == "policy" else (2,):
+            assert [e for page in page_through(db, command, "position", limit) for e in page] == whole
+            newest = page_through(db, [*command, "--newest-first"], "position", limit)
+            assert [e for page in newest for e in page] == whole[::-1]
+    whole = as_json(db, "policy", "history", "p")
+    second = ["policy", "history", "p", "--limit", "2", "--after", str(whole[0]["position"])]
+    assert as_json(db, *second) == {"items": whole[1:3], "next_after": str(whole[2]["position"])}
+    table = ok(db, *second)
+    assert table.stdout.count(" Modified ") == [e["event"] for e in whole[1:3]].count("Modified")
+    assert table.stderr == f"more: --after {whole[2]['position']}\n"
+    last = ok(db, "policy", "history", "p", "--after", str(whole[-1]["position"]))
+    assert last.stderr == "" and "Modified" not in last.stdout  # past the end: an empty page
+    assert "--after" in usage_error(db, "policy", "history", "p", "--after", "-1")
+    assert "--limit" in usage_error(db, "policy", "history", "p", "--limit", "0")
+    assert "has no history" in refused(db, "policy", "history", "nope", "--after", "3")

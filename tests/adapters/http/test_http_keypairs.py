@@ -3,6 +3,8 @@ reads which keypair (404 and filtered lists otherwise), who may write, problems.
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.http.routes.common import Page
 from adapters.http.routes.keypairs import EffectivePolicyOut, KeyPairModified, KeyPairOut
 from tests.adapters.http.api import FOREIGN, HOME, Api, shaped
@@ -176,3 +178,42 @@ def test_an_access_key_created_again_for_another_user_keeps_its_past_from_the_ne
     assert api.get(f"{BASE}/AK-AGAIN/diff", params={"from": 1, "to": 3}, role="user").status_code == 404
     # The domain's admin reads both incarnations: both were in their domain.
     assert len(api.get(f"{BASE}/AK-AGAIN/history", role="admin").json()) == 3
+
+
+def test_a_history_page_holds_only_what_the_caller_may_read_and_never_stops_short(api: Api) -> None:
+    """`/history?limit=` pages with `Ledger-Next-After`; a user's page skips the former
+    owner's incarnation without coming back short or naming its positions."""
+    former = {"access_key": "AK-PAGED", "user_id": str(api.users["admin"]), "domain_name": HOME}
+    assert api.post("/v1/keypair-resource-policies", {"name": "alt"}).status_code == 201
+    assert api.post(BASE, {**former, "resource_policy": "default"}).status_code == 201
+    for policy in ("alt", "default", "alt"):
+        assert api.patch(f"{BASE}/AK-PAGED", {"resource_policy": policy}).status_code == 200
+    assert api.delete(f"{BASE}/AK-PAGED").status_code == 200
+    assert api.post(BASE, {**former, "user_id": str(api.users["user"])}).status_code == 201
+    assert api.patch(f"{BASE}/AK-PAGED", {"resource_policy": "alt"}).status_code == 200
+    for role in ("superadmin", "admin", "user"):
+        whole = api.get(f"{BASE}/AK-PAGED/history", role=role).json()
+        for newest_first in (False, True):
+            read, after = [], None
+            while True:
+                params: dict[str, Any] = {"limit": 1, "newest_first": newest_first}
+                if after is not None:
+                    params["after"] = after
+                answer = api.get(f"{BASE}/AK-PAGED/history", params=params, role=role)
+                assert answer.status_code == 200, answer.text
+                read += answer.json()
+                after = answer.headers.get("Ledger-Next-After")
+                if after is None:
+                    break
+                assert answer.json() and after == str(answer.json()[-1]["position"])
+            assert read == (whole[::-1] if newest_first else whole), (role, newest_first)
+    mine = api.get(f"{BASE}/AK-PAGED/history", role="user").json()
+    assert [e["event"] for e in mine] == ["Recreated", "Modified"]
+    first = api.get(f"{BASE}/AK-PAGED/history", params={"limit": 1}, role="user")
+    assert first.json() == mine[:1] and first.headers["Ledger-Next-After"] == str(mine[0]["position"])
+    assert "Ledger-Next-After" not in api.get(f"{BASE}/AK-PAGED/history", params={"limit": 2}, role="user").headers
+    # Past the end: an empty page; an unknown key stays a 404, a bad cursor a 400.
+    past = api.get(f"{BASE}/AK-PAGED/history", params={"after": mine[-1]["position"]}, role="user")
+    assert past.status_code == 200 and past.json() == []
+    assert api.get(f"{BASE}/NOPE/history", params={"after": 1}).status_code == 404
+    assert api.get(f"{BASE}/AK-PAGED/history", params={"after": -1}).status_code == 400
