@@ -14,7 +14,17 @@ from pydantic import BaseModel
 
 from adapters.http.calls import CallDep, LedgerRoute
 from adapters.http.problems import not_found
-from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, empty_page, fetch_limit, page
+from adapters.http.routes.common import (
+    DEFAULT_PAGE,
+    READ_ERRORS,
+    After,
+    MinPosition,
+    Page,
+    PageLimit,
+    empty_page,
+    fetch_limit,
+    page,
+)
 from adapters.read.queries import AuditEntry
 from adapters.read_model_check import verify_ledger
 from adapters.store.chain import parse_head
@@ -106,7 +116,7 @@ def audit_log(
     oldest_first: Annotated[
         bool, Query(description="In the order they happened (paging from the first) instead of newest first.")
     ] = False,
-    limit: Limit = None,
+    limit: PageLimit = DEFAULT_PAGE,
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:

@@ -17,12 +17,13 @@ from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
+    DEFAULT_PAGE,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
-    Limit,
     MinPosition,
     Page,
+    PageLimit,
     add_history_routes,
     empty_page,
     fetch_limit,
@@ -78,7 +79,7 @@ def list_domains(
     call: CallDep,
     name_prefix: Annotated[str | None, Query(max_length=256, description="Only names starting so.")] = None,
     active: Annotated[bool | None, Query(description="Only active (true) or inactive (false) domains.")] = None,
-    limit: Limit = None,
+    limit: PageLimit = DEFAULT_PAGE,
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:

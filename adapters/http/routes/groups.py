@@ -17,13 +17,14 @@ from pydantic import Field
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
+    DEFAULT_PAGE,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
     Exact,
-    Limit,
     MinPosition,
     Page,
+    PageLimit,
     add_history_routes,
     empty_page,
     fetch_limit,
@@ -119,7 +120,7 @@ def list_groups(
     name: Annotated[str | None, Query(max_length=256)] = None,
     name_prefix: Annotated[str | None, Query(max_length=256)] = None,
     active: Annotated[bool | None, Query(description="Only active (true) or inactive (false) groups.")] = None,
-    limit: Limit = None,
+    limit: PageLimit = DEFAULT_PAGE,
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:

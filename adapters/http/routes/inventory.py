@@ -16,7 +16,17 @@ from fastapi.responses import Response
 
 from adapters.http.calls import Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
-from adapters.http.routes.common import READ_ERRORS, After, Limit, MinPosition, Page, empty_page, fetch_limit, page
+from adapters.http.routes.common import (
+    DEFAULT_PAGE,
+    READ_ERRORS,
+    After,
+    MinPosition,
+    Page,
+    PageLimit,
+    empty_page,
+    fetch_limit,
+    page,
+)
 from adapters.read.workload import EndpointEntry, KernelEntry, VFolderEntry
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
@@ -43,7 +53,7 @@ def list_kernels(
     access_key: Annotated[str | None, Query(max_length=256, description="The access key they ran under.")] = None,
     since: Annotated[str | None, Query(max_length=64, description="Started at or after (ISO 8601).")] = None,
     until: Annotated[str | None, Query(max_length=64, description="Started before (ISO 8601).")] = None,
-    limit: Limit = None,
+    limit: PageLimit = DEFAULT_PAGE,
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:
@@ -98,7 +108,7 @@ def list_vfolders(
     call: CallDep,
     group_id: GroupFilter = None,
     host: Annotated[str | None, Query(max_length=256, description="Only this storage host's.")] = None,
-    limit: Limit = None,
+    limit: PageLimit = DEFAULT_PAGE,
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:

@@ -18,12 +18,13 @@ from adapters.http.calls import Body, Call, CallDep, LedgerRoute, json_response
 from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
+    DEFAULT_PAGE,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
-    Limit,
     MinPosition,
     Page,
+    PageLimit,
     add_history_routes,
     empty_page,
     fetch_limit,
@@ -130,7 +131,7 @@ def list_keypairs(
     domain_name: Annotated[str | None, Query(max_length=256, description="Only this domain's keypairs.")] = None,
     owner: Annotated[str | None, Query(max_length=64, description="Only keypairs this user (UUID) owns.")] = None,
     resource_policy: Annotated[str | None, Query(max_length=256, description="Only keypairs using it.")] = None,
-    limit: Limit = None,
+    limit: PageLimit = DEFAULT_PAGE,
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:

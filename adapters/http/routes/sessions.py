@@ -20,12 +20,13 @@ from pydantic import BaseModel
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
+    DEFAULT_PAGE,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
-    Limit,
     MinPosition,
     Page,
+    PageLimit,
     add_history_routes,
     empty_page,
     fetch_limit,
@@ -252,7 +253,7 @@ def list_sessions(
     ] = None,
     access_key: Annotated[str | None, Query(max_length=256, description="Only this keypair's.")] = None,
     group_id: Annotated[str | None, Query(max_length=64, description="Only this group's.")] = None,
-    limit: Limit = None,
+    limit: PageLimit = DEFAULT_PAGE,
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:

@@ -18,7 +18,16 @@ from pydantic import BeforeValidator
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.problems import not_found
-from adapters.http.routes.common import READ_ERRORS, WRITE_ERRORS, After, Limit, MinPosition, Page, empty_page
+from adapters.http.routes.common import (
+    DEFAULT_PAGE,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    After,
+    MinPosition,
+    Page,
+    PageLimit,
+    empty_page,
+)
 from adapters.http.schema import body
 from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters
@@ -81,7 +90,7 @@ def _issued(call: Call, after: int, limit: int | None, revoked: bool) -> tuple[l
 def list_tokens(
     call: CallDep,
     all_tokens: Annotated[bool, Query(alias="all", description="Revoked tokens too.")] = False,
-    limit: Limit = None,
+    limit: PageLimit = DEFAULT_PAGE,
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:

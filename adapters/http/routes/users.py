@@ -19,12 +19,13 @@ from pydantic import BaseModel, Field
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
+    DEFAULT_PAGE,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
-    Limit,
     MinPosition,
     Page,
+    PageLimit,
     add_history_routes,
     empty_page,
     fetch_limit,
@@ -104,7 +105,7 @@ def _visible(call: Call, user_id: str) -> None:
 def list_users(
     call: CallDep,
     domain_name: Annotated[str | None, Query(max_length=256, description="Only this domain's users.")] = None,
-    limit: Limit = None,
+    limit: PageLimit = DEFAULT_PAGE,
     after: After = None,
     min_position: MinPosition = None,
 ) -> dict[str, Any]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from adapters.http import calls
+from adapters.http.routes.common import DEFAULT_PAGE
 from tests.adapters.http.api import Api
+from tests.policies import create
 
 BASE = "/v1/keypair-resource-policies"
 
@@ -210,3 +212,17 @@ def test_a_key_holding_a_slash_or_a_percent_is_reached_encoded(api: Api) -> None
     assert api.post("/v1/domains", {"name": "dom/x"}).status_code == 201
     assert api.get("/v1/domains/dom%2Fx").json()["name"] == "dom/x"
     assert [e["event"] for e in api.get("/v1/domains/dom%2Fx/history").json()] == ["Created"]
+
+
+def test_a_list_without_a_limit_answers_one_page_of_the_default_size(api: Api) -> None:
+    """Without `limit` a list answered every item (a platform's kernels: 12 MB), past
+    the 10,000 a limit may ask for; it answers a page of DEFAULT_PAGE with its cursor."""
+    for number in range(DEFAULT_PAGE + 5):
+        create(api.ledger, f"p{number:03}")
+    first = api.get(BASE).json()
+    assert len(first["items"]) == DEFAULT_PAGE and first["next_after"] == first["items"][-1]["name"]
+    rest = api.get(BASE, params={"after": first["next_after"]}).json()
+    names = [p["name"] for p in first["items"] + rest["items"]]
+    assert rest["next_after"] is None and names == sorted(["default", *(f"p{n:03}" for n in range(DEFAULT_PAGE + 5))])
+    assert api.get(BASE, params={"limit": 10_001}).status_code == 400
+    assert len(api.get(BASE, params={"limit": 10_000}).json()["items"]) == DEFAULT_PAGE + 6
