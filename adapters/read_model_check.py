@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -93,26 +94,57 @@ def _tail_removed(ledger: Ledger) -> BadReadModel | None:
 def _compare(
     live_db: ReadModelDatabase, live: Projection, scratch_db: ReadModelDatabase, fresh: Projection, bound: int
 ) -> tuple[int, list[str]]:
+    """Walks both copies of each table together in key order (a merge), so that memory
+    stays flat however long the trail: reading each whole into a dict took 226 MB at
+    145,000 events, twice over."""
     compared, found = 0, []
     live_tables = {t.name[len(live.storage_name) :]: t for t in live.metadata.sorted_tables if _of(t, live)}
     for table in (t for t in fresh.metadata.sorted_tables if _of(t, fresh)):
         suffix = table.name[len(fresh.storage_name) :]
         name = suffix.lstrip("_")
-        keys = [c.name for c in table.primary_key.columns]
-        theirs = _rows(scratch_db, table, keys, bound)
-        mine = _rows(live_db, live_tables[suffix], keys, bound)
-        compared += len(mine)
-        told: list[str] = []
-        for key in sorted(set(theirs) | set(mine), key=repr):
-            if key not in mine:
-                told.append(f"table {name}: no row {_key(keys, key)}, which the events give")
-            elif key not in theirs:
-                told.append(f"table {name}: a row {_key(keys, key)} that no event gives")
-            elif mine[key] != theirs[key]:
-                differ = ", ".join(c for c in mine[key] if mine[key][c] != theirs[key].get(c))
-                told.append(f"table {name}: the row {_key(keys, key)} differs from its events in {differ}")
-        found += told[:SHOWN] + ([f"table {name}: {len(told) - SHOWN} more rows differ"] if len(told) > SHOWN else [])
+        # A table without a primary key (a batch's entities) is keyed by all its columns: by
+        # an empty key, every row but one went unchecked.
+        keys = [c.name for c in table.primary_key.columns] or [c.name for c in table.columns]
+        tell = _Differences(name)
+        with scratch_db.connect() as scratch_conn, live_db.connect() as live_conn:
+            theirs = _ordered(scratch_conn, table, keys, bound)
+            mine = _ordered(live_conn, live_tables[suffix], keys, bound)
+            row, expected = next(mine, None), next(theirs, None)
+            while row is not None or expected is not None:
+                if expected is None or (row is not None and row[0] < expected[0]):
+                    assert row is not None
+                    compared += 1
+                    tell(f"a row {_key(keys, row[0])} that no event gives")
+                    row = next(mine, None)
+                elif row is None or expected[0] < row[0]:
+                    tell(f"no row {_key(keys, expected[0])}, which the events give")
+                    expected = next(theirs, None)
+                else:
+                    compared += 1
+                    if row[1] != expected[1]:
+                        differ = ", ".join(c for c in row[1] if row[1][c] != expected[1].get(c))
+                        tell(f"the row {_key(keys, row[0])} differs from its events in {differ}")
+                    row, expected = next(mine, None), next(theirs, None)
+        found += tell.lines()
     return compared, found
+
+
+class _Differences:
+    """The differences found in one table: the first SHOWN told, the rest counted."""
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+        self._told: list[str] = []
+        self._more = 0
+
+    def __call__(self, reason: str) -> None:
+        if len(self._told) < SHOWN:
+            self._told.append(f"table {self._table}: {reason}")
+        else:
+            self._more += 1
+
+    def lines(self) -> list[str]:
+        return self._told + ([f"table {self._table}: {self._more} more rows differ"] if self._more else [])
 
 
 def _key(names: list[str], values: tuple[Any, ...]) -> str:
@@ -123,17 +155,29 @@ def _of(table: sa.Table, projection: Projection) -> bool:
     return table.name.startswith(f"{projection.storage_name}_")
 
 
-def _rows(db: ReadModelDatabase, table: sa.Table, keys: list[str], bound: int) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The table's rows up to `bound`, by primary key, each as plain values."""
+_CHUNK = 2000  # rows fetched at a time from either copy
+
+
+def _ordered(
+    conn: sa.Connection, table: sa.Table, keys: list[str], bound: int
+) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The table's rows up to `bound` as (key, plain values), in the order Python sorts the
+    keys: text in byte order on PostgreSQL too (its own collation may differ from SQLite's,
+    and a merge needs one order on both sides)."""
     column = table.c.get("position")
     if column is None:
         column = table.c.get("number")  # the history's streams: the position of their first event
-    statement = sa.select(table)
+    bytewise = conn.dialect.name == "postgresql"
+    order = [
+        sa.collate(table.c[k], "C") if bytewise and isinstance(table.c[k].type, sa.String) else table.c[k] for k in keys
+    ]
+    statement = sa.select(table).order_by(*order)
     if column is not None:
         statement = statement.where(column <= bound)
-    with db.connect() as conn:
-        rows = [{k: _plain(v) for k, v in row._mapping.items()} for row in conn.execute(statement)]
-    return {tuple(row[k] for k in keys): row for row in rows}
+    result = conn.execution_options(yield_per=_CHUNK).execute(statement)
+    for row in result:
+        values = row._mapping
+        yield tuple(values[k] for k in keys), {k: _plain(v) for k, v in values.items()}
 
 
 def _plain(value: Any) -> Any:

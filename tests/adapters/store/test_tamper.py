@@ -26,7 +26,8 @@ from adapters.store.snapshot_check import verify_store
 from domain.errors import DamagedEvent
 from domain.group import PurgeGroupAction
 from domain.user import EraseUserAction
-from tests.actions import DOMAIN, build_world, run
+from domain.workload import RecordWorkloadBatchAction
+from tests.actions import DOMAIN, build_world, run, start_kernel
 from tests.adapters.directory import create_user
 from tests.adapters.groups import create_group, modify_group, purge_group
 from tests.adapters.store.raw import raw_postgres, raw_sqlite
@@ -695,3 +696,29 @@ def test_verify_reports_a_tail_removed_with_its_links_that_the_read_models_had_a
     (bad,) = report["read_models"]["bad"]  # ...but not with what the read models applied
     assert "applied the events up to position 5, but the store's last event is at 3" in bad["reason"]
     assert "the events after 3 were removed" in bad["reason"]
+
+
+def test_verify_names_a_batch_entity_row_deleted_behind_the_ledgers_back(ledger_url: str) -> None:
+    """The audit trail's table of a batch's entities has no primary key: verify keyed its
+    rows by nothing, kept one of them, and a deleted row (an import's kernel gone from
+    `ledger audit --entity-id`) passed as intact unless it was that one."""
+    with open_ledger(ledger_url) as ledger:
+        world = build_world(ledger)
+        kernels = sorted(uuid.uuid4() for _ in range(4))
+        batch = RecordWorkloadBatchAction(actions=[start_kernel(world, kernel) for kernel in kernels])
+        run(ledger, "workload", "record_workload_batch", batch)
+        assert verify_ledger(ledger)["ok"]
+        entities = ledger.projections.audit.batch_entities
+        with ledger.read_models.begin() as conn:
+            rows = conn.execute(sa.select(entities).order_by(entities.c.entity_id)).all()
+            assert len(rows) >= 4
+            gone = rows[1]
+            conn.execute(
+                sa.delete(entities).where(entities.c.position == gone.position, entities.c.entity_id == gone.entity_id)
+            )
+        report = verify_ledger(ledger)
+    assert not report["ok"] and report["first_bad"] is None
+    reasons = [bad["reason"] for bad in report["read_models"]["bad"]]
+    assert reasons == [
+        f"table batch_entities: no row position={gone.position}, entity_id={gone.entity_id}, which the events give"
+    ], reasons
