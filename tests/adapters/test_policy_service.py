@@ -28,8 +28,11 @@ from domain.hosts import ALL_VFOLDER_PERMISSIONS
 from domain.keypair.actions import CreateKeyPairAction, DeleteKeyPairAction
 from domain.keypair_resource_policy.actions import (
     CreateKeyPairResourcePolicyAction,
+    CreateKeyPairResourcePolicyActionResult,
     DeleteKeyPairResourcePolicyAction,
+    DeleteKeyPairResourcePolicyActionResult,
     ModifyKeyPairResourcePolicyAction,
+    ModifyKeyPairResourcePolicyActionResult,
 )
 from domain.keypair_resource_policy.types import (
     KeyPairResourcePolicyCreator,
@@ -106,6 +109,49 @@ def state(ledger: Ledger) -> tuple[Any, ...]:
 
 def events(ledger: Ledger, name: str) -> list[tuple[str, int]]:
     return [(e.event, e.version) for e in ledger.queries.history(ENTITY, name)]
+
+
+# Seed 000: its three operation scenarios, as written
+
+
+def test_seed_000_example_policy_is_created_modified_and_deleted(ledger: Ledger) -> None:
+    service = ledger.services.keypair_resource_policy
+    creator = KeyPairResourcePolicyCreator(
+        name="example-policy",
+        max_concurrent_sessions=5,
+        max_containers_per_session=2,
+        total_resource_slots={"cpu": 8, "mem": "16g"},
+        idle_timeout=3600,
+        max_session_lifetime=86400,
+        max_concurrent_sftp_sessions=3,
+        allowed_vfolder_hosts={"local": None},
+    )
+    created = asyncio.run(service.create_keypair_resource_policy(CreateKeyPairResourcePolicyAction(creator=creator)))
+    assert isinstance(created, CreateKeyPairResourcePolicyActionResult)
+    assert created.entity_id() == "example-policy"
+    policy = created.keypair_resource_policy
+    assert (policy.name, policy.max_concurrent_sessions, policy.max_containers_per_session) == ("example-policy", 5, 2)
+    assert policy.total_resource_slots == {"cpu": Decimal(8), "mem": Decimal(16 * GiB)}
+    assert (policy.idle_timeout, policy.max_session_lifetime, policy.max_concurrent_sftp_sessions) == (3600, 86400, 3)
+    assert policy.allowed_vfolder_hosts == {"local": ALL_VFOLDER_PERMISSIONS}  # None: every permission
+    assert ledger.queries.keypair_resource_policy("example-policy") == policy  # the seed's get_by_name
+
+    modifier_instance = KeyPairResourcePolicyModifier(max_concurrent_sessions=7, total_resource_slots={"cpu": 16})
+    modify_action = ModifyKeyPairResourcePolicyAction(name="example-policy", modifier=modifier_instance)
+    modified = asyncio.run(service.modify_keypair_resource_policy(modify_action))
+    assert isinstance(modified, ModifyKeyPairResourcePolicyActionResult)
+    assert modified.entity_id() == "example-policy"
+    expected = dataclasses.replace(policy, max_concurrent_sessions=7, total_resource_slots={"cpu": Decimal(16)})
+    assert modified.keypair_resource_policy == expected
+    assert ledger.queries.keypair_resource_policy("example-policy") == expected
+
+    delete_action = DeleteKeyPairResourcePolicyAction(name="example-policy")
+    deleted = asyncio.run(service.delete_keypair_resource_policy(delete_action))
+    assert isinstance(deleted, DeleteKeyPairResourcePolicyActionResult)
+    assert deleted.entity_id() == "example-policy"
+    assert deleted.keypair_resource_policy == expected  # the deleted policy's data
+    assert ledger.queries.keypair_resource_policy("example-policy") is None
+    assert events(ledger, "example-policy") == [("Created", 1), ("Modified", 2), ("Deleted", 3)]
 
 
 # 1. Create
