@@ -4,6 +4,7 @@ its deadline edges (a policy edit applies at the next call), and the effective p
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -11,8 +12,12 @@ import pytest
 
 from adapters.bootstrap import Ledger
 from domain.errors import InvalidAPIParameters, LedgerError
+from domain.keypair import ModifyKeyPairAction
 from domain.session import DueReason
+from tests import policies
+from tests.adapters import directory
 from tests.adapters.sessions import SessionWorld
+from tests.conftest import SUPERADMIN
 
 US = timedelta(microseconds=1)
 
@@ -150,6 +155,32 @@ def test_effective_policy_names_its_source_and_version(ledger: Ledger) -> None:
     with pytest.raises(LedgerError) as missing:
         ledger.queries.effective_policy("AKNOBODY")
     assert missing.value.code == "keypair_not_found"
+
+
+def test_the_four_levels_of_precedence_each_win_in_turn(ledger: Ledger) -> None:
+    """Seed 001's order on both backends: the keypair's own policy, then its user's
+    default, then its domain's default, then the system policy; a whole policy each time."""
+    for name, sessions in (("kp-policy", 1), ("user-policy", 2), ("domain-policy", 3)):
+        policies.create(ledger, name, max_concurrent_sessions=sessions)
+    directory.create_domain(ledger, "prec", default_keypair_resource_policy="domain-policy")
+    owner = uuid.UUID("0000000b-0000-4000-8000-00000000000b")
+    directory.create_user(ledger, owner, "prec", default_keypair_resource_policy="user-policy")
+    directory.create_keypair(ledger, "AKPREC", owner, "prec", "kp-policy")
+
+    def effective() -> tuple[str, str, int]:
+        found = ledger.queries.effective_policy("AKPREC")
+        return found.name, found.source.value, found.policy.max_concurrent_sessions
+
+    assert effective() == ("kp-policy", "keypair", 1)
+    release = ModifyKeyPairAction(access_key="AKPREC", resource_policy=None)
+    asyncio.run(ledger.processors.keypair.modify_keypair.wait_for_complete(release, SUPERADMIN))
+    assert effective() == ("user-policy", "user", 2)
+    directory.modify_user(ledger, owner, default_keypair_resource_policy=None)
+    assert effective() == ("domain-policy", "domain", 3)
+    directory.modify_domain(ledger, "prec", default_keypair_resource_policy=None)
+    system = ledger.queries.keypair_resource_policy("default")
+    assert system is not None
+    assert effective() == ("default", "system", system.max_concurrent_sessions)
 
 
 def test_a_sessions_history_names_who_decided(ledger: Ledger) -> None:
