@@ -130,6 +130,23 @@ def test_a_deleted_keypairs_running_sessions_keep_its_limits(ledger: Ledger) -> 
     assert (due.session_id, due.reason, due.policy) == (sid, DueReason.MAX_SESSION_LIFETIME, "p")
 
 
+def test_limits_reset_to_null_mean_unlimited_for_running_sessions(ledger: Ledger) -> None:
+    """Seed 001, 2.3: max_session_lifetime and idle_timeout set to null mean unlimited,
+    for a session already running under the policy (read again at the next call)."""
+    world = SessionWorld(ledger, idle_timeout=60, max_session_lifetime=3600)
+    sid = world.enqueue()
+    world.schedule(sid)
+    started = ledger.queries.sessions(status="RUNNING")[0].started_at
+    assert started is not None
+    assert [d.session_id for d in ledger.queries.sessions_due(started + timedelta(seconds=60))] == [sid]
+    world.modify_policy("p", max_session_lifetime=None, idle_timeout=None)
+    assert ledger.queries.effective_policy("AK").policy.idle_timeout is None
+    assert ledger.queries.sessions_due(started + timedelta(days=3650)) == []
+    world.modify_policy("p", max_session_lifetime=7200)  # one limit back: only it applies
+    (due,) = ledger.queries.sessions_due(started + timedelta(days=3650))
+    assert (due.reason, due.deadline) == (DueReason.MAX_SESSION_LIFETIME, started + timedelta(seconds=7200))
+
+
 def test_sessions_due_lists_only_running_sessions_by_deadline(ledger: Ledger) -> None:
     world = SessionWorld(ledger, idle_timeout=10, max_concurrent_sessions=2)
     a, b, pending = world.enqueue(), world.enqueue(), world.enqueue()
