@@ -15,6 +15,7 @@ from domain.actions import ActionProcessor, BaseAction, BaseActionResult
 from domain.domains import CreateDomainAction
 from domain.errors import InvalidAPIParameters
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
+from tests.actions import SAMPLES, build_world, processor_methods
 from tests.conftest import SUPERADMIN
 
 
@@ -71,3 +72,18 @@ def test_a_service_called_directly_refuses_what_is_not_its_action(ledger: Ledger
         methods += 1
     assert methods >= 30
     assert _stored(ledger) == before
+
+
+def test_every_action_is_immutable_once_made(memory_ledger: Ledger) -> None:
+    """Seed 002: actions are frozen inputs. Every processor method's sample action refuses
+    a change of each of its fields, naming it, and stays as it was."""
+    world = build_world(memory_ledger)
+    assert set(SAMPLES) == processor_methods(memory_ledger)
+    for method, sample in SAMPLES.items():
+        action = sample(world)
+        before = action.spec()
+        for field in type(action).model_fields:
+            with pytest.raises(InvalidAPIParameters, match="cannot be changed once made") as changed:
+                setattr(action, field, getattr(action, field))
+            assert changed.value.field == field, method
+        assert action.spec() == before, method
