@@ -118,6 +118,48 @@ def test_eight_writers_on_one_stream_from_two_ledgers_all_land(ledger_url: str) 
         assert len(list(one.app.events.get(policy_id("hot")))) == 1 + 8 * 30
 
 
+def test_a_modify_that_loses_many_races_in_a_row_still_lands(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 001: a policy modified concurrently is retried until it lands. Under CPU load
+    (two busy processes on this 2-vCPU machine) eight writers of one policy, as in the
+    test above, needed up to 24 attempts for one modify, and a few of the 240 gave up after
+    20 (`ConcurrentModification`). Here another ledger commits a change of the same policy
+    just before each of the first 30 saves of one modify: each of those conflicts for real."""
+    monkeypatch.setattr("adapters.store.application._MAX_BACKOFF", 0.001)  # the pauses are not under test
+    with open_ledger(ledger_url, group_commit=False) as one, open_ledger(ledger_url, group_commit=False) as other:
+        _create_policy(one, "raced")
+        store = one.services.keypair_resource_policy._store
+        real_save = store.save
+        interfered: list[int] = []
+
+        def save_after_another_writer(*aggregates: object) -> None:
+            if len(interfered) < 30:
+                interfered.append(len(interfered) + 1)
+                change = ModifyKeyPairResourcePolicyAction(name="raced", modifier={"idle_timeout": len(interfered)})
+                rival = threading.Thread(
+                    target=lambda: asyncio.run(
+                        other.services.keypair_resource_policy.modify_keypair_resource_policy(change)
+                    )
+                )
+                rival.start()
+                rival.join()
+            real_save(*aggregates)
+
+        monkeypatch.setattr(store, "save", save_after_another_writer)
+        change = ModifyKeyPairResourcePolicyAction(name="raced", modifier={"max_concurrent_sessions": 7})
+        result = asyncio.run(one.services.keypair_resource_policy.modify_keypair_resource_policy(change))
+        assert len(interfered) == 30
+        assert (
+            result.keypair_resource_policy.max_concurrent_sessions,
+            result.keypair_resource_policy.idle_timeout,
+        ) == (
+            7,
+            30,
+        )
+        history = one.queries.history("keypair_resource_policy", "raced")
+        assert [e.event for e in history] == ["Created"] + ["Modified"] * 31
+        assert history[-1].changes == {"max_concurrent_sessions": {"old": 0, "new": 7}}
+
+
 def test_policy_delete_and_keypair_assignment_never_both_succeed(ledger: Ledger) -> None:
     for round_ in range(6):
         name = f"contested-{round_}"
