@@ -61,7 +61,10 @@ class UsageProjection(BatchProjection):
     # 2: times stored in UTC; no rollups of cancelled kernels; DST days of 23 or 25 hours.
     # 3: each group's longest ended kernel, which bounds a window's scan of started kernels.
     # 4: no index on terminated_at (no query ranges over it); JSON written compact.
-    version = 4
+    # 5: kernels indexed by each filter of their list (group, domain, user, access key) and
+    #    ordered as it pages, (started_at, kernel_id); vfolders by (group_id, name, vfolder_id)
+    #    and (name, vfolder_id): a page of a filtered list was a scan of the whole table and a sort.
+    version = 5
 
     def __init__(self, metadata: sa.MetaData, timezone: str = "UTC") -> None:
         self.tz = ZoneInfo(timezone)
@@ -84,8 +87,14 @@ class UsageProjection(BatchProjection):
             sa.Column("terminated_at", sa.DateTime(timezone=True)),
             sa.Column("status", sa.String(16), nullable=False),
             sa.Column("last_stats", sa.JSON),
-            sa.Index(None, "group_id", "started_at"),
-            sa.Index(None, "started_at"),
+            # The list's filters, each with its order (started_at, kernel_id): a page is a
+            # walk of an index range, whatever the table's size. The reports range over
+            # started_at, alone or in a group.
+            sa.Index(None, "group_id", "started_at", "kernel_id"),
+            sa.Index(None, "domain_name", "started_at", "kernel_id"),
+            sa.Index(None, "user_id", "started_at", "kernel_id"),
+            sa.Index(None, "access_key", "started_at", "kernel_id"),
+            sa.Index(None, "started_at", "kernel_id"),
             sa.Index(None, "status", "group_id"),  # the running kernels, few, found directly
         )
         self.vfolders = self.table(
@@ -94,6 +103,9 @@ class UsageProjection(BatchProjection):
             sa.Column("group_id", sa.String(36), nullable=False),
             sa.Column("host", sa.String(256), nullable=False),
             sa.Column("name", sa.String(256), nullable=False),
+            # The list's order, (name, vfolder_id), alone and in a group (a purge deletes a group's).
+            sa.Index(None, "group_id", "name", "vfolder_id"),
+            sa.Index(None, "name", "vfolder_id"),
         )
         self.daily = self.table(
             "daily",

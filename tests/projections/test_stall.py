@@ -159,14 +159,14 @@ def test_a_skip_steps_over_the_event_and_is_audited(ledger_url: str) -> None:
         assert usage_status(ledger).skips == ()
 
         result = asyncio.run(skip.wait_for_complete(action(bad), SUPERADMIN))
-        assert (result.projection, result.position, result.version) == ("usage_utc", bad, 4)
+        assert (result.projection, result.position, result.version) == ("usage_utc", bad, UsageProjection.version)
         assert result.cause.startswith("ValueError")
         assert set(ledger.queries.usage_totals(DAY, DAY)) == {str(GROUPS[0])}
         assert kernel_ids(ledger) == {str(KERNELS[0])}  # the bad kernel is left out, the later end is in
         status = usage_status(ledger)
         assert status.stall is None and status.lag == 0
         (last,) = status.skips
-        assert (last.position, last.reason, last.version) == (bad, "bad time from 1.2", 4)
+        assert (last.position, last.reason, last.version) == (bad, "bad time from 1.2", UsageProjection.version)
 
         trail = ledger.queries.audit_log(entity_type="projection")
         assert [(e.operation, e.status, e.entity_id) for e in trail] == [

@@ -1,0 +1,105 @@
+"""A page of a list is a walk of an index range, not a scan of its whole table and a sort:
+on SQLite, the plan of the statement each query runs (captured as it runs it) searches
+an index in the list's order. The same calls run on PostgreSQL, whose plans depend on
+its statistics, for their answers only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.bootstrap import Ledger
+from tests.adapters.groups import create_group
+from tests.adapters.read.test_workload_queries import T0, start, vfolder
+
+
+@contextmanager
+def statements(ledger: Ledger) -> Iterator[list[tuple[str, Any]]]:
+    """The statements the read models run meanwhile, with their parameters."""
+    found: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+        if not many:
+            found.append((statement, parameters))
+
+    engine = ledger.read_models.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield found
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def plan(ledger: Ledger, table: sa.Table, query: Callable[[], list[Any]]) -> list[str]:
+    """Runs the query (at least one row found); on SQLite, the plan of its one statement
+    that lists `table` in an order (else none)."""
+    query()  # caught up first: the catch-up's own statements are not the query's
+    with statements(ledger) as found:
+        assert query()
+    if ledger.read_models.engine.dialect.name != "sqlite":
+        return []
+    ours = [(sql, params) for sql, params in found if "ORDER BY" in sql and f"FROM {table.name}" in sql]
+    assert len(ours) == 1, found
+    sql, params = ours[0]
+    with ledger.read_models.connect() as conn:
+        return [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
+
+
+def assert_index_walk(steps: list[str], filtered: bool = True) -> None:
+    """No sort, and no table walked whole (`SCAN t`, in rowid or any index's order) for a
+    filtered list. Unfiltered, the walk of the index in the list's order (no sort) stops
+    at the page's end."""
+    walks = [s for s in steps if s.startswith("SCAN ")]
+    assert not [s for s in steps if "TEMP B-TREE" in s], steps
+    assert not (walks if filtered else [s for s in walks if " USING " not in s]), steps
+
+
+@pytest.fixture
+def kernels(ledger: Ledger) -> Ledger:
+    group = create_group(ledger, "g").id
+    for i in range(4):
+        start(ledger, group, T0 + timedelta(minutes=i), access_key=f"AK{i % 2}")
+    return ledger
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"access_key": "AK1"},
+        {"domain_name": "default"},
+        {"status": "RUNNING", "domain_name": "default"},
+        {"group_id": "GROUP"},
+    ],
+    ids=lambda f: "-".join(f) or "all",
+)
+def test_a_page_of_kernels_walks_an_index(kernels: Ledger, filters: dict[str, Any]) -> None:
+    q = kernels.queries
+    first = q.kernels(limit=1)[0]
+    values = {name: first.group_id if value == "GROUP" else value for name, value in filters.items()}
+    table = kernels.projections.usage.kernels
+    assert_index_walk(plan(kernels, table, lambda: q.kernels(limit=2, **values)), filtered=bool(values))
+    after = q.kernels(limit=1, **values)[0].kernel_id
+    assert_index_walk(plan(kernels, table, lambda: q.kernels(limit=2, after=after, **values)), filtered=bool(values))
+
+
+def test_a_page_of_a_users_kernels_walks_an_index(kernels: Ledger) -> None:
+    q = kernels.queries
+    user = q.kernels(limit=1)[0].user_id
+    assert_index_walk(plan(kernels, kernels.projections.usage.kernels, lambda: q.kernels(limit=2, user_id=user)))
+
+
+def test_a_page_of_vfolders_walks_an_index(ledger: Ledger) -> None:
+    groups = [create_group(ledger, name).id for name in ("a", "b")]
+    for i in range(4):
+        vfolder(ledger, groups[i % 2], f"v{i}")
+    q, table = ledger.queries, ledger.projections.usage.vfolders
+    assert_index_walk(plan(ledger, table, lambda: q.vfolders(group_id=groups[1], limit=1)))
+    assert_index_walk(plan(ledger, table, lambda: q.vfolders(limit=1)), filtered=False)
+    after = q.vfolders(group_id=groups[0], limit=1)[0].vfolder_id
+    assert_index_walk(plan(ledger, table, lambda: q.vfolders(group_id=groups[0], limit=1, after=after)))
