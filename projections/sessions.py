@@ -21,7 +21,9 @@ from projections.projection import Projection, on
 
 class SessionsProjection(Projection):
     name = "sessions"
-    version = 1
+    # 2: indexed by the list's order, (enqueued_at, session_id), alone and in a domain (an
+    #    admin's list): a page of the list was a scan of the whole table and a sort.
+    version = 2
     cost = 0.3
 
     def __init__(self, metadata: sa.MetaData) -> None:
@@ -50,6 +52,8 @@ class SessionsProjection(Projection):
             sa.Index(None, "status", "session_id"),
             sa.Index(None, "access_key", "status"),
             sa.Index(None, "group_id", "status"),
+            sa.Index(None, "enqueued_at", "session_id"),
+            sa.Index(None, "domain_name", "enqueued_at", "session_id"),
         )
 
     def _set(self, conn: Connection, event: Any, **values: Any) -> None:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from adapters.bootstrap import Ledger
 from tests.adapters.groups import create_group
 from tests.adapters.read.test_workload_queries import T0, start, vfolder
+from tests.adapters.sessions import SessionWorld
 
 
 @contextmanager
@@ -103,3 +104,14 @@ def test_a_page_of_vfolders_walks_an_index(ledger: Ledger) -> None:
     assert_index_walk(plan(ledger, table, lambda: q.vfolders(limit=1)), filtered=False)
     after = q.vfolders(group_id=groups[0], limit=1)[0].vfolder_id
     assert_index_walk(plan(ledger, table, lambda: q.vfolders(group_id=groups[0], limit=1, after=after)))
+
+
+def test_a_page_of_sessions_walks_an_index(ledger: Ledger) -> None:
+    world = SessionWorld(ledger)
+    for _ in range(3):
+        world.enqueue()
+    q, table = ledger.queries, ledger.projections.sessions.rows
+    assert_index_walk(plan(ledger, table, lambda: q.sessions(limit=2)), filtered=False)
+    assert_index_walk(plan(ledger, table, lambda: q.sessions(limit=2, domain_name="d")))
+    after = q.sessions(limit=1)[0].session_id
+    assert_index_walk(plan(ledger, table, lambda: q.sessions(limit=2, after=after)), filtered=False)
