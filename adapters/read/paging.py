@@ -8,15 +8,22 @@ import sqlalchemy as sa
 
 
 def after_row(
-    sort: sa.ColumnElement[Any], key: sa.ColumnElement[Any], cursor: Any, *, descending: bool = False
+    sort: sa.ColumnElement[Any],
+    key: sa.ColumnElement[Any],
+    cursor: Any,
+    *,
+    descending: bool = False,
+    within: sa.ColumnElement[bool] | None = None,
 ) -> sa.ColumnElement[bool]:
     """The rows that follow, in (sort, key) order (both descending with `descending`), the
     row whose key is `cursor`: the last row of the previous page. The cursor row's sort
     value is read in SQL, so the cursor is its key alone, no time round-trips through a
     string, and a page goes on from where that row stands even if it has left the list's
     filters since (a kernel ended while an operator pages through the running ones). An
-    unknown cursor matches nothing."""
-    at = sa.select(sort).where(key == cursor).scalar_subquery()
+    unknown cursor matches nothing. `within`: what the cursor row must also meet to be
+    one (when the key alone names several rows, or rows the caller may not place by)."""
+    found = sa.select(sort).where(key == cursor)
+    at = (found if within is None else found.where(within)).scalar_subquery()
     if descending:
         return sa.or_(sort < at, sa.and_(sort == at, key < cursor))
     return sa.or_(sort > at, sa.and_(sort == at, key > cursor))

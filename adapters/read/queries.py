@@ -370,16 +370,22 @@ class Queries:
         follow it in this order (an unknown position matches nothing)."""
         log = self._audit.entries
         conditions: list[sa.ColumnElement[bool]] = []
+        # The order, the window and the cursor are read from the table that drives the
+        # page: a domain's rows (indexed by domain, start, position: a page of an admin's
+        # trail is a walk of that index), else the entries.
+        rows: sa.FromClause = log
+        started_at, position = log.c.started_at, log.c.position
+        within: sa.ColumnElement[bool] | None = None
         if domain_name is not None:
             concern = self._audit.domains
-            concerning = sa.select(concern.c.position).where(concern.c.domain_name == domain_name)
-            conditions.append(log.c.position.in_(concerning))
-            if after is not None:
-                # A cursor of an entry not of the domain places nothing, as an unknown one:
-                # else its start time, among the domain's, was told to the domain's admin.
-                conditions.append(sa.exists(concerning.where(concern.c.position == after)))
+            rows = concern.join(log, log.c.position == concern.c.position)
+            started_at, position = concern.c.started_at, concern.c.position
+            within = concern.c.domain_name == domain_name
+            conditions.append(within)
         if after is not None:
-            conditions.append(after_row(log.c.started_at, log.c.position, after, descending=newest_first))
+            # With a domain, a cursor of an entry not of the domain places nothing, as an
+            # unknown one: else its start time, among the domain's, was told to its admin.
+            conditions.append(after_row(started_at, position, after, descending=newest_first, within=within))
         if entity_id is not None:
             # A batch's record is found by any entity it touched, not only by its label; a
             # UUID as given and in the form ids are stored in (an auditor may paste it in
@@ -399,17 +405,17 @@ class Queries:
             if value is not None:
                 conditions.append(column == value)
         if since is not None:
-            conditions.append(log.c.started_at >= as_utc(since))
+            conditions.append(started_at >= as_utc(since))
         if until is not None:
-            conditions.append(log.c.started_at < as_utc(until))
+            conditions.append(started_at < as_utc(until))
         if actor is not None:
             # A user id as stored (pasted in capitals, it matched nothing), an access key as given.
             ids = {str(actor), _canonical_uuid(str(actor))}
             conditions.append(sa.or_(log.c.triggered_by.in_(ids), log.c.access_key == actor))
         if limit is not None and limit < 1:
             raise InvalidAPIParameters("must be at least 1", field="limit")
-        order = (log.c.started_at.desc(), log.c.position.desc()) if newest_first else (log.c.started_at, log.c.position)
-        statement = sa.select(log).where(*conditions).order_by(*order).limit(limit)
+        order = (started_at.desc(), position.desc()) if newest_first else (started_at, position)
+        statement = sa.select(log).select_from(rows).where(*conditions).order_by(*order).limit(limit)
         return [
             AuditEntry(**{**row._asdict(), "started_at": as_utc(row.started_at), "ended_at": as_utc(row.ended_at)})
             for row in self._rows(statement, self._audit)
