@@ -24,6 +24,9 @@ def after_row(
     one (when the key alone names several rows, or rows the caller may not place by)."""
     found = sa.select(sort).where(key == cursor)
     at = (found if within is None else found.where(within)).scalar_subquery()
+    # The bound on `sort` alone is implied by the rest, and is what lets an index in the
+    # list's order start at the cursor: without it a page walked the index from the list's
+    # start to the cursor, a cost that grew with every page.
     if descending:
-        return sa.or_(sort < at, sa.and_(sort == at, key < cursor))
-    return sa.or_(sort > at, sa.and_(sort == at, key > cursor))
+        return sa.and_(sort <= at, sa.or_(sort < at, key < cursor))
+    return sa.and_(sort >= at, sa.or_(sort > at, key > cursor))
