@@ -14,6 +14,8 @@ from tests.adapters.cli.helpers import as_json, ledger, ok, usage_error
 from tests.projections.commands import T0
 from tests.projections.stalls import stalled_ledger
 
+V = usage_module.UsageProjection.version  # the usage read model's, as status and skips name it
+
 
 def refused(db: str, *args: str) -> str:
     result = ledger(db, *args)
@@ -55,7 +57,7 @@ def test_skip_refuses_other_positions_and_non_superadmins(ledger_url: str, stall
     line = refused(ledger_url, "projections", "skip", "usage", "--position", str(stalled - 1), "--reason", "x")
     assert line == (
         f"error: ledger_skip_not_stalled: read model usage_utc is not stalled at position {stalled - 1}: "
-        f"it is stalled at {stalled} (version 4); only the event it is stalled on can be skipped"
+        f"it is stalled at {stalled} (version {V}); only the event it is stalled on can be skipped"
     )
     # A healthy read model was 'not stalled at position N: it is stalled at nowhere'.
     line = refused(ledger_url, "projections", "skip", "audit", "--position", str(stalled), "--reason", "x")
@@ -71,17 +73,17 @@ def test_skip_refuses_other_positions_and_non_superadmins(ledger_url: str, stall
 
 def test_skip_recovers_and_stays_in_the_audit_trail(ledger_url: str, stalled: int) -> None:
     out = ok(ledger_url, "projections", "skip", "usage", "--position", str(stalled), "--reason", "bad time from 1.2")
-    assert f"usage_utc v4 skips the event at position {stalled}; now ok" in out.stdout
+    assert f"usage_utc v{V} skips the event at position {stalled}; now ok" in out.stdout
     row = usage_row(ledger_url)
     assert row["stalled"] is None and row["lag"] == 0
     assert (row["skips"], row["last_skip"]["position"], row["last_skip"]["reason"]) == (1, stalled, "bad time from 1.2")
-    assert f"1 (last: position {stalled} of v4, bad time from 1.2)" in ok(ledger_url, "projections", "status").stdout
+    assert f"1 (last: position {stalled} of v{V}, bad time from 1.2)" in ok(ledger_url, "projections", "status").stdout
     assert len(as_json(ledger_url, "usage", "month", "202410")) == 1
     (entry,) = as_json(ledger_url, "audit", "--entity-type", "projection")
     assert (entry["operation"], entry["status"], entry["entity_id"]) == ("skip", "success", "usage_utc")
     assert entry["spec"] == {"projection": "usage_utc", "position": stalled, "reason": "bad time from 1.2"}
     # A forced rebuild from the first event steps over it again.
-    assert "rebuilt usage_utc v4 (forced)" in ok(ledger_url, "projections", "rebuild", "--force", "usage").stdout
+    assert f"rebuilt usage_utc v{V} (forced)" in ok(ledger_url, "projections", "rebuild", "--force", "usage").stdout
     assert usage_row(ledger_url)["stalled"] is None
 
 
@@ -142,11 +144,11 @@ def test_skip_of_a_name_several_zones_share_takes_the_one_stalled_else_asks_for_
         "stalled: usage_pacific_kiritimati, usage_utc: give the full name"
     ) in both
     out = ok(ledger_url, "projections", "skip", "usage_utc", "--position", str(bad), "--reason", "x").stdout
-    assert f"usage_utc v4 skips the event at position {bad}; now ok" in out
+    assert f"usage_utc v{V} skips the event at position {bad}; now ok" in out
     # One of them stalled: that one.
     out = ok(ledger_url, "projections", "skip", "usage", "--position", str(bad), "--reason", "y").stdout
     assert out == (
-        f"usage_pacific_kiritimati v4 skips the event at position {bad}; "
+        f"usage_pacific_kiritimati v{V} skips the event at position {bad}; "
         "the processes that build it step over it as they catch up (this one does not build it)\n"
     )
     (entry,) = as_json(ledger_url, "audit", "--entity-type", "projection", "--entity-id", "usage_pacific_kiritimati")
@@ -176,5 +178,5 @@ def test_status_says_a_rebuild_resumes_a_build_stalled_on_a_skipped_event(ledger
     table = ledger(ledger_url, "projections", "status", columns=400).stdout
     assert f"stalled at position {stalled}" in table
     assert "(skipped since: `ledger projections rebuild` steps over it)" in table
-    assert "rebuilt usage_utc v4 (forced)" in ok(ledger_url, "projections", "rebuild", "usage").stdout
+    assert f"rebuilt usage_utc v{V} (forced)" in ok(ledger_url, "projections", "rebuild", "usage").stdout
     assert "skipped since" not in ok(ledger_url, "projections", "status").stdout
