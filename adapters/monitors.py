@@ -10,7 +10,7 @@ from eventsourcing.domain import Aggregate
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from adapters.read.queries import AuditEntry
+from adapters.read.queries import AuditEntry, AuditOutcome
 from adapters.store import LedgerApplication
 from domain.actions import ActionStatus, ActionTriggerMeta, BaseAction, BaseBatchAction, ProcessResult, RunningAction
 from domain.aggregates import ENTITY_KINDS
@@ -198,9 +198,10 @@ class PrometheusMonitor:
             counters.append(self._errors.labels(entity_type, operation, error_code))
         return tuple(counters), (self._duration.labels(*labels), self._seconds.labels(entity_type, operation))
 
-    def replay(self, entries: Iterable[AuditEntry]) -> None:
+    def replay(self, entries: Iterable[AuditEntry | AuditOutcome]) -> None:
         """Counts outcomes read back from the audit trail (what `ledger metrics` shows:
-        every process's actions, not only this one's)."""
+        every process's actions, not only this one's): whole entries, or only what is
+        counted of them (`Queries.audit_outcomes`)."""
         for e in entries:
             self.observe(e.entity_type, e.operation, e.status, e.domain_name, e.error_code, e.duration)
 

@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.bootstrap import Ledger
@@ -350,3 +350,40 @@ def stream_lengths(ledger: Ledger) -> dict[str, int]:
         if "AuditRecord" not in n.topic:
             counts[str(n.originator_id)] = counts.get(str(n.originator_id), 0) + 1
     return counts
+
+
+def record_trail(ledger: Ledger, count: int) -> None:
+    """`count` audit records of varied outcomes saved directly, as the audit monitor would:
+    successes, errors, denied and running ones; several entity types, operations, domains
+    (none among them), error codes and durations; start times that tie and that run
+    backwards against the order they are stored in."""
+    from domain.audit import AuditRecord
+
+    records = []
+    for n in range(count):
+        status = ("success", "error", "denied", "success", "running")[n % 5]
+        started = T0 + timedelta(seconds=(n * 7) % 13 + n // 13 * 13)
+        records.append(
+            AuditRecord.record(
+                {
+                    "action_id": str(uuid.UUID(int=7 * 10**12 + n)),
+                    "entity_type": ("group", "keypair", "kernel")[n % 3],
+                    "operation": ("modify", "create", "purge", "record_batch")[n % 4],
+                    "entity_id": str(uuid.UUID(int=n % 11)),
+                    "status": status,
+                    "description": "success" if status == "success" else f"failed {n}: \u202eé",
+                    "started_at": started.isoformat(),
+                    "ended_at": (started + timedelta(milliseconds=n % 900)).isoformat(),
+                    "duration": (n % 900) / 1000 + n * 1e-7,
+                    "error_code": None if status == "success" else f"code_{n % 6}",
+                    "request_id": f"req-{n}",
+                    "triggered_by": str(uuid.UUID(int=n % 5)),
+                    "access_key": f"AK{n % 5}",
+                    "role": ("admin", "user", "superadmin")[n % 3],
+                    "domain_name": (None, "default", "alpha", "d\x1bq")[n % 4],
+                    "domains": [("default", "alpha", "beta")[n % 3]],
+                    "spec": {"group_id": str(uuid.UUID(int=n)), "modifier": {"description": f"d{n}"}},
+                }
+            )
+        )
+    ledger.app.save(*records)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
@@ -98,6 +99,21 @@ class AuditEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "started_at": self.started_at.isoformat(), "ended_at": self.ended_at.isoformat()}
+
+
+class AuditOutcome(NamedTuple):
+    """What the action metrics count of one audit entry (`PrometheusMonitor.replay`)."""
+
+    entity_type: str
+    operation: str
+    status: str
+    domain_name: str | None
+    error_code: str | None
+    duration: float
+
+
+# Rows per fetch of `Queries.audit_outcomes`: what it holds in memory at once.
+OUTCOMES_CHUNK = 1000
 
 
 class Queries:
@@ -420,6 +436,20 @@ class Queries:
             AuditEntry(**{**row._asdict(), "started_at": as_utc(row.started_at), "ended_at": as_utc(row.ended_at)})
             for row in self._rows(statement, self._audit)
         ]
+
+    def audit_outcomes(self) -> Iterator[AuditOutcome]:
+        """Every action's outcome as the metrics count it, in the order `audit_log` lists
+        them (oldest first): only those columns, fetched `OUTCOMES_CHUNK` rows at a time,
+        so counting a long trail holds a chunk, never the trail with its inputs."""
+        log = self._audit.entries
+        statement = sa.select(
+            log.c.entity_type, log.c.operation, log.c.status, log.c.domain_name, log.c.error_code, log.c.duration
+        ).order_by(log.c.started_at, log.c.position)
+        self._runner.catch_up()
+        self._runner.require(self._audit)
+        with self._db.connect() as conn:
+            for row in conn.execution_options(yield_per=OUTCOMES_CHUNK).execute(statement):
+                yield AuditOutcome(*row)
 
     @checked
     def state_at(
