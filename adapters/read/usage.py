@@ -67,19 +67,27 @@ class SqlUsageReader:
         # In UTC: times of one zone subtract as wall clocks, an hour off across a DST change.
         start = datetime(first.year, first.month, first.day, tzinfo=tz).astimezone(UTC)
         end = (datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)).astimezone(UTC)
-        running = [
-            k for k in self.kernels(start, end, None if group_id is None else [group_id]) if k.status == "RUNNING"
-        ]
+        # The running kernels started before the end, by the (status, group_id) index: only
+        # what the top-up reads, not every kernel of the window with its names and folders.
+        k = self._usage.kernels
+        running = sa.select(k.c.group_id, k.c.started_at, k.c.occupied_slots).where(
+            k.c.status == "RUNNING", k.c.started_at < end
+        )
+        if group_id is not None:
+            running = running.where(k.c.group_id.in_([group_id]))
+        self._runner.catch_up()
         with self._db.connect() as conn:
+            kernels = conn.execute(running).all()
             rows = conn.execute(statement).all()
         totals: dict[str, dict[str, float]] = {}
         for row in rows:
             totals.setdefault(row.group_id, {})[row.slot] = float(row.amount)
         now = datetime.now(UTC)
-        for kernel in running:
-            seconds = max(0.0, (min(end, now) - max(start, kernel.started_at)).total_seconds())
-            slots = totals.setdefault(kernel.group_id, {})
-            for slot, amount in kernel.occupied_slots.items():
+        for kernel_group, started_at, occupied_slots in kernels:
+            # In UTC, as `kernels` reads it: PostgreSQL's session-zone times subtract as wall clocks.
+            seconds = max(0.0, (min(end, now) - max(start, as_utc(started_at))).total_seconds())
+            slots = totals.setdefault(kernel_group, {})
+            for slot, amount in dict(occupied_slots).items():
                 slots[slot] = slots.get(slot, 0.0) + float(amount) * seconds
         return totals
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -81,3 +81,35 @@ def old_code() -> AbstractContextManager[None]:
     """Every projection one version older than today's."""
     fields = [f.name for f in dataclasses.fields(ProjectionSet)]
     return code_with(**{f: older(getattr(registry, _class_name(f))) for f in fields})
+
+
+def totals_from_every_kernel(ledger: Ledger, first: date, last: date, group_id: str | None) -> dict[str, Any]:
+    """`Queries.usage_totals` as it was computed before it read only the running kernels:
+    the daily rollups, plus the RUNNING ones among every kernel `SqlUsageReader.kernels`
+    selects for the window, for the part of the window they have run."""
+    from adapters.read.usage import SqlUsageReader
+
+    reader = SqlUsageReader(ledger.read_models, ledger.runner, ledger.projections)
+    tz, daily = ledger.projections.usage.tz, ledger.projections.usage.daily
+    start = datetime(first.year, first.month, first.day, tzinfo=tz).astimezone(UTC)
+    end = (datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1)).astimezone(UTC)
+    running = [k for k in reader.kernels(start, end, None if group_id is None else [group_id]) if k.status == "RUNNING"]
+    statement = (
+        sa.select(daily.c.group_id, daily.c.slot, sa.func.sum(daily.c.amount_seconds).label("amount"))
+        .where(daily.c.day >= first, daily.c.day <= last)
+        .group_by(daily.c.group_id, daily.c.slot)
+    )
+    if group_id is not None:
+        statement = statement.where(daily.c.group_id == group_id)
+    with ledger.read_models.connect() as conn:
+        rows = conn.execute(statement).all()
+    totals: dict[str, dict[str, float]] = {}
+    for row in rows:
+        totals.setdefault(row.group_id, {})[row.slot] = float(row.amount)
+    now = datetime.now(UTC)
+    for kernel in running:
+        seconds = max(0.0, (min(end, now) - max(start, kernel.started_at)).total_seconds())
+        slots = totals.setdefault(kernel.group_id, {})
+        for slot, amount in kernel.occupied_slots.items():
+            slots[slot] = slots.get(slot, 0.0) + float(amount) * seconds
+    return totals
