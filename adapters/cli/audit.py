@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -78,32 +78,22 @@ def audit(
         raise typer.BadParameter(
             f"{since!r} is not before --until {until!r}: no action could match", param_hint="--since"
         )
+    filters: dict[str, Any] = {
+        "entity_type": None if entity_type is None else entity_type.value,
+        "entity_id": entity_id,
+        "since": start,
+        "until": end,
+        "actor": actor,
+        "operation": operation,
+        "status": None if status is None else status.value,
+    }
     with state.reading() as ledger:
         if jsonl and limit is None:
             # The whole trail: streamed, a line written per entry read, never held whole.
-            for entry in ledger.queries.audit_export(
-                None if entity_type is None else entity_type.value,
-                entity_id,
-                start,
-                end,
-                actor=actor,
-                operation=operation,
-                status=None if status is None else status.value,
-                newest_first=not oldest_first,
-            ):
+            for entry in ledger.queries.audit_export(**filters, newest_first=not oldest_first):
                 _write_line(entry)
             return
-        entries = ledger.queries.audit_log(
-            None if entity_type is None else entity_type.value,
-            entity_id,
-            start,
-            end,
-            actor=actor,
-            operation=operation,
-            status=None if status is None else status.value,
-            limit=limit,
-            newest_first=limit is not None or not oldest_first,
-        )
+        entries = ledger.queries.audit_log(**filters, limit=limit, newest_first=limit is not None or not oldest_first)
     if oldest_first and limit is not None:
         entries.reverse()  # the latest N, in the order they happened
     if jsonl:
