@@ -229,8 +229,10 @@ class RequiringUsageReader:
         self._runner = runner
         self._projections = projections
 
-    def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
-        found = self._reader.kernels(start, end, group_ids)
+    def kernels(
+        self, start: datetime, end: datetime, group_ids: Iterable[str] | None, domain_name: str | None = None
+    ) -> list[KernelUsage]:
+        found = self._reader.kernels(start, end, group_ids, domain_name)
         self._runner.require(*self._projections)
         return found
 

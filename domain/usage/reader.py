@@ -37,5 +37,8 @@ class KernelUsage:
 
 
 class UsageReader(Protocol):
-    def kernels(self, start: datetime, end: datetime, group_ids: Iterable[str] | None) -> list[KernelUsage]:
-        """Kernels that overlap [start, end): REFERENCE.md's selection rule."""
+    def kernels(
+        self, start: datetime, end: datetime, group_ids: Iterable[str] | None, domain_name: str | None = None
+    ) -> list[KernelUsage]:
+        """Kernels that overlap [start, end): REFERENCE.md's selection rule; with
+        `domain_name`, only the kernels of that domain's groups."""

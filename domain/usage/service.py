@@ -27,7 +27,7 @@ class UsageReports:
         """`domain_name`: only the kernels of that domain's groups (an admin's report)."""
         start, end = month_window(action.month, self._tz)
         group_ids = [str(g) for g in action.group_ids] if action.group_ids else None
-        kernels = _in_domain(self._usage.kernels(start, end, group_ids), domain_name)
+        kernels = _in_domain(self._usage.kernels(start, end, group_ids, domain_name), domain_name)
         report = month_report(kernels, self._tz)
         return UsagePerMonthActionResult(report, scope=action.entity_id() or "")
 
@@ -35,13 +35,14 @@ class UsageReports:
         """`domain_name`: only the kernels of that domain's groups (an admin's report)."""
         start, end = period_window(action.start_date, action.end_date, self._tz)
         group_ids = None if action.project_id is None else [str(action.project_id)]
-        kernels = _in_domain(self._usage.kernels(start, end, group_ids), domain_name)
+        kernels = _in_domain(self._usage.kernels(start, end, group_ids, domain_name), domain_name)
         report = period_report(kernels, self._tz)
         return UsagePerPeriodActionResult(report, scope=action.entity_id() or "")
 
 
 def _in_domain(kernels: Iterable[KernelUsage], domain_name: str | None) -> Iterable[KernelUsage]:
-    """The kernels of `domain_name`'s groups; a kernel's user of another domain (a fact the
+    """The kernels of `domain_name`'s groups (the reader narrows to them in SQL; kept here
+    too, so that any reader is held to it); a kernel's user of another domain (a fact the
     platform reported names any user) is not named by that user's email and full name:
     an admin reads no other domain's personal values."""
     if domain_name is None:

@@ -59,7 +59,7 @@ class InMemoryStore:
 class NoUsage:
     """A `UsageReader` with no kernels."""
 
-    def kernels(self, start: Any, end: Any, group_ids: Any) -> list[Any]:
+    def kernels(self, start: Any, end: Any, group_ids: Any, domain_name: Any = None) -> list[Any]:
         return []
 
 

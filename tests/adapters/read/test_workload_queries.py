@@ -7,55 +7,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import InvalidAPIParameters, ReadModelStalled
-from domain.workload import CreateEndpointAction, CreateVFolderAction, StartKernelAction, TerminateKernelAction
+from domain.workload import CreateEndpointAction, TerminateKernelAction
 from tests.adapters.groups import create_group, delete_group, destroy_endpoint, purge_group
+from tests.adapters.kernels import T0, start, vfolder
 from tests.projections.stalls import stalled_ledger
-
-T0 = datetime(2024, 10, 1, 12, 0, tzinfo=UTC)
-
-
-def start(
-    ledger: Ledger,
-    group_id: uuid.UUID,
-    started_at: datetime,
-    access_key: str = "AKTEST",
-    kernel_id: uuid.UUID | None = None,
-    mounts: list[uuid.UUID] | None = None,
-) -> str:
-    action = StartKernelAction(
-        kernel_id=kernel_id or uuid.uuid4(),
-        session_id=uuid.uuid4(),
-        session_name="sess",
-        group_id=group_id,
-        domain_name="default",
-        user_id=uuid.uuid4(),
-        access_key=access_key,
-        occupied_slots={"cpu": "2", "mem": "4g"},
-        started_at=started_at,
-        mounts=mounts or [],
-        image="python:3.11",
-        agent="agent-1",
-    )
-    asyncio.run(ledger.services.workload.start_kernel(action))
-    return str(action.kernel_id)
 
 
 def terminate(ledger: Ledger, kernel_id: str, at: datetime, status: str = "TERMINATED") -> None:
     action = TerminateKernelAction(kernel_id=uuid.UUID(kernel_id), terminated_at=at, status=status)
     asyncio.run(ledger.services.workload.terminate_kernel(action))
-
-
-def vfolder(ledger: Ledger, group_id: uuid.UUID, name: str, host: str = "local") -> str:
-    action = CreateVFolderAction(vfolder_id=uuid.uuid4(), name=name, host=host, group_id=group_id)
-    asyncio.run(ledger.services.workload.create_vfolder(action))
-    return str(action.vfolder_id)
 
 
 def ids(entries: list[Any]) -> list[str]:
