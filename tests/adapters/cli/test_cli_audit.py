@@ -244,14 +244,16 @@ def test_group_show_at_a_version_and_diff(db: str) -> None:
 def test_a_whole_trail_exported_as_json_lines_is_streamed_and_equals_the_list(
     db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`audit --jsonl` built the whole list before writing a line: 154 MB held for a 22 MB
-    export of 10,000 actions. Without --limit it streams one statement (`audit_export`),
-    a few rows at a time, and writes what the list would have held, filters and order alike."""
+    """`audit --jsonl` and `--json audit` built the whole list before writing a line: 154 MB
+    held for a 22 MB export of 10,000 actions. Without --limit they stream one statement
+    (`audit_export`), a few rows at a time, and write what the list would have held,
+    filters, order and format alike."""
     _history(db)
     ok(db, "--access-key", "AKROOT", "policy", "create", "q")
     cases = [[], ["--oldest-first"], ["--operation", "modify"], ["--status", "denied"], ["--actor", "AKROOT"],
              ["--entity-type", "keypair_resource_policy", "--entity-id", "p", "--oldest-first"]]  # fmt: skip
-    listed = [as_json(db, "audit", *case) for case in cases]
+    # The list path (a limit past the trail's length) is the oracle.
+    listed = [as_json(db, "audit", "--limit", "1000", *case) for case in cases]
     assert all(listed) and len(listed[0]) == 5
     monkeypatch.setattr("adapters.read.queries.OUTCOMES_CHUNK", 2)
 
@@ -262,3 +264,7 @@ def test_a_whole_trail_exported_as_json_lines_is_streamed_and_equals_the_list(
     for case, entries in zip(cases, listed, strict=True):
         lines = ok(db, "audit", "--jsonl", *case).stdout.splitlines()
         assert [json.loads(line) for line in lines] == entries, case
+        # --json streams too, and prints the very array it printed as a list.
+        array = ok(db, "--json", "audit", *case).stdout
+        assert array == json.dumps(entries, indent=2, ensure_ascii=True) + "\n", case
+    assert ok(db, "--json", "audit", "--operation", "purge").stdout == "[]\n"
