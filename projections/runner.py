@@ -35,6 +35,7 @@ from projections.database import ReadModelDatabase, is_infrastructure_failure, o
 from projections.projection import Batch, Factory, Projection
 from projections.sql import insert_for
 from projections.status import ProjectionStatus, describe_stall
+from projections.tracking import BuildGone
 from projections.versions import Versions
 
 Progress = Callable[[int, int], None]  # (position reached, head)
@@ -128,17 +129,24 @@ class ProjectionRunner(Versions):
                 chosen = [p for p in chosen if not p.generation or p.storage_name in self.positions]
                 if not chosen:
                     return head
-                moving = [p for p in chosen if not self._held(p)]
-                low = min(self._position(p) for p in (moving or chosen))
-                if progress is not None:
-                    progress(min(low, head), head)
-                if moving and low < head:
-                    with gc_paused():
-                        if self._next_batch(moving, low, head):
-                            continue
-                # A forced rebuild the active version got past meanwhile catches up further.
-                if not self._activate_caught_up(chosen, head):
-                    return low
+                try:
+                    moving = [p for p in chosen if not self._held(p)]
+                    low = min(self._position(p) for p in (moving or chosen))
+                    if progress is not None:
+                        progress(min(low, head), head)
+                    if moving and low < head:
+                        with gc_paused():
+                            if self._next_batch(moving, low, head):
+                                continue
+                    # A forced rebuild the active version got past meanwhile catches up further.
+                    if not self._activate_caught_up(chosen, head):
+                        return low
+                except BuildGone:
+                    # Found gone midway (its batch rolled back): done, as the filter above says
+                    # once the state is read again. Three `rebuild --force` started together
+                    # failed so, now and then, with the rebuild swapped in by another.
+                    self._read_state()
+                    continue
                 head = self.recorder.max_notification_id() or 0
 
     def _look_at_stalls(self, chosen: Sequence[Projection], head: int) -> None:

@@ -21,6 +21,11 @@ from projections.projection import Projection
 from projections.sql import insert_for
 
 
+class BuildGone(StoreUnavailable):
+    """A forced rebuild whose tracking row another process took away: it swapped the
+    build in (finished) or discarded it. A catch-up of that build has nothing left to do."""
+
+
 class Tracking:
     """The runner's bookkeeping tables, beside the read models, and what it last read of them."""
 
@@ -146,7 +151,7 @@ class Tracking:
         position = self.positions.get(projection.storage_name)
         if position is None:
             if projection.generation:
-                raise StoreUnavailable(
+                raise BuildGone(
                     f"the rebuild of {projection.versioned_name} was finished or discarded by another process"
                 )
             # deleted by the activation of a newer version

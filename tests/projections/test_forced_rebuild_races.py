@@ -204,3 +204,36 @@ def test_forced_rebuilds_started_at_once_both_build(ledger_url: str) -> None:
     finally:
         for ledger in ledgers:
             ledger.close()
+
+
+def test_a_rebuild_another_process_finishes_midway_is_done_not_an_error(ledger_url: str) -> None:
+    """Three `rebuild --force` started together failed now and then with `the rebuild of
+    users_v2 was finished or discarded by another process`: one found the build swapped
+    in by another after it had chosen it, when it read the build's position to apply a
+    batch. A build finished elsewhere leaves this catch-up nothing to do."""
+    one, other = (open_ledger(ledger_url, build_pending=False) for _ in range(2))
+    try:
+        create(one, 3)
+        mine = one.runner.force(policies(one))
+        theirs = other.runner.force(policies(other))
+        assert [b.storage_name for b in mine] == [b.storage_name for b in theirs]  # the same build
+        next_batch = one.runner._next_batch
+        finished: list[bool] = []
+
+        def finished_elsewhere_first(*args: Any) -> bool:
+            if not finished:
+                other.runner.catch_up(theirs)  # builds it and swaps it in
+                one.runner._read_state()  # as a batch that found its claim stale reads it again
+                finished.append(other.runner.builds() == [])
+            return next_batch(*args)
+
+        one.runner._next_batch = finished_elsewhere_first  # type: ignore[method-assign]
+        one.runner.catch_up(mine)
+        assert finished == [True] and one.runner.builds() == []
+        one.runner.catch_up()
+        assert dump(one.read_models, policies(one)) == {
+            name: rows for name, rows in clean_rebuild(one).items() if name.startswith("keypair_resource_policies")
+        }
+    finally:
+        one.close()
+        other.close()
