@@ -22,7 +22,8 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import textwrap
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -428,11 +429,25 @@ class State:
     def output(self, data: Any, human: Callable[[], None]) -> None:
         """`data` as JSON with --json, else whatever `human` prints."""
         if self.as_json:
-            # ensure_ascii (the default, kept on purpose): control and bidi characters in
-            # values leave as \u escapes, never raw, and the JSON still round-trips them.
-            typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=True))
+            typer.echo(_json_text(data))
         else:
             human()
+
+    @staticmethod
+    def output_array(items: Iterable[Any]) -> None:
+        """The JSON array `output` prints for `list(items)`, written an item at a time (an
+        export of the whole audit trail never holds it)."""
+        first = True
+        for item in items:
+            typer.echo(("[\n" if first else ",\n") + textwrap.indent(_json_text(item), "  "), nl=False)
+            first = False
+        typer.echo("[]" if first else "\n]")
+
+
+def _json_text(data: Any) -> str:
+    # ensure_ascii (the default, kept on purpose): control and bidi characters in values
+    # leave as \u escapes, never raw, and the JSON still round-trips them.
+    return json.dumps(data, indent=2, default=str, ensure_ascii=True)
 
 
 def state_of(ctx: typer.Context) -> State:

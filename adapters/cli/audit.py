@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import enum
 import json
-import textwrap
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -97,7 +95,7 @@ def audit(
                 for entry in streamed:
                     _write_line(entry)
             else:
-                _write_array(streamed)
+                state.output_array(entry.to_json() for entry in streamed)
             return
         entries = ledger.queries.audit_log(**filters, limit=limit, newest_first=limit is not None or not oldest_first)
     if oldest_first and limit is not None:
@@ -107,17 +105,6 @@ def audit(
             _write_line(entry)
         return
     state.output([e.to_json() for e in entries], lambda: print_table(_audit_table(entries)))
-
-
-def _write_array(entries: Iterable[AuditEntry]) -> None:
-    """The JSON array `--json` prints for a list (`State.output`: indent 2, ASCII), written
-    an entry at a time."""
-    first = True
-    for entry in entries:
-        text = json.dumps(entry.to_json(), indent=2, default=str, ensure_ascii=True)
-        typer.echo(("[\n" if first else ",\n") + textwrap.indent(text, "  "), nl=False)
-        first = False
-    typer.echo("[]" if first else "\n]")
 
 
 def _write_line(entry: AuditEntry) -> None:

@@ -14,7 +14,7 @@ from eventsourcing.persistence import PersistenceError
 from adapters.read.arguments import checked
 from adapters.read.directory import DirectoryQueries
 from adapters.read.paging import after_row
-from adapters.read.rows import read_rows
+from adapters.read.rows import read_rows, stream_rows
 from adapters.read.sessions import SessionQueries
 from adapters.read.timetravel import EntityState, TimeTravel, entity_kind
 from adapters.read.usage import SqlUsageReader
@@ -413,11 +413,8 @@ class Queries:
         statement = self._audit_select(
             entity_type, entity_id, since, until, actor, operation, status, None, newest_first, None, None
         )
-        self._runner.catch_up()
-        self._runner.require(self._audit)
-        with self._db.connect() as conn:
-            for row in conn.execution_options(yield_per=OUTCOMES_CHUNK).execute(statement):
-                yield _audit_entry(row)
+        for row in stream_rows(self._db, self._runner, statement, OUTCOMES_CHUNK, self._audit):
+            yield _audit_entry(row)
 
     def _audit_select(
         self,
@@ -491,11 +488,8 @@ class Queries:
         statement = sa.select(
             log.c.entity_type, log.c.operation, log.c.status, log.c.domain_name, log.c.error_code, log.c.duration
         ).order_by(log.c.started_at, log.c.position)
-        self._runner.catch_up()
-        self._runner.require(self._audit)
-        with self._db.connect() as conn:
-            for row in conn.execution_options(yield_per=OUTCOMES_CHUNK).execute(statement):
-                yield AuditOutcome(*row)
+        for row in stream_rows(self._db, self._runner, statement, OUTCOMES_CHUNK, self._audit):
+            yield AuditOutcome(*row)
 
     @checked
     def state_at(
