@@ -47,7 +47,11 @@ def plan(ledger: Ledger, table: sa.Table, query: Callable[[], list[Any]]) -> lis
         return []
     ours = [(sql, params) for sql, params in found if "ORDER BY" in sql and f"FROM {table.name}" in sql]
     assert len(ours) == 1, found
-    sql, params = ours[0]
+    return explained(ledger, *ours[0])
+
+
+def explained(ledger: Ledger, sql: str, params: Any) -> list[str]:
+    """SQLite's plan of one statement, a step per line."""
     with ledger.read_models.connect() as conn:
         return [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
 
@@ -162,6 +166,5 @@ def test_an_admins_usage_report_reads_only_their_domains_kernels_by_index(ledger
     table = ledger.projections.usage.kernels.name
     listed = [(sql, params) for sql, params in found if f"FROM {table}" in sql and "domain_name" in sql]
     assert len(listed) == 2, found  # the ended kernels and the running ones
-    with ledger.read_models.connect() as conn:
-        for sql, params in listed:
-            assert_index_walk([row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)])
+    for sql, params in listed:
+        assert_index_walk(explained(ledger, sql, params))
