@@ -13,7 +13,7 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
 from adapters.read.directory import DirectoryQueries
-from adapters.read.paging import after_row
+from adapters.read.paging import after_row, cursor_row, unknown_cursor
 from adapters.read.rows import read_rows, stream_rows
 from adapters.read.sessions import SessionQueries
 from adapters.read.timetravel import EntityState, TimeTravel, entity_kind
@@ -387,11 +387,21 @@ class Queries:
         `domain_name`: only the actions that concern that domain's entities (what its admin
         reads; not the actor's domain, which the entries show as `domain_name`).
         `after`: the position of the last entry of the previous page; the entries that
-        follow it in this order (an unknown position matches nothing)."""
+        follow it in this order (`unknown_cursor` if none is at that position, or none of the
+        domain's)."""
         statement = self._audit_select(
             entity_type, entity_id, since, until, actor, operation, status, limit, newest_first, domain_name, after
         )
-        return [_audit_entry(row) for row in self._rows(statement, self._audit)]
+        found = self._rows(statement, self._audit)
+        if after is not None and not found:
+            if domain_name is None:
+                cursor = cursor_row(self._audit.entries.c.position, after)
+            else:
+                concern = self._audit.domains
+                cursor = cursor_row(concern.c.position, after, concern.c.domain_name == domain_name)
+            if not self._rows(cursor, self._audit):
+                raise unknown_cursor("audit entry")
+        return [_audit_entry(row) for row in found]
 
     @checked
     def audit_export(

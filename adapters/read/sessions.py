@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
-from adapters.read.paging import after_row
+from adapters.read.paging import after_row, cursor_row, unknown_cursor
 from adapters.read.rows import read_rows
 from adapters.store import LedgerApplication
 from domain.effective_policy import EffectivePolicy, resolve_effective_policy
@@ -173,12 +173,16 @@ class SessionQueries:
             conditions.append(rows.c.group_id == str(parse_uuid(group_id, "group_id")))
         if domain_name is not None:
             conditions.append(rows.c.domain_name == domain_name)
-        if after is not None:
-            conditions.append(after_row(rows.c.enqueued_at, rows.c.session_id, str(parse_uuid(after, "after"))))
+        cursor = None if after is None else str(parse_uuid(after, "after"))
+        if cursor is not None:
+            conditions.append(after_row(rows.c.enqueued_at, rows.c.session_id, cursor))
         statement = sa.select(rows).where(*conditions).order_by(rows.c.enqueued_at, rows.c.session_id)
         if limit is not None:
             statement = statement.limit(parse_positive_int(limit, "limit"))
-        return [_entry(row) for row in self._rows(statement, *also)]
+        found = self._rows(statement, *also)
+        if cursor is not None and not found and not self._rows(cursor_row(rows.c.session_id, cursor)):
+            raise unknown_cursor("session")
+        return [_entry(row) for row in found]
 
     @checked
     def session(self, session_id: uuid.UUID | str) -> SessionDetail | None:

@@ -23,7 +23,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
-from adapters.read.paging import after_row
+from adapters.read.paging import after_row, cursor_row, unknown_cursor
 from adapters.read.rows import read_rows
 from adapters.store import LedgerApplication
 from domain.errors import InvalidAPIParameters, StoreUnavailable
@@ -162,11 +162,15 @@ class WorkloadQueries:
             conditions.append(k.c.started_at >= start)
         if end is not None:
             conditions.append(k.c.started_at < end)
-        if after is not None:
-            conditions.append(after_row(k.c.started_at, k.c.kernel_id, str(parse_uuid(after, "after"))))
+        cursor = None if after is None else str(parse_uuid(after, "after"))
+        if cursor is not None:
+            conditions.append(after_row(k.c.started_at, k.c.kernel_id, cursor))
         bound = None if limit is None else parse_positive_int(limit, "limit")
         statement = sa.select(k).where(*conditions).order_by(k.c.started_at, k.c.kernel_id).limit(bound)
-        return [_kernel(row) for row in self._rows(statement)]
+        rows = self._rows(statement)
+        if cursor is not None and not rows and not self._rows(cursor_row(k.c.kernel_id, cursor)):
+            raise unknown_cursor("kernel")
+        return [_kernel(row) for row in rows]
 
     @checked
     def kernel(self, kernel_id: uuid.UUID | str) -> KernelEntry | None:
@@ -201,11 +205,15 @@ class WorkloadQueries:
             also.append(self._groups)
         if host is not None:
             conditions.append(v.c.host == parse_name(host, "host"))
-        if after is not None:
-            conditions.append(after_row(v.c.name, v.c.vfolder_id, str(parse_uuid(after, "after"))))
+        cursor = None if after is None else str(parse_uuid(after, "after"))
+        if cursor is not None:
+            conditions.append(after_row(v.c.name, v.c.vfolder_id, cursor))
         bound = None if limit is None else parse_positive_int(limit, "limit")
         statement = sa.select(v).where(*conditions).order_by(v.c.name, v.c.vfolder_id).limit(bound)
-        return [VFolderEntry(**row._asdict()) for row in self._rows(statement, *also)]
+        rows = self._rows(statement, *also)
+        if cursor is not None and not rows and not self._rows(cursor_row(v.c.vfolder_id, cursor)):
+            raise unknown_cursor("vfolder")
+        return [VFolderEntry(**row._asdict()) for row in rows]
 
     @checked
     def vfolder(self, vfolder_id: uuid.UUID | str) -> VFolderEntry | None:

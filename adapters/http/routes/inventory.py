@@ -27,6 +27,7 @@ from adapters.http.routes.common import (
     fetch_limit,
     page,
 )
+from adapters.read.paging import unknown_cursor
 from adapters.read.workload import EndpointEntry, KernelEntry, VFolderEntry
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
@@ -62,7 +63,7 @@ def list_kernels(
         return empty_page()
     call.wait_for(min_position)
     if after is not None and not _kernel_cursor_visible(call, after):
-        return empty_page()
+        raise unknown_cursor("kernel")
     # What the caller may read is narrowed in SQL, so a page is never short of visible kernels.
     found = call.ledger.queries.kernels(
         group_id=group_id,
@@ -81,7 +82,7 @@ def list_kernels(
 def _kernel_cursor_visible(call: Call, after: str) -> bool:
     """Whether the cursor is a kernel the caller may see. The page is placed by the cursor
     kernel's start time, so another domain's (or user's) kernel as a cursor told the caller
-    that it exists and when it started among theirs; it places nothing, as an unknown one."""
+    that it exists and when it started among theirs; it is refused as an unknown one is."""
     cursor = parse_uuid(after, "after")
     return call.caller.scope(KERNEL) is ReadScope.ALL or _visible_kernel(call, cursor) is not None
 
@@ -117,7 +118,7 @@ def list_vfolders(
         return empty_page()
     call.wait_for(min_position)
     if after is not None and not _vfolder_cursor_visible(call, after):
-        return empty_page()
+        raise unknown_cursor("vfolder")
     # An admin's are narrowed to their domain's groups in SQL, so a page is never short.
     domain = call.caller.domain_name if scope is ReadScope.DOMAIN else None
     found = call.ledger.queries.vfolders(group_id, host, fetch_limit(limit), after, domain_name=domain)

@@ -32,6 +32,7 @@ from adapters.http.routes.common import (
     fetch_limit,
 )
 from adapters.http.schema import body
+from adapters.read.paging import unknown_cursor
 from adapters.read.sessions import SessionDetail, SessionEntry
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
@@ -219,8 +220,8 @@ def _cursor_visible(call: Call, after: str) -> bool:
     """Whether the cursor, a session id of the previous page, is one the caller may see.
     It is placed by its own enqueue time and id (`after_row`), so a page goes on where the
     last ended even when that session has left the filter since (scheduled while a
-    platform pages through the PENDING ones); a session the caller may not see places
-    nothing, as an unknown one."""
+    platform pages through the PENDING ones); a session the caller may not see is refused
+    as an unknown one is."""
     return _visible_session(call, parse_uuid(after, "after")) is not None
 
 
@@ -262,7 +263,7 @@ def list_sessions(
         return empty_page()
     call.wait_for(min_position)
     if after is not None and not _cursor_visible(call, after):
-        return empty_page()
+        raise unknown_cursor("session")
     # An admin's list is narrowed to their domain in SQL, a user's to what they own, and
     # the page stops there (a platform pages through every session without reading them
     # all again per page).

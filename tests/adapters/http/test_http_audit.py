@@ -64,7 +64,15 @@ def test_the_cursor_pages_through_the_trail_in_either_order(api: Api) -> None:
                 break
         assert seen == [e["position"] for e in whole["items"]]
     assert api.get("/v1/audit", params={"after": "x1"}).json()["field"] == "after"
-    assert api.get("/v1/audit", params={"after": "999999999"}).json()["items"] == []
+    # A position no entry holds is refused: an empty page would say the trail ends there.
+    unknown = api.get("/v1/audit", params={"after": "999999999"})
+    assert unknown.status_code == 400 and unknown.json()["field"] == "after", unknown.text
+    # The last entry's position is a cursor past which nothing follows: the end, not an error.
+    last = whole["items"][-1]["position"]
+    assert api.get("/v1/audit", params={"oldest_first": True, "after": last}).json() == {
+        "items": [],
+        "next_after": None,
+    }
 
 
 def test_an_admin_reads_the_rows_that_concern_their_domain(api: Api) -> None:
@@ -160,9 +168,10 @@ def test_a_plus_sent_unencoded_in_a_query_time_is_named_as_the_cause(api: Api) -
     assert hint not in other.json()["detail"]
 
 
-def test_an_admins_cursor_of_another_domains_entry_places_nothing(api: Api) -> None:
+def test_an_admins_cursor_of_another_domains_entry_is_refused_as_an_unknown_one(api: Api) -> None:
     # The page is placed by the cursor entry's start time: another domain's entry as a
-    # cursor told an admin when that action ran among theirs. It is an unknown cursor now.
+    # cursor told an admin when that action ran among theirs. It is an unknown cursor now,
+    # refused with the very answer an unknown one gets.
     made = api.post("/v1/users", {"user_id": str(uuid.uuid4()), "domain_name": "beta", "email": "m@beta.org"})
     assert made.status_code == 201, made.text
     assert api.post("/v1/groups", {"name": "g", "domain_name": "alpha"}).status_code == 201
@@ -170,7 +179,8 @@ def test_an_admins_cursor_of_another_domains_entry_places_nothing(api: Api) -> N
     assert foreign not in [e["position"] for e in api.get("/v1/audit", role="admin").json()["items"]]
     for order in ({}, {"oldest_first": True}):
         answers = [api.get("/v1/audit", role="admin", params={**order, "after": p}) for p in (foreign, 10**15)]
-        assert answers[0].json() == answers[1].json() == {"items": [], "next_after": None}, order
+        assert [a.status_code for a in answers] == [400, 400], [a.text for a in answers]
+        assert answers[0].json() == answers[1].json() and answers[0].json()["field"] == "after", order
     # Their own entry as a cursor still pages, and a superadmin's any entry.
     own = api.get("/v1/audit", role="admin").json()["items"][0]["position"]
     assert api.get("/v1/audit", role="admin", params={"after": own}).json()["items"]

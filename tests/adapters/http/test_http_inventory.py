@@ -144,10 +144,10 @@ def test_lists_page_by_after_and_refuse_bad_filters_by_name(api: Api) -> None:
         assert answer.json()["field"] == field, answer.json()
 
 
-def test_a_cursor_the_caller_may_not_see_places_nothing(api: Api) -> None:
+def test_a_cursor_the_caller_may_not_see_is_refused_as_an_unknown_one(api: Api) -> None:
     # A page after another domain's kernel or vfolder (or another user's kernel) would
     # tell the caller that it exists and where it stands among theirs (its start time,
-    # its name): it is answered as an unknown cursor is, an empty last page.
+    # its name): it is answered as an unknown cursor is, a 400 naming `after`.
     w = Workload(api)
     later = _start(str(uuid.uuid4()), w.home, HOME, api.users["user"], 4)  # follows every cursor
     assert api.post(FACTS, [later], role="service").status_code == 200
@@ -159,8 +159,8 @@ def test_a_cursor_the_caller_may_not_see_places_nothing(api: Api) -> None:
         ("foreign_admin", "/v1/vfolders", w.home_vf),
     ):
         answers = [api.get(path, role, params={"after": cursor}) for cursor in (hidden, unknown)]
-        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
-        assert answers[0].json() == answers[1].json() == {"items": [], "next_after": None}, (role, path)
+        assert [a.status_code for a in answers] == [400, 400], [a.text for a in answers]
+        assert answers[0].json() == answers[1].json() and answers[0].json()["field"] == "after", (role, path)
 
 
 def test_a_malformed_group_id_of_the_endpoints_list_is_named_for_an_admin_too(api: Api) -> None:

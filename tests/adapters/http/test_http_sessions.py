@@ -258,9 +258,13 @@ def test_paging_through_pending_sessions_while_scheduling_them_reaches_every_one
         if after is None:
             break
     assert seen == [*ids, other]
-    # A cursor the caller may not see places nothing (as an unknown one); a malformed one is named.
-    assert api.get(BASE, params={"after": other}, role="admin").json() == {"items": [], "next_after": None}
-    assert api.get(BASE, params={"after": str(uuid.uuid4())}).json() == {"items": [], "next_after": None}
+    # A cursor the caller may not see is refused as an unknown one is (an empty page would
+    # say the list ends there); a malformed one is named too.
+    hidden = api.get(BASE, params={"after": other}, role="admin")
+    unknown = api.get(BASE, params={"after": str(uuid.uuid4())}, role="admin")
+    assert [hidden.status_code, unknown.status_code] == [400, 400], (hidden.text, unknown.text)
+    assert hidden.json() == unknown.json() and hidden.json()["field"] == "after"
+    assert api.get(BASE, params={"after": str(uuid.uuid4())}).json()["field"] == "after"
     malformed = api.get(BASE, params={"after": "nope"})
     assert malformed.status_code == 400 and malformed.json()["field"] == "after"
 

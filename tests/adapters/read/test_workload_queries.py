@@ -212,10 +212,43 @@ def test_kernels_and_vfolders_page_after_a_cursor(ledger_url: str) -> None:
             for size in (1, 2, 3):
                 assert paged(list_of, size) == whole, (list_of, size)
         assert ids(ledger.queries.kernels())[:3] == sorted(kernels[:3])
-        assert ledger.queries.kernels(after=uuid.UUID(int=99)) == []
+        assert ledger.queries.kernels(after=ids(ledger.queries.kernels())[-1]) == []  # the end
+        with pytest.raises(InvalidAPIParameters) as unknown:
+            ledger.queries.kernels(after=uuid.UUID(int=99))
+        assert unknown.value.field == "after"
         with pytest.raises(InvalidAPIParameters) as bad:
             ledger.queries.vfolders(after="vf1")
         assert bad.value.field == "after"
+
+
+def test_a_page_after_a_kernel_purged_since_is_refused_not_the_end(ledger_url: str) -> None:
+    """A client pages through every kernel while a group is purged: its cursor, the last
+    kernel of the previous page, was that group's. The next page was empty, which said the
+    list had ended while kernels of other groups still followed: now the cursor is refused,
+    naming `after`, so the client lists again. Vfolders alike."""
+    with open_ledger(ledger_url) as ledger:
+        gone, kept = create_group(ledger, "gone").id, create_group(ledger, "kept").id
+        first = start(ledger, kept, T0)
+        cursor = start(ledger, gone, T0 + timedelta(hours=1))
+        later = start(ledger, kept, T0 + timedelta(hours=2))
+        vfolder(ledger, kept, "a")
+        vfolder(ledger, gone, "b")
+        vfolder(ledger, kept, "c")
+        assert ids(ledger.queries.kernels(limit=2)) == [first, cursor]
+        page_end = ledger.queries.vfolders(limit=2)[-1].vfolder_id
+        assert ids(ledger.queries.kernels(after=cursor)) == [later]
+        terminate(ledger, cursor, T0 + timedelta(hours=3))  # a group with a running kernel is not purged
+        delete_group(ledger, gone)
+        purge_group(ledger, gone)
+        for list_after in (
+            lambda: ledger.queries.kernels(after=cursor),
+            lambda: ledger.queries.vfolders(after=page_end),
+        ):
+            with pytest.raises(InvalidAPIParameters) as refused:
+                list_after()
+            assert refused.value.field == "after" and "list again without after" in refused.value.message
+        # Listing again reaches what follows.
+        assert ids(ledger.queries.kernels()) == [first, later]
 
 
 def test_vfolders_of_a_domain_are_those_of_its_groups(ledger_url: str) -> None:
