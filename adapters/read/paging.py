@@ -48,6 +48,6 @@ def unknown_cursor(item: str) -> InvalidAPIParameters:
     through the list that it has seen all of it."""
     return InvalidAPIParameters(
         f"names no {item} this list can go on from (it may have been removed since the previous page); "
-        "list again without after",
+        "list again from the start",
         field="after",
     )

@@ -246,7 +246,7 @@ def test_a_page_after_a_kernel_purged_since_is_refused_not_the_end(ledger_url: s
         ):
             with pytest.raises(InvalidAPIParameters) as refused:
                 list_after()
-            assert refused.value.field == "after" and "list again without after" in refused.value.message
+            assert refused.value.field == "after" and "list again from the start" in refused.value.message
         # Listing again reaches what follows.
         assert ids(ledger.queries.kernels()) == [first, later]
 
