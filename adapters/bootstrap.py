@@ -102,14 +102,17 @@ class Ledger:
         self.queries = Queries(self.read_models, self.runner, self.projections, self.app)
 
     def _erase_copies(self, subjects: list[str]) -> None:
-        """After an erasure commits: the read models apply it now, instead of holding the
-        erased values in clear until the next read or a follower gets to it, and a SQLite
-        file's WAL is emptied into the database, so the old versions of the rows it held
-        are gone from the file too (other processes reading at that moment may keep it
-        from being emptied; the next checkpoint does it then). Never fails the erasure,
-        which is committed already: a failure is logged."""
+        """After an erasure commits: the read models (and any forced rebuild under way)
+        apply it now, instead of holding the erased values in clear until the next read or
+        a follower gets to it, and a SQLite file's WAL is emptied into the database, so the
+        old versions of the rows it held are gone from the file too (other processes
+        reading at that moment may keep it from being emptied; the next checkpoint does it
+        then). Never fails the erasure, which is committed already: a failure is logged."""
         try:
-            self.runner.catch_up()
+            # A forced rebuild left midway (killed, or running elsewhere) holds the values in
+            # its own tables too, and only `rebuild --force` would take it further.
+            self.runner.refresh()
+            self.runner.catch_up([*self.runner.projections, *self.runner.builds()])
             path = self.config.sqlite_path
             if path is not None:
                 with contextlib.closing(sqlite3.connect(path, timeout=5)) as conn:

@@ -279,3 +279,32 @@ def test_the_erasure_reaches_the_read_models_and_the_files_at_once(ledger_url: s
             wal = path.with_name(path.name + "-wal")
             stored = path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
             assert EMAIL.encode() not in stored and FULL_NAME.encode() not in stored
+
+
+class _Killed(Exception):
+    """Stands for a `projections rebuild --force` killed midway."""
+
+
+def test_the_erasure_reaches_a_forced_rebuild_left_midway(ledger: Ledger) -> None:
+    """A forced rebuild killed (or still running) past the user's values kept them in clear
+    in its own tables: the erasure caught up the active versions only."""
+    import sqlalchemy as sa
+
+    world, _ = _personal_world(ledger)
+    runner = ledger.runner
+    builds = runner.force([ledger.projections.users, ledger.projections.audit])
+
+    def killed_near_the_head(position: int, head: int) -> None:
+        if position >= head - 4:  # past the user's modify, short of the head
+            raise _Killed
+
+    runner.batch_size = 2
+    with pytest.raises(_Killed):
+        runner.catch_up(builds, killed_near_the_head)
+    runner.batch_size = 1000
+    _erase(ledger, world.user)
+    with ledger.read_models.engine.connect() as conn:
+        tables = [t for t in sa.inspect(conn).get_table_names() if not t.startswith("projection_")]
+        assert any("r1_" in t for t in tables) or not runner.builds()  # the build's tables were scanned
+        rows = [tuple(row) for t in tables for row in conn.execute(sa.text(f'SELECT * FROM "{t}"'))]
+    _no_clear_value(rows)
