@@ -303,6 +303,7 @@ class Queries:
         entries = self._history.entries
         self._runner.catch_up()
         self._runner.require(self._history)
+        self._app.meet_erasures()  # another process's erasure: no cached key opens the events' values
         with self._db.connect() as conn:
             numbers = self._history_streams(conn, entity_type, str(entity_id))
             statement = sa.select(entries).where(entries.c.stream.in_(list(numbers)))
@@ -507,6 +508,7 @@ class Queries:
     ) -> EntityState | None:
         """The entity after its event `version`, or as it stood at `at` (None if it did not
         exist yet), read from the event store itself."""
+        self._app.meet_erasures()  # another process's erasure: no cached key opens the past values
         return self._time_travel.state_at(entity_type, str(entity_id), at=at, version=version)
 
     @checked

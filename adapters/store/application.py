@@ -171,6 +171,9 @@ class StampingMapper(Mapper[uuid.UUID]):
         return domain_event
 
 
+_ERASURES_PAGE = 500  # erasing events read per query by `meet_erasures`
+
+
 class LedgerApplication(Application[uuid.UUID]):
     """The event store and the aggregate store port the services use."""
 
@@ -216,6 +219,9 @@ class LedgerApplication(Application[uuid.UUID]):
         # Listener calls that failed after their erasure committed, run again until they pass.
         self._unfinished_erasures: list[tuple[Callable[[list[str]], None], list[str]]] = []
         self._erasures_lock = threading.Lock()
+        # The position up to which this process has met the erasures other processes stored
+        # (`meet_erasures`); nothing is cached at open.
+        self._erasures_met = self.recorder.max_notification_id() or 0
         # Builds a running action's success record from what its append saves (set by
         # the audit monitor; without it, records are the monitor's own appends).
         self.record_with_events: Callable[[RunningAction, Sequence[Aggregate]], Aggregate] | None = None
@@ -274,6 +280,27 @@ class LedgerApplication(Application[uuid.UUID]):
         """Whether the store holds an erasing event (`domain.personal.erasing_topics`) after
         `position`: a copy of values made before it may hold what it erased."""
         return bool(self.recorder.select_notifications(start=position + 1, limit=1, topics=erasing_topics()))
+
+    def meet_erasures(self) -> None:
+        """Forgets this process's copies of the subjects other processes erased since it
+        last looked, before a read that opens stored values (a cached key would open them
+        in clear). Decoding an erasing event forgets its subject (`StampingMapper.opened`);
+        the read models' catch-up cannot be relied on to decode it here, as their positions
+        are shared and another process may have moved them past it."""
+        met = self._erasures_met
+        head = self.recorder.max_notification_id() or 0
+        while met < head:
+            found = self.recorder.select_notifications(
+                start=met, limit=_ERASURES_PAGE, stop=head, topics=erasing_topics(), inclusive_of_start=False
+            )
+            for notification in found:
+                try:
+                    self.mapper.to_domain_event(notification)
+                except MapperDeserialisationError:  # altered behind the ledger's back: forget every key
+                    self.keys.forget_all()
+                    self.cache.clear()
+            met = head if len(found) < _ERASURES_PAGE else found[-1].id
+        self._erasures_met = max(self._erasures_met, met)
 
     def finish_erasures(self) -> None:
         """Runs again the erasure listeners that failed after their erasure committed.

@@ -522,6 +522,12 @@ class SubjectKeys:
             for subject in subjects:
                 self._cache.pop(subject, None)
 
+    def forget_all(self) -> None:
+        """Drops every key from this process's cache."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
+
     def count(self) -> int:
         """How many subjects have a key (the ledger's own snapshot key is not one)."""
         with self.datastore.transaction(commit=False) as curs:

@@ -308,3 +308,26 @@ def test_the_erasure_reaches_a_forced_rebuild_left_midway(ledger: Ledger) -> Non
         assert any("r1_" in t for t in tables) or not runner.builds()  # the build's tables were scanned
         rows = [tuple(row) for t in tables for row in conn.execute(sa.text(f'SELECT * FROM "{t}"'))]
     _no_clear_value(rows)
+
+
+def test_a_past_state_read_by_another_process_after_the_erasure_reads_erased(ledger_url: str) -> None:
+    """A process that had read the user (its data key cached) answered a state at a past
+    version or time, and the user's history, in clear after another process erased the
+    user: it forgot the key only when its own catch-up decoded the erasing event, and the
+    read models' positions, shared by every process, had been moved past it."""
+    with open_ledger(ledger_url) as reader, open_ledger(ledger_url) as eraser:
+        world, _ = _personal_world(reader)
+        user = str(world.user)
+        before = reader.queries.state_at("user", user)
+        assert before is not None and before.fields["email"] == EMAIL  # the key is cached now
+        moment = before.recorded_at
+        _erase(eraser, world.user)  # which catches the read models up past the erasure
+        reader.runner.refresh()  # as `projections status` does: the reader sees them there
+        _no_clear_value(reader.queries.history("user", user))
+        past = reader.queries.state_at("user", user, version=before.version)
+        assert past is not None and past.fields["email"] == ERASED
+        _no_clear_value(
+            past,
+            reader.queries.state_at("user", user, at=moment),
+            reader.queries.diff("user", user, from_version=1, to_version=before.version),
+        )
