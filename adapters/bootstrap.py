@@ -113,6 +113,9 @@ class Ledger:
             # its own tables too, and only `rebuild --force` would take it further.
             self.runner.refresh()
             self.runner.catch_up([*self.runner.projections, *self.runner.builds()])
+            # SQLite keeps the tables a version or rebuild replaced until a later drop, with
+            # the rows they held then.
+            self.runner.drop_retired_tables()
             path = self.config.sqlite_path
             if path is not None:
                 with contextlib.closing(sqlite3.connect(path, timeout=5)) as conn:

@@ -331,3 +331,20 @@ def test_a_past_state_read_by_another_process_after_the_erasure_reads_erased(led
             reader.queries.state_at("user", user, at=moment),
             reader.queries.diff("user", user, from_version=1, to_version=before.version),
         )
+
+
+def test_the_erasure_reaches_the_tables_a_rebuild_replaced(ledger: Ledger) -> None:
+    """On SQLite a version or rebuild swapped in by a catch-up leaves the tables it replaced
+    renamed `replaced_…` until a later drop: they kept the user's values in clear after the
+    erasure (on PostgreSQL they are dropped in the swap)."""
+    import sqlalchemy as sa
+
+    world, _ = _personal_world(ledger)
+    runner = ledger.runner
+    runner.catch_up()  # the active tables hold the values, then are replaced
+    runner.catch_up(runner.force([ledger.projections.users, ledger.projections.audit]))  # swapped in, not dropped
+    _erase(ledger, world.user)
+    with ledger.read_models.engine.connect() as conn:
+        tables = [t for t in sa.inspect(conn).get_table_names() if not t.startswith("projection_")]
+        rows = [tuple(row) for t in tables for row in conn.execute(sa.text(f'SELECT * FROM "{t}"'))]
+    _no_clear_value(rows)
