@@ -149,6 +149,11 @@ class IdempotentResponses:
             if not isinstance(exc.__cause__, sa.exc.IntegrityError):
                 raise
             # A twin stored the same first response.
+        if self._erased_after(position):
+            # An erasure committed while the request ran has cleared the table already (or
+            # will, after this check): this copy, written after that clearing, goes too.
+            with self._db.begin() as conn:
+                conn.execute(responses.delete().where(responses.c.key == key))
         self._stored += 1
         if self._stored % PRUNE_EVERY == 0:  # a long-running server keeps a day, not forever
             self.prune()

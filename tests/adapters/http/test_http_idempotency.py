@@ -155,6 +155,20 @@ def test_a_response_an_erasure_follows_is_never_served_though_its_clearing_was_l
     assert _cached(api) == 0
 
 
+def test_a_response_stored_after_an_erasure_cleared_the_table_does_not_stay(api: Api) -> None:
+    """A response is written just after its request's commit: an erasure committed and
+    cleared in between (another process, or another request of this one) left it stored,
+    its erased values in clear in the database until a retry or a server start."""
+    _, group = _secret_group(api, "secret-group-5")
+    with api.ledger.read_models.connect() as conn:
+        row = conn.execute(sa.select(responses)).one()
+    assert api.post(f"/v1/groups/{group}/purge", None).status_code == 200
+    assert _cached(api) == 0
+    late = IdempotentResponses(api.ledger.read_models, api.ledger.app.erased_after)
+    late.store(row.key, row.request_hash, StoredResponse(row.status, dict(row.headers), row.body), row.position)
+    assert _cached(api) == 0
+
+
 KILLED_ERASER = textwrap.dedent(
     """
     import asyncio, sys, time, uuid
