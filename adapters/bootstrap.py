@@ -268,16 +268,10 @@ def _exclusive_setup(config: StoreConfig) -> Iterator[None]:
     if config.kind != "postgresql":
         yield
         return
-    import psycopg
-
     from adapters.store.triggers import ensure_postgres_schema
 
     schema = config.schema or "public"
-    try:
-        conn = config.connect_postgres()
-    except psycopg.Error as exc:
-        raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
-    with conn:
+    with config.reach_postgres() as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"ledger-setup:{schema}",))
         ensure_postgres_schema(conn, config)  # no DDL, so no privilege, when it exists
         yield

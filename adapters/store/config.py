@@ -120,6 +120,16 @@ class StoreConfig:
             autocommit=True,
         )
 
+    def reach_postgres(self) -> Any:
+        """`connect_postgres` for opening a ledger: a server that cannot be reached (or a
+        database that is not there) is one `ledger_unavailable` line, not the driver's error."""
+        import psycopg
+
+        try:
+            return self.connect_postgres()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+
 
 def _sqlite_tables(path: Path) -> set[str]:
     """The table names of an existing SQLite file, read without writing to it."""

@@ -125,7 +125,7 @@ def postgres_has_events(config: StoreConfig) -> bool:
         SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = %(schema)s AND c.relname = %(table)s)
     """
-    with config.connect_postgres() as conn:
+    with config.reach_postgres() as conn:  # a read's first contact with the server
         row = conn.execute(query, {"schema": config.schema or "public", "table": config.events_table}).fetchone()
     return bool(row and row[0])
 

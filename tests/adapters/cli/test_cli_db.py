@@ -4,6 +4,7 @@ its cause, and a file of another application is refused, never adopted."""
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -269,3 +270,15 @@ def test_a_ledger_written_before_the_read_models_were_versioned_opens(ledger_url
     strip_to_the_first_release(ledger_url)
     assert "p1" in stdout_of(ledger_url, "policy", "list")
     assert "chain intact" in stdout_of(ledger_url, "verify")  # sealed on the first open
+
+
+def test_a_postgresql_server_that_cannot_be_reached_is_one_unavailable_line_for_reads_too() -> None:
+    """A write said `ledger_unavailable: cannot reach PostgreSQL`, but a read (which first
+    asks whether the schema holds a ledger) printed `internal error: OperationalError`."""
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://postgres@127.0.0.1:{port}/nowhere"
+    for command in (("policy", "list"), ("audit",), ("policy", "create", "p")):
+        line = refused(url, *command)
+        assert line.startswith("error: ledger_unavailable: cannot reach PostgreSQL: "), (command, line)
