@@ -539,7 +539,10 @@ class Queries:
 
 def changes_between(older: EntityState | None, newer: EntityState | None) -> FieldChanges:
     """What `Queries.diff` answers for two states already read (None: not existing yet)."""
-    changes = diff_fields(older.fields if older else {}, newer.fields if newer else {})
+    old_fields = older.fields if older else {}
+    # Every field of either state: one only the older state has (the newer did not exist
+    # yet) changes to null, as one only the newer has changes from null.
+    changes = diff_fields(old_fields, {**dict.fromkeys(old_fields), **(newer.fields if newer else {})})
     if older is not None and newer is not None:
         if older.deleted != newer.deleted:
             changes["deleted"] = {"old": older.deleted, "new": newer.deleted}

@@ -268,3 +268,14 @@ def test_a_whole_trail_exported_as_json_lines_is_streamed_and_equals_the_list(
         array = ok(db, "--json", "audit", *case).stdout
         assert array == json.dumps(entries, indent=2, ensure_ascii=True) + "\n", case
     assert ok(db, "--json", "audit", "--operation", "purge").stdout == "[]\n"
+
+
+def test_a_diff_back_to_before_the_entity_existed_names_every_field_as_the_forward_one_does(db: str) -> None:
+    """`diff --from NOW --to BEFORE-IT-EXISTED` printed no change ({} with --json), though
+    the same diff the other way round listed every field from null."""
+    ok(db, "policy", "create", "p", "--idle-timeout", "100")
+    before, later = "2000-01-01T00:00:00Z", "2999-01-01T00:00:00Z"
+    forward = as_json(db, "policy", "diff", "p", "--from", before, "--to", later)
+    assert forward["idle_timeout"] == {"old": None, "new": 100}
+    backward = as_json(db, "policy", "diff", "p", "--from", later, "--to", before)
+    assert backward == {field: {"old": change["new"], "new": change["old"]} for field, change in forward.items()}
