@@ -77,7 +77,9 @@ class _Facts:
         if self.check_new_ids or aggregate_id in self.created:
             existing = self.work.get(aggregate_id, Entity)
             if existing is not None:
-                raise DuplicateWorkloadId(f"{cls.ENTITY_TYPE} {key}: the id is taken by a {existing.ENTITY_TYPE}")
+                taken_by = str(existing.ENTITY_TYPE)
+                article = "an" if taken_by[0] in "aeiou" else "a"  # "an endpoint" (it said "a endpoint")
+                raise DuplicateWorkloadId(f"{cls.ENTITY_TYPE} {key}: the id is taken by {article} {taken_by}")
         self.created.add(aggregate_id)
         return self.work.add(cls.create_for(key, fields))
 

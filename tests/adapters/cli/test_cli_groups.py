@@ -675,3 +675,14 @@ def test_an_id_created_twice_in_one_batch_is_refused_at_its_second_line(db: str)
     again = [*vfolder_lines(2), vfolder_lines(1)[0]]
     ok(db, "workload", "import", "-", input="\n".join(again) + "\n")
     assert events(db).count("VFolderAdded") == 2
+
+
+def test_a_taken_id_names_what_holds_it_in_plain_english(db: str) -> None:
+    """A second endpoint-create with one id said 'the id is taken by a endpoint'."""
+    make_group(db)
+    endpoint = str(uuid.uuid5(NS, "ep"))
+    args = ("workload", "endpoint-create", endpoint, "--group-id", GROUP, "--name", "ep")
+    ok(db, *args)
+    assert refused(db, *args).endswith(f"endpoint {endpoint}: the id is taken by an endpoint")
+    kernel_args = start_kernel_args(endpoint)
+    assert refused(db, *kernel_args).endswith(f"kernel {endpoint}: the id is taken by an endpoint")
