@@ -50,7 +50,7 @@ FACTS: dict[str, type[WorkloadAction]] = {
 def parse_fact(line: bytes) -> tuple[str, WorkloadAction]:
     """One JSONL line: `{"fact": NAME, ...the action's fields...}`."""
     try:
-        raw = json.loads(line.decode(), parse_float=json_float)
+        raw = json.loads(line.decode(), parse_float=json_float, object_pairs_hook=_once_each)
     except UnicodeDecodeError as exc:
         raise InvalidAPIParameters(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except ValueError as exc:  # JSONDecodeError, or a number beyond any range (`json_float`)
@@ -58,6 +58,17 @@ def parse_fact(line: bytes) -> tuple[str, WorkloadAction]:
     except RecursionError:  # arrays or objects nested deeper than the parser recurses
         raise InvalidAPIParameters("invalid JSON: nested too deeply") from None
     return fact_of(raw)
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`'s object hook: Python keeps a repeated key's last value, so a line's
+    `{"cpu": "1", "cpu": "64"}` stored 64 where the HTTP API and the CLI's options refuse it."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        keys = [key for key, _ in pairs]
+        repeated = next(key for index, key in enumerate(keys) if key in keys[:index])
+        raise ValueError(f"key {shown(repeated)} given twice in one object")  # said as invalid JSON
+    return found
 
 
 def fact_of(raw: Any) -> tuple[str, WorkloadAction]:

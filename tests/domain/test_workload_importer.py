@@ -91,6 +91,9 @@ def test_parse_fact_builds_the_named_action() -> None:
         (b"[" * 100_000 + b"]" * 100_000, "invalid JSON: "),
         (b'{"fact": "launch_rocket"}', "fact: unknown fact 'launch_rocket'; one of: create_vfolder, start_kernel"),
         (b'{"fact": "destroy_endpoint", "endpoint_id": "x"}', "endpoint_id: 'x' is not a UUID"),
+        # Python kept the last of a repeated key: a fact stored what the HTTP API refuses.
+        (b'{"fact": "create_endpoint", "fact": "destroy_endpoint"}', "invalid JSON: key 'fact' given twice"),
+        (b'{"fact": "x", "occupied_slots": {"cpu": "1", "cpu": "64"}}', "invalid JSON: key 'cpu' given twice"),
     ],
 )
 def test_parse_fact_refuses_with_the_reason(line: bytes, message: str) -> None:

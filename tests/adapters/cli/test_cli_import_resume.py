@@ -262,3 +262,15 @@ def test_ctrl_c_stops_an_import_at_the_end_of_its_batch_and_says_where_to_resume
         f"error: interrupted: stopped by Ctrl-C after {batches} ({recorded} facts recorded; "
         f"resume with --from-line {recorded + 1})"
     )
+
+
+def test_a_line_naming_a_key_twice_stops_the_import_there(db: str) -> None:
+    """A start_kernel line with `"occupied_slots": {"cpu": "1", "cpu": "64"}` was recorded
+    with 64 cpus, silently, though `--slots` and the HTTP API refuse a key given twice."""
+    make_group(db)
+    begin, _ = workload_facts(vfolders=1, kernels=1, endpoints=0)
+    line = json.dumps(begin[1]).replace('"cpu": "1"', '"cpu": "1", "cpu": "64"')
+    assert '"cpu": "64"' in line
+    refusal = refused(db, *SERVICE, "workload", "import", "-", input=json.dumps(begin[0]) + "\n" + line + "\n")
+    assert "line 2: invalid JSON: key 'cpu' given twice in one object" in refusal
+    assert as_json(db, "kernel", "list") == []
