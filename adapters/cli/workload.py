@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -186,6 +187,18 @@ def _size(file: typer.FileBinaryRead) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
+def _lines(file: typer.FileBinaryRead) -> Iterator[bytes]:
+    """The file's lines, none read further than one byte past `MAX_LINE_BYTES`: the importer
+    refuses such a line, and the rest of one it skips (before --from-line) is passed over."""
+    from domain.workload.importer import MAX_LINE_BYTES
+
+    while line := file.readline(MAX_LINE_BYTES + 1):
+        yield line
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := file.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+
+
 def _progress(state: State) -> Progress:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -284,7 +297,7 @@ def workload_import(
             typer.echo(f"progress: {counts(done)}, through line {done.recorded_through}", err=True)
 
         try:
-            asyncio.run(importer.run(file, show))
+            asyncio.run(importer.run(_lines(file), show))
         except KeyboardInterrupt:  # Ctrl-C: the batches before it are stored, none after
             progress.stop()
             raise Interrupted(

@@ -47,8 +47,15 @@ FACTS: dict[str, type[WorkloadAction]] = {
 }
 
 
+MAX_LINE_BYTES = 1024 * 1024
+"""The longest line read as a fact (one is a few hundred bytes): a file with no line breaks
+(a binary file, /dev/zero) is refused at its first line, not read whole into memory."""
+
+
 def parse_fact(line: bytes) -> tuple[str, WorkloadAction]:
     """One JSONL line: `{"fact": NAME, ...the action's fields...}`."""
+    if len(line.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+        raise InvalidAPIParameters(f"longer than {MAX_LINE_BYTES} bytes: not a fact (is this a JSON Lines file?)")
     try:
         raw = json.loads(line.decode(), parse_float=json_float, object_pairs_hook=_once_each)
     except UnicodeDecodeError as exc:

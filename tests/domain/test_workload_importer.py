@@ -24,7 +24,7 @@ from domain.workload import (
     RecordWorkloadBatchActionResult,
     TerminateKernelAction,
 )
-from domain.workload.importer import FACTS, MAX_REASON, Importer, ImportStopped, bounded, parse_fact
+from domain.workload.importer import FACTS, MAX_LINE_BYTES, MAX_REASON, Importer, ImportStopped, bounded, parse_fact
 
 GROUP = "0e0e0e0e-0000-4000-8000-000000000001"
 NS = uuid.UUID("5eed0000-0000-4000-8000-000000000000")
@@ -100,6 +100,12 @@ def test_parse_fact_refuses_with_the_reason(line: bytes, message: str) -> None:
     with pytest.raises(InvalidAPIParameters) as info:
         parse_fact(line)
     assert info.value.message.startswith(message)
+
+
+def test_a_line_longer_than_any_fact_is_refused_unparsed() -> None:
+    line = b'{"fact": "' + b"x" * MAX_LINE_BYTES + b'"}\n'
+    with pytest.raises(InvalidAPIParameters, match=f"longer than {MAX_LINE_BYTES} bytes"):
+        parse_fact(line)
 
 
 def test_an_unknown_fact_is_named_short() -> None:

@@ -274,3 +274,19 @@ def test_a_line_naming_a_key_twice_stops_the_import_there(db: str) -> None:
     refusal = refused(db, *SERVICE, "workload", "import", "-", input=json.dumps(begin[0]) + "\n" + line + "\n")
     assert "line 2: invalid JSON: key 'cpu' given twice in one object" in refusal
     assert as_json(db, "kernel", "list") == []
+
+
+def test_a_file_without_line_breaks_is_refused_at_its_first_line_not_read_whole(db: str, tmp_path: Path) -> None:
+    """A file with no line breaks (a binary file, /dev/zero) was read whole as one line:
+    /dev/zero grew the process until `internal error: MemoryError`. A line is read at most
+    one byte past MAX_LINE_BYTES, refused at that point; one skipped by --from-line is passed over."""
+    from domain.workload.importer import MAX_LINE_BYTES
+
+    make_group(db)
+    begin, _ = workload_facts(vfolders=1, kernels=0, endpoints=0)
+    path = tmp_path / "facts.jsonl"
+    path.write_bytes(b"\0" * (2 * MAX_LINE_BYTES) + b"\n" + jsonl(begin).encode())
+    refusal = refused(db, *SERVICE, "workload", "import", str(path))
+    assert f"line 1: longer than {MAX_LINE_BYTES} bytes: not a fact" in refusal
+    summary = as_json(db, *SERVICE, "workload", "import", str(path), "--from-line", "2")
+    assert (summary["facts"], summary["skipped"]) == (1, 1)
