@@ -85,8 +85,23 @@ def _group_fields(options: dict[str, Any]) -> dict[str, Any]:
     }
     dotfiles_file: Path | None = fields.pop("dotfiles_file", None)
     if dotfiles_file is not None:
-        fields["dotfiles"] = dotfiles_file.read_bytes()
+        fields["dotfiles"] = _dotfiles(dotfiles_file)
     return fields
+
+
+def _dotfiles(path: Path) -> bytes:
+    """The file's bytes, read no further than one byte past what a group may hold: an
+    endless file (/dev/zero) was read whole, until `internal error: MemoryError`."""
+    from domain.errors import InvalidAPIParameters
+    from domain.parsers import MAX_DOTFILES
+
+    with path.open("rb") as file:
+        data = file.read(MAX_DOTFILES + 1)
+    if len(data) > MAX_DOTFILES:
+        size = path.stat().st_size  # a device's is 0: then only "more" is known
+        got = size if size > MAX_DOTFILES else "more"
+        raise InvalidAPIParameters(f"must be at most {MAX_DOTFILES} bytes, got {got}", field="dotfiles")
+    return data
 
 
 def _membership(add: list[str] | None, remove: list[str] | None, replace: list[str] | None) -> dict[str, Any]:

@@ -686,3 +686,15 @@ def test_a_taken_id_names_what_holds_it_in_plain_english(db: str) -> None:
     assert refused(db, *args).endswith(f"endpoint {endpoint}: the id is taken by an endpoint")
     kernel_args = start_kernel_args(endpoint)
     assert refused(db, *kernel_args).endswith(f"kernel {endpoint}: the id is taken by an endpoint")
+
+
+def test_dotfiles_are_read_no_further_than_a_group_may_hold(db: str, tmp_path: Path) -> None:
+    """--dotfiles-file read the whole file before its size was checked: /dev/zero grew the
+    process until `internal error: MemoryError`. Read one byte past the limit, it is refused."""
+    make_group(db)
+    assert refused(db, "group", "modify", GROUP, "--dotfiles-file", "/dev/zero") == (
+        "error: ledger_invalid_parameters: --dotfiles-file: must be at most 65536 bytes, got more"
+    )
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 70_000)
+    assert refused(db, "group", "modify", GROUP, "--dotfiles-file", str(big)).endswith("got 70000")
