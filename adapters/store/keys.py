@@ -51,6 +51,7 @@ WRONG_MASTER = (
     "(give the key this ledger was set up or last rotated with)"
 )
 FILE_PREFIX = "file:"
+MAX_KEY_FILE_BYTES = 4096  # read of a key file: far more than a key in base64 and a newline
 # Key rows a master key is tried on when the check value is missing: a wrong key opens none.
 _KEYS_TRIED = 16
 
@@ -157,7 +158,9 @@ def _from_variable(value: str) -> MasterKey:
 
 def _read_key_file(path: Path) -> str:
     try:
-        return path.read_text(encoding="ascii")
+        with path.open("rb") as file:
+            # A key file is 45 bytes: an endless one (/dev/zero) was read whole, until MemoryError.
+            return file.read(MAX_KEY_FILE_BYTES).decode("ascii")
     except UnicodeDecodeError:
         return "!"  # not base64: _decode says so, without the bytes
     except OSError as exc:

@@ -114,6 +114,7 @@ SECRET = encoded(b"s3cret-bytes-of-the-wrong-size")  # 30 bytes
         ("file:{holder}", SECRET.encode(), "30 bytes"),
         ("file:{holder}", b"\xff\xfe" + SECRET.encode(), "not base64"),
         ("file:{holder}", b"", "is empty"),
+        ("file:/dev/zero", None, "not base64"),  # read whole, it ended in MemoryError
     ],
 )
 def test_a_malformed_master_key_is_one_line_naming_the_variable_never_the_value(
