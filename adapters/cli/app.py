@@ -21,6 +21,7 @@ import enum
 import functools
 import json
 import logging
+import math
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -201,6 +202,18 @@ def _reword(exc: TyperException) -> None:
 
         kind = "an integer" if first["type"] == "int_parsing" else "a number"
         exc.message = f"expected {kind}, got {shown(first.get('input'))}"
+    elif str(first.get("type")).endswith(("_than", "_than_equal")) and _is_nan(first.get("input")):
+        from domain.shown import shown
+
+        # NaN passes no comparison, so pydantic named a bound ("less than or equal to 86400").
+        exc.message = f"expected a number, got {shown(first.get('input'))}"
+
+
+def _is_nan(raw: object) -> bool:
+    try:
+        return math.isnan(float(raw))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def _help_hint(exc: TyperException) -> str:

@@ -34,7 +34,7 @@ from domain.actions import ActionTriggerMeta
 from domain.errors import LedgerError
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, DeleteKeyPairResourcePolicyAction
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
-from tests.adapters.cli.helpers import error_line, given_domains, ledger
+from tests.adapters.cli.helpers import error_line, given_domains, ledger, usage_error
 
 # What must never reach a terminal raw: C0 (but the line feeds tables use), DEL, C1, and
 # the bidi / zero-width / BOM / separator characters that hide or reorder text.
@@ -370,3 +370,11 @@ def test_a_lookup_of_a_huge_key_is_refused_in_one_short_line(db: str, command: t
     assert "'kkkk" in line and "..." in line, line
     name = "n" * 256  # the longest a real key may be is named in full
     assert f"'{name}'" in error_line(ledger(db, "policy", "show", name), 1)
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "-nan"])
+def test_nan_for_a_bounded_number_is_said_not_a_number_not_out_of_a_bound(db: str, value: str) -> None:
+    """`--poll-interval nan` said 'Input should be less than or equal to 86400': NaN fails
+    every comparison, so the first bound checked was named as the reason."""
+    line = usage_error(db, "projections", "run", "--poll-interval", value)
+    assert f"Invalid value for '--poll-interval': expected a number, got {value!r} " in line
