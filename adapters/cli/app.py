@@ -38,7 +38,7 @@ from typer.exceptions import TyperException
 
 from adapters.cli.options import FIELD_ALIASES
 from adapters.cli.render import debug, error_json, error_line, one_line, safe
-from domain.errors import InvalidAPIParameters, LedgerError, ObjectNotFound
+from domain.errors import InvalidAPIParameters, LedgerError, ObjectNotFound, PolicyNotAllowedInDomain
 
 if TYPE_CHECKING:
     from adapters.bootstrap import Ledger
@@ -279,7 +279,7 @@ def named_options(callback: Callable[..., Any]) -> Callable[..., Any]:
     def named(*args: Any, **kwargs: Any) -> Any:
         try:
             return callback(*args, **kwargs)
-        except (InvalidAPIParameters, ObjectNotFound) as exc:
+        except (InvalidAPIParameters, ObjectNotFound, PolicyNotAllowedInDomain) as exc:
             ctx = get_current_context(silent=True)
             renamed = None if ctx is None else as_option_error(exc, ctx)
             if renamed is None:
@@ -289,11 +289,13 @@ def named_options(callback: Callable[..., Any]) -> Callable[..., Any]:
     return named
 
 
-def as_option_error(exc: InvalidAPIParameters | ObjectNotFound, ctx: Context) -> LedgerError | None:
+def as_option_error(
+    exc: InvalidAPIParameters | ObjectNotFound | PolicyNotAllowedInDomain, ctx: Context
+) -> LedgerError | None:
     """`exc` naming the parameter of `ctx`'s command its field (`user_id`, or the first
     segment of `total_resource_slots.warp` that names one) stands for: `--owner: ...`; None
     when no parameter does."""
-    if exc.field is None or type(exc) not in (InvalidAPIParameters, ObjectNotFound):
+    if exc.field is None or type(exc) not in (InvalidAPIParameters, ObjectNotFound, PolicyNotAllowedInDomain):
         return None
     named = _as_option(exc.field, exc.reason, ctx)
     if named is None:
@@ -301,6 +303,8 @@ def as_option_error(exc: InvalidAPIParameters | ObjectNotFound, ctx: Context) ->
     option, reason = named
     if isinstance(exc, ObjectNotFound):
         return ObjectNotFound(reason, entity_type=exc.entity_type, entity_id=exc.entity_id, field=option)
+    if isinstance(exc, PolicyNotAllowedInDomain):  # it named `default_keypair_resource_policy`, not --default-policy
+        return PolicyNotAllowedInDomain(reason, field=option)
     others = (_option_refusal(other, ctx) for other in exc.others)
     return InvalidAPIParameters(reason, field=option, others=others)
 

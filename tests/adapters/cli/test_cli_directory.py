@@ -170,3 +170,20 @@ def test_user_list_by_domain_and_paged(db: str) -> None:
         after = ["--after", page["next_after"]]
     assert seen == users
     assert "after" in refused(db, "user", "list", "--after", "nope")
+
+
+def test_a_policy_outside_the_domains_allowed_list_is_named_by_the_option_typed(db: str) -> None:
+    """An admin's --default-policy or --resource-policy outside the domain's allowed list was
+    named by the domain's field (`default_keypair_resource_policy: ...`), not the option."""
+    ok(db, "policy", "create", "gold")
+    ok(db, "policy", "create", "plat")
+    ok(db, "domain", "create", "lab", "--allowed-policies", "gold")
+    admin = ("--role", "admin", "--domain", "lab")
+    user = "55555555-0000-4000-8000-000000000001"
+    said = "keypair resource policy 'plat' is not allowed in domain 'lab' (allowed: 'gold')"
+    line = refused(db, *admin, "user", "create", user, "--domain-name", "lab", "--default-policy", "plat")
+    assert line == f"error: domain_assign_policy_policy_not_allowed: --default-policy: {said}"
+    ok(db, "user", "create", user, "--domain-name", "lab")
+    ok(db, "keypair", "create", "AKL", "--owner", user, "--domain-name", "lab")
+    line = refused(db, *admin, "keypair", "modify", "AKL", "--resource-policy", "plat")
+    assert line == f"error: domain_assign_policy_policy_not_allowed: --resource-policy: {said}"
