@@ -225,7 +225,9 @@ def test_sessions_page_after_a_cursor_even_one_that_left_the_filter(ledger: Ledg
     world.schedule(uuid.UUID(sessions[1]))  # the cursor leaves the PENDING list meanwhile
     assert [s.session_id for s in q.sessions(status="PENDING", after=first[-1])] == sessions[2:]
     assert q.sessions(after=sessions[-1]) == []
-    assert q.sessions(after="00000000-0000-0000-0000-000000000009") == []  # unknown: places nothing
+    with pytest.raises(InvalidAPIParameters) as unknown:  # an empty page would pass for the end
+        q.sessions(after="00000000-0000-0000-0000-000000000009")
+    assert unknown.value.field == "after"
     with pytest.raises(InvalidAPIParameters) as bad:
         q.sessions(after="s1")
     assert bad.value.field == "after"

@@ -221,5 +221,5 @@ def test_kernel_and_vfolder_lists_page_with_after(db: str) -> None:
     ok(db, *SERVICE, "workload", "kernel-terminate", kernel(2), "--terminated-at", "2024-10-05T00:00:00Z")
     rest = as_json(db, "kernel", "list", "--status", "RUNNING", "--limit", "2", "--after", kernel(2))
     assert [k["kernel_id"] for k in rest["items"]] == [kernel(3), kernel(4)] and rest["next_after"] is None
-    # An id no list holds places nothing.
-    assert as_json(db, "kernel", "list", "--after", str(uuid.UUID(int=5))) == []
+    # An id no list holds is refused naming --after: an empty page would pass for the end.
+    assert "--after: names no kernel" in refused(db, "kernel", "list", "--after", str(uuid.UUID(int=5)))
