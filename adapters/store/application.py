@@ -288,11 +288,17 @@ class LedgerApplication(Application[uuid.UUID]):
         the read models' catch-up cannot be relied on to decode it here, as their positions
         are shared and another process may have moved them past it."""
         met = self._erasures_met
-        head = self.recorder.max_notification_id() or 0
+        try:
+            head = self.recorder.max_notification_id() or 0
+        except PersistenceError as exc:  # a closed ledger, a server gone: as every read says it
+            raise StoreUnavailable(f"event store read failed: {exc}") from exc
         while met < head:
-            found = self.recorder.select_notifications(
-                start=met, limit=_ERASURES_PAGE, stop=head, topics=erasing_topics(), inclusive_of_start=False
-            )
+            try:
+                found = self.recorder.select_notifications(
+                    start=met, limit=_ERASURES_PAGE, stop=head, topics=erasing_topics(), inclusive_of_start=False
+                )
+            except PersistenceError as exc:
+                raise StoreUnavailable(f"event store read failed: {exc}") from exc
             for notification in found:
                 try:
                     self.mapper.to_domain_event(notification)
