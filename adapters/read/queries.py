@@ -395,12 +395,8 @@ class Queries:
         )
         found = self._rows(statement, self._audit)
         if after is not None and not found:
-            if domain_name is None:
-                cursor = cursor_row(self._audit.entries.c.position, after)
-            else:
-                concern = self._audit.domains
-                cursor = cursor_row(concern.c.position, after, concern.c.domain_name == domain_name)
-            if not self._rows(cursor, self._audit):
+            _, _, position, within = self._audit_rows(domain_name)
+            if not self._rows(cursor_row(position, after, within), self._audit):
                 raise unknown_cursor("audit entry")
         return [_audit_entry(row) for row in found]
 
@@ -427,6 +423,20 @@ class Queries:
         for row in stream_rows(self._db, self._runner, statement, OUTCOMES_CHUNK, self._audit):
             yield _audit_entry(row)
 
+    def _audit_rows(
+        self, domain_name: str | None
+    ) -> tuple[sa.FromClause, sa.ColumnElement[Any], sa.ColumnElement[Any], sa.ColumnElement[bool] | None]:
+        """(the rows, their start time, their position, what makes a row the domain's) of
+        the table that drives a page of the trail, its order, window and cursor: a domain's
+        rows (indexed by domain, start, position: a page of an admin's trail is a walk of
+        that index), else the entries."""
+        log = self._audit.entries
+        if domain_name is None:
+            return log, log.c.started_at, log.c.position, None
+        concern = self._audit.domains
+        rows = concern.join(log, log.c.position == concern.c.position)
+        return rows, concern.c.started_at, concern.c.position, concern.c.domain_name == domain_name
+
     def _audit_select(
         self,
         entity_type: str | None,
@@ -444,17 +454,8 @@ class Queries:
         """The statement of `audit_log` (and `audit_export`)."""
         log = self._audit.entries
         conditions: list[sa.ColumnElement[bool]] = []
-        # The order, the window and the cursor are read from the table that drives the
-        # page: a domain's rows (indexed by domain, start, position: a page of an admin's
-        # trail is a walk of that index), else the entries.
-        rows: sa.FromClause = log
-        started_at, position = log.c.started_at, log.c.position
-        within: sa.ColumnElement[bool] | None = None
-        if domain_name is not None:
-            concern = self._audit.domains
-            rows = concern.join(log, log.c.position == concern.c.position)
-            started_at, position = concern.c.started_at, concern.c.position
-            within = concern.c.domain_name == domain_name
+        rows, started_at, position, within = self._audit_rows(domain_name)
+        if within is not None:
             conditions.append(within)
         if after is not None:
             # With a domain, a cursor of an entry not of the domain places nothing, as an
