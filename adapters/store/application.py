@@ -288,24 +288,21 @@ class LedgerApplication(Application[uuid.UUID]):
         the read models' catch-up cannot be relied on to decode it here, as their positions
         are shared and another process may have moved them past it."""
         met = self._erasures_met
-        try:
+        try:  # a closed ledger, a server gone: said as every read says it
             head = self.recorder.max_notification_id() or 0
-        except PersistenceError as exc:  # a closed ledger, a server gone: as every read says it
-            raise StoreUnavailable(f"event store read failed: {exc}") from exc
-        while met < head:
-            try:
+            while met < head:
                 found = self.recorder.select_notifications(
                     start=met, limit=_ERASURES_PAGE, stop=head, topics=erasing_topics(), inclusive_of_start=False
                 )
-            except PersistenceError as exc:
-                raise StoreUnavailable(f"event store read failed: {exc}") from exc
-            for notification in found:
-                try:
-                    self.mapper.to_domain_event(notification)
-                except MapperDeserialisationError:  # altered behind the ledger's back: forget every key
-                    self.keys.forget_all()
-                    self.cache.clear()
-            met = head if len(found) < _ERASURES_PAGE else found[-1].id
+                for notification in found:
+                    try:
+                        self.mapper.to_domain_event(notification)
+                    except MapperDeserialisationError:  # altered behind the ledger's back: forget every key
+                        self.keys.forget_all()
+                        self.cache.clear()
+                met = head if len(found) < _ERASURES_PAGE else found[-1].id
+        except PersistenceError as exc:
+            raise StoreUnavailable(f"event store read failed: {exc}") from exc
         self._erasures_met = max(self._erasures_met, met)
 
     def finish_erasures(self) -> None:
