@@ -180,7 +180,7 @@ def _ended(state: State, result: Any, done: str) -> None:
 
 @session_app.command("cancel")
 def session_cancel(ctx: typer.Context, session_id: SessionArg) -> None:
-    """Cancel a pending session (a running one is terminated); releases what it held."""
+    """Cancel a pending session; releases what it held (a running one is refused: terminate it)."""
     from domain.session import CancelSessionAction
 
     state = state_of(ctx)

@@ -147,3 +147,13 @@ def test_byte_slots_in_a_decision_read_in_binary_units(db: str) -> None:
     assert ["total_resource_slots.mem", "keypair", "AK", "1536m", "3g", "4g"] in rows
     (reason,) = as_json(db, "session", "schedule", S2)["reasons"]
     assert (reason["requested"], reason["used"], reason["allowed"]) == ("1610612736", "3221225472", "4294967296")
+
+
+def test_cancel_refuses_a_running_session_as_its_help_says(db: str) -> None:
+    group = _world(db)
+    _enqueue(db, group, S1)
+    ok(db, "session", "schedule", S1)
+    assert "terminate" in refused(db, "session", "cancel", S1)
+    assert as_json(db, "session", "show", S1)["status"] == "RUNNING"
+    # The help told the opposite (that a running session is terminated).
+    assert "refused" in " ".join(stdout_of(db, "session", "cancel", "--help").split())
