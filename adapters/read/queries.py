@@ -116,6 +116,10 @@ class AuditOutcome(NamedTuple):
     duration: float
 
 
+# An entity's id as the queries take it: text, or a UUID object for the entities whose ids
+# are UUIDs (groups, users, sessions, workload), as the commands and `group()` take them.
+EntityId = str | uuid.UUID
+
 # Rows per fetch of `Queries.audit_outcomes`: what it holds in memory at once.
 OUTCOMES_CHUNK = 1000
 
@@ -285,7 +289,7 @@ class Queries:
     def history(
         self,
         entity_type: str,
-        entity_id: str,
+        entity_id: EntityId,
         *,
         after: int | None = None,
         limit: int | None = None,
@@ -336,7 +340,7 @@ class Queries:
         return [_history_entry(row, entity_type, str(entity_id), events[row.stream][row.version]) for row in rows]
 
     @checked
-    def incarnations(self, entity_type: str, entity_id: str) -> list[tuple[int, int]]:
+    def incarnations(self, entity_type: str, entity_id: EntityId) -> list[tuple[int, int]]:
         """(position, version) of each event that began an incarnation of the entity (its
         creation, and each creation again after a delete), oldest first: which one a page
         of its history starts in."""
@@ -371,7 +375,7 @@ class Queries:
     def audit_log(
         self,
         entity_type: str | None = None,
-        entity_id: str | None = None,
+        entity_id: EntityId | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         *,
@@ -404,7 +408,7 @@ class Queries:
     def audit_export(
         self,
         entity_type: str | None = None,
-        entity_id: str | None = None,
+        entity_id: EntityId | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         *,
@@ -440,7 +444,7 @@ class Queries:
     def _audit_select(
         self,
         entity_type: str | None,
-        entity_id: str | None,
+        entity_id: EntityId | None,
         since: datetime | None,
         until: datetime | None,
         actor: str | None,
@@ -505,7 +509,7 @@ class Queries:
 
     @checked
     def state_at(
-        self, entity_type: str, entity_id: str, at: datetime | None = None, version: int | None = None
+        self, entity_type: str, entity_id: EntityId, at: datetime | None = None, version: int | None = None
     ) -> EntityState | None:
         """The entity after its event `version`, or as it stood at `at` (None if it did not
         exist yet), read from the event store itself."""
@@ -522,7 +526,7 @@ class Queries:
     def diff(
         self,
         entity_type: str,
-        entity_id: str,
+        entity_id: EntityId,
         *,
         from_version: int | None = None,
         to_version: int | None = None,

@@ -13,8 +13,10 @@ from hypothesis import HealthCheck, given, settings
 
 from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import DamagedEvent, DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound, StoreUnavailable
+from domain.group import ModifyGroupAction
 from domain.keypair_resource_policy import KeyPairResourcePolicyData
 from domain.personal import ERASED
+from tests.actions import run
 from tests.adapters.groups import create_group, modify_group, purge_group
 from tests.adapters.policy_histories import commands, run_command
 from tests.adapters.store.raw import cut_event_state
@@ -215,3 +217,20 @@ def test_an_unknown_entity_type_is_refused_by_history_as_by_time_travel(ledger: 
         with pytest.raises(InvalidAPIParameters, match=r"unknown entity type '(polcy|x{36})") as refused:
             read()
         assert refused.value.field == "entity_type" and len(refused.value.message) < 400
+
+
+def test_an_entity_whose_id_is_a_uuid_is_read_by_the_uuid_as_by_its_text(ledger: Ledger) -> None:
+    """`history`, `state_at`, `diff`, `incarnations` and `audit_log` refused the UUID a
+    command returns (`result.data.id`) with 'entity_id: must be text, not UUID', where
+    `group(group_id)` and every command take it as it is: each reads it as its text."""
+    group = create_group(ledger, "crew").id
+    run(ledger, "group", "modify_group", ModifyGroupAction(group_id=group, modifier={"description": "two"}))
+    q = ledger.queries
+    assert [entry.event for entry in q.history("group", group)] == ["Created", "Modified"]
+    assert q.history("group", group) == q.history("group", str(group))
+    assert q.state_at("group", group, version=1) == q.state_at("group", str(group), version=1)
+    assert q.state_at("group", group).fields["description"] == "two"  # type: ignore[union-attr]
+    assert q.diff("group", group, from_version=1, to_version=2) == {"description": {"old": None, "new": "two"}}
+    assert q.incarnations("group", group) == q.incarnations("group", str(group))
+    assert [entry.operation for entry in q.audit_log("group", group)] == ["modify"]
+    assert q.audit_log("group", group) == q.audit_log("group", str(group))
