@@ -120,8 +120,9 @@ class TriState(Generic[T]):
         return f"{type(self).__name__}({self._value!r})"
 
 
-class _ByNameEnum(enum.Enum):
-    """Enums that accept their name or value in any letter case."""
+class _ByNameEnum(enum.StrEnum):
+    """Enums that accept their name or value in any letter case. String enums, as
+    Backend.AI's are: a policy created with "LIMITED" reads back equal to "LIMITED"."""
 
     @classmethod
     def parse(cls, raw: object, *, field: str) -> Any:
@@ -148,7 +149,7 @@ class ProjectType(_ByNameEnum):
     MODEL_STORE = "model-store"
 
 
-class UserUpdateMode(enum.Enum):
+class UserUpdateMode(enum.StrEnum):
     """How a group's member list changes: the users given are added, removed, or become the list."""
 
     ADD = "add"

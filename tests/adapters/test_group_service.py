@@ -107,6 +107,17 @@ def test_seed_create_example_stores_every_value(ledger: Ledger) -> None:
     assert entry.changes["total_resource_slots"] == {"old": None, "new": {"cpu": "4", "mem": str(8 * GiB)}}
 
 
+def test_type_and_update_mode_read_back_equal_to_their_text(ledger: Ledger) -> None:
+    """A group's `type` is Backend.AI's string enum: `data.type == "general"` holds for the
+    result and the query alike, and the membership modes equal the seed's words."""
+    created = create_group(ledger, "typed", type="MODEL_STORE")
+    stored = ledger.queries.group(created.id)
+    assert stored is not None
+    assert created.type == stored.type == "model-store"
+    assert create_group(ledger, "plain").type == "general"
+    assert [mode.value for mode in UserUpdateMode] == [UserUpdateMode.ADD, "remove", "replace"]
+
+
 def test_create_from_a_dict_takes_defaults_and_chooses_an_id(ledger: Ledger) -> None:
     result = asyncio.run(
         ledger.services.group.create_group(CreateGroupAction(input={"name": "minimal", "domain_name": "default"}))

@@ -196,6 +196,17 @@ def test_1_1_dev_policy_is_created_with_every_value_kept(ledger: Ledger) -> None
     }
 
 
+def test_1_1_default_for_unspecified_reads_back_equal_to_the_text_given(ledger: Ledger) -> None:
+    """The seed gives `"default_for_unspecified": "LIMITED"` and wants every value kept: the
+    result and the query read back an enum equal to that text, as Backend.AI's string enum
+    does (a plain enum compared unequal to "LIMITED", though it was stored)."""
+    result = create(ledger, **DEV_POLICY)
+    stored = ledger.queries.keypair_resource_policy("dev-policy")
+    assert stored is not None
+    assert result.default_for_unspecified == stored.default_for_unspecified == "LIMITED"
+    assert modify(ledger, "dev-policy", default_for_unspecified="unlimited").default_for_unspecified == "UNLIMITED"
+
+
 def test_1_2_minimal_policy_takes_system_defaults(ledger: Ledger) -> None:
     result = create(ledger, name="minimal-policy")
     stored = ledger.queries.keypair_resource_policy("minimal-policy")
