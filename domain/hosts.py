@@ -56,8 +56,9 @@ class VFolderHostPermissionMap(FrozenMapping[frozenset[VFolderHostPermission]]):
 
     @classmethod
     def from_user_input(cls, raw: object, field: str = "allowed_vfolder_hosts") -> VFolderHostPermissionMap:
-        if isinstance(raw, VFolderHostPermissionMap):
-            return raw
+        # A map built directly (`VFolderHostPermissionMap({"local": ["mount-in-session"]})`)
+        # was never parsed: it is read like any mapping below (it was taken unchecked, so a
+        # host with control characters was stored and a permission as text broke the write).
         if isinstance(raw, str):
             raise InvalidAPIParameters("expected a list of hosts or a mapping of hosts", field=field)
         if isinstance(raw, Mapping):
@@ -78,6 +79,8 @@ class VFolderHostPermissionMap(FrozenMapping[frozenset[VFolderHostPermission]]):
                 # Two spellings of one host (NFC), or one host with two permission sets.
                 raise InvalidAPIParameters(f"host {name!r} given twice", field=field)
             data[name], given[name] = granted, host
+        if isinstance(raw, VFolderHostPermissionMap) and dict(raw.items()) == data:
+            return raw  # already canonical: kept as it is
         return cls(data)
 
     @classmethod

@@ -50,7 +50,9 @@ def parse_slot_patch(raw: Any, field: str) -> SlotPatch:
     allowed); None removes the slot. Unknown names are refused, as is a slot given twice
     (directly and as an alias). An empty patch is allowed and changes nothing."""
     if isinstance(raw, SlotPatch):
-        raw = raw.to_json()  # built directly, it was never parsed: checked like input
+        # Built directly, it was never parsed: its items are checked like input (its JSON
+        # form cannot be written before they are: an int or a text broke it).
+        raw = dict(raw.items())
     if not isinstance(raw, Mapping):
         raise InvalidAPIParameters("expected a mapping of slot names to quantities (null removes a slot)", field=field)
     quantities = ResourceSlot.from_user_input({k: v for k, v in raw.items() if v is not None}, field)

@@ -281,6 +281,14 @@ def _parse_count(raw: str | int | float | Decimal, field: str) -> Decimal:
     return rounded
 
 
+def _same_decimals(given: ResourceSlot, parsed: Mapping[str, Decimal]) -> bool:
+    """Whether a ResourceSlot holds exactly the parsed Decimals (an int equals its Decimal,
+    but cannot be written as one)."""
+    return given.keys() == parsed.keys() and all(
+        type(value) is Decimal and value == parsed[name] for name, value in given.items()
+    )
+
+
 def _canonical(value: Decimal) -> str:
     if value.is_infinite():
         return "Infinity"
@@ -302,19 +310,10 @@ class ResourceSlot(FrozenMapping[Decimal]):
         (Seed 003 passes None as the second argument, where Backend.AI takes slot types.)"""
         field = field or "resource_slots"
         known = KNOWN_SLOTS.loaded()
-        if isinstance(raw, ResourceSlot):
-            # Built directly, it was never parsed: its values are checked like input, and
-            # a valid one is kept as it is.
-            for name, quantity in raw.items():
-                kind = known.get(name)
-                if kind is None:
-                    raise InvalidAPIParameters(f"unknown slot {shown(name)}", field=f"{field}.{name}")
-                if _parse_quantity(quantity, kind, f"{field}.{name}", allow_infinity=allow_infinity) != quantity:
-                    raise InvalidAPIParameters(
-                        f"{shown(quantity)} is not in canonical form (e.g. a count with more than 3 decimals)",
-                        field=f"{field}.{name}",
-                    )
-            return raw
+        # A ResourceSlot built directly (`ResourceSlot({"cpu": 4, "mem": "8g"})`) was never
+        # parsed: it is read like any mapping below, so its ints, floats, texts and aliases
+        # become what input becomes (it was checked only for equal values, so an int passed
+        # and broke every later write of it with an AttributeError, and "4" was refused).
         if not isinstance(raw, Mapping):
             raise InvalidAPIParameters("expected a mapping of slot names to quantities", field=field)
         parsed: dict[str, Decimal] = {}
@@ -329,6 +328,8 @@ class ResourceSlot(FrozenMapping[Decimal]):
                     f"slot {name!r} given twice (directly and as an alias)", field=f"{field}.{key}"
                 )
             parsed[name] = _parse_quantity(quantity, known[name], f"{field}.{key}", allow_infinity=allow_infinity)
+        if isinstance(raw, ResourceSlot) and _same_decimals(raw, parsed):
+            return raw  # already canonical: kept as it is
         return cls(parsed)
 
     @classmethod

@@ -24,7 +24,7 @@ from domain.errors import (
     PolicyInUse,
     SystemPolicyNotDeletable,
 )
-from domain.hosts import ALL_VFOLDER_PERMISSIONS
+from domain.hosts import ALL_VFOLDER_PERMISSIONS, VFolderHostPermissionMap
 from domain.keypair.actions import CreateKeyPairAction, DeleteKeyPairAction
 from domain.keypair_resource_policy.actions import (
     CreateKeyPairResourcePolicyAction,
@@ -39,7 +39,7 @@ from domain.keypair_resource_policy.types import (
     KeyPairResourcePolicyData,
     KeyPairResourcePolicyModifier,
 )
-from domain.values import DefaultForUnspecified
+from domain.values import DefaultForUnspecified, ResourceSlot
 from tests.actions import stream_lengths
 from tests.conftest import SUPERADMIN
 from tests.domain.fakes import ensure_user
@@ -300,6 +300,41 @@ def test_1_4_unknown_slot_name_is_refused(ledger: Ledger) -> None:
     assert state(ledger) == before
     assert ledger.queries.keypair_resource_policy("invalid-slots") is None
     assert ledger.queries.history(ENTITY, "invalid-slots") == []
+
+
+def test_slot_and_host_maps_built_directly_are_read_as_input(ledger: Ledger) -> None:
+    """`domain.values.ResourceSlot` and the host map are public: built directly with plain
+    values, they were taken unparsed. `ResourceSlot({"cpu": 4})` passed the check and the
+    create then failed with "AttributeError: 'int' object has no attribute 'is_infinite'"
+    (its audit record failed the same way); `ResourceSlot({"cpu": "4"})` was refused as
+    "not in canonical form"; a host map with a control character in a host was stored, one
+    with a permission as text failed with an AttributeError. Each is read as the same dict
+    would be: parsed, aliases resolved, or refused naming the field."""
+    processor = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+
+    def created(name: str, **fields: Any) -> KeyPairResourcePolicyData:
+        action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name=name, **fields))
+        return asyncio.run(processor.wait_for_complete(action, SUPERADMIN)).keypair_resource_policy
+
+    slots = ResourceSlot({"cpu": 4, "memory": "8g", "gpu": 1.5})
+    assert created("direct", total_resource_slots=slots).total_resource_slots.to_json() == {
+        "cpu": "4",
+        "cuda.device": "1.5",
+        "mem": str(8 * GiB),
+    }
+    hosts = VFolderHostPermissionMap({"local": ["mount-in-session"]})
+    assert created("hosts", allowed_vfolder_hosts=hosts).allowed_vfolder_hosts.to_json() == {
+        "local": ["mount-in-session"]
+    }
+    assert [entry.status for entry in ledger.queries.audit_log(ENTITY)] == ["success", "success"]
+    before = state(ledger)
+    with pytest.raises(InvalidAPIParameters) as info:
+        KeyPairResourcePolicyCreator(name="bad", allowed_vfolder_hosts=VFolderHostPermissionMap({"a\x1bb": []}))
+    assert info.value.field == "allowed_vfolder_hosts"
+    with pytest.raises(InvalidAPIParameters) as info:
+        KeyPairResourcePolicyCreator(name="bad", total_resource_slots=ResourceSlot({"cpu": -1}))
+    assert info.value.field == "total_resource_slots.cpu"
+    assert state(ledger) == before
 
 
 @pytest.mark.parametrize(

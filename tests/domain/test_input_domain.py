@@ -325,9 +325,15 @@ def test_a_host_listed_twice_alike_is_one_host() -> None:
     assert VFolderHostPermissionMap.from_user_input(["local", "local"]).to_json().keys() == {"local"}
 
 
-def test_a_directly_built_resource_slot_needs_known_names_and_canonical_values() -> None:
-    refused(kernel, field="occupied_slots.memory", occupied_slots=ResourceSlot({"memory": Decimal(1)}))
-    refused(kernel, field="occupied_slots.cpu", occupied_slots=ResourceSlot({"cpu": Decimal("1.2345")}))
+def test_a_directly_built_resource_slot_is_read_as_the_same_dict_would_be() -> None:
+    """Unknown names and bad quantities are refused naming the slot; an alias and a count
+    with more than 3 decimals are read as in a dict (DESIGN: creators take plain dicts and
+    strings), not refused for not being the canonical form already."""
+    refused(kernel, field="occupied_slots.bogus", occupied_slots=ResourceSlot({"bogus": Decimal(1)}))
+    refused(kernel, field="occupied_slots.cpu", occupied_slots=ResourceSlot({"cpu": Decimal("NaN")}))
+    built = kernel(occupied_slots=ResourceSlot({"memory": Decimal(1), "cpu": Decimal("1.2345")})).occupied_slots
+    assert built == kernel(occupied_slots={"memory": 1, "cpu": "1.2345"}).occupied_slots
+    assert built.to_json() == {"cpu": "1.235", "mem": "1"}
 
 
 def test_the_contracts_actions_take_their_arguments_in_the_order_it_lists_them() -> None:

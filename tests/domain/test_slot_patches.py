@@ -69,6 +69,16 @@ def test_a_patch_resolves_aliases_parses_quantities_and_shows_itself_as_given() 
     assert parse_slot_patch({}, PATCH).to_json() == {}
 
 
+def test_a_patch_built_directly_with_plain_values_is_read_as_input() -> None:
+    """`SlotPatch({"cpu": 8, "memory": "1g"})` was checked through its JSON form, which its
+    int could not be written as: an AttributeError, not a patch or a refusal."""
+    patch = KeyPairResourcePolicyModifier(**{PATCH: SlotPatch({"cpu": 8, "memory": "1g", "gpu": None})})
+    assert patch.total_resource_slots_patch.value().to_json() == {"cpu": "8", "cuda.device": None, "mem": str(2**30)}
+    with pytest.raises(InvalidAPIParameters) as refused:
+        KeyPairResourcePolicyModifier(**{PATCH: SlotPatch({"cpu": -1})})
+    assert refused.value.field == f"{PATCH}.cpu"
+
+
 @pytest.mark.parametrize(
     ("raw", "field"),
     [
