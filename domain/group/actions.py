@@ -98,6 +98,13 @@ class _GroupResult(BaseActionResult):
     def entity_id(self) -> str | None:
         return str(self.data.id)
 
+    @property
+    def success(self) -> bool:
+        """Backend.AI's results carry `success` beside `data` (seed 003: "returns the group
+        data with success status"). Always true: a failure raises its error instead of
+        returning success=False (REFERENCE: this project raises errors)."""
+        return True
+
 
 @dataclass(frozen=True)
 class CreateGroupActionResult(_GroupResult):

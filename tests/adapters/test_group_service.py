@@ -24,9 +24,11 @@ from domain.errors import (
 )
 from domain.group import (
     CreateGroupAction,
+    DeleteGroupAction,
     GroupCreator,
     GroupModifier,
     ModifyGroupAction,
+    PurgeGroupAction,
     UserUpdateMode,
 )
 from domain.hosts import ALL_VFOLDER_PERMISSIONS
@@ -116,6 +118,22 @@ def test_type_and_update_mode_read_back_equal_to_their_text(ledger: Ledger) -> N
     assert created.type == stored.type == "model-store"
     assert create_group(ledger, "plain").type == "general"
     assert [mode.value for mode in UserUpdateMode] == [UserUpdateMode.ADD, "remove", "replace"]
+
+
+def test_every_group_result_has_the_seeds_success_status(ledger: Ledger) -> None:
+    """Seed 003: create "returns the created group data with success status", delete and
+    purge "return success status"; Backend.AI's results carry `success` beside `data`.
+    The results had `data` only: `result.success` was an AttributeError."""
+    service = ledger.services.group
+    created = asyncio.run(service.create_group(CreateGroupAction(input={"name": "ok", "domain_name": "default"})))
+    group = created.data.id
+    results = [
+        created,
+        asyncio.run(service.modify_group(ModifyGroupAction(group_id=group, modifier={"description": "d"}))),
+        asyncio.run(service.delete_group(DeleteGroupAction(group_id=group))),
+        asyncio.run(service.purge_group(PurgeGroupAction(group_id=group))),
+    ]
+    assert [(result.success, result.data.id) for result in results] == [(True, group)] * 4
 
 
 def test_create_from_a_dict_takes_defaults_and_chooses_an_id(ledger: Ledger) -> None:
