@@ -109,6 +109,15 @@ def _parse_day(raw: object, field: str, tz: ZoneInfo) -> datetime:
     return _window_edge(day, field, _DAY_EXPECTED)
 
 
+def _dates_refused(reason: str) -> InvalidAPIParameters:
+    """The two dates refused together: the message is the seed's words alone (REFERENCE:
+    `InvalidAPIParameters("Cannot query more than 100 days")`), and `field` names the end
+    date, as every refusal of an input names its field (over HTTP too)."""
+    error = InvalidAPIParameters(reason)
+    error.field = "end_date"
+    return error
+
+
 def period_window(start_date: str, end_date: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """From the start date to the day after the end date (inclusive), local time. Dates
     are YYYYMMDD in ASCII digits, 18990101 to 90001231; a bad one is InvalidAPIParameters
@@ -116,9 +125,9 @@ def period_window(start_date: str, end_date: str, tz: ZoneInfo) -> tuple[datetim
     start = _parse_day(start_date, "start_date", tz)
     end = _parse_day(end_date, "end_date", tz) + timedelta(days=1)
     if end - start > timedelta(days=MAX_PERIOD_DAYS):
-        raise InvalidAPIParameters(f"Cannot query more than {MAX_PERIOD_DAYS} days")
+        raise _dates_refused(f"Cannot query more than {MAX_PERIOD_DAYS} days")
     if end <= start:  # as in Backend.AI: checked after the end date was made inclusive
-        raise InvalidAPIParameters("end_date must be later than start_date.")
+        raise _dates_refused("end_date must be later than start_date.")
     return start, end
 
 

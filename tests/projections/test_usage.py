@@ -192,6 +192,19 @@ def test_an_end_date_before_the_start_date_is_refused(ledger: Ledger) -> None:
     assert period(ledger, "20241001", "20241001") == []  # one day: the end is made inclusive first
 
 
+def test_dates_refused_together_name_the_end_date_as_over_http(ledger: Ledger) -> None:
+    """DESIGN: invalid input raises InvalidAPIParameters naming the field. A span past 100
+    days and an end before the start named none in-process (field None), though the HTTP
+    route named end_date: the window names it, with the seed's words as the reason."""
+    for start, end, reason in (
+        ("20240101", "20240410", "Cannot query more than 100 days"),
+        ("20241002", "20241001", "end_date must be later than start_date."),
+    ):
+        with pytest.raises(InvalidAPIParameters) as info:
+            period(ledger, start, end)
+        assert (info.value.field, info.value.message) == ("end_date", reason)  # the seed's words alone
+
+
 # Which kernels count, at the month and period edges (UTC)
 
 
