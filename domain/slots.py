@@ -338,3 +338,9 @@ class ResourceSlot(FrozenMapping[Decimal]):
 
     def to_json(self) -> dict[str, str]:
         return {k: _canonical(self._data[k]) for k in sorted(self._data)}
+
+    def __repr__(self) -> str:
+        # One built directly holds what it was given until it is parsed (`from_user_input`):
+        # shown as given, where its JSON form (Decimals only) raised an AttributeError.
+        shown_values = {k: _canonical(v) if isinstance(v, Decimal) else v for k, v in sorted(self._data.items())}
+        return f"{type(self).__name__}({shown_values!r})"

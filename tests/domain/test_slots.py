@@ -263,3 +263,11 @@ def test_property_n_with_suffix_is_n_times_a_power_of_1024(suffix: tuple[str, st
     value = mem(raw)
     assert value == n * 1024**power
     assert ResourceSlot({"mem": value}).to_json() == {"mem": str(n * 1024**power)}
+
+
+def test_a_resource_slot_built_directly_shows_itself_before_it_is_parsed() -> None:
+    """`repr(ResourceSlot({"cpu": "4", "mem": 8}))` raised AttributeError ('str' object has
+    no attribute 'is_infinite'), in an assertion's message or a log line alike."""
+    assert repr(ResourceSlot({"mem": 8, "cpu": "4"})) == "ResourceSlot({'cpu': '4', 'mem': 8})"
+    assert repr(ResourceSlot.from_user_input({"cpu": "4", "mem": "1k"})) == "ResourceSlot({'cpu': '4', 'mem': '1024'})"
+    assert repr(ResourceSlot({"mem": INFINITY})) == "ResourceSlot({'mem': 'Infinity'})"
