@@ -89,3 +89,14 @@ class VFolderHostPermissionMap(FrozenMapping[frozenset[VFolderHostPermission]]):
 
     def to_json(self) -> dict[str, list[str]]:
         return {h: sorted(p.value for p in self._data[h]) for h in sorted(self._data)}
+
+    def __repr__(self) -> str:
+        # One built directly holds what it was given until it is parsed (`from_user_input`):
+        # shown as given, where its JSON form (permission sets only) raised an error.
+        shown_values = {
+            host: sorted(p.value for p in perms)
+            if isinstance(perms, frozenset) and all(isinstance(p, VFolderHostPermission) for p in perms)
+            else perms
+            for host, perms in sorted(self._data.items())
+        }
+        return f"{type(self).__name__}({shown_values!r})"

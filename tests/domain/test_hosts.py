@@ -72,3 +72,12 @@ def test_host_map_json_is_sorted_and_round_trips() -> None:
     assert hash(again) == hash(hosts)
     assert VFolderHostPermissionMap.from_user_input(hosts) is hosts
     assert VFolderHostPermissionMap().to_json() == {}
+
+
+def test_a_host_map_built_directly_shows_itself_before_it_is_parsed() -> None:
+    """`repr(VFolderHostPermissionMap({"local": ["mount-in-session"]}))` raised
+    AttributeError ('str' object has no attribute 'value'); `{"local": None}` a TypeError."""
+    built = VFolderHostPermissionMap({"nas": None, "local": ["mount-in-session"]})
+    assert repr(built) == "VFolderHostPermissionMap({'local': ['mount-in-session'], 'nas': None})"
+    parsed = VFolderHostPermissionMap.from_user_input({"local": ["upload-file", "mount-in-session"]})
+    assert repr(parsed) == "VFolderHostPermissionMap({'local': ['mount-in-session', 'upload-file']})"
