@@ -10,7 +10,7 @@ EndpointCreated, EndpointDestroyed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from domain.catalog import EntityType
@@ -173,18 +173,30 @@ class Group(Entity):
         self.check_purgeable()
         self.trigger_event(self.Purged, key=self.key, **erasure)
 
-    def check_purgeable(self) -> None:
+    def check_purgeable(self, admitted: Mapping[str, Iterable[str]] | None = None) -> None:
         """The checks of REFERENCE.md, in order, on state that conflicts with new workload
-        (a purge runs them before it reads the ledger for values stored in clear)."""
+        (a purge runs them before it reads the ledger for values stored in clear).
+        `admitted`: the group's admitted sessions (id -> mounted vfolder ids), read by the
+        caller from the group's usage. Each occupies its slots as a scheduled kernel does,
+        so it is weighed where an active kernel is: its mounts in the first check, itself
+        in the second (before the endpoints)."""
         self.require_live()
-        mounted = sorted({m for mounts in self.kernels.values() for m in mounts if m in self.vfolders})
-        if mounted:
+        admitted = admitted or {}
+        by_kernels = {m for mounts in self.kernels.values() for m in mounts if m in self.vfolders}
+        by_sessions = {m for mounts in admitted.values() for m in mounts if m in self.vfolders}
+        if by_kernels or by_sessions:
+            holders = "active kernels" + (" or admitted sessions" if by_sessions else "")
             raise PurgeGroupActionVFoldersMountedToActiveKernelsError(
-                f"group {self.key} has vfolders mounted to active kernels: {', '.join(mounted)}"
+                f"group {self.key} has vfolders mounted to {holders}: {', '.join(sorted(by_kernels | by_sessions))}"
             )
         if self.kernels:
             raise PurgeGroupActionActiveKernelsError(
                 f"group {self.key} has {plural(len(self.kernels), 'active kernel')}: {some(self.kernels)}"
+            )
+        if admitted:
+            raise PurgeGroupActionActiveKernelsError(
+                f"group {self.key} has {plural(len(admitted), 'admitted session')} still running "
+                f"(terminate them first): {some(admitted)}"
             )
         if self.endpoints:
             raise PurgeGroupActionActiveEndpointsError(

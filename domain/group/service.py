@@ -184,15 +184,17 @@ class GroupService:
     async def purge_group(self, action: PurgeGroupAction) -> PurgeGroupActionResult:
         # Imported here: the session package imports keypairs, which import users, which
         # import groups (a cycle at import time).
-        from domain.session.purge import close_group_sessions
+        from domain.session.purge import admitted_mounts, close_group_sessions
         from domain.workload.storage import release_group_vfolders
 
         def purge() -> GroupData:
             work = UnitOfWork(self._store)
             group = load_group(work, action.group_id)
             before = group_data(group)
-            group.check_purgeable()  # a refusal first: the clear-history count reads the whole ledger
-            close_group_sessions(work, str(group.id))  # admitted ones refuse; pending ones are cancelled
+            # A refusal first (the clear-history count reads the whole ledger); admitted
+            # sessions are weighed as the scheduled kernels they stand for.
+            group.check_purgeable(admitted_mounts(work, group))
+            close_group_sessions(work, str(group.id))  # pending ones are cancelled
             release_group_vfolders(work, group)  # its vfolders go with it: their owners' counts drop
             events, values = (
                 (0, 0)

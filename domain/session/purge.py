@@ -17,7 +17,7 @@ in the other domain.
 
 from __future__ import annotations
 
-from domain.errors import GroupMoveActiveWorkload, PurgeGroupActionActiveKernelsError
+from domain.errors import GroupMoveActiveWorkload
 from domain.group.aggregate import Group
 from domain.ports import UnitOfWork, load_live
 from domain.session.aggregate import Session
@@ -30,16 +30,22 @@ def _group_usage(work: UnitOfWork, group_id: str) -> ScopeUsage:
     return work.get(usage_id(Scope.GROUP, group_id), ScopeUsage) or ScopeUsage.open(Scope.GROUP, group_id)
 
 
+def admitted_mounts(work: UnitOfWork, group: Group) -> dict[str, list[str]]:
+    """The group's admitted sessions, each with the vfolder ids it mounts: what
+    `Group.check_purgeable` weighs beside the active kernels, in the purge's own checks.
+    A group without vfolders has none a session could mount: its sessions are not read."""
+    running = _group_usage(work, str(group.id)).running
+    if not group.vfolders:
+        return {key: [] for key in running}
+    return {key: list(load_live(work, Session, key).fields.get("mounts") or ()) for key in running}
+
+
 def close_group_sessions(work: UnitOfWork, group_id: str) -> None:
-    """Refuses the purge while the group has admitted sessions; else cancels its pending
-    ones and closes its usage, in `work`."""
+    """Cancels the group's pending sessions and closes its usage, in `work`, once
+    `Group.check_purgeable` passed with its `admitted_mounts` (an admitted one refuses the
+    purge there, in the order of the checks)."""
     usage = _group_usage(work, group_id)
-    if usage.running:
-        admitted = sorted(usage.running)
-        raise PurgeGroupActionActiveKernelsError(
-            f"group {group_id} has {plural(len(admitted), 'admitted session')} still running "
-            f"(terminate them first): {', '.join(admitted[:5])}{' ...' if len(admitted) > 5 else ''}"
-        )
+    assert not usage.running, "check_purgeable refuses a purge under an admitted session"
     for session_id in sorted(usage.pending):
         session = load_live(work, Session, session_id)
         session.cancel()

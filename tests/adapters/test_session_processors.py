@@ -216,6 +216,37 @@ def test_a_group_holding_sessions_or_kernels_does_not_move_to_another_domain(led
         world.enqueue()
 
 
+def test_an_admitted_session_refuses_a_purge_where_a_scheduled_kernel_would(ledger: Ledger) -> None:
+    """It occupies its slots as a scheduled kernel does, so it is weighed in the purge's
+    checks in their order: its mounts of the group's vfolders first, then itself, before
+    the endpoints. It was weighed after all three: a mount of the group's vfolder, or an
+    active endpoint beside it, was reported as an active kernel, or as the endpoint."""
+    from domain.errors import (
+        PurgeGroupActionActiveKernelsError,
+        PurgeGroupActionVFoldersMountedToActiveKernelsError,
+    )
+    from domain.group import PurgeGroupAction
+    from domain.workload import CreateEndpointAction
+
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": ["mount-in-session"]})
+    vfolder = uuid.uuid4()
+    create = CreateVFolderAction(vfolder_id=vfolder, name="data", host="local", group_id=world.group_id)
+    run(ledger, "workload", "create_vfolder", create, PLATFORM)
+    mounting = world.enqueue(mounts=[vfolder])
+    assert world.schedule(mounting).admitted
+    purge = PurgeGroupAction(group_id=world.group_id)
+    with pytest.raises(PurgeGroupActionVFoldersMountedToActiveKernelsError, match=str(vfolder)):
+        run(ledger, "group", "purge_group", purge)
+    world.terminate(mounting)
+    endpoint = CreateEndpointAction(endpoint_id=uuid.uuid4(), group_id=world.group_id, name="e")
+    run(ledger, "workload", "create_endpoint", endpoint, PLATFORM)
+    plain = world.enqueue()
+    assert world.schedule(plain).admitted
+    with pytest.raises(PurgeGroupActionActiveKernelsError, match=f"1 admitted session still running.*{plain}"):
+        run(ledger, "group", "purge_group", purge)
+    assert _status(ledger, plain) is SessionStatus.RUNNING
+
+
 def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:
     world = SessionWorld(ledger)
     pending, running = world.enqueue(), world.enqueue()
