@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from eventsourcing.domain import Aggregate
 
 from domain.entity import Entity
-from domain.errors import ObjectNotFound
+from domain.errors import LedgerError, ObjectNotFound
 
 A = TypeVar("A", bound=Aggregate)
 E = TypeVar("E", bound=Entity)
@@ -81,11 +81,16 @@ def load_live(work: UnitOfWork, cls: type[E], key: str, field: str | None = None
     may name any kind's stream). `field`: the input that named it, for the error to name."""
     found = work.get(cls.id_for(key), Entity)
     if not isinstance(found, cls) or found.is_deleted:
-        error = cls.missing(key)
-        if field is not None and isinstance(error, ObjectNotFound):
-            error = ObjectNotFound(error.reason, entity_type=error.entity_type, entity_id=error.entity_id, field=field)
-        raise error
+        raise naming(cls.missing(key), field)
     return found
+
+
+def naming(error: LedgerError, field: str | None) -> LedgerError:
+    """A not-found `error` naming `field`, the input that named the missing entity; of
+    its own class (a `GroupNotFound` stays one). Any other error, or no field: as is."""
+    if field is None or not isinstance(error, ObjectNotFound):
+        return error
+    return type(error)(error.reason, entity_type=error.entity_type, entity_id=error.entity_id, field=field)
 
 
 @runtime_checkable

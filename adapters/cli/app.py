@@ -295,14 +295,16 @@ def as_option_error(
     """`exc` naming the parameter of `ctx`'s command its field (`user_id`, or the first
     segment of `total_resource_slots.warp` that names one) stands for: `--owner: ...`; None
     when no parameter does."""
-    if exc.field is None or type(exc) not in (InvalidAPIParameters, ObjectNotFound, PolicyNotAllowedInDomain):
+    # Any not-found error (a GroupNotFound too: session enqueue --group-id), rebuilt of its class.
+    renamed = isinstance(exc, ObjectNotFound) or type(exc) in (InvalidAPIParameters, PolicyNotAllowedInDomain)
+    if exc.field is None or not renamed:
         return None
     named = _as_option(exc.field, exc.reason, ctx)
     if named is None:
         return None
     option, reason = named
     if isinstance(exc, ObjectNotFound):
-        return ObjectNotFound(reason, entity_type=exc.entity_type, entity_id=exc.entity_id, field=option)
+        return type(exc)(reason, entity_type=exc.entity_type, entity_id=exc.entity_id, field=option)
     if isinstance(exc, PolicyNotAllowedInDomain):  # it named `default_keypair_resource_policy`, not --default-policy
         return PolicyNotAllowedInDomain(reason, field=option)
     others = (_option_refusal(other, ctx) for other in exc.others)

@@ -30,7 +30,7 @@ from domain.hosts import VFolderHostPermissionMap
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import SYSTEM_POLICY, KeyPairResourcePolicy
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
-from domain.ports import AggregateStore, UnitOfWork, load_live
+from domain.ports import AggregateStore, UnitOfWork, load_live, naming
 from domain.session.actions import (
     CancelSessionAction,
     CancelSessionActionResult,
@@ -76,10 +76,10 @@ def _mount_host(work: UnitOfWork, vfolder_id: str, domain_name: str) -> str:
     """The host of a vfolder the session mounts. A purged group's vfolders went with it
     (not found, as every query answers); another domain's are not the session's to mount,
     nor are their hosts granted by the session's domain, group and policy."""
-    vfolder = load_live(work, VFolder, vfolder_id)
+    vfolder = load_live(work, VFolder, vfolder_id, field="mounts")
     group = live_entity(work, Group, Group.id_for(vfolder.fields["group_id"]))
     if group is None:
-        raise vfolder.missing(vfolder_id)
+        raise naming(vfolder.missing(vfolder_id), "mounts")
     if group.fields["domain_name"] != domain_name:
         raise InvalidAPIParameters(
             f"vfolder {vfolder_id} is in domain {group.fields['domain_name']!r}, the session in {domain_name!r}",
@@ -103,8 +103,9 @@ class SessionService:
             existing = work.get(Session.id_for(key), Session)
             if existing is not None:
                 raise existing.duplicate()
-            keypair = load_live(work, KeyPair, action.access_key)
-            group = load_live(work, Group, str(action.group_id))
+            # A reference the caller gave that names nothing is refused naming its field.
+            keypair = load_live(work, KeyPair, action.access_key, field="access_key")
+            group = load_live(work, Group, str(action.group_id), field="group_id")
             group.require_active()
             domain_name = keypair.fields["domain_name"]
             if group.fields["domain_name"] != domain_name:

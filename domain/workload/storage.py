@@ -89,7 +89,7 @@ def _hosts(fields: dict[str, Any]) -> VFolderHostPermissionMap:
 def admit_vfolder(work: UnitOfWork, owner: str, group: Group, vfolder_id: str, name: str, host: str) -> None:
     """Checks the host grant and the owner's count (raising `VFolderHostNotAllowed` or
     `QuotaExceeded`), then adds the vfolder to the owner's set in `work`."""
-    keypair = load_live(work, KeyPair, owner)
+    keypair = load_live(work, KeyPair, owner, field="owner_access_key")
     if keypair.fields["domain_name"] != group.fields["domain_name"]:
         raise InvalidAPIParameters(
             f"keypair {owner} is in domain {keypair.fields['domain_name']!r}, the vfolder's group "

@@ -126,6 +126,34 @@ def test_enqueue_refuses_a_mount_of_a_purged_groups_or_another_domains_vfolder(l
     assert ledger.services.session.usage(Scope.KEYPAIR, "AK").pending == {}
 
 
+def test_an_enqueue_naming_nothing_is_refused_naming_the_field(ledger: Ledger) -> None:
+    """Each reference the caller gave (the keypair, the group, a mounted vfolder) that names
+    nothing is not found naming its field, as every other action's references are; the
+    enqueue's were named by no field. A group stays GroupNotFound."""
+    from domain.errors import GroupNotFound
+
+    world = SessionWorld(ledger)
+    with pytest.raises(ObjectNotFound) as keypair:
+        world.enqueue(access_key="NOPE")
+    with pytest.raises(GroupNotFound) as group:
+        world.enqueue(group_id=uuid.uuid4())
+    with pytest.raises(ObjectNotFound) as mount:
+        world.enqueue(mounts=[uuid.uuid4()])
+    named = [(e.value.code, e.value.field) for e in (keypair, group, mount)]
+    assert named == [
+        ("keypair_not_found", "access_key"),
+        ("group_not_found", "group_id"),
+        ("vfolder_not_found", "mounts"),
+    ]
+    owner = CreateVFolderAction(
+        vfolder_id=uuid.uuid4(), name="v", host="local", group_id=world.group_id, owner_access_key="NOPE"
+    )
+    with pytest.raises(ObjectNotFound) as missing:
+        run(ledger, "workload", "create_vfolder", owner, PLATFORM)
+    assert (missing.value.code, missing.value.field) == ("keypair_not_found", "owner_access_key")
+    assert ledger.queries.sessions() == []
+
+
 # The start gate
 
 

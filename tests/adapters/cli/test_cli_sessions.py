@@ -61,9 +61,11 @@ def test_refusals_are_one_line(db: str) -> None:
     line = refused(db, "session", "enqueue", S2, "--keypair", "AK", "--group-id", group, "--slot", "cpu=1")
     assert "quota_exceeded" in line and "max_pending_session_count" in line
     assert "not_found" in refused(db, "session", "schedule", S3)
-    assert "keypair_not_found" in refused(
-        db, "session", "enqueue", S3, "--keypair", "AKNOBODY", "--group-id", group, "--slot", "cpu=1"
-    )
+    nobody = refused(db, "session", "enqueue", S3, "--keypair", "AKNOBODY", "--group-id", group, "--slot", "cpu=1")
+    assert nobody == "error: keypair_not_found: --keypair: keypair 'AKNOBODY' not found"
+    # A group that is not there is named by the option too (a GroupNotFound, of its own code).
+    nowhere = refused(db, "session", "enqueue", S3, "--keypair", "AK", "--group-id", S1, "--slot", "cpu=1")
+    assert nowhere == f"error: group_not_found: --group-id: group '{S1}' not found"
     # A malformed value is named by the option the user typed, not by the action's field.
     bad_key = refused(db, "session", "enqueue", S3, "--keypair", "A K", "--group-id", group, "--slot", "cpu=1")
     assert "--keypair:" in bad_key
