@@ -97,12 +97,16 @@ class KeyPairService:
 
     @takes_action
     async def delete_keypair(self, action: DeleteKeyPairAction) -> DeleteKeyPairActionResult:
+        # Imported here: the session package imports keypairs (a cycle at import time).
+        from domain.session.purge import close_keypair_sessions
+
         def delete() -> KeyPairData:
             work = UnitOfWork(self._store)
             keypair = load_live(work, KeyPair, action.access_key)
             before = keypair_data(keypair)
             policy = _assigned(work, keypair.resource_policy)
             keypair.delete()
+            close_keypair_sessions(work, keypair.access_key)  # its pending sessions are cancelled
             if policy is not None:
                 policy.unassign(keypair.access_key)
             owner = work.get(User.id_for(str(keypair.fields["user_id"])), User)

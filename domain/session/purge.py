@@ -1,6 +1,6 @@
-"""What a group's purge, or its move to another domain, does to its sessions (REFERENCE:
-group purge; a purge removes the group's sessions, and a kernel that occupies resources
-refuses it).
+"""What a group's purge, or its move to another domain, and a keypair's delete do to their
+sessions (REFERENCE: group purge; a purge removes the group's sessions, and a kernel that
+occupies resources refuses it).
 
 An admitted session occupies its slots as Backend.AI's scheduled kernels do, so it
 refuses the purge, as active kernels do; a pending one is cancelled and released from
@@ -46,6 +46,21 @@ def close_group_sessions(work: UnitOfWork, group_id: str) -> None:
     purge there, in the order of the checks)."""
     usage = _group_usage(work, group_id)
     assert not usage.running, "check_purgeable refuses a purge under an admitted session"
+    for session_id in sorted(usage.pending):
+        session = load_live(work, Session, session_id)
+        session.cancel()
+        release_usage(work, session)
+    work.add(usage).close()
+
+
+def close_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
+    """A deleted keypair's pending sessions can never be admitted (no live keypair to
+    decide on): they are cancelled and released from every scope, in the delete's own
+    append, as a purged group's are. Its admitted ones run on, under its last policy
+    (`SessionService.effective_policy_of`). The keypair's usage records the close, so an
+    enqueue or a schedule racing the delete conflicts with it and, taken again, finds the
+    keypair deleted."""
+    usage = work.get(usage_id(Scope.KEYPAIR, access_key), ScopeUsage) or ScopeUsage.open(Scope.KEYPAIR, access_key)
     for session_id in sorted(usage.pending):
         session = load_live(work, Session, session_id)
         session.cancel()

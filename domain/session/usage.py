@@ -85,9 +85,10 @@ class ScopeUsage(Entity):
 
     class Closed(Entity.Event):
         """Its group was purged (its pending sessions cancelled in the same append; an
-        admitted one refuses the purge). It changes no state: the append itself is what a
-        decision on the group racing the purge conflicts with, and the group, read again,
-        refuses any new one."""
+        admitted one refuses the purge), or its keypair deleted (its pending sessions
+        cancelled likewise). It changes no state: the append itself is what a decision on
+        the scope racing the purge or the delete conflicts with, and the group or keypair,
+        read again, refuses any new one."""
 
         def apply(self, aggregate: ScopeUsage) -> None:
             pass

@@ -275,6 +275,28 @@ def test_an_admitted_session_refuses_a_purge_where_a_scheduled_kernel_would(ledg
     assert _status(ledger, plain) is SessionStatus.RUNNING
 
 
+def test_a_deleted_keypairs_pending_sessions_are_cancelled_with_it(ledger: Ledger) -> None:
+    """They stayed PENDING, never to be admitted (keypair_not_found at every schedule),
+    holding the keypair's pending places and the group's (a move was refused for them);
+    and once the access key was created again, for another user, the new keypair's policy
+    admitted them. Its admitted sessions run on."""
+    from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
+
+    world = SessionWorld(ledger, max_pending_session_count=2)
+    pending, admitted = world.enqueue(), world.enqueue()
+    assert world.schedule(admitted).admitted
+    run(ledger, "keypair", "delete_keypair", DeleteKeyPairAction(access_key="AK"))
+    assert (_status(ledger, pending), _status(ledger, admitted)) == (SessionStatus.CANCELLED, SessionStatus.RUNNING)
+    for scope, scope_id in ((Scope.KEYPAIR, "AK"), (Scope.GROUP, str(world.group_id))):
+        assert ledger.services.session.usage(scope, scope_id).pending == {}
+    assert _running(ledger, Scope.KEYPAIR, "AK") == {str(admitted)}
+    world.policy("big", total_resource_slots={"cpu": "1000"})
+    again = CreateKeyPairAction(access_key="AK", user_id=world.user(), domain_name="d", resource_policy="big")
+    run(ledger, "keypair", "create_keypair", again)
+    with pytest.raises(InvalidSessionState):
+        world.schedule(pending)
+
+
 def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:
     world = SessionWorld(ledger)
     pending, running = world.enqueue(), world.enqueue()
