@@ -175,37 +175,40 @@ def verify_chain(
         result = verify_ledger(ledger, kept)  # snapshots, keys and read models are not chained: checked too
 
     def human() -> None:
-        typer.echo(
-            f"checked {plural(result['checked'], 'event')}; head {result['head_position']}:{result['head_hash']}"
-        )
+        _say(f"checked {plural(result['checked'], 'event')}; head {result['head_position']}:{result['head_hash']}")
         bad = result["first_bad"]
         if bad is None:
-            typer.echo("chain intact" + ("" if kept is None else f", through the kept head at {kept[0]}"))
+            _say("chain intact" + ("" if kept is None else f", through the kept head at {kept[0]}"))
         else:
             where = "" if bad["stream"] is None else f" (stream {bad['stream']}, version {bad['version']})"
-            typer.echo(f"TAMPERED: event {bad['position']}{where} {bad['kind']}: {bad['reason']}")
+            _say(f"TAMPERED: event {bad['position']}{where} {bad['kind']}: {bad['reason']}")
         snapshots = result["snapshots"]
         for snap in snapshots["bad"]:
-            typer.echo(f"TAMPERED: snapshot of stream {snap['stream']} at version {snap['version']}: {snap['reason']}")
+            _say(f"TAMPERED: snapshot of stream {snap['stream']} at version {snap['version']}: {snap['reason']}")
         if snapshots["checked"] and not snapshots["bad"]:
             agree = "agrees with its events" if snapshots["checked"] == 1 else "agree with their events"
-            typer.echo(f"{plural(snapshots['checked'], 'snapshot')} {agree}")
+            _say(f"{plural(snapshots['checked'], 'snapshot')} {agree}")
         keys, models = result["keys"], result["read_models"]
         for key in keys["bad"]:
-            typer.echo(f"TAMPERED: key of subject {key['subject']}: {key['reason']}")
+            _say(f"TAMPERED: key of subject {key['subject']}: {key['reason']}")
         if keys["checked"] and not keys["bad"]:  # what was checked, said as the snapshots are
-            typer.echo(
-                f"{plural(keys['checked'], 'subject key')} {_agree(keys['checked'], 'open')} under the master key"
-            )
+            _say(f"{plural(keys['checked'], 'subject key')} {_agree(keys['checked'], 'open')} under the master key")
         for model in models["bad"]:
-            typer.echo(f"TAMPERED: read model {model['read_model']}: {model['reason']}")
+            _say(f"TAMPERED: read model {model['read_model']}: {model['reason']}")
         if models["checked"] and not models["bad"]:
             rows = plural(models["checked"], "audit and history row")
-            typer.echo(f"{rows} {_agree(models['checked'], 'agree')} with their events")
+            _say(f"{rows} {_agree(models['checked'], 'agree')} with their events")
 
     state.output(result, human)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _say(line: str) -> None:
+    """One line of verify's report, escaped: what it names comes from the very rows it
+    distrusts (a read model's keys, a key row's subject), and a tampered value must not
+    drive the terminal over the verdict (erase the TAMPERED line, print "chain intact")."""
+    typer.echo(safe(line))
 
 
 def _agree(count: int, verb: str) -> str:

@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -722,3 +723,24 @@ def test_verify_names_a_batch_entity_row_deleted_behind_the_ledgers_back(ledger_
     assert reasons == [
         f"table batch_entities: no row position={gone.position}, entity_id={gone.entity_id}, which the events give"
     ], reasons
+
+
+def test_the_cli_verify_escapes_what_it_names_from_a_tampered_row(ledger_url: str) -> None:
+    """A read model's row inserted behind the ledger's back with terminal controls in its
+    key: verify printed the key raw in its TAMPERED line, so on a terminal the forged value
+    could erase that line (and the one above) and leave only "chain intact" to read."""
+    forged = "\r\x1b[2K\x1b[1A\x1b[2Kchain intact"
+    with open_ledger(ledger_url) as ledger:
+        build(ledger)
+        ledger.runner.catch_up()
+        domains = ledger.projections.audit.domains
+        with ledger.read_models.begin() as conn:
+            conn.execute(
+                sa.insert(domains).values(domain_name=forged, position=1, started_at=datetime(2026, 1, 1, tzinfo=UTC))
+            )
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1, result.output
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout, result.stdout
+    assert "TAMPERED: read model audit: table domains: a row domain_name=\\x0d\\x1b[2K\\x1b[1A" in result.stdout, (
+        result.stdout
+    )
