@@ -3,9 +3,7 @@
 No `from __future__ import annotations` here: FastAPI reads the history routes' parameter
 types at runtime, and they are local to `add_history_routes`."""
 
-import bisect
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Path, Query, Response
@@ -211,23 +209,39 @@ def _in_callers_domain(call: Call, entity_type: str, state: EntityState) -> bool
     owner's keypair, or the former user's email and name), and one created again for
     another owner has a past its new owner must not read (a user read the keypair of the
     user who held its access key before them)."""
+    return _fields_in_callers_domain(call, entity_type, state.fields)
+
+
+def _fields_in_callers_domain(call: Call, entity_type: str, fields: Mapping[str, Any]) -> bool:
+    """`_in_callers_domain` of a state's fields (only `_JUDGED` are read)."""
     if not _domain_bound(call, entity_type):
         return True
-    domain = state.fields.get("domain_name")
+    domain = fields.get("domain_name")
     if domain is not None and domain != call.caller.domain_name:
         return False
-    owner = state.fields.get("user_id")
+    owner = fields.get("user_id")
     return call.caller.scope(entity_type) is not ReadScope.OWN or owner is None or str(owner) == call.caller.user_id
 
 
+_JUDGED = ("domain_name", "user_id")  # the fields `_fields_in_callers_domain` reads
+_CREATIONS = ("Created", "Recreated")
+
+
 class ReadableHistory:
-    """An entity's history as the caller may read it: the entries of the incarnations
-    (each from its Created or Recreated event on) that pass `_in_callers_domain`."""
+    """An entity's history as the caller may read it: the entries whose resulting state
+    passes `_in_callers_domain`, as `state?version=` judges that state. Judged entry by
+    entry, not once per incarnation: a group moved to another domain keeps its incarnation,
+    and its new domain's admin, who reads the group and its state since the move, was told
+    its history was not found (judged on the state it was created in)."""
 
     def __init__(self, call: Call, entity_type: str, key: str) -> None:
         self._call, self._entity_type, self._key = call, entity_type, key
-        self._starts: list[tuple[int, int]] | None = None  # (position, version) of each incarnation
-        self._readable: dict[int, bool] = {}  # by the version that began the incarnation
+        # The judged fields in force after each version met, and what each entry met
+        # changed (did it begin an incarnation, its changes): a neighbour's state is then
+        # derived from the entry's own changes, where a replay per entry would read the
+        # stream again for each of a long history's entries.
+        self._after: dict[int, dict[str, Any] | None] = {}
+        self._met: dict[int, tuple[bool, dict[str, dict[str, Any]]]] = {}
 
     def page(self, after: int | None, limit: int | None, newest_first: bool) -> list[HistoryEntry]:
         """Up to `limit` readable entries after the cursor, reading on past entries the
@@ -242,17 +256,27 @@ class ReadableHistory:
             after = rows[-1].position
 
     def _may_read(self, entry: HistoryEntry) -> bool:
-        call, entity_type = self._call, self._entity_type
-        if not _domain_bound(call, entity_type):
+        if not _domain_bound(self._call, self._entity_type):
             return True
-        if self._starts is None:
-            self._starts = call.ledger.queries.incarnations(entity_type, self._key)
-        began = bisect.bisect_right(self._starts, (entry.position, math.inf)) - 1
-        if began < 0:
-            return False  # an event before any creation: no incarnation to judge it by
-        version = self._starts[began][1]
-        readable = self._readable.get(version)
-        if readable is None:
-            state = call.ledger.queries.state_at(entity_type, self._key, version=version)
-            readable = self._readable[version] = state is not None and _in_callers_domain(call, entity_type, state)
-        return readable
+        fields = self._fields_after(entry)
+        return fields is not None and _fields_in_callers_domain(self._call, self._entity_type, fields)
+
+    def _fields_after(self, entry: HistoryEntry) -> dict[str, Any] | None:
+        """The judged fields of the state `entry` leaves (None: no state, as before any
+        creation): from its own changes and a neighbour already judged, else replayed."""
+        version, began = entry.version, entry.event in _CREATIONS
+        self._met[version] = (began, entry.changes)
+        if version in self._after:
+            return self._after[version]
+        before, later = self._after.get(version - 1), self._met.get(version + 1)
+        if began:  # a creation lists every field it sets
+            fields: dict[str, Any] | None = {f: c["new"] for f, c in entry.changes.items() if f in _JUDGED}
+        elif before is not None:
+            fields = {**before, **{f: c["new"] for f, c in entry.changes.items() if f in _JUDGED}}
+        elif later is not None and not later[0] and (next_fields := self._after.get(version + 1)) is not None:
+            fields = {**next_fields, **{f: c["old"] for f, c in later[1].items() if f in _JUDGED}}
+        else:
+            state = self._call.ledger.queries.state_at(self._entity_type, self._key, version=version)
+            fields = None if state is None else {f: state.fields.get(f) for f in _JUDGED}
+        self._after[version] = fields
+        return fields

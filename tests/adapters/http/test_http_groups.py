@@ -197,3 +197,36 @@ def test_bad_input_names_the_field(api: Api) -> None:
             assert read.status_code == 400 and read.json()["field"] == "group_id", (path, role, read.text)
             assert read.json()["detail"] == "group_id: 'not-a-uuid' is not a UUID"
     assert api.get(BASE, params={"active": "maybe"}).json()["field"] == "active"
+
+
+def test_a_group_moved_into_the_admins_domain_shows_its_history_since_the_move(api: Api) -> None:
+    """A group created in beta and moved to alpha: alpha's admin read the group and its
+    state since the move, but its history was 'group not found' (judged on the state it
+    was created in). The entries since the move are the admin's; the beta ones stay hidden,
+    as `state?version=` hides the states they left."""
+    gid = _create(api, "mover", domain=FOREIGN)
+    assert api.patch(f"{BASE}/{gid}", {"total_resource_slots": {"cpu": 2}}).status_code == 200
+    assert api.patch(f"{BASE}/{gid}", {"domain_name": HOME}).status_code == 200
+    assert api.patch(f"{BASE}/{gid}", {"description": "alpha's now"}).status_code == 200
+    everything = api.get(f"{BASE}/{gid}/history").json()
+    assert [e["version"] for e in everything] == [1, 2, 3, 4]
+    assert api.get(f"{BASE}/{gid}", role="admin").status_code == 200
+    assert api.get(f"{BASE}/{gid}/state", params={"version": 3}, role="admin").status_code == 200
+    assert api.get(f"{BASE}/{gid}/state", params={"version": 2}, role="admin").status_code == 404
+    mine = api.get(f"{BASE}/{gid}/history", role="admin")
+    assert mine.status_code == 200, mine.text
+    assert [(e["version"], e["changes"].get("domain_name")) for e in mine.json()] == [
+        (3, {"old": FOREIGN, "new": HOME}),
+        (4, None),
+    ]
+    assert '"Created"' not in mine.text and '"cpu"' not in mine.text  # beta's entries
+    # Paged either way, from the newest: the same entries, none before the move.
+    newest = api.get(f"{BASE}/{gid}/history", params={"limit": 1, "newest_first": True}, role="admin")
+    assert [e["version"] for e in newest.json()] == [4]
+    rest = api.get(
+        f"{BASE}/{gid}/history",
+        params={"limit": 1, "newest_first": True, "after": newest.headers["Ledger-Next-After"]},
+        role="admin",
+    )
+    assert [e["version"] for e in rest.json()] == [3] and "Ledger-Next-After" not in rest.headers
+    assert api.get(f"{BASE}/{gid}/history", role="foreign_admin").status_code == 404  # not beta's any more
