@@ -744,3 +744,34 @@ def test_the_cli_verify_escapes_what_it_names_from_a_tampered_row(ledger_url: st
     assert "TAMPERED: read model audit: table domains: a row domain_name=\\x0d\\x1b[2K\\x1b[1A" in result.stdout, (
         result.stdout
     )
+
+
+def test_an_erasure_by_another_process_during_verify_is_not_tampering(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify builds the audit trail again in a scratch file, then compares it with the
+    live one. A user erased by another process in between rewrote the live rows (their
+    spec's personal values) but not the scratch ones built before it: `ledger verify` said
+    TAMPERED on a clean ledger. A difference with an erasure after the scratch's position
+    is checked again, with the erasure on both sides."""
+    from projections.runner import ProjectionRunner
+
+    with open_ledger(ledger_url) as ledger, open_ledger(ledger_url) as other:
+        build(ledger)
+        user = uuid.uuid4()
+        create_user(ledger, user, "default", email="someone@example.org", full_name="Some One")
+        ledger.runner.catch_up()
+        catch_up, erasing = ProjectionRunner.catch_up, list[Any]()
+
+        def then_erase(runner: ProjectionRunner, *args: Any, **kwargs: Any) -> int:
+            reached = catch_up(runner, *args, **kwargs)
+            if runner is not ledger.runner and runner is not other.runner and not erasing:  # the scratch copy
+                erasing.append(user)
+                run(other, "user", "erase_user", EraseUserAction(user_id=user, reason="asked"))
+            return reached
+
+        monkeypatch.setattr(ProjectionRunner, "catch_up", then_erase)
+        report = verify_ledger(ledger)
+        monkeypatch.undo()
+    assert erasing, "the erasure ran during verify"
+    assert report["ok"] and report["read_models"]["bad"] == [], report["read_models"]
