@@ -775,3 +775,28 @@ def test_an_erasure_by_another_process_during_verify_is_not_tampering(
         monkeypatch.undo()
     assert erasing, "the erasure ran during verify"
     assert report["ok"] and report["read_models"]["bad"] == [], report["read_models"]
+
+
+def test_a_user_created_by_another_process_during_verify_is_not_a_deleted_key(ledger_url: str) -> None:
+    """Verify read the subject keys, then walked the events for the subjects they seal
+    values with: a user created (with an email) by another process in between had sealed
+    values but no key in what was read, and `ledger verify` said its key row was deleted
+    outside the ledger, on a clean ledger."""
+    with open_ledger(ledger_url) as ledger, open_ledger(ledger_url) as other:
+        build(ledger)
+        keys = ledger.app.keys
+        opening, made = keys.opening, list[uuid.UUID]()
+
+        def then_create() -> Any:
+            opened = opening()
+            made.append(uuid.uuid4())
+            create_user(other, made[-1], "default", email="newcomer@example.org")
+            return opened
+
+        keys.opening = then_create
+        try:
+            report = verify_store(ledger.app)
+        finally:
+            del keys.opening
+        assert made and ledger.app.keys.key(f"user:{made[0]}") is not None  # made during the check
+    assert report["ok"] and report["keys"]["bad"] == [], report["keys"]
