@@ -104,8 +104,11 @@ def _tail_removed(ledger: Ledger) -> BadReadModel | None:
     """Read models record how far they have applied the events: one past the store's last
     event applied events that are gone. The tail of the store was deleted, links and all,
     which the chain's walk alone cannot tell from a shorter ledger."""
+    # The positions first, then the head: the head only grows, so an event appended and
+    # applied by another process between the two reads is not taken for one removed.
+    applied = ledger.runner.status()
     head = ledger.app.recorder.max_notification_id() or 0
-    ahead = [s for s in ledger.runner.status() if (s.position or 0) > head]
+    ahead = [s for s in applied if (s.position or 0) > head]
     if not ahead:
         return None
     furthest = max(ahead, key=lambda s: s.position or 0)

@@ -800,3 +800,30 @@ def test_a_user_created_by_another_process_during_verify_is_not_a_deleted_key(le
             del keys.opening
         assert made and ledger.app.keys.key(f"user:{made[0]}") is not None  # made during the check
     assert report["ok"] and report["keys"]["bad"] == [], report["keys"]
+
+
+def test_an_event_appended_and_applied_by_another_process_during_verify_is_not_a_removed_tail(
+    ledger_url: str,
+) -> None:
+    """Verify read the store's last position, then how far the read models had applied the
+    events: an event another process appended and applied in between put the read models
+    past the head read, and `ledger verify` said the events after it were removed."""
+    with open_ledger(ledger_url) as ledger, open_ledger(ledger_url) as other:
+        build(ledger)
+        ledger.runner.catch_up()
+        runner = ledger.runner
+        status, raced = runner.status, list[str]()
+
+        def after_an_append() -> Any:
+            if not raced:
+                raced.append("racer")
+                create(other, "racer")
+                other.runner.catch_up()  # its queries catch the shared read models up
+            return status()
+
+        runner.status = after_an_append  # type: ignore[method-assign]
+        try:
+            report = verify_ledger(ledger)
+        finally:
+            del runner.status
+    assert raced and report["ok"], report["read_models"]
