@@ -230,3 +230,28 @@ def test_a_group_moved_into_the_admins_domain_shows_its_history_since_the_move(a
     )
     assert [e["version"] for e in rest.json()] == [3] and "Ledger-Next-After" not in rest.headers
     assert api.get(f"{BASE}/{gid}/history", role="foreign_admin").status_code == 404  # not beta's any more
+
+
+def test_a_group_moved_away_and_back_hides_its_time_in_the_other_domain(api: Api) -> None:
+    """Judged on the state it was created in, an alpha group moved to beta and back showed
+    alpha's admin what beta did with it meanwhile. Each entry is judged on the state it
+    leaves, read forward and backward alike (each way a page at a time)."""
+    gid = _create(api, "traveller")
+    assert api.patch(f"{BASE}/{gid}", {"domain_name": FOREIGN}).status_code == 200
+    assert api.patch(f"{BASE}/{gid}", {"integration_id": "beta-42"}).status_code == 200
+    assert api.patch(f"{BASE}/{gid}", {"domain_name": HOME}).status_code == 200
+    assert api.patch(f"{BASE}/{gid}", {"description": "home again"}).status_code == 200
+    whole = api.get(f"{BASE}/{gid}/history", role="admin")
+    assert [e["version"] for e in whole.json()] == [1, 4, 5], whole.text
+    for newest_first in (False, True):
+        seen, after = [], None
+        while True:
+            params: dict[str, object] = {"limit": 1, "newest_first": newest_first}
+            if after is not None:
+                params["after"] = after
+            page = api.get(f"{BASE}/{gid}/history", params=params, role="admin")
+            seen += [e["version"] for e in page.json()]
+            after = page.headers.get("Ledger-Next-After")
+            if after is None:
+                break
+        assert seen == ([5, 4, 1] if newest_first else [1, 4, 5])
