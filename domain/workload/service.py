@@ -68,7 +68,7 @@ class _Facts:
         self.unchanged = 0  # facts that stored nothing: recorded already, or stats overtaken
 
     def active_group(self, group_id: uuid.UUID) -> Group:
-        group = load_live(self.work, Group, str(group_id))
+        group = load_live(self.work, Group, str(group_id), field="group_id")  # the fact's input names it
         group.require_active()
         return group
 

@@ -108,6 +108,7 @@ def test_new_workload_in_a_missing_group_is_refused(ledger: Ledger, why: str) ->
         with stores_nothing(ledger), pytest.raises(GroupNotFound) as info:
             record(ledger, action)
         assert info.value.entity_id == str(group_id), type(action).__name__
+        assert info.value.field == "group_id", type(action).__name__  # the input that named it
         with stores_nothing(ledger), pytest.raises(GroupNotFound):
             batch(ledger, [action])
 

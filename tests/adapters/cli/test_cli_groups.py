@@ -475,7 +475,7 @@ def test_workload_refusals_are_one_line(db: str) -> None:
     make_group(db)
     kernel = str(uuid.uuid5(NS, "k"))
     unknown_group = refused(db, *start_kernel_args(kernel, group=OTHER))
-    assert unknown_group == f"error: group_not_found: group '{OTHER}' not found"
+    assert unknown_group == f"error: group_not_found: --group-id: group '{OTHER}' not found"
     ok(db, *start_kernel_args(kernel))
     again = refused(db, *start_kernel_args(kernel))
     assert again.startswith(f"error: workload_duplicate_id: kernel {kernel}")
