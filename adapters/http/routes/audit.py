@@ -159,8 +159,11 @@ def verify_chain(
         str | None,
         Query(max_length=100, description="POSITION:HASH kept earlier: the chain must still pass through it."),
     ] = None,
+    min_position: MinPosition = None,
 ) -> dict[str, Any]:
     if call.caller.scope(VERIFY) is None:
         raise not_found(VERIFY, "chain")
+    # The read models are compared with the events: the caller's writes are applied first.
+    call.wait_for(min_position)
     kept = None if expect_head is None else parse_head(expect_head, "expect_head")
     return verify_ledger(call.ledger, kept)

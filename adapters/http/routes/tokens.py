@@ -105,8 +105,11 @@ def list_tokens(
 
 
 @router.get("/{token_id}", response_model=TokenData, responses=READ_ERRORS, summary="One token (superadmin).")
-def get_token(call: CallDep, token_id: TokenId) -> Response:
+def get_token(call: CallDep, token_id: TokenId, min_position: MinPosition = None) -> Response:
     _visible(call, token_id)
+    # The token is read from the store, current already; the wait is what every read
+    # promises (a position past the head is 503, not an answer that skipped it).
+    call.wait_for(min_position)
     found = call.ledger.app.store.get(token_id, Token)
     if found is None:
         raise not_found(TOKEN, str(token_id))

@@ -519,6 +519,26 @@ def test_an_unknown_query_parameter_is_refused_not_ignored(api: Api) -> None:
     assert unauthenticated.status_code == 401  # who is calling is asked first
 
 
+def test_every_read_documents_and_waits_for_min_position(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/v1/tokens/{token_id}` and `/v1/verify` took `min_position` (known to every read) but
+    neither documented nor waited for it: a position far past the head answered 200 there,
+    503 everywhere else, and a client generated from the document could not send it."""
+    monkeypatch.setattr(calls, "MAX_WAIT", 0.05)  # the wait is 5 s: what matters is its answer
+    given = {"from": "1", "to": "1", "start_date": "20240101", "end_date": "20240102", "group_id": str(uuid.uuid4())}
+    checked = 0
+    for method, template, operation in _operations(api):
+        if method != "GET" or not template.startswith("/v1/"):
+            continue
+        assert "min_position" in {p["name"] for p in _params(operation, "query")}, template
+        required = {p["name"]: given[p["name"]] for p in _params(operation, "query") if p.get("required")}
+        path = _filled(template).replace("/2026-01", "/202601")  # a month as the route takes it
+        behind = api.client.get(path, params={**required, "min_position": 2**62}, headers=api.as_("superadmin"))
+        assert behind.status_code == 503, (template, behind.text)
+        assert behind.json()["code"] == "ledger_read_model_behind", (template, behind.text)
+        checked += 1
+    assert checked >= 30
+
+
 def test_a_query_parameter_given_twice_is_refused_unless_it_takes_many(api: Api) -> None:
     """`?status=PENDING&status=RUNNING` read as RUNNING alone (the last), which a platform
     took for both; a parameter that takes one value is refused when given twice. One that
