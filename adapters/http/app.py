@@ -28,7 +28,7 @@ from adapters.bootstrap import Ledger, group_commit_wanted, open_ledger
 from adapters.http import problems, schema
 from adapters.http.auth import REQUEST_ID_HEADER, authenticate_request, presented_token
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
-from adapters.http.idempotency import MAX_KEY_LENGTH, IdempotentResponses
+from adapters.http.idempotency import MAX_KEY_LENGTH, REFUSED, IdempotentResponses
 from adapters.http.methods import HeadAsGet
 from adapters.http.paths import EncodedSlashes
 from adapters.http.routes import ROUTERS
@@ -258,15 +258,17 @@ _ANSWER_HEADERS = {
 
 def _headers(document: dict[str, Any]) -> None:
     """A write (an operation documenting 412) takes `X-Request-ID` and `If-Match`, a POST
-    one `Idempotency-Key` too, and its answers carry `ETag` and `Ledger-Position`."""
+    one `Idempotency-Key` too (unless it refuses one), and its answers carry `ETag` and
+    `Ledger-Position`."""
     for operations in document["paths"].values():
         for method, operation in operations.items():
+            refuses_key = operation.pop(REFUSED, False)
             answers = operation.get("responses", {})
             if "412" not in answers:
                 continue
             parameters = operation.setdefault("parameters", [])
             parameters += [copy.deepcopy(_REQUEST_ID), copy.deepcopy(_IF_MATCH)]
-            if method == "post":
+            if method == "post" and not refuses_key:
                 parameters.append(copy.deepcopy(_IDEMPOTENCY_KEY))
             for status, answer in answers.items():
                 if status.startswith("2"):

@@ -33,6 +33,9 @@ from projections.database import ReadModelDatabase
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# An operation's `openapi_extra` member saying that it refuses the header (token issue):
+# read and removed when the document is built, so the header is not offered there.
+REFUSED = "x-idempotency-key-refused"
 WAIT_FOR_FIRST = 2.0  # seconds a retry waits for its twin's response to be stored
 KEEP = timedelta(days=1)
 PRUNE_EVERY = 1000  # stored responses between two prunes

@@ -17,6 +17,7 @@ from pydantic import BeforeValidator
 
 from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
+from adapters.http.idempotency import REFUSED as IDEMPOTENCY_REFUSED
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     DEFAULT_PAGE,
@@ -121,7 +122,7 @@ def get_token(call: CallDep, token_id: TokenId, min_position: MinPosition = None
     status_code=201,
     response_model=IssuedToken,
     responses=WRITE_ERRORS,
-    openapi_extra=body(IssueTokenAction),
+    openapi_extra={**body(IssueTokenAction), IDEMPOTENCY_REFUSED: True},
     summary="Issue a token (superadmin): the answer shows it once; no Idempotency-Key.",
 )
 def issue_token(call: CallDep, payload: Body) -> Response:

@@ -96,3 +96,24 @@ def test_the_document_lists_the_headers_the_routes_read_and_answer(api: Api) -> 
     assert set(answered) == {"ETag", "Ledger-Position"}
     key = next(p for p in paths[create]["post"]["parameters"] if p["name"] == "Idempotency-Key")
     assert key["schema"] == {"type": "string", "minLength": 1, "maxLength": 255} and key["required"] is False
+
+
+def test_the_document_offers_idempotency_key_only_where_a_post_takes_it(api: Api) -> None:
+    """POST /v1/tokens refuses an Idempotency-Key (the answer holds a token never stored to
+    replay), yet its documented parameters offered one with the promise of a replay: a
+    client generated from the document sent it and met a 400."""
+    paths = api.client.get("/openapi.json").json()["paths"]
+    checked = 0
+    for template, operations in paths.items():
+        post = operations.get("post")
+        if post is None or "412" not in post["responses"]:
+            continue
+        offered = any(p["name"] == "Idempotency-Key" for p in post.get("parameters", []))
+        path = re.sub(r"\{[^}]+\}", lambda m: str(uuid.uuid4()) if m.group(0).endswith("_id}") else "x", template)
+        headers = api.as_("superadmin", **{"Idempotency-Key": f"offered-{uuid.uuid4()}"})
+        answer = api.client.post(path, json={}, headers=headers)
+        refused = answer.status_code == 400 and answer.json().get("field") == "Idempotency-Key"
+        assert offered != refused, (template, offered, answer.text)
+        assert not any(name.startswith("x-") for name in post), template  # the route's mark is not shown
+        checked += 1
+    assert checked >= 10
