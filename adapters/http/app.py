@@ -240,7 +240,10 @@ def _header(name: str, description: str, **string: Any) -> dict[str, Any]:
 # FastAPI does not see them: documented here, for a client generated from the document.
 _REQUEST_ID = _header(REQUEST_ID_HEADER, "Stored on every event the request appends (default: a new UUID).",
                       maxLength=256)  # fmt: skip
-_IF_MATCH = _header("If-Match", 'The version the change is for, as an `ETag` gave it ("7"): 412 when not current.')
+_IF_MATCH = _header(
+    "If-Match",
+    'The version the change is for, as an `ETag` gave it ("7"; of a list, "7", "8", any): 412 when not current.',
+)
 _IDEMPOTENCY_KEY = _header(
     IDEMPOTENCY_HEADER,
     "A retry with the same key and body gets the first response (Idempotent-Replayed: true), never a second effect.",

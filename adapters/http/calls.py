@@ -32,10 +32,10 @@ from adapters.http.auth import Caller, authenticate_request, ledger_of, presente
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.idempotency import IdempotentResponses, StoredResponse, request_hash
 from adapters.http.times import LedgerJSONResponse, utc_z
-from adapters.store.scope import IdempotencyClaim, WriteScope, write_scope
+from adapters.store.scope import IdempotencyClaim, WriteScope, stale, write_scope
 from domain.actions import ActionProcessor, BaseAction, BaseActionResult
 from domain.entity import Entity
-from domain.errors import InvalidAPIParameters, LedgerError, PreconditionFailed, ReadModelBehind, RequestTooLarge
+from domain.errors import InvalidAPIParameters, LedgerError, ReadModelBehind, RequestTooLarge
 from domain.idempotency import IdempotentRequest
 from domain.parsers import json_float
 
@@ -158,15 +158,18 @@ class Call:
         found = self.ledger.app.get(claim.stream, Entity)
         return found if isinstance(found, IdempotentRequest) else None
 
-    def _if_match(self, entity_id: uuid.UUID | None) -> dict[uuid.UUID, int]:
-        """The version `If-Match` names for the command's entity. Checked inside the command,
-        after its permission check (so a caller learns nothing of an entity it may not see):
-        on the aggregate it appends to, or, when it appends nothing, on the one it read
-        (`_check_unwritten`). `*` asks only that the entity exist, which the command checks."""
-        raw = self.request.headers.get("If-Match")
-        if raw is None or entity_id is None or raw.strip() == "*":
+    def _if_match(self, entity_id: uuid.UUID | None) -> dict[uuid.UUID, frozenset[int]]:
+        """The versions `If-Match` names for the command's entity (any of them may be the
+        current one, RFC 9110 13.1.1). Checked inside the command, after its permission check
+        (so a caller learns nothing of an entity it may not see): on the aggregate it
+        appends to, or, when it appends nothing, on the one it read (`_check_unwritten`).
+        `*` asks only that the entity exist, which the command checks."""
+        # Header lines given more than once are one list (RFC 9110 5.3).
+        lines = self.request.headers.getlist("If-Match")
+        raw = ", ".join(line.strip() for line in lines)
+        if not lines or entity_id is None or raw == "*":
             return {}
-        return {entity_id: parse_etag(raw.strip())}
+        return {entity_id: parse_etag(raw)}
 
     def version_of(self, entity_id: uuid.UUID) -> int | None:
         """The entity's current version, read from the store (not a cached copy)."""
@@ -201,8 +204,8 @@ def _check_unwritten(scope: WriteScope) -> None:
         if entity_id in scope.versions:
             continue  # appended: checked before the append (`WriteScope.check`)
         read = scope.loaded.get(entity_id)
-        if read is not None and read != expected:
-            raise PreconditionFailed(f"If-Match: version {expected} is not current (version {read} is)")
+        if read is not None and read not in expected:
+            raise stale(expected, read)
 
 
 def entity_tag(version: int) -> str:
@@ -210,16 +213,21 @@ def entity_tag(version: int) -> str:
     return json.dumps(str(version))
 
 
-def parse_etag(raw: str) -> int:
-    """A version from an entity tag: `"7"` (or weak `W/"7"`); a list takes its first."""
-    tag = raw.split(",")[0].strip()
-    if tag.startswith("W/"):
-        tag = tag[2:]
-    if len(tag) >= 2 and tag[0] == tag[-1] == '"':
-        tag = tag[1:-1]
-    if not tag.isascii() or not tag.isdigit() or len(tag) > 18:
-        raise InvalidAPIParameters('expected an entity tag like "7" (from an ETag header)', field="If-Match")
-    return int(tag)
+def parse_etag(raw: str) -> frozenset[int]:
+    """The versions of an `If-Match` list of entity tags: `"7"` (or weak `W/"7"`), or
+    several, `"7", "8"`. Each one is read: a list that took only its first refused a
+    change whose current version was named later in it."""
+    versions = set()
+    for each in raw.split(","):
+        tag = each.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if len(tag) >= 2 and tag[0] == tag[-1] == '"':
+            tag = tag[1:-1]
+        if not tag.isascii() or not tag.isdigit() or len(tag) > 18:
+            raise InvalidAPIParameters('expected an entity tag like "7" (from an ETag header)', field="If-Match")
+        versions.add(int(tag))
+    return frozenset(versions)
 
 
 def _replayed(first: StoredResponse) -> Response:

@@ -39,9 +39,22 @@ class IdempotencyClaim:
         return IdempotentRequest.id_for(self.key)
 
 
+MOST_NAMED = 5  # versions of an If-Match list a refusal names
+
+
+def stale(expected: frozenset[int], current: int) -> PreconditionFailed:
+    """The 412 of an `If-Match` none of whose versions is the entity's `current` one."""
+    shown = sorted(expected)
+    # A list of any length may be sent: a few are named back, never all of them.
+    named = ", ".join(str(version) for version in shown[:MOST_NAMED]) + (", ..." if len(shown) > MOST_NAMED else "")
+    if len(expected) == 1:
+        return PreconditionFailed(f"If-Match: version {named} is not current (version {current} is)")
+    return PreconditionFailed(f"If-Match: none of versions {named} is current (version {current} is)")
+
+
 @dataclass
 class WriteScope:
-    expected: dict[uuid.UUID, int] = field(default_factory=dict)
+    expected: dict[uuid.UUID, frozenset[int]] = field(default_factory=dict)  # If-Match: any of them
     idempotency: IdempotencyClaim | None = None
     versions: dict[uuid.UUID, int] = field(default_factory=dict)
     position: int | None = None
@@ -59,8 +72,8 @@ class WriteScope:
             if expected is None or not aggregate.pending_events:
                 continue
             before = aggregate.version - len(aggregate.pending_events)
-            if before != expected:
-                raise PreconditionFailed(f"If-Match: version {expected} is not current (version {before} is)")
+            if before not in expected:
+                raise stale(expected, before)
 
     def request_record(self, exists: Any) -> IdempotentRequest | None:
         """The idempotency record to append with this save, once per command. On a retried

@@ -57,6 +57,30 @@ def test_stale_if_match_is_412_and_changes_nothing(api: Api) -> None:
     assert bad.status_code == 400 and bad.json()["field"] == "If-Match"
 
 
+def test_if_match_holds_when_any_tag_of_its_list_is_current(api: Api) -> None:
+    """`If-Match: "1", "2"` (or the tags on two header lines) holds when any of them is the
+    current version (RFC 9110 13.1.1); only the first was read, so a change whose current
+    version a client named second was refused 412."""
+    api.post(BASE, {"name": "listed"})
+    api.patch(f"{BASE}/listed", {"idle_timeout": 60})  # version 2
+    listed = api.patch(f"{BASE}/listed", {"idle_timeout": 70}, **{"If-Match": '"1", "2"'})
+    assert listed.status_code == 200 and listed.headers["ETag"] == '"3"', listed.text
+    lines = [("Authorization", api.as_("superadmin")["Authorization"]), ("If-Match", '"1"'), ("If-Match", '"3"')]
+    two_lines = api.client.patch(f"{BASE}/listed", json={"idle_timeout": 80}, headers=lines)
+    assert two_lines.status_code == 200 and two_lines.headers["ETag"] == '"4"', two_lines.text
+    stale = api.patch(f"{BASE}/listed", {"idle_timeout": 90}, **{"If-Match": '"2", "3"'})
+    assert stale.status_code == 412 and "version 4 is" in stale.json()["detail"], stale.text
+    assert api.get(f"{BASE}/listed").json()["idle_timeout"] == 80
+    unchanged = api.patch(f"{BASE}/listed", {"idle_timeout": 80}, **{"If-Match": '"9", "4"'})
+    assert unchanged.status_code == 200 and unchanged.json()["changed"] is False, unchanged.text
+    many = ", ".join(f'"{n}"' for n in range(10, 3000))
+    long_list = api.patch(f"{BASE}/listed", {"idle_timeout": 90}, **{"If-Match": many})
+    assert long_list.status_code == 412 and len(long_list.content) < 1024, long_list.text[:300]
+    bad = api.delete(f"{BASE}/listed", **{"If-Match": '"4", seven'})
+    assert bad.status_code == 400 and bad.json()["field"] == "If-Match", bad.text
+    assert api.get(f"{BASE}/listed").status_code == 200
+
+
 def test_idempotency_key_replays_the_first_response(api: Api) -> None:
     key = {"Idempotency-Key": "create-p-1"}
     first = api.post(BASE, {"name": "p", "idle_timeout": 5}, **key)
