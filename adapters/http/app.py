@@ -98,7 +98,7 @@ def create_app(
         methods=["GET"],
         tags=["operations"],
         response_class=PlainTextResponse,
-        responses=problems.responses(401, 403),
+        responses=problems.responses(400, 401, 403),
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(HeadAsGet)  # innermost: the metrics still see HEAD

@@ -58,6 +58,13 @@ class Caller:
         return may_read(resource, self.role, self.domain_name, self.user_id, domain, set(owners))
 
 
+def single_header(request: Request, name: str) -> None:
+    """Refuses a header that takes one value given on several lines: it was read as its
+    first, where a proxy in front may read another (another token, another key)."""
+    if len(request.headers.getlist(name)) > 1:
+        raise InvalidAPIParameters("given more than once: it takes one value", field=name)
+
+
 def ledger_of(request: Request) -> Ledger:
     ledger: Ledger = request.app.state.ledger
     return ledger
@@ -83,9 +90,11 @@ def authenticate_request(request: Request, presented: str) -> Caller:
 
 
 async def presented_token(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The bearer token of the request (checked later, on the worker thread), or 401 at once."""
+    single_header(request, "Authorization")
     if credentials is None or not credentials.credentials:
         raise MissingToken("send Authorization: Bearer <token> (a token from `ledger token issue`)")
     return credentials.credentials

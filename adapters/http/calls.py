@@ -28,7 +28,14 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from adapters.bootstrap import Ledger
-from adapters.http.auth import Caller, authenticate_request, ledger_of, presented_token
+from adapters.http.auth import (
+    REQUEST_ID_HEADER,
+    Caller,
+    authenticate_request,
+    ledger_of,
+    presented_token,
+    single_header,
+)
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.idempotency import IdempotentResponses, StoredResponse, request_hash
 from adapters.http.times import LedgerJSONResponse, utc_z
@@ -68,7 +75,11 @@ class Call:
 
     def authenticate(self) -> Caller:
         if self._caller is None:
-            self._caller = authenticate_request(self.request, self._presented)
+            caller = authenticate_request(self.request, self._presented)
+            # Asked once the caller is known, as a query's parameters are.
+            for name in (REQUEST_ID_HEADER, IDEMPOTENCY_HEADER):
+                single_header(self.request, name)
+            self._caller = caller
         return self._caller
 
     @property

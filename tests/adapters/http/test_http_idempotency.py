@@ -208,3 +208,31 @@ def test_a_table_of_an_older_release_is_made_again(api: Api) -> None:
     assert _cached(api) == 0
     kept.store("b" * 64, "h", StoredResponse(201, {}, "{}"), 0)
     assert _cached(api) == 1
+
+
+def test_a_single_valued_header_given_twice_is_refused_not_read_as_its_first(api: Api) -> None:
+    """Two Authorization, Idempotency-Key or X-Request-ID lines were read as the first, where
+    a proxy in front may read the last (another token, another key): the request was stored
+    under a key its sender may never have meant. Each is a 400 naming the header, and
+    nothing is stored."""
+    auth = ("Authorization", api.as_("superadmin")["Authorization"])
+    head = api.ledger.app.recorder.max_notification_id()
+    cases = {
+        "Authorization": [auth, ("Authorization", api.as_("user")["Authorization"])],
+        "Idempotency-Key": [auth, ("Idempotency-Key", "first"), ("Idempotency-Key", "second")],
+        "X-Request-ID": [auth, ("X-Request-ID", "req-1"), ("X-Request-ID", "req-2")],
+    }
+    for header, headers in cases.items():
+        answer = api.client.post(BASE, json={"name": f"twice-{header}"}, headers=headers)
+        assert answer.status_code == 400, (header, answer.text)
+        assert answer.json()["field"] == header and "more than once" in answer.json()["detail"], answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert api.ledger.app.recorder.max_notification_id() == head
+    # The key was not taken by the refused request: a request of its own with it applies.
+    alone = api.post(BASE, {"name": "twice-alone"}, **{"Idempotency-Key": "first"})
+    assert alone.status_code == 201 and "Idempotent-Replayed" not in alone.headers, alone.text
+    for path in (BASE, "/metrics"):  # a read, and the scrape (which documents the 400)
+        read = api.client.get(path, headers=cases["Authorization"])
+        assert read.status_code == 400 and read.json()["field"] == "Authorization", read.text
+        documented = api.client.get("/openapi.json").json()["paths"][path]["get"]["responses"]
+        assert "400" in documented, path
