@@ -142,9 +142,19 @@ class Call:
             responses.store(claim.key, claim.request_hash, StoredResponse(status, headers, content), before)
         return Response(content, status_code=status, headers=headers, media_type="application/json")
 
-    def entity_response(self, data: Any, entity_id: uuid.UUID) -> Response:
-        """A read of one entity, with its current version as `ETag` (for a later If-Match)."""
-        version = self.version_of(entity_id)
+    def version_before(self, entity_id: Callable[[], uuid.UUID | None]) -> int | None:
+        """The entity's version for a read's `ETag`, taken before the read model answers the
+        body: the tag is then never newer than the body. Taken after, a write landing
+        between the two reads gave a tag for a state the client never saw, and its
+        If-Match let a change made on the older body overwrite that write."""
+        try:
+            stream = entity_id()
+        except (ValueError, LedgerError):
+            return None  # a malformed id: the read that follows refuses or misses it
+        return None if stream is None else self.version_of(stream)
+
+    def entity_response(self, data: Any, version: int | None) -> Response:
+        """A read of one entity, with `version` (`version_before`) as `ETag` (for a later If-Match)."""
         headers = {} if version is None else {"ETag": entity_tag(version)}
         return json_response(data, headers=headers)
 

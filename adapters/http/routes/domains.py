@@ -104,10 +104,11 @@ def list_domains(
 def get_domain(call: CallDep, name: Name, min_position: MinPosition = None) -> Response:
     _visible(call, name)
     call.wait_for(min_position)
+    version = call.version_before(lambda: Domain.id_for(name))
     found = call.ledger.queries.domain(name)
     if found is None:
         raise not_found(DOMAIN, name)
-    return call.entity_response(_out(found), Domain.id_for(name))
+    return call.entity_response(_out(found), version)
 
 
 @router.post(

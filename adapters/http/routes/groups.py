@@ -151,10 +151,11 @@ def list_groups(
 def get_group(call: CallDep, group_id: GroupId, min_position: MinPosition = None) -> Response:
     _visible(call, group_id)
     call.wait_for(min_position)
+    version = call.version_before(lambda: _stream(group_id))
     found = _group(call, group_id)
     if found is None:
         raise not_found(GROUP, group_id)
-    return call.entity_response(_out(found), found.id)
+    return call.entity_response(_out(found), version)
 
 
 @router.get(

@@ -98,10 +98,11 @@ def get_kernel(call: CallDep, kernel_id: Id, min_position: MinPosition = None) -
     if call.caller.scope(KERNEL) is None:
         raise not_found(KERNEL, kernel_id)
     call.wait_for(min_position)
+    version = call.version_before(lambda: Kernel.id_for(kernel_id))
     found = _visible_kernel(call, kernel_id)
     if found is None:
         raise not_found(KERNEL, kernel_id)
-    return call.entity_response(found.to_json(), Kernel.id_for(found.kernel_id))
+    return call.entity_response(found.to_json(), version)
 
 
 @router.get("/vfolders", response_model=Page[VFolderEntry], responses=READ_ERRORS, summary="Vfolders, by name.")
@@ -143,10 +144,11 @@ def get_vfolder(call: CallDep, vfolder_id: Id, min_position: MinPosition = None)
     if call.caller.scope(VFOLDER) is None:
         raise not_found(VFOLDER, vfolder_id)
     call.wait_for(min_position)
+    version = call.version_before(lambda: VFolder.id_for(vfolder_id))
     found = _visible_vfolder(call, vfolder_id)
     if found is None:
         raise not_found(VFOLDER, vfolder_id)
-    return call.entity_response(found.to_json(), VFolder.id_for(found.vfolder_id))
+    return call.entity_response(found.to_json(), version)
 
 
 def _sees_group(call: Call, resource: str, group_id: str) -> bool:
@@ -183,7 +185,8 @@ def get_endpoint(call: CallDep, endpoint_id: Id, min_position: MinPosition = Non
     if call.caller.scope(ENDPOINT) is None:
         raise not_found(ENDPOINT, endpoint_id)
     call.wait_for(min_position)
+    version = call.version_before(lambda: Endpoint.id_for(endpoint_id))
     found = call.ledger.queries.endpoint(endpoint_id)
     if found is None or not _sees_group(call, ENDPOINT, found.group_id):
         raise not_found(ENDPOINT, endpoint_id)
-    return call.entity_response(found.to_json(), Endpoint.id_for(found.endpoint_id))
+    return call.entity_response(found.to_json(), version)

@@ -159,10 +159,11 @@ def list_keypairs(
 @router.get("/{access_key}", response_model=KeyPairOut, responses=READ_ERRORS, summary="One live keypair.")
 def get_keypair(call: CallDep, access_key: AccessKey, min_position: MinPosition = None) -> Response:
     call.wait_for(min_position)
+    version = call.version_before(lambda: KeyPair.id_for(access_key))
     found = call.ledger.queries.keypair(access_key)
     if found is None or not call.caller.sees(KEYPAIR, found.domain_name, {str(found.user_id)}):
         raise not_found(KEYPAIR, access_key)
-    return call.entity_response(_out(found), KeyPair.id_for(access_key))
+    return call.entity_response(_out(found), version)
 
 
 @router.get(

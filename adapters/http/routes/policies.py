@@ -100,10 +100,11 @@ def list_policies(
 def get_policy(call: CallDep, name: Name, min_position: MinPosition = None) -> Response:
     _visible(call, name)
     call.wait_for(min_position)
+    version = call.version_before(lambda: KeyPairResourcePolicy.id_for(name))
     found = call.ledger.queries.keypair_resource_policy(name)
     if found is None:
         raise not_found(POLICY, name)
-    return call.entity_response(_out(found), KeyPairResourcePolicy.id_for(name))
+    return call.entity_response(_out(found), version)
 
 
 @router.post(

@@ -319,10 +319,11 @@ def get_session(call: CallDep, session_id: SessionId, min_position: MinPosition 
     if call.caller.scope(SESSION) is None:
         raise not_found(SESSION, session_id)
     call.wait_for(min_position)
+    version = call.version_before(lambda: Session.id_for(str(uuid.UUID(session_id))))
     found = _visible_session(call, session_id)
     if found is None:
         raise not_found(SESSION, session_id)
-    return call.entity_response(found.to_json(), Session.id_for(found.session.session_id))
+    return call.entity_response(found.to_json(), version)
 
 
 @router.post(

@@ -114,7 +114,7 @@ def get_token(call: CallDep, token_id: TokenId, min_position: MinPosition = None
     found = call.ledger.app.store.get(token_id, Token)
     if found is None:
         raise not_found(TOKEN, str(token_id))
-    return call.entity_response(found.data().to_json(), token_id)
+    return call.entity_response(found.data().to_json(), found.version)  # the body's own version
 
 
 @router.post(

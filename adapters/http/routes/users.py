@@ -133,10 +133,11 @@ def list_users(
 def get_user(call: CallDep, user_id: UserId, min_position: MinPosition = None) -> Response:
     key = _key(user_id)
     call.wait_for(min_position)
+    version = call.version_before(lambda: User.id_for(key))
     found = call.ledger.queries.user(key)
     if found is None or not call.caller.sees(USER, found.domain_name, {key}):
         raise not_found(USER, user_id)
-    return call.entity_response(_out(found), User.id_for(key))
+    return call.entity_response(_out(found), version)
 
 
 @router.post(

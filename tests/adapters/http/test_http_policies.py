@@ -7,7 +7,9 @@ import pytest
 
 from adapters.http import calls
 from adapters.http.routes.common import DEFAULT_PAGE
-from tests.adapters.http.api import Api
+from domain.keypair_resource_policy import ModifyKeyPairResourcePolicyAction
+from domain.user import ModifyUserAction
+from tests.adapters.http.api import Api, root_run
 from tests.policies import create
 
 BASE = "/v1/keypair-resource-policies"
@@ -79,6 +81,46 @@ def test_if_match_holds_when_any_tag_of_its_list_is_current(api: Api) -> None:
     bad = api.delete(f"{BASE}/listed", **{"If-Match": '"4", seven'})
     assert bad.status_code == 400 and bad.json()["field"] == "If-Match", bad.text
     assert api.get(f"{BASE}/listed").status_code == 200
+
+
+def test_a_reads_etag_is_never_newer_than_its_body(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read's ETag was the store's version taken after the read model gave the body: a
+    write landing between them tagged the old body with the new version, and a change
+    made on that body with `If-Match` overwrote the write its sender never saw. A write
+    is made right after each body is read here; the tag names the body's version, so
+    the change is 412 and the write stays."""
+    queries = api.ledger.queries
+    api.post(BASE, {"name": "raced", "idle_timeout": 10})
+    user = str(api.users["user"])
+    reads = {
+        "keypair_resource_policy": (
+            "keypair_resource_policy",
+            "modify_keypair_resource_policy",
+            ModifyKeyPairResourcePolicyAction(name="raced", modifier={"idle_timeout": 20}),
+        ),
+        "user": ("user", "modify_user", ModifyUserAction(user_id=user, modifier={"full_name": "Raced"})),
+    }
+    for query, (service, method, write) in reads.items():
+        read = getattr(queries, query)
+
+        def racing(*args: object, read: object = read, service: str = service, method: str = method,
+                   write: object = write) -> object:  # fmt: skip
+            found = read(*args)  # type: ignore[operator]
+            root_run(api.ledger, service, method, write)  # another client's write, just after
+            return found
+
+        monkeypatch.setattr(queries, query, racing)
+    policy = api.get(f"{BASE}/raced")
+    assert policy.json()["idle_timeout"] == 10 and policy.headers["ETag"] == '"1"', policy.headers
+    person = api.get(f"/v1/users/{user}")
+    assert person.json()["full_name"] is None, person.text
+    monkeypatch.undo()
+    lost = api.patch(f"{BASE}/raced", {"max_concurrent_sessions": 2}, **{"If-Match": policy.headers["ETag"]})
+    assert lost.status_code == 412, lost.text
+    assert api.get(f"{BASE}/raced").json()["idle_timeout"] == 20
+    lost = api.patch(f"/v1/users/{user}", {"email": "x@example.org"}, **{"If-Match": person.headers["ETag"]})
+    assert lost.status_code == 412, lost.text
+    assert api.get(f"/v1/users/{user}").json()["full_name"] == "Raced"
 
 
 def test_idempotency_key_replays_the_first_response(api: Api) -> None:
