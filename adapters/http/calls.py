@@ -114,7 +114,8 @@ class Call:
         built = action() if callable(action) else action
         # Read before the command: an erasure committed after this may be in its response.
         before = self._head() if claim is not None else 0
-        scope = WriteScope(expected=expected, idempotency=claim)
+        tagged = entity if isinstance(entity, uuid.UUID) else None
+        scope = WriteScope(expected=expected, idempotency=claim, tagged=tagged)
         try:
             with write_scope(scope):
                 result = self.run(processor, built)
@@ -132,7 +133,9 @@ class Call:
         headers = {POSITION_HEADER: str(scope.position if scope.position is not None else self._head())}
         entity_id = entity(result) if callable(entity) else entity
         if entity_id is not None:
-            version = scope.versions.get(entity_id)
+            # Appended: the version it reached; else the one the command read and answers
+            # with (read again afterwards, a later write's version would tag this body).
+            version = scope.versions.get(entity_id, scope.loaded.get(entity_id))
             if version is None:
                 version = self.version_of(entity_id)
             if version is not None:

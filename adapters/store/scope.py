@@ -59,9 +59,10 @@ class WriteScope:
     versions: dict[uuid.UUID, int] = field(default_factory=dict)
     position: int | None = None
     loaded: dict[uuid.UUID, int] = field(default_factory=dict)  # versions read of the `expected` ones
+    tagged: uuid.UUID | None = None  # the entity the answer's ETag names: its version read is kept too
 
     def read(self, aggregate_id: uuid.UUID, version: int) -> None:
-        if aggregate_id in self.expected:
+        if aggregate_id in self.expected or aggregate_id == self.tagged:
             self.loaded[aggregate_id] = version
 
     def check(self, saving: Sequence[Aggregate]) -> None:

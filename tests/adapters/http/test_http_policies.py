@@ -3,6 +3,9 @@ ETag and If-Match, Idempotency-Key, who may read, and the actor taken from the t
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import pytest
 
 from adapters.http import calls
@@ -121,6 +124,33 @@ def test_a_reads_etag_is_never_newer_than_its_body(api: Api, monkeypatch: pytest
     lost = api.patch(f"/v1/users/{user}", {"email": "x@example.org"}, **{"If-Match": person.headers["ETag"]})
     assert lost.status_code == 412, lost.text
     assert api.get(f"/v1/users/{user}").json()["full_name"] == "Raced"
+
+
+def test_a_no_op_changes_etag_is_the_version_it_answers(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change that stored nothing (`changed: false`) was tagged with the version read
+    from the store after the command: a write landing in between tagged the answered
+    body with its version, and a later If-Match change made on that body overwrote it."""
+    api.post(BASE, {"name": "noop", "idle_timeout": 10})
+    run = calls.Call.run
+    other = ModifyKeyPairResourcePolicyAction(name="noop", modifier={"idle_timeout": 20})
+
+    def racing(self: calls.Call, processor: Any, action: Any) -> Any:
+        result = run(self, processor, action)
+        # Another client's write, on a thread of its own (outside this request's scope).
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(
+                root_run, api.ledger, "keypair_resource_policy", "modify_keypair_resource_policy", other
+            ).result()
+        return result
+
+    monkeypatch.setattr(calls.Call, "run", racing)
+    same = api.patch(f"{BASE}/noop", {"idle_timeout": 10})
+    monkeypatch.undo()
+    assert same.json()["changed"] is False and same.json()["keypair_resource_policy"]["idle_timeout"] == 10
+    assert same.headers["ETag"] == '"1"', same.headers
+    lost = api.patch(f"{BASE}/noop", {"max_concurrent_sessions": 2}, **{"If-Match": same.headers["ETag"]})
+    assert lost.status_code == 412, lost.text
+    assert api.get(f"{BASE}/noop").json()["idle_timeout"] == 20
 
 
 def test_idempotency_key_replays_the_first_response(api: Api) -> None:
