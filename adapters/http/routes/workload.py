@@ -100,7 +100,12 @@ def _refused_index(exc: LedgerError, parsed: list[tuple[str, WorkloadAction]]) -
                     "schema": {
                         "anyOf": [
                             FactIn.model_json_schema(),
-                            {"type": "array", "items": FactIn.model_json_schema(), "minItems": 1},
+                            {
+                                "type": "array",
+                                "items": FactIn.model_json_schema(),
+                                "minItems": 1,
+                                "maxItems": MAX_FACTS,  # refused past it: a client learns it here
+                            },
                         ]
                     }
                 }

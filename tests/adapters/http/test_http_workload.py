@@ -167,3 +167,16 @@ def test_a_number_too_large_for_a_float_is_refused_naming_the_field(api: Api, gr
     refused = api.client.post(FACTS, content=batch.encode(), headers=headers)
     assert refused.status_code == 400 and refused.json()["field"] == "[1].occupied_slots.cpu", refused.text
     assert _history(api, "kernel", kernel["kernel_id"]) == []
+
+
+def test_the_document_says_how_many_facts_a_batch_may_hold(api: Api, group_id: str) -> None:
+    """A batch past 10,000 facts is refused, which neither the document's array (no
+    `maxItems`) nor the README (about 40,000, from the body's size) said: a platform
+    batching by either was refused."""
+    schema = api.client.get("/openapi.json").json()["paths"][FACTS]["post"]["requestBody"]["content"]
+    batch = next(s for s in schema["application/json"]["schema"]["anyOf"] if s.get("type") == "array")
+    most = batch["maxItems"]
+    over = [_endpoint(group_id) for _ in range(most + 1)]
+    refused = api.post(FACTS, over, "service")
+    assert refused.status_code == 400 and refused.json()["field"] == "body", refused.text
+    assert f"at most {most} facts" in refused.json()["detail"], refused.text
