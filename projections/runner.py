@@ -332,9 +332,13 @@ class ProjectionRunner(Versions):
     def status(self) -> list[ProjectionStatus]:
         """Every read model recorded in the database (this code's and others', such as the
         usage model of another time zone), with this code's pending versions, forced
-        rebuilds in progress, stalls and recorded skips."""
+        rebuilds in progress, stalls and recorded skips. Raises `ReadModelVersionMismatch`
+        if newer code replaced one of this code's versions."""
         with self._lock:  # re-reading the state under a catch-up in another thread would undo its positions
             self._read_state()
+            # Newer code activated a version of ours: every read of this process refuses, so
+            # its status (a server's /readyz) must not report it current.
+            self._refuse_outdated_code()
             try:
                 head = self.recorder.max_notification_id() or 0
             except PersistenceError as exc:

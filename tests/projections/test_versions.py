@@ -25,6 +25,7 @@ from projections.runner import ProjectionRunner
 from projections.tracking import tables_of
 from projections.usage import UsageProjection
 from tests.adapters.groups import create_group, start_kernel
+from tests.adapters.http.api import api_over
 from tests.projections.commands import run
 from tests.projections.readmodels import clean_rebuild, code_with, dump, older
 
@@ -121,6 +122,21 @@ def test_old_code_keeps_serving_while_the_new_version_builds_then_reads_switch(l
             assert sessions(new)["p7"] == 7 and sessions(new)["during-1"] == 5
         finally:
             new.close()
+
+
+def test_old_code_is_not_ready_once_newer_code_activated_its_version(ledger_url: str) -> None:
+    """A server of old code answers every read 503 `ledger_read_model_version` once newer
+    code has switched a read model in: its /readyz said 200 "ready", lag 0, so a load
+    balancer kept sending it requests it could only refuse."""
+    with open_ledger(ledger_url) as old, api_over(old) as api:
+        assert api.client.get("/readyz").status_code == 200
+        new_code(ledger_url).close()  # builds and activates version 2
+        listed = api.get("/v1/keypair-resource-policies")
+        assert listed.status_code == 503 and listed.json()["code"] == "ledger_read_model_version"
+        ready = api.client.get("/readyz")
+        assert ready.status_code == 503, ready.json()
+        assert ready.json()["code"] == "ledger_read_model_version"
+        assert "run the newer code" in ready.json()["detail"]
 
 
 def test_by_default_opening_new_code_builds_its_version_first(ledger_url: str) -> None:
