@@ -119,7 +119,12 @@ def readyz(request: Request) -> JSONResponse:
     """The store answers, and how far behind each read model is (events not yet applied)."""
     ledger: Ledger = request.app.state.ledger
     try:
+        # A master key rotated away by another process refuses nearly every read and write
+        # of this one (personal values no longer open): it is not ready until restarted.
+        ledger.app.keys.confirm_master()
         statuses = ledger.runner.status()
+    except ConfigurationError as exc:
+        return problems.problem(503, exc.code, exc.message)
     except LedgerError as exc:
         return problems.ledger_problem(exc)
     except Exception as exc:  # the store's driver: unreachable is not ready

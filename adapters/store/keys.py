@@ -408,6 +408,14 @@ class SubjectKeys:
                 stored = _first(curs)
         self._verify(self.master, stored)
 
+    def confirm_master(self) -> None:
+        """Refuses (ConfigurationError) a master key that no longer opens the stored check
+        value: another process rotated it since this one opened. Reads only."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql.check_select)
+            stored = _first(curs)
+        self._verify(self.master, stored)
+
     def _refuse_unless_it_opens_the_keys(self) -> None:
         """A ledger holding keys but no check value lost it outside the ledger: any key
         would otherwise be stored as the check, and the keys made after wrapped under it,

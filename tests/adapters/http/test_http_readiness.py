@@ -1,0 +1,28 @@
+"""/readyz of a server whose ledger another process changed under it."""
+
+from __future__ import annotations
+
+import uuid
+
+from adapters.bootstrap import open_ledger
+from adapters.store.keys import MasterKey
+from domain.user import CreateUserAction
+from tests.actions import run
+from tests.adapters.http.api import HOME, Api
+
+
+def test_a_server_whose_master_key_was_rotated_away_is_not_ready(api: Api, ledger_url: str) -> None:
+    """After `ledger keys rotate` in another process, this server's master key opens no key:
+    reads of personal values and writes were refused (500 configuration_invalid) while
+    /readyz said 200 "ready", so a load balancer kept sending it every request."""
+    user = uuid.uuid4()
+    assert api.client.get("/readyz").status_code == 200
+    with open_ledger(ledger_url) as other:
+        creator = {"user_id": user, "domain_name": HOME, "email": "ada@example.org"}
+        run(other, "user", "create_user", CreateUserAction(creator=creator))
+        other.app.keys.rotate(MasterKey.generate())
+    assert api.get(f"/v1/users/{user}").json()["code"] == "configuration_invalid"
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 503, ready.json()
+    assert ready.json()["code"] == "configuration_invalid"
+    assert "master key does not open" in ready.json()["detail"]
