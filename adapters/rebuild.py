@@ -103,18 +103,30 @@ def catch_up(
             if process.is_alive():
                 process.terminate()  # interrupted: a batch in flight rolls back
                 process.join()
-    failed = [_failure(process, errors) for process in processes if process.exitcode != 0]
+    failed = [
+        _failure(process, errors, share)
+        for process, share in zip(processes, shares[1:], strict=True)
+        if process.exitcode != 0
+    ]
     if failed:
-        raise StoreUnavailable("rebuild worker failed: " + "; ".join(failed))
+        # What the workers committed is kept: the operator's next step is the same command.
+        raise StoreUnavailable(
+            "rebuild worker failed: " + "; ".join(failed) + "; run `ledger projections rebuild` again: "
+            "it resumes where it stopped"
+        )
     runner.refresh()
     return runner.catch_up(chosen, progress)
 
 
-def _failure(process: Any, errors: Any) -> str:
+def _failure(process: Any, errors: Any, share: Sequence[Projection]) -> str:
+    """Why a worker failed: its own report, else how it ended, naming the read models it
+    was building (a bare `exit code -9` said neither what was left nor what to do)."""
     try:
         return str(errors.get(timeout=1))
     except queue.Empty:
-        return f"exit code {process.exitcode}"
+        code = process.exitcode
+        ended = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return f"{', '.join(p.stable_name for p in share)}: {ended}"
 
 
 def _worker(config: StoreConfig, timezone: str, keys: list[str], batch_size: int, parent: int, errors: Any) -> None:

@@ -249,6 +249,39 @@ def test_a_rebuild_shared_between_processes_equals_a_clean_rebuild(ledger_url: s
         assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
 
 
+def test_a_rebuild_whose_worker_was_killed_says_what_it_left_and_what_to_do(ledger_url: str) -> None:
+    """A worker killed (the OOM killer, an operator) failed the rebuild with `rebuild worker
+    failed: exit code -9`: neither which read models were left behind nor what to do."""
+    with old_code(), open_ledger(ledger_url) as old:
+        head = write_workload(old, kernels=1500)
+        old.runner.catch_up()
+    with read_models(ledger_url) as db:
+        with process(ledger_url, "projections", "rebuild", "--workers", "2", "--batch-size", "7") as rebuild:
+            usage = f"usage_v{UsageProjection.version}_utc"  # in the worker's share
+            wait_until(lambda: positions(db).get(usage, 0) > 0, 60, "the worker to make progress")
+            (worker,) = [pid for pid in child_pids(rebuild.pid) if b"spawn_main" in cmdline(pid)]
+            os.kill(worker, signal.SIGKILL)
+            _, stderr = rebuild.communicate(timeout=120)
+        assert positions(db)[usage] < head
+    assert rebuild.returncode == 1
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ledger_unavailable: rebuild worker failed: "), line
+    assert "usage_utc" in line.split(": killed by signal 9")[0], line
+    assert line.endswith("run `ledger projections rebuild` again: it resumes where it stopped"), line
+    finish(ledger_url, "projections", "rebuild", "--workers", "2")
+    with open_ledger(ledger_url) as ledger:
+        assert ledger.runner.pending() == []
+        ledger.runner.catch_up()
+        assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def test_a_shared_rebuild_killed_at_a_random_moment_resumes_and_leaves_no_worker_behind(
     ledger_url: str, kill_seed: int
 ) -> None:
