@@ -204,7 +204,8 @@ def rebuild(
     it and drop the old tables. With --force, the active version of the named projection
     (default: every one) is rebuilt the same way even though its version did not change.
     Safe to kill: running it again (with or without --force) resumes where it stopped.
-    Exits 1 if a rebuilt projection stalled on an event its handler cannot apply."""
+    Exits 1 if a rebuilt projection stalled on an event its handler cannot apply, or if
+    without --force a named read model (any, with no NAME and nothing pending) is stalled."""
     from adapters.rebuild import catch_up as parallel_catch_up
     from projections.status import describe_stall
 
@@ -222,6 +223,9 @@ def rebuild(
                 parallel_catch_up(ledger, chosen, workers, progress=update)
         runner.drop_retired_tables()  # the replaced versions' tables (and any a killed run left)
         stalled = [stall for p in chosen if (stall := runner.stalled.get(p.storage_name)) is not None]
+        left = (
+            _left_stalled(runner, [p for p in named if p not in chosen]) if not force and (name or not chosen) else []
+        )
         stable_names = {p.stable_name for p in named}
         found = [s for s in runner.status() if s.name in stable_names]
     if stalled:
@@ -229,6 +233,19 @@ def rebuild(
         raise ReadModelStalled(
             f"rebuild of {stall.stable_name} {describe_stall(stall)}: fix its handler and run the rebuild "
             f"again, or `ledger projections skip {stall.stable_name} --position {stall.position} --reason TEXT`",
+            projection=stall.stable_name,
+            position=stall.position,
+            cause=stall.cause,
+        )
+    if left:
+        # Without --force an active version is not rebuilt: a bare "nothing to rebuild" (exit
+        # 0) read as if the stalled read model had been mended.
+        stall = left[0]
+        raise ReadModelStalled(
+            f"read model {stall.stable_name} is {describe_stall(stall)}, and a rebuild without --force "
+            f"builds only pending versions: fix its handler and run `ledger projections rebuild --force "
+            f"{stall.stable_name}`, or `ledger projections skip {stall.stable_name} --position {stall.position} "
+            "--reason TEXT`",
             projection=stall.stable_name,
             position=stall.position,
             cause=stall.cause,
@@ -245,6 +262,15 @@ def rebuild(
         "projections": [s.to_json() for s in found],
     }
     state.output(data, lambda: typer.echo(summary))
+
+
+def _left_stalled(runner: ProjectionRunner, active: list[Projection]) -> list[Stall]:
+    """The stalls of these active versions once this process has tried their event again
+    (a fixed handler gets past it, as in any process that has not tried it yet)."""
+    stuck = [p for p in active if p.storage_name in runner.stalled]
+    if stuck:
+        runner.catch_up(stuck)
+    return [stall for p in stuck if (stall := runner.stalled.get(p.storage_name)) is not None]
 
 
 def _projections(runner: ProjectionRunner, name: str | None) -> list[Projection]:

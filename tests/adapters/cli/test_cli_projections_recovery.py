@@ -53,6 +53,26 @@ def test_status_shows_the_stall_and_the_query_names_it(ledger_url: str, stalled:
     assert f"error: ledger_read_model_stalled: read model usage_utc is stalled at position {stalled}" in once.stderr
 
 
+def test_a_rebuild_without_force_does_not_pass_a_stalled_read_model_for_mended(
+    ledger_url: str, stalled: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`projections rebuild usage` (no --force) on the stalled read model said "nothing to
+    rebuild: the read models are at this code's versions", exit 0, and left it stalled."""
+    for args in (("usage",), ()):
+        line = refused(ledger_url, "projections", "rebuild", *args)
+        assert line.startswith(
+            f"error: ledger_read_model_stalled: read model usage_utc is stalled at position {stalled}"
+        )
+        assert "projections rebuild --force usage_utc" in line and f"--position {stalled}" in line, line
+    assert "nothing to rebuild" in ok(ledger_url, "projections", "rebuild", "history").stdout  # not stalled
+    real = usage_module.parse_time
+    monkeypatch.setattr(usage_module, "parse_time", lambda text: T0 if text == "yesterday" else real(text))
+    # Its handler fixed, the rebuild tries the event again (as any new process would): it goes on.
+    assert "nothing to rebuild" in ok(ledger_url, "projections", "rebuild", "usage").stdout
+    row = usage_row(ledger_url)
+    assert (row["stalled"], row["lag"]) == (None, 0)
+
+
 def test_skip_refuses_other_positions_and_non_superadmins(ledger_url: str, stalled: int) -> None:
     line = refused(ledger_url, "projections", "skip", "usage", "--position", str(stalled - 1), "--reason", "x")
     assert line == (
