@@ -162,8 +162,24 @@ class Versions(Tracking):
                 conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == old_key))
                 conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection == old_key))
                 self._retire_tables(conn, old_key)
+                self._discard_build_of(conn, old_key)
         self._read_state()
         self._refuse_outdated_code()  # another process may have activated a still newer version
+
+    def _discard_build_of(self, conn: Connection, key: str) -> None:
+        """Takes away, in the caller's transaction, a forced rebuild of the replaced version
+        `key` left unfinished (a killed `rebuild --force`): no code builds or reads it any
+        more, and its tables, tracking row and rows in clear (values erased since included,
+        which no erasure reaches there) were otherwise kept for good."""
+        row = conn.execute(sa.select(self.rebuilds).where(self.rebuilds.c.projection == key)).first()
+        if row is None:
+            return
+        if row.building:
+            build_key = f"{key}r{row.generation}"
+            conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == build_key))
+            conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection == build_key))
+            self._retire_tables(conn, build_key)
+        conn.execute(sa.delete(self.rebuilds).where(self.rebuilds.c.projection == key))
 
     def _swap_in(self, build: Projection) -> bool:
         """Puts a caught-up forced rebuild in place of its active version, in one

@@ -176,6 +176,36 @@ def test_an_interrupted_build_resumes_from_its_position(ledger_url: str) -> None
             assert dump(resumed.read_models, resumed.projections.all()) == clean_rebuild(resumed)
 
 
+def test_a_forced_rebuild_left_unfinished_goes_with_the_version_it_was_rebuilding(ledger_url: str) -> None:
+    """A `rebuild --force` killed midway, then newer code's version switched in: the forced
+    rebuild of the replaced version kept its tables, tracking row and rebuild row for good
+    (nothing built, showed, erased or dropped them)."""
+    with open_ledger(ledger_url) as old:
+        for i in range(20):
+            run(old, ("policy", f"p{i}", i))
+        old.runner.batch_size = 3
+        (build,) = old.runner.force([old.projections.policies])
+
+        def crash(position: int, _head: int) -> None:
+            if position >= 6:
+                raise KeyboardInterrupt  # as if killed between two batches
+
+        with pytest.raises(KeyboardInterrupt):
+            old.runner.catch_up([build], progress=crash)
+        assert version_tables(old, build.storage_name) != []
+    with new_code(ledger_url) as new:  # builds and activates version 2
+        assert active(new)["keypair_resource_policies"] == 2
+        new.runner.drop_retired_tables()
+        with new.read_models.connect() as conn:
+            left = [t for t in sa.inspect(conn).get_table_names() if t.startswith(OLD_NAME)]
+            rebuilds = conn.execute(sa.select(ProjectionRunner.rebuilds.c.projection)).scalars().all()
+        assert left == []
+        assert build.storage_name not in new.runner.stored_positions()
+        assert OLD_NAME not in rebuilds
+        names = {p.name for p in new.queries.keypair_resource_policies()}
+        assert names == {"default", *(f"p{i}" for i in range(20))}
+
+
 def test_processes_building_one_version_at_once_activate_it_once(ledger_url: str) -> None:
     with open_ledger(ledger_url) as old:
         for i in range(40):
