@@ -53,10 +53,18 @@ def keys_rotate(
     key are refused, never served garbage. A SQLite ledger with its own key file gets the
     new key in that file."""
     from adapters.store.keys import MASTER_KEY_VARIABLE, MasterKey, default_key_file, pending_key_file, write_key_file
-    from domain.errors import ConfigurationError
+    from domain.errors import ConfigurationError, InvalidAPIParameters
     from domain.shown import plural
 
     state = state_of(ctx)
+    if new_key_file is not None and (not str(new_key_file).strip() or new_key_file.is_dir()):
+        # An empty value is the path '.': refused as "the key file '.' exists", naming no option.
+        raise InvalidAPIParameters(
+            f"must name a new file, got the directory {str(new_key_file)!r}"
+            if str(new_key_file).strip()
+            else "must name a new file, got an empty path",
+            field="--new-key-file",
+        )
     new = MasterKey.generate()
     with state.ledger() as ledger:
         database = ledger.config.sqlite_path

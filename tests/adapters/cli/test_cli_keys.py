@@ -63,6 +63,18 @@ def test_a_key_from_the_variable_rotates_into_a_new_file(tmp_path: Path) -> None
     assert ledger(db, "user", "show", USER, env=given).exit_code == 1
 
 
+def test_a_new_key_file_that_names_no_file_is_refused_by_its_option(tmp_path: Path) -> None:
+    """`--new-key-file ''` (an unset shell variable) reached the store as the path '.' and
+    was refused as "the key file '.' exists: name a new file", naming no option."""
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    given = {MASTER_KEY_VARIABLE: MasterKey.generate().encoded()}
+    ok(db, "user", "create", USER, "--full-name", "Ada", env=given)
+    for value in ("", str(tmp_path)):
+        line = error_line(ledger(db, "keys", "rotate", "--new-key-file", value, env=given), 1)
+        assert line.startswith("error: ledger_invalid_parameters: --new-key-file: must name a new file, got "), line
+    assert json.loads(ok(db, "--json", "user", "show", USER, env=given).stdout)["full_name"] == "Ada"  # unrotated
+
+
 def test_a_ledger_s_own_key_file_rotated_into_a_new_file_is_said_stale(tmp_path: Path, monkeypatch: Any) -> None:
     """Rotating a ledger that opens with its own key file into --new-key-file left the old
     file beside the database unmentioned, holding the retired key, and advised
