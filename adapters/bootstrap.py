@@ -112,7 +112,10 @@ class Ledger:
             # A forced rebuild left midway (killed, or running elsewhere) holds the values in
             # its own tables too, and only `rebuild --force` would take it further.
             self.runner.refresh()
-            self.runner.catch_up([*self.runner.projections, *self.runner.builds()])
+            # The versions served first: caught up together with a build far behind, they
+            # waited for the whole build, batch by batch from its position.
+            self.runner.catch_up(self.runner.projections)
+            self.runner.catch_up(self.runner.builds())
             # SQLite keeps the tables a version or rebuild replaced until a later drop, with
             # the rows they held then.
             self.runner.drop_retired_tables()

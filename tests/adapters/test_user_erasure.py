@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.store.chain import verify
@@ -308,6 +309,42 @@ def test_the_erasure_reaches_a_forced_rebuild_left_midway(ledger: Ledger) -> Non
         assert any("r1_" in t for t in tables) or not runner.builds()  # the build's tables were scanned
         rows = [tuple(row) for t in tables for row in conn.execute(sa.text(f'SELECT * FROM "{t}"'))]
     _no_clear_value(rows)
+
+
+class _Died(BaseException):
+    """Stands for the erasing process killed (no handler of the ledger's catches it)."""
+
+
+def test_the_read_models_served_follow_the_erasure_before_a_forced_rebuild_left_midway(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a forced rebuild left far behind, the erasure caught it up together with the
+    active versions, batch by batch from the build's position: the served rows kept the
+    erased values in clear until the whole rebuild was done (minutes on a large ledger),
+    and for good if the erasing process died during it."""
+    world, _ = _personal_world(ledger)
+    runner = ledger.runner
+    runner.catch_up()
+    (build,) = runner.force([ledger.projections.users])
+
+    def killed_early(position: int, _head: int) -> None:
+        if position >= 4:
+            raise _Killed
+
+    runner.batch_size = 2
+    with pytest.raises(_Killed):
+        runner.catch_up([build], killed_early)
+
+    def died(*_args: Any) -> None:
+        raise _Died
+
+    monkeypatch.setattr(build, "apply_batch", died)  # the process dies while it catches the build up
+    with pytest.raises(_Died):
+        _erase(ledger, world.user)
+    rows = ledger.projections.users.rows
+    with ledger.read_models.connect() as conn:  # as the erasure left them: no catch-up
+        served = conn.execute(sa.select(rows.c.fields).where(rows.c.key == str(world.user))).scalar_one()
+    _no_clear_value(served)
 
 
 def test_a_past_state_read_by_another_process_after_the_erasure_reads_erased(ledger_url: str) -> None:
