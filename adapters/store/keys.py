@@ -50,6 +50,11 @@ WRONG_MASTER = (
     f"{MASTER_KEY_VARIABLE}: the master key does not open this ledger's keys "
     "(give the key this ledger was set up or last rotated with)"
 )
+# To a process whose master key opened the ledger when it started: the key changed since.
+ROTATED_AWAY = (
+    "the master key this process opened the ledger with does not open its keys any more: another "
+    "process rotated it (`ledger keys rotate`); restart this process with the new master key"
+)
 FILE_PREFIX = "file:"
 MAX_KEY_FILE_BYTES = 4096  # read of a key file: far more than a key in base64 and a newline
 # Key rows a master key is tried on when the check value is missing: a wrong key opens none.
@@ -369,6 +374,7 @@ class SubjectKeys:
         self._cache: dict[str, bytes] = {}
         # Bumped by every `forget`: a key read before a forget is not cached after it.
         self._generation = 0
+        self._opened = False  # the master key opened the check value once (`check_master`)
 
     # Setting up
 
@@ -407,6 +413,7 @@ class SubjectKeys:
                 curs.execute(self.sql.check_select)
                 stored = _first(curs)
         self._verify(self.master, stored)
+        self._opened = True
 
     def confirm_master(self) -> None:
         """Refuses (ConfigurationError) a master key that no longer opens the stored check
@@ -414,7 +421,7 @@ class SubjectKeys:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self.sql.check_select)
             stored = _first(curs)
-        self._verify(self.master, stored)
+        self._still_opens(stored)
 
     def _refuse_unless_it_opens_the_keys(self) -> None:
         """A ledger holding keys but no check value lost it outside the ledger: any key
@@ -434,6 +441,17 @@ class SubjectKeys:
             log.warning("the ledger's master key check value was missing (removed outside the ledger): stored again")
             return
         raise ConfigurationError(WRONG_MASTER)
+
+    def _still_opens(self, stored: Any) -> None:
+        """`_verify` of this process's master key after it opened the ledger: a refusal then
+        means another process rotated the key, which the operator fixes by a restart (the
+        generic refusal named a variable a SQLite ledger's own key file does not use)."""
+        try:
+            self._verify(self.master, stored)
+        except ConfigurationError:
+            if self._opened:
+                raise ConfigurationError(ROTATED_AWAY) from None
+            raise
 
     @staticmethod
     def _verify(master: MasterKey, stored: Any) -> None:
@@ -496,7 +514,7 @@ class SubjectKeys:
                 # rotation on PostgreSQL: a process still on the old master key fails here
                 # rather than store a key the new master key cannot open.
                 curs.execute(self.sql.check_share)
-                self._verify(self.master, _first(curs))
+                self._still_opens(_first(curs))
                 read |= self._read_many(curs, missing)
         self._remember(read, generation)
         return found | read | lost
@@ -515,7 +533,7 @@ class SubjectKeys:
         except ConfigurationError:
             with self.datastore.transaction(commit=False) as curs:
                 curs.execute(self.sql.check_select)
-                self._verify(self.master, _first(curs))  # raises: the master key is the wrong one
+                self._still_opens(_first(curs))  # raises: the master key is the wrong one
             raise DamagedEvent(
                 f"the stored key of {subject} does not open under the master key, which opens the "
                 "ledger's check value: the key row was altered outside the ledger; `ledger verify` names it"
@@ -591,7 +609,7 @@ class SubjectKeys:
         Refused (ConfigurationError) when this store's master key does not open the ledger."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self.sql.check_lock)
-            self._verify(self.master, _first(curs))
+            self._still_opens(_first(curs))
             curs.execute(self.sql.select_all)
             rows = [_row(row) for row in curs.fetchall()]
             rewrapped = [

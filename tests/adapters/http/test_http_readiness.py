@@ -25,4 +25,4 @@ def test_a_server_whose_master_key_was_rotated_away_is_not_ready(api: Api, ledge
     ready = api.client.get("/readyz")
     assert ready.status_code == 503, ready.json()
     assert ready.json()["code"] == "configuration_invalid"
-    assert "master key does not open" in ready.json()["detail"]
+    assert "rotated it (`ledger keys rotate`); restart this process" in ready.json()["detail"]

@@ -355,6 +355,22 @@ def test_rotation_rewraps_every_key_for_the_new_master_and_refuses_the_old(
         stale.rotate(MasterKey.generate())
 
 
+def test_a_process_whose_key_was_rotated_away_is_told_to_restart(store: tuple[StoreConfig, LedgerApplication]) -> None:
+    """A running process (a follower, a server) whose master key another process rotated
+    away was refused with `LEDGER_MASTER_KEY: the master key does not open this ledger's
+    keys (give the key ...)`: on a SQLite ledger's own key file a variable never set, and
+    not what happened. It opened the ledger with that key, so the key was rotated since."""
+    _, app = store
+    running = opened(app, app.keys.master)  # checked at open, as every process is
+    opened(app, app.keys.master).rotate(MasterKey.generate())  # `ledger keys rotate` elsewhere
+    for refused in (lambda: running.ensure(["user:new"]), running.confirm_master):
+        with pytest.raises(ConfigurationError) as caught:
+            refused()
+        assert str(caught.value).startswith("the master key this process opened the ledger with does not open")
+        assert "restart this process with the new master key" in str(caught.value)
+        assert "LEDGER_MASTER_KEY" not in str(caught.value)
+
+
 def test_destroyed_key_bytes_are_not_left_in_the_sqlite_file(tmp_path: Path) -> None:
     config = sqlite_config(tmp_path)
     app = LedgerApplication(config)
