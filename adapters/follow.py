@@ -122,11 +122,21 @@ def follow(
 
 
 def _warn_of_stalls(ledger: Ledger, warned: set[tuple[str, int]]) -> None:
-    """One warning per stall (a read model and the position it stopped at)."""
+    """One warning per stall (a read model and the position it stopped at), naming the
+    operator's ways out as a query's refusal does: the follower's log is where a stall is
+    seen first, and it only said that the others go on."""
+    active = {key for _version, key in ledger.runner.active.values()}
     for key, stall in ledger.runner.stalled.items():
         if (key, stall.position) not in warned:
             warned.add((key, stall.position))
-            _warn(f"read model {stall.stable_name} {describe_stall(stall)}; the other read models go on")
+            # The active version is mended by a forced rebuild; a pending version or a forced
+            # rebuild in progress by resuming its rebuild.
+            rebuild = f"rebuild {'--force ' if key in active else ''}{stall.stable_name}"
+            _warn(
+                f"read model {stall.stable_name} {describe_stall(stall)}; the other read models go on: fix its "
+                f"handler and run `ledger projections {rebuild}`, or `ledger projections skip {stall.stable_name} "
+                f"--position {stall.position} --reason TEXT`"
+            )
 
 
 def _drop_some_retired_tables(ledger: Ledger) -> None:

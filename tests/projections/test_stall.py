@@ -108,7 +108,11 @@ def test_a_stall_survives_a_restart_and_is_tried_once_per_process(
             create_policy(reopened, f"p{_}")
             reopened.runner.catch_up()
         assert len(tried) == retried
-        assert f"warning: read model usage_utc stalled at position {bad}: ValueError" in capsys.readouterr().err
+        warned = capsys.readouterr().err
+        assert f"warning: read model usage_utc stalled at position {bad}: ValueError" in warned
+        # What to do, as a query's refusal says it.
+        assert "fix its handler and run `ledger projections rebuild --force usage_utc`" in warned
+        assert f"`ledger projections skip usage_utc --position {bad} --reason TEXT`" in warned
         assert positions(reopened)[reopened.projections.usage.versioned_name] == bad - 1
         assert "p2" in [p.name for p in reopened.queries.keypair_resource_policies()]
 
