@@ -22,7 +22,7 @@ from eventsourcing.persistence import PersistenceError
 from adapters.bootstrap import Ledger
 from adapters.store import StoreConfig
 from domain.errors import ReadModelVersionMismatch, StoreUnavailable
-from projections.status import describe_stall
+from projections.status import describe_stall, ways_out
 
 RETIRED_CHUNKS_PER_WAKE = 5
 
@@ -133,9 +133,8 @@ def _warn_of_stalls(ledger: Ledger, warned: set[tuple[str, int]]) -> None:
             # rebuild in progress by resuming its rebuild.
             rebuild = f"rebuild {'--force ' if key in active else ''}{stall.stable_name}"
             _warn(
-                f"read model {stall.stable_name} {describe_stall(stall)}; the other read models go on: fix its "
-                f"handler and run `ledger projections {rebuild}`, or `ledger projections skip {stall.stable_name} "
-                f"--position {stall.position} --reason TEXT`"
+                f"read model {stall.stable_name} {describe_stall(stall)}; the other read models go on: "
+                f"{ways_out(stall, f'`ledger projections {rebuild}`')}"
             )
 
 

@@ -34,7 +34,7 @@ from domain.projection_ops import SkippedEvent, Stall
 from projections.database import ReadModelDatabase, is_infrastructure_failure, one_line
 from projections.projection import Batch, Factory, Projection
 from projections.sql import insert_for
-from projections.status import ProjectionStatus, describe_stall
+from projections.status import ProjectionStatus, describe_stall, ways_out
 from projections.tracking import BuildGone
 from projections.versions import Versions
 
@@ -314,10 +314,8 @@ class ProjectionRunner(Versions):
                 continue
             since = stall.at.isoformat(timespec="seconds")
             raise ReadModelStalled(
-                f"read model {stall.stable_name} is {describe_stall(stall)} (since {since}); "
-                f"other read models go on: fix its handler and run `ledger projections rebuild --force "
-                f"{stall.stable_name}`, or `ledger projections skip {stall.stable_name} --position {stall.position} "
-                "--reason TEXT`",
+                f"read model {stall.stable_name} is {describe_stall(stall)} (since {since}); other read models "
+                f"go on: {ways_out(stall, f'`ledger projections rebuild --force {stall.stable_name}`')}",
                 projection=stall.stable_name,
                 position=stall.position,
                 cause=stall.cause,

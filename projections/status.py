@@ -59,3 +59,12 @@ def _stall_json(stall: Stall | None) -> dict[str, Any] | None:
 
 def describe_stall(stall: Stall) -> str:
     return f"stalled at position {stall.position}: {stall.cause}"
+
+
+def ways_out(stall: Stall, rebuild: str) -> str:
+    """The operator's two ways past a stall, as every message naming one says them:
+    `rebuild` (how to run it here), or a skip of the event."""
+    return (
+        f"fix its handler and run {rebuild}, or "
+        f"`ledger projections skip {stall.stable_name} --position {stall.position} --reason TEXT`"
+    )

@@ -207,7 +207,7 @@ def rebuild(
     Exits 1 if a rebuilt projection stalled on an event its handler cannot apply, or if
     without --force a named read model (any, with no NAME and nothing pending) is stalled."""
     from adapters.rebuild import catch_up as parallel_catch_up
-    from projections.status import describe_stall
+    from projections.status import describe_stall, ways_out
 
     state = state_of(ctx)
     with _ledger(state) as ledger:
@@ -231,8 +231,7 @@ def rebuild(
     if stalled:
         stall = stalled[0]
         raise ReadModelStalled(
-            f"rebuild of {stall.stable_name} {describe_stall(stall)}: fix its handler and run the rebuild "
-            f"again, or `ledger projections skip {stall.stable_name} --position {stall.position} --reason TEXT`",
+            f"rebuild of {stall.stable_name} {describe_stall(stall)}: {ways_out(stall, 'the rebuild again')}",
             projection=stall.stable_name,
             position=stall.position,
             cause=stall.cause,
@@ -242,10 +241,8 @@ def rebuild(
         # 0) read as if the stalled read model had been mended.
         stall = left[0]
         raise ReadModelStalled(
-            f"read model {stall.stable_name} is {describe_stall(stall)}, and a rebuild without --force "
-            f"builds only pending versions: fix its handler and run `ledger projections rebuild --force "
-            f"{stall.stable_name}`, or `ledger projections skip {stall.stable_name} --position {stall.position} "
-            "--reason TEXT`",
+            f"read model {stall.stable_name} is {describe_stall(stall)}, and a rebuild without --force builds "
+            f"only pending versions: {ways_out(stall, f'`ledger projections rebuild --force {stall.stable_name}`')}",
             projection=stall.stable_name,
             position=stall.position,
             cause=stall.cause,
