@@ -22,19 +22,15 @@ from domain.group.aggregate import Group
 from domain.ports import UnitOfWork, load_live
 from domain.session.aggregate import Session
 from domain.session.types import Scope
-from domain.session.usage import ScopeUsage, release_usage, usage_id
+from domain.session.usage import ScopeUsage, load_usage, release_usage
 from domain.shown import plural, some
-
-
-def _group_usage(work: UnitOfWork, group_id: str) -> ScopeUsage:
-    return work.get(usage_id(Scope.GROUP, group_id), ScopeUsage) or ScopeUsage.open(Scope.GROUP, group_id)
 
 
 def admitted_mounts(work: UnitOfWork, group: Group) -> dict[str, list[str]]:
     """The group's admitted sessions, each with the vfolder ids it mounts: what
     `Group.check_purgeable` weighs beside the active kernels, in the purge's own checks.
     A group without vfolders has none a session could mount: its sessions are not read."""
-    running = _group_usage(work, str(group.id)).running
+    running = load_usage(work, Scope.GROUP, str(group.id)).running
     if not group.vfolders:
         return {key: [] for key in running}
     return {key: list(load_live(work, Session, key).fields.get("mounts") or ()) for key in running}
@@ -44,13 +40,9 @@ def close_group_sessions(work: UnitOfWork, group_id: str) -> None:
     """Cancels the group's pending sessions and closes its usage, in `work`, once
     `Group.check_purgeable` passed with its `admitted_mounts` (an admitted one refuses the
     purge there, in the order of the checks)."""
-    usage = _group_usage(work, group_id)
+    usage = load_usage(work, Scope.GROUP, group_id)
     assert not usage.running, "check_purgeable refuses a purge under an admitted session"
-    for session_id in sorted(usage.pending):
-        session = load_live(work, Session, session_id)
-        session.cancel()
-        release_usage(work, session)
-    work.add(usage).close()
+    _cancel_pending_and_close(work, usage)
 
 
 def close_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
@@ -60,7 +52,12 @@ def close_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
     (`SessionService.effective_policy_of`). The keypair's usage records the close, so an
     enqueue or a schedule racing the delete conflicts with it and, taken again, finds the
     keypair deleted."""
-    usage = work.get(usage_id(Scope.KEYPAIR, access_key), ScopeUsage) or ScopeUsage.open(Scope.KEYPAIR, access_key)
+    _cancel_pending_and_close(work, load_usage(work, Scope.KEYPAIR, access_key))
+
+
+def _cancel_pending_and_close(work: UnitOfWork, usage: ScopeUsage) -> None:
+    """Cancels the scope's pending sessions, releasing each from every scope, and records
+    the scope's close, in `work`."""
     for session_id in sorted(usage.pending):
         session = load_live(work, Session, session_id)
         session.cancel()
@@ -72,7 +69,7 @@ def move_group_sessions(work: UnitOfWork, group: Group, old_domain: str, new_dom
     """Refuses the group's move while it holds sessions or active kernels; else records
     the move on its usage, in `work` (a kernel start racing it conflicts on the group's
     own stream, which the move appends to)."""
-    usage = _group_usage(work, str(group.id))
+    usage = load_usage(work, Scope.GROUP, str(group.id))
     held = [
         f"{plural(len(ids), what)} ({some(ids)})"
         for what, ids in (

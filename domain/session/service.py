@@ -47,7 +47,7 @@ from domain.session.admission import admission_checks, enqueue_checks, enqueue_r
 from domain.session.aggregate import Session
 from domain.session.runtime import sessions_due
 from domain.session.types import DueSession, RunningSession, Scope, SessionData, SessionStatus
-from domain.session.usage import ScopeUsage, release_usage, session_scopes, usage_id
+from domain.session.usage import ScopeUsage, load_usage, release_usage, session_scopes
 from domain.slots import ResourceSlot
 from domain.workload.aggregate import VFolder
 
@@ -56,12 +56,6 @@ SESSION = EntityType.SESSION
 
 def session_data(session: Session) -> SessionData:
     return SessionData.from_fields(session.key, session.fields)
-
-
-def load_usage(work: UnitOfWork, scope: Scope, scope_id: str) -> ScopeUsage:
-    """The scope's usage; a new, empty one (not yet in `work`) when it has no stream."""
-    found = work.get(usage_id(scope, scope_id), ScopeUsage)
-    return found if found is not None else ScopeUsage.open(scope, scope_id)
 
 
 def _slots(fields: dict[str, Any], name: str) -> ResourceSlot:

@@ -177,6 +177,12 @@ def session_scopes(fields: Mapping[str, Any]) -> list[tuple[Scope, str]]:
     return [*scopes, (Scope.GROUP, fields["group_id"]), (Scope.DOMAIN, fields["domain_name"])]
 
 
+def load_usage(work: UnitOfWork, scope: Scope, scope_id: str) -> ScopeUsage:
+    """The scope's usage; a new, empty one (not yet in `work`) when it has no stream."""
+    found = work.get(usage_id(scope, scope_id), ScopeUsage)
+    return found if found is not None else ScopeUsage.open(scope, scope_id)
+
+
 def release_usage(work: UnitOfWork, session: Entity) -> None:
     """Releases a session (its fields name its keypair, group and domain) from every
     scope holding it, in `work`. Idempotent: a scope not holding it records nothing."""
