@@ -38,6 +38,11 @@ def on(*event_classes: type) -> Callable[[Callable[..., None]], Callable[..., No
     return mark
 
 
+def build_storage_name(versioned_name: str, generation: int) -> str:
+    """What forced rebuild `generation` of a version is stored under (`Projection.storage_name`)."""
+    return f"{versioned_name}r{generation}"
+
+
 class Projection:
     name: ClassVar[str]
     version: ClassVar[int] = 1
@@ -74,7 +79,7 @@ class Projection:
         """The name its tables and tracking row are stored under: the versioned name, or
         for a forced rebuild in progress `{versioned_name}r{generation}` (no `_` after the
         versioned name, so its own tables, `{versioned_name}_…`, never match it)."""
-        return f"{self.versioned_name}r{self.generation}" if self.generation else self.versioned_name
+        return build_storage_name(self.versioned_name, self.generation) if self.generation else self.versioned_name
 
     @property
     def stable_name(self) -> str:

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from domain.errors import ReadModelStalled, StoreUnavailable
 from domain.projection_ops import SkippedEvent, Stall
 from projections.database import ReadModelDatabase, is_infrastructure_failure, one_line
-from projections.projection import Batch, Factory, Projection
+from projections.projection import Batch, Factory, Projection, build_storage_name
 from projections.sql import insert_for
 from projections.status import ProjectionStatus, describe_stall, ways_out
 from projections.tracking import BuildGone
@@ -347,7 +347,7 @@ class ProjectionRunner(Versions):
             mine = ours.get(name)
             pending = mine if mine is not None and mine.version > version else None
             generation, building = self.generations.get(key, (0, False))
-            build_key = f"{key}r{generation}" if building else None
+            build = build_storage_name(key, generation) if building else None
             found.append(
                 ProjectionStatus(
                     name=name,
@@ -358,8 +358,8 @@ class ProjectionRunner(Versions):
                     pending_position=None if pending is None else self.positions.get(pending.versioned_name),
                     stall=self.stalled.get(key),
                     pending_stall=None if pending is None else self.stalled.get(pending.versioned_name),
-                    rebuild_position=None if build_key is None else self.positions.get(build_key),
-                    rebuild_stall=None if build_key is None else self.stalled.get(build_key),
+                    rebuild_position=None if build is None else self.positions.get(build),
+                    rebuild_stall=None if build is None else self.stalled.get(build),
                     skips=tuple(self.skip_log(name)) if self.skip_log is not None else (),
                 )
             )

@@ -25,7 +25,7 @@ from sqlalchemy.schema import DropTable
 
 from domain.errors import ReadModelVersionMismatch, StoreUnavailable
 from projections.database import ReadModelDatabase
-from projections.projection import GENERATIONS, Factory, Projection
+from projections.projection import GENERATIONS, Factory, Projection, build_storage_name
 from projections.sql import insert_for
 from projections.tracking import Tracking, tables_of
 
@@ -71,9 +71,13 @@ class Versions(Tracking):
     def _discard(self, key: str) -> None:
         """Takes away the tables and tracking row of a version that is not and will never be active."""
         with self.read_models.begin() as conn:
-            conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == key))
-            conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection == key))
-            self._retire_tables(conn, key)
+            self._take_away(conn, key)
+
+    def _take_away(self, conn: Connection, key: str) -> None:
+        """The tracking row, stall and tables stored under `key`, in the caller's transaction."""
+        conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == key))
+        conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection == key))
+        self._retire_tables(conn, key)
 
     def _explain_replaced_version(self) -> None:
         """A read failed: if newer code replaced one of our versions, say so."""
@@ -118,7 +122,8 @@ class Versions(Tracking):
         ours = [
             p for p in self.projections if p.versioned_name in wanted and self.active[p.stable_name][0] == p.version
         ]
-        missing = [p for p in ours if f"{p.versioned_name}r{wanted[p.versioned_name]}" not in self._builds]
+        names = {p.versioned_name: build_storage_name(p.versioned_name, wanted[p.versioned_name]) for p in ours}
+        missing = [p for p in ours if names[p.versioned_name] not in self._builds]
         if missing:
             if self.factory is None:
                 raise TypeError("this runner has no projection factory to build a forced rebuild with")
@@ -130,7 +135,7 @@ class Versions(Tracking):
             self._create(self._tables(new))
             self._insert_missing(self.tracking, [{"projection": p.storage_name, "position": 0} for p in new])
             self._read_state()
-        return [self._builds[f"{p.versioned_name}r{wanted[p.versioned_name]}"] for p in ours]
+        return [self._builds[names[p.versioned_name]] for p in ours]
 
     def _activate_caught_up(self, chosen: Sequence[Projection], head: int) -> bool:
         """Activates the pending versions and swaps in the forced rebuilds that reached
@@ -159,9 +164,7 @@ class Versions(Tracking):
                 .values(version=projection.version, projection=projection.versioned_name)
             )
             if flipped.rowcount == 1:
-                conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == old_key))
-                conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection == old_key))
-                self._retire_tables(conn, old_key)
+                self._take_away(conn, old_key)
                 self._discard_build_of(conn, old_key)
         self._read_state()
         self._refuse_outdated_code()  # another process may have activated a still newer version
@@ -175,10 +178,7 @@ class Versions(Tracking):
         if row is None:
             return
         if row.building:
-            build_key = f"{key}r{row.generation}"
-            conn.execute(sa.delete(self.tracking).where(self.tracking.c.projection == build_key))
-            conn.execute(sa.delete(self.stalls).where(self.stalls.c.projection == build_key))
-            self._retire_tables(conn, build_key)
+            self._take_away(conn, build_storage_name(key, row.generation))
         conn.execute(sa.delete(self.rebuilds).where(self.rebuilds.c.projection == key))
 
     def _swap_in(self, build: Projection) -> bool:
