@@ -57,14 +57,11 @@ def keys_rotate(
     from domain.shown import plural
 
     state = state_of(ctx)
-    if new_key_file is not None and (not str(new_key_file).strip() or new_key_file.is_dir()):
+    given = None if new_key_file is None else str(new_key_file).strip()
+    if new_key_file is not None and (not given or new_key_file.is_dir()):
         # An empty value is the path '.': refused as "the key file '.' exists", naming no option.
-        raise InvalidAPIParameters(
-            f"must name a new file, got the directory {str(new_key_file)!r}"
-            if str(new_key_file).strip()
-            else "must name a new file, got an empty path",
-            field="--new-key-file",
-        )
+        got = f"the directory {str(new_key_file)!r}" if given else "an empty path"
+        raise InvalidAPIParameters(f"must name a new file, got {got}", field="--new-key-file")
     new = MasterKey.generate()
     with state.ledger() as ledger:
         database = ledger.config.sqlite_path
