@@ -66,6 +66,24 @@ class Api:
     def delete(self, path: str, role: str = "superadmin", **headers: str) -> Any:
         return self.client.delete(path, headers=self.as_(role, **headers))
 
+    def history_by_pages(self, path: str, role: str, newest_first: bool) -> list[dict[str, Any]]:
+        """Every entry of the history route `path` as `role` reads it a page of one at a
+        time, following `Ledger-Next-After`: each page answers 200, and its cursor is the
+        position of its last entry."""
+        read: list[dict[str, Any]] = []
+        after = None
+        while True:
+            params: dict[str, Any] = {"limit": 1, "newest_first": newest_first}
+            if after is not None:
+                params["after"] = after
+            answer = self.get(path, params=params, role=role)
+            assert answer.status_code == 200, answer.text
+            read += answer.json()
+            after = answer.headers.get("Ledger-Next-After")
+            if after is None:
+                return read
+            assert answer.json() and after == str(answer.json()[-1]["position"])
+
 
 def populate(ledger: Ledger) -> tuple[dict[str, uuid.UUID], dict[str, str], uuid.UUID]:
     for domain in (HOME, FOREIGN):
