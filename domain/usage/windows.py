@@ -86,10 +86,12 @@ def parse_timezone(raw: object, field: str = "timezone") -> str:
 
 def report_day(day: date, field: str) -> date:
     """A day of a report's years (parse_day's), so that its local midnight and the next one
-    convert to UTC in every zone: date.max has no next day, date.min none west of UTC."""
+    convert to UTC in every zone: date.max has no next day, date.min none west of UTC.
+    A datetime (a date to Python) is its own date: compared with a day column as it is,
+    it is bound as a timestamp, and SQLite and PostgreSQL then disagree on that day."""
     if not MIN_REPORT_YEAR <= day.year <= MAX_REPORT_YEAR:
         raise InvalidAPIParameters(f"{INVALID_DATE}: {field} must be a day of {_DAY_EXPECTED}", field=field)
-    return day
+    return date(day.year, day.month, day.day)
 
 
 def month_window(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:

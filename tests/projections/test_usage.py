@@ -647,6 +647,21 @@ def test_usage_totals_equal_the_direct_computation(backend: str, zone: str) -> N
         assert october[str(a)]["cpu"] == pytest.approx(hours[zone] * 3600)
 
 
+def test_usage_totals_read_a_datetime_as_its_day_on_both_backends(ledger: Ledger) -> None:
+    """A datetime is a date to Python (and to the query's argument check), but compared
+    with the rollups' day column it was bound as a timestamp: SQLite then compared the text
+    '2024-02-29' with '2024-02-29 00:00:00.000000' and left the first day out (an empty
+    answer for one day), where PostgreSQL counted it. It is read as its date."""
+    g = create_group(ledger).id
+    kernel(ledger, g, "2024-02-28T00:00", "2024-03-02T00:00")
+    leap_day = {str(g): {"cpu": 86400.0, "mem": 86400.0 * GiB}}
+    assert ledger.queries.usage_totals(date(2024, 2, 29), date(2024, 2, 29)) == leap_day
+    for moment in (datetime(2024, 2, 29), datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)):
+        assert ledger.queries.usage_totals(moment, moment) == leap_day, moment
+    two_days = ledger.queries.usage_totals(datetime(2024, 2, 28, 12), datetime(2024, 2, 29, 12))
+    assert two_days[str(g)]["cpu"] == 2 * 86400.0
+
+
 # Daylight saving time: local days of 23 and 25 hours
 
 
