@@ -26,6 +26,8 @@ class ReadModelDatabase:
             kwargs["poolclass"] = sa.StaticPool
             kwargs["connect_args"]["check_same_thread"] = False
         self.engine: Engine = sa.create_engine(url, **kwargs)
+        if self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "connect", lambda conn, _record: iso_dates(conn))
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_read_model_settings)
             # pysqlite opens transactions itself, only before DML, so a SAVEPOINT that comes
@@ -91,6 +93,23 @@ class ReadModelDatabase:
 
 
 _IMMEDIATE = "ledger_begin_immediate"
+
+
+def iso_dates(conn: Any) -> None:
+    """Has a psycopg connection's session write times in ISO (DateStyle), the only style
+    psycopg reads back: a server, database or role setting (or the client's PGDATESTYLE)
+    of 'SQL, DMY' or 'German' made every read of a time fail with NotImplementedError,
+    though every write succeeded. The style is reported by the server at connect, so a
+    session already in ISO costs nothing; a SET beats every other source of the setting."""
+    style = conn.info.parameter_status("DateStyle")
+    if style is not None and style.startswith("ISO"):
+        return
+    autocommit = conn.autocommit
+    conn.autocommit = True  # kept by the session, not undone with a transaction
+    try:
+        conn.execute("SET DateStyle TO ISO")
+    finally:
+        conn.autocommit = autocommit
 
 
 def _sqlite_begin(conn: Connection) -> None:

@@ -21,6 +21,7 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg_pool import PoolClosed, PoolTimeout
 
 from adapters.store.config import ServerUnreachable, StoreClosed
+from projections.database import iso_dates
 
 
 class LedgerPostgresDatastore(PostgresDatastore):
@@ -28,6 +29,7 @@ class LedgerPostgresDatastore(PostgresDatastore):
     def get_connection(self) -> Iterator[Any]:
         try:
             with super().get_connection() as conn:
+                iso_dates(conn)  # the subject keys' created_at is read through this pool
                 yield conn
         except OperationalError as exc:
             if isinstance(exc.__cause__, PoolClosed):
