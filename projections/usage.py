@@ -33,6 +33,7 @@ _JSON_COLUMNS = ("occupied_slots", "mounts", "last_stats")  # serialised here, a
 # What an update of a kernel of an earlier batch sets: its bind parameter -> its column.
 _CHANGES = {"stats": "last_stats", "ended": "terminated_at", "end_status": "status"}
 _CHUNK = 300  # keys per `IN (...)` (up to 3 parameters each): under every driver's limit
+_CACHED = 10_000  # entries per converted-value cache (days, amounts): a long follower stays bounded
 
 DailyKey = tuple[str, Any, str]  # (group_id, day, slot)
 KernelInfo = tuple[str, datetime, dict[str, Any]]  # (group_id, started_at, occupied_slots)
@@ -145,7 +146,7 @@ class UsageProjection(BatchProjection):
         ]
         self._upserts: dict[tuple[str, bool], Any] = {}  # the daily upserts, per SQL dialect and kind
         self._span_upserts: dict[str, Any] = {}  # the longest-span upsert, per SQL dialect
-        self._day_bounds: dict[date, tuple[datetime, datetime]] = {}  # a few thousand days at most
+        self._day_bounds: dict[date, tuple[datetime, datetime]] = {}  # bounded by _CACHED
         self._amounts: dict[Any, float] = {}  # slot amounts, converted once
 
     @property
@@ -297,6 +298,8 @@ class UsageProjection(BatchProjection):
     def _bounds(self, day: date) -> tuple[datetime, datetime]:
         """The local day's first instant and the next local midnight (23 to 25 hours on)."""
         day_start = datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        if len(self._day_bounds) >= _CACHED:  # kernels may lie anywhere in 1900-9000: 2.6M days
+            self._day_bounds.clear()
         bounds = self._day_bounds[day] = (day_start, day_start + timedelta(days=1))
         return bounds
 
@@ -304,7 +307,7 @@ class UsageProjection(BatchProjection):
         """A slot amount (text such as "0.5") as a float, through Decimal as ever."""
         value = self._amounts.get(amount)
         if value is None:
-            if len(self._amounts) > 10_000:
+            if len(self._amounts) >= _CACHED:
                 self._amounts.clear()
             value = self._amounts[amount] = float(Decimal(amount))
         return value

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import sqlite
 from projections.projection import split
 from projections.registry import build_projections
 from projections.sql import _bind_processor, compact_json
+from projections.usage import _CACHED, UsageProjection
 
 SQLALCHEMY_DATETIME = sa.DateTime(timezone=True).dialect_impl(sqlite.dialect()).bind_processor(sqlite.dialect())
 OFFSETS = st.one_of(st.none(), st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes))))
@@ -65,3 +66,21 @@ def test_split_shares_projections_out_by_cost() -> None:
     assert split(projections, 1) == [sorted(projections, key=lambda p: -p.cost)]
     assert len(split(projections, 99)) == len(projections)
     assert split([], 4) == []
+
+
+def test_the_usage_projections_conversion_caches_stay_bounded() -> None:
+    """A long-running follower meets kernels anywhere in 1900-9000 (2.6M local days) and
+    any slot amount: its caches of day bounds and amounts are emptied when full, and a
+    value converted again is the same."""
+    usage = UsageProjection(sa.MetaData(), "Asia/Kathmandu")
+    first = datetime(1950, 1, 1, tzinfo=UTC)
+    days = usage.seconds_per_day(first, first + timedelta(days=3000))
+    later = datetime(2100, 3, 1, tzinfo=UTC)
+    for _ in range(5):  # 15,000 more distinct days
+        usage.seconds_per_day(later, later + timedelta(days=3000))
+        later += timedelta(days=3000)
+    assert len(usage._day_bounds) <= _CACHED
+    assert usage.seconds_per_day(first, first + timedelta(days=3000)) == days
+    for n in range(3 * _CACHED):
+        assert usage._amount(f"{n}.5") == n + 0.5
+    assert len(usage._amounts) <= _CACHED
