@@ -22,10 +22,12 @@ import functools
 import json
 import logging
 import math
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -131,6 +133,8 @@ class LedgerGroup(TyperGroup):
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Terminated:  # a command that turned SIGTERM into an interrupt (`terminating`)
+            raise Interrupted("stopped by SIGTERM", exit_code=TERMINATED_EXIT) from None
         except KeyboardInterrupt:  # typer would make it a silent exit 130
             raise Interrupted("stopped by Ctrl-C") from None
         finally:  # the root callback ran (or not): its State says whether errors are JSON
@@ -167,7 +171,7 @@ class LedgerGroup(TyperGroup):
         except Interrupted as exc:
             message = one_line(str(exc))
             self._report(f"error: interrupted: {message}", {"code": "interrupted", "message": message})
-            return INTERRUPTED_EXIT
+            return exc.exit_code
         except Exception as exc:  # a LedgerError; else a bug: one line, or its traceback when debugging
             if debug() and not isinstance(exc, LedgerError):
                 raise
@@ -177,13 +181,38 @@ class LedgerGroup(TyperGroup):
         return returned if isinstance(returned, int) else 0
 
 
+INTERRUPTED_EXIT = 130  # as a shell reports a process SIGINT ended
+TERMINATED_EXIT = 143  # and one SIGTERM ended
+
+
 class Interrupted(Exception):
     """Ctrl-C (SIGINT) stopped a command: `error: interrupted: MESSAGE` on stderr, exit 130
-    (as a shell reports a process SIGINT ended). A command that can say how far it got
+    (143 for SIGTERM, where a command catches it). A command that can say how far it got
     raises it with that message; any other gets "stopped by Ctrl-C"."""
 
+    def __init__(self, message: str, exit_code: int = INTERRUPTED_EXIT) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
-INTERRUPTED_EXIT = 130
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, inside `terminating`: it unwinds the command as Ctrl-C does (a batch in
+    flight rolls back, `finally` blocks run), and is reported as SIGTERM."""
+
+
+@contextmanager
+def terminating() -> Iterator[None]:
+    """SIGTERM raises `Terminated` while this is open, so that a long command (a follower,
+    a rebuild) can say how far it got instead of dying silently with 143."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _reword(exc: TyperException) -> None:

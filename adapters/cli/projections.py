@@ -9,15 +9,23 @@ These commands open the ledger without building pending versions first
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from adapters.cli.app import State, open_ledger, refuse_a_missing_ledger, state_of
+from adapters.cli.app import (
+    INTERRUPTED_EXIT,
+    TERMINATED_EXIT,
+    Interrupted,
+    State,
+    Terminated,
+    open_ledger,
+    refuse_a_missing_ledger,
+    state_of,
+    terminating,
+)
 from adapters.cli.render import new_table, plural, print_table, safe
 from domain.errors import InvalidAPIParameters, LedgerError, ReadModelStalled
 from domain.shown import shown_key
@@ -136,7 +144,7 @@ def run(
         nonlocal reached
         reached = position
 
-    with _ledger(state) as ledger, _sigterm_interrupts():
+    with _ledger(state) as ledger, terminating():  # SIGTERM stops the follower as Ctrl-C does
         if batch_size is not None:
             ledger.runner.batch_size = batch_size
         if not once:
@@ -160,20 +168,6 @@ def run(
             position=stall.position,
             cause=stall.cause,
         )
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops the follower the way Ctrl-C does."""
-
-    def interrupt(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @projections_app.command("rebuild")
@@ -210,7 +204,7 @@ def rebuild(
     from projections.status import describe_stall, ways_out
 
     state = state_of(ctx)
-    with _ledger(state) as ledger:
+    with terminating(), _ledger(state) as ledger:
         runner = ledger.runner
         named = _projections(runner, name)
         runner.batch_size = batch_size or runner.batch_size
@@ -219,8 +213,11 @@ def rebuild(
         # A forced rebuild in progress is resumed by any rebuild of its projection.
         chosen += runner.force(others) if force else runner.builds([p.versioned_name for p in others])
         if chosen:
-            with _progress_bar() as update:
-                parallel_catch_up(ledger, chosen, workers, progress=update)
+            try:
+                with _progress_bar() as update:
+                    parallel_catch_up(ledger, chosen, workers, progress=update)
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`)
+                raise _stopped(runner, chosen, exc, name) from None
         runner.drop_retired_tables()  # the replaced versions' tables (and any a killed run left)
         stalled = [stall for p in chosen if (stall := runner.stalled.get(p.storage_name)) is not None]
         left = (
@@ -259,6 +256,37 @@ def rebuild(
         "projections": [s.to_json() for s in found],
     }
     state.output(data, lambda: typer.echo(summary))
+
+
+def _stopped(
+    runner: ProjectionRunner, chosen: list[Projection], exc: KeyboardInterrupt, name: str | None
+) -> Interrupted:
+    """What an interrupted rebuild says: which read models it left unfinished, that reads
+    stay on the tables they had, and the command that finishes them (a bare exit 143 said
+    nothing, and Ctrl-C only "stopped by Ctrl-C")."""
+    how, code = ("SIGTERM", TERMINATED_EXIT) if isinstance(exc, Terminated) else ("Ctrl-C", INTERRUPTED_EXIT)
+    try:
+        runner.refresh()  # the workers' and this process's committed batches
+        pending = {p.stable_name for p in runner.pending()}
+        building = {key for key, (_generation, going) in runner.generations.items() if going}
+        unfinished = [
+            p.stable_name
+            for p in chosen
+            if (p.versioned_name in building if p.generation else p.stable_name in pending)
+        ]
+    except Exception:  # the interrupted database may refuse a read: the message is said anyway
+        unfinished = [p.stable_name for p in chosen]
+    # Without --force: it resumes the forced rebuilds in progress, where --force would also
+    # start over those this run finished.
+    again = "ledger projections rebuild" + (f" {name}" if name else "")
+    if not unfinished:
+        return Interrupted(f"rebuild stopped by {how} after every read model it rebuilt was switched in", code)
+    return Interrupted(
+        f"rebuild stopped by {how} with {plural(len(unfinished), 'read model')} unfinished "
+        f"({', '.join(unfinished)}), still served from the tables they had; run `{again}` again to finish: "
+        "it resumes where it stopped",
+        code,
+    )
 
 
 def _left_stalled(runner: ProjectionRunner, active: list[Projection]) -> list[Stall]:

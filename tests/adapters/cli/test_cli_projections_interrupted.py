@@ -1,0 +1,67 @@
+"""`ledger projections rebuild` stopped midway (SIGTERM from a service manager, Ctrl-C at a
+terminal), and `projections status` of the forced rebuild it left: the operator is told
+what is unfinished and which command finishes it, on both backends."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from adapters.bootstrap import open_ledger
+from tests.adapters.cli.helpers import ROOT, as_json
+from tests.projections.commands import write_workload
+
+pytestmark = pytest.mark.slow
+
+
+def history_rebuild_position(url: str) -> int | None:
+    (found,) = [s for s in as_json(url, "projections", "status") if s["name"] == "history"]
+    position: int | None = found["rebuild_position"]
+    return position
+
+
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "how"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")]
+)
+def test_a_rebuild_stopped_by_a_signal_says_what_it_left_and_how_to_finish_it(
+    ledger_url: str, signum: int, exit_code: int, how: str
+) -> None:
+    """SIGTERM ended a forced rebuild with a bare exit 143 and nothing on stderr; Ctrl-C
+    with `stopped by Ctrl-C`: neither said the rebuild was unfinished or how to finish it."""
+    with open_ledger(ledger_url) as opened:
+        head = write_workload(opened, kernels=1500)
+        opened.runner.catch_up()
+    command = [sys.executable, "-m", "adapters.cli", "--db", ledger_url, "projections", "rebuild"]
+    child = subprocess.Popen(
+        [*command, "--force", "history", "--batch-size", "5"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (history_rebuild_position(ledger_url) or 0) > 0:  # its first batch committed
+            assert child.poll() is None and time.monotonic() < deadline, "the rebuild made no progress"
+            time.sleep(0.01)
+        child.send_signal(signum)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert (child.returncode, out) == (exit_code, ""), err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"error: interrupted: rebuild stopped by {how} with 1 read model unfinished (history), still served "
+        "from the tables they had; run `ledger projections rebuild history` again to finish: "
+        "it resumes where it stopped"
+    )
+    left = history_rebuild_position(ledger_url)
+    assert left is not None and 0 < left < head  # stopped midway, not finished
+    done = as_json(ledger_url, "projections", "rebuild", "history")  # as it says
+    assert done["forced"] == ["history"] and history_rebuild_position(ledger_url) is None
