@@ -68,13 +68,21 @@ def _ledger(state: State) -> Iterator[Ledger]:
 def status(ctx: typer.Context) -> None:
     """Each read model's active version, position, the event store's head and the lag
     between them; a newer version this code builds shows as pending, with its position, and
-    a forced rebuild in progress as `rebuild at N`. A read model whose handler failed shows
+    a forced rebuild not finished as `unfinished forced rebuild at N`, with the command that
+    finishes it (nothing records whether a rebuild is running). A read model whose handler failed shows
     `stalled at position N: <cause>`; `skips` counts the events operators told it to skip."""
     state = state_of(ctx)
     refuse_a_missing_ledger(state.db)
     with _ledger(state) as ledger:
         found = ledger.runner.status()
-    state.output([s.to_json() for s in found], lambda: print_table(_status_table(found)))
+
+    def show() -> None:
+        print_table(_status_table(found))
+        note = _unfinished_note(found)
+        if note is not None:
+            typer.echo(note)
+
+    state.output([s.to_json() for s in found], show)
 
 
 def _status_table(found: list[ProjectionStatus]) -> Table:
@@ -87,7 +95,7 @@ def _status_table(found: list[ProjectionStatus]) -> Table:
         if s.pending_version is not None:
             building.append(f"v{s.pending_version} at {s.pending_position}" + _stalled(s.pending_stall, skipped))
         if s.rebuild_position is not None:
-            building.append(f"rebuild at {s.rebuild_position}" + _stalled(s.rebuild_stall, skipped))
+            building.append(f"unfinished forced rebuild at {s.rebuild_position}" + _stalled(s.rebuild_stall, skipped))
         state = "ok" if s.stall is None else describe_stall(s.stall)
         skips = "-"
         if s.skips:
@@ -98,6 +106,21 @@ def _status_table(found: list[ProjectionStatus]) -> Table:
             "; ".join(building) or "-", skips,
         )  # fmt: skip
     return table
+
+
+def _unfinished_note(found: list[ProjectionStatus]) -> str | None:
+    """Under the table, for forced rebuilds left unfinished and not stalled: only
+    `projections rebuild` moves one (the follower and queries never do) and nothing records
+    whether one runs, so a bare "rebuild at N" left by a killed run read as work in progress."""
+    names = [s.name for s in found if s.rebuild_position is not None and s.rebuild_stall is None]
+    if not names:
+        return None
+    named = names[0] if len(names) == 1 else "[NAME]"
+    return (
+        "An unfinished forced rebuild moves only while `ledger projections rebuild` runs, and nothing records "
+        f"whether one runs now: if none does, `ledger projections rebuild {named}` finishes it where it stopped "
+        "(reads stay on the active version meanwhile)."
+    )
 
 
 def _stalled(stall: Stall | None, skipped: set[int]) -> str:

@@ -12,10 +12,8 @@ import time
 import pytest
 
 from adapters.bootstrap import open_ledger
-from tests.adapters.cli.helpers import ROOT, as_json
+from tests.adapters.cli.helpers import ROOT, as_json, ok
 from tests.projections.commands import write_workload
-
-pytestmark = pytest.mark.slow
 
 
 def history_rebuild_position(url: str) -> int | None:
@@ -24,6 +22,7 @@ def history_rebuild_position(url: str) -> int | None:
     return position
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "exit_code", "how"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")]
 )
@@ -65,3 +64,20 @@ def test_a_rebuild_stopped_by_a_signal_says_what_it_left_and_how_to_finish_it(
     assert left is not None and 0 < left < head  # stopped midway, not finished
     done = as_json(ledger_url, "projections", "rebuild", "history")  # as it says
     assert done["forced"] == ["history"] and history_rebuild_position(ledger_url) is None
+
+
+def test_status_says_what_finishes_a_forced_rebuild_nothing_runs(ledger_url: str) -> None:
+    """A forced rebuild a killed run left showed as `rebuild at N`, read as work in
+    progress: only `projections rebuild` moves one, and nothing records whether one runs."""
+    with open_ledger(ledger_url) as opened:
+        opened.runner.force([opened.projections.history])  # a `rebuild --force history` killed at once
+    lines = ok(ledger_url, "projections", "status").stdout.splitlines()
+    (row,) = [line for line in lines if line.startswith("│ history ")]
+    assert "│ unfinished forced rebuild at 0 │" in row
+    assert lines[-1] == (
+        "An unfinished forced rebuild moves only while `ledger projections rebuild` runs, and nothing records "
+        "whether one runs now: if none does, `ledger projections rebuild history` finishes it where it stopped "
+        "(reads stay on the active version meanwhile)."
+    )
+    assert as_json(ledger_url, "projections", "rebuild", "history")["forced"] == ["history"]
+    assert "unfinished" not in ok(ledger_url, "projections", "status").stdout
