@@ -38,7 +38,7 @@ def _kernels_table(kernels: Sequence[KernelEntry]) -> Table:
     # At 80 columns: ids, status and times stay whole (a time on two lines); the access
     # key and the slots fold in what is left.
     table = SafeTable(title=plural(len(kernels), "kernel"), box=box.SIMPLE_HEAD)
-    for header in ("kernel", "group", "status", "started", "ended"):
+    for header in ("kernel", "group", "status", "started\n(UTC)", "ended\n(UTC)"):
         table.add_column(header, no_wrap=True)
     table.add_column("access key", overflow="fold", ratio=1, min_width=6)
     table.add_column("slots", overflow="fold", ratio=1, min_width=6)

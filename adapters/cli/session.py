@@ -261,7 +261,7 @@ def _sessions_table(sessions: Sequence[SessionEntry]) -> Table:
     table.add_column("keypair", overflow="fold", ratio=1, min_width=6)
     table.add_column("slots", overflow="fold", ratio=1, min_width=6)
     table.add_column("policy", overflow="fold", ratio=1, min_width=6)
-    table.add_column("started", no_wrap=True)
+    table.add_column("started\n(UTC)", no_wrap=True)
     session_id = shortener([s.session_id for s in sessions])
     group_id = shortener([s.group_id for s in sessions])
     for s in sessions:
@@ -303,7 +303,7 @@ def _due_table(due: list[DueSession]) -> Table:
     table.add_column("session", overflow="fold", min_width=SHORT)
     table.add_column("keypair", overflow="fold", ratio=1, min_width=6)
     table.add_column("reason", no_wrap=True)
-    table.add_column("deadline", no_wrap=True)
+    table.add_column("deadline\n(UTC)", no_wrap=True)
     table.add_column("policy", overflow="fold", ratio=1, min_width=6)
     short = shortener([str(d.session_id) for d in due])
     for d in due:

@@ -63,6 +63,17 @@ def usage_error(db: str, *args: str) -> str:
     return error_line(ledger(db, *args), 2)
 
 
+def labelled_utc(table: str, header: str) -> bool:
+    """Whether the column `header` of a printed table says its times are UTC: `(UTC)`
+    after the header, or under it on the header's second line."""
+    lines = table.splitlines()
+    for n, line in enumerate(lines[:-1]):
+        at = line.find(f" {header} ") + 1
+        if at > 0:
+            return line[at + len(header) :].startswith(" (UTC)") or lines[n + 1][at:].startswith("(UTC)")
+    raise AssertionError(f"no column {header!r} in {table}")
+
+
 def given_users(db: str, *users: str, domain: str = "default") -> None:
     """Creates the domain and the users a test's keypairs and groups name (groups and
     keypairs name existing domains; owners and members are existing users of them),

@@ -14,6 +14,7 @@ from tests.adapters.cli.helpers import (
     as_json,
     given_domains,
     jsonl,
+    labelled_utc,
     ledger,
     ok,
     refused,
@@ -56,6 +57,8 @@ def test_kernel_list_shows_the_workload_in_start_order_in_80_columns(db: str) ->
     assert starts == sorted(starts)  # started_at order
     assert "TERMINATED" in table.stdout and "RUNNING" in table.stdout and "AKUSER" in table.stdout
     assert kernel(0) not in table.stdout  # ids shortened
+    # Times are UTC, and said so, as history and audit say theirs (they were bare).
+    assert labelled_utc(table.stdout, "started") and labelled_utc(table.stdout, "ended")
 
     listed = as_json(db, "kernel", "list")
     assert [k["kernel_id"] for k in listed] == [kernel(i) for i in range(6)]

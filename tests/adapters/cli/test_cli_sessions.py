@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 
 from adapters.bootstrap import open_ledger
-from tests.adapters.cli.helpers import as_json, ledger, ok, refused, stdout_of, usage_error
+from tests.adapters.cli.helpers import as_json, labelled_utc, ledger, ok, refused, stdout_of, usage_error
 from tests.adapters.sessions import SessionWorld
 
 S1, S2, S3 = (str(uuid.UUID(int=0x5E55 + i)) for i in range(3))
@@ -89,7 +89,7 @@ def test_show_list_and_the_end_of_a_session(db: str) -> None:
     assert detail["decisions"][1]["checks"][0]["limit"] == "max_concurrent_sessions"
     table = ledger(db, "session", "list", columns=80)
     _fits(table.stdout)
-    assert "3 sessions" in table.stdout
+    assert "3 sessions" in table.stdout and labelled_utc(table.stdout, "started")
     assert [s["session_id"] for s in as_json(db, "session", "list", "--status", "RUNNING")] == [S1]
     page = as_json(db, "session", "list", "--keypair", "AK", "--limit", "2")
     assert [s["session_id"] for s in page["items"]] == [S1, S2] and page["next_after"] == S2
@@ -113,6 +113,7 @@ def test_due_and_activity(db: str) -> None:
     table = ledger(db, "session", "due", "--now", "2999-01-01T00:01:00Z", columns=80)
     _fits(table.stdout)
     assert "1 session due" in table.stdout and "idle_timeout" in table.stdout
+    assert labelled_utc(table.stdout, "deadline")
     assert "unchanged" in stdout_of(db, "session", "activity", S1, "--at", "2998-01-01T00:00:00Z")
     assert "--now" in refused(db, "session", "due", "--now", "yesterday")
 
