@@ -30,8 +30,10 @@ TOKEN_TYPE = EntityType.TOKEN
 ISSUED_TOPIC = "domain.token.aggregate:Token.TokenIssued"
 _PAGE = 1000
 
+# A str, parsed by the action: typed as a UUID, a bad one was refused in pydantic's words
+# ("Input should be a valid UUID, ..."), exit 2, where every other UUID option names it.
 HolderOption = Annotated[
-    uuid.UUID,
+    str,
     typer.Option("--user-id", metavar="UUID", help="The token's holder: a live user of --domain (not the actor)."),
 ]
 HolderRoleOption = Annotated[

@@ -35,6 +35,10 @@ OWNER = "00000000-0000-0000-0000-00000000b0b0"
         (("keypair", "list", "--owner", "bob"), "--owner: 'bob' is not a UUID"),
         (("--user-id", "bob", "policy", "list"), "--user-id: 'bob' is not a UUID"),
         (("token", "revoke", "bob"), "TOKEN_ID: 'bob' is not a UUID"),
+        (
+            ("token", "issue", "--user-id", "bob", "--role", "user", "--domain", "default"),
+            "--user-id: 'bob' is not a UUID",
+        ),
         (("--domain", "a\x01", "policy", "list"), "--domain: must not contain"),  # it named domain_name
         # A kept head at position 0 was walked and reported as a rewritten chain (exit 1);
         # a non-ASCII digit was read as a position; the error named `expect-head`.
