@@ -53,8 +53,15 @@ PARALLEL_FROM = 50_000
 # platform's time_t, and a follower that wakes less than daily keeps nothing current.
 MAX_POLL_INTERVAL = 86_400.0
 
+# A batch is one SQL LIMIT, a BIGINT: a larger one failed the first read with an
+# OverflowError (an `internal error`) instead of a usage error.
+MAX_BATCH_SIZE = 2**63 - 1
+
 BatchSizeOption = Annotated[
-    int | None, typer.Option(min=1, metavar="N", help="Events applied per transaction, a count (default 1000).")
+    int | None,
+    typer.Option(
+        min=1, max=MAX_BATCH_SIZE, metavar="N", help="Events applied per transaction, a count (default 1000)."
+    ),
 ]
 
 

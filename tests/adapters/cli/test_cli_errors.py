@@ -155,6 +155,13 @@ def test_a_poll_interval_no_sleep_can_take_is_a_usage_error(db: str, seconds: st
     assert "'--poll-interval': Input should be less than or equal to 86400" in line
 
 
+def test_a_batch_size_past_a_bigint_is_a_usage_error(db: str) -> None:
+    # It was taken, and the rebuild's first read died: `internal error: OverflowError:
+    # Python int too large to convert to SQLite INTEGER`.
+    line = usage_error(db, "projections", "rebuild", "--force", "history", "--batch-size", str(2**63))
+    assert "'--batch-size': Input should be less than or equal to 9223372036854775807" in line
+
+
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
