@@ -7,6 +7,7 @@ several workers, and several `ledger serve` processes, share one PostgreSQL ledg
 
 from __future__ import annotations
 
+import enum
 import os
 import shutil
 import tempfile
@@ -20,6 +21,19 @@ from adapters.cli.app import state_of
 
 URL_VARIABLE = "LEDGER_DATABASE_URL"  # adapters.store.config's, without loading the store at start-up
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class LogLevel(enum.Enum):
+    """uvicorn's log levels (`uvicorn.config.LOG_LEVELS`, spelled here so that declaring the
+    option loads no uvicorn; a test keeps the two equal): any other was uvicorn's KeyError,
+    an `internal error`, once the server was starting."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
 
 
 def serve(
@@ -39,14 +53,22 @@ def serve(
         ),
     ] = 1,
     log_level: Annotated[
-        str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn's log level: warning, info, debug.")
-    ] = "info",
+        LogLevel,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            case_sensitive=False,
+            help="uvicorn's log level: critical, error, warning, info, debug or trace.",
+        ),
+    ] = LogLevel.INFO,
 ) -> None:
     """Serve the HTTP API: every request needs a bearer token (`ledger token issue`).
 
     OpenAPI at /openapi.json and /docs; /healthz, /readyz and /metrics for operators."""
     import uvicorn
 
+    if not host.strip():  # uvicorn reads "" as every interface: `--host "$UNSET"` would expose the API
+        raise typer.BadParameter("the address is empty (0.0.0.0 listens on every interface)", param_hint="'--host'")
     state = state_of(ctx)
     if state.db is not None:
         os.environ[URL_VARIABLE] = state.db  # the workers are new processes: they read it there
@@ -58,7 +80,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level=log_level.lower(),
+            log_level=log_level.value,
             timeout_graceful_shutdown=10,
         )
 

@@ -153,6 +153,30 @@ def test_serve_refuses_what_its_workers_would_as_one_line(tmp_path: Path, db: st
         assert line.startswith(shown), line
 
 
+def test_serve_refuses_an_empty_address_and_an_unknown_log_level_before_it_starts(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--host ""` served on every interface (uvicorn reads "" so), and `--log-level bogus`
+    was `internal error: KeyError: 'bogus'` once uvicorn started."""
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **options: served.append(options))  # never listens here
+    for host in ("", " "):
+        assert "'--host': the address is empty" in usage_error(db, "serve", "--host", host, "--port", "0")
+    line = usage_error(db, "serve", "--log-level", "bogus", "--port", "0")
+    assert "'--log-level': 'bogus' is not one of 'critical', 'error', 'warning', 'info', 'debug', 'trace'" in line
+    assert served == []
+
+
+def test_the_log_level_choices_are_uvicorns() -> None:
+    from uvicorn.config import LOG_LEVELS  # (the CLI spells them out: declaring options loads no uvicorn)
+
+    from adapters.cli.serve import LogLevel
+
+    assert [level.value for level in LogLevel] == list(LOG_LEVELS)
+
+
 def test_another_eventsourcing_applications_store_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "es.db"
     url = foreign(
