@@ -215,6 +215,31 @@ def terminating() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def sigterm_as_ctrl_c(at_once: Callable[[], bool] = lambda: False) -> Iterator[list[int]]:
+    """SIGTERM handled by whatever handles Ctrl-C at that moment, for a command whose Ctrl-C
+    stops at a safe point and says where (asyncio.run's handler cancels its task at its
+    next await; Python's raises KeyboardInterrupt). The list yielded records SIGTERM, so
+    that the command names it. SIGTERM raises `Terminated` where it lands when `at_once()`
+    says that is safe (an import waiting for its next line, which would hold the
+    cancellation until a line came), and with Ctrl-C ignored (a job a script started in
+    the background)."""
+    came: list[int] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        came.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if at_once() or not callable(handler):
+            raise Terminated
+        handler(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield came
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _reword(exc: TyperException) -> None:
     """typer coerces option values with pydantic and words a refusal as pydantic does
     (`Value error, 'x' is not one of ...`; `Input should be a valid integer, unable to parse

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from adapters.cli.app import Interrupted, State, fail, state_of
+from adapters.cli.app import (
+    INTERRUPTED_EXIT,
+    TERMINATED_EXIT,
+    Interrupted,
+    State,
+    fail,
+    sigterm_as_ctrl_c,
+    state_of,
+)
 from adapters.cli.options import parse_slots_option
 from adapters.cli.render import fields_table, plural, print_table, safe
 
@@ -187,12 +195,20 @@ def _size(file: typer.FileBinaryRead) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-def _lines(file: typer.FileBinaryRead) -> Iterator[bytes]:
+def _lines(file: typer.FileBinaryRead, reading: list[bool]) -> Iterator[bytes]:
     """The file's lines, none read further than one byte past `MAX_LINE_BYTES`: the importer
-    refuses such a line, and the rest of one it skips (before --from-line) is passed over."""
+    refuses such a line, and the rest of one it skips (before --from-line) is passed over.
+    `reading[0]` is true while it waits for a line (nothing of the import is in flight)."""
     from domain.workload.importer import MAX_LINE_BYTES
 
-    while line := file.readline(MAX_LINE_BYTES + 1):
+    while True:
+        reading[0] = True
+        try:
+            line = file.readline(MAX_LINE_BYTES + 1)
+        finally:
+            reading[0] = False
+        if not line:
+            return
         yield line
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             while (rest := file.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
@@ -275,7 +291,11 @@ def workload_import(
 
     state = state_of(ctx)
     started = time.perf_counter()
-    with state.ledger() as ledger, _progress(state) as progress:
+    # SIGTERM (a service manager's stop) as Ctrl-C: it killed the import silently, exit 143,
+    # without the line to resume from.
+    # Waiting for a line of a pipe, it stops at once (a cancellation would wait for the line).
+    reading = [False]
+    with sigterm_as_ctrl_c(lambda: reading[0]) as terminated, state.ledger() as ledger, _progress(state) as progress:
         importer = Importer(
             ledger.processors.workload.record_workload_batch, state.meta, batch_size, start_line=from_line
         )
@@ -297,12 +317,14 @@ def workload_import(
             typer.echo(f"progress: {counts(done)}, through line {done.recorded_through}", err=True)
 
         try:
-            asyncio.run(importer.run(_lines(file), show))
-        except KeyboardInterrupt:  # Ctrl-C: the batches before it are stored, none after
+            asyncio.run(importer.run(_lines(file, reading), show))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the batches before it are stored, none after
             progress.stop()
+            how, code = ("SIGTERM", TERMINATED_EXIT) if terminated else ("Ctrl-C", INTERRUPTED_EXIT)
             raise Interrupted(
-                f"stopped by Ctrl-C after {plural(importer.batches, 'batch')} ({plural(importer.facts, 'fact')} "
-                f"recorded; resume with --from-line {importer.resume_line})"
+                f"stopped by {how} after {plural(importer.batches, 'batch')} ({plural(importer.facts, 'fact')} "
+                f"recorded; resume with --from-line {importer.resume_line})",
+                code,
             ) from None
         except ImportStopped as stop:
             progress.stop()

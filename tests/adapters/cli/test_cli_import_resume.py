@@ -226,10 +226,16 @@ def test_a_terminal_gets_the_bar_not_the_lines(tmp_path: Path) -> None:
     assert "progress:" not in result.stderr and "importing <stdin>" in result.stderr
 
 
-def test_ctrl_c_stops_an_import_at_the_end_of_its_batch_and_says_where_to_resume(ledger_url: str) -> None:
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "how"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]
+)
+def test_ctrl_c_stops_an_import_at_the_end_of_its_batch_and_says_where_to_resume(
+    ledger_url: str, signum: int, exit_code: int, how: str
+) -> None:
     """Ctrl-C was held off to the end of the file (asyncio.run cancels its task on SIGINT,
     and the import never waited on anything for the cancellation to land), then the
-    import, complete, exited 130 without a word."""
+    import, complete, exited 130 without a word. SIGTERM (a service manager's stop) killed
+    it silently, exit 143, without the line to resume from."""
     make_group(ledger_url)
     command = [sys.executable, "-m", "adapters.cli", "--db", ledger_url, "workload", "import", "-"]
     child = subprocess.Popen(
@@ -245,21 +251,23 @@ def test_ctrl_c_stops_an_import_at_the_end_of_its_batch_and_says_where_to_resume
         child.stdin.write(jsonl([kernel(0), kernel(1)]))
         child.stdin.flush()
         assert child.stderr.readline() == "progress: 2 facts in 1 batch, through line 2\n"
-        child.send_signal(signal.SIGINT)  # while it waits for the next lines
+        child.send_signal(signum)  # while it waits for the next lines
+        if signum == signal.SIGTERM:  # it stops without them (a pipe may bring none for hours)
+            child.wait(timeout=30)
         time.sleep(0.5)
         _, err = child.communicate(jsonl([kernel(i) for i in range(2, 8)]), timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
             child.communicate()
-    assert child.returncode == 130, err
+    assert child.returncode == exit_code, err
     # It stops at the end of the batch it is in when the signal lands (the first, whose
     # progress line was just printed, or the next), and says exactly what it stored.
     recorded = len(as_json(ledger_url, "kernel", "list"))
     assert recorded in (2, 4)
     batches = "1 batch" if recorded == 2 else "2 batches"
     assert err.splitlines()[-1] == (
-        f"error: interrupted: stopped by Ctrl-C after {batches} ({recorded} facts recorded; "
+        f"error: interrupted: stopped by {how} after {batches} ({recorded} facts recorded; "
         f"resume with --from-line {recorded + 1})"
     )
 
