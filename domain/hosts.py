@@ -11,7 +11,10 @@ from domain.parsers import parse_name
 from domain.shown import shown
 
 
-class VFolderHostPermission(enum.Enum):
+class VFolderHostPermission(enum.StrEnum):
+    """A string enum, as Backend.AI's: a permission read back equals its text
+    ("mount-in-session" in a host's set), the form it is given and shown in."""
+
     CREATE = "create-vfolder"
     MODIFY = "modify-vfolder"
     DELETE = "delete-vfolder"

@@ -207,6 +207,30 @@ def test_1_1_default_for_unspecified_reads_back_equal_to_the_text_given(ledger: 
     assert modify(ledger, "dev-policy", default_for_unspecified="unlimited").default_for_unspecified == "UNLIMITED"
 
 
+def test_1_1_host_permissions_read_back_equal_to_their_text(ledger: Ledger) -> None:
+    """Permissions are given as text ("mount-in-session") and REFERENCE names them so: read
+    back, each equals its text, as Backend.AI's string enum does (a plain enum was stored,
+    yet `"mount-in-session" in hosts["storage1"]` was False)."""
+    every = {
+        "create-vfolder",
+        "modify-vfolder",
+        "delete-vfolder",
+        "mount-in-session",
+        "upload-file",
+        "download-file",
+        "invite-others",
+        "set-user-specific-permission",
+    }
+    result = create(ledger, **DEV_POLICY)
+    stored = ledger.queries.keypair_resource_policy("dev-policy")
+    assert stored is not None
+    for policy in (result, stored):
+        assert "mount-in-session" in policy.allowed_vfolder_hosts["storage1"]
+        assert policy.allowed_vfolder_hosts == {"storage1": every, "storage2": every}
+    changed = modify(ledger, "dev-policy", allowed_vfolder_hosts={"local": ["upload-file"]})
+    assert changed.allowed_vfolder_hosts == {"local": {"upload-file"}}
+
+
 def test_1_2_minimal_policy_takes_system_defaults(ledger: Ledger) -> None:
     result = create(ledger, name="minimal-policy")
     stored = ledger.queries.keypair_resource_policy("minimal-policy")
