@@ -16,7 +16,10 @@ from domain.shown import shown
 from domain.validation import LedgerModel, jsonable
 
 
-class Role(enum.Enum):
+class Role(enum.StrEnum):
+    """A string enum, as Backend.AI's UserRole: `meta.role` equals the text it is given in
+    ("admin"), which validators and monitors compare it with."""
+
     SUPERADMIN = "superadmin"
     ADMIN = "admin"
     USER = "user"

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, ProcessResult
+from domain.actions import ActionProcessor, ActionTriggerMeta, BaseAction, ProcessResult, Role
 from domain.errors import InsufficientPermission, StoreUnavailable
 from domain.keypair_resource_policy import (
     CreateKeyPairResourcePolicyAction,
@@ -75,3 +75,31 @@ def test_a_validator_that_fails_is_an_error_not_a_denial() -> None:
     [outcome] = monitor.seen
     # `denied` says a validator refused the action; this one could not decide at all.
     assert outcome.meta.status == "error" and outcome.meta.error_code == "ledger_unavailable"
+
+
+class AdminsOnly:
+    """Seed 004's validators check the caller's role against the roles they allow, as
+    Backend.AI's string enum reads (`user_role not in {SUPERADMIN, ADMIN}`)."""
+
+    async def validate(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
+        if meta.role not in {"superadmin", "admin"}:
+            raise InsufficientPermission(f"role {meta.role} may not {action.operation_type()}")
+
+
+async def created(action: CreateKeyPairResourcePolicyAction) -> CreateKeyPairResourcePolicyActionResult:
+    raise StoreUnavailable("no store here")
+
+
+@pytest.mark.parametrize("role", ["admin", "ADMIN", Role.ADMIN])
+def test_the_role_reads_back_equal_to_its_text(role: str | Role) -> None:
+    """DESIGN gives the role as `superadmin`, `admin` or `user`: a validator or monitor
+    reading it back compares it with that text (a plain enum was unequal to "admin", so
+    the validator above refused every admin)."""
+    meta = ActionTriggerMeta(user_id=uuid.UUID(int=2), access_key="AKADMIN", role=role, domain_name="default")
+    assert meta.role == "admin" and meta.role is Role.ADMIN
+    processor = ActionProcessor(created, [AdminsOnly()], [])
+    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="p"))
+    with pytest.raises(StoreUnavailable):  # let through to the service: not refused
+        asyncio.run(processor.wait_for_complete(action, meta))
+    with pytest.raises(InsufficientPermission, match="role user may not create"):
+        asyncio.run(processor.wait_for_complete(action, META))
