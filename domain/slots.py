@@ -339,6 +339,17 @@ class ResourceSlot(FrozenMapping[Decimal]):
     def to_json(self) -> dict[str, str]:
         return {k: _canonical(self._data[k]) for k in sorted(self._data)}
 
+    def __getitem__(self, key: str) -> Decimal:
+        # Seed 001 gives "memory" and "gpu": a caller reads back by the names it gave, though
+        # they are kept (and iterated) under their canonical names, `mem` and `cuda.device`.
+        try:
+            return self._data[key]
+        except KeyError:
+            canonical = SLOT_ALIASES.get(key) if isinstance(key, str) else None
+            if canonical is None:
+                raise
+            return self._data[canonical]
+
     def __repr__(self) -> str:
         # One built directly holds what it was given until it is parsed (`from_user_input`):
         # shown as given, where its JSON form (Decimals only) raised an AttributeError.

@@ -196,6 +196,25 @@ def test_1_1_dev_policy_is_created_with_every_value_kept(ledger: Ledger) -> None
     }
 
 
+def test_1_1_slots_read_back_by_the_alias_given(ledger: Ledger) -> None:
+    """The seed names "memory" and "gpu", documented aliases kept under `mem` and
+    `cuda.device`: read back by the names given, they answer the stored values (a KeyError
+    before), while unknown names still raise and iteration shows the canonical names."""
+    result = create(ledger, **DEV_POLICY)
+    stored = ledger.queries.keypair_resource_policy("dev-policy")
+    assert stored is not None
+    for policy in (result, stored):
+        slots = policy.total_resource_slots
+        assert slots["memory"] == slots["mem"] == Decimal(256 * GiB)
+        assert slots["gpu"] == slots.get("gpu") == Decimal(4)
+        assert "memory" in slots and "cuda.shares" not in slots
+        assert policy.max_pending_session_resource_slots is not None
+        assert policy.max_pending_session_resource_slots["memory"] == Decimal(64 * GiB)
+        assert sorted(slots) == ["cpu", "cuda.device", "mem"]
+        with pytest.raises(KeyError):
+            slots["cuda.shares"]
+
+
 def test_1_1_default_for_unspecified_reads_back_equal_to_the_text_given(ledger: Ledger) -> None:
     """The seed gives `"default_for_unspecified": "LIMITED"` and wants every value kept: the
     result and the query read back an enum equal to that text, as Backend.AI's string enum
