@@ -91,6 +91,9 @@ class SessionService:
     async def enqueue_session(self, action: EnqueueSessionAction) -> EnqueueSessionActionResult:
         key = str(action.session_id)
         requested = action.requested_slots
+        # A repeated id is the same mount: kept once, in order, as a group's repeated
+        # member ids are (a list's exact repeats collapse; only clashing entries refuse).
+        mounts = [str(m) for m in dict.fromkeys(action.mounts)]
 
         def enqueue() -> tuple[Session, EffectivePolicy]:
             work = UnitOfWork(self._store)
@@ -121,7 +124,7 @@ class SessionService:
             refusal = enqueue_refusal(policy, checks)
             if refusal is not None:
                 raise refusal
-            mount_hosts = {f"mounts: vfolder {m}": _mount_host(work, str(m), domain_name) for m in action.mounts}
+            mount_hosts = {f"mounts: vfolder {m}": _mount_host(work, m, domain_name) for m in mounts}
             if mount_hosts:
                 domain = live_entity(work, Domain, Domain.id_for(domain_name))
                 grants = [_hosts(group.fields), policy.policy.allowed_vfolder_hosts]
@@ -137,7 +140,7 @@ class SessionService:
                 "domain_name": domain_name,
                 "requested_slots": requested.to_json(),
                 "cluster_size": action.cluster_size,
-                "mounts": [str(m) for m in action.mounts],
+                "mounts": mounts,
                 "status": SessionStatus.PENDING.value,
                 "enqueued_under": policy.ref_json(),
                 "enqueue_checks": [check.to_json() for check in checks],  # what the decision weighed

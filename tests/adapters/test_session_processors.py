@@ -103,6 +103,18 @@ def test_enqueue_refuses_a_mount_on_a_host_no_level_grants(ledger: Ledger) -> No
     world.enqueue(mounts=[vfolders["nfs"]])
 
 
+def test_a_vfolder_mounted_twice_in_one_enqueue_is_recorded_once(ledger: Ledger) -> None:
+    """A repeated mount id is the same mount: collapsed in order, as a group's repeated
+    member ids and a host listed twice are, where it was stored twice."""
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": ["mount-in-session"]})
+    first, second = uuid.uuid4(), uuid.uuid4()
+    for vfolder in (first, second):
+        action = CreateVFolderAction(vfolder_id=vfolder, name=str(vfolder), host="local", group_id=world.group_id)
+        run(ledger, "workload", "create_vfolder", action, PLATFORM)
+    sid = world.enqueue(mounts=[second, first, second, str(first)])
+    assert ledger.services.session.session(sid).mounts == (second, first)
+
+
 def test_enqueue_refuses_a_mount_of_a_purged_groups_or_another_domains_vfolder(ledger: Ledger) -> None:
     from domain.domains import CreateDomainAction
     from domain.group import CreateGroupAction, PurgeGroupAction
