@@ -229,6 +229,18 @@ def _decision_title(decision: SessionDecision) -> str:
     return f"{decision.decision} {at} UTC, policy {_policy_ref(decision.policy)}"
 
 
+def _grant_line(grant: dict[str, Any]) -> str:
+    """One mount of an enqueue: its vfolder, host and the levels that granted it, ids
+    shortened as in the checks table (--json gives them whole)."""
+    levels = ", ".join(
+        f"{level['scope']} {str(level['scope_id'])[:SHORT]}"
+        + (f" (policy {level['policy']!r})" if level.get("policy") else "")
+        for level in grant["granted_by"]
+    )
+    vfolder = str(grant["vfolder_id"])[:SHORT]
+    return safe(f"  mount {vfolder} on {grant['host']!r}: {grant['permission']} from {levels}")
+
+
 @session_app.command("show")
 def session_show(ctx: typer.Context, session_id: SessionArg) -> None:
     """Show one session and every decision on it with the limits it weighed."""
@@ -248,6 +260,8 @@ def session_show(ctx: typer.Context, session_id: SessionArg) -> None:
                 print_table(checks_table(decision.checks, _decision_title(decision)))
             else:
                 typer.echo(_decision_title(decision))
+            for grant in decision.grants:
+                typer.echo(_grant_line(grant))
 
     state.output(data, human)
 

@@ -13,7 +13,7 @@ what the next decision would apply, not what a read model last saw.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,12 +82,15 @@ class SessionEntry:
 class SessionDecision:
     """One gate's decision on a session: `enqueue` (passed the hard gate), `admitted` or
     `deferred` (the start gate). `checks`: every limit weighed (enqueue, admitted) or the
-    failed ones (deferred), each {limit, scope, scope_id, slot, requested, used, allowed}."""
+    failed ones (deferred), each {limit, scope, scope_id, slot, requested, used, allowed}.
+    `grants` (enqueue): per mounted vfolder {vfolder_id, host, permission, granted_by: the
+    levels granting it, each {scope, scope_id} (and `policy` for the keypair's)}."""
 
     at: datetime
     decision: str
     policy: dict[str, Any]
     checks: list[dict[str, Any]]
+    grants: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "at": self.at.isoformat()}
@@ -200,10 +203,15 @@ class SessionQueries:
         decisions = []
         for event in events:
             if isinstance(event, Session.Created):
-                # Sessions enqueued before the gate recorded its checks show none.
+                # Sessions enqueued before the gate recorded its checks (or its mounts'
+                # grants) show none.
                 fields = event.fields
                 enqueued = SessionDecision(
-                    event.timestamp, "enqueue", fields.get("enqueued_under") or {}, fields.get("enqueue_checks") or []
+                    event.timestamp,
+                    "enqueue",
+                    fields.get("enqueued_under") or {},
+                    fields.get("enqueue_checks") or [],
+                    fields.get("mount_grants") or [],
                 )
                 decisions.append(enqueued)
             elif isinstance(event, Session.Admitted):

@@ -1,7 +1,7 @@
 """The two gates as pure functions of a policy, the usage read and the request.
 
 Enqueue (a hard gate, refusals are errors): `max_containers_per_session`, the mounts'
-hosts, `max_pending_session_count` and `max_pending_session_resource_slots` of the
+hosts (`mount_grant`), `max_pending_session_count` and `max_pending_session_resource_slots` of the
 keypair's effective policy. Pending limits: null or <= 0 is unlimited, and a pending cap
 bounds only the slots it lists (REFERENCE: the later Backend.AI's enqueue checks).
 
@@ -20,8 +20,10 @@ use. A slot neither requested nor used passes trivially and is left out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from domain.effective_policy import EffectivePolicy
 from domain.errors import QuotaExceeded, VFolderHostNotAllowed
@@ -103,6 +105,14 @@ def enqueue_refusal(policy: EffectivePolicy, checks: Iterable[AdmissionCheck]) -
     )
 
 
+def _not_allowed(what: str, host: str, permission: VFolderHostPermission, levels: str) -> VFolderHostNotAllowed:
+    return VFolderHostNotAllowed(
+        f"{what}: on host {host!r}, neither {levels} nor the effective policy grants {permission.value!r}",
+        host=host,
+        permission=permission.value,
+    )
+
+
 def host_refusal(
     hosts: Mapping[str, str],
     grants: Iterable[VFolderHostPermissionMap],
@@ -110,18 +120,42 @@ def host_refusal(
 ) -> VFolderHostNotAllowed | None:
     """The first entry of `hosts` (what needs the host, as the message names it -> host)
     whose host no level grants `permission`. The levels' grants are united host by host
-    (REFERENCE: storage): any level can grant, none can deny. Enqueue checks
-    `mount-in-session` per mounted vfolder; creating a vfolder needs `create-vfolder`."""
+    (REFERENCE: storage): any level can grant, none can deny. Creating a vfolder needs
+    `create-vfolder` of the domain, the vfolder's group or the effective policy."""
     levels = list(grants)
     for what, host in hosts.items():
         if not any(permission in level.get(host, frozenset()) for level in levels):
-            return VFolderHostNotAllowed(
-                f"{what}: on host {host!r}, neither the domain, the group nor the effective policy "
-                f"grants {permission.value!r}",
-                host=host,
-                permission=permission.value,
-            )
+            return _not_allowed(what, host, permission, "the domain, the group")
     return None
+
+
+@dataclass(frozen=True)
+class HostGrant:
+    """One level's `allowed_vfolder_hosts` and whose they are, as a decision names it:
+    scope `domain`, `group`, or `keypair` (its effective policy, named by `policy`)."""
+
+    scope: Scope
+    scope_id: str
+    hosts: VFolderHostPermissionMap
+    policy: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        found = {"scope": self.scope.value, "scope_id": self.scope_id}
+        return found if self.policy is None else {**found, "policy": self.policy}
+
+
+def mount_grant(
+    what: str, vfolder_id: str, host: str, levels: Sequence[HostGrant], groups_named: str
+) -> dict[str, Any]:
+    """The levels granting `mount-in-session` on the mounted vfolder's `host`, as the
+    enqueue records them (`granted_by`, every level that grants: any can grant, none can
+    deny); `VFolderHostNotAllowed` when none does (`groups_named`: which groups weighed,
+    as its message says)."""
+    permission = VFolderHostPermission.MOUNT_IN_SESSION
+    granting = [level.to_json() for level in levels if permission in level.hosts.get(host, frozenset())]
+    if not granting:
+        raise _not_allowed(what, host, permission, f"the domain, {groups_named}")
+    return {"vfolder_id": vfolder_id, "host": host, "permission": permission.value, "granted_by": granting}
 
 
 def _slot_checks(

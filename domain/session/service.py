@@ -43,12 +43,13 @@ from domain.session.actions import (
     TerminateSessionAction,
     TerminateSessionActionResult,
 )
-from domain.session.admission import admission_checks, enqueue_checks, enqueue_refusal, host_refusal
+from domain.session.admission import HostGrant, admission_checks, enqueue_checks, enqueue_refusal, mount_grant
 from domain.session.aggregate import Session
 from domain.session.runtime import sessions_due
 from domain.session.types import DueSession, RunningSession, Scope, SessionData, SessionStatus
 from domain.session.usage import ScopeUsage, load_usage, release_usage, session_scopes
 from domain.slots import ResourceSlot
+from domain.user.aggregate import User
 from domain.workload.aggregate import VFolder
 
 SESSION = EntityType.SESSION
@@ -66,21 +67,46 @@ def _hosts(fields: dict[str, Any]) -> VFolderHostPermissionMap:
     return VFolderHostPermissionMap.from_json(fields.get("allowed_vfolder_hosts") or {})
 
 
-def _mount_host(work: UnitOfWork, vfolder_id: str, domain_name: str) -> str:
-    """The host of a vfolder the session mounts. A purged group's vfolders went with it
-    (not found, as every query answers); another domain's are not the session's to mount,
-    nor are their hosts granted by the session's domain, group and policy."""
-    vfolder = load_live(work, VFolder, vfolder_id, field="mounts")
+def _user_groups(work: UnitOfWork, keypair: KeyPair, session_group: Group) -> list[Group]:
+    """The groups whose grants reach the keypair's user's own vfolders: the session's group
+    (the user runs in it) and every active group the user is a member of (REFERENCE:
+    storage). Read, not appended to, as the limits are: a membership change racing the
+    enqueue is ordered after it."""
+    groups = {session_group.key: session_group}
+    user_id = keypair.fields.get("user_id")
+    user = live_entity(work, User, User.id_for(str(user_id))) if user_id is not None else None
+    for group_id in sorted(user.groups if user is not None else ()):
+        group = live_entity(work, Group, Group.id_for(group_id))
+        if group is not None and group.fields.get("is_active", True):
+            groups.setdefault(group.key, group)
+    return list(groups.values())
+
+
+def _mount_grant(
+    work: UnitOfWork, mount: str, keypair: KeyPair, session_group: Group, levels: list[HostGrant]
+) -> dict[str, Any]:
+    """Which levels grant `mount-in-session` on a mounted vfolder's host (`mount_grant`):
+    `levels` (the domain's and the effective policy's) and the groups the vfolder's owner
+    reaches: a user's vfolder (created by a keypair) any group of the session's user, a
+    project's vfolder (no owner) that project's group. A purged group's vfolders went
+    with it (not found, as every query answers); another domain's are not the session's
+    to mount."""
+    vfolder = load_live(work, VFolder, mount, field="mounts")
     group = live_entity(work, Group, Group.id_for(vfolder.fields["group_id"]))
     if group is None:
-        raise naming(vfolder.missing(vfolder_id), "mounts")
+        raise naming(vfolder.missing(mount), "mounts")
+    domain_name = session_group.fields["domain_name"]
     if group.fields["domain_name"] != domain_name:
         raise InvalidAPIParameters(
-            f"vfolder {vfolder_id} is in domain {group.fields['domain_name']!r}, the session in {domain_name!r}",
+            f"vfolder {mount} is in domain {group.fields['domain_name']!r}, the session in {domain_name!r}",
             field="mounts",
         )
-    host: str = vfolder.fields["host"]
-    return host
+    if vfolder.fields.get("owner_access_key") is None:
+        groups, named = [group], "its project's group"
+    else:
+        groups, named = _user_groups(work, keypair, session_group), "any group of the user"
+    weighed = [levels[0], *(HostGrant(Scope.GROUP, g.key, _hosts(g.fields)) for g in groups), *levels[1:]]
+    return mount_grant(f"mounts: vfolder {mount}", mount, vfolder.fields["host"], weighed, named)
 
 
 class SessionService:
@@ -124,15 +150,16 @@ class SessionService:
             refusal = enqueue_refusal(policy, checks)
             if refusal is not None:
                 raise refusal
-            mount_hosts = {f"mounts: vfolder {m}": _mount_host(work, m, domain_name) for m in mounts}
-            if mount_hosts:
+            grants = []
+            if mounts:
                 domain = live_entity(work, Domain, Domain.id_for(domain_name))
-                grants = [_hosts(group.fields), policy.policy.allowed_vfolder_hosts]
-                if domain is not None:
-                    grants.append(_hosts(domain.fields))
-                mount_refusal = host_refusal(mount_hosts, grants)
-                if mount_refusal is not None:
-                    raise mount_refusal
+                policy_hosts = policy.policy.allowed_vfolder_hosts
+                # The domain's first, the policy's last, the groups' between (`_mount_grant`).
+                levels = [
+                    HostGrant(Scope.DOMAIN, domain_name, _hosts(domain.fields if domain is not None else {})),
+                    HostGrant(Scope.KEYPAIR, action.access_key, policy_hosts, policy.name),
+                ]
+                grants = [_mount_grant(work, m, keypair, group, levels) for m in mounts]
             fields = {
                 "access_key": action.access_key,
                 "user_id": keypair.fields.get("user_id"),
@@ -144,6 +171,7 @@ class SessionService:
                 "status": SessionStatus.PENDING.value,
                 "enqueued_under": policy.ref_json(),
                 "enqueue_checks": [check.to_json() for check in checks],  # what the decision weighed
+                "mount_grants": grants,  # which levels granted each mount's host
                 "decisions": 0,
             }
             session = work.add(Session.create(key, fields))

@@ -103,6 +103,55 @@ def test_enqueue_refuses_a_mount_on_a_host_no_level_grants(ledger: Ledger) -> No
     world.enqueue(mounts=[vfolders["nfs"]])
 
 
+def test_a_users_vfolder_may_be_mounted_on_a_grant_of_any_of_the_users_groups(ledger: Ledger) -> None:
+    """REFERENCE (storage): `allowed_vfolder_hosts` is the union of the domain's, the
+    group's (every group of the user, for the user's own vfolders) and the policy's. A
+    user's vfolder (created by a keypair) was weighed against the session's group only; a
+    project's vfolder (no owner) is weighed against that project's group, not the
+    session's. The enqueue records which levels granted each mount."""
+    from domain.group import ModifyGroupAction
+
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"nfs": ["create-vfolder"]})
+    team = world.group("team", allowed_vfolder_hosts={"nfs": ["mount-in-session"]})
+    members = {"user_update_mode": "add", "user_uuids": [str(world.user_id)]}
+    run(ledger, "group", "modify_group", ModifyGroupAction(group_id=team, **members))
+    mine, projects = uuid.uuid4(), uuid.uuid4()
+    for vfolder, group_id, owner in ((mine, world.group_id, "AK"), (projects, team, None)):
+        action = CreateVFolderAction(
+            vfolder_id=vfolder, name=str(vfolder), host="nfs", group_id=group_id, owner_access_key=owner
+        )
+        run(ledger, "workload", "create_vfolder", action, PLATFORM)
+    # The user's own vfolder, in a session of group g: granted by team, the user's other group.
+    sid = world.enqueue(mounts=[mine])
+    detail = ledger.queries.session(sid)
+    assert detail is not None
+    assert detail.decisions[0].grants == [
+        {
+            "vfolder_id": str(mine),
+            "host": "nfs",
+            "permission": "mount-in-session",
+            "granted_by": [{"scope": "group", "scope_id": str(team)}],
+        }
+    ]
+    # Team's vfolder is granted by team itself, in a session of g; once g grants nfs too, a
+    # mount of team's vfolder is still granted by team alone.
+    world.modify_group(allowed_vfolder_hosts={"nfs": ["mount-in-session"]})
+    projects_grant = ledger.queries.session(world.enqueue(mounts=[projects]))
+    assert projects_grant is not None
+    assert projects_grant.decisions[0].grants[0]["granted_by"] == [{"scope": "group", "scope_id": str(team)}]
+    # The user leaves team, and team stops granting nfs: neither grants any more.
+    world.modify_group(allowed_vfolder_hosts={})
+    leave = {"user_update_mode": "remove", "user_uuids": [str(world.user_id)]}
+    run(ledger, "group", "modify_group", ModifyGroupAction(group_id=team, **leave))
+    with pytest.raises(VFolderHostNotAllowed, match="neither the domain, any group of the user nor"):
+        world.enqueue(mounts=[mine])
+    run(ledger, "group", "modify_group", ModifyGroupAction(group_id=team, modifier={"allowed_vfolder_hosts": {}}))
+    world.modify_group(allowed_vfolder_hosts={"nfs": ["mount-in-session"]})  # the session's group grants
+    with pytest.raises(VFolderHostNotAllowed, match="neither the domain, its project's group nor"):
+        world.enqueue(mounts=[projects])
+    assert len(ledger.queries.sessions()) == 2
+
+
 def test_a_vfolder_mounted_twice_in_one_enqueue_is_recorded_once(ledger: Ledger) -> None:
     """A repeated mount id is the same mount: collapsed in order, as a group's repeated
     member ids and a host listed twice are, where it was stored twice."""

@@ -119,14 +119,34 @@ class SessionChange(BaseModel):
     changed: bool
 
 
+class GrantOut(BaseModel):
+    """A level that granted a mount's host: `scope` domain, group or keypair (its effective
+    policy, named by `policy`) and its id."""
+
+    scope: str
+    scope_id: str
+    policy: str | None = None
+
+
+class MountGrantOut(BaseModel):
+    """A mounted vfolder's host and every level that granted the permission there."""
+
+    vfolder_id: str
+    host: str
+    permission: str
+    granted_by: list[GrantOut]
+
+
 class DecisionOut(BaseModel):
     """One gate's decision: `enqueue`, `admitted` or `deferred`, with the policy it applied
-    (empty for an enqueue recorded without one) and the limits it weighed or failed."""
+    (empty for an enqueue recorded without one), the limits it weighed or failed and
+    (enqueue) which levels granted each mount."""
 
     at: datetime
     decision: str
     policy: dict[str, Any]
     checks: list[CheckOut]
+    grants: list[MountGrantOut] = []
 
 
 class SessionDetailOut(BaseModel):

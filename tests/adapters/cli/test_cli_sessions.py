@@ -55,6 +55,23 @@ def test_enqueue_and_schedule_print_each_decision_with_its_reasons(db: str) -> N
     }
 
 
+def test_show_names_the_levels_that_granted_each_mount(db: str) -> None:
+    from domain.workload import CreateVFolderAction
+    from tests.adapters.sessions import PLATFORM, run
+
+    group = _world(db, allowed_vfolder_hosts={"nfs": ["mount-in-session"]})
+    vfolder = uuid.uuid4()
+    with open_ledger(db) as opened:
+        action = CreateVFolderAction(vfolder_id=vfolder, name="data", host="nfs", group_id=group)
+        run(opened, "workload", "create_vfolder", action, PLATFORM)
+    ok(db, "session", "enqueue", S1, "--keypair", "AK", "--group-id", group, "--slot", "cpu=1", "--mount", str(vfolder))
+    shown = ledger(db, "session", "show", S1, columns=80)
+    assert f"  mount {str(vfolder)[:8]} on 'nfs': mount-in-session from keypair AK (policy 'p')\n" in shown.stdout
+    _fits(shown.stdout)
+    (grant,) = as_json(db, "session", "show", S1)["decisions"][0]["grants"]
+    assert grant["granted_by"] == [{"scope": "keypair", "scope_id": "AK", "policy": "p"}]
+
+
 def test_refusals_are_one_line(db: str) -> None:
     group = _world(db, max_pending_session_count=1)
     _enqueue(db, group, S1)
