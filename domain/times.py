@@ -17,6 +17,11 @@ TIME_MIN = datetime(1900, 1, 1, tzinfo=UTC)
 TIME_MAX = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_UTC_OFFSET = timedelta(hours=18)
 _MAX_TIME_TEXT = 64
+# How far past the ledger's clock a time the platform reports as its "now" (a session's
+# activity) may be: hosts' clocks differ a little (NTP keeps them well within a second;
+# five minutes is Kerberos' customary allowance). Further ahead it is refused: one report
+# dated years ahead would otherwise hold off `idle_timeout` until then.
+MAX_CLOCK_AHEAD = timedelta(minutes=5)
 
 
 def parse_time(raw: Any, field: str) -> datetime:
@@ -55,6 +60,18 @@ def parse_time(raw: Any, field: str) -> datetime:
         )
     parsed: datetime = raw
     return parsed
+
+
+def require_not_ahead(at: datetime, now: datetime, field: str) -> None:
+    """Refuses (naming `field`) a reported time more than MAX_CLOCK_AHEAD past `now`, the
+    ledger's clock."""
+    if at > now + MAX_CLOCK_AHEAD:
+        minutes = int(MAX_CLOCK_AHEAD.total_seconds() // 60)
+        raise InvalidAPIParameters(
+            f"{as_utc(at).isoformat()} is more than {minutes} minutes ahead of the ledger's clock "
+            f"({as_utc(now).isoformat()})",
+            field=field,
+        )
 
 
 def as_utc(at: datetime) -> datetime:

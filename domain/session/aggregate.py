@@ -20,6 +20,7 @@ from domain.catalog import EntityType
 from domain.entity import Entity
 from domain.errors import DuplicateSession, InvalidAPIParameters, InvalidSessionState, LedgerError
 from domain.session.types import ENDED, SessionStatus
+from domain.times import require_not_ahead
 
 
 class Session(Entity):
@@ -172,7 +173,11 @@ class Session(Entity):
 
     def report_activity(self, at: datetime) -> bool:
         """Moves the last activity forward; an older time, or one after the end, records
-        nothing (reports may arrive late and out of order)."""
+        nothing (reports may arrive late and out of order). A time further ahead of the
+        ledger's clock than `MAX_CLOCK_AHEAD` is refused naming `at`, whatever the state:
+        activity is reported as it happens, and a time years ahead would exempt the session
+        from `idle_timeout` until then."""
+        require_not_ahead(at, self.ActivityReported.create_timestamp(), "at")
         if self.status is SessionStatus.PENDING:
             raise self._refuse("report activity", " (it has not started)")
         if self.is_ended:

@@ -84,7 +84,7 @@ def test_a_session_shows_every_decision_with_its_reasons(ledger: Ledger) -> None
 
 
 def test_sessions_due_at_the_deadline_edges(ledger: Ledger) -> None:
-    world = SessionWorld(ledger, idle_timeout=60, max_session_lifetime=3600)
+    world = SessionWorld(ledger, idle_timeout=60, max_session_lifetime=100)
     sid = world.enqueue()
     world.schedule(sid)
     entry = ledger.queries.sessions(status="RUNNING")[0]
@@ -99,19 +99,46 @@ def test_sessions_due_at_the_deadline_edges(ledger: Ledger) -> None:
         started + timedelta(seconds=60),
         "p",
     )
-    # Activity moves the idle deadline; the lifetime counts from the running start.
-    world.activity(sid, started + timedelta(seconds=3590))
-    assert q.sessions_due(started + timedelta(seconds=3600) - US) == []
-    (lifetime,) = q.sessions_due((started + timedelta(seconds=3600)).isoformat())
-    assert (lifetime.reason, lifetime.deadline) == (DueReason.MAX_SESSION_LIFETIME, started + timedelta(seconds=3600))
+    # Activity moves the idle deadline; the lifetime counts from the running start. (The
+    # activity is within the ledger clock's tolerance: a report further ahead is refused.)
+    world.activity(sid, started + timedelta(seconds=90))
+    assert q.sessions_due(started + timedelta(seconds=100) - US) == []
+    (lifetime,) = q.sessions_due((started + timedelta(seconds=100)).isoformat())
+    assert (lifetime.reason, lifetime.deadline) == (DueReason.MAX_SESSION_LIFETIME, started + timedelta(seconds=100))
     # A policy edit applies at the next call; 0 is unlimited.
     world.modify_policy("p", max_session_lifetime=0, idle_timeout=0)
     assert q.sessions_due(started + timedelta(days=365)) == []
     world.modify_policy("p", idle_timeout=1)
-    (idle,) = q.sessions_due(started + timedelta(seconds=3591))
-    assert (idle.reason, idle.deadline) == (DueReason.IDLE_TIMEOUT, started + timedelta(seconds=3591))
+    (idle,) = q.sessions_due(started + timedelta(seconds=91))
+    assert (idle.reason, idle.deadline) == (DueReason.IDLE_TIMEOUT, started + timedelta(seconds=91))
     world.terminate(sid)
     assert q.sessions_due(started + timedelta(days=365)) == []
+
+
+def test_an_activity_reported_ahead_of_the_ledgers_clock_is_refused_naming_at(ledger: Ledger) -> None:
+    """One report dated years ahead (8999) held `idle_timeout` off until then: the session
+    was never due again. A report more than MAX_CLOCK_AHEAD past the ledger's clock is
+    refused naming `at` and records nothing; one within it (another host's clock a little
+    ahead) is recorded."""
+    from datetime import UTC, datetime
+
+    from domain.times import MAX_CLOCK_AHEAD
+
+    world = SessionWorld(ledger, idle_timeout=60)
+    sid = world.enqueue()
+    world.schedule(sid)
+    for ahead in ("8999-01-01T00:00:00Z", datetime.now(UTC) + MAX_CLOCK_AHEAD + timedelta(minutes=1)):
+        with pytest.raises(InvalidAPIParameters, match="ahead of the ledger's clock") as refused:
+            world.activity(sid, ahead)
+        assert refused.value.field == "at"
+    assert ledger.services.session.session(sid).last_activity_at is None
+    started = ledger.services.session.session(sid).started_at
+    assert started is not None
+    (due,) = ledger.queries.sessions_due(started + timedelta(seconds=60))
+    assert due.reason is DueReason.IDLE_TIMEOUT
+    near = datetime.now(UTC) + MAX_CLOCK_AHEAD - timedelta(minutes=1)
+    assert world.activity(sid, near).changed
+    assert ledger.services.session.session(sid).last_activity_at == near
 
 
 def test_a_deleted_keypairs_running_sessions_keep_its_limits(ledger: Ledger) -> None:

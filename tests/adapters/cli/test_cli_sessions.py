@@ -6,6 +6,7 @@ actor)."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from adapters.bootstrap import open_ledger
 from tests.adapters.cli.helpers import as_json, labelled_utc, ledger, ok, refused, stdout_of, usage_error
@@ -124,14 +125,17 @@ def test_due_and_activity(db: str) -> None:
     ok(db, "session", "schedule", S1)
     started = as_json(db, "session", "list")[0]["started_at"]
     assert as_json(db, "session", "due", "--now", started) == []
-    ok(db, "session", "activity", S1, "--at", "2999-01-01T00:00:00Z")
-    (due,) = as_json(db, "session", "due", "--now", "2999-01-01T00:01:00Z")
-    assert (due["session_id"], due["reason"], due["deadline"]) == (S1, "idle_timeout", "2999-01-01T00:01:00+00:00")
-    table = ledger(db, "session", "due", "--now", "2999-01-01T00:01:00Z", columns=80)
+    # Activity is reported as it happens: at most MAX_CLOCK_AHEAD past the ledger's clock.
+    active, deadline = (datetime.fromisoformat(started) + timedelta(seconds=s) for s in (30, 90))
+    ok(db, "session", "activity", S1, "--at", active.isoformat())
+    (due,) = as_json(db, "session", "due", "--now", deadline.isoformat())
+    assert (due["session_id"], due["reason"], due["deadline"]) == (S1, "idle_timeout", deadline.isoformat())
+    table = ledger(db, "session", "due", "--now", deadline.isoformat(), columns=80)
     _fits(table.stdout)
     assert "1 session due" in table.stdout and "idle_timeout" in table.stdout
     assert labelled_utc(table.stdout, "deadline")
-    assert "unchanged" in stdout_of(db, "session", "activity", S1, "--at", "2998-01-01T00:00:00Z")
+    assert "unchanged" in stdout_of(db, "session", "activity", S1, "--at", started)
+    assert "ahead of the ledger's clock" in refused(db, "session", "activity", S1, "--at", "2999-01-01T00:00:00Z")
     assert "--now" in refused(db, "session", "due", "--now", "yesterday")
 
 

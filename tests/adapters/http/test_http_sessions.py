@@ -5,6 +5,7 @@ Idempotency-Key on enqueue, and who may read which session (the read table)."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -87,9 +88,12 @@ def test_enqueue_schedule_activity_terminate(api: Api, world: World) -> None:
     shaped(Scheduled, decided)
     assert {(c["limit"], c["slot"]) for c in decided["checks"]} >= {("total_resource_slots", "cpu")}
 
-    active = api.post(f"{BASE}/{sid}/activity", {"at": "2100-01-01T00:00:00Z"}, role="service")
+    at = datetime.now(UTC) + timedelta(seconds=1)  # as it happens: not ahead of the ledger's clock
+    active = api.post(f"{BASE}/{sid}/activity", {"at": at.isoformat()}, role="service")
     assert active.status_code == 200 and active.json()["changed"] is True
-    assert active.json()["session"]["last_activity_at"].startswith("2100-01-01")
+    assert datetime.fromisoformat(active.json()["session"]["last_activity_at"]) == at
+    ahead = api.post(f"{BASE}/{sid}/activity", {"at": "2100-01-01T00:00:00Z"}, role="service")
+    assert ahead.status_code == 400 and "ahead of the ledger's clock" in ahead.text
     older = api.post(f"{BASE}/{sid}/activity", {"at": "2000-01-01T00:00:00"}, role="service")
     assert older.json()["changed"] is False
 
