@@ -46,6 +46,10 @@ class KeyPairService:
 
     @takes_action
     async def create_keypair(self, action: CreateKeyPairAction) -> CreateKeyPairActionResult:
+        # Imported here: the session and workload packages import keypairs (a cycle at import time).
+        from domain.session.purge import retire_keypair_sessions
+        from domain.workload.storage import retire_keypair_vfolders
+
         fields = action.fields_json()
         key, name = action.access_key, action.resource_policy
 
@@ -56,7 +60,13 @@ class KeyPairService:
             domain = require_domain(work, action.domain_name, "domain_name")
             owner = require_user_of(work, str(action.user_id), action.domain_name, "user_id")
             check_admin_may_assign(domain, name, POLICY)
+            earlier = work.get(KeyPair.id_for(key), KeyPair)  # a deleted incarnation, if any
             keypair = work.create(KeyPair, key, fields)
+            if earlier is not None:
+                # A new incarnation: what the deleted keypair still holds (sessions running
+                # on, vfolders) is not the new one's to count (usage is keyed by access key).
+                retire_keypair_sessions(work, key)
+                retire_keypair_vfolders(work, key)
             if policy is not None:
                 policy.assign(key)
             owner.add_keypair(key)

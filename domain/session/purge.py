@@ -1,5 +1,5 @@
-"""What a group's purge, or its move to another domain, and a keypair's delete do to their
-sessions (REFERENCE: group purge; a purge removes the group's sessions, and a kernel that
+"""What a group's purge, or its move to another domain, and a keypair's delete (and its
+creation again) do to their sessions (REFERENCE: group purge; a purge removes the group's sessions, and a kernel that
 occupies resources refuses it).
 
 An admitted session occupies its slots as Backend.AI's scheduled kernels do, so it
@@ -22,7 +22,7 @@ from domain.group.aggregate import Group
 from domain.ports import UnitOfWork, load_live
 from domain.session.aggregate import Session
 from domain.session.types import Scope
-from domain.session.usage import ScopeUsage, load_usage, release_usage
+from domain.session.usage import ScopeUsage, load_usage, release_usage, usage_id
 from domain.shown import plural, some
 
 
@@ -53,6 +53,15 @@ def close_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
     enqueue or a schedule racing the delete conflicts with it and, taken again, finds the
     keypair deleted."""
     _cancel_pending_and_close(work, load_usage(work, Scope.KEYPAIR, access_key))
+
+
+def retire_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
+    """A keypair created again is a new incarnation: the deleted one's admitted sessions,
+    still running, count no more against its limits (they still count for their user,
+    group and domain), in the creation's own append, so a release racing it conflicts."""
+    usage = work.get(usage_id(Scope.KEYPAIR, access_key), ScopeUsage)
+    if usage is not None:
+        usage.retire()
 
 
 def _cancel_pending_and_close(work: UnitOfWork, usage: ScopeUsage) -> None:

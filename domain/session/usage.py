@@ -10,7 +10,9 @@ really changes, so releasing twice records nothing and changes nothing.
 
 Events: Created (from `Entity`, on first use), PendingAdded, Started, Released, Closed
 (a group's, when the group is purged), Moved (a group's, when it moves to another
-domain). Each applies in O(slots of one session): the totals (`pending_total`,
+domain), Retired (a keypair's, when its access key is created again: the deleted
+keypair's running sessions leave its counts). Each applies in O(slots of one session)
+but Retired (O(running sessions), once per incarnation): the totals (`pending_total`,
 `running_total`) are the sums of the sets, kept with exact Decimal arithmetic as members
 come and go, so a decision on a cached copy never walks thousands of sessions. A
 keypair's stream holds its pending and running sessions (pending limits and concurrency
@@ -34,7 +36,7 @@ from domain.catalog import EntityType
 from domain.entity import Entity, stream_id
 from domain.ports import UnitOfWork
 from domain.session.types import Scope
-from domain.sharedmap import shared
+from domain.sharedmap import SharedMap, shared
 
 SlotsJson = dict[str, str]
 
@@ -78,10 +80,21 @@ class ScopeUsage(Entity):
 
         def apply(self, aggregate: ScopeUsage) -> None:
             aggregate.leave_pending(self.session_id)
+            if self.session_id in aggregate.retired:
+                aggregate.retired = shared(aggregate.retired).without(self.session_id)
             slots = aggregate.running.get(self.session_id)
             if slots is not None:
                 aggregate.running = shared(aggregate.running).without(self.session_id)
                 _add(aggregate.running_total, slots, -1)
+
+    class Retired(Entity.Event):
+        """Its keypair was created again, a new incarnation: the deleted keypair's running
+        sessions run on (their user's, group's and domain's scopes count them) but count
+        no more against the new keypair's limits. Their end still releases them."""
+
+        def apply(self, aggregate: ScopeUsage) -> None:
+            aggregate.retired = SharedMap({**aggregate.retired, **aggregate.running})
+            aggregate.running, aggregate.running_total = {}, {}
 
     class Closed(Entity.Event):
         """Its group was purged (its pending sessions cancelled in the same append; an
@@ -109,6 +122,15 @@ class ScopeUsage(Entity):
         self.running: Mapping[str, SlotsJson] = {}
         self.pending_total: dict[str, Decimal] = {}
         self.running_total: dict[str, Decimal] = {}
+        # A keypair's: running sessions of its deleted incarnation, counted nowhere here.
+        self.retired: Mapping[str, SlotsJson] = {}
+
+    # Version 2 added `retired`: a version 1 snapshot predates it (none was retired then).
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["retired"] = {}
 
     def leave_pending(self, session_id: str) -> None:
         """Applied by events only: the session leaves the pending set and its total."""
@@ -126,7 +148,7 @@ class ScopeUsage(Entity):
         return cls.create(cls.key_for(scope, scope_id), {"scope": scope.value, "scope_id": scope_id})
 
     def holds(self, session_id: str) -> bool:
-        return session_id in self.pending or session_id in self.running
+        return session_id in self.pending or session_id in self.running or session_id in self.retired
 
     def add_pending(self, session_id: str, slots: SlotsJson) -> None:
         if not self.holds(session_id):
@@ -135,6 +157,11 @@ class ScopeUsage(Entity):
     def start(self, session_id: str, slots: SlotsJson) -> None:
         if session_id not in self.running:
             self.trigger_event(self.Started, session_id=session_id, slots=slots)
+
+    def retire(self) -> None:
+        """Records nothing when nothing runs (a keypair created again after its sessions ended)."""
+        if self.running:
+            self.trigger_event(self.Retired)
 
     def close(self) -> None:
         """Recorded unconditionally: an append to the stream is what makes a decision on
@@ -160,6 +187,7 @@ class ScopeUsage(Entity):
             "running": dict(self.running),
             "pending_total": {k: str(v) for k, v in sorted(self.pending_total.items())},
             "running_total": {k: str(v) for k, v in sorted(self.running_total.items())},
+            "retired": dict(self.retired),
         }
 
 

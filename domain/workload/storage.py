@@ -49,6 +49,13 @@ class VFolderUsage(Entity):
         def apply(self, aggregate: VFolderUsage) -> None:
             aggregate.vfolders = shared(aggregate.vfolders).set(self.vfolder_id, True)
 
+    class Retired(Entity.Event):
+        """Its keypair was created again, a new incarnation: the deleted keypair's vfolders
+        stay, but count no more against the new keypair's `max_vfolder_count`."""
+
+        def apply(self, aggregate: VFolderUsage) -> None:
+            aggregate.vfolders = {}
+
     class Removed(Entity.Event):
         """Its group was purged: the vfolder is gone and counts no more."""
 
@@ -73,9 +80,21 @@ class VFolderUsage(Entity):
         if vfolder_id not in self.vfolders:
             self.trigger_event(self.Added, vfolder_id=vfolder_id)
 
+    def retire(self) -> None:
+        if self.vfolders:
+            self.trigger_event(self.Retired)
+
     def remove(self, vfolder_id: str) -> None:
         if vfolder_id in self.vfolders:
             self.trigger_event(self.Removed, vfolder_id=vfolder_id)
+
+
+def retire_keypair_vfolders(work: UnitOfWork, access_key: str) -> None:
+    """The deleted keypair's vfolders count no more for the keypair created again under
+    its access key (a new incarnation), in the creation's own append."""
+    usage = work.get(vfolder_usage_id(access_key), VFolderUsage)
+    if usage is not None:
+        usage.retire()
 
 
 def vfolder_usage_id(access_key: str) -> uuid.UUID:

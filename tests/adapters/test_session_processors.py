@@ -358,6 +358,45 @@ def test_a_deleted_keypairs_pending_sessions_are_cancelled_with_it(ledger: Ledge
         world.schedule(pending)
 
 
+def test_an_access_key_created_again_starts_with_none_of_the_deleted_keypairs_usage(ledger: Ledger) -> None:
+    """The deleted keypair's admitted sessions run on, and its vfolders stay; the keypair
+    created again under its access key (here for another user) is a new incarnation, and
+    was refused for them: its max_concurrent_sessions counted the old sessions, its
+    max_vfolder_count the old vfolders. They still count for their user, group and domain,
+    and an old session's end still releases it."""
+    from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
+
+    world = SessionWorld(
+        ledger, max_concurrent_sessions=1, max_vfolder_count=1, allowed_vfolder_hosts={"local": ["create-vfolder"]}
+    )
+
+    def vfolder() -> None:
+        action = CreateVFolderAction(
+            vfolder_id=uuid.uuid4(), name="v", host="local", group_id=world.group_id, owner_access_key="AK"
+        )
+        run(ledger, "workload", "create_vfolder", action, PLATFORM)
+
+    old = world.enqueue()
+    assert world.schedule(old).admitted
+    vfolder()
+    run(ledger, "keypair", "delete_keypair", DeleteKeyPairAction(access_key="AK"))
+    again = CreateKeyPairAction(access_key="AK", user_id=world.user(), domain_name="d", resource_policy="p")
+    run(ledger, "keypair", "create_keypair", again)
+    new = world.enqueue()
+    decided = world.schedule(new)
+    assert decided.admitted, [reason.describe() for reason in decided.reasons]
+    vfolder()
+    with pytest.raises(QuotaExceeded, match="1 vfolders \\+ 1 > 1"):
+        vfolder()  # the new keypair's own count applies
+    assert _running(ledger, Scope.KEYPAIR, "AK") == {str(new)}
+    assert _running(ledger, Scope.GROUP, str(world.group_id)) == {str(old), str(new)}
+    assert _running(ledger, Scope.USER, str(world.user_id)) == {str(old)}
+    assert world.terminate(old).changed
+    assert _running(ledger, Scope.GROUP, str(world.group_id)) == {str(new)}
+    assert _running(ledger, Scope.KEYPAIR, "AK") == {str(new)}
+    assert world.schedule(world.enqueue()).admitted is False  # the new keypair's one session
+
+
 def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:
     world = SessionWorld(ledger)
     pending, running = world.enqueue(), world.enqueue()

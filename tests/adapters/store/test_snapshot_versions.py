@@ -19,6 +19,7 @@ from domain.keypair_resource_policy import (
     KeyPairResourcePolicy,
     policy_id,
 )
+from domain.sharedmap import plain_state
 from domain.user import DeleteUserAction, User
 from tests.domain.fakes import ensure_user
 
@@ -123,3 +124,29 @@ def test_a_group_snapshot_from_when_members_were_a_dict_loads_as_a_list(ledger_u
         remove = ModifyGroupAction(group_id=group, user_update_mode="remove", user_uuids=members[:1])
         asyncio.run(reopened.services.group.modify_group(remove))
         assert reopened.app.get(group, Group).members == [str(members[1])]  # type: ignore[union-attr]
+
+
+def test_a_usage_snapshot_from_before_retired_sessions_loads_and_releases(ledger_url: str) -> None:
+    from domain.session import Scope
+    from domain.session.usage import ScopeUsage, usage_id
+
+    with open_ledger(ledger_url) as ledger:
+        usage = ScopeUsage.open(Scope.KEYPAIR, "AK")
+        for n in range(SNAPSHOT_INTERVAL + 5):  # a long stream: loaded from its snapshot
+            usage.start(f"s{n}", {"cpu": "1"})
+            if n:
+                usage.release(f"s{n}")
+        ledger.app.save(usage)
+        # Version 1 of the class: no `retired`, no class_version.
+        old = ScopeUsage.Snapshot.take(usage)  # type: ignore[attr-defined]
+        plain_state(old.state)
+        del old.state["retired"], old.state["class_version"]
+        assert ledger.app.snapshots is not None
+        ledger.app.snapshots.put([old])
+
+    with open_ledger(ledger_url) as reopened:
+        loaded = reopened.app.get(usage_id(Scope.KEYPAIR, "AK"), ScopeUsage)
+        assert loaded is not None and loaded.retired == {} and set(loaded.running) == {"s0"}
+        loaded.retire()
+        assert loaded.running == {} and set(loaded.retired) == {"s0"} and loaded.running_total == {}
+        assert loaded.release("s0") and loaded.retired == {}
