@@ -117,15 +117,16 @@ def host_refusal(
     hosts: Mapping[str, str],
     grants: Iterable[VFolderHostPermissionMap],
     permission: VFolderHostPermission = VFolderHostPermission.MOUNT_IN_SESSION,
+    groups_named: str = "the group",
 ) -> VFolderHostNotAllowed | None:
     """The first entry of `hosts` (what needs the host, as the message names it -> host)
     whose host no level grants `permission`. The levels' grants are united host by host
     (REFERENCE: storage): any level can grant, none can deny. Creating a vfolder needs
-    `create-vfolder` of the domain, the vfolder's group or the effective policy."""
+    `create-vfolder` (`groups_named`: which groups were weighed, as the refusal says)."""
     levels = list(grants)
     for what, host in hosts.items():
         if not any(permission in level.get(host, frozenset()) for level in levels):
-            return _not_allowed(what, host, permission, "the domain, the group")
+            return _not_allowed(what, host, permission, f"the domain, {groups_named}")
     return None
 
 

@@ -49,8 +49,8 @@ from domain.session.runtime import sessions_due
 from domain.session.types import DueSession, RunningSession, Scope, SessionData, SessionStatus
 from domain.session.usage import ScopeUsage, load_usage, release_usage, session_scopes
 from domain.slots import ResourceSlot
-from domain.user.aggregate import User
 from domain.workload.aggregate import VFolder
+from domain.workload.storage import USER_GROUPS, user_groups
 
 SESSION = EntityType.SESSION
 
@@ -65,21 +65,6 @@ def _slots(fields: dict[str, Any], name: str) -> ResourceSlot:
 
 def _hosts(fields: dict[str, Any]) -> VFolderHostPermissionMap:
     return VFolderHostPermissionMap.from_json(fields.get("allowed_vfolder_hosts") or {})
-
-
-def _user_groups(work: UnitOfWork, keypair: KeyPair, session_group: Group) -> list[Group]:
-    """The groups whose grants reach the keypair's user's own vfolders: the session's group
-    (the user runs in it) and every active group the user is a member of (REFERENCE:
-    storage). Read, not appended to, as the limits are: a membership change racing the
-    enqueue is ordered after it."""
-    groups = {session_group.key: session_group}
-    user_id = keypair.fields.get("user_id")
-    user = live_entity(work, User, User.id_for(str(user_id))) if user_id is not None else None
-    for group_id in sorted(user.groups if user is not None else ()):
-        group = live_entity(work, Group, Group.id_for(group_id))
-        if group is not None and group.fields.get("is_active", True):
-            groups.setdefault(group.key, group)
-    return list(groups.values())
 
 
 def _mount_grant(
@@ -104,7 +89,7 @@ def _mount_grant(
     if vfolder.fields.get("owner_access_key") is None:
         groups, named = [group], "its project's group"
     else:
-        groups, named = _user_groups(work, keypair, session_group), "any group of the user"
+        groups, named = user_groups(work, keypair, session_group), USER_GROUPS
     weighed = [levels[0], *(HostGrant(Scope.GROUP, g.key, _hosts(g.fields)) for g in groups), *levels[1:]]
     return mount_grant(f"mounts: vfolder {mount}", mount, vfolder.fields["host"], weighed, named)
 

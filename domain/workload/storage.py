@@ -1,7 +1,8 @@
 """Storage limits on creating a vfolder for an owner (issue 12 item 5).
 
-A `CreateVFolderAction` with `owner_access_key` is a decision: the host must grant
-`create-vfolder` in the union of the domain's, the group's and the owner's effective
+A `CreateVFolderAction` with `owner_access_key` is a decision, on a vfolder of the owner's
+user: the host must grant `create-vfolder` in the union of the domain's, the groups' (the
+vfolder's and every other group of the user: `user_groups`) and the owner's effective
 policy's `allowed_vfolder_hosts` (any level can grant, none can deny, as in Backend.AI),
 and the owner's vfolders stay within `max_vfolder_count` of that policy (0 or null is
 unlimited). Without an owner the action is a fact the platform reports (an imported
@@ -31,6 +32,7 @@ from domain.keypair.aggregate import KeyPair
 from domain.ports import UnitOfWork, load_live
 from domain.session.admission import host_refusal
 from domain.sharedmap import shared
+from domain.user.aggregate import User
 from domain.workload.aggregate import VFolder
 
 MAX_VFOLDER_COUNT = "max_vfolder_count"
@@ -105,6 +107,24 @@ def _hosts(fields: dict[str, Any]) -> VFolderHostPermissionMap:
     return VFolderHostPermissionMap.from_json(fields.get("allowed_vfolder_hosts") or {})
 
 
+USER_GROUPS = "any group of the user"  # the groups a user's vfolder is weighed against, as a refusal says
+
+
+def user_groups(work: UnitOfWork, keypair: KeyPair, first: Group) -> list[Group]:
+    """The groups whose grants reach the keypair's user's own vfolders (REFERENCE: storage,
+    every group of the user): `first` (the group the vfolder is created or the session
+    runs in) and every live, active group the user is a member of. Read, not appended
+    to, as the limits are: a membership change racing the decision is ordered after it."""
+    groups = {first.key: first}
+    user_id = keypair.fields.get("user_id")
+    user = live_entity(work, User, User.id_for(str(user_id))) if user_id is not None else None
+    for group_id in sorted(user.groups if user is not None else ()):
+        group = live_entity(work, Group, Group.id_for(group_id))
+        if group is not None and group.fields.get("is_active", True):
+            groups.setdefault(group.key, group)
+    return list(groups.values())
+
+
 def admit_vfolder(work: UnitOfWork, owner: str, group: Group, vfolder_id: str, name: str, host: str) -> None:
     """Checks the host grant and the owner's count (raising `VFolderHostNotAllowed` or
     `QuotaExceeded`), then adds the vfolder to the owner's set in `work`."""
@@ -116,11 +136,13 @@ def admit_vfolder(work: UnitOfWork, owner: str, group: Group, vfolder_id: str, n
             field="owner_access_key",
         )
     policy: EffectivePolicy = resolve_for_keypair(work, keypair)
-    grants = [_hosts(group.fields), policy.policy.allowed_vfolder_hosts]
+    grants = [_hosts(g.fields) for g in user_groups(work, keypair, group)]
+    grants.append(policy.policy.allowed_vfolder_hosts)
     domain = live_entity(work, Domain, Domain.id_for(group.fields["domain_name"]))
     if domain is not None:
         grants.append(_hosts(domain.fields))
-    refusal = host_refusal({f"vfolder {name!r} of {owner}": host}, grants, VFolderHostPermission.CREATE)
+    what = f"vfolder {name!r} of {owner}"
+    refusal = host_refusal({what: host}, grants, VFolderHostPermission.CREATE, USER_GROUPS)
     if refusal is not None:
         raise refusal
     found = work.get(vfolder_usage_id(owner), VFolderUsage)

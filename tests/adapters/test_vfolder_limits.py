@@ -1,6 +1,6 @@
 """Storage limits (issue 12 item 5) through the processors, on SQLite and PostgreSQL: a
-vfolder created for an owner needs `create-vfolder` on its host from the domain, the group
-or the owner's effective policy, and stays within the owner's `max_vfolder_count`; a
+vfolder created for an owner needs `create-vfolder` on its host from the domain, a group
+of the owner's user or the owner's effective policy, and stays within the owner's `max_vfolder_count`; a
 vfolder without an owner is a reported fact, checked against nothing and counted nowhere."""
 
 from __future__ import annotations
@@ -42,6 +42,23 @@ def test_the_host_must_grant_create_vfolder_at_some_level(ledger: Ledger) -> Non
             create(world, host)
         assert (refused.value.host, refused.value.permission) == (host, "create-vfolder")
         assert f"on host {host!r}" in str(refused.value)
+
+
+def test_any_group_of_the_owners_user_may_grant_create_vfolder(ledger: Ledger) -> None:
+    """A vfolder created for an owner is its user's: REFERENCE (storage) unites the grants
+    of every group of the user, as a mount of it does; only the vfolder's group granted."""
+    from domain.group import ModifyGroupAction
+
+    world = SessionWorld(ledger)
+    team = world.group("team", allowed_vfolder_hosts={"nfs": CREATE})
+    members = {"user_uuids": [str(world.user_id)]}
+    run(ledger, "group", "modify_group", ModifyGroupAction(group_id=team, user_update_mode="add", **members))
+    assert ledger.queries.vfolder(create(world, "nfs")) is not None
+    with pytest.raises(VFolderHostNotAllowed, match="neither the domain, any group of the user nor"):
+        create(world, "local")
+    run(ledger, "group", "modify_group", ModifyGroupAction(group_id=team, user_update_mode="remove", **members))
+    with pytest.raises(VFolderHostNotAllowed):
+        create(world, "nfs")
 
 
 def test_max_vfolder_count_of_the_owners_effective_policy(ledger: Ledger) -> None:
