@@ -39,7 +39,7 @@ from adapters.http.auth import (
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.idempotency import IdempotentResponses, StoredResponse, request_hash
 from adapters.http.times import LedgerJSONResponse, utc_z
-from adapters.store.scope import IdempotencyClaim, WriteScope, stale, write_scope
+from adapters.store.scope import IdempotencyClaim, WriteScope, no_current_version, stale, write_scope
 from domain.actions import ActionProcessor, BaseAction, BaseActionResult
 from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, LedgerError, ReadModelBehind, RequestTooLarge
@@ -105,7 +105,8 @@ class Call:
         """Runs a command and answers `render(result)` with `status`, `ETag` (the version of
         `entity` after the command) and `Ledger-Position`."""
         method = self.request.method
-        expected = self._if_match(entity if isinstance(entity, uuid.UUID) else None)
+        tagged = entity if isinstance(entity, uuid.UUID) else None
+        expected, absent = self._if_match(tagged)
         claim, responses = self._claim(method, body)
         if claim is not None:
             first = self._first_response(responses, claim, self._recorded(claim))
@@ -114,8 +115,7 @@ class Call:
         built = action() if callable(action) else action
         # Read before the command: an erasure committed after this may be in its response.
         before = self._head() if claim is not None else 0
-        tagged = entity if isinstance(entity, uuid.UUID) else None
-        scope = WriteScope(expected=expected, idempotency=claim, tagged=tagged)
+        scope = WriteScope(expected=expected, idempotency=claim, tagged=tagged, absent=absent)
         try:
             with write_scope(scope):
                 result = self.run(processor, built)
@@ -182,18 +182,23 @@ class Call:
         found = self.ledger.app.get(claim.stream, Entity)
         return found if isinstance(found, IdempotentRequest) else None
 
-    def _if_match(self, entity_id: uuid.UUID | None) -> dict[uuid.UUID, frozenset[int]]:
+    def _if_match(self, entity_id: uuid.UUID | None) -> tuple[dict[uuid.UUID, frozenset[int]], bool]:
         """The versions `If-Match` names for the command's entity (any of them may be the
-        current one, RFC 9110 13.1.1). Checked inside the command, after its permission check
-        (so a caller learns nothing of an entity it may not see): on the aggregate it
-        appends to, or, when it appends nothing, on the one it read (`_check_unwritten`).
-        `*` asks only that the entity exist, which the command checks."""
+        current one, RFC 9110 13.1.1), and whether one was sent for a command naming no
+        existing entity (a create): no current version can match it, so it fails. Checked
+        inside the command, after its permission check (so a caller learns nothing of an
+        entity it may not see): on the aggregate it appends to, or, when it appends
+        nothing, on the one it read (`_check_unwritten`). `*` asks only that the entity
+        exist, which the command checks."""
         # Header lines given more than once are one list (RFC 9110 5.3).
         lines = self.request.headers.getlist("If-Match")
         raw = ", ".join(line.strip() for line in lines)
-        if not lines or entity_id is None or raw == "*":
-            return {}
-        return {entity_id: parse_etag(raw)}
+        if not lines:
+            return {}, False
+        versions = frozenset() if raw == "*" else parse_etag(raw)  # a malformed tag is 400 on every write
+        if entity_id is None:
+            return {}, True
+        return ({} if raw == "*" else {entity_id: versions}), False
 
     def version_of(self, entity_id: uuid.UUID) -> int | None:
         """The entity's current version, read from the store (not a cached copy)."""
@@ -223,7 +228,10 @@ class Call:
 def _check_unwritten(scope: WriteScope) -> None:
     """A command that appended nothing to an entity `If-Match` named (a change to what it
     already held) still answers 412 when the version it read is not the one named. The
-    version read is confirmed: a decision that writes nothing runs on fresh reads."""
+    version read is confirmed: a decision that writes nothing runs on fresh reads. An
+    `If-Match` sent with a create fails even when the create appended nothing."""
+    if scope.absent:
+        raise no_current_version()
     for entity_id, expected in scope.expected.items():
         if entity_id in scope.versions:
             continue  # appended: checked before the append (`WriteScope.check`)

@@ -52,6 +52,11 @@ def stale(expected: frozenset[int], current: int) -> PreconditionFailed:
     return PreconditionFailed(f"If-Match: none of versions {named} is current (version {current} is)")
 
 
+def no_current_version() -> PreconditionFailed:
+    """The 412 of an `If-Match` sent with a create: what it names does not exist yet."""
+    return PreconditionFailed("If-Match: there is no current version to match (a create makes a new entity)")
+
+
 @dataclass
 class WriteScope:
     expected: dict[uuid.UUID, frozenset[int]] = field(default_factory=dict)  # If-Match: any of them
@@ -60,6 +65,9 @@ class WriteScope:
     position: int | None = None
     loaded: dict[uuid.UUID, int] = field(default_factory=dict)  # versions read of the `expected` ones
     tagged: uuid.UUID | None = None  # the entity the answer's ETag names: its version read is kept too
+    # If-Match on a command naming no existing entity (a create): the condition is false,
+    # as there is no current version (RFC 9110 13.1.1), so whatever it would append is refused.
+    absent: bool = False
 
     def read(self, aggregate_id: uuid.UUID, version: int) -> None:
         if aggregate_id in self.expected or aggregate_id == self.tagged:
@@ -67,7 +75,9 @@ class WriteScope:
 
     def check(self, saving: Sequence[Aggregate]) -> None:
         """Refuses an append to an aggregate whose version before this command is not the
-        one `If-Match` named."""
+        one `If-Match` named, and any append of a command `If-Match` cannot hold for (`absent`)."""
+        if self.absent and any(aggregate.pending_events for aggregate in saving):
+            raise no_current_version()
         for aggregate in saving:
             expected = self.expected.get(aggregate.id)
             if expected is None or not aggregate.pending_events:

@@ -322,3 +322,20 @@ def test_a_list_without_a_limit_answers_one_page_of_the_default_size(api: Api) -
     assert rest["next_after"] is None and names == sorted(["default", *(f"p{n:03}" for n in range(DEFAULT_PAGE + 5))])
     assert api.get(BASE, params={"limit": 10_001}).status_code == 400
     assert len(api.get(BASE, params={"limit": 10_000}).json()["items"]) == DEFAULT_PAGE + 6
+
+
+def test_if_match_on_a_create_is_412_and_creates_nothing(api: Api) -> None:
+    """A create's `If-Match` (listed in the OpenAPI document) was ignored and the policy made;
+    with no current version, the condition is false (RFC 9110 13.1.1): 412, nothing stored.
+    A refusal the request meets without the condition (403 here) still comes first."""
+    for tag in ('"1"', "*"):
+        refused = api.post(BASE, {"name": "fresh"}, **{"If-Match": tag})
+        assert refused.status_code == 412, refused.text
+        assert refused.json()["code"] == "ledger_precondition_failed"
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "no current version" in refused.json()["detail"]
+        assert api.get(f"{BASE}/fresh").status_code == 404
+    assert api.post(BASE, {"name": "fresh"}, "user", **{"If-Match": '"1"'}).status_code == 403
+    bad = api.post(BASE, {"name": "fresh"}, **{"If-Match": "seven"})
+    assert bad.status_code == 400 and bad.json()["field"] == "If-Match"
+    assert api.post(BASE, {"name": "fresh"}).status_code == 201
