@@ -191,7 +191,9 @@ def _domain(work: UnitOfWork, name: str, created: list[str], fresh: set[uuid.UUI
     if domain is not None and not domain.is_deleted:
         return domain
     created.append(EntityType.DOMAIN)
-    fields = DomainCreator(name=name).fields_json()
+    # A name read from stored events, accepted when they were: declared as it is, not
+    # refused as a new name would be (`parse_new_name`); the fields hold no name.
+    fields = DomainCreator.model_construct(name=name).fields_json()
     if domain is None:
         return work.add(Domain.create(name, fields))
     domain.recreate(fields)

@@ -125,6 +125,20 @@ def parse_name(raw: Any, field: str, *, max_length: int = 256) -> str:
     return name
 
 
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def parse_new_name(raw: Any, field: str, *, max_length: int = 256) -> str:
+    """The name of an entity being made (or renamed): a name, and not `.` or `..`, which a
+    URL cannot hold as a path segment (`/v1/domains/..` is `/v1`), so the entity could not
+    be read, changed or deleted by its name. Only new names: a name already stored, and
+    every read or reference to one, keep `parse_name`."""
+    name = parse_name(raw, field, max_length=max_length)
+    if name in _DOT_SEGMENTS:
+        raise InvalidAPIParameters(f"must not be {name!r}: a URL cannot name it as a path segment", field=field)
+    return name
+
+
 def parse_text(raw: Any, field: str, *, max_length: int, multiline: bool = False) -> str:
     """Free text of 0..max_length characters after NFC normalisation. One line: no
     control or invisible characters, as names. Multiline (descriptions): newlines and
@@ -202,6 +216,12 @@ def parse_access_key(raw: Any, field: str) -> str:
     if any(ch.isspace() for ch in key):
         raise InvalidAPIParameters("must not contain whitespace", field=field)
     return key
+
+
+def parse_new_access_key(raw: Any, field: str) -> str:
+    """The access key of a keypair being made: an access key, and a new name (it is the
+    keypair's URL path segment)."""
+    return parse_new_name(parse_access_key(raw, field), field, max_length=128)
 
 
 def parse_bool(raw: Any, field: str) -> bool:

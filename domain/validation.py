@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 from domain.errors import InvalidAPIParameters
 from domain.frozen import FrozenMapping
 from domain.hosts import VFolderHostPermissionMap
-from domain.parsers import Parser, parse_int, parse_name, parse_positive_int, parse_uuid
+from domain.parsers import Parser, parse_int, parse_name, parse_new_name, parse_positive_int, parse_uuid
 from domain.shown import encodable
 from domain.slots import ResourceSlot
 from domain.values import OptionalState, TriState
@@ -184,6 +184,7 @@ OccupiedSlots = Annotated[ResourceSlot, field_of(parse_occupied_slots)]
 NullableSlots = Annotated[ResourceSlot | None, field_of(nullable(parse_slots))]
 VFolderHosts = Annotated[VFolderHostPermissionMap, field_of(parse_hosts)]
 EntityName = Annotated[str, field_of(parse_name)]
+NewEntityName = Annotated[str, field_of(parse_new_name)]  # a creator's name: see parse_new_name
 UUIDField = Annotated[uuid.UUID, field_of(parse_uuid)]
 
 

@@ -18,8 +18,8 @@ from domain.modifier import Modifier
 from domain.parsers import parse_bool, parse_description, parse_name
 from domain.slot_patch import SlotPatch, parse_slot_patch
 from domain.validation import (
-    EntityName,
     LedgerModel,
+    NewEntityName,
     Slots,
     VFolderHosts,
     field_of,
@@ -52,7 +52,7 @@ PolicyNames = Annotated[list[str] | None, field_of(nullable(parse_policy_names))
 
 
 class DomainCreator(LedgerModel):
-    name: EntityName
+    name: NewEntityName
     description: Description = None
     is_active: Bool = True
     total_resource_slots: Slots = ResourceSlot()

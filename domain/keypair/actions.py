@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.keypair.types import KeyPairData
-from domain.parsers import parse_access_key, parse_name
+from domain.parsers import parse_access_key, parse_name, parse_new_access_key
 from domain.validation import EntityName, UUIDField, field_of, nullable, tri_state_of
 from domain.values import TriState
 
@@ -30,6 +30,7 @@ class CreateKeyPairAction(KeyPairAction):
     """`user_id` is the owner: a live user of `domain_name`. `resource_policy` None: the
     keypair uses its owner's, then its domain's default, then the system policy."""
 
+    access_key: Annotated[str, field_of(parse_new_access_key)]
     user_id: UUIDField
     domain_name: EntityName
     resource_policy: Annotated[str | None, field_of(nullable(parse_name))] = None

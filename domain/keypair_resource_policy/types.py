@@ -12,8 +12,8 @@ from domain.modifier import Modifier
 from domain.parsers import parse_default_for_unspecified, parse_int, parse_name, parse_positive_int
 from domain.slot_patch import SlotPatch, parse_slot_patch
 from domain.validation import (
-    EntityName,
     LedgerModel,
+    NewEntityName,
     NonNegativeInt,
     NullableNonNegativeInt,
     NullableSlots,
@@ -56,7 +56,7 @@ def to_json(value: Any) -> Any:
 
 
 class KeyPairResourcePolicyCreator(LedgerModel):
-    name: EntityName
+    name: NewEntityName
     default_for_unspecified: Annotated[DefaultForUnspecified, field_of(parse_default_for_unspecified)] = (
         DefaultForUnspecified.LIMITED
     )

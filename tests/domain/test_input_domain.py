@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from domain.actions import ActionTriggerMeta
 from domain.actions.base import Role
+from domain.domains import DeleteDomainAction, DomainCreator
 from domain.errors import InvalidAPIParameters
 from domain.group import GroupCreator, GroupModifier
 from domain.hosts import VFolderHostPermissionMap
@@ -163,6 +164,26 @@ def test_names_are_nfc_normalised() -> None:
     decomposed = "cafe\u0301"
     assert parse_name(decomposed, "name") == "caf\u00e9"
     assert KeyPairResourcePolicyCreator(name=decomposed).name == KeyPairResourcePolicyCreator(name="café").name
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_new_name_may_not_be_a_dot_segment_but_a_stored_one_stays_addressable(name: str) -> None:
+    """A policy, domain or keypair named `.` or `..` was made, and then no URL could name it
+    (`/v1/keypair-resource-policies/..` is the collection). A new name is refused, naming the
+    field; a name stored before stays one every read, change and reference takes. (A group's
+    URL names its id, not its name: a group may be `..`, test_group_inputs.)"""
+    for error in (
+        refused(KeyPairResourcePolicyCreator, name=name, field="name"),
+        refused(DomainCreator, name=name, field="name"),
+        refused(CreateKeyPairAction, access_key=name, user_id=uuid.uuid4(), domain_name="default", field="access_key"),
+    ):
+        assert "path segment" in error.reason
+    assert parse_name(name, "name") == name
+    assert DeleteKeyPairResourcePolicyAction(name=name).name == name
+    assert DeleteDomainAction(domain_name=name).domain_name == name
+    assert ModifyKeyPairAction(access_key=name, resource_policy=TriState.update(name)).access_key == name
+    assert DeleteKeyPairAction(access_key=name).access_key == name
+    assert parse_name("..a", "name") == "..a" and KeyPairResourcePolicyCreator(name="a.b").name == "a.b"
 
 
 @pytest.mark.parametrize("name", ["a b", "정책 1", "emoji-\U0001f600", "x" * 256, "é" * 256])

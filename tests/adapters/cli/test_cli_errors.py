@@ -26,6 +26,9 @@ OWNER = "00000000-0000-0000-0000-00000000b0b0"
             "--owner: 'bob' is not a UUID",
         ),  # field user_id
         (("policy", "create", "p", "--max-concurrent-sessions", "-1"), "--max-concurrent-sessions: must be at least 0"),
+        # `.` and `..` were made, then no URL could name them: refused as the HTTP API refuses them.
+        (("policy", "create", ".."), "NAME: must not be '..'"),
+        (("domain", "create", "."), "NAME: must not be '.'"),
         (("policy", "create", "p", "--total-resource-slots", "warp=1"), "--total-resource-slots: warp: unknown slot"),
         (("usage", "period", "20241001", "2024x"), "END_DATE: "),  # an argument: its name
         (("usage", "month", "202413"), "MONTH: "),

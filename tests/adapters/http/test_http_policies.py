@@ -339,3 +339,22 @@ def test_if_match_on_a_create_is_412_and_creates_nothing(api: Api) -> None:
     bad = api.post(BASE, {"name": "fresh"}, **{"If-Match": "seven"})
     assert bad.status_code == 400 and bad.json()["field"] == "If-Match"
     assert api.post(BASE, {"name": "fresh"}).status_code == 201
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_dot_segment_name_is_refused_naming_the_field(api: Api, name: str) -> None:
+    """A policy (domain, keypair) named `..` was made, then `/v1/keypair-resource-policies/..`
+    was the collection: the entity could not be read, changed or deleted by its URL."""
+    for path, body, field in (
+        (BASE, {"name": name}, "name"),
+        ("/v1/domains", {"name": name}, "name"),
+        (
+            "/v1/keypairs",
+            {"access_key": name, "user_id": str(api.users["user"]), "domain_name": "default"},
+            "access_key",
+        ),
+    ):
+        refused = api.post(path, body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["field"] == field and "path segment" in refused.json()["detail"]
+    assert api.get(BASE, params={"name_prefix": "."}).json()["items"] == []

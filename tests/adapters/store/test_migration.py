@@ -222,3 +222,16 @@ def test_a_fresh_ledger_gets_the_domain_default_alone(ledger_url: str) -> None:
     with open_ledger(ledger_url) as reopened:
         assert reopened.app.recorder.max_notification_id() == head
         assert reopened.app.get(LedgerMigration.id_for(DOMAINS_AND_USERS), LedgerMigration) is None
+
+
+def test_a_domain_named_dot_dot_by_old_history_is_still_declared(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`..` is refused as a new domain's name (no URL can name it), but an old group in
+    domain `..` was accepted then: the migration still declares that domain, as stored."""
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "_ensure_default_domain", lambda self: None)
+        with open_ledger(ledger_url) as ledger:
+            ledger.app.save(Group.create(str(G1), GroupCreator(name="g", domain_name="..").fields_json()))
+    with open_ledger(ledger_url) as migrated:
+        assert list(entity(migrated.app, Domain, "..").groups) == [str(G1)]
