@@ -27,12 +27,24 @@ from domain.slots import ResourceSlot
 from domain.values import OptionalState, TriState
 
 
-def _as_ledger_error(exc: ValidationError, model: str, data: Mapping[str, Any]) -> InvalidAPIParameters:
+def _as_ledger_error(exc: ValidationError, data: Mapping[str, Any]) -> InvalidAPIParameters:
     """Every refusal pydantic found, as one error naming the first and carrying the others."""
-    return InvalidAPIParameters.joined(_refusal(err, model, data) for err in exc.errors())
+    return InvalidAPIParameters.joined(_refusal(err, data) for err in exc.errors())
 
 
-def _refusal(err: ErrorDetails, model: str, data: Mapping[str, Any]) -> InvalidAPIParameters:
+UNKNOWN_FIELD = "unknown field"
+# pydantic's words for these name the model's class, which means nothing to a client.
+_IN_CLIENT_WORDS = {
+    "extra_forbidden": UNKNOWN_FIELD,
+    "missing": "is required",
+    "model_type": "expected an object of fields",
+    "model_attributes_type": "expected an object of fields",
+    "dataclass_type": "expected an object of fields",
+    "is_instance_of": "is not a value this field takes",
+}
+
+
+def _refusal(err: ErrorDetails, data: Mapping[str, Any]) -> InvalidAPIParameters:
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, InvalidAPIParameters):
         return cause
@@ -41,13 +53,11 @@ def _refusal(err: ErrorDetails, model: str, data: Mapping[str, Any]) -> InvalidA
         # field has such a name, so the key is an unknown one, named as any other is.
         unreadable = next((key for key in data if encodable(key) != key), None)
         if unreadable is not None:
-            return InvalidAPIParameters(f"unknown field for {model}", field=_bounded(encodable(unreadable)))
-    field = _bounded(".".join(str(part) for part in err["loc"]) or model)
-    if err["type"] == "extra_forbidden":
-        return InvalidAPIParameters(f"unknown field for {model}", field=field)
-    if err["type"] == "missing":
-        return InvalidAPIParameters("is required", field=field)
-    return InvalidAPIParameters(err["msg"], field=field)
+            return InvalidAPIParameters(UNKNOWN_FIELD, field=_bounded(encodable(unreadable)))
+    path = ".".join(str(part) for part in err["loc"])
+    # An empty key is named as written in JSON; no path at all is the input as a whole.
+    field = _bounded(path) if path else ('""' if err["loc"] else None)
+    return InvalidAPIParameters(_IN_CLIENT_WORDS.get(err["type"], err["msg"]), field=field)
 
 
 def _bounded(field: str) -> str:
@@ -79,7 +89,7 @@ class LedgerModel(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise _as_ledger_error(exc, type(self).__name__, data) from None
+            raise _as_ledger_error(exc, data) from None
         self.after_init()
 
     def after_init(self) -> None:

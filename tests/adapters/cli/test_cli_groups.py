@@ -622,7 +622,7 @@ def test_a_refused_batch_is_narrowed_to_its_refused_line(db: str, tmp_path: Path
         ),
         (
             '{"fact": "destroy_endpoint", "endpoint_id": "' + GROUP + '", "color": "red"}',
-            "line 3: color: unknown field for DestroyEndpointAction",
+            "line 3: color: unknown field",
         ),
     ],
 )
