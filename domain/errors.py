@@ -323,6 +323,15 @@ class ConfigurationError(LedgerError):
     error_detail = "invalid"
 
 
+class MasterKeyRotatedAway(ConfigurationError):
+    """The master key this process opened the ledger with was rotated away by another
+    process: nothing personal opens until it restarts with the new key. 503, as /readyz
+    says (another server, or this one restarted, can answer); its code stays the one a
+    configuration error has, which clients and probes already match."""
+
+    status = 503
+
+
 # Read models
 
 

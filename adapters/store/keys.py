@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.store.config import StoreConfig
 from adapters.store.quoting import quote_identifier
-from domain.errors import ConfigurationError, DamagedEvent
+from domain.errors import ConfigurationError, DamagedEvent, MasterKeyRotatedAway
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +450,7 @@ class SubjectKeys:
             self._verify(self.master, stored)
         except ConfigurationError:
             if self._opened:
-                raise ConfigurationError(ROTATED_AWAY) from None
+                raise MasterKeyRotatedAway(ROTATED_AWAY) from None
             raise
 
     @staticmethod

@@ -21,7 +21,13 @@ def test_a_server_whose_master_key_was_rotated_away_is_not_ready(api: Api, ledge
         creator = {"user_id": user, "domain_name": HOME, "email": "ada@example.org"}
         run(other, "user", "create_user", CreateUserAction(creator=creator))
         other.app.keys.rotate(MasterKey.generate())
-    assert api.get(f"/v1/users/{user}").json()["code"] == "configuration_invalid"
+    # A read answered 500, as a bug would: it is 503 (another server can answer) saying why.
+    read = api.get(f"/v1/users/{user}")
+    assert read.status_code == 503 and read.headers["content-type"] == "application/problem+json", read.text
+    assert read.json()["code"] == "configuration_invalid" and read.headers["Retry-After"]
+    assert "restart this process with the new master key" in read.json()["detail"]
+    listed = api.get("/v1/users")
+    assert listed.status_code == 503 and "another process rotated it" in listed.json()["detail"], listed.text
     ready = api.client.get("/readyz")
     assert ready.status_code == 503, ready.json()
     assert ready.json()["code"] == "configuration_invalid"
