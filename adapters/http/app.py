@@ -213,6 +213,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         schemas.update(schema.components)
         _no_validation_errors(document)
+        _server_errors(document)
         _headers(document)
         app.openapi_schema = document
     return app.openapi_schema
@@ -234,6 +235,22 @@ def _no_validation_errors(document: dict[str, Any]) -> None:
                 answers.setdefault("400", problems.responses(400)[400])
     for name in ("HTTPValidationError", "ValidationError"):
         document["components"]["schemas"].pop(name, None)
+
+
+def _server_errors(document: dict[str, Any]) -> None:
+    """Any route of the API reads stored events, and one that no longer decodes (altered or
+    cut behind the ledger's back) is a 500 `ledger_damaged_event` pointing to `ledger
+    verify`, which no retry mends; anything unexpected is a 500 `ledger_internal`. Both
+    are problem documents, listed on every operation so that a client expects the shape."""
+    answer = problems.responses(500)[500]
+    answer["description"] = (
+        "A stored event cannot be read (code `ledger_damaged_event`: run `ledger verify`, which names it; "
+        "a retry does not mend it), or an unexpected error (`ledger_internal`, logged by the server)."
+    )
+    for path, operations in document["paths"].items():
+        if path.startswith(API_PREFIX + "/"):
+            for operation in operations.values():
+                operation.get("responses", {}).setdefault("500", copy.deepcopy(answer))
 
 
 def _header(name: str, description: str, **string: Any) -> dict[str, Any]:

@@ -73,8 +73,12 @@ _PURGED_TOPIC = get_topic(Group.Purged)
 
 def damaged(stream: uuid.UUID, exc: MapperDeserialisationError) -> DamagedEvent:
     """The domain error for a stored event of `stream` that does not decode (its bytes
-    altered or cut behind the ledger's back): every read of a stream says it alike."""
-    return DamagedEvent(f"a stored event of stream {stream} cannot be read ({one_line(exc)}): `ledger verify` names it")
+    altered or cut behind the ledger's back): every read of a stream says it alike. The
+    library's words (its exception, the event's topic) go to the log, not to the caller."""
+    log.warning("a stored event of stream %s cannot be read: %s", stream, one_line(exc))
+    return DamagedEvent(
+        f"a stored event of stream {stream} cannot be read (its stored bytes do not decode): `ledger verify` names it"
+    )
 
 
 @contextlib.contextmanager

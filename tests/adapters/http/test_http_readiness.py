@@ -6,9 +6,11 @@ import uuid
 
 from adapters.bootstrap import open_ledger
 from adapters.store.keys import MasterKey
+from domain.keypair_resource_policy import KeyPairResourcePolicy
 from domain.user import CreateUserAction
 from tests.actions import run
 from tests.adapters.http.api import HOME, Api
+from tests.adapters.store.raw import cut_event_state
 
 
 def test_a_server_whose_master_key_was_rotated_away_is_not_ready(api: Api, ledger_url: str) -> None:
@@ -32,3 +34,27 @@ def test_a_server_whose_master_key_was_rotated_away_is_not_ready(api: Api, ledge
     assert ready.status_code == 503, ready.json()
     assert ready.json()["code"] == "configuration_invalid"
     assert "rotated it (`ledger keys rotate`); restart this process" in ready.json()["detail"]
+
+
+def test_a_damaged_event_is_a_documented_problem_pointing_to_verify(api: Api) -> None:
+    """An event cut behind the ledger's back made every read and write of its entity a 500
+    no route documented, its detail quoting the library (`MapperDeserialisationError:
+    Failed to deserialise state of stored event with topic 'domain....'`)."""
+    base = "/v1/keypair-resource-policies"
+    api.post(base, {"name": "cut"})
+    api.patch(f"{base}/cut", {"idle_timeout": 5})
+    stream = KeyPairResourcePolicy.id_for("cut")
+    notifications = api.ledger.app.recorder.select_notifications(1, 10_000)
+    api.ledger.app.cache.clear()
+    cut_event_state(api.ledger, max(n.id for n in notifications if n.originator_id == stream))
+    document = api.client.get("/openapi.json").json()
+    for method, path in (("get", "/{name}/history"), ("get", "/{name}"), ("patch", "/{name}")):
+        answer = api.get(f"{base}/cut{path[7:]}") if method == "get" else api.patch(f"{base}/cut", {"idle_timeout": 6})
+        assert answer.status_code == 500 and answer.headers["content-type"] == "application/problem+json", answer.text
+        problem = answer.json()
+        assert problem["code"] == "ledger_damaged_event" and "`ledger verify` names it" in problem["detail"]
+        assert str(stream) in problem["detail"], problem
+        assert "Mapper" not in problem["detail"] and "domain." not in problem["detail"], problem
+        documented = document["paths"][f"{base}{path}"][method]["responses"]["500"]
+        assert "ledger_damaged_event" in documented["description"]
+        assert "application/problem+json" in documented["content"]
