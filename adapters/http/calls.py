@@ -44,7 +44,7 @@ from domain.actions import ActionProcessor, BaseAction, BaseActionResult
 from domain.entity import Entity
 from domain.errors import InvalidAPIParameters, LedgerError, ReadModelBehind, RequestTooLarge
 from domain.idempotency import IdempotentRequest
-from domain.parsers import json_float
+from domain.parsers import INT64_MAX, Parser, json_float, parse_bool, parse_int
 
 R = TypeVar("R", bound=BaseActionResult)
 T = TypeVar("T")
@@ -279,8 +279,10 @@ class LedgerRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         known: dict[str, bool] = {}  # query parameter -> whether it takes many values
-        super().__init__(path, _authenticating(endpoint, known), **kwargs)
+        forms: dict[str, Parser] = {}  # an integer or boolean query parameter -> the domain's parser of it
+        super().__init__(path, _authenticating(endpoint, known, forms), **kwargs)
         known.update(_query_names(self.dependant))
+        forms.update(_query_forms(self.dependant))
         if self.methods is not None and self.methods & {"GET", "HEAD"}:
             known.setdefault(READ_POSITION, False)  # read-your-writes asked of every read, as the README says
 
@@ -297,6 +299,33 @@ def _query_names(dependant: Dependant) -> dict[str, bool]:
     return names
 
 
+def _query_forms(dependant: Dependant) -> dict[str, Parser]:
+    """The integer and boolean query parameters of a route and its dependencies, each with
+    the domain's parser of its kind (what a body's and the CLI's values go through)."""
+    forms = {param.alias: form for param in dependant.query_params if (form := _form(param.field_info.annotation))}
+    for inner in dependant.dependencies:
+        forms.update(_query_forms(inner))
+    return forms
+
+
+def _form(annotation: Any) -> Parser | None:
+    kinds = (
+        set(typing.get_args(annotation)) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else set()
+    )
+    kinds = kinds or {annotation}
+    if bool in kinds:
+        return parse_bool
+    if int in kinds:
+        return _integer_form
+    return None
+
+
+def _integer_form(raw: Any, field: str) -> int:
+    """The form of an integer as the domain reads one (its bounds are the route's): FastAPI
+    also took `1.0` and `1_0` (as 10)."""
+    return parse_int(raw, field, minimum=-INT64_MAX)
+
+
 def _takes_many(annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -304,13 +333,18 @@ def _takes_many(annotation: Any) -> bool:
     return origin in (list, set, frozenset, tuple)
 
 
-def _only_known_parameters(request: Request, known: dict[str, bool]) -> None:
+def _only_known_parameters(request: Request, known: dict[str, bool], forms: dict[str, Parser]) -> None:
     """A body's unknown field is refused; so is a query's: ignored, a typo of a filter
     (`?stauts=PENDING`) answered every session as if they were the filtered ones. A value
     given twice to a parameter that takes one was read as the last, which a platform took
-    for both (`?status=PENDING&status=RUNNING`)."""
+    for both (`?status=PENDING&status=RUNNING`). An integer or boolean is read in the
+    domain's forms only: FastAPI's own took `limit=1.0`, `limit=1_0` (10) and `yes`, `on`,
+    `1`, `t` for true, which a body's value and the CLI refuse."""
     seen: set[str] = set()
-    for name, _ in request.query_params.multi_items():
+    for name, value in request.query_params.multi_items():
+        form = forms.get(name)
+        if form is not None:
+            form(value, name)
         if name not in known:
             taken = ", ".join(sorted(known)) or "none"
             raise InvalidAPIParameters(f"is not a parameter of this route (it takes: {taken})", field=name[:120])
@@ -319,7 +353,9 @@ def _only_known_parameters(request: Request, known: dict[str, bool]) -> None:
         seen.add(name)
 
 
-def _authenticating(endpoint: Callable[..., Any], known: dict[str, bool]) -> Callable[..., Any]:
+def _authenticating(
+    endpoint: Callable[..., Any], known: dict[str, bool], forms: dict[str, Parser]
+) -> Callable[..., Any]:
     hints = typing.get_type_hints(endpoint, include_extras=True)
     signature = inspect.signature(endpoint)
     # Resolved annotations: FastAPI would resolve strings in this module's globals, not the route's.
@@ -333,7 +369,7 @@ def _authenticating(endpoint: Callable[..., Any], known: dict[str, bool]) -> Cal
         for value in kwargs.values():
             if isinstance(value, Call):
                 value.authenticate()
-                _only_known_parameters(value.request, known)
+                _only_known_parameters(value.request, known, forms)
         return endpoint(*args, **kwargs)
 
     authenticated.__signature__ = resolved  # type: ignore[attr-defined]

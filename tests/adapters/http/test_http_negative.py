@@ -555,6 +555,40 @@ def test_a_query_parameter_given_twice_is_refused_unless_it_takes_many(api: Api)
     assert many.status_code == 200, many.text
 
 
+@pytest.mark.parametrize(
+    ("path", "name", "raw"),
+    [
+        (POLICIES, "limit", "1.0"),
+        (POLICIES, "limit", "1_0"),  # FastAPI read it as 10
+        ("/v1/groups", "min_position", "0.0"),
+        (f"{POLICIES}/default/state", "version", "1.0"),
+        ("/v1/groups", "active", "1"),
+        ("/v1/groups", "active", "yes"),
+        ("/v1/groups", "active", "off"),
+        (f"{POLICIES}/default/history", "newest_first", "t"),
+        ("/v1/tokens", "all", "0"),
+    ],
+)
+def test_an_integer_or_boolean_query_value_is_read_in_the_domains_forms_only(
+    api: Api, path: str, name: str, raw: str
+) -> None:
+    """FastAPI read `limit=1.0` as 1, `limit=1_0` as 10 and `yes`, `on`, `1`, `t` (and
+    their opposites) as booleans, forms a body's value and the CLI refuse."""
+    answer = api.client.get(path, params={name: raw}, headers=api.as_("superadmin"))
+    _assert_refused(answer, name, f"{name}={raw}")
+    kind = "true or false" if name in ("active", "newest_first", "all") else "an integer"
+    assert answer.json()["detail"] == f"{name}: expected {kind}, got {raw!r}", answer.text
+
+
+def test_the_documented_integer_and_boolean_query_forms_stay_accepted(api: Api) -> None:
+    for params in ({"limit": "2"}, {"limit": " 2"}, {"limit": "+2"}, {"active": "true"}, {"active": "False"}):
+        answer = api.client.get("/v1/groups", params=params, headers=api.as_("superadmin"))
+        assert answer.status_code == 200, (params, answer.text)
+    history = api.client.get(f"{POLICIES}/default/history", params={"newest_first": "TRUE", "limit": "1"},
+                             headers=api.as_("superadmin"))  # fmt: skip
+    assert history.status_code == 200, history.text
+
+
 def test_path_parameters_that_are_too_long(api: Api) -> None:
     before = _stored(api)
     checked = 0
