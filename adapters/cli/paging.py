@@ -25,11 +25,24 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+
+def parse_limit_option(raw: str) -> int:
+    """`--limit N` in the domain's integer forms, as the HTTP API's `limit` reads it: the
+    option type also took `1.0` and `1_0` (as 10)."""
+    from domain.errors import InvalidAPIParameters
+    from domain.parsers import parse_positive_int
+
+    try:
+        return parse_positive_int(raw, "--limit")
+    except InvalidAPIParameters as exc:
+        raise typer.BadParameter(exc.reason) from None
+
+
 LimitOption = Annotated[
     int | None,
     typer.Option(
         "--limit",
-        min=1,
+        parser=parse_limit_option,
         metavar="N",
         help="At most N rows (a positive integer). If more exist, the next cursor follows: "
         "'more: --after CURSOR' on stderr; with --json the output is "

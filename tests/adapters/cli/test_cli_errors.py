@@ -171,6 +171,10 @@ def test_a_batch_size_past_a_bigint_is_a_usage_error(db: str) -> None:
         (("audit", "--status", "bogus"), "'--status': 'bogus' is not one of 'success', 'error'"),
         (("policy", "create", "p", "--idle-timeout", "abc"), "'--idle-timeout': expected an integer, got 'abc' ("),
         (("group", "list", "--limit", "1.5"), "'--limit': expected an integer, got '1.5' ("),
+        # Read as 1 and as 10, where the HTTP API's `limit` refuses them as the domain does.
+        (("group", "list", "--limit", "1.0"), "'--limit': expected an integer, got '1.0' ("),
+        (("policy", "list", "--limit", "1_0"), "'--limit': expected an integer, got '1_0' ("),
+        (("policy", "list", "--limit", "0"), "'--limit': must be at least 1, got 0 ("),
         (("projections", "run", "--poll-interval", "x"), "'--poll-interval': expected a number, got 'x' ("),
     ],
 )
