@@ -53,8 +53,11 @@ def stale(expected: frozenset[int], current: int) -> PreconditionFailed:
 
 
 def no_current_version() -> PreconditionFailed:
-    """The 412 of an `If-Match` sent with a create: what it names does not exist yet."""
-    return PreconditionFailed("If-Match: there is no current version to match (a create makes a new entity)")
+    """The 412 of an `If-Match` sent with a command naming no existing entity (a create, a
+    facts batch): there is no version it could match."""
+    return PreconditionFailed(
+        "If-Match: this request names no existing entity, so no current version can match; send it without If-Match"
+    )
 
 
 @dataclass
