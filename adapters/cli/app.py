@@ -215,6 +215,40 @@ def terminating() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class Stop:
+    """A signal `between_batches` recorded, acted on at the command's next safe point."""
+
+    def __init__(self) -> None:
+        self.came: int | None = None
+
+    def check(self) -> None:
+        """Raises the interrupt of the signal that came, if one did (call it between batches)."""
+        if self.came is not None:
+            raise Terminated if self.came == signal.SIGTERM else KeyboardInterrupt
+
+
+@contextmanager
+def between_batches() -> Iterator[Stop]:
+    """SIGTERM and Ctrl-C stop a long command at its next safe point (`Stop.check`, between
+    two batches), not wherever they land: raised inside a database driver's call, an
+    interrupt can leave the connection unusable ("another command is already in
+    progress"), and the cleanup's error then replaced it (exit 1, not 143 or 130). A
+    second signal stops at once."""
+    stop = Stop()
+
+    def record(signum: int, _frame: FrameType | None) -> None:
+        if stop.came is not None:
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        stop.came = signum
+
+    previous = {signum: signal.signal(signum, record) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 @contextmanager
 def sigterm_as_ctrl_c(at_once: Callable[[], bool] = lambda: False) -> Iterator[list[int]]:
     """SIGTERM handled by whatever handles Ctrl-C at that moment, for a command whose Ctrl-C

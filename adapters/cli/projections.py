@@ -21,6 +21,7 @@ from adapters.cli.app import (
     Interrupted,
     State,
     Terminated,
+    between_batches,
     open_ledger,
     refuse_a_missing_ledger,
     state_of,
@@ -234,7 +235,7 @@ def rebuild(
     from projections.status import describe_stall, ways_out
 
     state = state_of(ctx)
-    with terminating(), _ledger(state) as ledger:
+    with between_batches() as stop, _ledger(state) as ledger:
         runner = ledger.runner
         named = _projections(runner, name)
         runner.batch_size = batch_size or runner.batch_size
@@ -245,7 +246,12 @@ def rebuild(
         if chosen:
             try:
                 with _progress_bar() as update:
-                    parallel_catch_up(ledger, chosen, workers, progress=update)
+
+                    def step(position: int, head: int) -> None:  # called between batches
+                        update(position, head)
+                        stop.check()
+
+                    parallel_catch_up(ledger, chosen, workers, progress=step)
             except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`)
                 raise _stopped(runner, chosen, exc, name) from None
         runner.drop_retired_tables()  # the replaced versions' tables (and any a killed run left)

@@ -12,8 +12,26 @@ import time
 import pytest
 
 from adapters.bootstrap import open_ledger
+from adapters.cli.app import Terminated, between_batches
 from tests.adapters.cli.helpers import ROOT, as_json, ok
 from tests.projections.commands import write_workload
+
+
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_signal_waits_for_the_rebuilds_next_batch(signum: int, raised: type[BaseException]) -> None:
+    """Raised where it landed, an interrupt inside a driver's call left PostgreSQL's
+    connection busy ("another command is already in progress"), and the cleanup's error
+    replaced it (exit 1, not 143): the signal is recorded and raised between batches; a
+    second one stops at once. Outside, the handlers are as they were."""
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with between_batches() as stop:
+        stop.check()  # nothing came
+        signal.raise_signal(signum)  # the handler runs here, in the main thread: it only records
+        with pytest.raises(raised):
+            stop.check()
+        with pytest.raises(raised):
+            signal.raise_signal(signum)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
 def history_rebuild_position(url: str) -> int | None:
