@@ -105,31 +105,6 @@ def enqueue_refusal(policy: EffectivePolicy, checks: Iterable[AdmissionCheck]) -
     )
 
 
-def _not_allowed(what: str, host: str, permission: VFolderHostPermission, levels: str) -> VFolderHostNotAllowed:
-    return VFolderHostNotAllowed(
-        f"{what}: on host {host!r}, neither {levels} nor the effective policy grants {permission.value!r}",
-        host=host,
-        permission=permission.value,
-    )
-
-
-def host_refusal(
-    hosts: Mapping[str, str],
-    grants: Iterable[VFolderHostPermissionMap],
-    permission: VFolderHostPermission = VFolderHostPermission.MOUNT_IN_SESSION,
-    groups_named: str = "the group",
-) -> VFolderHostNotAllowed | None:
-    """The first entry of `hosts` (what needs the host, as the message names it -> host)
-    whose host no level grants `permission`. The levels' grants are united host by host
-    (REFERENCE: storage): any level can grant, none can deny. Creating a vfolder needs
-    `create-vfolder` (`groups_named`: which groups were weighed, as the refusal says)."""
-    levels = list(grants)
-    for what, host in hosts.items():
-        if not any(permission in level.get(host, frozenset()) for level in levels):
-            return _not_allowed(what, host, permission, f"the domain, {groups_named}")
-    return None
-
-
 @dataclass(frozen=True)
 class HostGrant:
     """One level's `allowed_vfolder_hosts` and whose they are, as a decision names it:
@@ -140,23 +115,42 @@ class HostGrant:
     hosts: VFolderHostPermissionMap
     policy: str | None = None
 
+    @classmethod
+    def of(cls, scope: Scope, scope_id: str, fields: Mapping[str, Any]) -> HostGrant:
+        """A domain's or group's grants, from its stored fields."""
+        return cls(scope, scope_id, VFolderHostPermissionMap.from_json(fields.get("allowed_vfolder_hosts") or {}))
+
     def to_json(self) -> dict[str, str]:
         found = {"scope": self.scope.value, "scope_id": self.scope_id}
         return found if self.policy is None else {**found, "policy": self.policy}
 
 
+def granting(
+    what: str, host: str, permission: VFolderHostPermission, levels: Iterable[HostGrant], groups_named: str
+) -> list[dict[str, str]]:
+    """The levels granting `permission` on `host`, united host by host (REFERENCE: storage:
+    any level can grant, none can deny); `VFolderHostNotAllowed` naming `what` when none
+    does (`groups_named`: which groups were weighed, as the refusal says). Creating a
+    vfolder needs `create-vfolder`, mounting one `mount-in-session`."""
+    found = [level.to_json() for level in levels if permission in level.hosts.get(host, frozenset())]
+    if not found:
+        raise VFolderHostNotAllowed(
+            f"{what}: on host {host!r}, neither the domain, {groups_named} nor the effective policy "
+            f"grants {permission.value!r}",
+            host=host,
+            permission=permission.value,
+        )
+    return found
+
+
 def mount_grant(
     what: str, vfolder_id: str, host: str, levels: Sequence[HostGrant], groups_named: str
 ) -> dict[str, Any]:
-    """The levels granting `mount-in-session` on the mounted vfolder's `host`, as the
-    enqueue records them (`granted_by`, every level that grants: any can grant, none can
-    deny); `VFolderHostNotAllowed` when none does (`groups_named`: which groups weighed,
-    as its message says)."""
+    """A mount as the enqueue records it: the levels granting `mount-in-session` on the
+    mounted vfolder's `host` (`granted_by`, every one that grants: `granting`)."""
     permission = VFolderHostPermission.MOUNT_IN_SESSION
-    granting = [level.to_json() for level in levels if permission in level.hosts.get(host, frozenset())]
-    if not granting:
-        raise _not_allowed(what, host, permission, f"the domain, {groups_named}")
-    return {"vfolder_id": vfolder_id, "host": host, "permission": permission.value, "granted_by": granting}
+    granted_by = granting(what, host, permission, levels, groups_named)
+    return {"vfolder_id": vfolder_id, "host": host, "permission": permission.value, "granted_by": granted_by}
 
 
 def _slot_checks(

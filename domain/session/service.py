@@ -26,7 +26,6 @@ from domain.domains.aggregate import Domain
 from domain.effective_policy import EffectivePolicy, live_entity, resolve_for_keypair
 from domain.errors import InvalidAPIParameters
 from domain.group.aggregate import Group
-from domain.hosts import VFolderHostPermissionMap
 from domain.keypair.aggregate import KeyPair
 from domain.keypair_resource_policy.aggregate import SYSTEM_POLICY, KeyPairResourcePolicy
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
@@ -63,10 +62,6 @@ def _slots(fields: dict[str, Any], name: str) -> ResourceSlot:
     return ResourceSlot.from_json(fields.get(name) or {})
 
 
-def _hosts(fields: dict[str, Any]) -> VFolderHostPermissionMap:
-    return VFolderHostPermissionMap.from_json(fields.get("allowed_vfolder_hosts") or {})
-
-
 def _mount_grant(
     work: UnitOfWork, mount: str, keypair: KeyPair, session_group: Group, levels: list[HostGrant]
 ) -> dict[str, Any]:
@@ -90,7 +85,7 @@ def _mount_grant(
         groups, named = [group], "its project's group"
     else:
         groups, named = user_groups(work, keypair, session_group), USER_GROUPS
-    weighed = [levels[0], *(HostGrant(Scope.GROUP, g.key, _hosts(g.fields)) for g in groups), *levels[1:]]
+    weighed = [levels[0], *(HostGrant.of(Scope.GROUP, g.key, g.fields) for g in groups), *levels[1:]]
     return mount_grant(f"mounts: vfolder {mount}", mount, vfolder.fields["host"], weighed, named)
 
 
@@ -141,7 +136,7 @@ class SessionService:
                 policy_hosts = policy.policy.allowed_vfolder_hosts
                 # The domain's first, the policy's last, the groups' between (`_mount_grant`).
                 levels = [
-                    HostGrant(Scope.DOMAIN, domain_name, _hosts(domain.fields if domain is not None else {})),
+                    HostGrant.of(Scope.DOMAIN, domain_name, domain.fields if domain is not None else {}),
                     HostGrant(Scope.KEYPAIR, action.access_key, policy_hosts, policy.name),
                 ]
                 grants = [_mount_grant(work, m, keypair, group, levels) for m in mounts]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
@@ -27,10 +26,11 @@ from domain.effective_policy import EffectivePolicy, live_entity, resolve_for_ke
 from domain.entity import Entity, stream_id
 from domain.errors import InvalidAPIParameters, QuotaExceeded
 from domain.group.aggregate import Group
-from domain.hosts import VFolderHostPermission, VFolderHostPermissionMap
+from domain.hosts import VFolderHostPermission
 from domain.keypair.aggregate import KeyPair
 from domain.ports import UnitOfWork, load_live
-from domain.session.admission import host_refusal
+from domain.session.admission import HostGrant, granting
+from domain.session.types import Scope
 from domain.sharedmap import shared
 from domain.user.aggregate import User
 from domain.workload.aggregate import VFolder
@@ -103,10 +103,6 @@ def vfolder_usage_id(access_key: str) -> uuid.UUID:
     return stream_id(VFolderUsage.ENTITY_TYPE, VFolderUsage.key_for(access_key))
 
 
-def _hosts(fields: dict[str, Any]) -> VFolderHostPermissionMap:
-    return VFolderHostPermissionMap.from_json(fields.get("allowed_vfolder_hosts") or {})
-
-
 USER_GROUPS = "any group of the user"  # the groups a user's vfolder is weighed against, as a refusal says
 
 
@@ -136,15 +132,14 @@ def admit_vfolder(work: UnitOfWork, owner: str, group: Group, vfolder_id: str, n
             field="owner_access_key",
         )
     policy: EffectivePolicy = resolve_for_keypair(work, keypair)
-    grants = [_hosts(g.fields) for g in user_groups(work, keypair, group)]
-    grants.append(policy.policy.allowed_vfolder_hosts)
-    domain = live_entity(work, Domain, Domain.id_for(group.fields["domain_name"]))
-    if domain is not None:
-        grants.append(_hosts(domain.fields))
-    what = f"vfolder {name!r} of {owner}"
-    refusal = host_refusal({what: host}, grants, VFolderHostPermission.CREATE, USER_GROUPS)
-    if refusal is not None:
-        raise refusal
+    domain_name = group.fields["domain_name"]
+    domain = live_entity(work, Domain, Domain.id_for(domain_name))
+    levels = [
+        HostGrant.of(Scope.DOMAIN, domain_name, domain.fields if domain is not None else {}),
+        *(HostGrant.of(Scope.GROUP, g.key, g.fields) for g in user_groups(work, keypair, group)),
+        HostGrant(Scope.KEYPAIR, owner, policy.policy.allowed_vfolder_hosts, policy.name),
+    ]
+    granting(f"vfolder {name!r} of {owner}", host, VFolderHostPermission.CREATE, levels, USER_GROUPS)
     found = work.get(vfolder_usage_id(owner), VFolderUsage)
     usage = work.add(found if found is not None else VFolderUsage.open(owner))
     cap = policy.policy.max_vfolder_count

@@ -7,10 +7,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from domain.effective_policy import EffectivePolicy, PolicySource
+from domain.errors import VFolderHostNotAllowed
 from domain.hosts import VFolderHostPermission, VFolderHostPermissionMap
 from domain.keypair_resource_policy import KeyPairResourcePolicyCreator, KeyPairResourcePolicyData
-from domain.session.admission import admission_checks, enqueue_checks, enqueue_refusal, host_refusal
+from domain.session.admission import HostGrant, admission_checks, enqueue_checks, enqueue_refusal, granting
+from domain.session.types import Scope
 from domain.slots import INFINITY, ResourceSlot
 
 CREATE = VFolderHostPermission.CREATE
@@ -27,12 +31,18 @@ def hosts(raw: Any) -> VFolderHostPermissionMap:
 
 
 def test_any_level_grants_a_permission_and_none_denies() -> None:
-    levels = [hosts({"nfs": ["mount-in-session"]}), hosts({"nfs": ["create-vfolder"]}), hosts({})]
-    assert host_refusal({"host": "nfs"}, levels, CREATE) is None
-    refusal = host_refusal({"host": "nfs", "name": "ceph"}, levels, CREATE)
-    assert refusal is not None and (refusal.host, refusal.permission) == ("ceph", "create-vfolder")
-    assert refusal.message.startswith("name: on host 'ceph'")
-    assert host_refusal({"x": "nfs"}, []) is not None  # no level at all grants nothing
+    mount, create, nothing = (
+        HostGrant(Scope.GROUP, g, hosts(raw))
+        for g, raw in (("g1", {"nfs": ["mount-in-session"]}), ("g2", {"nfs": ["create-vfolder"]}), ("g3", {}))
+    )
+    levels = [mount, create, nothing]
+    assert granting("host", "nfs", CREATE, levels, "the group") == [{"scope": "group", "scope_id": "g2"}]
+    with pytest.raises(VFolderHostNotAllowed) as refused:
+        granting("name", "ceph", CREATE, levels, "the group")
+    assert (refused.value.host, refused.value.permission) == ("ceph", "create-vfolder")
+    assert refused.value.message.startswith("name: on host 'ceph'")
+    with pytest.raises(VFolderHostNotAllowed):  # no level at all grants nothing
+        granting("x", "nfs", VFolderHostPermission.MOUNT_IN_SESSION, [], "the group")
 
 
 def test_an_infinite_pending_cap_and_a_request_without_the_slot_pass() -> None:
