@@ -133,10 +133,10 @@ class LedgerGroup(TyperGroup):
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
-        except Terminated:  # a command that turned SIGTERM into an interrupt (`terminating`)
-            raise Interrupted("stopped by SIGTERM", exit_code=TERMINATED_EXIT) from None
-        except KeyboardInterrupt:  # typer would make it a silent exit 130
-            raise Interrupted("stopped by Ctrl-C") from None
+        except KeyboardInterrupt as exc:  # typer would make it a silent exit 130
+            # (`Terminated`: a command that turned SIGTERM into an interrupt, `terminating`)
+            how, code = stopped_by(isinstance(exc, Terminated))
+            raise Interrupted(f"stopped by {how}", exit_code=code) from None
         finally:  # the root callback ran (or not): its State says whether errors are JSON
             if isinstance(ctx.obj, State):
                 self._as_json = ctx.obj.as_json
@@ -195,6 +195,12 @@ class Interrupted(Exception):
         self.exit_code = exit_code
 
 
+def stopped_by(sigterm: bool) -> tuple[str, int]:
+    """What stopped a command, as its message names it, and the exit code a shell would
+    report: SIGTERM or Ctrl-C."""
+    return ("SIGTERM", TERMINATED_EXIT) if sigterm else ("Ctrl-C", INTERRUPTED_EXIT)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, inside `terminating`: it unwinds the command as Ctrl-C does (a batch in
     flight rolls back, `finally` blocks run), and is reported as SIGTERM."""
@@ -208,11 +214,8 @@ def terminating() -> Iterator[None]:
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
         raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
+    with _handled(interrupt, signal.SIGTERM):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class Stop:
@@ -241,12 +244,8 @@ def between_batches() -> Iterator[Stop]:
             raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         stop.came = signum
 
-    previous = {signum: signal.signal(signum, record) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with _handled(record, signal.SIGTERM, signal.SIGINT):
         yield stop
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 @contextmanager
@@ -267,11 +266,19 @@ def sigterm_as_ctrl_c(at_once: Callable[[], bool] = lambda: False) -> Iterator[l
             raise Terminated
         handler(signal.SIGINT, frame)
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
+    with _handled(interrupt, signal.SIGTERM):
         yield came
+
+
+@contextmanager
+def _handled(handler: Callable[[int, FrameType | None], None], *signums: int) -> Iterator[None]:
+    """`handler` handles `signums` while this is open; their handlers before are put back."""
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 def _reword(exc: TyperException) -> None:

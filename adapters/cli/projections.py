@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adapters.cli.app import (
-    INTERRUPTED_EXIT,
-    TERMINATED_EXIT,
     Interrupted,
     State,
     Terminated,
@@ -25,6 +23,7 @@ from adapters.cli.app import (
     open_ledger,
     refuse_a_missing_ledger,
     state_of,
+    stopped_by,
     terminating,
 )
 from adapters.cli.render import new_table, plural, print_table, safe
@@ -300,7 +299,7 @@ def _stopped(
     """What an interrupted rebuild says: which read models it left unfinished, that reads
     stay on the tables they had, and the command that finishes them (a bare exit 143 said
     nothing, and Ctrl-C only "stopped by Ctrl-C")."""
-    how, code = ("SIGTERM", TERMINATED_EXIT) if isinstance(exc, Terminated) else ("Ctrl-C", INTERRUPTED_EXIT)
+    how, code = stopped_by(isinstance(exc, Terminated))
     try:
         runner.refresh()  # the workers' and this process's committed batches
         pending = {p.stable_name for p in runner.pending()}

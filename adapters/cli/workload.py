@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adapters.cli.app import (
-    INTERRUPTED_EXIT,
-    TERMINATED_EXIT,
     Interrupted,
     State,
     fail,
     sigterm_as_ctrl_c,
     state_of,
+    stopped_by,
 )
 from adapters.cli.options import parse_slots_option
 from adapters.cli.render import fields_table, plural, print_table, safe
@@ -320,7 +319,7 @@ def workload_import(
             asyncio.run(importer.run(_lines(file, reading), show))
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the batches before it are stored, none after
             progress.stop()
-            how, code = ("SIGTERM", TERMINATED_EXIT) if terminated else ("Ctrl-C", INTERRUPTED_EXIT)
+            how, code = stopped_by(bool(terminated))
             raise Interrupted(
                 f"stopped by {how} after {plural(importer.batches, 'batch')} ({plural(importer.facts, 'fact')} "
                 f"recorded; resume with --from-line {importer.resume_line})",
