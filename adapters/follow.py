@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 
 from eventsourcing.persistence import PersistenceError
@@ -25,6 +25,17 @@ from domain.errors import ReadModelVersionMismatch, StoreUnavailable
 from projections.status import describe_stall, ways_out
 
 RETIRED_CHUNKS_PER_WAKE = 5
+
+
+class Stopping(Protocol):
+    """Where a follower may be stopped (`adapters.cli.app.Stop`): a signal is acted on
+    between two batches and during the wait for the next poll, never inside a database call."""
+
+    def check(self) -> None:
+        """Raises the interrupt that came, if one did."""
+
+    def idle(self) -> AbstractContextManager[None]:
+        """Open while the follower waits with no database work in flight."""
 
 
 class Wakeup(Protocol):
@@ -92,19 +103,26 @@ def follow(
     *,
     once: bool = False,
     on_position: Callable[[int], None] | None = None,
+    stop: Stopping | None = None,
 ) -> int:
     """Keeps every projection caught up until interrupted (or once, with `once`); returns
-    the last position reached. Errors of an unavailable database are reported and retried
+    the last position reached. With `stop`, an interrupt is raised only between two batches
+    and while waiting for the next poll. Errors of an unavailable database are reported and retried
     after the poll interval; a version replaced by newer code ends the follower. A
     projection whose handler fails stalls (the runner records it) with one warning here,
     and the follower goes on with the others; the stalled one is looked at again only
     when new events come (a skip is one), so it neither dies nor spins on it."""
     position = 0
     warned: set[tuple[str, int]] = set()
+
+    def between(_position: int, _head: int) -> None:  # called before each batch
+        if stop is not None:
+            stop.check()
+
     with wakeup_for(ledger) as wakeup:
         while True:
             try:
-                position = ledger.runner.catch_up()
+                position = ledger.runner.catch_up(progress=between)
             except ReadModelVersionMismatch:
                 raise
             except (StoreUnavailable, PersistenceError) as exc:
@@ -118,7 +136,8 @@ def follow(
                 _drop_some_retired_tables(ledger)
             if once:
                 return position
-            wakeup.wait(poll_interval)
+            with nullcontext() if stop is None else stop.idle():
+                wakeup.wait(poll_interval)
 
 
 def _warn_of_stalls(ledger: Ledger, warned: set[tuple[str, int]]) -> None:

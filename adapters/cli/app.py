@@ -134,7 +134,7 @@ class LedgerGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:  # typer would make it a silent exit 130
-            # (`Terminated`: a command that turned SIGTERM into an interrupt, `terminating`)
+            # (`Terminated`: a command that turned SIGTERM into an interrupt, `between_batches`)
             how, code = stopped_by(isinstance(exc, Terminated))
             raise Interrupted(f"stopped by {how}", exit_code=code) from None
         finally:  # the root callback ran (or not): its State says whether errors are JSON
@@ -202,20 +202,8 @@ def stopped_by(sigterm: bool) -> tuple[str, int]:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, inside `terminating`: it unwinds the command as Ctrl-C does (a batch in
+    """SIGTERM, inside `between_batches`: it unwinds the command as Ctrl-C does (a batch in
     flight rolls back, `finally` blocks run), and is reported as SIGTERM."""
-
-
-@contextmanager
-def terminating() -> Iterator[None]:
-    """SIGTERM raises `Terminated` while this is open, so that a long command (a follower,
-    a rebuild) can say how far it got instead of dying silently with 143."""
-
-    def interrupt(_signum: int, _frame: FrameType | None) -> None:
-        raise Terminated
-
-    with _handled(interrupt, signal.SIGTERM):
-        yield
 
 
 class Stop:
@@ -223,26 +211,41 @@ class Stop:
 
     def __init__(self) -> None:
         self.came: int | None = None
+        self.at_once = False  # inside `idle`: a signal raises where it lands
 
     def check(self) -> None:
         """Raises the interrupt of the signal that came, if one did (call it between batches)."""
         if self.came is not None:
             raise Terminated if self.came == signal.SIGTERM else KeyboardInterrupt
 
+    @contextmanager
+    def idle(self) -> Iterator[None]:
+        """A wait with no database work in flight (a follower's sleep until the next poll):
+        a signal that came before stops here, and one that comes during it stops at once,
+        where a recorded one would wait out the whole poll interval."""
+        self.at_once = True  # before the check: a signal in between raises, none is missed
+        try:
+            self.check()
+            yield
+        finally:
+            self.at_once = False
+
 
 @contextmanager
 def between_batches() -> Iterator[Stop]:
     """SIGTERM and Ctrl-C stop a long command at its next safe point (`Stop.check`, between
-    two batches), not wherever they land: raised inside a database driver's call, an
+    two batches, or at once in a `Stop.idle` wait), not wherever they land: raised inside a database driver's call, an
     interrupt can leave the connection unusable ("another command is already in
     progress"), and the cleanup's error then replaced it (exit 1, not 143 or 130). A
     second signal stops at once."""
     stop = Stop()
 
     def record(signum: int, _frame: FrameType | None) -> None:
-        if stop.came is not None:
+        first = stop.came is None
+        if first:
+            stop.came = signum
+        if not first or stop.at_once:
             raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-        stop.came = signum
 
     with _handled(record, signal.SIGTERM, signal.SIGINT):
         yield stop

@@ -24,10 +24,9 @@ from adapters.cli.app import (
     refuse_a_missing_ledger,
     state_of,
     stopped_by,
-    terminating,
 )
 from adapters.cli.render import new_table, plural, print_table, safe
-from domain.errors import InvalidAPIParameters, LedgerError, ReadModelStalled
+from domain.errors import InvalidAPIParameters, ReadModelStalled
 from domain.shown import shown_key
 
 if TYPE_CHECKING:
@@ -174,19 +173,18 @@ def run(
         nonlocal reached
         reached = position
 
-    with _ledger(state) as ledger, terminating():  # SIGTERM stops the follower as Ctrl-C does
+    # SIGTERM and Ctrl-C stop it between two batches or while it waits for the next poll:
+    # raised wherever they landed, one inside psycopg's call left PostgreSQL's connection
+    # busy, and the cleanup's error replaced the interrupt.
+    with between_batches() as stop, _ledger(state) as ledger:
         if batch_size is not None:
             ledger.runner.batch_size = batch_size
         if not once:
             typer.echo(f"following {ledger.config.kind} (poll every {poll_interval}s)", err=True)
-        # A batch cut short by the interrupt rolled back: the next run applies its events.
-        with suppress(KeyboardInterrupt):
-            reached = follow(ledger, poll_interval, once=once, on_position=caught_up)
-        if not once:
-            # Interrupted: where the read models stand, whoever moved them (another process,
-            # or this one before a catch-up cut short), not only what this loop saw last.
-            with suppress(LedgerError):
-                reached = max(reached, _standing(ledger))
+        try:
+            reached = follow(ledger, poll_interval, once=once, on_position=caught_up, stop=stop)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`)
+            raise _follower_stopped(ledger, reached, exc) from None
         stalled = {s.name: s.stall for s in ledger.runner.status() if s.stall is not None} if once else {}
     state.output({"position": reached}, lambda: typer.echo(f"read models at position {reached}"))
     if stalled:  # --once is for scripts: a read model left behind is not a success
@@ -198,6 +196,16 @@ def run(
             position=stall.position,
             cause=stall.cause,
         )
+
+
+def _follower_stopped(ledger: Ledger, reached: int, exc: KeyboardInterrupt) -> Interrupted:
+    """What a stopped follower says: what stopped it and where the read models stand,
+    whoever moved them (another process, or this one in a catch-up cut short), not only
+    what its loop saw last."""
+    how, code = stopped_by(isinstance(exc, Terminated))
+    with suppress(Exception):  # after a second signal the database may refuse a read: said anyway
+        reached = max(reached, _standing(ledger))
+    return Interrupted(f"follower stopped by {how} with the read models at position {reached}", code)
 
 
 @projections_app.command("rebuild")

@@ -1,6 +1,7 @@
 """`ledger projections rebuild` stopped midway (SIGTERM from a service manager, Ctrl-C at a
 terminal), and `projections status` of the forced rebuild it left: the operator is told
-what is unfinished and which command finishes it, on both backends."""
+what is unfinished and which command finishes it, on both backends. The follower,
+`projections run`, stopped the same ways, mid catch-up or waiting for its next poll."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -32,6 +34,88 @@ def test_a_signal_waits_for_the_rebuilds_next_batch(signum: int, raised: type[Ba
         with pytest.raises(raised):
             signal.raise_signal(signum)
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+@pytest.mark.parametrize(("signum", "raised"), [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_signal_stops_a_wait_with_nothing_in_flight_at_once(signum: int, raised: type[BaseException]) -> None:
+    """A follower waiting for its next poll (a minute, an hour) has no database call to
+    protect: a signal that came before the wait stops it on entry, one during it at once,
+    where recorded it would wait out the whole interval. Outside the wait it is recorded."""
+    with between_batches() as stop, stop.idle(), pytest.raises(raised):
+        signal.raise_signal(signum)
+    with between_batches() as stop:
+        signal.raise_signal(signum)  # recorded only
+        with pytest.raises(raised), stop.idle():
+            pass
+
+
+def follower(url: str, *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "adapters.cli", "--db", url, "projections", "run", *args]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_model_positions(url: str) -> list[int]:
+    return [s["position"] or 0 for s in as_json(url, "projections", "status")]
+
+
+def stop_when(child: subprocess.Popen[str], ready: Callable[[], bool], signum: int) -> tuple[str, str]:
+    """Sends `signum` to the child once `ready()`; its stdout and stderr once it exited."""
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            assert child.poll() is None and time.monotonic() < deadline, "the follower made no progress"
+            time.sleep(0.01)
+        child.send_signal(signum)
+        return child.communicate(timeout=30)  # a follower that waited out its poll interval fails here
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+
+
+STOPS = pytest.mark.parametrize(
+    ("signum", "exit_code", "how"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")]
+)
+
+
+@pytest.mark.slow
+@STOPS
+def test_a_follower_stopped_mid_catch_up_stops_between_batches_and_says_where(
+    ledger_url: str, signum: int, exit_code: int, how: str
+) -> None:
+    """The follower took SIGTERM or Ctrl-C wherever it landed, at times inside psycopg's
+    call, leaving PostgreSQL's connection busy ("another command is already in progress"),
+    and exited 0 as if it had been asked to: it stops after the batch in flight, exit 143
+    or 130, saying where the read models stand; a later run goes on from there."""
+    with open_ledger(ledger_url) as opened:
+        head = write_workload(opened, kernels=300)
+    child = follower(ledger_url, "--batch-size", "5", "--poll-interval", "60")
+    out, err = stop_when(child, lambda: max(read_model_positions(ledger_url)) > 0, signum)
+    assert (child.returncode, out) == (exit_code, ""), err
+    assert "Traceback" not in err
+    left = min(read_model_positions(ledger_url))
+    assert (
+        err.splitlines()[-1] == f"error: interrupted: follower stopped by {how} with the read models at position {left}"
+    )
+    assert 0 <= left < head  # stopped midway, not at the end of the catch-up
+    assert as_json(ledger_url, "projections", "run", "--once") == {"position": head}
+
+
+@pytest.mark.slow
+@STOPS
+def test_a_follower_waiting_for_its_next_poll_stops_at_once(
+    ledger_url: str, signum: int, exit_code: int, how: str
+) -> None:
+    """Caught up, the follower waits up to its poll interval (a minute here): the signal
+    stops it there, not once the minute is out."""
+    with open_ledger(ledger_url) as opened:
+        head = write_workload(opened, kernels=5)
+    child = follower(ledger_url, "--poll-interval", "60")
+    out, err = stop_when(child, lambda: min(read_model_positions(ledger_url)) == head, signum)
+    assert (child.returncode, out) == (exit_code, ""), err
+    assert (
+        err.splitlines()[-1] == f"error: interrupted: follower stopped by {how} with the read models at position {head}"
+    )
 
 
 def history_rebuild_position(url: str) -> int | None:
