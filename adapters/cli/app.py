@@ -352,10 +352,35 @@ def tidy(command: Command) -> None:
             param.metavar = ""  # typer shows <bool> for a flag, which takes no value
         if param.param_type_name == "argument" and param.metavar:  # `NAME`, not `NAME <str>`
             setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010 (an instance's, not the class's)
+        if getattr(getattr(param, "type_descriptor", None), "annotation", None) is int:
+            setattr(param, "process_value", domain_integers(param))  # noqa: B010 (an instance's, not the class's)
     if command.callback is not None:
         command.callback = named_options(command.callback)
     for sub in getattr(command, "commands", {}).values():
         tidy(sub)
+
+
+def domain_integers(param: Parameter) -> Callable[[Context, Any], Any]:
+    """`param`'s processing of its values, each typed (or from the environment) read first
+    in the domain's integer forms, as the HTTP API reads an integer query value
+    (`domain.parsers.parse_int`): the option type also took `1.0` and `1_0` (as 10). The
+    option's own bounds are checked after, as before."""
+    process = param.process_value
+
+    def read(raw: Any) -> Any:
+        if not isinstance(raw, str):  # a default, already an int
+            return raw
+        from domain.parsers import INT64_MAX, parse_int  # when a value comes: --help loads no domain
+
+        try:
+            return parse_int(raw, option_name(param), minimum=-INT64_MAX)
+        except InvalidAPIParameters as exc:
+            raise typer.BadParameter(exc.reason, param_hint=f"'{option_name(param)}'") from None
+
+    def processed(ctx: Context, value: Any) -> Any:
+        return process(ctx, [read(v) for v in value] if isinstance(value, (list, tuple)) else read(value))
+
+    return processed
 
 
 def rewrap(text: str | None) -> str | None:

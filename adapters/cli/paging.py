@@ -27,8 +27,8 @@ T = TypeVar("T")
 
 
 def parse_limit_option(raw: str) -> int:
-    """`--limit N` in the domain's integer forms, as the HTTP API's `limit` reads it: the
-    option type also took `1.0` and `1_0` (as 10)."""
+    """`--limit N` as the HTTP API's `limit` reads it, its bound in the domain's words
+    (`app.domain_integers` has read its form, as every integer option's)."""
     from domain.errors import InvalidAPIParameters
     from domain.parsers import parse_positive_int
 
