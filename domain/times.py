@@ -62,6 +62,24 @@ def parse_time(raw: Any, field: str) -> datetime:
     return parsed
 
 
+def parse_window(since: Any, until: Any, what: str) -> tuple[datetime | None, datetime | None]:
+    """[since, until), each parsed (`parse_time`; None is open), refused (naming `since`)
+    when it holds no instant: it can match no `what`, and an empty answer would read as
+    "nothing happened then". The one check of the CLI, the HTTP API and the queries, so all
+    say it in the same words, the values as they were given."""
+    start = None if since is None else parse_time(since, "since")
+    end = None if until is None else parse_time(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise InvalidAPIParameters(
+            f"{_as_given(since)} is not before until {_as_given(until)}: no {what} could match", field="since"
+        )
+    return start, end
+
+
+def _as_given(raw: Any) -> str:
+    return shown(raw.isoformat() if isinstance(raw, datetime) else raw, limit=_MAX_TIME_TEXT + 2)
+
+
 def require_not_ahead(at: datetime, now: datetime, field: str) -> None:
     """Refuses (naming `field`) a reported time more than MAX_CLOCK_AHEAD past `now`, the
     ledger's clock."""

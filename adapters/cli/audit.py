@@ -67,17 +67,12 @@ def audit(
     Newest first (tables, --json and --jsonl alike): --limit N keeps the latest N.
     --oldest-first lists them in the order they happened.
     --since must be before --until."""
-    from domain.times import parse_time
+    from domain.times import parse_window
 
     state = state_of(ctx)
     if jsonl and state.as_json:  # as `usage --csv`: one format asked for is silently ignored otherwise
         raise typer.BadParameter("--jsonl and the root --json are two output formats: give one", param_hint="--jsonl")
-    start = None if since is None else parse_time(since, "since")
-    end = None if until is None else parse_time(until, "until")
-    if start is not None and end is not None and start >= end:
-        raise typer.BadParameter(
-            f"{since!r} is not before --until {until!r}: no action could match", param_hint="--since"
-        )
+    start, end = parse_window(since, until, "action")  # before the ledger is opened
     filters: dict[str, Any] = {
         "entity_type": None if entity_type is None else entity_type.value,
         "entity_id": entity_id,

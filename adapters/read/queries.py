@@ -29,7 +29,7 @@ from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.parsers import parse_name, parse_positive_int, parse_uuid
 from domain.shown import shown
-from domain.times import as_utc
+from domain.times import as_utc, parse_window
 from domain.usage.windows import report_day
 from projections.database import ReadModelDatabase
 from projections.history import describe
@@ -393,7 +393,8 @@ class Queries:
         reads; not the actor's domain, which the entries show as `domain_name`).
         `after`: the position of the last entry of the previous page; the entries that
         follow it in this order (`unknown_cursor` if none is at that position, or none of the
-        domain's)."""
+        domain's). A window that holds no instant is refused (`parse_window`)."""
+        since, until = parse_window(since, until, "action")
         statement = self._audit_select(
             entity_type, entity_id, since, until, actor, operation, status, limit, newest_first, domain_name, after
         )
@@ -420,12 +421,14 @@ class Queries:
         """`audit_log`'s entries with the same filters, streamed: one statement (one
         consistent view of the trail, as a list is), fetched `OUTCOMES_CHUNK` rows at a
         time, so an export of the whole trail holds a chunk, never the trail (154 MB held
-        for a 22 MB export of 10,000 actions)."""
+        for a 22 MB export of 10,000 actions). Its arguments are refused at the call, before
+        any entry is asked for."""
+        since, until = parse_window(since, until, "action")
         statement = self._audit_select(
             entity_type, entity_id, since, until, actor, operation, status, None, newest_first, None, None
         )
-        for row in stream_rows(self._db, self._runner, statement, OUTCOMES_CHUNK, self._audit):
-            yield _audit_entry(row)
+        rows = stream_rows(self._db, self._runner, statement, OUTCOMES_CHUNK, self._audit)
+        return (_audit_entry(row) for row in rows)
 
     def _audit_rows(
         self, domain_name: str | None

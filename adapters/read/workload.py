@@ -30,7 +30,7 @@ from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group import Group
 from domain.parsers import parse_access_key, parse_name, parse_positive_int, parse_uuid
 from domain.shown import shown
-from domain.times import as_utc, parse_time
+from domain.times import as_utc, parse_window
 from domain.workload import Endpoint
 from projections.database import ReadModelDatabase
 from projections.groups import GroupsProjection
@@ -153,15 +153,11 @@ class WorkloadQueries:
             conditions.append(k.c.domain_name == parse_name(domain_name, "domain_name"))
         if user_id is not None:
             conditions.append(k.c.user_id == str(parse_uuid(user_id, "user_id")))
-        start = None if since is None else as_utc(parse_time(since, "since"))
-        end = None if until is None else as_utc(parse_time(until, "until"))
-        if start is not None and end is not None and start >= end:
-            # As the audit trail says it: an empty window is a mistake, not an empty answer.
-            raise InvalidAPIParameters(f"{start.isoformat()} is not before until: no kernel could match", field="since")
+        start, end = parse_window(since, until, "kernel")  # as the audit trail: an empty window is a mistake
         if start is not None:
-            conditions.append(k.c.started_at >= start)
+            conditions.append(k.c.started_at >= as_utc(start))
         if end is not None:
-            conditions.append(k.c.started_at < end)
+            conditions.append(k.c.started_at < as_utc(end))
         cursor = None if after is None else str(parse_uuid(after, "after"))
         if cursor is not None:
             conditions.append(after_row(k.c.started_at, k.c.kernel_id, cursor))

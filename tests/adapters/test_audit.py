@@ -4,12 +4,12 @@ and failed attempts leave the entity's own stream untouched."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from adapters.bootstrap import Ledger, open_ledger
-from domain.errors import InsufficientPermission, LedgerError
+from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
 from tests.actions import FAILURES, SAMPLES, build_world, meta, run, stream_lengths
 
 USER = meta("user")
@@ -74,6 +74,24 @@ def test_the_audit_log_filters_by_entity_actor_operation_status_and_time(ledger:
     assert len(log(limit=2)) == 2
     with pytest.raises(LedgerError, match="limit"):
         log(limit=0)
+
+
+def test_an_empty_window_is_refused_as_the_cli_and_the_http_api_refuse_it(ledger: Ledger) -> None:
+    """`since` not before `until` answered `[]`, read as "nothing happened then", where the
+    CLI and the HTTP API refuse the window: the query refuses it in the same words, naming
+    `since` as they do; an export at the call, before any entry is asked for."""
+    at = datetime(2030, 1, 2, tzinfo=UTC)
+    same_instant = datetime(2030, 1, 2, 1, tzinfo=timezone(timedelta(hours=1)))
+    for since, until in ((at, at), (at, at - timedelta(days=1)), (same_instant, at.replace(tzinfo=None))):
+        shown = f"'{since.isoformat()}' is not before until '{until.isoformat()}'"
+        for query in (ledger.queries.audit_log, ledger.queries.audit_export):
+            with pytest.raises(InvalidAPIParameters) as refused:
+                query(since=since, until=until)
+            assert (refused.value.field, refused.value.reason) == ("since", f"{shown}: no action could match")
+        with pytest.raises(InvalidAPIParameters) as refused:
+            ledger.queries.kernels(since=since, until=until)
+        assert (refused.value.field, refused.value.reason) == ("since", f"{shown}: no kernel could match")
+    assert ledger.queries.audit_log(since=at - timedelta(seconds=1), until=at) == []  # a window: answered
 
 
 def test_an_actor_is_found_in_any_case_of_its_user_id(ledger: Ledger) -> None:

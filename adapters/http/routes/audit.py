@@ -31,7 +31,7 @@ from adapters.store.chain import parse_head
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters
-from domain.times import parse_time
+from domain.times import parse_window
 
 AUDIT = "audit"  # the READS resources of the trail and of the chain walk
 VERIFY = "verify"
@@ -125,10 +125,7 @@ def audit_log(
     scope = call.caller.scope(AUDIT)
     if scope is None:
         return empty_page()
-    start = None if since is None else parse_time(since, "since")
-    end = None if until is None else parse_time(until, "until")
-    if start is not None and end is not None and start >= end:
-        raise InvalidAPIParameters(f"{since!r} is not before until {until!r}: no action could match", field="since")
+    start, end = parse_window(since, until, "action")
     cursor = _position(after)
     call.wait_for(min_position)
     found = call.ledger.queries.audit_log(
