@@ -8,19 +8,26 @@ several workers, and several `ledger serve` processes, share one PostgreSQL ledg
 from __future__ import annotations
 
 import enum
+import errno
+import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from adapters.cli.app import state_of
 
+if TYPE_CHECKING:
+    import uvicorn
+
 URL_VARIABLE = "LEDGER_DATABASE_URL"  # adapters.store.config's, without loading the store at start-up
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+BACKLOG = 2048  # uvicorn's default --backlog
 
 
 class LogLevel(enum.Enum):
@@ -73,8 +80,8 @@ def serve(
     if state.db is not None:
         os.environ[URL_VARIABLE] = state.db  # the workers are new processes: they read it there
     _check_settings(state.db)
-    with _metrics_shared_by(workers):
-        uvicorn.run(
+    with _listening(host, port) as sock, _metrics_shared_by(workers):
+        config = uvicorn.Config(
             "adapters.http.app:app_from_environment",
             factory=True,
             host=host,
@@ -83,6 +90,49 @@ def serve(
             log_level=log_level.value,
             timeout_graceful_shutdown=10,
         )
+        _serve(config, sock)
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here and held (no other process can take the port
+    between a check and uvicorn's bind), as uvicorn binds one for several workers. uvicorn
+    bound it itself: a port in use or an address not of this machine was its log line and
+    exit 3; here it is one usage error naming the option at fault."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn's Config.bind_socket
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        sock.bind((host, port))
+        sock.listen(BACKLOG)  # listening, the port is held even from another SO_REUSEADDR bind
+    except OSError as exc:
+        sock.close()
+        option = "--port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "--host"
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        raise typer.BadParameter(f"cannot listen on {where}: {exc.strerror or exc}", param_hint=f"'{option}'") from None
+    sock.set_inheritable(True)  # handed to the workers, as uvicorn's own
+    return sock
+
+
+def _serve(config: uvicorn.Config, sock: socket.socket) -> None:
+    """uvicorn.run's serving, on the socket bound here: its supervisor hands it to each
+    worker; one worker serves in this process. A server that did not start exits 3, as
+    uvicorn.run's."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+    # uvicorn says it when it binds (`--port 0`: which port it took); it does not bind here.
+    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port)
+    if config.workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    server = uvicorn.Server(config)
+    with suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped
+        server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(STARTUP_FAILURE)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from adapters.bootstrap import open_ledger
 from adapters.store import parse_url
 from adapters.store.triggers import postgres_is_set_up
 from domain.errors import ConfigurationError, InvalidAPIParameters, StoreUnavailable
-from tests.adapters.cli.helpers import error_line, ledger, ok, refused, stdout_of, usage_error
+from tests.adapters.cli.helpers import ROOT, error_line, ledger, ok, refused, stdout_of, usage_error
+from tests.adapters.http.server import ledger_command
 
 
 def tables(path: Path) -> set[str]:
@@ -158,15 +160,43 @@ def test_serve_refuses_an_empty_address_and_an_unknown_log_level_before_it_start
 ) -> None:
     """`--host ""` served on every interface (uvicorn reads "" so), and `--log-level bogus`
     was `internal error: KeyError: 'bogus'` once uvicorn started."""
-    import uvicorn
+    from adapters.cli import serve
 
     served: list[object] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **options: served.append(options))  # never listens here
+    monkeypatch.setattr(serve, "_serve", lambda *args: served.append(args))  # never serves here
     for host in ("", " "):
         assert "'--host': the address is empty" in usage_error(db, "serve", "--host", host, "--port", "0")
     line = usage_error(db, "serve", "--log-level", "bogus", "--port", "0")
     assert "'--log-level': 'bogus' is not one of 'critical', 'error', 'warning', 'info', 'debug', 'trace'" in line
     assert served == []
+
+
+def serve_refused(db: str, *args: str) -> str:
+    """The stderr of a `ledger serve` process that must not start: usage error, exit 2."""
+    command = [*ledger_command(), "--db", db, "serve", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr  # one line: none of uvicorn's
+    return done.stderr
+
+
+def test_serve_on_a_port_in_use_or_an_address_it_cannot_bind_is_one_usage_error(db: str) -> None:
+    """uvicorn bound the port itself: a port in use was its `[Errno 98] ...` log line and
+    exit 3. The ledger binds it first and hands the bound socket to uvicorn."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = serve_refused(db, "--host", "127.0.0.1", "--port", str(port))
+    assert (
+        f"error: usage: Invalid value for '--port': cannot listen on 127.0.0.1:{port}: Address already in use (" in line
+    )
+    line = serve_refused(db, "--host", "192.0.2.1", "--port", "0")  # TEST-NET-1: no interface of this machine
+    assert (
+        "error: usage: Invalid value for '--host': cannot listen on 192.0.2.1:0: Cannot assign requested address ("
+        in line
+    )
 
 
 def test_the_log_level_choices_are_uvicorns() -> None:
