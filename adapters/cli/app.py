@@ -234,10 +234,10 @@ class Stop:
 @contextmanager
 def between_batches() -> Iterator[Stop]:
     """SIGTERM and Ctrl-C stop a long command at its next safe point (`Stop.check`, between
-    two batches, or at once in a `Stop.idle` wait), not wherever they land: raised inside a database driver's call, an
-    interrupt can leave the connection unusable ("another command is already in
-    progress"), and the cleanup's error then replaced it (exit 1, not 143 or 130). A
-    second signal stops at once."""
+    two batches, or at once in a `Stop.idle` wait), not wherever they land: raised inside
+    a database driver's call, an interrupt can leave the connection unusable ("another
+    command is already in progress"), and the cleanup's error then replaced it (exit 1,
+    not 143 or 130). A second signal stops at once."""
     stop = Stop()
 
     def record(signum: int, _frame: FrameType | None) -> None:
