@@ -184,7 +184,15 @@ def run(
         try:
             reached = follow(ledger, poll_interval, once=once, on_position=caught_up, stop=stop)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`)
-            raise _follower_stopped(ledger, reached, exc) from None
+            how, code = stopped_by(isinstance(exc, Terminated))
+            reached = _stopped_at(ledger, reached)
+            if once:  # a catch-up cut short is unfinished work, as a rebuild's is
+                raise Interrupted(
+                    f"catch-up stopped by {how} with the read models at position {reached}", code
+                ) from None
+            # Stopping is how a follower ends (a service manager sends SIGTERM): a success,
+            # as for `ledger serve`, said on stderr beside the position.
+            typer.echo(f"follower stopped by {how}", err=True)
         stalled = {s.name: s.stall for s in ledger.runner.status() if s.stall is not None} if once else {}
     state.output({"position": reached}, lambda: typer.echo(f"read models at position {reached}"))
     if stalled:  # --once is for scripts: a read model left behind is not a success
@@ -198,14 +206,12 @@ def run(
         )
 
 
-def _follower_stopped(ledger: Ledger, reached: int, exc: KeyboardInterrupt) -> Interrupted:
-    """What a stopped follower says: what stopped it and where the read models stand,
-    whoever moved them (another process, or this one in a catch-up cut short), not only
-    what its loop saw last."""
-    how, code = stopped_by(isinstance(exc, Terminated))
+def _stopped_at(ledger: Ledger, reached: int) -> int:
+    """Where the read models stand once a follower stopped, whoever moved them (another
+    process, or this one in a catch-up cut short), not only what its loop saw last."""
     with suppress(Exception):  # after a second signal the database may refuse a read: said anyway
         reached = max(reached, _standing(ledger))
-    return Interrupted(f"follower stopped by {how} with the read models at position {reached}", code)
+    return reached
 
 
 @projections_app.command("rebuild")
