@@ -88,8 +88,10 @@ def test_a_busy_postgresql_pool_is_waited_for_as_before(postgres_url: str) -> No
     error, which it retries, not `ServerUnreachable`."""
     with open_ledger(postgres_url) as ledger:
         datastore = ledger.app.recorder.datastore  # type: ignore[attr-defined]
+        # Take the whole pool with a generous wait (opening a connection on a loaded machine
+        # can take longer than the short timeout); only the request under test uses 0.2 s.
+        held = [datastore.pool.getconn(timeout=30) for _ in range(datastore.pool.max_size)]
         datastore.pool.timeout = 0.2
-        held = [datastore.pool.getconn() for _ in range(datastore.pool.max_size)]
         try:
             with pytest.raises(OperationalError) as waited, datastore.get_connection():
                 pass
