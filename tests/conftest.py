@@ -24,6 +24,7 @@ from hypothesis import settings
 
 from adapters.bootstrap import GROUP_COMMIT_VARIABLE, Ledger, open_ledger
 from domain.actions import ActionTriggerMeta
+from tests.pg_schemas import SchemaPool
 
 # A PostgreSQL ledger needs its master key from the environment (docs/ERASURE.md); tests
 # and the processes they start share this fixed one. SQLite file ledgers would make a key
@@ -158,10 +159,28 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def ledger_url(backend: str) -> Iterator[str]:
-    """A fresh, empty ledger location on each backend."""
-    with fresh_url(backend) as url:
+def ledger_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty ledger location on each backend; for a test that takes the `ledger`
+    fixture, on PostgreSQL, one as a fresh open leaves it (`tests.pg_schemas`)."""
+    if backend != "postgresql" or "ledger" not in request.fixturenames:
+        with fresh_url(backend) as url:
+            yield url
+        return
+    require_postgres()
+    schema = _SCHEMAS.take() or f"t_{uuid.uuid4().hex[:16]}"
+    url = f"{PG_SERVER}/{PG_DATABASE}?schema={schema}"
+    try:
         yield url
+    finally:
+        if not _SCHEMAS.give_back(schema, _open_and_close):
+            _drop_schema(schema)
+
+
+def _open_and_close(url: str) -> None:
+    open_ledger(url).close()
+
+
+_SCHEMAS = SchemaPool(f"{PG_SERVER}/{PG_DATABASE}")
 
 
 @pytest.fixture
