@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from adapters.bootstrap import open_ledger
@@ -14,6 +15,7 @@ from tests.adapters.policy_histories import NAMES, commands, run_command
 from tests.conftest import fresh_url
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=commands)
 def test_reopened_ledger_replays_to_what_commands_returned(backend: str, history: list[Any]) -> None:

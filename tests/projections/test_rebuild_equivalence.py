@@ -3,6 +3,7 @@ command with catch-ups at random points, in every table, row by row."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ PRELUDE: list[Command] = [("group", i) for i in range(len(GROUPS))] + [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=steps, batch_size=st.integers(1, 12))
 def test_rebuild_equals_the_live_read_models(history: list[tuple[Command, bool]], batch_size: int) -> None:

@@ -500,6 +500,7 @@ EXAMPLES = int(os.environ.get("LEDGER_PROPERTY_EXAMPLES", "40"))
 # PostgreSQL draws three eighths as many examples, as the adversarial property does: its
 # examples check the same computation through the other dialect's SQL, and each pays a
 # fresh schema (~0.4 s). The explicit examples run on both.
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "examples"), [("sqlite", EXAMPLES), ("postgresql", max(1, EXAMPLES * 3 // 8))])
 def test_reports_equal_an_independent_computation(kind: str, examples: int) -> None:
     @settings(

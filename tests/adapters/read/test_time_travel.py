@@ -30,6 +30,7 @@ def _data(state: Any, name: str) -> KeyPairResourcePolicyData | None:
     return None if state.deleted else KeyPairResourcePolicyData.from_fields(name, state.created_at, state.fields)
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=commands)
 def test_the_state_at_each_version_and_moment_is_what_the_command_returned(backend: str, history: list[Any]) -> None:
