@@ -47,7 +47,6 @@ import asyncio
 import dataclasses
 import hashlib
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -61,11 +60,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
+from concurrency import raw_events_db  # bench/ is no package
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
-from workload import EVENTS_PER_KERNEL, ServicePath, raw_batched, start, terminate  # bench/ is no package
+from workload import EVENTS_PER_KERNEL, ServicePath, raw_batched, start, terminate
 
 from adapters.bootstrap import open_ledger
 from adapters.store.application import LedgerApplication
@@ -320,11 +320,7 @@ class RawSide:
     interleaved with the direct path batch by batch."""
 
     def __init__(self, folder: str) -> None:
-        self.conn = sqlite3.connect(f"{folder}/raw.db", isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(
-            "CREATE TABLE events (id TEXT, version INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, version))"
-        )
+        self.conn = raw_events_db(f"{folder}/raw.db")
         self.state = os.urandom(700)
 
     def batch(self, first: int, rows: int) -> None:

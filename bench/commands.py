@@ -28,7 +28,6 @@ import asyncio
 import base64
 import os
 import random
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -42,7 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
-from concurrency import PG_DATABASE, PG_SERVER, drop_schemas, fresh_url, postgres_ready  # bench/ is no package
+from concurrency import (  # bench/ is no package
+    PG_DATABASE,
+    PG_SERVER,
+    drop_schemas,
+    fresh_url,
+    postgres_ready,
+    raw_events_db,
+)
 from eventsourcing.application import Application
 
 from adapters.bootstrap import open_ledger
@@ -155,11 +161,7 @@ class RawSqlite:
     """Single-row INSERT + COMMIT with sqlite3 on a WAL database, two rows per pair."""
 
     def __init__(self, folder: str) -> None:
-        self.conn = sqlite3.connect(f"{folder}/raw.db", isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(
-            "CREATE TABLE events (id TEXT, version INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, version))"
-        )
+        self.conn = raw_events_db(f"{folder}/raw.db")
         self.state = os.urandom(600)
 
     def run(self, first: int, count: int) -> None:

@@ -131,11 +131,18 @@ def process_writers(
     results.put((run.latencies, run.began, run.ended))  # a tuple: this module is __main__ in the parent
 
 
-def raw_sqlite(folder: str, rows: int) -> float:
-    """Single-row INSERT + COMMIT per row with sqlite3 on a WAL database (rows/s)."""
-    conn = sqlite3.connect(f"{folder}/raw-{uuid.uuid4().hex}.db", isolation_level=None)
+def raw_events_db(path: str) -> sqlite3.Connection:
+    """Every bench's raw side: sqlite3 with no implicit transactions, on a WAL database,
+    an events table keyed as the library's (stream id, version)."""
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE events (id TEXT, version INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, version))")
+    return conn
+
+
+def raw_sqlite(folder: str, rows: int) -> float:
+    """Single-row INSERT + COMMIT per row with sqlite3 on a WAL database (rows/s)."""
+    conn = raw_events_db(f"{folder}/raw-{uuid.uuid4().hex}.db")
     state = os.urandom(600)
     began = time.perf_counter()
     for i in range(rows):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from concurrency import raw_events_db  # bench/ is no package
 from eventsourcing.application import Application
 
 from adapters.bootstrap import open_ledger
@@ -142,9 +142,7 @@ class BareApplication:
 
 
 def raw_batched(folder: str, rows: int, batch: int) -> float:
-    conn = sqlite3.connect(f"{folder}/raw.db", isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE events (id TEXT, version INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, version))")
+    conn = raw_events_db(f"{folder}/raw.db")
     state = os.urandom(700)
     began = time.perf_counter()
     for first in range(0, rows, batch):
