@@ -2,13 +2,16 @@
 
 PostgreSQL is the server on 127.0.0.1:5432 (override with LEDGER_TEST_POSTGRES_URL).
 Each run has a database of its own (LEDGER_TEST_DATABASE names another), dropped when the
-run ends, and each test its own schema in it, dropped afterwards. When the server is unreachable the
-PostgreSQL half skips with the reason, except under CI (CI=true), where it fails.
+run ends, and each test its own schema in it, dropped afterwards or, for a test of the
+`ledger` fixture, reset and handed to the next such test (`tests.pg_schemas`). When the
+server is unreachable the PostgreSQL half skips with the reason, except under CI
+(CI=true), where it fails.
 """
 
 from __future__ import annotations
 
 import compileall
+import contextlib
 import os
 import tempfile
 import uuid
@@ -107,6 +110,14 @@ def pytest_configure(config: pytest.Config) -> None:
         compileall.compile_dir(PROJECT / package, quiet=1)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Each process drops the schemas its pool kept (`tests.pg_schemas`): a run on a
+    database it does not drop (LEDGER_TEST_DATABASE set) must not pile them up."""
+    if _SCHEMAS.templates:
+        with contextlib.suppress(psycopg.Error):  # the server went away: nothing to drop there
+            _SCHEMAS.drop_all()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The run's first process drops the run's database once every worker is done."""
     if not _OWN_DATABASE or hasattr(config, "workerinput"):
@@ -167,12 +178,17 @@ def ledger_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
             yield url
         return
     require_postgres()
+    environment = _SCHEMAS.environment()
     schema = _SCHEMAS.take() or f"t_{uuid.uuid4().hex[:16]}"
     url = f"{PG_SERVER}/{PG_DATABASE}?schema={schema}"
+    kept = False
     try:
         yield url
+        # Handed on only under the environment it was taken in: a LEDGER_* variable the
+        # test changed and has not restored yet would key (and make) another template.
+        kept = _SCHEMAS.environment() == environment and _SCHEMAS.give_back(schema, _open_and_close)
     finally:
-        if not _SCHEMAS.give_back(schema, _open_and_close):
+        if not kept:  # also when give_back raised: dropped, never leaked
             _drop_schema(schema)
 
 

@@ -3,13 +3,16 @@
 Opening a ledger on a new schema costs ~0.2 s of the server's DDL (28 tables, their
 indexes, functions and triggers), paid by every PostgreSQL test that takes the `ledger`
 fixture: about 540 of them. A schema such a test used goes back to its worker's pool
-only if its catalog (tables, columns, indexes, constraints, triggers, functions, grants)
-is still exactly what a fresh open makes, and then with its rows made exactly those of a
+only if its catalog (tables, columns, indexes, constraints, triggers, functions, types,
+sequences, rules, policies, owners, grants, storage, comments) is still exactly what a
+fresh open makes, and then with its rows made exactly those of a
 fresh open again: every table truncated, the rows of a template schema (opened once,
 never used by a test) copied in, and the sequences set to the template's. Anything else a
 test left (a dropped index, an altered table, a rebuild's extra table) sends the schema
 to be dropped, as before. A pool is kept per ledger environment (the master key in
-particular: a fresh open stores a check of it).
+particular: a fresh open stores a check of it). Not reset: the planner's statistics, and
+the rows' timestamps and random values, which are the template's (no test reads them as
+its own).
 """
 
 from __future__ import annotations
@@ -49,6 +52,50 @@ UNION ALL
 SELECT 'fn', p.proname, pg_get_function_identity_arguments(p.oid),
        md5(replace(p.prosrc, %(schema)s::text, '{schema}')), coalesce(p.proacl::text, '')
   FROM pg_proc p WHERE p.pronamespace = %(schema)s::text::regnamespace
+UNION ALL
+SELECT 'nsp', n.nspname, pg_get_userbyid(n.nspowner), coalesce(n.nspacl::text, ''),
+       coalesce((SELECT string_agg(d.defaclobjtype::text || coalesce(d.defaclacl::text, ''), ',' ORDER BY 1)
+                   FROM pg_default_acl d WHERE d.defaclnamespace = n.oid), '')
+  FROM pg_namespace n WHERE n.nspname = %(schema)s::text
+UNION ALL
+SELECT 'relx', c.relname, pg_get_userbyid(c.relowner) || ' ' || c.relpersistence::text || ' ' || c.relreplident::text,
+       c.relrowsecurity::text || ' ' || c.relforcerowsecurity::text, coalesce(c.reloptions::text, '')
+  FROM pg_class c WHERE c.relnamespace = %(schema)s::text::regnamespace
+UNION ALL
+SELECT 'colx', c.relname, a.attname,
+       a.attidentity::text || a.attgenerated::text || a.attstorage::text || ' '
+         || a.attcollation::regcollation::text || ' ' || a.attstattarget::text,
+       coalesce(a.attacl::text, '')
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  WHERE c.relnamespace = %(schema)s::text::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'seq', c.relname,
+       format('%%s %%s %%s %%s %%s %%s',
+              s.seqtypid::regtype, s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache),
+       s.seqcycle::text,
+       coalesce((SELECT d.refobjid::regclass::text || '.' || d.refobjsubid FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')), '')
+  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid WHERE c.relnamespace = %(schema)s::text::regnamespace
+UNION ALL
+SELECT 'idxx', c.relname, i.indisvalid::text || ' ' || i.indisready::text || ' ' || i.indislive::text, '', ''
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = %(schema)s::text::regnamespace
+UNION ALL
+SELECT 'rule', r.rulename, c.relname, r.ev_enabled::text, pg_get_ruledef(r.oid)
+  FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class WHERE c.relnamespace = %(schema)s::text::regnamespace
+UNION ALL
+SELECT 'pol', p.polname, c.relname, p.polcmd::text, coalesce(pg_get_expr(p.polqual, p.polrelid), '')
+  FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relnamespace = %(schema)s::text::regnamespace
+UNION ALL
+SELECT 'fnx', p.proname, pg_get_function_result(p.oid) || ' ' || p.prolang::text || ' ' || pg_get_userbyid(p.proowner),
+       p.prosecdef::text || ' ' || p.provolatile::text || ' ' || p.proparallel::text, coalesce(p.proconfig::text, '')
+  FROM pg_proc p WHERE p.pronamespace = %(schema)s::text::regnamespace
+UNION ALL
+SELECT 'cmt', d.classoid::regclass::text, coalesce(c.relname, ''), d.objsubid::text, d.description
+  FROM pg_description d LEFT JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND c.oid = d.objoid
+  WHERE c.relnamespace = %(schema)s::text::regnamespace
+     OR (d.classoid = 'pg_proc'::regclass
+         AND d.objoid IN (SELECT oid FROM pg_proc WHERE pronamespace = %(schema)s::text::regnamespace))
+     OR (d.classoid = 'pg_namespace'::regclass AND d.objoid = %(schema)s::text::regnamespace)
 ORDER BY 1, 2, 3, 4, 5
 """
 
@@ -102,6 +149,16 @@ class SchemaPool:
             return False  # whatever the test did to it, it is dropped
         template.free.append(schema)
         return True
+
+    def drop_all(self) -> None:
+        """Drops the templates and the free schemas (at the end of a worker's session)."""
+        schemas = [name for template in self.templates.values() for name in (template.schema, *template.free)]
+        self.templates.clear()
+        if not schemas:
+            return
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            for name in schemas:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
     def _template(self, opened: Any) -> _Template:
         key = self.environment()
