@@ -60,12 +60,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
-from concurrency import raw_events_db  # bench/ is no package
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
-from workload import EVENTS_PER_KERNEL, ServicePath, raw_batched, start, terminate
+from workload import (  # bench/ is no package
+    EVENTS_PER_KERNEL,
+    RawBatches,
+    ServicePath,
+    raw_batched,
+    start,
+    terminate,
+)
 
 from adapters.bootstrap import open_ledger
 from adapters.store.application import LedgerApplication
@@ -315,27 +321,6 @@ class DirectPath:
         self.ledger.close()
 
 
-class RawSide:
-    """raw_batched's loop (bench/workload.py), one transaction per call, so that it can be
-    interleaved with the direct path batch by batch."""
-
-    def __init__(self, folder: str) -> None:
-        self.conn = raw_events_db(f"{folder}/raw.db")
-        self.state = os.urandom(700)
-
-    def batch(self, first: int, rows: int) -> None:
-        state = self.state
-        self.conn.execute("BEGIN")
-        self.conn.executemany(
-            "INSERT INTO events VALUES (?, ?, ?, ?)",
-            ((f"k{i // 2}", i % 2 + 1, "topic", state) for i in range(first, first + rows)),
-        )
-        self.conn.execute("COMMIT")
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def warmed(folder: str, batch: int, lean: bool) -> DirectPath:
     """A direct path that has recorded one untimed batch, on ids past the timed ones: first
     calls cost more."""
@@ -366,7 +351,7 @@ def fine_round(folder: str, kernels: int, batch: int, lean: bool, r: int) -> tup
     """Seconds of each side, alternating batch by batch (the order flipped every batch),
     and the direct path's seconds per stage."""
     path = warmed(folder, batch, lean)
-    raw = RawSide(folder)
+    raw = RawBatches(folder)
     raw.batch(10**8, EVENTS_PER_KERNEL * batch)
     direct_s = raw_s = 0.0
     for n, first in enumerate(range(0, kernels, batch)):

@@ -141,19 +141,34 @@ class BareApplication:
         self.app.close()
 
 
+class RawBatches:
+    """Raw batched sqlite3 inserts: each `batch` call one transaction of `rows` rows, so a
+    bench can time them whole (`raw_batched`) or interleave them with its own batches."""
+
+    def __init__(self, folder: str) -> None:
+        self.conn = raw_events_db(f"{folder}/raw.db")
+        self.state = os.urandom(700)
+
+    def batch(self, first: int, rows: int) -> None:
+        state = self.state
+        self.conn.execute("BEGIN")
+        self.conn.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?)",
+            ((f"k{i // 2}", i % 2 + 1, "topic", state) for i in range(first, first + rows)),
+        )
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def raw_batched(folder: str, rows: int, batch: int) -> float:
-    conn = raw_events_db(f"{folder}/raw.db")
-    state = os.urandom(700)
+    raw = RawBatches(folder)
     began = time.perf_counter()
     for first in range(0, rows, batch):
-        conn.execute("BEGIN")
-        conn.executemany(
-            "INSERT INTO events VALUES (?, ?, ?, ?)",
-            ((f"k{i // 2}", i % 2 + 1, "topic", state) for i in range(first, min(first + batch, rows))),
-        )
-        conn.execute("COMMIT")
+        raw.batch(first, min(batch, rows - first))
     elapsed = time.perf_counter() - began
-    conn.close()
+    raw.close()
     return elapsed
 
 
