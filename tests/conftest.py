@@ -27,7 +27,7 @@ from hypothesis import settings
 
 from adapters.bootstrap import GROUP_COMMIT_VARIABLE, Ledger, open_ledger
 from domain.actions import ActionTriggerMeta
-from tests.pg_schemas import SchemaPool
+from tests.pg_schemas import SchemaPool, drop_schemas
 
 # A PostgreSQL ledger needs its master key from the environment (docs/ERASURE.md); tests
 # and the processes they start share this fixed one. SQLite file ledgers would make a key
@@ -139,8 +139,7 @@ def require_postgres() -> None:
 
 
 def _drop_schema(schema: str) -> None:
-    with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    drop_schemas(f"{PG_SERVER}/{PG_DATABASE}", [schema])
 
 
 @contextmanager

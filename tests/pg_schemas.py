@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +29,16 @@ from psycopg import sql
 # The whole catalog of one schema, as rows that name no oid and no schema: two schemas
 # with equal fingerprints have the same objects with the same definitions.
 _FINGERPRINT = """
-SELECT 'rel', c.relname, c.relkind::text, coalesce(c.relacl::text, ''), ''
+SELECT 'rel', c.relname,
+       c.relkind::text || ' ' || pg_get_userbyid(c.relowner) || ' ' || c.relpersistence::text
+         || ' ' || c.relreplident::text || ' ' || c.relrowsecurity::text || ' ' || c.relforcerowsecurity::text,
+       coalesce(c.relacl::text, ''), coalesce(c.reloptions::text, '')
   FROM pg_class c WHERE c.relnamespace = %(schema)s::text::regnamespace
 UNION ALL
 SELECT 'col', c.relname, a.attnum::text || ' ' || a.attname,
-       format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text,
+       format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' ' || a.attidentity::text
+         || a.attgenerated::text || a.attstorage::text || ' ' || a.attcollation::regcollation::text
+         || ' ' || a.attstattarget::text || ' ' || coalesce(a.attacl::text, ''),
        coalesce(pg_get_expr(d.adbin, d.adrelid), '')
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -49,7 +55,10 @@ SELECT 'trg', t.tgname, c.relname, t.tgenabled::text, pg_get_triggerdef(t.oid)
 UNION ALL
 SELECT 'typ', t.typname, t.typtype::text, '', '' FROM pg_type t WHERE t.typnamespace = %(schema)s::text::regnamespace
 UNION ALL
-SELECT 'fn', p.proname, pg_get_function_identity_arguments(p.oid),
+SELECT 'fn', p.proname,
+       pg_get_function_identity_arguments(p.oid) || ' ' || pg_get_function_result(p.oid) || ' '
+         || p.prolang::text || ' ' || pg_get_userbyid(p.proowner) || ' ' || p.prosecdef::text
+         || ' ' || p.provolatile::text || ' ' || p.proparallel::text || ' ' || coalesce(p.proconfig::text, ''),
        md5(replace(p.prosrc, %(schema)s::text, '{schema}')), coalesce(p.proacl::text, '')
   FROM pg_proc p WHERE p.pronamespace = %(schema)s::text::regnamespace
 UNION ALL
@@ -57,17 +66,6 @@ SELECT 'nsp', n.nspname, pg_get_userbyid(n.nspowner), coalesce(n.nspacl::text, '
        coalesce((SELECT string_agg(d.defaclobjtype::text || coalesce(d.defaclacl::text, ''), ',' ORDER BY 1)
                    FROM pg_default_acl d WHERE d.defaclnamespace = n.oid), '')
   FROM pg_namespace n WHERE n.nspname = %(schema)s::text
-UNION ALL
-SELECT 'relx', c.relname, pg_get_userbyid(c.relowner) || ' ' || c.relpersistence::text || ' ' || c.relreplident::text,
-       c.relrowsecurity::text || ' ' || c.relforcerowsecurity::text, coalesce(c.reloptions::text, '')
-  FROM pg_class c WHERE c.relnamespace = %(schema)s::text::regnamespace
-UNION ALL
-SELECT 'colx', c.relname, a.attname,
-       a.attidentity::text || a.attgenerated::text || a.attstorage::text || ' '
-         || a.attcollation::regcollation::text || ' ' || a.attstattarget::text,
-       coalesce(a.attacl::text, '')
-  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-  WHERE c.relnamespace = %(schema)s::text::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
 SELECT 'seq', c.relname,
        format('%%s %%s %%s %%s %%s %%s',
@@ -86,10 +84,6 @@ UNION ALL
 SELECT 'pol', p.polname, c.relname, p.polcmd::text, coalesce(pg_get_expr(p.polqual, p.polrelid), '')
   FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relnamespace = %(schema)s::text::regnamespace
 UNION ALL
-SELECT 'fnx', p.proname, pg_get_function_result(p.oid) || ' ' || p.prolang::text || ' ' || pg_get_userbyid(p.proowner),
-       p.prosecdef::text || ' ' || p.provolatile::text || ' ' || p.proparallel::text, coalesce(p.proconfig::text, '')
-  FROM pg_proc p WHERE p.pronamespace = %(schema)s::text::regnamespace
-UNION ALL
 SELECT 'cmt', d.classoid::regclass::text, coalesce(c.relname, ''), d.objsubid::text, d.description
   FROM pg_description d LEFT JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND c.oid = d.objoid
   WHERE c.relnamespace = %(schema)s::text::regnamespace
@@ -100,6 +94,13 @@ ORDER BY 1, 2, 3, 4, 5
 """
 
 Fingerprint = tuple[tuple[str, ...], ...]
+
+
+def drop_schemas(database_url: str, schemas: Iterable[str]) -> None:
+    """Drops each schema and everything in it (what is not there is no error)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name in schemas:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
 def fingerprint(conn: psycopg.Connection[Any], schema: str) -> Fingerprint:
@@ -135,7 +136,7 @@ class SchemaPool:
         template = self.templates.get(self.environment())
         return template.free.pop() if template is not None and template.free else None
 
-    def give_back(self, schema: str, opened: Any) -> bool:
+    def give_back(self, schema: str, opened: Callable[[str], None]) -> bool:
         """Keeps `schema` for the next test when its catalog is the template's, with the
         template's rows; False when it must be dropped. `opened(url)` opens and closes a
         ledger there (the template is made on first use, under the current environment)."""
@@ -154,13 +155,9 @@ class SchemaPool:
         """Drops the templates and the free schemas (at the end of a worker's session)."""
         schemas = [name for template in self.templates.values() for name in (template.schema, *template.free)]
         self.templates.clear()
-        if not schemas:
-            return
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            for name in schemas:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+        drop_schemas(self.database_url, schemas)
 
-    def _template(self, opened: Any) -> _Template:
+    def _template(self, opened: Callable[[str], None]) -> _Template:
         key = self.environment()
         template = self.templates.get(key)
         if template is not None:

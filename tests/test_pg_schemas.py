@@ -14,7 +14,7 @@ from psycopg import sql
 from adapters.bootstrap import open_ledger
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
 from tests.conftest import PG_DATABASE, PG_SERVER, require_postgres
-from tests.pg_schemas import SchemaPool
+from tests.pg_schemas import SchemaPool, drop_schemas
 
 DATABASE = f"{PG_SERVER}/{PG_DATABASE}"
 
@@ -58,11 +58,6 @@ def _fresh() -> str:
     return schema
 
 
-def _drop(schema: str) -> None:
-    with psycopg.connect(DATABASE, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
 def test_a_used_schema_comes_back_as_a_fresh_open_leaves_it(pool: SchemaPool) -> None:
     schema = f"t_{uuid.uuid4().hex[:16]}"
     with open_ledger(f"{DATABASE}?schema={schema}") as ledger:
@@ -76,7 +71,7 @@ def test_a_used_schema_comes_back_as_a_fresh_open_leaves_it(pool: SchemaPool) ->
         assert [p.name for p in ledger.queries.keypair_resource_policies()] == ["default"]  # as made fresh
         create = CreateKeyPairResourcePolicyAction(creator={"name": "used"})  # the name is free again
         asyncio.run(ledger.services.keypair_resource_policy.create_keypair_resource_policy(create))
-    _drop(schema)
+    drop_schemas(DATABASE, [schema])
 
 
 CHANGES: dict[str, Callable[[str], sql.Composable]] = {
@@ -104,4 +99,4 @@ def test_a_schema_whose_catalog_changed_is_not_handed_on(pool: SchemaPool, chang
         conn.execute(CHANGES[change](schema))
     assert not pool.give_back(schema, _opened)
     assert pool.take() is None
-    _drop(schema)
+    drop_schemas(DATABASE, [schema])
