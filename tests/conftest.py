@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import typer.testing
 from hypothesis import settings
 
 from adapters.bootstrap import GROUP_COMMIT_VARIABLE, Ledger, open_ledger
@@ -39,6 +40,11 @@ os.environ.setdefault("LEDGER_MASTER_KEY", "dGVzdHMtb25seS1tYXN0ZXIta2V5LTMyLWJ5
 # Hypothesis's default 200 ms, which would fail a correct test.
 settings.register_profile("ledger", deadline=None)
 settings.load_profile("ledger")
+
+# typer's CliRunner turns the app into its click command tree on every invoke: ~50 ms,
+# a fifth of the suite's CPU across its thousands of in-process CLI runs. The tree is the
+# same each time (the `ledger` process builds it once too), so each app's is built once.
+typer.testing._get_command = cache(typer.testing._get_command)
 
 PG_SERVER = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 # Each run has a database of its own, dropped when the run ends: thousands of schemas made
