@@ -106,7 +106,8 @@ class ActionProcessor(Generic[ActionT, ResultT]):
         self._func = func
         self._validators = list(validators)
         self._monitors = list(monitors)
-        self._accepts = action_class(func)
+        # Read on first use: a ledger opens ~35 processors, and each command runs a few.
+        self._accepts: type | None = None
 
     def _check(self, action: object, meta: object) -> None:
         """An in-process caller's wrong objects are refused before anything runs or is
@@ -114,6 +115,8 @@ class ActionProcessor(Generic[ActionT, ResultT]):
         attribute they lack, and the audit monitor fails with them."""
         if not isinstance(meta, ActionTriggerMeta):
             raise InvalidAPIParameters(f"must be an ActionTriggerMeta, not {type(meta).__name__}", field="meta")
+        if self._accepts is None:
+            self._accepts = action_class(self._func)
         require_action(action, self._accepts)
 
     async def wait_for_complete(self, action: ActionT, meta: ActionTriggerMeta) -> ResultT:

@@ -8,6 +8,7 @@ import re
 import uuid
 from typing import Any
 
+from adapters.http import create_app
 from tests.adapters.http.api import HOME, Api
 
 POLICIES = "/v1/keypair-resource-policies"
@@ -117,3 +118,14 @@ def test_the_document_offers_idempotency_key_only_where_a_post_takes_it(api: Api
         assert not any(name.startswith("x-") for name in post), template  # the route's mark is not shown
         checked += 1
     assert checked >= 10
+
+
+def test_every_app_serves_its_own_copy_of_one_document() -> None:
+    """A process builds the document once: each app still gets a copy of its own, so what
+    one caller does to its copy reaches no other app."""
+    first, second = create_app("sqlite:///:memory:"), create_app("sqlite:///:memory:")
+    document = first.openapi()
+    assert document == second.openapi() and document is not second.openapi()
+    assert document is first.openapi()  # an app keeps its copy, as FastAPI's own does
+    document["paths"].clear()
+    assert second.openapi()["paths"] and create_app("sqlite:///:memory:").openapi() == second.openapi()
