@@ -12,7 +12,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
@@ -37,7 +36,7 @@ from domain.projection_ops import ProjectionOps, SkippedEvent
 from domain.usage import KernelUsage, UsageReader, parse_timezone
 from projections.database import ReadModelDatabase
 from projections.projection import Projection
-from projections.registry import build_projections
+from projections.registry import build_projections, shared_projections
 from projections.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ class Ledger:
                 enable_group_commit(self.app.recorder)
             self.read_models = ReadModelDatabase(config.read_model_url, config.connect_args)
             self.app.erasure_listeners.append(clear_after_erasures(self.read_models))
-            self.projections = build_projections(sa.MetaData(), self.timezone)
+            self.projections = shared_projections(self.timezone)
             self.runner = _runner(self.app, self.read_models, self.projections.all(), self.timezone)
             self.app.erasure_listeners.append(self._erase_copies)
             self.runner.setup()
@@ -196,7 +195,7 @@ def projection_runner(config: StoreConfig, timezone: str) -> Iterator[Projection
     read_models = ReadModelDatabase(config.read_model_url, config.connect_args)
     try:
         zone = _timezone(timezone)
-        runner = _runner(app, read_models, build_projections(sa.MetaData(), zone).all(), zone)
+        runner = _runner(app, read_models, shared_projections(zone).all(), zone)
         runner.refresh()
         yield runner
     finally:

@@ -52,6 +52,7 @@ class Projection:
 
     def __init__(self, metadata: sa.MetaData) -> None:
         self.metadata = metadata
+        self.tables: list[sa.Table] = []  # its own, in the order made (metadata may hold others)
         self.handlers: dict[type, Handler] = dict(self.computed_handlers())
         for attr in dir(type(self)):
             for event_class in getattr(getattr(type(self), attr), "_handles", ()):
@@ -94,8 +95,19 @@ class Projection:
         return self.name + self.versioned_name[len(prefix) :]
 
     def table(self, base: str, *columns: sa.Column[Any] | sa.Index) -> sa.Table:
-        """A table of this projection's version; a new version gets new tables."""
-        return sa.Table(f"{self.storage_name}_{base}", self.metadata, *columns)
+        """A table of this projection's version; a new version gets new tables. In metadata
+        that holds it already (the ledgers of one process share theirs: `shared_metadata`),
+        the table made then, which must have the same columns."""
+        name = f"{self.storage_name}_{base}"
+        made = self.metadata.tables.get(name)
+        if made is None:
+            made = sa.Table(name, self.metadata, *columns)
+        else:
+            wanted = [c.name for c in columns if isinstance(c, sa.Column)]
+            if made.columns.keys() != wanted:
+                raise TypeError(f"table {name!r} defined twice, with columns {made.columns.keys()} and {wanted}")
+        self.tables.append(made)
+        return made
 
     def apply(self, conn: Connection, event: object, position: int) -> None:
         handler = self.handlers.get(type(event))

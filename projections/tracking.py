@@ -90,8 +90,7 @@ class Tracking:
 
     def _tables(self, projections: Sequence[Projection] | None = None) -> list[sa.Table]:
         chosen = self.projections if projections is None else projections
-        metadatas = {id(p.metadata): p.metadata for p in chosen}.values()
-        return [table for metadata in metadatas for table in metadata.sorted_tables]
+        return [table for projection in chosen for table in projection.tables]
 
     def _create(self, tables: Sequence[sa.Table]) -> None:
         """Creates the missing tables with their indexes. Existing ones are skipped before
