@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar
 
 import anyio.to_thread
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -89,8 +89,7 @@ def create_app(
         default_response_class=LedgerJSONResponse,
     )
     problems.install(app)
-    for router in ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
+    app.router.routes.extend(_API.routes)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["operations"], responses=problems.responses(503))
     app.add_api_route(
@@ -107,6 +106,18 @@ def create_app(
     app.add_middleware(EncodedSlashes)  # added last: it runs first, before routing
     return app
 
+
+def _api_routes() -> APIRouter:
+    api = APIRouter(default_response_class=LedgerJSONResponse)
+    for router in ROUTERS:
+        api.include_router(router, prefix=API_PREFIX)
+    return api
+
+
+# The /v1 routes, included once per process and shared by every app: FastAPI derives an
+# included route's handler (its parameters' validators) on the first request that reaches
+# it and keeps it in the inclusion, ~0.3 s per app of work that depends on the code alone.
+_API = _api_routes()
 
 METRICS = "metrics"  # the READS resource of /metrics
 
