@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
+from adapters.bootstrap import open_ledger
 from adapters.http import create_app
-from tests.adapters.http.api import HOME, Api
+from tests.adapters.http.api import HOME, Api, api_over
 
 POLICIES = "/v1/keypair-resource-policies"
 PROBLEM = "application/problem+json"
@@ -129,3 +131,23 @@ def test_every_app_serves_its_own_copy_of_one_document() -> None:
     assert document is first.openapi()  # an app keeps its copy, as FastAPI's own does
     document["paths"].clear()
     assert second.openapi()["paths"] and create_app("sqlite:///:memory:").openapi() == second.openapi()
+
+
+def test_two_apps_of_one_process_serve_their_own_ledgers(tmp_path: Path) -> None:
+    """The apps share their route definitions (built once per process), never a ledger, a
+    response or a metric."""
+    with (
+        open_ledger(f"sqlite:///{tmp_path / 'a.db'}") as first_ledger,
+        open_ledger(f"sqlite:///{tmp_path / 'b.db'}") as second_ledger,
+        api_over(first_ledger) as first,
+        api_over(second_ledger) as second,
+    ):
+        created = first.post("/v1/domains", {"name": "only-in-a"})
+        assert created.status_code == 201, created.text
+        assert first.get("/v1/domains/only-in-a").status_code == 200
+        assert second.get("/v1/domains/only-in-a").status_code == 404
+        assert second.post("/v1/domains", {"name": "only-in-b"}).status_code == 201
+        assert first.get("/v1/domains/only-in-b").status_code == 404
+        counted = 'ledger_http_requests_total{method="POST",route="/v1/domains",status="201"} 1.0'
+        for api in (first, second):
+            assert counted in api.get("/metrics").text
