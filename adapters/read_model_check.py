@@ -126,8 +126,8 @@ def _compare(
     stays flat however long the trail: reading each whole into a dict took 226 MB at
     145,000 events, twice over."""
     compared, found = 0, []
-    live_tables = {t.name[len(live.storage_name) :]: t for t in live.metadata.sorted_tables if _of(t, live)}
-    for table in (t for t in fresh.metadata.sorted_tables if _of(t, fresh)):
+    live_tables = {t.name[len(live.storage_name) :]: t for t in live.tables}
+    for table in fresh.tables:
         suffix = table.name[len(fresh.storage_name) :]
         name = suffix.lstrip("_")
         # A table without a primary key (a batch's entities) is keyed by all its columns: by
@@ -177,10 +177,6 @@ class _Differences:
 
 def _key(names: list[str], values: tuple[Any, ...]) -> str:
     return ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
-
-
-def _of(table: sa.Table, projection: Projection) -> bool:
-    return table.name.startswith(f"{projection.storage_name}_")
 
 
 _CHUNK = 2000  # rows fetched at a time from either copy
