@@ -96,7 +96,7 @@ class Projection:
 
     def table(self, base: str, *columns: sa.Column[Any] | sa.Index) -> sa.Table:
         """A table of this projection's version; a new version gets new tables. In metadata
-        that holds it already (the ledgers of one process share theirs: `shared_metadata`),
+        that holds it already (the ledgers of one process share theirs: `shared_projections`),
         the table made then, which must have the same columns."""
         name = f"{self.storage_name}_{base}"
         made = self.metadata.tables.get(name)
