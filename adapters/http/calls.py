@@ -140,7 +140,9 @@ class Call:
                 version = self.version_of(entity_id)
             if version is not None:
                 headers["ETag"] = entity_tag(version)
-        content = json.dumps(utc_z(jsonable_encoder(render(result))), ensure_ascii=True, allow_nan=False)
+        # Compact, as every other answer of the API is rendered (Starlette's JSONResponse).
+        body = utc_z(jsonable_encoder(render(result)))
+        content = json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
         if claim is not None:
             responses.store(claim.key, claim.request_hash, StoredResponse(status, headers, content), before)
         return Response(content, status_code=status, headers=headers, media_type="application/json")

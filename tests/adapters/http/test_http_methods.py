@@ -4,6 +4,7 @@ describes the refusals the API sends (400 problems), not FastAPI's 422 it never 
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -151,3 +152,13 @@ def test_two_apps_of_one_process_serve_their_own_ledgers(tmp_path: Path) -> None
         counted = 'ledger_http_requests_total{method="POST",route="/v1/domains",status="201"} 1.0'
         for api in (first, second):
             assert counted in api.get("/metrics").text
+
+
+def test_a_commands_answer_is_as_compact_as_a_reads(api: Api) -> None:
+    """Every JSON answer of the API in one form: a command's had a space after each `:`
+    and `,`, a read's none."""
+    created = api.post("/v1/keypair-resource-policies", {"name": "compact"})
+    read = api.get("/v1/keypair-resource-policies/compact")
+    for answer in (created, read):
+        assert answer.status_code in (200, 201), answer.text
+        assert answer.text == json.dumps(answer.json(), separators=(",", ":")), answer.text
