@@ -106,7 +106,7 @@ class ActionProcessor(Generic[ActionT, ResultT]):
         self._func = func
         self._validators = list(validators)
         self._monitors = list(monitors)
-        # Read on first use: a ledger opens ~35 processors, and each command runs a few.
+        # Read on first use: a ledger makes ~35 processors, and a CLI command runs one.
         self._accepts: type | None = None
 
     def _check(self, action: object, meta: object) -> None:
