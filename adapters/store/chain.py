@@ -63,6 +63,7 @@ class Statements:
     events_after: Any  # notification id, originator id, version, topic, state after a position, at most N
     links_after: Any  # links after a position, in order, at most N
     unlinked_after: Any  # the first event past a position that has no link
+    insert_arrays: Any = None  # many links at once, as two arrays (positions, hashes); None: one row each
 
     @staticmethod
     def sqlite(events_table: str) -> Statements:
@@ -153,6 +154,8 @@ def append_links(
     rows = _links(previous, ids, events)
     if len(rows) == 1:
         curs.execute(sql.insert, rows[0])
+    elif sql.insert_arrays is not None:
+        curs.execute(sql.insert_arrays, ([position for position, _ in rows], [digest for _, digest in rows]))
     else:
         curs.executemany(sql.insert, rows)
     if appended is not None:
@@ -177,10 +180,18 @@ class ChainedInserts:
         """One transaction: the events, their links, the keys they erase. The last link is
         kept only once the library's `insert_events` has committed."""
         appended: list[tuple[int, bytes]] = []
-        insert = super().insert_events  # type: ignore[misc]  # the library recorder's, next in the MRO
-        ids: Sequence[int] | None = insert(stored_events, **kwargs, **{APPENDED: appended})
+        ids = self.insert_in_transaction(stored_events, {**kwargs, APPENDED: appended})
         if appended:
             self.last_link.committed(*appended[-1])
+        return ids
+
+    def insert_in_transaction(
+        self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]
+    ) -> Sequence[int] | None:
+        """The library recorder's `insert_events` (next in the MRO), which calls back into
+        `link_and_erase` inside its transaction."""
+        insert = super().insert_events  # type: ignore[misc]
+        ids: Sequence[int] | None = insert(stored_events, **kwargs)
         return ids
 
     def link_and_erase(
