@@ -82,9 +82,9 @@ class ChainedPostgresRecorder(ChainedInserts, PostgresApplicationRecorder):
         # Raised inside the pooled connection's context, which turns psycopg's errors into
         # the library's and rolls back what an error left open (past it, it commits).
         with self.datastore.get_connection() as conn:
+            self._binary_events(conn)  # before the cursor: a cursor copies the adapters it opens with
             with conn.pipeline() as pipeline, conn.cursor() as curs:
                 try:
-                    self._binary_events(conn)
                     curs.execute(_BEGIN)
                     self._insert_events(curs, stored_events, **kwargs)
                     for statement in self._rendered or self._locking(conn):
@@ -130,7 +130,7 @@ class StoredEventRows(list[Any]):
     """The rows of one append: a list that psycopg writes as a binary array."""
 
 
-_INT8, _TEXT, _BYTEA = (postgres.types[name].oid for name in ("int8", "text", "bytea"))
+_UUID, _INT8, _TEXT, _BYTEA = (postgres.types[name].oid for name in ("uuid", "int8", "text", "bytea"))
 _FIELDS = struct.Struct(">iIi")  # field count, then the first field's type and length
 _FIELD = struct.Struct(">Ii")  # a field's type and length
 _VERSION = struct.Struct(">Iiq")  # bigint's type, length and value
@@ -147,7 +147,14 @@ class StoredEventDumper(Dumper):
     def dump(self, obj: Any) -> bytes:
         originator_id, version, topic, state = obj
         try:
-            stream = originator_id.bytes if isinstance(originator_id, uuid.UUID) else str(originator_id).encode()
+            # As the id's column takes it (the library's text path lets PostgreSQL parse it):
+            # a UUID given as text is that UUID, and text that is none is refused.
+            if self.id_oid != _UUID:
+                stream = str(originator_id).encode()
+            elif isinstance(originator_id, uuid.UUID):
+                stream = originator_id.bytes
+            else:
+                stream = uuid.UUID(originator_id).bytes
             name = topic.encode()
             return b"".join(
                 (
@@ -160,7 +167,7 @@ class StoredEventDumper(Dumper):
                     state,
                 )
             )
-        except (struct.error, UnicodeEncodeError) as exc:
+        except (struct.error, ValueError, TypeError, AttributeError) as exc:  # ValueError: also UnicodeEncodeError
             # What the library's text path would have refused, refused as psycopg would.
             raise DataError(f"stored event {originator_id} v{version} cannot be written: {exc}") from exc
 

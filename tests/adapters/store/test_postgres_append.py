@@ -144,3 +144,37 @@ def test_a_composite_of_other_fields_is_written_as_the_library_writes_it(
         assert [e.state for e in recorder.select_events(stream)] == [b"\x00state"]
         assert verify(ledger.app).ok
     assert dumped == []
+
+
+def test_every_pooled_connections_first_append_goes_through_the_ledgers_dumper(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cursor copies its connection's adapters when it is opened: the dumper must be
+    registered on a connection before the append's cursor is, or that connection's first
+    append is written by the library's dumper instead."""
+    dumped: list[Any] = []
+    dump = StoredEventDumper.dump
+    monkeypatch.setattr(StoredEventDumper, "dump", lambda self, row: dumped.append(row) or dump(self, row))
+    with open_ledger(postgres_url) as ledger:
+        recorder = ledger.app.recorder
+        rounds = recorder.datastore.pool.get_stats()["pool_size"] + 2  # the pool hands its connections out in turn
+        for _ in range(rounds):
+            before = len(dumped)
+            recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "t", b"{}")])
+            assert len(dumped) - before == 1
+
+
+def test_a_stream_id_is_written_as_the_composites_column_type_takes_it(postgres_url: str) -> None:
+    """The id is encoded as its column's type, not as its Python type: a UUID given as text
+    is stored as that UUID (the library's text path parses it), and text that is no UUID is
+    refused, never stored as the raw bytes of some other UUID."""
+    with open_ledger(postgres_url) as ledger:
+        recorder = ledger.app.recorder
+        stream = uuid.uuid4()
+        recorder.insert_events([StoredEvent(str(stream), 1, "t", b"{}")])
+        assert [(e.originator_id, e.originator_version) for e in recorder.select_events(stream)] == [(stream, 1)]
+        sixteen = "0123456789abcdef"  # sixteen bytes: the length of a binary uuid
+        with pytest.raises(DataError, match="cannot be written"):
+            recorder.insert_events([StoredEvent(sixteen, 1, "t", b"{}")])
+        assert recorder.select_events(uuid.UUID(bytes=sixteen.encode())) == []
+        assert verify(ledger.app).ok
