@@ -110,8 +110,9 @@ class ChainedPostgresRecorder(ChainedInserts, PostgresApplicationRecorder):
     def _binary_events(self, conn: Any) -> None:
         """The library's insert takes its events as an array of its composite type, which
         psycopg writes in text, escaping each state through a regex (a third of an
-        append's time at 20 events), or with its own binary dumper, field by field in
-        Python (slower still). The ledger's dumper writes the same composite in binary."""
+        append's time at 20 events). The ledger's dumper writes the same composite in
+        binary; psycopg's own binary composite dumper, which looks up a dumper per field,
+        made appends 1.1-1.24x slower than this one (2 to 200 events, interleaved)."""
         name = self.stored_event_type_name
         row_type = self.datastore.psycopg_python_types[name]
         if self._dumper is None:
