@@ -17,7 +17,7 @@ http / in-process ratio (goal with 1 client: >= 0.5), and p50/p99 latency per co
 over every round (goal with 16 clients on SQLite: p99 < 50 ms).
 
 SQLite files in a temporary folder by default; `--postgres` uses two fresh schemas in the
-test database (`ledger_test` on LEDGER_TEST_POSTGRES_URL, else
+benches' database (`ledger_bench`, made when missing, on LEDGER_TEST_POSTGRES_URL, else
 postgresql://postgres@127.0.0.1:5432), dropped afterwards.
 """
 
@@ -48,6 +48,7 @@ import http.client
 
 import httpx
 import psycopg
+from concurrency import PG_DATABASE  # bench/ is first on sys.path when run as a script
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.http.calls import run_coroutine
@@ -183,11 +184,16 @@ def locations(postgres: str | None) -> Iterator[tuple[str, str]]:
         with tempfile.TemporaryDirectory(prefix="bench-http-") as folder:
             yield f"sqlite:///{folder}/http.db", f"sqlite:///{folder}/inprocess.db"
         return
+    # The benches' own database, made when missing (the test suite's databases come and go
+    # with its runs).
+    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
     schemas = [f"bench_http_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     try:
-        yield f"{postgres}/ledger_test?schema={schemas[0]}", f"{postgres}/ledger_test?schema={schemas[1]}"
+        yield f"{postgres}/{PG_DATABASE}?schema={schemas[0]}", f"{postgres}/{PG_DATABASE}?schema={schemas[1]}"
     finally:
-        with psycopg.connect(f"{postgres}/ledger_test", autocommit=True) as conn:
+        with psycopg.connect(f"{postgres}/{PG_DATABASE}", autocommit=True) as conn:
             for schema in schemas:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
