@@ -155,7 +155,20 @@ def fresh_read_models(ledger: Ledger, folder: str, name: str) -> tuple[str, dict
     with read_models.engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     read_models.close()
+    MADE_SCHEMAS.append(schema)
     return ledger.config.read_model_url, connect_args
+
+
+MADE_SCHEMAS: list[str] = []  # the read-model schemas made on PostgreSQL, dropped at the end
+
+
+def drop_made_schemas(ledger: Ledger) -> None:
+    read_models = ReadModelDatabase(ledger.config.read_model_url, {})
+    with read_models.engine.begin() as conn:
+        for schema in MADE_SCHEMAS:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    read_models.close()
+    MADE_SCHEMAS.clear()
 
 
 def timed(projections: list[Projection], spent: dict[str, float]) -> None:
@@ -218,12 +231,16 @@ def main() -> None:
         events = build(ledger, args.events)
         built = time.perf_counter() - began
         print(f"built {events} events in {built:.1f}s ({events / built:,.0f} events/s), {ledger.config.kind}")
-        decode = read_and_decode(ledger, args.batch)
-        spent: dict[str, float] = {}
-        rebuilt = rebuild(ledger, folder, args.batch, args.profile, spent)
-        decode = min(decode, read_and_decode(ledger, args.batch))
-        shared = shared_rebuild(ledger, folder, args.batch, args.workers)
-        decode = min(decode, read_and_decode(ledger, args.batch))
+        try:
+            decode = read_and_decode(ledger, args.batch)
+            spent: dict[str, float] = {}
+            rebuilt = rebuild(ledger, folder, args.batch, args.profile, spent)
+            decode = min(decode, read_and_decode(ledger, args.batch))
+            shared = shared_rebuild(ledger, folder, args.batch, args.workers)
+            decode = min(decode, read_and_decode(ledger, args.batch))
+        finally:
+            if MADE_SCHEMAS:
+                drop_made_schemas(ledger)
     print(f"read+decode: {decode:.2f}s, {events / decode:,.0f} events/s")
     print(f"rebuild, one process: {rebuilt:.2f}s, {events / rebuilt:,.0f} events/s (batch {args.batch})")
     shares = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]))
