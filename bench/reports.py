@@ -1,6 +1,6 @@
 """Usage reports from the projections vs a straightforward scan of the kernel events.
 
-Run: .venv/bin/python bench/reports.py [--kernels 1000000] [--groups 100] [--db PATH] [--repeat 7]
+Run: .venv/bin/python bench/reports.py [--kernels 1000000] [--groups 100] [--db PATH | --url URL] [--repeat 7]
 
 Builds (or reuses, with --db) a ledger holding a year of workload: --groups groups and
 --kernels kernels started and terminated through WorkloadService.record_batch (10% of
@@ -158,14 +158,15 @@ def main() -> None:
     parser.add_argument("--kernels", type=int, default=1_000_000)
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--db", default=None, help="a ledger file to build once and reuse")
+    parser.add_argument("--url", default=None, help="instead of --db: an empty ledger URL, built each run")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs of every path, after one warm-up")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     folder = tempfile.mkdtemp()
     path = args.db or f"{folder}/reports.db"
-    reuse = args.db is not None and Path(args.db).exists()
-    with open_ledger(f"sqlite:///{path}") as ledger:
+    reuse = args.url is None and args.db is not None and Path(args.db).exists()
+    with open_ledger(args.url or f"sqlite:///{path}") as ledger:
         if not reuse:
             began = time.perf_counter()
             build(ledger, args.kernels, args.groups)
