@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import enum
 import errno
+import ipaddress
 import logging
 import os
 import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -80,7 +81,9 @@ def serve(
     if state.db is not None:
         os.environ[URL_VARIABLE] = state.db  # the workers are new processes: they read it there
     _check_settings(state.db)
-    with _listening(host, port) as sock, _metrics_shared_by(workers):
+    with ExitStack() as held:
+        sockets = [held.enter_context(sock) for sock in _listening(host, port)]  # closed when serving ends
+        held.enter_context(_metrics_shared_by(workers))
         config = uvicorn.Config(
             "adapters.http.app:app_from_environment",
             factory=True,
@@ -90,47 +93,104 @@ def serve(
             log_level=log_level.value,
             timeout_graceful_shutdown=10,
         )
-        _serve(config, sock)
+        _serve(config, sockets)
 
 
-def _listening(host: str, port: int) -> socket.socket:
-    """The listening socket, bound here and held (no other process can take the port
+def _listening(host: str, port: int) -> list[socket.socket]:
+    """The listening sockets, bound here and held (no other process can take the port
     between a check and uvicorn's bind), as uvicorn binds one for several workers. uvicorn
     bound it itself: a port in use or an address not of this machine was its log line and
-    exit 3; here it is one usage error naming the option at fault."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn's Config.bind_socket
+    exit 3; here it is one usage error naming the option at fault.
+
+    A name is bound at every address it resolves to, on one port: `localhost` is both
+    127.0.0.1 and ::1 where the machine says so, and a client that tries ::1 first (Node
+    does) was refused where uvicorn bound the first address only."""
+    addresses = _addresses(host, port)
+    for attempt in range(_PORT_ATTEMPTS):
+        sockets: list[socket.socket] = []
+        try:
+            for family, address in addresses:
+                if sockets:  # the others on the first one's port (`--port 0`: the one it took)
+                    address = (address[0], sockets[0].getsockname()[1], *address[2:])
+                try:
+                    sockets.append(_bound(family, address, several=len(addresses) > 1))
+                except OSError as exc:
+                    if sockets and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                        continue  # the name has an address of a family this machine cannot bind
+                    raise
+            return sockets
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            if port == 0 and sockets and exc.errno == errno.EADDRINUSE and attempt < _PORT_ATTEMPTS - 1:
+                continue  # the port the first address took is taken at another: pick again
+            option = "--port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "--host"
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise typer.BadParameter(
+                f"cannot listen on {where}: {exc.strerror or exc}", param_hint=f"'{option}'"
+            ) from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+_PORT_ATTEMPTS = 5
+
+
+def _addresses(host: str, port: int) -> list[tuple[socket.AddressFamily, tuple[str, int]]]:
+    """Where to listen: an address as given (as uvicorn's Config.bind_socket takes it), or
+    every address a name resolves to, once each, in the resolver's order."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [(socket.AF_INET6 if ":" in host else socket.AF_INET, (host, port))]
+    try:
+        found = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except OSError:
+        # Not resolved: bound as given, so that the error is the one binding it says.
+        return [(socket.AF_INET, (host, port))]
+    addresses: list[tuple[socket.AddressFamily, tuple[str, int]]] = []
+    for family, _, _, _, address in found:
+        if family in (socket.AF_INET, socket.AF_INET6) and all(address[0] != a[0] for _, a in addresses):
+            addresses.append((family, (str(address[0]), port)))
+    return addresses or [(socket.AF_INET, (host, port))]
+
+
+def _bound(family: socket.AddressFamily, address: tuple[str, int], several: bool) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
-        sock.bind((host, port))
+        if several and family == socket.AF_INET6:
+            # Beside an IPv4 socket on the same port: this one takes IPv6 alone.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
         sock.listen(BACKLOG)  # listening, the port is held even from another SO_REUSEADDR bind
-    except OSError as exc:
+    except OSError:
         sock.close()
-        option = "--port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "--host"
-        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-        raise typer.BadParameter(f"cannot listen on {where}: {exc.strerror or exc}", param_hint=f"'{option}'") from None
+        raise
     sock.set_inheritable(True)  # handed to the workers, as uvicorn's own
     return sock
 
 
-def _serve(config: uvicorn.Config, sock: socket.socket) -> None:
-    """uvicorn.run's serving, on the socket bound here: its supervisor hands it to each
+def _serve(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+    """uvicorn.run's serving, on the sockets bound here: its supervisor hands them to each
     worker; one worker serves in this process. A server that did not start exits 3, as
     uvicorn.run's."""
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-    # uvicorn says it when it binds (`--port 0`: which port it took); it does not bind here.
-    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port)
+    for sock in sockets:
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+        # uvicorn says it when it binds (`--port 0`: which port it took); it does not bind here.
+        logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port)
     if config.workers > 1:
-        Multiprocess(config, sockets=[sock]).run()
+        Multiprocess(config, sockets=sockets).run()
         return
     server = uvicorn.Server(config)
     with suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped
-        server.run(sockets=[sock])
+        server.run(sockets=sockets)
     if not server.started:
         raise typer.Exit(STARTUP_FAILURE)
 
