@@ -154,9 +154,10 @@ def raw_sqlite(folder: str, rows: int) -> float:
     return rows / elapsed
 
 
-def postgres_ready() -> bool:
+def postgres_ready(server: str = PG_SERVER) -> bool:
+    """Whether `server` answers; the benches' database is made there when missing."""
     try:
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=3) as conn:
+        with psycopg.connect(f"{server}/postgres", autocommit=True, connect_timeout=3) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
         return True

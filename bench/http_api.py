@@ -48,7 +48,7 @@ import http.client
 
 import httpx
 import psycopg
-from concurrency import PG_DATABASE  # bench/ is first on sys.path when run as a script
+from concurrency import PG_DATABASE, postgres_ready  # bench/ is first on sys.path when run as a script
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.http.calls import run_coroutine
@@ -184,11 +184,9 @@ def locations(postgres: str | None) -> Iterator[tuple[str, str]]:
         with tempfile.TemporaryDirectory(prefix="bench-http-") as folder:
             yield f"sqlite:///{folder}/http.db", f"sqlite:///{folder}/inprocess.db"
         return
-    # The benches' own database, made when missing (the test suite's databases come and go
-    # with its runs).
-    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+    # The benches' own database (the test suite's databases come and go with its runs).
+    if not postgres_ready(postgres):
+        sys.exit(1)
     schemas = [f"bench_http_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     try:
         yield f"{postgres}/{PG_DATABASE}?schema={schemas[0]}", f"{postgres}/{PG_DATABASE}?schema={schemas[1]}"
