@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Self
+from zoneinfo import available_timezones
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
@@ -38,6 +39,7 @@ from projections.database import ReadModelDatabase
 from projections.projection import Projection
 from projections.registry import build_projections, shared_projections
 from projections.runner import ProjectionRunner
+from projections.usage import UsageProjection, zone_key
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,7 @@ class Ledger:
             # waited for the whole build, batch by batch from its position.
             self.runner.catch_up(self.runner.projections)
             self.runner.catch_up(self.runner.builds())
+            self._erase_in_other_zones()
             # SQLite keeps the tables a version or rebuild replaced until a later drop, with
             # the rows they held then.
             self.runner.drop_retired_tables()
@@ -126,6 +129,22 @@ class Ledger:
                     log.warning("erasure of %s: another reader holds the WAL; the next checkpoint empties it", subjects)
         except Exception:  # the erasure itself is committed: this is housekeeping
             log.exception("erasure of %s committed; updating the read models or the WAL failed", subjects)
+
+    def _erase_in_other_zones(self) -> None:
+        """The usage read models of other time zones in this database (a report run with
+        --timezone builds one) hold the kernels' sealed values in clear too: each one of
+        this code's version is caught up now, so that it applies the erasure instead of
+        keeping them until a process of its zone next reads it."""
+        held = {key for _version, key in self.runner.active.values()}
+        for zone in sorted(available_timezones()):
+            if zone == self.timezone or f"usage_v{UsageProjection.version}_{zone_key(zone)}" not in held:
+                continue
+            try:
+                runner = _runner(self.app, self.read_models, [shared_projections(zone).usage], zone)
+                runner.refresh()
+                runner.catch_up()
+            except Exception:  # one zone's failure leaves the others and the checkpoint to run
+                log.exception("erasure committed; catching up the usage read model of %s failed", zone)
 
     def _ensure_system_policy(self) -> None:
         """Every ledger holds the undeletable system policy `default`."""

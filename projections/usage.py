@@ -57,6 +57,11 @@ class _Fold:
         self.longest: dict[str, float] = {}  # group id -> its longest kernel ended here, in seconds
 
 
+def zone_key(timezone: str) -> str:
+    """The zone's part of the usage read model's names (`asia_seoul`)."""
+    return timezone.replace("/", "_").replace("-", "_").replace("+", "p").lower()
+
+
 class UsageProjection(BatchProjection):
     name = "usage"
     # 2: times stored in UTC; no rollups of cancelled kernels; DST days of 23 or 25 hours.
@@ -69,7 +74,7 @@ class UsageProjection(BatchProjection):
 
     def __init__(self, metadata: sa.MetaData, timezone: str = "UTC") -> None:
         self.tz = ZoneInfo(timezone)
-        self.zone_key = timezone.replace("/", "_").replace("-", "_").replace("+", "p").lower()
+        self.zone_key = zone_key(timezone)
         super().__init__(metadata)
         self.kernels = self.table(
             "kernels",

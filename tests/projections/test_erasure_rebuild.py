@@ -230,3 +230,22 @@ def test_a_purge_leaves_no_row_holding_its_values_on_postgresql(postgres_url: st
         ledger.runner.catch_up()
         assert rows_holding() == dict.fromkeys(personal, 0)
         assert ledger.queries.group(group) is None and not ledger.queries.group_members(group)
+
+
+def test_a_purge_empties_another_time_zones_usage_read_model_of_its_kernels(ledger: Ledger, ledger_url: str) -> None:
+    """A report in another zone (`ledger usage month --timezone Asia/Seoul`) keeps that
+    zone's usage read model in the same database. A purge in this process's zone must take
+    the group's kernels out of it too: left there, their session names, user ids and access
+    keys stayed in clear until some process of that zone happened to catch up."""
+    for command in PURGED_GROUPS_WORLD:
+        run(ledger, command, audited=True)
+    with open_ledger(ledger_url, timezone="Asia/Seoul") as seoul:
+        seoul.runner.catch_up()
+        kernels = seoul.projections.usage.kernels
+    held = sa.select(kernels.c.session_name).where(kernels.c.group_id == str(GROUPS[0]))
+    with ledger.read_models.connect() as conn:
+        assert conn.execute(held).scalars().all() == [session_name(0, 0)]
+    run(ledger, ("group_purge", 0), audited=True)
+    assert ledger.queries.group(GROUPS[0]) is None  # purged indeed
+    with ledger.read_models.connect() as conn:
+        assert conn.execute(held).scalars().all() == []
