@@ -17,7 +17,18 @@ from rich import box
 
 from adapters.cli.app import State, state_of
 from adapters.cli.paging import LimitOption, after_option, fetch_size, output_page
-from adapters.cli.render import SafeTable, fields_table, fmt, new_table, plural, print_table, safe, shortener, utc_time
+from adapters.cli.render import (
+    SHORT,
+    SafeTable,
+    fields_table,
+    fmt,
+    new_table,
+    plural,
+    print_table,
+    safe,
+    shortener,
+    utc_time,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -35,10 +46,13 @@ TimeFilter = Annotated[str | None, typer.Option(metavar="ISO", help="ISO 8601 ti
 
 
 def _kernels_table(kernels: Sequence[KernelEntry]) -> Table:
-    # At 80 columns: ids, status and times stay whole (a time on two lines); the access
-    # key and the slots fold in what is left.
+    # At 80 columns: status and times stay whole (a time on two lines); ids fold rather
+    # than being cut, so two alike are shown as long as it takes to tell them apart (as in
+    # `session list`); the access key and the slots fold in what is left.
     table = SafeTable(title=plural(len(kernels), "kernel"), box=box.SIMPLE_HEAD)
-    for header in ("kernel", "group", "status", "started\n(UTC)", "ended\n(UTC)"):
+    for header in ("kernel", "group"):
+        table.add_column(header, overflow="fold", min_width=SHORT)
+    for header in ("status", "started\n(UTC)", "ended\n(UTC)"):
         table.add_column(header, no_wrap=True)
     table.add_column("access key", overflow="fold", ratio=1, min_width=6)
     table.add_column("slots", overflow="fold", ratio=1, min_width=6)

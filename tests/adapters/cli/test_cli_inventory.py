@@ -196,6 +196,28 @@ def test_kernel_ids_sharing_a_prefix_are_shown_long_enough_to_tell_apart(db: str
     assert GROUP[:8] in table and GROUP not in table  # the group's id alone stays short
 
 
+def test_kernel_ids_sharing_a_prefix_are_told_apart_in_80_columns(db: str) -> None:
+    """At 80 columns the ids were cut with '…' to fit (and the status with them): two
+    kernels whose ids share a long prefix read as the same kernel. They fold instead, as
+    `session list` folds its ids."""
+    begin, _ = workload_facts(vfolders=1, kernels=2, endpoints=0)
+    twins = ["abcdef12-0000-4000-8000-000000000001", "abcdef12-0000-4000-8000-000000000002"]
+    for fact, twin in zip((f for f in begin if f["fact"] == "start_kernel"), twins, strict=True):
+        fact["kernel_id"] = twin
+    begin = [f for f in begin if f["fact"] != "report_kernel_stats"]
+    given_domains(db, "d1")
+    ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
+    ok(db, *SERVICE, "workload", "import", "-", input=jsonl(begin))
+    lines = ledger(db, "kernel", "list", columns=80).stdout.splitlines()
+    assert max(map(len, lines)) <= 80 and not any("…" in line for line in lines)
+    header = next(line for line in lines if " kernel " in line and " group " in line)
+    column = slice(header.index("kernel"), header.index("group"))
+    # The kernel column's cells, read down the table: each id whole, over one line or more.
+    shown = "".join(line[column].strip() for line in lines[lines.index(header) + 2 :])
+    assert sorted("abcdef12" + rest for rest in shown.split("abcdef12")[1:]) == twins
+    assert "RUNNING" in "\n".join(lines)
+
+
 def test_kernel_and_vfolder_lists_page_with_after(db: str) -> None:
     """`--limit N` pages as the other lists do: the next cursor on stderr ('more: --after
     ID') or as `next_after` in JSON, and the pages chained end to end are the whole list."""
