@@ -102,7 +102,8 @@ def _size(value: Any) -> str:
     """Bytes with a binary unit: 512 B, 1.5 KiB, 4 GiB."""
     amount = float(value)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(amount) < 1024 or unit == "PiB":
+        # Compared as it is shown: 1048575 B, 1023.999 KiB, reads 1 MiB, not 1024 KiB.
+        if round(abs(amount), 2) < 1024 or unit == "PiB":
             return f"{amount:.2f}".rstrip("0").rstrip(".") + f" {unit}"
         amount /= 1024
     raise AssertionError("unreachable")

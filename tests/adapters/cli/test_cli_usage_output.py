@@ -167,3 +167,18 @@ def test_help_says_the_limit_csv_and_order_within_80_columns(db: str, command: s
     text = " ".join(result.stdout.split())
     for words in ("--limit", "--csv", "sessions by start", "kernels by start", "leading '", "first 8 characters"):
         assert words in text, words
+
+
+def test_a_size_just_under_a_unit_reads_as_one_of_the_next_unit() -> None:
+    """1048575 bytes are 1023.999 KiB: shown with two decimals they read '1024 KiB', a
+    unit that should have been the next one."""
+    from adapters.cli.usage import _size
+
+    assert [_size(n) for n in (1023, 1024, 1047552, 1048575, 1073741823)] == [
+        "1023 B",
+        "1 KiB",
+        "1023 KiB",
+        "1 MiB",
+        "1 GiB",
+    ]
+    assert _size(1610612736) == "1.5 GiB"
