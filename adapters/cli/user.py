@@ -70,7 +70,7 @@ def _user_table(user: UserData, keypairs: int | None = None) -> Table:
 
 def _users_table(users: Sequence[UserData]) -> Table:
     columns = ("user_id", "domain_name", "email", "full_name", "default_keypair_resource_policy")
-    table = new_table("user_id", "domain_name", "email", "full_name", "default policy")
+    table = new_table("user_id", "domain_name", "email", "full_name", "default policy", whole=("user_id",))
     for user in users:
         data = user.to_json()
         table.add_row(*(fmt(c, data[c]) for c in columns))

@@ -172,6 +172,15 @@ def test_user_list_by_domain_and_paged(db: str) -> None:
     assert "after" in refused(db, "user", "list", "--after", "nope")
 
 
+def test_user_list_keeps_each_user_id_whole_in_80_columns(db: str) -> None:
+    """The id is what `user show` and `keypair create --owner` take: folded over two lines,
+    as it was with an email and a name beside it, it could not be copied (keypair list
+    keeps its user ids whole)."""
+    ok(db, "user", "create", ALICE, "--domain-name", "default", "--email", "alice@example.org", "--full-name", "Alice")
+    table = ledger(db, "user", "list", columns=80).stdout
+    assert ALICE in table and max(map(len, table.splitlines())) <= 80
+
+
 def test_a_policy_outside_the_domains_allowed_list_is_named_by_the_option_typed(db: str) -> None:
     """An admin's --default-policy or --resource-policy outside the domain's allowed list was
     named by the domain's field (`default_keypair_resource_policy: ...`), not the option."""
