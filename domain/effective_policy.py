@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -124,14 +124,19 @@ def live_entity(work: UnitOfWork, cls: type[Entity], aggregate_id: uuid.UUID) ->
     return found if isinstance(found, cls) and not found.is_deleted else None
 
 
-def _levels(work: UnitOfWork, keypair: KeyPair) -> Iterator[tuple[PolicySource, str | None]]:
+# The keypair fields the precedence reads: what a deleted incarnation of an access key
+# keeps for its sessions still running once the key is created again (`ScopeUsage.Retired`).
+PRECEDENCE_FIELDS = ("resource_policy", "user_id", "domain_name")
+
+
+def _levels(work: UnitOfWork, fields: Mapping[str, Any]) -> Iterator[tuple[PolicySource, str | None]]:
     """Each level's named policy, in precedence order (None: the level names none or
     does not exist). Lazy: the owner is read only when the keypair names no live policy."""
-    yield PolicySource.KEYPAIR, keypair.fields.get("resource_policy")
-    user_id = keypair.fields.get("user_id")
+    yield PolicySource.KEYPAIR, fields.get("resource_policy")
+    user_id = fields.get("user_id")
     user = live_entity(work, User, User.id_for(str(user_id))) if user_id else None
     yield PolicySource.USER, user.default_policy if user is not None else None
-    domain_name = keypair.fields.get("domain_name")
+    domain_name = fields.get("domain_name")
     domain = live_entity(work, Domain, Domain.id_for(domain_name)) if domain_name else None
     yield PolicySource.DOMAIN, domain.default_policy if domain is not None else None
     yield PolicySource.SYSTEM, SYSTEM_POLICY
@@ -147,8 +152,14 @@ def resolve_effective_policy(work: UnitOfWork, access_key: str) -> EffectivePoli
 
 
 def resolve_for_keypair(work: UnitOfWork, keypair: KeyPair) -> EffectivePolicy:
+    return resolve_for_fields(work, keypair.fields)
+
+
+def resolve_for_fields(work: UnitOfWork, fields: Mapping[str, Any]) -> EffectivePolicy:
+    """The effective policy of a keypair holding `fields` (`PRECEDENCE_FIELDS` are read):
+    a live keypair's, or a deleted incarnation's as it last stood."""
     skipped: list[SkippedLevel] = []
-    for source, name in _levels(work, keypair):
+    for source, name in _levels(work, fields):
         if name is None:
             continue
         policy, why = _live_policy(work, name)

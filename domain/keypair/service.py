@@ -61,11 +61,12 @@ class KeyPairService:
             owner = require_user_of(work, str(action.user_id), action.domain_name, "user_id")
             check_admin_may_assign(domain, name, POLICY)
             earlier = work.get(KeyPair.id_for(key), KeyPair)  # a deleted incarnation, if any
+            last_state = None if earlier is None else dict(earlier.fields)  # the creation replaces it
             keypair = work.create(KeyPair, key, fields)
-            if earlier is not None:
+            if last_state is not None:
                 # A new incarnation: what the deleted keypair still holds (sessions running
                 # on, vfolders) is not the new one's to count (usage is keyed by access key).
-                retire_keypair_sessions(work, key)
+                retire_keypair_sessions(work, key, last_state)
                 retire_keypair_vfolders(work, key)
             if policy is not None:
                 policy.assign(key)

@@ -53,17 +53,14 @@ def deadlines(session: RunningSession, policy: KeyPairResourcePolicyData) -> lis
 
 def sessions_due(
     sessions: Iterable[RunningSession],
-    policy_of: Callable[[str], KeyPairResourcePolicyData],
+    policy_of: Callable[[RunningSession], KeyPairResourcePolicyData],
     now: datetime,
 ) -> list[DueSession]:
-    """The sessions due at `now`, by deadline then session id. `policy_of(access_key)`
-    gives the effective policy (called once per access key per call)."""
-    policies: dict[str, KeyPairResourcePolicyData] = {}
+    """The sessions due at `now`, by deadline then session id. `policy_of(session)` gives
+    the effective policy the session runs under."""
     due = []
     for session in sessions:
-        policy = policies.get(session.access_key)
-        if policy is None:
-            policy = policies[session.access_key] = policy_of(session.access_key)
+        policy = policy_of(session)
         for deadline, reason in deadlines(session, policy):
             if now >= deadline:
                 due.append(DueSession(session.session_id, session.access_key, reason, deadline, policy.name))

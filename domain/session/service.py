@@ -23,7 +23,7 @@ from typing import Any
 from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
-from domain.effective_policy import EffectivePolicy, live_entity, resolve_for_keypair
+from domain.effective_policy import EffectivePolicy, live_entity, resolve_for_fields, resolve_for_keypair
 from domain.errors import InvalidAPIParameters
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
@@ -46,7 +46,7 @@ from domain.session.admission import HostGrant, admission_checks, enqueue_checks
 from domain.session.aggregate import Session
 from domain.session.runtime import sessions_due
 from domain.session.types import DueSession, RunningSession, Scope, SessionData, SessionStatus
-from domain.session.usage import ScopeUsage, load_usage, release_usage, session_scopes
+from domain.session.usage import ScopeUsage, load_usage, release_usage, session_scopes, usage_id
 from domain.slots import ResourceSlot
 from domain.workload.aggregate import VFolder
 from domain.workload.storage import USER_GROUPS, user_groups
@@ -257,12 +257,12 @@ class SessionService:
 
     # Reads for queries (no action: nothing is decided or recorded)
 
-    def effective_policy_of(self, access_key: str) -> KeyPairResourcePolicyData:
+    def effective_policy_of(self, access_key: str, work: UnitOfWork | None = None) -> KeyPairResourcePolicyData:
         """The keypair's effective policy now. A keypair deleted while its sessions still
         run is resolved from its last state (its policy, its user's, its domain's, the
         system's): their limits must not vanish with it, nor turn into the system
         policy's. The system policy for an access key the ledger never had."""
-        work = UnitOfWork(self._store)
+        work = work or UnitOfWork(self._store)
         keypair = work.get(KeyPair.id_for(access_key), KeyPair)
         if keypair is not None:
             return resolve_for_keypair(work, keypair).policy
@@ -272,8 +272,26 @@ class SessionService:
 
     def sessions_due(self, sessions: Iterable[RunningSession], now: datetime) -> list[DueSession]:
         """`runtime.sessions_due` with each keypair's policy resolved now (edits apply at
-        the next call)."""
-        return sessions_due(sessions, self.effective_policy_of, now)
+        the next call), once per keypair. A session still running from a deleted
+        incarnation of its access key (the key was created again since) runs under that
+        keypair's last policy, as a deleted keypair's sessions do: not the new keypair's."""
+        work = UnitOfWork(self._store)
+        resolved: dict[tuple[Any, ...], KeyPairResourcePolicyData] = {}
+
+        def policy_of(session: RunningSession) -> KeyPairResourcePolicyData:
+            usage = work.get(usage_id(Scope.KEYPAIR, session.access_key), ScopeUsage)
+            under = None if usage is None else usage.retired_under.get(str(session.session_id))
+            key = (session.access_key,) if under is None else (session.access_key, *sorted(under.items()))
+            found = resolved.get(key)
+            if found is None:
+                found = resolved[key] = (
+                    self.effective_policy_of(session.access_key, work)
+                    if under is None
+                    else resolve_for_fields(work, under).policy
+                )
+            return found
+
+        return sessions_due(sessions, policy_of, now)
 
     def session(self, session_id: uuid.UUID) -> SessionData:
         return session_data(load_live(UnitOfWork(self._store), Session, str(session_id)))

@@ -82,6 +82,8 @@ class ScopeUsage(Entity):
             aggregate.leave_pending(self.session_id)
             if self.session_id in aggregate.retired:
                 aggregate.retired = shared(aggregate.retired).without(self.session_id)
+            if self.session_id in aggregate.retired_under:
+                aggregate.retired_under = shared(aggregate.retired_under).without(self.session_id)
             slots = aggregate.running.get(self.session_id)
             if slots is not None:
                 aggregate.running = shared(aggregate.running).without(self.session_id)
@@ -90,9 +92,16 @@ class ScopeUsage(Entity):
     class Retired(Entity.Event):
         """Its keypair was created again, a new incarnation: the deleted keypair's running
         sessions run on (their user's, group's and domain's scopes count them) but count
-        no more against the new keypair's limits. Their end still releases them."""
+        no more against the new keypair's limits. Their end still releases them.
+        `keypair`: the deleted keypair's `PRECEDENCE_FIELDS` as it last stood, under whose
+        policy its sessions run on (None in events recorded before it was kept)."""
+
+        keypair: dict[str, Any] | None = None
 
         def apply(self, aggregate: ScopeUsage) -> None:
+            if self.keypair is not None:
+                under = dict.fromkeys(aggregate.running, self.keypair)
+                aggregate.retired_under = SharedMap({**aggregate.retired_under, **under})
             aggregate.retired = SharedMap({**aggregate.retired, **aggregate.running})
             aggregate.running, aggregate.running_total = {}, {}
 
@@ -122,15 +131,23 @@ class ScopeUsage(Entity):
         self.running: Mapping[str, SlotsJson] = {}
         self.pending_total: dict[str, Decimal] = {}
         self.running_total: dict[str, Decimal] = {}
-        # A keypair's: running sessions of its deleted incarnation, counted nowhere here.
+        # A keypair's: running sessions of its deleted incarnations, counted nowhere here,
+        # and the keypair each ran under (when the Retired event kept it).
         self.retired: Mapping[str, SlotsJson] = {}
+        self.retired_under: Mapping[str, Mapping[str, Any]] = {}
 
     # Version 2 added `retired`: a version 1 snapshot predates it (none was retired then).
-    class_version = 2
+    # Version 3 added `retired_under`: a version 2 snapshot's retired sessions keep no
+    # keypair, as the Retired events recorded before it.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["retired"] = {}
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["retired_under"] = {}
 
     def leave_pending(self, session_id: str) -> None:
         """Applied by events only: the session leaves the pending set and its total."""
@@ -158,10 +175,11 @@ class ScopeUsage(Entity):
         if session_id not in self.running:
             self.trigger_event(self.Started, session_id=session_id, slots=slots)
 
-    def retire(self) -> None:
-        """Records nothing when nothing runs (a keypair created again after its sessions ended)."""
+    def retire(self, keypair: Mapping[str, Any]) -> None:
+        """Records nothing when nothing runs (a keypair created again after its sessions
+        ended). `keypair`: the deleted keypair's fields the policy precedence reads."""
         if self.running:
-            self.trigger_event(self.Retired)
+            self.trigger_event(self.Retired, keypair=dict(keypair))
 
     def close(self) -> None:
         """Recorded unconditionally: an append to the stream is what makes a decision on

@@ -6,6 +6,7 @@ attached to admitted sessions, and who may do what."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -395,6 +396,47 @@ def test_an_access_key_created_again_starts_with_none_of_the_deleted_keypairs_us
     assert _running(ledger, Scope.GROUP, str(world.group_id)) == {str(new)}
     assert _running(ledger, Scope.KEYPAIR, "AK") == {str(new)}
     assert world.schedule(world.enqueue()).admitted is False  # the new keypair's one session
+
+
+def test_sessions_of_a_deleted_keypair_run_on_under_its_policy_once_the_key_is_created_again(
+    ledger: Ledger,
+) -> None:
+    """A session admitted under the deleted keypair's policy (idle 3600 s) was judged under
+    the policy of the keypair created again under its access key (idle 60 s): due an hour
+    early. It runs on under the deleted keypair's last policy, whose edits still apply,
+    and through the next incarnation too; the new keypair's sessions run under theirs."""
+    from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
+
+    world = SessionWorld(ledger, idle_timeout=3600, max_session_lifetime=0)
+    world.policy("short", total_resource_slots={"cpu": "100"}, idle_timeout=60, max_session_lifetime=0)
+    old = world.enqueue()
+    assert world.schedule(old).admitted
+
+    def again(policy: str) -> None:
+        run(ledger, "keypair", "delete_keypair", DeleteKeyPairAction(access_key="AK"))
+        created = CreateKeyPairAction(access_key="AK", user_id=world.user(), domain_name="d", resource_policy=policy)
+        run(ledger, "keypair", "create_keypair", created)
+
+    def due(now: datetime) -> dict[str, tuple[str, datetime]]:
+        return {str(d.session_id): (d.policy, d.deadline) for d in ledger.queries.sessions_due(now)}
+
+    def started(session_id: uuid.UUID) -> datetime:
+        at = ledger.services.session.session(session_id).started_at
+        assert at is not None
+        return at
+
+    hour, minute = timedelta(hours=1), timedelta(minutes=1)
+    again("short")
+    new = world.enqueue()
+    assert world.schedule(new).admitted
+    assert due(started(new) + 2 * minute) == {str(new): ("short", started(new) + minute)}
+    assert due(started(old) + hour)[str(old)] == ("p", started(old) + hour)
+    world.modify_policy("p", idle_timeout=600)  # the old keypair's policy: its edits still apply
+    assert due(started(old) + 10 * minute)[str(old)] == ("p", started(old) + 10 * minute)
+    world.terminate(new)
+    again("short")  # a third incarnation: the first one's session keeps the first one's policy
+    world.modify_policy("short", idle_timeout=7200)
+    assert due(started(old) + 10 * minute) == {str(old): ("p", started(old) + 10 * minute)}
 
 
 def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:

@@ -147,6 +147,41 @@ def test_a_usage_snapshot_from_before_retired_sessions_loads_and_releases(ledger
     with open_ledger(ledger_url) as reopened:
         loaded = reopened.app.get(usage_id(Scope.KEYPAIR, "AK"), ScopeUsage)
         assert loaded is not None and loaded.retired == {} and set(loaded.running) == {"s0"}
-        loaded.retire()
+        loaded.retire(KEYPAIR)
         assert loaded.running == {} and set(loaded.retired) == {"s0"} and loaded.running_total == {}
-        assert loaded.release("s0") and loaded.retired == {}
+        assert loaded.retired_under == {"s0": KEYPAIR}
+        assert loaded.release("s0") and loaded.retired == {} and loaded.retired_under == {}
+
+
+KEYPAIR = {"resource_policy": "p", "user_id": None, "domain_name": "d"}
+
+
+def test_a_usage_snapshot_from_before_retired_keypairs_loads_and_keeps_none_for_its_sessions(
+    ledger_url: str,
+) -> None:
+    from domain.session import Scope
+    from domain.session.usage import ScopeUsage, usage_id
+
+    with open_ledger(ledger_url) as ledger:
+        usage = ScopeUsage.open(Scope.KEYPAIR, "AK")
+        usage.start("old", {"cpu": "1"})
+        usage.retire(KEYPAIR)
+        for n in range(SNAPSHOT_INTERVAL + 5):  # a long stream: loaded from its snapshot
+            usage.start(f"s{n}", {"cpu": "1"})
+            if n:
+                usage.release(f"s{n}")
+        ledger.app.save(usage)
+        # Version 2 of the class: `retired`, no `retired_under` (its Retired events kept no keypair).
+        old = ScopeUsage.Snapshot.take(usage)  # type: ignore[attr-defined]
+        plain_state(old.state)
+        del old.state["retired_under"]
+        old.state["class_version"] = 2
+        assert ledger.app.snapshots is not None
+        ledger.app.snapshots.put([old])
+
+    with open_ledger(ledger_url) as reopened:
+        loaded = reopened.app.get(usage_id(Scope.KEYPAIR, "AK"), ScopeUsage)
+        assert loaded is not None and set(loaded.retired) == {"old"} and loaded.retired_under == {}
+        loaded.retire(KEYPAIR)
+        assert set(loaded.retired) == {"old", "s0"} and loaded.retired_under == {"s0": KEYPAIR}
+        assert loaded.release("old") and loaded.release("s0") and loaded.retired_under == {}
