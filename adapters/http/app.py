@@ -204,12 +204,25 @@ class _MeasuredRequests:
             measured = getattr(getattr(scope.get("app"), "state", None), "http_metrics", None)
             if measured is not None:
                 # A route of an included router knows its path without the router's prefix.
-                path = getattr(scope.get("route"), "path", None)
+                path = getattr(scope.get("route"), "path", None) or _plain_route_path(scope)
                 prefix = API_PREFIX if scope["path"].startswith(API_PREFIX + "/") else ""
                 route = "unmatched" if path is None else f"{prefix}{path}"
                 labels = (scope["method"], route, str(status))
                 measured.count.labels(*labels).inc()
                 measured.duration.labels(*labels).observe(time.perf_counter() - began)
+
+
+def _plain_route_path(scope: Scope) -> str | None:
+    """The template of a matched route FastAPI does not name in the scope (the document and
+    its pages: `/openapi.json`, `/docs`), found by its endpoint; None when nothing matched."""
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return None
+    for route in getattr(scope.get("app"), "routes", ()):
+        if getattr(route, "endpoint", None) is endpoint:
+            path: str | None = getattr(route, "path", None)
+            return path
+    return None
 
 
 def http_threads() -> int:

@@ -272,6 +272,16 @@ def test_a_ledger_served_by_a_second_app_keeps_one_set_of_http_metrics(api: Api)
     assert 'ledger_http_requests_total{method="GET",route="/v1/keypair-resource-policies",status="200"} 2.0' in text
 
 
+def test_the_document_and_its_pages_are_counted_under_their_own_routes(api: Api) -> None:
+    """/openapi.json and /docs answered 200 but were counted as route "unmatched", with the
+    404s; a path no route matches still is."""
+    for path in ("/openapi.json", "/docs", "/no-such-path"):
+        api.client.get(path)
+    text = api.get("/metrics").text
+    for route, status in (("/openapi.json", 200), ("/docs", 200), ("unmatched", 404)):
+        assert f'ledger_http_requests_total{{method="GET",route="{route}",status="{status}"}} 1.0' in text, route
+
+
 def test_the_metrics_are_read_with_a_superadmins_or_the_platforms_token(api: Api) -> None:
     """/metrics answered anyone: its labels name every domain that has acted."""
     api.post(BASE, {"name": "p"})
