@@ -34,6 +34,12 @@ class LedgerError(Exception):
     def code(self) -> str:
         return "_".join(part for part in (self.error_domain, self.error_operation, self.error_detail) if part)
 
+    def weighed(self) -> dict[str, str]:
+        """What a refusal weighed, for a caller to act on beside the message (the limit
+        and its scope, the host and the permission): members of the HTTP problem and of
+        the CLI's --json error alike. Empty for most errors."""
+        return {}
+
 
 class FieldError(LedgerError):
     """An error about one input's value: `field` names it (in the message too, before the
@@ -441,6 +447,9 @@ class QuotaExceeded(LedgerError):
         self.scope = scope
         self.scope_id = encodable(scope_id)  # named by input (an access key, a domain name)
 
+    def weighed(self) -> dict[str, str]:
+        return {"limit": self.limit, "scope": self.scope, "scope_id": self.scope_id}
+
 
 class VFolderHostNotAllowed(LedgerError):
     """No level (domain, group, the effective policy) grants `permission` on `host`."""
@@ -453,6 +462,9 @@ class VFolderHostNotAllowed(LedgerError):
         super().__init__(message)
         self.host = encodable(host)  # named by input
         self.permission = permission
+
+    def weighed(self) -> dict[str, str]:
+        return {"host": self.host, "permission": self.permission}
 
 
 class DuplicateSession(LedgerError):

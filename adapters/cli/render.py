@@ -87,8 +87,9 @@ def error_line(exc: BaseException) -> str:
 
 def error_json(exc: BaseException) -> dict[str, Any]:
     """What --json shows of an exception: the ledger's own errors with their code,
-    message, field (the option the user typed, when one names it) and status; anything
-    else `internal`. Escaped as `error_line` escapes."""
+    message, field (the option the user typed, when one names it), status and what a
+    refusal weighed (`LedgerError.weighed`); anything else `internal`. Escaped as
+    `error_line` escapes."""
     if isinstance(exc, LedgerError):
         field = getattr(exc, "field", None)
         return {
@@ -96,6 +97,7 @@ def error_json(exc: BaseException) -> dict[str, Any]:
             "message": one_line(exc.message),
             "field": None if field is None else safe(str(field)),
             "status": exc.status,
+            **{name: safe(value) for name, value in exc.weighed().items()},  # as over HTTP
             **_every_refusal(exc),
         }
     return {"code": "internal", "message": one_line(f"{type(exc).__name__}: {exc}")}

@@ -30,8 +30,6 @@ from domain.errors import (
     LedgerError,
     MissingToken,
     ObjectNotFound,
-    QuotaExceeded,
-    VFolderHostNotAllowed,
 )
 from domain.shown import shown
 
@@ -106,15 +104,10 @@ def ledger_problem(exc: LedgerError) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer realm="policy-ledger"'
     status = exc.status if 400 <= exc.status < 600 else 500
     field = exc.field if isinstance(exc, FieldError | ObjectNotFound) else None
-    weighed = None
-    if isinstance(exc, QuotaExceeded):
-        weighed = {"limit": exc.limit, "scope": exc.scope, "scope_id": exc.scope_id}
-    elif isinstance(exc, VFolderHostNotAllowed):
-        weighed = {"host": exc.host, "permission": exc.permission}
     errors = None
     if isinstance(exc, InvalidAPIParameters) and exc.others:
         errors = [Refusal(field=each.field, reason=each.reason) for each in exc.every()]
-    return problem(status, exc.code, exc.message, field=field, headers=headers, weighed=weighed, errors=errors)
+    return problem(status, exc.code, exc.message, field=field, headers=headers, weighed=exc.weighed(), errors=errors)
 
 
 def _refusal(error: Any) -> LedgerError:

@@ -35,3 +35,22 @@ def test_an_owned_vfolder_obeys_its_keypairs_host_permissions_and_count(tmp_path
     assert "scratch" in host and "create-vfolder" in host
     # No owner: recorded as a fact, limited by nothing.
     ok(db, *create(db, "1f1f1f1f-0000-4000-8000-000000000004", "scratch"))
+
+
+def test_json_errors_carry_what_the_refusal_weighed_as_over_http(tmp_path: object) -> None:
+    """A platform scripting the CLI read `limit`, `scope` and `scope_id` (or `host` and
+    `permission`) only out of the message: the HTTP problem carried them, --json did not."""
+    db = f"sqlite:///{tmp_path}/l.db"
+    setup(db)
+    ok(db, *create(db, "1f1f1f1f-0000-4000-8000-000000000001", "nfs", "--owner-access-key", "AKOWNER"))
+    over = json.loads(refused(db, "--json", *create(db, "1f1f1f1f-0000-4000-8000-000000000002", "nfs",
+                                                   "--owner-access-key", "AKOWNER")))["error"]  # fmt: skip
+    assert (over["code"], over["limit"], over["scope"], over["scope_id"]) == (
+        "quota_exceeded",
+        "max_vfolder_count",
+        "keypair",
+        "AKOWNER",
+    )
+    host = json.loads(refused(db, "--json", *create(db, "1f1f1f1f-0000-4000-8000-000000000003", "scratch",
+                                                   "--owner-access-key", "AKOWNER")))["error"]  # fmt: skip
+    assert (host["host"], host["permission"]) == ("scratch", "create-vfolder")
