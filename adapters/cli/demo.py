@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import collections
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from adapters.cli.app import State, state_of
 from adapters.cli.render import history_table, plural, print_table
 from domain.catalog import EntityType
+from domain.entity import Entity
 from domain.errors import LedgerError, PolicyInUse
+from domain.keypair.aggregate import KeyPair
+from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
+from domain.shown import some
 
 if TYPE_CHECKING:
     from adapters.bootstrap import Ledger
     from adapters.read.queries import HistoryEntry
+
+E = TypeVar("E", bound=Entity)
 
 POLICY_TYPE = EntityType.KEYPAIR_RESOURCE_POLICY
 DEMO_POLICY = "dev-policy"
@@ -34,6 +40,28 @@ DEMO_FIELDS: dict[str, Any] = {
 }
 
 
+def _demo_fields() -> list[dict[str, Any]]:
+    """The values a demo run leaves its policy with: as created, and as modified."""
+    from domain.keypair_resource_policy import KeyPairResourcePolicyCreator
+
+    created = KeyPairResourcePolicyCreator(name=DEMO_POLICY, **DEMO_FIELDS).fields_json()
+    return [created, {**created, "max_concurrent_sessions": 10}]
+
+
+class DemoNameTaken(LedgerError):
+    """A live keypair or policy of the demo's names that no demo run left."""
+
+    status = 409
+    error_domain = "demo"
+    error_detail = "name_taken"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} exists and is not one a demo run left: the demo creates and deletes its own, "
+            "so it leaves this ledger alone; run it on another one (--db sqlite:///demo.db)"
+        )
+
+
 class Demo:
     """Seed 001's policy through its whole life: each step one line, then its history."""
 
@@ -49,18 +77,34 @@ class Demo:
             typer.echo(line)
 
     def clean_up(self) -> None:
-        """A run that was interrupted may have left the keypair or the policy behind."""
+        """A run that was interrupted may have left the keypair or the policy behind. Only
+        what a demo run leaves is cleaned up: a keypair or policy of that name that is the
+        operator's own (another owner, other values, in use elsewhere) stops the demo
+        before anything is changed."""
         from domain.keypair import DeleteKeyPairAction
         from domain.keypair_resource_policy import DeleteKeyPairResourcePolicyAction
 
-        queries = self.ledger.queries
-        if queries.keypair(DEMO_KEYPAIR) is not None:
+        keypair = self._live(KeyPair, DEMO_KEYPAIR)
+        policy = self._live(KeyPairResourcePolicy, DEMO_POLICY)
+        if keypair is not None and keypair.fields.get("user_id") != str(DEMO_OWNER):
+            raise DemoNameTaken(f"keypair {DEMO_KEYPAIR!r} (owned by {keypair.fields.get('user_id')})")
+        if policy is not None:
+            users = {*policy.keypairs, *policy.fallback_of, *policy.default_of} - {DEMO_KEYPAIR}
+            if users:
+                raise DemoNameTaken(f"policy {DEMO_POLICY!r} (used by {some(users)})")
+            if policy.fields not in _demo_fields():
+                raise DemoNameTaken(f"policy {DEMO_POLICY!r} (with other values)")
+        if keypair is not None:
             self.state.run(self.keypairs.delete_keypair, DeleteKeyPairAction(access_key=DEMO_KEYPAIR))
             self.say(f"cleaned up keypair {DEMO_KEYPAIR!r} left by an earlier run")
-        if queries.keypair_resource_policy(DEMO_POLICY) is not None:
+        if policy is not None:
             action = DeleteKeyPairResourcePolicyAction(name=DEMO_POLICY)
             self.state.run(self.policies.delete_keypair_resource_policy, action)
             self.say(f"cleaned up policy {DEMO_POLICY!r} left by an earlier run")
+
+    def _live(self, cls: type[E], key: str) -> E | None:
+        found = self.ledger.app.get(cls.id_for(key), Entity)
+        return found if isinstance(found, cls) and not found.is_deleted else None
 
     def create(self) -> None:
         from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction

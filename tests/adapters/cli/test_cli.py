@@ -365,16 +365,40 @@ def test_demo_json_and_seed_values(db: str) -> None:
     assert report["verify"]["ok"] and report["verify"]["checked"] == report["verify"]["head_position"]
 
 
-def test_demo_cleans_up_what_an_interrupted_run_left(db: str) -> None:
-    ok(db, "policy", "create", "dev-policy")
-    given_users(db, OWNER)
-    ok(db, "keypair", "create", "AKDEMO", "--owner", OWNER, "--resource-policy", "dev-policy")
+def test_demo_cleans_up_what_an_interrupted_run_left(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.cli.demo import Demo
+
+    def interrupted(self: Demo) -> None:
+        raise KeyboardInterrupt  # Ctrl-C before the tear-down: the keypair and the policy stay
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Demo, "tear_down", interrupted)
+        assert ledger(db, "demo").exit_code != 0
+    assert as_json(db, "policy", "show", "dev-policy")["max_concurrent_sessions"] == 10
     out = ok(db, "demo").stdout
     assert out.splitlines()[:3] == [
         "cleaned up keypair 'AKDEMO' left by an earlier run",
         "cleaned up policy 'dev-policy' left by an earlier run",
         "re-created policy 'dev-policy' with seed 001's values (max_concurrent_sessions=5)",
     ]
+
+
+def test_demo_leaves_an_operators_own_policy_and_keypair_of_its_names_alone(db: str) -> None:
+    """The demo deleted any live 'dev-policy' (seed 001's name, one an operator may well
+    have) as left by an earlier run, or failed halfway when a keypair used it."""
+    ok(db, "policy", "create", "dev-policy", "--idle-timeout", "600")
+    refused = ledger(db, "demo")
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("error: demo_name_taken: policy 'dev-policy' (with other values) exists")
+    assert "--db" in refused.stderr
+    assert as_json(db, "policy", "show", "dev-policy")["idle_timeout"] == 600
+    ok(db, "policy", "delete", "dev-policy")
+    given_users(db, OWNER)
+    ok(db, "keypair", "create", "AKDEMO", "--owner", OWNER)
+    refused = ledger(db, "demo")
+    assert refused.exit_code == 1 and f"keypair 'AKDEMO' (owned by {OWNER})" in refused.stderr
+    assert [k["access_key"] for k in as_json(db, "keypair", "list")] == ["AKDEMO"]
+    assert ledger(db, "policy", "show", "dev-policy").exit_code == 1  # nothing created either
 
 
 # The console script
