@@ -181,16 +181,24 @@ def test_endpoint_list_and_show(db: str) -> None:
     assert usage_error(db, "endpoint", "list").startswith("error: usage:")
 
 
-def test_kernel_ids_sharing_a_prefix_are_shown_long_enough_to_tell_apart(db: str) -> None:
-    """Every id was cut to 8 characters: kernels whose ids share them read as one."""
+TWINS = ["abcdef12-0000-4000-8000-000000000001", "abcdef12-0000-4000-8000-000000000002"]
+
+
+def _twin_kernels(db: str) -> list[str]:
+    """Two running kernels whose ids share their first 8 characters (and more): their ids."""
     begin, _ = workload_facts(vfolders=1, kernels=2, endpoints=0)
-    twins = ["abcdef12-0000-4000-8000-000000000001", "abcdef12-0000-4000-8000-000000000002"]
-    for fact, twin in zip((f for f in begin if f["fact"] == "start_kernel"), twins, strict=True):
+    for fact, twin in zip((f for f in begin if f["fact"] == "start_kernel"), TWINS, strict=True):
         fact["kernel_id"] = twin
     begin = [f for f in begin if f["fact"] != "report_kernel_stats"]
     given_domains(db, "d1")
     ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
     ok(db, *SERVICE, "workload", "import", "-", input=jsonl(begin))
+    return TWINS
+
+
+def test_kernel_ids_sharing_a_prefix_are_shown_long_enough_to_tell_apart(db: str) -> None:
+    """Every id was cut to 8 characters: kernels whose ids share them read as one."""
+    twins = _twin_kernels(db)
     table = ledger(db, "kernel", "list", columns=200).stdout
     assert twins[0] in table and twins[1] in table  # the shortest prefixes that differ: whole here
     assert GROUP[:8] in table and GROUP not in table  # the group's id alone stays short
@@ -200,14 +208,7 @@ def test_kernel_ids_sharing_a_prefix_are_told_apart_in_80_columns(db: str) -> No
     """At 80 columns the ids were cut with '…' to fit (and the status with them): two
     kernels whose ids share a long prefix read as the same kernel. They fold instead, as
     `session list` folds its ids."""
-    begin, _ = workload_facts(vfolders=1, kernels=2, endpoints=0)
-    twins = ["abcdef12-0000-4000-8000-000000000001", "abcdef12-0000-4000-8000-000000000002"]
-    for fact, twin in zip((f for f in begin if f["fact"] == "start_kernel"), twins, strict=True):
-        fact["kernel_id"] = twin
-    begin = [f for f in begin if f["fact"] != "report_kernel_stats"]
-    given_domains(db, "d1")
-    ok(db, "group", "create", "team-a", "--domain-name", "d1", "--id", GROUP)
-    ok(db, *SERVICE, "workload", "import", "-", input=jsonl(begin))
+    twins = _twin_kernels(db)
     lines = ledger(db, "kernel", "list", columns=80).stdout.splitlines()
     assert max(map(len, lines)) <= 80 and not any("…" in line for line in lines)
     header = next(line for line in lines if " kernel " in line and " group " in line)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -126,62 +128,66 @@ def test_a_group_snapshot_from_when_members_were_a_dict_loads_as_a_list(ledger_u
         assert reopened.app.get(group, Group).members == [str(members[1])]  # type: ignore[union-attr]
 
 
-def test_a_usage_snapshot_from_before_retired_sessions_loads_and_releases(ledger_url: str) -> None:
+KEYPAIR = {"resource_policy": "p", "user_id": None, "domain_name": "d"}
+
+
+def _usage_with_an_older_snapshot(ledger_url: str, older: Callable[[dict[str, Any]], None], *, retired: bool) -> None:
+    """Keypair AK's usage, one session running (`s0`) and, if `retired`, one retired
+    (`old`), its newest snapshot's state made an older version's by `older`."""
     from domain.session import Scope
-    from domain.session.usage import ScopeUsage, usage_id
+    from domain.session.usage import ScopeUsage
 
     with open_ledger(ledger_url) as ledger:
         usage = ScopeUsage.open(Scope.KEYPAIR, "AK")
+        if retired:
+            usage.start("old", {"cpu": "1"})
+            usage.retire(KEYPAIR)
         for n in range(SNAPSHOT_INTERVAL + 5):  # a long stream: loaded from its snapshot
             usage.start(f"s{n}", {"cpu": "1"})
             if n:
                 usage.release(f"s{n}")
         ledger.app.save(usage)
-        # Version 1 of the class: no `retired`, no class_version.
         old = ScopeUsage.Snapshot.take(usage)  # type: ignore[attr-defined]
         plain_state(old.state)
-        del old.state["retired"], old.state["class_version"]
+        older(old.state)
         assert ledger.app.snapshots is not None
         ledger.app.snapshots.put([old])
 
-    with open_ledger(ledger_url) as reopened:
-        loaded = reopened.app.get(usage_id(Scope.KEYPAIR, "AK"), ScopeUsage)
-        assert loaded is not None and loaded.retired == {} and set(loaded.running) == {"s0"}
+
+def _reopened_usage(ledger: Any) -> Any:
+    from domain.session import Scope
+    from domain.session.usage import ScopeUsage, usage_id
+
+    loaded = ledger.app.get(usage_id(Scope.KEYPAIR, "AK"), ScopeUsage)
+    assert loaded is not None
+    return loaded
+
+
+def test_a_usage_snapshot_from_before_retired_sessions_loads_and_releases(ledger_url: str) -> None:
+    def version_1(state: dict[str, Any]) -> None:  # no `retired`, no class_version
+        del state["retired"], state["class_version"]
+
+    _usage_with_an_older_snapshot(ledger_url, version_1, retired=False)
+    with open_ledger(ledger_url) as reopened:  # a fresh cache: loaded from that snapshot
+        loaded = _reopened_usage(reopened)
+        assert loaded.retired == {} and set(loaded.running) == {"s0"}
         loaded.retire(KEYPAIR)
         assert loaded.running == {} and set(loaded.retired) == {"s0"} and loaded.running_total == {}
         assert loaded.retired_under == {"s0": KEYPAIR}
         assert loaded.release("s0") and loaded.retired == {} and loaded.retired_under == {}
 
 
-KEYPAIR = {"resource_policy": "p", "user_id": None, "domain_name": "d"}
-
-
 def test_a_usage_snapshot_from_before_retired_keypairs_loads_and_keeps_none_for_its_sessions(
     ledger_url: str,
 ) -> None:
-    from domain.session import Scope
-    from domain.session.usage import ScopeUsage, usage_id
+    def version_2(state: dict[str, Any]) -> None:  # `retired`, no `retired_under`
+        del state["retired_under"]
+        state["class_version"] = 2
 
-    with open_ledger(ledger_url) as ledger:
-        usage = ScopeUsage.open(Scope.KEYPAIR, "AK")
-        usage.start("old", {"cpu": "1"})
-        usage.retire(KEYPAIR)
-        for n in range(SNAPSHOT_INTERVAL + 5):  # a long stream: loaded from its snapshot
-            usage.start(f"s{n}", {"cpu": "1"})
-            if n:
-                usage.release(f"s{n}")
-        ledger.app.save(usage)
-        # Version 2 of the class: `retired`, no `retired_under` (its Retired events kept no keypair).
-        old = ScopeUsage.Snapshot.take(usage)  # type: ignore[attr-defined]
-        plain_state(old.state)
-        del old.state["retired_under"]
-        old.state["class_version"] = 2
-        assert ledger.app.snapshots is not None
-        ledger.app.snapshots.put([old])
-
+    _usage_with_an_older_snapshot(ledger_url, version_2, retired=True)
     with open_ledger(ledger_url) as reopened:
-        loaded = reopened.app.get(usage_id(Scope.KEYPAIR, "AK"), ScopeUsage)
-        assert loaded is not None and set(loaded.retired) == {"old"} and loaded.retired_under == {}
+        loaded = _reopened_usage(reopened)
+        assert set(loaded.retired) == {"old"} and loaded.retired_under == {}
         loaded.retire(KEYPAIR)
         assert set(loaded.retired) == {"old", "s0"} and loaded.retired_under == {"s0": KEYPAIR}
         assert loaded.release("old") and loaded.release("s0") and loaded.retired_under == {}
