@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from domain.actions import BaseAction, BaseActionResult
 from domain.catalog import EntityType
 from domain.keypair.actions import AccessKey
+from domain.parsers import parse_int
 from domain.session.types import AdmissionCheck, SessionData
-from domain.validation import EntityName, OccupiedSlots, PositiveInt, UUIDField
+from domain.validation import EntityName, OccupiedSlots, UUIDField, field_of
 from domain.workload.types import Time, UUIDList
+
+# The sessions read model keeps a session's size in an SQL integer, 32 bits on PostgreSQL:
+# a larger one (a policy may allow up to 2**63-1 containers) stalled it there.
+MAX_CLUSTER_SIZE = 2**31 - 1
+
+
+def _parse_cluster_size(raw: Any, field: str) -> int:
+    return parse_int(raw, field, minimum=1, maximum=MAX_CLUSTER_SIZE)
 
 
 class SessionAction(BaseAction):
@@ -34,7 +43,7 @@ class EnqueueSessionAction(SessionAction):
     access_key: AccessKey
     group_id: UUIDField
     requested_slots: OccupiedSlots
-    cluster_size: PositiveInt = 1
+    cluster_size: Annotated[int, field_of(_parse_cluster_size)] = 1
     # A factory, not `[]`: pydantic deep-copies a mutable default on every instance.
     mounts: UUIDList = Field(default_factory=list)
 

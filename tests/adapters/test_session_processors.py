@@ -89,6 +89,19 @@ def test_enqueue_refuses_past_the_pending_slots_and_the_containers(ledger: Ledge
     assert containers.value.limit == "max_containers_per_session"
 
 
+def test_a_cluster_size_the_sessions_read_model_cannot_hold_is_refused(ledger: Ledger) -> None:
+    """A policy may allow up to 2**63-1 containers, and a cluster of 2**31 passed its gate,
+    but the sessions read model keeps the size in an SQL integer (32 bits on PostgreSQL):
+    the session was stored and its read model stalled there. Refused, naming the field."""
+    world = SessionWorld(ledger, max_containers_per_session=2**63 - 1)
+    with pytest.raises(InvalidAPIParameters) as refused:
+        world.enqueue(cluster_size=2**31)
+    assert refused.value.field == "cluster_size"
+    largest = world.enqueue(cluster_size=2**31 - 1)
+    assert [s.cluster_size for s in ledger.queries.sessions()] == [2**31 - 1]
+    assert ledger.queries.session(largest) is not None
+
+
 def test_enqueue_refuses_a_mount_on_a_host_no_level_grants(ledger: Ledger) -> None:
     world = SessionWorld(ledger, allowed_vfolder_hosts={"local": ["mount-in-session"]})
     vfolders = {}
