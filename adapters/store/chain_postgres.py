@@ -13,6 +13,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import retry
 from psycopg import DataError, postgres, pq
 from psycopg.adapt import Dumper, PyFormat
+from psycopg.generators import send
 from psycopg.sql import SQL, Composable, Composed, Identifier
 from psycopg.types.array import ListBinaryDumper
 
@@ -90,6 +91,11 @@ class ChainedPostgresRecorder(ChainedInserts, PostgresApplicationRecorder):
                     for statement in self._rendered or self._locking(conn):
                         curs.execute(statement)
                     curs.execute(self.insert_events_statement, (rows,))
+                    # psycopg's pipeline flushes once after its last command, then waits for
+                    # results: the tail of an insert larger than the socket buffers took in
+                    # (10,000 facts, or fewer on a loaded host) stayed unsent, and client
+                    # and server waited for each other forever. Sent whole first.
+                    conn.wait(send(conn.pgconn))
                     pipeline.sync()  # a duplicate stream version is raised here, as in the library
                     ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
                     self.link_and_erase(curs, ids, stored_events, kwargs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from typing import Any
 
@@ -177,4 +178,32 @@ def test_a_stream_id_is_written_as_the_composites_column_type_takes_it(postgres_
         with pytest.raises(DataError, match="cannot be written"):
             recorder.insert_events([StoredEvent(sixteen, 1, "t", b"{}")])
         assert recorder.select_events(uuid.UUID(bytes=sixteen.encode())) == []
+        assert verify(ledger.app).ok
+
+
+def test_an_append_larger_than_the_sockets_buffers_is_sent_whole(postgres_url: str) -> None:
+    """psycopg's pipeline flushes its output once after its last command and then waits for
+    the results: an append larger than the socket buffers could take in that flush (a
+    batch of 10,000 workload facts, the HTTP API's largest, on a loaded host) left its tail
+    unsent, and client and server waited for each other forever, the events table locked."""
+    with open_ledger(postgres_url) as ledger:
+        recorder = ledger.app.recorder
+        events = [StoredEvent(uuid.uuid4(), 1, "t", os.urandom(1_000_000)) for _ in range(32)]
+        done: list[Any] = []
+        append = threading.Thread(target=lambda: done.append(recorder.insert_events(events)), daemon=True)
+        append.start()
+        append.join(timeout=60)
+        hung = append.is_alive()
+        while append.is_alive():  # the server waits for the rest of the insert: end it (each retry too)
+            with recorder.datastore.get_connection() as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'active' "
+                    "AND wait_event = 'ClientRead' AND datname = current_database() AND query LIKE %s",
+                    (f'%INSERT INTO "{recorder.datastore.schema}"%',),
+                )
+            append.join(timeout=5)
+        assert not hung, "the append never completed"
+        assert done and done[0] is not None and len(done[0]) == len(events)
+        stored = recorder.select_notifications(start=done[0][0], limit=len(events))
+        assert [n.state for n in stored] == [e.state for e in events]
         assert verify(ledger.app).ok
