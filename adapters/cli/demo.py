@@ -11,17 +11,15 @@ import typer
 from adapters.cli.app import State, state_of
 from adapters.cli.render import history_table, plural, print_table
 from domain.catalog import EntityType
-from domain.entity import Entity
 from domain.errors import LedgerError, PolicyInUse
-from domain.keypair.aggregate import KeyPair
-from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
 from domain.shown import some
 
 if TYPE_CHECKING:
     from adapters.bootstrap import Ledger
     from adapters.read.queries import HistoryEntry
+    from domain.entity import Entity
 
-E = TypeVar("E", bound=Entity)
+E = TypeVar("E", bound="Entity")
 
 POLICY_TYPE = EntityType.KEYPAIR_RESOURCE_POLICY
 DEMO_POLICY = "dev-policy"
@@ -81,8 +79,8 @@ class Demo:
         what a demo run leaves is cleaned up: a keypair or policy of that name that is the
         operator's own (another owner, other values, in use elsewhere) stops the demo
         before anything is changed."""
-        from domain.keypair import DeleteKeyPairAction
-        from domain.keypair_resource_policy import DeleteKeyPairResourcePolicyAction
+        from domain.keypair import DeleteKeyPairAction, KeyPair
+        from domain.keypair_resource_policy import DeleteKeyPairResourcePolicyAction, KeyPairResourcePolicy
 
         keypair = self._live(KeyPair, DEMO_KEYPAIR)
         policy = self._live(KeyPairResourcePolicy, DEMO_POLICY)
@@ -103,6 +101,8 @@ class Demo:
             self.say(f"cleaned up policy {DEMO_POLICY!r} left by an earlier run")
 
     def _live(self, cls: type[E], key: str) -> E | None:
+        from domain.entity import Entity
+
         found = self.ledger.app.get(cls.id_for(key), Entity)
         return found if isinstance(found, cls) and not found.is_deleted else None
 
