@@ -16,6 +16,7 @@ import typer
 from rich import box
 
 from adapters.cli.app import State, state_of
+from adapters.cli.history import HistoryAfter, HistoryLimit, NewestFirst, show_history
 from adapters.cli.options import parse_slot_assignments
 from adapters.cli.paging import LimitOption, after_option, fetch_size, output_page
 from adapters.cli.render import (
@@ -264,6 +265,22 @@ def session_show(ctx: typer.Context, session_id: SessionArg) -> None:
                 typer.echo(_grant_line(grant))
 
     state.output(data, human)
+
+
+@session_app.command("history")
+def session_history(
+    ctx: typer.Context,
+    session_id: SessionArg,
+    limit: HistoryLimit = None,
+    after: HistoryAfter = None,
+    newest_first: NewestFirst = False,
+) -> None:
+    """Every event of a session: its enqueue, each decision, its kernels, its end; who
+    and when (`show` gives the decisions with the numbers they weighed)."""
+    from domain.parsers import parse_uuid
+
+    session = str(parse_uuid(session_id, "SESSION_ID"))  # the stream's key, as any case of it names it
+    show_history(state_of(ctx), EntityType.SESSION, session, limit, after, newest_first)
 
 
 def _sessions_table(sessions: Sequence[SessionEntry]) -> Table:

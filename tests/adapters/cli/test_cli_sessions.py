@@ -181,3 +181,18 @@ def test_cancel_refuses_a_running_session_as_its_help_says(db: str) -> None:
     assert as_json(db, "session", "show", S1)["status"] == "RUNNING"
     # The help told the opposite (that a running session is terminated).
     assert "refused" in " ".join(stdout_of(db, "session", "cancel", "--help").split())
+
+
+def test_history_lists_a_sessions_events_as_the_api_does(db: str) -> None:
+    """The HTTP API had /v1/sessions/{id}/history; the CLI had no `session history`."""
+    group = _world(db)
+    _enqueue(db, group, S1)
+    ok(db, "session", "schedule", S1)
+    ok(db, "session", "terminate", S1, "--reason", "user_requested")
+    events = [e["event"] for e in as_json(db, "session", "history", S1.upper())]  # any case names it
+    assert events == ["Created", "Admitted", "Terminated"]
+    newest = as_json(db, "session", "history", S1, "--newest-first", "--limit", "1")
+    assert [e["event"] for e in newest["items"]] == ["Terminated"]
+    _fits(ledger(db, "session", "history", S1, columns=80).stdout)
+    assert refused(db, "session", "history", S2).startswith("error: session_not_found:")
+    assert "SESSION_ID: 'nope' is not a UUID" in refused(db, "session", "history", "nope")
