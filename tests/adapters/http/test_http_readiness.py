@@ -58,3 +58,15 @@ def test_a_damaged_event_is_a_documented_problem_pointing_to_verify(api: Api) ->
         documented = document["paths"][f"{base}{path}"][method]["responses"]["500"]
         assert "ledger_damaged_event" in documented["description"]
         assert "application/problem+json" in documented["content"]
+
+
+def test_another_time_zones_usage_model_is_not_counted_as_this_servers_lag(api: Api, ledger_url: str) -> None:
+    """A report run in another time zone leaves that zone's usage read model in the same
+    database, caught up only when a process of that zone reads it: /readyz listed its
+    ever-growing lag under `lag`, beside the read models this server keeps current."""
+    with open_ledger(ledger_url, "Asia/Seoul"):
+        pass  # opening builds and catches up the zone's usage read model
+    api.post("/v1/keypair-resource-policies", {"name": "after-the-report"})
+    ready = api.client.get("/readyz").json()
+    assert "usage_asia_seoul" in ready["on_demand_lag"] and ready["on_demand_lag"]["usage_asia_seoul"] > 0
+    assert "usage_asia_seoul" not in ready["lag"] and "usage_utc" in ready["lag"]
