@@ -149,9 +149,7 @@ def readyz(request: Request) -> JSONResponse:
     on_demand = {s.name: s.lag for s in statuses if s.name not in kept}
     stalled = {s.name: s.stall.position for s in statuses if s.stall is not None}
     head = statuses[0].head if statuses else 0
-    return JSONResponse(
-        {"status": "ready", "head": head, "lag": lag, "on_demand_lag": on_demand, "stalled": stalled}
-    )
+    return JSONResponse({"status": "ready", "head": head, "lag": lag, "on_demand_lag": on_demand, "stalled": stalled})
 
 
 def metrics(request: Request, presented: Annotated[str, Depends(presented_token)]) -> PlainTextResponse:
