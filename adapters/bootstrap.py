@@ -39,7 +39,7 @@ from projections.database import ReadModelDatabase
 from projections.projection import Projection
 from projections.registry import build_projections, shared_projections
 from projections.runner import ProjectionRunner
-from projections.usage import UsageProjection, zone_key
+from projections.usage import UsageProjection
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Ledger:
         keeping them until a process of its zone next reads it."""
         held = {key for _version, key in self.runner.active.values()}
         for zone in sorted(available_timezones()):
-            if zone == self.timezone or f"usage_v{UsageProjection.version}_{zone_key(zone)}" not in held:
+            if zone == self.timezone or UsageProjection.versioned_name_in(zone) not in held:
                 continue
             try:
                 runner = _runner(self.app, self.read_models, [shared_projections(zone).usage], zone)

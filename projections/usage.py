@@ -74,7 +74,6 @@ class UsageProjection(BatchProjection):
 
     def __init__(self, metadata: sa.MetaData, timezone: str = "UTC") -> None:
         self.tz = ZoneInfo(timezone)
-        self.zone_key = zone_key(timezone)
         super().__init__(metadata)
         self.kernels = self.table(
             "kernels",
@@ -154,9 +153,14 @@ class UsageProjection(BatchProjection):
         self._day_bounds: dict[date, tuple[datetime, datetime]] = {}  # bounded by _CACHED
         self._amounts: dict[Any, float] = {}  # slot amounts, converted once
 
+    @classmethod
+    def versioned_name_in(cls, timezone: str) -> str:
+        """This version's name for the read model of `timezone` (`usage_v5_asia_seoul`)."""
+        return f"{cls.name}_v{cls.version}_{zone_key(timezone)}"
+
     @property
     def versioned_name(self) -> str:
-        return f"{self.name}_v{self.version}_{self.zone_key}"
+        return self.versioned_name_in(self.tz.key)
 
     @on(Kernel.Created, Kernel.StatsReported, Kernel.Terminated, VFolder.Created, Group.Purged)
     def apply_batch(self, conn: Connection, batch: Batch) -> None:
