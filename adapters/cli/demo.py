@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import uuid
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -17,9 +17,6 @@ from domain.shown import some
 if TYPE_CHECKING:
     from adapters.bootstrap import Ledger
     from adapters.read.queries import HistoryEntry
-    from domain.entity import Entity
-
-E = TypeVar("E", bound="Entity")
 
 POLICY_TYPE = EntityType.KEYPAIR_RESOURCE_POLICY
 DEMO_POLICY = "dev-policy"
@@ -79,11 +76,14 @@ class Demo:
         what a demo run leaves is cleaned up: a keypair or policy of that name that is the
         operator's own (another owner, other values, in use elsewhere) stops the demo
         before anything is changed."""
+        from domain.effective_policy import live_entity
         from domain.keypair import DeleteKeyPairAction, KeyPair
         from domain.keypair_resource_policy import DeleteKeyPairResourcePolicyAction, KeyPairResourcePolicy
+        from domain.ports import UnitOfWork
 
-        keypair = self._live(KeyPair, DEMO_KEYPAIR)
-        policy = self._live(KeyPairResourcePolicy, DEMO_POLICY)
+        work = UnitOfWork(self.ledger.app.store)
+        keypair = live_entity(work, KeyPair, KeyPair.id_for(DEMO_KEYPAIR))
+        policy = live_entity(work, KeyPairResourcePolicy, KeyPairResourcePolicy.id_for(DEMO_POLICY))
         if keypair is not None and keypair.fields.get("user_id") != str(DEMO_OWNER):
             raise DemoNameTaken(f"keypair {DEMO_KEYPAIR!r} (owned by {keypair.fields.get('user_id')})")
         if policy is not None:
@@ -99,12 +99,6 @@ class Demo:
             action = DeleteKeyPairResourcePolicyAction(name=DEMO_POLICY)
             self.state.run(self.policies.delete_keypair_resource_policy, action)
             self.say(f"cleaned up policy {DEMO_POLICY!r} left by an earlier run")
-
-    def _live(self, cls: type[E], key: str) -> E | None:
-        from domain.entity import Entity
-
-        found = self.ledger.app.get(cls.id_for(key), Entity)
-        return found if isinstance(found, cls) and not found.is_deleted else None
 
     def create(self) -> None:
         from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
