@@ -6,17 +6,21 @@ naming the field."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
-from adapters.bootstrap import Ledger
+from adapters.bootstrap import Ledger, open_ledger
 from adapters.read.queries import group_cursor
 from domain.errors import InvalidAPIParameters
 from domain.keypair import CreateKeyPairAction
+from tests.adapters.directory import create_domain
 from tests.adapters.groups import create_group, delete_group, modify_group, purge_group
+from tests.conftest import PG_SERVER, require_postgres
 from tests.domain.fakes import ensure_user
 from tests.projections.stalls import create_policy
 
@@ -167,3 +171,52 @@ def test_bad_filter_values_are_refused_naming_them(ledger: Ledger, call: Callabl
     with pytest.raises(InvalidAPIParameters) as raised:
         call(ledger.queries)
     assert raised.value.field == field
+
+
+@pytest.fixture
+def collated_ledger() -> Iterator[tuple[Ledger, str]]:
+    """A ledger in a PostgreSQL database whose collation is ICU's en-US, as many servers'
+    are (names compare case- and punctuation-blind first), where this suite's is C."""
+    require_postgres()
+    database = f"ledger_test_collated_{os.getpid()}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        try:
+            conn.execute(
+                f"CREATE DATABASE \"{database}\" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
+            )
+        except psycopg.errors.FeatureNotSupported as exc:
+            pytest.skip(f"this PostgreSQL server has no ICU collations: {exc}")
+    try:
+        with open_ledger(f"{PG_SERVER}/{database}") as opened:
+            yield opened, f"{PG_SERVER}/{database}"
+    finally:
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def test_lists_page_exactly_in_a_database_whose_collation_is_not_c(collated_ledger: tuple[Ledger, str]) -> None:
+    """The README's promise: on PostgreSQL names sort by the database's collation, and
+    paging still yields every row once, in that order."""
+    ledger, url = collated_ledger
+    names = ["web-1", "Web-3", "web_x", "web2", "_z", "a-c", "ab", "B", "b"]
+    for name in names:
+        create_policy(ledger, name)
+        create_group(ledger, name, "default")
+        create_keypair(ledger, f"AK{name}", OWNER_A, "d", name)
+        create_domain(ledger, f"d{name}")
+    with psycopg.connect(url) as conn:
+        collated = [r[0] for r in conn.execute("SELECT n FROM unnest(%s::text[]) AS n ORDER BY n", (names,))]
+    assert collated != sorted(names)  # the point of the test: not code point order
+    queries = ledger.queries
+    listings: list[tuple[Callable[..., list[Any]], Callable[[Any], str]]] = [
+        (queries.keypair_resource_policies, lambda p: p.name),
+        (queries.groups, group_cursor),
+        (queries.keypairs, lambda k: k.access_key),
+        (queries.domains, lambda d: d.name),
+    ]
+    for fetch, key in listings:
+        everything = [key(item) for item in fetch()]
+        for limit in (1, 2, 4):
+            assert [key(item) for page in pages(fetch, key, limit) for item in page] == everything
+    assert [p.name for p in queries.keypair_resource_policies() if p.name != "default"] == collated
