@@ -15,9 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.read.arguments import checked
+from adapters.read.paging import page_limit, starts_with
 from adapters.read.rows import read_rows
 from domain.domains import DomainData
-from domain.parsers import parse_name, parse_positive_int, parse_uuid
+from domain.parsers import parse_name, parse_uuid
 from domain.times import as_utc
 from domain.user import UserData
 from projections.database import ReadModelDatabase
@@ -81,12 +82,12 @@ class DirectoryQueries:
         rows = self._domains.rows
         conditions: list[sa.ColumnElement[bool]] = []
         if name_prefix is not None:
-            conditions.append(_starts_with(rows.c.key, name_prefix))
+            conditions.append(starts_with(rows.c.key, name_prefix))
         if active is not None:
             conditions.append(rows.c.fields["is_active"].as_boolean() == active)
         if after is not None:
             conditions.append(rows.c.key > after)
-        statement = self._domains.live().where(*conditions).order_by(rows.c.key).limit(_bound(limit))
+        statement = self._domains.live().where(*conditions).order_by(rows.c.key).limit(page_limit(limit))
         return [_domain(row) for row in self._rows(statement, self._domains)]
 
     @checked
@@ -121,17 +122,8 @@ class DirectoryQueries:
             conditions.append(rows.c.fields["domain_name"].as_string() == parse_name(domain_name, "domain_name"))
         if after is not None:
             conditions.append(rows.c.key > str(parse_uuid(after, "after")))
-        statement = self._users.live().where(*conditions).order_by(rows.c.key).limit(_bound(limit))
+        statement = self._users.live().where(*conditions).order_by(rows.c.key).limit(page_limit(limit))
         return [_user(row) for row in self._rows(statement, self._users)]
-
-
-def _starts_with(column: sa.ColumnElement[str], prefix: str) -> sa.ColumnElement[bool]:
-    # Not LIKE: it ignores ASCII case on SQLite only, and '%' and '_' in a prefix would match anything.
-    return sa.func.substr(column, 1, len(prefix)) == prefix
-
-
-def _bound(limit: int | None) -> int | None:
-    return None if limit is None else parse_positive_int(limit, "limit")
 
 
 def _domain(row: sa.Row[Any]) -> DomainData:

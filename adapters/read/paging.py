@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from domain.errors import InvalidAPIParameters
+from domain.parsers import parse_positive_int
 
 
 def after_row(
@@ -51,3 +52,14 @@ def unknown_cursor(item: str) -> InvalidAPIParameters:
         "list again from the start",
         field="after",
     )
+
+
+def page_limit(limit: int | None) -> int | None:
+    """A list's `limit`, checked: None for no limit."""
+    return None if limit is None else parse_positive_int(limit, "limit")
+
+
+def starts_with(column: sa.ColumnElement[str], prefix: str) -> sa.ColumnElement[bool]:
+    """The rows whose `column` begins with `prefix`, character for character."""
+    # Not LIKE: it ignores ASCII case on SQLite only, and '%' and '_' in a prefix would match anything.
+    return sa.func.substr(column, 1, len(prefix)) == prefix

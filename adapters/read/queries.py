@@ -13,7 +13,7 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
 from adapters.read.directory import DirectoryQueries
-from adapters.read.paging import after_row, cursor_row, unknown_cursor
+from adapters.read.paging import after_row, cursor_row, page_limit, starts_with, unknown_cursor
 from adapters.read.rows import read_rows, stream_rows
 from adapters.read.sessions import SessionQueries
 from adapters.read.timetravel import EntityState, TimeTravel, entity_kind
@@ -27,7 +27,7 @@ from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group.types import GroupData
 from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
-from domain.parsers import parse_name, parse_positive_int, parse_uuid
+from domain.parsers import parse_name, parse_uuid
 from domain.shown import shown
 from domain.times import as_utc, parse_window
 from domain.usage.windows import report_day
@@ -174,10 +174,10 @@ class Queries:
         """Live policies ordered by name (the paging cursor `after` is the last name seen),
         at most `limit` of them, those whose name starts with `name_prefix` only."""
         key = self._policies.rows.c.key
-        conditions = [_starts_with(key, name_prefix)] if name_prefix is not None else []
+        conditions = [starts_with(key, name_prefix)] if name_prefix is not None else []
         if after is not None:
             conditions.append(key > after)
-        statement = self._policies.live().where(*conditions).order_by(key).limit(_bound(limit))
+        statement = self._policies.live().where(*conditions).order_by(key).limit(page_limit(limit))
         return [_policy(row) for row in self._rows(statement, self._policies)]
 
     @checked
@@ -208,7 +208,7 @@ class Queries:
             conditions.append(fields["user_id"].as_string() == str(parse_uuid(owner, "owner")))
         if after is not None:
             conditions.append(rows.c.key > after)
-        statement = self._keypairs.live().where(*conditions).order_by(rows.c.key).limit(_bound(limit))
+        statement = self._keypairs.live().where(*conditions).order_by(rows.c.key).limit(page_limit(limit))
         return [KeyPairData.from_fields(row.key, row.fields) for row in self._rows(statement, self._keypairs)]
 
     @checked
@@ -255,12 +255,12 @@ class Queries:
         if name is not None:
             conditions.append(group_name == name)
         if name_prefix is not None:
-            conditions.append(_starts_with(group_name, name_prefix))
+            conditions.append(starts_with(group_name, name_prefix))
         if active is not None:
             conditions.append(self._groups.rows.c.fields["is_active"].as_boolean() == active)
         if after is not None:
             conditions.append(sa.tuple_(domain, group_name) > sa.tuple_(*map(sa.literal, _group_after(after))))
-        statement = self._groups.live().where(*conditions).order_by(domain, group_name).limit(_bound(limit))
+        statement = self._groups.live().where(*conditions).order_by(domain, group_name).limit(page_limit(limit))
         return [_group(row) for row in self._rows(statement, self._groups)]
 
     def _group_name_columns(self) -> tuple[sa.ColumnElement[str], sa.ColumnElement[str]]:
@@ -301,7 +301,7 @@ class Queries:
         the previous page, the entries that follow it in this order. A page reads only its
         own events: a group's history holds two entries per kernel it ever ran."""
         entity_kind(entity_type)  # a mistyped type would read as an entity without history
-        limit = _bound(limit)
+        limit = page_limit(limit)
         if after is not None and after < 0:
             raise InvalidAPIParameters("must be a position (0 or more)", field="after")
         entries = self._history.entries
@@ -574,15 +574,6 @@ def _group_after(cursor: str) -> tuple[str, str]:
     if not slash or not domain_name or not name:
         raise InvalidAPIParameters(f"{shown(cursor)} is not a group cursor DOMAIN/NAME", field="after")
     return domain_name, name
-
-
-def _starts_with(column: sa.ColumnElement[str], prefix: str) -> sa.ColumnElement[bool]:
-    # Not LIKE: it ignores ASCII case on SQLite only, and '%' and '_' in a prefix would match anything.
-    return sa.func.substr(column, 1, len(prefix)) == prefix
-
-
-def _bound(limit: int | None) -> int | None:
-    return None if limit is None else parse_positive_int(limit, "limit")
 
 
 def _group(row: sa.Row[Any]) -> GroupData:

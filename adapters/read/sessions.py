@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
-from adapters.read.paging import after_row, cursor_row, unknown_cursor
+from adapters.read.paging import after_row, cursor_row, page_limit, unknown_cursor
 from adapters.read.rows import read_rows
 from adapters.store import LedgerApplication
 from domain.effective_policy import EffectivePolicy, resolve_effective_policy
 from domain.errors import InvalidAPIParameters, StoreUnavailable
-from domain.parsers import parse_access_key, parse_positive_int, parse_uuid
+from domain.parsers import parse_access_key, parse_uuid
 from domain.ports import UnitOfWork
 from domain.session import DueSession, RunningSession, Session, SessionService, SessionStatus
 from domain.shown import shown
@@ -181,7 +181,7 @@ class SessionQueries:
             conditions.append(after_row(rows.c.enqueued_at, rows.c.session_id, cursor))
         statement = sa.select(rows).where(*conditions).order_by(rows.c.enqueued_at, rows.c.session_id)
         if limit is not None:
-            statement = statement.limit(parse_positive_int(limit, "limit"))
+            statement = statement.limit(page_limit(limit))
         found = self._rows(statement, *also)
         if cursor is not None and not found and not self._rows(cursor_row(rows.c.session_id, cursor)):
             raise unknown_cursor("session")

@@ -23,12 +23,12 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import PersistenceError
 
 from adapters.read.arguments import checked
-from adapters.read.paging import after_row, cursor_row, unknown_cursor
+from adapters.read.paging import after_row, cursor_row, page_limit, unknown_cursor
 from adapters.read.rows import read_rows
 from adapters.store import LedgerApplication
 from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group import Group
-from domain.parsers import parse_access_key, parse_name, parse_positive_int, parse_uuid
+from domain.parsers import parse_access_key, parse_name, parse_uuid
 from domain.shown import shown
 from domain.times import as_utc, parse_window
 from domain.workload import Endpoint
@@ -161,7 +161,7 @@ class WorkloadQueries:
         cursor = None if after is None else str(parse_uuid(after, "after"))
         if cursor is not None:
             conditions.append(after_row(k.c.started_at, k.c.kernel_id, cursor))
-        bound = None if limit is None else parse_positive_int(limit, "limit")
+        bound = page_limit(limit)
         statement = sa.select(k).where(*conditions).order_by(k.c.started_at, k.c.kernel_id).limit(bound)
         rows = self._rows(statement)
         if cursor is not None and not rows and not self._rows(cursor_row(k.c.kernel_id, cursor)):
@@ -204,7 +204,7 @@ class WorkloadQueries:
         cursor = None if after is None else str(parse_uuid(after, "after"))
         if cursor is not None:
             conditions.append(after_row(v.c.name, v.c.vfolder_id, cursor))
-        bound = None if limit is None else parse_positive_int(limit, "limit")
+        bound = page_limit(limit)
         statement = sa.select(v).where(*conditions).order_by(v.c.name, v.c.vfolder_id).limit(bound)
         rows = self._rows(statement, *also)
         if cursor is not None and not rows and not self._rows(cursor_row(v.c.vfolder_id, cursor)):
