@@ -63,6 +63,7 @@ class Statements:
     events_after: Any  # notification id, originator id, version, topic, state after a position, at most N
     links_after: Any  # links after a position, in order, at most N
     unlinked_after: Any  # the first event past a position that has no link
+    below_first: Any  # the first event at a position below 1, which no append gives
     insert_arrays: Any = None  # many links at once, as two arrays (positions, hashes); None: one row each
 
     @staticmethod
@@ -78,6 +79,8 @@ class Statements:
             unlinked_after=f"SELECT e.rowid, e.originator_id, e.originator_version FROM {events} e "
             f"LEFT JOIN {chain} c ON c.position = e.rowid WHERE e.rowid > ? AND c.position IS NULL "
             "ORDER BY e.rowid LIMIT 1",
+            below_first=f"SELECT rowid, originator_id, originator_version FROM {events} WHERE rowid < 1 "
+            "ORDER BY rowid LIMIT 1",
         )
 
 
@@ -339,6 +342,12 @@ def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
     sql = recorder.chain_sql
     top, _hex = head(recorder)
     bound = top or 0
+    if below := _query(recorder, sql.below_first):
+        # The walk reads from position 1 on, but a stream's reads take any row: a forgery
+        # at 0 or below (SQLite rowids, an explicit PostgreSQL id) was applied unseen.
+        at, stream, version = below[0]
+        reason = "an event at a position below 1, which no append gives"
+        return VerifyReport(0, None, GENESIS.hex(), BadEvent(int(at), _stream_id(stream), version, "inserted", reason))
     events, links = _batched(recorder, sql.events_after, bound), _batched(recorder, sql.links_after, bound)
     previous, checked, position = GENESIS, 0, None
     kept: str | None = None

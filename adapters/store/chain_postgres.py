@@ -42,6 +42,10 @@ def postgres_statements(schema: str, events_table: str) -> Statements:
             "LEFT JOIN {chain} c ON c.position = e.notification_id "
             "WHERE e.notification_id > %s AND c.position IS NULL ORDER BY e.notification_id LIMIT 1"
         ),
+        below_first=sql(
+            "SELECT notification_id, originator_id, originator_version FROM {events} "
+            "WHERE notification_id < 1 ORDER BY notification_id LIMIT 1"
+        ),
     )
 
 

@@ -827,3 +827,13 @@ def test_an_event_appended_and_applied_by_another_process_during_verify_is_not_a
         finally:
             del runner.status
     assert raced and report["ok"], report["read_models"]
+
+
+@pytest.mark.parametrize("target", [0, -1])
+def test_an_event_forged_below_the_first_position_is_found(built: Ledger, target: int) -> None:
+    # No append gives a position below 1, and the walk read events after position 0: the
+    # forgery went unseen while loading policy "a" applied it as its version 3.
+    with behind_its_back(built) as conn:
+        copy_event_to(conn, built, source=5, target=target, version=3)
+    assert built.queries.state_at("keypair_resource_policy", "a", version=3) is not None
+    assert first_bad(built) == (target, "inserted")
