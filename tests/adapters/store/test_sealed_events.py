@@ -15,7 +15,7 @@ import pytest
 from adapters.bootstrap import Ledger
 from adapters.store.chain import verify
 from domain.actions import ActionTriggerMeta
-from domain.errors import GroupClearHistory, GroupNotFound
+from domain.errors import GroupClearHistory, GroupNotFound, ObjectNotFound
 from domain.group import CreateGroupAction, ModifyGroupAction, PurgeGroupAction
 from domain.personal import ERASED
 from domain.user import CreateUserAction
@@ -123,6 +123,27 @@ def test_a_late_kernel_start_of_a_purged_group_is_erased_at_once(ledger: Ledger)
     # A group that was never purged (nor ever existed) still gets a key, as before.
     assert not ledger.app.purged_group(f"group:{uuid.uuid4()}")
     assert not ledger.app.purged_group(f"user:{user}")
+
+
+def test_a_refused_member_is_not_in_clear_in_the_audit_records_description(ledger: Ledger) -> None:
+    """A member id is sealed under the group's key in the action's input, but the refusal's
+    message named it ("user ID not found in domain ..."), and the record stored that
+    message in clear: after the purge the input read [erased] and the description did not."""
+    _user, group = world(ledger)
+    stranger = str(uuid.uuid4())
+    with pytest.raises(ObjectNotFound):
+        run(
+            ledger,
+            "group",
+            "modify_group",
+            ModifyGroupAction(group_id=group, user_update_mode="add", user_uuids=[stranger]),
+        )
+    assert stranger.encode() not in stored_bytes(ledger)
+    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=group))
+    (record,) = ledger.queries.audit_log(entity_id=str(group), status="error")
+    assert record.error_code == "user_not_found" and record.spec["user_uuids"] == [ERASED]
+    assert stranger not in record.description and "user_uuids" in record.description
+    assert verify(ledger.app).ok
 
 
 def test_a_reopened_ledger_reads_what_it_sealed(ledger_url: str) -> None:
