@@ -271,13 +271,15 @@ def _batched(recorder: Any, statement: Any, bound: int) -> Iterator[tuple[Any, .
         position = rows[-1][0]
 
 
-def stored_events(source: Any) -> Iterator[tuple[int, str, int, str, bytes]]:
+def stored_events(source: Any) -> Iterator[tuple[int, str, Any, str, bytes]]:
     """Every stored event as raw rows, in position order, undecoded: (position, stream id,
-    version, topic, stored bytes), up to the last position stored when the walk began."""
+    version, topic, stored bytes), up to the last position stored when the walk began.
+    The version as stored: SQLite keeps any type in a row altered behind the ledger's
+    back, which the chain's walk names."""
     recorder = _recorder(source)
     bound = recorder.max_notification_id() or 0
     for position, stream, version, topic, state in _batched(recorder, recorder.chain_sql.events_after, bound):
-        yield int(position), _stream_id(stream), int(version), str(topic), _blob(state)
+        yield int(position), _stream_id(stream), version, str(topic), _blob(state)
 
 
 # Verifying
@@ -378,6 +380,21 @@ def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
 
 
 LOOKAHEAD = 1000  # events searched for the one a broken link was made for (failure path only)
+_STORED_STREAM = re.compile("[0-9a-f]{32}")  # how the SQLite recorder writes a UUID
+
+
+def _stored_link(previous: bytes, position: int, stream: Any, version: Any, topic: Any, state: Any) -> bytes | None:
+    """The link of a stored row, or None when a column is not as an append writes it, so
+    that it matches no link. SQLite keeps any type, and the link hashes a stream id's 16
+    bytes: the same UUID with dashes or in capitals hashed alike, while the stream's
+    reads, which look for the library's own spelling, no longer found the event."""
+    if isinstance(stream, str) and not _STORED_STREAM.fullmatch(stream):
+        return None
+    if not isinstance(stream, str | uuid.UUID) or not isinstance(topic, str):
+        return None
+    if type(version) is not int or not 0 <= version < 2**64:
+        return None
+    return link(previous, position, stream, version, topic, _blob(state))
 
 
 def _compare(
@@ -393,12 +410,12 @@ def _compare(
     assert event is not None and chained is not None
     position, stream, version, topic, state = event
     expected = _blob(chained[1])
-    if link(previous, position, stream, version, topic, _blob(state)) == expected:
+    if _stored_link(previous, position, stream, version, topic, state) == expected:
         return None
     # Is the event this link was made for further on? Then rows were moved, not edited.
     for _, (moved, *content) in zip(range(LOOKAHEAD), rest, strict=False):
         m_stream, m_version, m_topic, m_state = content
-        if link(previous, position, m_stream, m_version, m_topic, _blob(m_state)) == expected:
+        if _stored_link(previous, position, m_stream, m_version, m_topic, m_state) == expected:
             reason = f"the event linked at this position is now at {moved}"
             return BadEvent(position, _stream_id(stream), version, "reordered", reason)
     reason = "its stream, version, topic, state or position differ from what was linked"

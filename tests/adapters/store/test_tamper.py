@@ -378,6 +378,38 @@ def test_a_state_turned_to_text_of_the_same_bytes_is_altered(tmp_path: Any) -> N
         assert first_bad(ledger) == (4, "altered")
 
 
+@pytest.mark.parametrize("spelling", [str, lambda stream: stream.hex.upper()])
+def test_a_stream_id_spelled_otherwise_is_altered(tmp_path: Any, spelling: Any) -> None:
+    """The link hashes the stream id's 16 bytes, so the same UUID written with dashes or
+    in capitals (SQLite keeps text) verified as intact, while the stream's reads, which
+    look it up as the 32 lower-case hex digits the library writes, no longer found the
+    event: policy a lost its version 2 and its history failed."""
+    with open_ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        build(ledger)
+        with behind_its_back(ledger) as conn:
+            (stream,) = conn.execute(
+                f"SELECT originator_id FROM {ledger.config.events_table} WHERE rowid = 5"
+            ).fetchone()
+            respelled = spelling(uuid.UUID(stream))
+            conn.execute(f"UPDATE {ledger.config.events_table} SET originator_id = ? WHERE rowid = 5", (respelled,))
+        assert first_bad(ledger) == (5, "altered")
+
+
+@pytest.mark.parametrize(
+    ("column", "forged"),
+    [("topic", None), ("originator_id", "not-a-uuid"), ("originator_version", "x"), ("originator_version", -1)],
+)
+def test_a_linked_column_of_another_type_is_altered_not_crashed_on(tmp_path: Any, column: str, forged: Any) -> None:
+    """SQLite keeps whatever a row is given: verify failed with an internal error on such
+    a row instead of naming it."""
+    with open_ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        build(ledger)
+        with behind_its_back(ledger) as conn:
+            conn.execute(f"UPDATE {ledger.config.events_table} SET {column} = ? WHERE rowid = 3", (forged,))
+        assert first_bad(ledger) == (3, "altered")
+        assert not verify_store(ledger.app)["ok"]  # the keys' check reads the same rows
+
+
 def test_an_append_after_a_last_link_of_another_type_chains_on(tmp_path: Any) -> None:
     """A ledger opened after its last link was set to text appends (linking on from the
     forged bytes) instead of failing; verify still names the forged position."""
