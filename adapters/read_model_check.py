@@ -97,9 +97,42 @@ def _check_once(ledger: Ledger) -> tuple[int, list[BadReadModel], int]:
                 count, found = _compare(ledger.read_models, mine, scratch, theirs, bound)
                 compared += count
                 bad += [BadReadModel(mine.stable_name, reason) for reason in found]
+            for mine in live:
+                bad += [BadReadModel(mine.stable_name, reason) for reason in _past_the_head(ledger, mine)]
         finally:
             scratch.engine.dispose()
     return compared, bad, min(reached.values(), default=0)
+
+
+def _past_the_head(ledger: Ledger, live: Projection) -> list[str]:
+    """Rows at a position past the store's last event, which the comparison (up to where
+    both copies reached) never reads, while `ledger audit` lists them: forged. The rows
+    first, then the head: it only grows, so a row another process applied meanwhile is
+    at or below it."""
+    start = ledger.app.recorder.max_notification_id() or 0
+    candidates: list[tuple[str, str, int]] = []
+    with ledger.read_models.connect() as conn:
+        for table in live.tables:
+            column = _position_column(table)
+            if column is None:
+                continue
+            name = table.name[len(live.storage_name) :].lstrip("_")
+            beyond = sa.select(column).where(column > start).order_by(column).limit(SHOWN)
+            candidates += [(name, column.name, int(p)) for p in conn.execute(beyond).scalars()]
+    head = ledger.app.recorder.max_notification_id() or 0
+    return [
+        f"table {name}: a row {column}={position} that no event gives (past the store's last event, {head})"
+        for name, column, position in candidates
+        if position > head
+    ]
+
+
+def _position_column(table: sa.Table) -> sa.Column[Any] | None:
+    """The column holding the position of the event a row comes from, if any."""
+    column = table.c.get("position")
+    if column is None:
+        column = table.c.get("number")  # the history's streams: the position of their first event
+    return column
 
 
 def _tail_removed(ledger: Ledger) -> BadReadModel | None:
@@ -190,9 +223,7 @@ def _ordered(
     """The table's rows up to `bound` as (key, plain values), in the order Python sorts the
     keys: text in byte order on PostgreSQL too (its own collation may differ from SQLite's,
     and a merge needs one order on both sides)."""
-    column = table.c.get("position")
-    if column is None:
-        column = table.c.get("number")  # the history's streams: the position of their first event
+    column = _position_column(table)
     bytewise = conn.dialect.name == "postgresql"
     order = [
         sa.collate(table.c[k], "C") if bytewise and isinstance(table.c[k].type, sa.String) else table.c[k] for k in keys

@@ -898,3 +898,28 @@ def test_verify_compares_a_stalled_audit_read_model_up_to_its_stall(ledger_url: 
     reasons = {(bad["read_model"], bad["reason"]) for bad in report["read_models"]["bad"]}
     assert ("audit", f"table entries: the row position={altered} differs from its events in role") in reasons, report
     assert not report["ok"]
+
+
+def test_verify_names_an_audit_row_forged_past_the_last_event(ledger_url: str) -> None:
+    """The comparison reads rows up to the position both copies reached, so a row forged
+    at a position no event has reached yet was never read: `ledger audit` listed it (an
+    action nobody took, by an actor of the forger's choosing) while `verify` said intact."""
+    with open_ledger(ledger_url) as ledger:
+        build_world(ledger)
+        ledger.runner.catch_up()
+        audit, history = ledger.projections.audit, ledger.projections.history
+        head_now = ledger.app.recorder.max_notification_id() or 0
+        forged_at = head_now + 1000
+        with ledger.read_models.begin() as conn:
+            row = conn.execute(sa.select(audit.entries).order_by(audit.entries.c.position.desc()).limit(1)).one()
+            forged = {**row._asdict(), "position": forged_at, "action_id": str(uuid.uuid4()), "role": "user"}
+            conn.execute(sa.insert(audit.entries).values(**forged))
+            entry = conn.execute(sa.select(history.entries).order_by(history.entries.c.position.desc()).limit(1)).one()
+            conn.execute(sa.insert(history.entries).values(**{**entry._asdict(), "position": forged_at}))
+        assert any(e.position == forged_at for e in ledger.queries.audit_log())  # served
+        report = verify_ledger(ledger)
+    reasons = {(bad["read_model"], bad["reason"]) for bad in report["read_models"]["bad"]}
+    past = f"(past the store's last event, {head_now})"
+    assert ("audit", f"table entries: a row position={forged_at} that no event gives {past}") in reasons, reasons
+    assert ("history", f"table entries: a row position={forged_at} that no event gives {past}") in reasons, reasons
+    assert not report["ok"]
