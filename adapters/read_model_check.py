@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -170,8 +170,8 @@ def _compare(
         keys = [c.name for c in table.primary_key.columns] or [c.name for c in table.columns]
         tell = _Differences(name)
         with scratch_db.connect() as scratch_conn, live_db.connect() as live_conn:
-            theirs = _ordered(scratch_conn, table, keys, bound)
-            mine = _ordered(live_conn, live_tables[suffix], keys, bound)
+            theirs = _ordered(scratch_conn, table, keys, bound, tell)
+            mine = _ordered(live_conn, live_tables[suffix], keys, bound, tell)
             row, expected = next(mine, None), next(theirs, None)
             while row is not None or expected is not None:
                 if expected is None or (row is not None and row[0] < expected[0]):
@@ -218,23 +218,43 @@ _CHUNK = 2000  # rows fetched at a time from either copy
 
 
 def _ordered(
-    conn: sa.Connection, table: sa.Table, keys: list[str], bound: int
+    conn: sa.Connection, table: sa.Table, keys: list[str], bound: int, unreadable: Callable[[str], None]
 ) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
     """The table's rows up to `bound` as (key, plain values), in the order Python sorts the
     keys: text in byte order on PostgreSQL too (its own collation may differ from SQLite's,
-    and a merge needs one order on both sides)."""
+    and a merge needs one order on both sides). A row that does not decode is told to
+    `unreadable` and left out."""
     column = _position_column(table)
     bytewise = conn.dialect.name == "postgresql"
     order = [
         sa.collate(table.c[k], "C") if bytewise and isinstance(table.c[k].type, sa.String) else table.c[k] for k in keys
     ]
-    statement = sa.select(table).order_by(*order)
+    # The stored values as the driver gives them, each decoded here as the column's type
+    # would: SQLite keeps any text in a JSON or time column, and one that no longer decodes
+    # is a row to name (`unreadable`), not a failure of the whole check.
+    names = [c.name for c in table.columns]
+    raw = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in table.columns]
+    statement = sa.select(*raw).order_by(*order)
     if column is not None:
         statement = statement.where(column <= bound)
     result = conn.execution_options(yield_per=_CHUNK).execute(statement)
+    driver_types = [described[1] for described in result.cursor.description]  # as SQLAlchemy passes them
+    decoders = [
+        c.type.dialect_impl(conn.dialect).result_processor(conn.dialect, driver_type)
+        for c, driver_type in zip(table.columns, driver_types, strict=True)
+    ]
     for row in result:
-        values = row._mapping
-        yield tuple(values[k] for k in keys), {k: _plain(v) for k, v in values.items()}
+        values: dict[str, Any] = {}
+        for name, stored, decode in zip(names, row, decoders, strict=True):
+            try:
+                values[name] = stored if decode is None else decode(stored)
+            except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+                unreadable(
+                    f"the row {_key(keys, tuple(row._mapping[k] for k in keys))} does not read back ({name}: {exc})"
+                )
+                break
+        else:
+            yield tuple(values[k] for k in keys), {k: _plain(v) for k, v in values.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
@@ -922,4 +923,28 @@ def test_verify_names_an_audit_row_forged_past_the_last_event(ledger_url: str) -
     past = f"(past the store's last event, {head_now})"
     assert ("audit", f"table entries: a row position={forged_at} that no event gives {past}") in reasons, reasons
     assert ("history", f"table entries: a row position={forged_at} that no event gives {past}") in reasons, reasons
+    assert not report["ok"]
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "forged"),
+    [("audit", "spec", "not json"), ("audit", "started_at", "garbage"), ("history", "actor", "[1")],
+)
+def test_verify_names_a_read_model_row_that_does_not_read_back(
+    tmp_path: Any, table: str, column: str, forged: str
+) -> None:
+    """SQLite keeps whatever a column is given: a row whose JSON or time no longer decodes
+    made `ledger verify` fail with an internal error instead of naming the row."""
+    with open_ledger(f"sqlite:///{tmp_path / 'l.db'}") as ledger:
+        build_world(ledger)
+        ledger.runner.catch_up()
+        entries = getattr(ledger.projections, table).entries
+        with ledger.read_models.begin() as conn:
+            at = conn.execute(sa.select(sa.func.min(entries.c.position))).scalar_one()
+        with contextlib.closing(raw_sqlite(ledger)) as conn:
+            conn.execute(f"UPDATE {entries.name} SET {column} = ? WHERE position = ?", (forged, at))
+            conn.commit()
+        report = verify_ledger(ledger)
+    reasons = [bad["reason"] for bad in report["read_models"]["bad"] if bad["read_model"] == table]
+    assert any(r.startswith(f"table entries: the row position={at} does not read back ({column}:") for r in reasons)
     assert not report["ok"]
