@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -132,12 +133,30 @@ def check_snapshots(app: Any) -> tuple[int, list[BadSnapshot]]:
         curs.execute(_select_all(recorder))
         rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in curs.fetchall()]  # dict rows on PG
     versions: dict[uuid.UUID, list[int]] = {}
-    for stream, version in rows:
-        versions.setdefault(uuid.UUID(str(stream)), []).append(int(version))
     bad: list[BadSnapshot] = []
+    for stream, version in rows:
+        key = _stored_stream(stream)
+        if key is None or type(version) is not int:
+            # SQLite keeps any text: no read finds such a row (the library looks a stream
+            # up by its own spelling), and there is nothing to compare it with.
+            reason = f"its stream id {stream!r} or version {version!r} is not as the ledger writes them"
+            bad.append(BadSnapshot(str(stream), version if type(version) is int else -1, reason))
+            continue
+        versions.setdefault(key, []).append(version)
     for stream in sorted(versions, key=str):
         bad += _check_stream(app, stream, sorted(versions[stream]))
     return len(rows), bad
+
+
+_STORED_STREAM = re.compile("[0-9a-f]{32}")  # how the SQLite recorder writes a UUID
+
+
+def _stored_stream(raw: Any) -> uuid.UUID | None:
+    """The stream id of a stored snapshot row (a UUID on PostgreSQL, the library's 32
+    lower-case hex digits on SQLite), or None for any other value."""
+    if isinstance(raw, uuid.UUID):
+        return raw
+    return uuid.UUID(raw) if isinstance(raw, str) and _STORED_STREAM.fullmatch(raw) else None
 
 
 def _check_stream(app: Any, stream: uuid.UUID, versions: list[int]) -> list[BadSnapshot]:

@@ -173,3 +173,21 @@ def test_verify_reads_a_snapshot_of_an_older_class_version_as_a_load_does() -> N
     assert _differs(group, old) is None
     old.state["members"] = {"u2": True}  # what it held is still compared
     assert _differs(group, old) == "it differs from its events in members"
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    ["originator_version = 'x'", "originator_id = 'not-a-uuid'", "originator_id = upper(originator_id)"],
+)
+def test_verify_names_a_snapshot_whose_stream_or_version_is_not_as_written(tmp_path: Any, assignment: str) -> None:
+    """SQLite keeps any text: a version that is no number, or a stream id that is no UUID,
+    made `ledger verify` fail with an internal error; a stream id in capitals was passed
+    over in silence (no read finds it, so nothing compared it)."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with open_ledger(url) as ledger:
+        _build(ledger)
+        _behind_its_back(ledger, f"UPDATE {{table}} SET {assignment}", "")
+    report = _verify(url)
+    assert not report["ok"]
+    (bad,) = report["snapshots"]["bad"]
+    assert "not as the ledger writes them" in bad["reason"], bad
