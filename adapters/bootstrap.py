@@ -39,7 +39,7 @@ from projections.database import ReadModelDatabase
 from projections.projection import Projection
 from projections.registry import build_projections, shared_projections
 from projections.runner import ProjectionRunner
-from projections.usage import UsageProjection
+from projections.usage import UsageProjection, zone_key
 
 log = logging.getLogger(__name__)
 
@@ -132,16 +132,22 @@ class Ledger:
 
     def _erase_in_other_zones(self) -> None:
         """The usage read models of other time zones in this database (a report run with
-        --timezone builds one) hold the kernels' sealed values in clear too: each one of
-        this code's version is caught up now, so that it applies the erasure instead of
-        keeping them until a process of its zone next reads it."""
-        held = {key for _version, key in self.runner.active.values()}
+        --timezone builds one) hold the kernels' sealed values in clear too: each is caught
+        up now, so that it applies the erasure instead of keeping them until a process of
+        its zone next reads it. One of an older version (no process of its zone has opened
+        with this code since an upgrade) cannot apply it: this code's version is built and
+        switched in, and the older tables go, as such a process opening would do."""
         for zone in sorted(available_timezones()):
-            if zone == self.timezone or UsageProjection.versioned_name_in(zone) not in held:
-                continue
+            found = self.runner.active.get(f"{UsageProjection.name}_{zone_key(zone)}")
+            if zone == self.timezone or found is None or found[0] > UsageProjection.version:
+                continue  # none in this database, or a newer one that newer code keeps
             try:
                 runner = _runner(self.app, self.read_models, [shared_projections(zone).usage], zone)
-                runner.refresh()
+                if found[0] == UsageProjection.version:
+                    runner.refresh()
+                else:
+                    runner.setup()
+                    runner.build_pending()
                 runner.catch_up()
             except Exception:  # one zone's failure leaves the others and the checkpoint to run
                 log.exception("erasure committed; catching up the usage read model of %s failed", zone)

@@ -249,3 +249,37 @@ def test_a_purge_empties_another_time_zones_usage_read_model_of_its_kernels(ledg
     assert ledger.queries.group(GROUPS[0]) is None  # purged indeed
     with ledger.read_models.connect() as conn:
         assert conn.execute(held).scalars().all() == []
+
+
+def test_a_purge_empties_another_zones_usage_read_model_of_an_older_version(
+    ledger: Ledger, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another zone's usage read model is of the version the code that last read it had:
+    after an upgrade that bumped it, no process of that zone has built the new version
+    yet. The erasure caught up only this code's version of each zone, so the older one
+    kept the purged group's session names, user ids and access keys in clear."""
+    from projections.usage import UsageProjection
+
+    for command in PURGED_GROUPS_WORLD:
+        run(ledger, command, audited=True)
+    monkeypatch.setattr(UsageProjection, "version", UsageProjection.version - 1)  # the release before
+    with open_ledger(ledger_url, timezone="Asia/Seoul") as seoul:
+        seoul.runner.catch_up()
+    monkeypatch.undo()
+
+    def held() -> list[str]:
+        """The session names of the group in Seoul's kernels tables, any version's, retired ones too."""
+        with ledger.read_models.connect() as conn:
+            names = [n for n in sa.inspect(conn).get_table_names() if n.endswith("asia_seoul_kernels")]
+            return [
+                name
+                for table in names
+                for name in conn.execute(
+                    sa.text(f'SELECT session_name FROM "{table}" WHERE group_id = :g'), {"g": str(GROUPS[0])}
+                ).scalars()
+            ]
+
+    assert held() == [session_name(0, 0)]  # the older version's table only
+    run(ledger, ("group_purge", 0), audited=True)
+    assert ledger.queries.group(GROUPS[0]) is None  # purged indeed
+    assert held() == []
