@@ -23,7 +23,7 @@ from adapters.store import LedgerApplication
 from adapters.store.application import reading
 from domain.catalog import EntityType
 from domain.entity import FieldChanges, diff_fields
-from domain.errors import InvalidAPIParameters, StoreUnavailable
+from domain.errors import DamagedEvent, InvalidAPIParameters, StoreUnavailable
 from domain.group.types import GroupData
 from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
@@ -337,6 +337,14 @@ class Queries:
                     events[number] = {e.originator_version: e for e in stored}
         except PersistenceError as exc:
             raise StoreUnavailable(f"event store read failed: {exc}") from exc
+        missing = next((row for row in rows if row.version not in events[row.stream]), None)
+        if missing is not None:
+            # The index names an event its stream no longer has (moved or removed behind the
+            # ledger's back): the store is damaged, and a KeyError said nothing of it.
+            raise DamagedEvent(
+                f"event {missing.position} (version {missing.version} of stream {numbers[missing.stream]}) "
+                "is gone from its stream: `ledger verify` names it"
+            )
         return [_history_entry(row, entity_type, str(entity_id), events[row.stream][row.version]) for row in rows]
 
     @checked

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.bootstrap import Ledger
 from domain.errors import DamagedEvent, InvalidAPIParameters
-from tests.adapters.store.raw import cut_event_state
+from tests.adapters.store.raw import cut_event_state, move_event_version
 from tests.policies import create, delete, modify
 
 POLICY = "keypair_resource_policy"
@@ -125,3 +125,14 @@ def test_bad_cursors_and_sizes_are_refused_naming_the_field(
     with pytest.raises(InvalidAPIParameters) as refused:
         ledger.queries.history(POLICY, "paged", **arguments)
     assert refused.value.field == field
+
+
+def test_a_history_whose_event_left_its_version_names_the_damage(ledger: Ledger) -> None:
+    """An event given another version behind the ledger's back: the history index names it
+    at its old version, which the stream no longer has, and `history` failed with an
+    internal error (KeyError) instead of saying the store was damaged."""
+    whole = _long_lived(ledger)
+    ledger.app.cache.clear()
+    move_event_version(ledger, whole[3].position, 99)
+    with pytest.raises(DamagedEvent, match=r"ledger verify"):
+        ledger.queries.history(POLICY, "paged")

@@ -59,3 +59,20 @@ def cut_event_state(ledger: Ledger, position: int, keep: int = 20) -> None:
             f"UPDATE {table} SET state = substring(state from 1 for %s) WHERE notification_id = %s", (keep, position)
         )
         pg.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+def move_event_version(ledger: Ledger, position: int, version: int) -> None:
+    """Gives the event at `position` another version of its stream, behind the ledger's
+    back: the history index still names it at its old version, which the stream no
+    longer has."""
+    table = ledger.config.events_table
+    if ledger.config.kind == "sqlite":
+        with contextlib.closing(raw_sqlite(ledger)) as conn:
+            conn.execute(f"DROP TRIGGER {table}_no_update")
+            conn.execute(f"UPDATE {table} SET originator_version = ? WHERE rowid = ?", (version, position))
+            conn.commit()
+        return
+    with raw_postgres(ledger) as pg:
+        pg.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        pg.execute(f"UPDATE {table} SET originator_version = %s WHERE notification_id = %s", (version, position))
+        pg.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
