@@ -6,8 +6,10 @@ shared out between processes (`projections.projection.split`, by each one's `cos
 process catches up the first share, a spawned worker each other one. Every worker is an
 ordinary runner, so everything the engine guarantees holds for each share: batches are
 exactly-once, a killed worker's share resumes from its tracking row, and each pending
-version is activated by whoever brings it up to date. At the end this process catches up
-all of them once more (events stored meanwhile) and activates what is left.
+version is switched in only by this process's last catch-up of all of them (events stored
+meanwhile), once every share has caught up: old code refuses every read as soon as one of
+its versions is replaced, so one switched early took its reads down for the rest of the
+rebuild.
 
 A worker stops at its next batch if this process is gone, so killing a rebuild does not
 leave workers behind for long; what they committed is kept and the next rebuild resumes.
@@ -92,7 +94,9 @@ def catch_up(
     for process in processes:
         process.start()
     try:
-        runner.catch_up(shares[0], overall)
+        # Nothing is switched in until every share has caught up (the last catch-up below):
+        # old code refuses every read once one of its versions is replaced.
+        runner.catch_up(shares[0], overall, activate=False)
         head = ledger.app.recorder.max_notification_id() or 0
         while any(process.is_alive() for process in processes):
             for process in processes:
@@ -141,7 +145,8 @@ def _worker(config: StoreConfig, timezone: str, keys: list[str], batch_size: int
             candidates = [*runner.projections, *runner.builds()]
             # A projection that stalls is recorded as stalled and the worker ends normally:
             # the parent reports it.
-            runner.catch_up([p for p in candidates if p.storage_name in keys], stop_if_orphaned)
+            # The parent switches the versions in once every share has caught up.
+            runner.catch_up([p for p in candidates if p.storage_name in keys], stop_if_orphaned, activate=False)
     except LedgerError as exc:
         errors.put(f"{', '.join(keys)}: {exc}")
         raise SystemExit(1) from None

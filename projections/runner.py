@@ -105,19 +105,23 @@ class ProjectionRunner(Versions):
             self.catch_up(self.pending(), progress)
             self.drop_retired_tables()  # the replaced tables: this process is building anyway
 
-    def catch_up(self, only: Sequence[Projection] | None = None, progress: Progress | None = None) -> int:
+    def catch_up(
+        self, only: Sequence[Projection] | None = None, progress: Progress | None = None, *, activate: bool = True
+    ) -> int:
         """Applies every event recorded so far (to `only` these projections, if given) and
         activates each pending version (and swaps in each forced rebuild) that has caught
         up; returns the position reached by those not stalled. A projection whose handler
         raises stalls there alone (`_apply_isolated`); the others go on past it.
         `progress(position, head)` is called before each batch and at the end. An event
-        store that cannot be read (lost since the ledger opened) is `StoreUnavailable`."""
+        store that cannot be read (lost since the ledger opened) is `StoreUnavailable`.
+        `activate=False` leaves what has caught up unswitched: a rebuild shared between
+        processes switches its versions in only once all of them have caught up."""
         try:
-            return self._catch_up(only, progress)
+            return self._catch_up(only, progress, activate)
         except PersistenceError as exc:
             raise StoreUnavailable(f"event store read failed: {exc}") from exc
 
-    def _catch_up(self, only: Sequence[Projection] | None, progress: Progress | None) -> int:
+    def _catch_up(self, only: Sequence[Projection] | None, progress: Progress | None, activate: bool) -> int:
         chosen = self.projections if only is None else list(only)
         if not chosen:
             return self.recorder.max_notification_id() or 0
@@ -139,7 +143,7 @@ class ProjectionRunner(Versions):
                             if self._next_batch(moving, low, head):
                                 continue
                     # A forced rebuild the active version got past meanwhile catches up further.
-                    if not self._activate_caught_up(chosen, head):
+                    if not activate or not self._activate_caught_up(chosen, head):
                         return low
                 except BuildGone:
                     # Found gone midway (its batch rolled back): done, as the filter above says

@@ -28,6 +28,7 @@ from adapters.bootstrap import Ledger, open_ledger
 from adapters.store import parse_url
 from projections.database import ReadModelDatabase
 from projections.history import HistoryProjection
+from projections.registry import build_projections
 from projections.runner import ProjectionRunner
 from projections.tracking import tables_of
 from projections.usage import UsageProjection
@@ -304,3 +305,31 @@ def test_a_shared_rebuild_killed_at_a_random_moment_resumes_and_leaves_no_worker
         assert ledger.runner.pending() == []
         ledger.runner.catch_up()
         assert dump(ledger.read_models, ledger.projections.all()) == clean_rebuild(ledger)
+
+
+def active_versions(db: ReadModelDatabase) -> dict[str, int]:
+    with db.connect() as conn:
+        return {r.name: r.version for r in conn.execute(sa.select(ProjectionRunner.versions))}
+
+
+def test_a_shared_rebuild_switches_no_read_model_before_every_one_has_caught_up(ledger_url: str) -> None:
+    """A worker activated its share of the new versions when that share had caught up: from
+    then on old code refused every read (its servers answered 503 on every route) while the
+    rest of the rebuild went on for minutes, and new code could not serve before it ended."""
+    with old_code(), open_ledger(ledger_url) as old:
+        head = write_workload(old, kernels=1500)
+        old.runner.catch_up()
+    new = [p.storage_name for p in build_projections(sa.MetaData(), "UTC").all()]
+    with read_models(ledger_url) as db:
+        before = active_versions(db)
+        behind_at_the_first_switch = None
+        with process(ledger_url, "projections", "rebuild", "--workers", "2", "--batch-size", "7") as rebuild:
+            while rebuild.poll() is None and behind_at_the_first_switch is None:
+                if active_versions(db) != before:  # positions only grow: read after the switch seen
+                    reached = positions(db)
+                    behind_at_the_first_switch = {key: reached[key] for key in new if reached[key] < head}
+                time.sleep(0.005)
+            _, stderr = rebuild.communicate(timeout=120)
+        assert rebuild.returncode == 0, stderr
+        assert {name: version + 1 for name, version in before.items()} == active_versions(db)
+    assert behind_at_the_first_switch == {}
