@@ -167,6 +167,8 @@ def run(
     from projections.status import describe_stall
 
     state = state_of(ctx)
+    # A follower on a mistyped path or schema made an empty ledger there and followed it for good.
+    refuse_a_missing_ledger(state.db, "nothing to follow")
     reached = 0
 
     def caught_up(position: int) -> None:
@@ -248,6 +250,8 @@ def rebuild(
     from projections.status import describe_stall, ways_out
 
     state = state_of(ctx)
+    # Opened on a mistyped path or schema, it made an empty ledger there: "nothing to rebuild", exit 0.
+    refuse_a_missing_ledger(state.db, "nothing to rebuild")
     with between_batches() as stop, _ledger(state) as ledger:
         runner = ledger.runner
         named = _projections(runner, name)
@@ -389,6 +393,7 @@ def skip(
     from projections.status import describe_stall
 
     state = state_of(ctx)
+    refuse_a_missing_ledger(state.db, "nothing to skip")  # a ledger made here has no stall
     with _ledger(state) as ledger:
         stable_name = _stalled_read_model(ledger.runner, name)
         action = SkipProjectionEventAction(projection=stable_name, position=position, reason=reason)

@@ -295,6 +295,32 @@ def test_a_command_that_only_reads_refuses_a_ledger_that_is_not_there(ledger_url
     assert "p" in stdout_of(ledger_url, "policy", "list")
 
 
+READ_MODEL_WORK = [
+    (("projections", "rebuild"), "nothing to rebuild"),
+    (("projections", "rebuild", "--force"), "nothing to rebuild"),
+    (("projections", "run", "--once"), "nothing to follow"),
+    (("projections", "skip", "usage_utc", "--position", "1", "--reason", "r"), "nothing to skip"),
+]
+
+
+def test_read_model_work_refuses_a_ledger_that_is_not_there(ledger_url: str) -> None:
+    """Read models are built from the events: on a mistyped path or schema, `projections
+    rebuild` made an empty ledger there (and a key file) and said `nothing to rebuild`,
+    exit 0, and a follower (`projections run`) followed that empty ledger for good while
+    the real one's read models were kept current by nothing."""
+    for command, nothing in READ_MODEL_WORK:
+        line = refused(ledger_url, *command)
+        assert line.startswith("error: configuration_invalid: no ledger "), (command, line)
+        assert f"{nothing} (a ledger is made by a command that writes)" in line, (command, line)
+    config = parse_url(ledger_url)
+    if config.sqlite_path is not None:
+        assert list(config.sqlite_path.parent.iterdir()) == []  # no file, no key file
+    else:
+        assert not postgres_is_set_up(config)
+    ok(ledger_url, "policy", "create", "p")
+    assert "rebuilt" in stdout_of(ledger_url, "projections", "rebuild", "--force", "keypair_resource_policies")
+
+
 def strip_to_the_first_release(url: str) -> None:
     """Leaves of a ledger what its first releases wrote beside the events: the snapshots,
     the runner's tracking and read models (no hash chain, no versioned read models, no
