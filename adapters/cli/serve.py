@@ -189,7 +189,13 @@ def _serve(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
         # uvicorn says it when it binds (`--port 0`: which port it took); it does not bind here.
         logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port)
     if config.workers > 1:
-        Multiprocess(config, sockets=sockets).run()
+        from adapters.http.app import SUPERVISOR_VARIABLE
+
+        os.environ[SUPERVISOR_VARIABLE] = str(os.getpid())  # the workers stop once this process is gone
+        try:
+            Multiprocess(config, sockets=sockets).run()
+        finally:
+            del os.environ[SUPERVISOR_VARIABLE]
         return
     server = uvicorn.Server(config)
     with suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import gc
 import os
+import signal
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -340,7 +342,29 @@ def _headers(document: dict[str, Any]) -> None:
 
 def app_from_environment() -> FastAPI:
     """The app `ledger serve` runs in each worker: the ledger at $LEDGER_DATABASE_URL."""
+    _stop_when_orphaned(os.environ.get(SUPERVISOR_VARIABLE))
     return create_app(os.environ.get("LEDGER_DATABASE_URL"), server_process=True)
+
+
+# The pid of `ledger serve --workers N`, which its workers watch (set by adapters.cli.serve).
+SUPERVISOR_VARIABLE = "LEDGER_SERVE_SUPERVISOR"
+ORPHAN_CHECK_SECONDS = 0.5
+
+
+def _stop_when_orphaned(supervisor: str | None) -> None:
+    """In a worker of `--workers N`: SIGTERM to itself (uvicorn's graceful stop) once its
+    supervisor is gone. uvicorn's workers do not notice it: after a `kill -9` of the server
+    (or the OOM killer) they went on serving the code they had loaded, for good, and held
+    the port, so the restarted server could not listen."""
+    if supervisor is None or str(os.getppid()) != supervisor:
+        return  # not a worker (one-process serving, another ASGI server), or already orphaned
+
+    def watch() -> None:
+        while str(os.getppid()) == supervisor:
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="ledger-orphan-watch", daemon=True).start()
 
 
 GC_YOUNG_THRESHOLD = 10_000

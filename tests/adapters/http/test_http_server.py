@@ -5,12 +5,15 @@ If-Match, a POST retried after its response was lost, the operator endpoints and
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -220,3 +223,42 @@ def test_two_workers_start_and_serve() -> None:
             assert client.get("/readyz").status_code == 200
             listed = client.get(BASE, params={"name_prefix": "p-"}, headers=tokens.headers()).json()
             assert sorted(p["name"] for p in listed["items"]) == sorted(names)
+
+
+def test_the_workers_of_a_killed_server_stop_and_free_its_port() -> None:
+    """`kill -9` of a `--workers 2` server (an operator, the OOM killer) left its workers
+    serving for good, with the code they had loaded, and holding the port: the restarted
+    server then failed with `cannot listen on ...: Address already in use`."""
+    with fresh_url("sqlite") as url, populated(url), serving(url, workers=2) as server:
+        workers = [pid for pid in _children(server.pid) if b"spawn_main" in _cmdline(pid)]
+        assert len(workers) == 2
+        os.kill(server.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)  # type: ignore[union-attr]
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "the workers of the killed server go on serving"
+            time.sleep(0.1)
+        server.start()  # on the same port
+        with httpx.Client(base_url=server.base, timeout=10.0) as client:
+            assert client.get("/healthz").status_code == 200
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(child) for child in (task / "children").read_text().split()}
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
