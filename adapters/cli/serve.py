@@ -233,5 +233,23 @@ def _check_settings(url: str | None) -> None:
     from adapters.http.app import http_threads
 
     http_threads()
+    _check_metrics_folder()
     with open_ledger(url):  # None: $LEDGER_DATABASE_URL, whose refusal names the variable
         pass
+
+
+def _check_metrics_folder() -> None:
+    """The operator's PROMETHEUS_MULTIPROC_DIR must be a folder the server can write to:
+    prometheus_client opens its files there at a metric's first use, so a missing one
+    (a typo, a tmpfs not mounted) let the server start, then logged a traceback on every
+    request and answered /metrics with 500."""
+    from domain.errors import ConfigurationError
+
+    folder = os.environ.get(MULTIPROCESS_VARIABLE)
+    if folder is None:
+        return
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigurationError(
+            f"{MULTIPROCESS_VARIABLE}: {folder!r} is not a folder this process can write to "
+            "(the metrics of every worker are kept there): make it, or unset the variable"
+        )

@@ -171,6 +171,27 @@ def test_serve_refuses_an_empty_address_and_an_unknown_log_level_before_it_start
     assert served == []
 
 
+def test_serve_refuses_a_metrics_folder_it_cannot_write_to(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PROMETHEUS_MULTIPROC_DIR naming a folder that is not there (a typo, a tmpfs not
+    mounted): the server started, then every request logged prometheus_client's
+    FileNotFoundError traceback, twice, and /metrics answered 500, for as long as it ran."""
+    from adapters.cli import serve
+
+    served: list[object] = []
+    monkeypatch.setattr(serve, "_serve", lambda *args: served.append(args))  # never serves here
+    (tmp_path / "a-file").write_text("")
+    for folder in (tmp_path / "missing", tmp_path / "a-file"):
+        for workers in ("1", "2"):
+            env = {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+            line = error_line(ledger(db, "serve", "--port", "0", "--workers", workers, env=env), 1)
+            assert line.startswith(f"error: configuration_invalid: PROMETHEUS_MULTIPROC_DIR: '{folder}' "), line
+    assert served == []
+    ok(db, "serve", "--port", "0", "--workers", "2", env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert len(served) == 1
+
+
 def serve_refused(db: str, *args: str) -> str:
     """The stderr of a `ledger serve` process that must not start: usage error, exit 2."""
     command = [*ledger_command(), "--db", db, "serve", *args]
