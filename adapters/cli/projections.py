@@ -467,7 +467,13 @@ def _progress_bar() -> Iterator[Any]:
 
 
 def _standing(ledger: Ledger) -> int:
-    """The position every read model of this code that is not stalled has reached."""
+    """The position every read model of this code that is not stalled has reached: of a
+    version this code builds (pending), the build's position, not that of the version
+    still served, which stood at the head while the build was far behind."""
     ours = {p.stable_name for p in ledger.projections.all()}
-    found = [s.position for s in ledger.runner.status() if s.name in ours and s.stall is None]
-    return min((position for position in found if position is not None), default=0)
+    found = [
+        (s.position, s.stall) if s.pending_version is None else (s.pending_position, s.pending_stall)
+        for s in ledger.runner.status()
+        if s.name in ours
+    ]
+    return min((position for position, stall in found if position is not None and stall is None), default=0)

@@ -17,6 +17,7 @@ from adapters.bootstrap import open_ledger
 from adapters.cli.app import Terminated, between_batches
 from tests.adapters.cli.helpers import ROOT, as_json, ok
 from tests.projections.commands import write_workload
+from tests.projections.readmodels import old_code
 
 
 @pytest.mark.parametrize(("signum", "raised"), [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
@@ -119,6 +120,28 @@ def test_a_follower_waiting_for_its_next_poll_stops_at_once(
     out, err = stop_when(child, lambda: min(read_model_positions(ledger_url)) == head, signum)
     assert (child.returncode, out) == (0, f"read models at position {head}\n"), err
     assert err.splitlines()[-1] == f"follower stopped by {how}"
+
+
+def pending_positions(url: str) -> list[int]:
+    return [s["pending_position"] or 0 for s in as_json(url, "projections", "status") if s["pending_version"]]
+
+
+@pytest.mark.slow
+def test_a_catch_up_building_new_versions_says_where_they_stand_when_stopped(ledger_url: str) -> None:
+    """A follower of new code builds the pending versions; stopped midway it said the read
+    models were at the head (the versions still served, long caught up), while the versions
+    it was building stood far behind it: the operator read the work as done."""
+    with old_code(), open_ledger(ledger_url) as old:
+        head = write_workload(old, kernels=300)
+        old.runner.catch_up()
+    child = follower(ledger_url, "--batch-size", "5", "--once")
+    _, err = stop_when(child, lambda: max(pending_positions(ledger_url), default=0) > 0, signal.SIGINT)
+    left = min(pending_positions(ledger_url))
+    assert 0 < left < head  # stopped midway
+    assert (
+        err.splitlines()[-1]
+        == f"error: interrupted: catch-up stopped by Ctrl-C with the read models at position {left}"
+    )
 
 
 def history_rebuild_position(url: str) -> int | None:
