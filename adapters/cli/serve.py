@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -21,9 +22,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.cli.app import state_of
+from adapters.cli.app import Terminated, state_of
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     import uvicorn
 
 URL_VARIABLE = "LEDGER_DATABASE_URL"  # adapters.store.config's, without loading the store at start-up
@@ -198,10 +201,21 @@ def _serve(config: uvicorn.Config, sockets: list[socket.socket]) -> None:
             del os.environ[SUPERVISOR_VARIABLE]
         return
     server = uvicorn.Server(config)
-    with suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how a server is stopped
-        server.run(sockets=sockets)
+    # As uvicorn.run: Ctrl-C is how a server is stopped, and so is SIGTERM (as with --workers
+    # N, where uvicorn's supervisor exits 0): uvicorn shuts down gracefully, then raises the
+    # signal again for the handler it found, which for SIGTERM was the default one, death.
+    previous = signal.signal(signal.SIGTERM, _sigterm_raises)
+    try:
+        with suppress(KeyboardInterrupt):
+            server.run(sockets=sockets)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if not server.started:
         raise typer.Exit(STARTUP_FAILURE)
+
+
+def _sigterm_raises(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated
 
 
 @contextmanager

@@ -262,3 +262,14 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_server_stopped_by_sigterm_exits_0(workers: int) -> None:
+    """A service manager stops a server with SIGTERM, after which it exits 0, as a follower
+    does and `--workers 2` did; one worker died of the signal uvicorn raised again once it
+    had shut down (exit 143 to a shell), as if it had been killed."""
+    with fresh_url("sqlite") as url, populated(url), serving(url, workers=workers) as server:
+        assert server.process is not None
+        server.process.terminate()
+        assert server.process.wait(timeout=30) == 0, server.output()
