@@ -137,31 +137,35 @@ def load_master_key(config: StoreConfig, environ: Mapping[str, str] | None = Non
 
 
 def _decode(text: str, where: str) -> MasterKey:
+    """`where` names what held the text, as each refusal begins (`_from_variable`,
+    `_key_file`)."""
     text = text.strip()
     if not text:
-        raise ConfigurationError(f"{MASTER_KEY_VARIABLE}: {where} is empty")
+        raise ConfigurationError(f"{where} is empty")
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigurationError(f"{MASTER_KEY_VARIABLE}: {where} is not base64") from None
+        raise ConfigurationError(f"{where} is not base64") from None
     if len(raw) != KEY_BYTES:
-        raise ConfigurationError(
-            f"{MASTER_KEY_VARIABLE}: {where} decodes to {len(raw)} bytes, not the {KEY_BYTES} of a master key"
-        )
+        raise ConfigurationError(f"{where} decodes to {len(raw)} bytes, not the {KEY_BYTES} of a master key")
     return MasterKey(raw)
 
 
 def _from_variable(value: str) -> MasterKey:
     if not value.startswith(FILE_PREFIX):
-        return _decode(value, "the value")
+        return _decode(value, f"{MASTER_KEY_VARIABLE}: the value")
     name = value[len(FILE_PREFIX) :].strip()
     if not name:
         raise ConfigurationError(f"{MASTER_KEY_VARIABLE}: {FILE_PREFIX} names no file")
     path = Path(name)
-    return _decode(_read_key_file(path), f"the file {str(path)!r}")
+    return _decode(
+        _read_key_file(path, f"{MASTER_KEY_VARIABLE}: the key file"), f"{MASTER_KEY_VARIABLE}: the file {str(path)!r}"
+    )
 
 
-def _read_key_file(path: Path) -> str:
+def _read_key_file(path: Path, named: str) -> str:
+    """The key file's text; `named` begins a refusal (the variable names the file, or the
+    ledger's own file beside it is read)."""
     try:
         with path.open("rb") as file:
             # A key file is 45 bytes: an endless one (/dev/zero) was read whole, until MemoryError.
@@ -169,9 +173,7 @@ def _read_key_file(path: Path) -> str:
     except UnicodeDecodeError:
         return "!"  # not base64: _decode says so, without the bytes
     except OSError as exc:
-        raise ConfigurationError(
-            f"{MASTER_KEY_VARIABLE}: cannot read the key file {str(path)!r}: {exc.strerror or exc}"
-        ) from None
+        raise ConfigurationError(f"{named} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
 
 
 def _key_file(path: Path) -> MasterKey:
@@ -201,7 +203,10 @@ def _key_file(path: Path) -> MasterKey:
                     f"{MASTER_KEY_VARIABLE} is not set and the key file {str(path)!r} cannot be created: "
                     f"{exc.strerror or exc}"
                 ) from None
-    return _decode(_read_key_file(path), f"the key file {str(path)!r}")
+    # The ledger's own file, read when the variable is unset: refusals say so, not that the
+    # variable (which may never have been set) holds something wrong.
+    unset = f"{MASTER_KEY_VARIABLE} is not set and the key file"
+    return _decode(_read_key_file(path, unset), f"{unset} {str(path)!r}")
 
 
 def _holds_keys(database: Path) -> bool:
@@ -236,7 +241,7 @@ def finish_rotation(config: StoreConfig, keys: SubjectKeys) -> bool:
         return False
     pending, old = pending_key_file(path), keys.master
     try:
-        keys.master = _decode(_read_key_file(pending), f"the key file {str(pending)!r}")
+        keys.master = _decode(_read_key_file(pending, "the pending key file"), f"the key file {str(pending)!r}")
         keys.check_master()
     except ConfigurationError:
         keys.master = old

@@ -110,7 +110,7 @@ SECRET = encoded(b"s3cret-bytes-of-the-wrong-size")  # 30 bytes
         ("not base64 at all!", None, "not base64"),
         (SECRET, None, "30 bytes"),
         ("file:", None, "names no file"),
-        ("file:{missing}", None, "cannot read the key file"),
+        ("file:{missing}", None, "cannot be read"),
         ("file:{holder}", SECRET.encode(), "30 bytes"),
         ("file:{holder}", b"\xff\xfe" + SECRET.encode(), "not base64"),
         ("file:{holder}", b"", "is empty"),
@@ -137,6 +137,22 @@ def test_a_key_file_that_is_not_a_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"the key file .* decodes to 30 bytes") as refused:
         load_master_key(sqlite_config(tmp_path), {})
     assert SECRET not in str(refused.value)
+
+
+def test_an_unreadable_key_file_beside_the_database_is_not_blamed_on_the_variable(tmp_path: Path) -> None:
+    """With the variable unset, a key file that cannot be read was refused as
+    "LEDGER_MASTER_KEY: cannot read the key file ...", sending an operator to a variable
+    they never set."""
+    (tmp_path / "ledger.db.key").mkdir()  # unreadable as a file, even by root
+    with pytest.raises(ConfigurationError) as refused:
+        load_master_key(sqlite_config(tmp_path), {})
+    message = str(refused.value)
+    assert message.startswith(f"{MASTER_KEY_VARIABLE} is not set and the key file ")
+    assert "cannot be read" in message
+    (tmp_path / "ledger.db.key").rmdir()
+    (tmp_path / "ledger.db.key").write_text("")
+    with pytest.raises(ConfigurationError, match=f"^{MASTER_KEY_VARIABLE} is not set and the key file .* is empty$"):
+        load_master_key(sqlite_config(tmp_path), {})
 
 
 def test_a_ledger_whose_key_file_is_lost_is_refused_and_no_other_key_file_is_made(
