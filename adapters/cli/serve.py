@@ -245,11 +245,19 @@ def _check_settings(url: str | None) -> None:
     reports a failed start as a traceback of each worker and exits 3."""
     from adapters.bootstrap import open_ledger
     from adapters.http.app import http_threads
+    from domain.errors import InvalidAPIParameters
 
     http_threads()
     _check_metrics_folder()
-    with open_ledger(url):  # None: $LEDGER_DATABASE_URL, whose refusal names the variable
-        pass
+    with open_ledger(url) as ledger:  # None: $LEDGER_DATABASE_URL, whose refusal names the variable
+        if ledger.config.kind == "sqlite" and ledger.config.sqlite_path is None:
+            # Each worker would hold a ledger of its own, gone when it stops, and no
+            # `ledger token issue` (another process) could reach it to make a bearer token.
+            raise InvalidAPIParameters(
+                "serve needs a ledger that outlives this process: an in-memory ledger would be each "
+                "worker's own, and no bearer token could be issued for it; give a file or a PostgreSQL URL",
+                field="url",
+            )
 
 
 def _check_metrics_folder() -> None:

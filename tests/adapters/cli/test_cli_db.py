@@ -155,6 +155,18 @@ def test_serve_refuses_what_its_workers_would_as_one_line(tmp_path: Path, db: st
         assert line.startswith(shown), line
 
 
+def test_serve_refuses_an_in_memory_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve --db sqlite:///:memory:` started a server that no bearer token could reach:
+    tokens are issued by another process (`ledger token issue`), into a ledger of its own."""
+    from adapters.cli import serve
+
+    served: list[object] = []
+    monkeypatch.setattr(serve, "_serve", lambda *args: served.append(args))  # never serves here
+    line = refused("sqlite:///:memory:", "serve", "--port", "0")
+    assert line.startswith("error: ledger_invalid_parameters: --db: serve needs a ledger that outlives this process")
+    assert served == []
+
+
 def test_serve_refuses_an_empty_address_and_an_unknown_log_level_before_it_starts(
     db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
