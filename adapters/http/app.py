@@ -356,8 +356,10 @@ def _stop_when_orphaned(supervisor: str | None) -> None:
     supervisor is gone. uvicorn's workers do not notice it: after a `kill -9` of the server
     (or the OOM killer) they went on serving the code they had loaded, for good, and held
     the port, so the restarted server could not listen."""
-    if supervisor is None or str(os.getppid()) != supervisor:
-        return  # not a worker (one-process serving, another ASGI server), or already orphaned
+    if supervisor is None:
+        return  # not a worker of `--workers N` (one-process serving, another ASGI server)
+    # A worker whose supervisor died while it was still starting (a loaded machine) is
+    # orphaned already: the watch below stops it at once instead of never.
 
     def watch() -> None:
         while str(os.getppid()) == supervisor:

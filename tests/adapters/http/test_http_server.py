@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from domain.token import RevokeTokenAction
 from domain.token.service import token_id_of
 from tests.adapters.http.api import HOME, issue, root_run
 from tests.adapters.http.server import HOST, Server, Tokens, populated, serving
-from tests.conftest import BACKENDS, fresh_url, require_postgres
+from tests.conftest import BACKENDS, PROJECT, fresh_url, require_postgres
 
 pytestmark = pytest.mark.slow
 BASE = "/v1/keypair-resource-policies"
@@ -241,6 +243,21 @@ def test_the_workers_of_a_killed_server_stop_and_free_its_port() -> None:
         server.start()  # on the same port
         with httpx.Client(base_url=server.base, timeout=10.0) as client:
             assert client.get("/healthz").status_code == 200
+
+
+def test_a_worker_whose_server_died_while_it_was_starting_stops() -> None:
+    """On a loaded machine the second worker may still be starting when the server is
+    killed: it found itself orphaned already at start, watched nothing, and served for good
+    (the test above then timed out in a full run)."""
+    watching = (
+        "import time; from adapters.http.app import _stop_when_orphaned; "
+        f"_stop_when_orphaned('{os.getpid() + 10**7}'); time.sleep(60)"  # a supervisor that is not its parent
+    )
+    worker = subprocess.Popen([sys.executable, "-c", watching], cwd=PROJECT)
+    try:
+        assert worker.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        worker.kill()
 
 
 def _children(pid: int) -> set[int]:
