@@ -10,6 +10,7 @@ from eventsourcing.utils import get_topic
 
 from domain.domains import Domain
 from domain.entity import Entity
+from domain.erasure import SubjectErasure as SubjectErasure  # its erasing events are registered on import
 from domain.group import Group
 from domain.group.aggregate import GROUP_FIELDS_PERSONAL, group_subject
 from domain.keypair import KeyPair

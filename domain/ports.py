@@ -103,3 +103,13 @@ class ClearHistory(Protocol):
         records, kernels). `key`: the entity's key, for its events stored before they
         named it."""
         ...
+
+
+@runtime_checkable
+class SubjectKeyCheck(Protocol):
+    """Whether a subject has a key, for an erasure of a subject no entity's stream holds."""
+
+    def has_key(self, subject: str) -> bool:
+        """Whether `subject` (`user:<id>`, `group:<id>`) has a stored data key: something
+        was sealed under it (a refused command's input) and no erasure destroyed it since."""
+        ...

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.entity import Entity
+from domain.erasure import SUBJECT_ERASURES
+from domain.personal import erased_fields
 from projections.projection import Handler, Projection
 
 
@@ -16,6 +18,10 @@ class EntityProjection(Projection):
     aggregate: ClassVar[type[Entity]]
     key_length: ClassVar[int] = 256
     cost: ClassVar[float] = 0.1  # policies, keypairs and groups change rarely
+    # The fields of a row that are personal values sealed under the entity's own subject,
+    # erased by an erasure that raced the entity's create (`erased_without_stream`). Not a
+    # group's: its dotfiles read [erased] do not decode (docs/ERASURE.md says what is left).
+    personal: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, metadata: sa.MetaData) -> None:
         super().__init__(metadata)
@@ -35,12 +41,32 @@ class EntityProjection(Projection):
         """The life of the projection's aggregate, which each subclass names (a subclass's
         own `@on` handler wins)."""
         entity = self.aggregate
-        return {
+        handlers: dict[type, Handler] = {
             entity.Created: self.created,
             entity.Recreated: self.recreated,
             entity.Modified: self.modified,
             entity.Deleted: self.deleted,
         }
+        if self.personal:
+            handlers |= dict.fromkeys(SUBJECT_ERASURES, self.erased_without_stream)
+        return handlers
+
+    def erased_without_stream(self, conn: Connection, event: Any, _position: int) -> None:
+        """An erasure on a stream of its own (domain/erasure.py) was decided while no stream
+        of this entity held its subject, but a create racing it may have sealed the new
+        entity's values under the key it destroyed: the row keeps what a rebuild reads then."""
+        kind, _, key = str(event.subject).partition(":")
+        if kind != self.aggregate.ENTITY_TYPE:
+            return
+        try:
+            stream = self.aggregate.id_for(key)
+        except ValueError:  # not an id of this kind: no row is keyed by it
+            return
+        rows = self.rows
+        found = conn.execute(sa.select(rows.c.fields).where(rows.c.stream_id == stream)).first()
+        if found is not None:
+            erased = erased_fields(found.fields, self.personal)
+            conn.execute(sa.update(rows).where(rows.c.stream_id == stream).values(fields=erased))
 
     def extra_columns(self) -> list[sa.Column[Any]]:
         return []

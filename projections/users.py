@@ -28,6 +28,7 @@ class UsersProjection(EntityProjection):
     version = 2  # 2: an erasing event leaves the row's email and full name ERASED (issue 14)
     aggregate = User
     key_length = 36
+    personal = USER_FIELDS_PERSONAL
 
     def computed_handlers(self) -> Mapping[type, Handler]:
         # The user's own erasing events (their subject is the user's): whichever the domain declares.

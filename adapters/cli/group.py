@@ -296,7 +296,9 @@ def group_purge(
 ) -> None:
     """Remove a group for good and erase its personal values (its key is destroyed); its name
     is free again. Refused while it has active kernels, vfolders mounted to them or active
-    endpoints, and while its history holds values stored in clear (see --accept-clear-history)."""
+    endpoints, and while its history holds values stored in clear (see --accept-clear-history).
+    A UUID with no group is erased too when refused commands sealed their input under it
+    (superadmin: a create refused)."""
     from domain.group import PurgeGroupAction
 
     state = state_of(ctx)
@@ -305,7 +307,11 @@ def group_purge(
             group_id=_group_key(state, ledger, group, domain), accept_clear_history=accept_clear_history
         )
         result = state.run(ledger.processors.group.purge_group, action)
-    before: GroupData = result.data
+    before: GroupData | None = result.data
+    if before is None:  # no group: what refused commands sealed under its id's key
+        said = f"erased group {result.group_id}: no such group, the input of refused commands naming it"
+        state.output({"id": str(result.group_id), "group": None}, lambda: typer.echo(said))
+        return
     state.output(before.to_json(), lambda: typer.echo(f"purged group {before.name!r} ({before.id})"))
 
 

@@ -174,15 +174,21 @@ def user_erase(
     ] = False,
 ) -> None:
     """Erase a user's personal values for good (superadmin): their key is destroyed, the email
-    and full name read [erased] everywhere. The user, its keypairs and groups stay."""
+    and full name read [erased] everywhere. The user, its keypairs and groups stay. An id with no
+    user is erased too when refused commands sealed their input under it (a create refused)."""
     from domain.user import EraseUserAction
 
     state = state_of(ctx)
     action = EraseUserAction(user_id=user_id, reason=reason, accept_clear_history=accept_clear_history)
     with state.ledger() as ledger:
         result = state.run(ledger.processors.user.erase_user, action)
-    user: UserData = result.user
+    user: UserData | None = result.user
     kept = f" ({result.clear_values} values stored in clear stay readable)" if result.clear_values else ""
+    if user is None:  # no user: what refused commands sealed under its id's key
+        data = {"clear_values": result.clear_values, "user_id": result.user_id, "user": None}
+        said = f"erased user {result.user_id}: no such user, the input of refused commands naming it{kept}"
+        state.output(data, lambda: typer.echo(said))
+        return
     data = {"clear_values": result.clear_values, **user_json(user)}
     state.output(data, lambda: typer.echo(f"erased user {user.user_id}{kept}"))
 

@@ -528,3 +528,4 @@ class AggregateStoreAdapter:
         self.existing = functools.partial(existing_streams, app.recorder)  # a batch's streams at once
         snapshots = None if app.snapshots is None else app.snapshots.recorder
         self.clear_history = functools.partial(clear_history, app.recorder, snapshots, app.mapper)  # for an erasure
+        self.has_key = app.keys.stored  # for an erasure of a subject no entity's stream holds

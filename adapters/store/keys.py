@@ -481,6 +481,13 @@ class SubjectKeys:
         self._remember({subject: data_key}, generation)
         return data_key
 
+    def stored(self, subject: str) -> bool:
+        """Whether the subject has a key row now, read from the store (not the cache: another
+        process may have erased it since this one cached it)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql.created, (subject,))
+            return _first(curs) is not None
+
     def made_after(self, subject: str, moment: datetime) -> bool:
         """Whether the subject's key was made after `moment` (read for a value that failed
         to open: rare, so not cached). False when it has no key."""

@@ -125,5 +125,18 @@ class DeleteGroupActionResult(_GroupResult):
 
 
 @dataclass(frozen=True)
-class PurgeGroupActionResult(_GroupResult):
-    """Carries the group as it was just before the purge."""
+class PurgeGroupActionResult(BaseActionResult):
+    """Carries the group as it was just before the purge, or None when the id names no
+    group: only the input of refused commands sealed under its key was erased
+    (docs/ERASURE.md, "A subject without an entity")."""
+
+    group_id: uuid.UUID
+    data: GroupData | None
+
+    def entity_id(self) -> str | None:
+        return str(self.group_id)
+
+    @property
+    def success(self) -> bool:
+        """As `_GroupResult.success`: a failure raises instead."""
+        return True

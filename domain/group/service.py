@@ -9,7 +9,9 @@ live users of the group's domain (as Backend.AI's association), each membership 
 on the user's stream too (`User.GroupJoined` / `GroupLeft`) in the same append, so adding
 a member and deleting that user conflict in the store; a purge releases its members.
 An admin (the acting role) cannot set a group's `total_resource_slots` above its
-domain's, slot by slot (a slot the domain does not list is unlimited).
+domain's, slot by slot (a slot the domain does not list is unlimited). A purge of an id
+that names no group, but whose key exists (a refused create sealed its input under it),
+erases that key by a `SubjectErasure` (domain/erasure.py): a superadmin's only.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.domains.service import require_domain
 from domain.entity import Entity
+from domain.erasure import SubjectErasure
 from domain.errors import GroupClearHistory, GroupSlotsAboveDomain, InvalidAPIParameters
 from domain.group.actions import (
     CreateGroupAction,
@@ -36,7 +39,7 @@ from domain.group.actions import (
 )
 from domain.group.aggregate import Group, GroupNameIndex, name_index_id
 from domain.group.types import GroupData
-from domain.ports import AggregateStore, ClearHistory, UnitOfWork, load_live
+from domain.ports import AggregateStore, ClearHistory, SubjectKeyCheck, UnitOfWork, load_live
 from domain.shown import plural
 from domain.usage import (
     UsagePerMonthAction,
@@ -56,6 +59,28 @@ GROUP = EntityType.GROUP
 def group_data(group: Group) -> GroupData:
     assert group.created_at is not None and group.changed_at is not None
     return GroupData.from_fields(group.id, group.created_at, group.changed_at, group.fields)
+
+
+def erase_without_group(
+    work: UnitOfWork, group_id: uuid.UUID, accept_clear_history: bool, history: ClearHistory | None
+) -> None:
+    """Erases `group:<id>` on its own stream (domain/erasure.py): no group was created, but
+    the input of a refused create is sealed under the id's key. Values stored in clear by
+    an older release are counted and refused as for a purge."""
+    subject = f"group:{group_id}"
+    events, values = (0, 0) if history is None else history.clear_history(group_id, str(group_id), subject)
+    if values and not accept_clear_history:
+        raise GroupClearHistory(
+            f"group {group_id}: {plural(events, 'stored event')} (audit records) "
+            f"{'hold' if events > 1 else 'holds'} "
+            f"{plural(values, 'personal value')} stored in clear before sealing existed, which a purge "
+            "cannot erase; accept that with accept_clear_history"
+        )
+    context = current_context()
+    requested_by = None if context is None else context.user_id or context.access_key
+    found = work.get(SubjectErasure.id_for(subject), SubjectErasure)
+    reason = "group purge of an id that names no group"  # a purge takes no reason: said in clear, no personal value
+    work.add(SubjectErasure.erase(found, subject, reason, requested_by, accept_clear_history, values))
 
 
 def load_group(work: UnitOfWork, group_id: uuid.UUID) -> Group:
@@ -110,6 +135,8 @@ class GroupService:
         self._store = store
         # A store that cannot hold clear values (the in-memory one) needs no check.
         self._history = history if history is not None or not isinstance(store, ClearHistory) else store
+        # A store without subject keys (the in-memory one) has nothing sealed to erase.
+        self._keys = store if isinstance(store, SubjectKeyCheck) else None
         self._reports = UsageReports(usage, timezone)
 
     @takes_action
@@ -187,8 +214,12 @@ class GroupService:
         from domain.session.purge import admitted_mounts, close_group_sessions
         from domain.workload.storage import release_group_vfolders
 
-        def purge() -> GroupData:
+        def purge() -> GroupData | None:
             work = UnitOfWork(self._store)
+            if self._erases_without_group(work, action.group_id):
+                erase_without_group(work, action.group_id, action.accept_clear_history, self._history)
+                work.commit()
+                return None
             group = load_group(work, action.group_id)
             before = group_data(group)
             # A refusal first (the clear-history count reads the whole ledger); admitted
@@ -217,7 +248,17 @@ class GroupService:
             work.commit()
             return before
 
-        return PurgeGroupActionResult(self._store.run(purge, GROUP, "purge"))
+        return PurgeGroupActionResult(action.group_id, self._store.run(purge, GROUP, "purge"))
+
+    def _erases_without_group(self, work: UnitOfWork, group_id: uuid.UUID) -> bool:
+        """Whether a purge of `group_id` erases a subject no group's stream holds: the id
+        never named a group, but a refused create sealed its input under the id's key. A
+        superadmin's only, as a user's erasure is: that input may be of any domain, and an
+        admin's purge of it stays "not found", which reveals nothing."""
+        context = current_context()
+        if context is not None and context.role == Role.ADMIN.value:
+            return False
+        return work.get(group_id, Entity) is None and self._keys is not None and self._keys.has_key(f"group:{group_id}")
 
     @takes_action
     async def usage_per_month(self, action: UsagePerMonthAction) -> UsagePerMonthActionResult:

@@ -97,8 +97,15 @@ class DeleteUserActionResult(_UserResult):
 
 
 @dataclass(frozen=True)
-class EraseUserActionResult(_UserResult):
-    """Carries the user as it reads after the erasure; `clear_values`: how many values
-    stored in clear stay readable in its stream (0 unless the erasure accepted them)."""
+class EraseUserActionResult(BaseActionResult):
+    """Carries the user as it reads after the erasure, or None when the id names no user:
+    only the input of refused commands was sealed under its key (docs/ERASURE.md, "A
+    subject without an entity"); `clear_values`: how many values stored in clear stay
+    readable (0 unless the erasure accepted them)."""
 
+    user_id: str
+    user: UserData | None
     clear_values: int
+
+    def entity_id(self) -> str | None:
+        return self.user_id

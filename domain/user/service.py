@@ -7,7 +7,9 @@ platform or a direct service call may give any live policy.
 
 An erasure (issue 14) first asks the store how many of the user's own events hold
 personal values stored in clear (written before sealing existed): those would outlive
-the erasure, so it is refused unless the operator accepts them.
+the erasure, so it is refused unless the operator accepts them. An id that names no user
+but whose key exists (a refused create sealed its input under it) is erased all the same,
+by a `SubjectErasure` (domain/erasure.py).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.domains.service import DEFAULT_POLICY, check_admin_may_assign, relink_default_policy, require_domain
 from domain.entity import Entity
+from domain.erasure import SubjectErasure
 from domain.errors import UserClearHistory
 from domain.group.aggregate import Group
-from domain.ports import AggregateStore, ClearHistory, UnitOfWork, load_live
+from domain.ports import AggregateStore, ClearHistory, SubjectKeyCheck, UnitOfWork, load_live
 from domain.shown import plural
 from domain.user.actions import (
     CreateUserAction,
@@ -50,6 +53,8 @@ class UserService:
         self._store = store
         # A store that cannot hold clear values (the in-memory one) needs no check.
         self._history = history if history is not None or not isinstance(store, ClearHistory) else store
+        # A store without subject keys (the in-memory one) has nothing sealed to erase.
+        self._keys = store if isinstance(store, SubjectKeyCheck) else None
 
     @takes_action
     async def create_user(self, action: CreateUserAction) -> CreateUserActionResult:
@@ -108,16 +113,20 @@ class UserService:
 
     @takes_action
     async def erase_user(self, action: EraseUserAction) -> EraseUserActionResult:
-        key = str(action.user_id)
+        key, subject = str(action.user_id), f"user:{action.user_id}"
 
-        def erase() -> tuple[User, int]:
+        def erase() -> tuple[User | None, int]:
             work = UnitOfWork(self._store)
             # A deleted user too: its history still holds its values.
-            user = work.get(User.id_for(key), Entity)
-            if not isinstance(user, User):
+            found = work.get(User.id_for(key), Entity)
+            user = found if isinstance(found, User) else None
+            # No user, but a refused command's input (a create's email) is sealed under the
+            # id's key: that key is erased on a stream of its own (domain/erasure.py).
+            if user is None and (found is not None or self._keys is None or not self._keys.has_key(subject)):
                 raise User.missing(key)
             history = self._history
-            events, values = (0, 0) if history is None else history.clear_history(user.id, key, f"user:{key}")
+            aggregate_id = User.id_for(key) if user is None else user.id
+            events, values = (0, 0) if history is None else history.clear_history(aggregate_id, key, subject)
             if values and not action.accept_clear_history:
                 raise UserClearHistory(
                     f"user {key}: {plural(events, 'stored event')} (its own, audit records, snapshots) "
@@ -127,12 +136,20 @@ class UserService:
                 )
             context = current_context()
             requested_by = None if context is None else context.user_id or context.access_key
-            user.erase(action.reason, requested_by, action.accept_clear_history, values)
+            if user is None:
+                erased = work.get(SubjectErasure.id_for(subject), SubjectErasure)
+                work.add(
+                    SubjectErasure.erase(
+                        erased, subject, action.reason, requested_by, action.accept_clear_history, values
+                    )
+                )
+            else:
+                user.erase(action.reason, requested_by, action.accept_clear_history, values)
             work.commit()
             return user, values
 
         user, values = self._store.run(erase, USER, "erase")
-        return EraseUserActionResult(user_data(user), clear_values=values)
+        return EraseUserActionResult(key, None if user is None else user_data(user), clear_values=values)
 
 
 def leave_groups(work: UnitOfWork, user: User) -> None:

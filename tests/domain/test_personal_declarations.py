@@ -33,6 +33,7 @@ from domain.aggregates import ENTITIES
 from domain.audit import AuditRecord
 from domain.audit import record as audit_record
 from domain.catalog import EntityType
+from domain.erasure import SubjectErasure
 from domain.errors import LedgerError
 from domain.group import CreateGroupAction, DeleteGroupAction, Group, ModifyGroupAction
 from domain.group.aggregate import GROUP_FIELDS_PERSONAL
@@ -98,6 +99,7 @@ NOT_PERSONAL: dict[str, str] = {
     },
     **{f"Session.{name}": _SESSION for name in ("KernelAttached", "KernelDetached", "Cancelled", "Terminated")},
     "AuditRecord.Created": "the library's default creation event; records are stored as Recorded",
+    "SubjectErasure.Created": "the library's default creation event; erasures are stored as Erased",
 }
 
 # Which fields are personal in each kind of state (the last key of a declared path, past
@@ -110,8 +112,9 @@ PERSONAL_NAMES: dict[str, frozenset[str]] = {
 
 
 def event_classes() -> Iterator[tuple[str, type]]:
-    """`Entity.Event` name and class of every event class of the entities and the audit."""
-    for entity in (*ENTITIES, AuditRecord):
+    """`Entity.Event` name and class of every event class of the entities, the audit and the
+    erasures of subjects without an entity."""
+    for entity in (*ENTITIES, AuditRecord, SubjectErasure):
         for name in dir(entity):
             cls = getattr(entity, name)
             if isinstance(cls, type) and hasattr(cls, "mutate") and name not in ("Event", "Snapshot"):
@@ -374,6 +377,14 @@ def test_the_purge_erases_the_groups_subject(stored: list[Stored]) -> None:
     assert get_topic(Group.Purged) in erasing_topics()
     # A purge stored before the event named its group erases nothing by itself.
     assert erased_subject(Group.Purged, {"timestamp": T0}) is None
+
+
+def test_an_erasure_without_an_entity_erases_the_subject_it_names() -> None:
+    for cls in (SubjectErasure.Erased, SubjectErasure.ErasedAgain):
+        assert get_topic(cls) in erasing_topics()
+        assert erased_subject(cls, {"subject": f"user:{ADA}", "reason": "r"}) == f"user:{ADA}"
+    # Its stream is never an entity's: `user:<id>` as an entity kind and key names the user's.
+    assert SubjectErasure.id_for(f"user:{ADA}") != User.id_for(str(ADA))
 
 
 def test_a_batch_across_groups_seals_each_start_with_its_own_group() -> None:

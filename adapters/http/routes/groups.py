@@ -231,7 +231,8 @@ def delete_group(call: CallDep, group_id: GroupId) -> Response:
 
 @router.post(
     "/{group_id}/purge",
-    response_model=GroupOut,
+    # null: the id names no group, only the input of refused commands sealed under its key was erased
+    response_model=GroupOut | None,
     responses=WRITE_ERRORS,
     summary="Remove a group for good (refused while it has active kernels or endpoints). Honours If-Match.",
 )
@@ -245,7 +246,7 @@ def purge_group(
     return call.command(
         call.ledger.processors.group.purge_group,
         lambda: PurgeGroupAction(group_id=group_id, accept_clear_history=accept_clear_history),
-        lambda result: _out(result.data),
+        lambda result: None if result.data is None else _out(result.data),
         entity=_stream(group_id),
     )
 

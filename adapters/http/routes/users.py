@@ -77,7 +77,7 @@ class UserErasure(BaseModel):
 
 
 class UserErased(BaseModel):
-    user: UserOut
+    user: UserOut | None  # None: no such user, only the input of refused commands naming it was erased
     clear_values: int  # values stored in clear that stay readable (accepted), else 0
 
 
@@ -212,7 +212,10 @@ def erase_user(call: CallDep, user_id: UserId, payload: Body) -> Response:
     return call.command(
         call.ledger.processors.user.erase_user,
         action,
-        lambda result: {"user": _out(result.user), "clear_values": result.clear_values},
+        lambda result: {
+            "user": None if result.user is None else _out(result.user),
+            "clear_values": result.clear_values,
+        },
         entity=User.id_for(key),
         body=payload,
     )

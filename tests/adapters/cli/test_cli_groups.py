@@ -245,6 +245,22 @@ def test_one_membership_mode_per_call_and_uuids_checked(db: str) -> None:
 # Groups: delete, purge, history
 
 
+def test_purging_the_id_of_a_refused_create_erases_its_input(db: str) -> None:
+    """A create refused (no such domain) kept its description sealed under the id's key; the
+    id is in the audit trail, and purging it destroys that key although no group exists."""
+    create = ("group", "create", "g1", "--domain-name", "nodomain", "--description", "Jane's")
+    assert "domain_not_found" in refused(db, *create)
+    (record,) = as_json(db, "audit", "--entity-type", "group", "--operation", "create")
+    group = record["entity_id"]
+    assert "group_not_found" in refused(db, "--role", "admin", "group", "purge", group)
+    human = ok(db, "group", "purge", group).stdout
+    assert human == f"erased group {group}: no such group, the input of refused commands naming it\n"
+    (record,) = as_json(db, "audit", "--entity-type", "group", "--operation", "create")
+    assert record["spec"]["input"]["description"] == "[erased]"
+    assert "chain intact" in ok(db, "verify").stdout
+    assert "group_not_found" in refused(db, "group", "purge", group)
+
+
 def test_delete_is_soft_and_purge_removes(db: str) -> None:
     make_group(db, GROUP, "team-a", "d1", "--integration-id", "ext-1")
     before = as_json(db, "group", "delete", GROUP)

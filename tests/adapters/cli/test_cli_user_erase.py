@@ -53,3 +53,17 @@ def test_user_erase_errors_are_one_line(db: str) -> None:
     assert "not found" in refused(db, "user", "erase", BOB, "--reason", "r")
     ok(db, "user", "create", ALICE)
     assert "--reason:" in refused(db, "user", "erase", ALICE, "--reason", "a\nb")
+
+
+def test_a_refused_create_s_email_is_erased_by_erasing_its_id(db: str) -> None:
+    """The auditor's case: a create refused (no such domain) kept its email sealed under the
+    id's key, which no erasure could reach, so `ledger audit` showed it for good."""
+    assert "domain_not_found" in refused(db, "user", "create", BOB, "--domain-name", "nodomain", "--email", "x@y.org")
+    human = ok(db, "user", "erase", BOB, "--reason", "asked").stdout
+    assert human == f"erased user {BOB}: no such user, the input of refused commands naming it\n"
+    audit = as_json(db, "audit", "--entity-id", BOB, "--operation", "create")
+    assert audit[0]["spec"]["creator"]["email"] == ERASED and "x@y.org" not in str(audit)
+    assert "chain intact" in ok(db, "verify").stdout
+    assert "user_not_found" in refused(db, "user", "erase", BOB, "--reason", "again")  # nothing left to erase
+    created = as_json(db, "user", "create", BOB, "--email", "bob@example.org")  # the id stays usable
+    assert created["email"] == "bob@example.org"

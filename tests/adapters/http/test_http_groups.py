@@ -92,6 +92,22 @@ def test_purge_removes_the_group_and_is_refused_while_a_kernel_runs(api: Api) ->
     assert _create(api, "spare")  # the name is free again
 
 
+def test_purge_of_the_id_of_a_refused_create_erases_its_input(api: Api) -> None:
+    """No group came of the create, but its description was sealed under the id's key: the
+    purge destroys that key and answers null (no group), a superadmin's only."""
+    body = {"name": "refused", "domain_name": "no-such-domain", "description": "Jane's group"}
+    refused = api.post(BASE, body)
+    assert refused.status_code == 404, refused.text
+    records = api.ledger.queries.audit_log(entity_type="group", operation="create")
+    gid = next(r.entity_id for r in records if r.status == "error")  # the ledger chose it; the trail names it
+    assert api.ledger.app.keys.key(f"group:{gid}") is not None
+    assert api.post(f"{BASE}/{gid}/purge", None, role="admin").status_code == 404
+    erased = api.post(f"{BASE}/{gid}/purge", None)
+    assert erased.status_code == 200 and erased.json() is None, erased.text
+    assert api.ledger.app.keys.key(f"group:{gid}") is None
+    assert api.post(f"{BASE}/{gid}/purge", None).status_code == 404
+
+
 def test_stale_if_match_is_412(api: Api) -> None:
     gid = _create(api, "g")
     api.patch(f"{BASE}/{gid}", {"description": "x"})

@@ -179,6 +179,25 @@ def test_erase_a_user(api: Api) -> None:
     assert api.ledger.app.keys.key(f"user:{new}") is None
 
 
+def test_erase_an_id_whose_create_was_refused(api: Api) -> None:
+    """No user came of the create, but its email was sealed under the id's key: the
+    erasure destroys that key and answers without a user."""
+    from adapters.http.routes.users import UserErased
+    from domain.personal import ERASED
+
+    new = str(uuid.uuid4())
+    body = {"user_id": new, "domain_name": "no-such-domain", "email": "refused@example.org"}
+    assert api.post(BASE, body).status_code == 404
+    assert api.post(f"{BASE}/{new}/erase", {"reason": "r"}, role="admin").status_code == 403
+    erased = api.post(f"{BASE}/{new}/erase", {"reason": "asked to be forgotten"})
+    assert erased.status_code == 200, erased.text
+    UserErased.model_validate(erased.json())
+    assert erased.json() == {"user": None, "clear_values": 0}
+    assert api.ledger.app.keys.key(f"user:{new}") is None
+    (record,) = api.ledger.queries.audit_log(entity_type="user", entity_id=new, operation="create")
+    assert record.spec["creator"]["email"] == ERASED
+
+
 def test_erase_refusals_name_the_field(api: Api) -> None:
     target = f"{BASE}/{api.users['user']}/erase"
     for field, bad in {
