@@ -19,8 +19,7 @@ class EntityProjection(Projection):
     key_length: ClassVar[int] = 256
     cost: ClassVar[float] = 0.1  # policies, keypairs and groups change rarely
     # The fields of a row that are personal values sealed under the entity's own subject,
-    # erased by an erasure that raced the entity's create (`erased_without_stream`). Not a
-    # group's: its dotfiles read [erased] do not decode (docs/ERASURE.md says what is left).
+    # erased by an erasure that raced the entity's create (`erased_without_stream`).
     personal: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, metadata: sa.MetaData) -> None:

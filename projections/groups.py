@@ -19,6 +19,7 @@ class GroupsProjection(EntityProjection):
     version = 2  # 2: a purged group's row keeps its fields erased, as a rebuild reads them (issue 14)
     aggregate = Group
     key_length = 36
+    personal = GROUP_FIELDS_PERSONAL
 
     def __init__(self, metadata: sa.MetaData) -> None:
         super().__init__(metadata)

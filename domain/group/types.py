@@ -20,6 +20,7 @@ from domain.parsers import (
     parse_project_type,
     parse_slug,
 )
+from domain.personal import ERASED
 from domain.slot_patch import SlotPatch, parse_slot_patch
 from domain.validation import (
     LedgerModel,
@@ -136,10 +137,12 @@ class GroupData:
             integration_id=fields.get("integration_id"),
             total_resource_slots=ResourceSlot.from_json(fields["total_resource_slots"]),
             allowed_vfolder_hosts=VFolderHostPermissionMap.from_json(fields["allowed_vfolder_hosts"]),
-            dotfiles=base64.b64decode(fields["dotfiles"]),
+            # Erased ([erased]) by an erasure that raced the group's create (docs/ERASURE.md):
+            # the bytes and the registry are gone, read as none, not as a decoding failure.
+            dotfiles=b"" if fields["dotfiles"] == ERASED else base64.b64decode(fields["dotfiles"]),
             resource_policy=fields["resource_policy"],
             type=ProjectType(fields["type"]),
-            container_registry=fields.get("container_registry"),
+            container_registry=None if fields.get("container_registry") == ERASED else fields.get("container_registry"),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -211,3 +211,39 @@ def test_a_user_created_racing_the_erasure_reads_erased_in_its_row_as_in_a_rebui
     runner.catch_up(runner.force([ledger.projections.users]))
     assert ledger.queries.user(user) == live
     assert verify(ledger.app).ok
+
+
+def test_a_group_created_racing_the_purge_of_its_id_reads_erased_in_reads_commands_and_a_rebuild(
+    ledger: Ledger,
+) -> None:
+    """As above, for a group created with a chosen id while a superadmin purged that id
+    (which then named no group): its dotfiles sealed under the destroyed key read
+    `[erased]`, which did not decode, so reading the group, a command on it and a rebuild
+    of the groups read model failed, and its row kept the values in clear."""
+    from domain.erasure import SubjectErasure
+    from domain.group import ModifyGroupAction
+
+    world = build_world(ledger)
+    group = uuid.uuid4()
+    fields = {
+        "name": "raced",
+        "domain_name": DOMAIN,
+        "description": DESCRIPTION,
+        "dotfiles": "c2VjcmV0LWRvdGZpbGU=",
+        "container_registry": {"registry": "reg.example.org", "project": "jane-personal"},
+    }
+    run(ledger, "group", "create_group", CreateGroupAction(input=fields, group_id=group))
+    ledger.app.save(SubjectErasure.erase(None, f"group:{group}", REASON, None, False, 0))
+
+    live = ledger.queries.group(group)
+    assert live is not None
+    assert (live.description, live.dotfiles, live.container_registry) == (ERASED, b"", None)
+    _no_clear_value(_read_model_rows(ledger))
+    modify = ModifyGroupAction(group_id=group, modifier={"description": "after"})
+    assert run(ledger, "group", "modify_group", modify).data.description == "after"
+    runner = ledger.runner
+    runner.catch_up(runner.force([ledger.projections.groups]))
+    rebuilt = ledger.queries.group(group)
+    assert rebuilt is not None and rebuilt.description == "after" and rebuilt.dotfiles == b""
+    assert ledger.queries.group(world.group) is not None
+    assert verify(ledger.app).ok
