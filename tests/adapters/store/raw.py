@@ -44,35 +44,28 @@ def as_older_release(app: Any) -> Iterator[None]:
 
 def cut_event_state(ledger: Ledger, position: int, keep: int = 20) -> None:
     """Cuts the stored state of the event at `position` to its first `keep` bytes, behind
-    the ledger's back (the append-only trigger out of the way): an event that no longer
-    decodes."""
-    table = ledger.config.events_table
-    if ledger.config.kind == "sqlite":
-        with contextlib.closing(raw_sqlite(ledger)) as conn:
-            conn.execute(f"DROP TRIGGER {table}_no_update")
-            conn.execute(f"UPDATE {table} SET state = substr(state, 1, ?) WHERE rowid = ?", (keep, position))
-            conn.commit()
-        return
-    with raw_postgres(ledger) as pg:
-        pg.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        pg.execute(
-            f"UPDATE {table} SET state = substring(state from 1 for %s) WHERE notification_id = %s", (keep, position)
-        )
-        pg.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    the ledger's back: an event that no longer decodes."""
+    _rewrite_event(ledger, position, ("state = substr(state, 1, ?)", "state = substring(state from 1 for %s)"), keep)
 
 
 def move_event_version(ledger: Ledger, position: int, version: int) -> None:
     """Gives the event at `position` another version of its stream, behind the ledger's
     back: the history index still names it at its old version, which the stream no
     longer has."""
+    _rewrite_event(ledger, position, ("originator_version = ?", "originator_version = %s"), version)
+
+
+def _rewrite_event(ledger: Ledger, position: int, assignment: tuple[str, str], value: Any) -> None:
+    """Sets one column of the event at `position` (the SQLite, then the PostgreSQL spelling
+    of `assignment`), the append-only trigger out of the way."""
     table = ledger.config.events_table
     if ledger.config.kind == "sqlite":
         with contextlib.closing(raw_sqlite(ledger)) as conn:
             conn.execute(f"DROP TRIGGER {table}_no_update")
-            conn.execute(f"UPDATE {table} SET originator_version = ? WHERE rowid = ?", (version, position))
+            conn.execute(f"UPDATE {table} SET {assignment[0]} WHERE rowid = ?", (value, position))
             conn.commit()
         return
     with raw_postgres(ledger) as pg:
         pg.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        pg.execute(f"UPDATE {table} SET originator_version = %s WHERE notification_id = %s", (version, position))
+        pg.execute(f"UPDATE {table} SET {assignment[1]} WHERE notification_id = %s", (value, position))
         pg.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
