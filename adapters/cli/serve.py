@@ -229,13 +229,38 @@ def _metrics_shared_by(workers: int) -> Iterator[None]:
     if workers == 1 or MULTIPROCESS_VARIABLE in os.environ:
         yield
         return
-    folder = tempfile.mkdtemp(prefix="ledger-metrics-")
+    _remove_orphaned_metrics_folders(tempfile.gettempdir())
+    folder = tempfile.mkdtemp(prefix=f"{METRICS_FOLDER_PREFIX}{os.getpid()}-")
     os.environ[MULTIPROCESS_VARIABLE] = folder
     try:
         yield
     finally:
         del os.environ[MULTIPROCESS_VARIABLE]
         shutil.rmtree(folder, ignore_errors=True)
+
+
+METRICS_FOLDER_PREFIX = "ledger-metrics-"
+
+
+def _remove_orphaned_metrics_folders(parent: str) -> None:
+    """The metrics folders of servers that are gone: one killed with -9 (or by the OOM
+    killer) never ran the removal above. Each folder is named after its server's pid; a
+    folder whose server still runs, or named otherwise, is left alone."""
+    with suppress(OSError):  # an unreadable temporary folder: nothing to tidy
+        for entry in os.scandir(parent):
+            pid, _, _rest = entry.name.removeprefix(METRICS_FOLDER_PREFIX).partition("-")
+            if entry.name.startswith(METRICS_FOLDER_PREFIX) and pid.isdigit() and not _running(int(pid)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _check_settings(url: str | None) -> None:

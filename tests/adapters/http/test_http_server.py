@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -234,15 +235,19 @@ def test_the_workers_of_a_killed_server_stop_and_free_its_port() -> None:
     with fresh_url("sqlite") as url, populated(url), serving(url, workers=2) as server:
         workers = [pid for pid in _children(server.pid) if b"spawn_main" in _cmdline(pid)]
         assert len(workers) == 2
-        os.kill(server.pid, signal.SIGKILL)
+        killed = server.pid
+        os.kill(killed, signal.SIGKILL)
         server.process.wait(timeout=10)  # type: ignore[union-attr]
         deadline = time.monotonic() + 20
         while any(_alive(pid) for pid in workers):
             assert time.monotonic() < deadline, "the workers of the killed server go on serving"
             time.sleep(0.1)
+        # Its metrics folder outlived it (its removal never ran); the next server tidies it.
+        assert list(Path(tempfile.gettempdir()).glob(f"ledger-metrics-{killed}-*"))
         server.start()  # on the same port
         with httpx.Client(base_url=server.base, timeout=10.0) as client:
             assert client.get("/healthz").status_code == 200
+        assert not list(Path(tempfile.gettempdir()).glob(f"ledger-metrics-{killed}-*"))
 
 
 def test_a_worker_whose_server_died_while_it_was_starting_stops() -> None:
