@@ -36,6 +36,8 @@ def parse_time(raw: Any, field: str) -> datetime:
         text = raw.strip()
         if len(text) > _MAX_TIME_TEXT or not text.isascii():
             raise InvalidAPIParameters(f"{shown(raw)} is not an ISO 8601 time", field=field)
+        if text.endswith("z"):  # RFC 3339 5.6: "Z" may be lower case; fromisoformat reads only "Z"
+            text = text[:-1] + "Z"
         try:
             raw = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:

@@ -57,6 +57,9 @@ def test_times_that_some_zone_or_utc_cannot_hold_are_refused(raw: object) -> Non
         ("2024-01-01T00:00:00Z", datetime(2024, 1, 1, tzinfo=UTC)),
         ("2024-01-01T00:00:00", datetime(2024, 1, 1, tzinfo=UTC)),  # naive is UTC
         ("2024-01-01T09:00:00+09:00", datetime(2024, 1, 1, tzinfo=UTC)),
+        # RFC 3339 (5.6) lets "T" and "Z" be lower case: "t" was read, "z" refused.
+        ("2024-01-01T00:00:00z", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01t00:00:00.5z", datetime(2024, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)),
         ("1900-01-01T00:00:00Z", datetime(1900, 1, 1, tzinfo=UTC)),
         ("8999-12-31T23:59:59.999999Z", datetime(8999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
         (datetime(2024, 1, 1), datetime(2024, 1, 1, tzinfo=UTC)),

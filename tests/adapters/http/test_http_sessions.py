@@ -212,6 +212,16 @@ def test_sessions_due(api: Api) -> None:
     assert api.get(f"{BASE}/due", params={"now": "soon"}).status_code == 400
 
 
+def test_due_reads_a_lower_case_utc_designator(api: Api) -> None:
+    """RFC 3339 lets a platform write `now` with a lower-case "z"; it was a 400."""
+    world = World(api, idle_timeout=60)
+    sid = world.enqueue()
+    assert api.post(f"{BASE}/{sid}/schedule", None, role="service").json()["admitted"] is True
+    due = api.get(f"{BASE}/due", params={"now": "2100-01-01t00:00:00z"}, role="service")
+    assert due.status_code == 200, due.text
+    assert [d["session_id"] for d in due.json()] == [sid]
+
+
 # Who reads what: superadmin and service all, an admin their domain's, a user what they own.
 SEES = {
     "superadmin": {"user", "admin", "beta"},
