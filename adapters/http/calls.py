@@ -129,6 +129,15 @@ class Call:
             first = self._first_response(responses, claim, recorded)
             assert first is not None  # a record exists: replay answers or raises
             return _replayed(first)
+        if claim is not None and not claim.applied:
+            # It appended nothing, so no record of its own met a twin's: a twin that committed
+            # after this request checked the key (a schedule then finds the session RUNNING)
+            # gave the first response, which this one must replay, not its own no-op answer.
+            recorded = self._recorded(claim)
+            if recorded is not None:
+                first = self._first_response(responses, claim, recorded)
+                assert first is not None  # a record exists: replay answers or raises
+                return _replayed(first)
         _check_unwritten(scope)
         headers = {POSITION_HEADER: str(scope.position if scope.position is not None else self._head())}
         entity_id = entity(result) if callable(entity) else entity

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters.http.calls import Call
 from adapters.http.routes.common import Page
 from adapters.http.routes.sessions import DueOut, Enqueued, Scheduled, SessionChange, SessionDetailOut
 from adapters.read.sessions import SessionEntry
@@ -189,6 +190,30 @@ def test_idempotent_enqueue(api: Api, world: World) -> None:
     # Without the key, the same session again is the domain's duplicate.
     twin = api.post(BASE, body, role="service")
     assert twin.status_code == 409 and twin.json()["code"] == "session_enqueue_duplicate_id"
+
+
+def test_a_schedule_twin_that_finds_the_session_admitted_gets_the_first_response(
+    api: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two schedules with one Idempotency-Key at once: the twin checked the key before the
+    first committed, then found the session RUNNING, appended nothing (so no record of its
+    own conflicted) and answered `changed: false` as a new request, and that answer could
+    be the one kept for every later retry. It now replays the first response."""
+    sid = world.enqueue()
+    key = {"Idempotency-Key": "schedule-twin"}
+    first = api.post(f"{BASE}/{sid}/schedule", None, role="service", **key)
+    assert first.status_code == 200 and first.json()["changed"] is True
+    real = Call._first_response
+    checks: list[object] = []
+
+    def checked_before_the_first_committed(self: Call, *args: Any) -> Any:
+        checks.append(args)
+        return None if len(checks) == 1 else real(self, *args)
+
+    monkeypatch.setattr(Call, "_first_response", checked_before_the_first_committed)
+    twin = api.post(f"{BASE}/{sid}/schedule", None, role="service", **key)
+    assert twin.status_code == 200, twin.text
+    assert twin.text == first.text and twin.headers["Idempotent-Replayed"] == "true"
 
 
 def test_sessions_due(api: Api) -> None:
