@@ -174,12 +174,14 @@ def _month_rows(report: list[dict[str, Any]], tz: ZoneInfo, limit: int | None) -
     return rows
 
 
-def _period_rows(report: list[dict[str, Any]], tz: ZoneInfo) -> list[list[str]]:
-    """A project's totals row, then each session's totals row and its kernels' rows."""
+def _period_rows(report: list[dict[str, Any]], tz: ZoneInfo, shown: list[dict[str, Any]]) -> list[list[str]]:
+    """A project's totals row, then each session's totals row and its kernels' rows, of the
+    `shown` part of `report` (`first_sessions`); ids are shortened among the whole report's,
+    as the month table's are, so a prefix shown is never one a left-out kernel shares."""
     ids = [p["project_id"] for p in report] + [s["session_id"] for p in report for s in p["sessions"]]
     short = shortener(ids + [k["kernel_id"] for p in report for s in p["sessions"] for k in s["kernels"]])
     rows: list[list[str]] = []
-    for project in report:
+    for project in shown:
         if rows:
             rows.append([])
         total = project["total_usage"]
@@ -369,7 +371,7 @@ def usage_period(
             typer.echo(f"no usage in {span}")
             return
         counts = [plural(len(report), "project"), plural(sessions, "session"), plural(kernel_count(report), "kernel")]
-        rows = _period_rows(shown, ZoneInfo(zone))
+        rows = _period_rows(report, ZoneInfo(zone), shown)
         typer.echo("\n".join(table_lines(f"usage in {span}: {', '.join(counts)}", rows, more, _width())))
 
     state.output(report, table)

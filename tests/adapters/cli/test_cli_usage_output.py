@@ -182,3 +182,29 @@ def test_a_size_just_under_a_unit_reads_as_one_of_the_next_unit() -> None:
         "1 GiB",
     ]
     assert _size(1610612736) == "1.5 GiB"
+
+
+def test_a_period_table_cut_by_limit_shortens_ids_as_the_whole_report_does(tmp_path: Path) -> None:
+    """The period table shortened ids among the sessions it showed only: with --limit 1, a
+    kernel read as a prefix that other kernels of the report (left out) share too, and the
+    same kernel read shorter than without --limit. The month table shortens among the whole
+    report; the period table now does too."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with open_ledger(url, timezone="UTC") as opened:
+        group_id = uuid.UUID(int=1)
+        action = CreateGroupAction(input={"name": "team", "domain_name": "default"}, group_id=group_id)
+        asyncio.run(opened.services.group.create_group(action))
+        facts = [
+            StartKernelAction(
+                kernel_id=uuid.UUID(f"abcdef01-0000-4000-8000-00000000000{n}"), session_id=uuid.UUID(int=100 + n),
+                session_name=f"s{n}", group_id=group_id, domain_name="default", user_id=uuid.UUID(int=7),
+                access_key="AKUSER", occupied_slots={"cpu": "1"}, started_at=OCTOBER + timedelta(hours=n),
+            )
+            for n in (1, 2)
+        ]  # fmt: skip
+        asyncio.run(opened.services.workload.record_batch(facts))
+    whole = lines_of(url, "usage", "period", "20241001", "20241031", columns=200)
+    cut = lines_of(url, "usage", "period", "20241001", "20241031", "--limit", "1", columns=200)
+    first = "abcdef01-0000-4000-8000-000000000001"
+    assert [line.split()[0] for line in whole if line.startswith("    ")] == [first, first[:-1] + "2"]
+    assert [line.split()[0] for line in cut if line.startswith("    ")] == [first]
