@@ -59,6 +59,18 @@ class ReadModelDatabase:
             yield conn
 
     @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A connection whose statements all read one state of the read models: a read of
+        several statements (a usage report's ended, then running kernels) must not see a
+        write committed between two of them. PostgreSQL's READ COMMITTED gives each
+        statement its own snapshot, REPEATABLE READ one per transaction; SQLite's
+        transaction reads one already."""
+        with self.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            yield conn
+
+    @contextmanager
     def _translated(self) -> Iterator[None]:
         try:
             yield

@@ -33,7 +33,7 @@ class SqlUsageReader:
         start, end = start.astimezone(UTC), end.astimezone(UTC)  # SQLite compares wall clocks, stored in UTC
         groups = None if group_ids is None else [str(g) for g in group_ids]
         self._runner.catch_up()
-        with self._db.connect() as conn:
+        with self._db.snapshot() as conn:  # one state: a kernel ending meanwhile is read once
             # Ended kernels started no earlier than the longest one before the window: a range
             # of the (group_id, started_at) index; the running ones by the (status) index.
             longest = sa.select(sa.func.max(spans.c.longest_seconds))
@@ -81,7 +81,7 @@ class SqlUsageReader:
         if group_id is not None:
             running = running.where(k.c.group_id.in_([group_id]))
         self._runner.catch_up()
-        with self._db.connect() as conn:
+        with self._db.snapshot() as conn:  # one state: a kernel ending meanwhile is read once
             kernels = conn.execute(running).all()
             rows = conn.execute(statement).all()
         totals: dict[str, dict[str, float]] = {}

@@ -1,0 +1,87 @@
+"""The usage reader's reads are one snapshot of the usage read model, on SQLite and
+PostgreSQL: a kernel another process ends while a report reads is reported once, as
+running or as ended, never missed or counted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.group import UsagePerMonthAction
+from domain.workload import TerminateKernelAction
+from tests.adapters.groups import create_group
+from tests.adapters.kernels import T0, start
+
+
+@contextmanager
+def between_statements(ledger: Ledger, marker: str, action: Callable[[], None]) -> Iterator[list[bool]]:
+    """Runs `action` once, right after the ledger's read-model statement containing
+    `marker` has run (before the next statement of the same read)."""
+    done: list[bool] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if marker in statement and not done:
+            done.append(True)
+            action()
+
+    engine = ledger.read_models.engine
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield done
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", after)
+
+
+def ended_by(writer: Ledger, kernel_id: str) -> Callable[[], None]:
+    """Another process ends the kernel and projects it (committed in its own connection)."""
+
+    def commit() -> None:
+        action = TerminateKernelAction(kernel_id=uuid.UUID(kernel_id), terminated_at=T0 + timedelta(hours=1))
+        asyncio.run(writer.services.workload.terminate_kernel(action))
+        writer.runner.catch_up()
+
+    def end() -> None:
+        thread = threading.Thread(target=commit)  # a report runs in an event loop already
+        thread.start()
+        thread.join()
+
+    return end
+
+
+def test_a_kernel_ended_while_a_month_report_reads_is_reported(ledger_url: str) -> None:
+    """On PostgreSQL the ended and the running kernels were two statements, each on its own
+    snapshot (READ COMMITTED): a kernel that ended in between was in neither, and the
+    month's report left it out."""
+    with open_ledger(ledger_url) as writer, open_ledger(ledger_url) as reporter:
+        group = create_group(writer, "team").id
+        kernel = start(writer, group, T0)
+        writer.runner.catch_up()
+        action = UsagePerMonthAction(month=T0.strftime("%Y%m"))
+        with between_statements(reporter, "terminated_at >=", ended_by(writer, kernel)) as done:
+            report = asyncio.run(reporter.services.group.usage_per_month(action)).result
+        assert done
+        assert [info["id"] for group in report for info in group["c_infos"]] == [kernel]
+
+
+def test_a_kernel_ended_while_usage_totals_read_is_counted_once(ledger_url: str) -> None:
+    """usage_totals read the running kernels, then the daily rollups, each on its own
+    snapshot on PostgreSQL: a kernel that ended in between was counted as running until
+    now and in the rollups too."""
+    with open_ledger(ledger_url) as writer, open_ledger(ledger_url) as reporter:
+        group = create_group(writer, "team").id
+        kernel = start(writer, group, T0)  # 2 cpus
+        writer.runner.catch_up()
+        day = date(T0.year, T0.month, T0.day)
+        with between_statements(reporter, "occupied_slots", ended_by(writer, kernel)) as done:
+            totals = reporter.queries.usage_totals(day, day)
+        assert done
+        # Ended after an hour (2 cpus * 3600 s), or running for the rest of the day (12 h).
+        assert totals[str(group)]["cpu"] in (2 * 3600.0, 2 * 12 * 3600.0)
