@@ -13,6 +13,7 @@ from domain.usage import KernelUsage
 from projections.database import ReadModelDatabase
 from projections.registry import ProjectionSet
 from projections.runner import ProjectionRunner
+from projections.sql import chunks
 
 
 class SqlUsageReader:
@@ -98,7 +99,7 @@ class SqlUsageReader:
 
     def _group_names(self, conn: sa.Connection, group_ids: set[str]) -> dict[str, str]:
         rows = self._groups.rows
-        found = conn.execute(sa.select(rows.c.key, rows.c.fields).where(rows.c.key.in_(group_ids))).all()
+        found = _in_chunks(conn, sa.select(rows.c.key, rows.c.fields), rows.c.key, group_ids)
         return {row.key: row.fields["name"] for row in found}
 
     def _user_names(self, conn: sa.Connection, user_ids: set[str]) -> dict[str, _Person]:
@@ -107,7 +108,7 @@ class SqlUsageReader:
         (Backend.AI joins its users table, so a user row it has dropped names no one there
         either)."""
         rows = self._users.rows
-        found = conn.execute(sa.select(rows.c.key, rows.c.fields).where(rows.c.key.in_(user_ids))).all()
+        found = _in_chunks(conn, sa.select(rows.c.key, rows.c.fields), rows.c.key, user_ids)
         return {
             row.key: (row.fields.get("email"), row.fields.get("full_name"), row.fields.get("domain_name"))
             for row in found
@@ -115,8 +116,21 @@ class SqlUsageReader:
 
     def _vfolder_names(self, conn: sa.Connection, vfolder_ids: set[str]) -> dict[str, str]:
         v = self._usage.vfolders
-        found = conn.execute(sa.select(v).where(v.c.vfolder_id.in_(vfolder_ids))).all()
+        found = _in_chunks(conn, sa.select(v), v.c.vfolder_id, vfolder_ids)
         return {row.vfolder_id: f"{row.host}:{row.name}" for row in found}
+
+
+# Keys per `IN (...)`: a report names any number of groups, users and vfolders, and
+# PostgreSQL's driver refuses a statement of more than 65,535 parameters.
+_CHUNK = 10_000
+
+
+def _in_chunks(conn: sa.Connection, statement: sa.Select[Any], key: Any, keys: set[str]) -> list[Any]:
+    """The rows of `statement` whose `key` is one of `keys`, read `_CHUNK` keys at a time."""
+    found: list[Any] = []
+    for chunk in chunks(sorted(keys), _CHUNK):
+        found.extend(conn.execute(statement.where(key.in_(chunk))).all())
+    return found
 
 
 _Person = tuple[str | None, str | None, str | None]  # email, full name, domain

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.bootstrap import Ledger, open_ledger
+from adapters.read.usage import SqlUsageReader
 from domain.group import UsagePerMonthAction
 from domain.workload import TerminateKernelAction
 from tests.adapters.groups import create_group
@@ -85,3 +86,19 @@ def test_a_kernel_ended_while_usage_totals_read_is_counted_once(ledger_url: str)
         assert done
         # Ended after an hour (2 cpus * 3600 s), or running for the rest of the day (12 h).
         assert totals[str(group)]["cpu"] in (2 * 3600.0, 2 * 12 * 3600.0)
+
+
+def test_a_report_names_any_number_of_groups_users_and_vfolders(ledger: Ledger) -> None:
+    """A report looks up the names of its kernels' groups, users and mounted vfolders with
+    one `IN (...)` each: past 65,535 ids (a month of a large site's users, or the vfolders
+    its kernels mounted) PostgreSQL's driver refused the statement ("number of parameters
+    must be between 0 and 65535") and the report failed, where SQLite answered. The
+    lookups go in chunks, as the projection's do."""
+    group = str(create_group(ledger, "team").id)
+    many = {str(uuid.UUID(int=n)) for n in range(1, 70_001)}
+    reader = SqlUsageReader(ledger.read_models, ledger.runner, ledger.projections)
+    ledger.runner.catch_up()
+    with ledger.read_models.snapshot() as conn:
+        assert reader._group_names(conn, {*many, group}) == {group: "team"}
+        assert reader._vfolder_names(conn, many) == {}
+        assert reader._user_names(conn, many) == {}
