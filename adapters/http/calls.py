@@ -119,12 +119,16 @@ class Call:
         try:
             with write_scope(scope):
                 result = self.run(processor, built)
-        except LedgerError:
+        except LedgerError as refused:
             # A twin request with this key committed first: the refusal this one met (the
             # record's conflict, or "duplicate name" from the twin's own effect) is not the
             # answer; the twin's response is.
             recorded = None if claim is None or claim.applied else self._recorded(claim)
             if claim is None or recorded is None:
+                if refused.status not in _BEFORE_PRECONDITIONS:
+                    # A precondition is evaluated before the method (RFC 9110 13.2.2): a stale
+                    # If-Match on a delete of a policy in use is 412, not the in-use 409.
+                    _check_unwritten(scope)
                 raise
             first = self._first_response(responses, claim, recorded)
             assert first is not None  # a record exists: replay answers or raises
@@ -234,6 +238,12 @@ class Call:
                     f"min_position: the read models reached {reached}, not {min_position}, within {MAX_WAIT:g} s"
                 )
             time.sleep(0.05)
+
+
+# Refusals a request meets before its content is processed, which stand whatever its
+# preconditions (RFC 9110 13.2.1); a 412 there would also tell a caller who may not see
+# an entity that it exists.
+_BEFORE_PRECONDITIONS = frozenset({401, 403, 404})
 
 
 def _check_unwritten(scope: WriteScope) -> None:

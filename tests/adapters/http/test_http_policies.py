@@ -62,6 +62,20 @@ def test_stale_if_match_is_412_and_changes_nothing(api: Api) -> None:
     assert bad.status_code == 400 and bad.json()["field"] == "If-Match"
 
 
+def test_a_stale_if_match_is_412_before_the_methods_own_refusal(api: Api) -> None:
+    """A delete of a policy in use with a stale If-Match answered the in-use 409: the
+    precondition is evaluated before the method (RFC 9110 13.2.2), so the client learns its
+    copy is stale first. With a current tag the in-use refusal stands."""
+    api.post(BASE, {"name": "held"})
+    api.post("/v1/keypairs", {"access_key": "AKHELD", "user_id": str(api.users["user"]), "resource_policy": "held"})
+    tag = api.patch(f"{BASE}/held", {"idle_timeout": 60}).headers["ETag"]
+    stale = api.delete(f"{BASE}/held", **{"If-Match": '"1"'})
+    assert stale.status_code == 412 and stale.json()["code"] == "ledger_precondition_failed", stale.text
+    current = api.delete(f"{BASE}/held", **{"If-Match": tag})
+    assert current.status_code == 409 and current.json()["code"] != "ledger_precondition_failed", current.text
+    assert api.get(f"{BASE}/held").status_code == 200
+
+
 def test_if_match_holds_when_any_tag_of_its_list_is_current(api: Api) -> None:
     """`If-Match: "1", "2"` (or the tags on two header lines) holds when any of them is the
     current version (RFC 9110 13.1.1); only the first was read, so a change whose current
