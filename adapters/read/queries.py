@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
@@ -60,6 +60,16 @@ class HistoryEntry:
 
 def _audit_entry(row: Any) -> AuditEntry:
     return AuditEntry(**{**row._asdict(), "started_at": as_utc(row.started_at), "ended_at": as_utc(row.ended_at)})
+
+
+_BATCH = ("workload", "record_batch")  # the one batch action: the platform's workload facts
+
+
+def _withheld(entry: AuditEntry) -> AuditEntry:
+    """A batch record as a domain's admin reads it when it concerns other domains too: that
+    it ran and how it ended, without its input, its label or its message (any of which may
+    name another domain's entities)."""
+    return replace(entry, entity_id=None, spec={}, description=entry.status)
 
 
 def _history_entry(row: Any, entity_type: str, entity_id: str, event: Any) -> HistoryEntry:
@@ -411,7 +421,24 @@ class Queries:
             _, _, position, within = self._audit_rows(domain_name)
             if not self._rows(cursor_row(position, after, within), self._audit):
                 raise unknown_cursor("audit entry")
-        return [_audit_entry(row) for row in found]
+        entries = [_audit_entry(row) for row in found]
+        if domain_name is None or not entries:
+            return entries
+        batches = [e.position for e in entries if (e.entity_type, e.operation) == _BATCH]
+        shared = self._shared_batches(batches, domain_name) if batches else set()
+        return [_withheld(e) if e.position in shared else e for e in entries]
+
+    def _shared_batches(self, positions: list[int], domain_name: str) -> set[int]:
+        """Of the batches at `positions` (the platform's workload facts, of any domains),
+        those that concern another domain than `domain_name` too: their input and label
+        name that domain's entities, which its admin may not read."""
+        concern = self._audit.domains
+        statement = (
+            sa.select(concern.c.position)
+            .where(concern.c.position.in_(positions), concern.c.domain_name != domain_name)
+            .distinct()
+        )
+        return {row.position for row in self._rows(statement, self._audit)}
 
     @checked
     def audit_export(
@@ -486,6 +513,14 @@ class Queries:
             # single fact's record is named, finds the batches that touched it too.
             in_batches = named | {f"{kind}:{name}" for kind in _BATCHED_KINDS for name in named if ":" not in name}
             in_batch = sa.select(touched.c.position).where(touched.c.entity_id.in_(in_batches))
+            if domain_name is not None:
+                # A batch that concerns another domain too is not found by the entities it
+                # touched: found by another domain's, it told its admin that they exist.
+                concern = self._audit.domains
+                shared = sa.select(concern.c.position).where(
+                    concern.c.position.in_(in_batch.scalar_subquery()), concern.c.domain_name != domain_name
+                )
+                in_batch = in_batch.where(touched.c.position.not_in(shared))
             conditions.append(sa.or_(log.c.entity_id.in_(named), log.c.position.in_(in_batch)))
         for column, value in (
             (log.c.entity_type, entity_type),

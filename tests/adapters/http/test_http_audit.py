@@ -3,6 +3,7 @@ orders, who reads which rows (an admin only their domain's), and the chain walk.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -185,3 +186,34 @@ def test_an_admins_cursor_of_another_domains_entry_is_refused_as_an_unknown_one(
     own = api.get("/v1/audit", role="admin").json()["items"][0]["position"]
     assert api.get("/v1/audit", role="admin", params={"after": own}).json()["items"]
     assert api.get("/v1/audit", params={"after": foreign}).json()["items"]
+
+
+def test_an_admin_reads_nothing_of_another_domains_facts_in_a_batch_that_concerns_both(api: Api) -> None:
+    """The platform reports the facts of every domain in one batch. Its record concerns each
+    domain it touched, and an admin read it whole: the other domain's endpoint (its id,
+    group and name) in the input and as the record's label, and found the batch by that
+    endpoint's id, telling them it exists. A batch that concerns another domain too is
+    shown without its input and label, and is not found by an entity id."""
+    groups = {
+        domain: api.post("/v1/groups", {"name": "g", "domain_name": domain}).json()["id"]
+        for domain in ("alpha", "beta")
+    }
+    endpoints = {domain: str(uuid.uuid4()) for domain in groups}
+    facts = [
+        {"fact": "create_endpoint", "endpoint_id": endpoints[d], "group_id": groups[d], "name": f"secret-of-{d}"}
+        for d in ("beta", "alpha")
+    ]
+    assert api.post("/v1/workload/facts", facts, role="service").status_code == 200
+    for role, other in (("admin", "beta"), ("foreign_admin", "alpha")):
+        batches = api.get("/v1/audit", role=role, params={"operation": "record_batch"}).json()["items"]
+        assert len(batches) == 1, role  # it concerns their domain: they see it was recorded
+        shown = json.dumps(batches[0])
+        assert endpoints[other] not in shown and groups[other] not in shown and f"secret-of-{other}" not in shown
+        for found in (endpoints[other], f"endpoint:{endpoints[other]}"):
+            assert api.get("/v1/audit", role=role, params={"entity_id": found}).json()["items"] == [], found
+    whole = api.get("/v1/audit", params={"operation": "record_batch"}).json()["items"][0]
+    assert len(whole["spec"]["actions"]) == 2  # the superadmin reads it whole
+    assert (
+        api.get("/v1/audit", params={"entity_id": endpoints["beta"]}).json()["items"][0]["position"]
+        == whole["position"]
+    )
