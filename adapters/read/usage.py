@@ -97,10 +97,12 @@ class SqlUsageReader:
                 slots[slot] = slots.get(slot, 0.0) + float(amount) * seconds
         return totals
 
-    def _group_names(self, conn: sa.Connection, group_ids: set[str]) -> dict[str, str]:
+    def _group_names(self, conn: sa.Connection, group_ids: set[str]) -> dict[str, tuple[str, str | None]]:
+        """(name, domain) of each group the groups read model holds: the domain it is in
+        now, which a group moved since its kernels ran no longer shares with them."""
         rows = self._groups.rows
         found = _in_chunks(conn, sa.select(rows.c.key, rows.c.fields), rows.c.key, group_ids)
-        return {row.key: row.fields["name"] for row in found}
+        return {row.key: (row.fields["name"], row.fields.get("domain_name")) for row in found}
 
     def _user_names(self, conn: sa.Connection, user_ids: set[str]) -> dict[str, _Person]:
         """(email, full_name, domain) of each user the users read model holds, deleted ones
@@ -137,7 +139,9 @@ _Person = tuple[str | None, str | None, str | None]  # email, full name, domain
 _NO_ONE: _Person = (None, None, None)  # a user the ledger does not know
 
 
-def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str], people: dict[str, _Person]) -> KernelUsage:
+def _kernel(
+    row: Any, names: dict[str, tuple[str, str | None]], nfs: dict[str, str], people: dict[str, _Person]
+) -> KernelUsage:
     # Unpacked by position (the kernels table's column order): a Row's attribute lookups
     # cost more than building the whole KernelUsage.
     (kernel_id, group_id, session_id, session_name, domain_name, user_id, access_key, agent, image,
@@ -145,12 +149,13 @@ def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str], people: dict[s
     # In UTC: PostgreSQL's session-zone times would make used_time wall-clock time across DST.
     started = as_utc(started_at)
     email, full_name, user_domain = people.get(user_id, _NO_ONE)
+    group_name, group_domain = names.get(group_id, ("", None))
     return KernelUsage(
         kernel_id=kernel_id,
         session_id=session_id,
         session_name=session_name,
         group_id=group_id,
-        group_name=names.get(group_id, ""),
+        group_name=group_name,
         domain_name=domain_name,
         user_id=user_id,
         access_key=access_key,
@@ -165,4 +170,5 @@ def _kernel(row: Any, names: dict[str, str], nfs: dict[str, str], people: dict[s
         email=email,
         full_name=full_name,
         user_domain=user_domain,
+        group_domain=group_domain,
     )

@@ -13,7 +13,7 @@ class KernelUsage:
     """One kernel as the usage read model keeps it, with its user's `email` and
     `full_name` as the users read model holds them (None for a user the ledger does not
     know, or who has none), and the domain that user is in (`user_domain`), looked up when
-    the report is read."""
+    the report is read; and the domain its group is in now (`group_domain`)."""
 
     kernel_id: str
     session_id: str
@@ -34,6 +34,7 @@ class KernelUsage:
     email: str | None = None
     full_name: str | None = None
     user_domain: str | None = None
+    group_domain: str | None = None  # the domain the group is in now (None: unknown to the ledger)
 
 
 class UsageReader(Protocol):

@@ -47,8 +47,15 @@ def _in_domain(kernels: Iterable[KernelUsage], domain_name: str | None) -> Itera
     an admin reads no other domain's personal values."""
     if domain_name is None:
         return kernels
-    return [
-        k if k.user_domain in (None, domain_name) else replace(k, email=None, full_name=None)
-        for k in kernels
-        if k.domain_name == domain_name
-    ]
+    return [_named_in(k, domain_name) for k in kernels if k.domain_name == domain_name]
+
+
+def _named_in(kernel: KernelUsage, domain_name: str) -> KernelUsage:
+    """The kernel as `domain_name`'s admin reads it: a user of another domain without their
+    email and full name, and a group moved since to another domain without the name it
+    has there (read as a group the ledger no longer knows is, "")."""
+    if kernel.user_domain not in (None, domain_name):
+        kernel = replace(kernel, email=None, full_name=None)
+    if kernel.group_domain not in (None, domain_name):
+        kernel = replace(kernel, group_name="")
+    return kernel

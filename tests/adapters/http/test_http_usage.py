@@ -137,3 +137,26 @@ def test_an_admins_report_names_no_user_of_another_domain(api: Api, groups: dict
     assert named not in str(foreign) and emails("foreign_admin") == {groups["foreign"]: {None}}
     (kernel,) = foreign[0]["c_infos"]
     assert kernel["full_name"] is None and kernel["access_key"] == "AKUSER"  # the usage itself stays
+
+
+def test_an_admins_report_names_no_group_moved_to_another_domain(api: Api, groups: dict[str, str]) -> None:
+    """A group whose kernels ran in alpha, moved since to beta (and renamed there): the
+    kernels stay alpha's usage, but alpha's admin read the group's name as beta now keeps
+    it in both reports. Only a group still in the admin's domain is named to them."""
+    moved = api.patch(f"/v1/groups/{groups['home']}", {"domain_name": FOREIGN, "name": "beta-secret-project"})
+    assert moved.status_code == 200, moved.text
+
+    def names(role: str) -> tuple[dict[str, str], dict[str, str]]:
+        month = api.get(f"{MONTH}/202410", role=role)
+        period = api.get(PERIOD, params=OCTOBER, role=role)
+        assert month.status_code == period.status_code == 200, (month.text, period.text)
+        return (
+            {g["g_id"]: g["g_name"] for g in month.json()},
+            {p["project_id"]: p["project_name"] for p in period.json()},
+        )
+
+    named = {groups["home"]: "beta-secret-project", groups["foreign"]: "far"}
+    assert names("superadmin") == (named, named)
+    assert names("foreign_admin") == ({groups["foreign"]: "far"},) * 2  # the kernels were not beta's
+    withheld = {groups["home"]: ""}  # as a group the ledger no longer knows reads
+    assert names("admin") == (withheld, withheld)

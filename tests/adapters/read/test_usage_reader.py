@@ -99,6 +99,6 @@ def test_a_report_names_any_number_of_groups_users_and_vfolders(ledger: Ledger) 
     reader = SqlUsageReader(ledger.read_models, ledger.runner, ledger.projections)
     ledger.runner.catch_up()
     with ledger.read_models.snapshot() as conn:
-        assert reader._group_names(conn, {*many, group}) == {group: "team"}
+        assert reader._group_names(conn, {*many, group}) == {group: ("team", "default")}
         assert reader._vfolder_names(conn, many) == {}
         assert reader._user_names(conn, many) == {}
