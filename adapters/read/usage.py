@@ -53,8 +53,8 @@ class SqlUsageReader:
             if domain_name is not None:
                 ended, running = (q.where(k.c.domain_name == domain_name) for q in (ended, running))
             rows = [*conn.execute(ended).all(), *conn.execute(running).all()]
-            names = self._group_names(conn, {row.group_id for row in rows})
             nfs = self._vfolder_names(conn, {m for row in rows for m in row.mounts})
+            names = self._group_names(conn, {row.group_id for row in rows} | {g for _, g in nfs.values()})
             people = self._user_names(conn, {row.user_id for row in rows})
         return [_kernel(row, names, nfs, people) for row in rows]
 
@@ -116,10 +116,11 @@ class SqlUsageReader:
             for row in found
         }
 
-    def _vfolder_names(self, conn: sa.Connection, vfolder_ids: set[str]) -> dict[str, str]:
+    def _vfolder_names(self, conn: sa.Connection, vfolder_ids: set[str]) -> dict[str, tuple[str, str]]:
+        """("host:name", group id) of each vfolder the usage read model holds."""
         v = self._usage.vfolders
         found = _in_chunks(conn, sa.select(v), v.c.vfolder_id, vfolder_ids)
-        return {row.vfolder_id: f"{row.host}:{row.name}" for row in found}
+        return {row.vfolder_id: (f"{row.host}:{row.name}", row.group_id) for row in found}
 
 
 # Keys per `IN (...)`: a report names any number of groups, users and vfolders, and
@@ -140,7 +141,10 @@ _NO_ONE: _Person = (None, None, None)  # a user the ledger does not know
 
 
 def _kernel(
-    row: Any, names: dict[str, tuple[str, str | None]], nfs: dict[str, str], people: dict[str, _Person]
+    row: Any,
+    names: dict[str, tuple[str, str | None]],
+    nfs: dict[str, tuple[str, str]],
+    people: dict[str, _Person],
 ) -> KernelUsage:
     # Unpacked by position (the kernels table's column order): a Row's attribute lookups
     # cost more than building the whole KernelUsage.
@@ -162,7 +166,7 @@ def _kernel(
         agent=agent,
         image=image,
         occupied_slots=dict(slots),
-        nfs=[nfs.get(m, m) for m in mounts],
+        nfs=[nfs[m][0] if m in nfs else m for m in mounts],
         started_at=started,
         terminated_at=None if terminated_at is None else as_utc(terminated_at),
         status=status,
@@ -171,4 +175,5 @@ def _kernel(
         full_name=full_name,
         user_domain=user_domain,
         group_domain=group_domain,
+        mounted=tuple((m, names.get(nfs[m][1], ("", None))[1] if m in nfs else None) for m in mounts),
     )

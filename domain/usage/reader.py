@@ -35,6 +35,8 @@ class KernelUsage:
     full_name: str | None = None
     user_domain: str | None = None
     group_domain: str | None = None  # the domain the group is in now (None: unknown to the ledger)
+    # Each mount of `nfs`, in its order: (vfolder id, the domain its group is in now, None: unknown).
+    mounted: tuple[tuple[str, str | None], ...] = ()
 
 
 class UsageReader(Protocol):

@@ -52,10 +52,18 @@ def _in_domain(kernels: Iterable[KernelUsage], domain_name: str | None) -> Itera
 
 def _named_in(kernel: KernelUsage, domain_name: str) -> KernelUsage:
     """The kernel as `domain_name`'s admin reads it: a user of another domain without their
-    email and full name, and a group moved since to another domain without the name it
-    has there (read as a group the ledger no longer knows is, "")."""
+    email and full name, a group moved since to another domain without the name it has
+    there (read as a group the ledger no longer knows is, ""), and another domain's
+    vfolder it mounted without its host and name."""
     if kernel.user_domain not in (None, domain_name):
         kernel = replace(kernel, email=None, full_name=None)
     if kernel.group_domain not in (None, domain_name):
         kernel = replace(kernel, group_name="")
+    if any(domain not in (None, domain_name) for _, domain in kernel.mounted):
+        # Another domain's vfolder reads as its id, as a vfolder the ledger does not know does.
+        nfs = [
+            vfolder if domain not in (None, domain_name) else name
+            for name, (vfolder, domain) in zip(kernel.nfs, kernel.mounted, strict=True)
+        ]
+        kernel = replace(kernel, nfs=nfs)
     return kernel

@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from adapters.http.routes.usage import MonthGroupOut, PeriodProjectOut
 from domain.group import UsagePerMonthAction, UsagePerPeriodAction
-from domain.workload import StartKernelAction, TerminateKernelAction
+from domain.workload import CreateVFolderAction, StartKernelAction, TerminateKernelAction
 from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
 
 MONTH = "/v1/usage/month"
@@ -160,3 +160,37 @@ def test_an_admins_report_names_no_group_moved_to_another_domain(api: Api, group
     assert names("foreign_admin") == ({groups["foreign"]: "far"},) * 2  # the kernels were not beta's
     withheld = {groups["home"]: ""}  # as a group the ledger no longer knows reads
     assert names("admin") == (withheld, withheld)
+
+
+def test_an_admins_report_names_no_vfolder_of_another_domain(api: Api, groups: dict[str, str]) -> None:
+    """A kernel mounts whatever vfolders the platform reported (here alpha's kernel mounts
+    beta's "secret-data"): alpha's admin read that vfolder's host and name in the `nfs` of
+    their report. A vfolder of another domain's group reads as its id, as an unknown one."""
+    vfolder = uuid.uuid4()
+    create = CreateVFolderAction(vfolder_id=vfolder, name="secret-data", host="beta-nas", group_id=groups["foreign"])
+    root_run(api.ledger, "workload", "create_vfolder", create)
+    start = StartKernelAction(
+        kernel_id=uuid.uuid4(),
+        session_id=uuid.uuid4(),
+        session_name="mounting",
+        group_id=groups["home"],
+        domain_name=HOME,
+        user_id=api.users["user"],
+        access_key="AKUSER",
+        occupied_slots={"cpu": "1"},
+        started_at=datetime(2024, 10, 5, tzinfo=UTC),
+        mounts=[vfolder],
+    )
+    root_run(api.ledger, "workload", "start_kernel", start)
+
+    def mounted(role: str) -> tuple[set[str], set[str]]:
+        month = api.get(f"{MONTH}/202410", role=role).json()
+        period = api.get(PERIOD, params=OCTOBER, role=role).json()
+        in_month = {n for g in month for c in g["c_infos"] for n in c["nfs"] or []}
+        in_period = {
+            n for p in period for s in p["sessions"] for k in s["kernels"] for n in k["total_usage"]["nfs"] or []
+        }
+        return in_month, in_period
+
+    assert mounted("superadmin") == ({"beta-nas:secret-data"},) * 2
+    assert mounted("admin") == ({str(vfolder)},) * 2
