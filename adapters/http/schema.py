@@ -40,7 +40,7 @@ class _LedgerSchema(GenerateJsonSchema):
         return dict(_KNOWN.get(cls, {}))  # a modifier's state: shaped from its creator below
 
     def bytes_schema(self, schema: core_schema.BytesSchema) -> JsonSchemaValue:
-        return {"type": "string"}
+        return {"type": "string", "contentEncoding": "base64", "description": "The bytes, base64."}
 
 
 def model_schema(model: type[BaseModel], like: type[BaseModel] | None = None) -> JsonSchemaValue:

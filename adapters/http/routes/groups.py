@@ -6,6 +6,8 @@ groups they are a member of; anyone else none, answered as if it did not exist."
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -34,6 +36,7 @@ from adapters.http.schema import body
 from adapters.read.queries import group_cursor
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
+from domain.errors import InvalidAPIParameters
 from domain.group.actions import CreateGroupAction, DeleteGroupAction, ModifyGroupAction, PurgeGroupAction
 from domain.group.aggregate import Group
 from domain.group.types import GroupCreator, GroupData, GroupModifier
@@ -79,6 +82,18 @@ class GroupPatch(GroupModifier):
 
 def _out(group: GroupData) -> dict[str, Any]:
     return group.to_json()
+
+
+def _decoded(payload: Any) -> Any:
+    """The body with `dotfiles` read as base64, the form GroupOut gives them, so a group
+    read back can be written again unchanged (the model itself reads a string as text)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("dotfiles"), str):
+        return payload
+    try:
+        dotfiles = base64.b64decode(payload["dotfiles"], validate=True)
+    except binascii.Error:
+        raise InvalidAPIParameters("expected the dotfiles' bytes in base64", field="dotfiles") from None
+    return {**payload, "dotfiles": dotfiles}
 
 
 def _stream(group_id: str) -> uuid.UUID | None:
@@ -181,7 +196,7 @@ def group_members(call: CallDep, group_id: GroupId, min_position: MinPosition = 
 def create_group(call: CallDep, payload: Body) -> Response:
     return call.command(
         call.ledger.processors.group.create_group,
-        lambda: CreateGroupAction(input=payload),
+        lambda: CreateGroupAction(input=_decoded(payload)),
         lambda result: _out(result.data),
         status=201,
         entity=lambda result: Group.id_for(str(result.data.id)),
@@ -191,6 +206,7 @@ def create_group(call: CallDep, payload: Body) -> Response:
 
 def _modify(group_id: str, payload: Any) -> ModifyGroupAction:
     """The modifier from the body's fields, the membership change from its two own."""
+    payload = _decoded(payload)
     if not isinstance(payload, dict):
         return ModifyGroupAction(group_id=group_id, modifier=payload)
     fields = {k: v for k, v in payload.items() if k not in MEMBERSHIP}

@@ -3,11 +3,13 @@ create, who reads which groups, foreign writes, and problems naming the field.""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 
+from adapters.http.app import create_app
 from adapters.http.routes.groups import GroupChange, GroupOut
 from domain.workload import StartKernelAction
 from tests.adapters.http.api import FOREIGN, HOME, Api, root_run
@@ -262,3 +264,21 @@ def test_a_group_moved_away_and_back_hides_its_time_in_the_other_domain(api: Api
     for newest_first in (False, True):
         seen = [e["version"] for e in api.history_by_pages(f"{BASE}/{gid}/history", "admin", newest_first)]
         assert seen == ([5, 4, 1] if newest_first else [1, 4, 5])
+
+
+def test_dotfiles_round_trip_as_base64(api: Api) -> None:
+    # GroupOut documents dotfiles as base64: a body read back and written again must not
+    # change them (they were read as UTF-8 text, so each write wrapped them in base64 again)
+    dotfiles = b"\xff\xfe export PS1='$ '\n"
+    encoded = base64.b64encode(dotfiles).decode()
+    created = api.post(BASE, {"name": "team", "domain_name": HOME, "dotfiles": encoded})
+    assert created.status_code == 201, created.text
+    group = created.json()
+    assert group["dotfiles"] == encoded
+    same = api.patch(f"{BASE}/{group['id']}", {"dotfiles": group["dotfiles"]})
+    assert same.status_code == 200 and same.json()["changed"] is False
+    assert same.json()["group"]["dotfiles"] == encoded
+    bad = api.patch(f"{BASE}/{group['id']}", {"dotfiles": "not base64!"})
+    assert bad.status_code == 400 and bad.json()["field"] == "dotfiles"
+    documented = create_app().openapi()["components"]["schemas"]["GroupCreator"]["properties"]["dotfiles"]
+    assert documented["contentEncoding"] == "base64"
