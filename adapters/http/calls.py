@@ -101,9 +101,11 @@ class Call:
         status: int = 200,
         entity: uuid.UUID | Callable[[R], uuid.UUID | None] | None = None,
         body: Any = None,
+        warning: Callable[[Any], str | None] | None = None,
     ) -> Response:
         """Runs a command and answers `render(result)` with `status`, `ETag` (the version of
-        `entity` after the command) and `Ledger-Position`."""
+        `entity` after the command) and `Ledger-Position`; `warning(action)`, if any, is sent
+        as a `Warning: 299` header (a deprecated field given)."""
         method = self.request.method
         tagged = entity if isinstance(entity, uuid.UUID) else None
         expected, absent = self._if_match(tagged)
@@ -144,6 +146,9 @@ class Call:
                 return _replayed(first)
         _check_unwritten(scope)
         headers = {POSITION_HEADER: str(scope.position if scope.position is not None else self._head())}
+        note = None if warning is None else warning(built)
+        if note is not None:
+            headers["Warning"] = f'299 - "{note}"'
         entity_id = entity(result) if callable(entity) else entity
         if entity_id is not None:
             # Appended: the version it reached; else the one the command read and answers

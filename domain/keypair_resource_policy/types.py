@@ -34,11 +34,18 @@ from domain.values import DefaultForUnspecified, OptionalState, ResourceSlot, Tr
 DEPRECATED_FIELDS = ("max_vfolder_size", "max_quota_scope_size")
 
 
+def deprecation_message(names: list[str]) -> str | None:
+    """The warning for deprecated fields given (None for none), as the CLI and HTTP show it."""
+    if not names:
+        return None
+    return f"{', '.join(names)}: deprecated keypair resource policy field(s); stored for compatibility but not enforced"
+
+
 def _warn_deprecated(names: list[str]) -> None:
-    if names:
+    message = deprecation_message(names)
+    if message is not None:
         warnings.warn(
-            f"{', '.join(names)}: deprecated keypair resource policy field(s); "
-            "stored for compatibility but not enforced",
+            message,
             DeprecationWarning,
             stacklevel=4,  # _warn_deprecated < after_init < LedgerModel.__init__ < caller
         )
@@ -76,8 +83,11 @@ class KeyPairResourcePolicyCreator(LedgerModel):
     # policy priority and its circular-reference case). Fallbacks do not chain.
     fallback_policy: Annotated[str | None, field_of(nullable(parse_name))] = None
 
+    def deprecated_given(self) -> list[str]:
+        return [f for f in DEPRECATED_FIELDS if getattr(self, f) is not None]
+
     def after_init(self) -> None:
-        _warn_deprecated([f for f in DEPRECATED_FIELDS if getattr(self, f) is not None])
+        _warn_deprecated(self.deprecated_given())
 
     def fields_json(self) -> dict[str, Any]:
         return {f: to_json(getattr(self, f)) for f in POLICY_FIELDS}
@@ -130,9 +140,12 @@ class KeyPairResourcePolicyModifier(Modifier):
         "max_pending_session_resource_slots_patch": "max_pending_session_resource_slots",
     }
 
+    def deprecated_given(self) -> list[str]:
+        return [f for f in DEPRECATED_FIELDS if not getattr(self, f).is_nop()]
+
     def after_init(self) -> None:
         super().after_init()
-        _warn_deprecated([f for f in DEPRECATED_FIELDS if not getattr(self, f).is_nop()])
+        _warn_deprecated(self.deprecated_given())
 
     @staticmethod
     def field_json(name: str, value: Any) -> Any:

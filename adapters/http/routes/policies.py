@@ -38,6 +38,7 @@ from domain.keypair_resource_policy.types import (
     KeyPairResourcePolicyCreator,
     KeyPairResourcePolicyData,
     KeyPairResourcePolicyModifier,
+    deprecation_message,
 )
 
 POLICY = EntityType.KEYPAIR_RESOURCE_POLICY
@@ -124,6 +125,7 @@ def create_policy(call: CallDep, payload: Body) -> Response:
         status=201,
         entity=lambda result: KeyPairResourcePolicy.id_for(result.keypair_resource_policy.name),
         body=payload,
+        warning=lambda action: deprecation_message(action.creator.deprecated_given()),
     )
 
 
@@ -141,6 +143,7 @@ def modify_policy(call: CallDep, name: Name, payload: Body) -> Response:
         lambda: ModifyKeyPairResourcePolicyAction(name=name, modifier=payload),
         lambda result: {"keypair_resource_policy": _out(result.keypair_resource_policy), "changed": result.changed},
         entity=KeyPairResourcePolicy.id_for(name),
+        warning=lambda action: deprecation_message(action.modifier.deprecated_given()),
     )
 
 

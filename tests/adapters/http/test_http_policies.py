@@ -382,3 +382,15 @@ def test_a_dot_segment_name_is_refused_naming_the_field(api: Api, name: str) -> 
         assert refused.status_code == 400, refused.text
         assert refused.json()["field"] == field and "path segment" in refused.json()["detail"]
     assert api.get(BASE, params={"name_prefix": "."}).json()["items"] == []
+
+
+def test_a_deprecated_field_is_stored_with_a_warning_header(api: Api) -> None:
+    # seed 001 (2.5): max_vfolder_size is stored, with a deprecation warning; the CLI
+    # printed one, HTTP answered as if the field were like any other
+    created = api.post(BASE, {"name": "old", "max_quota_scope_size": 10})
+    assert created.status_code == 201 and created.json()["max_quota_scope_size"] == 10
+    assert "max_quota_scope_size: deprecated" in created.headers["Warning"]
+    changed = api.patch(f"{BASE}/old", {"max_vfolder_size": 1000000})
+    assert changed.status_code == 200 and changed.json()["keypair_resource_policy"]["max_vfolder_size"] == 1000000
+    assert changed.headers["Warning"].startswith('299 - "max_vfolder_size: deprecated')
+    assert "Warning" not in api.patch(f"{BASE}/old", {"max_concurrent_sessions": 3}).headers
