@@ -71,13 +71,25 @@ class GroupChange(Exact):
     changed: bool
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 class GroupPatch(GroupModifier):
     """The PATCH body: the modifier's fields, and a membership change (both or neither)."""
 
+    # Documented without a default: a membership change needs both fields (one alone is a 400).
     user_update_mode: Literal["add", "remove", "replace"] = Field(
-        default="add", description="How `user_uuids` change the members: added, removed, or the new list."
+        default="add",
+        description="How `user_uuids` change the members: added, removed, or the new list "
+        "(both or neither: with `user_uuids`).",
+        json_schema_extra=_no_default,
     )
-    user_uuids: list[uuid.UUID] = Field(default=[], description="Users of the group's domain.")
+    user_uuids: list[uuid.UUID] = Field(
+        default=[],
+        description="Users of the group's domain (both or neither: with `user_update_mode`).",
+        json_schema_extra=_no_default,
+    )
 
 
 def _out(group: GroupData) -> dict[str, Any]:

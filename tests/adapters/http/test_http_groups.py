@@ -282,3 +282,16 @@ def test_dotfiles_round_trip_as_base64(api: Api) -> None:
     assert bad.status_code == 400 and bad.json()["field"] == "dotfiles"
     documented = create_app().openapi()["components"]["schemas"]["GroupCreator"]["properties"]["dotfiles"]
     assert documented["contentEncoding"] == "base64"
+
+
+def test_the_membership_fields_document_no_default(api: Api) -> None:
+    # the PATCH schema said user_update_mode defaults to "add", but user_uuids alone is a 400
+    # (membership changes need both): a client following the document was refused
+    gid = _create(api, "team")
+    alone = api.patch(f"{BASE}/{gid}", {"user_uuids": [str(api.users["user"])]})
+    assert alone.status_code == 400 and alone.json()["field"] == "user_update_mode"
+    documented = create_app().openapi()["components"]["schemas"]["GroupPatch"]
+    for field in ("user_update_mode", "user_uuids"):
+        assert "default" not in documented["properties"][field]
+        assert "both or neither" in documented["properties"][field]["description"]
+        assert field not in documented.get("required", [])
