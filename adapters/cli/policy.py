@@ -138,9 +138,12 @@ def policy_create(
     max_vfolder_size: VFolderSizeOption = None,
     max_quota_scope_size: QuotaOption = None,
     fallback_policy: FallbackOption = None,
+    unset: Annotated[list[str] | None, unset_option(NULLABLE_FIELDS)] = None,
 ) -> None:
-    """Create a policy (or create again one that was deleted). Unset options take defaults."""
-    creator = {"name": name, **_given(locals())}  # first: its locals are the options
+    """Create a policy (or create again one that was deleted). Unset options take defaults;
+    --unset makes a nullable field null (idle_timeout, max_session_lifetime: no limit)."""
+    given = _given(locals())  # first: its locals are the options
+    creator = {"name": name, **given, **unset_fields(unset or [], given, NULLABLE_FIELDS)}
     from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
 
     state = state_of(ctx)

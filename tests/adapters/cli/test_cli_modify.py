@@ -129,3 +129,18 @@ def test_modify_help_says_what_replaces_and_what_merges(db: str) -> None:
     for command in ("policy", "group"):
         text = " ".join(ledger(db, command, "modify", "--help").stdout.split())
         assert "Replace the whole slot map" in text and "--slot" in text and "keeping the others" in text
+
+
+# Nullable fields on create
+
+
+def test_policy_create_unset_creates_with_no_limit_as_http_can(db: str) -> None:
+    # the options' help promised "--unset: no limit", and POST /v1/keypair-resource-policies
+    # takes idle_timeout: null, but `policy create` had no --unset (a usage error)
+    created = as_json(db, "policy", "create", "p", "--unset", "idle_timeout", "--unset", "max-session-lifetime")
+    assert created["idle_timeout"] is None and created["max_session_lifetime"] is None
+    assert created["max_concurrent_sessions"] == 30  # the others keep create's defaults
+    assert "is both set and unset" in usage_error(
+        db, "policy", "create", "q", "--idle-timeout", "5", "--unset", "idle_timeout"
+    )
+    assert "cannot be unset" in usage_error(db, "policy", "create", "q", "--unset", "max_concurrent_sessions")
