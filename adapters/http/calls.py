@@ -148,7 +148,8 @@ class Call:
         headers = {POSITION_HEADER: str(scope.position if scope.position is not None else self._head())}
         note = None if warning is None else warning(built)
         if note is not None:
-            headers["Warning"] = f'299 - "{note}"'
+            # RFC 7234's warn-text is a quoted-string: quotes inside escaped, ASCII only.
+            headers["Warning"] = "299 - " + json.dumps(note)
         entity_id = entity(result) if callable(entity) else entity
         if entity_id is not None:
             # Appended: the version it reached; else the one the command read and answers

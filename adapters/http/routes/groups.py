@@ -7,7 +7,6 @@ groups they are a member of; anyone else none, answered as if it did not exist."
 from __future__ import annotations
 
 import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -103,7 +102,7 @@ def _decoded(payload: Any) -> Any:
         return payload
     try:
         dotfiles = base64.b64decode(payload["dotfiles"], validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character beyond ASCII
         raise InvalidAPIParameters("expected the dotfiles' bytes in base64", field="dotfiles") from None
     return {**payload, "dotfiles": dotfiles}
 
