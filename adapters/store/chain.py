@@ -383,14 +383,21 @@ LOOKAHEAD = 1000  # events searched for the one a broken link was made for (fail
 _STORED_STREAM = re.compile("[0-9a-f]{32}")  # how the SQLite recorder writes a UUID
 
 
+def stored_stream(raw: Any) -> uuid.UUID | None:
+    """The stream id of a stored row (an event's or a snapshot's): a UUID on PostgreSQL,
+    the library's 32 lower-case hex digits on SQLite; None for any other value, which
+    SQLite keeps all the same and no read of the stream finds (it looks for that spelling)."""
+    if isinstance(raw, uuid.UUID):
+        return raw
+    return uuid.UUID(raw) if isinstance(raw, str) and _STORED_STREAM.fullmatch(raw) else None
+
+
 def _stored_link(previous: bytes, position: int, stream: Any, version: Any, topic: Any, state: Any) -> bytes | None:
     """The link of a stored row, or None when a column is not as an append writes it, so
     that it matches no link. SQLite keeps any type, and the link hashes a stream id's 16
     bytes: the same UUID with dashes or in capitals hashed alike, while the stream's
     reads, which look for the library's own spelling, no longer found the event."""
-    if isinstance(stream, str) and not _STORED_STREAM.fullmatch(stream):
-        return None
-    if not isinstance(stream, str | uuid.UUID) or not isinstance(topic, str):
+    if stored_stream(stream) is None or not isinstance(topic, str):
         return None
     if type(version) is not int or not 0 <= version < 2**64:
         return None

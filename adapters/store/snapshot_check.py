@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -28,6 +27,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic
 
+from adapters.store.chain import stored_stream
 from adapters.store.keys import SNAPSHOT_SUBJECT
 from adapters.store.quoting import quote_identifier
 from domain.sharedmap import plain_state
@@ -135,7 +135,7 @@ def check_snapshots(app: Any) -> tuple[int, list[BadSnapshot]]:
     versions: dict[uuid.UUID, list[int]] = {}
     bad: list[BadSnapshot] = []
     for stream, version in rows:
-        key = _stored_stream(stream)
+        key = stored_stream(stream)
         if key is None or type(version) is not int:
             # SQLite keeps any text: no read finds such a row (the library looks a stream
             # up by its own spelling), and there is nothing to compare it with.
@@ -146,17 +146,6 @@ def check_snapshots(app: Any) -> tuple[int, list[BadSnapshot]]:
     for stream in sorted(versions, key=str):
         bad += _check_stream(app, stream, sorted(versions[stream]))
     return len(rows), bad
-
-
-_STORED_STREAM = re.compile("[0-9a-f]{32}")  # how the SQLite recorder writes a UUID
-
-
-def _stored_stream(raw: Any) -> uuid.UUID | None:
-    """The stream id of a stored snapshot row (a UUID on PostgreSQL, the library's 32
-    lower-case hex digits on SQLite), or None for any other value."""
-    if isinstance(raw, uuid.UUID):
-        return raw
-    return uuid.UUID(raw) if isinstance(raw, str) and _STORED_STREAM.fullmatch(raw) else None
 
 
 def _check_stream(app: Any, stream: uuid.UUID, versions: list[int]) -> list[BadSnapshot]:
