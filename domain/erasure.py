@@ -16,8 +16,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
+from domain.actions.context import current_context
 from domain.entity import stream_id
 from domain.personal import erases
+from domain.ports import UnitOfWork
 
 # The kind its stream ids are derived under: never an entity type, so no entity's key
 # (`user:<id>` is the kind `user` and the key `<id>`) names this stream.
@@ -85,6 +87,21 @@ class SubjectErasure(Aggregate):
             return cls._create(cls.Erased, id=cls.id_for(subject), **erasure)
         found.trigger_event(cls.ErasedAgain, **erasure)
         return found
+
+
+def requester() -> str | None:
+    """Who asks for an erasure, as it records them: the acting user, else the access key
+    (None outside an action)."""
+    context = current_context()
+    return None if context is None else context.user_id or context.access_key
+
+
+def erase_subject(
+    work: UnitOfWork, subject: str, reason: str, requested_by: str | None, accept_clear_history: bool, clear_values: int
+) -> None:
+    """One more erasure of `subject` on its own stream, in `work` (its commit destroys the key)."""
+    found = work.get(SubjectErasure.id_for(subject), SubjectErasure)
+    work.add(SubjectErasure.erase(found, subject, reason, requested_by, accept_clear_history, clear_values))
 
 
 def erasure_subject(state: Mapping[str, Any]) -> str | None:

@@ -25,7 +25,7 @@ from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.domains.service import require_domain
 from domain.entity import Entity
-from domain.erasure import SubjectErasure
+from domain.erasure import erase_subject, requester
 from domain.errors import GroupClearHistory, GroupSlotsAboveDomain, InvalidAPIParameters
 from domain.group.actions import (
     CreateGroupAction,
@@ -76,11 +76,8 @@ def erase_without_group(
             f"{plural(values, 'personal value')} stored in clear before sealing existed, which a purge "
             "cannot erase; accept that with accept_clear_history"
         )
-    context = current_context()
-    requested_by = None if context is None else context.user_id or context.access_key
-    found = work.get(SubjectErasure.id_for(subject), SubjectErasure)
     reason = "group purge of an id that names no group"  # a purge takes no reason: said in clear, no personal value
-    work.add(SubjectErasure.erase(found, subject, reason, requested_by, accept_clear_history, values))
+    erase_subject(work, subject, reason, requester(), accept_clear_history, values)
 
 
 def load_group(work: UnitOfWork, group_id: uuid.UUID) -> Group:

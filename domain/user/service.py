@@ -15,12 +15,11 @@ by a `SubjectErasure` (domain/erasure.py).
 from __future__ import annotations
 
 from domain.actions import takes_action
-from domain.actions.context import current_context
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
 from domain.domains.service import DEFAULT_POLICY, check_admin_may_assign, relink_default_policy, require_domain
 from domain.entity import Entity
-from domain.erasure import SubjectErasure
+from domain.erasure import erase_subject, requester
 from domain.errors import UserClearHistory
 from domain.group.aggregate import Group
 from domain.ports import AggregateStore, ClearHistory, SubjectKeyCheck, UnitOfWork, load_live
@@ -134,15 +133,9 @@ class UserService:
                     f"{plural(values, 'personal value')} stored in clear before sealing existed, which an "
                     "erasure cannot remove; accept that with accept_clear_history"
                 )
-            context = current_context()
-            requested_by = None if context is None else context.user_id or context.access_key
+            requested_by = requester()
             if user is None:
-                erased = work.get(SubjectErasure.id_for(subject), SubjectErasure)
-                work.add(
-                    SubjectErasure.erase(
-                        erased, subject, action.reason, requested_by, action.accept_clear_history, values
-                    )
-                )
+                erase_subject(work, subject, action.reason, requested_by, action.accept_clear_history, values)
             else:
                 user.erase(action.reason, requested_by, action.accept_clear_history, values)
             work.commit()
