@@ -40,6 +40,7 @@ from typer.exceptions import TyperException
 
 from adapters.cli.options import FIELD_ALIASES
 from adapters.cli.render import debug, error_json, error_line, one_line, safe
+from adapters.json_times import utc_z, utc_z_default
 from domain.errors import InvalidAPIParameters, LedgerError, ObjectNotFound, PolicyNotAllowedInDomain
 
 if TYPE_CHECKING:
@@ -588,8 +589,9 @@ class State:
 
 def _json_text(data: Any) -> str:
     # ensure_ascii (the default, kept on purpose): control and bidi characters in values
-    # leave as \u escapes, never raw, and the JSON still round-trips them.
-    return json.dumps(data, indent=2, default=str, ensure_ascii=True)
+    # leave as \u escapes, never raw, and the JSON still round-trips them. Times in UTC's
+    # `Z` form, as the HTTP API writes them: a script reads either the same way.
+    return json.dumps(utc_z(data), indent=2, default=utc_z_default, ensure_ascii=True)
 
 
 def state_of(ctx: typer.Context) -> State:

@@ -13,6 +13,7 @@ import typer
 
 from adapters.cli.app import refuse_a_missing_ledger, state_of
 from adapters.cli.render import new_table, plural, print_table, safe, utc_time
+from adapters.json_times import utc_z, utc_z_default
 from domain.catalog import EntityType
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def audit(
 
 def _write_line(entry: AuditEntry) -> None:
     # ensure_ascii (the default): control and bidi characters leave as \u escapes.
-    typer.echo(json.dumps(entry.to_json(), default=str, ensure_ascii=True))
+    typer.echo(json.dumps(utc_z(entry.to_json()), default=utc_z_default, ensure_ascii=True))
 
 
 def _audit_table(entries: list[AuditEntry]) -> Table:

@@ -38,7 +38,8 @@ from adapters.http.auth import (
 )
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.idempotency import IdempotentResponses, StoredResponse, request_hash
-from adapters.http.times import LedgerJSONResponse, utc_z
+from adapters.http.times import LedgerJSONResponse
+from adapters.json_times import utc_z
 from adapters.store.scope import IdempotencyClaim, WriteScope, no_current_version, stale, write_scope
 from domain.actions import ActionProcessor, BaseAction, BaseActionResult
 from domain.entity import Entity

@@ -445,7 +445,7 @@ def test_workload_commands_record_each_fact(db: str) -> None:
     assert fields["mounts"] == [vf1, vf2] and (fields["image"], fields["agent"]) == ("py:3", "i-1")
     assert fields["occupied_slots"] == {"cpu": "2", "mem": "4294967296"}
     assert (fields["user_id"], fields["access_key"], fields["domain_name"]) == (U1, "AKUSER", "d1")
-    assert fields["started_at"] == "2024-10-01T00:00:00+00:00"  # no zone means UTC
+    assert fields["started_at"] == "2024-10-01T00:00:00Z"  # no zone means UTC
     stats = as_json(
         db,
         "workload",
@@ -459,7 +459,7 @@ def test_workload_commands_record_each_fact(db: str) -> None:
         "1024",
     )
     assert stats["fields"]["last_stats"] == {
-        "reported_at": "2024-10-01T01:00:00+00:00",
+        "reported_at": "2024-10-01T01:00:00Z",
         "cpu_used": "12.5",
         "mem_used": 1024,
         "io_read": 0,
@@ -469,7 +469,7 @@ def test_workload_commands_record_each_fact(db: str) -> None:
     ended = as_json(
         db, "workload", "kernel-terminate", kernel, "--terminated-at", "2024-10-01T02:00:00Z", "--status", "CANCELLED"
     )
-    assert (ended["fields"]["status"], ended["fields"]["terminated_at"]) == ("CANCELLED", "2024-10-01T02:00:00+00:00")
+    assert (ended["fields"]["status"], ended["fields"]["terminated_at"]) == ("CANCELLED", "2024-10-01T02:00:00Z")
     created = as_json(db, "workload", "endpoint-create", endpoint, "--group-id", GROUP, "--name", "serve")
     assert created["fields"] == {"name": "serve", "group_id": GROUP}
     out = ok(db, "workload", "endpoint-destroy", endpoint).stdout

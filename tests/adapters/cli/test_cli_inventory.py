@@ -64,7 +64,7 @@ def test_kernel_list_shows_the_workload_in_start_order_in_80_columns(db: str) ->
     assert [k["kernel_id"] for k in listed] == [kernel(i) for i in range(6)]
     first = listed[0]
     assert (first["group_id"], first["status"], first["access_key"]) == (GROUP, "TERMINATED", "AKUSER")
-    assert (first["started_at"], first["terminated_at"]) == ("2024-10-01T00:00:00+00:00", "2024-10-03T00:00:00+00:00")
+    assert (first["started_at"], first["terminated_at"]) == ("2024-10-01T00:00:00Z", "2024-10-03T00:00:00Z")
     assert first["occupied_slots"] == {"cpu": "1", "mem": "2147483648"} and first["mounts"] == [vfolder(0)]
     assert first["last_stats"]["cpu_used"] is not None
 

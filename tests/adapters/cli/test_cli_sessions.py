@@ -5,8 +5,9 @@ actor)."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from adapters.bootstrap import open_ledger
 from tests.adapters.cli.helpers import as_json, labelled_utc, ledger, ok, refused, stdout_of, usage_error
@@ -129,7 +130,8 @@ def test_due_and_activity(db: str) -> None:
     active, deadline = (datetime.fromisoformat(started) + timedelta(seconds=s) for s in (30, 90))
     ok(db, "session", "activity", S1, "--at", active.isoformat())
     (due,) = as_json(db, "session", "due", "--now", deadline.isoformat())
-    assert (due["session_id"], due["reason"], due["deadline"]) == (S1, "idle_timeout", deadline.isoformat())
+    expected = deadline.isoformat().replace("+00:00", "Z")
+    assert (due["session_id"], due["reason"], due["deadline"]) == (S1, "idle_timeout", expected)
     table = ledger(db, "session", "due", "--now", deadline.isoformat(), columns=80)
     _fits(table.stdout)
     assert "1 session due" in table.stdout and "idle_timeout" in table.stdout
@@ -196,3 +198,23 @@ def test_history_lists_a_sessions_events_as_the_api_does(db: str) -> None:
     _fits(ledger(db, "session", "history", S1, columns=80).stdout)
     assert refused(db, "session", "history", S2).startswith("error: session_not_found:")
     assert "SESSION_ID: 'nope' is not a UUID" in refused(db, "session", "history", "nope")
+
+
+def test_json_times_are_written_in_utc_z_as_the_http_api_writes_them(db: str) -> None:
+    """`--json` wrote `+00:00` where the HTTP API writes `Z` for the same entry, and an
+    action's input in the audit trail kept its caller's offset: two forms for a script."""
+    group = _world(db, idle_timeout=60)
+    _enqueue(db, group, S1)
+    ok(db, "session", "schedule", S1)
+    started = datetime.fromisoformat(as_json(db, "session", "list")[0]["started_at"])
+    at = (started + timedelta(seconds=5)).astimezone(timezone(timedelta(hours=9)))
+    ok(db, "session", "activity", S1, "--at", at.isoformat())
+    sessions = as_json(db, "session", "list")
+    assert sessions[0]["last_activity_at"] == at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    entries = [*as_json(db, "audit"), *map(json.loads, ok(db, "audit", "--jsonl").stdout.splitlines())]
+    times = [e[name] for e in entries for name in ("started_at", "ended_at")]
+    times += [e["occurred_at"] for e in as_json(db, "session", "history", S1)]
+    times += [s[name] for s in sessions for name in ("enqueued_at", "started_at")]
+    assert times and all(t.endswith("Z") and "+" not in t for t in times), times
+    reported = [e["spec"]["at"] for e in entries if e["operation"] == "report_activity"]
+    assert reported == [sessions[0]["last_activity_at"]] * 2, reported
