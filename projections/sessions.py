@@ -17,13 +17,18 @@ from sqlalchemy.engine import Connection
 
 from domain.session import Session, SessionStatus
 from projections.projection import Projection, on
+from projections.sql import POSITION
 
 
 class SessionsProjection(Projection):
     name = "sessions"
     # 2: indexed by the list's order, (enqueued_at, session_id), alone and in a domain (an
     #    admin's list): a page of the list was a scan of the whole table and a sort.
-    version = 2
+    # 3: each session's store position (its Created event's), the list's order, indexed
+    #    alone and in a domain: ordered by the event's time (when it was made, not stored),
+    #    an enqueue committed after a page was read could sort before that page's last
+    #    row, and a client paging on from it never saw the session.
+    version = 3
     cost = 0.3
 
     def __init__(self, metadata: sa.MetaData) -> None:
@@ -31,6 +36,9 @@ class SessionsProjection(Projection):
         self.rows = self.table(
             "rows",
             sa.Column("session_id", sa.String(36), primary_key=True),
+            # The position of its Created event: positions follow commit order (appends
+            # are serialised), so a session committed later always lists later.
+            sa.Column("position", POSITION, nullable=False, unique=True),
             sa.Column("stream_id", sa.Uuid, nullable=False, unique=True),
             sa.Column("access_key", sa.String(256), nullable=False),
             sa.Column("user_id", sa.String(36)),
@@ -52,20 +60,20 @@ class SessionsProjection(Projection):
             sa.Index(None, "status", "session_id"),
             sa.Index(None, "access_key", "status"),
             sa.Index(None, "group_id", "status"),
-            sa.Index(None, "enqueued_at", "session_id"),
-            sa.Index(None, "domain_name", "enqueued_at", "session_id"),
+            sa.Index(None, "domain_name", "position"),  # alone: the unique constraint's index
         )
 
     def _set(self, conn: Connection, event: Any, **values: Any) -> None:
         conn.execute(sa.update(self.rows).where(self.rows.c.stream_id == event.originator_id).values(**values))
 
     @on(Session.Created)
-    def created(self, conn: Connection, event: Any, _position: int) -> None:
+    def created(self, conn: Connection, event: Any, position: int) -> None:
         fields = event.fields
         policy = fields.get("enqueued_under") or {}
         conn.execute(
             sa.insert(self.rows).values(
                 session_id=event.key,
+                position=position,
                 stream_id=event.originator_id,
                 access_key=fields["access_key"],
                 user_id=fields.get("user_id"),

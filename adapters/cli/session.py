@@ -320,7 +320,9 @@ def session_list(
     limit: LimitOption = None,
     after: Annotated[str | None, after_option("session id")] = None,
 ) -> None:
-    """Sessions, by enqueue time."""
+    """Sessions, in the order they were recorded in (oldest first): one recorded after a
+    page was read lists after that page's last session, even if its enqueue time is
+    earlier, so paging on with --after misses none."""
     state = state_of(ctx)
     with state.reading() as ledger:
         sessions = ledger.queries.sessions(

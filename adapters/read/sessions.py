@@ -108,6 +108,7 @@ class SessionDetail:
 def _entry(row: sa.Row[Any]) -> SessionEntry:
     values = row._asdict()
     values.pop("stream_id")
+    values.pop("position")  # the list's order, not part of a session's answer
     for name in ("enqueued_at", "started_at", "last_activity_at", "ended_at"):
         if values[name] is not None:
             values[name] = as_utc(values[name])
@@ -152,10 +153,13 @@ class SessionQueries:
         after: uuid.UUID | str | None = None,
         owner: uuid.UUID | str | None = None,
     ) -> list[SessionEntry]:
-        """Sessions by enqueue time (then id), filtered in SQL; at most `limit` of them;
-        `after`: the id of the last session of the previous page (`after_row`); `owner`:
-        only the user's own (the session's user, else its live keypair's owner: what a
-        user reads over HTTP). A malformed filter is `InvalidAPIParameters` naming it."""
+        """Sessions in the order they were recorded in (their Created event's store
+        position, which follows commit order), filtered in SQL; at most `limit` of them;
+        `after`: the id of the last session of the previous page (`after_row`: placed by its
+        position, so a session committed after that page was read comes after it, whatever
+        its event's time); `owner`: only the user's own (the session's user, else its live
+        keypair's owner: what a user reads over HTTP). A malformed filter is
+        `InvalidAPIParameters` naming it."""
         rows = self._sessions.rows
         conditions: list[sa.ColumnElement[bool]] = []
         also: list[Projection] = []
@@ -178,8 +182,9 @@ class SessionQueries:
             conditions.append(rows.c.domain_name == domain_name)
         cursor = None if after is None else str(parse_uuid(after, "after"))
         if cursor is not None:
-            conditions.append(after_row(rows.c.enqueued_at, rows.c.session_id, cursor))
-        statement = sa.select(rows).where(*conditions).order_by(rows.c.enqueued_at, rows.c.session_id)
+            conditions.append(after_row(rows.c.position, rows.c.session_id, cursor))
+        # Positions are unique: the position alone is the whole order.
+        statement = sa.select(rows).where(*conditions).order_by(rows.c.position)
         if limit is not None:
             statement = statement.limit(page_limit(limit))
         found = self._rows(statement, *also)

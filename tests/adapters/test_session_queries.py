@@ -13,7 +13,7 @@ import pytest
 from adapters.bootstrap import Ledger
 from domain.errors import InvalidAPIParameters, LedgerError
 from domain.keypair import ModifyKeyPairAction
-from domain.session import DueReason
+from domain.session import DueReason, Session
 from tests import policies
 from tests.adapters import directory
 from tests.adapters.sessions import SessionWorld
@@ -258,3 +258,26 @@ def test_sessions_page_after_a_cursor_even_one_that_left_the_filter(ledger: Ledg
     with pytest.raises(InvalidAPIParameters) as bad:
         q.sessions(after="s1")
     assert bad.value.field == "after"
+
+
+def test_a_session_made_before_a_pages_last_row_but_committed_after_it_is_on_the_next_page(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list was ordered by the Created event's time, the time it was made: an enqueue
+    made before a page's last row but committed after the page was read (a slow command,
+    another process, group commit reordering) sorted before the cursor, and a client
+    paging on never saw it. The list is in the order sessions were recorded in."""
+    world = SessionWorld(ledger, max_concurrent_sessions=10)
+    first = [str(world.enqueue()) for _ in range(2)]
+    q = ledger.queries
+    page = q.sessions(limit=2)
+    assert [s.session_id for s in page] == first
+    made = page[0].enqueued_at - timedelta(seconds=1)  # before every row of the page
+    with monkeypatch.context() as clock:
+        clock.setattr(Session.Created, "create_timestamp", staticmethod(lambda: made))
+        late = str(world.enqueue())
+    rest = q.sessions(after=page[-1].session_id, limit=2)
+    assert [s.session_id for s in rest] == [late]
+    assert rest[0].enqueued_at == made  # the event's own time, shown as it was
+    assert [s.session_id for s in q.sessions()] == [*first, late]
+    assert [s.session_id for s in q.sessions(domain_name="d", after=first[0])] == [first[1], late]

@@ -1,15 +1,21 @@
 """The sessions read model on SQLite and PostgreSQL: built live with catch-ups between
 commands, it equals a rebuild from the first event, row by row (every session event:
-enqueue, deferral, admission, activity, kernels attached and detached, cancel, terminate)."""
+enqueue, deferral, admission, activity, kernels attached and detached, cancel, terminate);
+its list, in the order sessions were recorded in, is the same after an upgrade builds this
+version from the first event and after a forced rebuild."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from adapters.bootstrap import Ledger
+import pytest
+
+from adapters.bootstrap import Ledger, open_ledger
+from domain.session import Session
 from domain.workload import TerminateKernelAction
+from projections.sessions import SessionsProjection
 from tests.adapters.sessions import PLATFORM, SessionWorld, run
-from tests.projections.readmodels import clean_rebuild, dump
+from tests.projections.readmodels import clean_rebuild, code_with, dump, older
 
 
 def test_the_sessions_read_model_equals_a_rebuild(ledger: Ledger) -> None:
@@ -40,3 +46,35 @@ def test_the_sessions_read_model_equals_a_rebuild(ledger: Ledger) -> None:
     live = dump(ledger.read_models, [ledger.projections.sessions])
     assert live == {k: v for k, v in clean_rebuild(ledger).items() if k in live}
     assert sum(len(table) for table in live.values()) == 4
+
+
+def _listed(ledger: Ledger) -> list[str]:
+    return [s.session_id for s in ledger.queries.sessions()]
+
+
+def test_the_list_is_the_same_after_an_upgrade_and_after_a_forced_rebuild(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions enqueued under the previous version, one of them made before the others
+    but recorded after them: the version this code builds from the first event lists them
+    in the order they were recorded in, as the live read model does, and so does a forced
+    rebuild of it."""
+    with code_with(sessions=older(SessionsProjection)), open_ledger(ledger_url) as old:
+        world = SessionWorld(old)
+        first = [str(world.enqueue()) for _ in range(2)]
+        made = old.services.session.session(first[0]).enqueued_at - timedelta(seconds=1)
+        with monkeypatch.context() as clock:
+            clock.setattr(Session.Created, "create_timestamp", staticmethod(lambda: made))
+            late = str(world.enqueue())
+        recorded = [*first, late, str(world.enqueue())]
+    with open_ledger(ledger_url) as ledger:  # builds this version before it serves
+        assert ledger.runner.pending() == []
+        assert _listed(ledger) == recorded
+        page = ledger.queries.sessions(limit=1, after=first[1])
+        assert [s.session_id for s in page] == [late]
+        live = dump(ledger.read_models, [ledger.projections.sessions])
+        assert live == {k: v for k, v in clean_rebuild(ledger).items() if k in live}
+        ledger.runner.catch_up(ledger.runner.force([ledger.projections.sessions]))
+        assert ledger.runner.builds() == []
+        assert _listed(ledger) == recorded
+        assert dump(ledger.read_models, [ledger.projections.sessions]) == live

@@ -238,10 +238,10 @@ def _entry_visible(call: Call, entry: SessionEntry) -> bool:
 
 def _cursor_visible(call: Call, after: str) -> bool:
     """Whether the cursor, a session id of the previous page, is one the caller may see.
-    It is placed by its own enqueue time and id (`after_row`), so a page goes on where the
-    last ended even when that session has left the filter since (scheduled while a
-    platform pages through the PENDING ones); a session the caller may not see is refused
-    as an unknown one is."""
+    It is placed by its own place in the list, the order sessions were recorded in
+    (`after_row`), so a page goes on where the last ended even when that session has left
+    the filter since (scheduled while a platform pages through the PENDING ones); a
+    session the caller may not see is refused as an unknown one is."""
     return _visible_session(call, parse_uuid(after, "after")) is not None
 
 
@@ -266,7 +266,18 @@ def _changed(result: Any) -> dict[str, Any]:
     return {"session": result.session.to_json(), "changed": result.changed}
 
 
-@router.get("", response_model=Page[SessionEntry], responses=READ_ERRORS, summary="Sessions, by enqueue time.")
+@router.get(
+    "",
+    response_model=Page[SessionEntry],
+    responses=READ_ERRORS,
+    summary="Sessions, in the order they were recorded in.",
+    description=(
+        "Sessions in the order the ledger recorded them (committed their enqueue), oldest first. "
+        "A session recorded after a page was read always lists after that page's last session, "
+        "even when its `enqueued_at` (the time its enqueue was decided) is earlier, so paging on "
+        "with `next_after` never misses one."
+    ),
+)
 def list_sessions(
     call: CallDep,
     status: Annotated[

@@ -17,6 +17,7 @@ from adapters.read.sessions import SessionEntry
 from domain.group import CreateGroupAction
 from domain.keypair import CreateKeyPairAction
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
+from domain.session import Session
 from tests.adapters.http.api import FOREIGN, HOME, Api, root_run, shaped
 
 BASE = "/v1/sessions"
@@ -319,6 +320,23 @@ def test_list_pages_and_filters(api: Api, world: World) -> None:
     assert [s["session_id"] for s in mine] == [other]
     group = api.get(BASE, params={"group_id": world.groups[HOME], "limit": 10}).json()["items"]
     assert len(group) == 4
+
+
+def test_a_session_made_before_the_cursor_but_committed_after_it_is_on_the_next_page(
+    api: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An enqueue made before a page's last session but committed after the page was read
+    (a slow request, another process) was placed by its made time, before the cursor: the
+    client paging on with `next_after` never saw it."""
+    ids = [world.enqueue() for _ in range(3)]
+    first = api.get(BASE, params={"limit": 2}).json()
+    assert [s["session_id"] for s in first["items"]] == ids[:2] and first["next_after"] == ids[1]
+    made = datetime.fromisoformat(first["items"][0]["enqueued_at"]) - timedelta(seconds=1)
+    with monkeypatch.context() as clock:
+        clock.setattr(Session.Created, "create_timestamp", staticmethod(lambda: made))
+        late = world.enqueue()
+    rest = api.get(BASE, params={"limit": 2, "after": first["next_after"]}).json()
+    assert [s["session_id"] for s in rest["items"]] == [ids[2], late] and rest["next_after"] is None
 
 
 def test_a_page_after_a_cursor_reads_one_page_of_sessions_not_all_of_them(
