@@ -35,7 +35,10 @@ class AuditProjection(BatchProjection):
     # 6: the domains' rows carry the action's start, indexed in the trail's order, so a page
     #    of a domain's trail walks an index range (it read and sorted all the domain's rows);
     #    entries indexed by entity id alone (an entity's trail without its type scanned them all).
-    version = 6
+    # 7: the domains' rows indexed by position too: a page that holds a batch of several
+    #    domains' facts asks which other domains it concerns by its position, which walked
+    #    the whole table (a row per action per domain) on every such page.
+    version = 7
     cost = 0.1  # one row per action, not per event
 
     def __init__(self, metadata: sa.MetaData) -> None:
@@ -76,13 +79,15 @@ class AuditProjection(BatchProjection):
         # The domains each action concerns (its record's `domains`): a domain's admin reads
         # these rows, in the trail's order (its entry's start, then position; the start is
         # the entry's, repeated here so the order is this table's index). A record written
-        # before records named them has none here.
+        # before records named them has none here. By position too: which other domains a
+        # batch on an admin's page concerns (its input is withheld from them if any).
         self.domains = self.table(
             "domains",
             sa.Column("domain_name", sa.String(256), primary_key=True),
             sa.Column("position", POSITION, primary_key=True, autoincrement=False),
             sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
             sa.Index(None, "domain_name", "started_at", "position"),
+            sa.Index(None, "position", "domain_name"),
         )
         # The rows whose spec holds personal values sealed under a subject: what its
         # erasure rewrites. No value here is personal (a subject names an id the row holds).
