@@ -35,9 +35,12 @@ class AuditProjection(BatchProjection):
     # 6: the domains' rows carry the action's start, indexed in the trail's order, so a page
     #    of a domain's trail walks an index range (it read and sorted all the domain's rows);
     #    entries indexed by entity id alone (an entity's trail without its type scanned them all).
-    # 7: the domains' rows indexed by position too: a page that holds a batch of several
-    #    domains' facts asks which other domains it concerns by its position, which walked
-    #    the whole table (a row per action per domain) on every such page.
+    # 7: the trail is in the order of its records' positions, not its actions' starts (an
+    #    action recorded after a page was read could start before that page's last one, and
+    #    paging by start time passed it for good): indexes end in the position, a window is
+    #    a filter on a walk in that order. The domains' rows indexed by position too: a
+    #    page that holds a batch of several domains' facts asks which other domains it
+    #    concerns by its position, which walked the whole table on every such page.
     version = 7
     cost = 0.1  # one row per action, not per event
 
@@ -62,12 +65,13 @@ class AuditProjection(BatchProjection):
             sa.Column("role", sa.String(16), nullable=False),
             sa.Column("domain_name", sa.String(256)),
             sa.Column("spec", sa.JSON, nullable=False),
-            # The auditor's questions: one entity's trail, a time window, one actor's doings.
-            sa.Index(None, "entity_type", "entity_id", "started_at"),
-            sa.Index(None, "entity_id", "started_at", "position"),
-            sa.Index(None, "started_at"),
-            sa.Index(None, "triggered_by", "started_at"),
-            sa.Index(None, "access_key", "started_at"),
+            # The auditor's questions, in the trail's order: one entity's trail, one actor's
+            # doings. A window is a filter on the walk in position order (an index on the
+            # start would make the page a sort of the whole window).
+            sa.Index(None, "entity_type", "entity_id", "position"),
+            sa.Index(None, "entity_id", "position"),
+            sa.Index(None, "triggered_by", "position"),
+            sa.Index(None, "access_key", "position"),
         )
         # Every entity a batch action touched, so an auditor finds the batch by any of them.
         self.batch_entities = self.table(
@@ -77,16 +81,15 @@ class AuditProjection(BatchProjection):
             sa.Index(None, "entity_id", "position"),
         )
         # The domains each action concerns (its record's `domains`): a domain's admin reads
-        # these rows, in the trail's order (its entry's start, then position; the start is
-        # the entry's, repeated here so the order is this table's index). A record written
-        # before records named them has none here. By position too: which other domains a
-        # batch on an admin's page concerns (its input is withheld from them if any).
+        # these rows, in the trail's order (the position: this table's key), filtered by
+        # the entry's start (repeated here) for a window. A record written before records
+        # named them has none here. By position too: which other domains a batch on an
+        # admin's page concerns (its input is withheld from them if any).
         self.domains = self.table(
             "domains",
             sa.Column("domain_name", sa.String(256), primary_key=True),
             sa.Column("position", POSITION, primary_key=True, autoincrement=False),
             sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-            sa.Index(None, "domain_name", "started_at", "position"),
             sa.Index(None, "position", "domain_name"),
         )
         # The rows whose spec holds personal values sealed under a subject: what its

@@ -57,7 +57,7 @@ def audit(
         int | None, typer.Option(metavar="N", help="Only the latest N matching entries (a count).")
     ] = None,
     oldest_first: Annotated[
-        bool, typer.Option("--oldest-first", help="List in the order they happened (the latest N with --limit).")
+        bool, typer.Option("--oldest-first", help="List in the order they were recorded (the latest N with --limit).")
     ] = False,
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="Export as JSON Lines, one entry per line. Not with the root --json.")
@@ -66,7 +66,8 @@ def audit(
     """The audit trail: every action's outcome (success, error, denied), who asked, when.
 
     Newest first (tables, --json and --jsonl alike): --limit N keeps the latest N.
-    --oldest-first lists them in the order they happened.
+    --oldest-first lists them in the order the ledger recorded them (actions that
+    overlapped may show starts out of order).
     --since must be before --until."""
     from domain.times import parse_window
 
@@ -95,7 +96,7 @@ def audit(
             return
         entries = ledger.queries.audit_log(**filters, limit=limit, newest_first=limit is not None or not oldest_first)
     if oldest_first and limit is not None:
-        entries.reverse()  # the latest N, in the order they happened
+        entries.reverse()  # the latest N, in the order they were recorded
     if jsonl:
         for entry in entries:
             _write_line(entry)

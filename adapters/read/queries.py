@@ -405,8 +405,9 @@ class Queries:
         domain_name: str | None = None,
         after: int | None = None,
     ) -> list[AuditEntry]:
-        """Action outcomes, oldest first (newest first with `newest_first`, so `limit` keeps
-        the latest), started in [since, until); `actor` matches the user id or the access key.
+        """Action outcomes in the order the ledger recorded them (their store position),
+        oldest first (newest first with `newest_first`, so `limit` keeps the latest), started
+        in [since, until); `actor` matches the user id or the access key.
         `domain_name`: only the actions that concern that domain's entities (what its admin
         reads; not the actor's domain, which the entries show as `domain_name`).
         `after`: the position of the last entry of the previous page; the entries that
@@ -469,9 +470,9 @@ class Queries:
         self, domain_name: str | None
     ) -> tuple[sa.FromClause, sa.ColumnElement[Any], sa.ColumnElement[Any], sa.ColumnElement[bool] | None]:
         """(the rows, their start time, their position, what makes a row the domain's) of
-        the table that drives a page of the trail, its order, window and cursor: a domain's
-        rows (indexed by domain, start, position: a page of an admin's trail is a walk of
-        that index), else the entries."""
+        the table that drives a page of the trail, its window and its order and cursor (the
+        position): a domain's rows (keyed by domain and position: a page of an admin's trail
+        is a walk of that key), else the entries."""
         log = self._audit.entries
         if domain_name is None:
             return log, log.c.started_at, log.c.position, None
@@ -500,9 +501,13 @@ class Queries:
         if within is not None:
             conditions.append(within)
         if after is not None:
+            # The order is the store's, not the start times': an action that started first
+            # may be recorded after one that started later (they overlapped), and a page
+            # ordered by start time had already gone past it for good. Positions only grow,
+            # so every entry recorded after a page was read comes after that page's last one.
             # With a domain, a cursor of an entry not of the domain places nothing, as an
-            # unknown one: else its start time, among the domain's, was told to its admin.
-            conditions.append(after_row(started_at, position, after, descending=newest_first, within=within))
+            # unknown one does, so that an admin learns nothing of other domains' entries.
+            conditions.append(after_row(position, position, after, descending=newest_first, within=within))
         if entity_id is not None:
             # A batch's record is found by any entity it touched, not only by its label; a
             # UUID as given and in the form ids are stored in (an auditor may paste it in
@@ -539,8 +544,8 @@ class Queries:
             conditions.append(sa.or_(log.c.triggered_by.in_(ids), log.c.access_key == actor))
         if limit is not None and limit < 1:
             raise InvalidAPIParameters("must be at least 1", field="limit")
-        order = (started_at.desc(), position.desc()) if newest_first else (started_at, position)
-        return sa.select(log).select_from(rows).where(*conditions).order_by(*order).limit(limit)
+        order = position.desc() if newest_first else position
+        return sa.select(log).select_from(rows).where(*conditions).order_by(order).limit(limit)
 
     def audit_outcomes(self) -> Iterator[AuditOutcome]:
         """Every action's outcome as the metrics count it, in the order `audit_log` lists
@@ -549,7 +554,7 @@ class Queries:
         log = self._audit.entries
         statement = sa.select(
             log.c.entity_type, log.c.operation, log.c.status, log.c.domain_name, log.c.error_code, log.c.duration
-        ).order_by(log.c.started_at, log.c.position)
+        ).order_by(log.c.position)
         for row in stream_rows(self._db, self._runner, statement, OUTCOMES_CHUNK, self._audit):
             yield AuditOutcome(*row)
 

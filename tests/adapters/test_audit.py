@@ -4,11 +4,12 @@ and failed attempts leave the entity's own stream untouched."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 
 from adapters.bootstrap import Ledger, open_ledger
+from domain.actions import processor
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
 from tests.actions import FAILURES, SAMPLES, build_world, meta, run, stream_lengths
 
@@ -74,6 +75,38 @@ def test_the_audit_log_filters_by_entity_actor_operation_status_and_time(ledger:
     assert len(log(limit=2)) == 2
     with pytest.raises(LedgerError, match="limit"):
         log(limit=0)
+
+
+class _HourBehind(datetime):
+    """The processor's clock an hour behind: an action that started before, but is recorded
+    after, what a page already listed (actions overlap in a server; an hour makes it plain)."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _HourBehind:
+        return super().now(tz) - timedelta(hours=1)
+
+
+def test_an_action_recorded_after_a_page_was_read_is_on_the_next_page_though_it_started_first(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trail was ordered by the actions' start: an action that started before a page's
+    last entry but was recorded after the page was read sorted before the cursor, and no
+    later page ever listed it (an export following the trail lost it for good)."""
+    world = build_world(ledger)
+    method = ("group", "modify_group")
+    run(ledger, *method, SAMPLES[method](world), meta("admin"))
+    log = ledger.queries.audit_log
+    read = {domain: log(domain_name=domain) for domain in (None, "alpha")}
+    assert all(read.values())
+    with monkeypatch.context() as clock:
+        clock.setattr(processor, "datetime", _HourBehind)
+        run(ledger, *method, SAMPLES[method](world), meta("admin"))
+    for domain, page in read.items():
+        (late,) = log(domain_name=domain, after=page[-1].position)
+        assert (late.operation, late.status) == ("modify", "success")
+        assert late.started_at < page[-1].started_at  # it started before the cursor's entry
+        assert log(domain_name=domain) == [*page, late]
+        assert log(domain_name=domain, newest_first=True)[0] == late  # the latest recorded
 
 
 def test_an_empty_window_is_refused_as_the_cli_and_the_http_api_refuse_it(ledger: Ledger) -> None:

@@ -102,7 +102,7 @@ def _position(cursor: str | None) -> int | None:
     "/audit",
     response_model=Page[AuditEntry],
     responses=READ_ERRORS,
-    summary="The audit trail: every action's outcome, who asked, when. Newest first unless oldest_first.",
+    summary="Every action's outcome, who asked, when, in the order recorded. Newest first unless oldest_first.",
 )
 def audit_log(
     call: CallDep,
@@ -114,7 +114,7 @@ def audit_log(
     since: Time = None,
     until: Time = None,
     oldest_first: Annotated[
-        bool, Query(description="In the order they happened (paging from the first) instead of newest first.")
+        bool, Query(description="In the order they were recorded (paging from the first) instead of newest first.")
     ] = False,
     limit: PageLimit = DEFAULT_PAGE,
     after: After = None,

@@ -140,7 +140,7 @@ def test_jsonl_with_the_root_json_is_a_usage_error_as_usage_csv_is(db: str) -> N
 def test_audit_help_says_the_order(db: str) -> None:
     text = " ".join(ledger(db, "audit", "--help").stdout.split())
     assert "Newest first" in text and "--limit N keeps the latest N" in text
-    assert "--oldest-first lists them in the order they happened" in text
+    assert "--oldest-first lists them in the order the ledger recorded them" in text
 
 
 def test_audit_status_choices_are_the_domains() -> None:

@@ -140,6 +140,22 @@ def test_a_page_of_a_domains_audit_trail_walks_an_index(ledger: Ledger, newest_f
     assert_index_walk(plan(ledger, table, lambda: page(since=T0 - timedelta(days=365 * 50))))
 
 
+@pytest.mark.parametrize("newest_first", [True, False], ids=["newest_first", "oldest_first"])
+def test_a_page_of_the_whole_audit_trail_walks_it_in_position_order(ledger: Ledger, newest_first: bool) -> None:
+    """The trail is in the order recorded: a page, a page after a cursor and a page of a
+    window walk the entries' key (their position) and stop at the page's end; an index on
+    the start made a window's page a sort of the whole window."""
+    world = SessionWorld(ledger)
+    for _ in range(3):
+        world.enqueue()
+    q, table = ledger.queries, ledger.projections.audit.entries
+    page = lambda **more: q.audit_log(limit=2, newest_first=newest_first, **more)  # noqa: E731
+    cursor = page()[0].position
+    for query in (page, lambda: page(after=cursor), lambda: page(since=T0 - timedelta(days=365 * 50))):
+        steps = plan(ledger, table, query)
+        assert not [s for s in steps if "TEMP B-TREE" in s or " USING INDEX " in s], steps
+
+
 def test_an_entitys_audit_trail_is_found_by_index(ledger: Ledger) -> None:
     world = SessionWorld(ledger)
     session = world.enqueue()
