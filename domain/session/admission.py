@@ -97,8 +97,11 @@ def enqueue_refusal(policy: EffectivePolicy, checks: Iterable[AdmissionCheck]) -
     else:
         requested, used = quantity_json(failed.requested), quantity_json(failed.used)
         detail = f"{failed.slot}: pending {used} + requested {requested} > {allowed}"
+    # The version too, as an admission or a deferral records it: the refusal's message (and
+    # the audit record keeping it) is all that is kept of it, and the policy may change after.
+    applied = f"policy {policy.name!r} ({policy.source.value}, version {policy.version})"
     return QuotaExceeded(
-        f"keypair {failed.scope_id}: {failed.limit} of policy {policy.name!r} ({policy.source.value}): {detail}",
+        f"keypair {failed.scope_id}: {failed.limit} of {applied}: {detail}",
         limit=failed.limit,
         scope=failed.scope.value,
         scope_id=failed.scope_id,

@@ -77,6 +77,21 @@ def test_enqueue_refuses_past_the_pending_count(ledger: Ledger) -> None:
     assert len(ledger.services.session.usage(Scope.KEYPAIR, "AK").pending) == 2
 
 
+def test_an_enqueue_refusal_names_the_policys_version_as_every_decision_does(ledger: Ledger) -> None:
+    """An admission and a deferral record the policy's name, source and version; the
+    refusal said only `of policy 'p' (keypair)`, in the error and in the audit record that
+    is all the ledger keeps of it: after the policy changed, which state refused was lost."""
+    world = SessionWorld(ledger, max_pending_session_count=1)
+    world.enqueue()
+    version = world.version()
+    with pytest.raises(QuotaExceeded) as refused:
+        world.enqueue()
+    named = f"of policy 'p' (keypair, version {version}): 1 pending + 1 > 1"
+    assert refused.value.message.endswith(named)
+    recorded = ledger.queries.audit_log(entity_type="session", status="error")
+    assert [entry.description for entry in recorded] == [refused.value.message]
+
+
 def test_enqueue_refuses_past_the_pending_slots_and_the_containers(ledger: Ledger) -> None:
     world = SessionWorld(ledger, max_pending_session_resource_slots={"cpu": "3"}, max_containers_per_session=2)
     world.enqueue("2")

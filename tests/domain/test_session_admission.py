@@ -70,7 +70,7 @@ def test_the_enqueue_refusal_is_the_first_failed_check_in_the_gates_order() -> N
         "keypair",
         "AK",
     )
-    assert refusal.message.endswith("max_containers_per_session of policy 'p' (keypair): cluster_size 3 > 2")
+    assert refusal.message.endswith("max_containers_per_session of policy 'p' (keypair, version 1): cluster_size 3 > 2")
 
 
 def test_without_a_domain_entity_the_domain_limit_is_unlimited() -> None:
