@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,10 @@ _MAX_TIME_TEXT = 64
 # five minutes is Kerberos' customary allowance). Further ahead it is refused: one report
 # dated years ahead would otherwise hold off `idle_timeout` until then.
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
+# `datetime.fromisoformat`'s reasons for a well-formed date or time that does not exist.
+_OUT_OF_RANGE = re.compile(
+    r"day is out of range for month|year -?\d+ is out of range|(?:month|hour|minute|second) must be in \d+\.\.\d+"
+)
 
 
 def parse_time(raw: Any, field: str) -> datetime:
@@ -40,7 +45,13 @@ def parse_time(raw: Any, field: str) -> datetime:
             text = text[:-1] + "Z"
         try:
             raw = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+        except ValueError as exc:
+            # A time well formed but naming no instant (2026-02-29, 24:00) says which part
+            # is out of range; the library's other reasons say no more than this message.
+            out_of_range = _OUT_OF_RANGE.fullmatch(str(exc))
+            if out_of_range is not None:
+                why = out_of_range.group(0)
+                raise InvalidAPIParameters(f"{shown(raw)} is not a valid date and time: {why}", field=field) from None
             raise InvalidAPIParameters(f"{shown(raw)} is not an ISO 8601 time", field=field) from None
     if not isinstance(raw, datetime):
         raise InvalidAPIParameters(f"expected a time, got {kind_of(raw)}", field=field)

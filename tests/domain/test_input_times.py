@@ -71,6 +71,27 @@ def test_times_in_range_keep_their_semantics(raw: object, expected: datetime) ->
     assert parsed == expected and parsed.tzinfo is not None
 
 
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("2026-02-29T00:00:00", "day is out of range for month"),  # no leap day in 2026
+        ("2026-04-31", "day is out of range for month"),
+        ("2026-13-01T00:00:00Z", "month must be in 1..12"),
+        ("2026-12-31T24:00:00", "hour must be in 0..23"),
+        ("2026-12-31T23:60:00", "minute must be in 0..59"),
+    ],
+)
+def test_a_well_formed_time_that_names_no_instant_says_which_part_is_out_of_range(raw: str, why: str) -> None:
+    """`ledger session due --now 2026-02-29T00:00:00` said only "is not an ISO 8601 time",
+    which it is in form: a user checking a calendar edge was not told the day does not exist."""
+    error = refused(parse_time, raw, "now", field="now")
+    assert error.message == f"now: {raw!r} is not a valid date and time: {why}"
+
+
+def test_text_that_is_not_iso_8601_is_still_called_so() -> None:
+    assert refused(parse_time, "tomorrow", "now", field="now").message == "now: 'tomorrow' is not an ISO 8601 time"
+
+
 def test_a_time_keeps_the_offset_it_was_given() -> None:
     assert parse_time("2024-01-01T09:00:00+09:00", "at").isoformat() == "2024-01-01T09:00:00+09:00"
 
