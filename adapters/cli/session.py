@@ -53,9 +53,15 @@ GroupFilter = Annotated[str | None, typer.Option("--group-id", "--group", metava
 
 
 def _policy_ref(policy: dict[str, Any]) -> str:
+    """The policy a decision applied: name, source, version; and the fallback whose slot
+    limits it used where the policy lists none (a limit shown may be the fallback's)."""
     if not policy:
         return "-"
-    return f"{policy.get('name')!r} ({policy.get('source')}, version {policy.get('version')})"
+    text = f"{policy.get('name')!r} ({policy.get('source')}, version {policy.get('version')})"
+    fallback = policy.get("fallback")
+    if fallback:
+        text += f", fallback {fallback.get('name')!r} (version {fallback.get('version')})"
+    return safe(text)
 
 
 AMOUNTS = ("requested", "used", "allowed")

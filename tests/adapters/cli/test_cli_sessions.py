@@ -153,6 +153,31 @@ def test_policy_effective(db: str) -> None:
     assert "keypair_not_found" in refused(db, "policy", "effective", "AKNOBODY")
 
 
+def test_a_limit_taken_from_the_fallback_policy_is_explained_by_naming_it(db: str) -> None:
+    """Policy p lists cpu only; its fallback fb lists mem 4g. A deferral for mem 8g printed
+    "policy 'p' (keypair, version N)" over "allowed 4g", a limit `policy show p` has not:
+    the policy that set it was named only in --json."""
+    with open_ledger(db) as opened:
+        world = SessionWorld(opened, total_resource_slots={"cpu": "4"})
+        world.policy("fb", total_resource_slots={"mem": "4g"})
+        world.modify_policy("p", fallback_policy="fb")
+        group, fallback = str(world.group_id), f"fallback 'fb' (version {world.version('fb')})"
+    _enqueue(db, group, S1, "cpu=1", "mem=8g")
+    deferred = ledger(db, "session", "schedule", S1, columns=80)
+    assert deferred.exit_code == 0, deferred.stderr
+    assert deferred.stdout.splitlines()[1].endswith(f"), {fallback}"), deferred.stdout
+    assert ["total_resource_slots.mem", "keypair", "AK", "8g", "0", "4g"] in [
+        line.split() for line in deferred.stdout.splitlines()
+    ]
+    _fits(deferred.stdout)
+    shown = ledger(db, "session", "show", S1, columns=80)
+    # Both decisions, the enqueue's and the deferral's, name it.
+    assert shown.exit_code == 0 and " ".join(shown.stdout.split()).count(fallback) == 2, shown.stdout
+    _fits(shown.stdout)
+    effective = stdout_of(db, "policy", "effective", "AK")
+    assert effective.splitlines()[0].endswith(f"), {fallback}"), effective
+
+
 def test_enqueue_help_says_the_keypair_is_not_the_actor(db: str) -> None:
     text = stdout_of(db, "session", "enqueue", "--help")
     assert "--keypair" in text and "actor" in text
