@@ -296,6 +296,22 @@ def _canonical(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+_BINARY_UNITS: tuple[str, ...] = ("", "k", "m", "g", "t", "p", "e")
+
+
+def shown_quantity(slot: str, value: object) -> str:
+    """A quantity as a person reads it: a byte slot's whole number of bytes in the largest
+    binary unit that divides it exactly (3221225472 -> 3g, as policies are written, and
+    read back by the parser), anything else as given (a count, 0, Infinity)."""
+    text = _canonical(value) if isinstance(value, Decimal) else str(value)
+    if KNOWN_SLOTS.get(slot) is not SlotKind.BYTES or not text.isdigit() or int(text) == 0:
+        return text
+    number, units = int(text), _BINARY_UNITS
+    while number % 1024 == 0 and len(units) > 1:
+        number, units = number // 1024, units[1:]
+    return f"{number}{units[0]}"
+
+
 class ResourceSlot(FrozenMapping[Decimal]):
     """Immutable mapping of known slot names to quantities (bytes for memory slots)."""
 

@@ -131,7 +131,7 @@ def refuse_import(exc: Exception) -> NoReturn:
 
 try:
     from domain.hosts import ALL_VFOLDER_PERMISSIONS
-    from domain.slots import KNOWN_SLOTS, SlotKind
+    from domain.slots import shown_quantity
 except Exception as exc:  # any failure to load is reported, not hidden: see error_line
     refuse_import(exc)
 
@@ -168,13 +168,7 @@ def _compact(field: str, value: Any) -> str:
 
 def quantity(slot: str, value: Any) -> str:
     """Byte slots in the largest binary unit that divides them exactly (274877906944 -> 256g)."""
-    text = str(value)
-    if KNOWN_SLOTS.get(slot) is not SlotKind.BYTES or not text.isdigit() or int(text) == 0:
-        return text
-    number, units = int(text), ["", "k", "m", "g", "t", "p", "e"]
-    while number % 1024 == 0 and len(units) > 1:
-        number, units = number // 1024, units[1:]
-    return f"{number}{units[0]}"
+    return shown_quantity(slot, value)
 
 
 def utc_time(at: datetime) -> str:

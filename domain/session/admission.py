@@ -29,7 +29,7 @@ from domain.effective_policy import EffectivePolicy
 from domain.errors import QuotaExceeded, VFolderHostNotAllowed
 from domain.hosts import VFolderHostPermission, VFolderHostPermissionMap
 from domain.session.types import AdmissionCheck, Scope, quantity_json
-from domain.slots import INFINITY, ResourceSlot
+from domain.slots import INFINITY, ResourceSlot, shown_quantity
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -95,8 +95,10 @@ def enqueue_refusal(policy: EffectivePolicy, checks: Iterable[AdmissionCheck]) -
     elif failed.limit == "max_pending_session_count":
         detail = f"{quantity_json(failed.used)} pending + 1 > {allowed}"
     else:
-        requested, used = quantity_json(failed.requested), quantity_json(failed.used)
-        detail = f"{failed.slot}: pending {used} + requested {requested} > {allowed}"
+        # In the units the policy was written in (12g, not 12884901888), as decisions are shown.
+        slot = failed.slot or ""
+        requested, used = shown_quantity(slot, failed.requested), shown_quantity(slot, failed.used)
+        detail = f"{slot}: pending {used} + requested {requested} > {shown_quantity(slot, failed.allowed)}"
     # The version too, as an admission or a deferral records it: the refusal's message (and
     # the audit record keeping it) is all that is kept of it, and the policy may change after.
     applied = f"policy {policy.name!r} ({policy.source.value}, version {policy.version})"

@@ -73,6 +73,24 @@ def test_the_enqueue_refusal_is_the_first_failed_check_in_the_gates_order() -> N
     assert refusal.message.endswith("max_containers_per_session of policy 'p' (keypair, version 1): cluster_size 3 > 2")
 
 
+THREE_G = {"mem": Decimal(3 * 2**30)}
+
+
+def test_a_pending_memory_refusal_reads_in_the_units_the_policy_was_written_in() -> None:
+    """`--max-pending-session-resource-slots mem=12g` and `--slot mem=10g` were refused with
+    "mem: pending 3221225472 + requested 10737418240 > 12884901888", where the decision
+    tables read 3g, 10g and 12g. A size no unit divides stays in bytes."""
+    policy = effective(max_pending_session_resource_slots={"mem": "12g"})
+    ten = ResourceSlot.from_user_input({"mem": "10g"})
+    checks = enqueue_checks(policy, "AK", cluster_size=1, requested=ten, pending_count=1, pending_total=THREE_G)
+    refusal = enqueue_refusal(policy, checks)
+    assert refusal is not None and refusal.message.endswith(": mem: pending 3g + requested 10g > 12g")
+    odd = ResourceSlot.from_user_input({"mem": str(10 * 2**30 + 1)})
+    checks = enqueue_checks(policy, "AK", cluster_size=1, requested=odd, pending_count=1, pending_total=THREE_G)
+    refusal = enqueue_refusal(policy, checks)
+    assert refusal is not None and refusal.message.endswith(": mem: pending 3g + requested 10737418241 > 12g")
+
+
 def test_without_a_domain_entity_the_domain_limit_is_unlimited() -> None:
     checks = admission_checks(
         effective(total_resource_slots={"cpu": "8"}, max_concurrent_sessions=0),
