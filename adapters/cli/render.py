@@ -159,11 +159,42 @@ def _compact(field: str, value: Any) -> str:
         full = sorted(p.value for p in ALL_VFOLDER_PERMISSIONS)
         hosts = [h if sorted(p) == full else f"{h}({', '.join(p)})" for h, p in value.items()]
         return ", ".join(hosts) or "-"
+    if isinstance(value, list) and value and all(_is_check(item) for item in value):
+        return "; ".join(map(_check_line, value))
     if isinstance(value, dict):
-        return ", ".join(f"{k}={quantity(k, v)}" for k, v in value.items()) or "-"
+        return ", ".join(f"{k}={_nested(k, v)}" for k, v in value.items()) or "-"
     if isinstance(value, list):
-        return ", ".join(map(str, value)) or "-"
+        return ", ".join(_nested("", v) for v in value) or "-"
     return str(value) if value != "" else '""'
+
+
+# A limit a session decision weighed (`AdmissionCheck.to_json`), as `session history` shows
+# a decision's checks and reasons: as the decision tables of `session show` read them.
+_CHECK_KEYS = frozenset({"limit", "scope", "scope_id", "slot", "requested", "used", "allowed"})
+AMOUNTS = ("requested", "used", "allowed")  # a check's numbers, in the order they are shown
+
+
+def _is_check(item: object) -> bool:
+    return isinstance(item, dict) and item.keys() >= _CHECK_KEYS
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    slot = check["slot"]
+    limit = check["limit"] if slot is None else f"{check['limit']}.{slot}"
+    amounts = ", ".join(f"{key} {check[key] if slot is None else quantity(slot, check[key])}" for key in AMOUNTS)
+    return f"{check['scope']} {check['scope_id']}: {limit}: {amounts}"
+
+
+def _nested(field: str, value: Any) -> str:
+    """A value inside a map or a list (a decision's policy and its fallback, a mount's
+    grants): braces and brackets around its parts, null for None, never a Python repr."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_nested(k, v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_nested(field, v) for v in value) + "]"
+    return quantity(field, value)
 
 
 def quantity(slot: str, value: Any) -> str:

@@ -20,6 +20,7 @@ from adapters.cli.history import HistoryAfter, HistoryLimit, NewestFirst, show_h
 from adapters.cli.options import parse_slot_assignments
 from adapters.cli.paging import LimitOption, after_option, fetch_size, output_page
 from adapters.cli.render import (
+    AMOUNTS,
     SHORT,
     SafeTable,
     fields_table,
@@ -62,9 +63,6 @@ def _policy_ref(policy: dict[str, Any]) -> str:
     if fallback:
         text += f", fallback {fallback.get('name')!r} (version {fallback.get('version')})"
     return safe(text)
-
-
-AMOUNTS = ("requested", "used", "allowed")
 
 
 def checks_table(checks: list[dict[str, Any]], title: str) -> Table:

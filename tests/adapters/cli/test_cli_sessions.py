@@ -210,6 +210,26 @@ def test_cancel_refuses_a_running_session_as_its_help_says(db: str) -> None:
     assert "refused" in " ".join(stdout_of(db, "session", "cancel", "--help").split())
 
 
+def test_history_shows_each_limit_weighed_as_the_decision_tables_do(db: str) -> None:
+    """`session history` showed a decision's checks as Python reprs, in bytes:
+    "{'limit': 'total_resource_slots', ..., 'slot': 'mem', 'requested': '8589934592', ...}",
+    and a policy's fallback as "fallback={'name': 'fb', 'version': 2}"."""
+    with open_ledger(db) as opened:
+        world = SessionWorld(opened, total_resource_slots={"cpu": "4"})
+        world.policy("fb", total_resource_slots={"mem": "4g"})
+        world.modify_policy("p", fallback_policy="fb")
+        group, version = str(world.group_id), world.version("fb")
+    _enqueue(db, group, S1, "cpu=1", "mem=8g")
+    ok(db, "session", "schedule", S1)
+    text = " ".join(ledger(db, "session", "history", S1, columns=200).stdout.split())
+    assert "{'" not in text and "None" not in text, text
+    deferral = "keypair AK: total_resource_slots.mem: requested 8g, used 0, allowed 4g"
+    assert deferral in text, text
+    assert "keypair AK: max_pending_session_count: requested 1, used 0, allowed Infinity" in text, text
+    assert f"fallback={{name=fb, version={version}}}" in text, text
+    _fits(ledger(db, "session", "history", S1, columns=80).stdout)
+
+
 def test_history_lists_a_sessions_events_as_the_api_does(db: str) -> None:
     """The HTTP API had /v1/sessions/{id}/history; the CLI had no `session history`."""
     group = _world(db)
