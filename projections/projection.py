@@ -102,6 +102,10 @@ class Projection:
         made = self.metadata.tables.get(name)
         if made is None:
             made = sa.Table(name, self.metadata, *columns)
+            # Indexes are created IF NOT EXISTS: one named as another would never be made.
+            named = [index.name for index in made.indexes]
+            if len(set(named)) != len(named):
+                raise TypeError(f"table {name!r}: two indexes share a name, in {sorted(map(str, named))}")
         else:
             wanted = [c.name for c in columns if isinstance(c, sa.Column)]
             if made.columns.keys() != wanted:

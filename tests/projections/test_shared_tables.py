@@ -36,7 +36,7 @@ def test_ledgers_of_one_process_share_table_definitions_not_projections(tmp_path
 class _Rows(Projection):
     name = "shared_rows_check"
 
-    def __init__(self, metadata: sa.MetaData, *columns: sa.Column[int]) -> None:
+    def __init__(self, metadata: sa.MetaData, *columns: sa.Column[int] | sa.Index) -> None:
         super().__init__(metadata)
         self.rows = self.table("rows", *columns)
 
@@ -48,3 +48,18 @@ def test_a_table_made_again_with_other_columns_is_refused() -> None:
     assert again.rows is first.rows and again.tables == [first.rows]
     with pytest.raises(TypeError, match="shared_rows_check_v1_rows"):
         _Rows(metadata, sa.Column("b", sa.Integer, primary_key=True))
+
+
+def _two_columns() -> tuple[sa.Column[int], sa.Column[int]]:
+    return sa.Column("a", sa.Integer, primary_key=True), sa.Column("b", sa.Integer)
+
+
+def test_a_table_whose_indexes_share_a_name_is_refused() -> None:
+    """SQLAlchemy names an index after its table and first column only: two indexes that
+    begin alike (the kernels' list by group and position, the reports' by group and start)
+    had one name, and the second was never made (indexes are created IF NOT EXISTS), so
+    its queries sorted or scanned with nothing said."""
+    with pytest.raises(TypeError, match="two indexes share a name"):
+        _Rows(sa.MetaData(), *_two_columns(), sa.Index(None, "b", "a"), sa.Index(None, "b"))
+    made = _Rows(sa.MetaData(), *_two_columns(), sa.Index(None, "b", "a"), sa.Index("ix_b_alone", "b"))
+    assert len(made.rows.indexes) == 2
