@@ -21,13 +21,14 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoResultFound
+from sqlalchemy.schema import conv
 
 from domain.group import Group
 from domain.times import as_utc
 from domain.usage import local_days
 from domain.workload import Kernel, VFolder
 from projections.projection import Batch, BatchProjection, on
-from projections.sql import BulkInsert, chunks, compact_json, insert_for
+from projections.sql import POSITION, BulkInsert, chunks, compact_json, insert_for
 
 _JSON_COLUMNS = ("occupied_slots", "mounts", "last_stats")  # serialised here, as SQLAlchemy would
 # What an update of a kernel of an earlier batch sets: its bind parameter -> its column.
@@ -57,6 +58,14 @@ class _Fold:
         self.longest: dict[str, float] = {}  # group id -> its longest kernel ended here, in seconds
 
 
+def _index(table: str, *columns: str) -> sa.Index:
+    """An index of `table` (its name as `Projection.table` makes it) named after all its
+    columns: SQLAlchemy names one after the first only, so two indexes that begin alike
+    had one name, and the second was never created (`CREATE INDEX IF NOT EXISTS`). A
+    `conv` name is shortened with a hash past the database's limit, as a generated one is."""
+    return sa.Index(conv(f"ix_{table}_{'_'.join(columns)}"), *columns)
+
+
 def zone_key(timezone: str) -> str:
     """The zone's part of the usage read model's names (`asia_seoul`)."""
     return timezone.replace("/", "_").replace("-", "_").replace("+", "p").lower()
@@ -70,11 +79,16 @@ class UsageProjection(BatchProjection):
     # 5: kernels indexed by each filter of their list (group, domain, user, access key) and
     #    ordered as it pages, (started_at, kernel_id); vfolders by (group_id, name, vfolder_id)
     #    and (name, vfolder_id): a page of a filtered list was a scan of the whole table and a sort.
-    version = 5
+    # 6: each kernel's store position (its start event's), the list's order, indexed alone
+    #    and after each filter of the list: ordered by the start time the platform reported,
+    #    a start recorded late (an import of yesterday's facts, a retried report) sorted
+    #    before a page already read, and a client paging on from it never saw the kernel.
+    version = 6
 
     def __init__(self, metadata: sa.MetaData, timezone: str = "UTC") -> None:
         self.tz = ZoneInfo(timezone)
         super().__init__(metadata)
+        kernels = f"{self.storage_name}_kernels"  # the name `table` gives it, for `_index`
         self.kernels = self.table(
             "kernels",
             sa.Column("kernel_id", sa.String(36), primary_key=True),
@@ -92,15 +106,25 @@ class UsageProjection(BatchProjection):
             sa.Column("terminated_at", sa.DateTime(timezone=True)),
             sa.Column("status", sa.String(16), nullable=False),
             sa.Column("last_stats", sa.JSON),
-            # The list's filters, each with its order (started_at, kernel_id): a page is a
-            # walk of an index range, whatever the table's size. The reports range over
-            # started_at, alone or in a group.
-            sa.Index(None, "group_id", "started_at", "kernel_id"),
-            sa.Index(None, "domain_name", "started_at", "kernel_id"),
-            sa.Index(None, "user_id", "started_at", "kernel_id"),
-            sa.Index(None, "access_key", "started_at", "kernel_id"),
-            sa.Index(None, "started_at", "kernel_id"),
-            sa.Index(None, "status", "group_id"),  # the running kernels, few, found directly
+            # The position of its Created event, the list's order: positions follow commit
+            # order (appends are serialised), so a kernel whose start is recorded later
+            # always lists later, whatever start time the platform reported for it.
+            sa.Column("position", POSITION, nullable=False, unique=True),
+            # The list's filters, each with its order (the position; alone: the unique
+            # constraint's index): a page is a walk of an index range, whatever the
+            # table's size. A window (started_at) filters it, or is read by the reports'
+            # indexes and sorted (see `WorkloadQueries.kernels`).
+            sa.Index(None, "group_id", "position"),
+            sa.Index(None, "domain_name", "position"),
+            sa.Index(None, "user_id", "position"),
+            sa.Index(None, "access_key", "position"),
+            sa.Index(None, "status", "position"),
+            # The reports range over started_at, alone, in a group or in a domain, and find
+            # the running kernels, few, directly.
+            _index(kernels, "group_id", "started_at"),
+            _index(kernels, "domain_name", "started_at"),
+            sa.Index(None, "started_at"),
+            _index(kernels, "status", "group_id"),
         )
         self.vfolders = self.table(
             "vfolders",
@@ -170,10 +194,10 @@ class UsageProjection(BatchProjection):
         lookup of the ended ones' group, start and slots), each (group, day, slot) rollup
         written once (see `_add_to_daily`). A purge writes what came before it first."""
         fold = _Fold()
-        for _position, event in batch:
+        for position, event in batch:
             kind = type(event)
             if kind is Kernel.Created:
-                self._started(fold, event)
+                self._started(fold, event, position)
             elif kind is Kernel.StatsReported:
                 row = fold.started.get(kernel_id := str(event.originator_id))
                 if row is not None:
@@ -204,7 +228,7 @@ class UsageProjection(BatchProjection):
                     conn.execute(statement, {"group": str(event.originator_id)})
         self._write(conn, fold)
 
-    def _started(self, fold: _Fold, event: Any) -> None:
+    def _started(self, fold: _Fold, event: Any, position: int) -> None:
         f = event.fields
         started = parse_time(f["started_at"])
         assert started is not None
@@ -224,6 +248,7 @@ class UsageProjection(BatchProjection):
             terminated_at=None,
             status=f["status"],
             last_stats=None,
+            position=position,
         )
         fold.rows.append(row)
         fold.started[event.key] = row

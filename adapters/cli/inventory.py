@@ -92,7 +92,10 @@ def kernel_list(
     limit: LimitOption = None,
     after: Annotated[str | None, after_option("kernel id")] = None,
 ) -> None:
-    """Kernels started in [--since, --until), oldest first."""
+    """Kernels started in [--since, --until), in the order their starts were recorded in
+    (oldest first): one whose start is recorded after a page was read (an import of
+    yesterday's facts) lists after that page's last kernel, even if it started earlier,
+    so paging on with --after misses none."""
     state = state_of(ctx)
     with state.reading() as ledger:
         kernels = ledger.queries.kernels(

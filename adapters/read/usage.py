@@ -149,7 +149,7 @@ def _kernel(
     # Unpacked by position (the kernels table's column order): a Row's attribute lookups
     # cost more than building the whole KernelUsage.
     (kernel_id, group_id, session_id, session_name, domain_name, user_id, access_key, agent, image,
-     slots, mounts, started_at, terminated_at, status, last_stats) = row  # fmt: skip
+     slots, mounts, started_at, terminated_at, status, last_stats, _position) = row  # fmt: skip
     # In UTC: PostgreSQL's session-zone times would make used_time wall-clock time across DST.
     started = as_utc(started_at)
     email, full_name, user_domain = people.get(user_id, _NO_ONE)

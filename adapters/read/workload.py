@@ -81,6 +81,7 @@ class VFolderEntry:
 
 def _kernel(row: sa.Row[Any]) -> KernelEntry:
     values = row._asdict()
+    values.pop("position")  # the list's order, not part of a kernel's answer
     ended = values["terminated_at"]
     return KernelEntry(
         **{
@@ -136,11 +137,14 @@ class WorkloadQueries:
         domain_name: str | None = None,
         user_id: uuid.UUID | str | None = None,
     ) -> list[KernelEntry]:
-        """Kernels started in [since, until), ordered by (started_at, kernel_id); `status`
+        """Kernels started in [since, until), in the order the ledger recorded their
+        starts (their Created event's store position, which follows commit order); `status`
         is RUNNING, TERMINATED or CANCELLED (any case); `domain_name` and `user_id` narrow
         them to a domain's or a user's (what an admin and a user may read over HTTP).
-        `after`: the id of the last kernel of the previous page (`after_row`). A filter
-        value out of its domain is `InvalidAPIParameters` naming it."""
+        `after`: the id of the last kernel of the previous page (`after_row`: placed by its
+        position, so a kernel whose start is recorded after that page was read comes after
+        it, whatever start time the platform reported). A filter value out of its domain is
+        `InvalidAPIParameters` naming it."""
         k = self._usage.kernels
         conditions: list[sa.ColumnElement[bool]] = []
         if group_id is not None:
@@ -153,6 +157,9 @@ class WorkloadQueries:
             conditions.append(k.c.domain_name == parse_name(domain_name, "domain_name"))
         if user_id is not None:
             conditions.append(k.c.user_id == str(parse_uuid(user_id, "user_id")))
+        # A window selects by the start time the platform reported, a filter on the list's
+        # order: its page walks the position order, or reads the window's kernels by the
+        # reports' start-time indexes and sorts them, as the database finds cheaper.
         start, end = parse_window(since, until, "kernel")  # as the audit trail: an empty window is a mistake
         if start is not None:
             conditions.append(k.c.started_at >= as_utc(start))
@@ -160,9 +167,12 @@ class WorkloadQueries:
             conditions.append(k.c.started_at < as_utc(end))
         cursor = None if after is None else str(parse_uuid(after, "after"))
         if cursor is not None:
-            conditions.append(after_row(k.c.started_at, k.c.kernel_id, cursor))
+            conditions.append(after_row(k.c.position, k.c.kernel_id, cursor))
         bound = page_limit(limit)
-        statement = sa.select(k).where(*conditions).order_by(k.c.started_at, k.c.kernel_id).limit(bound)
+        # Positions are unique: the position alone is the whole order. Not the start time
+        # the platform reported: facts come late (an import of yesterday's, a retried
+        # report), and a start recorded after a page was read would sort before its cursor.
+        statement = sa.select(k).where(*conditions).order_by(k.c.position).limit(bound)
         rows = self._rows(statement)
         if cursor is not None and not rows and not self._rows(cursor_row(k.c.kernel_id, cursor)):
             raise unknown_cursor("kernel")

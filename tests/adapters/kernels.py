@@ -20,6 +20,7 @@ def start(
     kernel_id: uuid.UUID | None = None,
     mounts: list[uuid.UUID] | None = None,
     domain_name: str = "default",
+    user_id: uuid.UUID | None = None,
 ) -> str:
     action = StartKernelAction(
         kernel_id=kernel_id or uuid.uuid4(),
@@ -27,7 +28,7 @@ def start(
         session_name="sess",
         group_id=group_id,
         domain_name=domain_name,
-        user_id=uuid.uuid4(),
+        user_id=user_id or uuid.uuid4(),
         access_key=access_key,
         occupied_slots={"cpu": "2", "mem": "4g"},
         started_at=started_at,

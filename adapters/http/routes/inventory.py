@@ -46,7 +46,19 @@ def _group_domain(call: Call, group_id: str) -> str | None:
     return None if group is None else group.domain_name
 
 
-@router.get("/kernels", response_model=Page[KernelEntry], responses=READ_ERRORS, summary="Kernels, by start time.")
+@router.get(
+    "/kernels",
+    response_model=Page[KernelEntry],
+    responses=READ_ERRORS,
+    summary="Kernels, in the order their starts were recorded in.",
+    description=(
+        "Kernels in the order the ledger recorded their starts, oldest first. A kernel whose start is "
+        "recorded after a page was read (facts reported late: an import of yesterday's, a retried "
+        "report) always lists after that page's last kernel, even when its `started_at` (the time the "
+        "platform reports for its start) is earlier, so paging on with `next_after` never misses one. "
+        "`since` and `until` select by `started_at`."
+    ),
+)
 def list_kernels(
     call: CallDep,
     group_id: GroupFilter = None,
@@ -81,8 +93,9 @@ def list_kernels(
 
 def _kernel_cursor_visible(call: Call, after: str) -> bool:
     """Whether the cursor is a kernel the caller may see. The page is placed by the cursor
-    kernel's start time, so another domain's (or user's) kernel as a cursor told the caller
-    that it exists and when it started among theirs; it is refused as an unknown one is."""
+    kernel's place in the list (the order starts were recorded in), so another domain's (or
+    user's) kernel as a cursor told the caller that it exists and when it was recorded
+    among theirs; it is refused as an unknown one is."""
     cursor = parse_uuid(after, "after")
     return call.caller.scope(KERNEL) is ReadScope.ALL or _visible_kernel(call, cursor) is not None
 

@@ -249,3 +249,23 @@ def test_kernel_and_vfolder_lists_page_with_after(db: str) -> None:
     assert [k["kernel_id"] for k in rest["items"]] == [kernel(3), kernel(4)] and rest["next_after"] is None
     # An id no list holds is refused naming --after: an empty page would pass for the end.
     assert "--after: names no kernel" in refused(db, "kernel", "list", "--after", str(uuid.UUID(int=5)))
+
+
+def test_a_kernel_whose_start_is_imported_late_is_on_the_next_page_though_it_started_first(db: str) -> None:
+    """A platform imports yesterday's facts after an operator's export read a page: the
+    list was by start time, so the late kernel, started before that page's last row,
+    sorted before the cursor and no later page showed it. It lists in the order recorded."""
+    seed(db, kernels=3, vfolders=1, ended=0)
+    first = as_json(db, "kernel", "list", "--limit", "2")
+    assert [k["kernel_id"] for k in first["items"]] == [kernel(0), kernel(1)] and first["next_after"] == kernel(1)
+    start_fact = workload_facts(vfolders=1, kernels=1, endpoints=0)[0][1]
+    late = {**start_fact, "kernel_id": kernel(9), "session_id": str(uuid.uuid5(NS, "s9"))}
+    late["started_at"] = "2024-09-30T00:00:00Z"  # a day before every kernel listed
+    later_import = [*SERVICE[:-1], "import-2"]
+    ok(db, *later_import, "workload", "import", "-", input=jsonl([late]))
+    rest = as_json(db, "kernel", "list", "--limit", "2", "--after", first["next_after"])
+    assert [k["kernel_id"] for k in rest["items"]] == [kernel(2), kernel(9)] and rest["next_after"] is None
+    assert rest["items"][1]["started_at"] == "2024-09-30T00:00:00Z"
+    # A window still selects by start time.
+    window = ["--since", "2024-09-30T00:00:00Z", "--until", "2024-10-01T00:00:00Z"]
+    assert [k["kernel_id"] for k in as_json(db, "kernel", "list", *window)] == [kernel(9)]

@@ -144,10 +144,29 @@ def test_lists_page_by_after_and_refuse_bad_filters_by_name(api: Api) -> None:
         assert answer.json()["field"] == field, answer.json()
 
 
+def test_a_kernel_reported_late_is_on_the_next_page_though_it_started_first(api: Api) -> None:
+    """The platform reports a start late (a retried report, a slow agent) after a client
+    read a page: listed by start time, the kernel sorted before the page's cursor and
+    `next_after` never reached it. The list is in the order the starts were recorded in,
+    an admin's (their domain's) as the platform's; `since` still selects by start time."""
+    w = Workload(api)
+    pages = {role: api.get("/v1/kernels", role, params={"limit": 1}).json() for role in ("admin", "service")}
+    for page in pages.values():
+        assert [k["kernel_id"] for k in page["items"]] == [w.mine] and page["next_after"] == w.mine
+    late = _start(str(uuid.uuid4()), w.home, HOME, api.users["user"], 0)  # before every kernel listed
+    assert api.post(FACTS, [late], role="service").status_code == 200
+    expected = {"admin": [w.admins, late["kernel_id"]], "service": [w.admins, w.foreign, late["kernel_id"]]}
+    for role, page in pages.items():
+        rest = api.get("/v1/kernels", role, params={"limit": 5, "after": page["next_after"]}).json()
+        assert [k["kernel_id"] for k in rest["items"]] == expected[role] and rest["next_after"] is None, role
+    window = {"since": "2025-01-01T00:00:00Z", "until": "2025-01-01T01:00:00Z"}
+    assert [k["kernel_id"] for k in api.get("/v1/kernels", params=window).json()["items"]] == [late["kernel_id"]]
+
+
 def test_a_cursor_the_caller_may_not_see_is_refused_as_an_unknown_one(api: Api) -> None:
     # A page after another domain's kernel or vfolder (or another user's kernel) would
-    # tell the caller that it exists and where it stands among theirs (its start time,
-    # its name): it is answered as an unknown cursor is, a 400 naming `after`.
+    # tell the caller that it exists and where it stands among theirs (when it was
+    # recorded, its name): it is answered as an unknown cursor is, a 400 naming `after`.
     w = Workload(api)
     later = _start(str(uuid.uuid4()), w.home, HOME, api.users["user"], 4)  # follows every cursor
     assert api.post(FACTS, [later], role="service").status_code == 200

@@ -83,12 +83,15 @@ def kernels(ledger: Ledger) -> Ledger:
         {},
         {"access_key": "AK1"},
         {"domain_name": "default"},
+        {"status": "RUNNING"},
         {"status": "RUNNING", "domain_name": "default"},
         {"group_id": "GROUP"},
     ],
     ids=lambda f: "-".join(f) or "all",
 )
 def test_a_page_of_kernels_walks_an_index(kernels: Ledger, filters: dict[str, Any]) -> None:
+    """In the list's order, the position of each kernel's start, alone and after each
+    filter: no sort (a status alone was a search of the status and a sort of its kernels)."""
     q = kernels.queries
     first = q.kernels(limit=1)[0]
     values = {name: first.group_id if value == "GROUP" else value for name, value in filters.items()}
