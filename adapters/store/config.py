@@ -151,6 +151,8 @@ def _sqlite_tables(path: Path) -> set[str]:
 def parse_url(url: str | None) -> StoreConfig:
     """Turns a ledger URL into the library's settings and a read-model URL. A URL the
     ledger cannot use is an `InvalidAPIParameters` naming `url` (or `schema`), one line."""
+    if url is not None and not isinstance(url, str):
+        raise InvalidAPIParameters(f"expected the database URL as text, got {type(url).__name__}", field="url")
     if url is not None and not url.strip():
         # An empty --db is a mistake (an unset shell variable), not a request for the default.
         raise InvalidAPIParameters("the database URL is empty", field="url")
@@ -163,7 +165,22 @@ def parse_url(url: str | None) -> StoreConfig:
     return _parsed(url or DEFAULT_URL)
 
 
+def _plain(text: str, what: str) -> str:
+    """`text` when a database can be named by it. libpq ends its connection string at a NUL,
+    so `postgresql://u@h/db%00` connected over the local socket as the OS user to that
+    user's database and made a ledger there; SQLite and the drivers cannot encode a lone
+    surrogate (a non-UTF-8 byte of the environment) and failed with UnicodeEncodeError."""
+    if "\x00" in text:
+        raise InvalidAPIParameters(f"the {what} holds a NUL character", field="url")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise InvalidAPIParameters(f"the {what} is not valid Unicode text (a lone surrogate)", field="url") from None
+    return text
+
+
 def _parsed(url: str) -> StoreConfig:
+    _plain(url, "database URL")
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # say an unclosed IPv6 bracket
@@ -182,7 +199,7 @@ def _sqlite_config(url: str, query: str) -> StoreConfig:
     if query:
         raise InvalidAPIParameters(f"a sqlite URL takes no query parameters, got {query!r}", field="url")
     # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute/path.db
-    path = unquote(url.split("://", 1)[1][1:]) if url.count("/") >= 3 else ""
+    path = _plain(unquote(url.split("://", 1)[1][1:]), "path") if url.count("/") >= 3 else ""
     if not path:
         raise InvalidAPIParameters("a sqlite URL needs a path or :memory:", field="url")
     if path == ":memory:":
@@ -211,15 +228,15 @@ def _postgres_config(parts: SplitResult) -> StoreConfig:
         raise bad_port from None
     if port == 0:
         raise bad_port
-    dbname = unquote(parts.path.lstrip("/"))
+    dbname = _plain(unquote(parts.path.lstrip("/")), "database name")
     if not dbname:
         raise InvalidAPIParameters("a postgresql URL needs a database: postgresql://user@host/DB", field="url")
     if "/" in dbname:
         raise InvalidAPIParameters(f"{dbname!r} is not a database name", field="url")
     schema = _schema_from_query(parts.query)
     host = parts.hostname or "127.0.0.1"
-    user = unquote(parts.username or "postgres")
-    password = unquote(parts.password or "")
+    user = _plain(unquote(parts.username or "postgres"), "user name")
+    password = _plain(unquote(parts.password or ""), "password")
     env = {
         "PERSISTENCE_MODULE": "adapters.store.postgres_pool:LedgerPostgresFactory",
         "POSTGRES_DBNAME": dbname,

@@ -52,6 +52,16 @@ PG = f"{PG_SERVER}/{PG_DATABASE}"
         ("postgresql://[::1/db", "url", "malformed"),
         ("sqlite:///ledger.db?mode=ro", "url", "no query parameters"),
         ("sqlite://", "url", "path"),
+        # libpq ends its connection string at a NUL: these reached another database (the
+        # OS user's, over the local socket) and made a ledger there.
+        ("postgresql://postgres@127.0.0.1/db%00", "url", "database name holds a NUL"),
+        ("postgresql://postgres@127.0.0.1/db\x00x", "url", "URL holds a NUL"),
+        ("postgresql://post%00gres@127.0.0.1/db", "url", "user name holds a NUL"),
+        ("postgresql://postgres:pw%00@127.0.0.1/db", "url", "password holds a NUL"),
+        ("sqlite:///led%00ger.db", "url", "path holds a NUL"),
+        # No driver can encode a lone surrogate (what a non-UTF-8 byte of the environment reads as).
+        ("postgresql://postgres@127.0.0.1/db\udc80", "url", "lone surrogate"),
+        ("sqlite:///\udc80.db", "url", "lone surrogate"),
     ],
 )
 def test_bad_urls_are_one_line_domain_errors(url: str, field: str, says: str) -> None:
@@ -60,6 +70,14 @@ def test_bad_urls_are_one_line_domain_errors(url: str, field: str, says: str) ->
             attempt(url)
         assert raised.value.field == field
         assert says in raised.value.message and "\n" not in raised.value.message
+
+
+@pytest.mark.parametrize("url", [5, b"sqlite:///:memory:", ["sqlite:///:memory:"]])
+def test_a_url_that_is_not_text_is_refused_naming_it(url: object) -> None:
+    for attempt in (parse_url, open_ledger):
+        with pytest.raises(InvalidAPIParameters) as raised:
+            attempt(url)  # type: ignore[arg-type]  # what an untyped caller passes
+        assert raised.value.field == "url" and type(url).__name__ in raised.value.message
 
 
 def test_the_cli_shows_a_bad_port_as_one_line() -> None:
