@@ -302,10 +302,13 @@ class GroupNameIndex(Entity):
 
     def claim(self, group_id: str) -> None:
         if self.holder not in (None, group_id):
-            domain_name, name = self.fields["domain_name"], self.fields["name"]
-            raise DuplicateGroupName(f"group name {name!r} is taken in domain {domain_name!r} by {self.holder}")
+            raise self.taken()
         if self.holder is None:
             self.trigger_event(self.Claimed, group_id=group_id)
+
+    def taken(self) -> DuplicateGroupName:
+        domain_name, name = self.fields["domain_name"], self.fields["name"]
+        return DuplicateGroupName(f"group name {name!r} is taken in domain {domain_name!r} by {self.holder}")
 
     def release(self, group_id: str) -> None:
         if self.holder == group_id:

@@ -26,7 +26,7 @@ from domain.domains.aggregate import Domain
 from domain.domains.service import require_domain
 from domain.entity import Entity
 from domain.erasure import erase_subject, requester
-from domain.errors import GroupClearHistory, GroupSlotsAboveDomain, InvalidAPIParameters
+from domain.errors import GroupClearHistory, GroupSlotsAboveDomain, InvalidAPIParameters, LedgerError
 from domain.group.actions import (
     CreateGroupAction,
     CreateGroupActionResult,
@@ -90,6 +90,23 @@ def name_index(work: UnitOfWork, domain_name: str, name: str) -> GroupNameIndex:
     return index if index is not None else work.add(GroupNameIndex.open(domain_name, name))
 
 
+def _id_in_use(work: UnitOfWork, action: CreateGroupAction, fields: Mapping[str, object]) -> LedgerError:
+    """A create whose id names a stream already. The caller chose it: said so. The ledger
+    drew it when the action was built, so this same action object ran before and is run
+    again: refused as a new action for its name would be (the name is taken), or, once its
+    group was renamed or purged, as a rerun. Left to the append, the id clashed on every
+    attempt: `ConcurrentModification` after 50 retries (~6 s), an error that asks for a retry."""
+    if action.chosen_id:
+        return InvalidAPIParameters(f"{action.group_id} is already used", field="group_id")
+    index = work.get(name_index_id(str(fields["domain_name"]), str(fields["name"])), GroupNameIndex)
+    if index is not None and index.holder is not None:
+        return index.taken()
+    return InvalidAPIParameters(
+        f"{action.group_id} is already used: this action ran before; build a new one to create another group",
+        field="group_id",
+    )
+
+
 SLOTS = "total_resource_slots"
 
 
@@ -143,8 +160,8 @@ class GroupService:
 
         def create() -> Group:
             work = UnitOfWork(self._store)
-            if action.chosen_id and work.get(group_id, Entity) is not None:
-                raise InvalidAPIParameters(f"{group_id} is already used", field="group_id")
+            if work.get(group_id, Entity) is not None:
+                raise _id_in_use(work, action, fields)
             domain = require_domain(work, fields["domain_name"], "domain_name")
             check_admin_slots(domain, fields[SLOTS])
             name_index(work, fields["domain_name"], fields["name"]).claim(str(group_id))

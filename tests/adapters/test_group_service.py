@@ -162,6 +162,24 @@ def test_create_with_a_group_id_already_in_use_is_refused(ledger: Ledger) -> Non
     assert [g.name for g in ledger.queries.groups()] == ["first"]
 
 
+def test_the_same_create_action_run_again_is_refused_at_once(ledger: Ledger) -> None:
+    """The ledger draws a group's id when the action is built, so a test that runs one
+    action twice runs the same id twice: the id clashed on every attempt, and the second
+    run answered ConcurrentModification after 50 retries (~6 s) where a duplicate name is
+    meant; once the group is renamed or purged, a rerun is refused naming group_id."""
+    create = CreateGroupAction(input={"name": "twice", "domain_name": "default"})
+    first = asyncio.run(ledger.services.group.create_group(create)).data
+    with stores_nothing(ledger), pytest.raises(DuplicateGroupName):
+        asyncio.run(ledger.services.group.create_group(create))
+    modify_group(ledger, first.id, name="renamed")
+    delete_group(ledger, first.id)
+    purge_group(ledger, first.id)
+    with stores_nothing(ledger), pytest.raises(InvalidAPIParameters) as rerun:
+        asyncio.run(ledger.services.group.create_group(create))
+    assert rerun.value.field == "group_id" and "ran before" in rerun.value.message
+    assert ledger.queries.group_by_name("default", "twice") is None
+
+
 # Modify
 
 
