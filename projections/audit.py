@@ -41,6 +41,9 @@ class AuditProjection(BatchProjection):
     #    a filter on a walk in that order. The domains' rows indexed by position too: a
     #    page that holds a batch of several domains' facts asks which other domains it
     #    concerns by its position, which walked the whole table on every such page.
+    #    A usage report over several groups is kept as a batch is: one row per `project:ID`,
+    #    its `entity_id` a bounded label (the comma-joined scope of 73 groups broke the B-tree
+    #    index on PostgreSQL and stalled the trail).
     version = 7
     cost = 0.1  # one row per action, not per event
 
@@ -187,11 +190,20 @@ class AuditProjection(BatchProjection):
 
 def _batch_ids(entry: dict[str, Any]) -> list[str]:
     """The entities of a batch action's record. Records written before `entity_ids`
-    existed packed them into `entity_id`, comma-joined (batch ids never hold commas)."""
+    existed packed them into `entity_id`, comma-joined (batch ids never hold commas). A
+    scope action's record names its scope `TYPE:ID,ID,...` (a usage report over several
+    groups, as many as it names): each `TYPE:ID` is one of its entities."""
     ids: list[str] = entry.get("entity_ids") or []
-    if not ids and entry.get("operation") in _LEGACY_BATCH_OPERATIONS and "," in (entry.get("entity_id") or ""):
-        ids = entry["entity_id"].split(",")
+    entity_id = entry.get("entity_id") or ""
+    if ids or "," not in entity_id:
+        return ids
+    if entry.get("operation") in _LEGACY_BATCH_OPERATIONS:
+        return entity_id.split(",")
+    if entry.get("operation") in _SCOPE_OPERATIONS:
+        scope, _, scope_ids = entity_id.partition(":")
+        return [f"{scope}:{each}" for each in scope_ids.split(",")]
     return ids
 
 
 _LEGACY_BATCH_OPERATIONS = frozenset({"record_batch"})
+_SCOPE_OPERATIONS = frozenset({"usage_per_month", "usage_per_period"})

@@ -142,3 +142,23 @@ def test_a_kernel_cannot_end_before_it_started(ledger_url: str) -> None:
         run(ledger, "workload", "terminate_kernel", at_start)  # a zero span is a span
         kernel = ledger.queries.kernel(world.kernel)
         assert kernel is not None and kernel.terminated_at == kernel.started_at
+
+
+def test_a_usage_report_over_many_groups_keeps_the_audit_trail_readable(ledger_url: str) -> None:
+    """A report's scope names every group it was asked for, comma-joined: the audit row of
+    a month report over 100 groups was too large for PostgreSQL's B-tree index, and from
+    then on the audit trail answered ReadModelStalled to everyone."""
+    import uuid
+
+    from domain.group import UsagePerMonthAction
+    from tests.actions import run as process
+
+    groups = [uuid.uuid4() for _ in range(100)]
+    with open_ledger(ledger_url) as ledger:
+        report = UsagePerMonthAction(month="202410", group_ids=groups)
+        assert process(ledger, "group", "usage_per_month", report).result == []
+        (entry,) = ledger.queries.audit_log(operation="usage_per_month")
+        assert entry.entity_id == f"project:{groups[0]} (+99 more)"
+        # Found by any group it reported on, as a batch is by any entity it touched.
+        assert ledger.queries.audit_log(entity_id=f"project:{groups[50]}") == [entry]
+        assert ledger.queries.audit_log(entity_id=f"project:{uuid.uuid4()}") == []
