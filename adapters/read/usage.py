@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -32,15 +32,19 @@ class SqlUsageReader:
         admin's report read every domain's kernels, then kept their own)."""
         k, spans = self._usage.kernels, self._usage.spans
         start, end = start.astimezone(UTC), end.astimezone(UTC)  # SQLite compares wall clocks, stored in UTC
-        groups = None if group_ids is None else [str(g) for g in group_ids]
+        # The groups asked for, `_CHUNK` per `IN (...)` (a report may name any number: past
+        # 65,535 PostgreSQL's driver refused the statement); each once, so no chunk repeats
+        # another's kernels. None: every group, one statement.
+        chunked: list[Sequence[str] | None] = [None]
+        if group_ids is not None:
+            chunked = list(chunks(sorted({str(g) for g in group_ids}), _CHUNK))
         self._runner.catch_up()
         with self._db.snapshot() as conn:  # one state: a kernel ending meanwhile is read once
             # Ended kernels started no earlier than the longest one before the window: a range
             # of the (group_id, started_at) index; the running ones by the (status) index.
             longest = sa.select(sa.func.max(spans.c.longest_seconds))
-            if groups is not None:
-                longest = longest.where(spans.c.group_id.in_(groups))
-            earliest = start - timedelta(seconds=conn.execute(longest).scalar() or 0.0)
+            seconds = max((conn.execute(_of(longest, spans.c.group_id, c)).scalar() or 0.0 for c in chunked), default=0)
+            earliest = start - timedelta(seconds=seconds)
             ended = sa.select(k).where(
                 k.c.started_at >= earliest,
                 k.c.started_at < end,
@@ -48,11 +52,12 @@ class SqlUsageReader:
                 k.c.terminated_at >= start,
             )
             running = sa.select(k).where(k.c.status == "RUNNING", k.c.started_at < end)
-            if groups is not None:
-                ended, running = (q.where(k.c.group_id.in_(groups)) for q in (ended, running))
             if domain_name is not None:
                 ended, running = (q.where(k.c.domain_name == domain_name) for q in (ended, running))
-            rows = [*conn.execute(ended).all(), *conn.execute(running).all()]
+            rows = [
+                *(row for c in chunked for row in conn.execute(_of(ended, k.c.group_id, c)).all()),
+                *(row for c in chunked for row in conn.execute(_of(running, k.c.group_id, c)).all()),
+            ]
             nfs = self._vfolder_names(conn, {m for row in rows for m in row.mounts})
             names = self._group_names(conn, {row.group_id for row in rows} | {g for _, g in nfs.values()})
             people = self._user_names(conn, {row.user_id for row in rows})
@@ -126,6 +131,11 @@ class SqlUsageReader:
 # Keys per `IN (...)`: a report names any number of groups, users and vfolders, and
 # PostgreSQL's driver refuses a statement of more than 65,535 parameters.
 _CHUNK = 10_000
+
+
+def _of(statement: sa.Select[Any], key: Any, chunk: Sequence[str] | None) -> sa.Select[Any]:
+    """`statement` narrowed to the rows whose `key` is in `chunk` (None: not narrowed)."""
+    return statement if chunk is None else statement.where(key.in_(chunk))
 
 
 def _in_chunks(conn: sa.Connection, statement: sa.Select[Any], key: Any, keys: set[str]) -> list[Any]:

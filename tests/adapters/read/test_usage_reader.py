@@ -102,3 +102,17 @@ def test_a_report_names_any_number_of_groups_users_and_vfolders(ledger: Ledger) 
         assert reader._group_names(conn, {*many, group}) == {group: ("team", "default")}
         assert reader._vfolder_names(conn, many) == {}
         assert reader._user_names(conn, many) == {}
+
+
+def test_a_report_over_any_number_of_groups_reads_their_kernels(ledger: Ledger) -> None:
+    """The groups a month report names went into one `IN (...)`: past 65,535 of them
+    PostgreSQL's driver refused the statement and the report was a StoreUnavailable, where
+    SQLite answered. They go in chunks; a group named twice (or in two chunks) is read once."""
+    group = create_group(ledger, "team").id
+    ended = start(ledger, group, T0)
+    asyncio.run(ledger.services.workload.terminate_kernel(TerminateKernelAction(kernel_id=ended, terminated_at=T0)))
+    running = start(ledger, group, T0)
+    many = [uuid.UUID(int=n) for n in range(1, 70_001)]
+    action = UsagePerMonthAction(month=T0.strftime("%Y%m"), group_ids=[*many, group, group])
+    report = asyncio.run(ledger.services.group.usage_per_month(action)).result
+    assert sorted(info["id"] for g in report for info in g["c_infos"]) == sorted([ended, running])
