@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from itertools import islice
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from domain.shown import encodable
 
@@ -34,11 +34,24 @@ class LedgerError(Exception):
     def code(self) -> str:
         return "_".join(part for part in (self.error_domain, self.error_operation, self.error_detail) if part)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its class, message and attributes, not rebuilt through __init__: an
+        # error whose __init__ takes required keywords (QuotaExceeded's limit, scope and
+        # scope_id) failed to unpickle, so one raised in a worker process (a
+        # ProcessPoolExecutor's) reached the caller as BrokenProcessPool.
+        return (_unpickled, (type(self), self.args), self.__dict__)
+
     def weighed(self) -> dict[str, str]:
         """What a refusal weighed, for a caller to act on beside the message (the limit
         and its scope, the host and the permission): members of the HTTP problem and of
         the CLI's --json error alike. Empty for most errors."""
         return {}
+
+
+def _unpickled(cls: type[LedgerError], args: tuple[Any, ...]) -> LedgerError:
+    error = cls.__new__(cls)
+    error.args = args
+    return error
 
 
 class FieldError(LedgerError):

@@ -67,3 +67,16 @@ def test_codes_name_what_happened() -> None:
 def test_a_missing_entity_names_its_kind(kind: EntityType) -> None:
     assert entity_not_found(kind, "k").code == f"{kind.value}_not_found"
     assert entity_not_found(EntityType.KEYPAIR_RESOURCE_POLICY, "p").code == "keypair_resource_policy_not_found"
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_every_error_survives_pickling_with_its_attributes(cls: type[LedgerError]) -> None:
+    """What crosses a process boundary (a ProcessPoolExecutor's worker) is pickled: an error
+    whose __init__ takes required keywords (QuotaExceeded's limit, scope and scope_id)
+    could not be unpickled, and the caller got BrokenProcessPool instead of it."""
+    import pickle
+
+    error = instance(cls)
+    twin = pickle.loads(pickle.dumps(error))
+    assert type(twin) is cls
+    assert (str(twin), twin.args, twin.code, vars(twin)) == (str(error), error.args, error.code, vars(error))
