@@ -27,6 +27,12 @@ class _Nop:
     def __repr__(self) -> str:
         return "NOP"
 
+    def __reduce__(self) -> str:
+        # Copied and pickled by name, as the one NOP: states test `is NOP`, and a deep copy
+        # of a modifier (`action.model_copy(deep=True)`, a worker process's pickle) held a
+        # new _Nop in every field left alone, which the service read as a value to set.
+        return "NOP"
+
 
 NOP = _Nop()
 
