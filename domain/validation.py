@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 from pydantic_core import ErrorDetails
@@ -94,6 +94,17 @@ class LedgerModel(BaseModel):
 
     def after_init(self) -> None:
         """Runs once per construction (not when an instance is passed on to another model)."""
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; `update`'s values are checked as a new model's are. pydantic's own copy
+        sets them unchecked: a creator copied with `name=5` or a negative limit made a
+        policy named 5, or one no read model could hold. It is made from the fields the
+        original was given and the update: the others take their defaults again (a group's
+        id the ledger drew is drawn anew, as for any other new action)."""
+        if not update:
+            return super().model_copy(deep=deep)
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        return type(self)(**{**given, **update})
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise _frozen(self, name)

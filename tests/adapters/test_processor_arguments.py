@@ -14,6 +14,7 @@ from adapters.bootstrap import Ledger
 from domain.actions import ActionProcessor, BaseAction, BaseActionResult
 from domain.domains import CreateDomainAction
 from domain.errors import InvalidAPIParameters
+from domain.group import CreateGroupAction
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
 from tests.actions import SAMPLES, build_world, processor_methods
 from tests.conftest import SUPERADMIN
@@ -87,3 +88,40 @@ def test_every_action_is_immutable_once_made(memory_ledger: Ledger) -> None:
                 setattr(action, field, getattr(action, field))
             assert changed.value.field == field, method
         assert action.spec() == before, method
+
+
+def test_a_copy_with_changed_fields_is_checked_as_a_new_action(memory_ledger: Ledger) -> None:
+    """pydantic's `model_copy(update=...)` sets the update unchecked: a creator copied with
+    `name=5` or a negative limit was accepted and stored (a policy named 5), a group id
+    that is no UUID failed in the service with a raw ValueError. A copy's changes are now
+    refused as the constructor refuses them, and what it accepts is what a new action
+    made of the original's given fields and the change is."""
+    world = build_world(memory_ledger)
+    for method, sample in SAMPLES.items():
+        action = sample(world)
+        given = {name: getattr(action, name) for name in action.model_fields_set}
+        for field in type(action).model_fields:
+            for value in ("", -1, [{}], None):
+                made_anew = _outcome(type(action), {**given, field: value})
+                copied = _outcome(action.model_copy, {"update": {field: value}})
+                assert copied == made_anew, (method, field, value)
+    create = CreateKeyPairResourcePolicyAction(creator={"name": "p"})
+    with pytest.raises(InvalidAPIParameters) as refused:
+        create.creator.model_copy(update={"name": 5})
+    assert refused.value.field == "name"
+    before = _stored(memory_ledger)
+    with pytest.raises(InvalidAPIParameters):
+        create.model_copy(update={"creator": create.creator.model_copy(update={"max_concurrent_sessions": -1})})
+    assert _stored(memory_ledger) == before
+    group = CreateGroupAction(input={"name": "first", "domain_name": "alpha"})
+    assert group.model_copy(update={"input": {"name": "second", "domain_name": "alpha"}}).group_id != group.group_id
+
+
+def _outcome(make: Any, arguments: dict[str, Any]) -> object:
+    """The spec of what `make(**arguments)` made (only its given fields: an id the ledger
+    draws differs from one action to the next), or the field and reason it refused."""
+    try:
+        made = make(**arguments)
+    except InvalidAPIParameters as refused:
+        return (refused.field, refused.reason)
+    return {k: v for k, v in made.spec().items() if k in made.model_fields_set}
