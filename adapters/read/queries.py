@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -21,6 +22,7 @@ from adapters.read.usage import SqlUsageReader
 from adapters.read.workload import EndpointQueries, WorkloadQueries
 from adapters.store import LedgerApplication
 from adapters.store.application import reading
+from domain.actions import ActionStatus
 from domain.catalog import EntityType
 from domain.entity import FieldChanges, diff_fields
 from domain.errors import DamagedEvent, InvalidAPIParameters, StoreUnavailable
@@ -56,6 +58,13 @@ class HistoryEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "occurred_at": self.occurred_at.isoformat()}
+
+
+def _known(value: str | None, kind: type[enum.StrEnum], what: str, field: str) -> None:
+    """`value`, if given, is one of `kind`'s; else refused naming `field` and the known ones."""
+    if value is not None and value not in kind._value2member_map_:
+        known = ", ".join(sorted(kind._value2member_map_))
+        raise InvalidAPIParameters(f"unknown {what} {shown(value)} (known: {known})", field=field)
 
 
 def _audit_entry(row: Any) -> AuditEntry:
@@ -495,6 +504,10 @@ class Queries:
         after: int | None,
     ) -> sa.Select[Any]:
         """The statement of `audit_log` (and `audit_export`)."""
+        # A mistyped type or status matched nothing, an empty answer that reads as "nothing
+        # was done"; `history` refuses an unknown type, and so do the CLI and the HTTP API.
+        _known(entity_type, EntityType, "entity type", "entity_type")
+        _known(status, ActionStatus, "status", "status")
         log = self._audit.entries
         conditions: list[sa.ColumnElement[bool]] = []
         rows, started_at, position, within = self._audit_rows(domain_name)

@@ -127,6 +127,17 @@ def test_an_empty_window_is_refused_as_the_cli_and_the_http_api_refuse_it(ledger
     assert ledger.queries.audit_log(since=at - timedelta(seconds=1), until=at) == []  # a window: answered
 
 
+def test_an_unknown_entity_type_or_status_is_refused_naming_it(ledger: Ledger) -> None:
+    """`audit_log(entity_type="polcy")` answered `[]`, read as "nothing was done to it",
+    where `history` refuses an unknown type and the CLI and the HTTP API refuse both."""
+    for query in (ledger.queries.audit_log, ledger.queries.audit_export):
+        for field, value in (("entity_type", "polcy"), ("status", "SUCCESS"), ("status", "ok")):
+            with pytest.raises(InvalidAPIParameters) as refused:
+                query(**{field: value})
+            assert refused.value.field == field and f"unknown {field.replace('_', ' ')} '{value}'" in str(refused.value)
+    assert ledger.queries.audit_log(entity_type="keypair_resource_policy", status="success") == []
+
+
 def test_an_actor_is_found_in_any_case_of_its_user_id(ledger: Ledger) -> None:
     world = build_world(ledger)
     method = ("group", "modify_group")
