@@ -46,7 +46,10 @@ def parse_int(raw: Any, field: str, *, minimum: int = 0, maximum: int = INT64_MA
             raise InvalidAPIParameters(f"must be at most {maximum}", field=field)
         raw = int(raw)
     if not isinstance(raw, int):
-        raise InvalidAPIParameters(f"expected an integer, got {shown(raw)}", field=field)
+        # A Decimal is shown as JSON writes it, so it is named a decimal here: shown alone,
+        # Decimal('5') read "expected an integer, got 5".
+        got = f"the decimal {shown(raw)}" if isinstance(raw, Decimal) else shown(raw)
+        raise InvalidAPIParameters(f"expected an integer, got {got}", field=field)
     value = int(raw)  # an int subclass (IntEnum) becomes a plain int
     if value > maximum:
         raise InvalidAPIParameters(f"must be at most {maximum}", field=field)

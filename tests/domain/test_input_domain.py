@@ -388,3 +388,12 @@ def test_the_contracts_actions_take_their_arguments_in_the_order_it_lists_them()
         DeleteKeyPairAction("AK1", "AK2")
     with pytest.raises(TypeError, match="multiple values for argument 'access_key'"):
         DeleteKeyPairAction("AK1", access_key="AK2")
+
+
+def test_a_decimal_for_an_integer_is_named_a_decimal() -> None:
+    """Decimal('5') was refused as "expected an integer, got 5": the value shown as JSON
+    writes it, which reads as an integer."""
+    error = refused(
+        KeyPairResourcePolicyCreator, field="max_concurrent_sessions", name="p", max_concurrent_sessions=Decimal("5")
+    )
+    assert "expected an integer, got the decimal 5" in str(error)
