@@ -5,6 +5,7 @@ decision applied (name, source, version) and its times.
 `sessions_due` reads the running set from here (indexed by status), so finding the
 sessions past a deadline never walks the event store; the deadlines themselves are
 computed at each call from the policies as they are then (`domain.session.runtime`).
+A TERMINATING session is not in that set: it is being ended already.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class SessionsProjection(Projection):
     #    alone and in a domain: ordered by the event's time (when it was made, not stored),
     #    an enqueue committed after a page was read could sort before that page's last
     #    row, and a client paging on from it never saw the session.
+    # (TERMINATING, from the TerminationStarted event, needed none: no row built from
+    #  the events recorded before it differs, and the status column holds its name.)
     version = 3
     cost = 0.3
 
@@ -126,6 +129,11 @@ class SessionsProjection(Projection):
     @on(Session.Cancelled)
     def cancelled(self, conn: Connection, event: Any, _position: int) -> None:
         self._set(conn, event, status=SessionStatus.CANCELLED.value, ended_at=event.timestamp, end_reason="cancelled")
+
+    @on(Session.TerminationStarted)
+    def termination_started(self, conn: Connection, event: Any, _position: int) -> None:
+        # Still occupying until its kernels end: no end time yet, the reason it will end with.
+        self._set(conn, event, status=SessionStatus.TERMINATING.value, end_reason=event.reason)
 
     @on(Session.Terminated)
     def terminated(self, conn: Connection, event: Any, _position: int) -> None:

@@ -179,13 +179,20 @@ def session_schedule(ctx: typer.Context, session_id: SessionArg) -> None:
 def _ended(state: State, result: Any, done: str) -> None:
     data = {"session": result.session.to_json(), "changed": result.changed}
     sid = result.session.session_id
-    message = f"{done} session {sid}" if result.changed else f"session {sid} had already ended (unchanged)"
+    if result.session.status != "TERMINATING":
+        message = f"{done} session {sid}" if result.changed else f"session {sid} had already ended (unchanged)"
+    elif result.changed:
+        # Two lines: each fits 80 columns.
+        message = f"terminating session {sid}\nits kernels still run: it holds its usage until the last one ends"
+    else:
+        message = f"session {sid} is already terminating (unchanged)"
     state.output(data, lambda: typer.echo(message))
 
 
 @session_app.command("cancel")
 def session_cancel(ctx: typer.Context, session_id: SessionArg) -> None:
-    """Cancel a pending session; releases what it held (a running one is refused: terminate it)."""
+    """Cancel a pending session; releases what it held (a running one is refused: terminate
+    it; an ended or TERMINATING one is left as it is)."""
     from domain.session import CancelSessionAction
 
     state = state_of(ctx)
@@ -198,7 +205,8 @@ def session_terminate(
     session_id: SessionArg,
     reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why it ends (e.g. idle_timeout).")],
 ) -> None:
-    """Terminate a pending or running session; releases its usage (idempotent)."""
+    """Terminate a pending or running session; releases its usage (idempotent). One whose
+    kernels still run is TERMINATING: it holds its usage until its last kernel ends."""
     from domain.session import TerminateSessionAction
 
     state = state_of(ctx)
@@ -317,7 +325,8 @@ def _sessions_table(sessions: Sequence[SessionEntry]) -> Table:
 def session_list(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option(metavar="STATUS", help="PENDING, RUNNING, CANCELLED or TERMINATED.")
+        str | None,
+        typer.Option(metavar="STATUS", help="PENDING, RUNNING, TERMINATING, CANCELLED or TERMINATED."),
     ] = None,
     access_key: KeypairFilter = None,
     group_id: GroupFilter = None,

@@ -229,7 +229,8 @@ class SessionQueries:
     def sessions_due(self, now: datetime | str | None = None) -> list[DueSession]:
         """Running sessions past a deadline of their keypair's effective policy at `now`
         (default: the current time), by deadline: reason `idle_timeout` or
-        `max_session_lifetime` and the deadline (`domain.session.runtime`)."""
+        `max_session_lifetime` and the deadline (`domain.session.runtime`). A TERMINATING
+        session is left out: it is being ended already."""
         at = datetime.now(UTC) if now is None else parse_time(now, "now")
         rows = self._sessions.rows
         statement = sa.select(rows.c.session_id, rows.c.access_key, rows.c.started_at, rows.c.last_activity_at).where(

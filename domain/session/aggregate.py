@@ -3,7 +3,12 @@
 Events: Created (enqueued: PENDING, with the policy the enqueue gate applied),
 Admitted (RUNNING; the policy's name, source and version and every number weighed),
 Deferred (stays PENDING; every reason; not repeated while nothing it names changes),
-KernelAttached, KernelDetached, ActivityReported, Cancelled, Terminated.
+KernelAttached, KernelDetached, ActivityReported, Cancelled, TerminationStarted
+(TERMINATING: terminated while kernels of it still run), Terminated.
+
+A TERMINATING session still occupies what it was admitted with (its usage is released
+only when it ends, as Backend.AI counts RUNNING and TERMINATING sessions): its last
+kernel's end records Terminated with the reason the terminate gave, and releases it.
 
 The stream id is `stream_id("session", SESSION_UUID)`, never the UUID itself, so a
 session id can never name a kernel's or a group's stream. Times come from the events'
@@ -73,6 +78,17 @@ class Session(Entity):
         def apply(self, aggregate: Session) -> None:
             aggregate.end(SessionStatus.CANCELLED, "cancelled", self.timestamp)
 
+    class TerminationStarted(Entity.Event):
+        """Terminated while kernels of it still run: TERMINATING, keeping its usage, its
+        end reason the terminate's (it ends, Terminated, when its last kernel ends)."""
+
+        reason: str
+
+        def apply(self, aggregate: Session) -> None:
+            aggregate.fields["status"] = SessionStatus.TERMINATING.value
+            aggregate.fields["end_reason"] = self.reason
+            aggregate.changed_at = self.timestamp
+
     class Terminated(Entity.Event):
         reason: str
 
@@ -133,9 +149,15 @@ class Session(Entity):
         self.trigger_event(self.Deferred, policy=policy, reasons=reasons)
         return True
 
+    @property
+    def is_ending(self) -> bool:
+        """Ended, or being ended (TERMINATING): nothing more ends it by hand."""
+        return self.is_ended or self.status is SessionStatus.TERMINATING
+
     def cancel(self) -> bool:
-        """False (nothing recorded) when the session already ended."""
-        if self.is_ended:
+        """False (nothing recorded) when the session already ended or is being terminated
+        (it ran: it ends TERMINATED when its kernels end)."""
+        if self.is_ending:
             return False
         if self.status is SessionStatus.RUNNING:
             raise self._refuse("cancel", " (a running session is terminated)")
@@ -143,11 +165,24 @@ class Session(Entity):
         return True
 
     def terminate(self, reason: str) -> bool:
-        """Ends a pending or running session; False (nothing recorded) if it already ended."""
-        if self.is_ended:
+        """Ends a pending or running session; a running one with kernels not yet
+        terminated becomes TERMINATING instead, until its last kernel ends
+        (`kernels_ended`). False (nothing recorded) if it already ended or is TERMINATING."""
+        if self.is_ending:
             return False
-        self.trigger_event(self.Terminated, reason=reason)
+        # Only a running session has kernels: attach_kernel refuses any other.
+        event = self.TerminationStarted if self.kernels else self.Terminated
+        self.trigger_event(event, reason=reason)
         return True
+
+    def kernels_ended(self, reason: str) -> bool:
+        """Its last kernel ended (`detach_kernel` said so): a TERMINATING session ends with
+        the reason its terminate gave, a running one with `reason`. False (nothing
+        recorded) if it already ended."""
+        if self.status is SessionStatus.TERMINATING:
+            self.trigger_event(self.Terminated, reason=self.fields["end_reason"])
+            return True
+        return self.terminate(reason)
 
     def attach_kernel(self, kernel_id: str, group_id: str, access_key: str) -> None:
         if group_id != self.fields["group_id"] or access_key != self.fields["access_key"]:
@@ -164,12 +199,17 @@ class Session(Entity):
 
     def detach_kernel(self, kernel_id: str) -> bool:
         """True when this was the session's last kernel (the session then ends): none runs,
-        and as many as its `cluster_size` have started. Until then a kernel of the cluster
-        still to start attaches, and its group cannot be purged under it."""
+        and as many as its `cluster_size` have started, or it is TERMINATING (no more of
+        its kernels can start). Until then a kernel of the cluster still to start
+        attaches, and its group cannot be purged under it."""
         if kernel_id not in self.kernels:
             return False
         self.trigger_event(self.KernelDetached, kernel_id=kernel_id)
-        return not self.kernels and self.kernels_started >= int(self.fields.get("cluster_size", 1))
+        if self.kernels:
+            return False
+        if self.status is SessionStatus.TERMINATING:
+            return True
+        return self.kernels_started >= int(self.fields.get("cluster_size", 1))
 
     def report_activity(self, at: datetime) -> bool:
         """Moves the last activity forward; an older time, or one after the end, records

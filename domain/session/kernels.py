@@ -1,5 +1,6 @@
 """Kernel facts and the sessions the ledger admitted (issue 12: a kernel of an admitted
-session attaches to it; a session ends when all its kernels are terminated).
+session attaches to it; a session ends when all its kernels are terminated, and one
+terminated while they ran, TERMINATING, ends then too, with its terminate's reason).
 
 For the workload service to call inside the unit of work that records the kernel fact,
 so the kernel's event, the session's and the released usage are one append. A kernel
@@ -28,8 +29,9 @@ def attach_kernel(work: UnitOfWork, session_id: str, kernel_id: str, group_id: s
 
 def detach_kernel(work: UnitOfWork, session_id: str, kernel_id: str) -> Session | None:
     """Records a terminated kernel on its session; the last one ends the session
-    (reason `all_kernels_terminated`) and releases its usage. None for imported history."""
+    (reason `all_kernels_terminated`, or a TERMINATING session's terminate's reason) and
+    releases its usage. None for imported history."""
     session = work.get(Session.id_for(session_id), Session)
-    if session is not None and session.detach_kernel(kernel_id) and session.terminate(ALL_KERNELS_ENDED):
+    if session is not None and session.detach_kernel(kernel_id) and session.kernels_ended(ALL_KERNELS_ENDED):
         release_usage(work, session)
     return session

@@ -216,12 +216,15 @@ class SessionService:
         return self._store.run(schedule, SESSION, "schedule")
 
     def _end(self, key: str, end: Callable[[Session], bool]) -> tuple[Session, bool]:
-        """Ends the session (`end(session)` says whether it recorded the end) and releases
-        it from every scope holding it, in one save. Releasing is idempotent."""
+        """Ends the session (`end(session)` says whether it recorded the end) and, once it
+        has ended, releases it from every scope holding it, in one save. Releasing is
+        idempotent. A TERMINATING session keeps its usage: its kernels still run, and its
+        last kernel's end releases it."""
         work = UnitOfWork(self._store)
         session = load_live(work, Session, key)
         changed = end(session)
-        release_usage(work, session)
+        if session.is_ended:
+            release_usage(work, session)
         work.commit()
         return session, changed
 

@@ -19,6 +19,9 @@ from domain.slots import ResourceSlot
 class SessionStatus(enum.StrEnum):
     PENDING = "PENDING"  # enqueued, waiting for the start gate
     RUNNING = "RUNNING"  # admitted: its slots count toward every limit
+    # Terminated while kernels of it still run: its slots count toward every limit, as a
+    # running session's, until its last kernel ends (then TERMINATED).
+    TERMINATING = "TERMINATING"
     CANCELLED = "CANCELLED"  # ended before it ran
     TERMINATED = "TERMINATED"  # ended (after running, or withdrawn while pending)
 

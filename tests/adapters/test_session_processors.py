@@ -6,7 +6,7 @@ attached to admitted sessions, and who may do what."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -585,6 +585,91 @@ def test_a_cluster_session_runs_until_every_kernel_of_its_cluster_has_run(ledger
     run(ledger, "workload", "terminate_kernel", TerminateKernelAction(kernel_id=k2.kernel_id, terminated_at=T0))
     ended = ledger.services.session.session(sid)
     assert (ended.status, ended.end_reason) == (SessionStatus.TERMINATED, "all_kernels_terminated")
+    assert _running(ledger, Scope.KEYPAIR, "AK") == set()
+
+
+def test_a_session_terminated_while_its_kernel_runs_occupies_until_the_kernel_ends(ledger: Ledger) -> None:
+    """Terminated while its kernel still ran, the session released its usage at once: a
+    second session was admitted past `max_concurrent_sessions` 1 and cpu 1 while the
+    first one's kernel ran on with cpu 1. It is TERMINATING until its kernel ends."""
+    from domain.actions.context import event_meta
+    from domain.session import ScopeUsage, Session, usage_id
+    from domain.workload import Kernel
+
+    world = SessionWorld(ledger, max_concurrent_sessions=1, total_resource_slots={"cpu": "1"}, idle_timeout=60)
+    first, second = world.enqueue(), world.enqueue()
+    assert world.schedule(first).admitted
+    kernel = _kernel(world, first)
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert [d.session_id for d in ledger.queries.sessions_due(later)] == [first]
+    result = world.terminate(first, "user_requested")
+    assert result.changed and result.session.status is SessionStatus.TERMINATING
+    assert (result.session.end_reason, result.session.ended_at) == ("user_requested", None)
+    ledger.runner.catch_up()
+    assert ledger.queries.kernel(kernel).status == "RUNNING"  # type: ignore[union-attr]
+    for scope, scope_id in ((Scope.KEYPAIR, "AK"), (Scope.GROUP, str(world.group_id)), (Scope.DOMAIN, "d")):
+        assert _running(ledger, scope, scope_id) == {str(first)}
+    refused = world.schedule(second)
+    assert not refused.admitted
+    assert {(r.limit, r.slot) for r in refused.reasons} >= {
+        ("max_concurrent_sessions", None),
+        ("total_resource_slots", "cpu"),
+    }
+    # Being ended already: a second terminate and a cancel record nothing and keep its usage.
+    assert not world.terminate(first, "again").changed
+    assert not world.cancel(first).changed
+    assert _status(ledger, first) is SessionStatus.TERMINATING
+    assert _running(ledger, Scope.KEYPAIR, "AK") == {str(first)}
+    assert [s.session_id for s in ledger.queries.sessions(status="terminating")] == [str(first)]
+    assert ledger.queries.sessions_due(later) == []  # not due: being ended already
+    _end_kernel(world, kernel)
+    ended = ledger.services.session.session(first)
+    assert (ended.status, ended.end_reason) == (SessionStatus.TERMINATED, "user_requested")
+    assert ended.ended_at is not None
+    assert _running(ledger, Scope.KEYPAIR, "AK") == set()
+    # The kernel's end, the session's and its release are one action's append.
+    kernel_end = list(ledger.app.events.get(Kernel.id_for(str(kernel))))[-1]
+    session_end = list(ledger.app.events.get(Session.id_for(str(first))))[-1]
+    released = [
+        list(ledger.app.events.get(usage_id(s, i)))[-1] for s, i in ((Scope.KEYPAIR, "AK"), (Scope.DOMAIN, "d"))
+    ]
+    assert isinstance(session_end, Session.Terminated)
+    assert all(isinstance(e, ScopeUsage.Released) for e in released)
+    assert {event_meta(e)["action_id"] for e in (kernel_end, session_end, *released)} == {
+        event_meta(kernel_end)["action_id"]
+    }
+    assert world.schedule(second).admitted
+
+
+def test_a_session_terminated_with_no_kernel_running_ends_at_once(ledger: Ledger) -> None:
+    world = SessionWorld(ledger, max_concurrent_sessions=1)
+    sid, other = world.enqueue(), world.enqueue()
+    assert world.schedule(sid).admitted
+    _end_kernel(world, _kernel(world, sid))  # its kernel ended: the session ended with it
+    assert _status(ledger, sid) is SessionStatus.TERMINATED
+    bare = world.enqueue()
+    assert world.schedule(other).admitted  # no kernel ever started
+    result = world.terminate(other, "idle_timeout")
+    assert result.changed and result.session.status is SessionStatus.TERMINATED
+    assert _running(ledger, Scope.KEYPAIR, "AK") == set()
+    assert world.schedule(bare).admitted
+
+
+def test_a_terminating_cluster_session_ends_when_its_started_kernels_end(ledger: Ledger) -> None:
+    """Two of its three kernels started: terminated, it waits for those two only (the
+    third can no more start on a session being ended)."""
+    world = SessionWorld(ledger, max_containers_per_session=3)
+    sid = world.enqueue(cluster_size=3)
+    assert world.schedule(sid).admitted
+    k1, k2 = _kernel(world, sid), _kernel(world, sid)
+    assert world.terminate(sid, "user_requested").session.status is SessionStatus.TERMINATING
+    with pytest.raises(InvalidSessionState):
+        run(ledger, "workload", "start_kernel", world.kernel_start(sid), PLATFORM)
+    _end_kernel(world, k1)
+    assert _status(ledger, sid) is SessionStatus.TERMINATING
+    _end_kernel(world, k2)
+    ended = ledger.services.session.session(sid)
+    assert (ended.status, ended.end_reason) == (SessionStatus.TERMINATED, "user_requested")
     assert _running(ledger, Scope.KEYPAIR, "AK") == set()
 
 

@@ -97,7 +97,10 @@ NOT_PERSONAL: dict[str, str] = {
         f"Session.{name}": _SESSION
         for name in ("Created", "Recreated", "Modified", "Deleted", "Admitted", "Deferred", "ActivityReported")
     },
-    **{f"Session.{name}": _SESSION for name in ("KernelAttached", "KernelDetached", "Cancelled", "Terminated")},
+    **{
+        f"Session.{name}": _SESSION
+        for name in ("KernelAttached", "KernelDetached", "Cancelled", "TerminationStarted", "Terminated")
+    },
     "AuditRecord.Created": "the library's default creation event; records are stored as Recorded",
     "SubjectErasure.Created": "the library's default creation event; erasures are stored as Erased",
 }

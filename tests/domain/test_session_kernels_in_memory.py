@@ -11,6 +11,7 @@ import pytest
 from domain.errors import InvalidAPIParameters, InvalidSessionState
 from domain.ports import UnitOfWork
 from domain.session import Scope, Session, SessionStatus, attach_kernel, detach_kernel
+from domain.session.usage import release_usage
 from tests.domain.session_world import World
 
 
@@ -106,11 +107,55 @@ def test_a_kernel_of_another_group_or_access_key_does_not_attach(world: World) -
     assert world.session(sid).status is SessionStatus.RUNNING
 
 
-def test_a_session_ended_by_hand_keeps_its_end_when_its_kernels_end(world: World) -> None:
+def test_a_session_terminated_while_its_kernels_run_occupies_until_the_last_one_ends(world: World) -> None:
+    """It released its usage at once, while its kernels ran on: TERMINATING keeps it,
+    and the last kernel's end records the terminate's reason and releases it."""
     sid = world.enqueue("AK", world.group("d"), {"cpu": "1"})
     world.schedule(sid)
     attach(world, sid, "k1")
-    world.terminate(sid, "idle_timeout")
+    attach(world, sid, "k2")
+    assert world.terminate(sid, "idle_timeout")
+    data = world.session(sid)
+    assert (data.status, data.end_reason, data.ended_at) == (SessionStatus.TERMINATING, "idle_timeout", None)
+    assert world.running(Scope.KEYPAIR, "AK") == {str(sid)} == world.running(Scope.DOMAIN, "d")
+    assert not world.terminate(sid, "again") and not world.cancel(sid)  # being ended: nothing
+    with pytest.raises(InvalidSessionState):
+        attach(world, sid, "k3")  # no kernel starts on a session being ended
+    detach(world, sid, "k1")
+    assert world.session(sid).status is SessionStatus.TERMINATING
+    assert world.running(Scope.KEYPAIR, "AK") == {str(sid)}
+    detach(world, sid, "k2")
+    data = world.session(sid)
+    assert (data.status, data.end_reason) == (SessionStatus.TERMINATED, "idle_timeout")
+    assert data.ended_at is not None
+    assert world.running(Scope.KEYPAIR, "AK") == set() == world.running(Scope.DOMAIN, "d")
+    assert world.store.events(Session.id_for(str(sid)))[2:] == [
+        "KernelAttached",
+        "KernelAttached",
+        "TerminationStarted",
+        "KernelDetached",
+        "KernelDetached",
+        "Terminated",
+    ]
+
+
+def test_a_session_an_older_ledger_terminated_under_running_kernels_reads_as_it_did(world: World) -> None:
+    """Before TERMINATING, a terminate under running kernels recorded Terminated and
+    released at once: such a stream still reads TERMINATED, and its kernels' ends record
+    their detach and nothing more."""
+    sid = world.enqueue("AK", world.group("d"), {"cpu": "1"})
+    world.schedule(sid)
+    attach(world, sid, "k1")
+    work = UnitOfWork(world.store)
+    session = work.get(Session.id_for(str(sid)), Session)
+    assert session is not None
+    session.trigger_event(Session.Terminated, reason="idle_timeout")  # as the older ledger did
+    release_usage(work, session)
+    work.commit()
+    data = world.session(sid)
+    assert (data.status, data.end_reason) == (SessionStatus.TERMINATED, "idle_timeout")
     detach(world, sid, "k1")
     data = world.session(sid)
     assert (data.status, data.end_reason) == (SessionStatus.TERMINATED, "idle_timeout")
+    assert world.store.events(Session.id_for(str(sid)))[-2:] == ["Terminated", "KernelDetached"]
+    assert world.running(Scope.KEYPAIR, "AK") == set()

@@ -48,6 +48,37 @@ def test_the_sessions_read_model_equals_a_rebuild(ledger: Ledger) -> None:
     assert sum(len(table) for table in live.values()) == 4
 
 
+def test_terminating_sessions_read_the_same_live_and_rebuilt(ledger: Ledger) -> None:
+    """Terminated while their kernels ran: TERMINATING with the terminate's reason and no
+    end time, then TERMINATED once their last kernel ends; live and rebuilt alike."""
+    world = SessionWorld(ledger)
+    ending, waiting = world.enqueue(), world.enqueue()
+    kernels = {}
+    for sid in (ending, waiting):
+        world.schedule(sid)
+        start = world.kernel_start(sid, started_at=datetime(2025, 1, 1, tzinfo=UTC))
+        run(ledger, "workload", "start_kernel", start, PLATFORM)
+        kernels[sid] = start.kernel_id
+        world.terminate(sid, "user_requested")
+    ledger.runner.catch_up()
+    rows = {s.session_id: s for s in ledger.queries.sessions(status="TERMINATING")}
+    assert set(rows) == {str(ending), str(waiting)}
+    assert (rows[str(ending)].end_reason, rows[str(ending)].ended_at, rows[str(ending)].kernels) == (
+        "user_requested",
+        None,
+        1,
+    )
+    end = TerminateKernelAction(kernel_id=kernels[ending], terminated_at=datetime(2025, 1, 2, tzinfo=UTC))
+    run(ledger, "workload", "terminate_kernel", end, PLATFORM)
+    ledger.runner.catch_up()
+    rows = {s.session_id: s for s in ledger.queries.sessions()}
+    assert (rows[str(ending)].status, rows[str(ending)].end_reason) == ("TERMINATED", "user_requested")
+    assert rows[str(ending)].ended_at is not None and rows[str(ending)].kernels == 0
+    assert rows[str(waiting)].status == "TERMINATING"
+    live = dump(ledger.read_models, [ledger.projections.sessions])
+    assert live == {k: v for k, v in clean_rebuild(ledger).items() if k in live}
+
+
 def _listed(ledger: Ledger) -> list[str]:
     return [s.session_id for s in ledger.queries.sessions()]
 

@@ -281,7 +281,7 @@ def _changed(result: Any) -> dict[str, Any]:
 def list_sessions(
     call: CallDep,
     status: Annotated[
-        str | None, Query(max_length=32, description="PENDING, RUNNING, CANCELLED or TERMINATED.")
+        str | None, Query(max_length=32, description="PENDING, RUNNING, TERMINATING, CANCELLED or TERMINATED.")
     ] = None,
     access_key: Annotated[str | None, Query(max_length=256, description="Only this keypair's.")] = None,
     group_id: Annotated[str | None, Query(max_length=64, description="Only this group's.")] = None,
@@ -421,6 +421,12 @@ def cancel_session(call: CallDep, session_id: SessionId) -> Response:
     responses=WRITE_ERRORS,
     openapi_extra=body(TerminateIn),
     summary="Terminate a session (the platform, or an admin in their domain); idempotent.",
+    description=(
+        "A pending session, or a running one none of whose kernels still runs, is TERMINATED and "
+        "releases its usage. A running one whose kernels still run is TERMINATING: it keeps counting "
+        "toward every limit until its last kernel's end (a kernel fact) ends it, with this reason. "
+        "`changed` false: it had ended, or was TERMINATING, already."
+    ),
 )
 def terminate_session(call: CallDep, session_id: SessionId, payload: Body) -> Response:
     key = _key(session_id)

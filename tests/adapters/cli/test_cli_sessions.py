@@ -120,6 +120,47 @@ def test_show_list_and_the_end_of_a_session(db: str) -> None:
     assert [(s["session_id"], s["end_reason"]) for s in ended] == [(S1, "idle_timeout")]
 
 
+def test_a_session_terminated_while_its_kernel_runs_is_terminating_until_the_kernel_ends(db: str) -> None:
+    """`session terminate` of a session whose kernel still ran released its usage at once:
+    a second session was admitted past max_concurrent_sessions 1 while `kernel list`
+    still showed the first one's kernel RUNNING."""
+    group = _world(db, max_concurrent_sessions=1)
+    _enqueue(db, group, S1), _enqueue(db, group, S2)
+    ok(db, "session", "schedule", S1)
+    owner = as_json(db, "session", "show", S1)["user_id"]
+    kernel = str(uuid.uuid4())
+    start = ("kernel-start", kernel, "--session-id", S1, "--session-name", "s", "--group-id", group, "--owner", owner)
+    at = ("--started-at", "2025-01-01T00:00:00Z", "--domain-name", "d")
+    ok(db, "--role", "service", "workload", *start, "--kernel-access-key", "AK", "--slots", "cpu=1", *at)
+    terminating = ledger(db, "session", "terminate", S1, "--reason", "user_requested", columns=80)
+    assert terminating.stdout == (
+        f"terminating session {S1}\nits kernels still run: it holds its usage until the last one ends\n"
+    )
+    _fits(terminating.stdout)
+    assert (
+        stdout_of(db, "session", "terminate", S1, "--reason", "x")
+        == f"session {S1} is already terminating (unchanged)\n"
+    )
+    assert stdout_of(db, "session", "cancel", S1) == f"session {S1} is already terminating (unchanged)\n"
+    assert [k["kernel_id"] for k in as_json(db, "kernel", "list", "--status", "RUNNING")] == [kernel]
+    shown = as_json(db, "session", "show", S1)
+    assert (shown["status"], shown["end_reason"], shown["ended_at"], shown["kernels"]) == (
+        "TERMINATING",
+        "user_requested",
+        None,
+        1,
+    )
+    assert [s["session_id"] for s in as_json(db, "session", "list", "--status", "terminating")] == [S1]
+    assert "TERMINATING" in " ".join(stdout_of(db, "session", "list", "--help").split())
+    assert as_json(db, "session", "schedule", S2)["admitted"] is False  # S1 still counts
+    ok(db, "--role", "service", "workload", "kernel-terminate", kernel, "--terminated-at", "2025-01-02T00:00:00Z")
+    ended = as_json(db, "session", "show", S1)
+    assert (ended["status"], ended["end_reason"], ended["kernels"]) == ("TERMINATED", "user_requested", 0)
+    events = [e["event"] for e in as_json(db, "session", "history", S1)]
+    assert events[-4:] == ["KernelAttached", "TerminationStarted", "KernelDetached", "Terminated"]
+    assert as_json(db, "session", "schedule", S2)["admitted"] is True
+
+
 def test_due_and_activity(db: str) -> None:
     group = _world(db, idle_timeout=60)
     _enqueue(db, group, S1)

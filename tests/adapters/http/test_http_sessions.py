@@ -120,6 +120,46 @@ def test_enqueue_schedule_activity_terminate(api: Api, world: World) -> None:
     assert api.get(f"{BASE}/{sid}/state", params={"version": 1}).json()["fields"]["status"] == "PENDING"
 
 
+def test_a_session_terminated_while_its_kernel_runs_is_terminating_until_the_kernel_ends(api: Api) -> None:
+    """Its terminate released its usage at once: a second session was admitted past
+    max_concurrent_sessions 1 while the first one's kernel still ran."""
+    world = World(api, max_concurrent_sessions=1)
+    first, second = world.enqueue(), world.enqueue()
+    assert api.post(f"{BASE}/{first}/schedule", None, role="service").json()["admitted"] is True
+    kernel = str(uuid.uuid4())
+    start = {
+        "fact": "start_kernel",
+        "kernel_id": kernel,
+        "session_id": first,
+        "session_name": "s",
+        "group_id": world.groups[HOME],
+        "domain_name": HOME,
+        "user_id": str(api.users["user"]),
+        "access_key": "AKUSER",
+        "occupied_slots": {"cpu": "1"},
+        "started_at": "2025-01-01T00:00:00Z",
+    }
+    assert api.post("/v1/workload/facts", start, role="service").status_code == 200
+    ending = api.post(f"{BASE}/{first}/terminate", {"reason": "done"}, role="service")
+    assert ending.status_code == 200 and ending.json()["changed"] is True
+    assert (ending.json()["session"]["status"], ending.json()["session"]["ended_at"]) == ("TERMINATING", None)
+    shaped(SessionChange, ending.json())
+    again = api.post(f"{BASE}/{first}/terminate", {"reason": "done"}, role="service")
+    assert again.json()["changed"] is False and again.json()["session"]["status"] == "TERMINATING"
+    cancel = api.post(f"{BASE}/{first}/cancel", None, role="service")
+    assert cancel.status_code == 200 and cancel.json()["changed"] is False
+    listed = api.get(BASE, params={"status": "TERMINATING", "min_position": cancel.headers["Ledger-Position"]})
+    assert [s["session_id"] for s in listed.json()["items"]] == [first]
+    assert api.post(f"{BASE}/{second}/schedule", None, role="service").json()["admitted"] is False
+    end = {"fact": "terminate_kernel", "kernel_id": kernel, "terminated_at": "2025-01-01T02:00:00Z"}
+    ended = api.post("/v1/workload/facts", end, role="service")
+    assert ended.status_code == 200
+    shown = api.get(f"{BASE}/{first}", params={"min_position": ended.headers["Ledger-Position"]}).json()
+    assert (shown["status"], shown["end_reason"], shown["kernels"]) == ("TERMINATED", "done", 0)
+    shaped(SessionDetailOut, shown)
+    assert api.post(f"{BASE}/{second}/schedule", None, role="service").json()["admitted"] is True
+
+
 def test_deferred_decision_names_every_failed_limit(api: Api, world: World) -> None:
     big = world.enqueue(cpu="6")
     assert api.post(f"{BASE}/{big}/schedule", None, role="service").json()["admitted"] is True
