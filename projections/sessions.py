@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.session import Session, SessionStatus
+from domain.session.types import CANCELLED
 from projections.projection import Projection, on
 from projections.sql import POSITION
 
@@ -128,7 +129,8 @@ class SessionsProjection(Projection):
 
     @on(Session.Cancelled)
     def cancelled(self, conn: Connection, event: Any, _position: int) -> None:
-        self._set(conn, event, status=SessionStatus.CANCELLED.value, ended_at=event.timestamp, end_reason="cancelled")
+        reason = event.reason or CANCELLED  # None: the platform's cancel (and every one stored before reasons)
+        self._set(conn, event, status=SessionStatus.CANCELLED.value, ended_at=event.timestamp, end_reason=reason)
 
     @on(Session.TerminationStarted)
     def termination_started(self, conn: Connection, event: Any, _position: int) -> None:

@@ -3,7 +3,8 @@ together.
 
 A group names a live domain and is recorded on it (`Domain.GroupAdded`) in the same
 append, so a domain cannot be deleted while it holds a group. A soft-deleted group stays
-recorded (it still holds its name and can be modified back to active); a purge removes
+recorded (it still holds its name and can be modified back to active), its pending
+sessions cancelled in the delete's append (domain/session/purge.py); a purge removes
 it, so a domain is never blocked forever: purge its deleted groups first. Members are
 live users of the group's domain (as Backend.AI's association), each membership recorded
 on the user's stream too (`User.GroupJoined` / `GroupLeft`) in the same append, so adding
@@ -211,11 +212,16 @@ class GroupService:
 
     @takes_action
     async def delete_group(self, action: DeleteGroupAction) -> DeleteGroupActionResult:
+        # Imported here: the cycle purge_group names.
+        from domain.session.purge import close_deleted_group_sessions
+
         def delete() -> GroupData:
             work = UnitOfWork(self._store)
             group = load_group(work, action.group_id)
             before = group_data(group)
             group.delete()
+            # Its pending sessions could never be admitted: cancelled with it, in its append.
+            close_deleted_group_sessions(work, str(group.id), deleted=bool(group.pending_events))
             work.commit()
             return before
 

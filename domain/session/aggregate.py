@@ -24,7 +24,7 @@ from typing import Any
 from domain.catalog import EntityType
 from domain.entity import Entity
 from domain.errors import DuplicateSession, InvalidAPIParameters, InvalidSessionState, LedgerError
-from domain.session.types import ENDED, SessionStatus
+from domain.session.types import CANCELLED, ENDED, SessionStatus
 from domain.times import require_not_ahead
 
 
@@ -75,8 +75,13 @@ class Session(Entity):
             aggregate.kernels.pop(self.kernel_id, None)
 
     class Cancelled(Entity.Event):
+        """`reason`: why the ledger cancelled it itself (`group_deleted`); None when the
+        platform did, as in every Cancelled event stored before reasons were kept."""
+
+        reason: str | None = None
+
         def apply(self, aggregate: Session) -> None:
-            aggregate.end(SessionStatus.CANCELLED, "cancelled", self.timestamp)
+            aggregate.end(SessionStatus.CANCELLED, self.reason or CANCELLED, self.timestamp)
 
     class TerminationStarted(Entity.Event):
         """Terminated while kernels of it still run: TERMINATING, keeping its usage, its
@@ -154,14 +159,15 @@ class Session(Entity):
         """Ended, or being ended (TERMINATING): nothing more ends it by hand."""
         return self.is_ended or self.status is SessionStatus.TERMINATING
 
-    def cancel(self) -> bool:
+    def cancel(self, reason: str | None = None) -> bool:
         """False (nothing recorded) when the session already ended or is being terminated
-        (it ran: it ends TERMINATED when its kernels end)."""
+        (it ran: it ends TERMINATED when its kernels end). `reason`: why the ledger cancels
+        it itself (a platform's cancel gives none: it reads `cancelled`)."""
         if self.is_ending:
             return False
         if self.status is SessionStatus.RUNNING:
             raise self._refuse("cancel", " (a running session is terminated)")
-        self.trigger_event(self.Cancelled)
+        self.trigger_event(self.Cancelled, reason=reason)
         return True
 
     def terminate(self, reason: str) -> bool:

@@ -1,6 +1,11 @@
-"""What a group's purge, or its move to another domain, and a keypair's delete (and its
-creation again) do to their sessions (REFERENCE: group purge; a purge removes the group's sessions, and a kernel that
-occupies resources refuses it).
+"""What a group's delete, purge or move to another domain, and a keypair's delete (and
+its creation again) do to their sessions (REFERENCE: group purge; a purge removes the
+group's sessions, and a kernel that occupies resources refuses it).
+
+A group's soft delete cancels its pending sessions, released from every scope, in the
+delete's own append: no schedule could admit one in an inactive group, and each held its
+keypair's pending places. Its admitted sessions run on (Backend.AI's delete stops
+nothing). The append to its usage makes an enqueue racing the delete conflict with it.
 
 An admitted session occupies its slots as Backend.AI's scheduled kernels do, so it
 refuses the purge, as active kernels do; a pending one is cancelled and released from
@@ -25,7 +30,7 @@ from domain.errors import GroupMoveActiveWorkload
 from domain.group.aggregate import Group
 from domain.ports import UnitOfWork, load_live
 from domain.session.aggregate import Session
-from domain.session.types import Scope
+from domain.session.types import GROUP_DELETED, Scope
 from domain.session.usage import ScopeUsage, load_usage, release_usage, usage_id
 from domain.shown import plural, some
 
@@ -47,6 +52,18 @@ def close_group_sessions(work: UnitOfWork, group_id: str) -> None:
     usage = load_usage(work, Scope.GROUP, group_id)
     assert not usage.running, "check_purgeable refuses a purge under an admitted session"
     _cancel_pending_and_close(work, usage)
+
+
+def close_deleted_group_sessions(work: UnitOfWork, group_id: str, deleted: bool) -> None:
+    """Cancels a soft-deleted group's pending sessions (`GROUP_DELETED`) and records the
+    close on its usage, in `work`. `deleted`: the delete recorded the group's change (it
+    was active); then the close is recorded even with nothing pending, so an enqueue or
+    an admission racing it conflicts. A delete of a group already inactive records
+    nothing unless sessions still wait (enqueued before it was made inactive by a modify,
+    or soft-deleted by an older release, which left them PENDING): those it cancels."""
+    usage = load_usage(work, Scope.GROUP, group_id)
+    if deleted or usage.pending:
+        _cancel_pending_and_close(work, usage, GROUP_DELETED)
 
 
 def close_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
@@ -71,12 +88,12 @@ def retire_keypair_sessions(work: UnitOfWork, access_key: str, deleted: Mapping[
         usage.retire({name: deleted.get(name) for name in PRECEDENCE_FIELDS})
 
 
-def _cancel_pending_and_close(work: UnitOfWork, usage: ScopeUsage) -> None:
-    """Cancels the scope's pending sessions, releasing each from every scope, and records
-    the scope's close, in `work`."""
+def _cancel_pending_and_close(work: UnitOfWork, usage: ScopeUsage, reason: str | None = None) -> None:
+    """Cancels the scope's pending sessions (`reason`: why, on each), releasing each from
+    every scope, and records the scope's close, in `work`."""
     for session_id in sorted(usage.pending):
         session = load_live(work, Session, session_id)
-        session.cancel()
+        session.cancel(reason)
         release_usage(work, session)
     work.add(usage).close()
 

@@ -28,6 +28,11 @@ class SessionStatus(enum.StrEnum):
 
 ENDED = frozenset({SessionStatus.CANCELLED, SessionStatus.TERMINATED})
 
+# A cancelled session's `end_reason`: the platform's cancel, or why the ledger cancelled
+# it itself (each is the `Session.Cancelled` event's reason).
+CANCELLED = "cancelled"
+GROUP_DELETED = "group_deleted"  # its group was soft-deleted: no schedule could admit it
+
 
 class Scope(enum.StrEnum):
     """Whose limit: the keypair's effective policy (over the keypair's sessions, and over

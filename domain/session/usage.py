@@ -9,16 +9,17 @@ pending to running once and released once; an event is recorded only when member
 really changes, so releasing twice records nothing and changes nothing.
 
 Events: Created (from `Entity`, on first use), PendingAdded, Started, Released, Closed
-(a group's, when the group is purged), Moved (a group's, when it moves to another
-domain), Retired (a keypair's, when its access key is created again: the deleted
-keypair's running sessions leave its counts). Each applies in O(slots of one session)
-but Retired (O(running sessions), once per incarnation): the totals (`pending_total`,
-`running_total`) are the sums of the sets, kept with exact Decimal arithmetic as members
-come and go, so a decision on a cached copy never walks thousands of sessions. A
-keypair's stream holds its pending and running sessions (pending limits and concurrency
-are per keypair); a group's holds both too (a purge cancels its pending sessions, a move
-is refused while it holds any), weighing only the running ones; a user's and a domain's
-hold only running ones (pending sessions never count toward slots).
+(a group's, when the group is deleted or purged; a keypair's, when it is deleted), Moved
+(a group's, when it moves to another domain), Retired (a keypair's, when its access key
+is created again: the deleted keypair's running sessions leave its counts). Each applies
+in O(slots of one session) but Retired (O(running sessions), once per incarnation): the
+totals (`pending_total`, `running_total`) are the sums of the sets, kept with exact
+Decimal arithmetic as members come and go, so a decision on a cached copy never walks
+thousands of sessions. A keypair's stream holds its pending and running sessions
+(pending limits and concurrency are per keypair); a group's holds both too (a delete or
+a purge cancels its pending sessions, a move is refused while it holds any), weighing
+only the running ones; a user's and a domain's hold only running ones (pending sessions
+never count toward slots).
 
 The start gate appends to every scope it weighs, in one save with the session's
 decision: two decisions on the same scope conflict in the store, and the loser decides
@@ -107,10 +108,12 @@ class ScopeUsage(Entity):
 
     class Closed(Entity.Event):
         """Its group was purged (its pending sessions cancelled in the same append; an
-        admitted one refuses the purge), or its keypair deleted (its pending sessions
+        admitted one refuses the purge) or soft-deleted (its pending sessions cancelled
+        likewise; an admitted one runs on), or its keypair deleted (its pending sessions
         cancelled likewise). It changes no state: the append itself is what a decision on
         the scope racing the purge or the delete conflicts with, and the group or keypair,
-        read again, refuses any new one."""
+        read again, refuses any new one (a soft-deleted group, made active again, takes
+        sessions again on the same stream)."""
 
         def apply(self, aggregate: ScopeUsage) -> None:
             pass

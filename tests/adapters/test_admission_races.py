@@ -115,6 +115,36 @@ def test_a_purge_racing_a_session_decision_never_leaves_a_session_in_a_purged_gr
 
 @pytest.mark.parametrize("order", [[0, 1], [1, 0]])
 @pytest.mark.parametrize("usage", ["new", "kept"])
+def test_a_delete_racing_an_enqueue_never_leaves_a_pending_session_in_a_deleted_group(
+    ledger: Ledger, order: list[int], usage: str
+) -> None:
+    """Both decide on the active group, then the store orders their saves: an enqueue that
+    lands first is cancelled by the delete taken again; a delete that lands first refuses
+    the enqueue taken again (group_inactive). An enqueue saved after the delete left a
+    PENDING session no schedule could ever admit, holding the keypair's pending place.
+    `usage`: the group's usage stream is made by the race, or kept from an ended session."""
+    from domain.errors import GroupNotActive
+    from domain.group import DeleteGroupAction
+
+    world = SessionWorld(ledger)
+    if usage == "kept":
+        world.cancel(world.enqueue())
+    sid = uuid.uuid4()
+
+    def delete() -> None:
+        run(ledger, "group", "delete_group", DeleteGroupAction(group_id=world.group_id))
+
+    outcomes = decide_together(ledger, [lambda: world.enqueue(session_id=sid), delete], order=order)
+    assert outcomes[1] is None, outcomes
+    assert outcomes[0] is None or isinstance(outcomes[0], GroupNotActive), outcomes
+    assert ledger.services.session.usage(Scope.KEYPAIR, "AK").pending == {}
+    assert ledger.services.session.usage(Scope.GROUP, str(world.group_id)).pending == {}
+    if outcomes[0] is None:
+        assert ledger.services.session.session(sid).end_reason == "group_deleted"
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+@pytest.mark.parametrize("usage", ["new", "kept"])
 def test_a_move_racing_an_enqueue_never_leaves_a_session_in_the_old_domain(
     ledger: Ledger, order: list[int], usage: str
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from domain.errors import (
 from domain.session import Scope, SessionStatus
 from domain.workload import CreateVFolderAction, StartKernelAction, TerminateKernelAction
 from tests.adapters.sessions import PLATFORM, T0, SessionWorld, run
+from tests.projections.readmodels import clean_rebuild, dump
 
 
 def _status(ledger: Ledger, sid: uuid.UUID) -> SessionStatus:
@@ -385,6 +387,70 @@ def test_a_deleted_keypairs_pending_sessions_are_cancelled_with_it(ledger: Ledge
     run(ledger, "keypair", "create_keypair", again)
     with pytest.raises(InvalidSessionState):
         world.schedule(pending)
+
+
+def test_a_deleted_groups_pending_sessions_are_cancelled_with_it(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They stayed PENDING, never to be admitted (group_inactive at every schedule), and
+    held the keypair's pending places until cancelled one by one: with
+    max_pending_session_count 1, the keypair could enqueue in no other group. They are
+    cancelled in the delete's own append, naming why; an admitted session runs on, as
+    Backend.AI's delete stops nothing."""
+    from domain.group import DeleteGroupAction
+
+    world = SessionWorld(ledger, max_pending_session_count=1)
+    admitted = world.enqueue()
+    assert world.schedule(admitted).admitted
+    pending = world.enqueue()
+    recorder: Any = ledger.app.recorder
+    insert, appends = recorder.insert_events, []
+
+    def counting(stored: Any, **kwargs: Any) -> Any:
+        appends.append(len(stored))
+        return insert(stored, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(recorder, "insert_events", counting)
+        run(ledger, "group", "delete_group", DeleteGroupAction(group_id=world.group_id))
+    assert len(appends) == 1  # the delete, the cancellation and the audit record together
+    assert (_status(ledger, pending), _status(ledger, admitted)) == (SessionStatus.CANCELLED, SessionStatus.RUNNING)
+    assert ledger.services.session.session(pending).end_reason == "group_deleted"
+    for scope, scope_id in ((Scope.KEYPAIR, "AK"), (Scope.GROUP, str(world.group_id))):
+        assert ledger.services.session.usage(scope, scope_id).pending == {}
+        assert _running(ledger, scope, scope_id) == {str(admitted)}
+    other = world.group("other")
+    assert _status(ledger, world.enqueue(group_id=other)) is SessionStatus.PENDING
+    # The read model and the audit trail: one action, the group's delete, ended the session.
+    rows = {s.session_id: s for s in ledger.queries.sessions()}
+    assert (rows[str(pending)].status, rows[str(pending)].end_reason) == ("CANCELLED", "group_deleted")
+    (deleted,) = [e for e in ledger.queries.history("group", str(world.group_id)) if e.event == "Deleted"]
+    (cancelled,) = [e for e in ledger.queries.history("session", str(pending)) if e.event == "Cancelled"]
+    assert cancelled.action_id == deleted.action_id is not None
+    recorded = [e for e in ledger.queries.audit_log() if e.action_id == deleted.action_id]
+    assert [(e.entity_type, e.operation, e.status) for e in recorded] == [("group", "delete", "success")]
+    live = dump(ledger.read_models, [ledger.projections.sessions])
+    assert live == {k: v for k, v in clean_rebuild(ledger).items() if k in live}
+    with pytest.raises(InvalidSessionState):
+        world.schedule(pending)
+
+
+def test_a_delete_of_a_group_already_inactive_cancels_the_sessions_still_waiting(ledger: Ledger) -> None:
+    """A group made inactive by a modify keeps its pending sessions (made active again,
+    they are scheduled), as does one soft-deleted by an older release; its delete then
+    records no change of the group, and left them PENDING."""
+    from domain.group import DeleteGroupAction
+
+    world = SessionWorld(ledger)
+    paused, waiting = world.enqueue(), world.enqueue()
+    world.modify_group(is_active=False)
+    world.modify_group(is_active=True)
+    assert world.schedule(paused).admitted
+    world.modify_group(is_active=False)
+    run(ledger, "group", "delete_group", DeleteGroupAction(group_id=world.group_id))
+    assert ledger.services.session.session(waiting).end_reason == "group_deleted"
+    assert ledger.services.session.usage(Scope.KEYPAIR, "AK").pending == {}
+    assert _status(ledger, paused) is SessionStatus.RUNNING
 
 
 def test_an_access_key_created_again_starts_with_none_of_the_deleted_keypairs_usage(ledger: Ledger) -> None:
