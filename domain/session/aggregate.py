@@ -75,8 +75,9 @@ class Session(Entity):
             aggregate.kernels.pop(self.kernel_id, None)
 
     class Cancelled(Entity.Event):
-        """`reason`: why the ledger cancelled it itself (`group_deleted`); None when the
-        platform did, as in every Cancelled event stored before reasons were kept."""
+        """`reason`: why the ledger cancelled it itself (`group_deleted`, `group_purged`,
+        `keypair_deleted`); None when the platform did, as in every Cancelled event stored
+        before reasons were kept."""
 
         reason: str | None = None
 

@@ -30,7 +30,7 @@ from domain.errors import GroupMoveActiveWorkload
 from domain.group.aggregate import Group
 from domain.ports import UnitOfWork, load_live
 from domain.session.aggregate import Session
-from domain.session.types import GROUP_DELETED, Scope
+from domain.session.types import GROUP_DELETED, GROUP_PURGED, KEYPAIR_DELETED, Scope
 from domain.session.usage import ScopeUsage, load_usage, release_usage, usage_id
 from domain.shown import plural, some
 
@@ -46,12 +46,13 @@ def admitted_mounts(work: UnitOfWork, group: Group) -> dict[str, list[str]]:
 
 
 def close_group_sessions(work: UnitOfWork, group_id: str) -> None:
-    """Cancels the group's pending sessions and closes its usage, in `work`, once
+    """Cancels the group's pending sessions (`GROUP_PURGED`: a pending session occupies
+    nothing, as a PENDING kernel refuses no purge) and closes its usage, in `work`, once
     `Group.check_purgeable` passed with its `admitted_mounts` (an admitted one refuses the
     purge there, in the order of the checks)."""
     usage = load_usage(work, Scope.GROUP, group_id)
     assert not usage.running, "check_purgeable refuses a purge under an admitted session"
-    _cancel_pending_and_close(work, usage)
+    _cancel_pending_and_close(work, usage, GROUP_PURGED)
 
 
 def close_deleted_group_sessions(work: UnitOfWork, group_id: str, deleted: bool) -> None:
@@ -68,13 +69,13 @@ def close_deleted_group_sessions(work: UnitOfWork, group_id: str, deleted: bool)
 
 def close_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
     """A deleted keypair's pending sessions can never be admitted (no live keypair to
-    decide on): they are cancelled and released from every scope, in the delete's own
-    append, as a purged group's are. Its admitted ones run on, under its last policy
+    decide on): they are cancelled (`KEYPAIR_DELETED`) and released from every scope, in
+    the delete's own append, as a purged group's are. Its admitted ones run on, under its last policy
     (`SessionService.effective_policy_of`; once the key is created again,
     `retire_keypair_sessions` keeps that policy's precedence with them). The keypair's
     usage records the close, so an enqueue or a schedule racing the delete conflicts with
     it and, taken again, finds the keypair deleted."""
-    _cancel_pending_and_close(work, load_usage(work, Scope.KEYPAIR, access_key))
+    _cancel_pending_and_close(work, load_usage(work, Scope.KEYPAIR, access_key), KEYPAIR_DELETED)
 
 
 def retire_keypair_sessions(work: UnitOfWork, access_key: str, deleted: Mapping[str, Any]) -> None:
@@ -88,7 +89,7 @@ def retire_keypair_sessions(work: UnitOfWork, access_key: str, deleted: Mapping[
         usage.retire({name: deleted.get(name) for name in PRECEDENCE_FIELDS})
 
 
-def _cancel_pending_and_close(work: UnitOfWork, usage: ScopeUsage, reason: str | None = None) -> None:
+def _cancel_pending_and_close(work: UnitOfWork, usage: ScopeUsage, reason: str) -> None:
     """Cancels the scope's pending sessions (`reason`: why, on each), releasing each from
     every scope, and records the scope's close, in `work`."""
     for session_id in sorted(usage.pending):

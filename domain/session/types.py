@@ -32,6 +32,8 @@ ENDED = frozenset({SessionStatus.CANCELLED, SessionStatus.TERMINATED})
 # it itself (each is the `Session.Cancelled` event's reason).
 CANCELLED = "cancelled"
 GROUP_DELETED = "group_deleted"  # its group was soft-deleted: no schedule could admit it
+GROUP_PURGED = "group_purged"  # its group was purged (a pending session refuses no purge)
+KEYPAIR_DELETED = "keypair_deleted"  # its keypair was deleted: none is left to decide on
 
 
 class Scope(enum.StrEnum):

@@ -379,6 +379,7 @@ def test_a_deleted_keypairs_pending_sessions_are_cancelled_with_it(ledger: Ledge
     assert world.schedule(admitted).admitted
     run(ledger, "keypair", "delete_keypair", DeleteKeyPairAction(access_key="AK"))
     assert (_status(ledger, pending), _status(ledger, admitted)) == (SessionStatus.CANCELLED, SessionStatus.RUNNING)
+    assert ledger.services.session.session(pending).end_reason == "keypair_deleted"  # not the platform's cancel
     for scope, scope_id in ((Scope.KEYPAIR, "AK"), (Scope.GROUP, str(world.group_id))):
         assert ledger.services.session.usage(scope, scope_id).pending == {}
     assert _running(ledger, Scope.KEYPAIR, "AK") == {str(admitted)}
@@ -433,6 +434,25 @@ def test_a_deleted_groups_pending_sessions_are_cancelled_with_it(
     assert live == {k: v for k, v in clean_rebuild(ledger).items() if k in live}
     with pytest.raises(InvalidSessionState):
         world.schedule(pending)
+
+
+def test_a_purged_groups_pending_sessions_are_cancelled_naming_the_purge(ledger: Ledger) -> None:
+    """A pending session occupies nothing (Backend.AI's purge checks skip PENDING
+    kernels), so it refuses no purge: the purge cancels it in its own append, and nothing
+    of the purged group counts any more. It read `cancelled`, as if the platform had
+    cancelled it."""
+    from domain.group import PurgeGroupAction
+
+    world = SessionWorld(ledger, max_pending_session_count=1)
+    pending = world.enqueue()
+    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=world.group_id))
+    assert ledger.services.session.session(pending).end_reason == "group_purged"
+    assert ledger.services.session.usage(Scope.KEYPAIR, "AK").pending == {}
+    (cancelled,) = [e for e in ledger.queries.history("session", str(pending)) if e.event == "Cancelled"]
+    recorded = [e for e in ledger.queries.audit_log() if e.action_id == cancelled.action_id]
+    assert [(e.entity_type, e.operation) for e in recorded] == [("group", "purge")]
+    assert {s.session_id: s.end_reason for s in ledger.queries.sessions()} == {str(pending): "group_purged"}
+    assert _status(ledger, world.enqueue(group_id=world.group("other"))) is SessionStatus.PENDING
 
 
 def test_a_delete_of_a_group_already_inactive_cancels_the_sessions_still_waiting(ledger: Ledger) -> None:
