@@ -15,6 +15,13 @@ reference written before that check existed, or a migrated ledger), never the ru
 its stream), so an admission records exactly which state of the policy it used. A
 policy's `fallback_policy` (README: its slot limits apply where the policy lists none)
 is loaded with it when live; `slot_limit` applies it.
+
+A deleted keypair's admitted sessions run on under its last effective policy: its
+delete records that policy's reference (`KeyPair.deleted_under`), and
+`resolve_for_deleted` resolves that policy by name, live (its edits apply) or, once it
+is deleted in turn, as it last stood (`deleted`). The precedence is not walked again:
+nothing live names the policy any more, so deleting it, its user or the user's default
+is allowed, and none of them may move the sessions to another policy.
 """
 
 from __future__ import annotations
@@ -67,6 +74,9 @@ class EffectivePolicy:
     skipped: tuple[SkippedLevel, ...] = ()
     fallback: KeyPairResourcePolicyData | None = None
     fallback_version: int | None = None
+    # The policy is deleted: `policy` holds its fields as they last stood (only a deleted
+    # keypair's sessions run under one, `resolve_for_deleted`).
+    deleted: bool = False
 
     @property
     def name(self) -> str:
@@ -98,6 +108,8 @@ class EffectivePolicy:
             ref["fallback"] = {"name": self.fallback.name, "version": self.fallback_version}
         if self.skipped:
             ref["skipped"] = [level.to_json() for level in self.skipped]
+        if self.deleted:
+            ref["deleted"] = True
         return ref
 
     def to_json(self) -> dict[str, Any]:
@@ -127,6 +139,8 @@ def live_entity(work: UnitOfWork, cls: type[Entity], aggregate_id: uuid.UUID) ->
 # The keypair fields the precedence reads: what a deleted incarnation of an access key
 # keeps for its sessions still running once the key is created again (`ScopeUsage.Retired`).
 PRECEDENCE_FIELDS = ("resource_policy", "user_id", "domain_name")
+# Beside them there: the reference of the policy the keypair's delete recorded.
+DELETED_UNDER = "deleted_under"
 
 
 def _levels(work: UnitOfWork, fields: Mapping[str, Any]) -> Iterator[tuple[PolicySource, str | None]]:
@@ -155,9 +169,23 @@ def resolve_for_keypair(work: UnitOfWork, keypair: KeyPair) -> EffectivePolicy:
     return resolve_for_fields(work, keypair.fields)
 
 
+def _effective(
+    work: UnitOfWork, policy: KeyPairResourcePolicy, source: PolicySource, skipped: tuple[SkippedLevel, ...]
+) -> EffectivePolicy:
+    fallback, fallback_version = None, None
+    if policy.fallback is not None:
+        linked, _ = _live_policy(work, policy.fallback)
+        if linked is not None:
+            fallback, fallback_version = _data(linked), linked.version
+    return EffectivePolicy(
+        _data(policy), source, policy.version, skipped, fallback, fallback_version, deleted=policy.is_deleted
+    )
+
+
 def resolve_for_fields(work: UnitOfWork, fields: Mapping[str, Any]) -> EffectivePolicy:
     """The effective policy of a keypair holding `fields` (`PRECEDENCE_FIELDS` are read):
-    a live keypair's, or a deleted incarnation's as it last stood."""
+    a live keypair's, or a deleted incarnation's whose delete recorded none (before it
+    did, `resolve_for_deleted`)."""
     skipped: list[SkippedLevel] = []
     for source, name in _levels(work, fields):
         if name is None:
@@ -166,10 +194,33 @@ def resolve_for_fields(work: UnitOfWork, fields: Mapping[str, Any]) -> Effective
         if policy is None:
             skipped.append(SkippedLevel(source, name, why))
             continue
-        fallback, fallback_version = None, None
-        if policy.fallback is not None:
-            linked, _ = _live_policy(work, policy.fallback)
-            if linked is not None:
-                fallback, fallback_version = _data(linked), linked.version
-        return EffectivePolicy(_data(policy), source, policy.version, tuple(skipped), fallback, fallback_version)
+        return _effective(work, policy, source, tuple(skipped))
     raise entity_not_found(EntityType.KEYPAIR_RESOURCE_POLICY, SYSTEM_POLICY)
+
+
+def deleted_keypair_state(keypair: KeyPair) -> dict[str, Any]:
+    """What a deleted keypair's sessions run on under: its `PRECEDENCE_FIELDS` and the
+    policy reference its delete recorded (none in deletes recorded before it was)."""
+    state = {name: keypair.fields.get(name) for name in PRECEDENCE_FIELDS}
+    if keypair.deleted_under is not None:
+        state[DELETED_UNDER] = dict(keypair.deleted_under)
+    return state
+
+
+def resolve_for_deleted(work: UnitOfWork, state: Mapping[str, Any]) -> EffectivePolicy:
+    """The policy a deleted keypair's sessions run on under (`deleted_keypair_state`):
+    the one its delete recorded, by name, with the level that named it then: live, as
+    it stands now (an edit applies at the next decision, as for a live keypair's; a
+    policy created again under the name is the one it names); deleted, as it last stood.
+    A delete that recorded none (an older ledger's) walks the precedence over the
+    keypair's last fields, as it was then."""
+    under = state.get(DELETED_UNDER)
+    if under is not None:
+        found = work.get(KeyPairResourcePolicy.id_for(under["name"]), Entity)
+        if isinstance(found, KeyPairResourcePolicy) and found.created_at is not None:
+            skipped = tuple(
+                SkippedLevel(PolicySource(level["source"]), level["name"], level["reason"])
+                for level in under.get("skipped", ())
+            )
+            return _effective(work, found, PolicySource(under["source"]), skipped)
+    return resolve_for_fields(work, state)

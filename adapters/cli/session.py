@@ -54,14 +54,19 @@ GroupFilter = Annotated[str | None, typer.Option("--group-id", "--group", metava
 
 
 def _policy_ref(policy: dict[str, Any]) -> str:
-    """The policy a decision applied: name, source, version; and the fallback whose slot
-    limits it used where the policy lists none (a limit shown may be the fallback's)."""
+    """The policy a decision applied: name, source, version (and `deleted`: a deleted
+    keypair's session runs on under it as it last stood); the fallback whose slot limits
+    it used where the policy lists none (a limit shown may be the fallback's); and each
+    level skipped for naming a policy that is not live."""
     if not policy:
         return "-"
-    text = f"{policy.get('name')!r} ({policy.get('source')}, version {policy.get('version')})"
+    deleted = ", deleted" if policy.get("deleted") else ""
+    text = f"{policy.get('name')!r} ({policy.get('source')}, version {policy.get('version')}{deleted})"
     fallback = policy.get("fallback")
     if fallback:
         text += f", fallback {fallback.get('name')!r} (version {fallback.get('version')})"
+    for level in policy.get("skipped") or ():
+        text += f"; skipped {level.get('name')!r} ({level.get('source')}, {level.get('reason')})"
     return safe(text)
 
 
@@ -354,7 +359,11 @@ def _due_table(due: list[DueSession]) -> Table:
     short = shortener([str(d.session_id) for d in due])
     for d in due:
         table.add_row(
-            short(str(d.session_id)), safe(d.access_key), d.reason.value, utc_time(d.deadline), safe(d.policy)
+            short(str(d.session_id)),
+            safe(d.access_key),
+            d.reason.value,
+            utc_time(d.deadline),
+            _policy_ref(d.policy_ref) if d.policy_ref else safe(d.policy),
         )
     return table
 

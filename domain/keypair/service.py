@@ -10,9 +10,12 @@ domain allows; no policy at all (None) is always allowed: the precedence then de
 
 from __future__ import annotations
 
+from typing import Any
+
 from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.domains.service import check_admin_may_assign, require_domain
+from domain.errors import ObjectNotFound
 from domain.keypair.actions import (
     CreateKeyPairAction,
     CreateKeyPairActionResult,
@@ -46,7 +49,9 @@ class KeyPairService:
 
     @takes_action
     async def create_keypair(self, action: CreateKeyPairAction) -> CreateKeyPairActionResult:
-        # Imported here: the session and workload packages import keypairs (a cycle at import time).
+        # Imported here: the session and workload packages and the precedence import
+        # keypairs (a cycle at import time).
+        from domain.effective_policy import deleted_keypair_state
         from domain.session.purge import retire_keypair_sessions
         from domain.workload.storage import retire_keypair_vfolders
 
@@ -61,7 +66,8 @@ class KeyPairService:
             owner = require_user_of(work, str(action.user_id), action.domain_name, "user_id")
             check_admin_may_assign(domain, name, POLICY)
             earlier = work.get(KeyPair.id_for(key), KeyPair)  # a deleted incarnation, if any
-            last_state = None if earlier is None else dict(earlier.fields)  # the creation replaces it
+            # Read before the creation replaces it.
+            last_state = None if earlier is None else deleted_keypair_state(earlier)
             keypair = work.create(KeyPair, key, fields)
             if last_state is not None:
                 # A new incarnation: what the deleted keypair still holds (sessions running
@@ -108,7 +114,9 @@ class KeyPairService:
 
     @takes_action
     async def delete_keypair(self, action: DeleteKeyPairAction) -> DeleteKeyPairActionResult:
-        # Imported here: the session package imports keypairs (a cycle at import time).
+        # Imported here: the session package and the precedence import keypairs (a cycle
+        # at import time).
+        from domain.effective_policy import resolve_for_keypair
         from domain.session.purge import close_keypair_sessions
 
         def delete() -> KeyPairData:
@@ -116,7 +124,16 @@ class KeyPairService:
             keypair = load_live(work, KeyPair, action.access_key)
             before = keypair_data(keypair)
             policy = _assigned(work, keypair.resource_policy)
-            keypair.delete()
+            # Its admitted sessions run on under the policy in force now, recorded with the
+            # delete: once nothing live names that policy it may be deleted, as may the
+            # keypair's user, and neither may move them under another (README). A store
+            # without the system policy (none to fall to) records none: a delete is never
+            # refused for what it would record.
+            try:
+                under: dict[str, Any] | None = resolve_for_keypair(work, keypair).ref_json()
+            except ObjectNotFound:
+                under = None
+            keypair.delete_under(under)
             close_keypair_sessions(work, keypair.access_key)  # its pending sessions are cancelled
             if policy is not None:
                 policy.unassign(keypair.access_key)

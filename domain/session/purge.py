@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from domain.effective_policy import PRECEDENCE_FIELDS
 from domain.errors import GroupMoveActiveWorkload
 from domain.group.aggregate import Group
 from domain.ports import UnitOfWork, load_live
@@ -70,9 +69,9 @@ def close_deleted_group_sessions(work: UnitOfWork, group_id: str, deleted: bool)
 def close_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
     """A deleted keypair's pending sessions can never be admitted (no live keypair to
     decide on): they are cancelled (`KEYPAIR_DELETED`) and released from every scope, in
-    the delete's own append, as a purged group's are. Its admitted ones run on, under its last policy
-    (`SessionService.effective_policy_of`; once the key is created again,
-    `retire_keypair_sessions` keeps that policy's precedence with them). The keypair's
+    the delete's own append, as a purged group's are. Its admitted ones run on, under its
+    last policy, which the delete records (`KeyPair.deleted_under`, `resolve_for_deleted`;
+    once the key is created again, `retire_keypair_sessions` keeps it with them). The keypair's
     usage records the close, so an enqueue or a schedule racing the delete conflicts with
     it and, taken again, finds the keypair deleted."""
     _cancel_pending_and_close(work, load_usage(work, Scope.KEYPAIR, access_key), KEYPAIR_DELETED)
@@ -82,11 +81,12 @@ def retire_keypair_sessions(work: UnitOfWork, access_key: str, deleted: Mapping[
     """A keypair created again is a new incarnation: the deleted one's admitted sessions,
     still running, count no more against its limits (they still count for their user,
     group and domain), in the creation's own append, so a release racing it conflicts.
-    They run on under the deleted keypair's last policy, never the new one's, so its
-    fields (`deleted`) the precedence reads are kept with them."""
+    They run on under the deleted keypair's last policy, never the new one's, so what
+    `resolve_for_deleted` reads of it (`deleted`: `deleted_keypair_state`) is kept with
+    them."""
     usage = work.get(usage_id(Scope.KEYPAIR, access_key), ScopeUsage)
     if usage is not None:
-        usage.retire({name: deleted.get(name) for name in PRECEDENCE_FIELDS})
+        usage.retire(deleted)
 
 
 def _cancel_pending_and_close(work: UnitOfWork, usage: ScopeUsage, reason: str) -> None:

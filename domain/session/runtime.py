@@ -13,8 +13,10 @@ effective policy (seed 001: idle_timeout, max_session_lifetime).
   (a tie reports `max_session_lifetime`, the limit no activity can push back).
 
 The policies are passed in, resolved by the caller at each call, so a policy edit applies
-to running sessions at the next call. Listing the running sessions is a read model's job
-(`RunningSession` is what it must hold per session).
+to running sessions at the next call; an `EffectivePolicy` is named in each due session
+as it was resolved (`policy_ref`: name, source, version; `deleted` for a deleted
+keypair's session run on under a policy deleted since). Listing the running sessions is
+a read model's job (`RunningSession` is what it must hold per session).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
+from domain.effective_policy import EffectivePolicy
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.session.types import DueReason, DueSession, RunningSession
 
@@ -53,16 +56,18 @@ def deadlines(session: RunningSession, policy: KeyPairResourcePolicyData) -> lis
 
 def sessions_due(
     sessions: Iterable[RunningSession],
-    policy_of: Callable[[RunningSession], KeyPairResourcePolicyData],
+    policy_of: Callable[[RunningSession], KeyPairResourcePolicyData | EffectivePolicy],
     now: datetime,
 ) -> list[DueSession]:
     """The sessions due at `now`, by deadline then session id. `policy_of(session)` gives
     the effective policy the session runs under."""
     due = []
     for session in sessions:
-        policy = policy_of(session)
+        found = policy_of(session)
+        policy, ref = (found.policy, found.ref_json()) if isinstance(found, EffectivePolicy) else (found, None)
         for deadline, reason in deadlines(session, policy):
             if now >= deadline:
-                due.append(DueSession(session.session_id, session.access_key, reason, deadline, policy.name))
+                applied = ref if ref is not None else {"name": policy.name}
+                due.append(DueSession(session.session_id, session.access_key, reason, deadline, policy.name, applied))
                 break
     return sorted(due, key=lambda d: (d.deadline, str(d.session_id)))

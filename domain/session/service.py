@@ -15,6 +15,7 @@ the decision's event names the policy version it applied.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -23,7 +24,14 @@ from typing import Any
 from domain.actions import takes_action
 from domain.catalog import EntityType
 from domain.domains.aggregate import Domain
-from domain.effective_policy import EffectivePolicy, live_entity, resolve_for_fields, resolve_for_keypair
+from domain.effective_policy import (
+    EffectivePolicy,
+    PolicySource,
+    deleted_keypair_state,
+    live_entity,
+    resolve_for_deleted,
+    resolve_for_keypair,
+)
 from domain.errors import InvalidAPIParameters
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
@@ -260,18 +268,22 @@ class SessionService:
 
     # Reads for queries (no action: nothing is decided or recorded)
 
-    def effective_policy_of(self, access_key: str, work: UnitOfWork | None = None) -> KeyPairResourcePolicyData:
+    def effective_policy_of(self, access_key: str, work: UnitOfWork | None = None) -> EffectivePolicy:
         """The keypair's effective policy now. A keypair deleted while its sessions still
-        run is resolved from its last state (its policy, its user's, its domain's, the
-        system's): their limits must not vanish with it, nor turn into the system
-        policy's. The system policy for an access key the ledger never had."""
+        run answers the policy its delete recorded (`resolve_for_deleted`): live, as it
+        stands; deleted since, as it last stood, named deleted. Their limits must not
+        vanish with the keypair, nor move to another level's policy once nothing live
+        names it. The system policy for an access key the ledger never had."""
         work = work or UnitOfWork(self._store)
         keypair = work.get(KeyPair.id_for(access_key), KeyPair)
-        if keypair is not None:
-            return resolve_for_keypair(work, keypair).policy
-        system = load_live(work, KeyPairResourcePolicy, SYSTEM_POLICY)
-        assert system.created_at is not None
-        return KeyPairResourcePolicyData.from_fields(system.name, system.created_at, system.fields)
+        if keypair is None:
+            system = load_live(work, KeyPairResourcePolicy, SYSTEM_POLICY)
+            assert system.created_at is not None
+            data = KeyPairResourcePolicyData.from_fields(system.name, system.created_at, system.fields)
+            return EffectivePolicy(data, PolicySource.SYSTEM, system.version)
+        if keypair.is_deleted:
+            return resolve_for_deleted(work, deleted_keypair_state(keypair))
+        return resolve_for_keypair(work, keypair)
 
     def sessions_due(self, sessions: Iterable[RunningSession], now: datetime) -> list[DueSession]:
         """`runtime.sessions_due` with each keypair's policy resolved now (edits apply at
@@ -279,18 +291,18 @@ class SessionService:
         incarnation of its access key (the key was created again since) runs under that
         keypair's last policy, as a deleted keypair's sessions do: not the new keypair's."""
         work = UnitOfWork(self._store)
-        resolved: dict[tuple[Any, ...], KeyPairResourcePolicyData] = {}
+        resolved: dict[tuple[str, ...], EffectivePolicy] = {}
 
-        def policy_of(session: RunningSession) -> KeyPairResourcePolicyData:
+        def policy_of(session: RunningSession) -> EffectivePolicy:
             usage = work.get(usage_id(Scope.KEYPAIR, session.access_key), ScopeUsage)
             under = None if usage is None else usage.retired_under.get(str(session.session_id))
-            key = (session.access_key,) if under is None else (session.access_key, *sorted(under.items()))
+            key = (session.access_key,) if under is None else (session.access_key, json.dumps(under, sort_keys=True))
             found = resolved.get(key)
             if found is None:
                 found = resolved[key] = (
                     self.effective_policy_of(session.access_key, work)
                     if under is None
-                    else resolve_for_fields(work, under).policy
+                    else resolve_for_deleted(work, under)
                 )
             return found
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -194,6 +194,9 @@ class DueSession:
     reason: DueReason
     deadline: datetime
     policy: str  # the effective policy's name when the deadline was computed
+    # That policy as resolved (`EffectivePolicy.ref_json`: name, source, version, and
+    # `deleted` when a deleted keypair's session runs on under a policy deleted since).
+    policy_ref: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -202,4 +205,5 @@ class DueSession:
             "reason": self.reason.value,
             "deadline": self.deadline.isoformat(),
             "policy": self.policy,
+            "policy_ref": self.policy_ref,
         }

@@ -94,8 +94,10 @@ class ScopeUsage(Entity):
         """Its keypair was created again, a new incarnation: the deleted keypair's running
         sessions run on (their user's, group's and domain's scopes count them) but count
         no more against the new keypair's limits. Their end still releases them.
-        `keypair`: the deleted keypair's `PRECEDENCE_FIELDS` as it last stood, under whose
-        policy its sessions run on (None in events recorded before it was kept)."""
+        `keypair`: the deleted keypair's `PRECEDENCE_FIELDS` as it last stood and the
+        policy its delete recorded (`deleted_keypair_state`), under which its sessions
+        run on (None in events recorded before it was kept; no policy in those recorded
+        before the delete recorded one)."""
 
         keypair: dict[str, Any] | None = None
 
@@ -180,7 +182,7 @@ class ScopeUsage(Entity):
 
     def retire(self, keypair: Mapping[str, Any]) -> None:
         """Records nothing when nothing runs (a keypair created again after its sessions
-        ended). `keypair`: the deleted keypair's fields the policy precedence reads."""
+        ended). `keypair`: what `resolve_for_deleted` reads of the deleted keypair."""
         if self.running:
             self.trigger_event(self.Retired, keypair=dict(keypair))
 

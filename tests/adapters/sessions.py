@@ -13,9 +13,10 @@ from adapters.bootstrap import Ledger
 from domain.actions import ActionTriggerMeta, BaseAction
 from domain.domains import CreateDomainAction, ModifyDomainAction
 from domain.group import CreateGroupAction, ModifyGroupAction
-from domain.keypair import CreateKeyPairAction
+from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction
 from domain.keypair_resource_policy import (
     CreateKeyPairResourcePolicyAction,
+    DeleteKeyPairResourcePolicyAction,
     KeyPairResourcePolicy,
     ModifyKeyPairResourcePolicyAction,
 )
@@ -26,7 +27,7 @@ from domain.session import (
     ScheduleSessionAction,
     TerminateSessionAction,
 )
-from domain.user import CreateUserAction
+from domain.user import CreateUserAction, DeleteUserAction
 from domain.workload import StartKernelAction
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -143,3 +144,38 @@ class SessionWorld:
             occupied_slots={"cpu": "1"},
             started_at=started_at,
         )
+
+
+def deleted_policy_world(ledger: Ledger, level: str) -> tuple[SessionWorld, uuid.UUID, uuid.UUID]:
+    """Keypair AKZ's session admitted under policy `pz` (idle and lifetime 60 s), which
+    the keypair got at `level` (assigned to it, its user's default or its domain's), and
+    a live keypair AKL's session under the domain's default (`pp`, 1800 s, at the end).
+    Then AKZ is deleted and nothing live names `pz` any more: its user deleted too, the domain's
+    default moved to `pp`, and `pz` deleted."""
+    world = SessionWorld(ledger)
+    minute, half_hour = {"idle_timeout": 60, "max_session_lifetime": 60}, {"idle_timeout": 1800}
+    world.policy("pz", total_resource_slots={"cpu": "100"}, **minute)
+    world.policy("pp", total_resource_slots={"cpu": "100"}, max_session_lifetime=0, **half_hour)
+    world.modify_domain(default_keypair_resource_policy="pz" if level == "domain" else "pp")
+    owner = uuid.uuid4()
+    creator = {
+        "user_id": owner,
+        "domain_name": "d",
+        "default_keypair_resource_policy": "pz" if level == "user" else None,
+    }
+    run(ledger, "user", "create_user", CreateUserAction(creator=creator))
+    keypair = CreateKeyPairAction(
+        access_key="AKZ", user_id=owner, domain_name="d", resource_policy="pz" if level == "keypair" else None
+    )
+    run(ledger, "keypair", "create_keypair", keypair)
+    world.keypair("AKL")  # no policy of its own, a user with no default: the domain's
+    deleted, live = world.enqueue(access_key="AKZ"), world.enqueue(access_key="AKL")
+    assert world.schedule(deleted).admitted and world.schedule(live).admitted
+    assert ledger.queries.session(deleted).session.policy_name == "pz"  # type: ignore[union-attr]
+    run(ledger, "keypair", "delete_keypair", DeleteKeyPairAction(access_key="AKZ"))
+    run(ledger, "user", "delete_user", DeleteUserAction(user_id=owner))
+    if level == "domain":
+        world.modify_domain(default_keypair_resource_policy="pp")
+    delete = DeleteKeyPairResourcePolicyAction(name="pz")
+    run(ledger, "keypair_resource_policy", "delete_keypair_resource_policy", delete)
+    return world, deleted, live

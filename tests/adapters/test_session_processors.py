@@ -24,7 +24,7 @@ from domain.errors import (
 )
 from domain.session import Scope, SessionStatus
 from domain.workload import CreateVFolderAction, StartKernelAction, TerminateKernelAction
-from tests.adapters.sessions import PLATFORM, T0, SessionWorld, run
+from tests.adapters.sessions import PLATFORM, T0, SessionWorld, deleted_policy_world, run
 from tests.projections.readmodels import clean_rebuild, dump
 
 
@@ -551,6 +551,44 @@ def test_sessions_of_a_deleted_keypair_run_on_under_its_policy_once_the_key_is_c
     again("short")  # a third incarnation: the first one's session keeps the first one's policy
     world.modify_policy("short", idle_timeout=7200)
     assert due(started(old) + 10 * minute) == {str(old): ("p", started(old) + 10 * minute)}
+
+
+@pytest.mark.parametrize("level", ["keypair", "user", "domain"])
+def test_a_deleted_keypairs_sessions_stay_under_its_policy_once_that_policy_is_deleted(
+    ledger: Ledger, ledger_url: str, level: str
+) -> None:
+    """The deleted keypair's session was judged under the domain's default `pp` (due at
+    start + 1800 s) once nothing live named `pz` and `pz` was deleted, and `session due`
+    named `pp` alone. It runs on under `pz` as `pz` last stood (due at start + 60 s),
+    named as deleted with its version; the live keypair's session stays under `pp`, and
+    neither a rebuild of the read models, another process nor the access key created
+    again changes the answer."""
+    from adapters.bootstrap import open_ledger
+
+    world, deleted, live = deleted_policy_world(ledger, level)
+    started = {sid: ledger.services.session.session(sid).started_at for sid in (deleted, live)}
+    at = started[deleted] + timedelta(seconds=60)  # type: ignore[operator]
+    version = world.version("pz")
+
+    def due(opened: Ledger, now: datetime) -> dict[str, tuple[str, datetime, dict[str, object]]]:
+        return {str(d.session_id): (d.policy, d.deadline, d.policy_ref) for d in opened.queries.sessions_due(now)}
+
+    found = due(ledger, at)
+    assert found == {str(deleted): ("pz", at, {"name": "pz", "source": level, "version": version, "deleted": True})}
+    assert due(ledger, at - timedelta(microseconds=1)) == {}
+    end = started[live] + timedelta(seconds=1800)  # type: ignore[operator]
+    assert due(ledger, end)[str(live)] == (
+        "pp",
+        end,
+        {"name": "pp", "source": "domain", "version": world.version("pp")},
+    )
+    ledger.runner.catch_up(ledger.runner.force([ledger.projections.sessions]))
+    assert due(ledger, at) == found
+    with open_ledger(ledger_url) as other:
+        assert due(other, at) == found
+    # The access key created again: the old session keeps pz, the new keypair has p.
+    world.keypair("AKZ", "p")
+    assert due(ledger, at) == found
 
 
 def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:

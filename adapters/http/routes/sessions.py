@@ -178,6 +178,9 @@ class DueOut(BaseModel):
     reason: str
     deadline: datetime
     policy: str
+    # The policy as resolved: name, source, version; `deleted` when a deleted keypair's
+    # session runs on under a policy deleted since, as it last stood.
+    policy_ref: dict[str, Any]
 
 
 class EnqueueIn(BaseModel):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from adapters.bootstrap import open_ledger
 from tests.adapters.cli.helpers import as_json, labelled_utc, ledger, ok, refused, stdout_of, usage_error
-from tests.adapters.sessions import SessionWorld
+from tests.adapters.sessions import SessionWorld, deleted_policy_world
 
 S1, S2, S3 = (str(uuid.UUID(int=0x5E55 + i)) for i in range(3))
 
@@ -180,6 +180,38 @@ def test_due_and_activity(db: str) -> None:
     assert "unchanged" in stdout_of(db, "session", "activity", S1, "--at", started)
     assert "ahead of the ledger's clock" in refused(db, "session", "activity", S1, "--at", "2999-01-01T00:00:00Z")
     assert "--now" in refused(db, "session", "due", "--now", "yesterday")
+
+
+def test_due_names_the_deleted_policy_a_deleted_keypairs_session_runs_on_under(db: str) -> None:
+    """Keypair AKZ, on policy pz (60 s), was deleted, then pz: `session due` judged its
+    session under the domain's default pp (1800 s) and named pp alone. It names pz, as
+    deleted, with its version and the level that named it."""
+    with open_ledger(db) as opened:
+        world, sid, _ = deleted_policy_world(opened, "keypair")
+        version, started = world.version("pz"), opened.services.session.session(sid).started_at
+    assert started is not None
+    at = (started + timedelta(seconds=60)).isoformat()
+    (due,) = as_json(db, "session", "due", "--now", at)
+    ref = {"name": "pz", "source": "keypair", "version": version, "deleted": True}
+    assert (due["session_id"], due["policy"], due["policy_ref"]) == (str(sid), "pz", ref)
+    table = ledger(db, "session", "due", "--now", at, columns=80)
+    assert table.exit_code == 0, table.stderr
+    _fits(table.stdout)
+    wide = stdout_of(db, "session", "due", "--now", at)  # wide: the policy's column unfolded
+    assert f"'pz' (keypair, version {version}, deleted)" in wide, wide
+
+
+def test_a_policy_reference_names_a_deleted_policy_and_each_level_skipped() -> None:
+    """The JSON of a decision or a due session said a level was skipped (a keypair
+    deleted before its delete recorded its policy, whose policy was deleted since,
+    falls to the next level) while the line printed named the policy applied alone."""
+    from adapters.cli.session import _policy_ref
+
+    skipped = [{"source": "keypair", "name": "pz", "reason": "deleted"}]
+    ref = {"name": "pp", "source": "domain", "version": 3, "skipped": skipped}
+    assert _policy_ref(ref) == "'pp' (domain, version 3); skipped 'pz' (keypair, deleted)"
+    deleted = {"name": "pz", "source": "user", "version": 5, "deleted": True}
+    assert _policy_ref(deleted) == "'pz' (user, version 5, deleted)"
 
 
 def test_policy_effective(db: str) -> None:

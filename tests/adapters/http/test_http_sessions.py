@@ -269,6 +269,8 @@ def test_sessions_due(api: Api) -> None:
     assert due.status_code == 200
     assert {d["session_id"] for d in due.json()} == {home, beta}
     assert {d["reason"] for d in due.json()} == {"idle_timeout"} and due.json()[0]["policy"] == "p"
+    # The policy as it was resolved, as a decision names it.
+    assert {(d["policy_ref"]["name"], d["policy_ref"]["source"]) for d in due.json()} == {("p", "keypair")}
     shaped(DueOut, due.json()[0])
     assert [d["session_id"] for d in api.get(f"{BASE}/due", params=later, role="admin").json()] == [home]
     assert [d["session_id"] for d in api.get(f"{BASE}/due", params=later, role="foreign_admin").json()] == [beta]

@@ -191,3 +191,32 @@ def test_a_usage_snapshot_from_before_retired_keypairs_loads_and_keeps_none_for_
         loaded.retire(KEYPAIR)
         assert set(loaded.retired) == {"old", "s0"} and loaded.retired_under == {"s0": KEYPAIR}
         assert loaded.release("old") and loaded.release("s0") and loaded.retired_under == {}
+
+
+def test_a_keypair_snapshot_from_before_deletes_recorded_a_policy_loads_and_records_one(ledger_url: str) -> None:
+    """A keypair snapshot taken before a delete recorded the policy its sessions run on
+    under (`deleted_under`) loads with none; its delete then records one."""
+    from domain.keypair import DeleteKeyPairAction, KeyPair
+    from tests.adapters.sessions import SessionWorld, run
+
+    with open_ledger(ledger_url) as ledger:
+        SessionWorld(ledger)  # keypair AK on policy p
+        keypair = ledger.app.get(KeyPair.id_for("AK"), KeyPair)
+        assert keypair is not None
+        for n in range(SNAPSHOT_INTERVAL + 5):  # a long stream: loaded from its snapshot
+            keypair.modify({"resource_policy": None if n % 2 == 0 else "p"})
+        ledger.app.save(keypair)
+        keypair.modify({"resource_policy": "p"})  # as the policy's stream records it
+        ledger.app.save(keypair)
+        old = KeyPair.Snapshot.take(keypair)  # type: ignore[attr-defined]
+        del old.state["deleted_under"], old.state["class_version"]
+        assert ledger.app.snapshots is not None
+        ledger.app.snapshots.put([old])
+
+    with open_ledger(ledger_url) as reopened:  # a fresh cache: loaded from that snapshot
+        loaded = reopened.app.get(KeyPair.id_for("AK"), KeyPair)
+        assert loaded is not None and loaded.deleted_under is None and loaded.resource_policy == "p"
+        run(reopened, "keypair", "delete_keypair", DeleteKeyPairAction(access_key="AK"))
+        deleted = reopened.app.get(KeyPair.id_for("AK"), KeyPair)
+        assert deleted is not None and deleted.is_deleted
+        assert deleted.deleted_under is not None and deleted.deleted_under["name"] == "p"
