@@ -350,6 +350,7 @@ class ProjectionRunner(Versions):
         for name, (version, key) in sorted(self.active.items()):
             mine = ours.get(name)
             pending = mine if mine is not None and mine.version > version else None
+            kin = self._kin_of(name) if mine is None else None
             generation, building = self.generations.get(key, (0, False))
             build = build_storage_name(key, generation) if building else None
             found.append(
@@ -365,9 +366,18 @@ class ProjectionRunner(Versions):
                     rebuild_position=None if build is None else self.positions.get(build),
                     rebuild_stall=None if build is None else self.stalled.get(build),
                     skips=tuple(self.skip_log(name)) if self.skip_log is not None else (),
+                    pending_in_own_zone=kin.version if kin is not None and kin.version > version else None,
                 )
             )
         return found
+
+    def _kin_of(self, stable_name: str) -> Projection | None:
+        """This code's projection of which `stable_name` is another instance (`usage_asia_seoul`
+        of a UTC process's `usage_utc`): built by processes of that instance, not this one."""
+        for projection in self.projections:
+            if projection.stable_name != projection.name and stable_name.startswith(f"{projection.name}_"):
+                return projection
+        return None
 
 
 @contextmanager

@@ -25,6 +25,9 @@ class ProjectionStatus:
     rebuild_position: int | None = None  # a forced rebuild of the active version
     rebuild_stall: Stall | None = None
     skips: tuple[SkippedEvent, ...] = ()
+    # Another time zone's usage model older than this code's: not pending here (this process
+    # does not build it), but a process of its zone builds this version when it opens.
+    pending_in_own_zone: int | None = None
 
     @property
     def lag(self) -> int | None:
@@ -44,6 +47,7 @@ class ProjectionStatus:
             "pending_stalled": _stall_json(self.pending_stall),
             "rebuild_position": self.rebuild_position,
             "rebuild_stalled": _stall_json(self.rebuild_stall),
+            "pending_in_own_zone": self.pending_in_own_zone,
             "skips": len(self.skips),
             "last_skip": None
             if last is None

@@ -84,9 +84,9 @@ def status(ctx: typer.Context) -> None:
 
     def show() -> None:
         print_table(_status_table(found))
-        note = _unfinished_note(found)
-        if note is not None:
-            typer.echo(note)
+        for note in (_unfinished_note(found), _other_zones_note(found)):
+            if note is not None:
+                typer.echo(note)
 
     state.output([s.to_json() for s in found], show)
 
@@ -102,6 +102,8 @@ def _status_table(found: list[ProjectionStatus]) -> Table:
             building.append(f"v{s.pending_version} at {s.pending_position}" + _stalled(s.pending_stall, skipped))
         if s.rebuild_position is not None:
             building.append(f"unfinished forced rebuild at {s.rebuild_position}" + _stalled(s.rebuild_stall, skipped))
+        if s.pending_in_own_zone is not None:
+            building.append(f"v{s.pending_in_own_zone} in its zone (see below)")
         state = "ok" if s.stall is None else describe_stall(s.stall)
         skips = "-"
         if s.skips:
@@ -127,6 +129,31 @@ def _unfinished_note(found: list[ProjectionStatus]) -> str | None:
         f"whether one runs now: if none does, `ledger projections rebuild {named}` finishes it where it stopped "
         "(reads stay on the active version meanwhile)."
     )
+
+
+def _other_zones_note(found: list[ProjectionStatus]) -> str | None:
+    """Under the table (and after a rebuild), for other time zones' usage models older than
+    this code's: `projections rebuild` here leaves them as they are, and the first process
+    of that zone to open the ledger builds the new version before it answers (a `ledger
+    serve` of that zone does not listen until then). Without it, an upgrade done in one
+    zone showed every read model current and left the other zone's build to its users."""
+    from zoneinfo import available_timezones
+
+    from projections.usage import UsageProjection, zone_key
+
+    older = [s for s in found if s.pending_in_own_zone is not None]
+    if not older:
+        return None
+    zones = {zone_key(zone): zone for zone in available_timezones()}
+    lines = [
+        f"{s.name} is at v{s.version} and this code's is v{s.pending_in_own_zone}: it is another time zone's "
+        "read model, which the first process of that zone to open the ledger builds before it answers; "
+        "to build it now: `LEDGER_TIMEZONE="
+        f"{zones.get(s.name.removeprefix(UsageProjection.name + '_'), 'ZONE')} ledger projections rebuild "
+        f"{UsageProjection.name}`"
+        for s in older
+    ]
+    return "\n".join(lines)
 
 
 def _stalled(stall: Stall | None, skipped: set[int]) -> str:
@@ -277,7 +304,8 @@ def rebuild(
             _left_stalled(runner, [p for p in named if p not in chosen]) if not force and (name or not chosen) else []
         )
         stable_names = {p.stable_name for p in named}
-        found = [s for s in runner.status() if s.name in stable_names]
+        every = runner.status()
+        found = [s for s in every if s.name in stable_names]
     if stalled:
         stall = stalled[0]
         raise ReadModelStalled(
@@ -307,8 +335,12 @@ def rebuild(
         "rebuilt": [p.stable_name for p in chosen],
         "forced": [p.stable_name for p in chosen if p.generation],
         "projections": [s.to_json() for s in found],
+        "other_zones_pending": [s.name for s in every if s.pending_in_own_zone is not None],
     }
-    state.output(data, lambda: typer.echo(summary))
+    # "rebuilt ..." or "nothing to rebuild" read as the whole upgrade done while another
+    # zone's usage model still waited for its first process.
+    zones = _other_zones_note(every)
+    state.output(data, lambda: typer.echo(summary if zones is None else f"{summary}\n{zones}"))
 
 
 def _stopped(

@@ -24,6 +24,7 @@ from projections.policies import PoliciesProjection
 from projections.runner import ProjectionRunner
 from projections.tracking import tables_of
 from projections.usage import UsageProjection
+from tests.adapters.cli.helpers import as_json, ok, stdout_of
 from tests.adapters.groups import create_group, start_kernel
 from tests.adapters.http.api import api_over
 from tests.projections.commands import run
@@ -259,6 +260,26 @@ def test_cli_status_and_rebuild_of_a_pending_version(ledger_url: str) -> None:
     result = CliRunner().invoke(app, ["--db", ledger_url, "projections", "rebuild", "nothing"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
+
+
+def test_status_and_rebuild_say_another_zones_usage_model_waits_for_its_zone(ledger_url: str) -> None:
+    """An upgrade run in UTC showed a Seoul usage model of the old version with nothing
+    pending and `rebuild` said it was done: the first Seoul process then built it before
+    it answered, and nothing had told the operator how to build it beforehand."""
+    with code_with(usage=older(UsageProjection)):
+        open_ledger(ledger_url, "Asia/Seoul").close()
+    new = UsageProjection.version
+    said = f"usage_asia_seoul is at v{new - 1} and this code's is v{new}"
+    how = "`LEDGER_TIMEZONE=Asia/Seoul ledger projections rebuild usage`"
+    table = stdout_of(ledger_url, "projections", "status")
+    assert said in table and how in table
+    (seoul,) = [s for s in as_json(ledger_url, "projections", "status") if s["name"] == "usage_asia_seoul"]
+    assert (seoul["version"], seoul["pending_version"], seoul["pending_in_own_zone"]) == (new - 1, None, new)
+    assert how in stdout_of(ledger_url, "projections", "rebuild")  # nothing of this zone's to build
+    ok(ledger_url, "projections", "rebuild", "usage", env={"LEDGER_TIMEZONE": "Asia/Seoul"})
+    (seoul,) = [s for s in as_json(ledger_url, "projections", "status") if s["name"] == "usage_asia_seoul"]
+    assert (seoul["version"], seoul["pending_in_own_zone"]) == (new, None)
+    assert how not in stdout_of(ledger_url, "projections", "status")
 
 
 def test_old_tables_a_cut_short_collection_left_are_dropped_by_the_next_one(ledger_url: str) -> None:
