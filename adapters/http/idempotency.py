@@ -85,11 +85,12 @@ class IdempotentResponses:
         self._stored = 0
         try:
             _create_table(db)
-        except sa.exc.SQLAlchemyError:
-            # Another process starting beside this one created it between check and create.
+        except StoreUnavailable:
+            # Another process starting beside this one created it between check and create
+            # (PostgreSQL; SQLite's check and create hold the write lock together).
             try:
                 _create_table(db)
-            except sa.exc.SQLAlchemyError as exc:
+            except StoreUnavailable as exc:
                 raise StoreUnavailable(f"cannot create the idempotent responses table: {exc}") from exc
         self.prune()
         self.sweep()
@@ -190,12 +191,16 @@ def _create_table(db: ReadModelDatabase) -> None:
     """The table as this release keeps it. One of an older release lacks the position its
     rows are checked against: its rows are copies, so it is made again empty (a retry of
     one of them is then answered `idempotency_already_applied`)."""
-    if sa.inspect(db.engine).has_table(responses.name):
-        columns = {column["name"] for column in sa.inspect(db.engine).get_columns(responses.name)}
-        if "position" in columns:
-            return
-        responses.drop(db.engine)
-    metadata.create_all(db.engine, checkfirst=True)
+    # One transaction that takes SQLite's write lock first: begun deferred, its CREATE
+    # failed at once ("database is locked") whenever another process (a server starting
+    # beside this one, catching up its read models) committed after the check.
+    with db.begin(immediate=True) as conn:
+        if sa.inspect(conn).has_table(responses.name):
+            columns = {column["name"] for column in sa.inspect(conn).get_columns(responses.name)}
+            if "position" in columns:
+                return
+            responses.drop(conn)
+        metadata.create_all(conn, checkfirst=True)
 
 
 def clear_after_erasures(db: ReadModelDatabase) -> Callable[[list[str]], None]:

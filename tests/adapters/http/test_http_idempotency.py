@@ -3,14 +3,17 @@ twin gets the first response; the same If-Match sent at once lets exactly one th
 
 from __future__ import annotations
 
+import sqlite3
 import textwrap
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from adapters.bootstrap import open_ledger
 from adapters.http import idempotency
 from adapters.http.idempotency import IdempotentResponses, StoredResponse, responses
 from domain.errors import StoreUnavailable
@@ -208,6 +211,34 @@ def test_a_table_of_an_older_release_is_made_again(api: Api) -> None:
     assert _cached(api) == 0
     kept.store("b" * 64, "h", StoredResponse(201, {}, "{}"), 0)
     assert _cached(api) == 1
+
+
+def test_a_server_starting_beside_a_writing_one_creates_the_table(tmp_path: Any) -> None:
+    """Two `ledger serve` started at once on a SQLite ledger no server had run on: the one
+    that came second failed its startup ("database is locked", twice) when the other
+    committed between its check for the table and its CREATE, as a server catching up its
+    read models does at once."""
+    path = tmp_path / "l.db"
+    with open_ledger(f"sqlite:///{path}") as ledger:
+
+        def another_process_commits(*_args: Any, **_kwargs: Any) -> None:
+            other = sqlite3.connect(path, timeout=0)
+            try:
+                with other:
+                    other.execute("CREATE TABLE IF NOT EXISTS elsewhere (x)")
+                    other.execute("INSERT INTO elsewhere VALUES (1)")
+            except sqlite3.OperationalError:
+                pass  # this process holds the write lock: nothing can commit in between
+            finally:
+                other.close()
+
+        sa.event.listen(responses, "before_create", another_process_commits)
+        try:
+            IdempotentResponses(ledger.read_models, ledger.app.erased_after)
+        finally:
+            sa.event.remove(responses, "before_create", another_process_commits)
+        with ledger.read_models.connect() as conn:
+            assert sa.inspect(conn).has_table(responses.name)
 
 
 def test_a_single_valued_header_given_twice_is_refused_not_read_as_its_first(api: Api) -> None:
