@@ -89,7 +89,20 @@ class ProjectionRunner(Versions):
         self._insert_missing(self.versions, [self._version_row(p) for p in self.projections])
         self._read_state()
         self._refuse_outdated_code()
-        self._create(self._tables())
+        try:
+            self._create(self._tables())
+        except StoreUnavailable as exc:
+            if not _privilege_refused(exc):
+                raise
+            # A role granted what the README lists opens a set-up ledger with no DDL, but a
+            # version bump's tables are new: it said only "permission denied for schema ... CREATE
+            # TABLE usage_v6_utc_kernels", in every command, `projections status` too.
+            built = ", ".join(f"{p.stable_name} v{p.version}" for p in self.pending()) or "new read models"
+            raise StoreUnavailable(
+                f"this database role cannot create the tables of {built}, which this code reads: the ledger's "
+                "owner runs `ledger projections rebuild` with this code, then grants this role again (README: "
+                f"Running as a least-privileged role); the database said: {exc}"
+            ) from exc
         self._insert_missing(self.tracking, [{"projection": p.storage_name, "position": 0} for p in self.projections])
         self._read_state()
         missing = [p.versioned_name for p in self.projections if p.storage_name not in self.positions]
@@ -378,6 +391,12 @@ class ProjectionRunner(Versions):
             if projection.stable_name != projection.name and stable_name.startswith(f"{projection.name}_"):
                 return projection
         return None
+
+
+def _privilege_refused(exc: BaseException) -> bool:
+    """Whether the database refused a statement for want of a privilege (SQLSTATE 42501)."""
+    cause = exc.__cause__
+    return getattr(getattr(cause, "orig", cause), "sqlstate", None) == "42501"
 
 
 @contextmanager

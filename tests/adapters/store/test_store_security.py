@@ -17,7 +17,7 @@ from adapters.bootstrap import Ledger, open_ledger
 from adapters.store import parse_url
 from adapters.store.chain import verify
 from adapters.store.config import validate_schema
-from domain.errors import InvalidAPIParameters
+from domain.errors import InvalidAPIParameters, StoreUnavailable
 from domain.group import CreateGroupAction, ModifyGroupAction
 from domain.keypair import CreateKeyPairAction
 from domain.keypair_resource_policy import (
@@ -276,3 +276,28 @@ def test_a_role_without_create_runs_a_ledger_its_owner_set_up(user_role: str) ->
         user = f"postgresql://{user_role}@127.0.0.1:5432/{PG_DATABASE}"
         with psycopg.connect(user) as conn, pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute(SQL("UPDATE {} SET topic = 'x'").format(Identifier(schema, "ledger_events")))
+
+
+def test_a_role_without_create_is_told_the_owner_builds_a_new_version_first(user_role: str) -> None:
+    """After an upgrade that raised a read model's version, every command of the role (and
+    `projections status`, the upgrade's first step) failed with the database's "permission
+    denied for schema ... CREATE TABLE usage_v6_utc_kernels" alone."""
+    from projections.usage import UsageProjection
+    from tests.projections.readmodels import code_with, older
+
+    with fresh_url("postgresql") as owner_url:
+        schema = parse_url(owner_url).schema
+        assert schema is not None
+        with code_with(usage=older(UsageProjection)), open_ledger(owner_url) as owner:
+            _create_policy(owner, "by-owner")
+        _grant(schema, user_role)
+        role_url = f"postgresql://{user_role}@127.0.0.1:5432/{PG_DATABASE}?schema={schema}"
+        with pytest.raises(StoreUnavailable) as refused:
+            open_ledger(role_url, build_pending=False)
+        said = str(refused.value)
+        assert f"cannot create the tables of usage_utc v{UsageProjection.version}" in said
+        assert "owner runs `ledger projections rebuild`" in said and "grants this role again" in said
+        open_ledger(owner_url).close()  # the owner builds it, and grants again
+        _grant(schema, user_role)
+        with open_ledger(role_url) as ledger:
+            assert ledger.queries.keypair_resource_policy("by-owner") is not None
