@@ -277,7 +277,21 @@ def group_delete(ctx: typer.Context, group: GroupArg, domain: DomainOption = Non
         result = state.run(ledger.processors.group.delete_group, action)
     before: GroupData = result.data
     message = f"deleted group {before.name!r} ({before.id}): inactive, kept with its history"
-    state.output(before.to_json(), lambda: typer.echo(message))
+    cancelled = list(result.cancelled_sessions)
+    state.output(
+        {**before.to_json(), "cancelled_sessions": cancelled},
+        lambda: typer.echo(message + _cancelled_line(cancelled, "delete")),
+    )
+
+
+def _cancelled_line(cancelled: list[str], by: str) -> str:
+    """The pending sessions a delete or a purge cancelled, said (an operator would not
+    otherwise learn that the command ended them); nothing when none."""
+    if not cancelled:
+        return ""
+    from domain.shown import plural, some
+
+    return f"\ncancelled {plural(len(cancelled), 'pending session')} with the {by}: {some(cancelled)}"
 
 
 @group_app.command("purge")
@@ -312,7 +326,9 @@ def group_purge(
         said = f"erased group {result.group_id}: no such group, the input of refused commands naming it"
         state.output({"id": str(result.group_id), "group": None}, lambda: typer.echo(said))
         return
-    state.output(before.to_json(), lambda: typer.echo(f"purged group {before.name!r} ({before.id})"))
+    cancelled = list(result.cancelled_sessions)
+    said = f"purged group {before.name!r} ({before.id})" + _cancelled_line(cancelled, "purge")
+    state.output({**before.to_json(), "cancelled_sessions": cancelled}, lambda: typer.echo(said))
 
 
 @group_app.command("show")

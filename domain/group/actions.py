@@ -121,7 +121,10 @@ class ModifyGroupActionResult(_GroupResult):
 
 @dataclass(frozen=True)
 class DeleteGroupActionResult(_GroupResult):
-    """Carries the group as it was just before the delete."""
+    """Carries the group as it was just before the delete; `cancelled_sessions`: the ids
+    of its pending sessions the delete cancelled (none could be admitted any more)."""
+
+    cancelled_sessions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class PurgeGroupActionResult(BaseActionResult):
 
     group_id: uuid.UUID
     data: GroupData | None
+    cancelled_sessions: tuple[str, ...] = ()  # its pending sessions the purge cancelled
 
     def entity_id(self) -> str | None:
         return str(self.group_id)

@@ -215,17 +215,17 @@ class GroupService:
         # Imported here: the cycle purge_group names.
         from domain.session.purge import close_deleted_group_sessions
 
-        def delete() -> GroupData:
+        def delete() -> DeleteGroupActionResult:
             work = UnitOfWork(self._store)
             group = load_group(work, action.group_id)
             before = group_data(group)
             group.delete()
             # Its pending sessions could never be admitted: cancelled with it, in its append.
-            close_deleted_group_sessions(work, str(group.id), deleted=bool(group.pending_events))
+            cancelled = close_deleted_group_sessions(work, str(group.id), deleted=bool(group.pending_events))
             work.commit()
-            return before
+            return DeleteGroupActionResult(before, tuple(cancelled))
 
-        return DeleteGroupActionResult(self._store.run(delete, GROUP, "delete"))
+        return self._store.run(delete, GROUP, "delete")
 
     @takes_action
     async def purge_group(self, action: PurgeGroupAction) -> PurgeGroupActionResult:
@@ -234,18 +234,18 @@ class GroupService:
         from domain.session.purge import admitted_mounts, close_group_sessions
         from domain.workload.storage import release_group_vfolders
 
-        def purge() -> GroupData | None:
+        def purge() -> PurgeGroupActionResult:
             work = UnitOfWork(self._store)
             if self._erases_without_group(work, action.group_id):
                 erase_without_group(work, action.group_id, action.accept_clear_history, self._history)
                 work.commit()
-                return None
+                return PurgeGroupActionResult(action.group_id, None)
             group = load_group(work, action.group_id)
             before = group_data(group)
             # A refusal first (the clear-history count reads the whole ledger); admitted
             # sessions are weighed as the scheduled kernels they stand for.
             group.check_purgeable(admitted_mounts(work, group))
-            close_group_sessions(work, str(group.id))  # pending ones are cancelled
+            cancelled = close_group_sessions(work, str(group.id))  # pending ones are cancelled
             release_group_vfolders(work, group)  # its vfolders go with it: their owners' counts drop
             events, values = (
                 (0, 0)
@@ -266,9 +266,9 @@ class GroupService:
             if domain is not None:
                 domain.remove_group(str(group.id))
             work.commit()
-            return before
+            return PurgeGroupActionResult(action.group_id, before, tuple(cancelled))
 
-        return PurgeGroupActionResult(action.group_id, self._store.run(purge, GROUP, "purge"))
+        return self._store.run(purge, GROUP, "purge")
 
     def _erases_without_group(self, work: UnitOfWork, group_id: uuid.UUID) -> bool:
         """Whether a purge of `group_id` erases a subject no group's stream holds: the id

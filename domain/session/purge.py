@@ -44,26 +44,26 @@ def admitted_mounts(work: UnitOfWork, group: Group) -> dict[str, list[str]]:
     return {key: list(load_live(work, Session, key).fields.get("mounts") or ()) for key in running}
 
 
-def close_group_sessions(work: UnitOfWork, group_id: str) -> None:
+def close_group_sessions(work: UnitOfWork, group_id: str) -> list[str]:
     """Cancels the group's pending sessions (`GROUP_PURGED`: a pending session occupies
     nothing, as a PENDING kernel refuses no purge) and closes its usage, in `work`, once
     `Group.check_purgeable` passed with its `admitted_mounts` (an admitted one refuses the
-    purge there, in the order of the checks)."""
+    purge there, in the order of the checks). The ids of the sessions it cancelled."""
     usage = load_usage(work, Scope.GROUP, group_id)
     assert not usage.running, "check_purgeable refuses a purge under an admitted session"
-    _cancel_pending_and_close(work, usage, GROUP_PURGED)
+    return _cancel_pending_and_close(work, usage, GROUP_PURGED)
 
 
-def close_deleted_group_sessions(work: UnitOfWork, group_id: str, deleted: bool) -> None:
+def close_deleted_group_sessions(work: UnitOfWork, group_id: str, deleted: bool) -> list[str]:
     """Cancels a soft-deleted group's pending sessions (`GROUP_DELETED`) and records the
     close on its usage, in `work`. `deleted`: the delete recorded the group's change (it
     was active); then the close is recorded even with nothing pending, so an enqueue or
     an admission racing it conflicts. A delete of a group already inactive records
     nothing unless sessions still wait (enqueued before it was made inactive by a modify,
-    or soft-deleted by an older release, which left them PENDING): those it cancels."""
+    or soft-deleted by an older release, which left them PENDING): those it cancels.
+    The ids of the sessions it cancelled."""
     usage = load_usage(work, Scope.GROUP, group_id)
-    if deleted or usage.pending:
-        _cancel_pending_and_close(work, usage, GROUP_DELETED)
+    return _cancel_pending_and_close(work, usage, GROUP_DELETED) if deleted or usage.pending else []
 
 
 def close_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
@@ -89,14 +89,16 @@ def retire_keypair_sessions(work: UnitOfWork, access_key: str, deleted: Mapping[
         usage.retire(deleted)
 
 
-def _cancel_pending_and_close(work: UnitOfWork, usage: ScopeUsage, reason: str) -> None:
+def _cancel_pending_and_close(work: UnitOfWork, usage: ScopeUsage, reason: str) -> list[str]:
     """Cancels the scope's pending sessions (`reason`: why, on each), releasing each from
-    every scope, and records the scope's close, in `work`."""
-    for session_id in sorted(usage.pending):
+    every scope, and records the scope's close, in `work`; their ids."""
+    cancelled = sorted(usage.pending)
+    for session_id in cancelled:
         session = load_live(work, Session, session_id)
         session.cancel(reason)
         release_usage(work, session)
     work.add(usage).close()
+    return cancelled
 
 
 def move_group_sessions(work: UnitOfWork, group: Group, old_domain: str, new_domain: str) -> None:

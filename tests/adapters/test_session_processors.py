@@ -413,8 +413,9 @@ def test_a_deleted_groups_pending_sessions_are_cancelled_with_it(
 
     with monkeypatch.context() as patch:
         patch.setattr(recorder, "insert_events", counting)
-        run(ledger, "group", "delete_group", DeleteGroupAction(group_id=world.group_id))
+        result = run(ledger, "group", "delete_group", DeleteGroupAction(group_id=world.group_id))
     assert len(appends) == 1  # the delete, the cancellation and the audit record together
+    assert result.cancelled_sessions == (str(pending),)  # what the caller learns it ended
     assert (_status(ledger, pending), _status(ledger, admitted)) == (SessionStatus.CANCELLED, SessionStatus.RUNNING)
     assert ledger.services.session.session(pending).end_reason == "group_deleted"
     for scope, scope_id in ((Scope.KEYPAIR, "AK"), (Scope.GROUP, str(world.group_id))):
@@ -445,7 +446,8 @@ def test_a_purged_groups_pending_sessions_are_cancelled_naming_the_purge(ledger:
 
     world = SessionWorld(ledger, max_pending_session_count=1)
     pending = world.enqueue()
-    run(ledger, "group", "purge_group", PurgeGroupAction(group_id=world.group_id))
+    result = run(ledger, "group", "purge_group", PurgeGroupAction(group_id=world.group_id))
+    assert result.cancelled_sessions == (str(pending),)
     assert ledger.services.session.session(pending).end_reason == "group_purged"
     assert ledger.services.session.usage(Scope.KEYPAIR, "AK").pending == {}
     (cancelled,) = [e for e in ledger.queries.history("session", str(pending)) if e.event == "Cancelled"]

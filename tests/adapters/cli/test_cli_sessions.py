@@ -336,3 +336,19 @@ def test_json_times_are_written_in_utc_z_as_the_http_api_writes_them(db: str) ->
     assert times and all(t.endswith("Z") and "+" not in t for t in times), times
     reported = [e["spec"]["at"] for e in entries if e["operation"] == "report_activity"]
     assert reported == [sessions[0]["last_activity_at"]] * 2, reported
+
+
+def test_group_delete_and_purge_say_which_pending_sessions_they_cancelled(db: str) -> None:
+    """A delete (or a purge) cancels the group's pending sessions in its own append; the
+    command said only "deleted group ...", so an operator did not learn it ended them."""
+    group = _world(db)
+    _enqueue(db, group, S1)
+    _enqueue(db, group, S2)
+    said = stdout_of(db, "group", "delete", group).splitlines()
+    assert said[1:] == [f"cancelled 2 pending sessions with the delete: {', '.join(sorted((S1, S2)))}"], said
+    assert as_json(db, "group", "delete", group)["cancelled_sessions"] == []  # nothing left to cancel
+    assert stdout_of(db, "group", "purge", group).splitlines()[1:] == []
+    other = _world(db.replace(".db", "-2.db"))
+    _enqueue(db.replace(".db", "-2.db"), other, S3)
+    purged = as_json(db.replace(".db", "-2.db"), "group", "purge", other)
+    assert purged["cancelled_sessions"] == [S3]
