@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -32,18 +32,15 @@ class SqlUsageReader:
         admin's report read every domain's kernels, then kept their own)."""
         k, spans = self._usage.kernels, self._usage.spans
         start, end = start.astimezone(UTC), end.astimezone(UTC)  # SQLite compares wall clocks, stored in UTC
-        # The groups asked for, `_CHUNK` per `IN (...)` (a report may name any number: past
-        # 65,535 PostgreSQL's driver refused the statement); each once, so no chunk repeats
-        # another's kernels. None: every group, one statement.
-        chunked: list[Sequence[str] | None] = [None]
-        if group_ids is not None:
-            chunked = list(chunks(sorted({str(g) for g in group_ids}), _CHUNK))
+        # The groups asked for, each once, so no chunk of `_in_chunks` repeats another's
+        # kernels (a report may name any number); None: every group.
+        groups = None if group_ids is None else {str(g) for g in group_ids}
         self._runner.catch_up()
         with self._db.snapshot() as conn:  # one state: a kernel ending meanwhile is read once
             # Ended kernels started no earlier than the longest one before the window: a range
             # of the (group_id, started_at) index; the running ones by the (status) index.
             longest = sa.select(sa.func.max(spans.c.longest_seconds))
-            seconds = max((conn.execute(_of(longest, spans.c.group_id, c)).scalar() or 0.0 for c in chunked), default=0)
+            seconds = max((row[0] or 0.0 for row in _in_chunks(conn, longest, spans.c.group_id, groups)), default=0.0)
             earliest = start - timedelta(seconds=seconds)
             ended = sa.select(k).where(
                 k.c.started_at >= earliest,
@@ -54,10 +51,7 @@ class SqlUsageReader:
             running = sa.select(k).where(k.c.status == "RUNNING", k.c.started_at < end)
             if domain_name is not None:
                 ended, running = (q.where(k.c.domain_name == domain_name) for q in (ended, running))
-            rows = [
-                *(row for c in chunked for row in conn.execute(_of(ended, k.c.group_id, c)).all()),
-                *(row for c in chunked for row in conn.execute(_of(running, k.c.group_id, c)).all()),
-            ]
+            rows = [*_in_chunks(conn, ended, k.c.group_id, groups), *_in_chunks(conn, running, k.c.group_id, groups)]
             nfs = self._vfolder_names(conn, {m for row in rows for m in row.mounts})
             names = self._group_names(conn, {row.group_id for row in rows} | {g for _, g in nfs.values()})
             people = self._user_names(conn, {row.user_id for row in rows})
@@ -133,13 +127,11 @@ class SqlUsageReader:
 _CHUNK = 10_000
 
 
-def _of(statement: sa.Select[Any], key: Any, chunk: Sequence[str] | None) -> sa.Select[Any]:
-    """`statement` narrowed to the rows whose `key` is in `chunk` (None: not narrowed)."""
-    return statement if chunk is None else statement.where(key.in_(chunk))
-
-
-def _in_chunks(conn: sa.Connection, statement: sa.Select[Any], key: Any, keys: set[str]) -> list[Any]:
-    """The rows of `statement` whose `key` is one of `keys`, read `_CHUNK` keys at a time."""
+def _in_chunks(conn: sa.Connection, statement: sa.Select[Any], key: Any, keys: set[str] | None) -> list[Any]:
+    """The rows of `statement` whose `key` is one of `keys`, read `_CHUNK` keys at a time
+    (None: every row, one statement)."""
+    if keys is None:
+        return list(conn.execute(statement).all())
     found: list[Any] = []
     for chunk in chunks(sorted(keys), _CHUNK):
         found.extend(conn.execute(statement.where(key.in_(chunk))).all())
