@@ -56,18 +56,18 @@ def deadlines(session: RunningSession, policy: KeyPairResourcePolicyData) -> lis
 
 def sessions_due(
     sessions: Iterable[RunningSession],
-    policy_of: Callable[[RunningSession], KeyPairResourcePolicyData | EffectivePolicy],
+    policy_of: Callable[[RunningSession], EffectivePolicy],
     now: datetime,
 ) -> list[DueSession]:
     """The sessions due at `now`, by deadline then session id. `policy_of(session)` gives
     the effective policy the session runs under."""
     due = []
     for session in sessions:
-        found = policy_of(session)
-        policy, ref = (found.policy, found.ref_json()) if isinstance(found, EffectivePolicy) else (found, None)
+        applied = policy_of(session)
+        policy = applied.policy
         for deadline, reason in deadlines(session, policy):
             if now >= deadline:
-                applied = ref if ref is not None else {"name": policy.name}
-                due.append(DueSession(session.session_id, session.access_key, reason, deadline, policy.name, applied))
+                ref = applied.ref_json()
+                due.append(DueSession(session.session_id, session.access_key, reason, deadline, policy.name, ref))
                 break
     return sorted(due, key=lambda d: (d.deadline, str(d.session_id)))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from domain.effective_policy import EffectivePolicy, PolicySource
 from domain.errors import InvalidSessionState
 from domain.keypair_resource_policy import KeyPairResourcePolicyCreator, KeyPairResourcePolicyData
 from domain.session import DueReason, RunningSession, sessions_due
@@ -25,12 +26,17 @@ def policy(name: str = "p", **fields: Any) -> KeyPairResourcePolicyData:
     return KeyPairResourcePolicyData.from_fields(name, T0, creator.fields_json())
 
 
+def applied(data: KeyPairResourcePolicyData) -> EffectivePolicy:
+    """`data` as the keypair's own policy, as the service resolves one."""
+    return EffectivePolicy(data, PolicySource.KEYPAIR, 1)
+
+
 def running(started: datetime = T0, last: datetime | None = None, access_key: str = "AK") -> RunningSession:
     return RunningSession(uuid.uuid4(), access_key, started, last)
 
 
 def due(session: RunningSession, now: datetime, **fields: Any) -> list[tuple[DueReason, datetime]]:
-    found = sessions_due([session], lambda _: policy(**fields), now)
+    found = sessions_due([session], lambda _: applied(policy(**fields)), now)
     return [(d.reason, d.deadline) for d in found]
 
 
@@ -78,7 +84,7 @@ def test_past_both_the_earlier_deadline_is_the_reason_and_a_tie_is_the_lifetime(
 def test_results_by_deadline_each_under_its_own_policy() -> None:
     policies = {"A": policy("a", idle_timeout=10), "B": policy("b", idle_timeout=20)}
     sessions = [running(access_key="B"), running(access_key="A"), running(access_key="A", last=T0 + 100 * S)]
-    found = sessions_due(sessions, lambda session: policies[session.access_key], T0 + 50 * S)
+    found = sessions_due(sessions, lambda session: applied(policies[session.access_key]), T0 + 50 * S)
     assert [(d.access_key, d.deadline, d.policy) for d in found] == [("A", T0 + 10 * S, "a"), ("B", T0 + 20 * S, "b")]
     assert found[0].to_json()["reason"] == "idle_timeout"
 
