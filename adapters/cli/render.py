@@ -178,11 +178,18 @@ def _is_check(item: object) -> bool:
     return isinstance(item, dict) and item.keys() >= _CHECK_KEYS
 
 
-def _check_line(check: dict[str, Any]) -> str:
-    slot = check["slot"]
+def check_parts(check: dict[str, Any]) -> tuple[str, list[str]]:
+    """A weighed limit's label (`field.slot` for a slot) and its amounts in `AMOUNTS`'
+    order, a byte slot's in binary units (3g, not 3221225472), as `policy show` writes them."""
+    slot = check.get("slot")
     limit = check["limit"] if slot is None else f"{check['limit']}.{slot}"
-    amounts = ", ".join(f"{key} {check[key] if slot is None else quantity(slot, check[key])}" for key in AMOUNTS)
-    return f"{check['scope']} {check['scope_id']}: {limit}: {amounts}"
+    return limit, [str(check[key]) if slot is None else quantity(slot, check[key]) for key in AMOUNTS]
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    limit, amounts = check_parts(check)
+    shown = ", ".join(f"{key} {amount}" for key, amount in zip(AMOUNTS, amounts, strict=True))
+    return f"{check['scope']} {check['scope_id']}: {limit}: {shown}"
 
 
 def _nested(field: str, value: Any) -> str:

@@ -23,11 +23,11 @@ from adapters.cli.render import (
     AMOUNTS,
     SHORT,
     SafeTable,
+    check_parts,
     fields_table,
     fmt,
     plural,
     print_table,
-    quantity,
     safe,
     shortener,
     utc_time,
@@ -81,9 +81,7 @@ def checks_table(checks: list[dict[str, Any]], title: str) -> Table:
     for header in AMOUNTS:
         table.add_column(header, justify="right", overflow="fold")
     for check in checks:
-        slot = check.get("slot")
-        limit = check["limit"] if slot is None else f"{check['limit']}.{slot}"
-        amounts = (str(check[key]) if slot is None else quantity(slot, check[key]) for key in AMOUNTS)
+        limit, amounts = check_parts(check)
         table.add_row(
             safe(limit), f"{safe(check['scope'])} {safe(str(check['scope_id'])[:SHORT])}", *map(safe, amounts)
         )
