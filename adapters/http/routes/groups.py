@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -65,6 +66,13 @@ class GroupOut(Exact):
     modified_at: datetime
 
 
+class GroupEnded(GroupOut):
+    """A deleted or purged group as it was just before, and the pending sessions the same
+    append cancelled (the platform must not start them)."""
+
+    cancelled_sessions: list[str]
+
+
 class GroupChange(Exact):
     group: GroupOut
     changed: bool
@@ -93,6 +101,10 @@ class GroupPatch(GroupModifier):
 
 def _out(group: GroupData) -> dict[str, Any]:
     return group.to_json()
+
+
+def _ended(group: GroupData, cancelled: Sequence[str]) -> dict[str, Any]:
+    return {**_out(group), "cancelled_sessions": list(cancelled)}
 
 
 def _decoded(payload: Any) -> Any:
@@ -243,15 +255,16 @@ def modify_group(call: CallDep, group_id: GroupId, payload: Body) -> Response:
 
 @router.delete(
     "/{group_id}",
-    response_model=GroupOut,
+    response_model=GroupEnded,
     responses=WRITE_ERRORS,
-    summary="Soft-delete a group (it becomes inactive, keeps its name). Honours If-Match.",
+    summary="Soft-delete a group (it becomes inactive, keeps its name) and cancel its pending sessions. "
+    "Honours If-Match.",
 )
 def delete_group(call: CallDep, group_id: GroupId) -> Response:
     return call.command(
         call.ledger.processors.group.delete_group,
         lambda: DeleteGroupAction(group_id=group_id),
-        lambda result: _out(result.data),
+        lambda result: _ended(result.data, result.cancelled_sessions),
         entity=_stream(group_id),
     )
 
@@ -259,7 +272,7 @@ def delete_group(call: CallDep, group_id: GroupId) -> Response:
 @router.post(
     "/{group_id}/purge",
     # null: the id names no group, only the input of refused commands sealed under its key was erased
-    response_model=GroupOut | None,
+    response_model=GroupEnded | None,
     responses=WRITE_ERRORS,
     summary="Remove a group for good (refused while it has active kernels or endpoints). Honours If-Match.",
 )
@@ -273,7 +286,7 @@ def purge_group(
     return call.command(
         call.ledger.processors.group.purge_group,
         lambda: PurgeGroupAction(group_id=group_id, accept_clear_history=accept_clear_history),
-        lambda result: None if result.data is None else _out(result.data),
+        lambda result: None if result.data is None else _ended(result.data, result.cancelled_sessions),
         entity=_stream(group_id),
     )
 

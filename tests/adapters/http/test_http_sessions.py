@@ -193,6 +193,23 @@ def test_cancel_by_the_platform_and_by_an_admin_of_the_domain(api: Api, world: W
     assert unknown.status_code == 404
 
 
+def test_a_group_delete_and_purge_name_the_pending_sessions_they_cancelled(api: Api, world: World) -> None:
+    """The platform learns from the answer which sessions it must not start: a soft delete
+    and a purge cancel the group's pending sessions in their own append."""
+    pending = sorted([world.enqueue(), world.enqueue()])
+    group = world.groups[HOME]
+    deleted = api.delete(f"/v1/groups/{group}")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["cancelled_sessions"] == pending and deleted.json()["id"] == group
+    assert {api.get(f"{BASE}/{sid}").json()["status"] for sid in pending} == {"CANCELLED"}
+    spare = world.groups[FOREIGN]
+    waiting = world.enqueue("AKBETA", FOREIGN)
+    purged = api.post(f"/v1/groups/{spare}/purge", None)
+    assert purged.status_code == 200, purged.text
+    assert purged.json()["cancelled_sessions"] == [waiting]
+    assert api.delete(f"/v1/groups/{group}").json()["cancelled_sessions"] == []  # nothing left
+
+
 def test_quota_refusal_is_a_problem_with_its_code(api: Api) -> None:
     world = World(api, max_pending_session_count=1)
     world.enqueue()
