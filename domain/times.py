@@ -75,6 +75,12 @@ def parse_time(raw: Any, field: str) -> datetime:
     return parsed
 
 
+def time_or_none(raw: Any, field: str) -> datetime | None:
+    """A query's point in time: ISO 8601 text read as `parse_time` reads it, a datetime
+    as given (a query stores nothing, so it may ask about any time UTC holds), or None."""
+    return parse_time(raw, field) if isinstance(raw, str) else raw
+
+
 def parse_window(since: Any, until: Any, what: str) -> tuple[datetime | None, datetime | None]:
     """[since, until), each parsed (`parse_time`; None is open), refused (naming `since`)
     when it holds no instant: it can match no `what`, and an empty answer would read as

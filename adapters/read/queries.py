@@ -31,7 +31,7 @@ from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.parsers import parse_name, parse_uuid
 from domain.shown import shown
-from domain.times import as_utc, parse_window
+from domain.times import as_utc, parse_time, parse_window, time_or_none
 from domain.usage.windows import report_day
 from projections.database import ReadModelDatabase
 from projections.history import describe
@@ -403,8 +403,8 @@ class Queries:
         self,
         entity_type: str | None = None,
         entity_id: EntityId | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
         *,
         actor: str | None = None,
         operation: str | None = None,
@@ -455,8 +455,8 @@ class Queries:
         self,
         entity_type: str | None = None,
         entity_id: EntityId | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
         *,
         actor: str | None = None,
         operation: str | None = None,
@@ -573,18 +573,18 @@ class Queries:
 
     @checked
     def state_at(
-        self, entity_type: str, entity_id: EntityId, at: datetime | None = None, version: int | None = None
+        self, entity_type: str, entity_id: EntityId, at: datetime | str | None = None, version: int | None = None
     ) -> EntityState | None:
         """The entity after its event `version`, or as it stood at `at` (None if it did not
-        exist yet), read from the event store itself."""
+        exist yet; ISO 8601 text or a datetime), read from the event store itself."""
         self._app.meet_erasures()  # another process's erasure: no cached key opens the past values
-        return self._time_travel.state_at(entity_type, str(entity_id), at=at, version=version)
+        return self._time_travel.state_at(entity_type, str(entity_id), at=time_or_none(at, "at"), version=version)
 
     @checked
-    def group_named_at(self, domain_name: str, name: str, at: datetime) -> str | None:
+    def group_named_at(self, domain_name: str, name: str, at: datetime | str) -> str | None:
         """The id of the group that held `name` in the domain at `at` (active or
         soft-deleted then), None if no group did; read from the event store."""
-        return self._time_travel.group_named_at(domain_name, name, at)
+        return self._time_travel.group_named_at(domain_name, name, parse_time(at, "at") if isinstance(at, str) else at)
 
     @checked
     def diff(
@@ -594,15 +594,15 @@ class Queries:
         *,
         from_version: int | None = None,
         to_version: int | None = None,
-        from_at: datetime | None = None,
-        to_at: datetime | None = None,
+        from_at: datetime | str | None = None,
+        to_at: datetime | str | None = None,
     ) -> FieldChanges:
         """The fields that differ between two states of one entity, each as old -> new (a
         state before the entity existed counts as having no fields). A delete keeps the
         fields, so it shows as `deleted` false -> true, and a re-creation in between as its
         new `created_at` (neither is a field of any entity)."""
-        older = self.state_at(entity_type, entity_id, at=from_at, version=from_version)
-        newer = self.state_at(entity_type, entity_id, at=to_at, version=to_version)
+        older = self.state_at(entity_type, entity_id, at=time_or_none(from_at, "from_at"), version=from_version)
+        newer = self.state_at(entity_type, entity_id, at=time_or_none(to_at, "to_at"), version=to_version)
         return changes_between(older, newer)
 
 

@@ -72,8 +72,8 @@ def test_a_hostile_argument_is_a_domain_error_naming_it(ledger: Ledger) -> None:
 
 
 def test_the_refusal_names_the_parameter_and_what_it_takes(ledger: Ledger) -> None:
-    with pytest.raises(InvalidAPIParameters, match=r"^since: must be a datetime or null, not str$"):
-        ledger.queries.audit_log(since="2024-01-01")  # type: ignore[arg-type]
+    with pytest.raises(InvalidAPIParameters, match=r"^since: must be a datetime or text or null, not int$"):
+        ledger.queries.audit_log(since=20240101)  # type: ignore[arg-type]
     with pytest.raises(InvalidAPIParameters, match=r"^limit: must be an integer or null, not bool$"):
         ledger.queries.groups(limit=True)
     with pytest.raises(InvalidAPIParameters, match=r"^name: must not contain a NUL character$"):
@@ -124,6 +124,31 @@ def test_a_time_with_no_utc_time_is_refused_naming_the_parameter(ledger: Ledger)
         assert refused.value.field == field
     # A naive year-1 time is UTC already: it answers.
     assert ledger.queries.state_at("keypair_resource_policy", "default", at=datetime(1, 1, 1)) is None
+
+
+def test_every_time_parameter_takes_iso_text_as_the_kernel_list_and_sessions_due_do(ledger: Ledger) -> None:
+    """`kernels(since=...)` and `sessions_due(now=...)` took ISO 8601 text; the audit trail,
+    `state_at`, `diff` and `group_named_at` refused the same text ("must be a datetime")."""
+    policy = "keypair_resource_policy"
+    moment = ledger.queries.history(policy, "default")[0].occurred_at
+    text = moment.astimezone(timezone(timedelta(hours=9))).isoformat()
+    assert ledger.queries.state_at(policy, "default", at=text) == ledger.queries.state_at(policy, "default", at=moment)
+    assert ledger.queries.state_at(policy, "default", at="2000-01-01T00:00:00Z") is None
+    assert ledger.queries.audit_log(since="2000-01-01", until=text) == ledger.queries.audit_log(until=moment)
+    assert list(ledger.queries.audit_export(since="2000-01-01T00:00:00Z")) == ledger.queries.audit_log()
+    by_text = ledger.queries.diff(policy, "default", from_at="2000-01-01T00:00:00Z", to_at=text)
+    assert by_text == ledger.queries.diff(policy, "default", from_at=datetime(2000, 1, 1, tzinfo=UTC), to_at=moment)
+    assert by_text  # the policy's creation: every field from null
+    assert ledger.queries.group_named_at("default", "nobody", "2000-01-01T00:00:00Z") is None
+    for call, field in (
+        (lambda: ledger.queries.state_at(policy, "default", at="yesterday"), "at"),
+        (lambda: ledger.queries.diff(policy, "default", to_at="2026-02-29T00:00:00Z"), "to_at"),
+        (lambda: ledger.queries.audit_log(since="2026-13-01"), "since"),
+        (lambda: ledger.queries.group_named_at("default", "x", "1899-12-31T00:00:00Z"), "at"),
+    ):
+        with pytest.raises(InvalidAPIParameters) as refused:
+            call()
+        assert refused.value.field == field
 
 
 def test_text_is_looked_up_in_nfc_as_commands_store_it(ledger: Ledger) -> None:
