@@ -113,14 +113,6 @@ HostsOption = Annotated[
     typer.Option(parser=parse_hosts_option, metavar="JSON|host,...", help="Allowed vfolder hosts."),
 ]
 IntOption = Annotated[int | None, typer.Option(metavar="N")]
-ReplaceSlotsOption = Annotated[
-    Any,
-    typer.Option(
-        parser=parse_slots_option,
-        metavar="JSON|k=v,...",
-        help="Replace the whole slot map: slots not listed are dropped ('' for none).",
-    ),
-]
 TotalSlotsOption = Annotated[
     Any,
     typer.Option(

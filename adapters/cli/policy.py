@@ -14,12 +14,12 @@ from adapters.cli.options import (
     AtOption,
     FromOption,
     HostsOption,
-    ReplaceSlotsOption,
     SlotOption,
     SlotsOption,
     ToOption,
     TotalSlotsOption,
     VersionOption,
+    parse_slots_option,
     slot_changes,
     unset_fields,
     unset_option,
@@ -56,20 +56,36 @@ def _count(help: str) -> Any:
     return typer.Option(metavar="N", help=help)
 
 
-SessionsOption = Annotated[int | None, _count("Sessions a keypair may run at once (a count). Create's default: 30.")]
+SessionsOption = Annotated[
+    int | None, _count("Sessions a keypair may run at once (a count; 0: no limit). Create's default: 30.")
+]
 ContainersOption = Annotated[int | None, _count("Containers in one session (a count, >= 1). Create's default: 1.")]
 IdleOption = Annotated[
-    int | None, _count("Seconds a session may stay idle before it is ended. Create's default: 1800; --unset: no limit.")
+    int | None,
+    _count("Seconds a session may stay idle before it is ended (0 or --unset: no limit). Create's default: 1800."),
 ]
-LifetimeOption = Annotated[int | None, _count("Seconds a session may live. Create's default: 0; --unset: no limit.")]
+LifetimeOption = Annotated[
+    int | None, _count("Seconds a session may run, from its start (0 or --unset: no limit). Create's default: 0.")
+]
 SftpOption = Annotated[int | None, _count("SFTP sessions a keypair may run at once (a count). Create's default: 1.")]
 PendingOption = Annotated[
-    int | None, _count("Sessions a keypair may have waiting to start (a count). Create's default: none, no limit.")
+    int | None,
+    _count("Sessions a keypair may have waiting to start (a count; 0 or --unset: no limit). Create's default: none."),
 ]
 VFolderCountOption = Annotated[
     int | None,
     _count("Vfolders a keypair may own (created with --owner-access-key), a count; 0 or --unset: no limit."),
 ]
+
+
+def _pending_slots(more: str) -> Any:
+    # A pending cap of 0 is no cap (REFERENCE: null or <= 0 unlimited), unlike a total slot.
+    help = f"Slots a keypair's waiting sessions may request in total; a slot not listed, or 0: no limit. {more}"
+    return typer.Option(parser=parse_slots_option, metavar="JSON|k=v,...", help=help)
+
+
+PendingSlotsOption = Annotated[Any, _pending_slots("Create's default: none.")]
+ReplacePendingSlotsOption = Annotated[Any, _pending_slots("Replaces the whole map ('' for none).")]
 VFolderSizeOption = Annotated[int | None, _count("Deprecated (stored, not enforced): a vfolder's size in bytes.")]
 QuotaOption = Annotated[int | None, _count("Deprecated (stored, not enforced): a quota scope's size in bytes.")]
 DefaultOption = Annotated[
@@ -131,7 +147,7 @@ def policy_create(
     max_session_lifetime: LifetimeOption = None,
     max_concurrent_sftp_sessions: SftpOption = None,
     max_pending_session_count: PendingOption = None,
-    max_pending_session_resource_slots: SlotsOption = None,
+    max_pending_session_resource_slots: PendingSlotsOption = None,
     allowed_vfolder_hosts: HostsOption = None,
     default_for_unspecified: DefaultOption = None,
     max_vfolder_count: VFolderCountOption = None,
@@ -166,7 +182,7 @@ def policy_modify(
     max_session_lifetime: LifetimeOption = None,
     max_concurrent_sftp_sessions: SftpOption = None,
     max_pending_session_count: PendingOption = None,
-    max_pending_session_resource_slots: ReplaceSlotsOption = None,
+    max_pending_session_resource_slots: ReplacePendingSlotsOption = None,
     allowed_vfolder_hosts: HostsOption = None,
     default_for_unspecified: DefaultOption = None,
     max_vfolder_count: VFolderCountOption = None,

@@ -105,3 +105,24 @@ def test_an_option_modify_shares_with_create_states_no_default_modify_would_appl
                 checked += 1
                 assert not re.search(r"\bDefault: ", param.help), (path, param.name, param.help)
     assert checked >= 10
+
+
+def test_a_policy_limit_whose_zero_means_no_limit_says_so() -> None:
+    """`policy create --help` read `--max-session-lifetime N  Seconds a session may live.
+    Create's default: 0; --unset: no limit.` and `--max-concurrent-sessions N  Sessions a
+    keypair may run at once`: read so, 0 is a lifetime of nothing and no session at all,
+    where the ledger (as Backend.AI) takes 0 as no limit, and a pending slot cap of 0 too.
+    Each such option of create and modify says what its 0 is."""
+    zero_is_unlimited = (
+        "max_concurrent_sessions",
+        "idle_timeout",
+        "max_session_lifetime",
+        "max_pending_session_count",
+        "max_pending_session_resource_slots",
+        "max_vfolder_count",
+    )
+    by_path = dict(COMMANDS)
+    for path in (("policy", "create"), ("policy", "modify")):
+        helps = {p.name: p.help or "" for p in by_path[path].params}
+        silent = [name for name in zero_is_unlimited if not re.search(r"\b0\b[^.]*: no limit", helps[name])]
+        assert not silent, (path, silent)
