@@ -77,7 +77,7 @@ def keypair_create(
     resource_policy: PolicyOption = None,
     domain_name: Annotated[
         str | None,
-        typer.Option("--domain-name", help="The keypair's domain. Default: the root --domain."),
+        typer.Option("--domain-name", metavar="DOMAIN", help="The keypair's domain. Default: the root --domain."),
     ] = None,
 ) -> None:
     """Create a keypair (or create again one that was deleted) for an existing user of its

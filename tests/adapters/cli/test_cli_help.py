@@ -45,6 +45,8 @@ def test_help_fits_80_columns_without_bool_metavars(path: tuple[str, ...]) -> No
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.stdout
     assert not re.search(r"^  [A-Z_.\[\]]+ <\w+>", result.stdout, re.MULTILINE)  # an argument: its metavar, no <str>
+    # An option too: `keypair create --domain-name <str>` named no value where each other says DOMAIN.
+    assert not re.search(r"^  --[\w-]+(, --[\w-]+)? <(str|int|float|text|uuid)>", result.stdout, re.MULTILINE)
     lines = result.stdout.splitlines()
     long = [line for line in lines if len(line.rstrip()) > 80]
     assert not long, long
