@@ -101,6 +101,11 @@ class EffectivePolicy:
                 return inherited
         return Decimal(0) if self.policy.default_for_unspecified is DefaultForUnspecified.LIMITED else INFINITY
 
+    def label(self) -> str:
+        """The policy as a refusal names it: a refusal's message (and the audit record that
+        keeps it) is all the ledger keeps of it, and the policy may change after."""
+        return f"policy {self.name!r} ({self.source.value}, version {self.version})"
+
     def ref_json(self) -> dict[str, Any]:
         """What a decision records of the policy it applied."""
         ref: dict[str, Any] = {"name": self.name, "source": self.source.value, "version": self.version}

@@ -99,11 +99,9 @@ def enqueue_refusal(policy: EffectivePolicy, checks: Iterable[AdmissionCheck]) -
         slot = failed.slot or ""
         requested, used = shown_quantity(slot, failed.requested), shown_quantity(slot, failed.used)
         detail = f"{slot}: pending {used} + requested {requested} > {shown_quantity(slot, failed.allowed)}"
-    # The version too, as an admission or a deferral records it: the refusal's message (and
-    # the audit record keeping it) is all that is kept of it, and the policy may change after.
-    applied = f"policy {policy.name!r} ({policy.source.value}, version {policy.version})"
+    # The version too, as an admission or a deferral records it.
     return QuotaExceeded(
-        f"keypair {failed.scope_id}: {failed.limit} of {applied}: {detail}",
+        f"keypair {failed.scope_id}: {failed.limit} of {policy.label()}: {detail}",
         limit=failed.limit,
         scope=failed.scope.value,
         scope_id=failed.scope_id,

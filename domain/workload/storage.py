@@ -145,8 +145,7 @@ def admit_vfolder(work: UnitOfWork, owner: str, group: Group, vfolder_id: str, n
     cap = policy.policy.max_vfolder_count
     if cap and cap > 0 and vfolder_id not in usage.vfolders and len(usage.vfolders) + 1 > cap:
         raise QuotaExceeded(
-            f"keypair {owner}: {MAX_VFOLDER_COUNT} of policy {policy.name!r} ({policy.source.value}): "
-            f"{len(usage.vfolders)} vfolders + 1 > {cap}",
+            f"keypair {owner}: {MAX_VFOLDER_COUNT} of {policy.label()}: {len(usage.vfolders)} owned + 1 > {cap}",
             limit=MAX_VFOLDER_COUNT,
             scope="keypair",
             scope_id=owner,

@@ -503,7 +503,7 @@ def test_an_access_key_created_again_starts_with_none_of_the_deleted_keypairs_us
     decided = world.schedule(new)
     assert decided.admitted, [reason.describe() for reason in decided.reasons]
     vfolder()
-    with pytest.raises(QuotaExceeded, match="1 vfolders \\+ 1 > 1"):
+    with pytest.raises(QuotaExceeded, match="1 owned \\+ 1 > 1"):
         vfolder()  # the new keypair's own count applies
     assert _running(ledger, Scope.KEYPAIR, "AK") == {str(new)}
     assert _running(ledger, Scope.GROUP, str(world.group_id)) == {str(old), str(new)}

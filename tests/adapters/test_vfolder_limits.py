@@ -67,7 +67,7 @@ def test_max_vfolder_count_of_the_owners_effective_policy(ledger: Ledger) -> Non
     with pytest.raises(QuotaExceeded) as refused:
         create(world)
     assert (refused.value.limit, refused.value.scope, refused.value.scope_id) == ("max_vfolder_count", "keypair", "AK")
-    assert "2 vfolders + 1 > 2" in str(refused.value)
+    assert "2 owned + 1 > 2" in str(refused.value)
     world.modify_policy("p", max_vfolder_count=0)  # 0 is unlimited
     create(world)
     world.modify_policy("p", max_vfolder_count=3)
@@ -75,6 +75,21 @@ def test_max_vfolder_count_of_the_owners_effective_policy(ledger: Ledger) -> Non
         create(world)
     world.keypair("AK2", "p")  # a count per owner
     create(world, owner="AK2")
+
+
+def test_a_vfolder_count_refusal_names_the_policys_version_as_an_enqueue_refusal_does(ledger: Ledger) -> None:
+    """`ledger workload vfolder-create` refused with `max_vfolder_count of policy 'p'
+    (keypair): 1 vfolders + 1 > 1`: no version, where an enqueue refusal names it (its
+    message, kept by the audit record, is all the ledger keeps of the refusal: once the
+    policy changed, which state refused was lost), and "1 vfolders"."""
+    world = SessionWorld(ledger, allowed_vfolder_hosts={"local": CREATE}, max_vfolder_count=1)
+    create(world)
+    with pytest.raises(QuotaExceeded) as refused:
+        create(world)
+    named = f"max_vfolder_count of policy 'p' (keypair, version {world.version()}): 1 owned + 1 > 1"
+    assert refused.value.message.endswith(named)
+    recorded = ledger.queries.audit_log(entity_type="vfolder", status="error")
+    assert [entry.description for entry in recorded] == [refused.value.message]
 
 
 def test_a_vfolder_without_an_owner_is_an_unchecked_fact_counted_nowhere(ledger: Ledger) -> None:
