@@ -270,7 +270,9 @@ def session_show(ctx: typer.Context, session_id: SessionArg) -> None:
     data = found.to_json()
 
     def human() -> None:
-        print_table(fields_table(found.session.to_json(), title=f"session {found.session.session_id}"))
+        # The session's count leaves out the enqueue, whose decision is printed below too.
+        fields = {("start-gate decisions" if k == "decisions" else k): v for k, v in found.session.to_json().items()}
+        print_table(fields_table(fields, title=f"session {found.session.session_id}"))
         for decision in found.decisions:
             if decision.checks:
                 print_table(checks_table(decision.checks, _decision_title(decision)))

@@ -93,6 +93,22 @@ def test_refusals_are_one_line(db: str) -> None:
     )
 
 
+def test_show_says_what_its_count_of_decisions_counts(db: str) -> None:
+    """`session show` printed `decisions │ 1` above two decision tables, the enqueue's and
+    the deferral's: the row is the count of start-gate decisions (admitted or deferred),
+    which leaves the enqueue out. The row is named for what it counts."""
+    group = _world(db, max_concurrent_sessions=1)
+    for sid in (S1, S2):
+        _enqueue(db, group, sid)
+        ok(db, "session", "schedule", sid)
+    shown = ledger(db, "session", "show", S2, columns=80).stdout
+    rows = dict((cell.strip() for cell in line.split("│")[1:3]) for line in shown.splitlines() if line.count("│") == 3)
+    assert rows["start-gate decisions"] == "1"
+    assert "decisions" not in rows
+    assert "enqueue" in shown and "deferred" in shown
+    assert as_json(db, "session", "list")[1]["decisions"] == 1  # the JSON keeps its key
+
+
 def test_show_list_and_the_end_of_a_session(db: str) -> None:
     group = _world(db, max_concurrent_sessions=1)
     for sid in (S1, S2, S3):
