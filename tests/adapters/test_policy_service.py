@@ -41,6 +41,7 @@ from domain.keypair_resource_policy.types import (
 )
 from domain.values import DefaultForUnspecified, ResourceSlot
 from tests.actions import stream_lengths
+from tests.adapters import directory
 from tests.conftest import SUPERADMIN
 from tests.domain.fakes import ensure_user
 
@@ -534,6 +535,24 @@ def test_3_2_a_policy_used_by_a_keypair_is_not_deleted(ledger: Ledger) -> None:
     asyncio.run(ledger.services.keypair.delete_keypair(DeleteKeyPairAction(access_key="AKACTIVE1")))
     assert delete(ledger, "active-policy").name == "active-policy"
     assert ledger.queries.keypair_resource_policy("active-policy") is None
+
+
+def test_3_2_a_policy_that_is_a_users_or_domains_default_is_not_deleted(ledger: Ledger) -> None:
+    """Seed 001's precedence makes a user's and a domain's default policy apply to keypairs
+    as an assigned one does: either default is "in use" too, on both backends."""
+    create(ledger, name="active-policy")
+    directory.create_domain(ledger, "in-use", default_keypair_resource_policy="active-policy")
+    user = uuid.UUID("0000000c-0000-4000-8000-00000000000c")
+    directory.create_user(ledger, user, "in-use", default_keypair_resource_policy="active-policy")
+    for holder in ("domain:in-use", f"user:{user}"):
+        before = state(ledger)
+        with pytest.raises(PolicyInUse, match=holder):
+            delete(ledger, "active-policy")
+        assert state(ledger) == before
+        if holder.startswith("domain"):
+            directory.modify_domain(ledger, "in-use", default_keypair_resource_policy=None)
+    directory.modify_user(ledger, user, default_keypair_resource_policy=None)
+    assert delete(ledger, "active-policy").name == "active-policy"
 
 
 def test_a_keypair_cannot_use_a_missing_policy(ledger: Ledger) -> None:
