@@ -1,10 +1,10 @@
 """The action processor: validators, monitors, then the service method.
 
-Validators run first; a refusal (`InsufficientPermission`) ends the action as `denied`
-before anything else runs, and a validator that fails otherwise ends it as an `error`.
-Monitors' `prepare` runs in order before the service and `done` in reverse order after
-it, in a `finally`, so every outcome (success, error, denied) reaches every monitor; a
-failing monitor is logged and never fails the action.
+In seed 004's order: monitors' `prepare` in order, then the validators, the service, and
+monitors' `done` in reverse order in a `finally`, so every action, denied ones too, is
+prepared and then done by every monitor; a failing monitor is logged and never fails the
+action. A validator's refusal (`InsufficientPermission`) ends the action as `denied`
+before the service runs; a validator that fails otherwise ends it as an `error`.
 
 While the service runs, `running_action()` names the action: the store appends its
 success record in the same transaction as its events (issue 15), so an action's events
@@ -127,11 +127,11 @@ class ActionProcessor(Generic[ActionT, ResultT]):
             error: BaseException | None = None
             status = ActionStatus.DENIED
             try:
+                for monitor in self._monitors:
+                    await _quietly(monitor.prepare(action, meta), monitor, "prepare", ctx.action_id)
                 for validator in self._validators:
                     await validator.validate(action, meta)
                 status = ActionStatus.RUNNING
-                for monitor in self._monitors:
-                    await _quietly(monitor.prepare(action, meta), monitor, "prepare", ctx.action_id)
                 token = _running.set(running)
                 try:
                     result = await self._func(action)
@@ -149,7 +149,6 @@ class ActionProcessor(Generic[ActionT, ResultT]):
             finally:
                 ended = running.ended(status, _entity_id(action, result), error)
                 process = ProcessResult(ctx, meta, ended, result, error, recorded=running.recorded)
-                # A denied action prepared no monitor, yet every monitor hears of it.
                 for monitor in reversed(self._monitors):
                     await _quietly(monitor.done(action, process), monitor, "done", ctx.action_id)
 

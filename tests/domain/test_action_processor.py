@@ -103,3 +103,30 @@ def test_the_role_reads_back_equal_to_its_text(role: str | Role) -> None:
         asyncio.run(processor.wait_for_complete(action, meta))
     with pytest.raises(InsufficientPermission, match="role user may not create"):
         asyncio.run(processor.wait_for_complete(action, META))
+
+
+def test_monitors_are_prepared_before_the_validators_as_seed_004_orders_them() -> None:
+    """Seed 004's flow: `Monitor.prepare`, then `Validator.validate`, the service, then
+    `Monitor.done`. The validators ran first, so a denied action reached every monitor's
+    `done` without its `prepare`: a seed-style monitor that starts its timer or its audit
+    entry in `prepare` and ends it in `done` failed on each denial, and the denial was lost
+    from what it keeps. Every action, denied or not, is prepared and then done."""
+    seen: list[str] = []
+
+    class Paired:
+        async def prepare(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
+            seen.append("prepare")
+
+        async def done(self, action: BaseAction, result: ProcessResult) -> None:
+            seen.append(f"done {result.meta.status}")
+
+    class Watched(SeedValidator):
+        async def validate(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
+            seen.append("validate")
+            await super().validate(action, meta)
+
+    processor = ActionProcessor(create, [Watched()], [Paired()])
+    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="p"))
+    with pytest.raises(InsufficientPermission):
+        asyncio.run(processor.wait_for_complete(action, META))
+    assert seen == ["prepare", "validate", "done denied"]
