@@ -320,11 +320,13 @@ _ANSWER_HEADERS = {
     },
 }
 
+_LOCATION = {"description": "The path of the resource the request created.", "schema": {"type": "string"}}
+
 
 def _headers(document: dict[str, Any]) -> None:
     """A write (an operation documenting 412) takes `X-Request-ID` and `If-Match`, a POST
     one `Idempotency-Key` too (unless it refuses one), and its answers carry `ETag` and
-    `Ledger-Position`."""
+    `Ledger-Position` (a create's, `Location` too)."""
     for operations in document["paths"].values():
         for method, operation in operations.items():
             refuses_key = operation.pop(REFUSED, False)
@@ -338,6 +340,8 @@ def _headers(document: dict[str, Any]) -> None:
             for status, answer in answers.items():
                 if status.startswith("2"):
                     answer["headers"] = copy.deepcopy(_ANSWER_HEADERS)
+                if status == "201":
+                    answer["headers"]["Location"] = copy.deepcopy(_LOCATION)
 
 
 def app_from_environment() -> FastAPI:

@@ -20,6 +20,7 @@ import typing
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -103,10 +104,12 @@ class Call:
         entity: uuid.UUID | Callable[[R], uuid.UUID | None] | None = None,
         body: Any = None,
         warning: Callable[[Any], str | None] | None = None,
+        created: Callable[[R], str] | None = None,
     ) -> Response:
         """Runs a command and answers `render(result)` with `status`, `ETag` (the version of
         `entity` after the command) and `Ledger-Position`; `warning(action)`, if any, is sent
-        as a `Warning: 299` header (a deprecated field given)."""
+        as a `Warning: 299` header (a deprecated field given); `created(result)`, the key of
+        the resource a create made, as `Location` (its path under the collection posted to)."""
         method = self.request.method
         tagged = entity if isinstance(entity, uuid.UUID) else None
         expected, absent = self._if_match(tagged)
@@ -151,6 +154,9 @@ class Call:
         if note is not None:
             # RFC 7234's warn-text is a quoted-string: quotes inside escaped, ASCII only.
             headers["Warning"] = "299 - " + json.dumps(note)
+        if created is not None:
+            # Without it, RFC 9110 (15.3.2) takes the collection posted to for what was created.
+            headers["Location"] = f"{self.request.url.path.rstrip('/')}/{quote(created(result), safe='')}"
         entity_id = entity(result) if callable(entity) else entity
         if entity_id is not None:
             # Appended: the version it reached; else the one the command read and answers

@@ -127,6 +127,7 @@ def create_domain(call: CallDep, payload: Body) -> Response:
         status=201,
         entity=lambda result: Domain.id_for(result.domain.name),
         body=payload,
+        created=lambda result: result.domain.name,
     )
 
 

@@ -224,6 +224,7 @@ def create_group(call: CallDep, payload: Body) -> Response:
         status=201,
         entity=lambda result: Group.id_for(str(result.data.id)),
         body=payload,
+        created=lambda result: str(result.data.id),
     )
 
 

@@ -198,6 +198,7 @@ def create_keypair(call: CallDep, payload: Body) -> Response:
         status=201,
         entity=lambda result: KeyPair.id_for(result.keypair.access_key),
         body=payload,
+        created=lambda result: result.keypair.access_key,
     )
 
 

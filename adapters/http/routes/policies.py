@@ -125,6 +125,7 @@ def create_policy(call: CallDep, payload: Body) -> Response:
         status=201,
         entity=lambda result: KeyPairResourcePolicy.id_for(result.keypair_resource_policy.name),
         body=payload,
+        created=lambda result: result.keypair_resource_policy.name,
         warning=lambda action: deprecation_message(action.creator.deprecated_given()),
     )
 

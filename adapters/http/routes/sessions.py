@@ -376,6 +376,7 @@ def enqueue_session(call: CallDep, payload: Body) -> Response:
         status=201,
         entity=lambda result: Session.id_for(str(result.session.session_id)),
         body=payload,
+        created=lambda result: str(result.session.session_id),
     )
 
 

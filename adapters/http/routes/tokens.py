@@ -149,6 +149,7 @@ def issue_token(call: CallDep, payload: Body) -> Response:
         status=201,
         entity=lambda result: result.data.token_id,
         body=payload,
+        created=lambda result: str(result.data.token_id),
     )
 
 

@@ -156,6 +156,7 @@ def create_user(call: CallDep, payload: Body) -> Response:
         status=201,
         entity=lambda result: User.id_for(str(result.user.user_id)),
         body=payload,
+        created=lambda result: str(result.user.user_id),
     )
 
 

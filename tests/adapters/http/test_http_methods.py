@@ -97,7 +97,7 @@ def test_the_document_lists_the_headers_the_routes_read_and_answer(api: Api) -> 
     assert headers(f"{create}/{{name}}", "patch") == {"If-Match", "X-Request-ID"}
     assert headers(create, "get") == set()  # a read appends nothing
     answered = paths[create]["post"]["responses"]["201"]["headers"]
-    assert set(answered) == {"ETag", "Ledger-Position"}
+    assert set(answered) == {"ETag", "Ledger-Position", "Location"}
     key = next(p for p in paths[create]["post"]["parameters"] if p["name"] == "Idempotency-Key")
     assert key["schema"] == {"type": "string", "minLength": 1, "maxLength": 255} and key["required"] is False
 
@@ -162,3 +162,42 @@ def test_a_commands_answer_is_as_compact_as_a_reads(api: Api) -> None:
     for answer in (created, read):
         assert answer.status_code in (200, 201), answer.text
         assert answer.text == json.dumps(answer.json(), separators=(",", ":")), answer.text
+
+
+def test_a_create_answers_where_the_created_resource_is(api: Api) -> None:
+    """Every 201 named no `Location`: RFC 9110 then takes the request's own URI (the
+    collection) for the created resource, so a platform following it read the list. Each
+    create names its resource's path (a key percent-encoded as a segment), and a replay of
+    it with the same Idempotency-Key names it again."""
+    user = str(uuid.uuid4())
+    session = str(uuid.uuid4())
+    creates = [
+        ("/v1/keypair-resource-policies", {"name": "gpu/a100", "total_resource_slots": {"cpu": "8"}}),
+        ("/v1/domains", {"name": "gamma"}),
+        ("/v1/users", {"user_id": user, "domain_name": "alpha"}),
+        ("/v1/keypairs", {"access_key": "AK/LOC", "user_id": user, "resource_policy": "gpu/a100"}),
+        ("/v1/groups", {"name": "located", "domain_name": "alpha"}),
+        ("/v1/tokens", {"user_id": user, "role": "user", "domain_name": "alpha"}),
+    ]
+    located = {}
+    for path, payload in creates:
+        answer = api.post(path, payload, **({} if path == "/v1/tokens" else {"Idempotency-Key": f"at-{path}"}))
+        assert answer.status_code == 201, answer.text
+        located[path] = answer.headers.get("Location")
+        assert located[path] is not None and located[path].startswith(path + "/"), (path, located[path])
+        read = api.get(located[path])
+        assert read.status_code == 200 and read.headers["ETag"] == answer.headers["ETag"], (path, read.text)
+        if path != "/v1/tokens":
+            again = api.post(path, payload, **{"Idempotency-Key": f"at-{path}"})
+            assert again.headers["Idempotent-Replayed"] == "true" and again.headers["Location"] == located[path]
+    assert located["/v1/keypair-resource-policies"] == "/v1/keypair-resource-policies/gpu%2Fa100"
+    assert located["/v1/keypairs"] == "/v1/keypairs/AK%2FLOC"
+    assert located["/v1/users"] == f"/v1/users/{user}"
+    group = located["/v1/groups"]
+    pending = {"session_id": session, "access_key": "AK/LOC", "group_id": group.rsplit("/", 1)[1]}
+    enqueued = api.post("/v1/sessions", {**pending, "requested_slots": {"cpu": "1"}}, role="service")
+    assert enqueued.status_code == 201, enqueued.text
+    assert enqueued.headers.get("Location") == f"/v1/sessions/{session}"
+    paths = api.client.get("/openapi.json").json()["paths"]
+    for path, _payload in [*creates, ("/v1/sessions", None)]:
+        assert "Location" in paths[path]["post"]["responses"]["201"]["headers"], path
