@@ -34,6 +34,14 @@ _HISTORY_ANSWER: dict[int | str, dict[str, Any]] = {
         },
     }
 }
+# A read of one entity: its `ETag` (`Call.entity_response`), for a later change's If-Match.
+ONE_ENTITY: dict[int | str, dict[str, Any]] = {
+    **READ_ERRORS,
+    200: {
+        "description": "Successful Response",
+        "headers": {"ETag": {"description": "Its version: a change's If-Match.", "schema": {"type": "string"}}},
+    },
+}
 WRITE_ERRORS = responses(400, 401, 403, 404, 409, 412, 413, 422, 503)  # 413: a body past MAX_BODY_BYTES
 
 Limit = Annotated[int | None, Query(ge=1, le=10_000, description="At most this many items.")]

@@ -18,6 +18,7 @@ from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     DEFAULT_PAGE,
+    ONE_ENTITY,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
@@ -100,7 +101,7 @@ def list_domains(
     return page([_out(d) for d in found], limit, lambda d: str(d["name"]))
 
 
-@router.get("/{name}", response_model=DomainOut, responses=READ_ERRORS, summary="One live domain.")
+@router.get("/{name}", response_model=DomainOut, responses=ONE_ENTITY, summary="One live domain.")
 def get_domain(call: CallDep, name: Name, min_position: MinPosition = None) -> Response:
     _visible(call, name)
     call.wait_for(min_position)

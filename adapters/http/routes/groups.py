@@ -20,6 +20,7 @@ from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     DEFAULT_PAGE,
+    ONE_ENTITY,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
@@ -185,7 +186,7 @@ def list_groups(
     return page(found, limit, group_cursor)
 
 
-@router.get("/{group_id}", response_model=GroupOut, responses=READ_ERRORS, summary="One group (active or not).")
+@router.get("/{group_id}", response_model=GroupOut, responses=ONE_ENTITY, summary="One group (active or not).")
 def get_group(call: CallDep, group_id: GroupId, min_position: MinPosition = None) -> Response:
     _visible(call, group_id)
     call.wait_for(min_position)

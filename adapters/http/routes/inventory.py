@@ -18,6 +18,7 @@ from adapters.http.calls import Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     DEFAULT_PAGE,
+    ONE_ENTITY,
     READ_ERRORS,
     After,
     MinPosition,
@@ -106,7 +107,7 @@ def _visible_kernel(call: Call, kernel_id: str | uuid.UUID) -> KernelEntry | Non
     return found if found is not None and call.caller.sees(KERNEL, found.domain_name, {found.user_id}) else None
 
 
-@router.get("/kernels/{kernel_id}", response_model=KernelEntry, responses=READ_ERRORS, summary="One kernel.")
+@router.get("/kernels/{kernel_id}", response_model=KernelEntry, responses=ONE_ENTITY, summary="One kernel.")
 def get_kernel(call: CallDep, kernel_id: Id, min_position: MinPosition = None) -> Response:
     if call.caller.scope(KERNEL) is None:
         raise not_found(KERNEL, kernel_id)
@@ -152,7 +153,7 @@ def _visible_vfolder(call: Call, vfolder_id: str | uuid.UUID) -> VFolderEntry | 
     return found if found is not None and _sees_group(call, VFOLDER, found.group_id) else None
 
 
-@router.get("/vfolders/{vfolder_id}", response_model=VFolderEntry, responses=READ_ERRORS, summary="One vfolder.")
+@router.get("/vfolders/{vfolder_id}", response_model=VFolderEntry, responses=ONE_ENTITY, summary="One vfolder.")
 def get_vfolder(call: CallDep, vfolder_id: Id, min_position: MinPosition = None) -> Response:
     if call.caller.scope(VFOLDER) is None:
         raise not_found(VFOLDER, vfolder_id)
@@ -193,7 +194,7 @@ def list_endpoints(
     return page(call.ledger.queries.endpoints(group), None, lambda e: e.endpoint_id)
 
 
-@router.get("/endpoints/{endpoint_id}", response_model=EndpointEntry, responses=READ_ERRORS, summary="One endpoint.")
+@router.get("/endpoints/{endpoint_id}", response_model=EndpointEntry, responses=ONE_ENTITY, summary="One endpoint.")
 def get_endpoint(call: CallDep, endpoint_id: Id, min_position: MinPosition = None) -> Response:
     if call.caller.scope(ENDPOINT) is None:
         raise not_found(ENDPOINT, endpoint_id)

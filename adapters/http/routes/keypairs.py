@@ -19,6 +19,7 @@ from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     DEFAULT_PAGE,
+    ONE_ENTITY,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
@@ -156,7 +157,7 @@ def list_keypairs(
     return page([_out(k) for k in found], limit, lambda k: str(k["access_key"]))
 
 
-@router.get("/{access_key}", response_model=KeyPairOut, responses=READ_ERRORS, summary="One live keypair.")
+@router.get("/{access_key}", response_model=KeyPairOut, responses=ONE_ENTITY, summary="One live keypair.")
 def get_keypair(call: CallDep, access_key: AccessKey, min_position: MinPosition = None) -> Response:
     call.wait_for(min_position)
     version = call.version_before(lambda: KeyPair.id_for(access_key))

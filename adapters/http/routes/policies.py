@@ -15,6 +15,7 @@ from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     DEFAULT_PAGE,
+    ONE_ENTITY,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
@@ -97,7 +98,7 @@ def list_policies(
     return page(found, limit, lambda p: p.name)
 
 
-@router.get("/{name}", response_model=PolicyOut, responses=READ_ERRORS, summary="One live policy.")
+@router.get("/{name}", response_model=PolicyOut, responses=ONE_ENTITY, summary="One live policy.")
 def get_policy(call: CallDep, name: Name, min_position: MinPosition = None) -> Response:
     _visible(call, name)
     call.wait_for(min_position)

@@ -21,6 +21,7 @@ from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     DEFAULT_PAGE,
+    ONE_ENTITY,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
@@ -346,7 +347,7 @@ def sessions_due(
 @router.get(
     "/{session_id}",
     response_model=SessionDetailOut,
-    responses=READ_ERRORS,
+    responses=ONE_ENTITY,
     summary="One session and every decision on it with the limits it weighed.",
 )
 def get_session(call: CallDep, session_id: SessionId, min_position: MinPosition = None) -> Response:

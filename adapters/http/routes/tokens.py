@@ -21,6 +21,7 @@ from adapters.http.idempotency import REFUSED as IDEMPOTENCY_REFUSED
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     DEFAULT_PAGE,
+    ONE_ENTITY,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
@@ -105,7 +106,7 @@ def list_tokens(
     return {"items": [t.to_json() for t in tokens], "next_after": None if cursor is None else str(cursor)}
 
 
-@router.get("/{token_id}", response_model=TokenData, responses=READ_ERRORS, summary="One token (superadmin).")
+@router.get("/{token_id}", response_model=TokenData, responses=ONE_ENTITY, summary="One token (superadmin).")
 def get_token(call: CallDep, token_id: TokenId, min_position: MinPosition = None) -> Response:
     _visible(call, token_id)
     # The token is read from the store, current already; the wait is what every read

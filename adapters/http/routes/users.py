@@ -20,6 +20,7 @@ from adapters.http.calls import Body, Call, CallDep, LedgerRoute
 from adapters.http.problems import not_found
 from adapters.http.routes.common import (
     DEFAULT_PAGE,
+    ONE_ENTITY,
     READ_ERRORS,
     WRITE_ERRORS,
     After,
@@ -129,7 +130,7 @@ def list_users(
     return page([_out(u) for u in found], limit, lambda u: str(u["user_id"]))
 
 
-@router.get("/{user_id}", response_model=UserOut, responses=READ_ERRORS, summary="One live user.")
+@router.get("/{user_id}", response_model=UserOut, responses=ONE_ENTITY, summary="One live user.")
 def get_user(call: CallDep, user_id: UserId, min_position: MinPosition = None) -> Response:
     key = _key(user_id)
     call.wait_for(min_position)

@@ -201,3 +201,30 @@ def test_a_create_answers_where_the_created_resource_is(api: Api) -> None:
     paths = api.client.get("/openapi.json").json()["paths"]
     for path, _payload in [*creates, ("/v1/sessions", None)]:
         assert "Location" in paths[path]["post"]["responses"]["201"]["headers"], path
+
+
+def test_the_document_lists_the_etag_a_read_of_one_entity_answers(api: Api) -> None:
+    """A read of one entity answers `ETag` (what a later If-Match names), yet the document
+    listed it on no read: a client generated from it had no way to the tag before a change."""
+    paths = api.client.get("/openapi.json").json()["paths"]
+    tagged = {template for template, operations in paths.items() if "ETag" in _read_headers(operations)}
+    assert tagged == {
+        "/v1/keypair-resource-policies/{name}",
+        "/v1/keypairs/{access_key}",
+        "/v1/users/{user_id}",
+        "/v1/domains/{name}",
+        "/v1/groups/{group_id}",
+        "/v1/sessions/{session_id}",
+        "/v1/kernels/{kernel_id}",
+        "/v1/vfolders/{vfolder_id}",
+        "/v1/endpoints/{endpoint_id}",
+        "/v1/tokens/{token_id}",
+    }
+    for path in ("/v1/keypair-resource-policies/default", "/v1/domains/alpha", f"/v1/users/{api.users['user']}"):
+        assert api.get(path).headers.get("ETag") is not None, path
+    assert api.get("/v1/domains").headers.get("ETag") is None  # a list is no one entity
+
+
+def _read_headers(operations: dict[str, Any]) -> dict[str, Any]:
+    get = operations.get("get", {})
+    return dict(get.get("responses", {}).get("200", {}).get("headers", {}))
