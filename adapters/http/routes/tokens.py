@@ -31,6 +31,7 @@ from adapters.http.routes.common import (
     empty_page,
 )
 from adapters.http.schema import body
+from adapters.read.paging import unknown_cursor
 from domain.catalog import EntityType
 from domain.errors import InvalidAPIParameters
 from domain.parsers import parse_uuid
@@ -86,6 +87,13 @@ def _issued(call: Call, after: int, limit: int | None, revoked: bool) -> tuple[l
         start = batch[-1].id + 1
 
 
+def _issued_at(call: Call, position: int) -> bool:
+    """Whether a token was issued at `position` (a `next_after`): any other cursor, one past
+    the head say, answered an empty page a client took for the list's end."""
+    found = call.ledger.app.recorder.select_notifications(position, 1, stop=position, topics=[ISSUED_TOPIC])
+    return bool(found)
+
+
 @router.get(
     "", response_model=Page[TokenData], responses=READ_ERRORS, summary="The tokens, in issue order (superadmin)."
 )
@@ -102,6 +110,8 @@ def list_tokens(
     if after is not None and (not after.isascii() or not after.isdigit() or len(after) > 18):
         raise InvalidAPIParameters("expected the next_after of a previous page (a position)", field="after")
     call.wait_for(min_position)
+    if after is not None and not _issued_at(call, int(after)):
+        raise unknown_cursor("token")
     tokens, cursor = _issued(call, 0 if after is None else int(after), limit, all_tokens)
     return {"items": [t.to_json() for t in tokens], "next_after": None if cursor is None else str(cursor)}
 

@@ -125,6 +125,23 @@ def test_the_list_pages_in_issue_order(api: Api) -> None:
     assert api.get(BASE, params={"after": "-1"}).json()["field"] == "after"
 
 
+def test_a_cursor_that_names_no_issued_token_is_refused_not_an_empty_last_page(api: Api) -> None:
+    """A cursor past the store's head, or at a position where no token was issued, answered
+    an empty page with no `next_after`, which a client paging through reads as the end of
+    the list; the audit trail's cursor is refused alike. A token revoked since its page was
+    read still places the next one."""
+    first, second = (_issue(api, name=f"c{n}").json()["token_id"] for n in range(2))
+    page = api.get(BASE, params={"limit": len(api.tokens) + 1}).json()
+    assert page["items"][-1]["token_id"] == first and page["next_after"] is not None
+    api.post(f"{BASE}/{first}/revoke", None)
+    after = api.get(BASE, params={"after": page["next_after"]}).json()
+    assert [t["token_id"] for t in after["items"]] == [second]
+    head = api.ledger.app.recorder.max_notification_id() or 0
+    for cursor in (str(head + 1000), str(int(page["next_after"]) + 1)):
+        refused = api.get(BASE, params={"after": cursor})
+        assert refused.status_code == 400 and refused.json()["field"] == "after", (cursor, refused.text)
+
+
 def test_an_expired_token_is_401(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     token = _issue(api, expires_in="1m").json()["token"]
     assert api.client.get(POLICIES, headers=_as(token)).status_code == 200
