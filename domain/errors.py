@@ -24,6 +24,9 @@ class LedgerError(Exception):
     error_domain: ClassVar[str] = "ledger"
     error_operation: ClassVar[str] = ""  # empty: no operation applies, the code is domain_detail
     error_detail: ClassVar[str] = "internal"
+    # Which action of a batch (a workload batch) was refused, set where the batch is applied:
+    # a refusal over an entity the action refers to (its group) does not name the action.
+    batch_index: int | None = None
 
     def __init__(self, message: str) -> None:
         message = encodable(message)  # a message may quote input: a slot name, an unknown key

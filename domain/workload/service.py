@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from domain.actions import takes_action
 from domain.entity import Entity
-from domain.errors import DuplicateWorkloadId, InvalidAPIParameters
+from domain.errors import DuplicateWorkloadId, InvalidAPIParameters, LedgerError
 from domain.group.aggregate import Group
 from domain.ports import AggregateStore, UnitOfWork, load_live
 from domain.session.aggregate import Session
@@ -225,7 +225,13 @@ class WorkloadService:
             facts = _Facts(
                 work, check_new_ids=next(attempts) > 1, sessions=self._enqueued(work, actions), present=present
             )
-            touched = [facts.apply(action) for action in actions]
+            touched = []
+            for index, action in enumerate(actions):
+                try:
+                    touched.append(facts.apply(action))
+                except LedgerError as refused:
+                    refused.batch_index = index
+                    raise
             facts.work.commit()
             return touched, facts.unchanged
 

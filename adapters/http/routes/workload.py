@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from adapters.http.calls import Body, CallDep, LedgerRoute
 from adapters.http.routes.common import WRITE_ERRORS
-from domain.errors import InvalidAPIParameters, LedgerError
+from domain.errors import InvalidAPIParameters, LedgerError, ObjectNotFound
 from domain.workload import RecordWorkloadBatchAction, WorkloadAction
 from domain.workload.importer import FACTS, fact_of
 
@@ -80,7 +80,10 @@ def _parse(payload: Any) -> tuple[bool, list[tuple[str, WorkloadAction]]]:
 
 
 def _refused_index(exc: LedgerError, parsed: list[tuple[str, WorkloadAction]]) -> int | None:
-    """The fact a refusal names (its entity's id in the message); None if it names none."""
+    """The fact a refusal names: the one the batch was applying, else the one whose entity's
+    id the message names (a duplicate id met at the commit); None if it names none."""
+    if exc.batch_index is not None:
+        return exc.batch_index
     for index, (_, action) in enumerate(parsed):
         entity_id = action.entity_id()
         if entity_id is not None and entity_id in exc.message:
@@ -134,6 +137,6 @@ def record_facts(call: CallDep, payload: Body) -> Response:
         if index is not None:
             # Named as the import names a refused line: where it is; nothing of the batch is stored.
             exc.message = f"[{index}] ({parsed[index][0]}): {exc.message} (nothing recorded)"
-            if isinstance(exc, InvalidAPIParameters):
+            if isinstance(exc, InvalidAPIParameters) or (isinstance(exc, ObjectNotFound) and exc.field is not None):
                 exc.field = _where(batch, index, exc.field)
         raise

@@ -124,6 +124,26 @@ def test_a_duplicate_refuses_the_whole_batch_naming_its_index(api: Api, group_id
     assert again.status_code == 409 and again.json()["code"] == "workload_duplicate_id"
 
 
+def test_a_refusal_over_an_entity_a_fact_names_is_placed_by_its_index(api: Api, group_id: str) -> None:
+    """A batch refused because of the group (or kernel) a fact refers to, not the fact's own
+    id, was answered with neither the fact's index nor a field placing it in the array
+    (`group_id`, as if the body were one fact): in a batch of thousands the platform could
+    not tell which fact to mend."""
+    unknown_group = str(uuid.uuid4())
+    refused = api.post(FACTS, [_endpoint(group_id), _endpoint(unknown_group)], role="service")
+    assert refused.status_code == 404 and refused.json()["code"] == "group_not_found"
+    assert refused.json()["detail"].startswith("[1] (create_endpoint): "), refused.text
+    assert refused.json()["field"] == "[1].group_id"
+    kernel = str(uuid.uuid4())
+    started, _stats, ended = _kernel_facts(api, group_id, kernel)[1:]
+    ghost = {**ended, "kernel_id": str(uuid.uuid4())}
+    refused = api.post(FACTS, [started, ghost], role="service")
+    assert refused.status_code == 404 and refused.json()["detail"].startswith("[1] (terminate_kernel): ")
+    assert _history(api, "kernel", kernel) == []
+    alone = api.post(FACTS, _endpoint(unknown_group), role="service")
+    assert alone.json()["field"] == "group_id" and not alone.json()["detail"].startswith("[")
+
+
 def test_only_the_platform_reports_facts(api: Api, group_id: str) -> None:
     fact = _endpoint(group_id)
     for role in ("admin", "user", "foreign_admin"):
