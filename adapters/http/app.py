@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.datastructures import MutableHeaders
 
 from adapters.bootstrap import Ledger, group_commit_wanted, open_ledger
 from adapters.http import problems, schema
@@ -104,6 +105,7 @@ def create_app(
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(HeadAsGet)  # innermost: the metrics still see HEAD
+    app.add_middleware(_EchoedRequestId)
     app.add_middleware(_MeasuredRequests)
     app.add_middleware(EncodedSlashes)  # added last: it runs first, before routing
     return app
@@ -219,6 +221,30 @@ class _MeasuredRequests:
                 measured.duration.labels(*labels).observe(time.perf_counter() - began)
 
 
+class _EchoedRequestId:
+    """Answers `X-Request-ID` once the caller is known: the id given, or the one the ledger
+    made, which every event and the audit record of the request carry (a platform that
+    sent none finds its request's record by it; a refusal's answer carries it too)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            # `request.state.caller` (authenticate_request) lives in the scope's state.
+            caller = scope.get("state", {}).get("caller")
+            if message["type"] == "http.response.start" and caller is not None:
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = caller.meta.request_id
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
 def _plain_route_path(scope: Scope) -> str | None:
     """The template of a matched route FastAPI does not name in the scope (the document and
     its pages: `/openapi.json`, `/docs`), found by its endpoint; None when nothing matched."""
@@ -313,6 +339,10 @@ _IDEMPOTENCY_KEY = _header(
     maxLength=MAX_KEY_LENGTH,
 )
 _ANSWER_HEADERS = {
+    REQUEST_ID_HEADER: {
+        "description": "The request's id, as given or made: its events' and audit record's.",
+        "schema": {"type": "string"},
+    },
     "ETag": {"description": "The entity's version after the command.", "schema": {"type": "string"}},
     "Ledger-Position": {
         "description": "The position of the command's last event: a read's `min_position`.",

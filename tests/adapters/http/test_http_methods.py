@@ -97,7 +97,7 @@ def test_the_document_lists_the_headers_the_routes_read_and_answer(api: Api) -> 
     assert headers(f"{create}/{{name}}", "patch") == {"If-Match", "X-Request-ID"}
     assert headers(create, "get") == set()  # a read appends nothing
     answered = paths[create]["post"]["responses"]["201"]["headers"]
-    assert set(answered) == {"ETag", "Ledger-Position", "Location"}
+    assert set(answered) == {"ETag", "Ledger-Position", "Location", "X-Request-ID"}
     key = next(p for p in paths[create]["post"]["parameters"] if p["name"] == "Idempotency-Key")
     assert key["schema"] == {"type": "string", "minLength": 1, "maxLength": 255} and key["required"] is False
 
@@ -228,3 +228,18 @@ def test_the_document_lists_the_etag_a_read_of_one_entity_answers(api: Api) -> N
 def _read_headers(operations: dict[str, Any]) -> dict[str, Any]:
     get = operations.get("get", {})
     return dict(get.get("responses", {}).get("200", {}).get("headers", {}))
+
+
+def test_an_answer_names_the_request_id_its_events_and_audit_record_carry(api: Api) -> None:
+    """A platform that sent no X-Request-ID had no way to learn the id the ledger made for
+    its request, which its events and audit record carry; a refusal's neither."""
+    created = api.post("/v1/keypair-resource-policies", {"name": "rid"})
+    made = created.headers["X-Request-ID"]
+    assert str(uuid.UUID(made)) == made
+    given = api.post("/v1/keypair-resource-policies", {"name": "rid"}, **{"X-Request-ID": "platform-42"})
+    assert given.status_code == 409 and given.headers["X-Request-ID"] == "platform-42"
+    trail = {entry.request_id: entry.status for entry in api.ledger.queries.audit_log(entity_id="rid")}
+    assert trail == {made: "success", "platform-42": "error"}
+    read = api.get("/v1/keypair-resource-policies/rid")
+    assert uuid.UUID(read.headers["X-Request-ID"])  # a read's too, though it stores nothing
+    assert "X-Request-ID" not in api.client.get("/v1/keypair-resource-policies").headers  # no token: no caller
