@@ -196,7 +196,8 @@ class Call:
             return None, responses
         key = responses.key_for(self.caller.identity, raw)
         path = self.request.url.path
-        return IdempotencyClaim(key, request_hash(method, path, body), method, path), responses
+        query = self.request.query_params.multi_items()
+        return IdempotencyClaim(key, request_hash(method, path, body, query), method, path), responses
 
     def _first_response(
         self, responses: IdempotentResponses, claim: IdempotencyClaim, recorded: IdempotentRequest | None

@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
@@ -69,12 +70,16 @@ def parse_key(raw: str) -> str:
     return key
 
 
-def request_hash(method: str, path: str, body: Any) -> str:
-    """What makes two requests the same: method, path and the body's JSON value (so a
-    retry may re-serialise it with other spacing or key order)."""
+def request_hash(method: str, path: str, body: Any, query: Iterable[tuple[str, str]] = ()) -> str:
+    """What makes two requests the same: method, path, the query's parameters in any order
+    and the body's JSON value (so a retry may re-serialise it with other spacing or key
+    order)."""
     # default=str: a number too large for a float is parsed as a Decimal (`json_float`).
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=str)
-    return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
+    # Only a request with a query hashes one: the hashes of requests without (stored
+    # before the query counted) stay as they were.
+    target = f"{path}?{urlencode(sorted(query))}" if query else path
+    return hashlib.sha256(f"{method}\n{target}\n{canonical}".encode()).hexdigest()
 
 
 class IdempotentResponses:

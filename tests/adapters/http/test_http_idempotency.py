@@ -267,3 +267,21 @@ def test_a_single_valued_header_given_twice_is_refused_not_read_as_its_first(api
         assert read.status_code == 400 and read.json()["field"] == "Authorization", read.text
         documented = api.client.get("/openapi.json").json()["paths"][path]["get"]["responses"]
         assert "400" in documented, path
+
+
+def test_a_key_sent_again_with_another_query_is_another_request(api: Api) -> None:
+    """A purge's `accept_clear_history` is in its query: the same key and body with the other
+    value was taken for the same request (its retry: `idempotency_already_applied`), where
+    another request under a used key is `idempotency_key_reused`."""
+    gid = api.post("/v1/groups", {"name": "q", "domain_name": "alpha"}).json()["id"]
+    headers = api.as_("superadmin", **{"Idempotency-Key": "purge-q"})
+    first = api.client.post(f"/v1/groups/{gid}/purge?accept_clear_history=false", headers=headers)
+    assert first.status_code == 200, first.text
+    # The purge erased the group's key, so its cached answer is gone: a retry is told it applied.
+    again = api.client.post(f"/v1/groups/{gid}/purge?accept_clear_history=false", headers=headers)
+    assert again.status_code == 409 and again.json()["code"] == "idempotency_already_applied"
+    other = api.client.post(f"/v1/groups/{gid}/purge?accept_clear_history=true", headers=headers)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    # Without a query a request hashes as it always did: a stored key's retry still replays.
+    body = {"a": 1}
+    assert idempotency.request_hash("POST", "/v1/x", body) == idempotency.request_hash("POST", "/v1/x", body, [])
