@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate, DomainEventProtocol, Snapshot
+from eventsourcing.domain import Aggregate, DomainEventProtocol, OriginatorVersionError, Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
@@ -71,11 +71,18 @@ log = logging.getLogger(__name__)
 _PURGED_TOPIC = get_topic(Group.Purged)
 
 
-def damaged(stream: uuid.UUID, exc: MapperDeserialisationError) -> DamagedEvent:
+def damaged(stream: uuid.UUID, exc: MapperDeserialisationError | OriginatorVersionError) -> DamagedEvent:
     """The domain error for a stored event of `stream` that does not decode (its bytes
-    altered or cut behind the ledger's back): every read of a stream says it alike. The
-    library's words (its exception, the event's topic) go to the log, not to the caller."""
+    altered or cut behind the ledger's back), or for a stream whose versions skip one (an
+    event removed or renumbered): every read of a stream says it alike. The library's
+    words (its exception, the event's topic) go to the log, not to the caller."""
     log.warning("a stored event of stream %s cannot be read: %s", stream, one_line(exc))
+    if isinstance(exc, OriginatorVersionError):
+        found, due = exc.args  # the library's: the version read, the one its replay needed
+        return DamagedEvent(
+            f"stream {stream} has no event at version {due} (the next stored is version {found}: "
+            "one was removed or renumbered): `ledger verify` names it"
+        )
     return DamagedEvent(
         f"a stored event of stream {stream} cannot be read (its stored bytes do not decode): `ledger verify` names it"
     )
@@ -83,11 +90,12 @@ def damaged(stream: uuid.UUID, exc: MapperDeserialisationError) -> DamagedEvent:
 
 @contextlib.contextmanager
 def reading(stream: uuid.UUID) -> Iterator[None]:
-    """Reads of `stream`'s stored events inside: one that does not decode is `DamagedEvent`,
-    a store that cannot be read (PostgreSQL gone) `StoreUnavailable`, as in `get`."""
+    """Reads of `stream`'s stored events inside: one that does not decode, or a version
+    missing, is `DamagedEvent`, a store that cannot be read (PostgreSQL gone)
+    `StoreUnavailable`, as in `get`."""
     try:
         yield
-    except MapperDeserialisationError as exc:
+    except (MapperDeserialisationError, OriginatorVersionError) as exc:
         raise damaged(stream, exc) from None
     except PersistenceError as exc:
         raise StoreUnavailable(f"event store read failed: {exc}") from exc
@@ -388,7 +396,7 @@ class LedgerApplication(Application[uuid.UUID]):
                 return None
             except PersistenceError as exc:
                 raise StoreUnavailable(f"event store read failed: {exc}") from exc
-            except MapperDeserialisationError as exc:
+            except (MapperDeserialisationError, OriginatorVersionError) as exc:
                 raise damaged(aggregate_id, exc) from None
             self.cache.put(aggregate, generation)
         if not isinstance(aggregate, cls):

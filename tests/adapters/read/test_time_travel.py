@@ -19,7 +19,7 @@ from domain.personal import ERASED
 from tests.actions import run
 from tests.adapters.groups import create_group, modify_group, purge_group
 from tests.adapters.policy_histories import commands, run_command
-from tests.adapters.store.raw import cut_event_state
+from tests.adapters.store.raw import cut_event_state, move_event_version
 from tests.conftest import fresh_url
 from tests.policies import create, delete, modify
 
@@ -153,6 +153,29 @@ def test_an_event_altered_behind_the_ledgers_back_is_a_damaged_event_to_every_pa
     ]
     for read in reads:
         with pytest.raises(DamagedEvent, match=r"cannot be read.*ledger verify"):
+            read()
+
+
+def test_an_event_gone_from_the_middle_of_a_stream_is_a_damaged_event_to_every_past_read(ledger: Ledger) -> None:
+    """A stream missing an event in its middle (removed or renumbered in the database)
+    made the library's OriginatorVersionError escape the replay: `show --version`, `--at`,
+    `diff` and a command on the stream ended in `internal error: OriginatorVersionError:
+    (3, 2)` where `history` said `ledger_damaged_event`."""
+    create(ledger, "gap", idle_timeout=1)
+    modify(ledger, "gap", idle_timeout=2)
+    modify(ledger, "gap", idle_timeout=3)
+    second = ledger.queries.history(POLICY, "gap")[1].position
+    ledger.app.cache.clear()
+    move_event_version(ledger, second, 1000)  # version 2 is gone: 1, 3, then 1000
+    q = ledger.queries
+    reads = [
+        lambda: q.state_at(POLICY, "gap", version=3),
+        lambda: q.state_at(POLICY, "gap", at=datetime.now(UTC)),
+        lambda: q.diff(POLICY, "gap", from_version=1, to_version=3),
+        lambda: modify(ledger, "gap", idle_timeout=4),
+    ]
+    for read in reads:
+        with pytest.raises(DamagedEvent, match=r"version 2 .*ledger verify"):
             read()
 
 
