@@ -592,6 +592,38 @@ def test_verify_compares_each_snapshot_with_its_events(ledger_url: str) -> None:
     assert as_json.exit_code == 1 and '"ok": false' in as_json.stdout
 
 
+@pytest.mark.parametrize(
+    "tampering",
+    [
+        "DELETE FROM {table} WHERE {where}",  # an event before the snapshot removed
+        # a Created's bytes in its place: a Modified without `changes`
+        "UPDATE {table} SET state = (SELECT state FROM {table} WHERE topic LIKE '%Created' LIMIT 1) WHERE {where}",
+    ],
+    ids=["removed", "another_events_bytes"],
+)
+def test_verify_names_events_that_do_not_replay_to_a_snapshot_and_does_not_crash(
+    ledger_url: str, tampering: str
+) -> None:
+    """A snapshotted stream whose events no longer replay (one removed from its middle, or
+    one holding another event's bytes) made `ledger verify` end in `internal error:
+    OriginatorVersionError: (51, 50)` (or AttributeError) from the snapshots' check, and
+    never named the tampered event; an event that did not decode left the snapshots after
+    it reported as having no event at their version, which the stream has."""
+    runner = CliRunner(env={"COLUMNS": "250"})
+    with open_ledger(ledger_url) as ledger:
+        create(ledger, "big", total_resource_slots={"cpu": "8"})
+        for i in range(104):
+            modify(ledger, "big", idle_timeout=i + 1)
+        where = "originator_version = 50 AND topic LIKE '%KeyPairResourcePolicy.Modified'"
+        with behind_its_back(ledger) as conn:
+            conn.execute(tampering.format(table=ledger.config.events_table, where=where))
+    result = runner.invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1 and "internal error" not in result.output, result.output
+    assert re.search(r"TAMPERED: event \d+ .*(removed|altered)", result.stdout), result.stdout
+    assert "its stream has no event at that version" not in result.stdout
+    assert "at version 100: not compared: its stream's events do not replay up to it" in result.stdout
+
+
 def test_verify_finds_a_purged_groups_snapshot_agrees_with_its_events(ledger: Ledger) -> None:
     """A purged group's members read erased, all alike: replay folded them into one while
     its snapshot kept each, so `ledger verify` called an untouched snapshot tampered."""
