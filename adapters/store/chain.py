@@ -370,7 +370,10 @@ def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
         bad = BadEvent(expect[0], None, None, "removed", reason)
     elif expect is not None and kept != expect[1].lower():  # at or below the head: before the tail
         found = "no link" if kept is None else f"link {kept}"
-        reason = f"the auditor's head is {expect[1]}, the chain has {found} at that position"
+        reason = (
+            f"the auditor's head is {expect[1]}, the chain has {found} at that position: an event at or "
+            "before it was altered and the links after it made again (which one: compare with a backup)"
+        )
         bad = BadEvent(expect[0], None, None, "rewritten", reason)
     elif unlinked := _query(recorder, sql.unlinked_after, (bound,)):
         at, stream, version = unlinked[0]

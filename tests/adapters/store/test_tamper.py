@@ -442,6 +442,10 @@ def test_a_rewrite_of_events_and_chain_is_caught_by_the_kept_head(built: Ledger)
             conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = {p} WHERE position = {p}", (previous, position))
     assert verify(built.app.recorder).ok  # consistent with itself...
     assert first_bad(built, (kept[0], kept[1])) == (5, "rewritten")  # ...but not with the auditor's copy
+    # The kept head is at 5, the forged event at 3: the report must not read as "event 5
+    # was rewritten", which sent an auditor to the wrong event.
+    caught = verify(built.app.recorder, (kept[0], kept[1])).first_bad
+    assert caught is not None and "an event at or before it was altered" in caught.reason
     assert verify(built.app.recorder, (1, head_at(built, 1))).ok  # the unchanged prefix still holds
 
 
