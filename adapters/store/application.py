@@ -6,6 +6,7 @@ and the unit of work that saves a command's aggregates and runs it again on conf
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -173,6 +174,11 @@ class StampingMapper(Mapper[uuid.UUID]):
         """The stored event decoded, its sealed values opened; a snapshot is given without
         its tag (`ledger verify` opens every stored snapshot, its tag taken off unchecked)."""
         domain_event = super().to_domain_event(stored_event)
+        if not _required_fields(type(domain_event)) <= vars(domain_event).keys():
+            # Bytes that decode but are not an event of this topic (another event's, put
+            # in its place in the database): said as bytes that do not decode, not left to
+            # fail as an AttributeError wherever the event is applied.
+            raise MapperDeserialisationError(f"the stored state of {stored_event.topic} lacks some of its fields")
         if self.keys is not None and _SEALED_MARK in stored_event.state:
             opened = open_state(vars(domain_event), self.keys.key, self.keys.made_after)
             object.__setattr__(domain_event, "__dict__", opened)
@@ -181,6 +187,19 @@ class StampingMapper(Mapper[uuid.UUID]):
             # queries catch up first, so none answers with the subject's values after).
             self.erased([subject])
         return domain_event
+
+
+@functools.cache
+def _required_fields(cls: type) -> frozenset[str]:
+    """The fields an event of `cls` has no default for, upcast (the library's events are
+    dataclasses; a class that is not has none to check)."""
+    if not dataclasses.is_dataclass(cls):
+        return frozenset()
+    return frozenset(
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
 
 
 _ERASURES_PAGE = 500  # erasing events read per query by `meet_erasures`

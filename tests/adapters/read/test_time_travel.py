@@ -15,11 +15,12 @@ from adapters.bootstrap import Ledger, open_ledger
 from domain.errors import DamagedEvent, DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound, StoreUnavailable
 from domain.group import ModifyGroupAction
 from domain.keypair_resource_policy import KeyPairResourcePolicyData
+from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
 from domain.personal import ERASED
 from tests.actions import run
 from tests.adapters.groups import create_group, modify_group, purge_group
 from tests.adapters.policy_histories import commands, run_command
-from tests.adapters.store.raw import cut_event_state, move_event_version
+from tests.adapters.store.raw import cut_event_state, move_event_version, replace_event_state
 from tests.conftest import fresh_url
 from tests.policies import create, delete, modify
 
@@ -177,6 +178,32 @@ def test_an_event_gone_from_the_middle_of_a_stream_is_a_damaged_event_to_every_p
     for read in reads:
         with pytest.raises(DamagedEvent, match=r"version 2 .*ledger verify"):
             read()
+
+
+def test_an_event_holding_another_events_bytes_is_a_damaged_event_to_every_past_read(ledger: Ledger) -> None:
+    """A Modified event given its stream's Created bytes in the database (they decode, but
+    hold `fields`, not `changes`) made `show --version`, `--at`, `diff` and a command on
+    the stream end in `internal error: AttributeError: 'Modified' object has no attribute
+    'changes'`."""
+    create(ledger, "forged", idle_timeout=1)
+    modify(ledger, "forged", idle_timeout=2)
+    modify(ledger, "forged", idle_timeout=3)
+    created, second = ledger.queries.history(POLICY, "forged")[:2]
+    stream = ledger.app.recorder.select_events(KeyPairResourcePolicy.id_for("forged"), lte=1)
+    ledger.app.cache.clear()
+    replace_event_state(ledger, second.position, stream[0].state)
+    q = ledger.queries
+    reads = [
+        lambda: q.state_at(POLICY, "forged", version=3),
+        lambda: q.state_at(POLICY, "forged", at=datetime.now(UTC)),
+        lambda: q.diff(POLICY, "forged", from_version=1, to_version=3),
+        lambda: q.history(POLICY, "forged"),
+        lambda: modify(ledger, "forged", idle_timeout=4),
+    ]
+    for read in reads:
+        with pytest.raises(DamagedEvent, match=r"cannot be read.*ledger verify"):
+            read()
+    assert created.version == 1
 
 
 def test_an_event_store_lost_after_opening_is_store_unavailable_to_every_past_read(

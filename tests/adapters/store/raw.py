@@ -48,6 +48,12 @@ def cut_event_state(ledger: Ledger, position: int, keep: int = 20) -> None:
     _rewrite_event(ledger, position, ("state = substr(state, 1, ?)", "state = substring(state from 1 for %s)"), keep)
 
 
+def replace_event_state(ledger: Ledger, position: int, state: bytes) -> None:
+    """Gives the event at `position` other stored bytes (another event's), behind the
+    ledger's back: bytes that decode, but not into an event of its topic."""
+    _rewrite_event(ledger, position, ("state = ?", "state = %s"), state)
+
+
 def move_event_version(ledger: Ledger, position: int, version: int) -> None:
     """Gives the event at `position` another version of its stream, behind the ledger's
     back: the history index still names it at its old version, which the stream no
