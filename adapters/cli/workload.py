@@ -272,9 +272,9 @@ def workload_import(
     A bad line (invalid JSON, unknown fact, invalid field, or a fact the ledger refuses)
     stops the import with one error naming its number, exit 1. Every fact before that
     line is stored and none from it on, so a fixed file can be imported again from that
-    line: a batch the ledger refuses stores nothing, so its facts are then recorded one
-    at a time up to the refused one (the audit trail then holds two refusals: the batch's
-    and that fact's). The error says where to resume: `--from-line N` skips the lines
+    line: a batch the ledger refuses stores nothing, so the facts before the one it
+    refused are then recorded as one batch (the audit trail holds the batch's refusal).
+    The error says where to resume: `--from-line N` skips the lines
     before N (they are read, not recorded). Each batch is one `record_workload_batch`
     action of the root options' actor: permission-checked and audited like any other.
 

@@ -206,16 +206,22 @@ class Importer:
         await flush()
 
     async def record(self, batch: list[Line]) -> None:
-        """One atomic append of `batch`; if the ledger refuses it, its facts one by one up to
-        the refused one (`ImportStopped`). A refused permission and an unreachable store are
-        no line's fault: they stand (tried fact by fact, each would wait out the store again)."""
+        """One atomic append of `batch`; if the ledger refuses it, the facts before the one it
+        names (`batch_index`) as one append, else its facts one by one up to the refused one
+        (`ImportStopped`). A refused permission and an unreachable store are no line's
+        fault: they stand (tried fact by fact, each would wait out the store again)."""
         if not batch:
             return
         try:
             unchanged = await self._append(batch)
         except (InsufficientPermission, StoreUnavailable):
             raise
-        except LedgerError:
+        except LedgerError as refused:
+            at = refused.batch_index
+            if at is not None and 0 <= at < len(batch):
+                # One append for the facts before it, not one each (and no second refusal).
+                await self.record(batch[:at])
+                raise ImportStopped(batch[at].number, refused, self.facts) from None
             for line in batch:
                 try:
                     unchanged = await self._append([line])

@@ -35,8 +35,9 @@ class FakeProcessor:
     """Stores each batch it is given, all or nothing: a batch holding a terminate_kernel
     is refused (no kernel exists), as is every batch when `deny` is set."""
 
-    def __init__(self, deny: bool = False, down_after: int | None = None) -> None:
+    def __init__(self, deny: bool = False, down_after: int | None = None, placed: bool = True) -> None:
         self.deny = deny
+        self.placed = placed  # a refusal names the refused action's index, as the service's does
         self.down_after = down_after  # calls answered before the store becomes unreachable
         self.stored: list[list[str]] = []  # the vfolder names of each stored batch
         self.calls = 0
@@ -50,8 +51,11 @@ class FakeProcessor:
             raise StoreUnavailable("event store write failed: connection lost")
         if self.deny:
             raise InsufficientPermission(actor="role service", operation="record_batch", entity="workload")
-        if any(isinstance(a, TerminateKernelAction) for a in action.actions):
-            raise ObjectNotFound("kernel not found")
+        terminates = [i for i, a in enumerate(action.actions) if isinstance(a, TerminateKernelAction)]
+        if terminates:
+            refused = ObjectNotFound("kernel not found")
+            refused.batch_index = terminates[0] if self.placed else None
+            raise refused
         self.stored.append([a.name for a in action.actions if isinstance(a, CreateVFolderAction)])
         return RecordWorkloadBatchActionResult(len(action.actions), action.entity_ids())
 
@@ -137,17 +141,22 @@ def test_a_bad_line_stops_the_import_after_storing_what_came_before() -> None:
     assert isinstance(stop.cause, InvalidAPIParameters)
 
 
-def test_a_refused_batch_is_recorded_one_fact_at_a_time_up_to_the_refused_line() -> None:
+@pytest.mark.parametrize("placed", [True, False])
+def test_a_refused_batch_is_recorded_up_to_the_refused_line(placed: bool) -> None:
     lines = [vfolder(i) for i in range(10)]
     lines[6] = TERMINATE
-    processor = FakeProcessor()
+    processor = FakeProcessor(placed=placed)
     with pytest.raises(ImportStopped) as info:
         run(lines, batch_size=4, processor=processor)
     stop = info.value
     assert (stop.line, stop.recorded) == (7, 6)
     assert isinstance(stop.cause, ObjectNotFound)
-    # The first batch whole, then the refused second batch's good facts one by one.
-    assert processor.stored == [["v0", "v1", "v2", "v3"], ["v4"], ["v5"]]
+    # The first batch whole; of the refused second batch, the good facts before the one
+    # the refusal names as one append (they were appended one by one, each its own
+    # action and audit record), or one by one when it names none.
+    refused_batch = [["v4", "v5"]] if placed else [["v4"], ["v5"]]
+    assert processor.stored == [["v0", "v1", "v2", "v3"], *refused_batch]
+    assert processor.calls == (3 if placed else 5)
 
 
 def test_a_refused_permission_is_no_lines_fault() -> None:
