@@ -24,12 +24,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from eventsourcing.domain import Snapshot
-from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
+from eventsourcing.persistence import MapperDeserialisationError, PersistenceError, StoredEvent
 from eventsourcing.utils import get_topic
 
 from adapters.store.chain import stored_stream
 from adapters.store.keys import SNAPSHOT_SUBJECT
 from adapters.store.quoting import quote_identifier
+from domain.errors import StoreUnavailable
 from domain.sharedmap import plain_state
 from projections.database import one_line
 
@@ -178,6 +179,8 @@ def _check_stream(app: Any, stream: uuid.UUID, versions: list[int]) -> list[BadS
                     reason = _differs(aggregate, snapshots[version])
                     if reason is not None:
                         reasons.setdefault(version, []).append(reason)
+    except PersistenceError as exc:  # the store lost, not its events altered: no tamper alarm
+        raise StoreUnavailable(f"event store read failed: {exc}") from exc
     except Exception:
         # Altered events can make any step of a replay raise (one that does not decode, a
         # version missing, another event's bytes): the chain's walk names the event; the

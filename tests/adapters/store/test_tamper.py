@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from typer.testing import CliRunner
 
 import adapters.store.chain
@@ -25,7 +25,7 @@ from adapters.cli import app
 from adapters.read_model_check import verify_ledger
 from adapters.store.chain import CHAIN_TABLE, head, link, verify
 from adapters.store.snapshot_check import verify_store
-from domain.errors import DamagedEvent
+from domain.errors import DamagedEvent, StoreUnavailable
 from domain.group import PurgeGroupAction
 from domain.user import EraseUserAction
 from domain.workload import RecordWorkloadBatchAction
@@ -626,6 +626,24 @@ def test_verify_names_events_that_do_not_replay_to_a_snapshot_and_does_not_crash
     assert re.search(r"TAMPERED: event \d+ .*(removed|altered)", result.stdout), result.stdout
     assert "its stream has no event at that version" not in result.stdout
     assert "at version 100: not compared: its stream's events do not replay up to it" in result.stdout
+
+
+def test_a_store_lost_while_the_snapshots_are_checked_is_no_tampering(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read failing in the snapshots' replay (PostgreSQL gone after the chain's walk) was
+    taken for altered events: `ok` false, a snapshot "not compared", no event named: a
+    tamper alarm for an outage. It is StoreUnavailable, as every other read says."""
+    create(ledger, "big", total_resource_slots={"cpu": "8"})
+    for i in range(104):
+        modify(ledger, "big", idle_timeout=i + 1)
+
+    def lost(*_: Any, **__: Any) -> Any:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(ledger.app.events, "get", lost)
+    with pytest.raises(StoreUnavailable, match="event store read failed"):
+        verify_store(ledger.app)
 
 
 def test_verify_finds_a_purged_groups_snapshot_agrees_with_its_events(ledger: Ledger) -> None:
