@@ -72,12 +72,23 @@ log = logging.getLogger(__name__)
 _PURGED_TOPIC = get_topic(Group.Purged)
 
 
-def damaged(stream: uuid.UUID, exc: MapperDeserialisationError | OriginatorVersionError) -> DamagedEvent:
+# What a replay of altered events raises: bytes that do not decode, a version skipped,
+# and (the library's `assert aggregate is not None`) a stream not begun by its creation.
+REPLAY_DAMAGE = (MapperDeserialisationError, OriginatorVersionError, AssertionError)
+
+
+def damaged(stream: uuid.UUID, exc: Exception) -> DamagedEvent:
     """The domain error for a stored event of `stream` that does not decode (its bytes
     altered or cut behind the ledger's back), or for a stream whose versions skip one (an
-    event removed or renumbered): every read of a stream says it alike. The library's
-    words (its exception, the event's topic) go to the log, not to the caller."""
+    event removed or renumbered) or that lacks its first: every read of a stream says it
+    alike. The library's words (its exception, the event's topic) go to the log, not to
+    the caller."""
     log.warning("a stored event of stream %s cannot be read: %s", stream, one_line(exc))
+    if isinstance(exc, AssertionError):
+        return DamagedEvent(
+            f"stream {stream} does not begin with its creation (its first event was removed or renumbered): "
+            "`ledger verify` names it"
+        )
     if isinstance(exc, OriginatorVersionError):
         found, due = exc.args  # the library's: the version read, the one its replay needed
         return DamagedEvent(
@@ -96,7 +107,7 @@ def reading(stream: uuid.UUID) -> Iterator[None]:
     `StoreUnavailable`, as in `get`."""
     try:
         yield
-    except (MapperDeserialisationError, OriginatorVersionError) as exc:
+    except REPLAY_DAMAGE as exc:
         raise damaged(stream, exc) from None
     except PersistenceError as exc:
         raise StoreUnavailable(f"event store read failed: {exc}") from exc
@@ -415,7 +426,7 @@ class LedgerApplication(Application[uuid.UUID]):
                 return None
             except PersistenceError as exc:
                 raise StoreUnavailable(f"event store read failed: {exc}") from exc
-            except (MapperDeserialisationError, OriginatorVersionError) as exc:
+            except REPLAY_DAMAGE as exc:
                 raise damaged(aggregate_id, exc) from None
             self.cache.put(aggregate, generation)
         if not isinstance(aggregate, cls):

@@ -180,6 +180,28 @@ def test_an_event_gone_from_the_middle_of_a_stream_is_a_damaged_event_to_every_p
             read()
 
 
+def test_a_stream_missing_its_first_event_is_a_damaged_event_to_every_past_read(ledger: Ledger) -> None:
+    """Without its Created event (removed or renumbered), a replay began with a Modified
+    event and the library's own `assert aggregate is not None` escaped: `internal error:
+    AssertionError` from `show --version`, `--at`, `diff` and a command on the stream."""
+    create(ledger, "headless", idle_timeout=1)
+    modify(ledger, "headless", idle_timeout=2)
+    modify(ledger, "headless", idle_timeout=3)
+    first = ledger.queries.history(POLICY, "headless")[0].position
+    ledger.app.cache.clear()
+    move_event_version(ledger, first, 1000)  # versions 2, 3, then 1000
+    q = ledger.queries
+    reads = [
+        lambda: q.state_at(POLICY, "headless", version=3),
+        lambda: q.state_at(POLICY, "headless", at=datetime.now(UTC)),
+        lambda: q.diff(POLICY, "headless", from_version=2, to_version=3),
+        lambda: modify(ledger, "headless", idle_timeout=4),
+    ]
+    for read in reads:
+        with pytest.raises(DamagedEvent, match=r"does not begin with its creation.*ledger verify"):
+            read()
+
+
 def test_an_event_holding_another_events_bytes_is_a_damaged_event_to_every_past_read(ledger: Ledger) -> None:
     """A Modified event given its stream's Created bytes in the database (they decode, but
     hold `fields`, not `changes`) made `show --version`, `--at`, `diff` and a command on
