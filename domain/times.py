@@ -75,10 +75,15 @@ def parse_time(raw: Any, field: str) -> datetime:
     return parsed
 
 
-def time_or_none(raw: Any, field: str) -> datetime | None:
-    """A query's point in time: ISO 8601 text read as `parse_time` reads it, a datetime
-    as given (a query stores nothing, so it may ask about any time UTC holds), or None."""
+def query_time(raw: datetime | str, field: str) -> datetime:
+    """A query's point in time: ISO 8601 text read as `parse_time` reads it, a datetime as
+    given (a query stores nothing, so it may ask about any time UTC holds)."""
     return parse_time(raw, field) if isinstance(raw, str) else raw
+
+
+def time_or_none(raw: datetime | str | None, field: str) -> datetime | None:
+    """`query_time`, or None."""
+    return None if raw is None else query_time(raw, field)
 
 
 def parse_window(since: Any, until: Any, what: str) -> tuple[datetime | None, datetime | None]:

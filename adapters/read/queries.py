@@ -31,7 +31,7 @@ from domain.keypair.types import KeyPairData
 from domain.keypair_resource_policy.types import KeyPairResourcePolicyData
 from domain.parsers import parse_name, parse_uuid
 from domain.shown import shown
-from domain.times import as_utc, parse_time, parse_window, time_or_none
+from domain.times import as_utc, parse_window, query_time, time_or_none
 from domain.usage.windows import report_day
 from projections.database import ReadModelDatabase
 from projections.history import describe
@@ -584,7 +584,7 @@ class Queries:
     def group_named_at(self, domain_name: str, name: str, at: datetime | str) -> str | None:
         """The id of the group that held `name` in the domain at `at` (active or
         soft-deleted then), None if no group did; read from the event store."""
-        return self._time_travel.group_named_at(domain_name, name, parse_time(at, "at") if isinstance(at, str) else at)
+        return self._time_travel.group_named_at(domain_name, name, query_time(at, "at"))
 
     @checked
     def diff(
