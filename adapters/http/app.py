@@ -30,7 +30,7 @@ from starlette.datastructures import MutableHeaders
 
 from adapters.bootstrap import Ledger, group_commit_wanted, open_ledger
 from adapters.http import problems, schema
-from adapters.http.auth import REQUEST_ID_HEADER, authenticate_request, presented_token
+from adapters.http.auth import REQUEST_ID_HEADER, authenticate_request, caller_request_id, presented_token
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.idempotency import MAX_KEY_LENGTH, REFUSED, IdempotentResponses
 from adapters.http.methods import HeadAsGet
@@ -224,7 +224,9 @@ class _MeasuredRequests:
 class _EchoedRequestId:
     """Answers `X-Request-ID` once the caller is known: the id given, or the one the ledger
     made, which every event and the audit record of the request carry (a platform that
-    sent none finds its request's record by it; a refusal's answer carries it too)."""
+    sent none finds its request's record by it; a refusal's answer carries it too). An
+    Idempotency-Key replay keeps the first request's, whose events they are. A 500 is
+    answered outside this (Starlette's error middleware): `on_unexpected` names it."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
@@ -235,11 +237,11 @@ class _EchoedRequestId:
             return
 
         async def sending(message: Message) -> None:
-            # `request.state.caller` (authenticate_request) lives in the scope's state.
-            caller = scope.get("state", {}).get("caller")
-            if message["type"] == "http.response.start" and caller is not None:
+            if message["type"] == "http.response.start":
+                request_id = caller_request_id(scope.get("state", {}))
                 headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = caller.meta.request_id
+                if request_id is not None and REQUEST_ID_HEADER not in headers:
+                    headers[REQUEST_ID_HEADER] = request_id
             await send(message)
 
         await self.app(scope, receive, sending)

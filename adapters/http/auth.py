@@ -7,9 +7,10 @@ there is no body field or header that names a role, a user or a domain.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -63,6 +64,13 @@ def single_header(request: Request, name: str) -> None:
     first, where a proxy in front may read another (another token, another key)."""
     if len(request.headers.getlist(name)) > 1:
         raise InvalidAPIParameters("given more than once: it takes one value", field=name)
+
+
+def caller_request_id(state: Mapping[str, Any]) -> str | None:
+    """The request id of an authenticated request, from the request's state (its scope's
+    "state", where `authenticate_request` keeps the caller); None without a caller."""
+    caller = state.get("caller")
+    return None if caller is None else str(caller.meta.request_id)
 
 
 def ledger_of(request: Request) -> Ledger:

@@ -150,6 +150,8 @@ class Call:
                 return _replayed(first)
         _check_unwritten(scope)
         headers = {POSITION_HEADER: str(scope.position if scope.position is not None else self._head())}
+        # Stored with the answer: a replay names the first request's id, its events'.
+        headers[REQUEST_ID_HEADER] = str(self.caller.meta.request_id)
         note = None if warning is None else warning(built)
         if note is not None:
             # RFC 7234's warn-text is a quoted-string: quotes inside escaped, ASCII only.

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.http.auth import REQUEST_ID_HEADER, caller_request_id
 from adapters.http.methods import allowed_methods
 from domain.entity import entity_not_found
 from domain.errors import (
@@ -195,8 +196,11 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, code, str(exc.detail), headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem(500, "ledger_internal", "internal error (logged by the server)")
+        # Answered by Starlette's outermost middleware, past the one naming the request id.
+        request_id = caller_request_id(request.scope.get("state", {}))
+        log.error("unexpected error on %s %s (request %s)", request.method, request.url.path, request_id, exc_info=exc)
+        headers = None if request_id is None else {REQUEST_ID_HEADER: request_id}
+        return problem(500, "ledger_internal", "internal error (logged by the server)", headers=headers)
 
     app.add_exception_handler(LedgerError, on_ledger_error)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -10,6 +10,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+
 from adapters.bootstrap import open_ledger
 from adapters.http import create_app
 from tests.adapters.http.api import HOME, Api, api_over
@@ -243,3 +246,25 @@ def test_an_answer_names_the_request_id_its_events_and_audit_record_carry(api: A
     read = api.get("/v1/keypair-resource-policies/rid")
     assert uuid.UUID(read.headers["X-Request-ID"])  # a read's too, though it stores nothing
     assert "X-Request-ID" not in api.client.get("/v1/keypair-resource-policies").headers  # no token: no caller
+
+
+def test_a_replay_and_a_500_name_the_request_id_of_the_record_and_the_log(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replay named the retry's own fresh id, which no event carries (the first request's
+    do); a 500, answered outside the middleware that names it, named none, nor its log."""
+    key = {"Idempotency-Key": "rid-key"}
+    first = api.post("/v1/keypair-resource-policies", {"name": "rid2"}, **key)
+    again = api.post("/v1/keypair-resource-policies", {"name": "rid2"}, **key)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["X-Request-ID"] == first.headers["X-Request-ID"]
+    assert {e.request_id for e in api.ledger.queries.audit_log(entity_id="rid2")} == {first.headers["X-Request-ID"]}
+
+    def broken(*_: object, **__: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api.ledger.queries, "keypair_resource_policies", broken)
+    client = TestClient(api.client.app, raise_server_exceptions=False)
+    answer = client.get("/v1/keypair-resource-policies", headers=api.as_("superadmin", **{"X-Request-ID": "p-7"}))
+    assert answer.status_code == 500 and answer.json()["code"] == "ledger_internal"
+    assert answer.headers["X-Request-ID"] == "p-7" and "(request p-7)" in caplog.text
