@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate, DomainEventProtocol, OriginatorVersionError, Snapshot
+from eventsourcing.domain import Aggregate, CanInitAggregate, DomainEventProtocol, OriginatorVersionError, Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
@@ -72,9 +72,13 @@ log = logging.getLogger(__name__)
 _PURGED_TOPIC = get_topic(Group.Purged)
 
 
-# What a replay of altered events raises: bytes that do not decode, a version skipped,
-# and (the library's `assert aggregate is not None`) a stream not begun by its creation.
-REPLAY_DAMAGE = (MapperDeserialisationError, OriginatorVersionError, AssertionError)
+class HeadlessStream(Exception):
+    """A stream whose first stored event is not its creation (removed or renumbered)."""
+
+
+# What a replay of altered events raises: bytes that do not decode, a version skipped, a
+# stream not begun by its creation.
+REPLAY_DAMAGE = (MapperDeserialisationError, OriginatorVersionError, HeadlessStream)
 
 
 def damaged(stream: uuid.UUID, exc: Exception) -> DamagedEvent:
@@ -84,7 +88,7 @@ def damaged(stream: uuid.UUID, exc: Exception) -> DamagedEvent:
     alike. The library's words (its exception, the event's topic) go to the log, not to
     the caller."""
     log.warning("a stored event of stream %s cannot be read: %s", stream, one_line(exc))
-    if isinstance(exc, AssertionError):
+    if isinstance(exc, HeadlessStream):
         return DamagedEvent(
             f"stream {stream} does not begin with its creation (its first event was removed or renumbered): "
             "`ledger verify` names it"
@@ -444,6 +448,8 @@ class LedgerApplication(Application[uuid.UUID]):
             return self.replayed(aggregate_id)
         if not events:
             raise AggregateNotFoundError(aggregate_id)
+        if not isinstance(events[0], CanInitAggregate):
+            raise HeadlessStream(aggregate_id)
         # Our events all mutate; the library's projector re-checks that with a runtime
         # Protocol isinstance, which costs more than the mutation on Python 3.11.
         aggregate: Aggregate | None = None
@@ -463,8 +469,17 @@ class LedgerApplication(Application[uuid.UUID]):
             # An untagged snapshot is expected in a ledger written before tags; a tag that
             # does not match is a row altered outside the ledger.
             log.log(logging.WARNING if exc.tampered else logging.DEBUG, "%s: its events are replayed", exc)
+        except AssertionError:
+            # The library's replay asserts that an aggregate exists after the first event:
+            # said as damage only when the stream's first stored event is not its creation.
+            first = list(self.events.get(aggregate_id, limit=1))
+            if first and not isinstance(first[0], CanInitAggregate):
+                raise HeadlessStream(aggregate_id) from None
+            raise
         aggregate: Aggregate | None = None
         for event in self.events.get(aggregate_id, lte=version):
+            if aggregate is None and not isinstance(event, CanInitAggregate):
+                raise HeadlessStream(aggregate_id)
             aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
         if aggregate is None:
             raise AggregateNotFoundError(aggregate_id)

@@ -12,6 +12,7 @@ from eventsourcing.persistence import OperationalError
 from hypothesis import HealthCheck, given, settings
 
 from adapters.bootstrap import Ledger, open_ledger
+from domain.entity import Entity
 from domain.errors import DamagedEvent, DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound, StoreUnavailable
 from domain.group import ModifyGroupAction
 from domain.keypair_resource_policy import KeyPairResourcePolicyData
@@ -200,6 +201,23 @@ def test_a_stream_missing_its_first_event_is_a_damaged_event_to_every_past_read(
     for read in reads:
         with pytest.raises(DamagedEvent, match=r"does not begin with its creation.*ledger verify"):
             read()
+
+
+def test_an_assertion_in_the_ledgers_own_replay_is_no_damaged_event(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a stream whose first stored event is not its creation is called damaged: an
+    assertion failing elsewhere in a replay is a bug, and must not read as altered data."""
+    create(ledger, "sound", idle_timeout=1)
+    modify(ledger, "sound", idle_timeout=2)
+    ledger.app.cache.clear()
+
+    def buggy(self: Any, aggregate: Any) -> None:
+        raise AssertionError("a bug in a handler")
+
+    monkeypatch.setattr(Entity.Modified, "apply", buggy)
+    with pytest.raises(AssertionError, match="a bug in a handler"):
+        ledger.queries.state_at(POLICY, "sound", version=2)
 
 
 def test_an_event_holding_another_events_bytes_is_a_damaged_event_to_every_past_read(ledger: Ledger) -> None:
