@@ -108,15 +108,18 @@ def verify_store(app: Any, expect: tuple[int, str] | None = None) -> dict[str, A
     from adapters.store.chain import BadEvent, verify
     from adapters.store.key_check import check_keys
 
-    report = verify(app.recorder, expect)
-    if report.ok and report.checked == 0:
-        # Every ledger holds its system policy's event from its first open on (`ledger
-        # verify` refuses a place with no ledger): none at all is a ledger emptied, events
-        # and links, behind its back, which the walk alone cannot tell from a new one.
-        reason = "the ledger holds no event, though every ledger holds its system policy's: its events were deleted"
-        report = replace(report, first_bad=BadEvent(1, None, None, "removed", reason))
-    checked, bad = check_snapshots(app)
-    keys_checked, bad_keys = check_keys(app)  # not chained either: an erasure deletes key rows
+    try:
+        report = verify(app.recorder, expect)
+        if report.ok and report.checked == 0:
+            # Every ledger holds its system policy's event from its first open on (`ledger
+            # verify` refuses a place with no ledger): none at all is a ledger emptied, events
+            # and links, behind its back, which the walk alone cannot tell from a new one.
+            reason = "the ledger holds no event, though every ledger holds its system policy's: its events were deleted"
+            report = replace(report, first_bad=BadEvent(1, None, None, "removed", reason))
+        checked, bad = check_snapshots(app)
+        keys_checked, bad_keys = check_keys(app)  # not chained either: an erasure deletes key rows
+    except PersistenceError as exc:  # the store lost, not its events altered: no tamper alarm
+        raise StoreUnavailable(f"event store read failed: {exc}") from exc
     return report.to_json() | {
         "snapshots": {"checked": checked, "bad": [s.to_json() for s in bad]},
         "keys": {"checked": keys_checked, "bad": [k.to_json() for k in bad_keys]},
@@ -179,8 +182,8 @@ def _check_stream(app: Any, stream: uuid.UUID, versions: list[int]) -> list[BadS
                     reason = _differs(aggregate, snapshots[version])
                     if reason is not None:
                         reasons.setdefault(version, []).append(reason)
-    except PersistenceError as exc:  # the store lost, not its events altered: no tamper alarm
-        raise StoreUnavailable(f"event store read failed: {exc}") from exc
+    except PersistenceError:
+        raise  # the store lost, not its events altered: `verify_store` says so
     except Exception:
         # Altered events can make any step of a replay raise (one that does not decode, a
         # version missing, another event's bytes): the chain's walk names the event; the

@@ -641,9 +641,16 @@ def test_a_store_lost_while_the_snapshots_are_checked_is_no_tampering(
     def lost(*_: Any, **__: Any) -> Any:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(ledger.app.events, "get", lost)
-    with pytest.raises(StoreUnavailable, match="event store read failed"):
-        verify_store(ledger.app)
+    for reader, method in (
+        (ledger.app.events, "get"),  # the snapshots' replay
+        (ledger.app.snapshots.recorder, "select_events"),  # the snapshots themselves
+        (ledger.app.keys, "key"),  # the subject keys' check
+        (adapters.store.chain, "_query"),  # the chain's walk
+    ):
+        with monkeypatch.context() as patch:
+            patch.setattr(reader, method, lost)
+            with pytest.raises(StoreUnavailable, match="event store read failed"):
+                verify_store(ledger.app)
 
 
 def test_verify_finds_a_purged_groups_snapshot_agrees_with_its_events(ledger: Ledger) -> None:
