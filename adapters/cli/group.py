@@ -33,7 +33,7 @@ from adapters.cli.options import (
     users_option,
 )
 from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
-from adapters.cli.render import fmt, new_table, print_table
+from adapters.cli.render import cancelled_line, fmt, new_table, print_table
 from domain.catalog import EntityType
 from domain.shown import shown_key
 
@@ -280,18 +280,8 @@ def group_delete(ctx: typer.Context, group: GroupArg, domain: DomainOption = Non
     cancelled = list(result.cancelled_sessions)
     state.output(
         {**before.to_json(), "cancelled_sessions": cancelled},
-        lambda: typer.echo(message + _cancelled_line(cancelled, "delete")),
+        lambda: typer.echo(message + cancelled_line(cancelled, "delete")),
     )
-
-
-def _cancelled_line(cancelled: list[str], by: str) -> str:
-    """The pending sessions a delete or a purge cancelled, said (an operator would not
-    otherwise learn that the command ended them); nothing when none."""
-    if not cancelled:
-        return ""
-    from domain.shown import plural, some
-
-    return f"\ncancelled {plural(len(cancelled), 'pending session')} with the {by}: {some(cancelled)}"
 
 
 @group_app.command("purge")
@@ -327,7 +317,7 @@ def group_purge(
         state.output({"id": str(result.group_id), "group": None}, lambda: typer.echo(said))
         return
     cancelled = list(result.cancelled_sessions)
-    said = f"purged group {before.name!r} ({before.id})" + _cancelled_line(cancelled, "purge")
+    said = f"purged group {before.name!r} ({before.id})" + cancelled_line(cancelled, "purge")
     state.output({**before.to_json(), "cancelled_sessions": cancelled}, lambda: typer.echo(said))
 
 

@@ -12,7 +12,7 @@ from adapters.cli.app import State, state_of
 from adapters.cli.history import HistoryAfter, HistoryLimit, NewestFirst, show_diff, show_history, show_state
 from adapters.cli.options import AtOption, FromOption, ToOption, VersionOption
 from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
-from adapters.cli.render import new_table, print_table, safe
+from adapters.cli.render import cancelled_line, new_table, print_table, safe
 from domain.catalog import EntityType
 
 if TYPE_CHECKING:
@@ -123,7 +123,11 @@ def keypair_delete(ctx: typer.Context, access_key: AccessKeyArg) -> None:
     state = state_of(ctx)
     with state.ledger() as ledger:
         result = state.run(ledger.processors.keypair.delete_keypair, DeleteKeyPairAction(access_key=access_key))
-    state.output(keypair_json(result.keypair), lambda: typer.echo(f"deleted keypair {access_key!r}"))
+    cancelled = list(result.cancelled_sessions)
+    state.output(
+        {**keypair_json(result.keypair), "cancelled_sessions": cancelled},
+        lambda: typer.echo(f"deleted keypair {access_key!r}" + cancelled_line(cancelled, "delete")),
+    )
 
 
 @keypair_app.command("show")

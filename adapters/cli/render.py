@@ -287,3 +287,13 @@ def _changes(entry: HistoryEntry) -> str:
     lines = [f"{safe(f)}: {fmt(f, c.get('old'))} -> {fmt(f, c.get('new'))}" for f, c in changed.items()]
     lines += [f"{safe(k)}: {fmt(k, v)}" for k, v in entry.details.items()]
     return "\n".join(lines)
+
+
+def cancelled_line(cancelled: Sequence[str], by: str) -> str:
+    """The pending sessions a delete or a purge cancelled, said on a line of their own (an
+    operator would not otherwise learn that the command ended them); nothing when none."""
+    if not cancelled:
+        return ""
+    from domain.shown import some
+
+    return f"\ncancelled {plural(len(cancelled), 'pending session')} with the {by}: {some(cancelled)}"

@@ -89,4 +89,7 @@ class ModifyKeyPairActionResult(_KeyPairResult):
 
 @dataclass(frozen=True)
 class DeleteKeyPairActionResult(_KeyPairResult):
-    """Carries the keypair as it was just before the delete."""
+    """Carries the keypair as it was just before the delete; `cancelled_sessions`: the ids
+    of its pending sessions the delete cancelled."""
+
+    cancelled_sessions: tuple[str, ...] = ()

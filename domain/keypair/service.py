@@ -119,7 +119,7 @@ class KeyPairService:
         from domain.effective_policy import resolve_for_keypair
         from domain.session.purge import close_keypair_sessions
 
-        def delete() -> KeyPairData:
+        def delete() -> DeleteKeyPairActionResult:
             work = UnitOfWork(self._store)
             keypair = load_live(work, KeyPair, action.access_key)
             before = keypair_data(keypair)
@@ -134,13 +134,13 @@ class KeyPairService:
             except ObjectNotFound:
                 under = None
             keypair.delete_under(under)
-            close_keypair_sessions(work, keypair.access_key)  # its pending sessions are cancelled
+            cancelled = close_keypair_sessions(work, keypair.access_key)  # its pending sessions are cancelled
             if policy is not None:
                 policy.unassign(keypair.access_key)
             owner = work.get(User.id_for(str(keypair.fields["user_id"])), User)
             if owner is not None:
                 owner.remove_keypair(keypair.access_key)
             work.commit()
-            return before
+            return DeleteKeyPairActionResult(before, tuple(cancelled))
 
-        return DeleteKeyPairActionResult(self._store.run(delete, EntityType.KEYPAIR, "delete"))
+        return self._store.run(delete, EntityType.KEYPAIR, "delete")

@@ -66,15 +66,15 @@ def close_deleted_group_sessions(work: UnitOfWork, group_id: str, deleted: bool)
     return _cancel_pending_and_close(work, usage, GROUP_DELETED) if deleted or usage.pending else []
 
 
-def close_keypair_sessions(work: UnitOfWork, access_key: str) -> None:
+def close_keypair_sessions(work: UnitOfWork, access_key: str) -> list[str]:
     """A deleted keypair's pending sessions can never be admitted (no live keypair to
     decide on): they are cancelled (`KEYPAIR_DELETED`) and released from every scope, in
     the delete's own append, as a purged group's are. Its admitted ones run on, under its
     last policy, which the delete records (`KeyPair.deleted_under`, `resolve_for_deleted`;
     once the key is created again, `retire_keypair_sessions` keeps it with them). The keypair's
     usage records the close, so an enqueue or a schedule racing the delete conflicts with
-    it and, taken again, finds the keypair deleted."""
-    _cancel_pending_and_close(work, load_usage(work, Scope.KEYPAIR, access_key), KEYPAIR_DELETED)
+    it and, taken again, finds the keypair deleted. The ids of the sessions it cancelled."""
+    return _cancel_pending_and_close(work, load_usage(work, Scope.KEYPAIR, access_key), KEYPAIR_DELETED)
 
 
 def retire_keypair_sessions(work: UnitOfWork, access_key: str, deleted: Mapping[str, Any]) -> None:

@@ -72,6 +72,13 @@ class KeyPairOut(BaseModel):
     resource_policy: str | None
 
 
+class KeyPairEnded(KeyPairOut):
+    """A deleted keypair as it was just before, and the pending sessions the same append
+    cancelled (the platform must not start them)."""
+
+    cancelled_sessions: list[str]
+
+
 class KeyPairModified(BaseModel):
     keypair: KeyPairOut
     changed: bool
@@ -227,15 +234,15 @@ def modify_keypair(call: CallDep, access_key: AccessKey, payload: Body) -> Respo
 
 @router.delete(
     "/{access_key}",
-    response_model=KeyPairOut,
+    response_model=KeyPairEnded,
     responses=WRITE_ERRORS,
-    summary="Delete a keypair (domain admins). Honours If-Match.",
+    summary="Delete a keypair and cancel its pending sessions (domain admins). Honours If-Match.",
 )
 def delete_keypair(call: CallDep, access_key: AccessKey) -> Response:
     return call.command(
         call.ledger.processors.keypair.delete_keypair,
         lambda: DeleteKeyPairAction(access_key=access_key),
-        lambda result: _out(result.keypair),
+        lambda result: {**_out(result.keypair), "cancelled_sessions": list(result.cancelled_sessions)},
         entity=KeyPair.id_for(access_key),
     )
 

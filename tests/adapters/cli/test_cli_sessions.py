@@ -368,3 +368,10 @@ def test_group_delete_and_purge_say_which_pending_sessions_they_cancelled(db: st
     _enqueue(db.replace(".db", "-2.db"), other, S3)
     purged = as_json(db.replace(".db", "-2.db"), "group", "purge", other)
     assert purged["cancelled_sessions"] == [S3]
+
+
+def test_a_keypair_delete_says_which_pending_sessions_it_cancelled(db: str) -> None:
+    group = _world(db)
+    _enqueue(db, group, S1)
+    said = stdout_of(db, "keypair", "delete", "AK").splitlines()
+    assert said == ["deleted keypair 'AK'", f"cancelled 1 pending session with the delete: {S1}"], said

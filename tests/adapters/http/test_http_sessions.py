@@ -210,6 +210,14 @@ def test_a_group_delete_and_purge_name_the_pending_sessions_they_cancelled(api: 
     assert api.delete(f"/v1/groups/{group}").json()["cancelled_sessions"] == []  # nothing left
 
 
+def test_a_keypair_delete_names_the_pending_sessions_it_cancelled(api: Api, world: World) -> None:
+    waiting = world.enqueue("AKBETA", FOREIGN)
+    deleted = api.delete("/v1/keypairs/AKBETA")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["cancelled_sessions"] == [waiting] and deleted.json()["access_key"] == "AKBETA"
+    assert api.get(f"{BASE}/{waiting}").json()["status"] == "CANCELLED"
+
+
 def test_quota_refusal_is_a_problem_with_its_code(api: Api) -> None:
     world = World(api, max_pending_session_count=1)
     world.enqueue()
