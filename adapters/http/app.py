@@ -105,7 +105,6 @@ def create_app(
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(HeadAsGet)  # innermost: the metrics still see HEAD
-    app.add_middleware(_EchoedRequestId)
     app.add_middleware(_MeasuredRequests)
     app.add_middleware(EncodedSlashes)  # added last: it runs first, before routing
     return app
@@ -189,7 +188,12 @@ class _HttpMetrics:
 
 class _MeasuredRequests:
     """Counts and times every request by its route template (never its raw path: ids would
-    make a label per entity)."""
+    make a label per entity), and answers `X-Request-ID` once the caller is known: the id
+    given, or the one the ledger made, which every event and the audit record of the
+    request carry (a platform that sent none finds its request's record by it; a refusal's
+    answer carries it too). An Idempotency-Key replay keeps the first request's, whose
+    events they are. A 500 is answered outside this (Starlette's error middleware):
+    `on_unexpected` names it."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
@@ -205,6 +209,10 @@ class _MeasuredRequests:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                request_id = caller_request_id(scope.get("state", {}))
+                headers = MutableHeaders(scope=message)
+                if request_id is not None and REQUEST_ID_HEADER not in headers:
+                    headers[REQUEST_ID_HEADER] = request_id
             await send(message)
 
         try:
@@ -219,32 +227,6 @@ class _MeasuredRequests:
                 labels = (scope["method"], route, str(status))
                 measured.count.labels(*labels).inc()
                 measured.duration.labels(*labels).observe(time.perf_counter() - began)
-
-
-class _EchoedRequestId:
-    """Answers `X-Request-ID` once the caller is known: the id given, or the one the ledger
-    made, which every event and the audit record of the request carry (a platform that
-    sent none finds its request's record by it; a refusal's answer carries it too). An
-    Idempotency-Key replay keeps the first request's, whose events they are. A 500 is
-    answered outside this (Starlette's error middleware): `on_unexpected` names it."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                request_id = caller_request_id(scope.get("state", {}))
-                headers = MutableHeaders(scope=message)
-                if request_id is not None and REQUEST_ID_HEADER not in headers:
-                    headers[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
-        await self.app(scope, receive, sending)
 
 
 def _plain_route_path(scope: Scope) -> str | None:
