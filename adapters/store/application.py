@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -215,6 +215,22 @@ def _required_fields(cls: type) -> frozenset[str]:
         for f in dataclasses.fields(cls)
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     )
+
+
+def _replay(aggregate_id: uuid.UUID, events: Iterable[Any]) -> Aggregate:
+    """The aggregate `events` make, from its creation on: the ledger's one replay without a
+    snapshot (`_load`, `replayed`). A stream not begun by its creation is `HeadlessStream`
+    (the library's replay would only assert), an empty one `AggregateNotFoundError`."""
+    # Our events all mutate; the library's projector re-checks that with a runtime
+    # Protocol isinstance, which costs more than the mutation on Python 3.11.
+    aggregate: Aggregate | None = None
+    for event in events:
+        if aggregate is None and not isinstance(event, CanInitAggregate):
+            raise HeadlessStream(aggregate_id)
+        aggregate = event.mutate(aggregate)
+    if aggregate is None:
+        raise AggregateNotFoundError(aggregate_id)
+    return aggregate
 
 
 _ERASURES_PAGE = 500  # erasing events read per query by `meet_erasures`
@@ -446,17 +462,7 @@ class LedgerApplication(Application[uuid.UUID]):
         events = list(self.events.get(aggregate_id, limit=SNAPSHOT_INTERVAL))
         if len(events) == SNAPSHOT_INTERVAL:
             return self.replayed(aggregate_id)
-        if not events:
-            raise AggregateNotFoundError(aggregate_id)
-        if not isinstance(events[0], CanInitAggregate):
-            raise HeadlessStream(aggregate_id)
-        # Our events all mutate; the library's projector re-checks that with a runtime
-        # Protocol isinstance, which costs more than the mutation on Python 3.11.
-        aggregate: Aggregate | None = None
-        for event in events:
-            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
-        assert aggregate is not None
-        return aggregate
+        return _replay(aggregate_id, events)
 
     def replayed(self, aggregate_id: uuid.UUID, version: int | None = None) -> Aggregate:
         """The aggregate at `version` (None: its last) from the stream's last snapshot up
@@ -476,14 +482,7 @@ class LedgerApplication(Application[uuid.UUID]):
             if first and not isinstance(first[0], CanInitAggregate):
                 raise HeadlessStream(aggregate_id) from None
             raise
-        aggregate: Aggregate | None = None
-        for event in self.events.get(aggregate_id, lte=version):
-            if aggregate is None and not isinstance(event, CanInitAggregate):
-                raise HeadlessStream(aggregate_id)
-            aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
-        if aggregate is None:
-            raise AggregateNotFoundError(aggregate_id)
-        return aggregate
+        return _replay(aggregate_id, self.events.get(aggregate_id, lte=version))
 
     def save_all(self, *aggregates: Aggregate | None) -> None:
         saving = [a for a in aggregates if a is not None]
