@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,6 +14,7 @@ from zoneinfo import available_timezones
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
+from adapters.compaction import Compacted, compact
 from adapters.http.idempotency import clear_after_erasures
 from adapters.migrations import declare_domains_and_users
 from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
@@ -24,6 +23,7 @@ from adapters.read.queries import Queries
 from adapters.read.usage import SqlUsageReader
 from adapters.store import LedgerApplication, StoreConfig, parse_url
 from adapters.store.chain import enable_group_commit
+from adapters.store.keys import KEYS_TABLE
 from domain.actions.context import system_context
 from domain.actions.permissions import PermissionValidator
 from domain.catalog import EntityType
@@ -121,14 +121,25 @@ class Ledger:
             # SQLite keeps the tables a version or rebuild replaced until a later drop, with
             # the rows they held then.
             self.runner.drop_retired_tables()
-            path = self.config.sqlite_path
-            if path is not None:
-                with contextlib.closing(sqlite3.connect(path, timeout=5)) as conn:
-                    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-                if busy:
-                    log.warning("erasure of %s: another reader holds the WAL; the next checkpoint empties it", subjects)
+            # SQLite: the WAL's old page images go. PostgreSQL: the key table is
+            # rewritten, so no old row version keeps the erased keys (the read models'
+            # are `ledger compact`'s: rewriting them locks each for a while).
+            for done in compact(self.config, [KEYS_TABLE]):
+                if done.skipped:
+                    log.warning("erasure of %s: %s %s; `ledger compact` does it", subjects, done.table, done.skipped)
         except Exception:  # the erasure itself is committed: this is housekeeping
-            log.exception("erasure of %s committed; updating the read models or the WAL failed", subjects)
+            log.exception("erasure of %s committed; updating the read models or the files failed", subjects)
+
+    def compact(self) -> list[Compacted]:
+        """Every erasure applied to the read models, then the tables where an erased value
+        may outlive its row rewritten (`adapters.compaction`): an operator's step after
+        erasures on PostgreSQL, which locks each table while it is rewritten."""
+        self.runner.refresh()
+        self.runner.catch_up(self.runner.projections)
+        self.runner.catch_up(self.runner.builds())
+        self._erase_in_other_zones()
+        self.runner.drop_retired_tables()
+        return compact(self.config)
 
     def _erase_in_other_zones(self) -> None:
         """The usage read models of other time zones in this database (a report run with

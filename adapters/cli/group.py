@@ -33,7 +33,7 @@ from adapters.cli.options import (
     users_option,
 )
 from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
-from adapters.cli.render import cancelled_line, fmt, new_table, print_table
+from adapters.cli.render import cancelled_line, compact_advice, fmt, new_table, print_table
 from domain.catalog import EntityType
 from domain.shown import shown_key
 
@@ -311,13 +311,14 @@ def group_purge(
             group_id=_group_key(state, ledger, group, domain), accept_clear_history=accept_clear_history
         )
         result = state.run(ledger.processors.group.purge_group, action)
+    advice = compact_advice(ledger.config.kind)
     before: GroupData | None = result.data
     if before is None:  # no group: what refused commands sealed under its id's key
-        said = f"erased group {result.group_id}: no such group, the input of refused commands naming it"
+        said = f"erased group {result.group_id}: no such group, the input of refused commands naming it" + advice
         state.output({"id": str(result.group_id), "group": None}, lambda: typer.echo(said))
         return
     cancelled = list(result.cancelled_sessions)
-    said = f"purged group {before.name!r} ({before.id})" + cancelled_line(cancelled, "purge")
+    said = f"purged group {before.name!r} ({before.id})" + cancelled_line(cancelled, "purge") + advice
     state.output({**before.to_json(), "cancelled_sessions": cancelled}, lambda: typer.echo(said))
 
 

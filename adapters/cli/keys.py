@@ -3,6 +3,9 @@
 `status` says where the master key comes from and how many subject keys it wraps;
 `rotate` wraps every data key under a new master key in one transaction. The data keys
 do not change, so no event is rewritten and the chain is untouched.
+
+`ledger compact` (a top-level command, here beside the keys it protects) rewrites the
+tables where an erased value can outlive its row: see `adapters.compaction`.
 """
 
 from __future__ import annotations
@@ -52,7 +55,15 @@ def keys_rotate(
     file:PATH (or to the file's contents) before the next start; processes still on the old
     key are refused, never served garbage. A SQLite ledger with its own key file gets the
     new key in that file."""
-    from adapters.store.keys import MASTER_KEY_VARIABLE, MasterKey, default_key_file, pending_key_file, write_key_file
+    from adapters.compaction import compact
+    from adapters.store.keys import (
+        KEYS_TABLE,
+        MASTER_KEY_VARIABLE,
+        MasterKey,
+        default_key_file,
+        pending_key_file,
+        write_key_file,
+    )
     from domain.errors import ConfigurationError, InvalidAPIParameters
     from domain.shown import plural
 
@@ -83,6 +94,9 @@ def keys_rotate(
             target = new_key_file
         write_key_file(target, new)  # first: should the rotation commit and we die, the key is on disk
         count = ledger.app.keys.rotate(new)
+        # PostgreSQL keeps the rows' old versions, wrapped under the old master key: a
+        # rotation for a leaked key must not leave them in the table's file.
+        rewritten = compact(ledger.config, [KEYS_TABLE])
     stale = None
     if new_key_file is None:
         assert database is not None
@@ -98,6 +112,9 @@ def keys_rotate(
     answer: dict[str, object] = {"rotated": count, "master_key": where}
     if stale is not None:
         answer["stale_key_file"] = stale
+    skipped = [f"{done.table} {done.skipped}" for done in rewritten if done.skipped]
+    if skipped:
+        answer["not_compacted"] = skipped
 
     def human() -> None:
         typer.echo(f"rotated {plural(count, 'subject key')}; the new master key is in {where}")
@@ -106,5 +123,35 @@ def keys_rotate(
                 f"the old key file {stale} opens this ledger no more: remove it, or keep it only with "
                 "the backups taken before this rotation (they need it)"
             )
+        for line in skipped:
+            typer.echo(f"the keys' old versions stay in the file until `ledger compact`: {line}")
 
     state.output(answer, human)
+
+
+def compact_tables(ctx: typer.Context) -> None:
+    """Rewrite the tables where erased values can outlive their rows. PostgreSQL keeps a
+    deleted row's old version in the table's file until VACUUM FULL: this applies every
+    erasure to the read models, then rewrites the subject keys, the cached HTTP responses and
+    every read model's tables one by one (each locked while it is rewritten: reads of it
+    wait). SQLite zeroes what it deletes: its WAL is emptied into the file."""
+    from adapters.cli.app import refuse_a_missing_ledger
+    from adapters.cli.render import new_table, print_table
+
+    state = state_of(ctx)
+    refuse_a_missing_ledger(state.db, "nothing to compact")
+    with state.ledger() as ledger:
+        done = ledger.compact()
+    skipped = [item for item in done if item.skipped]
+
+    def human() -> None:
+        table = new_table("table", "seconds", "result")
+        for item in done:
+            result = item.skipped or ("emptied into the database file" if item.table == "wal" else "rewritten")
+            table.add_row(item.table, f"{item.seconds:.3f}", result)
+        print_table(table)
+        typer.echo(f"compacted {len(done) - len(skipped)} of {len(done)}")
+
+    state.output([item.to_json() for item in done], human)
+    if skipped:
+        raise typer.Exit(1)

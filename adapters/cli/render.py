@@ -297,3 +297,11 @@ def cancelled_line(cancelled: Sequence[str], by: str) -> str:
     from domain.shown import some
 
     return f"\ncancelled {plural(len(cancelled), 'pending session')} with the {by}: {some(cancelled)}"
+
+
+def compact_advice(kind: str) -> str:
+    """After an erasure on PostgreSQL: the read models' old row versions keep the erased
+    values in their files until `ledger compact` (the key table is rewritten already)."""
+    if kind != "postgresql":
+        return ""
+    return "\nthe read models' old row versions keep the erased values on disk until `ledger compact`"

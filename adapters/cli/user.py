@@ -15,7 +15,7 @@ from adapters.cli.app import State, state_of
 from adapters.cli.history import HistoryAfter, HistoryLimit, NewestFirst, show_diff, show_history, show_state
 from adapters.cli.options import AtOption, FromOption, ToOption, VersionOption, unset_fields, unset_option
 from adapters.cli.paging import LimitOption, after_option, domain_filter, fetch_size, output_page
-from adapters.cli.render import fields_table, fmt, new_table, print_table
+from adapters.cli.render import compact_advice, fields_table, fmt, new_table, print_table
 from domain.catalog import EntityType
 
 if TYPE_CHECKING:
@@ -184,6 +184,7 @@ def user_erase(
         result = state.run(ledger.processors.user.erase_user, action)
     user: UserData | None = result.user
     kept = f" ({result.clear_values} values stored in clear stay readable)" if result.clear_values else ""
+    kept += compact_advice(ledger.config.kind)
     if user is None:  # no user: what refused commands sealed under its id's key
         data = {"clear_values": result.clear_values, "user_id": result.user_id, "user": None}
         said = f"erased user {result.user_id}: no such user, the input of refused commands naming it{kept}"

@@ -1,0 +1,165 @@
+"""Erased values leave the files of a PostgreSQL ledger (adapters/compaction.py).
+
+PostgreSQL keeps a deleted row's old version in the table's file, and a plain VACUUM does
+not overwrite it: the erased key's old version, wrapped under a master key that still opens
+it, would open every value the erasure sealed. These tests read the relations' raw pages
+(pageinspect's `get_raw_page`, through the buffer cache: what the files hold or will hold),
+dead tuples included."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from adapters import compaction
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.store.keys import KEYS_TABLE
+from domain.user import CreateUserAction, EraseUserAction
+from tests.actions import run
+from tests.adapters.cli.helpers import ok
+from tests.conftest import PG_DATABASE, PG_SERVER
+
+EMAIL = "compaction.subject@example.org"
+FULL_NAME = "Compaction Subject-Fullname"
+ERASING = "asked to be forgotten"
+
+
+def _schema(url: str) -> str:
+    return url.rpartition("schema=")[2]
+
+
+def _connect() -> psycopg.Connection[tuple[object, ...]]:
+    conn = psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True)
+    with conn.transaction():
+        # Test processes run at once: one creates the extension, the others wait for it.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('ledger-tests:pageinspect'))")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+    return conn
+
+
+def pages_holding(schema: str, needles: Iterable[bytes]) -> dict[str, int]:
+    """Of every relation of `schema` (tables, their TOAST tables, indexes), the pages whose
+    raw bytes hold one of `needles`, counted per relation (those with none left out)."""
+    needles = list(needles)
+    found: dict[str, int] = {}
+    with _connect() as conn:
+        relations = conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'i') "
+            "UNION SELECT t.reltoastrelid::regclass::text FROM pg_class t JOIN pg_namespace n "
+            "ON n.oid = t.relnamespace WHERE n.nspname = %s AND t.reltoastrelid <> 0",
+            (schema, schema),
+        ).fetchall()
+        assert len(relations) > 10, relations
+        for (relation,) in relations:
+            blocks = conn.execute("SELECT pg_relation_size(%s::regclass) / 8192", (relation,)).fetchone()
+            assert blocks is not None
+            for block in range(int(str(blocks[0]))):
+                page = conn.execute("SELECT get_raw_page(%s, %s)", (relation, block)).fetchone()
+                assert page is not None
+                if any(needle in bytes(page[0]) for needle in needles):  # type: ignore[arg-type]
+                    found[relation] = found.get(relation, 0) + 1
+    return found
+
+
+def _wrapped_key(schema: str, subject: str) -> bytes:
+    with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as conn:
+        row = conn.execute(f'SELECT wrapped FROM "{schema}"."{KEYS_TABLE}" WHERE subject = %s', (subject,)).fetchone()
+    assert row is not None
+    return bytes(row[0])  # type: ignore[arg-type]
+
+
+def _user_with_personal_values(ledger: Ledger, email: str = "kept@example.org") -> uuid.UUID:
+    user = uuid.uuid4()
+    creator = {"user_id": str(user), "domain_name": "default", "email": email, "full_name": FULL_NAME}
+    run(ledger, "user", "create_user", CreateUserAction(creator=creator))
+    ledger.runner.catch_up()  # the users and audit read models hold the values in clear
+    return user
+
+
+def test_an_erasure_leaves_no_old_version_of_the_erased_key_in_the_key_table(postgres_url: str) -> None:
+    """The key's old row version is what a plain VACUUM leaves: the erasure rewrites the table."""
+    schema = _schema(postgres_url)
+    with open_ledger(postgres_url) as ledger:
+        # Another key before it keeps the page from being truncated; the erased key is the
+        # page's last row, whose space a plain VACUUM frees without overwriting.
+        other = _user_with_personal_values(ledger)
+        user = _user_with_personal_values(ledger)
+        wrapped = _wrapped_key(schema, f"user:{user}")
+        assert pages_holding(schema, [wrapped]) == {f"{schema}.{KEYS_TABLE}": 1}
+        run(ledger, "user", "erase_user", EraseUserAction(user_id=user, reason=ERASING))
+        assert pages_holding(schema, [wrapped]) == {}
+        assert ledger.app.keys.key(f"user:{other}") is not None  # the others' keys stay
+
+
+def test_ledger_compact_leaves_no_erased_value_in_any_page_of_the_schema(postgres_url: str) -> None:
+    schema = _schema(postgres_url)
+    with open_ledger(postgres_url) as ledger:
+        _user_with_personal_values(ledger)  # the erased rows are not the only ones of their pages
+        user = _user_with_personal_values(ledger, EMAIL)
+        run(ledger, "user", "erase_user", EraseUserAction(user_id=user, reason=ERASING))
+        # The rows are gone; their old versions are not (a plain VACUUM may or may not
+        # overwrite them, as the page's layout falls: the key table's test shows one it does not).
+        assert pages_holding(schema, [EMAIL.encode()]) != {}
+        done = ledger.compact()
+    names = [item.table for item in done]
+    assert names[0] == KEYS_TABLE and "users_v2_rows" in names and any(n.startswith("audit_v") for n in names)
+    assert all(item.skipped is None for item in done), done
+    assert not any(name.startswith(("ledger_events", "ledger_chain", "ledger_snapshots")) for name in names)
+    assert pages_holding(schema, [EMAIL.encode()]) == {}
+
+
+def test_a_table_whose_lock_is_held_is_reported_busy_and_the_others_compacted(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compaction, "LOCK_TIMEOUT", "200ms")
+    schema = _schema(postgres_url)
+    with open_ledger(postgres_url) as ledger:
+        held = threading.Event()
+        release = threading.Event()
+
+        def reader() -> None:
+            with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as conn:
+                conn.execute(f'LOCK TABLE "{schema}"."users_v2_rows" IN ACCESS SHARE MODE')
+                held.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        try:
+            assert held.wait(30)
+            done = {item.table: item for item in ledger.compact()}
+        finally:
+            release.set()
+            thread.join()
+    assert done["users_v2_rows"].skipped == "busy: not locked within 200ms"
+    assert done[KEYS_TABLE].skipped is None and done["groups_v2_rows"].skipped is None
+
+
+def test_a_sqlite_ledger_s_compaction_empties_its_wal_and_an_in_memory_one_has_none(tmp_path: Path) -> None:
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
+        _user_with_personal_values(ledger)
+        assert (tmp_path / "ledger.db-wal").stat().st_size > 0
+        (done,) = ledger.compact()
+        assert (done.table, done.skipped) == ("wal", None)
+        assert (tmp_path / "ledger.db-wal").stat().st_size == 0
+    with open_ledger("sqlite:///:memory:") as ledger:
+        assert ledger.compact() == []
+
+
+def test_a_rotation_leaves_no_key_wrapped_under_the_old_master_key(postgres_url: str, tmp_path: Path) -> None:
+    """A rotation for a leaked master key: every key's old version, wrapped under that key,
+    would stay in the table's file beside the new one."""
+    schema = _schema(postgres_url)
+    with open_ledger(postgres_url) as ledger:
+        users = [_user_with_personal_values(ledger) for _ in range(3)]
+    old = [_wrapped_key(schema, f"user:{user}") for user in users]
+    new_file = tmp_path / "next.key"
+    ok(postgres_url, "keys", "rotate", "--new-key-file", str(new_file))
+    assert all(_wrapped_key(schema, f"user:{user}") not in old for user in users)
+    assert pages_holding(schema, old) == {}
