@@ -6,6 +6,20 @@ import enum
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
+# The policy limits 0 (or null) lifts, as the start gate, admission, the runtime limits
+# and the vfolder checks read them: tables say "no limit" beside such a value, which an
+# operator would otherwise read as "none allowed" (the options' help says the same).
+NO_LIMIT_AT_ZERO = frozenset(
+    (
+        "max_concurrent_sessions",
+        "max_session_lifetime",
+        "idle_timeout",
+        "max_pending_session_count",
+        "max_vfolder_count",
+    )
+)
+NO_LIMIT_AT_NULL = frozenset(("max_pending_session_resource_slots",))
+
 # The largest integer any field holds (int64): larger ones are named by their size.
 _LARGEST_SHOWN_INT = 2**63 - 1
 

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.errors import InvalidAPIParameters, LedgerError
+from domain.shown import NO_LIMIT_AT_NULL, NO_LIMIT_AT_ZERO
 from domain.shown import plural as plural  # re-exported: the commands count with it
 
 if TYPE_CHECKING:
@@ -147,8 +148,10 @@ def fmt(field: str, value: Any) -> str:
 
 
 def _compact(field: str, value: Any) -> str:
+    if field in NO_LIMIT_AT_ZERO and (value is None or (type(value) is int and value == 0)):
+        return f"{'null' if value is None else 0} (no limit)"
     if value is None:
-        return "null"
+        return "null (no limit)" if field in NO_LIMIT_AT_NULL else "null"
     if field == "dotfiles" and isinstance(value, str) and value:
         # Stored as base64 (up to 64 KiB of it): its size, as `group show` says it.
         try:
