@@ -126,7 +126,12 @@ class Ledger:
             # are `ledger compact`'s: rewriting them locks each for a while).
             for done in compact(self.config, [KEYS_TABLE]):
                 if done.skipped:
-                    log.warning("erasure of %s: %s %s; `ledger compact` does it", subjects, done.table, done.skipped)
+                    log.warning(
+                        "erasure of %s: %s %s; `ledger compact` (as its owner) does it",
+                        subjects,
+                        done.table,
+                        done.skipped,
+                    )
         except Exception:  # the erasure itself is committed: this is housekeeping
             log.exception("erasure of %s committed; updating the read models or the files failed", subjects)
 

@@ -23,14 +23,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.http.idempotency import responses
+from adapters.json_times import utc_z_default
 from adapters.store import StoreConfig
 from adapters.store.keys import KEYS_TABLE
 from domain.errors import StoreUnavailable
 from projections.registry import shared_projections
 
-# How long a rewrite waits for the table's lock (readers and writers of it finish first);
-# past it the table is reported busy and left for the next compaction.
-LOCK_TIMEOUT = "10s"
+# Seconds a rewrite waits for older transactions to end, and then for the table's lock;
+# past either, the table is reported and left for the next compaction.
+WAIT = 10.0
+_KEPT = re.compile(r"([0-9]+) dead row versions cannot be removed yet")
 
 
 @dataclass(frozen=True)
@@ -63,45 +65,105 @@ def personal_tables(existing: Iterable[str]) -> list[str]:
 
 def compact(config: StoreConfig, only: Sequence[str] | None = None) -> list[Compacted]:
     """Rewrites `only` those tables (default: `personal_tables`) of a PostgreSQL ledger with
-    `VACUUM FULL`, one by one; a SQLite ledger's WAL is emptied instead. A table this role
-    does not own, or whose lock is not granted within LOCK_TIMEOUT, is reported skipped.
-    A server that cannot be reached is StoreUnavailable."""
+    `VACUUM FULL`, one by one; a SQLite ledger's WAL is emptied instead. Reported skipped:
+    a table this role does not own, one whose lock is not granted within WAIT seconds, and
+    one rewritten while a transaction that may still see its old rows was open (PostgreSQL
+    keeps those: run again once it ends). A server that cannot be reached is StoreUnavailable."""
     path = config.sqlite_path
     if config.kind != "postgresql":
         if path is None:
             return []  # in memory: no file
         return [_checkpoint(str(path))]
     import psycopg
-    from psycopg import sql
 
-    schema = config.schema or "public"
     try:
         with config.reach_postgres() as conn:
-            owned = dict(
-                conn.execute(
-                    "SELECT c.relname, pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
-                    (schema,),
-                ).fetchall()
-            )
-            conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
-            done = []
-            for table in personal_tables(owned) if only is None else [t for t in only if t in owned]:
-                began = time.perf_counter()
-                if not owned[table]:
-                    # PostgreSQL would only warn and leave the table as it is.
-                    done.append(Compacted(table, 0.0, "not rewritten: this role does not own it"))
-                    continue
-                try:
-                    conn.execute(sql.SQL("VACUUM FULL {}").format(sql.Identifier(schema, table)))
-                except psycopg.errors.LockNotAvailable:
-                    busy = f"busy: not locked within {LOCK_TIMEOUT}"
-                    done.append(Compacted(table, time.perf_counter() - began, busy))
-                    continue
-                done.append(Compacted(table, time.perf_counter() - began))
-            return done
+            return _Rewriter(conn, config.schema or "public").run(only)
     except psycopg.OperationalError as exc:
         raise StoreUnavailable(f"compacting the ledger's tables failed: {exc}") from exc
+
+
+class _Rewriter:
+    """VACUUM FULL of a schema's tables on one autocommit connection."""
+
+    def __init__(self, conn: Any, schema: str) -> None:
+        from psycopg import sql
+
+        self.conn = conn
+        self.schema = schema
+        # Each table's owner, or None when this role may rewrite it (owns it or is a member).
+        self.owner = {
+            name: None if mine else str(role)
+            for name, mine, role in conn.execute(
+                "SELECT c.relname, pg_has_role(c.relowner, 'USAGE'), pg_get_userbyid(c.relowner) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+                (schema,),
+            ).fetchall()
+        }
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{round(WAIT * 1000)}ms")))
+        # VERBOSE says how many dead row versions a rewrite had to keep (English messages
+        # only: a server in another language is left to the wait for older transactions).
+        self.kept = 0
+        conn.add_notice_handler(self._notice)
+
+    def _notice(self, diagnostic: Any) -> None:
+        found = _KEPT.search(diagnostic.message_detail or "")
+        if found:
+            self.kept += int(found.group(1))
+
+    def run(self, only: Sequence[str] | None) -> list[Compacted]:
+        tables = personal_tables(self.owner) if only is None else [t for t in only if t in self.owner]
+        # Sessions whose transaction began before this point may see rows deleted before
+        # it: PostgreSQL keeps such row versions through a rewrite, so it waits them out.
+        (self.began,) = self.conn.execute("SELECT clock_timestamp()").fetchone()
+        return [self._rewrite(table) for table in tables]
+
+    def _older_transactions(self, deadline: float) -> list[str]:
+        """Sessions that may still see rows deleted before `began`, waited for until
+        `deadline`; those still open, described. In this database: any holding a snapshot
+        or a transaction id since before then. In any other: one holding a transaction id
+        (a snapshot taken here now would not see past it). Autovacuum's own vacuums hold
+        back nothing (PostgreSQL leaves them out); sessions of other roles are visible only
+        to a role with pg_read_all_stats, and VERBOSE's count is the check behind this one."""
+        while True:
+            rows = self.conn.execute(
+                "SELECT pid, backend_type, xact_start FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND xact_start < %s AND backend_type <> 'autovacuum worker' AND (backend_xid IS NOT NULL "
+                "OR (backend_xmin IS NOT NULL AND datname = current_database())) ORDER BY xact_start",
+                (self.began,),
+            ).fetchall()
+            if not rows or time.monotonic() > deadline:
+                return [f"pid {pid} ({kind}, since {utc_z_default(start)})" for pid, kind, start in rows]
+            time.sleep(0.05)
+
+    def _rewrite(self, table: str) -> Compacted:
+        import psycopg
+        from psycopg import sql
+
+        began = time.perf_counter()
+        owner = self.owner[table]
+        if owner is not None:  # PostgreSQL would only warn and leave the table as it is
+            return Compacted(table, 0.0, f"not rewritten: owned by {owner}, not this role")
+        deadline = time.monotonic() + WAIT
+        older = self._older_transactions(deadline)
+        statement = sql.SQL("VACUUM (FULL, VERBOSE) {}").format(sql.Identifier(self.schema, table))
+        while True:
+            self.kept = 0
+            try:
+                self.conn.execute(statement)
+            except psycopg.errors.LockNotAvailable:
+                return Compacted(table, time.perf_counter() - began, f"busy: not locked within {WAIT:g} s")
+            if not self.kept or time.monotonic() > deadline:
+                break
+            # A transaction this role cannot see kept some: again once it may have ended.
+            time.sleep(0.1)
+            older = self._older_transactions(deadline)
+        spent = time.perf_counter() - began
+        if self.kept or older:
+            who = f" ({', '.join(older[:3])}{' ...' if len(older) > 3 else ''})" if older else ""
+            kept = f"{self.kept} old row versions kept" if self.kept else "old row versions may be kept"
+            return Compacted(table, spent, f"{kept}: a transaction open before it began{who}; run again once it ends")
+        return Compacted(table, spent)
 
 
 def _checkpoint(path: str) -> Compacted:
