@@ -32,6 +32,7 @@ from projections.registry import shared_projections
 # Seconds a rewrite waits for older transactions to end, and then for the table's lock;
 # past either, the table is reported and left for the next compaction.
 WAIT = 10.0
+LOCK_WAIT = 10.0
 _KEPT = re.compile(r"([0-9]+) dead row versions cannot be removed yet")
 
 
@@ -66,7 +67,7 @@ def personal_tables(existing: Iterable[str]) -> list[str]:
 def compact(config: StoreConfig, only: Sequence[str] | None = None) -> list[Compacted]:
     """Rewrites `only` those tables (default: `personal_tables`) of a PostgreSQL ledger with
     `VACUUM FULL`, one by one; a SQLite ledger's WAL is emptied instead. Reported skipped:
-    a table this role does not own, one whose lock is not granted within WAIT seconds, and
+    a table this role does not own, one whose lock is not granted within LOCK_WAIT seconds, and
     one rewritten while a transaction that may still see its old rows was open (PostgreSQL
     keeps those: run again once it ends). A server that cannot be reached is StoreUnavailable."""
     path = config.sqlite_path
@@ -100,11 +101,16 @@ class _Rewriter:
                 (schema,),
             ).fetchall()
         }
-        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{round(WAIT * 1000)}ms")))
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{round(LOCK_WAIT * 1000)}ms")))
         # VERBOSE says how many dead row versions a rewrite had to keep (English messages
         # only: a server in another language is left to the wait for older transactions).
         self.kept = 0
         conn.add_notice_handler(self._notice)
+        # Sessions whose transaction began before this point may see rows deleted before
+        # it: PostgreSQL keeps such row versions through a rewrite, so it waits them out,
+        # once for the whole run (a long transaction holds every table back alike).
+        (self.began,) = conn.execute("SELECT clock_timestamp()").fetchone()
+        self.deadline = time.monotonic() + WAIT
 
     def _notice(self, diagnostic: Any) -> None:
         found = _KEPT.search(diagnostic.message_detail or "")
@@ -113,14 +119,11 @@ class _Rewriter:
 
     def run(self, only: Sequence[str] | None) -> list[Compacted]:
         tables = personal_tables(self.owner) if only is None else [t for t in only if t in self.owner]
-        # Sessions whose transaction began before this point may see rows deleted before
-        # it: PostgreSQL keeps such row versions through a rewrite, so it waits them out.
-        (self.began,) = self.conn.execute("SELECT clock_timestamp()").fetchone()
         return [self._rewrite(table) for table in tables]
 
-    def _older_transactions(self, deadline: float) -> list[str]:
-        """Sessions that may still see rows deleted before `began`, waited for until
-        `deadline`; those still open, described. In this database: any holding a snapshot
+    def _older_transactions(self) -> list[str]:
+        """Sessions that may still see rows deleted before `began`, waited for until the
+        run's deadline; those still open, described. In this database: any holding a snapshot
         or a transaction id since before then. In any other: one holding a transaction id
         (a snapshot taken here now would not see past it). Autovacuum's own vacuums hold
         back nothing (PostgreSQL leaves them out); sessions of other roles are visible only
@@ -132,8 +135,8 @@ class _Rewriter:
                 "OR (backend_xmin IS NOT NULL AND datname = current_database())) ORDER BY xact_start",
                 (self.began,),
             ).fetchall()
-            if not rows or time.monotonic() > deadline:
-                return [f"pid {pid} ({kind}, since {utc_z_default(start)})" for pid, kind, start in rows]
+            if not rows or time.monotonic() > self.deadline:
+                return [f"pid {pid}, a {kind} since {utc_z_default(start)}" for pid, kind, start in rows]
             time.sleep(0.05)
 
     def _rewrite(self, table: str) -> Compacted:
@@ -144,20 +147,19 @@ class _Rewriter:
         owner = self.owner[table]
         if owner is not None:  # PostgreSQL would only warn and leave the table as it is
             return Compacted(table, 0.0, f"not rewritten: owned by {owner}, not this role")
-        deadline = time.monotonic() + WAIT
-        older = self._older_transactions(deadline)
+        older = self._older_transactions()
         statement = sql.SQL("VACUUM (FULL, VERBOSE) {}").format(sql.Identifier(self.schema, table))
         while True:
             self.kept = 0
             try:
                 self.conn.execute(statement)
             except psycopg.errors.LockNotAvailable:
-                return Compacted(table, time.perf_counter() - began, f"busy: not locked within {WAIT:g} s")
-            if not self.kept or time.monotonic() > deadline:
+                return Compacted(table, time.perf_counter() - began, f"busy: not locked within {LOCK_WAIT:g} s")
+            if not self.kept or time.monotonic() > self.deadline:
                 break
             # A transaction this role cannot see kept some: again once it may have ended.
             time.sleep(0.1)
-            older = self._older_transactions(deadline)
+            older = self._older_transactions()
         spent = time.perf_counter() - began
         if self.kept or older:
             who = f" ({', '.join(older[:3])}{' ...' if len(older) > 3 else ''})" if older else ""
