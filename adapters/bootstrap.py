@@ -44,6 +44,7 @@ from projections.usage import UsageProjection, zone_key
 log = logging.getLogger(__name__)
 
 GROUP_COMMIT_VARIABLE = "LEDGER_GROUP_COMMIT"
+ERASURE_COMPACTION_WAIT = 2.0  # seconds an erasure's rewrite of the key table waits for older transactions
 
 
 def group_commit_wanted(default: bool) -> bool:
@@ -124,7 +125,8 @@ class Ledger:
             # SQLite: the WAL's old page images go. PostgreSQL: the key table is
             # rewritten, so no old row version keeps the erased keys (the read models'
             # are `ledger compact`'s: rewriting them locks each for a while).
-            for done in compact(self.config, [KEYS_TABLE]):
+            # A short wait for older transactions: the erasure's caller is waiting too.
+            for done in compact(self.config, [KEYS_TABLE], wait=ERASURE_COMPACTION_WAIT):
                 if done.skipped:
                     log.warning(
                         "erasure of %s: %s %s; `ledger compact` (as its owner) does it",

@@ -64,12 +64,13 @@ def personal_tables(existing: Iterable[str]) -> list[str]:
     return [name for name in (KEYS_TABLE, str(responses.name)) if name in existing] + read_models
 
 
-def compact(config: StoreConfig, only: Sequence[str] | None = None) -> list[Compacted]:
+def compact(config: StoreConfig, only: Sequence[str] | None = None, wait: float | None = None) -> list[Compacted]:
     """Rewrites `only` those tables (default: `personal_tables`) of a PostgreSQL ledger with
     `VACUUM FULL`, one by one; a SQLite ledger's WAL is emptied instead. Reported skipped:
     a table this role does not own, one whose lock is not granted within LOCK_WAIT seconds, and
     one rewritten while a transaction that may still see its old rows was open (PostgreSQL
-    keeps those: run again once it ends). A server that cannot be reached is StoreUnavailable."""
+    keeps those: run again once it ends), waited for up to `wait` seconds (default WAIT). A
+    server that cannot be reached is StoreUnavailable."""
     path = config.sqlite_path
     if config.kind != "postgresql":
         if path is None:
@@ -79,7 +80,7 @@ def compact(config: StoreConfig, only: Sequence[str] | None = None) -> list[Comp
 
     try:
         with config.reach_postgres() as conn:
-            return _Rewriter(conn, config.schema or "public").run(only)
+            return _Rewriter(conn, config.schema or "public", WAIT if wait is None else wait).run(only)
     except psycopg.OperationalError as exc:
         raise StoreUnavailable(f"compacting the ledger's tables failed: {exc}") from exc
 
@@ -87,7 +88,7 @@ def compact(config: StoreConfig, only: Sequence[str] | None = None) -> list[Comp
 class _Rewriter:
     """VACUUM FULL of a schema's tables on one autocommit connection."""
 
-    def __init__(self, conn: Any, schema: str) -> None:
+    def __init__(self, conn: Any, schema: str, wait: float) -> None:
         from psycopg import sql
 
         self.conn = conn
@@ -110,7 +111,7 @@ class _Rewriter:
         # it: PostgreSQL keeps such row versions through a rewrite, so it waits them out,
         # once for the whole run (a long transaction holds every table back alike).
         (self.began,) = conn.execute("SELECT clock_timestamp()").fetchone()
-        self.deadline = time.monotonic() + WAIT
+        self.deadline = time.monotonic() + wait
 
     def _notice(self, diagnostic: Any) -> None:
         found = _KEPT.search(diagnostic.message_detail or "")
