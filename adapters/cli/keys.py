@@ -134,7 +134,10 @@ def compact_tables(ctx: typer.Context) -> None:
     deleted row's old version in the table's file until VACUUM FULL: this applies every
     erasure to the read models, then rewrites the subject keys, the cached HTTP responses and
     every read model's tables one by one (each locked while it is rewritten: reads of it
-    wait). SQLite zeroes what it deletes: its WAL is emptied into the file."""
+    wait). A table it could not empty (a transaction open since before the erasure still
+    sees old rows, its lock not granted within 10 s, another role owns it) is reported and
+    the command exits 1: run it again. SQLite zeroes what it deletes: its WAL is emptied
+    into the file."""
     from adapters.cli.app import refuse_a_missing_ledger
     from adapters.cli.render import new_table, print_table
 
