@@ -33,6 +33,7 @@ from projections.registry import shared_projections
 # past either, the table is reported and left for the next compaction.
 WAIT = 10.0
 LOCK_WAIT = 10.0
+DROPPED = "dropped meanwhile: no file left to rewrite; run again"
 _KEPT = re.compile(r"([0-9]+) dead row versions cannot be removed yet")
 
 
@@ -156,6 +157,10 @@ class _Rewriter:
                 self.conn.execute(statement)
             except psycopg.errors.LockNotAvailable:
                 return Compacted(table, time.perf_counter() - began, f"busy: not locked within {LOCK_WAIT:g} s")
+            except psycopg.errors.UndefinedTable:
+                # Dropped by another process since the run listed it (a version activated,
+                # a forced rebuild swapped in): its file went with it.
+                return Compacted(table, time.perf_counter() - began, DROPPED)
             if not self.kept or time.monotonic() > self.deadline:
                 break
             # A transaction this role cannot see kept some: again once it may have ended.

@@ -211,3 +211,24 @@ def test_a_transaction_that_still_sees_the_erased_rows_is_named_and_a_later_run_
         monkeypatch.undo()  # the usual wait: another test's transaction may be open meanwhile
         assert all(item.skipped is None for item in ledger.compact())
     assert pages_holding(schema, [EMAIL.encode()]) == {}
+
+
+def test_a_table_dropped_while_the_run_is_under_way_is_reported_not_a_driver_error(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process may drop a read model's tables meanwhile (a new version activated,
+    a forced rebuild swapped in): the run goes on, and no psycopg error reaches the caller."""
+    schema = _schema(postgres_url)
+    waited = compaction._Rewriter._older_transactions
+
+    def dropped_first(rewriter: compaction._Rewriter) -> list[str]:
+        with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True) as conn:
+            conn.execute(f'DROP TABLE IF EXISTS "{schema}"."users_v2_rows"')
+        return waited(rewriter)
+
+    with open_ledger(postgres_url) as ledger:
+        _user_with_personal_values(ledger)
+        monkeypatch.setattr(compaction._Rewriter, "_older_transactions", dropped_first)
+        done = {item.table: item for item in compaction.compact(parse_url(postgres_url))}
+    assert done["users_v2_rows"].skipped == "dropped meanwhile: no file left to rewrite; run again"
+    assert done[KEYS_TABLE].skipped is None and done["groups_v2_rows"].skipped is None
