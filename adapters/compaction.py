@@ -50,9 +50,11 @@ class Compacted:
 
 
 def _read_model_pattern() -> re.Pattern[str]:
-    """Read-model tables are named `{projection}_v{version}_...` (every zone's usage too)."""
+    """Read-model tables are named `{projection}_v{version}_...` (every zone's usage too),
+    a forced rebuild's `{projection}_v{version}r{generation}_...` (`build_storage_name`):
+    the erasure catches a build up too, so its tables hold deleted rows' old versions."""
     names = sorted({projection.name for projection in shared_projections().all()})
-    return re.compile(rf"^(?:{'|'.join(map(re.escape, names))})_v[0-9]+_")
+    return re.compile(rf"^(?:{'|'.join(map(re.escape, names))})_v[0-9]+(?:r[0-9]+)?_")
 
 
 def personal_tables(existing: Iterable[str]) -> list[str]:

@@ -18,9 +18,11 @@ import pytest
 
 from adapters import compaction
 from adapters.bootstrap import Ledger, open_ledger
+from adapters.compaction import personal_tables
 from adapters.store import parse_url
 from adapters.store.keys import KEYS_TABLE
 from domain.user import CreateUserAction, EraseUserAction
+from projections.projection import build_storage_name
 from tests.actions import run
 from tests.adapters.cli.helpers import ok
 from tests.conftest import PG_DATABASE, PG_SERVER
@@ -232,3 +234,12 @@ def test_a_table_dropped_while_the_run_is_under_way_is_reported_not_a_driver_err
         done = {item.table: item for item in compaction.compact(parse_url(postgres_url))}
     assert done["users_v2_rows"].skipped == "dropped meanwhile: no file left to rewrite; run again"
     assert done[KEYS_TABLE].skipped is None and done["groups_v2_rows"].skipped is None
+
+
+def test_a_forced_rebuild_s_tables_are_rewritten_too() -> None:
+    """A forced rebuild under way keeps its own generation of a read model's tables
+    (`users_v2r1_rows`), which the erasure catches up like the active ones: a build stalled
+    past an erasure holds its deleted rows' old versions there."""
+    build = build_storage_name("users_v2", 1) + "_rows"
+    active = ["users_v2_rows", "audit_v7_entries", build, build_storage_name("audit_v7", 12) + "_entries"]
+    assert personal_tables([*active, "projection_stalls", "ledger_events"]) == sorted(active)
