@@ -55,7 +55,7 @@ def keys_rotate(
     file:PATH (or to the file's contents) before the next start; processes still on the old
     key are refused, never served garbage. A SQLite ledger with its own key file gets the
     new key in that file."""
-    from adapters.compaction import compact
+    from adapters.compaction import Compacted, compact
     from adapters.store.keys import (
         KEYS_TABLE,
         MASTER_KEY_VARIABLE,
@@ -64,7 +64,7 @@ def keys_rotate(
         pending_key_file,
         write_key_file,
     )
-    from domain.errors import ConfigurationError, InvalidAPIParameters
+    from domain.errors import ConfigurationError, InvalidAPIParameters, LedgerError
     from domain.shown import plural
 
     state = state_of(ctx)
@@ -96,7 +96,11 @@ def keys_rotate(
         count = ledger.app.keys.rotate(new)
         # PostgreSQL keeps the rows' old versions, wrapped under the old master key: a
         # rotation for a leaked key must not leave them in the table's file.
-        rewritten = compact(ledger.config, [KEYS_TABLE])
+        try:
+            rewritten = compact(ledger.config, [KEYS_TABLE])
+        except LedgerError as exc:  # the rotation is committed: its key file and answer must follow
+            where_kept = KEYS_TABLE if ledger.config.kind == "postgresql" else "wal"
+            rewritten = [Compacted(where_kept, 0.0, f"not rewritten: {exc}")]
     stale = None
     if new_key_file is None:
         assert database is not None

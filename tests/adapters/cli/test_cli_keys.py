@@ -143,3 +143,27 @@ def test_a_key_file_that_does_not_open_the_keys_is_named_not_the_variable(tmp_pa
         ok(db, "--json", "user", "show", USER, env={MASTER_KEY_VARIABLE: f"file:{tmp_path}/new.key"}).stdout
     )
     assert shown["email"] == "ada@example.org"
+
+
+def test_a_rotation_committed_before_the_key_table_s_compaction_failed_is_said_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rewrite of the key table after a rotation is housekeeping: its failure (a server
+    out of connections, a SQLite file locked) left the rotation committed, yet the command
+    failed, and a SQLite ledger's own key file was never replaced by the new key."""
+    from adapters import compaction
+    from domain.errors import StoreUnavailable
+
+    def failed(*_args: Any, **_kwargs: Any) -> list[compaction.Compacted]:
+        raise StoreUnavailable("cannot reach PostgreSQL: too many clients already")
+
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    ok(db, "user", "create", USER, "--email", "ada@example.org", env=OWN_KEY)
+    old = (tmp_path / "ledger.db.key").read_text()
+    monkeypatch.setattr(compaction, "compact", failed)
+    rotated = ok(db, "keys", "rotate", env=OWN_KEY)
+    assert "rotated 1 subject key;" in rotated.stdout
+    assert "until `ledger compact`: wal not rewritten: cannot reach PostgreSQL" in rotated.stdout
+    assert (tmp_path / "ledger.db.key").read_text() != old
+    monkeypatch.undo()
+    assert json.loads(ok(db, "--json", "user", "show", USER, env=OWN_KEY).stdout)["email"] == "ada@example.org"
