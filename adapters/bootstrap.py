@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 GROUP_COMMIT_VARIABLE = "LEDGER_GROUP_COMMIT"
 ERASURE_COMPACTION_WAIT = 2.0  # seconds an erasure's rewrite of the key table waits for older transactions
+# ... and for its lock: every other session's use of the key table queues behind the
+# rewrite while it waits (a pg_dump holds the table for its whole run).
+ERASURE_LOCK_WAIT = 0.5
 
 
 def group_commit_wanted(default: bool) -> bool:
@@ -126,7 +129,8 @@ class Ledger:
             # rewritten, so no old row version keeps the erased keys (the read models'
             # are `ledger compact`'s: rewriting them locks each for a while).
             # A short wait for older transactions: the erasure's caller is waiting too.
-            for done in compact(self.config, [KEYS_TABLE], wait=ERASURE_COMPACTION_WAIT):
+            rewritten = compact(self.config, [KEYS_TABLE], wait=ERASURE_COMPACTION_WAIT, lock_wait=ERASURE_LOCK_WAIT)
+            for done in rewritten:
                 if done.skipped:
                     log.warning(
                         "erasure of %s: %s %s; `ledger compact` (as its owner) does it",

@@ -67,10 +67,14 @@ def personal_tables(existing: Iterable[str]) -> list[str]:
     return [name for name in (KEYS_TABLE, str(responses.name)) if name in existing] + read_models
 
 
-def compact(config: StoreConfig, only: Sequence[str] | None = None, wait: float | None = None) -> list[Compacted]:
+def compact(
+    config: StoreConfig, only: Sequence[str] | None = None, wait: float | None = None, lock_wait: float | None = None
+) -> list[Compacted]:
     """Rewrites `only` those tables (default: `personal_tables`) of a PostgreSQL ledger with
     `VACUUM FULL`, one by one; a SQLite ledger's WAL is emptied instead. Reported skipped:
-    a table this role does not own, one whose lock is not granted within LOCK_WAIT seconds, and
+    a table this role does not own, one whose lock is not granted within `lock_wait` seconds
+    (default LOCK_WAIT: while a rewrite waits for its lock, every other use of the table
+    queues behind it), and
     one rewritten while a transaction that may still see its old rows was open (PostgreSQL
     keeps those: run again once it ends), waited for up to `wait` seconds (default WAIT). A
     server that cannot be reached is StoreUnavailable."""
@@ -83,7 +87,13 @@ def compact(config: StoreConfig, only: Sequence[str] | None = None, wait: float 
 
     try:
         with config.reach_postgres() as conn:
-            return _Rewriter(conn, config.schema or "public", WAIT if wait is None else wait).run(only)
+            rewriter = _Rewriter(
+                conn,
+                config.schema or "public",
+                WAIT if wait is None else wait,
+                LOCK_WAIT if lock_wait is None else lock_wait,
+            )
+            return rewriter.run(only)
     except psycopg.OperationalError as exc:
         raise StoreUnavailable(f"compacting the ledger's tables failed: {exc}") from exc
 
@@ -91,7 +101,7 @@ def compact(config: StoreConfig, only: Sequence[str] | None = None, wait: float 
 class _Rewriter:
     """VACUUM FULL of a schema's tables on one autocommit connection."""
 
-    def __init__(self, conn: Any, schema: str, wait: float) -> None:
+    def __init__(self, conn: Any, schema: str, wait: float, lock_wait: float) -> None:
         from psycopg import sql
 
         self.conn = conn
@@ -105,7 +115,8 @@ class _Rewriter:
                 (schema,),
             ).fetchall()
         }
-        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{round(LOCK_WAIT * 1000)}ms")))
+        self.lock_wait = lock_wait
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{max(1, round(lock_wait * 1000))}ms")))
         # VERBOSE says how many dead row versions a rewrite had to keep (English messages
         # only: a server in another language is left to the wait for older transactions).
         self.kept = 0
@@ -158,7 +169,7 @@ class _Rewriter:
             try:
                 self.conn.execute(statement)
             except psycopg.errors.LockNotAvailable:
-                return Compacted(table, time.perf_counter() - began, f"busy: not locked within {LOCK_WAIT:g} s")
+                return Compacted(table, time.perf_counter() - began, f"busy: not locked within {self.lock_wait:g} s")
             except psycopg.errors.UndefinedTable:
                 # Dropped by another process since the run listed it (a version activated,
                 # a forced rebuild swapped in): its file went with it.

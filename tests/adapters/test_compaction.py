@@ -9,6 +9,7 @@ dead tuples included."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -251,3 +252,28 @@ def test_a_forced_rebuild_s_tables_are_rewritten_too() -> None:
     build = build_storage_name("users_v2", 1) + "_rows"
     active = ["users_v2_rows", "audit_v7_entries", build, build_storage_name("audit_v7", 12) + "_entries"]
     assert personal_tables([*active, "projection_stalls", "ledger_events"]) == sorted(active)
+
+
+def test_an_erasure_while_another_session_holds_the_key_table_stalls_no_one_for_long(postgres_url: str) -> None:
+    """A session holding the key table (pg_dump holds every table for its whole run) keeps
+    the erasure's rewrite waiting for its lock, and while it waits, every other session's
+    use of the key table queues behind it: the erasure's wait is short, the rewrite left
+    to `ledger compact`."""
+    schema = _schema(postgres_url)
+    with open_ledger(postgres_url) as ledger:
+        user = _user_with_personal_values(ledger)
+        with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as dump:
+            dump.execute(f'SELECT count(*) FROM "{schema}"."{KEYS_TABLE}"').fetchone()  # its lock held till the end
+            erasing = threading.Thread(
+                target=run, args=(ledger, "user", "erase_user", EraseUserAction(user_id=user, reason=ERASING))
+            )
+            began = time.monotonic()
+            erasing.start()
+            time.sleep(0.2)
+            with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True) as other:
+                asked = time.monotonic()
+                other.execute(f'SELECT count(*) FROM "{schema}"."{KEYS_TABLE}"').fetchone()
+                waited = time.monotonic() - asked
+            erasing.join()
+            took = time.monotonic() - began
+    assert waited < 3 and took < 5, (waited, took)
