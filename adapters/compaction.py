@@ -117,14 +117,20 @@ class _Rewriter:
         }
         self.lock_wait = lock_wait
         conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{max(1, round(lock_wait * 1000))}ms")))
+        # A large table's rewrite takes its time: a timeout set on the role is not for it.
+        conn.execute("SET statement_timeout = 0")
         # VERBOSE says how many dead row versions a rewrite had to keep (English messages
-        # only: a server in another language is left to the wait for older transactions).
+        # only). Read only when this role cannot see every session (see `_older`).
         self.kept = 0
         conn.add_notice_handler(self._notice)
         # Sessions whose transaction began before this point may see rows deleted before
         # it: PostgreSQL keeps such row versions through a rewrite, so it waits them out,
         # once for the whole run (a long transaction holds every table back alike).
-        (self.began,) = conn.execute("SELECT clock_timestamp()").fetchone()
+        # `boundary`: every transaction id below it had ended by then.
+        self.began, self.boundary, self.sees_all = conn.execute(
+            "SELECT clock_timestamp(), xid(pg_snapshot_xmax(pg_current_snapshot()))::text, "
+            "pg_has_role('pg_read_all_stats', 'USAGE')"
+        ).fetchone()
         self.deadline = time.monotonic() + wait
 
     def _notice(self, diagnostic: Any) -> None:
@@ -137,21 +143,33 @@ class _Rewriter:
         return [self._rewrite(table) for table in tables]
 
     def _older_transactions(self) -> list[str]:
-        """Sessions that may still see rows deleted before `began`, waited for until the
-        run's deadline; those still open, described. In this database: any holding a snapshot
-        or a transaction id since before then. In any other: one holding a transaction id
-        (a snapshot taken here now would not see past it). Autovacuum's own vacuums hold
-        back nothing (PostgreSQL leaves them out); sessions of other roles are visible only
-        to a role with pg_read_all_stats, and VERBOSE's count is the check behind this one."""
+        """What may still see rows deleted before `began`, waited for until the run's
+        deadline; what is still there, described. In this database: a session holding a
+        snapshot or a transaction id since before then; in any other, one holding a
+        transaction id (a snapshot taken here now would not see past it); a transaction
+        prepared before then; a replication slot whose xmin is older (a standby's feedback).
+        Autovacuum's own vacuums hold back nothing (PostgreSQL leaves them out). Another
+        role's sessions are visible only to a role with pg_read_all_stats (`sees_all`)."""
         while True:
-            rows = self.conn.execute(
+            sessions = self.conn.execute(
                 "SELECT pid, backend_type, xact_start FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
                 "AND xact_start < %s AND backend_type <> 'autovacuum worker' AND (backend_xid IS NOT NULL "
                 "OR (backend_xmin IS NOT NULL AND datname = current_database())) ORDER BY xact_start",
                 (self.began,),
             ).fetchall()
-            if not rows or time.monotonic() > self.deadline:
-                return [f"pid {pid}, a {kind} since {utc_z_default(start)}" for pid, kind, start in rows]
+            prepared = self.conn.execute(
+                "SELECT gid, prepared FROM pg_prepared_xacts WHERE prepared < %s ORDER BY prepared", (self.began,)
+            ).fetchall()
+            slots = self.conn.execute(
+                "SELECT slot_name FROM pg_replication_slots WHERE xmin IS NOT NULL AND age(xmin) >= age(%s::xid)",
+                (self.boundary,),
+            ).fetchall()
+            if not (sessions or prepared or slots) or time.monotonic() > self.deadline:
+                return (
+                    [f"pid {pid}, a {kind} since {utc_z_default(start)}" for pid, kind, start in sessions]
+                    + [f"the prepared transaction {gid!r} since {utc_z_default(at)}" for gid, at in prepared]
+                    + [f"the replication slot {name!r}" for (name,) in slots]
+                )
             time.sleep(0.05)
 
     def _rewrite(self, table: str) -> Compacted:
@@ -174,6 +192,10 @@ class _Rewriter:
                 # Dropped by another process since the run listed it (a version activated,
                 # a forced rebuild swapped in): its file went with it.
                 return Compacted(table, time.perf_counter() - began, DROPPED)
+            if self.sees_all:
+                # Nothing older was left (or it is named below): what VERBOSE counts as
+                # kept is newer rows' old versions (a live ledger's updates), not erased ones.
+                self.kept = 0
             if not self.kept or time.monotonic() > self.deadline:
                 break
             # A transaction this role cannot see kept some: again once it may have ended.
