@@ -94,7 +94,7 @@ def compact(
                 LOCK_WAIT if lock_wait is None else lock_wait,
             )
             return rewriter.run(only)
-    except psycopg.OperationalError as exc:
+    except psycopg.Error as exc:  # the server lost, or a statement it refused: never the driver's own error
         raise StoreUnavailable(f"compacting the ledger's tables failed: {exc}") from exc
 
 
@@ -106,12 +106,14 @@ class _Rewriter:
 
         self.conn = conn
         self.schema = schema
-        # Each table's owner, or None when this role may rewrite it (owns it or is a member).
+        # Each table's owner, or None when this role may rewrite it: it owns the table or
+        # the database (PostgreSQL lets a database's owner vacuum its tables), or is a member.
         self.owner = {
             name: None if mine else str(role)
             for name, mine, role in conn.execute(
-                "SELECT c.relname, pg_has_role(c.relowner, 'USAGE'), pg_get_userbyid(c.relowner) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+                "SELECT c.relname, pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE'), "
+                "pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_database d ON d.datname = current_database() WHERE n.nspname = %s AND c.relkind = 'r'",
                 (schema,),
             ).fetchall()
         }
@@ -188,6 +190,8 @@ class _Rewriter:
                 self.conn.execute(statement)
             except psycopg.errors.LockNotAvailable:
                 return Compacted(table, time.perf_counter() - began, f"busy: not locked within {self.lock_wait:g} s")
+            except psycopg.errors.InsufficientPrivilege as exc:  # refused otherwise than by ownership
+                return Compacted(table, time.perf_counter() - began, f"not rewritten: {exc.diag.message_primary}")
             except psycopg.errors.UndefinedTable:
                 # Dropped by another process since the run listed it (a version activated,
                 # a forced rebuild swapped in): its file went with it.

@@ -285,8 +285,7 @@ def test_rows_updated_after_the_run_began_are_not_taken_for_kept_erased_rows(
     """A live ledger updates rows meanwhile, and a snapshot taken after the run began keeps
     their old versions, which VERBOSE counts as kept: a role that sees every session knows
     nothing older holds erased rows, so it neither retries nor reports them."""
-    monkeypatch.setattr(compaction, "WAIT", 1.0)
-    schema = _schema(postgres_url)
+    schema = _schema(postgres_url)  # the usual wait: another test's snapshot may be open meanwhile
     opened = compaction._Rewriter.__init__
     with open_ledger(postgres_url) as ledger, psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as newer:
         user = _user_with_personal_values(ledger, EMAIL)
