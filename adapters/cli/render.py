@@ -16,6 +16,7 @@ import os
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -165,10 +166,19 @@ def _compact(field: str, value: Any) -> str:
     if isinstance(value, list) and value and all(_is_check(item) for item in value):
         return "; ".join(map(_check_line, value))
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_nested(k, v)}" for k, v in value.items()) or "-"
+        # A pending cap's slot at 0 is no cap for that slot, as the map's null is none at all.
+        lifted = field in NO_LIMIT_AT_NULL
+        return ", ".join(f"{k}={_nested(k, v)}{_lifted(v) if lifted else ''}" for k, v in value.items()) or "-"
     if isinstance(value, list):
         return ", ".join(_nested("", v) for v in value) or "-"
     return str(value) if value != "" else '""'
+
+
+def _lifted(amount: Any) -> str:
+    try:
+        return " (no limit)" if Decimal(str(amount)) == 0 else ""
+    except ArithmeticError:  # not a number: said as it is
+        return ""
 
 
 # A limit a session decision weighed (`AdmissionCheck.to_json`), as `session history` shows

@@ -55,5 +55,8 @@ def test_the_limits_a_table_calls_no_limit_are_those_the_help_says_0_lifts(tmp_p
     assert rows["max_concurrent_sessions"] == "0 (no limit)" and rows["idle_timeout"] == "0 (no limit)"
     assert rows["max_session_lifetime"] == "0 (no limit)" and rows["max_pending_session_count"] == "null (no limit)"
     assert rows["max_pending_session_resource_slots"] == "null (no limit)"
+    ok(db, "policy", "modify", "open", "--max-pending-session-resource-slots", "cpu=0,mem=4g")
+    shown = stdout_of(db, "policy", "show", "open")
+    assert "cpu=0 (no limit), mem=4g" in shown and "mem=4g (no limit)" not in shown
     assert rows["max_vfolder_size"] == "null" and rows["max_concurrent_sftp_sessions"] == "1"  # not limits 0 lifts
     assert as_json(db, "policy", "show", "open")["max_concurrent_sessions"] == 0  # the value itself, unchanged
