@@ -39,6 +39,7 @@ from projections.database import ReadModelDatabase
 from projections.projection import Projection
 from projections.registry import build_projections, shared_projections
 from projections.runner import ProjectionRunner
+from projections.status import describe_stall, ways_out
 from projections.usage import UsageProjection, zone_key
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,19 @@ class Ledger:
         self.runner.catch_up(self.runner.builds())
         self._erase_in_other_zones()
         self.runner.drop_retired_tables()
-        return compact(self.config)
+        # A read model stalled before an erasure never applied it: its live rows still hold
+        # the erased values, which no rewrite removes. Said first, not called compacted.
+        behind = [
+            Compacted(
+                f"{storage} (read model)",
+                0.0,
+                f"{describe_stall(stall)}, before an erasure: its rows still hold the values it erased; "
+                f"{ways_out(stall, f'`ledger projections rebuild --force {stall.stable_name}`')}, then run again",
+            )
+            for storage, stall in sorted(self.runner.stalled.items())
+            if self.app.erased_after(stall.position - 1)
+        ]
+        return behind + compact(self.config)
 
     def _erase_in_other_zones(self) -> None:
         """The usage read models of other time zones in this database (a report run with

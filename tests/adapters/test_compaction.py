@@ -27,6 +27,8 @@ from projections.projection import build_storage_name
 from tests.actions import run
 from tests.adapters.cli.helpers import ok
 from tests.conftest import PG_DATABASE, PG_SERVER
+from tests.projections.commands import run as commands_run
+from tests.projections.stalls import stalled_ledger
 
 EMAIL = "compaction.subject@example.org"
 FULL_NAME = "Compaction Subject-Fullname"
@@ -334,3 +336,17 @@ def test_a_role_that_cannot_see_every_session_retries_on_verbose_s_count_and_rep
     )
     assert int(kept.split()[0]) >= 1
     assert pages_holding(schema, [EMAIL.encode()]) != {}
+
+
+def test_a_read_model_stalled_before_an_erasure_is_reported_not_called_compacted(tmp_path: Path) -> None:
+    """Its live rows still hold what the erasure erased: no rewrite removes them."""
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
+        bad = stalled_ledger(ledger)
+        (only,) = ledger.compact()  # stalled, but no erasure after its stall: nothing to say
+        assert (only.table, only.skipped) == ("wal", None)
+        commands_run(ledger, ("group_purge", 0))
+        behind, wal = ledger.compact()
+    assert behind.table == "usage_v6_utc (read model)" and wal.skipped is None
+    assert behind.skipped is not None and behind.skipped.startswith(f"stalled at position {bad}: ")
+    assert "before an erasure: its rows still hold the values it erased;" in behind.skipped
+    assert "`ledger projections skip usage_utc --position" in behind.skipped and behind.skipped.endswith("run again")
