@@ -85,6 +85,7 @@ class Ledger:
             self.projections = shared_projections(self.timezone)
             self.runner = _runner(self.app, self.read_models, self.projections.all(), self.timezone)
             self.app.erasure_listeners.append(self._erase_copies)
+            self.app.erasure_followups.append(self._rewrite_keys)
             self.runner.setup()
             if seal_legacy:  # `ledger verify` opens without: an auditor's walk appends nothing
                 self._ensure_system_policy()
@@ -110,10 +111,8 @@ class Ledger:
     def _erase_copies(self, subjects: list[str]) -> None:
         """After an erasure commits: the read models (and any forced rebuild under way)
         apply it now, instead of holding the erased values in clear until the next read or
-        a follower gets to it, and a SQLite file's WAL is emptied into the database, so the
-        old versions of the rows it held are gone from the file too (other processes
-        reading at that moment may keep it from being emptied; the next checkpoint does it
-        then). Never fails the erasure, which is committed already: a failure is logged."""
+        a follower gets to it (`_rewrite_keys` follows). Never fails the erasure, which is
+        committed already: a failure is logged."""
         try:
             # A forced rebuild left midway (killed, or running elsewhere) holds the values in
             # its own tables too, and only `rebuild --force` would take it further.
@@ -126,21 +125,28 @@ class Ledger:
             # SQLite keeps the tables a version or rebuild replaced until a later drop, with
             # the rows they held then.
             self.runner.drop_retired_tables()
-            # SQLite: the WAL's old page images go. PostgreSQL: the key table is
-            # rewritten, so no old row version keeps the erased keys (the read models'
-            # are `ledger compact`'s: rewriting them locks each for a while).
-            # A short wait for older transactions: the erasure's caller is waiting too.
-            rewritten = compact(self.config, [KEYS_TABLE], wait=ERASURE_COMPACTION_WAIT, lock_wait=ERASURE_LOCK_WAIT)
-            for done in rewritten:
-                if done.skipped:
-                    log.warning(
-                        "erasure of %s: %s %s; `ledger compact` (as its owner) does it",
-                        subjects,
-                        done.table,
-                        done.skipped,
-                    )
         except Exception:  # the erasure itself is committed: this is housekeeping
             log.exception("erasure of %s committed; updating the read models or the files failed", subjects)
+
+    def _rewrite_keys(self, subjects: list[str]) -> None:
+        """After an erasure's copies are dropped (a followup: its waits are the erasure's
+        caller's alone). SQLite: the WAL's old page images go. PostgreSQL: the key table is
+        rewritten, so no old row version keeps the erased keys (the read models' are
+        `ledger compact`'s: rewriting them locks each for a while). A short wait for older
+        transactions: the erasure's caller is waiting. Never fails the erasure: logged."""
+        try:
+            rewritten = compact(self.config, [KEYS_TABLE], wait=ERASURE_COMPACTION_WAIT, lock_wait=ERASURE_LOCK_WAIT)
+        except Exception:  # the erasure itself is committed: this is housekeeping
+            log.exception("erasure of %s committed; rewriting the key table failed", subjects)
+            return
+        for done in rewritten:
+            if done.skipped:
+                log.warning(
+                    "erasure of %s: %s %s; `ledger compact` (as its owner) does it",
+                    subjects,
+                    done.table,
+                    done.skipped,
+                )
 
     def compact(self) -> list[Compacted]:
         """Every erasure applied to the read models, then the tables where an erased value

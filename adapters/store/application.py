@@ -278,6 +278,9 @@ class LedgerApplication(Application[uuid.UUID]):
         # Copies outside the event store (cached HTTP responses): cleared by the process that
         # erases, right after its append commits (their tables are shared by every process).
         self.erasure_listeners: list[Callable[[list[str]], None]] = []
+        # Housekeeping after an erasure that nothing read waits for (the key table's rewrite):
+        # run by the erasing save alone, after its listeners, never retried (see `_follow`).
+        self.erasure_followups: list[Callable[[list[str]], None]] = []
         # Listener calls that failed after their erasure committed, run again until they pass.
         self._unfinished_erasures: list[tuple[Callable[[list[str]], None], list[str]]] = []
         self._erasures_lock = threading.Lock()
@@ -337,6 +340,19 @@ class LedgerApplication(Application[uuid.UUID]):
             self._notify(recordings)
         except Exception:
             log.exception("notifying the append of %d events failed after it committed", len(recordings))
+        if erased:
+            self._follow(erased)
+
+    def _follow(self, erased: list[str]) -> None:
+        """Runs the erasure's followups, outside `_erasures_lock`: every save of the process
+        takes that lock while listeners are unfinished, so a followup's waits there (the key
+        table's rewrite waits for older transactions and its lock) held up every command of
+        the process, not the erasure's caller alone. A failure is logged: the erasure stands."""
+        for followup in self.erasure_followups:
+            try:
+                followup(erased)
+            except Exception:
+                log.exception("erasure of %s committed; %s failed", erased, getattr(followup, "__qualname__", followup))
 
     def erased_after(self, position: int) -> bool:
         """Whether the store holds an erasing event (`domain.personal.erasing_topics`) after
