@@ -33,6 +33,9 @@ from projections.registry import shared_projections
 # past either, the table is reported and left for the next compaction.
 WAIT = 10.0
 LOCK_WAIT = 10.0
+# While a rewrite waits for its lock every other use of the table queues behind it: the
+# lock is asked for in turns this long, a little apart, until LOCK_WAIT has passed.
+LOCK_TURN = 0.2
 DROPPED = "dropped meanwhile: no file left to rewrite; run again"
 _KEPT = re.compile(r"([0-9]+) dead row versions cannot be removed yet")
 
@@ -73,8 +76,8 @@ def compact(
     """Rewrites `only` those tables (default: `personal_tables`) of a PostgreSQL ledger with
     `VACUUM FULL`, one by one; a SQLite ledger's WAL is emptied instead. Reported skipped:
     a table this role does not own, one whose lock is not granted within `lock_wait` seconds
-    (default LOCK_WAIT: while a rewrite waits for its lock, every other use of the table
-    queues behind it), and
+    (default LOCK_WAIT, asked for in turns of LOCK_TURN: while a rewrite waits for its
+    lock, every other use of the table queues behind it), and
     one rewritten while a transaction that may still see its old rows was open (PostgreSQL
     keeps those: run again once it ends), waited for up to `wait` seconds (default WAIT). A
     server that cannot be reached is StoreUnavailable."""
@@ -118,7 +121,7 @@ class _Rewriter:
             ).fetchall()
         }
         self.lock_wait = lock_wait
-        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{max(1, round(lock_wait * 1000))}ms")))
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{_millis(min(lock_wait, LOCK_TURN))}ms")))
         # A large table's rewrite takes its time: a timeout set on the role is not for it.
         conn.execute("SET statement_timeout = 0")
         # VERBOSE says how many dead row versions a rewrite had to keep (English messages
@@ -187,7 +190,7 @@ class _Rewriter:
         while True:
             self.kept = 0
             try:
-                self.conn.execute(statement)
+                self._vacuum(statement)
             except psycopg.errors.LockNotAvailable:
                 return Compacted(table, time.perf_counter() - began, f"busy: not locked within {self.lock_wait:g} s")
             except psycopg.errors.InsufficientPrivilege as exc:  # refused otherwise than by ownership
@@ -211,6 +214,26 @@ class _Rewriter:
             kept = f"{self.kept} old row versions kept" if self.kept else "old row versions may be kept"
             return Compacted(table, spent, f"{kept}: a transaction open before it began{who}; run again once it ends")
         return Compacted(table, spent)
+
+    def _vacuum(self, statement: Any) -> None:
+        """Runs the rewrite, its lock asked for in turns of LOCK_TURN (`lock_timeout`) until
+        `lock_wait` has passed: a session holding the table (pg_dump holds every table
+        for its whole run) held every other use of it up for the whole wait otherwise."""
+        import psycopg
+
+        until = time.monotonic() + self.lock_wait
+        while True:
+            try:
+                self.conn.execute(statement)
+                return
+            except psycopg.errors.LockNotAvailable:
+                if time.monotonic() + 0.05 >= until:
+                    raise
+            time.sleep(0.05)  # the sessions queued behind the turn go first
+
+
+def _millis(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 def _checkpoint(path: str) -> Compacted:
