@@ -215,6 +215,11 @@ class Versions(Tracking):
         # The active tracking row first (PostgreSQL: locked until the swap commits), before
         # the tables: a batch into the active version claims its row, then writes its tables.
         active = conn.execute(sa.select(self.tracking.c.position).where(tracked == key).with_for_update()).scalar_one()
+        # The build's next, before its tables, for the same reason: a batch into the build
+        # (an erasure catching it up, another rebuild) claims that row, then writes the tables
+        # in its handlers' order; renamed meanwhile, each side held a table (or the row) the
+        # other waited for, and PostgreSQL failed one of them as a deadlock.
+        conn.execute(sa.select(self.tracking.c.position).where(tracked == build_key).with_for_update()).all()
         self._retire_tables(conn, key, _REPLACED + build_key)
         quote = conn.dialect.identifier_preparer.quote
         for name in tables_of(conn, build_key):

@@ -237,3 +237,57 @@ def test_a_rebuild_another_process_finishes_midway_is_done_not_an_error(ledger_u
     finally:
         one.close()
         other.close()
+
+
+def test_a_swap_in_while_a_batch_into_the_build_holds_a_later_table_is_no_deadlock(postgres_url: str) -> None:
+    """An erasure catches a forced rebuild up (`Ledger._erase_copies`) while the rebuild
+    swaps it in. The swap renamed the build's tables one by one, while the batch's handlers
+    wrote them in their own order: each held a table the other waited for (measured: `rebuild
+    --force audit` failed on PostgreSQL's deadlock detected beside a `ledger serve` erasing)."""
+    writer = open_ledger(postgres_url, build_pending=False)
+    first = open_ledger(postgres_url, build_pending=False)
+    second = open_ledger(postgres_url, build_pending=False)
+    try:
+        create(writer, 12)
+        build_first = first.runner.force(history(first))
+        second.runner.refresh()
+        build_second = second.runner.builds([p.versioned_name for p in history(second)])
+        in_batch = threading.Event()
+        applied = build_second[0].apply_batch
+        last = f"{build_second[0].storage_name}_streams"  # renamed after `_entries`
+
+        def streams_first(conn: Any, events: Any) -> None:  # a handler writing the later table first
+            conn.exec_driver_sql(f'LOCK TABLE "{last}" IN ROW EXCLUSIVE MODE')
+            in_batch.set()
+            time.sleep(1.5)  # the swap renames the first table meanwhile, then waits for this one
+            applied(conn, events)
+
+        build_second[0].apply_batch = streams_first  # type: ignore[method-assign]
+        swap = first.runner._swap_in
+        failures: list[BaseException] = []
+
+        def swap_while_the_batch_is_open(build: Projection) -> bool:
+            create(writer, 5)  # events the open batch will hold
+
+            def batch() -> None:
+                try:
+                    second.runner.catch_up(only=build_second)
+                except BaseException as exc:
+                    failures.append(exc)
+
+            other = threading.Thread(target=batch)
+            other.start()
+            assert in_batch.wait(10)
+            try:
+                return swap(build)
+            finally:
+                other.join()
+
+        first.runner._swap_in = swap_while_the_batch_is_open  # type: ignore[method-assign]
+        first.runner.catch_up(only=build_first)
+        assert failures == []
+        first.runner.refresh()
+        assert first.runner.builds() == []
+    finally:
+        for ledger in (writer, first, second):
+            ledger.close()
