@@ -74,6 +74,14 @@ def pages_holding(schema: str, needles: Iterable[bytes]) -> dict[str, int]:
     return found
 
 
+def _read_time(schema: str, table: str) -> float:
+    """Seconds another session's read of `table` takes (it queues behind a lock's waiter)."""
+    with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True) as other:
+        asked = time.monotonic()
+        other.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()
+        return time.monotonic() - asked
+
+
 def _wrapped_key(schema: str, subject: str) -> bytes:
     with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as conn:
         row = conn.execute(f'SELECT wrapped FROM "{schema}"."{KEYS_TABLE}" WHERE subject = %s', (subject,)).fetchone()
@@ -273,10 +281,7 @@ def test_an_erasure_while_another_session_holds_the_key_table_stalls_no_one_for_
             began = time.monotonic()
             erasing.start()
             time.sleep(0.2)
-            with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True) as other:
-                asked = time.monotonic()
-                other.execute(f'SELECT count(*) FROM "{schema}"."{KEYS_TABLE}"').fetchone()
-                waited = time.monotonic() - asked
+            waited = _read_time(schema, KEYS_TABLE)
             erasing.join()
             took = time.monotonic() - began
     assert waited < 3 and took < 5, (waited, took)
@@ -406,10 +411,7 @@ def test_a_rewrite_waiting_for_its_lock_holds_up_other_sessions_only_briefly(
         )
         rewriting.start()
         time.sleep(0.5)
-        with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True) as other:
-            asked = time.monotonic()
-            other.execute(f'SELECT count(*) FROM "{schema}"."users_v2_rows"').fetchone()
-            waited = time.monotonic() - asked
+        waited = _read_time(schema, "users_v2_rows")
         rewriting.join()
     assert waited < 1.0, waited
     assert [item.skipped for item in done] == ["busy: not locked within 3 s"]

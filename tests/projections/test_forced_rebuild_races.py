@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,19 +33,30 @@ def history(ledger: Ledger) -> list[Projection]:
     return [p for p in ledger.runner.projections if p.stable_name == "history"]
 
 
-def test_a_swap_in_while_another_rebuild_has_a_batch_open_keeps_rows_and_position_together(ledger_url: str) -> None:
-    """Two `rebuild --force history` at once: the one that swapped the build in read the
-    build's position before the other's open batch committed, then renamed the tables
-    once it had: the read model held rows past its position, and the next catch-up
-    stalled on applying them again (reads 503 until another forced rebuild)."""
-    writer = open_ledger(ledger_url, build_pending=False)
-    first = open_ledger(ledger_url, build_pending=False)
-    second = open_ledger(ledger_url, build_pending=False)
+@contextmanager
+def _two_history_builds(url: str) -> Iterator[tuple[Ledger, Ledger, Ledger, list[Projection], list[Projection]]]:
+    """A writer with 12 policies, one ledger forcing a rebuild of history and a second
+    that builds the same build: (writer, first, second, first's build, second's build)."""
+    writer = open_ledger(url, build_pending=False)
+    first = open_ledger(url, build_pending=False)
+    second = open_ledger(url, build_pending=False)
     try:
         create(writer, 12)
         build_first = first.runner.force(history(first))
         second.runner.refresh()
         build_second = second.runner.builds([p.versioned_name for p in history(second)])
+        yield writer, first, second, build_first, build_second
+    finally:
+        for ledger in (writer, first, second):
+            ledger.close()
+
+
+def test_a_swap_in_while_another_rebuild_has_a_batch_open_keeps_rows_and_position_together(ledger_url: str) -> None:
+    """Two `rebuild --force history` at once: the one that swapped the build in read the
+    build's position before the other's open batch committed, then renamed the tables
+    once it had: the read model held rows past its position, and the next catch-up
+    stalled on applying them again (reads 503 until another forced rebuild)."""
+    with _two_history_builds(ledger_url) as (writer, first, second, build_first, build_second):
         in_batch = threading.Event()
         applied = build_second[0].apply_batch
 
@@ -84,9 +97,6 @@ def test_a_swap_in_while_another_rebuild_has_a_batch_open_keeps_rows_and_positio
             }
         finally:
             later.close()
-    finally:
-        for ledger in (writer, first, second):
-            ledger.close()
 
 
 def test_forcing_a_rebuild_beside_a_writer_waits_its_turn(tmp_path: Any) -> None:
@@ -244,14 +254,7 @@ def test_a_swap_in_while_a_batch_into_the_build_holds_a_later_table_is_no_deadlo
     swaps it in. The swap renamed the build's tables one by one, while the batch's handlers
     wrote them in their own order: each held a table the other waited for (measured: `rebuild
     --force audit` failed on PostgreSQL's deadlock detected beside a `ledger serve` erasing)."""
-    writer = open_ledger(postgres_url, build_pending=False)
-    first = open_ledger(postgres_url, build_pending=False)
-    second = open_ledger(postgres_url, build_pending=False)
-    try:
-        create(writer, 12)
-        build_first = first.runner.force(history(first))
-        second.runner.refresh()
-        build_second = second.runner.builds([p.versioned_name for p in history(second)])
+    with _two_history_builds(postgres_url) as (writer, first, second, build_first, build_second):
         in_batch = threading.Event()
         applied = build_second[0].apply_batch
         last = f"{build_second[0].storage_name}_streams"  # renamed after `_entries`
@@ -288,6 +291,3 @@ def test_a_swap_in_while_a_batch_into_the_build_holds_a_later_table_is_no_deadlo
         assert failures == []
         first.runner.refresh()
         assert first.runner.builds() == []
-    finally:
-        for ledger in (writer, first, second):
-            ledger.close()
