@@ -192,7 +192,9 @@ def verify_chain(
             _say(f"{plural(keys['checked'], 'subject key')} {_agree(keys['checked'], 'open')} under the master key")
         for model in models["bad"]:
             _say(f"TAMPERED: read model {model['read_model']}: {model['reason']}")
-        if models["checked"] and not models["bad"]:
+        if models.get("unsettled"):
+            _say(f"NOT CHECKED: the audit and history read models: {models['unsettled']}")
+        elif models["checked"] and not models["bad"]:
             rows = plural(models["checked"], "audit and history row")
             _say(f"{rows} {_agree(models['checked'], 'agree')} with their events")
 

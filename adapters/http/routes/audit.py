@@ -77,6 +77,8 @@ class BadReadModelOut(BaseModel):
 class ReadModelsOut(BaseModel):
     checked: int
     bad: list[BadReadModelOut]
+    # Why the comparison proves nothing (erasures appended during every attempt), or null.
+    unsettled: str | None = None
 
 
 class VerifyOut(BaseModel):
