@@ -114,19 +114,24 @@ class Ledger:
         a follower gets to it (`_rewrite_keys` follows). Never fails the erasure, which is
         committed already: a failure is logged."""
         try:
-            # A forced rebuild left midway (killed, or running elsewhere) holds the values in
-            # its own tables too, and only `rebuild --force` would take it further.
-            self.runner.refresh()
-            # The versions served first: caught up together with a build far behind, they
-            # waited for the whole build, batch by batch from its position.
-            self.runner.catch_up(self.runner.projections)
-            self.runner.catch_up(self.runner.builds())
-            self._erase_in_other_zones()
-            # SQLite keeps the tables a version or rebuild replaced until a later drop, with
-            # the rows they held then.
-            self.runner.drop_retired_tables()
+            self._apply_erasures()
         except Exception:  # the erasure itself is committed: this is housekeeping
-            log.exception("erasure of %s committed; updating the read models or the files failed", subjects)
+            log.exception("erasure of %s committed; updating the read models failed", subjects)
+
+    def _apply_erasures(self) -> None:
+        """Every read model of this database, of every zone, caught up, so it has applied
+        every erasure stored; the tables replaced versions and rebuilds left, dropped."""
+        # A forced rebuild left midway (killed, or running elsewhere) holds the values in
+        # its own tables too, and only `rebuild --force` would take it further.
+        self.runner.refresh()
+        # The versions served first: caught up together with a build far behind, they
+        # waited for the whole build, batch by batch from its position.
+        self.runner.catch_up(self.runner.projections)
+        self.runner.catch_up(self.runner.builds())
+        self._erase_in_other_zones()
+        # SQLite keeps the tables a version or rebuild replaced until a later drop, with
+        # the rows they held then.
+        self.runner.drop_retired_tables()
 
     def _rewrite_keys(self, subjects: list[str]) -> None:
         """After an erasure's copies are dropped (a followup: its waits are the erasure's
@@ -152,11 +157,7 @@ class Ledger:
         """Every erasure applied to the read models, then the tables where an erased value
         may outlive its row rewritten (`adapters.compaction`): an operator's step after
         erasures on PostgreSQL, which locks each table while it is rewritten."""
-        self.runner.refresh()
-        self.runner.catch_up(self.runner.projections)
-        self.runner.catch_up(self.runner.builds())
-        self._erase_in_other_zones()
-        self.runner.drop_retired_tables()
+        self._apply_erasures()
         # A read model stalled before an erasure never applied it: its live rows still hold
         # the erased values, which no rewrite removes. Said first, not called compacted.
         behind = [
