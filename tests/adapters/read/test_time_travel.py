@@ -158,49 +158,44 @@ def test_an_event_altered_behind_the_ledgers_back_is_a_damaged_event_to_every_pa
             read()
 
 
+def _every_past_read_is_damaged(ledger: Ledger, name: str, moved: int, from_version: int, match: str) -> None:
+    """A policy of three events whose event at index `moved` is renumbered to version 1000
+    (as a database edit would): `state_at` by version and by time, `diff` from
+    `from_version` to 3, and a command on it are each a DamagedEvent matching `match`."""
+    create(ledger, name, idle_timeout=1)
+    modify(ledger, name, idle_timeout=2)
+    modify(ledger, name, idle_timeout=3)
+    position = ledger.queries.history(POLICY, name)[moved].position
+    ledger.app.cache.clear()
+    move_event_version(ledger, position, 1000)
+    q = ledger.queries
+    reads = [
+        lambda: q.state_at(POLICY, name, version=3),
+        lambda: q.state_at(POLICY, name, at=datetime.now(UTC)),
+        lambda: q.diff(POLICY, name, from_version=from_version, to_version=3),
+        lambda: modify(ledger, name, idle_timeout=4),
+    ]
+    for read in reads:
+        with pytest.raises(DamagedEvent, match=match):
+            read()
+
+
 def test_an_event_gone_from_the_middle_of_a_stream_is_a_damaged_event_to_every_past_read(ledger: Ledger) -> None:
     """A stream missing an event in its middle (removed or renumbered in the database)
     made the library's OriginatorVersionError escape the replay: `show --version`, `--at`,
     `diff` and a command on the stream ended in `internal error: OriginatorVersionError:
     (3, 2)` where `history` said `ledger_damaged_event`."""
-    create(ledger, "gap", idle_timeout=1)
-    modify(ledger, "gap", idle_timeout=2)
-    modify(ledger, "gap", idle_timeout=3)
-    second = ledger.queries.history(POLICY, "gap")[1].position
-    ledger.app.cache.clear()
-    move_event_version(ledger, second, 1000)  # version 2 is gone: 1, 3, then 1000
-    q = ledger.queries
-    reads = [
-        lambda: q.state_at(POLICY, "gap", version=3),
-        lambda: q.state_at(POLICY, "gap", at=datetime.now(UTC)),
-        lambda: q.diff(POLICY, "gap", from_version=1, to_version=3),
-        lambda: modify(ledger, "gap", idle_timeout=4),
-    ]
-    for read in reads:
-        with pytest.raises(DamagedEvent, match=r"version 2 .*ledger verify"):
-            read()
+    # Version 2 is gone: 1, 3, then 1000.
+    _every_past_read_is_damaged(ledger, "gap", moved=1, from_version=1, match=r"version 2 .*ledger verify")
 
 
 def test_a_stream_missing_its_first_event_is_a_damaged_event_to_every_past_read(ledger: Ledger) -> None:
     """Without its Created event (removed or renumbered), a replay began with a Modified
     event and the library's own `assert aggregate is not None` escaped: `internal error:
     AssertionError` from `show --version`, `--at`, `diff` and a command on the stream."""
-    create(ledger, "headless", idle_timeout=1)
-    modify(ledger, "headless", idle_timeout=2)
-    modify(ledger, "headless", idle_timeout=3)
-    first = ledger.queries.history(POLICY, "headless")[0].position
-    ledger.app.cache.clear()
-    move_event_version(ledger, first, 1000)  # versions 2, 3, then 1000
-    q = ledger.queries
-    reads = [
-        lambda: q.state_at(POLICY, "headless", version=3),
-        lambda: q.state_at(POLICY, "headless", at=datetime.now(UTC)),
-        lambda: q.diff(POLICY, "headless", from_version=2, to_version=3),
-        lambda: modify(ledger, "headless", idle_timeout=4),
-    ]
-    for read in reads:
-        with pytest.raises(DamagedEvent, match=r"does not begin with its creation.*ledger verify"):
-            read()
+    # Versions 2, 3, then 1000.
+    match = r"does not begin with its creation.*ledger verify"
+    _every_past_read_is_damaged(ledger, "headless", moved=0, from_version=2, match=match)
 
 
 def test_an_assertion_in_the_ledgers_own_replay_is_no_damaged_event(
