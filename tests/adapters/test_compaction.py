@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,24 @@ def _read_time(schema: str, table: str) -> float:
         asked = time.monotonic()
         other.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()
         return time.monotonic() - asked
+
+
+def _take_snapshot(conn: psycopg.Connection[Any]) -> None:
+    """Begins a REPEATABLE READ transaction on `conn` and takes its snapshot now, holding
+    no lock on any table."""
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    conn.execute("SELECT 1").fetchone()
+
+
+@contextmanager
+def _held_snapshot() -> Iterator[psycopg.Connection[Any]]:
+    """A session whose snapshot, taken on entry, is held until the block ends."""
+    with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as conn:
+        _take_snapshot(conn)
+        try:
+            yield conn
+        finally:
+            conn.rollback()
 
 
 def _wrapped_key(schema: str, subject: str) -> bytes:
@@ -219,9 +238,7 @@ def test_a_transaction_that_still_sees_the_erased_rows_is_named_and_a_later_run_
     schema = _schema(postgres_url)
     with open_ledger(postgres_url) as ledger:
         user = _user_with_personal_values(ledger, EMAIL)
-        with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as reader:
-            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            reader.execute("SELECT 1").fetchone()  # its snapshot, taken before the erasure (no lock held)
+        with _held_snapshot() as reader:  # taken before the erasure
             pid = reader.info.backend_pid
             run(ledger, "user", "erase_user", EraseUserAction(user_id=user, reason=ERASING))
             done = {item.table: item for item in ledger.compact()}
@@ -229,7 +246,6 @@ def test_a_transaction_that_still_sees_the_erased_rows_is_named_and_a_later_run_
             assert kept is not None and f"(pid {pid}, a client backend since " in kept, kept
             assert "run again once it ends" in kept
             assert pages_holding(schema, [EMAIL.encode()]) != {}
-            reader.rollback()
         monkeypatch.undo()  # the usual wait: another test's transaction may be open meanwhile
         assert all(item.skipped is None for item in ledger.compact())
     assert pages_holding(schema, [EMAIL.encode()]) == {}
@@ -302,8 +318,7 @@ def test_rows_updated_after_the_run_began_are_not_taken_for_kept_erased_rows(
 
         def then_a_newer_snapshot_and_an_update(self: compaction._Rewriter, *args: object) -> None:
             opened(self, *args)  # type: ignore[arg-type]
-            newer.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            newer.execute("SELECT 1").fetchone()
+            _take_snapshot(newer)
             with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}", autocommit=True) as writer:
                 writer.execute(f'UPDATE "{schema}".users_v2_rows SET keypair_count = keypair_count')
 
@@ -328,15 +343,12 @@ def test_a_role_that_cannot_see_every_session_retries_on_verbose_s_count_and_rep
     schema = _schema(postgres_url)
     with open_ledger(postgres_url) as ledger:
         user = _user_with_personal_values(ledger, EMAIL)
-        with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as reader:
-            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            reader.execute("SELECT 1").fetchone()
+        with _held_snapshot():
             run(ledger, "user", "erase_user", EraseUserAction(user_id=user, reason=ERASING))
             monkeypatch.setattr(compaction, "WAIT", 0.3)
             monkeypatch.setattr(compaction._Rewriter, "__init__", blind)
             monkeypatch.setattr(compaction._Rewriter, "_older_transactions", lambda self: [])
             kept = {item.table: item.skipped for item in ledger.compact()}["users_v2_rows"]
-            reader.rollback()
     assert kept is not None and kept.endswith(
         "old row versions kept: a transaction open before it began; run again once it ends"
     )
@@ -376,9 +388,7 @@ def test_an_erasure_s_wait_for_older_transactions_holds_up_no_other_command_of_i
     monkeypatch.setattr(bootstrap, "compact", signalled)
     with open_ledger(postgres_url) as ledger:
         user = _user_with_personal_values(ledger)
-        with psycopg.connect(f"{PG_SERVER}/{PG_DATABASE}") as reader:
-            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            reader.execute("SELECT 1").fetchone()  # older than the erasure: its rewrite waits
+        with _held_snapshot():  # older than the erasure: its rewrite waits
             erasing = threading.Thread(
                 target=run, args=(ledger, "user", "erase_user", EraseUserAction(user_id=user, reason=ERASING))
             )
@@ -387,8 +397,7 @@ def test_an_erasure_s_wait_for_older_transactions_holds_up_no_other_command_of_i
             began = time.monotonic()
             _user_with_personal_values(ledger, "another@example.org")
             took = time.monotonic() - began
-            reader.rollback()
-            erasing.join()
+        erasing.join()
     assert took < 1.5, took
 
 
