@@ -129,6 +129,8 @@ class Ledger:
         self.runner.catch_up(self.runner.projections)
         self.runner.catch_up(self.runner.builds())
         self._erase_in_other_zones()
+        # A stall's cause was written in clear from the values opened then.
+        self.runner.withhold_erased_causes(lambda subject: not self.app.keys.stored(subject))
         # SQLite keeps the tables a version or rebuild replaced until a later drop, with
         # the rows they held then.
         self.runner.drop_retired_tables()

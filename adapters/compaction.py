@@ -28,6 +28,7 @@ from adapters.store import StoreConfig
 from adapters.store.keys import KEYS_TABLE
 from domain.errors import StoreUnavailable
 from projections.registry import shared_projections
+from projections.tracking import Tracking
 
 # Seconds a rewrite waits for older transactions to end, and then for the table's lock;
 # past either, the table is reported and left for the next compaction.
@@ -62,12 +63,14 @@ def _read_model_pattern() -> re.Pattern[str]:
 
 def personal_tables(existing: Iterable[str]) -> list[str]:
     """Of the tables of a ledger's schema, those a deleted row of which may have held a
-    personal value in clear: the key table first, the cached HTTP responses, every read
-    model's. Not the events, chain or snapshots: append-only, and they hold sealed values."""
+    personal value in clear: the key table first, the cached HTTP responses, the stalls (a
+    cause may have named one until an erasure replaced it), every read model's. Not the
+    events, chain or snapshots: append-only, and they hold sealed values."""
     existing = set(existing)
     pattern = _read_model_pattern()
     read_models = sorted(name for name in existing if pattern.match(name))
-    return [name for name in (KEYS_TABLE, str(responses.name)) if name in existing] + read_models
+    fixed = (KEYS_TABLE, str(responses.name), str(Tracking.stalls.name))
+    return [name for name in fixed if name in existing] + read_models
 
 
 def compact(

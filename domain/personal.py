@@ -216,6 +216,49 @@ def erasing_topics() -> tuple[str, ...]:
     return tuple(_ERASES)
 
 
+WITHHELD: Final = "[personal value]"
+"""What a personal value reads as where a message that named it is stored in clear."""
+
+
+def personal_texts(personals: Iterable[Personal], state: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Each subject's declared values present in `state`, as the texts they print as (a
+    list's or mapping's items each): what a message about this state may have named."""
+    found: dict[str, set[str]] = {}
+    for declaration in personals:
+        for path, subject in declaration.locate(state):
+            node: Any = state
+            for step in path:
+                node = node[step]
+            found.setdefault(subject, set()).update(text for text in _texts(node) if text)
+    return found
+
+
+def _texts(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
+
+
+def withheld(message: str, values: Iterable[str]) -> str:
+    """`message` with each of `values` replaced by WITHHELD: in any case (a database's
+    error may name a lowered email), and as Python's repr and JSON escape it (an error
+    quoting a value with quotes, backslashes or other scripts). Whole values only: a short
+    one ("a") must not take letters out of the message's words."""
+    forms = {form for value in values for form in _printed_forms(value) if form}
+    for form in sorted(forms, key=len, reverse=True):  # a value inside a longer one goes with it
+        message = re.sub(rf"(?<!\w){re.escape(form)}(?!\w)", WITHHELD, message, flags=re.IGNORECASE)
+    return message
+
+
+def _printed_forms(value: str) -> set[str]:
+    return {value, repr(value)[1:-1], json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+
+
 def erased_fields(fields: Mapping[str, Any], personal: Iterable[str]) -> dict[str, Any]:
     """`fields` as they read once their subject is erased: each personal one that holds a
     value is ERASED (None stays None: nothing was sealed). What a read model that keeps an

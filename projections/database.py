@@ -4,7 +4,7 @@ database errors translated into the ledger's (`StoreUnavailable`)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
 from domain.errors import ReadModelVersionMismatch, StoreUnavailable
+from domain.personal import withheld
 
 
 class ReadModelDatabase:
@@ -153,11 +154,12 @@ def driver_message(exc: SQLAlchemyError) -> str:
     return " ".join(str(shown).split())
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
+def one_line(exc: BaseException, limit: int = 300, withhold: Iterable[str] = ()) -> str:
     """An error as one short line for status and messages: the driver's own error for a
-    database one (SQLAlchemy's text adds the statement and its parameters)."""
+    database one (SQLAlchemy's text adds the statement and its parameters). `withhold`:
+    personal values it must not name (replaced before the cut, which could halve one)."""
     shown = getattr(exc, "orig", None) or exc
-    text = " ".join(f"{type(shown).__name__}: {shown}".split())
+    text = withheld(" ".join(f"{type(shown).__name__}: {shown}".split()), withhold)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

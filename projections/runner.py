@@ -17,6 +17,7 @@ in when they have caught up (`projections.versions`).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import gc
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,7 @@ from eventsourcing.utils import resolve_topic
 from sqlalchemy.engine import Connection
 
 from domain.errors import ReadModelStalled, StoreUnavailable
+from domain.personal import ERASED, declared, personal_texts
 from domain.projection_ops import SkippedEvent, Stall
 from projections.database import ReadModelDatabase, is_infrastructure_failure, one_line
 from projections.projection import Batch, Factory, Projection, build_storage_name
@@ -314,7 +316,9 @@ class ProjectionRunner(Versions):
                 if skipped is None:
                     skipped = self._skipped(projection, fresh=True)
                 if position not in skipped:
-                    return position, one_line(exc)
+                    # The cause is kept in clear (the stall's row, a skip's event): never
+                    # with the event's personal values, which the store keeps sealed.
+                    return position, one_line(exc, withhold=_personal_texts(event))
         return None
 
     def require(self, *projections: Projection) -> None:
@@ -342,7 +346,50 @@ class ProjectionRunner(Versions):
         """Where the read model's builds (active, pending, forced rebuild) are stalled, as
         committed now (`domain.projection_ops.StalledProjections`)."""
         self._read_state()
-        return [stall for stall in self.stalled.values() if stall.stable_name == stable_name]
+        return [
+            dataclasses.replace(stall, subjects=self.subjects_at(stall.position))
+            for stall in self.stalled.values()
+            if stall.stable_name == stable_name
+        ]
+
+    def subjects_at(self, position: int) -> tuple[str, ...]:
+        """The subjects whose personal values the stored event at `position` holds (the
+        stall's cause may have named one in a form `one_line` did not catch). None for an
+        event that does not decode: its cause names no value, only how decoding failed."""
+        try:
+            found = self.recorder.select_notifications(start=position, limit=1, stop=position)
+            event = self.mapper.to_domain_event(found[0]) if found else None
+        except MapperDeserialisationError:
+            return ()
+        except PersistenceError as exc:
+            raise StoreUnavailable(f"event store read failed: {exc}") from exc
+        if event is None:
+            return ()
+        return tuple(sorted(personal_texts(declared(type(event)), vars(event))))
+
+    def withhold_erased_causes(self, erased: Callable[[str], bool]) -> int:
+        """Each stall's cause whose event holds values of an erased subject becomes its
+        error's kind and `[erased]`: its message was written before the erasure, in clear,
+        from the values opened then. Returns how many were replaced."""
+        with self.read_models.connect() as conn:
+            rows = conn.execute(sa.select(self.stalls.c.projection, self.stalls.c.position, self.stalls.c.cause)).all()
+        replaced = 0
+        for row in rows:
+            kind = row.cause.partition(": ")[0]
+            if row.cause == f"{kind}: {ERASED}" or not any(map(erased, self.subjects_at(row.position))):
+                continue
+            with self.read_models.begin() as conn:
+                conn.execute(
+                    sa.update(self.stalls)
+                    .where(self.stalls.c.projection == row.projection)
+                    .where(self.stalls.c.position == row.position)
+                    .values(cause=f"{kind}: {ERASED}")
+                )
+            replaced += 1
+            known = self.stalled.get(row.projection)
+            if known is not None and known.position == row.position:
+                self.stalled[row.projection] = dataclasses.replace(known, cause=f"{kind}: {ERASED}")
+        return replaced
 
     def status(self) -> list[ProjectionStatus]:
         """Every read model recorded in the database (this code's and others', such as the
@@ -391,6 +438,12 @@ class ProjectionRunner(Versions):
             if projection.stable_name != projection.name and stable_name.startswith(f"{projection.name}_"):
                 return projection
         return None
+
+
+def _personal_texts(event: Any) -> list[str]:
+    """Every personal value an event holds, as the texts an error about it may print."""
+    found = personal_texts(declared(type(event)), vars(event))
+    return [text for texts in found.values() for text in texts]
 
 
 def _privilege_refused(exc: BaseException) -> bool:

@@ -7,9 +7,8 @@ append-only, hash-chained store as everything they describe.
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -17,7 +16,7 @@ from eventsourcing.utils import get_topic
 
 from domain.actions.base import ActionResultMeta, ActionTriggerMeta
 from domain.catalog import EntityType
-from domain.personal import Path, declare, declared, personal
+from domain.personal import declare, declared, personal, personal_texts, withheld
 
 
 class AuditRecord(Aggregate):
@@ -82,43 +81,12 @@ def audit_entry(
     return entry
 
 
-WITHHELD = "[personal value]"
-
-
 def without_personal(description: str, entry: Mapping[str, Any]) -> str:
     """`description` with each personal value of the record's input replaced: a refusal's
     message may name one ("user ID not found"), and the description is stored in clear,
     where an erasure of the value's subject would not reach it. The input keeps it sealed."""
-    state = {"entry": entry}
-    values = {
-        text
-        for declaration in declared(AuditRecord.Recorded)
-        for path, _subject in declaration.locate(state)
-        for text in _texts(_value_at(state, path))
-        if text
-    }
-    for text in sorted(values, key=len, reverse=True):  # a value inside a longer one goes with it
-        # Whole values only: a short one ("a") must not take letters out of the message's words.
-        description = re.sub(rf"(?<!\w){re.escape(text)}(?!\w)", WITHHELD, description)
-    return description
-
-
-def _value_at(node: Any, path: Path) -> Any:
-    for step in path:
-        node = node[step]
-    return node
-
-
-def _texts(value: Any) -> Iterator[str]:
-    """The text a value would print as: itself, or each text inside a list or mapping."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _texts(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _texts(item)
+    found = personal_texts(declared(AuditRecord.Recorded), {"entry": entry})
+    return withheld(description, (text for texts in found.values() for text in texts))
 
 
 # Personal values inside the action's input (issue 14, docs/ERASURE.md): the same values

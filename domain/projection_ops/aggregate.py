@@ -10,11 +10,14 @@ one stream and conflict in the store instead of both landing unseen.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from eventsourcing.domain import Aggregate
 
 from domain.catalog import EntityType
 from domain.entity import stream_id
+from domain.personal import declare, personal
 from domain.projection_ops.types import SkippedEvent
 
 
@@ -33,6 +36,9 @@ class ProjectionOps(Aggregate):
         position: int
         reason: str
         cause: str
+        # The subject whose key seals `cause` (the skipped event held its personal values):
+        # erasing it erases the message too. None: nothing sealed (every skip stored before).
+        cause_subject: str | None = None
 
         def apply(self, aggregate: ProjectionOps) -> None:
             skipped = SkippedEvent(
@@ -55,7 +61,22 @@ class ProjectionOps(Aggregate):
     def skips(self, version: int, position: int) -> bool:
         return any(s.version == version and s.position == position for s in self.skipped)
 
-    def skip(self, version: int, position: int, reason: str, cause: str) -> None:
+    def skip(self, version: int, position: int, reason: str, cause: str, cause_subject: str | None = None) -> None:
         """Records the skip, once: a second skip of the same event changes nothing."""
         if not self.skips(version, position):
-            self.trigger_event(self.EventSkipped, version=version, position=position, reason=reason, cause=cause)
+            self.trigger_event(
+                self.EventSkipped,
+                version=version,
+                position=position,
+                reason=reason,
+                cause=cause,
+                cause_subject=cause_subject,
+            )
+
+
+def _cause_subject(state: Mapping[str, Any]) -> str | None:
+    subject = state.get("cause_subject")
+    return subject if isinstance(subject, str) else None
+
+
+declare(ProjectionOps.EventSkipped, personal("cause", subject=_cause_subject))

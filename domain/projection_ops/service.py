@@ -43,13 +43,22 @@ class ProjectionOpsService:
                 f"it is stalled at {where}; only the event it is stalled on can be skipped"
             )
         stall = found[0]
+        # The cause is stored for good: sealed under the skipped event's subject, so that
+        # erasing it erases the message (which may name its values in a form no
+        # withholding caught). An event of several subjects: the error's kind alone.
+        cause, subject = stall.cause, None
+        if len(stall.subjects) == 1:
+            (subject,) = stall.subjects
+        elif stall.subjects:
+            kind = cause.partition(": ")[0]
+            cause = f"{kind}: message withheld (the event holds personal values of {len(stall.subjects)} subjects)"
 
         def skip() -> None:
             work = UnitOfWork(self._store)
             ops = work.get(ProjectionOps.id_for(action.projection), ProjectionOps)
             if ops is None:
                 ops = work.add(ProjectionOps.open(action.projection))
-            ops.skip(stall.version, stall.position, action.reason, stall.cause)
+            ops.skip(stall.version, stall.position, action.reason, cause, subject)
             work.commit()
 
         self._store.run(skip, EntityType.PROJECTION, "skip")

@@ -15,6 +15,9 @@ class Stall:
     position: int
     cause: str
     at: datetime
+    # Whose personal values the event holds (its cause may have named one): read from the
+    # store where a skip needs them (`StalledProjections.stalls_of`), not kept with the stall.
+    subjects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -278,7 +278,8 @@ def test_a_forced_rebuild_s_tables_are_rewritten_too() -> None:
     past an erasure holds its deleted rows' old versions there."""
     build = build_storage_name("users_v2", 1) + "_rows"
     active = ["users_v2_rows", "audit_v7_entries", build, build_storage_name("audit_v7", 12) + "_entries"]
-    assert personal_tables([*active, "projection_stalls", "ledger_events"]) == sorted(active)
+    # The stalls too (a cause written before an erasure named its values); never the events.
+    assert personal_tables([*active, "projection_stalls", "ledger_events"]) == ["projection_stalls", *sorted(active)]
 
 
 def test_an_erasure_while_another_session_holds_the_key_table_stalls_no_one_for_long(postgres_url: str) -> None:

@@ -3,6 +3,7 @@ values in a state, and the registry of declarations and erasing events."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from domain.personal import (
     EACH,
+    WITHHELD,
     declarations,
     declare,
     declared,
@@ -21,6 +23,8 @@ from domain.personal import (
     parse_path,
     path_text,
     personal,
+    personal_texts,
+    withheld,
 )
 
 
@@ -190,3 +194,28 @@ def test_erasing_events_name_their_subject() -> None:
     assert get_topic(FakePurged) in erasing_topics()
     with pytest.raises(ValueError, match="already names"):
         erases(FakePurged, lambda state: None)
+
+
+def test_personal_texts_by_subject() -> None:
+    state = {"key": "u1", "fields": {"email": "a@x.org", "tags": ["t1", {"n": "t2"}], "empty": ""}}
+    declarations = [personal("fields.email", "fields.tags", "fields.empty", "fields.absent", subject=user_subject)]
+    assert personal_texts(declarations, state) == {"user:u1": {"a@x.org", "t1", "t2"}}
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Key (email)=(ada@x.org) already exists", f"Key (email)=({WITHHELD}) already exists"),
+        ("Key (lower(email))=(ada@x.org)", f"Key (lower(email))=({WITHHELD})"),  # lowered by the database
+        ("Ada is not Adams, nor Adam", f"{WITHHELD} is not Adams, nor Adam"),  # whole values only
+        ("a in a word: banana", f"{WITHHELD} in {WITHHELD} word: banana"),
+    ],
+)
+def test_withheld_replaces_whole_values_in_any_case(message: str, expected: str) -> None:
+    assert withheld(message, ["ADA@X.ORG", "Ada", "a"]) == expected
+
+
+@pytest.mark.parametrize("value", ["Zo\u00eb\tO'Brien", 'say "hi" \\ bye', "\u30a2\u30c0"])
+def test_withheld_replaces_values_as_repr_and_json_escape_them(value: str) -> None:
+    for message in (f"bad {value!r}", f"bad {json.dumps(value)}", f"bad {json.dumps(value, ensure_ascii=False)}"):
+        assert withheld(message, [value]).startswith(f"bad {message[4]}{WITHHELD}"), message
