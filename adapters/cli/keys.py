@@ -152,6 +152,9 @@ def compact_tables(ctx: typer.Context) -> None:
     skipped = [item for item in done if item.skipped]
 
     def human() -> None:
+        if not done:  # an in-memory SQLite ledger: no file, and no page outlives a row
+            typer.echo("nothing to compact: this ledger keeps no file (it lives in memory)")
+            return
         table = new_table("table", "seconds", "result")
         for item in done:
             result = item.skipped or ("emptied into the database file" if item.table == "wal" else "rewritten")

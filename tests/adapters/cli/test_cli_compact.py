@@ -19,6 +19,9 @@ def test_ledger_compact_at_the_terminal(db: str, tmp_path: Path) -> None:
     (answer,) = as_json(db, "compact")
     assert answer["table"] == "wal" and answer["skipped"] is None
     assert "nothing to compact" in refused(f"sqlite:///{tmp_path}/missing.db", "compact")
+    memory = ok("sqlite:///:memory:", "compact").stdout
+    assert memory == "nothing to compact: this ledger keeps no file (it lives in memory)\n"
+    assert as_json("sqlite:///:memory:", "compact") == []
 
 
 def test_ledger_compact_on_postgresql_and_the_erasure_s_advice(postgres_url: str) -> None:
