@@ -127,7 +127,9 @@ def _group_table(group: GroupData, members: int | None = None) -> Table:
 
 def _groups_table(groups: Sequence[GroupData]) -> Table:
     columns = ("id", "name", "domain_name", "type", "is_active", "resource_policy", "total_resource_slots")
-    table = new_table(*columns)
+    # The id whole (an operator copies it into `group show`/`modify`), so the other headers
+    # are short enough to leave their values room at 80 columns; --json keeps the names.
+    table = new_table("id", "name", "domain", "type", "active", "policy", "slots", whole=("id",))
     for group in groups:
         data = group.to_json()
         table.add_row(*(fmt(c, data[c]) for c in columns))

@@ -152,6 +152,15 @@ def test_group_show_and_list_in_both_modes(db: str) -> None:
     assert "alpha" in rows and "zeta" in rows and "beta" not in rows and GROUP in rows
 
 
+def test_group_list_keeps_each_id_whole_at_80_columns(db: str) -> None:
+    """The ids folded over four lines at 80 columns: none could be copied into `group show`."""
+    make_group(db, GROUP, "ml-platform", "d2")
+    make_group(db, OTHER, "research", "d2")
+    lines = ledger(db, "group", "list", columns=80).stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert sum(GROUP in line for line in lines) == 1 and sum(OTHER in line for line in lines) == 1
+
+
 def test_show_of_an_unknown_group_is_not_found(db: str) -> None:
     assert refused(db, "group", "show", OTHER) == f"error: group_not_found: group '{OTHER}' not found"
     assert refused(db, "group", "members", "nope").endswith(": group 'nope' not found in domain 'default'")  # a name
