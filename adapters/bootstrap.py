@@ -15,7 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
 from adapters.compaction import Compacted, compact
-from adapters.http.idempotency import clear_after_erasures
+from adapters.http.idempotency import clear_after_erasures, sweep_after_erasures
 from adapters.migrations import declare_domains_and_users
 from adapters.monitors import AuditMonitor, PrometheusMonitor, StoreEntityDomains
 from adapters.processors import Processors, Services
@@ -160,6 +160,8 @@ class Ledger:
         may outlive its row rewritten (`adapters.compaction`): an operator's step after
         erasures on PostgreSQL, which locks each table while it is rewritten."""
         self._apply_erasures()
+        # The cached HTTP responses a killed eraser owed to drop are live rows: a rewrite keeps them.
+        sweep_after_erasures(self.read_models, self.app.erased_after)
         # A read model stalled before an erasure never applied it: its live rows still hold
         # the erased values, which no rewrite removes. Said first, not called compacted.
         behind = [

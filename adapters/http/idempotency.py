@@ -175,9 +175,7 @@ class IdempotentResponses:
     def sweep(self) -> int:
         """Drops every response when an erasing event follows the oldest one's request:
         the clearing its erasing process owed, if that process died before it."""
-        with self._db.connect() as conn:
-            oldest = conn.execute(sa.select(sa.func.min(responses.c.position))).scalar()
-        return self.forget_all() if oldest is not None and self._erased_after(oldest) else 0
+        return sweep_after_erasures(self._db, self._erased_after)
 
     def prune(self, now: datetime | None = None) -> int:
         """Drops responses older than a day (their requests stay recorded: a retry after that
@@ -185,6 +183,17 @@ class IdempotentResponses:
         cutoff = (now or datetime.now(UTC)) - KEEP
         with self._db.begin() as conn:
             return conn.execute(responses.delete().where(responses.c.stored_at < cutoff)).rowcount or 0
+
+
+def sweep_after_erasures(db: ReadModelDatabase, erased_after: Callable[[int], bool]) -> int:
+    """`IdempotentResponses.sweep` for a process that serves none (`ledger compact`): the
+    table exists once a server has run, and its rows outlive a killed eraser until a server
+    starts again or a client retries, which neither may ever do."""
+    with db.connect() as conn:
+        if not sa.inspect(conn).has_table(responses.name):
+            return 0
+        oldest = conn.execute(sa.select(sa.func.min(responses.c.position))).scalar()
+    return _forget_all(db) if oldest is not None and erased_after(oldest) else 0
 
 
 def _forget_all(db: ReadModelDatabase) -> int:

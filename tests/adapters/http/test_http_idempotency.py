@@ -158,6 +158,22 @@ def test_a_response_an_erasure_follows_is_never_served_though_its_clearing_was_l
     assert _cached(api) == 0
 
 
+def test_ledger_compact_drops_the_responses_a_dead_eraser_left(api: Api) -> None:
+    """No server may start again and no client retry: `ledger compact`, the operator's step
+    after erasures, rewrote the table with the owed response's row live in it, the erased
+    description in clear."""
+    _, group = _secret_group(api, "secret-group-6")
+    listeners = api.ledger.app.erasure_listeners
+    saved, listeners[:] = list(listeners), []  # as if the erasing process died after its commit
+    try:
+        assert api.post(f"/v1/groups/{group}/purge", None).status_code == 200
+    finally:
+        listeners[:] = saved
+    assert _cached(api) == 1
+    api.ledger.compact()
+    assert _cached(api) == 0
+
+
 def test_a_response_stored_after_an_erasure_cleared_the_table_does_not_stay(api: Api) -> None:
     """A response is written just after its request's commit: an erasure committed and
     cleared in between (another process, or another request of this one) left it stored,
