@@ -179,10 +179,11 @@ class Ledger:
     def _erase_in_other_zones(self) -> None:
         """The usage read models of other time zones in this database (a report run with
         --timezone builds one) hold the kernels' sealed values in clear too: each is caught
-        up now, so that it applies the erasure instead of keeping them until a process of
-        its zone next reads it. One of an older version (no process of its zone has opened
-        with this code since an upgrade) cannot apply it: this code's version is built and
-        switched in, and the older tables go, as such a process opening would do."""
+        up now, and its forced rebuild under way if any, so that it applies the erasure
+        instead of keeping them until a process of its zone next reads it. One of an older
+        version (no process of its zone has opened with this code since an upgrade) cannot
+        apply it: this code's version is built and switched in, and the older tables go, as
+        such a process opening would do."""
         for zone in sorted(available_timezones()):
             found = self.runner.active.get(f"{UsageProjection.name}_{zone_key(zone)}")
             if zone == self.timezone or found is None or found[0] > UsageProjection.version:
@@ -195,6 +196,8 @@ class Ledger:
                     runner.setup()
                     runner.build_pending()
                 runner.catch_up()
+                # That zone's forced rebuild left midway holds the values in its own tables too.
+                runner.catch_up(runner.builds())
             except Exception:  # one zone's failure leaves the others and the checkpoint to run
                 log.exception("erasure committed; catching up the usage read model of %s failed", zone)
 

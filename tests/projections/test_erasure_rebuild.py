@@ -283,3 +283,49 @@ def test_a_purge_empties_another_zones_usage_read_model_of_an_older_version(
     run(ledger, ("group_purge", 0), audited=True)
     assert ledger.queries.group(GROUPS[0]) is None  # purged indeed
     assert held() == []
+
+
+class _Killed(Exception):
+    """Stands for a `projections rebuild --force` killed midway."""
+
+
+def test_a_purge_empties_another_zones_usage_rebuild_left_midway(ledger: Ledger, ledger_url: str) -> None:
+    """`LEDGER_TIMEZONE=Asia/Seoul ledger projections rebuild --force usage` killed past the
+    group's kernel keeps that zone's build tables (`usage_v6_asia_seoulr1_kernels`) in the
+    database. The erasure caught up this zone's forced rebuilds but only the active versions
+    of the other zones: the build kept the purged group's session names, user ids and
+    access keys in clear, through `ledger compact` too."""
+    for command in PURGED_GROUPS_WORLD:
+        run(ledger, command, audited=True)
+    with open_ledger(ledger_url, timezone="Asia/Seoul") as seoul:
+        seoul.runner.catch_up()
+        builds = seoul.runner.force([seoul.projections.usage])
+
+        def killed_near_the_head(position: int, head: int) -> None:
+            if position >= head - 1:  # past the kernel's start, short of the head
+                raise _Killed
+
+        seoul.runner.batch_size = 2
+        with pytest.raises(_Killed):
+            seoul.runner.catch_up(builds, killed_near_the_head)
+
+    def held() -> dict[str, list[str]]:
+        """The session names of the group in every table of Seoul's kernels, builds' too."""
+        with ledger.read_models.connect() as conn:
+            names = [n for n in sa.inspect(conn).get_table_names() if "asia_seoul" in n and n.endswith("_kernels")]
+            found = {
+                table: list(
+                    conn.execute(
+                        sa.text(f'SELECT session_name FROM "{table}" WHERE group_id = :g'), {"g": str(GROUPS[0])}
+                    ).scalars()
+                )
+                for table in names
+            }
+        return {table: sessions for table, sessions in found.items() if sessions}
+
+    assert any(name.endswith("r1_kernels") for name in held()), held()  # the build holds them
+    run(ledger, ("group_purge", 0), audited=True)
+    assert ledger.queries.group(GROUPS[0]) is None  # purged indeed
+    assert held() == {}
+    ledger.compact()
+    assert held() == {}
