@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from domain.errors import IdempotencyKeyReused, IdempotentRequestApplied, InvalidAPIParameters, StoreUnavailable
 from domain.idempotency import IdempotentRequest, request_key
+from domain.personal import ERASED
 from projections.database import ReadModelDatabase
 
 HEADER = "Idempotency-Key"
@@ -109,9 +110,18 @@ class IdempotentResponses:
         found = self._find_hash(key)
         if found is None and recorded is None:
             return None
-        if recorded is not None and recorded.fields.get("request_hash") != hash_:
-            raise IdempotencyKeyReused("was used for another request", field=HEADER)
         action = recorded.fields.get("action_id") if recorded is not None else None
+        recorded_hash = recorded.fields.get("request_hash") if recorded is not None else None
+        if recorded_hash == ERASED:
+            # Sealed under the key every erasure destroys: nothing left to compare with.
+            if found is not None and self._erased_after(found[2]):
+                self.forget_all()  # what the erasing process had to drop, and may not have
+            raise IdempotentRequestApplied(
+                f"the request with this Idempotency-Key was applied (action {action}); an erasure since "
+                "took what it could be compared with, so this one is not applied; read the resource to see its state"
+            )
+        if recorded is not None and recorded_hash != hash_:
+            raise IdempotencyKeyReused("was used for another request", field=HEADER)
         deadline = time.monotonic() + WAIT_FOR_FIRST
         while True:
             if found is not None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.store.chain import stored_events
+from adapters.store.keys import with_every_erasure
 from domain.personal import erased_subject, erasing_topics
 
 # The envelope as the ledger's transcoder writes it (adapters/store/sealing.py `seal`):
@@ -70,5 +71,5 @@ def _subjects(recorder: Any, head: int) -> tuple[set[str], set[str]]:
             except (ValueError, AttributeError):  # altered bytes: the chain's walk names the event
                 continue
             if subject is not None:
-                erased.add(subject)
+                erased.update(with_every_erasure([subject]))
     return sealed, erased

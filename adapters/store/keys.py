@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from adapters.store.config import StoreConfig
 from adapters.store.quoting import quote_identifier
 from domain.errors import ConfigurationError, DamagedEvent, MasterKeyRotatedAway
+from domain.idempotency import REQUEST_HASH_SUBJECT
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,16 @@ ROTATED_AWAY = (
     "process rotated it (`ledger keys rotate`); restart this process with the new master key"
 )
 FILE_PREFIX = "file:"
+
+
+def with_every_erasure(subjects: Iterable[str]) -> list[str]:
+    """The subjects an erasure of `subjects` destroys the keys of: those, and (when there is
+    any) the key sealing HTTP requests' hashes (`domain.idempotency.REQUEST_HASH_SUBJECT`),
+    which may have hashed any subject's values with the rest of a request."""
+    listed = list(dict.fromkeys(subjects))
+    return [*listed, REQUEST_HASH_SUBJECT] if listed and REQUEST_HASH_SUBJECT not in listed else listed
+
+
 MAX_KEY_FILE_BYTES = 4096  # read of a key file: far more than a key in base64 and a newline
 # Key rows a master key is tried on when the check value is missing: a wrong key opens none.
 _KEYS_TRIED = 16
@@ -557,10 +568,11 @@ class SubjectKeys:
                 self._cache.update(keys)
 
     def forget(self, subjects: Iterable[str]) -> None:
-        """Drops the subjects' keys from this process's cache."""
+        """Drops the subjects' keys from this process's cache (an erasure's, with the key
+        every erasure destroys: `with_every_erasure`)."""
         with self._lock:
             self._generation += 1
-            for subject in subjects:
+            for subject in with_every_erasure(subjects):
                 self._cache.pop(subject, None)
 
     def forget_all(self) -> None:
@@ -598,7 +610,7 @@ class SubjectKeys:
         ledger's dialect: the recorder's append passes its own). Their cached copies are
         dropped now; the caller drops them again (`forget`) once the transaction commits,
         since a read racing the commit may have cached a key about to be deleted."""
-        subjects = list(dict.fromkeys(subjects))
+        subjects = with_every_erasure(subjects)
         self.forget(subjects)
         if not subjects:
             return

@@ -16,7 +16,10 @@ import sqlalchemy as sa
 from adapters.bootstrap import open_ledger
 from adapters.http import idempotency
 from adapters.http.idempotency import IdempotentResponses, StoredResponse, responses
+from adapters.store.chain import verify
+from adapters.store.key_check import check_keys
 from domain.errors import StoreUnavailable
+from domain.idempotency import REQUEST_HASH_SUBJECT
 from tests.adapters.http.api import Api
 from tests.killing import run_until_killed
 
@@ -287,20 +290,64 @@ def test_a_single_valued_header_given_twice_is_refused_not_read_as_its_first(api
 
 def test_a_key_sent_again_with_another_query_is_another_request(api: Api) -> None:
     """A purge's `accept_clear_history` is in its query: the same key and body with the other
-    value was taken for the same request (its retry: `idempotency_already_applied`), where
-    another request under a used key is `idempotency_key_reused`."""
+    value was taken for the same request. Only erasing routes take a query (any other is
+    refused), and an erasure takes what its retry could be compared with, so the hash is
+    checked here, and the retries are told the request applied."""
+    body = {"a": 1}
+    hashes = {idempotency.request_hash("POST", "/v1/x", body, query) for query in ([], [("q", "1")], [("q", "2")])}
+    assert len(hashes) == 3
+    assert idempotency.request_hash("POST", "/v1/x", body, [("q", "1"), ("r", "2")]) == idempotency.request_hash(
+        "POST", "/v1/x", body, [("r", "2"), ("q", "1")]
+    )  # the parameters in any order
     gid = api.post("/v1/groups", {"name": "q", "domain_name": "alpha"}).json()["id"]
     headers = api.as_("superadmin", **{"Idempotency-Key": "purge-q"})
     first = api.client.post(f"/v1/groups/{gid}/purge?accept_clear_history=false", headers=headers)
     assert first.status_code == 200, first.text
-    # The purge erased the group's key, so its cached answer is gone: a retry is told it applied.
-    again = api.client.post(f"/v1/groups/{gid}/purge?accept_clear_history=false", headers=headers)
-    assert again.status_code == 409 and again.json()["code"] == "idempotency_already_applied"
-    other = api.client.post(f"/v1/groups/{gid}/purge?accept_clear_history=true", headers=headers)
-    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    # The purge erased the group's key, so its cached answer is gone, and the key that sealed
+    # its request's hash: a retry is told it applied, whatever its query.
+    for query in ("false", "true"):
+        again = api.client.post(f"/v1/groups/{gid}/purge?accept_clear_history={query}", headers=headers)
+        assert again.status_code == 409 and again.json()["code"] == "idempotency_already_applied"
     # Without a query a request hashes as it always did (this hash was stored before the
     # query counted), so a key stored then still replays.
     assert (
         idempotency.request_hash("POST", "/v1/x", {"a": 1}, [])
         == "85de538a0f65540ac4252f056e1b7cbc37512d9c801b4069aafc235bfde9f832"
     )
+
+
+def _stored_states(api: Api) -> bytes:
+    notifications = api.ledger.app.recorder.select_notifications(start=1, limit=1_000_000)
+    return b"".join(n.state for n in notifications)
+
+
+def test_a_request_s_hash_cannot_test_a_guess_at_an_erased_value(api: Api) -> None:
+    """The record of a request kept its body's SHA-256 in clear, for good: after the user's
+    erasure, hashing a guessed body (the erased email among it) and finding it stored
+    confirmed the guess. The hash is sealed under a key every erasure destroys."""
+    user = str(uuid.uuid4())
+    body = {"user_id": user, "domain_name": "alpha", "email": "ada.guessed@example.org", "full_name": "Ada G."}
+    key = {"Idempotency-Key": "erased-user-1"}
+    assert api.post("/v1/users", body, **key).status_code == 201
+    guessed = idempotency.request_hash("POST", "/v1/users", body)
+    assert guessed.encode() not in _stored_states(api)  # sealed from the start
+    assert api.post("/v1/users", body, **key).status_code == 201  # replayed: readable till an erasure
+    assert api.post("/v1/users", {**body, "full_name": "Other"}, **key).status_code == 422
+
+    erase = api.post(f"/v1/users/{user}/erase", {"reason": "asked to be forgotten"})
+    assert erase.status_code == 200, erase.text
+    assert api.ledger.app.keys.key(REQUEST_HASH_SUBJECT) is None
+    for retry in (body, {**body, "full_name": "Other"}):  # nothing left to compare either with
+        again = api.post("/v1/users", retry, **key)
+        assert again.status_code == 409 and again.json()["code"] == "idempotency_already_applied", again.text
+        assert "erasure" in again.json()["detail"]
+    # No erasing event names the destroyed key's subject: `verify` knows every erasure takes it.
+    assert check_keys(api.ledger.app)[1] == []
+
+    # Requests after the erasure are compared again, under a new key; the chain and keys verify.
+    later = {"Idempotency-Key": "after-erasure-1"}
+    policy = {"name": "after-erasure"}
+    assert api.post(BASE, policy, **later).status_code == 201
+    assert api.post(BASE, {"name": "other"}, **later).status_code == 422
+    assert verify(api.ledger.app).ok
+    assert check_keys(api.ledger.app)[1] == []
