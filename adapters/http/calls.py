@@ -210,6 +210,10 @@ class Call:
         return responses.replay(claim.key, claim.request_hash, recorded)
 
     def _recorded(self, claim: IdempotencyClaim) -> IdempotentRequest | None:
+        # Another process's erasure destroyed the key sealing request hashes: this one's
+        # cached copy would open the recorded hash (a guess at an erased value tested by
+        # 422 or not) and seal this request's own under the destroyed key.
+        self.ledger.app.meet_erasures()
         found = self.ledger.app.get(claim.stream, Entity)
         return found if isinstance(found, IdempotentRequest) else None
 

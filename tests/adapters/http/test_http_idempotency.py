@@ -20,7 +20,8 @@ from adapters.store.chain import verify
 from adapters.store.key_check import check_keys
 from domain.errors import StoreUnavailable
 from domain.idempotency import REQUEST_HASH_SUBJECT
-from tests.adapters.http.api import Api
+from domain.user import EraseUserAction
+from tests.adapters.http.api import Api, root_run
 from tests.killing import run_until_killed
 
 BASE = "/v1/keypair-resource-policies"
@@ -351,3 +352,25 @@ def test_a_request_s_hash_cannot_test_a_guess_at_an_erased_value(api: Api) -> No
     assert api.post(BASE, {"name": "other"}, **later).status_code == 422
     assert verify(api.ledger.app).ok
     assert check_keys(api.ledger.app)[1] == []
+
+
+def test_an_erasure_in_another_process_takes_the_request_hashes_from_this_one_too(api: Api, ledger_url: str) -> None:
+    """`ledger user erase` beside a running `ledger serve`: the server had the key sealing
+    request hashes cached, and nothing made it read the erasing event (the eraser catches
+    the shared read models up itself). So it still opened every hash recorded before the
+    erasure (a guessed body was 422 or not), and sealed the hashes of later requests under
+    the destroyed key (their retries were 409 once the server restarted)."""
+    user = str(uuid.uuid4())
+    body = {"user_id": user, "domain_name": "alpha", "email": "ada.elsewhere@example.org", "full_name": "Ada E."}
+    key = {"Idempotency-Key": "erased-elsewhere-1"}
+    assert api.post("/v1/users", body, **key).status_code == 201
+    with open_ledger(ledger_url) as eraser:  # another process: a key cache of its own
+        root_run(eraser, "user", "erase_user", EraseUserAction(user_id=uuid.UUID(user), reason="asked"))
+    for retry in (body, {**body, "email": "someone.else@example.org"}):
+        again = api.post("/v1/users", retry, **key)
+        assert again.status_code == 409 and "erasure" in again.json()["detail"], again.text
+
+    later = {"Idempotency-Key": "after-erasure-elsewhere"}
+    assert api.post(BASE, {"name": "after-elsewhere"}, **later).status_code == 201
+    api.ledger.app.keys.forget_all()  # as a restarted server holds no key
+    assert api.post(BASE, {"name": "after-elsewhere"}, **later).status_code == 201
