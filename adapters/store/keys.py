@@ -47,6 +47,8 @@ CHECK_PLAINTEXT = b"policy-ledger master key check v1"
 # ledger's own, never a person's or a group's (`user:<id>`, `group:<id>`), so no erasure
 # reaches it; a rotation wraps it as any other.
 SNAPSHOT_SUBJECT = "ledger:snapshots"
+# The ledger's own keys: rotated with the others, never counted as a subject's (`count`).
+OWN_SUBJECTS = (SNAPSHOT_SUBJECT, REQUEST_HASH_SUBJECT)
 WRONG_MASTER = (
     f"{MASTER_KEY_VARIABLE}: the master key does not open this ledger's keys "
     "(give the key this ledger was set up or last rotated with)"
@@ -275,7 +277,7 @@ class Statements:
     select_many: Any  # subject, wrapped of the subjects `many` packs into one parameter
     insert: Any  # subject, wrapped; a subject that has a key keeps it
     delete: Any  # subject
-    count: Any
+    count: Any  # of the subjects `many` packs into one parameter left out
     select_all: Any  # subject, wrapped, for rotation
     update: Any  # wrapped, subject
     check_select: Any
@@ -306,7 +308,7 @@ class Statements:
             select_many=f"SELECT subject, {wrapped} FROM {keys} WHERE subject IN (SELECT value FROM json_each(?))",
             insert=f"INSERT INTO {keys} (subject, wrapped) VALUES (?, ?) ON CONFLICT (subject) DO NOTHING",
             delete=f"DELETE FROM {keys} WHERE subject = ?",
-            count=f"SELECT count(*) FROM {keys} WHERE subject <> ?",
+            count=f"SELECT count(*) FROM {keys} WHERE subject NOT IN (SELECT value FROM json_each(?))",
             select_all=f"SELECT subject, {wrapped} FROM {keys} ORDER BY subject",
             update=f"UPDATE {keys} SET wrapped = ? WHERE subject = ?",
             check_select=f"SELECT {wrapped} FROM {check} WHERE id = 1",
@@ -347,7 +349,7 @@ class Statements:
             select_many=sql("SELECT subject, wrapped FROM {keys} WHERE subject = ANY(%s)"),
             insert=sql("INSERT INTO {keys} (subject, wrapped) VALUES (%s, %s) ON CONFLICT (subject) DO NOTHING"),
             delete=sql("DELETE FROM {keys} WHERE subject = %s"),
-            count=sql("SELECT count(*) FROM {keys} WHERE subject <> %s"),
+            count=sql("SELECT count(*) FROM {keys} WHERE subject <> ALL(%s)"),
             select_all=sql("SELECT subject, wrapped FROM {keys} ORDER BY subject"),
             update=sql("UPDATE {keys} SET wrapped = %s WHERE subject = %s"),
             check_select=sql("SELECT wrapped FROM {check} WHERE id = 1"),
@@ -582,9 +584,9 @@ class SubjectKeys:
             self._cache.clear()
 
     def count(self) -> int:
-        """How many subjects have a key (the ledger's own snapshot key is not one)."""
+        """How many subjects have a key (the ledger's own keys, OWN_SUBJECTS, are not ones)."""
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self.sql.count, (SNAPSHOT_SUBJECT,))
+            curs.execute(self.sql.count, (self.sql.many(OWN_SUBJECTS),))
             return int(_first(curs))
 
     def opening(self) -> dict[str, bool]:
@@ -643,7 +645,7 @@ class SubjectKeys:
             curs.executemany(self.sql.update, rewrapped)
             curs.execute(self.sql.check_update, (new_master.wrap(CHECK_SUBJECT, CHECK_PLAINTEXT),))
         self.master = new_master
-        return sum(1 for _, subject in rewrapped if subject != SNAPSHOT_SUBJECT)  # as `count` counts
+        return sum(1 for _, subject in rewrapped if subject not in OWN_SUBJECTS)  # as `count` counts
 
 
 def master_key_source(config: StoreConfig, environ: Mapping[str, str] | None = None) -> str:

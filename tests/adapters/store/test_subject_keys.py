@@ -20,9 +20,18 @@ import pytest
 
 from adapters.store.application import LedgerApplication
 from adapters.store.config import StoreConfig, parse_url
-from adapters.store.keys import CHECK_TABLE, KEYS_TABLE, MASTER_KEY_VARIABLE, MasterKey, SubjectKeys, load_master_key
+from adapters.store.keys import (
+    CHECK_TABLE,
+    KEYS_TABLE,
+    MASTER_KEY_VARIABLE,
+    SNAPSHOT_SUBJECT,
+    MasterKey,
+    SubjectKeys,
+    load_master_key,
+)
 from adapters.store.triggers import ensure_postgres_schema
 from domain.errors import ConfigurationError, DamagedEvent
+from domain.idempotency import REQUEST_HASH_SUBJECT
 from tests.conftest import fresh_url
 
 T = TypeVar("T")
@@ -355,10 +364,14 @@ def test_rotation_rewraps_every_key_for_the_new_master_and_refuses_the_old(
     old, new = app.keys.master, MasterKey.generate()
     keys = opened(app, old)
     made = keys.ensure(SUBJECTS)
+    # The ledger's own keys (snapshots' tags, requests' hashes) are rotated, never counted:
+    # `keys status` and `keys rotate` count the subjects' keys an erasure is about.
+    own = keys.ensure([SNAPSHOT_SUBJECT, REQUEST_HASH_SUBJECT])
+    assert keys.count() == len(SUBJECTS)
     stale = SubjectKeys(app.recorder, old)  # another process, still on the old key
     assert keys.rotate(new) == len(SUBJECTS)
     after = opened(app, new)
-    assert {s: after.key(s) for s in SUBJECTS} == made
+    assert {s: after.key(s) for s in [*SUBJECTS, *own]} == made | own
     assert keys.key(SUBJECTS[0]) == made[SUBJECTS[0]]  # the rotating instance goes on with the new key
     with pytest.raises(ConfigurationError, match="does not open"):
         opened(app, old)
