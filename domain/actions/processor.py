@@ -26,7 +26,7 @@ from typing import Generic, Protocol, TypeVar
 
 from domain.actions.base import ActionResultMeta, ActionStatus, ActionTriggerMeta, BaseAction, BaseActionResult
 from domain.actions.context import ActionContext, action_context
-from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
+from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError, ReadModelStalled
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,10 @@ def _entity_id(action: BaseAction, result: BaseActionResult | None) -> str | Non
 def _describe(status: ActionStatus, error: BaseException | None) -> str:
     if error is None:
         return status.value
+    if isinstance(error, ReadModelStalled):
+        # Kept for good in the audit trail, where no skip's sealing nor erasure reaches: the
+        # stall's cause (a handler's error, which may quote the event's values) as its kind.
+        return error.message.replace(error.cause, error.cause.partition(": ")[0], 1)
     if isinstance(error, LedgerError):
         return error.message
     return f"{type(error).__name__}: {error}"

@@ -17,9 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.bootstrap import Ledger, recorded_skips
+from domain.errors import ReadModelStalled
 from domain.group import PurgeGroupAction
 from domain.personal import ERASED, WITHHELD
 from domain.projection_ops import ProjectionOps, SkipProjectionEventAction
+from domain.usage.actions import UsagePerMonthAction
 from domain.workload import Kernel
 from projections.runner import ProjectionRunner
 from tests.conftest import SUPERADMIN
@@ -108,3 +110,17 @@ def test_a_skip_of_an_event_of_several_subjects_keeps_only_the_errors_kind(
     withheld = "ValueError: message withheld (the event holds personal values of 2 subjects)"
     assert json.loads(stored.state)["cause"] == withheld
     assert recorded_skips(ledger.app, "usage_utc")[0].cause == withheld
+
+
+def test_a_query_refused_by_the_stall_keeps_only_the_error_s_kind_in_the_audit_trail(ledger: Ledger) -> None:
+    """A report refused while the read model is stalled is audited with its refusal's
+    message, which named the stall's cause: a copy kept for good in clear, which neither
+    a skip's sealing nor an erasure's replacing reaches, of a message that may name the
+    event's values in a form no withholding caught."""
+    stall_on_a_named_value(ledger)
+    with pytest.raises(ReadModelStalled, match="Invalid isoformat string"):  # the caller is told it all
+        processed(ledger, "group", "usage_per_month", UsagePerMonthAction(month="202401"))
+    (refused,) = [e for e in ledger.queries.audit_log() if e.operation == "usage_per_month"]
+    assert refused.error_code == "ledger_read_model_stalled"
+    assert "stalled at position" in refused.description and "ValueError" in refused.description
+    assert "isoformat" not in refused.description
