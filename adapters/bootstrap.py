@@ -130,7 +130,7 @@ class Ledger:
         self.runner.catch_up(self.runner.builds())
         self._erase_in_other_zones()
         # A stall's cause was written in clear from the values opened then.
-        self.runner.withhold_erased_causes(lambda subject: not self.app.keys.stored(subject))
+        self.runner.withhold_erased_causes()
         # SQLite keeps the tables a version or rebuild replaced until a later drop, with
         # the rows they held then.
         self.runner.drop_retired_tables()
@@ -288,6 +288,7 @@ def _runner(
         projections,
         skip_log=lambda stable_name: recorded_skips(app, stable_name),
         factory=lambda metadata: build_projections(metadata, zone).all(),
+        erased=lambda subject: not app.keys.stored(subject),
     )
 
 

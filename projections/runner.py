@@ -72,11 +72,15 @@ class ProjectionRunner(Versions):
         *,
         skip_log: SkipLog | None = None,
         factory: Factory | None = None,
+        erased: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__(read_models, recorder, projections, factory)
         self.mapper = mapper
         self.batch_size = batch_size
         self.skip_log = skip_log
+        # Whether a subject's key is gone, read from the store: a process that has not met
+        # an erasure yet opens the subject's values with its cached key.
+        self.erased = erased
         self._lock = threading.Lock()
         self._classes: dict[str, type] = {}  # topic -> event class (aliases of renamed topics too)
         self._skips: dict[str, Sequence[SkippedEvent]] = {}  # stable name -> skips, read since `_looked_at`
@@ -318,8 +322,18 @@ class ProjectionRunner(Versions):
                 if position not in skipped:
                     # The cause is kept in clear (the stall's row, a skip's event): never
                     # with the event's personal values, which the store keeps sealed.
-                    return position, one_line(exc, withhold=_personal_texts(event))
+                    return position, self._cause(exc, event)
         return None
+
+    def _cause(self, exc: Exception, event: Any) -> str:
+        """A handler's error as its stall's cause, kept in clear: never with the event's
+        personal values, and only as its kind for an event of a subject erased already
+        (as `withhold_erased_causes` leaves one recorded before the erasure)."""
+        found = personal_texts(declared(type(event)), vars(event))
+        cause = one_line(exc, withhold=[text for texts in found.values() for text in texts])
+        if self.erased is not None and any(map(self.erased, found)):
+            return f"{cause.partition(': ')[0]}: {ERASED}"
+        return cause
 
     def require(self, *projections: Projection) -> None:
         """Raises `ReadModelStalled` if one of the projections (a query's read models) is
@@ -367,10 +381,13 @@ class ProjectionRunner(Versions):
             return ()
         return tuple(sorted(personal_texts(declared(type(event)), vars(event))))
 
-    def withhold_erased_causes(self, erased: Callable[[str], bool]) -> int:
+    def withhold_erased_causes(self) -> int:
         """Each stall's cause whose event holds values of an erased subject becomes its
         error's kind and `[erased]`: its message was written before the erasure, in clear,
         from the values opened then. Returns how many were replaced."""
+        erased = self.erased
+        if erased is None:
+            return 0
         with self.read_models.connect() as conn:
             rows = conn.execute(sa.select(self.stalls.c.projection, self.stalls.c.position, self.stalls.c.cause)).all()
         replaced = 0
@@ -438,12 +455,6 @@ class ProjectionRunner(Versions):
             if projection.stable_name != projection.name and stable_name.startswith(f"{projection.name}_"):
                 return projection
         return None
-
-
-def _personal_texts(event: Any) -> list[str]:
-    """Every personal value an event holds, as the texts an error about it may print."""
-    found = personal_texts(declared(type(event)), vars(event))
-    return [text for texts in found.values() for text in texts]
 
 
 def _privilege_refused(exc: BaseException) -> bool:

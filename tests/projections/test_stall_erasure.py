@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from adapters.bootstrap import Ledger, recorded_skips
+from adapters.bootstrap import Ledger, open_ledger, recorded_skips
 from domain.errors import ReadModelStalled
 from domain.group import PurgeGroupAction
 from domain.personal import ERASED, WITHHELD
@@ -124,3 +124,25 @@ def test_a_query_refused_by_the_stall_keeps_only_the_error_s_kind_in_the_audit_t
     assert refused.error_code == "ledger_read_model_stalled"
     assert "stalled at position" in refused.description and "ValueError" in refused.description
     assert "isoformat" not in refused.description
+
+
+def test_a_stall_recorded_after_an_erasure_by_a_process_that_had_not_met_it_keeps_only_the_kind(
+    ledger_url: str,
+) -> None:
+    """The eraser died before replacing causes (its listeners never ran), and another
+    process, its key for the group cached from before, caught the read model up: it opened
+    the event's values with that key and recorded the stall from them, after the erasure."""
+    with open_ledger(ledger_url) as eraser, open_ledger(ledger_url) as stale:
+        run(eraser, ("group", 0))
+        fields = start_action(GROUPS[0], BAD_KERNEL, T0).kernel_fields()
+        fields["session_name"], fields["started_at"] = SESSION, SESSION.upper()
+        eraser.app.save(Kernel.create(str(BAD_KERNEL), fields))
+        assert stale.app.keys.key(f"group:{GROUPS[0]}") is not None  # cached before the purge
+        listeners = eraser.app.erasure_listeners
+        saved, listeners[:] = list(listeners), []  # as if the erasing process died after its commit
+        try:
+            processed(eraser, "group", "purge_group", PurgeGroupAction(group_id=GROUPS[0]))
+        finally:
+            listeners[:] = saved
+        stale.runner.catch_up()
+        assert set(stored_causes(stale)) == {f"ValueError: {ERASED}"}
