@@ -1,5 +1,6 @@
 """A child Python process killed with SIGKILL once it has printed enough lines: what a
-crash mid-stream leaves behind is then read from the store."""
+crash mid-stream leaves behind is then read from the store. And an erasing process that
+dies right after its commit, simulated in process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,3 +38,15 @@ def run_until_killed(script: str, args: list[str], lines: int) -> list[str]:
         child.wait()
         child.stdout.close()
     return read
+
+
+@contextmanager
+def dying_after_erasures(app: Any) -> Iterator[None]:
+    """Inside, an erasure by `app` (a LedgerApplication) commits and its listeners never
+    run, as if its process died right after the commit: the copies they drop stay."""
+    listeners = app.erasure_listeners
+    saved, listeners[:] = list(listeners), []
+    try:
+        yield
+    finally:
+        listeners[:] = saved

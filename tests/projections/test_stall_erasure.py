@@ -25,6 +25,7 @@ from domain.usage.actions import UsagePerMonthAction
 from domain.workload import Kernel
 from projections.runner import ProjectionRunner
 from tests.conftest import SUPERADMIN
+from tests.killing import dying_after_erasures
 from tests.projections.commands import GROUPS, T0, run, start_action
 
 SESSION = "zq7-session-of-ada"
@@ -138,11 +139,7 @@ def test_a_stall_recorded_after_an_erasure_by_a_process_that_had_not_met_it_keep
         fields["session_name"], fields["started_at"] = SESSION, SESSION.upper()
         eraser.app.save(Kernel.create(str(BAD_KERNEL), fields))
         assert stale.app.keys.key(f"group:{GROUPS[0]}") is not None  # cached before the purge
-        listeners = eraser.app.erasure_listeners
-        saved, listeners[:] = list(listeners), []  # as if the erasing process died after its commit
-        try:
+        with dying_after_erasures(eraser.app):
             processed(eraser, "group", "purge_group", PurgeGroupAction(group_id=GROUPS[0]))
-        finally:
-            listeners[:] = saved
         stale.runner.catch_up()
         assert set(stored_causes(stale)) == {f"ValueError: {ERASED}"}

@@ -22,7 +22,7 @@ from domain.errors import StoreUnavailable
 from domain.idempotency import REQUEST_HASH_SUBJECT
 from domain.user import EraseUserAction
 from tests.adapters.http.api import Api, root_run
-from tests.killing import run_until_killed
+from tests.killing import dying_after_erasures, run_until_killed
 
 BASE = "/v1/keypair-resource-policies"
 TWINS = 8
@@ -149,12 +149,8 @@ def test_a_response_an_erasure_follows_is_never_served_though_its_clearing_was_l
     """The erasing process's clearing is in its memory only: lost with it, the response it
     owed to drop is found by the retry, which sees the erasure after it and drops it."""
     body, group = _secret_group(api, "secret-group-3")
-    listeners = api.ledger.app.erasure_listeners
-    saved, listeners[:] = list(listeners), []  # as if the erasing process died after its commit
-    try:
+    with dying_after_erasures(api.ledger.app):
         assert api.post(f"/v1/groups/{group}/purge", None).status_code == 200
-    finally:
-        listeners[:] = saved
     assert _cached(api) == 1
     again = api.post("/v1/groups", body, **{"Idempotency-Key": "secret-group-3"})
     assert again.status_code == 409 and again.json()["code"] == "idempotency_already_applied", again.text
@@ -167,12 +163,8 @@ def test_ledger_compact_drops_the_responses_a_dead_eraser_left(api: Api) -> None
     after erasures, rewrote the table with the owed response's row live in it, the erased
     description in clear."""
     _, group = _secret_group(api, "secret-group-6")
-    listeners = api.ledger.app.erasure_listeners
-    saved, listeners[:] = list(listeners), []  # as if the erasing process died after its commit
-    try:
+    with dying_after_erasures(api.ledger.app):
         assert api.post(f"/v1/groups/{group}/purge", None).status_code == 200
-    finally:
-        listeners[:] = saved
     assert _cached(api) == 1
     api.ledger.compact()
     assert _cached(api) == 0
