@@ -197,7 +197,7 @@ def _entity_id(action: BaseAction, result: BaseActionResult | None) -> str | Non
 def _describe(status: ActionStatus, error: BaseException | None) -> str:
     if error is None:
         return status.value
-    if isinstance(error, ReadModelStalled):
+    if isinstance(error, ReadModelStalled) and error.cause:
         # Kept for good in the audit trail, where no skip's sealing nor erasure reaches: the
         # stall's cause (a handler's error, which may quote the event's values) as its kind.
         return error.message.replace(error.cause, error.cause.partition(": ")[0], 1)
