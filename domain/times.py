@@ -91,13 +91,30 @@ def parse_window(since: Any, until: Any, what: str) -> tuple[datetime | None, da
     when it holds no instant: it can match no `what`, and an empty answer would read as
     "nothing happened then". The one check of the CLI, the HTTP API and the queries, so all
     say it in the same words, the values as they were given."""
-    start = None if since is None else parse_time(since, "since")
-    end = None if until is None else parse_time(until, "until")
+    start = None if since is None else _bound(since, "since")
+    end = None if until is None else _bound(until, "until")
     if start is not None and end is not None and start >= end:
         raise InvalidAPIParameters(
             f"{_as_given(since)} is not before until {_as_given(until)}: no {what} could match", field="since"
         )
     return start, end
+
+
+# Fractional digits past the sixth (RFC 3339 allows any number; .NET writes seven), which
+# `datetime.fromisoformat` drops. The only "." or "," of an ISO 8601 time is a fraction's.
+_PAST_MICROSECONDS = re.compile(r"[.,][0-9]{6}([0-9]+)")
+
+
+def _bound(raw: Any, field: str) -> datetime:
+    """A window's bound: the first microsecond at or after the instant given. Stored times
+    are whole microseconds, so `t >= since` and `t < until` then hold exactly when they
+    hold of the bound as given; cut down to its microsecond, as the parser does, the bound
+    fell below the instant, and a kernel started at that microsecond fell on the wrong side."""
+    at = parse_time(raw, field)
+    beyond = _PAST_MICROSECONDS.search(raw) if isinstance(raw, str) else None
+    if beyond is not None and beyond.group(1).strip("0"):
+        at += timedelta(microseconds=1)
+    return at
 
 
 def _as_given(raw: Any) -> str:

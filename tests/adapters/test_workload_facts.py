@@ -48,6 +48,7 @@ from tests.adapters.groups import (
     stores_nothing,
     terminate_kernel,
 )
+from tests.adapters.kernels import start
 
 GiB = 1024**3
 NOW = datetime(2024, 10, 2, 8, 30, tzinfo=UTC)
@@ -497,3 +498,26 @@ def test_two_reports_of_one_instant_keep_the_larger_whatever_their_order(ledger_
         for cpu in order:  # the same reports again, as a resumed import sends them
             report(world.kernel, cpu)
         assert stream_lengths(ledger) == before
+
+
+def test_a_window_bound_finer_than_a_microsecond_keeps_the_kernels_it_holds(ledger: Ledger) -> None:
+    """RFC 3339 allows any number of fractional digits (a .NET platform sends seven); times
+    are kept to the microsecond, and Python's parser drops the digits past the sixth. A
+    bound cut down that way moved below the instant it named: `until=…00.0000001` left out
+    a kernel started at …00 exactly, and `since=…59.9999999` listed one started at
+    …59.999999, before it. Every stored start is a whole microsecond, so a bound is the
+    first microsecond at or after it."""
+    group = create_group(ledger).id
+    at_second = start(ledger, group, datetime(2024, 10, 1, 12, 0, tzinfo=UTC))
+    last_micro = start(ledger, group, datetime(2024, 10, 1, 12, 0, 59, 999999, tzinfo=UTC))
+
+    def listed(**window: str) -> list[str]:
+        return [k.kernel_id for k in ledger.queries.kernels(**window)]
+
+    assert listed(until="2024-10-01T12:00:00.0000001Z") == [at_second]
+    assert listed(since="2024-10-01T12:00:00.0000001Z") == [last_micro]
+    assert listed(since="2024-10-01T12:00:59.9999991Z") == []
+    assert listed(until="2024-10-01T12:00:59.9999991Z") == [at_second, last_micro]
+    # Digits past the sixth that are zeros name the microsecond itself.
+    assert listed(until="2024-10-01T12:00:00.0000000Z") == []
+    assert listed(since="2024-10-01T12:00:59.9999990Z") == [last_micro]
