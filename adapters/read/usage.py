@@ -90,7 +90,9 @@ class SqlUsageReader:
         now = datetime.now(UTC)
         for kernel_group, started_at, occupied_slots in kernels:
             # In UTC, as `kernels` reads it: PostgreSQL's session-zone times subtract as wall clocks.
-            seconds = max(0.0, (min(end, now) - max(start, as_utc(started_at))).total_seconds())
+            seconds = (min(end, now) - max(start, as_utc(started_at))).total_seconds()
+            if seconds <= 0:  # the days are after now, or it starts later: it ran none of them
+                continue
             slots = totals.setdefault(kernel_group, {})
             for slot, amount in dict(occupied_slots).items():
                 slots[slot] = slots.get(slot, 0.0) + float(amount) * seconds

@@ -662,6 +662,20 @@ def test_usage_totals_read_a_datetime_as_its_day_on_both_backends(ledger: Ledger
     assert two_days[str(g)]["cpu"] == 2 * 86400.0
 
 
+def test_usage_totals_name_no_group_for_days_its_running_kernel_did_not_run_in(ledger: Ledger) -> None:
+    """A running kernel counts for the part of the days it has run, as an ended one does:
+    over days after now (or from a start the platform reported ahead of the ledger's
+    clock) that is none, and a group with only such a kernel is no entry of zero, as a
+    group whose kernels ended before the days is not (the direct computation's keys)."""
+    g = create_group(ledger).id
+    kernel(ledger, g, "2024-10-01T00:00")  # running since
+    ahead = create_group(ledger, name="ahead").id
+    kernel(ledger, ahead, datetime.now(UTC) + timedelta(days=3))  # reported ahead of the clock
+    tomorrow = datetime.now(UTC).date() + timedelta(days=2)
+    assert ledger.queries.usage_totals(tomorrow, tomorrow + timedelta(days=5)) == {}
+    assert set(ledger.queries.usage_totals(date(2024, 10, 1), date(2024, 10, 1))) == {str(g)}
+
+
 # Daylight saving time: local days of 23 and 25 hours
 
 
