@@ -299,6 +299,8 @@ class Queries:
     ) -> dict[str, dict[str, float]]:
         """Slot-seconds per group and slot over the local days [first, last]."""
         first, last = report_day(first, "first"), report_day(last, "last")
+        if last < first:  # no day: an empty answer would read as "nothing ran then"
+            raise InvalidAPIParameters(f"{last} is before first {first}: no day could match", field="last")
         key = None if group_id is None else str(parse_uuid(group_id, "group_id"))  # any spelling of the UUID
         totals = self._usage.totals(first, last, key)
         self._runner.require(self._usage_projection)

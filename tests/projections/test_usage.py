@@ -676,6 +676,18 @@ def test_usage_totals_name_no_group_for_days_its_running_kernel_did_not_run_in(l
     assert set(ledger.queries.usage_totals(date(2024, 10, 1), date(2024, 10, 1))) == {str(g)}
 
 
+def test_usage_totals_refuse_a_last_day_before_the_first_naming_last(ledger: Ledger) -> None:
+    """[first, last] with last before first holds no day: an empty answer would read as
+    "nothing ran then", as the kernel list's and the audit trail's empty windows and the
+    period report's reversed dates are refused."""
+    kernel(ledger, create_group(ledger).id, "2024-10-01T00:00", "2024-10-03T00:00")
+    with pytest.raises(InvalidAPIParameters) as info:
+        ledger.queries.usage_totals(date(2024, 10, 2), date(2024, 10, 1))
+    assert info.value.field == "last"
+    assert "2024-10-01" in info.value.message and "2024-10-02" in info.value.message
+    assert ledger.queries.usage_totals(date(2024, 10, 2), date(2024, 10, 2)) != {}  # one day is a range
+
+
 # Daylight saving time: local days of 23 and 25 hours
 
 
