@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.usage.reader import KernelUsage
+from domain.usage.windows import days_touched
 
 USAGE_FIELDS = (
     "nfs", "cpu_allocated", "cpu_used", "mem_allocated", "mem_used", "shared_memory", "disk_allocated",
@@ -52,8 +53,7 @@ def kernel_usage(kernel: KernelUsage, tz: ZoneInfo) -> dict[str, Any]:
     used_time = used_days = None
     if kernel.terminated_at is not None:
         used_time = str(kernel.terminated_at - kernel.started_at)
-        local_end, local_start = kernel.terminated_at.astimezone(tz), kernel.started_at.astimezone(tz)
-        used_days = local_end.toordinal() - local_start.toordinal() + 1
+        used_days = days_touched(kernel.started_at, kernel.terminated_at, tz)
     return {
         "cpu_allocated": _float(slots.get("cpu")),
         "cpu_used": _float(stats.get("cpu_used")),

@@ -6,6 +6,7 @@ window's edges are representable in every zone and in UTC.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -137,3 +138,30 @@ def local_days(start: datetime, end: datetime, tz: ZoneInfo) -> list[date]:
     """The local calendar days [start, end) touches."""
     first, last = start.astimezone(tz).date(), (end - timedelta(microseconds=1)).astimezone(tz).date()
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def days_touched(start: datetime, end: datetime, tz: ZoneInfo) -> int:
+    """How many local calendar days [start, end] touches, counting both ends (a report's
+    used_days): the dates' distance plus one, less the days the zone skipped between
+    them (Pacific/Apia has no 2011-12-30: its clocks went from UTC-10 to UTC+14)."""
+    first, last = start.astimezone(tz).date(), end.astimezone(tz).date()
+    skipped = sum(
+        1 for year in range(first.year, last.year + 1) for day in _skipped_days(tz, year) if first < day < last
+    )
+    return (last - first).days + 1 - skipped
+
+
+@functools.lru_cache(maxsize=4096)
+def _skipped_days(tz: ZoneInfo, year: int) -> tuple[date, ...]:
+    """The local days of `year` that have no instant in `tz`: their midnight and the next
+    one are the same instant. Read once per zone and year (365 conversions), since a
+    report asks for every kernel it lists."""
+    day, found = date(year, 1, 1), []
+    midnight = datetime(year, 1, 1, tzinfo=tz).astimezone(UTC)
+    while day.year == year:
+        nxt = day + timedelta(days=1)
+        next_midnight = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).astimezone(UTC)
+        if next_midnight <= midnight:
+            found.append(day)
+        day, midnight = nxt, next_midnight
+    return tuple(found)

@@ -712,6 +712,28 @@ def test_daylight_saving_days_hold_their_real_seconds(backend: str) -> None:
         assert (info["used_time"], info["used_days"]) == ("2 days, 0:00:00", 3)
 
 
+def test_used_days_leave_out_a_local_day_the_zone_skipped(backend: str) -> None:
+    """Pacific/Apia went from UTC-10 to UTC+14 at the end of 2011-12-29, local time: its
+    calendar has no 2011-12-30. A kernel from 28 December 14:00 to 1 January 02:00, local
+    time, touched four local days (28, 29, 31 and 1), as REFERENCE.md counts used_days,
+    not the five the dates' distance says; a kernel of another year is counted as ever."""
+    with fresh_url(backend) as url, open_ledger(url, timezone="Pacific/Apia") as apia:
+        g = create_group(apia).id
+        across = kernel(apia, g, "2011-12-29T00:00", "2011-12-31T12:00")
+        onto = kernel(apia, g, "2011-12-30T09:00", "2011-12-30T10:00")  # 29 Dec 23:00 to 31 Dec 00:00
+        years = kernel(apia, g, "2010-06-01T00:00", "2012-06-01T00:00")  # 31 May 2010 to 1 June 2012, less one
+        later = kernel(apia, g, "2024-03-01T00:00", "2024-03-03T00:00")
+        wanted = {across: 4, onto: 2, years: 2 * 366, later: 3}
+        for report in (month(apia, "201112"), month(apia, "201201")):
+            assert {i: info["used_days"] for i, info in infos(report).items()} == {
+                i: days for i, days in wanted.items() if i in infos(report)
+            }
+        found = period(apia, "20111229", "20111231")
+        days = {k["kernel_id"]: k["used_days"] for p in found for s in p["sessions"] for k in s["kernels"]}
+        assert days == {across: 4, onto: 2, years: 2 * 366}
+        assert infos(month(apia, "202403"))[later]["used_days"] == 3
+
+
 def test_times_read_in_a_postgresql_session_zone_are_reported_in_utc(postgres_url: str) -> None:
     """A server whose TimeZone has DST returns times in it; reports must not subtract them
     as wall clocks (2024-11-03 has 25 hours in New York)."""
