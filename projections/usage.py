@@ -326,7 +326,8 @@ class UsageProjection(BatchProjection):
             day_start, day_end = self._day_bounds.get(day) or self._bounds(day)
             # In UTC: times of one zone subtract as wall clocks, an hour off on a DST day.
             overlap = min(end, day_end).astimezone(UTC) - max(start, day_start).astimezone(UTC)
-            result.append((day, overlap.total_seconds()))
+            if overlap > timedelta(0):  # else a day the zone skipped (Pacific/Apia's 2011-12-30): none ran on it
+                result.append((day, overlap.total_seconds()))
         return result
 
     def _bounds(self, day: date) -> tuple[datetime, datetime]:

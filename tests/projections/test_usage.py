@@ -734,6 +734,21 @@ def test_used_days_leave_out_a_local_day_the_zone_skipped(backend: str) -> None:
         assert infos(month(apia, "202403"))[later]["used_days"] == 3
 
 
+def test_usage_totals_hold_nothing_on_a_local_day_the_zone_skipped(backend: str) -> None:
+    """Pacific/Apia has no 2011-12-30 (its midnight and the next are one instant): no
+    kernel ran on it, so its totals name no group, as the direct computation says, rather
+    than a group of zero seconds; the days around it hold the kernel's real seconds."""
+    with fresh_url(backend) as url, open_ledger(url, timezone="Pacific/Apia") as apia:
+        g = create_group(apia).id
+        kernel(apia, g, "2011-12-29T00:00", "2011-12-31T12:00")
+        skipped = date(2011, 12, 30)
+        assert apia.queries.usage_totals(skipped, skipped) == {}
+        assert apia.queries.usage_totals(date(2011, 12, 28), date(2012, 1, 1))[str(g)]["cpu"] == 60 * 3600.0
+        with apia.read_models.connect() as conn:
+            daily = apia.projections.usage.daily
+            assert conn.execute(sa.select(daily.c.day).where(daily.c.day == skipped)).all() == []
+
+
 def test_times_read_in_a_postgresql_session_zone_are_reported_in_utc(postgres_url: str) -> None:
     """A server whose TimeZone has DST returns times in it; reports must not subtract them
     as wall clocks (2024-11-03 has 25 hours in New York)."""
