@@ -145,10 +145,15 @@ def days_touched(start: datetime, end: datetime, tz: ZoneInfo) -> int:
     used_days): the dates' distance plus one, less the days the zone skipped between
     them (Pacific/Apia has no 2011-12-30: its clocks went from UTC-10 to UTC+14)."""
     first, last = start.astimezone(tz).date(), end.astimezone(tz).date()
-    skipped = sum(
-        1 for year in range(first.year, last.year + 1) for day in _skipped_days(tz, year) if first < day < last
-    )
+    years = range(max(first.year, _LISTED_YEARS.start), min(last.year, _LISTED_YEARS.stop - 1) + 1)
+    skipped = sum(1 for year in years for day in _skipped_days(tz, year) if first < day < last)
     return (last - first).days + 1 - skipped
+
+
+# Years a zone may have skipped a day in: those of its listed transitions. Past them the
+# zone repeats a yearly rule of an hour or so, which skips no day; before 1900 the ledger
+# stores no time. A kernel fact may span millennia: those years are not scanned.
+_LISTED_YEARS = range(1900, 2101)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -156,6 +161,8 @@ def _skipped_days(tz: ZoneInfo, year: int) -> tuple[date, ...]:
     """The local days of `year` that have no instant in `tz`: their midnight and the next
     one are the same instant. Read once per zone and year (365 conversions), since a
     report asks for every kernel it lists."""
+    if year not in _LISTED_YEARS:
+        return ()
     day, found = date(year, 1, 1), []
     midnight = datetime(year, 1, 1, tzinfo=tz).astimezone(UTC)
     while day.year == year:
