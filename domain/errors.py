@@ -372,6 +372,12 @@ class ReadModelStalled(LedgerError):
         self.cause = cause
 
 
+def cause_kind(cause: str) -> str:
+    """The kind of a stall's cause, a handler's error written as one line `Kind: message`
+    (`projections.database.one_line`): what is kept of it where its message must not be."""
+    return cause.partition(": ")[0]
+
+
 class ProjectionNotStalled(LedgerError):
     """A skip named a position the read model is not stalled at."""
 

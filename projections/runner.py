@@ -30,7 +30,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper, MapperDeseria
 from eventsourcing.utils import resolve_topic
 from sqlalchemy.engine import Connection
 
-from domain.errors import ReadModelStalled, StoreUnavailable
+from domain.errors import ReadModelStalled, StoreUnavailable, cause_kind
 from domain.personal import ERASED, declared, personal_texts
 from domain.projection_ops import SkippedEvent, Stall
 from projections.database import ReadModelDatabase, is_infrastructure_failure, one_line
@@ -332,7 +332,7 @@ class ProjectionRunner(Versions):
         found = personal_texts(declared(type(event)), vars(event))
         cause = one_line(exc, withhold=[text for texts in found.values() for text in texts])
         if self.erased is not None and any(map(self.erased, found)):
-            return f"{cause.partition(': ')[0]}: {ERASED}"
+            return _erased_cause(cause)
         return cause
 
     def require(self, *projections: Projection) -> None:
@@ -392,20 +392,20 @@ class ProjectionRunner(Versions):
             rows = conn.execute(sa.select(self.stalls.c.projection, self.stalls.c.position, self.stalls.c.cause)).all()
         replaced = 0
         for row in rows:
-            kind = row.cause.partition(": ")[0]
-            if row.cause == f"{kind}: {ERASED}" or not any(map(erased, self.subjects_at(row.position))):
+            withheld = _erased_cause(row.cause)
+            if row.cause == withheld or not any(map(erased, self.subjects_at(row.position))):
                 continue
             with self.read_models.begin() as conn:
                 conn.execute(
                     sa.update(self.stalls)
                     .where(self.stalls.c.projection == row.projection)
                     .where(self.stalls.c.position == row.position)
-                    .values(cause=f"{kind}: {ERASED}")
+                    .values(cause=withheld)
                 )
             replaced += 1
             known = self.stalled.get(row.projection)
             if known is not None and known.position == row.position:
-                self.stalled[row.projection] = dataclasses.replace(known, cause=f"{kind}: {ERASED}")
+                self.stalled[row.projection] = dataclasses.replace(known, cause=withheld)
         return replaced
 
     def status(self) -> list[ProjectionStatus]:
@@ -455,6 +455,11 @@ class ProjectionRunner(Versions):
             if projection.stable_name != projection.name and stable_name.startswith(f"{projection.name}_"):
                 return projection
         return None
+
+
+def _erased_cause(cause: str) -> str:
+    """A stall's cause once its event's subject is erased: the error's kind alone."""
+    return f"{cause_kind(cause)}: {ERASED}"
 
 
 def _privilege_refused(exc: BaseException) -> bool:

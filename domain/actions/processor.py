@@ -26,7 +26,7 @@ from typing import Generic, Protocol, TypeVar
 
 from domain.actions.base import ActionResultMeta, ActionStatus, ActionTriggerMeta, BaseAction, BaseActionResult
 from domain.actions.context import ActionContext, action_context
-from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError, ReadModelStalled
+from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError, ReadModelStalled, cause_kind
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def _describe(status: ActionStatus, error: BaseException | None) -> str:
     if isinstance(error, ReadModelStalled) and error.cause:
         # Kept for good in the audit trail, where no skip's sealing nor erasure reaches: the
         # stall's cause (a handler's error, which may quote the event's values) as its kind.
-        return error.message.replace(error.cause, error.cause.partition(": ")[0], 1)
+        return error.message.replace(error.cause, cause_kind(error.cause), 1)
     if isinstance(error, LedgerError):
         return error.message
     return f"{type(error).__name__}: {error}"

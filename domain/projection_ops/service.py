@@ -6,7 +6,7 @@ from typing import Protocol
 
 from domain.actions import takes_action
 from domain.catalog import EntityType
-from domain.errors import ProjectionNotStalled
+from domain.errors import ProjectionNotStalled, cause_kind
 from domain.ports import AggregateStore, UnitOfWork
 from domain.projection_ops.actions import SkipProjectionEventAction, SkipProjectionEventActionResult
 from domain.projection_ops.aggregate import ProjectionOps
@@ -50,8 +50,8 @@ class ProjectionOpsService:
         if len(stall.subjects) == 1:
             (subject,) = stall.subjects
         elif stall.subjects:
-            kind = cause.partition(": ")[0]
-            cause = f"{kind}: message withheld (the event holds personal values of {len(stall.subjects)} subjects)"
+            held = f"the event holds personal values of {len(stall.subjects)} subjects"
+            cause = f"{cause_kind(cause)}: message withheld ({held})"
 
         def skip() -> None:
             work = UnitOfWork(self._store)
