@@ -368,7 +368,7 @@ class ProjectionRunner(Versions):
 
     def subjects_at(self, position: int) -> tuple[str, ...]:
         """The subjects whose personal values the stored event at `position` holds (the
-        stall's cause may have named one in a form `one_line` did not catch). None for an
+        stall's cause may have named one in a form `one_line` did not catch). None of an
         event that does not decode: its cause names no value, only how decoding failed."""
         try:
             found = self.recorder.select_notifications(start=position, limit=1, stop=position)

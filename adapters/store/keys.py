@@ -59,6 +59,9 @@ ROTATED_AWAY = (
     "process rotated it (`ledger keys rotate`); restart this process with the new master key"
 )
 FILE_PREFIX = "file:"
+MAX_KEY_FILE_BYTES = 4096  # read of a key file: far more than a key in base64 and a newline
+# Key rows a master key is tried on when the check value is missing: a wrong key opens none.
+_KEYS_TRIED = 16
 
 
 def with_every_erasure(subjects: Iterable[str]) -> list[str]:
@@ -67,11 +70,6 @@ def with_every_erasure(subjects: Iterable[str]) -> list[str]:
     which may have hashed any subject's values with the rest of a request."""
     listed = list(dict.fromkeys(subjects))
     return [*listed, REQUEST_HASH_SUBJECT] if listed and REQUEST_HASH_SUBJECT not in listed else listed
-
-
-MAX_KEY_FILE_BYTES = 4096  # read of a key file: far more than a key in base64 and a newline
-# Key rows a master key is tried on when the check value is missing: a wrong key opens none.
-_KEYS_TRIED = 16
 
 
 class MasterKey:
