@@ -8,16 +8,26 @@ import uuid
 import pytest
 
 from domain.actions import BaseAction
-from domain.group import UsagePerMonthAction, UsagePerPeriodAction
+from domain.group import (
+    CreateGroupAction,
+    DeleteGroupAction,
+    GroupAction,
+    ModifyGroupAction,
+    PurgeGroupAction,
+    UsagePerMonthAction,
+    UsagePerPeriodAction,
+)
 from domain.keypair import CreateKeyPairAction, DeleteKeyPairAction, ModifyKeyPairAction
 from domain.keypair_resource_policy import (
     CreateKeyPairResourcePolicyAction,
     DeleteKeyPairResourcePolicyAction,
+    KeypairResourcePolicyAction,
     ModifyKeyPairResourcePolicyAction,
 )
 from domain.workload import CreateEndpointAction, DestroyEndpointAction, RecordWorkloadBatchAction
 
 OWNER = "00000000-0000-0000-0000-000000000001"
+GROUP = "12345678-1234-1234-1234-123456789012"  # seed 003's group id
 ACTIONS = [
     (
         CreateKeyPairResourcePolicyAction(
@@ -36,6 +46,14 @@ ACTIONS = [
     ),
     (ModifyKeyPairAction(access_key="AK", resource_policy="q"), ("keypair", "modify", "AK")),
     (DeleteKeyPairAction(access_key="AK"), ("keypair", "delete", "AK")),
+    # Seed 003's actions: the group's id is the entity id of each, a create's included.
+    (
+        CreateGroupAction(input={"name": "development-team", "domain_name": "default"}, group_id=GROUP),
+        ("group", "create", GROUP),
+    ),
+    (ModifyGroupAction(group_id=GROUP, modifier={"description": "d"}), ("group", "modify", GROUP)),
+    (DeleteGroupAction(group_id=GROUP), ("group", "delete", GROUP)),
+    (PurgeGroupAction(group_id=GROUP), ("group", "purge", GROUP)),
 ]
 
 
@@ -78,3 +96,26 @@ def test_a_batch_action_names_each_entity_and_a_scope_action_its_scope() -> None
     one = UsagePerPeriodAction(start_date="20241001", end_date="20241031", project_id=str(group))
     assert (one.scope_type(), one.scope_id()) == ("project", str(group))
     assert (one.entity_type(), one.operation_type()) == ("group", "usage_per_period")
+
+
+def test_the_seeds_actions_share_their_services_base_class() -> None:
+    """Seed 000: "All actions inherit from `KeypairResourcePolicyAction`" (and seed 003's
+    create, modify, delete and purge from one group base), each naming its entity type
+    through it. The usage reports are scope actions (the test above)."""
+    for action, _expected in ACTIONS:
+        if action.entity_type() == "keypair_resource_policy":
+            assert isinstance(action, KeypairResourcePolicyAction)
+        if action.entity_type() == "group":
+            assert isinstance(action, GroupAction)
+    assert KeypairResourcePolicyAction.entity_type() == "keypair_resource_policy"
+    assert GroupAction.entity_type() == "group"
+    assert UsagePerMonthAction.operation_type() == "usage_per_month"
+
+
+def test_a_group_created_without_an_id_names_the_id_the_ledger_drew() -> None:
+    """A create that names no group id has one drawn when it is made: its entity id (the
+    audit trail's and the metrics') is that id, the same each time it is asked."""
+    action = CreateGroupAction(input={"name": "development-team", "domain_name": "default"})
+    drawn = action.entity_id()
+    assert drawn is not None and str(uuid.UUID(drawn)) == drawn == str(action.group_id)
+    assert action.entity_id() == drawn and action.spec()["group_id"] == drawn
