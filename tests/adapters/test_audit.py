@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 import pytest
 
 from adapters.bootstrap import Ledger, open_ledger
-from domain.actions import processor
+from domain.actions import ActionTriggerMeta, BaseAction, processor
 from domain.errors import InsufficientPermission, InvalidAPIParameters, LedgerError
 from tests.actions import FAILURES, SAMPLES, build_world, meta, run, stream_lengths
 
@@ -183,6 +183,69 @@ def test_a_failing_monitor_never_fails_the_action(memory_ledger: Ledger, caplog:
     assert result.keypair_resource_policy.name == "monitored"
     assert seen == ["prepare a", "prepare b", "done b", "done a"]
     assert "prepare broke" in caplog.text and "done broke" in caplog.text
+
+
+def test_a_seed_style_audit_monitor_reads_the_action_then_the_results_entity(memory_ledger: Ledger) -> None:
+    """Seed 004's AuditLogMonitor: `prepare` records the action's entity type, entity id,
+    operation, actor and spec as "started"; `done` reads the entity id from the result
+    (`result.result.entity_id()`) and completes the entry. A group created without an
+    id is named by the same id in both; a delete the service refuses reaches `done` with
+    no result, its error and the status `error`."""
+    import asyncio
+    import uuid
+
+    from domain.actions import ActionProcessor, ProcessResult
+    from domain.errors import GroupNotFound
+    from domain.group import CreateGroupAction, DeleteGroupAction
+
+    entries: list[dict[str, object]] = []
+
+    class SeedAuditLog:
+        async def prepare(self, action: BaseAction, meta: ActionTriggerMeta) -> None:
+            entries.append(
+                {
+                    "entity_type": action.entity_type(),
+                    "entity_id": action.entity_id(),
+                    "operation": action.operation_type(),
+                    "access_key": meta.access_key,
+                    "domain_name": meta.domain_name,
+                    "status": "started",
+                    "spec": action.spec(),
+                }
+            )
+
+        async def done(self, action: BaseAction, result: ProcessResult) -> None:
+            entry = entries[-1]
+            if result.result is None:
+                entry.update(status=result.meta.status, error=type(result.error).__name__)
+            else:
+                entry.update(status="completed", result_entity_id=result.result.entity_id())
+
+    service = memory_ledger.services.group
+    who = meta("superadmin", "default")
+    create = CreateGroupAction(input={"name": "development-team", "domain_name": "default"})
+    created = asyncio.run(
+        ActionProcessor(service.create_group, monitors=[SeedAuditLog()]).wait_for_complete(create, who)
+    )
+    group = str(created.data.id)
+    assert entries[0] == {
+        "entity_type": "group",
+        "entity_id": group,
+        "operation": "create",
+        "access_key": "AKSUPERADMIN",
+        "domain_name": "default",
+        "status": "completed",
+        "spec": create.spec(),
+        "result_entity_id": group,
+    }
+    assert memory_ledger.queries.group(created.data.id) == created.data
+
+    missing = DeleteGroupAction(group_id=uuid.UUID(int=404))
+    with pytest.raises(GroupNotFound):
+        asyncio.run(ActionProcessor(service.delete_group, monitors=[SeedAuditLog()]).wait_for_complete(missing, who))
+    assert entries[1]["operation"] == "delete" and entries[1]["entity_id"] == str(uuid.UUID(int=404))
+    assert (entries[1]["status"], entries[1]["error"]) == ("error", "GroupNotFound")
+    assert "result_entity_id" not in entries[1]
 
 
 def test_no_history_of_a_fresh_ledger_names_an_action_without_its_audit_row(ledger_url: str) -> None:
