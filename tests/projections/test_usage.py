@@ -5,6 +5,7 @@ per-group fields, filters, purge, and `usage_totals` against a direct computatio
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -203,6 +205,42 @@ def test_dates_refused_together_name_the_end_date_as_over_http(ledger: Ledger) -
         with pytest.raises(InvalidAPIParameters) as info:
             period(ledger, start, end)
         assert (info.value.field, info.value.message) == ("end_date", reason)  # the seed's words alone
+
+
+@pytest.mark.parametrize(("zone", "variable"), [("Mars/Base", None), ("localtime", None), (None, "Mars/Base")])
+def test_a_time_zone_no_report_can_convert_in_is_refused_at_open_and_makes_no_ledger(
+    backend: str, monkeypatch: pytest.MonkeyPatch, zone: str | None, variable: str | None
+) -> None:
+    """Seed 003 names "timezone conversion errors" among the usage errors: a zone the
+    report windows cannot be converted in, given to `open_ledger` or by LEDGER_TIMEZONE,
+    is refused naming where it came from, before anything is made at the location."""
+    if variable is not None:
+        monkeypatch.setenv("LEDGER_TIMEZONE", variable)
+    with fresh_url(backend) as url:
+        with pytest.raises(InvalidAPIParameters, match="unknown time zone") as info:
+            open_ledger(url, timezone=zone)
+        assert info.value.field == ("timezone" if variable is None else "LEDGER_TIMEZONE")
+        assert _tables_at(url) == []
+        monkeypatch.delenv("LEDGER_TIMEZONE", raising=False)
+        with open_ledger(url) as fresh:  # the location is still a fresh one
+            assert [e.event for e in fresh.queries.history("keypair_resource_policy", "default")] == ["Created"]
+
+
+def _tables_at(url: str) -> list[str]:
+    """The tables a ledger location holds (none when nothing was made there)."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not os.path.exists(path):
+            return []
+        engine = sa.create_engine(f"sqlite:///{path}")
+        try:
+            return sorted(sa.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+    server, _, schema = url.partition("?schema=")
+    with psycopg.connect(server) as conn:
+        rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))
+        return sorted(row[0] for row in rows)
 
 
 # Which kernels count, at the month and period edges (UTC)
