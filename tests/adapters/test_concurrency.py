@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import threading
 import uuid
@@ -116,6 +117,13 @@ def test_eight_writers_on_one_stream_from_two_ledgers_all_land(ledger_url: str) 
             thread.join()
         assert errors == []
         assert len(list(one.app.events.get(policy_id("hot")))) == 1 + 8 * 30
+        # Seed 001 asks for eventual consistency too: each modify decided on the one before
+        # it (its old value is that one's new), and both ledgers read the last one.
+        changes = [entry.changes["idle_timeout"] for entry in one.queries.history("keypair_resource_policy", "hot")]
+        assert changes[0] == {"old": None, "new": 0}
+        assert all(later["old"] == earlier["new"] for earlier, later in itertools.pairwise(changes))
+        for ledger in (one, other):
+            assert ledger.queries.keypair_resource_policy("hot").idle_timeout == changes[-1]["new"]  # type: ignore[union-attr]
 
 
 def test_a_modify_that_loses_many_races_in_a_row_still_lands(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
