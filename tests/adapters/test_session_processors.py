@@ -611,6 +611,72 @@ def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:
     assert (ended.status, ended.end_reason) == (SessionStatus.TERMINATED, "idle_timeout")
 
 
+# Seed 001's policy applied
+
+
+# Seed 001, 1.1, as given: its slot names "memory" and "gpu" are aliases of mem and cuda.device.
+SEED_DEV_POLICY: dict[str, Any] = {
+    "allowed_vfolder_hosts": ["storage1", "storage2"],
+    "default_for_unspecified": "LIMITED",
+    "idle_timeout": 3600,
+    "max_concurrent_sessions": 5,
+    "max_containers_per_session": 3,
+    "max_pending_session_count": 10,
+    "max_pending_session_resource_slots": {"cpu": "10", "memory": "64G"},
+    "max_session_lifetime": 86400,
+    "total_resource_slots": {"cpu": "50", "memory": "256G", "gpu": "4"},
+}
+
+
+def test_seed_001_dev_policy_applies_each_limit_at_its_gate_under_the_seeds_slot_names(ledger: Ledger) -> None:
+    """Seed 001's "policy application" scenarios with its own 1.1 policy: containers and the
+    pending limits refuse at enqueue, total_resource_slots (the seed's "gpu", a slot it does
+    not list under LIMITED) and max_concurrent_sessions defer at scheduling, idle_timeout
+    makes a running session due, and a host the policy does not list refuses a mount."""
+    world = SessionWorld(ledger, **SEED_DEV_POLICY)
+    with pytest.raises(QuotaExceeded) as refused:
+        world.enqueue("1", cluster_size=4)
+    assert refused.value.limit == "max_containers_per_session"
+    first = world.enqueue("6", slots={"memory": "40G"})
+    for cpu, slots, slot in (("6", {}, "cpu"), ("1", {"memory": "30G"}, "mem")):
+        with pytest.raises(QuotaExceeded, match=f"{slot}: pending ") as refused:
+            world.enqueue(cpu, slots=slots)
+        assert (refused.value.limit, refused.value.scope) == ("max_pending_session_resource_slots", "keypair")
+
+    assert world.schedule(first).admitted  # 6 cpu and 40 GiB of 50 and 256 GiB
+    over = (({"gpu": "5"}, "cuda.device", 5, 4), ({"cuda.shares": "1"}, "cuda.shares", 1, 0))
+    for slots, slot, requested, allowed in over:
+        decision = world.schedule(world.enqueue("1", slots=slots))
+        assert not decision.admitted
+        assert [(c.limit, c.slot, c.requested, c.allowed) for c in decision.reasons] == [
+            ("total_resource_slots", slot, requested, allowed)
+        ]
+    more = [world.schedule(world.enqueue("1")) for _ in range(5)]
+    assert [d.admitted for d in more] == [True] * 4 + [False]  # five running at most
+    assert [c.limit for c in more[-1].reasons] == ["max_concurrent_sessions"]
+
+    started = min(s.started_at for s in ledger.queries.sessions(status="RUNNING") if s.started_at is not None)
+    assert ledger.queries.sessions_due(started + timedelta(seconds=3599)) == []
+    due = ledger.queries.sessions_due(started + timedelta(seconds=3600))
+    assert [(d.reason, d.deadline) for d in due] == [("idle_timeout", started + timedelta(seconds=3600))]
+
+    mounts = {}
+    for host in ("storage1", "storage3"):
+        mounts[host] = uuid.uuid4()
+        action = CreateVFolderAction(vfolder_id=mounts[host], name=host, host=host, group_id=world.group_id)
+        run(ledger, "workload", "create_vfolder", action, PLATFORM)
+    world.enqueue("0", mounts=[mounts["storage1"]])
+    with pytest.raises(VFolderHostNotAllowed) as host_refused:
+        world.enqueue("0", mounts=[mounts["storage3"]])
+    assert (host_refused.value.host, host_refused.value.permission) == ("storage3", "mount-in-session")
+
+    for _ in range(6):  # four sessions wait already (three deferred, one mounting): ten at most
+        world.enqueue("0")
+    with pytest.raises(QuotaExceeded) as refused:
+        world.enqueue("0")
+    assert refused.value.limit == "max_pending_session_count"
+
+
 # Kernel facts
 
 
