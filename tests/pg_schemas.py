@@ -6,7 +6,7 @@ fixture: about 540 of them. A schema such a test used goes back to its worker's 
 only if its catalog (tables, columns, indexes, constraints, triggers, functions, types,
 sequences, rules, policies, owners, grants, storage, comments) is still exactly what a
 fresh open makes, and then with its rows made exactly those of a
-fresh open again: every table truncated, the rows of a template schema (opened once,
+fresh open again: every table emptied, the rows of a template schema (opened once,
 never used by a test) copied in, and the sequences set to the template's. Anything else a
 test left (a dropped index, an altered table, a rebuild's extra table) sends the schema
 to be dropped, as before. A pool is kept per ledger environment (the master key in
@@ -187,13 +187,13 @@ class SchemaPool:
 def _reset(conn: psycopg.Connection[Any], schema: str, template: _Template) -> None:
     """The rows and sequences of `schema` made the template's, in one transaction."""
     with conn.transaction():
-        # The ledger's own triggers refuse TRUNCATE on its events and chain: not here.
+        # The ledger's own triggers refuse DELETE on its events and chain: not here.
         conn.execute("SET LOCAL session_replication_role = replica")
-        conn.execute(
-            sql.SQL("TRUNCATE {} RESTART IDENTITY").format(
-                sql.SQL(", ").join(sql.Identifier(schema, name) for name in template.tables)
-            )
-        )
+        # DELETE, not TRUNCATE: a test leaves few rows, and TRUNCATE gives each of the 27
+        # tables and their indexes new files (0.3-0.5 s a reset against 0.01-0.04 s). The
+        # dead rows left are autovacuum's; a test that reads raw pages takes a fresh schema.
+        for name in template.tables:
+            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, name)))
         for name in template.filled:
             conn.execute(
                 sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
