@@ -255,7 +255,7 @@ def test_a_rebuild_whose_worker_was_killed_says_what_it_left_and_what_to_do(ledg
     """A worker killed (the OOM killer, an operator) failed the rebuild with `rebuild worker
     failed: exit code -9`: neither which read models were left behind nor what to do."""
     with old_code(), open_ledger(ledger_url) as old:
-        head = write_workload(old, kernels=1500)
+        head = write_workload(old, kernels=600)
         old.runner.catch_up()
     with read_models(ledger_url) as db:
         with process(ledger_url, "projections", "rebuild", "--workers", "2", "--batch-size", "7") as rebuild:
@@ -288,7 +288,7 @@ def test_a_shared_rebuild_killed_at_a_random_moment_resumes_and_leaves_no_worker
     ledger_url: str, kill_seed: int
 ) -> None:
     with old_code(), open_ledger(ledger_url) as old:
-        head = write_workload(old, kernels=1500)
+        head = write_workload(old, kernels=600)
         old.runner.catch_up()
     with read_models(ledger_url) as db:
         with process(ledger_url, "projections", "rebuild", "--workers", "2", "--batch-size", "7") as rebuild:
@@ -317,7 +317,7 @@ def test_a_shared_rebuild_switches_no_read_model_before_every_one_has_caught_up(
     then on old code refused every read (its servers answered 503 on every route) while the
     rest of the rebuild went on for minutes, and new code could not serve before it ended."""
     with old_code(), open_ledger(ledger_url) as old:
-        head = write_workload(old, kernels=1500)
+        head = write_workload(old, kernels=600)
         old.runner.catch_up()
     new = [p.storage_name for p in build_projections(sa.MetaData(), "UTC").all()]
     with read_models(ledger_url) as db:

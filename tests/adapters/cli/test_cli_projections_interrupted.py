@@ -160,7 +160,7 @@ def test_a_rebuild_stopped_by_a_signal_says_what_it_left_and_how_to_finish_it(
     """SIGTERM ended a forced rebuild with a bare exit 143 and nothing on stderr; Ctrl-C
     with `stopped by Ctrl-C`: neither said the rebuild was unfinished or how to finish it."""
     with open_ledger(ledger_url) as opened:
-        head = write_workload(opened, kernels=1500)
+        head = write_workload(opened, kernels=600)
         opened.runner.catch_up()
     command = [sys.executable, "-m", "adapters.cli", "--db", ledger_url, "projections", "rebuild"]
     child = subprocess.Popen(
