@@ -355,7 +355,7 @@ def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
     kept: str | None = None
     event, chained = next(events, None), next(links, None)
     while event is not None or chained is not None:
-        bad = _compare(event, chained, previous, events)
+        bad = _compare(event, chained, previous, events, position or 0)
         if bad is not None:
             return VerifyReport(checked, position, previous.hex(), bad)
         assert chained is not None
@@ -412,7 +412,9 @@ def _compare(
     chained: tuple[Any, ...] | None,
     previous: bytes,
     rest: Iterator[tuple[Any, ...]],
+    after: int,
 ) -> BadEvent | None:
+    """`after`: the position of the last event that held (`previous` is its link)."""
     if event is not None and (chained is None or event[0] < chained[0]):
         return BadEvent(event[0], _stream_id(event[1]), event[2], "inserted", "an event the chain never linked")
     if chained is not None and (event is None or chained[0] < event[0]):
@@ -429,6 +431,11 @@ def _compare(
             reason = f"the event linked at this position is now at {moved}"
             return BadEvent(position, _stream_id(stream), version, "reordered", reason)
     reason = "its stream, version, topic, state or position differ from what was linked"
+    if position > after + 1:
+        # Neither event nor link between: an event deleted with its link leaves the next
+        # link unverifiable, which reads as this event altered (a PostgreSQL gap is legit).
+        gap = f"event at {after + 1} was" if position == after + 2 else f"events at {after + 1} to {position - 1} were"
+        reason += f", or the {gap} removed with {'its link' if position == after + 2 else 'their links'}"
     return BadEvent(position, _stream_id(stream), version, "altered", reason)
 
 

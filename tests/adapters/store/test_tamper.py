@@ -256,6 +256,34 @@ def test_a_removed_event_is_found(built: Ledger) -> None:
     assert first_bad(built) == (2, "removed")
 
 
+@pytest.mark.parametrize(
+    ("removed", "named"),
+    [
+        ((3,), "or the event at 3 was removed with its link"),
+        ((3, 4), "or the events at 3 to 4 were removed with their links"),
+    ],
+)
+def test_events_removed_with_their_links_are_named(built: Ledger, removed: tuple[int, ...], named: str) -> None:
+    """Events deleted together with their links: the walk meets the next event, whose link
+    does not follow from the last that held. It said only that this next event was
+    altered, which sent an auditor to an intact event; the positions left with neither
+    event nor link are named too."""
+    pos, table = position_column(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        for position in removed:
+            conn.execute(f"DELETE FROM {table} WHERE {pos} = {position}")
+            conn.execute(f"DELETE FROM {CHAIN_TABLE} WHERE position = {position}")
+    assert first_bad(built) == (removed[-1] + 1, "altered")
+    assert named in bad_reason(built)
+
+
+def test_an_altered_event_after_an_unbroken_position_names_no_removal(built: Ledger) -> None:
+    with behind_its_back(built) as conn:
+        conn.execute(f"UPDATE {built.config.events_table} SET topic = 'x:Y' WHERE {position_column(built)} = 4")
+    assert first_bad(built) == (4, "altered")
+    assert "removed" not in bad_reason(built)
+
+
 def test_two_events_swapped_are_found(built: Ledger) -> None:
     pos, table = position_column(built), built.config.events_table
     with behind_its_back(built) as conn:
