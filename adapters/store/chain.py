@@ -282,6 +282,16 @@ def stored_events(source: Any) -> Iterator[tuple[int, str, Any, str, bytes]]:
         yield int(position), _stream_id(stream), version, str(topic), _blob(state)
 
 
+def stored_event_at(source: Any, position: int) -> tuple[int, str, Any, str, bytes] | None:
+    """The stored event at `position` as `stored_events` gives it, or None."""
+    recorder = _recorder(source)
+    rows = _query(recorder, recorder.chain_sql.events_after, (position - 1, 1))
+    if not rows or int(rows[0][0]) != position:
+        return None
+    at, stream, version, topic, state = rows[0]
+    return int(at), _stream_id(stream), version, str(topic), _blob(state)
+
+
 # Verifying
 
 

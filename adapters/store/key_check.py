@@ -19,8 +19,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.store.chain import stored_events
+from adapters.store.chain import stored_event_at, stored_events
 from adapters.store.keys import with_every_erasure
+from adapters.store.sealing import opens_with
 from domain.personal import erased_subject, erasing_topics
 
 # The envelope as the ledger's transcoder writes it (adapters/store/sealing.py `seal`):
@@ -28,6 +29,10 @@ from domain.personal import erased_subject, erasing_topics
 _SEALED = re.compile(rb'\{"\$sealed":1,"s":"([^"\\]{1,300})"')
 
 ALTERED = "its stored key does not open under the master key: the key row was altered outside the ledger"
+RESTORED = (
+    "its key opens a value sealed at position {at}, before the erasure at {erased}, which destroyed that key: "
+    "the erased key row was put back outside the ledger, and what it sealed reads in clear again"
+)
 REMOVED = (
     "stored events hold values sealed with its key, but the key is gone and no event erased it: "
     "the key row was deleted outside the ledger"
@@ -44,32 +49,68 @@ class BadKey:
 
 
 def check_keys(app: Any) -> tuple[int, list[BadKey]]:
-    """(how many stored keys were checked, the subjects whose key was altered or removed
-    outside the ledger)."""
+    """(how many stored keys were checked, the subjects whose key was altered, removed or
+    restored outside the ledger)."""
     # The head before the keys are read: a subject made after (by another process) has a
     # key row the read below may have missed, and its sealed values are past this head.
     head = app.recorder.max_notification_id() or 0
     opens = app.keys.opening()
     bad = [BadKey(subject, ALTERED) for subject, ok in sorted(opens.items()) if not ok]
-    sealed, erased = _subjects(app.recorder, head)
-    bad += [BadKey(subject, REMOVED) for subject in sorted(sealed - erased - set(opens))]
+    walk = _walk(app.recorder, head)
+    bad += [BadKey(subject, REMOVED) for subject in sorted(walk.sealed - set(walk.erased) - set(opens))]
+    for subject in sorted(s for s, ok in opens.items() if ok and s in walk.erased):
+        at = _opened_before_erasure(app, subject, walk)
+        if at is not None:
+            bad.append(BadKey(subject, RESTORED.format(at=at, erased=walk.erased[subject])))
     return len(opens), bad
 
 
-def _subjects(recorder: Any, head: int) -> tuple[set[str], set[str]]:
-    """(the subjects events up to `head` seal values with, the subjects erasing events
-    name, wherever they are: an erasure after `head` took its key before it was read)."""
+@dataclass
+class _Walk:
+    sealed: set[str]  # the subjects events up to the head seal values with
+    erased: dict[str, int]  # subject: the position of the last erasing event naming it
+    # subject: the first position sealing its values after each erasing event (and before
+    # the first): one value per key it had, since a key lives from one erasure to the next
+    samples: dict[str, list[int]]
+
+
+def _walk(recorder: Any, head: int) -> _Walk:
+    """The subjects sealed and erased, erasing events wherever they are (an erasure after
+    `head` took its key before it was read)."""
     erasing = set(erasing_topics())
-    sealed: set[str] = set()
-    erased: set[str] = set()
+    walk = _Walk(set(), {}, {})
     for position, _stream, _version, topic, state in stored_events(recorder):
         if position <= head:
-            sealed.update(match.decode("utf-8", "replace") for match in _SEALED.findall(state))
+            for subject in {match.decode("utf-8", "replace") for match in _SEALED.findall(state)}:
+                walk.sealed.add(subject)
+                seen = walk.samples.setdefault(subject, [])
+                if not seen or walk.erased.get(subject, 0) > seen[-1]:
+                    seen.append(position)
         if topic in erasing:
             try:
                 subject = erased_subject(topic, json.loads(state))
             except (ValueError, AttributeError):  # altered bytes: the chain's walk names the event
                 continue
             if subject is not None:
-                erased.update(with_every_erasure([subject]))
-    return sealed, erased
+                walk.erased.update(dict.fromkeys(with_every_erasure([subject]), position))
+    return walk
+
+
+def _opened_before_erasure(app: Any, subject: str, walk: _Walk) -> int | None:
+    """The position of a value sealed before the subject's last erasure that its current
+    key opens, if any. Sound: the erasure deleted the key row in its own append, and a key
+    made since is new, so it opens nothing sealed before."""
+    key = app.keys.key(subject)
+    for position in walk.samples.get(subject, []):
+        if key is None or position >= walk.erased[subject]:
+            break
+        found = stored_event_at(app.recorder, position)
+        if found is None:
+            continue
+        try:
+            state = app.mapper.transcoder.decode(found[4])
+        except Exception:  # altered bytes (any decoder error): the chain's walk names the event
+            continue
+        if isinstance(state, dict) and opens_with(state, subject, key):
+            return position
+    return None

@@ -227,6 +227,27 @@ def open_state(state: Mapping[str, Any], key_for: KeyLookup, made_after: KeyMade
     return result
 
 
+def opens_with(state: Mapping[str, Any], subject: str, key: bytes) -> bool:
+    """Whether a value `state` seals for `subject` opens with `key` (`ledger verify`: a
+    key made after an erasure never opens what was sealed before it)."""
+    aead = AESGCM(key)
+
+    def found(node: Any, path: Path) -> bool:
+        if type(node) is dict:
+            if is_sealed(node) and node["s"] == subject:
+                try:
+                    aead.decrypt(_unb64(node["n"]), _unb64(node["c"]), _associated(subject, path))
+                except (InvalidTag, ValueError, TypeError, binascii.Error):
+                    return False
+                return True
+            return any(found(value, (*path, step)) for step, value in node.items())
+        if type(node) is list:
+            return any(found(value, (*path, index)) for index, value in enumerate(node))
+        return False
+
+    return any(found(value, (step,)) for step, value in state.items())
+
+
 def _value_at(state: Mapping[str, Any], path: Path) -> Any:
     node: Any = state
     for step in path:

@@ -30,7 +30,7 @@ from domain.group import PurgeGroupAction
 from domain.user import EraseUserAction
 from domain.workload import RecordWorkloadBatchAction
 from tests.actions import DOMAIN, build_world, run, start_kernel
-from tests.adapters.directory import create_user
+from tests.adapters.directory import create_user, modify_user
 from tests.adapters.groups import create_group, modify_group, purge_group
 from tests.adapters.store.raw import raw_postgres, raw_sqlite
 from tests.policies import create, modify
@@ -725,6 +725,44 @@ def test_verify_names_a_subject_key_deleted_or_altered_behind_the_ledgers_back(l
     result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
     assert result.exit_code == 1, result.output
     assert f"TAMPERED: key of subject user:{lost}: stored events hold values sealed with its key" in result.stdout
+
+
+def test_verify_names_an_erased_key_row_put_back_behind_the_ledgers_back(ledger_url: str) -> None:
+    """An erasure destroys a key row; a database administrator who kept it (a backup) and
+    puts it back undoes the erasure: every value it sealed read in clear again while
+    `ledger verify` said intact. A key made after an erasure (a later value of the subject)
+    opens nothing sealed before it, so it is not taken for one put back."""
+    with open_ledger(ledger_url) as ledger:
+        world = build_world(ledger)
+        again, restored = uuid.uuid4(), uuid.uuid4()
+        for user in (again, restored):
+            create_user(ledger, user, DOMAIN, email=f"{user.hex[:8]}@example.org")
+        modify_group(ledger, world.spare_group, description="plans")
+        keys, p = "ledger_subject_keys", param(ledger)
+        subjects = (f"user:{restored}", f"group:{world.spare_group}")
+        with raw(ledger) as conn:
+            backup = {
+                s: bytes(conn.execute(f"SELECT wrapped FROM {keys} WHERE subject = {p}", (s,)).fetchone()[0])
+                for s in subjects
+            }
+        for user in (again, restored):
+            run(ledger, "user", "erase_user", EraseUserAction(user_id=user, reason="asked"))
+        purge_group(ledger, world.spare_group)
+        modify_user(ledger, again, email="new@example.org")  # a new key, after the erasure
+        intact = verify_store(ledger.app)
+        assert intact["ok"], intact
+        with raw(ledger) as conn:
+            for subject, wrapped in backup.items():
+                conn.execute(f"INSERT INTO {keys} (subject, wrapped) VALUES ({p}, {p})", (subject, wrapped))
+            conn.commit()
+        report = verify_store(ledger.app)
+    assert not report["ok"] and report["first_bad"] is None  # the events are intact
+    bad = {key["subject"]: key["reason"] for key in report["keys"]["bad"]}
+    assert set(bad) == set(subjects), bad
+    assert all("the erased key row was put back outside the ledger" in reason for reason in bad.values())
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1, result.output
+    assert f"TAMPERED: key of subject user:{restored}: its key opens a value sealed at position" in result.stdout
 
 
 def test_an_append_after_events_were_deleted_is_a_damaged_ledger_not_a_conflict(tmp_path: Any) -> None:
