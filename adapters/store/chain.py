@@ -17,7 +17,7 @@ import struct
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -366,6 +366,8 @@ def verify(source: Any, expect: tuple[int, str] | None = None) -> VerifyReport:
     event, chained = next(events, None), next(links, None)
     while event is not None or chained is not None:
         bad = _compare(event, chained, previous, events, position or 0)
+        if bad is not None and bad.kind == "altered" and event is not None:
+            bad = _only_the_link(recorder, bad, event, previous)
         if bad is not None:
             return VerifyReport(checked, position, previous.hex(), bad)
         assert chained is not None
@@ -441,12 +443,36 @@ def _compare(
             reason = f"the event linked at this position is now at {moved}"
             return BadEvent(position, _stream_id(stream), version, "reordered", reason)
     reason = "its stream, version, topic, state or position differ from what was linked"
+    if position == after + 1 and after > 0:
+        # The link before held, but it may have been made again for an altered event: then
+        # this event is intact and only this link tells (nothing kept says which).
+        reason += f", or event {after} was altered and its link made again"
     if position > after + 1:
         # Neither event nor link between: an event deleted with its link leaves the next
         # link unverifiable, which reads as this event altered (a PostgreSQL gap is legit).
         gap = f"event at {after + 1} was" if position == after + 2 else f"events at {after + 1} to {position - 1} were"
         reason += f", or the {gap} removed with {'its link' if position == after + 2 else 'their links'}"
     return BadEvent(position, _stream_id(stream), version, "altered", reason)
+
+
+def _only_the_link(recorder: Any, bad: BadEvent, event: tuple[Any, ...], previous: bytes) -> BadEvent:
+    """`bad` told as an altered link row when the event holds: the next link follows from
+    the link this event gives (a link edited alone), not from the one stored."""
+    own = _stored_link(previous, *event)
+    sql: Statements = recorder.chain_sql
+    after = _query(recorder, sql.events_after, (event[0], 1))
+    linked = _query(recorder, sql.links_after, (event[0], 1))
+    if own is not None and not after:
+        return replace(bad, reason=bad.reason + ", or its link alone was altered (no event after it tells which)")
+    if own is None or not after or not linked or after[0][0] != linked[0][0]:
+        return bad
+    if _stored_link(own, *after[0]) != _blob(linked[0][1]):
+        return bad
+    reason = (
+        f"the event holds, but its link in the chain table was altered: the link at {after[0][0]} "
+        "follows from the link this event gives, not from the one stored"
+    )
+    return replace(bad, reason=reason)
 
 
 # Sealing events stored before the chain existed

@@ -381,6 +381,34 @@ def test_an_edited_link_is_found(built: Ledger) -> None:
     assert first_bad(built) == (2, "altered")
 
 
+def test_an_edited_link_of_an_intact_event_is_named_as_the_link(built: Ledger) -> None:
+    """Only the chain row at 2 edited: the event holds and the next link follows from the
+    link it gives. The report said the event's contents differ, which sent an auditor to
+    compare an intact event with a backup."""
+    p = param(built)
+    with behind_its_back(built) as conn:
+        conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = {p} WHERE position = 2", (bytes(32),))
+    assert first_bad(built) == (2, "altered")
+    assert bad_reason(built).startswith("the event holds, but its link in the chain table was altered")
+
+
+def test_an_event_altered_with_its_own_link_made_again_is_named_beside_the_next(built: Ledger) -> None:
+    """Event 3 altered and its own link made again: link 3 holds, link 4 does not follow
+    from it. Event 4 is intact, so the report names event 3 as the other explanation."""
+    pos, p, table = position_column(built), param(built), built.config.events_table
+    with behind_its_back(built) as conn:
+        conn.execute(f"UPDATE {table} SET topic = 'domain.forged:Event' WHERE {pos} = 3")
+        stream, version, topic, state = conn.execute(
+            f"SELECT originator_id, originator_version, topic, state FROM {table} WHERE {pos} = 3"
+        ).fetchone()
+        remade = link(bytes.fromhex(head_at(built, 2)), 3, stream, version, topic, bytes(state))
+        conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = {p} WHERE position = 3", (remade,))
+    assert first_bad(built) == (4, "altered")
+    reason = bad_reason(built)
+    assert "or event 3 was altered and its link made again" in reason
+    assert "its link in the chain table was altered" not in reason
+
+
 @pytest.mark.parametrize("forged", ["text", 12345])
 def test_a_link_or_state_of_another_type_is_reported_not_crashed_on(tmp_path: Any, forged: Any) -> None:
     """SQLite keeps whatever type a row is given (PostgreSQL's bytea refuses): a link or a
