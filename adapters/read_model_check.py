@@ -155,8 +155,10 @@ def _tail_removed(ledger: Ledger) -> BadReadModel | None:
         return None
     furthest = max(ahead, key=lambda s: s.position or 0)
     reason = (
-        f"it applied the events up to position {furthest.position}, but the store's last event is at {head}: "
-        f"the events after {head} were removed, with their links"
+        f"it records having applied the events up to position {furthest.position}, "
+        f"but the store's last event is at {head}: "
+        f"the events after {head} were removed, with their links, or its position in projection_tracking was "
+        "moved past them (then it skips as many new events)"
     )
     return BadReadModel(furthest.name, reason)
 

@@ -887,6 +887,19 @@ def test_verify_reports_a_tail_removed_with_its_links_that_the_read_models_had_a
     assert "the events after 3 were removed" in bad["reason"]
 
 
+def test_verify_names_a_tracking_position_moved_past_the_last_event_as_such_too(built: Ledger) -> None:
+    """A read model's tracking row moved forward in the database, no event removed: it
+    skips the next events. The report said only that the events after the head were
+    removed with their links, which an auditor holding that head found untrue."""
+    built.runner.catch_up()
+    with raw(built) as conn:
+        conn.execute("UPDATE projection_tracking SET position = position + 5 WHERE projection LIKE 'audit%'")
+        conn.commit()
+    (bad,) = verify_ledger(built)["read_models"]["bad"]
+    assert "the events after 5 were removed, with their links" in bad["reason"]
+    assert "or its position in projection_tracking was moved past them" in bad["reason"]
+
+
 def test_verify_names_a_batch_entity_row_deleted_behind_the_ledgers_back(ledger_url: str) -> None:
     """The audit trail's table of a batch's entities has no primary key: verify keyed its
     rows by nothing, kept one of them, and a deleted row (an import's kernel gone from
