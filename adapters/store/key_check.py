@@ -31,7 +31,8 @@ _SEALED = re.compile(rb'\{"\$sealed":1,"s":"([^"\\]{1,300})"')
 ALTERED = "its stored key does not open under the master key: the key row was altered outside the ledger"
 RESTORED = (
     "its key opens a value sealed at position {at}, before the erasure at {erased}, which destroyed that key: "
-    "the erased key row was put back outside the ledger, and what it sealed reads in clear again"
+    "the erased key row was put back outside the ledger, and what it sealed reads in clear again "
+    "(or the erasing event was altered to name this subject, which the chain's walk names)"
 )
 REMOVED = (
     "stored events hold values sealed with its key, but the key is gone and no event erased it: "
