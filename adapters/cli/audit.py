@@ -145,12 +145,20 @@ def verify_chain(
     ctx: typer.Context,
     expect_head: Annotated[
         str | None,
-        typer.Option(metavar="POSITION:HASH", help="A head kept earlier: the chain must still pass through it."),
+        typer.Option(
+            metavar="POSITION:HASH",
+            help="A head kept earlier: the chain must still pass through it (events after it are not vouched for).",
+        ),
     ] = None,
     head_only: Annotated[bool, typer.Option("--head", help="Print the current head without walking.")] = False,
 ) -> None:
     """Walk the hash chain over every stored event; name the first altered, removed or
-    inserted one (exit 1). Prints the head to keep for a later `--expect-head`."""
+    inserted one (exit 1). Prints the head to keep for a later `--expect-head`.
+
+    Also checks what the chain does not cover: each snapshot against its events, each
+    subject key (altered, deleted, or put back after an erasure), and the audit and
+    history read models rebuilt from the events. The other read models (the lookups,
+    usage, sessions) are not compared: `projections rebuild --force NAME` mends them."""
     from adapters.read_model_check import verify_ledger
     from adapters.store.chain import head, parse_head
 
