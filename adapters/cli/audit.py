@@ -156,8 +156,8 @@ def verify_chain(
     inserted one (exit 1). Prints the head to keep for a later `--expect-head`.
 
     Also checks what the chain does not cover: each snapshot against its events, each
-    subject key (altered, deleted, or put back after an erasure), and the audit and
-    history read models rebuilt from the events. The other read models (the lookups,
+    subject key (altered, deleted, or put back after an erasure), the append-only
+    triggers, and the audit and history read models rebuilt from the events. The other read models (the lookups,
     usage, sessions) are not compared: `projections rebuild --force NAME` mends them."""
     from adapters.read_model_check import verify_ledger
     from adapters.store.chain import head, parse_head
@@ -193,6 +193,8 @@ def verify_chain(
         if snapshots["checked"] and not snapshots["bad"]:
             agree = "agrees with its events" if snapshots["checked"] == 1 else "agree with their events"
             _say(f"{plural(snapshots['checked'], 'snapshot')} {agree}")
+        for fault in result["guard"]["bad"]:
+            _say(f"TAMPERED: append-only guard: {fault}")
         keys, models = result["keys"], result["read_models"]
         for key in keys["bad"]:
             _say(f"TAMPERED: key of subject {key['subject']}: {key['reason']}")

@@ -104,9 +104,11 @@ class BadSnapshot:
 
 def verify_store(app: Any, expect: tuple[int, str] | None = None) -> dict[str, Any]:
     """What `ledger verify` and `/v1/verify` answer: the chain's walk (`verify`), the
-    snapshots' comparison and the subject keys' check, `ok` only when all three hold."""
+    snapshots' comparison, the subject keys' check and the append-only triggers' (`guard`),
+    `ok` only when all four hold."""
     from adapters.store.chain import BadEvent, verify
     from adapters.store.key_check import check_keys
+    from adapters.store.triggers import guard_faults
 
     try:
         report = verify(app.recorder, expect)
@@ -118,12 +120,14 @@ def verify_store(app: Any, expect: tuple[int, str] | None = None) -> dict[str, A
             report = replace(report, first_bad=BadEvent(1, None, None, "removed", reason))
         checked, bad = check_snapshots(app)
         keys_checked, bad_keys = check_keys(app)  # not chained either: an erasure deletes key rows
+        guard = guard_faults(app.recorder, app.config)  # every tampering takes them out of the way first
     except PersistenceError as exc:  # the store lost, not its events altered: no tamper alarm
         raise StoreUnavailable(f"event store read failed: {exc}") from exc
     return report.to_json() | {
         "snapshots": {"checked": checked, "bad": [s.to_json() for s in bad]},
         "keys": {"checked": keys_checked, "bad": [k.to_json() for k in bad_keys]},
-        "ok": report.ok and not bad and not bad_keys,
+        "guard": {"bad": guard},
+        "ok": report.ok and not bad and not bad_keys and not guard,
     }
 
 

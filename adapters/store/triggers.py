@@ -37,13 +37,7 @@ def install_append_only_triggers(recorder: ApplicationRecorder, config: StoreCon
     chain fail. Every name is quoted as an identifier (the schema comes from a URL)."""
     datastore = recorder.datastore  # type: ignore[attr-defined]
     if config.kind == "sqlite":
-        statements: list[Any] = [
-            f"CREATE TRIGGER IF NOT EXISTS {quote_identifier(f'{table}_no_{op.lower()}')} "
-            f"BEFORE {op} ON {quote_identifier(table)} BEGIN SELECT RAISE(ABORT, "
-            f"{quote_string(f'the ledger is append-only: {op} on {table} refused')}); END"
-            for table in _protected_tables(config)
-            for op in ("UPDATE", "DELETE")
-        ]
+        statements: list[Any] = list(_sqlite_trigger_statements(config).values())
     else:
         statements = _postgres_trigger_statements(config)
     with datastore.transaction(commit=True) as cursor:
@@ -54,6 +48,69 @@ def install_append_only_triggers(recorder: ApplicationRecorder, config: StoreCon
             cursor.execute(statement)
 
 
+def _sqlite_trigger_statements(config: StoreConfig) -> dict[str, str]:
+    """Each trigger's name and statement (`CREATE TRIGGER IF NOT EXISTS ...`)."""
+    return {
+        f"{table}_no_{op.lower()}": f"CREATE TRIGGER IF NOT EXISTS {quote_identifier(f'{table}_no_{op.lower()}')} "
+        f"BEFORE {op} ON {quote_identifier(table)} BEGIN SELECT RAISE(ABORT, "
+        f"{quote_string(f'the ledger is append-only: {op} on {table} refused')}); END"
+        for table in _protected_tables(config)
+        for op in ("UPDATE", "DELETE")
+    }
+
+
+_APPEND_ONLY_BODY = " BEGIN RAISE EXCEPTION 'the ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME; END "
+
+
+def guard_faults(recorder: ApplicationRecorder, config: StoreConfig) -> list[str]:
+    """What is wrong with the append-only triggers now (`ledger verify`): one disabled,
+    replaced or missing, or a trigger the ledger never made on a protected table. Opening
+    a ledger makes a missing one again, but leaves these as they are."""
+    datastore = recorder.datastore  # type: ignore[attr-defined]
+    tables = _protected_tables(config)
+    with datastore.transaction(commit=False) as cursor:
+        if config.kind == "sqlite":
+            marks = ", ".join("?" for _ in tables)
+            cursor.execute(
+                f"SELECT name, tbl_name, sql, 'O' FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({marks})",
+                tables,
+            )
+        else:
+            cursor.execute(
+                "SELECT g.tgname, c.relname, p.prosrc, g.tgenabled, fn.nspname = n.nspname AND p.proname = %s "
+                "FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = g.tgfoid "
+                "JOIN pg_namespace fn ON fn.oid = p.pronamespace "
+                "WHERE n.nspname = %s AND c.relname = ANY(%s) AND NOT g.tgisinternal",
+                (APPEND_ONLY_FUNCTION, config.schema or "public", list(tables)),
+            )
+        found = [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in cursor.fetchall()]
+    if config.kind == "sqlite":
+        # SQLite keeps a trigger's statement as written, without IF NOT EXISTS; the first
+        # releases wrote the names unquoted, so quotes and spacing are left out.
+        expected = {
+            name: (_plain_sql(statement.replace("CREATE TRIGGER IF NOT EXISTS", "CREATE TRIGGER", 1)), True)
+            for name, statement in _sqlite_trigger_statements(config).items()
+        }
+        rows = [(name, table, _plain_sql(str(sql)), enabled, True) for name, table, sql, enabled in found]
+    else:
+        expected = {name: (_APPEND_ONLY_BODY, True) for table in tables for name in _trigger_names(table)}
+        rows = found
+    faults, seen = [], set()
+    for name, table, source, enabled, ours in sorted(rows, key=lambda row: (str(row[1]), str(row[0]))):
+        seen.add(name)
+        if name not in expected or not ours or source != expected[name][0]:
+            faults.append(f"trigger {name} on {table} is not the ledger's: it does not refuse every change")
+        elif enabled not in ("O", "A"):  # PostgreSQL: D disabled, R fires only on a replica
+            faults.append(f"trigger {name} on {table} is disabled: changes behind the ledger's back go through")
+    faults += [f"trigger {name} is missing" for name in sorted(set(expected) - seen)]
+    return faults
+
+
+def _plain_sql(statement: str) -> str:
+    return " ".join(statement.replace('"', "").split())
+
+
 def _postgres_trigger_statements(config: StoreConfig) -> list[Any]:
     from psycopg.sql import SQL, Identifier  # only PostgreSQL ledgers need it loaded
 
@@ -61,8 +118,7 @@ def _postgres_trigger_statements(config: StoreConfig) -> list[Any]:
     function = Identifier(schema, APPEND_ONLY_FUNCTION)
     statements = [
         SQL(
-            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "RAISE EXCEPTION 'the ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME; END $$"
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$" + _APPEND_ONLY_BODY + "$$"
         ).format(function=function)
     ]
     for table in _protected_tables(config):

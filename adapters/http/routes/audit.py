@@ -81,6 +81,10 @@ class ReadModelsOut(BaseModel):
     unsettled: str | None = None
 
 
+class GuardOut(BaseModel):
+    bad: list[str]  # an append-only trigger disabled, replaced or missing, or one the ledger never made
+
+
 class VerifyOut(BaseModel):
     checked: int
     head_position: int | None
@@ -88,6 +92,7 @@ class VerifyOut(BaseModel):
     first_bad: BadEventOut | None
     snapshots: SnapshotsOut  # not chained: each compared with its stream's events
     keys: KeysOut  # not chained: an erasure deletes key rows; each checked against the events
+    guard: GuardOut  # the append-only triggers, as the ledger made them
     read_models: ReadModelsOut  # the audit trail and history index, built again from the events
     ok: bool
 

@@ -32,7 +32,7 @@ from domain.workload import RecordWorkloadBatchAction
 from tests.actions import DOMAIN, build_world, run, start_kernel
 from tests.adapters.directory import create_user, modify_user
 from tests.adapters.groups import create_group, modify_group, purge_group
-from tests.adapters.store.raw import raw_postgres, raw_sqlite
+from tests.adapters.store.raw import raw_postgres, raw_sqlite, restore_sqlite_triggers
 from tests.policies import create, modify
 
 
@@ -56,6 +56,7 @@ def behind_its_back(ledger: Ledger) -> Iterator[Any]:
         yield conn
         conn.commit()
         conn.close()
+        restore_sqlite_triggers(ledger)
         return
     with raw_postgres(ledger) as pg:
         for table in (events, CHAIN_TABLE):
@@ -420,7 +421,7 @@ def test_a_link_or_state_of_another_type_is_reported_not_crashed_on(tmp_path: An
             conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = ? WHERE position = 2", (forged,))
             conn.execute(f"UPDATE {ledger.config.events_table} SET state = ? WHERE rowid = 4", (forged,))
         assert first_bad(ledger) == (2, "altered")
-        with raw_sqlite(ledger) as conn:  # the triggers are gone already
+        with behind_its_back(ledger) as conn:
             conn.execute(f"UPDATE {CHAIN_TABLE} SET hash = ? WHERE position = 2", (kept,))
         assert first_bad(ledger) == (4, "altered")
 
@@ -556,6 +557,53 @@ def test_a_ledger_written_before_the_chain_is_sealed_when_opened(ledger_url: str
         assert report.ok and report.checked == 5
         create(reopened, "after")
         assert verify(reopened.app.recorder).checked == 6
+
+
+GUARD_OFF = {
+    "sqlite": {
+        "replaced": [
+            "DROP TRIGGER stored_events_no_update",
+            "CREATE TRIGGER stored_events_no_update BEFORE UPDATE ON stored_events BEGIN SELECT 1; END",
+        ],
+        "extra": ["CREATE TRIGGER sneaky AFTER INSERT ON ledger_chain BEGIN SELECT 1; END"],
+    },
+    "postgresql": {
+        "disabled": ["ALTER TABLE ledger_events DISABLE TRIGGER USER"],
+        "replaced": [
+            "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RETURN COALESCE(NEW, OLD); END $$"
+        ],
+        "extra": [
+            "CREATE FUNCTION sneaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+            "CREATE TRIGGER sneaky BEFORE INSERT ON ledger_chain FOR EACH ROW EXECUTE FUNCTION sneaky()",
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("how", ["disabled", "replaced", "extra"])
+def test_verify_names_an_append_only_guard_left_off(built: Ledger, ledger_url: str, how: str) -> None:
+    """Every tampering needs the append-only triggers out of the way; one left disabled,
+    made a no-op, or joined by a trigger of someone else's was not reported, and the
+    ledger was append-only by convention only from then on."""
+    statements = GUARD_OFF[built.config.kind].get(how)
+    if statements is None:
+        pytest.skip(f"{built.config.kind} has no {how} trigger")
+    assert verify_store(built.app)["ok"]
+    with raw(built) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    report = verify_store(built.app)
+    assert not report["ok"] and report["first_bad"] is None, report  # the events are intact
+    bad = report["guard"]["bad"]
+    said = {"disabled": "is disabled", "replaced": "is not the ledger's", "extra": "is not the ledger's"}[how]
+    assert bad and all(said in fault for fault in bad), bad
+    if how == "extra":
+        assert len(bad) == 1 and "trigger sneaky on ledger_chain" in bad[0]
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1, result.output
+    assert f"TAMPERED: append-only guard: {bad[0]}" in result.stdout
 
 
 def test_the_chain_table_is_append_only_too(built: Ledger) -> None:
