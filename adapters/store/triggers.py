@@ -62,6 +62,18 @@ def _sqlite_trigger_statements(config: StoreConfig) -> dict[str, str]:
 _APPEND_ONLY_BODY = " BEGIN RAISE EXCEPTION 'the ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME; END "
 
 
+# Who, in this database, has `session_replication_role = replica` by default (a server's,
+# database's or role's setting): no ENABLEd trigger fires in their sessions, though
+# pg_trigger still shows each enabled. `local` and `origin` fire them.
+_REPLICA_SESSIONS = (
+    "SELECT current_setting('session_replication_role') = 'replica', "
+    "ARRAY(SELECT coalesce('role ' || r.rolname, 'every role') FROM pg_db_role_setting s "
+    "LEFT JOIN pg_roles r ON r.oid = s.setrole "
+    "WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())) "
+    "AND 'session_replication_role=replica' = ANY(s.setconfig) ORDER BY 1)"
+)
+
+
 def guard_faults(recorder: ApplicationRecorder, config: StoreConfig) -> list[str]:
     """What is wrong with the append-only triggers now (`ledger verify`): one disabled,
     replaced or missing, or a trigger the ledger never made on a protected table. Opening
@@ -85,25 +97,34 @@ def guard_faults(recorder: ApplicationRecorder, config: StoreConfig) -> list[str
                 (APPEND_ONLY_FUNCTION, config.schema or "public", list(tables)),
             )
         found = [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in cursor.fetchall()]
+        replica: tuple[Any, ...] = (False, [])
+        if config.kind == "postgresql":
+            cursor.execute(_REPLICA_SESSIONS)
+            row = cursor.fetchone()
+            replica = tuple(row.values()) if isinstance(row, dict) else tuple(row)
     if config.kind == "sqlite":
         # SQLite keeps a trigger's statement as written, without IF NOT EXISTS; the first
         # releases wrote the names unquoted, so quotes and spacing are left out.
         expected = {
-            name: (_plain_sql(statement.replace("CREATE TRIGGER IF NOT EXISTS", "CREATE TRIGGER", 1)), True)
+            name: _plain_sql(statement.replace("CREATE TRIGGER IF NOT EXISTS", "CREATE TRIGGER", 1))
             for name, statement in _sqlite_trigger_statements(config).items()
         }
         rows = [(name, table, _plain_sql(str(sql)), enabled, True) for name, table, sql, enabled in found]
     else:
-        expected = {name: (_APPEND_ONLY_BODY, True) for table in tables for name in _trigger_names(table)}
+        expected = dict.fromkeys((name for table in tables for name in _trigger_names(table)), _APPEND_ONLY_BODY)
         rows = found
     faults, seen = [], set()
     for name, table, source, enabled, ours in sorted(rows, key=lambda row: (str(row[1]), str(row[0]))):
         seen.add(name)
-        if name not in expected or not ours or source != expected[name][0]:
+        if name not in expected or not ours or source != expected[name]:
             faults.append(f"trigger {name} on {table} is not the ledger's: it does not refuse every change")
         elif enabled not in ("O", "A"):  # PostgreSQL: D disabled, R fires only on a replica
             faults.append(f"trigger {name} on {table} is disabled: changes behind the ledger's back go through")
     faults += [f"trigger {name} is missing" for name in sorted(set(expected) - seen)]
+    here, who = replica
+    if here:
+        faults.append("session_replication_role is replica in this session: no trigger fires")
+    faults += [f"session_replication_role is replica for {each} in this database: no trigger fires" for each in who]
     return faults
 
 

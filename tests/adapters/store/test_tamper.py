@@ -606,6 +606,28 @@ def test_verify_names_an_append_only_guard_left_off(built: Ledger, ledger_url: s
     assert f"TAMPERED: append-only guard: {bad[0]}" in result.stdout
 
 
+def test_verify_names_a_replication_role_that_stops_the_triggers(postgres_url: str) -> None:
+    """`session_replication_role = replica` set for a role (or the whole database) stops
+    every trigger in its sessions while pg_trigger still shows them enabled: a way round
+    the append-only guard that left nothing for verify to see."""
+    role = f"tamper_probe_{uuid.uuid4().hex[:12]}"
+    with open_ledger(postgres_url) as ledger:
+        build(ledger)
+        assert verify_store(ledger.app)["ok"]
+        with raw_postgres(ledger) as conn:
+            conn.autocommit = True
+            conn.execute(f'CREATE ROLE "{role}"')
+            try:
+                database = conn.execute("SELECT current_database()").fetchone()[0]
+                conn.execute(f'ALTER ROLE "{role}" IN DATABASE "{database}" SET session_replication_role = replica')
+                report = verify_store(ledger.app)
+            finally:
+                conn.execute(f'DROP ROLE "{role}"')
+    assert not report["ok"] and report["first_bad"] is None, report
+    (fault,) = report["guard"]["bad"]
+    assert f"session_replication_role is replica for role {role} in this database" in fault
+
+
 def test_the_chain_table_is_append_only_too(built: Ledger) -> None:
     if built.config.kind == "sqlite":
         with raw_sqlite(built) as conn, pytest.raises(sqlite3.IntegrityError, match="append-only"):
