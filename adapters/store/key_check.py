@@ -60,7 +60,8 @@ def check_keys(app: Any) -> tuple[int, list[BadKey]]:
     walk = _walk(app.recorder, head)
     bad += [BadKey(subject, REMOVED) for subject in sorted(walk.sealed - set(walk.erased) - set(opens))]
     for subject in sorted(s for s, ok in opens.items() if ok and s in walk.erased):
-        at = _opened_before_erasure(app, subject, walk)
+        key = app.keys.stored_key(subject)  # not the cache: another process may have erased it since
+        at = None if key is None else _opened_before_erasure(app, subject, key, walk)
         if at is not None:
             bad.append(BadKey(subject, RESTORED.format(at=at, erased=walk.erased[subject])))
     return len(opens), bad
@@ -97,13 +98,12 @@ def _walk(recorder: Any, head: int) -> _Walk:
     return walk
 
 
-def _opened_before_erasure(app: Any, subject: str, walk: _Walk) -> int | None:
-    """The position of a value sealed before the subject's last erasure that its current
+def _opened_before_erasure(app: Any, subject: str, key: bytes, walk: _Walk) -> int | None:
+    """The position of a value sealed before the subject's last erasure that its stored
     key opens, if any. Sound: the erasure deleted the key row in its own append, and a key
     made since is new, so it opens nothing sealed before."""
-    key = app.keys.key(subject)
     for position in walk.samples.get(subject, []):
-        if key is None or position >= walk.erased[subject]:
+        if position >= walk.erased[subject]:
             break
         found = stored_event_at(app.recorder, position)
         if found is None:

@@ -492,6 +492,17 @@ class SubjectKeys:
         self._remember({subject: data_key}, generation)
         return data_key
 
+    def stored_key(self, subject: str) -> bytes | None:
+        """The subject's key as stored now, opened, bypassing the cache (which may hold a
+        key another process erased since); None when it has none or it does not open."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql.select, (subject,))
+            wrapped = _first(curs)
+        try:
+            return None if wrapped is None else self.master.unwrap(subject, bytes(wrapped))
+        except (ConfigurationError, TypeError, ValueError):  # altered: `opening` names it
+            return None
+
     def stored(self, subject: str) -> bool:
         """Whether the subject has a key row now, read from the store (not the cache: another
         process may have erased it since this one cached it)."""

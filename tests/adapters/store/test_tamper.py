@@ -863,6 +863,19 @@ def test_verify_names_an_erased_key_row_put_back_behind_the_ledgers_back(ledger_
     assert f"TAMPERED: key of subject user:{restored}: its key opens a value sealed at position" in result.stdout
 
 
+def test_a_key_another_process_erased_and_made_again_is_not_taken_for_one_put_back(ledger_url: str) -> None:
+    """This process still holds the user's old key in its cache while another erased the
+    user and gave it a new key: the check reads the stored key, not the cached one."""
+    user = uuid.uuid4()
+    with open_ledger(ledger_url) as here, open_ledger(ledger_url) as there:
+        create_user(here, user, "default", email="old@example.org")
+        assert here.app.keys.key(f"user:{user}") is not None  # cached here
+        run(there, "user", "erase_user", EraseUserAction(user_id=user, reason="asked"))
+        modify_user(there, user, email="new@example.org")
+        report = verify_store(here.app)
+    assert report["ok"], report["keys"]
+
+
 def test_an_append_after_events_were_deleted_is_a_damaged_ledger_not_a_conflict(tmp_path: Any) -> None:
     """The last event deleted on SQLite (its link left): the next append got that rowid
     again, its link's insert hit the link already there, and every command was retried
