@@ -6,7 +6,9 @@ sealed with it reads `[erased]` in history and time travel, and the chain still 
 key row altered outside the ledger no longer opens under the master key. So `verify`
 names each subject whose stored key does not open, and each subject that stored events
 seal values with but that has no key while no erasing event (`User.Erased`,
-`Group.Purged`) names it.
+`Group.Purged`) names it. A key row put back after its erasure (from a backup) undoes
+the erasure: an erased subject's stored key that opens a value sealed before its last
+erasure is named too, since a key made after an erasure opens nothing sealed before it.
 
 The walk reads raw rows, undecoded: a sealed value's subject is in clear in its envelope
 (`{"$sealed":1,"s":SUBJECT,...}`), and only the few erasing events are parsed as JSON.
