@@ -144,6 +144,23 @@ def require_postgres() -> None:
     pytest.skip(problem)
 
 
+@contextmanager
+def own_database(prefix: str, options: str = "") -> Iterator[str]:
+    """The URL of a PostgreSQL database of this process's own, made with `options` (SQL
+    after CREATE DATABASE) and dropped after: for a test that changes what a whole database
+    is (its collation, its roles' settings), which the run's database shares with every worker."""
+    require_postgres()
+    database = f"{prefix}_{os.getpid()}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        conn.execute(f'CREATE DATABASE "{database}" {options}')
+    try:
+        yield f"{PG_SERVER}/{database}"
+    finally:
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 def _drop_schema(schema: str) -> None:
     drop_schemas(f"{PG_SERVER}/{PG_DATABASE}", [schema])
 

@@ -6,9 +6,9 @@ naming the field."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import psycopg
@@ -20,7 +20,7 @@ from domain.errors import InvalidAPIParameters
 from domain.keypair import CreateKeyPairAction
 from tests.adapters.directory import create_domain
 from tests.adapters.groups import create_group, delete_group, modify_group, purge_group
-from tests.conftest import PG_SERVER, require_postgres
+from tests.conftest import own_database
 from tests.domain.fakes import ensure_user
 from tests.projections.stalls import create_policy
 
@@ -177,22 +177,13 @@ def test_bad_filter_values_are_refused_naming_them(ledger: Ledger, call: Callabl
 def collated_ledger() -> Iterator[tuple[Ledger, str]]:
     """A ledger in a PostgreSQL database whose collation is ICU's en-US, as many servers'
     are (names compare case- and punctuation-blind first), where this suite's is C."""
-    require_postgres()
-    database = f"ledger_test_collated_{os.getpid()}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+    icu = "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
+    with ExitStack() as stack:
         try:
-            conn.execute(
-                f"CREATE DATABASE \"{database}\" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
-            )
+            url = stack.enter_context(own_database("ledger_test_collated", icu))
         except psycopg.errors.FeatureNotSupported as exc:
             pytest.skip(f"this PostgreSQL server has no ICU collations: {exc}")
-    try:
-        with open_ledger(f"{PG_SERVER}/{database}") as opened:
-            yield opened, f"{PG_SERVER}/{database}"
-    finally:
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        yield stack.enter_context(open_ledger(url)), url
 
 
 def test_lists_page_exactly_in_a_database_whose_collation_is_not_c(collated_ledger: tuple[Ledger, str]) -> None:

@@ -33,6 +33,7 @@ from tests.actions import DOMAIN, build_world, run, start_kernel
 from tests.adapters.directory import create_user, modify_user
 from tests.adapters.groups import create_group, modify_group, purge_group
 from tests.adapters.store.raw import raw_postgres, raw_sqlite, restore_sqlite_triggers
+from tests.conftest import own_database
 from tests.policies import create, modify
 
 
@@ -606,12 +607,13 @@ def test_verify_names_an_append_only_guard_left_off(built: Ledger, ledger_url: s
     assert f"TAMPERED: append-only guard: {bad[0]}" in result.stdout
 
 
-def test_verify_names_a_replication_role_that_stops_the_triggers(postgres_url: str) -> None:
+def test_verify_names_a_replication_role_that_stops_the_triggers() -> None:
     """`session_replication_role = replica` set for a role (or the whole database) stops
     every trigger in its sessions while pg_trigger still shows them enabled: a way round
-    the append-only guard that left nothing for verify to see."""
+    the append-only guard that left nothing for verify to see. In a database of its own:
+    every ledger in the run's database would read as tampered while the role is set."""
     role = f"tamper_probe_{uuid.uuid4().hex[:12]}"
-    with open_ledger(postgres_url) as ledger:
+    with own_database("ledger_test_replica") as url, open_ledger(url) as ledger:
         build(ledger)
         assert verify_store(ledger.app)["ok"]
         with raw_postgres(ledger) as conn:
