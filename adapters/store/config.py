@@ -186,6 +186,14 @@ def _parsed(url: str) -> StoreConfig:
     except ValueError as exc:  # say an unclosed IPv6 bracket
         raise InvalidAPIParameters(f"malformed database URL: {exc}", field="url") from None
     scheme = parts.scheme.split("+")[0]
+    rest = url.split(":", 1)[1] if ":" in url else ""
+    if scheme in ("sqlite", "postgresql", "postgres") and rest.strip("/") and not rest.startswith("//"):
+        # `sqlite:/abs.db` raised IndexError; `postgresql:db` silently meant 127.0.0.1.
+        if scheme == "sqlite":
+            raise InvalidAPIParameters(
+                f"{url!r} has no '//' after its scheme (meant {parts.scheme + ':///' + rest!r}?)", field="url"
+            )
+        raise InvalidAPIParameters("a postgresql URL has '//' after its scheme: postgresql://user@host/DB", field="url")
     if scheme == "sqlite":
         return _sqlite_config(url, parts.query)
     if scheme in ("postgresql", "postgres"):

@@ -42,6 +42,23 @@ def test_parse_url_refuses_an_empty_url(url: str) -> None:
         parse_url(url)
 
 
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("sqlite:{path}", "'sqlite:{path}' has no '//' after its scheme (meant 'sqlite:///{path}'?)"),  # was IndexError
+        ("sqlite:l.db", "'sqlite:l.db' has no '//' after its scheme (meant 'sqlite:///l.db'?)"),
+        # Read as a database on 127.0.0.1; not echoed, as what follows the scheme may hold a password.
+        ("postgresql:ledger", "a postgresql URL has '//' after its scheme: postgresql://user@host/DB"),
+        ("postgres:/ledger", "a postgresql URL has '//' after its scheme: postgresql://user@host/DB"),
+    ],
+)
+def test_a_url_without_the_slashes_after_its_scheme_is_named(tmp_path: Path, typed: str, says: str) -> None:
+    path = tmp_path / "sub" / "l.db"
+    line = refused(typed.format(path=path), "policy", "list")
+    assert line == f"error: ledger_invalid_parameters: --db: {says.format(path=path)}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_missing_directory_is_named(tmp_path: Path) -> None:
     path = tmp_path / "nope" / "l.db"
     assert refused(f"sqlite:///{path}", "policy", "list") == (
