@@ -104,14 +104,19 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in skip and v is not None}
 
 
-def _with_warnings(build: Callable[[], T]) -> T:
-    """Builds an action, echoing domain warnings (deprecated fields) as one line each."""
+def _with_warnings(build: Callable[[], T]) -> tuple[T, list[str]]:
+    """Builds an action and the domain's warnings (deprecated fields) it raised, to echo
+    once the command succeeds: a refused one stored nothing, and with --json its stderr
+    is the one error object."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         built = build()
-    for message in dict.fromkeys(str(w.message) for w in caught):
+    return built, list(dict.fromkeys(str(w.message) for w in caught))
+
+
+def _warn(notes: list[str]) -> None:
+    for message in notes:
         typer.echo(f"warning: {one_line(message)}", err=True)
-    return built
 
 
 def _policies_table(policies: Sequence[KeyPairResourcePolicyData]) -> Table:
@@ -163,10 +168,11 @@ def policy_create(
     from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction
 
     state = state_of(ctx)
-    action = _with_warnings(lambda: CreateKeyPairResourcePolicyAction(creator=creator))
+    action, notes = _with_warnings(lambda: CreateKeyPairResourcePolicyAction(creator=creator))
     with state.ledger() as ledger:
         processor = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
         result = state.run(processor, action)
+    _warn(notes)
     _show_policy(state, result.keypair_resource_policy, "created")
 
 
@@ -203,9 +209,10 @@ def policy_modify(
         modifier["total_resource_slots_patch"] = changes
     state = state_of(ctx)
     with state.ledger() as ledger:
-        action = _with_warnings(lambda: ModifyKeyPairResourcePolicyAction(name=name, modifier=modifier))
+        action, notes = _with_warnings(lambda: ModifyKeyPairResourcePolicyAction(name=name, modifier=modifier))
         processor = ledger.processors.keypair_resource_policy.modify_keypair_resource_policy
         result = state.run(processor, action)
+    _warn(notes)
     after: KeyPairResourcePolicyData = result.keypair_resource_policy
     changed = result.changed  # whether this command stored an event
 

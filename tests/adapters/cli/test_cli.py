@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters.cli import app
-from tests.adapters.cli.helpers import ACTOR, ROOT, as_json, given_users, ledger, ok
+from tests.adapters.cli.helpers import ACTOR, ROOT, as_json, given_users, ledger, ok, refused
 
 OWNER = "11111111-2222-4333-8444-555555555555"
 OWNER_D1 = "11111111-2222-4333-8444-5555555555d1"  # a user of domain d1
@@ -241,6 +241,14 @@ def test_deprecated_fields_warn_once_on_stderr(db: str) -> None:
     assert result.stderr.count("warning: max_vfolder_size: deprecated") == 1
     enforced = ok(db, "--json", "policy", "create", "q", "--max-vfolder-count", "3")  # applied to owned vfolders
     assert json.loads(enforced.stdout)["max_vfolder_count"] == 3 and "deprecated" not in enforced.stderr
+
+
+def test_a_refused_command_with_a_deprecated_field_does_not_warn_it_was_stored(db: str) -> None:
+    ok(db, "policy", "create", "p")
+    again = refused(db, "policy", "create", "p", "--max-vfolder-size", "3")  # one line: the refusal
+    assert again.startswith("error: keypair_resource_policy_create_duplicate_name:")
+    result = ledger(db, "--json", "policy", "modify", "nope", "--max-quota-scope-size", "3")
+    assert result.exit_code == 1 and json.loads(result.stderr)["error"]["code"] == "keypair_resource_policy_not_found"
 
 
 # Keypairs
