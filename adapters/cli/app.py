@@ -22,6 +22,7 @@ import functools
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import textwrap
@@ -131,9 +132,14 @@ class LedgerGroup(TyperGroup):
                 return False
         return False
 
+    def make_context(self, *args: Any, **kwargs: Any) -> Context:
+        with _reader_gone():  # `ledger --help | true`
+            return super().make_context(*args, **kwargs)
+
     def invoke(self, ctx: Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _reader_gone():
+                return super().invoke(ctx)
         except KeyboardInterrupt as exc:  # typer would make it a silent exit 130
             # (`Terminated`: a command that turned SIGTERM into an interrupt, `between_batches`)
             how, code = stopped_by(isinstance(exc, Terminated))
@@ -159,7 +165,11 @@ class LedgerGroup(TyperGroup):
             returned = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except NoArgsIsHelpError as exc:  # not an error line: the help, on stdout
             if exc.format_message():  # plain help comes back as the message (rich printed it already)
-                typer.echo(exc.format_message())
+                try:
+                    with _reader_gone():
+                        typer.echo(exc.format_message())
+                except typer.Exit as gone:
+                    return gone.exit_code
             return exc.exit_code
         except TyperException as exc:  # usage errors (exit 2) and the few others click raises
             _reword(exc)
@@ -184,6 +194,24 @@ class LedgerGroup(TyperGroup):
 
 INTERRUPTED_EXIT = 130  # as a shell reports a process SIGINT ended
 TERMINATED_EXIT = 143  # and one SIGTERM ended
+PIPE_CLOSED_EXIT = 141  # and one SIGPIPE ended: `ledger audit --jsonl | head`
+
+
+@contextmanager
+def _reader_gone() -> Iterator[None]:
+    """Stdout's reader went away (`| head`): exit 141 and say nothing, as a process SIGPIPE
+    ended (click would exit 1, a refusal's code, silently). Stdout is pointed at /dev/null
+    first, so the flush at exit does not fail again."""
+    try:
+        yield
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no file descriptor: a test runner's stdout
+            pass
+        raise typer.Exit(PIPE_CLOSED_EXIT) from None
 
 
 class Interrupted(Exception):

@@ -12,6 +12,7 @@ module reads at import, a broken install).
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -251,8 +252,14 @@ def _cell(value: str) -> Text:
     return Text(safe(value, keep="\n"))
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1 itself; the root command exits 141 for every closed stdout.
+        raise BrokenPipeError(errno.EPIPE, "stdout's reader went away")
+
+
 def print_table(table: Table) -> None:
-    Console(markup=False).print(table)  # markup off: a string that slipped past SafeTable stays literal
+    _Console(markup=False).print(table)  # markup off: a string that slipped past SafeTable stays literal
 
 
 def new_table(*headers: str, title: str | None = None, whole: tuple[str, ...] = ()) -> Table:

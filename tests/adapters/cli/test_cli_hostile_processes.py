@@ -221,3 +221,41 @@ def test_a_cli_that_cannot_even_be_imported_says_so_in_one_line(tmp_path: Path) 
     assert done.stderr.startswith("internal error: ModuleNotFoundError: ") and done.stderr.count("\n") == 1, done.stderr
     debug = run([sys.executable, "-c", script, "policy", "list"], environment(LEDGER_DEBUG="1"), tmp_path)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("policy", "list"),  # a table (rich exited 1 itself)
+        ("--json", "policy", "list"),  # one JSON document (click exited 1, silently)
+        ("audit", "--jsonl"),  # a stream
+        ("--json", "policy", "create", "q"),  # stored, then its answer could not be written
+        ("--help",),
+        ("policy",),  # the group's help (a traceback)
+    ],
+)
+def test_a_reader_that_went_away_is_exit_141_and_nothing_on_stderr(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """`ledger ... | head` under `set -o pipefail`: a closed pipe is told apart from a refusal
+    (exit 1) as a shell reports a process SIGPIPE ended, without a line about it."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    assert (
+        run(
+            [sys.executable, "-m", "adapters.cli", "--db", url, "policy", "create", "p"], environment(), ROOT
+        ).returncode
+        == 0
+    )
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first write
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "adapters.cli", "--db", url, *args],
+            cwd=tmp_path,
+            env=environment(),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
