@@ -49,7 +49,8 @@ def _kernels_table(kernels: Sequence[KernelEntry]) -> Table:
     # At 80 columns: status and times stay whole (a time on two lines); ids fold rather
     # than being cut, so two alike are shown as long as it takes to tell them apart (as in
     # `session list`); the access key and the slots fold in what is left.
-    table = SafeTable(title=plural(len(kernels), "kernel"), box=box.SIMPLE_HEAD)
+    leave_out = ("slots", "access key", "ended\n(UTC)", "group")  # below 80 columns
+    table = SafeTable(title=plural(len(kernels), "kernel"), box=box.SIMPLE_HEAD, leave_out=leave_out)
     for header in ("kernel", "group"):
         table.add_column(header, overflow="fold", min_width=SHORT)
     for header in ("status", "started\n(UTC)", "ended\n(UTC)"):

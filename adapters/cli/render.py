@@ -12,6 +12,7 @@ module reads at import, a broken install).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import errno
 import os
 import unicodedata
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich import box
 from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.style import StyleType
 from rich.table import Table
 from rich.text import Text
@@ -238,8 +240,13 @@ class SafeTable(Table):
     `[red]x[/red]` prints literally and a malformed tag cannot crash the command. Cells
     that are already renderables (`Text`) were built by the CLI and pass as they are."""
 
-    def __init__(self, *headers: str, title: str | None = None, **options: Any) -> None:
+    def __init__(
+        self, *headers: str, title: str | None = None, leave_out: tuple[str, ...] = (), **options: Any
+    ) -> None:
         super().__init__(*headers, title=None if title is None else _cell(title), **options)
+        # Headers of columns `print_table` may leave out, first first, where the terminal is
+        # too narrow for every column at its least (rich would cut or drop some silently).
+        self.leave_out = leave_out
 
     def add_row(
         self, *renderables: RenderableType | None, style: StyleType | None = None, end_section: bool = False
@@ -259,7 +266,43 @@ class _Console(Console):
 
 
 def print_table(table: Table) -> None:
-    _Console(markup=False).print(table)  # markup off: a string that slipped past SafeTable stays literal
+    console = _Console(markup=False)  # markup off: a string that slipped past SafeTable stays literal
+    left_out = _fit(console, table) if isinstance(table, SafeTable) else []
+    console.print(table)
+    if left_out:
+        named = ", ".join(header.replace("\n", " ") for header in left_out)
+        note = f"Left out to fit {console.width} columns: {named} (a wider terminal or --json shows every column)."
+        console.print(Text(note))
+
+
+def _least_width(console: Console, table: Table) -> int:
+    """The width the table needs with its folding columns at their `min_width` and every
+    other one whole."""
+    wide = console.options.update_width(10**6)
+    need = 0
+    for column in table.columns:
+        if column.no_wrap:
+            cells = [column.header, *column.cells]
+            need += max(Measurement.get(console, wide, cell).maximum for cell in cells)
+        else:
+            need += column.min_width or 1
+    _, right, _, left = table.padding
+    edges = 2 if table.box is not None and table.show_edge else 0
+    separators = len(table.columns) - 1 if table.box is not None else 0
+    return need + len(table.columns) * (left + right) + edges + separators
+
+
+def _fit(console: Console, table: SafeTable) -> list[str]:
+    """Leaves out `table.leave_out`'s columns in order until the rest fits; their headers."""
+    left_out: list[str] = []
+    for header in table.leave_out:
+        if _least_width(console, table) <= console.width:
+            break
+        kept = [column for column in table.columns if column.header != header]
+        # A column's place is its `_index`: rich pads and aligns by it.
+        table.columns = [dataclasses.replace(column, _index=i) for i, column in enumerate(kept)]
+        left_out.append(header)
+    return left_out
 
 
 def new_table(*headers: str, title: str | None = None, whole: tuple[str, ...] = ()) -> Table:

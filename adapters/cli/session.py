@@ -301,7 +301,8 @@ def session_history(
 
 
 def _sessions_table(sessions: Sequence[SessionEntry]) -> Table:
-    table = SafeTable(title=plural(len(sessions), "session"), box=box.SIMPLE_HEAD)
+    leave_out = ("policy", "slots", "keypair", "group")  # below 80 columns
+    table = SafeTable(title=plural(len(sessions), "session"), box=box.SIMPLE_HEAD, leave_out=leave_out)
     # Ids fold rather than being cut: two alike are shown as long as it takes to tell them apart.
     table.add_column("session", overflow="fold", min_width=SHORT)
     table.add_column("status", no_wrap=True)
@@ -350,7 +351,7 @@ def session_list(
 
 
 def _due_table(due: list[DueSession]) -> Table:
-    table = SafeTable(title=plural(len(due), "session") + " due", box=box.SIMPLE_HEAD)
+    table = SafeTable(title=plural(len(due), "session") + " due", box=box.SIMPLE_HEAD, leave_out=("policy", "keypair"))
     table.add_column("session", overflow="fold", min_width=SHORT)
     table.add_column("keypair", overflow="fold", ratio=1, min_width=6)
     table.add_column("reason", no_wrap=True)

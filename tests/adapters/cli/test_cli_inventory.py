@@ -269,3 +269,18 @@ def test_a_kernel_whose_start_is_imported_late_is_on_the_next_page_though_it_sta
     # A window still selects by start time.
     window = ["--since", "2024-09-30T00:00:00Z", "--until", "2024-10-01T00:00:00Z"]
     assert [k["kernel_id"] for k in as_json(db, "kernel", "list", *window)] == [kernel(9)]
+
+
+def test_kernel_list_in_40_columns_names_the_columns_it_leaves_out_and_cuts_none(db: str) -> None:
+    """At 40 columns rich cut the start time to `2024-1` and dropped ended, access key and
+    slots without a word."""
+    seed(db, kernels=2, ended=1)
+    table = ledger(db, "kernel", "list", columns=40)
+    assert table.exit_code == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert max(map(len, lines)) <= 40
+    assert "2024-10-01" in table.stdout and "TERMINATED" in table.stdout and kernel(0)[:8] in table.stdout
+    said = " ".join(line.strip() for line in lines)
+    assert "Left out to fit 40 columns: slots, access key, ended (UTC), group (a wider terminal or --json" in said
+    wide = ledger(db, "kernel", "list", columns=80).stdout
+    assert "Left out" not in wide and "AKUSER" in wide

@@ -375,3 +375,19 @@ def test_a_keypair_delete_says_which_pending_sessions_it_cancelled(db: str) -> N
     _enqueue(db, group, S1)
     said = stdout_of(db, "keypair", "delete", "AK").splitlines()
     assert said == ["deleted keypair 'AK'", f"cancelled 1 pending session with the delete: {S1}"], said
+
+
+def test_session_list_and_due_in_40_columns_name_the_columns_they_leave_out(db: str) -> None:
+    """Rich dropped columns and cut the start time at 40 columns without a word."""
+    group = _world(db, idle_timeout=60)
+    _enqueue(db, group, S1)
+    ok(db, "session", "schedule", S1)
+    started = as_json(db, "session", "list")[0]["started_at"]
+    listed = ledger(db, "session", "list", columns=40).stdout
+    assert max(map(len, listed.splitlines())) <= 40 and started[:10] in listed and "RUNNING" in listed
+    said = " ".join(line.strip() for line in listed.splitlines())
+    assert "Left out to fit 40 columns: policy, slots, keypair" in said
+    deadline = (datetime.fromisoformat(started) + timedelta(seconds=90)).isoformat()
+    due = ledger(db, "session", "due", "--now", deadline, columns=40).stdout
+    assert max(map(len, due.splitlines())) <= 40 and "idle_timeout" in due and deadline[:10] in due
+    assert "Left out to fit 40 columns: policy" in " ".join(line.strip() for line in due.splitlines())
