@@ -247,7 +247,7 @@ def _stopped_at(ledger: Ledger, reached: int) -> int:
 def rebuild(
     ctx: typer.Context,
     name: Annotated[
-        str | None, typer.Argument(metavar="[NAME]", help="A projection (default: every pending one).")
+        str | None, typer.Argument(metavar="NAME", help="A projection (default: every pending one).")
     ] = None,
     batch_size: BatchSizeOption = None,
     workers: Annotated[

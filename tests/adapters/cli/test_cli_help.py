@@ -47,6 +47,8 @@ def test_help_fits_80_columns_without_bool_metavars(path: tuple[str, ...]) -> No
     assert not re.search(r"^  [A-Z_.\[\]]+ <\w+>", result.stdout, re.MULTILINE)  # an argument: its metavar, no <str>
     # An option too: `keypair create --domain-name <str>` named no value where each other says DOMAIN.
     assert not re.search(r"^  --[\w-]+(, --[\w-]+)? <(str|int|float|text|uuid)>", result.stdout, re.MULTILINE)
+    # An optional argument's metavar is bracketed by typer itself (`rebuild [[NAME]]` was doubled).
+    assert "[[" not in result.stdout and "{[" not in result.stdout, result.stdout
     lines = result.stdout.splitlines()
     long = [line for line in lines if len(line.rstrip()) > 80]
     assert not long, long
