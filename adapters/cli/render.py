@@ -325,11 +325,13 @@ def fields_table(fields: dict[str, Any], title: str | None = None) -> Table:
 
 def history_table(title: str, entries: Sequence[HistoryEntry]) -> Table:
     """One row per event. Fits 80 columns: fixed columns stay whole, changes get most of the rest."""
-    table = SafeTable(title=title, box=box.HORIZONTALS, show_lines=True, expand=True)
+    # Below 80 columns the actor goes first, then the time: the changes are what a history is for.
+    leave_out = ("actor / request id", "time (UTC)")
+    table = SafeTable(title=title, box=box.HORIZONTALS, show_lines=True, expand=True, leave_out=leave_out)
     for header in ("ver", "event", "time (UTC)"):
         table.add_column(header, no_wrap=True)
     table.add_column("actor / request id", overflow="fold", ratio=1, min_width=10)
-    table.add_column("changes", overflow="fold", ratio=2)
+    table.add_column("changes", overflow="fold", ratio=2, min_width=12)
     for e in entries:
         table.add_row(str(e.version), safe(e.event), utc_time(e.occurred_at), _actor(e), _changes(e))
     return table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,21 @@ def test_history_records_actor_and_changes(db: str) -> None:
     assert "max_concurrent_sessions: 3 -> 7" in table
     assert "req-42" in table and "AKADMIN" in table and ACTOR in table
     assert "null -> null" not in table  # unset fields of a creation are not shown as changes
+
+
+def test_history_in_40_columns_keeps_the_changes_and_names_what_it_leaves_out(db: str) -> None:
+    """At 40 columns rich dropped the changes and the actor without a word."""
+    ok(db, "--request-id", "req-42", "policy", "create", "p", "--max-concurrent-sessions", "3")
+    ok(db, "policy", "modify", "p", "--max-concurrent-sessions", "7")
+    ok(db, "policy", "delete", "p")
+    ok(db, "policy", "create", "p")  # a Recreated row: the longest event name here
+    table = ledger(db, "policy", "history", "p", columns=40).stdout
+    assert max(map(len, table.splitlines())) <= 40, table
+    said = " ".join(line.strip() for line in table.splitlines())
+    assert "max_concurrent_sessions:3->7" in re.sub(r"\s+", "", table)  # folded, whole
+    assert "Recreated" in table and "Left out to fit 40 columns: actor / request id" in said
+    wide = ledger(db, "policy", "history", "p", columns=80).stdout
+    assert "Left out" not in wide and "req-42" in wide
 
 
 def test_history_of_an_unknown_policy_is_an_error(db: str) -> None:
