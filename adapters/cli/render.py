@@ -267,7 +267,11 @@ class _Console(Console):
 
 def print_table(table: Table) -> None:
     console = _Console(markup=False)  # markup off: a string that slipped past SafeTable stays literal
+    every = list(table.columns)
     left_out = _fit(console, table) if isinstance(table, SafeTable) else []
+    if left_out and not _fits(console, table):  # too narrow even so: every column, row by row
+        table.columns = every
+        return _records(console, table)
     console.print(table)
     if left_out:
         named = ", ".join(header.replace("\n", " ") for header in left_out)
@@ -275,28 +279,41 @@ def print_table(table: Table) -> None:
         console.print(Text(note))
 
 
-def _least_width(console: Console, table: Table) -> int:
-    """The width the table needs with its folding columns at their `min_width` and every
-    other one whole."""
+def _fits(console: Console, table: Table) -> bool:
+    """Whether rich lays the table out within the console without cutting a cell: no
+    wider than the console (rich crops what is wider) and every `no_wrap` column whole."""
+    budget = console.options.update_width(max(1, console.width - table._extra_width))
+    widths = table._calculate_column_widths(console, budget)  # rich's own layout, private
+    _, right, _, left = table.padding  # in rich's widths
+    if sum(widths) - right > budget.max_width:  # a last blank of padding cropped is no loss
+        return False
     wide = console.options.update_width(10**6)
-    need = 0
-    for column in table.columns:
+    for column, width in zip(table.columns, widths, strict=True):
+        least = column.min_width or 1
         if column.no_wrap:
-            cells = [column.header, *column.cells]
-            need += max(Measurement.get(console, wide, cell).maximum for cell in cells)
-        else:
-            need += column.min_width or 1
-    _, right, _, left = table.padding
-    edges = 2 if table.box is not None and table.show_edge else 0
-    separators = len(table.columns) - 1 if table.box is not None else 0
-    return need + len(table.columns) * (left + right) + edges + separators
+            least = max(Measurement.get(console, wide, cell).maximum for cell in [column.header, *column.cells])
+        if width - left - right < least:
+            return False
+    return True
+
+
+def _records(console: Console, table: Table) -> None:
+    """The table as one `header: value` block per row: what no narrower layout would cut."""
+    if table.title is not None:
+        console.print(table.title)
+    headers = [str(column.header).replace("\n", " ") for column in table.columns]
+    for row in zip(*(column.cells for column in table.columns), strict=True):
+        console.print()
+        for header, cell in zip(headers, row, strict=True):
+            text = cell.plain if isinstance(cell, Text) else str(cell)
+            console.print(Text(f"{header}: " + text.replace("\n", "\n" + " " * (len(header) + 2))))
 
 
 def _fit(console: Console, table: SafeTable) -> list[str]:
     """Leaves out `table.leave_out`'s columns in order until the rest fits; their headers."""
     left_out: list[str] = []
     for header in table.leave_out:
-        if _least_width(console, table) <= console.width:
+        if _fits(console, table):
             break
         kept = [column for column in table.columns if column.header != header]
         # A column's place is its `_index`: rich pads and aligns by it.

@@ -75,11 +75,11 @@ def checks_table(checks: list[dict[str, Any]], title: str) -> Table:
     whose it is (scope and id: a group's UUID shortened to 8 characters, --json gives it
     whole), requested, used and allowed (a byte slot in binary units, as `policy show`
     writes it: 3g, not 3221225472). Fits 80 columns; a long limit folds."""
-    table = SafeTable(title=title, box=box.SIMPLE_HEAD)
-    table.add_column("limit", overflow="fold", min_width=12)
+    table = SafeTable(title=title, box=box.SIMPLE_HEAD, leave_out=("scope",))  # below 54 columns
+    table.add_column("limit", overflow="fold", min_width=10)
     table.add_column("scope", overflow="fold", min_width=8)
     for header in AMOUNTS:
-        table.add_column(header, justify="right", overflow="fold")
+        table.add_column(header, justify="right", overflow="fold", min_width=5)
     for check in checks:
         limit, amounts = check_parts(check)
         table.add_row(

@@ -391,3 +391,18 @@ def test_session_list_and_due_in_40_columns_name_the_columns_they_leave_out(db: 
     due = ledger(db, "session", "due", "--now", deadline, columns=40).stdout
     assert max(map(len, due.splitlines())) <= 40 and "idle_timeout" in due and deadline[:10] in due
     assert "Left out to fit 40 columns: policy" in " ".join(line.strip() for line in due.splitlines())
+
+
+def test_a_deferral_in_40_columns_keeps_what_was_allowed(db: str) -> None:
+    """At 40 columns rich dropped the allowed column of the reasons, and cut the title's
+    policy name: what an operator reads a deferral for. Too narrow for the table, each
+    reason is a block of `header: value` lines."""
+    group = _world(db, max_concurrent_sessions=1)
+    _enqueue(db, group, S1, "cpu=3"), _enqueue(db, group, S2, "cpu=2")
+    ok(db, "session", "schedule", S1)
+    deferred = ledger(db, "session", "schedule", S2, columns=40).stdout
+    assert "\nlimit: total_resource_slots.cpu\nscope: keypair AK\nrequested: 2\nused: 3\nallowed: 4\n" in deferred
+    assert "\nlimit: max_concurrent_sessions\n" in deferred and "'p'" in deferred
+    assert "Left out" not in deferred
+    wide = ledger(db, "session", "schedule", S2, columns=80).stdout
+    assert "allowed" in wide and "allowed:" not in wide
