@@ -334,6 +334,18 @@ def _reword(exc: TyperException) -> None:
 
         # NaN passes no comparison, so pydantic named a bound ("less than or equal to 86400").
         exc.message = f"expected a number, got {shown(first.get('input'))}"
+    elif first.get("type") in _BOUNDS and len(first.get("ctx", {})) == 1:
+        from domain.shown import shown
+
+        # `Input should be greater than or equal to 1`: said as `--limit` says its bound.
+        (bound,) = first["ctx"].values()
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # 86400, not 86400.0
+        exc.message = f"must be {_BOUNDS[first['type']]} {bound}, got {shown(first.get('input'))}"
+
+
+_BOUNDS = {"greater_than_equal": "at least", "less_than_equal": "at most", "greater_than": "more than"}
+_BOUNDS["less_than"] = "less than"
 
 
 def _is_nan(raw: object) -> bool:
