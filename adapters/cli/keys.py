@@ -39,8 +39,8 @@ def keys_status(ctx: typer.Context) -> None:
 @keys_app.command("rotate")
 def keys_rotate(
     ctx: typer.Context,
-    new_key_file: Annotated[
-        Path | None,
+    new_key_file_given: Annotated[
+        str | None,  # not Path: typer reads '' as Path('.')
         typer.Option(
             "--new-key-file",
             metavar="PATH",
@@ -68,11 +68,20 @@ def keys_rotate(
     from domain.shown import plural
 
     state = state_of(ctx)
-    given = None if new_key_file is None else str(new_key_file).strip()
-    if new_key_file is not None and (not given or new_key_file.is_dir()):
-        # An empty value is the path '.': refused as "the key file '.' exists", naming no option.
-        got = f"the directory {str(new_key_file)!r}" if given else "an empty path"
-        raise InvalidAPIParameters(f"must name a new file, got {got}", field="--new-key-file")
+    new_key_file = None if new_key_file_given is None else Path(new_key_file_given)
+    if new_key_file_given is not None and new_key_file is not None:
+        # Said here, by its option: the store's own refusals name no option.
+        got = None
+        if not new_key_file_given.strip():
+            got = "an empty path"
+        elif new_key_file.is_dir():
+            got = f"the directory {new_key_file_given!r}"
+        elif new_key_file.exists() or new_key_file.is_symlink():
+            got = f"{new_key_file_given!r}, which exists"
+        elif not new_key_file.parent.is_dir():
+            got = f"a path whose folder {str(new_key_file.parent)!r} does not exist"
+        if got is not None:
+            raise InvalidAPIParameters(f"must name a new file, got {got}", field="--new-key-file")
     new = MasterKey.generate()
     with state.ledger() as ledger:
         database = ledger.config.sqlite_path

@@ -72,6 +72,15 @@ def test_a_new_key_file_that_names_no_file_is_refused_by_its_option(tmp_path: Pa
     for value in ("", str(tmp_path)):
         line = error_line(ledger(db, "keys", "rotate", "--new-key-file", value, env=given), 1)
         assert line.startswith("error: ledger_invalid_parameters: --new-key-file: must name a new file, got "), line
+    # '' read as the path '.', "the directory '.'"; the others named no option.
+    said = {
+        "": "an empty path",
+        str(tmp_path / "ledger.db"): f"{str(tmp_path / 'ledger.db')!r}, which exists",
+        str(tmp_path / "nope" / "k"): f"a path whose folder {str(tmp_path / 'nope')!r} does not exist",
+    }
+    for value, got in said.items():
+        line = error_line(ledger(db, "keys", "rotate", "--new-key-file", value, env=given), 1)
+        assert line == f"error: ledger_invalid_parameters: --new-key-file: must name a new file, got {got}", line
     assert json.loads(ok(db, "--json", "user", "show", USER, env=given).stdout)["full_name"] == "Ada"  # unrotated
 
 
