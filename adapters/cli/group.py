@@ -95,8 +95,11 @@ def _dotfiles(path: Path) -> bytes:
     from domain.errors import InvalidAPIParameters
     from domain.parsers import MAX_DOTFILES
 
-    with path.open("rb") as file:
-        data = file.read(MAX_DOTFILES + 1)
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_DOTFILES + 1)
+    except OSError as exc:  # a failing disk, a stale mount: was `internal error: OSError`
+        raise InvalidAPIParameters(f"cannot read {str(path)!r}: {exc.strerror or exc}", field="dotfiles") from None
     if len(data) > MAX_DOTFILES:
         size = path.stat().st_size  # a device's is 0: then only "more" is known
         got = size if size > MAX_DOTFILES else "more"

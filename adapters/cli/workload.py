@@ -194,6 +194,14 @@ def _size(file: typer.FileBinaryRead) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
+class _Unreadable(Exception):
+    """The file failed to read (a failing disk, a stale mount): its OSError, told apart
+    from the store's."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+
+
 def _lines(file: typer.FileBinaryRead, reading: list[bool]) -> Iterator[bytes]:
     """The file's lines, none read further than one byte past `MAX_LINE_BYTES`: the importer
     refuses such a line, and the rest of one it skips (before --from-line) is passed over.
@@ -204,14 +212,19 @@ def _lines(file: typer.FileBinaryRead, reading: list[bool]) -> Iterator[bytes]:
         reading[0] = True
         try:
             line = file.readline(MAX_LINE_BYTES + 1)
+        except OSError as exc:
+            raise _Unreadable(exc) from None
         finally:
             reading[0] = False
         if not line:
             return
         yield line
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while (rest := file.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                pass
+        try:
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while (rest := file.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+        except OSError as exc:
+            raise _Unreadable(exc) from None
 
 
 def _progress(state: State) -> Progress:
@@ -332,6 +345,14 @@ def workload_import(
                 f"line {stop.line}: {stop.reason} ({plural(stop.recorded, 'fact')} before it "
                 f"{'was' if stop.recorded == 1 else 'were'} recorded; fix the line and resume with "
                 f"--from-line {stop.line})",
+            )
+        except _Unreadable as unreadable:  # the batches before it are stored, none after
+            progress.stop()
+            fail(
+                "ledger_invalid_parameters",
+                f"FILE.jsonl: cannot read {safe(str(name))!r} after line {importer.lines}: {unreadable} "
+                f"({plural(importer.facts, 'fact')} recorded; resume with --from-line {importer.resume_line})",
+                status=400,
             )
         except (InsufficientPermission, StoreUnavailable) as refused:  # no line's fault: the import stops
             progress.stop()

@@ -723,3 +723,12 @@ def test_dotfiles_are_read_no_further_than_a_group_may_hold(db: str, tmp_path: P
     big = tmp_path / "big"
     big.write_bytes(b"x" * 70_000)
     assert refused(db, "group", "modify", GROUP, "--dotfiles-file", str(big)).endswith("got 70000")
+
+
+def test_a_dotfiles_file_that_fails_to_read_is_named_with_its_reason(db: str) -> None:
+    """A read error (a failing disk, a stale network mount; here /proc/self/mem, whose first
+    page is not mapped) was `internal error: OSError: [Errno 5] Input/output error`."""
+    make_group(db)
+    assert refused(db, "group", "modify", GROUP, "--dotfiles-file", "/proc/self/mem") == (
+        "error: ledger_invalid_parameters: --dotfiles-file: cannot read '/proc/self/mem': Input/output error"
+    )

@@ -298,3 +298,13 @@ def test_a_file_without_line_breaks_is_refused_at_its_first_line_not_read_whole(
     assert f"line 1: longer than {MAX_LINE_BYTES} bytes: not a fact" in refusal
     summary = as_json(db, *SERVICE, "workload", "import", str(path), "--from-line", "2")
     assert (summary["facts"], summary["skipped"]) == (1, 1)
+
+
+def test_a_file_that_fails_to_read_says_so_and_where_to_resume(db: str) -> None:
+    """A read error (here /proc/self/mem, whose first page is not mapped) was `internal
+    error: OSError: [Errno 5] Input/output error`, without the line to resume from."""
+    make_group(db)
+    assert refused(db, *SERVICE, "workload", "import", "/proc/self/mem") == (
+        "error: ledger_invalid_parameters: FILE.jsonl: cannot read '/proc/self/mem' after line 0: "
+        "Input/output error (0 facts recorded; resume with --from-line 1)"
+    )
