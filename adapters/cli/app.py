@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import signal
+import stat
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -205,6 +206,8 @@ def _reader_gone() -> Iterator[None]:
     try:
         yield
     except BrokenPipeError:
+        if not _stdout_is_a_pipe():  # not stdout's: someone else's pipe broke, a bug to report
+            raise
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
@@ -212,6 +215,14 @@ def _reader_gone() -> Iterator[None]:
         except (OSError, ValueError):  # no file descriptor: a test runner's stdout
             pass
         raise typer.Exit(PIPE_CLOSED_EXIT) from None
+
+
+def _stdout_is_a_pipe() -> bool:
+    try:
+        mode = os.fstat(sys.stdout.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 class Interrupted(Exception):
