@@ -269,7 +269,9 @@ def print_table(table: Table) -> None:
     console = _Console(markup=False)  # markup off: a string that slipped past SafeTable stays literal
     every = list(table.columns)
     left_out = _fit(console, table) if isinstance(table, SafeTable) else []
-    if left_out and not _fits(console, table):  # too narrow even so: every column, row by row
+    # Only a column kept whole or a leave-out can make rich cut: the others fold.
+    checked = isinstance(table, SafeTable) and (left_out or any(column.no_wrap for column in table.columns))
+    if checked and not _fits(console, table):  # too narrow even so: every column, row by row
         table.columns = every
         return _records(console, table)
     console.print(table)
@@ -302,8 +304,9 @@ def _records(console: Console, table: Table) -> None:
     if table.title is not None:
         console.print(table.title)
     headers = [str(column.header).replace("\n", " ") for column in table.columns]
-    for row in zip(*(column.cells for column in table.columns), strict=True):
-        console.print()
+    for n, row in enumerate(zip(*(column.cells for column in table.columns), strict=True)):
+        if n or table.title is not None:
+            console.print()
         for header, cell in zip(headers, row, strict=True):
             text = cell.plain if isinstance(cell, Text) else str(cell)
             console.print(Text(f"{header}: " + text.replace("\n", "\n" + " " * (len(header) + 2))))

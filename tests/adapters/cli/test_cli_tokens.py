@@ -9,7 +9,7 @@ from pathlib import Path
 
 from adapters.bootstrap import open_ledger
 from domain.token import authenticate, token_hash
-from tests.adapters.cli.helpers import as_json, ok, refused, stdout_of
+from tests.adapters.cli.helpers import as_json, ledger, ok, refused, stdout_of
 
 ALICE = "a11ce000-0000-4000-8000-000000000001"
 
@@ -77,3 +77,14 @@ def test_bad_holder_options_are_refused_naming_the_option(db: str) -> None:
     line = refused(db, "token", "issue", "--user-id", "00000000-0000-0000-0000-000000000404", "--role", "user",
                    "--domain", "default")  # fmt: skip
     assert "--user-id" in line and "not found" in line
+
+
+def test_token_list_in_40_columns_shows_each_token_whole(db: str) -> None:
+    """The id, kept whole, took the 40 columns: rich cut it and dropped every other column."""
+    with_alice(db)
+    issued = as_json(db, "token", "issue", "--user-id", ALICE, "--role", "admin", "--domain", "default",
+                     "--name", "ci")  # fmt: skip
+    listed = ledger(db, "token", "list", columns=40).stdout
+    assert f"id: {issued['token_id']}\n" in listed and "\nrole: admin\n" in listed and "\nname: ci\n" in listed
+    assert ALICE in listed.replace("\n", "")
+    assert issued["token_id"] in ledger(db, "token", "list", columns=80).stdout  # a table there, id whole
