@@ -141,6 +141,11 @@ class LedgerGroup(TyperGroup):
         try:
             with _reader_gone():
                 return super().invoke(ctx)
+        except RuntimeError as exc:
+            if sys.stdin is not None or "stdin" not in str(exc):
+                raise
+            # A '-' argument with no stdin (`<&-`, some cron jobs): click's RuntimeError.
+            raise typer.BadParameter("'-' reads stdin, which is closed", param_hint="'FILE.jsonl'") from None
         except KeyboardInterrupt as exc:  # typer would make it a silent exit 130
             # (`Terminated`: a command that turned SIGTERM into an interrupt, `between_batches`)
             how, code = stopped_by(isinstance(exc, Terminated))

@@ -259,3 +259,16 @@ def test_a_reader_that_went_away_is_exit_141_and_nothing_on_stderr(tmp_path: Pat
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_an_import_of_stdin_when_stdin_is_closed_is_a_usage_error(tmp_path: Path) -> None:
+    """`ledger workload import - <&-` (a cron job's stdin) was `internal error: RuntimeError:
+    Was not able to determine binary stream for sys.stdin.`"""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "--db", url, "--role", "service", "workload", "import", "-"],
+        cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=120,
+        preexec_fn=lambda: os.close(0),  # the child starts with no stdin at all
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.startswith("error: usage: Invalid value for 'FILE.jsonl': '-' reads stdin, which is closed")
