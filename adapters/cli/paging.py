@@ -71,8 +71,11 @@ def domain_filter(noun: str) -> Any:
 
 
 def fetch_size(limit: int | None) -> int | None:
-    """How many rows to ask for: one more than shown tells whether another page exists."""
-    return None if limit is None else limit + 1
+    """How many rows to ask for: one more than shown tells whether another page exists
+    (none past the largest limit: a query's limit is a 64-bit integer)."""
+    from domain.parsers import INT64_MAX
+
+    return None if limit is None else min(limit + 1, INT64_MAX)
 
 
 def output_page(

@@ -233,3 +233,15 @@ def test_every_history_command_pages_with_limit_and_after(db: str) -> None:
     assert "--after" in usage_error(db, "policy", "history", "p", "--after", "-1")
     assert "--limit" in usage_error(db, "policy", "history", "p", "--limit", "0")
     assert "has no history" in refused(db, "policy", "history", "nope", "--after", "3")
+
+
+def test_the_largest_limit_the_option_takes_lists_every_row(db: str) -> None:
+    """`--limit 9223372036854775807`, the bound `--limit 9223372036854775808` names, was
+    refused as `--limit: is out of range (a 64-bit integer)`: one more row was asked for."""
+    ok(db, "policy", "create", "p")
+    largest = str(2**63 - 1)
+    lists = ("policy", "group", "keypair", "user", "domain", "kernel", "vfolder", "session")
+    for command in [(name, "list") for name in lists] + [("policy", "history", "p")]:
+        page = as_json(db, *command, "--limit", largest)
+        assert page["next_after"] is None, command
+    assert [p["name"] for p in as_json(db, "policy", "list", "--limit", largest)["items"]] == ["default", "p"]
