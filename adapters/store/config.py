@@ -198,6 +198,10 @@ def _parsed(url: str) -> StoreConfig:
         return _sqlite_config(url, parts.query)
     if scheme in ("postgresql", "postgres"):
         return _postgres_config(parts)
+    if not parts.scheme:  # `--db ./ledger.db`: not echoed, as it might be `//user:password@host`
+        raise InvalidAPIParameters(
+            "is not a URL: a file is sqlite:///PATH, a server postgresql://user@host/DB", field="url"
+        )
     raise InvalidAPIParameters(
         f"unsupported database URL scheme {parts.scheme!r} (use sqlite:/// or postgresql://)", field="url"
     )

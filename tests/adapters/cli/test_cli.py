@@ -235,6 +235,11 @@ def test_an_unsupported_database_url_is_one_line_naming_where_it_was_written() -
     expected = "error: ledger_invalid_parameters: --db: unsupported database URL scheme 'mysql'"
     assert result.stderr.startswith(expected)
     assert result.stderr.count("\n") == 1
+    path = ledger("//admin:secret@h/db", "policy", "list")  # a path, or a URL without its scheme
+    assert path.stderr == (
+        "error: ledger_invalid_parameters: --db: is not a URL: a file is sqlite:///PATH, a server "
+        "postgresql://user@host/DB\n"
+    )
     schema = ledger("postgresql://h/db?schema=bad-name", "policy", "list")
     assert schema.stderr.startswith("error: ledger_invalid_parameters: --db: 'bad-name' is not a schema name")
     environment = {"COLUMNS": "300", "LEDGER_DATABASE_URL": "mysql://nowhere/db"}
