@@ -229,6 +229,8 @@ def test_an_integer_option_takes_what_the_domain_takes(db: str) -> None:
         (("serve", "--port", "70000"), "'--port': must be at most 65535, got 70000 ("),
         (("projections", "run", "--poll-interval", "0"), "'--poll-interval': must be at least 0.01, got '0' ("),
         (("usage", "month", "202402", "--limit", "-1"), "'--limit': must be at least 0, got -1 ("),
+        (("policy", "history", "p", "--after", "-1"), "'--after': must be at least 0, got -1 ("),
+        (("projections", "rebuild", "--batch-size", "0"), "'--batch-size': must be at least 1, got 0 ("),
     ],
 )
 def test_a_value_the_option_type_refuses_is_said_in_the_domain_s_words(

@@ -294,7 +294,7 @@ def test_csv_and_json_together_or_limit_with_json_are_usage_errors(db: str) -> N
         assert "--csv and the root --json are two output formats" in line
     line = usage_error(db, "--json", "usage", "month", "202410", "--limit", "1")
     assert "--json prints the whole report; --limit is for the table and --csv" in line
-    assert "greater than or equal to 0" in usage_error(db, "usage", "month", "202410", "--limit", "-1")
+    assert "'--limit': must be at least 0, got -1 (" in usage_error(db, "usage", "month", "202410", "--limit", "-1")
     # Past 2**63 - 1 the CSV's cut (islice) raised ValueError: an internal error, not a usage error.
     for report in (["month", "202410"], ["period", "20241001", "20241031"]):
         for extra in ([], ["--csv"]):
