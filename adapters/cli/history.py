@@ -67,6 +67,7 @@ def show_history(
 
 def show_state(state: State, entity_type: str, entity_id: str, at: str | None, version: int | None) -> None:
     """An entity as it stood at a past time or version, read from the event store."""
+    from adapters.read.timetravel import absent
     from domain.parsers import parse_positive_int
     from domain.times import parse_time
 
@@ -75,9 +76,7 @@ def show_state(state: State, entity_type: str, entity_id: str, at: str | None, v
     with state.reading() as ledger:
         found = ledger.queries.state_at(entity_type, entity_id, at=moment, version=version)
     if found is None:
-        raise ObjectNotFound(
-            f"{entity_type} {shown_key(entity_id)} did not exist at {at}", entity_type=entity_type, entity_id=entity_id
-        )
+        raise absent(entity_type, entity_id, at)
 
     def human() -> None:
         status = " (deleted)" if found.deleted else ""

@@ -35,6 +35,16 @@ def entity_kind(entity_type: str) -> type[Entity]:
     return kind
 
 
+def absent(entity_type: str, entity_id: str, at: str | None = None, version: int | None = None) -> ObjectNotFound:
+    """The not-found of a state asked for (`at` as the caller gave it) and not there, or not
+    the caller's: one wording for `ledger X show --at/--version` and `GET .../state`."""
+    if at is not None:
+        then = f"did not exist at {at}"
+    else:
+        then = "has no history" if version is None else f"has no version {version}"
+    return ObjectNotFound(f"{entity_type} {shown_key(entity_id)} {then}", entity_type=entity_type, entity_id=entity_id)
+
+
 @dataclass(frozen=True)
 class EntityState:
     """An entity as it stood after its event number `version`."""

@@ -13,10 +13,9 @@ from adapters.http.calls import Call, CallDep
 from adapters.http.paths import with_slashes
 from adapters.http.problems import not_found, responses
 from adapters.read.queries import HistoryEntry, changes_between
-from adapters.read.timetravel import EntityState
+from adapters.read.timetravel import EntityState, absent
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
-from domain.errors import InvalidAPIParameters, ObjectNotFound
 from domain.times import parse_point, parse_time
 
 ItemT = TypeVar("ItemT")
@@ -155,12 +154,11 @@ def add_history_routes(
     ) -> dict[str, Any]:
         call.wait_for(min_position)
         visible(call, key)
-        if at is not None and version is not None:
-            raise InvalidAPIParameters("give at or version, not both", field="at")
+        # Read and refused in the order and words of `ledger X show --at/--version`.
         moment = None if at is None else parse_time(at, "at")
         found = call.ledger.queries.state_at(entity_type, key, at=moment, version=version)
         if found is None or not _in_callers_domain(call, entity_type, found):
-            raise ObjectNotFound(f"{entity_type} {key!r} did not exist then", entity_type=entity_type, entity_id=key)
+            raise absent(entity_type, key, at, version)
         return found.to_json()
 
     def diff(

@@ -219,6 +219,22 @@ def test_a_version_below_1_is_named_by_its_query_parameter(api: Api) -> None:
     assert api.get(f"{BASE}/p/state", params={"version": 0}).json()["field"] == "version"
 
 
+def test_state_refusals_are_worded_as_the_cli_words_them(api: Api) -> None:
+    """The same question answered differently over HTTP and by `ledger policy show`: a
+    moment before the policy said `did not exist then` (the CLI: `did not exist at T`),
+    and a time with a version `give at or version` (the CLI: `give a time or a version`)."""
+    api.post(BASE, {"name": "p"})
+    early = api.get(f"{BASE}/p/state", params={"at": "2000-01-01T00:00:00Z"})
+    assert early.status_code == 404 and early.json()["code"] == "keypair_resource_policy_not_found", early.text
+    assert early.json()["detail"] == "keypair_resource_policy 'p' did not exist at 2000-01-01T00:00:00Z"
+    both = api.get(f"{BASE}/p/state", params={"at": "2000-01-01T00:00:00Z", "version": 1})
+    assert both.status_code == 400 and both.json()["field"] == "at", both.text
+    assert both.json()["detail"] == "at: give a time or a version, not both"
+    # A time refused is named before the pair is judged, as the CLI reads --at first.
+    bad = api.get(f"{BASE}/p/state", params={"at": "soon", "version": 1})
+    assert bad.status_code == 400 and bad.json()["detail"] == "at: 'soon' is not an ISO 8601 time", bad.text
+
+
 def test_a_read_whose_min_position_is_not_reached_is_503_with_retry_after(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
