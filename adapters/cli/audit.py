@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from adapters.cli.app import refuse_a_missing_ledger, state_of
+from adapters.cli.app import State, refuse_a_missing_ledger, state_of
+from adapters.cli.paging import fetch_size, output_page
 from adapters.cli.render import new_table, plural, print_table, safe, utc_time
 from adapters.json_times import utc_z, utc_z_default
 from domain.catalog import EntityType
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.table import Table
 
     from adapters.read.queries import AuditEntry
@@ -59,6 +62,17 @@ def audit(
     oldest_first: Annotated[
         bool, typer.Option("--oldest-first", help="List in the order they were recorded (the latest N with --limit).")
     ] = False,
+    after: Annotated[
+        int | None,
+        typer.Option(
+            "--after",
+            min=0,
+            metavar="POSITION",
+            help="Go on after the entry at this position (the cursor a --limit page printed): the older "
+            "entries, or with --oldest-first the newer ones. With --limit and --json the output is "
+            '{"items": [...], "next_after": POSITION or null}.',
+        ),
+    ] = None,
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="Export as JSON Lines, one entry per line. Not with the root --json.")
     ] = False,
@@ -67,14 +81,18 @@ def audit(
 
     Newest first (tables, --json and --jsonl alike): --limit N keeps the latest N.
     --oldest-first lists them in the order the ledger recorded them (actions that
-    overlapped may show starts out of order).
+    overlapped may show starts out of order). After a --limit page, `more: --after
+    POSITION` on stderr goes on to the older entries.
     --since must be before --until."""
+    from domain.parsers import parse_positive_int
     from domain.times import parse_window
 
     state = state_of(ctx)
     if jsonl and state.as_json:  # as `usage --csv`: one format asked for is silently ignored otherwise
         raise typer.BadParameter("--jsonl and the root --json are two output formats: give one", param_hint="--jsonl")
     start, end = parse_window(since, until, "action")  # before the ledger is opened
+    if limit is not None:
+        limit = parse_positive_int(limit, "limit")  # one more is asked for: refused here, not by the query
     filters: dict[str, Any] = {
         "entity_type": None if entity_type is None else entity_type.value,
         "entity_id": entity_id,
@@ -84,6 +102,9 @@ def audit(
         "operation": operation,
         "status": None if status is None else status.value,
     }
+    if after is not None:
+        _page_after(state, filters, after, limit, oldest_first, jsonl)
+        return
     with state.reading() as ledger:
         if limit is None and (jsonl or state.as_json):
             # The whole trail: streamed, each entry written as it is read, never held whole.
@@ -94,14 +115,48 @@ def audit(
             else:
                 state.output_array(entry.to_json() for entry in streamed)
             return
-        entries = ledger.queries.audit_log(**filters, limit=limit, newest_first=limit is not None or not oldest_first)
+        entries = ledger.queries.audit_log(
+            **filters, limit=fetch_size(limit), newest_first=limit is not None or not oldest_first
+        )
+    # The latest N and whether older ones follow (`--after` the oldest shown goes on to them).
+    older = None if limit is None or len(entries) <= limit else str(entries[limit - 1].position)
+    entries = entries[:limit]
     if oldest_first and limit is not None:
         entries.reverse()  # the latest N, in the order they were recorded
+        older = None  # newest first goes on from the oldest shown; this order has no next page
     if jsonl:
         for entry in entries:
             _write_line(entry)
+    else:  # --json keeps the list it always was: the last item's position is the cursor
+        state.output([e.to_json() for e in entries], lambda: print_table(_audit_table(entries)))
+    if older is not None and not state.as_json:
+        typer.echo(f"more: --after {older}", err=True)
+
+
+def _page_after(
+    state: State, filters: dict[str, Any], after: int, limit: int | None, oldest_first: bool, jsonl: bool
+) -> None:
+    """The entries after `after` in the order listed (as `GET /v1/audit?after=` pages): a page
+    of `limit`, or all of them streamed."""
+    with state.reading() as ledger:
+        if limit is None:
+            streamed = ledger.queries.audit_export(**filters, newest_first=not oldest_first, after=after)
+            if jsonl:
+                for entry in streamed:
+                    _write_line(entry)
+            else:
+                state.output_array(entry.to_json() for entry in streamed)
+            return
+        entries = ledger.queries.audit_log(
+            **filters, limit=fetch_size(limit), newest_first=not oldest_first, after=after
+        )
+    if not jsonl:
+        output_page(state, entries, limit, lambda e: str(e.position), lambda e: e.to_json(), _audit_table)
         return
-    state.output([e.to_json() for e in entries], lambda: print_table(_audit_table(entries)))
+    for entry in entries[:limit]:
+        _write_line(entry)
+    if len(entries) > limit:
+        typer.echo(f"more: --after {entries[limit - 1].position}", err=True)
 
 
 def _write_line(entry: AuditEntry) -> None:
@@ -109,7 +164,7 @@ def _write_line(entry: AuditEntry) -> None:
     typer.echo(json.dumps(utc_z(entry.to_json()), default=utc_z_default, ensure_ascii=True))
 
 
-def _audit_table(entries: list[AuditEntry]) -> Table:
+def _audit_table(entries: Sequence[AuditEntry]) -> Table:
     table = new_table(
         "time (UTC)", "actor", "operation", "entity", "status", "ms", title=plural(len(entries), "action")
     )

@@ -464,16 +464,19 @@ class Queries:
         operation: str | None = None,
         status: str | None = None,
         newest_first: bool = False,
+        after: int | None = None,
     ) -> Iterator[AuditEntry]:
         """`audit_log`'s entries with the same filters, streamed: one statement (one
         consistent view of the trail, as a list is), fetched `OUTCOMES_CHUNK` rows at a
         time, so an export of the whole trail holds a chunk, never the trail (154 MB held
         for a 22 MB export of 10,000 actions). Its arguments are refused at the call, before
-        any entry is asked for."""
+        any entry is asked for: `after` too, when no entry is at that position."""
         since, until = parse_window(since, until, "action")
         statement = self._audit_select(
-            entity_type, entity_id, since, until, actor, operation, status, None, newest_first, None, None
+            entity_type, entity_id, since, until, actor, operation, status, None, newest_first, None, after
         )
+        if after is not None and not self._rows(cursor_row(self._audit.entries.c.position, after), self._audit):
+            raise unknown_cursor("audit entry")
         rows = stream_rows(self._db, self._runner, statement, OUTCOMES_CHUNK, self._audit)
         return (_audit_entry(row) for row in rows)
 

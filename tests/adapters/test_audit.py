@@ -109,6 +109,23 @@ def test_an_action_recorded_after_a_page_was_read_is_on_the_next_page_though_it_
         assert log(domain_name=domain, newest_first=True)[0] == late  # the latest recorded
 
 
+def test_an_export_goes_on_from_a_cursor_as_a_page_does(ledger: Ledger) -> None:
+    """`ledger audit --after P` without --limit streams the rest of the trail: the export
+    had no cursor, so going on from a page meant holding the whole rest as a list."""
+    world = build_world(ledger)
+    for _ in range(3):
+        run(ledger, "group", "modify_group", SAMPLES[("group", "modify_group")](world), meta("admin"))
+    queries = ledger.queries
+    for newest_first in (False, True):
+        whole = queries.audit_log(newest_first=newest_first)
+        cursor = whole[1].position
+        rest = list(queries.audit_export(after=cursor, newest_first=newest_first))
+        assert rest == queries.audit_log(after=cursor, newest_first=newest_first) == whole[2:]
+    with pytest.raises(InvalidAPIParameters, match="names no audit entry") as refused:
+        queries.audit_export(after=whole[0].position + 1000)  # refused at the call, as a page's
+    assert refused.value.field == "after"
+
+
 def test_an_empty_window_is_refused_as_the_cli_and_the_http_api_refuse_it(ledger: Ledger) -> None:
     """`since` not before `until` answered `[]`, read as "nothing happened then", where the
     CLI and the HTTP API refuse the window: the query refuses it in the same words, naming

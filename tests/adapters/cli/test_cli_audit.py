@@ -109,6 +109,35 @@ def test_audit_is_newest_first_and_limit_keeps_the_latest(db: str) -> None:
         assert [e.spec["modifier"]["idle_timeout"] for e in newest] == [10, 9]
 
 
+def test_audit_pages_on_from_a_cursor_both_ways_as_the_http_api_does(db: str) -> None:
+    """`--limit 8` showed the latest eight and nothing went on from there: the trail had no
+    `--after` (`GET /v1/audit` has `after`), and a table named no position to go on from."""
+    ok(db, "policy", "create", "p")
+    for timeout in range(1, 11):
+        ok(db, "policy", "modify", "p", "--idle-timeout", str(timeout))
+    whole = as_json(db, "audit")  # newest first
+    first = ok(db, "audit", "--limit", "4")
+    assert first.stdout.count("modify") == 4
+    assert first.stderr == f"more: --after {whole[3]['position']}\n"
+    page = as_json(db, "audit", "--limit", "4", "--after", str(whole[3]["position"]))
+    assert page == {"items": whole[4:8], "next_after": str(whole[7]["position"])}
+    last = ok(db, "audit", "--limit", "4", "--after", str(whole[7]["position"]))
+    assert last.stdout.count("modify") == 2 and last.stdout.count("create") == 1 and last.stderr == ""
+    assert as_json(db, "audit", "--after", str(whole[7]["position"])) == whole[8:]
+    lines = ok(db, "audit", "--jsonl", "--after", str(whole[8]["position"])).stdout.splitlines()
+    assert [json.loads(line) for line in lines] == whole[9:]
+    # Forwards: in the order recorded, from the oldest on.
+    oldest = whole[::-1]
+    forward = as_json(db, "audit", "--oldest-first", "--limit", "3", "--after", str(oldest[0]["position"]))
+    assert forward == {"items": oldest[1:4], "next_after": str(oldest[3]["position"])}
+    with open_ledger(db) as opened:  # what the HTTP API's `after` reads
+        same = opened.queries.audit_log(limit=3, after=oldest[0]["position"])
+        assert [e.position for e in same] == [e["position"] for e in forward["items"]]
+    unknown = refused(db, "audit", "--after", str(whole[0]["position"] + 1000))
+    assert unknown.startswith("error: ledger_invalid_parameters: --after: names no audit entry"), unknown
+    assert "'--after': must be at least 0, got -1" in usage_error(db, "audit", "--after", "-1")
+
+
 def test_audit_refuses_filter_values_that_can_match_nothing(db: str) -> None:
     _history(db)
     status = usage_error(db, "audit", "--status", "bogus")
