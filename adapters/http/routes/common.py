@@ -16,6 +16,7 @@ from adapters.read.queries import HistoryEntry, changes_between
 from adapters.read.timetravel import EntityState, absent
 from domain.actions.permissions import ReadScope
 from domain.catalog import EntityType
+from domain.parsers import INT64_MAX
 from domain.times import parse_point, parse_time
 
 ItemT = TypeVar("ItemT")
@@ -128,7 +129,7 @@ def add_history_routes(
         response: Response,
         limit: Limit = None,
         after: Annotated[
-            int | None, Query(ge=0, le=2**62, description="The `Ledger-Next-After` of the previous page.")
+            int | None, Query(ge=0, le=INT64_MAX, description="The `Ledger-Next-After` of the previous page.")
         ] = None,
         newest_first: Annotated[bool, Query(description="The latest entry first (with limit: the latest).")] = False,
         min_position: MinPosition = None,
@@ -149,7 +150,7 @@ def add_history_routes(
         call: CallDep,
         key: Key,
         at: Annotated[str | None, Query(max_length=64, description="ISO 8601 time (UTC if no zone).")] = None,
-        version: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+        version: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,  # as `diff` and the CLI bound it
         min_position: MinPosition = None,
     ) -> dict[str, Any]:
         call.wait_for(min_position)

@@ -235,6 +235,23 @@ def test_state_refusals_are_worded_as_the_cli_words_them(api: Api) -> None:
     assert bad.status_code == 400 and bad.json()["detail"] == "at: 'soon' is not an ISO 8601 time", bad.text
 
 
+def test_a_version_or_position_is_bounded_as_the_cli_and_diff_bound_it(api: Api) -> None:
+    """`state?version=` and `history?after=` stopped at 2**62 (`must be at most
+    4611686018427387904`) where `diff?from=` and the CLI's `--version`, `--after` take any
+    int64: a version past the last is not found, one past int64 is refused naming int64."""
+    api.post(BASE, {"name": "p"})
+    past = api.get(f"{BASE}/p/state", params={"version": 2**62 + 1})
+    assert past.status_code == 404 and "has no version 4611686018427387905" in past.json()["detail"], past.text
+    assert api.get(f"{BASE}/p/history", params={"after": 2**62 + 1}).json() == []
+    for path, field in ((f"{BASE}/p/state?version=", "version"), (f"{BASE}/p/history?after=", "after")):
+        over = api.get(f"{path}{2**63}")
+        assert over.status_code == 400 and over.json()["field"] == field, over.text
+        assert over.json()["detail"] == f"{field}: must be at most {2**63 - 1}", over.text
+    assert api.get(f"{BASE}/p/diff", params={"from": 1, "to": 2**63}).json()["detail"] == (
+        f"to: must be at most {2**63 - 1}"
+    )
+
+
 def test_a_read_whose_min_position_is_not_reached_is_503_with_retry_after(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
