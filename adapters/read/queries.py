@@ -604,8 +604,8 @@ class Queries:
     ) -> FieldChanges:
         """The fields that differ between two states of one entity, each as old -> new (a
         state before the entity existed counts as having no fields). A delete keeps the
-        fields, so it shows as `deleted` false -> true, and a re-creation in between as its
-        new `created_at` (neither is a field of any entity)."""
+        fields, so it shows as `deleted` false -> true (null -> true from no entity), and a
+        re-creation in between as its new `created_at` (neither is a field of any entity)."""
         older = self.state_at(entity_type, entity_id, at=time_or_none(from_at, "from_at"), version=from_version)
         newer = self.state_at(entity_type, entity_id, at=time_or_none(to_at, "to_at"), version=to_version)
         return changes_between(older, newer)
@@ -622,6 +622,11 @@ def changes_between(older: EntityState | None, newer: EntityState | None) -> Fie
             changes["deleted"] = {"old": older.deleted, "new": newer.deleted}
         if older.created_at != newer.created_at:
             changes["created_at"] = {"old": _iso(older.created_at), "new": _iso(newer.created_at)}
+    # Against no entity, a deleted state's fields alone read as a live entity's.
+    elif older is None and newer is not None and newer.deleted:
+        changes["deleted"] = {"old": None, "new": True}
+    elif newer is None and older is not None and older.deleted:
+        changes["deleted"] = {"old": True, "new": None}
     return changes
 
 

@@ -110,6 +110,19 @@ def test_a_diff_across_a_delete_and_a_re_creation_says_so(memory_ledger: Ledger)
     assert q.diff(POLICY, "p", from_version=1, to_version=1) == {}
 
 
+def test_a_diff_from_before_the_entity_to_its_deleted_state_says_it_is_deleted(memory_ledger: Ledger) -> None:
+    """From a moment before the policy to its deleted state, the diff listed its fields
+    appearing and nothing else: read as the policy being there, live, at `to`."""
+    create(memory_ledger, "p", idle_timeout=10)
+    delete(memory_ledger, "p")
+    q = memory_ledger.queries
+    before = datetime(2000, 1, 1, tzinfo=UTC)
+    appeared = q.diff(POLICY, "p", from_at=before, to_version=2)
+    assert appeared["deleted"] == {"old": None, "new": True} and appeared["idle_timeout"] == {"old": None, "new": 10}
+    assert q.diff(POLICY, "p", from_version=2, to_at=before)["deleted"] == {"old": True, "new": None}
+    assert "deleted" not in q.diff(POLICY, "p", from_at=before, to_version=1)  # live at `to`: as before
+
+
 def test_a_writer_whose_clock_is_behind_stamps_no_earlier_than_the_stream(
     ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
