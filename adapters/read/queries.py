@@ -423,13 +423,14 @@ class Queries:
         reads; not the actor's domain, which the entries show as `domain_name`).
         `after`: the position of the last entry of the previous page; the entries that
         follow it in this order (`unknown_cursor` if none is at that position, or none of the
-        domain's). A window that holds no instant is refused (`parse_window`)."""
+        domain's; 0, before every entry, starts from the first). A window that holds no
+        instant is refused (`parse_window`)."""
         since, until = parse_window(since, until, "action")
         statement = self._audit_select(
             entity_type, entity_id, since, until, actor, operation, status, limit, newest_first, domain_name, after
         )
         found = self._rows(statement, self._audit)
-        if after is not None and not found:
+        if after and not found:  # 0 is before every position: the start, never unknown
             _, _, position, within = self._audit_rows(domain_name)
             if not self._rows(cursor_row(position, after, within), self._audit):
                 raise unknown_cursor("audit entry")
@@ -475,7 +476,7 @@ class Queries:
         statement = self._audit_select(
             entity_type, entity_id, since, until, actor, operation, status, None, newest_first, None, after
         )
-        if after is not None and not self._rows(cursor_row(self._audit.entries.c.position, after), self._audit):
+        if after and not self._rows(cursor_row(self._audit.entries.c.position, after), self._audit):
             raise unknown_cursor("audit entry")
         rows = stream_rows(self._db, self._runner, statement, OUTCOMES_CHUNK, self._audit)
         return (_audit_entry(row) for row in rows)
@@ -525,7 +526,10 @@ class Queries:
             # so every entry recorded after a page was read comes after that page's last one.
             # With a domain, a cursor of an entry not of the domain places nothing, as an
             # unknown one does, so that an admin learns nothing of other domains' entries.
-            conditions.append(after_row(position, position, after, descending=newest_first, within=within))
+            if after == 0:  # before every position: the start (nothing precedes it newest first)
+                conditions.append(position < 0 if newest_first else position > 0)
+            else:
+                conditions.append(after_row(position, position, after, descending=newest_first, within=within))
         if entity_id is not None:
             # A batch's record is found by any entity it touched, not only by its label; a
             # UUID as given and in the form ids are stored in (an auditor may paste it in

@@ -124,6 +124,11 @@ def test_an_export_goes_on_from_a_cursor_as_a_page_does(ledger: Ledger) -> None:
     with pytest.raises(InvalidAPIParameters, match="names no audit entry") as refused:
         queries.audit_export(after=whole[0].position + 1000)  # refused at the call, as a page's
     assert refused.value.field == "after"
+    # Position 0 is before every entry (as a history's `after=0`): where paging forwards starts.
+    oldest = queries.audit_log()
+    assert queries.audit_log(after=0, limit=2) == oldest[:2]
+    assert list(queries.audit_export(after=0)) == oldest
+    assert queries.audit_log(after=0, newest_first=True) == []
 
 
 def test_an_empty_window_is_refused_as_the_cli_and_the_http_api_refuse_it(ledger: Ledger) -> None:

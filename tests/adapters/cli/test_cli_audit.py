@@ -126,8 +126,12 @@ def test_audit_pages_on_from_a_cursor_both_ways_as_the_http_api_does(db: str) ->
     assert as_json(db, "audit", "--after", str(whole[7]["position"])) == whole[8:]
     lines = ok(db, "audit", "--jsonl", "--after", str(whole[8]["position"])).stdout.splitlines()
     assert [json.loads(line) for line in lines] == whole[9:]
-    # Forwards: in the order recorded, from the oldest on.
+    # Forwards: in the order recorded, from the oldest on (`--after 0`: from the first).
     oldest = whole[::-1]
+    assert as_json(db, "audit", "--oldest-first", "--limit", "2", "--after", "0") == {
+        "items": oldest[:2],
+        "next_after": str(oldest[1]["position"]),
+    }
     forward = as_json(db, "audit", "--oldest-first", "--limit", "3", "--after", str(oldest[0]["position"]))
     assert forward == {"items": oldest[1:4], "next_after": str(oldest[3]["position"])}
     with open_ledger(db) as opened:  # what the HTTP API's `after` reads
