@@ -41,7 +41,7 @@ PG = f"{PG_SERVER}/{PG_DATABASE}"
         ("postgresql://postgres@127.0.0.1:99999/db", "url", "port"),
         ("postgresql://postgres@127.0.0.1:0/db", "url", "port"),
         ("mysql://root@localhost/x", "url", "scheme"),
-        ("nonsense", "url", "scheme"),
+        ("nonsense", "url", "not a URL"),
         ("postgresql://postgres@127.0.0.1:5432", "url", "needs a database"),
         ("postgresql://postgres@127.0.0.1:5432/", "url", "needs a database"),
         ("postgresql://postgres@127.0.0.1/db/extra", "url", "not a database name"),
