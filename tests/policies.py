@@ -27,3 +27,18 @@ def modify(ledger: Ledger, name: str, **fields: Any) -> Any:
 def delete(ledger: Ledger, name: str) -> Any:
     action = DeleteKeyPairResourcePolicyAction(name=name)
     return asyncio.run(ledger.services.keypair_resource_policy.delete_keypair_resource_policy(action))
+
+
+# Seed 001, 1.1, verbatim.
+DEV_POLICY: dict[str, Any] = {
+    "name": "dev-policy",
+    "allowed_vfolder_hosts": ["storage1", "storage2"],
+    "default_for_unspecified": "LIMITED",
+    "idle_timeout": 3600,
+    "max_concurrent_sessions": 5,
+    "max_containers_per_session": 3,
+    "max_pending_session_count": 10,
+    "max_pending_session_resource_slots": {"cpu": "10", "memory": "64G"},
+    "max_session_lifetime": 86400,
+    "total_resource_slots": {"cpu": "50", "memory": "256G", "gpu": "4"},
+}

@@ -18,7 +18,7 @@ from adapters.json_times import utc_z, utc_z_default
 from domain.catalog import EntityType
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from rich.table import Table
 
@@ -108,12 +108,7 @@ def audit(
     with state.reading() as ledger:
         if limit is None and (jsonl or state.as_json):
             # The whole trail: streamed, each entry written as it is read, never held whole.
-            streamed = ledger.queries.audit_export(**filters, newest_first=not oldest_first)
-            if jsonl:
-                for entry in streamed:
-                    _write_line(entry)
-            else:
-                state.output_array(entry.to_json() for entry in streamed)
+            _stream(state, ledger.queries.audit_export(**filters, newest_first=not oldest_first), jsonl)
             return
         entries = ledger.queries.audit_log(
             **filters, limit=fetch_size(limit), newest_first=limit is not None or not oldest_first
@@ -140,12 +135,7 @@ def _page_after(
     of `limit`, or all of them streamed."""
     with state.reading() as ledger:
         if limit is None:
-            streamed = ledger.queries.audit_export(**filters, newest_first=not oldest_first, after=after)
-            if jsonl:
-                for entry in streamed:
-                    _write_line(entry)
-            else:
-                state.output_array(entry.to_json() for entry in streamed)
+            _stream(state, ledger.queries.audit_export(**filters, newest_first=not oldest_first, after=after), jsonl)
             return
         entries = ledger.queries.audit_log(
             **filters, limit=fetch_size(limit), newest_first=not oldest_first, after=after
@@ -157,6 +147,15 @@ def _page_after(
         _write_line(entry)
     if len(entries) > limit:
         typer.echo(f"more: --after {entries[limit - 1].position}", err=True)
+
+
+def _stream(state: State, entries: Iterable[AuditEntry], jsonl: bool) -> None:
+    """Each entry written as it is read, never held whole: JSON lines, or one JSON array."""
+    if jsonl:
+        for entry in entries:
+            _write_line(entry)
+    else:
+        state.output_array(entry.to_json() for entry in entries)
 
 
 def _write_line(entry: AuditEntry) -> None:

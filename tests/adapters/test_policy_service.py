@@ -44,23 +44,11 @@ from tests.actions import stream_lengths
 from tests.adapters import directory
 from tests.conftest import SUPERADMIN
 from tests.domain.fakes import ensure_user
+from tests.policies import DEV_POLICY
 
 GiB = 1024**3
 ENTITY = "keypair_resource_policy"
 
-# Seed 001, 1.1, verbatim.
-DEV_POLICY: dict[str, Any] = {
-    "name": "dev-policy",
-    "allowed_vfolder_hosts": ["storage1", "storage2"],
-    "default_for_unspecified": "LIMITED",
-    "idle_timeout": 3600,
-    "max_concurrent_sessions": 5,
-    "max_containers_per_session": 3,
-    "max_pending_session_count": 10,
-    "max_pending_session_resource_slots": {"cpu": "10", "memory": "64G"},
-    "max_session_lifetime": 86400,
-    "total_resource_slots": {"cpu": "50", "memory": "256G", "gpu": "4"},
-}
 RAW_INTEGRITY_ERRORS = (
     StoreIntegrityError,
     sqlalchemy.exc.IntegrityError,

@@ -25,6 +25,7 @@ from domain.errors import (
 from domain.session import Scope, SessionStatus
 from domain.workload import CreateVFolderAction, StartKernelAction, TerminateKernelAction
 from tests.adapters.sessions import PLATFORM, T0, SessionWorld, deleted_policy_world, run
+from tests.policies import DEV_POLICY
 from tests.projections.readmodels import clean_rebuild, dump
 
 
@@ -615,17 +616,7 @@ def test_cancel_and_terminate_release_once(ledger: Ledger) -> None:
 
 
 # Seed 001, 1.1, as given: its slot names "memory" and "gpu" are aliases of mem and cuda.device.
-SEED_DEV_POLICY: dict[str, Any] = {
-    "allowed_vfolder_hosts": ["storage1", "storage2"],
-    "default_for_unspecified": "LIMITED",
-    "idle_timeout": 3600,
-    "max_concurrent_sessions": 5,
-    "max_containers_per_session": 3,
-    "max_pending_session_count": 10,
-    "max_pending_session_resource_slots": {"cpu": "10", "memory": "64G"},
-    "max_session_lifetime": 86400,
-    "total_resource_slots": {"cpu": "50", "memory": "256G", "gpu": "4"},
-}
+SEED_DEV_POLICY: dict[str, Any] = {k: v for k, v in DEV_POLICY.items() if k != "name"}
 
 
 def test_seed_001_dev_policy_applies_each_limit_at_its_gate_under_the_seeds_slot_names(ledger: Ledger) -> None:
