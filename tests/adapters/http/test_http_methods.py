@@ -268,3 +268,19 @@ def test_a_replay_and_a_500_name_the_request_id_of_the_record_and_the_log(
     answer = client.get("/v1/keypair-resource-policies", headers=api.as_("superadmin", **{"X-Request-ID": "p-7"}))
     assert answer.status_code == 500 and answer.json()["code"] == "ledger_internal"
     assert answer.headers["X-Request-ID"] == "p-7" and "(request p-7)" in caplog.text
+
+
+def test_a_refused_query_or_path_value_is_answered_after_the_token_is_read(api: Api) -> None:
+    """FastAPI checks a query's or path's value (`limit=0`, a session id past 64 characters)
+    before the route reads the token: an unknown token was answered 400 for the value, not
+    401, and a known caller's 400 named no X-Request-ID (the README lists only an unknown
+    route, a 405 and a body that is not JSON as answered before the token is read)."""
+    refused = ("/v1/keypair-resource-policies?limit=0", "/v1/sessions/" + "x" * 70)
+    for path in refused:
+        unknown = api.client.get(path, headers={"Authorization": "Bearer plp_unknown"})
+        assert unknown.status_code == 401, (path, unknown.text)
+        assert unknown.json()["code"] == "token_authenticate_unknown"
+        known = api.client.get(path, headers=api.as_("superadmin", **{"X-Request-ID": "p-400"}))
+        assert known.status_code == 400 and known.json()["code"] == "ledger_invalid_parameters", known.text
+        assert known.headers["X-Request-ID"] == "p-400", path
+
