@@ -31,6 +31,7 @@ from starlette.datastructures import MutableHeaders
 from adapters.bootstrap import Ledger, group_commit_wanted, open_ledger
 from adapters.http import problems, schema
 from adapters.http.auth import REQUEST_ID_HEADER, authenticate_request, caller_request_id, presented_token
+from adapters.http.calls import UNTAGGED
 from adapters.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from adapters.http.idempotency import MAX_KEY_LENGTH, REFUSED, IdempotentResponses
 from adapters.http.methods import HeadAsGet
@@ -339,11 +340,12 @@ _LOCATION = {"description": "The path of the resource the request created.", "sc
 
 def _headers(document: dict[str, Any]) -> None:
     """A write (an operation documenting 412) takes `X-Request-ID` and `If-Match`, a POST
-    one `Idempotency-Key` too (unless it refuses one), and its answers carry `ETag` and
-    `Ledger-Position` (a create's, `Location` too)."""
+    one `Idempotency-Key` too (unless it refuses one), and its answers carry `ETag` (unless
+    it names no one entity) and `Ledger-Position` (a create's, `Location` too)."""
     for operations in document["paths"].values():
         for method, operation in operations.items():
             refuses_key = operation.pop(REFUSED, False)
+            untagged = operation.pop(UNTAGGED, False)
             answers = operation.get("responses", {})
             if "412" not in answers:
                 continue
@@ -354,6 +356,8 @@ def _headers(document: dict[str, Any]) -> None:
             for status, answer in answers.items():
                 if status.startswith("2"):
                     answer["headers"] = copy.deepcopy(_ANSWER_HEADERS)
+                    if untagged:
+                        del answer["headers"]["ETag"]
                 if status == "201":
                     answer["headers"]["Location"] = copy.deepcopy(_LOCATION)
 

@@ -281,6 +281,11 @@ def _check_unwritten(scope: WriteScope) -> None:
             raise stale(expected, read)
 
 
+# An operation's `openapi_extra` member saying that its answer carries no `ETag` (a
+# command of no one entity: a batch of workload facts): removed when the document is built.
+UNTAGGED = "x-answer-untagged"
+
+
 def entity_tag(version: int) -> str:
     """`"7"` for version 7: an entity tag is a quoted string (RFC 9110)."""
     return json.dumps(str(version))

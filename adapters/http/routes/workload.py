@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from adapters.http.calls import Body, CallDep, LedgerRoute
+from adapters.http.calls import UNTAGGED, Body, CallDep, LedgerRoute
 from adapters.http.routes.common import WRITE_ERRORS
 from domain.errors import InvalidAPIParameters, LedgerError, ObjectNotFound
 from domain.workload import RecordWorkloadBatchAction, WorkloadAction
@@ -113,7 +113,8 @@ def _refused_index(exc: LedgerError, parsed: list[tuple[str, WorkloadAction]]) -
                     }
                 }
             },
-        }
+        },
+        UNTAGGED: True,
     },
     summary="Record workload facts (the platform): one fact or an array, all in one atomic batch.",
 )

@@ -284,3 +284,15 @@ def test_a_refused_query_or_path_value_is_answered_after_the_token_is_read(api: 
         assert known.status_code == 400 and known.json()["code"] == "ledger_invalid_parameters", known.text
         assert known.headers["X-Request-ID"] == "p-400", path
 
+
+def test_the_document_promises_an_etag_only_where_a_write_answers_one(api: Api) -> None:
+    """A batch of workload facts names no one entity, so its answer has no ETag (and an
+    If-Match on it is 412), yet the document listed ETag among its answer's headers."""
+    facts = api.client.get("/openapi.json").json()["paths"]["/v1/workload/facts"]["post"]
+    assert set(facts["responses"]["200"]["headers"]) == {"Ledger-Position", "X-Request-ID"}
+    vfolder = {"fact": "create_vfolder", "vfolder_id": str(uuid.uuid4()), "name": "v", "host": "local"}
+    group = api.post("/v1/groups", {"name": "etagless", "domain_name": "alpha"}).json()["id"]
+    answer = api.post("/v1/workload/facts", {**vfolder, "group_id": group}, role="service")
+    assert answer.status_code == 200, answer.text
+    assert "ETag" not in answer.headers
+    assert all(name in answer.headers for name in facts["responses"]["200"]["headers"]), answer.headers
