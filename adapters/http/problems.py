@@ -8,6 +8,7 @@ bare `ledger_internal` (the traceback goes to the log, not the client).
 
 from __future__ import annotations
 
+import copy
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -227,11 +228,24 @@ def install(app: FastAPI) -> None:
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses` entry of the problems a route may answer with."""
+    """The OpenAPI `responses` entry of the problems a route may answer with, with the
+    headers that come with a status (`problem` sends Retry-After on every 503)."""
     return {
         status: {
             "description": HTTPStatus(status).phrase,
             "content": {PROBLEM: {"schema": Problem.model_json_schema()}},
+            **({"headers": copy.deepcopy(_STATUS_HEADERS[status])} if status in _STATUS_HEADERS else {}),
         }
         for status in statuses
     }
+
+
+_STATUS_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "The scheme to send: Bearer.", "schema": {"type": "string"}}},
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying: every 503 is worth retrying.",
+            "schema": {"type": "string"},
+        }
+    },
+}

@@ -296,3 +296,22 @@ def test_the_document_promises_an_etag_only_where_a_write_answers_one(api: Api) 
     assert answer.status_code == 200, answer.text
     assert "ETag" not in answer.headers
     assert all(name in answer.headers for name in facts["responses"]["200"]["headers"]), answer.headers
+
+
+def test_the_document_names_the_headers_of_a_503_and_a_401(api: Api) -> None:
+    """Every 503 answers `Retry-After` and every 401 `WWW-Authenticate`, yet the document's
+    503 and 401 answers listed no header: a client generated from it would not read them
+    (the 503's header is checked where each 503 is caused, test_http_readiness.py and others)."""
+    paths = api.client.get("/openapi.json").json()["paths"]
+    documented = 0
+    for operations in paths.values():
+        for operation in operations.values():
+            answers = operation.get("responses", {})
+            if "503" in answers:
+                assert "Retry-After" in answers["503"].get("headers", {}), operation["operationId"]
+                documented += 1
+            if "401" in answers:
+                assert "WWW-Authenticate" in answers["401"].get("headers", {}), operation["operationId"]
+    assert documented >= 40
+    unknown = api.client.get(POLICIES, headers={"Authorization": "Bearer plp_unknown"})
+    assert unknown.status_code == 401 and unknown.headers["WWW-Authenticate"].startswith("Bearer")
