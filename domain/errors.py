@@ -480,10 +480,11 @@ class VFolderHostNotAllowed(LedgerError):
     error_domain = "vfolder"
     error_detail = "host_not_allowed"
 
-    def __init__(self, message: str, *, host: str, permission: str) -> None:
+    def __init__(self, message: str, *, host: str, permission: str, field: str | None = None) -> None:
         super().__init__(message)
         self.host = encodable(host)  # named by input
         self.permission = permission
+        self.field = field  # the input that asked for the host: a mount, a vfolder's `host`
 
     def weighed(self) -> dict[str, str]:
         return {"host": self.host, "permission": self.permission}

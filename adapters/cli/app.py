@@ -43,7 +43,13 @@ from typer.exceptions import TyperException
 from adapters.cli.options import FIELD_ALIASES
 from adapters.cli.render import debug, error_json, error_line, one_line, safe
 from adapters.json_times import utc_z, utc_z_default
-from domain.errors import InvalidAPIParameters, LedgerError, ObjectNotFound, PolicyNotAllowedInDomain
+from domain.errors import (
+    InvalidAPIParameters,
+    LedgerError,
+    ObjectNotFound,
+    PolicyNotAllowedInDomain,
+    VFolderHostNotAllowed,
+)
 
 if TYPE_CHECKING:
     from adapters.bootstrap import Ledger
@@ -459,7 +465,7 @@ def named_options(callback: Callable[..., Any]) -> Callable[..., Any]:
     def named(*args: Any, **kwargs: Any) -> Any:
         try:
             return callback(*args, **kwargs)
-        except (InvalidAPIParameters, ObjectNotFound, PolicyNotAllowedInDomain) as exc:
+        except (InvalidAPIParameters, ObjectNotFound, PolicyNotAllowedInDomain, VFolderHostNotAllowed) as exc:
             ctx = get_current_context(silent=True)
             renamed = None if ctx is None else as_option_error(exc, ctx)
             if renamed is None:
@@ -470,13 +476,19 @@ def named_options(callback: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def as_option_error(
-    exc: InvalidAPIParameters | ObjectNotFound | PolicyNotAllowedInDomain, ctx: Context
+    exc: InvalidAPIParameters | ObjectNotFound | PolicyNotAllowedInDomain | VFolderHostNotAllowed, ctx: Context
 ) -> LedgerError | None:
     """`exc` naming the parameter of `ctx`'s command its field (`user_id`, or the first
     segment of `total_resource_slots.warp` that names one) stands for: `--owner: ...`; None
     when no parameter does."""
     # Any not-found error (a GroupNotFound too: session enqueue --group-id), rebuilt of its class.
     renamed = isinstance(exc, ObjectNotFound) or type(exc) in (InvalidAPIParameters, PolicyNotAllowedInDomain)
+    if isinstance(exc, VFolderHostNotAllowed):
+        # Its message names the vfolder, not the field: only the field is renamed.
+        host_option = None if exc.field is None else _as_option(exc.field, exc.message, ctx)
+        if host_option is None:
+            return None
+        return VFolderHostNotAllowed(exc.message, host=exc.host, permission=exc.permission, field=host_option[0])
     if exc.field is None or not renamed:
         return None
     named = _as_option(exc.field, exc.reason, ctx)

@@ -34,6 +34,7 @@ from domain.errors import (
     LedgerError,
     MissingToken,
     ObjectNotFound,
+    VFolderHostNotAllowed,
 )
 from domain.shown import shown
 
@@ -107,7 +108,7 @@ def ledger_problem(exc: LedgerError) -> JSONResponse:
     if isinstance(exc, AuthenticationFailed | MissingToken):
         headers["WWW-Authenticate"] = 'Bearer realm="policy-ledger"'
     status = exc.status if 400 <= exc.status < 600 else 500
-    field = exc.field if isinstance(exc, FieldError | ObjectNotFound) else None
+    field = exc.field if isinstance(exc, FieldError | ObjectNotFound | VFolderHostNotAllowed) else None
     errors = None
     if isinstance(exc, InvalidAPIParameters) and exc.others:
         errors = [Refusal(field=each.field, reason=each.reason) for each in exc.every()]

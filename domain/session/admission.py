@@ -129,11 +129,17 @@ class HostGrant:
 
 
 def granting(
-    what: str, host: str, permission: VFolderHostPermission, levels: Iterable[HostGrant], groups_named: str
+    what: str,
+    host: str,
+    permission: VFolderHostPermission,
+    levels: Iterable[HostGrant],
+    groups_named: str,
+    field: str | None = None,
 ) -> list[dict[str, str]]:
     """The levels granting `permission` on `host`, united host by host (REFERENCE: storage:
     any level can grant, none can deny); `VFolderHostNotAllowed` naming `what` when none
-    does (`groups_named`: which groups were weighed, as the refusal says). Creating a
+    does (`groups_named`: which groups were weighed, as the refusal says; `field`: the
+    input that asked for the host). Creating a
     vfolder needs `create-vfolder`, mounting one `mount-in-session`."""
     found = [level.to_json() for level in levels if permission in level.hosts.get(host, frozenset())]
     if not found:
@@ -142,6 +148,7 @@ def granting(
             f"grants {permission.value!r}",
             host=host,
             permission=permission.value,
+            field=field,
         )
     return found
 
@@ -152,7 +159,7 @@ def mount_grant(
     """A mount as the enqueue records it: the levels granting `mount-in-session` on the
     mounted vfolder's `host` (`granted_by`, every one that grants: `granting`)."""
     permission = VFolderHostPermission.MOUNT_IN_SESSION
-    granted_by = granting(what, host, permission, levels, groups_named)
+    granted_by = granting(what, host, permission, levels, groups_named, field="mounts")
     return {"vfolder_id": vfolder_id, "host": host, "permission": permission.value, "granted_by": granted_by}
 
 

@@ -139,7 +139,7 @@ def admit_vfolder(work: UnitOfWork, owner: str, group: Group, vfolder_id: str, n
         *(HostGrant.of(Scope.GROUP, g.key, g.fields) for g in user_groups(work, keypair, group)),
         HostGrant(Scope.KEYPAIR, owner, policy.policy.allowed_vfolder_hosts, policy.name),
     ]
-    granting(f"vfolder {name!r} of {owner}", host, VFolderHostPermission.CREATE, levels, USER_GROUPS)
+    granting(f"vfolder {name!r} of {owner}", host, VFolderHostPermission.CREATE, levels, USER_GROUPS, field="host")
     found = work.get(vfolder_usage_id(owner), VFolderUsage)
     usage = work.add(found if found is not None else VFolderUsage.open(owner))
     cap = policy.policy.max_vfolder_count

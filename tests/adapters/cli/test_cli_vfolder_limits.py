@@ -54,3 +54,13 @@ def test_json_errors_carry_what_the_refusal_weighed_as_over_http(tmp_path: objec
     host = json.loads(refused(db, "--json", *create(db, "1f1f1f1f-0000-4000-8000-000000000003", "scratch",
                                                    "--owner-access-key", "AKOWNER")))["error"]  # fmt: skip
     assert (host["host"], host["permission"]) == ("scratch", "create-vfolder")
+
+
+def test_a_host_refusal_names_the_option_that_gave_the_host(tmp_path: object) -> None:
+    """Over HTTP the refusal names the fact's `host`; the CLI's --json names the option the
+    user typed for it, as every refusal of one option's value does."""
+    db = f"sqlite:///{tmp_path}/l.db"
+    setup(db)
+    vfolder = "1f1f1f1f-0000-4000-8000-000000000004"
+    host = json.loads(refused(db, "--json", *create(db, vfolder, "scratch", "--owner-access-key", "AKOWNER")))["error"]
+    assert (host["code"], host["field"]) == ("vfolder_host_not_allowed", "--host"), host

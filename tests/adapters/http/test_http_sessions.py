@@ -244,6 +244,20 @@ def test_problems_name_the_field(api: Api, world: World) -> None:
     assert api.get(BASE, params={"status": "DONE"}).json()["field"] == "status"
 
 
+def test_a_mount_on_a_host_no_level_grants_is_refused_naming_mounts(api: Api, world: World) -> None:
+    """The refusal's detail began `mounts: vfolder ...`, yet its `field` was missing, where
+    a mount that does not exist is refused naming `mounts`: a platform mapping refusals
+    to the input it sent found no field to map this one to."""
+    vfolder = str(uuid.uuid4())
+    fact = {"fact": "create_vfolder", "vfolder_id": vfolder, "name": "d", "host": "nas", "group_id": world.groups[HOME]}
+    assert api.post("/v1/workload/facts", fact, role="service").status_code == 200
+    refused = api.post(BASE, world.body(mounts=[vfolder]), role="service")
+    assert refused.status_code == 403 and refused.json()["code"] == "vfolder_host_not_allowed", refused.text
+    assert refused.json()["field"] == "mounts" and refused.json()["detail"].startswith("mounts: "), refused.text
+    missing = api.post(BASE, world.body(mounts=[str(uuid.uuid4())]), role="service")
+    assert missing.status_code == 404 and missing.json()["field"] == "mounts", missing.text
+
+
 def test_idempotent_enqueue(api: Api, world: World) -> None:
     body = world.body()
     key = {"Idempotency-Key": "enqueue-1"}

@@ -172,6 +172,11 @@ def test_a_host_refusal_names_the_host_and_permission(api: Api, group_id: str) -
     refused = api.post(FACTS, {**fact, "owner_access_key": "AKV"}, role="service")
     assert refused.status_code == 403 and refused.json()["code"] == "vfolder_host_not_allowed", refused.text
     assert (refused.json()["host"], refused.json()["permission"]) == ("nas", "create-vfolder")
+    # Named as every refusal of one input's value is: the fact's `host`, in a batch where it is.
+    assert refused.json()["field"] == "host", refused.text
+    batch = [_endpoint(group_id), {**fact, "owner_access_key": "AKV"}]
+    refused = api.post(FACTS, batch, role="service")
+    assert refused.status_code == 403 and refused.json()["field"] == "[1].host", refused.text
 
 
 def test_a_number_too_large_for_a_float_is_refused_naming_the_field(api: Api, group_id: str) -> None:
