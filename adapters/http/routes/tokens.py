@@ -153,7 +153,7 @@ def issue_token(call: CallDep, payload: Body) -> Response:
             raise InvalidAPIParameters("expected a JSON object", field="body")
         return IssueTokenAction(**payload)
 
-    return call.command(
+    answer = call.command(
         call.ledger.processors.token.issue_token,
         action,
         lambda result: {"token": result.token, **result.data.to_json()},
@@ -162,6 +162,9 @@ def issue_token(call: CallDep, payload: Body) -> Response:
         body=payload,
         created=lambda result: str(result.data.token_id),
     )
+    # The one answer that holds the plaintext: no cache on the way may keep it (RFC 6749 5.1).
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 @router.post(

@@ -76,6 +76,15 @@ def test_the_plaintext_never_appears_in_the_list_or_the_audit_trail(api: Api) ->
     assert not any(t in everything or token_hash(t) in everything for t in api.tokens.values())
 
 
+def test_the_answer_holding_the_plaintext_is_not_to_be_stored_by_a_cache(api: Api) -> None:
+    """The issue answer is the only place the token appears, yet it carried no
+    `Cache-Control`: a proxy or client cache could keep it (RFC 6749 5.1 asks no-store of
+    an answer holding a token). The other answers hold no secret and are left alone."""
+    issued = _issue(api, name="cached")
+    assert issued.status_code == 201 and issued.headers["Cache-Control"] == "no-store", issued.headers
+    assert "Cache-Control" not in api.get(f"{BASE}/{issued.json()['token_id']}").headers
+
+
 def test_idempotency_key_is_refused_so_no_plaintext_is_kept_for_a_replay(api: Api) -> None:
     before = api.get(BASE).json()["items"]
     refused = api.post(
