@@ -9,7 +9,7 @@ These commands open the ledger without building pending versions first
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -81,10 +81,11 @@ def status(ctx: typer.Context) -> None:
     refuse_a_missing_ledger(state.db)
     with _ledger(state) as ledger:
         found = ledger.runner.status()
+        ours = {p.stable_name for p in ledger.runner.projections}
 
     def show() -> None:
         print_table(_status_table(found))
-        for note in (_unfinished_note(found), _other_zones_note(found)):
+        for note in (_unfinished_note(found), _other_zones_note(found, ours)):
             if note is not None:
                 typer.echo(note)
 
@@ -131,27 +132,39 @@ def _unfinished_note(found: list[ProjectionStatus]) -> str | None:
     )
 
 
-def _other_zones_note(found: list[ProjectionStatus]) -> str | None:
+def _other_zones_note(found: list[ProjectionStatus], ours: set[str]) -> str | None:
     """Under the table (and after a rebuild), for other time zones' usage models older than
     this code's: `projections rebuild` here leaves them as they are, and the first process
     of that zone to open the ledger builds the new version before it answers (a `ledger
     serve` of that zone does not listen until then). Without it, an upgrade done in one
-    zone showed every read model current and left the other zone's build to its users."""
+    zone showed every read model current and left the other zone's build to its users.
+    Also for those of this code's version that lag (`ours`: this process's read models):
+    no follower of this zone moves them, and a zone that no process had read in lagged the
+    whole history, shown as `ok` with nothing to type."""
     from zoneinfo import available_timezones
 
     from projections.usage import UsageProjection, zone_key
 
     older = [s for s in found if s.pending_in_own_zone is not None]
-    if not older:
+    behind = [s for s in found if s.name not in ours and s.pending_in_own_zone is None and s.lag]
+    if not older and not behind:
         return None
     zones = {zone_key(zone): zone for zone in available_timezones()}
+
+    def command(s: ProjectionStatus) -> str:
+        zone = zones.get(s.name.removeprefix(UsageProjection.name + "_"), "ZONE")
+        return f"`LEDGER_TIMEZONE={zone} ledger projections rebuild {UsageProjection.name}`"
+
     lines = [
         f"{s.name} is at v{s.version} and this code's is v{s.pending_in_own_zone}: it is another time zone's "
         "read model, which the first process of that zone to open the ledger builds before it answers; "
-        "to build it now: `LEDGER_TIMEZONE="
-        f"{zones.get(s.name.removeprefix(UsageProjection.name + '_'), 'ZONE')} ledger projections rebuild "
-        f"{UsageProjection.name}`"
+        f"to build it now: {command(s)}"
         for s in older
+    ] + [
+        f"{s.name} lags {plural(s.lag or 0, 'event')}: it is another time zone's read model, which a process of "
+        f"that zone catches up when it reads it (a follower keeps its own zone's only); to catch it up now: "
+        f"{command(s)}"
+        for s in behind
     ]
     return "\n".join(lines)
 
@@ -271,8 +284,10 @@ def rebuild(
     it and drop the old tables. With --force, the active version of the named projection
     (default: every one) is rebuilt the same way even though its version did not change.
     Safe to kill: running it again (with or without --force) resumes where it stopped.
-    Exits 1 if a rebuilt projection stalled on an event its handler cannot apply, or if
-    without --force a named read model (any, with no NAME and nothing pending) is stalled."""
+    Without --force, a named read model more than a batch behind the head (a time zone's
+    usage model no process of that zone has read in) is caught up too. Exits 1 if a
+    rebuilt projection stalled on an event its handler cannot apply, or if without --force
+    a named read model (any, with no NAME and nothing pending) is stalled."""
     from adapters.rebuild import catch_up as parallel_catch_up
     from projections.status import describe_stall, ways_out
 
@@ -287,7 +302,9 @@ def rebuild(
         others = [p for p in named if p not in chosen]
         # A forced rebuild in progress is resumed by any rebuild of its projection.
         chosen += runner.force(others) if force else runner.builds([p.versioned_name for p in others])
-        if chosen:
+        lags = [] if force else _behind(ledger, [p for p in others if p.versioned_name not in _versions_of(chosen)])
+        behind = [p for p, _lag in lags]
+        if chosen or behind:
             try:
                 with _progress_bar() as update:
 
@@ -295,15 +312,16 @@ def rebuild(
                         update(position, head)
                         stop.check()
 
-                    parallel_catch_up(ledger, chosen, workers, progress=step)
+                    parallel_catch_up(ledger, chosen + behind, workers, progress=step)
             except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`)
-                raise _stopped(runner, chosen, exc, name) from None
+                raise _stopped(runner, chosen, exc, name, behind) from None
         runner.drop_retired_tables()  # the replaced versions' tables (and any a killed run left)
         stalled = [stall for p in chosen if (stall := runner.stalled.get(p.storage_name)) is not None]
         left = (
             _left_stalled(runner, [p for p in named if p not in chosen]) if not force and (name or not chosen) else []
         )
         stable_names = {p.stable_name for p in named}
+        ours = {p.stable_name for p in runner.projections}
         every = runner.status()
         found = [s for s in every if s.name in stable_names]
     if stalled:
@@ -325,26 +343,51 @@ def rebuild(
             position=stall.position,
             cause=stall.cause,
         )
+    done = []
     if chosen:
-        summary = "rebuilt " + ", ".join(
-            f"{p.stable_name} v{p.version}" + (" (forced)" if p.generation else "") for p in chosen
+        done.append(
+            "rebuilt "
+            + ", ".join(f"{p.stable_name} v{p.version}" + (" (forced)" if p.generation else "") for p in chosen)
         )
-    else:
-        summary = "nothing to rebuild: the read models are at this code's versions"
+    if behind:
+        done.append("caught up " + ", ".join(f"{p.stable_name} v{p.version} ({plural(n, 'event')})" for p, n in lags))
+    summary = "; ".join(done) or "nothing to rebuild: the read models are at this code's versions"
     data = {
         "rebuilt": [p.stable_name for p in chosen],
+        "caught_up": [p.stable_name for p in behind],
         "forced": [p.stable_name for p in chosen if p.generation],
         "projections": [s.to_json() for s in found],
         "other_zones_pending": [s.name for s in every if s.pending_in_own_zone is not None],
     }
     # "rebuilt ..." or "nothing to rebuild" read as the whole upgrade done while another
     # zone's usage model still waited for its first process.
-    zones = _other_zones_note(every)
+    zones = _other_zones_note(every, ours)
     state.output(data, lambda: typer.echo(summary if zones is None else f"{summary}\n{zones}"))
 
 
+def _versions_of(chosen: list[Projection]) -> set[str]:
+    """The versions these builds are of (a forced rebuild is its own Projection object)."""
+    return {p.versioned_name for p in chosen}
+
+
+def _behind(ledger: Ledger, active: list[Projection]) -> list[tuple[Projection, int]]:
+    """Active read models, not stalled, more than a batch behind the head, with their lag:
+    a new time zone's usage model (or one no process of its zone has read since), which
+    `rebuild usage` in that zone said was "nothing to rebuild" at position 0, leaving the
+    whole history to the zone's first report. A smaller lag is what any read catches up."""
+    runner = ledger.runner
+    head = ledger.app.recorder.max_notification_id() or 0
+    stored = runner.stored_positions()
+    lags = [(p, head - stored.get(p.storage_name, 0)) for p in active if p.storage_name not in runner.stalled]
+    return [(p, lag) for p, lag in lags if lag >= runner.batch_size]
+
+
 def _stopped(
-    runner: ProjectionRunner, chosen: list[Projection], exc: KeyboardInterrupt, name: str | None
+    runner: ProjectionRunner,
+    chosen: list[Projection],
+    exc: KeyboardInterrupt,
+    name: str | None,
+    behind: Sequence[Projection] = (),
 ) -> Interrupted:
     """What an interrupted rebuild says: which read models it left unfinished, that reads
     stay on the tables they had, and the command that finishes them (a bare exit 143 said
@@ -359,8 +402,12 @@ def _stopped(
             for p in chosen
             if (p.versioned_name in building if p.generation else p.stable_name in pending)
         ]
+        if behind:
+            head = runner.recorder.max_notification_id() or 0
+            stored = runner.stored_positions()
+            unfinished += [p.stable_name for p in behind if stored.get(p.storage_name, 0) < head]
     except Exception:  # the interrupted database may refuse a read: the message is said anyway
-        unfinished = [p.stable_name for p in chosen]
+        unfinished = [p.stable_name for p in [*chosen, *behind]]
     # Without --force: it resumes the forced rebuilds in progress, where --force would also
     # start over those this run finished.
     again = "ledger projections rebuild" + (f" {name}" if name else "")

@@ -282,6 +282,28 @@ def test_status_and_rebuild_say_another_zones_usage_model_waits_for_its_zone(led
     assert how not in stdout_of(ledger_url, "projections", "status")
 
 
+def test_rebuild_in_a_new_zone_catches_its_usage_model_up_and_status_says_how(ledger_url: str) -> None:
+    """A zone no process had read in: `LEDGER_TIMEZONE=Asia/Seoul ledger projections rebuild
+    usage` said "nothing to rebuild" and left its usage model at position 0 (lag: the whole
+    history) for the zone's first report to build inline; UTC's status showed that lag as
+    `ok` with no word on what keeps it or what to type."""
+    with open_ledger(ledger_url) as opened:
+        for i in range(5):
+            run(opened, ("policy", f"p{i}", i))
+    seoul = {"LEDGER_TIMEZONE": "Asia/Seoul"}
+    ok(ledger_url, "projections", "status", env=seoul)  # the zone's model is set up, at position 0
+    how = "`LEDGER_TIMEZONE=Asia/Seoul ledger projections rebuild usage`"
+    table = stdout_of(ledger_url, "projections", "status")
+    assert "usage_asia_seoul lags" in table and how in table
+    out = stdout_of(ledger_url, "projections", "rebuild", "usage", "--batch-size", "2", env=seoul)
+    assert "caught up usage_asia_seoul" in out and "nothing to rebuild" not in out
+    (row,) = [s for s in as_json(ledger_url, "projections", "status") if s["name"] == "usage_asia_seoul"]
+    assert row["lag"] == 0
+    assert how not in stdout_of(ledger_url, "projections", "status")
+    again = stdout_of(ledger_url, "projections", "rebuild", "usage", env=seoul)
+    assert again.startswith("nothing to rebuild")  # caught up: nothing said twice
+
+
 def test_old_tables_a_cut_short_collection_left_are_dropped_by_the_next_one(ledger_url: str) -> None:
     with open_ledger(ledger_url) as old:
         for i in range(3):
