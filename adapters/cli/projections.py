@@ -124,11 +124,14 @@ def _unfinished_note(found: list[ProjectionStatus]) -> str | None:
     names = [s.name for s in found if s.rebuild_position is not None and s.rebuild_stall is None]
     if not names:
         return None
-    named = names[0] if len(names) == 1 else "[NAME]"
+    # Several: the bare command resumes them all ("rebuild [NAME]" left brackets to type).
+    listed = ", ".join(names)
+    finishes = f"`ledger projections rebuild` finishes them where they stopped ({listed}; or name one of them)"
+    if len(names) == 1:
+        finishes = f"`ledger projections rebuild {names[0]}` finishes it where it stopped"
     return (
         "An unfinished forced rebuild moves only while `ledger projections rebuild` runs, and nothing records "
-        f"whether one runs now: if none does, `ledger projections rebuild {named}` finishes it where it stopped "
-        "(reads stay on the active version meanwhile)."
+        f"whether one runs now: if none does, {finishes} (reads stay on the active version meanwhile)."
     )
 
 

@@ -209,3 +209,15 @@ def test_status_says_what_finishes_a_forced_rebuild_nothing_runs(ledger_url: str
     )
     assert as_json(ledger_url, "projections", "rebuild", "history")["forced"] == ["history"]
     assert "unfinished" not in ok(ledger_url, "projections", "status").stdout
+
+
+def test_status_says_the_one_command_that_finishes_several_forced_rebuilds(ledger_url: str) -> None:
+    """Several left by a killed `rebuild --force` were told to `ledger projections rebuild
+    [NAME]`: brackets to type, or a name to pick, when the bare command finishes them all."""
+    with open_ledger(ledger_url) as opened:
+        opened.runner.force([opened.projections.history, opened.projections.audit])
+    last = ok(ledger_url, "projections", "status").stdout.splitlines()[-1]
+    assert "[NAME]" not in last
+    assert "if none does, `ledger projections rebuild` finishes them where they stopped (audit, history; " in last
+    assert sorted(as_json(ledger_url, "projections", "rebuild")["forced"]) == ["audit", "history"]
+    assert "unfinished" not in ok(ledger_url, "projections", "status").stdout
