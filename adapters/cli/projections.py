@@ -85,7 +85,7 @@ def status(ctx: typer.Context) -> None:
 
     def show() -> None:
         print_table(_status_table(found))
-        for note in (_unfinished_note(found), _other_zones_note(found, ours)):
+        for note in (_pending_note(found), _unfinished_note(found), _other_zones_note(found, ours)):
             if note is not None:
                 typer.echo(note)
 
@@ -115,6 +115,27 @@ def _status_table(found: list[ProjectionStatus]) -> Table:
             "; ".join(building) or "-", skips,
         )  # fmt: skip
     return table
+
+
+def _pending_note(found: list[ProjectionStatus]) -> str | None:
+    """Under the table, for this code's pending versions not stalled: a bare `v2 at 290`
+    said neither what moves it (nothing records whether a build runs), what to type, nor
+    that its switch takes the reads of old-code processes down."""
+    pending = [f"{s.name} v{s.pending_version} at {s.pending_position}" for s in found if _building(s)]
+    if not pending:
+        return None
+    it = "it where it" if len(pending) == 1 else "them where they"
+    return (
+        f"Pending: {', '.join(pending)}. A pending version moves only while `ledger projections rebuild`, a "
+        "`ledger projections run` follower or a process of this code opening the ledger builds it, and nothing "
+        f"records whether one runs now: if none does, `ledger projections rebuild` builds {it} stopped "
+        "(the active version serves reads meanwhile). Once built it is switched in, and processes of older code "
+        "then refuse every read (503 `ledger_read_model_version`): start this code's servers first."
+    )
+
+
+def _building(s: ProjectionStatus) -> bool:
+    return s.pending_version is not None and s.pending_stall is None
 
 
 def _unfinished_note(found: list[ProjectionStatus]) -> str | None:

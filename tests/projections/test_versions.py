@@ -262,6 +262,20 @@ def test_cli_status_and_rebuild_of_a_pending_version(ledger_url: str) -> None:
     assert result.stderr.startswith("error: ")
 
 
+def test_status_says_what_builds_a_pending_version_and_what_its_switch_does(ledger_url: str) -> None:
+    """A pending version showed as `v2 at 0` and nothing more: not what moves it (nothing
+    records whether a build runs), what to type, or that its switch takes old-code reads down."""
+    with open_ledger(ledger_url) as old:
+        run(old, ("policy", "p1", 3))
+    with code_with(policies=PoliciesV2):
+        last = stdout_of(ledger_url, "projections", "status").splitlines()[-1]
+        assert "keypair_resource_policies v2 at 0" in last
+        assert "`ledger projections rebuild` builds it where it stopped" in last
+        assert "503 `ledger_read_model_version`" in last
+        ok(ledger_url, "projections", "rebuild")
+        assert "pending" not in stdout_of(ledger_url, "projections", "status").splitlines()[-1]
+
+
 def test_status_and_rebuild_say_another_zones_usage_model_waits_for_its_zone(ledger_url: str) -> None:
     """An upgrade run in UTC showed a Seoul usage model of the old version with nothing
     pending and `rebuild` said it was done: the first Seoul process then built it before
