@@ -82,10 +82,11 @@ def status(ctx: typer.Context) -> None:
     with _ledger(state) as ledger:
         found = ledger.runner.status()
         ours = {p.stable_name for p in ledger.runner.projections}
+        batch = ledger.runner.batch_size
 
     def show() -> None:
         print_table(_status_table(found))
-        for note in (_pending_note(found), _unfinished_note(found), _other_zones_note(found, ours)):
+        for note in (_pending_note(found), _unfinished_note(found), _other_zones_note(found, ours, batch)):
             if note is not None:
                 typer.echo(note)
 
@@ -156,7 +157,7 @@ def _unfinished_note(found: list[ProjectionStatus]) -> str | None:
     )
 
 
-def _other_zones_note(found: list[ProjectionStatus], ours: set[str]) -> str | None:
+def _other_zones_note(found: list[ProjectionStatus], ours: set[str], batch: int) -> str | None:
     """Under the table (and after a rebuild), for other time zones' usage models older than
     this code's: `projections rebuild` here leaves them as they are, and the first process
     of that zone to open the ledger builds the new version before it answers (a `ledger
@@ -170,7 +171,13 @@ def _other_zones_note(found: list[ProjectionStatus], ours: set[str]) -> str | No
     from projections.usage import UsageProjection, zone_key
 
     older = [s for s in found if s.pending_in_own_zone is not None]
-    behind = [s for s in found if s.name not in ours and s.pending_in_own_zone is None and s.lag]
+    # Never caught up, or by a batch or more behind (a smaller lag is what its zone's next read
+    # catches up: named, it read as a step to take after every command).
+    behind = [
+        s
+        for s in found
+        if s.name not in ours and s.pending_in_own_zone is None and s.lag and (s.position == 0 or s.lag >= batch)
+    ]
     if not older and not behind:
         return None
     zones = {zone_key(zone): zone for zone in available_timezones()}
@@ -385,7 +392,7 @@ def rebuild(
     }
     # "rebuilt ..." or "nothing to rebuild" read as the whole upgrade done while another
     # zone's usage model still waited for its first process.
-    zones = _other_zones_note(every, ours)
+    zones = _other_zones_note(every, ours, runner.batch_size)
     state.output(data, lambda: typer.echo(summary if zones is None else f"{summary}\n{zones}"))
 
 
