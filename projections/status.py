@@ -8,6 +8,14 @@ from typing import Any
 from domain.projection_ops import SkippedEvent, Stall
 
 
+def worth_catching_up(position: int, head: int, batch: int) -> bool:
+    """Whether a read model behind `head` is worth a catch-up of its own (`projections
+    rebuild` does one, and status names it for another time zone): never caught up, or a
+    batch or more behind. A smaller lag is what the next read of it applies anyway."""
+    lag = head - position
+    return lag > 0 and (position == 0 or lag >= batch)
+
+
 @dataclass(frozen=True)
 class ProjectionStatus:
     """One read model: its active version and position, the version this code builds

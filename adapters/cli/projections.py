@@ -168,15 +168,19 @@ def _other_zones_note(found: list[ProjectionStatus], ours: set[str], batch: int)
     whole history, shown as `ok` with nothing to type."""
     from zoneinfo import available_timezones
 
+    from projections.status import worth_catching_up
     from projections.usage import UsageProjection, zone_key
 
     older = [s for s in found if s.pending_in_own_zone is not None]
-    # Never caught up, or by a batch or more behind (a smaller lag is what its zone's next read
-    # catches up: named, it read as a step to take after every command).
+    # Worth a catch-up (a smaller lag is what its zone's next read catches up: named, it read
+    # as a step to take after every command); the rule rebuild catches up by (`_behind`).
     behind = [
         s
         for s in found
-        if s.name not in ours and s.pending_in_own_zone is None and s.lag and (s.position == 0 or s.lag >= batch)
+        if s.name not in ours
+        and s.pending_in_own_zone is None
+        and s.position is not None
+        and worth_catching_up(s.position, s.head, batch)
     ]
     if not older and not behind:
         return None
@@ -315,8 +319,8 @@ def rebuild(
     it and drop the old tables. With --force, the active version of the named projection
     (default: every one) is rebuilt the same way even though its version did not change.
     Safe to kill: running it again (with or without --force) resumes where it stopped.
-    Without --force, a named read model more than a batch behind the head (a time zone's
-    usage model no process of that zone has read in) is caught up too. Exits 1 if a
+    Without --force, a named read model never caught up or a batch or more behind the head
+    (a time zone's usage model no process of that zone has read in) is caught up too. Exits 1 if a
     rebuilt projection stalled on an event its handler cannot apply, or if without --force
     a named read model (any, with no NAME and nothing pending) is stalled."""
     from adapters.rebuild import catch_up as parallel_catch_up
@@ -402,15 +406,22 @@ def _versions_of(chosen: list[Projection]) -> set[str]:
 
 
 def _behind(ledger: Ledger, active: list[Projection]) -> list[tuple[Projection, int]]:
-    """Active read models, not stalled, more than a batch behind the head, with their lag:
-    a new time zone's usage model (or one no process of its zone has read since), which
-    `rebuild usage` in that zone said was "nothing to rebuild" at position 0, leaving the
-    whole history to the zone's first report. A smaller lag is what any read catches up."""
+    """Active read models, not stalled, worth a catch-up (never caught up, or a batch or
+    more behind), with their lag: a new time zone's usage model (or one no process of its
+    zone has read since), which `rebuild usage` in that zone said was "nothing to rebuild"
+    at position 0, leaving the whole history to the zone's first report. The same rule
+    as status's note names the command by, so that command always does something."""
+    from projections.status import worth_catching_up
+
     runner = ledger.runner
     head = ledger.app.recorder.max_notification_id() or 0
     stored = runner.stored_positions()
-    lags = [(p, head - stored.get(p.storage_name, 0)) for p in active if p.storage_name not in runner.stalled]
-    return [(p, lag) for p, lag in lags if lag >= runner.batch_size]
+    return [
+        (p, head - stored.get(p.storage_name, 0))
+        for p in active
+        if p.storage_name not in runner.stalled
+        and worth_catching_up(stored.get(p.storage_name, 0), head, runner.batch_size)
+    ]
 
 
 def _stopped(

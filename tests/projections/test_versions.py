@@ -320,6 +320,20 @@ def test_rebuild_in_a_new_zone_catches_its_usage_model_up_and_status_says_how(le
     assert again.startswith("nothing to rebuild")  # caught up: nothing said twice
 
 
+def test_the_command_status_names_for_a_zone_never_caught_up_catches_it_up(ledger_url: str) -> None:
+    """Status named a zone's usage model at position 0 with the command to catch it up
+    whatever its lag, while that command caught up only a batch or more: on a ledger of a
+    few events it said "nothing to rebuild", and status named the same command again."""
+    with open_ledger(ledger_url) as opened:
+        run(opened, ("policy", "p1", 1))
+    seoul = {"LEDGER_TIMEZONE": "Asia/Seoul"}
+    ok(ledger_url, "projections", "status", env=seoul)  # set up at position 0, fewer events behind than a batch
+    how = "`LEDGER_TIMEZONE=Asia/Seoul ledger projections rebuild usage`"
+    assert how in stdout_of(ledger_url, "projections", "status")
+    assert "caught up usage_asia_seoul" in stdout_of(ledger_url, "projections", "rebuild", "usage", env=seoul)
+    assert how not in stdout_of(ledger_url, "projections", "status")
+
+
 def test_old_tables_a_cut_short_collection_left_are_dropped_by_the_next_one(ledger_url: str) -> None:
     with open_ledger(ledger_url) as old:
         for i in range(3):
