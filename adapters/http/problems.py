@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.http.auth import REQUEST_ID_HEADER, authenticate_request, caller_request_id
+from adapters.http.auth import REQUEST_ID_HEADER, authenticate_request, caller_request_id, token_of
 from adapters.http.calls import LedgerRoute
 from adapters.http.methods import allowed_methods
 from domain.entity import entity_not_found
@@ -173,15 +173,6 @@ def _plus_explained(request: Request, exc: LedgerError) -> LedgerError:
     return exc
 
 
-def _bearer_token(request: Request) -> str:
-    """The token `presented_token` let through (a route's dependencies are solved, and a
-    missing token refused, before its parameters are checked)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise MissingToken("send Authorization: Bearer <token> (a token from `ledger token issue`)")
-    return token.strip()
-
-
 def install(app: FastAPI) -> None:
     """Registers the handlers that turn every error into a problem document."""
 
@@ -197,7 +188,7 @@ def install(app: FastAPI) -> None:
             # FastAPI checks a query's and a path's values before the route reads the token:
             # read it first, so an unknown token is a 401 and a caller's 400 names its request id.
             try:
-                await run_in_threadpool(authenticate_request, request, _bearer_token(request))
+                await run_in_threadpool(authenticate_request, request, await token_of(request))
             except LedgerError as refused:
                 return ledger_problem(refused)
         refusals = [_refusal(error) for error in exc.errors()[: InvalidAPIParameters.MOST_NAMED]]
