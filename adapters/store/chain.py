@@ -84,8 +84,9 @@ class Statements:
         )
 
 
-def _row(row: Any) -> tuple[Any, ...]:
-    # The library's cursors yield sqlite3.Row on SQLite and dict rows on PostgreSQL.
+def row_tuple(row: Any) -> tuple[Any, ...]:
+    """A row's values in order: the library's cursors yield sqlite3.Row on SQLite and dict
+    rows on PostgreSQL."""
     return tuple(row.values()) if isinstance(row, dict) else tuple(row)
 
 
@@ -145,7 +146,7 @@ def append_links(
     if previous is None:
         curs.execute(sql.last)
         row = curs.fetchone()
-        if row is not None and int(_row(row)[0]) >= ids[0]:
+        if row is not None and int(row_tuple(row)[0]) >= ids[0]:
             # Positions only grow: the chain links this position already, so the events it
             # linked were deleted behind the ledger's back (SQLite hands their rowids out
             # again). The link's insert would fail and be retried as a conflict forever.
@@ -153,7 +154,7 @@ def append_links(
                 f"the hash chain links position {ids[0]} already: stored events were removed "
                 "behind the ledger's back; `ledger verify` names them"
             )
-        previous = GENESIS if row is None else _blob(_row(row)[1])  # a forged text link chains on; verify names it
+        previous = GENESIS if row is None else _blob(row_tuple(row)[1])  # a forged text link chains on; verify names it
     rows = _links(previous, ids, events)
     if len(rows) == 1:
         curs.execute(sql.insert, rows[0])
@@ -251,7 +252,7 @@ def _recorder(source: Any) -> Any:
 def _query(recorder: Any, statement: Any, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with recorder.datastore.transaction(commit=False) as curs:
         curs.execute(statement, params)
-        return [_row(row) for row in curs.fetchall()]
+        return [row_tuple(row) for row in curs.fetchall()]
 
 
 def _batched(recorder: Any, statement: Any, bound: int) -> Iterator[tuple[Any, ...]]:
@@ -502,7 +503,7 @@ def seal_unchained(source: Any) -> int:
         position, previous = 0, GENESIS
         while True:
             curs.execute(sql.events_after, (position, BATCH))
-            rows = [_row(r) for r in curs.fetchall()]
+            rows = [row_tuple(r) for r in curs.fetchall()]
             if not rows:
                 # Said aloud: a chain emptied behind the ledger's back looks just like this,
                 # and only a head an auditor kept (`verify --expect-head`) tells the two apart.

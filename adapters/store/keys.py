@@ -28,6 +28,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from adapters.store.chain import row_tuple
 from adapters.store.config import StoreConfig
 from adapters.store.quoting import quote_identifier
 from domain.errors import ConfigurationError, DamagedEvent, MasterKeyRotatedAway
@@ -362,14 +363,9 @@ class Statements:
         )
 
 
-def _row(row: Any) -> tuple[Any, ...]:
-    # The library's cursors yield sqlite3.Row on SQLite and dict rows on PostgreSQL.
-    return tuple(row.values()) if isinstance(row, dict) else tuple(row)
-
-
 def _first(curs: Any) -> Any:
     row = curs.fetchone()
-    return None if row is None else _row(row)[0]
+    return None if row is None else row_tuple(row)[0]
 
 
 class SubjectKeys:
@@ -446,7 +442,7 @@ class SubjectKeys:
         stored key (AES-GCM: no other key can), and the check value made again is logged."""
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self.sql.select_all)
-            rows = [_row(row) for row in itertools.islice(iter(curs.fetchone, None), _KEYS_TRIED)]
+            rows = [row_tuple(row) for row in itertools.islice(iter(curs.fetchone, None), _KEYS_TRIED)]
         if not rows:
             return  # a new ledger: this key becomes its master
         for subject, wrapped in rows:
@@ -555,7 +551,7 @@ class SubjectKeys:
 
     def _read_many(self, curs: Any, subjects: Sequence[str]) -> dict[str, bytes]:
         curs.execute(self.sql.select_many, (self.sql.many(subjects),))
-        rows = [_row(row) for row in curs.fetchall()]
+        rows = [row_tuple(row) for row in curs.fetchall()]
         return {str(subject): self._unwrap(str(subject), wrapped) for subject, wrapped in rows}
 
     def _unwrap(self, subject: str, wrapped: Any) -> bytes:
@@ -603,7 +599,7 @@ class SubjectKeys:
         (one that does not was altered outside the ledger: `ledger verify` says so)."""
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self.sql.select_all)
-            rows = [_row(row) for row in curs.fetchall()]
+            rows = [row_tuple(row) for row in curs.fetchall()]
         opens: dict[str, bool] = {}
         for subject, wrapped in rows:
             try:
@@ -646,7 +642,7 @@ class SubjectKeys:
             curs.execute(self.sql.check_lock)
             self._still_opens(_first(curs))
             curs.execute(self.sql.select_all)
-            rows = [_row(row) for row in curs.fetchall()]
+            rows = [row_tuple(row) for row in curs.fetchall()]
             rewrapped = [
                 (new_master.wrap(str(subject), self.master.unwrap(str(subject), bytes(wrapped))), str(subject))
                 for subject, wrapped in rows

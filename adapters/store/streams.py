@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
+from adapters.store.chain import row_tuple
 from adapters.store.quoting import quote_identifier
 
 CHUNK = 500  # ids per query: under every driver's parameter limit
@@ -53,6 +54,6 @@ def stream_versions(recorder: Any, ids: Collection[uuid.UUID]) -> dict[uuid.UUID
                 )
                 curs.execute(statement, (json.dumps([i.hex for i in chunk]),))
             for row in curs.fetchall():
-                raw, version = tuple(row.values()) if isinstance(row, dict) else tuple(row)
+                raw, version = row_tuple(row)
                 found[raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))] = version
     return found

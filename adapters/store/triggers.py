@@ -12,7 +12,7 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder
 
-from adapters.store.chain import CHAIN_TABLE
+from adapters.store.chain import CHAIN_TABLE, row_tuple
 from adapters.store.config import StoreConfig
 from adapters.store.quoting import quote_identifier, quote_string
 from domain.errors import InvalidAPIParameters, StoreUnavailable
@@ -96,12 +96,11 @@ def guard_faults(recorder: ApplicationRecorder, config: StoreConfig) -> list[str
                 "WHERE n.nspname = %s AND c.relname = ANY(%s) AND NOT g.tgisinternal",
                 (APPEND_ONLY_FUNCTION, config.schema or "public", list(tables)),
             )
-        found = [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in cursor.fetchall()]
+        found = [row_tuple(row) for row in cursor.fetchall()]
         replica: tuple[Any, ...] = (False, [])
         if config.kind == "postgresql":
             cursor.execute(_REPLICA_SESSIONS)
-            row = cursor.fetchone()
-            replica = tuple(row.values()) if isinstance(row, dict) else tuple(row)
+            replica = row_tuple(cursor.fetchone())
     if config.kind == "sqlite":
         # SQLite keeps a trigger's statement as written, without IF NOT EXISTS; the first
         # releases wrote the names unquoted, so quotes and spacing are left out.
