@@ -366,8 +366,12 @@ def _reword(exc: TyperException) -> None:
         exc.message = f"must be {_BOUNDS[first['type']]} {bound}, got {shown(first.get('input'))}"
 
 
-_BOUNDS = {"greater_than_equal": "at least", "less_than_equal": "at most", "greater_than": "more than"}
-_BOUNDS["less_than"] = "less than"
+_BOUNDS = {
+    "greater_than_equal": "at least",
+    "less_than_equal": "at most",
+    "greater_than": "more than",
+    "less_than": "less than",
+}
 
 
 def _is_nan(raw: object) -> bool:
