@@ -205,6 +205,19 @@ class ReadModelVersionMismatch(StoreUnavailable):
     error_detail = "read_model_version"
 
 
+class Duplicate(LedgerError):
+    """A create refused because its key is taken. `field` names the input that carries the
+    key (a policy's `name`, a session's `session_id`), for a caller to point at; the message
+    already names the entity, so it is not prefixed with the field."""
+
+    status = 409
+    FIELD: ClassVar[str | None] = None  # the usual input of the key; a raiser may name another
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = encodable(field) if field is not None else self.FIELD
+
+
 # Keypair resource policies
 
 
@@ -212,8 +225,8 @@ class KeyPairResourcePolicyError(LedgerError):
     error_domain = "keypair_resource_policy"
 
 
-class DuplicatePolicyName(KeyPairResourcePolicyError):
-    status = 409
+class DuplicatePolicyName(KeyPairResourcePolicyError, Duplicate):
+    FIELD = "name"
     error_operation = "create"
     error_detail = "duplicate_name"
 
@@ -238,8 +251,8 @@ class CircularPolicyReference(KeyPairResourcePolicyError):
 # Keypairs
 
 
-class DuplicateAccessKey(LedgerError):
-    status = 409
+class DuplicateAccessKey(Duplicate):
+    FIELD = "access_key"
     error_domain = "keypair"
     error_operation = "create"
     error_detail = "duplicate_access_key"
@@ -257,8 +270,8 @@ class GroupNotFound(GroupError, ObjectNotFound):
     error_detail = "not_found"
 
 
-class DuplicateGroupName(GroupError):
-    status = 409
+class DuplicateGroupName(GroupError, Duplicate):
+    FIELD = "name"
     error_operation = "create"
     error_detail = "duplicate_name"
 
@@ -328,8 +341,7 @@ class KernelAlreadyTerminated(WorkloadError):
     error_detail = "already_terminated"
 
 
-class DuplicateWorkloadId(WorkloadError):
-    status = 409
+class DuplicateWorkloadId(WorkloadError, Duplicate):
     error_detail = "duplicate_id"
 
 
@@ -389,8 +401,8 @@ class ProjectionNotStalled(LedgerError):
 # Domains and users (each sets its operation: the code names what was refused)
 
 
-class DuplicateDomainName(LedgerError):
-    status = 409
+class DuplicateDomainName(Duplicate):
+    FIELD = "name"
     error_domain = "domain"
     error_operation = "create"
     error_detail = "duplicate_name"
@@ -423,8 +435,8 @@ class PolicyNotAllowedInDomain(FieldError):
     error_detail = "policy_not_allowed"
 
 
-class DuplicateUser(LedgerError):
-    status = 409
+class DuplicateUser(Duplicate):
+    FIELD = "user_id"
     error_domain = "user"
     error_operation = "create"
     error_detail = "duplicate_id"
@@ -490,8 +502,8 @@ class VFolderHostNotAllowed(LedgerError):
         return {"host": self.host, "permission": self.permission}
 
 
-class DuplicateSession(LedgerError):
-    status = 409
+class DuplicateSession(Duplicate):
+    FIELD = "session_id"
     error_domain = "session"
     error_operation = "enqueue"
     error_detail = "duplicate_id"

@@ -44,6 +44,7 @@ from adapters.cli.options import FIELD_ALIASES
 from adapters.cli.render import debug, error_json, error_line, one_line, safe
 from adapters.json_times import utc_z, utc_z_default
 from domain.errors import (
+    Duplicate,
     InvalidAPIParameters,
     LedgerError,
     ObjectNotFound,
@@ -386,12 +387,17 @@ def _help_hint(exc: TyperException) -> str:
     return "" if ctx is None else f" (see '{one_line(ctx.command_path)} --help')"
 
 
-def fail(code: str, message: str, *, status: int | None = None) -> NoReturn:
+def fail(code: str, message: str, *, status: int | None = None, field: str | None = None) -> NoReturn:
     """One line on stderr, `error: CODE: MESSAGE` (with --json, the JSON error), then exit 1."""
     ctx = get_current_context(silent=True)
     state = None if ctx is None else ctx.find_root().obj
     if isinstance(state, State) and state.as_json:
-        error = {"code": code, "message": one_line(message), "field": None, "status": status}
+        error = {
+            "code": code,
+            "message": one_line(message),
+            "field": None if field is None else safe(field),
+            "status": status,
+        }
         typer.echo(json.dumps({"error": error}, ensure_ascii=True), err=True)
     else:
         typer.echo(f"error: {one_line(code)}: {one_line(message)}", err=True)
@@ -469,7 +475,13 @@ def named_options(callback: Callable[..., Any]) -> Callable[..., Any]:
     def named(*args: Any, **kwargs: Any) -> Any:
         try:
             return callback(*args, **kwargs)
-        except (InvalidAPIParameters, ObjectNotFound, PolicyNotAllowedInDomain, VFolderHostNotAllowed) as exc:
+        except (
+            Duplicate,
+            InvalidAPIParameters,
+            ObjectNotFound,
+            PolicyNotAllowedInDomain,
+            VFolderHostNotAllowed,
+        ) as exc:
             ctx = get_current_context(silent=True)
             renamed = None if ctx is None else as_option_error(exc, ctx)
             if renamed is None:
@@ -480,7 +492,8 @@ def named_options(callback: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def as_option_error(
-    exc: InvalidAPIParameters | ObjectNotFound | PolicyNotAllowedInDomain | VFolderHostNotAllowed, ctx: Context
+    exc: Duplicate | InvalidAPIParameters | ObjectNotFound | PolicyNotAllowedInDomain | VFolderHostNotAllowed,
+    ctx: Context,
 ) -> LedgerError | None:
     """`exc` naming the parameter of `ctx`'s command its field (`user_id`, or the first
     segment of `total_resource_slots.warp` that names one) stands for: `--owner: ...`; None
@@ -493,6 +506,9 @@ def as_option_error(
         if host_option is None:
             return None
         return VFolderHostNotAllowed(exc.message, host=exc.host, permission=exc.permission, field=host_option[0])
+    if isinstance(exc, Duplicate):  # its message names the entity: only the field is renamed
+        as_named = None if exc.field is None else _as_option(exc.field, exc.message, ctx)
+        return None if as_named is None else type(exc)(exc.message, field=as_named[0])
     if exc.field is None or not renamed:
         return None
     named = _as_option(exc.field, exc.reason, ctx)

@@ -345,6 +345,8 @@ def workload_import(
                 f"line {stop.line}: {stop.reason} ({plural(stop.recorded, 'fact')} before it "
                 f"{'was' if stop.recorded == 1 else 'were'} recorded; fix the line and resume with "
                 f"--from-line {stop.line})",
+                status=stop.cause.status,
+                field=getattr(stop.cause, "field", None),  # the line's key at fault (`name`), if one is
             )
         except _Unreadable as unreadable:  # the batches before it are stored, none after
             progress.stop()
@@ -358,7 +360,9 @@ def workload_import(
             progress.stop()
             recorded = f"{plural(importer.facts, 'fact')} recorded"
             fail(
-                refused.code, f"{bounded(refused.message)} ({recorded}; resume with --from-line {importer.resume_line})"
+                refused.code,
+                f"{bounded(refused.message)} ({recorded}; resume with --from-line {importer.resume_line})",
+                status=refused.status,
             )
         if not lines_shown and importer.batches:
             typer.echo(f"imported {counts(importer)}, through line {importer.lines}", err=True)

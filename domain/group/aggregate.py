@@ -229,7 +229,7 @@ class Group(Entity):
             self.trigger_event(self.EndpointDestroyed, endpoint_id=endpoint_id)
 
     def duplicate(self) -> LedgerError:
-        return DuplicateGroupName(f"group {self.key} already exists")
+        return DuplicateGroupName(f"group {self.key} already exists", field="group_id")
 
     @classmethod
     def missing(cls, key: str) -> LedgerError:

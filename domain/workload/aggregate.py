@@ -23,13 +23,19 @@ from domain.values import ENDED_STATUSES
 MAX_KERNEL_SPAN = timedelta(days=3653)  # ten years
 
 
+def id_field(entity_type: str) -> str:
+    """The input that names a workload entity's id (the facts' `kernel_id`, `vfolder_id`,
+    `endpoint_id`): what a refusal of a taken id points at."""
+    return f"{entity_type}_id"
+
+
 class _Workload(Entity):
     @classmethod
     def id_for(cls, key: str) -> uuid.UUID:
         return uuid.UUID(key)
 
     def duplicate(self) -> LedgerError:
-        return DuplicateWorkloadId(f"{self.ENTITY_TYPE} {self.key} already exists")
+        return DuplicateWorkloadId(f"{self.ENTITY_TYPE} {self.key} already exists", field=id_field(self.ENTITY_TYPE))
 
     @classmethod
     def create_for(cls, key: uuid.UUID, fields: dict[str, Any]) -> Self:

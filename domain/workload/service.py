@@ -38,7 +38,7 @@ from domain.workload.actions import (
     WorkloadAction,
     WorkloadActionResult,
 )
-from domain.workload.aggregate import Endpoint, Kernel, VFolder, _Workload
+from domain.workload.aggregate import Endpoint, Kernel, VFolder, _Workload, id_field
 from domain.workload.storage import admit_vfolder
 
 W = TypeVar("W", bound=_Workload)
@@ -79,7 +79,9 @@ class _Facts:
             if existing is not None:
                 taken_by = str(existing.ENTITY_TYPE)
                 article = "an" if taken_by[0] in "aeiou" else "a"  # "an endpoint" (it said "a endpoint")
-                raise DuplicateWorkloadId(f"{cls.ENTITY_TYPE} {key}: the id is taken by {article} {taken_by}")
+                raise DuplicateWorkloadId(
+                    f"{cls.ENTITY_TYPE} {key}: the id is taken by {article} {taken_by}", field=id_field(cls.ENTITY_TYPE)
+                )
         self.created.add(aggregate_id)
         return self.work.add(cls.create_for(key, fields))
 

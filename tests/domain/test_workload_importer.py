@@ -24,6 +24,8 @@ from domain.workload import (
     RecordWorkloadBatchActionResult,
     TerminateKernelAction,
 )
+from domain.workload.actions import WorkloadAction
+from domain.workload.aggregate import id_field
 from domain.workload.importer import FACTS, MAX_LINE_BYTES, MAX_REASON, Importer, ImportStopped, bounded, parse_fact
 
 GROUP = "0e0e0e0e-0000-4000-8000-000000000001"
@@ -224,3 +226,12 @@ def test_the_reason_of_a_stop_is_bounded() -> None:
     stop = ImportStopped(3, ObjectNotFound("kernel " + ", ".join(str(uuid.uuid5(NS, f"k{i}")) for i in range(600))), 2)
     assert len(stop.reason) < MAX_REASON + 40 and stop.reason.endswith(" more characters)")
     assert stop.cause.message.startswith(stop.reason[:MAX_REASON])
+
+
+def test_a_taken_id_names_the_field_each_fact_gives_it_in() -> None:
+    """A duplicate id's refusal points at the fact's own id field (`kernel_id`): the one
+    rule that names it (`id_field`) agrees with every fact's ID_FIELD."""
+    facts = WorkloadAction.__subclasses__()
+    assert len(facts) == len(FACTS)
+    for fact in facts:
+        assert id_field(fact.ENTITY) == fact.ID_FIELD, fact.__name__

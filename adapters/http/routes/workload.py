@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from adapters.http.calls import UNTAGGED, Body, CallDep, LedgerRoute
 from adapters.http.routes.common import WRITE_ERRORS
-from domain.errors import InvalidAPIParameters, LedgerError, ObjectNotFound, VFolderHostNotAllowed
+from domain.errors import Duplicate, InvalidAPIParameters, LedgerError, ObjectNotFound, VFolderHostNotAllowed
 from domain.workload import RecordWorkloadBatchAction, WorkloadAction
 from domain.workload.importer import FACTS, fact_of
 
@@ -139,7 +139,7 @@ def record_facts(call: CallDep, payload: Body) -> Response:
             # Named as the import names a refused line: where it is; nothing of the batch is stored.
             exc.message = f"[{index}] ({parsed[index][0]}): {exc.message} (nothing recorded)"
             if isinstance(exc, InvalidAPIParameters) or (
-                isinstance(exc, ObjectNotFound | VFolderHostNotAllowed) and exc.field is not None
+                isinstance(exc, ObjectNotFound | VFolderHostNotAllowed | Duplicate) and exc.field is not None
             ):
                 exc.field = _where(batch, index, exc.field)
         raise

@@ -197,6 +197,9 @@ def test_duplicate_policy_name_is_a_domain_error(db: str) -> None:
         result.stderr
         == "error: keypair_resource_policy_create_duplicate_name: keypair resource policy 'p' already exists\n"
     )
+    # With --json, the error names what to change as the command took it: the NAME argument.
+    error = json.loads(ledger(db, "--json", "policy", "create", "p").stderr)["error"]
+    assert (error["field"], error["status"]) == ("NAME", 409)
 
 
 @pytest.mark.parametrize(

@@ -622,8 +622,8 @@ def test_a_refused_batch_is_narrowed_to_its_refused_line(db: str, tmp_path: Path
         "code": "kernel_not_found",
         "message": f"line 130: kernel '{ghost}' not found "
         "(129 facts before it were recorded; fix the line and resume with --from-line 130)",
-        "field": None,
-        "status": None,
+        "field": None,  # the message names the kernel; no key of the line is at fault
+        "status": 404,  # as for any refusal: a script tells a missing entity from a bad line
     }
     assert events(db).count("VFolderAdded") == 129
     # The rest of the file imports once the bad line is fixed: nothing from it on was stored.

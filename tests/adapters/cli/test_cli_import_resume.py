@@ -101,6 +101,11 @@ def test_importing_the_file_whole_again_records_nothing_twice(ledger_url: str) -
     changed = {**kernel(0), "session_name": "another"}  # the id of a recorded kernel, other fields
     taken = refused(ledger_url, "workload", "import", "-", input=jsonl([changed]))
     assert taken.startswith("error: workload_duplicate_id: line 1: kernel ")
+    as_json_error = refused(ledger_url, "--json", "workload", "import", "-", input=jsonl([changed]))
+    assert {k: json.loads(as_json_error)["error"][k] for k in ("field", "status")} == {
+        "field": "kernel_id",
+        "status": 409,
+    }
 
 
 def test_an_import_killed_anywhere_is_finished_by_running_it_again(ledger_url: str, tmp_path: Path) -> None:

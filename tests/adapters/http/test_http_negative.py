@@ -673,3 +673,38 @@ def test_query_and_path_refusals_are_in_the_ledgers_words(api: Api) -> None:
         _assert_refused(refused, field, path[:60])
         assert refused.json()["detail"].startswith(f"{field}: {reason}"), refused.text
         assert "Input should" not in refused.text and "unable to" not in refused.text, refused.text
+
+
+def test_a_taken_key_is_a_409_naming_the_field_that_carries_it(api: Api) -> None:
+    """A create refused because its key is taken names the input to change, as every other
+    refusal of one input does; the message names the entity, and only the refusals' audit
+    records are stored."""
+    user = str(api.users["user"])
+    group = api.post("/v1/groups", {"name": "taken", "domain_name": HOME})
+    assert group.status_code == 201, group.text
+    assert api.post("/v1/keypairs", {"access_key": "AK-TAKEN", "user_id": user}).status_code == 201
+    endpoint = {"fact": "create_endpoint", "endpoint_id": str(uuid.uuid4()), "group_id": group.json()["id"]}
+    assert api.post("/v1/workload/facts", {**endpoint, "name": "e"}, role="service").status_code == 200
+    cases: list[tuple[str, dict[str, Any], str, str]] = [
+        (POLICIES, {"name": "default"}, "keypair_resource_policy_create_duplicate_name", "name"),
+        ("/v1/domains", {"name": HOME}, "domain_create_duplicate_name", "name"),
+        ("/v1/users", {"user_id": user, "domain_name": HOME}, "user_create_duplicate_id", "user_id"),
+        ("/v1/groups", {"name": "taken", "domain_name": HOME}, "group_create_duplicate_name", "name"),
+        (
+            "/v1/keypairs",
+            {"access_key": "AK-TAKEN", "user_id": user},
+            "keypair_create_duplicate_access_key",
+            "access_key",
+        ),
+        ("/v1/workload/facts", {**endpoint, "name": "e2"}, "workload_duplicate_id", "endpoint_id"),
+    ]
+    before = _stored(api)
+    for path, body, code, field in cases:
+        answer = api.post(path, body, role="service" if "workload" in path else "superadmin")
+        assert answer.status_code == 409 and answer.headers["content-type"] == PROBLEM, f"{path}: {answer.text}"
+        problem = answer.json()
+        assert (problem["code"], problem.get("field")) == (code, field), f"{path}: {answer.text}"
+        assert not problem["detail"].startswith(f"{field}:"), problem  # the entity is named, not the field twice
+    stored = api.ledger.app.recorder.select_notifications(before[0] + 1, 100)  # PostgreSQL's ids may skip
+    assert all(event.topic.endswith(":AuditRecord.Recorded") for event in stored), [e.topic for e in stored]
+    assert len(stored) == len(cases)  # one audit record per refusal, nothing else

@@ -270,6 +270,7 @@ def test_idempotent_enqueue(api: Api, world: World) -> None:
     # Without the key, the same session again is the domain's duplicate.
     twin = api.post(BASE, body, role="service")
     assert twin.status_code == 409 and twin.json()["code"] == "session_enqueue_duplicate_id"
+    assert twin.json()["field"] == "session_id"
 
 
 def test_a_schedule_twin_that_finds_the_session_admitted_gets_the_first_response(

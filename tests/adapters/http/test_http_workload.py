@@ -119,6 +119,7 @@ def test_a_duplicate_refuses_the_whole_batch_naming_its_index(api: Api, group_id
     duplicate = api.post(FACTS, [fresh, first], role="service")
     assert duplicate.status_code == 409 and duplicate.json()["code"] == "workload_duplicate_id"
     assert duplicate.json()["detail"].startswith("[1] (create_endpoint): ")
+    assert duplicate.json()["field"] == "[1].endpoint_id"  # the fact and its field at fault
     assert _history(api, "endpoint", fresh["endpoint_id"]) == []
     again = api.post(FACTS, first, role="service")
     assert again.status_code == 409 and again.json()["code"] == "workload_duplicate_id"
