@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from domain.errors import InvalidAPIParameters
 from domain.parsers import json_float
 from domain.values import ProjectType
 
@@ -160,8 +161,25 @@ def slot_changes(replacement: dict[str, Any] | None, changes: list[str] | None) 
 
 # Group fields, as `group create` and `group modify` take them
 
+
+def parse_project_type_option(raw: str) -> ProjectType:
+    """A value (`model-store`) or, as creators and the HTTP API take it, the enum's name
+    (`MODEL_STORE`), in any letter case."""
+    try:
+        parsed: ProjectType = ProjectType.parse(raw, field="type")
+    except InvalidAPIParameters:
+        raise typer.BadParameter(f"{raw!r} is not one of " + ", ".join(repr(t.value) for t in ProjectType)) from None
+    return parsed
+
+
 TypeOption = Annotated[
-    ProjectType | None, typer.Option("--type", case_sensitive=False, help="Project type. Default on create: general.")
+    Any,
+    typer.Option(
+        "--type",
+        parser=parse_project_type_option,
+        metavar="<general|model-store>",
+        help="Project type. Default on create: general.",
+    ),
 ]
 DescriptionOption = Annotated[str | None, typer.Option(metavar="TEXT", help="Free text, up to 512 characters.")]
 ActiveOption = Annotated[

@@ -211,6 +211,14 @@ def test_group_modify_changes_only_the_given_fields(db: str) -> None:
     assert make_group(db, OTHER, "team-a", "d1")["name"] == "team-a"  # the rename freed the old name
 
 
+def test_type_takes_the_enum_name_as_the_api_does(db: str) -> None:
+    """`--type MODEL_STORE` (ProjectType's name, which creators and the HTTP API take,
+    REFERENCE.md) was a usage error: the option offered only the values."""
+    assert make_group(db, GROUP, "g", "d1", "--type", "MODEL_STORE")["type"] == "model-store"
+    assert as_json(db, "group", "modify", GROUP, "--type", "general")["type"] == "general"
+    assert "--type" in usage_error(db, "group", "modify", GROUP, "--type", "huge")
+
+
 def test_group_modify_unset_nullifies_description_and_registry(db: str) -> None:
     make_group(db, GROUP, "g", "d1", "--description", "x", "--container-registry", '{"registry": "cr"}')
     modified = as_json(db, "group", "modify", GROUP, "--unset", "description", "--unset", "container-registry")
