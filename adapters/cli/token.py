@@ -124,7 +124,7 @@ def token_list(
     columns = ("token_id", "user_id", "role", "domain_name", "name", "expires_at", "revoked_at")
 
     def human() -> None:
-        table = new_table("id", "user", "role", "domain", "name", "expires", "revoked", whole=("id",))
+        table = new_table("id", "user", "role", "domain", "name", "expires", "revoked", whole=("id", "user"))
         for token in tokens:
             data = token.to_json()
             table.add_row(*(fmt(c, data[c]) for c in columns))

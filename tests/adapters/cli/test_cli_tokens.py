@@ -87,4 +87,14 @@ def test_token_list_in_40_columns_shows_each_token_whole(db: str) -> None:
     listed = ledger(db, "token", "list", columns=40).stdout
     assert f"id: {issued['token_id']}\n" in listed and "\nrole: admin\n" in listed and "\nname: ci\n" in listed
     assert ALICE in listed.replace("\n", "")
-    assert issued["token_id"] in ledger(db, "token", "list", columns=80).stdout  # a table there, id whole
+    assert issued["token_id"] in ledger(db, "token", "list", columns=80).stdout  # id whole there too
+
+
+def test_token_list_keeps_the_holders_user_id_whole(db: str) -> None:
+    """Only the token's id was kept whole: the holder's id, what `token issue --user-id` and
+    `user show` take, folded over three lines even at 120 columns."""
+    with_alice(db)
+    ok(db, "token", "issue", "--user-id", ALICE, "--role", "admin", "--domain", "default", "--name", "ci")
+    for columns in (80, 120):
+        listed = ledger(db, "token", "list", columns=columns).stdout
+        assert ALICE in listed and max(map(len, listed.splitlines())) <= columns
