@@ -253,7 +253,11 @@ def verify_chain(
         for key in keys["bad"]:
             _say(f"TAMPERED: key of subject {key['subject']}: {key['reason']}")
         if keys["checked"] and not keys["bad"]:  # what was checked, said as the snapshots are
-            _say(f"{plural(keys['checked'], 'subject key')} {_agree(keys['checked'], 'open')} under the master key")
+            # Counted apart as `keys status` counts them: the ledger's own keys are no subject's.
+            subjects, own = keys["checked"] - keys["own"], keys["own"]
+            named = [plural(subjects, "subject key")] if subjects else []
+            named += [f"{plural(own, 'key')} of the ledger's own"] if own else []
+            _say(f"{' and '.join(named)} {_agree(keys['checked'], 'open')} under the master key")
         for model in models["bad"]:
             _say(f"TAMPERED: read model {model['read_model']}: {model['reason']}")
         if models.get("unsettled"):

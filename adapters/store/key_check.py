@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.store.chain import stored_event_at, stored_events
-from adapters.store.keys import with_every_erasure
+from adapters.store.keys import OWN_SUBJECTS, with_every_erasure
 from adapters.store.sealing import opens_with
 from domain.personal import erased_subject, erasing_topics
 
@@ -51,9 +51,10 @@ class BadKey:
         return {"subject": self.subject, "reason": self.reason}
 
 
-def check_keys(app: Any) -> tuple[int, list[BadKey]]:
-    """(how many stored keys were checked, the subjects whose key was altered, removed or
-    restored outside the ledger)."""
+def check_keys(app: Any) -> tuple[int, int, list[BadKey]]:
+    """(how many stored keys were checked, how many of them are the ledger's own (not a
+    subject's, so `keys status` leaves them out of its count), the subjects whose key was
+    altered, removed or restored outside the ledger)."""
     # The head before the keys are read: a subject made after (by another process) has a
     # key row the read below may have missed, and its sealed values are past this head.
     head = app.recorder.max_notification_id() or 0
@@ -66,7 +67,7 @@ def check_keys(app: Any) -> tuple[int, list[BadKey]]:
         at = None if key is None else _opened_before_erasure(app, subject, key, walk)
         if at is not None:
             bad.append(BadKey(subject, RESTORED.format(at=at, erased=walk.erased[subject])))
-    return len(opens), bad
+    return len(opens), len(opens.keys() & set(OWN_SUBJECTS)), bad
 
 
 @dataclass

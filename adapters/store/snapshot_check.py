@@ -119,13 +119,13 @@ def verify_store(app: Any, expect: tuple[int, str] | None = None) -> dict[str, A
             reason = "the ledger holds no event, though every ledger holds its system policy's: its events were deleted"
             report = replace(report, first_bad=BadEvent(1, None, None, "removed", reason))
         checked, bad = check_snapshots(app)
-        keys_checked, bad_keys = check_keys(app)  # not chained either: an erasure deletes key rows
+        keys_checked, own_keys, bad_keys = check_keys(app)  # not chained either: an erasure deletes key rows
         guard = guard_faults(app.recorder, app.config)  # every tampering takes them out of the way first
     except PersistenceError as exc:  # the store lost, not its events altered: no tamper alarm
         raise StoreUnavailable(f"event store read failed: {exc}") from exc
     return report.to_json() | {
         "snapshots": {"checked": checked, "bad": [s.to_json() for s in bad]},
-        "keys": {"checked": keys_checked, "bad": [k.to_json() for k in bad_keys]},
+        "keys": {"checked": keys_checked, "own": own_keys, "bad": [k.to_json() for k in bad_keys]},
         "guard": {"bad": guard},
         "ok": report.ok and not bad and not bad_keys and not guard,
     }

@@ -66,6 +66,7 @@ class BadKeyOut(BaseModel):
 
 class KeysOut(BaseModel):
     checked: int
+    own: int  # of those, the ledger's own keys, no subject's (`ledger keys status` leaves them out)
     bad: list[BadKeyOut]
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sqlite3
 import threading
@@ -24,9 +25,11 @@ from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from adapters.read_model_check import verify_ledger
 from adapters.store.chain import CHAIN_TABLE, head, link, verify
+from adapters.store.keys import SNAPSHOT_SUBJECT
 from adapters.store.snapshot_check import verify_store
 from domain.errors import DamagedEvent, StoreUnavailable
 from domain.group import PurgeGroupAction
+from domain.idempotency import REQUEST_HASH_SUBJECT
 from domain.user import EraseUserAction
 from domain.workload import RecordWorkloadBatchAction
 from tests.actions import DOMAIN, build_world, run, start_kernel
@@ -951,6 +954,26 @@ def test_the_cli_verify_refuses_a_ledger_that_is_not_there(ledger_url: str) -> N
     # What else it checked is said too, not only what failed.
     assert re.search(r"^\d+ subject keys? opens? under the master key$", intact.stdout, re.MULTILINE), intact.stdout
     assert re.search(r"^\d+ audit and history rows? agrees? with their events$", intact.stdout, re.MULTILINE)
+
+
+def test_the_cli_verify_counts_subject_keys_as_keys_status_does(ledger_url: str) -> None:
+    """verify said `4 subject keys open` where `keys status` said `subject keys: 3`: it
+    counted the ledger's own keys (the snapshots' tag, the HTTP request hashes) as
+    subjects'. It checks them all and names them apart."""
+    with open_ledger(ledger_url) as ledger:
+        build(ledger)
+        for _ in range(2):
+            create_user(ledger, uuid.uuid4(), "default", email="someone@example.org")
+        ledger.app.keys.ensure((SNAPSHOT_SUBJECT, REQUEST_HASH_SUBJECT))  # as a snapshot and a keyed request make them
+    runner = CliRunner(env={"COLUMNS": "250"})
+    status = json.loads(runner.invoke(app, ["--db", ledger_url, "--json", "keys", "status"]).stdout)
+    verified = runner.invoke(app, ["--db", ledger_url, "verify"])
+    assert verified.exit_code == 0, verified.output
+    subjects = status["subject_keys"]
+    assert subjects >= 2
+    assert f"{subjects} subject keys and 2 keys of the ledger's own open under the master key" in verified.stdout
+    report = json.loads(runner.invoke(app, ["--db", ledger_url, "--json", "verify"]).stdout)
+    assert (report["keys"]["checked"], report["keys"]["own"]) == (subjects + 2, 2)
 
 
 def test_the_cli_verify_reports_a_ledger_emptied_events_and_links(ledger_url: str) -> None:
