@@ -201,9 +201,24 @@ def postgres_has_events(config: StoreConfig) -> bool:
         SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = %(schema)s AND c.relname = %(table)s)
     """
+    schema = config.schema or "public"
     with config.reach_postgres() as conn:  # a read's first contact with the server
-        row = conn.execute(query, {"schema": config.schema or "public", "table": config.events_table}).fetchone()
+        row = conn.execute(query, {"schema": schema, "table": config.events_table}).fetchone()
+        if not (row and row[0]):
+            # A read names why no ledger can ever be there, as a write would, not only that none is.
+            refuse_reserved_schema(conn, schema)
     return bool(row and row[0])
+
+
+def refuse_reserved_schema(conn: Any, schema: str) -> None:
+    """Refuses a schema named by a keyword PostgreSQL reserves (select, user, int): the
+    library finds its composite type by the unquoted name `schema.type`, which PostgreSQL
+    cannot parse then."""
+    keyword = conn.execute("SELECT 1 FROM pg_get_keywords() WHERE word = %s AND catcode <> 'U'", (schema,))
+    if keyword.fetchone() is not None:
+        raise InvalidAPIParameters(
+            f"{schema!r} is an SQL keyword PostgreSQL reserves; choose another name", field="schema"
+        )
 
 
 def ensure_postgres_schema(conn: Any, config: StoreConfig) -> None:
@@ -214,13 +229,7 @@ def ensure_postgres_schema(conn: Any, config: StoreConfig) -> None:
     from psycopg.sql import SQL, Identifier
 
     schema = config.schema or "public"
-    # The library finds its composite type by the unquoted name `schema.type`, which
-    # PostgreSQL cannot parse when the schema is a keyword it reserves (select, user, int).
-    keyword = conn.execute("SELECT 1 FROM pg_get_keywords() WHERE word = %s AND catcode <> 'U'", (schema,))
-    if keyword.fetchone() is not None:
-        raise InvalidAPIParameters(
-            f"{schema!r} is an SQL keyword PostgreSQL reserves; choose another name", field="schema"
-        )
+    refuse_reserved_schema(conn, schema)
     if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None:
         return
     try:

@@ -164,6 +164,12 @@ def test_keywords_postgresql_reserves_are_refused(keyword: str) -> None:
         open_ledger(f"{PG}?schema={keyword}")
     assert raised.value.field == "schema" and "keyword" in raised.value.message
     assert _schemas_like(keyword) == []
+    # A read says the same: it said "no ledger in schema 'select'; a ledger is made by a
+    # command that writes", sending the operator to a write that is refused anyway.
+    from adapters.cli import app
+
+    read = CliRunner().invoke(app, ["--db", f"{PG}?schema={keyword}", "policy", "list"])
+    assert read.exit_code == 1 and "keyword PostgreSQL reserves" in read.stderr, read.stderr
 
 
 def _create_policy(ledger: Ledger, name: str) -> None:
