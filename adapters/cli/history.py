@@ -12,7 +12,6 @@ import typer
 from adapters.cli.app import State
 from adapters.cli.paging import LimitOption, fetch_size, output_page
 from adapters.cli.render import fields_table, fmt, history_table, new_table, print_table
-from domain.errors import ObjectNotFound
 from domain.shown import shown_key
 from domain.times import parse_point
 
@@ -51,9 +50,9 @@ def show_history(
         # A page past the last entry is empty; an entity without history is not found.
         unknown = not entries and (after is None or not queries.history(entity_type, entity_id, limit=1))
     if unknown:
-        raise ObjectNotFound(
-            f"{entity_type} {shown_key(entity_id)} has no history", entity_type=entity_type, entity_id=entity_id
-        )
+        from adapters.read.timetravel import absent  # the state reads' wording; loaded once a ledger is
+
+        raise absent(entity_type, entity_id)
     title = f"history of {entity_type} {shown_key(entity_id)}"
     output_page(
         state,

@@ -35,14 +35,20 @@ def entity_kind(entity_type: str) -> type[Entity]:
     return kind
 
 
-def absent(entity_type: str, entity_id: str, at: str | None = None, version: int | None = None) -> ObjectNotFound:
+def absent(
+    entity_type: str, entity_id: str, at: str | None = None, version: int | None = None, latest: int | None = None
+) -> ObjectNotFound:
     """The not-found of a state asked for (`at` as the caller gave it) and not there, or not
-    the caller's: one wording for `ledger X show --at/--version` and `GET .../state`."""
+    the caller's: one wording for `ledger X show --at/--version`, `history` and `GET
+    .../state`, the type in words as every not-found names it (`entity_not_found`)."""
     if at is not None:
         then = f"did not exist at {at}"
     else:
         then = "has no history" if version is None else f"has no version {version}"
-    return ObjectNotFound(f"{entity_type} {shown_key(entity_id)} {then}", entity_type=entity_type, entity_id=entity_id)
+    if latest is not None:
+        then += f" (latest: {latest})"
+    words = entity_type.replace("_", " ")
+    return ObjectNotFound(f"{words} {shown_key(entity_id)} {then}", entity_type=entity_type, entity_id=entity_id)
 
 
 @dataclass(frozen=True)
@@ -91,22 +97,10 @@ class TimeTravel:
                         return None
                 entity = self._app.replayed(stream, version)
         except AggregateNotFoundError:
-            if version is None:
-                raise ObjectNotFound(
-                    f"{entity_type} {shown_key(entity_id)} has no history", entity_type=entity_type, entity_id=entity_id
-                ) from None
-            raise ObjectNotFound(
-                f"{entity_type} {shown_key(entity_id)} has no version {version}",
-                entity_type=entity_type,
-                entity_id=entity_id,
-            ) from None
+            raise absent(entity_type, entity_id, version=version) from None
         assert isinstance(entity, Entity)  # every stream the entity types name holds one
         if version is not None and entity.version < version:
-            raise ObjectNotFound(
-                f"{entity_type} {shown_key(entity_id)} has no version {version} (latest: {entity.version})",
-                entity_type=entity_type,
-                entity_id=entity_id,
-            )
+            raise absent(entity_type, entity_id, version=version, latest=entity.version)
         fields = dict(entity.fields)
         if isinstance(entity, Group):
             # Who was in it then is part of what it was (an auditor's "members at T", and

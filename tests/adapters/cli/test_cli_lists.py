@@ -233,6 +233,10 @@ def test_every_history_command_pages_with_limit_and_after(db: str) -> None:
     assert "--after" in usage_error(db, "policy", "history", "p", "--after", "-1")
     assert "--limit" in usage_error(db, "policy", "history", "p", "--limit", "0")
     assert "has no history" in refused(db, "policy", "history", "nope", "--after", "3")
+    # Named in words, as `show` names a missing policy (it read `keypair_resource_policy 'nope'`).
+    assert refused(db, "policy", "history", "nope") == (
+        "error: keypair_resource_policy_not_found: keypair resource policy 'nope' has no history"
+    )
 
 
 def test_the_largest_limit_the_option_takes_lists_every_row(db: str) -> None:

@@ -226,7 +226,7 @@ def test_state_refusals_are_worded_as_the_cli_words_them(api: Api) -> None:
     api.post(BASE, {"name": "p"})
     early = api.get(f"{BASE}/p/state", params={"at": "2000-01-01T00:00:00Z"})
     assert early.status_code == 404 and early.json()["code"] == "keypair_resource_policy_not_found", early.text
-    assert early.json()["detail"] == "keypair_resource_policy 'p' did not exist at 2000-01-01T00:00:00Z"
+    assert early.json()["detail"] == "keypair resource policy 'p' did not exist at 2000-01-01T00:00:00Z"
     both = api.get(f"{BASE}/p/state", params={"at": "2000-01-01T00:00:00Z", "version": 1})
     assert both.status_code == 400 and both.json()["field"] == "at", both.text
     assert both.json()["detail"] == "at: give a time or a version, not both"
