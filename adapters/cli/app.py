@@ -711,7 +711,12 @@ def root(
     ] = None,
     role: Annotated[
         RoleChoice,
-        typer.Option("--role", metavar="ROLE", help="Actor: the acting role: superadmin, admin, user or service."),
+        typer.Option(
+            "--role",
+            metavar="ROLE",
+            case_sensitive=False,
+            help="Actor: the acting role: superadmin, admin, user or service.",
+        ),
     ] = RoleChoice.SUPERADMIN,
     domain_name: Annotated[
         str, typer.Option("--domain", metavar="DOMAIN", help="Actor: the acting domain.")

@@ -38,7 +38,12 @@ HolderOption = Annotated[
 ]
 HolderRoleOption = Annotated[
     RoleChoice,
-    typer.Option("--role", metavar="ROLE", help="The role the token acts as: superadmin, admin, user or service."),
+    typer.Option(
+        "--role",
+        metavar="ROLE",
+        case_sensitive=False,  # as the HTTP API reads a token's role: SUPERADMIN is superadmin
+        help="The role the token acts as: superadmin, admin, user or service.",
+    ),
 ]
 HolderDomainOption = Annotated[str, typer.Option("--domain", metavar="DOMAIN", help="The holder's domain.")]
 HolderKeyOption = Annotated[

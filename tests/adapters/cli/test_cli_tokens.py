@@ -98,3 +98,14 @@ def test_token_list_keeps_the_holders_user_id_whole(db: str) -> None:
     for columns in (80, 120):
         listed = ledger(db, "token", "list", columns=columns).stdout
         assert ALICE in listed and max(map(len, listed.splitlines())) <= columns
+
+
+def test_roles_are_taken_in_any_case_as_the_api_takes_them(db: str) -> None:
+    """`--role ADMIN` was a usage error while `POST /v1/tokens {"role": "ADMIN"}` and
+    `ActionTriggerMeta` read it as admin; both --role options take any case now."""
+    with_alice(db)
+    issued = as_json(db, "--role", "SuperAdmin", "token", "issue", "--role", "USER", "--user-id", ALICE,
+                     "--domain", "default")  # fmt: skip
+    assert issued["role"] == "user"
+    assert {row["role"] for row in as_json(db, "audit", "--entity-type", "token")} == {"superadmin"}
+    assert "'bogus' is not one of" in ledger(db, "--role", "bogus", "policy", "list").stderr
