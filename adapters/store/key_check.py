@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.store.chain import stored_event_at, stored_events
 from adapters.store.keys import OWN_SUBJECTS, with_every_erasure
@@ -51,10 +51,14 @@ class BadKey:
         return {"subject": self.subject, "reason": self.reason}
 
 
-def check_keys(app: Any) -> tuple[int, int, list[BadKey]]:
-    """(how many stored keys were checked, how many of them are the ledger's own (not a
-    subject's, so `keys status` leaves them out of its count), the subjects whose key was
-    altered, removed or restored outside the ledger)."""
+class KeysChecked(NamedTuple):
+    checked: int  # the stored keys checked
+    own: int  # of those, the ledger's own (no subject's: `keys status` leaves them out of its count)
+    bad: list[BadKey]  # the subjects whose key was altered, removed or restored outside the ledger
+
+
+def check_keys(app: Any) -> KeysChecked:
+    """Every stored key checked against the master key and the events that seal with it."""
     # The head before the keys are read: a subject made after (by another process) has a
     # key row the read below may have missed, and its sealed values are past this head.
     head = app.recorder.max_notification_id() or 0
@@ -67,7 +71,7 @@ def check_keys(app: Any) -> tuple[int, int, list[BadKey]]:
         at = None if key is None else _opened_before_erasure(app, subject, key, walk)
         if at is not None:
             bad.append(BadKey(subject, RESTORED.format(at=at, erased=walk.erased[subject])))
-    return len(opens), len(opens.keys() & set(OWN_SUBJECTS)), bad
+    return KeysChecked(len(opens), len(opens.keys() & set(OWN_SUBJECTS)), bad)
 
 
 @dataclass
