@@ -206,7 +206,8 @@ def _user(work: UnitOfWork, user_id: str, domain_name: str, created: list[str], 
     if user is not None and not user.is_deleted:
         return user
     created.append(EntityType.USER)
-    fields = UserCreator(user_id=user_id, domain_name=domain_name).fields_json()
+    # Its domain is a name read from stored events (as `_domain` declares it): not refused.
+    fields = UserCreator.model_construct(user_id=uuid.UUID(user_id), domain_name=domain_name).fields_json()
     if user is None:
         return work.add(User.create(user_id, fields))
     user.recreate(fields)

@@ -235,3 +235,21 @@ def test_a_domain_named_dot_dot_by_old_history_is_still_declared(
             ledger.app.save(Group.create(str(G1), GroupCreator(name="g", domain_name="..").fields_json()))
     with open_ledger(ledger_url) as migrated:
         assert list(entity(migrated.app, Domain, "..").groups) == [str(G1)]
+
+
+@pytest.mark.parametrize("domain", ["..", "lab\u202e"])
+def test_a_user_named_in_a_domain_old_history_accepted_is_still_declared(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch, domain: str
+) -> None:
+    """A keypair of an older release in a domain a new name may not be (`..`, a bidi
+    control) names its owner there: the migration declares the user in that domain, as
+    stored, instead of refusing the name and leaving the ledger unopenable."""
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "_ensure_default_domain", lambda self: None)
+        with open_ledger(ledger_url) as ledger:
+            fields = {"user_id": str(U1), "domain_name": domain, "resource_policy": "default"}
+            ledger.app.save(KeyPair.create("AK1", fields))
+    with open_ledger(ledger_url) as migrated:
+        assert entity(migrated.app, User, str(U1)).domain_name == domain
+        assert list(entity(migrated.app, Domain, domain).users) == [str(U1)]
+        assert list(entity(migrated.app, User, str(U1)).keypairs) == ["AK1"]
