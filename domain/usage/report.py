@@ -10,6 +10,7 @@ kernel id.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -27,7 +28,9 @@ USAGE_FIELDS = (
 
 def _float(value: Any) -> float:
     # float() of decimal text rounds exactly as float(Decimal(text)) does.
-    return 0.0 if value is None else float(value)
+    number = 0.0 if value is None else float(value)
+    # An older release let a kernel occupy `inf` (now refused): no finite amount to report.
+    return number if math.isfinite(number) else 0.0
 
 
 def _int(value: Any) -> int:
@@ -38,7 +41,8 @@ def _int(value: Any) -> int:
     try:
         return int(value)
     except ValueError:  # "1.5e3", "1024.0": through Decimal, truncated as before
-        return int(Decimal(str(value)))
+        number = Decimal(str(value))
+        return int(number) if number.is_finite() else 0  # `Infinity`, as in `_float`
 
 
 @functools.lru_cache(maxsize=1024)

@@ -5,6 +5,7 @@ running or as ended, never missed or counted twice."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,8 +17,9 @@ import sqlalchemy as sa
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.read.usage import SqlUsageReader
-from domain.group import UsagePerMonthAction
+from domain.group import UsagePerMonthAction, UsagePerPeriodAction
 from domain.workload import TerminateKernelAction
+from domain.workload.aggregate import Kernel
 from tests.adapters.groups import create_group
 from tests.adapters.kernels import T0, start
 
@@ -116,3 +118,21 @@ def test_a_report_over_any_number_of_groups_reads_their_kernels(ledger: Ledger) 
     action = UsagePerMonthAction(month=T0.strftime("%Y%m"), group_ids=[*many, group, group])
     report = asyncio.run(ledger.services.group.usage_per_month(action)).result
     assert sorted(info["id"] for g in report for info in g["c_infos"]) == sorted([ended, running])
+
+
+def test_a_kernel_an_older_release_stored_occupying_infinity_is_reported(ledger: Ledger) -> None:
+    """An older release let a kernel occupy `mem=inf` (refused now: only a policy limit
+    may be infinite); every month and period report over it failed with an OverflowError
+    (cannot convert Infinity to integer). Such a quantity holds no finite amount to
+    report: it counts as 0, and the reports answer in strict JSON."""
+    group = create_group(ledger, "team").id
+    fields = {**ledger.app.get(uuid.UUID(start(ledger, group, T0)), Kernel).fields}
+    kernel = Kernel.create_for(uuid.uuid4(), {**fields, "occupied_slots": {"cpu": "Infinity", "mem": "Infinity"}})
+    ledger.app.save(kernel)
+    month = asyncio.run(ledger.services.group.usage_per_month(UsagePerMonthAction(month=T0.strftime("%Y%m")))).result
+    period = UsagePerPeriodAction(start_date=T0.strftime("%Y%m%d"), end_date=T0.strftime("%Y%m%d"))
+    for report in (month, asyncio.run(ledger.services.group.usage_per_period(period)).result):
+        json.dumps(report, allow_nan=False)
+    infos = {info["id"]: info for info in month[0]["c_infos"]}
+    assert (infos[kernel.key]["mem_allocated"], infos[kernel.key]["cpu_allocated"]) == (0, 0.0)
+    assert month[0]["g_mem_allocated"] == 4 * 2**30
