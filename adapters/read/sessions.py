@@ -251,5 +251,6 @@ class SessionQueries:
     def effective_policy(self, access_key: str) -> EffectivePolicy:
         """The keypair's effective policy now: `.policy` (the whole policy's data),
         `.source` (keypair, user, domain or system), `.version`; the keypair's not-found
-        error when it has no live keypair."""
-        return resolve_effective_policy(UnitOfWork(self._app.store), parse_access_key(access_key, "access_key"))
+        error when it has no live keypair. The key is looked up as given (in NFC), as
+        `keypair` does: an older release stored keys a new one may not have."""
+        return resolve_effective_policy(UnitOfWork(self._app.store), access_key)

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.bootstrap import Ledger
 from domain.errors import InvalidAPIParameters, LedgerError
-from domain.keypair import ModifyKeyPairAction
+from domain.keypair import KeyPair, ModifyKeyPairAction
 from domain.session import DueReason, Session
 from tests import policies
 from tests.adapters import directory
@@ -199,6 +199,16 @@ def test_effective_policy_names_its_source_and_version(ledger: Ledger) -> None:
     with pytest.raises(LedgerError) as missing:
         ledger.queries.effective_policy("AKNOBODY")
     assert missing.value.code == "keypair_not_found"
+
+
+def test_effective_policy_of_a_keypair_an_older_release_named_freely(ledger: Ledger) -> None:
+    """An older release took access keys a new one may not have (a bidi control); `keypair
+    show` finds such a keypair, and its effective policy must be read too, not refused as
+    a new name would be."""
+    owner = {"user_id": str(uuid.uuid4()), "domain_name": "default", "resource_policy": "default"}
+    ledger.app.save(KeyPair.create("AK\u202eX", owner))
+    effective = ledger.queries.effective_policy("AK\u202eX")
+    assert (effective.name, effective.source.value) == ("default", "keypair")
 
 
 def test_the_four_levels_of_precedence_each_win_in_turn(ledger: Ledger) -> None:
