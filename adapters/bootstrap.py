@@ -24,6 +24,7 @@ from adapters.read.usage import SqlUsageReader
 from adapters.store import LedgerApplication, StoreConfig, parse_url
 from adapters.store.chain import enable_group_commit
 from adapters.store.keys import KEYS_TABLE
+from adapters.store.stored import sealed_at
 from domain.actions.context import system_context
 from domain.actions.permissions import PermissionValidator
 from domain.catalog import EntityType
@@ -288,7 +289,8 @@ def _runner(
         projections,
         skip_log=lambda stable_name: recorded_skips(app, stable_name),
         factory=lambda metadata: build_projections(metadata, zone).all(),
-        erased=lambda subject: not app.keys.stored(subject),
+        # Key gone and values sealed: an older release's values in clear had no key to lose.
+        erased=lambda subject, at: not app.keys.stored(subject) and sealed_at(app.recorder, app.mapper, at, subject),
     )
 
 

@@ -72,14 +72,14 @@ class ProjectionRunner(Versions):
         *,
         skip_log: SkipLog | None = None,
         factory: Factory | None = None,
-        erased: Callable[[str], bool] | None = None,
+        erased: Callable[[str, int], bool] | None = None,
     ) -> None:
         super().__init__(read_models, recorder, projections, factory)
         self.mapper = mapper
         self.batch_size = batch_size
         self.skip_log = skip_log
-        # Whether a subject's key is gone, read from the store: a process that has not met
-        # an erasure yet opens the subject's values with its cached key.
+        # Whether a subject's values in the event at a position are erased, read from the
+        # store: a process that has not met an erasure yet opens them with its cached key.
         self.erased = erased
         self._lock = threading.Lock()
         self._classes: dict[str, type] = {}  # topic -> event class (aliases of renamed topics too)
@@ -322,16 +322,16 @@ class ProjectionRunner(Versions):
                 if position not in skipped:
                     # The cause is kept in clear (the stall's row, a skip's event): never
                     # with the event's personal values, which the store keeps sealed.
-                    return position, self._cause(exc, event)
+                    return position, self._cause(exc, event, position)
         return None
 
-    def _cause(self, exc: Exception, event: Any) -> str:
+    def _cause(self, exc: Exception, event: Any, position: int) -> str:
         """A handler's error as its stall's cause, kept in clear: never with the event's
         personal values, and only as its kind for an event of a subject erased already
         (as `withhold_erased_causes` leaves one recorded before the erasure)."""
         found = personal_texts(declared(type(event)), vars(event))
         cause = one_line(exc, withhold=[text for texts in found.values() for text in texts])
-        if self.erased is not None and any(map(self.erased, found)):
+        if self.erased is not None and any(self.erased(subject, position) for subject in found):
             return _erased_cause(cause)
         return cause
 
@@ -393,7 +393,7 @@ class ProjectionRunner(Versions):
         replaced = 0
         for row in rows:
             withheld = _erased_cause(row.cause)
-            if row.cause == withheld or not any(map(erased, self.subjects_at(row.position))):
+            if row.cause == withheld or not any(erased(s, row.position) for s in self.subjects_at(row.position)):
                 continue
             with self.read_models.begin() as conn:
                 conn.execute(

@@ -34,6 +34,19 @@ def stored_states(
         yield event.topic, vars(Mapper.to_domain_event(mapper, event))
 
 
+def sealed_at(recorder: ApplicationRecorder, mapper: Mapper[uuid.UUID], position: int, subject: str) -> bool:
+    """Whether the stored event at `position` holds `subject`'s personal values sealed,
+    none in clear: an older release stored them in clear, under no key, and destroying
+    no key erased them."""
+    try:
+        found = recorder.select_notifications(start=position, limit=1, stop=position)
+    except PersistenceError as exc:
+        raise StoreUnavailable(f"event store read failed: {exc}") from exc
+    if not found:
+        return True
+    return clear_values(vars(Mapper.to_domain_event(mapper, found[0])), declared(found[0].topic), subject) == 0
+
+
 def clear_history(
     recorder: ApplicationRecorder,
     snapshots: AggregateRecorder | None,

@@ -24,6 +24,7 @@ from domain.projection_ops import ProjectionOps, SkipProjectionEventAction
 from domain.usage.actions import UsagePerMonthAction
 from domain.workload import Kernel
 from projections.runner import ProjectionRunner
+from tests.adapters.store.raw import as_older_release
 from tests.conftest import SUPERADMIN
 from tests.killing import dying_after_erasures
 from tests.projections.commands import GROUPS, T0, run, start_action
@@ -70,6 +71,21 @@ def test_a_stall_cause_withholds_the_events_personal_values(ledger: Ledger) -> N
     assert stall.position == bad
     assert stall.cause == f"ValueError: Invalid isoformat string: '{WITHHELD}'"
     assert stored_causes(ledger) and not any(named(cause) for cause in stored_causes(ledger))
+
+
+def test_a_stall_on_an_older_releases_event_keeps_its_cause(ledger: Ledger) -> None:
+    """A group an older release wrote has no key: its values are in clear, never sealed,
+    so nothing of it is erased. A stall on one of its events (what an upgrade meets) said
+    `[erased]` for its cause, hiding from the operator why the handler failed, and an
+    erasure of any other subject replaced such a cause too."""
+    with as_older_release(ledger.app):
+        bad = stall_on_a_named_value(ledger)
+    assert not ledger.app.keys.stored(f"group:{GROUPS[0]}")
+    expected = f"ValueError: Invalid isoformat string: '{WITHHELD}'"
+    assert (usage_stall(ledger).position, usage_stall(ledger).cause) == (bad, expected)
+    run(ledger, ("group", 1))
+    processed(ledger, "group", "purge_group", PurgeGroupAction(group_id=GROUPS[1]))
+    assert set(stored_causes(ledger)) == {expected}
 
 
 def test_a_skip_seals_its_cause_under_the_events_subject(ledger: Ledger) -> None:
