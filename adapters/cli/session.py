@@ -399,7 +399,7 @@ def policy_effective(
     data = effective.to_json()
 
     def human() -> None:
-        typer.echo(f"keypair {access_key}: policy {_policy_ref(effective.ref_json())}")
+        typer.echo(f"keypair {safe(access_key)}: policy {_policy_ref(effective.ref_json())}")
         print_table(fields_table(effective.policy.to_json(), title=f"policy {effective.name}"))
 
     state.output(data, human)

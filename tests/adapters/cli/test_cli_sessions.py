@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 from adapters.bootstrap import open_ledger
+from domain.keypair import KeyPair
 from tests.adapters.cli.helpers import as_json, labelled_utc, ledger, ok, refused, stdout_of, usage_error
 from tests.adapters.sessions import SessionWorld, deleted_policy_world
 
@@ -240,6 +241,17 @@ def test_policy_effective(db: str) -> None:
     assert (data["name"], data["source"], data["total_resource_slots"]) == ("p", "keypair", {"cpu": "4"})
     assert isinstance(data["version"], int)
     assert "keypair_not_found" in refused(db, "policy", "effective", "AKNOBODY")
+
+
+def test_policy_effective_of_an_older_releases_access_key_prints_it_escaped(db: str) -> None:
+    """An older release took an access key with a bidi control; its effective policy is
+    read, and the key printed escaped, as every value the CLI shows."""
+    with open_ledger(db) as opened:
+        fields = {"user_id": str(uuid.uuid4()), "domain_name": "default", "resource_policy": "default"}
+        opened.app.save(KeyPair.create("AK\u202eX", fields))
+    text = ledger(db, "policy", "effective", "AK\u202eX", columns=80)
+    assert text.exit_code == 0, text.stderr
+    assert text.stdout.startswith("keypair AK\\u202eX: policy 'default' (keypair, version ")
 
 
 def test_a_limit_taken_from_the_fallback_policy_is_explained_by_naming_it(db: str) -> None:
