@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import TopicError, resolve_topic
 
 from domain.catalog import EntityType
-from domain.errors import LedgerError, ObjectNotFound
+from domain.errors import LedgerError, ObjectNotFound, UnknownEventType
 from domain.shown import shown_key
 
 # Fixed namespaces: an entity's stream id is a pure function of its natural key, so the
@@ -23,6 +24,26 @@ NAMESPACE = uuid.UUID("6f1c2a52-5d6e-4b8e-9a43-7f0b8e2d1c10")
 @functools.lru_cache(maxsize=65536)
 def stream_id(kind: str, key: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"{kind}:{key}")
+
+
+def event_class(topic: str, where: str) -> type:
+    """The class a stored event's topic names; `unknown_event` for one this release does not know."""
+    try:
+        found: type = resolve_topic(topic)
+    except TopicError:
+        raise unknown_event(topic, where) from None
+    return found
+
+
+def unknown_event(topic: str, where: str) -> UnknownEventType:
+    """A stored event (`where`: which) of a type this release does not know, in the ledger's
+    words, not as the library's TopicError: a newer release wrote it, so this process is to
+    be upgraded, not retried."""
+    kind = topic.rpartition(":")[2] or topic
+    return UnknownEventType(
+        f"{where} is of a type this release does not know ({kind!r}): a newer release wrote it, "
+        "so run that release (or `ledger verify`, if none did)"
+    )
 
 
 FieldChanges = dict[str, dict[str, Any]]

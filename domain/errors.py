@@ -205,6 +205,13 @@ class ReadModelVersionMismatch(StoreUnavailable):
     error_detail = "read_model_version"
 
 
+class UnknownEventType(StoreUnavailable):
+    """A stored event is of a type this release does not know: a newer release wrote it
+    (this process must be upgraded to read it), or it was put there behind the ledger's back."""
+
+    error_detail = "unknown_event_type"
+
+
 class Duplicate(LedgerError):
     """A create refused because its key is taken. `field` names the input that carries the
     key (a policy's `name`, a session's `session_id`), for a caller to point at; the message

@@ -27,9 +27,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from eventsourcing.persistence import ApplicationRecorder, Mapper, MapperDeserialisationError, PersistenceError
-from eventsourcing.utils import resolve_topic
 from sqlalchemy.engine import Connection
 
+from domain.entity import event_class
 from domain.errors import ReadModelStalled, StoreUnavailable, cause_kind
 from domain.personal import ERASED, declared, personal_texts
 from domain.projection_ops import SkippedEvent, Stall
@@ -215,7 +215,8 @@ class ProjectionRunner(Versions):
         for notification in notifications:
             cls = classes.get(notification.topic)
             if cls is None:
-                cls = classes[notification.topic] = resolve_topic(notification.topic)
+                where = f"the stored event at position {notification.id}"
+                cls = classes[notification.topic] = event_class(notification.topic, where)
             if cls in wanted:
                 try:
                     batch.append((notification.id, decode(notification)))

@@ -27,7 +27,7 @@ from eventsourcing.persistence import (
     Recording,
     StoredEvent,
 )
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import TopicError, get_topic
 
 from adapters.store.cache import AggregateCache
 from adapters.store.chain import seal_unchained
@@ -54,6 +54,7 @@ from adapters.store.triggers import install_append_only_triggers, postgres_is_se
 from domain.actions import RunningAction, running_action
 from domain.actions.context import SYSTEM, action_context, current_context
 from domain.domains.aggregate import Domain
+from domain.entity import unknown_event
 from domain.errors import ConcurrentModification, ConfigurationError, DamagedEvent, LedgerError, StoreUnavailable
 from domain.group.aggregate import Group
 from domain.keypair.aggregate import KeyPair
@@ -188,7 +189,13 @@ class StampingMapper(Mapper[uuid.UUID]):
     def opened(self, stored_event: StoredEvent) -> DomainEventProtocol[uuid.UUID]:
         """The stored event decoded, its sealed values opened; a snapshot is given without
         its tag (`ledger verify` opens every stored snapshot, its tag taken off unchecked)."""
-        domain_event = super().to_domain_event(stored_event)
+        try:
+            domain_event = super().to_domain_event(stored_event)
+        except TopicError:
+            where = (
+                f"the stored event of stream {stored_event.originator_id} at version {stored_event.originator_version}"
+            )
+            raise unknown_event(stored_event.topic, where) from None
         if not _required_fields(type(domain_event)) <= vars(domain_event).keys():
             # Bytes that decode but are not an event of this topic (another event's, put
             # in its place in the database): said as bytes that do not decode, not left to

@@ -1,0 +1,48 @@
+"""An event a newer release stored, of a type this release does not know: every read that
+meets it (a stream's replay, the read models' follower, a list) is refused as
+`ledger_unknown_event_type`, saying to run the newer release, not as the library's
+TopicError (`internal error`). The upgrade tests found an older follower and server doing
+exactly that when a release added an event."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+from typer.testing import CliRunner
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.cli import app
+from domain.actions import ActionTriggerMeta
+from domain.errors import UnknownEventType
+from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
+from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
+
+ROOT = ActionTriggerMeta(user_id=None, access_key=None, role="superadmin", domain_name="default")
+NEWER = "domain.keypair_resource_policy.aggregate:KeyPairResourcePolicy.Renamed"  # no such event here
+STATE = b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-12-05T00:00:00+00:00"},"to":"q"}'
+
+
+def _append_newer_event(ledger: Ledger) -> None:
+    """A policy, then an event of a type a newer release would add, appended as the ledger
+    appends (linked in the chain), so only its type is new."""
+    action = CreateKeyPairResourcePolicyAction(creator=KeyPairResourcePolicyCreator(name="p"))
+    processor = ledger.processors.keypair_resource_policy.create_keypair_resource_policy
+    asyncio.run(processor.wait_for_complete(action, ROOT))
+    ledger.runner.catch_up()
+    ledger.app.recorder.insert_events([StoredEvent(KeyPairResourcePolicy.id_for("p"), 2, NEWER, STATE)])
+
+
+def test_reads_that_meet_a_newer_event_say_to_run_the_newer_release(ledger_url: str) -> None:
+    with open_ledger(ledger_url) as ledger:
+        _append_newer_event(ledger)
+        with pytest.raises(UnknownEventType, match=r"at version 2 is of a type this release does not know"):
+            ledger.queries.state_at("keypair_resource_policy", "p")
+        with pytest.raises(UnknownEventType, match=r"at position \d+ is of a type .*'KeyPairResourcePolicy.Renamed'"):
+            ledger.runner.catch_up()  # the follower's read
+    for command in (["policy", "show", "p"], ["policy", "list"], ["projections", "run", "--once"]):
+        result = CliRunner().invoke(app, ["--db", ledger_url, *command])
+        assert result.exit_code == 1, (command, result.output)
+        assert result.stderr.startswith("error: ledger_unknown_event_type: "), (command, result.stderr)
+        assert "run that release" in result.stderr and "TopicError" not in result.stderr, result.stderr
