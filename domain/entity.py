@@ -40,10 +40,12 @@ def unknown_event(topic: str, where: str) -> UnknownEventType:
     words, not as the library's TopicError: a newer release wrote it, so this process is to
     be upgraded, not retried."""
     kind = topic.rpartition(":")[2] or topic
-    return UnknownEventType(
-        f"{where} is of a type this release does not know ({kind!r}): a newer release wrote it, "
-        "so run that release (or `ledger verify`, if none did)"
+    found = f"{where} is of a type this release does not know ({kind!r})"
+    error = UnknownEventType(
+        f"{found}: a newer release wrote it, so run that release (or `ledger verify`, if none did)"
     )
+    error.found = found
+    return error
 
 
 FieldChanges = dict[str, dict[str, Any]]

@@ -210,6 +210,7 @@ class UnknownEventType(StoreUnavailable):
     (this process must be upgraded to read it), or it was put there behind the ledger's back."""
 
     error_detail = "unknown_event_type"
+    found: str = ""  # which event, of which type, without the advice (`ledger verify` words its own)
 
 
 class Duplicate(LedgerError):

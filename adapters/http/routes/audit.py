@@ -78,7 +78,8 @@ class BadReadModelOut(BaseModel):
 class ReadModelsOut(BaseModel):
     checked: int
     bad: list[BadReadModelOut]
-    # Why the comparison proves nothing (erasures appended during every attempt), or null.
+    # Why the comparison proves nothing (erasures appended during every attempt, an event
+    # of a type this release does not know), or null.
     unsettled: str | None = None
 
 

@@ -46,3 +46,17 @@ def test_reads_that_meet_a_newer_event_say_to_run_the_newer_release(ledger_url: 
         assert result.exit_code == 1, (command, result.output)
         assert result.stderr.startswith("error: ledger_unknown_event_type: "), (command, result.stderr)
         assert "run that release" in result.stderr and "TopicError" not in result.stderr, result.stderr
+
+
+def test_verify_reports_the_chain_and_names_the_newer_event_it_cannot_replay(ledger_url: str) -> None:
+    """`ledger verify` met the newer event rebuilding the read models it compares, and
+    answered only the refusal, whose advice (`or ledger verify, if none did`) was itself:
+    the chain it had walked went unsaid. It reports the chain, and the read models as not
+    checked, naming the event and the release to verify with."""
+    with open_ledger(ledger_url) as ledger:
+        _append_newer_event(ledger)
+    result = CliRunner().invoke(app, ["--db", ledger_url, "verify"])
+    assert result.exit_code == 1, result.output
+    assert "chain intact" in result.stdout, result.output
+    assert "NOT CHECKED: the audit and history read models: the stored event at position" in result.stdout
+    assert "'KeyPairResourcePolicy.Renamed'" in result.stdout and "ledger verify" not in result.output, result.output
