@@ -25,7 +25,7 @@ from sqlalchemy.schema import conv
 
 from domain.group import Group
 from domain.times import as_utc
-from domain.usage import local_days
+from domain.usage import finite, local_days
 from domain.workload import Kernel, VFolder
 from projections.projection import Batch, BatchProjection, on
 from projections.sql import POSITION, BulkInsert, chunks, compact_json, insert_for
@@ -339,12 +339,14 @@ class UsageProjection(BatchProjection):
         return bounds
 
     def _amount(self, amount: Any) -> float:
-        """A slot amount (text such as "0.5") as a float, through Decimal as ever."""
+        """A slot amount (text such as "0.5") as a float, through Decimal as ever; 0 for an
+        older release's `inf`, as the reports count it (an `inf` rollup absorbs every other
+        kernel's amount)."""
         value = self._amounts.get(amount)
         if value is None:
             if len(self._amounts) >= _CACHED:
                 self._amounts.clear()
-            value = self._amounts[amount] = float(Decimal(amount))
+            value = self._amounts[amount] = finite(float(Decimal(amount)))
         return value
 
     def _add_to_daily(self, conn: Connection, added: dict[DailyKey, list[float]]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from domain.times import as_utc
-from domain.usage import KernelUsage
+from domain.usage import KernelUsage, finite
 from projections.database import ReadModelDatabase
 from projections.registry import ProjectionSet
 from projections.runner import ProjectionRunner
@@ -95,7 +95,7 @@ class SqlUsageReader:
                 continue
             slots = totals.setdefault(kernel_group, {})
             for slot, amount in dict(occupied_slots).items():
-                slots[slot] = slots.get(slot, 0.0) + float(amount) * seconds
+                slots[slot] = slots.get(slot, 0.0) + finite(float(amount)) * seconds  # as the rollups count it
         return totals
 
     def _group_names(self, conn: sa.Connection, group_ids: set[str]) -> dict[str, tuple[str, str | None]]:

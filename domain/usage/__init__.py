@@ -7,7 +7,7 @@ from domain.usage.actions import (
     UsagePerPeriodActionResult,
 )
 from domain.usage.reader import KernelUsage, UsageReader
-from domain.usage.report import month_report, period_report
+from domain.usage.report import finite, month_report, period_report
 from domain.usage.service import UsageReports
 from domain.usage.windows import local_days, month_window, parse_timezone, period_window
 
@@ -19,6 +19,7 @@ __all__ = [
     "UsagePerPeriodActionResult",
     "UsageReader",
     "UsageReports",
+    "finite",
     "local_days",
     "month_report",
     "month_window",

@@ -26,11 +26,15 @@ USAGE_FIELDS = (
 )  # fmt: skip
 
 
+def finite(number: float) -> float:
+    """`number`, or 0 when it is not finite: an older release let a kernel occupy `inf`
+    (now refused), which holds no finite amount to report or add up."""
+    return number if math.isfinite(number) else 0.0
+
+
 def _float(value: Any) -> float:
     # float() of decimal text rounds exactly as float(Decimal(text)) does.
-    number = 0.0 if value is None else float(value)
-    # An older release let a kernel occupy `inf` (now refused): no finite amount to report.
-    return number if math.isfinite(number) else 0.0
+    return finite(0.0 if value is None else float(value))
 
 
 def _int(value: Any) -> int:

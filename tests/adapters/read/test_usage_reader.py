@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -136,3 +137,21 @@ def test_a_kernel_an_older_release_stored_occupying_infinity_is_reported(ledger:
     infos = {info["id"]: info for info in month[0]["c_infos"]}
     assert (infos[kernel.key]["mem_allocated"], infos[kernel.key]["cpu_allocated"]) == (0, 0.0)
     assert month[0]["g_mem_allocated"] == 4 * 2**30
+
+
+def test_usage_totals_count_a_kernel_occupying_infinity_as_the_reports_do(ledger: Ledger) -> None:
+    """The reports count an older release's `mem=inf` kernel as 0, but `usage_totals` gave
+    the group `inf` slot-seconds, running (added as it ran) or ended (an `inf` rollup,
+    which every later kernel of that day and slot added to stayed): the other kernels'
+    usage was lost. It counts as 0 there too."""
+    group = create_group(ledger, "team").id
+    other = start(ledger, group, T0)
+    fields = {**ledger.app.get(uuid.UUID(other), Kernel).fields}
+    kernel = Kernel.create_for(uuid.uuid4(), {**fields, "occupied_slots": {"cpu": "1", "mem": "Infinity"}})
+    ledger.app.save(kernel)
+    day = T0.date()
+    assert math.isfinite(ledger.queries.usage_totals(day, day)[str(group)]["mem"])  # both running
+    for each in (kernel.key, other):
+        action = TerminateKernelAction(kernel_id=uuid.UUID(each), terminated_at=T0 + timedelta(hours=1))
+        asyncio.run(ledger.services.workload.terminate_kernel(action))
+    assert ledger.queries.usage_totals(day, day)[str(group)]["mem"] == 4 * 2**30 * 3600  # the other's hour
