@@ -17,6 +17,7 @@ from domain.aggregates import ENTITY_KINDS
 from domain.audit import AuditRecord, audit_entry
 from domain.catalog import EntityType
 from domain.entity import Entity
+from domain.errors import UnknownEventType
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,12 @@ class StoreEntityDomains:
             stream = kind.id_for(entity_id)
         except ValueError:
             return None  # not an id of this kind: the service will say so
-        entity = self._app.get(stream, Entity)
+        try:
+            entity = self._app.get(stream, Entity)
+        except UnknownEventType:
+            # Unreadable here (a newer release's event), as the action found it: the record
+            # is still kept, the superadmin's as for an entity not found.
+            return None
         if not isinstance(entity, kind) or entity.is_deleted:
             return None
         return entity_domain(entity)

@@ -10,11 +10,13 @@ import asyncio
 
 import pytest
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 from typer.testing import CliRunner
 
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from domain.actions import ActionTriggerMeta
+from domain.audit import AuditRecord
 from domain.errors import UnknownEventType
 from domain.keypair_resource_policy import CreateKeyPairResourcePolicyAction, KeyPairResourcePolicyCreator
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
@@ -60,3 +62,22 @@ def test_verify_reports_the_chain_and_names_the_newer_event_it_cannot_replay(led
     assert "chain intact" in result.stdout, result.output
     assert "NOT CHECKED: the audit and history read models: the stored event at position" in result.stdout
     assert "'KeyPairResourcePolicy.Renamed'" in result.stdout and "ledger verify" not in result.output, result.output
+
+
+def test_a_write_refused_on_a_newer_event_is_audited(ledger_url: str) -> None:
+    """A write to the stream refused as `ledger_unknown_event_type` left no audit record: the
+    audit monitor, looking up the entity's domain for the record, met the same event and
+    failed. The refusal is recorded (the entity's domain unknown: the superadmin's record)."""
+    with open_ledger(ledger_url) as ledger:
+        _append_newer_event(ledger)
+        head = ledger.app.recorder.max_notification_id() or 0
+        result = CliRunner().invoke(
+            app, ["--db", ledger_url, "policy", "modify", "p", "--max-concurrent-sessions", "3"]
+        )
+        assert "error: ledger_unknown_event_type: " in result.stderr, result.stderr
+        assert "AuditMonitor failed" not in result.stderr, result.stderr
+        after = ledger.app.recorder.select_notifications(start=head + 1, limit=10)
+        records = [
+            vars(ledger.app.mapper.to_domain_event(n)) for n in after if n.topic == get_topic(AuditRecord.Recorded)
+        ]
+        assert [r["entry"]["error_code"] for r in records] == ["ledger_unknown_event_type"], records
