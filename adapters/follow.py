@@ -21,7 +21,7 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters.bootstrap import Ledger
 from adapters.store import StoreConfig
-from domain.errors import ReadModelVersionMismatch, StoreUnavailable
+from domain.errors import ReadModelVersionMismatch, StoreUnavailable, UnknownEventType
 from projections.status import describe_stall, ways_out
 
 RETIRED_CHUNKS_PER_WAKE = 5
@@ -108,7 +108,8 @@ def follow(
     """Keeps every projection caught up until interrupted (or once, with `once`); returns
     the last position reached. With `stop`, an interrupt is raised only between two batches
     and while waiting for the next poll. Errors of an unavailable database are reported and retried
-    after the poll interval; a version replaced by newer code ends the follower. A
+    after the poll interval; a version replaced by newer code, or an event of a type only
+    newer code knows, ends the follower. A
     projection whose handler fails stalls (the runner records it) with one warning here,
     and the follower goes on with the others; the stalled one is looked at again only
     when new events come (a skip is one), so it neither dies nor spins on it."""
@@ -123,7 +124,7 @@ def follow(
         while True:
             try:
                 position = ledger.runner.catch_up(progress=between)
-            except ReadModelVersionMismatch:
+            except (ReadModelVersionMismatch, UnknownEventType):  # newer code's: no retry gets past it
                 raise
             except (StoreUnavailable, PersistenceError) as exc:
                 if once:

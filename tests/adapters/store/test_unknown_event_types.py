@@ -13,6 +13,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 from typer.testing import CliRunner
 
+from adapters import follow as follower
 from adapters.bootstrap import Ledger, open_ledger
 from adapters.cli import app
 from domain.actions import ActionTriggerMeta
@@ -81,3 +82,20 @@ def test_a_write_refused_on_a_newer_event_is_audited(ledger_url: str) -> None:
             vars(ledger.app.mapper.to_domain_event(n)) for n in after if n.topic == get_topic(AuditRecord.Recorded)
         ]
         assert [r["entry"]["error_code"] for r in records] == ["ledger_unknown_event_type"], records
+
+
+def test_the_follower_ends_on_a_newer_event_as_on_a_newer_read_model(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ledger projections run` took the refusal for a store that would come back: it
+    warned and retried every poll for good, which this release can never get past. It
+    ends, as it does when newer code replaced a read model's version."""
+
+    def retried(message: str) -> None:
+        raise AssertionError(f"retried: {message}")
+
+    monkeypatch.setattr(follower, "_warn", retried)
+    with open_ledger(ledger_url) as ledger:
+        _append_newer_event(ledger)
+        with pytest.raises(UnknownEventType, match="run that release"):
+            follower.follow(ledger, 0.01)
