@@ -17,7 +17,7 @@ from domain.aggregates import ENTITY_KINDS
 from domain.audit import AuditRecord, audit_entry
 from domain.catalog import EntityType
 from domain.entity import Entity
-from domain.errors import UnknownEventType
+from domain.errors import DamagedEvent, UnknownEventType
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,10 @@ class StoreEntityDomains:
             return None  # not an id of this kind: the service will say so
         try:
             entity = self._app.get(stream, Entity)
-        except UnknownEventType:
-            # Unreadable here (a newer release's event), as the action found it: the record
-            # is still kept, the superadmin's as for an entity not found.
+        except (UnknownEventType, DamagedEvent):
+            # Unreadable here (a newer release's event, or one altered behind the ledger's
+            # back), as the action found it: the record is still kept, the superadmin's as
+            # for an entity not found.
             return None
         if not isinstance(entity, kind) or entity.is_deleted:
             return None

@@ -15,7 +15,11 @@ from adapters.bootstrap import Ledger, open_ledger
 from domain.entity import Entity
 from domain.errors import DamagedEvent, DuplicatePolicyName, InvalidAPIParameters, ObjectNotFound, StoreUnavailable
 from domain.group import ModifyGroupAction
-from domain.keypair_resource_policy import KeyPairResourcePolicyData
+from domain.keypair_resource_policy import (
+    KeyPairResourcePolicyData,
+    KeyPairResourcePolicyModifier,
+    ModifyKeyPairResourcePolicyAction,
+)
 from domain.keypair_resource_policy.aggregate import KeyPairResourcePolicy
 from domain.personal import ERASED
 from tests.actions import run
@@ -209,6 +213,23 @@ def test_a_stream_missing_its_first_event_is_a_damaged_event_to_every_past_read(
     # Versions 2, 3, then 1000.
     match = r"does not begin with its creation.*ledger verify"
     _every_past_read_is_damaged(ledger, "headless", moved=0, from_version=2, match=match)
+
+
+def test_a_command_refused_on_a_damaged_stream_is_audited(ledger: Ledger) -> None:
+    """A command on a stream with an event gone was refused as `ledger_damaged_event`, but
+    left no audit record: the audit monitor, looking up the entity's domain for the
+    record, met the same damage and failed. Every outcome is recorded."""
+    create(ledger, "audited", idle_timeout=1)
+    modify(ledger, "audited", idle_timeout=2)
+    modify(ledger, "audited", idle_timeout=3)
+    position = ledger.queries.history(POLICY, "audited")[1].position
+    ledger.app.cache.clear()
+    move_event_version(ledger, position, 1000)
+    action = ModifyKeyPairResourcePolicyAction(name="audited", modifier=KeyPairResourcePolicyModifier(idle_timeout=4))
+    with pytest.raises(DamagedEvent):
+        run(ledger, "keypair_resource_policy", "modify_keypair_resource_policy", action)
+    records = ledger.queries.audit_log(entity_type=POLICY, entity_id="audited")
+    assert [r.error_code for r in records if r.status == "error"] == ["ledger_damaged_event"], records
 
 
 def test_an_assertion_in_the_ledgers_own_replay_is_no_damaged_event(
