@@ -16,6 +16,7 @@ names its fields.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import functools
@@ -500,15 +501,14 @@ def as_option_error(
     when no parameter does."""
     # Any not-found error (a GroupNotFound too: session enqueue --group-id), rebuilt of its class.
     renamed = isinstance(exc, ObjectNotFound) or type(exc) in (InvalidAPIParameters, PolicyNotAllowedInDomain)
-    if isinstance(exc, VFolderHostNotAllowed):
-        # Its message names the vfolder, not the field: only the field is renamed.
-        host_option = None if exc.field is None else _as_option(exc.field, exc.message, ctx)
-        if host_option is None:
-            return None
-        return VFolderHostNotAllowed(exc.message, host=exc.host, permission=exc.permission, field=host_option[0])
-    if isinstance(exc, Duplicate):  # its message names the entity: only the field is renamed
+    if isinstance(exc, VFolderHostNotAllowed | Duplicate):
+        # Their messages name the vfolder or the entity, not the field: only the field is renamed.
         as_named = None if exc.field is None else _as_option(exc.field, exc.message, ctx)
-        return None if as_named is None else type(exc)(exc.message, field=as_named[0])
+        if as_named is None:
+            return None
+        option_named = copy.copy(exc)  # its class and every attribute (a refusal's host and permission)
+        option_named.field = as_named[0]
+        return option_named
     if exc.field is None or not renamed:
         return None
     named = _as_option(exc.field, exc.reason, ctx)
