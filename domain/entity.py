@@ -35,12 +35,16 @@ def event_class(topic: str, where: str) -> type:
     return found
 
 
-def unknown_event(topic: str, where: str) -> UnknownEventType:
+def unknown_event(topic: str, where: str, version: tuple[int, int] | None = None) -> UnknownEventType:
     """A stored event (`where`: which) of a type this release does not know, in the ledger's
     words, not as the library's TopicError: a newer release wrote it, so this process is to
-    be upgraded, not retried."""
+    be upgraded, not retried. `version`: (stored, known) when the type is known but the
+    event is of a later `class_version` of it, whose shape this release cannot read."""
     kind = topic.rpartition(":")[2] or topic
-    found = f"{where} is of a type this release does not know ({kind!r})"
+    if version is None:
+        found = f"{where} is of a type this release does not know ({kind!r})"
+    else:
+        found = f"{where} is version {version[0]} of {kind!r}, which this release knows up to version {version[1]}"
     error = UnknownEventType(
         f"{found}: a newer release wrote it, so run that release (or `ledger verify`, if none did)"
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic
 from typer.testing import CliRunner
 
@@ -99,3 +99,22 @@ def test_the_follower_ends_on_a_newer_event_as_on_a_newer_read_model(
         _append_newer_event(ledger)
         with pytest.raises(UnknownEventType, match="run that release"):
             follower.follow(ledger, 0.01)
+
+
+def test_a_later_version_of_a_known_event_that_this_release_cannot_read_is_no_damage(ledger_url: str) -> None:
+    """An event of a type this release knows, in a later shape (a newer release raised its
+    `class_version` and dropped a field): the library upcasts only up, so it lacked fields
+    and read as bytes that do not decode, `ledger_damaged_event`, though `verify` finds the
+    chain intact. It is a newer release's event, said so."""
+    reshaped = b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-12-05T00:00:00+00:00"},"class_version":2}'
+    modified = get_topic(KeyPairResourcePolicy.Modified)
+    with open_ledger(ledger_url) as ledger:
+        _append_newer_event(ledger)  # version 2: the unknown type; the reshaped event follows
+        ledger.app.recorder.insert_events([StoredEvent(KeyPairResourcePolicy.id_for("p"), 3, modified, reshaped)])
+        events = ledger.app.recorder.select_events(KeyPairResourcePolicy.id_for("p"), gt=2)
+        with pytest.raises(UnknownEventType, match=r"at version 3 is version 2 of 'KeyPairResourcePolicy.Modified'"):
+            ledger.app.mapper.to_domain_event(events[0])
+        # The same bytes without a later version are what they were: another event's shape.
+        same_version = StoredEvent(events[0].originator_id, 3, modified, reshaped.replace(b',"class_version":2', b""))
+        with pytest.raises(MapperDeserialisationError):
+            ledger.app.mapper.to_domain_event(same_version)
