@@ -27,6 +27,9 @@ class LedgerError(Exception):
     # Which action of a batch (a workload batch) was refused, set where the batch is applied:
     # a refusal over an entity the action refers to (its group) does not name the action.
     batch_index: int | None = None
+    # The input at fault, for an adapter to name (a problem's `field`, the CLI's option):
+    # set by the errors about one input (FieldError, ObjectNotFound, Duplicate, ...), else none.
+    field: str | None = None
 
     def __init__(self, message: str) -> None:
         message = encodable(message)  # a message may quote input: a slot name, an unknown key

@@ -96,11 +96,10 @@ def error_json(exc: BaseException) -> dict[str, Any]:
     refusal weighed (`LedgerError.weighed`); anything else `internal`. Escaped as
     `error_line` escapes."""
     if isinstance(exc, LedgerError):
-        field = getattr(exc, "field", None)
         return {
             "code": safe(exc.code),
             "message": one_line(exc.message),
-            "field": None if field is None else safe(str(field)),
+            "field": None if exc.field is None else safe(str(exc.field)),
             "status": exc.status,
             **{name: safe(value) for name, value in exc.weighed().items()},  # as over HTTP
             **_every_refusal(exc),

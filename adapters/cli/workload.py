@@ -346,7 +346,7 @@ def workload_import(
                 f"{'was' if stop.recorded == 1 else 'were'} recorded; fix the line and resume with "
                 f"--from-line {stop.line})",
                 status=stop.cause.status,
-                field=getattr(stop.cause, "field", None),  # the line's key at fault (`name`), if one is
+                field=stop.cause.field,  # the line's key at fault (`name`), if one is
             )
         except _Unreadable as unreadable:  # the batches before it are stored, none after
             progress.stop()

@@ -27,15 +27,12 @@ from adapters.http.methods import allowed_methods
 from domain.entity import entity_not_found
 from domain.errors import (
     AuthenticationFailed,
-    Duplicate,
-    FieldError,
     ForeignEntity,
     IdempotentRequestApplied,
     InvalidAPIParameters,
     LedgerError,
     MissingToken,
     ObjectNotFound,
-    VFolderHostNotAllowed,
 )
 from domain.shown import shown
 
@@ -109,11 +106,12 @@ def ledger_problem(exc: LedgerError) -> JSONResponse:
     if isinstance(exc, AuthenticationFailed | MissingToken):
         headers["WWW-Authenticate"] = 'Bearer realm="policy-ledger"'
     status = exc.status if 400 <= exc.status < 600 else 500
-    field = exc.field if isinstance(exc, FieldError | ObjectNotFound | VFolderHostNotAllowed | Duplicate) else None
     errors = None
     if isinstance(exc, InvalidAPIParameters) and exc.others:
         errors = [Refusal(field=each.field, reason=each.reason) for each in exc.every()]
-    return problem(status, exc.code, exc.message, field=field, headers=headers, weighed=exc.weighed(), errors=errors)
+    return problem(
+        status, exc.code, exc.message, field=exc.field, headers=headers, weighed=exc.weighed(), errors=errors
+    )
 
 
 def _refusal(error: Any) -> LedgerError:
