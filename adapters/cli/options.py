@@ -173,7 +173,7 @@ def parse_project_type_option(raw: str) -> ProjectType:
 
 
 TypeOption = Annotated[
-    Any,
+    ProjectType | None,
     typer.Option(
         "--type",
         parser=parse_project_type_option,
